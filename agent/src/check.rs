@@ -1,0 +1,246 @@
+//! The check stage: enrol on first contact, send queued reports, check in with what is
+//! installed, and turn jobs (and, with `auto_install`, available upgrades) into pending
+//! installs. Each manifest is verified here — signatures, expiry, item, version, device class,
+//! anti-rollback — before anything is recorded; a refusal is reported and changes nothing else.
+
+use ferry_manifests::wire::{CheckInResponse, DeviceFacts, InstalledItem};
+use ferry_manifests::{Envelope, Manifest, VerifiedManifest};
+
+use crate::error::Error;
+use crate::policy::{self, Admission};
+use crate::report::{self, Attempt};
+use crate::state::{read_json, write_atomic, DeviceCredential, Pending};
+use crate::{now_rfc3339, Agent};
+
+#[derive(Debug, Default)]
+pub struct CheckSummary {
+    pub available: Vec<(String, semver::Version)>,
+    pub newly_pending: Vec<(String, semver::Version)>,
+    pub refused: usize,
+}
+
+pub fn facts(agent: &Agent) -> DeviceFacts {
+    let (os, os_version) = os_release();
+    DeviceFacts {
+        hostname: agent.cfg.hostname.clone().unwrap_or_else(hostname),
+        os,
+        os_version,
+        arch: std::env::consts::ARCH.to_string(),
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        device_class: agent.cfg.device_class.clone(),
+        installed: agent
+            .cfg
+            .items
+            .iter()
+            .map(|i| InstalledItem {
+                item: i.name.clone(),
+                version: agent
+                    .state
+                    .items
+                    .get(&i.name)
+                    .and_then(|s| s.installed.clone()),
+            })
+            .collect(),
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `(NAME, VERSION_ID)` from /etc/os-release.
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    let name = field("NAME");
+    (
+        if name.is_empty() {
+            std::env::consts::OS.to_string()
+        } else {
+            name
+        },
+        field("VERSION_ID"),
+    )
+}
+
+/// Makes sure the API client carries this device's credential, enrolling if needed.
+pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
+    let server = agent.cfg.server_url.to_string();
+    if let Some(cred) = agent.dir.credential()? {
+        if cred.server_url == server {
+            agent.api.set_token(cred.device_token);
+            return Ok(());
+        }
+        tracing::info!(old = %cred.server_url, new = %server, "server_url changed; enrolling again");
+    }
+    let Some(token) = agent.cfg.enrol_token.clone() else {
+        return Err(Error::Other(format!(
+            "this device is not enrolled: set `enrol_token` or `enrol_token_file` in {}",
+            agent.cfg.path.display()
+        )));
+    };
+    let facts = facts(agent);
+    let resp = agent.api.enrol(&token, &facts)?;
+    tracing::info!(host_id = %resp.host_id, "enrolled with the server");
+    agent.dir.save_credential(&DeviceCredential {
+        host_id: resp.host_id,
+        device_token: resp.device_token.clone(),
+        server_url: server,
+    })?;
+    agent.api.set_token(resp.device_token);
+    Ok(())
+}
+
+pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
+    ensure_enrolled(agent)?;
+    let sent = report::flush(&agent.api, &agent.dir)?;
+    if sent > 0 {
+        tracing::info!(count = sent, "delivered queued reports");
+    }
+    let facts = facts(agent);
+    let resp: CheckInResponse = agent.api.check_in(&facts)?;
+    let mut summary = CheckSummary::default();
+
+    let configured: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
+    for name in &configured {
+        let offered = resp.available.iter().find(|a| &a.item == name);
+        let st = agent.state.items.entry(name.clone()).or_default();
+        st.available = offered.map(|a| a.version.clone());
+        if let Some(a) = offered {
+            summary.available.push((a.item.clone(), a.version.clone()));
+        }
+    }
+
+    let mut wanted: Vec<(String, semver::Version, Option<String>, String)> = resp
+        .jobs
+        .iter()
+        .map(|j| {
+            (
+                j.item.clone(),
+                j.version.clone(),
+                Some(j.job_id.clone()),
+                j.manifest_path.clone(),
+            )
+        })
+        .collect();
+    if agent.cfg.auto_install {
+        for a in &resp.available {
+            let st = agent.item_state(&a.item);
+            let has_job = wanted.iter().any(|w| w.0 == a.item);
+            if configured.contains(&a.item)
+                && !has_job
+                && st.pending.is_none()
+                && policy::is_upgrade(&a.version, &st)
+            {
+                wanted.push((
+                    a.item.clone(),
+                    a.version.clone(),
+                    None,
+                    a.manifest_path.clone(),
+                ));
+            }
+        }
+    }
+
+    for (item, version, job_id, manifest_path) in wanted {
+        let st = agent.item_state(&item);
+        if let Some(p) = &st.pending {
+            if p.version == version && p.job_id == job_id {
+                continue; // already verified and recorded
+            }
+        }
+        let pending = Pending {
+            version: version.clone(),
+            job_id: job_id.clone(),
+            envelope: format!("{item}-{version}.json"),
+            downloaded: false,
+        };
+        if agent.cfg.item(&item).is_none() {
+            let attempt = Attempt::start(&item, &pending, None);
+            agent.finish(
+                attempt.refused(format!(
+                    "item {item:?} is not configured on this device (no [[items]] entry in {})",
+                    agent.cfg.path.display()
+                )),
+                &pending,
+            )?;
+            summary.refused += 1;
+            continue;
+        }
+        let (envelope, bytes) = agent.api.envelope(&manifest_path)?;
+        match admit(agent, &item, &version, &envelope) {
+            Ok((_, Admission::AlreadyInstalled)) => {
+                let attempt = Attempt::start(&item, &pending, st.installed.clone());
+                agent.finish(
+                    attempt.with(
+                        ferry_manifests::wire::Outcome::Installed,
+                        format!("{item} {version} is already installed"),
+                    ),
+                    &pending,
+                )?;
+            }
+            Ok((_, Admission::Install)) => {
+                write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
+                tracing::info!(%item, %version, job = ?job_id, "update verified and pending");
+                summary.newly_pending.push((item.clone(), version.clone()));
+                agent.state.items.entry(item).or_default().pending = Some(pending);
+            }
+            Err(message) => {
+                let attempt = Attempt::start(&item, &pending, st.installed.clone());
+                agent.finish(attempt.refused(message), &pending)?;
+                summary.refused += 1;
+            }
+        }
+    }
+    agent.state.last_check = Some(now_rfc3339());
+    agent.dir.save_state(&agent.state)?;
+    Ok(summary)
+}
+
+/// Verifies an envelope for `item`/`version` and applies the device's policy.
+fn admit(
+    agent: &Agent,
+    item: &str,
+    version: &semver::Version,
+    envelope: &Envelope,
+) -> Result<(VerifiedManifest, Admission), String> {
+    let verified = Manifest::verify(
+        envelope,
+        &agent.cfg.trusted,
+        agent.cfg.signature_threshold,
+        time::OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| e.to_string())?;
+    let admission = policy::admit(
+        &verified,
+        item,
+        version,
+        &agent.item_state(item),
+        agent.cfg.device_class.as_deref(),
+    )
+    .map_err(|e| e.to_string())?;
+    Ok((verified, admission))
+}
+
+/// Loads a pending release's stored envelope and verifies it again (keys may have changed,
+/// the manifest may have expired, the file may have been altered since the check).
+pub fn load_verified(
+    agent: &Agent,
+    item: &str,
+    pending: &Pending,
+) -> Result<VerifiedManifest, String> {
+    let path = agent.dir.manifests().join(&pending.envelope);
+    let envelope: Envelope = read_json(&path)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("stored manifest {} is missing", path.display()))?;
+    let (verified, _) = admit(agent, item, &pending.version, &envelope)?;
+    Ok(verified)
+}

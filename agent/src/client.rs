@@ -1,0 +1,179 @@
+//! The agent's HTTP client: enrolment, check-in, manifests, reports. Thin: it moves wire types
+//! and maps transport failures to [`Error::Unreachable`].
+
+use std::time::Duration;
+
+use ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
+use ferry_manifests::wire::{
+    ApiError, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, Report,
+    ReportAck, ReportBatch,
+};
+use ferry_manifests::Envelope;
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use reqwest::Url;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// How long to wait for a TCP/TLS connection before calling the server unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Upper bound for an API call (not for artifact downloads, which use a read timeout).
+pub const API_TIMEOUT: Duration = Duration::from_secs(60);
+/// A download that receives no byte for this long is abandoned (and resumed next time).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Api {
+    pub base: Url,
+    http: Client,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: Url) -> Result<Api, Error> {
+        let http = Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            // In the blocking client this bounds each wait: connect, headers, every body read.
+            .timeout(READ_TIMEOUT)
+            .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Api {
+            base,
+            http,
+            token: None,
+        })
+    }
+
+    pub fn set_token(&mut self, token: String) {
+        self.token = Some(token);
+    }
+
+    pub fn url(&self, path: &str) -> Result<Url, Error> {
+        self.base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| Error::Other(format!("bad server path {path:?}: {e}")))
+    }
+
+    /// Whether `url` is on the server itself (so it may carry the device credential).
+    pub fn same_origin(&self, url: &Url) -> bool {
+        url.scheme() == self.base.scheme()
+            && url.host() == self.base.host()
+            && url.port_or_known_default() == self.base.port_or_known_default()
+    }
+
+    pub fn http(&self) -> &Client {
+        &self.http
+    }
+
+    pub fn authorize(&self, req: RequestBuilder) -> RequestBuilder {
+        match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        }
+    }
+
+    fn send(&self, url: &Url, req: RequestBuilder) -> Result<Response, Error> {
+        let resp = self
+            .authorize(req)
+            .timeout(API_TIMEOUT)
+            .send()
+            .map_err(|e| transport_error(url, e))?;
+        check_status(url, resp)
+    }
+
+    fn json<T: DeserializeOwned>(&self, url: &Url, resp: Response) -> Result<T, Error> {
+        resp.json().map_err(|e| Error::Server {
+            url: url.to_string(),
+            status: 200,
+            message: format!("unexpected response body: {e}"),
+        })
+    }
+
+    pub fn enrol(&self, enrol_token: &str, facts: &DeviceFacts) -> Result<EnrolResponse, Error> {
+        let url = self.url("api/v1/enrol")?;
+        let body = EnrolRequest {
+            enrol_token: enrol_token.to_string(),
+            facts: facts.clone(),
+        };
+        let resp = self.send(&url, self.http.post(url.clone()).json(&body))?;
+        self.json(&url, resp)
+    }
+
+    pub fn check_in(&self, facts: &DeviceFacts) -> Result<CheckInResponse, Error> {
+        let url = self.url("api/v1/device/checkin")?;
+        let body = CheckInRequest {
+            facts: facts.clone(),
+        };
+        let resp = self.send(&url, self.http.post(url.clone()).json(&body))?;
+        self.json(&url, resp)
+    }
+
+    /// Fetches a signed envelope, refusing oversized bodies before parsing.
+    pub fn envelope(&self, path: &str) -> Result<(Envelope, Vec<u8>), Error> {
+        let url = self.url(path)?;
+        let resp = self.send(&url, self.http.get(url.clone()))?;
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_ENVELOPE_BYTES as u64)
+        {
+            return Err(Error::Server {
+                url: url.to_string(),
+                status: 200,
+                message: format!("manifest larger than {MAX_ENVELOPE_BYTES} bytes"),
+            });
+        }
+        let mut bytes = Vec::new();
+        use std::io::Read as _;
+        resp.take(MAX_ENVELOPE_BYTES as u64 + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Unreachable {
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        let envelope = Envelope::parse(&bytes).map_err(|e| Error::Server {
+            url: url.to_string(),
+            status: 200,
+            message: e.to_string(),
+        })?;
+        Ok((envelope, bytes))
+    }
+
+    pub fn send_reports(&self, reports: Vec<Report>) -> Result<ReportAck, Error> {
+        let url = self.url("api/v1/device/reports")?;
+        let resp = self.send(
+            &url,
+            self.http.post(url.clone()).json(&ReportBatch { reports }),
+        )?;
+        self.json(&url, resp)
+    }
+}
+
+pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    Error::Unreachable {
+        url: url.to_string(),
+        message,
+    }
+}
+
+pub fn check_status(url: &Url, resp: Response) -> Result<Response, Error> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let code = status.as_u16();
+    let message = match resp.json::<ApiError>() {
+        Ok(e) => format!("{} ({})", e.message, e.code),
+        Err(_) => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    Err(Error::Server {
+        url: url.to_string(),
+        status: code,
+        message,
+    })
+}

@@ -1,0 +1,297 @@
+//! The agent's TOML configuration. Every key is documented in docs/configuration.md and in
+//! `agent/ferry-agent.example.toml`; unknown keys and bad values are errors that name the key
+//! and the file.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ferry_manifests::manifest::validate_item_name;
+use ferry_manifests::{PublicKey, TrustedKeys};
+use serde::Deserialize;
+
+/// Default path of the config file.
+pub const DEFAULT_CONFIG: &str = "/etc/ferry/agent.toml";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    server_url: String,
+    enrol_token: Option<String>,
+    enrol_token_file: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
+    trusted_keys: Vec<PathBuf>,
+    signature_threshold: Option<usize>,
+    poll_interval_secs: Option<u64>,
+    auto_install: Option<bool>,
+    device_class: Option<String>,
+    hostname: Option<String>,
+    hook_timeout_secs: Option<u64>,
+    keep_releases: Option<usize>,
+    #[serde(default)]
+    items: Vec<ItemConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ItemConfig {
+    /// The software item's name, as in its releases.
+    pub name: String,
+    /// Where the item lives on this device.
+    pub root: PathBuf,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub server_url: reqwest::Url,
+    pub enrol_token: Option<String>,
+    pub state_dir: PathBuf,
+    pub trusted: TrustedKeys,
+    pub signature_threshold: usize,
+    pub poll_interval_secs: u64,
+    pub auto_install: bool,
+    pub device_class: Option<String>,
+    pub hostname: Option<String>,
+    pub hook_timeout_secs: u64,
+    /// Releases kept per item: the current one plus this many previous ones minus one.
+    pub keep_releases: usize,
+    pub items: Vec<ItemConfig>,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates config text; `path` names the file in errors and anchors
+    /// relative paths inside it.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &Path| -> PathBuf {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let server_url = parse_server_url(&raw.server_url)
+            .map_err(|e| invalid(format!("key `server_url`: {e}")))?;
+
+        let enrol_token = match (raw.enrol_token, raw.enrol_token_file) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "set either `enrol_token` or `enrol_token_file`, not both".into(),
+                ))
+            }
+            (Some(token), None) => Some(token.trim().to_string()),
+            (None, Some(file)) => {
+                let file = resolve(&file);
+                let token = std::fs::read_to_string(&file).map_err(|e| {
+                    invalid(format!(
+                        "key `enrol_token_file`: cannot read {}: {e}",
+                        file.display()
+                    ))
+                })?;
+                Some(token.trim().to_string())
+            }
+            (None, None) => None,
+        };
+        if enrol_token.as_deref() == Some("") {
+            return Err(invalid("key `enrol_token`: the token is empty".into()));
+        }
+
+        if raw.trusted_keys.is_empty() {
+            return Err(invalid(
+                "key `trusted_keys`: list at least one release public key (.pub file)".into(),
+            ));
+        }
+        let mut keys = Vec::new();
+        for key_path in &raw.trusted_keys {
+            let key = PublicKey::load(&resolve(key_path))
+                .map_err(|e| invalid(format!("key `trusted_keys`: {e}")))?;
+            keys.push(key);
+        }
+        let trusted = TrustedKeys::new(keys);
+        let signature_threshold = raw.signature_threshold.unwrap_or(1);
+        if signature_threshold == 0 || signature_threshold > trusted.len() {
+            return Err(invalid(format!(
+                "key `signature_threshold`: {signature_threshold} must be between 1 and the number of distinct trusted keys ({})",
+                trusted.len()
+            )));
+        }
+
+        let poll_interval_secs = raw.poll_interval_secs.unwrap_or(3600);
+        if !(1..=7 * 24 * 3600).contains(&poll_interval_secs) {
+            return Err(invalid(format!(
+                "key `poll_interval_secs`: {poll_interval_secs} must be between 1 and 604800"
+            )));
+        }
+        let hook_timeout_secs = raw.hook_timeout_secs.unwrap_or(300);
+        if hook_timeout_secs == 0 {
+            return Err(invalid(
+                "key `hook_timeout_secs`: must be at least 1".into(),
+            ));
+        }
+        let keep_releases = raw.keep_releases.unwrap_or(2);
+        if keep_releases < 2 {
+            return Err(invalid(
+                "key `keep_releases`: must be at least 2 (the current release and its backup)"
+                    .into(),
+            ));
+        }
+
+        let mut names = BTreeSet::new();
+        let mut items = Vec::new();
+        for item in raw.items {
+            validate_item_name(&item.name)
+                .map_err(|e| invalid(format!("[[items]] `name`: {e}")))?;
+            if !names.insert(item.name.clone()) {
+                return Err(invalid(format!(
+                    "[[items]] `name`: item {:?} is listed twice",
+                    item.name
+                )));
+            }
+            if !item.root.is_absolute() {
+                return Err(invalid(format!(
+                    "[[items]] `root` of {:?}: {} must be an absolute path",
+                    item.name,
+                    item.root.display()
+                )));
+            }
+            items.push(item);
+        }
+
+        Ok(Config {
+            path: path.to_path_buf(),
+            server_url,
+            enrol_token,
+            state_dir: raw
+                .state_dir
+                .map(|p| resolve(&p))
+                .unwrap_or_else(|| PathBuf::from("/var/lib/ferry-agent")),
+            trusted,
+            signature_threshold,
+            poll_interval_secs,
+            auto_install: raw.auto_install.unwrap_or(false),
+            device_class: raw.device_class,
+            hostname: raw.hostname,
+            hook_timeout_secs,
+            keep_releases,
+            items,
+        })
+    }
+
+    pub fn item(&self, name: &str) -> Option<&ItemConfig> {
+        self.items.iter().find(|i| i.name == name)
+    }
+}
+
+fn parse_server_url(text: &str) -> Result<reqwest::Url, String> {
+    let mut url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if url.cannot_be_a_base() || url.host().is_none() {
+        return Err(format!("{text:?} has no host"));
+    }
+    // Make relative joins append rather than replace the last path segment.
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferry_manifests::SigningKeyFile;
+
+    fn dir_with_key() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKeyFile::from_seed([9; 32]);
+        std::fs::write(
+            dir.path().join("release.pub"),
+            key.public().to_file_string(),
+        )
+        .unwrap();
+        let cfg = dir.path().join("agent.toml");
+        (dir, cfg)
+    }
+
+    const GOOD: &str = r#"
+server_url = "http://127.0.0.1:8080"
+enrol_token = "abc"
+state_dir = "state"
+trusted_keys = ["release.pub"]
+poll_interval_secs = 60
+auto_install = true
+
+[[items]]
+name = "web"
+root = "/opt/web"
+"#;
+
+    #[test]
+    fn a_good_config_loads_with_paths_relative_to_the_file() {
+        let (dir, path) = dir_with_key();
+        let cfg = Config::parse(GOOD, &path).unwrap();
+        assert_eq!(cfg.state_dir, dir.path().join("state"));
+        assert_eq!(cfg.server_url.as_str(), "http://127.0.0.1:8080/");
+        assert!(cfg.auto_install);
+        assert_eq!(cfg.items[0].root, PathBuf::from("/opt/web"));
+    }
+
+    #[test]
+    fn an_unknown_key_is_named_with_the_file() {
+        let (_dir, path) = dir_with_key();
+        let err = Config::parse(&format!("pol_interval = 3\n{GOOD}"), &path).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("pol_interval"), "{text}");
+        assert!(text.contains("agent.toml"), "{text}");
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let (_dir, path) = dir_with_key();
+        let cases = [
+            (GOOD.replace("60", "0"), "poll_interval_secs"),
+            (
+                GOOD.replace("http://127.0.0.1:8080", "ftp://x"),
+                "server_url",
+            ),
+            (GOOD.replace("/opt/web", "opt/web"), "root"),
+            (GOOD.replace("release.pub", "missing.pub"), "trusted_keys"),
+            (
+                GOOD.replace("auto_install = true", "auto_install = \"yes\""),
+                "auto_install",
+            ),
+        ];
+        for (text, key) in cases {
+            let err = Config::parse(&text, &path).unwrap_err().to_string();
+            assert!(err.contains(key), "expected {key} in: {err}");
+        }
+    }
+}

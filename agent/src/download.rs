@@ -1,0 +1,244 @@
+//! The download stage: fetch each pending release's artifact into the state directory,
+//! resuming a partial file with an HTTP Range request, hashing while it streams, and never
+//! accepting more bytes than the signed size. A file is renamed to its final name only once
+//! its size and sha256 match the signed manifest.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use ferry_manifests::Manifest;
+use reqwest::header::{CONTENT_RANGE, RANGE};
+use reqwest::StatusCode;
+use sha2::{Digest, Sha256};
+
+use crate::client::{check_status, transport_error, Api};
+use crate::error::{io_err, Error};
+use crate::report::Attempt;
+use crate::state::{fsync_dir, StateDir};
+use crate::{check, Agent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The bytes do not match the signed manifest: refuse the release.
+    #[error("{0}")]
+    Tampered(String),
+    /// Network or server trouble: keep the partial file and try again later.
+    #[error(transparent)]
+    Transient(#[from] Error),
+}
+
+pub fn run(agent: &mut Agent) -> Result<usize, Error> {
+    let mut done = 0;
+    let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
+    for name in names {
+        let Some(pending) = agent.item_state(&name).pending.clone() else {
+            continue;
+        };
+        if pending.downloaded {
+            continue;
+        }
+        let installed = agent.item_state(&name).installed.clone();
+        let verified = match check::load_verified(agent, &name, &pending) {
+            Ok(v) => v,
+            Err(message) => {
+                agent.finish(
+                    Attempt::start(&name, &pending, installed).refused(message),
+                    &pending,
+                )?;
+                continue;
+            }
+        };
+        match fetch_artifact(agent, &verified) {
+            Ok(path) => {
+                tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
+                if let Some(p) = agent
+                    .state
+                    .items
+                    .get_mut(&name)
+                    .and_then(|s| s.pending.as_mut())
+                {
+                    p.downloaded = true;
+                }
+                agent.dir.save_state(&agent.state)?;
+                done += 1;
+            }
+            Err(DownloadError::Tampered(message)) => {
+                agent.finish(
+                    Attempt::start(&name, &pending, installed).refused(message),
+                    &pending,
+                )?;
+            }
+            Err(DownloadError::Transient(e)) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// Tries each artifact URL in order; returns the path of the verified artifact.
+fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, DownloadError> {
+    let artifact = &manifest.artifact;
+    let final_path = agent.dir.artifact_path(&artifact.sha256);
+    if final_path.exists() {
+        return Ok(final_path);
+    }
+    preflight_space(&agent.dir, artifact.size)?;
+    let part = agent
+        .dir
+        .downloads()
+        .join(format!("{}.part", artifact.sha256));
+    let mut last_error = None;
+    for url in &artifact.urls {
+        let url = resolve_url(&agent.api, url).map_err(DownloadError::Transient)?;
+        match download_one(agent, &url, &part, manifest) {
+            Ok(()) => {
+                fs::rename(&part, &final_path).map_err(|e| Error::from(io_err(&final_path)(e)))?;
+                fsync_dir(&agent.dir.downloads())?;
+                return Ok(final_path);
+            }
+            Err(DownloadError::Tampered(m)) => {
+                let _ = fs::remove_file(&part);
+                return Err(DownloadError::Tampered(m));
+            }
+            Err(DownloadError::Transient(e)) => {
+                tracing::warn!(%url, "download failed, trying the next mirror: {e}");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(DownloadError::Transient(last_error.unwrap_or_else(|| {
+        Error::Other("the manifest lists no artifact URL".into())
+    })))
+}
+
+/// Relative URLs resolve against the server's artifact base.
+pub fn resolve_url(api: &Api, url: &str) -> Result<reqwest::Url, Error> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        reqwest::Url::parse(url).map_err(|e| Error::Other(format!("bad artifact URL {url:?}: {e}")))
+    } else {
+        api.url(&format!("api/v1/artifacts/{url}"))
+    }
+}
+
+fn preflight_space(dir: &StateDir, needed: u64) -> Result<(), Error> {
+    let path = dir.downloads();
+    let stat =
+        nix::sys::statvfs::statvfs(&path).map_err(|e| io_err(&path)(std::io::Error::from(e)))?;
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    if free < needed {
+        return Err(Error::Other(format!(
+            "not enough space in {} to download: {needed} bytes needed, {free} free",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+fn download_one(
+    agent: &Agent,
+    url: &reqwest::Url,
+    part: &Path,
+    manifest: &Manifest,
+) -> Result<(), DownloadError> {
+    let size = manifest.artifact.size;
+    let mut file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .read(true)
+        .open(part)
+        .map_err(|e| Error::from(io_err(part)(e)))?;
+    let mut have = file.metadata().map(|m| m.len()).unwrap_or(0);
+    if have > size {
+        file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+        have = 0;
+    }
+    // Hash what is already on disk so the final hash covers the whole file.
+    let mut hasher = Sha256::new();
+    if have > 0 {
+        let mut existing = File::open(part).map_err(|e| Error::from(io_err(part)(e)))?;
+        std::io::copy(&mut (&mut existing).take(have), &mut hasher)
+            .map_err(|e| Error::from(io_err(part)(e)))?;
+    }
+    if have < size {
+        let mut req = agent.api.http().get(url.clone());
+        if agent.api.same_origin(url) {
+            req = agent.api.authorize(req);
+        }
+        if have > 0 {
+            req = req.header(RANGE, format!("bytes={have}-"));
+            tracing::info!(%url, offset = have, "resuming download");
+        }
+        let resp = req.send().map_err(|e| transport_error(url, e))?;
+        let resp = if have > 0 && resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Err(restart(&file, part, "server refused the resume range")?);
+        } else {
+            check_status(url, resp)?
+        };
+        if have > 0 && resp.status() == StatusCode::OK {
+            // The server ignored the range: start over.
+            file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+            hasher = Sha256::new();
+            have = 0;
+        } else if resp.status() == StatusCode::PARTIAL_CONTENT {
+            let expected_prefix = format!("bytes {have}-");
+            let ok = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with(&expected_prefix));
+            if !ok {
+                return Err(restart(&file, part, "server answered a different range")?);
+            }
+        }
+        let mut progress = agent
+            .progress
+            .as_ref()
+            .map(|p| p.bytes(&format!("downloading {}", manifest.artifact.name), size));
+        let mut body = resp;
+        let mut buf = vec![0u8; 128 * 1024];
+        loop {
+            let n = body.read(&mut buf).map_err(|e| Error::Unreachable {
+                url: url.to_string(),
+                message: format!("download interrupted after {have} bytes: {e}"),
+            })?;
+            if n == 0 {
+                break;
+            }
+            if have + n as u64 > size {
+                return Err(DownloadError::Tampered(format!(
+                    "server sent more than the {size} signed bytes of {}; download cut off",
+                    manifest.artifact.name
+                )));
+            }
+            hasher.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .map_err(|e| Error::from(io_err(part)(e)))?;
+            have += n as u64;
+            if let Some(p) = progress.as_mut() {
+                p.update(have);
+            }
+        }
+        file.sync_all().map_err(|e| Error::from(io_err(part)(e)))?;
+    }
+    if have < size {
+        return Err(DownloadError::Transient(Error::Unreachable {
+            url: url.to_string(),
+            message: format!("connection closed after {have} of {size} bytes; will resume"),
+        }));
+    }
+    let sha = hex::encode(hasher.finalize());
+    if sha != manifest.artifact.sha256 {
+        return Err(DownloadError::Tampered(format!(
+            "artifact {} from {url} has sha256 {sha}, the signed manifest says {}",
+            manifest.artifact.name, manifest.artifact.sha256
+        )));
+    }
+    Ok(())
+}
+
+fn restart(file: &File, part: &Path, why: &str) -> Result<DownloadError, DownloadError> {
+    file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+    Ok(DownloadError::Transient(Error::Other(format!(
+        "{why}; the download will start over"
+    ))))
+}

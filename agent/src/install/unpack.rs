@@ -1,0 +1,413 @@
+//! Unpacking a verified artifact into a fresh staging directory.
+//!
+//! Only bytes whose sha256 matches the signed manifest reach the decompressor: the whole
+//! compressed artifact is hashed first. Then every tar entry is checked by hand rather than
+//! trusting `unpack_in`: plain relative paths only, regular files and directories only, each
+//! file listed in the manifest exactly once, written with `create_new` (so nothing already on
+//! disk is followed), hashed while it is written, its mode taken from the signed manifest.
+
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use ferry_manifests::manifest::check_relative_path;
+use ferry_manifests::{FileEntry, Manifest};
+use sha2::{Digest, Sha256};
+
+/// Directories a tarball may carry beyond the files it lists; bounds the entry count.
+pub const MAX_EXTRA_DIRS: usize = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("artifact {path} is {actual} bytes, the signed manifest says {expected}")]
+    ArtifactSize {
+        path: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("artifact {path} has sha256 {actual}, the signed manifest says {expected}")]
+    ArtifactHash {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error("unsafe tarball: entry {entry:?} {reason}")]
+    Unsafe { entry: String, reason: String },
+    #[error("tarball does not match the manifest: {0}")]
+    Mismatch(String),
+    #[error("cannot read the tarball: {0}")]
+    Corrupt(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl UnpackError {
+    /// Whether this is the release's fault (refused) rather than the device's (failed).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(self, UnpackError::Io { .. })
+    }
+}
+
+fn io_at(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
+    move |source| UnpackError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Hashes a whole file, returning (size, sha256 hex).
+pub fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut file = File::open(path)?;
+    hash_reader(&mut file)
+}
+
+fn hash_reader(reader: &mut impl Read) -> io::Result<(u64, String)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex::encode(hasher.finalize())))
+}
+
+/// Checks the artifact against the manifest, then unpacks it into `dest`, which must not
+/// exist yet. On error `dest` may hold a partial tree; the caller removes it.
+pub fn unpack_verified(
+    artifact: &Path,
+    manifest: &Manifest,
+    dest: &Path,
+) -> Result<(), UnpackError> {
+    let mut file = File::open(artifact).map_err(io_at(artifact))?;
+    let (size, sha) = hash_reader(&mut file).map_err(io_at(artifact))?;
+    if size != manifest.artifact.size {
+        return Err(UnpackError::ArtifactSize {
+            path: artifact.to_path_buf(),
+            expected: manifest.artifact.size,
+            actual: size,
+        });
+    }
+    if sha != manifest.artifact.sha256 {
+        return Err(UnpackError::ArtifactHash {
+            path: artifact.to_path_buf(),
+            expected: manifest.artifact.sha256.clone(),
+            actual: sha,
+        });
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io_at(artifact))?;
+    fs::DirBuilder::new()
+        .mode(0o755)
+        .create(dest)
+        .map_err(io_at(dest))?;
+    let decoder = flate2::read::GzDecoder::new(io::BufReader::with_capacity(256 * 1024, file));
+    unpack_tar(decoder, &manifest.files, dest)
+}
+
+/// Unpacks a tar stream, checking each entry against `files`.
+pub fn unpack_tar(reader: impl Read, files: &[FileEntry], dest: &Path) -> Result<(), UnpackError> {
+    let mut expected: HashMap<&str, &FileEntry> =
+        files.iter().map(|f| (f.path.as_str(), f)).collect();
+    let max_entries = files.len() + MAX_EXTRA_DIRS;
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| UnpackError::Corrupt(e.to_string()))?;
+    let mut buf = vec![0u8; 128 * 1024];
+    for (count, entry) in entries.enumerate() {
+        let mut entry = entry.map_err(|e| UnpackError::Corrupt(e.to_string()))?;
+        if count >= max_entries {
+            return Err(UnpackError::Mismatch(format!(
+                "more than {max_entries} entries"
+            )));
+        }
+        let raw_path = entry
+            .path()
+            .map_err(|e| UnpackError::Corrupt(format!("entry path: {e}")))?
+            .to_string_lossy()
+            .into_owned();
+        let unsafe_entry = |reason: &str| UnpackError::Unsafe {
+            entry: raw_path.clone(),
+            reason: reason.to_string(),
+        };
+        // `tar -C dir .` writes "./x" and a "./" root entry.
+        let rel = raw_path.trim_start_matches("./").trim_end_matches('/');
+        let kind = entry.header().entry_type();
+        if rel.is_empty() || rel == "." {
+            if kind.is_dir() {
+                continue;
+            }
+            return Err(unsafe_entry("has an empty path"));
+        }
+        check_relative_path(rel).map_err(|e| unsafe_entry(&e))?;
+        let target = dest.join(rel);
+        match kind {
+            tar::EntryType::Directory => {
+                if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+                    return Err(unsafe_entry("is a directory over a file"));
+                }
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o755)
+                    .create(&target)
+                    .map_err(io_at(&target))?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                let Some(listed) = expected.remove(rel) else {
+                    return Err(if files.iter().any(|f| f.path == rel) {
+                        unsafe_entry("appears twice")
+                    } else {
+                        unsafe_entry("is not listed in the signed manifest")
+                    });
+                };
+                if entry.size() != listed.size {
+                    return Err(UnpackError::Mismatch(format!(
+                        "{rel} is {} bytes, the manifest says {}",
+                        entry.size(),
+                        listed.size
+                    )));
+                }
+                if let Some(parent) = target.parent() {
+                    fs::DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o755)
+                        .create(parent)
+                        .map_err(io_at(parent))?;
+                }
+                write_file(&mut entry, &target, listed, &mut buf)?;
+            }
+            other => {
+                return Err(unsafe_entry(&format!(
+                    "is a {} (only regular files and directories are allowed)",
+                    entry_kind_name(other)
+                )))
+            }
+        }
+    }
+    if let Some(missing) = expected.keys().min() {
+        return Err(UnpackError::Mismatch(format!(
+            "{missing} is listed in the manifest but missing from the tarball ({} missing)",
+            expected.len()
+        )));
+    }
+    Ok(())
+}
+
+fn write_file(
+    entry: &mut impl Read,
+    target: &Path,
+    listed: &FileEntry,
+    buf: &mut [u8],
+) -> Result<(), UnpackError> {
+    let mut out = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(target)
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::AlreadyExists {
+                UnpackError::Unsafe {
+                    entry: listed.path.clone(),
+                    reason: "appears twice".into(),
+                }
+            } else {
+                UnpackError::Io {
+                    path: target.to_path_buf(),
+                    source: e,
+                }
+            }
+        })?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    loop {
+        let n = entry
+            .read(buf)
+            .map_err(|e| UnpackError::Corrupt(format!("{}: {e}", listed.path)))?;
+        if n == 0 {
+            break;
+        }
+        written += n as u64;
+        if written > listed.size {
+            return Err(UnpackError::Mismatch(format!(
+                "{} is larger than the {} bytes the manifest says",
+                listed.path, listed.size
+            )));
+        }
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n]).map_err(io_at(target))?;
+    }
+    let sha = hex::encode(hasher.finalize());
+    if sha != listed.sha256 {
+        return Err(UnpackError::Mismatch(format!(
+            "{} has sha256 {sha}, the manifest says {}",
+            listed.path, listed.sha256
+        )));
+    }
+    // The mode comes from the signed manifest, never from the tar header; set it explicitly
+    // because the umask would strip bits at open.
+    out.set_permissions(fs::Permissions::from_mode(listed.mode))
+        .map_err(io_at(target))?;
+    Ok(())
+}
+
+fn entry_kind_name(kind: tar::EntryType) -> &'static str {
+    match kind {
+        tar::EntryType::Symlink => "symlink",
+        tar::EntryType::Link => "hard link",
+        tar::EntryType::Char => "character device",
+        tar::EntryType::Block => "block device",
+        tar::EntryType::Fifo => "FIFO",
+        _ => "special entry",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sha(data: &[u8]) -> String {
+        hex::encode(Sha256::digest(data))
+    }
+
+    fn entry(path: &str, data: &[u8], mode: u32) -> FileEntry {
+        FileEntry {
+            path: path.into(),
+            sha256: sha(data),
+            mode,
+            size: data.len() as u64,
+        }
+    }
+
+    /// Builds a tar stream with raw header paths so hostile names can be written.
+    fn tar_with(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, kind, data) in entries {
+            let mut header = tar::Header::new_gnu();
+            let name = path.as_bytes();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name);
+            header.set_entry_type(*kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            if *kind == tar::EntryType::Symlink || *kind == tar::EntryType::Link {
+                header.set_link_name("/etc/passwd").unwrap();
+                header.set_size(0);
+            }
+            header.set_cksum();
+            builder.append(&header, *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    #[test]
+    fn a_listed_tree_unpacks_with_manifest_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("stage");
+        fs::create_dir(&dest).unwrap();
+        let tar = tar_with(&[
+            ("./", tar::EntryType::Directory, b""),
+            ("./bin/", tar::EntryType::Directory, b""),
+            ("./bin/app", tar::EntryType::Regular, b"#!/bin/sh\n"),
+            ("./README", tar::EntryType::Regular, b"hello"),
+        ]);
+        let files = [
+            entry("bin/app", b"#!/bin/sh\n", 0o755),
+            entry("README", b"hello", 0o644),
+        ];
+        unpack_tar(&tar[..], &files, &dest).unwrap();
+        assert_eq!(fs::read(dest.join("README")).unwrap(), b"hello");
+        let mode = fs::metadata(dest.join("bin/app"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o755);
+    }
+
+    #[test]
+    fn hostile_entries_are_refused_and_nothing_escapes() {
+        let cases: Vec<(Vec<u8>, Vec<FileEntry>, &str)> = vec![
+            (
+                tar_with(&[("../evil", tar::EntryType::Regular, b"x")]),
+                vec![],
+                "'..'",
+            ),
+            (
+                tar_with(&[("/abs", tar::EntryType::Regular, b"x")]),
+                vec![],
+                "absolute",
+            ),
+            (
+                tar_with(&[("link", tar::EntryType::Symlink, b"")]),
+                vec![],
+                "symlink",
+            ),
+            (
+                tar_with(&[("hard", tar::EntryType::Link, b"")]),
+                vec![],
+                "hard link",
+            ),
+            (
+                tar_with(&[("dev", tar::EntryType::Char, b"")]),
+                vec![],
+                "character device",
+            ),
+            (
+                tar_with(&[("fifo", tar::EntryType::Fifo, b"")]),
+                vec![],
+                "FIFO",
+            ),
+            (
+                tar_with(&[("extra", tar::EntryType::Regular, b"x")]),
+                vec![],
+                "not listed",
+            ),
+            (
+                tar_with(&[
+                    ("a", tar::EntryType::Regular, b"x"),
+                    ("a", tar::EntryType::Regular, b"x"),
+                ]),
+                vec![entry("a", b"x", 0o644)],
+                "twice",
+            ),
+            (
+                tar_with(&[("a", tar::EntryType::Regular, b"y")]),
+                vec![entry("a", b"x", 0o644)],
+                "sha256",
+            ),
+            (tar_with(&[]), vec![entry("a", b"x", 0o644)], "missing"),
+        ];
+        for (tar, files, why) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("stage");
+            fs::create_dir(&dest).unwrap();
+            let err = unpack_tar(&tar[..], &files, &dest).unwrap_err().to_string();
+            assert!(err.contains(why), "expected {why:?} in {err:?}");
+            let outside: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+            assert_eq!(
+                outside.len(),
+                1,
+                "something was created beside the staging dir"
+            );
+        }
+    }
+
+    #[test]
+    fn a_tampered_artifact_never_reaches_the_decompressor() {
+        let dir = tempfile::tempdir().unwrap();
+        let artifact = dir.path().join("a.tar.gz");
+        fs::write(&artifact, b"not even gzip").unwrap();
+        let mut manifest: Manifest = serde_json::from_str(include_str!(
+            "../../../manifests/examples/web-1.1.0.manifest.json"
+        ))
+        .unwrap();
+        manifest.artifact.size = 13;
+        let err = unpack_verified(&artifact, &manifest, &dir.path().join("stage")).unwrap_err();
+        assert!(matches!(err, UnpackError::ArtifactHash { .. }), "{err}");
+        assert!(!dir.path().join("stage").exists());
+    }
+}

@@ -1,0 +1,222 @@
+//! ferry-agent: the on-device side of Ferry.
+//!
+//! A run takes the state-directory lock and walks the stages, each its own module:
+//! [`check`] → [`download`] → [`install`] → [`report`]. Decisions live in [`policy`]; the
+//! state directory and its atomic writes in [`state`]; configuration in [`config`].
+
+pub mod check;
+pub mod client;
+pub mod config;
+pub mod download;
+pub mod error;
+pub mod install;
+pub mod policy;
+pub mod progress;
+pub mod report;
+pub mod state;
+pub mod status;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ferry_manifests::wire::Outcome;
+
+use crate::client::Api;
+use crate::config::Config;
+use crate::error::{exit, Error};
+use crate::progress::Progress;
+use crate::state::{ItemState, State, StateDir};
+
+/// What a run was asked to do (`--running-mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Mode {
+    /// check, download, install, report; then exit.
+    Once,
+    /// `once` in a loop every `poll_interval_secs` (with jitter) until SIGTERM.
+    Full,
+    /// Poll the server, verify manifests, record what is available and pending.
+    Check,
+    /// Download the artifacts of pending updates.
+    Download,
+    /// Install downloaded updates (no network needed).
+    Install,
+    /// Print what is installed, available, downloaded and pending.
+    Status,
+}
+
+pub struct Agent {
+    pub cfg: Config,
+    pub dir: StateDir,
+    pub api: Api,
+    pub state: State,
+    pub progress: Option<Progress>,
+}
+
+impl Agent {
+    pub fn open(cfg: Config, progress: bool) -> Result<Agent, Error> {
+        let dir = StateDir::open(&cfg.state_dir)?;
+        let state = dir.load_state()?;
+        let api = Api::new(cfg.server_url.clone())?;
+        Ok(Agent {
+            cfg,
+            dir,
+            api,
+            state,
+            progress: progress.then_some(Progress),
+        })
+    }
+
+    pub fn item_state(&self, item: &str) -> ItemState {
+        self.state.items.get(item).cloned().unwrap_or_default()
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The exit code a set of install outcomes maps to.
+fn outcome_code(outcomes: &[Outcome]) -> i32 {
+    if outcomes.iter().any(|o| *o != Outcome::Installed) {
+        exit::UPDATE_FAILED
+    } else {
+        exit::OK
+    }
+}
+
+/// One full cycle. A server that cannot be reached does not stop the install of what is
+/// already downloaded; the exit code still says the server was unreachable.
+pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
+    let mut unreachable = None;
+    match check::run(agent) {
+        Ok(summary) => log_check(agent, &summary),
+        Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+        Err(e) => return Err(e),
+    }
+    if unreachable.is_none() {
+        match download::run(agent) {
+            Ok(_) => {}
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    let outcomes = install::run(agent)?;
+    if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
+        match report::flush(&agent.api, &agent.dir) {
+            Ok(_) => {}
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    let code = outcome_code(&outcomes);
+    match unreachable {
+        Some(e) if code == exit::OK => Err(e),
+        Some(e) => {
+            tracing::warn!("{e}; reports stay queued");
+            Ok(code)
+        }
+        None => Ok(code),
+    }
+}
+
+fn log_check(agent: &Agent, summary: &check::CheckSummary) {
+    let text = if summary.available.is_empty() {
+        "no updates available".to_string()
+    } else {
+        let list: Vec<String> = summary
+            .available
+            .iter()
+            .map(|(i, v)| format!("{i} {v}"))
+            .collect();
+        format!("available: {}", list.join(", "))
+    };
+    tracing::info!("{text}");
+    if let Some(p) = &agent.progress {
+        p.line(&text);
+        for (item, version) in &summary.newly_pending {
+            p.line(&format!("pending install: {item} {version}"));
+        }
+    }
+}
+
+pub fn run_mode(mode: Mode, agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
+    match mode {
+        Mode::Once => run_once(agent),
+        Mode::Check => {
+            let summary = check::run(agent)?;
+            log_check(agent, &summary);
+            Ok(if summary.refused > 0 {
+                exit::UPDATE_FAILED
+            } else {
+                exit::OK
+            })
+        }
+        Mode::Download => {
+            // Downloading needs the credential for the server's artifact endpoint.
+            check::ensure_enrolled(agent)?;
+            download::run(agent)?;
+            Ok(exit::OK)
+        }
+        Mode::Install => {
+            let outcomes = install::run(agent)?;
+            if outcomes.is_empty() {
+                tracing::info!("nothing downloaded to install");
+            }
+            Ok(outcome_code(&outcomes))
+        }
+        Mode::Status => {
+            print!("{}", status::render(agent)?);
+            Ok(exit::OK)
+        }
+        Mode::Full => run_full(agent, stop),
+    }
+}
+
+/// The long-running mode: a cycle, then sleep the poll interval (±10% jitter so a fleet
+/// restarted together spreads out), backing off while the server is unreachable. SIGTERM
+/// is honoured between stages and during the sleep.
+fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
+    let base = Duration::from_secs(agent.cfg.poll_interval_secs);
+    let mut failures: u32 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        let wait = match run_once(agent) {
+            Ok(_) => {
+                failures = 0;
+                base
+            }
+            Err(e @ Error::Unreachable { .. }) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!("{e}");
+                // 2^n seconds, at most the poll interval.
+                base.min(Duration::from_secs(1u64 << failures.min(10)))
+            }
+            Err(e) => {
+                tracing::error!("{e}");
+                base
+            }
+        };
+        let wait = jitter(wait);
+        let until = Instant::now() + wait;
+        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+        }
+    }
+    tracing::info!("stopping on signal");
+    Ok(exit::OK)
+}
+
+fn jitter(d: Duration) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom_fill(&mut b);
+    let r = u16::from_le_bytes(b) as f64 / u16::MAX as f64; // 0..1
+    d.mul_f64(0.9 + 0.2 * r)
+}
+
+fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(b)
+}

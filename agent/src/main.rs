@@ -1,0 +1,68 @@
+//! ferry-agent's command line. Exit codes are documented in docs/operations.md and defined in
+//! `ferry_agent::error::exit`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::Parser;
+use ferry_agent::config::{Config, DEFAULT_CONFIG};
+use ferry_agent::error::exit;
+use ferry_agent::{run_mode, Agent, Mode};
+
+#[derive(Parser)]
+#[command(
+    name = "ferry-agent",
+    version,
+    about = "Ferry's on-device update agent"
+)]
+struct Cli {
+    /// Path of the agent configuration.
+    #[arg(long, short, default_value = DEFAULT_CONFIG, env = "FERRY_AGENT_CONFIG")]
+    config: PathBuf,
+    /// What to do: once, full, check, download, install, status.
+    #[arg(long = "running-mode", value_enum, default_value = "full")]
+    running_mode: Mode,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::process::exit(run(cli));
+}
+
+fn run(cli: Cli) -> i32 {
+    let cfg = match Config::load(&cli.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ferry-agent: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
+            eprintln!("ferry-agent: cannot install signal handler: {e}");
+        }
+    }
+    let progress = std::io::stderr().is_terminal();
+    let result = Agent::open(cfg, progress)
+        .and_then(|mut agent| run_mode(cli.running_mode, &mut agent, &stop));
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One clear line, not a stack of errors.
+            eprintln!("ferry-agent: {e}");
+            e.exit_code()
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The report stage: outcomes are queued on disk (one file each, written atomically) and sent
+//! at the next contact; a file is removed only once the server acknowledges its id, so a
+//! report is never lost, and the id makes a resend after a lost answer harmless.
+
+use std::fs;
+
+use ferry_manifests::wire::{Outcome, Report};
+
+use crate::error::{io_err, Error};
+use crate::state::{read_json, write_json, Pending, StateDir};
+use crate::{client::Api, now_rfc3339};
+
+/// Reports sent per request.
+const BATCH: usize = 50;
+
+/// An install attempt under way.
+pub struct Attempt {
+    report_id: String,
+    job_id: Option<String>,
+    item: String,
+    version: semver::Version,
+    from_version: Option<semver::Version>,
+    started_at: String,
+    pub output: String,
+}
+
+pub struct Finished {
+    pub report: Report,
+}
+
+impl Attempt {
+    pub fn start(item: &str, pending: &Pending, installed: Option<semver::Version>) -> Attempt {
+        Attempt {
+            report_id: uuid::Uuid::new_v4().to_string(),
+            job_id: pending.job_id.clone(),
+            item: item.to_string(),
+            version: pending.version.clone(),
+            from_version: installed,
+            started_at: now_rfc3339(),
+            output: String::new(),
+        }
+    }
+
+    pub fn with(self, outcome: Outcome, message: String) -> Finished {
+        Finished {
+            report: Report {
+                report_id: self.report_id,
+                job_id: self.job_id,
+                item: self.item,
+                version: self.version,
+                from_version: self.from_version,
+                outcome,
+                message,
+                output: self.output,
+                started_at: self.started_at,
+                finished_at: now_rfc3339(),
+            },
+        }
+    }
+
+    pub fn refused(self, message: String) -> Finished {
+        self.with(Outcome::Refused, message)
+    }
+}
+
+pub fn queue(dir: &StateDir, report: &Report) -> Result<(), Error> {
+    write_json(
+        &dir.reports().join(format!("{}.json", report.report_id)),
+        report,
+    )
+}
+
+pub fn queued(dir: &StateDir) -> Result<Vec<Report>, Error> {
+    let reports_dir = dir.reports();
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&reports_dir).map_err(io_err(&reports_dir))? {
+        let path = entry.map_err(io_err(&reports_dir))?.path();
+        if path.extension().is_some_and(|e| e == "json")
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            match read_json::<Report>(&path) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => {
+                    // A torn or foreign file must not block every other report.
+                    tracing::warn!("skipping unreadable queued report: {e}");
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    Ok(out)
+}
+
+/// Sends every queued report; returns how many the server acknowledged.
+pub fn flush(api: &Api, dir: &StateDir) -> Result<usize, Error> {
+    let reports = queued(dir)?;
+    let mut acked_total = 0;
+    for chunk in reports.chunks(BATCH) {
+        let ack = api.send_reports(chunk.to_vec())?;
+        for id in &ack.acked {
+            // Ids come from the server: only remove files we sent under that id.
+            if chunk.iter().any(|r| &r.report_id == id) {
+                let path = dir.reports().join(format!("{id}.json"));
+                let _ = fs::remove_file(&path);
+                acked_total += 1;
+            }
+        }
+    }
+    Ok(acked_total)
+}

@@ -1,0 +1,220 @@
+//! The agent's state directory: one directory, every file written atomically (write, fsync,
+//! rename, fsync the directory), so after a crash or power cut each file is either the old or
+//! the new content, never a mix.
+//!
+//! ```text
+//! STATE_DIR/
+//!   lock                  held (fs2 exclusive lock) while a run is active
+//!   state.json            per-item state: installed, previous, highest, available, pending
+//!   device.json           host id and device credential (mode 0600)
+//!   manifests/            signed envelopes as fetched, re-verified before use
+//!   downloads/            artifacts: SHA256.part while downloading, SHA256.tar.gz when verified
+//!   reports/              queued reports, one JSON file each, deleted once the server acks
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use fs2::FileExt;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::error::{io_err, Error};
+
+/// Per-item state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemState {
+    /// The version in place now.
+    pub installed: Option<semver::Version>,
+    /// The version kept as the backup.
+    pub previous: Option<semver::Version>,
+    /// The highest version ever installed: older releases are refused (anti-rollback).
+    pub highest: Option<semver::Version>,
+    /// The newest signed release the server offers.
+    pub available: Option<semver::Version>,
+    /// An install that was asked for (a job, or auto_install) and verified at check time.
+    pub pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    pub version: semver::Version,
+    pub job_id: Option<String>,
+    /// File name under `manifests/` of the envelope that was verified.
+    pub envelope: String,
+    /// Set once the artifact is downloaded and its hash matched.
+    pub downloaded: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    #[serde(default)]
+    pub items: BTreeMap<String, ItemState>,
+    #[serde(default)]
+    pub last_check: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceCredential {
+    pub host_id: String,
+    pub device_token: String,
+    pub server_url: String,
+}
+
+/// The state directory, with the run lock held for as long as this value lives.
+pub struct StateDir {
+    root: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates the directory layout and takes the lock, or fails at once if another run
+    /// holds it.
+    pub fn open(root: &Path) -> Result<StateDir, Error> {
+        for sub in ["", "manifests", "downloads", "reports"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+        }
+        let lock_path = root.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(io_err(&lock_path))?;
+        if lock.try_lock_exclusive().is_err() {
+            return Err(Error::Locked { path: lock_path });
+        }
+        Ok(StateDir {
+            root: root.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn manifests(&self) -> PathBuf {
+        self.root.join("manifests")
+    }
+
+    pub fn downloads(&self) -> PathBuf {
+        self.root.join("downloads")
+    }
+
+    pub fn reports(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    pub fn load_state(&self) -> Result<State, Error> {
+        Ok(read_json(&self.root.join("state.json"))?.unwrap_or_default())
+    }
+
+    pub fn save_state(&self, state: &State) -> Result<(), Error> {
+        write_json(&self.root.join("state.json"), state)
+    }
+
+    pub fn credential(&self) -> Result<Option<DeviceCredential>, Error> {
+        read_json(&self.root.join("device.json"))
+    }
+
+    pub fn save_credential(&self, cred: &DeviceCredential) -> Result<(), Error> {
+        write_json(&self.root.join("device.json"), cred)
+    }
+
+    /// Path of a verified artifact in the download area.
+    pub fn artifact_path(&self, sha256: &str) -> PathBuf {
+        self.downloads().join(format!("{sha256}.tar.gz"))
+    }
+}
+
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::CorruptState {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_err(path)(e)),
+    }
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_atomic(path, &bytes)
+}
+
+/// Write, fsync, rename over the target, fsync the directory: the rename is atomic, and the
+/// directory fsync makes the rename itself durable before we return.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp"));
+    {
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io_err(&tmp))?;
+        file.write_all(bytes).map_err(io_err(&tmp))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+    }
+    fs::rename(&tmp, path).map_err(io_err(path))?;
+    fsync_dir(dir)
+}
+
+pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_a_second_open_is_locked_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        let mut state = State::default();
+        state.items.insert(
+            "web".into(),
+            ItemState {
+                installed: Some(semver::Version::new(1, 0, 0)),
+                ..Default::default()
+            },
+        );
+        sd.save_state(&state).unwrap();
+        assert_eq!(sd.load_state().unwrap().items, state.items);
+        assert!(matches!(
+            StateDir::open(dir.path()),
+            Err(Error::Locked { .. })
+        ));
+        drop(sd);
+        assert!(StateDir::open(dir.path()).is_ok());
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sd = StateDir::open(dir.path()).unwrap();
+        fs::write(dir.path().join("state.json"), b"{not json").unwrap();
+        let err = sd.load_state().unwrap_err().to_string();
+        assert!(err.contains("state.json"), "{err}");
+    }
+}

@@ -1,0 +1,20 @@
+//! The single definition of what Ferry signs and sends.
+//!
+//! - [`keys`]: ed25519 release key files (`ferryctl keygen`) and their key ids.
+//! - [`envelope`]: the signature envelope: exact payload bytes plus signatures over a type tag
+//!   and those bytes (DSSE-style), verified *before* the payload is parsed.
+//! - [`manifest`]: the release manifest inside the envelope.
+//! - [`wire`]: the JSON types of the HTTP API shared by the agent, the server and `ferryctl`.
+//!
+//! Nothing else in Ferry knows these formats; the agent and server only call into this crate.
+
+pub mod envelope;
+pub mod keys;
+pub mod manifest;
+pub mod wire;
+
+pub use envelope::{Envelope, VerifyError};
+pub use keys::{KeyError, KeyId, PublicKey, SigningKeyFile, TrustedKeys};
+pub use manifest::{
+    Artifact, Category, FileEntry, Install, Layout, Manifest, ManifestError, VerifiedManifest,
+};

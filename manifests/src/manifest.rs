@@ -1,0 +1,464 @@
+//! The release manifest: what a signed release says about itself.
+//!
+//! The manifest travels inside an [`Envelope`]; the only way to obtain a [`VerifiedManifest`] is
+//! [`Manifest::verify`], which checks signatures before it parses a byte, then validates every
+//! field and the expiry. The agent acts on `VerifiedManifest` only.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Component, Path};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::envelope::{Envelope, VerifyError, MANIFEST_PAYLOAD_TYPE};
+use crate::keys::TrustedKeys;
+
+/// Most files one release may list; bounds the work a manifest can ask of a device.
+pub const MAX_FILES: usize = 100_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Category {
+    Security,
+    Bugfix,
+    Feature,
+    #[default]
+    Unknown,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Security => "security",
+            Category::Bugfix => "bugfix",
+            Category::Feature => "feature",
+            Category::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Category {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Category {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "security" => Ok(Category::Security),
+            "bugfix" => Ok(Category::Bugfix),
+            "feature" => Ok(Category::Feature),
+            "unknown" => Ok(Category::Unknown),
+            other => Err(format!(
+                "unknown category {other:?}: use security, bugfix, feature or unknown"
+            )),
+        }
+    }
+}
+
+/// How a release is placed on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// `ROOT/releases/VERSION/` beside a `ROOT/current` link that is flipped atomically.
+    #[default]
+    Symlink,
+    /// Files placed into existing paths under ROOT, with a backup and a journal.
+    Overlay,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::Symlink => "symlink",
+            Layout::Overlay => "overlay",
+        })
+    }
+}
+
+impl std::str::FromStr for Layout {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "symlink" => Ok(Layout::Symlink),
+            "overlay" => Ok(Layout::Overlay),
+            other => Err(format!("unknown layout {other:?}: use symlink or overlay")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    #[default]
+    Gzip,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Artifact {
+    /// File name of the tarball, e.g. `web-1.1.0.tar.gz`.
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+    /// Where to fetch it, tried in order. A relative URL resolves against the server's
+    /// artifact base, `SERVER/api/v1/artifacts/`.
+    pub urls: Vec<String>,
+    #[serde(default)]
+    pub compression: Compression,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Path relative to the release root, `/`-separated, no `.` or `..` components.
+    pub path: String,
+    pub sha256: String,
+    /// Permission bits applied on install (the tarball's own modes are ignored).
+    pub mode: u32,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Install {
+    #[serde(default)]
+    pub layout: Layout,
+    /// Shell commands run in order after the new version is in place.
+    #[serde(default)]
+    pub post_install: Vec<String>,
+    /// A shell command that must exit 0 after post-install, or the install rolls back.
+    #[serde(default)]
+    pub health_check: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub item: String,
+    pub version: semver::Version,
+    #[serde(default)]
+    pub category: Category,
+    #[serde(with = "time::serde::rfc3339")]
+    pub released_at: OffsetDateTime,
+    /// After this instant devices refuse the manifest (freeze attacks).
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(default)]
+    pub notes: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_url: Option<String>,
+    /// Device classes this release is for; empty means any device.
+    #[serde(default)]
+    pub compatible: Vec<String>,
+    /// Whether a device that has a newer version may install this one.
+    #[serde(default)]
+    pub allow_downgrade: bool,
+    pub artifact: Artifact,
+    pub files: Vec<FileEntry>,
+    #[serde(default)]
+    pub install: Install,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error("signed manifest is not valid JSON for this agent: {0}")]
+    Parse(String),
+    #[error("signed manifest is invalid: {0}")]
+    Invalid(String),
+    #[error(
+        "manifest for {item} {version} expired at {expires_at}; publish a freshly signed release"
+    )]
+    Expired {
+        item: String,
+        version: semver::Version,
+        expires_at: String,
+    },
+}
+
+/// A manifest whose signatures, fields and expiry have been checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedManifest {
+    manifest: Manifest,
+    /// The exact signed bytes, kept so the agent can store what it verified.
+    payload: Vec<u8>,
+}
+
+impl VerifiedManifest {
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+}
+
+impl std::ops::Deref for VerifiedManifest {
+    type Target = Manifest;
+    fn deref(&self) -> &Manifest {
+        &self.manifest
+    }
+}
+
+impl Manifest {
+    /// Verify signatures, then parse, validate and check expiry at `now`.
+    pub fn verify(
+        envelope: &Envelope,
+        trusted: &TrustedKeys,
+        threshold: usize,
+        now: OffsetDateTime,
+    ) -> Result<VerifiedManifest, ManifestError> {
+        let payload = envelope.verify(MANIFEST_PAYLOAD_TYPE, trusted, threshold)?;
+        let manifest: Manifest =
+            serde_json::from_slice(&payload).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        manifest.validate().map_err(ManifestError::Invalid)?;
+        if manifest.expires_at <= now {
+            return Err(ManifestError::Expired {
+                item: manifest.item.clone(),
+                version: manifest.version.clone(),
+                expires_at: manifest
+                    .expires_at
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default(),
+            });
+        }
+        Ok(VerifiedManifest { manifest, payload })
+    }
+
+    /// Parse without verifying. For the server's index and for tools; never for installing.
+    pub fn parse_unverified(envelope: &Envelope) -> Result<Manifest, ManifestError> {
+        let payload = envelope.unverified_payload()?;
+        let manifest: Manifest =
+            serde_json::from_slice(&payload).map_err(|e| ManifestError::Parse(e.to_string()))?;
+        manifest.validate().map_err(ManifestError::Invalid)?;
+        Ok(manifest)
+    }
+
+    pub fn to_payload(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    pub fn sign(&self, keys: &[&crate::keys::SigningKeyFile]) -> Envelope {
+        Envelope::sign(MANIFEST_PAYLOAD_TYPE, &self.to_payload(), keys)
+    }
+
+    /// Checks everything that can be checked without the artifact.
+    pub fn validate(&self) -> Result<(), String> {
+        validate_item_name(&self.item)?;
+        if !is_sha256_hex(&self.artifact.sha256) {
+            return Err(format!(
+                "artifact.sha256 {:?} is not 64 lowercase hex digits",
+                self.artifact.sha256
+            ));
+        }
+        if self.artifact.urls.is_empty() {
+            return Err("artifact.urls is empty".into());
+        }
+        validate_artifact_name(&self.artifact.name)?;
+        if self.files.len() > MAX_FILES {
+            return Err(format!(
+                "lists {} files, more than {MAX_FILES}",
+                self.files.len()
+            ));
+        }
+        let mut seen = BTreeSet::new();
+        for file in &self.files {
+            check_relative_path(&file.path)
+                .map_err(|e| format!("file path {:?}: {e}", file.path))?;
+            if !seen.insert(file.path.as_str()) {
+                return Err(format!("file {:?} is listed twice", file.path));
+            }
+            if !is_sha256_hex(&file.sha256) {
+                return Err(format!("file {:?} has a malformed sha256", file.path));
+            }
+            if file.mode > 0o7777 {
+                return Err(format!(
+                    "file {:?} has mode {:o} > 7777",
+                    file.path, file.mode
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Total bytes of all files once unpacked.
+    pub fn unpacked_size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+}
+
+/// Item names are used in paths and URLs: lowercase letters, digits, `.`, `_`, `-`.
+pub fn validate_item_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "item name {name:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+        ))
+    }
+}
+
+/// Artifact names become file names on the server: no separators, no leading dot.
+pub fn validate_artifact_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "artifact name {name:?} must be letters, digits, '.', '_', '+', '-' and not start with '.'"
+        ))
+    }
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A path inside a release: relative, non-empty, only normal components, no `.`/`..`.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() {
+        return Err("is empty".into());
+    }
+    if path.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    if path.starts_with('/') {
+        return Err("is absolute".into());
+    }
+    for part in path.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err("has an empty, '.' or '..' component".into());
+        }
+    }
+    for component in Path::new(path).components() {
+        if !matches!(component, Component::Normal(_)) {
+            return Err("is not a plain relative path".into());
+        }
+    }
+    Ok(())
+}
+
+/// Canonical artifact file name for a release.
+pub fn artifact_file_name(item: &str, version: &semver::Version) -> String {
+    format!("{item}-{version}.tar.gz")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningKeyFile;
+    use time::Duration;
+
+    pub(crate) fn sample(now: OffsetDateTime) -> Manifest {
+        Manifest {
+            item: "web".into(),
+            version: semver::Version::new(1, 1, 0),
+            category: Category::Feature,
+            released_at: now,
+            expires_at: now + Duration::days(30),
+            notes: "notes".into(),
+            release_url: None,
+            compatible: vec![],
+            allow_downgrade: false,
+            artifact: Artifact {
+                name: "web-1.1.0.tar.gz".into(),
+                size: 10,
+                sha256: "a".repeat(64),
+                urls: vec!["web-1.1.0.tar.gz".into()],
+                compression: Compression::Gzip,
+            },
+            files: vec![FileEntry {
+                path: "bin/web".into(),
+                sha256: "b".repeat(64),
+                mode: 0o755,
+                size: 10,
+            }],
+            install: Install::default(),
+        }
+    }
+
+    #[test]
+    fn a_signed_manifest_verifies() {
+        let now = OffsetDateTime::now_utc();
+        let key = SigningKeyFile::from_seed([3; 32]);
+        let env = sample(now).sign(&[&key]);
+        let verified = Manifest::verify(&env, &TrustedKeys::new([key.public()]), 1, now).unwrap();
+        assert_eq!(verified.item, "web");
+        assert_eq!(verified.version, semver::Version::new(1, 1, 0));
+    }
+
+    #[test]
+    fn an_expired_manifest_is_refused() {
+        let now = OffsetDateTime::now_utc();
+        let key = SigningKeyFile::from_seed([3; 32]);
+        let env = sample(now).sign(&[&key]);
+        let later = now + Duration::days(31);
+        let err = Manifest::verify(&env, &TrustedKeys::new([key.public()]), 1, later).unwrap_err();
+        assert!(matches!(err, ManifestError::Expired { .. }), "{err}");
+        assert!(err.to_string().contains("expired"));
+    }
+
+    #[test]
+    fn escaping_and_duplicate_paths_are_invalid() {
+        let now = OffsetDateTime::now_utc();
+        for bad in ["../x", "/etc/passwd", "a/../../b", "a//b", "./a", ""] {
+            let mut m = sample(now);
+            m.files[0].path = bad.into();
+            assert!(m.validate().is_err(), "{bad:?} accepted");
+        }
+        let mut m = sample(now);
+        m.files.push(m.files[0].clone());
+        assert!(m.validate().unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn unknown_fields_in_signed_bytes_are_refused() {
+        let now = OffsetDateTime::now_utc();
+        let key = SigningKeyFile::from_seed([3; 32]);
+        let mut value = serde_json::to_value(sample(now)).unwrap();
+        value["surprise"] = serde_json::json!(true);
+        let env = Envelope::sign(
+            MANIFEST_PAYLOAD_TYPE,
+            &serde_json::to_vec(&value).unwrap(),
+            &[&key],
+        );
+        let err = Manifest::verify(&env, &TrustedKeys::new([key.public()]), 1, now).unwrap_err();
+        assert!(matches!(err, ManifestError::Parse(_)), "{err}");
+    }
+
+    #[test]
+    fn the_example_manifest_parses() {
+        let text = include_str!("../examples/web-1.1.0.manifest.json");
+        let manifest: Manifest = serde_json::from_str(text).unwrap();
+        manifest.validate().unwrap();
+        let env: Envelope =
+            serde_json::from_str(include_str!("../examples/web-1.1.0.envelope.json")).unwrap();
+        let key = crate::keys::PublicKey::from_file_str(
+            include_str!("../examples/example-release.pub"),
+            Path::new("example-release.pub"),
+        )
+        .unwrap();
+        let parsed = Manifest::parse_unverified(&env).unwrap();
+        assert_eq!(parsed, manifest);
+        // The example expires far in the future so it keeps verifying.
+        Manifest::verify(&env, &TrustedKeys::new([key]), 1, OffsetDateTime::now_utc()).unwrap();
+    }
+}

@@ -1,0 +1,206 @@
+//! JSON wire types of the HTTP API (`/api/v1`), shared by ferry-agent, ferry-server and
+//! ferryctl. docs/protocol.md describes each endpoint that carries them.
+
+use serde::{Deserialize, Serialize};
+
+/// What a device has installed of one item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstalledItem {
+    pub item: String,
+    /// `None` when the item is configured but nothing is installed yet.
+    pub version: Option<semver::Version>,
+}
+
+/// Facts about a device, sent at enrolment and on every check-in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFacts {
+    pub hostname: String,
+    pub os: String,
+    #[serde(default)]
+    pub os_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    #[serde(default)]
+    pub device_class: Option<String>,
+    pub installed: Vec<InstalledItem>,
+}
+
+/// `POST /api/v1/enrol`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrolRequest {
+    pub enrol_token: String,
+    pub facts: DeviceFacts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EnrolResponse {
+    pub host_id: String,
+    /// The device's own credential; sent as `Authorization: Bearer` from now on.
+    pub device_token: String,
+}
+
+/// `POST /api/v1/device/checkin`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckInRequest {
+    pub facts: DeviceFacts,
+}
+
+/// A newer signed release of an item the device manages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Available {
+    pub item: String,
+    pub version: semver::Version,
+    pub category: String,
+    /// Path of the signed envelope, relative to the server URL.
+    pub manifest_path: String,
+}
+
+/// An install the operator asked this device to perform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    pub job_id: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub manifest_path: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckInResponse {
+    pub host_id: String,
+    pub available: Vec<Available>,
+    pub jobs: Vec<Job>,
+    /// Report ids the server has stored; the device may drop them from its queue.
+    #[serde(default)]
+    pub acked_reports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The new version is in place and healthy.
+    Installed,
+    /// The install failed before anything changed.
+    Failed,
+    /// The new version was put in place, failed post-install or its health check, and the
+    /// previous version was restored.
+    RolledBack,
+    /// The device refused the release (signature, expiry, downgrade, hash, unsafe tarball).
+    Refused,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Installed => "installed",
+            Outcome::Failed => "failed",
+            Outcome::RolledBack => "rolled_back",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// `POST /api/v1/device/reports`: the outcome of one install attempt. Reports are queued on
+/// the device and retried; `report_id` makes a retry idempotent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub report_id: String,
+    #[serde(default)]
+    pub job_id: Option<String>,
+    pub item: String,
+    pub version: semver::Version,
+    #[serde(default)]
+    pub from_version: Option<semver::Version>,
+    pub outcome: Outcome,
+    /// One line saying what happened, for lists.
+    pub message: String,
+    /// Output of post-install and health-check commands.
+    #[serde(default)]
+    pub output: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportBatch {
+    pub reports: Vec<Report>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReportAck {
+    pub acked: Vec<String>,
+}
+
+/// Error body of every non-2xx API response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+// ---- operator API ----
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HostView {
+    pub id: String,
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub device_class: Option<String>,
+    pub enrolled_at: String,
+    pub last_seen: String,
+    pub online: bool,
+    pub installed: Vec<InstalledItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub item: String,
+    pub version: semver::Version,
+    pub category: String,
+    pub released_at: String,
+    pub expires_at: String,
+    pub notes: String,
+    pub layout: String,
+    pub artifact_name: String,
+    pub artifact_size: u64,
+    pub artifact_sha256: String,
+    pub signed_by: Vec<String>,
+    pub published_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PublishResponse {
+    pub item: String,
+    pub version: semver::Version,
+}
+
+/// `POST /api/v1/updates`: assign an install to one host.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TriggerRequest {
+    /// Host id or hostname.
+    pub host: String,
+    pub item: String,
+    /// The newest release when absent.
+    #[serde(default)]
+    pub version: Option<semver::Version>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HistoryView {
+    pub id: String,
+    pub host_id: String,
+    pub hostname: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub from_version: Option<semver::Version>,
+    /// pending, installed, failed, rolled_back, refused
+    pub status: String,
+    /// Who asked: `user`, or `device` for an install the device chose (auto_install).
+    pub actor: String,
+    pub message: String,
+    pub output: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
