@@ -74,8 +74,12 @@ impl Agent {
 }
 
 pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
+    let t = time::OffsetDateTime::now_utc();
+    // Millisecond precision: readable, and still orders events within a second.
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
 

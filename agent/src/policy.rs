@@ -80,6 +80,9 @@ pub fn admit(
 
 /// Whether an offered version is worth installing without being asked (auto_install).
 pub fn is_upgrade(offered: &Version, item: &ItemState) -> bool {
+    if item.last_failed.as_ref() == Some(offered) {
+        return false;
+    }
     let floor = item.highest.as_ref().or(item.installed.as_ref());
     floor.is_none_or(|v| offered > v)
 }
@@ -169,5 +172,12 @@ mod tests {
         assert!(is_upgrade(&v("1.1.0"), &installed("1.0.0", "1.0.0")));
         assert!(!is_upgrade(&v("1.0.0"), &installed("1.0.0", "1.0.0")));
         assert!(!is_upgrade(&v("1.0.5"), &installed("1.0.0", "1.1.0")));
+        let mut failed = installed("1.0.0", "1.0.0");
+        failed.last_failed = Some(v("1.1.0"));
+        assert!(
+            !is_upgrade(&v("1.1.0"), &failed),
+            "a version that failed here is not retried"
+        );
+        assert!(is_upgrade(&v("1.2.0"), &failed));
     }
 }

@@ -36,6 +36,10 @@ pub struct ItemState {
     pub available: Option<semver::Version>,
     /// An install that was asked for (a job, or auto_install) and verified at check time.
     pub pending: Option<Pending>,
+    /// The last version that failed, was refused or rolled back here; `auto_install` does not
+    /// retry it (an operator's job still can).
+    #[serde(default)]
+    pub last_failed: Option<semver::Version>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -117,7 +117,9 @@ pub struct FileEntry {
     /// Path relative to the release root, `/`-separated, no `.` or `..` components.
     pub path: String,
     pub sha256: String,
-    /// Permission bits applied on install (the tarball's own modes are ignored).
+    /// Permission bits applied on install (the tarball's own modes are ignored), written as
+    /// an octal string such as `"0755"`.
+    #[serde(with = "octal_mode")]
     pub mode: u32,
     pub size: u64,
 }
@@ -354,6 +356,29 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{mode:04o}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+        let text = String::deserialize(d)?;
+        let digits = text.strip_prefix("0o").unwrap_or(&text);
+        if digits.is_empty() || digits.len() > 5 {
+            return Err(serde::de::Error::custom(format!(
+                "mode {text:?} must be an octal string such as \"0755\""
+            )));
+        }
+        u32::from_str_radix(digits, 8).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "mode {text:?} must be an octal string such as \"0755\""
+            ))
+        })
+    }
 }
 
 /// Canonical artifact file name for a release.

@@ -1,1 +1,89 @@
+//! ferry-server: the fleet server, and the operator CLI `ferryctl` (in [`cli`]).
+//!
+//! - [`config`]: flags and `server.toml`.
+//! - [`store`]: the repository layer (all SQL).
+//! - [`fleet`]: decisions as plain code: what is available to a host, online/offline.
+//! - [`api`]: axum handlers — [`api::device`] (enrol, check-in, reports),
+//!   [`api::operator`] (hosts, releases, updates, history), [`api::artifacts`].
+//! - [`auth`]: tokens, hashed at rest.
 
+pub mod api;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod fleet;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::ServerConfig;
+use crate::store::Store;
+
+pub fn now() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    // Millisecond precision: readable, and still orders events within a second.
+    let t = t
+        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap_or(t);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+}
+
+impl AppState {
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.config.data_dir.join("artifacts")
+    }
+}
+
+pub type Shared = Arc<AppState>;
+
+/// Opens the data directory and database, creates the first tokens, and serves until
+/// SIGTERM or Ctrl-C.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    std::fs::create_dir_all(config.data_dir.join("artifacts"))
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let db_path = config.data_dir.join("ferry.db");
+    let store = Store::open_sqlite(&db_path)
+        .await
+        .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    auth::bootstrap_tokens(&store, &config.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "ferry-server listening");
+    let state = Arc::new(AppState { store, config });
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -118,6 +118,9 @@ impl Agent {
             if st.pending.as_ref() == Some(pending) {
                 st.pending = None;
             }
+            if outcome != Outcome::Installed {
+                st.last_failed = Some(attempt.report.version.clone());
+            }
         }
         let _ = std::fs::remove_file(self.dir.manifests().join(&pending.envelope));
         self.dir.save_state(&self.state)?;

@@ -1,1 +1,41 @@
-fn main() {}
+//! ferry-server: starts with zero configuration on embedded defaults.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use ferry_server::config::ServerConfig;
+
+#[derive(Parser)]
+#[command(name = "ferry-server", version, about = "Ferry's fleet update server")]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "FERRY_LISTEN")]
+    listen: Option<String>,
+    /// Directory for the database, artifacts and first tokens [default: ./ferry-data].
+    #[arg(long, env = "FERRY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Optional server.toml (flags win over it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let cli = Cli::parse();
+    let result = match ServerConfig::build(cli.config.as_deref(), cli.listen, cli.data_dir) {
+        Ok(config) => ferry_server::serve(config).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        eprintln!("ferry-server: {e:#}");
+        std::process::exit(1);
+    }
+}

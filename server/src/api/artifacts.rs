@@ -1,0 +1,135 @@
+//! Artifact storage: uploaded by operators (streamed to disk, hashed on the way), served to
+//! devices with HTTP Range support so interrupted downloads resume.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use ferry_manifests::manifest::validate_artifact_name;
+use futures_util::TryStreamExt as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt as _;
+use tower::ServiceExt as _;
+use tower_http::services::ServeFile;
+
+use crate::auth::{Caller, Operator};
+use crate::error::{ApiResult, AppError};
+use crate::Shared;
+
+#[derive(Serialize)]
+pub struct Uploaded {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+fn artifact_path(state: &Shared, name: &str) -> ApiResult<PathBuf> {
+    validate_artifact_name(name).map_err(AppError::bad_request)?;
+    Ok(state.artifacts_dir().join(name))
+}
+
+pub async fn download(
+    State(state): State<Shared>,
+    _caller: Caller,
+    Path(name): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let path = artifact_path(&state, &name)?;
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(AppError::not_found(format!("no artifact named {name}")));
+    }
+    // ServeFile implements Range, If-Range and conditional requests.
+    match ServeFile::new(path).oneshot(req).await {
+        Ok(resp) => Ok(resp.map(Body::new).into_response()),
+        Err(e) => Err(AppError::Internal(format!("serving {name}: {e}"))),
+    }
+}
+
+pub async fn upload(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(name): Path<String>,
+    body: Body,
+) -> ApiResult<Json<Uploaded>> {
+    let path = artifact_path(&state, &name)?;
+    let tmp = state
+        .artifacts_dir()
+        .join(format!(".upload-{}", uuid::Uuid::new_v4()));
+    let result = write_upload(&state, &tmp, body).await;
+    let (size, sha256) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    };
+    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        // Same name, same bytes: idempotent. Different bytes for a published release: refuse.
+        let existing = hash_file(&path).await?;
+        if existing.1 != sha256 && state.store.artifact_in_use(&name).await? {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(AppError::conflict(format!(
+                "artifact {name} already exists with other content and belongs to a published release"
+            )));
+        }
+    }
+    tokio::fs::rename(&tmp, &path)
+        .await
+        .map_err(|e| AppError::Internal(format!("storing {}: {e}", path.display())))?;
+    tracing::info!(%name, size, %sha256, "artifact stored");
+    Ok(Json(Uploaded { name, size, sha256 }))
+}
+
+async fn write_upload(
+    state: &Shared,
+    tmp: &std::path::Path,
+    body: Body,
+) -> ApiResult<(u64, String)> {
+    let mut file = tokio::fs::File::create(tmp)
+        .await
+        .map_err(|e| AppError::Internal(format!("creating {}: {e}", tmp.display())))?;
+    let mut hasher = Sha256::new();
+    let mut size = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|e| AppError::bad_request(format!("upload interrupted: {e}")))?
+    {
+        size += chunk.len() as u64;
+        if size > state.config.max_artifact_bytes {
+            return Err(AppError::Client {
+                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                code: "too_large",
+                message: format!(
+                    "artifact larger than max_artifact_bytes ({})",
+                    state.config.max_artifact_bytes
+                ),
+            });
+        }
+        hasher.update(&chunk);
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| AppError::Internal(format!("writing {}: {e}", tmp.display())))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| AppError::Internal(format!("syncing {}: {e}", tmp.display())))?;
+    Ok((size, hex::encode(hasher.finalize())))
+}
+
+pub async fn hash_file(path: &std::path::Path) -> ApiResult<(u64, String)> {
+    let path = path.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&path)?;
+        let mut hasher = Sha256::new();
+        let n = std::io::copy(&mut f, &mut hasher)?;
+        Ok::<_, std::io::Error>((n, hex::encode(hasher.finalize())))
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(format!("hashing artifact: {e}")))
+}

@@ -1,0 +1,158 @@
+//! Device endpoints: enrolment, check-in, reports.
+
+use axum::extract::State;
+use axum::Json;
+use ferry_manifests::manifest::validate_item_name;
+use ferry_manifests::wire::{
+    CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, Job, ReportAck,
+    ReportBatch,
+};
+
+use crate::auth::{hash_token, new_token, Device};
+use crate::error::{ApiResult, AppError};
+use crate::store::{HostRow, ReportRecord};
+use crate::{fleet, now, Shared};
+
+/// Most reports accepted in one request.
+const MAX_REPORTS: usize = 100;
+/// Output kept per report (the tail, if longer).
+const MAX_OUTPUT: usize = 1024 * 1024;
+
+fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
+    if facts.hostname.trim().is_empty() || facts.hostname.len() > 255 {
+        return Err(AppError::bad_request("hostname must be 1-255 characters"));
+    }
+    if facts.installed.len() > 1000 {
+        return Err(AppError::bad_request("at most 1000 installed items"));
+    }
+    for i in &facts.installed {
+        validate_item_name(&i.item).map_err(AppError::bad_request)?;
+    }
+    Ok(())
+}
+
+fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
+    let t = now();
+    HostRow {
+        id,
+        hostname: facts.hostname.clone(),
+        os: facts.os.clone(),
+        os_version: facts.os_version.clone(),
+        arch: facts.arch.clone(),
+        agent_version: facts.agent_version.clone(),
+        device_class: facts.device_class.clone(),
+        enrolled_at: if enrolled_at.is_empty() {
+            t.clone()
+        } else {
+            enrolled_at
+        },
+        last_seen: t,
+    }
+}
+
+pub async fn enrol(
+    State(state): State<Shared>,
+    Json(req): Json<EnrolRequest>,
+) -> ApiResult<Json<EnrolResponse>> {
+    if !state
+        .store
+        .token_valid("enrol", &hash_token(&req.enrol_token))
+        .await?
+    {
+        return Err(AppError::unauthorized(
+            "enrolment token is unknown or revoked; copy DATA_DIR/enrol.token from the server",
+        ));
+    }
+    validate_facts(&req.facts)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let device_token = new_token("fdv").map_err(|e| AppError::Internal(e.to_string()))?;
+    let host = host_row(id.clone(), &req.facts, String::new());
+    state
+        .store
+        .create_host(&host, &hash_token(&device_token))
+        .await?;
+    state.store.update_host(&host, &req.facts.installed).await?;
+    tracing::info!(host_id = %id, hostname = %host.hostname, "host enrolled");
+    Ok(Json(EnrolResponse {
+        host_id: id,
+        device_token,
+    }))
+}
+
+pub async fn check_in(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    Json(req): Json<CheckInRequest>,
+) -> ApiResult<Json<CheckInResponse>> {
+    validate_facts(&req.facts)?;
+    let host = host_row(host_id.clone(), &req.facts, String::from("-"));
+    state.store.update_host(&host, &req.facts.installed).await?;
+    let releases = state.store.releases(None).await?;
+    let available = fleet::available_for(&req.facts.installed, &releases);
+    let jobs = state
+        .store
+        .pending_jobs(&host_id)
+        .await?
+        .into_iter()
+        .map(|j| Job {
+            manifest_path: fleet::manifest_path(&j.item, &j.version),
+            job_id: j.id,
+            item: j.item,
+            version: j.version,
+        })
+        .collect();
+    Ok(Json(CheckInResponse {
+        host_id,
+        available,
+        jobs,
+        acked_reports: vec![],
+    }))
+}
+
+pub async fn reports(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    Json(batch): Json<ReportBatch>,
+) -> ApiResult<Json<ReportAck>> {
+    if batch.reports.len() > MAX_REPORTS {
+        return Err(AppError::bad_request(format!(
+            "at most {MAX_REPORTS} reports per request"
+        )));
+    }
+    let mut acked = Vec::new();
+    for r in batch.reports {
+        validate_item_name(&r.item).map_err(AppError::bad_request)?;
+        if r.report_id.is_empty() || r.report_id.len() > 64 {
+            return Err(AppError::bad_request("report_id must be 1-64 characters"));
+        }
+        let mut output = r.output;
+        if output.len() > MAX_OUTPUT {
+            let mut cut = output.len() - MAX_OUTPUT;
+            while !output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            output = output.split_off(cut);
+        }
+        let new = state
+            .store
+            .record_report(&ReportRecord {
+                report_id: r.report_id.clone(),
+                host_id: host_id.clone(),
+                job_id: r.job_id,
+                item: r.item.clone(),
+                version: r.version.to_string(),
+                from_version: r.from_version.map(|v| v.to_string()),
+                status: r.outcome.as_str().to_string(),
+                message: r.message.clone(),
+                output,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+            })
+            .await?;
+        if new {
+            tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
+        }
+        acked.push(r.report_id);
+    }
+    Ok(Json(ReportAck { acked }))
+}

@@ -1,0 +1,37 @@
+//! The HTTP API. docs/protocol.md documents every route.
+
+pub mod artifacts;
+pub mod device;
+pub mod operator;
+
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::Shared;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/api/v1/enrol", post(device::enrol))
+        .route("/api/v1/device/checkin", post(device::check_in))
+        .route("/api/v1/device/reports", post(device::reports))
+        .route(
+            "/api/v1/artifacts/{name}",
+            get(artifacts::download).put(artifacts::upload),
+        )
+        .route(
+            "/api/v1/releases",
+            get(operator::list_releases).post(operator::publish),
+        )
+        .route(
+            "/api/v1/releases/{item}/{version}/manifest",
+            get(operator::manifest),
+        )
+        .route("/api/v1/hosts", get(operator::list_hosts))
+        .route("/api/v1/updates", post(operator::trigger))
+        .route("/api/v1/update-history", get(operator::history))
+        .route("/api/v1/update-history/{id}", get(operator::history_entry))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,223 @@
+//! Operator endpoints: releases, hosts, updates and history. Manifests are readable by devices
+//! too.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use ferry_manifests::wire::{HistoryView, HostView, PublishResponse, ReleaseView, TriggerRequest};
+use ferry_manifests::{Envelope, Manifest};
+use serde::Deserialize;
+
+use crate::api::artifacts::hash_file;
+use crate::auth::{Caller, Operator};
+use crate::error::{ApiResult, AppError};
+use crate::store::NewRelease;
+use crate::{fleet, now, Shared};
+
+pub async fn list_hosts(
+    State(state): State<Shared>,
+    _op: Operator,
+) -> ApiResult<Json<Vec<HostView>>> {
+    let now_t = time::OffsetDateTime::now_utc();
+    let hosts = state.store.hosts().await?;
+    Ok(Json(
+        hosts
+            .into_iter()
+            .map(|(h, installed)| HostView {
+                online: fleet::is_online(&h.last_seen, now_t, state.config.offline_after_secs),
+                id: h.id,
+                hostname: h.hostname,
+                os: h.os,
+                os_version: h.os_version,
+                arch: h.arch,
+                agent_version: h.agent_version,
+                device_class: h.device_class,
+                enrolled_at: h.enrolled_at,
+                last_seen: h.last_seen,
+                installed,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ReleaseQuery {
+    item: Option<String>,
+}
+
+pub async fn list_releases(
+    State(state): State<Shared>,
+    _op: Operator,
+    Query(q): Query<ReleaseQuery>,
+) -> ApiResult<Json<Vec<ReleaseView>>> {
+    Ok(Json(state.store.releases(q.item.as_deref()).await?))
+}
+
+/// Stores a signed release. The server indexes the manifest without trusting it (it holds no
+/// keys to decide trust; devices verify), but refuses an envelope whose artifact it does not
+/// hold with the exact size and hash, so a broken publish fails here rather than on devices.
+pub async fn publish(
+    State(state): State<Shared>,
+    _op: Operator,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<PublishResponse>> {
+    let envelope = Envelope::parse(&body).map_err(|e| AppError::bad_request(e.to_string()))?;
+    let manifest =
+        Manifest::parse_unverified(&envelope).map_err(|e| AppError::bad_request(e.to_string()))?;
+    if envelope.signatures.is_empty() {
+        return Err(AppError::bad_request("the manifest is not signed"));
+    }
+    let path = state.artifacts_dir().join(&manifest.artifact.name);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(AppError::bad_request(format!(
+            "artifact {} has not been uploaded; PUT /api/v1/artifacts/{} first",
+            manifest.artifact.name, manifest.artifact.name
+        )));
+    }
+    let (size, sha) = hash_file(&path).await?;
+    if size != manifest.artifact.size || sha != manifest.artifact.sha256 {
+        return Err(AppError::bad_request(format!(
+            "stored artifact {} is {size} bytes with sha256 {sha}, the manifest says {} bytes with sha256 {}",
+            manifest.artifact.name, manifest.artifact.size, manifest.artifact.sha256
+        )));
+    }
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let view = ReleaseView {
+        item: manifest.item.clone(),
+        version: manifest.version.clone(),
+        category: manifest.category.to_string(),
+        released_at: fmt(manifest.released_at),
+        expires_at: fmt(manifest.expires_at),
+        notes: manifest.notes.clone(),
+        layout: manifest.install.layout.to_string(),
+        artifact_name: manifest.artifact.name.clone(),
+        artifact_size: manifest.artifact.size,
+        artifact_sha256: manifest.artifact.sha256.clone(),
+        signed_by: envelope
+            .signatures
+            .iter()
+            .map(|s| s.keyid.0.clone())
+            .collect(),
+        published_at: now(),
+    };
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if !state
+        .store
+        .add_release(&NewRelease {
+            view,
+            envelope: text,
+        })
+        .await?
+    {
+        return Err(AppError::conflict(format!(
+            "{} {} is already published; releases are immutable, publish a new version",
+            manifest.item, manifest.version
+        )));
+    }
+    tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
+    Ok(Json(PublishResponse {
+        item: manifest.item,
+        version: manifest.version,
+    }))
+}
+
+pub async fn manifest(
+    State(state): State<Shared>,
+    _caller: Caller,
+    Path((item, version)): Path<(String, String)>,
+) -> ApiResult<impl IntoResponse> {
+    match state.store.envelope(&item, &version).await? {
+        Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text)),
+        None => Err(AppError::not_found(format!("no release {item} {version}"))),
+    }
+}
+
+/// Resolves a host id or hostname to exactly one host id.
+async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(String, String)> {
+    let mut found = state.store.find_hosts(host).await?;
+    match found.len() {
+        0 => Err(AppError::not_found(format!(
+            "no host with id or hostname {host:?}"
+        ))),
+        1 => Ok(found.remove(0)),
+        n => Err(AppError::conflict(format!(
+            "{n} hosts are named {host:?}; use the host id (ferryctl hosts list)"
+        ))),
+    }
+}
+
+pub async fn trigger(
+    State(state): State<Shared>,
+    _op: Operator,
+    Json(req): Json<TriggerRequest>,
+) -> ApiResult<Json<HistoryView>> {
+    let (host_id, _) = resolve_host(&state, &req.host).await?;
+    let releases = state.store.releases(Some(&req.item)).await?;
+    let release = match &req.version {
+        Some(v) => releases.iter().find(|r| &r.version == v),
+        None => fleet::newest(&releases, &req.item),
+    };
+    let Some(release) = release else {
+        return Err(AppError::not_found(match &req.version {
+            Some(v) => format!("no release {} {v}; see ferryctl releases list", req.item),
+            None => format!("no release of {}; publish one first", req.item),
+        }));
+    };
+    if let Some(existing) = state.store.active_update(&host_id, &req.item).await? {
+        return Err(AppError::conflict(format!(
+            "host already has a pending update of {} ({existing})",
+            req.item
+        )));
+    }
+    let id = state
+        .store
+        .create_update(&host_id, &req.item, &release.version, "user")
+        .await?;
+    tracing::info!(%host_id, item = %req.item, version = %release.version, update = %id, "update triggered");
+    let mut entry = state.store.history(None, None, Some(&id)).await?;
+    entry
+        .pop()
+        .map(Json)
+        .ok_or_else(|| AppError::Internal("update vanished after insert".into()))
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    host: Option<String>,
+    item: Option<String>,
+}
+
+pub async fn history(
+    State(state): State<Shared>,
+    _op: Operator,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<HistoryView>>> {
+    let host_id = match &q.host {
+        Some(h) => Some(resolve_host(&state, h).await?.0),
+        None => None,
+    };
+    Ok(Json(
+        state
+            .store
+            .history(host_id.as_deref(), q.item.as_deref(), None)
+            .await?,
+    ))
+}
+
+pub async fn history_entry(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HistoryView>> {
+    state
+        .store
+        .history(None, None, Some(&id))
+        .await?
+        .pop()
+        .map(Json)
+        .ok_or_else(|| AppError::not_found(format!("no update {id}")))
+}

@@ -1,0 +1,294 @@
+//! ferryctl's API client and the output of its server commands.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use ferry_manifests::wire::{ApiError, HistoryView, HostView, ReleaseView, TriggerRequest};
+use ferry_manifests::{Envelope, Manifest};
+use reqwest::blocking::{RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+
+use super::table;
+use super::ServerArgs;
+
+pub struct Client {
+    base: reqwest::Url,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+impl Client {
+    pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
+        let mut base = reqwest::Url::parse(&args.server)
+            .with_context(|| format!("--server {:?} is not a URL", args.server))?;
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let token = match &args.token {
+            Some(t) if t.starts_with('@') => std::fs::read_to_string(&t[1..])
+                .with_context(|| format!("cannot read token file {}", &t[1..]))?,
+            Some(t) => t.clone(),
+            None => bail!(
+                "no operator token: pass --token or set FERRY_TOKEN (the server wrote one to DATA_DIR/operator.token)"
+            ),
+        };
+        Ok(Client {
+            base,
+            token: token.trim().to_string(),
+            http: reqwest::blocking::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(None)
+                .build()?,
+        })
+    }
+
+    fn url(&self, path: &str) -> anyhow::Result<reqwest::Url> {
+        Ok(self.base.join(path)?)
+    }
+
+    fn send(&self, req: RequestBuilder, what: &str) -> anyhow::Result<Response> {
+        let resp = req
+            .bearer_auth(&self.token)
+            .send()
+            .with_context(|| format!("cannot reach the server at {} ({what})", self.base))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let status = resp.status();
+        match resp.json::<ApiError>() {
+            Ok(e) => bail!("{what}: {} ({status})", e.message),
+            Err(_) => bail!("{what}: server answered {status}"),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str, what: &str) -> anyhow::Result<T> {
+        let resp = self.send(self.http.get(self.url(path)?), what)?;
+        resp.json()
+            .with_context(|| format!("{what}: unexpected answer"))
+    }
+
+    pub fn publish_dir(&self, outdir: &Path) -> anyhow::Result<()> {
+        let mut manifests: Vec<_> = std::fs::read_dir(outdir)
+            .with_context(|| format!("cannot read {}", outdir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+            .collect();
+        manifests.sort();
+        if manifests.is_empty() {
+            bail!(
+                "{} holds no *.manifest.json; run `ferryctl release build --out {}` first",
+                outdir.display(),
+                outdir.display()
+            );
+        }
+        for path in manifests {
+            let text =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let envelope = Envelope::parse(&text)
+                .with_context(|| format!("{} is not a signed manifest", path.display()))?;
+            let manifest = Manifest::parse_unverified(&envelope)
+                .with_context(|| format!("{} holds an invalid manifest", path.display()))?;
+            let artifact = outdir.join(&manifest.artifact.name);
+            let file = File::open(&artifact)
+                .with_context(|| format!("cannot open {}", artifact.display()))?;
+            let url = self.url(&format!("api/v1/artifacts/{}", manifest.artifact.name))?;
+            self.send(
+                self.http.put(url).body(file),
+                &format!("uploading {}", manifest.artifact.name),
+            )?;
+            self.send(
+                self.http
+                    .post(self.url("api/v1/releases")?)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(text),
+                &format!("publishing {} {}", manifest.item, manifest.version),
+            )?;
+            println!("published {} {}", manifest.item, manifest.version);
+        }
+        Ok(())
+    }
+
+    pub fn hosts(&self, json: bool) -> anyhow::Result<()> {
+        let hosts: Vec<HostView> = self.get("api/v1/hosts", "listing hosts")?;
+        if json {
+            return print_json(&hosts);
+        }
+        let rows = hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.id.clone(),
+                    h.hostname.clone(),
+                    if h.online { "online" } else { "offline" }.to_string(),
+                    format!("{} {}", h.os, h.os_version).trim().to_string(),
+                    h.arch.clone(),
+                    h.agent_version.clone(),
+                    h.last_seen.clone(),
+                    h.installed
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{}={}",
+                                i.item,
+                                i.version.as_ref().map_or("-".into(), |v| v.to_string())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &[
+                    "ID",
+                    "HOSTNAME",
+                    "STATE",
+                    "OS",
+                    "ARCH",
+                    "AGENT",
+                    "LAST SEEN",
+                    "INSTALLED"
+                ],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn releases(&self, json: bool) -> anyhow::Result<()> {
+        let releases: Vec<ReleaseView> = self.get("api/v1/releases", "listing releases")?;
+        if json {
+            return print_json(&releases);
+        }
+        let rows = releases
+            .iter()
+            .map(|r| {
+                vec![
+                    r.item.clone(),
+                    r.version.to_string(),
+                    r.category.clone(),
+                    r.layout.clone(),
+                    r.artifact_size.to_string(),
+                    r.expires_at.clone(),
+                    r.notes.lines().next().unwrap_or("").to_string(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ITEM", "VERSION", "CATEGORY", "LAYOUT", "BYTES", "EXPIRES", "NOTES"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn history(
+        &self,
+        host: Option<&str>,
+        item: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/update-history")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(h) = host {
+                q.append_pair("host", h);
+            }
+            if let Some(i) = item {
+                q.append_pair("item", i);
+            }
+        }
+        let resp = self.send(self.http.get(url), "listing history")?;
+        let entries: Vec<HistoryView> = resp.json()?;
+        if json {
+            return print_json(&entries);
+        }
+        let rows = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.id.clone(),
+                    e.hostname.clone(),
+                    e.item.clone(),
+                    format!(
+                        "{} -> {}",
+                        e.from_version
+                            .as_ref()
+                            .map_or("-".into(), |v| v.to_string()),
+                        e.version
+                    ),
+                    e.status.clone(),
+                    e.actor.clone(),
+                    e.created_at.clone(),
+                    e.message.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ID", "HOST", "ITEM", "VERSION", "STATUS", "ACTOR", "CREATED", "MESSAGE"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn history_show(&self, id: &str, json: bool) -> anyhow::Result<()> {
+        let e: HistoryView = self.get(&format!("api/v1/update-history/{id}"), "showing update")?;
+        if json {
+            return print_json(&e);
+        }
+        println!("update    {}", e.id);
+        println!("host      {} ({})", e.hostname, e.host_id);
+        println!("item      {} {}", e.item, e.version);
+        println!("status    {}", e.status);
+        println!("actor     {}", e.actor);
+        println!("created   {}", e.created_at);
+        println!("finished  {}", e.finished_at.as_deref().unwrap_or("-"));
+        println!("message   {}", e.message);
+        if !e.output.is_empty() {
+            println!("\n{}", e.output);
+        }
+        Ok(())
+    }
+
+    pub fn trigger(
+        &self,
+        host: &str,
+        item: &str,
+        version: Option<semver::Version>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/updates")?)
+                .json(&TriggerRequest {
+                    host: host.to_string(),
+                    item: item.to_string(),
+                    version,
+                }),
+            "triggering update",
+        )?;
+        let e: HistoryView = resp.json()?;
+        if json {
+            return print_json(&e);
+        }
+        println!(
+            "update {} queued: {} {} on {} (it starts at the host's next check-in)",
+            e.id, e.item, e.version, e.hostname
+        );
+        Ok(())
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

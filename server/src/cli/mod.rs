@@ -1,0 +1,228 @@
+//! ferryctl: the operator CLI. Commands are parsed here and carried out by [`client`]
+//! (talking to the server API) and [`release`] (offline key generation, packing and signing).
+
+pub mod client;
+pub mod release;
+pub mod table;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ferry_manifests::manifest::Layout;
+use ferry_manifests::Category;
+
+#[derive(Parser)]
+#[command(
+    name = "ferryctl",
+    version,
+    about = "Operate a Ferry fleet and sign releases"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// Server URL.
+    #[arg(
+        long,
+        env = "FERRY_SERVER",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    pub server: String,
+    /// Operator token, or @FILE to read it from a file.
+    #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Generate an ed25519 release key pair: OUT.key (mode 0600) and OUT.pub.
+    Keygen {
+        /// Path prefix of the key files.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Build, sign and publish releases.
+    Release {
+        #[command(subcommand)]
+        command: ReleaseCommand,
+    },
+    /// Enrolled hosts.
+    Hosts {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Published releases.
+    Releases {
+        #[command(subcommand)]
+        command: ListCommand,
+    },
+    /// Update history.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
+    /// Assign installs to hosts.
+    Update {
+        #[command(subcommand)]
+        command: UpdateCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ReleaseCommand {
+    /// Pack a directory into a tarball and write the signed manifest beside it (offline).
+    Build(BuildArgs),
+    /// Upload the tarballs and signed manifests in OUTDIR to the server.
+    Publish {
+        /// Directory written by `ferryctl release build`.
+        outdir: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct BuildArgs {
+    /// Software item name.
+    #[arg(long)]
+    pub item: String,
+    /// Version (semver).
+    #[arg(long)]
+    pub version: semver::Version,
+    /// Directory whose contents become the release.
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Private release key (from `ferryctl keygen`); repeat to sign with several keys.
+    #[arg(long, required = true)]
+    pub key: Vec<PathBuf>,
+    /// Where to write the tarball and the signed manifest.
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long, default_value = "unknown")]
+    pub category: Category,
+    #[arg(long, default_value = "symlink")]
+    pub layout: Layout,
+    /// Command to run after install, in the new release directory (repeatable, in order).
+    #[arg(long = "post-install")]
+    pub post_install: Vec<String>,
+    /// Command that must exit 0 after post-install, or the install rolls back.
+    #[arg(long)]
+    pub health_check: Option<String>,
+    /// Days until devices refuse this manifest.
+    #[arg(long, default_value_t = 365)]
+    pub expires_in_days: u32,
+    /// Release notes.
+    #[arg(long, default_value = "")]
+    pub notes: String,
+    /// Link to a changelog or release page.
+    #[arg(long)]
+    pub release_url: Option<String>,
+    /// Device class this release is for (repeatable; none means any device).
+    #[arg(long)]
+    pub compatible: Vec<String>,
+    /// Extra artifact URL (a mirror), tried before the server's own copy (repeatable).
+    #[arg(long = "url")]
+    pub urls: Vec<String>,
+    /// Let devices that have a newer version install this one.
+    #[arg(long)]
+    pub allow_downgrade: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ListCommand {
+    /// List them.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum HistoryCommand {
+    /// List update history.
+    List {
+        /// Only this host (id or hostname).
+        #[arg(long)]
+        host: Option<String>,
+        /// Only this item.
+        #[arg(long)]
+        item: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one entry with its full output.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UpdateCommand {
+    /// Ask one host to install a release (the newest when --version is absent).
+    Trigger {
+        /// Host id or hostname.
+        #[arg(long)]
+        host: String,
+        #[arg(long)]
+        item: String,
+        #[arg(long)]
+        version: Option<semver::Version>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Keygen { out } => release::keygen(&out),
+        Command::Release { command } => match command {
+            ReleaseCommand::Build(args) => release::build(&args).map(|_| ()),
+            ReleaseCommand::Publish { outdir, server } => {
+                client::Client::new(&server)?.publish_dir(&outdir)
+            }
+        },
+        Command::Hosts {
+            command: ListCommand::List { json, server },
+        } => client::Client::new(&server)?.hosts(json),
+        Command::Releases {
+            command: ListCommand::List { json, server },
+        } => client::Client::new(&server)?.releases(json),
+        Command::History { command } => match command {
+            HistoryCommand::List {
+                host,
+                item,
+                json,
+                server,
+            } => client::Client::new(&server)?.history(host.as_deref(), item.as_deref(), json),
+            HistoryCommand::Show { id, json, server } => {
+                client::Client::new(&server)?.history_show(&id, json)
+            }
+        },
+        Command::Update {
+            command:
+                UpdateCommand::Trigger {
+                    host,
+                    item,
+                    version,
+                    json,
+                    server,
+                },
+        } => client::Client::new(&server)?.trigger(&host, &item, version, json),
+    }
+}

@@ -1,0 +1,251 @@
+//! Offline release work: key generation, packing a directory into a deterministic tarball,
+//! and signing its manifest. Nothing here talks to the server; private keys never leave the
+//! machine that runs these commands.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use ferry_manifests::manifest::{
+    artifact_file_name, check_relative_path, validate_item_name, Artifact, Compression, FileEntry,
+    Install,
+};
+use ferry_manifests::{Manifest, SigningKeyFile};
+use sha2::{Digest, Sha256};
+
+use super::BuildArgs;
+
+pub fn keygen(out: &Path) -> anyhow::Result<()> {
+    let key_path = with_suffix(out, "key");
+    let pub_path = with_suffix(out, "pub");
+    for p in [&key_path, &pub_path] {
+        if p.exists() {
+            bail!(
+                "{} already exists; refusing to overwrite a key",
+                p.display()
+            );
+        }
+    }
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = SigningKeyFile::generate()?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&key_path)
+        .with_context(|| format!("cannot create {}", key_path.display()))?;
+    f.write_all(key.to_file_string().as_bytes())?;
+    f.sync_all()?;
+    fs::write(&pub_path, key.public().to_file_string())
+        .with_context(|| format!("cannot write {}", pub_path.display()))?;
+    println!("key id {}", key.id);
+    println!("private key: {} (keep it offline)", key_path.display());
+    println!(
+        "public key:  {} (list it in the agents' trusted_keys)",
+        pub_path.display()
+    );
+    Ok(())
+}
+
+fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(".");
+    s.push(ext);
+    PathBuf::from(s)
+}
+
+/// Paths of what `build` wrote.
+pub struct Built {
+    pub tarball: PathBuf,
+    pub manifest: PathBuf,
+}
+
+pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
+    validate_item_name(&args.item).map_err(anyhow::Error::msg)?;
+    let keys = args
+        .key
+        .iter()
+        .map(|p| SigningKeyFile::load(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !args.from.is_dir() {
+        bail!("--from {} is not a directory", args.from.display());
+    }
+    fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let name = artifact_file_name(&args.item, &args.version);
+    let tarball = args.out.join(&name);
+    let tmp = args.out.join(format!(".{name}.tmp"));
+
+    let mut entries = Vec::new();
+    walk(&args.from, &args.from, &mut entries)?;
+    let files = write_tarball(&args.from, &entries, &tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, &tarball)?;
+
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut File::open(&tarball)?, &mut hasher)?;
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let mut urls = args.urls.clone();
+    urls.push(name.clone());
+    let manifest = Manifest {
+        item: args.item.clone(),
+        version: args.version.clone(),
+        category: args.category,
+        released_at: now,
+        expires_at: now + time::Duration::days(i64::from(args.expires_in_days)),
+        notes: args.notes.clone(),
+        release_url: args.release_url.clone(),
+        compatible: args.compatible.clone(),
+        allow_downgrade: args.allow_downgrade,
+        artifact: Artifact {
+            name: name.clone(),
+            size,
+            sha256: hex::encode(hasher.finalize()),
+            urls,
+            compression: Compression::Gzip,
+        },
+        files,
+        install: Install {
+            layout: args.layout,
+            post_install: args.post_install.clone(),
+            health_check: args.health_check.clone(),
+        },
+    };
+    manifest
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the manifest would be invalid: {e}"))?;
+    let key_refs: Vec<&SigningKeyFile> = keys.iter().collect();
+    let envelope = manifest.sign(&key_refs);
+    let manifest_path = args
+        .out
+        .join(format!("{}-{}.manifest.json", args.item, args.version));
+    fs::write(&manifest_path, envelope.to_json())?;
+    println!(
+        "built {} ({} files, {} bytes, sha256 {})",
+        tarball.display(),
+        manifest.files.len(),
+        size,
+        manifest.artifact.sha256
+    );
+    println!(
+        "signed {} with {}",
+        manifest_path.display(),
+        keys.iter()
+            .map(|k| k.id.0.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(Built {
+        tarball,
+        manifest: manifest_path,
+    })
+}
+
+enum Entry {
+    Dir(String),
+    File(String, u32),
+}
+
+/// Collects directories and regular files under `dir`, sorted, so the tarball is
+/// deterministic. Symlinks and special files are refused: releases carry plain files.
+fn walk(base: &Path, dir: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
+    let mut children: Vec<_> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .collect::<Result<_, _>>()?;
+    children.sort_by_key(|e| e.file_name());
+    for child in children {
+        let path = child.path();
+        let rel = path
+            .strip_prefix(base)?
+            .to_str()
+            .with_context(|| format!("{} is not valid UTF-8", path.display()))?
+            .to_string();
+        check_relative_path(&rel).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let meta = fs::symlink_metadata(&path)?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            out.push(Entry::Dir(rel));
+            walk(base, &path, out)?;
+        } else if ft.is_file() {
+            out.push(Entry::File(rel, meta.permissions().mode() & 0o7777));
+        } else {
+            bail!(
+                "{} is not a regular file or directory; releases carry plain files only",
+                path.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    count: u64,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+}
+
+fn write_tarball(base: &Path, entries: &[Entry], out: &Path) -> anyhow::Result<Vec<FileEntry>> {
+    let file = BufWriter::with_capacity(256 * 1024, File::create(out)?);
+    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+    let mut tar = tar::Builder::new(gz);
+    let mut files = Vec::new();
+    for entry in entries {
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(0);
+        header.set_uid(0);
+        header.set_gid(0);
+        match entry {
+            Entry::Dir(rel) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_mode(0o755);
+                header.set_size(0);
+                tar.append_data(&mut header, rel, std::io::empty())?;
+            }
+            Entry::File(rel, mode) => {
+                let path = base.join(rel);
+                let f =
+                    File::open(&path).with_context(|| format!("cannot read {}", path.display()))?;
+                let size = f.metadata()?.len();
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(*mode);
+                header.set_size(size);
+                let mut reader = HashingReader {
+                    inner: f.take(size),
+                    hasher: Sha256::new(),
+                    count: 0,
+                };
+                tar.append_data(&mut header, rel, &mut reader)?;
+                if reader.count != size {
+                    bail!("{} changed size while it was packed", path.display());
+                }
+                files.push(FileEntry {
+                    path: rel.clone(),
+                    sha256: hex::encode(reader.hasher.finalize()),
+                    mode: *mode,
+                    size,
+                });
+            }
+        }
+    }
+    let gz = tar.into_inner()?;
+    let mut file = gz.finish()?;
+    file.flush()?;
+    file.into_inner()
+        .map_err(|e| anyhow::anyhow!("cannot flush the tarball: {e}"))?
+        .sync_all()?;
+    Ok(files)
+}

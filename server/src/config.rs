@@ -1,0 +1,69 @@
+//! Server configuration: embedded defaults, overridden by `--config server.toml`, overridden
+//! by flags. Every key is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./ferry-data";
+/// A host that has not checked in for this long shows as offline: two missed polls at the
+/// agent's default hourly interval, plus a minute.
+pub const DEFAULT_OFFLINE_AFTER_SECS: u64 = 2 * 3600 + 60;
+/// Largest artifact accepted on upload.
+pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub offline_after_secs: u64,
+    pub max_artifact_bytes: u64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub offline_after_secs: Option<u64>,
+    pub max_artifact_bytes: Option<u64>,
+}
+
+impl ServerConfig {
+    /// Merges defaults, the optional file and flags (flags win).
+    pub fn build(
+        file: Option<&Path>,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+    ) -> anyhow::Result<ServerConfig> {
+        let fc: FileConfig = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+                toml::from_str(&text)
+                    .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let listen_text = listen
+            .or(fc.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
+        let listen = listen_text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("listen address {listen_text:?} is not HOST:PORT: {e}"))?;
+        let offline_after_secs = fc.offline_after_secs.unwrap_or(DEFAULT_OFFLINE_AFTER_SECS);
+        if offline_after_secs == 0 {
+            anyhow::bail!("offline_after_secs must be at least 1");
+        }
+        Ok(ServerConfig {
+            listen,
+            data_dir: data_dir
+                .or(fc.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            offline_after_secs,
+            max_artifact_bytes: fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
+        })
+    }
+}
