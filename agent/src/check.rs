@@ -16,7 +16,6 @@ use crate::{now_rfc3339, Agent};
 pub struct CheckSummary {
     pub available: Vec<(String, semver::Version)>,
     pub newly_pending: Vec<(String, semver::Version)>,
-    pub refused: usize,
 }
 
 pub fn facts(agent: &Agent) -> DeviceFacts {
@@ -172,7 +171,6 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 )),
                 &pending,
             )?;
-            summary.refused += 1;
             continue;
         }
         let (envelope, bytes) = agent.api.envelope(&manifest_path)?;
@@ -196,7 +194,6 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
             Err(message) => {
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
                 agent.finish(attempt.refused(message), &pending)?;
-                summary.refused += 1;
             }
         }
     }

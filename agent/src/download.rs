@@ -92,7 +92,7 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
         let url = resolve_url(&agent.api, url).map_err(DownloadError::Transient)?;
         match download_one(agent, &url, &part, manifest) {
             Ok(()) => {
-                fs::rename(&part, &final_path).map_err(|e| Error::from(io_err(&final_path)(e)))?;
+                fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
                 fsync_dir(&agent.dir.downloads())?;
                 return Ok(final_path);
             }
@@ -146,18 +146,18 @@ fn download_one(
         .append(true)
         .read(true)
         .open(part)
-        .map_err(|e| Error::from(io_err(part)(e)))?;
+        .map_err(io_err(part))?;
     let mut have = file.metadata().map(|m| m.len()).unwrap_or(0);
     if have > size {
-        file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+        file.set_len(0).map_err(io_err(part))?;
         have = 0;
     }
     // Hash what is already on disk so the final hash covers the whole file.
     let mut hasher = Sha256::new();
     if have > 0 {
-        let mut existing = File::open(part).map_err(|e| Error::from(io_err(part)(e)))?;
+        let mut existing = File::open(part).map_err(io_err(part))?;
         std::io::copy(&mut (&mut existing).take(have), &mut hasher)
-            .map_err(|e| Error::from(io_err(part)(e)))?;
+            .map_err(io_err(part))?;
     }
     if have < size {
         let mut req = agent.api.http().get(url.clone());
@@ -176,7 +176,7 @@ fn download_one(
         };
         if have > 0 && resp.status() == StatusCode::OK {
             // The server ignored the range: start over.
-            file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+            file.set_len(0).map_err(io_err(part))?;
             hasher = Sha256::new();
             have = 0;
         } else if resp.status() == StatusCode::PARTIAL_CONTENT {
@@ -212,13 +212,13 @@ fn download_one(
             }
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
-                .map_err(|e| Error::from(io_err(part)(e)))?;
+                .map_err(io_err(part))?;
             have += n as u64;
             if let Some(p) = progress.as_mut() {
                 p.update(have);
             }
         }
-        file.sync_all().map_err(|e| Error::from(io_err(part)(e)))?;
+        file.sync_all().map_err(io_err(part))?;
     }
     if have < size {
         return Err(DownloadError::Transient(Error::Unreachable {
@@ -237,7 +237,7 @@ fn download_one(
 }
 
 fn restart(file: &File, part: &Path, why: &str) -> Result<DownloadError, DownloadError> {
-    file.set_len(0).map_err(|e| Error::from(io_err(part)(e)))?;
+    file.set_len(0).map_err(io_err(part))?;
     Ok(DownloadError::Transient(Error::Other(format!(
         "{why}; the download will start over"
     ))))

@@ -52,6 +52,8 @@ pub struct Agent {
     pub api: Api,
     pub state: State,
     pub progress: Option<Progress>,
+    /// Outcomes recorded during this run, from every stage; they decide the exit code.
+    pub outcomes: Vec<Outcome>,
 }
 
 impl Agent {
@@ -65,6 +67,7 @@ impl Agent {
             api,
             state,
             progress: progress.then_some(Progress),
+            outcomes: Vec::new(),
         })
     }
 
@@ -74,13 +77,7 @@ impl Agent {
 }
 
 pub fn now_rfc3339() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    // Millisecond precision: readable, and still orders events within a second.
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    ferry_manifests::wire::now()
 }
 
 /// The exit code a set of install outcomes maps to.
@@ -108,7 +105,7 @@ pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
             Err(e) => return Err(e),
         }
     }
-    let outcomes = install::run(agent)?;
+    install::run(agent)?;
     if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
         match report::flush(&agent.api, &agent.dir) {
             Ok(_) => {}
@@ -116,7 +113,7 @@ pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
             Err(e) => return Err(e),
         }
     }
-    let code = outcome_code(&outcomes);
+    let code = outcome_code(&agent.outcomes);
     match unreachable {
         Some(e) if code == exit::OK => Err(e),
         Some(e) => {
@@ -153,24 +150,19 @@ pub fn run_mode(mode: Mode, agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result
         Mode::Check => {
             let summary = check::run(agent)?;
             log_check(agent, &summary);
-            Ok(if summary.refused > 0 {
-                exit::UPDATE_FAILED
-            } else {
-                exit::OK
-            })
+            Ok(outcome_code(&agent.outcomes))
         }
         Mode::Download => {
             // Downloading needs the credential for the server's artifact endpoint.
             check::ensure_enrolled(agent)?;
             download::run(agent)?;
-            Ok(exit::OK)
+            Ok(outcome_code(&agent.outcomes))
         }
         Mode::Install => {
-            let outcomes = install::run(agent)?;
-            if outcomes.is_empty() {
+            if install::run(agent)?.is_empty() {
                 tracing::info!("nothing downloaded to install");
             }
-            Ok(outcome_code(&outcomes))
+            Ok(outcome_code(&agent.outcomes))
         }
         Mode::Status => {
             print!("{}", status::render(agent)?);
@@ -187,6 +179,7 @@ fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
     let base = Duration::from_secs(agent.cfg.poll_interval_secs);
     let mut failures: u32 = 0;
     while !stop.load(Ordering::SeqCst) {
+        agent.outcomes.clear();
         let wait = match run_once(agent) {
             Ok(_) => {
                 failures = 0;

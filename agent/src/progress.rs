@@ -32,11 +32,10 @@ impl ByteProgress {
             return;
         }
         self.last = Instant::now();
-        let pct = if self.total == 0 {
-            100
-        } else {
-            done.saturating_mul(100) / self.total
-        };
+        let pct = done
+            .saturating_mul(100)
+            .checked_div(self.total)
+            .unwrap_or(100);
         eprint!(
             "\r{}: {:>5.1} / {:.1} MiB ({pct}%)",
             self.label,

@@ -204,3 +204,30 @@ pub struct HistoryView {
     pub created_at: String,
     pub finished_at: Option<String>,
 }
+
+/// Formats an instant the way every wire timestamp is written: RFC 3339 UTC with exactly
+/// three fractional digits (`2026-01-02T03:04:05.678Z`), so that text order is time order.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+/// The current instant as a wire timestamp.
+pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        assert_eq!(super::timestamp(t), "2026-01-02T03:04:05.000Z");
+        let later = t + time::Duration::milliseconds(500);
+        assert!(super::timestamp(later) > super::timestamp(t));
+    }
+}

@@ -25,13 +25,7 @@ use crate::config::ServerConfig;
 use crate::store::Store;
 
 pub fn now() -> String {
-    let t = time::OffsetDateTime::now_utc();
-    // Millisecond precision: readable, and still orders events within a second.
-    let t = t
-        .replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap_or(t);
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    ferry_manifests::wire::now()
 }
 
 pub struct AppState {

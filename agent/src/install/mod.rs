@@ -114,6 +114,7 @@ impl Agent {
             ));
         }
         report::queue(&self.dir, &attempt.report)?;
+        self.outcomes.push(outcome);
         if let Some(st) = self.state.items.get_mut(&attempt.report.item) {
             if st.pending.as_ref() == Some(pending) {
                 st.pending = None;

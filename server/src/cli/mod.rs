@@ -75,7 +75,7 @@ pub enum Command {
 #[derive(Subcommand)]
 pub enum ReleaseCommand {
     /// Pack a directory into a tarball and write the signed manifest beside it (offline).
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Upload the tarballs and signed manifests in OUTDIR to the server.
     Publish {
         /// Directory written by `ferryctl release build`.

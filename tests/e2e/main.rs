@@ -1,0 +1,8 @@
+//! End-to-end tests: each starts a real ferry-server in a temporary directory and drives it
+//! with the real ferryctl and ferry-agent binaries, then checks what a user would check: the
+//! files on the device, the exit codes, and what the server reports.
+
+mod agent_cli;
+mod refusals;
+mod update_cycle;
+mod util;
