@@ -294,4 +294,16 @@ root = "/opt/web"
             assert!(err.contains(key), "expected {key} in: {err}");
         }
     }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let (dir, path) = dir_with_key();
+        std::fs::write(dir.path().join("enrol.token"), "fen_x\n").unwrap();
+        let text = include_str!("../ferry-agent.example.toml")
+            .replace("/etc/ferry/enrol.token", "enrol.token")
+            .replace("/etc/ferry/release.pub", "release.pub");
+        let cfg = Config::parse(&text, &path).unwrap();
+        assert_eq!(cfg.enrol_token.as_deref(), Some("fen_x"));
+        assert_eq!(cfg.items.len(), 1);
+    }
 }

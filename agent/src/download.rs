@@ -156,8 +156,7 @@ fn download_one(
     let mut hasher = Sha256::new();
     if have > 0 {
         let mut existing = File::open(part).map_err(io_err(part))?;
-        std::io::copy(&mut (&mut existing).take(have), &mut hasher)
-            .map_err(io_err(part))?;
+        std::io::copy(&mut (&mut existing).take(have), &mut hasher).map_err(io_err(part))?;
     }
     if have < size {
         let mut req = agent.api.http().get(url.clone());
@@ -211,8 +210,7 @@ fn download_one(
                 )));
             }
             hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .map_err(io_err(part))?;
+            file.write_all(&buf[..n]).map_err(io_err(part))?;
             have += n as u64;
             if let Some(p) = progress.as_mut() {
                 p.update(have);

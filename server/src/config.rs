@@ -67,3 +67,33 @@ impl ServerConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_flags_merge_with_flags_winning() {
+        let c = ServerConfig::build(None, None, None).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("server.example.toml");
+        let c = ServerConfig::build(Some(&example), Some("127.0.0.1:9999".into()), None).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/ferry-server"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("server.toml");
+        std::fs::write(&p, "lisen = \"x\"\n").unwrap();
+        let err = ServerConfig::build(Some(&p), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lisen") && err.contains("server.toml"),
+            "{err}"
+        );
+    }
+}
