@@ -88,23 +88,40 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
         .downloads()
         .join(format!("{}.part", artifact.sha256));
     let mut last_error = None;
+    let mut tampered = None;
     for url in &artifact.urls {
         let url = resolve_url(&agent.api, url).map_err(DownloadError::Transient)?;
-        match download_one(agent, &url, &part, manifest) {
-            Ok(()) => {
-                fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
-                fsync_dir(&agent.dir.downloads())?;
-                return Ok(final_path);
-            }
-            Err(DownloadError::Tampered(m)) => {
-                let _ = fs::remove_file(&part);
-                return Err(DownloadError::Tampered(m));
-            }
-            Err(DownloadError::Transient(e)) => {
-                tracing::warn!(%url, "download failed, trying the next mirror: {e}");
-                last_error = Some(e);
+        // A resumed download whose hash fails may have started from a bad local partial file:
+        // retry that URL once from zero before blaming it.
+        for _attempt in 0..2 {
+            let resumed = fs::metadata(&part).is_ok_and(|m| m.len() > 0);
+            match download_one(agent, &url, &part, manifest) {
+                Ok(()) => {
+                    fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
+                    fsync_dir(&agent.dir.downloads())?;
+                    return Ok(final_path);
+                }
+                Err(DownloadError::Tampered(m)) => {
+                    let _ = fs::remove_file(&part);
+                    tracing::warn!(%url, "{m}");
+                    tampered = Some(m);
+                    if resumed {
+                        continue;
+                    }
+                    break;
+                }
+                Err(DownloadError::Transient(e)) => {
+                    tracing::warn!(%url, "download failed: {e}");
+                    last_error = Some(e);
+                    break;
+                }
             }
         }
+    }
+    // Every mirror failed. If some only failed to answer, try again next run (one of them
+    // may serve good bytes); if every one served bad bytes, refuse the release.
+    if let (Some(m), None) = (tampered, &last_error) {
+        return Err(DownloadError::Tampered(m));
     }
     Err(DownloadError::Transient(last_error.unwrap_or_else(|| {
         Error::Other("the manifest lists no artifact URL".into())

@@ -19,6 +19,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::os::unix::fs::DirBuilderExt as _;
+
 use anyhow::Context as _;
 
 use crate::config::ServerConfig;

@@ -195,3 +195,96 @@ fn staged_modes_and_reports_wait_for_a_server_that_is_down() {
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0]["status"], "installed");
 }
+
+/// Path of the artifact's partial download in the agent's state directory.
+fn part_path(w: &World, version: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let tarball = fs::read(w.path(&format!("out-{version}/web-{version}.tar.gz"))).unwrap();
+    let sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&tarball))
+    };
+    (
+        w.path(&format!("agent-state/downloads/{sha}.part")),
+        tarball,
+    )
+}
+
+#[test]
+fn an_interrupted_download_resumes_with_a_range_request() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    w.trigger(None);
+    w.agent("check").ok();
+    let (part, tarball) = part_path(&w, "1.0.0");
+    fs::write(&part, &tarball[..tarball.len() / 2]).unwrap();
+    w.agent("download").ok();
+    assert!(
+        w.server.log_text().contains("status=206"),
+        "no partial-content answer in the server log"
+    );
+    assert!(!part.exists());
+    w.agent("install").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+}
+
+#[test]
+fn a_corrupt_partial_download_is_discarded_and_fetched_again() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    w.trigger(None);
+    w.agent("check").ok();
+    let (part, tarball) = part_path(&w, "1.0.0");
+    fs::write(&part, vec![0u8; tarball.len() / 2]).unwrap();
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(w.history().pop().unwrap()["status"], "installed");
+}
+
+#[test]
+fn full_mode_installs_a_triggered_update_and_stops_on_sigterm() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let mut child = std::process::Command::new(crate::util::bin("ferry-agent"))
+        .arg("--config")
+        .arg(&w.agent_cfg)
+        .arg("--running-mode=full")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    w.trigger(None);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while w.current().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let installed = w.current();
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert_eq!(installed.as_deref(), Some("releases/1.0.0"), "{stderr}");
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(0),
+        "did not stop cleanly on SIGTERM:\n{stderr}"
+    );
+    assert!(stderr.contains("stopping on signal"), "{stderr}");
+}
