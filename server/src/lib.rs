@@ -46,7 +46,11 @@ pub type Shared = Arc<AppState>;
 /// Opens the data directory and database, creates the first tokens, and serves until
 /// SIGTERM or Ctrl-C.
 pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
-    std::fs::create_dir_all(config.data_dir.join("artifacts"))
+    // The data directory holds the first tokens and the database: private to the server.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(config.data_dir.join("artifacts"))
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
     let db_path = config.data_dir.join("ferry.db");
     let store = Store::open_sqlite(&db_path)
