@@ -9,7 +9,7 @@ use ferry_manifests::{Envelope, Manifest, VerifiedManifest};
 use crate::error::Error;
 use crate::policy::{self, Admission};
 use crate::report::{self, Attempt};
-use crate::state::{read_json, write_atomic, DeviceCredential, Pending};
+use crate::state::{read_json, DeviceCredential, Pending};
 use crate::{now_rfc3339, Agent};
 
 #[derive(Debug, Default)]
@@ -186,7 +186,9 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 )?;
             }
             Ok((_, Admission::Install)) => {
-                write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
+                agent
+                    .dir
+                    .write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
                 tracing::info!(%item, %version, job = ?job_id, "update verified and pending");
                 summary.newly_pending.push((item.clone(), version.clone()));
                 agent.state.items.entry(item).or_default().pending = Some(pending);

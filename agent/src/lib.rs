@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod download;
 pub mod error;
+pub mod fsops;
 pub mod install;
 pub mod policy;
 pub mod progress;
@@ -58,17 +59,29 @@ pub struct Agent {
 
 impl Agent {
     pub fn open(cfg: Config, progress: bool) -> Result<Agent, Error> {
-        let dir = StateDir::open(&cfg.state_dir)?;
+        Agent::open_with(cfg, progress, fsops::for_run())
+    }
+
+    /// Opens the state directory with the given filesystem and finishes or undoes any
+    /// install that was interrupted.
+    pub fn open_with(
+        cfg: Config,
+        progress: bool,
+        fs: std::sync::Arc<dyn fsops::Fs>,
+    ) -> Result<Agent, Error> {
+        let dir = StateDir::open(&cfg.state_dir, fs)?;
         let state = dir.load_state()?;
         let api = Api::new(cfg.server_url.clone())?;
-        Ok(Agent {
+        let mut agent = Agent {
             cfg,
             dir,
             api,
             state,
             progress: progress.then_some(Progress),
             outcomes: Vec::new(),
-        })
+        };
+        install::recover(&mut agent)?;
+        Ok(agent)
     }
 
     pub fn item_state(&self, item: &str) -> ItemState {

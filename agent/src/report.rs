@@ -7,7 +7,7 @@ use std::fs;
 use ferry_manifests::wire::{Outcome, Report};
 
 use crate::error::{io_err, Error};
-use crate::state::{read_json, write_json, Pending, StateDir};
+use crate::state::{read_json, Pending, StateDir};
 use crate::{client::Api, now_rfc3339};
 
 /// Reports sent per request.
@@ -63,8 +63,30 @@ impl Attempt {
     }
 }
 
+/// The report of a journalled install; its id comes from the journal, so queueing it again
+/// during recovery replaces the same report rather than adding one.
+pub fn from_journal(
+    j: &crate::install::journal::Journal,
+    outcome: Outcome,
+    message: String,
+    output: String,
+) -> Report {
+    Report {
+        report_id: j.report_id.clone(),
+        job_id: j.job_id.clone(),
+        item: j.item.clone(),
+        version: j.version.clone(),
+        from_version: j.from_version.clone(),
+        outcome,
+        message,
+        output,
+        started_at: j.started_at.clone(),
+        finished_at: now_rfc3339(),
+    }
+}
+
 pub fn queue(dir: &StateDir, report: &Report) -> Result<(), Error> {
-    write_json(
+    dir.write_json(
         &dir.reports().join(format!("{}.json", report.report_id)),
         report,
     )

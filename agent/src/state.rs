@@ -10,18 +10,20 @@
 //!   manifests/            signed envelopes as fetched, re-verified before use
 //!   downloads/            artifacts: SHA256.part while downloading, SHA256.tar.gz when verified
 //!   reports/              queued reports, one JSON file each, deleted once the server acks
+//!   journal/              ITEM.json while an install of ITEM is under way (see install/)
 //! ```
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use fs2::FileExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{io_err, Error};
+use crate::fsops::{self, Fs};
 
 /// Per-item state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +38,10 @@ pub struct ItemState {
     pub available: Option<semver::Version>,
     /// An install that was asked for (a job, or auto_install) and verified at check time.
     pub pending: Option<Pending>,
+    /// Installs of `pending` interrupted before the switch (power cut while unpacking); after
+    /// a few the agent gives up rather than loop.
+    #[serde(default)]
+    pub interrupted: u32,
     /// The last version that failed, was refused or rolled back here; `auto_install` does not
     /// retry it (an operator's job still can).
     #[serde(default)]
@@ -71,13 +77,15 @@ pub struct DeviceCredential {
 pub struct StateDir {
     root: PathBuf,
     _lock: File,
+    /// Every change to the state directory and install roots goes through this.
+    pub fs: Arc<dyn Fs>,
 }
 
 impl StateDir {
     /// Creates the directory layout and takes the lock, or fails at once if another run
     /// holds it.
-    pub fn open(root: &Path) -> Result<StateDir, Error> {
-        for sub in ["", "manifests", "downloads", "reports"] {
+    pub fn open(root: &Path, fs: Arc<dyn Fs>) -> Result<StateDir, Error> {
+        for sub in ["", "manifests", "downloads", "reports", "journal"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
@@ -95,6 +103,7 @@ impl StateDir {
         Ok(StateDir {
             root: root.to_path_buf(),
             _lock: lock,
+            fs,
         })
     }
 
@@ -114,12 +123,32 @@ impl StateDir {
         self.root.join("reports")
     }
 
+    pub fn journal(&self) -> PathBuf {
+        self.root.join("journal")
+    }
+
     pub fn load_state(&self) -> Result<State, Error> {
         Ok(read_json(&self.root.join("state.json"))?.unwrap_or_default())
     }
 
     pub fn save_state(&self, state: &State) -> Result<(), Error> {
-        write_json(&self.root.join("state.json"), state)
+        self.write_json(&self.root.join("state.json"), state)
+    }
+
+    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        self.write_atomic(path, &bytes)
+    }
+
+    pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        fsops::write_atomic(self.fs.as_ref(), path, bytes).map_err(io_err(path))
+    }
+
+    pub fn remove_file(&self, path: &Path) -> Result<(), Error> {
+        self.fs.remove_file(path).map_err(io_err(path))
     }
 
     pub fn credential(&self) -> Result<Option<DeviceCredential>, Error> {
@@ -127,7 +156,7 @@ impl StateDir {
     }
 
     pub fn save_credential(&self, cred: &DeviceCredential) -> Result<(), Error> {
-        write_json(&self.root.join("device.json"), cred)
+        self.write_json(&self.root.join("device.json"), cred)
     }
 
     /// Path of a verified artifact in the download area.
@@ -149,38 +178,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
     }
 }
 
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::CorruptState {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_atomic(path, &bytes)
-}
-
-/// Write, fsync, rename over the target, fsync the directory: the rename is atomic, and the
-/// directory fsync makes the rename itself durable before we return.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp"));
-    {
-        let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        file.write_all(bytes).map_err(io_err(&tmp))?;
-        file.sync_all().map_err(io_err(&tmp))?;
-    }
-    fs::rename(&tmp, path).map_err(io_err(path))?;
-    fsync_dir(dir)
-}
-
 pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -194,7 +191,7 @@ mod tests {
     #[test]
     fn state_round_trips_and_a_second_open_is_locked_out() {
         let dir = tempfile::tempdir().unwrap();
-        let sd = StateDir::open(dir.path()).unwrap();
+        let sd = StateDir::open(dir.path(), Arc::new(fsops::RealFs)).unwrap();
         let mut state = State::default();
         state.items.insert(
             "web".into(),
@@ -206,17 +203,17 @@ mod tests {
         sd.save_state(&state).unwrap();
         assert_eq!(sd.load_state().unwrap().items, state.items);
         assert!(matches!(
-            StateDir::open(dir.path()),
+            StateDir::open(dir.path(), Arc::new(fsops::RealFs)),
             Err(Error::Locked { .. })
         ));
         drop(sd);
-        assert!(StateDir::open(dir.path()).is_ok());
+        assert!(StateDir::open(dir.path(), Arc::new(fsops::RealFs)).is_ok());
     }
 
     #[test]
     fn a_corrupt_state_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let sd = StateDir::open(dir.path()).unwrap();
+        let sd = StateDir::open(dir.path(), Arc::new(fsops::RealFs)).unwrap();
         fs::write(dir.path().join("state.json"), b"{not json").unwrap();
         let err = sd.load_state().unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");

@@ -1,29 +1,29 @@
 //! The install stage: take each pending, downloaded release, verify it again, place it with its
-//! layout, run its hooks, and roll back when they fail.
+//! layout, run its hooks, and roll back when they fail. Every irreversible step is journalled
+//! first ([`journal`]); [`recover`] runs at the start of every run and finishes or undoes an
+//! install that a crash or power cut interrupted. docs/crash-safety.md gives the argument.
 
 pub mod hooks;
+pub mod journal;
 pub mod symlink;
 pub mod unpack;
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_manifests::wire::Outcome;
+use ferry_manifests::VerifiedManifest;
 
-use crate::error::Error;
+use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
+use crate::error::{io_err, Error};
+use crate::fsops::fault;
 use crate::report::{self, Attempt};
-use crate::{check, Agent};
-
-/// The result of placing one release.
-#[derive(Debug, Clone)]
-pub struct Placed {
-    pub outcome: Outcome,
-    pub message: String,
-    pub output: String,
-}
+use crate::state::{read_json, Pending};
+use crate::{check, now_rfc3339, Agent};
 
 /// Installs every pending release whose artifact is downloaded. Returns the outcomes.
 pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
-    let mut outcomes = Vec::new();
+    let before = agent.outcomes.len();
     let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for name in names {
         let Some(pending) = agent.item_state(&name).pending.clone() else {
@@ -32,87 +32,320 @@ pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
         if !pending.downloaded {
             continue;
         }
-        let mut attempt =
-            Attempt::start(&name, &pending, agent.item_state(&name).installed.clone());
+        let installed = agent.item_state(&name).installed.clone();
         let verified = match check::load_verified(agent, &name, &pending) {
             Ok(v) => v,
             Err(refusal) => {
-                let outcome = agent.finish(attempt.refused(refusal), &pending)?;
-                outcomes.push(outcome);
+                agent.finish(
+                    Attempt::start(&name, &pending, installed).refused(refusal),
+                    &pending,
+                )?;
                 continue;
             }
         };
-        let Some(item_cfg) = agent.cfg.item(&name).cloned() else {
+        install_one(agent, &name, &pending, &verified)?;
+    }
+    Ok(agent.outcomes[before..].to_vec())
+}
+
+fn journal_path(agent: &Agent, item: &str) -> PathBuf {
+    agent.dir.journal().join(format!("{item}.json"))
+}
+
+fn save_journal(agent: &Agent, j: &Journal) -> Result<(), Error> {
+    agent.dir.write_json(&journal_path(agent, &j.item), j)
+}
+
+fn root_of(agent: &Agent, item: &str) -> Result<PathBuf, Error> {
+    agent
+        .cfg
+        .item(item)
+        .map(|i| i.root.clone())
+        .ok_or_else(|| Error::Other(format!("item {item:?} is no longer configured")))
+}
+
+fn install_one(
+    agent: &mut Agent,
+    name: &str,
+    pending: &Pending,
+    verified: &VerifiedManifest,
+) -> Result<(), Error> {
+    let root = root_of(agent, name)?;
+    let fs = agent.dir.fs.clone();
+    let installed = agent.item_state(name).installed.clone();
+    let previous_target = match symlink::current_target(&root) {
+        Ok(t) => t,
+        Err(message) => {
+            let attempt = Attempt::start(name, pending, installed);
+            agent.finish(attempt.with(Outcome::Failed, message), pending)?;
+            return Ok(());
+        }
+    };
+    let artifact = agent.dir.artifact_path(&verified.artifact.sha256);
+    let mut j = Journal {
+        item: name.to_string(),
+        version: verified.version.clone(),
+        job_id: pending.job_id.clone(),
+        report_id: uuid::Uuid::new_v4().to_string(),
+        started_at: now_rfc3339(),
+        from_version: installed,
+        previous_target: previous_target.clone(),
+        envelope: pending.envelope.clone(),
+        artifact: artifact.clone(),
+        phase: Phase::Staging,
+    };
+    if previous_target.as_deref() == Some(symlink::target_of(&verified.version).as_path()) {
+        return commit(
+            agent,
+            &j,
+            format!("{name} {} is already in place", verified.version),
+            String::new(),
+        );
+    }
+    tracing::info!(item = %name, version = %verified.version, root = %root.display(), "installing");
+    if let Some(progress) = &agent.progress {
+        progress.line(&format!(
+            "installing {name} {} into {}",
+            verified.version,
+            root.display()
+        ));
+    }
+
+    save_journal(agent, &j)?;
+    fault::point("staging");
+    if let Err(e) = symlink::stage(fs.as_ref(), &root, verified, &artifact) {
+        // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
+        // journal stays and the next run's recovery finishes the job.
+        symlink::remove_release(fs.as_ref(), &root, &verified.version).map_err(io_err(&root))?;
+        let outcome = match &e {
+            symlink::StageError::Unpack(u) if u.is_refusal() => Outcome::Refused,
+            _ => Outcome::Failed,
+        };
+        let attempt = Attempt::start(name, pending, j.from_version.clone());
+        agent.finish(attempt.with(outcome, e.to_string()), pending)?;
+        return cleanup(agent, &j);
+    }
+
+    fault::point("switching");
+    j.phase = Phase::Switching;
+    save_journal(agent, &j)?;
+    let target = symlink::target_of(&verified.version);
+    if let Err(e) = symlink::flip(fs.as_ref(), &root, Some(&target)) {
+        let message = format!(
+            "cannot switch {} to {}: {e}",
+            root.display(),
+            verified.version
+        );
+        return roll_back(agent, &j, message, String::new());
+    }
+    fault::point("switched");
+
+    let previous_version = j
+        .previous_target
+        .as_ref()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned());
+    let hooks = symlink::run_hooks(
+        name,
+        &root,
+        verified,
+        previous_version.as_deref(),
+        Duration::from_secs(agent.cfg.hook_timeout_secs),
+    );
+    fault::point("hooks-done");
+    if hooks.ok {
+        j.phase = Phase::Committing {
+            message: hooks.message.clone(),
+            output: hooks.output.clone(),
+        };
+        save_journal(agent, &j)?;
+        fault::point("committing");
+        commit(agent, &j, hooks.message, hooks.output)
+    } else {
+        let back = previous_version
+            .as_deref()
+            .unwrap_or("nothing (first install)");
+        let message = format!("{}; rolled back to {back}", hooks.message);
+        j.phase = Phase::RollingBack {
+            message: message.clone(),
+            output: hooks.output.clone(),
+        };
+        save_journal(agent, &j)?;
+        fault::point("rolling-back");
+        roll_back(agent, &j, message, hooks.output)
+    }
+}
+
+/// Records a proven release: state, report, prune, then drop the journal. Idempotent, so
+/// recovery can run it again after a crash anywhere inside it.
+fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
+    let root = root_of(agent, &j.item)?;
+    let st = agent.state.items.entry(j.item.clone()).or_default();
+    if j.from_version.as_ref() != Some(&j.version) {
+        st.previous = j.from_version.clone();
+    }
+    st.installed = Some(j.version.clone());
+    if st.highest.as_ref().is_none_or(|h| &j.version > h) {
+        st.highest = Some(j.version.clone());
+    }
+    if st.available.as_ref().is_some_and(|a| a <= &j.version) {
+        st.available = None;
+    }
+    if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
+        st.pending = None;
+    }
+    if st.last_failed.as_ref() == Some(&j.version) {
+        st.last_failed = None;
+    }
+    st.interrupted = 0;
+    let previous = st.previous.as_ref().map(|v| v.to_string());
+    agent.dir.save_state(&agent.state)?;
+    fault::point("committed-state");
+    queue(agent, j, Outcome::Installed, message, output)?;
+    symlink::prune(
+        agent.dir.fs.as_ref(),
+        &root,
+        &j.version.to_string(),
+        previous.as_deref(),
+        agent.cfg.keep_releases,
+    );
+    cleanup(agent, j)
+}
+
+/// Restores the previous release and records the failure. Idempotent.
+fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
+    let root = root_of(agent, &j.item)?;
+    let fs = agent.dir.fs.clone();
+    symlink::flip(fs.as_ref(), &root, j.previous_target.as_deref()).map_err(io_err(&root))?;
+    if j.previous_target.as_deref() != Some(symlink::target_of(&j.version).as_path()) {
+        symlink::remove_release(fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
+    }
+    let st = agent.state.items.entry(j.item.clone()).or_default();
+    if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
+        st.pending = None;
+    }
+    st.last_failed = Some(j.version.clone());
+    st.interrupted = 0;
+    agent.dir.save_state(&agent.state)?;
+    queue(agent, j, Outcome::RolledBack, message, output)?;
+    cleanup(agent, j)
+}
+
+fn queue(
+    agent: &mut Agent,
+    j: &Journal,
+    outcome: Outcome,
+    message: String,
+    output: String,
+) -> Result<(), Error> {
+    let report = report::from_journal(j, outcome, message, output);
+    log_outcome(agent, &report);
+    report::queue(&agent.dir, &report)?;
+    agent.outcomes.push(outcome);
+    Ok(())
+}
+
+fn cleanup(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
+    // The envelope and artifact are no longer needed whatever happened.
+    let _ = agent
+        .dir
+        .remove_file(&agent.dir.manifests().join(&j.envelope));
+    let _ = agent.dir.remove_file(&j.artifact);
+    agent.dir.remove_file(&journal_path(agent, &j.item))
+}
+
+/// Finishes or undoes every install a crash interrupted. Runs before anything else.
+pub fn recover(agent: &mut Agent) -> Result<(), Error> {
+    let dir = agent.dir.journal();
+    let mut journals: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(io_err(&dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| is_journal_file(p))
+        .collect();
+    journals.sort();
+    for path in journals {
+        let Some(j) = read_json::<Journal>(&path)? else {
             continue;
         };
-        let artifact = agent.dir.artifact_path(&verified.artifact.sha256);
-        tracing::info!(item = %name, version = %verified.version, root = %item_cfg.root.display(), "installing");
-        if let Some(progress) = &agent.progress {
-            progress.line(&format!(
-                "installing {name} {} into {}",
-                verified.version,
-                item_cfg.root.display()
-            ));
+        let action = journal::recovery_for(&j);
+        tracing::warn!(item = %j.item, version = %j.version, phase = ?j.phase, "recovering an interrupted install: {action:?}");
+        match action {
+            Recovery::Commit { message, output } => commit(agent, &j, message, output)?,
+            Recovery::RollBack { message, output } => roll_back(agent, &j, message, output)?,
+            Recovery::Undo => undo(agent, &j)?,
         }
-        let placed = symlink::install(&symlink::Request {
-            item: &name,
-            root: &item_cfg.root,
-            manifest: &verified,
-            artifact: &artifact,
-            hook_timeout: Duration::from_secs(agent.cfg.hook_timeout_secs),
-            keep_releases: agent.cfg.keep_releases,
-        });
-        if placed.outcome == Outcome::Installed {
-            let st = agent.state.items.entry(name.clone()).or_default();
-            if st.installed.as_ref() != Some(&verified.version) {
-                st.previous = st.installed.take();
-            }
-            st.installed = Some(verified.version.clone());
-            if st.highest.as_ref().is_none_or(|h| &verified.version > h) {
-                st.highest = Some(verified.version.clone());
-            }
-            if st
-                .available
-                .as_ref()
-                .is_some_and(|a| a <= &verified.version)
-            {
-                st.available = None;
-            }
-        }
-        attempt.output = placed.output;
-        let outcome = agent.finish(attempt.with(placed.outcome, placed.message), &pending)?;
-        // The artifact is no longer needed whatever happened; a retry downloads it again.
-        let _ = std::fs::remove_file(&artifact);
-        outcomes.push(outcome);
     }
-    Ok(outcomes)
+    Ok(())
+}
+
+fn is_journal_file(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "json")
+        && !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+}
+
+/// An install interrupted while staging: nothing visible changed. Remove the partial release
+/// and leave the install pending, unless it has been interrupted too often.
+fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
+    let root = root_of(agent, &j.item)?;
+    symlink::remove_release(agent.dir.fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
+    let st = agent.state.items.entry(j.item.clone()).or_default();
+    st.interrupted += 1;
+    if st.interrupted >= MAX_INTERRUPTED {
+        let interrupted = st.interrupted;
+        if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
+            st.pending = None;
+        }
+        st.last_failed = Some(j.version.clone());
+        st.interrupted = 0;
+        agent.dir.save_state(&agent.state)?;
+        queue(
+            agent,
+            j,
+            Outcome::Failed,
+            format!(
+                "install of {} was interrupted {interrupted} times while unpacking; giving up",
+                j.version
+            ),
+            String::new(),
+        )?;
+        return cleanup(agent, j);
+    }
+    agent.dir.save_state(&agent.state)?;
+    agent.dir.remove_file(&journal_path(agent, &j.item))
+}
+
+fn log_outcome(agent: &Agent, report: &ferry_manifests::wire::Report) {
+    match report.outcome {
+        Outcome::Installed => {
+            tracing::info!(item = %report.item, version = %report.version, "{}", report.message)
+        }
+        _ => {
+            tracing::warn!(item = %report.item, version = %report.version, outcome = report.outcome.as_str(), "{}", report.message)
+        }
+    }
+    if let Some(progress) = &agent.progress {
+        progress.line(&format!(
+            "{} {}: {} — {}",
+            report.item,
+            report.version,
+            report.outcome.as_str(),
+            report.message
+        ));
+    }
 }
 
 impl Agent {
-    /// Records a finished attempt: queue its report, clear the pending install, save state.
+    /// Records an attempt that ended without touching the install root (a refusal, or a
+    /// failure before staging): queue its report, clear the pending install, save state.
     pub(crate) fn finish(
         &mut self,
         attempt: report::Finished,
-        pending: &crate::state::Pending,
+        pending: &Pending,
     ) -> Result<Outcome, Error> {
         let outcome = attempt.report.outcome;
-        match outcome {
-            Outcome::Installed => {
-                tracing::info!(item = %attempt.report.item, version = %attempt.report.version, "{}", attempt.report.message)
-            }
-            _ => {
-                tracing::warn!(item = %attempt.report.item, version = %attempt.report.version, outcome = outcome.as_str(), "{}", attempt.report.message)
-            }
-        }
-        if let Some(progress) = &self.progress {
-            progress.line(&format!(
-                "{} {}: {} — {}",
-                attempt.report.item,
-                attempt.report.version,
-                outcome.as_str(),
-                attempt.report.message
-            ));
-        }
+        log_outcome(self, &attempt.report);
         report::queue(&self.dir, &attempt.report)?;
         self.outcomes.push(outcome);
         if let Some(st) = self.state.items.get_mut(&attempt.report.item) {
@@ -123,7 +356,9 @@ impl Agent {
                 st.last_failed = Some(attempt.report.version.clone());
             }
         }
-        let _ = std::fs::remove_file(self.dir.manifests().join(&pending.envelope));
+        let _ = self
+            .dir
+            .remove_file(&self.dir.manifests().join(&pending.envelope));
         self.dir.save_state(&self.state)?;
         Ok(outcome)
     }

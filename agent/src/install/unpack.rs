@@ -7,14 +7,16 @@
 //! disk is followed), hashed while it is written, its mode taken from the signed manifest.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ferry_manifests::manifest::check_relative_path;
 use ferry_manifests::{FileEntry, Manifest};
 use sha2::{Digest, Sha256};
+
+use crate::fsops::Fs;
 
 /// Directories a tarball may carry beyond the files it lists; bounds the entry count.
 pub const MAX_EXTRA_DIRS: usize = 10_000;
@@ -81,6 +83,7 @@ fn hash_reader(reader: &mut impl Read) -> io::Result<(u64, String)> {
 /// Checks the artifact against the manifest, then unpacks it into `dest`, which must not
 /// exist yet. On error `dest` may hold a partial tree; the caller removes it.
 pub fn unpack_verified(
+    fs: &dyn Fs,
     artifact: &Path,
     manifest: &Manifest,
     dest: &Path,
@@ -102,16 +105,18 @@ pub fn unpack_verified(
         });
     }
     file.seek(SeekFrom::Start(0)).map_err(io_at(artifact))?;
-    fs::DirBuilder::new()
-        .mode(0o755)
-        .create(dest)
-        .map_err(io_at(dest))?;
+    fs.create_dir_all(dest).map_err(io_at(dest))?;
     let decoder = flate2::read::GzDecoder::new(io::BufReader::with_capacity(256 * 1024, file));
-    unpack_tar(decoder, &manifest.files, dest)
+    unpack_tar(fs, decoder, &manifest.files, dest)
 }
 
 /// Unpacks a tar stream, checking each entry against `files`.
-pub fn unpack_tar(reader: impl Read, files: &[FileEntry], dest: &Path) -> Result<(), UnpackError> {
+pub fn unpack_tar(
+    fs: &dyn Fs,
+    reader: impl Read,
+    files: &[FileEntry],
+    dest: &Path,
+) -> Result<(), UnpackError> {
     let mut expected: HashMap<&str, &FileEntry> =
         files.iter().map(|f| (f.path.as_str(), f)).collect();
     let max_entries = files.len() + MAX_EXTRA_DIRS;
@@ -152,11 +157,7 @@ pub fn unpack_tar(reader: impl Read, files: &[FileEntry], dest: &Path) -> Result
                 if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
                     return Err(unsafe_entry("is a directory over a file"));
                 }
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o755)
-                    .create(&target)
-                    .map_err(io_at(&target))?;
+                fs.create_dir_all(&target).map_err(io_at(&target))?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let Some(listed) = expected.remove(rel) else {
@@ -174,13 +175,11 @@ pub fn unpack_tar(reader: impl Read, files: &[FileEntry], dest: &Path) -> Result
                     )));
                 }
                 if let Some(parent) = target.parent() {
-                    fs::DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o755)
-                        .create(parent)
-                        .map_err(io_at(parent))?;
+                    if !parent.is_dir() {
+                        fs.create_dir_all(parent).map_err(io_at(parent))?;
+                    }
                 }
-                write_file(&mut entry, &target, listed, &mut buf)?;
+                write_file(fs, &mut entry, &target, listed, &mut buf)?;
             }
             other => {
                 return Err(unsafe_entry(&format!(
@@ -200,29 +199,25 @@ pub fn unpack_tar(reader: impl Read, files: &[FileEntry], dest: &Path) -> Result
 }
 
 fn write_file(
+    fs: &dyn Fs,
     entry: &mut impl Read,
     target: &Path,
     listed: &FileEntry,
     buf: &mut [u8],
 ) -> Result<(), UnpackError> {
-    let mut out = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(target)
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::AlreadyExists {
-                UnpackError::Unsafe {
-                    entry: listed.path.clone(),
-                    reason: "appears twice".into(),
-                }
-            } else {
-                UnpackError::Io {
-                    path: target.to_path_buf(),
-                    source: e,
-                }
+    let mut out = fs.create_new(target).map_err(|e| {
+        if e.kind() == io::ErrorKind::AlreadyExists {
+            UnpackError::Unsafe {
+                entry: listed.path.clone(),
+                reason: "appears twice".into(),
             }
-        })?;
+        } else {
+            UnpackError::Io {
+                path: target.to_path_buf(),
+                source: e,
+            }
+        }
+    })?;
     let mut hasher = Sha256::new();
     let mut written = 0u64;
     loop {
@@ -270,6 +265,7 @@ fn entry_kind_name(kind: tar::EntryType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsops::RealFs;
 
     fn sha(data: &[u8]) -> String {
         hex::encode(Sha256::digest(data))
@@ -319,7 +315,7 @@ mod tests {
             entry("bin/app", b"#!/bin/sh\n", 0o755),
             entry("README", b"hello", 0o644),
         ];
-        unpack_tar(&tar[..], &files, &dest).unwrap();
+        unpack_tar(&RealFs, &tar[..], &files, &dest).unwrap();
         assert_eq!(fs::read(dest.join("README")).unwrap(), b"hello");
         let mode = fs::metadata(dest.join("bin/app"))
             .unwrap()
@@ -385,7 +381,9 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let dest = dir.path().join("stage");
             fs::create_dir(&dest).unwrap();
-            let err = unpack_tar(&tar[..], &files, &dest).unwrap_err().to_string();
+            let err = unpack_tar(&RealFs, &tar[..], &files, &dest)
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(why), "expected {why:?} in {err:?}");
             let outside: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
             assert_eq!(
@@ -406,7 +404,8 @@ mod tests {
         ))
         .unwrap();
         manifest.artifact.size = 13;
-        let err = unpack_verified(&artifact, &manifest, &dir.path().join("stage")).unwrap_err();
+        let err =
+            unpack_verified(&RealFs, &artifact, &manifest, &dir.path().join("stage")).unwrap_err();
         assert!(matches!(err, UnpackError::ArtifactHash { .. }), "{err}");
         assert!(!dir.path().join("stage").exists());
     }

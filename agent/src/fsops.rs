@@ -1,0 +1,236 @@
+//! The narrow interface through which installs and state writes change the filesystem.
+//!
+//! Every operation that changes what is on disk goes through [`Fs`], so a test can stop an
+//! install after operation 1, 2, … N in turn ([`CrashFs`]) and run recovery after each, and the
+//! real agent can be killed with SIGKILL at a chosen operation or named step ([`fault`]).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub trait Fs: Send + Sync {
+    /// Creates a directory and its parents (mode 0755).
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates a new file (`O_EXCL`, mode 0600) for the caller to fill.
+    fn create_new(&self, path: &Path) -> io::Result<File>;
+    /// Creates or truncates `path`, writes `bytes` and fsyncs the file.
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// Removes a file or symlink; a missing one is not an error.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes a directory tree; a missing one is not an error.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// fsyncs a directory, making renames and creations in it durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Flushes the whole filesystem holding `path` (one call for a freshly unpacked tree).
+    fn sync_fs(&self, path: &Path) -> io::Result<()>;
+}
+
+fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+/// The real filesystem.
+pub struct RealFs;
+
+impl Fs for RealFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    }
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(bytes)?;
+        f.sync_all()
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        symlink(target, link)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        ignore_missing(fs::remove_file(path))
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        ignore_missing(fs::remove_dir_all(path))
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        let f = File::open(path)?;
+        nix::unistd::syncfs(&f).map_err(io::Error::from)
+    }
+}
+
+/// Write to a temporary file, fsync, rename over the target, fsync the directory: after a
+/// crash at any point the target holds either the old or the new bytes.
+pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    fs.write_synced(&tmp, bytes)?;
+    fs.rename(&tmp, path)?;
+    fs.sync_dir(dir)
+}
+
+/// A filesystem that "crashes" at operation number `crash_at` (1-based): that operation and
+/// every later one fail without touching the disk, as if the process had died there.
+pub struct CrashFs {
+    crash_at: usize,
+    done: AtomicUsize,
+}
+
+impl CrashFs {
+    pub fn new(crash_at: usize) -> CrashFs {
+        CrashFs {
+            crash_at,
+            done: AtomicUsize::new(0),
+        }
+    }
+
+    /// Operations attempted so far.
+    pub fn ops(&self) -> usize {
+        self.done.load(Ordering::SeqCst)
+    }
+
+    pub fn crashed(&self) -> bool {
+        self.ops() >= self.crash_at
+    }
+
+    fn gate(&self) -> io::Result<()> {
+        let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
+        if n >= self.crash_at {
+            Err(io::Error::other(format!(
+                "simulated crash at operation {n}"
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+macro_rules! gated {
+    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
+        $(fn $name(&self, $($arg: $ty),*) -> $ret {
+            self.gate()?;
+            RealFs.$name($($arg),*)
+        })*
+    };
+}
+
+impl Fs for CrashFs {
+    gated! {
+        create_dir_all(path: &Path) -> io::Result<()>;
+        create_new(path: &Path) -> io::Result<File>;
+        write_synced(path: &Path, bytes: &[u8]) -> io::Result<()>;
+        rename(from: &Path, to: &Path) -> io::Result<()>;
+        symlink(target: &Path, link: &Path) -> io::Result<()>;
+        remove_file(path: &Path) -> io::Result<()>;
+        remove_dir_all(path: &Path) -> io::Result<()>;
+        sync_dir(path: &Path) -> io::Result<()>;
+        sync_fs(path: &Path) -> io::Result<()>;
+    }
+}
+
+/// Fault injection for crash tests of the real binary. TEST ONLY: when the environment
+/// variable `FERRY_TEST_KILL_AT` names a step (see docs/crash-safety.md), the agent kills
+/// itself with SIGKILL when it reaches that step. `FERRY_TEST_KILL_AT=op:N` kills it at
+/// filesystem operation N of the install ([`KillFs`]).
+pub mod fault {
+    use std::sync::OnceLock;
+
+    pub const ENV: &str = "FERRY_TEST_KILL_AT";
+
+    fn target() -> Option<&'static str> {
+        static TARGET: OnceLock<Option<String>> = OnceLock::new();
+        TARGET
+            .get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()))
+            .as_deref()
+    }
+
+    /// Kills the process with SIGKILL if the test asked to die at `step`.
+    pub fn point(step: &str) {
+        if target() == Some(step) {
+            die();
+        }
+    }
+
+    /// The operation number to die at, from `op:N`.
+    pub fn op_target() -> Option<usize> {
+        target()?.strip_prefix("op:")?.parse().ok()
+    }
+
+    pub fn die() -> ! {
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+        std::process::abort()
+    }
+}
+
+/// The real filesystem, killed with SIGKILL just before operation N (test only, see
+/// [`fault`]).
+pub struct KillFs {
+    kill_at: usize,
+    done: AtomicUsize,
+}
+
+impl KillFs {
+    pub fn new(kill_at: usize) -> KillFs {
+        KillFs {
+            kill_at,
+            done: AtomicUsize::new(0),
+        }
+    }
+    fn gate(&self) -> io::Result<()> {
+        if self.done.fetch_add(1, Ordering::SeqCst) + 1 >= self.kill_at {
+            fault::die();
+        }
+        Ok(())
+    }
+}
+
+impl Fs for KillFs {
+    gated! {
+        create_dir_all(path: &Path) -> io::Result<()>;
+        create_new(path: &Path) -> io::Result<File>;
+        write_synced(path: &Path, bytes: &[u8]) -> io::Result<()>;
+        rename(from: &Path, to: &Path) -> io::Result<()>;
+        symlink(target: &Path, link: &Path) -> io::Result<()>;
+        remove_file(path: &Path) -> io::Result<()>;
+        remove_dir_all(path: &Path) -> io::Result<()>;
+        sync_dir(path: &Path) -> io::Result<()>;
+        sync_fs(path: &Path) -> io::Result<()>;
+    }
+}
+
+/// The filesystem a run uses: the real one, or [`KillFs`] when a crash test asks for it.
+pub fn for_run() -> std::sync::Arc<dyn Fs> {
+    match fault::op_target() {
+        Some(n) => std::sync::Arc::new(KillFs::new(n)),
+        None => std::sync::Arc::new(RealFs),
+    }
+}

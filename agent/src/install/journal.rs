@@ -1,0 +1,134 @@
+//! The install journal: one file per item (`STATE_DIR/journal/ITEM.json`), written atomically
+//! *before* each irreversible step, so that after a crash the next run knows exactly which
+//! step may have been interrupted and finishes or undoes it. The decision is [`recovery_for`],
+//! plain code over the phase.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Where an install of one item stands. Each phase is recorded before its step starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum Phase {
+    /// Unpacking into `releases/.staging-V` and renaming it to `releases/V`. The item's
+    /// `current` link is untouched.
+    Staging,
+    /// Flipping `current` to `releases/V`, then running post-install and the health check.
+    Switching,
+    /// Hooks passed: recording V as installed, queueing the report, pruning.
+    Committing { message: String, output: String },
+    /// Hooks failed: flipping `current` back and removing V.
+    RollingBack { message: String, output: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Journal {
+    pub item: String,
+    pub version: semver::Version,
+    pub job_id: Option<String>,
+    /// The report's id, fixed up front so a report re-queued by recovery is the same report.
+    pub report_id: String,
+    pub started_at: String,
+    /// What the state said was installed when the install began.
+    pub from_version: Option<semver::Version>,
+    /// Target of `ROOT/current` when the install began (relative to ROOT), if any.
+    pub previous_target: Option<PathBuf>,
+    /// File names under the state directory: the verified envelope and the artifact.
+    pub envelope: String,
+    pub artifact: PathBuf,
+    pub phase: Phase,
+}
+
+/// What recovery does with an interrupted install.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing visible changed: remove the partial release and try the install again later.
+    Undo,
+    /// The new version may be live but unproven, or was failing: restore the previous one.
+    RollBack { message: String, output: String },
+    /// The new version passed its checks: record it.
+    Commit { message: String, output: String },
+}
+
+pub fn recovery_for(journal: &Journal) -> Recovery {
+    match &journal.phase {
+        Phase::Staging => Recovery::Undo,
+        Phase::Switching => Recovery::RollBack {
+            message: format!(
+                "install of {} was interrupted after switching to it, before its post-install and health check finished; rolled back",
+                journal.version
+            ),
+            output: String::new(),
+        },
+        Phase::Committing { message, output } => Recovery::Commit {
+            message: message.clone(),
+            output: output.clone(),
+        },
+        Phase::RollingBack { message, output } => Recovery::RollBack {
+            message: message.clone(),
+            output: output.clone(),
+        },
+    }
+}
+
+/// Installs interrupted while staging before the agent gives up on that release.
+pub const MAX_INTERRUPTED: u32 = 3;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn journal(phase: Phase) -> Journal {
+        Journal {
+            item: "web".into(),
+            version: semver::Version::new(1, 1, 0),
+            job_id: None,
+            report_id: "r".into(),
+            started_at: String::new(),
+            from_version: Some(semver::Version::new(1, 0, 0)),
+            previous_target: Some("releases/1.0.0".into()),
+            envelope: "web-1.1.0.json".into(),
+            artifact: "x.tar.gz".into(),
+            phase,
+        }
+    }
+
+    #[test]
+    fn only_a_proven_release_is_committed() {
+        assert_eq!(recovery_for(&journal(Phase::Staging)), Recovery::Undo);
+        assert!(matches!(
+            recovery_for(&journal(Phase::Switching)),
+            Recovery::RollBack { .. }
+        ));
+        let done = Phase::Committing {
+            message: "m".into(),
+            output: "o".into(),
+        };
+        assert_eq!(
+            recovery_for(&journal(done)),
+            Recovery::Commit {
+                message: "m".into(),
+                output: "o".into()
+            }
+        );
+        let failing = Phase::RollingBack {
+            message: "health".into(),
+            output: "out".into(),
+        };
+        assert!(
+            matches!(recovery_for(&journal(failing)), Recovery::RollBack { message, .. } if message == "health")
+        );
+    }
+
+    #[test]
+    fn the_journal_round_trips_as_json() {
+        let j = journal(Phase::RollingBack {
+            message: "m".into(),
+            output: "o".into(),
+        });
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(text.contains("\"phase\":\"rolling_back\""), "{text}");
+        assert_eq!(serde_json::from_str::<Journal>(&text).unwrap(), j);
+    }
+}
