@@ -30,6 +30,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: Url) -> Result<Api, Error> {
+        // rustls needs a process-wide crypto provider; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             // In the blocking client this bounds each wait: connect, headers, every body read.

@@ -100,11 +100,29 @@ impl StateDir {
         if lock.try_lock_exclusive().is_err() {
             return Err(Error::Locked { path: lock_path });
         }
-        Ok(StateDir {
+        let dir = StateDir {
             root: root.to_path_buf(),
             _lock: lock,
             fs,
-        })
+        };
+        dir.clear_temp_files();
+        Ok(dir)
+    }
+
+    /// Removes the `.NAME.tmp` files an interrupted atomic write leaves behind; the lock is
+    /// held, so no other run is writing them.
+    fn clear_temp_files(&self) {
+        for sub in ["", "journal", "reports", "manifests"] {
+            let Ok(entries) = fs::read_dir(self.root.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     pub fn root(&self) -> &Path {

@@ -1,0 +1,332 @@
+//! Enumerate, don't sample: stop an install after filesystem operation 1, 2, … N in turn (as
+//! SQLite's crash-test VFS does), run recovery each time, and check that the install root is
+//! exactly the old or the new version, that the state agrees with it, and that exactly one
+//! report of the outcome is queued.
+
+// A test: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ferry_agent::config::Config;
+use ferry_agent::fsops::{CrashFs, Fs, RealFs};
+use ferry_agent::state::Pending;
+use ferry_agent::{install, Agent};
+use ferry_manifests::manifest::{Artifact, Compression, FileEntry, Install};
+use ferry_manifests::wire::Report;
+use ferry_manifests::{Manifest, SigningKeyFile};
+use sha2::{Digest, Sha256};
+
+pub struct Release {
+    version: &'static str,
+    files: Vec<(&'static str, String, u32)>,
+    health_check: Option<&'static str>,
+}
+
+fn release(version: &'static str, health_check: Option<&'static str>) -> Release {
+    let mut files = vec![
+        ("bin/web", format!("#!/bin/sh\necho {version}\n"), 0o755),
+        ("static/index.html", format!("<h1>{version}</h1>\n"), 0o644),
+    ];
+    if version == "1.0.0" {
+        files.push(("only-in-1", "old\n".into(), 0o600));
+    } else {
+        files.push(("static/new.css", "body{}\n".into(), 0o644));
+    }
+    Release {
+        version,
+        files,
+        health_check,
+    }
+}
+
+/// A device with the agent's config and state, but no server: installs run from staged
+/// artifacts, as `--running-mode=install` does.
+struct Device {
+    dir: tempfile::TempDir,
+    key: SigningKeyFile,
+}
+
+impl Device {
+    fn new() -> Device {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKeyFile::from_seed([42; 32]);
+        fs::write(
+            dir.path().join("release.pub"),
+            key.public().to_file_string(),
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("agent.toml"),
+            format!(
+                "server_url = \"http://127.0.0.1:9\"\nenrol_token = \"unused\"\nstate_dir = \"state\"\ntrusted_keys = [\"release.pub\"]\n\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
+                dir.path().join("root").display()
+            ),
+        )
+        .unwrap();
+        Device { dir, key }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    fn config(&self) -> Config {
+        Config::load(&self.dir.path().join("agent.toml")).unwrap()
+    }
+
+    fn open(&self, fs: Arc<dyn Fs>) -> Result<Agent, ferry_agent::error::Error> {
+        Agent::open_with(self.config(), false, fs)
+    }
+
+    /// Puts a signed, downloaded release in the state directory as a pending install.
+    fn stage(&self, r: &Release) {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut entries = Vec::new();
+        for (path, content, mode) in &r.files {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(content.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut h, path, content.as_bytes()).unwrap();
+            entries.push(FileEntry {
+                path: path.to_string(),
+                sha256: hex::encode(Sha256::digest(content.as_bytes())),
+                mode: *mode,
+                size: content.len() as u64,
+            });
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+        let tarball = gz.finish().unwrap();
+        let sha = hex::encode(Sha256::digest(&tarball));
+        let now = time::OffsetDateTime::now_utc();
+        let manifest = Manifest {
+            item: "web".into(),
+            version: r.version.parse().unwrap(),
+            category: Default::default(),
+            released_at: now,
+            expires_at: now + time::Duration::days(1),
+            notes: String::new(),
+            release_url: None,
+            compatible: vec![],
+            allow_downgrade: false,
+            artifact: Artifact {
+                name: format!("web-{}.tar.gz", r.version),
+                size: tarball.len() as u64,
+                sha256: sha.clone(),
+                urls: vec!["x".into()],
+                compression: Compression::Gzip,
+            },
+            files: entries,
+            install: Install {
+                post_install: vec!["echo post-install".into()],
+                health_check: r.health_check.map(str::to_string),
+                ..Default::default()
+            },
+        };
+        let mut agent = self.open(Arc::new(RealFs)).unwrap();
+        let envelope = format!("web-{}.json", r.version);
+        fs::write(
+            agent.dir.manifests().join(&envelope),
+            manifest.sign(&[&self.key]).to_json(),
+        )
+        .unwrap();
+        fs::write(agent.dir.artifact_path(&sha), &tarball).unwrap();
+        agent.state.items.entry("web".into()).or_default().pending = Some(Pending {
+            version: r.version.parse().unwrap(),
+            job_id: Some(format!("job-{}", r.version)),
+            envelope,
+            downloaded: true,
+        });
+        agent.dir.save_state(&agent.state).unwrap();
+    }
+
+    fn install(&self, fs: Arc<dyn Fs>) -> Result<(), ferry_agent::error::Error> {
+        let mut agent = self.open(fs)?;
+        install::run(&mut agent).map(|_| ())
+    }
+
+    fn reports(&self) -> Vec<Report> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(self.dir.path().join("state/reports"))
+            .unwrap()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".json") && !name.starts_with('.') {
+                out.push(serde_json::from_slice(&fs::read(e.path()).unwrap()).unwrap());
+            }
+        }
+        out
+    }
+
+    fn clear_reports(&self) {
+        for e in fs::read_dir(self.dir.path().join("state/reports"))
+            .unwrap()
+            .flatten()
+        {
+            fs::remove_file(e.path()).unwrap();
+        }
+    }
+}
+
+/// Every path under `dir`: kind, mode, content or link target.
+fn tree(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let m = fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/ {:o}", m.permissions().mode() & 0o7777));
+                walk(base, &p, out);
+            } else {
+                out.push(format!(
+                    "{rel} {:o} {:?}",
+                    m.permissions().mode() & 0o7777,
+                    fs::read_to_string(&p).unwrap()
+                ));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+/// A device at 1.0.0 with `next` staged as a pending install.
+fn device_at_v1(next: &Release) -> Device {
+    let d = Device::new();
+    d.stage(&release("1.0.0", None));
+    d.install(Arc::new(RealFs)).unwrap();
+    d.clear_reports();
+    d.stage(next);
+    d
+}
+
+/// The trees the root may end in: before and after a clean install of `next`.
+fn expected_trees(next: &Release) -> (Vec<String>, Vec<String>) {
+    let d = device_at_v1(next);
+    let old = tree(&d.root());
+    d.install(Arc::new(RealFs)).unwrap();
+    let new = tree(&d.root());
+    (old, new)
+}
+
+fn count_ops(next: &Release) -> usize {
+    let d = device_at_v1(next);
+    let counter = Arc::new(CrashFs::new(usize::MAX));
+    d.install(counter.clone()).unwrap();
+    counter.ops()
+}
+
+/// Crashes the install of `next` at every operation in turn; returns how many runs ended at
+/// the old and at the new version. `healthy` says whether `next` passes its health check.
+fn enumerate(next: Release, healthy: bool) -> (usize, usize) {
+    let (old, new) = expected_trees(&next);
+    if !healthy {
+        assert_eq!(old, new, "a failing release must leave the old tree");
+    }
+    let total = count_ops(&next);
+    assert!(total > 10, "suspiciously few operations: {total}");
+    let (mut ended_old, mut ended_new) = (0, 0);
+    for crash_at in 1..=total + 1 {
+        let d = device_at_v1(&next);
+        let crash = Arc::new(CrashFs::new(crash_at));
+        let result = d.install(crash.clone());
+        if crash_at <= total {
+            assert!(crash.crashed(), "operation {crash_at} was never reached");
+        } else {
+            result.unwrap();
+        }
+        // The next run recovers; a release left pending (interrupted while unpacking) is
+        // installed by that same run, as the next cycle would.
+        d.install(Arc::new(RealFs))
+            .unwrap_or_else(|e| panic!("recovery after op {crash_at}: {e}"));
+        let agent = d.open(Arc::new(RealFs)).unwrap();
+        let st = agent.state.items.get("web").cloned().unwrap_or_default();
+        drop(agent);
+
+        let t = tree(&d.root());
+        let reports = d.reports();
+        assert_eq!(
+            reports.len(),
+            1,
+            "crash at op {crash_at}: reports {reports:?}"
+        );
+        let report = &reports[0];
+        assert_eq!(report.version.to_string(), next.version);
+        let job = format!("job-{}", next.version);
+        assert_eq!(report.job_id.as_deref(), Some(job.as_str()));
+        assert!(
+            st.pending.is_none(),
+            "crash at op {crash_at}: still pending"
+        );
+        let journal: Vec<_> = fs::read_dir(d.dir.path().join("state/journal"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert!(
+            journal.is_empty(),
+            "crash at op {crash_at}: journal left {journal:?}"
+        );
+        let version = |v: &Option<semver::Version>| v.as_ref().map(|v| v.to_string());
+        if t == new && healthy {
+            ended_new += 1;
+            assert_eq!(
+                report.outcome.as_str(),
+                "installed",
+                "crash at op {crash_at}"
+            );
+            assert_eq!(version(&st.installed).as_deref(), Some(next.version));
+            assert_eq!(version(&st.highest).as_deref(), Some(next.version));
+        } else if t == old {
+            ended_old += 1;
+            assert_ne!(
+                report.outcome.as_str(),
+                "installed",
+                "crash at op {crash_at}"
+            );
+            assert_eq!(version(&st.installed).as_deref(), Some("1.0.0"));
+            assert_eq!(
+                version(&st.highest).as_deref(),
+                Some("1.0.0"),
+                "rollback protection raised by an install that was not committed"
+            );
+        } else {
+            panic!(
+                "crash at op {crash_at} of {total}: mixed tree\n{t:#?}\nold:\n{old:#?}\nnew:\n{new:#?}"
+            );
+        }
+    }
+    eprintln!(
+        "{total} operations: {ended_old} crashes ended at the old version, {ended_new} at the new"
+    );
+    (ended_old, ended_new)
+}
+
+#[test]
+fn a_crash_after_any_operation_of_an_upgrade_ends_at_exactly_one_version() {
+    let (old, new) = enumerate(release("2.0.0", Some("./bin/web")), true);
+    // Crashes before the switch are undone and retried, so they end new; crashes after the
+    // switch but before the health check passed roll back; crashes after it passed commit.
+    assert!(old > 0 && new > 0, "old {old}, new {new}");
+}
+
+#[test]
+fn a_crash_after_any_operation_of_a_failing_upgrade_ends_at_the_old_version() {
+    let (old, new) = enumerate(release("2.0.0", Some("exit 1")), false);
+    assert!(old > 0);
+    assert_eq!(
+        new, 0,
+        "a release whose health check fails must never stay installed"
+    );
+}
