@@ -3,6 +3,7 @@
 //! files on the device, the exit codes, and what the server reports.
 
 mod agent_cli;
+mod crash;
 mod refusals;
 mod update_cycle;
 mod util;

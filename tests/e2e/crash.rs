@@ -1,0 +1,214 @@
+//! Killing the real agent with SIGKILL in the middle of an install: at each named step
+//! (`FERRY_TEST_KILL_AT`, test only) and at random instants. After each kill the next run
+//! recovers; the install root must be exactly the old or the new version, and the server must
+//! end up with one report of the outcome.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, World};
+
+/// The named fault points of the install, in order (docs/crash-safety.md).
+const POINTS: &[&str] = &[
+    "staging",
+    "switching",
+    "switched",
+    "hooks-done",
+    "committing",
+    "committed-state",
+];
+
+/// A world with 1.0.0 installed and 2.0.0 triggered, checked and downloaded.
+fn ready_to_install(health_check: &str) -> World {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let src = w.payload("2.0.0", None);
+    let out = w.build(
+        "2.0.0",
+        &src,
+        &["--post-install", "echo switching", "--health-check", health_check],
+    );
+    w.publish(&out);
+    w.agent("check").ok();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    w.trigger(Some("2.0.0"));
+    w.agent("check").ok();
+    w.agent("download").ok();
+    w
+}
+
+fn kill_at(w: &World, point: &str) {
+    let out = Command::new(bin("ferry-agent"))
+        .arg("--config")
+        .arg(&w.agent_cfg)
+        .arg("--running-mode=install")
+        .env("FERRY_TEST_KILL_AT", point)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        None,
+        "the agent was not killed at {point}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Trees of a clean install of 1.0.0 and of 1.0.0 then 2.0.0.
+fn reference_trees(health_check: &str) -> (Vec<String>, Vec<String>) {
+    let w = ready_to_install(health_check);
+    let old = World::tree(&w.root);
+    w.agent("install").code(if health_check == "./bin/web" { 0 } else { 1 });
+    (old, World::tree(&w.root))
+}
+
+fn assert_one_outcome(w: &World, point: &str) -> String {
+    let entries: Vec<_> = w
+        .history()
+        .into_iter()
+        .filter(|e| e["version"] == "2.0.0")
+        .collect();
+    assert_eq!(entries.len(), 1, "kill at {point}: {entries:?}");
+    let status = entries[0]["status"].as_str().unwrap().to_string();
+    assert!(
+        status == "installed" || status == "rolled_back",
+        "kill at {point}: status {status}"
+    );
+    status
+}
+
+#[test]
+fn a_sigkill_at_each_named_step_recovers_to_one_version_and_one_report() {
+    let (old, new) = reference_trees("./bin/web");
+    for point in POINTS {
+        let w = ready_to_install("./bin/web");
+        kill_at(&w, point);
+        let recovered = w.agent("once");
+        assert!(
+            matches!(recovered.code, Some(0) | Some(1)),
+            "kill at {point}:\n{recovered}"
+        );
+        let tree = World::tree(&w.root);
+        let status = assert_one_outcome(&w, point);
+        if tree == new {
+            assert_eq!(status, "installed", "kill at {point}");
+        } else {
+            assert_eq!(tree, old, "kill at {point}: mixed tree");
+            assert_eq!(status, "rolled_back", "kill at {point}");
+        }
+    }
+}
+
+#[test]
+fn a_sigkill_while_rolling_back_finishes_the_rollback() {
+    let (old, _) = reference_trees("exit 3");
+    for point in ["switched", "hooks-done", "rolling-back"] {
+        let w = ready_to_install("exit 3");
+        kill_at(&w, point);
+        w.agent("once").code(1);
+        assert_eq!(World::tree(&w.root), old, "kill at {point}");
+        assert_eq!(assert_one_outcome(&w, point), "rolled_back");
+    }
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    let ok = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "cp -a {} {}", from.display(), to.display());
+}
+
+/// xorshift64*: enough randomness to spread kill instants, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+}
+
+/// Kills `--running-mode=install` at random instants, `FERRY_SOAK_KILLS` times (100 by
+/// default; bench/crash-soak.sh runs 1,000), restoring the device to "1.0.0 installed, 2.0.0
+/// downloaded" before each, and counts how the trees end.
+#[test]
+fn random_sigkills_never_leave_a_mixed_tree() {
+    let kills: usize = std::env::var("FERRY_SOAK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    let (old, new) = reference_trees("./bin/web");
+    let w = ready_to_install("./bin/web");
+    let snap = w.path("snapshot");
+    fs::create_dir_all(&snap).unwrap();
+    copy_tree(&w.path("agent-state"), &snap.join("state"));
+    copy_tree(&w.root, &snap.join("root"));
+    let restore = || {
+        copy_tree(&snap.join("state"), &w.path("agent-state"));
+        copy_tree(&snap.join("root"), &w.root);
+    };
+    let install = || {
+        let mut cmd = Command::new(bin("ferry-agent"));
+        cmd.arg("--config")
+            .arg(&w.agent_cfg)
+            .arg("--running-mode=install")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd
+    };
+
+    // How long an uninterrupted install takes, to spread kills over it.
+    let started = Instant::now();
+    assert!(install().status().unwrap().success());
+    let span = started.elapsed().as_micros().max(1000) as u64;
+
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
+    let mut rng = Rng(seed);
+    let (mut ended_old, mut ended_new, mut mixed) = (0, 0, 0);
+    for i in 0..kills {
+        restore();
+        let mut child = install().spawn().unwrap();
+        std::thread::sleep(Duration::from_micros(rng.next() % (span + span / 5)));
+        let _ = child.kill(); // SIGKILL
+        child.wait().unwrap();
+        let status = install().status().unwrap();
+        assert!(
+            matches!(status.code(), Some(0) | Some(1)),
+            "kill {i} (seed {seed}): recovery exited with {status}"
+        );
+        let tree = World::tree(&w.root);
+        let journal = fs::read_dir(w.path("agent-state/journal")).unwrap().count();
+        assert_eq!(journal, 0, "kill {i} (seed {seed}): journal left behind");
+        let reports: Vec<_> = fs::read_dir(w.path("agent-state/reports"))
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(reports.len(), 1, "kill {i} (seed {seed}): reports {reports:?}");
+        if tree == new {
+            ended_new += 1;
+        } else if tree == old {
+            ended_old += 1;
+        } else {
+            mixed += 1;
+            eprintln!("kill {i} (seed {seed}): mixed tree {tree:#?}");
+        }
+    }
+    eprintln!(
+        "random kills: {kills}, ended at the old version: {ended_old}, at the new: {ended_new}, mixed trees: {mixed} (seed {seed}, install takes {span} µs)"
+    );
+    assert_eq!(mixed, 0);
+}
