@@ -9,6 +9,8 @@ use crate::config::ConfigError;
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{0}")]
+    Usage(String),
     #[error("another ferry-agent run holds the lock {path}; try again when it has finished")]
     Locked { path: PathBuf },
     #[error("server unreachable at {url}: {message}")]
@@ -49,7 +51,7 @@ pub mod exit {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) => exit::BAD_CONFIG,
+            Error::Config(_) | Error::Usage(_) => exit::BAD_CONFIG,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,
             _ => exit::ERROR,

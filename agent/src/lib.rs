@@ -45,6 +45,8 @@ pub enum Mode {
     Install,
     /// Print what is installed, available, downloaded and pending.
     Status,
+    /// Restore the previous version of `--item` by hand (and report it).
+    Rollback,
 }
 
 pub struct Agent {
@@ -157,8 +159,26 @@ fn log_check(agent: &Agent, summary: &check::CheckSummary) {
     }
 }
 
-pub fn run_mode(mode: Mode, agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
+pub fn run_mode(
+    mode: Mode,
+    item: Option<&str>,
+    agent: &mut Agent,
+    stop: &Arc<AtomicBool>,
+) -> Result<i32, Error> {
     match mode {
+        Mode::Rollback => {
+            let Some(item) = item else {
+                return Err(Error::Usage(
+                    "--running-mode=rollback needs --item NAME".into(),
+                ));
+            };
+            install::rollback_by_hand(agent, item)?;
+            // Tell the server now if it can be reached; otherwise the report waits.
+            if let Err(e) = check::run(agent) {
+                tracing::warn!("rolled back; the server will hear of it at the next contact: {e}");
+            }
+            Ok(exit::OK)
+        }
         Mode::Once => run_once(agent),
         Mode::Check => {
             let summary = check::run(agent)?;

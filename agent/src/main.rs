@@ -21,9 +21,12 @@ struct Cli {
     /// Path of the agent configuration.
     #[arg(long, short, default_value = DEFAULT_CONFIG, env = "FERRY_AGENT_CONFIG")]
     config: PathBuf,
-    /// What to do: once, full, check, download, install, status.
+    /// What to do: once, full, check, download, install, status, rollback.
     #[arg(long = "running-mode", value_enum, default_value = "full")]
     running_mode: Mode,
+    /// The item for `--running-mode=rollback`.
+    #[arg(long)]
+    item: Option<String>,
 }
 
 fn main() {
@@ -56,7 +59,7 @@ fn run(cli: Cli) -> i32 {
     }
     let progress = std::io::stderr().is_terminal();
     let result = Agent::open(cfg, progress)
-        .and_then(|mut agent| run_mode(cli.running_mode, &mut agent, &stop));
+        .and_then(|mut agent| run_mode(cli.running_mode, cli.item.as_deref(), &mut agent, &stop));
     match result {
         Ok(code) => code,
         Err(e) => {

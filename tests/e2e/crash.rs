@@ -28,7 +28,12 @@ fn ready_to_install(health_check: &str) -> World {
     let out = w.build(
         "2.0.0",
         &src,
-        &["--post-install", "echo switching", "--health-check", health_check],
+        &[
+            "--post-install",
+            "echo switching",
+            "--health-check",
+            health_check,
+        ],
     );
     w.publish(&out);
     w.agent("check").ok();
@@ -61,7 +66,8 @@ fn kill_at(w: &World, point: &str) {
 fn reference_trees(health_check: &str) -> (Vec<String>, Vec<String>) {
     let w = ready_to_install(health_check);
     let old = World::tree(&w.root);
-    w.agent("install").code(if health_check == "./bin/web" { 0 } else { 1 });
+    w.agent("install")
+        .code(if health_check == "./bin/web" { 0 } else { 1 });
     (old, World::tree(&w.root))
 }
 
@@ -197,7 +203,11 @@ fn random_sigkills_never_leave_a_mixed_tree() {
             .unwrap()
             .flatten()
             .collect();
-        assert_eq!(reports.len(), 1, "kill {i} (seed {seed}): reports {reports:?}");
+        assert_eq!(
+            reports.len(),
+            1,
+            "kill {i} (seed {seed}): reports {reports:?}"
+        );
         if tree == new {
             ended_new += 1;
         } else if tree == old {

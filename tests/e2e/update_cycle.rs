@@ -133,8 +133,9 @@ fn a_failing_health_check_rolls_back() {
         before,
         "the device is not exactly at 1.0.0"
     );
-    let last = w.history().pop().unwrap();
-    assert_eq!(last["status"], "rolled_back");
+    let history = w.history();
+    let last = history.last().unwrap();
+    assert_eq!(last["status"], "rolled_back", "{history:#?}");
     assert_eq!(last["version"], "1.1.0");
     let output = last["output"].as_str().unwrap();
     assert!(output.contains("migrating"), "{output}");
@@ -287,4 +288,51 @@ fn full_mode_installs_a_triggered_update_and_stops_on_sigterm() {
         "did not stop cleanly on SIGTERM:\n{stderr}"
     );
     assert!(stderr.contains("stopping on signal"), "{stderr}");
+}
+
+#[test]
+fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.release("1.1.0", &[]);
+    w.agent("check").ok();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    let at_1_0 = World::tree(&w.root);
+    w.trigger(Some("1.1.0"));
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+
+    let usage = w.agent("rollback").code(2);
+    assert!(usage.stderr.contains("--item"), "{usage}");
+
+    let mut cmd = std::process::Command::new(crate::util::bin("ferry-agent"));
+    cmd.arg("--config")
+        .arg(&w.agent_cfg)
+        .args(["--running-mode=rollback", "--item", "web"]);
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(World::tree(&w.root), at_1_0);
+    let status = w.agent("status").ok();
+    assert!(status.stdout.contains("installed: 1.0.0"), "{status}");
+
+    let history = w.history();
+    let last = history.last().unwrap();
+    assert_eq!(last["status"], "rolled_back", "{history:#?}");
+    assert_eq!(last["version"], "1.1.0");
+    assert_eq!(last["actor"], "device");
+    assert!(last["message"].as_str().unwrap().contains("by hand"));
+    assert_eq!(
+        w.ctl_json(&["hosts", "list"])[0]["installed"][0]["version"],
+        "1.0.0"
+    );
+
+    // Nothing further back to go to.
+    let out = cmd.output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no previous version"));
 }

@@ -20,6 +20,12 @@ pub enum Phase {
     Committing { message: String, output: String },
     /// Hooks failed: flipping `current` back and removing V.
     RollingBack { message: String, output: String },
+    /// `--running-mode=rollback`: flipping `current` from the installed V back to the
+    /// previous version `to` and removing V.
+    ManualRollback {
+        to: semver::Version,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +74,10 @@ pub fn recovery_for(journal: &Journal) -> Recovery {
         Phase::RollingBack { message, output } => Recovery::RollBack {
             message: message.clone(),
             output: output.clone(),
+        },
+        Phase::ManualRollback { message, .. } => Recovery::RollBack {
+            message: message.clone(),
+            output: String::new(),
         },
     }
 }

@@ -224,11 +224,63 @@ fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) ->
     if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
         st.pending = None;
     }
+    if let Phase::ManualRollback { to, .. } = &j.phase {
+        // The highest version stays: anti-rollback still refuses anything older than it
+        // unless signed to allow it, and auto_install does not bring V back by itself.
+        st.installed = Some(to.clone());
+        st.previous = None;
+    }
     st.last_failed = Some(j.version.clone());
     st.interrupted = 0;
     agent.dir.save_state(&agent.state)?;
     queue(agent, j, Outcome::RolledBack, message, output)?;
     cleanup(agent, j)
+}
+
+/// `--running-mode=rollback --item NAME`: restores the previous version of an item by hand.
+pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
+    let root = root_of(agent, item)?;
+    let st = agent.item_state(item);
+    let (Some(installed), Some(previous)) = (st.installed.clone(), st.previous.clone()) else {
+        return Err(Error::Other(format!(
+            "{item} has no previous version to roll back to (installed: {}, previous: none)",
+            st.installed
+                .as_ref()
+                .map_or("nothing".to_string(), |v| v.to_string())
+        )));
+    };
+    let to_target = symlink::target_of(&previous);
+    if !root.join(&to_target).is_dir() {
+        return Err(Error::Other(format!(
+            "cannot roll {item} back to {previous}: {} is missing",
+            root.join(&to_target).display()
+        )));
+    }
+    let current = symlink::current_target(&root).map_err(Error::Other)?;
+    if current.as_deref() != Some(symlink::target_of(&installed).as_path()) {
+        return Err(Error::Other(format!(
+            "{}/current does not point at the installed {installed}; refusing to guess",
+            root.display()
+        )));
+    }
+    let message = format!("rolled back by hand from {installed} to {previous}");
+    let j = Journal {
+        item: item.to_string(),
+        version: installed.clone(),
+        job_id: None,
+        report_id: uuid::Uuid::new_v4().to_string(),
+        started_at: now_rfc3339(),
+        from_version: Some(installed),
+        previous_target: Some(to_target),
+        envelope: String::new(),
+        artifact: PathBuf::new(),
+        phase: Phase::ManualRollback {
+            to: previous,
+            message: message.clone(),
+        },
+    };
+    save_journal(agent, &j)?;
+    roll_back(agent, &j, message, String::new())
 }
 
 fn queue(
