@@ -15,12 +15,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 
-/// How long to wait for a TCP/TLS connection before calling the server unreachable.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Upper bound for an API call (not for artifact downloads, which use a read timeout).
+/// Upper bound for an API call (not for artifact downloads, which use the read timeout and
+/// the minimum rate instead).
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
-/// A download that receives no byte for this long is abandoned (and resumed next time).
-pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Api {
     pub base: Url,
@@ -29,13 +26,14 @@ pub struct Api {
 }
 
 impl Api {
-    pub fn new(base: Url) -> Result<Api, Error> {
+    /// `connect` bounds connection set-up; `read` bounds every wait for bytes.
+    pub fn new(base: Url, connect: Duration, read: Duration) -> Result<Api, Error> {
         // rustls needs a process-wide crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let http = Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(connect)
             // In the blocking client this bounds each wait: connect, headers, every body read.
-            .timeout(READ_TIMEOUT)
+            .timeout(read)
             .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;

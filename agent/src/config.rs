@@ -38,6 +38,10 @@ struct RawConfig {
     hostname: Option<String>,
     hook_timeout_secs: Option<u64>,
     keep_releases: Option<usize>,
+    connect_timeout_secs: Option<u64>,
+    read_timeout_secs: Option<u64>,
+    min_download_rate: Option<u64>,
+    download_retries: Option<u32>,
     #[serde(default)]
     items: Vec<ItemConfig>,
 }
@@ -67,6 +71,15 @@ pub struct Config {
     pub hook_timeout_secs: u64,
     /// Releases kept per item: the current one plus this many previous ones minus one.
     pub keep_releases: usize,
+    /// Seconds to wait for a connection before calling the server unreachable.
+    pub connect_timeout_secs: u64,
+    /// Seconds without a byte before a request is abandoned; also the window over which
+    /// `min_download_rate` is measured.
+    pub read_timeout_secs: u64,
+    /// Bytes per second below which a download is abandoned for the next mirror (0: off).
+    pub min_download_rate: u64,
+    /// Further passes over the mirror list after a network failure, with exponential backoff.
+    pub download_retries: u32,
     pub items: Vec<ItemConfig>,
 }
 
@@ -162,6 +175,25 @@ impl Config {
             ));
         }
 
+        let connect_timeout_secs = raw.connect_timeout_secs.unwrap_or(10);
+        let read_timeout_secs = raw.read_timeout_secs.unwrap_or(30);
+        for (key, value) in [
+            ("connect_timeout_secs", connect_timeout_secs),
+            ("read_timeout_secs", read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(invalid(format!(
+                    "key `{key}`: {value} must be between 1 and 3600"
+                )));
+            }
+        }
+        let download_retries = raw.download_retries.unwrap_or(3);
+        if download_retries > 10 {
+            return Err(invalid(format!(
+                "key `download_retries`: {download_retries} must be at most 10"
+            )));
+        }
+
         let mut names = BTreeSet::new();
         let mut items = Vec::new();
         for item in raw.items {
@@ -199,6 +231,10 @@ impl Config {
             hostname: raw.hostname,
             hook_timeout_secs,
             keep_releases,
+            connect_timeout_secs,
+            read_timeout_secs,
+            min_download_rate: raw.min_download_rate.unwrap_or(1024),
+            download_retries,
             items,
         })
     }

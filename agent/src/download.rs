@@ -6,6 +6,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ferry_manifests::Manifest;
 use reqwest::header::{CONTENT_RANGE, RANGE};
@@ -14,9 +15,10 @@ use sha2::{Digest, Sha256};
 
 use crate::client::{check_status, transport_error, Api};
 use crate::error::{io_err, Error};
+use crate::fsops::free_space;
 use crate::report::Attempt;
 use crate::state::{fsync_dir, StateDir};
-use crate::{check, Agent};
+use crate::{check, jittered, Agent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -88,21 +90,42 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
         .downloads()
         .join(format!("{}.part", artifact.sha256));
     let mut last_error = None;
+    for pass in 0..=agent.cfg.download_retries {
+        if pass > 0 {
+            // 1, 2, 4 … s (at most a minute), ±50%, so a fleet does not retry in step.
+            let wait = jittered(Duration::from_secs(1 << (pass - 1).min(6)), 0.5);
+            tracing::info!(pass, "retrying the download in {:.1} s", wait.as_secs_f64());
+            std::thread::sleep(wait);
+        }
+        match try_mirrors(agent, manifest, &part) {
+            Ok(()) => {
+                fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
+                fsync_dir(&agent.dir.downloads())?;
+                return Ok(final_path);
+            }
+            Err(DownloadError::Tampered(m)) => return Err(DownloadError::Tampered(m)),
+            Err(DownloadError::Transient(e)) => last_error = Some(e),
+        }
+    }
+    Err(DownloadError::Transient(last_error.unwrap_or_else(|| {
+        Error::Other("the manifest lists no artifact URL".into())
+    })))
+}
+
+/// One pass over the artifact's URLs, in order.
+fn try_mirrors(agent: &Agent, manifest: &Manifest, part: &Path) -> Result<(), DownloadError> {
+    let mut last_error = None;
     let mut tampered = None;
-    for url in &artifact.urls {
+    for url in &manifest.artifact.urls {
         let url = resolve_url(&agent.api, url).map_err(DownloadError::Transient)?;
         // A resumed download whose hash fails may have started from a bad local partial file:
         // retry that URL once from zero before blaming it.
         for _attempt in 0..2 {
-            let resumed = fs::metadata(&part).is_ok_and(|m| m.len() > 0);
-            match download_one(agent, &url, &part, manifest) {
-                Ok(()) => {
-                    fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
-                    fsync_dir(&agent.dir.downloads())?;
-                    return Ok(final_path);
-                }
+            let resumed = fs::metadata(part).is_ok_and(|m| m.len() > 0);
+            match download_one(agent, &url, part, manifest) {
+                Ok(()) => return Ok(()),
                 Err(DownloadError::Tampered(m)) => {
-                    let _ = fs::remove_file(&part);
+                    let _ = fs::remove_file(part);
                     tracing::warn!(%url, "{m}");
                     tampered = Some(m);
                     if resumed {
@@ -118,8 +141,8 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
             }
         }
     }
-    // Every mirror failed. If some only failed to answer, try again next run (one of them
-    // may serve good bytes); if every one served bad bytes, refuse the release.
+    // Every mirror failed. If some only failed to answer, try again (one of them may serve
+    // good bytes); if every one served bad bytes, refuse the release.
     if let (Some(m), None) = (tampered, &last_error) {
         return Err(DownloadError::Tampered(m));
     }
@@ -139,9 +162,7 @@ pub fn resolve_url(api: &Api, url: &str) -> Result<reqwest::Url, Error> {
 
 fn preflight_space(dir: &StateDir, needed: u64) -> Result<(), Error> {
     let path = dir.downloads();
-    let stat =
-        nix::sys::statvfs::statvfs(&path).map_err(|e| io_err(&path)(std::io::Error::from(e)))?;
-    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let free = free_space(&path).map_err(io_err(&path))?;
     if free < needed {
         return Err(Error::Other(format!(
             "not enough space in {} to download: {needed} bytes needed, {free} free",
@@ -212,6 +233,10 @@ fn download_one(
             .map(|p| p.bytes(&format!("downloading {}", manifest.artifact.name), size));
         let mut body = resp;
         let mut buf = vec![0u8; 128 * 1024];
+        // Slow retrieval: over each window of read_timeout_secs the transfer must average
+        // min_download_rate, or it is abandoned for the next mirror (the part is kept).
+        let window = Duration::from_secs(agent.cfg.read_timeout_secs);
+        let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
         loop {
             let n = body.read(&mut buf).map_err(|e| Error::Unreachable {
                 url: url.to_string(),
@@ -229,6 +254,23 @@ fn download_one(
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n]).map_err(io_err(part))?;
             have += n as u64;
+            window_bytes += n as u64;
+            let elapsed = window_start.elapsed();
+            if elapsed >= window {
+                let rate = window_bytes as f64 / elapsed.as_secs_f64();
+                if agent.cfg.min_download_rate > 0 && rate < agent.cfg.min_download_rate as f64 {
+                    file.sync_all().map_err(io_err(part))?;
+                    return Err(DownloadError::Transient(Error::Unreachable {
+                        url: url.to_string(),
+                        message: format!(
+                            "too slow: {rate:.0} bytes/s over {} s, below min_download_rate {}; will resume",
+                            window.as_secs(),
+                            agent.cfg.min_download_rate
+                        ),
+                    }));
+                }
+                (window_start, window_bytes) = (Instant::now(), 0);
+            }
             if let Some(p) = progress.as_mut() {
                 p.update(have);
             }

@@ -84,6 +84,12 @@ impl Fs for RealFs {
     }
 }
 
+/// Bytes available to this process on the filesystem holding `path` (statvfs).
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(stat.blocks_available() as u64 * stat.fragment_size() as u64)
+}
+
 /// Write to a temporary file, fsync, rename over the target, fsync the directory: after a
 /// crash at any point the target holds either the old or the new bytes.
 pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {

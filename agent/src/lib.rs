@@ -73,7 +73,11 @@ impl Agent {
     ) -> Result<Agent, Error> {
         let dir = StateDir::open(&cfg.state_dir, fs)?;
         let state = dir.load_state()?;
-        let api = Api::new(cfg.server_url.clone())?;
+        let api = Api::new(
+            cfg.server_url.clone(),
+            Duration::from_secs(cfg.connect_timeout_secs),
+            Duration::from_secs(cfg.read_timeout_secs),
+        )?;
         let mut agent = Agent {
             cfg,
             dir,
@@ -229,7 +233,7 @@ fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
                 base
             }
         };
-        let wait = jitter(wait);
+        let wait = jittered(wait, 0.1);
         let until = Instant::now() + wait;
         while Instant::now() < until && !stop.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
@@ -239,11 +243,12 @@ fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
-fn jitter(d: Duration) -> Duration {
+/// `d` scaled by a random factor in `1 ± spread`.
+pub(crate) fn jittered(d: Duration, spread: f64) -> Duration {
     let mut b = [0u8; 2];
     let _ = getrandom_fill(&mut b);
     let r = u16::from_le_bytes(b) as f64 / u16::MAX as f64; // 0..1
-    d.mul_f64(0.9 + 0.2 * r)
+    d.mul_f64(1.0 - spread + 2.0 * spread * r)
 }
 
 fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {

@@ -53,6 +53,12 @@ pub fn current_target(root: &Path) -> Result<Option<PathBuf>, String> {
 pub enum StageError {
     #[error(transparent)]
     Unpack(#[from] UnpackError),
+    #[error("not enough space under {path} to unpack: {needed} bytes needed, {free} free")]
+    Space {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -76,6 +82,16 @@ pub fn stage(
 ) -> Result<(), StageError> {
     let releases = releases(root);
     fs.create_dir_all(&releases).map_err(at(&releases))?;
+    // The unpacked size is signed; leave a margin for directories and metadata.
+    let needed = manifest.unpacked_size() + 1024 * 1024 + 4096 * manifest.files.len() as u64;
+    let free = crate::fsops::free_space(&releases).map_err(at(&releases))?;
+    if free < needed {
+        return Err(StageError::Space {
+            path: releases,
+            needed,
+            free,
+        });
+    }
     let staging = staging(root, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
     unpack_verified(fs, artifact, manifest, &staging)?;
