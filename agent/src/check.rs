@@ -27,6 +27,7 @@ pub fn facts(agent: &Agent) -> DeviceFacts {
         arch: std::env::consts::ARCH.to_string(),
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         device_class: agent.cfg.device_class.clone(),
+        newest_manifest_at: agent.state.newest_manifest_at.clone(),
         installed: agent
             .cfg
             .items
@@ -118,6 +119,38 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
         }
     }
 
+    // Verify each newly offered release once, so the device knows (and reports) how fresh
+    // the newest signed manifest it has seen is; a server that withholds releases (freeze)
+    // shows as a device whose newest manifest grows old.
+    for a in &resp.available {
+        let seen = agent
+            .state
+            .items
+            .get(&a.item)
+            .and_then(|s| s.available_seen.clone());
+        if !configured.contains(&a.item) || seen.as_ref() == Some(&a.version) {
+            continue;
+        }
+        match agent.api.envelope(&a.manifest_path) {
+            Ok((envelope, _)) => match admit(agent, &a.item, &a.version, &envelope) {
+                Ok((verified, _)) => agent.note_manifest(&verified),
+                Err(e) => {
+                    tracing::warn!(item = %a.item, version = %a.version, "offered release does not verify: {e}")
+                }
+            },
+            Err(e @ Error::Unreachable { .. }) => return Err(e),
+            Err(e) => {
+                tracing::warn!(item = %a.item, version = %a.version, "cannot fetch the offered manifest: {e}")
+            }
+        }
+        agent
+            .state
+            .items
+            .entry(a.item.clone())
+            .or_default()
+            .available_seen = Some(a.version.clone());
+    }
+
     let mut wanted: Vec<(String, semver::Version, Option<String>, String)> = resp
         .jobs
         .iter()
@@ -173,9 +206,23 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
             )?;
             continue;
         }
-        let (envelope, bytes) = agent.api.envelope(&manifest_path)?;
+        let (envelope, bytes) = match agent.api.envelope(&manifest_path) {
+            Ok(fetched) => fetched,
+            Err(e @ Error::Unreachable { .. }) => return Err(e),
+            Err(e) => {
+                // The server answered, but not with a manifest we can use (oversized,
+                // malformed, missing): refuse this install and say why.
+                let attempt = Attempt::start(&item, &pending, st.installed.clone());
+                agent.finish(
+                    attempt.refused(format!("cannot use the manifest: {e}")),
+                    &pending,
+                )?;
+                continue;
+            }
+        };
         match admit(agent, &item, &version, &envelope) {
-            Ok((_, Admission::AlreadyInstalled)) => {
+            Ok((verified, Admission::AlreadyInstalled)) => {
+                agent.note_manifest(&verified);
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
                 agent.finish(
                     attempt.with(
@@ -185,7 +232,8 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
                     &pending,
                 )?;
             }
-            Ok((_, Admission::Install)) => {
+            Ok((verified, Admission::Install)) => {
+                agent.note_manifest(&verified);
                 agent
                     .dir
                     .write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
@@ -202,6 +250,21 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     agent.state.last_check = Some(now_rfc3339());
     agent.dir.save_state(&agent.state)?;
     Ok(summary)
+}
+
+impl Agent {
+    /// Remembers the newest release date among verified manifests (freeze detection).
+    fn note_manifest(&mut self, verified: &VerifiedManifest) {
+        let at = ferry_manifests::wire::timestamp(verified.released_at);
+        if self
+            .state
+            .newest_manifest_at
+            .as_ref()
+            .is_none_or(|seen| &at > seen)
+        {
+            self.state.newest_manifest_at = Some(at);
+        }
+    }
 }
 
 /// Verifies an envelope for `item`/`version` and applies the device's policy.

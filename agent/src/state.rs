@@ -46,6 +46,9 @@ pub struct ItemState {
     /// retry it (an operator's job still can).
     #[serde(default)]
     pub last_failed: Option<semver::Version>,
+    /// The offered version whose manifest was last fetched and verified for freshness.
+    #[serde(default)]
+    pub available_seen: Option<semver::Version>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +67,10 @@ pub struct State {
     pub items: BTreeMap<String, ItemState>,
     #[serde(default)]
     pub last_check: Option<String>,
+    /// Release date of the newest verified manifest seen, reported so the server can flag a
+    /// device that is being starved of updates.
+    #[serde(default)]
+    pub newest_manifest_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

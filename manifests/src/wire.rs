@@ -22,6 +22,10 @@ pub struct DeviceFacts {
     pub agent_version: String,
     #[serde(default)]
     pub device_class: Option<String>,
+    /// Release date of the newest validly signed manifest the device has seen (freeze
+    /// detection: a device whose newest manifest is old is not hearing of new releases).
+    #[serde(default)]
+    pub newest_manifest_at: Option<String>,
     pub installed: Vec<InstalledItem>,
 }
 
@@ -151,6 +155,8 @@ pub struct HostView {
     pub enrolled_at: String,
     pub last_seen: String,
     pub online: bool,
+    /// Release date of the newest signed manifest the device has verified.
+    pub newest_manifest_at: Option<String>,
     pub installed: Vec<InstalledItem>,
 }
 

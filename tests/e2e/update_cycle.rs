@@ -37,6 +37,14 @@ fn publish_trigger_install_and_upgrade() {
     assert!(hosts[0]["installed"][0]["version"].is_null());
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("available: 1.1.0"), "{status}");
+    // The device verified the offered manifest and reports, at its next contact, how fresh
+    // the newest manifest it has seen is.
+    assert!(hosts[0]["newest_manifest_at"].is_null());
+    w.agent("check").ok();
+    let hosts = w.ctl_json(&["hosts", "list"]);
+    let released = releases[1]["released_at"].as_str().unwrap()[..19].to_string();
+    let reported = hosts[0]["newest_manifest_at"].as_str().unwrap_or_default();
+    assert!(reported.starts_with(&released), "{reported} vs {released}");
 
     // Trigger the older release explicitly.
     let job = w.trigger(Some("1.0.0"));

@@ -47,6 +47,7 @@ fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
             enrolled_at
         },
         last_seen: t,
+        newest_manifest_at: facts.newest_manifest_at.clone(),
     }
 }
 

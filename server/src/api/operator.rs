@@ -35,6 +35,7 @@ pub async fn list_hosts(
                 device_class: h.device_class,
                 enrolled_at: h.enrolled_at,
                 last_seen: h.last_seen,
+                newest_manifest_at: h.newest_manifest_at,
                 installed,
             })
             .collect(),

@@ -9,7 +9,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 
 /// Schema migrations, applied in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/0001_initial.sql")),
+    (2, include_str!("../../migrations/0002_newest_manifest.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -37,6 +40,7 @@ pub struct HostRow {
     pub device_class: Option<String>,
     pub enrolled_at: String,
     pub last_seen: String,
+    pub newest_manifest_at: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +199,8 @@ impl Store {
     pub async fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?
+            "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?,
+                newest_manifest_at = ?
              WHERE id = ?",
         )
         .bind(&host.hostname)
@@ -205,6 +210,7 @@ impl Store {
         .bind(&host.agent_version)
         .bind(&host.device_class)
         .bind(&host.last_seen)
+        .bind(&host.newest_manifest_at)
         .bind(&host.id)
         .execute(&mut *tx)
         .await?;
@@ -226,7 +232,8 @@ impl Store {
 
     pub async fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         let rows = sqlx::query(
-            "SELECT id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen
+            "SELECT id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
+                newest_manifest_at
              FROM hosts ORDER BY hostname, id",
         )
         .fetch_all(&self.pool)
@@ -246,6 +253,7 @@ impl Store {
                 device_class: r.try_get("device_class")?,
                 enrolled_at: r.try_get("enrolled_at")?,
                 last_seen: r.try_get("last_seen")?,
+                newest_manifest_at: r.try_get("newest_manifest_at")?,
             };
             let mut items = Vec::new();
             for i in installed.iter() {
