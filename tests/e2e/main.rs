@@ -4,6 +4,7 @@
 
 mod agent_cli;
 mod crash;
+mod hostile;
 mod refusals;
 mod update_cycle;
 mod util;
