@@ -108,6 +108,7 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let facts = facts(agent);
     let resp: CheckInResponse = agent.api.check_in(&facts)?;
     let mut summary = CheckSummary::default();
+    update_trust_root(agent, resp.trust_root_version)?;
 
     let configured: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for name in &configured {
@@ -252,6 +253,29 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     Ok(summary)
 }
 
+/// Walks the trust root forward one version at a time to what the server has.
+fn update_trust_root(agent: &mut Agent, latest: Option<u64>) -> Result<(), Error> {
+    let (Some(current), Some(latest)) = (agent.trust.root_version(), latest) else {
+        return Ok(());
+    };
+    for version in (current + 1)..=latest.min(current + crate::trust::MAX_ROOT_STEPS) {
+        let bytes = match agent.api.envelope(&format!("api/v1/trust-roots/{version}")) {
+            Ok((_, bytes)) => bytes,
+            Err(e @ Error::Unreachable { .. }) => return Err(e),
+            Err(e) => {
+                tracing::error!("cannot fetch trust root {version}: {e}");
+                break;
+            }
+        };
+        if let Err(e) = agent.trust.advance(&agent.dir, &bytes) {
+            // Keep the root we have; manifests signed under a root we refused stay refused.
+            tracing::error!("{e}");
+            break;
+        }
+    }
+    Ok(())
+}
+
 impl Agent {
     /// Remembers the newest release date among verified manifests (freeze detection).
     fn note_manifest(&mut self, verified: &VerifiedManifest) {
@@ -274,10 +298,11 @@ fn admit(
     version: &semver::Version,
     envelope: &Envelope,
 ) -> Result<(VerifiedManifest, Admission), String> {
+    agent.trust.check_fresh().map_err(|e| e.to_string())?;
     let verified = Manifest::verify(
         envelope,
-        &agent.cfg.trusted,
-        agent.cfg.signature_threshold,
+        &agent.trust.keys,
+        agent.trust.threshold,
         time::OffsetDateTime::now_utc(),
     )
     .map_err(|e| e.to_string())?;

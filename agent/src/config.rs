@@ -30,8 +30,10 @@ struct RawConfig {
     enrol_token: Option<String>,
     enrol_token_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
+    #[serde(default)]
     trusted_keys: Vec<PathBuf>,
     signature_threshold: Option<usize>,
+    trust_root: Option<PathBuf>,
     poll_interval_secs: Option<u64>,
     auto_install: Option<bool>,
     device_class: Option<String>,
@@ -62,8 +64,11 @@ pub struct Config {
     pub server_url: reqwest::Url,
     pub enrol_token: Option<String>,
     pub state_dir: PathBuf,
+    /// Release keys pinned in the config (`trusted_keys`); empty when `trust_root` is used.
     pub trusted: TrustedKeys,
     pub signature_threshold: usize,
+    /// The signed trust root shipped with the device, when keys rotate through the server.
+    pub trust_root: Option<PathBuf>,
     pub poll_interval_secs: u64,
     pub auto_install: bool,
     pub device_class: Option<String>,
@@ -135,10 +140,37 @@ impl Config {
             return Err(invalid("key `enrol_token`: the token is empty".into()));
         }
 
-        if raw.trusted_keys.is_empty() {
-            return Err(invalid(
-                "key `trusted_keys`: list at least one release public key (.pub file)".into(),
-            ));
+        let trust_root = raw.trust_root.as_deref().map(resolve);
+        match (&trust_root, raw.trusted_keys.is_empty()) {
+            (None, true) => {
+                return Err(invalid(
+                    "key `trusted_keys`: list at least one release public key (.pub file), or set `trust_root`"
+                        .into(),
+                ))
+            }
+            (Some(_), false) => {
+                return Err(invalid(
+                    "set either `trusted_keys` or `trust_root`, not both (the trust root names the release keys)"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+        if let Some(path) = &trust_root {
+            let bytes = std::fs::read(path).map_err(|e| {
+                invalid(format!(
+                    "key `trust_root`: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            ferry_manifests::root::TrustRoot::verify_initial(&bytes)
+                .map_err(|e| invalid(format!("key `trust_root`: {}: {e}", path.display())))?;
+            if raw.signature_threshold.is_some() {
+                return Err(invalid(
+                    "key `signature_threshold`: with `trust_root` the root sets the release threshold"
+                        .into(),
+                ));
+            }
         }
         let mut keys = Vec::new();
         for key_path in &raw.trusted_keys {
@@ -148,7 +180,8 @@ impl Config {
         }
         let trusted = TrustedKeys::new(keys);
         let signature_threshold = raw.signature_threshold.unwrap_or(1);
-        if signature_threshold == 0 || signature_threshold > trusted.len() {
+        if trust_root.is_none() && (signature_threshold == 0 || signature_threshold > trusted.len())
+        {
             return Err(invalid(format!(
                 "key `signature_threshold`: {signature_threshold} must be between 1 and the number of distinct trusted keys ({})",
                 trusted.len()
@@ -225,6 +258,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from("/var/lib/ferry-agent")),
             trusted,
             signature_threshold,
+            trust_root,
             poll_interval_secs,
             auto_install: raw.auto_install.unwrap_or(false),
             device_class: raw.device_class,

@@ -16,6 +16,7 @@ pub mod progress;
 pub mod report;
 pub mod state;
 pub mod status;
+pub mod trust;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -57,6 +58,8 @@ pub struct Agent {
     pub progress: Option<Progress>,
     /// Outcomes recorded during this run, from every stage; they decide the exit code.
     pub outcomes: Vec<Outcome>,
+    /// The keys manifests are verified against.
+    pub trust: trust::Trust,
 }
 
 impl Agent {
@@ -73,6 +76,7 @@ impl Agent {
     ) -> Result<Agent, Error> {
         let dir = StateDir::open(&cfg.state_dir, fs)?;
         let state = dir.load_state()?;
+        let trust = trust::Trust::load(&cfg, &dir)?;
         let api = Api::new(
             cfg.server_url.clone(),
             Duration::from_secs(cfg.connect_timeout_secs),
@@ -85,6 +89,7 @@ impl Agent {
             state,
             progress: progress.then_some(Progress),
             outcomes: Vec::new(),
+            trust,
         };
         install::recover(&mut agent)?;
         Ok(agent)

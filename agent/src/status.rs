@@ -20,6 +20,18 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
         "last check:  {}",
         agent.state.last_check.as_deref().unwrap_or("never")
     );
+    match agent.trust.root_version() {
+        Some(v) => {
+            let _ = writeln!(out, "trust root:  version {v}");
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "trusted keys: {} (from the config)",
+                agent.trust.keys.len()
+            );
+        }
+    }
     let _ = writeln!(out, "queued reports: {}", report::queued(&agent.dir)?.len());
     for item in &agent.cfg.items {
         let st = agent.item_state(&item.name);

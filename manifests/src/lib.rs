@@ -11,6 +11,7 @@
 pub mod envelope;
 pub mod keys;
 pub mod manifest;
+pub mod root;
 pub mod wire;
 
 pub use envelope::{Envelope, VerifyError};

@@ -76,6 +76,10 @@ pub struct CheckInResponse {
     /// Report ids the server has stored; the device may drop them from its queue.
     #[serde(default)]
     pub acked_reports: Vec<String>,
+    /// The newest trust root version the server holds; a device on an older one fetches
+    /// `api/v1/trust-roots/{version}` for each version after its own.
+    #[serde(default)]
+    pub trust_root_version: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

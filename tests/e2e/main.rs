@@ -5,6 +5,7 @@
 mod agent_cli;
 mod crash;
 mod hostile;
+mod keys;
 mod refusals;
 mod update_cycle;
 mod util;

@@ -102,11 +102,13 @@ pub async fn check_in(
             version: j.version,
         })
         .collect();
+    let trust_root_version = state.store.latest_root().await?.map(|(v, _)| v);
     Ok(Json(CheckInResponse {
         host_id,
         available,
         jobs,
         acked_reports: vec![],
+        trust_root_version,
     }))
 }
 

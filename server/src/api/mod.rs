@@ -3,6 +3,7 @@
 pub mod artifacts;
 pub mod device;
 pub mod operator;
+pub mod roots;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,6 +29,8 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/releases/{item}/{version}/manifest",
             get(operator::manifest),
         )
+        .route("/api/v1/trust-roots", post(roots::publish))
+        .route("/api/v1/trust-roots/{version}", get(roots::get))
         .route("/api/v1/hosts", get(operator::list_hosts))
         .route("/api/v1/updates", post(operator::trigger))
         .route("/api/v1/update-history", get(operator::history))

@@ -110,6 +110,21 @@ impl Client {
         Ok(())
     }
 
+    pub fn publish_root(&self, file: &Path) -> anyhow::Result<()> {
+        let text =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/trust-roots")?)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(text),
+            "publishing the trust root",
+        )?;
+        let v: serde_json::Value = resp.json()?;
+        println!("published trust root version {}", v["version"]);
+        Ok(())
+    }
+
     pub fn hosts(&self, json: bool) -> anyhow::Result<()> {
         let hosts: Vec<HostView> = self.get("api/v1/hosts", "listing hosts")?;
         if json {

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod release;
+pub mod root;
 pub mod table;
 
 use std::path::PathBuf;
@@ -70,6 +71,69 @@ pub enum Command {
         #[command(subcommand)]
         command: UpdateCommand,
     },
+    /// The signed trust root: rotate release and root keys without reflashing devices.
+    Root {
+        #[command(subcommand)]
+        command: RootCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RootCommand {
+    /// Write version 1 of a trust root, signed by its root keys (offline).
+    Init {
+        /// Private root key that signs (repeatable); their public halves become the root keys.
+        #[arg(long = "root-key", required = true)]
+        root_keys: Vec<PathBuf>,
+        /// Public release key devices will trust (repeatable).
+        #[arg(long = "release-key", required = true)]
+        release_keys: Vec<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        root_threshold: usize,
+        #[arg(long, default_value_t = 1)]
+        release_threshold: usize,
+        #[arg(long, default_value_t = 365)]
+        expires_in_days: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write the next version of a trust root (offline): add or retire keys, change
+    /// thresholds, extend the expiry. It must be signed by enough of the current root keys
+    /// and of the new ones.
+    Update {
+        /// The current root (e.g. root-1.json).
+        #[arg(long)]
+        from: PathBuf,
+        /// Private root key that signs (repeatable).
+        #[arg(long = "sign-with", required = true)]
+        sign_with: Vec<PathBuf>,
+        #[arg(long = "add-release-key")]
+        add_release_keys: Vec<PathBuf>,
+        /// Key id of a release key to retire.
+        #[arg(long = "remove-release-key")]
+        remove_release_keys: Vec<String>,
+        #[arg(long = "add-root-key")]
+        add_root_keys: Vec<PathBuf>,
+        /// Key id of a root key to retire.
+        #[arg(long = "remove-root-key")]
+        remove_root_keys: Vec<String>,
+        #[arg(long)]
+        root_threshold: Option<usize>,
+        #[arg(long)]
+        release_threshold: Option<usize>,
+        #[arg(long, default_value_t = 365)]
+        expires_in_days: u32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Upload a root version to the server; devices fetch it at their next check-in.
+    Publish {
+        file: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print a root file's version, expiry, keys and thresholds.
+    Show { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -213,6 +277,50 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             HistoryCommand::Show { id, json, server } => {
                 client::Client::new(&server)?.history_show(&id, json)
             }
+        },
+        Command::Root { command } => match command {
+            RootCommand::Init {
+                root_keys,
+                release_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            } => root::init(
+                &root_keys,
+                &release_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                &out,
+            ),
+            RootCommand::Update {
+                from,
+                sign_with,
+                add_release_keys,
+                remove_release_keys,
+                add_root_keys,
+                remove_root_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            } => root::update(&root::Changes {
+                from,
+                sign_with,
+                add_release_keys,
+                remove_release_keys,
+                add_root_keys,
+                remove_root_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            }),
+            RootCommand::Publish { file, server } => {
+                client::Client::new(&server)?.publish_root(&file)
+            }
+            RootCommand::Show { file } => root::show(&file),
         },
         Command::Update {
             command:

@@ -12,6 +12,7 @@ use sqlx::{Row, SqlitePool};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_initial.sql")),
     (2, include_str!("../../migrations/0002_newest_manifest.sql")),
+    (3, include_str!("../../migrations/0003_trust_roots.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -362,6 +363,45 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(n > 0)
+    }
+
+    // ---- trust roots ----
+
+    /// The newest trust root: (version, envelope).
+    pub async fn latest_root(&self) -> Result<Option<(u64, String)>> {
+        let row =
+            sqlx::query("SELECT version, envelope FROM trust_roots ORDER BY version DESC LIMIT 1")
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("version")? as u64,
+                r.try_get("envelope")?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub async fn root(&self, version: u64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT envelope FROM trust_roots WHERE version = ?")
+                .bind(version as i64)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Stores a root; false if that version exists.
+    pub async fn add_root(&self, version: u64, envelope: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO trust_roots (version, envelope, published_at) VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
+        )
+        .bind(version as i64)
+        .bind(envelope)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- updates (jobs and history) ----

@@ -1,0 +1,57 @@
+//! Trust roots: operators publish each new version; devices fetch the versions after theirs.
+//! The server holds no root key, but it does check each version against the previous one
+//! before relaying it, so a broken rotation fails here rather than on devices.
+
+use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use ferry_manifests::root::TrustRoot;
+use serde::Serialize;
+
+use crate::auth::{Caller, Operator};
+use crate::error::{ApiResult, AppError};
+use crate::Shared;
+
+#[derive(Serialize)]
+pub struct Published {
+    pub version: u64,
+}
+
+pub async fn publish(
+    State(state): State<Shared>,
+    _op: Operator,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Published>> {
+    let verified = match state.store.latest_root().await? {
+        None => TrustRoot::verify_initial(&body),
+        Some((_, previous)) => TrustRoot::verify_initial(previous.as_bytes())
+            .map_err(|e| AppError::Internal(format!("stored trust root is invalid: {e}")))?
+            .verify_next(&body),
+    }
+    .map_err(|e| AppError::bad_request(e.to_string()))?;
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if !state.store.add_root(verified.version, &text).await? {
+        return Err(AppError::conflict(format!(
+            "trust root version {} already exists",
+            verified.version
+        )));
+    }
+    tracing::info!(version = verified.version, "trust root published");
+    Ok(Json(Published {
+        version: verified.version,
+    }))
+}
+
+pub async fn get(
+    State(state): State<Shared>,
+    _caller: Caller,
+    Path(version): Path<u64>,
+) -> ApiResult<impl IntoResponse> {
+    match state.store.root(version).await? {
+        Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text)),
+        None => Err(AppError::not_found(format!(
+            "no trust root version {version}"
+        ))),
+    }
+}
