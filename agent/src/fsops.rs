@@ -23,6 +23,10 @@ pub trait Fs: Send + Sync {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes a directory tree; a missing one is not an error.
     fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory; a missing or non-empty one is left alone.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
+    /// Creates `link` as a second name of `original` (same filesystem).
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()>;
     /// fsyncs a directory, making renames and creations in it durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
     /// Flushes the whole filesystem holding `path` (one call for a freshly unpacked tree).
@@ -74,6 +78,15 @@ impl Fs for RealFs {
     }
     fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
         ignore_missing(fs::remove_dir_all(path))
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        match fs::remove_dir(path) {
+            Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
+            other => ignore_missing(other),
+        }
+    }
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        fs::hard_link(original, link)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
         File::open(path)?.sync_all()
@@ -158,6 +171,8 @@ impl Fs for CrashFs {
         symlink(target: &Path, link: &Path) -> io::Result<()>;
         remove_file(path: &Path) -> io::Result<()>;
         remove_dir_all(path: &Path) -> io::Result<()>;
+        remove_dir(path: &Path) -> io::Result<()>;
+        hard_link(original: &Path, link: &Path) -> io::Result<()>;
         sync_dir(path: &Path) -> io::Result<()>;
         sync_fs(path: &Path) -> io::Result<()>;
     }
@@ -228,6 +243,8 @@ impl Fs for KillFs {
         symlink(target: &Path, link: &Path) -> io::Result<()>;
         remove_file(path: &Path) -> io::Result<()>;
         remove_dir_all(path: &Path) -> io::Result<()>;
+        remove_dir(path: &Path) -> io::Result<()>;
+        hard_link(original: &Path, link: &Path) -> io::Result<()>;
         sync_dir(path: &Path) -> io::Result<()>;
         sync_fs(path: &Path) -> io::Result<()>;
     }

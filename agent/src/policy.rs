@@ -28,8 +28,6 @@ pub enum Refusal {
     },
     #[error("release {offered} is older than {highest}, the highest version installed here; rollback refused (sign a manifest with allow_downgrade to permit it)")]
     Downgrade { offered: Version, highest: Version },
-    #[error("layout {0} is not supported by this agent")]
-    UnsupportedLayout(String),
 }
 
 pub fn admit(
@@ -58,11 +56,6 @@ pub fn admit(
             compatible: manifest.compatible.clone(),
             device: device_class.map(str::to_string),
         });
-    }
-    if manifest.install.layout != ferry_manifests::Layout::Symlink {
-        return Err(Refusal::UnsupportedLayout(
-            manifest.install.layout.to_string(),
-        ));
     }
     if item.installed.as_ref() == Some(&manifest.version) {
         return Ok(Admission::AlreadyInstalled);

@@ -46,6 +46,10 @@ pub struct ItemState {
     /// retry it (an operator's job still can).
     #[serde(default)]
     pub last_failed: Option<semver::Version>,
+    /// Files of the installed version, for the `overlay` layout (what the next version must
+    /// remove if it no longer has them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
     /// The offered version whose manifest was last fetched and verified for freshness.
     #[serde(default)]
     pub available_seen: Option<semver::Version>,

@@ -21,12 +21,17 @@ use ferry_manifests::{Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
 
 pub struct Release {
+    layout: ferry_manifests::Layout,
     version: &'static str,
     files: Vec<(&'static str, String, u32)>,
     health_check: Option<&'static str>,
 }
 
-fn release(version: &'static str, health_check: Option<&'static str>) -> Release {
+fn release(
+    layout: ferry_manifests::Layout,
+    version: &'static str,
+    health_check: Option<&'static str>,
+) -> Release {
     let mut files = vec![
         ("bin/web", format!("#!/bin/sh\necho {version}\n"), 0o755),
         ("static/index.html", format!("<h1>{version}</h1>\n"), 0o644),
@@ -34,9 +39,10 @@ fn release(version: &'static str, health_check: Option<&'static str>) -> Release
     if version == "1.0.0" {
         files.push(("only-in-1", "old\n".into(), 0o600));
     } else {
-        files.push(("static/new.css", "body{}\n".into(), 0o644));
+        files.push(("assets/css/new.css", "body{}\n".into(), 0o644));
     }
     Release {
+        layout,
         version,
         files,
         health_check,
@@ -125,7 +131,7 @@ impl Device {
             install: Install {
                 post_install: vec!["echo post-install".into()],
                 health_check: r.health_check.map(str::to_string),
-                ..Default::default()
+                layout: r.layout,
             },
         };
         let mut agent = self.open(Arc::new(RealFs)).unwrap();
@@ -174,12 +180,16 @@ impl Device {
     }
 }
 
-/// Every path under `dir`: kind, mode, content or link target.
+/// Every path under `dir`: kind, mode, content or link target. The overlay layout's work
+/// directory (`.ferry-web`, backups) is left out: what counts is what the item looks like.
 fn tree(dir: &Path) -> Vec<String> {
     fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
         let mut entries: Vec<_> = fs::read_dir(dir).unwrap().flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
+            if e.file_name() == ".ferry-web" {
+                continue;
+            }
             let p = e.path();
             let rel = p.strip_prefix(base).unwrap().display().to_string();
             let m = fs::symlink_metadata(&p).unwrap();
@@ -202,10 +212,17 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-/// A device at 1.0.0 with `next` staged as a pending install.
+/// A device at 1.0.0 with `next` staged as a pending install. For the overlay layout the root
+/// already holds files Ferry does not manage, and one it will replace.
 fn device_at_v1(next: &Release) -> Device {
     let d = Device::new();
-    d.stage(&release("1.0.0", None));
+    if next.layout == ferry_manifests::Layout::Overlay {
+        fs::create_dir_all(d.root().join("etc")).unwrap();
+        fs::write(d.root().join("etc/unmanaged.conf"), "keep me\n").unwrap();
+        fs::create_dir_all(d.root().join("bin")).unwrap();
+        fs::write(d.root().join("bin/web"), "#!/bin/sh\necho pre-ferry\n").unwrap();
+    }
+    d.stage(&release(next.layout, "1.0.0", None));
     d.install(Arc::new(RealFs)).unwrap();
     d.clear_reports();
     d.stage(next);
@@ -313,9 +330,11 @@ fn enumerate(next: Release, healthy: bool) -> (usize, usize) {
     (ended_old, ended_new)
 }
 
+use ferry_manifests::Layout::{Overlay, Symlink};
+
 #[test]
 fn a_crash_after_any_operation_of_an_upgrade_ends_at_exactly_one_version() {
-    let (old, new) = enumerate(release("2.0.0", Some("./bin/web")), true);
+    let (old, new) = enumerate(release(Symlink, "2.0.0", Some("./bin/web")), true);
     // Crashes before the switch are undone and retried, so they end new; crashes after the
     // switch but before the health check passed roll back; crashes after it passed commit.
     assert!(old > 0 && new > 0, "old {old}, new {new}");
@@ -323,10 +342,23 @@ fn a_crash_after_any_operation_of_an_upgrade_ends_at_exactly_one_version() {
 
 #[test]
 fn a_crash_after_any_operation_of_a_failing_upgrade_ends_at_the_old_version() {
-    let (old, new) = enumerate(release("2.0.0", Some("exit 1")), false);
+    let (old, new) = enumerate(release(Symlink, "2.0.0", Some("exit 1")), false);
     assert!(old > 0);
     assert_eq!(
         new, 0,
         "a release whose health check fails must never stay installed"
     );
+}
+
+#[test]
+fn a_crash_after_any_operation_of_an_overlay_upgrade_ends_at_exactly_one_version() {
+    let (old, new) = enumerate(release(Overlay, "2.0.0", Some("./bin/web")), true);
+    assert!(old > 0 && new > 0, "old {old}, new {new}");
+}
+
+#[test]
+fn a_crash_after_any_operation_of_a_failing_overlay_upgrade_ends_at_the_old_version() {
+    let (old, new) = enumerate(release(Overlay, "2.0.0", Some("exit 1")), false);
+    assert!(old > 0);
+    assert_eq!(new, 0);
 }

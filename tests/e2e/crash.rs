@@ -20,11 +20,22 @@ const POINTS: &[&str] = &[
     "committed-state",
 ];
 
-/// A world with 1.0.0 installed and 2.0.0 triggered, checked and downloaded.
-fn ready_to_install(health_check: &str) -> World {
+/// A world with 1.0.0 installed and 2.0.0 triggered, checked and downloaded, in `layout`.
+/// For the overlay layout the root also holds a file Ferry does not manage.
+fn ready_to_install(health_check: &str, layout: &str) -> World {
     let w = World::new();
-    w.release("1.0.0", &[]);
+    if layout == "overlay" {
+        fs::create_dir_all(w.root.join("etc")).unwrap();
+        fs::write(w.root.join("etc/unmanaged.conf"), "keep\n").unwrap();
+    }
+    w.release("1.0.0", &["--layout", layout]);
     let src = w.payload("2.0.0", None);
+    fs::write(src.join("static/added.css"), "body{}\n").unwrap();
+    let check = if layout == "overlay" {
+        format!("cd {} && {health_check}", w.root.display())
+    } else {
+        health_check.to_string()
+    };
     let out = w.build(
         "2.0.0",
         &src,
@@ -32,7 +43,9 @@ fn ready_to_install(health_check: &str) -> World {
             "--post-install",
             "echo switching",
             "--health-check",
-            health_check,
+            &check,
+            "--layout",
+            layout,
         ],
     );
     w.publish(&out);
@@ -62,13 +75,21 @@ fn kill_at(w: &World, point: &str) {
     );
 }
 
+/// The item's tree, without the overlay layout's work directory.
+fn item_tree(w: &World) -> Vec<String> {
+    World::tree(&w.root)
+        .into_iter()
+        .filter(|l| !l.starts_with(".ferry-web"))
+        .collect()
+}
+
 /// Trees of a clean install of 1.0.0 and of 1.0.0 then 2.0.0.
-fn reference_trees(health_check: &str) -> (Vec<String>, Vec<String>) {
-    let w = ready_to_install(health_check);
-    let old = World::tree(&w.root);
+fn reference_trees(health_check: &str, layout: &str) -> (Vec<String>, Vec<String>) {
+    let w = ready_to_install(health_check, layout);
+    let old = item_tree(&w);
     w.agent("install")
         .code(if health_check == "./bin/web" { 0 } else { 1 });
-    (old, World::tree(&w.root))
+    (old, item_tree(&w))
 }
 
 fn assert_one_outcome(w: &World, point: &str) -> String {
@@ -88,35 +109,43 @@ fn assert_one_outcome(w: &World, point: &str) -> String {
 
 #[test]
 fn a_sigkill_at_each_named_step_recovers_to_one_version_and_one_report() {
-    let (old, new) = reference_trees("./bin/web");
+    for layout in ["symlink", "overlay"] {
+        named_steps(layout);
+    }
+}
+
+fn named_steps(layout: &str) {
+    let (old, new) = reference_trees("./bin/web", layout);
     for point in POINTS {
-        let w = ready_to_install("./bin/web");
+        let w = ready_to_install("./bin/web", layout);
         kill_at(&w, point);
         let recovered = w.agent("once");
         assert!(
             matches!(recovered.code, Some(0) | Some(1)),
             "kill at {point}:\n{recovered}"
         );
-        let tree = World::tree(&w.root);
+        let tree = item_tree(&w);
         let status = assert_one_outcome(&w, point);
         if tree == new {
-            assert_eq!(status, "installed", "kill at {point}");
+            assert_eq!(status, "installed", "{layout}: kill at {point}");
         } else {
-            assert_eq!(tree, old, "kill at {point}: mixed tree");
-            assert_eq!(status, "rolled_back", "kill at {point}");
+            assert_eq!(tree, old, "{layout}: kill at {point}: mixed tree");
+            assert_eq!(status, "rolled_back", "{layout}: kill at {point}");
         }
     }
 }
 
 #[test]
 fn a_sigkill_while_rolling_back_finishes_the_rollback() {
-    let (old, _) = reference_trees("exit 3");
-    for point in ["switched", "hooks-done", "rolling-back"] {
-        let w = ready_to_install("exit 3");
-        kill_at(&w, point);
-        w.agent("once").code(1);
-        assert_eq!(World::tree(&w.root), old, "kill at {point}");
-        assert_eq!(assert_one_outcome(&w, point), "rolled_back");
+    for layout in ["symlink", "overlay"] {
+        let (old, _) = reference_trees("exit 3", layout);
+        for point in ["switched", "hooks-done", "rolling-back"] {
+            let w = ready_to_install("exit 3", layout);
+            kill_at(&w, point);
+            w.agent("once").code(1);
+            assert_eq!(item_tree(&w), old, "{layout}: kill at {point}");
+            assert_eq!(assert_one_outcome(&w, point), "rolled_back");
+        }
     }
 }
 
@@ -152,8 +181,22 @@ fn random_sigkills_never_leave_a_mixed_tree() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    let (old, new) = reference_trees("./bin/web");
-    let w = ready_to_install("./bin/web");
+    // Half the kills for each layout.
+    let symlink = random_kills("symlink", kills.div_ceil(2));
+    let overlay = random_kills("overlay", kills / 2);
+    eprintln!(
+        "random kills: {kills}, ended at the old version: {}, at the new: {}, mixed trees: {}",
+        symlink.0 + overlay.0,
+        symlink.1 + overlay.1,
+        symlink.2 + overlay.2
+    );
+    assert_eq!(symlink.2 + overlay.2, 0);
+}
+
+/// Returns (ended old, ended new, mixed).
+fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
+    let (old, new) = reference_trees("./bin/web", layout);
+    let w = ready_to_install("./bin/web", layout);
     let snap = w.path("snapshot");
     fs::create_dir_all(&snap).unwrap();
     copy_tree(&w.path("agent-state"), &snap.join("state"));
@@ -196,7 +239,7 @@ fn random_sigkills_never_leave_a_mixed_tree() {
             matches!(status.code(), Some(0) | Some(1)),
             "kill {i} (seed {seed}): recovery exited with {status}"
         );
-        let tree = World::tree(&w.root);
+        let tree = item_tree(&w);
         let journal = fs::read_dir(w.path("agent-state/journal")).unwrap().count();
         assert_eq!(journal, 0, "kill {i} (seed {seed}): journal left behind");
         let reports: Vec<_> = fs::read_dir(w.path("agent-state/reports"))
@@ -218,7 +261,7 @@ fn random_sigkills_never_leave_a_mixed_tree() {
         }
     }
     eprintln!(
-        "random kills: {kills}, ended at the old version: {ended_old}, at the new: {ended_new}, mixed trees: {mixed} (seed {seed}, install takes {span} µs)"
+        "{layout}: {kills} random kills, ended at the old version: {ended_old}, at the new: {ended_new}, mixed trees: {mixed} (seed {seed}, install takes {span} µs)"
     );
-    assert_eq!(mixed, 0);
+    (ended_old, ended_new, mixed)
 }

@@ -344,3 +344,100 @@ fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
     assert_eq!(out.status.code(), Some(5));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no previous version"));
 }
+
+/// The overlay layout places files into existing paths, removes what a new version drops,
+/// keeps backups, rolls back a failing version and rolls back by hand.
+#[test]
+fn overlay_installs_upgrades_rolls_back_and_rolls_back_by_hand() {
+    let w = World::new();
+    fs::create_dir_all(w.root.join("bin")).unwrap();
+    fs::write(w.root.join("bin/web"), "pre-ferry\n").unwrap();
+    fs::write(w.root.join("unmanaged.conf"), "mine\n").unwrap();
+    let before_ferry = World::tree(&w.root);
+
+    let src1 = w.payload("1.0.0", None);
+    fs::write(src1.join("static/old.css"), "old\n").unwrap();
+    let out1 = w.build("1.0.0", &src1, &["--layout", "overlay"]);
+    w.publish(&out1);
+    let src2 = w.payload("1.1.0", None);
+    let out2 = w.build(
+        "1.1.0",
+        &src2,
+        &["--layout", "overlay", "--health-check", "./bin/web"],
+    );
+    w.publish(&out2);
+
+    w.agent("check").ok();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    assert_eq!(
+        fs::read_to_string(w.root.join("bin/web")).unwrap(),
+        "#!/bin/sh\necho web 1.0.0\n"
+    );
+    assert_eq!(
+        fs::read_to_string(w.root.join("unmanaged.conf")).unwrap(),
+        "mine\n"
+    );
+    assert!(w.root.join("static/old.css").exists());
+    let work = fs::metadata(w.root.join(".ferry-web")).unwrap();
+    assert_eq!(
+        work.permissions().mode() & 0o777,
+        0o700,
+        "backups must be private"
+    );
+    let at_1_0: Vec<String> = World::tree(&w.root)
+        .into_iter()
+        .filter(|l| !l.starts_with(".ferry-web"))
+        .collect();
+
+    w.trigger(Some("1.1.0"));
+    w.agent("once").ok();
+    assert_eq!(
+        fs::read_to_string(w.root.join("bin/web")).unwrap(),
+        "#!/bin/sh\necho web 1.1.0\n"
+    );
+    assert!(
+        !w.root.join("static/old.css").exists(),
+        "a dropped file stays"
+    );
+    assert_eq!(
+        fs::read_to_string(w.root.join("unmanaged.conf")).unwrap(),
+        "mine\n"
+    );
+
+    // A failing release is rolled back to 1.1.0 exactly.
+    let at_1_1 = World::tree(&w.root);
+    let src3 = w.payload("1.2.0", Some("#!/bin/sh\nexit 9\n"));
+    let out3 = w.build(
+        "1.2.0",
+        &src3,
+        &["--layout", "overlay", "--health-check", "./bin/web"],
+    );
+    w.publish(&out3);
+    w.trigger(Some("1.2.0"));
+    w.agent("once").code(1);
+    assert_eq!(World::tree(&w.root), at_1_1);
+    assert_eq!(w.history().pop().unwrap()["status"], "rolled_back");
+
+    // By hand back to 1.0.0, including the file 1.1.0 dropped.
+    let out = std::process::Command::new(crate::util::bin("ferry-agent"))
+        .arg("--config")
+        .arg(&w.agent_cfg)
+        .args(["--running-mode=rollback", "--item", "web"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now: Vec<String> = World::tree(&w.root)
+        .into_iter()
+        .filter(|l| !l.starts_with(".ferry-web"))
+        .collect();
+    assert_eq!(now, at_1_0);
+    assert!(w.agent("status").ok().stdout.contains("installed: 1.0.0"));
+    // The pre-Ferry bin/web is kept in 1.0.0's backup (keep one backup by default) but not
+    // restored by rolling 1.1.0 back.
+    assert_ne!(now, before_ferry);
+}

@@ -43,6 +43,11 @@ pub struct Journal {
     /// File names under the state directory: the verified envelope and the artifact.
     pub envelope: String,
     pub artifact: PathBuf,
+    #[serde(default)]
+    pub layout: ferry_manifests::Layout,
+    /// For the overlay layout: what the swap changes (journalled before the first change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<super::overlay::Plan>,
     pub phase: Phase,
 }
 
@@ -100,6 +105,8 @@ mod tests {
             previous_target: Some("releases/1.0.0".into()),
             envelope: "web-1.1.0.json".into(),
             artifact: "x.tar.gz".into(),
+            layout: Default::default(),
+            plan: None,
             phase,
         }
     }

@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod journal;
+pub mod overlay;
 pub mod symlink;
 pub mod unpack;
 
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferry_manifests::wire::Outcome;
-use ferry_manifests::VerifiedManifest;
+use ferry_manifests::{Layout, VerifiedManifest};
 
 use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
 use crate::error::{io_err, Error};
@@ -72,14 +73,28 @@ fn install_one(
 ) -> Result<(), Error> {
     let root = root_of(agent, name)?;
     let fs = agent.dir.fs.clone();
-    let installed = agent.item_state(name).installed.clone();
-    let previous_target = match symlink::current_target(&root) {
-        Ok(t) => t,
-        Err(message) => {
-            let attempt = Attempt::start(name, pending, installed);
-            agent.finish(attempt.with(Outcome::Failed, message), pending)?;
-            return Ok(());
-        }
+    let st = agent.item_state(name);
+    let installed = st.installed.clone();
+    let layout = verified.install.layout;
+    let fail = |agent: &mut Agent, message: String| {
+        let attempt = Attempt::start(name, pending, installed.clone());
+        agent
+            .finish(attempt.with(Outcome::Failed, message), pending)
+            .map(|_| ())
+    };
+    let previous_target = match layout {
+        Layout::Symlink => match symlink::current_target(&root) {
+            Ok(t) => t,
+            Err(message) => return fail(agent, message),
+        },
+        Layout::Overlay => None,
+    };
+    let plan = match layout {
+        Layout::Symlink => None,
+        Layout::Overlay => match overlay::plan(&root, verified, &st.files) {
+            Ok(p) => Some(p),
+            Err(message) => return fail(agent, message),
+        },
     };
     let artifact = agent.dir.artifact_path(&verified.artifact.sha256);
     let mut j = Journal {
@@ -88,13 +103,21 @@ fn install_one(
         job_id: pending.job_id.clone(),
         report_id: uuid::Uuid::new_v4().to_string(),
         started_at: now_rfc3339(),
-        from_version: installed,
+        from_version: installed.clone(),
         previous_target: previous_target.clone(),
         envelope: pending.envelope.clone(),
         artifact: artifact.clone(),
+        layout,
+        plan,
         phase: Phase::Staging,
     };
-    if previous_target.as_deref() == Some(symlink::target_of(&verified.version).as_path()) {
+    let in_place = match layout {
+        Layout::Symlink => {
+            previous_target.as_deref() == Some(symlink::target_of(&verified.version).as_path())
+        }
+        Layout::Overlay => installed.as_ref() == Some(&verified.version),
+    };
+    if in_place {
         return commit(
             agent,
             &j,
@@ -102,7 +125,7 @@ fn install_one(
             String::new(),
         );
     }
-    tracing::info!(item = %name, version = %verified.version, root = %root.display(), "installing");
+    tracing::info!(item = %name, version = %verified.version, root = %root.display(), %layout, "installing");
     if let Some(progress) = &agent.progress {
         progress.line(&format!(
             "installing {name} {} into {}",
@@ -113,10 +136,14 @@ fn install_one(
 
     save_journal(agent, &j)?;
     fault::point("staging");
-    if let Err(e) = symlink::stage(fs.as_ref(), &root, verified, &artifact) {
+    let staged = match layout {
+        Layout::Symlink => symlink::stage(fs.as_ref(), &root, verified, &artifact),
+        Layout::Overlay => overlay::stage(fs.as_ref(), &root, name, verified, &artifact),
+    };
+    if let Err(e) = staged {
         // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
         // journal stays and the next run's recovery finishes the job.
-        symlink::remove_release(fs.as_ref(), &root, &verified.version).map_err(io_err(&root))?;
+        remove_staged(agent, &j)?;
         let outcome = match &e {
             symlink::StageError::Unpack(u) if u.is_refusal() => Outcome::Refused,
             _ => Outcome::Failed,
@@ -129,8 +156,17 @@ fn install_one(
     fault::point("switching");
     j.phase = Phase::Switching;
     save_journal(agent, &j)?;
-    let target = symlink::target_of(&verified.version);
-    if let Err(e) = symlink::flip(fs.as_ref(), &root, Some(&target)) {
+    let switched = match (&j.plan, layout) {
+        (Some(plan), Layout::Overlay) => {
+            overlay::swap(fs.as_ref(), &root, name, &verified.version, plan)
+        }
+        _ => symlink::flip(
+            fs.as_ref(),
+            &root,
+            Some(&symlink::target_of(&verified.version)),
+        ),
+    };
+    if let Err(e) = switched {
         let message = format!(
             "cannot switch {} to {}: {e}",
             root.display(),
@@ -140,14 +176,15 @@ fn install_one(
     }
     fault::point("switched");
 
-    let previous_version = j
-        .previous_target
-        .as_ref()
-        .and_then(|p| p.file_name())
-        .map(|n| n.to_string_lossy().into_owned());
+    let previous_version = installed.as_ref().map(|v| v.to_string());
+    let release_dir = match layout {
+        Layout::Symlink => root.join(symlink::target_of(&verified.version)),
+        Layout::Overlay => root.clone(),
+    };
     let hooks = symlink::run_hooks(
         name,
         &root,
+        &release_dir,
         verified,
         previous_version.as_deref(),
         Duration::from_secs(agent.cfg.hook_timeout_secs),
@@ -176,10 +213,28 @@ fn install_one(
     }
 }
 
+/// Removes what staging may have left, without touching what is live.
+fn remove_staged(agent: &Agent, j: &Journal) -> Result<(), Error> {
+    let root = root_of(agent, &j.item)?;
+    let fs = agent.dir.fs.as_ref();
+    match j.layout {
+        Layout::Symlink => symlink::remove_release(fs, &root, &j.version),
+        Layout::Overlay => fs.remove_dir_all(&overlay::staging(&root, &j.item, &j.version)),
+    }
+    .map_err(io_err(&root))
+}
+
 /// Records a proven release: state, report, prune, then drop the journal. Idempotent, so
 /// recovery can run it again after a crash anywhere inside it.
 fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
+    let fs = agent.dir.fs.clone();
+    if let (Layout::Overlay, Some(plan)) = (j.layout, &j.plan) {
+        // Keep what this version changed beside its backup, for a rollback by hand.
+        let backup = overlay::backup(&root, &j.item, &j.version);
+        fs.create_dir_all(&backup).map_err(io_err(&backup))?;
+        agent.dir.write_json(&backup.join("plan.json"), plan)?;
+    }
     let st = agent.state.items.entry(j.item.clone()).or_default();
     if j.from_version.as_ref() != Some(&j.version) {
         st.previous = j.from_version.clone();
@@ -197,18 +252,29 @@ fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Re
     if st.last_failed.as_ref() == Some(&j.version) {
         st.last_failed = None;
     }
+    if let Some(plan) = &j.plan {
+        st.files = plan
+            .entries
+            .iter()
+            .filter(|e| e.action == overlay::Action::Place)
+            .map(|e| e.path.clone())
+            .collect();
+    }
     st.interrupted = 0;
     let previous = st.previous.as_ref().map(|v| v.to_string());
     agent.dir.save_state(&agent.state)?;
     fault::point("committed-state");
     queue(agent, j, Outcome::Installed, message, output)?;
-    symlink::prune(
-        agent.dir.fs.as_ref(),
-        &root,
-        &j.version.to_string(),
-        previous.as_deref(),
-        agent.cfg.keep_releases,
-    );
+    match j.layout {
+        Layout::Symlink => symlink::prune(
+            fs.as_ref(),
+            &root,
+            &j.version.to_string(),
+            previous.as_deref(),
+            agent.cfg.keep_releases,
+        ),
+        Layout::Overlay => overlay::prune(fs.as_ref(), &root, &j.item, agent.cfg.keep_releases - 1),
+    }
     cleanup(agent, j)
 }
 
@@ -216,9 +282,21 @@ fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Re
 fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
     let fs = agent.dir.fs.clone();
-    symlink::flip(fs.as_ref(), &root, j.previous_target.as_deref()).map_err(io_err(&root))?;
-    if j.previous_target.as_deref() != Some(symlink::target_of(&j.version).as_path()) {
-        symlink::remove_release(fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
+    match (j.layout, &j.plan) {
+        (Layout::Overlay, Some(plan)) => {
+            let backup = overlay::backup(&root, &j.item, &j.version);
+            overlay::restore(fs.as_ref(), &root, &backup, plan).map_err(io_err(&root))?;
+            fs.remove_dir_all(&backup).map_err(io_err(&backup))?;
+            fs.remove_dir_all(&overlay::staging(&root, &j.item, &j.version))
+                .map_err(io_err(&root))?;
+        }
+        _ => {
+            symlink::flip(fs.as_ref(), &root, j.previous_target.as_deref())
+                .map_err(io_err(&root))?;
+            if j.previous_target.as_deref() != Some(symlink::target_of(&j.version).as_path()) {
+                symlink::remove_release(fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
+            }
+        }
     }
     let st = agent.state.items.entry(j.item.clone()).or_default();
     if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
@@ -229,6 +307,9 @@ fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) ->
         // unless signed to allow it, and auto_install does not bring V back by itself.
         st.installed = Some(to.clone());
         st.previous = None;
+        if let Some(plan) = &j.plan {
+            st.files = plan.old_files.clone();
+        }
     }
     st.last_failed = Some(j.version.clone());
     st.interrupted = 0;
@@ -249,20 +330,28 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
                 .map_or("nothing".to_string(), |v| v.to_string())
         )));
     };
-    let to_target = symlink::target_of(&previous);
-    if !root.join(&to_target).is_dir() {
-        return Err(Error::Other(format!(
-            "cannot roll {item} back to {previous}: {} is missing",
-            root.join(&to_target).display()
-        )));
-    }
-    let current = symlink::current_target(&root).map_err(Error::Other)?;
-    if current.as_deref() != Some(symlink::target_of(&installed).as_path()) {
-        return Err(Error::Other(format!(
-            "{}/current does not point at the installed {installed}; refusing to guess",
-            root.display()
-        )));
-    }
+    let overlay_plan = overlay::backup(&root, item, &installed).join("plan.json");
+    let (layout, plan, to_target) = if overlay_plan.exists() {
+        let plan: overlay::Plan = read_json(&overlay_plan)?
+            .ok_or_else(|| Error::Other(format!("{} vanished", overlay_plan.display())))?;
+        (Layout::Overlay, Some(plan), None)
+    } else {
+        let to_target = symlink::target_of(&previous);
+        if !root.join(&to_target).is_dir() {
+            return Err(Error::Other(format!(
+                "cannot roll {item} back to {previous}: {} is missing",
+                root.join(&to_target).display()
+            )));
+        }
+        let current = symlink::current_target(&root).map_err(Error::Other)?;
+        if current.as_deref() != Some(symlink::target_of(&installed).as_path()) {
+            return Err(Error::Other(format!(
+                "{}/current does not point at the installed {installed}; refusing to guess",
+                root.display()
+            )));
+        }
+        (Layout::Symlink, None, Some(to_target))
+    };
     let message = format!("rolled back by hand from {installed} to {previous}");
     let j = Journal {
         item: item.to_string(),
@@ -271,9 +360,11 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
         report_id: uuid::Uuid::new_v4().to_string(),
         started_at: now_rfc3339(),
         from_version: Some(installed),
-        previous_target: Some(to_target),
+        previous_target: to_target,
         envelope: String::new(),
         artifact: PathBuf::new(),
+        layout,
+        plan,
         phase: Phase::ManualRollback {
             to: previous,
             message: message.clone(),
@@ -340,8 +431,7 @@ fn is_journal_file(p: &Path) -> bool {
 /// An install interrupted while staging: nothing visible changed. Remove the partial release
 /// and leave the install pending, unless it has been interrupted too often.
 fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
-    let root = root_of(agent, &j.item)?;
-    symlink::remove_release(agent.dir.fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
+    remove_staged(agent, j)?;
     let st = agent.state.items.entry(j.item.clone()).or_default();
     st.interrupted += 1;
     if st.interrupted >= MAX_INTERRUPTED {

@@ -140,18 +140,18 @@ pub struct HookOutcome {
 pub fn run_hooks(
     item: &str,
     root: &Path,
+    release_dir: &Path,
     manifest: &VerifiedManifest,
     previous_version: Option<&str>,
     timeout: Duration,
 ) -> HookOutcome {
     let version = manifest.version.to_string();
-    let release_dir = root.join(target_of(&manifest.version));
     let env = HookEnv {
         item,
         version: &version,
         previous_version,
         root,
-        release_dir: &release_dir,
+        release_dir,
     };
     let mut output = String::new();
     let commands = manifest
