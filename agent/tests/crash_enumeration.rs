@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 pub struct Release {
     layout: ferry_manifests::Layout,
     version: &'static str,
-    files: Vec<(&'static str, String, u32)>,
+    files: Vec<(String, String, u32)>,
     health_check: Option<&'static str>,
 }
 
@@ -33,13 +33,21 @@ fn release(
     health_check: Option<&'static str>,
 ) -> Release {
     let mut files = vec![
-        ("bin/web", format!("#!/bin/sh\necho {version}\n"), 0o755),
-        ("static/index.html", format!("<h1>{version}</h1>\n"), 0o644),
+        (
+            "bin/web".into(),
+            format!("#!/bin/sh\necho {version}\n"),
+            0o755,
+        ),
+        (
+            "static/index.html".into(),
+            format!("<h1>{version}</h1>\n"),
+            0o644,
+        ),
     ];
     if version == "1.0.0" {
-        files.push(("only-in-1", "old\n".into(), 0o600));
+        files.push(("only-in-1".into(), "old\n".into(), 0o600));
     } else {
-        files.push(("assets/css/new.css", "body{}\n".into(), 0o644));
+        files.push(("assets/css/new.css".into(), "body{}\n".into(), 0o644));
     }
     Release {
         layout,
@@ -215,6 +223,10 @@ fn tree(dir: &Path) -> Vec<String> {
 /// A device at 1.0.0 with `next` staged as a pending install. For the overlay layout the root
 /// already holds files Ferry does not manage, and one it will replace.
 fn device_at_v1(next: &Release) -> Device {
+    device_at(&release(next.layout, "1.0.0", None), next)
+}
+
+fn device_at(first: &Release, next: &Release) -> Device {
     let d = Device::new();
     if next.layout == ferry_manifests::Layout::Overlay {
         fs::create_dir_all(d.root().join("etc")).unwrap();
@@ -222,7 +234,7 @@ fn device_at_v1(next: &Release) -> Device {
         fs::create_dir_all(d.root().join("bin")).unwrap();
         fs::write(d.root().join("bin/web"), "#!/bin/sh\necho pre-ferry\n").unwrap();
     }
-    d.stage(&release(next.layout, "1.0.0", None));
+    d.stage(first);
     d.install(Arc::new(RealFs)).unwrap();
     d.clear_reports();
     d.stage(next);
@@ -361,4 +373,65 @@ fn a_crash_after_any_operation_of_a_failing_overlay_upgrade_ends_at_the_old_vers
     let (old, new) = enumerate(release(Overlay, "2.0.0", Some("exit 1")), false);
     assert!(old > 0);
     assert_eq!(new, 0);
+}
+
+mod property {
+    //! The same invariant over generated releases: random file sets for both versions, either
+    //! layout, a healthy or failing release, and a crash at a random operation.
+    use super::*;
+    use proptest::prelude::*;
+
+    const PATHS: &[&str] = &["a", "b/c", "b/d", "e/f/g", "bin/web"];
+
+    fn files() -> impl Strategy<Value = Vec<(String, String, u32)>> {
+        proptest::sample::subsequence(PATHS.to_vec(), 1..=PATHS.len()).prop_flat_map(|paths| {
+            let n = paths.len();
+            (
+                Just(paths),
+                proptest::collection::vec("[a-z]{0,12}", n),
+                proptest::collection::vec(prop_oneof![Just(0o644u32), Just(0o755), Just(0o600)], n),
+            )
+                .prop_map(|(paths, contents, modes)| {
+                    paths
+                        .into_iter()
+                        .zip(contents)
+                        .zip(modes)
+                        .map(|((p, c), m)| (p.to_string(), c, m))
+                        .collect()
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_crash_in_any_install_ends_at_exactly_one_version(
+            overlay in any::<bool>(),
+            healthy in any::<bool>(),
+            v1 in files(),
+            v2 in files(),
+            crash_at in 1usize..60,
+        ) {
+            let layout = if overlay { Overlay } else { Symlink };
+            let first = Release { layout, version: "1.0.0", files: v1, health_check: None };
+            let check = if healthy { Some("true") } else { Some("false") };
+            let next = Release { layout, version: "2.0.0", files: v2, health_check: check };
+
+            let reference = device_at(&first, &next);
+            let old = tree(&reference.root());
+            reference.install(Arc::new(RealFs)).unwrap();
+            let new = if healthy { tree(&reference.root()) } else { old.clone() };
+
+            let d = device_at(&first, &next);
+            let _ = d.install(Arc::new(CrashFs::new(crash_at)));
+            d.install(Arc::new(RealFs)).unwrap();
+            let t = tree(&d.root());
+            prop_assert!(t == old || t == new, "mixed tree after a crash at op {}: {:#?}", crash_at, t);
+            if !healthy {
+                prop_assert_eq!(&t, &old);
+            }
+            prop_assert_eq!(d.reports().len(), 1);
+        }
+    }
 }

@@ -197,12 +197,25 @@ fn staged_modes_and_reports_wait_for_a_server_that_is_down() {
     );
     assert!(offline.stderr.contains("server unreachable"), "{offline}");
 
+    let queued: Vec<_> = fs::read_dir(w.path("agent-state/reports"))
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), fs::read(e.path()).unwrap()))
+        .collect();
     w.server.restart_same_port();
     w.agent("check").ok();
     assert!(w.agent("status").ok().stdout.contains("queued reports: 0"));
     let history = w.history();
     assert_eq!(history.len(), 1, "{history:?}");
     assert_eq!(history[0]["status"], "installed");
+
+    // The server's answer was lost: the device sends the same report again. It is stored once.
+    for (path, bytes) in queued {
+        fs::write(path, bytes).unwrap();
+    }
+    w.agent("check").ok();
+    assert!(w.agent("status").ok().stdout.contains("queued reports: 0"));
+    assert_eq!(w.history().len(), 1, "a resent report was counted twice");
 }
 
 /// Path of the artifact's partial download in the agent's state directory.
