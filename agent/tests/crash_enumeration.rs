@@ -93,7 +93,20 @@ impl Device {
     }
 
     fn open(&self, fs: Arc<dyn Fs>) -> Result<Agent, ferry_agent::error::Error> {
-        Agent::open_with(self.config(), false, fs)
+        // Tests run in parallel threads of one process: a hook forked by another test holds a
+        // copy of every open descriptor (this test's lock too) until it execs, so a lock just
+        // released can look held for a moment. A real agent is one process; wait it out here.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match Agent::open_with(self.config(), false, fs.clone()) {
+                Err(ferry_agent::error::Error::Locked { .. })
+                    if std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Puts a signed, downloaded release in the state directory as a pending install.

@@ -95,6 +95,28 @@ impl std::str::FromStr for Layout {
 pub enum Compression {
     #[default]
     Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// The file name suffix of a tarball compressed this way.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Compression::Gzip => "tar.gz",
+            Compression::Zstd => "tar.zst",
+        }
+    }
+}
+
+impl std::str::FromStr for Compression {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            other => Err(format!("unknown compression {other:?}: use gzip or zstd")),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,8 +404,12 @@ mod octal_mode {
 }
 
 /// Canonical artifact file name for a release.
-pub fn artifact_file_name(item: &str, version: &semver::Version) -> String {
-    format!("{item}-{version}.tar.gz")
+pub fn artifact_file_name(
+    item: &str,
+    version: &semver::Version,
+    compression: Compression,
+) -> String {
+    format!("{item}-{version}.{}", compression.suffix())
 }
 
 #[cfg(test)]

@@ -454,3 +454,18 @@ fn overlay_installs_upgrades_rolls_back_and_rolls_back_by_hand() {
     // restored by rolling 1.1.0 back.
     assert_ne!(now, before_ferry);
 }
+
+#[test]
+fn a_zstd_tarball_installs_like_a_gzip_one() {
+    let w = World::new();
+    w.release("1.0.0", &["--compression", "zstd"]);
+    assert!(w.path("out-1.0.0/web-1.0.0.tar.zst").exists());
+    w.agent("check").ok();
+    w.trigger(None);
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(
+        fs::read_to_string(w.root.join("current/bin/web")).unwrap(),
+        "#!/bin/sh\necho web 1.0.0\n"
+    );
+}

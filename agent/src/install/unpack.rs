@@ -13,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ferry_manifests::manifest::check_relative_path;
+use ferry_manifests::manifest::Compression;
 use ferry_manifests::{FileEntry, Manifest};
 use sha2::{Digest, Sha256};
 
@@ -106,8 +107,20 @@ pub fn unpack_verified(
     }
     file.seek(SeekFrom::Start(0)).map_err(io_at(artifact))?;
     fs.create_dir_all(dest).map_err(io_at(dest))?;
-    let decoder = flate2::read::GzDecoder::new(io::BufReader::with_capacity(256 * 1024, file));
-    unpack_tar(fs, decoder, &manifest.files, dest)
+    let input = io::BufReader::with_capacity(256 * 1024, file);
+    match manifest.artifact.compression {
+        Compression::Gzip => unpack_tar(
+            fs,
+            flate2::read::GzDecoder::new(input),
+            &manifest.files,
+            dest,
+        ),
+        Compression::Zstd => {
+            let decoder = zstd::stream::read::Decoder::with_buffer(input)
+                .map_err(|e| UnpackError::Corrupt(format!("zstd: {e}")))?;
+            unpack_tar(fs, decoder, &manifest.files, dest)
+        }
+    }
 }
 
 /// Unpacks a tar stream, checking each entry against `files`.

@@ -170,6 +170,9 @@ pub struct BuildArgs {
     pub category: Category,
     #[arg(long, default_value = "symlink")]
     pub layout: Layout,
+    /// Compression of the tarball: gzip or zstd.
+    #[arg(long, default_value = "gzip")]
+    pub compression: ferry_manifests::manifest::Compression,
     /// Command to run after install, in the new release directory (repeatable, in order).
     #[arg(long = "post-install")]
     pub post_install: Vec<String>,

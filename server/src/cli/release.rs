@@ -76,13 +76,13 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
     }
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let name = artifact_file_name(&args.item, &args.version);
+    let name = artifact_file_name(&args.item, &args.version, args.compression);
     let tarball = args.out.join(&name);
     let tmp = args.out.join(format!(".{name}.tmp"));
 
     let mut entries = Vec::new();
     walk(&args.from, &args.from, &mut entries)?;
-    let files = write_tarball(&args.from, &entries, &tmp)
+    let files = write_tarball(&args.from, &entries, &tmp, args.compression)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     fs::rename(&tmp, &tarball)?;
 
@@ -107,7 +107,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
             size,
             sha256: hex::encode(hasher.finalize()),
             urls,
-            compression: Compression::Gzip,
+            compression: args.compression,
         },
         files,
         install: Install {
@@ -198,10 +198,21 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
-fn write_tarball(base: &Path, entries: &[Entry], out: &Path) -> anyhow::Result<Vec<FileEntry>> {
+fn write_tarball(
+    base: &Path,
+    entries: &[Entry],
+    out: &Path,
+    compression: Compression,
+) -> anyhow::Result<Vec<FileEntry>> {
     let file = BufWriter::with_capacity(256 * 1024, File::create(out)?);
-    let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
-    let mut tar = tar::Builder::new(gz);
+    let encoder = match compression {
+        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        )),
+        Compression::Zstd => Encoder::Zstd(zstd::stream::write::Encoder::new(file, 3)?),
+    };
+    let mut tar = tar::Builder::new(encoder);
     let mut files = Vec::new();
     for entry in entries {
         let mut header = tar::Header::new_gnu();
@@ -241,11 +252,39 @@ fn write_tarball(base: &Path, entries: &[Entry], out: &Path) -> anyhow::Result<V
             }
         }
     }
-    let gz = tar.into_inner()?;
-    let mut file = gz.finish()?;
-    file.flush()?;
+    let file = tar.into_inner()?.finish()?;
     file.into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the tarball: {e}"))?
         .sync_all()?;
     Ok(files)
+}
+
+/// The tarball's compressor, finished explicitly so a failed trailer write is an error.
+enum Encoder {
+    Gzip(flate2::write::GzEncoder<BufWriter<File>>),
+    Zstd(zstd::stream::write::Encoder<'static, BufWriter<File>>),
+}
+
+impl Encoder {
+    fn finish(self) -> std::io::Result<BufWriter<File>> {
+        match self {
+            Encoder::Gzip(e) => e.finish(),
+            Encoder::Zstd(e) => e.finish(),
+        }
+    }
+}
+
+impl Write for Encoder {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Encoder::Gzip(e) => e.write(buf),
+            Encoder::Zstd(e) => e.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Encoder::Gzip(e) => e.flush(),
+            Encoder::Zstd(e) => e.flush(),
+        }
+    }
 }
