@@ -1,25 +1,32 @@
 #!/usr/bin/env bash
-# Measures ferry-agent on a generated payload: stripped binary size, and wall time and peak RSS
-# of the download and install stages (with /usr/bin/time -v), plus the plain-tools baseline
-# (sha256sum, tar x, sync, mv) on the same tarball.
+# Measures ferry-agent's install stage against the plain-tools baseline on a generated payload,
+# for gzip and zstd tarballs, plus binary size and idle RSS in full mode.
 #
-#   bench/install-figures.sh [SIZE_MB] [FILES]      (defaults: 100 MB over 2,000 files)
+#   bench/install-figures.sh [SIZE_MB] [FILES] [RUNS]     (defaults: 100 MB, 2,000 files, 5 runs)
 #
-# Everything runs on 127.0.0.1 in a temporary directory, which is removed at the end.
+# For each compression: RUNS alternating runs of `ferry-agent --running-mode=install` (verify
+# the artifact, unpack while hashing every file, syncfs, rename, flip) and of the baseline
+# (`sha256sum` of the tarball, `tar x` into a staging dir, `sync`, `mv`), each from the same
+# starting state; prints medians, their ratio and peak RSS (/usr/bin/time -v). Everything runs
+# on 127.0.0.1 in a temporary directory, removed at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-100}
 FILES=${2:-2000}
-command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
+RUNS=${3:-5}
+need() { command -v "$1" >/dev/null 2>&1; }
+need /usr/bin/time || { apt-get update -qq && apt-get install -y -qq time; }
+need zstd || { apt-get update -qq && apt-get install -y -qq zstd; }
+need bc || { apt-get update -qq && apt-get install -y -qq bc; }
 
 cargo build --release --bins --locked -q
 BIN=$PWD/target/release
-work=$(mktemp -d)
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
 server_pid=
 cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "generating ${SIZE_MB} MB over ${FILES} files (deterministic, half compressible)"
+echo "payload: ${SIZE_MB} MB over ${FILES} files (deterministic, half random, half text)"
 python3 - "$work/payload" "$SIZE_MB" "$FILES" <<'PY'
 import os, random, sys
 root, size_mb, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -42,12 +49,7 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/server/operator.token"
-
 "$BIN/ferryctl" keygen --out "$work/keys/release" >/dev/null
-"$BIN/ferryctl" release build --item bench --version 1.0.0 --from "$work/payload" \
-    --key "$work/keys/release.key" --out "$work/out" >/dev/null
-"$BIN/ferryctl" release publish "$work/out" >/dev/null
-tarball=$(ls "$work"/out/*.tar.gz)
 
 cat > "$work/agent.toml" <<EOT
 server_url = "http://127.0.0.1:$port"
@@ -55,6 +57,7 @@ enrol_token_file = "$work/server/enrol.token"
 state_dir = "$work/state"
 trusted_keys = ["$work/keys/release.pub"]
 hostname = "bench"
+poll_interval_secs = 3600
 
 [[items]]
 name = "bench"
@@ -62,24 +65,60 @@ root = "$work/root"
 EOT
 agent() { "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode="$1"; }
 agent check 2>/dev/null
-"$BIN/ferryctl" update trigger --host bench --item bench >/dev/null
-agent check 2>/dev/null
 
-measure() { # label, command...
-    local label=$1; shift
-    /usr/bin/time -v "$@" 2> "$work/time.txt" >/dev/null || { cat "$work/time.txt"; exit 1; }
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.txt")
-    printf '%-34s wall %-9s peak RSS %6.1f MiB\n' "$label" "$wall" "$(echo "$rss / 1024" | bc -l)"
+# Prints "seconds kib" for a command, from /usr/bin/time -v.
+timed() {
+    /usr/bin/time -v "$@" 2> "$work/time.txt" >/dev/null || { cat "$work/time.txt" >&2; exit 1; }
+    awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; w=s}
+               /Maximum resident set size/ {r=$2} END {print w, r}' "$work/time.txt"
 }
+median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-cp "$tarball" "$work/baseline.tar.gz"
-measure "ferry-agent download" "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=download
-measure "ferry-agent install" "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=install
-test "$(readlink "$work/root/current")" = "releases/1.0.0" || { echo "install did not complete" >&2; exit 1; }
-measure "baseline sha256sum+tar x+sync+mv" sh -c "sha256sum '$work/baseline.tar.gz' >/dev/null && mkdir -p '$work/base/stage' && tar xzf '$work/baseline.tar.gz' -C '$work/base/stage' && sync && mv '$work/base/stage' '$work/base/1.0.0'"
+version=0
+for comp in gzip zstd; do
+    version=$((version + 1))
+    v="$version.0.0"
+    "$BIN/ferryctl" release build --item bench --version "$v" --from "$work/payload" \
+        --key "$work/keys/release.key" --out "$work/out-$comp" --compression "$comp" >/dev/null
+    "$BIN/ferryctl" release publish "$work/out-$comp" >/dev/null
+    tarball=$(ls "$work/out-$comp"/*.tar.*)
+    "$BIN/ferryctl" update trigger --host bench --item bench --version "$v" >/dev/null
+    agent check 2>/dev/null
+    dl=$(timed "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=download)
+    rm -rf "$work/snap"; mkdir -p "$work/snap"
+    cp -a "$work/state" "$work/snap/state"
+    [ -d "$work/root" ] && cp -a "$work/root" "$work/snap/root"
+    restore() {
+        rm -rf "$work/state" "$work/root" "$work/base"
+        cp -a "$work/snap/state" "$work/state"
+        [ -d "$work/snap/root" ] && cp -a "$work/snap/root" "$work/root"
+        mkdir -p "$work/base"
+        sync
+    }
+    case $comp in gzip) untar="tar xzf";; zstd) untar="tar --zstd -xf";; esac
+    : > "$work/ferry.times"; : > "$work/base.times"; : > "$work/ferry.rss"
+    for _ in $(seq 1 "$RUNS"); do
+        restore
+        read -r t r < <(timed "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=install)
+        echo "$t" >> "$work/ferry.times"; echo "$r" >> "$work/ferry.rss"
+        test "$(readlink "$work/root/current")" = "releases/$v" || { echo "install did not complete" >&2; exit 1; }
+        restore
+        read -r t _ < <(timed sh -c "sha256sum '$tarball' >/dev/null && mkdir '$work/base/stage' && $untar '$tarball' -C '$work/base/stage' && sync && mv '$work/base/stage' '$work/base/$v'")
+        echo "$t" >> "$work/base.times"
+    done
+    f=$(median < "$work/ferry.times"); b=$(median < "$work/base.times")
+    rss=$(sort -n "$work/ferry.rss" | tail -1)
+    printf '%s (%s bytes): download %s s, %.1f MiB peak; install median %s s vs baseline %s s (ratio %.2fx); install peak RSS %.1f MiB\n' \
+        "$comp" "$(stat -c %s "$tarball")" "${dl% *}" "$(echo "${dl#* } / 1024" | bc -l)" \
+        "$f" "$b" "$(echo "$f / $b" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
+done
 
+# Idle RSS of the long-running mode, after its first cycle.
+"$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=full 2>/dev/null &
+full_pid=$!
+sleep 3
+idle=$(awk '/VmRSS/ {print $2}' "/proc/$full_pid/status")
+kill "$full_pid"; wait "$full_pid" 2>/dev/null || true
 size=$(stat -c %s "$BIN/ferry-agent")
-printf 'tarball: %s bytes; ferry-agent stripped release binary: %s bytes (%.2f MiB)\n' \
-    "$(stat -c %s "$tarball")" "$size" "$(echo "$size / 1048576" | bc -l)"
+printf 'idle RSS in full mode: %.1f MiB; ferry-agent stripped release binary: %s bytes (%.2f MiB)\n' \
+    "$(echo "$idle / 1024" | bc -l)" "$size" "$(echo "$size / 1048576" | bc -l)"
