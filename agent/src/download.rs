@@ -104,6 +104,9 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
                 return Ok(final_path);
             }
             Err(DownloadError::Tampered(m)) => return Err(DownloadError::Tampered(m)),
+            Err(DownloadError::Transient(Error::Interrupted)) => {
+                return Err(DownloadError::Transient(Error::Interrupted))
+            }
             Err(DownloadError::Transient(e)) => last_error = Some(e),
         }
     }
@@ -132,6 +135,9 @@ fn try_mirrors(agent: &Agent, manifest: &Manifest, part: &Path) -> Result<(), Do
                         continue;
                     }
                     break;
+                }
+                Err(DownloadError::Transient(Error::Interrupted)) => {
+                    return Err(DownloadError::Transient(Error::Interrupted))
                 }
                 Err(DownloadError::Transient(e)) => {
                     tracing::warn!(%url, "download failed: {e}");
@@ -244,6 +250,10 @@ fn download_one(
             })?;
             if n == 0 {
                 break;
+            }
+            if agent.stop.load(std::sync::atomic::Ordering::SeqCst) {
+                file.sync_all().map_err(io_err(part))?;
+                return Err(DownloadError::Transient(Error::Interrupted));
             }
             if have + n as u64 > size {
                 return Err(DownloadError::Tampered(format!(

@@ -28,6 +28,8 @@ pub enum Error {
     },
     #[error("state file {path} is unreadable: {message}; move it aside to start over")]
     CorruptState { path: PathBuf, message: String },
+    #[error("stopped by a signal; what was done is saved and the next run continues")]
+    Interrupted,
     #[error("{0}")]
     Other(String),
 }
@@ -46,6 +48,9 @@ pub mod exit {
     pub const LOCKED: i32 = 4;
     /// Any other error (I/O, corrupt state, unexpected server answer).
     pub const ERROR: i32 = 5;
+    /// Stopped by SIGTERM/SIGINT before finishing; the state is consistent and the next run
+    /// continues (a partial download resumes).
+    pub const INTERRUPTED: i32 = 6;
 }
 
 impl Error {
@@ -54,6 +59,7 @@ impl Error {
             Error::Config(_) | Error::Usage(_) => exit::BAD_CONFIG,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,
+            Error::Interrupted => exit::INTERRUPTED,
             _ => exit::ERROR,
         }
     }

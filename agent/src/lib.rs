@@ -60,6 +60,9 @@ pub struct Agent {
     pub outcomes: Vec<Outcome>,
     /// The keys manifests are verified against.
     pub trust: trust::Trust,
+    /// Set by SIGTERM/SIGINT: downloads stop (the partial file is kept) and no new stage
+    /// starts; an install under way finishes, since it is short and journalled.
+    pub stop: Arc<AtomicBool>,
 }
 
 impl Agent {
@@ -90,9 +93,19 @@ impl Agent {
             progress: progress.then_some(Progress),
             outcomes: Vec::new(),
             trust,
+            stop: Arc::new(AtomicBool::new(false)),
         };
         install::recover(&mut agent)?;
         Ok(agent)
+    }
+
+    /// Fails with [`Error::Interrupted`] once a stop was asked for.
+    pub fn check_stop(&self) -> Result<(), Error> {
+        if self.stop.load(Ordering::SeqCst) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
     }
 
     pub fn item_state(&self, item: &str) -> ItemState {
@@ -122,6 +135,7 @@ pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
         Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
         Err(e) => return Err(e),
     }
+    agent.check_stop()?;
     if unreachable.is_none() {
         match download::run(agent) {
             Ok(_) => {}
@@ -129,6 +143,7 @@ pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
             Err(e) => return Err(e),
         }
     }
+    agent.check_stop()?;
     install::run(agent)?;
     if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
         match report::flush(&agent.api, &agent.dir) {
@@ -168,12 +183,7 @@ fn log_check(agent: &Agent, summary: &check::CheckSummary) {
     }
 }
 
-pub fn run_mode(
-    mode: Mode,
-    item: Option<&str>,
-    agent: &mut Agent,
-    stop: &Arc<AtomicBool>,
-) -> Result<i32, Error> {
+pub fn run_mode(mode: Mode, item: Option<&str>, agent: &mut Agent) -> Result<i32, Error> {
     match mode {
         Mode::Rollback => {
             let Some(item) = item else {
@@ -210,14 +220,15 @@ pub fn run_mode(
             print!("{}", status::render(agent)?);
             Ok(exit::OK)
         }
-        Mode::Full => run_full(agent, stop),
+        Mode::Full => run_full(agent),
     }
 }
 
 /// The long-running mode: a cycle, then sleep the poll interval (±10% jitter so a fleet
 /// restarted together spreads out), backing off while the server is unreachable. SIGTERM
 /// is honoured between stages and during the sleep.
-fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
+fn run_full(agent: &mut Agent) -> Result<i32, Error> {
+    let stop = Arc::clone(&agent.stop);
     let base = Duration::from_secs(agent.cfg.poll_interval_secs);
     let mut failures: u32 = 0;
     while !stop.load(Ordering::SeqCst) {
@@ -227,6 +238,7 @@ fn run_full(agent: &mut Agent, stop: &Arc<AtomicBool>) -> Result<i32, Error> {
                 failures = 0;
                 base
             }
+            Err(Error::Interrupted) => break,
             Err(e @ Error::Unreachable { .. }) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!("{e}");

@@ -58,8 +58,10 @@ fn run(cli: Cli) -> i32 {
         }
     }
     let progress = std::io::stderr().is_terminal();
-    let result = Agent::open(cfg, progress)
-        .and_then(|mut agent| run_mode(cli.running_mode, cli.item.as_deref(), &mut agent, &stop));
+    let result = Agent::open(cfg, progress).and_then(|mut agent| {
+        agent.stop = Arc::clone(&stop);
+        run_mode(cli.running_mode, cli.item.as_deref(), &mut agent)
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -599,3 +599,81 @@ fn a_slow_mirror_is_abandoned_for_the_next() {
         .iter()
         .any(|r| r.version.to_string() == "1.1.0" && r.outcome.as_str() == "installed"));
 }
+
+/// SIGTERM during a download stops it at once, keeps the partial file, exits 6; the next run
+/// finishes the job.
+#[test]
+fn sigterm_during_a_download_stops_cleanly_and_the_next_run_finishes() {
+    let d = Device::new("min_download_rate = 0");
+    d.install_v1();
+    let (m, bytes) = release("1.1.0");
+    d.server.offer(Offer {
+        version: "1.1.0".into(),
+        envelope: signed(&d, &m),
+        artifact: Body::Trickle(bytes.clone(), Duration::from_millis(20)),
+    });
+    let mut child = Command::new(bin("ferry-agent"))
+        .arg("--config")
+        .arg(d.dir.path().join("agent.toml"))
+        .arg("--running-mode=once")
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let part_exists = || {
+        fs::read_dir(d.dir.path().join("state/downloads"))
+            .unwrap()
+            .flatten()
+            .any(|e| {
+                e.file_name().to_string_lossy().ends_with(".part")
+                    && e.metadata().unwrap().len() > 0
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !part_exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signalled = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("stopped by a signal"), "{stderr}");
+    assert!(part_exists(), "the partial download was not kept");
+    assert_eq!(
+        fs::read_link(d.root().join("current")).unwrap(),
+        Path::new("releases/1.0.0")
+    );
+
+    d.server
+        .behaviour
+        .lock()
+        .unwrap()
+        .job
+        .as_mut()
+        .unwrap()
+        .artifact = Body::Bytes(bytes);
+    d.agent().ok();
+    assert_eq!(
+        fs::read_link(d.root().join("current")).unwrap(),
+        Path::new("releases/1.1.0")
+    );
+}
