@@ -28,6 +28,8 @@ pub fn facts(agent: &Agent) -> DeviceFacts {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         device_class: agent.cfg.device_class.clone(),
         newest_manifest_at: agent.state.newest_manifest_at.clone(),
+        tags: agent.cfg.tags.clone(),
+        friendly_name: agent.cfg.friendly_name.clone(),
         installed: agent
             .cfg
             .items

@@ -45,6 +45,9 @@ struct RawConfig {
     min_download_rate: Option<u64>,
     download_retries: Option<u32>,
     #[serde(default)]
+    tags: Vec<String>,
+    friendly_name: Option<String>,
+    #[serde(default)]
     items: Vec<ItemConfig>,
 }
 
@@ -85,6 +88,10 @@ pub struct Config {
     pub min_download_rate: u64,
     /// Further passes over the mirror list after a network failure, with exponential backoff.
     pub download_retries: u32,
+    /// Tags this device reports (an operator's tags on the server win over them).
+    pub tags: Vec<String>,
+    /// A friendly name this device reports (an operator's name wins over it).
+    pub friendly_name: Option<String>,
     pub items: Vec<ItemConfig>,
 }
 
@@ -227,6 +234,9 @@ impl Config {
             )));
         }
 
+        ferry_manifests::wire::validate_labels(&raw.tags, raw.friendly_name.as_deref())
+            .map_err(|e| invalid(format!("key `tags` or `friendly_name`: {e}")))?;
+
         let mut names = BTreeSet::new();
         let mut items = Vec::new();
         for item in raw.items {
@@ -269,6 +279,8 @@ impl Config {
             read_timeout_secs,
             min_download_rate: raw.min_download_rate.unwrap_or(1024),
             download_retries,
+            tags: raw.tags,
+            friendly_name: raw.friendly_name,
             items,
         })
     }

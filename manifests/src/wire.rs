@@ -26,7 +26,57 @@ pub struct DeviceFacts {
     /// detection: a device whose newest manifest is old is not hearing of new releases).
     #[serde(default)]
     pub newest_manifest_at: Option<String>,
+    /// Tags from the device's config (`tags = [...]`); an operator's tags replace them.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// A friendly name from the device's config; an operator's name replaces it.
+    #[serde(default)]
+    pub friendly_name: Option<String>,
     pub installed: Vec<InstalledItem>,
+}
+
+/// Checks a tag: 1-64 characters of a-z, 0-9, '.', '_', '-', ':'.
+pub fn validate_tag(tag: &str) -> Result<(), String> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 64
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "tag {tag:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', ':'"
+        ))
+    }
+}
+
+/// Checks a list of tags (at most 32) and a friendly name (at most 128 characters).
+pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(), String> {
+    if tags.len() > 32 {
+        return Err(format!("{} tags; at most 32", tags.len()));
+    }
+    for t in tags {
+        validate_tag(t)?;
+    }
+    if let Some(name) = friendly_name {
+        if name.chars().count() > 128 || name.chars().any(char::is_control) {
+            return Err(
+                "friendly name must be at most 128 characters, without control characters".into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `PATCH /api/v1/hosts/{host}`: the operator's tags and friendly name, which win over the
+/// device's own. An empty list or name clears the operator's value (the device's shows again).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HostEdit {
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
 }
 
 /// `POST /api/v1/enrol`
@@ -161,6 +211,10 @@ pub struct HostView {
     pub online: bool,
     /// Release date of the newest signed manifest the device has verified.
     pub newest_manifest_at: Option<String>,
+    /// Effective tags: the operator's if set, else the device's.
+    pub tags: Vec<String>,
+    /// Effective friendly name: the operator's if set, else the device's.
+    pub friendly_name: Option<String>,
     pub installed: Vec<InstalledItem>,
 }
 

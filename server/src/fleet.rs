@@ -37,6 +37,19 @@ pub fn is_online(last_seen: &str, now: OffsetDateTime, offline_after_secs: u64) 
         .unwrap_or(false)
 }
 
+/// The labels an operator sees: the operator's tags and name win over the device's own.
+pub fn effective_labels(
+    device_tags: &[String],
+    device_name: Option<&str>,
+    operator_tags: Option<&[String]>,
+    operator_name: Option<&str>,
+) -> (Vec<String>, Option<String>) {
+    (
+        operator_tags.unwrap_or(device_tags).to_vec(),
+        operator_name.or(device_name).map(str::to_string),
+    )
+}
+
 /// The newest release of `item`.
 pub fn newest<'a>(releases: &'a [ReleaseView], item: &str) -> Option<&'a ReleaseView> {
     releases
@@ -93,6 +106,20 @@ mod tests {
             version: Some("1.10.0".parse().unwrap()),
         }];
         assert!(available_for(&up_to_date, &releases).is_empty());
+    }
+
+    #[test]
+    fn the_operators_labels_win_over_the_devices() {
+        let device = vec!["lab".to_string()];
+        let operator = vec!["prod".to_string(), "eu".to_string()];
+        assert_eq!(
+            effective_labels(&device, Some("kiosk"), None, None),
+            (device.clone(), Some("kiosk".into()))
+        );
+        assert_eq!(
+            effective_labels(&device, Some("kiosk"), Some(&operator), Some("Front desk")),
+            (operator, Some("Front desk".into()))
+        );
     }
 
     #[test]

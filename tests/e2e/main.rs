@@ -4,6 +4,7 @@
 
 mod agent_cli;
 mod crash;
+mod fleet;
 mod hostile;
 mod keys;
 mod refusals;

@@ -28,6 +28,8 @@ fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
     for i in &facts.installed {
         validate_item_name(&i.item).map_err(AppError::bad_request)?;
     }
+    ferry_manifests::wire::validate_labels(&facts.tags, facts.friendly_name.as_deref())
+        .map_err(AppError::bad_request)?;
     Ok(())
 }
 
@@ -48,6 +50,10 @@ fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
         },
         last_seen: t,
         newest_manifest_at: facts.newest_manifest_at.clone(),
+        device_tags: facts.tags.clone(),
+        device_friendly_name: facts.friendly_name.clone(),
+        operator_tags: None,
+        operator_friendly_name: None,
     }
 }
 

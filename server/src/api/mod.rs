@@ -32,6 +32,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/trust-roots", post(roots::publish))
         .route("/api/v1/trust-roots/{version}", get(roots::get))
         .route("/api/v1/hosts", get(operator::list_hosts))
+        .route(
+            "/api/v1/hosts/{host}",
+            axum::routing::patch(operator::edit_host).delete(operator::remove_host),
+        )
         .route("/api/v1/updates", post(operator::trigger))
         .route("/api/v1/update-history", get(operator::history))
         .route("/api/v1/update-history/{id}", get(operator::history_entry))

@@ -24,19 +24,29 @@ pub async fn list_hosts(
     Ok(Json(
         hosts
             .into_iter()
-            .map(|(h, installed)| HostView {
-                online: fleet::is_online(&h.last_seen, now_t, state.config.offline_after_secs),
-                id: h.id,
-                hostname: h.hostname,
-                os: h.os,
-                os_version: h.os_version,
-                arch: h.arch,
-                agent_version: h.agent_version,
-                device_class: h.device_class,
-                enrolled_at: h.enrolled_at,
-                last_seen: h.last_seen,
-                newest_manifest_at: h.newest_manifest_at,
-                installed,
+            .map(|(h, installed)| {
+                let (tags, friendly_name) = fleet::effective_labels(
+                    &h.device_tags,
+                    h.device_friendly_name.as_deref(),
+                    h.operator_tags.as_deref(),
+                    h.operator_friendly_name.as_deref(),
+                );
+                HostView {
+                    online: fleet::is_online(&h.last_seen, now_t, state.config.offline_after_secs),
+                    id: h.id,
+                    hostname: h.hostname,
+                    os: h.os,
+                    os_version: h.os_version,
+                    arch: h.arch,
+                    agent_version: h.agent_version,
+                    device_class: h.device_class,
+                    enrolled_at: h.enrolled_at,
+                    last_seen: h.last_seen,
+                    newest_manifest_at: h.newest_manifest_at,
+                    tags,
+                    friendly_name,
+                    installed,
+                }
             })
             .collect(),
     ))
@@ -149,6 +159,45 @@ async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(String, String)>
             "{n} hosts are named {host:?}; use the host id (ferryctl hosts list)"
         ))),
     }
+}
+
+pub async fn edit_host(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(host): Path<String>,
+    Json(edit): Json<ferry_manifests::wire::HostEdit>,
+) -> ApiResult<Json<HostView>> {
+    let (host_id, _) = resolve_host(&state, &host).await?;
+    ferry_manifests::wire::validate_labels(
+        edit.tags.as_deref().unwrap_or_default(),
+        edit.friendly_name.as_deref(),
+    )
+    .map_err(AppError::bad_request)?;
+    state
+        .store
+        .edit_host(
+            &host_id,
+            edit.tags.as_deref(),
+            edit.friendly_name.as_deref(),
+        )
+        .await?;
+    let Json(hosts) = list_hosts(State(state), Operator).await?;
+    hosts
+        .into_iter()
+        .find(|h| h.id == host_id)
+        .map(Json)
+        .ok_or_else(|| AppError::not_found(format!("host {host} was removed")))
+}
+
+pub async fn remove_host(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(host): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    let (host_id, hostname) = resolve_host(&state, &host).await?;
+    state.store.remove_host(&host_id).await?;
+    tracing::info!(%host_id, %hostname, "host removed");
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 pub async fn trigger(

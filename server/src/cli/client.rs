@@ -136,6 +136,8 @@ impl Client {
                 vec![
                     h.id.clone(),
                     h.hostname.clone(),
+                    h.friendly_name.clone().unwrap_or_default(),
+                    h.tags.join(","),
                     if h.online { "online" } else { "offline" }.to_string(),
                     format!("{} {}", h.os, h.os_version).trim().to_string(),
                     h.arch.clone(),
@@ -161,6 +163,8 @@ impl Client {
                 &[
                     "ID",
                     "HOSTNAME",
+                    "NAME",
+                    "TAGS",
                     "STATE",
                     "OS",
                     "ARCH",
@@ -171,6 +175,50 @@ impl Client {
                 &rows
             )
         );
+        Ok(())
+    }
+
+    pub fn edit_host(
+        &self,
+        host: &str,
+        tags: Option<String>,
+        friendly_name: Option<String>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let edit = ferry_manifests::wire::HostEdit {
+            tags: tags.map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
+            friendly_name,
+        };
+        let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
+        let resp = self.send(self.http.patch(url).json(&edit), "editing the host")?;
+        let h: HostView = resp.json()?;
+        if json {
+            return print_json(&h);
+        }
+        println!(
+            "{} ({}): tags {}, friendly name {}",
+            h.hostname,
+            h.id,
+            if h.tags.is_empty() {
+                "-".to_string()
+            } else {
+                h.tags.join(",")
+            },
+            h.friendly_name.as_deref().unwrap_or("-")
+        );
+        Ok(())
+    }
+
+    pub fn remove_host(&self, host: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
+        self.send(self.http.delete(url), "removing the host")?;
+        println!("removed {host}");
         Ok(())
     }
 
@@ -301,6 +349,19 @@ impl Client {
         );
         Ok(())
     }
+}
+
+/// Percent-encodes a value for use as one path segment.
+fn path_segment(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {

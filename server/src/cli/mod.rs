@@ -54,7 +54,7 @@ pub enum Command {
     /// Enrolled hosts.
     Hosts {
         #[command(subcommand)]
-        command: ListCommand,
+        command: HostsCommand,
     },
     /// Published releases.
     Releases {
@@ -200,6 +200,40 @@ pub struct BuildArgs {
 }
 
 #[derive(Subcommand)]
+pub enum HostsCommand {
+    /// List them.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Set a host's tags and friendly name (the operator's word wins over the device's).
+    Edit {
+        /// Host id or hostname.
+        host: String,
+        /// Comma-separated tags; an empty value clears the operator's tags.
+        #[arg(long)]
+        tags: Option<String>,
+        /// An empty value clears the operator's name.
+        #[arg(long)]
+        friendly_name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Retire a host: its record and history go, and its credential stops working.
+    Remove {
+        /// Host id or hostname.
+        host: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ListCommand {
     /// List them.
     List {
@@ -264,9 +298,19 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 client::Client::new(&server)?.publish_dir(&outdir)
             }
         },
-        Command::Hosts {
-            command: ListCommand::List { json, server },
-        } => client::Client::new(&server)?.hosts(json),
+        Command::Hosts { command } => match command {
+            HostsCommand::List { json, server } => client::Client::new(&server)?.hosts(json),
+            HostsCommand::Edit {
+                host,
+                tags,
+                friendly_name,
+                json,
+                server,
+            } => client::Client::new(&server)?.edit_host(&host, tags, friendly_name, json),
+            HostsCommand::Remove { host, server } => {
+                client::Client::new(&server)?.remove_host(&host)
+            }
+        },
         Command::Releases {
             command: ListCommand::List { json, server },
         } => client::Client::new(&server)?.releases(json),

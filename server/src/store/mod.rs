@@ -13,6 +13,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/0001_initial.sql")),
     (2, include_str!("../../migrations/0002_newest_manifest.sql")),
     (3, include_str!("../../migrations/0003_trust_roots.sql")),
+    (4, include_str!("../../migrations/0004_host_labels.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,18 @@ pub struct HostRow {
     pub enrolled_at: String,
     pub last_seen: String,
     pub newest_manifest_at: Option<String>,
+    pub device_tags: Vec<String>,
+    pub device_friendly_name: Option<String>,
+    /// Set by an operator; wins over the device's.
+    pub operator_tags: Option<Vec<String>>,
+    pub operator_friendly_name: Option<String>,
+}
+
+fn split_tags(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Debug, Clone)]
@@ -201,7 +214,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?,
-                newest_manifest_at = ?
+                newest_manifest_at = ?, device_tags = ?, device_friendly_name = ?
              WHERE id = ?",
         )
         .bind(&host.hostname)
@@ -212,6 +225,8 @@ impl Store {
         .bind(&host.device_class)
         .bind(&host.last_seen)
         .bind(&host.newest_manifest_at)
+        .bind(host.device_tags.join(","))
+        .bind(&host.device_friendly_name)
         .bind(&host.id)
         .execute(&mut *tx)
         .await?;
@@ -234,7 +249,7 @@ impl Store {
     pub async fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         let rows = sqlx::query(
             "SELECT id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
-                newest_manifest_at
+                newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name
              FROM hosts ORDER BY hostname, id",
         )
         .fetch_all(&self.pool)
@@ -255,6 +270,12 @@ impl Store {
                 enrolled_at: r.try_get("enrolled_at")?,
                 last_seen: r.try_get("last_seen")?,
                 newest_manifest_at: r.try_get("newest_manifest_at")?,
+                device_tags: split_tags(&r.try_get::<String, _>("device_tags")?),
+                device_friendly_name: r.try_get("device_friendly_name")?,
+                operator_tags: r
+                    .try_get::<Option<String>, _>("operator_tags")?
+                    .map(|t| split_tags(&t)),
+                operator_friendly_name: r.try_get("operator_friendly_name")?,
             };
             let mut items = Vec::new();
             for i in installed.iter() {
@@ -280,6 +301,41 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get("id")?, r.try_get("hostname")?)))
             .collect()
+    }
+
+    /// Sets the operator's labels; `None` leaves a field as it is, an empty value clears it.
+    pub async fn edit_host(
+        &self,
+        host_id: &str,
+        tags: Option<&[String]>,
+        friendly_name: Option<&str>,
+    ) -> Result<()> {
+        if let Some(tags) = tags {
+            let value = (!tags.is_empty()).then(|| tags.join(","));
+            sqlx::query("UPDATE hosts SET operator_tags = ? WHERE id = ?")
+                .bind(value)
+                .bind(host_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        if let Some(name) = friendly_name {
+            let value = (!name.is_empty()).then_some(name);
+            sqlx::query("UPDATE hosts SET operator_friendly_name = ? WHERE id = ?")
+                .bind(value)
+                .bind(host_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Retires a host: its record, history and credential go; the device must enrol again.
+    pub async fn remove_host(&self, host_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM hosts WHERE id = ?")
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     // ---- releases ----
