@@ -108,7 +108,8 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
         tracing::info!(count = sent, "delivered queued reports");
     }
     let facts = facts(agent);
-    let resp: CheckInResponse = agent.api.check_in(&facts)?;
+    let resp: CheckInResponse = agent.api.check_in(&facts, agent.wait_secs)?;
+    agent.suggested_poll_secs = resp.poll_interval_secs;
     let mut summary = CheckSummary::default();
     update_trust_root(agent, resp.trust_root_version)?;
 

@@ -99,12 +99,26 @@ impl Api {
         self.json(&url, resp)
     }
 
-    pub fn check_in(&self, facts: &DeviceFacts) -> Result<CheckInResponse, Error> {
+    /// Checks in; with `wait_secs` > 0 the server may hold the answer that long (long-poll).
+    pub fn check_in(&self, facts: &DeviceFacts, wait_secs: u64) -> Result<CheckInResponse, Error> {
         let url = self.url("api/v1/device/checkin")?;
         let body = CheckInRequest {
             facts: facts.clone(),
+            wait_secs,
         };
-        let resp = self.send(&url, self.http.post(url.clone()).json(&body))?;
+        let req = self.http.post(url.clone()).json(&body);
+        let resp = if wait_secs > 0 {
+            // The answer may legitimately take the whole wait; allow for it on top of the
+            // usual bound.
+            let resp = self
+                .authorize(req)
+                .timeout(API_TIMEOUT + Duration::from_secs(wait_secs))
+                .send()
+                .map_err(|e| transport_error(&url, e))?;
+            check_status(&url, resp)?
+        } else {
+            self.send(&url, req)?
+        };
         self.json(&url, resp)
     }
 

@@ -47,6 +47,9 @@ struct RawConfig {
     #[serde(default)]
     tags: Vec<String>,
     friendly_name: Option<String>,
+    long_poll_secs: Option<u64>,
+    poll_interval_min_secs: Option<u64>,
+    poll_interval_max_secs: Option<u64>,
     #[serde(default)]
     items: Vec<ItemConfig>,
 }
@@ -92,6 +95,11 @@ pub struct Config {
     pub tags: Vec<String>,
     /// A friendly name this device reports (an operator's name wins over it).
     pub friendly_name: Option<String>,
+    /// In `full` mode, keep each check-in open up to this long waiting for work (0: off).
+    pub long_poll_secs: u64,
+    /// Bounds on the poll interval the server may suggest.
+    pub poll_interval_min_secs: u64,
+    pub poll_interval_max_secs: u64,
     pub items: Vec<ItemConfig>,
 }
 
@@ -234,6 +242,19 @@ impl Config {
             )));
         }
 
+        let long_poll_secs = raw.long_poll_secs.unwrap_or(0);
+        if long_poll_secs > 300 {
+            return Err(invalid(format!(
+                "key `long_poll_secs`: {long_poll_secs} must be at most 300"
+            )));
+        }
+        let poll_interval_min_secs = raw.poll_interval_min_secs.unwrap_or(60);
+        let poll_interval_max_secs = raw.poll_interval_max_secs.unwrap_or(86_400);
+        if poll_interval_min_secs == 0 || poll_interval_min_secs > poll_interval_max_secs {
+            return Err(invalid(format!(
+                "keys `poll_interval_min_secs` ({poll_interval_min_secs}) and `poll_interval_max_secs` ({poll_interval_max_secs}): need 1 <= min <= max"
+            )));
+        }
         ferry_manifests::wire::validate_labels(&raw.tags, raw.friendly_name.as_deref())
             .map_err(|e| invalid(format!("key `tags` or `friendly_name`: {e}")))?;
 
@@ -281,6 +302,9 @@ impl Config {
             download_retries,
             tags: raw.tags,
             friendly_name: raw.friendly_name,
+            long_poll_secs,
+            poll_interval_min_secs,
+            poll_interval_max_secs,
             items,
         })
     }

@@ -63,6 +63,10 @@ pub struct Agent {
     /// Set by SIGTERM/SIGINT: downloads stop (the partial file is kept) and no new stage
     /// starts; an install under way finishes, since it is short and journalled.
     pub stop: Arc<AtomicBool>,
+    /// Long-poll seconds for the next check-in (set by `full` mode).
+    pub wait_secs: u64,
+    /// The poll interval the server last suggested.
+    pub suggested_poll_secs: Option<u64>,
 }
 
 impl Agent {
@@ -94,6 +98,8 @@ impl Agent {
             outcomes: Vec::new(),
             trust,
             stop: Arc::new(AtomicBool::new(false)),
+            wait_secs: 0,
+            suggested_poll_secs: None,
         };
         install::recover(&mut agent)?;
         Ok(agent)
@@ -126,9 +132,31 @@ fn outcome_code(outcomes: &[Outcome]) -> i32 {
     }
 }
 
-/// One full cycle. A server that cannot be reached does not stop the install of what is
-/// already downloaded; the exit code still says the server was unreachable.
+/// Rounds of check, download and install one run makes while each round finds work: a queue
+/// of jobs is worked through at once instead of one per poll interval.
+pub const MAX_ROUNDS: usize = 10;
+
+/// One full cycle, repeated at once while it finds work (up to [`MAX_ROUNDS`]).
 pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
+    let long_poll = agent.wait_secs;
+    let mut code = exit::OK;
+    for round in 0..MAX_ROUNDS {
+        let before = agent.outcomes.len();
+        code = cycle(agent)?;
+        // Only the first check-in of a run waits; the follow-ups just ask for the next job.
+        agent.wait_secs = 0;
+        if agent.outcomes.len() == before || round + 1 == MAX_ROUNDS {
+            break;
+        }
+        agent.check_stop()?;
+    }
+    agent.wait_secs = long_poll;
+    Ok(code)
+}
+
+/// Check, download, install, report. A server that cannot be reached does not stop the install
+/// of what is already downloaded; the exit code still says the server was unreachable.
+fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     let mut unreachable = None;
     match check::run(agent) {
         Ok(summary) => log_check(agent, &summary),
@@ -229,11 +257,19 @@ pub fn run_mode(mode: Mode, item: Option<&str>, agent: &mut Agent) -> Result<i32
 /// is honoured between stages and during the sleep.
 fn run_full(agent: &mut Agent) -> Result<i32, Error> {
     let stop = Arc::clone(&agent.stop);
-    let base = Duration::from_secs(agent.cfg.poll_interval_secs);
+    agent.wait_secs = agent.cfg.long_poll_secs;
     let mut failures: u32 = 0;
     while !stop.load(Ordering::SeqCst) {
         agent.outcomes.clear();
+        let base = poll_interval(&agent.cfg, agent.suggested_poll_secs);
+        let started = Instant::now();
         let wait = match run_once(agent) {
+            // Long-poll: the check-in itself was the wait; poll again at once, but never
+            // faster than once a second (a server that answers at once must not be hammered).
+            Ok(_) if agent.cfg.long_poll_secs > 0 => {
+                failures = 0;
+                Duration::from_secs(1).saturating_sub(started.elapsed())
+            }
             Ok(_) => {
                 failures = 0;
                 base
@@ -260,6 +296,15 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
     Ok(exit::OK)
 }
 
+/// The interval between cycles: the server's suggestion within the device's bounds, else the
+/// device's own `poll_interval_secs`.
+pub fn poll_interval(cfg: &Config, suggested: Option<u64>) -> Duration {
+    Duration::from_secs(match suggested {
+        Some(s) => s.clamp(cfg.poll_interval_min_secs, cfg.poll_interval_max_secs),
+        None => cfg.poll_interval_secs,
+    })
+}
+
 /// `d` scaled by a random factor in `1 ± spread`.
 pub(crate) fn jittered(d: Duration, spread: f64) -> Duration {
     let mut b = [0u8; 2];
@@ -271,4 +316,25 @@ pub(crate) fn jittered(d: Duration, spread: f64) -> Duration {
 fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {
     use std::io::Read;
     std::fs::File::open("/dev/urandom")?.read_exact(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_poll_interval_is_kept_within_the_devices_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ferry_manifests::SigningKeyFile::from_seed([1; 32]);
+        std::fs::write(dir.path().join("k.pub"), key.public().to_file_string()).unwrap();
+        let cfg = Config::parse(
+            "server_url = \"http://127.0.0.1:1\"\ntrusted_keys = [\"k.pub\"]\npoll_interval_secs = 900\npoll_interval_min_secs = 60\npoll_interval_max_secs = 3600\n",
+            &dir.path().join("a.toml"),
+        )
+        .unwrap();
+        assert_eq!(poll_interval(&cfg, None), Duration::from_secs(900));
+        assert_eq!(poll_interval(&cfg, Some(5)), Duration::from_secs(60));
+        assert_eq!(poll_interval(&cfg, Some(300)), Duration::from_secs(300));
+        assert_eq!(poll_interval(&cfg, Some(99_999)), Duration::from_secs(3600));
+    }
 }

@@ -79,6 +79,21 @@ pub struct HostEdit {
     pub friendly_name: Option<String>,
 }
 
+/// `POST /api/v1/check`: ask hosts to check in now (those long-polling answer at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckRequest {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub item: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CheckAnswer {
+    /// How many hosts were asked.
+    pub hosts: usize,
+}
+
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolRequest {
@@ -97,6 +112,10 @@ pub struct EnrolResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CheckInRequest {
     pub facts: DeviceFacts,
+    /// Long-poll: when there is no job, wait up to this many seconds for one before answering
+    /// (the server caps it).
+    #[serde(default)]
+    pub wait_secs: u64,
 }
 
 /// A newer signed release of an item the device manages.
@@ -130,6 +149,9 @@ pub struct CheckInResponse {
     /// `api/v1/trust-roots/{version}` for each version after its own.
     #[serde(default)]
     pub trust_root_version: Option<u64>,
+    /// The poll interval the server suggests; the device keeps it within its own bounds.
+    #[serde(default)]
+    pub poll_interval_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

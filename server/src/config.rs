@@ -14,12 +14,18 @@ pub const DEFAULT_OFFLINE_AFTER_SECS: u64 = 2 * 3600 + 60;
 /// Largest artifact accepted on upload.
 pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 
+/// Longest a device's check-in may wait for work (long-poll), whatever it asks.
+pub const DEFAULT_LONG_POLL_MAX_SECS: u64 = 55;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub offline_after_secs: u64,
     pub max_artifact_bytes: u64,
+    /// The poll interval the server suggests to devices (they clamp it to their own bounds).
+    pub poll_interval_secs: Option<u64>,
+    pub long_poll_max_secs: u64,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -29,6 +35,8 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub offline_after_secs: Option<u64>,
     pub max_artifact_bytes: Option<u64>,
+    pub poll_interval_secs: Option<u64>,
+    pub long_poll_max_secs: Option<u64>,
 }
 
 impl ServerConfig {
@@ -64,6 +72,8 @@ impl ServerConfig {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             offline_after_secs,
             max_artifact_bytes: fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
+            poll_interval_secs: fc.poll_interval_secs,
+            long_poll_max_secs: fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
         })
     }
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod fleet;
 pub mod store;
+pub mod wake;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,7 @@ pub fn now() -> String {
 pub struct AppState {
     pub store: Store,
     pub config: ServerConfig,
+    pub waker: wake::Waker,
 }
 
 impl AppState {
@@ -62,7 +64,11 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "ferry-server listening");
-    let state = Arc::new(AppState { store, config });
+    let state = Arc::new(AppState {
+        store,
+        config,
+        waker: wake::Waker::default(),
+    });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

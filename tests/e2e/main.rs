@@ -7,6 +7,7 @@ mod crash;
 mod fleet;
 mod hostile;
 mod keys;
+mod longpoll;
 mod refusals;
 mod update_cycle;
 mod util;

@@ -94,11 +94,35 @@ pub async fn check_in(
     validate_facts(&req.facts)?;
     let host = host_row(host_id.clone(), &req.facts, String::from("-"));
     state.store.update_host(&host, &req.facts.installed).await?;
+    let mut jobs = pending_jobs(&state, &host_id).await?;
+    let wait = req.wait_secs.min(state.config.long_poll_max_secs);
+    if jobs.is_empty() && wait > 0 {
+        // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
+        if state
+            .waker
+            .wait(&host_id, std::time::Duration::from_secs(wait))
+            .await
+        {
+            jobs = pending_jobs(&state, &host_id).await?;
+        }
+    }
     let releases = state.store.releases(None).await?;
     let available = fleet::available_for(&req.facts.installed, &releases);
-    let jobs = state
+    let trust_root_version = state.store.latest_root().await?.map(|(v, _)| v);
+    Ok(Json(CheckInResponse {
+        host_id,
+        available,
+        jobs,
+        acked_reports: vec![],
+        trust_root_version,
+        poll_interval_secs: state.config.poll_interval_secs,
+    }))
+}
+
+async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
+    Ok(state
         .store
-        .pending_jobs(&host_id)
+        .pending_jobs(host_id)
         .await?
         .into_iter()
         .map(|j| Job {
@@ -107,15 +131,7 @@ pub async fn check_in(
             item: j.item,
             version: j.version,
         })
-        .collect();
-    let trust_root_version = state.store.latest_root().await?.map(|(v, _)| v);
-    Ok(Json(CheckInResponse {
-        host_id,
-        available,
-        jobs,
-        acked_reports: vec![],
-        trust_root_version,
-    }))
+        .collect())
 }
 
 pub async fn reports(

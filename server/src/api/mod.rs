@@ -37,6 +37,7 @@ pub fn router(state: Shared) -> Router {
             axum::routing::patch(operator::edit_host).delete(operator::remove_host),
         )
         .route("/api/v1/updates", post(operator::trigger))
+        .route("/api/v1/check", post(operator::check_now))
         .route("/api/v1/update-history", get(operator::history))
         .route("/api/v1/update-history/{id}", get(operator::history_entry))
         .layer(TraceLayer::new_for_http())

@@ -196,8 +196,27 @@ pub async fn remove_host(
 ) -> ApiResult<axum::http::StatusCode> {
     let (host_id, hostname) = resolve_host(&state, &host).await?;
     state.store.remove_host(&host_id).await?;
+    state.waker.forget(&host_id);
     tracing::info!(%host_id, %hostname, "host removed");
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+pub async fn check_now(
+    State(state): State<Shared>,
+    _op: Operator,
+    Json(req): Json<ferry_manifests::wire::CheckRequest>,
+) -> ApiResult<Json<ferry_manifests::wire::CheckAnswer>> {
+    let hosts = match (&req.host, &req.item) {
+        (Some(host), None) => vec![resolve_host(&state, host).await?.0],
+        (None, Some(item)) => state.store.hosts_with_item(item).await?,
+        _ => return Err(AppError::bad_request("give exactly one of host or item")),
+    };
+    for h in &hosts {
+        state.waker.wake(h);
+    }
+    Ok(Json(ferry_manifests::wire::CheckAnswer {
+        hosts: hosts.len(),
+    }))
 }
 
 pub async fn trigger(
@@ -228,6 +247,7 @@ pub async fn trigger(
         .create_update(&host_id, &req.item, &release.version, "user")
         .await?;
     tracing::info!(%host_id, item = %req.item, version = %release.version, update = %id, "update triggered");
+    state.waker.wake(&host_id);
     let mut entry = state.store.history(None, None, Some(&id)).await?;
     entry
         .pop()

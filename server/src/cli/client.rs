@@ -215,6 +215,21 @@ impl Client {
         Ok(())
     }
 
+    pub fn check_now(&self, host: Option<String>, item: Option<String>) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/check")?)
+                .json(&ferry_manifests::wire::CheckRequest { host, item }),
+            "asking hosts to check in",
+        )?;
+        let answer: ferry_manifests::wire::CheckAnswer = resp.json()?;
+        println!(
+            "asked {} host(s) to check in; those long-polling answer at once, the others at their next poll",
+            answer.hosts
+        );
+        Ok(())
+    }
+
     pub fn remove_host(&self, host: &str) -> anyhow::Result<()> {
         let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
         self.send(self.http.delete(url), "removing the host")?;

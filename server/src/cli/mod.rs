@@ -71,6 +71,17 @@ pub enum Command {
         #[command(subcommand)]
         command: UpdateCommand,
     },
+    /// Ask hosts to check in now (hosts that long-poll answer within a second).
+    Check {
+        /// Host id or hostname.
+        #[arg(long, conflicts_with = "item", required_unless_present = "item")]
+        host: Option<String>,
+        /// Every host that has this item.
+        #[arg(long)]
+        item: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// The signed trust root: rotate release and root keys without reflashing devices.
     Root {
         #[command(subcommand)]
@@ -325,6 +336,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 client::Client::new(&server)?.history_show(&id, json)
             }
         },
+        Command::Check { host, item, server } => {
+            client::Client::new(&server)?.check_now(host, item)
+        }
         Command::Root { command } => match command {
             RootCommand::Init {
                 root_keys,

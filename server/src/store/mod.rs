@@ -291,6 +291,16 @@ impl Store {
         Ok(out)
     }
 
+    /// Hosts that report having `item` (installed or not yet).
+    pub async fn hosts_with_item(&self, item: &str) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT host_id FROM installed WHERE item = ?")
+                .bind(item)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Host ids whose id or hostname is `name`.
     pub async fn find_hosts(&self, name: &str) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE id = ? OR hostname = ?")

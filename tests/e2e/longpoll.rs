@@ -1,0 +1,84 @@
+//! Fast while pull-only: a device in `full` mode with long-poll hears of a job or a
+//! `ferryctl check` while its check-in is open, without any inbound connection.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, World};
+
+fn full_mode(w: &World) -> Child {
+    Command::new(bin("ferry-agent"))
+        .arg("--config")
+        .arg(&w.agent_cfg)
+        .arg("--running-mode=full")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until `done` holds.
+fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn long_polling_world(extra: &str) -> World {
+    let mut w = World::new();
+    // An hour between polls: only long-poll can bring the news in time.
+    w.write_agent_config(&format!("long_poll_secs = 30\n{extra}"));
+    let cfg = std::fs::read_to_string(&w.agent_cfg)
+        .unwrap()
+        .replace("poll_interval_secs = 1", "poll_interval_secs = 3600");
+    std::fs::write(&w.agent_cfg, cfg).unwrap();
+    w
+}
+
+#[test]
+fn a_trigger_reaches_a_long_polling_device_while_its_check_in_is_open() {
+    let w = long_polling_world("");
+    w.release("1.0.0", &[]);
+    let mut agent = full_mode(&w);
+    eventually("enrolment", Duration::from_secs(20), || {
+        w.ctl_json(&["hosts", "list"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    // Let the device settle into a waiting check-in.
+    std::thread::sleep(Duration::from_millis(500));
+    w.trigger(None);
+    eventually("the install", Duration::from_secs(20), || {
+        w.current().is_some()
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(w.history()[0]["status"], "installed");
+}
+
+#[test]
+fn ferryctl_check_makes_a_long_polling_device_look_now() {
+    let w = long_polling_world("auto_install = true");
+    let mut agent = full_mode(&w);
+    eventually("enrolment", Duration::from_secs(20), || {
+        w.ctl_json(&["hosts", "list"])
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    // A new release, no trigger: the device would only notice at its next poll.
+    w.release("1.0.0", &[]);
+    let asked = w.ctl(&["check", "--host", "device-1"]).ok();
+    assert!(asked.stdout.contains("asked 1 host"), "{asked}");
+    eventually("the auto-install", Duration::from_secs(20), || {
+        w.current().is_some()
+    });
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let none = w.ctl(&["check", "--item", "nothing-has-this"]).ok();
+    assert!(none.stdout.contains("asked 0 host"), "{none}");
+}
