@@ -94,6 +94,52 @@ pub struct CheckAnswer {
     pub hosts: usize,
 }
 
+/// `POST /api/v1/update-batches`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BatchRequest {
+    /// Every available update of one host.
+    Host {
+        host: String,
+        #[serde(default)]
+        category: Option<String>,
+        #[serde(default)]
+        exclude: Vec<String>,
+    },
+    /// One item to one version, on every host that has it or on the listed hosts.
+    Item {
+        item: String,
+        to_version: semver::Version,
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchEntryView {
+    pub host_id: String,
+    pub hostname: String,
+    pub item: String,
+    pub version: String,
+    /// queued, dispatched, skipped, installed, failed, rolled_back, refused
+    pub status: String,
+    pub update_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BatchView {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    /// running, completed (every install succeeded or was skipped), failed
+    pub status: String,
+    pub created_at: String,
+    /// Entries per status.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub entries: Vec<BatchEntryView>,
+}
+
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolRequest {

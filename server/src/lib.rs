@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod batch;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -3,6 +3,7 @@
 //! files on the device, the exit codes, and what the server reports.
 
 mod agent_cli;
+mod batches;
 mod crash;
 mod fleet;
 mod hostile;

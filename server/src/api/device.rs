@@ -179,5 +179,7 @@ pub async fn reports(
         }
         acked.push(r.report_id);
     }
+    // A finished install frees the host for its next batch entry.
+    crate::api::batches::dispatch(&state, &host_id).await?;
     Ok(Json(ReportAck { acked }))
 }

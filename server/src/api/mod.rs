@@ -1,6 +1,7 @@
 //! The HTTP API. docs/protocol.md documents every route.
 
 pub mod artifacts;
+pub mod batches;
 pub mod device;
 pub mod operator;
 pub mod roots;
@@ -38,6 +39,11 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/v1/updates", post(operator::trigger))
         .route("/api/v1/check", post(operator::check_now))
+        .route(
+            "/api/v1/update-batches",
+            get(batches::list).post(batches::create),
+        )
+        .route("/api/v1/update-batches/{id}", get(batches::show))
         .route("/api/v1/update-history", get(operator::history))
         .route("/api/v1/update-history/{id}", get(operator::history_entry))
         .layer(TraceLayer::new_for_http())

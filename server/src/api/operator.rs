@@ -148,7 +148,7 @@ pub async fn manifest(
 }
 
 /// Resolves a host id or hostname to exactly one host id.
-async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(String, String)> {
+pub(crate) async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(String, String)> {
     let mut found = state.store.find_hosts(host).await?;
     match found.len() {
         0 => Err(AppError::not_found(format!(

@@ -4,7 +4,9 @@ use std::fs::File;
 use std::path::Path;
 
 use anyhow::{bail, Context as _};
-use ferry_manifests::wire::{ApiError, HistoryView, HostView, ReleaseView, TriggerRequest};
+use ferry_manifests::wire::{
+    ApiError, BatchView, HistoryView, HostView, ReleaseView, TriggerRequest,
+};
 use ferry_manifests::{Envelope, Manifest};
 use reqwest::blocking::{RequestBuilder, Response};
 use serde::de::DeserializeOwned;
@@ -230,6 +232,109 @@ impl Client {
         Ok(())
     }
 
+    pub fn batch_create(
+        &self,
+        req: &ferry_manifests::wire::BatchRequest,
+        follow: &super::FollowArgs,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http.post(self.url("api/v1/update-batches")?).json(req),
+            "creating the batch",
+        )?;
+        let b: BatchView = resp.json()?;
+        if json && !follow.follow {
+            return print_json(&b);
+        }
+        print_batch(&b);
+        if follow.follow {
+            return self.batch_follow(&b.id, follow.timeout_secs);
+        }
+        Ok(())
+    }
+
+    pub fn batches(&self, status: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/update-batches")?;
+        if let Some(s) = status {
+            url.query_pairs_mut().append_pair("status", s);
+        }
+        let list: Vec<BatchView> = self.send(self.http.get(url), "listing batches")?.json()?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|b| {
+                vec![
+                    b.id.clone(),
+                    b.status.clone(),
+                    b.created_at.clone(),
+                    b.counts
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    b.description.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ID", "STATUS", "CREATED", "ENTRIES", "DESCRIPTION"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn batch_show(&self, id: &str, json: bool) -> anyhow::Result<()> {
+        let b: BatchView = self.get(
+            &format!("api/v1/update-batches/{}", path_segment(id)),
+            "showing the batch",
+        )?;
+        if json {
+            return print_json(&b);
+        }
+        print_batch(&b);
+        Ok(())
+    }
+
+    /// Prints each entry's changes until the batch is no longer running; fails if any
+    /// install failed.
+    pub fn batch_follow(&self, id: &str, timeout_secs: u64) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+        let mut seen: std::collections::HashMap<(String, String), String> = Default::default();
+        loop {
+            let b: BatchView = self.get(
+                &format!("api/v1/update-batches/{}", path_segment(id)),
+                "following the batch",
+            )?;
+            for e in &b.entries {
+                let key = (e.host_id.clone(), e.item.clone());
+                if seen.get(&key) != Some(&e.status) {
+                    println!(
+                        "{} {} {}: {} {}",
+                        e.hostname, e.item, e.version, e.status, e.message
+                    );
+                    seen.insert(key, e.status.clone());
+                }
+            }
+            match b.status.as_str() {
+                "completed" => {
+                    println!("batch {} completed", b.id);
+                    return Ok(());
+                }
+                "failed" => bail!("batch {} finished with failures", b.id),
+                _ => {}
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("batch {} still running after {timeout_secs} s", b.id);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+
     pub fn remove_host(&self, host: &str) -> anyhow::Result<()> {
         let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
         self.send(self.http.delete(url), "removing the host")?;
@@ -364,6 +469,27 @@ impl Client {
         );
         Ok(())
     }
+}
+
+fn print_batch(b: &BatchView) {
+    println!("batch {} ({}): {}", b.id, b.status, b.description);
+    let rows = b
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.hostname.clone(),
+                e.item.clone(),
+                e.version.clone(),
+                e.status.clone(),
+                e.message.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print!(
+        "{}",
+        table::render(&["HOST", "ITEM", "VERSION", "STATUS", "MESSAGE"], &rows)
+    );
 }
 
 /// Percent-encodes a value for use as one path segment.

@@ -71,6 +71,12 @@ pub enum Command {
         #[command(subcommand)]
         command: UpdateCommand,
     },
+    /// Update batches: list, show, follow.
+    #[command(name = "update-batches")]
+    UpdateBatches {
+        #[command(subcommand)]
+        command: BatchesCommand,
+    },
     /// Ask hosts to check in now (hosts that long-poll answer within a second).
     Check {
         /// Host id or hostname.
@@ -282,8 +288,80 @@ pub enum HistoryCommand {
     },
 }
 
+#[derive(Args, Clone)]
+pub struct FollowArgs {
+    /// Print progress until the batch finishes; exit 0 if every install succeeded.
+    #[arg(long)]
+    pub follow: bool,
+    /// Give up following after this many seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub timeout_secs: u64,
+}
+
+#[derive(Subcommand)]
+pub enum BatchesCommand {
+    /// List batches.
+    List {
+        /// Only batches in this status: running, completed, failed.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one batch with its entries.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Print a batch's progress until it finishes.
+    Follow {
+        id: String,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 #[derive(Subcommand)]
 pub enum UpdateCommand {
+    /// Install every available update on one host, one at a time.
+    BatchHost {
+        /// Host id or hostname.
+        host: String,
+        /// Only updates of this category (security, bugfix, feature, unknown).
+        #[arg(long)]
+        category: Option<String>,
+        /// Items to leave out, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        exclude: Vec<String>,
+        #[command(flatten)]
+        follow: FollowArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Update one item to one version on every host that has it (or the listed hosts).
+    BatchItem {
+        item: String,
+        #[arg(long)]
+        to_version: semver::Version,
+        /// Only these hosts (ids or hostnames), comma-separated.
+        #[arg(long = "host", value_delimiter = ',')]
+        hosts: Vec<String>,
+        #[command(flatten)]
+        follow: FollowArgs,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Ask one host to install a release (the newest when --version is absent).
     Trigger {
         /// Host id or hostname.
@@ -336,6 +414,59 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 client::Client::new(&server)?.history_show(&id, json)
             }
         },
+        Command::UpdateBatches { command } => match command {
+            BatchesCommand::List {
+                status,
+                json,
+                server,
+            } => client::Client::new(&server)?.batches(status.as_deref(), json),
+            BatchesCommand::Show { id, json, server } => {
+                client::Client::new(&server)?.batch_show(&id, json)
+            }
+            BatchesCommand::Follow {
+                id,
+                timeout_secs,
+                server,
+            } => client::Client::new(&server)?.batch_follow(&id, timeout_secs),
+        },
+        Command::Update {
+            command:
+                UpdateCommand::BatchHost {
+                    host,
+                    category,
+                    exclude,
+                    follow,
+                    json,
+                    server,
+                },
+        } => client::Client::new(&server)?.batch_create(
+            &ferry_manifests::wire::BatchRequest::Host {
+                host,
+                category,
+                exclude,
+            },
+            &follow,
+            json,
+        ),
+        Command::Update {
+            command:
+                UpdateCommand::BatchItem {
+                    item,
+                    to_version,
+                    hosts,
+                    follow,
+                    json,
+                    server,
+                },
+        } => client::Client::new(&server)?.batch_create(
+            &ferry_manifests::wire::BatchRequest::Item {
+                item,
+                to_version,
+                hosts,
+            },
+            &follow,
+            json,
+        ),
         Command::Check { host, item, server } => {
             client::Client::new(&server)?.check_now(host, item)
         }

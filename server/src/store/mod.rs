@@ -4,6 +4,10 @@
 
 use std::path::Path;
 
+mod batches;
+
+pub use batches::{BatchRow, EntryRow};
+
 use ferry_manifests::wire::{HistoryView, InstalledItem, ReleaseView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -14,6 +18,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/0002_newest_manifest.sql")),
     (3, include_str!("../../migrations/0003_trust_roots.sql")),
     (4, include_str!("../../migrations/0004_host_labels.sql")),
+    (5, include_str!("../../migrations/0005_batches.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +33,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 #[derive(Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 #[derive(Debug, Clone)]

@@ -1,0 +1,251 @@
+//! Batch updates: plan, store, dispatch one install at a time per host, and report progress.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Query, State};
+use axum::Json;
+use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
+use serde::Deserialize;
+
+use crate::auth::Operator;
+use crate::batch::{self, Planned};
+use crate::error::{ApiResult, AppError};
+use crate::store::EntryRow;
+use crate::Shared;
+
+/// Dispatches the next batch entry on `host_id`, if the host is free.
+pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
+    let entries: Vec<(String, EntryRow)> = state
+        .store
+        .batch_entries(None, Some(host_id))
+        .await?
+        .into_iter()
+        .filter(|(_, e)| e.state.host_id == host_id)
+        .collect();
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let busy = if state.store.host_busy(host_id).await? {
+        vec![host_id.to_string()]
+    } else {
+        vec![]
+    };
+    // Entries are ordered by batch then sequence: number them globally so older batches go
+    // first.
+    let states: Vec<batch::EntryState> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, e))| batch::EntryState {
+            seq: i as i64,
+            ..e.state.clone()
+        })
+        .collect();
+    for next in batch::next_to_dispatch(&states, &busy) {
+        let (batch_id, entry) = &entries[next.seq as usize];
+        let version: semver::Version = entry
+            .version
+            .parse()
+            .map_err(|e| AppError::Internal(format!("stored version: {e}")))?;
+        if state
+            .store
+            .active_update(host_id, &entry.item)
+            .await?
+            .is_some()
+        {
+            state
+                .store
+                .mark_skipped(
+                    batch_id,
+                    entry.state.seq,
+                    "an update of this item is already active",
+                )
+                .await?;
+            continue;
+        }
+        let id = state
+            .store
+            .create_update(host_id, &entry.item, &version, "user")
+            .await?;
+        state
+            .store
+            .mark_dispatched(batch_id, entry.state.seq, &id)
+            .await?;
+        tracing::info!(batch = %batch_id, %host_id, item = %entry.item, %version, update = %id, "batch entry dispatched");
+        state.waker.wake(host_id);
+    }
+    Ok(())
+}
+
+fn view(
+    id: &str,
+    kind: &str,
+    description: &str,
+    created_at: &str,
+    entries: Vec<EntryRow>,
+) -> BatchView {
+    let states: Vec<batch::EntryState> = entries.iter().map(|e| e.state.clone()).collect();
+    let mut counts = BTreeMap::new();
+    for s in &states {
+        *counts.entry(s.status().to_string()).or_insert(0) += 1;
+    }
+    BatchView {
+        id: id.to_string(),
+        kind: kind.to_string(),
+        description: description.to_string(),
+        status: batch::batch_status(&states).to_string(),
+        created_at: created_at.to_string(),
+        counts,
+        entries: entries
+            .into_iter()
+            .map(|e| BatchEntryView {
+                status: e.state.status().to_string(),
+                host_id: e.state.host_id,
+                hostname: e.hostname,
+                item: e.item,
+                version: e.version,
+                update_id: e.update_id,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
+async fn load(state: &Shared, id: &str) -> ApiResult<BatchView> {
+    let batches = state.store.batches().await?;
+    let b = batches
+        .iter()
+        .find(|b| b.id == id)
+        .ok_or_else(|| AppError::not_found(format!("no update batch {id}")))?;
+    let entries = state
+        .store
+        .batch_entries(Some(id), None)
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    Ok(view(&b.id, &b.kind, &b.description, &b.created_at, entries))
+}
+
+pub async fn create(
+    State(state): State<Shared>,
+    _op: Operator,
+    Json(req): Json<BatchRequest>,
+) -> ApiResult<Json<BatchView>> {
+    let hosts = state.store.hosts().await?;
+    let active = |host_id: &str| {
+        let state = state.clone();
+        let host_id = host_id.to_string();
+        async move { state.store.pending_jobs(&host_id).await }
+    };
+    let (kind, description, planned): (&str, String, Vec<Planned>) = match &req {
+        BatchRequest::Host {
+            host,
+            category,
+            exclude,
+        } => {
+            let (host_id, hostname) = super::operator::resolve_host(&state, host).await?;
+            let installed = hosts
+                .iter()
+                .find(|(h, _)| h.id == host_id)
+                .map(|(_, i)| i.clone())
+                .unwrap_or_default();
+            let releases = state.store.releases(None).await?;
+            let available = batch::available(&installed, &releases);
+            let active_items: Vec<String> = active(&host_id)
+                .await?
+                .into_iter()
+                .map(|j| j.item)
+                .collect();
+            let planned = batch::plan_host(
+                &host_id,
+                &available,
+                category.as_deref(),
+                exclude,
+                &active_items,
+            );
+            let mut d = format!("all updates of {hostname}");
+            if let Some(c) = category {
+                d.push_str(&format!(", category {c}"));
+            }
+            if !exclude.is_empty() {
+                d.push_str(&format!(", except {}", exclude.join(",")));
+            }
+            ("host", d, planned)
+        }
+        BatchRequest::Item {
+            item,
+            to_version,
+            hosts: only,
+        } => {
+            let releases = state.store.releases(Some(item)).await?;
+            if !releases.iter().any(|r| &r.version == to_version) {
+                return Err(AppError::not_found(format!(
+                    "no release {item} {to_version}; see ferryctl releases list"
+                )));
+            }
+            let mut wanted = Vec::new();
+            for h in only {
+                wanted.push(super::operator::resolve_host(&state, h).await?.0);
+            }
+            let mut candidates = Vec::new();
+            for (h, installed) in &hosts {
+                if !wanted.is_empty() && !wanted.contains(&h.id) {
+                    continue;
+                }
+                let busy = active(&h.id).await?.iter().any(|j| &j.item == item);
+                candidates.push((h.id.clone(), installed.clone(), busy));
+            }
+            let planned = batch::plan_item(item, to_version, &candidates);
+            ("item", format!("{item} to {to_version}"), planned)
+        }
+    };
+    if planned.is_empty() {
+        return Err(AppError::bad_request(
+            "nothing to do: no host has an update matching this batch",
+        ));
+    }
+    let id = state
+        .store
+        .create_batch(kind, &description, &planned)
+        .await?;
+    tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
+    let mut hosts_in_batch: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();
+    hosts_in_batch.dedup();
+    for h in hosts_in_batch {
+        dispatch(&state, h).await?;
+    }
+    Ok(Json(load(&state, &id).await?))
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    _op: Operator,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Vec<BatchView>>> {
+    let mut by_batch: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
+    for (id, e) in state.store.batch_entries(None, None).await? {
+        by_batch.entry(id).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for b in state.store.batches().await? {
+        let entries = by_batch.remove(&b.id).unwrap_or_default();
+        let v = view(&b.id, &b.kind, &b.description, &b.created_at, entries);
+        if q.status.as_deref().is_none_or(|s| s == v.status) {
+            out.push(v);
+        }
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BatchView>> {
+    Ok(Json(load(&state, &id).await?))
+}

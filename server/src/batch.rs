@@ -1,0 +1,240 @@
+//! Batch updates, as plain code over data: what a batch plans, which entry goes next on each
+//! host, and what a batch's status is. The store persists entries; `api::batches` is the shell.
+
+use std::collections::BTreeMap;
+
+use ferry_manifests::wire::{Available, InstalledItem, ReleaseView};
+
+/// One planned install of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub host_id: String,
+    pub item: String,
+    pub version: semver::Version,
+    /// Soft-skipped at planning time, with the reason.
+    pub skip: Option<String>,
+}
+
+/// `batch-host`: every item with a newer release for this host, filtered by category and
+/// exclusions; items with an active update are soft-skipped.
+pub fn plan_host(
+    host_id: &str,
+    available: &[Available],
+    category: Option<&str>,
+    exclude: &[String],
+    active_items: &[String],
+) -> Vec<Planned> {
+    available
+        .iter()
+        .filter(|a| category.is_none_or(|c| a.category == c))
+        .filter(|a| !exclude.contains(&a.item))
+        .map(|a| Planned {
+            host_id: host_id.to_string(),
+            item: a.item.clone(),
+            version: a.version.clone(),
+            skip: active_items
+                .contains(&a.item)
+                .then(|| format!("an update of {} is already active", a.item)),
+        })
+        .collect()
+}
+
+/// `batch-item`: every given host that has the item gets `to`; hosts already at or past it,
+/// and hosts with an active update of the item, are soft-skipped.
+pub fn plan_item(
+    item: &str,
+    to: &semver::Version,
+    hosts: &[(String, Vec<InstalledItem>, bool)],
+) -> Vec<Planned> {
+    hosts
+        .iter()
+        .filter_map(|(host_id, installed, active)| {
+            let current = installed.iter().find(|i| i.item == item)?;
+            let skip = if *active {
+                Some(format!("an update of {item} is already active"))
+            } else {
+                match &current.version {
+                    Some(v) if v == to => Some(format!("already at {to}")),
+                    Some(v) if v > to => Some(format!("has {v}, newer than {to}")),
+                    _ => None,
+                }
+            };
+            Some(Planned {
+                host_id: host_id.clone(),
+                item: item.to_string(),
+                version: to.clone(),
+                skip,
+            })
+        })
+        .collect()
+}
+
+/// An entry's state as stored: dispatched entries carry their update's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryState {
+    pub seq: i64,
+    pub host_id: String,
+    pub skipped: bool,
+    /// `None` until dispatched; then the update's status (`pending`, `installed`, …).
+    pub update_status: Option<String>,
+}
+
+impl EntryState {
+    pub fn status(&self) -> &str {
+        match (&self.update_status, self.skipped) {
+            (_, true) => "skipped",
+            (None, false) => "queued",
+            (Some(s), false) if s == "pending" => "dispatched",
+            (Some(s), false) => s,
+        }
+    }
+}
+
+/// The entries to dispatch now: per host, the first queued entry, if nothing is in flight on
+/// that host (one update at a time per host, in order). `busy_hosts` have an update pending
+/// from elsewhere (a trigger, another batch).
+pub fn next_to_dispatch<'a>(
+    entries: &'a [EntryState],
+    busy_hosts: &[String],
+) -> Vec<&'a EntryState> {
+    let mut by_host: BTreeMap<&str, Vec<&EntryState>> = BTreeMap::new();
+    for e in entries {
+        by_host.entry(e.host_id.as_str()).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for (host, mut list) in by_host {
+        if busy_hosts.iter().any(|b| b == host) || list.iter().any(|e| e.status() == "dispatched") {
+            continue;
+        }
+        list.sort_by_key(|e| e.seq);
+        if let Some(first) = list.into_iter().find(|e| e.status() == "queued") {
+            out.push(first);
+        }
+    }
+    out
+}
+
+/// `running` while anything is queued or dispatched; then `completed` if every install
+/// succeeded or was skipped, else `failed`.
+pub fn batch_status(entries: &[EntryState]) -> &'static str {
+    if entries
+        .iter()
+        .any(|e| matches!(e.status(), "queued" | "dispatched"))
+    {
+        "running"
+    } else if entries
+        .iter()
+        .all(|e| matches!(e.status(), "installed" | "skipped"))
+    {
+        "completed"
+    } else {
+        "failed"
+    }
+}
+
+/// The newest releases of a host's items (for `batch-host`).
+pub fn available(installed: &[InstalledItem], releases: &[ReleaseView]) -> Vec<Available> {
+    crate::fleet::available_for(installed, releases)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: i64, host: &str, status: Option<&str>) -> EntryState {
+        EntryState {
+            seq,
+            host_id: host.into(),
+            skipped: false,
+            update_status: status.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn one_update_at_a_time_per_host_in_order() {
+        let entries = vec![
+            entry(2, "a", None),
+            entry(1, "a", None),
+            entry(3, "b", Some("pending")),
+            entry(4, "b", None),
+            entry(5, "c", Some("installed")),
+            entry(6, "c", None),
+        ];
+        let next: Vec<i64> = next_to_dispatch(&entries, &[])
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(
+            next,
+            vec![1, 6],
+            "a starts with its first entry, b waits, c goes on"
+        );
+        let next: Vec<i64> = next_to_dispatch(&entries, &["a".into()])
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(next, vec![6], "a host busy elsewhere waits");
+    }
+
+    #[test]
+    fn status_follows_the_entries() {
+        assert_eq!(batch_status(&[entry(1, "a", None)]), "running");
+        let mut skipped = entry(2, "a", None);
+        skipped.skipped = true;
+        assert_eq!(
+            batch_status(&[entry(1, "a", Some("installed")), skipped.clone()]),
+            "completed"
+        );
+        assert_eq!(
+            batch_status(&[entry(1, "a", Some("rolled_back")), skipped]),
+            "failed"
+        );
+    }
+
+    #[test]
+    fn plans_skip_what_is_active_or_already_there() {
+        let v = |s: &str| s.parse::<semver::Version>().unwrap();
+        let avail = vec![
+            Available {
+                item: "web".into(),
+                version: v("2.0.0"),
+                category: "security".into(),
+                manifest_path: String::new(),
+            },
+            Available {
+                item: "api".into(),
+                version: v("1.1.0"),
+                category: "feature".into(),
+                manifest_path: String::new(),
+            },
+        ];
+        let p = plan_host("h", &avail, Some("security"), &[], &[]);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].item, "web");
+        let p = plan_host("h", &avail, None, &["api".into()], &["web".into()]);
+        assert_eq!(p.len(), 1);
+        assert!(p[0].skip.is_some());
+
+        let inst = |ver: Option<&str>| {
+            vec![InstalledItem {
+                item: "web".into(),
+                version: ver.map(v),
+            }]
+        };
+        let hosts = vec![
+            ("old".to_string(), inst(Some("1.0.0")), false),
+            ("same".to_string(), inst(Some("2.0.0")), false),
+            ("busy".to_string(), inst(Some("1.0.0")), true),
+            ("none".to_string(), vec![], false),
+        ];
+        let p = plan_item("web", &v("2.0.0"), &hosts);
+        let summary: Vec<(&str, bool)> = p
+            .iter()
+            .map(|e| (e.host_id.as_str(), e.skip.is_some()))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![("old", false), ("same", true), ("busy", true)]
+        );
+    }
+}

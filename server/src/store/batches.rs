@@ -1,0 +1,152 @@
+//! Batch persistence.
+
+use sqlx::Row;
+
+use super::{Result, Store};
+use crate::batch::{EntryState, Planned};
+
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub state: EntryState,
+    pub hostname: String,
+    pub item: String,
+    pub version: String,
+    pub update_id: Option<String>,
+    pub message: String,
+}
+
+impl Store {
+    pub async fn create_batch(
+        &self,
+        kind: &str,
+        description: &str,
+        planned: &[Planned],
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO batches (id, kind, description, created_at) VALUES (?, ?, ?, ?)")
+            .bind(&id)
+            .bind(kind)
+            .bind(description)
+            .bind(crate::now())
+            .execute(&mut *tx)
+            .await?;
+        for (seq, p) in planned.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(seq as i64)
+            .bind(&p.host_id)
+            .bind(&p.item)
+            .bind(p.version.to_string())
+            .bind(&p.skip)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub async fn batches(&self) -> Result<Vec<BatchRow>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, description, created_at FROM batches ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(BatchRow {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    description: r.try_get("description")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Entries of one batch, or of every batch with an entry on `host_id`.
+    pub async fn batch_entries(
+        &self,
+        batch_id: Option<&str>,
+        host_id: Option<&str>,
+    ) -> Result<Vec<(String, EntryRow)>> {
+        let rows = sqlx::query(
+            "SELECT e.batch_id, e.seq, e.host_id, h.hostname, e.item, e.version, e.update_id, e.skip_reason,
+                    u.status AS update_status, u.message AS update_message
+             FROM batch_entries e JOIN hosts h ON h.id = e.host_id
+             LEFT JOIN updates u ON u.id = e.update_id
+             WHERE (? IS NULL OR e.batch_id = ?)
+               AND (? IS NULL OR e.batch_id IN (SELECT batch_id FROM batch_entries WHERE host_id = ?))
+             ORDER BY e.batch_id, e.seq",
+        )
+        .bind(batch_id)
+        .bind(batch_id)
+        .bind(host_id)
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let skip: Option<String> = r.try_get("skip_reason")?;
+                let update_message: Option<String> = r.try_get("update_message")?;
+                Ok((
+                    r.try_get("batch_id")?,
+                    EntryRow {
+                        state: EntryState {
+                            seq: r.try_get("seq")?,
+                            host_id: r.try_get("host_id")?,
+                            skipped: skip.is_some(),
+                            update_status: r.try_get("update_status")?,
+                        },
+                        hostname: r.try_get("hostname")?,
+                        item: r.try_get("item")?,
+                        version: r.try_get("version")?,
+                        update_id: r.try_get("update_id")?,
+                        message: skip.or(update_message).unwrap_or_default(),
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn mark_dispatched(&self, batch_id: &str, seq: i64, update_id: &str) -> Result<()> {
+        sqlx::query("UPDATE batch_entries SET update_id = ? WHERE batch_id = ? AND seq = ?")
+            .bind(update_id)
+            .bind(batch_id)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn mark_skipped(&self, batch_id: &str, seq: i64, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE batch_entries SET skip_reason = ? WHERE batch_id = ? AND seq = ?")
+            .bind(reason)
+            .bind(batch_id)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the host has any update pending (from a trigger or a batch).
+    pub async fn host_busy(&self, host_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM updates WHERE host_id = ? AND status = 'pending'",
+        )
+        .bind(host_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
+    }
+}
