@@ -162,6 +162,66 @@ impl Api {
     }
 }
 
+/// Sends hook output of a job to the server as it arrives, at most every
+/// [`LiveOutput::INTERVAL`]. Best effort: the report carries the whole output anyway.
+pub struct LiveOutput<'a> {
+    api: &'a Api,
+    job_id: Option<&'a str>,
+    pending: String,
+    last: std::time::Instant,
+    failed: bool,
+}
+
+impl<'a> LiveOutput<'a> {
+    pub const INTERVAL: Duration = Duration::from_millis(200);
+
+    pub fn new(api: &'a Api, job_id: Option<&'a str>) -> LiveOutput<'a> {
+        LiveOutput {
+            api,
+            job_id,
+            pending: String::new(),
+            last: std::time::Instant::now(),
+            failed: false,
+        }
+    }
+
+    pub fn push(&mut self, text: &str) {
+        if self.job_id.is_none() || self.failed {
+            return;
+        }
+        self.pending.push_str(text);
+        if self.last.elapsed() >= Self::INTERVAL {
+            self.flush();
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let Some(job_id) = self.job_id else { return };
+        if self.pending.is_empty() || self.failed {
+            return;
+        }
+        let body = ferry_manifests::wire::OutputChunk {
+            update_id: job_id.to_string(),
+            text: std::mem::take(&mut self.pending),
+        };
+        self.last = std::time::Instant::now();
+        let sent = self.api.url("api/v1/device/output").and_then(|url| {
+            self.api
+                .authorize(self.api.http().post(url.clone()))
+                .timeout(Duration::from_secs(5))
+                .json(&body)
+                .send()
+                .map_err(|e| transport_error(&url, e))
+                .and_then(|r| check_status(&url, r))
+        });
+        if let Err(e) = sent {
+            // Stop trying for this install: the report will carry the output.
+            tracing::debug!("live output not sent: {e}");
+            self.failed = true;
+        }
+    }
+}
+
 pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);

@@ -225,6 +225,13 @@ impl Outcome {
     }
 }
 
+/// `POST /api/v1/device/output`: a piece of a running job's hook output.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub update_id: String,
+    pub text: String,
+}
+
 /// `POST /api/v1/device/reports`: the outcome of one install attempt. Reports are queued on
 /// the device and retried; `report_id` makes a retry idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

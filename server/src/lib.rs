@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod live;
 pub mod store;
 pub mod wake;
 
@@ -36,6 +37,7 @@ pub struct AppState {
     pub store: Store,
     pub config: ServerConfig,
     pub waker: wake::Waker,
+    pub live: live::Live,
 }
 
 impl AppState {
@@ -69,6 +71,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         store,
         config,
         waker: wake::Waker::default(),
+        live: live::Live::default(),
     });
     axum::serve(listener, api::router(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -8,6 +8,7 @@ mod crash;
 mod fleet;
 mod hostile;
 mod keys;
+mod live;
 mod longpoll;
 mod refusals;
 mod update_cycle;

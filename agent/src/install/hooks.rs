@@ -1,15 +1,20 @@
 //! Running post-install and health-check commands with a timeout, capturing their output
-//! (stdout and stderr merged, in order) for the report.
+//! (stdout and stderr merged, in order) for the report, and passing it on as it arrives so
+//! the server can stream it live.
 
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Output kept per command; the tail is kept when a command prints more.
 pub const MAX_OUTPUT: usize = 256 * 1024;
-/// How often a running command is polled for exit.
+/// How often a running command is polled for exit and its new output passed on.
 const POLL: Duration = Duration::from_millis(20);
+/// After the command exits, how long a background process holding its output open may delay
+/// us.
+const DRAIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]
 pub struct HookResult {
@@ -28,8 +33,11 @@ pub struct HookEnv<'a> {
     pub release_dir: &'a Path,
 }
 
+/// Receives output as it arrives (for live streaming); may ignore it.
+pub type Sink<'a> = &'a mut dyn FnMut(&str);
+
 /// Runs `command` with `sh -c` in `env.release_dir`; kills it after `timeout`.
-pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration) -> HookResult {
+pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) -> HookResult {
     // `exec 2>&1` merges stderr into stdout inside the shell, so the output keeps its order
     // without a second pipe and a second reader thread.
     let script = format!("exec 2>&1\n{command}");
@@ -55,27 +63,30 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration) -> HookResult {
             }
         }
     };
-    let reader = child.stdout.take().map(|mut out| {
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    if let Some(mut out) = child.stdout.take() {
         std::thread::spawn(move || {
-            let mut kept: Vec<u8> = Vec::new();
             let mut buf = [0u8; 8192];
             while let Ok(n) = out.read(&mut buf) {
-                if n == 0 {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                     break;
                 }
-                kept.extend_from_slice(&buf[..n]);
-                if kept.len() > 2 * MAX_OUTPUT {
-                    kept.drain(..kept.len() - MAX_OUTPUT);
-                }
             }
-            if kept.len() > MAX_OUTPUT {
-                kept.drain(..kept.len() - MAX_OUTPUT);
-            }
-            String::from_utf8_lossy(&kept).into_owned()
-        })
-    });
+        });
+    }
+    let mut kept: Vec<u8> = Vec::new();
+    let mut pass_on = |chunk: Vec<u8>, kept: &mut Vec<u8>| {
+        sink(&String::from_utf8_lossy(&chunk));
+        kept.extend_from_slice(&chunk);
+        if kept.len() > 2 * MAX_OUTPUT {
+            kept.drain(..kept.len() - MAX_OUTPUT);
+        }
+    };
     let started = Instant::now();
     let status = loop {
+        while let Ok(chunk) = rx.try_recv() {
+            pass_on(chunk, &mut kept);
+        }
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if started.elapsed() >= timeout => {
@@ -90,21 +101,26 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration) -> HookResult {
             Err(e) => break Err(format!("could not wait for it: {e}")),
         }
     };
-    // A background process that inherited the pipe could keep the reader waiting; the
-    // command itself has exited, so give the reader a bounded time to finish.
-    let output = reader
-        .and_then(|r| {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while !r.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(POLL);
+    // The command has exited; collect what is left, but a background process that inherited
+    // the pipe must not hold us for long.
+    let deadline = Instant::now() + DRAIN;
+    loop {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(chunk) => pass_on(chunk, &mut kept),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                pass_on(
+                    b"(output still open by a background process; not collected)\n".to_vec(),
+                    &mut kept,
+                );
+                break;
             }
-            if r.is_finished() {
-                r.join().ok()
-            } else {
-                Some("(output still open by a background process; not collected)\n".into())
-            }
-        })
-        .unwrap_or_default();
+        }
+    }
+    if kept.len() > MAX_OUTPUT {
+        kept.drain(..kept.len() - MAX_OUTPUT);
+    }
+    let output = String::from_utf8_lossy(&kept).into_owned();
     match status {
         Ok(s) if s.success() => HookResult {
             success: true,
@@ -142,15 +158,18 @@ mod tests {
     }
 
     #[test]
-    fn output_is_merged_and_the_environment_is_set() {
+    fn output_is_merged_passed_on_and_the_environment_is_set() {
         let dir = tempfile::tempdir().unwrap();
+        let mut streamed = String::new();
         let r = run(
             "echo out $FERRY_VERSION; echo err $FERRY_PREVIOUS_VERSION >&2",
             &env(dir.path()),
             Duration::from_secs(10),
+            &mut |s| streamed.push_str(s),
         );
         assert!(r.success, "{r:?}");
         assert_eq!(r.output, "out 1.1.0\nerr 1.0.0\n");
+        assert_eq!(streamed, r.output);
     }
 
     #[test]
@@ -160,11 +179,17 @@ mod tests {
             "echo broken; exit 3",
             &env(dir.path()),
             Duration::from_secs(10),
+            &mut |_| {},
         );
         assert!(!r.success);
         assert_eq!(r.status, "exited with 3");
         assert_eq!(r.output, "broken\n");
-        let r = run("sleep 5", &env(dir.path()), Duration::from_millis(200));
+        let r = run(
+            "sleep 5",
+            &env(dir.path()),
+            Duration::from_millis(200),
+            &mut |_| {},
+        );
         assert!(!r.success);
         assert!(r.status.contains("timed out"), "{}", r.status);
     }

@@ -181,6 +181,9 @@ fn install_one(
         Layout::Symlink => root.join(symlink::target_of(&verified.version)),
         Layout::Overlay => root.clone(),
     };
+    // Hook output goes to the server as it comes, for operators watching live; the report
+    // carries all of it anyway, so a failed send is only logged.
+    let mut live = crate::client::LiveOutput::new(&agent.api, j.job_id.as_deref());
     let hooks = symlink::run_hooks(
         name,
         &root,
@@ -188,7 +191,9 @@ fn install_one(
         verified,
         previous_version.as_deref(),
         Duration::from_secs(agent.cfg.hook_timeout_secs),
+        &mut |text| live.push(text),
     );
+    live.flush();
     fault::point("hooks-done");
     if hooks.ok {
         j.phase = Phase::Committing {

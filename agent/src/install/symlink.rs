@@ -144,6 +144,7 @@ pub fn run_hooks(
     manifest: &VerifiedManifest,
     previous_version: Option<&str>,
     timeout: Duration,
+    sink: super::hooks::Sink<'_>,
 ) -> HookOutcome {
     let version = manifest.version.to_string();
     let env = HookEnv {
@@ -167,12 +168,16 @@ pub fn run_hooks(
                 .map(|c| ("health check", c)),
         );
     for (what, command) in commands {
-        let result = hooks::run(command, &env, timeout);
+        sink(&format!("$ {command}\n"));
+        let result = hooks::run(command, &env, timeout, sink);
         output.push_str(&format!("$ {command}\n{}", result.output));
+        let mut trailer = String::new();
         if !result.output.is_empty() && !result.output.ends_with('\n') {
-            output.push('\n');
+            trailer.push('\n');
         }
-        output.push_str(&format!("[{what} {}]\n", result.status));
+        trailer.push_str(&format!("[{what} {}]\n", result.status));
+        sink(&trailer);
+        output.push_str(&trailer);
         if !result.success {
             return HookOutcome {
                 ok: false,

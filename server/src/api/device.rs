@@ -134,6 +134,36 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
         .collect())
 }
 
+pub async fn output(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    Json(chunk): Json<ferry_manifests::wire::OutputChunk>,
+) -> ApiResult<axum::http::StatusCode> {
+    if chunk.text.len() > 1024 * 1024 {
+        return Err(AppError::bad_request("at most 1 MiB of output per request"));
+    }
+    match state
+        .store
+        .append_output(&chunk.update_id, &host_id, &chunk.text)
+        .await?
+    {
+        Some(offset) => {
+            state.live.publish(
+                &chunk.update_id,
+                crate::live::LiveEvent::Chunk {
+                    offset,
+                    text: chunk.text,
+                },
+            );
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        }
+        None => Err(AppError::not_found(format!(
+            "no running update {} on this host",
+            chunk.update_id
+        ))),
+    }
+}
+
 pub async fn reports(
     State(state): State<Shared>,
     Device(host_id): Device,
@@ -163,7 +193,7 @@ pub async fn reports(
             .record_report(&ReportRecord {
                 report_id: r.report_id.clone(),
                 host_id: host_id.clone(),
-                job_id: r.job_id,
+                job_id: r.job_id.clone(),
                 item: r.item.clone(),
                 version: r.version.to_string(),
                 from_version: r.from_version.map(|v| v.to_string()),
@@ -176,6 +206,14 @@ pub async fn reports(
             .await?;
         if new {
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
+            if let Some(job) = &r.job_id {
+                state.live.publish(
+                    job,
+                    crate::live::LiveEvent::End {
+                        status: r.outcome.as_str().to_string(),
+                    },
+                );
+            }
         }
         acked.push(r.report_id);
     }

@@ -18,6 +18,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/enrol", post(device::enrol))
         .route("/api/v1/device/checkin", post(device::check_in))
         .route("/api/v1/device/reports", post(device::reports))
+        .route("/api/v1/device/output", post(device::output))
         .route(
             "/api/v1/artifacts/{name}",
             get(artifacts::download).put(artifacts::upload),
@@ -46,6 +47,10 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/update-batches/{id}", get(batches::show))
         .route("/api/v1/update-history", get(operator::history))
         .route("/api/v1/update-history/{id}", get(operator::history_entry))
+        .route(
+            "/api/v1/update-history/{id}/output/stream",
+            get(operator::output_stream),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -278,6 +278,73 @@ pub async fn history(
     ))
 }
 
+/// Server-Sent Events: the output so far (`event: output`), then each new piece as the device
+/// sends it, then `event: end` with the update's status (`data: installed`, …). Output is
+/// passed through untouched, ANSI colours included.
+pub async fn output_stream(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
+    use crate::live::LiveEvent;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+
+    // Subscribe before reading the store, so nothing falls between the two.
+    let rx = state.live.subscribe(&id);
+    let entry = state
+        .store
+        .history(None, None, Some(&id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(format!("no update {id}")))?;
+    let seen = entry.output.chars().count() as i64;
+    let mut first = Vec::new();
+    if !entry.output.is_empty() {
+        first.push(Event::default().event("output").data(entry.output.clone()));
+    }
+    let done = entry.status != "pending";
+    if done {
+        first.push(Event::default().event("end").data(entry.status.clone()));
+    }
+    struct S {
+        rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+        seen: i64,
+        done: bool,
+    }
+    let head = futures_util::stream::iter(first.into_iter().map(Ok));
+    let tail = futures_util::stream::unfold(S { rx, seen, done }, |mut s| async move {
+        loop {
+            if s.done {
+                return None;
+            }
+            match s.rx.recv().await {
+                Ok(LiveEvent::Chunk { offset, text }) => {
+                    let end = offset + text.chars().count() as i64;
+                    if let Some(rest) = crate::live::unseen(offset, &text, s.seen) {
+                        s.seen = s.seen.max(end);
+                        return Some((Ok(Event::default().event("output").data(rest)), s));
+                    }
+                }
+                Ok(LiveEvent::End { status }) => {
+                    s.done = true;
+                    return Some((Ok(Event::default().event("end").data(status)), s));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow a watcher: skip ahead; the full output is in the history.
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    use futures_util::StreamExt as _;
+    Ok(Sse::new(head.chain(tail)).keep_alive(KeepAlive::default()))
+}
+
 pub async fn history_entry(
     State(state): State<Shared>,
     _op: Operator,

@@ -448,6 +448,7 @@ impl Client {
         item: &str,
         version: Option<semver::Version>,
         json: bool,
+        follow: bool,
     ) -> anyhow::Result<()> {
         let resp = self.send(
             self.http
@@ -460,14 +461,64 @@ impl Client {
             "triggering update",
         )?;
         let e: HistoryView = resp.json()?;
-        if json {
+        if json && !follow {
             return print_json(&e);
         }
-        println!(
+        eprintln!(
             "update {} queued: {} {} on {} (it starts at the host's next check-in)",
             e.id, e.item, e.version, e.hostname
         );
+        if follow {
+            return self.tail(&e.id, true, 3600);
+        }
         Ok(())
+    }
+
+    /// Prints an update's output; with `follow`, from the live stream until the update ends.
+    pub fn tail(&self, id: &str, follow: bool, timeout_secs: u64) -> anyhow::Result<()> {
+        use std::io::{BufRead, Write};
+        let path = format!("api/v1/update-history/{}", path_segment(id));
+        if !follow {
+            let e: HistoryView = self.get(&path, "reading the update")?;
+            print!("{}", e.output);
+            return Ok(());
+        }
+        let url = self.url(&format!("{path}/output/stream"))?;
+        let resp = self.send(
+            self.http
+                .get(url)
+                .timeout(std::time::Duration::from_secs(timeout_secs)),
+            "following the update",
+        )?;
+        let mut event = String::new();
+        let mut data: Vec<String> = Vec::new();
+        let mut out = std::io::stdout();
+        for line in std::io::BufReader::new(resp).lines() {
+            let line = line.context("the stream broke off")?;
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+            } else if line.is_empty() && !data.is_empty() {
+                let text = data.join("\n");
+                data.clear();
+                match event.as_str() {
+                    "end" => {
+                        out.flush()?;
+                        if text == "installed" {
+                            eprintln!("update {id}: installed");
+                            return Ok(());
+                        }
+                        bail!("update {id} ended: {text}");
+                    }
+                    _ => {
+                        write!(out, "{text}")?;
+                        out.flush()?;
+                    }
+                }
+            }
+        }
+        bail!("the stream of update {id} ended before the update did")
     }
 }
 

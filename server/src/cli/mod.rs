@@ -278,6 +278,17 @@ pub enum HistoryCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Print an update's output; with --follow, live until it ends, exiting 0 only if it
+    /// installed.
+    Tail {
+        id: String,
+        #[arg(long)]
+        follow: bool,
+        #[arg(long, default_value_t = 3600)]
+        timeout_secs: u64,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Show one entry with its full output.
     Show {
         id: String,
@@ -373,6 +384,9 @@ pub enum UpdateCommand {
         version: Option<semver::Version>,
         #[arg(long)]
         json: bool,
+        /// Print the install's output live and exit with its outcome.
+        #[arg(long)]
+        follow: bool,
         #[command(flatten)]
         server: ServerArgs,
     },
@@ -410,6 +424,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                 json,
                 server,
             } => client::Client::new(&server)?.history(host.as_deref(), item.as_deref(), json),
+            HistoryCommand::Tail {
+                id,
+                follow,
+                timeout_secs,
+                server,
+            } => client::Client::new(&server)?.tail(&id, follow, timeout_secs),
             HistoryCommand::Show { id, json, server } => {
                 client::Client::new(&server)?.history_show(&id, json)
             }
@@ -521,8 +541,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
                     item,
                     version,
                     json,
+                    follow,
                     server,
                 },
-        } => client::Client::new(&server)?.trigger(&host, &item, version, json),
+        } => client::Client::new(&server)?.trigger(&host, &item, version, json, follow),
     }
 }

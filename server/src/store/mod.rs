@@ -509,6 +509,36 @@ impl Store {
         Ok(id)
     }
 
+    /// Appends live output to a pending update of this host; returns the character offset it
+    /// starts at, or `None` if there is no such pending update.
+    pub async fn append_output(
+        &self,
+        update_id: &str,
+        host_id: &str,
+        text: &str,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let offset: Option<i64> = sqlx::query_scalar(
+            "SELECT length(output) FROM updates WHERE id = ? AND host_id = ? AND status = 'pending'",
+        )
+        .bind(update_id)
+        .bind(host_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(offset) = offset {
+            // Bound what a device can make the server keep before its report replaces it.
+            if offset < 4 * 1024 * 1024 {
+                sqlx::query("UPDATE updates SET output = output || ? WHERE id = ?")
+                    .bind(text)
+                    .bind(update_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(offset)
+    }
+
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
             "SELECT id, item, version FROM updates WHERE host_id = ? AND status = 'pending' ORDER BY created_at",

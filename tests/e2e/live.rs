@@ -1,0 +1,104 @@
+//! Live install output: the agent streams its hooks' output, the server relays it as
+//! Server-Sent Events, and `ferryctl ... --follow` prints it as it comes and exits with the
+//! update's outcome.
+
+use std::process::{Command, Stdio};
+
+use crate::util::{bin, World};
+
+fn ferryctl(w: &World, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin("ferryctl"));
+    cmd.args(args)
+        .env("FERRY_SERVER", w.server.url())
+        .env(
+            "FERRY_TOKEN",
+            format!("@{}", w.server.data_dir.join("operator.token").display()),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[test]
+fn trigger_follow_prints_the_output_live_with_colours_and_exits_with_the_outcome() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let out = w.build(
+        "1.0.0",
+        &src,
+        &[
+            "--post-install",
+            r"for i in 1 2 3; do echo step $i; sleep 0.2; done; printf '\033[31mred\033[0m\n'",
+            "--health-check",
+            "./bin/web",
+        ],
+    );
+    w.publish(&out);
+    w.agent("check").ok();
+    let follower = ferryctl(
+        &w,
+        &[
+            "update", "trigger", "--host", "device-1", "--item", "web", "--follow",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // Let the follower attach, then install.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.agent("once").ok();
+    let done = follower.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for line in [
+        "step 1",
+        "step 2",
+        "step 3",
+        "\u{1b}[31mred\u{1b}[0m",
+        "web 1.0.0",
+        "[health check exited with 0]",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in {text:?}");
+    }
+
+    // The pieces went through the live endpoint while the hooks ran (not only in the report).
+    assert!(
+        w.server.log_text().contains("uri=/api/v1/device/output"),
+        "no live output was posted"
+    );
+
+    // Attaching after the end replays the output and the outcome.
+    let id = w.history()[0]["id"].as_str().unwrap().to_string();
+    let late = ferryctl(&w, &["history", "tail", &id, "--follow"])
+        .output()
+        .unwrap();
+    assert!(late.status.success());
+    assert!(String::from_utf8_lossy(&late.stdout).contains("step 3"));
+}
+
+#[test]
+fn following_a_failing_install_exits_non_zero() {
+    let w = World::new();
+    let src = w.payload("1.0.0", Some("#!/bin/sh\necho 'cannot start'\nexit 4\n"));
+    let out = w.build("1.0.0", &src, &["--health-check", "./bin/web"]);
+    w.publish(&out);
+    w.agent("check").ok();
+    let follower = ferryctl(
+        &w,
+        &[
+            "update", "trigger", "--host", "device-1", "--item", "web", "--follow",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.agent("once").code(1);
+    let done = follower.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&done.stdout).contains("cannot start"));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("rolled_back"));
+}
