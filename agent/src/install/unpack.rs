@@ -108,18 +108,90 @@ pub fn unpack_verified(
     file.seek(SeekFrom::Start(0)).map_err(io_at(artifact))?;
     fs.create_dir_all(dest).map_err(io_at(dest))?;
     let input = io::BufReader::with_capacity(256 * 1024, file);
+    // Decompression runs on its own thread, so it overlaps hashing and writing on a second
+    // core; memory stays bounded by the channel.
     match manifest.artifact.compression {
         Compression::Gzip => unpack_tar(
             fs,
-            flate2::read::GzDecoder::new(input),
+            Pipelined::new(flate2::read::GzDecoder::new(input)),
             &manifest.files,
             dest,
         ),
         Compression::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| UnpackError::Corrupt(format!("zstd: {e}")))?;
-            unpack_tar(fs, decoder, &manifest.files, dest)
+            unpack_tar(fs, Pipelined::new(decoder), &manifest.files, dest)
         }
+    }
+}
+
+/// Chunks in flight between the decompressing thread and the unpacker.
+const PIPELINE_DEPTH: usize = 4;
+/// Size of each chunk.
+const PIPELINE_CHUNK: usize = 256 * 1024;
+
+/// A reader whose source is read on another thread, [`PIPELINE_DEPTH`] chunks ahead.
+pub struct Pipelined {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+    done: bool,
+}
+
+impl Pipelined {
+    pub fn new<R: Read + Send + 'static>(mut source: R) -> Pipelined {
+        let (tx, rx) = std::sync::mpsc::sync_channel(PIPELINE_DEPTH);
+        std::thread::spawn(move || loop {
+            let mut chunk = vec![0u8; PIPELINE_CHUNK];
+            match source.read(&mut chunk) {
+                Ok(0) => {
+                    let _ = tx.send(Ok(Vec::new()));
+                    break;
+                }
+                Ok(n) => {
+                    chunk.truncate(n);
+                    // The unpacker stopped (an error, a refusal): stop decompressing.
+                    if tx.send(Ok(chunk)).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    break;
+                }
+            }
+        });
+        Pipelined {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+            done: false,
+        }
+    }
+}
+
+impl Read for Pipelined {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            if self.done {
+                return Ok(0);
+            }
+            match self.rx.recv() {
+                Ok(Ok(chunk)) if chunk.is_empty() => self.done = true,
+                Ok(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_) => {
+                    return Err(io::Error::other("the decompressing thread stopped"));
+                }
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
     }
 }
 
@@ -405,6 +477,16 @@ mod tests {
                 "something was created beside the staging dir"
             );
         }
+    }
+
+    #[test]
+    fn a_pipelined_reader_returns_exactly_the_source_bytes() {
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        let mut out = Vec::new();
+        Pipelined::new(std::io::Cursor::new(data.clone()))
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
     }
 
     #[test]
