@@ -30,6 +30,7 @@ pub fn facts(agent: &Agent) -> DeviceFacts {
         newest_manifest_at: agent.state.newest_manifest_at.clone(),
         tags: agent.cfg.tags.clone(),
         friendly_name: agent.cfg.friendly_name.clone(),
+        utc_offset_secs: agent.utc_offset_secs,
         installed: agent
             .cfg
             .items
@@ -110,6 +111,8 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let facts = facts(agent);
     let resp: CheckInResponse = agent.api.check_in(&facts, agent.wait_secs)?;
     agent.suggested_poll_secs = resp.poll_interval_secs;
+    agent.campaigns = resp.campaigns.clone();
+    drop_cancelled(agent, &resp.cancelled_jobs)?;
     let mut summary = CheckSummary::default();
     update_trust_root(agent, resp.trust_root_version)?;
 
@@ -254,6 +257,24 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     agent.state.last_check = Some(now_rfc3339());
     agent.dir.save_state(&agent.state)?;
     Ok(summary)
+}
+
+/// A cancelled job that has not started installing is dropped, and not retried.
+fn drop_cancelled(agent: &mut Agent, cancelled: &[String]) -> Result<(), Error> {
+    let mut changed = false;
+    for st in agent.state.items.values_mut() {
+        let Some(p) = &st.pending else { continue };
+        if p.job_id.as_ref().is_some_and(|j| cancelled.contains(j)) {
+            tracing::info!(version = %p.version, job = ?p.job_id, "job cancelled by the server; dropping it");
+            let _ = std::fs::remove_file(agent.dir.manifests().join(&p.envelope));
+            st.pending = None;
+            changed = true;
+        }
+    }
+    if changed {
+        agent.dir.save_state(&agent.state)?;
+    }
+    Ok(())
 }
 
 /// Walks the trust root forward one version at a time to what the server has.

@@ -152,6 +152,12 @@ impl Api {
         Ok((envelope, bytes))
     }
 
+    pub fn accept_campaign(&self, id: &str) -> Result<ferry_manifests::wire::CampaignOffer, Error> {
+        let url = self.url(&format!("api/v1/device/campaigns/{id}/accept"))?;
+        let resp = self.send(&url, self.http.post(url.clone()))?;
+        self.json(&url, resp)
+    }
+
     pub fn send_reports(&self, reports: Vec<Report>) -> Result<ReportAck, Error> {
         let url = self.url("api/v1/device/reports")?;
         let resp = self.send(

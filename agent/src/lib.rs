@@ -48,6 +48,10 @@ pub enum Mode {
     Status,
     /// Restore the previous version of `--item` by hand (and report it).
     Rollback,
+    /// List the campaigns that target this device and need its acceptance, with their ids.
+    CampaignCheck,
+    /// Accept the campaign `--campaign-id`; its update then becomes installable.
+    CampaignAccept,
 }
 
 pub struct Agent {
@@ -67,6 +71,10 @@ pub struct Agent {
     pub wait_secs: u64,
     /// The poll interval the server last suggested.
     pub suggested_poll_secs: Option<u64>,
+    /// This device's offset from UTC, read at start-up (for maintenance windows).
+    pub utc_offset_secs: Option<i32>,
+    /// Campaigns needing this device's acceptance, from the last check-in.
+    pub campaigns: Vec<ferry_manifests::wire::CampaignOffer>,
 }
 
 impl Agent {
@@ -100,6 +108,8 @@ impl Agent {
             stop: Arc::new(AtomicBool::new(false)),
             wait_secs: 0,
             suggested_poll_secs: None,
+            campaigns: Vec::new(),
+            utc_offset_secs: None,
         };
         install::recover(&mut agent)?;
         Ok(agent)
@@ -211,8 +221,48 @@ fn log_check(agent: &Agent, summary: &check::CheckSummary) {
     }
 }
 
-pub fn run_mode(mode: Mode, item: Option<&str>, agent: &mut Agent) -> Result<i32, Error> {
+pub fn run_mode(
+    mode: Mode,
+    item: Option<&str>,
+    campaign_id: Option<&str>,
+    agent: &mut Agent,
+) -> Result<i32, Error> {
     match mode {
+        Mode::CampaignCheck => {
+            check::run(agent)?;
+            if agent.campaigns.is_empty() {
+                println!("no campaigns need this device's acceptance");
+            }
+            for c in &agent.campaigns {
+                println!(
+                    "{}  {}  {} {}  {}",
+                    c.campaign_id,
+                    c.name,
+                    c.item,
+                    c.version,
+                    if c.accepted {
+                        "accepted"
+                    } else {
+                        "needs acceptance"
+                    }
+                );
+            }
+            Ok(exit::OK)
+        }
+        Mode::CampaignAccept => {
+            let Some(id) = campaign_id else {
+                return Err(Error::Usage(
+                    "--running-mode=campaign_accept needs --campaign-id ID".into(),
+                ));
+            };
+            check::ensure_enrolled(agent)?;
+            let offer = agent.api.accept_campaign(id)?;
+            println!(
+                "accepted campaign {} ({} {}); it installs in the next cycle",
+                offer.campaign_id, offer.item, offer.version
+            );
+            Ok(exit::OK)
+        }
         Mode::Rollback => {
             let Some(item) = item else {
                 return Err(Error::Usage(

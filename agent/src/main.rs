@@ -21,15 +21,23 @@ struct Cli {
     /// Path of the agent configuration.
     #[arg(long, short, default_value = DEFAULT_CONFIG, env = "FERRY_AGENT_CONFIG")]
     config: PathBuf,
-    /// What to do: once, full, check, download, install, status, rollback.
+    /// What to do: once, full, check, download, install, status, rollback, campaign_check,
+    /// campaign_accept.
     #[arg(long = "running-mode", value_enum, default_value = "full")]
     running_mode: Mode,
     /// The item for `--running-mode=rollback`.
     #[arg(long)]
     item: Option<String>,
+    /// The campaign for `--running-mode=campaign_accept`.
+    #[arg(long = "campaign-id")]
+    campaign_id: Option<String>,
 }
 
 fn main() {
+    // The local offset can only be read safely while the process has a single thread.
+    let utc_offset = time::UtcOffset::current_local_offset()
+        .ok()
+        .map(|o| o.whole_seconds());
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -40,10 +48,10 @@ fn main() {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
-    std::process::exit(run(cli));
+    std::process::exit(run(cli, utc_offset));
 }
 
-fn run(cli: Cli) -> i32 {
+fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
@@ -60,7 +68,13 @@ fn run(cli: Cli) -> i32 {
     let progress = std::io::stderr().is_terminal();
     let result = Agent::open(cfg, progress).and_then(|mut agent| {
         agent.stop = Arc::clone(&stop);
-        run_mode(cli.running_mode, cli.item.as_deref(), &mut agent)
+        agent.utc_offset_secs = utc_offset;
+        run_mode(
+            cli.running_mode,
+            cli.item.as_deref(),
+            cli.campaign_id.as_deref(),
+            &mut agent,
+        )
     });
     match result {
         Ok(code) => code,

@@ -32,6 +32,9 @@ pub struct DeviceFacts {
     /// A friendly name from the device's config; an operator's name replaces it.
     #[serde(default)]
     pub friendly_name: Option<String>,
+    /// The device's offset from UTC, for maintenance windows in its local time.
+    #[serde(default)]
+    pub utc_offset_secs: Option<i32>,
     pub installed: Vec<InstalledItem>,
 }
 
@@ -140,6 +143,86 @@ pub struct BatchView {
     pub entries: Vec<BatchEntryView>,
 }
 
+/// Which hosts a campaign targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "values", rename_all = "snake_case")]
+pub enum CampaignTarget {
+    All,
+    /// Hosts with any of these tags.
+    Tags(Vec<String>),
+    /// These hosts (ids or hostnames in a request; ids once stored).
+    Hosts(Vec<String>),
+}
+
+/// `POST /api/v1/campaigns`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub item: String,
+    pub version: semver::Version,
+    pub target: CampaignTarget,
+    #[serde(default)]
+    pub require_acceptance: bool,
+    /// Waves as cumulative shares or counts, e.g. `10%,50%,100%` (default: one wave).
+    #[serde(default)]
+    pub waves: Option<String>,
+    /// Share of a wave that must install before the next starts (default 0.5).
+    #[serde(default)]
+    pub success_threshold: Option<f64>,
+    /// Share of finished installs that may fail before the campaign pauses (default 0.5).
+    #[serde(default)]
+    pub max_failure_rate: Option<f64>,
+    /// Daily window in the device's local time, e.g. `02:00-04:00`.
+    #[serde(default)]
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignMemberView {
+    pub host_id: String,
+    pub hostname: String,
+    pub wave: usize,
+    pub accepted: bool,
+    /// waiting (its wave has not started), awaiting_acceptance, outside_window, pending,
+    /// installed, failed, rolled_back, refused, cancelled
+    pub status: String,
+    pub update_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignView {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub target: CampaignTarget,
+    pub require_acceptance: bool,
+    pub waves: usize,
+    pub success_threshold: f64,
+    pub max_failure_rate: f64,
+    pub window: Option<String>,
+    /// running, paused, cancelled
+    pub status: String,
+    pub status_reason: String,
+    /// Waves up to this one (0-based) may install.
+    pub open_wave: usize,
+    pub failure_share: f64,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub members: Vec<CampaignMemberView>,
+    pub created_at: String,
+}
+
+/// A campaign offered to a device that must accept it (`--running-mode=campaign_check`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CampaignOffer {
+    pub campaign_id: String,
+    pub name: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub accepted: bool,
+}
+
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolRequest {
@@ -198,6 +281,12 @@ pub struct CheckInResponse {
     /// The poll interval the server suggests; the device keeps it within its own bounds.
     #[serde(default)]
     pub poll_interval_secs: Option<u64>,
+    /// Campaigns that target this device and need its acceptance.
+    #[serde(default)]
+    pub campaigns: Vec<CampaignOffer>,
+    /// Jobs cancelled since they were handed out; the device drops them.
+    #[serde(default)]
+    pub cancelled_jobs: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

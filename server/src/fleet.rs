@@ -50,6 +50,11 @@ pub fn effective_labels(
     )
 }
 
+/// The wire timestamp of `days` days ago.
+pub fn days_ago(days: i64) -> String {
+    ferry_manifests::wire::timestamp(OffsetDateTime::now_utc() - time::Duration::days(days))
+}
+
 /// The newest release of `item`.
 pub fn newest<'a>(releases: &'a [ReleaseView], item: &str) -> Option<&'a ReleaseView> {
     releases

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod batch;
+pub mod campaign;
 pub mod cli;
 pub mod config;
 pub mod error;

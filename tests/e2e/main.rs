@@ -4,6 +4,7 @@
 
 mod agent_cli;
 mod batches;
+mod campaigns;
 mod crash;
 mod fleet;
 mod hostile;

@@ -94,6 +94,15 @@ pub async fn check_in(
     validate_facts(&req.facts)?;
     let host = host_row(host_id.clone(), &req.facts, String::from("-"));
     state.store.update_host(&host, &req.facts.installed).await?;
+    if let Some(offset) = req.facts.utc_offset_secs {
+        state.store.set_utc_offset(&host_id, offset).await?;
+    }
+    // Campaign membership is decided here, when the host checks in, never by scanning the
+    // fleet on a timer. The effective tags count (the operator's win).
+    let tags = state.store.host_tags(&host_id).await?;
+    let campaigns =
+        crate::api::campaigns::on_check_in(&state, &host_id, &tags, &req.facts.installed).await?;
+    let cancelled_jobs = state.store.cancelled_updates(&host_id).await?;
     let mut jobs = pending_jobs(&state, &host_id).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     if jobs.is_empty() && wait > 0 {
@@ -116,6 +125,8 @@ pub async fn check_in(
         acked_reports: vec![],
         trust_root_version,
         poll_interval_secs: state.config.poll_interval_secs,
+        campaigns,
+        cancelled_jobs,
     }))
 }
 
@@ -207,6 +218,7 @@ pub async fn reports(
         if new {
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
             if let Some(job) = &r.job_id {
+                crate::api::campaigns::on_report(&state, job).await?;
                 state.live.publish(
                     job,
                     crate::live::LiveEvent::End {

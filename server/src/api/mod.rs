@@ -2,6 +2,7 @@
 
 pub mod artifacts;
 pub mod batches;
+pub mod campaigns;
 pub mod device;
 pub mod operator;
 pub mod roots;
@@ -45,6 +46,16 @@ pub fn router(state: Shared) -> Router {
             get(batches::list).post(batches::create),
         )
         .route("/api/v1/update-batches/{id}", get(batches::show))
+        .route(
+            "/api/v1/campaigns",
+            get(campaigns::list).post(campaigns::create),
+        )
+        .route("/api/v1/campaigns/{id}", get(campaigns::show))
+        .route("/api/v1/campaigns/{id}/{action}", post(campaigns::action))
+        .route(
+            "/api/v1/device/campaigns/{id}/accept",
+            post(campaigns::accept),
+        )
         .route("/api/v1/update-history", get(operator::history))
         .route("/api/v1/update-history/{id}", get(operator::history_entry))
         .route(

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _};
 use ferry_manifests::wire::{
-    ApiError, BatchView, HistoryView, HostView, ReleaseView, TriggerRequest,
+    ApiError, BatchView, CampaignView, HistoryView, HostView, ReleaseView, TriggerRequest,
 };
 use ferry_manifests::{Envelope, Manifest};
 use reqwest::blocking::{RequestBuilder, Response};
@@ -229,6 +229,80 @@ impl Client {
             "asked {} host(s) to check in; those long-polling answer at once, the others at their next poll",
             answer.hosts
         );
+        Ok(())
+    }
+
+    pub fn campaign_create(
+        &self,
+        req: &ferry_manifests::wire::CampaignRequest,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http.post(self.url("api/v1/campaigns")?).json(req),
+            "creating the campaign",
+        )?;
+        let c: CampaignView = resp.json()?;
+        if json {
+            return print_json(&c);
+        }
+        print_campaign(&c);
+        Ok(())
+    }
+
+    pub fn campaigns(&self, status: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/campaigns")?;
+        if let Some(s) = status {
+            url.query_pairs_mut().append_pair("status", s);
+        }
+        let list: Vec<CampaignView> = self.send(self.http.get(url), "listing campaigns")?.json()?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.clone(),
+                    c.name.clone(),
+                    format!("{} {}", c.item, c.version),
+                    c.status.clone(),
+                    format!("{}/{}", c.open_wave + 1, c.waves),
+                    c.counts
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["ID", "NAME", "RELEASE", "STATUS", "WAVE", "HOSTS"], &rows)
+        );
+        Ok(())
+    }
+
+    /// Shows a campaign, after pausing, resuming or cancelling it when `action` says so.
+    pub fn campaign_action(
+        &self,
+        id: &str,
+        action: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let path = format!("api/v1/campaigns/{}", path_segment(id));
+        let c: CampaignView = match action {
+            Some(a) => self
+                .send(
+                    self.http.post(self.url(&format!("{path}/{a}"))?),
+                    &format!("{a} campaign"),
+                )?
+                .json()?,
+            None => self.get(&path, "showing the campaign")?,
+        };
+        if json {
+            return print_json(&c);
+        }
+        print_campaign(&c);
         Ok(())
     }
 
@@ -520,6 +594,51 @@ impl Client {
         }
         bail!("the stream of update {id} ended before the update did")
     }
+}
+
+fn print_campaign(c: &CampaignView) {
+    println!(
+        "campaign {} \"{}\": {} {}, {}{}",
+        c.id,
+        c.name,
+        c.item,
+        c.version,
+        c.status,
+        if c.status_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.status_reason)
+        }
+    );
+    println!(
+        "wave {} of {} open; failures {:.0}% (pause above {:.0}%); window {}; acceptance {}",
+        c.open_wave + 1,
+        c.waves,
+        c.failure_share * 100.0,
+        c.max_failure_rate * 100.0,
+        c.window.as_deref().unwrap_or("any time"),
+        if c.require_acceptance {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let rows = c
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.hostname.clone(),
+                (m.wave + 1).to_string(),
+                m.status.clone(),
+                m.update_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print!(
+        "{}",
+        table::render(&["HOST", "WAVE", "STATUS", "UPDATE"], &rows)
+    );
 }
 
 fn print_batch(b: &BatchView) {

@@ -71,6 +71,11 @@ pub enum Command {
         #[command(subcommand)]
         command: UpdateCommand,
     },
+    /// Campaigns: fleet rollouts with targeting, acceptance, waves and thresholds.
+    Campaigns {
+        #[command(subcommand)]
+        command: CampaignsCommand,
+    },
     /// Update batches: list, show, follow.
     #[command(name = "update-batches")]
     UpdateBatches {
@@ -299,6 +304,88 @@ pub enum HistoryCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum CampaignsCommand {
+    /// Create a campaign for one release.
+    Create {
+        #[arg(long)]
+        item: String,
+        #[arg(long)]
+        version: semver::Version,
+        /// Every host that has the item (now or later).
+        #[arg(long, group = "target")]
+        all: bool,
+        /// Hosts with any of these tags (comma-separated).
+        #[arg(long = "tag", value_delimiter = ',', group = "target")]
+        tags: Vec<String>,
+        /// These hosts, ids or hostnames (comma-separated).
+        #[arg(long = "host", value_delimiter = ',', group = "target")]
+        hosts: Vec<String>,
+        /// Devices must accept it (`ferry-agent --running-mode=campaign_accept`).
+        #[arg(long)]
+        require_acceptance: bool,
+        /// Waves as cumulative shares or counts, e.g. 10%,50%,100%.
+        #[arg(long)]
+        waves: Option<String>,
+        /// Share of finished installs that may fail before the campaign pauses (default 0.5).
+        #[arg(long)]
+        max_failure_rate: Option<f64>,
+        /// Share of a wave that must install before the next starts (default 0.5).
+        #[arg(long)]
+        success_threshold: Option<f64>,
+        /// Daily install window in the device's local time, e.g. 02:00-04:00.
+        #[arg(long)]
+        window: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List campaigns.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show a campaign's progress per host and in total.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop dispatching new installs.
+    Pause {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Dispatch again.
+    Resume {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Stop for good: pending installs are cancelled and devices drop them.
+    Cancel {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
 #[derive(Args, Clone)]
 pub struct FollowArgs {
     /// Print progress until the batch finishes; exit 0 if every install succeeded.
@@ -432,6 +519,65 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             } => client::Client::new(&server)?.tail(&id, follow, timeout_secs),
             HistoryCommand::Show { id, json, server } => {
                 client::Client::new(&server)?.history_show(&id, json)
+            }
+        },
+        Command::Campaigns { command } => match command {
+            CampaignsCommand::Create {
+                item,
+                version,
+                all,
+                tags,
+                hosts,
+                require_acceptance,
+                waves,
+                max_failure_rate,
+                success_threshold,
+                window,
+                name,
+                json,
+                server,
+            } => {
+                use ferry_manifests::wire::CampaignTarget;
+                let target = if all {
+                    CampaignTarget::All
+                } else if !tags.is_empty() {
+                    CampaignTarget::Tags(tags)
+                } else if !hosts.is_empty() {
+                    CampaignTarget::Hosts(hosts)
+                } else {
+                    anyhow::bail!("say which hosts: --all, --tag T,... or --host H,...");
+                };
+                client::Client::new(&server)?.campaign_create(
+                    &ferry_manifests::wire::CampaignRequest {
+                        name,
+                        item,
+                        version,
+                        target,
+                        require_acceptance,
+                        waves,
+                        success_threshold,
+                        max_failure_rate,
+                        window,
+                    },
+                    json,
+                )
+            }
+            CampaignsCommand::List {
+                status,
+                json,
+                server,
+            } => client::Client::new(&server)?.campaigns(status.as_deref(), json),
+            CampaignsCommand::Show { id, json, server } => {
+                client::Client::new(&server)?.campaign_action(&id, None, json)
+            }
+            CampaignsCommand::Pause { id, json, server } => {
+                client::Client::new(&server)?.campaign_action(&id, Some("pause"), json)
+            }
+            CampaignsCommand::Resume { id, json, server } => {
+                client::Client::new(&server)?.campaign_action(&id, Some("resume"), json)
+            }
+            CampaignsCommand::Cancel { id, json, server } => {
+                client::Client::new(&server)?.campaign_action(&id, Some("cancel"), json)
             }
         },
         Command::UpdateBatches { command } => match command {

@@ -5,8 +5,10 @@
 use std::path::Path;
 
 mod batches;
+mod campaigns;
 
 pub use batches::{BatchRow, EntryRow};
+pub use campaigns::{CampaignRow, MemberRow};
 
 use ferry_manifests::wire::{HistoryView, InstalledItem, ReleaseView};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -19,6 +21,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../../migrations/0003_trust_roots.sql")),
     (4, include_str!("../../migrations/0004_host_labels.sql")),
     (5, include_str!("../../migrations/0005_batches.sql")),
+    (6, include_str!("../../migrations/0006_campaigns.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +297,20 @@ impl Store {
             out.push((host, items));
         }
         Ok(out)
+    }
+
+    /// A host's effective tags (the operator's if set, else the device's).
+    pub async fn host_tags(&self, host_id: &str) -> Result<Vec<String>> {
+        let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = ?")
+            .bind(host_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(Vec::new()) };
+        let operator: Option<String> = r.try_get("operator_tags")?;
+        Ok(split_tags(&match operator {
+            Some(t) => t,
+            None => r.try_get("device_tags")?,
+        }))
     }
 
     /// Hosts that report having `item` (installed or not yet).

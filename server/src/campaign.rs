@@ -1,0 +1,277 @@
+//! Campaigns (fleet rollouts) as plain code over data: targeting, waves, the success and
+//! failure thresholds, and maintenance windows. `api::campaigns` stores campaigns and calls
+//! these when a host checks in or a report arrives.
+
+use serde::{Deserialize, Serialize};
+
+/// Which hosts a campaign is for. Campaigns are dynamic: a host that enrols or gains a
+/// matching tag later joins at its next check-in.
+pub use ferry_manifests::wire::CampaignTarget as Target;
+
+/// Whether a host is targeted.
+pub fn matches(target: &Target, host_id: &str, tags: &[String]) -> bool {
+    match target {
+        Target::All => true,
+        Target::Tags(wanted) => wanted.iter().any(|t| tags.contains(t)),
+        Target::Hosts(ids) => ids.iter().any(|h| h == host_id),
+    }
+}
+
+/// The end of a wave: a share of the members, or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WaveSize {
+    Percent(f64),
+    Count(u64),
+}
+
+/// Parses `10%,50%,100%` or `5,50,100%`. The last wave always takes everyone.
+pub fn parse_waves(text: &str) -> Result<Vec<WaveSize>, String> {
+    let mut waves = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let wave = if let Some(p) = part.strip_suffix('%') {
+            let v: f64 = p
+                .parse()
+                .map_err(|_| format!("wave {part:?} is not a percentage"))?;
+            if !(v > 0.0 && v <= 100.0) {
+                return Err(format!("wave {part:?} must be between 0% and 100%"));
+            }
+            WaveSize::Percent(v)
+        } else {
+            let v: u64 = part
+                .parse()
+                .map_err(|_| format!("wave {part:?} is neither a count nor a percentage"))?;
+            if v == 0 {
+                return Err("a wave of 0 hosts never starts".into());
+            }
+            WaveSize::Count(v)
+        };
+        waves.push(wave);
+    }
+    if waves.len() > 20 {
+        return Err("at most 20 waves".into());
+    }
+    if waves.last() != Some(&WaveSize::Percent(100.0)) {
+        waves.push(WaveSize::Percent(100.0));
+    }
+    Ok(waves)
+}
+
+/// How many of `members` hosts the waves up to and including `wave` cover.
+fn cutoff(waves: &[WaveSize], wave: usize, members: u64) -> u64 {
+    let end = match waves.get(wave) {
+        Some(WaveSize::Percent(p)) => ((members as f64) * p / 100.0).ceil() as u64,
+        Some(WaveSize::Count(c)) => *c,
+        None => members,
+    };
+    end.min(members)
+}
+
+/// The wave of the host that joins as member number `index` (0-based) of `members`.
+pub fn wave_for(waves: &[WaveSize], index: u64, members: u64) -> usize {
+    (0..waves.len())
+        .find(|&w| index < cutoff(waves, w, members.max(index + 1)))
+        .unwrap_or(waves.len().saturating_sub(1))
+}
+
+/// One member's state for the rollout decisions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub wave: usize,
+    /// `None` until dispatched; then the update status (`pending`, `installed`, …).
+    pub status: Option<String>,
+}
+
+fn is_failure(status: &str) -> bool {
+    matches!(status, "failed" | "rolled_back" | "refused")
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Members in waves up to this one may be dispatched.
+    pub open_wave: usize,
+    /// The failure share passed the threshold: the campaign pauses itself.
+    pub pause: bool,
+    pub failure_share: f64,
+}
+
+/// Opens wave k when the share of wave k-1's members that installed reaches
+/// `success_threshold`; pauses when the share of finished installs that failed exceeds
+/// `max_failure_rate`. hawkBit's defaults are 0.5 and 0.5.
+pub fn decide(
+    members: &[Member],
+    waves: usize,
+    success_threshold: f64,
+    max_failure_rate: f64,
+) -> Decision {
+    let finished: Vec<&str> = members
+        .iter()
+        .filter_map(|m| m.status.as_deref())
+        .filter(|s| *s != "pending")
+        .collect();
+    let failures = finished.iter().filter(|s| is_failure(s)).count();
+    let failure_share = if finished.is_empty() {
+        0.0
+    } else {
+        failures as f64 / finished.len() as f64
+    };
+    let mut open_wave = 0;
+    while open_wave + 1 < waves {
+        let in_wave: Vec<&Member> = members.iter().filter(|m| m.wave == open_wave).collect();
+        if in_wave.is_empty() {
+            // An empty wave (few members so far) does not hold the next one back.
+            open_wave += 1;
+            continue;
+        }
+        let installed = in_wave
+            .iter()
+            .filter(|m| m.status.as_deref() == Some("installed"))
+            .count();
+        if (installed as f64) / (in_wave.len() as f64) >= success_threshold {
+            open_wave += 1;
+        } else {
+            break;
+        }
+    }
+    Decision {
+        open_wave,
+        pause: failure_share > max_failure_rate,
+        failure_share,
+    }
+}
+
+/// A daily window, in the device's local time, during which installs may start. Windows may
+/// wrap midnight (`22:00-04:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub start_min: u32,
+    pub end_min: u32,
+}
+
+pub fn parse_window(text: &str) -> Result<Window, String> {
+    let parse = |t: &str| -> Result<u32, String> {
+        let (h, m) = t
+            .split_once(':')
+            .ok_or_else(|| format!("{t:?} is not HH:MM"))?;
+        let (h, m): (u32, u32) = (
+            h.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
+            m.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
+        );
+        if h > 23 || m > 59 {
+            return Err(format!("{t:?} is not a time of day"));
+        }
+        Ok(h * 60 + m)
+    };
+    let (a, b) = text
+        .split_once('-')
+        .ok_or_else(|| format!("window {text:?} must look like 02:00-04:00"))?;
+    let w = Window {
+        start_min: parse(a.trim())?,
+        end_min: parse(b.trim())?,
+    };
+    if w.start_min == w.end_min {
+        return Err("an empty window never opens".into());
+    }
+    Ok(w)
+}
+
+impl Window {
+    /// Whether `utc_minute` (minute of the day in UTC) plus the device's UTC offset falls in
+    /// the window.
+    pub fn contains(&self, utc_minute: u32, offset_secs: i32) -> bool {
+        let local = (utc_minute as i64 + (offset_secs as i64) / 60).rem_euclid(1440) as u32;
+        if self.start_min < self.end_min {
+            (self.start_min..self.end_min).contains(&local)
+        } else {
+            local >= self.start_min || local < self.end_min
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(wave: usize, status: Option<&str>) -> Member {
+        Member {
+            wave,
+            status: status.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn targets_match_tags_hosts_or_all() {
+        let tags = vec!["eu".to_string(), "kiosk".to_string()];
+        assert!(matches(&Target::All, "h", &[]));
+        assert!(matches(&Target::Tags(vec!["kiosk".into()]), "h", &tags));
+        assert!(!matches(&Target::Tags(vec!["us".into()]), "h", &tags));
+        assert!(matches(&Target::Hosts(vec!["h".into()]), "h", &[]));
+        assert!(!matches(&Target::Hosts(vec!["x".into()]), "h", &[]));
+    }
+
+    #[test]
+    fn waves_parse_and_cover_everyone() {
+        assert_eq!(
+            parse_waves("10%,50%").unwrap(),
+            vec![
+                WaveSize::Percent(10.0),
+                WaveSize::Percent(50.0),
+                WaveSize::Percent(100.0)
+            ]
+        );
+        assert_eq!(parse_waves("2").unwrap().len(), 2);
+        assert!(parse_waves("0%").is_err());
+        assert!(parse_waves("ten").is_err());
+        let waves = parse_waves("10%,50%,100%").unwrap();
+        // Of 10 members: 1 in wave 0, 4 in wave 1, 5 in wave 2.
+        let placed: Vec<usize> = (0..10).map(|i| wave_for(&waves, i, 10)).collect();
+        assert_eq!(placed, vec![0, 1, 1, 1, 1, 2, 2, 2, 2, 2]);
+        let counts = parse_waves("1,3").unwrap();
+        let placed: Vec<usize> = (0..5).map(|i| wave_for(&counts, i, 5)).collect();
+        assert_eq!(placed, vec![0, 1, 1, 2, 2]);
+    }
+
+    #[test]
+    fn a_wave_opens_when_the_previous_one_succeeded_enough() {
+        let members = vec![m(0, Some("installed")), m(1, None), m(2, None)];
+        assert_eq!(decide(&members, 3, 0.5, 0.5).open_wave, 1);
+        let members = vec![
+            m(0, Some("installed")),
+            m(1, Some("installed")),
+            m(1, Some("pending")),
+            m(2, None),
+        ];
+        assert_eq!(decide(&members, 3, 0.5, 0.5).open_wave, 2);
+        assert_eq!(decide(&members, 3, 0.9, 0.5).open_wave, 1);
+        let pending = vec![m(0, Some("pending")), m(1, None)];
+        assert_eq!(decide(&pending, 2, 0.5, 0.5).open_wave, 0);
+    }
+
+    #[test]
+    fn too_many_failures_pause_the_campaign() {
+        let members = vec![
+            m(0, Some("rolled_back")),
+            m(0, Some("installed")),
+            m(0, Some("failed")),
+        ];
+        let d = decide(&members, 2, 0.5, 0.5);
+        assert!(d.pause);
+        assert!((d.failure_share - 2.0 / 3.0).abs() < 1e-9);
+        assert!(!decide(&members, 2, 0.5, 0.7).pause);
+    }
+
+    #[test]
+    fn windows_use_the_devices_local_time_and_may_wrap_midnight() {
+        let w = parse_window("02:00-04:00").unwrap();
+        assert!(w.contains(3 * 60, 0));
+        assert!(!w.contains(5 * 60, 0));
+        // 01:30 UTC is 03:30 at UTC+2.
+        assert!(w.contains(90, 2 * 3600));
+        let night = parse_window("22:00-04:00").unwrap();
+        assert!(night.contains(23 * 60, 0));
+        assert!(night.contains(60, 0));
+        assert!(!night.contains(12 * 60, 0));
+        assert!(parse_window("25:00-01:00").is_err());
+        assert!(parse_window("0200").is_err());
+    }
+}

@@ -1,0 +1,248 @@
+//! Campaign persistence.
+
+use sqlx::Row;
+
+use super::{Result, Store, StoreError};
+use crate::campaign::{Target, WaveSize, Window};
+
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub target: Target,
+    pub require_acceptance: bool,
+    pub waves: Vec<WaveSize>,
+    pub success_threshold: f64,
+    pub max_failure_rate: f64,
+    pub window: Option<Window>,
+    pub status: String,
+    pub status_reason: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub host_id: String,
+    pub hostname: String,
+    pub seq: i64,
+    pub wave: usize,
+    pub accepted: bool,
+    pub update_id: Option<String>,
+    pub update_status: Option<String>,
+    /// The host's installed version of the campaign's item.
+    pub installed: Option<String>,
+    pub utc_offset_secs: i32,
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<CampaignRow> {
+    let window: Option<String> = r.try_get("window")?;
+    Ok(CampaignRow {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        item: r.try_get("item")?,
+        version: r
+            .try_get::<String, _>("version")?
+            .parse()
+            .map_err(corrupt)?,
+        target: serde_json::from_str(&r.try_get::<String, _>("target")?).map_err(corrupt)?,
+        require_acceptance: r.try_get::<i64, _>("require_acceptance")? != 0,
+        waves: serde_json::from_str(&r.try_get::<String, _>("waves")?).map_err(corrupt)?,
+        success_threshold: r.try_get("success_threshold")?,
+        max_failure_rate: r.try_get("max_failure_rate")?,
+        window: window
+            .map(|w| serde_json::from_str(&w))
+            .transpose()
+            .map_err(corrupt)?,
+        status: r.try_get("status")?,
+        status_reason: r.try_get("status_reason")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Store {
+    pub async fn create_campaign(&self, c: &CampaignRow) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
+                max_failure_rate, window, status, status_reason, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&c.id)
+        .bind(&c.name)
+        .bind(&c.item)
+        .bind(c.version.to_string())
+        .bind(serde_json::to_string(&c.target).map_err(corrupt)?)
+        .bind(c.require_acceptance as i64)
+        .bind(serde_json::to_string(&c.waves).map_err(corrupt)?)
+        .bind(c.success_threshold)
+        .bind(c.max_failure_rate)
+        .bind(c.window.map(|w| serde_json::to_string(&w)).transpose().map_err(corrupt)?)
+        .bind(&c.status)
+        .bind(&c.status_reason)
+        .bind(&c.created_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
+        let rows = sqlx::query(
+            "SELECT id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at FROM campaigns ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(campaign_from).collect()
+    }
+
+    pub async fn campaign(&self, id: &str) -> Result<Option<CampaignRow>> {
+        let row = sqlx::query(
+            "SELECT id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at FROM campaigns WHERE id = ?",
+        )
+        .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(campaign_from).transpose()
+    }
+
+    pub async fn set_campaign_status(&self, id: &str, status: &str, reason: &str) -> Result<()> {
+        sqlx::query("UPDATE campaigns SET status = ?, status_reason = ? WHERE id = ?")
+            .bind(status)
+            .bind(reason)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.
+    pub async fn cancel_campaign_updates(&self, id: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE updates SET status = 'cancelled', message = 'campaign cancelled', finished_at = ?
+             WHERE status = 'pending' AND id IN (SELECT update_id FROM campaign_members WHERE campaign_id = ?)",
+        )
+        .bind(crate::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn members(&self, campaign_id: &str) -> Result<Vec<MemberRow>> {
+        let rows = sqlx::query(
+            "SELECT m.host_id, h.hostname, m.seq, m.wave, m.accepted_at, m.update_id, u.status AS update_status,
+                    i.version AS installed, h.utc_offset_secs
+             FROM campaign_members m
+             JOIN campaigns c ON c.id = m.campaign_id
+             JOIN hosts h ON h.id = m.host_id
+             LEFT JOIN updates u ON u.id = m.update_id
+             LEFT JOIN installed i ON i.host_id = m.host_id AND i.item = c.item
+             WHERE m.campaign_id = ? ORDER BY m.seq",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(MemberRow {
+                    host_id: r.try_get("host_id")?,
+                    hostname: r.try_get("hostname")?,
+                    seq: r.try_get("seq")?,
+                    wave: r.try_get::<i64, _>("wave")? as usize,
+                    accepted: r.try_get::<Option<String>, _>("accepted_at")?.is_some(),
+                    update_id: r.try_get("update_id")?,
+                    update_status: r.try_get("update_status")?,
+                    installed: r.try_get("installed")?,
+                    utc_offset_secs: r.try_get::<i64, _>("utc_offset_secs")? as i32,
+                })
+            })
+            .collect()
+    }
+
+    /// Adds a member; returns false if it already was one.
+    pub async fn add_member(
+        &self,
+        campaign_id: &str,
+        host_id: &str,
+        seq: i64,
+        wave: usize,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO campaign_members (campaign_id, host_id, seq, wave, joined_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (campaign_id, host_id) DO NOTHING",
+        )
+        .bind(campaign_id)
+        .bind(host_id)
+        .bind(seq)
+        .bind(wave as i64)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn set_member_update(
+        &self,
+        campaign_id: &str,
+        host_id: &str,
+        update_id: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE campaign_members SET update_id = ? WHERE campaign_id = ? AND host_id = ?",
+        )
+        .bind(update_id)
+        .bind(campaign_id)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the device's acceptance; false if it is not a member.
+    pub async fn accept(&self, campaign_id: &str, host_id: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE campaign_members SET accepted_at = COALESCE(accepted_at, ?) WHERE campaign_id = ? AND host_id = ?",
+        )
+        .bind(crate::now())
+        .bind(campaign_id)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Campaigns an update belongs to.
+    pub async fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT campaign_id FROM campaign_members WHERE update_id = ?")
+                .bind(update_id)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Pending update ids of this host that were cancelled, for the device to drop.
+    pub async fn cancelled_updates(&self, host_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM updates WHERE host_id = ? AND status = 'cancelled' AND finished_at > ?",
+        )
+        .bind(host_id)
+        // Only recent cancellations: a device that was offline longer re-verifies anyway.
+        .bind(crate::fleet::days_ago(7))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_utc_offset(&self, host_id: &str, offset: i32) -> Result<()> {
+        sqlx::query("UPDATE hosts SET utc_offset_secs = ? WHERE id = ?")
+            .bind(offset as i64)
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
