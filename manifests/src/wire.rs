@@ -223,6 +223,27 @@ pub struct CampaignOffer {
     pub accepted: bool,
 }
 
+/// `POST /api/v1/tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub name: String,
+    /// `operator` (default) or `enrol`.
+    #[serde(default)]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// Only in the answer to its creation: the token itself, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolRequest {

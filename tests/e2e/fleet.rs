@@ -56,3 +56,64 @@ fn a_removed_host_is_gone_and_its_credential_stops_working() {
     assert_eq!(unknown.code, Some(1));
     assert!(unknown.stderr.contains("no host"), "{unknown}");
 }
+
+#[test]
+fn operator_tokens_are_created_listed_and_revoked() {
+    let w = World::new();
+    let created = w.ctl_json(&["tokens", "create", "--name", "ci"]);
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("fop_"));
+    let id = created["id"].as_str().unwrap().to_string();
+
+    // The new token works.
+    let mut cmd = std::process::Command::new(crate::util::bin("ferryctl"));
+    cmd.args(["hosts", "list", "--json"])
+        .env("FERRY_SERVER", w.server.url())
+        .env("FERRY_TOKEN", &token);
+    assert!(cmd.output().unwrap().status.success());
+
+    let listed = w.ctl_json(&["tokens", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t.get("token").is_none()),
+        "a token was listed"
+    );
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        3,
+        "initial operator, initial enrol, ci"
+    );
+
+    w.ctl(&["tokens", "revoke", &id]).ok();
+    let refused = cmd.output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+
+    // The last operator token cannot be revoked (that would lock every operator out).
+    let first = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["kind"] == "operator" && t["name"] == "initial")
+        .unwrap();
+    let last = w.ctl(&["tokens", "revoke", first["id"].as_str().unwrap()]);
+    assert_eq!(last.code, Some(1), "{last}");
+    assert!(last.stderr.contains("last operator token"), "{last}");
+
+    // A new enrolment token enrols devices; the database never holds a token in clear.
+    let enrol = w.ctl_json(&["tokens", "create", "--name", "batch-2", "--kind", "enrol"]);
+    assert!(enrol["token"].as_str().unwrap().starts_with("fen_"));
+    let db = std::fs::read(w.server.data_dir.join("ferry.db")).unwrap_or_default();
+    let wal = std::fs::read(w.server.data_dir.join("ferry.db-wal")).unwrap_or_default();
+    for secret in [&token, enrol["token"].as_str().unwrap()] {
+        let needle = secret.as_bytes();
+        assert!(
+            !db.windows(needle.len()).any(|w| w == needle)
+                && !wal.windows(needle.len()).any(|w| w == needle),
+            "a token is stored in clear"
+        );
+    }
+}

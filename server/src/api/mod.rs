@@ -6,6 +6,7 @@ pub mod campaigns;
 pub mod device;
 pub mod operator;
 pub mod roots;
+pub mod tokens;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -32,6 +33,8 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/releases/{item}/{version}/manifest",
             get(operator::manifest),
         )
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/trust-roots", post(roots::publish))
         .route("/api/v1/trust-roots/{version}", get(roots::get))
         .route("/api/v1/hosts", get(operator::list_hosts))

@@ -232,6 +232,60 @@ impl Client {
         Ok(())
     }
 
+    pub fn token_create(&self, name: &str, kind: &str, json: bool) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/tokens")?)
+                .json(&ferry_manifests::wire::TokenRequest {
+                    name: name.to_string(),
+                    kind: Some(kind.to_string()),
+                }),
+            "creating the token",
+        )?;
+        let t: ferry_manifests::wire::TokenView = resp.json()?;
+        if json {
+            return print_json(&t);
+        }
+        println!("{}", t.token.as_deref().unwrap_or_default());
+        eprintln!(
+            "{} token {} ({}) created; it is shown only now",
+            t.kind, t.id, t.name
+        );
+        Ok(())
+    }
+
+    pub fn tokens(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::TokenView> =
+            self.get("api/v1/tokens", "listing tokens")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|t| {
+                vec![
+                    t.id.clone(),
+                    t.kind.clone(),
+                    t.name.clone(),
+                    t.created_at.clone(),
+                    t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["ID", "KIND", "NAME", "CREATED", "REVOKED"], &rows)
+        );
+        Ok(())
+    }
+
+    pub fn token_revoke(&self, id: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/tokens/{}", path_segment(id)))?;
+        self.send(self.http.delete(url), "revoking the token")?;
+        println!("revoked {id}");
+        Ok(())
+    }
+
     pub fn campaign_create(
         &self,
         req: &ferry_manifests::wire::CampaignRequest,

@@ -76,6 +76,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CampaignsCommand,
     },
+    /// Operator and enrolment tokens.
+    Tokens {
+        #[command(subcommand)]
+        command: TokensCommand,
+    },
     /// Update batches: list, show, follow.
     #[command(name = "update-batches")]
     UpdateBatches {
@@ -305,6 +310,35 @@ pub enum HistoryCommand {
 }
 
 #[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// operator or enrol.
+        #[arg(long, default_value = "operator")]
+        kind: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List tokens (never the tokens themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum CampaignsCommand {
     /// Create a campaign for one release.
     Create {
@@ -520,6 +554,16 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             HistoryCommand::Show { id, json, server } => {
                 client::Client::new(&server)?.history_show(&id, json)
             }
+        },
+        Command::Tokens { command } => match command {
+            TokensCommand::Create {
+                name,
+                kind,
+                json,
+                server,
+            } => client::Client::new(&server)?.token_create(&name, &kind, json),
+            TokensCommand::List { json, server } => client::Client::new(&server)?.tokens(json),
+            TokensCommand::Revoke { id, server } => client::Client::new(&server)?.token_revoke(&id),
         },
         Command::Campaigns { command } => match command {
             CampaignsCommand::Create {

@@ -175,6 +175,37 @@ impl Store {
         Ok(id)
     }
 
+    pub async fn tokens(&self) -> Result<Vec<ferry_manifests::wire::TokenView>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, name, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ferry_manifests::wire::TokenView {
+                    id: r.try_get("id")?,
+                    kind: r.try_get("kind")?,
+                    name: r.try_get("name")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                    token: None,
+                })
+            })
+            .collect()
+    }
+
+    /// Revokes a token; false if there is no such active token.
+    pub async fn revoke_token(&self, id: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+                .bind(crate::now())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn token_valid(&self, kind: &str, hash: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM tokens WHERE kind = ? AND hash = ? AND revoked_at IS NULL",

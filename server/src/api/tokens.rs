@@ -1,0 +1,73 @@
+//! Operator and enrolment tokens: create (shown once), list, revoke. Only hashes are stored.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use ferry_manifests::wire::{TokenRequest, TokenView};
+
+use crate::auth::{hash_token, new_token, Operator};
+use crate::error::{ApiResult, AppError};
+use crate::Shared;
+
+pub async fn create(
+    State(state): State<Shared>,
+    _op: Operator,
+    Json(req): Json<TokenRequest>,
+) -> ApiResult<Json<TokenView>> {
+    let kind = req.kind.as_deref().unwrap_or("operator");
+    let prefix = match kind {
+        "operator" => "fop",
+        "enrol" => "fen",
+        other => {
+            return Err(AppError::bad_request(format!(
+                "token kind {other:?}: use operator or enrol"
+            )))
+        }
+    };
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(AppError::bad_request("name must be 1-128 characters"));
+    }
+    let token = new_token(prefix).map_err(|e| AppError::Internal(e.to_string()))?;
+    let id = state
+        .store
+        .add_token(kind, name, &hash_token(&token))
+        .await?;
+    tracing::info!(%id, %kind, %name, "token created");
+    let mut view = state
+        .store
+        .tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| AppError::Internal("token vanished".into()))?;
+    view.token = Some(token);
+    Ok(Json(view))
+}
+
+pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<TokenView>>> {
+    Ok(Json(state.store.tokens().await?))
+}
+
+pub async fn revoke(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tokens = state.store.tokens().await?;
+    let Some(t) = tokens.iter().find(|t| t.id == id && t.revoked_at.is_none()) else {
+        return Err(AppError::not_found(format!("no active token {id}")));
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| t.kind == "operator" && t.revoked_at.is_none())
+        .count();
+    if t.kind == "operator" && operators == 1 {
+        return Err(AppError::conflict(
+            "this is the last operator token; create another before revoking it",
+        ));
+    }
+    state.store.revoke_token(&id).await?;
+    tracing::info!(%id, kind = %t.kind, name = %t.name, "token revoked");
+    Ok(StatusCode::NO_CONTENT)
+}
