@@ -27,10 +27,21 @@ pub struct Api {
 
 impl Api {
     /// `connect` bounds connection set-up; `read` bounds every wait for bytes.
-    pub fn new(base: Url, connect: Duration, read: Duration) -> Result<Api, Error> {
+    pub fn new(
+        base: Url,
+        connect: Duration,
+        read: Duration,
+        server_ca: Option<&[u8]>,
+    ) -> Result<Api, Error> {
         // rustls needs a process-wide crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = Client::builder()
+        let mut builder = Client::builder();
+        if let Some(pem) = server_ca {
+            let ca = reqwest::Certificate::from_pem(pem)
+                .map_err(|e| Error::Other(format!("server_ca is not a PEM certificate: {e}")))?;
+            builder = builder.tls_certs_only([ca]);
+        }
+        let http = builder
             .connect_timeout(connect)
             // In the blocking client this bounds each wait: connect, headers, every body read.
             .timeout(read)

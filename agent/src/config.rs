@@ -48,6 +48,7 @@ struct RawConfig {
     tags: Vec<String>,
     friendly_name: Option<String>,
     long_poll_secs: Option<u64>,
+    server_ca: Option<PathBuf>,
     poll_interval_min_secs: Option<u64>,
     poll_interval_max_secs: Option<u64>,
     #[serde(default)]
@@ -97,6 +98,9 @@ pub struct Config {
     pub friendly_name: Option<String>,
     /// In `full` mode, keep each check-in open up to this long waiting for work (0: off).
     pub long_poll_secs: u64,
+    /// PEM of the CA that must have signed the server's certificate (pinned: the system's
+    /// roots are then not used).
+    pub server_ca: Option<Vec<u8>>,
     /// Bounds on the poll interval the server may suggest.
     pub poll_interval_min_secs: u64,
     pub poll_interval_max_secs: u64,
@@ -242,6 +246,22 @@ impl Config {
             )));
         }
 
+        let server_ca = match &raw.server_ca {
+            Some(p) => {
+                let p = resolve(p);
+                let pem = std::fs::read(&p).map_err(|e| {
+                    invalid(format!("key `server_ca`: cannot read {}: {e}", p.display()))
+                })?;
+                reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                    invalid(format!(
+                        "key `server_ca`: {} is not a PEM certificate: {e}",
+                        p.display()
+                    ))
+                })?;
+                Some(pem)
+            }
+            None => None,
+        };
         let long_poll_secs = raw.long_poll_secs.unwrap_or(0);
         if long_poll_secs > 300 {
             return Err(invalid(format!(
@@ -303,6 +323,7 @@ impl Config {
             tags: raw.tags,
             friendly_name: raw.friendly_name,
             long_poll_secs,
+            server_ca,
             poll_interval_min_secs,
             poll_interval_max_secs,
             items,

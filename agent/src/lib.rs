@@ -96,6 +96,7 @@ impl Agent {
             cfg.server_url.clone(),
             Duration::from_secs(cfg.connect_timeout_secs),
             Duration::from_secs(cfg.read_timeout_secs),
+            cfg.server_ca.as_deref(),
         )?;
         let mut agent = Agent {
             cfg,

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The poll interval the server suggests to devices (they clamp it to their own bounds).
     pub poll_interval_secs: Option<u64>,
     pub long_poll_max_secs: u64,
+    /// Serve HTTPS with this certificate chain and key (PEM), so a small deployment needs no
+    /// proxy.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -37,6 +40,8 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub poll_interval_secs: Option<u64>,
     pub long_poll_max_secs: Option<u64>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl ServerConfig {
@@ -45,6 +50,17 @@ impl ServerConfig {
         file: Option<&Path>,
         listen: Option<String>,
         data_dir: Option<PathBuf>,
+    ) -> anyhow::Result<ServerConfig> {
+        Self::build_with_tls(file, listen, data_dir, None, None)
+    }
+
+    /// As [`ServerConfig::build`], with `--tls-cert`/`--tls-key` (which win over the file).
+    pub fn build_with_tls(
+        file: Option<&Path>,
+        listen: Option<String>,
+        data_dir: Option<PathBuf>,
+        tls_cert: Option<PathBuf>,
+        tls_key: Option<PathBuf>,
     ) -> anyhow::Result<ServerConfig> {
         let fc: FileConfig = match file {
             Some(path) => {
@@ -65,7 +81,13 @@ impl ServerConfig {
         if offline_after_secs == 0 {
             anyhow::bail!("offline_after_secs must be at least 1");
         }
+        let tls = match (tls_cert.or(fc.tls_cert), tls_key.or(fc.tls_key)) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => anyhow::bail!("give both a TLS certificate and a key (--tls-cert and --tls-key)"),
+        };
         Ok(ServerConfig {
+            tls,
             listen,
             data_dir: data_dir
                 .or(fc.data_dir)

@@ -63,18 +63,49 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     auth::bootstrap_tokens(&store, &config.data_dir).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let addr: SocketAddr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "ferry-server listening");
+    let tls = config.tls.clone();
+    let listen = config.listen;
     let state = Arc::new(AppState {
         store,
         config,
         waker: wake::Waker::default(),
         live: live::Live::default(),
     });
-    axum::serve(listener, api::router(state))
+    let app = api::router(state);
+    if let Some((cert, key)) = tls {
+        let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot load the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        listener.set_nonblocking(true)?;
+        let addr: SocketAddr = listener.local_addr()?;
+        tracing::info!(%addr, "ferry-server listening (HTTPS)");
+        axum_server::from_tcp_rustls(listener, tls_config)?
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .context("server failed")?;
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "ferry-server listening");
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;

@@ -12,5 +12,6 @@ mod keys;
 mod live;
 mod longpoll;
 mod refusals;
+mod tls;
 mod update_cycle;
 mod util;

@@ -17,6 +17,12 @@ struct Cli {
     /// Optional server.toml (flags win over it).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve HTTPS: certificate chain (PEM).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// Serve HTTPS: private key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -30,7 +36,14 @@ async fn main() {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result = match ServerConfig::build(cli.config.as_deref(), cli.listen, cli.data_dir) {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let result = match ServerConfig::build_with_tls(
+        cli.config.as_deref(),
+        cli.listen,
+        cli.data_dir,
+        cli.tls_cert,
+        cli.tls_key,
+    ) {
         Ok(config) => ferry_server::serve(config).await,
         Err(e) => Err(e),
     };

@@ -36,6 +36,9 @@ pub struct ServerArgs {
     /// Operator token, or @FILE to read it from a file.
     #[arg(long, env = "FERRY_TOKEN", global = true, hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM of the CA that signed the server's certificate (instead of the system's roots).
+    #[arg(long, env = "FERRY_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]

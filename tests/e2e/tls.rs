@@ -1,0 +1,187 @@
+//! HTTPS without a proxy: ferry-server with --tls-cert/--tls-key; the agent pins the CA that
+//! signed the server's certificate (`server_ca`), and ferryctl takes --ca-cert.
+
+use std::fs;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::bin;
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is needed for the TLS test (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn the_agent_talks_https_to_a_server_signed_by_its_pinned_ca_and_refuses_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ferry test CA",
+        ],
+    );
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    // Another CA the agent must not trust.
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-out",
+            "other.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=other CA",
+        ],
+    );
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut server = Command::new(bin("ferry-server"))
+        .args(["--listen", &addr, "--data-dir"])
+        .arg(d.join("data"))
+        .arg("--tls-cert")
+        .arg(d.join("server.pem"))
+        .arg("--tls-key")
+        .arg(d.join("server.key"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(&addr).is_err() || !d.join("data/enrol.token").exists() {
+        assert!(Instant::now() < deadline, "the HTTPS server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let key = ferry_manifests::SigningKeyFile::from_seed([5; 32]);
+    fs::write(d.join("release.pub"), key.public().to_file_string()).unwrap();
+    let config = |ca: &str| {
+        format!(
+            "server_url = \"https://{addr}\"\nenrol_token_file = \"data/enrol.token\"\nstate_dir = \"state-{ca}\"\ntrusted_keys = [\"release.pub\"]\nserver_ca = \"{ca}.pem\"\nhostname = \"tls-{ca}\"\ndownload_retries = 0\n\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
+            d.join("root").display()
+        )
+    };
+    fs::write(d.join("good.toml"), config("ca")).unwrap();
+    fs::write(d.join("bad.toml"), config("other")).unwrap();
+    let agent = |cfg: &str| {
+        Command::new(bin("ferry-agent"))
+            .arg("--config")
+            .arg(d.join(cfg))
+            .arg("--running-mode=check")
+            .output()
+            .unwrap()
+    };
+    let good = agent("good.toml");
+    let bad = agent("bad.toml");
+    let ctl = Command::new(bin("ferryctl"))
+        .args([
+            "hosts",
+            "list",
+            "--json",
+            "--server",
+            &format!("https://{addr}"),
+        ])
+        .arg("--ca-cert")
+        .arg(d.join("ca.pem"))
+        .env(
+            "FERRY_TOKEN",
+            format!("@{}", d.join("data/operator.token").display()),
+        )
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(bad.status.code(), Some(3), "an unpinned CA was accepted");
+    let why = String::from_utf8_lossy(&bad.stderr);
+    assert!(why.to_lowercase().contains("certificate"), "{why}");
+    assert!(
+        ctl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ctl.stderr)
+    );
+    let hosts: serde_json::Value = serde_json::from_slice(&ctl.stdout).unwrap();
+    assert_eq!(hosts.as_array().unwrap().len(), 1);
+    assert_eq!(hosts[0]["hostname"], "tls-ca");
+}
