@@ -101,8 +101,15 @@ impl FromRequestParts<Shared> for Device {
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
         })?;
-        match state.store.host_by_token(&hash_token(token)).await? {
-            Some(id) => Ok(Device(id)),
+        let hash = hash_token(token);
+        if let Some(id) = state.cache.device(&hash) {
+            return Ok(Device(id));
+        }
+        match state.store.host_by_token(&hash).await? {
+            Some(id) => {
+                state.cache.remember_device(&hash, &id);
+                Ok(Device(id))
+            }
             None => Err(AppError::unauthorized(
                 "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
             )),

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod auth;
 pub mod batch;
+pub mod cache;
 pub mod campaign;
 pub mod cli;
 pub mod config;
@@ -39,6 +40,56 @@ pub struct AppState {
     pub config: ServerConfig,
     pub waker: wake::Waker,
     pub live: live::Live,
+    pub cache: cache::Cache,
+}
+
+impl AppState {
+    /// All releases, from the cache (refilled after a publish).
+    pub async fn releases(
+        &self,
+    ) -> Result<Arc<Vec<ferry_manifests::wire::ReleaseView>>, store::StoreError> {
+        if let Some(r) = self.cache.releases() {
+            return Ok(r);
+        }
+        let r = Arc::new(self.store.releases(None).await?);
+        self.cache.set_releases(Some(Arc::clone(&r)));
+        Ok(r)
+    }
+
+    pub async fn trust_root_version(&self) -> Result<Option<u64>, store::StoreError> {
+        if let Some(v) = self.cache.root() {
+            return Ok(v);
+        }
+        let v = self.store.latest_root().await?.map(|(v, _)| v);
+        self.cache.set_root(Some(v));
+        Ok(v)
+    }
+
+    /// Whether any campaign is running or paused (so check-ins must consider campaigns).
+    pub async fn campaigns_active(&self) -> Result<bool, store::StoreError> {
+        if let Some(v) = self.cache.campaigns_active() {
+            return Ok(v);
+        }
+        let v = self
+            .store
+            .campaigns()
+            .await?
+            .iter()
+            .any(|c| c.status != "cancelled");
+        self.cache.set_campaigns_active(Some(v));
+        Ok(v)
+    }
+
+    /// Writes buffered last-seen times.
+    pub async fn flush_seen(&self) {
+        let seen = self.cache.take_seen();
+        if seen.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.touch_hosts(&seen).await {
+            tracing::error!("cannot record last-seen times: {e}");
+        }
+    }
 }
 
 impl AppState {
@@ -70,8 +121,31 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         config,
         waker: wake::Waker::default(),
         live: live::Live::default(),
+        cache: cache::Cache::default(),
     });
-    let app = api::router(state);
+    // Last-seen times are buffered in memory and written in batches.
+    let flusher = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(cache::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                state.flush_seen().await;
+            }
+        })
+    };
+    let app = api::router(Arc::clone(&state));
+    let result = serve_app(app, tls, listen).await;
+    flusher.abort();
+    state.flush_seen().await;
+    result
+}
+
+async fn serve_app(
+    app: axum::Router,
+    tls: Option<(PathBuf, PathBuf)>,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
     if let Some((cert, key)) = tls {
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
             .await

@@ -81,6 +81,7 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
             .store
             .set_campaign_status(&c.id, "paused", &reason)
             .await?;
+        state.cache.set_campaigns_active(None);
         return Ok(());
     }
     for m in &members {
@@ -293,6 +294,7 @@ pub async fn create(
         created_at: crate::now(),
     };
     state.store.create_campaign(&row).await?;
+    state.cache.set_campaigns_active(None);
     tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
     // Hosts known now join at once; later ones join when they check in.
     for (h, installed) in state.store.hosts().await? {
@@ -381,6 +383,7 @@ pub async fn action(
             )))
         }
     }
+    state.cache.set_campaigns_active(None);
     tracing::info!(campaign = %id, %action, "campaign {action}");
     let c = load(&state, &id).await?;
     Ok(Json(view(&state, c).await?))

@@ -93,15 +93,24 @@ pub async fn check_in(
 ) -> ApiResult<Json<CheckInResponse>> {
     validate_facts(&req.facts)?;
     let host = host_row(host_id.clone(), &req.facts, String::from("-"));
-    state.store.update_host(&host, &req.facts.installed).await?;
-    if let Some(offset) = req.facts.utc_offset_secs {
-        state.store.set_utc_offset(&host_id, offset).await?;
+    // The database is written only when the facts changed; last-seen goes to the batch.
+    if state
+        .cache
+        .check_in(&host_id, &req.facts, host.last_seen.clone())
+    {
+        state.store.update_host(&host, &req.facts.installed).await?;
+        if let Some(offset) = req.facts.utc_offset_secs {
+            state.store.set_utc_offset(&host_id, offset).await?;
+        }
     }
     // Campaign membership is decided here, when the host checks in, never by scanning the
     // fleet on a timer. The effective tags count (the operator's win).
-    let tags = state.store.host_tags(&host_id).await?;
-    let campaigns =
-        crate::api::campaigns::on_check_in(&state, &host_id, &tags, &req.facts.installed).await?;
+    let campaigns = if state.campaigns_active().await? {
+        let tags = state.store.host_tags(&host_id).await?;
+        crate::api::campaigns::on_check_in(&state, &host_id, &tags, &req.facts.installed).await?
+    } else {
+        Vec::new()
+    };
     let cancelled_jobs = state.store.cancelled_updates(&host_id).await?;
     let mut jobs = pending_jobs(&state, &host_id).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
@@ -115,9 +124,9 @@ pub async fn check_in(
             jobs = pending_jobs(&state, &host_id).await?;
         }
     }
-    let releases = state.store.releases(None).await?;
+    let releases = state.releases().await?;
     let available = fleet::available_for(&req.facts.installed, &releases);
-    let trust_root_version = state.store.latest_root().await?.map(|(v, _)| v);
+    let trust_root_version = state.trust_root_version().await?;
     Ok(Json(CheckInResponse {
         host_id,
         available,

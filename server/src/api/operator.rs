@@ -31,8 +31,9 @@ pub async fn list_hosts(
                     h.operator_tags.as_deref(),
                     h.operator_friendly_name.as_deref(),
                 );
+                let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
                 HostView {
-                    online: fleet::is_online(&h.last_seen, now_t, state.config.offline_after_secs),
+                    online: fleet::is_online(&last_seen, now_t, state.config.offline_after_secs),
                     id: h.id,
                     hostname: h.hostname,
                     os: h.os,
@@ -41,7 +42,7 @@ pub async fn list_hosts(
                     agent_version: h.agent_version,
                     device_class: h.device_class,
                     enrolled_at: h.enrolled_at,
-                    last_seen: h.last_seen,
+                    last_seen,
                     newest_manifest_at: h.newest_manifest_at,
                     tags,
                     friendly_name,
@@ -129,6 +130,7 @@ pub async fn publish(
             manifest.item, manifest.version
         )));
     }
+    state.cache.set_releases(None);
     tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
     Ok(Json(PublishResponse {
         item: manifest.item,
@@ -197,6 +199,7 @@ pub async fn remove_host(
     let (host_id, hostname) = resolve_host(&state, &host).await?;
     state.store.remove_host(&host_id).await?;
     state.waker.forget(&host_id);
+    state.cache.forget_host(&host_id);
     tracing::info!(%host_id, %hostname, "host removed");
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

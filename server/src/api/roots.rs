@@ -37,6 +37,7 @@ pub async fn publish(
             verified.version
         )));
     }
+    state.cache.set_root(None);
     tracing::info!(version = verified.version, "trust root published");
     Ok(Json(Published {
         version: verified.version,

@@ -330,6 +330,21 @@ impl Store {
         Ok(out)
     }
 
+    /// Writes last-seen times in one transaction.
+    pub async fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, at) in seen {
+            sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?")
+                .bind(at)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// A host's effective tags (the operator's if set, else the device's).
     pub async fn host_tags(&self, host_id: &str) -> Result<Vec<String>> {
         let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = ?")

@@ -1,0 +1,148 @@
+//! What keeps check-in cheap: device credentials, unchanged facts and last-seen times are
+//! held in memory, and last-seen is written to the database in batches rather than on every
+//! check-in; releases, the trust root version and whether any campaign is active are cached
+//! until they change. Everything here is rebuilt from the database on demand, so a restart
+//! loses at most one flush interval of last-seen times.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, RwLock};
+
+use ferry_manifests::wire::{DeviceFacts, ReleaseView};
+
+/// How often buffered last-seen times are written.
+pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Default)]
+pub struct Cache {
+    seen: Mutex<HashMap<String, String>>,
+    facts: Mutex<HashMap<String, u64>>,
+    devices: RwLock<HashMap<String, String>>,
+    releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
+    root: RwLock<Option<Option<u64>>>,
+    campaigns: RwLock<Option<bool>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn facts_hash(facts: &DeviceFacts) -> u64 {
+    let mut h = DefaultHasher::new();
+    serde_json::to_string(facts)
+        .unwrap_or_default()
+        .hash(&mut h);
+    h.finish()
+}
+
+impl Cache {
+    /// Records a check-in; returns true when the facts changed since the last stored ones
+    /// (so they must be written now).
+    pub fn check_in(&self, host_id: &str, facts: &DeviceFacts, now: String) -> bool {
+        let hash = facts_hash(facts);
+        let changed = lock(&self.facts).insert(host_id.to_string(), hash) != Some(hash);
+        lock(&self.seen).insert(host_id.to_string(), now);
+        changed
+    }
+
+    /// Last-seen times not yet written.
+    pub fn take_seen(&self) -> Vec<(String, String)> {
+        lock(&self.seen).drain().collect()
+    }
+
+    /// The buffered last-seen of a host, newer than the database's.
+    pub fn seen(&self, host_id: &str) -> Option<String> {
+        lock(&self.seen).get(host_id).cloned()
+    }
+
+    pub fn device(&self, token_hash: &str) -> Option<String> {
+        self.devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(token_hash)
+            .cloned()
+    }
+
+    pub fn remember_device(&self, token_hash: &str, host_id: &str) {
+        self.devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token_hash.to_string(), host_id.to_string());
+    }
+
+    pub fn forget_host(&self, host_id: &str) {
+        self.devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, h| h != host_id);
+        lock(&self.facts).remove(host_id);
+        lock(&self.seen).remove(host_id);
+    }
+
+    pub fn releases(&self) -> Option<Arc<Vec<ReleaseView>>> {
+        self.releases
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_releases(&self, r: Option<Arc<Vec<ReleaseView>>>) {
+        *self.releases.write().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    pub fn root(&self) -> Option<Option<u64>> {
+        *self.root.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_root(&self, r: Option<Option<u64>>) {
+        *self.root.write().unwrap_or_else(|e| e.into_inner()) = r;
+    }
+
+    pub fn campaigns_active(&self) -> Option<bool> {
+        *self.campaigns.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_campaigns_active(&self, v: Option<bool>) {
+        *self.campaigns.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(version: &str) -> DeviceFacts {
+        DeviceFacts {
+            hostname: "h".into(),
+            os: "linux".into(),
+            os_version: String::new(),
+            arch: "x86_64".into(),
+            agent_version: version.into(),
+            device_class: None,
+            newest_manifest_at: None,
+            tags: vec![],
+            friendly_name: None,
+            utc_offset_secs: None,
+            installed: vec![],
+        }
+    }
+
+    #[test]
+    fn only_changed_facts_need_a_write_and_last_seen_is_buffered() {
+        let c = Cache::default();
+        assert!(c.check_in("h", &facts("1"), "t1".into()));
+        assert!(!c.check_in("h", &facts("1"), "t2".into()));
+        assert!(c.check_in("h", &facts("2"), "t3".into()));
+        assert_eq!(c.seen("h").as_deref(), Some("t3"));
+        assert_eq!(c.take_seen(), vec![("h".to_string(), "t3".to_string())]);
+        assert!(c.take_seen().is_empty());
+        c.remember_device("hash", "h");
+        c.forget_host("h");
+        assert!(c.device("hash").is_none());
+        assert!(
+            c.check_in("h", &facts("2"), "t4".into()),
+            "forgotten facts are written again"
+        );
+    }
+}
