@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Fleet load on loopback: enrols DEVICES simulated devices, measures sustained check-ins per
+# second with p50/p99 latency against ferry-server (SQLite) and, in the same run, against a
+# trivial axum handler (the loopback ceiling); then holds a long-poll open for every device and
+# reports the server's RSS; then measures trigger-to-device latency.
+#
+#   bench/load.sh [DEVICES] [CONCURRENCY] [SECONDS]     (defaults: 10000, 256, 10)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICES=${1:-10000}
+CONCURRENCY=${2:-256}
+SECONDS_RUN=${3:-10}
+ulimit -n 65536 || { echo "need a higher open-files limit (ulimit -n 65536)" >&2; exit 1; }
+cargo build --release --locked -q -p ferry-server -p ferry-e2e --bins
+BIN=$PWD/target/release
+work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-load.XXXXXX")
+server_pid=
+cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/server" > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$server_pid/status"; }
+echo "server RSS at start: $(rss)"
+
+# A release of the simulated item, for the trigger measurement.
+export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/server/operator.token"
+mkdir -p "$work/payload" && echo x > "$work/payload/x"
+"$BIN/ferryctl" keygen --out "$work/keys/release" >/dev/null
+"$BIN/ferryctl" release build --item bench --version 1.0.0 --from "$work/payload" \
+    --key "$work/keys/release.key" --out "$work/out" >/dev/null
+"$BIN/ferryctl" release publish "$work/out" >/dev/null
+
+"$BIN/ferry-loadgen" --server "http://127.0.0.1:$port" \
+    --enrol-token "$(cat "$work/server/enrol.token")" \
+    --operator-token "$(cat "$work/server/operator.token")" \
+    --devices "$DEVICES" --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --item bench |
+while IFS= read -r line; do
+    if [ "$line" = "READY-FOR-RSS" ]; then
+        echo "server RSS with every device long-polling: $(rss)"
+    else
+        echo "$line"
+    fi
+done
+echo "server RSS at the end: $(rss)"

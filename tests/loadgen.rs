@@ -1,0 +1,306 @@
+//! ferry-loadgen: simulates a fleet against a ferry-server on loopback, for bench/load.sh.
+//!
+//! - `enrol`: enrols N devices (their credentials are kept in memory for the other phases);
+//! - `checkin`: C workers check in as those devices for S seconds; prints check-ins/s and
+//!   p50/p99 latency; with `--baseline` the same load runs against a trivial axum handler
+//!   started in this process, for the loopback ceiling;
+//! - `longpoll`: N devices hold long-poll check-ins open; prints how many are held; then
+//!   measures, a few times, how long a trigger takes to reach a waiting device.
+//!
+//! Every loop is bounded by count and time; all traffic goes to 127.0.0.1.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use ferry_manifests::wire::{DeviceFacts, InstalledItem};
+
+#[derive(Parser)]
+struct Cli {
+    /// Server URL (loopback only).
+    #[arg(long)]
+    server: String,
+    /// Fleet enrolment token.
+    #[arg(long)]
+    enrol_token: String,
+    /// Operator token (for the trigger-latency measurement).
+    #[arg(long)]
+    operator_token: String,
+    #[arg(long, default_value_t = 10_000)]
+    devices: usize,
+    #[arg(long, default_value_t = 256)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Item every simulated device has (a release of it must be published for the trigger
+    /// measurement).
+    #[arg(long, default_value = "bench")]
+    item: String,
+}
+
+fn facts(i: usize, item: &str) -> DeviceFacts {
+    DeviceFacts {
+        hostname: format!("sim-{i:05}"),
+        os: "Debian GNU/Linux".into(),
+        os_version: "12".into(),
+        arch: "x86_64".into(),
+        agent_version: "0.1.0".into(),
+        device_class: None,
+        newest_manifest_at: None,
+        tags: vec![],
+        friendly_name: None,
+        utc_offset_secs: Some(0),
+        installed: vec![InstalledItem {
+            item: item.to_string(),
+            version: Some(semver::Version::new(0, 1, 0)),
+        }],
+    }
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx] as f64 / 1000.0
+}
+
+/// Runs `concurrency` workers posting check-ins to `url` for `seconds`; returns
+/// (requests/s, p50 ms, p99 ms, errors).
+async fn hammer(
+    http: reqwest::Client,
+    url: String,
+    tokens: Arc<Vec<(String, serde_json::Value)>>,
+    concurrency: usize,
+    seconds: u64,
+) -> (f64, f64, f64, usize) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let next = Arc::new(AtomicUsize::new(0));
+    let errors = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let (http, url, tokens, stop, next, errors) = (
+            http.clone(),
+            url.clone(),
+            Arc::clone(&tokens),
+            Arc::clone(&stop),
+            Arc::clone(&next),
+            Arc::clone(&errors),
+        );
+        workers.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(100_000);
+            // Bounded: stops at the deadline or after 10 million requests.
+            for _ in 0..10_000_000 {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
+                let (token, body) = &tokens[i];
+                let t = Instant::now();
+                match http.post(&url).bearer_auth(token).json(body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    }
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            lat
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for w in workers {
+        if let Ok(l) = w.await {
+            all.extend(l);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_unstable();
+    (
+        all.len() as f64 / elapsed,
+        percentile(&all, 0.5),
+        percentile(&all, 0.99),
+        errors.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if !(cli.server.starts_with("http://127.0.0.1:") || cli.server.starts_with("http://[::1]:")) {
+        bail!("the load generator only talks to loopback");
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(cli.concurrency)
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let base = cli.server.trim_end_matches('/').to_string();
+
+    // Enrol the fleet.
+    let t = Instant::now();
+    let mut tokens: Vec<(String, serde_json::Value)> = Vec::with_capacity(cli.devices);
+    for chunk in (0..cli.devices).collect::<Vec<_>>().chunks(cli.concurrency) {
+        let mut tasks = Vec::new();
+        for &i in chunk {
+            let (http, base, token, item) = (
+                http.clone(),
+                base.clone(),
+                cli.enrol_token.clone(),
+                cli.item.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let f = facts(i, &item);
+                let resp: serde_json::Value = http
+                    .post(format!("{base}/api/v1/enrol"))
+                    .json(&serde_json::json!({"enrol_token": token, "facts": f}))
+                    .send()
+                    .await?
+                    .error_for_status()?
+                    .json()
+                    .await?;
+                let device = resp["device_token"]
+                    .as_str()
+                    .context("no device token")?
+                    .to_string();
+                Ok::<_, anyhow::Error>((device, serde_json::json!({ "facts": f })))
+            }));
+        }
+        for task in tasks {
+            tokens.push(task.await??);
+        }
+    }
+    println!(
+        "enrolled {} devices in {:.1} s",
+        tokens.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let tokens = Arc::new(tokens);
+
+    // Warm-up: every device checks in once (their facts are stored), then the measured run.
+    let _ = hammer(
+        http.clone(),
+        format!("{base}/api/v1/device/checkin"),
+        Arc::clone(&tokens),
+        cli.concurrency,
+        2,
+    )
+    .await;
+    let (rate, p50, p99, errors) = hammer(
+        http.clone(),
+        format!("{base}/api/v1/device/checkin"),
+        Arc::clone(&tokens),
+        cli.concurrency,
+        cli.seconds,
+    )
+    .await;
+    println!(
+        "ferry-server check-in: {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms, errors {errors} ({} devices, {} concurrent)",
+        tokens.len(),
+        cli.concurrency
+    );
+
+    // The loopback ceiling: a trivial axum handler under the same load.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let trivial = format!("http://{}/checkin", listener.local_addr()?);
+    tokio::spawn(async move {
+        let app = axum::Router::new().route(
+            "/checkin",
+            axum::routing::post(|| async {
+                axum::Json(serde_json::json!({"host_id": "x", "available": [], "jobs": []}))
+            }),
+        );
+        let _ = axum::serve(listener, app).await;
+    });
+    let (brate, bp50, bp99, berrors) = hammer(
+        http.clone(),
+        trivial,
+        Arc::clone(&tokens),
+        cli.concurrency,
+        cli.seconds,
+    )
+    .await;
+    println!(
+        "trivial axum handler (same process as the load): {brate:.0}/s, p50 {bp50:.2} ms, p99 {bp99:.2} ms, errors {berrors}; ferry reaches {:.0}% of it",
+        100.0 * rate / brate.max(1.0)
+    );
+
+    // Long-poll: every device holds a check-in open.
+    let held = Arc::new(AtomicUsize::new(0));
+    let mut polls = Vec::new();
+    for (token, body) in tokens.iter().cloned() {
+        let (http, base, held) = (http.clone(), base.clone(), Arc::clone(&held));
+        polls.push(tokio::spawn(async move {
+            let mut body = body;
+            body["wait_secs"] = serde_json::json!(50);
+            held.fetch_add(1, Ordering::Relaxed);
+            let r = http
+                .post(format!("{base}/api/v1/device/checkin"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await;
+            held.fetch_sub(1, Ordering::Relaxed);
+            r.map(|r| r.status().is_success()).unwrap_or(false)
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    println!(
+        "long-poll: {} check-ins held open; server RSS now: see below",
+        held.load(Ordering::Relaxed)
+    );
+    println!("READY-FOR-RSS");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Trigger latency: a trigger reaches a device waiting in a long-poll.
+    let mut latencies = Vec::new();
+    for i in 0..5usize {
+        let (token, body) = tokens[i].clone();
+        let mut body = body;
+        body["wait_secs"] = serde_json::json!(50);
+        let poll = {
+            let (http, base) = (http.clone(), base.clone());
+            tokio::spawn(async move {
+                let r: serde_json::Value = http
+                    .post(format!("{base}/api/v1/device/checkin"))
+                    .bearer_auth(&token)
+                    .json(&body)
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                Ok::<_, anyhow::Error>((Instant::now(), r))
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let t0 = Instant::now();
+        http.post(format!("{base}/api/v1/updates"))
+            .bearer_auth(&cli.operator_token)
+            .json(&serde_json::json!({"host": format!("sim-{i:05}"), "item": cli.item}))
+            .send()
+            .await?
+            .error_for_status()?;
+        let (at, r) = poll.await??;
+        if r["jobs"].as_array().is_some_and(|j| !j.is_empty()) {
+            latencies.push(at.duration_since(t0).as_secs_f64() * 1000.0);
+        }
+    }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "trigger to a long-polling device receiving the job: {} of 5 measured, median {:.1} ms, max {:.1} ms",
+        latencies.len(),
+        latencies.get(latencies.len() / 2).copied().unwrap_or(f64::NAN),
+        latencies.last().copied().unwrap_or(f64::NAN)
+    );
+    for p in polls {
+        p.abort();
+    }
+    Ok(())
+}
