@@ -10,7 +10,12 @@ cd "$(dirname "$0")/.."
 DEVICES=${1:-10000}
 CONCURRENCY=${2:-256}
 SECONDS_RUN=${3:-10}
-ulimit -n 65536 || { echo "need a higher open-files limit (ulimit -n 65536)" >&2; exit 1; }
+# Each long-polling device holds a socket in this process and one in the server.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((DEVICES + 1000)) ]; then
+    echo "the open-files limit $(ulimit -n) is too low for $DEVICES devices; raise the hard limit" >&2
+    exit 1
+fi
 cargo build --release --locked -q -p ferry-server -p ferry-e2e --bins
 BIN=$PWD/target/release
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-load.XXXXXX")

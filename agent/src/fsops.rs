@@ -117,17 +117,32 @@ pub fn write_atomic(fs: &dyn Fs, path: &Path, bytes: &[u8]) -> io::Result<()> {
     fs.sync_dir(dir)
 }
 
-/// A filesystem that "crashes" at operation number `crash_at` (1-based): that operation and
-/// every later one fail without touching the disk, as if the process had died there.
+/// What a [`CrashFs`] does when it reaches its operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCrash {
+    /// Fail that operation and every later one without touching the disk, as if the
+    /// process had died there (in-process crash enumeration).
+    Fail,
+    /// Kill the process with SIGKILL (the real binary, `FERRY_TEST_KILL_AT=op:N`).
+    Kill,
+}
+
+/// The real filesystem that "crashes" at operation number `crash_at` (1-based). Test only.
 pub struct CrashFs {
     crash_at: usize,
+    on_crash: OnCrash,
     done: AtomicUsize,
 }
 
 impl CrashFs {
     pub fn new(crash_at: usize) -> CrashFs {
+        CrashFs::with(crash_at, OnCrash::Fail)
+    }
+
+    pub fn with(crash_at: usize, on_crash: OnCrash) -> CrashFs {
         CrashFs {
             crash_at,
+            on_crash,
             done: AtomicUsize::new(0),
         }
     }
@@ -143,45 +158,69 @@ impl CrashFs {
 
     fn gate(&self) -> io::Result<()> {
         let n = self.done.fetch_add(1, Ordering::SeqCst) + 1;
-        if n >= self.crash_at {
-            Err(io::Error::other(format!(
+        if n < self.crash_at {
+            return Ok(());
+        }
+        match self.on_crash {
+            OnCrash::Kill => fault::die(),
+            OnCrash::Fail => Err(io::Error::other(format!(
                 "simulated crash at operation {n}"
-            )))
-        } else {
-            Ok(())
+            ))),
         }
     }
 }
 
-macro_rules! gated {
-    ($($name:ident($($arg:ident: $ty:ty),*) -> $ret:ty;)*) => {
-        $(fn $name(&self, $($arg: $ty),*) -> $ret {
-            self.gate()?;
-            RealFs.$name($($arg),*)
-        })*
-    };
-}
-
 impl Fs for CrashFs {
-    gated! {
-        create_dir_all(path: &Path) -> io::Result<()>;
-        create_new(path: &Path) -> io::Result<File>;
-        write_synced(path: &Path, bytes: &[u8]) -> io::Result<()>;
-        rename(from: &Path, to: &Path) -> io::Result<()>;
-        symlink(target: &Path, link: &Path) -> io::Result<()>;
-        remove_file(path: &Path) -> io::Result<()>;
-        remove_dir_all(path: &Path) -> io::Result<()>;
-        remove_dir(path: &Path) -> io::Result<()>;
-        hard_link(original: &Path, link: &Path) -> io::Result<()>;
-        sync_dir(path: &Path) -> io::Result<()>;
-        sync_fs(path: &Path) -> io::Result<()>;
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.create_dir_all(path)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<File> {
+        self.gate()?;
+        RealFs.create_new(path)
+    }
+    fn write_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.gate()?;
+        RealFs.write_synced(path, bytes)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.rename(from, to)
+    }
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.symlink(target, link)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.remove_file(path)
+    }
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.remove_dir_all(path)
+    }
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.remove_dir(path)
+    }
+    fn hard_link(&self, original: &Path, link: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.hard_link(original, link)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.sync_dir(path)
+    }
+    fn sync_fs(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.sync_fs(path)
     }
 }
 
 /// Fault injection for crash tests of the real binary. TEST ONLY: when the environment
 /// variable `FERRY_TEST_KILL_AT` names a step (see docs/crash-safety.md), the agent kills
 /// itself with SIGKILL when it reaches that step. `FERRY_TEST_KILL_AT=op:N` kills it at
-/// filesystem operation N of the install ([`KillFs`]).
+/// filesystem operation N of the install ([`CrashFs`] with [`OnCrash::Kill`]).
 pub mod fault {
     use std::sync::OnceLock;
 
@@ -212,48 +251,11 @@ pub mod fault {
     }
 }
 
-/// The real filesystem, killed with SIGKILL just before operation N (test only, see
-/// [`fault`]).
-pub struct KillFs {
-    kill_at: usize,
-    done: AtomicUsize,
-}
-
-impl KillFs {
-    pub fn new(kill_at: usize) -> KillFs {
-        KillFs {
-            kill_at,
-            done: AtomicUsize::new(0),
-        }
-    }
-    fn gate(&self) -> io::Result<()> {
-        if self.done.fetch_add(1, Ordering::SeqCst) + 1 >= self.kill_at {
-            fault::die();
-        }
-        Ok(())
-    }
-}
-
-impl Fs for KillFs {
-    gated! {
-        create_dir_all(path: &Path) -> io::Result<()>;
-        create_new(path: &Path) -> io::Result<File>;
-        write_synced(path: &Path, bytes: &[u8]) -> io::Result<()>;
-        rename(from: &Path, to: &Path) -> io::Result<()>;
-        symlink(target: &Path, link: &Path) -> io::Result<()>;
-        remove_file(path: &Path) -> io::Result<()>;
-        remove_dir_all(path: &Path) -> io::Result<()>;
-        remove_dir(path: &Path) -> io::Result<()>;
-        hard_link(original: &Path, link: &Path) -> io::Result<()>;
-        sync_dir(path: &Path) -> io::Result<()>;
-        sync_fs(path: &Path) -> io::Result<()>;
-    }
-}
-
-/// The filesystem a run uses: the real one, or [`KillFs`] when a crash test asks for it.
+/// The filesystem a run uses: the real one, or one that kills the process at operation N
+/// when a crash test asks for it.
 pub fn for_run() -> std::sync::Arc<dyn Fs> {
     match fault::op_target() {
-        Some(n) => std::sync::Arc::new(KillFs::new(n)),
+        Some(n) => std::sync::Arc::new(CrashFs::with(n, OnCrash::Kill)),
         None => std::sync::Arc::new(RealFs),
     }
 }

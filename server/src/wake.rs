@@ -6,32 +6,62 @@
 //! polling this instance; the others pick the job up when their wait times out.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
+/// One host's wake-ups: a generation counter every waiter watches (so all current waiters
+/// wake, and a stale check-in whose device went away cannot swallow the wake-up meant for the
+/// device's new one), and a flag that keeps a wake-up for the next check-in when none waits.
+#[derive(Default)]
+struct Slot {
+    generation: AtomicU64,
+    pending: AtomicBool,
+    notify: Notify,
+}
+
 #[derive(Default)]
 pub struct Waker {
-    hosts: Mutex<HashMap<String, Arc<Notify>>>,
+    hosts: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
 impl Waker {
-    fn slot(&self, host_id: &str) -> Arc<Notify> {
+    fn slot(&self, host_id: &str) -> Arc<Slot> {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(hosts.entry(host_id.to_string()).or_default())
     }
 
-    /// Wakes the host's pending long-poll, or the next one it starts.
+    /// Wakes the host's pending long-polls, or the next one it starts.
     pub fn wake(&self, host_id: &str) {
-        // notify_one stores a permit when nobody waits, so a wake between two polls is kept.
-        self.slot(host_id).notify_one();
+        let slot = self.slot(host_id);
+        slot.pending.store(true, Ordering::SeqCst);
+        slot.generation.fetch_add(1, Ordering::SeqCst);
+        slot.notify.notify_waiters();
     }
 
     /// Waits until the host is woken or `limit` passes; true if woken.
     pub async fn wait(&self, host_id: &str, limit: Duration) -> bool {
         let slot = self.slot(host_id);
-        tokio::time::timeout(limit, slot.notified()).await.is_ok()
+        if slot.pending.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        let start = slot.generation.load(Ordering::SeqCst);
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let notified = slot.notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a wake in between is not lost.
+            notified.as_mut().enable();
+            if slot.generation.load(Ordering::SeqCst) != start {
+                slot.pending.store(false, Ordering::SeqCst);
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return false;
+            }
+        }
     }
 
     /// Drops the host's slot (host removed).
@@ -51,6 +81,23 @@ mod tests {
         w.wake("h");
         assert!(w.wait("h", Duration::from_secs(5)).await);
         assert!(!w.wait("h", Duration::from_millis(20)).await);
+    }
+
+    #[tokio::test]
+    async fn every_waiter_is_woken_so_a_stale_one_cannot_swallow_the_wake() {
+        let w = Arc::new(Waker::default());
+        let stale = tokio::spawn({
+            let w = Arc::clone(&w);
+            async move { w.wait("h", Duration::from_secs(5)).await }
+        });
+        let fresh = tokio::spawn({
+            let w = Arc::clone(&w);
+            async move { w.wait("h", Duration::from_secs(5)).await }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        w.wake("h");
+        let (a, b) = tokio::join!(stale, fresh);
+        assert!(a.unwrap() && b.unwrap(), "every waiter wakes");
     }
 
     #[tokio::test]

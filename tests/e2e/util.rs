@@ -116,36 +116,44 @@ impl Server {
         server
     }
 
+    /// Starts the server on `addr`; true once it answers /healthz, false if it exited
+    /// (the port was taken) or did not answer in time.
+    fn spawn_on(&mut self, addr: &str) -> bool {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("server log");
+        let child = Command::new(bin("ferry-server"))
+            .arg("--listen")
+            .arg(addr)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("FERRY_LOG", "info,tower_http=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start ferry-server");
+        self.child = Some(child);
+        self.addr = addr.to_string();
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if http_get_status(addr, "/healthz") == Some(200) {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
     fn launch(&mut self) {
         for _attempt in 0..5 {
-            let addr = format!("127.0.0.1:{}", free_port());
-            let log = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.log)
-                .expect("server log");
-            let child = Command::new(bin("ferry-server"))
-                .arg("--listen")
-                .arg(&addr)
-                .arg("--data-dir")
-                .arg(&self.data_dir)
-                .env("FERRY_LOG", "info,tower_http=debug")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log"))
-                .stderr(log)
-                .spawn()
-                .expect("start ferry-server");
-            self.child = Some(child);
-            self.addr = addr;
-            let deadline = Instant::now() + SERVER_START_TIMEOUT;
-            while Instant::now() < deadline {
-                if http_get_status(&self.addr, "/healthz") == Some(200) {
-                    return;
-                }
-                if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
-                    break; // exited (port taken?): try another port
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            if self.spawn_on(&format!("127.0.0.1:{}", free_port())) {
+                return;
             }
             self.kill();
         }
@@ -173,30 +181,9 @@ impl Server {
     /// Starts again on the same address and data.
     pub fn restart_same_port(&mut self) {
         let addr = self.addr.clone();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("server log");
-        let child = Command::new(bin("ferry-server"))
-            .arg("--listen")
-            .arg(&addr)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start ferry-server");
-        self.child = Some(child);
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        while Instant::now() < deadline {
-            if http_get_status(&addr, "/healthz") == Some(200) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        if !self.spawn_on(&addr) {
+            panic!("ferry-server did not restart; log:\n{}", self.log_text());
         }
-        panic!("ferry-server did not restart; log:\n{}", self.log_text());
     }
 }
 
