@@ -22,6 +22,8 @@ pub struct Cache {
     releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
     root: RwLock<Option<Option<u64>>>,
     campaigns: RwLock<Option<bool>>,
+    /// Hosts that had no pending or cancelled job, at which updates epoch.
+    idle: Mutex<HashMap<String, u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -56,6 +58,19 @@ impl Cache {
         lock(&self.seen).get(host_id).cloned()
     }
 
+    /// Whether the host had no work when the updates epoch was `epoch`.
+    pub fn idle_at(&self, host_id: &str, epoch: u64) -> bool {
+        lock(&self.idle).get(host_id) == Some(&epoch)
+    }
+
+    pub fn set_idle(&self, host_id: &str, epoch: Option<u64>) {
+        let mut idle = lock(&self.idle);
+        match epoch {
+            Some(e) => idle.insert(host_id.to_string(), e),
+            None => idle.remove(host_id),
+        };
+    }
+
     pub fn device(&self, token_hash: &str) -> Option<String> {
         self.devices
             .read()
@@ -78,6 +93,7 @@ impl Cache {
             .retain(|_, h| h != host_id);
         lock(&self.facts).remove(host_id);
         lock(&self.seen).remove(host_id);
+        lock(&self.idle).remove(host_id);
     }
 
     pub fn releases(&self) -> Option<Arc<Vec<ReleaseView>>> {

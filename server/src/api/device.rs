@@ -111,8 +111,17 @@ pub async fn check_in(
     } else {
         Vec::new()
     };
-    let cancelled_jobs = state.store.cancelled_updates(&host_id).await?;
-    let mut jobs = pending_jobs(&state, &host_id).await?;
+    // Unless an update changed anywhere since this host last had no work, it still has none.
+    let epoch = state.store.updates_epoch();
+    let (cancelled_jobs, mut jobs) = if state.cache.idle_at(&host_id, epoch) {
+        (Vec::new(), Vec::new())
+    } else {
+        let cancelled = state.store.cancelled_updates(&host_id).await?;
+        let jobs = pending_jobs(&state, &host_id).await?;
+        let idle = cancelled.is_empty() && jobs.is_empty();
+        state.cache.set_idle(&host_id, idle.then_some(epoch));
+        (cancelled, jobs)
+    };
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     if jobs.is_empty() && wait > 0 {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.

@@ -129,6 +129,7 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
+        self.bump_updates();
         Ok(())
     }
 

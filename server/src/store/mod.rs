@@ -37,6 +37,9 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
+    /// Bumped whenever updates are created, finished or cancelled, so a check-in can tell
+    /// that nothing changed for a host that had no work (and skip its queries).
+    updates_epoch: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug, Clone)]
@@ -118,7 +121,10 @@ impl Store {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        let store = Store { pool };
+        let store = Store {
+            pool,
+            updates_epoch: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -550,6 +556,15 @@ impl Store {
         .await?)
     }
 
+    pub fn updates_epoch(&self) -> u64 {
+        self.updates_epoch.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(crate) fn bump_updates(&self) {
+        self.updates_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
     pub async fn create_update(
         &self,
         host_id: &str,
@@ -569,6 +584,7 @@ impl Store {
         .bind(crate::now())
         .execute(&self.pool)
         .await?;
+        self.bump_updates();
         Ok(id)
     }
 
@@ -700,6 +716,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.bump_updates();
         Ok(true)
     }
 
