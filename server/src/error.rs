@@ -82,3 +82,73 @@ impl IntoResponse for AppError {
 }
 
 pub type ApiResult<T> = Result<T, AppError>;
+
+/// `axum::Json`, `Path` and `Query`, with their rejections answered like every other client
+/// error: a JSON body with a code and a message, and the rejection's own status.
+pub mod extract {
+    use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+    use axum::extract::{FromRequest, FromRequestParts, Request};
+    use axum::http::request::Parts;
+
+    use super::AppError;
+
+    fn rejected(status: axum::http::StatusCode, message: String) -> AppError {
+        AppError::Client {
+            status,
+            code: if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            },
+            message,
+        }
+    }
+
+    pub struct Json<T>(pub T);
+
+    impl<S, T> FromRequest<S> for Json<T>
+    where
+        axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+        S: Send + Sync,
+    {
+        type Rejection = AppError;
+        async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+            match axum::Json::<T>::from_request(req, state).await {
+                Ok(axum::Json(v)) => Ok(Json(v)),
+                Err(r) => Err(rejected(r.status(), r.body_text())),
+            }
+        }
+    }
+
+    pub struct Path<T>(pub T);
+
+    impl<S, T> FromRequestParts<S> for Path<T>
+    where
+        axum::extract::Path<T>: FromRequestParts<S, Rejection = PathRejection>,
+        S: Send + Sync,
+    {
+        type Rejection = AppError;
+        async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+            match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+                Ok(axum::extract::Path(v)) => Ok(Path(v)),
+                Err(r) => Err(rejected(r.status(), r.body_text())),
+            }
+        }
+    }
+
+    pub struct Query<T>(pub T);
+
+    impl<S, T> FromRequestParts<S> for Query<T>
+    where
+        axum::extract::Query<T>: FromRequestParts<S, Rejection = QueryRejection>,
+        S: Send + Sync,
+    {
+        type Rejection = AppError;
+        async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+            match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+                Ok(axum::extract::Query(v)) => Ok(Query(v)),
+                Err(r) => Err(rejected(r.status(), r.body_text())),
+            }
+        }
+    }
+}

@@ -117,3 +117,52 @@ fn operator_tokens_are_created_listed_and_revoked() {
         );
     }
 }
+
+#[test]
+fn every_client_error_is_json_with_a_code_and_a_message() {
+    let w = World::new();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::blocking::Client::new();
+    let token = std::fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
+    let url = |p: &str| format!("{}{p}", w.server.url());
+    let cases = [
+        (
+            http.post(url("/api/v1/updates"))
+                .bearer_auth(token.trim())
+                .header("content-type", "application/json")
+                .body("{not json"),
+            400,
+            "bad_request",
+        ),
+        (
+            http.post(url("/api/v1/updates"))
+                .bearer_auth(token.trim())
+                .json(&serde_json::json!({"host": 5})),
+            422,
+            "bad_request",
+        ),
+        (http.get(url("/api/v1/no-such-thing")), 404, "not_found"),
+        (
+            http.delete(url("/api/v1/releases"))
+                .bearer_auth(token.trim()),
+            405,
+            "method_not_allowed",
+        ),
+        (http.get(url("/api/v1/hosts")), 401, "unauthorized"),
+        (
+            http.get(url("/api/v1/update-batches?status="))
+                .bearer_auth(token.trim()),
+            200,
+            "",
+        ),
+    ];
+    for (req, status, code) in cases {
+        let resp = req.send().unwrap();
+        assert_eq!(resp.status().as_u16(), status);
+        if status >= 400 {
+            let body: serde_json::Value = resp.json().unwrap();
+            assert_eq!(body["code"], code, "{body}");
+            assert!(!body["message"].as_str().unwrap().is_empty(), "{body}");
+        }
+    }
+}

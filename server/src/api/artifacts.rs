@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ferry_manifests::manifest::validate_artifact_name;
@@ -16,6 +16,7 @@ use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 
 use crate::auth::{Caller, Operator};
+use crate::error::extract::Path;
 use crate::error::{ApiResult, AppError};
 use crate::Shared;
 

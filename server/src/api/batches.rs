@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
 use serde::Deserialize;
 
 use crate::auth::Operator;
 use crate::batch::{self, Planned};
+use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::store::EntryRow;
 use crate::Shared;
@@ -129,7 +130,7 @@ async fn load(state: &Shared, id: &str) -> ApiResult<BatchView> {
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
-    Json(req): Json<BatchRequest>,
+    ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<Json<BatchView>> {
     let hosts = state.store.hosts().await?;
     let active = |host_id: &str| {

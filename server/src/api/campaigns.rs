@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use ferry_manifests::wire::{
     CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView, InstalledItem,
@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::auth::{Device, Operator};
 use crate::campaign::{self, Member, Target};
+use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::store::{CampaignRow, MemberRow};
 use crate::Shared;
@@ -240,7 +241,7 @@ fn share(name: &str, v: Option<f64>) -> ApiResult<f64> {
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
-    Json(req): Json<CampaignRequest>,
+    ApiJson(req): ApiJson<CampaignRequest>,
 ) -> ApiResult<Json<CampaignView>> {
     let releases = state.store.releases(Some(&req.item)).await?;
     if !releases.iter().any(|r| r.version == req.version) {

@@ -9,6 +9,7 @@ use ferry_manifests::wire::{
 };
 
 use crate::auth::{hash_token, new_token, Device};
+use crate::error::extract::Json as ApiJson;
 use crate::error::{ApiResult, AppError};
 use crate::store::{HostRow, ReportRecord};
 use crate::{fleet, now, Shared};
@@ -59,7 +60,7 @@ fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
 
 pub async fn enrol(
     State(state): State<Shared>,
-    Json(req): Json<EnrolRequest>,
+    ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
     if !state
         .store
@@ -89,7 +90,7 @@ pub async fn enrol(
 pub async fn check_in(
     State(state): State<Shared>,
     Device(host_id): Device,
-    Json(req): Json<CheckInRequest>,
+    ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<CheckInResponse>> {
     validate_facts(&req.facts)?;
     let host = host_row(host_id.clone(), &req.facts, String::from("-"));
@@ -166,7 +167,7 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
 pub async fn output(
     State(state): State<Shared>,
     Device(host_id): Device,
-    Json(chunk): Json<ferry_manifests::wire::OutputChunk>,
+    ApiJson(chunk): ApiJson<ferry_manifests::wire::OutputChunk>,
 ) -> ApiResult<axum::http::StatusCode> {
     if chunk.text.len() > 1024 * 1024 {
         return Err(AppError::bad_request("at most 1 MiB of output per request"));
@@ -196,7 +197,7 @@ pub async fn output(
 pub async fn reports(
     State(state): State<Shared>,
     Device(host_id): Device,
-    Json(batch): Json<ReportBatch>,
+    ApiJson(batch): ApiJson<ReportBatch>,
 ) -> ApiResult<Json<ReportAck>> {
     if batch.reports.len() > MAX_REPORTS {
         return Err(AppError::bad_request(format!(

@@ -65,6 +65,16 @@ pub fn router(state: Shared) -> Router {
             "/api/v1/update-history/{id}/output/stream",
             get(operator::output_stream),
         )
+        .fallback(|| async {
+            crate::error::AppError::not_found("no such endpoint; see docs/protocol.md")
+        })
+        .method_not_allowed_fallback(|| async {
+            crate::error::AppError::Client {
+                status: axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                code: "method_not_allowed",
+                message: "this endpoint does not take that method".into(),
+            }
+        })
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

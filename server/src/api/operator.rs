@@ -1,7 +1,7 @@
 //! Operator endpoints: releases, hosts, updates and history. Manifests are readable by devices
 //! too.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -11,6 +11,7 @@ use serde::Deserialize;
 
 use crate::api::artifacts::hash_file;
 use crate::auth::{Caller, Operator};
+use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::store::NewRelease;
 use crate::{fleet, now, Shared};
@@ -167,7 +168,7 @@ pub async fn edit_host(
     State(state): State<Shared>,
     _op: Operator,
     Path(host): Path<String>,
-    Json(edit): Json<ferry_manifests::wire::HostEdit>,
+    ApiJson(edit): ApiJson<ferry_manifests::wire::HostEdit>,
 ) -> ApiResult<Json<HostView>> {
     let (host_id, _) = resolve_host(&state, &host).await?;
     ferry_manifests::wire::validate_labels(
@@ -207,7 +208,7 @@ pub async fn remove_host(
 pub async fn check_now(
     State(state): State<Shared>,
     _op: Operator,
-    Json(req): Json<ferry_manifests::wire::CheckRequest>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::CheckRequest>,
 ) -> ApiResult<Json<ferry_manifests::wire::CheckAnswer>> {
     let hosts = match (&req.host, &req.item) {
         (Some(host), None) => vec![resolve_host(&state, host).await?.0],
@@ -225,7 +226,7 @@ pub async fn check_now(
 pub async fn trigger(
     State(state): State<Shared>,
     _op: Operator,
-    Json(req): Json<TriggerRequest>,
+    ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
     let (host_id, _) = resolve_host(&state, &req.host).await?;
     let releases = state.store.releases(Some(&req.item)).await?;

@@ -2,7 +2,7 @@
 //! The server holds no root key, but it does check each version against the previous one
 //! before relaying it, so a broken rotation fails here rather than on devices.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -10,6 +10,7 @@ use ferry_manifests::root::TrustRoot;
 use serde::Serialize;
 
 use crate::auth::{Caller, Operator};
+use crate::error::extract::Path;
 use crate::error::{ApiResult, AppError};
 use crate::Shared;
 

@@ -1,18 +1,19 @@
 //! Operator and enrolment tokens: create (shown once), list, revoke. Only hashes are stored.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use ferry_manifests::wire::{TokenRequest, TokenView};
 
 use crate::auth::{hash_token, new_token, Operator};
+use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
 use crate::Shared;
 
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
-    Json(req): Json<TokenRequest>,
+    ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenView>> {
     let kind = req.kind.as_deref().unwrap_or("operator");
     let prefix = match kind {
