@@ -1,8 +1,9 @@
 //! What keeps check-in cheap: device credentials, unchanged facts and last-seen times are
 //! held in memory, and last-seen is written to the database in batches rather than on every
 //! check-in; releases, the trust root version and whether any campaign is active are cached
-//! until they change. Everything here is rebuilt from the database on demand, so a restart
-//! loses at most one flush interval of last-seen times.
+//! until they change. Everything here is rebuilt from the database on demand; a crash of the
+//! server loses at most [`SEEN_WRITE_INTERVAL`] of last-seen times (a clean stop writes them
+//! all).
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
@@ -13,10 +14,15 @@ use ferry_manifests::wire::{DeviceFacts, ReleaseView};
 
 /// How often buffered last-seen times are written.
 pub const FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+/// A host's last-seen is written at most this often: the online rule works in minutes and
+/// the server shows the in-memory time anyway, so a busy fleet costs the database one row
+/// per host per minute, not one per check-in.
+pub const SEEN_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Default)]
 pub struct Cache {
     seen: Mutex<HashMap<String, String>>,
+    written: Mutex<HashMap<String, std::time::Instant>>,
     facts: Mutex<HashMap<String, u64>>,
     devices: RwLock<HashMap<String, String>>,
     releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
@@ -48,9 +54,23 @@ impl Cache {
         changed
     }
 
-    /// Last-seen times not yet written.
-    pub fn take_seen(&self) -> Vec<(String, String)> {
-        lock(&self.seen).drain().collect()
+    /// Last-seen times due to be written: those of hosts not written for
+    /// [`SEEN_WRITE_INTERVAL`] (or `all` of them, at shutdown).
+    pub fn take_seen(&self, all: bool) -> Vec<(String, String)> {
+        let seen = lock(&self.seen);
+        let mut written = lock(&self.written);
+        let now = std::time::Instant::now();
+        let mut due = Vec::new();
+        for (host, at) in seen.iter() {
+            let fresh = written
+                .get(host)
+                .is_some_and(|w| now.duration_since(*w) < SEEN_WRITE_INTERVAL);
+            if all || !fresh {
+                written.insert(host.clone(), now);
+                due.push((host.clone(), at.clone()));
+            }
+        }
+        due
     }
 
     /// The buffered last-seen of a host, newer than the database's.
@@ -94,6 +114,7 @@ impl Cache {
         lock(&self.facts).remove(host_id);
         lock(&self.seen).remove(host_id);
         lock(&self.idle).remove(host_id);
+        lock(&self.written).remove(host_id);
     }
 
     pub fn releases(&self) -> Option<Arc<Vec<ReleaseView>>> {
@@ -151,8 +172,19 @@ mod tests {
         assert!(!c.check_in("h", &facts("1"), "t2".into()));
         assert!(c.check_in("h", &facts("2"), "t3".into()));
         assert_eq!(c.seen("h").as_deref(), Some("t3"));
-        assert_eq!(c.take_seen(), vec![("h".to_string(), "t3".to_string())]);
-        assert!(c.take_seen().is_empty());
+        assert_eq!(
+            c.take_seen(false),
+            vec![("h".to_string(), "t3".to_string())]
+        );
+        assert!(
+            c.take_seen(false).is_empty(),
+            "written less than a minute ago"
+        );
+        assert_eq!(
+            c.take_seen(true).len(),
+            1,
+            "at shutdown everything is written"
+        );
         c.remember_device("hash", "h");
         c.forget_host("h");
         assert!(c.device("hash").is_none());

@@ -80,9 +80,9 @@ impl AppState {
         Ok(v)
     }
 
-    /// Writes buffered last-seen times.
-    pub async fn flush_seen(&self) {
-        let seen = self.cache.take_seen();
+    /// Writes buffered last-seen times (those due, or `all` at shutdown).
+    pub async fn flush_seen(&self, all: bool) {
+        let seen = self.cache.take_seen(all);
         if seen.is_empty() {
             return;
         }
@@ -130,14 +130,14 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             let mut tick = tokio::time::interval(cache::FLUSH_INTERVAL);
             loop {
                 tick.tick().await;
-                state.flush_seen().await;
+                state.flush_seen(false).await;
             }
         })
     };
     let app = api::router(Arc::clone(&state));
     let result = serve_app(app, tls, listen).await;
     flusher.abort();
-    state.flush_seen().await;
+    state.flush_seen(true).await;
     result
 }
 
