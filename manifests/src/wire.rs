@@ -244,6 +244,51 @@ pub struct TokenView {
     pub token: Option<String>,
 }
 
+/// A software item: every name that has releases, with how it is presented and whether it
+/// is still offered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ItemView {
+    pub name: String,
+    pub featured: bool,
+    /// https only, at most 2048 characters.
+    pub icon_url: Option<String>,
+    /// A deactivated item's releases are no longer offered or installable.
+    pub deactivated: bool,
+    pub releases: usize,
+    pub newest: Option<semver::Version>,
+}
+
+/// `PATCH /api/v1/items/{name}`: each field optional; an empty icon URL clears it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ItemEdit {
+    #[serde(default)]
+    pub featured: Option<bool>,
+    #[serde(default)]
+    pub icon_url: Option<String>,
+    #[serde(default)]
+    pub deactivated: Option<bool>,
+}
+
+/// Checks an item icon URL: https, at most 2048 characters.
+pub fn validate_icon_url(url: &str) -> Result<(), String> {
+    if url.len() > 2048 {
+        return Err(format!(
+            "icon URL is {} characters; at most 2048",
+            url.len()
+        ));
+    }
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| format!("icon URL {url:?} must start with https://"))?;
+    if rest.is_empty()
+        || rest.starts_with('/')
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(format!("icon URL {url:?} is not a valid https URL"));
+    }
+    Ok(())
+}
+
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EnrolRequest {
@@ -472,6 +517,16 @@ pub fn now() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn icon_urls_are_https_and_bounded() {
+        assert!(super::validate_icon_url("https://cdn.example.org/web.svg").is_ok());
+        assert!(super::validate_icon_url("http://cdn.example.org/web.svg").is_err());
+        assert!(super::validate_icon_url("javascript:alert(1)").is_err());
+        assert!(super::validate_icon_url("https://").is_err());
+        let long = format!("https://x.org/{}", "a".repeat(2040));
+        assert!(super::validate_icon_url(&long).is_err());
+    }
+
     #[test]
     fn timestamps_are_fixed_width_so_text_order_is_time_order() {
         let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);

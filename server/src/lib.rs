@@ -51,7 +51,18 @@ impl AppState {
         if let Some(r) = self.cache.releases() {
             return Ok(r);
         }
-        let r = Arc::new(self.store.releases(None).await?);
+        // Deactivated items are not offered.
+        let off: Vec<String> = self
+            .store
+            .item_settings()
+            .await?
+            .into_iter()
+            .filter(|(_, _, _, deactivated)| *deactivated)
+            .map(|(name, ..)| name)
+            .collect();
+        let mut all = self.store.releases(None).await?;
+        all.retain(|r| !off.contains(&r.item));
+        let r = Arc::new(all);
         self.cache.set_releases(Some(Arc::clone(&r)));
         Ok(r)
     }

@@ -166,3 +166,47 @@ fn every_client_error_is_json_with_a_code_and_a_message() {
         }
     }
 }
+
+#[test]
+fn items_are_featured_given_an_icon_and_deactivated() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let items = w.ctl_json(&["items", "list"]);
+    assert_eq!(items[0]["name"], "web");
+    assert_eq!(items[0]["newest"], "1.0.0");
+    let edited = w.ctl_json(&[
+        "items",
+        "edit",
+        "web",
+        "--featured",
+        "true",
+        "--icon-url",
+        "https://cdn.example.org/web.svg",
+    ]);
+    assert_eq!(edited["featured"], true);
+    assert_eq!(edited["icon_url"], "https://cdn.example.org/web.svg");
+    let bad = w.ctl(&[
+        "items",
+        "edit",
+        "web",
+        "--icon-url",
+        "http://insecure.example.org/x.png",
+    ]);
+    assert_eq!(bad.code, Some(1));
+    assert!(bad.stderr.contains("https://"), "{bad}");
+
+    // Deactivated: not offered, and not triggerable.
+    w.ctl_json(&["items", "edit", "web", "--deactivate"]);
+    let status = w.agent("check").ok();
+    assert!(
+        !w.agent("status").ok().stdout.contains("available: 1.0.0"),
+        "{status}"
+    );
+    let refused = w.ctl(&["update", "trigger", "--host", "device-1", "--item", "web"]);
+    assert_eq!(refused.code, Some(1));
+    assert!(refused.stderr.contains("deactivated"), "{refused}");
+    w.ctl_json(&["items", "edit", "web", "--activate"]);
+    w.agent("check").ok();
+    assert!(w.agent("status").ok().stdout.contains("available: 1.0.0"));
+}

@@ -150,7 +150,7 @@ pub async fn create(
                 .find(|(h, _)| h.id == host_id)
                 .map(|(_, i)| i.clone())
                 .unwrap_or_default();
-            let releases = state.store.releases(None).await?;
+            let releases = state.releases().await?;
             let available = batch::available(&installed, &releases);
             let active_items: Vec<String> = active(&host_id)
                 .await?
@@ -178,6 +178,7 @@ pub async fn create(
             to_version,
             hosts: only,
         } => {
+            super::items::ensure_active(&state, item).await?;
             let releases = state.store.releases(Some(item)).await?;
             if !releases.iter().any(|r| &r.version == to_version) {
                 return Err(AppError::not_found(format!(

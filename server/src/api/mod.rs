@@ -4,6 +4,7 @@ pub mod artifacts;
 pub mod batches;
 pub mod campaigns;
 pub mod device;
+pub mod items;
 pub mod operator;
 pub mod roots;
 pub mod tokens;
@@ -37,6 +38,8 @@ pub fn router(state: Shared) -> Router {
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/trust-roots", post(roots::publish))
         .route("/api/v1/trust-roots/{version}", get(roots::get))
+        .route("/api/v1/items", get(items::list))
+        .route("/api/v1/items/{name}", axum::routing::patch(items::edit))
         .route("/api/v1/hosts", get(operator::list_hosts))
         .route(
             "/api/v1/hosts/{host}",

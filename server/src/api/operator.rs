@@ -229,6 +229,7 @@ pub async fn trigger(
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
     let (host_id, _) = resolve_host(&state, &req.host).await?;
+    crate::api::items::ensure_active(&state, &req.item).await?;
     let releases = state.store.releases(Some(&req.item)).await?;
     let release = match &req.version {
         Some(v) => releases.iter().find(|r| &r.version == v),

@@ -239,6 +239,66 @@ impl Client {
         Ok(())
     }
 
+    pub fn items(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::ItemView> =
+            self.get("api/v1/items", "listing items")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|i| {
+                vec![
+                    i.name.clone(),
+                    i.releases.to_string(),
+                    i.newest.as_ref().map_or("-".into(), |v| v.to_string()),
+                    if i.featured { "yes" } else { "" }.to_string(),
+                    if i.deactivated {
+                        "deactivated"
+                    } else {
+                        "active"
+                    }
+                    .to_string(),
+                    i.icon_url.clone().unwrap_or_default(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ITEM", "RELEASES", "NEWEST", "FEATURED", "STATE", "ICON"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn item_edit(
+        &self,
+        name: &str,
+        edit: &ferry_manifests::wire::ItemEdit,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/items/{}", path_segment(name)))?;
+        let item: ferry_manifests::wire::ItemView = self
+            .send(self.http.patch(url).json(edit), "editing the item")?
+            .json()?;
+        if json {
+            return print_json(&item);
+        }
+        println!(
+            "{}: {}{}",
+            item.name,
+            if item.deactivated {
+                "deactivated"
+            } else {
+                "active"
+            },
+            if item.featured { ", featured" } else { "" }
+        );
+        Ok(())
+    }
+
     pub fn token_create(&self, name: &str, kind: &str, json: bool) -> anyhow::Result<()> {
         let resp = self.send(
             self.http

@@ -79,6 +79,11 @@ pub enum Command {
         #[command(subcommand)]
         command: CampaignsCommand,
     },
+    /// Software items: featured, icon, deactivated.
+    Items {
+        #[command(subcommand)]
+        command: ItemsCommand,
+    },
     /// Operator and enrolment tokens.
     Tokens {
         #[command(subcommand)]
@@ -305,6 +310,35 @@ pub enum HistoryCommand {
     /// Show one entry with its full output.
     Show {
         id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ItemsCommand {
+    /// List items with their releases, newest version and presentation.
+    List {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Feature an item, set its icon, or (de)activate it.
+    Edit {
+        name: String,
+        #[arg(long)]
+        featured: Option<bool>,
+        /// https URL of an icon (at most 2048 characters); empty to clear it.
+        #[arg(long)]
+        icon_url: Option<String>,
+        /// Stop offering its releases (and refuse triggers, batches and campaigns of it).
+        #[arg(long, conflicts_with = "activate")]
+        deactivate: bool,
+        #[arg(long)]
+        activate: bool,
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -557,6 +591,32 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             HistoryCommand::Show { id, json, server } => {
                 client::Client::new(&server)?.history_show(&id, json)
             }
+        },
+        Command::Items { command } => match command {
+            ItemsCommand::List { json, server } => client::Client::new(&server)?.items(json),
+            ItemsCommand::Edit {
+                name,
+                featured,
+                icon_url,
+                deactivate,
+                activate,
+                json,
+                server,
+            } => client::Client::new(&server)?.item_edit(
+                &name,
+                &ferry_manifests::wire::ItemEdit {
+                    featured,
+                    icon_url,
+                    deactivated: if deactivate {
+                        Some(true)
+                    } else if activate {
+                        Some(false)
+                    } else {
+                        None
+                    },
+                },
+                json,
+            ),
         },
         Command::Tokens { command } => match command {
             TokensCommand::Create {

@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../../migrations/0004_host_labels.sql")),
     (5, include_str!("../../migrations/0005_batches.sql")),
     (6, include_str!("../../migrations/0006_campaigns.sql")),
+    (7, include_str!("../../migrations/0007_items.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -420,6 +421,62 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    // ---- items ----
+
+    /// Presentation and status of items that have a row (items without one are defaults).
+    pub async fn item_settings(&self) -> Result<Vec<(String, bool, Option<String>, bool)>> {
+        let rows = sqlx::query("SELECT name, featured, icon_url, deactivated FROM items")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("name")?,
+                    r.try_get::<i64, _>("featured")? != 0,
+                    r.try_get("icon_url")?,
+                    r.try_get::<i64, _>("deactivated")? != 0,
+                ))
+            })
+            .collect()
+    }
+
+    pub async fn edit_item(
+        &self,
+        name: &str,
+        featured: Option<bool>,
+        icon_url: Option<Option<&str>>,
+        deactivated: Option<bool>,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO items (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(f) = featured {
+            sqlx::query("UPDATE items SET featured = ? WHERE name = ?")
+                .bind(f as i64)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(url) = icon_url {
+            sqlx::query("UPDATE items SET icon_url = ? WHERE name = ?")
+                .bind(url)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(d) = deactivated {
+            sqlx::query("UPDATE items SET deactivated = ? WHERE name = ?")
+                .bind(d as i64)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     // ---- releases ----

@@ -1,0 +1,90 @@
+//! Software items: list them with their presentation, feature or deactivate one.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use ferry_manifests::manifest::validate_item_name;
+use ferry_manifests::wire::{validate_icon_url, ItemEdit, ItemView};
+
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Path};
+use crate::error::{ApiResult, AppError};
+use crate::Shared;
+
+pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<ItemView>>> {
+    let mut items: BTreeMap<String, ItemView> = BTreeMap::new();
+    for r in state.store.releases(None).await? {
+        let e = items.entry(r.item.clone()).or_insert_with(|| ItemView {
+            name: r.item.clone(),
+            featured: false,
+            icon_url: None,
+            deactivated: false,
+            releases: 0,
+            newest: None,
+        });
+        e.releases += 1;
+        if e.newest.as_ref().is_none_or(|n| &r.version > n) {
+            e.newest = Some(r.version.clone());
+        }
+    }
+    for (name, featured, icon_url, deactivated) in state.store.item_settings().await? {
+        let e = items.entry(name.clone()).or_insert_with(|| ItemView {
+            name,
+            featured: false,
+            icon_url: None,
+            deactivated: false,
+            releases: 0,
+            newest: None,
+        });
+        e.featured = featured;
+        e.icon_url = icon_url;
+        e.deactivated = deactivated;
+    }
+    Ok(Json(items.into_values().collect()))
+}
+
+pub async fn edit(
+    State(state): State<Shared>,
+    op: Operator,
+    Path(name): Path<String>,
+    ApiJson(edit): ApiJson<ItemEdit>,
+) -> ApiResult<Json<ItemView>> {
+    validate_item_name(&name).map_err(AppError::bad_request)?;
+    let icon = match edit.icon_url.as_deref() {
+        Some("") => Some(None),
+        Some(url) => {
+            validate_icon_url(url).map_err(AppError::bad_request)?;
+            Some(Some(url))
+        }
+        None => None,
+    };
+    state
+        .store
+        .edit_item(&name, edit.featured, icon, edit.deactivated)
+        .await?;
+    // Deactivation changes what devices are offered.
+    state.cache.set_releases(None);
+    tracing::info!(item = %name, "item edited");
+    let Json(all) = list(State(state), op).await?;
+    all.into_iter()
+        .find(|i| i.name == name)
+        .map(Json)
+        .ok_or_else(|| AppError::Internal("item vanished".into()))
+}
+
+/// Refuses work on a deactivated item.
+pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
+    let deactivated = state
+        .store
+        .item_settings()
+        .await?
+        .into_iter()
+        .any(|(name, _, _, d)| name == item && d);
+    if deactivated {
+        return Err(AppError::conflict(format!(
+            "item {item} is deactivated; activate it first (ferryctl items edit {item} --activate)"
+        )));
+    }
+    Ok(())
+}
