@@ -18,24 +18,13 @@ fn two_items() -> World {
 
 fn release_api(w: &World, version: &str, category: &str) {
     let src = w.payload(&format!("api-{version}"), None);
-    let out = w.path(&format!("out-api-{version}"));
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
+    let out = w.build_with(
         "api",
-        "--version",
         version,
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
+        &src,
         "keys/release.key",
-        "--out",
-        out.to_str().unwrap(),
-        "--category",
-        category,
-    ])
-    .ok();
+        &["--category", category],
+    );
     w.publish(&out);
 }
 

@@ -65,22 +65,7 @@ fn release_and_root_keys_rotate_through_the_server() {
     w.ctl(&["root", "publish", "root-2.json"]).ok();
 
     let src = w.payload("1.1.0", None);
-    let out = w.path("out-1.1.0");
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "web",
-        "--version",
-        "1.1.0",
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
-        "keys/release2.key",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    let out = w.build_with("web", "1.1.0", &src, "keys/release2.key", &[]);
     w.publish(&out);
     w.trigger(Some("1.1.0"));
     w.agent("once").ok();

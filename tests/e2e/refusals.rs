@@ -70,22 +70,7 @@ fn a_manifest_signed_by_an_unknown_key_is_refused() {
     let (w, before) = installed_world();
     w.ctl(&["keygen", "--out", "keys/rogue"]).ok();
     let src = w.payload("1.1.0", None);
-    let out = w.path("out-rogue");
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "web",
-        "--version",
-        "1.1.0",
-        "--from",
-        src.to_str().unwrap(),
-        "--key",
-        "keys/rogue.key",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    let out = w.build_with("web", "1.1.0", &src, "keys/rogue.key", &[]);
     w.publish(&out);
     w.trigger(Some("1.1.0"));
     let rogue = SigningKeyFile::load(&w.path("keys/rogue.key")).unwrap();

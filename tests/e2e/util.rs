@@ -299,18 +299,36 @@ root = "{root}"
 
     /// Builds and signs a release of `web` with the world's key; returns the out dir.
     pub fn build(&self, version: &str, src: &Path, extra: &[&str]) -> PathBuf {
-        let out = self.path(&format!("out-{version}"));
+        self.build_with("web", version, src, "keys/release.key", extra)
+    }
+
+    /// Builds and signs a release of `item` with the key file `key` (relative to the world);
+    /// returns the out dir, `out-[ITEM-]VERSION`.
+    pub fn build_with(
+        &self,
+        item: &str,
+        version: &str,
+        src: &Path,
+        key: &str,
+        extra: &[&str],
+    ) -> PathBuf {
+        let name = if item == "web" && key == "keys/release.key" {
+            format!("out-{version}")
+        } else {
+            format!("out-{item}-{version}-{}", key.replace(['/', '.'], "_"))
+        };
+        let out = self.path(&name);
         let mut args = vec![
             "release",
             "build",
             "--item",
-            "web",
+            item,
             "--version",
             version,
             "--from",
             src.to_str().unwrap_or_default(),
             "--key",
-            "keys/release.key",
+            key,
             "--out",
             out.to_str().unwrap_or_default(),
         ];

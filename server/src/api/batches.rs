@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use axum::extract::State;
 use axum::Json;
 use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
-use serde::Deserialize;
 
 use crate::auth::Operator;
 use crate::batch::{self, Planned};
@@ -219,15 +218,10 @@ pub async fn create(
     Ok(Json(load(&state, &id).await?))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    status: Option<String>,
-}
-
 pub async fn list(
     State(state): State<Shared>,
     _op: Operator,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<BatchView>>> {
     let mut by_batch: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
     for (id, e) in state.store.batch_entries(None, None).await? {

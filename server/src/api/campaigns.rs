@@ -8,7 +8,6 @@ use axum::Json;
 use ferry_manifests::wire::{
     CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView, InstalledItem,
 };
-use serde::Deserialize;
 
 use crate::auth::{Device, Operator};
 use crate::campaign::{self, Member, Target};
@@ -55,6 +54,17 @@ fn member_status(c: &CampaignRow, m: &MemberRow, open_wave: usize) -> String {
     }
 }
 
+/// The rollout rules applied to a campaign's members as they stand.
+fn decision(c: &CampaignRow, members: &[MemberRow]) -> campaign::Decision {
+    let states: Vec<Member> = members.iter().map(|m| member_state(c, m)).collect();
+    campaign::decide(
+        &states,
+        c.waves.len(),
+        c.success_threshold,
+        c.max_failure_rate,
+    )
+}
+
 /// Applies the rules to one campaign: pause on too many failures, dispatch what may go now.
 pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
     let Some(c) = state.store.campaign(campaign_id).await? else {
@@ -64,13 +74,7 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
         return Ok(());
     }
     let members = state.store.members(campaign_id).await?;
-    let states: Vec<Member> = members.iter().map(|m| member_state(&c, m)).collect();
-    let d = campaign::decide(
-        &states,
-        c.waves.len(),
-        c.success_threshold,
-        c.max_failure_rate,
-    );
+    let d = decision(&c, &members);
     if d.pause {
         let reason = format!(
             "paused itself: {:.0}% of finished installs failed, more than the {:.0}% allowed",
@@ -173,13 +177,7 @@ pub async fn on_report(state: &Shared, update_id: &str) -> ApiResult<()> {
 
 async fn view(state: &Shared, c: CampaignRow) -> ApiResult<CampaignView> {
     let members = state.store.members(&c.id).await?;
-    let states: Vec<Member> = members.iter().map(|m| member_state(&c, m)).collect();
-    let d = campaign::decide(
-        &states,
-        c.waves.len(),
-        c.success_threshold,
-        c.max_failure_rate,
-    );
+    let d = decision(&c, &members);
     let members: Vec<CampaignMemberView> = members
         .iter()
         .map(|m| CampaignMemberView {
@@ -312,15 +310,10 @@ pub async fn create(
     Ok(Json(view(&state, c).await?))
 }
 
-#[derive(Deserialize)]
-pub struct ListQuery {
-    status: Option<String>,
-}
-
 pub async fn list(
     State(state): State<Shared>,
     _op: Operator,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<CampaignView>>> {
     let mut out = Vec::new();
     for c in state.store.campaigns().await? {

@@ -15,6 +15,12 @@ use tower_http::trace::TraceLayer;
 
 use crate::Shared;
 
+/// `?status=` of the list endpoints.
+#[derive(serde::Deserialize)]
+pub struct StatusQuery {
+    pub status: Option<String>,
+}
+
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
