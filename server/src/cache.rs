@@ -30,6 +30,8 @@ pub struct Cache {
     campaigns: RwLock<Option<bool>>,
     /// Hosts that had no pending or cancelled job, at which updates epoch.
     idle: Mutex<HashMap<String, u64>>,
+    /// Each running campaign's open wave, as last decided (refreshed by every evaluation).
+    open_waves: Mutex<HashMap<String, usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -76,6 +78,18 @@ impl Cache {
     /// The buffered last-seen of a host, newer than the database's.
     pub fn seen(&self, host_id: &str) -> Option<String> {
         lock(&self.seen).get(host_id).cloned()
+    }
+
+    pub fn open_wave(&self, campaign_id: &str) -> Option<usize> {
+        lock(&self.open_waves).get(campaign_id).copied()
+    }
+
+    pub fn set_open_wave(&self, campaign_id: &str, wave: Option<usize>) {
+        let mut waves = lock(&self.open_waves);
+        match wave {
+            Some(w) => waves.insert(campaign_id.to_string(), w),
+            None => waves.remove(campaign_id),
+        };
     }
 
     /// Whether the host had no work when the updates epoch was `epoch`.

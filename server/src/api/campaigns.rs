@@ -65,12 +65,46 @@ fn decision(c: &CampaignRow, members: &[MemberRow]) -> campaign::Decision {
     )
 }
 
-/// Applies the rules to one campaign: pause on too many failures, dispatch what may go now.
+/// Dispatches one member's install if it may go now; true if dispatched.
+async fn dispatch_member(
+    state: &Shared,
+    c: &CampaignRow,
+    m: &MemberRow,
+    open_wave: usize,
+) -> ApiResult<bool> {
+    if member_status(c, m, open_wave) != "dispatchable" {
+        return Ok(false);
+    }
+    if state
+        .store
+        .active_update(&m.host_id, &c.item)
+        .await?
+        .is_some()
+    {
+        return Ok(false); // one at a time: it gets its turn when that one finishes
+    }
+    let id = state
+        .store
+        .create_update(&m.host_id, &c.item, &c.version, "campaign")
+        .await?;
+    state
+        .store
+        .set_member_update(&c.id, &m.host_id, &id)
+        .await?;
+    tracing::info!(campaign = %c.id, host = %m.hostname, update = %id, "campaign install dispatched");
+    state.waker.wake(&m.host_id);
+    Ok(true)
+}
+
+/// Applies the rules to one campaign over all its members: pause on too many failures,
+/// dispatch what may go now, remember the open wave. Runs when something changed (created,
+/// resumed, a host joined or accepted, a report arrived), not on every check-in.
 pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
     let Some(c) = state.store.campaign(campaign_id).await? else {
         return Ok(());
     };
     if c.status != "running" {
+        state.cache.set_open_wave(&c.id, None);
         return Ok(());
     }
     let members = state.store.members(campaign_id).await?;
@@ -87,36 +121,20 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
             .set_campaign_status(&c.id, "paused", &reason)
             .await?;
         state.cache.set_campaigns_active(None);
+        state.cache.set_open_wave(&c.id, None);
         return Ok(());
     }
+    state.cache.set_open_wave(&c.id, Some(d.open_wave));
     for m in &members {
-        if member_status(&c, m, d.open_wave) != "dispatchable" {
-            continue;
-        }
-        if state
-            .store
-            .active_update(&m.host_id, &c.item)
-            .await?
-            .is_some()
-        {
-            continue; // one at a time: it gets its turn when that one finishes
-        }
-        let id = state
-            .store
-            .create_update(&m.host_id, &c.item, &c.version, "campaign")
-            .await?;
-        state
-            .store
-            .set_member_update(&c.id, &m.host_id, &id)
-            .await?;
-        tracing::info!(campaign = %c.id, host = %m.hostname, update = %id, "campaign install dispatched");
-        state.waker.wake(&m.host_id);
+        dispatch_member(state, &c, m, d.open_wave).await?;
     }
     Ok(())
 }
 
-/// At check-in: the host joins running campaigns it matches (if it has the item), and
-/// campaigns it belongs to are evaluated. Returns the offers needing its acceptance.
+/// At check-in: the host joins running campaigns it matches (if it has the item), and its own
+/// membership may be dispatched. The cost does not grow with the campaign's size: one
+/// membership lookup per campaign, and the open wave from the last evaluation. Returns the
+/// offers needing the host's acceptance.
 pub async fn on_check_in(
     state: &Shared,
     host_id: &str,
@@ -128,15 +146,13 @@ pub async fn on_check_in(
         if c.status == "cancelled" {
             continue;
         }
-        let has_item = installed.iter().any(|i| i.item == c.item);
-        let members = state.store.members(&c.id).await?;
-        let mut member = members.iter().find(|m| m.host_id == host_id).cloned();
+        let mut member = state.store.member(&c.id, host_id).await?;
         if member.is_none()
             && c.status == "running"
-            && has_item
+            && installed.iter().any(|i| i.item == c.item)
             && campaign::matches(&c.target, host_id, tags)
         {
-            let seq = members.len() as u64;
+            let seq = state.store.member_count(&c.id).await? as u64;
             let wave = campaign::wave_for(&c.waves, seq, seq + 1);
             if state
                 .store
@@ -145,15 +161,21 @@ pub async fn on_check_in(
             {
                 tracing::info!(campaign = %c.id, %host_id, wave, "host joined campaign");
             }
-            member = state
-                .store
-                .members(&c.id)
-                .await?
-                .into_iter()
-                .find(|m| m.host_id == host_id);
+            member = state.store.member(&c.id, host_id).await?;
         }
-        let Some(member) = member else { continue };
-        evaluate(state, &c.id).await?;
+        let Some(mut member) = member else { continue };
+        if c.status == "running" && member.update_id.is_none() {
+            let open_wave = match state.cache.open_wave(&c.id) {
+                Some(w) => w,
+                None => {
+                    evaluate(state, &c.id).await?;
+                    state.cache.open_wave(&c.id).unwrap_or(0)
+                }
+            };
+            if dispatch_member(state, &c, &member, open_wave).await? {
+                member.update_id = Some(String::new());
+            }
+        }
         if c.require_acceptance && c.status == "running" && member.update_id.is_none() {
             offers.push(CampaignOffer {
                 campaign_id: c.id.clone(),
@@ -296,12 +318,36 @@ pub async fn create(
     state.store.create_campaign(&row).await?;
     state.cache.set_campaigns_active(None);
     tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
-    // Hosts known now join at once; later ones join when they check in.
-    for (h, installed) in state.store.hosts().await? {
-        let (tags, _) =
-            crate::fleet::effective_labels(&h.device_tags, None, h.operator_tags.as_deref(), None);
-        on_check_in(&state, &h.id, &tags, &installed).await?;
+    // Hosts known now join at once (in one pass, then one evaluation); later ones join when
+    // they check in.
+    let mut seq = 0u64;
+    let matching: Vec<String> = state
+        .store
+        .hosts()
+        .await?
+        .into_iter()
+        .filter(|(h, installed)| {
+            let (tags, _) = crate::fleet::effective_labels(
+                &h.device_tags,
+                None,
+                h.operator_tags.as_deref(),
+                None,
+            );
+            installed.iter().any(|i| i.item == row.item)
+                && campaign::matches(&row.target, &h.id, &tags)
+        })
+        .map(|(h, _)| h.id)
+        .collect();
+    let total = matching.len() as u64;
+    for host_id in &matching {
+        let wave = campaign::wave_for(&row.waves, seq, total);
+        state
+            .store
+            .add_member(&id, host_id, seq as i64, wave)
+            .await?;
+        seq += 1;
     }
+    evaluate(&state, &id).await?;
     let c = state
         .store
         .campaign(&id)
