@@ -134,38 +134,19 @@ impl Store {
     }
 
     pub async fn members(&self, campaign_id: &str) -> Result<Vec<MemberRow>> {
-        let rows = sqlx::query(
-            "SELECT m.host_id, h.hostname, m.seq, m.wave, m.accepted_at, m.update_id, u.status AS update_status,
-                    i.version AS installed, h.utc_offset_secs
-             FROM campaign_members m
-             JOIN campaigns c ON c.id = m.campaign_id
-             JOIN hosts h ON h.id = m.host_id
-             LEFT JOIN updates u ON u.id = m.update_id
-             LEFT JOIN installed i ON i.host_id = m.host_id AND i.item = c.item
-             WHERE m.campaign_id = ? ORDER BY m.seq",
-        )
-        .bind(campaign_id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(MemberRow {
-                    host_id: r.try_get("host_id")?,
-                    hostname: r.try_get("hostname")?,
-                    seq: r.try_get("seq")?,
-                    wave: r.try_get::<i64, _>("wave")? as usize,
-                    accepted: r.try_get::<Option<String>, _>("accepted_at")?.is_some(),
-                    update_id: r.try_get("update_id")?,
-                    update_status: r.try_get("update_status")?,
-                    installed: r.try_get("installed")?,
-                    utc_offset_secs: r.try_get::<i64, _>("utc_offset_secs")? as i32,
-                })
-            })
-            .collect()
+        self.members_where(campaign_id, None).await
     }
 
     /// One host's membership, if any.
     pub async fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<MemberRow>> {
+        Ok(self.members_where(campaign_id, Some(host_id)).await?.pop())
+    }
+
+    async fn members_where(
+        &self,
+        campaign_id: &str,
+        host_id: Option<&str>,
+    ) -> Result<Vec<MemberRow>> {
         let rows = sqlx::query(
             "SELECT m.host_id, h.hostname, m.seq, m.wave, m.accepted_at, m.update_id, u.status AS update_status,
                     i.version AS installed, h.utc_offset_secs
@@ -174,9 +155,10 @@ impl Store {
              JOIN hosts h ON h.id = m.host_id
              LEFT JOIN updates u ON u.id = m.update_id
              LEFT JOIN installed i ON i.host_id = m.host_id AND i.item = c.item
-             WHERE m.campaign_id = ? AND m.host_id = ?",
+             WHERE m.campaign_id = ? AND (? IS NULL OR m.host_id = ?) ORDER BY m.seq",
         )
         .bind(campaign_id)
+        .bind(host_id)
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?;
@@ -194,8 +176,7 @@ impl Store {
                     utc_offset_secs: r.try_get::<i64, _>("utc_offset_secs")? as i32,
                 })
             })
-            .collect::<Result<Vec<_>>>()
-            .map(|mut v| v.pop())
+            .collect()
     }
 
     pub async fn member_count(&self, campaign_id: &str) -> Result<i64> {
