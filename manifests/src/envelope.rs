@@ -28,6 +28,7 @@ pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.ferry.manifest.v1+json";
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Envelope {
     pub payload_type: String,
@@ -37,6 +38,7 @@ pub struct Envelope {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {
     pub keyid: KeyId,

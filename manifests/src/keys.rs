@@ -47,6 +47,7 @@ pub enum KeyError {
 
 /// The id of a key: the first 16 bytes of sha256 over the raw public key, in hex.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct KeyId(pub String);
 

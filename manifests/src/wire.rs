@@ -5,14 +5,17 @@ use serde::{Deserialize, Serialize};
 
 /// What a device has installed of one item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstalledItem {
     pub item: String,
     /// `None` when the item is configured but nothing is installed yet.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub version: Option<semver::Version>,
 }
 
 /// Facts about a device, sent at enrolment and on every check-in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceFacts {
     pub hostname: String,
     pub os: String,
@@ -75,6 +78,7 @@ pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(
 /// `PATCH /api/v1/hosts/{host}`: the operator's tags and friendly name, which win over the
 /// device's own. An empty list or name clears the operator's value (the device's shows again).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostEdit {
     #[serde(default)]
     pub tags: Option<Vec<String>>,
@@ -84,6 +88,7 @@ pub struct HostEdit {
 
 /// `POST /api/v1/check`: ask hosts to check in now (those long-polling answer at once).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckRequest {
     #[serde(default)]
     pub host: Option<String>,
@@ -92,6 +97,7 @@ pub struct CheckRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckAnswer {
     /// How many hosts were asked.
     pub hosts: usize,
@@ -99,6 +105,7 @@ pub struct CheckAnswer {
 
 /// `POST /api/v1/update-batches`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BatchRequest {
     /// Every available update of one host.
@@ -112,6 +119,7 @@ pub enum BatchRequest {
     /// One item to one version, on every host that has it or on the listed hosts.
     Item {
         item: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         to_version: semver::Version,
         #[serde(default)]
         hosts: Vec<String>,
@@ -119,6 +127,7 @@ pub enum BatchRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchEntryView {
     pub host_id: String,
     pub hostname: String,
@@ -131,6 +140,7 @@ pub struct BatchEntryView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchView {
     pub id: String,
     pub kind: String,
@@ -145,6 +155,7 @@ pub struct BatchView {
 
 /// Which hosts a campaign targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", content = "values", rename_all = "snake_case")]
 pub enum CampaignTarget {
     All,
@@ -156,10 +167,12 @@ pub enum CampaignTarget {
 
 /// `POST /api/v1/campaigns`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignRequest {
     #[serde(default)]
     pub name: Option<String>,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub target: CampaignTarget,
     #[serde(default)]
@@ -179,6 +192,7 @@ pub struct CampaignRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignMemberView {
     pub host_id: String,
     pub hostname: String,
@@ -191,10 +205,12 @@ pub struct CampaignMemberView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignView {
     pub id: String,
     pub name: String,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub target: CampaignTarget,
     pub require_acceptance: bool,
@@ -215,16 +231,19 @@ pub struct CampaignView {
 
 /// A campaign offered to a device that must accept it (`--running-mode=campaign_check`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignOffer {
     pub campaign_id: String,
     pub name: String,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub accepted: bool,
 }
 
 /// `POST /api/v1/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     pub name: String,
     /// `operator` (default) or `enrol`.
@@ -233,6 +252,7 @@ pub struct TokenRequest {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenView {
     pub id: String,
     pub kind: String,
@@ -247,6 +267,7 @@ pub struct TokenView {
 /// A software item: every name that has releases, with how it is presented and whether it
 /// is still offered.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemView {
     pub name: String,
     pub featured: bool,
@@ -255,11 +276,13 @@ pub struct ItemView {
     /// A deactivated item's releases are no longer offered or installable.
     pub deactivated: bool,
     pub releases: usize,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub newest: Option<semver::Version>,
 }
 
 /// `PATCH /api/v1/items/{name}`: each field optional; an empty icon URL clears it.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemEdit {
     #[serde(default)]
     pub featured: Option<bool>,
@@ -291,12 +314,14 @@ pub fn validate_icon_url(url: &str) -> Result<(), String> {
 
 /// `POST /api/v1/enrol`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolRequest {
     pub enrol_token: String,
     pub facts: DeviceFacts,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolResponse {
     pub host_id: String,
     /// The device's own credential; sent as `Authorization: Bearer` from now on.
@@ -305,6 +330,7 @@ pub struct EnrolResponse {
 
 /// `POST /api/v1/device/checkin`
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckInRequest {
     pub facts: DeviceFacts,
     /// Long-poll: when there is no job, wait up to this many seconds for one before answering
@@ -315,8 +341,10 @@ pub struct CheckInRequest {
 
 /// A newer signed release of an item the device manages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Available {
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub category: String,
     /// Path of the signed envelope, relative to the server URL.
@@ -325,14 +353,17 @@ pub struct Available {
 
 /// An install the operator asked this device to perform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Job {
     pub job_id: String,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub manifest_path: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckInResponse {
     pub host_id: String,
     pub available: Vec<Available>,
@@ -356,6 +387,7 @@ pub struct CheckInResponse {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// The new version is in place and healthy.
@@ -382,6 +414,7 @@ impl Outcome {
 
 /// `POST /api/v1/device/output`: a piece of a running job's hook output.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutputChunk {
     pub update_id: String,
     pub text: String,
@@ -390,13 +423,16 @@ pub struct OutputChunk {
 /// `POST /api/v1/device/reports`: the outcome of one install attempt. Reports are queued on
 /// the device and retried; `report_id` makes a retry idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub report_id: String,
     #[serde(default)]
     pub job_id: Option<String>,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub from_version: Option<semver::Version>,
     pub outcome: Outcome,
     /// One line saying what happened, for lists.
@@ -409,17 +445,20 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportBatch {
     pub reports: Vec<Report>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     pub acked: Vec<String>,
 }
 
 /// Error body of every non-2xx API response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiError {
     pub code: String,
     pub message: String,
@@ -428,6 +467,7 @@ pub struct ApiError {
 // ---- operator API ----
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostView {
     pub id: String,
     pub hostname: String,
@@ -449,8 +489,10 @@ pub struct HostView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReleaseView {
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub category: String,
     pub released_at: String,
@@ -465,29 +507,36 @@ pub struct ReleaseView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublishResponse {
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
 }
 
 /// `POST /api/v1/updates`: assign an install to one host.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggerRequest {
     /// Host id or hostname.
     pub host: String,
     pub item: String,
     /// The newest release when absent.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub version: Option<semver::Version>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HistoryView {
     pub id: String,
     pub host_id: String,
     pub hostname: String,
     pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub from_version: Option<semver::Version>,
     /// pending, installed, failed, rolled_back, refused
     pub status: String,

@@ -9,70 +9,88 @@ pub mod operator;
 pub mod roots;
 pub mod tokens;
 
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::Shared;
 
 /// `?status=` of the list endpoints.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct StatusQuery {
     pub status: Option<String>,
 }
 
+/// The OpenAPI document's frame; the paths come from the handlers' annotations as they are
+/// routed (utoipa-axum), so the document cannot drift from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Ferry",
+        description = "Ferry's HTTP API: devices enrol, check in and report; operators publish releases and run the fleet. See docs/protocol.md."
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API routes and their OpenAPI document.
+pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
+    use utoipa::OpenApi as _;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(device::enrol))
+        .routes(routes!(device::check_in))
+        .routes(routes!(device::reports))
+        .routes(routes!(device::output))
+        .routes(routes!(artifacts::download, artifacts::upload))
+        .routes(routes!(operator::list_releases, operator::publish))
+        .routes(routes!(operator::manifest))
+        .routes(routes!(tokens::list, tokens::create))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(roots::publish))
+        .routes(routes!(roots::get))
+        .routes(routes!(items::list))
+        .routes(routes!(items::edit))
+        .routes(routes!(operator::list_hosts))
+        .routes(routes!(operator::edit_host, operator::remove_host))
+        .routes(routes!(operator::trigger))
+        .routes(routes!(operator::check_now))
+        .routes(routes!(batches::list, batches::create))
+        .routes(routes!(batches::show))
+        .routes(routes!(campaigns::list, campaigns::create))
+        .routes(routes!(campaigns::show))
+        .routes(routes!(campaigns::action))
+        .routes(routes!(campaigns::accept))
+        .routes(routes!(operator::history))
+        .routes(routes!(operator::history_entry))
+        .routes(routes!(operator::output_stream))
+        .split_for_parts()
+}
+
 pub fn router(state: Shared) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/api/v1/enrol", post(device::enrol))
-        .route("/api/v1/device/checkin", post(device::check_in))
-        .route("/api/v1/device/reports", post(device::reports))
-        .route("/api/v1/device/output", post(device::output))
+    let (api, doc) = routes();
+    let doc = std::sync::Arc::new(doc);
+    api.route("/healthz", get(|| async { "ok\n" }))
         .route(
-            "/api/v1/artifacts/{name}",
-            get(artifacts::download).put(artifacts::upload),
-        )
-        .route(
-            "/api/v1/releases",
-            get(operator::list_releases).post(operator::publish),
-        )
-        .route(
-            "/api/v1/releases/{item}/{version}/manifest",
-            get(operator::manifest),
-        )
-        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/api/v1/trust-roots", post(roots::publish))
-        .route("/api/v1/trust-roots/{version}", get(roots::get))
-        .route("/api/v1/items", get(items::list))
-        .route("/api/v1/items/{name}", axum::routing::patch(items::edit))
-        .route("/api/v1/hosts", get(operator::list_hosts))
-        .route(
-            "/api/v1/hosts/{host}",
-            axum::routing::patch(operator::edit_host).delete(operator::remove_host),
-        )
-        .route("/api/v1/updates", post(operator::trigger))
-        .route("/api/v1/check", post(operator::check_now))
-        .route(
-            "/api/v1/update-batches",
-            get(batches::list).post(batches::create),
-        )
-        .route("/api/v1/update-batches/{id}", get(batches::show))
-        .route(
-            "/api/v1/campaigns",
-            get(campaigns::list).post(campaigns::create),
-        )
-        .route("/api/v1/campaigns/{id}", get(campaigns::show))
-        .route("/api/v1/campaigns/{id}/{action}", post(campaigns::action))
-        .route(
-            "/api/v1/device/campaigns/{id}/accept",
-            post(campaigns::accept),
-        )
-        .route("/api/v1/update-history", get(operator::history))
-        .route("/api/v1/update-history/{id}", get(operator::history_entry))
-        .route(
-            "/api/v1/update-history/{id}/output/stream",
-            get(operator::output_stream),
+            "/api/v1/openapi.json",
+            get(move || {
+                let doc = std::sync::Arc::clone(&doc);
+                async move { axum::Json((*doc).clone()) }
+            }),
         )
         .fallback(|| async {
             crate::error::AppError::not_found("no such endpoint; see docs/protocol.md")
