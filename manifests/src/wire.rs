@@ -486,6 +486,9 @@ pub struct HostView {
     /// Effective friendly name: the operator's if set, else the device's.
     pub friendly_name: Option<String>,
     pub installed: Vec<InstalledItem>,
+    /// Newer releases of the items this host has (deactivated items left out).
+    #[serde(default)]
+    pub available: Vec<Available>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -498,6 +501,8 @@ pub struct ReleaseView {
     pub released_at: String,
     pub expires_at: String,
     pub notes: String,
+    #[serde(default)]
+    pub release_url: Option<String>,
     pub layout: String,
     pub artifact_name: String,
     pub artifact_size: u64,

@@ -75,6 +75,7 @@ mod tests {
             released_at: String::new(),
             expires_at: String::new(),
             notes: String::new(),
+            release_url: None,
             layout: "symlink".into(),
             artifact_name: String::new(),
             artifact_size: 0,

@@ -6,7 +6,15 @@ use crate::util::World;
 #[test]
 fn publish_trigger_install_and_upgrade() {
     let w = World::new();
-    w.release("1.0.0", &["--notes", "first"]);
+    w.release(
+        "1.0.0",
+        &[
+            "--notes",
+            "first",
+            "--release-url",
+            "https://example.org/web/1.0.0",
+        ],
+    );
     w.release(
         "1.1.0",
         &[
@@ -24,6 +32,7 @@ fn publish_trigger_install_and_upgrade() {
         .map(|r| r["version"].as_str().unwrap())
         .collect();
     assert_eq!(versions, ["1.0.0", "1.1.0"]);
+    assert_eq!(releases[0]["release_url"], "https://example.org/web/1.0.0");
 
     // First contact enrols and reports; nothing is installed without an operator's word.
     w.agent("once").ok();
@@ -35,6 +44,10 @@ fn publish_trigger_install_and_upgrade() {
     assert_eq!(hosts[0]["agent_version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(hosts[0]["installed"][0]["item"], "web");
     assert!(hosts[0]["installed"][0]["version"].is_null());
+    assert_eq!(
+        hosts[0]["available"][0]["version"], "1.1.0",
+        "what is available to the host"
+    );
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("available: 1.1.0"), "{status}");
     // The device verified the offered manifest and reports, at its next contact, how fresh

@@ -23,6 +23,7 @@ pub async fn list_hosts(
 ) -> ApiResult<Json<Vec<HostView>>> {
     let now_t = time::OffsetDateTime::now_utc();
     let hosts = state.store.hosts().await?;
+    let releases = state.releases().await?;
     Ok(Json(
         hosts
             .into_iter()
@@ -48,6 +49,7 @@ pub async fn list_hosts(
                     newest_manifest_at: h.newest_manifest_at,
                     tags,
                     friendly_name,
+                    available: fleet::available_for(&installed, &releases),
                     installed,
                 }
             })
@@ -109,6 +111,7 @@ pub async fn publish(
         released_at: fmt(manifest.released_at),
         expires_at: fmt(manifest.expires_at),
         notes: manifest.notes.clone(),
+        release_url: manifest.release_url.clone(),
         layout: manifest.install.layout.to_string(),
         artifact_name: manifest.artifact.name.clone(),
         artifact_size: manifest.artifact.size,

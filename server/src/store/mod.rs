@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../../migrations/0005_batches.sql")),
     (6, include_str!("../../migrations/0006_campaigns.sql")),
     (7, include_str!("../../migrations/0007_items.sql")),
+    (8, include_str!("../../migrations/0008_release_url.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -486,8 +487,8 @@ impl Store {
         let v = &r.view;
         let done = sqlx::query(
             "INSERT INTO releases (item, version, category, released_at, expires_at, notes, layout, artifact_name,
-                artifact_size, artifact_sha256, signed_by, envelope, published_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item, version) DO NOTHING",
+                artifact_size, artifact_sha256, signed_by, envelope, published_at, release_url)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item, version) DO NOTHING",
         )
         .bind(&v.item)
         .bind(v.version.to_string())
@@ -502,6 +503,7 @@ impl Store {
         .bind(v.signed_by.join(","))
         .bind(&r.envelope)
         .bind(&v.published_at)
+        .bind(&v.release_url)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -510,7 +512,7 @@ impl Store {
     pub async fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>> {
         let rows = sqlx::query(
             "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
-                artifact_sha256, signed_by, published_at
+                artifact_sha256, signed_by, published_at, release_url
              FROM releases WHERE (? IS NULL OR item = ?)",
         )
         .bind(item)
@@ -527,6 +529,7 @@ impl Store {
                 released_at: r.try_get("released_at")?,
                 expires_at: r.try_get("expires_at")?,
                 notes: r.try_get("notes")?,
+                release_url: r.try_get("release_url")?,
                 layout: r.try_get("layout")?,
                 artifact_name: r.try_get("artifact_name")?,
                 artifact_size: r.try_get::<i64, _>("artifact_size")? as u64,
