@@ -83,6 +83,21 @@ impl IntoResponse for AppError {
 
 pub type ApiResult<T> = Result<T, AppError>;
 
+/// The client errors every endpoint may answer, for the OpenAPI document (one definition
+/// instead of a copy per handler).
+#[allow(dead_code)] // only its derived OpenAPI description is used
+#[derive(utoipa::IntoResponses)]
+pub enum ClientErrors {
+    #[response(status = 400, description = "bad request")]
+    BadRequest(ApiError),
+    #[response(status = 401, description = "missing or unknown token")]
+    Unauthorized(ApiError),
+    #[response(status = 404, description = "not found")]
+    NotFound(ApiError),
+    #[response(status = 409, description = "conflict")]
+    Conflict(ApiError),
+}
+
 /// `axum::Json`, `Path` and `Query`, with their rejections answered like every other client
 /// error: a JSON body with a code and a message, and the rejection's own status.
 pub mod extract {

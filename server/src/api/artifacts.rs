@@ -32,7 +32,7 @@ fn artifact_path(state: &Shared, name: &str) -> ApiResult<PathBuf> {
     Ok(state.artifacts_dir().join(name))
 }
 
-#[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<Shared>,
     _caller: Caller,
@@ -50,7 +50,7 @@ pub async fn download(
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<Shared>,
     _op: Operator,

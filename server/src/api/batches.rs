@@ -111,10 +111,11 @@ fn view(
 }
 
 async fn load(state: &Shared, id: &str) -> ApiResult<BatchView> {
-    let batches = state.store.batches().await?;
-    let b = batches
-        .iter()
-        .find(|b| b.id == id)
+    // `follow` polls this: one row, not every batch.
+    let b = state
+        .store
+        .batch(id)
+        .await?
         .ok_or_else(|| AppError::not_found(format!("no update batch {id}")))?;
     let entries = state
         .store
@@ -126,7 +127,7 @@ async fn load(state: &Shared, id: &str) -> ApiResult<BatchView> {
     Ok(view(&b.id, &b.kind, &b.description, &b.created_at, entries))
 }
 
-#[utoipa::path(post, path = "/api/v1/update-batches", tag = "batches", request_body = ferry_manifests::wire::BatchRequest, responses((status = 200, body = ferry_manifests::wire::BatchView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/update-batches", tag = "batches", request_body = ferry_manifests::wire::BatchRequest, responses((status = 200, body = ferry_manifests::wire::BatchView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
@@ -219,7 +220,7 @@ pub async fn create(
     Ok(Json(load(&state, &id).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/update-batches", tag = "batches", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::BatchView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/update-batches", tag = "batches", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::BatchView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Shared>,
     _op: Operator,
@@ -240,7 +241,7 @@ pub async fn list(
     Ok(Json(out))
 }
 
-#[utoipa::path(get, path = "/api/v1/update-batches/{id}", tag = "batches", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::BatchView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/update-batches/{id}", tag = "batches", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::BatchView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<Shared>,
     _op: Operator,

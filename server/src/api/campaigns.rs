@@ -258,7 +258,7 @@ fn share(name: &str, v: Option<f64>) -> ApiResult<f64> {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = ferry_manifests::wire::CampaignRequest, responses((status = 200, body = ferry_manifests::wire::CampaignView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = ferry_manifests::wire::CampaignRequest, responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
@@ -357,7 +357,7 @@ pub async fn create(
     Ok(Json(view(&state, c).await?))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::CampaignView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::CampaignView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Shared>,
     _op: Operator,
@@ -380,7 +380,7 @@ async fn load(state: &Shared, id: &str) -> ApiResult<CampaignRow> {
         .ok_or_else(|| AppError::not_found(format!("no campaign {id}")))
 }
 
-#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn show(
     State(state): State<Shared>,
     _op: Operator,
@@ -390,7 +390,7 @@ pub async fn show(
     Ok(Json(view(&state, c).await?))
 }
 
-#[utoipa::path(post, path = "/api/v1/campaigns/{id}/{action}", tag = "campaigns", params(("id" = String, Path), ("action" = String, Path, description = "pause, resume or cancel")), responses((status = 200, body = ferry_manifests::wire::CampaignView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/{action}", tag = "campaigns", params(("id" = String, Path), ("action" = String, Path, description = "pause, resume or cancel")), responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn action(
     State(state): State<Shared>,
     _op: Operator,
@@ -435,7 +435,7 @@ pub async fn action(
 }
 
 /// `POST /api/v1/device/campaigns/{id}/accept`
-#[utoipa::path(post, path = "/api/v1/device/campaigns/{id}/accept", tag = "device", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignOffer), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/device/campaigns/{id}/accept", tag = "device", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignOffer), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn accept(
     State(state): State<Shared>,
     Device(host_id): Device,

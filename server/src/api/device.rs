@@ -58,7 +58,7 @@ fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/enrol", tag = "device", request_body = ferry_manifests::wire::EnrolRequest, responses((status = 200, body = ferry_manifests::wire::EnrolResponse), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)))]
+#[utoipa::path(post, path = "/api/v1/enrol", tag = "device", request_body = ferry_manifests::wire::EnrolRequest, responses((status = 200, body = ferry_manifests::wire::EnrolResponse), crate::error::ClientErrors))]
 pub async fn enrol(
     State(state): State<Shared>,
     ApiJson(req): ApiJson<EnrolRequest>,
@@ -88,7 +88,7 @@ pub async fn enrol(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = ferry_manifests::wire::CheckInRequest, responses((status = 200, body = ferry_manifests::wire::CheckInResponse), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = ferry_manifests::wire::CheckInRequest, responses((status = 200, body = ferry_manifests::wire::CheckInResponse), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn check_in(
     State(state): State<Shared>,
     Device(host_id): Device,
@@ -166,7 +166,7 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
         .collect())
 }
 
-#[utoipa::path(post, path = "/api/v1/device/output", tag = "device", request_body = ferry_manifests::wire::OutputChunk, responses((status = 204, description = "stored and relayed"), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/device/output", tag = "device", request_body = ferry_manifests::wire::OutputChunk, responses((status = 204, description = "stored and relayed"), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn output(
     State(state): State<Shared>,
     Device(host_id): Device,
@@ -197,7 +197,7 @@ pub async fn output(
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/device/reports", tag = "device", request_body = ferry_manifests::wire::ReportBatch, responses((status = 200, body = ferry_manifests::wire::ReportAck), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/device/reports", tag = "device", request_body = ferry_manifests::wire::ReportBatch, responses((status = 200, body = ferry_manifests::wire::ReportAck), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn reports(
     State(state): State<Shared>,
     Device(host_id): Device,

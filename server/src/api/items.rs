@@ -12,7 +12,7 @@ use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
 use crate::Shared;
 
-#[utoipa::path(get, path = "/api/v1/items", tag = "items", responses((status = 200, body = Vec<ferry_manifests::wire::ItemView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/items", tag = "items", responses((status = 200, body = Vec<ferry_manifests::wire::ItemView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<ItemView>>> {
     let mut items: BTreeMap<String, ItemView> = BTreeMap::new();
     for r in state.store.releases(None).await? {
@@ -45,7 +45,7 @@ pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<
     Ok(Json(items.into_values().collect()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit(
     State(state): State<Shared>,
     op: Operator,

@@ -16,7 +16,7 @@ use crate::error::{ApiResult, AppError};
 use crate::store::NewRelease;
 use crate::{fleet, now, Shared};
 
-#[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", responses((status = 200, body = Vec<ferry_manifests::wire::HostView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", responses((status = 200, body = Vec<ferry_manifests::wire::HostView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_hosts(
     State(state): State<Shared>,
     _op: Operator,
@@ -62,7 +62,7 @@ pub struct ReleaseQuery {
     item: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/releases", tag = "releases", params(ReleaseQuery), responses((status = 200, body = Vec<ferry_manifests::wire::ReleaseView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/releases", tag = "releases", params(ReleaseQuery), responses((status = 200, body = Vec<ferry_manifests::wire::ReleaseView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_releases(
     State(state): State<Shared>,
     _op: Operator,
@@ -74,7 +74,7 @@ pub async fn list_releases(
 /// Stores a signed release. The server indexes the manifest without trusting it (it holds no
 /// keys to decide trust; devices verify), but refuses an envelope whose artifact it does not
 /// hold with the exact size and hash, so a broken publish fails here rather than on devices.
-#[utoipa::path(post, path = "/api/v1/releases", tag = "releases", request_body = ferry_manifests::Envelope, responses((status = 200, body = ferry_manifests::wire::PublishResponse), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/releases", tag = "releases", request_body = ferry_manifests::Envelope, responses((status = 200, body = ferry_manifests::wire::PublishResponse), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<Shared>,
     _op: Operator,
@@ -145,7 +145,7 @@ pub async fn publish(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn manifest(
     State(state): State<Shared>,
     _caller: Caller,
@@ -171,7 +171,7 @@ pub(crate) async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(Strin
     }
 }
 
-#[utoipa::path(patch, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), request_body = ferry_manifests::wire::HostEdit, responses((status = 200, body = ferry_manifests::wire::HostView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), request_body = ferry_manifests::wire::HostEdit, responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit_host(
     State(state): State<Shared>,
     _op: Operator,
@@ -200,7 +200,7 @@ pub async fn edit_host(
         .ok_or_else(|| AppError::not_found(format!("host {host} was removed")))
 }
 
-#[utoipa::path(delete, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 204, description = "removed"), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 204, description = "removed"), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn remove_host(
     State(state): State<Shared>,
     _op: Operator,
@@ -214,7 +214,7 @@ pub async fn remove_host(
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/check", tag = "hosts", request_body = ferry_manifests::wire::CheckRequest, responses((status = 200, body = ferry_manifests::wire::CheckAnswer), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/check", tag = "hosts", request_body = ferry_manifests::wire::CheckRequest, responses((status = 200, body = ferry_manifests::wire::CheckAnswer), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn check_now(
     State(state): State<Shared>,
     _op: Operator,
@@ -233,7 +233,7 @@ pub async fn check_now(
     }))
 }
 
-#[utoipa::path(post, path = "/api/v1/updates", tag = "updates", request_body = ferry_manifests::wire::TriggerRequest, responses((status = 200, body = ferry_manifests::wire::HistoryView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/updates", tag = "updates", request_body = ferry_manifests::wire::TriggerRequest, responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn trigger(
     State(state): State<Shared>,
     _op: Operator,
@@ -277,7 +277,7 @@ pub struct HistoryQuery {
     item: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/v1/update-history", tag = "updates", params(HistoryQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HistoryView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/update-history", tag = "updates", params(HistoryQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HistoryView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<Shared>,
     _op: Operator,
@@ -298,7 +298,7 @@ pub async fn history(
 /// Server-Sent Events: the output so far (`event: output`), then each new piece as the device
 /// sends it, then `event: end` with the update's status (`data: installed`, …). Output is
 /// passed through untouched, ANSI colours included.
-#[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output, then end", content_type = "text/event-stream", body = String), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output, then end", content_type = "text/event-stream", body = String), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn output_stream(
     State(state): State<Shared>,
     _op: Operator,
@@ -363,7 +363,7 @@ pub async fn output_stream(
     Ok(Sse::new(head.chain(tail)).keep_alive(KeepAlive::default()))
 }
 
-#[utoipa::path(get, path = "/api/v1/update-history/{id}", tag = "updates", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::HistoryView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/update-history/{id}", tag = "updates", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn history_entry(
     State(state): State<Shared>,
     _op: Operator,

@@ -19,7 +19,7 @@ pub struct Published {
     pub version: u64,
 }
 
-#[utoipa::path(post, path = "/api/v1/trust-roots", tag = "trust roots", request_body = ferry_manifests::Envelope, responses((status = 200, body = Published), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/trust-roots", tag = "trust roots", request_body = ferry_manifests::Envelope, responses((status = 200, body = Published), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<Shared>,
     _op: Operator,
@@ -46,7 +46,7 @@ pub async fn publish(
     }))
 }
 
-#[utoipa::path(get, path = "/api/v1/trust-roots/{version}", tag = "trust roots", params(("version" = u64, Path)), responses((status = 200, body = ferry_manifests::Envelope), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/trust-roots/{version}", tag = "trust roots", params(("version" = u64, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<Shared>,
     _caller: Caller,

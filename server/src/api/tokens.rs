@@ -10,7 +10,7 @@ use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
 use crate::Shared;
 
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = ferry_manifests::wire::TokenRequest, responses((status = 200, body = ferry_manifests::wire::TokenView), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = ferry_manifests::wire::TokenRequest, responses((status = 200, body = ferry_manifests::wire::TokenView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
     _op: Operator,
@@ -47,12 +47,12 @@ pub async fn create(
     Ok(Json(view))
 }
 
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ferry_manifests::wire::TokenView>), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ferry_manifests::wire::TokenView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<TokenView>>> {
     Ok(Json(state.store.tokens().await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "revoked"), (status = 400, description = "bad request", body = ferry_manifests::wire::ApiError), (status = 401, description = "missing or unknown token", body = ferry_manifests::wire::ApiError), (status = 404, description = "not found", body = ferry_manifests::wire::ApiError), (status = 409, description = "conflict", body = ferry_manifests::wire::ApiError)), security(("bearer" = [])))]
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "revoked"), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<Shared>,
     _op: Operator,

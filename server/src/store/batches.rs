@@ -23,6 +23,15 @@ pub struct EntryRow {
     pub message: String,
 }
 
+fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
+    Ok(BatchRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        description: r.try_get("description")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
 impl Store {
     pub async fn create_batch(
         &self,
@@ -62,16 +71,15 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(BatchRow {
-                    id: r.try_get("id")?,
-                    kind: r.try_get("kind")?,
-                    description: r.try_get("description")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(batch_from).collect()
+    }
+
+    pub async fn batch(&self, id: &str) -> Result<Option<BatchRow>> {
+        let row = sqlx::query("SELECT id, kind, description, created_at FROM batches WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(batch_from).transpose()
     }
 
     /// Entries of one batch, or of every batch with an entry on `host_id`.
