@@ -18,7 +18,9 @@ use base64::Engine as _;
 use ed25519_dalek::Signature;
 use serde::{Deserialize, Serialize};
 
-use crate::keys::{KeyId, SigningKeyFile, TrustedKeys};
+#[cfg(any(test, feature = "sign"))]
+use crate::keys::SigningKeyFile;
+use crate::keys::{KeyId, TrustedKeys};
 
 /// Largest envelope accepted, checked before any JSON is parsed: a manifest lists files, so a
 /// few thousand entries fit comfortably, and a hostile server cannot make a device parse more.
@@ -85,6 +87,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 impl Envelope {
     /// Signs `payload` with every key given.
+    #[cfg(any(test, feature = "sign"))]
     pub fn sign(payload_type: &str, payload: &[u8], keys: &[&SigningKeyFile]) -> Envelope {
         let message = pae(payload_type, payload);
         Envelope {

@@ -23,13 +23,16 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::VerifyingKey;
+#[cfg(any(test, feature = "sign"))]
+use ed25519_dalek::{Signature, Signer as _, SigningKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 /// Format tag of a public key file.
 pub const PUBLIC_FORMAT: &str = "ferry-ed25519-public-v1";
 /// Format tag of a private key file.
+#[cfg(any(test, feature = "sign"))]
 pub const PRIVATE_FORMAT: &str = "ferry-ed25519-private-v1";
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +75,7 @@ struct PublicFile {
     public: String,
 }
 
+#[cfg(any(test, feature = "sign"))]
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PrivateFile {
@@ -137,12 +141,15 @@ impl PublicKey {
     }
 }
 
-/// A release signing key, as held offline by the release manager.
+/// A release signing key, as held offline by the release manager. Only `ferryctl` (and tests)
+/// build with the `sign` feature, so the server and the agent cannot link signing.
+#[cfg(any(test, feature = "sign"))]
 pub struct SigningKeyFile {
     pub id: KeyId,
     key: SigningKey,
 }
 
+#[cfg(any(test, feature = "sign"))]
 impl fmt::Debug for SigningKeyFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never print the secret.
@@ -152,7 +159,9 @@ impl fmt::Debug for SigningKeyFile {
     }
 }
 
+#[cfg(any(test, feature = "sign"))]
 impl SigningKeyFile {
+    #[cfg(feature = "sign")]
     pub fn generate() -> Result<SigningKeyFile, KeyError> {
         let mut seed = [0u8; 32];
         getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;

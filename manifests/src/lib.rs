@@ -15,7 +15,9 @@ pub mod root;
 pub mod wire;
 
 pub use envelope::{Envelope, VerifyError};
-pub use keys::{KeyError, KeyId, PublicKey, SigningKeyFile, TrustedKeys};
+#[cfg(any(test, feature = "sign"))]
+pub use keys::SigningKeyFile;
+pub use keys::{KeyError, KeyId, PublicKey, TrustedKeys};
 pub use manifest::{
     Artifact, Category, FileEntry, Install, Layout, Manifest, ManifestError, VerifiedManifest,
 };

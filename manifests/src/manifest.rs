@@ -267,6 +267,7 @@ impl Manifest {
         serde_json::to_vec_pretty(self).unwrap_or_default()
     }
 
+    #[cfg(any(test, feature = "sign"))]
     pub fn sign(&self, keys: &[&crate::keys::SigningKeyFile]) -> Envelope {
         Envelope::sign(MANIFEST_PAYLOAD_TYPE, &self.to_payload(), keys)
     }

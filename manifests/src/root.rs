@@ -16,7 +16,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, VerifyError, MAX_ENVELOPE_BYTES};
-use crate::keys::{KeyId, PublicKey, SigningKeyFile, TrustedKeys};
+#[cfg(any(test, feature = "sign"))]
+use crate::keys::SigningKeyFile;
+use crate::keys::{KeyId, PublicKey, TrustedKeys};
 
 /// Payload type of a trust root.
 pub const ROOT_PAYLOAD_TYPE: &str = "application/vnd.ferry.root.v1+json";
@@ -136,6 +138,7 @@ impl TrustRoot {
         Self::keys(&self.release_keys)
     }
 
+    #[cfg(any(test, feature = "sign"))]
     pub fn sign(&self, keys: &[&SigningKeyFile]) -> Envelope {
         let payload = serde_json::to_vec_pretty(self).unwrap_or_default();
         Envelope::sign(ROOT_PAYLOAD_TYPE, &payload, keys)

@@ -470,17 +470,11 @@ pub struct ApiError {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostView {
     pub id: String,
-    pub hostname: String,
-    pub os: String,
-    pub os_version: String,
-    pub arch: String,
-    pub agent_version: String,
-    pub device_class: Option<String>,
+    #[serde(flatten)]
+    pub facts: HostFacts,
     pub enrolled_at: String,
     pub last_seen: String,
     pub online: bool,
-    /// Release date of the newest signed manifest the device has verified.
-    pub newest_manifest_at: Option<String>,
     /// Effective tags: the operator's if set, else the device's.
     pub tags: Vec<String>,
     /// Effective friendly name: the operator's if set, else the device's.
@@ -489,6 +483,35 @@ pub struct HostView {
     /// Newer releases of the items this host has (deactivated items left out).
     #[serde(default)]
     pub available: Vec<Available>,
+}
+
+/// What a device reports about itself, as the server keeps and shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub device_class: Option<String>,
+    /// Release date of the newest signed manifest the device has verified.
+    pub newest_manifest_at: Option<String>,
+}
+
+impl DeviceFacts {
+    /// The facts the server keeps of a check-in (labels and installed items go elsewhere).
+    pub fn host_facts(&self) -> HostFacts {
+        HostFacts {
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            os_version: self.os_version.clone(),
+            arch: self.arch.clone(),
+            agent_version: self.agent_version.clone(),
+            device_class: self.device_class.clone(),
+            newest_manifest_at: self.newest_manifest_at.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

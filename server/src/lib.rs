@@ -1,4 +1,5 @@
-//! ferry-server: the fleet server, and the operator CLI `ferryctl` (in [`cli`]).
+//! ferry-server: the fleet server. It never holds a release private key: it is built without
+//! `ferry-manifests`' `sign` feature (ferryctl, a crate of its own, signs offline).
 //!
 //! - [`config`]: flags and `server.toml`.
 //! - [`store`]: the repository layer (all SQL).
@@ -12,7 +13,6 @@ pub mod auth;
 pub mod batch;
 pub mod cache;
 pub mod campaign;
-pub mod cli;
 pub mod config;
 pub mod error;
 pub mod fleet;
@@ -57,8 +57,8 @@ impl AppState {
             .item_settings()
             .await?
             .into_iter()
-            .filter(|(_, _, _, deactivated)| *deactivated)
-            .map(|(name, ..)| name)
+            .filter(|s| s.deactivated)
+            .map(|s| s.name)
             .collect();
         let mut all = self.store.releases(None).await?;
         all.retain(|r| !off.contains(&r.item));

@@ -1,7 +1,9 @@
 //! The fleet model: tags and friendly names from the device and from the operator (whose word
 //! wins), and retiring a host.
 
-use crate::util::World;
+use std::fs;
+
+use crate::util::{bin, run, World};
 
 #[test]
 fn tags_and_names_come_from_the_device_and_the_operator_wins() {
@@ -209,4 +211,62 @@ fn items_are_featured_given_an_icon_and_deactivated() {
     w.ctl_json(&["items", "edit", "web", "--activate"]);
     w.agent("check").ok();
     assert!(w.agent("status").ok().stdout.contains("available: 1.0.0"));
+}
+
+#[test]
+fn ferryctl_takes_its_connection_and_output_flags_before_or_after_the_subcommand() {
+    let w = World::new();
+    w.agent("check").ok();
+    let token = fs::read_to_string(w.server.data_dir.join("operator.token")).expect("token");
+    let url = w.server.url();
+    // Flags before the subcommand, none from the environment.
+    let mut cmd = std::process::Command::new(bin("ferryctl"));
+    cmd.args([
+        "--server",
+        &url,
+        "--token",
+        token.trim(),
+        "--json",
+        "hosts",
+        "list",
+    ])
+    .env_remove("FERRY_SERVER")
+    .env_remove("FERRY_TOKEN");
+    let before = run(cmd).ok();
+    let hosts: serde_json::Value = serde_json::from_str(&before.stdout).expect("JSON");
+    assert_eq!(hosts[0]["hostname"], "device-1", "{before}");
+    // The same flags after it.
+    let mut cmd = std::process::Command::new(bin("ferryctl"));
+    cmd.args([
+        "hosts",
+        "list",
+        "--json",
+        "--server",
+        &url,
+        "--token",
+        token.trim(),
+    ])
+    .env_remove("FERRY_SERVER")
+    .env_remove("FERRY_TOKEN");
+    let after = run(cmd).ok();
+    assert_eq!(before.stdout, after.stdout);
+    // --help names them and their variables.
+    let help = run({
+        let mut c = std::process::Command::new(bin("ferryctl"));
+        c.arg("--help");
+        c
+    })
+    .ok();
+    for word in [
+        "--server",
+        "--token",
+        "--json",
+        "FERRY_SERVER",
+        "FERRY_TOKEN",
+    ] {
+        assert!(
+            help.stdout.contains(word),
+            "{word} missing from --help:\n{help}"
+        );
+    }
 }

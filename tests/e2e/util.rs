@@ -67,7 +67,7 @@ impl Run {
     }
 }
 
-fn run(mut cmd: Command) -> Run {
+pub fn run(mut cmd: Command) -> Run {
     let text = format!("{cmd:?}");
     let out = cmd
         .stdin(Stdio::null())

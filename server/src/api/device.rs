@@ -38,19 +38,13 @@ fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
     let t = now();
     HostRow {
         id,
-        hostname: facts.hostname.clone(),
-        os: facts.os.clone(),
-        os_version: facts.os_version.clone(),
-        arch: facts.arch.clone(),
-        agent_version: facts.agent_version.clone(),
-        device_class: facts.device_class.clone(),
+        facts: facts.host_facts(),
         enrolled_at: if enrolled_at.is_empty() {
             t.clone()
         } else {
             enrolled_at
         },
         last_seen: t,
-        newest_manifest_at: facts.newest_manifest_at.clone(),
         device_tags: facts.tags.clone(),
         device_friendly_name: facts.friendly_name.clone(),
         operator_tags: None,
@@ -81,7 +75,7 @@ pub async fn enrol(
         .create_host(&host, &hash_token(&device_token))
         .await?;
     state.store.update_host(&host, &req.facts.installed).await?;
-    tracing::info!(host_id = %id, hostname = %host.hostname, "host enrolled");
+    tracing::info!(host_id = %id, hostname = %host.facts.hostname, "host enrolled");
     Ok(Json(EnrolResponse {
         host_id: id,
         device_token,

@@ -10,6 +10,7 @@ use ferry_manifests::wire::{validate_icon_url, ItemEdit, ItemView};
 use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
+use crate::store::ItemSettings;
 use crate::Shared;
 
 #[utoipa::path(get, path = "/api/v1/items", tag = "items", responses((status = 200, body = Vec<ferry_manifests::wire::ItemView>), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -29,7 +30,13 @@ pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<
             e.newest = Some(r.version.clone());
         }
     }
-    for (name, featured, icon_url, deactivated) in state.store.item_settings().await? {
+    for settings in state.store.item_settings().await? {
+        let ItemSettings {
+            name,
+            featured,
+            icon_url,
+            deactivated,
+        } = settings;
         let e = items.entry(name.clone()).or_insert_with(|| ItemView {
             name,
             featured: false,
@@ -82,7 +89,7 @@ pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
         .item_settings()
         .await?
         .into_iter()
-        .any(|(name, _, _, d)| name == item && d);
+        .any(|s| s.name == item && s.deactivated);
     if deactivated {
         return Err(AppError::conflict(format!(
             "item {item} is deactivated; activate it first (ferryctl items edit {item} --activate)"

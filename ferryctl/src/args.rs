@@ -1,10 +1,5 @@
-//! ferryctl: the operator CLI. Commands are parsed here and carried out by [`client`]
-//! (talking to the server API) and [`release`] (offline key generation, packing and signing).
-
-pub mod client;
-pub mod release;
-pub mod root;
-pub mod table;
+//! The command line, parsed in one place. Server connection and output flags are global: they
+//! may stand before or after the subcommand, and come from the environment when absent.
 
 use std::path::PathBuf;
 
@@ -19,6 +14,11 @@ use ferry_manifests::Category;
     about = "Operate a Ferry fleet and sign releases"
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub server: ServerArgs,
+    /// Print JSON (an array or object; JSON lines when following) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -103,8 +103,6 @@ pub enum Command {
         /// Every host that has this item.
         #[arg(long)]
         item: Option<String>,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// The signed trust root: rotate release and root keys without reflashing devices.
     Root {
@@ -162,11 +160,7 @@ pub enum RootCommand {
         out: PathBuf,
     },
     /// Upload a root version to the server; devices fetch it at their next check-in.
-    Publish {
-        file: PathBuf,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Publish { file: PathBuf },
     /// Print a root file's version, expiry, keys and thresholds.
     Show { file: PathBuf },
 }
@@ -179,8 +173,6 @@ pub enum ReleaseCommand {
     Publish {
         /// Directory written by `ferryctl release build`.
         outdir: PathBuf,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
@@ -237,13 +229,7 @@ pub struct BuildArgs {
 #[derive(Subcommand)]
 pub enum HostsCommand {
     /// List them.
-    List {
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Set a host's tags and friendly name (the operator's word wins over the device's).
     Edit {
         /// Host id or hostname.
@@ -254,30 +240,18 @@ pub enum HostsCommand {
         /// An empty value clears the operator's name.
         #[arg(long)]
         friendly_name: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Retire a host: its record and history go, and its credential stops working.
     Remove {
         /// Host id or hostname.
         host: String,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
 #[derive(Subcommand)]
 pub enum ListCommand {
     /// List them.
-    List {
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
 }
 
 #[derive(Subcommand)]
@@ -290,11 +264,6 @@ pub enum HistoryCommand {
         /// Only this item.
         #[arg(long)]
         item: Option<String>,
-        /// Print a JSON array.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Print an update's output; with --follow, live until it ends, exiting 0 only if it
     /// installed.
@@ -304,28 +273,15 @@ pub enum HistoryCommand {
         follow: bool,
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show one entry with its full output.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { id: String },
 }
 
 #[derive(Subcommand)]
 pub enum ItemsCommand {
     /// List items with their releases, newest version and presentation.
-    List {
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Feature an item, set its icon, or (de)activate it.
     Edit {
         name: String,
@@ -339,10 +295,6 @@ pub enum ItemsCommand {
         deactivate: bool,
         #[arg(long)]
         activate: bool,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
@@ -355,24 +307,11 @@ pub enum TokensCommand {
         /// operator or enrol.
         #[arg(long, default_value = "operator")]
         kind: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List tokens (never the tokens themselves).
-    List {
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    List,
     /// Revoke a token by id.
-    Revoke {
-        id: String,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -409,52 +348,20 @@ pub enum CampaignsCommand {
         window: Option<String>,
         #[arg(long)]
         name: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// List campaigns.
     List {
         #[arg(long)]
         status: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show a campaign's progress per host and in total.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { id: String },
     /// Stop dispatching new installs.
-    Pause {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Pause { id: String },
     /// Dispatch again.
-    Resume {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Resume { id: String },
     /// Stop for good: pending installs are cancelled and devices drop them.
-    Cancel {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Cancel { id: String },
 }
 
 #[derive(Args, Clone)]
@@ -474,26 +381,14 @@ pub enum BatchesCommand {
         /// Only batches in this status: running, completed, failed.
         #[arg(long)]
         status: Option<String>,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Show one batch with its entries.
-    Show {
-        id: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
-    },
+    Show { id: String },
     /// Print a batch's progress until it finishes.
     Follow {
         id: String,
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
-        #[command(flatten)]
-        server: ServerArgs,
     },
 }
 
@@ -511,10 +406,6 @@ pub enum UpdateCommand {
         exclude: Vec<String>,
         #[command(flatten)]
         follow: FollowArgs,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Update one item to one version on every host that has it (or the listed hosts).
     BatchItem {
@@ -526,10 +417,6 @@ pub enum UpdateCommand {
         hosts: Vec<String>,
         #[command(flatten)]
         follow: FollowArgs,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
     /// Ask one host to install a release (the newest when --version is absent).
     Trigger {
@@ -540,263 +427,8 @@ pub enum UpdateCommand {
         item: String,
         #[arg(long)]
         version: Option<semver::Version>,
-        #[arg(long)]
-        json: bool,
         /// Print the install's output live and exit with its outcome.
         #[arg(long)]
         follow: bool,
-        #[command(flatten)]
-        server: ServerArgs,
     },
-}
-
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Keygen { out } => release::keygen(&out),
-        Command::Release { command } => match command {
-            ReleaseCommand::Build(args) => release::build(&args).map(|_| ()),
-            ReleaseCommand::Publish { outdir, server } => {
-                client::Client::new(&server)?.publish_dir(&outdir)
-            }
-        },
-        Command::Hosts { command } => match command {
-            HostsCommand::List { json, server } => client::Client::new(&server)?.hosts(json),
-            HostsCommand::Edit {
-                host,
-                tags,
-                friendly_name,
-                json,
-                server,
-            } => client::Client::new(&server)?.edit_host(&host, tags, friendly_name, json),
-            HostsCommand::Remove { host, server } => {
-                client::Client::new(&server)?.remove_host(&host)
-            }
-        },
-        Command::Releases {
-            command: ListCommand::List { json, server },
-        } => client::Client::new(&server)?.releases(json),
-        Command::History { command } => match command {
-            HistoryCommand::List {
-                host,
-                item,
-                json,
-                server,
-            } => client::Client::new(&server)?.history(host.as_deref(), item.as_deref(), json),
-            HistoryCommand::Tail {
-                id,
-                follow,
-                timeout_secs,
-                server,
-            } => client::Client::new(&server)?.tail(&id, follow, timeout_secs),
-            HistoryCommand::Show { id, json, server } => {
-                client::Client::new(&server)?.history_show(&id, json)
-            }
-        },
-        Command::Items { command } => match command {
-            ItemsCommand::List { json, server } => client::Client::new(&server)?.items(json),
-            ItemsCommand::Edit {
-                name,
-                featured,
-                icon_url,
-                deactivate,
-                activate,
-                json,
-                server,
-            } => client::Client::new(&server)?.item_edit(
-                &name,
-                &ferry_manifests::wire::ItemEdit {
-                    featured,
-                    icon_url,
-                    deactivated: if deactivate {
-                        Some(true)
-                    } else if activate {
-                        Some(false)
-                    } else {
-                        None
-                    },
-                },
-                json,
-            ),
-        },
-        Command::Tokens { command } => match command {
-            TokensCommand::Create {
-                name,
-                kind,
-                json,
-                server,
-            } => client::Client::new(&server)?.token_create(&name, &kind, json),
-            TokensCommand::List { json, server } => client::Client::new(&server)?.tokens(json),
-            TokensCommand::Revoke { id, server } => client::Client::new(&server)?.token_revoke(&id),
-        },
-        Command::Campaigns { command } => match command {
-            CampaignsCommand::Create {
-                item,
-                version,
-                all,
-                tags,
-                hosts,
-                require_acceptance,
-                waves,
-                max_failure_rate,
-                success_threshold,
-                window,
-                name,
-                json,
-                server,
-            } => {
-                use ferry_manifests::wire::CampaignTarget;
-                let target = if all {
-                    CampaignTarget::All
-                } else if !tags.is_empty() {
-                    CampaignTarget::Tags(tags)
-                } else if !hosts.is_empty() {
-                    CampaignTarget::Hosts(hosts)
-                } else {
-                    anyhow::bail!("say which hosts: --all, --tag T,... or --host H,...");
-                };
-                client::Client::new(&server)?.campaign_create(
-                    &ferry_manifests::wire::CampaignRequest {
-                        name,
-                        item,
-                        version,
-                        target,
-                        require_acceptance,
-                        waves,
-                        success_threshold,
-                        max_failure_rate,
-                        window,
-                    },
-                    json,
-                )
-            }
-            CampaignsCommand::List {
-                status,
-                json,
-                server,
-            } => client::Client::new(&server)?.campaigns(status.as_deref(), json),
-            CampaignsCommand::Show { id, json, server } => {
-                client::Client::new(&server)?.campaign_action(&id, None, json)
-            }
-            CampaignsCommand::Pause { id, json, server } => {
-                client::Client::new(&server)?.campaign_action(&id, Some("pause"), json)
-            }
-            CampaignsCommand::Resume { id, json, server } => {
-                client::Client::new(&server)?.campaign_action(&id, Some("resume"), json)
-            }
-            CampaignsCommand::Cancel { id, json, server } => {
-                client::Client::new(&server)?.campaign_action(&id, Some("cancel"), json)
-            }
-        },
-        Command::UpdateBatches { command } => match command {
-            BatchesCommand::List {
-                status,
-                json,
-                server,
-            } => client::Client::new(&server)?.batches(status.as_deref(), json),
-            BatchesCommand::Show { id, json, server } => {
-                client::Client::new(&server)?.batch_show(&id, json)
-            }
-            BatchesCommand::Follow {
-                id,
-                timeout_secs,
-                server,
-            } => client::Client::new(&server)?.batch_follow(&id, timeout_secs),
-        },
-        Command::Update {
-            command:
-                UpdateCommand::BatchHost {
-                    host,
-                    category,
-                    exclude,
-                    follow,
-                    json,
-                    server,
-                },
-        } => client::Client::new(&server)?.batch_create(
-            &ferry_manifests::wire::BatchRequest::Host {
-                host,
-                category,
-                exclude,
-            },
-            &follow,
-            json,
-        ),
-        Command::Update {
-            command:
-                UpdateCommand::BatchItem {
-                    item,
-                    to_version,
-                    hosts,
-                    follow,
-                    json,
-                    server,
-                },
-        } => client::Client::new(&server)?.batch_create(
-            &ferry_manifests::wire::BatchRequest::Item {
-                item,
-                to_version,
-                hosts,
-            },
-            &follow,
-            json,
-        ),
-        Command::Check { host, item, server } => {
-            client::Client::new(&server)?.check_now(host, item)
-        }
-        Command::Root { command } => match command {
-            RootCommand::Init {
-                root_keys,
-                release_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            } => root::init(
-                &root_keys,
-                &release_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                &out,
-            ),
-            RootCommand::Update {
-                from,
-                sign_with,
-                add_release_keys,
-                remove_release_keys,
-                add_root_keys,
-                remove_root_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            } => root::update(&root::Changes {
-                from,
-                sign_with,
-                add_release_keys,
-                remove_release_keys,
-                add_root_keys,
-                remove_root_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            }),
-            RootCommand::Publish { file, server } => {
-                client::Client::new(&server)?.publish_root(&file)
-            }
-            RootCommand::Show { file } => root::show(&file),
-        },
-        Command::Update {
-            command:
-                UpdateCommand::Trigger {
-                    host,
-                    item,
-                    version,
-                    json,
-                    follow,
-                    server,
-                },
-        } => client::Client::new(&server)?.trigger(&host, &item, version, json, follow),
-    }
 }

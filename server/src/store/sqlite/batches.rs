@@ -1,27 +1,13 @@
-//! Batch persistence.
+//! Update batches and their entries.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::{Result, Store};
+use super::Sqlite;
 use crate::batch::{EntryState, Planned};
+use crate::store::{BatchRow, EntryRow, Result};
 
-#[derive(Debug, Clone)]
-pub struct BatchRow {
-    pub id: String,
-    pub kind: String,
-    pub description: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct EntryRow {
-    pub state: EntryState,
-    pub hostname: String,
-    pub item: String,
-    pub version: String,
-    pub update_id: Option<String>,
-    pub message: String,
-}
+/// The columns every batch query reads, in the order `batch_from` expects.
+const BATCH_COLUMNS: &str = "id, kind, description, created_at";
 
 fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
     Ok(BatchRow {
@@ -32,7 +18,7 @@ fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
     })
 }
 
-impl Store {
+impl Sqlite {
     pub async fn create_batch(
         &self,
         kind: &str,
@@ -66,19 +52,21 @@ impl Store {
     }
 
     pub async fn batches(&self) -> Result<Vec<BatchRow>> {
-        let rows = sqlx::query(
-            "SELECT id, kind, description, created_at FROM batches ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at, id"
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(batch_from).collect()
     }
 
     pub async fn batch(&self, id: &str) -> Result<Option<BatchRow>> {
-        let row = sqlx::query("SELECT id, kind, description, created_at FROM batches WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(batch_from).transpose()
     }
 

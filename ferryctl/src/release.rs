@@ -15,7 +15,7 @@ use ferry_manifests::manifest::{
 use ferry_manifests::{Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
 
-use super::BuildArgs;
+use crate::args::BuildArgs;
 
 pub fn keygen(out: &Path) -> anyhow::Result<()> {
     let key_path = with_suffix(out, "key");
@@ -58,13 +58,8 @@ fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Paths of what `build` wrote.
-pub struct Built {
-    pub tarball: PathBuf,
-    pub manifest: PathBuf,
-}
-
-pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
+/// Packs `--from` into a deterministic tarball and writes the signed manifest beside it.
+pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     validate_item_name(&args.item).map_err(anyhow::Error::msg)?;
     let keys = args
         .key
@@ -140,10 +135,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<Built> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(Built {
-        tarball,
-        manifest: manifest_path,
-    })
+    Ok(())
 }
 
 enum Entry {

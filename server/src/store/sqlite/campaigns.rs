@@ -1,40 +1,12 @@
-//! Campaign persistence.
+//! Campaigns and their members.
 
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::{Result, Store, StoreError};
-use crate::campaign::{Target, WaveSize, Window};
+use super::Sqlite;
+use crate::store::{CampaignRow, MemberRow, Result, StoreError};
 
-#[derive(Debug, Clone)]
-pub struct CampaignRow {
-    pub id: String,
-    pub name: String,
-    pub item: String,
-    pub version: semver::Version,
-    pub target: Target,
-    pub require_acceptance: bool,
-    pub waves: Vec<WaveSize>,
-    pub success_threshold: f64,
-    pub max_failure_rate: f64,
-    pub window: Option<Window>,
-    pub status: String,
-    pub status_reason: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MemberRow {
-    pub host_id: String,
-    pub hostname: String,
-    pub seq: i64,
-    pub wave: usize,
-    pub accepted: bool,
-    pub update_id: Option<String>,
-    pub update_status: Option<String>,
-    /// The host's installed version of the campaign's item.
-    pub installed: Option<String>,
-    pub utc_offset_secs: i32,
-}
+/// The columns every campaign query reads, in the order `campaign_from` expects.
+const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -65,7 +37,7 @@ fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<CampaignRow> {
     })
 }
 
-impl Store {
+impl Sqlite {
     pub async fn create_campaign(&self, c: &CampaignRow) -> Result<()> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
@@ -91,21 +63,21 @@ impl Store {
     }
 
     pub async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
-        let rows = sqlx::query(
-            "SELECT id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at FROM campaigns ORDER BY created_at, id",
-        )
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY created_at, id"
+        )))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(campaign_from).collect()
     }
 
     pub async fn campaign(&self, id: &str) -> Result<Option<CampaignRow>> {
-        let row = sqlx::query(
-            "SELECT id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at FROM campaigns WHERE id = ?",
-        )
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
+        )))
         .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(campaign_from).transpose()
     }
 
@@ -129,7 +101,6 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        self.bump_updates();
         Ok(())
     }
 

@@ -1,0 +1,176 @@
+//! Hosts, check-now requests and tokens.
+
+use ferry_manifests::wire::*;
+
+use super::{path_segment, print_json, Client};
+use crate::table;
+
+impl Client {
+    pub fn hosts(&self, json: bool) -> anyhow::Result<()> {
+        let hosts: Vec<HostView> = self.get("api/v1/hosts", "listing hosts")?;
+        if json {
+            return print_json(&hosts);
+        }
+        let rows = hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.id.clone(),
+                    h.facts.hostname.clone(),
+                    h.friendly_name.clone().unwrap_or_default(),
+                    h.tags.join(","),
+                    if h.online { "online" } else { "offline" }.to_string(),
+                    format!("{} {}", h.facts.os, h.facts.os_version)
+                        .trim()
+                        .to_string(),
+                    h.facts.arch.clone(),
+                    h.facts.agent_version.clone(),
+                    h.last_seen.clone(),
+                    h.installed
+                        .iter()
+                        .map(|i| {
+                            format!(
+                                "{}={}",
+                                i.item,
+                                i.version.as_ref().map_or("-".into(), |v| v.to_string())
+                            )
+                        })
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &[
+                    "ID",
+                    "HOSTNAME",
+                    "NAME",
+                    "TAGS",
+                    "STATE",
+                    "OS",
+                    "ARCH",
+                    "AGENT",
+                    "LAST SEEN",
+                    "INSTALLED"
+                ],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn edit_host(
+        &self,
+        host: &str,
+        tags: Option<String>,
+        friendly_name: Option<String>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let edit = ferry_manifests::wire::HostEdit {
+            tags: tags.map(|t| {
+                t.split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            }),
+            friendly_name,
+        };
+        let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
+        let resp = self.send(self.http.patch(url).json(&edit), "editing the host")?;
+        let h: HostView = resp.json()?;
+        if json {
+            return print_json(&h);
+        }
+        println!(
+            "{} ({}): tags {}, friendly name {}",
+            h.facts.hostname,
+            h.id,
+            if h.tags.is_empty() {
+                "-".to_string()
+            } else {
+                h.tags.join(",")
+            },
+            h.friendly_name.as_deref().unwrap_or("-")
+        );
+        Ok(())
+    }
+
+    pub fn check_now(&self, host: Option<String>, item: Option<String>) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/check")?)
+                .json(&ferry_manifests::wire::CheckRequest { host, item }),
+            "asking hosts to check in",
+        )?;
+        let answer: ferry_manifests::wire::CheckAnswer = resp.json()?;
+        println!(
+            "asked {} host(s) to check in; those long-polling answer at once, the others at their next poll",
+            answer.hosts
+        );
+        Ok(())
+    }
+
+    pub fn remove_host(&self, host: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
+        self.send(self.http.delete(url), "removing the host")?;
+        println!("removed {host}");
+        Ok(())
+    }
+
+    pub fn token_create(&self, name: &str, kind: &str, json: bool) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/tokens")?)
+                .json(&ferry_manifests::wire::TokenRequest {
+                    name: name.to_string(),
+                    kind: Some(kind.to_string()),
+                }),
+            "creating the token",
+        )?;
+        let t: ferry_manifests::wire::TokenView = resp.json()?;
+        if json {
+            return print_json(&t);
+        }
+        println!("{}", t.token.as_deref().unwrap_or_default());
+        eprintln!(
+            "{} token {} ({}) created; it is shown only now",
+            t.kind, t.id, t.name
+        );
+        Ok(())
+    }
+
+    pub fn tokens(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::TokenView> =
+            self.get("api/v1/tokens", "listing tokens")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|t| {
+                vec![
+                    t.id.clone(),
+                    t.kind.clone(),
+                    t.name.clone(),
+                    t.created_at.clone(),
+                    t.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["ID", "KIND", "NAME", "CREATED", "REVOKED"], &rows)
+        );
+        Ok(())
+    }
+
+    pub fn token_revoke(&self, id: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/tokens/{}", path_segment(id)))?;
+        self.send(self.http.delete(url), "revoking the token")?;
+        println!("revoked {id}");
+        Ok(())
+    }
+}

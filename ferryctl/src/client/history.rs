@@ -1,0 +1,159 @@
+//! Update triggers and history, with live output.
+
+use anyhow::{bail, Context as _};
+use ferry_manifests::wire::*;
+
+use super::{path_segment, print_json, Client};
+use crate::table;
+
+impl Client {
+    pub fn history(
+        &self,
+        host: Option<&str>,
+        item: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/update-history")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(h) = host {
+                q.append_pair("host", h);
+            }
+            if let Some(i) = item {
+                q.append_pair("item", i);
+            }
+        }
+        let resp = self.send(self.http.get(url), "listing history")?;
+        let entries: Vec<HistoryView> = resp.json()?;
+        if json {
+            return print_json(&entries);
+        }
+        let rows = entries
+            .iter()
+            .map(|e| {
+                vec![
+                    e.id.clone(),
+                    e.hostname.clone(),
+                    e.item.clone(),
+                    format!(
+                        "{} -> {}",
+                        e.from_version
+                            .as_ref()
+                            .map_or("-".into(), |v| v.to_string()),
+                        e.version
+                    ),
+                    e.status.clone(),
+                    e.actor.clone(),
+                    e.created_at.clone(),
+                    e.message.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ID", "HOST", "ITEM", "VERSION", "STATUS", "ACTOR", "CREATED", "MESSAGE"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn history_show(&self, id: &str, json: bool) -> anyhow::Result<()> {
+        let e: HistoryView = self.get(&format!("api/v1/update-history/{id}"), "showing update")?;
+        if json {
+            return print_json(&e);
+        }
+        println!("update    {}", e.id);
+        println!("host      {} ({})", e.hostname, e.host_id);
+        println!("item      {} {}", e.item, e.version);
+        println!("status    {}", e.status);
+        println!("actor     {}", e.actor);
+        println!("created   {}", e.created_at);
+        println!("finished  {}", e.finished_at.as_deref().unwrap_or("-"));
+        println!("message   {}", e.message);
+        if !e.output.is_empty() {
+            println!("\n{}", e.output);
+        }
+        Ok(())
+    }
+
+    pub fn trigger(
+        &self,
+        host: &str,
+        item: &str,
+        version: Option<semver::Version>,
+        json: bool,
+        follow: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/updates")?)
+                .json(&TriggerRequest {
+                    host: host.to_string(),
+                    item: item.to_string(),
+                    version,
+                }),
+            "triggering update",
+        )?;
+        let e: HistoryView = resp.json()?;
+        if json && !follow {
+            return print_json(&e);
+        }
+        eprintln!(
+            "update {} queued: {} {} on {} (it starts at the host's next check-in)",
+            e.id, e.item, e.version, e.hostname
+        );
+        if follow {
+            return self.tail(&e.id, true, 3600);
+        }
+        Ok(())
+    }
+
+    /// Prints an update's output; with `follow`, from the live stream until the update ends.
+    pub fn tail(&self, id: &str, follow: bool, timeout_secs: u64) -> anyhow::Result<()> {
+        use std::io::{BufRead, Write};
+        let path = format!("api/v1/update-history/{}", path_segment(id));
+        if !follow {
+            let e: HistoryView = self.get(&path, "reading the update")?;
+            print!("{}", e.output);
+            return Ok(());
+        }
+        let url = self.url(&format!("{path}/output/stream"))?;
+        let resp = self.send(
+            self.http
+                .get(url)
+                .timeout(std::time::Duration::from_secs(timeout_secs)),
+            "following the update",
+        )?;
+        let mut event = String::new();
+        let mut data: Vec<String> = Vec::new();
+        let mut out = std::io::stdout();
+        for line in std::io::BufReader::new(resp).lines() {
+            let line = line.context("the stream broke off")?;
+            if let Some(v) = line.strip_prefix("event:") {
+                event = v.trim().to_string();
+            } else if let Some(v) = line.strip_prefix("data:") {
+                data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
+            } else if line.is_empty() && !data.is_empty() {
+                let text = data.join("\n");
+                data.clear();
+                match event.as_str() {
+                    "end" => {
+                        out.flush()?;
+                        if text == "installed" {
+                            eprintln!("update {id}: installed");
+                            return Ok(());
+                        }
+                        bail!("update {id} ended: {text}");
+                    }
+                    _ => {
+                        write!(out, "{text}")?;
+                        out.flush()?;
+                    }
+                }
+            }
+        }
+        bail!("the stream of update {id} ended before the update did")
+    }
+}

@@ -1,0 +1,158 @@
+//! Publishing releases and trust roots; releases and items as the server lists them.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{bail, Context as _};
+use ferry_manifests::wire::*;
+use ferry_manifests::{Envelope, Manifest};
+
+use super::{path_segment, print_json, Client};
+use crate::table;
+
+impl Client {
+    pub fn publish_dir(&self, outdir: &Path) -> anyhow::Result<()> {
+        let mut manifests: Vec<_> = std::fs::read_dir(outdir)
+            .with_context(|| format!("cannot read {}", outdir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+            .collect();
+        manifests.sort();
+        if manifests.is_empty() {
+            bail!(
+                "{} holds no *.manifest.json; run `ferryctl release build --out {}` first",
+                outdir.display(),
+                outdir.display()
+            );
+        }
+        for path in manifests {
+            let text =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            let envelope = Envelope::parse(&text)
+                .with_context(|| format!("{} is not a signed manifest", path.display()))?;
+            let manifest = Manifest::parse_unverified(&envelope)
+                .with_context(|| format!("{} holds an invalid manifest", path.display()))?;
+            let artifact = outdir.join(&manifest.artifact.name);
+            let file = File::open(&artifact)
+                .with_context(|| format!("cannot open {}", artifact.display()))?;
+            let url = self.url(&format!("api/v1/artifacts/{}", manifest.artifact.name))?;
+            self.send(
+                self.http.put(url).body(file),
+                &format!("uploading {}", manifest.artifact.name),
+            )?;
+            self.send(
+                self.http
+                    .post(self.url("api/v1/releases")?)
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(text),
+                &format!("publishing {} {}", manifest.item, manifest.version),
+            )?;
+            println!("published {} {}", manifest.item, manifest.version);
+        }
+        Ok(())
+    }
+
+    pub fn publish_root(&self, file: &Path) -> anyhow::Result<()> {
+        let text =
+            std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/trust-roots")?)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(text),
+            "publishing the trust root",
+        )?;
+        let v: serde_json::Value = resp.json()?;
+        println!("published trust root version {}", v["version"]);
+        Ok(())
+    }
+
+    pub fn releases(&self, json: bool) -> anyhow::Result<()> {
+        let releases: Vec<ReleaseView> = self.get("api/v1/releases", "listing releases")?;
+        if json {
+            return print_json(&releases);
+        }
+        let rows = releases
+            .iter()
+            .map(|r| {
+                vec![
+                    r.item.clone(),
+                    r.version.to_string(),
+                    r.category.clone(),
+                    r.layout.clone(),
+                    r.artifact_size.to_string(),
+                    r.expires_at.clone(),
+                    r.notes.lines().next().unwrap_or("").to_string(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ITEM", "VERSION", "CATEGORY", "LAYOUT", "BYTES", "EXPIRES", "NOTES"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn items(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::ItemView> =
+            self.get("api/v1/items", "listing items")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|i| {
+                vec![
+                    i.name.clone(),
+                    i.releases.to_string(),
+                    i.newest.as_ref().map_or("-".into(), |v| v.to_string()),
+                    if i.featured { "yes" } else { "" }.to_string(),
+                    if i.deactivated {
+                        "deactivated"
+                    } else {
+                        "active"
+                    }
+                    .to_string(),
+                    i.icon_url.clone().unwrap_or_default(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ITEM", "RELEASES", "NEWEST", "FEATURED", "STATE", "ICON"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn item_edit(
+        &self,
+        name: &str,
+        edit: &ferry_manifests::wire::ItemEdit,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/items/{}", path_segment(name)))?;
+        let item: ferry_manifests::wire::ItemView = self
+            .send(self.http.patch(url).json(edit), "editing the item")?
+            .json()?;
+        if json {
+            return print_json(&item);
+        }
+        println!(
+            "{}: {}{}",
+            item.name,
+            if item.deactivated {
+                "deactivated"
+            } else {
+                "active"
+            },
+            if item.featured { ", featured" } else { "" }
+        );
+        Ok(())
+    }
+}

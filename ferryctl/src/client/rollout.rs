@@ -1,0 +1,252 @@
+//! Campaigns and update batches: create, list, show, follow.
+
+use anyhow::bail;
+use ferry_manifests::wire::*;
+
+use super::{path_segment, print_json, Client};
+use crate::table;
+
+impl Client {
+    pub fn campaign_create(
+        &self,
+        req: &ferry_manifests::wire::CampaignRequest,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http.post(self.url("api/v1/campaigns")?).json(req),
+            "creating the campaign",
+        )?;
+        let c: CampaignView = resp.json()?;
+        if json {
+            return print_json(&c);
+        }
+        print_campaign(&c);
+        Ok(())
+    }
+
+    pub fn campaigns(&self, status: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/campaigns")?;
+        if let Some(s) = status {
+            url.query_pairs_mut().append_pair("status", s);
+        }
+        let list: Vec<CampaignView> = self.send(self.http.get(url), "listing campaigns")?.json()?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|c| {
+                vec![
+                    c.id.clone(),
+                    c.name.clone(),
+                    format!("{} {}", c.item, c.version),
+                    c.status.clone(),
+                    format!("{}/{}", c.open_wave + 1, c.waves),
+                    c.counts
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["ID", "NAME", "RELEASE", "STATUS", "WAVE", "HOSTS"], &rows)
+        );
+        Ok(())
+    }
+
+    /// Shows a campaign, after pausing, resuming or cancelling it when `action` says so.
+    pub fn campaign_action(
+        &self,
+        id: &str,
+        action: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let path = format!("api/v1/campaigns/{}", path_segment(id));
+        let c: CampaignView = match action {
+            Some(a) => self
+                .send(
+                    self.http.post(self.url(&format!("{path}/{a}"))?),
+                    &format!("{a} campaign"),
+                )?
+                .json()?,
+            None => self.get(&path, "showing the campaign")?,
+        };
+        if json {
+            return print_json(&c);
+        }
+        print_campaign(&c);
+        Ok(())
+    }
+
+    pub fn batch_create(
+        &self,
+        req: &ferry_manifests::wire::BatchRequest,
+        follow: &crate::args::FollowArgs,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http.post(self.url("api/v1/update-batches")?).json(req),
+            "creating the batch",
+        )?;
+        let b: BatchView = resp.json()?;
+        if json && !follow.follow {
+            return print_json(&b);
+        }
+        print_batch(&b);
+        if follow.follow {
+            return self.batch_follow(&b.id, follow.timeout_secs);
+        }
+        Ok(())
+    }
+
+    pub fn batches(&self, status: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/update-batches")?;
+        if let Some(s) = status {
+            url.query_pairs_mut().append_pair("status", s);
+        }
+        let list: Vec<BatchView> = self.send(self.http.get(url), "listing batches")?.json()?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|b| {
+                vec![
+                    b.id.clone(),
+                    b.status.clone(),
+                    b.created_at.clone(),
+                    b.counts
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                    b.description.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["ID", "STATUS", "CREATED", "ENTRIES", "DESCRIPTION"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn batch_show(&self, id: &str, json: bool) -> anyhow::Result<()> {
+        let b: BatchView = self.get(
+            &format!("api/v1/update-batches/{}", path_segment(id)),
+            "showing the batch",
+        )?;
+        if json {
+            return print_json(&b);
+        }
+        print_batch(&b);
+        Ok(())
+    }
+
+    /// Prints each entry's changes until the batch is no longer running; fails if any
+    /// install failed.
+    pub fn batch_follow(&self, id: &str, timeout_secs: u64) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+        let mut seen: std::collections::HashMap<(String, String), String> = Default::default();
+        loop {
+            let b: BatchView = self.get(
+                &format!("api/v1/update-batches/{}", path_segment(id)),
+                "following the batch",
+            )?;
+            for e in &b.entries {
+                let key = (e.host_id.clone(), e.item.clone());
+                if seen.get(&key) != Some(&e.status) {
+                    println!(
+                        "{} {} {}: {} {}",
+                        e.hostname, e.item, e.version, e.status, e.message
+                    );
+                    seen.insert(key, e.status.clone());
+                }
+            }
+            match b.status.as_str() {
+                "completed" => {
+                    println!("batch {} completed", b.id);
+                    return Ok(());
+                }
+                "failed" => bail!("batch {} finished with failures", b.id),
+                _ => {}
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("batch {} still running after {timeout_secs} s", b.id);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    }
+}
+
+fn print_campaign(c: &CampaignView) {
+    println!(
+        "campaign {} \"{}\": {} {}, {}{}",
+        c.id,
+        c.name,
+        c.item,
+        c.version,
+        c.status,
+        if c.status_reason.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", c.status_reason)
+        }
+    );
+    println!(
+        "wave {} of {} open; failures {:.0}% (pause above {:.0}%); window {}; acceptance {}",
+        c.open_wave + 1,
+        c.waves,
+        c.failure_share * 100.0,
+        c.max_failure_rate * 100.0,
+        c.window.as_deref().unwrap_or("any time"),
+        if c.require_acceptance {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let rows = c
+        .members
+        .iter()
+        .map(|m| {
+            vec![
+                m.hostname.clone(),
+                (m.wave + 1).to_string(),
+                m.status.clone(),
+                m.update_id.clone().unwrap_or_default(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print!(
+        "{}",
+        table::render(&["HOST", "WAVE", "STATUS", "UPDATE"], &rows)
+    );
+}
+
+fn print_batch(b: &BatchView) {
+    println!("batch {} ({}): {}", b.id, b.status, b.description);
+    let rows = b
+        .entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.hostname.clone(),
+                e.item.clone(),
+                e.version.clone(),
+                e.status.clone(),
+                e.message.clone(),
+            ]
+        })
+        .collect::<Vec<_>>();
+    print!(
+        "{}",
+        table::render(&["HOST", "ITEM", "VERSION", "STATUS", "MESSAGE"], &rows)
+    );
+}

@@ -1,0 +1,221 @@
+//! ferryctl: operate a Ferry fleet and sign releases.
+//!
+//! - [`args`]: the command line, parsed in one place.
+//! - [`release`], [`root`]: offline key generation, release packing and signing, trust roots.
+//!   The private keys they read never leave this machine.
+//! - [`client`]: the server API, and the tables and JSON its commands print.
+
+mod args;
+mod client;
+mod release;
+mod root;
+mod table;
+
+use args::{
+    BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
+    ListCommand, ReleaseCommand, RootCommand, TokensCommand, UpdateCommand,
+};
+use clap::Parser;
+use client::Client;
+use ferry_manifests::wire::{BatchRequest, CampaignRequest, CampaignTarget, ItemEdit};
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("ferryctl: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Runs one command. Offline commands (keys, release build, trust roots) never touch the
+/// network; the others build the API client from the global flags, once.
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let Cli {
+        server,
+        json,
+        command,
+    } = cli;
+    let api = || Client::new(&server);
+    match command {
+        Command::Keygen { out } => release::keygen(&out),
+        Command::Release { command } => match command {
+            ReleaseCommand::Build(args) => release::build(&args),
+            ReleaseCommand::Publish { outdir } => api()?.publish_dir(&outdir),
+        },
+        Command::Root { command } => match command {
+            RootCommand::Init {
+                root_keys,
+                release_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            } => root::init(
+                &root_keys,
+                &release_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                &out,
+            ),
+            RootCommand::Update {
+                from,
+                sign_with,
+                add_release_keys,
+                remove_release_keys,
+                add_root_keys,
+                remove_root_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            } => root::update(&root::Changes {
+                from,
+                sign_with,
+                add_release_keys,
+                remove_release_keys,
+                add_root_keys,
+                remove_root_keys,
+                root_threshold,
+                release_threshold,
+                expires_in_days,
+                out,
+            }),
+            RootCommand::Show { file } => root::show(&file),
+            RootCommand::Publish { file } => api()?.publish_root(&file),
+        },
+        Command::Hosts { command } => match command {
+            HostsCommand::List => api()?.hosts(json),
+            HostsCommand::Edit {
+                host,
+                tags,
+                friendly_name,
+            } => api()?.edit_host(&host, tags, friendly_name, json),
+            HostsCommand::Remove { host } => api()?.remove_host(&host),
+        },
+        Command::Releases {
+            command: ListCommand::List,
+        } => api()?.releases(json),
+        Command::History { command } => match command {
+            HistoryCommand::List { host, item } => {
+                api()?.history(host.as_deref(), item.as_deref(), json)
+            }
+            HistoryCommand::Tail {
+                id,
+                follow,
+                timeout_secs,
+            } => api()?.tail(&id, follow, timeout_secs),
+            HistoryCommand::Show { id } => api()?.history_show(&id, json),
+        },
+        Command::Items { command } => match command {
+            ItemsCommand::List => api()?.items(json),
+            ItemsCommand::Edit {
+                name,
+                featured,
+                icon_url,
+                deactivate,
+                activate,
+            } => {
+                let deactivated = match (deactivate, activate) {
+                    (true, _) => Some(true),
+                    (false, true) => Some(false),
+                    (false, false) => None,
+                };
+                let edit = ItemEdit {
+                    featured,
+                    icon_url,
+                    deactivated,
+                };
+                api()?.item_edit(&name, &edit, json)
+            }
+        },
+        Command::Tokens { command } => match command {
+            TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),
+            TokensCommand::List => api()?.tokens(json),
+            TokensCommand::Revoke { id } => api()?.token_revoke(&id),
+        },
+        Command::Campaigns { command } => match command {
+            CampaignsCommand::Create {
+                item,
+                version,
+                all,
+                tags,
+                hosts,
+                require_acceptance,
+                waves,
+                max_failure_rate,
+                success_threshold,
+                window,
+                name,
+            } => {
+                let target = if all {
+                    CampaignTarget::All
+                } else if !tags.is_empty() {
+                    CampaignTarget::Tags(tags)
+                } else if !hosts.is_empty() {
+                    CampaignTarget::Hosts(hosts)
+                } else {
+                    anyhow::bail!("say which hosts: --all, --tag T,... or --host H,...");
+                };
+                let request = CampaignRequest {
+                    name,
+                    item,
+                    version,
+                    target,
+                    require_acceptance,
+                    waves,
+                    success_threshold,
+                    max_failure_rate,
+                    window,
+                };
+                api()?.campaign_create(&request, json)
+            }
+            CampaignsCommand::List { status } => api()?.campaigns(status.as_deref(), json),
+            CampaignsCommand::Show { id } => api()?.campaign_action(&id, None, json),
+            CampaignsCommand::Pause { id } => api()?.campaign_action(&id, Some("pause"), json),
+            CampaignsCommand::Resume { id } => api()?.campaign_action(&id, Some("resume"), json),
+            CampaignsCommand::Cancel { id } => api()?.campaign_action(&id, Some("cancel"), json),
+        },
+        Command::UpdateBatches { command } => match command {
+            BatchesCommand::List { status } => api()?.batches(status.as_deref(), json),
+            BatchesCommand::Show { id } => api()?.batch_show(&id, json),
+            BatchesCommand::Follow { id, timeout_secs } => api()?.batch_follow(&id, timeout_secs),
+        },
+        Command::Update { command } => match command {
+            UpdateCommand::BatchHost {
+                host,
+                category,
+                exclude,
+                follow,
+            } => {
+                let request = BatchRequest::Host {
+                    host,
+                    category,
+                    exclude,
+                };
+                api()?.batch_create(&request, &follow, json)
+            }
+            UpdateCommand::BatchItem {
+                item,
+                to_version,
+                hosts,
+                follow,
+            } => {
+                let request = BatchRequest::Item {
+                    item,
+                    to_version,
+                    hosts,
+                };
+                api()?.batch_create(&request, &follow, json)
+            }
+            UpdateCommand::Trigger {
+                host,
+                item,
+                version,
+                follow,
+            } => api()?.trigger(&host, &item, version, json, follow),
+        },
+        Command::Check { host, item } => api()?.check_now(host, item),
+    }
+}

@@ -1,0 +1,109 @@
+//! The store's records: what handlers hand to the store and get back, the same whatever
+//! backend keeps them.
+
+use ferry_manifests::wire::{HostFacts, ReleaseView};
+
+use crate::batch::EntryState;
+use crate::campaign::{Target, WaveSize, Window};
+
+/// A host as stored: its identity, the facts its device reports, and the labels the device and
+/// an operator gave it (the operator's win; `fleet::effective_labels` decides).
+#[derive(Debug, Clone)]
+pub struct HostRow {
+    pub id: String,
+    pub facts: HostFacts,
+    pub enrolled_at: String,
+    pub last_seen: String,
+    pub device_tags: Vec<String>,
+    pub device_friendly_name: Option<String>,
+    /// Set by an operator; wins over the device's.
+    pub operator_tags: Option<Vec<String>>,
+    pub operator_friendly_name: Option<String>,
+}
+
+/// An item's presentation and status, for items that have a row (others have the defaults).
+#[derive(Debug, Clone)]
+pub struct ItemSettings {
+    pub name: String,
+    pub featured: bool,
+    pub icon_url: Option<String>,
+    pub deactivated: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    pub view: ReleaseView,
+    pub envelope: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingJob {
+    pub id: String,
+    pub item: String,
+    pub version: semver::Version,
+}
+
+/// What a report changes in the history.
+#[derive(Debug, Clone)]
+pub struct ReportRecord {
+    pub report_id: String,
+    pub host_id: String,
+    pub job_id: Option<String>,
+    pub item: String,
+    pub version: String,
+    pub from_version: Option<String>,
+    pub status: String,
+    pub message: String,
+    pub output: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BatchRow {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct EntryRow {
+    pub state: EntryState,
+    pub hostname: String,
+    pub item: String,
+    pub version: String,
+    pub update_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct CampaignRow {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub target: Target,
+    pub require_acceptance: bool,
+    pub waves: Vec<WaveSize>,
+    pub success_threshold: f64,
+    pub max_failure_rate: f64,
+    pub window: Option<Window>,
+    pub status: String,
+    pub status_reason: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct MemberRow {
+    pub host_id: String,
+    pub hostname: String,
+    pub seq: i64,
+    pub wave: usize,
+    pub accepted: bool,
+    pub update_id: Option<String>,
+    pub update_status: Option<String>,
+    /// The host's installed version of the campaign's item.
+    pub installed: Option<String>,
+    pub utc_offset_secs: i32,
+}

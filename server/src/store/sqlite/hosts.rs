@@ -1,0 +1,244 @@
+//! Hosts: facts, labels, last-seen and what they have installed.
+
+use std::collections::HashMap;
+
+use ferry_manifests::wire::{HostFacts, InstalledItem};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{opt_version, split_tags, Sqlite};
+use crate::store::{HostRow, Result};
+
+/// The columns every host query reads, in the order `host_from` expects.
+const HOST_COLUMNS: &str =
+    "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
+    newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name";
+
+fn host_from(r: &SqliteRow) -> Result<HostRow> {
+    Ok(HostRow {
+        id: r.try_get("id")?,
+        facts: HostFacts {
+            hostname: r.try_get("hostname")?,
+            os: r.try_get("os")?,
+            os_version: r.try_get("os_version")?,
+            arch: r.try_get("arch")?,
+            agent_version: r.try_get("agent_version")?,
+            device_class: r.try_get("device_class")?,
+            newest_manifest_at: r.try_get("newest_manifest_at")?,
+        },
+        enrolled_at: r.try_get("enrolled_at")?,
+        last_seen: r.try_get("last_seen")?,
+        device_tags: split_tags(&r.try_get::<String, _>("device_tags")?),
+        device_friendly_name: r.try_get("device_friendly_name")?,
+        operator_tags: r
+            .try_get::<Option<String>, _>("operator_tags")?
+            .map(|t| split_tags(&t)),
+        operator_friendly_name: r.try_get("operator_friendly_name")?,
+    })
+}
+
+impl Sqlite {
+    pub async fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&host.id)
+        .bind(&host.facts.hostname)
+        .bind(token_hash)
+        .bind(&host.facts.os)
+        .bind(&host.facts.os_version)
+        .bind(&host.facts.arch)
+        .bind(&host.facts.agent_version)
+        .bind(&host.facts.device_class)
+        .bind(&host.enrolled_at)
+        .bind(&host.last_seen)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM hosts WHERE token_hash = ?")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Records a check-in: facts, last seen and what is installed, in one transaction.
+    pub async fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?,
+                newest_manifest_at = ?, device_tags = ?, device_friendly_name = ?
+             WHERE id = ?",
+        )
+        .bind(&host.facts.hostname)
+        .bind(&host.facts.os)
+        .bind(&host.facts.os_version)
+        .bind(&host.facts.arch)
+        .bind(&host.facts.agent_version)
+        .bind(&host.facts.device_class)
+        .bind(&host.last_seen)
+        .bind(&host.facts.newest_manifest_at)
+        .bind(host.device_tags.join(","))
+        .bind(&host.device_friendly_name)
+        .bind(&host.id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM installed WHERE host_id = ?")
+            .bind(&host.id)
+            .execute(&mut *tx)
+            .await?;
+        for i in installed {
+            sqlx::query("INSERT INTO installed (host_id, item, version) VALUES (?, ?, ?)")
+                .bind(&host.id)
+                .bind(&i.item)
+                .bind(i.version.as_ref().map(|v| v.to_string()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOST_COLUMNS} FROM hosts ORDER BY hostname, id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut installed: HashMap<String, Vec<InstalledItem>> = HashMap::new();
+        for i in sqlx::query("SELECT host_id, item, version FROM installed ORDER BY item")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            installed
+                .entry(i.try_get("host_id")?)
+                .or_default()
+                .push(InstalledItem {
+                    item: i.try_get("item")?,
+                    version: opt_version(i.try_get("version")?)?,
+                });
+        }
+        rows.iter()
+            .map(|r| {
+                let host = host_from(r)?;
+                let items = installed.remove(&host.id).unwrap_or_default();
+                Ok((host, items))
+            })
+            .collect()
+    }
+
+    pub async fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE id = ?"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let installed =
+            sqlx::query("SELECT item, version FROM installed WHERE host_id = ? ORDER BY item")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|i| {
+                    Ok(InstalledItem {
+                        item: i.try_get("item")?,
+                        version: opt_version(i.try_get("version")?)?,
+                    })
+                })
+                .collect::<Result<_>>()?;
+        Ok(Some((host_from(&row)?, installed)))
+    }
+
+    /// Writes last-seen times in one transaction.
+    pub async fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (id, at) in seen {
+            sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?")
+                .bind(at)
+                .bind(id)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A host's effective tags (the operator's if set, else the device's).
+    pub async fn host_tags(&self, host_id: &str) -> Result<Vec<String>> {
+        let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = ?")
+            .bind(host_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(r) = row else { return Ok(Vec::new()) };
+        let operator: Option<String> = r.try_get("operator_tags")?;
+        Ok(split_tags(&match operator {
+            Some(t) => t,
+            None => r.try_get("device_tags")?,
+        }))
+    }
+
+    /// Hosts that report having `item` (installed or not yet).
+    pub async fn hosts_with_item(&self, item: &str) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT host_id FROM installed WHERE item = ?")
+                .bind(item)
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Host ids whose id or hostname is `name`.
+    pub async fn find_hosts(&self, name: &str) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE id = ? OR hostname = ?")
+            .bind(name)
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("hostname")?)))
+            .collect()
+    }
+
+    /// Sets the operator's labels; `None` leaves a field as it is, an empty value clears it.
+    pub async fn edit_host(
+        &self,
+        host_id: &str,
+        tags: Option<&[String]>,
+        friendly_name: Option<&str>,
+    ) -> Result<()> {
+        if let Some(tags) = tags {
+            let value = (!tags.is_empty()).then(|| tags.join(","));
+            sqlx::query("UPDATE hosts SET operator_tags = ? WHERE id = ?")
+                .bind(value)
+                .bind(host_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        if let Some(name) = friendly_name {
+            let value = (!name.is_empty()).then_some(name);
+            sqlx::query("UPDATE hosts SET operator_friendly_name = ? WHERE id = ?")
+                .bind(value)
+                .bind(host_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Retires a host: its record, history and credential go; the device must enrol again.
+    pub async fn remove_host(&self, host_id: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM hosts WHERE id = ?")
+            .bind(host_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,92 @@
+//! Releases: the signed envelopes and what the server indexes of them.
+
+use ferry_manifests::wire::ReleaseView;
+use sqlx::Row;
+
+use super::{parse_version, Sqlite};
+use crate::store::{NewRelease, Result};
+
+impl Sqlite {
+    /// Inserts a release; returns false when that item and version already exist.
+    pub async fn add_release(&self, r: &NewRelease) -> Result<bool> {
+        let v = &r.view;
+        let done = sqlx::query(
+            "INSERT INTO releases (item, version, category, released_at, expires_at, notes, layout, artifact_name,
+                artifact_size, artifact_sha256, signed_by, envelope, published_at, release_url)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item, version) DO NOTHING",
+        )
+        .bind(&v.item)
+        .bind(v.version.to_string())
+        .bind(&v.category)
+        .bind(&v.released_at)
+        .bind(&v.expires_at)
+        .bind(&v.notes)
+        .bind(&v.layout)
+        .bind(&v.artifact_name)
+        .bind(v.artifact_size as i64)
+        .bind(&v.artifact_sha256)
+        .bind(v.signed_by.join(","))
+        .bind(&r.envelope)
+        .bind(&v.published_at)
+        .bind(&v.release_url)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>> {
+        let rows = sqlx::query(
+            "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
+                artifact_sha256, signed_by, published_at, release_url
+             FROM releases WHERE (? IS NULL OR item = ?)",
+        )
+        .bind(item)
+        .bind(item)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let signed_by: String = r.try_get("signed_by")?;
+            out.push(ReleaseView {
+                item: r.try_get("item")?,
+                version: parse_version(&r.try_get::<String, _>("version")?)?,
+                category: r.try_get("category")?,
+                released_at: r.try_get("released_at")?,
+                expires_at: r.try_get("expires_at")?,
+                notes: r.try_get("notes")?,
+                release_url: r.try_get("release_url")?,
+                layout: r.try_get("layout")?,
+                artifact_name: r.try_get("artifact_name")?,
+                artifact_size: r.try_get::<i64, _>("artifact_size")? as u64,
+                artifact_sha256: r.try_get("artifact_sha256")?,
+                signed_by: signed_by
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                published_at: r.try_get("published_at")?,
+            });
+        }
+        // Semver order, not text order: 1.10.0 after 1.9.0.
+        out.sort_by(|a, b| a.item.cmp(&b.item).then(a.version.cmp(&b.version)));
+        Ok(out)
+    }
+
+    pub async fn envelope(&self, item: &str, version: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT envelope FROM releases WHERE item = ? AND version = ?")
+                .bind(item)
+                .bind(version)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn artifact_in_use(&self, name: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE artifact_name = ?")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(n > 0)
+    }
+}

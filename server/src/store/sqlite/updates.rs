@@ -1,0 +1,213 @@
+//! Updates: jobs, their live output, reports and the history they make.
+
+use ferry_manifests::wire::HistoryView;
+use sqlx::Row;
+
+use super::{opt_version, parse_version, Sqlite};
+use crate::store::{PendingJob, ReportRecord, Result};
+
+impl Sqlite {
+    pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM updates WHERE host_id = ? AND item = ? AND status = 'pending'",
+        )
+        .bind(host_id)
+        .bind(item)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn create_update(
+        &self,
+        host_id: &str,
+        item: &str,
+        version: &semver::Version,
+        actor: &str,
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO updates (id, host_id, item, version, status, actor, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+        )
+        .bind(&id)
+        .bind(host_id)
+        .bind(item)
+        .bind(version.to_string())
+        .bind(actor)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    /// Appends live output to a pending update of this host; returns the character offset it
+    /// starts at, or `None` if there is no such pending update.
+    pub async fn append_output(
+        &self,
+        update_id: &str,
+        host_id: &str,
+        text: &str,
+    ) -> Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let offset: Option<i64> = sqlx::query_scalar(
+            "SELECT length(output) FROM updates WHERE id = ? AND host_id = ? AND status = 'pending'",
+        )
+        .bind(update_id)
+        .bind(host_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(offset) = offset {
+            // Bound what a device can make the server keep before its report replaces it.
+            if offset < 4 * 1024 * 1024 {
+                sqlx::query("UPDATE updates SET output = output || ? WHERE id = ?")
+                    .bind(text)
+                    .bind(update_id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(offset)
+    }
+
+    pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
+        let rows = sqlx::query(
+            "SELECT id, item, version FROM updates WHERE host_id = ? AND status = 'pending' ORDER BY created_at",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingJob {
+                    id: r.try_get("id")?,
+                    item: r.try_get("item")?,
+                    version: parse_version(&r.try_get::<String, _>("version")?)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Stores a report once: a report id seen before changes nothing (the device retried after
+    /// a lost answer). Returns whether it was new.
+    pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let seen: Option<String> =
+            sqlx::query_scalar("SELECT report_id FROM reports WHERE report_id = ?")
+                .bind(&rec.report_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if seen.is_some() {
+            return Ok(false);
+        }
+        // A report for a job of this host updates that job; anything else is a new entry.
+        let job: Option<String> = match &rec.job_id {
+            Some(job) => {
+                sqlx::query_scalar("SELECT id FROM updates WHERE id = ? AND host_id = ?")
+                    .bind(job)
+                    .bind(&rec.host_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+            }
+            None => None,
+        };
+        let update_id = match job {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE updates SET status = ?, from_version = ?, message = ?, output = ?, finished_at = ? WHERE id = ?",
+                )
+                .bind(&rec.status)
+                .bind(&rec.from_version)
+                .bind(&rec.message)
+                .bind(&rec.output)
+                .bind(&rec.finished_at)
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at)
+                     VALUES (?, ?, ?, ?, ?, ?, 'device', ?, ?, ?, ?)",
+                )
+                .bind(&id)
+                .bind(&rec.host_id)
+                .bind(&rec.item)
+                .bind(&rec.version)
+                .bind(&rec.from_version)
+                .bind(&rec.status)
+                .bind(&rec.message)
+                .bind(&rec.output)
+                .bind(&rec.started_at)
+                .bind(&rec.finished_at)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        if rec.status == "installed" {
+            sqlx::query(
+                "INSERT INTO installed (host_id, item, version) VALUES (?, ?, ?)
+                 ON CONFLICT (host_id, item) DO UPDATE SET version = excluded.version",
+            )
+            .bind(&rec.host_id)
+            .bind(&rec.item)
+            .bind(&rec.version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query(
+            "INSERT INTO reports (report_id, host_id, update_id, received_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&rec.report_id)
+        .bind(&rec.host_id)
+        .bind(&update_id)
+        .bind(crate::now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn history(
+        &self,
+        host_id: Option<&str>,
+        item: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Vec<HistoryView>> {
+        let rows = sqlx::query(
+            "SELECT u.id, u.host_id, h.hostname, u.item, u.version, u.from_version, u.status, u.actor, u.message,
+                    u.output, u.created_at, u.finished_at
+             FROM updates u JOIN hosts h ON h.id = u.host_id
+             WHERE (? IS NULL OR u.host_id = ?) AND (? IS NULL OR u.item = ?) AND (? IS NULL OR u.id = ?)
+             ORDER BY u.created_at, u.id",
+        )
+        .bind(host_id)
+        .bind(host_id)
+        .bind(item)
+        .bind(item)
+        .bind(id)
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryView {
+                    id: r.try_get("id")?,
+                    host_id: r.try_get("host_id")?,
+                    hostname: r.try_get("hostname")?,
+                    item: r.try_get("item")?,
+                    version: parse_version(&r.try_get::<String, _>("version")?)?,
+                    from_version: opt_version(r.try_get("from_version")?)?,
+                    status: r.try_get("status")?,
+                    actor: r.try_get("actor")?,
+                    message: r.try_get("message")?,
+                    output: r.try_get("output")?,
+                    created_at: r.try_get("created_at")?,
+                    finished_at: r.try_get("finished_at")?,
+                })
+            })
+            .collect()
+    }
+}
