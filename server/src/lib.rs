@@ -2,21 +2,21 @@
 //! `ferry-manifests`' `sign` feature (ferryctl, a crate of its own, signs offline).
 //!
 //! - [`config`]: flags and `server.toml`.
-//! - [`store`]: the repository layer (all SQL).
-//! - [`fleet`]: decisions as plain code: what is available to a host, online/offline.
-//! - [`api`]: axum handlers — [`api::device`] (enrol, check-in, reports),
-//!   [`api::operator`] (hosts, releases, updates, history), [`api::artifacts`].
+//! - [`api`]: axum handlers, thin: parse and validate, call the store or a service, answer.
+//! - [`service`]: what happens when a host checks in or reports arrive, and campaigns and
+//!   batches at work.
+//! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
+//! - [`store`]: the store interface and its SQLite backend (all SQL).
 //! - [`auth`]: tokens, hashed at rest.
 
 pub mod api;
 pub mod auth;
-pub mod batch;
 pub mod cache;
-pub mod campaign;
 pub mod config;
 pub mod error;
-pub mod fleet;
 pub mod live;
+pub mod policy;
+pub mod service;
 pub mod store;
 pub mod wake;
 
@@ -86,7 +86,7 @@ impl AppState {
             .campaigns()
             .await?
             .iter()
-            .any(|c| c.status != "cancelled");
+            .any(|c| c.status != policy::status::CampaignStatus::Cancelled);
         self.cache.set_campaigns_active(Some(v));
         Ok(v)
     }

@@ -7,74 +7,11 @@ use axum::Json;
 use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
 
 use crate::auth::Operator;
-use crate::batch::{self, Planned};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
+use crate::policy::batch::{self, Planned};
 use crate::store::EntryRow;
 use crate::Shared;
-
-/// Dispatches the next batch entry on `host_id`, if the host is free.
-pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
-    let entries: Vec<(String, EntryRow)> = state
-        .store
-        .batch_entries(None, Some(host_id))
-        .await?
-        .into_iter()
-        .filter(|(_, e)| e.state.host_id == host_id)
-        .collect();
-    if entries.is_empty() {
-        return Ok(());
-    }
-    let busy = if state.store.host_busy(host_id).await? {
-        vec![host_id.to_string()]
-    } else {
-        vec![]
-    };
-    // Entries are ordered by batch then sequence: number them globally so older batches go
-    // first.
-    let states: Vec<batch::EntryState> = entries
-        .iter()
-        .enumerate()
-        .map(|(i, (_, e))| batch::EntryState {
-            seq: i as i64,
-            ..e.state.clone()
-        })
-        .collect();
-    for next in batch::next_to_dispatch(&states, &busy) {
-        let (batch_id, entry) = &entries[next.seq as usize];
-        let version: semver::Version = entry
-            .version
-            .parse()
-            .map_err(|e| AppError::Internal(format!("stored version: {e}")))?;
-        if state
-            .store
-            .active_update(host_id, &entry.item)
-            .await?
-            .is_some()
-        {
-            state
-                .store
-                .mark_skipped(
-                    batch_id,
-                    entry.state.seq,
-                    "an update of this item is already active",
-                )
-                .await?;
-            continue;
-        }
-        let id = state
-            .store
-            .create_update(host_id, &entry.item, &version, "user")
-            .await?;
-        state
-            .store
-            .mark_dispatched(batch_id, entry.state.seq, &id)
-            .await?;
-        tracing::info!(batch = %batch_id, %host_id, item = %entry.item, %version, update = %id, "batch entry dispatched");
-        state.waker.wake(host_id);
-    }
-    Ok(())
-}
 
 fn view(
     id: &str,
@@ -86,7 +23,7 @@ fn view(
     let states: Vec<batch::EntryState> = entries.iter().map(|e| e.state.clone()).collect();
     let mut counts = BTreeMap::new();
     for s in &states {
-        *counts.entry(s.status().to_string()).or_insert(0) += 1;
+        *counts.entry(s.status().as_str().to_string()).or_insert(0) += 1;
     }
     BatchView {
         id: id.to_string(),
@@ -98,7 +35,7 @@ fn view(
         entries: entries
             .into_iter()
             .map(|e| BatchEntryView {
-                status: e.state.status().to_string(),
+                status: e.state.status().as_str().to_string(),
                 host_id: e.state.host_id,
                 hostname: e.hostname,
                 item: e.item,
@@ -215,7 +152,7 @@ pub async fn create(
     let mut hosts_in_batch: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();
     hosts_in_batch.dedup();
     for h in hosts_in_batch {
-        dispatch(&state, h).await?;
+        crate::service::batches::dispatch(&state, h).await?;
     }
     Ok(Json(load(&state, &id).await?))
 }

@@ -1,205 +1,27 @@
 //! Campaigns: create, list, show, pause, resume, cancel; hosts join when they check in, and
-//! installs are dispatched as waves open (see `crate::campaign` for the rules).
+//! installs are dispatched as waves open (see `crate::policy::campaign` for the rules).
 
 use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
-use ferry_manifests::wire::{
-    CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView, InstalledItem,
-};
+use ferry_manifests::wire::{CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView};
 
 use crate::auth::{Device, Operator};
-use crate::campaign::{self, Member, Target};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
-use crate::store::{CampaignRow, MemberRow};
+use crate::policy::campaign::{self, Target};
+use crate::policy::status::CampaignStatus;
+use crate::service::campaigns::evaluate;
+use crate::store::Campaign;
 use crate::Shared;
 
 const DEFAULT_THRESHOLD: f64 = 0.5;
 
-fn minute_of_day_utc() -> u32 {
-    let now = time::OffsetDateTime::now_utc();
-    u32::from(now.hour()) * 60 + u32::from(now.minute())
-}
-
-/// A member's state for the rollout rules: its update's status, or `installed` if it already
-/// had the version.
-fn member_state(c: &CampaignRow, m: &MemberRow) -> Member {
-    let already = m.installed.as_deref() == Some(c.version.to_string().as_str());
-    Member {
-        wave: m.wave,
-        status: m
-            .update_status
-            .clone()
-            .or_else(|| already.then(|| "installed".to_string())),
-    }
-}
-
-fn member_status(c: &CampaignRow, m: &MemberRow, open_wave: usize) -> String {
-    if let Some(s) = &member_state(c, m).status {
-        return s.clone();
-    }
-    if m.wave > open_wave {
-        "waiting".into()
-    } else if c.require_acceptance && !m.accepted {
-        "awaiting_acceptance".into()
-    } else if c
-        .window
-        .is_some_and(|w| !w.contains(minute_of_day_utc(), m.utc_offset_secs))
-    {
-        "outside_window".into()
-    } else {
-        "dispatchable".into()
-    }
-}
-
-/// The rollout rules applied to a campaign's members as they stand.
-fn decision(c: &CampaignRow, members: &[MemberRow]) -> campaign::Decision {
-    let states: Vec<Member> = members.iter().map(|m| member_state(c, m)).collect();
-    campaign::decide(
-        &states,
-        c.waves.len(),
-        c.success_threshold,
-        c.max_failure_rate,
-    )
-}
-
-/// Dispatches one member's install if it may go now; true if dispatched.
-async fn dispatch_member(
-    state: &Shared,
-    c: &CampaignRow,
-    m: &MemberRow,
-    open_wave: usize,
-) -> ApiResult<bool> {
-    if member_status(c, m, open_wave) != "dispatchable" {
-        return Ok(false);
-    }
-    if state
-        .store
-        .active_update(&m.host_id, &c.item)
-        .await?
-        .is_some()
-    {
-        return Ok(false); // one at a time: it gets its turn when that one finishes
-    }
-    let id = state
-        .store
-        .create_update(&m.host_id, &c.item, &c.version, "campaign")
-        .await?;
-    state
-        .store
-        .set_member_update(&c.id, &m.host_id, &id)
-        .await?;
-    tracing::info!(campaign = %c.id, host = %m.hostname, update = %id, "campaign install dispatched");
-    state.waker.wake(&m.host_id);
-    Ok(true)
-}
-
-/// Applies the rules to one campaign over all its members: pause on too many failures,
-/// dispatch what may go now, remember the open wave. Runs when something changed (created,
-/// resumed, a host joined or accepted, a report arrived), not on every check-in.
-pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
-    let Some(c) = state.store.campaign(campaign_id).await? else {
-        return Ok(());
-    };
-    if c.status != "running" {
-        state.cache.set_open_wave(&c.id, None);
-        return Ok(());
-    }
-    let members = state.store.members(campaign_id).await?;
-    let d = decision(&c, &members);
-    if d.pause {
-        let reason = format!(
-            "paused itself: {:.0}% of finished installs failed, more than the {:.0}% allowed",
-            d.failure_share * 100.0,
-            c.max_failure_rate * 100.0
-        );
-        tracing::warn!(campaign = %c.id, "{reason}");
-        state
-            .store
-            .set_campaign_status(&c.id, "paused", &reason)
-            .await?;
-        state.cache.set_campaigns_active(None);
-        state.cache.set_open_wave(&c.id, None);
-        return Ok(());
-    }
-    state.cache.set_open_wave(&c.id, Some(d.open_wave));
-    for m in &members {
-        dispatch_member(state, &c, m, d.open_wave).await?;
-    }
-    Ok(())
-}
-
-/// At check-in: the host joins running campaigns it matches (if it has the item), and its own
-/// membership may be dispatched. The cost does not grow with the campaign's size: one
-/// membership lookup per campaign, and the open wave from the last evaluation. Returns the
-/// offers needing the host's acceptance.
-pub async fn on_check_in(
-    state: &Shared,
-    host_id: &str,
-    tags: &[String],
-    installed: &[InstalledItem],
-) -> ApiResult<Vec<CampaignOffer>> {
-    let mut offers = Vec::new();
-    for c in state.store.campaigns().await? {
-        if c.status == "cancelled" {
-            continue;
-        }
-        let mut member = state.store.member(&c.id, host_id).await?;
-        if member.is_none()
-            && c.status == "running"
-            && installed.iter().any(|i| i.item == c.item)
-            && campaign::matches(&c.target, host_id, tags)
-        {
-            let seq = state.store.member_count(&c.id).await? as u64;
-            let wave = campaign::wave_for(&c.waves, seq, seq + 1);
-            if state
-                .store
-                .add_member(&c.id, host_id, seq as i64, wave)
-                .await?
-            {
-                tracing::info!(campaign = %c.id, %host_id, wave, "host joined campaign");
-            }
-            member = state.store.member(&c.id, host_id).await?;
-        }
-        let Some(mut member) = member else { continue };
-        if c.status == "running" && member.update_id.is_none() {
-            let open_wave = match state.cache.open_wave(&c.id) {
-                Some(w) => w,
-                None => {
-                    evaluate(state, &c.id).await?;
-                    state.cache.open_wave(&c.id).unwrap_or(0)
-                }
-            };
-            if dispatch_member(state, &c, &member, open_wave).await? {
-                member.update_id = Some(String::new());
-            }
-        }
-        if c.require_acceptance && c.status == "running" && member.update_id.is_none() {
-            offers.push(CampaignOffer {
-                campaign_id: c.id.clone(),
-                name: c.name.clone(),
-                item: c.item.clone(),
-                version: c.version.clone(),
-                accepted: member.accepted,
-            });
-        }
-    }
-    Ok(offers)
-}
-
-/// After a report: the campaigns of that update may open a wave or pause.
-pub async fn on_report(state: &Shared, update_id: &str) -> ApiResult<()> {
-    for id in state.store.campaigns_of_update(update_id).await? {
-        evaluate(state, &id).await?;
-    }
-    Ok(())
-}
-
-async fn view(state: &Shared, c: CampaignRow) -> ApiResult<CampaignView> {
+async fn view(state: &Shared, c: Campaign) -> ApiResult<CampaignView> {
     let members = state.store.members(&c.id).await?;
-    let d = decision(&c, &members);
+    let d = campaign::decide(&c, &members);
+    let now = time::OffsetDateTime::now_utc();
     let members: Vec<CampaignMemberView> = members
         .iter()
         .map(|m| CampaignMemberView {
@@ -207,10 +29,7 @@ async fn view(state: &Shared, c: CampaignRow) -> ApiResult<CampaignView> {
             hostname: m.hostname.clone(),
             wave: m.wave,
             accepted: m.accepted,
-            status: match member_status(&c, m, d.open_wave).as_str() {
-                "dispatchable" => "waiting".to_string(),
-                s => s.to_string(),
-            },
+            status: campaign::gate(&c, m, d.open_wave, now).as_str().to_string(),
             update_id: m.update_id.clone(),
         })
         .collect();
@@ -237,7 +56,7 @@ async fn view(state: &Shared, c: CampaignRow) -> ApiResult<CampaignView> {
                 w.end_min % 60
             )
         }),
-        status: c.status,
+        status: c.status.as_str().to_string(),
         status_reason: c.status_reason,
         open_wave: d.open_wave,
         failure_share: d.failure_share,
@@ -298,7 +117,7 @@ pub async fn create(
         .transpose()
         .map_err(AppError::bad_request)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let row = CampaignRow {
+    let row = Campaign {
         name: req
             .name
             .clone()
@@ -312,7 +131,7 @@ pub async fn create(
         success_threshold: share("success_threshold", req.success_threshold)?,
         max_failure_rate: share("max_failure_rate", req.max_failure_rate)?,
         window,
-        status: "running".into(),
+        status: CampaignStatus::Running,
         status_reason: String::new(),
         created_at: crate::now(),
     };
@@ -328,7 +147,7 @@ pub async fn create(
         .await?
         .into_iter()
         .filter(|(h, installed)| {
-            let (tags, _) = crate::fleet::effective_labels(
+            let (tags, _) = crate::policy::fleet::effective_labels(
                 &h.device_tags,
                 None,
                 h.operator_tags.as_deref(),
@@ -365,14 +184,14 @@ pub async fn list(
 ) -> ApiResult<Json<Vec<CampaignView>>> {
     let mut out = Vec::new();
     for c in state.store.campaigns().await? {
-        if q.status.as_deref().is_none_or(|s| s == c.status) {
+        if q.status.as_deref().is_none_or(|s| s == c.status.as_str()) {
             out.push(view(&state, c).await?);
         }
     }
     Ok(Json(out))
 }
 
-async fn load(state: &Shared, id: &str) -> ApiResult<CampaignRow> {
+async fn load(state: &Shared, id: &str) -> ApiResult<Campaign> {
     state
         .store
         .campaign(id)
@@ -397,24 +216,27 @@ pub async fn action(
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
     let c = load(&state, &id).await?;
-    if c.status == "cancelled" {
+    if c.status == CampaignStatus::Cancelled {
         return Err(AppError::conflict(format!("campaign {id} is cancelled")));
     }
     match action.as_str() {
         "pause" => {
             state
                 .store
-                .set_campaign_status(&id, "paused", "paused by an operator")
+                .set_campaign_status(&id, CampaignStatus::Paused, "paused by an operator")
                 .await?
         }
         "resume" => {
-            state.store.set_campaign_status(&id, "running", "").await?;
+            state
+                .store
+                .set_campaign_status(&id, CampaignStatus::Running, "")
+                .await?;
             evaluate(&state, &id).await?;
         }
         "cancel" => {
             state
                 .store
-                .set_campaign_status(&id, "cancelled", "cancelled by an operator")
+                .set_campaign_status(&id, CampaignStatus::Cancelled, "cancelled by an operator")
                 .await?;
             state.store.cancel_campaign_updates(&id).await?;
             // Devices waiting on a long-poll hear of it now.

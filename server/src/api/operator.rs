@@ -13,8 +13,10 @@ use crate::api::artifacts::hash_file;
 use crate::auth::{Caller, Operator};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
+use crate::policy::fleet;
+use crate::policy::status::UpdateStatus;
 use crate::store::NewRelease;
-use crate::{fleet, now, Shared};
+use crate::{now, Shared};
 
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", responses((status = 200, body = Vec<ferry_manifests::wire::HostView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_hosts(
@@ -318,7 +320,7 @@ pub async fn output_stream(
     if !entry.output.is_empty() {
         first.push(Event::default().event("output").data(entry.output.clone()));
     }
-    let done = entry.status != "pending";
+    let done = entry.status != UpdateStatus::Pending.as_str();
     if done {
         first.push(Event::default().event("end").data(entry.status.clone()));
     }

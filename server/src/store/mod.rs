@@ -13,8 +13,9 @@ use std::path::Path;
 mod model;
 mod sqlite;
 
+use crate::policy::status::CampaignStatus;
 pub use model::{
-    BatchRow, CampaignRow, EntryRow, HostRow, ItemSettings, MemberRow, NewRelease, PendingJob,
+    BatchRow, Campaign, EntryRow, HostRow, ItemSettings, Member, NewRelease, PendingJob,
     ReportRecord,
 };
 
@@ -23,7 +24,7 @@ use std::sync::Arc;
 
 use ferry_manifests::wire::{HistoryView, InstalledItem, ReleaseView, TokenView};
 
-use crate::batch::Planned;
+use crate::policy::batch::Planned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -196,13 +197,13 @@ interface! {
     fn host_busy(&self, host_id: &str) -> Result<bool>;
 
     // campaigns
-    fn create_campaign(&self, c: &CampaignRow) -> Result<()>;
-    fn campaigns(&self) -> Result<Vec<CampaignRow>>;
-    fn campaign(&self, id: &str) -> Result<Option<CampaignRow>>;
-    fn set_campaign_status(&self, id: &str, status: &str, reason: &str) -> Result<()>;
-    fn members(&self, campaign_id: &str) -> Result<Vec<MemberRow>>;
+    fn create_campaign(&self, c: &Campaign) -> Result<()>;
+    fn campaigns(&self) -> Result<Vec<Campaign>>;
+    fn campaign(&self, id: &str) -> Result<Option<Campaign>>;
+    fn set_campaign_status(&self, id: &str, status: CampaignStatus, reason: &str) -> Result<()>;
+    fn members(&self, campaign_id: &str) -> Result<Vec<Member>>;
     /// One host's membership, if any.
-    fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<MemberRow>>;
+    fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<Member>>;
     fn member_count(&self, campaign_id: &str) -> Result<i64>;
     /// Adds a member; returns false if it already was one.
     fn add_member(&self, campaign_id: &str, host_id: &str, seq: i64, wave: usize) -> Result<bool>;

@@ -3,8 +3,10 @@
 
 use ferry_manifests::wire::{HostFacts, ReleaseView};
 
-use crate::batch::EntryState;
-use crate::campaign::{Target, WaveSize, Window};
+pub use crate::policy::campaign::{Campaign, Member};
+use crate::policy::status::UpdateStatus;
+
+use crate::policy::batch::EntryState;
 
 /// A host as stored: its identity, the facts its device reports, and the labels the device and
 /// an operator gave it (the operator's win; `fleet::effective_labels` decides).
@@ -52,7 +54,7 @@ pub struct ReportRecord {
     pub item: String,
     pub version: String,
     pub from_version: Option<String>,
-    pub status: String,
+    pub status: UpdateStatus,
     pub message: String,
     pub output: String,
     pub started_at: String,
@@ -75,35 +77,4 @@ pub struct EntryRow {
     pub version: String,
     pub update_id: Option<String>,
     pub message: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct CampaignRow {
-    pub id: String,
-    pub name: String,
-    pub item: String,
-    pub version: semver::Version,
-    pub target: Target,
-    pub require_acceptance: bool,
-    pub waves: Vec<WaveSize>,
-    pub success_threshold: f64,
-    pub max_failure_rate: f64,
-    pub window: Option<Window>,
-    pub status: String,
-    pub status_reason: String,
-    pub created_at: String,
-}
-
-#[derive(Debug, Clone)]
-pub struct MemberRow {
-    pub host_id: String,
-    pub hostname: String,
-    pub seq: i64,
-    pub wave: usize,
-    pub accepted: bool,
-    pub update_id: Option<String>,
-    pub update_status: Option<String>,
-    /// The host's installed version of the campaign's item.
-    pub installed: Option<String>,
-    pub utc_offset_secs: i32,
 }

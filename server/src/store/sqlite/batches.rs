@@ -3,8 +3,8 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::Sqlite;
-use crate::batch::{EntryState, Planned};
-use crate::store::{BatchRow, EntryRow, Result};
+use crate::policy::batch::{EntryState, Planned};
+use crate::store::{BatchRow, EntryRow, Result, StoreError};
 
 /// The columns every batch query reads, in the order `batch_from` expects.
 const BATCH_COLUMNS: &str = "id, kind, description, created_at";
@@ -102,7 +102,11 @@ impl Sqlite {
                             seq: r.try_get("seq")?,
                             host_id: r.try_get("host_id")?,
                             skipped: skip.is_some(),
-                            update_status: r.try_get("update_status")?,
+                            update_status: r
+                                .try_get::<Option<String>, _>("update_status")?
+                                .map(|s| s.parse())
+                                .transpose()
+                                .map_err(StoreError::Corrupt)?,
                         },
                         hostname: r.try_get("hostname")?,
                         item: r.try_get("item")?,

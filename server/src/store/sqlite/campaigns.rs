@@ -3,7 +3,8 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::Sqlite;
-use crate::store::{CampaignRow, MemberRow, Result, StoreError};
+use crate::policy::status::CampaignStatus;
+use crate::store::{Campaign, Member, Result, StoreError};
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
 const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at";
@@ -12,9 +13,9 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<CampaignRow> {
+fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
     let window: Option<String> = r.try_get("window")?;
-    Ok(CampaignRow {
+    Ok(Campaign {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         item: r.try_get("item")?,
@@ -31,14 +32,14 @@ fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<CampaignRow> {
             .map(|w| serde_json::from_str(&w))
             .transpose()
             .map_err(corrupt)?,
-        status: r.try_get("status")?,
+        status: r.try_get::<String, _>("status")?.parse().map_err(corrupt)?,
         status_reason: r.try_get("status_reason")?,
         created_at: r.try_get("created_at")?,
     })
 }
 
 impl Sqlite {
-    pub async fn create_campaign(&self, c: &CampaignRow) -> Result<()> {
+    pub async fn create_campaign(&self, c: &Campaign) -> Result<()> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
                 max_failure_rate, window, status, status_reason, created_at)
@@ -54,7 +55,7 @@ impl Sqlite {
         .bind(c.success_threshold)
         .bind(c.max_failure_rate)
         .bind(c.window.map(|w| serde_json::to_string(&w)).transpose().map_err(corrupt)?)
-        .bind(&c.status)
+        .bind(c.status.as_str())
         .bind(&c.status_reason)
         .bind(&c.created_at)
         .execute(&self.pool)
@@ -62,7 +63,7 @@ impl Sqlite {
         Ok(())
     }
 
-    pub async fn campaigns(&self) -> Result<Vec<CampaignRow>> {
+    pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns ORDER BY created_at, id"
         )))
@@ -71,7 +72,7 @@ impl Sqlite {
         rows.iter().map(campaign_from).collect()
     }
 
-    pub async fn campaign(&self, id: &str) -> Result<Option<CampaignRow>> {
+    pub async fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
         )))
@@ -81,9 +82,14 @@ impl Sqlite {
         row.as_ref().map(campaign_from).transpose()
     }
 
-    pub async fn set_campaign_status(&self, id: &str, status: &str, reason: &str) -> Result<()> {
+    pub async fn set_campaign_status(
+        &self,
+        id: &str,
+        status: CampaignStatus,
+        reason: &str,
+    ) -> Result<()> {
         sqlx::query("UPDATE campaigns SET status = ?, status_reason = ? WHERE id = ?")
-            .bind(status)
+            .bind(status.as_str())
             .bind(reason)
             .bind(id)
             .execute(&self.pool)
@@ -104,20 +110,16 @@ impl Sqlite {
         Ok(())
     }
 
-    pub async fn members(&self, campaign_id: &str) -> Result<Vec<MemberRow>> {
+    pub async fn members(&self, campaign_id: &str) -> Result<Vec<Member>> {
         self.members_where(campaign_id, None).await
     }
 
     /// One host's membership, if any.
-    pub async fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<MemberRow>> {
+    pub async fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<Member>> {
         Ok(self.members_where(campaign_id, Some(host_id)).await?.pop())
     }
 
-    async fn members_where(
-        &self,
-        campaign_id: &str,
-        host_id: Option<&str>,
-    ) -> Result<Vec<MemberRow>> {
+    async fn members_where(&self, campaign_id: &str, host_id: Option<&str>) -> Result<Vec<Member>> {
         let rows = sqlx::query(
             "SELECT m.host_id, h.hostname, m.seq, m.wave, m.accepted_at, m.update_id, u.status AS update_status,
                     i.version AS installed, h.utc_offset_secs
@@ -135,14 +137,18 @@ impl Sqlite {
         .await?;
         rows.iter()
             .map(|r| {
-                Ok(MemberRow {
+                Ok(Member {
                     host_id: r.try_get("host_id")?,
                     hostname: r.try_get("hostname")?,
                     seq: r.try_get("seq")?,
                     wave: r.try_get::<i64, _>("wave")? as usize,
                     accepted: r.try_get::<Option<String>, _>("accepted_at")?.is_some(),
                     update_id: r.try_get("update_id")?,
-                    update_status: r.try_get("update_status")?,
+                    update_status: r
+                        .try_get::<Option<String>, _>("update_status")?
+                        .map(|s| s.parse())
+                        .transpose()
+                        .map_err(corrupt)?,
                     installed: r.try_get("installed")?,
                     utc_offset_secs: r.try_get::<i64, _>("utc_offset_secs")? as i32,
                 })
@@ -228,7 +234,7 @@ impl Sqlite {
         )
         .bind(host_id)
         // Only recent cancellations: a device that was offline longer re-verifies anyway.
-        .bind(crate::fleet::days_ago(7))
+        .bind(crate::policy::fleet::days_ago(7))
         .fetch_all(&self.pool)
         .await?)
     }

@@ -4,6 +4,7 @@ use ferry_manifests::wire::HistoryView;
 use sqlx::Row;
 
 use super::{opt_version, parse_version, Sqlite};
+use crate::policy::status::UpdateStatus;
 use crate::store::{PendingJob, ReportRecord, Result};
 
 impl Sqlite {
@@ -115,7 +116,7 @@ impl Sqlite {
                 sqlx::query(
                     "UPDATE updates SET status = ?, from_version = ?, message = ?, output = ?, finished_at = ? WHERE id = ?",
                 )
-                .bind(&rec.status)
+                .bind(rec.status.as_str())
                 .bind(&rec.from_version)
                 .bind(&rec.message)
                 .bind(&rec.output)
@@ -136,7 +137,7 @@ impl Sqlite {
                 .bind(&rec.item)
                 .bind(&rec.version)
                 .bind(&rec.from_version)
-                .bind(&rec.status)
+                .bind(rec.status.as_str())
                 .bind(&rec.message)
                 .bind(&rec.output)
                 .bind(&rec.started_at)
@@ -146,7 +147,7 @@ impl Sqlite {
                 id
             }
         };
-        if rec.status == "installed" {
+        if rec.status == UpdateStatus::Installed {
             sqlx::query(
                 "INSERT INTO installed (host_id, item, version) VALUES (?, ?, ?)
                  ON CONFLICT (host_id, item) DO UPDATE SET version = excluded.version",

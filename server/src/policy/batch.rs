@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use ferry_manifests::wire::{Available, InstalledItem, ReleaseView};
 
+use super::status::{BatchStatus, EntryStatus, UpdateStatus};
+
 /// One planned install of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
@@ -75,17 +77,17 @@ pub struct EntryState {
     pub seq: i64,
     pub host_id: String,
     pub skipped: bool,
-    /// `None` until dispatched; then the update's status (`pending`, `installed`, …).
-    pub update_status: Option<String>,
+    /// `None` until dispatched; then the update's status.
+    pub update_status: Option<UpdateStatus>,
 }
 
 impl EntryState {
-    pub fn status(&self) -> &str {
-        match (&self.update_status, self.skipped) {
-            (_, true) => "skipped",
-            (None, false) => "queued",
-            (Some(s), false) if s == "pending" => "dispatched",
-            (Some(s), false) => s,
+    pub fn status(&self) -> EntryStatus {
+        match (self.update_status, self.skipped) {
+            (_, true) => EntryStatus::Skipped,
+            (None, false) => EntryStatus::Queued,
+            (Some(UpdateStatus::Pending), false) => EntryStatus::Dispatched,
+            (Some(s), false) => EntryStatus::Finished(s),
         }
     }
 }
@@ -103,11 +105,13 @@ pub fn next_to_dispatch<'a>(
     }
     let mut out = Vec::new();
     for (host, mut list) in by_host {
-        if busy_hosts.iter().any(|b| b == host) || list.iter().any(|e| e.status() == "dispatched") {
+        if busy_hosts.iter().any(|b| b == host)
+            || list.iter().any(|e| e.status() == EntryStatus::Dispatched)
+        {
             continue;
         }
         list.sort_by_key(|e| e.seq);
-        if let Some(first) = list.into_iter().find(|e| e.status() == "queued") {
+        if let Some(first) = list.into_iter().find(|e| e.status() == EntryStatus::Queued) {
             out.push(first);
         }
     }
@@ -116,25 +120,27 @@ pub fn next_to_dispatch<'a>(
 
 /// `running` while anything is queued or dispatched; then `completed` if every install
 /// succeeded or was skipped, else `failed`.
-pub fn batch_status(entries: &[EntryState]) -> &'static str {
+pub fn batch_status(entries: &[EntryState]) -> BatchStatus {
     if entries
         .iter()
-        .any(|e| matches!(e.status(), "queued" | "dispatched"))
+        .any(|e| matches!(e.status(), EntryStatus::Queued | EntryStatus::Dispatched))
     {
-        "running"
-    } else if entries
-        .iter()
-        .all(|e| matches!(e.status(), "installed" | "skipped"))
-    {
-        "completed"
+        BatchStatus::Running
+    } else if entries.iter().all(|e| {
+        matches!(
+            e.status(),
+            EntryStatus::Finished(UpdateStatus::Installed) | EntryStatus::Skipped
+        )
+    }) {
+        BatchStatus::Completed
     } else {
-        "failed"
+        BatchStatus::Failed
     }
 }
 
 /// The newest releases of a host's items (for `batch-host`).
 pub fn available(installed: &[InstalledItem], releases: &[ReleaseView]) -> Vec<Available> {
-    crate::fleet::available_for(installed, releases)
+    crate::policy::fleet::available_for(installed, releases)
 }
 
 #[cfg(test)]
@@ -146,7 +152,7 @@ mod tests {
             seq,
             host_id: host.into(),
             skipped: false,
-            update_status: status.map(str::to_string),
+            update_status: status.map(|s| s.parse().unwrap()),
         }
     }
 
@@ -178,16 +184,16 @@ mod tests {
 
     #[test]
     fn status_follows_the_entries() {
-        assert_eq!(batch_status(&[entry(1, "a", None)]), "running");
+        assert_eq!(batch_status(&[entry(1, "a", None)]), BatchStatus::Running);
         let mut skipped = entry(2, "a", None);
         skipped.skipped = true;
         assert_eq!(
             batch_status(&[entry(1, "a", Some("installed")), skipped.clone()]),
-            "completed"
+            BatchStatus::Completed
         );
         assert_eq!(
             batch_status(&[entry(1, "a", Some("rolled_back")), skipped]),
-            "failed"
+            BatchStatus::Failed
         );
     }
 

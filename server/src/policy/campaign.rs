@@ -1,8 +1,77 @@
-//! Campaigns (fleet rollouts) as plain code over data: targeting, waves, the success and
-//! failure thresholds, and maintenance windows. `api::campaigns` stores campaigns and calls
-//! these when a host checks in or a report arrives.
+//! Campaigns (fleet rollouts) as plain code over data: targeting, waves, the per-member gate
+//! (wave, acceptance, window), the success and failure thresholds, and maintenance windows.
+//! `service::campaigns` gathers the data and calls these when a host checks in or a report
+//! arrives.
 
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::status::{CampaignStatus, MemberStatus, UpdateStatus};
+
+/// A campaign as stored.
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    pub version: semver::Version,
+    pub target: Target,
+    pub require_acceptance: bool,
+    pub waves: Vec<WaveSize>,
+    pub success_threshold: f64,
+    pub max_failure_rate: f64,
+    pub window: Option<Window>,
+    pub status: CampaignStatus,
+    pub status_reason: String,
+    pub created_at: String,
+}
+
+/// One host's membership of a campaign, as stored.
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub host_id: String,
+    pub hostname: String,
+    pub seq: i64,
+    pub wave: usize,
+    pub accepted: bool,
+    /// The install dispatched for it, once dispatched.
+    pub update_id: Option<String>,
+    pub update_status: Option<UpdateStatus>,
+    /// The host's installed version of the campaign's item.
+    pub installed: Option<String>,
+    pub utc_offset_secs: i32,
+}
+
+/// What a member's install came to so far: its update's status, or `Installed` if the host
+/// already had the version; `None` while nothing was dispatched.
+fn outcome(c: &Campaign, m: &Member) -> Option<UpdateStatus> {
+    m.update_status.or_else(|| {
+        (m.installed.as_deref() == Some(c.version.to_string().as_str()))
+            .then_some(UpdateStatus::Installed)
+    })
+}
+
+/// The member gate: whether `m` may be dispatched `now`, and if not, what holds it. Members in
+/// waves after `open_wave` wait; then acceptance (if required), then the window in the
+/// device's local time.
+pub fn gate(c: &Campaign, m: &Member, open_wave: usize, now: OffsetDateTime) -> MemberStatus {
+    if let Some(s) = outcome(c, m) {
+        return MemberStatus::Update(s);
+    }
+    let minute_utc = u32::from(now.hour()) * 60 + u32::from(now.minute());
+    if m.wave > open_wave {
+        MemberStatus::Waiting
+    } else if c.require_acceptance && !m.accepted {
+        MemberStatus::AwaitingAcceptance
+    } else if c
+        .window
+        .is_some_and(|w| !w.contains(minute_utc, m.utc_offset_secs))
+    {
+        MemberStatus::OutsideWindow
+    } else {
+        MemberStatus::Dispatchable
+    }
+}
 
 /// Which hosts a campaign is for. Campaigns are dynamic: a host that enrols or gains a
 /// matching tag later joins at its next check-in.
@@ -74,18 +143,6 @@ pub fn wave_for(waves: &[WaveSize], index: u64, members: u64) -> usize {
         .unwrap_or(waves.len().saturating_sub(1))
 }
 
-/// One member's state for the rollout decisions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Member {
-    pub wave: usize,
-    /// `None` until dispatched; then the update status (`pending`, `installed`, …).
-    pub status: Option<String>,
-}
-
-fn is_failure(status: &str) -> bool {
-    matches!(status, "failed" | "rolled_back" | "refused")
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decision {
     /// Members in waves up to this one may be dispatched.
@@ -98,26 +155,27 @@ pub struct Decision {
 /// Opens wave k when the share of wave k-1's members that installed reaches
 /// `success_threshold`; pauses when the share of finished installs that failed exceeds
 /// `max_failure_rate`. hawkBit's defaults are 0.5 and 0.5.
-pub fn decide(
-    members: &[Member],
-    waves: usize,
-    success_threshold: f64,
-    max_failure_rate: f64,
-) -> Decision {
-    let finished: Vec<&str> = members
+pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
+    let outcomes: Vec<(usize, Option<UpdateStatus>)> =
+        members.iter().map(|m| (m.wave, outcome(c, m))).collect();
+    let finished: Vec<UpdateStatus> = outcomes
         .iter()
-        .filter_map(|m| m.status.as_deref())
-        .filter(|s| *s != "pending")
+        .filter_map(|(_, s)| *s)
+        .filter(|s| *s != UpdateStatus::Pending)
         .collect();
-    let failures = finished.iter().filter(|s| is_failure(s)).count();
+    let failures = finished.iter().filter(|s| s.is_failure()).count();
     let failure_share = if finished.is_empty() {
         0.0
     } else {
         failures as f64 / finished.len() as f64
     };
     let mut open_wave = 0;
-    while open_wave + 1 < waves {
-        let in_wave: Vec<&Member> = members.iter().filter(|m| m.wave == open_wave).collect();
+    while open_wave + 1 < c.waves.len() {
+        let in_wave: Vec<Option<UpdateStatus>> = outcomes
+            .iter()
+            .filter(|(wave, _)| *wave == open_wave)
+            .map(|(_, s)| *s)
+            .collect();
         if in_wave.is_empty() {
             // An empty wave (few members so far) does not hold the next one back.
             open_wave += 1;
@@ -125,9 +183,9 @@ pub fn decide(
         }
         let installed = in_wave
             .iter()
-            .filter(|m| m.status.as_deref() == Some("installed"))
+            .filter(|s| **s == Some(UpdateStatus::Installed))
             .count();
-        if (installed as f64) / (in_wave.len() as f64) >= success_threshold {
+        if (installed as f64) / (in_wave.len() as f64) >= c.success_threshold {
             open_wave += 1;
         } else {
             break;
@@ -135,7 +193,7 @@ pub fn decide(
     }
     Decision {
         open_wave,
-        pause: failure_share > max_failure_rate,
+        pause: failure_share > c.max_failure_rate,
         failure_share,
     }
 }
@@ -192,11 +250,46 @@ impl Window {
 mod tests {
     use super::*;
 
+    fn campaign(waves: usize, success: f64, max_failure: f64) -> Campaign {
+        let mut sizes = vec![WaveSize::Count(1); waves - 1];
+        sizes.push(WaveSize::Percent(100.0));
+        Campaign {
+            id: "c".into(),
+            name: "c".into(),
+            item: "web".into(),
+            version: semver::Version::new(2, 0, 0),
+            target: Target::All,
+            require_acceptance: false,
+            waves: sizes,
+            success_threshold: success,
+            max_failure_rate: max_failure,
+            window: None,
+            status: CampaignStatus::Running,
+            status_reason: String::new(),
+            created_at: String::new(),
+        }
+    }
+
     fn m(wave: usize, status: Option<&str>) -> Member {
         Member {
+            host_id: format!("h{wave}"),
+            hostname: format!("h{wave}"),
+            seq: 0,
             wave,
-            status: status.map(str::to_string),
+            accepted: false,
+            update_id: status.map(|_| "u".to_string()),
+            update_status: status.map(|s| s.parse().unwrap()),
+            installed: Some("1.0.0".into()),
+            utc_offset_secs: 0,
         }
+    }
+
+    fn at(hour: u8, minute: u8) -> OffsetDateTime {
+        time::macros::datetime!(2026-01-01 00:00 UTC)
+            .replace_hour(hour)
+            .unwrap()
+            .replace_minute(minute)
+            .unwrap()
     }
 
     #[test]
@@ -234,17 +327,17 @@ mod tests {
     #[test]
     fn a_wave_opens_when_the_previous_one_succeeded_enough() {
         let members = vec![m(0, Some("installed")), m(1, None), m(2, None)];
-        assert_eq!(decide(&members, 3, 0.5, 0.5).open_wave, 1);
+        assert_eq!(decide(&campaign(3, 0.5, 0.5), &members).open_wave, 1);
         let members = vec![
             m(0, Some("installed")),
             m(1, Some("installed")),
             m(1, Some("pending")),
             m(2, None),
         ];
-        assert_eq!(decide(&members, 3, 0.5, 0.5).open_wave, 2);
-        assert_eq!(decide(&members, 3, 0.9, 0.5).open_wave, 1);
+        assert_eq!(decide(&campaign(3, 0.5, 0.5), &members).open_wave, 2);
+        assert_eq!(decide(&campaign(3, 0.9, 0.5), &members).open_wave, 1);
         let pending = vec![m(0, Some("pending")), m(1, None)];
-        assert_eq!(decide(&pending, 2, 0.5, 0.5).open_wave, 0);
+        assert_eq!(decide(&campaign(2, 0.5, 0.5), &pending).open_wave, 0);
     }
 
     #[test]
@@ -254,10 +347,47 @@ mod tests {
             m(0, Some("installed")),
             m(0, Some("failed")),
         ];
-        let d = decide(&members, 2, 0.5, 0.5);
+        let d = decide(&campaign(2, 0.5, 0.5), &members);
         assert!(d.pause);
         assert!((d.failure_share - 2.0 / 3.0).abs() < 1e-9);
-        assert!(!decide(&members, 2, 0.5, 0.7).pause);
+        assert!(!decide(&campaign(2, 0.5, 0.7), &members).pause);
+    }
+
+    #[test]
+    fn the_gate_holds_a_member_for_its_wave_then_acceptance_then_the_window() {
+        let mut c = campaign(2, 0.5, 0.5);
+        let member = m(1, None);
+        let noon = at(12, 0);
+        assert_eq!(gate(&c, &member, 0, noon), MemberStatus::Waiting);
+        assert_eq!(gate(&c, &member, 1, noon), MemberStatus::Dispatchable);
+        c.require_acceptance = true;
+        assert_eq!(gate(&c, &member, 1, noon), MemberStatus::AwaitingAcceptance);
+        let accepted = Member {
+            accepted: true,
+            ..member.clone()
+        };
+        c.window = Some(parse_window("02:00-04:00").unwrap());
+        assert_eq!(gate(&c, &accepted, 1, noon), MemberStatus::OutsideWindow);
+        assert_eq!(gate(&c, &accepted, 1, at(3, 0)), MemberStatus::Dispatchable);
+        // 01:30 UTC is 03:30 for a device at UTC+2.
+        let east = Member {
+            utc_offset_secs: 7200,
+            ..accepted.clone()
+        };
+        assert_eq!(gate(&c, &east, 1, at(1, 30)), MemberStatus::Dispatchable);
+        // Dispatched, or already on the version: its update's status, whatever the gate says.
+        assert_eq!(
+            gate(&c, &m(1, Some("pending")), 0, noon),
+            MemberStatus::Update(UpdateStatus::Pending)
+        );
+        let already = Member {
+            installed: Some("2.0.0".into()),
+            ..member
+        };
+        assert_eq!(
+            gate(&c, &already, 0, noon),
+            MemberStatus::Update(UpdateStatus::Installed)
+        );
     }
 
     #[test]

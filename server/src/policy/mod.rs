@@ -1,0 +1,14 @@
+//! Decisions as plain code over data: no I/O, no clock (the caller passes `now`), unit-tested
+//! on their own. The service and API layers gather the data, call these, and carry out what
+//! they decide.
+//!
+//! - [`status`]: the statuses stored as text, as enums.
+//! - [`campaign`]: targeting, wave placement, the member gate, when waves open and when a
+//!   campaign pauses itself, maintenance windows.
+//! - [`batch`]: batch planning, which entry goes next per host, batch status.
+//! - [`fleet`]: what is available to a host, the online rule, effective labels.
+
+pub mod batch;
+pub mod campaign;
+pub mod fleet;
+pub mod status;

@@ -1,0 +1,144 @@
+//! Campaigns at work: hosts join when they check in, installs are dispatched as the gate lets
+//! them through, and a report re-decides the campaigns of its update. The rules themselves are
+//! in `policy::campaign`; this is the shell that loads, decides and stores.
+
+use ferry_manifests::wire::{CampaignOffer, InstalledItem};
+use time::OffsetDateTime;
+
+use crate::error::ApiResult;
+use crate::policy::campaign::{self, Campaign, Member};
+use crate::policy::status::{CampaignStatus, MemberStatus};
+use crate::Shared;
+
+/// Dispatches one member's install if the gate lets it through now; true if dispatched.
+async fn dispatch_member(
+    state: &Shared,
+    c: &Campaign,
+    m: &Member,
+    open_wave: usize,
+) -> ApiResult<bool> {
+    let now = OffsetDateTime::now_utc();
+    if campaign::gate(c, m, open_wave, now) != MemberStatus::Dispatchable {
+        return Ok(false);
+    }
+    if state
+        .store
+        .active_update(&m.host_id, &c.item)
+        .await?
+        .is_some()
+    {
+        return Ok(false); // one at a time: it gets its turn when that one finishes
+    }
+    let id = state
+        .store
+        .create_update(&m.host_id, &c.item, &c.version, "campaign")
+        .await?;
+    state
+        .store
+        .set_member_update(&c.id, &m.host_id, &id)
+        .await?;
+    tracing::info!(campaign = %c.id, host = %m.hostname, update = %id, "campaign install dispatched");
+    state.waker.wake(&m.host_id);
+    Ok(true)
+}
+
+/// Applies the rules to one campaign over all its members: pause on too many failures,
+/// dispatch what may go now, remember the open wave. Runs when something changed (created,
+/// resumed, a host joined or accepted, a report arrived), not on every check-in.
+pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
+    let Some(c) = state.store.campaign(campaign_id).await? else {
+        return Ok(());
+    };
+    if c.status != CampaignStatus::Running {
+        state.cache.set_open_wave(&c.id, None);
+        return Ok(());
+    }
+    let members = state.store.members(campaign_id).await?;
+    let d = campaign::decide(&c, &members);
+    if d.pause {
+        let reason = format!(
+            "paused itself: {:.0}% of finished installs failed, more than the {:.0}% allowed",
+            d.failure_share * 100.0,
+            c.max_failure_rate * 100.0
+        );
+        tracing::warn!(campaign = %c.id, "{reason}");
+        state
+            .store
+            .set_campaign_status(&c.id, CampaignStatus::Paused, &reason)
+            .await?;
+        state.cache.set_campaigns_active(None);
+        state.cache.set_open_wave(&c.id, None);
+        return Ok(());
+    }
+    state.cache.set_open_wave(&c.id, Some(d.open_wave));
+    for m in &members {
+        dispatch_member(state, &c, m, d.open_wave).await?;
+    }
+    Ok(())
+}
+
+/// At check-in: the host joins running campaigns it matches (if it has the item), and its own
+/// membership may be dispatched. The cost does not grow with the campaign's size: one
+/// membership lookup per campaign, and the open wave from the last evaluation. Returns the
+/// offers needing the host's acceptance.
+pub async fn on_check_in(
+    state: &Shared,
+    host_id: &str,
+    tags: &[String],
+    installed: &[InstalledItem],
+) -> ApiResult<Vec<CampaignOffer>> {
+    let mut offers = Vec::new();
+    for c in state.store.campaigns().await? {
+        let running = c.status == CampaignStatus::Running;
+        if c.status == CampaignStatus::Cancelled {
+            continue;
+        }
+        let mut member = state.store.member(&c.id, host_id).await?;
+        if member.is_none()
+            && running
+            && installed.iter().any(|i| i.item == c.item)
+            && campaign::matches(&c.target, host_id, tags)
+        {
+            let seq = state.store.member_count(&c.id).await? as u64;
+            let wave = campaign::wave_for(&c.waves, seq, seq + 1);
+            if state
+                .store
+                .add_member(&c.id, host_id, seq as i64, wave)
+                .await?
+            {
+                tracing::info!(campaign = %c.id, %host_id, wave, "host joined campaign");
+            }
+            member = state.store.member(&c.id, host_id).await?;
+        }
+        let Some(member) = member else { continue };
+        let mut dispatched = member.update_id.is_some();
+        if running && !dispatched {
+            let open_wave = match state.cache.open_wave(&c.id) {
+                Some(w) => w,
+                None => {
+                    evaluate(state, &c.id).await?;
+                    state.cache.open_wave(&c.id).unwrap_or(0)
+                }
+            };
+            dispatched = dispatch_member(state, &c, &member, open_wave).await?;
+        }
+        if c.require_acceptance && running && !dispatched {
+            offers.push(CampaignOffer {
+                campaign_id: c.id.clone(),
+                name: c.name.clone(),
+                item: c.item.clone(),
+                version: c.version.clone(),
+                accepted: member.accepted,
+            });
+        }
+    }
+    Ok(offers)
+}
+
+/// After a report: the campaigns of that update may open a wave or pause.
+pub async fn on_report(state: &Shared, update_id: &str) -> ApiResult<()> {
+    for id in state.store.campaigns_of_update(update_id).await? {
+        evaluate(state, &id).await?;
+    }
+    Ok(())
+}

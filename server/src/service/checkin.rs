@@ -1,0 +1,87 @@
+//! A host checked in: the one place that decides what a check-in answers. It records the
+//! host's facts (only when they changed), lets it join campaigns, collects its jobs and
+//! cancellations, holds the answer open for a long-poll, and lists what is available to it.
+
+use ferry_manifests::wire::{CheckInRequest, CheckInResponse, Job};
+
+use crate::error::ApiResult;
+use crate::policy::fleet;
+use crate::store::HostRow;
+use crate::Shared;
+
+/// Answers one check-in of `host` (facts already validated by the handler).
+pub async fn check_in(
+    state: &Shared,
+    host: HostRow,
+    req: CheckInRequest,
+) -> ApiResult<CheckInResponse> {
+    let host_id = host.id.clone();
+    // The database is written only when the facts changed; last-seen goes to the batch.
+    if state
+        .cache
+        .check_in(&host_id, &req.facts, host.last_seen.clone())
+    {
+        state.store.update_host(&host, &req.facts.installed).await?;
+        if let Some(offset) = req.facts.utc_offset_secs {
+            state.store.set_utc_offset(&host_id, offset).await?;
+        }
+    }
+    // Campaign membership is decided here, when the host checks in, never by scanning the
+    // fleet on a timer. The effective tags count (the operator's win).
+    let campaigns = if state.campaigns_active().await? {
+        let tags = state.store.host_tags(&host_id).await?;
+        super::campaigns::on_check_in(state, &host_id, &tags, &req.facts.installed).await?
+    } else {
+        Vec::new()
+    };
+    // Unless an update changed anywhere since this host last had no work, it still has none.
+    let epoch = state.store.updates_epoch();
+    let (cancelled_jobs, mut jobs) = if state.cache.idle_at(&host_id, epoch) {
+        (Vec::new(), Vec::new())
+    } else {
+        let cancelled = state.store.cancelled_updates(&host_id).await?;
+        let jobs = pending_jobs(state, &host_id).await?;
+        let idle = cancelled.is_empty() && jobs.is_empty();
+        state.cache.set_idle(&host_id, idle.then_some(epoch));
+        (cancelled, jobs)
+    };
+    let wait = req.wait_secs.min(state.config.long_poll_max_secs);
+    if jobs.is_empty() && wait > 0 {
+        // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
+        if state
+            .waker
+            .wait(&host_id, std::time::Duration::from_secs(wait))
+            .await
+        {
+            jobs = pending_jobs(state, &host_id).await?;
+        }
+    }
+    let releases = state.releases().await?;
+    let available = fleet::available_for(&req.facts.installed, &releases);
+    let trust_root_version = state.trust_root_version().await?;
+    Ok(CheckInResponse {
+        host_id,
+        available,
+        jobs,
+        acked_reports: vec![],
+        trust_root_version,
+        poll_interval_secs: state.config.poll_interval_secs,
+        campaigns,
+        cancelled_jobs,
+    })
+}
+
+async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
+    Ok(state
+        .store
+        .pending_jobs(host_id)
+        .await?
+        .into_iter()
+        .map(|j| Job {
+            manifest_path: fleet::manifest_path(&j.item, &j.version),
+            job_id: j.id,
+            item: j.item,
+            version: j.version,
+        })
+        .collect())
+}

@@ -1,0 +1,13 @@
+//! What happens when: the events a server reacts to, each owned by one module, so handlers
+//! stay thin and never call each other. Each gathers data from the store, asks `policy` what
+//! to do, and carries it out (store writes, wake-ups, live output).
+//!
+//! - [`checkin`]: a host checked in.
+//! - [`report`]: reports arrived.
+//! - [`campaigns`]: a campaign changed (created, resumed, a host joined or accepted).
+//! - [`batches`]: a host became free for its next batch entry.
+
+pub mod batches;
+pub mod campaigns;
+pub mod checkin;
+pub mod report;

@@ -1,0 +1,64 @@
+//! Reports arrived: the one place that decides what a device's reports change. Each is
+//! stored once (a resend changes nothing), ends the live output of its job, re-decides the
+//! campaigns of its update, and frees the host for its next batch entry.
+
+use ferry_manifests::wire::Report;
+
+use crate::error::ApiResult;
+use crate::policy::status::UpdateStatus;
+use crate::store::ReportRecord;
+use crate::Shared;
+
+/// Output kept per report (the tail, if longer).
+const MAX_OUTPUT: usize = 1024 * 1024;
+
+/// Stores `reports` of `host_id` (validated by the handler); returns the ids to acknowledge.
+pub async fn reports_arrived(
+    state: &Shared,
+    host_id: &str,
+    reports: Vec<Report>,
+) -> ApiResult<Vec<String>> {
+    let mut acked = Vec::new();
+    for r in reports {
+        let mut output = r.output;
+        if output.len() > MAX_OUTPUT {
+            let mut cut = output.len() - MAX_OUTPUT;
+            while !output.is_char_boundary(cut) {
+                cut += 1;
+            }
+            output = output.split_off(cut);
+        }
+        let new = state
+            .store
+            .record_report(&ReportRecord {
+                report_id: r.report_id.clone(),
+                host_id: host_id.to_string(),
+                job_id: r.job_id.clone(),
+                item: r.item.clone(),
+                version: r.version.to_string(),
+                from_version: r.from_version.map(|v| v.to_string()),
+                status: UpdateStatus::from_outcome(r.outcome),
+                message: r.message.clone(),
+                output,
+                started_at: r.started_at,
+                finished_at: r.finished_at,
+            })
+            .await?;
+        if new {
+            tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
+            if let Some(job) = &r.job_id {
+                super::campaigns::on_report(state, job).await?;
+                state.live.publish(
+                    job,
+                    crate::live::LiveEvent::End {
+                        status: r.outcome.as_str().to_string(),
+                    },
+                );
+            }
+        }
+        acked.push(r.report_id);
+    }
+    // A finished install frees the host for its next batch entry.
+    super::batches::dispatch(state, host_id).await?;
+    Ok(acked)
+}
