@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KILLS=${1:-1000}
-cargo build --workspace --bins --locked -q
-FERRY_SOAK_KILLS=$KILLS cargo test --locked -q -p ferry-e2e --test e2e \
+cargo build --workspace --bins --locked -q --features ferry-agent/fault-injection
+FERRY_SOAK_KILLS=$KILLS cargo test --locked -q --features ferry-agent/fault-injection -p ferry-e2e --test e2e \
     crash::random_sigkills_never_leave_a_mixed_tree -- --exact --nocapture 2>&1 \
     | grep -E "random kills|mixed tree|panicked|test result"

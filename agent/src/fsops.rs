@@ -217,23 +217,34 @@ impl Fs for CrashFs {
     }
 }
 
-/// Fault injection for crash tests of the real binary. TEST ONLY: when the environment
-/// variable `FERRY_TEST_KILL_AT` names a step (see docs/crash-safety.md), the agent kills
-/// itself with SIGKILL when it reaches that step. `FERRY_TEST_KILL_AT=op:N` kills it at
-/// filesystem operation N of the install ([`CrashFs`] with [`OnCrash::Kill`]).
+/// Fault injection for crash tests of the real binary, compiled in only with the
+/// `fault-injection` cargo feature (the end-to-end tests enable it; release builds never
+/// have it, which scripts/test checks). With it, when the environment variable
+/// `FERRY_TEST_KILL_AT` names a step (see docs/crash-safety.md), the agent kills itself with
+/// SIGKILL when it reaches that step; `FERRY_TEST_KILL_AT=op:N` kills it at filesystem
+/// operation N of the install ([`CrashFs`] with [`OnCrash::Kill`]). Without it, every
+/// function here does nothing and the variable is ignored.
 pub mod fault {
-    use std::sync::OnceLock;
-
-    pub const ENV: &str = "FERRY_TEST_KILL_AT";
-
+    #[cfg(feature = "fault-injection")]
     fn target() -> Option<&'static str> {
+        use std::sync::OnceLock;
         static TARGET: OnceLock<Option<String>> = OnceLock::new();
         TARGET
-            .get_or_init(|| std::env::var(ENV).ok().filter(|v| !v.is_empty()))
+            .get_or_init(|| {
+                std::env::var("FERRY_TEST_KILL_AT")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+            })
             .as_deref()
     }
 
+    #[cfg(not(feature = "fault-injection"))]
+    fn target() -> Option<&'static str> {
+        None
+    }
+
     /// Kills the process with SIGKILL if the test asked to die at `step`.
+    #[inline]
     pub fn point(step: &str) {
         if target() == Some(step) {
             die();

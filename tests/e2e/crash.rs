@@ -221,19 +221,37 @@ fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
     assert!(install().status().unwrap().success());
     let span = started.elapsed().as_micros().max(1000) as u64;
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
+    // FERRY_SOAK_SEED replays a run: every message below names the seed.
+    let seed = std::env::var("FERRY_SOAK_SEED")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("FERRY_SOAK_SEED={v:?} is not a number"))
+        })
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
         | 1;
+    eprintln!("{layout}: random kills with FERRY_SOAK_SEED={seed}");
     let mut rng = Rng(seed);
-    let (mut ended_old, mut ended_new, mut mixed) = (0, 0, 0);
+    let (mut ended_old, mut ended_new, mut mixed, mut mid_install) = (0, 0, 0, 0);
     for i in 0..kills {
         restore();
         let mut child = install().spawn().unwrap();
         std::thread::sleep(Duration::from_micros(rng.next() % (span + span / 5)));
         let _ = child.kill(); // SIGKILL
         child.wait().unwrap();
+        // A journal left behind means the kill landed while the install was changing the
+        // device, which is what this test is for.
+        if fs::read_dir(w.path("agent-state/journal"))
+            .map(|d| d.count() > 0)
+            .unwrap_or(false)
+        {
+            mid_install += 1;
+        }
         // A hook the killed agent had just forked may hold a copy of the lock until it
         // execs (a moment): the next run then exits 4, "another run holds the lock", as
         // documented, and a later run goes ahead. Retry as cron would, a few times.
@@ -247,7 +265,7 @@ fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
         }
         assert!(
             matches!(status.code(), Some(0) | Some(1)),
-            "kill {i} (seed {seed}): recovery exited with {status}"
+            "kill {i} (FERRY_SOAK_SEED={seed}): recovery exited with {status}"
         );
         let tree = item_tree(&w);
         let journal = fs::read_dir(w.path("agent-state/journal")).unwrap().count();
@@ -271,7 +289,15 @@ fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
         }
     }
     eprintln!(
-        "{layout}: {kills} random kills, ended at the old version: {ended_old}, at the new: {ended_new}, mixed trees: {mixed} (seed {seed}, install takes {span} µs)"
+        "{layout}: {kills} random kills, {mid_install} mid-install, ended at the old version: {ended_old}, at the new: {ended_new}, mixed trees: {mixed} (seed {seed}, install takes {span} µs)"
     );
+    // Kills spread over 1.2 times an install's length: if none landed mid-install, the test
+    // exercised nothing (say, every kill came before the install began).
+    if kills >= 20 {
+        assert!(
+            mid_install > 0,
+            "{layout}: none of {kills} kills landed mid-install (FERRY_SOAK_SEED={seed})"
+        );
+    }
     (ended_old, ended_new, mixed)
 }
