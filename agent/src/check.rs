@@ -1,15 +1,20 @@
 //! The check stage: enrol on first contact, send queued reports, check in with what is
 //! installed, and turn jobs (and, with `auto_install`, available upgrades) into pending
-//! installs. Each manifest is verified here — signatures, expiry, item, version, device class,
-//! anti-rollback — before anything is recorded; a refusal is reported and changes nothing else.
+//! installs. What to install is `policy::wanted`; each manifest goes through `verify::admit`
+//! (signatures, expiry, item, version, device class, anti-rollback) before anything is
+//! recorded; a refusal is reported and changes nothing else.
+
+use std::collections::BTreeMap;
 
 use ferry_manifests::wire::{CheckInResponse, DeviceFacts, InstalledItem};
-use ferry_manifests::{Envelope, Manifest, VerifiedManifest};
+use ferry_manifests::VerifiedManifest;
 
 use crate::error::Error;
 use crate::policy::{self, Admission};
 use crate::report::{self, Attempt};
-use crate::state::{read_json, DeviceCredential, Pending};
+use crate::state::ItemState;
+use crate::state::{DeviceCredential, Pending};
+use crate::verify;
 use crate::{now_rfc3339, Agent};
 
 #[derive(Debug, Default)]
@@ -139,7 +144,7 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
             continue;
         }
         match agent.api.envelope(&a.manifest_path) {
-            Ok((envelope, _)) => match admit(agent, &a.item, &a.version, &envelope) {
+            Ok((envelope, _)) => match verify::admit(agent, &a.item, &a.version, &envelope) {
                 Ok((verified, _)) => agent.note_manifest(&verified),
                 Err(e) => {
                     tracing::warn!(item = %a.item, version = %a.version, "offered release does not verify: {e}")
@@ -158,38 +163,25 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
             .available_seen = Some(a.version.clone());
     }
 
-    let mut wanted: Vec<(String, semver::Version, Option<String>, String)> = resp
-        .jobs
+    let states: BTreeMap<String, ItemState> = resp
+        .available
         .iter()
-        .map(|j| {
-            (
-                j.item.clone(),
-                j.version.clone(),
-                Some(j.job_id.clone()),
-                j.manifest_path.clone(),
-            )
-        })
+        .map(|a| (a.item.clone(), agent.item_state(&a.item)))
         .collect();
-    if agent.cfg.auto_install {
-        for a in &resp.available {
-            let st = agent.item_state(&a.item);
-            let has_job = wanted.iter().any(|w| w.0 == a.item);
-            if configured.contains(&a.item)
-                && !has_job
-                && st.pending.is_none()
-                && policy::is_upgrade(&a.version, &st)
-            {
-                wanted.push((
-                    a.item.clone(),
-                    a.version.clone(),
-                    None,
-                    a.manifest_path.clone(),
-                ));
-            }
-        }
-    }
-
-    for (item, version, job_id, manifest_path) in wanted {
+    let wanted = policy::wanted(
+        &resp.jobs,
+        &resp.available,
+        agent.cfg.auto_install,
+        &configured,
+        &states,
+    );
+    for policy::Wanted {
+        item,
+        version,
+        job_id,
+        manifest_path,
+    } in wanted
+    {
         let st = agent.item_state(&item);
         if let Some(p) = &st.pending {
             if p.version == version && p.job_id == job_id {
@@ -227,7 +219,7 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 continue;
             }
         };
-        match admit(agent, &item, &version, &envelope) {
+        match verify::admit(agent, &item, &version, &envelope) {
             Ok((verified, Admission::AlreadyInstalled)) => {
                 agent.note_manifest(&verified);
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
@@ -248,9 +240,9 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 summary.newly_pending.push((item.clone(), version.clone()));
                 agent.state.items.entry(item).or_default().pending = Some(pending);
             }
-            Err(message) => {
+            Err(refusal) => {
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                agent.finish(attempt.refused(message), &pending)?;
+                agent.finish(attempt.refused(refusal.to_string()), &pending)?;
             }
         }
     }
@@ -313,45 +305,4 @@ impl Agent {
             self.state.newest_manifest_at = Some(at);
         }
     }
-}
-
-/// Verifies an envelope for `item`/`version` and applies the device's policy.
-fn admit(
-    agent: &Agent,
-    item: &str,
-    version: &semver::Version,
-    envelope: &Envelope,
-) -> Result<(VerifiedManifest, Admission), String> {
-    agent.trust.check_fresh().map_err(|e| e.to_string())?;
-    let verified = Manifest::verify(
-        envelope,
-        &agent.trust.keys,
-        agent.trust.threshold,
-        time::OffsetDateTime::now_utc(),
-    )
-    .map_err(|e| e.to_string())?;
-    let admission = policy::admit(
-        &verified,
-        item,
-        version,
-        &agent.item_state(item),
-        agent.cfg.device_class.as_deref(),
-    )
-    .map_err(|e| e.to_string())?;
-    Ok((verified, admission))
-}
-
-/// Loads a pending release's stored envelope and verifies it again (keys may have changed,
-/// the manifest may have expired, the file may have been altered since the check).
-pub fn load_verified(
-    agent: &Agent,
-    item: &str,
-    pending: &Pending,
-) -> Result<VerifiedManifest, String> {
-    let path = agent.dir.manifests().join(&pending.envelope);
-    let envelope: Envelope = read_json(&path)
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("stored manifest {} is missing", path.display()))?;
-    let (verified, _) = admit(agent, item, &pending.version, &envelope)?;
-    Ok(verified)
 }

@@ -18,7 +18,7 @@ use crate::error::{io_err, Error};
 use crate::fsops::free_space;
 use crate::report::Attempt;
 use crate::state::{fsync_dir, StateDir};
-use crate::{check, jittered, Agent};
+use crate::{jittered, verify, Agent};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -41,11 +41,11 @@ pub fn run(agent: &mut Agent) -> Result<usize, Error> {
             continue;
         }
         let installed = agent.item_state(&name).installed.clone();
-        let verified = match check::load_verified(agent, &name, &pending) {
+        let verified = match verify::load_verified(agent, &name, &pending) {
             Ok(v) => v,
-            Err(message) => {
+            Err(refusal) => {
                 agent.finish(
-                    Attempt::start(&name, &pending, installed).refused(message),
+                    Attempt::start(&name, &pending, installed).refused(refusal.to_string()),
                     &pending,
                 )?;
                 continue;

@@ -17,6 +17,7 @@ pub mod report;
 pub mod state;
 pub mod status;
 pub mod trust;
+pub mod verify;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

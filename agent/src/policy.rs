@@ -1,6 +1,9 @@
 //! Decisions about whether a verified release may be installed on this device. Plain code over
 //! data, tested without I/O.
 
+use std::collections::BTreeMap;
+
+use ferry_manifests::wire::{Available, Job};
 use ferry_manifests::Manifest;
 use semver::Version;
 
@@ -78,6 +81,57 @@ pub fn is_upgrade(offered: &Version, item: &ItemState) -> bool {
     }
     let floor = item.highest.as_ref().or(item.installed.as_ref());
     floor.is_none_or(|v| offered > v)
+}
+
+/// A release the check stage should verify and record as pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub item: String,
+    pub version: Version,
+    /// The operator's job, or `None` for an upgrade taken by `auto_install`.
+    pub job_id: Option<String>,
+    /// Where the server serves its signed manifest.
+    pub manifest_path: String,
+}
+
+/// What to install after a check-in: every job, in the server's order; then, with
+/// `auto_install`, each configured item's offered upgrade that has no job and nothing pending.
+pub fn wanted(
+    jobs: &[Job],
+    available: &[Available],
+    auto_install: bool,
+    configured: &[String],
+    states: &BTreeMap<String, ItemState>,
+) -> Vec<Wanted> {
+    let mut out: Vec<Wanted> = jobs
+        .iter()
+        .map(|j| Wanted {
+            item: j.item.clone(),
+            version: j.version.clone(),
+            job_id: Some(j.job_id.clone()),
+            manifest_path: j.manifest_path.clone(),
+        })
+        .collect();
+    if !auto_install {
+        return out;
+    }
+    let none = ItemState::default();
+    for a in available {
+        let st = states.get(&a.item).unwrap_or(&none);
+        if configured.contains(&a.item)
+            && !out.iter().any(|w| w.item == a.item)
+            && st.pending.is_none()
+            && is_upgrade(&a.version, st)
+        {
+            out.push(Wanted {
+                item: a.item.clone(),
+                version: a.version.clone(),
+                job_id: None,
+                manifest_path: a.manifest_path.clone(),
+            });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -172,5 +226,47 @@ mod tests {
             "a version that failed here is not retried"
         );
         assert!(is_upgrade(&v("1.2.0"), &failed));
+    }
+
+    #[test]
+    fn jobs_come_first_and_auto_install_adds_upgrades_without_a_job() {
+        let job = |item: &str, version: &str| Job {
+            job_id: format!("job-{item}"),
+            item: item.into(),
+            version: v(version),
+            manifest_path: format!("m/{item}"),
+        };
+        let offer = |item: &str, version: &str| Available {
+            item: item.into(),
+            version: v(version),
+            category: "feature".into(),
+            manifest_path: format!("m/{item}"),
+        };
+        let configured = vec!["web".to_string(), "db".to_string(), "api".to_string()];
+        let mut states = BTreeMap::new();
+        states.insert("web".to_string(), installed("1.0.0", "1.0.0"));
+        states.insert("db".to_string(), installed("2.0.0", "2.0.0"));
+        let jobs = vec![job("web", "1.1.0")];
+        let available = vec![
+            offer("web", "1.2.0"),   // has a job: the job wins
+            offer("db", "1.9.0"),    // older than installed: not an upgrade
+            offer("api", "0.1.0"),   // nothing installed yet: auto_install takes it
+            offer("other", "9.0.0"), // not configured here
+        ];
+        let manual = wanted(&jobs, &available, false, &configured, &states);
+        assert_eq!(manual.len(), 1);
+        assert_eq!(manual[0].job_id.as_deref(), Some("job-web"));
+        let auto = wanted(&jobs, &available, true, &configured, &states);
+        let picked: Vec<(&str, String, bool)> = auto
+            .iter()
+            .map(|w| (w.item.as_str(), w.version.to_string(), w.job_id.is_some()))
+            .collect();
+        assert_eq!(
+            picked,
+            vec![
+                ("web", "1.1.0".into(), true),
+                ("api", "0.1.0".into(), false)
+            ]
+        );
     }
 }

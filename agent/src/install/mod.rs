@@ -20,7 +20,7 @@ use crate::error::{io_err, Error};
 use crate::fsops::fault;
 use crate::report::{self, Attempt};
 use crate::state::{read_json, Pending};
-use crate::{check, now_rfc3339, Agent};
+use crate::{now_rfc3339, verify, Agent};
 
 /// Installs every pending release whose artifact is downloaded. Returns the outcomes.
 pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
@@ -34,11 +34,11 @@ pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
             continue;
         }
         let installed = agent.item_state(&name).installed.clone();
-        let verified = match check::load_verified(agent, &name, &pending) {
+        let verified = match verify::load_verified(agent, &name, &pending) {
             Ok(v) => v,
             Err(refusal) => {
                 agent.finish(
-                    Attempt::start(&name, &pending, installed).refused(refusal),
+                    Attempt::start(&name, &pending, installed).refused(refusal.to_string()),
                     &pending,
                 )?;
                 continue;
