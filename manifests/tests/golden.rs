@@ -3,6 +3,8 @@
 //! up here as a diff to review like code; `FERRY_BLESS=1 cargo test -p ferry-manifests --test
 //! golden` rewrites the files after an intended change.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use ferry_manifests::wire::{
