@@ -16,7 +16,7 @@ use ferry_manifests::Category;
 pub struct Cli {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Print JSON (an array or object; JSON lines when following) instead of tables.
+    /// Print JSON instead of tables, for commands that list or show something.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
