@@ -30,6 +30,8 @@ pub enum Error {
     CorruptState { path: PathBuf, message: String },
     #[error("stopped by a signal; what was done is saved and the next run continues")]
     Interrupted,
+    #[error(transparent)]
+    Root(#[from] crate::install::layout::RootError),
     #[error("{0}")]
     Other(String),
 }

@@ -55,6 +55,90 @@ pub struct ItemState {
     pub available_seen: Option<semver::Version>,
 }
 
+/// The transitions of an item's state. Each install, rollback or refusal ends in exactly one of
+/// these, so what a commit or a rollback leaves behind is decided in one place.
+impl ItemState {
+    fn clear_pending(&mut self, version: &semver::Version) {
+        if self.pending.as_ref().is_some_and(|p| &p.version == version) {
+            self.pending = None;
+        }
+    }
+
+    /// `version` is proven in place, installed over `from`. `files` is its file list when the
+    /// layout tracks one (overlay).
+    pub fn commit(
+        &mut self,
+        version: &semver::Version,
+        from: Option<&semver::Version>,
+        files: Option<Vec<String>>,
+    ) {
+        if from != Some(version) {
+            self.previous = from.cloned();
+        }
+        self.installed = Some(version.clone());
+        if self.highest.as_ref().is_none_or(|h| version > h) {
+            self.highest = Some(version.clone());
+        }
+        if self.available.as_ref().is_some_and(|a| a <= version) {
+            self.available = None;
+        }
+        self.clear_pending(version);
+        if self.last_failed.as_ref() == Some(version) {
+            self.last_failed = None;
+        }
+        if let Some(files) = files {
+            self.files = files;
+        }
+        self.interrupted = 0;
+    }
+
+    /// `version` was rolled back. For a rollback by hand, `by_hand` is the version now in place
+    /// again and its file list when the layout tracks one. The highest version stays:
+    /// anti-rollback still refuses anything older unless signed to allow it, and
+    /// `auto_install` does not bring `version` back by itself.
+    pub fn roll_back(
+        &mut self,
+        version: &semver::Version,
+        by_hand: Option<(semver::Version, Option<Vec<String>>)>,
+    ) {
+        self.clear_pending(version);
+        if let Some((to, files)) = by_hand {
+            self.installed = Some(to);
+            self.previous = None;
+            if let Some(files) = files {
+                self.files = files;
+            }
+        }
+        self.last_failed = Some(version.clone());
+        self.interrupted = 0;
+    }
+
+    /// An install of `version` was interrupted while staging. After `limit` interruptions the
+    /// agent gives up on it: returns how many there were, and `version` counts as failed.
+    pub fn interrupt(&mut self, version: &semver::Version, limit: u32) -> Option<u32> {
+        self.interrupted += 1;
+        if self.interrupted < limit {
+            return None;
+        }
+        let times = self.interrupted;
+        self.clear_pending(version);
+        self.last_failed = Some(version.clone());
+        self.interrupted = 0;
+        Some(times)
+    }
+
+    /// An attempt at `pending` ended without touching the install root: refused, or failed
+    /// before staging (`installed` false), or found already in place.
+    pub fn finish(&mut self, pending: &Pending, installed: bool) {
+        if self.pending.as_ref() == Some(pending) {
+            self.pending = None;
+        }
+        if !installed {
+            self.last_failed = Some(pending.version.clone());
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub version: semver::Version,
@@ -246,5 +330,115 @@ mod tests {
         fs::write(dir.path().join("state.json"), b"{not json").unwrap();
         let err = sd.load_state().unwrap_err().to_string();
         assert!(err.contains("state.json"), "{err}");
+    }
+
+    fn v(s: &str) -> semver::Version {
+        s.parse().unwrap()
+    }
+
+    fn pending(version: &str) -> Pending {
+        Pending {
+            version: v(version),
+            job_id: None,
+            envelope: "e.json".into(),
+            downloaded: true,
+        }
+    }
+
+    #[test]
+    fn a_commit_moves_installed_to_previous_and_clears_what_it_settles() {
+        let mut st = ItemState {
+            installed: Some(v("1.0.0")),
+            highest: Some(v("1.0.0")),
+            available: Some(v("1.1.0")),
+            pending: Some(pending("1.1.0")),
+            last_failed: Some(v("1.1.0")),
+            interrupted: 2,
+            ..Default::default()
+        };
+        st.commit(&v("1.1.0"), Some(&v("1.0.0")), None);
+        assert_eq!(st.installed, Some(v("1.1.0")));
+        assert_eq!(st.previous, Some(v("1.0.0")));
+        assert_eq!(st.highest, Some(v("1.1.0")));
+        assert_eq!(
+            (st.available, st.pending, st.last_failed),
+            (None, None, None)
+        );
+        assert_eq!(st.interrupted, 0);
+
+        // A newer offer survives; reinstalling the same version keeps the backup.
+        let mut st = ItemState {
+            installed: Some(v("1.1.0")),
+            previous: Some(v("1.0.0")),
+            highest: Some(v("2.0.0")),
+            available: Some(v("2.0.0")),
+            ..Default::default()
+        };
+        st.commit(&v("1.1.0"), Some(&v("1.1.0")), Some(vec!["a".into()]));
+        assert_eq!(st.previous, Some(v("1.0.0")));
+        assert_eq!(st.highest, Some(v("2.0.0")));
+        assert_eq!(st.available, Some(v("2.0.0")));
+        assert_eq!(st.files, vec!["a".to_string()]);
+    }
+
+    #[test]
+    fn a_rollback_marks_the_version_failed_and_a_rollback_by_hand_moves_installed_back() {
+        let mut st = ItemState {
+            installed: Some(v("1.0.0")),
+            highest: Some(v("1.0.0")),
+            pending: Some(pending("1.1.0")),
+            ..Default::default()
+        };
+        st.roll_back(&v("1.1.0"), None);
+        assert_eq!(st.installed, Some(v("1.0.0")));
+        assert_eq!(st.pending, None);
+        assert_eq!(st.last_failed, Some(v("1.1.0")));
+
+        let mut st = ItemState {
+            installed: Some(v("1.1.0")),
+            previous: Some(v("1.0.0")),
+            highest: Some(v("1.1.0")),
+            files: vec!["new".into()],
+            ..Default::default()
+        };
+        st.roll_back(&v("1.1.0"), Some((v("1.0.0"), Some(vec!["old".into()]))));
+        assert_eq!(st.installed, Some(v("1.0.0")));
+        assert_eq!(st.previous, None);
+        assert_eq!(
+            st.highest,
+            Some(v("1.1.0")),
+            "anti-rollback keeps the highest"
+        );
+        assert_eq!(st.files, vec!["old".to_string()]);
+        assert_eq!(st.last_failed, Some(v("1.1.0")));
+    }
+
+    #[test]
+    fn interruptions_are_counted_until_the_limit_gives_up() {
+        let mut st = ItemState {
+            pending: Some(pending("1.1.0")),
+            ..Default::default()
+        };
+        assert_eq!(st.interrupt(&v("1.1.0"), 3), None);
+        assert_eq!(st.interrupt(&v("1.1.0"), 3), None);
+        assert!(st.pending.is_some());
+        assert_eq!(st.interrupt(&v("1.1.0"), 3), Some(3));
+        assert_eq!(st.pending, None);
+        assert_eq!(st.last_failed, Some(v("1.1.0")));
+        assert_eq!(st.interrupted, 0);
+    }
+
+    #[test]
+    fn finishing_clears_only_the_same_pending_install() {
+        let mut st = ItemState {
+            pending: Some(pending("1.2.0")),
+            ..Default::default()
+        };
+        st.finish(&pending("1.1.0"), false);
+        assert_eq!(st.pending, Some(pending("1.2.0")), "a newer pending stays");
+        assert_eq!(st.last_failed, Some(v("1.1.0")));
+        st.finish(&pending("1.2.0"), true);
+        assert_eq!(st.pending, None);
+        assert_eq!(st.last_failed, Some(v("1.1.0")));
     }
 }

@@ -8,6 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use ferry_manifests::VerifiedManifest;
+
 /// Output kept per command; the tail is kept when a command prints more.
 pub const MAX_OUTPUT: usize = 256 * 1024;
 /// How often a running command is polled for exit and its new output passed on.
@@ -140,6 +142,73 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
             status,
             output,
         },
+    }
+}
+
+/// How an install's hooks went, with everything they printed.
+pub struct HookOutcome {
+    pub ok: bool,
+    pub message: String,
+    pub output: String,
+}
+
+/// An install's hooks: post-install commands in order, then the health check; stops at the first failure.
+pub fn run_install_hooks(
+    item: &str,
+    root: &Path,
+    release_dir: &Path,
+    manifest: &VerifiedManifest,
+    previous_version: Option<&str>,
+    timeout: Duration,
+    sink: Sink<'_>,
+) -> HookOutcome {
+    let version = manifest.version.to_string();
+    let env = HookEnv {
+        item,
+        version: &version,
+        previous_version,
+        root,
+        release_dir,
+    };
+    let mut output = String::new();
+    let commands = manifest
+        .install
+        .post_install
+        .iter()
+        .map(|c| ("post-install", c))
+        .chain(
+            manifest
+                .install
+                .health_check
+                .iter()
+                .map(|c| ("health check", c)),
+        );
+    for (what, command) in commands {
+        sink(&format!("$ {command}\n"));
+        let result = run(command, &env, timeout, sink);
+        output.push_str(&format!("$ {command}\n{}", result.output));
+        let mut trailer = String::new();
+        if !result.output.is_empty() && !result.output.ends_with('\n') {
+            trailer.push('\n');
+        }
+        trailer.push_str(&format!("[{what} {}]\n", result.status));
+        sink(&trailer);
+        output.push_str(&trailer);
+        if !result.success {
+            return HookOutcome {
+                ok: false,
+                message: format!("{what} `{command}` {}", result.status),
+                output,
+            };
+        }
+    }
+    HookOutcome {
+        ok: true,
+        message: match previous_version {
+            Some(p) => format!("installed {version} (was {p})"),
+            None => format!("installed {version}"),
+        },
+        output,
     }
 }
 

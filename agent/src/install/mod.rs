@@ -5,6 +5,7 @@
 
 pub mod hooks;
 pub mod journal;
+pub mod layout;
 pub mod overlay;
 pub mod symlink;
 pub mod unpack;
@@ -16,6 +17,7 @@ use ferry_manifests::wire::Outcome;
 use ferry_manifests::{Layout, VerifiedManifest};
 
 use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
+use self::layout::InstallLayout;
 use crate::error::{io_err, Error};
 use crate::fsops::fault;
 use crate::report::{self, Attempt};
@@ -75,26 +77,14 @@ fn install_one(
     let fs = agent.dir.fs.clone();
     let st = agent.item_state(name);
     let installed = st.installed.clone();
-    let layout = verified.install.layout;
-    let fail = |agent: &mut Agent, message: String| {
-        let attempt = Attempt::start(name, pending, installed.clone());
-        agent
-            .finish(attempt.with(Outcome::Failed, message), pending)
-            .map(|_| ())
-    };
-    let previous_target = match layout {
-        Layout::Symlink => match symlink::current_target(&root) {
-            Ok(t) => t,
-            Err(message) => return fail(agent, message),
-        },
-        Layout::Overlay => None,
-    };
-    let plan = match layout {
-        Layout::Symlink => None,
-        Layout::Overlay => match overlay::plan(&root, verified, &st.files) {
-            Ok(p) => Some(p),
-            Err(message) => return fail(agent, message),
-        },
+    let prepared = match layout::prepare(&root, verified, &st) {
+        Ok(p) => p,
+        Err(e) => {
+            let attempt = Attempt::start(name, pending, installed.clone());
+            return agent
+                .finish(attempt.with(Outcome::Failed, e.to_string()), pending)
+                .map(|_| ());
+        }
     };
     let artifact = agent.dir.artifact_path(&verified.artifact.sha256);
     let mut j = Journal {
@@ -104,20 +94,14 @@ fn install_one(
         report_id: uuid::Uuid::new_v4().to_string(),
         started_at: now_rfc3339(),
         from_version: installed.clone(),
-        previous_target: previous_target.clone(),
+        previous_target: prepared.previous_target,
         envelope: pending.envelope.clone(),
         artifact: artifact.clone(),
-        layout,
-        plan,
+        layout: verified.install.layout,
+        plan: prepared.plan,
         phase: Phase::Staging,
     };
-    let in_place = match layout {
-        Layout::Symlink => {
-            previous_target.as_deref() == Some(symlink::target_of(&verified.version).as_path())
-        }
-        Layout::Overlay => installed.as_ref() == Some(&verified.version),
-    };
-    if in_place {
+    if prepared.in_place {
         return commit(
             agent,
             &j,
@@ -125,7 +109,7 @@ fn install_one(
             String::new(),
         );
     }
-    tracing::info!(item = %name, version = %verified.version, root = %root.display(), %layout, "installing");
+    tracing::info!(item = %name, version = %verified.version, root = %root.display(), layout = %j.layout, "installing");
     if let Some(progress) = &agent.progress {
         progress.line(&format!(
             "installing {name} {} into {}",
@@ -136,17 +120,14 @@ fn install_one(
 
     save_journal(agent, &j)?;
     fault::point("staging");
-    let staged = match layout {
-        Layout::Symlink => symlink::stage(fs.as_ref(), &root, verified, &artifact),
-        Layout::Overlay => overlay::stage(fs.as_ref(), &root, name, verified, &artifact),
-    };
-    if let Err(e) = staged {
+    if let Err(e) = layout_of(agent, &j, &root)?.stage(fs.as_ref(), verified, &artifact) {
         // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
         // journal stays and the next run's recovery finishes the job.
         remove_staged(agent, &j)?;
-        let outcome = match &e {
-            symlink::StageError::Unpack(u) if u.is_refusal() => Outcome::Refused,
-            _ => Outcome::Failed,
+        let outcome = if e.is_refusal() {
+            Outcome::Refused
+        } else {
+            Outcome::Failed
         };
         let attempt = Attempt::start(name, pending, j.from_version.clone());
         agent.finish(attempt.with(outcome, e.to_string()), pending)?;
@@ -156,15 +137,9 @@ fn install_one(
     fault::point("switching");
     j.phase = Phase::Switching;
     save_journal(agent, &j)?;
-    let switched = match (&j.plan, layout) {
-        (Some(plan), Layout::Overlay) => {
-            overlay::swap(fs.as_ref(), &root, name, &verified.version, plan)
-        }
-        _ => symlink::flip(
-            fs.as_ref(),
-            &root,
-            Some(&symlink::target_of(&verified.version)),
-        ),
+    let (switched, release_dir) = {
+        let placed = layout_of(agent, &j, &root)?;
+        (placed.switch(fs.as_ref()), placed.release_dir())
     };
     if let Err(e) = switched {
         let message = format!(
@@ -177,14 +152,10 @@ fn install_one(
     fault::point("switched");
 
     let previous_version = installed.as_ref().map(|v| v.to_string());
-    let release_dir = match layout {
-        Layout::Symlink => root.join(symlink::target_of(&verified.version)),
-        Layout::Overlay => root.clone(),
-    };
     // Hook output goes to the server as it comes, for operators watching live; the report
     // carries all of it anyway, so a failed send is only logged.
     let mut live = crate::client::LiveOutput::new(&agent.api, j.job_id.as_deref());
-    let hooks = symlink::run_hooks(
+    let hooks = hooks::run_install_hooks(
         name,
         &root,
         &release_dir,
@@ -218,106 +189,58 @@ fn install_one(
     }
 }
 
+/// The layout the journal describes, at the item's root.
+fn layout_of<'a>(
+    agent: &Agent,
+    j: &'a Journal,
+    root: &'a Path,
+) -> Result<Box<dyn InstallLayout + 'a>, Error> {
+    layout::of(j, root).ok_or_else(|| Error::CorruptState {
+        path: journal_path(agent, &j.item),
+        message: "an overlay install without its plan".into(),
+    })
+}
+
 /// Removes what staging may have left, without touching what is live.
 fn remove_staged(agent: &Agent, j: &Journal) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
-    let fs = agent.dir.fs.as_ref();
-    match j.layout {
-        Layout::Symlink => symlink::remove_release(fs, &root, &j.version),
-        Layout::Overlay => fs.remove_dir_all(&overlay::staging(&root, &j.item, &j.version)),
-    }
-    .map_err(io_err(&root))
+    let removed = layout_of(agent, j, &root)?.remove_staged(agent.dir.fs.as_ref());
+    removed.map_err(io_err(&root))
 }
 
 /// Records a proven release: state, report, prune, then drop the journal. Idempotent, so
 /// recovery can run it again after a crash anywhere inside it.
 fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
-    let fs = agent.dir.fs.clone();
-    if let (Layout::Overlay, Some(plan)) = (j.layout, &j.plan) {
-        // Keep what this version changed beside its backup, for a rollback by hand.
-        let backup = overlay::backup(&root, &j.item, &j.version);
-        fs.create_dir_all(&backup).map_err(io_err(&backup))?;
-        agent.dir.write_json(&backup.join("plan.json"), plan)?;
-    }
+    let files = j.plan.as_ref().map(overlay::Plan::placed_files);
     let st = agent.state.items.entry(j.item.clone()).or_default();
-    if j.from_version.as_ref() != Some(&j.version) {
-        st.previous = j.from_version.clone();
-    }
-    st.installed = Some(j.version.clone());
-    if st.highest.as_ref().is_none_or(|h| &j.version > h) {
-        st.highest = Some(j.version.clone());
-    }
-    if st.available.as_ref().is_some_and(|a| a <= &j.version) {
-        st.available = None;
-    }
-    if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
-        st.pending = None;
-    }
-    if st.last_failed.as_ref() == Some(&j.version) {
-        st.last_failed = None;
-    }
-    if let Some(plan) = &j.plan {
-        st.files = plan
-            .entries
-            .iter()
-            .filter(|e| e.action == overlay::Action::Place)
-            .map(|e| e.path.clone())
-            .collect();
-    }
-    st.interrupted = 0;
-    let previous = st.previous.as_ref().map(|v| v.to_string());
+    st.commit(&j.version, j.from_version.as_ref(), files);
+    let previous = st.previous.clone();
     agent.dir.save_state(&agent.state)?;
     fault::point("committed-state");
     queue(agent, j, Outcome::Installed, message, output)?;
-    match j.layout {
-        Layout::Symlink => symlink::prune(
-            fs.as_ref(),
-            &root,
-            &j.version.to_string(),
-            previous.as_deref(),
-            agent.cfg.keep_releases,
-        ),
-        Layout::Overlay => overlay::prune(fs.as_ref(), &root, &j.item, agent.cfg.keep_releases - 1),
-    }
+    let pruned = layout_of(agent, j, &root)?.commit(
+        agent.dir.fs.as_ref(),
+        previous.as_ref(),
+        agent.cfg.keep_releases,
+    );
+    pruned.map_err(io_err(&root))?;
     cleanup(agent, j)
 }
 
 /// Restores the previous release and records the failure. Idempotent.
 fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
-    let fs = agent.dir.fs.clone();
-    match (j.layout, &j.plan) {
-        (Layout::Overlay, Some(plan)) => {
-            let backup = overlay::backup(&root, &j.item, &j.version);
-            overlay::restore(fs.as_ref(), &root, &backup, plan).map_err(io_err(&root))?;
-            fs.remove_dir_all(&backup).map_err(io_err(&backup))?;
-            fs.remove_dir_all(&overlay::staging(&root, &j.item, &j.version))
-                .map_err(io_err(&root))?;
+    let restored = layout_of(agent, j, &root)?.restore(agent.dir.fs.as_ref());
+    restored.map_err(io_err(&root))?;
+    let by_hand = match &j.phase {
+        Phase::ManualRollback { to, .. } => {
+            Some((to.clone(), j.plan.as_ref().map(|p| p.old_files.clone())))
         }
-        _ => {
-            symlink::flip(fs.as_ref(), &root, j.previous_target.as_deref())
-                .map_err(io_err(&root))?;
-            if j.previous_target.as_deref() != Some(symlink::target_of(&j.version).as_path()) {
-                symlink::remove_release(fs.as_ref(), &root, &j.version).map_err(io_err(&root))?;
-            }
-        }
-    }
+        _ => None,
+    };
     let st = agent.state.items.entry(j.item.clone()).or_default();
-    if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
-        st.pending = None;
-    }
-    if let Phase::ManualRollback { to, .. } = &j.phase {
-        // The highest version stays: anti-rollback still refuses anything older than it
-        // unless signed to allow it, and auto_install does not bring V back by itself.
-        st.installed = Some(to.clone());
-        st.previous = None;
-        if let Some(plan) = &j.plan {
-            st.files = plan.old_files.clone();
-        }
-    }
-    st.last_failed = Some(j.version.clone());
-    st.interrupted = 0;
+    st.roll_back(&j.version, by_hand);
     agent.dir.save_state(&agent.state)?;
     queue(agent, j, Outcome::RolledBack, message, output)?;
     cleanup(agent, j)
@@ -348,7 +271,7 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
                 root.join(&to_target).display()
             )));
         }
-        let current = symlink::current_target(&root).map_err(Error::Other)?;
+        let current = symlink::current_target(&root)?;
         if current.as_deref() != Some(symlink::target_of(&installed).as_path()) {
             return Err(Error::Other(format!(
                 "{}/current does not point at the installed {installed}; refusing to guess",
@@ -438,29 +361,22 @@ fn is_journal_file(p: &Path) -> bool {
 fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
     remove_staged(agent, j)?;
     let st = agent.state.items.entry(j.item.clone()).or_default();
-    st.interrupted += 1;
-    if st.interrupted >= MAX_INTERRUPTED {
-        let interrupted = st.interrupted;
-        if st.pending.as_ref().is_some_and(|p| p.version == j.version) {
-            st.pending = None;
-        }
-        st.last_failed = Some(j.version.clone());
-        st.interrupted = 0;
-        agent.dir.save_state(&agent.state)?;
-        queue(
-            agent,
-            j,
-            Outcome::Failed,
-            format!(
-                "install of {} was interrupted {interrupted} times while unpacking; giving up",
-                j.version
-            ),
-            String::new(),
-        )?;
-        return cleanup(agent, j);
-    }
+    let gave_up = st.interrupt(&j.version, MAX_INTERRUPTED);
     agent.dir.save_state(&agent.state)?;
-    agent.dir.remove_file(&journal_path(agent, &j.item))
+    let Some(times) = gave_up else {
+        return agent.dir.remove_file(&journal_path(agent, &j.item));
+    };
+    queue(
+        agent,
+        j,
+        Outcome::Failed,
+        format!(
+            "install of {} was interrupted {times} times while unpacking; giving up",
+            j.version
+        ),
+        String::new(),
+    )?;
+    cleanup(agent, j)
 }
 
 fn log_outcome(agent: &Agent, report: &ferry_manifests::wire::Report) {
@@ -496,12 +412,7 @@ impl Agent {
         report::queue(&self.dir, &attempt.report)?;
         self.outcomes.push(outcome);
         if let Some(st) = self.state.items.get_mut(&attempt.report.item) {
-            if st.pending.as_ref() == Some(pending) {
-                st.pending = None;
-            }
-            if outcome != Outcome::Installed {
-                st.last_failed = Some(attempt.report.version.clone());
-            }
+            st.finish(pending, outcome == Outcome::Installed);
         }
         let _ = self
             .dir

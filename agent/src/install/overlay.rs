@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use ferry_manifests::VerifiedManifest;
 use serde::{Deserialize, Serialize};
 
-use super::symlink::StageError;
+use super::layout::{stage_err as at, InstallLayout, RootError, StageError};
 use super::unpack::unpack_verified;
-use crate::fsops::Fs;
+use crate::fsops::{self, Fs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +49,17 @@ pub struct Plan {
     pub old_files: Vec<String>,
 }
 
+impl Plan {
+    /// The files the new version has: what the state records once it is installed.
+    pub fn placed_files(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.action == Action::Place)
+            .map(|e| e.path.clone())
+            .collect()
+    }
+}
+
 pub fn work_dir(root: &Path, item: &str) -> PathBuf {
     root.join(format!(".ferry-{item}"))
 }
@@ -61,39 +72,31 @@ pub fn backup(root: &Path, item: &str, version: &semver::Version) -> PathBuf {
     work_dir(root, item).join(format!("backup-before-{version}"))
 }
 
-fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
-    move |source| StageError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
 /// Refuses paths that would write through a symlinked directory (out of ROOT) or over a
 /// directory.
-fn check_target(root: &Path, rel: &str) -> Result<bool, String> {
+fn check_target(root: &Path, rel: &str) -> Result<bool, RootError> {
     let mut prefix = root.to_path_buf();
     let parts: Vec<&str> = rel.split('/').collect();
     for (i, part) in parts.iter().enumerate() {
         prefix.push(part);
         match std::fs::symlink_metadata(&prefix) {
             Ok(m) if i + 1 < parts.len() && m.file_type().is_symlink() => {
-                return Err(format!(
-                    "{} is a symlink; an overlay release may not write through it",
-                    prefix.display()
-                ))
+                return Err(RootError::ThroughSymlink { path: prefix })
             }
             Ok(m) if i + 1 == parts.len() => {
                 if m.is_dir() {
-                    return Err(format!(
-                        "{} is a directory; the release has a file there",
-                        prefix.display()
-                    ));
+                    return Err(RootError::DirectoryInTheWay { path: prefix });
                 }
                 return Ok(true);
             }
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => return Err(format!("cannot inspect {}: {e}", prefix.display())),
+            Err(source) => {
+                return Err(RootError::Inspect {
+                    path: prefix,
+                    source,
+                })
+            }
         }
     }
     Ok(false)
@@ -104,7 +107,7 @@ pub fn plan(
     root: &Path,
     manifest: &VerifiedManifest,
     old_files: &[String],
-) -> Result<Plan, String> {
+) -> Result<Plan, RootError> {
     let mut entries = Vec::new();
     let mut new_dirs: Vec<String> = Vec::new();
     for f in &manifest.files {
@@ -256,5 +259,59 @@ pub fn prune(fs: &dyn Fs, root: &Path, item: &str, keep: usize) {
     backups.sort_by(|a, b| b.0.cmp(&a.0));
     for (_, path) in backups.into_iter().skip(keep) {
         let _ = fs.remove_dir_all(&path);
+    }
+}
+
+/// An overlay-layout install of `version` of `item` under `root`, changing what `plan` says.
+pub struct Overlay<'a> {
+    pub root: &'a Path,
+    pub item: &'a str,
+    pub version: &'a semver::Version,
+    pub plan: &'a Plan,
+}
+
+impl InstallLayout for Overlay<'_> {
+    fn stage(
+        &self,
+        fs: &dyn Fs,
+        manifest: &VerifiedManifest,
+        artifact: &Path,
+    ) -> Result<(), StageError> {
+        stage(fs, self.root, self.item, manifest, artifact)
+    }
+
+    fn switch(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        swap(fs, self.root, self.item, self.version, self.plan)
+    }
+
+    fn restore(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        let backup = backup(self.root, self.item, self.version);
+        restore(fs, self.root, &backup, self.plan)?;
+        fs.remove_dir_all(&backup)?;
+        self.remove_staged(fs)
+    }
+
+    fn remove_staged(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        fs.remove_dir_all(&staging(self.root, self.item, self.version))
+    }
+
+    fn release_dir(&self) -> PathBuf {
+        self.root.to_path_buf()
+    }
+
+    /// Keeps what this version changed beside its backup, for a rollback by hand.
+    fn commit(
+        &self,
+        fs: &dyn Fs,
+        _previous: Option<&semver::Version>,
+        keep: usize,
+    ) -> std::io::Result<()> {
+        let backup = backup(self.root, self.item, self.version);
+        fs.create_dir_all(&backup)?;
+        let bytes = serde_json::to_vec_pretty(self.plan)?;
+        fsops::write_atomic(fs, &backup.join("plan.json"), &bytes)?;
+        // The backup of the version before this one is the previous release.
+        prune(fs, self.root, self.item, keep.saturating_sub(1));
+        Ok(())
     }
 }

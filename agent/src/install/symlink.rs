@@ -6,18 +6,17 @@
 //! 1. [`stage`]: unpack into `releases/.staging-V` (fresh), verifying every file; `syncfs`;
 //!    rename it to `releases/V`; fsync `releases/`. `current` is untouched.
 //! 2. [`flip`]: create `.current.new` -> `releases/V`, rename it over `current`, fsync ROOT.
-//! 3. [`run_hooks`]: post-install commands, then the health check.
+//! 3. The hooks (`hooks.rs`): post-install commands, then the health check.
 //! 4. On failure [`flip`] back and [`remove_release`]; on success [`prune`].
 //!
 //! Until step 2 the old version is untouched; from step 2 on the new one is complete on disk.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ferry_manifests::VerifiedManifest;
 
-use super::hooks::{self, HookEnv};
-use super::unpack::{unpack_verified, UnpackError};
+use super::layout::{stage_err as at, InstallLayout, RootError, StageError};
+use super::unpack::unpack_verified;
 use crate::fsops::Fs;
 
 pub fn releases(root: &Path) -> PathBuf {
@@ -34,42 +33,19 @@ fn staging(root: &Path, version: &semver::Version) -> PathBuf {
 }
 
 /// Target of `ROOT/current`, relative to ROOT, if it is a symlink.
-pub fn current_target(root: &Path) -> Result<Option<PathBuf>, String> {
+pub fn current_target(root: &Path) -> Result<Option<PathBuf>, RootError> {
     let current = root.join("current");
-    match std::fs::symlink_metadata(&current) {
-        Ok(meta) if meta.file_type().is_symlink() => std::fs::read_link(&current)
-            .map(Some)
-            .map_err(|e| format!("cannot read {}: {e}", current.display())),
-        Ok(_) => Err(format!(
-            "{} exists and is not a symlink; move it aside so Ferry can manage this root",
-            current.display()
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot inspect {}: {e}", current.display())),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StageError {
-    #[error(transparent)]
-    Unpack(#[from] UnpackError),
-    #[error("not enough space under {path} to unpack: {needed} bytes needed, {free} free")]
-    Space {
-        path: PathBuf,
-        needed: u64,
-        free: u64,
-    },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-fn at(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
-    move |source| StageError::Io {
-        path: path.to_path_buf(),
+    let inspect = |source| RootError::Inspect {
+        path: current.clone(),
         source,
+    };
+    match std::fs::symlink_metadata(&current) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            std::fs::read_link(&current).map(Some).map_err(inspect)
+        }
+        Ok(_) => Err(RootError::NotASymlink { path: current }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(inspect(e)),
     }
 }
 
@@ -130,72 +106,6 @@ pub fn flip(fs: &dyn Fs, root: &Path, target: Option<&Path>) -> std::io::Result<
     fs.sync_dir(root)
 }
 
-pub struct HookOutcome {
-    pub ok: bool,
-    pub message: String,
-    pub output: String,
-}
-
-/// Step 3: post-install commands in order, then the health check; stops at the first failure.
-pub fn run_hooks(
-    item: &str,
-    root: &Path,
-    release_dir: &Path,
-    manifest: &VerifiedManifest,
-    previous_version: Option<&str>,
-    timeout: Duration,
-    sink: super::hooks::Sink<'_>,
-) -> HookOutcome {
-    let version = manifest.version.to_string();
-    let env = HookEnv {
-        item,
-        version: &version,
-        previous_version,
-        root,
-        release_dir,
-    };
-    let mut output = String::new();
-    let commands = manifest
-        .install
-        .post_install
-        .iter()
-        .map(|c| ("post-install", c))
-        .chain(
-            manifest
-                .install
-                .health_check
-                .iter()
-                .map(|c| ("health check", c)),
-        );
-    for (what, command) in commands {
-        sink(&format!("$ {command}\n"));
-        let result = hooks::run(command, &env, timeout, sink);
-        output.push_str(&format!("$ {command}\n{}", result.output));
-        let mut trailer = String::new();
-        if !result.output.is_empty() && !result.output.ends_with('\n') {
-            trailer.push('\n');
-        }
-        trailer.push_str(&format!("[{what} {}]\n", result.status));
-        sink(&trailer);
-        output.push_str(&trailer);
-        if !result.success {
-            return HookOutcome {
-                ok: false,
-                message: format!("{what} `{command}` {}", result.status),
-                output,
-            };
-        }
-    }
-    HookOutcome {
-        ok: true,
-        message: match previous_version {
-            Some(p) => format!("installed {version} (was {p})"),
-            None => format!("installed {version}"),
-        },
-        output,
-    }
-}
-
 /// Removes old releases, keeping the current one, the previous one and, beyond those, the
 /// newest by semver up to `keep` in all. Leftover staging directories are removed too.
 pub fn prune(fs: &dyn Fs, root: &Path, current: &str, previous: Option<&str>, keep: usize) {
@@ -221,5 +131,61 @@ pub fn prune(fs: &dyn Fs, root: &Path, current: &str, previous: Option<&str>, ke
     let kept = 1 + usize::from(previous.is_some());
     for (_, path) in others.into_iter().skip(keep.saturating_sub(kept)) {
         let _ = fs.remove_dir_all(&path);
+    }
+}
+
+/// A symlink-layout install of `version` under `root`.
+pub struct Symlink<'a> {
+    pub root: &'a Path,
+    pub version: &'a semver::Version,
+    /// What `current` pointed at before; restored by a rollback.
+    pub previous_target: Option<&'a Path>,
+}
+
+impl InstallLayout for Symlink<'_> {
+    fn stage(
+        &self,
+        fs: &dyn Fs,
+        manifest: &VerifiedManifest,
+        artifact: &Path,
+    ) -> Result<(), StageError> {
+        stage(fs, self.root, manifest, artifact)
+    }
+
+    fn switch(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        flip(fs, self.root, Some(&target_of(self.version)))
+    }
+
+    fn restore(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        flip(fs, self.root, self.previous_target)?;
+        if self.previous_target != Some(target_of(self.version).as_path()) {
+            remove_release(fs, self.root, self.version)?;
+        }
+        Ok(())
+    }
+
+    fn remove_staged(&self, fs: &dyn Fs) -> std::io::Result<()> {
+        remove_release(fs, self.root, self.version)
+    }
+
+    fn release_dir(&self) -> PathBuf {
+        self.root.join(target_of(self.version))
+    }
+
+    fn commit(
+        &self,
+        fs: &dyn Fs,
+        previous: Option<&semver::Version>,
+        keep: usize,
+    ) -> std::io::Result<()> {
+        let previous = previous.map(|v| v.to_string());
+        prune(
+            fs,
+            self.root,
+            &self.version.to_string(),
+            previous.as_deref(),
+            keep,
+        );
+        Ok(())
     }
 }
