@@ -90,10 +90,9 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
         tracing::info!(old = %cred.server_url, new = %server, "server_url changed; enrolling again");
     }
     let Some(token) = agent.cfg.enrol_token.clone() else {
-        return Err(Error::Other(format!(
-            "this device is not enrolled: set `enrol_token` or `enrol_token_file` in {}",
-            agent.cfg.path.display()
-        )));
+        return Err(Error::NotEnrolled {
+            config: agent.cfg.path.clone(),
+        });
     };
     let facts = facts(agent);
     let resp = agent.api.enrol(&token, &facts)?;

@@ -37,8 +37,7 @@ impl Api {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = Client::builder();
         if let Some(pem) = server_ca {
-            let ca = reqwest::Certificate::from_pem(pem)
-                .map_err(|e| Error::Other(format!("server_ca is not a PEM certificate: {e}")))?;
+            let ca = reqwest::Certificate::from_pem(pem).map_err(Error::ServerCa)?;
             builder = builder.tls_certs_only([ca]);
         }
         let http = builder
@@ -47,7 +46,7 @@ impl Api {
             .timeout(read)
             .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(Error::HttpClient)?;
         Ok(Api {
             base,
             http,
@@ -62,7 +61,10 @@ impl Api {
     pub fn url(&self, path: &str) -> Result<Url, Error> {
         self.base
             .join(path.trim_start_matches('/'))
-            .map_err(|e| Error::Other(format!("bad server path {path:?}: {e}")))
+            .map_err(|source| Error::BadUrl {
+                url: path.to_string(),
+                source,
+            })
     }
 
     /// Whether `url` is on the server itself (so it may carry the device credential).

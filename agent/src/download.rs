@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
 use crate::client::{check_status, transport_error, Api};
-use crate::error::{io_err, Error};
+use crate::error::{io_err, Error, PathIo};
 use crate::fsops::free_space;
 use crate::report::Attempt;
 use crate::state::{fsync_dir, StateDir};
@@ -23,11 +23,31 @@ use crate::{jittered, verify, Agent};
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
     /// The bytes do not match the signed manifest: refuse the release.
-    #[error("{0}")]
-    Tampered(String),
+    #[error(transparent)]
+    Tampered(#[from] Tampered),
     /// Network or server trouble: keep the partial file and try again later.
     #[error(transparent)]
     Transient(#[from] Error),
+}
+
+impl From<PathIo> for DownloadError {
+    fn from(e: PathIo) -> Self {
+        DownloadError::Transient(e.into())
+    }
+}
+
+/// How a server's bytes broke the signed manifest.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Tampered {
+    #[error("artifact {name} from {url} has sha256 {actual}, the signed manifest says {expected}")]
+    Hash {
+        name: String,
+        url: String,
+        actual: String,
+        expected: String,
+    },
+    #[error("server sent more than the {size} signed bytes of {name}; download cut off")]
+    TooLong { name: String, size: u64 },
 }
 
 pub fn run(agent: &mut Agent) -> Result<usize, Error> {
@@ -67,7 +87,7 @@ pub fn run(agent: &mut Agent) -> Result<usize, Error> {
             }
             Err(DownloadError::Tampered(message)) => {
                 agent.finish(
-                    Attempt::start(&name, &pending, installed).refused(message),
+                    Attempt::start(&name, &pending, installed).refused(message.to_string()),
                     &pending,
                 )?;
             }
@@ -110,9 +130,9 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
             Err(DownloadError::Transient(e)) => last_error = Some(e),
         }
     }
-    Err(DownloadError::Transient(last_error.unwrap_or_else(|| {
-        Error::Other("the manifest lists no artifact URL".into())
-    })))
+    Err(DownloadError::Transient(
+        last_error.unwrap_or(Error::NoArtifactUrl),
+    ))
 }
 
 /// One pass over the artifact's URLs, in order.
@@ -152,15 +172,18 @@ fn try_mirrors(agent: &Agent, manifest: &Manifest, part: &Path) -> Result<(), Do
     if let (Some(m), None) = (tampered, &last_error) {
         return Err(DownloadError::Tampered(m));
     }
-    Err(DownloadError::Transient(last_error.unwrap_or_else(|| {
-        Error::Other("the manifest lists no artifact URL".into())
-    })))
+    Err(DownloadError::Transient(
+        last_error.unwrap_or(Error::NoArtifactUrl),
+    ))
 }
 
 /// Relative URLs resolve against the server's artifact base.
 pub fn resolve_url(api: &Api, url: &str) -> Result<reqwest::Url, Error> {
     if url.starts_with("http://") || url.starts_with("https://") {
-        reqwest::Url::parse(url).map_err(|e| Error::Other(format!("bad artifact URL {url:?}: {e}")))
+        reqwest::Url::parse(url).map_err(|source| Error::BadUrl {
+            url: url.to_string(),
+            source,
+        })
     } else {
         api.url(&format!("api/v1/artifacts/{url}"))
     }
@@ -170,10 +193,7 @@ fn preflight_space(dir: &StateDir, needed: u64) -> Result<(), Error> {
     let path = dir.downloads();
     let free = free_space(&path).map_err(io_err(&path))?;
     if free < needed {
-        return Err(Error::Other(format!(
-            "not enough space in {} to download: {needed} bytes needed, {free} free",
-            path.display()
-        )));
+        return Err(Error::NoSpace { path, needed, free });
     }
     Ok(())
 }
@@ -213,7 +233,12 @@ fn download_one(
         }
         let resp = req.send().map_err(|e| transport_error(url, e))?;
         let resp = if have > 0 && resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
-            return Err(restart(&file, part, "server refused the resume range")?);
+            return Err(restart(
+                &file,
+                part,
+                url,
+                "server refused the resume range",
+            )?);
         } else {
             check_status(url, resp)?
         };
@@ -230,7 +255,12 @@ fn download_one(
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with(&expected_prefix));
             if !ok {
-                return Err(restart(&file, part, "server answered a different range")?);
+                return Err(restart(
+                    &file,
+                    part,
+                    url,
+                    "server answered a different range",
+                )?);
             }
         }
         let mut progress = agent
@@ -256,10 +286,10 @@ fn download_one(
                 return Err(DownloadError::Transient(Error::Interrupted));
             }
             if have + n as u64 > size {
-                return Err(DownloadError::Tampered(format!(
-                    "server sent more than the {size} signed bytes of {}; download cut off",
-                    manifest.artifact.name
-                )));
+                return Err(DownloadError::Tampered(Tampered::TooLong {
+                    name: manifest.artifact.name.clone(),
+                    size,
+                }));
             }
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n]).map_err(io_err(part))?;
@@ -295,17 +325,25 @@ fn download_one(
     }
     let sha = hex::encode(hasher.finalize());
     if sha != manifest.artifact.sha256 {
-        return Err(DownloadError::Tampered(format!(
-            "artifact {} from {url} has sha256 {sha}, the signed manifest says {}",
-            manifest.artifact.name, manifest.artifact.sha256
-        )));
+        return Err(DownloadError::Tampered(Tampered::Hash {
+            name: manifest.artifact.name.clone(),
+            url: url.to_string(),
+            actual: sha,
+            expected: manifest.artifact.sha256.clone(),
+        }));
     }
     Ok(())
 }
 
-fn restart(file: &File, part: &Path, why: &str) -> Result<DownloadError, DownloadError> {
+fn restart(
+    file: &File,
+    part: &Path,
+    url: &reqwest::Url,
+    reason: &'static str,
+) -> Result<DownloadError, DownloadError> {
     file.set_len(0).map_err(io_err(part))?;
-    Ok(DownloadError::Transient(Error::Other(format!(
-        "{why}; the download will start over"
-    ))))
+    Ok(DownloadError::Transient(Error::DownloadRestarted {
+        url: url.to_string(),
+        reason,
+    }))
 }

@@ -1,9 +1,14 @@
-//! The agent's error type. Each variant says what failed and names the path or URL, and maps
-//! to a documented exit code (see `exit_code`).
+//! The agent's error type. Each variant says what failed and names the path or URL, keeps the
+//! underlying error as its source, and maps to a documented exit code: [`exit`] and
+//! [`Error::exit_code`] are the one place exit codes are decided.
 
 use std::path::{Path, PathBuf};
 
+use ferry_manifests::root::RootError as TrustRootError;
+use ferry_manifests::wire::Outcome;
+
 use crate::config::ConfigError;
+use crate::install::layout::RootError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -21,23 +26,85 @@ pub enum Error {
         status: u16,
         message: String,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
     #[error("state file {path} is unreadable: {message}; move it aside to start over")]
     CorruptState { path: PathBuf, message: String },
     #[error("stopped by a signal; what was done is saved and the next run continues")]
     Interrupted,
+    #[error("this device is not enrolled: set `enrol_token` or `enrol_token_file` in {config}")]
+    NotEnrolled { config: PathBuf },
+    #[error("server_ca is not a PEM certificate: {0}")]
+    ServerCa(#[source] reqwest::Error),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("bad URL {url:?}: {source}")]
+    BadUrl {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("the manifest lists no artifact URL")]
+    NoArtifactUrl,
+    #[error("not enough space in {path} to download: {needed} bytes needed, {free} free")]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
+    #[error("{url}: {reason}; the download will start over")]
+    DownloadRestarted { url: String, reason: &'static str },
+    #[error("trust root {path}: {source}")]
+    TrustRoot {
+        path: PathBuf,
+        #[source]
+        source: TrustRootError,
+    },
+    #[error("refusing trust root update: {0}")]
+    TrustRootUpdate(#[source] TrustRootError),
+    #[error("item {0:?} is no longer configured")]
+    NotConfigured(String),
+    #[error(
+        "{item} has no previous version to roll back to (installed: {installed}, previous: none)"
+    )]
+    NothingToRollBack { item: String, installed: String },
+    #[error("cannot roll {item} back to {version}: {path} is missing")]
+    BackupMissing {
+        item: String,
+        version: semver::Version,
+        path: PathBuf,
+    },
+    #[error("{path} does not point at the installed {version}; refusing to guess")]
+    CurrentMoved {
+        path: PathBuf,
+        version: semver::Version,
+    },
     #[error(transparent)]
-    Root(#[from] crate::install::layout::RootError),
-    #[error("{0}")]
-    Other(String),
+    Root(#[from] RootError),
+}
+
+/// An I/O error and the path it happened at. Every error type of the agent that can carry one
+/// converts from it, so [`io_err`] is the one way a path gets attached.
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {source}")]
+pub struct PathIo {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// `.map_err(io_err(path))?`: attaches `path` to an I/O error.
+pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PathIo + '_ {
+    move |source| PathIo {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 /// Exit codes, documented in docs/operations.md for cron and scripts.
 pub mod exit {
+    use super::Outcome;
+
     /// Success: the run did what it was asked (possibly nothing).
     pub const OK: i32 = 0;
     /// An update failed, was refused or was rolled back.
@@ -53,6 +120,15 @@ pub mod exit {
     /// Stopped by SIGTERM/SIGINT before finishing; the state is consistent and the next run
     /// continues (a partial download resumes).
     pub const INTERRUPTED: i32 = 6;
+
+    /// The exit code of a run that ended with these install outcomes.
+    pub fn for_outcomes(outcomes: &[Outcome]) -> i32 {
+        if outcomes.iter().any(|o| *o != Outcome::Installed) {
+            UPDATE_FAILED
+        } else {
+            OK
+        }
+    }
 }
 
 impl Error {
@@ -67,9 +143,27 @@ impl Error {
     }
 }
 
-pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), exit::BAD_CONFIG);
+        assert_eq!(Error::Locked { path: "l".into() }.exit_code(), exit::LOCKED);
+        assert_eq!(Error::Interrupted.exit_code(), exit::INTERRUPTED);
+        assert_eq!(Error::NoArtifactUrl.exit_code(), exit::ERROR);
+        assert_eq!(exit::for_outcomes(&[]), exit::OK);
+        assert_eq!(
+            exit::for_outcomes(&[Outcome::Installed, Outcome::RolledBack]),
+            exit::UPDATE_FAILED
+        );
+    }
+
+    #[test]
+    fn an_io_error_keeps_its_path_and_source() {
+        let e: Error = io_err(Path::new("/x/y"))(std::io::ErrorKind::NotFound.into()).into();
+        assert!(e.to_string().starts_with("/x/y: "), "{e}");
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

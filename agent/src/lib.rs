@@ -135,15 +135,6 @@ pub fn now_rfc3339() -> String {
     ferry_manifests::wire::now()
 }
 
-/// The exit code a set of install outcomes maps to.
-fn outcome_code(outcomes: &[Outcome]) -> i32 {
-    if outcomes.iter().any(|o| *o != Outcome::Installed) {
-        exit::UPDATE_FAILED
-    } else {
-        exit::OK
-    }
-}
-
 /// Rounds of check, download and install one run makes while each round finds work: a queue
 /// of jobs is worked through at once instead of one per poll interval.
 pub const MAX_ROUNDS: usize = 10;
@@ -192,7 +183,7 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
             Err(e) => return Err(e),
         }
     }
-    let code = outcome_code(&agent.outcomes);
+    let code = exit::for_outcomes(&agent.outcomes);
     match unreachable {
         Some(e) if code == exit::OK => Err(e),
         Some(e) => {
@@ -282,19 +273,19 @@ pub fn run_mode(
         Mode::Check => {
             let summary = check::run(agent)?;
             log_check(agent, &summary);
-            Ok(outcome_code(&agent.outcomes))
+            Ok(exit::for_outcomes(&agent.outcomes))
         }
         Mode::Download => {
             // Downloading needs the credential for the server's artifact endpoint.
             check::ensure_enrolled(agent)?;
             download::run(agent)?;
-            Ok(outcome_code(&agent.outcomes))
+            Ok(exit::for_outcomes(&agent.outcomes))
         }
         Mode::Install => {
             if install::run(agent)?.is_empty() {
                 tracing::info!("nothing downloaded to install");
             }
-            Ok(outcome_code(&agent.outcomes))
+            Ok(exit::for_outcomes(&agent.outcomes))
         }
         Mode::Status => {
             print!("{}", status::render(agent)?);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ferry_agent::config::{Config, DEFAULT_CONFIG};
-use ferry_agent::error::exit;
+use ferry_agent::error::Error;
 use ferry_agent::{run_mode, Agent, Mode};
 
 #[derive(Parser)]
@@ -55,8 +55,9 @@ fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
         Err(e) => {
+            let e = Error::from(e);
             eprintln!("ferry-agent: {e}");
-            return exit::BAD_CONFIG;
+            return e.exit_code();
         }
     };
     let stop = Arc::new(AtomicBool::new(false));

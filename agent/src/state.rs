@@ -257,11 +257,11 @@ impl StateDir {
     }
 
     pub fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        fsops::write_atomic(self.fs.as_ref(), path, bytes).map_err(io_err(path))
+        Ok(fsops::write_atomic(self.fs.as_ref(), path, bytes).map_err(io_err(path))?)
     }
 
     pub fn remove_file(&self, path: &Path) -> Result<(), Error> {
-        self.fs.remove_file(path).map_err(io_err(path))
+        Ok(self.fs.remove_file(path).map_err(io_err(path))?)
     }
 
     pub fn credential(&self) -> Result<Option<DeviceCredential>, Error> {
@@ -287,14 +287,15 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
                 message: e.to_string(),
             }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(path)(e)),
+        Err(e) => Err(io_err(path)(e).into()),
     }
 }
 
 pub fn fsync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(io_err(dir))
+        .map_err(io_err(dir))?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -27,8 +27,10 @@ fn stored_root_path(dir: &StateDir) -> PathBuf {
 
 fn load_root(path: &std::path::Path) -> Result<VerifiedRoot, Error> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
-    TrustRoot::verify_initial(&bytes)
-        .map_err(|e| Error::Other(format!("trust root {}: {e}", path.display())))
+    TrustRoot::verify_initial(&bytes).map_err(|source| Error::TrustRoot {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 impl Trust {
@@ -82,9 +84,7 @@ impl Trust {
         let Some(current) = &self.root else {
             return Ok(());
         };
-        let next = current
-            .verify_next(bytes)
-            .map_err(|e| Error::Other(format!("refusing trust root update: {e}")))?;
+        let next = current.verify_next(bytes).map_err(Error::TrustRootUpdate)?;
         dir.write_atomic(&stored_root_path(dir), next.envelope.to_json().as_bytes())?;
         tracing::info!(version = next.version, "trust root updated");
         *self = Trust::from_root(next);

@@ -9,12 +9,14 @@
 //! Nothing else in Ferry knows these formats; the agent and server only call into this crate.
 
 pub mod envelope;
+pub mod invalid;
 pub mod keys;
 pub mod manifest;
 pub mod root;
 pub mod wire;
 
 pub use envelope::{Envelope, VerifyError};
+pub use invalid::{Invalid, PathProblem};
 #[cfg(any(test, feature = "sign"))]
 pub use keys::SigningKeyFile;
 pub use keys::{KeyError, KeyId, PublicKey, TrustedKeys};

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, VerifyError, MANIFEST_PAYLOAD_TYPE};
+use crate::invalid::{Invalid, PathProblem};
 use crate::keys::TrustedKeys;
 
 /// Most files one release may list; bounds the work a manifest can ask of a device.
@@ -194,7 +195,7 @@ pub enum ManifestError {
     #[error("signed manifest is not valid JSON for this agent: {0}")]
     Parse(String),
     #[error("signed manifest is invalid: {0}")]
-    Invalid(String),
+    Invalid(#[from] Invalid),
     #[error(
         "manifest for {item} {version} expired at {expires_at}; publish a freshly signed release"
     )]
@@ -240,7 +241,7 @@ impl Manifest {
         let payload = envelope.verify(MANIFEST_PAYLOAD_TYPE, trusted, threshold)?;
         let manifest: Manifest =
             serde_json::from_slice(&payload).map_err(|e| ManifestError::Parse(e.to_string()))?;
-        manifest.validate().map_err(ManifestError::Invalid)?;
+        manifest.validate()?;
         if manifest.expires_at <= now {
             return Err(ManifestError::Expired {
                 item: manifest.item.clone(),
@@ -259,7 +260,7 @@ impl Manifest {
         let payload = envelope.unverified_payload()?;
         let manifest: Manifest =
             serde_json::from_slice(&payload).map_err(|e| ManifestError::Parse(e.to_string()))?;
-        manifest.validate().map_err(ManifestError::Invalid)?;
+        manifest.validate()?;
         Ok(manifest)
     }
 
@@ -273,39 +274,38 @@ impl Manifest {
     }
 
     /// Checks everything that can be checked without the artifact.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         validate_item_name(&self.item)?;
         if !is_sha256_hex(&self.artifact.sha256) {
-            return Err(format!(
-                "artifact.sha256 {:?} is not 64 lowercase hex digits",
-                self.artifact.sha256
-            ));
+            return Err(Invalid::ArtifactSha256(self.artifact.sha256.clone()));
         }
         if self.artifact.urls.is_empty() {
-            return Err("artifact.urls is empty".into());
+            return Err(Invalid::NoArtifactUrls);
         }
         validate_artifact_name(&self.artifact.name)?;
         if self.files.len() > MAX_FILES {
-            return Err(format!(
-                "lists {} files, more than {MAX_FILES}",
-                self.files.len()
-            ));
+            return Err(Invalid::TooManyFiles {
+                count: self.files.len(),
+                max: MAX_FILES,
+            });
         }
         let mut seen = BTreeSet::new();
         for file in &self.files {
-            check_relative_path(&file.path)
-                .map_err(|e| format!("file path {:?}: {e}", file.path))?;
+            check_relative_path(&file.path).map_err(|problem| Invalid::FilePath {
+                path: file.path.clone(),
+                problem,
+            })?;
             if !seen.insert(file.path.as_str()) {
-                return Err(format!("file {:?} is listed twice", file.path));
+                return Err(Invalid::FileTwice(file.path.clone()));
             }
             if !is_sha256_hex(&file.sha256) {
-                return Err(format!("file {:?} has a malformed sha256", file.path));
+                return Err(Invalid::FileSha256(file.path.clone()));
             }
             if file.mode > 0o7777 {
-                return Err(format!(
-                    "file {:?} has mode {:o} > 7777",
-                    file.path, file.mode
-                ));
+                return Err(Invalid::FileMode {
+                    path: file.path.clone(),
+                    mode: file.mode,
+                });
             }
         }
         Ok(())
@@ -318,7 +318,7 @@ impl Manifest {
 }
 
 /// Item names are used in paths and URLs: lowercase letters, digits, `.`, `_`, `-`.
-pub fn validate_item_name(name: &str) -> Result<(), String> {
+pub fn validate_item_name(name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -328,14 +328,12 @@ pub fn validate_item_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "item name {name:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
-        ))
+        Err(Invalid::ItemName(name.to_string()))
     }
 }
 
 /// Artifact names become file names on the server: no separators, no leading dot.
-pub fn validate_artifact_name(name: &str) -> Result<(), String> {
+pub fn validate_artifact_name(name: &str) -> Result<(), Invalid> {
     let ok = !name.is_empty()
         && name.len() <= 200
         && !name.starts_with('.')
@@ -345,9 +343,7 @@ pub fn validate_artifact_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "artifact name {name:?} must be letters, digits, '.', '_', '+', '-' and not start with '.'"
-        ))
+        Err(Invalid::ArtifactName(name.to_string()))
     }
 }
 
@@ -358,24 +354,24 @@ pub fn is_sha256_hex(s: &str) -> bool {
 }
 
 /// A path inside a release: relative, non-empty, only normal components, no `.`/`..`.
-pub fn check_relative_path(path: &str) -> Result<(), String> {
+pub fn check_relative_path(path: &str) -> Result<(), PathProblem> {
     if path.is_empty() {
-        return Err("is empty".into());
+        return Err(PathProblem::Empty);
     }
     if path.contains('\0') {
-        return Err("contains a NUL byte".into());
+        return Err(PathProblem::Nul);
     }
     if path.starts_with('/') {
-        return Err("is absolute".into());
+        return Err(PathProblem::Absolute);
     }
     for part in path.split('/') {
         if part.is_empty() || part == "." || part == ".." {
-            return Err("has an empty, '.' or '..' component".into());
+            return Err(PathProblem::DotComponent);
         }
     }
     for component in Path::new(path).components() {
         if !matches!(component, Component::Normal(_)) {
-            return Err("is not a plain relative path".into());
+            return Err(PathProblem::NotPlain);
         }
     }
     Ok(())
@@ -478,7 +474,7 @@ mod tests {
         }
         let mut m = sample(now);
         m.files.push(m.files[0].clone());
-        assert!(m.validate().unwrap_err().contains("twice"));
+        assert!(m.validate().unwrap_err().to_string().contains("twice"));
     }
 
     #[test]

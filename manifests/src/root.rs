@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, VerifyError, MAX_ENVELOPE_BYTES};
+use crate::invalid::{Invalid, KeyProblem};
 #[cfg(any(test, feature = "sign"))]
 use crate::keys::SigningKeyFile;
 use crate::keys::{KeyId, PublicKey, TrustedKeys};
@@ -40,17 +41,21 @@ impl RootKey {
         }
     }
 
-    fn to_public(&self) -> Result<PublicKey, String> {
+    fn to_public(&self) -> Result<PublicKey, Invalid> {
+        let refused = |problem| Invalid::Key {
+            keyid: self.keyid.to_string(),
+            problem,
+        };
         let bytes: [u8; 32] = B64
             .decode(&self.public)
-            .map_err(|e| format!("key {}: not base64: {e}", self.keyid))?
+            .map_err(|e| refused(KeyProblem::NotBase64(e.to_string())))?
             .try_into()
-            .map_err(|_| format!("key {}: not 32 bytes", self.keyid))?;
+            .map_err(|_| refused(KeyProblem::Not32Bytes))?;
         let key = VerifyingKey::from_bytes(&bytes)
-            .map_err(|e| format!("key {}: not an ed25519 key: {e}", self.keyid))?;
+            .map_err(|e| refused(KeyProblem::NotEd25519(e.to_string())))?;
         let id = KeyId::of(&key);
         if id != self.keyid {
-            return Err(format!("key {} has id {id}", self.keyid));
+            return Err(refused(KeyProblem::WrongId(id.to_string())));
         }
         Ok(PublicKey { id, key })
     }
@@ -72,8 +77,10 @@ pub struct TrustRoot {
 pub enum RootError {
     #[error(transparent)]
     Verify(#[from] VerifyError),
+    #[error("trust root is not valid JSON: {0}")]
+    Parse(String),
     #[error("trust root is invalid: {0}")]
-    Invalid(String),
+    Invalid(#[from] Invalid),
     #[error("trust root version {found} cannot follow version {current}: only {expected} can")]
     NotNext {
         current: u64,
@@ -100,7 +107,7 @@ impl std::ops::Deref for VerifiedRoot {
 }
 
 impl TrustRoot {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), Invalid> {
         for (name, keys, threshold) in [
             ("root", &self.root_keys, self.root_threshold),
             ("release", &self.release_keys, self.release_threshold),
@@ -109,18 +116,22 @@ impl TrustRoot {
             for k in keys {
                 k.to_public()?;
                 if !ids.insert(&k.keyid) {
-                    return Err(format!("{name} key {} is listed twice", k.keyid));
+                    return Err(Invalid::KeyTwice {
+                        role: name,
+                        keyid: k.keyid.to_string(),
+                    });
                 }
             }
             if threshold == 0 || threshold > keys.len() {
-                return Err(format!(
-                    "{name}_threshold {threshold} must be between 1 and the {} {name} keys",
-                    keys.len()
-                ));
+                return Err(Invalid::Threshold {
+                    role: name,
+                    threshold,
+                    keys: keys.len(),
+                });
             }
         }
         if self.version == 0 {
-            return Err("version must be at least 1".into());
+            return Err(Invalid::RootVersion);
         }
         Ok(())
     }
@@ -151,8 +162,8 @@ impl TrustRoot {
     ) -> Result<TrustRoot, RootError> {
         let payload = env.verify(ROOT_PAYLOAD_TYPE, keys, threshold)?;
         let root: TrustRoot =
-            serde_json::from_slice(&payload).map_err(|e| RootError::Invalid(e.to_string()))?;
-        root.validate().map_err(RootError::Invalid)?;
+            serde_json::from_slice(&payload).map_err(|e| RootError::Parse(e.to_string()))?;
+        root.validate()?;
         Ok(root)
     }
 
@@ -168,8 +179,8 @@ impl TrustRoot {
         }
         let envelope = Envelope::parse(bytes)?;
         let unverified: TrustRoot = serde_json::from_slice(&envelope.unverified_payload()?)
-            .map_err(|e| RootError::Invalid(e.to_string()))?;
-        unverified.validate().map_err(RootError::Invalid)?;
+            .map_err(|e| RootError::Parse(e.to_string()))?;
+        unverified.validate()?;
         let root = Self::parse_verified(
             &envelope,
             &unverified.root_keyset(),

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::invalid::Invalid;
+
 /// What a device has installed of one item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -42,7 +44,7 @@ pub struct DeviceFacts {
 }
 
 /// Checks a tag: 1-64 characters of a-z, 0-9, '.', '_', '-', ':'.
-pub fn validate_tag(tag: &str) -> Result<(), String> {
+pub fn validate_tag(tag: &str) -> Result<(), Invalid> {
     let ok = !tag.is_empty()
         && tag.len() <= 64
         && tag
@@ -51,25 +53,21 @@ pub fn validate_tag(tag: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "tag {tag:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', ':'"
-        ))
+        Err(Invalid::Tag(tag.to_string()))
     }
 }
 
 /// Checks a list of tags (at most 32) and a friendly name (at most 128 characters).
-pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(), String> {
+pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(), Invalid> {
     if tags.len() > 32 {
-        return Err(format!("{} tags; at most 32", tags.len()));
+        return Err(Invalid::TooManyTags(tags.len()));
     }
     for t in tags {
         validate_tag(t)?;
     }
     if let Some(name) = friendly_name {
         if name.chars().count() > 128 || name.chars().any(char::is_control) {
-            return Err(
-                "friendly name must be at most 128 characters, without control characters".into(),
-            );
+            return Err(Invalid::FriendlyName);
         }
     }
     Ok(())
@@ -293,21 +291,18 @@ pub struct ItemEdit {
 }
 
 /// Checks an item icon URL: https, at most 2048 characters.
-pub fn validate_icon_url(url: &str) -> Result<(), String> {
+pub fn validate_icon_url(url: &str) -> Result<(), Invalid> {
     if url.len() > 2048 {
-        return Err(format!(
-            "icon URL is {} characters; at most 2048",
-            url.len()
-        ));
+        return Err(Invalid::IconUrlLength(url.len()));
     }
     let rest = url
         .strip_prefix("https://")
-        .ok_or_else(|| format!("icon URL {url:?} must start with https://"))?;
+        .ok_or_else(|| Invalid::IconUrlScheme(url.to_string()))?;
     if rest.is_empty()
         || rest.starts_with('/')
         || url.chars().any(|c| c.is_whitespace() || c.is_control())
     {
-        return Err(format!("icon URL {url:?} is not a valid https URL"));
+        return Err(Invalid::IconUrl(url.to_string()));
     }
     Ok(())
 }

@@ -21,9 +21,9 @@ pub fn hash_token(token: &str) -> String {
 
 /// A new random token with a readable prefix (`fop_` operator, `fen_` enrolment, `fdv_`
 /// device) so a leaked token is easy to recognise.
-pub fn new_token(prefix: &str) -> anyhow::Result<String> {
+pub fn new_token(prefix: &str) -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("random source failed: {e}"))?;
+    getrandom::fill(&mut bytes)?;
     Ok(format!("{prefix}_{}", hex::encode(bytes)))
 }
 

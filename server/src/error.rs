@@ -1,6 +1,8 @@
 //! One error type for every handler: client errors carry their status, a code and a message;
 //! internal errors are logged once here and answered with a generic 500.
 
+use std::path::{Path, PathBuf};
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,37 +20,69 @@ pub enum AppError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Internal(String),
+    /// A file of the server's own (an artifact) could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A row the server just wrote or looked up is gone (deleted by another request).
+    #[error("{0} vanished while it was being used")]
+    Vanished(&'static str),
+    #[error("cannot draw random bytes for a token: {0}")]
+    Random(#[source] getrandom::Error),
+    #[error("the stored trust root is invalid: {0}")]
+    StoredRoot(#[source] ferry_manifests::root::RootError),
+    #[error("stored version {text:?} is not a semantic version: {source}")]
+    StoredVersion {
+        text: String,
+        #[source]
+        source: semver::Error,
+    },
+    #[error("a blocking task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl AppError {
-    pub fn bad_request(message: impl Into<String>) -> AppError {
+    /// Maps an I/O error on one of the server's files, naming what it was doing and where.
+    pub fn io<'a>(
+        action: &'static str,
+        path: &'a Path,
+    ) -> impl FnOnce(std::io::Error) -> AppError + 'a {
+        move |source| AppError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+    pub fn bad_request(message: impl std::fmt::Display) -> AppError {
         AppError::Client {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
-            message: message.into(),
+            message: message.to_string(),
         }
     }
-    pub fn not_found(message: impl Into<String>) -> AppError {
+    pub fn not_found(message: impl std::fmt::Display) -> AppError {
         AppError::Client {
             status: StatusCode::NOT_FOUND,
             code: "not_found",
-            message: message.into(),
+            message: message.to_string(),
         }
     }
-    pub fn conflict(message: impl Into<String>) -> AppError {
+    pub fn conflict(message: impl std::fmt::Display) -> AppError {
         AppError::Client {
             status: StatusCode::CONFLICT,
             code: "conflict",
-            message: message.into(),
+            message: message.to_string(),
         }
     }
-    pub fn unauthorized(message: impl Into<String>) -> AppError {
+    pub fn unauthorized(message: impl std::fmt::Display) -> AppError {
         AppError::Client {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
-            message: message.into(),
+            message: message.to_string(),
         }
     }
 }

@@ -20,6 +20,7 @@ use super::journal::Journal;
 use super::overlay::{self, Overlay};
 use super::symlink::{self, Symlink};
 use super::unpack::UnpackError;
+use crate::error::PathIo;
 use crate::fsops::Fs;
 use crate::state::ItemState;
 
@@ -61,25 +62,14 @@ pub enum StageError {
         needed: u64,
         free: u64,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] PathIo),
 }
 
 impl StageError {
     /// A refusal of the artifact (not a local failure): reported as refused.
     pub fn is_refusal(&self) -> bool {
         matches!(self, StageError::Unpack(u) if u.is_refusal())
-    }
-}
-
-pub(crate) fn stage_err(path: &Path) -> impl FnOnce(io::Error) -> StageError + '_ {
-    move |source| StageError::Io {
-        path: path.to_path_buf(),
-        source,
     }
 }
 

@@ -64,7 +64,7 @@ fn root_of(agent: &Agent, item: &str) -> Result<PathBuf, Error> {
         .cfg
         .item(item)
         .map(|i| i.root.clone())
-        .ok_or_else(|| Error::Other(format!("item {item:?} is no longer configured")))
+        .ok_or_else(|| Error::NotConfigured(item.to_string()))
 }
 
 fn install_one(
@@ -205,7 +205,7 @@ fn layout_of<'a>(
 fn remove_staged(agent: &Agent, j: &Journal) -> Result<(), Error> {
     let root = root_of(agent, &j.item)?;
     let removed = layout_of(agent, j, &root)?.remove_staged(agent.dir.fs.as_ref());
-    removed.map_err(io_err(&root))
+    Ok(removed.map_err(io_err(&root))?)
 }
 
 /// Records a proven release: state, report, prune, then drop the journal. Idempotent, so
@@ -251,32 +251,34 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
     let root = root_of(agent, item)?;
     let st = agent.item_state(item);
     let (Some(installed), Some(previous)) = (st.installed.clone(), st.previous.clone()) else {
-        return Err(Error::Other(format!(
-            "{item} has no previous version to roll back to (installed: {}, previous: none)",
-            st.installed
+        return Err(Error::NothingToRollBack {
+            item: item.to_string(),
+            installed: st
+                .installed
                 .as_ref()
-                .map_or("nothing".to_string(), |v| v.to_string())
-        )));
+                .map_or("nothing".to_string(), |v| v.to_string()),
+        });
     };
     let overlay_plan = overlay::backup(&root, item, &installed).join("plan.json");
     let (layout, plan, to_target) = if overlay_plan.exists() {
         let plan: overlay::Plan = read_json(&overlay_plan)?
-            .ok_or_else(|| Error::Other(format!("{} vanished", overlay_plan.display())))?;
+            .ok_or_else(|| io_err(&overlay_plan)(std::io::ErrorKind::NotFound.into()))?;
         (Layout::Overlay, Some(plan), None)
     } else {
         let to_target = symlink::target_of(&previous);
         if !root.join(&to_target).is_dir() {
-            return Err(Error::Other(format!(
-                "cannot roll {item} back to {previous}: {} is missing",
-                root.join(&to_target).display()
-            )));
+            return Err(Error::BackupMissing {
+                item: item.to_string(),
+                version: previous,
+                path: root.join(&to_target),
+            });
         }
         let current = symlink::current_target(&root)?;
         if current.as_deref() != Some(symlink::target_of(&installed).as_path()) {
-            return Err(Error::Other(format!(
-                "{}/current does not point at the installed {installed}; refusing to guess",
-                root.display()
-            )));
+            return Err(Error::CurrentMoved {
+                path: root.join("current"),
+                version: installed,
+            });
         }
         (Layout::Symlink, None, Some(to_target))
     };

@@ -18,8 +18,9 @@ use std::path::{Path, PathBuf};
 use ferry_manifests::VerifiedManifest;
 use serde::{Deserialize, Serialize};
 
-use super::layout::{stage_err as at, InstallLayout, RootError, StageError};
+use super::layout::{InstallLayout, RootError, StageError};
 use super::unpack::unpack_verified;
+use crate::error::io_err as at;
 use crate::fsops::{self, Fs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,7 +170,7 @@ pub fn stage(
     let staging = staging(root, item, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
     unpack_verified(fs, artifact, manifest, &staging)?;
-    fs.sync_fs(&staging).map_err(at(&staging))
+    Ok(fs.sync_fs(&staging).map_err(at(&staging))?)
 }
 
 fn ensure_parent(fs: &dyn Fs, path: &Path) -> std::io::Result<()> {

@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 
 use ferry_manifests::VerifiedManifest;
 
-use super::layout::{stage_err as at, InstallLayout, RootError, StageError};
+use super::layout::{InstallLayout, RootError, StageError};
 use super::unpack::unpack_verified;
+use crate::error::io_err as at;
 use crate::fsops::Fs;
 
 pub fn releases(root: &Path) -> PathBuf {
@@ -77,7 +78,7 @@ pub fn stage(
     // Never current here (the caller checked): a leftover of an earlier attempt.
     fs.remove_dir_all(&final_dir).map_err(at(&final_dir))?;
     fs.rename(&staging, &final_dir).map_err(at(&final_dir))?;
-    fs.sync_dir(&releases).map_err(at(&releases))
+    Ok(fs.sync_dir(&releases).map_err(at(&releases))?)
 }
 
 /// Removes what [`stage`] may have left: the staging directory and `releases/V`, unless

@@ -17,6 +17,7 @@ use ferry_manifests::manifest::Compression;
 use ferry_manifests::{FileEntry, Manifest};
 use sha2::{Digest, Sha256};
 
+use crate::error::{io_err, PathIo};
 use crate::fsops::Fs;
 
 /// Directories a tarball may carry beyond the files it lists; bounds the entry count.
@@ -42,21 +43,14 @@ pub enum UnpackError {
     Mismatch(String),
     #[error("cannot read the tarball: {0}")]
     Corrupt(String),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Io(#[from] PathIo),
 }
 
 impl UnpackError {
     /// Whether this is the release's fault (refused) rather than the device's (failed).
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, UnpackError::Io { .. })
-    }
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> UnpackError + '_ {
-    move |source| UnpackError::Io {
-        path: path.to_path_buf(),
-        source,
+        !matches!(self, UnpackError::Io(_))
     }
 }
 
@@ -89,8 +83,8 @@ pub fn unpack_verified(
     manifest: &Manifest,
     dest: &Path,
 ) -> Result<(), UnpackError> {
-    let mut file = File::open(artifact).map_err(io_at(artifact))?;
-    let (size, sha) = hash_reader(&mut file).map_err(io_at(artifact))?;
+    let mut file = File::open(artifact).map_err(io_err(artifact))?;
+    let (size, sha) = hash_reader(&mut file).map_err(io_err(artifact))?;
     if size != manifest.artifact.size {
         return Err(UnpackError::ArtifactSize {
             path: artifact.to_path_buf(),
@@ -105,8 +99,8 @@ pub fn unpack_verified(
             actual: sha,
         });
     }
-    file.seek(SeekFrom::Start(0)).map_err(io_at(artifact))?;
-    fs.create_dir_all(dest).map_err(io_at(dest))?;
+    file.seek(SeekFrom::Start(0)).map_err(io_err(artifact))?;
+    fs.create_dir_all(dest).map_err(io_err(dest))?;
     let input = io::BufReader::with_capacity(256 * 1024, file);
     // Decompression runs on its own thread, so it overlaps hashing and writing on a second
     // core; memory stays bounded by the channel.
@@ -235,14 +229,14 @@ pub fn unpack_tar(
             }
             return Err(unsafe_entry("has an empty path"));
         }
-        check_relative_path(rel).map_err(|e| unsafe_entry(&e))?;
+        check_relative_path(rel).map_err(|e| unsafe_entry(&e.to_string()))?;
         let target = dest.join(rel);
         match kind {
             tar::EntryType::Directory => {
                 if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
                     return Err(unsafe_entry("is a directory over a file"));
                 }
-                fs.create_dir_all(&target).map_err(io_at(&target))?;
+                fs.create_dir_all(&target).map_err(io_err(&target))?;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let Some(listed) = expected.remove(rel) else {
@@ -261,7 +255,7 @@ pub fn unpack_tar(
                 }
                 if let Some(parent) = target.parent() {
                     if !parent.is_dir() {
-                        fs.create_dir_all(parent).map_err(io_at(parent))?;
+                        fs.create_dir_all(parent).map_err(io_err(parent))?;
                     }
                 }
                 write_file(fs, &mut entry, &target, listed, &mut buf)?;
@@ -297,10 +291,7 @@ fn write_file(
                 reason: "appears twice".into(),
             }
         } else {
-            UnpackError::Io {
-                path: target.to_path_buf(),
-                source: e,
-            }
+            io_err(target)(e).into()
         }
     })?;
     let mut hasher = Sha256::new();
@@ -320,7 +311,7 @@ fn write_file(
             )));
         }
         hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_at(target))?;
+        out.write_all(&buf[..n]).map_err(io_err(target))?;
     }
     let sha = hex::encode(hasher.finalize());
     if sha != listed.sha256 {
@@ -332,7 +323,7 @@ fn write_file(
     // The mode comes from the signed manifest, never from the tar header; set it explicitly
     // because the umask would strip bits at open.
     out.set_permissions(fs::Permissions::from_mode(listed.mode))
-        .map_err(io_at(target))?;
+        .map_err(io_err(target))?;
     Ok(())
 }
 

@@ -46,7 +46,7 @@ pub async fn download(
     // ServeFile implements Range, If-Range and conditional requests.
     match ServeFile::new(path).oneshot(req).await {
         Ok(resp) => Ok(resp.map(Body::new).into_response()),
-        Err(e) => Err(AppError::Internal(format!("serving {name}: {e}"))),
+        Err(never) => match never {},
     }
 }
 
@@ -81,7 +81,7 @@ pub async fn upload(
     }
     tokio::fs::rename(&tmp, &path)
         .await
-        .map_err(|e| AppError::Internal(format!("storing {}: {e}", path.display())))?;
+        .map_err(AppError::io("storing", &path))?;
     tracing::info!(%name, size, %sha256, "artifact stored");
     Ok(Json(Uploaded { name, size, sha256 }))
 }
@@ -93,7 +93,7 @@ async fn write_upload(
 ) -> ApiResult<(u64, String)> {
     let mut file = tokio::fs::File::create(tmp)
         .await
-        .map_err(|e| AppError::Internal(format!("creating {}: {e}", tmp.display())))?;
+        .map_err(AppError::io("creating", tmp))?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
@@ -116,23 +116,22 @@ async fn write_upload(
         hasher.update(&chunk);
         file.write_all(&chunk)
             .await
-            .map_err(|e| AppError::Internal(format!("writing {}: {e}", tmp.display())))?;
+            .map_err(AppError::io("writing", tmp))?;
     }
     file.sync_all()
         .await
-        .map_err(|e| AppError::Internal(format!("syncing {}: {e}", tmp.display())))?;
+        .map_err(AppError::io("syncing", tmp))?;
     Ok((size, hex::encode(hasher.finalize())))
 }
 
 pub async fn hash_file(path: &std::path::Path) -> ApiResult<(u64, String)> {
-    let path = path.to_path_buf();
+    let owned = path.to_path_buf();
     tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(&path)?;
+        let mut f = std::fs::File::open(&owned)?;
         let mut hasher = Sha256::new();
         let n = std::io::copy(&mut f, &mut hasher)?;
         Ok::<_, std::io::Error>((n, hex::encode(hasher.finalize())))
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
-    .map_err(|e| AppError::Internal(format!("hashing artifact: {e}")))
+    .await?
+    .map_err(AppError::io("hashing", path))
 }

@@ -172,7 +172,7 @@ pub async fn create(
         .store
         .campaign(&id)
         .await?
-        .ok_or_else(|| AppError::Internal("campaign vanished".into()))?;
+        .ok_or_else(|| AppError::Vanished("campaign"))?;
     Ok(Json(view(&state, c).await?))
 }
 

@@ -67,7 +67,7 @@ pub async fn enrol(
     }
     validate_facts(&req.facts)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let device_token = new_token("fdv").map_err(|e| AppError::Internal(e.to_string()))?;
+    let device_token = new_token("fdv").map_err(AppError::Random)?;
     let host = host_row(id.clone(), &req.facts, String::new());
     state
         .store

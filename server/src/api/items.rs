@@ -79,7 +79,7 @@ pub async fn edit(
     all.into_iter()
         .find(|i| i.name == name)
         .map(Json)
-        .ok_or_else(|| AppError::Internal("item vanished".into()))
+        .ok_or_else(|| AppError::Vanished("item"))
 }
 
 /// Refuses work on a deactivated item.

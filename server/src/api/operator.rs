@@ -264,7 +264,7 @@ pub async fn trigger(
     entry
         .pop()
         .map(Json)
-        .ok_or_else(|| AppError::Internal("update vanished after insert".into()))
+        .ok_or_else(|| AppError::Vanished("update"))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

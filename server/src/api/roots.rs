@@ -28,7 +28,7 @@ pub async fn publish(
     let verified = match state.store.latest_root().await? {
         None => TrustRoot::verify_initial(&body),
         Some((_, previous)) => TrustRoot::verify_initial(previous.as_bytes())
-            .map_err(|e| AppError::Internal(format!("stored trust root is invalid: {e}")))?
+            .map_err(AppError::StoredRoot)?
             .verify_next(&body),
     }
     .map_err(|e| AppError::bad_request(e.to_string()))?;

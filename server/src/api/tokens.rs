@@ -30,7 +30,7 @@ pub async fn create(
     if name.is_empty() || name.chars().count() > 128 {
         return Err(AppError::bad_request("name must be 1-128 characters"));
     }
-    let token = new_token(prefix).map_err(|e| AppError::Internal(e.to_string()))?;
+    let token = new_token(prefix).map_err(AppError::Random)?;
     let id = state
         .store
         .add_token(kind, name, &hash_token(&token))
@@ -42,7 +42,7 @@ pub async fn create(
         .await?
         .into_iter()
         .find(|t| t.id == id)
-        .ok_or_else(|| AppError::Internal("token vanished".into()))?;
+        .ok_or_else(|| AppError::Vanished("token"))?;
     view.token = Some(token);
     Ok(Json(view))
 }

@@ -34,10 +34,14 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
         .collect();
     for next in batch::next_to_dispatch(&states, &busy) {
         let (batch_id, entry) = &entries[next.seq as usize];
-        let version: semver::Version = entry
-            .version
-            .parse()
-            .map_err(|e| AppError::Internal(format!("stored version: {e}")))?;
+        let version: semver::Version =
+            entry
+                .version
+                .parse()
+                .map_err(|source| AppError::StoredVersion {
+                    text: entry.version.clone(),
+                    source,
+                })?;
         if state
             .store
             .active_update(host_id, &entry.item)

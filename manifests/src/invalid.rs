@@ -1,0 +1,97 @@
+//! What a field check refuses, as data: the server answers it as a 400, the agent names it with
+//! the config key or manifest it came from, ferryctl with the file.
+
+use std::fmt;
+
+/// A value that breaks one of Ferry's format rules. The message says what the rule is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Invalid {
+    #[error("tag {0:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', ':'")]
+    Tag(String),
+    #[error("{0} tags; at most 32")]
+    TooManyTags(usize),
+    #[error("friendly name must be at most 128 characters, without control characters")]
+    FriendlyName,
+    #[error("icon URL is {0} characters; at most 2048")]
+    IconUrlLength(usize),
+    #[error("icon URL {0:?} must start with https://")]
+    IconUrlScheme(String),
+    #[error("icon URL {0:?} is not a valid https URL")]
+    IconUrl(String),
+    #[error("item name {0:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit")]
+    ItemName(String),
+    #[error(
+        "artifact name {0:?} must be letters, digits, '.', '_', '+', '-' and not start with '.'"
+    )]
+    ArtifactName(String),
+    #[error("artifact.sha256 {0:?} is not 64 lowercase hex digits")]
+    ArtifactSha256(String),
+    #[error("artifact.urls is empty")]
+    NoArtifactUrls,
+    #[error("lists {count} files, more than {max}")]
+    TooManyFiles { count: usize, max: usize },
+    #[error("file path {path:?}: {problem}")]
+    FilePath { path: String, problem: PathProblem },
+    #[error("file {0:?} is listed twice")]
+    FileTwice(String),
+    #[error("file {0:?} has a malformed sha256")]
+    FileSha256(String),
+    #[error("file {path:?} has mode {mode:o} > 7777")]
+    FileMode { path: String, mode: u32 },
+    #[error("key {keyid}: {problem}")]
+    Key { keyid: String, problem: KeyProblem },
+    #[error("{role} key {keyid} is listed twice")]
+    KeyTwice { role: &'static str, keyid: String },
+    #[error("{role}_threshold {threshold} must be between 1 and the {keys} {role} keys")]
+    Threshold {
+        role: &'static str,
+        threshold: usize,
+        keys: usize,
+    },
+    #[error("version must be at least 1")]
+    RootVersion,
+}
+
+/// Why a path inside a release is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathProblem {
+    Empty,
+    Nul,
+    Absolute,
+    DotComponent,
+    NotPlain,
+}
+
+impl fmt::Display for PathProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathProblem::Empty => "is empty",
+            PathProblem::Nul => "contains a NUL byte",
+            PathProblem::Absolute => "is absolute",
+            PathProblem::DotComponent => "has an empty, '.' or '..' component",
+            PathProblem::NotPlain => "is not a plain relative path",
+        })
+    }
+}
+
+impl std::error::Error for PathProblem {}
+
+/// Why a trust root's key entry is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyProblem {
+    NotBase64(String),
+    Not32Bytes,
+    NotEd25519(String),
+    WrongId(String),
+}
+
+impl fmt::Display for KeyProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyProblem::NotBase64(e) => write!(f, "not base64: {e}"),
+            KeyProblem::Not32Bytes => f.write_str("not 32 bytes"),
+            KeyProblem::NotEd25519(e) => write!(f, "not an ed25519 key: {e}"),
+            KeyProblem::WrongId(id) => write!(f, "has id {id}"),
+        }
+    }
+}
