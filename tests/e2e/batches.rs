@@ -102,9 +102,8 @@ fn batch_item_follow_prints_progress_and_exits_with_the_outcome() {
     let batch = w.ctl_json(&["update", "batch-item", "web", "--to-version", "1.1.0"]);
     let id = batch["id"].as_str().unwrap().to_string();
     // Follow while the device works.
-    let follower = std::process::Command::new(crate::util::bin("ferryctl"))
-        .args(["update-batches", "follow", &id, "--timeout-secs", "60"])
-        .env("FERRY_SERVER", w.server.url())
+    let follower = w
+        .ctl_command(&["update-batches", "follow", &id, "--timeout-secs", "60"])
         .env(
             "FERRY_TOKEN",
             format!("@{}", w.server.data_dir.join("operator.token").display()),

@@ -2,48 +2,8 @@
 //! the failure threshold pausing a campaign by itself, and cancel reaching the device.
 
 use std::fs;
-use std::path::PathBuf;
-use std::process::Command;
 
-use crate::util::{bin, Run, World};
-
-/// A second device against the same server: its own config, state and root.
-fn device(w: &World, name: &str, extra: &str) -> PathBuf {
-    let cfg = w.path(&format!("{name}.toml"));
-    fs::write(
-        &cfg,
-        format!(
-            "server_url = \"{}\"\nenrol_token_file = \"server-data/enrol.token\"\nstate_dir = \"state-{name}\"\ntrusted_keys = [\"keys/release.pub\"]\nhostname = \"{name}\"\n{extra}\n\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
-            w.server.url(),
-            root(w, name).display()
-        ),
-    )
-    .unwrap();
-    cfg
-}
-
-fn root(w: &World, name: &str) -> PathBuf {
-    w.path(&format!("device/{name}-web"))
-}
-
-fn agent(cfg: &PathBuf, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin("ferry-agent"));
-    cmd.arg("--config").arg(cfg).args(args);
-    let text = format!("{cmd:?}");
-    let out = cmd.output().unwrap();
-    Run {
-        cmd: text,
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn installed(w: &World, name: &str) -> Option<String> {
-    fs::read_link(root(w, name).join("current"))
-        .ok()
-        .map(|p| p.display().to_string())
-}
+use crate::util::{Device, World};
 
 fn member<'a>(c: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
     c["members"]
@@ -58,10 +18,10 @@ fn member<'a>(c: &'a serde_json::Value, host: &str) -> &'a serde_json::Value {
 fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     let w = World::new();
     w.release("1.0.0", &[]);
-    let a = device(&w, "alpha", "");
-    let b = device(&w, "beta", "");
-    agent(&a, &["--running-mode=check"]).ok();
-    agent(&b, &["--running-mode=check"]).ok();
+    let a = w.add_device("alpha", "");
+    let b = w.add_device("beta", "");
+    a.run("check").ok();
+    b.run("check").ok();
     let c = w.ctl_json(&[
         "campaigns",
         "create",
@@ -75,23 +35,20 @@ fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(member(&c, "alpha")["status"], "awaiting_acceptance");
 
-    let listed = agent(&a, &["--running-mode=campaign_check"]).ok();
+    let listed = a.run("campaign_check").ok();
     assert!(
         listed.stdout.contains(&id) && listed.stdout.contains("needs acceptance"),
         "{listed}"
     );
-    agent(&a, &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "alpha"), None, "installed without acceptance");
+    a.run("once").ok();
+    assert_eq!(a.current(), None, "installed without acceptance");
 
-    agent(
-        &a,
-        &["--running-mode=campaign_accept", "--campaign-id", &id],
-    )
-    .ok();
-    agent(&a, &["--running-mode=once"]).ok();
-    agent(&b, &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "alpha").as_deref(), Some("releases/1.0.0"));
-    assert_eq!(installed(&w, "beta"), None);
+    a.run_args(&["--running-mode=campaign_accept", "--campaign-id", &id])
+        .ok();
+    a.run("once").ok();
+    b.run("once").ok();
+    assert_eq!(a.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(b.current(), None);
     let c = w.ctl_json(&["campaigns", "show", &id]);
     assert_eq!(member(&c, "alpha")["status"], "installed");
     assert_eq!(member(&c, "beta")["status"], "awaiting_acceptance");
@@ -99,7 +56,7 @@ fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     let history = w.history();
     assert_eq!(history[0]["actor"], "campaign");
 
-    let missing = agent(&a, &["--running-mode=campaign_accept"]).code(2);
+    let missing = a.run("campaign_accept").code(2);
     assert!(missing.stderr.contains("--campaign-id"), "{missing}");
 }
 
@@ -115,9 +72,9 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
     );
     w.publish(&out);
     let names = ["h1", "h2", "h3", "h4"];
-    let cfgs: Vec<PathBuf> = names.iter().map(|n| device(&w, n, "")).collect();
-    for cfg in &cfgs {
-        agent(cfg, &["--running-mode=check"]).ok();
+    let devices: Vec<Device> = names.iter().map(|n| w.add_device(n, "")).collect();
+    for d in &devices {
+        d.run("check").ok();
     }
     fs::create_dir_all(w.path("device")).unwrap();
     for bad in ["h2", "h3"] {
@@ -142,17 +99,17 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
     assert_eq!(member(&c, "h2")["status"], "waiting", "{c}");
 
     // Wave 1 is h1 alone: until it has installed, the others get nothing.
-    agent(&cfgs[3], &["--running-mode=once"]).ok();
+    devices[3].run("once").ok();
     assert_eq!(
-        installed(&w, "h4"),
+        devices[3].current(),
         None,
         "wave 2 started before wave 1 succeeded"
     );
-    agent(&cfgs[0], &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "h1").as_deref(), Some("releases/1.0.0"));
+    devices[0].run("once").ok();
+    assert_eq!(devices[0].current().as_deref(), Some("releases/1.0.0"));
     // Wave 2 opens; two of its three hosts fail their health check.
-    for cfg in &cfgs[1..] {
-        let _ = agent(cfg, &["--running-mode=once"]);
+    for d in &devices[1..] {
+        let _ = d.run("once");
     }
     let c = w.ctl_json(&["campaigns", "show", &id]);
     assert_eq!(c["status"], "paused", "{c}");
@@ -166,9 +123,9 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
     assert!(c["counts"]["rolled_back"].as_u64().unwrap() >= 1, "{c}");
 
     // Paused: a host that joins now is not dispatched.
-    let late = device(&w, "h5", "");
-    agent(&late, &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "h5"), None);
+    let late = w.add_device("h5", "");
+    late.run("once").ok();
+    assert_eq!(late.current(), None);
     let listed = w.ctl_json(&["campaigns", "list", "--status", "paused"]);
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
@@ -188,20 +145,20 @@ fn a_tag_campaign_is_joined_by_a_host_that_appears_later() {
         "kiosk",
     ]);
     assert_eq!(c["members"], serde_json::json!([]));
-    let office = device(&w, "office", "tags = [\"office\"]");
-    let kiosk = device(&w, "kiosk-1", "tags = [\"kiosk\"]");
-    agent(&office, &["--running-mode=once"]).ok();
-    agent(&kiosk, &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "kiosk-1").as_deref(), Some("releases/1.0.0"));
-    assert_eq!(installed(&w, "office"), None);
+    let office = w.add_device("office", "tags = [\"office\"]");
+    let kiosk = w.add_device("kiosk-1", "tags = [\"kiosk\"]");
+    office.run("once").ok();
+    kiosk.run("once").ok();
+    assert_eq!(kiosk.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(office.current(), None);
 }
 
 #[test]
 fn a_cancel_reaches_the_device_and_stops_the_install() {
     let w = World::new();
     w.release("1.0.0", &[]);
-    let d = device(&w, "solo", "");
-    agent(&d, &["--running-mode=check"]).ok();
+    let d = w.add_device("solo", "");
+    d.run("check").ok();
     let c = w.ctl_json(&[
         "campaigns",
         "create",
@@ -214,19 +171,17 @@ fn a_cancel_reaches_the_device_and_stops_the_install() {
     ]);
     let id = c["id"].as_str().unwrap().to_string();
     // The device takes the job but does not install yet.
-    agent(&d, &["--running-mode=check"]).ok();
-    assert!(agent(&d, &["--running-mode=status"])
+    d.run("check").ok();
+    assert!(d
+        .run("status")
         .ok()
         .stdout
         .contains("1.0.0 (not downloaded)"));
     let cancelled = w.ctl_json(&["campaigns", "cancel", &id]);
     assert_eq!(cancelled["status"], "cancelled");
-    agent(&d, &["--running-mode=once"]).ok();
-    assert_eq!(installed(&w, "solo"), None, "installed after the cancel");
-    assert!(agent(&d, &["--running-mode=status"])
-        .ok()
-        .stdout
-        .contains("pending:   -"));
+    d.run("once").ok();
+    assert_eq!(d.current(), None, "installed after the cancel");
+    assert!(d.run("status").ok().stdout.contains("pending:   -"));
     assert_eq!(w.history()[0]["status"], "cancelled");
     let again = w.ctl(&["campaigns", "resume", &id]);
     assert_eq!(again.code, Some(1), "{again}");

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, World};
+use crate::util::{run, World};
 
 /// The named fault points of the install, in order (docs/crash-safety.md).
 const POINTS: &[&str] = &[
@@ -59,19 +59,12 @@ fn ready_to_install(health_check: &str, layout: &str) -> World {
 }
 
 fn kill_at(w: &World, point: &str) {
-    let out = Command::new(bin("ferry-agent"))
-        .arg("--config")
-        .arg(&w.agent_cfg)
-        .arg("--running-mode=install")
-        .env("FERRY_TEST_KILL_AT", point)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let mut cmd = w.device().mode("install");
+    cmd.env("FERRY_TEST_KILL_AT", point);
+    let killed = run(cmd);
     assert_eq!(
-        out.status.code(),
-        None,
-        "the agent was not killed at {point}: {}",
-        String::from_utf8_lossy(&out.stderr)
+        killed.code, None,
+        "the agent was not killed at {point}:\n{killed}"
     );
 }
 
@@ -205,14 +198,10 @@ fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
         copy_tree(&snap.join("state"), &w.path("agent-state"));
         copy_tree(&snap.join("root"), &w.root);
     };
+    let device = w.device();
     let install = || {
-        let mut cmd = Command::new(bin("ferry-agent"));
-        cmd.arg("--config")
-            .arg(&w.agent_cfg)
-            .arg("--running-mode=install")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        let mut cmd = device.mode("install");
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         cmd
     };
 

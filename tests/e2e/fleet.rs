@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use crate::util::{bin, run, World};
+use crate::util::{run, World};
 
 #[test]
 fn tags_and_names_come_from_the_device_and_the_operator_wins() {
@@ -68,11 +68,12 @@ fn operator_tokens_are_created_listed_and_revoked() {
     let id = created["id"].as_str().unwrap().to_string();
 
     // The new token works.
-    let mut cmd = std::process::Command::new(crate::util::bin("ferryctl"));
-    cmd.args(["hosts", "list", "--json"])
-        .env("FERRY_SERVER", w.server.url())
-        .env("FERRY_TOKEN", &token);
-    assert!(cmd.output().unwrap().status.success());
+    let with_new_token = || {
+        let mut cmd = w.ctl_command(&["hosts", "list", "--json"]);
+        cmd.env("FERRY_TOKEN", &token);
+        run(cmd)
+    };
+    with_new_token().ok();
 
     let listed = w.ctl_json(&["tokens", "list"]);
     assert!(
@@ -90,9 +91,8 @@ fn operator_tokens_are_created_listed_and_revoked() {
     );
 
     w.ctl(&["tokens", "revoke", &id]).ok();
-    let refused = cmd.output().unwrap();
-    assert_eq!(refused.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("revoked"));
+    let refused = with_new_token().code(1);
+    assert!(refused.stderr.contains("revoked"), "{refused}");
 
     // The last operator token cannot be revoked (that would lock every operator out).
     let first = listed
@@ -220,8 +220,7 @@ fn ferryctl_takes_its_connection_and_output_flags_before_or_after_the_subcommand
     let token = fs::read_to_string(w.server.data_dir.join("operator.token")).expect("token");
     let url = w.server.url();
     // Flags before the subcommand, none from the environment.
-    let mut cmd = std::process::Command::new(bin("ferryctl"));
-    cmd.args([
+    let mut cmd = w.ctl_command(&[
         "--server",
         &url,
         "--token",
@@ -229,15 +228,13 @@ fn ferryctl_takes_its_connection_and_output_flags_before_or_after_the_subcommand
         "--json",
         "hosts",
         "list",
-    ])
-    .env_remove("FERRY_SERVER")
-    .env_remove("FERRY_TOKEN");
+    ]);
+    cmd.env_remove("FERRY_SERVER").env_remove("FERRY_TOKEN");
     let before = run(cmd).ok();
     let hosts: serde_json::Value = serde_json::from_str(&before.stdout).expect("JSON");
     assert_eq!(hosts[0]["hostname"], "device-1", "{before}");
     // The same flags after it.
-    let mut cmd = std::process::Command::new(bin("ferryctl"));
-    cmd.args([
+    let mut cmd = w.ctl_command(&[
         "hosts",
         "list",
         "--json",
@@ -245,18 +242,12 @@ fn ferryctl_takes_its_connection_and_output_flags_before_or_after_the_subcommand
         &url,
         "--token",
         token.trim(),
-    ])
-    .env_remove("FERRY_SERVER")
-    .env_remove("FERRY_TOKEN");
+    ]);
+    cmd.env_remove("FERRY_SERVER").env_remove("FERRY_TOKEN");
     let after = run(cmd).ok();
     assert_eq!(before.stdout, after.stdout);
     // --help names them and their variables.
-    let help = run({
-        let mut c = std::process::Command::new(bin("ferryctl"));
-        c.arg("--help");
-        c
-    })
-    .ok();
+    let help = w.ctl(&["--help"]).ok();
     for word in [
         "--server",
         "--token",

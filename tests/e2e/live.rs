@@ -4,19 +4,17 @@
 
 use std::process::{Command, Stdio};
 
-use crate::util::{bin, World};
+use crate::util::World;
 
+/// ferryctl with the token given as `@FILE`, as an operator's script would.
 fn ferryctl(w: &World, args: &[&str]) -> Command {
-    let mut cmd = Command::new(bin("ferryctl"));
-    cmd.args(args)
-        .env("FERRY_SERVER", w.server.url())
-        .env(
-            "FERRY_TOKEN",
-            format!("@{}", w.server.data_dir.join("operator.token").display()),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut cmd = w.ctl_command(args);
+    cmd.env(
+        "FERRY_TOKEN",
+        format!("@{}", w.server.data_dir.join("operator.token").display()),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd
 }
 

@@ -1,21 +1,13 @@
 //! Fast while pull-only: a device in `full` mode with long-poll hears of a job or a
 //! `ferryctl check` while its check-in is open, without any inbound connection.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, World};
+use crate::util::World;
 
 fn full_mode(w: &World) -> Child {
-    Command::new(bin("ferry-agent"))
-        .arg("--config")
-        .arg(&w.agent_cfg)
-        .arg("--running-mode=full")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    w.device().spawn("full")
 }
 
 /// Waits (bounded) until `done` holds.

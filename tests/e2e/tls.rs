@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::bin;
+use crate::util::{bin, run, Device};
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -139,49 +139,39 @@ fn the_agent_talks_https_to_a_server_signed_by_its_pinned_ca_and_refuses_others(
     };
     fs::write(d.join("good.toml"), config("ca")).unwrap();
     fs::write(d.join("bad.toml"), config("other")).unwrap();
-    let agent = |cfg: &str| {
-        Command::new(bin("ferry-agent"))
-            .arg("--config")
-            .arg(d.join(cfg))
-            .arg("--running-mode=check")
-            .output()
-            .unwrap()
+    let agent = |name: &str| Device {
+        name: name.to_string(),
+        cfg: d.join(format!("{name}.toml")),
+        root: d.join("root"),
     };
-    let good = agent("good.toml");
-    let bad = agent("bad.toml");
-    let ctl = Command::new(bin("ferryctl"))
-        .args([
-            "hosts",
-            "list",
-            "--json",
-            "--server",
-            &format!("https://{addr}"),
-        ])
-        .arg("--ca-cert")
-        .arg(d.join("ca.pem"))
-        .env(
-            "FERRY_TOKEN",
-            format!("@{}", d.join("data/operator.token").display()),
-        )
-        .output()
-        .unwrap();
+    let good = agent("good").run("check");
+    let bad = agent("bad").run("check");
+    let mut ctl = Command::new(bin("ferryctl"));
+    ctl.args([
+        "hosts",
+        "list",
+        "--json",
+        "--server",
+        &format!("https://{addr}"),
+    ])
+    .arg("--ca-cert")
+    .arg(d.join("ca.pem"))
+    .env(
+        "FERRY_TOKEN",
+        format!("@{}", d.join("data/operator.token").display()),
+    );
+    let ctl = run(ctl);
     let _ = server.kill();
     let _ = server.wait();
 
+    good.ok();
+    let bad = bad.code(3);
     assert!(
-        good.status.success(),
-        "{}",
-        String::from_utf8_lossy(&good.stderr)
+        bad.stderr.to_lowercase().contains("certificate"),
+        "an unpinned CA was refused without saying why:\n{bad}"
     );
-    assert_eq!(bad.status.code(), Some(3), "an unpinned CA was accepted");
-    let why = String::from_utf8_lossy(&bad.stderr);
-    assert!(why.to_lowercase().contains("certificate"), "{why}");
-    assert!(
-        ctl.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ctl.stderr)
-    );
-    let hosts: serde_json::Value = serde_json::from_slice(&ctl.stdout).unwrap();
+    let ctl = ctl.ok();
+    let hosts: serde_json::Value = serde_json::from_str(&ctl.stdout).unwrap();
     assert_eq!(hosts.as_array().unwrap().len(), 1);
     assert_eq!(hosts[0]["hostname"], "tls-ca");
 }

@@ -282,26 +282,14 @@ fn full_mode_installs_a_triggered_update_and_stops_on_sigterm() {
     let w = World::new();
     w.release("1.0.0", &[]);
     w.agent("check").ok();
-    let mut child = std::process::Command::new(crate::util::bin("ferry-agent"))
-        .arg("--config")
-        .arg(&w.agent_cfg)
-        .arg("--running-mode=full")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = w.device().spawn("full");
     w.trigger(None);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while w.current().is_none() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let installed = w.current();
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    crate::util::signal(child.id(), "TERM", false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -340,16 +328,9 @@ fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
     let usage = w.agent("rollback").code(2);
     assert!(usage.stderr.contains("--item"), "{usage}");
 
-    let mut cmd = std::process::Command::new(crate::util::bin("ferry-agent"));
-    cmd.arg("--config")
-        .arg(&w.agent_cfg)
-        .args(["--running-mode=rollback", "--item", "web"]);
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.device()
+        .run_args(&["--running-mode=rollback", "--item", "web"])
+        .ok();
     assert_eq!(World::tree(&w.root), at_1_0);
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("installed: 1.0.0"), "{status}");
@@ -366,9 +347,11 @@ fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
     );
 
     // Nothing further back to go to.
-    let out = cmd.output().unwrap();
-    assert_eq!(out.status.code(), Some(5));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no previous version"));
+    let nothing = w
+        .device()
+        .run_args(&["--running-mode=rollback", "--item", "web"])
+        .code(5);
+    assert!(nothing.stderr.contains("no previous version"), "{nothing}");
 }
 
 /// The overlay layout places files into existing paths, removes what a new version drops,
@@ -446,17 +429,9 @@ fn overlay_installs_upgrades_rolls_back_and_rolls_back_by_hand() {
     assert_eq!(w.history().pop().unwrap()["status"], "rolled_back");
 
     // By hand back to 1.0.0, including the file 1.1.0 dropped.
-    let out = std::process::Command::new(crate::util::bin("ferry-agent"))
-        .arg("--config")
-        .arg(&w.agent_cfg)
-        .args(["--running-mode=rollback", "--item", "web"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    w.device()
+        .run_args(&["--running-mode=rollback", "--item", "web"])
+        .ok();
     let now: Vec<String> = World::tree(&w.root)
         .into_iter()
         .filter(|l| !l.starts_with(".ferry-web"))

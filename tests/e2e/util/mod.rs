@@ -3,15 +3,15 @@
 //! its output, the server log and the directory tree.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-/// Bound on waiting for the server to answer /healthz.
-const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+mod device;
+mod server;
+
+pub use device::{signal, Device};
+pub use server::Server;
 
 pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -76,123 +76,6 @@ pub fn run(mut cmd: Command) -> Run {
     Run::from(text, out)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("no free loopback port")
-}
-
-/// A raw GET over loopback; the harness needs nothing more to poll /healthz.
-fn http_get_status(addr: &str, path: &str) -> Option<u16> {
-    let mut s = TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).ok()?;
-    buf.split_whitespace().nth(1)?.parse().ok()
-}
-
-pub struct Server {
-    child: Option<Child>,
-    pub addr: String,
-    pub data_dir: PathBuf,
-    log: PathBuf,
-}
-
-impl Server {
-    pub fn start(data_dir: &Path) -> Server {
-        let mut server = Server {
-            child: None,
-            addr: String::new(),
-            data_dir: data_dir.to_path_buf(),
-            log: data_dir.with_extension("log"),
-        };
-        server.launch();
-        server
-    }
-
-    /// Starts the server on `addr`; true once it answers /healthz, false if it exited
-    /// (the port was taken) or did not answer in time.
-    fn spawn_on(&mut self, addr: &str) -> bool {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .expect("server log");
-        let child = Command::new(bin("ferry-server"))
-            .arg("--listen")
-            .arg(addr)
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .env("FERRY_LOG", "info,tower_http=debug")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start ferry-server");
-        self.child = Some(child);
-        self.addr = addr.to_string();
-        let deadline = Instant::now() + SERVER_START_TIMEOUT;
-        while Instant::now() < deadline {
-            if http_get_status(addr, "/healthz") == Some(200) {
-                return true;
-            }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    fn launch(&mut self) {
-        for _attempt in 0..5 {
-            if self.spawn_on(&format!("127.0.0.1:{}", free_port())) {
-                return;
-            }
-            self.kill();
-        }
-        panic!(
-            "ferry-server did not become ready; log:\n{}",
-            self.log_text()
-        );
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    pub fn log_text(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Starts again on the same address and data.
-    pub fn restart_same_port(&mut self) {
-        let addr = self.addr.clone();
-        if !self.spawn_on(&addr) {
-            panic!("ferry-server did not restart; log:\n{}", self.log_text());
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
 /// One test's world: a server, a release key, an agent config, all in a temp dir.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -249,7 +132,9 @@ root = "{root}"
         fs::write(&self.agent_cfg, text).expect("write agent config");
     }
 
-    pub fn ctl(&self, args: &[&str]) -> Run {
+    /// ferryctl with `args`, pointed at this world's server with the operator token, for a
+    /// test that spawns it or changes its environment.
+    pub fn ctl_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin("ferryctl"));
         cmd.args(args)
             .current_dir(self.dir.path())
@@ -259,8 +144,13 @@ root = "{root}"
                 fs::read_to_string(self.server.data_dir.join("operator.token"))
                     .unwrap_or_default()
                     .trim(),
-            );
-        run(cmd)
+            )
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn ctl(&self, args: &[&str]) -> Run {
+        run(self.ctl_command(args))
     }
 
     pub fn ctl_json(&self, args: &[&str]) -> serde_json::Value {
@@ -270,13 +160,44 @@ root = "{root}"
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{r}"))
     }
 
+    /// The world's own device, `device-1`.
+    pub fn device(&self) -> Device {
+        Device {
+            name: "device-1".into(),
+            cfg: self.agent_cfg.clone(),
+            root: self.root.clone(),
+        }
+    }
+
+    /// Another device against the same server: its own config, state directory and root
+    /// (`device/NAME-web`). `extra` is appended to its top-level keys.
+    pub fn add_device(&self, name: &str, extra: &str) -> Device {
+        let device = Device {
+            name: name.to_string(),
+            cfg: self.path(&format!("{name}.toml")),
+            root: self.path(&format!("device/{name}-web")),
+        };
+        let text = format!(
+            r#"server_url = "{url}"
+enrol_token_file = "server-data/enrol.token"
+state_dir = "state-{name}"
+trusted_keys = ["keys/release.pub"]
+hostname = "{name}"
+{extra}
+
+[[items]]
+name = "web"
+root = "{root}"
+"#,
+            url = self.server.url(),
+            root = device.root.display(),
+        );
+        fs::write(&device.cfg, text).expect("write device config");
+        device
+    }
+
     pub fn agent(&self, mode: &str) -> Run {
-        let mut cmd = Command::new(bin("ferry-agent"));
-        cmd.arg("--config")
-            .arg(&self.agent_cfg)
-            .arg(format!("--running-mode={mode}"))
-            .env("FERRY_LOG", "info");
-        run(cmd)
+        self.device().run(mode)
     }
 
     /// Writes a payload tree for `version`: `bin/web` prints the version; `static/index.html`.

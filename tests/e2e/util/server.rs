@@ -1,0 +1,130 @@
+//! The real ferry-server of a test, on a free loopback port in the test's directory.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::bin;
+
+/// Bound on waiting for the server to answer /healthz.
+const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free loopback port")
+}
+
+/// A raw GET over loopback; the harness needs nothing more to poll /healthz.
+fn http_get_status(addr: &str, path: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).ok()?;
+    buf.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub struct Server {
+    child: Option<Child>,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    log: PathBuf,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path) -> Server {
+        let mut server = Server {
+            child: None,
+            addr: String::new(),
+            data_dir: data_dir.to_path_buf(),
+            log: data_dir.with_extension("log"),
+        };
+        server.launch();
+        server
+    }
+
+    /// Starts the server on `addr`; true once it answers /healthz, false if it exited
+    /// (the port was taken) or did not answer in time.
+    fn spawn_on(&mut self, addr: &str) -> bool {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("server log");
+        let child = Command::new(bin("ferry-server"))
+            .arg("--listen")
+            .arg(addr)
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .env("FERRY_LOG", "info,tower_http=debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start ferry-server");
+        self.child = Some(child);
+        self.addr = addr.to_string();
+        let deadline = Instant::now() + SERVER_START_TIMEOUT;
+        while Instant::now() < deadline {
+            if http_get_status(addr, "/healthz") == Some(200) {
+                return true;
+            }
+            if let Some(Ok(Some(_))) = self.child.as_mut().map(|c| c.try_wait()) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn launch(&mut self) {
+        for _attempt in 0..5 {
+            if self.spawn_on(&format!("127.0.0.1:{}", free_port())) {
+                return;
+            }
+            self.kill();
+        }
+        panic!(
+            "ferry-server did not become ready; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts again on the same address and data.
+    pub fn restart_same_port(&mut self) {
+        let addr = self.addr.clone();
+        if !self.spawn_on(&addr) {
+            panic!("ferry-server did not restart; log:\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
