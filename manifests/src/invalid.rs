@@ -1,7 +1,9 @@
-//! What a field check refuses, as data: the server answers it as a 400, the agent names it with
-//! the config key or manifest it came from, ferryctl with the file.
+//! Ferry's field rules (names, hashes, paths inside a release) and what a field check refuses,
+//! as data: the server answers it as a 400, the agent names it with the config key or manifest
+//! it came from, ferryctl with the file.
 
 use std::fmt;
+use std::path::{Component, Path};
 
 /// A value that breaks one of Ferry's format rules. The message says what the rule is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,4 +96,64 @@ impl fmt::Display for KeyProblem {
             KeyProblem::WrongId(id) => write!(f, "has id {id}"),
         }
     }
+}
+
+/// Item names are used in paths and URLs: lowercase letters, digits, `.`, `_`, `-`.
+pub fn validate_item_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && name.as_bytes()[0].is_ascii_alphanumeric();
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::ItemName(name.to_string()))
+    }
+}
+
+/// Artifact names become file names on the server: no separators, no leading dot.
+pub fn validate_artifact_name(name: &str) -> Result<(), Invalid> {
+    let ok = !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::ArtifactName(name.to_string()))
+    }
+}
+
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// A path inside a release: relative, non-empty, only normal components, no `.`/`..`.
+pub fn check_relative_path(path: &str) -> Result<(), PathProblem> {
+    if path.is_empty() {
+        return Err(PathProblem::Empty);
+    }
+    if path.contains('\0') {
+        return Err(PathProblem::Nul);
+    }
+    if path.starts_with('/') {
+        return Err(PathProblem::Absolute);
+    }
+    for part in path.split('/') {
+        if part.is_empty() || part == "." || part == ".." {
+            return Err(PathProblem::DotComponent);
+        }
+    }
+    for component in Path::new(path).components() {
+        if !matches!(component, Component::Normal(_)) {
+            return Err(PathProblem::NotPlain);
+        }
+    }
+    Ok(())
 }

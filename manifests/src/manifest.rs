@@ -6,13 +6,15 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, VerifyError, MANIFEST_PAYLOAD_TYPE};
-use crate::invalid::{Invalid, PathProblem};
+use crate::invalid::Invalid;
+pub use crate::invalid::{
+    check_relative_path, is_sha256_hex, validate_artifact_name, validate_item_name,
+};
 use crate::keys::TrustedKeys;
 
 /// Most files one release may list; bounds the work a manifest can ask of a device.
@@ -317,66 +319,6 @@ impl Manifest {
     }
 }
 
-/// Item names are used in paths and URLs: lowercase letters, digits, `.`, `_`, `-`.
-pub fn validate_item_name(name: &str) -> Result<(), Invalid> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
-        && name.as_bytes()[0].is_ascii_alphanumeric();
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid::ItemName(name.to_string()))
-    }
-}
-
-/// Artifact names become file names on the server: no separators, no leading dot.
-pub fn validate_artifact_name(name: &str) -> Result<(), Invalid> {
-    let ok = !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid::ArtifactName(name.to_string()))
-    }
-}
-
-pub fn is_sha256_hex(s: &str) -> bool {
-    s.len() == 64
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// A path inside a release: relative, non-empty, only normal components, no `.`/`..`.
-pub fn check_relative_path(path: &str) -> Result<(), PathProblem> {
-    if path.is_empty() {
-        return Err(PathProblem::Empty);
-    }
-    if path.contains('\0') {
-        return Err(PathProblem::Nul);
-    }
-    if path.starts_with('/') {
-        return Err(PathProblem::Absolute);
-    }
-    for part in path.split('/') {
-        if part.is_empty() || part == "." || part == ".." {
-            return Err(PathProblem::DotComponent);
-        }
-    }
-    for component in Path::new(path).components() {
-        if !matches!(component, Component::Normal(_)) {
-            return Err(PathProblem::NotPlain);
-        }
-    }
-    Ok(())
-}
-
 mod octal_mode {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -501,7 +443,7 @@ mod tests {
             serde_json::from_str(include_str!("../examples/web-1.1.0.envelope.json")).unwrap();
         let key = crate::keys::PublicKey::from_file_str(
             include_str!("../examples/example-release.pub"),
-            Path::new("example-release.pub"),
+            std::path::Path::new("example-release.pub"),
         )
         .unwrap();
         let parsed = Manifest::parse_unverified(&env).unwrap();

@@ -1,77 +1,9 @@
-//! JSON wire types of the HTTP API (`/api/v1`), shared by ferry-agent, ferry-server and
-//! ferryctl. docs/protocol.md describes each endpoint that carries them.
+//! The operator API: hosts, items, releases, updates, batches, campaigns, tokens, history.
 
 use serde::{Deserialize, Serialize};
 
+use super::device::{Available, DeviceFacts, InstalledItem};
 use crate::invalid::Invalid;
-
-/// What a device has installed of one item.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct InstalledItem {
-    pub item: String,
-    /// `None` when the item is configured but nothing is installed yet.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub version: Option<semver::Version>,
-}
-
-/// Facts about a device, sent at enrolment and on every check-in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct DeviceFacts {
-    pub hostname: String,
-    pub os: String,
-    #[serde(default)]
-    pub os_version: String,
-    pub arch: String,
-    pub agent_version: String,
-    #[serde(default)]
-    pub device_class: Option<String>,
-    /// Release date of the newest validly signed manifest the device has seen (freeze
-    /// detection: a device whose newest manifest is old is not hearing of new releases).
-    #[serde(default)]
-    pub newest_manifest_at: Option<String>,
-    /// Tags from the device's config (`tags = [...]`); an operator's tags replace them.
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// A friendly name from the device's config; an operator's name replaces it.
-    #[serde(default)]
-    pub friendly_name: Option<String>,
-    /// The device's offset from UTC, for maintenance windows in its local time.
-    #[serde(default)]
-    pub utc_offset_secs: Option<i32>,
-    pub installed: Vec<InstalledItem>,
-}
-
-/// Checks a tag: 1-64 characters of a-z, 0-9, '.', '_', '-', ':'.
-pub fn validate_tag(tag: &str) -> Result<(), Invalid> {
-    let ok = !tag.is_empty()
-        && tag.len() <= 64
-        && tag
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-:".contains(&b));
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid::Tag(tag.to_string()))
-    }
-}
-
-/// Checks a list of tags (at most 32) and a friendly name (at most 128 characters).
-pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(), Invalid> {
-    if tags.len() > 32 {
-        return Err(Invalid::TooManyTags(tags.len()));
-    }
-    for t in tags {
-        validate_tag(t)?;
-    }
-    if let Some(name) = friendly_name {
-        if name.chars().count() > 128 || name.chars().any(char::is_control) {
-            return Err(Invalid::FriendlyName);
-        }
-    }
-    Ok(())
-}
 
 /// `PATCH /api/v1/hosts/{host}`: the operator's tags and friendly name, which win over the
 /// device's own. An empty list or name clears the operator's value (the device's shows again).
@@ -227,18 +159,6 @@ pub struct CampaignView {
     pub created_at: String,
 }
 
-/// A campaign offered to a device that must accept it (`--running-mode=campaign_check`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CampaignOffer {
-    pub campaign_id: String,
-    pub name: String,
-    pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub version: semver::Version,
-    pub accepted: bool,
-}
-
 /// `POST /api/v1/tokens`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -307,160 +227,6 @@ pub fn validate_icon_url(url: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// `POST /api/v1/enrol`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EnrolRequest {
-    pub enrol_token: String,
-    pub facts: DeviceFacts,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct EnrolResponse {
-    pub host_id: String,
-    /// The device's own credential; sent as `Authorization: Bearer` from now on.
-    pub device_token: String,
-}
-
-/// `POST /api/v1/device/checkin`
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CheckInRequest {
-    pub facts: DeviceFacts,
-    /// Long-poll: when there is no job, wait up to this many seconds for one before answering
-    /// (the server caps it).
-    #[serde(default)]
-    pub wait_secs: u64,
-}
-
-/// A newer signed release of an item the device manages.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Available {
-    pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub version: semver::Version,
-    pub category: String,
-    /// Path of the signed envelope, relative to the server URL.
-    pub manifest_path: String,
-}
-
-/// An install the operator asked this device to perform.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Job {
-    pub job_id: String,
-    pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub version: semver::Version,
-    pub manifest_path: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct CheckInResponse {
-    pub host_id: String,
-    pub available: Vec<Available>,
-    pub jobs: Vec<Job>,
-    /// Report ids the server has stored; the device may drop them from its queue.
-    #[serde(default)]
-    pub acked_reports: Vec<String>,
-    /// The newest trust root version the server holds; a device on an older one fetches
-    /// `api/v1/trust-roots/{version}` for each version after its own.
-    #[serde(default)]
-    pub trust_root_version: Option<u64>,
-    /// The poll interval the server suggests; the device keeps it within its own bounds.
-    #[serde(default)]
-    pub poll_interval_secs: Option<u64>,
-    /// Campaigns that target this device and need its acceptance.
-    #[serde(default)]
-    pub campaigns: Vec<CampaignOffer>,
-    /// Jobs cancelled since they were handed out; the device drops them.
-    #[serde(default)]
-    pub cancelled_jobs: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// The new version is in place and healthy.
-    Installed,
-    /// The install failed before anything changed.
-    Failed,
-    /// The new version was put in place, failed post-install or its health check, and the
-    /// previous version was restored.
-    RolledBack,
-    /// The device refused the release (signature, expiry, downgrade, hash, unsafe tarball).
-    Refused,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Installed => "installed",
-            Outcome::Failed => "failed",
-            Outcome::RolledBack => "rolled_back",
-            Outcome::Refused => "refused",
-        }
-    }
-}
-
-/// `POST /api/v1/device/output`: a piece of a running job's hook output.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct OutputChunk {
-    pub update_id: String,
-    pub text: String,
-}
-
-/// `POST /api/v1/device/reports`: the outcome of one install attempt. Reports are queued on
-/// the device and retried; `report_id` makes a retry idempotent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct Report {
-    pub report_id: String,
-    #[serde(default)]
-    pub job_id: Option<String>,
-    pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub version: semver::Version,
-    #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub from_version: Option<semver::Version>,
-    pub outcome: Outcome,
-    /// One line saying what happened, for lists.
-    pub message: String,
-    /// Output of post-install and health-check commands.
-    #[serde(default)]
-    pub output: String,
-    pub started_at: String,
-    pub finished_at: String,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ReportBatch {
-    pub reports: Vec<Report>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ReportAck {
-    pub acked: Vec<String>,
-}
-
-/// Error body of every non-2xx API response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct ApiError {
-    pub code: String,
-    pub message: String,
-}
-
-// ---- operator API ----
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostView {
@@ -492,21 +258,6 @@ pub struct HostFacts {
     pub device_class: Option<String>,
     /// Release date of the newest signed manifest the device has verified.
     pub newest_manifest_at: Option<String>,
-}
-
-impl DeviceFacts {
-    /// The facts the server keeps of a check-in (labels and installed items go elsewhere).
-    pub fn host_facts(&self) -> HostFacts {
-        HostFacts {
-            hostname: self.hostname.clone(),
-            os: self.os.clone(),
-            os_version: self.os_version.clone(),
-            arch: self.arch.clone(),
-            agent_version: self.agent_version.clone(),
-            device_class: self.device_class.clone(),
-            newest_manifest_at: self.newest_manifest_at.clone(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -571,39 +322,17 @@ pub struct HistoryView {
     pub finished_at: Option<String>,
 }
 
-/// Formats an instant the way every wire timestamp is written: RFC 3339 UTC with exactly
-/// three fractional digits (`2026-01-02T03:04:05.678Z`), so that text order is time order.
-pub fn timestamp(t: time::OffsetDateTime) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    t.to_offset(time::UtcOffset::UTC)
-        .format(FORMAT)
-        .unwrap_or_default()
-}
-
-/// The current instant as a wire timestamp.
-pub fn now() -> String {
-    timestamp(time::OffsetDateTime::now_utc())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn icon_urls_are_https_and_bounded() {
-        assert!(super::validate_icon_url("https://cdn.example.org/web.svg").is_ok());
-        assert!(super::validate_icon_url("http://cdn.example.org/web.svg").is_err());
-        assert!(super::validate_icon_url("javascript:alert(1)").is_err());
-        assert!(super::validate_icon_url("https://").is_err());
-        let long = format!("https://x.org/{}", "a".repeat(2040));
-        assert!(super::validate_icon_url(&long).is_err());
-    }
-
-    #[test]
-    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
-        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
-        assert_eq!(super::timestamp(t), "2026-01-02T03:04:05.000Z");
-        let later = t + time::Duration::milliseconds(500);
-        assert!(super::timestamp(later) > super::timestamp(t));
+impl DeviceFacts {
+    /// The facts the server keeps of a check-in (labels and installed items go elsewhere).
+    pub fn host_facts(&self) -> HostFacts {
+        HostFacts {
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            os_version: self.os_version.clone(),
+            arch: self.arch.clone(),
+            agent_version: self.agent_version.clone(),
+            device_class: self.device_class.clone(),
+            newest_manifest_at: self.newest_manifest_at.clone(),
+        }
     }
 }

@@ -1,0 +1,57 @@
+//! JSON wire types of the HTTP API (`/api/v1`), shared by ferry-agent, ferry-server and
+//! ferryctl. docs/protocol.md describes each endpoint that carries them. [`device`] is what a
+//! device sends and receives; [`operator`] what ferryctl and the web UI do. Both are
+//! re-exported here, so every type is `ferry_manifests::wire::Name`.
+
+use serde::{Deserialize, Serialize};
+
+pub mod device;
+pub mod operator;
+
+pub use device::*;
+pub use operator::*;
+
+/// Error body of every non-2xx API response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Formats an instant the way every wire timestamp is written: RFC 3339 UTC with exactly
+/// three fractional digits (`2026-01-02T03:04:05.678Z`), so that text order is time order.
+pub fn timestamp(t: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(FORMAT)
+        .unwrap_or_default()
+}
+
+/// The current instant as a wire timestamp.
+pub fn now() -> String {
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn icon_urls_are_https_and_bounded() {
+        assert!(super::operator::validate_icon_url("https://cdn.example.org/web.svg").is_ok());
+        assert!(super::operator::validate_icon_url("http://cdn.example.org/web.svg").is_err());
+        assert!(super::operator::validate_icon_url("javascript:alert(1)").is_err());
+        assert!(super::operator::validate_icon_url("https://").is_err());
+        let long = format!("https://x.org/{}", "a".repeat(2040));
+        assert!(super::operator::validate_icon_url(&long).is_err());
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
+        let t = time::macros::datetime!(2026-01-02 03:04:05 UTC);
+        assert_eq!(super::timestamp(t), "2026-01-02T03:04:05.000Z");
+        let later = t + time::Duration::milliseconds(500);
+        assert!(super::timestamp(later) > super::timestamp(t));
+    }
+}
