@@ -8,7 +8,6 @@ use ferry_manifests::root::RootError as TrustRootError;
 use ferry_manifests::wire::Outcome;
 
 use crate::config::ConfigError;
-use crate::install::layout::RootError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -81,6 +80,23 @@ pub enum Error {
     },
     #[error(transparent)]
     Root(#[from] RootError),
+}
+
+/// Why an item's root cannot take an install as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum RootError {
+    #[error("{path} exists and is not a symlink; move it aside so Ferry can manage this root")]
+    NotASymlink { path: PathBuf },
+    #[error("{path} is a symlink; an overlay release may not write through it")]
+    ThroughSymlink { path: PathBuf },
+    #[error("{path} is a directory; the release has a file there")]
+    DirectoryInTheWay { path: PathBuf },
+    #[error("cannot inspect {path}: {source}")]
+    Inspect {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// An I/O error and the path it happened at. Every error type of the agent that can carry one

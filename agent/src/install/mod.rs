@@ -18,10 +18,12 @@ use ferry_manifests::{Layout, VerifiedManifest};
 
 use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
 use self::layout::InstallLayout;
-use crate::error::{io_err, Error};
+use self::overlay::Overlay;
+use self::symlink::Symlink;
+use crate::error::{io_err, Error, RootError};
 use crate::fsops::fault;
 use crate::report::{self, Attempt};
-use crate::state::{read_json, Pending};
+use crate::state::{read_json, ItemState, Pending};
 use crate::{now_rfc3339, verify, Agent};
 
 /// Installs every pending release whose artifact is downloaded. Returns the outcomes.
@@ -77,7 +79,7 @@ fn install_one(
     let fs = agent.dir.fs.clone();
     let st = agent.item_state(name);
     let installed = st.installed.clone();
-    let prepared = match layout::prepare(&root, verified, &st) {
+    let prepared = match prepare(&root, verified, &st) {
         Ok(p) => p,
         Err(e) => {
             let attempt = Attempt::start(name, pending, installed.clone());
@@ -189,15 +191,68 @@ fn install_one(
     }
 }
 
-/// The layout the journal describes, at the item's root.
+/// What an install needs to know before its journal is first written.
+#[derive(Debug)]
+struct Prepared {
+    /// The symlink layout's `current` target before the install.
+    previous_target: Option<PathBuf>,
+    /// The overlay layout's plan.
+    plan: Option<overlay::Plan>,
+    /// The release is already what is live: nothing to place.
+    in_place: bool,
+}
+
+/// Looks at the root as it is now and works out what installing `manifest` there changes.
+fn prepare(
+    root: &Path,
+    manifest: &VerifiedManifest,
+    st: &ItemState,
+) -> Result<Prepared, RootError> {
+    Ok(match manifest.install.layout {
+        Layout::Symlink => {
+            let previous_target = symlink::current_target(root)?;
+            let in_place =
+                previous_target.as_deref() == Some(symlink::target_of(&manifest.version).as_path());
+            Prepared {
+                previous_target,
+                plan: None,
+                in_place,
+            }
+        }
+        Layout::Overlay => Prepared {
+            previous_target: None,
+            plan: Some(overlay::plan(root, manifest, &st.files)?),
+            in_place: st.installed.as_ref() == Some(&manifest.version),
+        },
+    })
+}
+
+/// The layout the journal describes, at the item's root: built from the journal alone, so
+/// recovery sees exactly what the install saw.
 fn layout_of<'a>(
     agent: &Agent,
     j: &'a Journal,
     root: &'a Path,
 ) -> Result<Box<dyn InstallLayout + 'a>, Error> {
-    layout::of(j, root).ok_or_else(|| Error::CorruptState {
-        path: journal_path(agent, &j.item),
-        message: "an overlay install without its plan".into(),
+    Ok(match (j.layout, &j.plan) {
+        (Layout::Symlink, _) => Box::new(Symlink {
+            root,
+            version: &j.version,
+            previous_target: j.previous_target.as_deref(),
+        }),
+        (Layout::Overlay, Some(plan)) => Box::new(Overlay {
+            root,
+            item: &j.item,
+            version: &j.version,
+            plan,
+        }),
+        // No version of the agent writes one.
+        (Layout::Overlay, None) => {
+            return Err(Error::CorruptState {
+                path: journal_path(agent, &j.item),
+                message: "an overlay install without its plan".into(),
+            })
+        }
     })
 }
 

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use ferry_manifests::VerifiedManifest;
 
-use super::layout::{InstallLayout, RootError, StageError};
+use super::layout::{InstallLayout, StageError};
 use super::unpack::unpack_verified;
-use crate::error::io_err as at;
+use crate::error::{io_err as at, RootError};
 use crate::fsops::Fs;
 
 pub fn releases(root: &Path) -> PathBuf {
