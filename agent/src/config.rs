@@ -39,6 +39,7 @@ struct RawConfig {
     device_class: Option<String>,
     hostname: Option<String>,
     hook_timeout_secs: Option<u64>,
+    stop_grace_secs: Option<u64>,
     keep_releases: Option<usize>,
     connect_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
@@ -81,6 +82,9 @@ pub struct Config {
     pub device_class: Option<String>,
     pub hostname: Option<String>,
     pub hook_timeout_secs: u64,
+    /// After SIGTERM/SIGINT, how long an install's running hooks may go on before they are
+    /// killed, the previous version restored and the release left pending for the next run.
+    pub stop_grace_secs: u64,
     /// Releases kept per item: the current one plus this many previous ones minus one.
     pub keep_releases: usize,
     /// Seconds to wait for a connection before calling the server unreachable.
@@ -219,6 +223,12 @@ impl Config {
                 "key `hook_timeout_secs`: must be at least 1".into(),
             ));
         }
+        let stop_grace_secs = raw.stop_grace_secs.unwrap_or(60);
+        if stop_grace_secs > 3600 {
+            return Err(invalid(format!(
+                "key `stop_grace_secs`: {stop_grace_secs} must be at most 3600"
+            )));
+        }
         let keep_releases = raw.keep_releases.unwrap_or(2);
         if keep_releases < 2 {
             return Err(invalid(
@@ -315,6 +325,7 @@ impl Config {
             device_class: raw.device_class,
             hostname: raw.hostname,
             hook_timeout_secs,
+            stop_grace_secs,
             keep_releases,
             connect_timeout_secs,
             read_timeout_secs,

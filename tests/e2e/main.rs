@@ -12,6 +12,7 @@ mod keys;
 mod live;
 mod longpoll;
 mod refusals;
+mod signals;
 mod tls;
 mod update_cycle;
 mod util;

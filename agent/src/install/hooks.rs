@@ -2,9 +2,12 @@
 //! (stdout and stderr merged, in order) for the report, and passing it on as it arrives so
 //! the server can stream it live.
 
+use std::cell::Cell;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +24,9 @@ const DRAIN: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone)]
 pub struct HookResult {
     pub success: bool,
+    /// Killed because a stop was asked for and its grace time ran out: not the release's
+    /// fault.
+    pub interrupted: bool,
     /// A one-line description: "exited with 0", "timed out after 300 s", …
     pub status: String,
     pub output: String,
@@ -38,8 +44,59 @@ pub struct HookEnv<'a> {
 /// Receives output as it arrives (for live streaming); may ignore it.
 pub type Sink<'a> = &'a mut dyn FnMut(&str);
 
-/// Runs `command` with `sh -c` in `env.release_dir`; kills it after `timeout`.
-pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) -> HookResult {
+/// How hooks react to SIGTERM/SIGINT (the agent's stop flag): they run on, since an install
+/// under way should finish, until `grace` after the first stop seen; then they are killed.
+pub struct Stop<'a> {
+    pub flag: &'a AtomicBool,
+    pub grace: Duration,
+    /// When the stop was first seen, shared by all the hooks of one install.
+    pub since: Cell<Option<Instant>>,
+}
+
+impl Stop<'_> {
+    /// Whether the grace time has run out; tells `sink` once when the stop is first seen.
+    fn expired(&self, sink: Sink<'_>) -> bool {
+        if !self.flag.load(Ordering::SeqCst) {
+            return false;
+        }
+        let since = match self.since.get() {
+            Some(t) => t,
+            None => {
+                let now = Instant::now();
+                self.since.set(Some(now));
+                sink(&format!(
+                    "\n[ferry-agent: stop asked; the install may finish for up to {} s]\n",
+                    self.grace.as_secs()
+                ));
+                now
+            }
+        };
+        since.elapsed() >= self.grace
+    }
+}
+
+/// Kills a hook and everything it started (it leads its own process group).
+fn kill_group(child: &mut Child) {
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Runs `command` with `sh -c` in `env.release_dir`, in a process group of its own (so a
+/// signal to the agent's group, Ctrl-C in a terminal, does not reach it); kills the group
+/// after `timeout`, or once `stop`'s grace time has run out.
+pub fn run(
+    command: &str,
+    env: &HookEnv<'_>,
+    timeout: Duration,
+    stop: Option<&Stop<'_>>,
+    sink: Sink<'_>,
+) -> HookResult {
     // `exec 2>&1` merges stderr into stdout inside the shell, so the output keeps its order
     // without a second pipe and a second reader thread.
     let script = format!("exec 2>&1\n{command}");
@@ -54,12 +111,14 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
         .env("FERRY_RELEASE_DIR", env.release_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(Stdio::null())
+        .process_group(0);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             return HookResult {
                 success: false,
+                interrupted: false,
                 status: format!("could not start /bin/sh: {e}"),
                 output: String::new(),
             }
@@ -77,27 +136,34 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
         });
     }
     let mut kept: Vec<u8> = Vec::new();
-    let mut pass_on = |chunk: Vec<u8>, kept: &mut Vec<u8>| {
-        sink(&String::from_utf8_lossy(&chunk));
-        kept.extend_from_slice(&chunk);
+    let pass_on = |chunk: &[u8], kept: &mut Vec<u8>, sink: Sink<'_>| {
+        sink(&String::from_utf8_lossy(chunk));
+        kept.extend_from_slice(chunk);
         if kept.len() > 2 * MAX_OUTPUT {
             kept.drain(..kept.len() - MAX_OUTPUT);
         }
     };
     let started = Instant::now();
+    let mut interrupted = false;
     let status = loop {
         while let Ok(chunk) = rx.try_recv() {
-            pass_on(chunk, &mut kept);
+            pass_on(&chunk, &mut kept, sink);
         }
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if started.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
+                kill_group(&mut child);
                 break Err(format!(
                     "timed out after {} s and was killed",
                     timeout.as_secs()
                 ));
+            }
+            Ok(None) if stop.is_some_and(|s| s.expired(sink)) => {
+                kill_group(&mut child);
+                interrupted = true;
+                break Err(
+                    "was stopped: the agent was asked to stop and its grace time ran out".into(),
+                );
             }
             Ok(None) => std::thread::sleep(POLL),
             Err(e) => break Err(format!("could not wait for it: {e}")),
@@ -108,12 +174,13 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
     let deadline = Instant::now() + DRAIN;
     loop {
         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(chunk) => pass_on(chunk, &mut kept),
+            Ok(chunk) => pass_on(&chunk, &mut kept, sink),
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 pass_on(
-                    b"(output still open by a background process; not collected)\n".to_vec(),
+                    b"(output still open by a background process; not collected)\n",
                     &mut kept,
+                    sink,
                 );
                 break;
             }
@@ -126,11 +193,13 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
     match status {
         Ok(s) if s.success() => HookResult {
             success: true,
+            interrupted,
             status: "exited with 0".into(),
             output,
         },
         Ok(s) => HookResult {
             success: false,
+            interrupted,
             status: match s.code() {
                 Some(code) => format!("exited with {code}"),
                 None => "was killed by a signal".into(),
@@ -139,6 +208,7 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
         },
         Err(status) => HookResult {
             success: false,
+            interrupted,
             status,
             output,
         },
@@ -148,28 +218,20 @@ pub fn run(command: &str, env: &HookEnv<'_>, timeout: Duration, sink: Sink<'_>) 
 /// How an install's hooks went, with everything they printed.
 pub struct HookOutcome {
     pub ok: bool,
+    /// Stopped by a signal past its grace time: the release is not at fault.
+    pub interrupted: bool,
     pub message: String,
     pub output: String,
 }
 
 /// An install's hooks: post-install commands in order, then the health check; stops at the first failure.
 pub fn run_install_hooks(
-    item: &str,
-    root: &Path,
-    release_dir: &Path,
+    env: &HookEnv<'_>,
     manifest: &VerifiedManifest,
-    previous_version: Option<&str>,
     timeout: Duration,
+    stop: &Stop<'_>,
     sink: Sink<'_>,
 ) -> HookOutcome {
-    let version = manifest.version.to_string();
-    let env = HookEnv {
-        item,
-        version: &version,
-        previous_version,
-        root,
-        release_dir,
-    };
     let mut output = String::new();
     let commands = manifest
         .install
@@ -185,7 +247,7 @@ pub fn run_install_hooks(
         );
     for (what, command) in commands {
         sink(&format!("$ {command}\n"));
-        let result = run(command, &env, timeout, sink);
+        let result = run(command, env, timeout, Some(stop), sink);
         output.push_str(&format!("$ {command}\n{}", result.output));
         let mut trailer = String::new();
         if !result.output.is_empty() && !result.output.ends_with('\n') {
@@ -197,6 +259,7 @@ pub fn run_install_hooks(
         if !result.success {
             return HookOutcome {
                 ok: false,
+                interrupted: result.interrupted,
                 message: format!("{what} `{command}` {}", result.status),
                 output,
             };
@@ -204,9 +267,10 @@ pub fn run_install_hooks(
     }
     HookOutcome {
         ok: true,
-        message: match previous_version {
-            Some(p) => format!("installed {version} (was {p})"),
-            None => format!("installed {version}"),
+        interrupted: false,
+        message: match env.previous_version {
+            Some(p) => format!("installed {} (was {p})", env.version),
+            None => format!("installed {}", env.version),
         },
         output,
     }
@@ -234,6 +298,7 @@ mod tests {
             "echo out $FERRY_VERSION; echo err $FERRY_PREVIOUS_VERSION >&2",
             &env(dir.path()),
             Duration::from_secs(10),
+            None,
             &mut |s| streamed.push_str(s),
         );
         assert!(r.success, "{r:?}");
@@ -248,6 +313,7 @@ mod tests {
             "echo broken; exit 3",
             &env(dir.path()),
             Duration::from_secs(10),
+            None,
             &mut |_| {},
         );
         assert!(!r.success);
@@ -257,9 +323,50 @@ mod tests {
             "sleep 5",
             &env(dir.path()),
             Duration::from_millis(200),
+            None,
             &mut |_| {},
         );
         assert!(!r.success);
         assert!(r.status.contains("timed out"), "{}", r.status);
+    }
+
+    #[test]
+    fn a_stop_lets_a_hook_run_out_its_grace_then_kills_its_whole_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let flag = AtomicBool::new(true);
+        let stop = Stop {
+            flag: &flag,
+            grace: Duration::from_millis(300),
+            since: Cell::new(None),
+        };
+        let marker = dir.path().join("survived");
+        let started = Instant::now();
+        // A background child of the hook must die with it.
+        let r = run(
+            &format!("(sleep 2; touch {}) & sleep 30", marker.display()),
+            &env(dir.path()),
+            Duration::from_secs(60),
+            Some(&stop),
+            &mut |_| {},
+        );
+        assert!(!r.success && r.interrupted, "{r:?}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(!marker.exists(), "the hook's background child outlived it");
+
+        // Within its grace a hook finishes normally.
+        let stop = Stop {
+            flag: &flag,
+            grace: Duration::from_secs(30),
+            since: Cell::new(None),
+        };
+        let r = run(
+            "sleep 0.3; echo done",
+            &env(dir.path()),
+            Duration::from_secs(60),
+            Some(&stop),
+            &mut |_| {},
+        );
+        assert!(r.success && !r.interrupted, "{r:?}");
     }
 }

@@ -20,6 +20,9 @@ pub enum Phase {
     Committing { message: String, output: String },
     /// Hooks failed: flipping `current` back and removing V.
     RollingBack { message: String, output: String },
+    /// A stop (SIGTERM/SIGINT) outlasted its grace time during the hooks: restoring the
+    /// previous version; the release stays pending and is installed again at the next run.
+    Postponing,
     /// `--running-mode=rollback`: flipping `current` from the installed V back to the
     /// previous version `to` and removing V.
     ManualRollback {
@@ -60,6 +63,8 @@ pub enum Recovery {
     RollBack { message: String, output: String },
     /// The new version passed its checks: record it.
     Commit { message: String, output: String },
+    /// Restore the previous version without blaming the release; it stays pending.
+    Postpone,
 }
 
 pub fn recovery_for(journal: &Journal) -> Recovery {
@@ -80,6 +85,7 @@ pub fn recovery_for(journal: &Journal) -> Recovery {
             message: message.clone(),
             output: output.clone(),
         },
+        Phase::Postponing => Recovery::Postpone,
         Phase::ManualRollback { message, .. } => Recovery::RollBack {
             message: message.clone(),
             output: String::new(),
@@ -135,6 +141,10 @@ mod tests {
         };
         assert!(
             matches!(recovery_for(&journal(failing)), Recovery::RollBack { message, .. } if message == "health")
+        );
+        assert_eq!(
+            recovery_for(&journal(Phase::Postponing)),
+            Recovery::Postpone
         );
     }
 

@@ -31,6 +31,8 @@ pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
     let before = agent.outcomes.len();
     let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for name in names {
+        // A stop asked for between items: the next run installs the rest.
+        agent.check_stop()?;
         let Some(pending) = agent.item_state(&name).pending.clone() else {
             continue;
         };
@@ -157,17 +159,36 @@ fn install_one(
     // Hook output goes to the server as it comes, for operators watching live; the report
     // carries all of it anyway, so a failed send is only logged.
     let mut live = crate::client::LiveOutput::new(&agent.api, j.job_id.as_deref());
+    let version = verified.version.to_string();
+    let env = hooks::HookEnv {
+        item: name,
+        version: &version,
+        previous_version: previous_version.as_deref(),
+        root: &root,
+        release_dir: &release_dir,
+    };
+    let stop = hooks::Stop {
+        flag: &agent.stop,
+        grace: Duration::from_secs(agent.cfg.stop_grace_secs),
+        since: std::cell::Cell::new(None),
+    };
     let hooks = hooks::run_install_hooks(
-        name,
-        &root,
-        &release_dir,
+        &env,
         verified,
-        previous_version.as_deref(),
         Duration::from_secs(agent.cfg.hook_timeout_secs),
+        &stop,
         &mut |text| live.push(text),
     );
     live.flush();
     fault::point("hooks-done");
+    if hooks.interrupted {
+        // Not the release's fault: put the previous version back and try again next run.
+        tracing::warn!(item = %name, version = %verified.version, "stopped by a signal during the install's hooks; restoring the previous version, the install is retried at the next run");
+        j.phase = Phase::Postponing;
+        save_journal(agent, &j)?;
+        postpone(agent, &j)?;
+        return Err(Error::Interrupted);
+    }
     if hooks.ok {
         j.phase = Phase::Committing {
             message: hooks.message.clone(),
@@ -301,6 +322,16 @@ fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) ->
     cleanup(agent, j)
 }
 
+/// Restores the previous release after a stop cut the hooks short: no report and no failure
+/// recorded; the release stays pending with its verified download, so the next run installs
+/// it again. Idempotent.
+fn postpone(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
+    let root = root_of(agent, &j.item)?;
+    let restored = layout_of(agent, j, &root)?.restore(agent.dir.fs.as_ref());
+    restored.map_err(io_err(&root))?;
+    agent.dir.remove_file(&journal_path(agent, &j.item))
+}
+
 /// `--running-mode=rollback --item NAME`: restores the previous version of an item by hand.
 pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
     let root = root_of(agent, item)?;
@@ -401,6 +432,7 @@ pub fn recover(agent: &mut Agent) -> Result<(), Error> {
             Recovery::Commit { message, output } => commit(agent, &j, message, output)?,
             Recovery::RollBack { message, output } => roll_back(agent, &j, message, output)?,
             Recovery::Undo => undo(agent, &j)?,
+            Recovery::Postpone => postpone(agent, &j)?,
         }
     }
     Ok(())

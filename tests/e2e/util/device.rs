@@ -1,6 +1,7 @@
 //! Devices: the real ferry-agent with a config of its own, started only through here.
 
 use std::fs;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
@@ -46,10 +47,13 @@ impl Device {
     }
 
     /// Starts the agent in `mode` in the background, its stderr piped for the test to read.
+    /// It leads a process group of its own, as a shell job or a systemd service does, so a
+    /// test can signal the group (`signal(pid, .., true)`) as Ctrl-C or `kill -TERM -PGID` do.
     pub fn spawn(&self, mode: &str) -> Child {
         let mut cmd = self.mode(mode);
         let text = format!("{cmd:?}");
-        cmd.stdout(Stdio::null())
+        cmd.process_group(0)
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {text}: {e}"))
