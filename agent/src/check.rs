@@ -106,6 +106,80 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
     Ok(())
 }
 
+/// What an idle long-poll between cycles found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Something for a cycle to do: a new job, a cancellation, a new release, a campaign, or
+    /// the server woke the device (`ferryctl check`).
+    Work,
+    /// The wait ran out with nothing new.
+    Nothing,
+    /// The server answered at once with only jobs the device already has.
+    Busy,
+}
+
+/// Holds a check-in open for up to `secs` seconds without the run lock (it changes nothing
+/// on the device) and says whether a cycle has work. A stop ends it at once: the request runs
+/// on its own thread and is abandoned.
+pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
+    if !agent.api.has_token() {
+        // Not enrolled yet: the next cycle enrols.
+        return Ok(Wait::Nothing);
+    }
+    let facts = facts(agent);
+    let api = agent.api.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let started = std::time::Instant::now();
+    std::thread::spawn(move || {
+        let _ = tx.send(api.check_in(&facts, secs));
+    });
+    let resp = loop {
+        agent.check_stop()?;
+        match rx.recv_timeout(std::time::Duration::from_millis(100)) {
+            Ok(answer) => break answer?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(Error::Unreachable {
+                    url: agent.api.base.to_string(),
+                    message: "the check-in was abandoned".into(),
+                })
+            }
+        }
+    };
+    let known = |job: &ferry_manifests::wire::Job| {
+        agent.state.items.get(&job.item).is_some_and(|st| {
+            st.pending
+                .as_ref()
+                .is_some_and(|p| p.job_id.as_deref() == Some(job.job_id.as_str()))
+        })
+    };
+    let new_release = resp.available.iter().any(|a| {
+        agent
+            .state
+            .items
+            .get(&a.item)
+            .and_then(|st| st.available.as_ref())
+            != Some(&a.version)
+    });
+    let early = started.elapsed() + std::time::Duration::from_secs(1)
+        < std::time::Duration::from_secs(secs);
+    Ok(
+        if resp.jobs.iter().any(|j| !known(j))
+            || !resp.cancelled_jobs.is_empty()
+            || new_release
+            || resp.campaigns != agent.campaigns
+        {
+            Wait::Work
+        } else if early && !resp.jobs.is_empty() {
+            Wait::Busy
+        } else if early {
+            Wait::Work
+        } else {
+            Wait::Nothing
+        },
+    )
+}
+
 pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     ensure_enrolled(agent)?;
     let sent = report::flush(&agent.api, &agent.dir)?;
@@ -113,7 +187,7 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
         tracing::info!(count = sent, "delivered queued reports");
     }
     let facts = facts(agent);
-    let resp: CheckInResponse = agent.api.check_in(&facts, agent.wait_secs)?;
+    let resp: CheckInResponse = agent.api.check_in(&facts, 0)?;
     agent.suggested_poll_secs = resp.poll_interval_secs;
     agent.campaigns = resp.campaigns.clone();
     drop_cancelled(agent, &resp.cancelled_jobs)?;

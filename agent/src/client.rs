@@ -19,6 +19,7 @@ use crate::error::Error;
 /// the minimum rate instead).
 pub const API_TIMEOUT: Duration = Duration::from_secs(60);
 
+#[derive(Clone)]
 pub struct Api {
     pub base: Url,
     http: Client,
@@ -56,6 +57,10 @@ impl Api {
 
     pub fn set_token(&mut self, token: String) {
         self.token = Some(token);
+    }
+
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
     }
 
     pub fn url(&self, path: &str) -> Result<Url, Error> {

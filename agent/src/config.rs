@@ -49,6 +49,7 @@ struct RawConfig {
     tags: Vec<String>,
     friendly_name: Option<String>,
     long_poll_secs: Option<u64>,
+    lock_wait_secs: Option<u64>,
     server_ca: Option<PathBuf>,
     poll_interval_min_secs: Option<u64>,
     poll_interval_max_secs: Option<u64>,
@@ -100,8 +101,12 @@ pub struct Config {
     pub tags: Vec<String>,
     /// A friendly name this device reports (an operator's name wins over it).
     pub friendly_name: Option<String>,
-    /// In `full` mode, keep each check-in open up to this long waiting for work (0: off).
+    /// In `full` mode, between cycles, keep a check-in open up to this long waiting for work
+    /// (0: sleep the poll interval instead).
     pub long_poll_secs: u64,
+    /// How long a run waits for another run (the service's cycle, say) to let go of the
+    /// state directory's lock before it gives up with exit code 4.
+    pub lock_wait_secs: u64,
     /// PEM of the CA that must have signed the server's certificate (pinned: the system's
     /// roots are then not used).
     pub server_ca: Option<Vec<u8>>,
@@ -272,7 +277,10 @@ impl Config {
             }
             None => None,
         };
-        let long_poll_secs = raw.long_poll_secs.unwrap_or(0);
+        let long_poll_secs = raw.long_poll_secs.unwrap_or(30);
+        if raw.lock_wait_secs.is_some_and(|w| w > 3600) {
+            return Err(invalid("key `lock_wait_secs`: must be at most 3600".into()));
+        }
         if long_poll_secs > 300 {
             return Err(invalid(format!(
                 "key `long_poll_secs`: {long_poll_secs} must be at most 300"
@@ -334,6 +342,7 @@ impl Config {
             tags: raw.tags,
             friendly_name: raw.friendly_name,
             long_poll_secs,
+            lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
             server_ca,
             poll_interval_min_secs,
             poll_interval_max_secs,

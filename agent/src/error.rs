@@ -15,8 +15,12 @@ pub enum Error {
     Config(#[from] ConfigError),
     #[error("{0}")]
     Usage(String),
-    #[error("another ferry-agent run holds the lock {path}; try again when it has finished")]
-    Locked { path: PathBuf },
+    #[error("{holder} holds the lock {path}; {advice}")]
+    Locked {
+        path: PathBuf,
+        holder: String,
+        advice: String,
+    },
     #[error("server unreachable at {url}: {message}")]
     Unreachable { url: String, message: String },
     #[error("server answered {status} for {url}: {message}")]
@@ -166,7 +170,12 @@ mod tests {
     #[test]
     fn exit_codes_follow_the_documented_table() {
         assert_eq!(Error::Usage("x".into()).exit_code(), exit::BAD_CONFIG);
-        assert_eq!(Error::Locked { path: "l".into() }.exit_code(), exit::LOCKED);
+        let locked = Error::Locked {
+            path: "l".into(),
+            holder: "h".into(),
+            advice: "a".into(),
+        };
+        assert_eq!(locked.exit_code(), exit::LOCKED);
         assert_eq!(Error::Interrupted.exit_code(), exit::INTERRUPTED);
         assert_eq!(Error::NoArtifactUrl.exit_code(), exit::ERROR);
         assert_eq!(exit::for_outcomes(&[]), exit::OK);

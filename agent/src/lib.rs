@@ -1,6 +1,7 @@
 //! ferry-agent: the on-device side of Ferry.
 //!
-//! A run takes the state-directory lock and walks the stages, each its own module:
+//! A run takes the state-directory lock ([`lock`]) while it works and walks the stages, each
+//! its own module:
 //! [`check`] → [`download`] → [`install`] → [`report`]. Decisions live in [`policy`]; the
 //! state directory and its atomic writes in [`state`]; configuration in [`config`].
 
@@ -11,6 +12,7 @@ pub mod download;
 pub mod error;
 pub mod fsops;
 pub mod install;
+pub mod lock;
 pub mod policy;
 pub mod progress;
 pub mod report;
@@ -55,6 +57,15 @@ pub enum Mode {
     CampaignAccept,
 }
 
+impl Mode {
+    /// The mode as `--running-mode` spells it.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+}
+
 pub struct Agent {
     pub cfg: Config,
     pub dir: StateDir,
@@ -68,8 +79,8 @@ pub struct Agent {
     /// Set by SIGTERM/SIGINT: downloads stop (the partial file is kept) and no new stage
     /// starts; an install under way finishes, since it is short and journalled.
     pub stop: Arc<AtomicBool>,
-    /// Long-poll seconds for the next check-in (set by `full` mode).
-    pub wait_secs: u64,
+    /// The run lock, while this run changes the state directory.
+    pub lock: Option<lock::RunLock>,
     /// The poll interval the server last suggested.
     pub suggested_poll_secs: Option<u64>,
     /// This device's offset from UTC, read at start-up (for maintenance windows).
@@ -79,13 +90,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub fn open(cfg: Config, progress: bool) -> Result<Agent, Error> {
-        Agent::open_with(cfg, progress, fsops::for_run())
-    }
-
-    /// Opens the state directory with the given filesystem and finishes or undoes any
-    /// install that was interrupted.
-    pub fn open_with(
+    /// An agent over its state directory, without the run lock: enough for `status`. The
+    /// running modes take the lock with [`Agent::lock_run`].
+    pub fn unlocked(
         cfg: Config,
         progress: bool,
         fs: std::sync::Arc<dyn fsops::Fs>,
@@ -99,7 +106,7 @@ impl Agent {
             Duration::from_secs(cfg.read_timeout_secs),
             cfg.server_ca.as_deref(),
         )?;
-        let mut agent = Agent {
+        let agent = Agent {
             cfg,
             dir,
             api,
@@ -108,13 +115,47 @@ impl Agent {
             outcomes: Vec::new(),
             trust,
             stop: Arc::new(AtomicBool::new(false)),
-            wait_secs: 0,
+            lock: None,
             suggested_poll_secs: None,
             campaigns: Vec::new(),
             utc_offset_secs: None,
         };
-        install::recover(&mut agent)?;
         Ok(agent)
+    }
+
+    /// Opens the state directory with the given filesystem, takes the run lock at once (or
+    /// fails with [`Error::Locked`]) and finishes or undoes any install that was interrupted.
+    pub fn open_with(
+        cfg: Config,
+        progress: bool,
+        fs: std::sync::Arc<dyn fsops::Fs>,
+    ) -> Result<Agent, Error> {
+        let mut agent = Agent::unlocked(cfg, progress, fs)?;
+        agent.lock_run(Mode::Once, Duration::ZERO)?;
+        Ok(agent)
+    }
+
+    /// Takes the run lock for `mode`, waiting up to `wait` for another run, then reloads
+    /// what another run may have changed meanwhile and finishes or undoes any install that
+    /// was interrupted.
+    pub fn lock_run(&mut self, mode: Mode, wait: Duration) -> Result<(), Error> {
+        let name = mode.name();
+        let progress = self.progress;
+        let lock = self.dir.lock(&name, wait, &self.stop, &mut |text| {
+            tracing::info!("{text}");
+            if let Some(p) = &progress {
+                p.line(text);
+            }
+        })?;
+        self.state = self.dir.load_state()?;
+        self.trust = trust::Trust::load(&self.cfg, &self.dir)?;
+        self.lock = Some(lock);
+        install::recover(self)
+    }
+
+    /// Lets go of the run lock (`full` mode, between cycles).
+    pub fn unlock(&mut self) {
+        self.lock = None;
     }
 
     /// Fails with [`Error::Interrupted`] once a stop was asked for.
@@ -141,19 +182,15 @@ pub const MAX_ROUNDS: usize = 10;
 
 /// One full cycle, repeated at once while it finds work (up to [`MAX_ROUNDS`]).
 pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
-    let long_poll = agent.wait_secs;
     let mut code = exit::OK;
     for round in 0..MAX_ROUNDS {
         let before = agent.outcomes.len();
         code = cycle(agent)?;
-        // Only the first check-in of a run waits; the follow-ups just ask for the next job.
-        agent.wait_secs = 0;
         if agent.outcomes.len() == before || round + 1 == MAX_ROUNDS {
             break;
         }
         agent.check_stop()?;
     }
-    agent.wait_secs = long_poll;
     Ok(code)
 }
 
@@ -220,6 +257,12 @@ pub fn run_mode(
     campaign_id: Option<&str>,
     agent: &mut Agent,
 ) -> Result<i32, Error> {
+    // `status` only reads; `full` takes the lock for each cycle. Every other mode changes the
+    // state directory: it takes the lock for the whole run, waiting a while for a run that
+    // holds it (the service's cycle, say) to let go.
+    if !matches!(mode, Mode::Status | Mode::Full) {
+        agent.lock_run(mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
+    }
     match mode {
         Mode::CampaignCheck => {
             check::run(agent)?;
@@ -295,48 +338,75 @@ pub fn run_mode(
     }
 }
 
-/// The long-running mode: a cycle, then sleep the poll interval (±10% jitter so a fleet
-/// restarted together spreads out), backing off while the server is unreachable. SIGTERM
-/// is honoured between stages and during the sleep.
+/// The long-running mode. A cycle runs under the run lock; between cycles the lock is free
+/// (so `status` and staged commands by hand work while the service runs) and the agent waits
+/// for the next one: with `long_poll_secs` in an open check-in that the server answers as soon
+/// as there is work, else for the poll interval (±10% jitter so a fleet restarted together
+/// spreads out). It backs off while the server is unreachable. SIGTERM ends the wait at once.
 fn run_full(agent: &mut Agent) -> Result<i32, Error> {
     let stop = Arc::clone(&agent.stop);
-    agent.wait_secs = agent.cfg.long_poll_secs;
     let mut failures: u32 = 0;
+    let mut next_cycle = Instant::now();
     while !stop.load(Ordering::SeqCst) {
-        agent.outcomes.clear();
         let base = poll_interval(&agent.cfg, agent.suggested_poll_secs);
-        let started = Instant::now();
-        let wait = match run_once(agent) {
-            // Long-poll: the check-in itself was the wait; poll again at once, but never
-            // faster than once a second (a server that answers at once must not be hammered).
-            Ok(_) if agent.cfg.long_poll_secs > 0 => {
-                failures = 0;
-                Duration::from_secs(1).saturating_sub(started.elapsed())
+        if Instant::now() >= next_cycle {
+            agent.outcomes.clear();
+            let result = agent
+                .lock_run(Mode::Full, Duration::from_secs(agent.cfg.lock_wait_secs))
+                .and_then(|()| run_once(agent));
+            agent.unlock();
+            next_cycle = Instant::now()
+                + match result {
+                    Ok(_) => {
+                        failures = 0;
+                        jittered(base, 0.1)
+                    }
+                    Err(Error::Interrupted) => break,
+                    Err(e @ Error::Unreachable { .. }) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!("{e}");
+                        // 2^n seconds, at most the poll interval.
+                        jittered(base.min(Duration::from_secs(1u64 << failures.min(10))), 0.1)
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        jittered(base, 0.1)
+                    }
+                };
+        }
+        if agent.cfg.long_poll_secs > 0 && failures == 0 {
+            let started = Instant::now();
+            // Wait no longer than until the next cycle is due (at least a second).
+            let until_cycle = next_cycle.saturating_duration_since(started).as_secs();
+            let secs = agent.cfg.long_poll_secs.min(until_cycle).max(1);
+            match check::wait_for_work(agent, secs) {
+                Ok(check::Wait::Work) => next_cycle = Instant::now(),
+                Ok(check::Wait::Nothing) => {}
+                // The server answers at once (a job the device already has): long-polling
+                // is pointless until the next cycle.
+                Ok(check::Wait::Busy) => sleep_until(&stop, next_cycle),
+                Err(Error::Interrupted) => break,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    failures = 1;
+                    next_cycle = next_cycle.min(Instant::now() + Duration::from_secs(2));
+                }
             }
-            Ok(_) => {
-                failures = 0;
-                base
-            }
-            Err(Error::Interrupted) => break,
-            Err(e @ Error::Unreachable { .. }) => {
-                failures = failures.saturating_add(1);
-                tracing::warn!("{e}");
-                // 2^n seconds, at most the poll interval.
-                base.min(Duration::from_secs(1u64 << failures.min(10)))
-            }
-            Err(e) => {
-                tracing::error!("{e}");
-                base
-            }
-        };
-        let wait = jittered(wait, 0.1);
-        let until = Instant::now() + wait;
-        while Instant::now() < until && !stop.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(200).min(until - Instant::now()));
+            // Never long-poll faster than once a second, whatever the server does.
+            sleep_until(&stop, started + Duration::from_secs(1));
+        } else {
+            sleep_until(&stop, next_cycle);
         }
     }
     tracing::info!("stopping on signal");
     Ok(exit::OK)
+}
+
+/// Sleeps until `until` or a stop, whichever comes first.
+fn sleep_until(stop: &AtomicBool, until: Instant) {
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
 }
 
 /// The interval between cycles: the server's suggestion within the device's bounds, else the

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::Parser;
 use ferry_agent::config::{Config, DEFAULT_CONFIG};
 use ferry_agent::error::Error;
-use ferry_agent::{run_mode, Agent, Mode};
+use ferry_agent::{fsops, run_mode, Agent, Mode};
 
 #[derive(Parser)]
 #[command(
@@ -67,7 +67,7 @@ fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
         }
     }
     let progress = std::io::stderr().is_terminal();
-    let result = Agent::open(cfg, progress).and_then(|mut agent| {
+    let result = Agent::unlocked(cfg, progress, fsops::for_run()).and_then(|mut agent| {
         agent.stop = Arc::clone(&stop);
         agent.utc_offset_secs = utc_offset;
         run_mode(

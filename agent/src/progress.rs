@@ -4,6 +4,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
+#[derive(Debug, Clone, Copy)]
 pub struct Progress;
 
 impl Progress {

@@ -14,12 +14,10 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fs2::FileExt;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::error::{io_err, Error};
@@ -168,40 +166,43 @@ pub struct DeviceCredential {
     pub server_url: String,
 }
 
-/// The state directory, with the run lock held for as long as this value lives.
+/// The state directory. Changing it needs the run lock ([`StateDir::lock`]); reading does not,
+/// since every file in it is replaced atomically.
 pub struct StateDir {
     root: PathBuf,
-    _lock: File,
     /// Every change to the state directory and install roots goes through this.
     pub fs: Arc<dyn Fs>,
 }
 
 impl StateDir {
-    /// Creates the directory layout and takes the lock, or fails at once if another run
-    /// holds it.
+    /// Creates the directory layout (no lock taken).
     pub fn open(root: &Path, fs: Arc<dyn Fs>) -> Result<StateDir, Error> {
         for sub in ["", "manifests", "downloads", "reports", "journal"] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
-        let lock_path = root.join("lock");
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        if lock.try_lock_exclusive().is_err() {
-            return Err(Error::Locked { path: lock_path });
-        }
-        let dir = StateDir {
+        Ok(StateDir {
             root: root.to_path_buf(),
-            _lock: lock,
             fs,
-        };
-        dir.clear_temp_files();
-        Ok(dir)
+        })
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.root.join("lock")
+    }
+
+    /// Takes the run lock for a run in `mode` (see [`crate::lock::take`]), then clears what
+    /// an interrupted atomic write of an earlier run left behind.
+    pub fn lock(
+        &self,
+        mode: &str,
+        wait: std::time::Duration,
+        stop: &std::sync::atomic::AtomicBool,
+        waiting: &mut dyn FnMut(&str),
+    ) -> Result<crate::lock::RunLock, Error> {
+        let lock = crate::lock::take(&self.lock_path(), mode, wait, stop, waiting)?;
+        self.clear_temp_files();
+        Ok(lock)
     }
 
     /// Removes the `.NAME.tmp` files an interrupted atomic write leaves behind; the lock is
@@ -303,9 +304,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn state_round_trips_and_a_second_open_is_locked_out() {
+    fn state_round_trips_and_a_second_lock_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let sd = StateDir::open(dir.path(), Arc::new(fsops::RealFs)).unwrap();
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let held = sd
+            .lock("once", std::time::Duration::ZERO, &stop, &mut |_| {})
+            .unwrap();
         let mut state = State::default();
         state.items.insert(
             "web".into(),
@@ -316,12 +321,15 @@ mod tests {
         );
         sd.save_state(&state).unwrap();
         assert_eq!(sd.load_state().unwrap().items, state.items);
+        let other = StateDir::open(dir.path(), Arc::new(fsops::RealFs)).unwrap();
         assert!(matches!(
-            StateDir::open(dir.path(), Arc::new(fsops::RealFs)),
+            other.lock("check", std::time::Duration::ZERO, &stop, &mut |_| {}),
             Err(Error::Locked { .. })
         ));
-        drop(sd);
-        assert!(StateDir::open(dir.path(), Arc::new(fsops::RealFs)).is_ok());
+        drop(held);
+        assert!(other
+            .lock("check", std::time::Duration::ZERO, &stop, &mut |_| {})
+            .is_ok());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 use std::fmt::Write as _;
 
 use crate::error::Error;
+use crate::install::journal::Journal;
+use crate::state::read_json;
 use crate::{report, Agent};
 
 pub fn render(agent: &Agent) -> Result<String, Error> {
@@ -33,6 +35,16 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
         }
     }
     let _ = writeln!(out, "queued reports: {}", report::queued(&agent.dir)?.len());
+    // Read without the lock: every state file is replaced atomically, so this is a
+    // consistent picture even while the service works.
+    let _ = writeln!(
+        out,
+        "run:         {}",
+        match crate::lock::current_holder(&agent.dir.lock_path()) {
+            Some(h) => format!("{h} is working"),
+            None => "none under way".to_string(),
+        }
+    );
     for item in &agent.cfg.items {
         let st = agent.item_state(&item.name);
         let v = |v: &Option<semver::Version>| v.as_ref().map_or("-".to_string(), |v| v.to_string());
@@ -62,6 +74,15 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
             v(&st.available),
             pending
         );
+        let journal = agent.dir.journal().join(format!("{}.json", item.name));
+        if let Some(j) = read_json::<Journal>(&journal)? {
+            let _ = writeln!(
+                out,
+                "  install under way or interrupted: {} (phase {}); the next run finishes or undoes it",
+                j.version,
+                j.phase.name()
+            );
+        }
     }
     Ok(out)
 }

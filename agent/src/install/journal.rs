@@ -31,6 +31,20 @@ pub enum Phase {
     },
 }
 
+impl Phase {
+    /// The phase as the journal file spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Staging => "staging",
+            Phase::Switching => "switching",
+            Phase::Committing { .. } => "committing",
+            Phase::RollingBack { .. } => "rolling_back",
+            Phase::Postponing => "postponing",
+            Phase::ManualRollback { .. } => "manual_rollback",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Journal {
     pub item: String,
@@ -65,6 +79,18 @@ pub enum Recovery {
     Commit { message: String, output: String },
     /// Restore the previous version without blaming the release; it stays pending.
     Postpone,
+}
+
+impl Recovery {
+    /// What recovery does, in words for the log.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Recovery::Undo => "removing the partial release; the install stays pending",
+            Recovery::RollBack { .. } => "restoring the previous version",
+            Recovery::Commit { .. } => "recording the proven release",
+            Recovery::Postpone => "restoring the previous version; the install stays pending",
+        }
+    }
 }
 
 pub fn recovery_for(journal: &Journal) -> Recovery {

@@ -427,7 +427,7 @@ pub fn recover(agent: &mut Agent) -> Result<(), Error> {
             continue;
         };
         let action = journal::recovery_for(&j);
-        tracing::warn!(item = %j.item, version = %j.version, phase = ?j.phase, "recovering an interrupted install: {action:?}");
+        tracing::warn!(item = %j.item, version = %j.version, phase = j.phase.name(), "recovering an interrupted install: {}", action.describe());
         match action {
             Recovery::Commit { message, output } => commit(agent, &j, message, output)?,
             Recovery::RollBack { message, output } => roll_back(agent, &j, message, output)?,

@@ -73,7 +73,7 @@ pub fn validate_labels(tags: &[String], friendly_name: Option<&str>) -> Result<(
 }
 
 /// A campaign offered to a device that must accept it (`--running-mode=campaign_check`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignOffer {
     pub campaign_id: String,
