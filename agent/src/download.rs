@@ -100,15 +100,12 @@ pub fn run(agent: &mut Agent) -> Result<usize, Error> {
 /// Tries each artifact URL in order; returns the path of the verified artifact.
 fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, DownloadError> {
     let artifact = &manifest.artifact;
-    let final_path = agent.dir.artifact_path(&artifact.sha256);
+    let final_path = agent.dir.artifact_path(&manifest.item, &artifact.sha256);
     if final_path.exists() {
         return Ok(final_path);
     }
     preflight_space(&agent.dir, artifact.size)?;
-    let part = agent
-        .dir
-        .downloads()
-        .join(format!("{}.part", artifact.sha256));
+    let part = agent.dir.partial_path(&manifest.item, &artifact.sha256);
     let mut last_error = None;
     for pass in 0..=agent.cfg.download_retries {
         if pass > 0 {

@@ -84,6 +84,14 @@ pub enum Error {
     },
     #[error(transparent)]
     Root(#[from] RootError),
+    #[error("not enough space under {path} to install {item} {version}: {needed} bytes needed (the release's files plus 1 MiB and 4 KiB a file of headroom), {free} free; it stays pending with its verified download and the next run installs it once space is freed")]
+    NoSpaceToInstall {
+        item: String,
+        version: semver::Version,
+        path: PathBuf,
+        needed: u64,
+        free: u64,
+    },
 }
 
 /// Why an item's root cannot take an install as it is.

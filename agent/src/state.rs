@@ -8,7 +8,8 @@
 //!   state.json            per-item state: installed, previous, highest, available, pending
 //!   device.json           host id and device credential (mode 0600)
 //!   manifests/            signed envelopes as fetched, re-verified before use
-//!   downloads/            artifacts: SHA256.part while downloading, SHA256.tar.gz when verified
+//!   downloads/            artifacts: ITEM-SHA256.part while downloading, ITEM-SHA256.tar.gz
+//!                         when verified
 //!   reports/              queued reports, one JSON file each, deleted once the server acks
 //!   journal/              ITEM.json while an install of ITEM is under way (see install/)
 //! ```
@@ -273,9 +274,15 @@ impl StateDir {
         self.write_json(&self.root.join("device.json"), cred)
     }
 
-    /// Path of a verified artifact in the download area.
-    pub fn artifact_path(&self, sha256: &str) -> PathBuf {
-        self.downloads().join(format!("{sha256}.tar.gz"))
+    /// Path of a verified artifact of `item` in the download area. Per item, so two items
+    /// whose releases have byte-identical artifacts never remove each other's download.
+    pub fn artifact_path(&self, item: &str, sha256: &str) -> PathBuf {
+        self.downloads().join(format!("{item}-{sha256}.tar.gz"))
+    }
+
+    /// Path of the partial download of that artifact.
+    pub fn partial_path(&self, item: &str, sha256: &str) -> PathBuf {
+        self.downloads().join(format!("{item}-{sha256}.part"))
     }
 }
 

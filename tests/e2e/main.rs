@@ -13,6 +13,7 @@ mod live;
 mod longpoll;
 mod refusals;
 mod signals;
+mod space;
 mod tls;
 mod update_cycle;
 mod util;

@@ -49,12 +49,33 @@ pub trait InstallLayout {
     ) -> io::Result<()>;
 }
 
+/// Headroom beyond the signed unpacked size: directories and metadata (docs/operations.md).
+pub const HEADROOM_BYTES: u64 = 1024 * 1024;
+/// Headroom per file, for its inode and directory entry.
+pub const HEADROOM_PER_FILE: u64 = 4096;
+
+/// Refuses to stage into `dir` unless its filesystem has room for the release's signed
+/// unpacked size plus the headroom.
+pub fn ensure_space(dir: &Path, manifest: &VerifiedManifest) -> Result<(), StageError> {
+    let needed =
+        manifest.unpacked_size() + HEADROOM_BYTES + HEADROOM_PER_FILE * manifest.files.len() as u64;
+    let free = crate::fsops::free_space(dir).map_err(crate::error::io_err(dir))?;
+    if free < needed {
+        return Err(StageError::Space {
+            path: dir.to_path_buf(),
+            needed,
+            free,
+        });
+    }
+    Ok(())
+}
+
 /// Why staging failed. Nothing visible changed.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error(transparent)]
     Unpack(#[from] UnpackError),
-    #[error("not enough space under {path} to unpack: {needed} bytes needed, {free} free")]
+    #[error("not enough space under {path} to unpack: {needed} bytes needed (the release's files plus 1 MiB and 4 KiB a file of headroom), {free} free")]
     Space {
         path: PathBuf,
         needed: u64,

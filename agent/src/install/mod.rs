@@ -17,7 +17,7 @@ use ferry_manifests::wire::Outcome;
 use ferry_manifests::{Layout, VerifiedManifest};
 
 use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
-use self::layout::InstallLayout;
+use self::layout::{InstallLayout, StageError};
 use self::overlay::Overlay;
 use self::symlink::Symlink;
 use crate::error::{io_err, Error, RootError};
@@ -90,7 +90,7 @@ fn install_one(
                 .map(|_| ());
         }
     };
-    let artifact = agent.dir.artifact_path(&verified.artifact.sha256);
+    let artifact = agent.dir.artifact_path(name, &verified.artifact.sha256);
     let mut j = Journal {
         item: name.to_string(),
         version: verified.version.clone(),
@@ -128,6 +128,18 @@ fn install_one(
         // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
         // journal stays and the next run's recovery finishes the job.
         remove_staged(agent, &j)?;
+        if let StageError::Space { path, needed, free } = e {
+            // Not the release's fault and not final: keep it pending with its verified
+            // download, so the next run installs it once space is freed.
+            agent.dir.remove_file(&journal_path(agent, &j.item))?;
+            return Err(Error::NoSpaceToInstall {
+                item: name.to_string(),
+                version: verified.version.clone(),
+                path,
+                needed,
+                free,
+            });
+        }
         let outcome = if e.is_refusal() {
             Outcome::Refused
         } else {

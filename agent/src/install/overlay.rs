@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use ferry_manifests::VerifiedManifest;
 use serde::{Deserialize, Serialize};
 
-use super::layout::{InstallLayout, StageError};
+use super::layout::{ensure_space, InstallLayout, StageError};
 use super::unpack::unpack_verified;
 use crate::error::{io_err as at, RootError};
 use crate::fsops::{self, Fs};
@@ -167,6 +167,7 @@ pub fn stage(
     // Backups of files from a web root or /etc must not be readable by others.
     std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .map_err(at(&work))?;
+    ensure_space(&work, manifest)?;
     let staging = staging(root, item, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
     unpack_verified(fs, artifact, manifest, &staging)?;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_manifests::VerifiedManifest;
 
-use super::layout::{InstallLayout, StageError};
+use super::layout::{ensure_space, InstallLayout, StageError};
 use super::unpack::unpack_verified;
 use crate::error::{io_err as at, RootError};
 use crate::fsops::Fs;
@@ -59,16 +59,7 @@ pub fn stage(
 ) -> Result<(), StageError> {
     let releases = releases(root);
     fs.create_dir_all(&releases).map_err(at(&releases))?;
-    // The unpacked size is signed; leave a margin for directories and metadata.
-    let needed = manifest.unpacked_size() + 1024 * 1024 + 4096 * manifest.files.len() as u64;
-    let free = crate::fsops::free_space(&releases).map_err(at(&releases))?;
-    if free < needed {
-        return Err(StageError::Space {
-            path: releases,
-            needed,
-            free,
-        });
-    }
+    ensure_space(&releases, manifest)?;
     let staging = staging(root, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
     unpack_verified(fs, artifact, manifest, &staging)?;
