@@ -162,7 +162,7 @@ impl Device {
             manifest.sign(&[&self.key]).to_json(),
         )
         .unwrap();
-        fs::write(agent.dir.artifact_path(&sha), &tarball).unwrap();
+        fs::write(agent.dir.artifact_path("web", &sha), &tarball).unwrap();
         agent.state.items.entry("web".into()).or_default().pending = Some(Pending {
             version: r.version.parse().unwrap(),
             job_id: Some(format!("job-{}", r.version)),
