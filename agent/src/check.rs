@@ -79,23 +79,54 @@ fn os_release() -> (String, String) {
     )
 }
 
-/// Makes sure the API client carries this device's credential, enrolling if needed.
+/// Makes sure the API client carries this device's credential, enrolling if needed. A device
+/// keeps one identity per server: when `server_url` changes (127.0.0.1 to localhost, a new
+/// DNS name) the credential is tried first and kept if the server still accepts it.
 pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
     let server = agent.cfg.server_url.to_string();
-    if let Some(cred) = agent.dir.credential()? {
+    if let Some(mut cred) = agent.dir.credential()? {
+        agent.api.set_token(cred.device_token.clone());
         if cred.server_url == server {
-            agent.api.set_token(cred.device_token);
             return Ok(());
         }
-        tracing::info!(old = %cred.server_url, new = %server, "server_url changed; enrolling again");
+        match agent.api.check_in(&facts(agent), 0) {
+            Ok(_) => {
+                tracing::info!(old = %cred.server_url, new = %server, "server_url changed; the server still knows this device");
+                cred.server_url = server;
+                return agent.dir.save_credential(&cred);
+            }
+            Err(Error::Server { status: 401, .. }) => {
+                tracing::info!(old = %cred.server_url, new = %server, "server_url changed to a server that does not know this device; enrolling")
+            }
+            Err(e) => return Err(e),
+        }
     }
+    enrol(agent)
+}
+
+/// Enrols with the configured enrolment token and stores the credential.
+fn enrol(agent: &mut Agent) -> Result<(), Error> {
+    let server = agent.cfg.server_url.to_string();
     let Some(token) = agent.cfg.enrol_token.clone() else {
         return Err(Error::NotEnrolled {
             config: agent.cfg.path.clone(),
         });
     };
     let facts = facts(agent);
-    let resp = agent.api.enrol(&token, &facts)?;
+    let resp = match agent.api.enrol(&token, &facts) {
+        Err(Error::Server {
+            url,
+            status: 401,
+            message,
+        }) => {
+            return Err(Error::EnrolRefused {
+                url,
+                message,
+                config: agent.cfg.path.clone(),
+            })
+        }
+        other => other?,
+    };
     tracing::info!(host_id = %resp.host_id, "enrolled with the server");
     agent.dir.save_credential(&DeviceCredential {
         host_id: resp.host_id,
@@ -182,6 +213,21 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
 
 pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     ensure_enrolled(agent)?;
+    match check_in(agent) {
+        // The server no longer knows this credential (the host was removed, or the server's
+        // data was reset): enrol again with the enrolment token, once.
+        Err(Error::Server { status: 401, .. }) if agent.cfg.enrol_token.is_some() => {
+            tracing::warn!(
+                "the server does not know this device's credential (removed?); enrolling again"
+            );
+            enrol(agent)?;
+            check_in(agent)
+        }
+        other => other,
+    }
+}
+
+fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let sent = report::flush(&agent.api, &agent.dir)?;
     if sent > 0 {
         tracing::info!(count = sent, "delivered queued reports");

@@ -37,6 +37,12 @@ pub enum Error {
     Interrupted,
     #[error("this device is not enrolled: set `enrol_token` or `enrol_token_file` in {config}")]
     NotEnrolled { config: PathBuf },
+    #[error("the server at {url} refused the enrolment token: {message}; check `enrol_token` or `enrol_token_file` in {config}")]
+    EnrolRefused {
+        url: String,
+        message: String,
+        config: PathBuf,
+    },
     #[error("server_ca is not a PEM certificate: {0}")]
     ServerCa(#[source] reqwest::Error),
     #[error("cannot build the HTTP client: {0}")]
@@ -65,7 +71,7 @@ pub enum Error {
     },
     #[error("refusing trust root update: {0}")]
     TrustRootUpdate(#[source] TrustRootError),
-    #[error("item {0:?} is no longer configured")]
+    #[error("item {0:?} is not configured on this device (see [[items]] in the agent config)")]
     NotConfigured(String),
     #[error(
         "{item} has no previous version to roll back to (installed: {installed}, previous: none)"
@@ -162,7 +168,10 @@ pub mod exit {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Config(_) | Error::Usage(_) => exit::BAD_CONFIG,
+            Error::Config(_)
+            | Error::Usage(_)
+            | Error::EnrolRefused { .. }
+            | Error::NotConfigured(_) => exit::BAD_CONFIG,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,
             Error::Interrupted => exit::INTERRUPTED,

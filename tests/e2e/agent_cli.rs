@@ -60,3 +60,64 @@ fn an_unreachable_server_is_one_line_and_exit_3() {
     assert_eq!(run.stderr.trim().lines().count(), 1, "{run}");
     assert!(run.stderr.contains("server unreachable"), "{run}");
 }
+
+#[test]
+fn a_device_keeps_its_identity_when_server_url_changes_and_re_enrols_once_removed() {
+    let w = World::new();
+    w.agent("once").ok();
+    let hosts = w.ctl_json(&["hosts", "list"]);
+    let id = hosts[0]["id"].as_str().unwrap().to_string();
+
+    // The same server under another name: still one host, the same one.
+    let cfg = fs::read_to_string(&w.agent_cfg).unwrap();
+    let port = w
+        .server
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .trim_end_matches('/')
+        .to_string();
+    fs::write(
+        &w.agent_cfg,
+        cfg.replace(&w.server.url(), &format!("http://localhost:{port}")),
+    )
+    .unwrap();
+    w.agent("once").ok();
+    let hosts = w.ctl_json(&["hosts", "list"]);
+    assert_eq!(hosts.as_array().unwrap().len(), 1, "{hosts}");
+    assert_eq!(hosts[0]["id"], id.as_str());
+    // Triggers by hostname still find exactly one host.
+    w.release("1.0.0", &[]);
+    w.trigger(Some("1.0.0"));
+
+    // Removed by an operator: the next run enrols again by itself.
+    w.ctl(&["hosts", "remove", &id]).ok();
+    let run = w.agent("once").ok();
+    assert!(run.stderr.contains("enrolling again"), "{run}");
+    let hosts = w.ctl_json(&["hosts", "list"]);
+    assert_eq!(hosts.as_array().unwrap().len(), 1, "{hosts}");
+    assert_ne!(hosts[0]["id"], id.as_str());
+}
+
+#[test]
+fn a_bad_command_line_or_enrolment_token_exits_2() {
+    let w = World::new();
+    w.agent("once").ok();
+    let run = w
+        .device()
+        .run_args(&["--running-mode=rollback", "--item", "nope"])
+        .code(2);
+    assert!(run.stderr.contains("\"nope\" is not configured"), "{run}");
+
+    let mut w = World::new();
+    w.write_agent_config("");
+    let cfg = fs::read_to_string(&w.agent_cfg).unwrap().replace(
+        "enrol_token_file = \"server-data/enrol.token\"",
+        "enrol_token = \"fen_wrong\"",
+    );
+    fs::write(&w.agent_cfg, cfg).unwrap();
+    let run = w.agent("once").code(2);
+    assert!(run.stderr.contains("refused the enrolment token"), "{run}");
+    assert!(run.stderr.contains("enrol_token"), "{run}");
+}

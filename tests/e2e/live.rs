@@ -99,4 +99,10 @@ fn following_a_failing_install_exits_non_zero() {
     assert_eq!(done.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&done.stdout).contains("cannot start"));
     assert!(String::from_utf8_lossy(&done.stderr).contains("rolled_back"));
+
+    // Without --follow too: the output, and success only for an installed update.
+    let id = w.history()[0]["id"].as_str().unwrap().to_string();
+    let tail = crate::util::run(ferryctl(&w, &["history", "tail", &id])).code(1);
+    assert!(tail.stdout.contains("cannot start"), "{tail}");
+    assert!(tail.stderr.contains("rolled_back"), "{tail}");
 }

@@ -117,7 +117,17 @@ impl Client {
         if !follow {
             let e: HistoryView = self.get(&path, "reading the update")?;
             print!("{}", e.output);
-            return Ok(());
+            // As with --follow: success only for an installed update.
+            return match e.status.as_str() {
+                "installed" => Ok(()),
+                "pending" | "in_progress" => {
+                    bail!(
+                        "update {id} has not finished ({}); add --follow to wait for it",
+                        e.status
+                    )
+                }
+                other => bail!("update {id} ended: {other}"),
+            };
         }
         let url = self.url(&format!("{path}/output/stream"))?;
         let resp = self.send(
