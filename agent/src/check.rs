@@ -20,6 +20,8 @@ use crate::{now_rfc3339, Agent};
 #[derive(Debug, Default)]
 pub struct CheckSummary {
     pub available: Vec<(String, semver::Version)>,
+    /// Offered versions the device had not recorded before this check-in.
+    pub newly_available: Vec<(String, semver::Version)>,
     pub newly_pending: Vec<(String, semver::Version)>,
 }
 
@@ -223,6 +225,12 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
             enrol(agent)?;
             check_in(agent)
         }
+        Err(Error::Server {
+            url, status: 401, ..
+        }) => Err(Error::CredentialRefused {
+            url,
+            config: agent.cfg.path.clone(),
+        }),
         other => other,
     }
 }
@@ -244,9 +252,15 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     for name in &configured {
         let offered = resp.available.iter().find(|a| &a.item == name);
         let st = agent.state.items.entry(name.clone()).or_default();
+        let before = st.available.take();
         st.available = offered.map(|a| a.version.clone());
         if let Some(a) = offered {
             summary.available.push((a.item.clone(), a.version.clone()));
+            if before.as_ref() != Some(&a.version) {
+                summary
+                    .newly_available
+                    .push((a.item.clone(), a.version.clone()));
+            }
         }
     }
 
@@ -355,7 +369,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 agent
                     .dir
                     .write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
-                tracing::info!(%item, %version, job = ?job_id, "update verified and pending");
+                tracing::info!(%item, %version, job = job_id.as_deref().unwrap_or("auto_install"), "update verified and pending");
                 summary.newly_pending.push((item.clone(), version.clone()));
                 agent.state.items.entry(item).or_default().pending = Some(pending);
             }
@@ -376,7 +390,7 @@ fn drop_cancelled(agent: &mut Agent, cancelled: &[String]) -> Result<(), Error> 
     for st in agent.state.items.values_mut() {
         let Some(p) = &st.pending else { continue };
         if p.job_id.as_ref().is_some_and(|j| cancelled.contains(j)) {
-            tracing::info!(version = %p.version, job = ?p.job_id, "job cancelled by the server; dropping it");
+            tracing::info!(version = %p.version, job = p.job_id.as_deref().unwrap_or("-"), "job cancelled by the server; dropping it");
             let _ = std::fs::remove_file(agent.dir.manifests().join(&p.envelope));
             st.pending = None;
             changed = true;

@@ -132,7 +132,7 @@ impl Config {
             path: path.to_path_buf(),
             message,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(e.to_string()))?;
+        let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(describe(&e, text)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &Path| -> PathBuf {
             if p.is_absolute() {
@@ -355,6 +355,32 @@ impl Config {
     }
 }
 
+/// A TOML error for a person: an unknown key says which known key was probably meant
+/// instead of listing them all.
+fn describe(e: &toml::de::Error, text: &str) -> String {
+    let message = e.message();
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+    let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+    let Some(rest) = message.strip_prefix("unknown field `") else {
+        return e.to_string();
+    };
+    let Some((key, known)) = rest.split_once('`') else {
+        return e.to_string();
+    };
+    let known: Vec<&str> = known.split('`').skip(1).step_by(2).collect();
+    let guess = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(key, k), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min();
+    match guess {
+        Some((_, k)) => format!("{at}unknown key `{key}`; did you mean `{k}`?"),
+        None => format!("{at}unknown key `{key}` (docs/configuration.md lists every key)"),
+    }
+}
+
 fn parse_server_url(text: &str) -> Result<reqwest::Url, String> {
     let mut url = reqwest::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {
@@ -452,5 +478,26 @@ root = "/opt/web"
         let cfg = Config::parse(&text, &path).unwrap();
         assert_eq!(cfg.enrol_token.as_deref(), Some("fen_x"));
         assert_eq!(cfg.items.len(), 1);
+    }
+
+    #[test]
+    fn a_mistyped_key_gets_a_suggestion_not_the_whole_list() {
+        let (_dir, path) = dir_with_key();
+        let err = Config::parse("stat_dir = \"x\"\n", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 1: unknown key `stat_dir`; did you mean `state_dir`?"),
+            "{err}"
+        );
+        assert!(!err.contains("server_url"), "{err}");
+        let err = Config::parse("\n\nzzzzzzzzzzzzzzzzzzzzzzzzzzz = 1\n", &path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("line 3: unknown key `zzzzzzzzzzzzzzzzzzzzzzzzzzz`"),
+            "{err}"
+        );
+        assert!(err.contains("docs/configuration.md"), "{err}");
     }
 }

@@ -43,6 +43,8 @@ pub enum Error {
         message: String,
         config: PathBuf,
     },
+    #[error("the server at {url} does not know this device's credential (was the host removed?); set `enrol_token` or `enrol_token_file` in {config} and it enrols again")]
+    CredentialRefused { url: String, config: PathBuf },
     #[error("server_ca is not a PEM certificate: {0}")]
     ServerCa(#[source] reqwest::Error),
     #[error("cannot build the HTTP client: {0}")]
@@ -171,6 +173,7 @@ impl Error {
             Error::Config(_)
             | Error::Usage(_)
             | Error::EnrolRefused { .. }
+            | Error::CredentialRefused { .. }
             | Error::NotConfigured(_) => exit::BAD_CONFIG,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,

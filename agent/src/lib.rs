@@ -231,20 +231,30 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     }
 }
 
+/// Logs what a check found: at info only what changed (a newly offered version, a new
+/// pending install), so a cron run with nothing new prints nothing; the rest at debug.
 fn log_check(agent: &Agent, summary: &check::CheckSummary) {
-    let text = if summary.available.is_empty() {
-        "no updates available".to_string()
-    } else {
-        let list: Vec<String> = summary
-            .available
-            .iter()
+    let list = |v: &[(String, semver::Version)]| {
+        v.iter()
             .map(|(i, v)| format!("{i} {v}"))
-            .collect();
-        format!("available: {}", list.join(", "))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    tracing::info!("{text}");
+    if summary.newly_available.is_empty() {
+        if summary.available.is_empty() {
+            tracing::debug!("no updates available");
+        } else {
+            tracing::debug!("available: {}", list(&summary.available));
+        }
+    } else {
+        tracing::info!("newly available: {}", list(&summary.newly_available));
+    }
     if let Some(p) = &agent.progress {
-        p.line(&text);
+        p.line(&if summary.available.is_empty() {
+            "no updates available".to_string()
+        } else {
+            format!("available: {}", list(&summary.available))
+        });
         for (item, version) in &summary.newly_pending {
             p.line(&format!("pending install: {item} {version}"));
         }

@@ -60,8 +60,10 @@ pub enum VerifyError {
     Unsigned,
     #[error(
         "signed document has {valid} valid signature(s) from trusted keys, {threshold} required \
-         (signatures by unknown keys: {unknown:?}; invalid signatures by trusted keys: {invalid:?}); \
-         check that the release was signed with a key listed in trusted_keys"
+         (signatures by unknown keys: {}; invalid signatures by trusted keys: {}); \
+         check that the release was signed with a key listed in trusted_keys",
+        list(unknown),
+        list(invalid)
     )]
     BelowThreshold {
         valid: usize,
@@ -69,6 +71,17 @@ pub enum VerifyError {
         unknown: Vec<KeyId>,
         invalid: Vec<KeyId>,
     },
+}
+
+/// Key ids for a person: `a, b`, or `none`.
+fn list(ids: &[KeyId]) -> String {
+    if ids.is_empty() {
+        return "none".into();
+    }
+    ids.iter()
+        .map(KeyId::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The pre-authentication encoding that every signature covers.

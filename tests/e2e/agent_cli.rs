@@ -9,7 +9,10 @@ fn a_bad_config_names_the_key_and_the_file_and_exits_2() {
     let mut w = World::new();
     w.write_agent_config("pol_interval_secs = 5");
     let run = w.agent("once").code(2);
-    assert!(run.stderr.contains("pol_interval_secs"), "{run}");
+    assert!(
+        run.stderr.contains("did you mean `poll_interval_secs`?"),
+        "{run}"
+    );
     assert!(run.stderr.contains("agent.toml"), "{run}");
     assert!(
         !w.path("agent-state").exists(),
@@ -120,4 +123,25 @@ fn a_bad_command_line_or_enrolment_token_exits_2() {
     let run = w.agent("once").code(2);
     assert!(run.stderr.contains("refused the enrolment token"), "{run}");
     assert!(run.stderr.contains("enrol_token"), "{run}");
+}
+
+#[test]
+fn a_cron_run_with_nothing_new_prints_nothing() {
+    let w = World::with_agent_extra("auto_install = true");
+    let src = w.payload("1.0.0", Some("#!/bin/sh\nexit 3\n"));
+    let out = w.build("1.0.0", &src, &["--health-check", "./bin/web"]);
+    w.publish(&out);
+    // The first run installs, fails the health check and rolls back: that is news.
+    let first = w.agent("once").code(1);
+    assert!(
+        first.stderr.contains("newly available: web 1.0.0"),
+        "{first}"
+    );
+    assert!(first.stderr.contains("rolled back"), "{first}");
+    // The next runs have nothing new to say (the rolled-back version is not retried), so
+    // cron has nothing to mail.
+    for _ in 0..2 {
+        let quiet = w.agent("once").ok();
+        assert_eq!(quiet.stderr, "", "{quiet}");
+    }
 }

@@ -48,12 +48,19 @@ fn tags_and_names_come_from_the_device_and_the_operator_wins() {
 
 #[test]
 fn a_removed_host_is_gone_and_its_credential_stops_working() {
-    let w = World::new();
+    let mut w = World::new();
     w.agent("check").ok();
     w.ctl(&["hosts", "remove", "device-1"]).ok();
     assert_eq!(w.ctl_json(&["hosts", "list"]), serde_json::json!([]));
-    let run = w.agent("check").code(5);
-    assert!(run.stderr.contains("device.json"), "{run}");
+    // Without an enrolment token the device cannot come back by itself, and says what to do.
+    w.write_agent_config("");
+    let cfg = std::fs::read_to_string(&w.agent_cfg)
+        .unwrap()
+        .replace("enrol_token_file = \"server-data/enrol.token\"\n", "");
+    std::fs::write(&w.agent_cfg, cfg).unwrap();
+    let run = w.agent("check").code(2);
+    assert!(run.stderr.contains("does not know this device"), "{run}");
+    assert!(run.stderr.contains("enrol_token"), "{run}");
     let unknown = w.ctl(&["hosts", "remove", "device-1"]);
     assert_eq!(unknown.code, Some(1));
     assert!(unknown.stderr.contains("no host"), "{unknown}");

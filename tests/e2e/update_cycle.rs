@@ -239,7 +239,7 @@ fn part_path(w: &World, version: &str) -> (std::path::PathBuf, Vec<u8>) {
         hex::encode(sha2::Sha256::digest(&tarball))
     };
     (
-        w.path(&format!("agent-state/downloads/{sha}.part")),
+        w.path(&format!("agent-state/downloads/web-{sha}.part")),
         tarball,
     )
 }
