@@ -356,9 +356,26 @@ pub enum CampaignsCommand {
     },
     /// Show a campaign's progress per host and in total.
     Show { id: String },
+    /// Change a campaign under way: thresholds, window, and waves that have not opened.
+    Edit {
+        id: String,
+        /// Share of a wave that must install before the next starts (0 to 1).
+        #[arg(long)]
+        success_threshold: Option<f64>,
+        /// Share of installs finished since the last resume that may fail before the
+        /// campaign pauses itself (0 to 1).
+        #[arg(long)]
+        max_failure_rate: Option<f64>,
+        /// Daily install window in the device's local time, e.g. 02:00-04:00; "" removes it.
+        #[arg(long)]
+        window: Option<String>,
+        /// All waves as at creation (those already open unchanged), e.g. 1,10%,100%.
+        #[arg(long)]
+        waves: Option<String>,
+    },
     /// Stop dispatching new installs.
     Pause { id: String },
-    /// Dispatch again.
+    /// Dispatch again; the failure threshold judges only installs that finish from now on.
     Resume { id: String },
     /// Stop for good: pending installs are cancelled and devices drop them.
     Cancel { id: String },

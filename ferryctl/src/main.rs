@@ -173,6 +173,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             CampaignsCommand::List { status } => api()?.campaigns(status.as_deref(), json),
             CampaignsCommand::Show { id } => api()?.campaign_action(&id, None, json),
+            CampaignsCommand::Edit {
+                id,
+                success_threshold,
+                max_failure_rate,
+                window,
+                waves,
+            } => {
+                let edit = ferry_manifests::wire::CampaignEdit {
+                    success_threshold,
+                    max_failure_rate,
+                    window,
+                    waves,
+                };
+                api()?.campaign_edit(&id, &edit, json)
+            }
             CampaignsCommand::Pause { id } => api()?.campaign_action(&id, Some("pause"), json),
             CampaignsCommand::Resume { id } => api()?.campaign_action(&id, Some("resume"), json),
             CampaignsCommand::Cancel { id } => api()?.campaign_action(&id, Some("cancel"), json),

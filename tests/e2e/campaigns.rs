@@ -186,3 +186,72 @@ fn a_cancel_reaches_the_device_and_stops_the_install() {
     let again = w.ctl(&["campaigns", "resume", &id]);
     assert_eq!(again.code, Some(1), "{again}");
 }
+
+#[test]
+fn a_campaign_that_paused_itself_can_be_edited_resumed_and_completes() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let out = w.build(
+        "1.0.0",
+        &src,
+        &["--health-check", "test ! -e \"$FERRY_ROOT.fail\""],
+    );
+    w.publish(&out);
+    let devices: Vec<Device> = ["h1", "h2", "h3", "h4"]
+        .iter()
+        .map(|n| w.add_device(n, ""))
+        .collect();
+    for d in &devices {
+        d.run("check").ok();
+    }
+    fs::create_dir_all(w.path("device")).unwrap();
+    fs::write(w.path("device/h2-web.fail"), "").unwrap();
+    let c = w.ctl_json(&[
+        "campaigns",
+        "create",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--all",
+        "--waves",
+        "2",
+        "--max-failure-rate",
+        "0.4",
+    ]);
+    let id = c["id"].as_str().unwrap().to_string();
+    devices[0].run("once").ok();
+    let _ = devices[1].run("once");
+    let c = w.ctl_json(&["campaigns", "show", &id]);
+    assert_eq!(c["status"], "paused", "{c}");
+
+    // Waves that have opened cannot change; thresholds can.
+    let refused = w
+        .ctl(&["campaigns", "edit", &id, "--waves", "3,100%"])
+        .code(1);
+    assert!(refused.stderr.contains("opened"), "{refused}");
+    let c = w.ctl_json(&["campaigns", "edit", &id, "--max-failure-rate", "0.45"]);
+    assert_eq!(c["max_failure_rate"], 0.45);
+    assert_eq!(c["status"], "paused", "an edit does not resume: {c}");
+
+    // Resumed, it judges only what finishes from now on: it does not pause again at once.
+    let c = w.ctl_json(&["campaigns", "resume", &id]);
+    assert_eq!(c["status"], "running", "{c}");
+    devices[2].run("once").ok();
+    devices[3].run("once").ok();
+    let c = w.ctl_json(&["campaigns", "show", &id]);
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["succeeded"], true, "{c}");
+    assert!(
+        c["status_reason"].as_str().unwrap().contains("3 of 4"),
+        "{c}"
+    );
+    let done = w.ctl_json(&["campaigns", "list", "--status", "completed"]);
+    assert_eq!(done.as_array().unwrap().len(), 1);
+    // Completed: no longer evaluated, so a late host does not join.
+    let late = w.add_device("h5", "");
+    late.run("once").ok();
+    assert_eq!(late.current(), None);
+    let c = w.ctl_json(&["campaigns", "show", &id]);
+    assert_eq!(c["members"].as_array().unwrap().len(), 4);
+}

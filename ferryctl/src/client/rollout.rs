@@ -58,6 +58,26 @@ impl Client {
     }
 
     /// Shows a campaign, after pausing, resuming or cancelling it when `action` says so.
+    pub fn campaign_edit(
+        &self,
+        id: &str,
+        edit: &ferry_manifests::wire::CampaignEdit,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let path = format!("api/v1/campaigns/{}", path_segment(id));
+        let c: CampaignView = self
+            .send(
+                self.http.patch(self.url(&path)?).json(edit),
+                "editing the campaign",
+            )?
+            .json()?;
+        if json {
+            return print_json(&c);
+        }
+        print_campaign(&c);
+        Ok(())
+    }
+
     pub fn campaign_action(
         &self,
         id: &str,

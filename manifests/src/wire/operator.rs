@@ -148,15 +148,36 @@ pub struct CampaignView {
     pub success_threshold: f64,
     pub max_failure_rate: f64,
     pub window: Option<String>,
-    /// running, paused, cancelled
+    /// running, paused, cancelled, completed
     pub status: String,
     pub status_reason: String,
+    /// For a completed campaign: whether the share of hosts that installed reached the
+    /// success threshold.
+    #[serde(default)]
+    pub succeeded: Option<bool>,
     /// Waves up to this one (0-based) may install.
     pub open_wave: usize,
     pub failure_share: f64,
     pub counts: std::collections::BTreeMap<String, usize>,
     pub members: Vec<CampaignMemberView>,
     pub created_at: String,
+}
+
+/// `PATCH /api/v1/campaigns/{id}`: what may change while a campaign runs; each field
+/// optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignEdit {
+    #[serde(default)]
+    pub success_threshold: Option<f64>,
+    #[serde(default)]
+    pub max_failure_rate: Option<f64>,
+    /// `02:00-04:00`, or empty to remove the window.
+    #[serde(default)]
+    pub window: Option<String>,
+    /// All waves, as at creation; those already open must be given unchanged.
+    #[serde(default)]
+    pub waves: Option<String>,
 }
 
 /// `POST /api/v1/tokens`

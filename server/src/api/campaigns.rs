@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
-use ferry_manifests::wire::{CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView};
+use ferry_manifests::wire::{
+    CampaignEdit, CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView,
+};
 
 use crate::auth::{Device, Operator};
 use crate::error::extract::{Json as ApiJson, Path, Query};
@@ -56,6 +58,9 @@ async fn view(state: &Shared, c: Campaign) -> ApiResult<CampaignView> {
                 w.end_min % 60
             )
         }),
+        succeeded: (c.status == CampaignStatus::Completed)
+            .then_some(d.complete)
+            .flatten(),
         status: c.status.as_str().to_string(),
         status_reason: c.status_reason,
         open_wave: d.open_wave,
@@ -134,6 +139,7 @@ pub async fn create(
         status: CampaignStatus::Running,
         status_reason: String::new(),
         created_at: crate::now(),
+        baseline: Default::default(),
     };
     state.store.create_campaign(&row).await?;
     state.cache.set_campaigns_active(None);
@@ -216,8 +222,11 @@ pub async fn action(
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
     let c = load(&state, &id).await?;
-    if c.status == CampaignStatus::Cancelled {
-        return Err(AppError::conflict(format!("campaign {id} is cancelled")));
+    if matches!(
+        c.status,
+        CampaignStatus::Cancelled | CampaignStatus::Completed
+    ) {
+        return Err(AppError::conflict(format!("campaign {id} is {}", c.status)));
     }
     match action.as_str() {
         "pause" => {
@@ -226,13 +235,7 @@ pub async fn action(
                 .set_campaign_status(&id, CampaignStatus::Paused, "paused by an operator")
                 .await?
         }
-        "resume" => {
-            state
-                .store
-                .set_campaign_status(&id, CampaignStatus::Running, "")
-                .await?;
-            evaluate(&state, &id).await?;
-        }
+        "resume" => crate::service::campaigns::resume(&state, &c).await?,
         "cancel" => {
             state
                 .store
@@ -252,6 +255,45 @@ pub async fn action(
     }
     state.cache.set_campaigns_active(None);
     tracing::info!(campaign = %id, %action, "campaign {action}");
+    let c = load(&state, &id).await?;
+    Ok(Json(view(&state, c).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), request_body = ferry_manifests::wire::CampaignEdit, responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn edit(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CampaignEdit>,
+) -> ApiResult<Json<CampaignView>> {
+    let c = load(&state, &id).await?;
+    if matches!(
+        c.status,
+        CampaignStatus::Cancelled | CampaignStatus::Completed
+    ) {
+        return Err(AppError::conflict(format!("campaign {id} is {}", c.status)));
+    }
+    let window = match req.window.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(w) => Some(Some(
+            campaign::parse_window(w).map_err(AppError::bad_request)?,
+        )),
+    };
+    let waves = req
+        .waves
+        .as_deref()
+        .map(campaign::parse_waves)
+        .transpose()
+        .map_err(AppError::bad_request)?;
+    let e = campaign::Edit {
+        success_threshold: req.success_threshold,
+        max_failure_rate: req.max_failure_rate,
+        window,
+        waves,
+    };
+    crate::service::campaigns::edit(&state, &c, &e).await?;
+    tracing::info!(campaign = %id, "campaign edited");
     let c = load(&state, &id).await?;
     Ok(Json(view(&state, c).await?))
 }

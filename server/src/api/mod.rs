@@ -72,7 +72,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(batches::list, batches::create))
         .routes(routes!(batches::show))
         .routes(routes!(campaigns::list, campaigns::create))
-        .routes(routes!(campaigns::show))
+        .routes(routes!(campaigns::show, campaigns::edit))
         .routes(routes!(campaigns::action))
         .routes(routes!(campaigns::accept))
         .routes(routes!(operator::history))

@@ -24,6 +24,16 @@ pub struct Campaign {
     pub status: CampaignStatus,
     pub status_reason: String,
     pub created_at: String,
+    /// Finished and failed installs when the campaign was last resumed: the failure threshold
+    /// judges only what happened since, so a campaign that paused itself can go on.
+    pub baseline: Baseline,
+}
+
+/// Counts of finished and failed member installs at a moment (a resume).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Baseline {
+    pub finished: usize,
+    pub failed: usize,
 }
 
 /// One host's membership of a campaign, as stored.
@@ -94,9 +104,11 @@ pub enum WaveSize {
     Count(u64),
 }
 
-/// Parses `10%,50%,100%` or `5,50,100%`. The last wave always takes everyone.
+/// Parses `10%,50%,100%` or `5,50,100%`. The last wave always takes everyone. Waves must
+/// grow: each percentage above the one before, each count above the one before, and counts
+/// before percentages (a count after a percentage cannot be ordered without the fleet's size).
 pub fn parse_waves(text: &str) -> Result<Vec<WaveSize>, String> {
-    let mut waves = Vec::new();
+    let mut waves: Vec<WaveSize> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let wave = if let Some(p) = part.strip_suffix('%') {
             let v: f64 = p
@@ -115,6 +127,24 @@ pub fn parse_waves(text: &str) -> Result<Vec<WaveSize>, String> {
             }
             WaveSize::Count(v)
         };
+        match (waves.last(), wave) {
+            (Some(WaveSize::Percent(before)), WaveSize::Percent(now)) if now <= *before => {
+                return Err(format!(
+                    "waves must grow: {now}% does not come after {before}%"
+                ))
+            }
+            (Some(WaveSize::Count(before)), WaveSize::Count(now)) if now <= *before => {
+                return Err(format!(
+                    "waves must grow: {now} hosts does not come after {before}"
+                ))
+            }
+            (Some(WaveSize::Percent(before)), WaveSize::Count(now)) => {
+                return Err(format!(
+                    "a count ({now}) cannot follow a percentage ({before}%); give counts first, as in 5,50%,100%"
+                ))
+            }
+            _ => {}
+        }
         waves.push(wave);
     }
     if waves.len() > 20 {
@@ -126,14 +156,22 @@ pub fn parse_waves(text: &str) -> Result<Vec<WaveSize>, String> {
     Ok(waves)
 }
 
-/// How many of `members` hosts the waves up to and including `wave` cover.
+/// How many of `members` hosts the waves up to and including `wave` cover. A percentage
+/// rounds to the nearest host (half up: 34% of 3 is 1), and every wave takes at least one
+/// host more than the one before while hosts remain.
 fn cutoff(waves: &[WaveSize], wave: usize, members: u64) -> u64 {
-    let end = match waves.get(wave) {
-        Some(WaveSize::Percent(p)) => ((members as f64) * p / 100.0).ceil() as u64,
-        Some(WaveSize::Count(c)) => *c,
-        None => members,
-    };
-    end.min(members)
+    let mut end = 0;
+    for w in 0..=wave.min(waves.len().saturating_sub(1)) {
+        let raw = match waves[w] {
+            WaveSize::Percent(p) => ((members as f64) * p / 100.0 + 0.5).floor() as u64,
+            WaveSize::Count(c) => c,
+        };
+        end = raw.max(end + 1).min(members);
+    }
+    if wave >= waves.len() {
+        return members;
+    }
+    end
 }
 
 /// The wave of the host that joins as member number `index` (0-based) of `members`.
@@ -149,7 +187,24 @@ pub struct Decision {
     pub open_wave: usize,
     /// The failure share passed the threshold: the campaign pauses itself.
     pub pause: bool,
+    /// Failed among the installs finished since the last resume.
     pub failure_share: f64,
+    /// Every member has a final outcome: `Some(succeeded)`, where succeeded means the share
+    /// that installed reached `success_threshold`.
+    pub complete: Option<bool>,
+}
+
+/// Finished and failed member installs now: the baseline a resume records.
+pub fn baseline(c: &Campaign, members: &[Member]) -> Baseline {
+    let finished: Vec<UpdateStatus> = members
+        .iter()
+        .filter_map(|m| outcome(c, m))
+        .filter(|s| *s != UpdateStatus::Pending)
+        .collect();
+    Baseline {
+        finished: finished.len(),
+        failed: finished.iter().filter(|s| s.is_failure()).count(),
+    }
 }
 
 /// Opens wave k when the share of wave k-1's members that installed reaches
@@ -164,11 +219,25 @@ pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
         .filter(|s| *s != UpdateStatus::Pending)
         .collect();
     let failures = finished.iter().filter(|s| s.is_failure()).count();
-    let failure_share = if finished.is_empty() {
+    // Only what finished since the last resume counts.
+    let judged = finished.len().saturating_sub(c.baseline.finished);
+    let failed = failures.saturating_sub(c.baseline.failed);
+    let failure_share = if judged == 0 {
         0.0
     } else {
-        failures as f64 / finished.len() as f64
+        failed as f64 / judged as f64
     };
+    let all_final = !members.is_empty()
+        && outcomes
+            .iter()
+            .all(|(_, s)| s.is_some_and(|s| s != UpdateStatus::Pending));
+    let complete = all_final.then(|| {
+        let installed = finished
+            .iter()
+            .filter(|s| **s == UpdateStatus::Installed)
+            .count();
+        installed as f64 / members.len() as f64 >= c.success_threshold
+    });
     let mut open_wave = 0;
     while open_wave + 1 < c.waves.len() {
         let in_wave: Vec<Option<UpdateStatus>> = outcomes
@@ -193,9 +262,71 @@ pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
     }
     Decision {
         open_wave,
-        pause: failure_share > c.max_failure_rate,
+        pause: complete.is_none() && failure_share > c.max_failure_rate,
         failure_share,
+        complete,
     }
+}
+
+/// What an operator may change of a campaign under way (`ferryctl campaigns edit`).
+#[derive(Debug, Clone, Default)]
+pub struct Edit {
+    pub success_threshold: Option<f64>,
+    pub max_failure_rate: Option<f64>,
+    /// `Some(None)` removes the window.
+    pub window: Option<Option<Window>>,
+    pub waves: Option<Vec<WaveSize>>,
+}
+
+/// Applies `edit` to `c`: thresholds and window freely, waves only where they have not
+/// opened (the waves up to `open_wave` must stay as they are). Returns the new campaign and
+/// the members (host id, new wave) that move because the later waves changed.
+pub fn edit(
+    c: &Campaign,
+    members: &[Member],
+    open_wave: usize,
+    e: &Edit,
+) -> Result<(Campaign, Vec<(String, usize)>), String> {
+    let mut next = c.clone();
+    for (name, v) in [
+        ("success_threshold", e.success_threshold),
+        ("max_failure_rate", e.max_failure_rate),
+    ] {
+        if let Some(v) = v {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{name} {v} must be between 0 and 1"));
+            }
+        }
+    }
+    if let Some(v) = e.success_threshold {
+        next.success_threshold = v;
+    }
+    if let Some(v) = e.max_failure_rate {
+        next.max_failure_rate = v;
+    }
+    if let Some(w) = e.window {
+        next.window = w;
+    }
+    let mut moved = Vec::new();
+    if let Some(waves) = &e.waves {
+        let opened = open_wave + 1;
+        if waves.len() < opened || waves[..opened] != c.waves[..opened.min(c.waves.len())] {
+            return Err(format!(
+                "waves 1 to {opened} have opened and cannot change; give them as they are and change only the later ones"
+            ));
+        }
+        next.waves = waves.clone();
+        let total = members.len() as u64;
+        for m in members {
+            if m.wave > open_wave && m.update_id.is_none() {
+                let wave = wave_for(waves, m.seq as u64, total).max(opened);
+                if wave != m.wave {
+                    moved.push((m.host_id.clone(), wave));
+                }
+            }
+        }
+    }
+    Ok((next, moved))
 }
 
 /// A daily window, in the device's local time, during which installs may start. Windows may
@@ -267,6 +398,7 @@ mod tests {
             status: CampaignStatus::Running,
             status_reason: String::new(),
             created_at: String::new(),
+            baseline: Baseline::default(),
         }
     }
 
@@ -346,6 +478,7 @@ mod tests {
             m(0, Some("rolled_back")),
             m(0, Some("installed")),
             m(0, Some("failed")),
+            m(1, None),
         ];
         let d = decide(&campaign(2, 0.5, 0.5), &members);
         assert!(d.pause);
@@ -403,5 +536,108 @@ mod tests {
         assert!(!night.contains(12 * 60, 0));
         assert!(parse_window("25:00-01:00").is_err());
         assert!(parse_window("0200").is_err());
+    }
+
+    #[test]
+    fn waves_must_grow_and_percentages_round_to_the_nearest_host() {
+        assert!(parse_waves("50%,10%").unwrap_err().contains("must grow"));
+        assert!(parse_waves("10%,10%").is_err());
+        assert!(parse_waves("5,3").unwrap_err().contains("must grow"));
+        assert!(parse_waves("10%,5").unwrap_err().contains("cannot follow"));
+        assert!(parse_waves("5,50%").is_ok());
+        // 34%,67%,100% of 3 hosts: one each (not two in the first).
+        let waves = parse_waves("34%,67%,100%").unwrap();
+        let placed: Vec<usize> = (0..3).map(|i| wave_for(&waves, i, 3)).collect();
+        assert_eq!(placed, vec![0, 1, 2]);
+        // A wave that would round to nobody still takes one host while hosts remain.
+        let waves = parse_waves("10%,20%").unwrap();
+        let placed: Vec<usize> = (0..3).map(|i| wave_for(&waves, i, 3)).collect();
+        assert_eq!(placed, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn a_campaign_completes_when_every_member_has_a_final_outcome() {
+        let c = campaign(2, 0.5, 0.9);
+        let going = vec![m(0, Some("installed")), m(1, Some("pending"))];
+        assert_eq!(decide(&c, &going).complete, None);
+        let done = vec![m(0, Some("installed")), m(1, Some("rolled_back"))];
+        assert_eq!(decide(&c, &done).complete, Some(true));
+        let bad = vec![m(0, Some("failed")), m(1, Some("rolled_back"))];
+        let d = decide(&c, &bad);
+        assert_eq!(d.complete, Some(false));
+        assert!(!d.pause, "a finished campaign completes rather than pauses");
+        assert_eq!(decide(&c, &[]).complete, None, "no members yet: not done");
+    }
+
+    #[test]
+    fn after_a_resume_only_new_failures_count() {
+        let mut c = campaign(3, 0.5, 0.4);
+        let members = vec![
+            m(0, Some("failed")),
+            m(0, Some("installed")),
+            m(1, None),
+            m(2, None),
+        ];
+        assert!(decide(&c, &members).pause);
+        c.baseline = baseline(&c, &members);
+        assert_eq!(
+            c.baseline,
+            Baseline {
+                finished: 2,
+                failed: 1
+            }
+        );
+        let d = decide(&c, &members);
+        assert!(!d.pause);
+        assert_eq!(d.failure_share, 0.0);
+        // One more failure out of one new finish passes 40% again.
+        let mut later = members.clone();
+        later[2] = m(1, Some("failed"));
+        assert!(decide(&c, &later).pause);
+    }
+
+    #[test]
+    fn an_edit_changes_thresholds_and_only_waves_not_yet_open() {
+        let c = campaign(3, 0.5, 0.5);
+        let members = vec![m(0, Some("installed")), m(1, None), m(2, None)];
+        let e = Edit {
+            max_failure_rate: Some(0.9),
+            window: Some(Some(parse_window("01:00-02:00").unwrap())),
+            ..Default::default()
+        };
+        let (next, moved) = edit(&c, &members, 0, &e).unwrap();
+        assert_eq!(next.max_failure_rate, 0.9);
+        assert!(next.window.is_some());
+        assert!(moved.is_empty());
+        assert!(edit(
+            &c,
+            &members,
+            0,
+            &Edit {
+                success_threshold: Some(1.5),
+                ..Default::default()
+            }
+        )
+        .is_err());
+        // Wave 1 is open: it must stay; the later waves may change.
+        let changed_open = Edit {
+            waves: Some(parse_waves("2,100%").unwrap()),
+            ..Default::default()
+        };
+        assert!(edit(&c, &members, 0, &changed_open)
+            .unwrap_err()
+            .contains("opened"));
+        let one_wave_less = Edit {
+            waves: Some(vec![WaveSize::Count(1), WaveSize::Percent(100.0)]),
+            ..Default::default()
+        };
+        let mut seqd = members.clone();
+        for (i, m) in seqd.iter_mut().enumerate() {
+            m.seq = i as i64;
+            m.host_id = format!("h{i}");
+        }
+        let (next, moved) = edit(&c, &seqd, 0, &one_wave_less).unwrap();
+        assert_eq!(next.waves.len(), 2);
+        assert_eq!(moved, vec![("h2".to_string(), 1)]);
     }
 }

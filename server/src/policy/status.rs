@@ -83,6 +83,8 @@ text_enum! {
         Paused = "paused",
         /// For good: pending installs withdrawn.
         Cancelled = "cancelled",
+        /// Every member has a final outcome; no longer evaluated, and hosts no longer join.
+        Completed = "completed",
     }
 }
 
@@ -164,7 +166,10 @@ mod tests {
             assert_eq!(s.as_str().parse::<BatchStatus>(), Ok(*s));
         }
         let err = "done".parse::<CampaignStatus>().unwrap_err();
-        assert!(err.contains("running, paused, cancelled"), "{err}");
+        assert!(
+            err.contains("running, paused, cancelled, completed"),
+            "{err}"
+        );
     }
 
     #[test]

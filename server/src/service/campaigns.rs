@@ -55,6 +55,33 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
     }
     let members = state.store.members(campaign_id).await?;
     let d = campaign::decide(&c, &members);
+    if let Some(succeeded) = d.complete {
+        let installed = members
+            .iter()
+            .filter(|m| {
+                m.update_status == Some(crate::policy::status::UpdateStatus::Installed)
+                    || m.installed.as_deref() == Some(c.version.to_string().as_str())
+            })
+            .count();
+        let reason = format!(
+            "{}: {installed} of {} hosts installed {}",
+            if succeeded {
+                "succeeded"
+            } else {
+                "did not reach its success threshold"
+            },
+            members.len(),
+            c.version
+        );
+        tracing::info!(campaign = %c.id, "campaign completed; {reason}");
+        state
+            .store
+            .set_campaign_status(&c.id, CampaignStatus::Completed, &reason)
+            .await?;
+        state.cache.set_campaigns_active(None);
+        state.cache.set_open_wave(&c.id, None);
+        return Ok(());
+    }
     if d.pause {
         let reason = format!(
             "paused itself: {:.0}% of finished installs failed, more than the {:.0}% allowed",
@@ -90,7 +117,10 @@ pub async fn on_check_in(
     let mut offers = Vec::new();
     for c in state.store.campaigns().await? {
         let running = c.status == CampaignStatus::Running;
-        if c.status == CampaignStatus::Cancelled {
+        if matches!(
+            c.status,
+            CampaignStatus::Cancelled | CampaignStatus::Completed
+        ) {
             continue;
         }
         let mut member = state.store.member(&c.id, host_id).await?;
@@ -133,6 +163,34 @@ pub async fn on_check_in(
         }
     }
     Ok(offers)
+}
+
+/// `campaigns resume`: the failure threshold judges only what finishes from now on, so a
+/// campaign that paused itself goes on until new failures pass it again.
+pub async fn resume(state: &Shared, c: &Campaign) -> ApiResult<()> {
+    let members = state.store.members(&c.id).await?;
+    let mut next = c.clone();
+    next.baseline = campaign::baseline(c, &members);
+    state.store.update_campaign(&next).await?;
+    state
+        .store
+        .set_campaign_status(&c.id, CampaignStatus::Running, "")
+        .await?;
+    evaluate(state, &c.id).await
+}
+
+/// `campaigns edit`: new thresholds, window or later waves, then a fresh decision.
+pub async fn edit(state: &Shared, c: &Campaign, e: &campaign::Edit) -> ApiResult<()> {
+    let members = state.store.members(&c.id).await?;
+    let open_wave = campaign::decide(c, &members).open_wave;
+    let (next, moved) =
+        campaign::edit(c, &members, open_wave, e).map_err(crate::error::AppError::bad_request)?;
+    state.store.update_campaign(&next).await?;
+    for (host_id, wave) in moved {
+        state.store.set_member_wave(&c.id, &host_id, wave).await?;
+    }
+    state.cache.set_open_wave(&c.id, None);
+    evaluate(state, &c.id).await
 }
 
 /// After a report: the campaigns of that update may open a wave or pause.

@@ -201,6 +201,9 @@ interface! {
     fn campaigns(&self) -> Result<Vec<Campaign>>;
     fn campaign(&self, id: &str) -> Result<Option<Campaign>>;
     fn set_campaign_status(&self, id: &str, status: CampaignStatus, reason: &str) -> Result<()>;
+    /// Stores the thresholds, window, waves and baseline of a campaign under way.
+    fn update_campaign(&self, c: &Campaign) -> Result<()>;
+    fn set_member_wave(&self, campaign_id: &str, host_id: &str, wave: usize) -> Result<()>;
     fn members(&self, campaign_id: &str) -> Result<Vec<Member>>;
     /// One host's membership, if any.
     fn member(&self, campaign_id: &str, host_id: &str) -> Result<Option<Member>>;

@@ -3,11 +3,12 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::Sqlite;
+use crate::policy::campaign::Baseline;
 use crate::policy::status::CampaignStatus;
 use crate::store::{Campaign, Member, Result, StoreError};
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
-const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at";
+const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at, baseline_finished, baseline_failed";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -35,6 +36,10 @@ fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
         status: r.try_get::<String, _>("status")?.parse().map_err(corrupt)?,
         status_reason: r.try_get("status_reason")?,
         created_at: r.try_get("created_at")?,
+        baseline: Baseline {
+            finished: r.try_get::<i64, _>("baseline_finished")? as usize,
+            failed: r.try_get::<i64, _>("baseline_failed")? as usize,
+        },
     })
 }
 
@@ -92,6 +97,39 @@ impl Sqlite {
             .bind(status.as_str())
             .bind(reason)
             .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Stores what an operator may change of a campaign under way, and its baseline.
+    pub async fn update_campaign(&self, c: &Campaign) -> Result<()> {
+        sqlx::query(
+            "UPDATE campaigns SET waves = ?, success_threshold = ?, max_failure_rate = ?, window = ?,
+                baseline_finished = ?, baseline_failed = ? WHERE id = ?",
+        )
+        .bind(serde_json::to_string(&c.waves).map_err(corrupt)?)
+        .bind(c.success_threshold)
+        .bind(c.max_failure_rate)
+        .bind(c.window.map(|w| serde_json::to_string(&w)).transpose().map_err(corrupt)?)
+        .bind(c.baseline.finished as i64)
+        .bind(c.baseline.failed as i64)
+        .bind(&c.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_member_wave(
+        &self,
+        campaign_id: &str,
+        host_id: &str,
+        wave: usize,
+    ) -> Result<()> {
+        sqlx::query("UPDATE campaign_members SET wave = ? WHERE campaign_id = ? AND host_id = ?")
+            .bind(wave as i64)
+            .bind(campaign_id)
+            .bind(host_id)
             .execute(&self.pool)
             .await?;
         Ok(())

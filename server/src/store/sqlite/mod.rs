@@ -48,6 +48,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../migrations/sqlite/0008_release_url.sql"),
     ),
+    (
+        9,
+        include_str!("../../../migrations/sqlite/0009_campaign_edits.sql"),
+    ),
 ];
 
 #[derive(Clone)]
