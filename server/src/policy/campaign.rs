@@ -161,8 +161,8 @@ pub fn parse_waves(text: &str) -> Result<Vec<WaveSize>, String> {
 /// host more than the one before while hosts remain.
 fn cutoff(waves: &[WaveSize], wave: usize, members: u64) -> u64 {
     let mut end = 0;
-    for w in 0..=wave.min(waves.len().saturating_sub(1)) {
-        let raw = match waves[w] {
+    for size in waves.iter().take(wave + 1) {
+        let raw = match *size {
             WaveSize::Percent(p) => ((members as f64) * p / 100.0 + 0.5).floor() as u64,
             WaveSize::Count(c) => c,
         };
