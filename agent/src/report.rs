@@ -71,11 +71,17 @@ pub fn from_journal(
     message: String,
     output: String,
 ) -> Report {
+    // A rollback by hand goes from the installed version to the previous one: the report
+    // says so (`1.3.0 -> 1.2.0 rolled_back`).
+    let version = match &j.phase {
+        crate::install::journal::Phase::ManualRollback { to, .. } => to.clone(),
+        _ => j.version.clone(),
+    };
     Report {
         report_id: j.report_id.clone(),
         job_id: j.job_id.clone(),
         item: j.item.clone(),
-        version: j.version.clone(),
+        version,
         from_version: j.from_version.clone(),
         outcome,
         message,

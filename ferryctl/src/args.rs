@@ -193,8 +193,11 @@ pub struct BuildArgs {
     /// Where to write the tarball and the signed manifest.
     #[arg(long)]
     pub out: PathBuf,
+    /// What kind of update this is: security, bugfix, feature or unknown.
     #[arg(long, default_value = "unknown")]
     pub category: Category,
+    /// How it is placed on the device: symlink (each version under ROOT/releases, ROOT/current
+    /// points at one) or overlay (files placed into existing paths under ROOT, with backups).
     #[arg(long, default_value = "symlink")]
     pub layout: Layout,
     /// Compression of the tarball: gzip or zstd.
@@ -304,8 +307,8 @@ pub enum TokensCommand {
     Create {
         #[arg(long)]
         name: String,
-        /// operator or enrol.
-        #[arg(long, default_value = "operator")]
+        /// operator (drives the API) or enrol (lets devices enrol).
+        #[arg(long, default_value = "operator", value_parser = ["operator", "enrol"])]
         kind: String,
     },
     /// List tokens (never the tokens themselves).
@@ -351,7 +354,8 @@ pub enum CampaignsCommand {
     },
     /// List campaigns.
     List {
-        #[arg(long)]
+        /// Only campaigns in this status.
+        #[arg(long, value_parser = ["running", "paused", "cancelled", "completed"])]
         status: Option<String>,
     },
     /// Show a campaign's progress per host and in total.
@@ -395,8 +399,8 @@ pub struct FollowArgs {
 pub enum BatchesCommand {
     /// List batches.
     List {
-        /// Only batches in this status: running, completed, failed.
-        #[arg(long)]
+        /// Only batches in this status.
+        #[arg(long, value_parser = ["running", "completed", "failed"])]
         status: Option<String>,
     },
     /// Show one batch with its entries.
@@ -415,8 +419,8 @@ pub enum UpdateCommand {
     BatchHost {
         /// Host id or hostname.
         host: String,
-        /// Only updates of this category (security, bugfix, feature, unknown).
-        #[arg(long)]
+        /// Only updates of this category.
+        #[arg(long, value_parser = ["security", "bugfix", "feature", "unknown"])]
         category: Option<String>,
         /// Items to leave out, comma-separated.
         #[arg(long, value_delimiter = ',')]
@@ -440,10 +444,16 @@ pub enum UpdateCommand {
         /// Host id or hostname.
         #[arg(long)]
         host: String,
+        /// The software item; the host must manage it.
         #[arg(long)]
         item: String,
+        /// The release to install; the newest when absent.
         #[arg(long)]
         version: Option<semver::Version>,
+        /// Queue it even though the host already has that version (it re-verifies it and
+        /// reports it in place).
+        #[arg(long)]
+        force: bool,
         /// Print the install's output live and exit with its outcome.
         #[arg(long)]
         follow: bool,

@@ -17,7 +17,9 @@ use args::{
 };
 use clap::Parser;
 use client::Client;
-use ferry_manifests::wire::{BatchRequest, CampaignRequest, CampaignTarget, ItemEdit};
+use ferry_manifests::wire::{
+    BatchRequest, CampaignRequest, CampaignTarget, ItemEdit, TriggerRequest,
+};
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -228,8 +230,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host,
                 item,
                 version,
+                force,
                 follow,
-            } => api()?.trigger(&host, &item, version, json, follow),
+            } => api()?.trigger(
+                &TriggerRequest {
+                    host,
+                    item,
+                    version,
+                    force,
+                },
+                json,
+                follow,
+            ),
         },
         Command::Check { host, item } => api()?.check_now(host, item),
     }

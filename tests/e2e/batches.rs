@@ -127,3 +127,20 @@ fn batch_item_follow_prints_progress_and_exits_with_the_outcome() {
     assert_eq!(again["entries"][0]["status"], "skipped");
     assert_eq!(again["status"], "completed");
 }
+
+#[test]
+fn a_security_batch_installs_the_security_release_behind_a_newer_feature_release() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    w.release("1.1.0", &["--category", "security"]);
+    w.release("1.2.0", &["--category", "feature"]);
+    let batch = w.ctl_json(&["update", "batch-host", "device-1", "--category", "security"]);
+    let entries = batch["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{batch}");
+    assert_eq!(entries[0]["version"], "1.1.0", "{batch}");
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+}

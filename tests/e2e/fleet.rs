@@ -268,3 +268,64 @@ fn ferryctl_takes_its_connection_and_output_flags_before_or_after_the_subcommand
         );
     }
 }
+
+#[test]
+fn flags_with_fixed_values_refuse_others_and_list_them() {
+    let w = World::new();
+    let bad = w.ctl(&["campaigns", "list", "--status", "bogus"]).code(2);
+    for value in ["running", "paused", "cancelled", "completed"] {
+        assert!(bad.stderr.contains(value), "{bad}");
+    }
+    let help = w.ctl(&["update-batches", "list", "--help"]).ok();
+    assert!(help.stdout.contains("running, completed, failed"), "{help}");
+    // The API refuses them too, rather than answering an empty list.
+    let token = std::fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
+    let resp = reqwest::blocking::Client::new()
+        .get(format!("{}/api/v1/campaigns?status=bogus", w.server.url()))
+        .bearer_auth(token.trim())
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+}
+
+#[test]
+fn a_trigger_that_cannot_work_is_refused_unless_forced() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let other = w.ctl(&[
+        "update",
+        "trigger",
+        "--host",
+        "device-1",
+        "--item",
+        "nothing-here",
+    ]);
+    assert_eq!(other.code, Some(1), "{other}");
+    let src = w.payload("1.0.0", None);
+    let out = w.build_with("api", "1.0.0", &src, "keys/release.key", &[]);
+    w.publish(&out);
+    let lacking = w
+        .ctl(&["update", "trigger", "--host", "device-1", "--item", "api"])
+        .code(1);
+    assert!(
+        lacking
+            .stderr
+            .contains("does not manage api (its items: web)"),
+        "{lacking}"
+    );
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    let again = w
+        .ctl(&["update", "trigger", "--host", "device-1", "--item", "web"])
+        .code(1);
+    assert!(again.stderr.contains("already has web 1.0.0"), "{again}");
+    assert!(again.stderr.contains("--force"), "{again}");
+    w.ctl(&[
+        "update", "trigger", "--host", "device-1", "--item", "web", "--force",
+    ])
+    .ok();
+    w.agent("once").ok();
+    let last = w.history().pop().unwrap();
+    assert_eq!(last["status"], "installed", "{last}");
+}

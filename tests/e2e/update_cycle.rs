@@ -78,8 +78,10 @@ fn publish_trigger_install_and_upgrade() {
         "<h1>1.0.0</h1>\n"
     );
 
-    // Trigger without a version: the newest.
-    w.trigger(None);
+    // Trigger without a version: the newest. While pending, the history already says where
+    // it starts from (the server knows what the host has).
+    let job = w.trigger(None);
+    assert_eq!(job["from_version"], "1.0.0", "{job}");
     w.agent("once").ok();
     assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
     assert!(
@@ -338,7 +340,9 @@ fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
     let history = w.history();
     let last = history.last().unwrap();
     assert_eq!(last["status"], "rolled_back", "{history:#?}");
-    assert_eq!(last["version"], "1.1.0");
+    // From the installed version back to the previous one.
+    assert_eq!(last["from_version"], "1.1.0");
+    assert_eq!(last["version"], "1.0.0");
     assert_eq!(last["actor"], "device");
     assert!(last["message"].as_str().unwrap().contains("by hand"));
     assert_eq!(

@@ -78,22 +78,9 @@ impl Client {
         Ok(())
     }
 
-    pub fn trigger(
-        &self,
-        host: &str,
-        item: &str,
-        version: Option<semver::Version>,
-        json: bool,
-        follow: bool,
-    ) -> anyhow::Result<()> {
+    pub fn trigger(&self, req: &TriggerRequest, json: bool, follow: bool) -> anyhow::Result<()> {
         let resp = self.send(
-            self.http
-                .post(self.url("api/v1/updates")?)
-                .json(&TriggerRequest {
-                    host: host.to_string(),
-                    item: item.to_string(),
-                    version,
-                }),
+            self.http.post(self.url("api/v1/updates")?).json(req),
             "triggering update",
         )?;
         let e: HistoryView = resp.json()?;

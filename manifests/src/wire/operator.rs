@@ -320,6 +320,10 @@ pub struct TriggerRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub version: Option<semver::Version>,
+    /// Queue it even though the host already has that version (the device re-verifies it
+    /// and reports it in place).
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

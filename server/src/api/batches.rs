@@ -89,19 +89,13 @@ pub async fn create(
                 .map(|(_, i)| i.clone())
                 .unwrap_or_default();
             let releases = state.releases().await?;
-            let available = batch::available(&installed, &releases);
+            let available = batch::available(&installed, &releases, category.as_deref());
             let active_items: Vec<String> = active(&host_id)
                 .await?
                 .into_iter()
                 .map(|j| j.item)
                 .collect();
-            let planned = batch::plan_host(
-                &host_id,
-                &available,
-                category.as_deref(),
-                exclude,
-                &active_items,
-            );
+            let planned = batch::plan_host(&host_id, &available, exclude, &active_items);
             let mut d = format!("all updates of {hostname}");
             if let Some(c) = category {
                 d.push_str(&format!(", category {c}"));
@@ -163,6 +157,11 @@ pub async fn list(
     _op: Operator,
     Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<BatchView>>> {
+    let wanted = q.status.as_deref().filter(|s| !s.is_empty());
+    if let Some(s) = wanted {
+        s.parse::<crate::policy::status::BatchStatus>()
+            .map_err(|e| AppError::bad_request(format!("status {e}")))?;
+    }
     let mut by_batch: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
     for (id, e) in state.store.batch_entries(None, None).await? {
         by_batch.entry(id).or_default().push(e);
@@ -171,7 +170,7 @@ pub async fn list(
     for b in state.store.batches().await? {
         let entries = by_batch.remove(&b.id).unwrap_or_default();
         let v = view(&b.id, &b.kind, &b.description, &b.created_at, entries);
-        if q.status.as_deref().is_none_or(|s| s == v.status) {
+        if wanted.is_none_or(|s| s == v.status) {
             out.push(v);
         }
     }

@@ -188,9 +188,16 @@ pub async fn list(
     _op: Operator,
     Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<CampaignView>>> {
+    let wanted = q
+        .status
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<CampaignStatus>)
+        .transpose()
+        .map_err(|e| AppError::bad_request(format!("status {e}")))?;
     let mut out = Vec::new();
     for c in state.store.campaigns().await? {
-        if q.status.as_deref().is_none_or(|s| s == c.status.as_str()) {
+        if wanted.is_none_or(|s| s == c.status) {
             out.push(view(&state, c).await?);
         }
     }

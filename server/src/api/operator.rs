@@ -248,6 +248,26 @@ pub async fn trigger(
             None => format!("no release of {}; publish one first", req.item),
         }));
     };
+    let (host, installed) = state
+        .store
+        .host(&host_id)
+        .await?
+        .ok_or(AppError::Vanished("host"))?;
+    let Some(current) = installed.iter().find(|i| i.item == req.item) else {
+        let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
+        return Err(AppError::conflict(format!(
+            "{} does not manage {} (its items: {}); add it to [[items]] in the device's agent config first",
+            host.facts.hostname,
+            req.item,
+            if items.is_empty() { "none".to_string() } else { items.join(", ") }
+        )));
+    };
+    if current.version.as_ref() == Some(&release.version) && !req.force {
+        return Err(AppError::conflict(format!(
+            "{} already has {} {}; pass --force (\"force\": true) to queue it anyway",
+            host.facts.hostname, req.item, release.version
+        )));
+    }
     if let Some(existing) = state.store.active_update(&host_id, &req.item).await? {
         return Err(AppError::conflict(format!(
             "host already has a pending update of {} ({existing})",

@@ -22,13 +22,11 @@ pub struct Planned {
 pub fn plan_host(
     host_id: &str,
     available: &[Available],
-    category: Option<&str>,
     exclude: &[String],
     active_items: &[String],
 ) -> Vec<Planned> {
     available
         .iter()
-        .filter(|a| category.is_none_or(|c| a.category == c))
         .filter(|a| !exclude.contains(&a.item))
         .map(|a| Planned {
             host_id: host_id.to_string(),
@@ -138,9 +136,25 @@ pub fn batch_status(entries: &[EntryState]) -> BatchStatus {
     }
 }
 
-/// The newest releases of a host's items (for `batch-host`).
-pub fn available(installed: &[InstalledItem], releases: &[ReleaseView]) -> Vec<Available> {
-    crate::policy::fleet::available_for(installed, releases)
+/// What `batch-host` installs of each of a host's items: the newest release it lacks, or with
+/// `category`, the newest it lacks of that category (a security release stays wanted when a
+/// newer feature release followed it).
+pub fn available(
+    installed: &[InstalledItem],
+    releases: &[ReleaseView],
+    category: Option<&str>,
+) -> Vec<Available> {
+    match category {
+        None => crate::policy::fleet::available_for(installed, releases),
+        Some(c) => {
+            let of_category: Vec<ReleaseView> = releases
+                .iter()
+                .filter(|r| r.category == c)
+                .cloned()
+                .collect();
+            crate::policy::fleet::available_for(installed, &of_category)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -214,10 +228,9 @@ mod tests {
                 manifest_path: String::new(),
             },
         ];
-        let p = plan_host("h", &avail, Some("security"), &[], &[]);
-        assert_eq!(p.len(), 1);
-        assert_eq!(p[0].item, "web");
-        let p = plan_host("h", &avail, None, &["api".into()], &["web".into()]);
+        let p = plan_host("h", &avail, &[], &[]);
+        assert_eq!(p.len(), 2);
+        let p = plan_host("h", &avail, &["api".into()], &["web".into()]);
         assert_eq!(p.len(), 1);
         assert!(p[0].skip.is_some());
 
@@ -242,5 +255,43 @@ mod tests {
             summary,
             vec![("old", false), ("same", true), ("busy", true)]
         );
+    }
+
+    #[test]
+    fn a_category_picks_the_newest_release_of_it_the_host_lacks() {
+        let release = |version: &str, category: &str| ReleaseView {
+            item: "web".into(),
+            version: version.parse().unwrap(),
+            category: category.into(),
+            released_at: String::new(),
+            expires_at: String::new(),
+            notes: String::new(),
+            release_url: None,
+            layout: "symlink".into(),
+            artifact_name: String::new(),
+            artifact_size: 0,
+            artifact_sha256: String::new(),
+            signed_by: vec![],
+            published_at: String::new(),
+        };
+        let releases = vec![
+            release("1.0.0", "feature"),
+            release("1.1.0", "security"),
+            release("1.2.0", "feature"),
+        ];
+        let installed = vec![InstalledItem {
+            item: "web".into(),
+            version: Some("1.0.0".parse().unwrap()),
+        }];
+        let security = available(&installed, &releases, Some("security"));
+        assert_eq!(security.len(), 1, "{security:?}");
+        assert_eq!(security[0].version.to_string(), "1.1.0");
+        let all = available(&installed, &releases, None);
+        assert_eq!(all[0].version.to_string(), "1.2.0");
+        let up_to_date = vec![InstalledItem {
+            item: "web".into(),
+            version: Some("1.1.0".parse().unwrap()),
+        }];
+        assert!(available(&up_to_date, &releases, Some("security")).is_empty());
     }
 }

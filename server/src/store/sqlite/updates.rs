@@ -26,13 +26,17 @@ impl Sqlite {
         actor: &str,
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
+        // The version the host has now is where the update starts from, as the history shows.
         sqlx::query(
-            "INSERT INTO updates (id, host_id, item, version, status, actor, created_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+            "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at)
+             VALUES (?, ?, ?, ?, (SELECT version FROM installed WHERE host_id = ? AND item = ?), 'pending', ?, ?)",
         )
         .bind(&id)
         .bind(host_id)
         .bind(item)
         .bind(version.to_string())
+        .bind(host_id)
+        .bind(item)
         .bind(actor)
         .bind(crate::now())
         .execute(&self.pool)
