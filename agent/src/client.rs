@@ -247,11 +247,18 @@ impl<'a> LiveOutput<'a> {
 }
 
 pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
+    // The URL is in the error already; reqwest's text would repeat it.
+    let e = e.without_url();
     let mut message = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         message = format!("{message}: {s}");
         source = s.source();
+    }
+    if message.contains("InvalidContentType") || message.contains("corrupt message") {
+        message.push_str(
+            "; the server does not speak TLS on this port: use http:// in server_url, or start the server with --tls-cert",
+        );
     }
     Error::Unreachable {
         url: url.to_string(),

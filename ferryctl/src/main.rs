@@ -25,9 +25,23 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("ferryctl: {e:#}");
+        eprintln!("ferryctl: {}", message(&e));
         std::process::exit(1);
     }
+}
+
+/// An error and its causes on one line, each said once (a cause whose text the message
+/// already holds, as an I/O error inside "cannot read key file X: …", is not repeated).
+fn message(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Runs one command. Offline commands (keys, release build, trust roots) never touch the

@@ -201,6 +201,13 @@ impl SigningKeyFile {
             path: path.to_path_buf(),
             reason,
         };
+        // A public key file where the private one belongs is the usual slip: say so, rather
+        // than what its fields lack.
+        if text.contains(PUBLIC_FORMAT) {
+            return Err(invalid(
+                "this is the public key; pass the private .key file that `ferryctl keygen` wrote beside it".into(),
+            ));
+        }
         let file: PrivateFile =
             toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
         if file.format != PRIVATE_FORMAT {

@@ -6,6 +6,7 @@ mod agent_cli;
 mod batches;
 mod campaigns;
 mod crash;
+mod ctl_errors;
 mod fleet;
 mod hostile;
 mod keys;

@@ -21,8 +21,16 @@ pub struct Client {
 
 impl Client {
     pub fn new(args: &ServerArgs) -> anyhow::Result<Client> {
-        let mut base = reqwest::Url::parse(&args.server)
-            .with_context(|| format!("--server {:?} is not a URL", args.server))?;
+        let wrong = || {
+            format!(
+                "--server (or FERRY_SERVER) {:?} must be the server's URL, such as http://127.0.0.1:8080 or https://ferry.example.org",
+                args.server
+            )
+        };
+        let mut base = reqwest::Url::parse(&args.server).with_context(wrong)?;
+        if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
+            bail!(wrong());
+        }
         if !base.path().ends_with('/') {
             let p = format!("{}/", base.path());
             base.set_path(&p);
@@ -57,17 +65,26 @@ impl Client {
     }
 
     fn send(&self, req: RequestBuilder, what: &str) -> anyhow::Result<Response> {
-        let resp = req
-            .bearer_auth(&self.token)
-            .send()
-            .with_context(|| format!("cannot reach the server at {} ({what})", self.base))?;
+        let resp = match req.bearer_auth(&self.token).send() {
+            Ok(r) => r,
+            Err(e) => bail!(
+                "{what}: cannot reach the server at {}: {}",
+                self.base,
+                transport_message(e)
+            ),
+        };
         if resp.status().is_success() {
             return Ok(resp);
         }
         let status = resp.status();
+        let url = resp.url().clone();
         match resp.json::<ApiError>() {
+            // A route the server does not have: most likely a wrong base path in --server.
+            Ok(e) if status == reqwest::StatusCode::NOT_FOUND && e.message.starts_with("no such endpoint") => {
+                bail!("{what}: {url} does not exist on the server ({status}); is --server the server's base URL?")
+            }
             Ok(e) => bail!("{what}: {} ({status})", e.message),
-            Err(_) => bail!("{what}: server answered {status}"),
+            Err(_) => bail!("{what}: {url} answered {status}, not Ferry's API; is --server the server's base URL?"),
         }
     }
 
@@ -76,6 +93,22 @@ impl Client {
         resp.json()
             .with_context(|| format!("{what}: unexpected answer"))
     }
+}
+
+/// A transport error in words: the causes in order, the URL once, and what to do about the
+/// usual mistakes.
+fn transport_message(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    if message.contains("InvalidContentType") || message.contains("corrupt message") {
+        message.push_str("; the server does not speak TLS on this port: use http://, or start the server with --tls-cert");
+    }
+    message
 }
 
 /// Percent-encodes a value for use as one path segment.

@@ -1,0 +1,58 @@
+//! ferryctl's errors name what was wrong and what to do: connection settings, key files.
+
+use crate::util::World;
+
+#[test]
+fn connection_mistakes_are_named_with_the_fix() {
+    let w = World::new();
+    let url = w.server.url();
+    let port = url.rsplit(':').next().unwrap().trim_end_matches('/');
+    let with_server = |server: &str| {
+        let mut cmd = w.ctl_command(&["hosts", "list"]);
+        cmd.env("FERRY_SERVER", server);
+        crate::util::run(cmd).code(1)
+    };
+    let no_scheme = with_server(&format!("localhost:{port}"));
+    assert!(no_scheme.stderr.contains("FERRY_SERVER"), "{no_scheme}");
+    assert!(no_scheme.stderr.contains("such as http://"), "{no_scheme}");
+    let tls = with_server(&format!("https://127.0.0.1:{port}"));
+    assert!(tls.stderr.contains("does not speak TLS"), "{tls}");
+    let base = with_server(&format!("{url}/ferry"));
+    assert!(
+        base.stderr
+            .contains(&format!("{url}/ferry/api/v1/hosts does not exist")),
+        "{base}"
+    );
+    assert!(base.stderr.contains("base URL"), "{base}");
+}
+
+#[test]
+fn key_file_mistakes_are_said_once_and_plainly() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let build = |key: &str| {
+        w.ctl(&[
+            "release",
+            "build",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+            "--from",
+            src.to_str().unwrap(),
+            "--key",
+            key,
+            "--out",
+            "out",
+        ])
+        .code(1)
+    };
+    let missing = build("keys/missing.key");
+    assert_eq!(
+        missing.stderr.matches("No such file or directory").count(),
+        1,
+        "{missing}"
+    );
+    let public = build("keys/release.pub");
+    assert!(public.stderr.contains("this is the public key"), "{public}");
+}
