@@ -329,3 +329,33 @@ fn a_trigger_that_cannot_work_is_refused_unless_forced() {
     let last = w.history().pop().unwrap();
     assert_eq!(last["status"], "installed", "{last}");
 }
+
+#[test]
+fn ids_may_be_given_as_unique_prefixes() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let job = w.trigger(Some("1.0.0"));
+    let id = job["id"].as_str().unwrap().to_string();
+    let shown = w.ctl_json(&["history", "show", &id[..8]]);
+    assert_eq!(shown["id"], id.as_str());
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let c = w.ctl_json(&[
+        "campaigns",
+        "create",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--host",
+        &host[..6],
+    ]);
+    let cid = c["id"].as_str().unwrap().to_string();
+    let paused = w.ctl_json(&["campaigns", "pause", &cid[..5]]);
+    assert_eq!(paused["status"], "paused");
+    let short = w.ctl(&["campaigns", "show", &cid[..2]]).code(1);
+    assert!(short.stderr.contains("at least 4"), "{short}");
+}

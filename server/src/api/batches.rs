@@ -183,5 +183,6 @@ pub async fn show(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BatchView>> {
+    let id = super::full_id(&state, crate::store::IdKind::Batch, &id).await?;
     Ok(Json(load(&state, &id).await?))
 }

@@ -218,6 +218,7 @@ pub async fn show(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
+    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     Ok(Json(view(&state, c).await?))
 }
@@ -228,6 +229,7 @@ pub async fn action(
     _op: Operator,
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
+    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     if matches!(
         c.status,
@@ -273,6 +275,7 @@ pub async fn edit(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CampaignEdit>,
 ) -> ApiResult<Json<CampaignView>> {
+    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     if matches!(
         c.status,
@@ -312,6 +315,7 @@ pub async fn accept(
     Device(host_id): Device,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignOffer>> {
+    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     if !state.store.accept(&id, &host_id).await? {
         return Err(AppError::not_found(format!(

@@ -15,6 +15,30 @@ use tower_http::trace::TraceLayer;
 
 use crate::Shared;
 
+/// The full id an operator meant: the id itself, or a unique prefix of one of at least four
+/// characters (as git takes commit ids). An id nothing starts with comes back as given, for
+/// the handler's own "no such …" answer.
+pub(crate) async fn full_id(
+    state: &Shared,
+    kind: crate::store::IdKind,
+    given: &str,
+) -> crate::error::ApiResult<String> {
+    let ids = state.store.ids_with_prefix(kind, given).await?;
+    if ids.iter().any(|i| i == given) {
+        return Ok(given.to_string());
+    }
+    match ids.as_slice() {
+        [] => Ok(given.to_string()),
+        [one] if given.len() >= 4 => Ok(one.clone()),
+        [_] => Err(crate::error::AppError::bad_request(format!(
+            "id prefix {given:?} is too short: give at least 4 characters"
+        ))),
+        _ => Err(crate::error::AppError::conflict(format!(
+            "id prefix {given:?} is ambiguous: give more characters"
+        ))),
+    }
+}
+
 /// `?status=` of the list endpoints.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 pub struct StatusQuery {

@@ -153,9 +153,13 @@ pub async fn manifest(
     }
 }
 
-/// Resolves a host id or hostname to exactly one host id.
+/// Resolves a host id, a unique prefix of one, or a hostname to exactly one host id.
 pub(crate) async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(String, String)> {
     let mut found = state.store.find_hosts(host).await?;
+    if found.is_empty() {
+        let id = super::full_id(state, crate::store::IdKind::Host, host).await?;
+        found = state.store.find_hosts(&id).await?;
+    }
     match found.len() {
         0 => Err(AppError::not_found(format!(
             "no host with id or hostname {host:?}"
@@ -324,6 +328,7 @@ pub async fn output_stream(
         impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
     >,
 > {
+    let id = super::full_id(&state, crate::store::IdKind::Update, &id).await?;
     use crate::live::LiveEvent;
     use axum::response::sse::{Event, KeepAlive, Sse};
 
@@ -385,6 +390,7 @@ pub async fn history_entry(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HistoryView>> {
+    let id = super::full_id(&state, crate::store::IdKind::Update, &id).await?;
     state
         .store
         .history(None, None, Some(&id))

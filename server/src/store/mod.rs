@@ -15,7 +15,7 @@ mod sqlite;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
-    BatchRow, Campaign, EntryRow, HostRow, ItemSettings, Member, NewRelease, PendingJob,
+    BatchRow, Campaign, EntryRow, HostRow, IdKind, ItemSettings, Member, NewRelease, PendingJob,
     ReportRecord,
 };
 
@@ -123,6 +123,9 @@ macro_rules! interface {
 }
 
 interface! {
+    /// Ids of `kind` starting with `prefix` (at most three).
+    fn ids_with_prefix(&self, kind: IdKind, prefix: &str) -> Result<Vec<String>>;
+
     // tokens
     fn has_token(&self, kind: &str) -> Result<bool>;
     /// Stores a token's hash; returns the token's id.

@@ -78,3 +78,26 @@ pub struct EntryRow {
     pub update_id: Option<String>,
     pub message: String,
 }
+
+/// The kinds of record an operator names by id (or by a unique prefix of it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdKind {
+    Campaign,
+    Batch,
+    Update,
+    Token,
+    Host,
+}
+
+impl IdKind {
+    /// The table holding that kind of record (a constant: safe in SQL text).
+    pub fn table(self) -> &'static str {
+        match self {
+            IdKind::Campaign => "campaigns",
+            IdKind::Batch => "batches",
+            IdKind::Update => "updates",
+            IdKind::Token => "tokens",
+            IdKind::Host => "hosts",
+        }
+    }
+}

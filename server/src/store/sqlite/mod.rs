@@ -13,9 +13,9 @@ mod updates;
 use std::path::Path;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{AssertSqlSafe, SqlitePool};
 
-use super::{Result, StoreError};
+use super::{IdKind, Result, StoreError};
 
 /// Schema migrations, applied in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -77,6 +77,23 @@ impl Sqlite {
         let db = Sqlite { pool };
         db.migrate().await?;
         Ok(db)
+    }
+
+    pub async fn ids_with_prefix(&self, kind: IdKind, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT id FROM {} WHERE id LIKE ? ESCAPE '\\' ORDER BY id LIMIT 3",
+            kind.table()
+        )))
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     async fn migrate(&self) -> Result<()> {
