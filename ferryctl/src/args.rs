@@ -16,7 +16,8 @@ use ferry_manifests::Category;
 pub struct Cli {
     #[command(flatten)]
     pub server: ServerArgs,
-    /// Print JSON instead of tables, for commands that list or show something.
+    /// Print JSON instead of text: one document, or with --follow one JSON object a line
+    /// (JSON lines) as events come.
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -25,7 +26,7 @@ pub struct Cli {
 
 #[derive(Args, Clone)]
 pub struct ServerArgs {
-    /// Server URL.
+    /// The server's base URL, such as http://127.0.0.1:8080 or https://ferry.example.org.
     #[arg(
         long,
         env = "FERRY_SERVER",
@@ -121,12 +122,16 @@ pub enum RootCommand {
         /// Public release key devices will trust (repeatable).
         #[arg(long = "release-key", required = true)]
         release_keys: Vec<PathBuf>,
+        /// How many root keys must sign the next root version.
         #[arg(long, default_value_t = 1)]
         root_threshold: usize,
+        /// How many release keys must sign a release.
         #[arg(long, default_value_t = 1)]
         release_threshold: usize,
+        /// Days until devices stop trusting this root unless a newer one arrives.
         #[arg(long, default_value_t = 365)]
         expires_in_days: u32,
+        /// Where to write the signed root (e.g. root-1.json).
         #[arg(long)]
         out: PathBuf,
     },
@@ -140,29 +145,41 @@ pub enum RootCommand {
         /// Private root key that signs (repeatable).
         #[arg(long = "sign-with", required = true)]
         sign_with: Vec<PathBuf>,
+        /// Public release key to trust from this version on (repeatable).
         #[arg(long = "add-release-key")]
         add_release_keys: Vec<PathBuf>,
         /// Key id of a release key to retire.
         #[arg(long = "remove-release-key")]
         remove_release_keys: Vec<String>,
+        /// Public root key to add (repeatable); it must sign this version too.
         #[arg(long = "add-root-key")]
         add_root_keys: Vec<PathBuf>,
         /// Key id of a root key to retire.
         #[arg(long = "remove-root-key")]
         remove_root_keys: Vec<String>,
+        /// New root-key threshold (unchanged when absent).
         #[arg(long)]
         root_threshold: Option<usize>,
+        /// New release-key threshold (unchanged when absent).
         #[arg(long)]
         release_threshold: Option<usize>,
+        /// Days until devices stop trusting this version unless a newer one arrives.
         #[arg(long, default_value_t = 365)]
         expires_in_days: u32,
+        /// Where to write the signed next version (e.g. root-2.json).
         #[arg(long)]
         out: PathBuf,
     },
     /// Upload a root version to the server; devices fetch it at their next check-in.
-    Publish { file: PathBuf },
+    Publish {
+        /// The signed root file.
+        file: PathBuf,
+    },
     /// Print a root file's version, expiry, keys and thresholds.
-    Show { file: PathBuf },
+    Show {
+        /// The signed root file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -231,7 +248,7 @@ pub struct BuildArgs {
 
 #[derive(Subcommand)]
 pub enum HostsCommand {
-    /// List them.
+    /// List hosts: online or not, what each has installed and what is available to it.
     List,
     /// Set a host's tags and friendly name (the operator's word wins over the device's).
     Edit {
@@ -240,7 +257,7 @@ pub enum HostsCommand {
         /// Comma-separated tags; an empty value clears the operator's tags.
         #[arg(long)]
         tags: Option<String>,
-        /// An empty value clears the operator's name.
+        /// A name shown beside the hostname; an empty value clears the operator's name.
         #[arg(long)]
         friendly_name: Option<String>,
     },
@@ -253,7 +270,7 @@ pub enum HostsCommand {
 
 #[derive(Subcommand)]
 pub enum ListCommand {
-    /// List them.
+    /// List them, newest first (with --json, every field).
     List,
 }
 
@@ -271,14 +288,20 @@ pub enum HistoryCommand {
     /// Print an update's output; with --follow, live until it ends, exiting 0 only if it
     /// installed.
     Tail {
+        /// The update's id, or a unique prefix of it.
         id: String,
+        /// Follow the live output until the update ends.
         #[arg(long)]
         follow: bool,
+        /// Give up following after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
     /// Show one entry with its full output.
-    Show { id: String },
+    Show {
+        /// The update's id, or a unique prefix of it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -287,7 +310,9 @@ pub enum ItemsCommand {
     List,
     /// Feature an item, set its icon, or (de)activate it.
     Edit {
+        /// The item's name.
         name: String,
+        /// Show it first in lists and on dashboards: true or false.
         #[arg(long)]
         featured: Option<bool>,
         /// https URL of an icon (at most 2048 characters); empty to clear it.
@@ -296,6 +321,7 @@ pub enum ItemsCommand {
         /// Stop offering its releases (and refuse triggers, batches and campaigns of it).
         #[arg(long, conflicts_with = "activate")]
         deactivate: bool,
+        /// Offer its releases again.
         #[arg(long)]
         activate: bool,
     },
@@ -305,6 +331,7 @@ pub enum ItemsCommand {
 pub enum TokensCommand {
     /// Create a token; it is printed once and only its hash is stored.
     Create {
+        /// What the token is for (shown in the list).
         #[arg(long)]
         name: String,
         /// operator (drives the API) or enrol (lets devices enrol).
@@ -314,15 +341,20 @@ pub enum TokensCommand {
     /// List tokens (never the tokens themselves).
     List,
     /// Revoke a token by id.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id (from the list), or a unique prefix of it.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum CampaignsCommand {
     /// Create a campaign for one release.
     Create {
+        /// The software item.
         #[arg(long)]
         item: String,
+        /// The release to roll out.
         #[arg(long)]
         version: semver::Version,
         /// Every host that has the item (now or later).
@@ -349,6 +381,7 @@ pub enum CampaignsCommand {
         /// Daily install window in the device's local time, e.g. 02:00-04:00.
         #[arg(long)]
         window: Option<String>,
+        /// A name for people (default "ITEM VERSION").
         #[arg(long)]
         name: Option<String>,
     },
@@ -359,9 +392,13 @@ pub enum CampaignsCommand {
         status: Option<String>,
     },
     /// Show a campaign's progress per host and in total.
-    Show { id: String },
+    Show {
+        /// The campaign's id, or a unique prefix of it.
+        id: String,
+    },
     /// Change a campaign under way: thresholds, window, and waves that have not opened.
     Edit {
+        /// The campaign's id, or a unique prefix of it.
         id: String,
         /// Share of a wave that must install before the next starts (0 to 1).
         #[arg(long)]
@@ -378,11 +415,20 @@ pub enum CampaignsCommand {
         waves: Option<String>,
     },
     /// Stop dispatching new installs.
-    Pause { id: String },
+    Pause {
+        /// The campaign\'s id, or a unique prefix of it.
+        id: String,
+    },
     /// Dispatch again; the failure threshold judges only installs that finish from now on.
-    Resume { id: String },
+    Resume {
+        /// The campaign\'s id, or a unique prefix of it.
+        id: String,
+    },
     /// Stop for good: pending installs are cancelled and devices drop them.
-    Cancel { id: String },
+    Cancel {
+        /// The campaign\'s id, or a unique prefix of it.
+        id: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -404,10 +450,15 @@ pub enum BatchesCommand {
         status: Option<String>,
     },
     /// Show one batch with its entries.
-    Show { id: String },
+    Show {
+        /// The batch's id, or a unique prefix of it.
+        id: String,
+    },
     /// Print a batch's progress until it finishes.
     Follow {
+        /// The batch's id, or a unique prefix of it.
         id: String,
+        /// Give up following after this many seconds.
         #[arg(long, default_value_t = 3600)]
         timeout_secs: u64,
     },
@@ -430,7 +481,9 @@ pub enum UpdateCommand {
     },
     /// Update one item to one version on every host that has it (or the listed hosts).
     BatchItem {
+        /// The software item.
         item: String,
+        /// The release every host gets; hosts at or past it are skipped.
         #[arg(long)]
         to_version: semver::Version,
         /// Only these hosts (ids or hostnames), comma-separated.
@@ -458,4 +511,34 @@ pub enum UpdateCommand {
         #[arg(long)]
         follow: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every subcommand, flag and argument says what it is for.
+    #[test]
+    fn every_command_flag_and_argument_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            if cmd.get_about().is_none() {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}: no description"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ferryctl", &mut missing);
+        assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
+    }
 }

@@ -57,7 +57,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen { out } => release::keygen(&out),
         Command::Release { command } => match command {
             ReleaseCommand::Build(args) => release::build(&args),
-            ReleaseCommand::Publish { outdir } => api()?.publish_dir(&outdir),
+            ReleaseCommand::Publish { outdir } => api()?.publish_dir(&outdir, json),
         },
         Command::Root { command } => match command {
             RootCommand::Init {
@@ -108,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 tags,
                 friendly_name,
             } => api()?.edit_host(&host, tags, friendly_name, json),
-            HostsCommand::Remove { host } => api()?.remove_host(&host),
+            HostsCommand::Remove { host } => api()?.remove_host(&host, json),
         },
         Command::Releases {
             command: ListCommand::List,
@@ -121,7 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 id,
                 follow,
                 timeout_secs,
-            } => api()?.tail(&id, follow, timeout_secs),
+            } => api()?.tail(&id, follow, timeout_secs, json),
             HistoryCommand::Show { id } => api()?.history_show(&id, json),
         },
         Command::Items { command } => match command {
@@ -211,7 +211,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::UpdateBatches { command } => match command {
             BatchesCommand::List { status } => api()?.batches(status.as_deref(), json),
             BatchesCommand::Show { id } => api()?.batch_show(&id, json),
-            BatchesCommand::Follow { id, timeout_secs } => api()?.batch_follow(&id, timeout_secs),
+            BatchesCommand::Follow { id, timeout_secs } => {
+                api()?.batch_follow(&id, timeout_secs, json)
+            }
         },
         Command::Update { command } => match command {
             UpdateCommand::BatchHost {
@@ -257,6 +259,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 follow,
             ),
         },
-        Command::Check { host, item } => api()?.check_now(host, item),
+        Command::Check { host, item } => api()?.check_now(host, item, json),
     }
 }

@@ -106,3 +106,58 @@ fn following_a_failing_install_exits_non_zero() {
     assert!(tail.stdout.contains("cannot start"), "{tail}");
     assert!(tail.stderr.contains("rolled_back"), "{tail}");
 }
+
+#[test]
+fn json_with_follow_prints_one_event_a_line() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let out = w.build(
+        "1.0.0",
+        &src,
+        &["--post-install", "echo hello from the hook"],
+    );
+    w.publish(&out);
+    w.agent("check").ok();
+    let follower = ferryctl(
+        &w,
+        &[
+            "update", "trigger", "--host", "device-1", "--item", "web", "--follow", "--json",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    w.agent("once").ok();
+    let done = follower.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&done.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert_eq!(events[0]["event"], "queued", "{events:?}");
+    assert_eq!(events.last().unwrap()["event"], "end");
+    assert_eq!(events.last().unwrap()["status"], "installed");
+    let text: String = events
+        .iter()
+        .filter(|e| e["event"] == "output")
+        .map(|e| e["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(text.contains("hello from the hook"), "{text}");
+
+    // The commands that had no --json have it now.
+    let checked = w.ctl_json(&["check", "--host", "device-1"]);
+    assert_eq!(checked["hosts"], 1, "{checked}");
+    let id = w.history()[0]["id"].as_str().unwrap().to_string();
+    let tail = w.ctl_json(&["history", "tail", &id]);
+    assert_eq!(tail["status"], "installed");
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let removed = w.ctl_json(&["hosts", "remove", &host]);
+    assert_eq!(removed["removed"], host.as_str());
+}

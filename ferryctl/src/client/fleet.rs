@@ -98,7 +98,12 @@ impl Client {
         Ok(())
     }
 
-    pub fn check_now(&self, host: Option<String>, item: Option<String>) -> anyhow::Result<()> {
+    pub fn check_now(
+        &self,
+        host: Option<String>,
+        item: Option<String>,
+        json: bool,
+    ) -> anyhow::Result<()> {
         let resp = self.send(
             self.http
                 .post(self.url("api/v1/check")?)
@@ -106,6 +111,9 @@ impl Client {
             "asking hosts to check in",
         )?;
         let answer: ferry_manifests::wire::CheckAnswer = resp.json()?;
+        if json {
+            return print_json(&answer);
+        }
         println!(
             "asked {} host(s) to check in; those long-polling answer at once, the others at their next poll",
             answer.hosts
@@ -113,9 +121,12 @@ impl Client {
         Ok(())
     }
 
-    pub fn remove_host(&self, host: &str) -> anyhow::Result<()> {
+    pub fn remove_host(&self, host: &str, json: bool) -> anyhow::Result<()> {
         let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
         self.send(self.http.delete(url), "removing the host")?;
+        if json {
+            return print_json(&serde_json::json!({"removed": host}));
+        }
         println!("removed {host}");
         Ok(())
     }

@@ -3,7 +3,7 @@
 use anyhow::{bail, Context as _};
 use ferry_manifests::wire::*;
 
-use super::{path_segment, print_json, Client};
+use super::{path_segment, print_json, print_json_line, Client};
 use crate::table;
 
 impl Client {
@@ -87,23 +87,40 @@ impl Client {
         if json && !follow {
             return print_json(&e);
         }
-        eprintln!(
-            "update {} queued: {} {} on {} (it starts at the host's next check-in)",
-            e.id, e.item, e.version, e.hostname
-        );
+        if json {
+            // JSON lines: the queued update, then the output events.
+            print_json_line(&serde_json::json!({"event": "queued", "update": e}))?;
+        } else {
+            eprintln!(
+                "update {} queued: {} {} on {} (it starts at the host's next check-in)",
+                e.id, e.item, e.version, e.hostname
+            );
+        }
         if follow {
-            return self.tail(&e.id, true, 3600);
+            return self.tail(&e.id, true, 3600, json);
         }
         Ok(())
     }
 
     /// Prints an update's output; with `follow`, from the live stream until the update ends.
-    pub fn tail(&self, id: &str, follow: bool, timeout_secs: u64) -> anyhow::Result<()> {
+    /// With `json`: the update as JSON, or with `follow` JSON lines (`{"event": "output",
+    /// "text": …}` as the output comes, then `{"event": "end", "status": …}`).
+    pub fn tail(
+        &self,
+        id: &str,
+        follow: bool,
+        timeout_secs: u64,
+        json: bool,
+    ) -> anyhow::Result<()> {
         use std::io::{BufRead, Write};
         let path = format!("api/v1/update-history/{}", path_segment(id));
         if !follow {
             let e: HistoryView = self.get(&path, "reading the update")?;
-            print!("{}", e.output);
+            if json {
+                print_json(&e)?;
+            } else {
+                print!("{}", e.output);
+            }
             // As with --follow: success only for an installed update.
             return match e.status.as_str() {
                 "installed" => Ok(()),
@@ -135,6 +152,11 @@ impl Client {
             } else if line.is_empty() && !data.is_empty() {
                 let text = data.join("\n");
                 data.clear();
+                if json {
+                    let kind = if event == "end" { "end" } else { "output" };
+                    let field = if event == "end" { "status" } else { "text" };
+                    print_json_line(&serde_json::json!({"event": kind, field: text}))?;
+                }
                 match event.as_str() {
                     "end" => {
                         out.flush()?;
@@ -144,6 +166,7 @@ impl Client {
                         }
                         bail!("update {id} ended: {text}");
                     }
+                    _ if json => {}
                     _ => {
                         write!(out, "{text}")?;
                         out.flush()?;

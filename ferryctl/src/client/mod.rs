@@ -124,6 +124,16 @@ pub(crate) fn path_segment(value: &str) -> String {
     out
 }
 
+/// One JSON value on one line (`--json` with `--follow`: JSON lines, one event each).
+pub(crate) fn print_json_line<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, value)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
 pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())

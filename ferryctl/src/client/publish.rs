@@ -11,7 +11,8 @@ use super::{path_segment, print_json, Client};
 use crate::table;
 
 impl Client {
-    pub fn publish_dir(&self, outdir: &Path) -> anyhow::Result<()> {
+    pub fn publish_dir(&self, outdir: &Path, json: bool) -> anyhow::Result<()> {
+        let mut published = Vec::new();
         let mut manifests: Vec<_> = std::fs::read_dir(outdir)
             .with_context(|| format!("cannot read {}", outdir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -40,14 +41,22 @@ impl Client {
                 self.http.put(url).body(file),
                 &format!("uploading {}", manifest.artifact.name),
             )?;
-            self.send(
-                self.http
-                    .post(self.url("api/v1/releases")?)
-                    .header(reqwest::header::CONTENT_TYPE, "application/json")
-                    .body(text),
-                &format!("publishing {} {}", manifest.item, manifest.version),
-            )?;
-            println!("published {} {}", manifest.item, manifest.version);
+            let answer: ferry_manifests::wire::PublishResponse = self
+                .send(
+                    self.http
+                        .post(self.url("api/v1/releases")?)
+                        .header(reqwest::header::CONTENT_TYPE, "application/json")
+                        .body(text),
+                    &format!("publishing {} {}", manifest.item, manifest.version),
+                )?
+                .json()?;
+            if !json {
+                println!("published {} {}", answer.item, answer.version);
+            }
+            published.push(answer);
+        }
+        if json {
+            return print_json(&published);
         }
         Ok(())
     }

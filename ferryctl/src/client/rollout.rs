@@ -3,7 +3,7 @@
 use anyhow::bail;
 use ferry_manifests::wire::*;
 
-use super::{path_segment, print_json, Client};
+use super::{path_segment, print_json, print_json_line, Client};
 use crate::table;
 
 impl Client {
@@ -115,9 +115,13 @@ impl Client {
         if json && !follow.follow {
             return print_json(&b);
         }
-        print_batch(&b);
+        if json {
+            print_json_line(&serde_json::json!({"event": "created", "batch": b}))?;
+        } else {
+            print_batch(&b);
+        }
         if follow.follow {
-            return self.batch_follow(&b.id, follow.timeout_secs);
+            return self.batch_follow(&b.id, follow.timeout_secs, json);
         }
         Ok(())
     }
@@ -170,8 +174,9 @@ impl Client {
     }
 
     /// Prints each entry's changes until the batch is no longer running; fails if any
-    /// install failed.
-    pub fn batch_follow(&self, id: &str, timeout_secs: u64) -> anyhow::Result<()> {
+    /// install failed. With `json`, JSON lines: `{"event": "entry", …}` per change, then
+    /// `{"event": "end", "status": …}`.
+    pub fn batch_follow(&self, id: &str, timeout_secs: u64, json: bool) -> anyhow::Result<()> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
         let mut seen: std::collections::HashMap<(String, String), String> = Default::default();
         loop {
@@ -182,16 +187,25 @@ impl Client {
             for e in &b.entries {
                 let key = (e.host_id.clone(), e.item.clone());
                 if seen.get(&key) != Some(&e.status) {
-                    println!(
-                        "{} {} {}: {} {}",
-                        e.hostname, e.item, e.version, e.status, e.message
-                    );
+                    if json {
+                        print_json_line(&serde_json::json!({"event": "entry", "entry": e}))?;
+                    } else {
+                        println!(
+                            "{} {} {}: {} {}",
+                            e.hostname, e.item, e.version, e.status, e.message
+                        );
+                    }
                     seen.insert(key, e.status.clone());
                 }
             }
+            if json && b.status != "running" {
+                print_json_line(&serde_json::json!({"event": "end", "status": b.status}))?;
+            }
             match b.status.as_str() {
                 "completed" => {
-                    println!("batch {} completed", b.id);
+                    if !json {
+                        println!("batch {} completed", b.id);
+                    }
                     return Ok(());
                 }
                 "failed" => bail!("batch {} finished with failures", b.id),
