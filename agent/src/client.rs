@@ -204,11 +204,18 @@ impl<'a> LiveOutput<'a> {
             api,
             job_id,
             pending: String::new(),
-            last: std::time::Instant::now(),
+            // So the first output goes out at once.
+            last: std::time::Instant::now()
+                .checked_sub(Self::INTERVAL)
+                .unwrap_or_else(std::time::Instant::now),
             failed: false,
         }
     }
 
+    /// Queues `text` and sends what is queued unless something was sent less than
+    /// [`Self::INTERVAL`] ago. An empty `text` (the hook runner calls it while a hook is quiet)
+    /// sends what a burst left queued once the interval has passed, so no output waits for
+    /// the next line.
     pub fn push(&mut self, text: &str) {
         if self.job_id.is_none() || self.failed {
             return;

@@ -161,3 +161,72 @@ fn json_with_follow_prints_one_event_a_line() {
     let removed = w.ctl_json(&["hosts", "remove", &host]);
     assert_eq!(removed["removed"], host.as_str());
 }
+
+#[test]
+fn a_line_reaches_the_follower_while_the_hook_is_still_running() {
+    use std::io::BufRead;
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let go = w.path("go");
+    let hook = format!(
+        "printf 'line-%s\\n' one; while [ ! -e {} ]; do sleep 0.05; done; printf 'line-%s\\n' two",
+        go.display()
+    );
+    let out = w.build("1.0.0", &src, &["--post-install", &hook]);
+    w.publish(&out);
+    w.agent("check").ok();
+    let mut follower = ferryctl(
+        &w,
+        &[
+            "update", "trigger", "--host", "device-1", "--item", "web", "--follow",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    // The follower queues the update; start the device once it is queued.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while w.history().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the update was never queued"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let mut agent = w.device().spawn("once");
+    // The hook waits for `go`, which only comes once the follower has printed the first
+    // line: held output would hang here until the reader gives up.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    // (The command itself is echoed first; its output lines are `line-one` and `line-two`.)
+    while !seen.iter().any(|l: &String| l == "line-one") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = agent.kill();
+                let mut log = String::new();
+                let _ = std::io::Read::read_to_string(agent.stderr.as_mut().unwrap(), &mut log);
+                panic!("the first line never reached the follower: {seen:?}\nagent:\n{log}")
+            }
+        }
+    }
+    assert!(!seen.iter().any(|l| l == "line-two"), "{seen:?}");
+    std::fs::write(&go, "").unwrap();
+    let done = agent.wait_with_output().unwrap();
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(follower.wait().unwrap().success());
+}

@@ -165,7 +165,11 @@ pub fn run(
                     "was stopped: the agent was asked to stop and its grace time ran out".into(),
                 );
             }
-            Ok(None) => std::thread::sleep(POLL),
+            Ok(None) => {
+                // Lets a live sink send what it holds back while the hook is quiet.
+                sink("");
+                std::thread::sleep(POLL);
+            }
             Err(e) => break Err(format!("could not wait for it: {e}")),
         }
     };
