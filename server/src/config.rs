@@ -71,16 +71,60 @@ impl ServerConfig {
             }
             None => FileConfig::default(),
         };
+        let from_file = file.map(|p| p.display().to_string()).unwrap_or_default();
+        // A flag wins over the file, but never silently.
+        let overridden = |key: &str, flag: &Option<String>, file_value: &Option<String>| {
+            if let (Some(f), Some(v)) = (flag, file_value) {
+                if f != v {
+                    tracing::info!("{key} {f} from the command line, over {v} in {from_file}");
+                }
+            }
+        };
+        overridden("listen", &listen, &fc.listen);
+        overridden(
+            "data_dir",
+            &data_dir.as_ref().map(|p| p.display().to_string()),
+            &fc.data_dir.as_ref().map(|p| p.display().to_string()),
+        );
         let listen_text = listen
             .or(fc.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
-        let listen = listen_text
-            .parse()
-            .map_err(|e| anyhow::anyhow!("listen address {listen_text:?} is not HOST:PORT: {e}"))?;
-        let offline_after_secs = fc.offline_after_secs.unwrap_or(DEFAULT_OFFLINE_AFTER_SECS);
-        if offline_after_secs == 0 {
-            anyhow::bail!("offline_after_secs must be at least 1");
-        }
+        let listen = resolve_listen(&listen_text)?;
+        let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
+            if range.contains(&value) {
+                Ok(value)
+            } else {
+                Err(anyhow::anyhow!(
+                    "{key} = {value} must be between {} and {}{}",
+                    range.start(),
+                    range.end(),
+                    if from_file.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (in {from_file})")
+                    }
+                ))
+            }
+        };
+        let offline_after_secs = in_range(
+            "offline_after_secs",
+            fc.offline_after_secs.unwrap_or(DEFAULT_OFFLINE_AFTER_SECS),
+            60..=30 * 24 * 3600,
+        )?;
+        let poll_interval_secs = fc
+            .poll_interval_secs
+            .map(|v| in_range("poll_interval_secs", v, 10..=7 * 24 * 3600))
+            .transpose()?;
+        let long_poll_max_secs = in_range(
+            "long_poll_max_secs",
+            fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
+            0..=300,
+        )?;
+        let max_artifact_bytes = in_range(
+            "max_artifact_bytes",
+            fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
+            1..=u64::MAX,
+        )?;
         let tls = match (tls_cert.or(fc.tls_cert), tls_key.or(fc.tls_key)) {
             (Some(c), Some(k)) => Some((c, k)),
             (None, None) => None,
@@ -93,11 +137,26 @@ impl ServerConfig {
                 .or(fc.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             offline_after_secs,
-            max_artifact_bytes: fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
-            poll_interval_secs: fc.poll_interval_secs,
-            long_poll_max_secs: fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
+            max_artifact_bytes,
+            poll_interval_secs,
+            long_poll_max_secs,
         })
     }
+}
+
+/// `HOST:PORT`, with HOST an address or a name (`localhost:8080`); a name resolves to its
+/// first address.
+fn resolve_listen(text: &str) -> anyhow::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let mut addrs = text.to_socket_addrs().map_err(|e| {
+        anyhow::anyhow!("listen address {text:?} must be HOST:PORT, such as 127.0.0.1:8080 or localhost:8080: {e}")
+    })?;
+    addrs
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("listen address {text:?} resolves to no address"))
 }
 
 #[cfg(test)]
@@ -113,6 +172,28 @@ mod tests {
         let c = ServerConfig::build(Some(&example), Some("127.0.0.1:9999".into()), None).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:9999");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/ferry-server"));
+    }
+
+    #[test]
+    fn values_are_checked_and_names_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("server.toml");
+        for (text, key) in [
+            ("poll_interval_secs = 0\n", "poll_interval_secs"),
+            ("long_poll_max_secs = 100000\n", "long_poll_max_secs"),
+            ("offline_after_secs = 0\n", "offline_after_secs"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = ServerConfig::build(Some(&p), None, None)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains("between"), "{err}");
+            assert!(err.contains("server.toml"), "{err}");
+        }
+        let c = ServerConfig::build(None, Some("localhost:8097".into()), None).unwrap();
+        assert_eq!(c.listen.port(), 8097);
+        assert!(c.listen.ip().is_loopback());
+        assert!(ServerConfig::build(None, Some("no-port".into()), None).is_err());
     }
 
     #[test]

@@ -22,8 +22,11 @@ inherit cargo cargo-update-recipe-crates systemd
 CARGO_BUILD_FLAGS += "-p ferry-agent"
 CARGO_SRC_DIR = ""
 
-SYSTEMD_SERVICE:${PN} = "ferry-agent.service ferry-agent.timer"
-# The timer runs one cycle hourly; enable ferry-agent.service instead for `full` mode.
+# One of the two is enabled: the timer (one cycle hourly, the default) or, with
+# FERRY_AGENT_UNIT = "ferry-agent.service" in local.conf, the long-running `full` mode. Both
+# units are installed either way.
+FERRY_AGENT_UNIT ??= "ferry-agent.timer"
+SYSTEMD_SERVICE:${PN} = "${FERRY_AGENT_UNIT}"
 SYSTEMD_AUTO_ENABLE:${PN} ?= "enable"
 
 do_install:append() {
