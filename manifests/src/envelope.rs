@@ -24,7 +24,7 @@ use crate::keys::{KeyId, TrustedKeys};
 
 /// Largest envelope accepted, checked before any JSON is parsed: a manifest lists files, so a
 /// few thousand entries fit comfortably, and a hostile server cannot make a device parse more.
-pub const MAX_ENVELOPE_BYTES: usize = 4 * 1024 * 1024;
+pub const MAX_ENVELOPE_BYTES: usize = 32 * 1024 * 1024;
 
 /// Payload type of a Ferry release manifest.
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.ferry.manifest.v1+json";

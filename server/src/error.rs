@@ -136,6 +136,7 @@ pub enum ClientErrors {
 /// error: a JSON body with a code and a message, and the rejection's own status.
 pub mod extract {
     use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+    // (Bytes' rejection is `BytesRejection`, handled inline.)
     use axum::extract::{FromRequest, FromRequestParts, Request};
     use axum::http::request::Parts;
 
@@ -165,6 +166,29 @@ pub mod extract {
             match axum::Json::<T>::from_request(req, state).await {
                 Ok(axum::Json(v)) => Ok(Json(v)),
                 Err(r) => Err(rejected(r.status(), r.body_text())),
+            }
+        }
+    }
+
+    /// The raw body, with a too-large or broken body answered like every other client error.
+    pub struct Bytes(pub axum::body::Bytes);
+
+    impl<S> FromRequest<S> for Bytes
+    where
+        S: Send + Sync,
+    {
+        type Rejection = AppError;
+        async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+            match axum::body::Bytes::from_request(req, state).await {
+                Ok(b) => Ok(Bytes(b)),
+                Err(r) => Err(rejected(
+                    r.status(),
+                    if r.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                        "the body is larger than this endpoint accepts (docs/protocol.md lists the limits)".into()
+                    } else {
+                        r.body_text()
+                    },
+                )),
             }
         }
     }

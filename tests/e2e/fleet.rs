@@ -280,7 +280,7 @@ fn flags_with_fixed_values_refuse_others_and_list_them() {
     assert!(help.stdout.contains("running, completed, failed"), "{help}");
     // The API refuses them too, rather than answering an empty list.
     let token = std::fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
-    let resp = reqwest::blocking::Client::new()
+    let resp = crate::util::http()
         .get(format!("{}/api/v1/campaigns?status=bogus", w.server.url()))
         .bearer_auth(token.trim())
         .send()
@@ -358,4 +358,43 @@ fn ids_may_be_given_as_unique_prefixes() {
     assert_eq!(paused["status"], "paused");
     let short = w.ctl(&["campaigns", "show", &cid[..2]]).code(1);
     assert!(short.stderr.contains("at least 4"), "{short}");
+}
+
+#[test]
+fn a_release_of_thirty_thousand_files_publishes_and_a_too_large_body_is_json() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let many = src.join("many");
+    for d in 0..30 {
+        let dir = many.join(format!("d{d:02}"));
+        fs::create_dir_all(&dir).unwrap();
+        for f in 0..1000 {
+            fs::write(dir.join(format!("f{f:04}")), format!("{d}-{f}")).unwrap();
+        }
+    }
+    let out = w.build("1.0.0", &src, &[]);
+    let envelope = fs::metadata(out.join("web-1.0.0.manifest.json"))
+        .unwrap()
+        .len();
+    assert!(
+        envelope > 4 * 1024 * 1024,
+        "the test wants a large envelope, not {envelope} bytes"
+    );
+    w.publish(&out);
+    assert_eq!(
+        w.ctl_json(&["releases", "list"]).as_array().unwrap().len(),
+        1
+    );
+
+    let token = fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
+    let resp = crate::util::http()
+        .post(format!("{}/api/v1/releases", w.server.url()))
+        .bearer_auth(token.trim())
+        .header("content-type", "application/json")
+        .body(vec![b' '; 32 * 1024 * 1024 + 1])
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 413);
+    let body: serde_json::Value = resp.json().unwrap();
+    assert_eq!(body["code"], "too_large", "{body}");
 }

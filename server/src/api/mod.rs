@@ -9,6 +9,7 @@ pub mod operator;
 pub mod roots;
 pub mod tokens;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
@@ -70,22 +71,32 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+/// Largest body of `POST /api/v1/releases` and `/api/v1/trust-roots`: the largest envelope
+/// devices and ferryctl accept, so anything ferryctl builds can be published.
+pub const ENVELOPE_BODY_LIMIT: usize = ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
+/// Largest body of `POST /api/v1/device/reports`.
+pub const REPORTS_BODY_LIMIT: usize = 64 * 1024 * 1024;
+
 /// The API routes and their OpenAPI document.
 pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
     use utoipa::OpenApi as _;
-    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
     use utoipa_axum::routes;
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(device::enrol))
         .routes(routes!(device::check_in))
-        .routes(routes!(device::reports))
+        // A batch of reports carries hook output (up to 1 MiB kept per report).
+        .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
         .routes(routes!(device::output))
         .routes(routes!(artifacts::download, artifacts::upload))
-        .routes(routes!(operator::list_releases, operator::publish))
+        .routes(
+            routes!(operator::list_releases, operator::publish)
+                .layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)),
+        )
         .routes(routes!(operator::manifest))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
-        .routes(routes!(roots::publish))
+        .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))
         .routes(routes!(roots::get))
         .routes(routes!(items::list))
         .routes(routes!(items::edit))

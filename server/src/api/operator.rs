@@ -74,7 +74,7 @@ pub async fn list_releases(
 pub async fn publish(
     State(state): State<Shared>,
     _op: Operator,
-    body: axum::body::Bytes,
+    crate::error::extract::Bytes(body): crate::error::extract::Bytes,
 ) -> ApiResult<Json<PublishResponse>> {
     let envelope = Envelope::parse(&body).map_err(|e| AppError::bad_request(e.to_string()))?;
     let manifest =

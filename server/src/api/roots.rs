@@ -23,7 +23,7 @@ pub struct Published {
 pub async fn publish(
     State(state): State<Shared>,
     _op: Operator,
-    body: axum::body::Bytes,
+    crate::error::extract::Bytes(body): crate::error::extract::Bytes,
 ) -> ApiResult<Json<Published>> {
     let verified = match state.store.latest_root().await? {
         None => TrustRoot::verify_initial(&body),

@@ -342,3 +342,9 @@ impl Drop for World {
         }
     }
 }
+
+/// A blocking HTTP client for tests that call the API directly.
+pub fn http() -> reqwest::blocking::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::blocking::Client::new()
+}
