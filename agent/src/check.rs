@@ -179,12 +179,18 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
             }
         }
     };
+    // Jobs the device has in hand: pending here, or done with the report still queued.
+    let reported: Vec<String> = report::queued(&agent.dir)?
+        .into_iter()
+        .filter_map(|r| r.job_id)
+        .collect();
     let known = |job: &ferry_manifests::wire::Job| {
-        agent.state.items.get(&job.item).is_some_and(|st| {
-            st.pending
-                .as_ref()
-                .is_some_and(|p| p.job_id.as_deref() == Some(job.job_id.as_str()))
-        })
+        reported.contains(&job.job_id)
+            || agent.state.items.get(&job.item).is_some_and(|st| {
+                st.pending
+                    .as_ref()
+                    .is_some_and(|p| p.job_id.as_deref() == Some(job.job_id.as_str()))
+            })
     };
     let new_release = resp.available.iter().any(|a| {
         agent
@@ -236,9 +242,15 @@ pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
 }
 
 fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
-    let sent = report::flush(&agent.api, &agent.dir)?;
-    if sent > 0 {
-        tracing::info!(count = sent, "delivered queued reports");
+    match report::flush(&agent.api, &agent.dir) {
+        Ok(0) => {}
+        Ok(sent) => tracing::info!(count = sent, "delivered queued reports"),
+        // The server failed to store them: they stay queued on disk and go with the next
+        // contact. That is no reason to skip the check-in and miss what the server offers.
+        Err(e @ Error::Server { status: 500.., .. }) => {
+            tracing::warn!("{e}; the reports stay queued and are sent again at the next contact")
+        }
+        Err(e) => return Err(e),
     }
     let facts = facts(agent);
     let resp: CheckInResponse = agent.api.check_in(&facts, 0)?;
@@ -301,8 +313,20 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         .iter()
         .map(|a| (a.item.clone(), agent.item_state(&a.item)))
         .collect();
+    // A job whose outcome is already queued here is done: its report is on its way (the
+    // server may have failed to store it). Doing it again would only queue another report.
+    let reported: std::collections::BTreeSet<String> = report::queued(&agent.dir)?
+        .into_iter()
+        .filter_map(|r| r.job_id)
+        .collect();
+    let jobs: Vec<ferry_manifests::wire::Job> = resp
+        .jobs
+        .iter()
+        .filter(|j| !reported.contains(&j.job_id))
+        .cloned()
+        .collect();
     let wanted = policy::wanted(
-        &resp.jobs,
+        &jobs,
         &resp.available,
         agent.cfg.auto_install,
         &configured,

@@ -217,6 +217,12 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
         match report::flush(&agent.api, &agent.dir) {
             Ok(_) => {}
             Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            // Queued on disk; sent again at the next contact, in the normal rhythm.
+            Err(e @ Error::Server { status: 500.., .. }) => {
+                tracing::warn!(
+                    "{e}; the reports stay queued and are sent again at the next contact"
+                )
+            }
             Err(e) => return Err(e),
         }
     }

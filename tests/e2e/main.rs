@@ -11,6 +11,7 @@ mod fleet;
 mod hostile;
 mod keys;
 mod live;
+mod load;
 mod longpoll;
 mod refusals;
 mod signals;

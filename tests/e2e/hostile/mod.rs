@@ -166,7 +166,7 @@ fn an_endless_manifest_is_cut_off_before_parsing() {
             envelope: Body::Endless(b"{\"payloadType\":\"".to_vec()),
             artifact: Body::Bytes(bytes),
         },
-        "more than the 4194304 allowed",
+        "more than the 33554432 allowed",
     );
 }
 
@@ -338,4 +338,49 @@ fn sigterm_during_a_download_stops_cleanly_and_the_next_run_finishes() {
         fs::read_link(d.root().join("current")).unwrap(),
         Path::new("releases/1.1.0")
     );
+}
+
+/// A server that fails to store reports (500) does not stall the device: the reports stay
+/// queued, the device checks in and installs as usual, and the reports go once it can.
+#[test]
+fn a_5xx_for_reports_does_not_stop_the_device_checking_in() {
+    let d = Device::new("");
+    d.install_v1();
+    let delivered = d.server.reports().len();
+    d.server.behaviour.lock().unwrap().fail_reports = usize::MAX;
+    let (m, bytes) = release("1.1.0");
+    d.server.offer(Offer {
+        version: "1.1.0".into(),
+        envelope: signed(&d, &m),
+        artifact: Body::Bytes(bytes),
+    });
+    let run = d.agent().ok();
+    assert!(run.stderr.contains("stay queued"), "{run}");
+    assert_eq!(
+        fs::read_link(d.root().join("current")).unwrap(),
+        Path::new("releases/1.1.0")
+    );
+    // The next run still checks in (and installs what is offered) while reports fail.
+    let (m, bytes) = release("1.2.0");
+    d.server.offer(Offer {
+        version: "1.2.0".into(),
+        envelope: signed(&d, &m),
+        artifact: Body::Bytes(bytes),
+    });
+    let checkins = d.server.behaviour.lock().unwrap().checkins;
+    d.agent().ok();
+    assert!(d.server.behaviour.lock().unwrap().checkins > checkins);
+    assert_eq!(
+        fs::read_link(d.root().join("current")).unwrap(),
+        Path::new("releases/1.2.0")
+    );
+    // Once the server stores reports again, both arrive.
+    d.server.behaviour.lock().unwrap().fail_reports = 0;
+    d.server.behaviour.lock().unwrap().job = None;
+    d.agent().ok();
+    let versions: Vec<String> = d.server.reports()[delivered..]
+        .iter()
+        .map(|r| r.version.to_string())
+        .collect();
+    assert_eq!(versions, vec!["1.1.0", "1.2.0"], "{versions:?}");
 }

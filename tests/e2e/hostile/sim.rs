@@ -37,6 +37,10 @@ pub(super) struct Behaviour {
     /// The job offered at check-in, if any.
     pub(super) job: Option<Offer>,
     pub(super) reports: Vec<Report>,
+    /// Answer this many report batches with 500 (the server failing to store them).
+    pub(super) fail_reports: usize,
+    /// Check-ins answered so far.
+    pub(super) checkins: usize,
 }
 
 pub(super) struct Hostile {
@@ -152,6 +156,7 @@ pub(super) fn serve(mut stream: TcpStream, shared: &Mutex<Behaviour>) -> std::io
         );
     }
     if path == "/api/v1/device/checkin" {
+        shared.lock().unwrap().checkins += 1;
         let jobs = match &job {
             Some(o) => format!(
                 r#"[{{"job_id":"job-{v}","item":"web","version":"{v}","manifest_path":"api/v1/releases/web/{v}/manifest"}}]"#,
@@ -163,6 +168,18 @@ pub(super) fn serve(mut stream: TcpStream, shared: &Mutex<Behaviour>) -> std::io
         return respond(&mut stream, "200 OK", body.as_bytes());
     }
     if path == "/api/v1/device/reports" {
+        {
+            let mut b = shared.lock().unwrap();
+            if b.fail_reports > 0 {
+                b.fail_reports -= 1;
+                drop(b);
+                return respond(
+                    &mut stream,
+                    "500 Internal Server Error",
+                    br#"{"code":"internal","message":"internal server error; see the server log"}"#,
+                );
+            }
+        }
         let batch: ferry_manifests::wire::ReportBatch = serde_json::from_slice(&body).unwrap();
         let ids: Vec<String> = batch.reports.iter().map(|r| r.report_id.clone()).collect();
         shared.lock().unwrap().reports.extend(batch.reports);

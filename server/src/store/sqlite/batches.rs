@@ -26,7 +26,7 @@ impl Sqlite {
         planned: &[Planned],
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO batches (id, kind, description, created_at) VALUES (?, ?, ?, ?)")
             .bind(&id)
             .bind(kind)

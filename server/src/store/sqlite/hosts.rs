@@ -69,7 +69,7 @@ impl Sqlite {
 
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
     pub async fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?,
                 newest_manifest_at = ?, device_tags = ?, device_friendly_name = ?
@@ -158,7 +158,7 @@ impl Sqlite {
 
     /// Writes last-seen times in one transaction.
     pub async fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (id, at) in seen {
             sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?")
                 .bind(at)

@@ -30,7 +30,7 @@ impl Sqlite {
         icon_url: Option<Option<&str>>,
         deactivated: Option<bool>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("INSERT INTO items (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&mut *tx)

@@ -79,6 +79,14 @@ impl Sqlite {
         Ok(db)
     }
 
+    /// A transaction that writes: `BEGIN IMMEDIATE` takes the write lock at once, waiting
+    /// (busy_timeout) for another writer to finish. A deferred transaction that reads and then
+    /// writes would instead fail at once with "database is locked" when another connection
+    /// wrote in between (WAL mode), which concurrent reports hit.
+    pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+
     pub async fn ids_with_prefix(&self, kind: IdKind, prefix: &str) -> Result<Vec<String>> {
         let pattern = format!(
             "{}%",
@@ -111,7 +119,7 @@ impl Sqlite {
             if done.is_some() {
                 continue;
             }
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write_tx().await?;
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)")
                 .bind(version)

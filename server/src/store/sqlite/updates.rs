@@ -52,7 +52,7 @@ impl Sqlite {
         host_id: &str,
         text: &str,
     ) -> Result<Option<i64>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let offset: Option<i64> = sqlx::query_scalar(
             "SELECT length(output) FROM updates WHERE id = ? AND host_id = ? AND status = 'pending'",
         )
@@ -95,7 +95,7 @@ impl Sqlite {
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). Returns whether it was new.
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let seen: Option<String> =
             sqlx::query_scalar("SELECT report_id FROM reports WHERE report_id = ?")
                 .bind(&rec.report_id)
