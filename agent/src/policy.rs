@@ -140,7 +140,7 @@ mod tests {
 
     fn manifest(version: &str) -> Manifest {
         serde_json::from_str::<Manifest>(include_str!(
-            "../../manifests/examples/web-1.1.0.manifest.json"
+            "../../manifests/examples/web-1.1.0.payload.json"
         ))
         .map(|mut m| {
             m.version = version.parse().unwrap();

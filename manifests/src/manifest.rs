@@ -436,11 +436,11 @@ mod tests {
 
     #[test]
     fn the_example_manifest_parses() {
-        let text = include_str!("../examples/web-1.1.0.manifest.json");
+        let text = include_str!("../examples/web-1.1.0.payload.json");
         let manifest: Manifest = serde_json::from_str(text).unwrap();
         manifest.validate().unwrap();
         let env: Envelope =
-            serde_json::from_str(include_str!("../examples/web-1.1.0.envelope.json")).unwrap();
+            serde_json::from_str(include_str!("../examples/web-1.1.0.manifest.json")).unwrap();
         let key = crate::keys::PublicKey::from_file_str(
             include_str!("../examples/example-release.pub"),
             std::path::Path::new("example-release.pub"),

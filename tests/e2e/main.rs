@@ -15,6 +15,7 @@ mod load;
 mod longpoll;
 mod refusals;
 mod signals;
+mod signer;
 mod space;
 mod tls;
 mod update_cycle;

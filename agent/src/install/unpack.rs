@@ -486,7 +486,7 @@ mod tests {
         let artifact = dir.path().join("a.tar.gz");
         fs::write(&artifact, b"not even gzip").unwrap();
         let mut manifest: Manifest = serde_json::from_str(include_str!(
-            "../../../manifests/examples/web-1.1.0.manifest.json"
+            "../../../manifests/examples/web-1.1.0.payload.json"
         ))
         .unwrap();
         manifest.artifact.size = 13;
