@@ -33,9 +33,15 @@ pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.ferry.manifest.v1+json"
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Envelope {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub payload_type: String,
     /// Base64 (standard alphabet, padded) of the exact signed bytes.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 4, pattern = "^[A-Za-z0-9+/]*={0,2}$")
+    )]
     pub payload: String,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub signatures: Vec<EnvelopeSignature>,
 }
 
@@ -43,8 +49,13 @@ pub struct Envelope {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EnvelopeSignature {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = String, pattern = "^[0-9a-f]{32}$")
+    )]
     pub keyid: KeyId,
     /// Base64 of the 64-byte ed25519 signature.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9+/]{86}==$"))]
     pub sig: String,
 }
 

@@ -130,12 +130,27 @@ pub enum ClientErrors {
     NotFound(ApiError),
     #[response(status = 409, description = "conflict")]
     Conflict(ApiError),
+    #[response(
+        status = 413,
+        description = "the body is larger than this endpoint accepts"
+    )]
+    TooLarge(ApiError),
+    #[response(
+        status = 415,
+        description = "the body is not JSON (Content-Type: application/json)"
+    )]
+    UnsupportedMediaType(ApiError),
+    #[response(
+        status = 422,
+        description = "the JSON does not fit the request's schema"
+    )]
+    Unprocessable(ApiError),
 }
 
 /// `axum::Json`, `Path` and `Query`, with their rejections answered like every other client
 /// error: a JSON body with a code and a message, and the rejection's own status.
 pub mod extract {
-    use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+    use axum::extract::rejection::{PathRejection, QueryRejection};
     // (Bytes' rejection is `BytesRejection`, handled inline.)
     use axum::extract::{FromRequest, FromRequestParts, Request};
     use axum::http::request::Parts;
@@ -158,13 +173,24 @@ pub mod extract {
 
     impl<S, T> FromRequest<S> for Json<T>
     where
-        axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+        T: serde::de::DeserializeOwned,
         S: Send + Sync,
     {
         type Rejection = AppError;
         async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
-            match axum::Json::<T>::from_request(req, state).await {
-                Ok(axum::Json(v)) => Ok(Json(v)),
+            match axum::Json::<serde_json::Value>::from_request(req, state).await {
+                // Every request body is a JSON object; serde would also read a struct from
+                // an array, which the API document does not allow.
+                Ok(axum::Json(v)) if !v.is_object() => Err(rejected(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "the body must be a JSON object".into(),
+                )),
+                Ok(axum::Json(v)) => serde_json::from_value(v).map(Json).map_err(|e| {
+                    rejected(
+                        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                        format!("Failed to deserialize the JSON body into the target type: {e}"),
+                    )
+                }),
                 Err(r) => Err(rejected(r.status(), r.body_text())),
             }
         }

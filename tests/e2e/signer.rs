@@ -17,7 +17,14 @@ fn a_release_signed_from_the_specification_alone_installs() {
     let out = w.path("py-out");
     let mut cmd = Command::new("python3");
     cmd.arg(&signer)
-        .args(["--key", "keys/release.key", "--item", "web", "--version", "1.0.0"])
+        .args([
+            "--key",
+            "keys/release.key",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+        ])
         .arg("--from")
         .arg(&src)
         .arg("--out")
@@ -30,7 +37,10 @@ fn a_release_signed_from_the_specification_alone_installs() {
     w.agent("once").ok();
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
     let bin = w.root.join("current/bin/web");
-    assert_eq!(fs::metadata(&bin).unwrap().permissions().mode() & 0o7777, 0o755);
+    assert_eq!(
+        fs::metadata(&bin).unwrap().permissions().mode() & 0o7777,
+        0o755
+    );
     assert_eq!(
         fs::read(w.root.join("current/static/data.bin")).unwrap(),
         [0u8, 1, 2, 255]
@@ -38,7 +48,10 @@ fn a_release_signed_from_the_specification_alone_installs() {
     let last = w.history().pop().unwrap();
     assert_eq!(last["status"], "installed", "{last}");
     assert!(
-        last["output"].as_str().unwrap().contains("signed elsewhere"),
+        last["output"]
+            .as_str()
+            .unwrap()
+            .contains("signed elsewhere"),
         "{last}"
     );
 }

@@ -8,9 +8,10 @@ use crate::invalid::Invalid;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstalledItem {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub item: String,
     /// `None` when the item is configured but nothing is installed yet.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
     pub version: Option<semver::Version>,
 }
 
@@ -18,6 +19,14 @@ pub struct InstalledItem {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceFacts {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = "[^ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub hostname: String,
     pub os: String,
     #[serde(default)]
@@ -32,14 +41,35 @@ pub struct DeviceFacts {
     pub newest_manifest_at: Option<String>,
     /// Tags from the device's config (`tags = [...]`); an operator's tags replace them.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::wire::Tag>, max_items = 32))]
     pub tags: Vec<String>,
     /// A friendly name from the device's config; an operator's name replaces it.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+    )]
     pub friendly_name: Option<String>,
     /// The device's offset from UTC, for maintenance windows in its local time.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = -86400, maximum = 86400))]
     pub utc_offset_secs: Option<i32>,
+    #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub installed: Vec<InstalledItem>,
+}
+
+/// An optional integer that may also be written as a number with no fraction (`855.0`), as
+/// JSON Schema's `integer` allows.
+fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || n < f64::from(i32::MIN) || n > f64::from(i32::MAX) {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is not a whole number that fits 32 bits"
+        )));
+    }
+    Ok(Some(n as i32))
 }
 
 /// Checks a tag: 1-64 characters of a-z, 0-9, '.', '_', '-', ':'.
@@ -200,11 +230,12 @@ pub struct Report {
     pub report_id: String,
     #[serde(default)]
     pub job_id: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
     pub version: semver::Version,
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
     pub from_version: Option<semver::Version>,
     pub outcome: Outcome,
     /// One line saying what happened, for lists.

@@ -11,6 +11,18 @@ pub mod operator;
 pub use device::*;
 pub use operator::*;
 
+/// A tag, for the API document: 1-64 characters of a-z, 0-9, `.`, `_`, `-`, `:`.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9._:-]{1,64}$")]
+pub struct Tag(pub String);
+
+/// An item name, for the API document.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
+pub struct ItemName(pub String);
+
 /// Error body of every non-2xx API response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -11,20 +11,56 @@ use crate::invalid::Invalid;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostEdit {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::wire::Tag>>, max_items = 32))]
     pub tags: Option<Vec<String>>,
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+    )]
     pub friendly_name: Option<String>,
 }
 
 /// `POST /api/v1/check`: ask hosts to check in now (those long-polling answer at once).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckRequest {
     #[serde(default)]
     pub host: Option<String>,
     #[serde(default)]
     pub item: Option<String>,
 }
+
+/// Exactly one of `host` or `item`, as the server requires.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CheckRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let only = |field: &str, other: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(
+                    field,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .description(Some(description)),
+                )
+                .required(field)
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        OneOfBuilder::new()
+            .item(only(
+                "host",
+                "item",
+                "a host id (or unique prefix) or hostname",
+            ))
+            .item(only("item", "host", "every host that has this item"))
+            .description(Some("Give exactly one of `host` or `item`."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CheckRequest {}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -42,14 +78,17 @@ pub enum BatchRequest {
     Host {
         host: String,
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(security|bugfix|feature|unknown)$"))]
         category: Option<String>,
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::wire::ItemName>))]
         exclude: Vec<String>,
     },
     /// One item to one version, on every host that has it or on the listed hosts.
     Item {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
         item: String,
-        #[cfg_attr(feature = "openapi", schema(value_type = String))]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
         to_version: semver::Version,
         #[serde(default)]
         hosts: Vec<String>,
@@ -86,7 +125,12 @@ pub struct BatchView {
 /// Which hosts a campaign targets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(tag = "kind", content = "values", rename_all = "snake_case")]
+#[serde(
+    tag = "kind",
+    content = "values",
+    rename_all = "snake_case",
+    from = "TargetOnTheWire"
+)]
 pub enum CampaignTarget {
     All,
     /// Hosts with any of these tags.
@@ -95,29 +139,66 @@ pub enum CampaignTarget {
     Hosts(Vec<String>),
 }
 
+/// How a target reads: `values` may stand beside `"kind": "all"` (and is ignored there).
+#[derive(Deserialize)]
+struct TargetOnTheWire {
+    kind: TargetKind,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TargetKind {
+    All,
+    Tags,
+    Hosts,
+}
+
+impl From<TargetOnTheWire> for CampaignTarget {
+    fn from(t: TargetOnTheWire) -> CampaignTarget {
+        match t.kind {
+            TargetKind::All => CampaignTarget::All,
+            TargetKind::Tags => CampaignTarget::Tags(t.values),
+            TargetKind::Hosts => CampaignTarget::Hosts(t.values),
+        }
+    }
+}
+
 /// `POST /api/v1/campaigns`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignRequest {
     #[serde(default)]
     pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
     pub version: semver::Version,
     pub target: CampaignTarget,
     #[serde(default)]
     pub require_acceptance: bool,
     /// Waves as cumulative shares or counts, e.g. `10%,50%,100%` (default: one wave).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]+(\\.[0-9]+)?%?(,[0-9]+(\\.[0-9]+)?%?)*$")
+    )]
     pub waves: Option<String>,
     /// Share of a wave that must install before the next starts (default 0.5).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub success_threshold: Option<f64>,
     /// Share of finished installs that may fail before the campaign pauses (default 0.5).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub max_failure_rate: Option<f64>,
     /// Daily window in the device's local time, e.g. `02:00-04:00`.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
     pub window: Option<String>,
 }
 
@@ -169,14 +250,24 @@ pub struct CampaignView {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignEdit {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub success_threshold: Option<f64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
     pub max_failure_rate: Option<f64>,
     /// `02:00-04:00`, or empty to remove the window.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(|([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9])$")
+    )]
     pub window: Option<String>,
     /// All waves, as at creation; those already open must be given unchanged.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]+(\\.[0-9]+)?%?(,[0-9]+(\\.[0-9]+)?%?)*$")
+    )]
     pub waves: Option<String>,
 }
 
@@ -184,9 +275,18 @@ pub struct CampaignEdit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "[^ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
     pub name: String,
     /// `operator` (default) or `enrol`.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(operator|enrol)$"))]
     pub kind: Option<String>,
 }
 
@@ -226,6 +326,13 @@ pub struct ItemEdit {
     #[serde(default)]
     pub featured: Option<bool>,
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2048,
+            pattern = "^(|https://[^ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f\\ufeff/][^ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000\\u0000-\\u001f\\u007f-\\u009f\\ufeff]*)$"
+        )
+    )]
     pub icon_url: Option<String>,
     #[serde(default)]
     pub deactivated: Option<bool>,
@@ -233,15 +340,17 @@ pub struct ItemEdit {
 
 /// Checks an item icon URL: https, at most 2048 characters.
 pub fn validate_icon_url(url: &str) -> Result<(), Invalid> {
-    if url.len() > 2048 {
-        return Err(Invalid::IconUrlLength(url.len()));
+    if url.chars().count() > 2048 {
+        return Err(Invalid::IconUrlLength(url.chars().count()));
     }
     let rest = url
         .strip_prefix("https://")
         .ok_or_else(|| Invalid::IconUrlScheme(url.to_string()))?;
     if rest.is_empty()
         || rest.starts_with('/')
-        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        || url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\u{feff}')
     {
         return Err(Invalid::IconUrl(url.to_string()));
     }
@@ -314,11 +423,13 @@ pub struct PublishResponse {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TriggerRequest {
     /// Host id or hostname.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1))]
     pub host: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
     pub item: String,
     /// The newest release when absent.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
     pub version: Option<semver::Version>,
     /// Queue it even though the host already has that version (the device re-verifies it
     /// and reports it in place).

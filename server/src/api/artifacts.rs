@@ -32,7 +32,7 @@ fn artifact_path(state: &Shared, name: &str) -> ApiResult<PathBuf> {
     Ok(state.artifacts_dir().join(name))
 }
 
-#[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
+#[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<Shared>,
     _caller: Caller,
@@ -50,7 +50,7 @@ pub async fn download(
     }
 }
 
-#[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), crate::error::ClientErrors), security(("bearer" = [])))]
+#[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<Shared>,
     _op: Operator,
@@ -63,6 +63,12 @@ pub async fn upload(
         .join(format!(".upload-{}", uuid::Uuid::new_v4()));
     let result = write_upload(&state, &tmp, body).await;
     let (size, sha256) = match result {
+        Ok((0, _)) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(AppError::bad_request(
+                "an artifact cannot be empty: send the tarball as the body",
+            ));
+        }
         Ok(r) => r,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;

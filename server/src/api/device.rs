@@ -19,8 +19,16 @@ use crate::{now, Shared};
 const MAX_REPORTS: usize = 100;
 
 fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
-    if facts.hostname.trim().is_empty() || facts.hostname.len() > 255 {
+    if facts.hostname.trim().is_empty() || facts.hostname.chars().count() > 255 {
         return Err(AppError::bad_request("hostname must be 1-255 characters"));
+    }
+    if facts
+        .utc_offset_secs
+        .is_some_and(|o| !(-86400..=86400).contains(&o))
+    {
+        return Err(AppError::bad_request(
+            "utc_offset_secs must be between -86400 and 86400",
+        ));
     }
     if facts.installed.len() > 1000 {
         return Err(AppError::bad_request("at most 1000 installed items"));

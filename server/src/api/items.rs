@@ -52,7 +52,7 @@ pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<
     Ok(Json(items.into_values().collect()))
 }
 
-#[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path)), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), crate::error::ClientErrors), security(("bearer" = [])))]
+#[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit(
     State(state): State<Shared>,
     op: Operator,

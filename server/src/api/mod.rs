@@ -54,6 +54,7 @@ pub struct StatusQuery {
         title = "Ferry",
         description = "Ferry's HTTP API: devices enrol, check in and report; operators publish releases and run the fleet. See docs/protocol.md."
     ),
+    components(schemas(ferry_manifests::wire::ApiError)),
     modifiers(&BearerAuth)
 )]
 struct ApiDoc;

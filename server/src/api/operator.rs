@@ -220,6 +220,9 @@ pub async fn check_now(
     _op: Operator,
     ApiJson(req): ApiJson<ferry_manifests::wire::CheckRequest>,
 ) -> ApiResult<Json<ferry_manifests::wire::CheckAnswer>> {
+    if req.host.as_deref() == Some("") || req.item.as_deref() == Some("") {
+        return Err(AppError::bad_request("host and item may not be empty"));
+    }
     let hosts = match (&req.host, &req.item) {
         (Some(host), None) => vec![resolve_host(&state, host).await?.0],
         (None, Some(item)) => state.store.hosts_with_item(item).await?,
