@@ -8,6 +8,8 @@
 //! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
 //! - [`store`]: the store interface and its SQLite backend (all SQL).
 //! - [`auth`]: tokens, hashed at rest.
+//! - [`mqtt`]: the MQTT bridge's topics, payloads and Home Assistant discovery, as pure
+//!   functions (the broker connection is not built yet).
 
 pub mod api;
 pub mod auth;
@@ -15,6 +17,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod live;
+pub mod mqtt;
 pub mod policy;
 pub mod service;
 pub mod store;

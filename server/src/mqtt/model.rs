@@ -1,0 +1,93 @@
+//! The fleet as the bridge publishes it: a snapshot, built from the store, that the topic
+//! functions turn into messages. Plain data, no I/O.
+
+/// One broker connection's publishing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publishing {
+    /// Prefix of every state topic (default `ferry`).
+    pub prefix: String,
+    /// Whether Home Assistant discovery configs are published.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix (default `homeassistant`).
+    pub discovery_prefix: String,
+}
+
+impl Default for Publishing {
+    fn default() -> Self {
+        Publishing {
+            prefix: "ferry".into(),
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
+/// One host and what it has.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HostState {
+    pub id: String,
+    pub hostname: String,
+    /// The effective friendly name (the operator's, else the device's), if any.
+    pub friendly_name: Option<String>,
+    pub os: String,
+    pub os_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub last_seen: String,
+    /// Keeping its check-in rhythm (docs/mqtt.md gives the rule).
+    pub online: bool,
+    pub tags: Vec<String>,
+    pub items: Vec<ItemState>,
+    /// A batch update of this host is pending or running.
+    pub batch_in_progress: bool,
+}
+
+impl HostState {
+    /// The name people see: the friendly name, else the hostname.
+    pub fn display_name(&self) -> &str {
+        self.friendly_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.hostname)
+    }
+}
+
+/// One item on one host.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ItemState {
+    /// The item's id: its name, which is unique and safe in a topic.
+    pub name: String,
+    /// Featured items get an entity each; the others are summed up per host.
+    pub featured: bool,
+    pub icon_url: Option<String>,
+    pub installed: Option<String>,
+    /// The newest release newer than what is installed, if any.
+    pub latest: Option<String>,
+    /// That release's category (`security`, `bugfix`, `feature`, `unknown`).
+    pub category: Option<String>,
+    /// That release's date, `YYYY-MM-DD`.
+    pub release_date: Option<String>,
+    pub release_url: Option<String>,
+    pub notes: String,
+    /// An update of this item on this host is pending or running.
+    pub in_progress: bool,
+    /// When the host last reported what it has installed.
+    pub last_checked_at: Option<String>,
+}
+
+impl ItemState {
+    /// The version shown as the newest: the newer release, else what is installed.
+    pub fn latest_or_installed(&self) -> Option<&str> {
+        self.latest.as_deref().or(self.installed.as_deref())
+    }
+
+    pub fn outdated(&self) -> bool {
+        self.latest.is_some()
+    }
+}
+
+/// Everything the bridge publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Snapshot {
+    pub hosts: Vec<HostState>,
+}

@@ -1,0 +1,715 @@
+//! Every topic and payload the bridge publishes, the Home Assistant discovery configs, the
+//! cleanup of stale retained topics and the parsing of commands: pure functions of a
+//! [`Snapshot`] and a connection's [`Publishing`] settings.
+//!
+//! Identifiers follow the reference layout without its tenant part: the device is
+//! `ferry_host_{host_hex}`, entities are `ferry_{host_hex}_{item_hex}`, `ferry_{host_hex}_pkgs`,
+//! `ferry_{host_hex}_sec` and `ferry_{host_hex}_conn`, where `host_hex` is the host id without
+//! dashes and `item_hex` the item's name in hex (names are Ferry's item ids).
+
+use std::collections::BTreeSet;
+
+use serde_json::{json, Map, Value};
+
+use super::model::{HostState, ItemState, Publishing, Snapshot};
+
+/// Home Assistant shows at most this many characters of a release summary.
+pub const RELEASE_SUMMARY_MAX: usize = 255;
+
+/// One message to publish.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub topic: String,
+    pub payload: String,
+    pub retain: bool,
+}
+
+fn retained(topic: String, payload: impl Into<String>) -> Message {
+    Message {
+        topic,
+        payload: payload.into(),
+        retain: true,
+    }
+}
+
+/// A host id without dashes.
+pub fn host_hex(id: &str) -> String {
+    id.chars().filter(|c| *c != '-').collect()
+}
+
+/// An item name in hex, so any name gives a stable, unique identifier.
+pub fn item_hex(name: &str) -> String {
+    hex::encode(name.as_bytes())
+}
+
+/// Lowercase, every run of other characters than a-z and 0-9 one `_`, none at the ends.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('_') {
+            out.push('_');
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// `{prefix}/status`: the bridge's birth (`online`) and last will (`offline`).
+pub fn status_topic(p: &Publishing) -> String {
+    format!("{}/status", p.prefix)
+}
+
+fn host_topic(p: &Publishing, host: &HostState, rest: &str) -> String {
+    format!("{}/hosts/{}/{rest}", p.prefix, host.id)
+}
+
+fn item_topic(p: &Publishing, host: &HostState, item: &ItemState, rest: &str) -> String {
+    format!("{}/hosts/{}/items/{}/{rest}", p.prefix, host.id, item.name)
+}
+
+/// The state topics of the whole snapshot (always published, discovery or not).
+pub fn state_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
+    let mut out = Vec::new();
+    for host in &s.hosts {
+        out.extend(host_messages(p, host));
+        for item in &host.items {
+            out.extend(item_messages(p, host, item));
+        }
+        out.extend(summary_messages(p, host));
+    }
+    out
+}
+
+fn host_messages(p: &Publishing, h: &HostState) -> Vec<Message> {
+    let agent = json!({"last_seen": h.last_seen, "version": h.agent_version}).to_string();
+    vec![
+        retained(host_topic(p, h, "hostname"), h.hostname.clone()),
+        retained(host_topic(p, h, "friendly_name"), h.display_name()),
+        retained(
+            host_topic(p, h, "info"),
+            json!({
+                "os_type": "linux",
+                "os_version": format!("{} {}", h.os, h.os_version).trim().to_string(),
+                "architecture": h.arch,
+            })
+            .to_string(),
+        ),
+        retained(host_topic(p, h, "tags"), json!(h.tags).to_string()),
+        retained(host_topic(p, h, "agent"), agent.clone()),
+        retained(
+            host_topic(p, h, "connectivity/state"),
+            if h.online { "online" } else { "offline" },
+        ),
+        retained(host_topic(p, h, "connectivity/attributes"), agent),
+    ]
+}
+
+/// The attributes of an item: `in_progress` always; the others only when known.
+pub fn item_attributes(item: &ItemState) -> Value {
+    let mut a = Map::new();
+    a.insert("in_progress".into(), json!(item.in_progress));
+    if item.outdated() {
+        if let Some(c) = &item.category {
+            a.insert("update_category".into(), json!(c));
+        }
+    }
+    if let Some(d) = &item.release_date {
+        a.insert("release_date".into(), json!(d));
+    }
+    if let Some(t) = &item.last_checked_at {
+        a.insert("last_checked_at".into(), json!(t));
+    }
+    Value::Object(a)
+}
+
+/// The JSON state Home Assistant reads an update entity from (`in_progress` shows only from
+/// here): exactly the keys it knows, no nulls in string fields.
+pub fn item_json_state(item: &ItemState) -> Value {
+    let mut a = Map::new();
+    a.insert(
+        "installed_version".into(),
+        json!(item.installed.clone().unwrap_or_default()),
+    );
+    a.insert(
+        "latest_version".into(),
+        json!(item.latest_or_installed().unwrap_or_default()),
+    );
+    a.insert("in_progress".into(), json!(item.in_progress));
+    a.insert("title".into(), json!(item.name));
+    if !item.notes.trim().is_empty() {
+        a.insert("release_summary".into(), json!(summary(&item.notes)));
+    }
+    if let Some(u) = &item.release_url {
+        a.insert("release_url".into(), json!(u));
+    }
+    Value::Object(a)
+}
+
+/// At most [`RELEASE_SUMMARY_MAX`] characters, cut with an ellipsis.
+pub fn summary(notes: &str) -> String {
+    let notes = notes.trim();
+    if notes.chars().count() <= RELEASE_SUMMARY_MAX {
+        return notes.to_string();
+    }
+    let mut cut: String = notes.chars().take(RELEASE_SUMMARY_MAX - 1).collect();
+    cut.push('…');
+    cut
+}
+
+fn item_messages(p: &Publishing, h: &HostState, item: &ItemState) -> Vec<Message> {
+    vec![
+        retained(
+            item_topic(p, h, item, "state"),
+            item.installed.clone().unwrap_or_default(),
+        ),
+        retained(
+            item_topic(p, h, item, "latest_version"),
+            item.latest_or_installed().unwrap_or_default(),
+        ),
+        retained(
+            item_topic(p, h, item, "attributes"),
+            item_attributes(item).to_string(),
+        ),
+        retained(
+            item_topic(p, h, item, "json"),
+            item_json_state(item).to_string(),
+        ),
+    ]
+}
+
+/// Counts of a host's non-featured items, for its two summary entities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub total: usize,
+    pub pending: usize,
+    pub security: usize,
+    pub bugfix: usize,
+    pub feature: usize,
+}
+
+pub fn summarise(h: &HostState) -> Option<Summary> {
+    let plain: Vec<&ItemState> = h.items.iter().filter(|i| !i.featured).collect();
+    if plain.is_empty() {
+        return None;
+    }
+    let pending: Vec<&&ItemState> = plain.iter().filter(|i| i.outdated()).collect();
+    let count = |c: &str| {
+        pending
+            .iter()
+            .filter(|i| i.category.as_deref() == Some(c))
+            .count()
+    };
+    Some(Summary {
+        total: plain.len(),
+        pending: pending.len(),
+        security: count("security"),
+        bugfix: count("bugfix"),
+        feature: count("feature"),
+    })
+}
+
+fn pending_words(n: usize) -> (String, String) {
+    if n == 0 {
+        ("up-to-date".into(), "up-to-date".into())
+    } else {
+        ("unknown".into(), format!("{n} available"))
+    }
+}
+
+fn summary_messages(p: &Publishing, h: &HostState) -> Vec<Message> {
+    let Some(s) = summarise(h) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (base, pending, attributes, title) in [
+        (
+            "",
+            s.pending,
+            json!({
+                "in_progress": h.batch_in_progress,
+                "pending_count": s.pending,
+                "total_count": s.total,
+                "bugfix_count": s.bugfix,
+                "feature_count": s.feature,
+            }),
+            format!("{} packages", h.display_name()),
+        ),
+        (
+            "security/",
+            s.security,
+            json!({"in_progress": h.batch_in_progress, "pending_count": s.security}),
+            format!("{} security updates", h.display_name()),
+        ),
+    ] {
+        let (state, latest) = pending_words(pending);
+        out.push(retained(
+            host_topic(p, h, &format!("{base}state")),
+            state.clone(),
+        ));
+        out.push(retained(
+            host_topic(p, h, &format!("{base}latest_version")),
+            latest.clone(),
+        ));
+        out.push(retained(
+            host_topic(p, h, &format!("{base}attributes")),
+            attributes.to_string(),
+        ));
+        out.push(retained(
+            host_topic(p, h, &format!("{base}json")),
+            json!({
+                "installed_version": state,
+                "latest_version": latest,
+                "in_progress": h.batch_in_progress,
+                "title": title,
+            })
+            .to_string(),
+        ));
+    }
+    out
+}
+
+fn device(h: &HostState) -> Value {
+    json!({
+        "identifiers": [format!("ferry_host_{}", host_hex(&h.id))],
+        "name": h.display_name(),
+    })
+}
+
+fn availability(p: &Publishing, h: &HostState) -> Value {
+    json!([
+        {"topic": status_topic(p), "payload_available": "online", "payload_not_available": "offline"},
+        {"topic": host_topic(p, h, "connectivity/state"), "payload_available": "online", "payload_not_available": "offline"},
+    ])
+}
+
+/// The discovery config topic of an entity.
+pub fn config_topic(p: &Publishing, component: &str, unique_id: &str) -> String {
+    format!("{}/{component}/{unique_id}/config", p.discovery_prefix)
+}
+
+/// Home Assistant discovery configs: an update entity per featured item, the two summary
+/// update entities (disabled by default) and the connectivity sensor, one device per host.
+/// Entity ids are given both as `default_entity_id` and, for Home Assistant before 2025.10,
+/// as `object_id`.
+pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
+    if !p.discovery {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for h in &s.hosts {
+        let hh = host_hex(&h.id);
+        let fn_slug = slug(h.display_name());
+        for item in h.items.iter().filter(|i| i.featured) {
+            let unique_id = format!("ferry_{hh}_{}", item_hex(&item.name));
+            let object_id = format!("ferry_{fn_slug}_{}", slug(&item.name));
+            let mut c = json!({
+                "name": item.name,
+                "unique_id": unique_id,
+                "object_id": object_id,
+                "default_entity_id": format!("update.{object_id}"),
+                "state_topic": item_topic(p, h, item, "json"),
+                "json_attributes_topic": item_topic(p, h, item, "attributes"),
+                "command_topic": item_topic(p, h, item, "set"),
+                "payload_install": "install",
+                "availability": availability(p, h),
+                "availability_mode": "all",
+                "device": device(h),
+                "enabled_by_default": true,
+            });
+            if let Some(icon) = &item.icon_url {
+                c["entity_picture"] = json!(icon);
+            }
+            if let Some(url) = &item.release_url {
+                c["release_url"] = json!(url);
+            }
+            if !item.notes.trim().is_empty() {
+                c["release_summary"] = json!(summary(&item.notes));
+            }
+            out.push(retained(
+                config_topic(p, "update", &unique_id),
+                c.to_string(),
+            ));
+        }
+        if summarise(h).is_some() {
+            for (suffix, base, name_suffix, slug_suffix) in [
+                ("pkgs", "", "packages", "packages"),
+                ("sec", "security/", "security updates", "security_updates"),
+            ] {
+                let unique_id = format!("ferry_{hh}_{suffix}");
+                let object_id = format!("ferry_{fn_slug}_{slug_suffix}");
+                let c = json!({
+                    "name": format!("{} {name_suffix}", h.display_name()),
+                    "unique_id": unique_id,
+                    "object_id": object_id,
+                    "default_entity_id": format!("update.{object_id}"),
+                    "state_topic": host_topic(p, h, &format!("{base}json")),
+                    "json_attributes_topic": host_topic(p, h, &format!("{base}attributes")),
+                    "command_topic": host_topic(p, h, &format!("{base}set")),
+                    "payload_install": "install",
+                    "availability": availability(p, h),
+                    "availability_mode": "all",
+                    "device": device(h),
+                    "enabled_by_default": false,
+                });
+                out.push(retained(
+                    config_topic(p, "update", &unique_id),
+                    c.to_string(),
+                ));
+            }
+        }
+        let unique_id = format!("ferry_{hh}_conn");
+        let object_id = format!("ferry_{fn_slug}_agent");
+        let c = json!({
+            "name": format!("{} agent", h.display_name()),
+            "unique_id": unique_id,
+            "object_id": object_id,
+            "default_entity_id": format!("binary_sensor.{object_id}"),
+            "device_class": "connectivity",
+            "state_topic": host_topic(p, h, "connectivity/state"),
+            "payload_on": "online",
+            "payload_off": "offline",
+            "json_attributes_topic": host_topic(p, h, "connectivity/attributes"),
+            // Not the host's own connectivity: that would be circular.
+            "availability_topic": status_topic(p),
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": device(h),
+            "enabled_by_default": true,
+        });
+        out.push(retained(
+            config_topic(p, "binary_sensor", &unique_id),
+            c.to_string(),
+        ));
+    }
+    out
+}
+
+/// Empty retained payloads for every topic published before and not now: Home Assistant
+/// removes the entities, and the broker forgets the state of removed items and hosts.
+pub fn cleared(previous: &BTreeSet<String>, now: &[Message]) -> Vec<Message> {
+    let current: BTreeSet<&str> = now.iter().map(|m| m.topic.as_str()).collect();
+    previous
+        .iter()
+        .filter(|t| !current.contains(t.as_str()))
+        .map(|t| retained(t.clone(), ""))
+        .collect()
+}
+
+/// What arrived on a subscribed topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inbound {
+    /// `{prefix}/hosts/{host}/items/{item}/set`: install the item's newest release.
+    InstallItem { host_id: String, item: String },
+    /// `{prefix}/hosts/{host}/set`: a batch of every outdated non-featured item.
+    InstallAll { host_id: String },
+    /// `{prefix}/hosts/{host}/security/set`: the same, security updates only.
+    InstallSecurity { host_id: String },
+    /// Home Assistant came online (`{discovery_prefix}/status` `online`): republish
+    /// discovery.
+    HomeAssistantOnline,
+}
+
+/// The topic filters the bridge subscribes to.
+pub fn subscriptions(p: &Publishing) -> Vec<String> {
+    let mut out = vec![
+        format!("{}/hosts/+/items/+/set", p.prefix),
+        format!("{}/hosts/+/set", p.prefix),
+        format!("{}/hosts/+/security/set", p.prefix),
+    ];
+    if p.discovery {
+        out.push(format!("{}/status", p.discovery_prefix));
+    }
+    out
+}
+
+/// Reads one inbound message. Anything else (another payload than `install`, a topic the
+/// bridge does not own) is an error that says why; the bridge logs it and goes on.
+pub fn parse_inbound(p: &Publishing, topic: &str, payload: &[u8]) -> Result<Inbound, String> {
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| format!("{topic}: the payload is not text"))?
+        .trim();
+    if p.discovery && topic == format!("{}/status", p.discovery_prefix) {
+        return if text == "online" {
+            Ok(Inbound::HomeAssistantOnline)
+        } else {
+            Err(format!("{topic}: {text:?} is not a birth message"))
+        };
+    }
+    let rest = topic
+        .strip_prefix(&format!("{}/hosts/", p.prefix))
+        .ok_or_else(|| format!("{topic}: not a command topic of this bridge"))?;
+    let parts: Vec<&str> = rest.split('/').collect();
+    let command = match parts.as_slice() {
+        [host, "items", item, "set"] if !host.is_empty() && !item.is_empty() => {
+            Inbound::InstallItem {
+                host_id: host.to_string(),
+                item: item.to_string(),
+            }
+        }
+        [host, "set"] if !host.is_empty() => Inbound::InstallAll {
+            host_id: host.to_string(),
+        },
+        [host, "security", "set"] if !host.is_empty() => Inbound::InstallSecurity {
+            host_id: host.to_string(),
+        },
+        _ => return Err(format!("{topic}: not a command topic of this bridge")),
+    };
+    if text != "install" {
+        return Err(format!(
+            "{topic}: {text:?} is not a command (publish \"install\")"
+        ));
+    }
+    Ok(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host() -> HostState {
+        HostState {
+            id: "0b6f-42".into(),
+            hostname: "kiosk-1".into(),
+            friendly_name: Some("Kiosk 1 (Hall)".into()),
+            os: "Debian GNU/Linux".into(),
+            os_version: "12".into(),
+            arch: "x86_64".into(),
+            agent_version: "0.1.0".into(),
+            last_seen: "2026-01-02T03:04:05.000Z".into(),
+            online: true,
+            tags: vec!["lab".into()],
+            items: vec![
+                ItemState {
+                    name: "web".into(),
+                    featured: true,
+                    icon_url: Some("https://cdn.example.org/web.svg".into()),
+                    installed: Some("1.0.0".into()),
+                    latest: Some("1.1.0".into()),
+                    category: Some("security".into()),
+                    release_date: Some("2026-01-01".into()),
+                    release_url: None,
+                    notes: "Fixes a bug.".into(),
+                    in_progress: false,
+                    last_checked_at: Some("2026-01-02T03:04:05.000Z".into()),
+                },
+                ItemState {
+                    name: "libfoo".into(),
+                    installed: Some("2.0.0".into()),
+                    latest: Some("2.0.1".into()),
+                    category: Some("security".into()),
+                    ..Default::default()
+                },
+                ItemState {
+                    name: "libbar".into(),
+                    installed: Some("3.0.0".into()),
+                    ..Default::default()
+                },
+            ],
+            batch_in_progress: false,
+        }
+    }
+
+    fn find<'a>(messages: &'a [Message], topic: &str) -> &'a str {
+        &messages
+            .iter()
+            .find(|m| m.topic == topic)
+            .unwrap_or_else(|| panic!("no {topic} in {messages:#?}"))
+            .payload
+    }
+
+    #[test]
+    fn ids_and_slugs() {
+        assert_eq!(host_hex("a1-b2-c3"), "a1b2c3");
+        assert_eq!(item_hex("web"), "776562");
+        assert_eq!(
+            slug("pangolin.uk.home.yantsen.su"),
+            "pangolin_uk_home_yantsen_su"
+        );
+        assert_eq!(slug("Kiosk 1 (Hall)"), "kiosk_1_hall");
+    }
+
+    #[test]
+    fn state_topics_follow_the_reference_layout() {
+        let p = Publishing::default();
+        let m = state_messages(
+            &p,
+            &Snapshot {
+                hosts: vec![host()],
+            },
+        );
+        assert!(m.iter().all(|m| m.retain));
+        assert_eq!(find(&m, "ferry/hosts/0b6f-42/items/web/state"), "1.0.0");
+        assert_eq!(
+            find(&m, "ferry/hosts/0b6f-42/items/web/latest_version"),
+            "1.1.0"
+        );
+        let json_of = |topic: &str| serde_json::from_str::<Value>(find(&m, topic)).unwrap();
+        assert_eq!(
+            json_of("ferry/hosts/0b6f-42/items/web/attributes"),
+            json!({"in_progress": false, "last_checked_at": "2026-01-02T03:04:05.000Z",
+                   "release_date": "2026-01-01", "update_category": "security"})
+        );
+        let state = json_of("ferry/hosts/0b6f-42/items/web/json");
+        let mut keys: Vec<&String> = state.as_object().unwrap().keys().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "in_progress",
+                "installed_version",
+                "latest_version",
+                "release_summary",
+                "title"
+            ]
+        );
+        assert_eq!(find(&m, "ferry/hosts/0b6f-42/hostname"), "kiosk-1");
+        assert_eq!(
+            find(&m, "ferry/hosts/0b6f-42/friendly_name"),
+            "Kiosk 1 (Hall)"
+        );
+        assert_eq!(json_of("ferry/hosts/0b6f-42/tags"), json!(["lab"]));
+        assert_eq!(find(&m, "ferry/hosts/0b6f-42/connectivity/state"), "online");
+        // Two non-featured items, one outdated (a security one).
+        assert_eq!(find(&m, "ferry/hosts/0b6f-42/state"), "unknown");
+        assert_eq!(
+            find(&m, "ferry/hosts/0b6f-42/latest_version"),
+            "1 available"
+        );
+        assert_eq!(
+            json_of("ferry/hosts/0b6f-42/attributes"),
+            json!({"bugfix_count": 0, "feature_count": 0, "in_progress": false,
+                   "pending_count": 1, "total_count": 2})
+        );
+        assert_eq!(
+            find(&m, "ferry/hosts/0b6f-42/security/latest_version"),
+            "1 available"
+        );
+    }
+
+    #[test]
+    fn discovery_configs_group_a_host_under_one_device_with_dual_availability() {
+        let p = Publishing::default();
+        let m = discovery_messages(
+            &p,
+            &Snapshot {
+                hosts: vec![host()],
+            },
+        );
+        let web: Value =
+            serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_776562/config"))
+                .unwrap();
+        assert_eq!(web["default_entity_id"], "update.ferry_kiosk_1_hall_web");
+        assert_eq!(web["object_id"], "ferry_kiosk_1_hall_web");
+        assert_eq!(web["state_topic"], "ferry/hosts/0b6f-42/items/web/json");
+        assert_eq!(web["availability_mode"], "all");
+        assert_eq!(
+            web["availability"][1]["topic"],
+            "ferry/hosts/0b6f-42/connectivity/state"
+        );
+        assert_eq!(web["device"]["identifiers"][0], "ferry_host_0b6f42");
+        assert_eq!(web["device"]["name"], "Kiosk 1 (Hall)");
+        assert_eq!(web["entity_picture"], "https://cdn.example.org/web.svg");
+        let pkgs: Value =
+            serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_pkgs/config"))
+                .unwrap();
+        assert_eq!(pkgs["enabled_by_default"], false);
+        assert_eq!(pkgs["name"], "Kiosk 1 (Hall) packages");
+        let sec: Value =
+            serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_sec/config")).unwrap();
+        assert_eq!(
+            sec["default_entity_id"],
+            "update.ferry_kiosk_1_hall_security_updates"
+        );
+        let conn: Value = serde_json::from_str(find(
+            &m,
+            "homeassistant/binary_sensor/ferry_0b6f42_conn/config",
+        ))
+        .unwrap();
+        assert_eq!(conn["enabled_by_default"], true);
+        assert_eq!(conn["availability_topic"], "ferry/status");
+        assert!(conn.get("availability").is_none());
+        // Discovery off: none.
+        let off = Publishing {
+            discovery: false,
+            ..Publishing::default()
+        };
+        assert!(discovery_messages(
+            &off,
+            &Snapshot {
+                hosts: vec![host()]
+            }
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_long_release_note_is_cut_to_what_home_assistant_shows() {
+        let long = "x".repeat(400);
+        let s = summary(&long);
+        assert_eq!(s.chars().count(), RELEASE_SUMMARY_MAX);
+        assert!(s.ends_with('…'));
+        assert_eq!(summary("  short  "), "short");
+    }
+
+    #[test]
+    fn removed_topics_are_cleared_with_empty_retained_payloads() {
+        let p = Publishing::default();
+        let mut snapshot = Snapshot {
+            hosts: vec![host()],
+        };
+        let before: BTreeSet<String> = state_messages(&p, &snapshot)
+            .into_iter()
+            .map(|m| m.topic)
+            .collect();
+        snapshot.hosts[0].items.retain(|i| i.name != "web");
+        let now = state_messages(&p, &snapshot);
+        let gone = cleared(&before, &now);
+        let topics: Vec<&str> = gone.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "ferry/hosts/0b6f-42/items/web/attributes",
+                "ferry/hosts/0b6f-42/items/web/json",
+                "ferry/hosts/0b6f-42/items/web/latest_version",
+                "ferry/hosts/0b6f-42/items/web/state",
+            ]
+        );
+        assert!(gone.iter().all(|m| m.retain && m.payload.is_empty()));
+    }
+
+    #[test]
+    fn commands_are_read_and_garbage_is_refused_with_a_reason() {
+        let p = Publishing::default();
+        assert_eq!(
+            parse_inbound(&p, "ferry/hosts/h1/items/web/set", b"install"),
+            Ok(Inbound::InstallItem {
+                host_id: "h1".into(),
+                item: "web".into()
+            })
+        );
+        assert_eq!(
+            parse_inbound(&p, "ferry/hosts/h1/set", b" install\n"),
+            Ok(Inbound::InstallAll {
+                host_id: "h1".into()
+            })
+        );
+        assert_eq!(
+            parse_inbound(&p, "ferry/hosts/h1/security/set", b"install"),
+            Ok(Inbound::InstallSecurity {
+                host_id: "h1".into()
+            })
+        );
+        assert_eq!(
+            parse_inbound(&p, "homeassistant/status", b"online"),
+            Ok(Inbound::HomeAssistantOnline)
+        );
+        assert!(parse_inbound(&p, "ferry/hosts/h1/set", b"reboot")
+            .unwrap_err()
+            .contains("not a command"));
+        assert!(parse_inbound(&p, "ferry/hosts/h1/set", &[0xff, 0xfe]).is_err());
+        assert!(parse_inbound(&p, "other/hosts/h1/set", b"install").is_err());
+        assert!(parse_inbound(&p, "ferry/hosts//set", b"install").is_err());
+        assert_eq!(subscriptions(&p).len(), 4);
+    }
+}
