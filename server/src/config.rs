@@ -29,6 +29,125 @@ pub struct ServerConfig {
     /// Serve HTTPS with this certificate chain and key (PEM), so a small deployment needs no
     /// proxy.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// MQTT broker connections (`[[mqtt]]`), published to by the bridge.
+    pub mqtt: Vec<MqttConnection>,
+}
+
+/// One `[[mqtt]]` table of server.toml.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttFileConfig {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub topic_prefix: Option<String>,
+    #[serde(default)]
+    pub discovery: Option<bool>,
+    #[serde(default)]
+    pub discovery_prefix: Option<String>,
+}
+
+/// A broker connection, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MqttConnection {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub username: Option<String>,
+    /// Read from `password_file` at start; never logged.
+    pub password: Option<String>,
+    pub client_id: String,
+    pub publishing: crate::mqtt::model::Publishing,
+}
+
+impl MqttConnection {
+    fn from_file(c: MqttFileConfig, file: &str) -> anyhow::Result<MqttConnection> {
+        let bad = |what: String| anyhow::anyhow!("[[mqtt]] {:?} in {file}: {what}", c.name);
+        if c.name.trim().is_empty() {
+            anyhow::bail!("[[mqtt]] in {file}: `name` must not be empty");
+        }
+        let (host, port) = match c.url.split_once("://") {
+            Some(("mqtt", rest)) => {
+                let rest = rest.trim_end_matches('/');
+                match rest.rsplit_once(':') {
+                    Some((h, p)) => (
+                        h.to_string(),
+                        p.parse::<u16>()
+                            .map_err(|_| bad(format!("port {p:?} in `url` is not a port")))?,
+                    ),
+                    None => (rest.to_string(), 1883),
+                }
+            }
+            Some(("mqtts", _)) => {
+                return Err(bad(
+                    "`mqtts://` (TLS) is not supported yet; use `mqtt://` on a trusted network"
+                        .into(),
+                ))
+            }
+            _ => {
+                return Err(bad(format!(
+                    "`url` {:?} must look like mqtt://HOST:PORT",
+                    c.url
+                )))
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("`url` has no host".into()));
+        }
+        if c.ca_file.is_some() {
+            return Err(bad(
+                "`ca_file` needs mqtts://, which is not supported yet".into()
+            ));
+        }
+        let password = match &c.password_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| bad(format!("cannot read `password_file` {}: {e}", p.display())))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let prefix = c.topic_prefix.unwrap_or_else(|| "ferry".into());
+        let discovery_prefix = c.discovery_prefix.unwrap_or_else(|| "homeassistant".into());
+        for (key, value) in [
+            ("topic_prefix", &prefix),
+            ("discovery_prefix", &discovery_prefix),
+        ] {
+            if value.is_empty()
+                || value.contains(['+', '#'])
+                || value.starts_with('/')
+                || value.ends_with('/')
+            {
+                return Err(bad(format!(
+                    "`{key}` {value:?} must be a topic without wildcards or leading or trailing /"
+                )));
+            }
+        }
+        Ok(MqttConnection {
+            client_id: c
+                .client_id
+                .unwrap_or_else(|| format!("ferry-server-{}", c.name)),
+            name: c.name,
+            host,
+            port,
+            username: c.username,
+            password,
+            publishing: crate::mqtt::model::Publishing {
+                prefix,
+                discovery: c.discovery.unwrap_or(true),
+                discovery_prefix,
+            },
+        })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -42,6 +161,8 @@ pub struct FileConfig {
     pub long_poll_max_secs: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    #[serde(default)]
+    pub mqtt: Vec<MqttFileConfig>,
 }
 
 impl ServerConfig {
@@ -130,7 +251,16 @@ impl ServerConfig {
             (None, None) => None,
             _ => anyhow::bail!("give both a TLS certificate and a key (--tls-cert and --tls-key)"),
         };
+        let mut mqtt = Vec::new();
+        for c in fc.mqtt {
+            let c = MqttConnection::from_file(c, &from_file)?;
+            if mqtt.iter().any(|m: &MqttConnection| m.name == c.name) {
+                anyhow::bail!("[[mqtt]] {:?} appears twice in {from_file}", c.name);
+            }
+            mqtt.push(c);
+        }
         Ok(ServerConfig {
+            mqtt,
             tls,
             listen,
             data_dir: data_dir

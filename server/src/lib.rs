@@ -8,8 +8,8 @@
 //! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
 //! - [`store`]: the store interface and its SQLite backend (all SQL).
 //! - [`auth`]: tokens, hashed at rest.
-//! - [`mqtt`]: the MQTT bridge's topics, payloads and Home Assistant discovery, as pure
-//!   functions (the broker connection is not built yet).
+//! - [`mqtt`]: the MQTT bridge and Home Assistant discovery: topics and payloads as pure
+//!   functions, and one broker connection per `[[mqtt]]`.
 
 pub mod api;
 pub mod auth;
@@ -44,9 +44,16 @@ pub struct AppState {
     pub waker: wake::Waker,
     pub live: live::Live,
     pub cache: cache::Cache,
+    /// Bumped whenever something the MQTT bridge publishes may have changed.
+    pub changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl AppState {
+    /// Tells the MQTT bridge to publish what changed.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// All releases, from the cache (refilled after a publish).
     pub async fn releases(
         &self,
@@ -136,7 +143,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         waker: wake::Waker::default(),
         live: live::Live::default(),
         cache: cache::Cache::default(),
+        changes: tokio::sync::watch::channel(0).0,
     });
+    // One MQTT bridge per configured broker connection.
+    let bridges: Vec<_> = state
+        .config
+        .mqtt
+        .iter()
+        .map(|c| mqtt::bridge::start(Arc::clone(&state), c.clone()))
+        .collect();
     // Last-seen times are buffered in memory and written in batches.
     let flusher = {
         let state = Arc::clone(&state);
@@ -150,6 +165,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     };
     let app = api::router(Arc::clone(&state));
     let result = serve_app(app, tls, listen).await;
+    for b in bridges {
+        b.abort();
+    }
     flusher.abort();
     state.flush_seen(true).await;
     result

@@ -13,6 +13,7 @@ mod keys;
 mod live;
 mod load;
 mod longpoll;
+mod mqtt;
 mod refusals;
 mod signals;
 mod signer;

@@ -74,6 +74,7 @@ pub async fn edit(
         .await?;
     // Deactivation changes what devices are offered.
     state.cache.set_releases(None);
+    state.changed();
     tracing::info!(item = %name, "item edited");
     let Json(all) = list(State(state), op).await?;
     all.into_iter()

@@ -243,50 +243,15 @@ pub async fn trigger(
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
     let (host_id, _) = resolve_host(&state, &req.host).await?;
-    crate::api::items::ensure_active(&state, &req.item).await?;
-    let releases = state.store.releases(Some(&req.item)).await?;
-    let release = match &req.version {
-        Some(v) => releases.iter().find(|r| &r.version == v),
-        None => fleet::newest(&releases, &req.item),
-    };
-    let Some(release) = release else {
-        return Err(AppError::not_found(match &req.version {
-            Some(v) => format!("no release {} {v}; see ferryctl releases list", req.item),
-            None => format!("no release of {}; publish one first", req.item),
-        }));
-    };
-    let (host, installed) = state
-        .store
-        .host(&host_id)
-        .await?
-        .ok_or(AppError::Vanished("host"))?;
-    let Some(current) = installed.iter().find(|i| i.item == req.item) else {
-        let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
-        return Err(AppError::conflict(format!(
-            "{} does not manage {} (its items: {}); add it to [[items]] in the device's agent config first",
-            host.facts.hostname,
-            req.item,
-            if items.is_empty() { "none".to_string() } else { items.join(", ") }
-        )));
-    };
-    if current.version.as_ref() == Some(&release.version) && !req.force {
-        return Err(AppError::conflict(format!(
-            "{} already has {} {}; pass --force (\"force\": true) to queue it anyway",
-            host.facts.hostname, req.item, release.version
-        )));
-    }
-    if let Some(existing) = state.store.active_update(&host_id, &req.item).await? {
-        return Err(AppError::conflict(format!(
-            "host already has a pending update of {} ({existing})",
-            req.item
-        )));
-    }
-    let id = state
-        .store
-        .create_update(&host_id, &req.item, &release.version, "user")
-        .await?;
-    tracing::info!(%host_id, item = %req.item, version = %release.version, update = %id, "update triggered");
-    state.waker.wake(&host_id);
+    let id = crate::service::updates::trigger(
+        &state,
+        &host_id,
+        &req.item,
+        req.version.as_ref(),
+        req.force,
+        "user",
+    )
+    .await?;
     let mut entry = state.store.history(None, None, Some(&id)).await?;
     entry
         .pop()

@@ -5,8 +5,10 @@
 //!   and command parsing, as pure functions of a snapshot and a connection's settings, tested
 //!   without a broker.
 //!
-//! The connection to the broker (publishing, the birth and last will, commands) is the thin
-//! shell around these; it is not built yet.
+//! - [`snapshot`]: builds that snapshot from the store.
+//! - [`bridge`]: one broker connection (rumqttc), the thin shell around the rest.
 
+pub mod bridge;
 pub mod model;
+pub mod snapshot;
 pub mod topics;

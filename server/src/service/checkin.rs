@@ -22,6 +22,7 @@ pub async fn check_in(
         .check_in(&host_id, &req.facts, host.last_seen.clone())
     {
         state.store.update_host(&host, &req.facts.installed).await?;
+        state.changed();
         if let Some(offset) = req.facts.utc_offset_secs {
             state.store.set_utc_offset(&host_id, offset).await?;
         }

@@ -6,8 +6,10 @@
 //! - [`report`]: reports arrived.
 //! - [`campaigns`]: a campaign changed (created, resumed, a host joined or accepted).
 //! - [`batches`]: a host became free for its next batch entry.
+//! - [`updates`]: a person asked for an install (API or MQTT).
 
 pub mod batches;
 pub mod campaigns;
 pub mod checkin;
 pub mod report;
+pub mod updates;

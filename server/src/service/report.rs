@@ -60,5 +60,6 @@ pub async fn reports_arrived(
     }
     // A finished install frees the host for its next batch entry.
     super::batches::dispatch(state, host_id).await?;
+    state.changed();
     Ok(acked)
 }

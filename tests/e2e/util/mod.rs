@@ -11,7 +11,7 @@ mod device;
 mod server;
 
 pub use device::{signal, Device};
-pub use server::Server;
+pub use server::{free_port, Server};
 
 pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -92,8 +92,22 @@ impl World {
 
     /// `extra` is appended to the agent config's top-level keys.
     pub fn with_agent_extra(extra: &str) -> World {
+        World::with_configs(extra, None)
+    }
+
+    /// A world whose server reads `server_toml` (`--config`).
+    pub fn with_server_config(server_toml: &str) -> World {
+        World::with_configs("", Some(server_toml))
+    }
+
+    fn with_configs(extra: &str, server_toml: Option<&str>) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
-        let server = Server::start(&dir.path().join("server-data"));
+        let config = server_toml.map(|text| {
+            let path = dir.path().join("server.toml");
+            fs::write(&path, text).expect("write server.toml");
+            path
+        });
+        let server = Server::start_with_config(&dir.path().join("server-data"), config);
         let mut world = World {
             key: dir.path().join("keys/release"),
             agent_cfg: dir.path().join("agent.toml"),

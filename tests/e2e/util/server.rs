@@ -12,7 +12,7 @@ use super::bin;
 /// Bound on waiting for the server to answer /healthz.
 const SERVER_START_TIMEOUT: Duration = Duration::from_secs(20);
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -38,15 +38,18 @@ pub struct Server {
     pub addr: String,
     pub data_dir: PathBuf,
     log: PathBuf,
+    config: Option<PathBuf>,
 }
 
 impl Server {
-    pub fn start(data_dir: &Path) -> Server {
+    /// Starts the server with `--config FILE` too.
+    pub fn start_with_config(data_dir: &Path, config: Option<PathBuf>) -> Server {
         let mut server = Server {
             child: None,
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log: data_dir.with_extension("log"),
+            config,
         };
         server.launch();
         server
@@ -60,7 +63,11 @@ impl Server {
             .append(true)
             .open(&self.log)
             .expect("server log");
-        let child = Command::new(bin("ferry-server"))
+        let mut cmd = Command::new(bin("ferry-server"));
+        if let Some(config) = &self.config {
+            cmd.arg("--config").arg(config);
+        }
+        let child = cmd
             .arg("--listen")
             .arg(addr)
             .arg("--data-dir")

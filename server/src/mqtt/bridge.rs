@@ -1,0 +1,205 @@
+//! One broker connection: the thin shell around [`super::topics`]. On every connection
+//! (the first and each reconnect) it publishes its birth and the whole state; afterwards only
+//! what changed, clearing the topics of what went away; Home Assistant's birth message
+//! republishes the discovery configs; `install` on a command topic queues an update with
+//! actor `mqtt`. Bad input is logged and ignored.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+
+use super::model::Publishing;
+use super::topics::{self, Inbound, Message};
+use crate::config::MqttConnection;
+use crate::Shared;
+
+/// How often the state is rebuilt without a change signal (hosts going offline are a matter
+/// of time passing, not of an event).
+const TICK: Duration = Duration::from_secs(5);
+/// Waits between connection attempts after an error.
+const RETRY: Duration = Duration::from_secs(2);
+
+/// Starts the bridge for one connection; it runs until the server stops.
+pub fn start(state: Shared, conn: MqttConnection) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move { run(state, conn).await })
+}
+
+fn options(conn: &MqttConnection) -> MqttOptions {
+    let mut o = MqttOptions::new(conn.client_id.clone(), conn.host.clone(), conn.port);
+    o.set_keep_alive(Duration::from_secs(30));
+    o.set_clean_session(true);
+    o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+    o.set_last_will(LastWill::new(
+        topics::status_topic(&conn.publishing),
+        "offline",
+        QoS::AtLeastOnce,
+        true,
+    ));
+    if let Some(user) = &conn.username {
+        o.set_credentials(user.clone(), conn.password.clone().unwrap_or_default());
+    }
+    o
+}
+
+/// What was published, by topic, so only changes go out and removed topics get cleared.
+type Published = BTreeMap<String, String>;
+
+async fn run(state: Shared, conn: MqttConnection) {
+    let p = conn.publishing.clone();
+    let (client, mut eventloop) = AsyncClient::new(options(&conn), 4096);
+    let mut changes = state.changes.subscribe();
+    let mut published = Published::new();
+    let mut connected = false;
+    let mut tick = tokio::time::interval(TICK);
+    tracing::info!(connection = %conn.name, host = %conn.host, port = conn.port, "MQTT bridge starting");
+    loop {
+        tokio::select! {
+            event = eventloop.poll() => match event {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                    connected = true;
+                    tracing::info!(connection = %conn.name, "MQTT connected; publishing the whole state");
+                    published.clear();
+                    if let Err(e) = on_connect(&state, &client, &p, &mut published).await {
+                        tracing::warn!(connection = %conn.name, "{e}");
+                    }
+                }
+                Ok(Event::Incoming(Packet::Publish(message))) => {
+                    handle_inbound(&state, &client, &p, &message.topic, &message.payload, &mut published).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if connected {
+                        tracing::warn!(connection = %conn.name, "MQTT connection lost: {e}");
+                    } else {
+                        tracing::warn!(connection = %conn.name, "cannot connect to the MQTT broker: {e}");
+                    }
+                    connected = false;
+                    tokio::time::sleep(RETRY).await;
+                }
+            },
+            _ = changes.changed(), if connected => {
+                // Let a burst of changes settle into one push.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                changes.mark_unchanged();
+                if let Err(e) = push(&state, &client, &p, &mut published, false).await {
+                    tracing::warn!(connection = %conn.name, "{e}");
+                }
+            }
+            _ = tick.tick(), if connected => {
+                if let Err(e) = push(&state, &client, &p, &mut published, false).await {
+                    tracing::warn!(connection = %conn.name, "{e}");
+                }
+            }
+        }
+    }
+}
+
+async fn on_connect(
+    state: &Shared,
+    client: &AsyncClient,
+    p: &Publishing,
+    published: &mut Published,
+) -> Result<(), String> {
+    publish(
+        client,
+        &Message {
+            topic: topics::status_topic(p),
+            payload: "online".into(),
+            retain: true,
+        },
+    )
+    .await?;
+    for filter in topics::subscriptions(p) {
+        client
+            .subscribe(filter.clone(), QoS::AtLeastOnce)
+            .await
+            .map_err(|e| format!("cannot subscribe to {filter}: {e}"))?;
+    }
+    push(state, client, p, published, true).await
+}
+
+async fn publish(client: &AsyncClient, m: &Message) -> Result<(), String> {
+    client
+        .publish(
+            m.topic.clone(),
+            QoS::AtLeastOnce,
+            m.retain,
+            m.payload.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot publish {}: {e}", m.topic))
+}
+
+/// Publishes what differs from what was published (everything with `all`), and clears the
+/// topics of what went away.
+async fn push(
+    state: &Shared,
+    client: &AsyncClient,
+    p: &Publishing,
+    published: &mut Published,
+    all: bool,
+) -> Result<(), String> {
+    let snapshot = super::snapshot::build(state)
+        .await
+        .map_err(|e| format!("cannot read the fleet for MQTT: {e}"))?;
+    let mut messages = topics::state_messages(p, &snapshot);
+    messages.extend(topics::discovery_messages(p, &snapshot));
+    let before: std::collections::BTreeSet<String> = published.keys().cloned().collect();
+    for m in topics::cleared(&before, &messages) {
+        publish(client, &m).await?;
+        published.remove(&m.topic);
+    }
+    for m in messages {
+        if all || published.get(&m.topic) != Some(&m.payload) {
+            publish(client, &m).await?;
+            published.insert(m.topic, m.payload);
+        }
+    }
+    Ok(())
+}
+
+async fn handle_inbound(
+    state: &Shared,
+    client: &AsyncClient,
+    p: &Publishing,
+    topic: &str,
+    payload: &[u8],
+    published: &mut Published,
+) {
+    let result = match topics::parse_inbound(p, topic, payload) {
+        Ok(Inbound::HomeAssistantOnline) => {
+            // Home Assistant restarted: it needs the discovery configs again.
+            match super::snapshot::build(state).await {
+                Ok(s) => {
+                    for m in topics::discovery_messages(p, &s) {
+                        if let Err(e) = publish(client, &m).await {
+                            tracing::warn!("{e}");
+                        }
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(format!("cannot read the fleet for MQTT: {e}")),
+            }
+        }
+        Ok(Inbound::InstallItem { host_id, item }) => {
+            crate::service::updates::trigger(state, &host_id, &item, None, false, "mqtt")
+                .await
+                .map(|id| tracing::info!(%host_id, %item, update = %id, "install asked over MQTT"))
+                .map_err(|e| format!("{topic}: install refused: {e}"))
+        }
+        Ok(Inbound::InstallAll { host_id }) | Ok(Inbound::InstallSecurity { host_id }) => Err(
+            format!("{topic}: host batch updates over MQTT are not built yet (host {host_id})"),
+        ),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            // in_progress shows at once.
+            if let Err(e) = push(state, client, p, published, false).await {
+                tracing::warn!("{e}");
+            }
+        }
+        Err(e) => tracing::warn!("MQTT command ignored: {e}"),
+    }
+}

@@ -1,0 +1,247 @@
+//! The MQTT bridge against a real Mosquitto broker started on a free loopback port: the
+//! retained state after enrolment and a check, Install pressed on a command topic followed
+//! through a real agent, everything republished after a broker restart, discovery
+//! republished on Home Assistant's birth message, and a removed item's topics cleared.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+
+use crate::util::{free_port, World};
+
+/// A Mosquitto broker for one test, on 127.0.0.1, without persistence.
+struct Broker {
+    child: Option<Child>,
+    port: u16,
+    config: PathBuf,
+}
+
+impl Broker {
+    fn start(dir: &Path) -> Broker {
+        let port = free_port();
+        let config = dir.join("mosquitto.conf");
+        fs::write(
+            &config,
+            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+        )
+        .unwrap();
+        let mut b = Broker {
+            child: None,
+            port,
+            config,
+        };
+        b.launch();
+        b
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(mosquitto())
+            .arg("-c")
+            .arg(&self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto (the test command installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn mosquitto() -> &'static str {
+    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("mosquitto is not installed (apt-get install mosquitto)")
+}
+
+/// Watches every topic under the prefixes and keeps the last payload of each.
+struct Watcher {
+    seen: Arc<Mutex<BTreeMap<String, String>>>,
+    client: Client,
+}
+
+impl Watcher {
+    fn start(port: u16, name: &str) -> Watcher {
+        let mut o = MqttOptions::new(name, "127.0.0.1", port);
+        o.set_keep_alive(Duration::from_secs(5));
+        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
+        let (client, mut connection) = Client::new(o, 100);
+        client.subscribe("ferry/#", QoS::AtLeastOnce).unwrap();
+        client
+            .subscribe("homeassistant/#", QoS::AtLeastOnce)
+            .unwrap();
+        let seen = Arc::new(Mutex::new(BTreeMap::new()));
+        let store = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for event in connection.iter() {
+                match event {
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        store.lock().unwrap().insert(
+                            p.topic.clone(),
+                            String::from_utf8_lossy(&p.payload).into_owned(),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                }
+            }
+        });
+        Watcher { seen, client }
+    }
+
+    fn get(&self, topic: &str) -> Option<String> {
+        self.seen.lock().unwrap().get(topic).cloned()
+    }
+
+    /// Waits (bounded) until `topic` carries `payload`.
+    fn wait_for(&self, topic: &str, payload: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get(topic).as_deref() != Some(payload) {
+            assert!(
+                Instant::now() < deadline,
+                "{topic} never became {payload:?}; it is {:?}; seen: {:#?}",
+                self.get(topic),
+                self.seen.lock().unwrap().keys().collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn json(&self, topic: &str) -> serde_json::Value {
+        serde_json::from_str(&self.get(topic).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{topic} is not JSON: {e}"))
+    }
+}
+
+#[test]
+fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\n",
+        broker.port
+    ));
+    w.release("1.0.0", &[]);
+    w.ctl(&["items", "edit", "web", "--featured", "true"]).ok();
+    w.agent("check").ok();
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hh = host.replace('-', "");
+    let item = format!("ferry/hosts/{host}/items/web");
+    let watcher = Watcher::start(broker.port, "test-watcher");
+
+    // Enrolment and a check: identity, connectivity and the item's state, retained.
+    watcher.wait_for("ferry/status", "online");
+    watcher.wait_for(&format!("{item}/latest_version"), "1.0.0");
+    assert_eq!(watcher.get(&format!("{item}/state")).as_deref(), Some(""));
+    assert_eq!(
+        watcher
+            .get(&format!("ferry/hosts/{host}/hostname"))
+            .as_deref(),
+        Some("device-1")
+    );
+    watcher.wait_for(&format!("ferry/hosts/{host}/connectivity/state"), "online");
+    let json = watcher.json(&format!("{item}/json"));
+    assert_eq!(json["latest_version"], "1.0.0");
+    assert_eq!(json["in_progress"], false);
+    let config = format!("homeassistant/update/ferry_{hh}_776562/config");
+    let c = watcher.json(&config);
+    assert_eq!(c["state_topic"], format!("{item}/json"));
+    assert_eq!(c["command_topic"], format!("{item}/set"));
+    assert_eq!(c["default_entity_id"], "update.ferry_device_1_web");
+    assert!(watcher
+        .get(&format!(
+            "homeassistant/binary_sensor/ferry_{hh}_conn/config"
+        ))
+        .is_some());
+
+    // Install pressed in Home Assistant: an update with actor mqtt, in progress at once,
+    // then through a real agent to the new state.
+    watcher
+        .client
+        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "install")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.history().is_empty() {
+        assert!(Instant::now() < deadline, "the install was never queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(w.history()[0]["actor"], "mqtt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.json(&format!("{item}/json"))["in_progress"] != true {
+        assert!(Instant::now() < deadline, "in_progress never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.agent("once").ok();
+    watcher.wait_for(&format!("{item}/state"), "1.0.0");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.json(&format!("{item}/json"))["in_progress"] != false {
+        assert!(Instant::now() < deadline, "in_progress never cleared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Garbage on a command topic is ignored; the bridge goes on.
+    watcher
+        .client
+        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "reboot now")
+        .unwrap();
+
+    // The broker restarts empty: everything comes back.
+    drop(watcher);
+    broker.restart();
+    let watcher = Watcher::start(broker.port, "test-watcher-2");
+    watcher.wait_for(&format!("{item}/state"), "1.0.0");
+    watcher.wait_for("ferry/status", "online");
+    assert!(watcher.get(&config).is_some());
+
+    // Home Assistant's birth message brings the discovery configs again.
+    watcher
+        .client
+        .publish(config.clone(), QoS::AtLeastOnce, true, "")
+        .unwrap();
+    watcher.wait_for(&config, "");
+    watcher
+        .client
+        .publish("homeassistant/status", QoS::AtLeastOnce, false, "online")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.get(&config).unwrap_or_default().is_empty() {
+        assert!(Instant::now() < deadline, "discovery was not republished");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // The item goes away (deactivated): its topics are cleared.
+    w.ctl(&["items", "edit", "web", "--deactivate"]).ok();
+    watcher.wait_for(&format!("{item}/state"), "");
+    watcher.wait_for(&config, "");
+    assert!(!w.server.log_text().contains("panicked"));
+}
