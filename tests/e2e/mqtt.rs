@@ -245,3 +245,52 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     watcher.wait_for(&config, "");
     assert!(!w.server.log_text().contains("panicked"));
 }
+
+#[test]
+fn the_host_install_button_starts_a_batch_of_its_packages() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
+        broker.port
+    ));
+    w.release("1.0.0", &["--category", "security"]);
+    w.agent("check").ok();
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watcher = Watcher::start(broker.port, "host-watcher");
+    // `web` is not featured: it is one of the host's packages.
+    watcher.wait_for(&format!("ferry/hosts/{host}/latest_version"), "1 available");
+    watcher.wait_for(
+        &format!("ferry/hosts/{host}/security/latest_version"),
+        "1 available",
+    );
+    let hh = host.replace('-', "");
+    let pkgs = watcher.json(&format!("homeassistant/update/ferry_{hh}_pkgs/config"));
+    assert_eq!(pkgs["enabled_by_default"], false);
+    watcher
+        .client
+        .publish(
+            format!("ferry/hosts/{host}/security/set"),
+            QoS::AtLeastOnce,
+            false,
+            "install",
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w
+        .ctl_json(&["update-batches", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no batch was started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.agent("once").ok();
+    watcher.wait_for(&format!("ferry/hosts/{host}/latest_version"), "up-to-date");
+    watcher.wait_for(&format!("ferry/hosts/{host}/security/state"), "up-to-date");
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+}

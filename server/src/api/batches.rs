@@ -83,19 +83,14 @@ pub async fn create(
             exclude,
         } => {
             let (host_id, hostname) = super::operator::resolve_host(&state, host).await?;
-            let installed = hosts
-                .iter()
-                .find(|(h, _)| h.id == host_id)
-                .map(|(_, i)| i.clone())
-                .unwrap_or_default();
-            let releases = state.releases().await?;
-            let available = batch::available(&installed, &releases, category.as_deref());
-            let active_items: Vec<String> = active(&host_id)
-                .await?
-                .into_iter()
-                .map(|j| j.item)
-                .collect();
-            let planned = batch::plan_host(&host_id, &available, exclude, &active_items);
+            let planned = crate::service::batches::plan_host(
+                &state,
+                &host_id,
+                category.as_deref(),
+                exclude,
+                false,
+            )
+            .await?;
             let mut d = format!("all updates of {hostname}");
             if let Some(c) = category {
                 d.push_str(&format!(", category {c}"));
@@ -133,21 +128,7 @@ pub async fn create(
             ("item", format!("{item} to {to_version}"), planned)
         }
     };
-    if planned.is_empty() {
-        return Err(AppError::bad_request(
-            "nothing to do: no host has an update matching this batch",
-        ));
-    }
-    let id = state
-        .store
-        .create_batch(kind, &description, &planned)
-        .await?;
-    tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
-    let mut hosts_in_batch: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();
-    hosts_in_batch.dedup();
-    for h in hosts_in_batch {
-        crate::service::batches::dispatch(&state, h).await?;
-    }
+    let id = crate::service::batches::start(&state, kind, &description, &planned).await?;
     Ok(Json(load(&state, &id).await?))
 }
 

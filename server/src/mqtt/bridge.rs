@@ -188,9 +188,12 @@ async fn handle_inbound(
                 .map(|id| tracing::info!(%host_id, %item, update = %id, "install asked over MQTT"))
                 .map_err(|e| format!("{topic}: install refused: {e}"))
         }
-        Ok(Inbound::InstallAll { host_id }) | Ok(Inbound::InstallSecurity { host_id }) => Err(
-            format!("{topic}: host batch updates over MQTT are not built yet (host {host_id})"),
-        ),
+        Ok(Inbound::InstallAll { host_id }) => host_batch(state, &host_id, None)
+            .await
+            .map_err(|e| format!("{topic}: batch refused: {e}")),
+        Ok(Inbound::InstallSecurity { host_id }) => host_batch(state, &host_id, Some("security"))
+            .await
+            .map_err(|e| format!("{topic}: batch refused: {e}")),
         Err(e) => Err(e),
     };
     match result {
@@ -202,4 +205,21 @@ async fn handle_inbound(
         }
         Err(e) => tracing::warn!("MQTT command ignored: {e}"),
     }
+}
+
+/// Home Assistant's host Install button: a batch of the host's outdated non-featured items
+/// (of `category` if given), with the same checks as `ferryctl update batch-host`.
+async fn host_batch(
+    state: &Shared,
+    host_id: &str,
+    category: Option<&str>,
+) -> crate::error::ApiResult<()> {
+    let planned = crate::service::batches::plan_host(state, host_id, category, &[], true).await?;
+    let description = match category {
+        Some(c) => format!("{c} packages of {host_id}, from MQTT"),
+        None => format!("packages of {host_id}, from MQTT"),
+    };
+    let id = crate::service::batches::start(state, "host", &description, &planned).await?;
+    tracing::info!(%host_id, batch = %id, "batch asked over MQTT");
+    Ok(())
 }

@@ -71,3 +71,70 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
     }
     Ok(())
 }
+
+/// Plans a batch of one host: per item the newest release it lacks (of `category` if given),
+/// leaving out `exclude`, and with `only_plain` the featured items (Home Assistant's host
+/// Install button covers only the items summed up as "packages").
+pub async fn plan_host(
+    state: &Shared,
+    host_id: &str,
+    category: Option<&str>,
+    exclude: &[String],
+    only_plain: bool,
+) -> ApiResult<Vec<crate::policy::batch::Planned>> {
+    let (_, installed) = state
+        .store
+        .host(host_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("no host {host_id}")))?;
+    let releases = state.releases().await?;
+    let mut available = batch::available(&installed, &releases, category);
+    if only_plain {
+        let featured: Vec<String> = state
+            .store
+            .item_settings()
+            .await?
+            .into_iter()
+            .filter(|s| s.featured)
+            .map(|s| s.name)
+            .collect();
+        available.retain(|a| !featured.contains(&a.item));
+    }
+    let active_items: Vec<String> = state
+        .store
+        .pending_jobs(host_id)
+        .await?
+        .into_iter()
+        .map(|j| j.item)
+        .collect();
+    Ok(batch::plan_host(
+        host_id,
+        &available,
+        exclude,
+        &active_items,
+    ))
+}
+
+/// Creates a planned batch and dispatches the first entry of each of its hosts; returns its
+/// id. Refused (400) when there is nothing to do.
+pub async fn start(
+    state: &Shared,
+    kind: &str,
+    description: &str,
+    planned: &[crate::policy::batch::Planned],
+) -> ApiResult<String> {
+    if planned.is_empty() {
+        return Err(AppError::bad_request(
+            "nothing to do: no host has an update matching this batch",
+        ));
+    }
+    let id = state.store.create_batch(kind, description, planned).await?;
+    tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
+    let mut hosts: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();
+    hosts.dedup();
+    for h in hosts {
+        dispatch(state, h).await?;
+    }
+    state.changed();
+    Ok(id)
+}
