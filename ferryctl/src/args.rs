@@ -90,6 +90,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokensCommand,
     },
+    /// The MQTT bridge's broker connections (configured in server.toml `[[mqtt]]`).
+    Mqtt {
+        #[command(subcommand)]
+        command: MqttCommand,
+    },
     /// Update batches: list, show, follow.
     #[command(name = "update-batches")]
     UpdateBatches {
@@ -325,6 +330,12 @@ pub enum ItemsCommand {
         #[arg(long)]
         activate: bool,
     },
+}
+
+#[derive(Subcommand)]
+pub enum MqttCommand {
+    /// List the connections: connected or not, the last error, messages published.
+    List,
 }
 
 #[derive(Subcommand)]

@@ -13,7 +13,7 @@ mod table;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
-    ListCommand, ReleaseCommand, RootCommand, TokensCommand, UpdateCommand,
+    ListCommand, MqttCommand, ReleaseCommand, RootCommand, TokensCommand, UpdateCommand,
 };
 use clap::Parser;
 use client::Client;
@@ -145,6 +145,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 api()?.item_edit(&name, &edit, json)
             }
+        },
+        Command::Mqtt { command } => match command {
+            MqttCommand::List => api()?.mqtt(json),
         },
         Command::Tokens { command } => match command {
             TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),

@@ -46,6 +46,10 @@ pub struct AppState {
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
+    pub mqtt_status: std::sync::Mutex<
+        std::collections::BTreeMap<String, ferry_manifests::wire::MqttConnectionView>,
+    >,
 }
 
 impl AppState {
@@ -144,6 +148,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         live: live::Live::default(),
         cache: cache::Cache::default(),
         changes: tokio::sync::watch::channel(0).0,
+        mqtt_status: Default::default(),
     });
     // One MQTT bridge per configured broker connection.
     let bridges: Vec<_> = state

@@ -135,7 +135,13 @@ impl Watcher {
         }
     }
 
+    /// Waits (bounded) until `topic` has a non-empty payload, and returns it as JSON.
     fn json(&self, topic: &str) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.get(topic).unwrap_or_default().is_empty() {
+            assert!(Instant::now() < deadline, "{topic} never arrived");
+            std::thread::sleep(Duration::from_millis(50));
+        }
         serde_json::from_str(&self.get(topic).unwrap_or_default())
             .unwrap_or_else(|e| panic!("{topic} is not JSON: {e}"))
     }
@@ -221,7 +227,7 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     let watcher = Watcher::start(broker.port, "test-watcher-2");
     watcher.wait_for(&format!("{item}/state"), "1.0.0");
     watcher.wait_for("ferry/status", "online");
-    assert!(watcher.get(&config).is_some());
+    assert_eq!(watcher.json(&config)["unique_id"], format!("ferry_{hh}_776562"));
 
     // Home Assistant's birth message brings the discovery configs again.
     watcher

@@ -472,3 +472,20 @@ impl DeviceFacts {
         }
     }
 }
+
+/// `GET /api/v1/mqtt`: one broker connection of the MQTT bridge and how it is doing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MqttConnectionView {
+    pub name: String,
+    /// `mqtt://HOST:PORT` (no credentials).
+    pub url: String,
+    pub connected: bool,
+    /// The last connection or publishing error, if any since the last connect.
+    pub last_error: Option<String>,
+    /// Messages published since the server started.
+    pub published: u64,
+    pub topic_prefix: String,
+    pub discovery: bool,
+    pub discovery_prefix: String,
+}

@@ -5,6 +5,7 @@ pub mod batches;
 pub mod campaigns;
 pub mod device;
 pub mod items;
+pub mod mqtt;
 pub mod operator;
 pub mod roots;
 pub mod tokens;
@@ -99,6 +100,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))
         .routes(routes!(roots::get))
+        .routes(routes!(mqtt::list))
         .routes(routes!(items::list))
         .routes(routes!(items::edit))
         .routes(routes!(operator::list_hosts))

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 
+use ferry_manifests::wire::MqttConnectionView;
+
 use super::model::Publishing;
 use super::topics::{self, Inbound, Message};
 use crate::config::MqttConnection;
@@ -45,8 +47,25 @@ fn options(conn: &MqttConnection) -> MqttOptions {
 /// What was published, by topic, so only changes go out and removed topics get cleared.
 type Published = BTreeMap<String, String>;
 
+/// Records how the connection is doing, for `GET /api/v1/mqtt`.
+fn status(state: &Shared, conn: &MqttConnection, f: impl FnOnce(&mut MqttConnectionView)) {
+    let mut all = state.mqtt_status.lock().unwrap_or_else(|e| e.into_inner());
+    let entry = all
+        .entry(conn.name.clone())
+        .or_insert_with(|| MqttConnectionView {
+            name: conn.name.clone(),
+            url: format!("mqtt://{}:{}", conn.host, conn.port),
+            topic_prefix: conn.publishing.prefix.clone(),
+            discovery: conn.publishing.discovery,
+            discovery_prefix: conn.publishing.discovery_prefix.clone(),
+            ..Default::default()
+        });
+    f(entry);
+}
+
 async fn run(state: Shared, conn: MqttConnection) {
     let p = conn.publishing.clone();
+    status(&state, &conn, |_| {});
     let (client, mut eventloop) = AsyncClient::new(options(&conn), 4096);
     let mut changes = state.changes.subscribe();
     let mut published = Published::new();
@@ -58,6 +77,10 @@ async fn run(state: Shared, conn: MqttConnection) {
             event = eventloop.poll() => match event {
                 Ok(Event::Incoming(Packet::ConnAck(_))) => {
                     connected = true;
+                    status(&state, &conn, |s| {
+                        s.connected = true;
+                        s.last_error = None;
+                    });
                     tracing::info!(connection = %conn.name, "MQTT connected; publishing the whole state");
                     published.clear();
                     if let Err(e) = on_connect(&state, &client, &p, &mut published).await {
@@ -67,8 +90,15 @@ async fn run(state: Shared, conn: MqttConnection) {
                 Ok(Event::Incoming(Packet::Publish(message))) => {
                     handle_inbound(&state, &client, &p, &message.topic, &message.payload, &mut published).await;
                 }
+                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
+                    status(&state, &conn, |s| s.published += 1);
+                }
                 Ok(_) => {}
                 Err(e) => {
+                    status(&state, &conn, |s| {
+                        s.connected = false;
+                        s.last_error = Some(e.to_string());
+                    });
                     if connected {
                         tracing::warn!(connection = %conn.name, "MQTT connection lost: {e}");
                     } else {
