@@ -66,6 +66,8 @@ pub struct MqttConnection {
     pub password: Option<String>,
     pub client_id: String,
     pub publishing: crate::mqtt::model::Publishing,
+    /// `mqtts://`: TLS, trusting `ca_file`'s certificates (PEM) when given, else the system's.
+    pub tls: Option<Option<Vec<u8>>>,
 }
 
 impl MqttConnection {
@@ -74,39 +76,47 @@ impl MqttConnection {
         if c.name.trim().is_empty() {
             anyhow::bail!("[[mqtt]] in {file}: `name` must not be empty");
         }
-        let (host, port) = match c.url.split_once("://") {
-            Some(("mqtt", rest)) => {
-                let rest = rest.trim_end_matches('/');
-                match rest.rsplit_once(':') {
-                    Some((h, p)) => (
-                        h.to_string(),
-                        p.parse::<u16>()
-                            .map_err(|_| bad(format!("port {p:?} in `url` is not a port")))?,
-                    ),
-                    None => (rest.to_string(), 1883),
-                }
-            }
-            Some(("mqtts", _)) => {
-                return Err(bad(
-                    "`mqtts://` (TLS) is not supported yet; use `mqtt://` on a trusted network"
-                        .into(),
-                ))
-            }
+        let (tls, rest) = match c.url.split_once("://") {
+            Some(("mqtt", rest)) => (false, rest),
+            Some(("mqtts", rest)) => (true, rest),
             _ => {
                 return Err(bad(format!(
-                    "`url` {:?} must look like mqtt://HOST:PORT",
+                    "`url` {:?} must look like mqtt://HOST:PORT or mqtts://HOST:PORT",
                     c.url
                 )))
             }
         };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| bad(format!("port {p:?} in `url` is not a port")))?,
+            ),
+            None => (rest.to_string(), if tls { 8883 } else { 1883 }),
+        };
         if host.is_empty() {
             return Err(bad("`url` has no host".into()));
         }
-        if c.ca_file.is_some() {
-            return Err(bad(
-                "`ca_file` needs mqtts://, which is not supported yet".into()
-            ));
-        }
+        let ca = match (&c.ca_file, tls) {
+            (Some(_), false) => return Err(bad("`ca_file` needs an mqtts:// url".into())),
+            (Some(path), true) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| bad(format!("cannot read `ca_file` {}: {e}", path.display())))?;
+                use rustls::pki_types::pem::PemObject as _;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| bad(format!("`ca_file` {} is not PEM: {e}", path.display())))?;
+                if certs.is_empty() {
+                    return Err(bad(format!(
+                        "`ca_file` {} holds no certificate",
+                        path.display()
+                    )));
+                }
+                Some(pem)
+            }
+            (None, _) => None,
+        };
         let password = match &c.password_file {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -136,6 +146,7 @@ impl MqttConnection {
             client_id: c
                 .client_id
                 .unwrap_or_else(|| format!("ferry-server-{}", c.name)),
+            tls: tls.then_some(ca),
             name: c.name,
             host,
             port,

@@ -23,11 +23,20 @@ struct Broker {
 
 impl Broker {
     fn start(dir: &Path) -> Broker {
+        Broker::start_with(dir, "")
+    }
+
+    /// With `listener_extra` lines after the listener (TLS settings).
+    fn start_with(dir: &Path, listener_extra: &str) -> Broker {
         let port = free_port();
         let config = dir.join("mosquitto.conf");
         fs::write(
             &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n"),
+            format!(
+                // `user root`: when the tests run as root, mosquitto would otherwise drop to
+                // its own user, who cannot read the test's private files.
+                "user root\nlistener {port} 127.0.0.1\n{listener_extra}allow_anonymous true\npersistence false\n"
+            ),
         )
         .unwrap();
         let mut b = Broker {
@@ -227,7 +236,10 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     let watcher = Watcher::start(broker.port, "test-watcher-2");
     watcher.wait_for(&format!("{item}/state"), "1.0.0");
     watcher.wait_for("ferry/status", "online");
-    assert_eq!(watcher.json(&config)["unique_id"], format!("ferry_{hh}_776562"));
+    assert_eq!(
+        watcher.json(&config)["unique_id"],
+        format!("ferry_{hh}_776562")
+    );
 
     // Home Assistant's birth message brings the discovery configs again.
     watcher
@@ -299,4 +311,59 @@ fn the_host_install_button_starts_a_batch_of_its_packages() {
     watcher.wait_for(&format!("ferry/hosts/{host}/latest_version"), "up-to-date");
     watcher.wait_for(&format!("ferry/hosts/{host}/security/state"), "up-to-date");
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+}
+
+#[test]
+fn over_tls_the_bridge_trusts_its_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    crate::util::certs::issue(d);
+    let broker = Broker::start_with(
+        d,
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\n",
+            d.join("ca.pem").display(),
+            d.join("server.pem").display(),
+            d.join("server.key").display()
+        ),
+    );
+    // Another CA, which did not sign the broker's certificate.
+    let other = d.join("other");
+    fs::create_dir_all(&other).unwrap();
+    crate::util::certs::issue(&other);
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"tls\"\nurl = \"mqtts://127.0.0.1:{port}\"\nca_file = \"{}\"\n\n\
+         [[mqtt]]\nname = \"wrong-ca\"\nurl = \"mqtts://127.0.0.1:{port}\"\nca_file = \"{}\"\n",
+        d.join("ca.pem").display(),
+        other.join("ca.pem").display(),
+        port = broker.port,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = w.ctl_json(&["mqtt", "list"]);
+        let by = |name: &str| {
+            c.as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["name"] == name)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let (good, bad) = (by("tls"), by("wrong-ca"));
+        if good["connected"] == true && !bad["last_error"].is_null() {
+            assert!(good["published"].as_u64().unwrap() > 0, "{c}");
+            assert_eq!(bad["connected"], false, "{c}");
+            assert!(
+                bad["last_error"]
+                    .as_str()
+                    .unwrap()
+                    .to_lowercase()
+                    .contains("certificate"),
+                "{c}"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

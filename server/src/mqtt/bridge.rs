@@ -41,7 +41,34 @@ fn options(conn: &MqttConnection) -> MqttOptions {
     if let Some(user) = &conn.username {
         o.set_credentials(user.clone(), conn.password.clone().unwrap_or_default());
     }
+    if let Some(ca) = &conn.tls {
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(tls_config(ca.as_deref()))),
+        ));
+    }
     o
+}
+
+/// TLS trusting the certificates of `ca` (PEM, checked when the config was read), else the
+/// system's roots.
+fn tls_config(ca: Option<&[u8]>) -> rustls::ClientConfig {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(pem) => {
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem).flatten() {
+                let _ = roots.add(cert);
+            }
+        }
+        None => {
+            for cert in rustls_native_certs::load_native_certs().certs {
+                let _ = roots.add(cert);
+            }
+        }
+    }
+    rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
 }
 
 /// What was published, by topic, so only changes go out and removed topics get cleared.
