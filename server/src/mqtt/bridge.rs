@@ -90,10 +90,48 @@ fn status(state: &Shared, conn: &MqttConnection, f: impl FnOnce(&mut MqttConnect
     f(entry);
 }
 
+/// What the connection's poller passes on: only what the bridge acts on (never the
+/// per-message acknowledgements, so a large push cannot fill the channel).
+enum Happened {
+    Connected,
+    Command(rumqttc::Publish),
+    Failed(String),
+}
+
 async fn run(state: Shared, conn: MqttConnection) {
     let p = conn.publishing.clone();
     status(&state, &conn, |_| {});
     let (client, mut eventloop) = AsyncClient::new(options(&conn), 4096);
+    // The event loop is polled on a task of its own, so publishing (which waits for room in
+    // the client's queue) never waits on itself.
+    let (tx, mut happened) = tokio::sync::mpsc::channel::<Happened>(256);
+    let poller = {
+        let state = state.clone();
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            loop {
+                let forward = match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => Some(Happened::Connected),
+                    Ok(Event::Incoming(Packet::Publish(m))) => Some(Happened::Command(m)),
+                    Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
+                        status(&state, &conn, |s| s.published += 1);
+                        None
+                    }
+                    Ok(_) => None,
+                    Err(e) => Some(Happened::Failed(e.to_string())),
+                };
+                let failed = matches!(forward, Some(Happened::Failed(_)));
+                if let Some(f) = forward {
+                    if tx.send(f).await.is_err() {
+                        break;
+                    }
+                }
+                if failed {
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        })
+    };
     let mut changes = state.changes.subscribe();
     let mut published = Published::new();
     let mut connected = false;
@@ -101,8 +139,9 @@ async fn run(state: Shared, conn: MqttConnection) {
     tracing::info!(connection = %conn.name, host = %conn.host, port = conn.port, "MQTT bridge starting");
     loop {
         tokio::select! {
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
+            event = happened.recv() => match event {
+                None => break,
+                Some(Happened::Connected) => {
                     connected = true;
                     status(&state, &conn, |s| {
                         s.connected = true;
@@ -114,17 +153,13 @@ async fn run(state: Shared, conn: MqttConnection) {
                         tracing::warn!(connection = %conn.name, "{e}");
                     }
                 }
-                Ok(Event::Incoming(Packet::Publish(message))) => {
+                Some(Happened::Command(message)) => {
                     handle_inbound(&state, &client, &p, &message.topic, &message.payload, &mut published).await;
                 }
-                Ok(Event::Outgoing(rumqttc::Outgoing::Publish(_))) => {
-                    status(&state, &conn, |s| s.published += 1);
-                }
-                Ok(_) => {}
-                Err(e) => {
+                Some(Happened::Failed(e)) => {
                     status(&state, &conn, |s| {
                         s.connected = false;
-                        s.last_error = Some(e.to_string());
+                        s.last_error = Some(e.clone());
                     });
                     if connected {
                         tracing::warn!(connection = %conn.name, "MQTT connection lost: {e}");
@@ -132,7 +167,6 @@ async fn run(state: Shared, conn: MqttConnection) {
                         tracing::warn!(connection = %conn.name, "cannot connect to the MQTT broker: {e}");
                     }
                     connected = false;
-                    tokio::time::sleep(RETRY).await;
                 }
             },
             _ = changes.changed(), if connected => {
@@ -150,6 +184,7 @@ async fn run(state: Shared, conn: MqttConnection) {
             }
         }
     }
+    poller.abort();
 }
 
 async fn on_connect(
@@ -197,6 +232,7 @@ async fn push(
     published: &mut Published,
     all: bool,
 ) -> Result<(), String> {
+    let started = std::time::Instant::now();
     let snapshot = super::snapshot::build(state)
         .await
         .map_err(|e| format!("cannot read the fleet for MQTT: {e}"))?;
@@ -207,11 +243,24 @@ async fn push(
         publish(client, &m).await?;
         published.remove(&m.topic);
     }
+    let total = messages.len();
+    let mut sent = 0usize;
     for m in messages {
         if all || published.get(&m.topic) != Some(&m.payload) {
             publish(client, &m).await?;
             published.insert(m.topic, m.payload);
+            sent += 1;
         }
+    }
+    if all {
+        tracing::info!(
+            hosts = snapshot.hosts.len(),
+            messages = total,
+            ms = started.elapsed().as_millis() as u64,
+            "queued the whole state for the broker"
+        );
+    } else if sent > 0 {
+        tracing::debug!(messages = sent, "published changes");
     }
     Ok(())
 }
