@@ -63,11 +63,9 @@ PY
 mkdir -p "$work/src-web/bin"
 printf '#!/bin/sh\necho web\n' > "$work/src-web/bin/web"
 chmod +x "$work/src-web/bin/web"
-for v in $(seq 1 "$RUNS"); do
-    "$BIN/ferryctl" release build --item web --version "1.0.$v" --from "$work/src-web" \
-        --key "$work/keys/release.key" --out "$work/out-web-$v" >/dev/null
-    "$BIN/ferryctl" release publish "$work/out-web-$v" >/dev/null
-done
+"$BIN/ferryctl" release build --item web --version 1.0.0 --from "$work/src-web" \
+    --key "$work/keys/release.key" --out "$work/out-web-0" >/dev/null
+"$BIN/ferryctl" release publish "$work/out-web-0" >/dev/null
 cat > "$work/agent.toml" <<EOT
 server_url = "http://127.0.0.1:$port"
 enrol_token_file = "$work/data/enrol.token"
@@ -110,6 +108,11 @@ sleep 2
 host_id=$("$BIN/ferryctl" hosts list --json | python3 -c 'import json,sys; print([h["id"] for h in json.load(sys.stdin) if h["hostname"]=="bench-agent"][0])')
 delays=()
 for v in $(seq 1 "$RUNS"); do
+    # A newer release each run, so each press has something to install.
+    "$BIN/ferryctl" release build --item web --version "1.0.$v" --from "$work/src-web" \
+        --key "$work/keys/release.key" --out "$work/out-web-$v" >/dev/null
+    "$BIN/ferryctl" release publish "$work/out-web-$v" >/dev/null
+    sleep 1
     before=$(grep -c "installing" "$work/agent.log" || true)
     sent=$(python3 - "$broker_port" "ferry/hosts/$host_id/items/web/set" <<'PY'
 import socket, sys, time
