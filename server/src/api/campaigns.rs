@@ -204,6 +204,18 @@ pub async fn list(
     Ok(Json(out))
 }
 
+/// A campaign that can still change: 409 for a cancelled or completed one.
+async fn load_open(state: &Shared, id: &str) -> ApiResult<Campaign> {
+    let c = load(state, id).await?;
+    if matches!(
+        c.status,
+        CampaignStatus::Cancelled | CampaignStatus::Completed
+    ) {
+        return Err(AppError::conflict(format!("campaign {id} is {}", c.status)));
+    }
+    Ok(c)
+}
+
 async fn load(state: &Shared, id: &str) -> ApiResult<Campaign> {
     state
         .store
@@ -230,13 +242,7 @@ pub async fn action(
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
     let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
-    let c = load(&state, &id).await?;
-    if matches!(
-        c.status,
-        CampaignStatus::Cancelled | CampaignStatus::Completed
-    ) {
-        return Err(AppError::conflict(format!("campaign {id} is {}", c.status)));
-    }
+    let c = load_open(&state, &id).await?;
     match action.as_str() {
         "pause" => {
             state
@@ -276,13 +282,7 @@ pub async fn edit(
     ApiJson(req): ApiJson<CampaignEdit>,
 ) -> ApiResult<Json<CampaignView>> {
     let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
-    let c = load(&state, &id).await?;
-    if matches!(
-        c.status,
-        CampaignStatus::Cancelled | CampaignStatus::Completed
-    ) {
-        return Err(AppError::conflict(format!("campaign {id} is {}", c.status)));
-    }
+    let c = load_open(&state, &id).await?;
     let window = match req.window.as_deref().map(str::trim) {
         None => None,
         Some("") => Some(None),

@@ -128,13 +128,24 @@ impl World {
     }
 
     pub fn write_agent_config(&mut self, extra: &str) {
-        let text = format!(
+        let text = self.agent_toml(
+            "agent-state",
+            "device-1",
+            &format!("poll_interval_secs = 1\n{extra}"),
+            &self.root,
+        );
+        fs::write(&self.agent_cfg, text).expect("write agent config");
+    }
+
+    /// An agent config against this world's server, trusting its release key, managing `web`
+    /// at `root`; `extra` goes among the top-level keys.
+    fn agent_toml(&self, state_dir: &str, hostname: &str, extra: &str, root: &Path) -> String {
+        format!(
             r#"server_url = "{url}"
 enrol_token_file = "server-data/enrol.token"
-state_dir = "agent-state"
+state_dir = "{state_dir}"
 trusted_keys = ["keys/release.pub"]
-poll_interval_secs = 1
-hostname = "device-1"
+hostname = "{hostname}"
 {extra}
 
 [[items]]
@@ -142,9 +153,8 @@ name = "web"
 root = "{root}"
 "#,
             url = self.server.url(),
-            root = self.root.display(),
-        );
-        fs::write(&self.agent_cfg, text).expect("write agent config");
+            root = root.display(),
+        )
     }
 
     /// ferryctl with `args`, pointed at this world's server with the operator token, for a
@@ -192,21 +202,7 @@ root = "{root}"
             cfg: self.path(&format!("{name}.toml")),
             root: self.path(&format!("device/{name}-web")),
         };
-        let text = format!(
-            r#"server_url = "{url}"
-enrol_token_file = "server-data/enrol.token"
-state_dir = "state-{name}"
-trusted_keys = ["keys/release.pub"]
-hostname = "{name}"
-{extra}
-
-[[items]]
-name = "web"
-root = "{root}"
-"#,
-            url = self.server.url(),
-            root = device.root.display(),
-        );
+        let text = self.agent_toml(&format!("state-{name}"), name, extra, &device.root);
         fs::write(&device.cfg, text).expect("write device config");
         device
     }
