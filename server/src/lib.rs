@@ -18,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod mqtt;
+pub mod secrets;
 pub mod policy;
 pub mod service;
 pub mod store;
