@@ -148,6 +148,35 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         Command::Mqtt { command } => match command {
             MqttCommand::List => api()?.mqtt(json),
+            MqttCommand::Add {
+                name,
+                url,
+                settings,
+            } => {
+                let mut req = client::mqtt_request(&settings)?;
+                req.name = Some(name);
+                req.url = Some(url);
+                api()?.mqtt_add(&req, json)
+            }
+            MqttCommand::Edit {
+                name,
+                url,
+                settings,
+                no_password,
+                no_ca,
+            } => {
+                let mut req = client::mqtt_request(&settings)?;
+                req.url = url;
+                if no_password {
+                    req.password = Some(String::new());
+                }
+                if no_ca {
+                    req.ca_pem = Some(String::new());
+                }
+                api()?.mqtt_edit(&name, &req, json)
+            }
+            MqttCommand::Remove { name } => api()?.mqtt_remove(&name, json),
+            MqttCommand::Test { name } => api()?.mqtt_test(&name, json),
         },
         Command::Tokens { command } => match command {
             TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),

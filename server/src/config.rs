@@ -71,52 +71,9 @@ pub struct MqttConnection {
 }
 
 impl MqttConnection {
+    /// A `[[mqtt]]` table of server.toml: reads its password and CA files, then checks it.
     fn from_file(c: MqttFileConfig, file: &str) -> anyhow::Result<MqttConnection> {
         let bad = |what: String| anyhow::anyhow!("[[mqtt]] {:?} in {file}: {what}", c.name);
-        if c.name.trim().is_empty() {
-            anyhow::bail!("[[mqtt]] in {file}: `name` must not be empty");
-        }
-        let (tls, rest) = match c.url.split_once("://") {
-            Some(("mqtt", rest)) => (false, rest),
-            Some(("mqtts", rest)) => (true, rest),
-            _ => {
-                return Err(bad(format!(
-                    "`url` {:?} must look like mqtt://HOST:PORT or mqtts://HOST:PORT",
-                    c.url
-                )))
-            }
-        };
-        let rest = rest.trim_end_matches('/');
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse::<u16>()
-                    .map_err(|_| bad(format!("port {p:?} in `url` is not a port")))?,
-            ),
-            None => (rest.to_string(), if tls { 8883 } else { 1883 }),
-        };
-        if host.is_empty() {
-            return Err(bad("`url` has no host".into()));
-        }
-        let ca = match (&c.ca_file, tls) {
-            (Some(_), false) => return Err(bad("`ca_file` needs an mqtts:// url".into())),
-            (Some(path), true) => {
-                let pem = std::fs::read(path)
-                    .map_err(|e| bad(format!("cannot read `ca_file` {}: {e}", path.display())))?;
-                use rustls::pki_types::pem::PemObject as _;
-                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|e| bad(format!("`ca_file` {} is not PEM: {e}", path.display())))?;
-                if certs.is_empty() {
-                    return Err(bad(format!(
-                        "`ca_file` {} holds no certificate",
-                        path.display()
-                    )));
-                }
-                Some(pem)
-            }
-            (None, _) => None,
-        };
         let password = match &c.password_file {
             Some(p) => Some(
                 std::fs::read_to_string(p)
@@ -126,8 +83,76 @@ impl MqttConnection {
             ),
             None => None,
         };
-        let prefix = c.topic_prefix.unwrap_or_else(|| "ferry".into());
-        let discovery_prefix = c.discovery_prefix.unwrap_or_else(|| "homeassistant".into());
+        let ca = match &c.ca_file {
+            Some(path) => Some(
+                std::fs::read(path)
+                    .map_err(|e| bad(format!("cannot read `ca_file` {}: {e}", path.display())))?,
+            ),
+            None => None,
+        };
+        MqttConnection::check(&c, password, ca).map_err(bad)
+    }
+
+    /// Checks a connection's settings (`spec`'s file fields are ignored: the secrets come
+    /// as `password` and `ca_pem`). The error says which key is wrong and why.
+    pub fn check(
+        spec: &MqttFileConfig,
+        password: Option<String>,
+        ca_pem: Option<Vec<u8>>,
+    ) -> Result<MqttConnection, String> {
+        let name = spec.name.trim();
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(format!(
+                "`name` {:?} must be 1-64 characters of letters, digits, '.', '_', '-'",
+                spec.name
+            ));
+        }
+        let (tls, rest) = match spec.url.split_once("://") {
+            Some(("mqtt", rest)) => (false, rest),
+            Some(("mqtts", rest)) => (true, rest),
+            _ => {
+                return Err(format!(
+                    "`url` {:?} must look like mqtt://HOST:PORT or mqtts://HOST:PORT",
+                    spec.url
+                ))
+            }
+        };
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("port {p:?} in `url` is not a port"))?,
+            ),
+            None => (rest.to_string(), if tls { 8883 } else { 1883 }),
+        };
+        if host.is_empty() {
+            return Err("`url` has no host".into());
+        }
+        let ca = match (ca_pem, tls) {
+            (Some(_), false) => return Err("a CA certificate needs an mqtts:// url".into()),
+            (Some(pem), true) => {
+                use rustls::pki_types::pem::PemObject as _;
+                let certs = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("the CA certificate is not PEM: {e}"))?;
+                if certs.is_empty() {
+                    return Err("the CA certificate PEM holds no certificate".into());
+                }
+                Some(pem)
+            }
+            (None, _) => None,
+        };
+        let prefix = spec.topic_prefix.clone().unwrap_or_else(|| "ferry".into());
+        let discovery_prefix = spec
+            .discovery_prefix
+            .clone()
+            .unwrap_or_else(|| "homeassistant".into());
         for (key, value) in [
             ("topic_prefix", &prefix),
             ("discovery_prefix", &discovery_prefix),
@@ -137,24 +162,25 @@ impl MqttConnection {
                 || value.starts_with('/')
                 || value.ends_with('/')
             {
-                return Err(bad(format!(
+                return Err(format!(
                     "`{key}` {value:?} must be a topic without wildcards or leading or trailing /"
-                )));
+                ));
             }
         }
         Ok(MqttConnection {
-            client_id: c
+            client_id: spec
                 .client_id
-                .unwrap_or_else(|| format!("ferry-server-{}", c.name)),
+                .clone()
+                .unwrap_or_else(|| format!("ferry-server-{name}")),
             tls: tls.then_some(ca),
-            name: c.name,
+            name: name.to_string(),
             host,
             port,
-            username: c.username,
+            username: spec.username.clone(),
             password,
             publishing: crate::mqtt::model::Publishing {
                 prefix,
-                discovery: c.discovery.unwrap_or(true),
+                discovery: spec.discovery.unwrap_or(true),
                 discovery_prefix,
             },
         })

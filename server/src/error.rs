@@ -43,6 +43,8 @@ pub enum AppError {
     },
     #[error("a blocking task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Secrets(String),
 }
 
 impl AppError {

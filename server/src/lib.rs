@@ -18,8 +18,8 @@ pub mod config;
 pub mod error;
 pub mod live;
 pub mod mqtt;
-pub mod secrets;
 pub mod policy;
+pub mod secrets;
 pub mod service;
 pub mod store;
 pub mod wake;
@@ -47,6 +47,10 @@ pub struct AppState {
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// Seals the secrets of MQTT connections added through the API.
+    pub secrets: secrets::Secrets,
+    /// The running MQTT bridges, by connection name.
+    pub bridges: std::sync::Mutex<mqtt::Bridges>,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
     pub mqtt_status: std::sync::Mutex<
         std::collections::BTreeMap<String, ferry_manifests::wire::MqttConnectionView>,
@@ -140,6 +144,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot open database {}", db_path.display()))?;
     auth::bootstrap_tokens(&store, &config.data_dir).await?;
+    let secrets = secrets::Secrets::open(&config.data_dir)?;
     let tls = config.tls.clone();
     let listen = config.listen;
     let state = Arc::new(AppState {
@@ -150,14 +155,19 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         cache: cache::Cache::default(),
         changes: tokio::sync::watch::channel(0).0,
         mqtt_status: Default::default(),
+        secrets,
+        bridges: Default::default(),
     });
-    // One MQTT bridge per configured broker connection.
-    let bridges: Vec<_> = state
-        .config
-        .mqtt
-        .iter()
-        .map(|c| mqtt::bridge::start(Arc::clone(&state), c.clone()))
-        .collect();
+    // One MQTT bridge per broker connection: server.toml's, then those added through the API.
+    for c in state.config.mqtt.clone() {
+        mqtt::run(&state, c);
+    }
+    for stored in state.store.mqtt_connections().await? {
+        match mqtt::from_stored(&state, &stored) {
+            Ok(c) => mqtt::run(&state, c),
+            Err(e) => mqtt::not_started(&state, &stored, e),
+        }
+    }
     // Last-seen times are buffered in memory and written in batches.
     let flusher = {
         let state = Arc::clone(&state);
@@ -171,8 +181,15 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     };
     let app = api::router(Arc::clone(&state));
     let result = serve_app(app, tls, listen).await;
-    for b in bridges {
-        b.abort();
+    let names: Vec<String> = state
+        .bridges
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    for name in names {
+        mqtt::stop(&state, &name);
     }
     flusher.abort();
     state.flush_seen(true).await;

@@ -50,7 +50,9 @@ impl Secrets {
                     .mode(0o600)
                     .open(&path)
                     .map_err(key_err)?;
-                f.write_all(&k).and_then(|_| f.sync_all()).map_err(key_err)?;
+                f.write_all(&k)
+                    .and_then(|_| f.sync_all())
+                    .map_err(key_err)?;
                 k
             }
             Err(e) => return Err(key_err(e)),
@@ -92,17 +94,27 @@ mod tests {
         let s = Secrets::open(dir.path()).unwrap();
         let sealed = s.seal(b"hunter2").unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
-        assert_ne!(sealed, s.seal(b"hunter2").unwrap(), "a fresh nonce each time");
+        assert_ne!(
+            sealed,
+            s.seal(b"hunter2").unwrap(),
+            "a fresh nonce each time"
+        );
         // The key persists: opening again reads the same key.
         let again = Secrets::open(dir.path()).unwrap();
         assert_eq!(again.open_sealed(&sealed).unwrap(), b"hunter2");
         let mode = std::fs::metadata(dir.path().join("secrets.key"))
             .unwrap()
             .permissions();
-        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600);
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+            0o600
+        );
         // Another key cannot open it, nor can a tampered box.
         let other = tempfile::tempdir().unwrap();
-        assert!(Secrets::open(other.path()).unwrap().open_sealed(&sealed).is_err());
+        assert!(Secrets::open(other.path())
+            .unwrap()
+            .open_sealed(&sealed)
+            .is_err());
         let mut bad = sealed.clone();
         let last = bad.len() - 1;
         bad[last] ^= 1;

@@ -35,7 +35,12 @@ impl Broker {
             format!(
                 // `user root`: when the tests run as root, mosquitto would otherwise drop to
                 // its own user, who cannot read the test's private files.
-                "user root\nlistener {port} 127.0.0.1\n{listener_extra}allow_anonymous true\npersistence false\n"
+                "user root\nlistener {port} 127.0.0.1\n{listener_extra}{anonymous}persistence false\n",
+                anonymous = if listener_extra.contains("password_file") {
+                    "allow_anonymous false\n"
+                } else {
+                    "allow_anonymous true\n"
+                }
             ),
         )
         .unwrap();
@@ -366,4 +371,125 @@ fn over_tls_the_bridge_trusts_its_ca_file() {
         assert!(Instant::now() < deadline, "{c}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Connections added, edited, tested and removed with ferryctl: stored with the password
+/// sealed (never in an answer, the log or the database file), refused credentials shown as
+/// the last error, kept across a server restart, and server.toml's left alone.
+#[test]
+fn connections_added_through_ferryctl_keep_their_password_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let secret = "hunter2-the-broker-password-7f3a";
+    let passwd = d.join("passwd");
+    fs::write(&passwd, "").unwrap();
+    let made = Command::new("mosquitto_passwd")
+        .args(["-b", passwd.to_str().unwrap(), "ferry", secret])
+        .status()
+        .expect("mosquitto_passwd (from the mosquitto package)");
+    assert!(made.success());
+    let broker = Broker::start_with(d, &format!("password_file {}\n", passwd.display()));
+    let mut w =
+        World::with_server_config("[[mqtt]]\nname = \"from-file\"\nurl = \"mqtt://127.0.0.1:1\"\n");
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let right = d.join("right");
+    fs::write(&right, format!("{secret}\n")).unwrap();
+    let wrong = d.join("wrong");
+    fs::write(&wrong, "not-it\n").unwrap();
+
+    // A wrong password: stored, and `test` fails naming the refusal.
+    w.ctl(&[
+        "mqtt",
+        "add",
+        "home",
+        "--url",
+        &url,
+        "--username",
+        "ferry",
+        "--password-file",
+        wrong.to_str().unwrap(),
+    ])
+    .ok();
+    let refused = w.ctl(&["mqtt", "test", "home"]).code(1);
+    assert!(
+        refused.stderr.contains("home is not connected"),
+        "{}",
+        refused.stderr
+    );
+
+    // The right one through edit: connected and publishing.
+    w.ctl(&[
+        "mqtt",
+        "edit",
+        "home",
+        "--password-file",
+        right.to_str().unwrap(),
+    ])
+    .ok();
+    let ok = w.ctl_json(&["mqtt", "test", "home"]);
+    assert_eq!(ok["connected"], true, "{ok}");
+    assert_eq!(ok["source"], "api", "{ok}");
+    let listed = w.ctl_json(&["mqtt", "list"]);
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["from-file", "home"], "{listed}");
+
+    // A name taken, and server.toml's connection, are refused with what to do.
+    let taken = w.ctl(&["mqtt", "add", "from-file", "--url", &url]).code(1);
+    assert!(taken.stderr.contains("edit it instead"), "{}", taken.stderr);
+    let file_owned = w.ctl(&["mqtt", "remove", "from-file"]).code(1);
+    assert!(
+        file_owned.stderr.contains("server.toml"),
+        "{}",
+        file_owned.stderr
+    );
+
+    // Kept across a restart (the secrets key is in the data directory).
+    w.server.kill();
+    w.server.restart_same_port();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let c = w.ctl_json(&["mqtt", "list"]);
+        let home = c
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "home")
+            .cloned();
+        if home.as_ref().is_some_and(|h| h["connected"] == true) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "home did not come back: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // The password is nowhere to be read.
+    let answers = format!(
+        "{}{}",
+        w.ctl(&["mqtt", "list", "--json"]).stdout,
+        w.ctl(&["mqtt", "list"]).stdout
+    );
+    assert!(!answers.contains(secret));
+    assert!(!w.server.log_text().contains(secret));
+    for file in fs::read_dir(w.path("server-data")).unwrap() {
+        let path = file.unwrap().path();
+        if path.is_file() {
+            let bytes = fs::read(&path).unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|x| x == secret.as_bytes()),
+                "{} holds the password",
+                path.display()
+            );
+        }
+    }
+
+    w.ctl(&["mqtt", "remove", "home"]).ok();
+    let left = w.ctl_json(&["mqtt", "list"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["name"], "from-file");
+    assert_eq!(left[0]["source"], "server.toml");
 }

@@ -184,33 +184,4 @@ impl Client {
         println!("revoked {id}");
         Ok(())
     }
-
-    pub fn mqtt(&self, json: bool) -> anyhow::Result<()> {
-        let list: Vec<MqttConnectionView> = self.get("api/v1/mqtt", "listing MQTT connections")?;
-        if json {
-            return print_json(&list);
-        }
-        let rows = list
-            .iter()
-            .map(|c| {
-                vec![
-                    c.name.clone(),
-                    c.url.clone(),
-                    if c.connected {
-                        "connected"
-                    } else {
-                        "not connected"
-                    }
-                    .to_string(),
-                    c.published.to_string(),
-                    c.last_error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect::<Vec<_>>();
-        print!(
-            "{}",
-            table::render(&["NAME", "URL", "STATE", "PUBLISHED", "LAST ERROR"], &rows)
-        );
-        Ok(())
-    }
 }

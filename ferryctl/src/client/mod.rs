@@ -3,6 +3,8 @@
 
 mod fleet;
 mod history;
+mod mqtt;
+pub use mqtt::request as mqtt_request;
 mod publish;
 mod rollout;
 

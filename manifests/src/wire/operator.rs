@@ -488,4 +488,35 @@ pub struct MqttConnectionView {
     pub topic_prefix: String,
     pub discovery: bool,
     pub discovery_prefix: String,
+    /// `server.toml` (read at start; change it there) or `api` (stored, secrets sealed).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// `POST /api/v1/mqtt`: a broker connection to add; `PATCH /api/v1/mqtt/{name}` takes the
+/// same fields, each optional (an empty `password`, `username` or `ca_pem` removes it).
+/// Secrets are write-only: no answer ever carries them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MqttConnectionRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM of the CA to trust for mqtts (instead of the system's roots).
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub topic_prefix: Option<String>,
+    #[serde(default)]
+    pub discovery: Option<bool>,
+    #[serde(default)]
+    pub discovery_prefix: Option<String>,
 }

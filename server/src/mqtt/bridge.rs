@@ -75,16 +75,31 @@ fn tls_config(ca: Option<&[u8]>) -> rustls::ClientConfig {
 type Published = BTreeMap<String, String>;
 
 /// Records how the connection is doing, for `GET /api/v1/mqtt`.
+/// Only while the connection is registered (see `mqtt::run`): lock order bridges, status.
 fn status(state: &Shared, conn: &MqttConnection, f: impl FnOnce(&mut MqttConnectionView)) {
+    let bridges = state.bridges.lock().unwrap_or_else(|e| e.into_inner());
+    if !bridges.contains_key(&conn.name) {
+        return;
+    }
     let mut all = state.mqtt_status.lock().unwrap_or_else(|e| e.into_inner());
     let entry = all
         .entry(conn.name.clone())
         .or_insert_with(|| MqttConnectionView {
             name: conn.name.clone(),
-            url: format!("mqtt://{}:{}", conn.host, conn.port),
+            url: format!(
+                "{}://{}:{}",
+                if conn.tls.is_some() { "mqtts" } else { "mqtt" },
+                conn.host,
+                conn.port
+            ),
             topic_prefix: conn.publishing.prefix.clone(),
             discovery: conn.publishing.discovery,
             discovery_prefix: conn.publishing.discovery_prefix.clone(),
+            source: if state.config.mqtt.iter().any(|m| m.name == conn.name) {
+                "server.toml".into()
+            } else {
+                "api".into()
+            },
             ..Default::default()
         });
     f(entry);
@@ -105,10 +120,10 @@ async fn run(state: Shared, conn: MqttConnection) {
     // The event loop is polled on a task of its own, so publishing (which waits for room in
     // the client's queue) never waits on itself.
     let (tx, mut happened) = tokio::sync::mpsc::channel::<Happened>(256);
-    let poller = {
+    let _poller = {
         let state = state.clone();
         let conn = conn.clone();
-        tokio::spawn(async move {
+        AbortOnDrop(tokio::spawn(async move {
             loop {
                 let forward = match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => Some(Happened::Connected),
@@ -130,7 +145,7 @@ async fn run(state: Shared, conn: MqttConnection) {
                     tokio::time::sleep(RETRY).await;
                 }
             }
-        })
+        }))
     };
     let mut changes = state.changes.subscribe();
     let mut published = Published::new();
@@ -184,7 +199,15 @@ async fn run(state: Shared, conn: MqttConnection) {
             }
         }
     }
-    poller.abort();
+}
+
+/// Stops the event loop's task with the bridge (a removed connection must not linger).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn on_connect(

@@ -16,7 +16,7 @@ mod sqlite;
 use crate::policy::status::CampaignStatus;
 pub use model::{
     BatchRow, Campaign, EntryRow, HostRow, IdKind, ItemSettings, Member, NewRelease, PendingJob,
-    ReportRecord,
+    ReportRecord, StoredMqtt,
 };
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -123,6 +123,13 @@ macro_rules! interface {
 }
 
 interface! {
+    // MQTT connections added through the API
+    fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>>;
+    /// Adds or replaces a connection.
+    fn put_mqtt(&self, m: &StoredMqtt) -> Result<()>;
+    /// Removes a connection; false if there was none.
+    fn remove_mqtt(&self, name: &str) -> Result<bool>;
+
     /// Ids of `kind` starting with `prefix` (at most three).
     fn ids_with_prefix(&self, kind: IdKind, prefix: &str) -> Result<Vec<String>>;
 

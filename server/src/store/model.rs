@@ -101,3 +101,17 @@ impl IdKind {
         }
     }
 }
+
+/// An MQTT connection added through the API, as stored: secrets sealed.
+#[derive(Debug, Clone, Default)]
+pub struct StoredMqtt {
+    pub name: String,
+    pub url: String,
+    pub username: Option<String>,
+    pub password_sealed: Option<Vec<u8>>,
+    pub ca_sealed: Option<Vec<u8>>,
+    pub client_id: Option<String>,
+    pub topic_prefix: Option<String>,
+    pub discovery: Option<bool>,
+    pub discovery_prefix: Option<String>,
+}

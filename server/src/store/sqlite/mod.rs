@@ -5,6 +5,7 @@ mod batches;
 mod campaigns;
 mod hosts;
 mod items;
+mod mqtt;
 mod releases;
 mod roots;
 mod tokens;
@@ -51,6 +52,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         9,
         include_str!("../../../migrations/sqlite/0009_campaign_edits.sql"),
+    ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_mqtt_connections.sql"),
     ),
 ];
 

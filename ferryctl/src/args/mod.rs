@@ -7,6 +7,9 @@ use clap::{Args, Parser, Subcommand};
 use ferry_manifests::manifest::Layout;
 use ferry_manifests::Category;
 
+mod admin;
+pub use admin::{ItemsCommand, MqttCommand, MqttSettings, TokensCommand};
+
 #[derive(Parser)]
 #[command(
     name = "ferryctl",
@@ -305,55 +308,6 @@ pub enum HistoryCommand {
     /// Show one entry with its full output.
     Show {
         /// The update's id, or a unique prefix of it.
-        id: String,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum ItemsCommand {
-    /// List items with their releases, newest version and presentation.
-    List,
-    /// Feature an item, set its icon, or (de)activate it.
-    Edit {
-        /// The item's name.
-        name: String,
-        /// Show it first in lists and on dashboards: true or false.
-        #[arg(long)]
-        featured: Option<bool>,
-        /// https URL of an icon (at most 2048 characters); empty to clear it.
-        #[arg(long)]
-        icon_url: Option<String>,
-        /// Stop offering its releases (and refuse triggers, batches and campaigns of it).
-        #[arg(long, conflicts_with = "activate")]
-        deactivate: bool,
-        /// Offer its releases again.
-        #[arg(long)]
-        activate: bool,
-    },
-}
-
-#[derive(Subcommand)]
-pub enum MqttCommand {
-    /// List the connections: connected or not, the last error, messages published.
-    List,
-}
-
-#[derive(Subcommand)]
-pub enum TokensCommand {
-    /// Create a token; it is printed once and only its hash is stored.
-    Create {
-        /// What the token is for (shown in the list).
-        #[arg(long)]
-        name: String,
-        /// operator (drives the API) or enrol (lets devices enrol).
-        #[arg(long, default_value = "operator", value_parser = ["operator", "enrol"])]
-        kind: String,
-    },
-    /// List tokens (never the tokens themselves).
-    List,
-    /// Revoke a token by id.
-    Revoke {
-        /// The token's id (from the list), or a unique prefix of it.
         id: String,
     },
 }

@@ -1,0 +1,117 @@
+//! Items, MQTT connections and tokens: the server's settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+#[derive(Subcommand)]
+pub enum ItemsCommand {
+    /// List items with their releases, newest version and presentation.
+    List,
+    /// Feature an item, set its icon, or (de)activate it.
+    Edit {
+        /// The item's name.
+        name: String,
+        /// Show it first in lists and on dashboards: true or false.
+        #[arg(long)]
+        featured: Option<bool>,
+        /// https URL of an icon (at most 2048 characters); empty to clear it.
+        #[arg(long)]
+        icon_url: Option<String>,
+        /// Stop offering its releases (and refuse triggers, batches and campaigns of it).
+        #[arg(long, conflicts_with = "activate")]
+        deactivate: bool,
+        /// Offer its releases again.
+        #[arg(long)]
+        activate: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum MqttCommand {
+    /// List the connections: connected or not, the last error, messages published.
+    List,
+    /// Add a broker connection (stored in the server's database, secrets sealed) and start it.
+    Add {
+        /// A name for the connection (letters, digits, `-`, `_`, `.`).
+        name: String,
+        /// mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (ports default to 1883 and 8883).
+        #[arg(long)]
+        url: String,
+        #[command(flatten)]
+        settings: MqttSettings,
+    },
+    /// Change a connection added through the API (server.toml's are changed there).
+    Edit {
+        /// The connection's name.
+        name: String,
+        /// mqtt://HOST[:PORT] or mqtts://HOST[:PORT].
+        #[arg(long)]
+        url: Option<String>,
+        #[command(flatten)]
+        settings: MqttSettings,
+        /// Connect without a password from now on.
+        #[arg(long, conflicts_with = "password_file")]
+        no_password: bool,
+        /// Trust the system's roots again instead of a CA file.
+        #[arg(long, conflicts_with = "ca_file")]
+        no_ca: bool,
+    },
+    /// Stop and remove a connection added through the API.
+    Remove {
+        /// The connection's name.
+        name: String,
+    },
+    /// Wait up to 5 s for a connection to be up; exit 1 with its last error if it is not.
+    Test {
+        /// The connection's name.
+        name: String,
+    },
+}
+
+#[derive(Args)]
+pub struct MqttSettings {
+    /// User name for the broker.
+    #[arg(long)]
+    pub username: Option<String>,
+    /// File holding the broker password (a trailing newline is dropped). Sent once, stored
+    /// encrypted, never shown again.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the broker's certificate (mqtts only; default: the
+    /// system's roots). Stored encrypted.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// MQTT client id (default: ferry-server-NAME).
+    #[arg(long)]
+    pub client_id: Option<String>,
+    /// Prefix of every state and command topic (default: ferry).
+    #[arg(long)]
+    pub topic_prefix: Option<String>,
+    /// Publish Home Assistant discovery configs: true or false (default: true).
+    #[arg(long)]
+    pub discovery: Option<bool>,
+    /// Home Assistant's discovery prefix (default: homeassistant).
+    #[arg(long)]
+    pub discovery_prefix: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create a token; it is printed once and only its hash is stored.
+    Create {
+        /// What the token is for (shown in the list).
+        #[arg(long)]
+        name: String,
+        /// operator (drives the API) or enrol (lets devices enrol).
+        #[arg(long, default_value = "operator", value_parser = ["operator", "enrol"])]
+        kind: String,
+    },
+    /// List tokens (never the tokens themselves).
+    List,
+    /// Revoke a token by id.
+    Revoke {
+        /// The token's id (from the list), or a unique prefix of it.
+        id: String,
+    },
+}
