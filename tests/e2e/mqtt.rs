@@ -316,6 +316,12 @@ fn the_host_install_button_starts_a_batch_of_its_packages() {
     watcher.wait_for(&format!("ferry/hosts/{host}/latest_version"), "up-to-date");
     watcher.wait_for(&format!("ferry/hosts/{host}/security/state"), "up-to-date");
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    // The batch and its install say who pressed the button.
+    let batches = w.ctl_json(&["update-batches", "list"]);
+    assert_eq!(batches[0]["actor"], "mqtt", "{batches}");
+    let history = w.history();
+    assert_eq!(history.len(), 1, "{history:?}");
+    assert_eq!(history[0]["actor"], "mqtt", "{history:?}");
 }
 
 #[test]

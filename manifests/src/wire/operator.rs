@@ -114,6 +114,9 @@ pub struct BatchView {
     pub id: String,
     pub kind: String,
     pub description: String,
+    /// Who started it: `user` (API, ferryctl) or `mqtt` (a host's Install button).
+    #[serde(default)]
+    pub actor: String,
     /// running, completed (every install succeeded or was skipped), failed
     pub status: String,
     pub created_at: String,

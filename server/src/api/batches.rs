@@ -10,27 +10,22 @@ use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::batch::{self, Planned};
-use crate::store::EntryRow;
+use crate::store::{BatchRow, EntryRow};
 use crate::Shared;
 
-fn view(
-    id: &str,
-    kind: &str,
-    description: &str,
-    created_at: &str,
-    entries: Vec<EntryRow>,
-) -> BatchView {
+fn view(b: &BatchRow, entries: Vec<EntryRow>) -> BatchView {
     let states: Vec<batch::EntryState> = entries.iter().map(|e| e.state.clone()).collect();
     let mut counts = BTreeMap::new();
     for s in &states {
         *counts.entry(s.status().as_str().to_string()).or_insert(0) += 1;
     }
     BatchView {
-        id: id.to_string(),
-        kind: kind.to_string(),
-        description: description.to_string(),
+        id: b.id.clone(),
+        kind: b.kind.clone(),
+        description: b.description.clone(),
+        actor: b.actor.clone(),
         status: batch::batch_status(&states).to_string(),
-        created_at: created_at.to_string(),
+        created_at: b.created_at.clone(),
         counts,
         entries: entries
             .into_iter()
@@ -61,7 +56,7 @@ async fn load(state: &Shared, id: &str) -> ApiResult<BatchView> {
         .into_iter()
         .map(|(_, e)| e)
         .collect();
-    Ok(view(&b.id, &b.kind, &b.description, &b.created_at, entries))
+    Ok(view(&b, entries))
 }
 
 #[utoipa::path(post, path = "/api/v1/update-batches", tag = "batches", request_body = ferry_manifests::wire::BatchRequest, responses((status = 200, body = ferry_manifests::wire::BatchView), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -128,7 +123,7 @@ pub async fn create(
             ("item", format!("{item} to {to_version}"), planned)
         }
     };
-    let id = crate::service::batches::start(&state, kind, &description, &planned).await?;
+    let id = crate::service::batches::start(&state, kind, &description, "user", &planned).await?;
     Ok(Json(load(&state, &id).await?))
 }
 
@@ -150,7 +145,7 @@ pub async fn list(
     let mut out = Vec::new();
     for b in state.store.batches().await? {
         let entries = by_batch.remove(&b.id).unwrap_or_default();
-        let v = view(&b.id, &b.kind, &b.description, &b.created_at, entries);
+        let v = view(&b, entries);
         if wanted.is_none_or(|s| s == v.status) {
             out.push(v);
         }

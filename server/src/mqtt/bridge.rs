@@ -348,7 +348,7 @@ async fn host_batch(
         Some(c) => format!("{c} packages of {host_id}, from MQTT"),
         None => format!("packages of {host_id}, from MQTT"),
     };
-    let id = crate::service::batches::start(state, "host", &description, &planned).await?;
+    let id = crate::service::batches::start(state, "host", &description, "mqtt", &planned).await?;
     tracing::info!(%host_id, batch = %id, "batch asked over MQTT");
     Ok(())
 }

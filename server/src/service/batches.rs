@@ -60,7 +60,7 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
         }
         let id = state
             .store
-            .create_update(host_id, &entry.item, &version, "user")
+            .create_update(host_id, &entry.item, &version, &entry.actor)
             .await?;
         state
             .store
@@ -121,6 +121,7 @@ pub async fn start(
     state: &Shared,
     kind: &str,
     description: &str,
+    actor: &str,
     planned: &[crate::policy::batch::Planned],
 ) -> ApiResult<String> {
     if planned.is_empty() {
@@ -128,7 +129,10 @@ pub async fn start(
             "nothing to do: no host has an update matching this batch",
         ));
     }
-    let id = state.store.create_batch(kind, description, planned).await?;
+    let id = state
+        .store
+        .create_batch(kind, description, actor, planned)
+        .await?;
     tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
     let mut hosts: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();
     hosts.dedup();

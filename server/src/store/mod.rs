@@ -196,7 +196,7 @@ interface! {
     fn history(&self, host_id: Option<&str>, item: Option<&str>, id: Option<&str>) -> Result<Vec<HistoryView>>;
 
     // batches
-    fn create_batch(&self, kind: &str, description: &str, planned: &[Planned]) -> Result<String>;
+    fn create_batch(&self, kind: &str, description: &str, actor: &str, planned: &[Planned]) -> Result<String>;
     fn batches(&self) -> Result<Vec<BatchRow>>;
     fn batch(&self, id: &str) -> Result<Option<BatchRow>>;
     /// Entries of one batch, or of every batch with an entry on `host_id`.

@@ -66,6 +66,8 @@ pub struct BatchRow {
     pub id: String,
     pub kind: String,
     pub description: String,
+    /// Who started it: `user` or `mqtt`; its installs carry it.
+    pub actor: String,
     pub created_at: String,
 }
 
@@ -76,6 +78,8 @@ pub struct EntryRow {
     pub item: String,
     pub version: String,
     pub update_id: Option<String>,
+    /// The batch's actor.
+    pub actor: String,
     pub message: String,
 }
 

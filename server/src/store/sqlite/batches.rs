@@ -7,13 +7,14 @@ use crate::policy::batch::{EntryState, Planned};
 use crate::store::{BatchRow, EntryRow, Result, StoreError};
 
 /// The columns every batch query reads, in the order `batch_from` expects.
-const BATCH_COLUMNS: &str = "id, kind, description, created_at";
+const BATCH_COLUMNS: &str = "id, kind, description, actor, created_at";
 
 fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
     Ok(BatchRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
         description: r.try_get("description")?,
+        actor: r.try_get("actor")?,
         created_at: r.try_get("created_at")?,
     })
 }
@@ -23,17 +24,21 @@ impl Sqlite {
         &self,
         kind: &str,
         description: &str,
+        actor: &str,
         planned: &[Planned],
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO batches (id, kind, description, created_at) VALUES (?, ?, ?, ?)")
-            .bind(&id)
-            .bind(kind)
-            .bind(description)
-            .bind(crate::now())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO batches (id, kind, description, actor, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(description)
+        .bind(actor)
+        .bind(crate::now())
+        .execute(&mut *tx)
+        .await?;
         for (seq, p) in planned.iter().enumerate() {
             sqlx::query(
                 "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason) VALUES (?, ?, ?, ?, ?, ?)",
@@ -78,8 +83,9 @@ impl Sqlite {
     ) -> Result<Vec<(String, EntryRow)>> {
         let rows = sqlx::query(
             "SELECT e.batch_id, e.seq, e.host_id, h.hostname, e.item, e.version, e.update_id, e.skip_reason,
-                    u.status AS update_status, u.message AS update_message
+                    u.status AS update_status, u.message AS update_message, b.actor
              FROM batch_entries e JOIN hosts h ON h.id = e.host_id
+             JOIN batches b ON b.id = e.batch_id
              LEFT JOIN updates u ON u.id = e.update_id
              WHERE (? IS NULL OR e.batch_id = ?)
                AND (? IS NULL OR e.batch_id IN (SELECT batch_id FROM batch_entries WHERE host_id = ?))
@@ -112,6 +118,7 @@ impl Sqlite {
                         item: r.try_get("item")?,
                         version: r.try_get("version")?,
                         update_id: r.try_get("update_id")?,
+                        actor: r.try_get("actor")?,
                         message: skip.or(update_message).unwrap_or_default(),
                     },
                 ))

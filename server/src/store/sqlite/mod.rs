@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../migrations/sqlite/0010_mqtt_connections.sql"),
     ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_batch_actor.sql"),
+    ),
 ];
 
 #[derive(Clone)]
