@@ -256,28 +256,35 @@ async fn push(
     all: bool,
 ) -> Result<(), String> {
     let started = std::time::Instant::now();
-    let snapshot = super::snapshot::build(state)
-        .await
-        .map_err(|e| format!("cannot read the fleet for MQTT: {e}"))?;
-    let mut messages = topics::state_messages(p, &snapshot);
-    messages.extend(topics::discovery_messages(p, &snapshot));
+    let unreadable = |e| format!("cannot read the fleet for MQTT: {e}");
     let before: std::collections::BTreeSet<String> = published.keys().cloned().collect();
-    for m in topics::cleared(&before, &messages) {
+    let mut current = std::collections::BTreeSet::new();
+    let mut reader = super::snapshot::Reader::open(state)
+        .await
+        .map_err(unreadable)?;
+    let (mut hosts, mut total, mut sent) = (0usize, 0usize, 0usize);
+    while let Some(page) = reader.next_page(state).await.map_err(unreadable)? {
+        hosts += page.hosts.len();
+        let mut messages = topics::state_messages(p, &page);
+        messages.extend(topics::discovery_messages(p, &page));
+        total += messages.len();
+        for m in messages {
+            current.insert(m.topic.clone());
+            if all || published.get(&m.topic) != Some(&m.payload) {
+                publish(client, &m).await?;
+                published.insert(m.topic, m.payload);
+                sent += 1;
+            }
+        }
+    }
+    // Only once every page was read: what is not there now went away.
+    for m in topics::cleared(&before, &current) {
         publish(client, &m).await?;
         published.remove(&m.topic);
     }
-    let total = messages.len();
-    let mut sent = 0usize;
-    for m in messages {
-        if all || published.get(&m.topic) != Some(&m.payload) {
-            publish(client, &m).await?;
-            published.insert(m.topic, m.payload);
-            sent += 1;
-        }
-    }
     if all {
         tracing::info!(
-            hosts = snapshot.hosts.len(),
+            hosts,
             messages = total,
             ms = started.elapsed().as_millis() as u64,
             "queued the whole state for the broker"
@@ -299,17 +306,7 @@ async fn handle_inbound(
     let result = match topics::parse_inbound(p, topic, payload) {
         Ok(Inbound::HomeAssistantOnline) => {
             // Home Assistant restarted: it needs the discovery configs again.
-            match super::snapshot::build(state).await {
-                Ok(s) => {
-                    for m in topics::discovery_messages(p, &s) {
-                        if let Err(e) = publish(client, &m).await {
-                            tracing::warn!("{e}");
-                        }
-                    }
-                    Ok(())
-                }
-                Err(e) => Err(format!("cannot read the fleet for MQTT: {e}")),
-            }
+            republish_discovery(state, client, p).await
         }
         Ok(Inbound::InstallItem { host_id, item }) => {
             crate::service::updates::trigger(state, &host_id, &item, None, false, "mqtt")
@@ -334,6 +331,24 @@ async fn handle_inbound(
         }
         Err(e) => tracing::warn!("MQTT command ignored: {e}"),
     }
+}
+
+/// Every discovery config again, a page of hosts at a time.
+async fn republish_discovery(
+    state: &Shared,
+    client: &AsyncClient,
+    p: &Publishing,
+) -> Result<(), String> {
+    let unreadable = |e| format!("cannot read the fleet for MQTT: {e}");
+    let mut reader = super::snapshot::Reader::open(state)
+        .await
+        .map_err(unreadable)?;
+    while let Some(page) = reader.next_page(state).await.map_err(unreadable)? {
+        for m in topics::discovery_messages(p, &page) {
+            publish(client, &m).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Home Assistant's host Install button: a batch of the host's outdated non-featured items

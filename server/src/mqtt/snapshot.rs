@@ -1,49 +1,92 @@
 //! Builds the bridge's [`Snapshot`] from the store: the thin I/O side of the topic functions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use super::model::{HostState, ItemState, Snapshot};
 use crate::policy::fleet;
 use crate::store::StoreError;
 use crate::Shared;
 
-/// Everything the bridge publishes, as the store has it now. A host is online while its last
-/// check-in is more recent than `offline_after_secs` (docs/mqtt.md).
-pub async fn build(state: &Shared) -> Result<Snapshot, StoreError> {
-    let settings: BTreeMap<String, _> = state
-        .store
-        .item_settings()
-        .await?
-        .into_iter()
-        .map(|s| (s.name.clone(), s))
-        .collect();
-    let releases = state.releases().await?;
-    let now = time::OffsetDateTime::now_utc();
-    let mut hosts = Vec::new();
-    for (host, installed) in state.store.hosts().await? {
-        let pending: Vec<String> = state
+/// Hosts read and published per page: a large fleet never sits in memory as one snapshot,
+/// and the first hosts reach the broker before the last are read.
+pub const PAGE: u32 = 500;
+
+/// Reads the fleet a page of hosts at a time; what the pages share (item settings,
+/// releases, pending updates) is read once.
+pub struct Reader {
+    settings: BTreeMap<String, crate::store::ItemSettings>,
+    releases: std::sync::Arc<Vec<ferry_manifests::wire::ReleaseView>>,
+    pending: HashMap<String, Vec<String>>,
+    now: time::OffsetDateTime,
+    after: Option<String>,
+    done: bool,
+}
+
+impl Reader {
+    pub async fn open(state: &Shared) -> Result<Reader, StoreError> {
+        let settings = state
             .store
-            .pending_jobs(&host.id)
+            .item_settings()
             .await?
             .into_iter()
-            .map(|j| j.item)
+            .map(|s| (s.name.clone(), s))
             .collect();
+        let mut pending: HashMap<String, Vec<String>> = HashMap::new();
+        for (host, item) in state.store.pending_items().await? {
+            pending.entry(host).or_default().push(item);
+        }
+        Ok(Reader {
+            settings,
+            releases: state.releases().await?,
+            pending,
+            now: time::OffsetDateTime::now_utc(),
+            after: None,
+            done: false,
+        })
+    }
+
+    /// The next page of hosts (in id order), or `None` once the whole fleet was read.
+    pub async fn next_page(&mut self, state: &Shared) -> Result<Option<Snapshot>, StoreError> {
+        if self.done {
+            return Ok(None);
+        }
+        let rows = state.store.hosts_page(self.after.as_deref(), PAGE).await?;
+        self.done = rows.len() < PAGE as usize;
+        let Some((last, _)) = rows.last() else {
+            return Ok(None);
+        };
+        self.after = Some(last.id.clone());
+        let hosts = rows
+            .into_iter()
+            .map(|(host, installed)| self.host(state, host, &installed))
+            .collect();
+        Ok(Some(Snapshot { hosts }))
+    }
+
+    fn host(
+        &self,
+        state: &Shared,
+        host: crate::store::HostRow,
+        installed: &[ferry_manifests::wire::InstalledItem],
+    ) -> HostState {
+        let none = Vec::new();
+        let pending = self.pending.get(&host.id).unwrap_or(&none);
         let (tags, friendly_name) = fleet::effective_labels(
             &host.device_tags,
             host.device_friendly_name.as_deref(),
             host.operator_tags.as_deref(),
             host.operator_friendly_name.as_deref(),
         );
-        let available = fleet::available_for(&installed, &releases);
+        let available = fleet::available_for(installed, &self.releases);
         let mut items = Vec::new();
-        for i in &installed {
-            let setting = settings.get(&i.item);
+        for i in installed {
+            let setting = self.settings.get(&i.item);
             if setting.is_some_and(|s| s.deactivated) {
                 continue;
             }
             let newer = available.iter().find(|a| a.item == i.item);
             let release = newer.and_then(|a| {
-                releases
+                self.releases
                     .iter()
                     .find(|r| r.item == a.item && r.version == a.version)
             });
@@ -62,8 +105,8 @@ pub async fn build(state: &Shared) -> Result<Snapshot, StoreError> {
             });
         }
         let batch_in_progress = items.iter().any(|i| !i.featured && i.in_progress);
-        hosts.push(HostState {
-            online: fleet::is_online(&host.last_seen, now, state.config.offline_after_secs),
+        HostState {
+            online: fleet::is_online(&host.last_seen, self.now, state.config.offline_after_secs),
             id: host.id,
             hostname: host.facts.hostname,
             friendly_name,
@@ -75,7 +118,6 @@ pub async fn build(state: &Shared) -> Result<Snapshot, StoreError> {
             tags,
             items,
             batch_in_progress,
-        });
+        }
     }
-    Ok(Snapshot { hosts })
 }

@@ -387,11 +387,9 @@ pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
 
 /// Empty retained payloads for every topic published before and not now: Home Assistant
 /// removes the entities, and the broker forgets the state of removed items and hosts.
-pub fn cleared(previous: &BTreeSet<String>, now: &[Message]) -> Vec<Message> {
-    let current: BTreeSet<&str> = now.iter().map(|m| m.topic.as_str()).collect();
+pub fn cleared(previous: &BTreeSet<String>, current: &BTreeSet<String>) -> Vec<Message> {
     previous
-        .iter()
-        .filter(|t| !current.contains(t.as_str()))
+        .difference(current)
         .map(|t| retained(t.clone(), ""))
         .collect()
 }
@@ -663,7 +661,10 @@ mod tests {
             .map(|m| m.topic)
             .collect();
         snapshot.hosts[0].items.retain(|i| i.name != "web");
-        let now = state_messages(&p, &snapshot);
+        let now = state_messages(&p, &snapshot)
+            .into_iter()
+            .map(|m| m.topic)
+            .collect();
         let gone = cleared(&before, &now);
         let topics: Vec<&str> = gone.iter().map(|m| m.topic.as_str()).collect();
         assert_eq!(

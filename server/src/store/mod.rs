@@ -148,6 +148,8 @@ interface! {
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
     fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
+    /// Up to `limit` hosts with ids after `after`, in id order.
+    fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// One host by id, with what it has installed.
     fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>>;
     /// Writes last-seen times in one transaction.
@@ -192,6 +194,8 @@ interface! {
     /// starts at, or `None` if there is no such pending update.
     fn append_output(&self, update_id: &str, host_id: &str, text: &str) -> Result<Option<i64>>;
     fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>>;
+    /// (host id, item) of every pending update.
+    fn pending_items(&self) -> Result<Vec<(String, String)>>;
     /// History entries, filtered by host, item or id, oldest first.
     fn history(&self, host_id: Option<&str>, item: Option<&str>, id: Option<&str>) -> Result<Vec<HistoryView>>;
 

@@ -132,6 +132,51 @@ impl Sqlite {
             .collect()
     }
 
+    /// Up to `limit` hosts with ids after `after`, in id order, with what they have
+    /// installed: a fleet read a page at a time.
+    pub async fn hosts_page(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE (? IS NULL OR id > ?) ORDER BY id LIMIT ?"
+        )))
+        .bind(after)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            return Ok(Vec::new());
+        };
+        let (first, last): (String, String) = (first.try_get("id")?, last.try_get("id")?);
+        let mut installed: HashMap<String, Vec<InstalledItem>> = HashMap::new();
+        for i in sqlx::query(
+            "SELECT host_id, item, version FROM installed WHERE host_id >= ? AND host_id <= ? ORDER BY item",
+        )
+        .bind(&first)
+        .bind(&last)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            installed
+                .entry(i.try_get("host_id")?)
+                .or_default()
+                .push(InstalledItem {
+                    item: i.try_get("item")?,
+                    version: opt_version(i.try_get("version")?)?,
+                });
+        }
+        rows.iter()
+            .map(|r| {
+                let host = host_from(r)?;
+                let items = installed.remove(&host.id).unwrap_or_default();
+                Ok((host, items))
+            })
+            .collect()
+    }
+
     pub async fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>> {
         let row = sqlx::query(AssertSqlSafe(format!(
             "SELECT {HOST_COLUMNS} FROM hosts WHERE id = ?"
@@ -240,5 +285,66 @@ impl Sqlite {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferry_manifests::wire::{HostFacts, InstalledItem};
+
+    use crate::store::{HostRow, Store};
+
+    fn host(id: &str) -> HostRow {
+        HostRow {
+            id: id.into(),
+            facts: HostFacts {
+                hostname: format!("host-{id}"),
+                os: "debian".into(),
+                os_version: "12".into(),
+                arch: "x86_64".into(),
+                agent_version: "0.1.0".into(),
+                device_class: None,
+                newest_manifest_at: None,
+            },
+            enrolled_at: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:00:00Z".into(),
+            device_tags: vec![],
+            device_friendly_name: None,
+            operator_tags: None,
+            operator_friendly_name: None,
+        }
+    }
+
+    /// Pages walk every host once, in id order, each with its own installed items.
+    #[tokio::test]
+    async fn pages_cover_every_host_once_with_its_items() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_sqlite(&dir.path().join("ferry.db"))
+            .await
+            .unwrap();
+        let ids = ["e", "a", "c", "b", "d"];
+        for id in ids {
+            let h = host(id);
+            store.create_host(&h, &format!("hash-{id}")).await.unwrap();
+            let installed = [InstalledItem {
+                item: format!("item-{id}"),
+                version: Some("1.0.0".parse().unwrap()),
+            }];
+            store.update_host(&h, &installed).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..10 {
+            let page = store.hosts_page(after.as_deref(), 2).await.unwrap();
+            let Some((last, _)) = page.last() else { break };
+            assert!(page.len() <= 2);
+            after = Some(last.id.clone());
+            for (h, installed) in page {
+                let items: Vec<String> = installed.into_iter().map(|i| i.item).collect();
+                assert_eq!(items, [format!("item-{}", h.id)]);
+                seen.push(h.id);
+            }
+        }
+        assert_eq!(seen, ["a", "b", "c", "d", "e"]);
     }
 }

@@ -61,6 +61,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../../migrations/sqlite/0011_batch_actor.sql"),
     ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_pending_index.sql"),
+    ),
 ];
 
 #[derive(Clone)]

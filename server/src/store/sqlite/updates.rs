@@ -92,6 +92,16 @@ impl Sqlite {
             .collect()
     }
 
+    /// (host id, item) of every pending update, fleet-wide, in one query.
+    pub async fn pending_items(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT host_id, item FROM updates WHERE status = 'pending'")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("host_id")?, r.try_get("item")?)))
+            .collect()
+    }
+
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). Returns whether it was new.
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
