@@ -19,6 +19,7 @@ pub mod error;
 pub mod live;
 pub mod mqtt;
 pub mod policy;
+pub mod presence;
 pub mod secrets;
 pub mod service;
 pub mod store;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// How each device last made contact (connectivity).
+    pub presence: presence::Presence,
     /// Seals the secrets of MQTT connections added through the API.
     pub secrets: secrets::Secrets,
     /// The running MQTT bridges, by connection name.
@@ -157,6 +160,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         mqtt_status: Default::default(),
         secrets,
         bridges: Default::default(),
+        presence: Default::default(),
     });
     // One MQTT bridge per broker connection: server.toml's, then those added through the API.
     for c in state.config.mqtt.clone() {

@@ -499,3 +499,51 @@ fn connections_added_through_ferryctl_keep_their_password_secret() {
     assert_eq!(left[0]["name"], "from-file");
     assert_eq!(left[0]["source"], "server.toml");
 }
+
+/// Connectivity is live: online while the agent holds its long-poll, offline as soon as the
+/// agent is gone (killed: its connection closes), online again when it is back; the API's
+/// host list says the same.
+#[test]
+fn connectivity_follows_the_agents_long_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\n",
+        broker.port
+    ));
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watcher = Watcher::start(broker.port, "presence-watcher");
+    let topic = format!("ferry/hosts/{host}/connectivity/state");
+    let long_polling = |want: bool| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let h = w.ctl_json(&["hosts", "list"])[0].clone();
+            if h["long_polling"] == want {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "long_polling never became {want}: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    for _ in 0..2 {
+        let mut agent = w.device().spawn("full");
+        let h = long_polling(true);
+        assert_eq!(h["online"], true, "{h}");
+        watcher.wait_for(&topic, "online");
+        // kill -9: no goodbye, only the closed connection. The server's offline_after_secs
+        // (two hours by default) has nothing to do with it.
+        agent.kill().unwrap();
+        agent.wait().unwrap();
+        watcher.wait_for(&topic, "offline");
+        let h = long_polling(false);
+        assert_eq!(h["online"], false, "{h}");
+    }
+}

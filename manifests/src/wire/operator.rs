@@ -368,7 +368,12 @@ pub struct HostView {
     pub facts: HostFacts,
     pub enrolled_at: String,
     pub last_seen: String,
+    /// The connectivity rule (docs/mqtt.md): long-polling now, or keeping its rhythm.
     pub online: bool,
+    /// A long-poll of this host is open on the server now: a check-now or a trigger reaches
+    /// it within a second.
+    #[serde(default)]
+    pub long_polling: bool,
     /// Effective tags: the operator's if set, else the device's.
     pub tags: Vec<String>,
     /// Effective friendly name: the operator's if set, else the device's.

@@ -109,6 +109,10 @@ pub async fn output(
     if chunk.text.len() > 1024 * 1024 {
         return Err(AppError::bad_request("at most 1 MiB of output per request"));
     }
+    // An install's output: the device is here, busy.
+    state
+        .presence
+        .contact(&host_id, crate::policy::fleet::Contact::Other);
     match state
         .store
         .append_output(&chunk.update_id, &host_id, &chunk.text)
@@ -148,6 +152,9 @@ pub async fn reports(
             return Err(AppError::bad_request("report_id must be 1-64 characters"));
         }
     }
+    state
+        .presence
+        .contact(&host_id, crate::policy::fleet::Contact::Other);
     let acked = service::report::reports_arrived(&state, &host_id, batch.reports).await?;
     Ok(Json(ReportAck { acked }))
 }

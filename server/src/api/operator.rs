@@ -37,8 +37,15 @@ pub async fn list_hosts(
                     h.operator_friendly_name.as_deref(),
                 );
                 let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
+                let contact = state.presence.get(&h.id);
                 HostView {
-                    online: fleet::is_online(&last_seen, now_t, state.config.offline_after_secs),
+                    long_polling: contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
+                    online: fleet::is_present(
+                        contact,
+                        &last_seen,
+                        now_t,
+                        state.config.offline_after_secs,
+                    ),
                     id: h.id,
                     facts: h.facts,
                     enrolled_at: h.enrolled_at,
@@ -210,6 +217,8 @@ pub async fn remove_host(
     state.store.remove_host(&host_id).await?;
     state.waker.forget(&host_id);
     state.cache.forget_host(&host_id);
+    state.presence.forget(&host_id);
+    state.changed();
     tracing::info!(%host_id, %hostname, "host removed");
     Ok(axum::http::StatusCode::NO_CONTENT)
 }

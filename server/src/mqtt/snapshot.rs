@@ -70,6 +70,11 @@ impl Reader {
         installed: &[ferry_manifests::wire::InstalledItem],
     ) -> HostState {
         let none = Vec::new();
+        // Last-seen times are written in batches: the cache has the newest.
+        let last_seen = state
+            .cache
+            .seen(&host.id)
+            .unwrap_or_else(|| host.last_seen.clone());
         let pending = self.pending.get(&host.id).unwrap_or(&none);
         let (tags, friendly_name) = fleet::effective_labels(
             &host.device_tags,
@@ -101,12 +106,17 @@ impl Reader {
                 release_url: release.and_then(|r| r.release_url.clone()),
                 notes: release.map(|r| r.notes.clone()).unwrap_or_default(),
                 in_progress: pending.contains(&i.item),
-                last_checked_at: Some(host.last_seen.clone()),
+                last_checked_at: Some(last_seen.clone()),
             });
         }
         let batch_in_progress = items.iter().any(|i| !i.featured && i.in_progress);
         HostState {
-            online: fleet::is_online(&host.last_seen, self.now, state.config.offline_after_secs),
+            online: fleet::is_present(
+                state.presence.get(&host.id),
+                &last_seen,
+                self.now,
+                state.config.offline_after_secs,
+            ),
             id: host.id,
             hostname: host.facts.hostname,
             friendly_name,
@@ -114,7 +124,7 @@ impl Reader {
             os_version: host.facts.os_version,
             arch: host.facts.arch,
             agent_version: host.facts.agent_version,
-            last_seen: host.last_seen,
+            last_seen,
             tags,
             items,
             batch_in_progress,

@@ -37,6 +37,41 @@ pub fn is_online(last_seen: &str, now: OffsetDateTime, offline_after_secs: u64) 
         .unwrap_or(false)
 }
 
+/// How the server last heard from a device (this server instance, since it started).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact {
+    /// A long-poll is open now.
+    Holding,
+    /// The device closed its long-poll before the answer: stopped, killed or cut off.
+    Dropped,
+    /// Its long-poll ran out with nothing to do: a long-polling device is back at once.
+    Waited,
+    /// A check-in of a cycle (or a long-poll answered with work), a report, live output.
+    Other,
+}
+
+/// A long-polling device whose long-poll ran out is back within this long, or offline.
+pub const LONG_POLL_GRACE_SECS: i64 = 15;
+
+/// The connectivity rule (docs/mqtt.md): online while a long-poll is open; offline as soon
+/// as the device drops it, or when it is not back within [`LONG_POLL_GRACE_SECS`] of a
+/// long-poll that ran out; otherwise online while the last check-in is newer than
+/// `offline_after_secs` (the rhythm of a timer or cron device, two missed hourly runs by
+/// default).
+pub fn is_present(
+    contact: Option<(Contact, OffsetDateTime)>,
+    last_seen: &str,
+    now: OffsetDateTime,
+    offline_after_secs: u64,
+) -> bool {
+    match contact {
+        Some((Contact::Holding, _)) => true,
+        Some((Contact::Dropped, _)) => false,
+        Some((Contact::Waited, at)) => (now - at).whole_seconds() < LONG_POLL_GRACE_SECS,
+        Some((Contact::Other, _)) | None => is_online(last_seen, now, offline_after_secs),
+    }
+}
+
 /// The labels an operator sees: the operator's tags and name win over the device's own.
 pub fn effective_labels(
     device_tags: &[String],
@@ -138,5 +173,53 @@ mod tests {
         assert!(is_online(&fmt(now - time::Duration::seconds(10)), now, 60));
         assert!(!is_online(&fmt(now - time::Duration::seconds(61)), now, 60));
         assert!(!is_online("garbage", now, 60));
+    }
+
+    #[test]
+    fn a_long_polling_device_is_online_until_it_drops_or_misses_its_next_poll() {
+        let now = OffsetDateTime::now_utc();
+        let fmt = |t: OffsetDateTime| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .unwrap()
+        };
+        let secs = time::Duration::seconds;
+        let recent = fmt(now - secs(5));
+        let long_ago = fmt(now - secs(4000));
+        // Holding: online, however old the last check-in.
+        assert!(is_present(
+            Some((Contact::Holding, now - secs(600))),
+            &long_ago,
+            now,
+            60
+        ));
+        // Dropped: offline at once, however recent.
+        assert!(!is_present(
+            Some((Contact::Dropped, now)),
+            &recent,
+            now,
+            3600
+        ));
+        // Ran out: back within the grace, or offline long before offline_after_secs.
+        assert!(is_present(
+            Some((Contact::Waited, now - secs(3))),
+            &recent,
+            now,
+            3600
+        ));
+        assert!(!is_present(
+            Some((Contact::Waited, now - secs(LONG_POLL_GRACE_SECS))),
+            &recent,
+            now,
+            3600
+        ));
+        // A timer device: its rhythm is offline_after_secs.
+        assert!(is_present(
+            Some((Contact::Other, now - secs(5))),
+            &recent,
+            now,
+            7260
+        ));
+        assert!(!is_present(None, &long_ago, now, 3600));
+        assert!(is_present(None, &long_ago, now, 7260));
     }
 }

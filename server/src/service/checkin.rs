@@ -49,13 +49,18 @@ pub async fn check_in(
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     if jobs.is_empty() && wait > 0 {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
-        if state
+        // While it is open the host is present; if the device goes away, it is not.
+        let holding = crate::presence::Holding::open(state, &host_id);
+        let woken = state
             .waker
             .wait(&host_id, std::time::Duration::from_secs(wait))
-            .await
-        {
+            .await;
+        holding.finish(!woken);
+        if woken {
             jobs = pending_jobs(state, &host_id).await?;
         }
+    } else {
+        state.presence.contact(&host_id, fleet::Contact::Other);
     }
     let releases = state.releases().await?;
     let available = fleet::available_for(&req.facts.installed, &releases);
