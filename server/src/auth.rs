@@ -78,6 +78,15 @@ pub struct Caller;
 impl FromRequestParts<Shared> for Operator {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, AppError> {
+        // The web UI's session may read (its live output follows the SSE stream, which a
+        // browser cannot send a bearer token to); every change goes through the UI's forms
+        // and their CSRF check, or a bearer token.
+        if bearer(parts).is_none()
+            && parts.method == axum::http::Method::GET
+            && crate::ui::session::signed(parts, state).await.is_some()
+        {
+            return Ok(Operator);
+        }
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing operator token (Authorization: Bearer ...)")
         })?;

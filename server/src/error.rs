@@ -89,22 +89,34 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
-            AppError::Client {
-                status,
-                code,
-                message,
-            } => (status, code, message),
+impl AppError {
+    /// The HTTP status it answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Client { status, .. } => *status,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a person is told: the refusal, or (for a server fault, logged here) where to look.
+    pub fn message(&self) -> String {
+        match self {
+            AppError::Client { message, .. } => message.clone(),
             other => {
                 tracing::error!("internal error: {other}");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "internal server error; see the server log".to_string(),
-                )
+                "internal server error; see the server log".to_string()
             }
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = self.message();
+        let code = match &self {
+            AppError::Client { code, .. } => code,
+            _ => "internal",
         };
         (
             status,

@@ -23,6 +23,7 @@ pub mod presence;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod ui;
 pub mod wake;
 
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
+    /// Web UI sessions.
+    pub sessions: ui::session::Sessions,
     /// How each device last made contact (connectivity).
     pub presence: presence::Presence,
     /// Seals the secrets of MQTT connections added through the API.
@@ -161,6 +164,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         secrets,
         bridges: Default::default(),
         presence: Default::default(),
+        sessions: Default::default(),
     });
     // One MQTT bridge per broker connection: server.toml's, then those added through the API.
     for c in state.config.mqtt.clone() {

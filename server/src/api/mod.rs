@@ -124,7 +124,8 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
 pub fn router(state: Shared) -> Router {
     let (api, doc) = routes();
     let doc = std::sync::Arc::new(doc);
-    api.route("/healthz", get(|| async { "ok\n" }))
+    api.merge(crate::ui::router())
+        .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/api/v1/openapi.json",
             get(move || {

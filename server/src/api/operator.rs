@@ -23,41 +23,45 @@ pub async fn list_hosts(
     State(state): State<Shared>,
     _op: Operator,
 ) -> ApiResult<Json<Vec<HostView>>> {
-    let now_t = time::OffsetDateTime::now_utc();
+    let at = time::OffsetDateTime::now_utc();
     let hosts = state.store.hosts().await?;
     let releases = state.releases().await?;
     Ok(Json(
         hosts
             .into_iter()
-            .map(|(h, installed)| {
-                let (tags, friendly_name) = fleet::effective_labels(
-                    &h.device_tags,
-                    h.device_friendly_name.as_deref(),
-                    h.operator_tags.as_deref(),
-                    h.operator_friendly_name.as_deref(),
-                );
-                let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
-                let contact = state.presence.get(&h.id);
-                HostView {
-                    long_polling: contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
-                    online: fleet::is_present(
-                        contact,
-                        &last_seen,
-                        now_t,
-                        state.config.offline_after_secs,
-                    ),
-                    id: h.id,
-                    facts: h.facts,
-                    enrolled_at: h.enrolled_at,
-                    last_seen,
-                    tags,
-                    friendly_name,
-                    available: fleet::available_for(&installed, &releases),
-                    installed,
-                }
-            })
+            .map(|(h, installed)| host_view(&state, h, installed, &releases, at))
             .collect(),
     ))
+}
+
+/// A host as operators see it (the API's host list and the web UI).
+pub fn host_view(
+    state: &Shared,
+    h: crate::store::HostRow,
+    installed: Vec<ferry_manifests::wire::InstalledItem>,
+    releases: &[ferry_manifests::wire::ReleaseView],
+    at: time::OffsetDateTime,
+) -> HostView {
+    let (tags, friendly_name) = fleet::effective_labels(
+        &h.device_tags,
+        h.device_friendly_name.as_deref(),
+        h.operator_tags.as_deref(),
+        h.operator_friendly_name.as_deref(),
+    );
+    let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
+    let contact = state.presence.get(&h.id);
+    HostView {
+        long_polling: contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
+        online: fleet::is_present(contact, &last_seen, at, state.config.offline_after_secs),
+        id: h.id,
+        facts: h.facts,
+        enrolled_at: h.enrolled_at,
+        last_seen,
+        tags,
+        friendly_name,
+        available: fleet::available_for(&installed, releases),
+        installed,
+    }
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -270,8 +274,8 @@ pub async fn trigger(
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct HistoryQuery {
-    host: Option<String>,
-    item: Option<String>,
+    pub host: Option<String>,
+    pub item: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/v1/update-history", tag = "updates", params(HistoryQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HistoryView>), crate::error::ClientErrors), security(("bearer" = [])))]

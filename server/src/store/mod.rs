@@ -150,6 +150,8 @@ interface! {
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// Up to `limit` hosts with ids after `after`, in id order.
     fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
+    /// A page of hosts matching a text and a tag, by hostname, and the number matching.
+    fn hosts_search(&self, text: Option<&str>, tag: Option<&str>, offset: u32, limit: u32) -> Result<(Vec<(HostRow, Vec<InstalledItem>)>, u64)>;
     /// One host by id, with what it has installed.
     fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>>;
     /// Writes last-seen times in one transaction.

@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::{opt_version, split_tags, Sqlite};
-use crate::store::{HostRow, Result};
+use crate::store::{HostRow, Result, StoreError};
 
 /// The columns every host query reads, in the order `host_from` expects.
 const HOST_COLUMNS: &str =
@@ -147,16 +147,57 @@ impl Sqlite {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        self.with_installed(&rows).await
+    }
+
+    /// One page of the hosts whose hostname, friendly name or id contains `text` and whose
+    /// effective tags include `tag`, by hostname; and how many match in all.
+    pub async fn hosts_search(
+        &self,
+        text: Option<&str>,
+        tag: Option<&str>,
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<(HostRow, Vec<InstalledItem>)>, u64)> {
+        const MATCH: &str = "(?1 IS NULL OR instr(lower(hostname || ' ' || id || ' ' ||
+                COALESCE(operator_friendly_name, device_friendly_name, '')), lower(?1)) > 0)
+            AND (?2 IS NULL OR instr(',' || COALESCE(operator_tags, device_tags) || ',', ',' || ?2 || ',') > 0)";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM hosts WHERE {MATCH}"
+        )))
+        .bind(text)
+        .bind(tag)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE {MATCH} ORDER BY hostname, id LIMIT ?3 OFFSET ?4"
+        )))
+        .bind(text)
+        .bind(tag)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((self.with_installed(&rows).await?, total as u64))
+    }
+
+    /// The hosts of `rows` with what each has installed (one query).
+    async fn with_installed(
+        &self,
+        rows: &[SqliteRow],
+    ) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
+        if rows.is_empty() {
             return Ok(Vec::new());
-        };
-        let (first, last): (String, String) = (first.try_get("id")?, last.try_get("id")?);
+        }
+        let hosts = rows.iter().map(host_from).collect::<Result<Vec<_>>>()?;
+        let ids = serde_json::to_string(&hosts.iter().map(|h| h.id.as_str()).collect::<Vec<_>>())
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut installed: HashMap<String, Vec<InstalledItem>> = HashMap::new();
         for i in sqlx::query(
-            "SELECT host_id, item, version FROM installed WHERE host_id >= ? AND host_id <= ? ORDER BY item",
+            "SELECT host_id, item, version FROM installed
+             WHERE host_id IN (SELECT value FROM json_each(?)) ORDER BY item",
         )
-        .bind(&first)
-        .bind(&last)
+        .bind(ids)
         .fetch_all(&self.pool)
         .await?
         {
@@ -168,13 +209,13 @@ impl Sqlite {
                     version: opt_version(i.try_get("version")?)?,
                 });
         }
-        rows.iter()
-            .map(|r| {
-                let host = host_from(r)?;
-                let items = installed.remove(&host.id).unwrap_or_default();
-                Ok((host, items))
+        Ok(hosts
+            .into_iter()
+            .map(|h| {
+                let items = installed.remove(&h.id).unwrap_or_default();
+                (h, items)
             })
-            .collect()
+            .collect())
     }
 
     pub async fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>> {

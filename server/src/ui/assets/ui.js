@@ -1,0 +1,100 @@
+// Ferry web UI: the live parts only. Pages work without this script.
+// - <pre data-follow="URL">: follows the update's Server-Sent Events (event "output": text
+//   with ANSI colours, rendered as server/src/ui/ansi.rs does; event "end": the outcome).
+// - <section id="live" data-refresh="SECONDS">: replaced by the same section of a fresh copy
+//   of the page, every SECONDS, while the page says so.
+"use strict";
+(function () {
+  function esc(s) {
+    return s.replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  }
+  function Ansi() { this.b = false; this.f = null; this.g = null; }
+  Ansi.prototype.apply = function (params) {
+    var codes = params === "" ? [0] : params.split(";").map(function (p) { return parseInt(p, 10) || 0; });
+    for (var i = 0; i < codes.length; i++) {
+      var c = codes[i];
+      if (c === 0) { this.b = false; this.f = null; this.g = null; }
+      else if (c === 1) this.b = true;
+      else if (c === 22) this.b = false;
+      else if (c >= 30 && c <= 37) this.f = c - 30;
+      else if (c >= 90 && c <= 97) this.f = c - 90 + 8;
+      else if (c === 39) this.f = null;
+      else if (c >= 40 && c <= 47) this.g = c - 40;
+      else if (c >= 100 && c <= 107) this.g = c - 100 + 8;
+      else if (c === 49) this.g = null;
+    }
+  };
+  Ansi.prototype.classes = function () {
+    var out = [];
+    if (this.b) out.push("b");
+    if (this.f !== null) out.push("f" + this.f);
+    if (this.g !== null) out.push("g" + this.g);
+    return out.join(" ");
+  };
+  // Text with ANSI escapes to HTML; the style carries over from chunk to chunk.
+  Ansi.prototype.html = function (text) {
+    var out = "", re = /\x1b(?:\[([0-9;?]*)([@-~])|[^[])/g, last = 0, m, self = this;
+    function run(s) {
+      s = s.replace(/\r\n/g, "\n");
+      if (!s) return;
+      var cls = self.classes();
+      out += cls ? '<span class="' + cls + '">' + esc(s) + "</span>" : esc(s);
+    }
+    while ((m = re.exec(text)) !== null) {
+      run(text.slice(last, m.index));
+      last = re.lastIndex;
+      if (m[2] === "m") this.apply(m[1] || "");
+    }
+    run(text.slice(last));
+    return out;
+  };
+
+  function follow(pre) {
+    if (!window.EventSource) return;
+    var ansi = new Ansi(), first = true;
+    var es = new EventSource(pre.getAttribute("data-follow"));
+    es.addEventListener("output", function (e) {
+      // The stream starts with the whole output so far: it replaces what the page had.
+      if (first) { pre.innerHTML = ""; first = false; }
+      pre.insertAdjacentHTML("beforeend", ansi.html(e.data));
+      pre.scrollTop = pre.scrollHeight;
+    });
+    es.addEventListener("end", function (e) {
+      es.close();
+      var status = document.getElementById("status");
+      if (status) {
+        var failed = /failed|rolled_back|refused/.test(e.data);
+        var cls = e.data === "installed" ? "ok" : failed ? "fail" : "";
+        status.innerHTML = '<span class="badge ' + cls + '">' + esc(e.data.replace(/_/g, " ")) + "</span>";
+      }
+      var note = document.getElementById("live-note");
+      if (note) note.textContent = "Finished: " + e.data.replace(/_/g, " ") + ".";
+      pre.setAttribute("data-done", e.data);
+    });
+  }
+
+  function refresh(section) {
+    var secs = parseFloat(section.getAttribute("data-refresh")) || 2;
+    setTimeout(function () {
+      fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          var fresh = doc.getElementById("live");
+          if (!fresh) return;
+          section.replaceWith(fresh);
+          if (fresh.getAttribute("data-refresh")) refresh(fresh);
+        })
+        .catch(function () { refresh(section); });
+    }, secs * 1000);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("pre[data-follow]").forEach(follow);
+    var live = document.getElementById("live");
+    if (live && live.getAttribute("data-refresh")) refresh(live);
+  });
+})();

@@ -1,0 +1,431 @@
+//! Dashboard, hosts and a host's page, with its actions (check now, update an item, batch).
+
+use std::collections::{BTreeMap, HashMap};
+
+use axum::extract::{Form, Path, Query, State};
+use axum::response::Response;
+use ferry_manifests::wire::{BatchRequest, CheckRequest, HistoryView, HostView, TriggerRequest};
+use maud::html;
+use serde::Deserialize;
+
+use super::session::Signed;
+use super::{badge, csrf, done, encode, failed, page};
+use crate::api;
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Query as ApiQuery};
+use crate::error::AppError;
+use crate::Shared;
+
+/// Hosts per page of the hosts list.
+pub const PAGE: u32 = 50;
+
+/// The overall badge of a host: in progress, failed, update available, up to date.
+fn host_status(h: &HostView, pending: bool, failed_last: bool) -> &'static str {
+    if pending {
+        "in_progress"
+    } else if failed_last {
+        "failed"
+    } else if !h.available.is_empty() {
+        "available"
+    } else {
+        "up_to_date"
+    }
+}
+
+/// Items per host with a pending update.
+async fn pending(state: &Shared) -> Result<HashMap<String, Vec<String>>, AppError> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for (host, item) in state.store.pending_items().await? {
+        out.entry(host).or_default().push(item);
+    }
+    Ok(out)
+}
+
+/// The newest outcome per (host, item).
+fn last_outcomes(history: &[HistoryView]) -> HashMap<(&str, &str), &HistoryView> {
+    let mut out = HashMap::new();
+    for e in history {
+        out.insert((e.host_id.as_str(), e.item.as_str()), e);
+    }
+    out
+}
+
+fn is_failure(status: &str) -> bool {
+    matches!(status, "failed" | "rolled_back" | "refused")
+}
+
+pub async fn dashboard(State(state): State<Shared>, who: Signed) -> Response {
+    match dashboard_body(&state, &who).await {
+        Ok(body) => page("Dashboard", &who, body),
+        Err(e) => failed(&who, e),
+    }
+}
+
+async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, AppError> {
+    let _ = who;
+    let hosts = api::operator::list_hosts(State(state.clone()), Operator)
+        .await?
+        .0;
+    let online = hosts.iter().filter(|h| h.online).count();
+    let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
+    for h in &hosts {
+        for a in &h.available {
+            *by_category.entry(a.category.clone()).or_default() += 1;
+        }
+    }
+    let campaigns = api::campaigns::list(
+        State(state.clone()),
+        Operator,
+        ApiQuery(api::StatusQuery { status: None }),
+    )
+    .await?
+    .0;
+    let running: Vec<_> = campaigns
+        .iter()
+        .filter(|c| matches!(c.status.as_str(), "running" | "paused"))
+        .collect();
+    let history = state.store.history(None, None, None).await?;
+    let failures: Vec<&HistoryView> = history
+        .iter()
+        .rev()
+        .filter(|e| is_failure(&e.status))
+        .take(10)
+        .collect();
+    Ok(html! {
+        section.cards {
+            a.card href="/hosts?status=online" { strong { (online) } " online" }
+            a.card href="/hosts?status=offline" { strong { (hosts.len() - online) } " offline" }
+            @for (category, n) in &by_category {
+                a.card href="/hosts?status=available" { strong { (n) } " " (category) " updates available" }
+            }
+            @if by_category.is_empty() { span.card { strong { "0" } " updates available" } }
+        }
+        h2 { "Campaigns in progress" }
+        @if running.is_empty() { p { "None. " a href="/campaigns" { "Start one" } } }
+        @else {
+            div.table { table {
+                thead { tr { th { "Campaign" } th { "Release" } th { "Status" } th { "Wave" } th { "Progress" } } }
+                tbody { @for c in &running { tr {
+                    td { a href={"/campaigns/" (c.id)} { (c.name) } }
+                    td { (c.item) " " (c.version) }
+                    td { (badge(&c.status)) }
+                    td { (c.open_wave) " of " (c.waves) }
+                    td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) " installed" }
+                } } }
+            } }
+        }
+        h2 { "Recent failures" }
+        @if failures.is_empty() { p { "None." } }
+        @else {
+            div.table { table {
+                thead { tr { th { "When" } th { "Host" } th { "Update" } th { "Outcome" } } }
+                tbody { @for e in &failures { tr {
+                    td { a href={"/history/" (e.id)} { (e.created_at) } }
+                    td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
+                    td { (e.item) " " (e.version) }
+                    td { (badge(&e.status)) " " (e.message) }
+                } } }
+            } }
+        }
+    })
+}
+
+#[derive(Deserialize, Default)]
+pub struct HostsQuery {
+    q: Option<String>,
+    tag: Option<String>,
+    status: Option<String>,
+    page: Option<u32>,
+}
+
+pub async fn hosts(
+    State(state): State<Shared>,
+    who: Signed,
+    Query(q): Query<HostsQuery>,
+) -> Response {
+    match hosts_body(&state, &q).await {
+        Ok(body) => page("Hosts", &who, body),
+        Err(e) => failed(&who, e),
+    }
+}
+
+/// One page of hosts. Text and tag are filtered by the database; a status filter is applied
+/// to what they match (so a page may hold fewer than [`PAGE`] hosts).
+pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, AppError> {
+    let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let tag = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
+    let status = q.status.as_deref().filter(|s| !s.is_empty());
+    let page_no = q.page.unwrap_or(1).max(1);
+    let (offset, limit) = match status {
+        // A status filter needs every match (statuses are not in the database).
+        Some(_) => (0, u32::MAX),
+        None => ((page_no - 1) * PAGE, PAGE),
+    };
+    let (rows, total) = state.store.hosts_search(text, tag, offset, limit).await?;
+    let releases = state.releases().await?;
+    let at = time::OffsetDateTime::now_utc();
+    let pending = pending(state).await?;
+    let none = Vec::new();
+    let mut shown: Vec<(HostView, &'static str)> = rows
+        .into_iter()
+        .map(|(h, installed)| {
+            let v = api::operator::host_view(state, h, installed, &releases, at);
+            let p = !pending.get(&v.id).unwrap_or(&none).is_empty();
+            let s = host_status(&v, p, false);
+            (v, s)
+        })
+        .collect();
+    let mut total = total;
+    if let Some(s) = status {
+        shown.retain(|(h, st)| match s {
+            "online" => h.online,
+            "offline" => !h.online,
+            other => *st == other,
+        });
+        total = shown.len() as u64;
+        shown = shown
+            .into_iter()
+            .skip(((page_no - 1) * PAGE) as usize)
+            .take(PAGE as usize)
+            .collect();
+    }
+    let pages = total.div_ceil(PAGE as u64).max(1) as u32;
+    let link = |p: u32| {
+        format!(
+            "/hosts?q={}&tag={}&status={}&page={p}",
+            encode(text.unwrap_or("")),
+            encode(tag.unwrap_or("")),
+            encode(status.unwrap_or(""))
+        )
+    };
+    Ok(html! {
+        form.filters method="get" action="/hosts" {
+            input type="search" name="q" value=(text.unwrap_or("")) placeholder="hostname, name or id" aria-label="Search";
+            input type="text" name="tag" value=(tag.unwrap_or("")) placeholder="tag" aria-label="Tag";
+            select name="status" aria-label="Status" {
+                @for (v, label) in [("", "any status"), ("online", "online"), ("offline", "offline"), ("available", "update available"), ("in_progress", "in progress"), ("up_to_date", "up to date")] {
+                    option value=(v) selected[status.unwrap_or("") == v] { (label) }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        p.muted { (total) " hosts" @if pages > 1 { ", page " (page_no) " of " (pages) } }
+        div.table { table #hosts {
+            thead { tr { th { "Host" } th { "Name" } th { "Tags" } th { "Connectivity" } th { "Status" } th { "Installed" } th { "Last seen" } } }
+            tbody { @for (h, st) in &shown { tr {
+                td { a href={"/hosts/" (h.id)} { (h.facts.hostname) } }
+                td { (h.friendly_name.as_deref().unwrap_or("")) }
+                td { @for t in &h.tags { a.tag href={"/hosts?tag=" (encode(t))} { (t) } " " } }
+                td { @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" } }
+                td { (badge(st)) }
+                td { @for i in &h.installed { (i.item) " " (i.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) br; } }
+                td { (h.last_seen) }
+            } } }
+        } }
+        nav.pages {
+            @if page_no > 1 { a href=(link(page_no - 1)) rel="prev" { "← Previous" } }
+            @if page_no < pages { a href=(link(page_no + 1)) rel="next" { "Next →" } }
+        }
+    })
+}
+
+pub async fn host(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
+    match host_body(&state, &who, &id).await {
+        Ok((title, body)) => page(&title, &who, body),
+        Err(e) => failed(&who, e),
+    }
+}
+
+async fn host_body(
+    state: &Shared,
+    who: &Signed,
+    id: &str,
+) -> Result<(String, maud::Markup), AppError> {
+    let (host_id, _) = api::operator::resolve_host(state, id).await?;
+    let (row, installed) = state
+        .store
+        .host(&host_id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("host {id} was removed")))?;
+    let releases = state.releases().await?;
+    let h = api::operator::host_view(
+        state,
+        row,
+        installed,
+        &releases,
+        time::OffsetDateTime::now_utc(),
+    );
+    let history = state.store.history(Some(&host_id), None, None).await?;
+    let last = last_outcomes(&history);
+    let pending = pending(state).await?;
+    let none = Vec::new();
+    let pending = pending.get(&host_id).unwrap_or(&none);
+    let title = h
+        .friendly_name
+        .clone()
+        .map(|n| format!("{n} ({})", h.facts.hostname))
+        .unwrap_or_else(|| h.facts.hostname.clone());
+    let action = |what: &str| format!("/hosts/{}/{what}", h.id);
+    let body = html! {
+        p.muted {
+            @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" }
+            @if h.long_polling { " · long-polling" }
+            " · " (h.facts.os) " " (h.facts.os_version) " · " (h.facts.arch) " · agent " (h.facts.agent_version)
+            " · last seen " (h.last_seen)
+            @for t in &h.tags { " " a.tag href={"/hosts?tag=" (encode(t))} { (t) } }
+        }
+        div.actions {
+            form.inline method="post" action=(action("check")) { (csrf(who)) button type="submit" { "Check now" } }
+            form.inline method="post" action=(action("batch")) {
+                (csrf(who)) input type="hidden" name="category" value="";
+                button type="submit" disabled[h.available.is_empty()] { "Update all" }
+            }
+            form.inline method="post" action=(action("batch")) {
+                (csrf(who)) input type="hidden" name="category" value="security";
+                button type="submit" disabled[!h.available.iter().any(|a| a.category == "security")] { "Security updates only" }
+            }
+        }
+        h2 { "Items" }
+        div.table { table #items {
+            thead { tr { th { "Item" } th { "Installed" } th { "Available" } th { "Status" } th {} } }
+            tbody { @for i in &h.installed {
+                @let avail = h.available.iter().find(|a| a.item == i.item);
+                @let outcome = last.get(&(h.id.as_str(), i.item.as_str()));
+                @let status = if pending.contains(&i.item) { "in_progress" }
+                    else if outcome.is_some_and(|e| is_failure(&e.status) && avail.is_some()) { "failed" }
+                    else if avail.is_some() { "available" } else { "up_to_date" };
+                tr data-item=(i.item) {
+                    td { (i.item) }
+                    td { (i.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
+                    td { @if let Some(a) = avail { (a.version) " (" (a.category) ")" } }
+                    td {
+                        @if status == "failed" {
+                            @if let Some(e) = outcome { a href={"/history/" (e.id)} { (badge(&e.status)) } }
+                        } @else { (badge(status)) }
+                    }
+                    td { @if let Some(a) = avail {
+                        form.inline method="post" action=(action("update")) {
+                            (csrf(who))
+                            input type="hidden" name="item" value=(i.item);
+                            input type="hidden" name="version" value=(a.version);
+                            button type="submit" disabled[pending.contains(&i.item)] { "Update to " (a.version) }
+                        }
+                    } }
+                }
+            } }
+        } }
+        h2 { "History" }
+        (super::history::table(history.iter().rev().take(20)))
+    };
+    Ok((title, body))
+}
+
+#[derive(Deserialize)]
+pub struct ActionForm {
+    csrf: String,
+    item: Option<String>,
+    version: Option<String>,
+    category: Option<String>,
+}
+
+pub async fn check(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::operator::check_now(
+        State(state.clone()),
+        Operator,
+        ApiJson(CheckRequest {
+            host: Some(id.clone()),
+            item: None,
+        }),
+    )
+    .await
+    .map(|_| "Asked the host to check in now.".to_string());
+    done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
+}
+
+pub async fn update(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let to = format!("/hosts/{}", encode(&id));
+    let version = match f
+        .version
+        .as_deref()
+        .filter(|v| !v.is_empty())
+        .map(str::parse)
+    {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(e)) => {
+            return done(
+                &state,
+                &who,
+                &to,
+                Err(AppError::bad_request(format!("version: {e}"))),
+            )
+        }
+    };
+    let result = api::operator::trigger(
+        State(state.clone()),
+        Operator,
+        ApiJson(TriggerRequest {
+            host: id.clone(),
+            item: f.item.unwrap_or_default(),
+            version,
+            force: false,
+        }),
+    )
+    .await
+    .map(|e| {
+        format!(
+            "Update queued: {} {} (it starts at the host's next check-in).",
+            e.0.item, e.0.version
+        )
+    });
+    done(&state, &who, &to, result)
+}
+
+pub async fn batch(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<ActionForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::batches::create(
+        State(state.clone()),
+        Operator,
+        ApiJson(BatchRequest::Host {
+            host: id.clone(),
+            category: f.category.filter(|c| !c.is_empty()),
+            exclude: vec![],
+        }),
+    )
+    .await;
+    match result {
+        Ok(b) => {
+            let to = format!("/batches/{}", b.0.id);
+            done(
+                &state,
+                &who,
+                &to,
+                Ok(format!("Batch started: {} updates.", b.0.entries.len())),
+            )
+        }
+        Err(e) => done(&state, &who, &format!("/hosts/{}", encode(&id)), Err(e)),
+    }
+}

@@ -1,0 +1,132 @@
+//! The update history and one entry's page, whose output follows the SSE stream while the
+//! update runs (assets/ui.js) and is rendered with its ANSI colours.
+
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use ferry_manifests::wire::HistoryView;
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::session::Signed;
+use super::{badge, encode, failed, output, page};
+use crate::api;
+use crate::auth::Operator;
+use crate::error::extract::{Path as ApiPath, Query as ApiQuery};
+use crate::Shared;
+
+/// Entries per page of the history list.
+const PAGE: usize = 100;
+
+/// A table of history entries, newest first as given.
+pub fn table<'a>(entries: impl Iterator<Item = &'a HistoryView>) -> Markup {
+    html! {
+        div.table { table.history {
+            thead { tr { th { "When" } th { "Host" } th { "Update" } th { "Status" } th { "By" } th { "Message" } } }
+            tbody { @for e in entries { tr class={"st-" (e.status)} {
+                td { a href={"/history/" (e.id)} { (e.created_at) } }
+                td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
+                td { (e.item) " " @if let Some(f) = &e.from_version { (f) " → " } (e.version) }
+                td { (badge(&e.status)) }
+                td { (e.actor) }
+                td { (e.message) }
+            } } }
+        } }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryFilter {
+    host: Option<String>,
+    item: Option<String>,
+    status: Option<String>,
+    page: Option<usize>,
+}
+
+pub async fn list(
+    State(state): State<Shared>,
+    who: Signed,
+    Query(f): Query<HistoryFilter>,
+) -> Response {
+    let host = f.host.clone().filter(|h| !h.is_empty());
+    let item = f.item.clone().filter(|i| !i.is_empty());
+    let status = f.status.clone().filter(|s| !s.is_empty());
+    let all = api::operator::history(
+        State(state.clone()),
+        Operator,
+        ApiQuery(api::operator::HistoryQuery {
+            host: host.clone(),
+            item: item.clone(),
+        }),
+    )
+    .await;
+    let all = match all {
+        Ok(a) => a.0,
+        Err(e) => return failed(&who, e),
+    };
+    let matching: Vec<&HistoryView> = all
+        .iter()
+        .rev()
+        .filter(|e| status.as_deref().is_none_or(|s| e.status == s))
+        .collect();
+    let page_no = f.page.unwrap_or(1).max(1);
+    let pages = matching.len().div_ceil(PAGE).max(1);
+    let link = |p: usize| {
+        format!(
+            "/history?host={}&item={}&status={}&page={p}",
+            encode(host.as_deref().unwrap_or("")),
+            encode(item.as_deref().unwrap_or("")),
+            encode(status.as_deref().unwrap_or(""))
+        )
+    };
+    let body = html! {
+        form.filters method="get" action="/history" {
+            input type="text" name="host" value=(host.as_deref().unwrap_or("")) placeholder="host" aria-label="Host";
+            input type="text" name="item" value=(item.as_deref().unwrap_or("")) placeholder="item" aria-label="Item";
+            select name="status" aria-label="Status" {
+                @for s in ["", "pending", "installed", "failed", "rolled_back", "refused", "cancelled"] {
+                    option value=(s) selected[status.as_deref().unwrap_or("") == s] { @if s.is_empty() { "any status" } @else { (s.replace('_', " ")) } }
+                }
+            }
+            button type="submit" { "Filter" }
+        }
+        p.muted { (matching.len()) " entries" @if pages > 1 { ", page " (page_no) " of " (pages) } }
+        (table(matching.iter().copied().skip((page_no - 1) * PAGE).take(PAGE)))
+        nav.pages {
+            @if page_no > 1 { a href=(link(page_no - 1)) rel="prev" { "← Newer" } }
+            @if page_no < pages { a href=(link(page_no + 1)) rel="next" { "Older →" } }
+        }
+    };
+    page("Update history", &who, body)
+}
+
+pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
+    let e = match api::operator::history_entry(State(state.clone()), Operator, ApiPath(id)).await {
+        Ok(e) => e.0,
+        Err(e) => return failed(&who, e),
+    };
+    let running = e.status == "pending";
+    let title = format!("{} {} on {}", e.item, e.version, e.hostname);
+    let body = html! {
+        p {
+            span #status { (badge(&e.status)) }
+            " " (e.message)
+        }
+        dl.facts {
+            dt { "Host" } dd { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
+            dt { "From" } dd { (e.from_version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
+            dt { "By" } dd { (e.actor) }
+            dt { "Queued" } dd { (e.created_at) }
+            dt { "Finished" } dd { (e.finished_at.as_deref().unwrap_or("-")) }
+            dt { "Id" } dd { code { (e.id) } }
+        }
+        h2 { "Output" }
+        @if running {
+            p.muted #live-note { "Following the device's output as it runs." }
+        }
+        pre #output.output data-follow=[running.then(|| format!("/api/v1/update-history/{}/output/stream", e.id))] {
+            (output(&e.output))
+        }
+        @if e.output.is_empty() && !running { p.muted { "No output." } }
+    };
+    page(&title, &who, body)
+}

@@ -1,0 +1,305 @@
+//! The web UI (docs/web-ui.md): server-rendered pages (maud, checked at compile time) that
+//! read and act through the same handlers as the API, so every action here is one there
+//! too. Readable without JavaScript; `assets/ui.js` (a few KiB, no framework) adds only the
+//! live parts: hook output following the SSE stream, and refreshing progress.
+
+pub mod ansi;
+mod fleet;
+mod history;
+mod rollout;
+pub mod session;
+mod settings;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Deserialize;
+
+use crate::auth::hash_token;
+use crate::error::AppError;
+use crate::Shared;
+use session::Signed;
+
+const CSS: &str = include_str!("assets/ui.css");
+const JS: &str = include_str!("assets/ui.js");
+
+pub fn router() -> Router<Shared> {
+    Router::new()
+        .route("/", get(fleet::dashboard))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", post(logout))
+        .route("/hosts", get(fleet::hosts))
+        .route("/hosts/{id}", get(fleet::host))
+        .route("/hosts/{id}/check", post(fleet::check))
+        .route("/hosts/{id}/update", post(fleet::update))
+        .route("/hosts/{id}/batch", post(fleet::batch))
+        .route("/items", get(settings::items))
+        .route("/items/{name}", post(settings::edit_item))
+        .route(
+            "/campaigns",
+            get(rollout::campaigns).post(rollout::create_campaign),
+        )
+        .route("/campaigns/{id}", get(rollout::campaign))
+        .route("/campaigns/{id}/{action}", post(rollout::campaign_action))
+        .route("/batches", get(rollout::batches))
+        .route("/batches/{id}", get(rollout::batch))
+        .route("/history", get(history::list))
+        .route("/history/{id}", get(history::entry))
+        .route("/settings", get(settings::settings))
+        .route("/settings/tokens", post(settings::create_token))
+        .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
+        .route("/settings/mqtt", post(settings::add_mqtt))
+        .route(
+            "/settings/mqtt/{name}/{action}",
+            post(settings::mqtt_action),
+        )
+        .route("/ui/ui.css", get(|| asset(CSS, "text/css; charset=utf-8")))
+        .route(
+            "/ui/ui.js",
+            get(|| asset(JS, "text/javascript; charset=utf-8")),
+        )
+}
+
+async fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Percent-encodes a value for a query string or path segment.
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The frame of every signed-in page.
+pub fn page(title: &str, who: &Signed, body: Markup) -> Response {
+    let nav = [
+        ("/", "Dashboard"),
+        ("/hosts", "Hosts"),
+        ("/campaigns", "Campaigns"),
+        ("/batches", "Batches"),
+        ("/history", "History"),
+        ("/items", "Items"),
+        ("/settings", "Settings"),
+    ];
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · Ferry" }
+                    link rel="stylesheet" href="/ui/ui.css";
+                    script src="/ui/ui.js" defer {}
+                }
+                body {
+                    header {
+                        a.brand href="/" { "Ferry" }
+                        nav { @for (href, label) in nav { a href=(href) { (label) } } }
+                        form.inline method="post" action="/logout" {
+                            (csrf(who))
+                            button.link type="submit" { "Sign out" }
+                        }
+                    }
+                    main {
+                        @if let Some(f) = &who.flash { p.flash role="status" { (f) } }
+                        h1 { (title) }
+                        (body)
+                    }
+                }
+            }
+        }
+        .into_string(),
+    )
+    .into_response()
+}
+
+/// The hidden CSRF field every form carries.
+pub fn csrf(who: &Signed) -> Markup {
+    html! { input type="hidden" name="csrf" value=(who.csrf); }
+}
+
+/// The badge of a status, coloured by what it means.
+pub fn badge(status: &str) -> Markup {
+    let (class, text) = match status {
+        "available" => ("avail", "Update available"),
+        "pending" | "dispatched" | "queued" | "running" | "in_progress" => ("prog", "In progress"),
+        "failed" | "rolled_back" | "refused" => ("fail", status),
+        "installed" | "up_to_date" | "completed" => ("ok", status),
+        _ => ("", status),
+    };
+    let text = if text == "up_to_date" {
+        "Up to date"
+    } else {
+        text
+    };
+    html! { span class={"badge " (class)} { (text.replace('_', " ")) } }
+}
+
+/// After a form: back to `to` with a message for the next page.
+pub fn done(state: &Shared, who: &Signed, to: &str, result: Result<String, AppError>) -> Response {
+    let message = match result {
+        Ok(m) => m,
+        Err(e) => format!("Refused: {}", e.message()),
+    };
+    state.sessions.flash(&who.session, message);
+    Redirect::to(to).into_response()
+}
+
+/// A page for a failed read (a missing host, a store error).
+pub fn failed(who: &Signed, e: AppError) -> Response {
+    let status = e.status();
+    let mut r = page(
+        "Not available",
+        who,
+        html! { p { (e.message()) } p { a href="/" { "Back to the dashboard" } } },
+    );
+    *r.status_mut() = status;
+    r
+}
+
+/// Renders hook output (ANSI colours) for a `<pre>`.
+pub fn output(text: &str) -> Markup {
+    PreEscaped(ansi::to_html(text))
+}
+
+#[derive(Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+    failed: Option<String>,
+}
+
+/// Where to go after signing in: only a path on this server.
+fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+async fn login_form(Query(q): Query<LoginQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    Html(
+        html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { "Sign in · Ferry" }
+                    link rel="stylesheet" href="/ui/ui.css";
+                }
+                body.login {
+                    main {
+                        h1 { "Ferry" }
+                        @if q.failed.is_some() {
+                            p.flash.bad role="alert" { "That token is not a valid operator token." }
+                        }
+                        form method="post" action="/login" {
+                            input type="hidden" name="next" value=(next);
+                            label for="token" { "Operator token" }
+                            input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                            p.hint { "From DATA_DIR/operator.token, or " code { "ferryctl tokens create --kind operator" } "." }
+                            button type="submit" { "Sign in" }
+                        }
+                    }
+                }
+            }
+        }
+        .into_string(),
+    )
+    .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    token: String,
+    next: Option<String>,
+}
+
+async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
+    let next = safe_next(f.next.as_deref());
+    let hash = hash_token(&f.token);
+    let valid = matches!(state.store.token_valid("operator", &hash).await, Ok(true));
+    if !valid {
+        tracing::warn!("web UI sign-in refused: not a valid operator token");
+        return Redirect::to(&format!("/login?failed=1&next={}", encode(&next))).into_response();
+    }
+    match state.sessions.start(hash) {
+        Ok(id) => (
+            StatusCode::SEE_OTHER,
+            [
+                (
+                    header::SET_COOKIE,
+                    session::cookie(Some(&id), state.config.tls.is_some()),
+                ),
+                (header::LOCATION, next),
+            ],
+        )
+            .into_response(),
+        Err(e) => AppError::Random(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(State(state): State<Shared>, who: Signed, Form(f): Form<CsrfForm>) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    state.sessions.end(&who.session);
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                session::cookie(None, state.config.tls.is_some()),
+            ),
+            (header::LOCATION, "/login".to_string()),
+        ],
+    )
+        .into_response()
+}
+
+/// Whether a request asks for a page (a browser) rather than the API: unknown paths outside
+/// `/api/` get an HTML answer.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_only_returns_to_a_path_on_this_server() {
+        assert_eq!(safe_next(Some("/hosts?tag=a")), "/hosts?tag=a");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -1,0 +1,324 @@
+//! Campaigns (create, watch per wave and host, pause, resume, cancel) and batches.
+
+use axum::extract::{Form, Path, Query, State};
+use axum::response::Response;
+use ferry_manifests::wire::{CampaignRequest, CampaignTarget, CampaignView};
+use maud::html;
+use serde::Deserialize;
+
+use super::session::Signed;
+use super::{badge, csrf, done, encode, failed, page};
+use crate::api;
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Path as ApiPath, Query as ApiQuery};
+use crate::error::AppError;
+use crate::Shared;
+
+#[derive(Deserialize)]
+pub struct StatusFilter {
+    status: Option<String>,
+}
+
+fn status_query(f: &StatusFilter) -> ApiQuery<api::StatusQuery> {
+    ApiQuery(api::StatusQuery {
+        status: f.status.clone().filter(|s| !s.is_empty()),
+    })
+}
+
+fn status_filter(action: &str, current: Option<&str>, statuses: &[&str]) -> maud::Markup {
+    html! {
+        form.filters method="get" action=(action) {
+            select name="status" aria-label="Status" {
+                option value="" { "any status" }
+                @for s in statuses { option value=(s) selected[current == Some(*s)] { (s) } }
+            }
+            button type="submit" { "Filter" }
+        }
+    }
+}
+
+pub async fn campaigns(
+    State(state): State<Shared>,
+    who: Signed,
+    Query(f): Query<StatusFilter>,
+) -> Response {
+    let list = match api::campaigns::list(State(state.clone()), Operator, status_query(&f)).await {
+        Ok(l) => l.0,
+        Err(e) => return failed(&who, e),
+    };
+    let releases = match state.releases().await {
+        Ok(r) => r,
+        Err(e) => return failed(&who, e.into()),
+    };
+    let body = html! {
+        (status_filter("/campaigns", f.status.as_deref(), &["running", "paused", "completed", "cancelled", "failed"]))
+        div.table { table #campaigns {
+            thead { tr { th { "Campaign" } th { "Release" } th { "Status" } th { "Wave" } th { "Installed" } th { "Created" } } }
+            tbody { @for c in list.iter().rev() { tr {
+                td { a href={"/campaigns/" (c.id)} { (c.name) } }
+                td { (c.item) " " (c.version) }
+                td { (badge(&c.status)) }
+                td { (c.open_wave) " of " (c.waves) }
+                td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) }
+                td { (c.created_at) }
+            } } }
+        } }
+        details open[list.is_empty()] {
+            summary { h2.inline { "New campaign" } }
+            form.stack method="post" action="/campaigns" {
+                (csrf(&who))
+                label { "Name " input type="text" name="name" placeholder="optional"; }
+                label { "Release "
+                    select name="release" required {
+                        @for r in releases.iter().rev() {
+                            option value={(r.item) "@" (r.version)} { (r.item) " " (r.version) " (" (r.category) ")" }
+                        }
+                    }
+                }
+                fieldset {
+                    legend { "Targets" }
+                    label { input type="radio" name="target" value="all" checked; " every host with the item" }
+                    label { input type="radio" name="target" value="tags"; " hosts with any of these tags" }
+                    label { input type="radio" name="target" value="hosts"; " these hosts" }
+                    input type="text" name="values" placeholder="tags or hostnames, comma-separated" aria-label="Tags or hosts";
+                }
+                label { input type="checkbox" name="require_acceptance" value="true"; " Each host must accept (on the device: --running-mode=campaign_accept)" }
+                label { "Waves " input type="text" name="waves" placeholder="e.g. 1,10%,100%"; }
+                label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default"; }
+                label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default"; }
+                label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00"; }
+                button type="submit" { "Create campaign" }
+            }
+        }
+    };
+    page("Campaigns", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct CampaignForm {
+    csrf: String,
+    name: Option<String>,
+    release: String,
+    target: String,
+    values: Option<String>,
+    require_acceptance: Option<String>,
+    waves: Option<String>,
+    max_failure_pct: Option<String>,
+    success_pct: Option<String>,
+    window: Option<String>,
+}
+
+/// The API request a campaign form makes (the checks are the API's).
+fn campaign_request(f: CampaignForm) -> Result<CampaignRequest, AppError> {
+    let (item, version) = f
+        .release
+        .split_once('@')
+        .ok_or_else(|| AppError::bad_request("pick a release"))?;
+    let version = version
+        .parse()
+        .map_err(|e| AppError::bad_request(format!("version: {e}")))?;
+    let values: Vec<String> = f
+        .values
+        .unwrap_or_default()
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    let target = match f.target.as_str() {
+        "all" => CampaignTarget::All,
+        "tags" => CampaignTarget::Tags(values),
+        "hosts" => CampaignTarget::Hosts(values),
+        other => return Err(AppError::bad_request(format!("unknown target {other:?}"))),
+    };
+    let share = |v: Option<String>, what: &str| -> Result<Option<f64>, AppError> {
+        match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<f64>()
+                .map(|p| Some(p / 100.0))
+                .map_err(|_| AppError::bad_request(format!("{what}: {v:?} is not a number"))),
+        }
+    };
+    let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    Ok(CampaignRequest {
+        name: text(f.name),
+        item: item.to_string(),
+        version,
+        target,
+        require_acceptance: f.require_acceptance.is_some(),
+        waves: text(f.waves),
+        success_threshold: share(f.success_pct, "success share")?,
+        max_failure_rate: share(f.max_failure_pct, "failure share")?,
+        window: text(f.window),
+    })
+}
+
+pub async fn create_campaign(
+    State(state): State<Shared>,
+    who: Signed,
+    Form(f): Form<CampaignForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let created = match campaign_request(f) {
+        Ok(req) => api::campaigns::create(State(state.clone()), Operator, ApiJson(req)).await,
+        Err(e) => Err(e),
+    };
+    match created {
+        Ok(c) => {
+            let to = format!("/campaigns/{}", c.0.id);
+            done(
+                &state,
+                &who,
+                &to,
+                Ok(format!("Campaign {} created.", c.0.name)),
+            )
+        }
+        Err(e) => done(&state, &who, "/campaigns", Err(e)),
+    }
+}
+
+fn progress(c: &CampaignView) -> maud::Markup {
+    let total = c.members.len().max(1);
+    html! {
+        div.table { table #waves {
+            thead { tr { th { "Wave" } th { "Hosts" } th { "Installed" } th { "Failed" } th { "Waiting" } } }
+            tbody { @for w in 1..=c.waves {
+                @let members: Vec<_> = c.members.iter().filter(|m| m.wave == w).collect();
+                @let installed = members.iter().filter(|m| m.status == "installed").count();
+                @let failed = members.iter().filter(|m| matches!(m.status.as_str(), "failed" | "rolled_back" | "refused")).count();
+                tr class=[(w == c.open_wave).then_some("open")] {
+                    td { (w) @if w == c.open_wave { " (open)" } }
+                    td { (members.len()) }
+                    td { (installed) }
+                    td { (failed) }
+                    td { (members.len() - installed - failed) }
+                }
+            } }
+        } }
+        p.muted { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) " installed; failure share "
+            (format!("{:.0}%", c.failure_share * 100.0)) " (stops above " (format!("{:.0}%", c.max_failure_rate * 100.0)) ")" }
+        progress value=(c.counts.get("installed").copied().unwrap_or(0)) max=(total) {}
+        div.table { table #members {
+            thead { tr { th { "Host" } th { "Wave" } th { "Accepted" } th { "Status" } } }
+            tbody { @for m in &c.members { tr {
+                td { a href={"/hosts/" (m.host_id)} { (m.hostname) } }
+                td { (m.wave) }
+                td { @if c.require_acceptance { @if m.accepted { "yes" } @else { "not yet" } } @else { "-" } }
+                td { @if let Some(u) = &m.update_id { a href={"/history/" (u)} { (badge(&m.status)) } } @else { (badge(&m.status)) } }
+            } } }
+        } }
+    }
+}
+
+pub async fn campaign(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+) -> Response {
+    let c = match api::campaigns::show(State(state.clone()), Operator, ApiPath(id)).await {
+        Ok(c) => c.0,
+        Err(e) => return failed(&who, e),
+    };
+    let open = matches!(c.status.as_str(), "running" | "paused");
+    let target = match &c.target {
+        CampaignTarget::All => "every host with the item".to_string(),
+        CampaignTarget::Tags(t) => format!("tags {}", t.join(", ")),
+        CampaignTarget::Hosts(h) => format!("{} hosts", h.len()),
+    };
+    let action = |a: &str| format!("/campaigns/{}/{a}", c.id);
+    let body = html! {
+        section #live data-refresh=[open.then_some("2")] {
+            p { span #status { (badge(&c.status)) } " " (c.status_reason) }
+            p.muted { (c.item) " " (c.version) " · " (target)
+                @if c.require_acceptance { " · acceptance required" }
+                @if let Some(w) = &c.window { " · window " (w) } }
+            @if open {
+                div.actions {
+                    @if c.status == "running" {
+                        form.inline method="post" action=(action("pause")) { (csrf(&who)) button type="submit" { "Pause" } }
+                    } @else {
+                        form.inline method="post" action=(action("resume")) { (csrf(&who)) button type="submit" { "Resume" } }
+                    }
+                    form.inline method="post" action=(action("cancel")) { (csrf(&who)) button.danger type="submit" { "Cancel" } }
+                }
+            }
+            (progress(&c))
+        }
+    };
+    page(&format!("Campaign {}", c.name), &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn campaign_action(
+    State(state): State<Shared>,
+    who: Signed,
+    Path((id, action)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::campaigns::action(
+        State(state.clone()),
+        Operator,
+        ApiPath((id.clone(), action.clone())),
+    )
+    .await
+    .map(|c| format!("Campaign {}: {}.", c.0.name, c.0.status));
+    done(&state, &who, &format!("/campaigns/{}", encode(&id)), result)
+}
+
+pub async fn batches(
+    State(state): State<Shared>,
+    who: Signed,
+    Query(f): Query<StatusFilter>,
+) -> Response {
+    let list = match api::batches::list(State(state.clone()), Operator, status_query(&f)).await {
+        Ok(l) => l.0,
+        Err(e) => return failed(&who, e),
+    };
+    let body = html! {
+        (status_filter("/batches", f.status.as_deref(), &["running", "completed", "failed"]))
+        div.table { table #batches {
+            thead { tr { th { "Batch" } th { "Status" } th { "Entries" } th { "By" } th { "Created" } } }
+            tbody { @for b in list.iter().rev() { tr {
+                td { a href={"/batches/" (b.id)} { (b.description) } }
+                td { (badge(&b.status)) }
+                td { @for (s, n) in &b.counts { (n) " " (s.replace('_', " ")) " " } }
+                td { (b.actor) }
+                td { (b.created_at) }
+            } } }
+        } }
+    };
+    page("Batches", &who, body)
+}
+
+pub async fn batch(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
+    let b = match api::batches::show(State(state.clone()), Operator, ApiPath(id)).await {
+        Ok(b) => b.0,
+        Err(e) => return failed(&who, e),
+    };
+    let running = b.status == "running";
+    let body = html! {
+        section #live data-refresh=[running.then_some("2")] {
+            p { (badge(&b.status)) " started by " (b.actor) " at " (b.created_at) }
+            div.table { table #entries {
+                thead { tr { th { "Host" } th { "Item" } th { "Version" } th { "Status" } th { "Message" } } }
+                tbody { @for e in &b.entries { tr {
+                    td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
+                    td { (e.item) }
+                    td { (e.version) }
+                    td { @if let Some(u) = &e.update_id { a href={"/history/" (u)} { (badge(&e.status)) } } @else { (badge(&e.status)) } }
+                    td { (e.message) }
+                } } }
+            } }
+        }
+    };
+    page(&format!("Batch: {}", b.description), &who, body)
+}

@@ -1,0 +1,223 @@
+//! Web UI sessions: signing in with an operator token gives a random session id in a cookie
+//! (HttpOnly, SameSite=Strict, Secure over TLS). The session remembers the token's hash, so
+//! revoking the token ends its sessions at the next request. Every form carries the session's
+//! CSRF token. Sessions live in memory: a server restart signs everyone out.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::Shared;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "ferry_session";
+/// How long a session lasts without use.
+pub const IDLE: Duration = Duration::from_secs(12 * 3600);
+
+struct Session {
+    token_hash: String,
+    csrf: String,
+    last_used: Instant,
+    flash: Option<String>,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    all: Mutex<HashMap<String, Session>>,
+}
+
+fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+impl Sessions {
+    /// A new session for a checked operator token; returns its id.
+    pub fn start(&self, token_hash: String) -> Result<String, getrandom::Error> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        all.retain(|_, s| s.last_used.elapsed() < IDLE);
+        all.insert(
+            id.clone(),
+            Session {
+                token_hash,
+                csrf,
+                last_used: Instant::now(),
+                flash: None,
+            },
+        );
+        Ok(id)
+    }
+
+    pub fn end(&self, id: &str) {
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// (token hash, CSRF token) of a live session, marking it used.
+    fn touch(&self, id: &str) -> Option<(String, String)> {
+        let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
+        let s = all.get_mut(id)?;
+        if s.last_used.elapsed() >= IDLE {
+            all.remove(id);
+            return None;
+        }
+        s.last_used = Instant::now();
+        Some((s.token_hash.clone(), s.csrf.clone()))
+    }
+
+    /// A message for the next page the session sees ("update queued", an error).
+    pub fn flash(&self, id: &str, message: String) {
+        if let Some(s) = self
+            .all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+        {
+            s.flash = Some(message);
+        }
+    }
+
+    fn take_flash(&self, id: &str) -> Option<String> {
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(id)
+            .and_then(|s| s.flash.take())
+    }
+}
+
+/// The session id from the request's cookies.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The `Set-Cookie` value for a session id (`None`: clear it).
+pub fn cookie(id: Option<&str>, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    match id {
+        Some(id) => format!(
+            "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+            IDLE.as_secs()
+        ),
+        None => format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"),
+    }
+}
+
+/// An operator signed in to the web UI. Pages that need one redirect to `/login` without.
+pub struct Signed {
+    pub session: String,
+    pub csrf: String,
+    /// A message left for this page by the action before it.
+    pub flash: Option<String>,
+}
+
+/// Whether the request carries a live session whose token is still valid.
+pub async fn signed(parts: &Parts, state: &Shared) -> Option<Signed> {
+    let id = session_id(&parts.headers)?;
+    let (hash, csrf) = state.sessions.touch(&id)?;
+    match state.store.token_valid("operator", &hash).await {
+        Ok(true) => {}
+        _ => {
+            state.sessions.end(&id);
+            return None;
+        }
+    }
+    let flash = state.sessions.take_flash(&id);
+    Some(Signed {
+        session: id,
+        csrf,
+        flash,
+    })
+}
+
+impl FromRequestParts<Shared> for Signed {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
+        match signed(parts, state).await {
+            Some(s) => Ok(s),
+            None => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                Err(Redirect::to(&format!("/login?next={}", super::encode(next))).into_response())
+            }
+        }
+    }
+}
+
+impl Signed {
+    /// The refusal of a form whose CSRF token is not this session's (`None`: it is).
+    pub fn check_csrf(&self, given: &str) -> Option<Response> {
+        if subtle_eq(given.as_bytes(), self.csrf.as_bytes()) {
+            None
+        } else {
+            Some(
+                (
+                    axum::http::StatusCode::FORBIDDEN,
+                    "this form is out of date or came from another site; reload the page and try again",
+                )
+                    .into_response(),
+            )
+        }
+    }
+}
+
+/// Compares without stopping at the first difference.
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_cookie_is_read_among_others_and_set_safely() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::COOKIE,
+            "a=1; ferry_session=abc123; b=2".parse().unwrap(),
+        );
+        assert_eq!(session_id(&h).as_deref(), Some("abc123"));
+        let c = cookie(Some("abc123"), true);
+        for part in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(c.contains(part), "{c}");
+        }
+        assert!(!cookie(Some("x"), false).contains("Secure"));
+        assert!(cookie(None, false).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn sessions_keep_their_csrf_token_and_end() {
+        let s = Sessions::default();
+        let id = s.start("hash".into()).unwrap();
+        let (hash, csrf) = s.touch(&id).unwrap();
+        assert_eq!(hash, "hash");
+        assert_eq!(csrf.len(), 64);
+        s.flash(&id, "done".into());
+        assert_eq!(s.take_flash(&id).as_deref(), Some("done"));
+        assert_eq!(s.take_flash(&id), None);
+        s.end(&id);
+        assert!(s.touch(&id).is_none());
+        assert!(subtle_eq(b"abc", b"abc") && !subtle_eq(b"abc", b"abd") && !subtle_eq(b"a", b"ab"));
+    }
+}

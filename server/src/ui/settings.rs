@@ -1,0 +1,275 @@
+//! Software items and releases, and the settings: operator and enrolment tokens, MQTT
+//! connections.
+
+use axum::extract::{Form, Path, State};
+use axum::response::Response;
+use ferry_manifests::wire::{ItemEdit, MqttConnectionRequest, TokenRequest};
+use maud::html;
+use serde::Deserialize;
+
+use super::session::Signed;
+use super::{csrf, done, encode, failed, page};
+use crate::api;
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Path as ApiPath};
+use crate::error::AppError;
+use crate::Shared;
+
+pub async fn items(State(state): State<Shared>, who: Signed) -> Response {
+    let items = match api::items::list(State(state.clone()), Operator).await {
+        Ok(i) => i.0,
+        Err(e) => return failed(&who, e),
+    };
+    let releases = match state.releases().await {
+        Ok(r) => r,
+        Err(e) => return failed(&who, e.into()),
+    };
+    let body = html! {
+        @for i in &items {
+            section.item #{"item-" (i.name)} {
+                h2 {
+                    @if let Some(icon) = &i.icon_url { img.icon src=(icon) alt="" width="24" height="24"; " " }
+                    (i.name)
+                    @if i.featured { " " span.badge.prog { "featured" } }
+                    @if i.deactivated { " " span.badge.fail { "deactivated" } }
+                }
+                form.inline method="post" action={"/items/" (encode(&i.name))} {
+                    (csrf(&who))
+                    label { "Icon URL " input type="url" name="icon_url" value=(i.icon_url.as_deref().unwrap_or("")) placeholder="https://…"; }
+                    label { input type="checkbox" name="featured" value="true" checked[i.featured]; " featured" }
+                    button type="submit" { "Save" }
+                }
+                div.table { table {
+                    thead { tr { th { "Version" } th { "Category" } th { "Released" } th { "Notes" } } }
+                    tbody { @for r in releases.iter().filter(|r| r.item == i.name).rev() { tr {
+                        td { (r.version) }
+                        td { (r.category) }
+                        td { (r.released_at) }
+                        td {
+                            (r.notes)
+                            @if let Some(u) = &r.release_url { " " a href=(u) rel="noreferrer" { "release page" } }
+                        }
+                    } } }
+                } }
+            }
+        }
+        @if items.is_empty() { p { "No releases yet: " code { "ferryctl release publish" } "." } }
+    };
+    page("Software items", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct ItemForm {
+    csrf: String,
+    icon_url: Option<String>,
+    featured: Option<String>,
+}
+
+pub async fn edit_item(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(name): Path<String>,
+    Form(f): Form<ItemForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::items::edit(
+        State(state.clone()),
+        Operator,
+        ApiPath(name.clone()),
+        ApiJson(ItemEdit {
+            featured: Some(f.featured.is_some()),
+            icon_url: Some(f.icon_url.unwrap_or_default().trim().to_string()),
+            deactivated: None,
+        }),
+    )
+    .await
+    .map(|i| format!("{} saved.", i.0.name));
+    done(&state, &who, "/items", result)
+}
+
+pub async fn settings(State(state): State<Shared>, who: Signed) -> Response {
+    let tokens = match api::tokens::list(State(state.clone()), Operator).await {
+        Ok(t) => t.0,
+        Err(e) => return failed(&who, e),
+    };
+    let mqtt = match api::mqtt::list(State(state.clone()), Operator).await {
+        Ok(m) => m.0,
+        Err(e) => return failed(&who, e),
+    };
+    let body = html! {
+        h2 { "Tokens" }
+        p.muted { "Operators sign in and drive the API with an operator token; devices enrol with an enrolment token. A token is shown once, when it is created." }
+        div.table { table #tokens {
+            thead { tr { th { "Name" } th { "Kind" } th { "Created" } th { "Revoked" } th {} } }
+            tbody { @for t in &tokens { tr {
+                td { (t.name) }
+                td { (t.kind) }
+                td { (t.created_at) }
+                td { (t.revoked_at.as_deref().unwrap_or("-")) }
+                td { @if t.revoked_at.is_none() {
+                    form.inline method="post" action={"/settings/tokens/" (t.id) "/revoke"} {
+                        (csrf(&who)) button.danger type="submit" { "Revoke" }
+                    }
+                } }
+            } } }
+        } }
+        form.inline method="post" action="/settings/tokens" {
+            (csrf(&who))
+            label { "Name " input type="text" name="name" required; }
+            select name="kind" aria-label="Kind" {
+                option value="operator" { "operator" }
+                option value="enrol" { "fleet enrolment" }
+            }
+            button type="submit" { "Create token" }
+        }
+        h2 { "MQTT connections" }
+        div.table { table #mqtt {
+            thead { tr { th { "Name" } th { "Broker" } th { "State" } th { "Published" } th { "From" } th { "Last error" } th {} } }
+            tbody { @for c in &mqtt { tr {
+                td { (c.name) }
+                td { (c.url) }
+                td { @if c.connected { span.dot.on {} "connected" } @else { span.dot {} "not connected" } }
+                td { (c.published) }
+                td { (c.source) }
+                td { (c.last_error.as_deref().unwrap_or("")) }
+                td { @if c.source == "api" {
+                    form.inline method="post" action={"/settings/mqtt/" (encode(&c.name)) "/remove"} {
+                        (csrf(&who)) button.danger type="submit" { "Remove" }
+                    }
+                } }
+            } } }
+        } }
+        details {
+            summary { "Add a broker connection" }
+            form.stack method="post" action="/settings/mqtt" {
+                (csrf(&who))
+                label { "Name " input type="text" name="name" required; }
+                label { "Broker URL " input type="text" name="url" required placeholder="mqtt://broker:1883 or mqtts://broker:8883"; }
+                label { "Username " input type="text" name="username" autocomplete="off"; }
+                label { "Password " input type="password" name="password" autocomplete="new-password"; }
+                label { "CA certificate (PEM, mqtts only) " textarea name="ca_pem" rows="3" {} }
+                label { "Topic prefix " input type="text" name="topic_prefix" placeholder="ferry"; }
+                label { input type="checkbox" name="discovery" value="true" checked; " Home Assistant discovery" }
+                p.muted { "The password and CA are stored encrypted and never shown again." }
+                button type="submit" { "Add connection" }
+            }
+        }
+    };
+    page("Settings", &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    csrf: String,
+    name: String,
+    kind: String,
+}
+
+pub async fn create_token(
+    State(state): State<Shared>,
+    who: Signed,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::tokens::create(
+        State(state.clone()),
+        Operator,
+        ApiJson(TokenRequest {
+            name: f.name,
+            kind: Some(f.kind),
+        }),
+    )
+    .await
+    .map(|t| {
+        format!(
+            "{} token {} created; copy it now, it is not shown again: {}",
+            t.0.kind,
+            t.0.name,
+            t.0.token.unwrap_or_default()
+        )
+    });
+    done(&state, &who, "/settings", result)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn revoke_token(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = api::tokens::revoke(State(state.clone()), Operator, ApiPath(id))
+        .await
+        .map(|_| "Token revoked.".to_string());
+    done(&state, &who, "/settings", result)
+}
+
+#[derive(Deserialize)]
+pub struct MqttForm {
+    csrf: String,
+    name: String,
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    ca_pem: Option<String>,
+    topic_prefix: Option<String>,
+    discovery: Option<String>,
+}
+
+pub async fn add_mqtt(
+    State(state): State<Shared>,
+    who: Signed,
+    Form(f): Form<MqttForm>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let result = api::mqtt::add(
+        State(state.clone()),
+        Operator,
+        ApiJson(MqttConnectionRequest {
+            name: Some(f.name.trim().to_string()),
+            url: Some(f.url.trim().to_string()),
+            username: text(f.username),
+            password: f.password.filter(|p| !p.is_empty()),
+            ca_pem: text(f.ca_pem),
+            client_id: None,
+            topic_prefix: text(f.topic_prefix),
+            discovery: Some(f.discovery.is_some()),
+            discovery_prefix: None,
+        }),
+    )
+    .await
+    .map(|c| format!("MQTT connection {} added.", c.0.name));
+    done(&state, &who, "/settings", result)
+}
+
+pub async fn mqtt_action(
+    State(state): State<Shared>,
+    who: Signed,
+    Path((name, action)): Path<(String, String)>,
+    Form(f): Form<CsrfOnly>,
+) -> Response {
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    let result = match action.as_str() {
+        "remove" => api::mqtt::remove(State(state.clone()), Operator, ApiPath(name.clone()))
+            .await
+            .map(|_| format!("MQTT connection {name} removed.")),
+        other => Err(AppError::not_found(format!("no MQTT action {other:?}"))),
+    };
+    done(&state, &who, "/settings", result)
+}
