@@ -19,5 +19,6 @@ mod signals;
 mod signer;
 mod space;
 mod tls;
+mod ui;
 mod update_cycle;
 mod util;

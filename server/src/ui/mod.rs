@@ -140,7 +140,8 @@ pub fn csrf(who: &Signed) -> Markup {
 pub fn badge(status: &str) -> Markup {
     let (class, text) = match status {
         "available" => ("avail", "Update available"),
-        "pending" | "dispatched" | "queued" | "running" | "in_progress" => ("prog", "In progress"),
+        "pending" | "dispatched" | "queued" | "in_progress" => ("prog", "In progress"),
+        "running" | "paused" => ("prog", status),
         "failed" | "rolled_back" | "refused" => ("fail", status),
         "installed" | "up_to_date" | "completed" => ("ok", status),
         _ => ("", status),

@@ -1,0 +1,417 @@
+//! The web UI in a real browser: Debian's Chromium, headless, driven through chromedriver
+//! (WebDriver), against the real server and a real agent. Sign in, create a campaign that
+//! needs acceptance, pause and resume it, accept it on the device, watch the install's
+//! output arrive live with its colours and the campaign complete; and a failed update shown
+//! red with its output. With FERRY_UI_SCREENSHOTS=DIR the main pages are saved there as PNG
+//! (scripts/ui-screenshots refreshes docs/screenshots/).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::util::{free_port, World};
+
+/// chromedriver for one test, and the browser session it runs.
+struct Browser {
+    driver: Child,
+    client: Client,
+    _profile: tempfile::TempDir,
+    base: String,
+}
+
+fn find_binary(names: &[&str]) -> PathBuf {
+    names
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| {
+            panic!("none of {names:?} is installed (apt-get install chromium chromium-driver)")
+        })
+}
+
+impl Browser {
+    async fn start(base: &str) -> Browser {
+        let port = free_port();
+        let driver = Command::new(find_binary(&["/usr/bin/chromedriver"]))
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let caps = serde_json::json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": find_binary(&["/usr/bin/chromium"]),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                    "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let serde_json::Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session through chromedriver");
+        Browser {
+            driver,
+            client,
+            _profile: profile,
+            base: base.to_string(),
+        }
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client
+            .goto(&format!("{}{path}", self.base))
+            .await
+            .unwrap_or_else(|e| panic!("open {path}: {e}"));
+    }
+
+    async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(e) => panic!("no {css} on {}: {e}", self.path().await),
+        }
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"))
+            .click()
+            .await
+            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let e = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css}: {e}"));
+        e.clear().await.ok();
+        e.send_keys(value)
+            .await
+            .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Waits (bounded) until the text of `css` contains `want`, following page changes made
+    /// by the page's own script (no reload).
+    async fn wait_text(&self, css: &str, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let now = match self.client.find(Locator::Css(css)).await {
+                Ok(e) => e.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if now.contains(want) {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{css} never showed {want:?}; it shows {now:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn path(&self) -> String {
+        self.client
+            .current_url()
+            .await
+            .map(|u| u.path().to_string())
+            .unwrap_or_default()
+    }
+
+    /// Waits (bounded) until the browser is on a page whose path starts with `prefix` and
+    /// whose `h1` is there (a form's answer has loaded).
+    async fn wait_path(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let p = self.path().await;
+            if p.starts_with(prefix) && self.client.find(Locator::Css("h1")).await.is_ok() {
+                return p;
+            }
+            assert!(Instant::now() < deadline, "never reached {prefix}; at {p}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn sign_in(&self, token: &str) {
+        self.goto("/login?next=/").await;
+        self.fill("input[name=token]", token).await;
+        self.click("form button[type=submit]").await;
+        self.wait_text("h1", "Dashboard").await;
+        assert_eq!(self.path().await, "/", "signing in lands on the dashboard");
+    }
+
+    /// Saves a screenshot of the page when FERRY_UI_SCREENSHOTS names a directory.
+    async fn screenshot(&self, name: &str) {
+        if let Some(dir) = std::env::var_os("FERRY_UI_SCREENSHOTS") {
+            let png = self.client.screenshot().await.expect("screenshot");
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn operator_token(w: &World) -> String {
+    std::fs::read_to_string(w.path("server-data/operator.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// A hook that says two things in colour, the second a while after the first.
+const SLOW_COLOURFUL_HOOK: &str =
+    "printf '\\033[1;32mstep one\\033[0m\\n'; sleep 3; printf '\\033[31mstep two\\033[0m\\n'";
+
+#[test]
+fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let device = w.device();
+    device.run("check").ok();
+    w.trigger(Some("1.0.0"));
+    device.run("once").ok();
+    w.release(
+        "1.1.0",
+        &["--post-install", SLOW_COLOURFUL_HOOK, "--notes", "Faster."],
+    );
+    let token = operator_token(&w);
+    block_on(async {
+        let b = Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.screenshot("dashboard").await;
+
+        // Create the campaign with the form.
+        b.goto("/campaigns").await;
+        b.fill("input[name=name]", "web-rollout").await;
+        b.click("select[name=release] option[value='web@1.1.0']")
+            .await;
+        b.click("input[name=target][value=all]").await;
+        b.click("input[name=require_acceptance]").await;
+        b.click("form.stack button[type=submit]").await;
+        let id = b
+            .wait_path("/campaigns/")
+            .await
+            .trim_start_matches("/campaigns/")
+            .to_string();
+        assert_eq!(b.text("h1").await, "Campaign web-rollout");
+        b.wait_text("#status", "running").await;
+        b.wait_text("#members", "awaiting acceptance").await;
+
+        // Pause and resume.
+        b.click("form[action$='/pause'] button").await;
+        b.wait_text("#status", "paused").await;
+        b.wait_text(".flash", "paused").await;
+        b.click("form[action$='/resume'] button").await;
+        b.wait_text("#status", "running").await;
+        b.screenshot("campaign").await;
+
+        // The device accepts; its install runs while the browser follows the output.
+        device
+            .run_args(&["--running-mode=campaign_accept", "--campaign-id", &id])
+            .ok();
+        let mut agent = device
+            .command(&["--running-mode=once"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let update = loop {
+            let c = w.ctl_json(&["campaigns", "show", &id]);
+            if let Some(u) = c["members"][0]["update_id"].as_str() {
+                break u.to_string();
+            }
+            assert!(Instant::now() < deadline, "no update for the member: {c}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        b.goto(&format!("/history/{update}")).await;
+        // The first line arrives, green, while the hook still sleeps: it is live.
+        b.wait_text("#output span.b.f2", "step one").await;
+        let status_meanwhile = b.text("#status").await;
+        let first_seen = Instant::now();
+        b.wait_text("#output span.f1", "step two").await;
+        b.wait_text("#status", "installed").await;
+        assert!(
+            first_seen.elapsed() > Duration::from_secs(1),
+            "step one showed before the hook's sleep ended"
+        );
+        assert!(agent.wait().unwrap().success());
+        assert!(
+            status_meanwhile.contains("In progress"),
+            "the first line came while the update ran: {status_meanwhile}"
+        );
+        b.screenshot("history-entry").await;
+
+        // The campaign page refreshes itself to completed.
+        b.goto(&format!("/campaigns/{id}")).await;
+        b.wait_text("#status", "completed").await;
+        b.wait_text("#members", "installed").await;
+
+        // The host page says up to date.
+        b.goto("/hosts").await;
+        b.screenshot("hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        b.wait_text("#items", "Up to date").await;
+        b.close().await;
+    });
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+}
+
+#[test]
+fn a_failed_update_shows_red_with_its_output() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let device = w.device();
+    device.run("check").ok();
+    w.trigger(Some("1.0.0"));
+    device.run("once").ok();
+    w.release(
+        "1.2.0",
+        &[
+            "--post-install",
+            "echo migrating; echo 'disk on fire' >&2",
+            "--health-check",
+            "false",
+        ],
+    );
+    device.run("check").ok();
+    let token = operator_token(&w);
+    block_on(async {
+        let b = Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.goto("/hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        b.wait_text("#items", "Update available").await;
+        // Update the item from its host page.
+        b.click("#items form button").await;
+        assert!(
+            b.text(".flash").await.contains("Update queued"),
+            "{}",
+            b.text(".flash").await
+        );
+        b.wait_text("#items", "In progress").await;
+        device.run("once").code(1);
+        b.goto(&b.path().await).await;
+        let badge = b.text("#items .badge.fail").await;
+        assert!(badge.contains("rolled back"), "{badge}");
+        b.screenshot("host").await;
+        b.click("#items .badge.fail").await;
+        b.wait_path("/history/").await;
+        b.wait_text("#status", "rolled back").await;
+        let out = b.text("#output").await;
+        assert!(
+            out.contains("migrating") && out.contains("disk on fire"),
+            "{out}"
+        );
+        // The history list marks it too.
+        b.goto("/history?status=rolled_back").await;
+        assert!(b
+            .text("table.history .badge.fail")
+            .await
+            .contains("rolled back"));
+        b.close().await;
+    });
+}
+
+#[test]
+fn pages_need_a_session_and_forms_need_their_csrf_token() {
+    let w = World::new();
+    let http = crate::util::http();
+    let no_redirect = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    // No session: to the sign-in form, remembering where.
+    let r = no_redirect
+        .get(format!("{}/hosts?tag=x", w.server.url()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?next=/hosts%3Ftag%3Dx");
+    // A wrong token is refused.
+    let r = no_redirect
+        .post(format!("{}/login", w.server.url()))
+        .form(&[("token", "fop_wrong"), ("next", "/")])
+        .send()
+        .unwrap();
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/login?failed=1"));
+    // The right one gives a safe cookie.
+    let r = no_redirect
+        .post(format!("{}/login", w.server.url()))
+        .form(&[
+            ("token", operator_token(&w).as_str()),
+            ("next", "//elsewhere.example/"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/", "never sent off this server");
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(part), "{cookie}");
+    }
+    let session = cookie.split(';').next().unwrap().to_string();
+    // A form without the CSRF token is refused, and nothing is created.
+    let r = http
+        .post(format!("{}/settings/tokens", w.server.url()))
+        .header("cookie", &session)
+        .form(&[("name", "sneaky"), ("kind", "operator"), ("csrf", "nope")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(!w.ctl(&["tokens", "list"]).stdout.contains("sneaky"));
+    // The session reads the API (the live output needs it) but cannot change it.
+    let r = http
+        .get(format!("{}/api/v1/hosts", w.server.url()))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = http
+        .post(format!("{}/api/v1/tokens", w.server.url()))
+        .header("cookie", &session)
+        .json(&serde_json::json!({"name": "sneaky"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
