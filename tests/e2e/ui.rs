@@ -286,6 +286,25 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         // The host page says up to date.
         b.goto("/hosts").await;
         b.screenshot("hosts").await;
+        // The same page at a phone's width: the table scrolls inside its frame, the
+        // navigation wraps, nothing overflows the page.
+        b.client.set_window_size(390, 844).await.unwrap();
+        b.goto("/hosts").await;
+        let overflow = b
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth + 1",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            overflow,
+            serde_json::json!(false),
+            "the hosts page is wider than a phone"
+        );
+        b.screenshot("hosts-phone").await;
+        b.client.set_window_size(1280, 900).await.unwrap();
         b.click("#hosts a").await;
         b.wait_path("/hosts/").await;
         b.wait_text("#items", "Up to date").await;

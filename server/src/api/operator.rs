@@ -34,6 +34,26 @@ pub async fn list_hosts(
     ))
 }
 
+/// (online, long-polling now) of a host whose last check-in the store has as `last_seen`.
+pub fn connectivity(
+    state: &Shared,
+    host_id: &str,
+    stored_seen: &str,
+    at: time::OffsetDateTime,
+) -> (bool, bool) {
+    let last_seen = state.cache.seen(host_id);
+    let contact = state.presence.get(host_id);
+    (
+        fleet::is_present(
+            contact,
+            last_seen.as_deref().unwrap_or(stored_seen),
+            at,
+            state.config.offline_after_secs,
+        ),
+        contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
+    )
+}
+
 /// A host as operators see it (the API's host list and the web UI).
 pub fn host_view(
     state: &Shared,
@@ -49,10 +69,10 @@ pub fn host_view(
         h.operator_friendly_name.as_deref(),
     );
     let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
-    let contact = state.presence.get(&h.id);
+    let (online, long_polling) = connectivity(state, &h.id, &last_seen, at);
     HostView {
-        long_polling: contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
-        online: fleet::is_present(contact, &last_seen, at, state.config.offline_after_secs),
+        long_polling,
+        online,
         id: h.id,
         facts: h.facts,
         enrolled_at: h.enrolled_at,

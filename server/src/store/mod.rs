@@ -150,6 +150,14 @@ interface! {
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// Up to `limit` hosts with ids after `after`, in id order.
     fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
+    /// (id, last seen) of the hosts matching a text and a tag, by hostname.
+    fn hosts_seen(&self, text: Option<&str>, tag: Option<&str>) -> Result<Vec<(String, String)>>;
+    /// How many hosts have each (item, version).
+    fn installed_counts(&self) -> Result<Vec<(InstalledItem, u64)>>;
+    /// Hosts with any of these (item, version) installed.
+    fn hosts_with_installed(&self, which: &[InstalledItem]) -> Result<Vec<String>>;
+    /// These hosts, in this order.
+    fn hosts_by_ids(&self, ids: &[String]) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// A page of hosts matching a text and a tag, by hostname, and the number matching.
     fn hosts_search(&self, text: Option<&str>, tag: Option<&str>, offset: u32, limit: u32) -> Result<(Vec<(HostRow, Vec<InstalledItem>)>, u64)>;
     /// One host by id, with what it has installed.
@@ -200,6 +208,8 @@ interface! {
     fn pending_items(&self) -> Result<Vec<(String, String)>>;
     /// History entries, filtered by host, item or id, oldest first.
     fn history(&self, host_id: Option<&str>, item: Option<&str>, id: Option<&str>) -> Result<Vec<HistoryView>>;
+    /// A page of entries, newest first, without output, and how many match.
+    fn history_page(&self, host_id: Option<&str>, item: Option<&str>, statuses: &[&str], offset: u32, limit: u32) -> Result<(Vec<HistoryView>, u64)>;
 
     // batches
     fn create_batch(&self, kind: &str, description: &str, actor: &str, planned: &[Planned]) -> Result<String>;

@@ -14,17 +14,16 @@ use crate::api;
 use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Query as ApiQuery};
 use crate::error::AppError;
+use crate::policy::fleet;
 use crate::Shared;
 
 /// Hosts per page of the hosts list.
 pub const PAGE: u32 = 50;
 
-/// The overall badge of a host: in progress, failed, update available, up to date.
-fn host_status(h: &HostView, pending: bool, failed_last: bool) -> &'static str {
+/// The overall badge of a host: in progress, update available, up to date.
+fn host_status(h: &HostView, pending: bool) -> &'static str {
     if pending {
         "in_progress"
-    } else if failed_last {
-        "failed"
     } else if !h.available.is_empty() {
         "available"
     } else {
@@ -63,14 +62,17 @@ pub async fn dashboard(State(state): State<Shared>, who: Signed) -> Response {
 
 async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, AppError> {
     let _ = who;
-    let hosts = api::operator::list_hosts(State(state.clone()), Operator)
-        .await?
-        .0;
-    let online = hosts.iter().filter(|h| h.online).count();
-    let mut by_category: BTreeMap<String, usize> = BTreeMap::new();
-    for h in &hosts {
-        for a in &h.available {
-            *by_category.entry(a.category.clone()).or_default() += 1;
+    let at = time::OffsetDateTime::now_utc();
+    let seen = state.store.hosts_seen(None, None).await?;
+    let online = seen
+        .iter()
+        .filter(|(id, last)| api::operator::connectivity(state, id, last, at).0)
+        .count();
+    let releases = state.releases().await?;
+    let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
+    for (installed, n) in state.store.installed_counts().await? {
+        for a in fleet::available_for(std::slice::from_ref(&installed), &releases) {
+            *by_category.entry(a.category).or_default() += n;
         }
     }
     let campaigns = api::campaigns::list(
@@ -84,17 +86,14 @@ async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, Ap
         .iter()
         .filter(|c| matches!(c.status.as_str(), "running" | "paused"))
         .collect();
-    let history = state.store.history(None, None, None).await?;
-    let failures: Vec<&HistoryView> = history
-        .iter()
-        .rev()
-        .filter(|e| is_failure(&e.status))
-        .take(10)
-        .collect();
+    let (failures, _) = state
+        .store
+        .history_page(None, None, &["failed", "rolled_back", "refused"], 0, 10)
+        .await?;
     Ok(html! {
         section.cards {
             a.card href="/hosts?status=online" { strong { (online) } " online" }
-            a.card href="/hosts?status=offline" { strong { (hosts.len() - online) } " offline" }
+            a.card href="/hosts?status=offline" { strong { (seen.len() - online) } " offline" }
             @for (category, n) in &by_category {
                 a.card href="/hosts?status=available" { strong { (n) } " " (category) " updates available" }
             }
@@ -156,39 +155,73 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
     let tag = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let page_no = q.page.unwrap_or(1).max(1);
-    let (offset, limit) = match status {
-        // A status filter needs every match (statuses are not in the database).
-        Some(_) => (0, u32::MAX),
-        None => ((page_no - 1) * PAGE, PAGE),
-    };
-    let (rows, total) = state.store.hosts_search(text, tag, offset, limit).await?;
-    let releases = state.releases().await?;
-    let at = time::OffsetDateTime::now_utc();
     let pending = pending(state).await?;
+    let at = time::OffsetDateTime::now_utc();
+    let (rows, total) = match status {
+        None => {
+            state
+                .store
+                .hosts_search(text, tag, (page_no - 1) * PAGE, PAGE)
+                .await?
+        }
+        // Statuses are not columns: pick the matching ids from a light read, then load the
+        // page's hosts.
+        Some(s) => {
+            let seen = state.store.hosts_seen(text, tag).await?;
+            let outdated: std::collections::HashSet<String> =
+                if matches!(s, "available" | "up_to_date") {
+                    let releases = state.releases().await?;
+                    let which: Vec<_> = state
+                        .store
+                        .installed_counts()
+                        .await?
+                        .into_iter()
+                        .map(|(i, _)| i)
+                        .filter(|i| {
+                            !fleet::available_for(std::slice::from_ref(i), &releases).is_empty()
+                        })
+                        .collect();
+                    state
+                        .store
+                        .hosts_with_installed(&which)
+                        .await?
+                        .into_iter()
+                        .collect()
+                } else {
+                    Default::default()
+                };
+            let ids: Vec<String> = seen
+                .into_iter()
+                .filter(|(id, last)| match s {
+                    "online" => api::operator::connectivity(state, id, last, at).0,
+                    "offline" => !api::operator::connectivity(state, id, last, at).0,
+                    "in_progress" => pending.contains_key(id),
+                    "available" => outdated.contains(id),
+                    "up_to_date" => !outdated.contains(id),
+                    _ => false,
+                })
+                .map(|(id, _)| id)
+                .collect();
+            let page: Vec<String> = ids
+                .iter()
+                .skip(((page_no - 1) * PAGE) as usize)
+                .take(PAGE as usize)
+                .cloned()
+                .collect();
+            (state.store.hosts_by_ids(&page).await?, ids.len() as u64)
+        }
+    };
+    let releases = state.releases().await?;
     let none = Vec::new();
-    let mut shown: Vec<(HostView, &'static str)> = rows
+    let shown: Vec<(HostView, &'static str)> = rows
         .into_iter()
         .map(|(h, installed)| {
             let v = api::operator::host_view(state, h, installed, &releases, at);
             let p = !pending.get(&v.id).unwrap_or(&none).is_empty();
-            let s = host_status(&v, p, false);
+            let s = host_status(&v, p);
             (v, s)
         })
         .collect();
-    let mut total = total;
-    if let Some(s) = status {
-        shown.retain(|(h, st)| match s {
-            "online" => h.online,
-            "offline" => !h.online,
-            other => *st == other,
-        });
-        total = shown.len() as u64;
-        shown = shown
-            .into_iter()
-            .skip(((page_no - 1) * PAGE) as usize)
-            .take(PAGE as usize)
-            .collect();
-    }
     let pages = total.div_ceil(PAGE as u64).max(1) as u32;
     let link = |p: u32| {
         format!(

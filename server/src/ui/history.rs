@@ -11,7 +11,7 @@ use super::session::Signed;
 use super::{badge, encode, failed, output, page};
 use crate::api;
 use crate::auth::Operator;
-use crate::error::extract::{Path as ApiPath, Query as ApiQuery};
+use crate::error::extract::Path as ApiPath;
 use crate::Shared;
 
 /// Entries per page of the history list.
@@ -50,26 +50,30 @@ pub async fn list(
     let host = f.host.clone().filter(|h| !h.is_empty());
     let item = f.item.clone().filter(|i| !i.is_empty());
     let status = f.status.clone().filter(|s| !s.is_empty());
-    let all = api::operator::history(
-        State(state.clone()),
-        Operator,
-        ApiQuery(api::operator::HistoryQuery {
-            host: host.clone(),
-            item: item.clone(),
-        }),
-    )
-    .await;
-    let all = match all {
-        Ok(a) => a.0,
-        Err(e) => return failed(&who, e),
+    let host_id = match &host {
+        Some(h) => match api::operator::resolve_host(&state, h).await {
+            Ok((id, _)) => Some(id),
+            Err(e) => return failed(&who, e),
+        },
+        None => None,
     };
-    let matching: Vec<&HistoryView> = all
-        .iter()
-        .rev()
-        .filter(|e| status.as_deref().is_none_or(|s| e.status == s))
-        .collect();
     let page_no = f.page.unwrap_or(1).max(1);
-    let pages = matching.len().div_ceil(PAGE).max(1);
+    let statuses: Vec<&str> = status.as_deref().into_iter().collect();
+    let (entries, total) = match state
+        .store
+        .history_page(
+            host_id.as_deref(),
+            item.as_deref(),
+            &statuses,
+            ((page_no - 1) * PAGE) as u32,
+            PAGE as u32,
+        )
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => return failed(&who, e.into()),
+    };
+    let pages = (total as usize).div_ceil(PAGE).max(1);
     let link = |p: usize| {
         format!(
             "/history?host={}&item={}&status={}&page={p}",
@@ -89,8 +93,8 @@ pub async fn list(
             }
             button type="submit" { "Filter" }
         }
-        p.muted { (matching.len()) " entries" @if pages > 1 { ", page " (page_no) " of " (pages) } }
-        (table(matching.iter().copied().skip((page_no - 1) * PAGE).take(PAGE)))
+        p.muted { (total) " entries" @if pages > 1 { ", page " (page_no) " of " (pages) } }
+        (table(entries.iter()))
         nav.pages {
             @if page_no > 1 { a href=(link(page_no - 1)) rel="prev" { "← Newer" } }
             @if page_no < pages { a href=(link(page_no + 1)) rel="next" { "Older →" } }

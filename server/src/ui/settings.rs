@@ -134,11 +134,16 @@ pub async fn settings(State(state): State<Shared>, who: Signed) -> Response {
                 td { (c.published) }
                 td { (c.source) }
                 td { (c.last_error.as_deref().unwrap_or("")) }
-                td { @if c.source == "api" {
-                    form.inline method="post" action={"/settings/mqtt/" (encode(&c.name)) "/remove"} {
-                        (csrf(&who)) button.danger type="submit" { "Remove" }
+                td {
+                    form.inline method="post" action={"/settings/mqtt/" (encode(&c.name)) "/test"} {
+                        (csrf(&who)) button type="submit" { "Test" }
                     }
-                } }
+                    @if c.source == "api" {
+                        form.inline method="post" action={"/settings/mqtt/" (encode(&c.name)) "/remove"} {
+                            (csrf(&who)) button.danger type="submit" { "Remove" }
+                        }
+                    }
+                }
             } } }
         } }
         details {
@@ -269,6 +274,13 @@ pub async fn mqtt_action(
         "remove" => api::mqtt::remove(State(state.clone()), Operator, ApiPath(name.clone()))
             .await
             .map(|_| format!("MQTT connection {name} removed.")),
+        "test" => api::mqtt::test(State(state.clone()), Operator, ApiPath(name.clone()))
+            .await
+            .map(|v| match (v.0.connected, v.0.last_error) {
+                (true, _) => format!("{name} is connected to {}.", v.0.url),
+                (false, Some(e)) => format!("{name} is not connected: {e}"),
+                (false, None) => format!("{name} is not connected yet."),
+            }),
         other => Err(AppError::not_found(format!("no MQTT action {other:?}"))),
     };
     done(&state, &who, "/settings", result)

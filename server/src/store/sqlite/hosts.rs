@@ -14,6 +14,12 @@ const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name";
 
+/// Hosts whose hostname, friendly name or id contains `?1` (any case) and whose effective
+/// tags include `?2`; either may be NULL.
+const HOST_MATCH: &str = "(?1 IS NULL OR instr(lower(hostname || ' ' || id || ' ' ||
+        COALESCE(operator_friendly_name, device_friendly_name, '')), lower(?1)) > 0)
+    AND (?2 IS NULL OR instr(',' || COALESCE(operator_tags, device_tags) || ',', ',' || ?2 || ',') > 0)";
+
 fn host_from(r: &SqliteRow) -> Result<HostRow> {
     Ok(HostRow {
         id: r.try_get("id")?,
@@ -159,18 +165,15 @@ impl Sqlite {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<(HostRow, Vec<InstalledItem>)>, u64)> {
-        const MATCH: &str = "(?1 IS NULL OR instr(lower(hostname || ' ' || id || ' ' ||
-                COALESCE(operator_friendly_name, device_friendly_name, '')), lower(?1)) > 0)
-            AND (?2 IS NULL OR instr(',' || COALESCE(operator_tags, device_tags) || ',', ',' || ?2 || ',') > 0)";
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM hosts WHERE {MATCH}"
+            "SELECT COUNT(*) FROM hosts WHERE {HOST_MATCH}"
         )))
         .bind(text)
         .bind(tag)
         .fetch_one(&self.pool)
         .await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM hosts WHERE {MATCH} ORDER BY hostname, id LIMIT ?3 OFFSET ?4"
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE {HOST_MATCH} ORDER BY hostname, id LIMIT ?3 OFFSET ?4"
         )))
         .bind(text)
         .bind(tag)
@@ -179,6 +182,76 @@ impl Sqlite {
         .fetch_all(&self.pool)
         .await?;
         Ok((self.with_installed(&rows).await?, total as u64))
+    }
+
+    /// (id, last seen) of every host matching a text and a tag (as `hosts_search`), by
+    /// hostname: the light read behind fleet-wide counts and status filters.
+    pub async fn hosts_seen(
+        &self,
+        text: Option<&str>,
+        tag: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, last_seen FROM hosts WHERE {HOST_MATCH} ORDER BY hostname, id"
+        )))
+        .bind(text)
+        .bind(tag)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("last_seen")?)))
+            .collect()
+    }
+
+    /// How many hosts have each (item, version) installed.
+    pub async fn installed_counts(&self) -> Result<Vec<(InstalledItem, u64)>> {
+        let rows = sqlx::query(
+            "SELECT item, version, COUNT(*) AS n FROM installed GROUP BY item, version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    InstalledItem {
+                        item: r.try_get("item")?,
+                        version: opt_version(r.try_get("version")?)?,
+                    },
+                    r.try_get::<i64, _>("n")? as u64,
+                ))
+            })
+            .collect()
+    }
+
+    /// Ids of the hosts that have any of these (item, version) installed (`None`: none).
+    pub async fn hosts_with_installed(&self, which: &[InstalledItem]) -> Result<Vec<String>> {
+        let pairs = serde_json::to_string(
+            &which
+                .iter()
+                .map(|i| (i.item.as_str(), i.version.as_ref().map(|v| v.to_string())))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT i.host_id FROM installed i JOIN json_each(?) p
+               ON i.item = json_extract(p.value, '$[0]')
+              AND i.version IS json_extract(p.value, '$[1]')",
+        )
+        .bind(pairs)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// These hosts (in this order, the missing left out) with what they have installed.
+    pub async fn hosts_by_ids(&self, ids: &[String]) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
+        let json = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HOST_COLUMNS} FROM hosts JOIN json_each(?) j ON hosts.id = j.value ORDER BY j.key"
+        )))
+        .bind(json)
+        .fetch_all(&self.pool)
+        .await?;
+        self.with_installed(&rows).await
     }
 
     /// The hosts of `rows` with what each has installed (one query).

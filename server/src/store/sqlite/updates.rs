@@ -1,11 +1,11 @@
 //! Updates: jobs, their live output, reports and the history they make.
 
 use ferry_manifests::wire::HistoryView;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 use super::{opt_version, parse_version, Sqlite};
 use crate::policy::status::UpdateStatus;
-use crate::store::{PendingJob, ReportRecord, Result};
+use crate::store::{PendingJob, ReportRecord, Result, StoreError};
 
 impl Sqlite {
     pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
@@ -191,13 +191,12 @@ impl Sqlite {
         item: Option<&str>,
         id: Option<&str>,
     ) -> Result<Vec<HistoryView>> {
-        let rows = sqlx::query(
-            "SELECT u.id, u.host_id, h.hostname, u.item, u.version, u.from_version, u.status, u.actor, u.message,
-                    u.output, u.created_at, u.finished_at
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HISTORY_COLUMNS}, u.output
              FROM updates u JOIN hosts h ON h.id = u.host_id
              WHERE (? IS NULL OR u.host_id = ?) AND (? IS NULL OR u.item = ?) AND (? IS NULL OR u.id = ?)
-             ORDER BY u.created_at, u.id",
-        )
+             ORDER BY u.created_at, u.id"
+        )))
         .bind(host_id)
         .bind(host_id)
         .bind(item)
@@ -206,23 +205,71 @@ impl Sqlite {
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(HistoryView {
-                    id: r.try_get("id")?,
-                    host_id: r.try_get("host_id")?,
-                    hostname: r.try_get("hostname")?,
-                    item: r.try_get("item")?,
-                    version: parse_version(&r.try_get::<String, _>("version")?)?,
-                    from_version: opt_version(r.try_get("from_version")?)?,
-                    status: r.try_get("status")?,
-                    actor: r.try_get("actor")?,
-                    message: r.try_get("message")?,
-                    output: r.try_get("output")?,
-                    created_at: r.try_get("created_at")?,
-                    finished_at: r.try_get("finished_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| history_from(r, true)).collect()
     }
+
+    /// A page of history entries, newest first, without their output: of one host or item
+    /// if given, of any of `statuses` if not empty; and how many match in all.
+    pub async fn history_page(
+        &self,
+        host_id: Option<&str>,
+        item: Option<&str>,
+        statuses: &[&str],
+        offset: u32,
+        limit: u32,
+    ) -> Result<(Vec<HistoryView>, u64)> {
+        let statuses =
+            serde_json::to_string(statuses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        const MATCH: &str = "(?1 IS NULL OR u.host_id = ?1) AND (?2 IS NULL OR u.item = ?2)
+            AND (json_array_length(?3) = 0 OR u.status IN (SELECT value FROM json_each(?3)))";
+        let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM updates u WHERE {MATCH}"
+        )))
+        .bind(host_id)
+        .bind(item)
+        .bind(&statuses)
+        .fetch_one(&self.pool)
+        .await?;
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {HISTORY_COLUMNS} FROM updates u JOIN hosts h ON h.id = u.host_id
+             WHERE {MATCH} ORDER BY u.created_at DESC, u.id DESC LIMIT ?4 OFFSET ?5"
+        )))
+        .bind(host_id)
+        .bind(item)
+        .bind(&statuses)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let entries = rows
+            .iter()
+            .map(|r| history_from(r, false))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((entries, total as u64))
+    }
+}
+
+/// The columns of a history entry but its output (`u` updates, `h` hosts).
+const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
+    u.status, u.actor, u.message, u.created_at, u.finished_at";
+
+fn history_from(r: &sqlx::sqlite::SqliteRow, with_output: bool) -> Result<HistoryView> {
+    Ok(HistoryView {
+        id: r.try_get("id")?,
+        host_id: r.try_get("host_id")?,
+        hostname: r.try_get("hostname")?,
+        item: r.try_get("item")?,
+        version: parse_version(&r.try_get::<String, _>("version")?)?,
+        from_version: opt_version(r.try_get("from_version")?)?,
+        status: r.try_get("status")?,
+        actor: r.try_get("actor")?,
+        message: r.try_get("message")?,
+        output: if with_output {
+            r.try_get("output")?
+        } else {
+            String::new()
+        },
+        created_at: r.try_get("created_at")?,
+        finished_at: r.try_get("finished_at")?,
+    })
 }
