@@ -434,3 +434,94 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// Signs in over plain HTTP and returns the session cookie (`ferry_session=…`).
+fn session_cookie(w: &World) -> String {
+    let _ = crate::util::http(); // installs the TLS crypto provider reqwest needs
+    let client = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/login", w.server.url()))
+        .form(&[("token", operator_token(w).as_str()), ("next", "/")])
+        .send()
+        .unwrap();
+    r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_hosts_page_searches_filters_by_tag_and_status() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let alpha = w.add_device("alpha", "tags = [\"lab\"]\nfriendly_name = \"Kitchen Pi\"");
+    let beta = w.add_device("beta", "tags = [\"lab\", \"edge\"]");
+    let gamma = w.add_device("gamma", "tags = [\"edge\"]");
+    for d in [&alpha, &beta, &gamma] {
+        d.run("check").ok();
+    }
+    // alpha gets 1.0.0; the others still lack it.
+    w.ctl_json(&[
+        "update",
+        "trigger",
+        "--host",
+        "alpha",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+    ]);
+    alpha.run("once").ok();
+    let cookie = session_cookie(&w);
+    let http = crate::util::http();
+    let page = |query: &str| {
+        let body = http
+            .get(format!("{}/hosts{query}", w.server.url()))
+            .header("cookie", &cookie)
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        let rows = body
+            .split("<table id=\"hosts\"")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
+        ["alpha", "beta", "gamma"]
+            .into_iter()
+            .filter(|h| rows.contains(&format!(">{h}</a>")))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(page(""), ["alpha", "beta", "gamma"]);
+    assert_eq!(
+        page("?q=kitchen"),
+        ["alpha"],
+        "the friendly name is searched"
+    );
+    assert_eq!(page("?q=GAM"), ["gamma"], "in any case");
+    assert_eq!(page("?tag=lab"), ["alpha", "beta"]);
+    assert_eq!(page("?tag=edge&q=beta"), ["beta"]);
+    assert_eq!(page("?status=available"), ["beta", "gamma"]);
+    assert_eq!(page("?status=up_to_date"), ["alpha"]);
+    assert_eq!(page("?tag=edge&status=available"), ["beta", "gamma"]);
+    assert_eq!(page("?status=online"), ["alpha", "beta", "gamma"]);
+    assert!(page("?status=offline").is_empty());
+    // In progress: a queued update.
+    w.ctl_json(&[
+        "update",
+        "trigger",
+        "--host",
+        "beta",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+    ]);
+    assert_eq!(page("?status=in_progress"), ["beta"]);
+}

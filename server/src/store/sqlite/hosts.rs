@@ -246,7 +246,8 @@ impl Sqlite {
     pub async fn hosts_by_ids(&self, ids: &[String]) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         let json = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM hosts JOIN json_each(?) j ON hosts.id = j.value ORDER BY j.key"
+            "SELECT {HOST_COLUMNS} FROM (SELECT hosts.*, j.key AS ord FROM hosts
+               JOIN json_each(?) j ON hosts.id = j.value) ORDER BY ord"
         )))
         .bind(json)
         .fetch_all(&self.pool)
@@ -460,5 +461,28 @@ mod tests {
             }
         }
         assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+
+        // By id, in the order asked, the unknown left out.
+        let ids: Vec<String> = ["d", "nope", "a"].map(String::from).to_vec();
+        let got: Vec<String> = store
+            .hosts_by_ids(&ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(h, _)| h.id)
+            .collect();
+        assert_eq!(got, ["d", "a"]);
+        // Who has which version.
+        let which = [InstalledItem {
+            item: "item-c".into(),
+            version: Some("1.0.0".parse().unwrap()),
+        }];
+        assert_eq!(store.hosts_with_installed(&which).await.unwrap(), ["c"]);
+        let counts = store.installed_counts().await.unwrap();
+        assert_eq!(counts.len(), 5);
+        assert!(counts.iter().all(|(_, n)| *n == 1));
+        let seen = store.hosts_seen(Some("HOST-B"), None).await.unwrap();
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].0, "b");
     }
 }
