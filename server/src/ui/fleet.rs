@@ -108,7 +108,7 @@ async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, Ap
                     td { a href={"/campaigns/" (c.id)} { (c.name) } }
                     td { (c.item) " " (c.version) }
                     td { (badge(&c.status)) }
-                    td { (c.open_wave) " of " (c.waves) }
+                    td { (c.open_wave + 1) " of " (c.waves) }
                     td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) " installed" }
                 } } }
             } }

@@ -58,7 +58,7 @@ pub async fn campaigns(
                 td { a href={"/campaigns/" (c.id)} { (c.name) } }
                 td { (c.item) " " (c.version) }
                 td { (badge(&c.status)) }
-                td { (c.open_wave) " of " (c.waves) }
+                td { (c.open_wave + 1) " of " (c.waves) }
                 td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) }
                 td { (c.created_at) }
             } } }
@@ -184,12 +184,13 @@ fn progress(c: &CampaignView) -> maud::Markup {
     html! {
         div.table { table #waves {
             thead { tr { th { "Wave" } th { "Hosts" } th { "Installed" } th { "Failed" } th { "Waiting" } } }
-            tbody { @for w in 1..=c.waves {
+            // Waves are numbered from 0 in the API, from 1 here.
+            tbody { @for w in 0..c.waves {
                 @let members: Vec<_> = c.members.iter().filter(|m| m.wave == w).collect();
                 @let installed = members.iter().filter(|m| m.status == "installed").count();
                 @let failed = members.iter().filter(|m| matches!(m.status.as_str(), "failed" | "rolled_back" | "refused")).count();
                 tr class=[(w == c.open_wave).then_some("open")] {
-                    td { (w) @if w == c.open_wave { " (open)" } }
+                    td { (w + 1) @if w == c.open_wave && c.status == "running" { " (open)" } }
                     td { (members.len()) }
                     td { (installed) }
                     td { (failed) }
@@ -204,7 +205,7 @@ fn progress(c: &CampaignView) -> maud::Markup {
             thead { tr { th { "Host" } th { "Wave" } th { "Accepted" } th { "Status" } } }
             tbody { @for m in &c.members { tr {
                 td { a href={"/hosts/" (m.host_id)} { (m.hostname) } }
-                td { (m.wave) }
+                td { (m.wave + 1) }
                 td { @if c.require_acceptance { @if m.accepted { "yes" } @else { "not yet" } } @else { "-" } }
                 td { @if let Some(u) = &m.update_id { a href={"/history/" (u)} { (badge(&m.status)) } } @else { (badge(&m.status)) } }
             } } }

@@ -65,6 +65,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../../migrations/sqlite/0012_pending_index.sql"),
     ),
+    (
+        13,
+        include_str!("../../../migrations/sqlite/0013_installed_versions.sql"),
+    ),
 ];
 
 #[derive(Clone)]
