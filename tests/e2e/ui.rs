@@ -194,18 +194,24 @@ fn operator_token(w: &World) -> String {
         .to_string()
 }
 
-/// A hook that says two things in colour, the second a while after the first.
-const SLOW_COLOURFUL_HOOK: &str =
-    "printf '\\033[1;32mstep one\\033[0m\\n'; sleep 3; printf '\\033[31mstep two\\033[0m\\n'";
-
-#[test]
-fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
+/// A world whose device runs web 1.0.0.
+fn world_on_1_0_0() -> (World, crate::util::Device) {
     let w = World::new();
     w.release("1.0.0", &[]);
     let device = w.device();
     device.run("check").ok();
     w.trigger(Some("1.0.0"));
     device.run("once").ok();
+    (w, device)
+}
+
+/// A hook that says two things in colour, the second a while after the first.
+const SLOW_COLOURFUL_HOOK: &str =
+    "printf '\\033[1;32mstep one\\033[0m\\n'; sleep 3; printf '\\033[31mstep two\\033[0m\\n'";
+
+#[test]
+fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
+    let (w, device) = world_on_1_0_0();
     w.release(
         "1.1.0",
         &["--post-install", SLOW_COLOURFUL_HOOK, "--notes", "Faster."],
@@ -318,12 +324,7 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
 
 #[test]
 fn a_failed_update_shows_red_with_its_output() {
-    let w = World::new();
-    w.release("1.0.0", &[]);
-    let device = w.device();
-    device.run("check").ok();
-    w.trigger(Some("1.0.0"));
-    device.run("once").ok();
+    let (w, device) = world_on_1_0_0();
     w.release(
         "1.2.0",
         &[
@@ -344,11 +345,7 @@ fn a_failed_update_shows_red_with_its_output() {
         b.wait_text("#items", "Update available").await;
         // Update the item from its host page.
         b.click("#items form button").await;
-        assert!(
-            b.text(".flash").await.contains("Update queued"),
-            "{}",
-            b.text(".flash").await
-        );
+        b.wait_text(".flash", "Update queued").await;
         b.wait_text("#items", "In progress").await;
         device.run("once").code(1);
         b.goto(&b.path().await).await;

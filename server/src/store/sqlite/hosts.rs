@@ -20,6 +20,20 @@ const HOST_MATCH: &str = "(?1 IS NULL OR instr(lower(hostname || ' ' || id || ' 
         COALESCE(operator_friendly_name, device_friendly_name, '')), lower(?1)) > 0)
     AND (?2 IS NULL OR instr(',' || COALESCE(operator_tags, device_tags) || ',', ',' || ?2 || ',') > 0)";
 
+/// Rows of (host_id, item, version) as each host's installed items.
+fn by_host(rows: Vec<SqliteRow>) -> Result<HashMap<String, Vec<InstalledItem>>> {
+    let mut out: HashMap<String, Vec<InstalledItem>> = HashMap::new();
+    for i in rows {
+        out.entry(i.try_get("host_id")?)
+            .or_default()
+            .push(InstalledItem {
+                item: i.try_get("item")?,
+                version: opt_version(i.try_get("version")?)?,
+            });
+    }
+    Ok(out)
+}
+
 fn host_from(r: &SqliteRow) -> Result<HostRow> {
     Ok(HostRow {
         id: r.try_get("id")?,
@@ -116,19 +130,11 @@ impl Sqlite {
         )))
         .fetch_all(&self.pool)
         .await?;
-        let mut installed: HashMap<String, Vec<InstalledItem>> = HashMap::new();
-        for i in sqlx::query("SELECT host_id, item, version FROM installed ORDER BY item")
-            .fetch_all(&self.pool)
-            .await?
-        {
-            installed
-                .entry(i.try_get("host_id")?)
-                .or_default()
-                .push(InstalledItem {
-                    item: i.try_get("item")?,
-                    version: opt_version(i.try_get("version")?)?,
-                });
-        }
+        let mut installed = by_host(
+            sqlx::query("SELECT host_id, item, version FROM installed ORDER BY item")
+                .fetch_all(&self.pool)
+                .await?,
+        )?;
         rows.iter()
             .map(|r| {
                 let host = host_from(r)?;
@@ -266,23 +272,15 @@ impl Sqlite {
         let hosts = rows.iter().map(host_from).collect::<Result<Vec<_>>>()?;
         let ids = serde_json::to_string(&hosts.iter().map(|h| h.id.as_str()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let mut installed: HashMap<String, Vec<InstalledItem>> = HashMap::new();
-        for i in sqlx::query(
-            "SELECT host_id, item, version FROM installed
-             WHERE host_id IN (SELECT value FROM json_each(?)) ORDER BY item",
-        )
-        .bind(ids)
-        .fetch_all(&self.pool)
-        .await?
-        {
-            installed
-                .entry(i.try_get("host_id")?)
-                .or_default()
-                .push(InstalledItem {
-                    item: i.try_get("item")?,
-                    version: opt_version(i.try_get("version")?)?,
-                });
-        }
+        let mut installed = by_host(
+            sqlx::query(
+                "SELECT host_id, item, version FROM installed
+                 WHERE host_id IN (SELECT value FROM json_each(?)) ORDER BY item",
+            )
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?,
+        )?;
         Ok(hosts
             .into_iter()
             .map(|h| {
