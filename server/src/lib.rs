@@ -187,7 +187,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             }
         })
     };
-    let app = api::router(Arc::clone(&state));
+    let app = api::router(Arc::clone(&state), ui::router());
     let result = serve_app(app, tls, listen).await;
     let names: Vec<String> = state
         .bridges

@@ -121,10 +121,11 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-pub fn router(state: Shared) -> Router {
+/// The API under `/api/v1`, with `pages` (the web UI) beside it on the same server.
+pub fn router(state: Shared, pages: Router<Shared>) -> Router {
     let (api, doc) = routes();
     let doc = std::sync::Arc::new(doc);
-    api.merge(crate::ui::router())
+    api.merge(pages)
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/api/v1/openapi.json",

@@ -74,18 +74,7 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
         .into_response()
 }
 
-/// Percent-encodes a value for a query string or path segment.
-pub fn encode(value: &str) -> String {
-    let mut out = String::new();
-    for b in value.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use session::encode;
 
 /// The frame of every signed-in page.
 pub fn page(title: &str, who: &Signed, body: Markup) -> Response {

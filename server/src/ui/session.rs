@@ -96,6 +96,19 @@ impl Sessions {
     }
 }
 
+/// Percent-encodes a value for a query string or path segment (`/` kept).
+pub fn encode(value: &str) -> String {
+    let mut out = String::new();
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// The session id from the request's cookies.
 pub fn session_id(headers: &HeaderMap) -> Option<String> {
     headers
@@ -158,7 +171,7 @@ impl FromRequestParts<Shared> for Signed {
                     .path_and_query()
                     .map(|p| p.as_str())
                     .unwrap_or("/");
-                Err(Redirect::to(&format!("/login?next={}", super::encode(next))).into_response())
+                Err(Redirect::to(&format!("/login?next={}", encode(next))).into_response())
             }
         }
     }
