@@ -219,7 +219,14 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     )
 }
 
+/// Checks, and records the result for a local dashboard (`dashboard::record_check`).
 pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
+    let result = run_inner(agent);
+    crate::dashboard::record_check(&agent.dir, result.as_ref().err().map(|e| e.to_string()));
+    result
+}
+
+fn run_inner(agent: &mut Agent) -> Result<CheckSummary, Error> {
     ensure_enrolled(agent)?;
     match check_in(agent) {
         // The server no longer knows this credential (the host was removed, or the server's
@@ -266,6 +273,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         let st = agent.state.items.entry(name.clone()).or_default();
         let before = st.available.take();
         st.available = offered.map(|a| a.version.clone());
+        st.offered = offered.cloned();
         if let Some(a) = offered {
             summary.available.push((a.item.clone(), a.version.clone()));
             if before.as_ref() != Some(&a.version) {

@@ -51,6 +51,12 @@ pub enum Tampered {
 }
 
 pub fn run(agent: &mut Agent) -> Result<usize, Error> {
+    let result = run_items(agent);
+    crate::dashboard::clear_progress(&agent.dir);
+    result
+}
+
+fn run_items(agent: &mut Agent) -> Result<usize, Error> {
     let mut done = 0;
     let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for name in names {
@@ -264,6 +270,16 @@ fn download_one(
             .progress
             .as_ref()
             .map(|p| p.bytes(&format!("downloading {}", manifest.artifact.name), size));
+        let mut shown = crate::dashboard::Throttle::new();
+        let show = |done: u64| crate::dashboard::Progress {
+            item: manifest.item.clone(),
+            version: manifest.version.to_string(),
+            stage: "downloading".into(),
+            bytes_done: done,
+            bytes_total: size,
+            pid: std::process::id(),
+            updated_at: crate::now_rfc3339(),
+        };
         let mut body = resp;
         let mut buf = vec![0u8; 128 * 1024];
         // Slow retrieval: over each window of read_timeout_secs the transfer must average
@@ -310,6 +326,9 @@ fn download_one(
             }
             if let Some(p) = progress.as_mut() {
                 p.update(have);
+            }
+            if shown.due(have >= size) {
+                crate::dashboard::record_progress(&agent.dir, &show(have));
             }
         }
         file.sync_all().map_err(io_err(part))?;

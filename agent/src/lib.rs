@@ -8,6 +8,7 @@
 pub mod check;
 pub mod client;
 pub mod config;
+pub mod dashboard;
 pub mod download;
 pub mod error;
 pub mod fsops;
@@ -87,6 +88,8 @@ pub struct Agent {
     pub utc_offset_secs: Option<i32>,
     /// Campaigns needing this device's acceptance, from the last check-in.
     pub campaigns: Vec<ferry_manifests::wire::CampaignOffer>,
+    /// `status` prints one JSON object instead of text (`--json`).
+    pub json: bool,
 }
 
 impl Agent {
@@ -118,6 +121,7 @@ impl Agent {
             lock: None,
             suggested_poll_secs: None,
             campaigns: Vec::new(),
+            json: false,
             utc_offset_secs: None,
         };
         Ok(agent)
@@ -345,6 +349,10 @@ pub fn run_mode(
                 tracing::info!("nothing downloaded to install");
             }
             Ok(exit::for_outcomes(&agent.outcomes))
+        }
+        Mode::Status if agent.json => {
+            println!("{}", status::json(agent)?);
+            Ok(exit::OK)
         }
         Mode::Status => {
             print!("{}", status::render(agent)?);

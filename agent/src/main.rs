@@ -31,6 +31,9 @@ struct Cli {
     /// The campaign for `--running-mode=campaign_accept`.
     #[arg(long = "campaign-id")]
     campaign_id: Option<String>,
+    /// With `--running-mode=status`: one JSON object for a dashboard (docs/dashboard.md).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() {
@@ -70,6 +73,7 @@ fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
     let result = Agent::unlocked(cfg, progress, fsops::for_run()).and_then(|mut agent| {
         agent.stop = Arc::clone(&stop);
         agent.utc_offset_secs = utc_offset;
+        agent.json = cli.json;
         run_mode(
             cli.running_mode,
             cli.item.as_deref(),

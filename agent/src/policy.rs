@@ -241,6 +241,8 @@ mod tests {
             version: v(version),
             category: "feature".into(),
             manifest_path: format!("m/{item}"),
+            notes: String::new(),
+            release_url: None,
         };
         let configured = vec!["web".to_string(), "db".to_string(), "api".to_string()];
         let mut states = BTreeMap::new();

@@ -95,7 +95,9 @@ pub fn queue(dir: &StateDir, report: &Report) -> Result<(), Error> {
     dir.write_json(
         &dir.reports().join(format!("{}.json", report.report_id)),
         report,
-    )
+    )?;
+    crate::dashboard::record_outcome(dir, report);
+    Ok(())
 }
 
 pub fn queued(dir: &StateDir) -> Result<Vec<Report>, Error> {

@@ -35,6 +35,10 @@ pub struct ItemState {
     pub highest: Option<semver::Version>,
     /// The newest signed release the server offers.
     pub available: Option<semver::Version>,
+    /// What the server said of the available release (category, notes, release page): for
+    /// display only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offered: Option<ferry_manifests::wire::Available>,
     /// An install that was asked for (a job, or auto_install) and verified at check time.
     pub pending: Option<Pending>,
     /// Installs of `pending` interrupted before the switch (power cut while unpacking); after

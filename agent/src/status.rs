@@ -86,3 +86,62 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
     }
     Ok(out)
 }
+
+/// The same picture as one JSON object, for a local dashboard (docs/dashboard.md). Read
+/// without the lock: every file it reads is replaced atomically.
+pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
+    use crate::dashboard;
+    use serde_json::json;
+    let cred = agent.dir.credential()?;
+    let last_check: Option<dashboard::LastCheck> =
+        read_json(&dashboard::last_check_path(&agent.dir))?;
+    let v = |v: &Option<semver::Version>| v.as_ref().map(|v| v.to_string());
+    let mut items = Vec::new();
+    for item in &agent.cfg.items {
+        let st = agent.item_state(&item.name);
+        let last: Option<ferry_manifests::wire::Report> =
+            read_json(&dashboard::last_outcome_path(&agent.dir, &item.name))?;
+        let journal = agent.dir.journal().join(format!("{}.json", item.name));
+        let under_way = read_json::<Journal>(&journal)?;
+        items.push(json!({
+            "name": item.name,
+            "root": item.root,
+            "installed": v(&st.installed),
+            "backup": v(&st.previous),
+            "available": st.offered.as_ref().filter(|o| Some(&o.version) == st.available.as_ref()).map(|o| json!({
+                "version": o.version.to_string(),
+                "category": o.category,
+                "notes": o.notes,
+                "release_url": o.release_url,
+            })),
+            "update_available": st.available.is_some(),
+            "pending": st.pending.as_ref().map(|p| json!({
+                "version": p.version.to_string(),
+                "downloaded": p.downloaded,
+                "job_id": p.job_id,
+            })),
+            "last_failed": v(&st.last_failed),
+            "install_under_way": under_way.map(|j| json!({
+                "version": j.version.to_string(),
+                "phase": j.phase.name(),
+            })),
+            "last_install": last.map(|r| json!({
+                "version": r.version.to_string(),
+                "from_version": r.from_version.map(|v| v.to_string()),
+                "outcome": r.outcome.as_str(),
+                "message": r.message,
+                "log": r.output,
+                "finished_at": r.finished_at,
+            })),
+        }));
+    }
+    Ok(json!({
+        "server_url": agent.cfg.server_url.to_string(),
+        "host_id": cred.map(|c| c.host_id),
+        "last_check": last_check.map(|c| json!({"at": c.at, "ok": c.ok, "error": c.error})),
+        "queued_reports": report::queued(&agent.dir)?.len(),
+        "run": crate::lock::current_holder(&agent.dir.lock_path()).map(|h| h.to_string()),
+        "progress": dashboard::current_progress(&agent.dir),
+        "items": items,
+    }))
+}

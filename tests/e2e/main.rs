@@ -7,6 +7,7 @@ mod batches;
 mod campaigns;
 mod crash;
 mod ctl_errors;
+mod dashboard;
 mod fleet;
 mod hostile;
 mod keys;

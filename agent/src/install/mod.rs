@@ -114,6 +114,19 @@ fn install_one(
         );
     }
     tracing::info!(item = %name, version = %verified.version, root = %root.display(), layout = %j.layout, "installing");
+    let total: u64 = verified.files.iter().map(|f| f.size).sum();
+    crate::dashboard::record_progress(
+        &agent.dir,
+        &crate::dashboard::Progress {
+            item: name.to_string(),
+            version: verified.version.to_string(),
+            stage: "installing".into(),
+            bytes_done: 0,
+            bytes_total: total,
+            pid: std::process::id(),
+            updated_at: crate::now_rfc3339(),
+        },
+    );
     if let Some(progress) = &agent.progress {
         progress.line(&format!(
             "installing {name} {} into {}",
@@ -481,6 +494,8 @@ fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
 }
 
 fn log_outcome(agent: &Agent, report: &ferry_manifests::wire::Report) {
+    // The stage is over, whatever its outcome.
+    crate::dashboard::clear_progress(&agent.dir);
     match report.outcome {
         Outcome::Installed => {
             tracing::info!(item = %report.item, version = %report.version, "{}", report.message)

@@ -151,6 +151,12 @@ pub struct Available {
     pub category: String,
     /// Path of the signed envelope, relative to the server URL.
     pub manifest_path: String,
+    /// The release notes, for display (the signed manifest is what counts).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub notes: String,
+    /// Link to the release page, for display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_url: Option<String>,
 }
 
 /// An install the operator asked this device to perform.

@@ -220,12 +220,16 @@ mod tests {
                 version: v("2.0.0"),
                 category: "security".into(),
                 manifest_path: String::new(),
+                notes: String::new(),
+                release_url: None,
             },
             Available {
                 item: "api".into(),
                 version: v("1.1.0"),
                 category: "feature".into(),
                 manifest_path: String::new(),
+                notes: String::new(),
+                release_url: None,
             },
         ];
         let p = plan_host("h", &avail, &[], &[]);

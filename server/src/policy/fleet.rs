@@ -24,6 +24,8 @@ pub fn available_for(installed: &[InstalledItem], releases: &[ReleaseView]) -> V
                 version: r.version.clone(),
                 category: r.category.clone(),
                 manifest_path: manifest_path(&r.item, &r.version),
+                notes: r.notes.clone(),
+                release_url: r.release_url.clone(),
             });
         }
     }

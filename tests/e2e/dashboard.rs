@@ -1,0 +1,144 @@
+//! `--running-mode=status --json` for a local dashboard: what is installed and available
+//! (with notes and release page), the last check, the last install's outcome with its log,
+//! the backup a rollback restores, and the progress of a slow download while it runs.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use crate::util::World;
+
+fn status(w: &World) -> serde_json::Value {
+    let run = w
+        .device()
+        .run_args(&["--running-mode=status", "--json"])
+        .ok();
+    serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("status --json is not JSON: {e}\n{run}"))
+}
+
+/// A mirror on 127.0.0.1 that sends `file` in 16 KiB pieces, one every 60 ms.
+fn slow_mirror(file: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(4) {
+            let Ok(mut conn) = conn else { continue };
+            let mut req = [0u8; 4096];
+            let _ = conn.read(&mut req);
+            let body = fs::read(&file).unwrap_or_default();
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            for piece in body.chunks(16 * 1024) {
+                if conn.write_all(piece).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(60));
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn status_json_shows_versions_outcomes_and_download_progress() {
+    let w = World::new();
+    w.release(
+        "1.0.0",
+        &[
+            "--notes",
+            "First cut.",
+            "--release-url",
+            "https://example.org/web/1.0.0",
+        ],
+    );
+    let device = w.device();
+    device.run("check").ok();
+    let s = status(&w);
+    assert_eq!(s["last_check"]["ok"], true, "{s}");
+    let web = &s["items"][0];
+    assert_eq!(web["name"], "web");
+    assert!(web["installed"].is_null(), "{s}");
+    assert_eq!(web["update_available"], true);
+    assert_eq!(web["available"]["version"], "1.0.0");
+    assert_eq!(web["available"]["notes"], "First cut.");
+    assert_eq!(
+        web["available"]["release_url"],
+        "https://example.org/web/1.0.0"
+    );
+    assert!(s["progress"].is_null());
+
+    w.trigger(Some("1.0.0"));
+    device.run("once").ok();
+    let s = status(&w);
+    let web = &s["items"][0];
+    assert_eq!(web["installed"], "1.0.0", "{s}");
+    assert_eq!(web["update_available"], false);
+    assert_eq!(web["last_install"]["outcome"], "installed");
+
+    // 1.1.0: big enough to take a while from a slow mirror, and a hook that logs.
+    let src = w.payload("1.1.0", None);
+    let mut noise = Vec::with_capacity(400 * 1024);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    while noise.len() < 400 * 1024 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        noise.extend_from_slice(&x.to_le_bytes());
+    }
+    fs::write(src.join("static/noise.bin"), &noise).unwrap();
+    let port = slow_mirror(w.path("out-1.1.0/web-1.1.0.tar.gz"));
+    let out = w.build(
+        "1.1.0",
+        &src,
+        &[
+            "--url",
+            &format!("http://127.0.0.1:{port}/web-1.1.0.tar.gz"),
+            "--post-install",
+            "echo migrated the cache",
+        ],
+    );
+    w.publish(&out);
+    w.trigger(Some("1.1.0"));
+    let mut agent = device
+        .command(&["--running-mode=once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let seen = loop {
+        let s = status(&w);
+        let p = &s["progress"];
+        let (done, total) = (p["bytes_done"].as_u64(), p["bytes_total"].as_u64());
+        if p["stage"] == "downloading" && done.is_some_and(|d| d > 0 && Some(d) < total) {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no download progress seen: {s}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(seen["progress"]["item"], "web");
+    assert_eq!(seen["progress"]["version"], "1.1.0");
+    assert!(agent.wait().unwrap().success());
+
+    let s = status(&w);
+    let web = &s["items"][0];
+    assert_eq!(web["installed"], "1.1.0", "{s}");
+    assert_eq!(web["backup"], "1.0.0", "the version a rollback restores");
+    assert_eq!(web["last_install"]["outcome"], "installed");
+    assert_eq!(web["last_install"]["from_version"], "1.0.0");
+    assert!(
+        web["last_install"]["log"]
+            .as_str()
+            .unwrap()
+            .contains("migrated the cache"),
+        "{s}"
+    );
+    assert!(s["progress"].is_null(), "no stage under way: {s}");
+}
