@@ -168,6 +168,10 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     });
     let resp = loop {
         agent.check_stop()?;
+        // A check run by hand asked for a cycle now: the long-poll is abandoned.
+        if agent.wake.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Wait::Work);
+        }
         match rx.recv_timeout(std::time::Duration::from_millis(100)) {
             Ok(answer) => break answer?,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,

@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::error::{exit, Error};
 use crate::progress::Progress;
 use crate::state::{ItemState, State, StateDir};
+use std::path::PathBuf;
 
 /// What a run was asked to do (`--running-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -90,6 +91,9 @@ pub struct Agent {
     pub campaigns: Vec<ferry_manifests::wire::CampaignOffer>,
     /// `status` prints one JSON object instead of text (`--json`).
     pub json: bool,
+    /// Set by SIGUSR1 (a `check` run by hand while the service runs): `full` mode starts a
+    /// cycle now instead of waiting out its long-poll or poll interval.
+    pub wake: Arc<AtomicBool>,
 }
 
 impl Agent {
@@ -122,6 +126,7 @@ impl Agent {
             suggested_poll_secs: None,
             campaigns: Vec::new(),
             json: false,
+            wake: Arc::new(AtomicBool::new(false)),
             utc_offset_secs: None,
         };
         Ok(agent)
@@ -336,6 +341,7 @@ pub fn run_mode(
         Mode::Check => {
             let summary = check::run(agent)?;
             log_check(agent, &summary);
+            ServicePid::wake(&agent.dir);
             Ok(exit::for_outcomes(&agent.outcomes))
         }
         Mode::Download => {
@@ -368,6 +374,7 @@ pub fn run_mode(
 /// as there is work, else for the poll interval (±10% jitter so a fleet restarted together
 /// spreads out). It backs off while the server is unreachable. SIGTERM ends the wait at once.
 fn run_full(agent: &mut Agent) -> Result<i32, Error> {
+    let _service = ServicePid::write(&agent.dir);
     let stop = Arc::clone(&agent.stop);
     let mut failures: u32 = 0;
     let mut next_cycle = Instant::now();
@@ -408,7 +415,11 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
                 Ok(check::Wait::Nothing) => {}
                 // The server answers at once (a job the device already has): long-polling
                 // is pointless until the next cycle.
-                Ok(check::Wait::Busy) => sleep_until(&stop, next_cycle),
+                Ok(check::Wait::Busy) => {
+                    if sleep_until(&stop, &agent.wake, next_cycle) {
+                        next_cycle = Instant::now();
+                    }
+                }
                 Err(Error::Interrupted) => break,
                 Err(e) => {
                     tracing::warn!("{e}");
@@ -417,9 +428,11 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
                 }
             }
             // Never long-poll faster than once a second, whatever the server does.
-            sleep_until(&stop, started + Duration::from_secs(1));
-        } else {
-            sleep_until(&stop, next_cycle);
+            if sleep_until(&stop, &agent.wake, started + Duration::from_secs(1)) {
+                next_cycle = Instant::now();
+            }
+        } else if sleep_until(&stop, &agent.wake, next_cycle) {
+            next_cycle = Instant::now();
         }
     }
     tracing::info!("stopping on signal");
@@ -427,10 +440,64 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
 }
 
 /// Sleeps until `until` or a stop, whichever comes first.
-fn sleep_until(stop: &AtomicBool, until: Instant) {
+/// `state/service.pid` while `full` mode runs: a `check` run by hand wakes that process
+/// (SIGUSR1) so it acts on what the check found at once.
+struct ServicePid(PathBuf);
+
+impl ServicePid {
+    fn path(dir: &StateDir) -> PathBuf {
+        dir.root().join("service.pid")
+    }
+
+    fn write(dir: &StateDir) -> ServicePid {
+        let path = Self::path(dir);
+        if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+            tracing::warn!(path = %path.display(), "cannot record the service's pid: {e}");
+        }
+        ServicePid(path)
+    }
+
+    /// Wakes the `full` mode run of this state directory, if one runs.
+    fn wake(dir: &StateDir) {
+        let Ok(text) = std::fs::read_to_string(Self::path(dir)) else {
+            return;
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            return;
+        };
+        if pid as u32 == std::process::id() {
+            return;
+        }
+        // Only a ferry-agent: a stale file may name a pid some other program has now.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "ferry-agent" {
+            return;
+        }
+        match nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        ) {
+            Ok(()) => tracing::info!(pid, "woke the running service to act on this check"),
+            Err(e) => tracing::debug!(pid, "cannot wake the running service: {e}"),
+        }
+    }
+}
+
+impl Drop for ServicePid {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Sleeps until `until`, a stop, or a wake (returned: true), whichever comes first.
+fn sleep_until(stop: &AtomicBool, wake: &AtomicBool, until: Instant) -> bool {
     while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        if wake.swap(false, Ordering::SeqCst) {
+            return true;
+        }
         std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
     }
+    false
 }
 
 /// The interval between cycles: the server's suggestion within the device's bounds, else the

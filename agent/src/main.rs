@@ -69,11 +69,16 @@ fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
             eprintln!("ferry-agent: cannot install signal handler: {e}");
         }
     }
+    let wake = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGUSR1, Arc::clone(&wake)) {
+        eprintln!("ferry-agent: cannot install signal handler: {e}");
+    }
     let progress = std::io::stderr().is_terminal();
     let result = Agent::unlocked(cfg, progress, fsops::for_run()).and_then(|mut agent| {
         agent.stop = Arc::clone(&stop);
         agent.utc_offset_secs = utc_offset;
         agent.json = cli.json;
+        agent.wake = Arc::clone(&wake);
         run_mode(
             cli.running_mode,
             cli.item.as_deref(),

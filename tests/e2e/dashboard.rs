@@ -142,3 +142,42 @@ fn status_json_shows_versions_outcomes_and_download_progress() {
     );
     assert!(s["progress"].is_null(), "no stage under way: {s}");
 }
+
+/// A dashboard's Check while the service runs: the service (in `full` mode, long-polling,
+/// an hour between cycles) acts on what the check found at once instead of at its next
+/// cycle.
+#[test]
+fn a_check_by_hand_wakes_the_running_service() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let device = w.add_device("kiosk", "auto_install = true\npoll_interval_secs = 3600");
+    device.run("once").ok();
+    assert_eq!(device.current().as_deref(), Some("releases/1.0.0"));
+    let mut service = device.spawn("full");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.ctl_json(&["hosts", "list"])[0]["long_polling"] != true {
+        assert!(Instant::now() < deadline, "the service never long-polled");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new release: the server does not wake devices for it; the hand-run check sees it.
+    w.release("1.1.0", &[]);
+    let checked = device.run("check").ok();
+    assert!(
+        checked.stderr.contains("woke the running service"),
+        "{checked}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while device.current().as_deref() != Some("releases/1.1.0") {
+        assert!(
+            Instant::now() < deadline,
+            "the service did not act on the check at once"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    crate::util::signal(service.id(), "TERM", false);
+    assert!(service.wait().unwrap().success());
+    assert!(
+        !w.path("state-kiosk/service.pid").exists(),
+        "the pid file goes with the service"
+    );
+}
