@@ -23,6 +23,8 @@ pub struct CheckSummary {
     /// Offered versions the device had not recorded before this check-in.
     pub newly_available: Vec<(String, semver::Version)>,
     pub newly_pending: Vec<(String, semver::Version)>,
+    /// Items whose repository index was refused (the others were checked as usual).
+    pub problems: Vec<Error>,
 }
 
 pub fn facts(agent: &Agent) -> DeviceFacts {
@@ -85,7 +87,9 @@ fn os_release() -> (String, String) {
 /// keeps one identity per server: when `server_url` changes (127.0.0.1 to localhost, a new
 /// DNS name) the credential is tried first and kept if the server still accepts it.
 pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
-    let server = agent.cfg.server_url.to_string();
+    let Some(server) = agent.cfg.server_url.as_ref().map(|u| u.to_string()) else {
+        return Ok(()); // a device with only a repository has no server to enrol with
+    };
     if let Some(mut cred) = agent.dir.credential()? {
         agent.api.set_token(cred.device_token.clone());
         if cred.server_url == server {
@@ -108,7 +112,7 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
 
 /// Enrols with the configured enrolment token and stores the credential.
 fn enrol(agent: &mut Agent) -> Result<(), Error> {
-    let server = agent.cfg.server_url.to_string();
+    let server = agent.api.base.to_string();
     let Some(token) = agent.cfg.enrol_token.clone() else {
         return Err(Error::NotEnrolled {
             config: agent.cfg.path.clone(),
@@ -196,14 +200,16 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
                     .is_some_and(|p| p.job_id.as_deref() == Some(job.job_id.as_str()))
             })
     };
-    let new_release = resp.available.iter().any(|a| {
-        agent
-            .state
-            .items
-            .get(&a.item)
-            .and_then(|st| st.available.as_ref())
-            != Some(&a.version)
-    });
+    // With a repository, what the server offers is not what this device installs.
+    let new_release = agent.cfg.repository_url.is_none()
+        && resp.available.iter().any(|a| {
+            agent
+                .state
+                .items
+                .get(&a.item)
+                .and_then(|st| st.available.as_ref())
+                != Some(&a.version)
+        });
     let early = started.elapsed() + std::time::Duration::from_secs(1)
         < std::time::Duration::from_secs(secs);
     Ok(
@@ -226,11 +232,26 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
 /// Checks, and records the result for a local dashboard (`dashboard::record_check`).
 pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let result = run_inner(agent);
-    crate::dashboard::record_check(&agent.dir, result.as_ref().err().map(|e| e.to_string()));
+    let error = match &result {
+        Err(e) => Some(e.to_string()),
+        Ok(summary) if !summary.problems.is_empty() => Some(
+            summary
+                .problems
+                .iter()
+                .map(Error::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Ok(_) => None,
+    };
+    crate::dashboard::record_check(&agent.dir, error);
     result
 }
 
 fn run_inner(agent: &mut Agent) -> Result<CheckSummary, Error> {
+    if agent.cfg.server_url.is_none() {
+        return check_in(agent);
+    }
     ensure_enrolled(agent)?;
     match check_in(agent) {
         // The server no longer knows this credential (the host was removed, or the server's
@@ -252,7 +273,22 @@ fn run_inner(agent: &mut Agent) -> Result<CheckSummary, Error> {
     }
 }
 
-fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
+/// With a server: send queued reports and check in. With none: keep the outcomes on the
+/// device and start from an empty answer, which the repository fills.
+fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
+    if agent.cfg.server_url.is_none() {
+        report::keep_local(&agent.dir)?;
+        return Ok(CheckInResponse {
+            host_id: String::new(),
+            available: Vec::new(),
+            jobs: Vec::new(),
+            acked_reports: Vec::new(),
+            trust_root_version: None,
+            poll_interval_secs: None,
+            campaigns: Vec::new(),
+            cancelled_jobs: Vec::new(),
+        });
+    }
     match report::flush(&agent.api, &agent.dir) {
         Ok(0) => {}
         Ok(sent) => tracing::info!(count = sent, "delivered queued reports"),
@@ -264,11 +300,21 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         Err(e) => return Err(e),
     }
     let facts = facts(agent);
-    let resp: CheckInResponse = agent.api.check_in(&facts, 0)?;
+    agent.api.check_in(&facts, 0)
+}
+
+fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
+    let mut resp = ask_server(agent)?;
+    let mut summary = CheckSummary::default();
+    // With a repository, releases come from it; the server (if any) still hands out jobs.
+    if let Some(repo) = agent.cfg.repository_url.clone() {
+        let (available, problems) = crate::repository::offers(agent, &repo)?;
+        resp.available = available;
+        summary.problems = problems;
+    }
     agent.suggested_poll_secs = resp.poll_interval_secs;
     agent.campaigns = resp.campaigns.clone();
     drop_cancelled(agent, &resp.cancelled_jobs)?;
-    let mut summary = CheckSummary::default();
     update_trust_root(agent, resp.trust_root_version)?;
 
     let configured: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
@@ -362,6 +408,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             job_id: job_id.clone(),
             envelope: format!("{item}-{version}.json"),
             downloaded: false,
+            source: crate::repository::source_of(&manifest_path),
         };
         if agent.cfg.item(&item).is_none() {
             let attempt = Attempt::start(&item, &pending, None);

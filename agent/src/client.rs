@@ -91,8 +91,13 @@ impl Api {
     }
 
     fn send(&self, url: &Url, req: RequestBuilder) -> Result<Response, Error> {
-        let resp = self
-            .authorize(req)
+        // The credential goes only to the server itself, never to a repository or mirror.
+        let req = if self.same_origin(url) {
+            self.authorize(req)
+        } else {
+            req
+        };
+        let resp = req
             .timeout(API_TIMEOUT)
             .send()
             .map_err(|e| transport_error(url, e))?;

@@ -26,7 +26,8 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    server_url: String,
+    server_url: Option<String>,
+    repository_url: Option<String>,
     enrol_token: Option<String>,
     enrol_token_file: Option<PathBuf>,
     state_dir: Option<PathBuf>,
@@ -70,7 +71,11 @@ pub struct ItemConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub path: PathBuf,
-    pub server_url: reqwest::Url,
+    /// The ferry-server this device checks in with and reports to, if any.
+    pub server_url: Option<reqwest::Url>,
+    /// A static release repository (`ferryctl release publish --to-dir`) releases come from
+    /// instead of the server, if set.
+    pub repository_url: Option<reqwest::Url>,
     pub enrol_token: Option<String>,
     pub state_dir: PathBuf,
     /// Release keys pinned in the config (`trusted_keys`); empty when `trust_root` is used.
@@ -142,8 +147,23 @@ impl Config {
             }
         };
 
-        let server_url = parse_server_url(&raw.server_url)
+        let server_url = raw
+            .server_url
+            .as_deref()
+            .map(parse_server_url)
+            .transpose()
             .map_err(|e| invalid(format!("key `server_url`: {e}")))?;
+        let repository_url = raw
+            .repository_url
+            .as_deref()
+            .map(parse_server_url)
+            .transpose()
+            .map_err(|e| invalid(format!("key `repository_url`: {e}")))?;
+        if server_url.is_none() && repository_url.is_none() {
+            return Err(invalid(
+                "set `server_url` (a ferry-server), `repository_url` (a static release repository made by `ferryctl release publish --to-dir`), or both".into(),
+            ));
+        }
 
         let enrol_token = match (raw.enrol_token, raw.enrol_token_file) {
             (Some(_), Some(_)) => {
@@ -320,6 +340,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             server_url,
+            repository_url,
             enrol_token,
             state_dir: raw
                 .state_dir
@@ -432,9 +453,36 @@ root = "/opt/web"
         let (dir, path) = dir_with_key();
         let cfg = Config::parse(GOOD, &path).unwrap();
         assert_eq!(cfg.state_dir, dir.path().join("state"));
-        assert_eq!(cfg.server_url.as_str(), "http://127.0.0.1:8080/");
+        assert_eq!(
+            cfg.server_url.as_ref().map(|u| u.as_str()),
+            Some("http://127.0.0.1:8080/")
+        );
         assert!(cfg.auto_install);
         assert_eq!(cfg.items[0].root, PathBuf::from("/opt/web"));
+    }
+
+    #[test]
+    fn a_device_needs_a_server_or_a_repository_and_may_have_both() {
+        let (_dir, path) = dir_with_key();
+        let without = GOOD.replace("server_url = \"http://127.0.0.1:8080\"\n", "");
+        let err = Config::parse(&without, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("server_url") && err.contains("repository_url"),
+            "{err}"
+        );
+        let standalone = format!("repository_url = \"https://example.org/releases\"\n{without}");
+        let cfg = Config::parse(&standalone, &path).unwrap();
+        assert!(cfg.server_url.is_none());
+        assert_eq!(
+            cfg.repository_url.as_ref().map(|u| u.as_str()),
+            Some("https://example.org/releases/"),
+            "a trailing slash so ITEM/index.json joins below it"
+        );
+        let both = format!("repository_url = \"http://127.0.0.1:9/r\"\n{GOOD}");
+        assert!(Config::parse(&both, &path).unwrap().server_url.is_some());
+        let bad = format!("repository_url = \"file:///srv\"\n{GOOD}");
+        let err = Config::parse(&bad, &path).unwrap_err().to_string();
+        assert!(err.contains("repository_url"), "{err}");
     }
 
     #[test]

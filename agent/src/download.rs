@@ -77,7 +77,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                 continue;
             }
         };
-        match fetch_artifact(agent, &verified) {
+        match fetch_artifact(agent, &verified, pending.source.as_deref()) {
             Ok(path) => {
                 tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
                 if let Some(p) = agent
@@ -104,7 +104,11 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
 }
 
 /// Tries each artifact URL in order; returns the path of the verified artifact.
-fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, DownloadError> {
+fn fetch_artifact(
+    agent: &Agent,
+    manifest: &Manifest,
+    source: Option<&str>,
+) -> Result<PathBuf, DownloadError> {
     let artifact = &manifest.artifact;
     let final_path = agent.dir.artifact_path(&manifest.item, &artifact.sha256);
     if final_path.exists() {
@@ -120,7 +124,7 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
             tracing::info!(pass, "retrying the download in {:.1} s", wait.as_secs_f64());
             std::thread::sleep(wait);
         }
-        match try_mirrors(agent, manifest, &part) {
+        match try_mirrors(agent, manifest, &part, source) {
             Ok(()) => {
                 fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
                 fsync_dir(&agent.dir.downloads())?;
@@ -139,11 +143,16 @@ fn fetch_artifact(agent: &Agent, manifest: &Manifest) -> Result<PathBuf, Downloa
 }
 
 /// One pass over the artifact's URLs, in order.
-fn try_mirrors(agent: &Agent, manifest: &Manifest, part: &Path) -> Result<(), DownloadError> {
+fn try_mirrors(
+    agent: &Agent,
+    manifest: &Manifest,
+    part: &Path,
+    source: Option<&str>,
+) -> Result<(), DownloadError> {
     let mut last_error = None;
     let mut tampered = None;
     for url in &manifest.artifact.urls {
-        let url = resolve_url(&agent.api, url).map_err(DownloadError::Transient)?;
+        let url = resolve_url(&agent.api, url, source).map_err(DownloadError::Transient)?;
         // A resumed download whose hash fails may have started from a bad local partial file:
         // retry that URL once from zero before blaming it.
         for _attempt in 0..2 {
@@ -180,13 +189,19 @@ fn try_mirrors(agent: &Agent, manifest: &Manifest, part: &Path) -> Result<(), Do
     ))
 }
 
-/// Relative URLs resolve against the server's artifact base.
-pub fn resolve_url(api: &Api, url: &str) -> Result<reqwest::Url, Error> {
+/// Relative URLs resolve against the repository directory the manifest came from, else
+/// against the server's artifact base.
+pub fn resolve_url(api: &Api, url: &str, source: Option<&str>) -> Result<reqwest::Url, Error> {
+    let bad = |source| Error::BadUrl {
+        url: url.to_string(),
+        source,
+    };
     if url.starts_with("http://") || url.starts_with("https://") {
-        reqwest::Url::parse(url).map_err(|source| Error::BadUrl {
-            url: url.to_string(),
-            source,
-        })
+        reqwest::Url::parse(url).map_err(bad)
+    } else if let Some(dir) = source {
+        reqwest::Url::parse(dir)
+            .and_then(|d| d.join(url))
+            .map_err(bad)
     } else {
         api.url(&format!("api/v1/artifacts/{url}"))
     }

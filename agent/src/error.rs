@@ -57,6 +57,14 @@ pub enum Error {
     },
     #[error("the manifest lists no artifact URL")]
     NoArtifactUrl,
+    #[error("release repository {url}: {problem}")]
+    Repository {
+        url: String,
+        #[source]
+        problem: crate::repository::RepoProblem,
+    },
+    #[error("{what} needs a ferry-server: set `server_url` in {config}")]
+    NeedsServer { what: &'static str, config: PathBuf },
     #[error("not enough space in {path} to download: {needed} bytes needed, {free} free")]
     NoSpace {
         path: PathBuf,
@@ -174,7 +182,9 @@ impl Error {
             | Error::Usage(_)
             | Error::EnrolRefused { .. }
             | Error::CredentialRefused { .. }
-            | Error::NotConfigured(_) => exit::BAD_CONFIG,
+            | Error::NotConfigured(_)
+            | Error::NeedsServer { .. } => exit::BAD_CONFIG,
+            Error::Repository { .. } => exit::UPDATE_FAILED,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,
             Error::Interrupted => exit::INTERRUPTED,

@@ -17,6 +17,7 @@ pub mod lock;
 pub mod policy;
 pub mod progress;
 pub mod report;
+pub mod repository;
 pub mod state;
 pub mod status;
 pub mod trust;
@@ -107,8 +108,19 @@ impl Agent {
         let dir = StateDir::open(&cfg.state_dir, fs)?;
         let state = dir.load_state()?;
         let trust = trust::Trust::load(&cfg, &dir)?;
+        // The server, or with none the repository (its files are fetched by full URL).
+        let base = match (&cfg.server_url, &cfg.repository_url) {
+            (Some(server), _) => server.clone(),
+            (None, Some(repo)) => repo.clone(),
+            (None, None) => {
+                return Err(Error::Usage(format!(
+                    "{}: set `server_url` or `repository_url`",
+                    cfg.path.display()
+                )))
+            }
+        };
         let api = Api::new(
-            cfg.server_url.clone(),
+            base,
             Duration::from_secs(cfg.connect_timeout_secs),
             Duration::from_secs(cfg.read_timeout_secs),
             cfg.server_ca.as_deref(),
@@ -207,8 +219,13 @@ pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
 /// of what is already downloaded; the exit code still says the server was unreachable.
 fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     let mut unreachable = None;
+    // A refused repository index: the other items go on; the run ends with the error.
+    let mut refused = None;
     match check::run(agent) {
-        Ok(summary) => log_check(agent, &summary),
+        Ok(summary) => {
+            log_check(agent, &summary);
+            refused = summary.problems.into_iter().next();
+        }
         Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
         Err(e) => return Err(e),
     }
@@ -222,7 +239,9 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     }
     agent.check_stop()?;
     install::run(agent)?;
-    if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
+    if agent.cfg.server_url.is_none() {
+        report::keep_local(&agent.dir)?;
+    } else if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
         match report::flush(&agent.api, &agent.dir) {
             Ok(_) => {}
             Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
@@ -236,6 +255,7 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
         }
     }
     let code = exit::for_outcomes(&agent.outcomes);
+    let unreachable = unreachable.or(refused);
     match unreachable {
         Some(e) if code == exit::OK => Err(e),
         Some(e) => {
@@ -289,6 +309,12 @@ pub fn run_mode(
         agent.lock_run(mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
     }
     match mode {
+        Mode::CampaignCheck | Mode::CampaignAccept if agent.cfg.server_url.is_none() => {
+            Err(Error::NeedsServer {
+                what: "campaign acceptance",
+                config: agent.cfg.path.clone(),
+            })
+        }
         Mode::CampaignCheck => {
             check::run(agent)?;
             if agent.campaigns.is_empty() {
@@ -342,7 +368,10 @@ pub fn run_mode(
             let summary = check::run(agent)?;
             log_check(agent, &summary);
             ServicePid::wake(&agent.dir);
-            Ok(exit::for_outcomes(&agent.outcomes))
+            match summary.problems.into_iter().next() {
+                Some(refused) => Err(refused),
+                None => Ok(exit::for_outcomes(&agent.outcomes)),
+            }
         }
         Mode::Download => {
             // Downloading needs the credential for the server's artifact endpoint.
@@ -405,7 +434,7 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
                     }
                 };
         }
-        if agent.cfg.long_poll_secs > 0 && failures == 0 {
+        if agent.cfg.long_poll_secs > 0 && failures == 0 && agent.cfg.server_url.is_some() {
             let started = Instant::now();
             // Wait no longer than until the next cycle is due (at least a second).
             let until_cycle = next_cycle.saturating_duration_since(started).as_secs();

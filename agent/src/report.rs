@@ -101,10 +101,14 @@ pub fn queue(dir: &StateDir, report: &Report) -> Result<(), Error> {
 }
 
 pub fn queued(dir: &StateDir) -> Result<Vec<Report>, Error> {
-    let reports_dir = dir.reports();
+    read_reports(&dir.reports())
+}
+
+/// The reports in `reports_dir`, oldest first.
+fn read_reports(reports_dir: &std::path::Path) -> Result<Vec<Report>, Error> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(&reports_dir).map_err(io_err(&reports_dir))? {
-        let path = entry.map_err(io_err(&reports_dir))?.path();
+    for entry in fs::read_dir(reports_dir).map_err(io_err(reports_dir))? {
+        let path = entry.map_err(io_err(reports_dir))?.path();
         if path.extension().is_some_and(|e| e == "json")
             && !path
                 .file_name()
@@ -121,6 +125,37 @@ pub fn queued(dir: &StateDir) -> Result<Vec<Report>, Error> {
         }
     }
     out.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    Ok(out)
+}
+
+/// Outcomes a device with no server keeps in `history/`.
+pub const KEEP_LOCAL: usize = 100;
+
+/// With no server to send them to, queued reports move to `history/` (a rename: atomic) and
+/// only the newest [`KEEP_LOCAL`] stay.
+pub fn keep_local(dir: &StateDir) -> Result<usize, Error> {
+    let history = dir.history();
+    let mut moved = 0;
+    for report in queued(dir)? {
+        let name = format!("{}.json", report.report_id);
+        let from = dir.reports().join(&name);
+        let to = history.join(&name);
+        fs::rename(&from, &to).map_err(io_err(&from))?;
+        moved += 1;
+    }
+    let mut kept = local_history(dir)?;
+    if kept.len() > KEEP_LOCAL {
+        for old in kept.drain(KEEP_LOCAL..) {
+            let _ = fs::remove_file(history.join(format!("{}.json", old.report_id)));
+        }
+    }
+    Ok(moved)
+}
+
+/// The outcomes kept on this device, newest first.
+pub fn local_history(dir: &StateDir) -> Result<Vec<Report>, Error> {
+    let mut out = read_reports(&dir.history())?;
+    out.reverse();
     Ok(out)
 }
 

@@ -11,6 +11,7 @@
 //!   downloads/            artifacts: ITEM-SHA256.part while downloading, ITEM-SHA256.tar.gz
 //!                         when verified
 //!   reports/              queued reports, one JSON file each, deleted once the server acks
+//!   history/              with no server: the newest outcomes, kept here instead of sent
 //!   journal/              ITEM.json while an install of ITEM is under way (see install/)
 //! ```
 
@@ -56,6 +57,10 @@ pub struct ItemState {
     /// The offered version whose manifest was last fetched and verified for freshness.
     #[serde(default)]
     pub available_seen: Option<semver::Version>,
+    /// When the newest release index taken from the repository was signed: an older one is
+    /// refused (a mirror replaying an old index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index_issued_at: Option<String>,
 }
 
 /// The transitions of an item's state. Each install, rollback or refusal ends in exactly one of
@@ -150,6 +155,10 @@ pub struct Pending {
     pub envelope: String,
     /// Set once the artifact is downloaded and its hash matched.
     pub downloaded: bool,
+    /// The repository directory the release came from (`repository_url`/ITEM/): relative
+    /// artifact URLs resolve against it. None: the server's artifact endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -182,7 +191,14 @@ pub struct StateDir {
 impl StateDir {
     /// Creates the directory layout (no lock taken).
     pub fn open(root: &Path, fs: Arc<dyn Fs>) -> Result<StateDir, Error> {
-        for sub in ["", "manifests", "downloads", "reports", "journal"] {
+        for sub in [
+            "",
+            "manifests",
+            "downloads",
+            "reports",
+            "journal",
+            "history",
+        ] {
             let dir = root.join(sub);
             fs::create_dir_all(&dir).map_err(io_err(&dir))?;
         }
@@ -244,6 +260,11 @@ impl StateDir {
 
     pub fn journal(&self) -> PathBuf {
         self.root.join("journal")
+    }
+
+    /// Outcomes kept on a device with no server (the newest [`crate::report::KEEP_LOCAL`]).
+    pub fn history(&self) -> PathBuf {
+        self.root.join("history")
     }
 
     pub fn load_state(&self) -> Result<State, Error> {
@@ -362,6 +383,7 @@ mod tests {
             job_id: None,
             envelope: "e.json".into(),
             downloaded: true,
+            source: None,
         }
     }
 

@@ -7,10 +7,18 @@ use crate::install::journal::Journal;
 use crate::state::read_json;
 use crate::{report, Agent};
 
+/// Outcomes of a device with no server that `--json` lists, newest first.
+const HISTORY_SHOWN: usize = 20;
+
 pub fn render(agent: &Agent) -> Result<String, Error> {
     let mut out = String::new();
     let cred = agent.dir.credential()?;
-    let _ = writeln!(out, "server:      {}", agent.cfg.server_url);
+    if let Some(server) = &agent.cfg.server_url {
+        let _ = writeln!(out, "server:      {server}");
+    }
+    if let Some(repo) = &agent.cfg.repository_url {
+        let _ = writeln!(out, "repository:  {repo}");
+    }
     let _ = writeln!(
         out,
         "host id:     {}",
@@ -34,7 +42,32 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
             );
         }
     }
-    let _ = writeln!(out, "queued reports: {}", report::queued(&agent.dir)?.len());
+    if agent.cfg.server_url.is_some() {
+        let _ = writeln!(out, "queued reports: {}", report::queued(&agent.dir)?.len());
+    } else {
+        // No server: the outcomes stay here.
+        let history = report::local_history(&agent.dir)?;
+        let _ = writeln!(
+            out,
+            "history:     {} outcomes kept on this device",
+            history.len()
+        );
+        for r in history.iter().take(10) {
+            let _ = writeln!(
+                out,
+                "  {}  {} {}{}  {}  {}",
+                r.finished_at,
+                r.item,
+                r.from_version
+                    .as_ref()
+                    .map(|v| format!("{v} -> "))
+                    .unwrap_or_default(),
+                r.version,
+                r.outcome.as_str(),
+                r.message
+            );
+        }
+    }
     // Read without the lock: every state file is replaced atomically, so this is a
     // consistent picture even while the service works.
     let _ = writeln!(
@@ -136,7 +169,16 @@ pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
         }));
     }
     Ok(json!({
-        "server_url": agent.cfg.server_url.to_string(),
+        "server_url": agent.cfg.server_url.as_ref().map(|u| u.to_string()),
+        "repository_url": agent.cfg.repository_url.as_ref().map(|u| u.to_string()),
+        "history": report::local_history(&agent.dir)?.iter().take(HISTORY_SHOWN).map(|r| json!({
+            "item": r.item,
+            "version": r.version.to_string(),
+            "from_version": r.from_version.as_ref().map(|v| v.to_string()),
+            "outcome": r.outcome.as_str(),
+            "message": r.message,
+            "finished_at": r.finished_at,
+        })).collect::<Vec<_>>(),
         "host_id": cred.map(|c| c.host_id),
         "last_check": last_check.map(|c| json!({"at": c.at, "ok": c.ok, "error": c.error})),
         "queued_reports": report::queued(&agent.dir)?.len(),

@@ -168,6 +168,7 @@ impl Device {
             job_id: Some(format!("job-{}", r.version)),
             envelope,
             downloaded: true,
+            source: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

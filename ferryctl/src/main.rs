@@ -3,11 +3,13 @@
 //! - [`args`]: the command line, parsed in one place.
 //! - [`release`], [`root`]: offline key generation, release packing and signing, trust roots.
 //!   The private keys they read never leave this machine.
+//! - [`repository`]: a static release repository (offline): releases and their signed index.
 //! - [`client`]: the server API, and the tables and JSON its commands print.
 
 mod args;
 mod client;
 mod release;
+mod repository;
 mod root;
 mod table;
 
@@ -57,7 +59,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keygen { out } => release::keygen(&out),
         Command::Release { command } => match command {
             ReleaseCommand::Build(args) => release::build(&args),
-            ReleaseCommand::Publish { outdir } => api()?.publish_dir(&outdir, json),
+            ReleaseCommand::Publish {
+                outdir,
+                to_dir: Some(dir),
+                index,
+            } => repository::publish(&outdir, &dir, &index),
+            ReleaseCommand::Publish { outdir, index, .. } => {
+                if !index.key.is_empty() {
+                    anyhow::bail!("--key signs a repository's index: it needs --to-dir DIR (a server holds no keys)");
+                }
+                api()?.publish_dir(&outdir, json)
+            }
+            ReleaseCommand::Index { dir, index } => repository::reindex(&dir, &index),
         },
         Command::Root { command } => match command {
             RootCommand::Init {

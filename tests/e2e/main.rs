@@ -19,6 +19,7 @@ mod refusals;
 mod signals;
 mod signer;
 mod space;
+mod standalone;
 mod tls;
 mod ui;
 mod update_cycle;

@@ -194,11 +194,37 @@ pub enum RootCommand {
 pub enum ReleaseCommand {
     /// Pack a directory into a tarball and write the signed manifest beside it (offline).
     Build(Box<BuildArgs>),
-    /// Upload the tarballs and signed manifests in OUTDIR to the server.
+    /// Upload the tarballs and signed manifests in OUTDIR to the server; with --to-dir, add
+    /// them to a static release repository instead (offline, no server).
     Publish {
         /// Directory written by `ferryctl release build`.
         outdir: PathBuf,
+        /// A static release repository (served by any web host): the release goes to
+        /// DIR/ITEM/ and the item's signed index DIR/ITEM/index.json is written again.
+        #[arg(long, value_name = "DIR")]
+        to_dir: Option<PathBuf>,
+        #[command(flatten)]
+        index: IndexArgs,
     },
+    /// Sign the release index of every item in a static release repository again, with a new
+    /// expiry (run it before the index expires: devices refuse an expired index).
+    Index {
+        /// The repository directory.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// Private release key that signs the repository's index (with --to-dir; repeatable).
+    #[arg(long = "key")]
+    pub key: Vec<PathBuf>,
+    /// Days until devices refuse the index unless a fresher one is signed.
+    #[arg(long, default_value_t = 7)]
+    pub index_expires_in_days: u32,
 }
 
 #[derive(Args)]

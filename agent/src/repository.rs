@@ -1,0 +1,172 @@
+//! Releases from a static release repository (`repository_url`, written by `ferryctl release
+//! publish --to-dir`): the check stage reads each configured item's signed index
+//! (`ITEM/index.json`) instead of asking a server what is available. The index is verified
+//! with the same release keys as manifests, refused once expired, and never taken when older
+//! than one this device has already seen, so a stale mirror or a replayed index can hold a
+//! device back only until the index it replays expires. What the index names is then
+//! fetched, verified and installed exactly as a server's offer is.
+
+use ferry_manifests::index::{IndexError, ReleaseIndex, INDEX_FILE};
+use ferry_manifests::wire::Available;
+use reqwest::Url;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::Agent;
+
+/// Why an item's release index was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoProblem {
+    #[error("no release index here ({0}); add the item's releases with `ferryctl release publish --to-dir`")]
+    Missing(String),
+    #[error("not a signed release index: {0}")]
+    Unusable(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the index is for item {found:?}, not {expected:?}")]
+    WrongItem { expected: String, found: String },
+    #[error(
+        "the index was signed at {issued_at}, before the index this device already took (signed \
+         {seen}): the repository serves an old index (a stale mirror or a replay); refused"
+    )]
+    Replayed { issued_at: String, seen: String },
+}
+
+/// The directory of `item` in the repository (with a trailing slash, so file names join
+/// below it).
+pub fn item_dir(repo: &Url, item: &str) -> Result<Url, Error> {
+    repo.join(&format!("{item}/"))
+        .map_err(|source| Error::BadUrl {
+            url: format!("{repo}{item}/"),
+            source,
+        })
+}
+
+/// The directory a release's relative artifact URLs resolve against, when its manifest came
+/// from a repository (an absolute manifest URL); `None` for a server's manifest path.
+pub fn source_of(manifest_path: &str) -> Option<String> {
+    let url = Url::parse(manifest_path).ok()?;
+    url.join(".").ok().map(|u| u.to_string())
+}
+
+/// What the repository offers: for each configured item, the newest release for this
+/// device's class. Items whose index cannot be used are returned as problems (one item's bad
+/// index does not hold back the others); an unreachable repository is an error.
+pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Error>), Error> {
+    let mut available = Vec::new();
+    let mut problems = Vec::new();
+    let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
+    for item in names {
+        let dir = item_dir(repo, &item)?;
+        let url = dir.join(INDEX_FILE).map_err(|source| Error::BadUrl {
+            url: format!("{dir}{INDEX_FILE}"),
+            source,
+        })?;
+        match read_index(agent, &item, &url) {
+            Ok(index) => {
+                let Some(entry) = index.newest_for(agent.cfg.device_class.as_deref()) else {
+                    continue;
+                };
+                available.push(Available {
+                    item: item.clone(),
+                    version: entry.version.clone(),
+                    category: entry.category.as_str().to_string(),
+                    manifest_path: dir
+                        .join(&entry.manifest)
+                        .map_err(|source| Error::BadUrl {
+                            url: entry.manifest.clone(),
+                            source,
+                        })?
+                        .to_string(),
+                    notes: entry.notes.clone(),
+                    release_url: entry.release_url.clone(),
+                });
+            }
+            Err(Fetch::Unreachable(e)) => return Err(e),
+            Err(Fetch::Problem(problem)) => {
+                tracing::error!(%item, %url, "{problem}");
+                problems.push(Error::Repository {
+                    url: url.to_string(),
+                    problem,
+                });
+            }
+        }
+    }
+    Ok((available, problems))
+}
+
+enum Fetch {
+    Unreachable(Error),
+    Problem(RepoProblem),
+}
+
+/// Fetches, verifies and records `item`'s index.
+fn read_index(agent: &mut Agent, item: &str, url: &Url) -> Result<ReleaseIndex, Fetch> {
+    let envelope = match agent.api.envelope(url.as_str()) {
+        Ok((envelope, _)) => envelope,
+        Err(e @ Error::Unreachable { .. }) => return Err(Fetch::Unreachable(e)),
+        Err(Error::Server {
+            status: 200,
+            message,
+            ..
+        }) => return Err(Fetch::Problem(RepoProblem::Unusable(message))),
+        Err(Error::Server {
+            status, message, ..
+        }) => {
+            return Err(Fetch::Problem(RepoProblem::Missing(format!(
+                "HTTP {status}: {message}"
+            ))))
+        }
+        Err(e) => return Err(Fetch::Unreachable(e)),
+    };
+    let index = ReleaseIndex::verify(
+        &envelope,
+        &agent.trust.keys,
+        agent.trust.threshold,
+        OffsetDateTime::now_utc(),
+    )
+    .map_err(|e| Fetch::Problem(e.into()))?;
+    if index.item != item {
+        return Err(Fetch::Problem(RepoProblem::WrongItem {
+            expected: item.to_string(),
+            found: index.item,
+        }));
+    }
+    let st = agent.state.items.entry(item.to_string()).or_default();
+    let seen = st
+        .index_issued_at
+        .as_deref()
+        .and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    let issued = index.issued_at.format(&Rfc3339).unwrap_or_default();
+    match seen {
+        Some(seen) if index.issued_at < seen => {
+            return Err(Fetch::Problem(RepoProblem::Replayed {
+                issued_at: issued,
+                seen: seen.format(&Rfc3339).unwrap_or_default(),
+            }))
+        }
+        Some(seen) if index.issued_at == seen => {}
+        _ => st.index_issued_at = Some(issued),
+    }
+    Ok(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_artifact_urls_resolve_in_the_manifests_directory() {
+        assert_eq!(
+            source_of("https://example.org/r/web/web-1.0.0.manifest.json").as_deref(),
+            Some("https://example.org/r/web/")
+        );
+        assert_eq!(source_of("api/v1/releases/web/1.0.0/manifest"), None);
+        let repo = Url::parse("https://example.org/r/").unwrap();
+        assert_eq!(
+            item_dir(&repo, "web").unwrap().as_str(),
+            "https://example.org/r/web/"
+        );
+    }
+}

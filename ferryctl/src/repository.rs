@@ -1,0 +1,203 @@
+//! A static release repository, written offline: any web host that serves files (a forge's
+//! release assets, an object store, nginx, `python3 -m http.server`) can then serve it to
+//! devices configured with `repository_url`. Layout (docs/release-format.md):
+//!
+//! ```text
+//! DIR/ITEM/index.json                 signed release index (expires)
+//! DIR/ITEM/ITEM-VERSION.manifest.json signed manifest, as `ferryctl release build` wrote it
+//! DIR/ITEM/ITEM-VERSION.tar.gz        the artifact
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _};
+use ferry_manifests::index::{IndexEntry, ReleaseIndex, INDEX_FILE};
+use ferry_manifests::{Envelope, Manifest, SigningKeyFile};
+use sha2::{Digest, Sha256};
+
+use crate::args::IndexArgs;
+
+/// Adds the releases built in `outdir` to the repository `dir` and signs each touched item's
+/// index again.
+pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()> {
+    let keys = load_keys(args)?;
+    let manifests = manifest_files(outdir)?;
+    if manifests.is_empty() {
+        bail!(
+            "{} holds no *.manifest.json; run `ferryctl release build --out {}` first",
+            outdir.display(),
+            outdir.display()
+        );
+    }
+    let mut items = std::collections::BTreeSet::new();
+    for path in manifests {
+        let (manifest, text) = read_manifest(&path)?;
+        let item_dir = dir.join(&manifest.item);
+        fs::create_dir_all(&item_dir)
+            .with_context(|| format!("cannot create {}", item_dir.display()))?;
+        let artifact = outdir.join(&manifest.artifact.name);
+        let bytes =
+            fs::read(&artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
+        let sha = hex::encode(Sha256::digest(&bytes));
+        if bytes.len() as u64 != manifest.artifact.size || sha != manifest.artifact.sha256 {
+            bail!(
+                "{} is {} bytes with sha256 {sha}, but {} signs {} bytes with sha256 {}; build the release again",
+                artifact.display(),
+                bytes.len(),
+                path.display(),
+                manifest.artifact.size,
+                manifest.artifact.sha256
+            );
+        }
+        // The artifact first: an index never names a manifest whose artifact is missing.
+        write_atomic(&item_dir.join(&manifest.artifact.name), &bytes)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        write_atomic(&item_dir.join(name), &text)?;
+        println!(
+            "added {} {} to {}",
+            manifest.item,
+            manifest.version,
+            item_dir.display()
+        );
+        items.insert(manifest.item);
+    }
+    for item in items {
+        write_index(&dir.join(&item), &item, &keys, args.index_expires_in_days)?;
+    }
+    Ok(())
+}
+
+/// Signs the index of every item under `dir` again (a fresh expiry).
+pub fn reindex(dir: &Path, args: &IndexArgs) -> anyhow::Result<()> {
+    let keys = load_keys(args)?;
+    let mut items: Vec<(String, PathBuf)> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join(INDEX_FILE).is_file())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    items.sort();
+    if items.is_empty() {
+        bail!(
+            "{} holds no ITEM/{INDEX_FILE}; add a release with `ferryctl release publish --to-dir {}` first",
+            dir.display(),
+            dir.display()
+        );
+    }
+    for (item, path) in items {
+        write_index(&path, &item, &keys, args.index_expires_in_days)?;
+    }
+    Ok(())
+}
+
+fn load_keys(args: &IndexArgs) -> anyhow::Result<Vec<SigningKeyFile>> {
+    if args.key.is_empty() {
+        bail!("a repository's index is signed: give the release key with --key KEY");
+    }
+    args.key
+        .iter()
+        .map(|p| SigningKeyFile::load(p).map_err(anyhow::Error::from))
+        .collect()
+}
+
+fn manifest_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out: Vec<PathBuf> = fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn read_manifest(path: &Path) -> anyhow::Result<(Manifest, Vec<u8>)> {
+    let text = fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let envelope = Envelope::parse(&text)
+        .with_context(|| format!("{} is not a signed manifest", path.display()))?;
+    let manifest = Manifest::parse_unverified(&envelope)
+        .with_context(|| format!("{} holds an invalid manifest", path.display()))?;
+    Ok((manifest, text))
+}
+
+/// Lists every release in `item_dir` in a freshly signed index.
+fn write_index(
+    item_dir: &Path,
+    item: &str,
+    keys: &[SigningKeyFile],
+    days: u32,
+) -> anyhow::Result<()> {
+    let mut releases = Vec::new();
+    for path in manifest_files(item_dir)? {
+        let (m, _) = read_manifest(&path)?;
+        if m.item != item {
+            bail!(
+                "{} is a release of {:?}, not of {item:?}; move it to its item's directory",
+                path.display(),
+                m.item
+            );
+        }
+        releases.push(IndexEntry {
+            version: m.version,
+            category: m.category,
+            manifest: path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            released_at: m.released_at,
+            notes: m.notes,
+            release_url: m.release_url,
+            compatible: m.compatible,
+        });
+    }
+    releases.sort_by(|a, b| a.version.cmp(&b.version));
+    let now = time::OffsetDateTime::now_utc();
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let index = ReleaseIndex {
+        item: item.to_string(),
+        issued_at: now,
+        expires_at: now + time::Duration::days(i64::from(days)),
+        releases,
+    };
+    index
+        .validate()
+        .map_err(|e| anyhow::anyhow!("the index of {item} would be invalid: {e}"))?;
+    let refs: Vec<&SigningKeyFile> = keys.iter().collect();
+    let path = item_dir.join(INDEX_FILE);
+    write_atomic(&path, index.sign(&refs).to_json().as_bytes())?;
+    println!(
+        "signed {} ({} releases, newest {}, expires {})",
+        path.display(),
+        index.releases.len(),
+        index
+            .releases
+            .last()
+            .map(|e| e.version.to_string())
+            .unwrap_or_else(|| "none".into()),
+        index
+            .expires_at
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// Write beside, sync, rename: a web host never serves half a file.
+fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let mut f =
+        fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! A device with no ferry-server: releases come from a static release repository
+//! (`ferryctl release publish --to-dir`) served by a plain static web server on loopback
+//! (`python3 -m http.server`), with the same verification, rollback and status as a fleet
+//! device; and a device with both keys, whose releases come from the repository while its
+//! reports still go to the server.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{free_port, Device, World};
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1; killed on drop.
+struct StaticHost {
+    child: Child,
+    url: String,
+}
+
+impl StaticHost {
+    fn start(dir: &Path) -> StaticHost {
+        fs::create_dir_all(dir).unwrap();
+        let port = free_port();
+        let child = Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .arg("--directory")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server (install python3)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the static web server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        StaticHost {
+            child,
+            url: format!("http://127.0.0.1:{port}/releases"),
+        }
+    }
+}
+
+impl Drop for StaticHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A world (for its release key and ferryctl) with a repository at `site/releases` served
+/// over loopback, and a device that knows only the repository.
+fn standalone(extra: &str) -> (World, StaticHost, Device, PathBuf) {
+    let w = World::new();
+    let repo = w.path("site/releases");
+    fs::create_dir_all(&repo).unwrap();
+    let host = StaticHost::start(&w.path("site"));
+    let device = Device {
+        name: "pi".into(),
+        cfg: w.path("pi.toml"),
+        root: w.path("device/pi-web"),
+    };
+    fs::write(
+        &device.cfg,
+        format!(
+            "repository_url = \"{}\"\nstate_dir = \"state-pi\"\ntrusted_keys = [\"keys/release.pub\"]\nauto_install = true\n{extra}\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
+            host.url,
+            device.root.display()
+        ),
+    )
+    .unwrap();
+    (w, host, device, repo)
+}
+
+/// Builds `version` (with `extra` build flags) and adds it to the repository.
+fn publish(w: &World, repo: &Path, version: &str, extra: &[&str]) {
+    let src = w.payload(version, None);
+    let out = w.build(version, &src, extra);
+    w.ctl(&[
+        "release",
+        "publish",
+        "--to-dir",
+        repo.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+}
+
+fn status(d: &Device) -> serde_json::Value {
+    let run = d.run_args(&["--running-mode=status", "--json"]).ok();
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{run}"))
+}
+
+fn web_output(d: &Device) -> String {
+    let out = Command::new(d.root.join("current/bin/web"))
+        .output()
+        .expect("run the installed bin/web");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_device_with_no_server_installs_upgrades_and_rolls_back_from_a_static_host() {
+    let (w, _host, pi, repo) = standalone("");
+    publish(&w, &repo, "1.0.0", &[]);
+    assert!(repo.join("web/index.json").is_file());
+
+    // Nothing installed yet: auto_install takes the newest release.
+    pi.run("once").ok();
+    assert_eq!(web_output(&pi), "web 1.0.0");
+
+    publish(&w, &repo, "1.1.0", &["--notes", "Faster."]);
+    let checked = pi.run("check").ok();
+    assert!(checked.stderr.contains("1.1.0"), "{checked}");
+    let s = status(&pi);
+    assert_eq!(s["items"][0]["available"]["version"], "1.1.0", "{s}");
+    assert_eq!(s["items"][0]["available"]["notes"], "Faster.", "{s}");
+    pi.run("once").ok();
+    assert_eq!(web_output(&pi), "web 1.1.0");
+
+    // A release whose health check fails rolls back by itself.
+    publish(&w, &repo, "1.2.0", &["--health-check", "exit 3"]);
+    pi.run("once").code(1);
+    assert_eq!(web_output(&pi), "web 1.1.0");
+    let s = status(&pi);
+    assert_eq!(s["items"][0]["installed"], "1.1.0", "{s}");
+    assert_eq!(
+        s["items"][0]["last_install"]["outcome"], "rolled_back",
+        "{s}"
+    );
+    assert_eq!(s["server_url"], serde_json::Value::Null, "{s}");
+    // The outcomes stay on the device, newest first.
+    assert_eq!(s["history"][0]["version"], "1.2.0", "{s}");
+    assert_eq!(s["history"][0]["outcome"], "rolled_back", "{s}");
+    assert_eq!(s["history"][1]["version"], "1.1.0", "{s}");
+    assert_eq!(s["history"][1]["outcome"], "installed", "{s}");
+    // The failed version is not retried by itself.
+    pi.run("once").ok();
+    assert_eq!(web_output(&pi), "web 1.1.0");
+
+    // Rollback by hand, as a dashboard's button runs it.
+    pi.run_args(&["--running-mode=rollback", "--item", "web"])
+        .ok();
+    assert_eq!(web_output(&pi), "web 1.0.0");
+    let text = pi.run("status").ok();
+    assert!(text.stdout.contains("repository:"), "{text}");
+    assert!(text.stdout.contains("rolled_back"), "{text}");
+    assert!(
+        !pi.cfg
+            .parent()
+            .unwrap()
+            .join("state-pi/reports")
+            .read_dir()
+            .unwrap()
+            .any(|_| true),
+        "no server: nothing waits to be sent"
+    );
+}
+
+#[test]
+fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
+    let (w, _host, pi, repo) = standalone("");
+    publish(&w, &repo, "1.0.0", &[]);
+    pi.run("check").ok();
+    let old_index = fs::read(repo.join("web/index.json")).unwrap();
+
+    // An index signed to expire at once: refused, and the check says why and what to do.
+    let reindex = |days: &str| {
+        w.ctl(&[
+            "release",
+            "index",
+            "--dir",
+            repo.to_str().unwrap(),
+            "--key",
+            "keys/release.key",
+            "--index-expires-in-days",
+            days,
+        ])
+        .ok();
+    };
+    reindex("0");
+    let run = pi.run("check").code(1);
+    assert!(run.stderr.contains("expired"), "{run}");
+    assert!(run.stderr.contains("ferryctl release"), "{run}");
+    let s = status(&pi);
+    assert_eq!(s["last_check"]["ok"], false, "{s}");
+    assert!(
+        s["last_check"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("expired"),
+        "{s}"
+    );
+
+    // A fresh index (signed a second later), then the old one served again: a replay.
+    std::thread::sleep(Duration::from_millis(1100));
+    reindex("7");
+    pi.run("check").ok();
+    fs::write(repo.join("web/index.json"), &old_index).unwrap();
+    let run = pi.run("check").code(1);
+    assert!(run.stderr.contains("old index"), "{run}");
+    assert_eq!(pi.current(), None, "nothing was installed meanwhile");
+
+    // A fresh index again; the artifact on the host altered by one byte: refused.
+    std::thread::sleep(Duration::from_millis(1100));
+    reindex("7");
+    let artifact = repo.join("web/web-1.0.0.tar.gz");
+    let mut bytes = fs::read(&artifact).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&artifact, bytes).unwrap();
+    let run = pi.run("once").code(1);
+    assert!(run.stderr.contains("sha256"), "{run}");
+    assert_eq!(pi.current(), None, "{run}");
+    let s = status(&pi);
+    assert_eq!(s["items"][0]["last_install"]["outcome"], "refused", "{s}");
+}
+
+#[test]
+fn with_a_server_too_releases_come_from_the_repository_and_reports_go_to_the_server() {
+    let (w, _host, pi, repo) = standalone("");
+    let text = fs::read_to_string(&pi.cfg).unwrap();
+    fs::write(
+        &pi.cfg,
+        format!(
+            "server_url = \"{}\"\nenrol_token_file = \"server-data/enrol.token\"\nhostname = \"pi\"\n{text}",
+            w.server.url()
+        ),
+    )
+    .unwrap();
+    publish(&w, &repo, "1.0.0", &[]);
+    pi.run("once").ok();
+    assert_eq!(web_output(&pi), "web 1.0.0");
+    // The server holds no release, yet its history has the device's install.
+    assert_eq!(w.ctl_json(&["releases", "list"]), serde_json::json!([]));
+    let history = w.history();
+    assert!(
+        history
+            .iter()
+            .any(|h| h["version"] == "1.0.0" && h["status"] == "installed"),
+        "{history:?}"
+    );
+}
