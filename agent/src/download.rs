@@ -292,6 +292,8 @@ fn download_one(
             stage: "downloading".into(),
             bytes_done: done,
             bytes_total: size,
+            files_done: None,
+            files_total: None,
             pid: std::process::id(),
             updated_at: crate::now_rfc3339(),
         };

@@ -57,6 +57,17 @@ pub struct ItemState {
     /// The offered version whose manifest was last fetched and verified for freshness.
     #[serde(default)]
     pub available_seen: Option<semver::Version>,
+    /// Configuration files of the installed release and the sha256 it shipped each with: a
+    /// file whose content differs from it was edited on the device.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, String>,
+    /// The same for the previous release, put back by a rollback by hand.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub previous_configs: BTreeMap<String, String>,
+    /// Edited configuration files the last install kept; its own version of each is beside
+    /// it as `PATH.ferry-new`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_configs: Vec<String>,
     /// When the newest release index taken from the repository was signed: an older one is
     /// refused (a mirror replaying an old index).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -107,6 +107,12 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
             v(&st.available),
             pending
         );
+        for p in &st.kept_configs {
+            let _ = writeln!(
+                out,
+                "  kept edited config: {p} (this version's is {p}.ferry-new)"
+            );
+        }
         let journal = agent.dir.journal().join(format!("{}.json", item.name));
         if let Some(j) = read_json::<Journal>(&journal)? {
             let _ = writeln!(
@@ -154,6 +160,10 @@ pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
                 "job_id": p.job_id,
             })),
             "last_failed": v(&st.last_failed),
+            "kept_configs": st.kept_configs.iter().map(|p| json!({
+                "path": p,
+                "new_version": format!("{p}.ferry-new"),
+            })).collect::<Vec<_>>(),
             "install_under_way": under_way.map(|j| json!({
                 "version": j.version.to_string(),
                 "phase": j.phase.name(),

@@ -44,6 +44,13 @@ fn release(
             0o644,
         ),
     ];
+    // A configuration file, edited on the device after the first install (`device_at`):
+    // every upgrade keeps the edit and puts its own version beside it.
+    files.push((
+        "etc/app.conf".into(),
+        format!("port = 80 # {version}\n"),
+        0o644,
+    ));
     if version == "1.0.0" {
         files.push(("only-in-1".into(), "old\n".into(), 0o600));
     } else {
@@ -124,6 +131,7 @@ impl Device {
                 sha256: hex::encode(Sha256::digest(content.as_bytes())),
                 mode: *mode,
                 size: content.len() as u64,
+                config: path.ends_with(".conf"),
             });
         }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -250,6 +258,13 @@ fn device_at(first: &Release, next: &Release) -> Device {
     }
     d.stage(first);
     d.install(Arc::new(RealFs)).unwrap();
+    let live = match next.layout {
+        ferry_manifests::Layout::Symlink => d.root().join("current/etc/app.conf"),
+        ferry_manifests::Layout::Overlay => d.root().join("etc/app.conf"),
+    };
+    if live.exists() {
+        fs::write(&live, "port = 8080 # edited by hand\n").unwrap();
+    }
     d.clear_reports();
     d.stage(next);
     d
@@ -277,6 +292,12 @@ fn enumerate(next: Release, healthy: bool) -> (usize, usize) {
     let (old, new) = expected_trees(&next);
     if !healthy {
         assert_eq!(old, new, "a failing release must leave the old tree");
+    } else {
+        let kept = |t: &[String]| {
+            t.iter().any(|l| l.contains("app.conf.ferry-new"))
+                && t.iter().any(|l| l.contains("edited by hand"))
+        };
+        assert!(kept(&new), "the edited configuration is kept: {new:#?}");
     }
     let total = count_ops(&next);
     assert!(total > 10, "suspiciously few operations: {total}");

@@ -51,6 +51,31 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Marks the files matching any of `globs` (paths relative to `--from`, `*` not crossing
+/// `/`) as configuration files; a glob that matches nothing is a mistake worth stopping for.
+fn mark_config_files(files: &mut [FileEntry], globs: &[String]) -> anyhow::Result<()> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: false,
+    };
+    for text in globs {
+        let pattern = glob::Pattern::new(text)
+            .with_context(|| format!("--config-file {text:?} is not a valid glob"))?;
+        let mut matched = 0;
+        for f in files.iter_mut() {
+            if pattern.matches_with(&f.path, options) {
+                f.config = true;
+                matched += 1;
+            }
+        }
+        if matched == 0 {
+            bail!("--config-file {text:?} matches no file of the release (paths are relative to --from, e.g. etc/app.conf)");
+        }
+    }
+    Ok(())
+}
+
 fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
     let mut s = prefix.as_os_str().to_owned();
     s.push(".");
@@ -77,8 +102,9 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
 
     let mut entries = Vec::new();
     walk(&args.from, &args.from, &mut entries)?;
-    let files = write_tarball(&args.from, &entries, &tmp, args.compression)
+    let mut files = write_tarball(&args.from, &entries, &tmp, args.compression)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
+    mark_config_files(&mut files, &args.config_files)?;
     fs::rename(&tmp, &tarball)?;
 
     let mut hasher = Sha256::new();
@@ -240,6 +266,7 @@ fn write_tarball(
                     sha256: hex::encode(reader.hasher.finalize()),
                     mode: *mode,
                     size,
+                    config: false,
                 });
             }
         }

@@ -32,6 +32,7 @@ fn listed(data: &[u8]) -> Vec<FileEntry> {
             sha256: hex::encode(Sha256::digest(&content)),
             mode: 0o644,
             size: content.len() as u64,
+            config: false,
         });
     }
     out

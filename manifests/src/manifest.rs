@@ -147,6 +147,11 @@ pub struct FileEntry {
     #[serde(with = "octal_mode")]
     pub mode: u32,
     pub size: u64,
+    /// A configuration file people may edit on the device (`ferryctl release build
+    /// --config-file`): an edited one is kept on install and this version is written beside
+    /// it as `PATH.ferry-new`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -380,6 +385,7 @@ mod tests {
                 sha256: "b".repeat(64),
                 mode: 0o755,
                 size: 10,
+                config: false,
             }],
             install: Install::default(),
         }

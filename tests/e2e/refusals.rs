@@ -142,6 +142,7 @@ fn a_tarball_entry_escaping_the_root_is_refused() {
             sha256: hex::encode(Sha256::digest(evil)),
             mode: 0o644,
             size: evil.len() as u64,
+            config: false,
         }],
         install: Install::default(),
     };

@@ -248,3 +248,120 @@ fn with_a_server_too_releases_come_from_the_repository_and_reports_go_to_the_ser
         "{history:?}"
     );
 }
+
+/// Builds `version` with `etc/app.conf` and `etc/other.conf` (both configuration files) and
+/// adds it to the repository.
+fn publish_with_configs(w: &World, repo: &Path, version: &str, layout: &str) {
+    let src = w.payload(&format!("{layout}-{version}"), None);
+    fs::write(
+        src.join("bin/web"),
+        format!("#!/bin/sh\necho web {version}\n"),
+    )
+    .unwrap();
+    fs::create_dir_all(src.join("etc")).unwrap();
+    fs::write(src.join("etc/app.conf"), format!("port = 80 # {version}\n")).unwrap();
+    fs::write(
+        src.join("etc/other.conf"),
+        format!("level = 1 # {version}\n"),
+    )
+    .unwrap();
+    let out = w.build(
+        version,
+        &src,
+        &["--layout", layout, "--config-file", "etc/*.conf"],
+    );
+    w.ctl(&[
+        "release",
+        "publish",
+        "--to-dir",
+        repo.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+}
+
+fn edited_config_survives_an_upgrade(layout: &str) {
+    let (w, _host, pi, repo) = standalone("");
+    publish_with_configs(&w, &repo, "1.0.0", layout);
+    pi.run("once").ok();
+    // Where the live files are: through `current` for the symlink layout, in ROOT itself
+    // for the overlay layout.
+    let live = if layout == "symlink" {
+        pi.root.join("current")
+    } else {
+        pi.root.clone()
+    };
+    assert_eq!(
+        fs::read_to_string(live.join("etc/app.conf")).unwrap(),
+        "port = 80 # 1.0.0\n"
+    );
+    fs::write(live.join("etc/app.conf"), "port = 8080 # edited by hand\n").unwrap();
+
+    publish_with_configs(&w, &repo, "1.1.0", layout);
+    let run = pi.run("once").ok();
+    assert_eq!(web_output_at(&live), "web 1.1.0", "{run}");
+    assert_eq!(
+        fs::read_to_string(live.join("etc/app.conf")).unwrap(),
+        "port = 8080 # edited by hand\n",
+        "the edited file is kept"
+    );
+    assert_eq!(
+        fs::read_to_string(live.join("etc/app.conf.ferry-new")).unwrap(),
+        "port = 80 # 1.1.0\n",
+        "the new version is beside it"
+    );
+    assert_eq!(
+        fs::read_to_string(live.join("etc/other.conf")).unwrap(),
+        "level = 1 # 1.1.0\n",
+        "an unedited configuration file is replaced"
+    );
+    assert!(!live.join("etc/other.conf.ferry-new").exists());
+    let s = status(&pi);
+    assert_eq!(
+        s["items"][0]["kept_configs"][0]["path"], "etc/app.conf",
+        "{s}"
+    );
+    assert!(
+        s["items"][0]["last_install"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("etc/app.conf"),
+        "{s}"
+    );
+
+    // Rolling back leaves the person's edit in place.
+    pi.run_args(&["--running-mode=rollback", "--item", "web"])
+        .ok();
+    assert_eq!(web_output_at(&live), "web 1.0.0");
+    assert_eq!(
+        fs::read_to_string(live.join("etc/app.conf")).unwrap(),
+        "port = 8080 # edited by hand\n"
+    );
+    assert_eq!(
+        fs::read_to_string(live.join("etc/other.conf")).unwrap(),
+        "level = 1 # 1.0.0\n"
+    );
+    assert!(
+        !live.join("etc/app.conf.ferry-new").exists(),
+        "the rolled-back release's .ferry-new is gone with it"
+    );
+}
+
+fn web_output_at(live: &Path) -> String {
+    let out = Command::new(live.join("bin/web"))
+        .output()
+        .expect("run the installed bin/web");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn an_edited_config_file_survives_an_upgrade_in_the_symlink_layout() {
+    edited_config_survives_an_upgrade("symlink");
+}
+
+#[test]
+fn an_edited_config_file_survives_an_upgrade_in_the_overlay_layout() {
+    edited_config_survives_an_upgrade("overlay");
+}

@@ -3,6 +3,7 @@
 //! step may have been interrupted and finishes or undoes it. The decision is [`recovery_for`],
 //! plain code over the phase.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -65,6 +66,17 @@ pub struct Journal {
     /// For the overlay layout: what the swap changes (journalled before the first change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<super::overlay::Plan>,
+    /// Configuration files of the release this ends with in place and their shipped sha256
+    /// (the new release's; for a rollback by hand, the restored one's).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, String>,
+    /// The configuration files of the release that was in place before.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub old_configs: BTreeMap<String, String>,
+    /// Edited configuration files kept as they are; the new version goes beside each as
+    /// `PATH.ferry-new`. Decided before the journal is first written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kept_configs: Vec<String>,
     pub phase: Phase,
 }
 
@@ -139,6 +151,9 @@ mod tests {
             artifact: "x.tar.gz".into(),
             layout: Default::default(),
             plan: None,
+            configs: BTreeMap::new(),
+            old_configs: BTreeMap::new(),
+            kept_configs: Vec::new(),
             phase,
         }
     }

@@ -103,6 +103,14 @@ fn install_one(
         artifact: artifact.clone(),
         layout: verified.install.layout,
         plan: prepared.plan,
+        configs: verified
+            .files
+            .iter()
+            .filter(|f| f.config)
+            .map(|f| (f.path.clone(), f.sha256.clone()))
+            .collect(),
+        old_configs: st.configs.clone(),
+        kept_configs: prepared.kept_configs,
         phase: Phase::Staging,
     };
     if prepared.in_place {
@@ -115,18 +123,21 @@ fn install_one(
     }
     tracing::info!(item = %name, version = %verified.version, root = %root.display(), layout = %j.layout, "installing");
     let total: u64 = verified.files.iter().map(|f| f.size).sum();
-    crate::dashboard::record_progress(
-        &agent.dir,
-        &crate::dashboard::Progress {
-            item: name.to_string(),
-            version: verified.version.to_string(),
-            stage: "installing".into(),
-            bytes_done: 0,
-            bytes_total: total,
-            pid: std::process::id(),
-            updated_at: crate::now_rfc3339(),
-        },
-    );
+    let progress = crate::dashboard::Progress {
+        item: name.to_string(),
+        version: verified.version.to_string(),
+        stage: "installing".into(),
+        bytes_done: 0,
+        bytes_total: total,
+        files_done: Some(0),
+        files_total: Some(verified.files.len() as u64),
+        pid: std::process::id(),
+        updated_at: crate::now_rfc3339(),
+    };
+    crate::dashboard::record_progress(&agent.dir, &progress);
+    // Staging counts the files it unpacks into the progress a dashboard reads.
+    let counting =
+        crate::dashboard::UnpackCount::new(fs.clone(), &agent.dir, progress, &verified.files);
     if let Some(progress) = &agent.progress {
         progress.line(&format!(
             "installing {name} {} into {}",
@@ -137,7 +148,7 @@ fn install_one(
 
     save_journal(agent, &j)?;
     fault::point("staging");
-    if let Err(e) = layout_of(agent, &j, &root)?.stage(fs.as_ref(), verified, &artifact) {
+    if let Err(e) = layout_of(agent, &j, &root)?.stage(&counting, verified, &artifact) {
         // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
         // journal stays and the next run's recovery finishes the job.
         remove_staged(agent, &j)?;
@@ -246,6 +257,41 @@ struct Prepared {
     plan: Option<overlay::Plan>,
     /// The release is already what is live: nothing to place.
     in_place: bool,
+    /// Configuration files edited on the device since the installed release shipped them.
+    kept_configs: Vec<String>,
+}
+
+/// The configuration files of `manifest` that a person edited in `live` (the installed
+/// release's files): content that differs both from what the installed release shipped
+/// (`st.configs`) and from the new version. A file the installed release did not ship as
+/// configuration, or that cannot be read, is replaced as usual.
+fn edited_configs(live: Option<&Path>, manifest: &VerifiedManifest, st: &ItemState) -> Vec<String> {
+    let Some(live) = live else {
+        return Vec::new();
+    };
+    manifest
+        .files
+        .iter()
+        .filter(|f| f.config)
+        .filter(|f| {
+            let Some(shipped) = st.configs.get(&f.path) else {
+                return false;
+            };
+            sha256_of(&live.join(&f.path)).is_some_and(|now| &now != shipped && now != f.sha256)
+        })
+        .map(|f| f.path.clone())
+        .collect()
+}
+
+/// The sha256 of a regular file (not through a symlink), or `None`.
+fn sha256_of(path: &Path) -> Option<String> {
+    use sha2::Digest as _;
+    if !std::fs::symlink_metadata(path).ok()?.is_file() {
+        return None;
+    }
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).ok()?, &mut hasher).ok()?;
+    Some(hex::encode(hasher.finalize()))
 }
 
 /// Looks at the root as it is now and works out what installing `manifest` there changes.
@@ -259,17 +305,23 @@ fn prepare(
             let previous_target = symlink::current_target(root)?;
             let in_place =
                 previous_target.as_deref() == Some(symlink::target_of(&manifest.version).as_path());
+            let live = previous_target.as_ref().map(|t| root.join(t));
             Prepared {
+                kept_configs: edited_configs(live.as_deref(), manifest, st),
                 previous_target,
                 plan: None,
                 in_place,
             }
         }
-        Layout::Overlay => Prepared {
-            previous_target: None,
-            plan: Some(overlay::plan(root, manifest, &st.files)?),
-            in_place: st.installed.as_ref() == Some(&manifest.version),
-        },
+        Layout::Overlay => {
+            let kept_configs = edited_configs(Some(root), manifest, st);
+            Prepared {
+                previous_target: None,
+                plan: Some(overlay::plan(root, manifest, &st.files, &kept_configs)?),
+                in_place: st.installed.as_ref() == Some(&manifest.version),
+                kept_configs,
+            }
+        }
     })
 }
 
@@ -285,6 +337,7 @@ fn layout_of<'a>(
             root,
             version: &j.version,
             previous_target: j.previous_target.as_deref(),
+            kept_configs: &j.kept_configs,
         }),
         (Layout::Overlay, Some(plan)) => Box::new(Overlay {
             root,
@@ -316,6 +369,19 @@ fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Re
     let files = j.plan.as_ref().map(overlay::Plan::placed_files);
     let st = agent.state.items.entry(j.item.clone()).or_default();
     st.commit(&j.version, j.from_version.as_ref(), files);
+    if j.from_version.as_ref() != Some(&j.version) {
+        st.previous_configs = j.old_configs.clone();
+    }
+    st.configs = j.configs.clone();
+    st.kept_configs = j.kept_configs.clone();
+    let message = if j.kept_configs.is_empty() {
+        message
+    } else {
+        format!(
+            "{message}; kept edited configuration: {} (this version is beside each as FILE.ferry-new)",
+            j.kept_configs.join(", ")
+        )
+    };
     let previous = st.previous.clone();
     agent.dir.save_state(&agent.state)?;
     fault::point("committed-state");
@@ -341,6 +407,12 @@ fn roll_back(agent: &mut Agent, j: &Journal, message: String, output: String) ->
         _ => None,
     };
     let st = agent.state.items.entry(j.item.clone()).or_default();
+    if by_hand.is_some() {
+        // The restored release's configuration (from the journal: safe to repeat).
+        st.configs = j.configs.clone();
+        st.previous_configs.clear();
+        st.kept_configs.clear();
+    }
     st.roll_back(&j.version, by_hand);
     agent.dir.save_state(&agent.state)?;
     queue(agent, j, Outcome::RolledBack, message, output)?;
@@ -406,6 +478,9 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
         artifact: PathBuf::new(),
         layout,
         plan,
+        configs: st.previous_configs.clone(),
+        old_configs: st.configs.clone(),
+        kept_configs: Vec::new(),
         phase: Phase::ManualRollback {
             to: previous,
             message: message.clone(),

@@ -38,6 +38,10 @@ pub struct Entry {
     pub action: Action,
     /// Whether ROOT/path existed before the swap (and so is in the backup once swapped).
     pub existed: bool,
+    /// The release's path whose staged file goes to `path`, when they differ: an edited
+    /// configuration file stays and the release's version goes beside it (`PATH.ferry-new`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// What an overlay install changes, computed before any change and journalled.
@@ -56,7 +60,7 @@ impl Plan {
         self.entries
             .iter()
             .filter(|e| e.action == Action::Place)
-            .map(|e| e.path.clone())
+            .map(|e| e.from.clone().unwrap_or_else(|| e.path.clone()))
             .collect()
     }
 }
@@ -108,15 +112,22 @@ pub fn plan(
     root: &Path,
     manifest: &VerifiedManifest,
     old_files: &[String],
+    kept_configs: &[String],
 ) -> Result<Plan, RootError> {
     let mut entries = Vec::new();
     let mut new_dirs: Vec<String> = Vec::new();
     for f in &manifest.files {
-        let existed = check_target(root, &f.path)?;
+        let (path, from) = if kept_configs.contains(&f.path) {
+            (format!("{}.ferry-new", f.path), Some(f.path.clone()))
+        } else {
+            (f.path.clone(), None)
+        };
+        let existed = check_target(root, &path)?;
         entries.push(Entry {
-            path: f.path.clone(),
+            path,
             action: Action::Place,
             existed,
+            from,
         });
         let mut dir = String::new();
         for part in f
@@ -145,6 +156,7 @@ pub fn plan(
             path: old.clone(),
             action: Action::Remove,
             existed,
+            from: None,
         });
     }
     Ok(Plan {
@@ -204,7 +216,7 @@ pub fn swap(
                     ensure_parent(fs, &saved)?;
                     fs.hard_link(&target, &saved)?;
                 }
-                let staged = staging.join(&e.path);
+                let staged = staging.join(e.from.as_deref().unwrap_or(&e.path));
                 if staged.exists() {
                     fs.rename(&staged, &target)?;
                 }

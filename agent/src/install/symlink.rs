@@ -51,11 +51,36 @@ pub fn current_target(root: &Path) -> Result<Option<PathBuf>, RootError> {
 }
 
 /// Step 1: unpacks the verified artifact and moves it to `releases/V`.
+/// Carries edited configuration files into the new release: in `staging`, each kept
+/// `PATH` becomes `PATH.ferry-new` and `live/PATH` is copied in its place (with its mode).
+fn carry_configs(
+    fs: &dyn Fs,
+    staging: &Path,
+    live: &Path,
+    kept: &[String],
+) -> Result<(), StageError> {
+    use std::os::unix::fs::PermissionsExt as _;
+    for rel in kept {
+        let staged = staging.join(rel);
+        let beside = staging.join(format!("{rel}.ferry-new"));
+        fs.rename(&staged, &beside).map_err(at(&beside))?;
+        let edited = live.join(rel);
+        let mut from = std::fs::File::open(&edited).map_err(at(&edited))?;
+        let mode = from.metadata().map_err(at(&edited))?.permissions().mode();
+        let mut to = fs.create_new(&staged).map_err(at(&staged))?;
+        std::io::copy(&mut from, &mut to).map_err(at(&staged))?;
+        to.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+            .map_err(at(&staged))?;
+    }
+    Ok(())
+}
+
 pub fn stage(
     fs: &dyn Fs,
     root: &Path,
     manifest: &VerifiedManifest,
     artifact: &Path,
+    carry: Option<(&Path, &[String])>,
 ) -> Result<(), StageError> {
     let releases = releases(root);
     fs.create_dir_all(&releases).map_err(at(&releases))?;
@@ -63,6 +88,9 @@ pub fn stage(
     let staging = staging(root, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
     unpack_verified(fs, artifact, manifest, &staging)?;
+    if let Some((live, kept)) = carry {
+        carry_configs(fs, &staging, live, kept)?;
+    }
     // One syncfs for the whole unpacked tree instead of an fsync per file.
     fs.sync_fs(&staging).map_err(at(&staging))?;
     let final_dir = releases.join(manifest.version.to_string());
@@ -132,6 +160,8 @@ pub struct Symlink<'a> {
     pub version: &'a semver::Version,
     /// What `current` pointed at before; restored by a rollback.
     pub previous_target: Option<&'a Path>,
+    /// Edited configuration files carried over from the previous release.
+    pub kept_configs: &'a [String],
 }
 
 impl InstallLayout for Symlink<'_> {
@@ -141,7 +171,12 @@ impl InstallLayout for Symlink<'_> {
         manifest: &VerifiedManifest,
         artifact: &Path,
     ) -> Result<(), StageError> {
-        stage(fs, self.root, manifest, artifact)
+        let live = self.previous_target.map(|t| self.root.join(t));
+        let carry = live
+            .as_deref()
+            .filter(|_| !self.kept_configs.is_empty())
+            .map(|l| (l, self.kept_configs));
+        stage(fs, self.root, manifest, artifact, carry)
     }
 
     fn switch(&self, fs: &dyn Fs) -> std::io::Result<()> {

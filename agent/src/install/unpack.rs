@@ -353,6 +353,7 @@ mod tests {
             sha256: sha(data),
             mode,
             size: data.len() as u64,
+            config: false,
         }
     }
 

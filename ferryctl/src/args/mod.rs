@@ -278,6 +278,11 @@ pub struct BuildArgs {
     /// Let devices that have a newer version install this one.
     #[arg(long)]
     pub allow_downgrade: bool,
+    /// Mark files matching GLOB (relative to --from, e.g. `etc/*.conf`) as configuration a
+    /// person may edit on the device: an edited one is kept on install and the new version
+    /// is written beside it as FILE.ferry-new (repeatable).
+    #[arg(long = "config-file", value_name = "GLOB")]
+    pub config_files: Vec<String>,
 }
 
 #[derive(Subcommand)]

@@ -226,6 +226,7 @@ pub(super) fn tarball(files: &[(&str, &[u8])]) -> (Vec<u8>, Vec<FileEntry>) {
             sha256: hex::encode(Sha256::digest(data)),
             mode: 0o644,
             size: data.len() as u64,
+            config: false,
         });
     }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
