@@ -476,7 +476,7 @@ root = "/opt/web"
         assert_eq!(
             cfg.repository_url.as_ref().map(|u| u.as_str()),
             Some("https://example.org/releases/"),
-            "a trailing slash so ITEM/index.json joins below it"
+            "a trailing slash so ITEM.index.json joins below it"
         );
         let both = format!("repository_url = \"http://127.0.0.1:9/r\"\n{GOOD}");
         assert!(Config::parse(&both, &path).unwrap().server_url.is_some());

@@ -303,10 +303,18 @@ mod tests {
         counting.create_new(&staging.join("bin/web")).unwrap();
         // The first file is written at once (nothing shown yet); the last always.
         let p = current_progress(&sd).unwrap();
-        assert_eq!((p.files_done, p.files_total, p.bytes_done), (Some(1), Some(2), 100));
-        counting.create_new(&staging.join("static/index.html")).unwrap();
+        assert_eq!(
+            (p.files_done, p.files_total, p.bytes_done),
+            (Some(1), Some(2), 100)
+        );
+        counting
+            .create_new(&staging.join("static/index.html"))
+            .unwrap();
         let p = current_progress(&sd).unwrap();
         assert_eq!((p.files_done, p.bytes_done), (Some(2), 120));
-        assert!(staging.join("static/index.html").is_file(), "the file was created");
+        assert!(
+            staging.join("static/index.html").is_file(),
+            "the file was created"
+        );
     }
 }

@@ -1,12 +1,12 @@
 //! Releases from a static release repository (`repository_url`, written by `ferryctl release
 //! publish --to-dir`): the check stage reads each configured item's signed index
-//! (`ITEM/index.json`) instead of asking a server what is available. The index is verified
+//! (`ITEM.index.json`) instead of asking a server what is available. The index is verified
 //! with the same release keys as manifests, refused once expired, and never taken when older
 //! than one this device has already seen, so a stale mirror or a replayed index can hold a
 //! device back only until the index it replays expires. What the index names is then
 //! fetched, verified and installed exactly as a server's offer is.
 
-use ferry_manifests::index::{IndexError, ReleaseIndex, INDEX_FILE};
+use ferry_manifests::index::{index_file, IndexError, ReleaseIndex};
 use ferry_manifests::wire::Available;
 use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
@@ -33,14 +33,12 @@ pub enum RepoProblem {
     Replayed { issued_at: String, seen: String },
 }
 
-/// The directory of `item` in the repository (with a trailing slash, so file names join
-/// below it).
-pub fn item_dir(repo: &Url, item: &str) -> Result<Url, Error> {
-    repo.join(&format!("{item}/"))
-        .map_err(|source| Error::BadUrl {
-            url: format!("{repo}{item}/"),
-            source,
-        })
+/// A file of the repository (which is flat: every file sits beside the index).
+fn file_url(repo: &Url, name: &str) -> Result<Url, Error> {
+    repo.join(name).map_err(|source| Error::BadUrl {
+        url: format!("{repo}{name}"),
+        source,
+    })
 }
 
 /// The directory a release's relative artifact URLs resolve against, when its manifest came
@@ -58,11 +56,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
     let mut problems = Vec::new();
     let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for item in names {
-        let dir = item_dir(repo, &item)?;
-        let url = dir.join(INDEX_FILE).map_err(|source| Error::BadUrl {
-            url: format!("{dir}{INDEX_FILE}"),
-            source,
-        })?;
+        let url = file_url(repo, &index_file(&item))?;
         match read_index(agent, &item, &url) {
             Ok(index) => {
                 let Some(entry) = index.newest_for(agent.cfg.device_class.as_deref()) else {
@@ -72,13 +66,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     item: item.clone(),
                     version: entry.version.clone(),
                     category: entry.category.as_str().to_string(),
-                    manifest_path: dir
-                        .join(&entry.manifest)
-                        .map_err(|source| Error::BadUrl {
-                            url: entry.manifest.clone(),
-                            source,
-                        })?
-                        .to_string(),
+                    manifest_path: file_url(repo, &entry.manifest)?.to_string(),
                     notes: entry.notes.clone(),
                     release_url: entry.release_url.clone(),
                 });
@@ -159,14 +147,14 @@ mod tests {
     #[test]
     fn relative_artifact_urls_resolve_in_the_manifests_directory() {
         assert_eq!(
-            source_of("https://example.org/r/web/web-1.0.0.manifest.json").as_deref(),
-            Some("https://example.org/r/web/")
+            source_of("https://example.org/r/web-1.0.0.manifest.json").as_deref(),
+            Some("https://example.org/r/")
         );
         assert_eq!(source_of("api/v1/releases/web/1.0.0/manifest"), None);
         let repo = Url::parse("https://example.org/r/").unwrap();
         assert_eq!(
-            item_dir(&repo, "web").unwrap().as_str(),
-            "https://example.org/r/web/"
+            file_url(&repo, &index_file("web")).unwrap().as_str(),
+            "https://example.org/r/web.index.json"
         );
     }
 }

@@ -1,11 +1,12 @@
 //! A static release repository, written offline: any web host that serves files (a forge's
 //! release assets, an object store, nginx, `python3 -m http.server`) can then serve it to
-//! devices configured with `repository_url`. Layout (docs/release-format.md):
+//! devices configured with `repository_url`. Flat, so a forge's release assets can hold it
+//! too (docs/release-format.md):
 //!
 //! ```text
-//! DIR/ITEM/index.json                 signed release index (expires)
-//! DIR/ITEM/ITEM-VERSION.manifest.json signed manifest, as `ferryctl release build` wrote it
-//! DIR/ITEM/ITEM-VERSION.tar.gz        the artifact
+//! DIR/ITEM.index.json             signed release index (expires)
+//! DIR/ITEM-VERSION.manifest.json  signed manifest, as `ferryctl release build` wrote it
+//! DIR/ITEM-VERSION.tar.gz         the artifact
 //! ```
 
 use std::fs;
@@ -13,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
-use ferry_manifests::index::{IndexEntry, ReleaseIndex, INDEX_FILE};
+use ferry_manifests::index::{index_file, IndexEntry, ReleaseIndex};
 use ferry_manifests::{Envelope, Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
 
@@ -34,9 +35,7 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
     let mut items = std::collections::BTreeSet::new();
     for path in manifests {
         let (manifest, text) = read_manifest(&path)?;
-        let item_dir = dir.join(&manifest.item);
-        fs::create_dir_all(&item_dir)
-            .with_context(|| format!("cannot create {}", item_dir.display()))?;
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let artifact = outdir.join(&manifest.artifact.name);
         let bytes =
             fs::read(&artifact).with_context(|| format!("cannot read {}", artifact.display()))?;
@@ -52,22 +51,22 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
             );
         }
         // The artifact first: an index never names a manifest whose artifact is missing.
-        write_atomic(&item_dir.join(&manifest.artifact.name), &bytes)?;
+        write_atomic(&dir.join(&manifest.artifact.name), &bytes)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        write_atomic(&item_dir.join(name), &text)?;
+        write_atomic(&dir.join(name), &text)?;
         println!(
             "added {} {} to {}",
             manifest.item,
             manifest.version,
-            item_dir.display()
+            dir.display()
         );
         items.insert(manifest.item);
     }
     for item in items {
-        write_index(&dir.join(&item), &item, &keys, args.index_expires_in_days)?;
+        write_index(dir, &item, &keys, args.index_expires_in_days)?;
     }
     Ok(())
 }
@@ -75,22 +74,26 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
 /// Signs the index of every item under `dir` again (a fresh expiry).
 pub fn reindex(dir: &Path, args: &IndexArgs) -> anyhow::Result<()> {
     let keys = load_keys(args)?;
-    let mut items: Vec<(String, PathBuf)> = fs::read_dir(dir)
+    let mut items: Vec<String> = fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(INDEX_FILE).is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_suffix(".index.json")
+                .map(str::to_string)
+        })
         .collect();
     items.sort();
     if items.is_empty() {
         bail!(
-            "{} holds no ITEM/{INDEX_FILE}; add a release with `ferryctl release publish --to-dir {}` first",
+            "{} holds no ITEM.index.json; add a release with `ferryctl release publish --to-dir {}` first",
             dir.display(),
             dir.display()
         );
     }
-    for (item, path) in items {
-        write_index(&path, &item, &keys, args.index_expires_in_days)?;
+    for item in items {
+        write_index(dir, &item, &keys, args.index_expires_in_days)?;
     }
     Ok(())
 }
@@ -124,22 +127,13 @@ fn read_manifest(path: &Path) -> anyhow::Result<(Manifest, Vec<u8>)> {
     Ok((manifest, text))
 }
 
-/// Lists every release in `item_dir` in a freshly signed index.
-fn write_index(
-    item_dir: &Path,
-    item: &str,
-    keys: &[SigningKeyFile],
-    days: u32,
-) -> anyhow::Result<()> {
+/// Lists every release of `item` in `dir` in a freshly signed index.
+fn write_index(dir: &Path, item: &str, keys: &[SigningKeyFile], days: u32) -> anyhow::Result<()> {
     let mut releases = Vec::new();
-    for path in manifest_files(item_dir)? {
+    for path in manifest_files(dir)? {
         let (m, _) = read_manifest(&path)?;
         if m.item != item {
-            bail!(
-                "{} is a release of {:?}, not of {item:?}; move it to its item's directory",
-                path.display(),
-                m.item
-            );
+            continue;
         }
         releases.push(IndexEntry {
             version: m.version,
@@ -167,7 +161,7 @@ fn write_index(
         .validate()
         .map_err(|e| anyhow::anyhow!("the index of {item} would be invalid: {e}"))?;
     let refs: Vec<&SigningKeyFile> = keys.iter().collect();
-    let path = item_dir.join(INDEX_FILE);
+    let path = dir.join(index_file(item));
     write_atomic(&path, index.sign(&refs).to_json().as_bytes())?;
     println!(
         "signed {} ({} releases, newest {}, expires {})",

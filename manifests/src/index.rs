@@ -1,6 +1,8 @@
 //! The signed release index of a static release repository: one per item, at
-//! `REPOSITORY/ITEM/index.json`, listing the item's releases and the file name of each signed
-//! manifest beside it. It is signed with the release key(s) and expires, so a mirror that keeps
+//! `REPOSITORY/ITEM.index.json`, listing the item's releases and the file name of each signed
+//! manifest beside it. The repository is flat (index, manifests and artifacts side by side,
+//! every name starting with the item's), so a forge's release assets can hold it as well as
+//! a directory on a web server. It is signed with the release key(s) and expires, so a mirror that keeps
 //! serving an old index can hold a device back only until that index's expiry; and a device
 //! never takes an index older than one it has already seen.
 
@@ -15,8 +17,10 @@ use crate::manifest::Category;
 /// Payload type of a Ferry release index.
 pub const INDEX_PAYLOAD_TYPE: &str = "application/vnd.ferry.index.v1+json";
 
-/// The index's file name inside an item's directory.
-pub const INDEX_FILE: &str = "index.json";
+/// The file name of `item`'s index in the repository.
+pub fn index_file(item: &str) -> String {
+    format!("{item}.index.json")
+}
 
 /// Most releases one index lists.
 pub const MAX_INDEX_RELEASES: usize = 10_000;

@@ -110,7 +110,7 @@ fn web_output(d: &Device) -> String {
 fn a_device_with_no_server_installs_upgrades_and_rolls_back_from_a_static_host() {
     let (w, _host, pi, repo) = standalone("");
     publish(&w, &repo, "1.0.0", &[]);
-    assert!(repo.join("web/index.json").is_file());
+    assert!(repo.join("web.index.json").is_file());
 
     // Nothing installed yet: auto_install takes the newest release.
     pi.run("once").ok();
@@ -169,7 +169,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     let (w, _host, pi, repo) = standalone("");
     publish(&w, &repo, "1.0.0", &[]);
     pi.run("check").ok();
-    let old_index = fs::read(repo.join("web/index.json")).unwrap();
+    let old_index = fs::read(repo.join("web.index.json")).unwrap();
 
     // An index signed to expire at once: refused, and the check says why and what to do.
     let reindex = |days: &str| {
@@ -203,7 +203,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     std::thread::sleep(Duration::from_millis(1100));
     reindex("7");
     pi.run("check").ok();
-    fs::write(repo.join("web/index.json"), &old_index).unwrap();
+    fs::write(repo.join("web.index.json"), &old_index).unwrap();
     let run = pi.run("check").code(1);
     assert!(run.stderr.contains("old index"), "{run}");
     assert_eq!(pi.current(), None, "nothing was installed meanwhile");
@@ -211,7 +211,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     // A fresh index again; the artifact on the host altered by one byte: refused.
     std::thread::sleep(Duration::from_millis(1100));
     reindex("7");
-    let artifact = repo.join("web/web-1.0.0.tar.gz");
+    let artifact = repo.join("web-1.0.0.tar.gz");
     let mut bytes = fs::read(&artifact).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
@@ -364,4 +364,54 @@ fn an_edited_config_file_survives_an_upgrade_in_the_symlink_layout() {
 #[test]
 fn an_edited_config_file_survives_an_upgrade_in_the_overlay_layout() {
     edited_config_survives_an_upgrade("overlay");
+}
+
+#[test]
+fn publishing_to_a_repository_says_what_is_missing_and_refuses_a_broken_build() {
+    let w = World::new();
+    let repo = w.path("site/releases");
+    let src = w.payload("1.0.0", None);
+    let out = w.build("1.0.0", &src, &[]);
+    let out = out.to_str().unwrap();
+    let dir = repo.to_str().unwrap();
+    let run = w.ctl(&["release", "publish", "--to-dir", dir, out]).code(1);
+    assert!(run.stderr.contains("--key"), "{run}");
+    let run = w
+        .ctl(&["release", "publish", "--key", "keys/release.key", out])
+        .code(1);
+    assert!(run.stderr.contains("--to-dir"), "{run}");
+    fs::create_dir_all(&repo).unwrap();
+    let run = w
+        .ctl(&[
+            "release",
+            "index",
+            "--dir",
+            dir,
+            "--key",
+            "keys/release.key",
+        ])
+        .code(1);
+    assert!(
+        run.stderr.contains("ferryctl release publish --to-dir"),
+        "{run}"
+    );
+
+    // A tarball changed after it was signed is not published.
+    let tarball = w.path("out-1.0.0/web-1.0.0.tar.gz");
+    let mut bytes = fs::read(&tarball).unwrap();
+    bytes.push(0);
+    fs::write(&tarball, bytes).unwrap();
+    let run = w
+        .ctl(&[
+            "release",
+            "publish",
+            "--to-dir",
+            dir,
+            "--key",
+            "keys/release.key",
+            out,
+        ])
+        .code(1);
+    assert!(run.stderr.contains("build the release again"), "{run}");
+    assert!(!repo.join("web.index.json").exists(), "{run}");
 }

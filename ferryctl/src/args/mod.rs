@@ -199,8 +199,8 @@ pub enum ReleaseCommand {
     Publish {
         /// Directory written by `ferryctl release build`.
         outdir: PathBuf,
-        /// A static release repository (served by any web host): the release goes to
-        /// DIR/ITEM/ and the item's signed index DIR/ITEM/index.json is written again.
+        /// A static release repository (served by any web host): the release goes into DIR
+        /// and the item's signed index DIR/ITEM.index.json is written again.
         #[arg(long, value_name = "DIR")]
         to_dir: Option<PathBuf>,
         #[command(flatten)]
