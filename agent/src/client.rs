@@ -36,18 +36,30 @@ impl Api {
     ) -> Result<Api, Error> {
         // rustls needs a process-wide crypto provider; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let mut builder = Client::builder();
-        if let Some(pem) = server_ca {
-            let ca = reqwest::Certificate::from_pem(pem).map_err(Error::ServerCa)?;
-            builder = builder.tls_certs_only([ca]);
+        let builder = || {
+            Client::builder()
+                .connect_timeout(connect)
+                // In the blocking client this bounds each wait: connect, headers, every body read.
+                .timeout(read)
+                .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
+        };
+        let http = match server_ca {
+            Some(pem) => {
+                let ca = reqwest::Certificate::from_pem(pem).map_err(Error::ServerCa)?;
+                builder().tls_certs_only([ca]).build()
+            }
+            None => builder().build().or_else(|e| {
+                if base.scheme() != "http" {
+                    return Err(e);
+                }
+                // No CA certificates on this device: a plain-http server needs none, but an
+                // https mirror will fail until they are installed.
+                let _ = e;
+                tracing::warn!("cannot load this system's CA certificates; https downloads will fail until they are installed (ca-certificates)");
+                builder().tls_certs_only([]).build()
+            }),
         }
-        let http = builder
-            .connect_timeout(connect)
-            // In the blocking client this bounds each wait: connect, headers, every body read.
-            .timeout(read)
-            .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(Error::HttpClient)?;
+        .map_err(Error::HttpClient)?;
         Ok(Api {
             base,
             http,

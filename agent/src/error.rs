@@ -47,7 +47,7 @@ pub enum Error {
     CredentialRefused { url: String, config: PathBuf },
     #[error("server_ca is not a PEM certificate: {0}")]
     ServerCa(#[source] reqwest::Error),
-    #[error("cannot build the HTTP client: {0}")]
+    #[error("cannot build the HTTP client: {0}; without `server_ca` the system's CA certificates are used: install them (ca-certificates) or set `server_ca`")]
     HttpClient(#[source] reqwest::Error),
     #[error("bad URL {url:?}: {source}")]
     BadUrl {

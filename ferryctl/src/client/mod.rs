@@ -45,20 +45,36 @@ impl Client {
                 "no operator token: pass --token or set FERRY_TOKEN (the server wrote one to DATA_DIR/operator.token)"
             ),
         };
-        let mut builder = reqwest::blocking::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .timeout(None);
+        let builder = || {
+            reqwest::blocking::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .timeout(None)
+        };
         if let Some(path) = &args.ca_cert {
             let pem = std::fs::read(path)
                 .with_context(|| format!("cannot read --ca-cert {}", path.display()))?;
             let ca = reqwest::Certificate::from_pem(&pem)
                 .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
-            builder = builder.tls_certs_only([ca]);
+            return Ok(Client {
+                http: builder().tls_certs_only([ca]).build()?,
+                base,
+                token: token.trim().to_string(),
+            });
         }
+        let http = match builder().build() {
+            Ok(http) => http,
+            // No CA certificates on this machine: plain http needs none.
+            Err(_) if base.scheme() == "http" => builder().tls_certs_only([]).build()?,
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(
+                    "cannot load this system's CA certificates: install them (apt-get install ca-certificates) or pass --ca-cert PEM",
+                ))
+            }
+        };
         Ok(Client {
             base,
             token: token.trim().to_string(),
-            http: builder.build()?,
+            http,
         })
     }
 
