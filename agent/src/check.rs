@@ -118,6 +118,10 @@ fn enrol(agent: &mut Agent) -> Result<(), Error> {
             config: agent.cfg.path.clone(),
         });
     };
+    let token = token.read().map_err(|reason| Error::EnrolTokenUnreadable {
+        reason,
+        config: agent.cfg.path.clone(),
+    })?;
     let facts = facts(agent);
     let resp = match agent.api.enrol(&token, &facts) {
         Err(Error::Server {

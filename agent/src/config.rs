@@ -67,6 +67,33 @@ pub struct ItemConfig {
     pub root: PathBuf,
 }
 
+/// The fleet enrolment token: in the config, or in a file read when the device enrols.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnrolToken {
+    Inline(String),
+    File(PathBuf),
+}
+
+impl EnrolToken {
+    /// The token; a file that is missing, unreadable or empty says so, naming it.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            EnrolToken::Inline(token) => Ok(token.clone()),
+            EnrolToken::File(path) => match std::fs::read_to_string(path) {
+                Ok(text) if text.trim().is_empty() => Err(format!(
+                    "the enrolment token file {} is empty",
+                    path.display()
+                )),
+                Ok(text) => Ok(text.trim().to_string()),
+                Err(e) => Err(format!(
+                    "cannot read the enrolment token file {}: {e}",
+                    path.display()
+                )),
+            },
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -76,7 +103,7 @@ pub struct Config {
     /// A static release repository (`ferryctl release publish --to-dir`) releases come from
     /// instead of the server, if set.
     pub repository_url: Option<reqwest::Url>,
-    pub enrol_token: Option<String>,
+    pub enrol_token: Option<EnrolToken>,
     pub state_dir: PathBuf,
     /// Release keys pinned in the config (`trusted_keys`); empty when `trust_root` is used.
     pub trusted: TrustedKeys,
@@ -171,22 +198,15 @@ impl Config {
                     "set either `enrol_token` or `enrol_token_file`, not both".into(),
                 ))
             }
-            (Some(token), None) => Some(token.trim().to_string()),
-            (None, Some(file)) => {
-                let file = resolve(&file);
-                let token = std::fs::read_to_string(&file).map_err(|e| {
-                    invalid(format!(
-                        "key `enrol_token_file`: cannot read {}: {e}",
-                        file.display()
-                    ))
-                })?;
-                Some(token.trim().to_string())
+            (Some(token), None) if token.trim().is_empty() => {
+                return Err(invalid("key `enrol_token`: the token is empty".into()))
             }
+            (Some(token), None) => Some(EnrolToken::Inline(token.trim().to_string())),
+            // Read only when the device enrols: the file may be provisioned after the image
+            // is built, and removed once the device has its own credential.
+            (None, Some(file)) => Some(EnrolToken::File(resolve(&file))),
             (None, None) => None,
         };
-        if enrol_token.as_deref() == Some("") {
-            return Err(invalid("key `enrol_token`: the token is empty".into()));
-        }
 
         let trust_root = raw.trust_root.as_deref().map(resolve);
         match (&trust_root, raw.trusted_keys.is_empty()) {
@@ -462,6 +482,24 @@ root = "/opt/web"
     }
 
     #[test]
+    fn the_enrolment_token_file_is_read_only_when_the_device_enrols() {
+        let (dir, path) = dir_with_key();
+        let text = GOOD.replace(
+            "enrol_token = \"abc\"",
+            "enrol_token_file = \"enrol.token\"",
+        );
+        // Not provisioned yet (or removed after enrolment): the config is still good.
+        let cfg = Config::parse(&text, &path).unwrap();
+        let token = cfg.enrol_token.clone().unwrap();
+        let err = token.read().unwrap_err();
+        assert!(err.contains("enrol.token"), "{err}");
+        std::fs::write(dir.path().join("enrol.token"), "\n").unwrap();
+        assert!(token.read().unwrap_err().contains("empty"));
+        std::fs::write(dir.path().join("enrol.token"), "fen_y\n").unwrap();
+        assert_eq!(token.read().unwrap(), "fen_y");
+    }
+
+    #[test]
     fn a_device_needs_a_server_or_a_repository_and_may_have_both() {
         let (_dir, path) = dir_with_key();
         let without = GOOD.replace("server_url = \"http://127.0.0.1:8080\"\n", "");
@@ -524,7 +562,10 @@ root = "/opt/web"
             .replace("/etc/ferry/enrol.token", "enrol.token")
             .replace("/etc/ferry/release.pub", "release.pub");
         let cfg = Config::parse(&text, &path).unwrap();
-        assert_eq!(cfg.enrol_token.as_deref(), Some("fen_x"));
+        assert_eq!(
+            cfg.enrol_token.as_ref().map(|t| t.read()),
+            Some(Ok("fen_x".to_string()))
+        );
         assert_eq!(cfg.items.len(), 1);
     }
 

@@ -37,6 +37,8 @@ pub enum Error {
     Interrupted,
     #[error("this device is not enrolled: set `enrol_token` or `enrol_token_file` in {config}")]
     NotEnrolled { config: PathBuf },
+    #[error("this device is not enrolled yet and {reason} (`enrol_token_file` in {config}): put the fleet's enrolment token there")]
+    EnrolTokenUnreadable { reason: String, config: PathBuf },
     #[error("the server at {url} refused the enrolment token: {message}; check `enrol_token` or `enrol_token_file` in {config}")]
     EnrolRefused {
         url: String,
@@ -183,7 +185,8 @@ impl Error {
             | Error::EnrolRefused { .. }
             | Error::CredentialRefused { .. }
             | Error::NotConfigured(_)
-            | Error::NeedsServer { .. } => exit::BAD_CONFIG,
+            | Error::NeedsServer { .. }
+            | Error::EnrolTokenUnreadable { .. } => exit::BAD_CONFIG,
             Error::Repository { .. } => exit::UPDATE_FAILED,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,

@@ -1,37 +1,59 @@
 SUMMARY = "Ferry over-the-air update agent"
-DESCRIPTION = "Pull-based update agent: polls a Ferry server, verifies ed25519-signed \
-manifests, installs staged tarballs atomically with rollback, and reports back."
-LICENSE = "Apache-2.0"
-LIC_FILES_CHKSUM = "file://LICENSE;md5=3b83ef96387f14655fc854ddc3c6bd57"
+DESCRIPTION = "Pull-based update agent: checks a Ferry server or a static release \
+               repository, verifies ed25519-signed manifests against keys pinned on the \
+               device, installs staged tarballs atomically with rollback, and reports back."
 
-# Set FERRY_SRC_URI (a git URL of the Ferry repository, e.g. your mirror) and SRCREV in
-# local.conf; the recipe refuses to guess where your sources live.
-FERRY_SRC_URI ??= ""
-python () {
-    if not d.getVar('FERRY_SRC_URI'):
-        bb.fatal("meta-ferry: set FERRY_SRC_URI and SRCREV in local.conf to build ferry-agent")
-}
-SRC_URI = "${FERRY_SRC_URI} \
-           file://agent.toml \
-          "
-S = "${WORKDIR}/git"
+require recipes-ferry/ferry/ferry.inc
+# The crate:// list for the offline build, generated from Cargo.lock by
+# yocto/scripts/update-crates (the project's tests check it matches).
+require ${BPN}-crates.inc
 
-inherit cargo cargo-update-recipe-crates systemd
-
-# Build only the agent from the workspace.
-CARGO_BUILD_FLAGS += "-p ferry-agent"
-CARGO_SRC_DIR = ""
-
-# One of the two is enabled: the timer (one cycle hourly, the default) or, with
-# FERRY_AGENT_UNIT = "ferry-agent.service" in local.conf, the long-running `full` mode. Both
-# units are installed either way.
+# What the image's /etc/ferry/agent.toml says (docs/configuration.md). Set them in
+# local.conf, your distro or a .bbappend:
+# - where releases come from: a Ferry server, a static release repository, or both;
+FERRY_SERVER_URL ??= ""
+FERRY_REPOSITORY_URL ??= ""
+# - the release public keys the device trusts: file names (`ferryctl keygen` .pub files)
+#   that a .bbappend adds to SRC_URI; installed as /etc/ferry/keys/NAME;
+FERRY_RELEASE_KEYS ??= ""
+# - the items it manages, as NAME:ROOT pairs ("web:/srv/web app:/opt/app");
+FERRY_ITEMS ??= ""
+# - whether it installs new releases without an operator, and its device class.
+FERRY_AUTO_INSTALL ??= "false"
+FERRY_DEVICE_CLASS ??= "${MACHINE}"
+# One of the two is enabled: the timer (one cycle an hour, the default) or the long-running
+# `full` mode, ferry-agent.service. Both units are installed either way.
 FERRY_AGENT_UNIT ??= "ferry-agent.timer"
+
+CARGO_BUILD_FLAGS += "-p ferry-agent"
+
+inherit systemd
+
 SYSTEMD_SERVICE:${PN} = "${FERRY_AGENT_UNIT}"
-SYSTEMD_AUTO_ENABLE:${PN} ?= "enable"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
 
 do_install:append() {
-    install -d ${D}${sysconfdir}/ferry
-    install -m 0600 ${WORKDIR}/agent.toml ${D}${sysconfdir}/ferry/agent.toml
+    install -d -m 0755 ${D}${sysconfdir}/ferry ${D}${sysconfdir}/ferry/keys
+    keys=""
+    for key in ${FERRY_RELEASE_KEYS}; do
+        install -m 0644 ${UNPACKDIR}/$key ${D}${sysconfdir}/ferry/keys/$key
+        keys="$keys\"${sysconfdir}/ferry/keys/$key\", "
+    done
+    cfg=${D}${sysconfdir}/ferry/agent.toml
+    {
+        echo "# ferry-agent configuration (docs/configuration.md), written by meta-ferry."
+        [ -n "${FERRY_SERVER_URL}" ] && echo "server_url = \"${FERRY_SERVER_URL}\""
+        [ -n "${FERRY_SERVER_URL}" ] && echo "enrol_token_file = \"${sysconfdir}/ferry/enrol.token\""
+        [ -n "${FERRY_REPOSITORY_URL}" ] && echo "repository_url = \"${FERRY_REPOSITORY_URL}\""
+        echo "state_dir = \"${localstatedir}/lib/ferry-agent\""
+        echo "trusted_keys = [${keys%, }]"
+        echo "auto_install = ${FERRY_AUTO_INSTALL}"
+        [ -n "${FERRY_DEVICE_CLASS}" ] && echo "device_class = \"${FERRY_DEVICE_CLASS}\""
+        for pair in ${FERRY_ITEMS}; do
+            printf '\n[[items]]\nname = "%s"\nroot = "%s"\n' "${pair%%:*}" "${pair#*:}"
+        done
+    } > $cfg
+    chmod 0600 $cfg
     install -d ${D}${systemd_system_unitdir}
     for unit in ferry-agent.service ferry-agent-once.service ferry-agent.timer; do
         install -m 0644 ${S}/systemd/$unit ${D}${systemd_system_unitdir}/$unit
