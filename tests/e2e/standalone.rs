@@ -82,6 +82,11 @@ fn standalone(extra: &str) -> (World, StaticHost, Device, PathBuf) {
 fn publish(w: &World, repo: &Path, version: &str, extra: &[&str]) {
     let src = w.payload(version, None);
     let out = w.build(version, &src, extra);
+    add_to_repository(w, repo, &out);
+}
+
+/// `ferryctl release publish --to-dir`, signing the index with the world's key.
+fn add_to_repository(w: &World, repo: &Path, out: &Path) {
     w.ctl(&[
         "release",
         "publish",
@@ -270,16 +275,7 @@ fn publish_with_configs(w: &World, repo: &Path, version: &str, layout: &str) {
         &src,
         &["--layout", layout, "--config-file", "etc/*.conf"],
     );
-    w.ctl(&[
-        "release",
-        "publish",
-        "--to-dir",
-        repo.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    add_to_repository(w, repo, &out);
 }
 
 fn edited_config_survives_an_upgrade(layout: &str) {
