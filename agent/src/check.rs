@@ -399,6 +399,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         version,
         job_id,
         manifest_path,
+        interactive,
     } in wanted
     {
         let st = agent.item_state(&item);
@@ -413,6 +414,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             envelope: format!("{item}-{version}.json"),
             downloaded: false,
             source: crate::repository::source_of(&manifest_path),
+            interactive,
         };
         if agent.cfg.item(&item).is_none() {
             let attempt = Attempt::start(&item, &pending, None);

@@ -187,6 +187,23 @@ impl Api {
         Ok((envelope, bytes))
     }
 
+    /// What the operator's terminal sent to interactive job `job` after event `after`; the
+    /// server holds the request up to 20 s when there is nothing yet.
+    pub fn terminal_poll(
+        &self,
+        job: &str,
+        after: u64,
+    ) -> Result<ferry_manifests::wire::TerminalPoll, Error> {
+        let url = self.url(&format!("api/v1/device/terminal/{job}?after={after}"))?;
+        let resp = self
+            .authorize(self.http.get(url.clone()))
+            .timeout(API_TIMEOUT)
+            .send()
+            .map_err(|e| transport_error(&url, e))?;
+        let resp = check_status(&url, resp)?;
+        self.json(&url, resp)
+    }
+
     pub fn accept_campaign(&self, id: &str) -> Result<ferry_manifests::wire::CampaignOffer, Error> {
         let url = self.url(&format!("api/v1/device/campaigns/{id}/accept"))?;
         let resp = self.send(&url, self.http.post(url.clone()))?;
@@ -211,6 +228,7 @@ pub struct LiveOutput<'a> {
     pending: String,
     last: std::time::Instant,
     failed: bool,
+    interval: Duration,
 }
 
 impl<'a> LiveOutput<'a> {
@@ -226,7 +244,14 @@ impl<'a> LiveOutput<'a> {
                 .checked_sub(Self::INTERVAL)
                 .unwrap_or_else(std::time::Instant::now),
             failed: false,
+            interval: Self::INTERVAL,
         }
+    }
+
+    /// For an operator at a terminal: echo and prompts go out within a few tens of ms.
+    pub fn interactive(mut self) -> LiveOutput<'a> {
+        self.interval = Duration::from_millis(20);
+        self
     }
 
     /// Queues `text` and sends what is queued unless something was sent less than
@@ -238,7 +263,7 @@ impl<'a> LiveOutput<'a> {
             return;
         }
         self.pending.push_str(text);
-        if self.last.elapsed() >= Self::INTERVAL {
+        if self.last.elapsed() >= self.interval {
             self.flush();
         }
     }

@@ -40,6 +40,7 @@ struct RawConfig {
     device_class: Option<String>,
     hostname: Option<String>,
     hook_timeout_secs: Option<u64>,
+    interactive_timeout_secs: Option<u64>,
     stop_grace_secs: Option<u64>,
     keep_releases: Option<usize>,
     connect_timeout_secs: Option<u64>,
@@ -115,6 +116,9 @@ pub struct Config {
     pub device_class: Option<String>,
     pub hostname: Option<String>,
     pub hook_timeout_secs: u64,
+    /// An interactive install's hook with no operator at its terminal for this long is
+    /// killed, and the install rolls back.
+    pub interactive_timeout_secs: u64,
     /// After SIGTERM/SIGINT, how long an install's running hooks may go on before they are
     /// killed, the previous version restored and the release left pending for the next run.
     pub stop_grace_secs: u64,
@@ -262,6 +266,12 @@ impl Config {
                 "key `poll_interval_secs`: {poll_interval_secs} must be between 1 and 604800"
             )));
         }
+        let interactive_timeout_secs = raw.interactive_timeout_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&interactive_timeout_secs) {
+            return Err(invalid(
+                "key `interactive_timeout_secs`: must be 1 to 86400".into(),
+            ));
+        }
         let hook_timeout_secs = raw.hook_timeout_secs.unwrap_or(300);
         if hook_timeout_secs == 0 {
             return Err(invalid(
@@ -374,6 +384,7 @@ impl Config {
             device_class: raw.device_class,
             hostname: raw.hostname,
             hook_timeout_secs,
+            interactive_timeout_secs,
             stop_grace_secs,
             keep_releases,
             connect_timeout_secs,

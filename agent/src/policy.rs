@@ -92,6 +92,8 @@ pub struct Wanted {
     pub job_id: Option<String>,
     /// Where the server serves its signed manifest.
     pub manifest_path: String,
+    /// The operator's job runs its hooks in their terminal.
+    pub interactive: bool,
 }
 
 /// What to install after a check-in: every job, in the server's order; then, with
@@ -110,6 +112,7 @@ pub fn wanted(
             version: j.version.clone(),
             job_id: Some(j.job_id.clone()),
             manifest_path: j.manifest_path.clone(),
+            interactive: j.interactive,
         })
         .collect();
     if !auto_install {
@@ -128,6 +131,7 @@ pub fn wanted(
                 version: a.version.clone(),
                 job_id: None,
                 manifest_path: a.manifest_path.clone(),
+                interactive: false,
             });
         }
     }
@@ -235,6 +239,7 @@ mod tests {
             item: item.into(),
             version: v(version),
             manifest_path: format!("m/{item}"),
+            interactive: false,
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),

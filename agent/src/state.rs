@@ -170,6 +170,9 @@ pub struct Pending {
     /// artifact URLs resolve against it. None: the server's artifact endpoint.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The operator asked for an interactive install: its hooks run in their terminal.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interactive: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -395,6 +398,7 @@ mod tests {
             envelope: "e.json".into(),
             downloaded: true,
             source: None,
+            interactive: false,
         }
     }
 

@@ -177,6 +177,7 @@ impl Device {
             envelope,
             downloaded: true,
             source: None,
+            interactive: false,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

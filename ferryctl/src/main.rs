@@ -12,6 +12,7 @@ mod release;
 mod repository;
 mod root;
 mod table;
+mod terminal;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
@@ -293,12 +294,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 version,
                 force,
                 follow,
+                interactive,
             } => api()?.trigger(
                 &TriggerRequest {
                     host,
                     item,
                     version,
                     force,
+                    interactive,
                 },
                 json,
                 follow,

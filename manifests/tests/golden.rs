@@ -91,6 +91,7 @@ fn check_in_response() {
                 item: "web".into(),
                 version: v("1.3.0"),
                 manifest_path: "api/v1/releases/web/1.3.0/manifest".into(),
+                interactive: false,
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),

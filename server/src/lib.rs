@@ -23,6 +23,7 @@ pub mod presence;
 pub mod secrets;
 pub mod service;
 pub mod store;
+pub mod terminal;
 pub mod ui;
 pub mod wake;
 
@@ -46,6 +47,8 @@ pub struct AppState {
     pub config: ServerConfig,
     pub waker: wake::Waker,
     pub live: live::Live,
+    /// Terminals of interactive installs under way.
+    pub terminals: terminal::Terminals,
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
@@ -158,6 +161,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         config,
         waker: wake::Waker::default(),
         live: live::Live::default(),
+        terminals: terminal::Terminals::default(),
         cache: cache::Cache::default(),
         changes: tokio::sync::watch::channel(0).0,
         mqtt_status: Default::default(),

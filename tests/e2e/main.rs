@@ -10,6 +10,7 @@ mod ctl_errors;
 mod dashboard;
 mod fleet;
 mod hostile;
+mod interactive;
 mod keys;
 mod live;
 mod load;

@@ -39,6 +39,9 @@ pub struct HookEnv<'a> {
     pub previous_version: Option<&'a str>,
     pub root: &'a Path,
     pub release_dir: &'a Path,
+    /// An interactive install: the hooks run on a pseudo-terminal the operator types into.
+    /// Without one, their stdin is empty (a read gets end-of-file at once).
+    pub terminal: Option<&'a super::terminal::Terminal>,
 }
 
 /// Receives output as it arrives (for live streaming); may ignore it.
@@ -72,6 +75,41 @@ impl Stop<'_> {
             }
         };
         since.elapsed() >= self.grace
+    }
+}
+
+/// Applies what the operator's terminal sent to the hook's pseudo-terminal.
+fn operate(
+    event: &ferry_manifests::wire::TerminalEvent,
+    master: &mut std::fs::File,
+    child: &Child,
+) {
+    use std::io::Write as _;
+    for action in super::terminal::actions(event) {
+        match action {
+            super::terminal::Action::Write(bytes) => {
+                let _ = master.write_all(&bytes);
+            }
+            super::terminal::Action::Interrupt => {
+                if let Ok(pid) = i32::try_from(child.id()) {
+                    let _ = nix::sys::signal::killpg(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGINT,
+                    );
+                }
+            }
+            super::terminal::Action::Resize(cols, rows) => {
+                let _ = rustix::termios::tcsetwinsize(
+                    &*master,
+                    rustix::termios::Winsize {
+                        ws_row: rows,
+                        ws_col: cols,
+                        ws_xpixel: 0,
+                        ws_ypixel: 0,
+                    },
+                );
+            }
+        }
     }
 }
 
@@ -109,25 +147,56 @@ pub fn run(
         .env("FERRY_PREVIOUS_VERSION", env.previous_version.unwrap_or(""))
         .env("FERRY_ROOT", env.root)
         .env("FERRY_RELEASE_DIR", env.release_dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .process_group(0);
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => {
-            return HookResult {
-                success: false,
-                interrupted: false,
-                status: format!("could not start /bin/sh: {e}"),
-                output: String::new(),
-            }
+    let failed = |status: String| HookResult {
+        success: false,
+        interrupted: false,
+        status,
+        output: String::new(),
+    };
+    // Interactive: stdin and stdout on a pseudo-terminal; the agent keeps its master side.
+    let mut pty_master = None;
+    match env.terminal {
+        Some(_) => {
+            let pty = match super::terminal::Pty::open(super::terminal::DEFAULT_SIZE)
+                .and_then(|p| Ok((p.slave.try_clone()?, p)))
+            {
+                Ok((stdin, pty)) => {
+                    cmd.stdin(Stdio::from(stdin))
+                        .stdout(Stdio::from(pty.slave))
+                        .env("TERM", "xterm-256color");
+                    pty.master
+                }
+                Err(e) => return failed(format!("could not open a pseudo-terminal: {e}")),
+            };
+            pty_master = Some(pty);
         }
+        None => {
+            cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        }
+    }
+    let spawned = cmd.spawn();
+    // The hook holds the terminal's slave side now; ours must close, or the master never
+    // sees the end of its output.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return failed(format!("could not start /bin/sh: {e}")),
     };
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    if let Some(mut out) = child.stdout.take() {
+    let reader: Option<Box<dyn Read + Send>> = match (&pty_master, child.stdout.take()) {
+        (Some(master), _) => master
+            .try_clone()
+            .ok()
+            .map(|m| Box::new(m) as Box<dyn Read + Send>),
+        (None, Some(out)) => Some(Box::new(out)),
+        (None, None) => None,
+    };
+    if let Some(mut out) = reader {
         std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
+            // A pseudo-terminal's master reads EIO once the hook and its children closed it.
             while let Ok(n) = out.read(&mut buf) {
                 if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
                     break;
@@ -135,6 +204,7 @@ pub fn run(
             }
         });
     }
+    let mut last_attached = Instant::now();
     let mut kept: Vec<u8> = Vec::new();
     let pass_on = |chunk: &[u8], kept: &mut Vec<u8>, sink: Sink<'_>| {
         sink(&String::from_utf8_lossy(chunk));
@@ -148,6 +218,25 @@ pub fn run(
     let status = loop {
         while let Ok(chunk) = rx.try_recv() {
             pass_on(&chunk, &mut kept, sink);
+        }
+        if let (Some(terminal), Some(master)) = (env.terminal, &mut pty_master) {
+            if terminal.attached.load(Ordering::SeqCst) {
+                last_attached = Instant::now();
+            }
+            while let Ok(event) = terminal.events.try_recv() {
+                operate(&event, master, &child);
+            }
+            if super::terminal::unattended_too_long(
+                last_attached,
+                Instant::now(),
+                terminal.unattended,
+            ) {
+                kill_group(&mut child);
+                break Err(format!(
+                    "had no operator at its terminal for {} s and was killed",
+                    terminal.unattended.as_secs()
+                ));
+            }
         }
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
@@ -291,6 +380,7 @@ mod tests {
             previous_version: Some("1.0.0"),
             root: dir,
             release_dir: dir,
+            terminal: None,
         }
     }
 

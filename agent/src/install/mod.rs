@@ -8,6 +8,7 @@ pub mod journal;
 pub mod layout;
 pub mod overlay;
 pub mod symlink;
+pub mod terminal;
 pub mod unpack;
 
 use std::path::{Path, PathBuf};
@@ -195,6 +196,18 @@ fn install_one(
     // Hook output goes to the server as it comes, for operators watching live; the report
     // carries all of it anyway, so a failed send is only logged.
     let mut live = crate::client::LiveOutput::new(&agent.api, j.job_id.as_deref());
+    // An interactive job: the hooks run in the operator's terminal.
+    let terminal = match (&j.job_id, pending.interactive) {
+        (Some(job), true) if agent.cfg.server_url.is_some() => {
+            live = live.interactive();
+            Some(terminal::Terminal::open(
+                &agent.api,
+                job,
+                Duration::from_secs(agent.cfg.interactive_timeout_secs),
+            ))
+        }
+        _ => None,
+    };
     let version = verified.version.to_string();
     let env = hooks::HookEnv {
         item: name,
@@ -202,6 +215,7 @@ fn install_one(
         previous_version: previous_version.as_deref(),
         root: &root,
         release_dir: &release_dir,
+        terminal: terminal.as_ref(),
     };
     let stop = hooks::Stop {
         flag: &agent.stop,

@@ -506,6 +506,12 @@ pub enum UpdateCommand {
         /// Print the install's output live and exit with its outcome.
         #[arg(long)]
         follow: bool,
+        /// Run the install's hooks in a terminal and attach to it: what you type goes to
+        /// them (Ctrl-C interrupts the hook), their output comes back with its colours, and
+        /// the command exits with the outcome. Another operator attaching meanwhile watches
+        /// only.
+        #[arg(long)]
+        interactive: bool,
     },
 }
 

@@ -96,10 +96,44 @@ impl Client {
                 e.id, e.item, e.version, e.hostname
             );
         }
+        if req.interactive {
+            return self.attach(&e.id);
+        }
         if follow {
             return self.tail(&e.id, true, 3600, json);
         }
         Ok(())
+    }
+
+    /// Attaches this terminal to an interactive install: raw mode (restored on exit), what is
+    /// typed goes to the hooks, the window size follows this terminal's, the output comes
+    /// back from the live stream; exits with the update's outcome.
+    pub fn attach(&self, id: &str) -> anyhow::Result<()> {
+        let path = format!("api/v1/update-history/{}/terminal", path_segment(id));
+        let lease: ferry_manifests::wire::TerminalLease = self
+            .send(
+                self.http
+                    .post(self.url(&path)?)
+                    .json(&serde_json::json!({})),
+                "attaching to the install's terminal",
+            )?
+            .json()?;
+        if !lease.holder {
+            eprintln!("another operator holds this terminal's input: watching only");
+            return self.tail(id, true, 24 * 3600, false);
+        }
+        eprintln!("attached to update {id}'s terminal (Ctrl-C interrupts the hook)");
+        let _raw = crate::terminal::RawMode::enter();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let sender = {
+            let (client, url, done) = (self.clone(), self.url(&path)?, done.clone());
+            let lease = lease.lease.clone();
+            std::thread::spawn(move || crate::terminal::forward_input(&client, &url, &lease, &done))
+        };
+        let result = self.tail(id, true, 24 * 3600, false);
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = sender.join();
+        result
     }
 
     /// Prints an update's output; with `follow`, from the live stream until the update ends.

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::args::ServerArgs;
 
+#[derive(Clone)]
 pub struct Client {
     base: reqwest::Url,
     token: String,
@@ -80,6 +81,28 @@ impl Client {
 
     fn url(&self, path: &str) -> anyhow::Result<reqwest::Url> {
         Ok(self.base.join(path)?)
+    }
+
+    /// Sends keystrokes, a window size or a keep-alive to an interactive install's terminal
+    /// (`url`) under `lease`.
+    pub fn terminal_input(
+        &self,
+        url: &reqwest::Url,
+        lease: &str,
+        text: Option<String>,
+        size: Option<(u16, u16)>,
+    ) -> anyhow::Result<()> {
+        let body = ferry_manifests::wire::TerminalInput {
+            lease: Some(lease.to_string()),
+            text,
+            cols: size.map(|s| s.0),
+            rows: size.map(|s| s.1),
+        };
+        self.send(
+            self.http.post(url.clone()).json(&body),
+            "sending to the install's terminal",
+        )?;
+        Ok(())
     }
 
     fn send(&self, req: RequestBuilder, what: &str) -> anyhow::Result<Response> {

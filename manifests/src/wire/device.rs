@@ -168,6 +168,39 @@ pub struct Job {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
     pub manifest_path: String,
+    /// Run this install's hooks in a terminal an operator attaches to (`ferryctl update
+    /// trigger --interactive`): their input comes from `GET /api/v1/device/terminal/{job}`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interactive: bool,
+}
+
+/// One thing an operator's terminal sent to an interactive install: keystrokes, or a new
+/// window size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TerminalEvent {
+    /// Increases by one per event of the session; the device asks for events after the last
+    /// one it took.
+    pub seq: u64,
+    /// What the operator typed (a Ctrl-C is `\u0003`: the device interrupts the hook).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    pub cols: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    pub rows: Option<u16>,
+}
+
+/// `GET /api/v1/device/terminal/{job}`: what the operator's terminal sent since `after`, held
+/// open until there is some (or the wait runs out), and whether an operator holds the
+/// terminal now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TerminalPoll {
+    pub events: Vec<TerminalEvent>,
+    pub attached: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -443,6 +443,54 @@ pub struct TriggerRequest {
     /// and reports it in place).
     #[serde(default)]
     pub force: bool,
+    /// Run the install's hooks in a terminal the operator attaches to
+    /// (`POST /api/v1/update-history/{id}/terminal`).
+    #[serde(default)]
+    pub interactive: bool,
+}
+
+/// `POST /api/v1/update-history/{id}/terminal`: attach to an interactive install's terminal,
+/// or send it keystrokes, a window size or a keep-alive. Without a `lease` this attaches:
+/// the answer's lease holds the terminal's input (exactly one operator at a time; another
+/// attaching while it is held gets `holder: false` and watches only). A lease not used for
+/// 15 s lapses, so a dropped operator can attach again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TerminalInput {
+    #[serde(default)]
+    pub lease: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 65536))]
+    pub text: Option<String>,
+    #[serde(default, deserialize_with = "window_dimension")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    pub cols: Option<u16>,
+    #[serde(default, deserialize_with = "window_dimension")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
+    pub rows: Option<u16>,
+}
+
+/// A window's columns or rows: a whole number, also when written `80.0` (JSON Schema's
+/// `integer` allows it).
+fn window_dimension<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    let Some(n) = Option::<f64>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if n.fract() != 0.0 || !(0.0..=f64::from(u16::MAX)).contains(&n) {
+        return Err(serde::de::Error::custom(format!(
+            "{n} is not a window size (a whole number of columns or rows)"
+        )));
+    }
+    Ok(Some(n as u16))
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TerminalLease {
+    pub lease: String,
+    /// Whether this lease holds the input; false: another operator does, watch only.
+    pub holder: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -158,3 +158,37 @@ pub async fn reports(
     let acked = service::report::reports_arrived(&state, &host_id, batch.reports).await?;
     Ok(Json(ReportAck { acked }))
 }
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+pub struct TerminalQuery {
+    /// The last event's `seq` the device took (0 at first).
+    #[serde(default)]
+    pub after: u64,
+}
+
+/// How long a device's poll for terminal input is held open when nothing comes.
+const TERMINAL_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// What the operator's terminal sent to this device's interactive install since `after`,
+/// held open up to 20 s until something comes; and whether an operator is attached.
+#[utoipa::path(get, path = "/api/v1/device/terminal/{job}", tag = "device", params(("job" = String, Path), TerminalQuery), responses((status = 200, body = ferry_manifests::wire::TerminalPoll), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn terminal(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    axum::extract::Path(job): axum::extract::Path<String>,
+    axum::extract::Query(q): axum::extract::Query<TerminalQuery>,
+) -> ApiResult<Json<ferry_manifests::wire::TerminalPoll>> {
+    if state.store.interactive_host(&job).await?.as_deref() != Some(host_id.as_str()) {
+        return Err(AppError::not_found(format!(
+            "no interactive install {job} under way on this host"
+        )));
+    }
+    state
+        .presence
+        .contact(&host_id, crate::policy::fleet::Contact::Other);
+    let (events, attached) = state.terminals.poll(&job, q.after, TERMINAL_WAIT).await;
+    Ok(Json(ferry_manifests::wire::TerminalPoll {
+        events,
+        attached,
+    }))
+}

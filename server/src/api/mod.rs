@@ -90,6 +90,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         // A batch of reports carries hook output (up to 1 MiB kept per report).
         .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
         .routes(routes!(device::output))
+        .routes(routes!(device::terminal))
         .routes(routes!(artifacts::download, artifacts::upload))
         .routes(
             routes!(operator::list_releases, operator::publish)
@@ -118,6 +119,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(operator::history))
         .routes(routes!(operator::history_entry))
         .routes(routes!(operator::output_stream))
+        .routes(routes!(operator::terminal))
         .split_for_parts()
 }
 

@@ -282,6 +282,7 @@ pub async fn trigger(
         &req.item,
         req.version.as_ref(),
         req.force,
+        req.interactive,
         "user",
     )
     .await?;
@@ -399,4 +400,56 @@ pub async fn history_entry(
         .pop()
         .map(Json)
         .ok_or_else(|| AppError::not_found(format!("no update {id}")))
+}
+
+/// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
+/// input, unless another operator's live lease does: then `holder` is false and the output
+/// stream is yours to watch only); with one, send keystrokes (`text`), a window size (`cols`
+/// and `rows`) or nothing (a keep-alive). The output comes from
+/// `/api/v1/update-history/{id}/output/stream`.
+#[utoipa::path(post, path = "/api/v1/update-history/{id}/terminal", tag = "updates", params(("id" = String, Path)), request_body = ferry_manifests::wire::TerminalInput, responses((status = 200, body = ferry_manifests::wire::TerminalLease), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn terminal(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::TerminalInput>,
+) -> ApiResult<Json<ferry_manifests::wire::TerminalLease>> {
+    let id = super::full_id(&state, crate::store::IdKind::Update, &id).await?;
+    if state.store.interactive_host(&id).await?.is_none() {
+        return Err(AppError::conflict(format!(
+            "update {id} is not an interactive install under way (ferryctl update trigger --interactive starts one)"
+        )));
+    }
+    let size = match (req.cols, req.rows) {
+        (Some(c), Some(r)) if (1..=1000).contains(&c) && (1..=1000).contains(&r) => Some((c, r)),
+        (None, None) => None,
+        _ => {
+            return Err(AppError::bad_request(
+                "cols and rows go together, each 1 to 1000",
+            ))
+        }
+    };
+    if req.text.as_ref().is_some_and(|t| t.len() > 65536) {
+        return Err(AppError::bad_request("at most 64 KiB of input per request"));
+    }
+    match req.lease {
+        None => {
+            let (lease, holder) = state.terminals.attach(&id);
+            Ok(Json(ferry_manifests::wire::TerminalLease { lease, holder }))
+        }
+        Some(lease) => {
+            state
+                .terminals
+                .input(&id, &lease, req.text, size)
+                .map_err(|_| {
+                    AppError::conflict(
+                        "this lease does not hold the terminal's input (another operator holds it, or it lapsed after 15 s unused): attach again",
+                    )
+                })?;
+            Ok(Json(ferry_manifests::wire::TerminalLease {
+                lease,
+                holder: true,
+            }))
+        }
+    }
 }

@@ -88,6 +88,7 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
             job_id: j.id,
             item: j.item,
             version: j.version,
+            interactive: j.interactive,
         })
         .collect())
 }

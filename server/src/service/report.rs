@@ -48,6 +48,7 @@ pub async fn reports_arrived(
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
             if let Some(job) = &r.job_id {
                 super::campaigns::on_report(state, job).await?;
+                state.terminals.close(job);
                 state.live.publish(
                     job,
                     crate::live::LiveEvent::End {

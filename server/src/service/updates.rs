@@ -14,6 +14,7 @@ pub async fn trigger(
     item: &str,
     version: Option<&semver::Version>,
     force: bool,
+    interactive: bool,
     actor: &str,
 ) -> ApiResult<String> {
     crate::api::items::ensure_active(state, item).await?;
@@ -56,6 +57,10 @@ pub async fn trigger(
         .store
         .create_update(host_id, item, &release.version, actor)
         .await?;
+    if interactive {
+        // Before the device is woken: the job it takes says so.
+        state.store.set_interactive(&id).await?;
+    }
     tracing::info!(%host_id, %item, version = %release.version, update = %id, %actor, "update triggered");
     state.waker.wake(host_id);
     state.changed();

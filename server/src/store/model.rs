@@ -43,6 +43,8 @@ pub struct PendingJob {
     pub id: String,
     pub item: String,
     pub version: semver::Version,
+    /// Its hooks run in a terminal an operator attaches to.
+    pub interactive: bool,
 }
 
 /// What a report changes in the history.

@@ -414,6 +414,7 @@ pub async fn update(
         State(state.clone()),
         Operator,
         ApiJson(TriggerRequest {
+            interactive: false,
             host: id.clone(),
             item: f.item.unwrap_or_default(),
             version,

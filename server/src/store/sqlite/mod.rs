@@ -69,6 +69,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../../migrations/sqlite/0013_installed_versions.sql"),
     ),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_interactive_updates.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -76,7 +76,7 @@ impl Sqlite {
 
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
-            "SELECT id, item, version FROM updates WHERE host_id = ? AND status = 'pending' ORDER BY created_at",
+            "SELECT id, item, version, interactive FROM updates WHERE host_id = ? AND status = 'pending' ORDER BY created_at",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -87,9 +87,31 @@ impl Sqlite {
                     id: r.try_get("id")?,
                     item: r.try_get("item")?,
                     version: parse_version(&r.try_get::<String, _>("version")?)?,
+                    interactive: r.try_get("interactive")?,
                 })
             })
             .collect()
+    }
+
+    /// Marks a pending update interactive (its hooks run in an operator's terminal).
+    pub async fn set_interactive(&self, update_id: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("UPDATE updates SET interactive = 1 WHERE id = ? AND status = 'pending'")
+            .bind(update_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The host of a pending interactive update, if `update_id` is one.
+    pub async fn interactive_host(&self, update_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT host_id FROM updates WHERE id = ? AND status = 'pending' AND interactive = 1",
+        )
+        .bind(update_id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     /// (host id, item) of every pending update, fleet-wide, in one query.

@@ -1,0 +1,158 @@
+//! Interactive installs: a post-install hook that asks a question, answered through
+//! `ferryctl update trigger --interactive` driven by a real pseudo-terminal (Python's `pty`),
+//! with the real server and agent; no operator within the timeout rolls back; and the same
+//! hook in a plain install reads end-of-file at once and takes its own default.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, http, signal, World};
+
+/// Asks, then branches on the answer; the default (no answer, end-of-file) is "no".
+const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
+
+/// Runs ARGV in a pseudo-terminal, answers `y` to the first "Continue?", and prints what the
+/// terminal showed and the exit code as JSON. Bounded to 90 s.
+const DRIVER: &str = r#"
+import json, os, pty, select, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out, answered, deadline = b"", False, time.time() + 90
+while time.time() < deadline:
+    ready, _, _ = select.select([fd], [], [], 0.2)
+    if fd in ready:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+        if not answered and b"Continue?" in out:
+            os.write(fd, b"y\r")
+            answered = True
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"output": out.decode("utf-8", "replace"), "code": os.waitstatus_to_exitcode(status), "answered": answered}))
+"#;
+
+fn world(extra: &str) -> World {
+    let w = World::with_agent_extra(&format!("long_poll_secs = 30\n{extra}"));
+    let src = w.payload("1.0.0", None);
+    let out = w.build("1.0.0", &src, &["--post-install", HOOK]);
+    w.publish(&out);
+    w.agent("check").ok(); // enrolled: the server knows the host
+    w
+}
+
+fn operator_token(w: &World) -> String {
+    std::fs::read_to_string(w.server.data_dir.join("operator.token"))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn wait_for_end(w: &World, limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let h = w.history();
+        if let Some(e) = h.first().filter(|e| e["status"] != "pending") {
+            return e.clone();
+        }
+        assert!(Instant::now() < deadline, "the update did not end: {h:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_operator_answers_a_hooks_question_through_ferryctl() {
+    let w = world("");
+    let mut agent = w.device().spawn("full");
+    let run = Command::new("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(bin("ferryctl"))
+        .args([
+            "update",
+            "trigger",
+            "--host",
+            "device-1",
+            "--item",
+            "web",
+            "--interactive",
+        ])
+        .current_dir(w.dir.path())
+        .env("FERRY_SERVER", w.server.url())
+        .env("FERRY_TOKEN", operator_token(&w))
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
+    signal(agent.id(), "TERM", false);
+    let _ = agent.wait();
+    let text = String::from_utf8_lossy(&run.stdout);
+    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "driver said {text:?} ({e}); stderr {}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    let shown = result["output"].as_str().unwrap_or("");
+    assert_eq!(
+        result["answered"], true,
+        "the question never showed: {shown}"
+    );
+    assert!(
+        shown.contains("\u{1b}[32manswered yes"),
+        "the answer reached the hook and its colours came back: {shown:?}"
+    );
+    assert_eq!(result["code"], 0, "{shown}");
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    let entry = wait_for_end(&w, Duration::from_secs(10));
+    assert_eq!(entry["status"], "installed");
+    assert!(entry["output"]
+        .as_str()
+        .unwrap_or("")
+        .contains("answered yes"));
+}
+
+#[test]
+fn an_interactive_install_with_no_operator_rolls_back_after_the_timeout() {
+    let w = world("interactive_timeout_secs = 2");
+    let mut agent = w.device().spawn("full");
+    let resp = http()
+        .post(format!("{}/api/v1/updates", w.server.url()))
+        .bearer_auth(operator_token(&w))
+        .json(&serde_json::json!({"host": "device-1", "item": "web", "interactive": true}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    let entry = wait_for_end(&w, Duration::from_secs(60));
+    signal(agent.id(), "TERM", false);
+    let _ = agent.wait();
+    assert_eq!(entry["status"], "rolled_back", "{entry}");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("no operator"),
+        "{entry}"
+    );
+    assert_eq!(w.current(), None, "nothing stays installed");
+}
+
+#[test]
+fn a_plain_install_of_the_same_hook_reads_end_of_file_and_takes_its_default() {
+    // A hook that waited for input would be killed at this timeout and roll back.
+    let w = world("hook_timeout_secs = 20");
+    w.trigger(None);
+    w.agent("once").ok();
+    let entry = wait_for_end(&w, Duration::from_secs(10));
+    assert_eq!(entry["status"], "installed");
+    assert!(
+        entry["output"]
+            .as_str()
+            .unwrap_or("")
+            .contains("answered no"),
+        "{entry}"
+    );
+}
