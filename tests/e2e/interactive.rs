@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::util::{bin, http, signal, World};
 
 /// Asks, then branches on the answer; the default (no answer, end-of-file) is "no".
-const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
+pub(crate) const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
 
 /// Runs ARGV in a pseudo-terminal, answers `y` to the first "Continue?", and prints what the
 /// terminal showed and the exit code as JSON. Bounded to 90 s.

@@ -522,3 +522,65 @@ fn the_hosts_page_searches_filters_by_tag_and_status() {
     ]);
     assert_eq!(page("?status=in_progress"), ["beta"]);
 }
+
+#[test]
+fn an_interactive_update_is_answered_in_the_browsers_terminal() {
+    let w = World::with_agent_extra("long_poll_secs = 30");
+    let src = w.payload("1.0.0", None);
+    let out = w.build("1.0.0", &src, &["--post-install", crate::interactive::HOOK]);
+    w.publish(&out);
+    let device = w.device();
+    device.run("check").ok();
+    let mut agent = device.spawn("full");
+    let token = operator_token(&w);
+    block_on(async {
+        let b = Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.goto("/hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        // The update dialog's Interactive choice.
+        b.click("#items tr[data-item=web] input[name=interactive]")
+            .await;
+        b.click("#items tr[data-item=web] button[type=submit]")
+            .await;
+        b.wait_path("/history/").await;
+        b.wait_text("#terminal .xterm-rows", "Continue? [y/N]")
+            .await;
+        // Type the answer into the terminal, as a person would: click it, press y, Enter.
+        b.click("#terminal .xterm-screen").await;
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut keys = KeyActions::new("keyboard".into());
+        for key in ['y', '\u{E007}'] {
+            keys = keys
+                .then(KeyAction::Down { value: key })
+                .then(KeyAction::Up { value: key });
+        }
+        b.client
+            .perform_actions(keys)
+            .await
+            .expect("typing into the terminal");
+        b.wait_text("#terminal .xterm-rows", "answered yes").await;
+        b.wait_text("#status", "installed").await;
+        // The answer came back in colour: xterm.js draws it green.
+        let green = b
+            .client
+            .execute(
+                "return Array.from(document.querySelectorAll('#terminal .xterm-rows span'))
+                    .some(s => s.textContent.includes('answered yes') && /xterm-fg-2\\b/.test(s.className))",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            green,
+            serde_json::json!(true),
+            "the hook's colour reached the browser"
+        );
+        b.screenshot("terminal").await;
+        b.close().await;
+    });
+    crate::util::signal(agent.id(), "TERM", false);
+    let _ = agent.wait();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+}

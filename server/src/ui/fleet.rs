@@ -341,6 +341,11 @@ async fn host_body(
                             (csrf(who))
                             input type="hidden" name="item" value=(i.item);
                             input type="hidden" name="version" value=(a.version);
+                            label.check title="Run the install's hooks in a terminal you type into" {
+                                input type="checkbox" name="interactive";
+                                " Interactive"
+                            }
+                            " "
                             button type="submit" disabled[pending.contains(&i.item)] { "Update to " (a.version) }
                         }
                     } }
@@ -359,6 +364,8 @@ pub struct ActionForm {
     item: Option<String>,
     version: Option<String>,
     category: Option<String>,
+    /// "on" when the update's hooks should run in a terminal here.
+    interactive: Option<String>,
 }
 
 pub async fn check(
@@ -393,6 +400,7 @@ pub async fn update(
         return r;
     }
     let to = format!("/hosts/{}", encode(&id));
+    let interactive = f.interactive.is_some();
     let version = match f
         .version
         .as_deref()
@@ -414,15 +422,25 @@ pub async fn update(
         State(state.clone()),
         Operator,
         ApiJson(TriggerRequest {
-            interactive: false,
+            interactive,
             host: id.clone(),
             item: f.item.unwrap_or_default(),
             version,
             force: false,
         }),
     )
-    .await
-    .map(|e| {
+    .await;
+    // An interactive install: straight to its terminal.
+    if let (true, Ok(e)) = (interactive, &result) {
+        let to = format!("/history/{}", e.0.id);
+        return done(
+            &state,
+            &who,
+            &to,
+            Ok("Update queued: type into its terminal once the hooks run.".into()),
+        );
+    }
+    let result = result.map(|e| {
         format!(
             "Update queued: {} {} (it starts at the host's next check-in).",
             e.0.item, e.0.version

@@ -109,6 +109,8 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
         Err(e) => return failed(&who, e),
     };
     let running = e.status == "pending";
+    // An interactive install under way gets a terminal (xterm.js) instead of the output.
+    let interactive = running && matches!(state.store.interactive_host(&e.id).await, Ok(Some(_)));
     let title = format!("{} {} on {}", e.item, e.version, e.hostname);
     let body = html! {
         p {
@@ -123,6 +125,16 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
             dt { "Finished" } dd { (e.finished_at.as_deref().unwrap_or("-")) }
             dt { "Id" } dd { code { (e.id) } }
         }
+        @if interactive {
+            h2 { "Terminal" }
+            p.muted #live-note { "The install's hooks run in this terminal: type to answer them (Ctrl-C interrupts)." }
+            link rel="stylesheet" href="/ui/xterm.css";
+            script src="/ui/xterm.js" {}
+            div #terminal.terminal
+                data-terminal={"/history/" (e.id) "/terminal"}
+                data-follow={"/api/v1/update-history/" (e.id) "/output/stream"}
+                data-csrf=(who.csrf) {}
+        } @else {
         h2 { "Output" }
         @if running {
             p.muted #live-note { "Following the device's output as it runs." }
@@ -131,6 +143,39 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
             (output(&e.output))
         }
         @if e.output.is_empty() && !running { p.muted { "No output." } }
+        }
     };
     page(&title, &who, body)
+}
+
+#[derive(Deserialize)]
+pub struct TerminalForm {
+    csrf: String,
+    #[serde(flatten)]
+    input: ferry_manifests::wire::TerminalInput,
+}
+
+/// The terminal page's requests (attach, keystrokes, window size, keep-alive), with the
+/// session's CSRF token: the API's terminal endpoint for a signed-in operator.
+pub async fn terminal(
+    State(state): State<Shared>,
+    who: Signed,
+    Path(id): Path<String>,
+    axum::Json(f): axum::Json<TerminalForm>,
+) -> Response {
+    use axum::response::IntoResponse;
+    if let Some(r) = who.check_csrf(&f.csrf) {
+        return r;
+    }
+    match api::operator::terminal(
+        State(state),
+        Operator,
+        ApiPath(id),
+        crate::error::extract::Json(f.input),
+    )
+    .await
+    {
+        Ok(lease) => lease.into_response(),
+        Err(e) => e.into_response(),
+    }
 }

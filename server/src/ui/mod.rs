@@ -25,6 +25,9 @@ use session::Signed;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
+/// xterm.js for an interactive install's terminal (vendored: assets/vendor/xterm/README.md).
+const XTERM_JS: &str = include_str!("assets/vendor/xterm/xterm.js");
+const XTERM_CSS: &str = include_str!("assets/vendor/xterm/xterm.css");
 
 pub fn router() -> Router<Shared> {
     Router::new()
@@ -48,6 +51,7 @@ pub fn router() -> Router<Shared> {
         .route("/batches/{id}", get(rollout::batch))
         .route("/history", get(history::list))
         .route("/history/{id}", get(history::entry))
+        .route("/history/{id}/terminal", post(history::terminal))
         .route("/settings", get(settings::settings))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
@@ -57,6 +61,14 @@ pub fn router() -> Router<Shared> {
             post(settings::mqtt_action),
         )
         .route("/ui/ui.css", get(|| asset(CSS, "text/css; charset=utf-8")))
+        .route(
+            "/ui/xterm.js",
+            get(|| asset(XTERM_JS, "text/javascript; charset=utf-8")),
+        )
+        .route(
+            "/ui/xterm.css",
+            get(|| asset(XTERM_CSS, "text/css; charset=utf-8")),
+        )
         .route(
             "/ui/ui.js",
             get(|| asset(JS, "text/javascript; charset=utf-8")),

@@ -3,6 +3,9 @@
 //   with ANSI colours, rendered as server/src/ui/ansi.rs does; event "end": the outcome).
 // - <section id="live" data-refresh="SECONDS">: replaced by the same section of a fresh copy
 //   of the page, every SECONDS, while the page says so.
+// - <div data-terminal="URL" data-follow="URL" data-csrf="TOKEN">: an interactive install's
+//   terminal (xterm.js): attaches, sends what is typed and the window size, keeps the lease
+//   alive, and writes the output stream into it until the update ends.
 "use strict";
 (function () {
   function esc(s) {
@@ -75,6 +78,56 @@
     });
   }
 
+  function showStatus(status) {
+    var el = document.getElementById("status");
+    if (!el) return;
+    var failed = /failed|rolled_back|refused/.test(status);
+    var cls = status === "installed" ? "ok" : failed ? "fail" : "";
+    el.innerHTML = '<span class="badge ' + cls + '">' + esc(status.replace(/_/g, " ")) + "</span>";
+  }
+
+  function terminal(div) {
+    if (!window.Terminal || !window.EventSource) return;
+    var url = div.getAttribute("data-terminal"), csrf = div.getAttribute("data-csrf");
+    var note = document.getElementById("live-note");
+    var term = new window.Terminal({ cols: 100, rows: 30, cursorBlink: true });
+    term.open(div);
+    var lease = null, done = false, keepAlive = null;
+    function post(body) {
+      body.csrf = csrf;
+      if (lease) body.lease = lease;
+      return fetch(url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json" }, body: JSON.stringify(body)
+      }).then(function (r) {
+        return r.ok ? r.json() : r.text().then(function (t) { throw new Error(t); });
+      });
+    }
+    function say(text) { if (note) note.textContent = text; }
+    post({}).then(function (l) {
+      if (!l.holder) { say("Another operator holds this terminal: watching only."); return; }
+      lease = l.lease;
+      div.setAttribute("data-attached", "yes");
+      post({ cols: term.cols, rows: term.rows });
+      keepAlive = setInterval(function () { if (!done) post({}).catch(function () {}); }, 5000);
+    }).catch(function (e) { say("Cannot attach: " + e.message); });
+    term.onData(function (d) {
+      if (lease && !done) post({ text: d }).catch(function (e) { say(e.message); });
+    });
+    var es = new EventSource(div.getAttribute("data-follow"));
+    es.addEventListener("output", function (e) { term.write(e.data); });
+    es.addEventListener("end", function (e) {
+      es.close();
+      done = true;
+      if (keepAlive) clearInterval(keepAlive);
+      term.write("\r\n[" + e.data.replace(/_/g, " ") + "]\r\n");
+      showStatus(e.data);
+      say("Finished: " + e.data.replace(/_/g, " ") + ".");
+      div.setAttribute("data-done", e.data);
+    });
+    term.focus();
+  }
+
   function refresh(section) {
     var secs = parseFloat(section.getAttribute("data-refresh")) || 2;
     setTimeout(function () {
@@ -94,6 +147,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("pre[data-follow]").forEach(follow);
+    document.querySelectorAll("div[data-terminal]").forEach(terminal);
     var live = document.getElementById("live");
     if (live && live.getAttribute("data-refresh")) refresh(live);
   });
