@@ -266,15 +266,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 host,
                 category,
                 exclude,
+                interactive,
                 follow,
             } => {
                 let request = BatchRequest::Host {
                     host,
                     category,
                     exclude,
+                    interactive,
                 };
                 api()?.batch_create(&request, &follow, json)
             }
+            UpdateCommand::Attach { id } => api()?.attach(&id),
             UpdateCommand::BatchItem {
                 item,
                 to_version,

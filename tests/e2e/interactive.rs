@@ -66,13 +66,9 @@ fn wait_for_end(w: &World, limit: Duration) -> serde_json::Value {
 
 #[test]
 fn an_operator_answers_a_hooks_question_through_ferryctl() {
-    let w = world("");
-    let mut agent = w.device().spawn("full");
-    let run = Command::new("python3")
-        .arg("-c")
-        .arg(DRIVER)
-        .arg(bin("ferryctl"))
-        .args([
+    answered_through(
+        &world(""),
+        &[
             "update",
             "trigger",
             "--host",
@@ -80,10 +76,53 @@ fn an_operator_answers_a_hooks_question_through_ferryctl() {
             "--item",
             "web",
             "--interactive",
-        ])
+        ],
+    );
+}
+
+#[test]
+fn a_host_batch_attaches_to_each_install_in_turn() {
+    answered_through(
+        &world(""),
+        &["update", "batch-host", "device-1", "--interactive"],
+    );
+}
+
+#[test]
+fn an_operator_attaches_to_an_interactive_install_already_under_way() {
+    // Triggered without attaching (a dropped connection looks the same to the device).
+    let w = world("");
+    let update = trigger_interactive(&w);
+    answered_through(&w, &["update", "attach", &update]);
+}
+
+/// Queues an interactive install through the API, attaching nobody; returns its id.
+fn trigger_interactive(w: &World) -> String {
+    let resp = http()
+        .post(format!("{}/api/v1/updates", w.server.url()))
+        .bearer_auth(operator_token(w))
+        .json(&serde_json::json!({"host": "device-1", "item": "web", "interactive": true}))
+        .send()
+        .unwrap();
+    assert!(resp.status().is_success(), "{:?}", resp.text());
+    resp.json::<serde_json::Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Runs ferryctl with `args` in a pseudo-terminal that answers the hook's question; checks
+/// the answer reached the hook, its colours came back and the install completed.
+fn answered_through(w: &World, args: &[&str]) {
+    let mut agent = w.device().spawn("full");
+    let run = Command::new("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(bin("ferryctl"))
+        .args(args)
         .current_dir(w.dir.path())
         .env("FERRY_SERVER", w.server.url())
-        .env("FERRY_TOKEN", operator_token(&w))
+        .env("FERRY_TOKEN", operator_token(w))
         .stdin(Stdio::null())
         .output()
         .expect("python3");
@@ -107,7 +146,7 @@ fn an_operator_answers_a_hooks_question_through_ferryctl() {
     );
     assert_eq!(result["code"], 0, "{shown}");
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
-    let entry = wait_for_end(&w, Duration::from_secs(10));
+    let entry = wait_for_end(w, Duration::from_secs(10));
     assert_eq!(entry["status"], "installed");
     assert!(entry["output"]
         .as_str()
@@ -119,13 +158,7 @@ fn an_operator_answers_a_hooks_question_through_ferryctl() {
 fn an_interactive_install_with_no_operator_rolls_back_after_the_timeout() {
     let w = world("interactive_timeout_secs = 2");
     let mut agent = w.device().spawn("full");
-    let resp = http()
-        .post(format!("{}/api/v1/updates", w.server.url()))
-        .bearer_auth(operator_token(&w))
-        .json(&serde_json::json!({"host": "device-1", "item": "web", "interactive": true}))
-        .send()
-        .unwrap();
-    assert!(resp.status().is_success(), "{:?}", resp.text());
+    trigger_interactive(&w);
     let entry = wait_for_end(&w, Duration::from_secs(60));
     signal(agent.id(), "TERM", false);
     let _ = agent.wait();

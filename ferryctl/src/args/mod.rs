@@ -472,8 +472,18 @@ pub enum UpdateCommand {
         /// Items to leave out, comma-separated.
         #[arg(long, value_delimiter = ',')]
         exclude: Vec<String>,
+        /// Run each install's hooks in a terminal and attach to them one at a time, as
+        /// `update trigger --interactive` does.
+        #[arg(long)]
+        interactive: bool,
         #[command(flatten)]
         follow: FollowArgs,
+    },
+    /// Attach this terminal to an interactive install under way again (after a dropped
+    /// connection, say), or watch it while another operator holds its input.
+    Attach {
+        /// The update's id, or a unique prefix of it.
+        id: String,
     },
     /// Update one item to one version on every host that has it (or the listed hosts).
     BatchItem {

@@ -120,10 +120,61 @@ impl Client {
         } else {
             print_batch(&b);
         }
+        if matches!(
+            req,
+            ferry_manifests::wire::BatchRequest::Host {
+                interactive: true,
+                ..
+            }
+        ) {
+            return self.batch_attach(&b.id, follow.timeout_secs);
+        }
         if follow.follow {
             return self.batch_follow(&b.id, follow.timeout_secs, json);
         }
         Ok(())
+    }
+
+    /// An interactive batch: attaches this terminal to each install as the host starts it,
+    /// one at a time, until the batch ends (or `timeout_secs`); exits with the batch's status.
+    fn batch_attach(&self, id: &str, timeout_secs: u64) -> anyhow::Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+        let mut attached = std::collections::BTreeSet::new();
+        loop {
+            let b: BatchView =
+                self.get(&format!("api/v1/update-batches/{id}"), "reading the batch")?;
+            let next = b.entries.iter().find_map(|e| {
+                e.update_id
+                    .as_ref()
+                    .filter(|u| e.status == "dispatched" && !attached.contains(*u))
+            });
+            if let Some(update) = next {
+                attached.insert(update.clone());
+                let entry = b
+                    .entries
+                    .iter()
+                    .find(|e| e.update_id.as_ref() == Some(update));
+                if let Some(e) = entry {
+                    eprintln!("== {} {} on {}", e.item, e.version, e.hostname);
+                }
+                // One install's failure is the batch's to report; go on to the next.
+                if let Err(e) = self.attach(update) {
+                    eprintln!("ferryctl: {e:#}");
+                }
+                continue;
+            }
+            if b.status != "running" {
+                print_batch(&b);
+                if b.status == "completed" {
+                    return Ok(());
+                }
+                anyhow::bail!("batch {id} ended: {}", b.status);
+            }
+            if std::time::Instant::now() >= deadline {
+                anyhow::bail!("batch {id} is still running after {timeout_secs} s");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
     }
 
     pub fn batches(&self, status: Option<&str>, json: bool) -> anyhow::Result<()> {

@@ -83,6 +83,9 @@ pub enum BatchRequest {
         #[serde(default)]
         #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::wire::ItemName>))]
         exclude: Vec<String>,
+        /// Run each install's hooks in a terminal an operator attaches to, one at a time.
+        #[serde(default)]
+        interactive: bool,
     },
     /// One item to one version, on every host that has it or on the listed hosts.
     Item {

@@ -66,6 +66,13 @@ pub async fn create(
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<Json<BatchView>> {
     let hosts = state.store.hosts().await?;
+    let interactive = matches!(
+        req,
+        BatchRequest::Host {
+            interactive: true,
+            ..
+        }
+    );
     let active = |host_id: &str| {
         let state = state.clone();
         let host_id = host_id.to_string();
@@ -76,6 +83,7 @@ pub async fn create(
             host,
             category,
             exclude,
+            ..
         } => {
             let (host_id, hostname) = super::operator::resolve_host(&state, host).await?;
             let planned = crate::service::batches::plan_host(
@@ -123,7 +131,9 @@ pub async fn create(
             ("item", format!("{item} to {to_version}"), planned)
         }
     };
-    let id = crate::service::batches::start(&state, kind, &description, "user", &planned).await?;
+    let id =
+        crate::service::batches::start(&state, kind, &description, "user", interactive, &planned)
+            .await?;
     Ok(Json(load(&state, &id).await?))
 }
 

@@ -363,7 +363,8 @@ async fn host_batch(
         Some(c) => format!("{c} packages of {host_id}, from MQTT"),
         None => format!("packages of {host_id}, from MQTT"),
     };
-    let id = crate::service::batches::start(state, "host", &description, "mqtt", &planned).await?;
+    let id = crate::service::batches::start(state, "host", &description, "mqtt", false, &planned)
+        .await?;
     tracing::info!(%host_id, batch = %id, "batch asked over MQTT");
     Ok(())
 }

@@ -62,6 +62,10 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
             .store
             .create_update(host_id, &entry.item, &version, &entry.actor)
             .await?;
+        if entry.interactive {
+            // Before the device is woken: the job it takes says so.
+            state.store.set_interactive(&id).await?;
+        }
         state
             .store
             .mark_dispatched(batch_id, entry.state.seq, &id)
@@ -122,6 +126,7 @@ pub async fn start(
     kind: &str,
     description: &str,
     actor: &str,
+    interactive: bool,
     planned: &[crate::policy::batch::Planned],
 ) -> ApiResult<String> {
     if planned.is_empty() {
@@ -131,7 +136,7 @@ pub async fn start(
     }
     let id = state
         .store
-        .create_batch(kind, description, actor, planned)
+        .create_batch(kind, description, actor, interactive, planned)
         .await?;
     tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
     let mut hosts: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();

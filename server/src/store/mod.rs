@@ -214,7 +214,7 @@ interface! {
     fn history_page(&self, host_id: Option<&str>, item: Option<&str>, statuses: &[&str], offset: u32, limit: u32) -> Result<(Vec<HistoryView>, u64)>;
 
     // batches
-    fn create_batch(&self, kind: &str, description: &str, actor: &str, planned: &[Planned]) -> Result<String>;
+    fn create_batch(&self, kind: &str, description: &str, actor: &str, interactive: bool, planned: &[Planned]) -> Result<String>;
     fn batches(&self) -> Result<Vec<BatchRow>>;
     fn batch(&self, id: &str) -> Result<Option<BatchRow>>;
     /// Entries of one batch, or of every batch with an entry on `host_id`.

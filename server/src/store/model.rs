@@ -82,6 +82,8 @@ pub struct EntryRow {
     pub update_id: Option<String>,
     /// The batch's actor.
     pub actor: String,
+    /// The batch runs its installs in an operator's terminal.
+    pub interactive: bool,
     pub message: String,
 }
 

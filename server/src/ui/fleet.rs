@@ -462,6 +462,7 @@ pub async fn batch(
         State(state.clone()),
         Operator,
         ApiJson(BatchRequest::Host {
+            interactive: false,
             host: id.clone(),
             category: f.category.filter(|c| !c.is_empty()),
             exclude: vec![],

@@ -25,17 +25,19 @@ impl Sqlite {
         kind: &str,
         description: &str,
         actor: &str,
+        interactive: bool,
         planned: &[Planned],
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO batches (id, kind, description, actor, created_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO batches (id, kind, description, actor, interactive, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&id)
         .bind(kind)
         .bind(description)
         .bind(actor)
+        .bind(interactive)
         .bind(crate::now())
         .execute(&mut *tx)
         .await?;
@@ -83,7 +85,7 @@ impl Sqlite {
     ) -> Result<Vec<(String, EntryRow)>> {
         let rows = sqlx::query(
             "SELECT e.batch_id, e.seq, e.host_id, h.hostname, e.item, e.version, e.update_id, e.skip_reason,
-                    u.status AS update_status, u.message AS update_message, b.actor
+                    u.status AS update_status, u.message AS update_message, b.actor, b.interactive
              FROM batch_entries e JOIN hosts h ON h.id = e.host_id
              JOIN batches b ON b.id = e.batch_id
              LEFT JOIN updates u ON u.id = e.update_id
@@ -119,6 +121,7 @@ impl Sqlite {
                         version: r.try_get("version")?,
                         update_id: r.try_get("update_id")?,
                         actor: r.try_get("actor")?,
+                        interactive: r.try_get("interactive")?,
                         message: skip.or(update_message).unwrap_or_default(),
                     },
                 ))

@@ -73,6 +73,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../../migrations/sqlite/0014_interactive_updates.sql"),
     ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_interactive_batches.sql"),
+    ),
 ];
 
 #[derive(Clone)]
