@@ -298,6 +298,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 force,
                 follow,
                 interactive,
+                hide_input,
             } => api()?.trigger(
                 &TriggerRequest {
                     host,
@@ -305,6 +306,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     version,
                     force,
                     interactive,
+                    hide_input,
                 },
                 json,
                 follow,

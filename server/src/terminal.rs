@@ -158,9 +158,46 @@ impl Terminals {
     }
 }
 
+/// One piece of what the operator typed, as the history shows it: when, then the text with
+/// control keys made visible (`⏎` for Enter, `^C` for Ctrl-C, `^[` for Escape…); empty for
+/// no text.
+pub fn transcript_line(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut shown = String::new();
+    for c in text.chars() {
+        match c {
+            '\r' | '\n' => shown.push('⏎'),
+            '\t' => shown.push('⇥'),
+            c if (c as u32) < 0x20 => {
+                shown.push('^');
+                shown.push(char::from(b'@' + c as u8));
+            }
+            '\u{7f}' => shown.push_str("^?"),
+            c => shown.push(c),
+        }
+    }
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "[{:02}:{:02}:{:02}] {shown}\n",
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn typed_keys_are_shown_with_their_control_keys_visible() {
+        let line = transcript_line("y\r\u{3}\u{1b}[A");
+        assert!(line.ends_with("] y⏎^C^[[A\n"), "{line:?}");
+        assert!(line.starts_with('['));
+        assert_eq!(transcript_line(""), "");
+    }
 
     #[test]
     fn one_operator_holds_the_input_until_its_lease_lapses() {

@@ -64,20 +64,30 @@ fn wait_for_end(w: &World, limit: Duration) -> serde_json::Value {
     }
 }
 
+const TRIGGER: &[&str] = &[
+    "update",
+    "trigger",
+    "--host",
+    "device-1",
+    "--item",
+    "web",
+    "--interactive",
+];
+
 #[test]
 fn an_operator_answers_a_hooks_question_through_ferryctl() {
-    answered_through(
-        &world(""),
-        &[
-            "update",
-            "trigger",
-            "--host",
-            "device-1",
-            "--item",
-            "web",
-            "--interactive",
-        ],
-    );
+    let entry = answered_through(&world(""), TRIGGER);
+    // The history keeps what was typed, marked as such.
+    let typed = entry["typed"].as_str().unwrap_or("");
+    assert!(typed.contains("] y⏎"), "{entry}");
+}
+
+#[test]
+fn what_the_operator_types_is_not_kept_when_asked() {
+    let mut args = TRIGGER.to_vec();
+    args.push("--hide-input");
+    let entry = answered_through(&world(""), &args);
+    assert_eq!(entry.get("typed"), None, "{entry}");
 }
 
 #[test]
@@ -113,7 +123,7 @@ fn trigger_interactive(w: &World) -> String {
 
 /// Runs ferryctl with `args` in a pseudo-terminal that answers the hook's question; checks
 /// the answer reached the hook, its colours came back and the install completed.
-fn answered_through(w: &World, args: &[&str]) {
+fn answered_through(w: &World, args: &[&str]) -> serde_json::Value {
     let mut agent = w.device().spawn("full");
     let run = Command::new("python3")
         .arg("-c")
@@ -152,6 +162,7 @@ fn answered_through(w: &World, args: &[&str]) {
         .as_str()
         .unwrap_or("")
         .contains("answered yes"));
+    entry
 }
 
 #[test]

@@ -522,6 +522,10 @@ pub enum UpdateCommand {
         /// only.
         #[arg(long)]
         interactive: bool,
+        /// With --interactive: do not keep what you type in the update's history (for
+        /// passwords); the terminal's echo, if the hook leaves it on, stays in the output.
+        #[arg(long, requires = "interactive")]
+        hide_input: bool,
     },
 }
 

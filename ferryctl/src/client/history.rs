@@ -75,6 +75,9 @@ impl Client {
         if !e.output.is_empty() {
             println!("\n{}", e.output);
         }
+        if !e.typed.is_empty() {
+            println!("\ntyped by the operator:\n{}", e.typed);
+        }
         Ok(())
     }
 

@@ -450,6 +450,10 @@ pub struct TriggerRequest {
     /// (`POST /api/v1/update-history/{id}/terminal`).
     #[serde(default)]
     pub interactive: bool,
+    /// With `interactive`: do not keep what the operator types in the history (passwords).
+    /// The terminal's own echo, if the hook leaves it on, is still part of the output.
+    #[serde(default)]
+    pub hide_input: bool,
 }
 
 /// `POST /api/v1/update-history/{id}/terminal`: attach to an interactive install's terminal,
@@ -513,6 +517,11 @@ pub struct HistoryView {
     pub actor: String,
     pub message: String,
     pub output: String,
+    /// What the operator typed into an interactive install's terminal, one line per piece
+    /// sent, with when (`[09:01:02] y⏎`; control keys shown as `^C`, `⏎`). Empty when the
+    /// trigger asked not to keep input (`hide_input`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub typed: String,
     pub created_at: String,
     pub finished_at: Option<String>,
 }

@@ -282,7 +282,10 @@ pub async fn trigger(
         &req.item,
         req.version.as_ref(),
         req.force,
-        req.interactive,
+        req.interactive
+            .then_some(crate::service::updates::Interactive {
+                record_input: !req.hide_input,
+            }),
         "user",
     )
     .await?;
@@ -438,6 +441,7 @@ pub async fn terminal(
             Ok(Json(ferry_manifests::wire::TerminalLease { lease, holder }))
         }
         Some(lease) => {
+            let typed = req.text.as_deref().map(crate::terminal::transcript_line);
             state
                 .terminals
                 .input(&id, &lease, req.text, size)
@@ -446,6 +450,9 @@ pub async fn terminal(
                         "this lease does not hold the terminal's input (another operator holds it, or it lapsed after 15 s unused): attach again",
                     )
                 })?;
+            if let Some(line) = typed.filter(|l| !l.is_empty()) {
+                state.store.append_typed(&id, &line).await?;
+            }
             Ok(Json(ferry_manifests::wire::TerminalLease {
                 lease,
                 holder: true,

@@ -309,7 +309,7 @@ async fn handle_inbound(
             republish_discovery(state, client, p).await
         }
         Ok(Inbound::InstallItem { host_id, item }) => {
-            crate::service::updates::trigger(state, &host_id, &item, None, false, false, "mqtt")
+            crate::service::updates::trigger(state, &host_id, &item, None, false, None, "mqtt")
                 .await
                 .map(|id| tracing::info!(%host_id, %item, update = %id, "install asked over MQTT"))
                 .map_err(|e| format!("{topic}: install refused: {e}"))

@@ -64,7 +64,7 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
             .await?;
         if entry.interactive {
             // Before the device is woken: the job it takes says so.
-            state.store.set_interactive(&id).await?;
+            state.store.set_interactive(&id, true).await?;
         }
         state
             .store

@@ -8,13 +8,20 @@ use crate::Shared;
 /// Queues an install of `item` (the newest release, or `version`) on `host_id`, with `actor`
 /// in the history; returns the update's id. Refused (409) when the host does not manage the
 /// item, already has that version (unless `force`) or has an update of it pending.
+/// An interactive install's options.
+#[derive(Debug, Clone, Copy)]
+pub struct Interactive {
+    /// Keep what the operator types in the history.
+    pub record_input: bool,
+}
+
 pub async fn trigger(
     state: &Shared,
     host_id: &str,
     item: &str,
     version: Option<&semver::Version>,
     force: bool,
-    interactive: bool,
+    interactive: Option<Interactive>,
     actor: &str,
 ) -> ApiResult<String> {
     crate::api::items::ensure_active(state, item).await?;
@@ -57,9 +64,9 @@ pub async fn trigger(
         .store
         .create_update(host_id, item, &release.version, actor)
         .await?;
-    if interactive {
+    if let Some(how) = interactive {
         // Before the device is woken: the job it takes says so.
-        state.store.set_interactive(&id).await?;
+        state.store.set_interactive(&id, how.record_input).await?;
     }
     tracing::info!(%host_id, %item, version = %release.version, update = %id, %actor, "update triggered");
     state.waker.wake(host_id);

@@ -204,7 +204,8 @@ interface! {
     /// starts at, or `None` if there is no such pending update.
     fn append_output(&self, update_id: &str, host_id: &str, text: &str) -> Result<Option<i64>>;
     fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>>;
-    fn set_interactive(&self, update_id: &str) -> Result<()>;
+    fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()>;
+    fn append_typed(&self, update_id: &str, line: &str) -> Result<()>;
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.
     fn pending_items(&self) -> Result<Vec<(String, String)>>;

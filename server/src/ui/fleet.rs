@@ -423,6 +423,7 @@ pub async fn update(
         Operator,
         ApiJson(TriggerRequest {
             interactive,
+            hide_input: false,
             host: id.clone(),
             item: f.item.unwrap_or_default(),
             version,

@@ -144,6 +144,10 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
         }
         @if e.output.is_empty() && !running { p.muted { "No output." } }
         }
+        @if !e.typed.is_empty() {
+            h2 { "Typed by the operator" }
+            pre #typed.output { (e.typed) }
+        }
     };
     page(&title, &who, body)
 }

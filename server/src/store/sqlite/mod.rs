@@ -77,6 +77,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../../migrations/sqlite/0015_interactive_batches.sql"),
     ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_terminal_transcript.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -93,13 +93,31 @@ impl Sqlite {
             .collect()
     }
 
-    /// Marks a pending update interactive (its hooks run in an operator's terminal).
-    pub async fn set_interactive(&self, update_id: &str) -> Result<()> {
+    /// Marks a pending update interactive (its hooks run in an operator's terminal), keeping
+    /// what the operator types in its history unless `record_input` is false.
+    pub async fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("UPDATE updates SET interactive = 1 WHERE id = ? AND status = 'pending'")
-            .bind(update_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE updates SET interactive = 1, record_input = ? WHERE id = ? AND status = 'pending'",
+        )
+        .bind(record_input)
+        .bind(update_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds to what the operator typed, if the update keeps it (bounded at 1 MiB).
+    pub async fn append_typed(&self, update_id: &str, line: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "UPDATE updates SET typed = typed || ? WHERE id = ? AND record_input = 1 AND length(typed) < 1048576",
+        )
+        .bind(line)
+        .bind(update_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -214,7 +232,7 @@ impl Sqlite {
         id: Option<&str>,
     ) -> Result<Vec<HistoryView>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HISTORY_COLUMNS}, u.output
+            "SELECT {HISTORY_COLUMNS}, u.output, u.typed
              FROM updates u JOIN hosts h ON h.id = u.host_id
              WHERE (? IS NULL OR u.host_id = ?) AND (? IS NULL OR u.item = ?) AND (? IS NULL OR u.id = ?)
              ORDER BY u.created_at, u.id"
@@ -288,6 +306,11 @@ fn history_from(r: &sqlx::sqlite::SqliteRow, with_output: bool) -> Result<Histor
         message: r.try_get("message")?,
         output: if with_output {
             r.try_get("output")?
+        } else {
+            String::new()
+        },
+        typed: if with_output {
+            r.try_get("typed")?
         } else {
             String::new()
         },
