@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use crate::util::{bin, http, signal, World};
 
-/// Asks, then branches on the answer; the default (no answer, end-of-file) is "no".
-pub(crate) const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
+/// Asks on its terminal (`/dev/tty`, as password and conffile prompts do), then branches on
+/// the answer; the default (no terminal, end-of-file) is "no".
+pub(crate) const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer < /dev/tty || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
 
-/// Runs ARGV in a pseudo-terminal, answers `y` to the first "Continue?", and prints what the
-/// terminal showed and the exit code as JSON. Bounded to 90 s.
+/// Runs ARGV in a pseudo-terminal, answers the first "Continue?" with $REPLY (default `y`
+/// and Enter), and prints what the terminal showed and the exit code as JSON. Bounded to
+/// 90 s.
 const DRIVER: &str = r#"
 import json, os, pty, select, sys, time
 pid, fd = pty.fork()
@@ -30,7 +32,7 @@ while time.time() < deadline:
             break
         out += data
         if not answered and b"Continue?" in out:
-            os.write(fd, b"y\r")
+            os.write(fd, os.environ.get("REPLY", "y\r").encode())
             answered = True
 _, status = os.waitpid(pid, 0)
 print(json.dumps({"output": out.decode("utf-8", "replace"), "code": os.waitstatus_to_exitcode(status), "answered": answered}))
@@ -124,32 +126,7 @@ fn trigger_interactive(w: &World) -> String {
 /// Runs ferryctl with `args` in a pseudo-terminal that answers the hook's question; checks
 /// the answer reached the hook, its colours came back and the install completed.
 fn answered_through(w: &World, args: &[&str]) -> serde_json::Value {
-    let mut agent = w.device().spawn("full");
-    let run = Command::new("python3")
-        .arg("-c")
-        .arg(DRIVER)
-        .arg(bin("ferryctl"))
-        .args(args)
-        .current_dir(w.dir.path())
-        .env("FERRY_SERVER", w.server.url())
-        .env("FERRY_TOKEN", operator_token(w))
-        .stdin(Stdio::null())
-        .output()
-        .expect("python3");
-    signal(agent.id(), "TERM", false);
-    let _ = agent.wait();
-    let text = String::from_utf8_lossy(&run.stdout);
-    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
-        panic!(
-            "driver said {text:?} ({e}); stderr {}",
-            String::from_utf8_lossy(&run.stderr)
-        )
-    });
-    let shown = result["output"].as_str().unwrap_or("");
-    assert_eq!(
-        result["answered"], true,
-        "the question never showed: {shown}"
-    );
+    let (result, shown) = drive(w, args, "y\r");
     assert!(
         shown.contains("\u{1b}[32manswered yes"),
         "the answer reached the hook and its colours came back: {shown:?}"
@@ -163,6 +140,60 @@ fn answered_through(w: &World, args: &[&str]) -> serde_json::Value {
         .unwrap_or("")
         .contains("answered yes"));
     entry
+}
+
+#[test]
+fn ctrl_c_in_the_operators_terminal_interrupts_the_hook() {
+    let w = World::with_agent_extra("long_poll_secs = 30");
+    let src = w.payload("1.0.0", None);
+    let hook = "trap 'echo interrupted; exit 7' INT; printf 'Continue? '; sleep 60 & wait";
+    let out = w.build("1.0.0", &src, &["--post-install", hook]);
+    w.publish(&out);
+    w.agent("check").ok();
+    let (result, shown) = drive(&w, TRIGGER, "\u{3}");
+    assert!(shown.contains("interrupted"), "{shown:?}");
+    assert_eq!(result["code"], 1, "the update did not install: {shown}");
+    let entry = wait_for_end(&w, Duration::from_secs(10));
+    assert_eq!(entry["status"], "rolled_back", "{entry}");
+    assert!(
+        entry["typed"].as_str().unwrap_or("").contains("^C"),
+        "{entry}"
+    );
+    w.write_agent_config("");
+}
+
+/// Runs ferryctl with `args` in a pseudo-terminal (with the world's device in `full` mode)
+/// that answers the hook's question with `reply`; returns the driver's result and what the
+/// terminal showed.
+fn drive(w: &World, args: &[&str], reply: &str) -> (serde_json::Value, String) {
+    let mut agent = w.device().spawn("full");
+    let run = Command::new("python3")
+        .arg("-c")
+        .arg(DRIVER)
+        .arg(bin("ferryctl"))
+        .args(args)
+        .current_dir(w.dir.path())
+        .env("FERRY_SERVER", w.server.url())
+        .env("FERRY_TOKEN", operator_token(w))
+        .env("REPLY", reply)
+        .stdin(Stdio::null())
+        .output()
+        .expect("python3");
+    signal(agent.id(), "TERM", false);
+    let _ = agent.wait();
+    let text = String::from_utf8_lossy(&run.stdout);
+    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "driver said {text:?} ({e}); stderr {}",
+            String::from_utf8_lossy(&run.stderr)
+        )
+    });
+    let shown = result["output"].as_str().unwrap_or("").to_string();
+    assert_eq!(
+        result["answered"], true,
+        "the question never showed: {shown}"
+    );
+    (result, shown)
 }
 
 #[test]

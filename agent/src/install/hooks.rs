@@ -125,9 +125,20 @@ fn kill_group(child: &mut Child) {
     let _ = child.wait();
 }
 
-/// Runs `command` with `sh -c` in `env.release_dir`, in a process group of its own (so a
-/// signal to the agent's group, Ctrl-C in a terminal, does not reach it); kills the group
-/// after `timeout`, or once `stop`'s grace time has run out.
+/// `setsid(1)`, where the system has it (util-linux, busybox).
+fn setsid_binary() -> Option<&'static Path> {
+    ["/usr/bin/setsid", "/bin/setsid"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+}
+
+/// Runs `command` with `sh -c` in `env.release_dir`, in a session of its own (`setsid`, or
+/// without it a process group of its own), so a signal to the agent's group, Ctrl-C in a
+/// terminal, does not reach it, and it never reads from (or stops on) the terminal the agent
+/// was started from; an interactive hook's pseudo-terminal becomes its controlling terminal
+/// (`/dev/tty` works, Ctrl-C interrupts it). Kills the group after `timeout`, or once
+/// `stop`'s grace time has run out.
 pub fn run(
     command: &str,
     env: &HookEnv<'_>,
@@ -138,7 +149,23 @@ pub fn run(
     // `exec 2>&1` merges stderr into stdout inside the shell, so the output keeps its order
     // without a second pipe and a second reader thread.
     let script = format!("exec 2>&1\n{command}");
-    let mut cmd = Command::new("/bin/sh");
+    let mut cmd = match setsid_binary() {
+        // Not a process group leader, so setsid(1) does not fork: the hook keeps its pid,
+        // which is its process group's id too.
+        Some(setsid) => {
+            let mut c = Command::new(setsid);
+            if env.terminal.is_some() {
+                c.arg("-c");
+            }
+            c.arg("/bin/sh");
+            c
+        }
+        None => {
+            let mut c = Command::new("/bin/sh");
+            c.process_group(0);
+            c
+        }
+    };
     cmd.arg("-c")
         .arg(script)
         .current_dir(env.release_dir)
@@ -147,8 +174,7 @@ pub fn run(
         .env("FERRY_PREVIOUS_VERSION", env.previous_version.unwrap_or(""))
         .env("FERRY_ROOT", env.root)
         .env("FERRY_RELEASE_DIR", env.release_dir)
-        .stderr(Stdio::null())
-        .process_group(0);
+        .stderr(Stdio::null());
     let failed = |status: String| HookResult {
         success: false,
         interrupted: false,
