@@ -159,7 +159,6 @@ fn ctrl_c_in_the_operators_terminal_interrupts_the_hook() {
         entry["typed"].as_str().unwrap_or("").contains("^C"),
         "{entry}"
     );
-    w.write_agent_config("");
 }
 
 /// Runs ferryctl with `args` in a pseudo-terminal (with the world's device in `full` mode)
