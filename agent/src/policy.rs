@@ -240,6 +240,7 @@ mod tests {
             version: v(version),
             manifest_path: format!("m/{item}"),
             interactive: false,
+            delta: None,
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),
@@ -248,6 +249,7 @@ mod tests {
             manifest_path: format!("m/{item}"),
             notes: String::new(),
             release_url: None,
+            delta: None,
         };
         let configured = vec!["web".to_string(), "db".to_string(), "api".to_string()];
         let mut states = BTreeMap::new();

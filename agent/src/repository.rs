@@ -69,6 +69,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     manifest_path: file_url(repo, &entry.manifest)?.to_string(),
                     notes: entry.notes.clone(),
                     release_url: entry.release_url.clone(),
+                    delta: None,
                 });
             }
             Err(Fetch::Unreachable(e)) => return Err(e),

@@ -4,11 +4,13 @@
 //! - [`envelope`]: the signature envelope: exact payload bytes plus signatures over a type tag
 //!   and those bytes (DSSE-style), verified *before* the payload is parsed.
 //! - [`manifest`]: the release manifest inside the envelope.
+//! - [`delta`]: file-level deltas between releases (unsigned: checked against the manifest).
 //! - [`index`]: the signed, expiring release index of a static release repository.
 //! - [`wire`]: the JSON types of the HTTP API shared by the agent, the server and `ferryctl`.
 //!
 //! Nothing else in Ferry knows these formats; the agent and server only call into this crate.
 
+pub mod delta;
 pub mod envelope;
 pub mod index;
 pub mod invalid;

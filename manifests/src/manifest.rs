@@ -357,7 +357,7 @@ pub fn artifact_file_name(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::keys::SigningKeyFile;
     use time::Duration;

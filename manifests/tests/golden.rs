@@ -85,6 +85,7 @@ fn check_in_response() {
                 manifest_path: "api/v1/releases/web/1.3.0/manifest".into(),
                 notes: "Fixes CVE-2026-0001.".into(),
                 release_url: Some("https://example.org/web/1.3.0".into()),
+                delta: None,
             }],
             jobs: vec![Job {
                 job_id: "6f1c2a9e-0000-4000-8000-000000000002".into(),
@@ -92,6 +93,7 @@ fn check_in_response() {
                 version: v("1.3.0"),
                 manifest_path: "api/v1/releases/web/1.3.0/manifest".into(),
                 interactive: false,
+                delta: None,
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),

@@ -26,6 +26,9 @@ pub struct ServerConfig {
     /// The poll interval the server suggests to devices (they clamp it to their own bounds).
     pub poll_interval_secs: Option<u64>,
     pub long_poll_max_secs: u64,
+    /// Deltas built when a release is published: from this many of the item's previous
+    /// releases (0: no deltas at all).
+    pub delta_from_releases: usize,
     /// Serve HTTPS with this certificate chain and key (PEM), so a small deployment needs no
     /// proxy.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -196,6 +199,7 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub poll_interval_secs: Option<u64>,
     pub long_poll_max_secs: Option<u64>,
+    pub delta_from_releases: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     #[serde(default)]
@@ -278,6 +282,11 @@ impl ServerConfig {
             fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
             0..=300,
         )?;
+        let delta_from_releases = in_range(
+            "delta_from_releases",
+            fc.delta_from_releases.unwrap_or(3),
+            0..=100,
+        )? as usize;
         let max_artifact_bytes = in_range(
             "max_artifact_bytes",
             fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
@@ -307,6 +316,7 @@ impl ServerConfig {
             max_artifact_bytes,
             poll_interval_secs,
             long_poll_max_secs,
+            delta_from_releases,
         })
     }
 }

@@ -15,6 +15,7 @@ pub mod api;
 pub mod auth;
 pub mod cache;
 pub mod config;
+pub mod deltas;
 pub mod error;
 pub mod live;
 pub mod mqtt;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub live: live::Live,
     /// Terminals of interactive installs under way.
     pub terminals: terminal::Terminals,
+    /// File-level deltas ready to serve.
+    pub deltas: deltas::Deltas,
     pub cache: cache::Cache,
     /// Bumped whenever something the MQTT bridge publishes may have changed.
     pub changes: tokio::sync::watch::Sender<u64>,
@@ -156,12 +159,14 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let secrets = secrets::Secrets::open(&config.data_dir)?;
     let tls = config.tls.clone();
     let listen = config.listen;
+    let deltas = deltas::Deltas::load(&config.data_dir);
     let state = Arc::new(AppState {
         store,
         config,
         waker: wake::Waker::default(),
         live: live::Live::default(),
         terminals: terminal::Terminals::default(),
+        deltas,
         cache: cache::Cache::default(),
         changes: tokio::sync::watch::channel(0).0,
         mqtt_status: Default::default(),

@@ -8,6 +8,7 @@ mod campaigns;
 mod crash;
 mod ctl_errors;
 mod dashboard;
+mod deltas;
 mod fleet;
 mod hostile;
 mod interactive;

@@ -157,6 +157,24 @@ pub struct Available {
     /// Link to the release page, for display.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub release_url: Option<String>,
+    /// A delta from the version this device has installed, when the server has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaOffer>,
+}
+
+/// A file-level delta from the installed version (`ferry_manifests::delta`): unsigned, used
+/// only when the device has exactly `from_version` installed and intact; every file is
+/// checked against the release's signed manifest, and anything wrong falls back to the full
+/// artifact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DeltaOffer {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub from_version: semver::Version,
+    /// Where the server serves it, relative to the server URL.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
 }
 
 /// An install the operator asked this device to perform.
@@ -172,6 +190,9 @@ pub struct Job {
     /// trigger --interactive`): their input comes from `GET /api/v1/device/terminal/{job}`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interactive: bool,
+    /// A delta from the version this device has installed, when the server has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<DeltaOffer>,
 }
 
 /// One thing an operator's terminal sent to an interactive install: keystrokes, or a new

@@ -141,3 +141,21 @@ pub async fn hash_file(path: &std::path::Path) -> ApiResult<(u64, String)> {
     .await?
     .map_err(AppError::io("hashing", path))
 }
+
+/// A file-level delta between two releases (`ferry_manifests::delta`), as the check-in
+/// offers it; Range is supported, so a device resumes it as it resumes an artifact.
+#[utoipa::path(get, path = "/api/v1/deltas/{item}/{from}/{to}", tag = "artifacts", params(("item" = String, Path), ("from" = String, Path), ("to" = String, Path)), responses((status = 200, description = "the delta; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn delta(
+    State(state): State<Shared>,
+    _caller: Caller,
+    Path((item, from, to)): Path<(String, String, String)>,
+    req: Request,
+) -> ApiResult<Response> {
+    let path = crate::deltas::file(&state.config.data_dir, &item, &from, &to)
+        .filter(|p| p.exists())
+        .ok_or_else(|| AppError::not_found(format!("no delta of {item} from {from} to {to}")))?;
+    match ServeFile::new(path).oneshot(req).await {
+        Ok(resp) => Ok(resp.map(Body::new).into_response()),
+        Err(never) => match never {},
+    }
+}

@@ -92,6 +92,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::output))
         .routes(routes!(device::terminal))
         .routes(routes!(artifacts::download, artifacts::upload))
+        .routes(routes!(artifacts::delta))
         .routes(
             routes!(operator::list_releases, operator::publish)
                 .layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)),

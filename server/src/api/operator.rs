@@ -166,6 +166,8 @@ pub async fn publish(
     }
     state.cache.set_releases(None);
     tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
+    // Deltas from the item's previous releases, built in the background.
+    crate::deltas::Deltas::after_publish(&state, &manifest.item, &manifest.version).await;
     Ok(Json(PublishResponse {
         item: manifest.item,
         version: manifest.version,

@@ -222,6 +222,7 @@ mod tests {
                 manifest_path: String::new(),
                 notes: String::new(),
                 release_url: None,
+                delta: None,
             },
             Available {
                 item: "api".into(),
@@ -230,6 +231,7 @@ mod tests {
                 manifest_path: String::new(),
                 notes: String::new(),
                 release_url: None,
+                delta: None,
             },
         ];
         let p = plan_host("h", &avail, &[], &[]);

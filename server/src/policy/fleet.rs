@@ -26,6 +26,7 @@ pub fn available_for(installed: &[InstalledItem], releases: &[ReleaseView]) -> V
                 manifest_path: manifest_path(&r.item, &r.version),
                 notes: r.notes.clone(),
                 release_url: r.release_url.clone(),
+                delta: None,
             });
         }
     }

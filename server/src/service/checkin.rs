@@ -63,7 +63,25 @@ pub async fn check_in(
         state.presence.contact(&host_id, fleet::Contact::Other);
     }
     let releases = state.releases().await?;
-    let available = fleet::available_for(&req.facts.installed, &releases);
+    let mut available = fleet::available_for(&req.facts.installed, &releases);
+    // A delta from what the host has, where one is ready (or asked for, for next time).
+    let installed = |item: &str| {
+        req.facts
+            .installed
+            .iter()
+            .find(|i| i.item == item)
+            .and_then(|i| i.version.clone())
+    };
+    for a in &mut available {
+        if let Some(from) = installed(&a.item) {
+            a.delta = delta_for(state, &a.item, &from, &a.version);
+        }
+    }
+    for j in &mut jobs {
+        if let Some(from) = installed(&j.item) {
+            j.delta = delta_for(state, &j.item, &from, &j.version);
+        }
+    }
     let trust_root_version = state.trust_root_version().await?;
     Ok(CheckInResponse {
         host_id,
@@ -75,6 +93,19 @@ pub async fn check_in(
         campaigns,
         cancelled_jobs,
     })
+}
+
+fn delta_for(
+    state: &Shared,
+    item: &str,
+    from: &semver::Version,
+    to: &semver::Version,
+) -> Option<ferry_manifests::wire::DeltaOffer> {
+    let offer = state.deltas.offer(item, from, to);
+    if offer.is_none() {
+        crate::deltas::Deltas::request(state, item, from, to);
+    }
+    offer
 }
 
 async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
@@ -89,6 +120,7 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
             item: j.item,
             version: j.version,
             interactive: j.interactive,
+            delta: None,
         })
         .collect())
 }

@@ -1,0 +1,294 @@
+//! File-level deltas (`ferry_manifests::delta`), built by the server from releases it holds:
+//! when a release is published, from each of the item's last `delta_from_releases` releases;
+//! and on demand, when a device on an older release checks in. No key is involved: a delta
+//! is not signed, and a device checks every file it takes from one against the new release's
+//! signed manifest.
+//!
+//! `DATA_DIR/deltas/ITEM/FROM-TO.tar.gz` beside `FROM-TO.json` (its size and sha256) is all
+//! the state there is; what is ready is kept in memory, read back at start.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use ferry_manifests::delta::{plan, DELTA_META};
+use ferry_manifests::manifest::Compression;
+use ferry_manifests::wire::DeltaOffer;
+use ferry_manifests::{Envelope, Manifest};
+use sha2::{Digest, Sha256};
+
+use crate::Shared;
+
+type Key = (String, semver::Version, semver::Version);
+
+#[derive(Default)]
+pub struct Deltas {
+    ready: Mutex<HashMap<Key, DeltaOffer>>,
+    /// Being built, or failed (not tried again until the server restarts).
+    tried: Mutex<HashSet<Key>>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Sidecar {
+    size: u64,
+    sha256: String,
+}
+
+fn dir(data_dir: &Path, item: &str) -> PathBuf {
+    data_dir.join("deltas").join(item)
+}
+
+fn file_name(from: &semver::Version, to: &semver::Version) -> String {
+    format!("{from}-{to}")
+}
+
+/// Where a delta is served: `api/v1/deltas/{item}/{from}/{to}`.
+pub fn url_path(item: &str, from: &semver::Version, to: &semver::Version) -> String {
+    format!("api/v1/deltas/{item}/{from}/{to}")
+}
+
+/// The file of a delta, if `item`, `from` and `to` name one safely.
+pub fn file(data_dir: &Path, item: &str, from: &str, to: &str) -> Option<PathBuf> {
+    ferry_manifests::invalid::validate_item_name(item).ok()?;
+    let from: semver::Version = from.parse().ok()?;
+    let to: semver::Version = to.parse().ok()?;
+    Some(dir(data_dir, item).join(format!("{}.tar.gz", file_name(&from, &to))))
+}
+
+impl Deltas {
+    /// What earlier runs built.
+    pub fn load(data_dir: &Path) -> Deltas {
+        let deltas = Deltas::default();
+        let Ok(items) = std::fs::read_dir(data_dir.join("deltas")) else {
+            return deltas;
+        };
+        let mut ready = deltas.ready.lock().unwrap_or_else(|e| e.into_inner());
+        for item in items.flatten() {
+            let item_name = item.file_name().to_string_lossy().into_owned();
+            let Ok(files) = std::fs::read_dir(item.path()) else {
+                continue;
+            };
+            for f in files.flatten() {
+                let name = f.file_name().to_string_lossy().into_owned();
+                let Some(stem) = name.strip_suffix(".json") else {
+                    continue;
+                };
+                // FROM-TO, where each is a semver that may itself hold '-': try each split.
+                let parsed = stem
+                    .char_indices()
+                    .filter(|(_, c)| *c == '-')
+                    .find_map(|(i, _)| {
+                        Some((stem[..i].parse().ok()?, stem[i + 1..].parse().ok()?))
+                    });
+                let Some((from, to)) = parsed else { continue };
+                let Ok(text) = std::fs::read(f.path()) else {
+                    continue;
+                };
+                let Ok(side) = serde_json::from_slice::<Sidecar>(&text) else {
+                    continue;
+                };
+                let offer = DeltaOffer {
+                    path: url_path(&item_name, &from, &to),
+                    from_version: from.clone(),
+                    size: side.size,
+                    sha256: side.sha256,
+                };
+                ready.insert((item_name.clone(), from, to), offer);
+            }
+        }
+        drop(ready);
+        deltas
+    }
+
+    /// A ready delta from `from` to `to`.
+    pub fn offer(
+        &self,
+        item: &str,
+        from: &semver::Version,
+        to: &semver::Version,
+    ) -> Option<DeltaOffer> {
+        let ready = self.ready.lock().unwrap_or_else(|e| e.into_inner());
+        ready
+            .get(&(item.to_string(), from.clone(), to.clone()))
+            .cloned()
+    }
+
+    /// Builds the delta in the background unless it is ready, under way or failed before.
+    pub fn request(state: &Shared, item: &str, from: &semver::Version, to: &semver::Version) {
+        if state.config.delta_from_releases == 0 || from >= to {
+            return;
+        }
+        let key = (item.to_string(), from.clone(), to.clone());
+        if state.deltas.offer(item, from, to).is_some() {
+            return;
+        }
+        if !state
+            .deltas
+            .tried
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone())
+        {
+            return;
+        }
+        let state = state.clone();
+        tokio::spawn(async move {
+            let (item, from, to) = key;
+            let started = std::time::Instant::now();
+            match build(&state, &item, &from, &to).await {
+                Ok(offer) => {
+                    tracing::info!(%item, %from, %to, bytes = offer.size, ms = started.elapsed().as_millis() as u64, "delta built");
+                    state
+                        .deltas
+                        .ready
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert((item, from, to), offer);
+                }
+                Err(e) => tracing::warn!(%item, %from, %to, "cannot build a delta: {e}"),
+            }
+        });
+    }
+
+    /// After `version` of `item` is published: deltas from its last N releases before it.
+    pub async fn after_publish(state: &Shared, item: &str, version: &semver::Version) {
+        let n = state.config.delta_from_releases;
+        let Ok(releases) = state.store.releases(Some(item)).await else {
+            return;
+        };
+        let mut older: Vec<&semver::Version> = releases
+            .iter()
+            .map(|r| &r.version)
+            .filter(|v| *v < version)
+            .collect();
+        older.sort();
+        for from in older.into_iter().rev().take(n) {
+            Deltas::request(state, item, from, version);
+        }
+    }
+}
+
+async fn manifest(
+    state: &Shared,
+    item: &str,
+    version: &semver::Version,
+) -> anyhow::Result<Manifest> {
+    let text = state
+        .store
+        .envelope(item, &version.to_string())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no release {item} {version}"))?;
+    let envelope = Envelope::parse(text.as_bytes())?;
+    Ok(Manifest::parse_unverified(&envelope)?)
+}
+
+async fn build(
+    state: &Shared,
+    item: &str,
+    from: &semver::Version,
+    to: &semver::Version,
+) -> anyhow::Result<DeltaOffer> {
+    let a = manifest(state, item, from).await?;
+    let b = manifest(state, item, to).await?;
+    let artifact = state.artifacts_dir().join(&b.artifact.name);
+    let out_dir = dir(&state.config.data_dir, item);
+    let name = file_name(from, to);
+    let (size, sha256) = tokio::task::spawn_blocking({
+        let out_dir = out_dir.clone();
+        move || write_delta(&a, &b, &artifact, &out_dir, &name)
+    })
+    .await??;
+    Ok(DeltaOffer {
+        from_version: from.clone(),
+        path: url_path(item, from, to),
+        size,
+        sha256,
+    })
+}
+
+/// Writes `NAME.tar.gz` (the metadata, then the files of `b` that `a` lacks, taken from `b`'s
+/// artifact) and `NAME.json`, each through a temporary file and a rename.
+fn write_delta(
+    a: &Manifest,
+    b: &Manifest,
+    artifact: &Path,
+    out_dir: &Path,
+    name: &str,
+) -> anyhow::Result<(u64, String)> {
+    let meta = plan(a, b);
+    let carried: HashSet<&str> = meta.carried.iter().map(String::as_str).collect();
+    std::fs::create_dir_all(out_dir)?;
+    let tmp = out_dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
+    let result = (|| -> anyhow::Result<()> {
+        let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            file,
+            flate2::Compression::default(),
+        ));
+        let json = serde_json::to_vec_pretty(&meta)?;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(json.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        tar.append_data(&mut header, DELTA_META, json.as_slice())?;
+        let input: Box<dyn Read> = {
+            let f = std::io::BufReader::new(std::fs::File::open(artifact)?);
+            match b.artifact.compression {
+                Compression::Gzip => Box::new(flate2::read::GzDecoder::new(f)),
+                Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
+            }
+        };
+        let mut archive = tar::Archive::new(input);
+        let mut written = 0;
+        for entry in archive.entries()? {
+            let mut entry = entry?;
+            if entry.header().entry_type() != tar::EntryType::Regular {
+                continue;
+            }
+            let path = entry.path()?.to_string_lossy().into_owned();
+            let path = path.strip_prefix("./").unwrap_or(&path).to_string();
+            if !carried.contains(path.as_str()) {
+                continue;
+            }
+            let mut header = tar::Header::new_gnu();
+            header.set_size(entry.header().size()?);
+            header.set_mode(0o644);
+            header.set_mtime(0);
+            header.set_entry_type(tar::EntryType::Regular);
+            tar.append_data(&mut header, &path, &mut entry)?;
+            written += 1;
+        }
+        if written != carried.len() {
+            anyhow::bail!(
+                "the artifact of {} {} holds {written} of the {} files the delta needs",
+                b.item,
+                b.version,
+                carried.len()
+            );
+        }
+        let mut file = tar.into_inner()?.finish()?;
+        file.flush()?;
+        file.into_inner()
+            .map_err(|e| anyhow::anyhow!("cannot flush the delta: {e}"))?
+            .sync_all()?;
+        Ok(())
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    let mut hasher = Sha256::new();
+    let size = std::io::copy(&mut std::fs::File::open(&tmp)?, &mut hasher)?;
+    let sha256 = hex::encode(hasher.finalize());
+    std::fs::rename(&tmp, out_dir.join(format!("{name}.tar.gz")))?;
+    let side = serde_json::to_vec(&Sidecar {
+        size,
+        sha256: sha256.clone(),
+    })?;
+    let side_tmp = out_dir.join(format!(".{name}.json.tmp"));
+    std::fs::write(&side_tmp, side)?;
+    std::fs::rename(&side_tmp, out_dir.join(format!("{name}.json")))?;
+    Ok((size, sha256))
+}
