@@ -400,12 +400,24 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         job_id,
         manifest_path,
         interactive,
+        delta,
     } in wanted
     {
         let st = agent.item_state(&item);
         if let Some(p) = &st.pending {
             if p.version == version && p.job_id == job_id {
-                continue; // already verified and recorded
+                // Already verified and recorded; a delta built since is taken up.
+                if !p.downloaded && p.delta != delta {
+                    if let Some(p) = agent
+                        .state
+                        .items
+                        .get_mut(&item)
+                        .and_then(|s| s.pending.as_mut())
+                    {
+                        p.delta = delta;
+                    }
+                }
+                continue;
             }
         }
         let pending = Pending {
@@ -415,6 +427,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             downloaded: false,
             source: crate::repository::source_of(&manifest_path),
             interactive,
+            delta,
         };
         if agent.cfg.item(&item).is_none() {
             let attempt = Attempt::start(&item, &pending, None);

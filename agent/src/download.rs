@@ -77,7 +77,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                 continue;
             }
         };
-        match fetch_artifact(agent, &verified, pending.source.as_deref()) {
+        match fetch(agent, &name, &pending, &verified) {
             Ok(path) => {
                 tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
                 if let Some(p) = agent
@@ -101,6 +101,69 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         }
     }
     Ok(done)
+}
+
+/// The pending release's delta when it is usable here (`install::delta::usable`), else its
+/// full artifact; a delta that fails to download falls back to the full artifact.
+fn fetch(
+    agent: &mut Agent,
+    item: &str,
+    pending: &crate::state::Pending,
+    verified: &ferry_manifests::VerifiedManifest,
+) -> Result<PathBuf, DownloadError> {
+    let installed = agent.item_state(item).installed;
+    let usable = pending.delta.as_ref().filter(|d| {
+        let old = installed_manifest(agent, item);
+        match crate::install::delta::usable(d, installed.as_ref(), old.as_ref(), verified) {
+            Ok(()) => true,
+            Err(why) => {
+                tracing::info!(%item, version = %verified.version, "not using the delta: {why}");
+                false
+            }
+        }
+    });
+    if let Some(d) = usable.cloned() {
+        // The delta's own size and hash (from the check-in) bound and check the transfer.
+        let mut m = verified.manifest().clone();
+        m.artifact.size = d.size;
+        m.artifact.sha256 = d.sha256.clone();
+        m.artifact.urls = vec![agent
+            .api
+            .url(&d.path)
+            .map_err(DownloadError::Transient)?
+            .to_string()];
+        match fetch_artifact(agent, &m, None) {
+            Ok(path) => {
+                tracing::info!(%item, version = %verified.version, from = %d.from_version, bytes = d.size, "downloaded a delta");
+                return Ok(path);
+            }
+            Err(DownloadError::Transient(Error::Interrupted)) => {
+                return Err(DownloadError::Transient(Error::Interrupted))
+            }
+            Err(e) => {
+                tracing::warn!(%item, version = %verified.version, "the delta cannot be downloaded ({e}); fetching the full artifact")
+            }
+        }
+    }
+    if pending.delta.is_some() {
+        // Not used: the install must not look for it.
+        if let Some(p) = agent
+            .state
+            .items
+            .get_mut(item)
+            .and_then(|s| s.pending.as_mut())
+        {
+            p.delta = None;
+        }
+    }
+    fetch_artifact(agent, verified, pending.source.as_deref())
+}
+
+/// The manifest of `item`'s installed release, as kept at its install.
+fn installed_manifest(agent: &Agent, item: &str) -> Option<Manifest> {
+    let text = fs::read(agent.dir.installed_manifest(item)).ok()?;
+    let envelope = ferry_manifests::Envelope::parse(&text).ok()?;
+    Manifest::parse_unverified(&envelope).ok()
 }
 
 /// Tries each artifact URL in order; returns the path of the verified artifact.

@@ -239,6 +239,23 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     }
     agent.check_stop()?;
     install::run(agent)?;
+    // A delta that could not be used leaves its release pending without a download: fetch
+    // the full artifact and install it in this cycle.
+    let fell_back = agent
+        .state
+        .items
+        .values()
+        .any(|s| s.pending.as_ref().is_some_and(|p| !p.downloaded));
+    if fell_back && unreachable.is_none() {
+        agent.check_stop()?;
+        match download::run(agent) {
+            Ok(_) => {
+                install::run(agent)?;
+            }
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
     if agent.cfg.server_url.is_none() {
         report::keep_local(&agent.dir)?;
     } else if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {

@@ -94,6 +94,8 @@ pub struct Wanted {
     pub manifest_path: String,
     /// The operator's job runs its hooks in their terminal.
     pub interactive: bool,
+    /// A delta from the installed version, if the server has one.
+    pub delta: Option<ferry_manifests::wire::DeltaOffer>,
 }
 
 /// What to install after a check-in: every job, in the server's order; then, with
@@ -113,6 +115,7 @@ pub fn wanted(
             job_id: Some(j.job_id.clone()),
             manifest_path: j.manifest_path.clone(),
             interactive: j.interactive,
+            delta: j.delta.clone(),
         })
         .collect();
     if !auto_install {
@@ -132,6 +135,7 @@ pub fn wanted(
                 job_id: None,
                 manifest_path: a.manifest_path.clone(),
                 interactive: false,
+                delta: a.delta.clone(),
             });
         }
     }

@@ -173,6 +173,9 @@ pub struct Pending {
     /// The operator asked for an interactive install: its hooks run in their terminal.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub interactive: bool,
+    /// A delta from the installed version the server offered; used when it fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta: Option<ferry_manifests::wire::DeltaOffer>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -319,6 +322,11 @@ impl StateDir {
         self.downloads().join(format!("{item}-{sha256}.tar.gz"))
     }
 
+    /// The signed manifest of `item`'s installed release, kept for deltas.
+    pub fn installed_manifest(&self, item: &str) -> PathBuf {
+        self.manifests().join(format!("installed-{item}.json"))
+    }
+
     /// Path of the partial download of that artifact.
     pub fn partial_path(&self, item: &str, sha256: &str) -> PathBuf {
         self.downloads().join(format!("{item}-{sha256}.part"))
@@ -399,6 +407,7 @@ mod tests {
             downloaded: true,
             source: None,
             interactive: false,
+            delta: None,
         }
     }
 

@@ -178,6 +178,7 @@ impl Device {
             downloaded: true,
             source: None,
             interactive: false,
+            delta: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

@@ -143,3 +143,110 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
         .unwrap();
     assert_eq!(none.status().as_u16(), 404);
 }
+
+/// A device at 1.0.0 (100 files) and a published 1.1.0 with one file changed and one moved,
+/// its delta built; returns the world and the 1.1.0 payload directory.
+fn device_with_a_delta_waiting() -> (World, std::path::PathBuf) {
+    let w = World::new();
+    let v1 = payload(&w, "1.0.0", 100, &[], None);
+    w.publish(&w.build("1.0.0", &v1, &[]));
+    w.agent("check").ok();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    let v2 = payload(&w, "1.1.0", 100, &[7], Some(42));
+    w.publish(&w.build("1.1.0", &v2, &[]));
+    wait_for_delta(&w, "api/v1/deltas/web/1.0.0/1.1.0");
+    (w, v2)
+}
+
+/// Every file of `src` is in the installed 1.1.0 with the same content.
+fn assert_installed_as(w: &World, src: &std::path::Path) {
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+    let installed = w.root.join("releases/1.1.0/files");
+    let mut count = 0;
+    for e in fs::read_dir(src.join("files")).unwrap().flatten() {
+        let got = fs::read(installed.join(e.file_name())).unwrap_or_default();
+        assert_eq!(got, fs::read(e.path()).unwrap(), "{:?}", e.file_name());
+        count += 1;
+    }
+    assert_eq!(count, 100);
+    assert_eq!(
+        fs::read_dir(&installed).unwrap().count(),
+        100,
+        "nothing extra"
+    );
+}
+
+#[test]
+fn a_one_percent_change_installs_from_the_delta() {
+    let (w, v2) = device_with_a_delta_waiting();
+    w.trigger(Some("1.1.0"));
+    let run = w.agent("once").ok();
+    assert!(run.stderr.contains("downloaded a delta"), "{run}");
+    assert!(!run.stderr.contains("cannot be used"), "{run}");
+    assert_installed_as(&w, &v2);
+}
+
+#[test]
+fn a_locally_changed_file_makes_the_agent_fetch_the_full_artifact() {
+    let (w, v2) = device_with_a_delta_waiting();
+    // A file the delta would copy from the installed release was changed on the device.
+    fs::write(w.root.join("releases/1.0.0/files/f3"), "changed by hand").unwrap();
+    w.trigger(Some("1.1.0"));
+    let run = w.agent("once").ok();
+    assert!(run.stderr.contains("downloaded a delta"), "{run}");
+    assert!(
+        run.stderr.contains("cannot be used") && run.stderr.contains("files/f3"),
+        "{run}"
+    );
+    assert_installed_as(&w, &v2);
+    let h = w.history();
+    assert_eq!(
+        h[0]["status"], "installed",
+        "never a failed install because of a delta"
+    );
+}
+
+#[test]
+fn a_delta_with_a_changed_byte_falls_back_to_the_full_artifact() {
+    let (mut w, v2) = device_with_a_delta_waiting();
+    // The server serves a delta whose carried file has one byte changed (its offer's size
+    // and hash updated to match, so only the signed manifest can tell).
+    let dir = w.server.data_dir.join("deltas/web");
+    let file = dir.join("1.0.0-1.1.0.tar.gz");
+    let mut archive =
+        tar::Archive::new(flate2::read::GzDecoder::new(fs::File::open(&file).unwrap()));
+    let mut out = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).unwrap();
+        if name == "files/f7" {
+            data[0] ^= 1;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        out.append_data(&mut h, &name, data.as_slice()).unwrap();
+    }
+    let bytes = out.into_inner().unwrap().finish().unwrap();
+    fs::write(&file, &bytes).unwrap();
+    use sha2::Digest;
+    fs::write(
+        dir.join("1.0.0-1.1.0.json"),
+        serde_json::json!({"size": bytes.len(), "sha256": hex::encode(sha2::Sha256::digest(&bytes))}).to_string(),
+    )
+    .unwrap();
+    w.server.kill();
+    w.server.restart_same_port();
+    w.trigger(Some("1.1.0"));
+    let run = w.agent("once").ok();
+    assert!(run.stderr.contains("downloaded a delta"), "{run}");
+    assert!(run.stderr.contains("cannot be used"), "{run}");
+    assert_installed_as(&w, &v2);
+}

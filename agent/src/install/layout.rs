@@ -23,12 +23,13 @@ use crate::error::PathIo;
 use crate::fsops::Fs;
 
 pub trait InstallLayout {
-    /// Unpacks the verified artifact beside what is live, verifying every file.
+    /// Unpacks the verified artifact (or assembles the release from a delta) beside what is
+    /// live, verifying every file.
     fn stage(
         &self,
         fs: &dyn Fs,
         manifest: &VerifiedManifest,
-        artifact: &Path,
+        source: &super::delta::Source<'_>,
     ) -> Result<(), StageError>;
     /// Makes the staged release live.
     fn switch(&self, fs: &dyn Fs) -> io::Result<()>;

@@ -3,6 +3,7 @@
 //! first ([`journal`]); [`recover`] runs at the start of every run and finishes or undoes an
 //! install that a crash or power cut interrupted. docs/crash-safety.md gives the argument.
 
+pub mod delta;
 pub mod hooks;
 pub mod journal;
 pub mod layout;
@@ -91,7 +92,14 @@ fn install_one(
                 .map(|_| ());
         }
     };
-    let artifact = agent.dir.artifact_path(name, &verified.artifact.sha256);
+    // A delta downloaded instead of the full artifact (`download::run` decided it was usable).
+    let full = agent.dir.artifact_path(name, &verified.artifact.sha256);
+    let delta_file = pending
+        .delta
+        .as_ref()
+        .map(|d| agent.dir.artifact_path(name, &d.sha256))
+        .filter(|p| p.exists() && !full.exists());
+    let artifact = delta_file.clone().unwrap_or_else(|| full.clone());
     let mut j = Journal {
         item: name.to_string(),
         version: verified.version.clone(),
@@ -147,12 +155,38 @@ fn install_one(
         ));
     }
 
+    // A delta starts from the installed release: its directory (symlink) or the root itself
+    // (overlay).
+    let base = match j.layout {
+        Layout::Symlink => j.previous_target.as_ref().map(|t| root.join(t)),
+        Layout::Overlay => Some(root.clone()),
+    };
+    let source = match (&delta_file, &base) {
+        (Some(file), Some(base)) => delta::Source::Delta { file, base },
+        _ => delta::Source::Artifact(&full),
+    };
     save_journal(agent, &j)?;
     fault::point("staging");
-    if let Err(e) = layout_of(agent, &j, &root)?.stage(&counting, verified, &artifact) {
+    if let Err(e) = layout_of(agent, &j, &root)?.stage(&counting, verified, &source) {
         // Nothing visible changed. Clean up; if even that fails (a crash, a full disk) the
         // journal stays and the next run's recovery finishes the job.
         remove_staged(agent, &j)?;
+        if let (Some(file), false) = (&delta_file, matches!(e, StageError::Space { .. })) {
+            // Never a failed install because of a delta: fetch the full artifact instead.
+            tracing::warn!(item = %name, version = %verified.version, "the delta cannot be used ({e}); fetching the full artifact");
+            agent.dir.remove_file(&journal_path(agent, &j.item))?;
+            let _ = agent.dir.remove_file(file);
+            if let Some(p) = agent
+                .state
+                .items
+                .get_mut(name)
+                .and_then(|s| s.pending.as_mut())
+            {
+                p.delta = None;
+                p.downloaded = false;
+            }
+            return agent.dir.save_state(&agent.state);
+        }
         if let StageError::Space { path, needed, free } = e {
             // Not the release's fault and not final: keep it pending with its verified
             // download, so the next run installs it once space is freed.
@@ -388,6 +422,16 @@ fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Re
     }
     st.configs = j.configs.clone();
     st.kept_configs = j.kept_configs.clone();
+    // The installed release's manifest is kept: a delta to the next one starts from it.
+    let envelope = agent.dir.manifests().join(&j.envelope);
+    if !j.envelope.is_empty() && envelope.exists() {
+        let kept = agent.dir.installed_manifest(&j.item);
+        agent
+            .dir
+            .fs
+            .rename(&envelope, &kept)
+            .map_err(io_err(&kept))?;
+    }
     let message = if j.kept_configs.is_empty() {
         message
     } else {

@@ -172,7 +172,7 @@ pub fn stage(
     root: &Path,
     item: &str,
     manifest: &VerifiedManifest,
-    artifact: &Path,
+    source: &super::delta::Source<'_>,
 ) -> Result<(), StageError> {
     let work = work_dir(root, item);
     fs.create_dir_all(&work).map_err(at(&work))?;
@@ -182,7 +182,14 @@ pub fn stage(
     ensure_space(&work, manifest)?;
     let staging = staging(root, item, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
-    unpack_verified(fs, artifact, manifest, &staging)?;
+    match source {
+        super::delta::Source::Artifact(artifact) => {
+            unpack_verified(fs, artifact, manifest, &staging)?
+        }
+        super::delta::Source::Delta { file, base } => {
+            super::delta::assemble(fs, file, base, manifest, &staging)?
+        }
+    }
     Ok(fs.sync_fs(&staging).map_err(at(&staging))?)
 }
 
@@ -289,9 +296,9 @@ impl InstallLayout for Overlay<'_> {
         &self,
         fs: &dyn Fs,
         manifest: &VerifiedManifest,
-        artifact: &Path,
+        source: &super::delta::Source<'_>,
     ) -> Result<(), StageError> {
-        stage(fs, self.root, self.item, manifest, artifact)
+        stage(fs, self.root, self.item, manifest, source)
     }
 
     fn switch(&self, fs: &dyn Fs) -> std::io::Result<()> {

@@ -79,7 +79,7 @@ pub fn stage(
     fs: &dyn Fs,
     root: &Path,
     manifest: &VerifiedManifest,
-    artifact: &Path,
+    source: &super::delta::Source<'_>,
     carry: Option<(&Path, &[String])>,
 ) -> Result<(), StageError> {
     let releases = releases(root);
@@ -87,7 +87,14 @@ pub fn stage(
     ensure_space(&releases, manifest)?;
     let staging = staging(root, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;
-    unpack_verified(fs, artifact, manifest, &staging)?;
+    match source {
+        super::delta::Source::Artifact(artifact) => {
+            unpack_verified(fs, artifact, manifest, &staging)?
+        }
+        super::delta::Source::Delta { file, base } => {
+            super::delta::assemble(fs, file, base, manifest, &staging)?
+        }
+    }
     if let Some((live, kept)) = carry {
         carry_configs(fs, &staging, live, kept)?;
     }
@@ -169,14 +176,14 @@ impl InstallLayout for Symlink<'_> {
         &self,
         fs: &dyn Fs,
         manifest: &VerifiedManifest,
-        artifact: &Path,
+        source: &super::delta::Source<'_>,
     ) -> Result<(), StageError> {
         let live = self.previous_target.map(|t| self.root.join(t));
         let carry = live
             .as_deref()
             .filter(|_| !self.kept_configs.is_empty())
             .map(|l| (l, self.kept_configs));
-        stage(fs, self.root, manifest, artifact, carry)
+        stage(fs, self.root, manifest, source, carry)
     }
 
     fn switch(&self, fs: &dyn Fs) -> std::io::Result<()> {

@@ -277,7 +277,7 @@ pub fn unpack_tar(
     Ok(())
 }
 
-fn write_file(
+pub(crate) fn write_file(
     fs: &dyn Fs,
     entry: &mut impl Read,
     target: &Path,
