@@ -428,6 +428,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             source: crate::repository::source_of(&manifest_path),
             interactive,
             delta,
+            fetched: None,
         };
         if agent.cfg.item(&item).is_none() {
             let attempt = Attempt::start(&item, &pending, None);

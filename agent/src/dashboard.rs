@@ -252,6 +252,7 @@ mod tests {
             output: format!("{}é{}", "a".repeat(LOG_TAIL), "z".repeat(LOG_TAIL - 1)),
             started_at: now_rfc3339(),
             finished_at: now_rfc3339(),
+            fetched: None,
         };
         record_outcome(&sd, &report);
         let back: Report = crate::state::read_json(&last_outcome_path(&sd, "web"))

@@ -78,7 +78,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
             }
         };
         match fetch(agent, &name, &pending, &verified) {
-            Ok(path) => {
+            Ok((path, fetched)) => {
                 tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
                 if let Some(p) = agent
                     .state
@@ -87,6 +87,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                     .and_then(|s| s.pending.as_mut())
                 {
                     p.downloaded = true;
+                    p.fetched = Some(fetched);
                 }
                 agent.dir.save_state(&agent.state)?;
                 done += 1;
@@ -110,8 +111,12 @@ fn fetch(
     item: &str,
     pending: &crate::state::Pending,
     verified: &ferry_manifests::VerifiedManifest,
-) -> Result<PathBuf, DownloadError> {
+) -> Result<(PathBuf, ferry_manifests::wire::Fetched), DownloadError> {
+    use ferry_manifests::wire::Fetched;
     let installed = agent.item_state(item).installed;
+    // Bytes already fetched for this install: a delta that could not be used.
+    let before = pending.fetched.as_ref().map_or(0, |f| f.bytes);
+    let mut fell_back = pending.fetched.is_some();
     let usable = pending.delta.as_ref().filter(|d| {
         let old = installed_manifest(agent, item);
         match crate::install::delta::usable(d, installed.as_ref(), old.as_ref(), verified) {
@@ -135,12 +140,18 @@ fn fetch(
         match fetch_artifact(agent, &m, None) {
             Ok(path) => {
                 tracing::info!(%item, version = %verified.version, from = %d.from_version, bytes = d.size, "downloaded a delta");
-                return Ok(path);
+                let fetched = Fetched {
+                    bytes: before + d.size,
+                    delta_from: Some(d.from_version.clone()),
+                    fell_back: false,
+                };
+                return Ok((path, fetched));
             }
             Err(DownloadError::Transient(Error::Interrupted)) => {
                 return Err(DownloadError::Transient(Error::Interrupted))
             }
             Err(e) => {
+                fell_back = true;
                 tracing::warn!(%item, version = %verified.version, "the delta cannot be downloaded ({e}); fetching the full artifact")
             }
         }
@@ -156,7 +167,15 @@ fn fetch(
             p.delta = None;
         }
     }
-    fetch_artifact(agent, verified, pending.source.as_deref())
+    let path = fetch_artifact(agent, verified, pending.source.as_deref())?;
+    Ok((
+        path,
+        Fetched {
+            bytes: before + verified.artifact.size,
+            delta_from: None,
+            fell_back,
+        },
+    ))
 }
 
 /// The manifest of `item`'s installed release, as kept at its install.

@@ -22,6 +22,7 @@ pub struct Attempt {
     from_version: Option<semver::Version>,
     started_at: String,
     pub output: String,
+    fetched: Option<ferry_manifests::wire::Fetched>,
 }
 
 pub struct Finished {
@@ -38,6 +39,7 @@ impl Attempt {
             from_version: installed,
             started_at: now_rfc3339(),
             output: String::new(),
+            fetched: pending.fetched.clone(),
         }
     }
 
@@ -54,6 +56,7 @@ impl Attempt {
                 output: self.output,
                 started_at: self.started_at,
                 finished_at: now_rfc3339(),
+                fetched: self.fetched,
             },
         }
     }
@@ -88,6 +91,7 @@ pub fn from_journal(
         output,
         started_at: j.started_at.clone(),
         finished_at: now_rfc3339(),
+        fetched: j.fetched.clone(),
     }
 }
 

@@ -176,6 +176,9 @@ pub struct Pending {
     /// A delta from the installed version the server offered; used when it fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<ferry_manifests::wire::DeltaOffer>,
+    /// What the download stage fetched for it, for the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<ferry_manifests::wire::Fetched>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -408,6 +411,7 @@ mod tests {
             source: None,
             interactive: false,
             delta: None,
+            fetched: None,
         }
     }
 

@@ -175,6 +175,7 @@ pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
                 "message": r.message,
                 "log": r.output,
                 "finished_at": r.finished_at,
+                "fetched": r.fetched,
             })),
         }));
     }

@@ -179,6 +179,7 @@ impl Device {
             source: None,
             interactive: false,
             delta: None,
+            fetched: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

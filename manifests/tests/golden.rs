@@ -127,6 +127,7 @@ fn report_batch() {
                     output: "post-install: ok\n".into(),
                     started_at: "2026-11-01T10:00:01Z".into(),
                     finished_at: "2026-11-01T10:00:04Z".into(),
+                    fetched: None,
                 },
                 Report {
                     report_id: "r-2".into(),
@@ -139,6 +140,7 @@ fn report_batch() {
                     output: String::new(),
                     started_at: "2026-11-01T10:01:00Z".into(),
                     finished_at: "2026-11-01T10:01:09Z".into(),
+                    fetched: None,
                 },
             ],
         },

@@ -185,6 +185,15 @@ fn a_one_percent_change_installs_from_the_delta() {
     assert!(run.stderr.contains("downloaded a delta"), "{run}");
     assert!(!run.stderr.contains("cannot be used"), "{run}");
     assert_installed_as(&w, &v2);
+    // The history says what was fetched, and from what.
+    let h = w.history();
+    let e = h.iter().find(|e| e["version"] == "1.1.0").unwrap();
+    assert_eq!(e["fetched"]["delta_from"], "1.0.0", "{h:?}");
+    let bytes = e["fetched"]["bytes"].as_u64().unwrap();
+    let full = fs::metadata(w.path("out-1.1.0/web-1.1.0.tar.gz"))
+        .unwrap()
+        .len();
+    assert!(bytes * 10 < full, "{bytes} of {full}");
 }
 
 #[test]
@@ -201,10 +210,13 @@ fn a_locally_changed_file_makes_the_agent_fetch_the_full_artifact() {
     );
     assert_installed_as(&w, &v2);
     let h = w.history();
+    let e = h.iter().find(|e| e["version"] == "1.1.0").unwrap();
     assert_eq!(
-        h[0]["status"], "installed",
+        e["status"], "installed",
         "never a failed install because of a delta"
     );
+    assert_eq!(e["fetched"]["fell_back"], true, "{h:?}");
+    assert_eq!(e["fetched"].get("delta_from"), None, "{h:?}");
 }
 
 #[test]

@@ -77,6 +77,9 @@ pub struct Journal {
     /// `PATH.ferry-new`. Decided before the journal is first written.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kept_configs: Vec<String>,
+    /// What was downloaded for this install, for its report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<ferry_manifests::wire::Fetched>,
     pub phase: Phase,
 }
 
@@ -154,6 +157,7 @@ mod tests {
             configs: BTreeMap::new(),
             old_configs: BTreeMap::new(),
             kept_configs: Vec::new(),
+            fetched: None,
             phase,
         }
     }

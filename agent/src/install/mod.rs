@@ -120,6 +120,7 @@ fn install_one(
             .collect(),
         old_configs: st.configs.clone(),
         kept_configs: prepared.kept_configs,
+        fetched: pending.fetched.clone(),
         phase: Phase::Staging,
     };
     if prepared.in_place {
@@ -539,6 +540,7 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
         configs: st.previous_configs.clone(),
         old_configs: st.configs.clone(),
         kept_configs: Vec::new(),
+        fetched: None,
         phase: Phase::ManualRollback {
             to: previous,
             message: message.clone(),

@@ -71,6 +71,9 @@ impl Client {
         println!("actor     {}", e.actor);
         println!("created   {}", e.created_at);
         println!("finished  {}", e.finished_at.as_deref().unwrap_or("-"));
+        if let Some(f) = &e.fetched {
+            println!("fetched   {f}");
+        }
         println!("message   {}", e.message);
         if !e.output.is_empty() {
             println!("\n{}", e.output);

@@ -305,6 +305,37 @@ pub struct Report {
     pub output: String,
     pub started_at: String,
     pub finished_at: String,
+    /// What the device downloaded for this install.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<Fetched>,
+}
+
+/// What a device downloaded for an install: how many bytes, and whether from a delta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Fetched {
+    pub bytes: u64,
+    /// The installed version a delta started from; absent: the full artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub delta_from: Option<semver::Version>,
+    /// A delta was tried and could not be used; the full artifact was fetched after it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fell_back: bool,
+}
+
+impl std::fmt::Display for Fetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.delta_from, self.fell_back) {
+            (Some(v), _) => write!(f, "{} bytes, a delta from {v}", self.bytes),
+            (None, true) => write!(
+                f,
+                "{} bytes, the full artifact after a delta that could not be used",
+                self.bytes
+            ),
+            (None, false) => write!(f, "{} bytes, the full artifact", self.bytes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

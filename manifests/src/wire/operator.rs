@@ -522,6 +522,9 @@ pub struct HistoryView {
     /// trigger asked not to keep input (`hide_input`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub typed: String,
+    /// What the device downloaded for it (bytes, and from a delta or not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched: Option<crate::wire::Fetched>,
     pub created_at: String,
     pub finished_at: Option<String>,
 }

@@ -42,6 +42,10 @@ pub async fn reports_arrived(
                 output,
                 started_at: r.started_at,
                 finished_at: r.finished_at,
+                fetched: r
+                    .fetched
+                    .as_ref()
+                    .and_then(|f| serde_json::to_string(f).ok()),
             })
             .await?;
         if new {

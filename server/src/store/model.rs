@@ -61,6 +61,8 @@ pub struct ReportRecord {
     pub output: String,
     pub started_at: String,
     pub finished_at: String,
+    /// What the device downloaded for it, as JSON.
+    pub fetched: Option<String>,
 }
 
 #[derive(Debug, Clone)]

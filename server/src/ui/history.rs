@@ -123,6 +123,7 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
             dt { "By" } dd { (e.actor) }
             dt { "Queued" } dd { (e.created_at) }
             dt { "Finished" } dd { (e.finished_at.as_deref().unwrap_or("-")) }
+            @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }
             dt { "Id" } dd { code { (e.id) } }
         }
         @if interactive {

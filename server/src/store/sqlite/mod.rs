@@ -81,6 +81,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../../migrations/sqlite/0016_terminal_transcript.sql"),
     ),
+    (
+        17,
+        include_str!("../../../migrations/sqlite/0017_fetched.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -168,13 +168,14 @@ impl Sqlite {
         let update_id = match job {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE updates SET status = ?, from_version = ?, message = ?, output = ?, finished_at = ? WHERE id = ?",
+                    "UPDATE updates SET status = ?, from_version = ?, message = ?, output = ?, finished_at = ?, fetched = ? WHERE id = ?",
                 )
                 .bind(rec.status.as_str())
                 .bind(&rec.from_version)
                 .bind(&rec.message)
                 .bind(&rec.output)
                 .bind(&rec.finished_at)
+                .bind(&rec.fetched)
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
@@ -183,8 +184,8 @@ impl Sqlite {
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
-                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at)
-                     VALUES (?, ?, ?, ?, ?, ?, 'device', ?, ?, ?, ?)",
+                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched)
+                     VALUES (?, ?, ?, ?, ?, ?, 'device', ?, ?, ?, ?, ?)",
                 )
                 .bind(&id)
                 .bind(&rec.host_id)
@@ -196,6 +197,7 @@ impl Sqlite {
                 .bind(&rec.output)
                 .bind(&rec.started_at)
                 .bind(&rec.finished_at)
+                .bind(&rec.fetched)
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -291,7 +293,7 @@ impl Sqlite {
 
 /// The columns of a history entry but its output (`u` updates, `h` hosts).
 const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
-    u.status, u.actor, u.message, u.created_at, u.finished_at";
+    u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched";
 
 fn history_from(r: &sqlx::sqlite::SqliteRow, with_output: bool) -> Result<HistoryView> {
     Ok(HistoryView {
@@ -316,5 +318,8 @@ fn history_from(r: &sqlx::sqlite::SqliteRow, with_output: bool) -> Result<Histor
         },
         created_at: r.try_get("created_at")?,
         finished_at: r.try_get("finished_at")?,
+        fetched: r
+            .try_get::<Option<String>, _>("fetched")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
