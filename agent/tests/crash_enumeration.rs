@@ -25,6 +25,8 @@ pub struct Release {
     version: &'static str,
     files: Vec<(String, String, u32)>,
     health_check: Option<&'static str>,
+    /// Installed from a delta against the release before it, not from its artifact.
+    via_delta: bool,
 }
 
 fn release(
@@ -56,11 +58,14 @@ fn release(
     } else {
         files.push(("assets/css/new.css".into(), "body{}\n".into(), 0o644));
     }
+    // The same in every version: a delta takes it from the installed release.
+    files.push(("static/logo.svg".into(), "<svg/>\n".into(), 0o644));
     Release {
         layout,
         version,
         files,
         health_check,
+        via_delta: false,
     }
 }
 
@@ -170,7 +175,42 @@ impl Device {
             manifest.sign(&[&self.key]).to_json(),
         )
         .unwrap();
-        fs::write(agent.dir.artifact_path("web", &sha), &tarball).unwrap();
+        let mut delta = None;
+        if r.via_delta {
+            // A delta from the installed release (its manifest kept at its install).
+            let kept = fs::read(agent.dir.installed_manifest("web")).unwrap();
+            let a = Manifest::parse_unverified(&ferry_manifests::Envelope::parse(&kept).unwrap())
+                .unwrap();
+            let meta = ferry_manifests::delta::plan(&a, &manifest);
+            assert!(!meta.copy.is_empty(), "the delta copies something");
+            let mut t = tar::Builder::new(Vec::new());
+            let mut add = |name: &str, data: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(data.len() as u64);
+                h.set_mode(0o644);
+                h.set_entry_type(tar::EntryType::Regular);
+                t.append_data(&mut h, name, data).unwrap();
+            };
+            add("ferry-delta.json", &serde_json::to_vec(&meta).unwrap());
+            for (path, content, _) in &r.files {
+                if meta.carried.contains(path) {
+                    add(path, content.as_bytes());
+                }
+            }
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            std::io::Write::write_all(&mut gz, &t.into_inner().unwrap()).unwrap();
+            let bytes = gz.finish().unwrap();
+            let dsha = hex::encode(Sha256::digest(&bytes));
+            fs::write(agent.dir.artifact_path("web", &dsha), &bytes).unwrap();
+            delta = Some(ferry_manifests::wire::DeltaOffer {
+                from_version: a.version.clone(),
+                path: "x".into(),
+                size: bytes.len() as u64,
+                sha256: dsha,
+            });
+        } else {
+            fs::write(agent.dir.artifact_path("web", &sha), &tarball).unwrap();
+        }
         agent.state.items.entry("web".into()).or_default().pending = Some(Pending {
             version: r.version.parse().unwrap(),
             job_id: Some(format!("job-{}", r.version)),
@@ -178,7 +218,7 @@ impl Device {
             downloaded: true,
             source: None,
             interactive: false,
-            delta: None,
+            delta,
             fetched: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
@@ -401,6 +441,16 @@ fn a_crash_after_any_operation_of_a_failing_upgrade_ends_at_the_old_version() {
 }
 
 #[test]
+fn a_crash_after_any_operation_of_an_upgrade_from_a_delta_ends_at_exactly_one_version() {
+    for layout in [Symlink, Overlay] {
+        let mut next = release(layout, "2.0.0", Some("./bin/web"));
+        next.via_delta = true;
+        let (old, new) = enumerate(next, true);
+        assert!(old > 0 && new > 0, "{layout:?}: old {old}, new {new}");
+    }
+}
+
+#[test]
 fn a_crash_after_any_operation_of_an_overlay_upgrade_ends_at_exactly_one_version() {
     let (old, new) = enumerate(release(Overlay, "2.0.0", Some("./bin/web")), true);
     assert!(old > 0 && new > 0, "old {old}, new {new}");
@@ -452,9 +502,9 @@ mod property {
             crash_at in 1usize..60,
         ) {
             let layout = if overlay { Overlay } else { Symlink };
-            let first = Release { layout, version: "1.0.0", files: v1, health_check: None };
+            let first = Release { layout, version: "1.0.0", files: v1, health_check: None, via_delta: false };
             let check = if healthy { Some("true") } else { Some("false") };
-            let next = Release { layout, version: "2.0.0", files: v2, health_check: check };
+            let next = Release { layout, version: "2.0.0", files: v2, health_check: check, via_delta: false };
 
             let reference = device_at(&first, &next);
             let old = tree(&reference.root());
