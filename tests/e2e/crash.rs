@@ -20,16 +20,22 @@ const POINTS: &[&str] = &[
     "committed-state",
 ];
 
-/// A world with 1.0.0 installed and 2.0.0 triggered, checked and downloaded, in `layout`.
-/// For the overlay layout the root also holds a file Ferry does not manage.
+/// A world with 1.0.0 installed and 2.0.0 triggered, checked and downloaded, in `layout`:
+/// as a delta from 1.0.0 (the server builds it at the publish), so the kills land in an
+/// install assembled from a delta and the installed release's files. For the overlay layout
+/// the root also holds a file Ferry does not manage.
 fn ready_to_install(health_check: &str, layout: &str) -> World {
     let w = World::new();
     if layout == "overlay" {
         fs::create_dir_all(w.root.join("etc")).unwrap();
         fs::write(w.root.join("etc/unmanaged.conf"), "keep\n").unwrap();
     }
-    w.release("1.0.0", &["--layout", layout]);
+    let src1 = w.payload("1.0.0", None);
+    // The same in both versions: the delta takes it from the installed release.
+    fs::write(src1.join("static/logo.svg"), "<svg/>\n").unwrap();
+    w.publish(&w.build("1.0.0", &src1, &["--layout", layout]));
     let src = w.payload("2.0.0", None);
+    fs::write(src.join("static/logo.svg"), "<svg/>\n").unwrap();
     fs::write(src.join("static/added.css"), "body{}\n").unwrap();
     let check = if layout == "overlay" {
         format!("cd {} && {health_check}", w.root.display())
@@ -53,8 +59,18 @@ fn ready_to_install(health_check: &str, layout: &str) -> World {
     w.trigger(Some("1.0.0"));
     w.agent("once").ok();
     w.trigger(Some("2.0.0"));
-    w.agent("check").ok();
-    w.agent("download").ok();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        w.agent("check").ok();
+        let state = fs::read_to_string(w.path("agent-state/state.json")).unwrap();
+        if state.contains("\"from_version\": \"1.0.0\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no delta offered: {state}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let download = w.agent("download").ok();
+    assert!(download.stderr.contains("downloaded a delta"), "{download}");
     w
 }
 
