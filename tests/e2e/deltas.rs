@@ -147,14 +147,18 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
 /// A device at 1.0.0 (100 files) and a published 1.1.0 with one file changed and one moved,
 /// its delta built; returns the world and the 1.1.0 payload directory.
 fn device_with_a_delta_waiting() -> (World, std::path::PathBuf) {
+    device_with_a_delta_waiting_in(&[])
+}
+
+fn device_with_a_delta_waiting_in(build_args: &[&str]) -> (World, std::path::PathBuf) {
     let w = World::new();
     let v1 = payload(&w, "1.0.0", 100, &[], None);
-    w.publish(&w.build("1.0.0", &v1, &[]));
+    w.publish(&w.build("1.0.0", &v1, build_args));
     w.agent("check").ok();
     w.trigger(Some("1.0.0"));
     w.agent("once").ok();
     let v2 = payload(&w, "1.1.0", 100, &[7], Some(42));
-    w.publish(&w.build("1.1.0", &v2, &[]));
+    w.publish(&w.build("1.1.0", &v2, build_args));
     wait_for_delta(&w, "api/v1/deltas/web/1.0.0/1.1.0");
     (w, v2)
 }
@@ -261,4 +265,36 @@ fn a_delta_with_a_changed_byte_falls_back_to_the_full_artifact() {
     assert!(run.stderr.contains("downloaded a delta"), "{run}");
     assert!(run.stderr.contains("cannot be used"), "{run}");
     assert_installed_as(&w, &v2);
+}
+
+#[test]
+fn the_overlay_layout_writes_only_what_a_delta_changed() {
+    use std::os::unix::fs::MetadataExt;
+    let (w, v2) = device_with_a_delta_waiting_in(&["--layout", "overlay"]);
+    let inode = |rel: &str| fs::metadata(w.root.join(rel)).unwrap().ino();
+    let (same, changed) = (inode("files/f5"), inode("files/f7"));
+    w.trigger(Some("1.1.0"));
+    let run = w.agent("once").ok();
+    assert!(run.stderr.contains("downloaded a delta"), "{run}");
+    assert_eq!(inode("files/f5"), same, "an unchanged file is left alone");
+    assert_ne!(inode("files/f7"), changed, "the changed file is replaced");
+    for e in fs::read_dir(v2.join("files")).unwrap().flatten() {
+        assert_eq!(
+            fs::read(w.root.join("files").join(e.file_name())).unwrap(),
+            fs::read(e.path()).unwrap(),
+            "{:?}",
+            e.file_name()
+        );
+    }
+    assert!(
+        !w.root.join("files/f42").exists(),
+        "the moved file left its old path"
+    );
+    // A rollback by hand puts 1.0.0 back, the untouched file included.
+    w.device()
+        .run_args(&["--running-mode=rollback", "--item", "web"])
+        .ok();
+    assert!(w.root.join("files/f42").exists());
+    assert!(!w.root.join("files/moved-42").exists());
+    assert_eq!(inode("files/f5"), same);
 }

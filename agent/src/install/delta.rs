@@ -94,6 +94,20 @@ fn read_meta(file: &Path) -> Result<(DeltaMeta, Vec<u8>), UnpackError> {
     Ok((meta, bytes))
 }
 
+/// The files a delta says are unchanged at the same path; none when it cannot be read (the
+/// assembly then fails and the install falls back to the full artifact).
+pub fn unchanged_paths(file: &Path) -> Vec<String> {
+    read_meta(file)
+        .map(|(meta, _)| {
+            meta.copy
+                .into_iter()
+                .filter(|c| c.path == c.from)
+                .map(|c| c.path)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Assembles `manifest`'s release into `dest` (which must not exist yet) from the delta
 /// `file` and the installed release's files under `base`.
 pub fn assemble(

@@ -83,7 +83,18 @@ fn install_one(
     let fs = agent.dir.fs.clone();
     let st = agent.item_state(name);
     let installed = st.installed.clone();
-    let prepared = match prepare(&root, verified, &st) {
+    // A delta downloaded instead of the full artifact (`download::run` decided it was usable).
+    let full = agent.dir.artifact_path(name, &verified.artifact.sha256);
+    let delta_file = pending
+        .delta
+        .as_ref()
+        .map(|d| agent.dir.artifact_path(name, &d.sha256))
+        .filter(|p| p.exists() && !full.exists());
+    let unchanged = delta_file
+        .as_deref()
+        .map(delta::unchanged_paths)
+        .unwrap_or_default();
+    let prepared = match prepare(&root, verified, &st, &unchanged) {
         Ok(p) => p,
         Err(e) => {
             let attempt = Attempt::start(name, pending, installed.clone());
@@ -92,13 +103,6 @@ fn install_one(
                 .map(|_| ());
         }
     };
-    // A delta downloaded instead of the full artifact (`download::run` decided it was usable).
-    let full = agent.dir.artifact_path(name, &verified.artifact.sha256);
-    let delta_file = pending
-        .delta
-        .as_ref()
-        .map(|d| agent.dir.artifact_path(name, &d.sha256))
-        .filter(|p| p.exists() && !full.exists());
     let artifact = delta_file.clone().unwrap_or_else(|| full.clone());
     let mut j = Journal {
         item: name.to_string(),
@@ -344,10 +348,13 @@ fn sha256_of(path: &Path) -> Option<String> {
 }
 
 /// Looks at the root as it is now and works out what installing `manifest` there changes.
+/// `unchanged`: files a delta says the new release has, unchanged, at the same path (the
+/// overlay layout leaves them alone).
 fn prepare(
     root: &Path,
     manifest: &VerifiedManifest,
     st: &ItemState,
+    unchanged: &[String],
 ) -> Result<Prepared, RootError> {
     Ok(match manifest.install.layout {
         Layout::Symlink => {
@@ -366,7 +373,13 @@ fn prepare(
             let kept_configs = edited_configs(Some(root), manifest, st);
             Prepared {
                 previous_target: None,
-                plan: Some(overlay::plan(root, manifest, &st.files, &kept_configs)?),
+                plan: Some(overlay::plan(
+                    root,
+                    manifest,
+                    &st.files,
+                    &kept_configs,
+                    unchanged,
+                )?),
                 in_place: st.installed.as_ref() == Some(&manifest.version),
                 kept_configs,
             }

@@ -30,6 +30,9 @@ pub enum Action {
     Place,
     /// The old version had this file and the new one does not: take it away.
     Remove,
+    /// The new version has this file unchanged at the same path (a delta says so, and
+    /// assembling the release checked the live file's content): it is not touched.
+    Keep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +62,7 @@ impl Plan {
     pub fn placed_files(&self) -> Vec<String> {
         self.entries
             .iter()
-            .filter(|e| e.action == Action::Place)
+            .filter(|e| matches!(e.action, Action::Place | Action::Keep))
             .map(|e| e.from.clone().unwrap_or_else(|| e.path.clone()))
             .collect()
     }
@@ -113,10 +116,20 @@ pub fn plan(
     manifest: &VerifiedManifest,
     old_files: &[String],
     kept_configs: &[String],
+    unchanged: &[String],
 ) -> Result<Plan, RootError> {
     let mut entries = Vec::new();
     let mut new_dirs: Vec<String> = Vec::new();
     for f in &manifest.files {
+        if unchanged.contains(&f.path) && !kept_configs.contains(&f.path) {
+            entries.push(Entry {
+                path: f.path.clone(),
+                action: Action::Keep,
+                existed: true,
+                from: None,
+            });
+            continue;
+        }
         let (path, from) = if kept_configs.contains(&f.path) {
             (format!("{}.ferry-new", f.path), Some(f.path.clone()))
         } else {
@@ -234,6 +247,7 @@ pub fn swap(
                     fs.rename(&target, &saved)?;
                 }
             }
+            Action::Keep => {}
         }
     }
     fs.sync_fs(root)
@@ -241,7 +255,7 @@ pub fn swap(
 
 /// Puts back what the plan's swap changed, from `backup`. Safe to repeat after a crash.
 pub fn restore(fs: &dyn Fs, root: &Path, backup: &Path, plan: &Plan) -> std::io::Result<()> {
-    for e in &plan.entries {
+    for e in plan.entries.iter().filter(|e| e.action != Action::Keep) {
         let target = root.join(&e.path);
         let saved = backup.join(&e.path);
         if e.existed {
