@@ -16,14 +16,7 @@ FILES=${2:-2000}
 RUNS=${3:-3}
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time; }
 
-cargo build --release --bins --locked -q
-BIN=$PWD/target/release
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
-server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+. bench/lib.sh
 
 # Release N of the payload: 1% of the files (a different 1% each release) change.
 payload() {
@@ -48,12 +41,7 @@ for i in range(files):
 PY
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_LOG=info "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/server" > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do [ -f "$work/server/operator.token" ] && break; sleep 0.1; done
-export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/server/operator.token"
-"$BIN/ferryctl" keygen --out "$work/keys/release" >/dev/null
+FERRY_LOG=info bench_server
 
 publish() { # VERSION-INDEX
     payload "$1"
@@ -68,27 +56,14 @@ t0=$(ms)
 publish 3
 publish_done=$(ms)
 for _ in $(seq 1 600); do
-    [ "$(ls "$work/server/deltas/app/" 2>/dev/null | grep -c -- '-1.3.0.tar.gz$')" -ge 3 ] && break
+    [ "$(ls "$work/data/deltas/app/" 2>/dev/null | grep -c -- '-1.3.0.tar.gz$')" -ge 3 ] && break
     sleep 0.05
 done
 built=$(ms)
-disk=$(du -cb "$work"/server/deltas/app/*-1.3.0.tar.gz | tail -1 | cut -f1)
+disk=$(du -cb "$work"/data/deltas/app/*-1.3.0.tar.gz | tail -1 | cut -f1)
 full=$(stat -c %s "$work/out-3/app-1.3.0.tar.gz")
 echo "server: 3 deltas to 1.3.0 built $(( built - publish_done )) ms after the publish returned; ${disk} bytes on disk (the full artifact: ${full})"
 
-device() { # NAME
-    cat > "$work/$1.toml" <<EOT
-server_url = "http://127.0.0.1:$port"
-enrol_token_file = "$work/server/enrol.token"
-state_dir = "$work/state-$1"
-trusted_keys = ["$work/keys/release.pub"]
-hostname = "$1"
-
-[[items]]
-name = "app"
-root = "$work/root-$1"
-EOT
-}
 agent() { FERRY_LOG=warn "$BIN/ferry-agent" --config "$work/$1.toml" --running-mode="$2"; }
 
 delta_ms=(); full_ms=(); delta_rss=(); full_rss=(); fetched=
@@ -96,7 +71,7 @@ for run in $(seq 1 "$RUNS"); do
     for kind in delta full; do
         name="$kind-$run"
         rm -rf "$work/state-$name" "$work/root-$name"
-        device "$name"
+        bench_device "$name"
         agent "$name" check >/dev/null 2>&1
         "$BIN/ferryctl" update trigger --host "$name" --item app --version 1.2.0 >/dev/null 2>&1
         agent "$name" once >/dev/null 2>&1

@@ -9,24 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-50}
-cargo build --release --bins --locked -q
-BIN=$PWD/target/release
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
-server_pid=
-agent_pid=
-cleanup() {
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 1 100); do [ -f "$work/data/operator.token" ] && break; sleep 0.1; done
-export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/data/operator.token"
-"$BIN/ferryctl" keygen --out "$work/keys/release" >/dev/null
+. bench/lib.sh
+bench_server
 mkdir -p "$work/src"
 echo data > "$work/src/file"
 # Echoes every line until "q": one answer per keystroke line.
@@ -34,18 +18,8 @@ hook='while read -r l; do [ "$l" = q ] && exit 0; echo "got-$l"; done'
 "$BIN/ferryctl" release build --item app --version 1.0.0 --from "$work/src" \
     --key "$work/keys/release.key" --out "$work/out" --post-install "$hook" >/dev/null
 "$BIN/ferryctl" release publish "$work/out" >/dev/null
-cat > "$work/agent.toml" <<EOT
-server_url = "http://127.0.0.1:$port"
-enrol_token_file = "$work/data/enrol.token"
-state_dir = "$work/state"
-trusted_keys = ["$work/keys/release.pub"]
-hostname = "bench-device"
-
-[[items]]
-name = "app"
-root = "$work/root"
-EOT
-FERRY_LOG=warn "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=full 2>>"$work/agent.log" &
+bench_device bench-device
+FERRY_LOG=warn "$BIN/ferry-agent" --config "$work/bench-device.toml" --running-mode=full 2>>"$work/agent.log" &
 agent_pid=$!
 for _ in $(seq 1 100); do
     "$BIN/ferryctl" hosts list --json 2>/dev/null | grep -q bench-device && break

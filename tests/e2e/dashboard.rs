@@ -48,7 +48,8 @@ fn slow_mirror(file: PathBuf) -> u16 {
 
 #[test]
 fn status_json_shows_versions_outcomes_and_download_progress() {
-    let w = World::new();
+    // No deltas: the progress watched is that of the artifact's slow download.
+    let w = World::with_server_config("delta_from_releases = 0\n");
     w.release(
         "1.0.0",
         &[
