@@ -63,7 +63,7 @@ pub enum Error {
     Repository {
         url: String,
         #[source]
-        problem: crate::repository::RepoProblem,
+        problem: RepoProblem,
     },
     #[error("{what} needs a ferry-server: set `server_url` in {config}")]
     NeedsServer { what: &'static str, config: PathBuf },
@@ -148,6 +148,24 @@ pub fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> PathIo + '_ {
 }
 
 /// Exit codes, documented in docs/operations.md for cron and scripts.
+/// Why an item's release index was not used.
+#[derive(Debug, thiserror::Error)]
+pub enum RepoProblem {
+    #[error("no release index here ({0}); add the item's releases with `ferryctl release publish --to-dir`")]
+    Missing(String),
+    #[error("not a signed release index: {0}")]
+    Unusable(String),
+    #[error(transparent)]
+    Index(#[from] ferry_manifests::index::IndexError),
+    #[error("the index is for item {found:?}, not {expected:?}")]
+    WrongItem { expected: String, found: String },
+    #[error(
+        "the index was signed at {issued_at}, before the index this device already took (signed \
+         {seen}): the repository serves an old index (a stale mirror or a replay); refused"
+    )]
+    Replayed { issued_at: String, seen: String },
+}
+
 pub mod exit {
     use super::Outcome;
 

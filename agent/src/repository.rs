@@ -6,32 +6,14 @@
 //! device back only until the index it replays expires. What the index names is then
 //! fetched, verified and installed exactly as a server's offer is.
 
-use ferry_manifests::index::{index_file, IndexError, ReleaseIndex};
+use ferry_manifests::index::{index_file, ReleaseIndex};
 use ferry_manifests::wire::Available;
 use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::error::Error;
+use crate::error::{Error, RepoProblem};
 use crate::Agent;
-
-/// Why an item's release index was not used.
-#[derive(Debug, thiserror::Error)]
-pub enum RepoProblem {
-    #[error("no release index here ({0}); add the item's releases with `ferryctl release publish --to-dir`")]
-    Missing(String),
-    #[error("not a signed release index: {0}")]
-    Unusable(String),
-    #[error(transparent)]
-    Index(#[from] IndexError),
-    #[error("the index is for item {found:?}, not {expected:?}")]
-    WrongItem { expected: String, found: String },
-    #[error(
-        "the index was signed at {issued_at}, before the index this device already took (signed \
-         {seen}): the repository serves an old index (a stale mirror or a replay); refused"
-    )]
-    Replayed { issued_at: String, seen: String },
-}
 
 /// A file of the repository (which is flat: every file sits beside the index).
 fn file_url(repo: &Url, name: &str) -> Result<Url, Error> {

@@ -12,7 +12,8 @@ use crate::util::World;
 
 /// Installs 1.0.0, then returns the device tree to compare against.
 fn installed_world() -> (World, Vec<String>) {
-    let w = World::new();
+    // No deltas: the refusals under test are of what the device downloads in full.
+    let w = World::with_server_config("delta_from_releases = 0\n");
     w.release("1.0.0", &[]);
     w.agent("check").ok(); // enrol
     w.trigger(Some("1.0.0"));
