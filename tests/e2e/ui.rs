@@ -133,6 +133,15 @@ impl Browser {
         }
     }
 
+    /// Whether the page's script `js` (which returns a boolean) holds.
+    async fn holds(&self, js: &str) -> bool {
+        self.client
+            .execute(js, vec![])
+            .await
+            .unwrap_or_else(|e| panic!("run {js}: {e}"))
+            == serde_json::json!(true)
+    }
+
     async fn path(&self) -> String {
         self.client
             .current_url()
@@ -296,17 +305,9 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         // navigation wraps, nothing overflows the page.
         b.client.set_window_size(390, 844).await.unwrap();
         b.goto("/hosts").await;
-        let overflow = b
-            .client
-            .execute(
-                "return document.documentElement.scrollWidth > window.innerWidth + 1",
-                vec![],
-            )
-            .await
-            .unwrap();
-        assert_eq!(
-            overflow,
-            serde_json::json!(false),
+        assert!(
+            !b.holds("return document.documentElement.scrollWidth > window.innerWidth + 1")
+                .await,
             "the hosts page is wider than a phone"
         );
         b.screenshot("hosts-phone").await;
@@ -563,18 +564,12 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
         b.wait_text("#terminal .xterm-rows", "answered yes").await;
         b.wait_text("#status", "installed").await;
         // The answer came back in colour: xterm.js draws it green.
-        let green = b
-            .client
-            .execute(
+        assert!(
+            b.holds(
                 "return Array.from(document.querySelectorAll('#terminal .xterm-rows span'))
-                    .some(s => s.textContent.includes('answered yes') && /xterm-fg-2\\b/.test(s.className))",
-                vec![],
+                    .some(s => s.textContent.includes('answered yes') && /xterm-fg-2\\b/.test(s.className))"
             )
-            .await
-            .unwrap();
-        assert_eq!(
-            green,
-            serde_json::json!(true),
+            .await,
             "the hook's colour reached the browser"
         );
         b.screenshot("terminal").await;
