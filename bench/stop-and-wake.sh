@@ -9,26 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-5}
-cargo build --release --bins --locked -q
-BIN=$PWD/target/release
-work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-bench.XXXXXX")
-server_pid=
-agent_pid=
-cleanup() {
-    [ -n "$agent_pid" ] && kill "$agent_pid" 2>/dev/null
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
-    rm -rf "$work"
-}
-trap cleanup EXIT
-ms() { date +%s%3N; }
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
-server_pid=$!
-for _ in $(seq 1 100); do [ -f "$work/data/operator.token" ] && break; sleep 0.1; done
-export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/data/operator.token"
-"$BIN/ferryctl" keygen --out "$work/keys/release" >/dev/null
+. bench/lib.sh
+bench_server
 mkdir -p "$work/src/bin"
 for v in $(seq 1 "$RUNS"); do
     printf '#!/bin/sh\necho %s\n' "$v" > "$work/src/bin/app"
@@ -37,20 +19,10 @@ for v in $(seq 1 "$RUNS"); do
         --key "$work/keys/release.key" --out "$work/out-$v" >/dev/null
     "$BIN/ferryctl" release publish "$work/out-$v" >/dev/null
 done
-cat > "$work/agent.toml" <<EOT
-server_url = "http://127.0.0.1:$port"
-enrol_token_file = "$work/data/enrol.token"
-state_dir = "$work/state"
-trusted_keys = ["$work/keys/release.pub"]
-hostname = "bench-device"
-
-[[items]]
-name = "app"
-root = "$work/root"
-EOT
+bench_device bench-device
 
 start_agent() {
-    FERRY_LOG=warn "$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=full 2>>"$work/agent.log" &
+    FERRY_LOG=warn "$BIN/ferry-agent" --config "$work/bench-device.toml" --running-mode=full 2>>"$work/agent.log" &
     agent_pid=$!
     for _ in $(seq 1 100); do
         "$BIN/ferryctl" hosts list --json 2>/dev/null | grep -q bench-device && break
@@ -74,7 +46,7 @@ for v in $(seq 1 "$RUNS"); do
 done
 
 t0=$(ms)
-"$BIN/ferry-agent" --config "$work/agent.toml" --running-mode=status >/dev/null
+"$BIN/ferry-agent" --config "$work/bench-device.toml" --running-mode=status >/dev/null
 echo "status while the service runs: $(( $(ms) - t0 )) ms (exit 0)"
 
 stop=()
