@@ -34,6 +34,24 @@ pub struct ServerConfig {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// MQTT broker connections (`[[mqtt]]`), published to by the bridge.
     pub mqtt: Vec<MqttConnection>,
+    /// A PostgreSQL database (`postgres://…`) shared by several instances; `None`: the
+    /// embedded SQLite database in the data directory.
+    pub database_url: Option<String>,
+    /// Connections each instance keeps to PostgreSQL.
+    pub database_max_connections: u32,
+}
+
+/// Checks a `--database`/`database_url` value: PostgreSQL's URL, whose password is never
+/// shown back.
+pub fn check_database_url(url: &str) -> anyhow::Result<()> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "database_url must be a PostgreSQL URL such as postgres://ferry@127.0.0.1:5432/ferry \
+             (leave it out to use the embedded SQLite database in data_dir)"
+        )
+    }
 }
 
 /// One `[[mqtt]]` table of server.toml.
@@ -202,6 +220,8 @@ pub struct FileConfig {
     pub delta_from_releases: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub database_max_connections: Option<u64>,
     #[serde(default)]
     pub mqtt: Vec<MqttFileConfig>,
 }
@@ -297,6 +317,14 @@ impl ServerConfig {
             (None, None) => None,
             _ => anyhow::bail!("give both a TLS certificate and a key (--tls-cert and --tls-key)"),
         };
+        if let Some(url) = &fc.database_url {
+            check_database_url(url).map_err(|e| anyhow::anyhow!("{e} (in {from_file})"))?;
+        }
+        let database_max_connections = in_range(
+            "database_max_connections",
+            fc.database_max_connections.unwrap_or(16),
+            1..=1000,
+        )? as u32;
         let mut mqtt = Vec::new();
         for c in fc.mqtt {
             let c = MqttConnection::from_file(c, &from_file)?;
@@ -307,6 +335,8 @@ impl ServerConfig {
         }
         Ok(ServerConfig {
             mqtt,
+            database_url: fc.database_url,
+            database_max_connections,
             tls,
             listen,
             data_dir: data_dir

@@ -151,10 +151,21 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         .mode(0o700)
         .create(config.data_dir.join("artifacts"))
         .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
-    let db_path = config.data_dir.join("ferry.db");
-    let store = Store::open_sqlite(&db_path)
-        .await
-        .with_context(|| format!("cannot open database {}", db_path.display()))?;
+    let store = match &config.database_url {
+        Some(url) => {
+            let store = Store::open_postgres(url, config.database_max_connections)
+                .await
+                .context("cannot open the PostgreSQL database (database_url)")?;
+            tracing::info!("database: PostgreSQL, shared with any other instance on it");
+            store
+        }
+        None => {
+            let db_path = config.data_dir.join("ferry.db");
+            Store::open_sqlite(&db_path)
+                .await
+                .with_context(|| format!("cannot open database {}", db_path.display()))?
+        }
+    };
     auth::bootstrap_tokens(&store, &config.data_dir).await?;
     let secrets = secrets::Secrets::open(&config.data_dir)?;
     let tls = config.tls.clone();

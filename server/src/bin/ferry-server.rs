@@ -23,6 +23,10 @@ struct Cli {
     /// Serve HTTPS: private key (PEM).
     #[arg(long, requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// PostgreSQL database shared by several instances (postgres://USER[:PASSWORD]@HOST:PORT/NAME)
+    /// [default: SQLite in the data directory].
+    #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
 }
 
 #[tokio::main]
@@ -44,7 +48,16 @@ async fn main() {
         cli.tls_cert,
         cli.tls_key,
     ) {
-        Ok(config) => ferry_server::serve(config).await,
+        Ok(mut config) => match cli.database {
+            Some(url) => match ferry_server::config::check_database_url(&url) {
+                Ok(()) => {
+                    config.database_url = Some(url);
+                    ferry_server::serve(config).await
+                }
+                Err(e) => Err(e),
+            },
+            None => ferry_server::serve(config).await,
+        },
         Err(e) => Err(e),
     };
     if let Err(e) = result {

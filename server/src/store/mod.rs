@@ -1,17 +1,17 @@
 //! The store: every piece of state the server keeps, behind one interface that takes and
 //! returns the server's own records ([`model`]), so handlers never see SQL.
 //!
-//! [`Store`] is an enum over backends. The `interface!` list below is the whole contract: each
-//! method a handler may call, forwarded to the backend, which implements it as an inherent
-//! `async fn` with the same signature. SQLite (WAL, [`sqlite`]) is the embedded default and,
-//! today, the only backend; another one (PostgreSQL) is a new variant of [`Backend`] and a new
-//! module implementing the same list, one file per table or aggregate as `sqlite/` does; the
-//! compiler names every method it still lacks.
-
+//! The `interface!` list below is the whole contract: each method a handler may call,
+//! forwarded to the backend, which implements it as an inherent `async fn` with the same
+//! signature. One SQL backend ([`sql`]) serves both databases: SQLite, the embedded
+//! zero-configuration default, and PostgreSQL, which several server instances share. They
+//! differ in a few fragments of SQL ([`sql::Dialect`]), not in code.
+//!
+//! [`sql::Dialect`]: self::sql
 use std::path::Path;
 
 mod model;
-mod sqlite;
+mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
@@ -32,19 +32,15 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("stored value is corrupt: {0}")]
     Corrupt(String),
+    #[error("{0}")]
+    Config(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// The backends the store can run on.
-#[derive(Clone)]
-enum Backend {
-    Sqlite(sqlite::Sqlite),
-}
-
 #[derive(Clone)]
 pub struct Store {
-    backend: Backend,
+    backend: sql::Sql,
     /// Bumped whenever updates are created, finished or cancelled, so a check-in can tell
     /// that nothing changed for a host that had no work (and skip its queries).
     updates_epoch: Arc<AtomicU64>,
@@ -54,9 +50,23 @@ impl Store {
     /// Opens (creating if needed) the SQLite database and applies its migrations.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
         Ok(Store {
-            backend: Backend::Sqlite(sqlite::Sqlite::open(path).await?),
+            backend: sql::Sql::open_sqlite(path).await?,
             updates_epoch: Default::default(),
         })
+    }
+
+    /// Connects to a PostgreSQL database and applies its migrations; several server
+    /// instances may share it.
+    pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Store> {
+        Ok(Store {
+            backend: sql::Sql::open_postgres(url, max_connections).await?,
+            updates_epoch: Default::default(),
+        })
+    }
+
+    /// Whether the database is shared by several instances (PostgreSQL).
+    pub fn shared(&self) -> bool {
+        self.backend.dialect() == sql::Dialect::Postgres
     }
 
     pub fn updates_epoch(&self) -> u64 {
@@ -76,9 +86,10 @@ impl Store {
         version: &semver::Version,
         actor: &str,
     ) -> Result<String> {
-        let id = match &self.backend {
-            Backend::Sqlite(db) => db.create_update(host_id, item, version, actor).await?,
-        };
+        let id = self
+            .backend
+            .create_update(host_id, item, version, actor)
+            .await?;
         self.bump_updates();
         Ok(id)
     }
@@ -86,9 +97,7 @@ impl Store {
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). Returns whether it was new.
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
-        let new = match &self.backend {
-            Backend::Sqlite(db) => db.record_report(rec).await?,
-        };
+        let new = self.backend.record_report(rec).await?;
         if new {
             self.bump_updates();
         }
@@ -97,9 +106,7 @@ impl Store {
 
     /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.
     pub async fn cancel_campaign_updates(&self, id: &str) -> Result<()> {
-        match &self.backend {
-            Backend::Sqlite(db) => db.cancel_campaign_updates(id).await?,
-        }
+        self.backend.cancel_campaign_updates(id).await?;
         self.bump_updates();
         Ok(())
     }
@@ -113,9 +120,7 @@ macro_rules! interface {
             $(
                 $(#[$meta])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    match &self.backend {
-                        Backend::Sqlite(db) => db.$name($($arg),*).await,
-                    }
+                    self.backend.$name($($arg),*).await
                 }
             )*
         }

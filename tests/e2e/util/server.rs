@@ -33,26 +33,100 @@ fn http_get_status(addr: &str, path: &str) -> Option<u16> {
     buf.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The throw-away PostgreSQL server `scripts/test` started (`FERRY_TEST_POSTGRES`, its base
+/// URL); tests that need one fail loudly without it.
+pub fn postgres_base() -> String {
+    std::env::var("FERRY_TEST_POSTGRES").unwrap_or_else(|_| {
+        panic!(
+            "FERRY_TEST_POSTGRES is not set: run scripts/test, or start a server with \
+             `scripts/postgres start DIR` and export FERRY_TEST_POSTGRES=<the URL it prints>"
+        )
+    })
+}
+
+/// A new, empty database on the tests' PostgreSQL server; returns its URL.
+pub fn new_postgres_database() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let base = postgres_base();
+    let name = format!(
+        "t{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    );
+    let out = Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-v", "ON_ERROR_STOP=1", "-q", "-c"])
+        .arg(format!("CREATE DATABASE {name}"))
+        .output()
+        .expect("psql (from postgresql-client)");
+    assert!(
+        out.status.success(),
+        "cannot create database {name}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!("{base}/{name}")
+}
+
+/// Whether the whole suite runs its servers on PostgreSQL (`FERRY_TEST_DATABASE=postgres`)
+/// rather than each on its own SQLite file.
+pub fn suite_on_postgres() -> bool {
+    match std::env::var("FERRY_TEST_DATABASE").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Err(_) => false,
+        Ok(other) => panic!("FERRY_TEST_DATABASE={other:?}: use sqlite or postgres"),
+    }
+}
+
 pub struct Server {
     child: Option<Child>,
     pub addr: String,
     pub data_dir: PathBuf,
     log: PathBuf,
     config: Option<PathBuf>,
+    /// The PostgreSQL database this server keeps its state in (`None`: SQLite).
+    pub database: Option<String>,
 }
 
 impl Server {
     /// Starts the server with `--config FILE` too.
     pub fn start_with_config(data_dir: &Path, config: Option<PathBuf>) -> Server {
+        let database = suite_on_postgres().then(new_postgres_database);
+        Server::start_on(data_dir, config, database)
+    }
+
+    /// Starts the server with its state in `database` (PostgreSQL) if given.
+    pub fn start_on(data_dir: &Path, config: Option<PathBuf>, database: Option<String>) -> Server {
         let mut server = Server {
             child: None,
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
             log: data_dir.with_extension("log"),
             config,
+            database,
         };
         server.launch();
         server
+    }
+
+    /// Everything the database holds, as bytes to search: the SQLite file and its log, or a
+    /// dump of the PostgreSQL database.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        match &self.database {
+            Some(url) => {
+                let out = Command::new("pg_dump")
+                    .arg(url)
+                    .output()
+                    .expect("pg_dump (from postgresql-client)");
+                assert!(out.status.success(), "pg_dump failed");
+                out.stdout
+            }
+            None => {
+                let mut bytes = fs::read(self.data_dir.join("ferry.db")).unwrap_or_default();
+                bytes.extend(fs::read(self.data_dir.join("ferry.db-wal")).unwrap_or_default());
+                bytes
+            }
+        }
     }
 
     /// Starts the server on `addr`; true once it answers /healthz, false if it exited
@@ -66,6 +140,9 @@ impl Server {
         let mut cmd = Command::new(bin("ferry-server"));
         if let Some(config) = &self.config {
             cmd.arg("--config").arg(config);
+        }
+        if let Some(database) = &self.database {
+            cmd.arg("--database").arg(database);
         }
         let child = cmd
             .arg("--listen")

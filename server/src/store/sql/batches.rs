@@ -2,14 +2,14 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::Sqlite;
+use super::Sql;
 use crate::policy::batch::{EntryState, Planned};
 use crate::store::{BatchRow, EntryRow, Result, StoreError};
 
 /// The columns every batch query reads, in the order `batch_from` expects.
 const BATCH_COLUMNS: &str = "id, kind, description, actor, created_at";
 
-fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
+fn batch_from(r: &sqlx::any::AnyRow) -> Result<BatchRow> {
     Ok(BatchRow {
         id: r.try_get("id")?,
         kind: r.try_get("kind")?,
@@ -19,7 +19,7 @@ fn batch_from(r: &sqlx::sqlite::SqliteRow) -> Result<BatchRow> {
     })
 }
 
-impl Sqlite {
+impl Sql {
     pub async fn create_batch(
         &self,
         kind: &str,
@@ -31,19 +31,19 @@ impl Sqlite {
         let id = uuid::Uuid::new_v4().to_string();
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO batches (id, kind, description, actor, interactive, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO batches (id, kind, description, actor, interactive, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(kind)
         .bind(description)
         .bind(actor)
-        .bind(interactive)
+        .bind(i64::from(interactive))
         .bind(crate::now())
         .execute(&mut *tx)
         .await?;
         for (seq, p) in planned.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&id)
             .bind(seq as i64)
@@ -69,7 +69,7 @@ impl Sqlite {
 
     pub async fn batch(&self, id: &str) -> Result<Option<BatchRow>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {BATCH_COLUMNS} FROM batches WHERE id = ?"
+            "SELECT {BATCH_COLUMNS} FROM batches WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -89,8 +89,8 @@ impl Sqlite {
              FROM batch_entries e JOIN hosts h ON h.id = e.host_id
              JOIN batches b ON b.id = e.batch_id
              LEFT JOIN updates u ON u.id = e.update_id
-             WHERE (? IS NULL OR e.batch_id = ?)
-               AND (? IS NULL OR e.batch_id IN (SELECT batch_id FROM batch_entries WHERE host_id = ?))
+             WHERE ($1 IS NULL OR e.batch_id = $2)
+               AND ($3 IS NULL OR e.batch_id IN (SELECT batch_id FROM batch_entries WHERE host_id = $4))
              ORDER BY e.batch_id, e.seq",
         )
         .bind(batch_id)
@@ -121,7 +121,7 @@ impl Sqlite {
                         version: r.try_get("version")?,
                         update_id: r.try_get("update_id")?,
                         actor: r.try_get("actor")?,
-                        interactive: r.try_get("interactive")?,
+                        interactive: r.try_get::<i64, _>("interactive")? != 0,
                         message: skip.or(update_message).unwrap_or_default(),
                     },
                 ))
@@ -130,7 +130,7 @@ impl Sqlite {
     }
 
     pub async fn mark_dispatched(&self, batch_id: &str, seq: i64, update_id: &str) -> Result<()> {
-        sqlx::query("UPDATE batch_entries SET update_id = ? WHERE batch_id = ? AND seq = ?")
+        sqlx::query("UPDATE batch_entries SET update_id = $1 WHERE batch_id = $2 AND seq = $3")
             .bind(update_id)
             .bind(batch_id)
             .bind(seq)
@@ -140,7 +140,7 @@ impl Sqlite {
     }
 
     pub async fn mark_skipped(&self, batch_id: &str, seq: i64, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE batch_entries SET skip_reason = ? WHERE batch_id = ? AND seq = ?")
+        sqlx::query("UPDATE batch_entries SET skip_reason = $1 WHERE batch_id = $2 AND seq = $3")
             .bind(reason)
             .bind(batch_id)
             .bind(seq)
@@ -152,7 +152,7 @@ impl Sqlite {
     /// Whether the host has any update pending (from a trigger or a batch).
     pub async fn host_busy(&self, host_id: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM updates WHERE host_id = ? AND status = 'pending'",
+            "SELECT COUNT(*) FROM updates WHERE host_id = $1 AND status = 'pending'",
         )
         .bind(host_id)
         .fetch_one(&self.pool)

@@ -3,10 +3,10 @@
 use std::collections::HashMap;
 
 use ferry_manifests::wire::{HostFacts, InstalledItem};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{opt_version, split_tags, Sqlite};
+use super::{opt_version, split_tags, Dialect, Sql};
 use crate::store::{HostRow, Result, StoreError};
 
 /// The columns every host query reads, in the order `host_from` expects.
@@ -14,14 +14,30 @@ const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name";
 
-/// Hosts whose hostname, friendly name or id contains `?1` (any case) and whose effective
-/// tags include `?2`; either may be NULL.
-const HOST_MATCH: &str = "(?1 IS NULL OR instr(lower(hostname || ' ' || id || ' ' ||
-        COALESCE(operator_friendly_name, device_friendly_name, '')), lower(?1)) > 0)
-    AND (?2 IS NULL OR instr(',' || COALESCE(operator_tags, device_tags) || ',', ',' || ?2 || ',') > 0)";
+/// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose effective
+/// tags include `$2`; either may be NULL.
+fn host_match(dialect: Dialect) -> String {
+    let text = dialect.contains(
+        "lower(hostname || ' ' || id || ' ' || COALESCE(operator_friendly_name, device_friendly_name, ''))",
+        "lower($1)",
+    );
+    let tag = dialect.contains(
+        "',' || COALESCE(operator_tags, device_tags) || ','",
+        "',' || $2 || ','",
+    );
+    format!("($1 IS NULL OR {text}) AND ($2 IS NULL OR {tag})")
+}
+
+/// One (item, version) as the text `hosts_with_installed` compares.
+fn installed_key(item: &str, version: Option<&semver::Version>) -> String {
+    match version {
+        Some(v) => format!("{item}\n{v}"),
+        None => format!("{item}\n"),
+    }
+}
 
 /// Rows of (host_id, item, version) as each host's installed items.
-fn by_host(rows: Vec<SqliteRow>) -> Result<HashMap<String, Vec<InstalledItem>>> {
+fn by_host(rows: Vec<AnyRow>) -> Result<HashMap<String, Vec<InstalledItem>>> {
     let mut out: HashMap<String, Vec<InstalledItem>> = HashMap::new();
     for i in rows {
         out.entry(i.try_get("host_id")?)
@@ -34,7 +50,7 @@ fn by_host(rows: Vec<SqliteRow>) -> Result<HashMap<String, Vec<InstalledItem>>> 
     Ok(out)
 }
 
-fn host_from(r: &SqliteRow) -> Result<HostRow> {
+fn host_from(r: &AnyRow) -> Result<HostRow> {
     Ok(HostRow {
         id: r.try_get("id")?,
         facts: HostFacts {
@@ -57,11 +73,11 @@ fn host_from(r: &SqliteRow) -> Result<HostRow> {
     })
 }
 
-impl Sqlite {
+impl Sql {
     pub async fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&host.id)
         .bind(&host.facts.hostname)
@@ -80,7 +96,7 @@ impl Sqlite {
 
     pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM hosts WHERE token_hash = ?")
+            sqlx::query_scalar("SELECT id FROM hosts WHERE token_hash = $1")
                 .bind(token_hash)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -91,9 +107,9 @@ impl Sqlite {
     pub async fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE hosts SET hostname = ?, os = ?, os_version = ?, arch = ?, agent_version = ?, device_class = ?, last_seen = ?,
-                newest_manifest_at = ?, device_tags = ?, device_friendly_name = ?
-             WHERE id = ?",
+            "UPDATE hosts SET hostname = $1, os = $2, os_version = $3, arch = $4, agent_version = $5, device_class = $6, last_seen = $7,
+                newest_manifest_at = $8, device_tags = $9, device_friendly_name = $10
+             WHERE id = $11",
         )
         .bind(&host.facts.hostname)
         .bind(&host.facts.os)
@@ -108,12 +124,12 @@ impl Sqlite {
         .bind(&host.id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM installed WHERE host_id = ?")
+        sqlx::query("DELETE FROM installed WHERE host_id = $1")
             .bind(&host.id)
             .execute(&mut *tx)
             .await?;
         for i in installed {
-            sqlx::query("INSERT INTO installed (host_id, item, version) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO installed (host_id, item, version) VALUES ($1, $2, $3)")
                 .bind(&host.id)
                 .bind(&i.item)
                 .bind(i.version.as_ref().map(|v| v.to_string()))
@@ -152,11 +168,11 @@ impl Sqlite {
         limit: u32,
     ) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM hosts WHERE (? IS NULL OR id > ?) ORDER BY id LIMIT ?"
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE ($1 IS NULL OR id > $2) ORDER BY id LIMIT $3"
         )))
         .bind(after)
         .bind(after)
-        .bind(limit)
+        .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
         self.with_installed(&rows).await
@@ -171,20 +187,21 @@ impl Sqlite {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<(HostRow, Vec<InstalledItem>)>, u64)> {
+        let matching = host_match(self.dialect());
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM hosts WHERE {HOST_MATCH}"
+            "SELECT COUNT(*) FROM hosts WHERE {matching}"
         )))
         .bind(text)
         .bind(tag)
         .fetch_one(&self.pool)
         .await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM hosts WHERE {HOST_MATCH} ORDER BY hostname, id LIMIT ?3 OFFSET ?4"
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE {matching} ORDER BY hostname, id LIMIT $3 OFFSET $4"
         )))
         .bind(text)
         .bind(tag)
-        .bind(limit)
-        .bind(offset)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
         .fetch_all(&self.pool)
         .await?;
         Ok((self.with_installed(&rows).await?, total as u64))
@@ -198,7 +215,8 @@ impl Sqlite {
         tag: Option<&str>,
     ) -> Result<Vec<(String, String)>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT id, last_seen FROM hosts WHERE {HOST_MATCH} ORDER BY hostname, id"
+            "SELECT id, last_seen FROM hosts WHERE {} ORDER BY hostname, id",
+            host_match(self.dialect())
         )))
         .bind(text)
         .bind(tag)
@@ -231,18 +249,20 @@ impl Sqlite {
 
     /// Ids of the hosts that have any of these (item, version) installed (`None`: none).
     pub async fn hosts_with_installed(&self, which: &[InstalledItem]) -> Result<Vec<String>> {
+        // Each pair as one text, item and version (empty: none) joined by a newline, which
+        // neither can hold.
         let pairs = serde_json::to_string(
             &which
                 .iter()
-                .map(|i| (i.item.as_str(), i.version.as_ref().map(|v| v.to_string())))
+                .map(|i| installed_key(&i.item, i.version.as_ref()))
                 .collect::<Vec<_>>(),
         )
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT i.host_id FROM installed i JOIN json_each(?) p
-               ON i.item = json_extract(p.value, '$[0]')
-              AND i.version IS json_extract(p.value, '$[1]')",
-        )
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT DISTINCT host_id FROM installed
+             WHERE item || '\n' || COALESCE(version, '') IN {}",
+            self.dialect().json_texts("$1")
+        )))
         .bind(pairs)
         .fetch_all(&self.pool)
         .await?)
@@ -252,19 +272,25 @@ impl Sqlite {
     pub async fn hosts_by_ids(&self, ids: &[String]) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         let json = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM (SELECT hosts.*, j.key AS ord FROM hosts
-               JOIN json_each(?) j ON hosts.id = j.value) ORDER BY ord"
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE id IN {}",
+            self.dialect().json_texts("$1")
         )))
         .bind(json)
         .fetch_all(&self.pool)
         .await?;
-        self.with_installed(&rows).await
+        let mut found: HashMap<String, (HostRow, Vec<InstalledItem>)> = self
+            .with_installed(&rows)
+            .await?
+            .into_iter()
+            .map(|h| (h.0.id.clone(), h))
+            .collect();
+        Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
     }
 
     /// The hosts of `rows` with what each has installed (one query).
     async fn with_installed(
         &self,
-        rows: &[SqliteRow],
+        rows: &[AnyRow],
     ) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         if rows.is_empty() {
             return Ok(Vec::new());
@@ -273,10 +299,10 @@ impl Sqlite {
         let ids = serde_json::to_string(&hosts.iter().map(|h| h.id.as_str()).collect::<Vec<_>>())
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut installed = by_host(
-            sqlx::query(
-                "SELECT host_id, item, version FROM installed
-                 WHERE host_id IN (SELECT value FROM json_each(?)) ORDER BY item",
-            )
+            sqlx::query(AssertSqlSafe(format!(
+                "SELECT host_id, item, version FROM installed WHERE host_id IN {} ORDER BY item",
+                self.dialect().json_texts("$1")
+            )))
             .bind(ids)
             .fetch_all(&self.pool)
             .await?,
@@ -292,14 +318,14 @@ impl Sqlite {
 
     pub async fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {HOST_COLUMNS} FROM hosts WHERE id = ?"
+            "SELECT {HOST_COLUMNS} FROM hosts WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let installed =
-            sqlx::query("SELECT item, version FROM installed WHERE host_id = ? ORDER BY item")
+            sqlx::query("SELECT item, version FROM installed WHERE host_id = $1 ORDER BY item")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?
@@ -318,7 +344,7 @@ impl Sqlite {
     pub async fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()> {
         let mut tx = self.write_tx().await?;
         for (id, at) in seen {
-            sqlx::query("UPDATE hosts SET last_seen = ? WHERE id = ? AND last_seen < ?")
+            sqlx::query("UPDATE hosts SET last_seen = $1 WHERE id = $2 AND last_seen < $3")
                 .bind(at)
                 .bind(id)
                 .bind(at)
@@ -331,7 +357,7 @@ impl Sqlite {
 
     /// A host's effective tags (the operator's if set, else the device's).
     pub async fn host_tags(&self, host_id: &str) -> Result<Vec<String>> {
-        let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = ?")
+        let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = $1")
             .bind(host_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -346,7 +372,7 @@ impl Sqlite {
     /// Hosts that report having `item` (installed or not yet).
     pub async fn hosts_with_item(&self, item: &str) -> Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT DISTINCT host_id FROM installed WHERE item = ?")
+            sqlx::query_scalar("SELECT DISTINCT host_id FROM installed WHERE item = $1")
                 .bind(item)
                 .fetch_all(&self.pool)
                 .await?,
@@ -355,7 +381,7 @@ impl Sqlite {
 
     /// Host ids whose id or hostname is `name`.
     pub async fn find_hosts(&self, name: &str) -> Result<Vec<(String, String)>> {
-        let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE id = ? OR hostname = ?")
+        let rows = sqlx::query("SELECT id, hostname FROM hosts WHERE id = $1 OR hostname = $2")
             .bind(name)
             .bind(name)
             .fetch_all(&self.pool)
@@ -374,7 +400,7 @@ impl Sqlite {
     ) -> Result<()> {
         if let Some(tags) = tags {
             let value = (!tags.is_empty()).then(|| tags.join(","));
-            sqlx::query("UPDATE hosts SET operator_tags = ? WHERE id = ?")
+            sqlx::query("UPDATE hosts SET operator_tags = $1 WHERE id = $2")
                 .bind(value)
                 .bind(host_id)
                 .execute(&self.pool)
@@ -382,7 +408,7 @@ impl Sqlite {
         }
         if let Some(name) = friendly_name {
             let value = (!name.is_empty()).then_some(name);
-            sqlx::query("UPDATE hosts SET operator_friendly_name = ? WHERE id = ?")
+            sqlx::query("UPDATE hosts SET operator_friendly_name = $1 WHERE id = $2")
                 .bind(value)
                 .bind(host_id)
                 .execute(&self.pool)
@@ -393,7 +419,7 @@ impl Sqlite {
 
     /// Retires a host: its record, history and credential go; the device must enrol again.
     pub async fn remove_host(&self, host_id: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM hosts WHERE id = ?")
+        let done = sqlx::query("DELETE FROM hosts WHERE id = $1")
             .bind(host_id)
             .execute(&self.pool)
             .await?;

@@ -2,10 +2,10 @@
 
 use sqlx::Row;
 
-use super::Sqlite;
+use super::Sql;
 use crate::store::{Result, StoredMqtt};
 
-impl Sqlite {
+impl Sql {
     pub async fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>> {
         let rows = sqlx::query(
             "SELECT name, url, username, password_sealed, ca_sealed, client_id, topic_prefix,
@@ -33,9 +33,14 @@ impl Sqlite {
     /// Adds or replaces a connection.
     pub async fn put_mqtt(&self, m: &StoredMqtt) -> Result<()> {
         sqlx::query(
-            "INSERT OR REPLACE INTO mqtt_connections (name, url, username, password_sealed, ca_sealed,
+            "INSERT INTO mqtt_connections (name, url, username, password_sealed, ca_sealed,
                 client_id, topic_prefix, discovery, discovery_prefix, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+             ON CONFLICT (name) DO UPDATE SET url = excluded.url, username = excluded.username,
+                password_sealed = excluded.password_sealed, ca_sealed = excluded.ca_sealed,
+                client_id = excluded.client_id, topic_prefix = excluded.topic_prefix,
+                discovery = excluded.discovery, discovery_prefix = excluded.discovery_prefix,
+                created_at = excluded.created_at",
         )
         .bind(&m.name)
         .bind(&m.url)
@@ -54,7 +59,7 @@ impl Sqlite {
 
     /// Removes a connection; false if there was none.
     pub async fn remove_mqtt(&self, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM mqtt_connections WHERE name = ?")
+        let done = sqlx::query("DELETE FROM mqtt_connections WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;

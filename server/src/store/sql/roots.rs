@@ -2,10 +2,10 @@
 
 use sqlx::Row;
 
-use super::Sqlite;
+use super::Sql;
 use crate::store::Result;
 
-impl Sqlite {
+impl Sql {
     /// The newest trust root: (version, envelope).
     pub async fn latest_root(&self) -> Result<Option<(u64, String)>> {
         let row =
@@ -23,7 +23,7 @@ impl Sqlite {
 
     pub async fn root(&self, version: u64) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT envelope FROM trust_roots WHERE version = ?")
+            sqlx::query_scalar("SELECT envelope FROM trust_roots WHERE version = $1")
                 .bind(version as i64)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -33,7 +33,7 @@ impl Sqlite {
     /// Stores a root; false if that version exists.
     pub async fn add_root(&self, version: u64, envelope: &str) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO trust_roots (version, envelope, published_at) VALUES (?, ?, ?) ON CONFLICT (version) DO NOTHING",
+            "INSERT INTO trust_roots (version, envelope, published_at) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
         )
         .bind(version as i64)
         .bind(envelope)

@@ -3,17 +3,17 @@
 use ferry_manifests::wire::ReleaseView;
 use sqlx::Row;
 
-use super::{parse_version, Sqlite};
+use super::{parse_version, Sql};
 use crate::store::{NewRelease, Result};
 
-impl Sqlite {
+impl Sql {
     /// Inserts a release; returns false when that item and version already exist.
     pub async fn add_release(&self, r: &NewRelease) -> Result<bool> {
         let v = &r.view;
         let done = sqlx::query(
             "INSERT INTO releases (item, version, category, released_at, expires_at, notes, layout, artifact_name,
                 artifact_size, artifact_sha256, signed_by, envelope, published_at, release_url)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (item, version) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (item, version) DO NOTHING",
         )
         .bind(&v.item)
         .bind(v.version.to_string())
@@ -38,7 +38,7 @@ impl Sqlite {
         let rows = sqlx::query(
             "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
                 artifact_sha256, signed_by, published_at, release_url
-             FROM releases WHERE (? IS NULL OR item = ?)",
+             FROM releases WHERE ($1 IS NULL OR item = $2)",
         )
         .bind(item)
         .bind(item)
@@ -74,7 +74,7 @@ impl Sqlite {
 
     pub async fn envelope(&self, item: &str, version: &str) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT envelope FROM releases WHERE item = ? AND version = ?")
+            sqlx::query_scalar("SELECT envelope FROM releases WHERE item = $1 AND version = $2")
                 .bind(item)
                 .bind(version)
                 .fetch_optional(&self.pool)
@@ -83,7 +83,7 @@ impl Sqlite {
     }
 
     pub async fn artifact_in_use(&self, name: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE artifact_name = ?")
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM releases WHERE artifact_name = $1")
             .bind(name)
             .fetch_one(&self.pool)
             .await?;

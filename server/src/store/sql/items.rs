@@ -2,10 +2,10 @@
 
 use sqlx::Row;
 
-use super::Sqlite;
+use super::Sql;
 use crate::store::{ItemSettings, Result};
 
-impl Sqlite {
+impl Sql {
     /// Presentation and status of items that have a row (items without one are defaults).
     pub async fn item_settings(&self) -> Result<Vec<ItemSettings>> {
         let rows = sqlx::query("SELECT name, featured, icon_url, deactivated FROM items")
@@ -31,26 +31,26 @@ impl Sqlite {
         deactivated: Option<bool>,
     ) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO items (name) VALUES (?) ON CONFLICT (name) DO NOTHING")
+        sqlx::query("INSERT INTO items (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&mut *tx)
             .await?;
         if let Some(f) = featured {
-            sqlx::query("UPDATE items SET featured = ? WHERE name = ?")
+            sqlx::query("UPDATE items SET featured = $1 WHERE name = $2")
                 .bind(f as i64)
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(url) = icon_url {
-            sqlx::query("UPDATE items SET icon_url = ? WHERE name = ?")
+            sqlx::query("UPDATE items SET icon_url = $1 WHERE name = $2")
                 .bind(url)
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(d) = deactivated {
-            sqlx::query("UPDATE items SET deactivated = ? WHERE name = ?")
+            sqlx::query("UPDATE items SET deactivated = $1 WHERE name = $2")
                 .bind(d as i64)
                 .bind(name)
                 .execute(&mut *tx)

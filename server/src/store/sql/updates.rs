@@ -3,14 +3,14 @@
 use ferry_manifests::wire::HistoryView;
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{opt_version, parse_version, Sqlite};
+use super::{opt_version, parse_version, Sql};
 use crate::policy::status::UpdateStatus;
 use crate::store::{PendingJob, ReportRecord, Result, StoreError};
 
-impl Sqlite {
+impl Sql {
     pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM updates WHERE host_id = ? AND item = ? AND status = 'pending'",
+            "SELECT id FROM updates WHERE host_id = $1 AND item = $2 AND status = 'pending'",
         )
         .bind(host_id)
         .bind(item)
@@ -29,7 +29,7 @@ impl Sqlite {
         // The version the host has now is where the update starts from, as the history shows.
         sqlx::query(
             "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at)
-             VALUES (?, ?, ?, ?, (SELECT version FROM installed WHERE host_id = ? AND item = ?), 'pending', ?, ?)",
+             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8)",
         )
         .bind(&id)
         .bind(host_id)
@@ -54,7 +54,7 @@ impl Sqlite {
     ) -> Result<Option<i64>> {
         let mut tx = self.write_tx().await?;
         let offset: Option<i64> = sqlx::query_scalar(
-            "SELECT length(output) FROM updates WHERE id = ? AND host_id = ? AND status = 'pending'",
+            "SELECT length(output) FROM updates WHERE id = $1 AND host_id = $2 AND status = 'pending'",
         )
         .bind(update_id)
         .bind(host_id)
@@ -63,7 +63,7 @@ impl Sqlite {
         if let Some(offset) = offset {
             // Bound what a device can make the server keep before its report replaces it.
             if offset < 4 * 1024 * 1024 {
-                sqlx::query("UPDATE updates SET output = output || ? WHERE id = ?")
+                sqlx::query("UPDATE updates SET output = output || $1 WHERE id = $2")
                     .bind(text)
                     .bind(update_id)
                     .execute(&mut *tx)
@@ -76,7 +76,7 @@ impl Sqlite {
 
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive FROM updates WHERE host_id = ? AND status = 'pending' ORDER BY created_at",
+            "SELECT id, item, version, interactive FROM updates WHERE host_id = $1 AND status = 'pending' ORDER BY created_at",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -87,7 +87,7 @@ impl Sqlite {
                     id: r.try_get("id")?,
                     item: r.try_get("item")?,
                     version: parse_version(&r.try_get::<String, _>("version")?)?,
-                    interactive: r.try_get("interactive")?,
+                    interactive: r.try_get::<i64, _>("interactive")? != 0,
                 })
             })
             .collect()
@@ -98,9 +98,9 @@ impl Sqlite {
     pub async fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE updates SET interactive = 1, record_input = ? WHERE id = ? AND status = 'pending'",
+            "UPDATE updates SET interactive = 1, record_input = $1 WHERE id = $2 AND status = 'pending'",
         )
-        .bind(record_input)
+        .bind(i64::from(record_input))
         .bind(update_id)
         .execute(&mut *tx)
         .await?;
@@ -112,7 +112,7 @@ impl Sqlite {
     pub async fn append_typed(&self, update_id: &str, line: &str) -> Result<()> {
         let mut tx = self.write_tx().await?;
         sqlx::query(
-            "UPDATE updates SET typed = typed || ? WHERE id = ? AND record_input = 1 AND length(typed) < 1048576",
+            "UPDATE updates SET typed = typed || $1 WHERE id = $2 AND record_input = 1 AND length(typed) < 1048576",
         )
         .bind(line)
         .bind(update_id)
@@ -125,7 +125,7 @@ impl Sqlite {
     /// The host of a pending interactive update, if `update_id` is one.
     pub async fn interactive_host(&self, update_id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT host_id FROM updates WHERE id = ? AND status = 'pending' AND interactive = 1",
+            "SELECT host_id FROM updates WHERE id = $1 AND status = 'pending' AND interactive = 1",
         )
         .bind(update_id)
         .fetch_optional(&self.pool)
@@ -147,7 +147,7 @@ impl Sqlite {
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
         let mut tx = self.write_tx().await?;
         let seen: Option<String> =
-            sqlx::query_scalar("SELECT report_id FROM reports WHERE report_id = ?")
+            sqlx::query_scalar("SELECT report_id FROM reports WHERE report_id = $1")
                 .bind(&rec.report_id)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -157,7 +157,7 @@ impl Sqlite {
         // A report for a job of this host updates that job; anything else is a new entry.
         let job: Option<String> = match &rec.job_id {
             Some(job) => {
-                sqlx::query_scalar("SELECT id FROM updates WHERE id = ? AND host_id = ?")
+                sqlx::query_scalar("SELECT id FROM updates WHERE id = $1 AND host_id = $2")
                     .bind(job)
                     .bind(&rec.host_id)
                     .fetch_optional(&mut *tx)
@@ -168,7 +168,7 @@ impl Sqlite {
         let update_id = match job {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE updates SET status = ?, from_version = ?, message = ?, output = ?, finished_at = ?, fetched = ? WHERE id = ?",
+                    "UPDATE updates SET status = $1, from_version = $2, message = $3, output = $4, finished_at = $5, fetched = $6 WHERE id = $7",
                 )
                 .bind(rec.status.as_str())
                 .bind(&rec.from_version)
@@ -185,7 +185,7 @@ impl Sqlite {
                 let id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
                     "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched)
-                     VALUES (?, ?, ?, ?, ?, ?, 'device', ?, ?, ?, ?, ?)",
+                     VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9, $10, $11)",
                 )
                 .bind(&id)
                 .bind(&rec.host_id)
@@ -205,7 +205,7 @@ impl Sqlite {
         };
         if rec.status == UpdateStatus::Installed {
             sqlx::query(
-                "INSERT INTO installed (host_id, item, version) VALUES (?, ?, ?)
+                "INSERT INTO installed (host_id, item, version) VALUES ($1, $2, $3)
                  ON CONFLICT (host_id, item) DO UPDATE SET version = excluded.version",
             )
             .bind(&rec.host_id)
@@ -215,7 +215,7 @@ impl Sqlite {
             .await?;
         }
         sqlx::query(
-            "INSERT INTO reports (report_id, host_id, update_id, received_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO reports (report_id, host_id, update_id, received_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(&rec.report_id)
         .bind(&rec.host_id)
@@ -236,7 +236,7 @@ impl Sqlite {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {HISTORY_COLUMNS}, u.output, u.typed
              FROM updates u JOIN hosts h ON h.id = u.host_id
-             WHERE (? IS NULL OR u.host_id = ?) AND (? IS NULL OR u.item = ?) AND (? IS NULL OR u.id = ?)
+             WHERE ($1 IS NULL OR u.host_id = $2) AND ($3 IS NULL OR u.item = $4) AND ($5 IS NULL OR u.id = $6)
              ORDER BY u.created_at, u.id"
         )))
         .bind(host_id)
@@ -260,27 +260,38 @@ impl Sqlite {
         offset: u32,
         limit: u32,
     ) -> Result<(Vec<HistoryView>, u64)> {
+        let any_status = i64::from(statuses.is_empty());
         let statuses =
             serde_json::to_string(statuses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        const MATCH: &str = "(?1 IS NULL OR u.host_id = ?1) AND (?2 IS NULL OR u.item = ?2)
-            AND (json_array_length(?3) = 0 OR u.status IN (SELECT value FROM json_each(?3)))";
+        // `$3` the statuses, `flag` whether any status will do.
+        let matching = |flag: &str| {
+            format!(
+                "($1 IS NULL OR u.host_id = $1) AND ($2 IS NULL OR u.item = $2)
+                 AND ({flag} = 1 OR u.status IN {})",
+                self.dialect().json_texts("$3")
+            )
+        };
         let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT COUNT(*) FROM updates u WHERE {MATCH}"
+            "SELECT COUNT(*) FROM updates u WHERE {}",
+            matching("$4")
         )))
         .bind(host_id)
         .bind(item)
         .bind(&statuses)
+        .bind(any_status)
         .fetch_one(&self.pool)
         .await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {HISTORY_COLUMNS} FROM updates u JOIN hosts h ON h.id = u.host_id
-             WHERE {MATCH} ORDER BY u.created_at DESC, u.id DESC LIMIT ?4 OFFSET ?5"
+             WHERE {} ORDER BY u.created_at DESC, u.id DESC LIMIT $4 OFFSET $5",
+            matching("$6")
         )))
         .bind(host_id)
         .bind(item)
         .bind(&statuses)
-        .bind(limit)
-        .bind(offset)
+        .bind(i64::from(limit))
+        .bind(i64::from(offset))
+        .bind(any_status)
         .fetch_all(&self.pool)
         .await?;
         let entries = rows
@@ -295,7 +306,7 @@ impl Sqlite {
 const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
     u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched";
 
-fn history_from(r: &sqlx::sqlite::SqliteRow, with_output: bool) -> Result<HistoryView> {
+fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView> {
     Ok(HistoryView {
         id: r.try_get("id")?,
         host_id: r.try_get("host_id")?,

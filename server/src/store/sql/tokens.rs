@@ -3,13 +3,13 @@
 use ferry_manifests::wire::TokenView;
 use sqlx::Row;
 
-use super::Sqlite;
+use super::Sql;
 use crate::store::Result;
 
-impl Sqlite {
+impl Sql {
     pub async fn has_token(&self, kind: &str) -> Result<bool> {
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = ? AND revoked_at IS NULL")
+            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = $1 AND revoked_at IS NULL")
                 .bind(kind)
                 .fetch_one(&self.pool)
                 .await?;
@@ -18,7 +18,7 @@ impl Sqlite {
 
     pub async fn add_token(&self, kind: &str, name: &str, hash: &str) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO tokens (id, kind, name, hash, created_at) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO tokens (id, kind, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)")
             .bind(&id)
             .bind(kind)
             .bind(name)
@@ -52,7 +52,7 @@ impl Sqlite {
     /// Revokes a token; false if there is no such active token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
         let done =
-            sqlx::query("UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(crate::now())
                 .bind(id)
                 .execute(&self.pool)
@@ -62,7 +62,7 @@ impl Sqlite {
 
     pub async fn token_valid(&self, kind: &str, hash: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tokens WHERE kind = ? AND hash = ? AND revoked_at IS NULL",
+            "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL",
         )
         .bind(kind)
         .bind(hash)

@@ -2,19 +2,19 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
-use super::Sqlite;
+use super::Sql;
 use crate::policy::campaign::Baseline;
 use crate::policy::status::CampaignStatus;
 use crate::store::{Campaign, Member, Result, StoreError};
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
-const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, window, status, status_reason, created_at, baseline_finished, baseline_failed";
+const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
+fn campaign_from(r: &sqlx::any::AnyRow) -> Result<Campaign> {
     let window: Option<String> = r.try_get("window")?;
     Ok(Campaign {
         id: r.try_get("id")?,
@@ -43,12 +43,12 @@ fn campaign_from(r: &sqlx::sqlite::SqliteRow) -> Result<Campaign> {
     })
 }
 
-impl Sqlite {
+impl Sql {
     pub async fn create_campaign(&self, c: &Campaign) -> Result<()> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
-                max_failure_rate, window, status, status_reason, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                max_failure_rate, \"window\", status, status_reason, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -79,7 +79,7 @@ impl Sqlite {
 
     pub async fn campaign(&self, id: &str) -> Result<Option<Campaign>> {
         let row = sqlx::query(AssertSqlSafe(format!(
-            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = ?"
+            "SELECT {CAMPAIGN_COLUMNS} FROM campaigns WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -93,7 +93,7 @@ impl Sqlite {
         status: CampaignStatus,
         reason: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE campaigns SET status = ?, status_reason = ? WHERE id = ?")
+        sqlx::query("UPDATE campaigns SET status = $1, status_reason = $2 WHERE id = $3")
             .bind(status.as_str())
             .bind(reason)
             .bind(id)
@@ -105,8 +105,8 @@ impl Sqlite {
     /// Stores what an operator may change of a campaign under way, and its baseline.
     pub async fn update_campaign(&self, c: &Campaign) -> Result<()> {
         sqlx::query(
-            "UPDATE campaigns SET waves = ?, success_threshold = ?, max_failure_rate = ?, window = ?,
-                baseline_finished = ?, baseline_failed = ? WHERE id = ?",
+            "UPDATE campaigns SET waves = $1, success_threshold = $2, max_failure_rate = $3, \"window\" = $4,
+                baseline_finished = $5, baseline_failed = $6 WHERE id = $7",
         )
         .bind(serde_json::to_string(&c.waves).map_err(corrupt)?)
         .bind(c.success_threshold)
@@ -126,7 +126,7 @@ impl Sqlite {
         host_id: &str,
         wave: usize,
     ) -> Result<()> {
-        sqlx::query("UPDATE campaign_members SET wave = ? WHERE campaign_id = ? AND host_id = ?")
+        sqlx::query("UPDATE campaign_members SET wave = $1 WHERE campaign_id = $2 AND host_id = $3")
             .bind(wave as i64)
             .bind(campaign_id)
             .bind(host_id)
@@ -138,8 +138,8 @@ impl Sqlite {
     /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.
     pub async fn cancel_campaign_updates(&self, id: &str) -> Result<()> {
         sqlx::query(
-            "UPDATE updates SET status = 'cancelled', message = 'campaign cancelled', finished_at = ?
-             WHERE status = 'pending' AND id IN (SELECT update_id FROM campaign_members WHERE campaign_id = ?)",
+            "UPDATE updates SET status = 'cancelled', message = 'campaign cancelled', finished_at = $1
+             WHERE status = 'pending' AND id IN (SELECT update_id FROM campaign_members WHERE campaign_id = $2)",
         )
         .bind(crate::now())
         .bind(id)
@@ -166,7 +166,7 @@ impl Sqlite {
              JOIN hosts h ON h.id = m.host_id
              LEFT JOIN updates u ON u.id = m.update_id
              LEFT JOIN installed i ON i.host_id = m.host_id AND i.item = c.item
-             WHERE m.campaign_id = ? AND (? IS NULL OR m.host_id = ?) ORDER BY m.seq",
+             WHERE m.campaign_id = $1 AND ($2 IS NULL OR m.host_id = $3) ORDER BY m.seq",
         )
         .bind(campaign_id)
         .bind(host_id)
@@ -196,7 +196,7 @@ impl Sqlite {
 
     pub async fn member_count(&self, campaign_id: &str) -> Result<i64> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM campaign_members WHERE campaign_id = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM campaign_members WHERE campaign_id = $1")
                 .bind(campaign_id)
                 .fetch_one(&self.pool)
                 .await?,
@@ -212,7 +212,7 @@ impl Sqlite {
         wave: usize,
     ) -> Result<bool> {
         let done = sqlx::query(
-            "INSERT INTO campaign_members (campaign_id, host_id, seq, wave, joined_at) VALUES (?, ?, ?, ?, ?)
+            "INSERT INTO campaign_members (campaign_id, host_id, seq, wave, joined_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (campaign_id, host_id) DO NOTHING",
         )
         .bind(campaign_id)
@@ -232,7 +232,7 @@ impl Sqlite {
         update_id: &str,
     ) -> Result<()> {
         sqlx::query(
-            "UPDATE campaign_members SET update_id = ? WHERE campaign_id = ? AND host_id = ?",
+            "UPDATE campaign_members SET update_id = $1 WHERE campaign_id = $2 AND host_id = $3",
         )
         .bind(update_id)
         .bind(campaign_id)
@@ -245,7 +245,7 @@ impl Sqlite {
     /// Records the device's acceptance; false if it is not a member.
     pub async fn accept(&self, campaign_id: &str, host_id: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE campaign_members SET accepted_at = COALESCE(accepted_at, ?) WHERE campaign_id = ? AND host_id = ?",
+            "UPDATE campaign_members SET accepted_at = COALESCE(accepted_at, $1) WHERE campaign_id = $2 AND host_id = $3",
         )
         .bind(crate::now())
         .bind(campaign_id)
@@ -258,7 +258,7 @@ impl Sqlite {
     /// Campaigns an update belongs to.
     pub async fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>> {
         Ok(
-            sqlx::query_scalar("SELECT campaign_id FROM campaign_members WHERE update_id = ?")
+            sqlx::query_scalar("SELECT campaign_id FROM campaign_members WHERE update_id = $1")
                 .bind(update_id)
                 .fetch_all(&self.pool)
                 .await?,
@@ -268,7 +268,7 @@ impl Sqlite {
     /// Pending update ids of this host that were cancelled, for the device to drop.
     pub async fn cancelled_updates(&self, host_id: &str) -> Result<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT id FROM updates WHERE host_id = ? AND status = 'cancelled' AND finished_at > ?",
+            "SELECT id FROM updates WHERE host_id = $1 AND status = 'cancelled' AND finished_at > $2",
         )
         .bind(host_id)
         // Only recent cancellations: a device that was offline longer re-verifies anyway.
@@ -278,7 +278,7 @@ impl Sqlite {
     }
 
     pub async fn set_utc_offset(&self, host_id: &str, offset: i32) -> Result<()> {
-        sqlx::query("UPDATE hosts SET utc_offset_secs = ? WHERE id = ?")
+        sqlx::query("UPDATE hosts SET utc_offset_secs = $1 WHERE id = $2")
             .bind(offset as i64)
             .bind(host_id)
             .execute(&self.pool)

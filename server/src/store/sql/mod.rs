@@ -1,0 +1,286 @@
+//! The SQL store, one code for both databases: SQLite (WAL), the embedded default with zero
+//! configuration, and PostgreSQL, which several server instances share. Queries are written
+//! once in the SQL both understand (`$N` parameters, `ON CONFLICT`, `IS NOT DISTINCT FROM`);
+//! the few places they differ go through [`Dialect`]. One module per table or aggregate;
+//! migrations under `server/migrations/sqlite/` and `server/migrations/postgres/`.
+
+mod batches;
+mod campaigns;
+mod hosts;
+mod items;
+mod mqtt;
+mod releases;
+mod roots;
+mod tokens;
+mod updates;
+
+use std::path::Path;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{AnyPool, AssertSqlSafe, ConnectOptions, Executor};
+
+use super::{IdKind, Result, StoreError};
+
+/// Schema migrations, applied in order; each runs once, recorded in `schema_migrations`.
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/sqlite/0002_newest_manifest.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/sqlite/0003_trust_roots.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/sqlite/0004_host_labels.sql"),
+    ),
+    (
+        5,
+        include_str!("../../../migrations/sqlite/0005_batches.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/sqlite/0006_campaigns.sql"),
+    ),
+    (7, include_str!("../../../migrations/sqlite/0007_items.sql")),
+    (
+        8,
+        include_str!("../../../migrations/sqlite/0008_release_url.sql"),
+    ),
+    (
+        9,
+        include_str!("../../../migrations/sqlite/0009_campaign_edits.sql"),
+    ),
+    (
+        10,
+        include_str!("../../../migrations/sqlite/0010_mqtt_connections.sql"),
+    ),
+    (
+        11,
+        include_str!("../../../migrations/sqlite/0011_batch_actor.sql"),
+    ),
+    (
+        12,
+        include_str!("../../../migrations/sqlite/0012_pending_index.sql"),
+    ),
+    (
+        13,
+        include_str!("../../../migrations/sqlite/0013_installed_versions.sql"),
+    ),
+    (
+        14,
+        include_str!("../../../migrations/sqlite/0014_interactive_updates.sql"),
+    ),
+    (
+        15,
+        include_str!("../../../migrations/sqlite/0015_interactive_batches.sql"),
+    ),
+    (
+        16,
+        include_str!("../../../migrations/sqlite/0016_terminal_transcript.sql"),
+    ),
+    (
+        17,
+        include_str!("../../../migrations/sqlite/0017_fetched.sql"),
+    ),
+];
+
+/// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
+/// to both lists under the same number.
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
+    17,
+    include_str!("../../../migrations/postgres/0017_initial.sql"),
+)];
+
+/// Where the two databases' SQL differs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The rows of a JSON array of strings bound as parameter `param` (`$1`), as a subquery
+    /// of one column `value`.
+    fn json_texts(self, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("(SELECT value FROM json_each({param}))"),
+            Dialect::Postgres => {
+                format!("(SELECT jsonb_array_elements_text(CAST({param} AS jsonb)) AS value)")
+            }
+        }
+    }
+
+    /// Whether `needle` occurs in `haystack` (both SQL expressions).
+    fn contains(self, haystack: &str, needle: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({haystack}, {needle}) > 0"),
+            Dialect::Postgres => format!("strpos({haystack}, {needle}) > 0"),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(super) struct Sql {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+impl Sql {
+    /// Opens (creating if needed) a SQLite database file.
+    pub(super) async fn open_sqlite(path: &Path) -> Result<Sql> {
+        sqlx::any::install_default_drivers();
+        let url = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .to_url_lossy();
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // WAL + NORMAL: durable across application crashes; a power cut may lose
+                    // the last transactions but never corrupts the database.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect_with(AnyConnectOptions::from_url(&url)?)
+            .await?;
+        let db = Sql {
+            pool,
+            dialect: Dialect::Sqlite,
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    /// Connects to a PostgreSQL database (`postgres://user:password@host:port/name`).
+    pub(super) async fn open_postgres(url: &str, max_connections: u32) -> Result<Sql> {
+        sqlx::any::install_default_drivers();
+        let options: AnyConnectOptions = url
+            .parse()
+            .map_err(|e| StoreError::Config(format!("database URL: {e}")))?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        let db = Sql {
+            pool,
+            dialect: Dialect::Postgres,
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub(super) fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A transaction that writes. On SQLite, `BEGIN IMMEDIATE` takes the write lock at once,
+    /// waiting (busy_timeout) for another writer to finish; a deferred transaction that reads
+    /// and then writes would instead fail at once with "database is locked" when another
+    /// connection wrote in between (WAL mode), which concurrent reports hit.
+    pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    pub async fn ids_with_prefix(&self, kind: IdKind, prefix: &str) -> Result<Vec<String>> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        Ok(sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT id FROM {} WHERE id LIKE $1 ESCAPE '\\' ORDER BY id LIMIT 3",
+            kind.table()
+        )))
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        let (migrations, lock, unlock) = match self.dialect {
+            Dialect::Sqlite => (SQLITE_MIGRATIONS, None, None),
+            // Instances starting together migrate one at a time.
+            Dialect::Postgres => (
+                POSTGRES_MIGRATIONS,
+                Some("SELECT pg_advisory_lock(7305500001)"),
+                Some("SELECT pg_advisory_unlock(7305500001)"),
+            ),
+        };
+        if let Some(lock) = lock {
+            sqlx::query(lock).execute(&mut *conn).await?;
+        }
+        let done = self.apply(&mut conn, migrations).await;
+        if let Some(unlock) = unlock {
+            sqlx::query(unlock).execute(&mut *conn).await?;
+        }
+        done
+    }
+
+    async fn apply(&self, conn: &mut sqlx::AnyConnection, migrations: &[(i64, &'static str)]) -> Result<()> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        for &(version, sql) in migrations {
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            let begin = match self.dialect {
+                Dialect::Sqlite => "BEGIN IMMEDIATE",
+                Dialect::Postgres => "BEGIN",
+            };
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, begin).await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
+                .bind(version)
+                .bind(crate::now())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version, "applied database migration");
+        }
+        Ok(())
+    }
+}
+
+/// Tags are stored comma-separated (a tag cannot hold a comma).
+fn split_tags(text: &str) -> Vec<String> {
+    text.split(',')
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_version(s: &str) -> Result<semver::Version> {
+    semver::Version::parse(s).map_err(|e| StoreError::Corrupt(format!("version {s:?}: {e}")))
+}
+
+fn opt_version(s: Option<String>) -> Result<Option<semver::Version>> {
+    s.map(|v| parse_version(&v)).transpose()
+}
