@@ -84,6 +84,11 @@ impl Cache {
         lock(&self.open_waves).get(campaign_id).copied()
     }
 
+    /// Forgets every campaign's open wave (another instance moved one).
+    pub fn clear_open_waves(&self) {
+        lock(&self.open_waves).clear();
+    }
+
     pub fn set_open_wave(&self, campaign_id: &str, wave: Option<usize>) {
         let mut waves = lock(&self.open_waves);
         match wave {

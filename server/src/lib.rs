@@ -14,6 +14,7 @@
 pub mod api;
 pub mod auth;
 pub mod cache;
+pub mod cluster;
 pub mod config;
 pub mod deltas;
 pub mod error;
@@ -70,9 +71,68 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Tells the MQTT bridge to publish what changed.
+    /// Tells the MQTT bridge to publish what changed, wherever it runs.
     pub fn changed(&self) {
+        self.changed_here();
+        self.store.announce(store::Notice::Changed);
+    }
+
+    /// Tells this instance's MQTT bridges only (another instance told us).
+    pub fn changed_here(&self) {
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes the host's long-poll, on whichever instance holds it.
+    pub fn wake(&self, host_id: &str) {
+        self.waker.wake(host_id);
+        self.store.announce(store::Notice::Wake {
+            host: host_id.to_string(),
+        });
+    }
+
+    /// Relays live output (or the end of it) to its watchers, on every instance.
+    pub fn publish_live(&self, update_id: &str, event: live::LiveEvent) {
+        self.store.announce(match &event {
+            live::LiveEvent::Chunk { offset, text } => store::Notice::Output {
+                update: update_id.to_string(),
+                offset: *offset,
+                len: text.chars().count() as i64,
+                text: Some(text.clone()),
+            },
+            live::LiveEvent::End { status } => store::Notice::End {
+                update: update_id.to_string(),
+                status: status.clone(),
+            },
+        });
+        self.live.publish(update_id, event);
+    }
+
+    /// Releases or items changed: every instance reads them again.
+    pub fn releases_changed(&self) {
+        self.cache.set_releases(None);
+        self.store.announce(store::Notice::Releases);
+    }
+
+    /// A trust root was published: every instance reads it again.
+    pub fn root_changed(&self) {
+        self.cache.set_root(None);
+        self.store.announce(store::Notice::Root);
+    }
+
+    /// Campaigns were created or changed status: every instance reads them again.
+    pub fn campaigns_changed(&self) {
+        self.cache.set_campaigns_active(None);
+        self.store.announce(store::Notice::Campaigns);
+    }
+
+    /// A host was removed: every instance forgets its credential and wake-ups.
+    pub fn host_removed(&self, host_id: &str) {
+        self.waker.forget(host_id);
+        self.cache.forget_host(host_id);
+        self.presence.forget(host_id);
+        self.store.announce(store::Notice::HostRemoved {
+            host: host_id.to_string(),
+        });
     }
 
     /// All releases, from the cache (refilled after a publish).
@@ -196,6 +256,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             Err(e) => mqtt::not_started(&state, &stored, e),
         }
     }
+    // Other instances on a shared database tell this one what changed.
+    let cluster = tokio::spawn(cluster::run(Arc::clone(&state)));
     // Last-seen times are buffered in memory and written in batches.
     let flusher = {
         let state = Arc::clone(&state);
@@ -220,6 +282,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         mqtt::stop(&state, &name);
     }
     flusher.abort();
+    cluster.abort();
     state.flush_seen(true).await;
     result
 }

@@ -35,6 +35,12 @@ impl Live {
         self.sender(update_id).subscribe()
     }
 
+    /// Whether anyone here watches the update's output.
+    pub fn watched(&self, update_id: &str) -> bool {
+        let map = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(update_id).is_some_and(|s| s.receiver_count() > 0)
+    }
+
     pub fn publish(&self, update_id: &str, event: LiveEvent) {
         let end = matches!(event, LiveEvent::End { .. });
         // No watcher is fine: the output is stored anyway.

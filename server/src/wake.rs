@@ -2,8 +2,8 @@
 //! for it; triggers, batches, campaigns and `ferryctl check` wake it here, so an update starts
 //! within a second on an online device while the device stays pull-only.
 //!
-//! In-process: with several server instances behind a load balancer, a wake reaches devices
-//! polling this instance; the others pick the job up when their wait times out.
+//! In-process; with several server instances on one database, `AppState::wake` also sends
+//! the wake to the others ([`crate::cluster`]), so it reaches the device wherever it polls.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +61,15 @@ impl Waker {
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return false;
             }
+        }
+    }
+
+    /// Wakes every host's long-polls here, to re-check (after notices may have been missed).
+    pub fn wake_all(&self) {
+        let hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        for slot in hosts.values() {
+            slot.generation.fetch_add(1, Ordering::SeqCst);
+            slot.notify.notify_waiters();
         }
     }
 

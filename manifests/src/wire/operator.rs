@@ -552,6 +552,10 @@ pub struct MqttConnectionView {
     /// `mqtt://HOST:PORT` (no credentials).
     pub url: String,
     pub connected: bool,
+    /// Another server instance on the shared database serves this connection; this one
+    /// takes over if that one stops.
+    #[serde(default)]
+    pub standby: bool,
     /// The last connection or publishing error, if any since the last connect.
     pub last_error: Option<String>,
     /// Messages published since the server started.

@@ -142,7 +142,7 @@ pub async fn create(
         baseline: Default::default(),
     };
     state.store.create_campaign(&row).await?;
-    state.cache.set_campaigns_active(None);
+    state.campaigns_changed();
     tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
     // Hosts known now join at once (in one pass, then one evaluation); later ones join when
     // they check in.
@@ -259,7 +259,7 @@ pub async fn action(
             state.store.cancel_campaign_updates(&id).await?;
             // Devices waiting on a long-poll hear of it now.
             for m in state.store.members(&id).await? {
-                state.waker.wake(&m.host_id);
+                state.wake(&m.host_id);
             }
         }
         other => {
@@ -268,7 +268,7 @@ pub async fn action(
             )))
         }
     }
-    state.cache.set_campaigns_active(None);
+    state.campaigns_changed();
     tracing::info!(campaign = %id, %action, "campaign {action}");
     let c = load(&state, &id).await?;
     Ok(Json(view(&state, c).await?))

@@ -119,7 +119,7 @@ pub async fn output(
         .await?
     {
         Some(offset) => {
-            state.live.publish(
+            state.publish_live(
                 &chunk.update_id,
                 crate::live::LiveEvent::Chunk {
                     offset,

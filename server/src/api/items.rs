@@ -73,7 +73,7 @@ pub async fn edit(
         .edit_item(&name, edit.featured, icon, edit.deactivated)
         .await?;
     // Deactivation changes what devices are offered.
-    state.cache.set_releases(None);
+    state.releases_changed();
     state.changed();
     tracing::info!(item = %name, "item edited");
     let Json(all) = list(State(state), op).await?;

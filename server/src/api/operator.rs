@@ -164,7 +164,7 @@ pub async fn publish(
             manifest.item, manifest.version
         )));
     }
-    state.cache.set_releases(None);
+    state.releases_changed();
     tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
     // Deltas from the item's previous releases, built in the background.
     crate::deltas::Deltas::after_publish(&state, &manifest.item, &manifest.version).await;
@@ -241,9 +241,7 @@ pub async fn remove_host(
 ) -> ApiResult<axum::http::StatusCode> {
     let (host_id, hostname) = resolve_host(&state, &host).await?;
     state.store.remove_host(&host_id).await?;
-    state.waker.forget(&host_id);
-    state.cache.forget_host(&host_id);
-    state.presence.forget(&host_id);
+    state.host_removed(&host_id);
     state.changed();
     tracing::info!(%host_id, %hostname, "host removed");
     Ok(axum::http::StatusCode::NO_CONTENT)
@@ -264,7 +262,7 @@ pub async fn check_now(
         _ => return Err(AppError::bad_request("give exactly one of host or item")),
     };
     for h in &hosts {
-        state.waker.wake(h);
+        state.wake(h);
     }
     Ok(Json(ferry_manifests::wire::CheckAnswer {
         hosts: hosts.len(),

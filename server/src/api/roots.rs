@@ -39,7 +39,7 @@ pub async fn publish(
             verified.version
         )));
     }
-    state.cache.set_root(None);
+    state.root_changed();
     tracing::info!(version = verified.version, "trust root published");
     Ok(Json(Published {
         version: verified.version,

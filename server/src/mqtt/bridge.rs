@@ -23,8 +23,48 @@ const TICK: Duration = Duration::from_secs(5);
 const RETRY: Duration = Duration::from_secs(2);
 
 /// Starts the bridge for one connection; it runs until the server stops.
+///
+/// With several instances on one database, exactly one serves each connection: the bridge
+/// waits until it holds the connection's lock ([`crate::store::Store::own_mqtt`]), serves while
+/// it holds it, and goes back to waiting if it loses it.
 pub fn start(state: Shared, conn: MqttConnection) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move { run(state, conn).await })
+    tokio::spawn(async move {
+        loop {
+            let own = own(&state, &conn).await;
+            run(state.clone(), conn.clone(), own).await;
+        }
+    })
+}
+
+/// How often a standby instance tries to take a connection over, and an owner checks it
+/// still holds it.
+const OWNERSHIP_CHECK: Duration = Duration::from_secs(2);
+
+/// Waits until this instance holds the connection.
+async fn own(state: &Shared, conn: &MqttConnection) -> crate::store::MqttOwnership {
+    let mut said = false;
+    loop {
+        match state.store.own_mqtt(&conn.name).await {
+            Ok(Some(own)) => {
+                status(state, conn, |s| s.standby = false);
+                return own;
+            }
+            Ok(None) => {
+                if !said {
+                    tracing::info!(connection = %conn.name, "MQTT connection served by another instance; standing by");
+                    said = true;
+                }
+                status(state, conn, |s| {
+                    s.standby = true;
+                    s.connected = false;
+                });
+            }
+            Err(e) => {
+                tracing::warn!(connection = %conn.name, "cannot tell which instance serves the MQTT connection ({e})");
+            }
+        }
+        tokio::time::sleep(OWNERSHIP_CHECK).await;
+    }
 }
 
 fn options(conn: &MqttConnection) -> MqttOptions {
@@ -113,7 +153,7 @@ enum Happened {
     Failed(String),
 }
 
-async fn run(state: Shared, conn: MqttConnection) {
+async fn run(state: Shared, conn: MqttConnection, mut own: crate::store::MqttOwnership) {
     let p = conn.publishing.clone();
     status(&state, &conn, |_| {});
     let (client, mut eventloop) = AsyncClient::new(options(&conn), 4096);
@@ -151,6 +191,7 @@ async fn run(state: Shared, conn: MqttConnection) {
     let mut published = Published::new();
     let mut connected = false;
     let mut tick = tokio::time::interval(TICK);
+    let mut check = tokio::time::interval(OWNERSHIP_CHECK);
     tracing::info!(connection = %conn.name, host = %conn.host, port = conn.port, "MQTT bridge starting");
     loop {
         tokio::select! {
@@ -190,6 +231,13 @@ async fn run(state: Shared, conn: MqttConnection) {
                 changes.mark_unchanged();
                 if let Err(e) = push(&state, &client, &p, &mut published, false).await {
                     tracing::warn!(connection = %conn.name, "{e}");
+                }
+            }
+            _ = check.tick() => {
+                if !own.alive().await {
+                    tracing::warn!(connection = %conn.name, "lost the database session that held the MQTT connection; another instance may serve it now");
+                    status(&state, &conn, |s| s.connected = false);
+                    return;
                 }
             }
             _ = tick.tick(), if connected => {

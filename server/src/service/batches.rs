@@ -71,7 +71,7 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
             .mark_dispatched(batch_id, entry.state.seq, &id)
             .await?;
         tracing::info!(batch = %batch_id, %host_id, item = %entry.item, %version, update = %id, "batch entry dispatched");
-        state.waker.wake(host_id);
+        state.wake(host_id);
     }
     Ok(())
 }

@@ -38,14 +38,22 @@ async fn dispatch_member(
         .set_member_update(&c.id, &m.host_id, &id)
         .await?;
     tracing::info!(campaign = %c.id, host = %m.hostname, update = %id, "campaign install dispatched");
-    state.waker.wake(&m.host_id);
+    state.wake(&m.host_id);
     Ok(true)
 }
 
 /// Applies the rules to one campaign over all its members: pause on too many failures,
 /// dispatch what may go now, remember the open wave. Runs when something changed (created,
-/// resumed, a host joined or accepted, a report arrived), not on every check-in.
+/// resumed, a host joined or accepted, a report arrived), not on every check-in. One at a time
+/// per campaign, across every instance on the database.
 pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
+    let lock = state.store.lock_campaign(campaign_id).await?;
+    let done = evaluate_locked(state, campaign_id).await;
+    lock.release().await;
+    done
+}
+
+async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ApiResult<()> {
     let Some(c) = state.store.campaign(campaign_id).await? else {
         return Ok(());
     };
@@ -78,7 +86,7 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
             .store
             .set_campaign_status(&c.id, CampaignStatus::Completed, &reason)
             .await?;
-        state.cache.set_campaigns_active(None);
+        state.campaigns_changed();
         state.cache.set_open_wave(&c.id, None);
         return Ok(());
     }
@@ -93,11 +101,15 @@ pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
             .store
             .set_campaign_status(&c.id, CampaignStatus::Paused, &reason)
             .await?;
-        state.cache.set_campaigns_active(None);
+        state.campaigns_changed();
         state.cache.set_open_wave(&c.id, None);
         return Ok(());
     }
-    state.cache.set_open_wave(&c.id, Some(d.open_wave));
+    if state.cache.open_wave(&c.id) != Some(d.open_wave) {
+        state.cache.set_open_wave(&c.id, Some(d.open_wave));
+        // Other instances decide their check-ins on the wave they last knew.
+        state.store.announce(crate::store::Notice::Campaigns);
+    }
     for m in &members {
         dispatch_member(state, &c, m, d.open_wave).await?;
     }
@@ -124,34 +136,33 @@ pub async fn on_check_in(
             continue;
         }
         let mut member = state.store.member(&c.id, host_id).await?;
-        if member.is_none()
+        // Joining and dispatching decide over the campaign: under its lock, and with what
+        // the database holds once it is taken. Most check-ins need neither.
+        let joins = member.is_none()
             && running
             && installed.iter().any(|i| i.item == c.item)
-            && campaign::matches(&c.target, host_id, tags)
-        {
-            let seq = state.store.member_count(&c.id).await? as u64;
-            let wave = campaign::wave_for(&c.waves, seq, seq + 1);
-            if state
-                .store
-                .add_member(&c.id, host_id, seq as i64, wave)
-                .await?
-            {
-                tracing::info!(campaign = %c.id, %host_id, wave, "host joined campaign");
+            && campaign::matches(&c.target, host_id, tags);
+        let may_dispatch = member.as_ref().is_some_and(|m| {
+            running
+                && m.update_id.is_none()
+                && state.cache.open_wave(&c.id).is_none_or(|w| {
+                    campaign::gate(&c, m, w, OffsetDateTime::now_utc())
+                        == MemberStatus::Dispatchable
+                })
+        });
+        let lock = match joins || may_dispatch {
+            true => {
+                let lock = state.store.lock_campaign(&c.id).await?;
+                member = state.store.member(&c.id, host_id).await?;
+                Some(lock)
             }
-            member = state.store.member(&c.id, host_id).await?;
+            false => None,
+        };
+        let joined = join_and_dispatch(state, &c, host_id, joins, member).await;
+        if let Some(lock) = lock {
+            lock.release().await;
         }
-        let Some(member) = member else { continue };
-        let mut dispatched = member.update_id.is_some();
-        if running && !dispatched {
-            let open_wave = match state.cache.open_wave(&c.id) {
-                Some(w) => w,
-                None => {
-                    evaluate(state, &c.id).await?;
-                    state.cache.open_wave(&c.id).unwrap_or(0)
-                }
-            };
-            dispatched = dispatch_member(state, &c, &member, open_wave).await?;
-        }
+        let Some((member, dispatched)) = joined? else { continue };
         if c.require_acceptance && running && !dispatched {
             offers.push(CampaignOffer {
                 campaign_id: c.id.clone(),
@@ -163,6 +174,44 @@ pub async fn on_check_in(
         }
     }
     Ok(offers)
+}
+
+/// The host joins the campaign if it matches, and its membership is dispatched if the gate
+/// lets it through; the membership (if any) and whether it has an install.
+async fn join_and_dispatch(
+    state: &Shared,
+    c: &Campaign,
+    host_id: &str,
+    joins: bool,
+    mut member: Option<Member>,
+) -> ApiResult<Option<(Member, bool)>> {
+    if joins && member.is_none() {
+        let seq = state.store.member_count(&c.id).await? as u64;
+        let wave = campaign::wave_for(&c.waves, seq, seq + 1);
+        if state
+            .store
+            .add_member(&c.id, host_id, seq as i64, wave)
+            .await?
+        {
+            tracing::info!(campaign = %c.id, %host_id, wave, "host joined campaign");
+        }
+        member = state.store.member(&c.id, host_id).await?;
+    }
+    let Some(member) = member else {
+        return Ok(None);
+    };
+    let mut dispatched = member.update_id.is_some();
+    if c.status == CampaignStatus::Running && !dispatched {
+        let open_wave = match state.cache.open_wave(&c.id) {
+            Some(w) => w,
+            None => {
+                evaluate_locked(state, &c.id).await?;
+                state.cache.open_wave(&c.id).unwrap_or(0)
+            }
+        };
+        dispatched = dispatch_member(state, c, &member, open_wave).await?;
+    }
+    Ok(Some((member, dispatched)))
 }
 
 /// `campaigns resume`: the failure threshold judges only what finishes from now on, so a

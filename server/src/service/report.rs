@@ -53,7 +53,7 @@ pub async fn reports_arrived(
             if let Some(job) = &r.job_id {
                 super::campaigns::on_report(state, job).await?;
                 state.terminals.close(job);
-                state.live.publish(
+                state.publish_live(
                     job,
                     crate::live::LiveEvent::End {
                         status: r.outcome.as_str().to_string(),

@@ -69,7 +69,7 @@ pub async fn trigger(
         state.store.set_interactive(&id, how.record_input).await?;
     }
     tracing::info!(%host_id, %item, version = %release.version, update = %id, %actor, "update triggered");
-    state.waker.wake(host_id);
+    state.wake(host_id);
     state.changed();
     Ok(id)
 }

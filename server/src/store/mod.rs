@@ -11,9 +11,11 @@
 use std::path::Path;
 
 mod model;
+pub mod notice;
 mod sql;
 
 use crate::policy::status::CampaignStatus;
+pub use notice::Notice;
 pub use model::{
     BatchRow, Campaign, EntryRow, HostRow, IdKind, ItemSettings, Member, NewRelease, PendingJob,
     ReportRecord, StoredMqtt,
@@ -41,9 +43,114 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Clone)]
 pub struct Store {
     backend: sql::Sql,
-    /// Bumped whenever updates are created, finished or cancelled, so a check-in can tell
-    /// that nothing changed for a host that had no work (and skip its queries).
+    /// Bumped whenever updates are created, finished or cancelled (here, or by another
+    /// instance: [`Notice::Updates`]), so a check-in can tell that nothing changed for a host
+    /// that had no work (and skip its queries).
     updates_epoch: Arc<AtomicU64>,
+    /// Notices for the other instances on a shared database, sent in order by one task.
+    notices: Option<tokio::sync::mpsc::Sender<Notice>>,
+    /// This instance, as its notices name it.
+    instance: Arc<str>,
+    /// Per campaign, the lock tasks of this instance take before the database's.
+    campaign_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+}
+
+/// Advisory lock spaces on PostgreSQL.
+const LOCK_CAMPAIGN: i32 = 7305;
+const LOCK_MQTT: i32 = 7306;
+
+/// One campaign's decisions, made by one task at a time across every instance: held while
+/// reading members, deciding and dispatching, so no wave opens twice and no member is
+/// dispatched twice. Give it back with [`CampaignLock::release`]; dropped instead (an error
+/// on the way), its database session is closed, which frees the lock too.
+pub struct CampaignLock {
+    key: String,
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+    _local: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl CampaignLock {
+    pub async fn release(mut self) {
+        if let Some(conn) = self.conn.take() {
+            if let Err(e) = sql::Sql::advisory_unlock(conn, LOCK_CAMPAIGN, &self.key).await {
+                tracing::warn!(campaign = %self.key, "cannot give back the campaign's lock ({e}); its session closes instead");
+            }
+        }
+    }
+}
+
+impl Drop for CampaignLock {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// This instance's hold on one MQTT broker connection ([`Store::own_mqtt`]): as long as it
+/// lives, no other instance serves that connection. Check it with [`MqttOwnership::alive`].
+pub struct MqttOwnership {
+    conn: Option<sqlx::pool::PoolConnection<sqlx::Any>>,
+}
+
+impl MqttOwnership {
+    /// Whether the hold still stands: on PostgreSQL, whether the session holding the lock is
+    /// still up (if it dropped, another instance may have taken over).
+    pub async fn alive(&mut self) -> bool {
+        match &mut self.conn {
+            Some(conn) => sqlx::Connection::ping(&mut **conn).await.is_ok(),
+            None => true,
+        }
+    }
+}
+
+impl Drop for MqttOwnership {
+    fn drop(&mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            conn.close_on_drop();
+        }
+    }
+}
+
+/// Notices queued for sending at most; beyond, they are dropped (with a warning): the other
+/// instances' long-polls then end at their timeout and caches at their next change.
+const NOTICE_QUEUE: usize = 10_000;
+
+/// What a [`Listener`] heard.
+pub enum Heard {
+    /// A notice from another instance.
+    Notice(Notice),
+    /// The connection was lost and is back: notices in between may be missing.
+    Reconnected,
+}
+
+/// The notices of the other instances on the shared database.
+pub struct Listener {
+    inner: sqlx::postgres::PgListener,
+    instance: Arc<str>,
+}
+
+impl Listener {
+    /// The next notice from another instance, or word that some may have been missed.
+    pub async fn next(&mut self) -> Heard {
+        loop {
+            match self.inner.try_recv().await {
+                Ok(Some(n)) => match notice::decode(n.payload()) {
+                    Some((from, notice)) if *from != *self.instance => {
+                        return Heard::Notice(notice)
+                    }
+                    Some(_) => {}
+                    None => tracing::warn!("ignoring a notice that is not Ferry's"),
+                },
+                Ok(None) => return Heard::Reconnected,
+                Err(e) => {
+                    tracing::warn!("lost the database's notices ({e}); reconnecting");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    return Heard::Reconnected;
+                }
+            }
+        }
+    }
 }
 
 impl Store {
@@ -52,16 +159,102 @@ impl Store {
         Ok(Store {
             backend: sql::Sql::open_sqlite(path).await?,
             updates_epoch: Default::default(),
+            notices: None,
+            instance: uuid::Uuid::new_v4().to_string().into(),
+            campaign_locks: Default::default(),
         })
     }
 
     /// Connects to a PostgreSQL database and applies its migrations; several server
     /// instances may share it.
     pub async fn open_postgres(url: &str, max_connections: u32) -> Result<Store> {
+        let backend = sql::Sql::open_postgres(url, max_connections).await?;
+        let instance: Arc<str> = uuid::Uuid::new_v4().to_string().into();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Notice>(NOTICE_QUEUE);
+        let sender = backend.clone();
+        let from = Arc::clone(&instance);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                // What queued up meanwhile goes too, each notice once, in order.
+                let mut batch = vec![first];
+                while batch.len() < 512 {
+                    match rx.try_recv() {
+                        Ok(n) if !batch.contains(&n) => batch.push(n),
+                        Ok(_) => {}
+                        Err(_) => break,
+                    }
+                }
+                for n in batch {
+                    if let Err(e) = sender.notify(&notice::encode(&from, &n)).await {
+                        tracing::warn!("cannot tell the other instances ({e})");
+                    }
+                }
+            }
+        });
         Ok(Store {
-            backend: sql::Sql::open_postgres(url, max_connections).await?,
+            backend,
             updates_epoch: Default::default(),
+            notices: Some(tx),
+            instance,
+            campaign_locks: Default::default(),
         })
+    }
+
+    /// Waits for the campaign's lock (see [`CampaignLock`]).
+    pub async fn lock_campaign(&self, campaign_id: &str) -> Result<CampaignLock> {
+        let local = {
+            let mut locks = self.campaign_locks.lock().unwrap_or_else(|e| e.into_inner());
+            Arc::clone(locks.entry(campaign_id.to_string()).or_default())
+        };
+        let local = local.lock_owned().await;
+        let conn = self
+            .backend
+            .advisory_lock(LOCK_CAMPAIGN, campaign_id, true)
+            .await?;
+        Ok(CampaignLock {
+            key: campaign_id.to_string(),
+            conn,
+            _local: local,
+        })
+    }
+
+    /// Takes the MQTT connection `name` for this instance if no other instance serves it;
+    /// `None` if one does. On SQLite there is one instance: always taken.
+    pub async fn own_mqtt(&self, name: &str) -> Result<Option<MqttOwnership>> {
+        if !self.shared() {
+            return Ok(Some(MqttOwnership { conn: None }));
+        }
+        Ok(self
+            .backend
+            .advisory_lock(LOCK_MQTT, name, false)
+            .await?
+            .map(|conn| MqttOwnership { conn: Some(conn) }))
+    }
+
+    /// Tells the other instances on the shared database (nothing on SQLite).
+    pub fn announce(&self, notice: Notice) {
+        if let Some(tx) = &self.notices {
+            if tx.try_send(notice).is_err() {
+                tracing::warn!("too many notices queued for the other instances; one dropped");
+            }
+        }
+    }
+
+    /// Starts hearing the other instances' notices (`None` on SQLite: there are none).
+    pub async fn listen(&self) -> Result<Option<Listener>> {
+        let Some(mut inner) = self.backend.listener().await? else {
+            return Ok(None);
+        };
+        inner.listen(notice::CHANNEL).await?;
+        Ok(Some(Listener {
+            inner,
+            instance: Arc::clone(&self.instance),
+        }))
+    }
+
+    /// Another instance changed updates: what this one knew of idle hosts is stale.
+    pub fn updates_changed_elsewhere(&self) {
+        self.updates_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Whether the database is shared by several instances (PostgreSQL).
@@ -75,6 +268,7 @@ impl Store {
 
     fn bump_updates(&self) {
         self.updates_epoch.fetch_add(1, Ordering::SeqCst);
+        self.announce(Notice::Updates);
     }
 
     // The methods that change updates also bump the epoch, whatever the backend.
@@ -208,6 +402,8 @@ interface! {
     /// Appends live output to a pending update of this host; returns the character offset it
     /// starts at, or `None` if there is no such pending update.
     fn append_output(&self, update_id: &str, host_id: &str, text: &str) -> Result<Option<i64>>;
+    /// `len` characters of an update's stored output from character `offset`.
+    fn output_slice(&self, update_id: &str, offset: i64, len: i64) -> Result<Option<String>>;
     fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>>;
     fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()>;
     fn append_typed(&self, update_id: &str, line: &str) -> Result<()>;

@@ -130,6 +130,8 @@ impl Dialect {
 pub(super) struct Sql {
     pool: AnyPool,
     dialect: Dialect,
+    /// PostgreSQL's URL, for the connection that listens to notices.
+    url: Option<std::sync::Arc<str>>,
 }
 
 impl Sql {
@@ -159,6 +161,7 @@ impl Sql {
         let db = Sql {
             pool,
             dialect: Dialect::Sqlite,
+            url: None,
         };
         db.migrate().await?;
         Ok(db)
@@ -178,6 +181,7 @@ impl Sql {
         let db = Sql {
             pool,
             dialect: Dialect::Postgres,
+            url: Some(url.into()),
         };
         db.migrate().await?;
         Ok(db)
@@ -185,6 +189,72 @@ impl Sql {
 
     pub(super) fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Takes PostgreSQL's advisory lock (`space`, `key`) on a connection of its own, waiting
+    /// for it if `wait`; the lock lasts as long as that connection's session. `None` when
+    /// another session holds it (and `wait` is false), or on SQLite (one instance, no lock).
+    pub(super) async fn advisory_lock(
+        &self,
+        space: i32,
+        key: &str,
+        wait: bool,
+    ) -> Result<Option<sqlx::pool::PoolConnection<sqlx::Any>>> {
+        if self.dialect == Dialect::Sqlite {
+            return Ok(None);
+        }
+        let mut conn = self.pool.acquire().await?;
+        if wait {
+            sqlx::query("SELECT pg_advisory_lock($1, hashtext($2))")
+                .bind(space)
+                .bind(key)
+                .execute(&mut *conn)
+                .await?;
+            return Ok(Some(conn));
+        }
+        let taken: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1, hashtext($2))")
+            .bind(space)
+            .bind(key)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(taken.then_some(conn))
+    }
+
+    /// Gives back an advisory lock taken by [`Sql::advisory_lock`].
+    pub(super) async fn advisory_unlock(
+        mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+        space: i32,
+        key: &str,
+    ) -> Result<()> {
+        let done = sqlx::query("SELECT pg_advisory_unlock($1, hashtext($2))")
+            .bind(space)
+            .bind(key)
+            .execute(&mut *conn)
+            .await;
+        if done.is_err() {
+            // The session ends with the connection, and the lock with it.
+            conn.close_on_drop();
+        }
+        done?;
+        Ok(())
+    }
+
+    /// Sends a notice to every instance listening (PostgreSQL).
+    pub(super) async fn notify(&self, payload: &str) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(super::notice::CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A connection of its own that hears notices (PostgreSQL; `None` on SQLite).
+    pub(super) async fn listener(&self) -> Result<Option<sqlx::postgres::PgListener>> {
+        match &self.url {
+            Some(url) => Ok(Some(sqlx::postgres::PgListener::connect(url).await?)),
+            None => Ok(None),
+        }
     }
 
     /// A transaction that writes. On SQLite, `BEGIN IMMEDIATE` takes the write lock at once,

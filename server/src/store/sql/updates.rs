@@ -74,6 +74,18 @@ impl Sql {
         Ok(offset)
     }
 
+    /// `len` characters of an update's stored output from character `offset`.
+    pub async fn output_slice(&self, update_id: &str, offset: i64, len: i64) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT substr(output, $1, $2) FROM updates WHERE id = $3")
+                .bind(offset + 1)
+                .bind(len)
+                .bind(update_id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
             "SELECT id, item, version, interactive FROM updates WHERE host_id = $1 AND status = 'pending' ORDER BY created_at",
