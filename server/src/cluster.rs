@@ -15,7 +15,9 @@ pub async fn run(state: Shared) {
         Ok(Some(l)) => l,
         Ok(None) => return,
         Err(e) => {
-            tracing::error!("cannot hear the other instances ({e}); long-polls here wake only at their timeout");
+            tracing::error!(
+                "cannot hear the other instances ({e}); long-polls here wake only at their timeout"
+            );
             return;
         }
     };

@@ -18,6 +18,7 @@ mod load;
 mod longpoll;
 mod mqtt;
 mod refusals;
+mod scaleout;
 mod signals;
 mod signer;
 mod space;

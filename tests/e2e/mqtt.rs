@@ -15,14 +15,14 @@ use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use crate::util::{free_port, World};
 
 /// A Mosquitto broker for one test, on 127.0.0.1, without persistence.
-struct Broker {
+pub(crate) struct Broker {
     child: Option<Child>,
-    port: u16,
+    pub(crate) port: u16,
     config: PathBuf,
 }
 
 impl Broker {
-    fn start(dir: &Path) -> Broker {
+    pub(crate) fn start(dir: &Path) -> Broker {
         Broker::start_with(dir, "")
     }
 
@@ -97,13 +97,13 @@ fn mosquitto() -> &'static str {
 }
 
 /// Watches every topic under the prefixes and keeps the last payload of each.
-struct Watcher {
+pub(crate) struct Watcher {
     seen: Arc<Mutex<BTreeMap<String, String>>>,
-    client: Client,
+    pub(crate) client: Client,
 }
 
 impl Watcher {
-    fn start(port: u16, name: &str) -> Watcher {
+    pub(crate) fn start(port: u16, name: &str) -> Watcher {
         let mut o = MqttOptions::new(name, "127.0.0.1", port);
         o.set_keep_alive(Duration::from_secs(5));
         o.set_max_packet_size(1024 * 1024, 1024 * 1024);
@@ -131,12 +131,12 @@ impl Watcher {
         Watcher { seen, client }
     }
 
-    fn get(&self, topic: &str) -> Option<String> {
+    pub(crate) fn get(&self, topic: &str) -> Option<String> {
         self.seen.lock().unwrap().get(topic).cloned()
     }
 
     /// Waits (bounded) until `topic` carries `payload`.
-    fn wait_for(&self, topic: &str, payload: &str) {
+    pub(crate) fn wait_for(&self, topic: &str, payload: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.get(topic).as_deref() != Some(payload) {
             assert!(

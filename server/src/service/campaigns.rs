@@ -162,7 +162,9 @@ pub async fn on_check_in(
         if let Some(lock) = lock {
             lock.release().await;
         }
-        let Some((member, dispatched)) = joined? else { continue };
+        let Some((member, dispatched)) = joined? else {
+            continue;
+        };
         if c.require_acceptance && running && !dispatched {
             offers.push(CampaignOffer {
                 campaign_id: c.id.clone(),

@@ -15,11 +15,11 @@ pub mod notice;
 mod sql;
 
 use crate::policy::status::CampaignStatus;
-pub use notice::Notice;
 pub use model::{
     BatchRow, Campaign, EntryRow, HostRow, IdKind, ItemSettings, Member, NewRelease, PendingJob,
     ReportRecord, StoredMqtt,
 };
+pub use notice::Notice;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,7 +52,8 @@ pub struct Store {
     /// This instance, as its notices name it.
     instance: Arc<str>,
     /// Per campaign, the lock tasks of this instance take before the database's.
-    campaign_locks: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    campaign_locks:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 /// Advisory lock spaces on PostgreSQL.
@@ -203,7 +204,10 @@ impl Store {
     /// Waits for the campaign's lock (see [`CampaignLock`]).
     pub async fn lock_campaign(&self, campaign_id: &str) -> Result<CampaignLock> {
         let local = {
-            let mut locks = self.campaign_locks.lock().unwrap_or_else(|e| e.into_inner());
+            let mut locks = self
+                .campaign_locks
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             Arc::clone(locks.entry(campaign_id.to_string()).or_default())
         };
         let local = local.lock_owned().await;

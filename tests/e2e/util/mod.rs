@@ -7,12 +7,13 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod balancer;
 pub mod certs;
 mod device;
 mod server;
 
 pub use device::{signal, Device};
-pub use server::{free_port, Server};
+pub use server::{free_port, new_postgres_database, Server};
 
 pub fn bin(name: &str) -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -102,13 +103,24 @@ impl World {
     }
 
     fn with_configs(extra: &str, server_toml: Option<&str>) -> World {
+        let database = server::suite_on_postgres().then(new_postgres_database);
+        World::with_database(extra, server_toml, database)
+    }
+
+    /// A world whose server keeps its state in `database` (PostgreSQL) if given, whatever
+    /// the suite runs on: where several instances share one.
+    pub fn with_database(
+        extra: &str,
+        server_toml: Option<&str>,
+        database: Option<String>,
+    ) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = server_toml.map(|text| {
             let path = dir.path().join("server.toml");
             fs::write(&path, text).expect("write server.toml");
             path
         });
-        let server = Server::start_with_config(&dir.path().join("server-data"), config);
+        let server = Server::start_on(&dir.path().join("server-data"), config, database);
         let mut world = World {
             key: dir.path().join("keys/release"),
             agent_cfg: dir.path().join("agent.toml"),

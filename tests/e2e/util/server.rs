@@ -89,19 +89,23 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts the server with `--config FILE` too.
-    pub fn start_with_config(data_dir: &Path, config: Option<PathBuf>) -> Server {
-        let database = suite_on_postgres().then(new_postgres_database);
-        Server::start_on(data_dir, config, database)
-    }
-
     /// Starts the server with its state in `database` (PostgreSQL) if given.
     pub fn start_on(data_dir: &Path, config: Option<PathBuf>, database: Option<String>) -> Server {
+        Server::start_instance(data_dir, config, database, &data_dir.with_extension("log"))
+    }
+
+    /// Another instance: its own log, maybe the same data directory and database as others.
+    pub fn start_instance(
+        data_dir: &Path,
+        config: Option<PathBuf>,
+        database: Option<String>,
+        log: &Path,
+    ) -> Server {
         let mut server = Server {
             child: None,
             addr: String::new(),
             data_dir: data_dir.to_path_buf(),
-            log: data_dir.with_extension("log"),
+            log: log.to_path_buf(),
             config,
             database,
         };

@@ -126,12 +126,14 @@ impl Sql {
         host_id: &str,
         wave: usize,
     ) -> Result<()> {
-        sqlx::query("UPDATE campaign_members SET wave = $1 WHERE campaign_id = $2 AND host_id = $3")
-            .bind(wave as i64)
-            .bind(campaign_id)
-            .bind(host_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE campaign_members SET wave = $1 WHERE campaign_id = $2 AND host_id = $3",
+        )
+        .bind(wave as i64)
+        .bind(campaign_id)
+        .bind(host_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

@@ -288,10 +288,7 @@ impl Sql {
     }
 
     /// The hosts of `rows` with what each has installed (one query).
-    async fn with_installed(
-        &self,
-        rows: &[AnyRow],
-    ) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
+    async fn with_installed(&self, rows: &[AnyRow]) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
         if rows.is_empty() {
             return Ok(Vec::new());
         }

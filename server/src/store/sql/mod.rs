@@ -306,7 +306,11 @@ impl Sql {
         done
     }
 
-    async fn apply(&self, conn: &mut sqlx::AnyConnection, migrations: &[(i64, &'static str)]) -> Result<()> {
+    async fn apply(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        migrations: &[(i64, &'static str)],
+    ) -> Result<()> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)",
         )

@@ -8,24 +8,27 @@ use crate::store::Result;
 
 impl Sql {
     pub async fn has_token(&self, kind: &str) -> Result<bool> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM tokens WHERE kind = $1 AND revoked_at IS NULL")
-                .bind(kind)
-                .fetch_one(&self.pool)
-                .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND revoked_at IS NULL",
+        )
+        .bind(kind)
+        .fetch_one(&self.pool)
+        .await?;
         Ok(n > 0)
     }
 
     pub async fn add_token(&self, kind: &str, name: &str, hash: &str) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
-        sqlx::query("INSERT INTO tokens (id, kind, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&id)
-            .bind(kind)
-            .bind(name)
-            .bind(hash)
-            .bind(crate::now())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, kind, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&id)
+        .bind(kind)
+        .bind(name)
+        .bind(hash)
+        .bind(crate::now())
+        .execute(&self.pool)
+        .await?;
         Ok(id)
     }
 

@@ -75,7 +75,12 @@ impl Sql {
     }
 
     /// `len` characters of an update's stored output from character `offset`.
-    pub async fn output_slice(&self, update_id: &str, offset: i64, len: i64) -> Result<Option<String>> {
+    pub async fn output_slice(
+        &self,
+        update_id: &str,
+        offset: i64,
+        len: i64,
+    ) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT substr(output, $1, $2) FROM updates WHERE id = $3")
                 .bind(offset + 1)

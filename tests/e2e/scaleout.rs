@@ -1,0 +1,250 @@
+//! Several ferry-server instances on one PostgreSQL database, sharing nothing else but their
+//! data directory (the artifacts): a trigger on one reaches a device long-polling on another,
+//! with the install's live output followed through the first; exactly one instance serves an
+//! MQTT connection and another takes over when it dies; an instance killed under a fleet's
+//! installs loses no report; campaign decisions raced on two instances stay right.
+
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::mqtt::{Broker, Watcher};
+use crate::util::balancer::Balancer;
+use crate::util::{http, new_postgres_database, Server, World};
+
+/// Waits (bounded) until `done` holds.
+fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A world on a fresh PostgreSQL database, and `more` instances beside its server on the same
+/// database and data directory, each with a log of its own.
+fn cluster(extra: &str, server_toml: Option<&str>, more: usize) -> (World, Vec<Server>) {
+    let database = new_postgres_database();
+    let w = World::with_database(extra, server_toml, Some(database.clone()));
+    let config = server_toml.map(|_| w.path("server.toml"));
+    let others = (0..more)
+        .map(|i| {
+            Server::start_instance(
+                &w.server.data_dir,
+                config.clone(),
+                Some(database.clone()),
+                &w.path(&format!("instance-{i}.log")),
+            )
+        })
+        .collect();
+    (w, others)
+}
+
+/// Points an agent config at another server.
+fn point_at(w: &World, cfg: &std::path::Path, url: &str) {
+    let text = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace(&w.server.url(), url);
+    std::fs::write(cfg, text).unwrap();
+}
+
+/// `GET /api/v1/mqtt` of one instance.
+fn mqtt_status(w: &World, server: &Server) -> serde_json::Value {
+    let token = std::fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
+    http()
+        .get(format!("{}/api/v1/mqtt", server.url()))
+        .bearer_auth(token.trim())
+        .send()
+        .and_then(|r| r.json())
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn a_trigger_on_one_instance_reaches_a_device_long_polling_on_another_with_its_output() {
+    let (mut w, others) = cluster("", None, 1);
+    let b = &others[0];
+    // An hour between polls and 30 s long-polls: only a wake-up crossing from the instance
+    // that took the trigger to the one holding the check-in brings the job in time.
+    w.write_agent_config("long_poll_secs = 30");
+    let cfg = std::fs::read_to_string(&w.agent_cfg)
+        .unwrap()
+        .replace("poll_interval_secs = 1", "poll_interval_secs = 3600");
+    std::fs::write(&w.agent_cfg, cfg).unwrap();
+    point_at(&w, &w.agent_cfg, &b.url());
+    let src = w.payload("1.0.0", None);
+    let out = w.build(
+        "1.0.0",
+        &src,
+        &[
+            "--post-install",
+            "for i in 1 2 3; do echo step $i; sleep 0.2; done",
+        ],
+    );
+    w.publish(&out);
+    let mut agent: Child = w.device().spawn("full");
+    eventually(
+        "enrolment through the other instance",
+        Duration::from_secs(20),
+        || {
+            w.ctl_json(&["hosts", "list"])
+                .as_array()
+                .is_some_and(|a| !a.is_empty())
+        },
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    // Trigger and follow on the first instance; the device long-polls the second.
+    let follower = w
+        .ctl_command(&[
+            "update", "trigger", "--host", "device-1", "--item", "web", "--follow",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded below the long-poll's 30 s: only a wake-up that crossed gets here in time.
+    let mut follower = follower;
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while follower.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = follower.kill();
+            let _ = agent.kill();
+            panic!("the trigger on one instance did not reach the device on the other in time");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let done = follower.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        done.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    for line in ["step 1", "step 2", "step 3"] {
+        assert!(text.contains(line), "{line:?} missing from:\n{text}");
+    }
+    let _ = agent.kill();
+    let _ = agent.wait();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    assert_eq!(w.history()[0]["status"], "installed");
+}
+
+#[test]
+fn one_instance_serves_an_mqtt_connection_and_another_takes_over_when_it_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let toml = format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\n",
+        broker.port
+    );
+    let (mut w, mut others) = cluster("", Some(&toml), 2);
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let host = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let watcher = Watcher::start(broker.port, "scaleout-watcher");
+    watcher.wait_for("ferry/status", "online");
+    let hostname = format!("ferry/hosts/{host}/hostname");
+    watcher.wait_for(&hostname, "device-1");
+
+    // Exactly one instance is connected; the others stand by.
+    let connected = |w: &World, servers: &[&Server]| -> Vec<usize> {
+        servers
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| mqtt_status(w, s)[0]["connected"] == true)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut owner = Vec::new();
+    eventually(
+        "one instance serving the connection",
+        Duration::from_secs(20),
+        || {
+            owner = connected(&w, &[&w.server, &others[0], &others[1]]);
+            owner.len() == 1
+        },
+    );
+    let owner = owner[0];
+    let standing_by = [&w.server, &others[0], &others[1]]
+        .iter()
+        .enumerate()
+        .filter(|(i, s)| *i != owner && mqtt_status(&w, s)[0]["standby"] == true)
+        .count();
+    assert_eq!(standing_by, 2, "the other two stand by");
+
+    // A retained topic goes missing from the broker; then the owner dies without a word.
+    watcher
+        .client
+        .publish(hostname.clone(), rumqttc::QoS::AtLeastOnce, true, "")
+        .unwrap();
+    watcher.wait_for(&hostname, "");
+    match owner {
+        0 => w.server.kill(),
+        i => others[i - 1].kill(),
+    }
+    // Another instance takes over and publishes the whole state again.
+    watcher.wait_for(&hostname, "device-1");
+    watcher.wait_for("ferry/status", "online");
+    let alive: Vec<&Server> = [&w.server, &others[0], &others[1]]
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != owner)
+        .map(|(_, s)| s)
+        .collect();
+    eventually("the new owner's status", Duration::from_secs(20), || {
+        connected(&w, &alive).len() == 1
+    });
+}
+
+#[test]
+fn an_instance_killed_while_a_fleet_installs_loses_no_report() {
+    let (w, mut others) = cluster("", None, 2);
+    let balancer = Balancer::start(vec![
+        w.server.addr.clone(),
+        others[0].addr.clone(),
+        others[1].addr.clone(),
+    ]);
+    w.release("1.0.0", &[]);
+    let devices: Vec<_> = (0..9)
+        .map(|i| {
+            let d = w.add_device(&format!("fleet-{i}"), "");
+            point_at(&w, &d.cfg, &balancer.url());
+            d
+        })
+        .collect();
+    for d in &devices {
+        d.run("check").ok();
+        w.ctl_json(&[
+            "update",
+            "trigger",
+            "--host",
+            &d.name,
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+        ]);
+    }
+    // The whole fleet installs through the balancer; one instance dies in the middle.
+    let running: Vec<_> = devices.iter().map(|d| d.spawn("once")).collect();
+    std::thread::sleep(Duration::from_millis(150));
+    others[0].kill();
+    for mut child in running {
+        let _ = child.wait();
+    }
+    // Each device delivers what it queued at its next run, to an instance still up.
+    for d in &devices {
+        d.run("once").ok();
+        assert_eq!(d.current().as_deref(), Some("releases/1.0.0"), "{}", d.name);
+    }
+    let history = w.history();
+    for d in &devices {
+        let entries: Vec<_> = history
+            .iter()
+            .filter(|h| h["hostname"] == d.name.as_str())
+            .collect();
+        assert_eq!(entries.len(), 1, "{}: {entries:#?}", d.name);
+        assert_eq!(entries[0]["status"], "installed", "{}", d.name);
+    }
+}
