@@ -248,3 +248,145 @@ fn an_instance_killed_while_a_fleet_installs_loses_no_report() {
         assert_eq!(entries[0]["status"], "installed", "{}", d.name);
     }
 }
+
+/// A simulated device: its credential, and the jobs it was ever handed.
+struct SimDevice {
+    name: String,
+    token: String,
+    jobs: std::collections::BTreeSet<String>,
+    installed: bool,
+}
+
+fn facts(name: &str, installed: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": name, "os": "linux", "os_version": "1", "arch": "x86_64",
+        "agent_version": "0", "device_class": null,
+        "installed": [{"item": "web", "version": installed}]
+    })
+}
+
+#[test]
+fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
+    let (w, others) = cluster("", None, 1);
+    let urls = [w.server.url(), others[0].url()];
+    w.release("1.0.0", &[]);
+    let enrol = std::fs::read_to_string(w.server.data_dir.join("enrol.token")).unwrap();
+    let mut fleet: Vec<SimDevice> = (0..24)
+        .map(|i| {
+            let name = format!("race-{i:02}");
+            let body: serde_json::Value = http()
+                .post(format!("{}/api/v1/enrol", urls[i % 2]))
+                .json(
+                    &serde_json::json!({"enrol_token": enrol.trim(), "facts": facts(&name, None)}),
+                )
+                .send()
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.json())
+                .unwrap();
+            SimDevice {
+                name,
+                token: body["device_token"].as_str().unwrap().to_string(),
+                jobs: Default::default(),
+                installed: false,
+            }
+        })
+        .collect();
+    // Waves of 4, then 8, then the rest: each wave opens when the one before succeeded, and
+    // the reports that complete a wave arrive on both instances at once.
+    let c = w.ctl_json(&[
+        "campaigns",
+        "create",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--all",
+        "--waves",
+        "4,8",
+    ]);
+    let id = c["id"].as_str().unwrap().to_string();
+
+    for round in 0..40 {
+        // Every device checks in at once, half on each instance; then every device with a job
+        // reports it installed at once, on the other instance.
+        let start = std::sync::Arc::new(std::sync::Barrier::new(fleet.len()));
+        let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
+            let handles: Vec<_> = fleet
+                .iter()
+                .enumerate()
+                .map(|(i, d)| {
+                    let start = std::sync::Arc::clone(&start);
+                    let url = &urls[(i + round) % 2];
+                    s.spawn(move || {
+                        let installed = d.installed.then_some("1.0.0");
+                        start.wait();
+                        http()
+                            .post(format!("{url}/api/v1/device/checkin"))
+                            .bearer_auth(&d.token)
+                            .json(&serde_json::json!({"facts": facts(&d.name, installed)}))
+                            .send()
+                            .and_then(|r| r.error_for_status())
+                            .and_then(|r| r.json())
+                            .unwrap()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut reports = Vec::new();
+        for (d, answer) in fleet.iter_mut().zip(&answers) {
+            for job in answer["jobs"].as_array().unwrap() {
+                let job = job["job_id"].as_str().unwrap().to_string();
+                d.jobs.insert(job.clone());
+                if !d.installed {
+                    reports.push((d.token.clone(), job));
+                }
+            }
+        }
+        let start = std::sync::Arc::new(std::sync::Barrier::new(reports.len().max(1)));
+        std::thread::scope(|s| {
+            for (i, (token, job)) in reports.iter().enumerate() {
+                let start = std::sync::Arc::clone(&start);
+                let url = &urls[(i + round + 1) % 2];
+                s.spawn(move || {
+                    let report = serde_json::json!({"reports": [{
+                        "report_id": format!("{job}-report"), "job_id": job, "item": "web",
+                        "version": "1.0.0", "from_version": null, "outcome": "installed",
+                        "message": "installed 1.0.0", "output": "",
+                        "started_at": "2026-01-01T00:00:00.000Z",
+                        "finished_at": "2026-01-01T00:00:01.000Z"
+                    }]});
+                    start.wait();
+                    let status = http()
+                        .post(format!("{url}/api/v1/device/reports"))
+                        .bearer_auth(token)
+                        .json(&report)
+                        .send()
+                        .unwrap()
+                        .status();
+                    assert!(status.is_success(), "{status}");
+                });
+            }
+        });
+        for d in fleet.iter_mut() {
+            d.installed |= !d.jobs.is_empty();
+        }
+        if w.ctl_json(&["campaigns", "show", &id])["status"] == "completed" {
+            break;
+        }
+        assert!(round < 39, "the campaign never completed");
+    }
+    // Every member was dispatched exactly once, whatever instance decided it.
+    for d in &fleet {
+        assert_eq!(d.jobs.len(), 1, "{} got jobs {:?}", d.name, d.jobs);
+    }
+    let history = w.history();
+    assert_eq!(history.len(), fleet.len(), "{history:#?}");
+    let c = w.ctl_json(&["campaigns", "show", &id]);
+    assert_eq!(c["status"], "completed", "{c}");
+    assert_eq!(c["counts"]["installed"], fleet.len(), "{c}");
+    assert!(
+        c["status_reason"].as_str().unwrap().contains("24 of 24"),
+        "{c}"
+    );
+}
