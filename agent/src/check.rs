@@ -401,6 +401,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         manifest_path,
         interactive,
         delta,
+        mirrors,
     } in wanted
     {
         let st = agent.item_state(&item);
@@ -428,6 +429,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             source: crate::repository::source_of(&manifest_path),
             interactive,
             delta,
+            mirrors,
             fetched: None,
         };
         if agent.cfg.item(&item).is_none() {

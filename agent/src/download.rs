@@ -167,7 +167,17 @@ fn fetch(
             p.delta = None;
         }
     }
-    let path = fetch_artifact(agent, verified, pending.source.as_deref())?;
+    // The server's mirrors go between the manifest's own absolute URLs and its copy.
+    let offered;
+    let manifest: &Manifest = if pending.mirrors.is_empty() {
+        verified
+    } else {
+        let mut m = verified.manifest().clone();
+        m.artifact.urls = with_offered_mirrors(&m.artifact.urls, &pending.mirrors);
+        offered = m;
+        &offered
+    };
+    let path = fetch_artifact(agent, manifest, pending.source.as_deref())?;
     Ok((
         path,
         Fetched {
@@ -176,6 +186,21 @@ fn fetch(
             fell_back,
         },
     ))
+}
+
+/// The URLs to try, in order: the signed manifest's absolute ones (its publisher's mirrors),
+/// then those the server offered (http or https only, each once), then the manifest's
+/// relative ones (the server's or repository's own copy).
+pub fn with_offered_mirrors(urls: &[String], offered: &[String]) -> Vec<String> {
+    let absolute = |u: &String| u.starts_with("http://") || u.starts_with("https://");
+    let mut out: Vec<String> = urls.iter().filter(|u| absolute(u)).cloned().collect();
+    for m in offered.iter().filter(|m| absolute(m)) {
+        if !out.contains(m) {
+            out.push(m.clone());
+        }
+    }
+    out.extend(urls.iter().filter(|u| !absolute(u)).cloned());
+    out
 }
 
 /// The manifest of `item`'s installed release, as kept at its install.
@@ -461,4 +486,31 @@ fn restart(
         url: url.to_string(),
         reason,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_offered_mirrors;
+
+    #[test]
+    fn offered_mirrors_come_after_the_signed_absolute_urls_and_before_the_servers_copy() {
+        let urls = [
+            "https://signed.example/web.tar.gz".to_string(),
+            "web.tar.gz".to_string(),
+        ];
+        let offered = [
+            "http://127.0.0.1:9000/web.tar.gz".to_string(),
+            "https://signed.example/web.tar.gz".to_string(),
+            "file:///etc/shadow".to_string(),
+        ];
+        assert_eq!(
+            with_offered_mirrors(&urls, &offered),
+            [
+                "https://signed.example/web.tar.gz",
+                "http://127.0.0.1:9000/web.tar.gz",
+                "web.tar.gz"
+            ]
+        );
+        assert_eq!(with_offered_mirrors(&urls, &[]), urls);
+    }
 }

@@ -96,6 +96,8 @@ pub struct Wanted {
     pub interactive: bool,
     /// A delta from the installed version, if the server has one.
     pub delta: Option<ferry_manifests::wire::DeltaOffer>,
+    /// More places serving the artifact, offered by the server.
+    pub mirrors: Vec<String>,
 }
 
 /// What to install after a check-in: every job, in the server's order; then, with
@@ -116,6 +118,7 @@ pub fn wanted(
             manifest_path: j.manifest_path.clone(),
             interactive: j.interactive,
             delta: j.delta.clone(),
+            mirrors: j.mirrors.clone(),
         })
         .collect();
     if !auto_install {
@@ -136,6 +139,7 @@ pub fn wanted(
                 manifest_path: a.manifest_path.clone(),
                 interactive: false,
                 delta: a.delta.clone(),
+                mirrors: a.mirrors.clone(),
             });
         }
     }
@@ -245,6 +249,7 @@ mod tests {
             manifest_path: format!("m/{item}"),
             interactive: false,
             delta: None,
+            mirrors: vec![],
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),
@@ -254,6 +259,7 @@ mod tests {
             notes: String::new(),
             release_url: None,
             delta: None,
+            mirrors: vec![],
         };
         let configured = vec!["web".to_string(), "db".to_string(), "api".to_string()];
         let mut states = BTreeMap::new();

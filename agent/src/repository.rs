@@ -52,6 +52,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     notes: entry.notes.clone(),
                     release_url: entry.release_url.clone(),
                     delta: None,
+                    mirrors: vec![],
                 });
             }
             Err(Fetch::Unreachable(e)) => return Err(e),

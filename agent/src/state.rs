@@ -176,6 +176,10 @@ pub struct Pending {
     /// A delta from the installed version the server offered; used when it fits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<ferry_manifests::wire::DeltaOffer>,
+    /// More places serving the artifact the server offered (mirrors, a CDN): tried after the
+    /// signed manifest's absolute URLs, before the server's own copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
     /// What the download stage fetched for it, for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched: Option<ferry_manifests::wire::Fetched>,
@@ -411,6 +415,7 @@ mod tests {
             source: None,
             interactive: false,
             delta: None,
+            mirrors: vec![],
             fetched: None,
         }
     }

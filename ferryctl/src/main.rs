@@ -64,14 +64,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 outdir,
                 to_dir: Some(dir),
                 index,
-            } => repository::publish(&outdir, &dir, &index),
-            ReleaseCommand::Publish { outdir, index, .. } => {
+                mirrors,
+            } => {
+                if !mirrors.is_empty() {
+                    anyhow::bail!("--mirror records mirrors on a server; a static repository lists its artifact URLs in the signed manifests (`ferryctl release build --url`)");
+                }
+                repository::publish(&outdir, &dir, &index)
+            }
+            ReleaseCommand::Publish {
+                outdir,
+                index,
+                mirrors,
+                ..
+            } => {
                 if !index.key.is_empty() {
                     anyhow::bail!("--key signs a repository's index: it needs --to-dir DIR (a server holds no keys)");
                 }
-                api()?.publish_dir(&outdir, json)
+                api()?.publish_dir(&outdir, &mirrors, json)
             }
             ReleaseCommand::Index { dir, index } => repository::reindex(&dir, &index),
+            ReleaseCommand::Mirrors {
+                item,
+                version,
+                mirrors,
+            } => api()?.record_mirrors(&item, &version, &mirrors, json),
         },
         Command::Root { command } => match command {
             RootCommand::Init {

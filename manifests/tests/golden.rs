@@ -86,6 +86,7 @@ fn check_in_response() {
                 notes: "Fixes CVE-2026-0001.".into(),
                 release_url: Some("https://example.org/web/1.3.0".into()),
                 delta: None,
+                mirrors: vec![],
             }],
             jobs: vec![Job {
                 job_id: "6f1c2a9e-0000-4000-8000-000000000002".into(),
@@ -94,6 +95,7 @@ fn check_in_response() {
                 manifest_path: "api/v1/releases/web/1.3.0/manifest".into(),
                 interactive: false,
                 delta: None,
+                mirrors: vec![],
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),

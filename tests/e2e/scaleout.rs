@@ -390,3 +390,114 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
         "{c}"
     );
 }
+
+#[test]
+fn a_release_is_served_from_a_mirror_and_from_the_server_when_the_mirror_is_down() {
+    let w = World::with_server_config("delta_from_releases = 0\n");
+    w.agent("check").ok();
+    // The mirror: a second web server on loopback serving the artifact.
+    let site = w.path("mirror-site");
+    let mirror = crate::standalone::StaticHost::start(&site);
+    let src = w.payload("1.0.0", None);
+    let out = w.build("1.0.0", &src, &[]);
+    std::fs::create_dir_all(site.join("releases")).unwrap();
+    std::fs::copy(
+        out.join("web-1.0.0.tar.gz"),
+        site.join("releases/web-1.0.0.tar.gz"),
+    )
+    .unwrap();
+    let published = w
+        .ctl(&[
+            "release",
+            "publish",
+            out.to_str().unwrap(),
+            "--mirror",
+            &format!("{}/", mirror.url),
+        ])
+        .ok();
+    assert!(
+        published
+            .stdout
+            .contains(&format!("mirror {}/web-1.0.0.tar.gz", mirror.url)),
+        "{published}"
+    );
+    let token = std::fs::read_to_string(w.server.data_dir.join("operator.token")).unwrap();
+    let releases: serde_json::Value = http()
+        .get(format!("{}/api/v1/releases", w.server.url()))
+        .bearer_auth(token.trim())
+        .send()
+        .and_then(|r| r.json())
+        .unwrap();
+    assert_eq!(releases[0]["mirrors"][0], mirror.url.as_str(), "{releases}");
+    // The server's own copy is gone: only the mirror can serve the install.
+    std::fs::remove_file(w.server.data_dir.join("artifacts/web-1.0.0.tar.gz")).unwrap();
+    w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+
+    // A mirror that does not answer: ferryctl says so, and devices take the server's copy.
+    let src = w.payload("1.1.0", None);
+    let out = w.build("1.1.0", &src, &[]);
+    let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
+    let published = w
+        .ctl(&[
+            "release",
+            "publish",
+            out.to_str().unwrap(),
+            "--mirror",
+            &dead,
+        ])
+        .ok();
+    assert!(published.stderr.contains("does not answer"), "{published}");
+    w.trigger(Some("1.1.0"));
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+
+    // Mirrors are checked before anything is published: a bad URL is refused with the
+    // reason, and the release is not published without it.
+    let src = w.payload("1.2.0", None);
+    let out = w.build("1.2.0", &src, &[]);
+    let refused = w
+        .ctl(&[
+            "release",
+            "publish",
+            out.to_str().unwrap(),
+            "--mirror",
+            "ftp://x",
+        ])
+        .code(1);
+    assert!(refused.stderr.contains("http:// or https://"), "{refused}");
+    assert!(!w
+        .ctl(&["release", "publish", out.to_str().unwrap()])
+        .ok()
+        .stdout
+        .is_empty());
+    // The server checks them too, and mirrors of a published release can change.
+    let refused = w
+        .ctl(&[
+            "release",
+            "mirrors",
+            "web",
+            "1.2.0",
+            "--mirror",
+            "https://x/?q=1",
+        ])
+        .code(1);
+    assert!(refused.stderr.contains("without query"), "{refused}");
+    let set = w
+        .ctl(&[
+            "release",
+            "mirrors",
+            "web",
+            "1.1.0",
+            "--mirror",
+            &format!("{}/", mirror.url),
+        ])
+        .ok();
+    assert!(
+        set.stderr.contains("does not answer"),
+        "1.1.0 is not on the mirror: {set}"
+    );
+    let cleared = w.ctl(&["release", "mirrors", "web", "1.1.0"]).ok();
+    assert!(cleared.stdout.contains("no mirrors"), "{cleared}");
+}

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use crate::util::{free_port, Device, World};
 
 /// `python3 -m http.server` serving `dir` on 127.0.0.1; killed on drop.
-struct StaticHost {
+pub(crate) struct StaticHost {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl StaticHost {
-    fn start(dir: &Path) -> StaticHost {
+    /// Serves `dir`; `url` is its `releases/` directory.
+    pub(crate) fn start(dir: &Path) -> StaticHost {
         fs::create_dir_all(dir).unwrap();
         let port = free_port();
         let child = Command::new("python3")

@@ -203,8 +203,22 @@ pub enum ReleaseCommand {
         /// and the item's signed index DIR/ITEM.index.json is written again.
         #[arg(long, value_name = "DIR")]
         to_dir: Option<PathBuf>,
+        /// A base URL that also serves the artifacts (a mirror, a CDN, an object store's public
+        /// URL): devices fetch BASE/ARTIFACT_NAME before the server's own copy. Upload the
+        /// artifacts there yourself (repeatable, tried in order).
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
         #[command(flatten)]
         index: IndexArgs,
+    },
+    /// Record where else a published release's artifact is served, replacing what was
+    /// recorded (no --mirror: none, devices use the server's copy).
+    Mirrors {
+        item: String,
+        version: String,
+        /// A base URL serving the artifact as BASE/ARTIFACT_NAME (repeatable, tried in order).
+        #[arg(long = "mirror", value_name = "URL")]
+        mirrors: Vec<String>,
     },
     /// Sign the release index of every item in a static release repository again, with a new
     /// expiry (run it before the index expires: devices refuse an expired index).

@@ -11,7 +11,14 @@ use super::{path_segment, print_json, Client};
 use crate::table;
 
 impl Client {
-    pub fn publish_dir(&self, outdir: &Path, json: bool) -> anyhow::Result<()> {
+    pub fn publish_dir(&self, outdir: &Path, mirrors: &[String], json: bool) -> anyhow::Result<()> {
+        // Checked before anything is uploaded: a refused mirror must not leave a release
+        // published without it.
+        for m in mirrors {
+            if !(m.starts_with("http://") || m.starts_with("https://")) {
+                bail!("mirror {m:?} must be an http:// or https:// base URL, such as https://cdn.example.com/ferry");
+            }
+        }
         let mut published = Vec::new();
         let mut manifests: Vec<_> = std::fs::read_dir(outdir)
             .with_context(|| format!("cannot read {}", outdir.display()))?
@@ -53,10 +60,56 @@ impl Client {
             if !json {
                 println!("published {} {}", answer.item, answer.version);
             }
+            if !mirrors.is_empty() {
+                self.record_mirrors(&manifest.item, &manifest.version.to_string(), mirrors, json)?;
+            }
             published.push(answer);
         }
         if json {
             return print_json(&published);
+        }
+        Ok(())
+    }
+
+    /// Records the release's mirrors on the server, and warns of a mirror that does not serve
+    /// the artifact (yet): devices would fall back to the server's copy.
+    pub fn record_mirrors(
+        &self,
+        item: &str,
+        version: &str,
+        mirrors: &[String],
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let path = format!("api/v1/releases/{item}/{version}/mirrors");
+        let view: ferry_manifests::wire::ReleaseView = self
+            .send(
+                self.http
+                    .put(self.url(&path)?)
+                    .json(&ferry_manifests::wire::MirrorsRequest {
+                        mirrors: mirrors.to_vec(),
+                    }),
+                &format!("recording the mirrors of {item} {version}"),
+            )?
+            .json()?;
+        if json {
+            print_json(&view)?;
+        } else if view.mirrors.is_empty() {
+            println!("{item} {version}: no mirrors; devices use the server's copy");
+        }
+        for base in &view.mirrors {
+            let url = format!("{base}/{}", view.artifact_name);
+            let served = self
+                .http
+                .head(&url)
+                .timeout(std::time::Duration::from_secs(10))
+                .send()
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            if !served {
+                eprintln!("warning: {url} does not answer yet; upload the artifact there (devices use the server's copy until then)");
+            } else if !json {
+                println!("  mirror {url}");
+            }
         }
         Ok(())
     }

@@ -160,6 +160,11 @@ pub struct Available {
     /// A delta from the version this device has installed, when the server has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<DeltaOffer>,
+    /// More places that serve the release's artifact (mirrors, a CDN), recorded at publish:
+    /// tried after the signed manifest's own absolute URLs and before the server's copy. The
+    /// signed hash decides what is accepted, wherever the bytes come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// A file-level delta from the installed version (`ferry_manifests::delta`): unsigned, used
@@ -193,6 +198,11 @@ pub struct Job {
     /// A delta from the version this device has installed, when the server has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<DeltaOffer>,
+    /// More places that serve the release's artifact (mirrors, a CDN), recorded at publish:
+    /// tried after the signed manifest's own absolute URLs and before the server's copy. The
+    /// signed hash decides what is accepted, wherever the bytes come from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mirrors: Vec<String>,
 }
 
 /// One thing an operator's terminal sent to an interactive install: keystrokes, or a new

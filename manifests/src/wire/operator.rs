@@ -419,6 +419,18 @@ pub struct ReleaseView {
     pub artifact_sha256: String,
     pub signed_by: Vec<String>,
     pub published_at: String,
+    /// Base URLs that also serve the artifact (`BASE/ARTIFACT_NAME`), tried by devices before
+    /// the server's own copy (`ferryctl release publish --mirror`).
+    #[serde(default)]
+    pub mirrors: Vec<String>,
+}
+
+/// `PUT /api/v1/releases/{item}/{version}/mirrors`: the base URLs that serve the release's
+/// artifact besides the server (replacing those recorded before; empty removes them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MirrorsRequest {
+    pub mirrors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

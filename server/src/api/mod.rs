@@ -98,6 +98,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
                 .layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)),
         )
         .routes(routes!(operator::manifest))
+        .routes(routes!(operator::set_mirrors))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))

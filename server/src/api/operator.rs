@@ -149,6 +149,7 @@ pub async fn publish(
             .map(|s| s.keyid.0.clone())
             .collect(),
         published_at: now(),
+        mirrors: Vec::new(),
     };
     let text = String::from_utf8_lossy(&body).into_owned();
     if !state
@@ -172,6 +173,32 @@ pub async fn publish(
         item: manifest.item,
         version: manifest.version,
     }))
+}
+
+/// Records where else the release's artifact is served (mirrors, a CDN, an object store's
+/// public URL): devices try `BASE/ARTIFACT_NAME` for each, in order, before the server's own
+/// copy. They are hints, not trust: the signed manifest's hash decides what is installed.
+#[utoipa::path(put, path = "/api/v1/releases/{item}/{version}/mirrors", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::MirrorsRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn set_mirrors(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path((item, version)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::MirrorsRequest>,
+) -> ApiResult<Json<ReleaseView>> {
+    let mirrors = fleet::mirror_bases(&req.mirrors).map_err(AppError::bad_request)?;
+    if !state.store.set_mirrors(&item, &version, &mirrors).await? {
+        return Err(AppError::not_found(format!("no release {item} {version}")));
+    }
+    state.releases_changed();
+    tracing::info!(%item, %version, mirrors = mirrors.len(), "release mirrors recorded");
+    let view = state
+        .store
+        .releases(Some(&item))
+        .await?
+        .into_iter()
+        .find(|r| r.version.to_string() == version)
+        .ok_or_else(|| AppError::not_found(format!("no release {item} {version}")))?;
+    Ok(Json(view))
 }
 
 #[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]

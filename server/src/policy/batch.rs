@@ -223,6 +223,7 @@ mod tests {
                 notes: String::new(),
                 release_url: None,
                 delta: None,
+                mirrors: vec![],
             },
             Available {
                 item: "api".into(),
@@ -232,6 +233,7 @@ mod tests {
                 notes: String::new(),
                 release_url: None,
                 delta: None,
+                mirrors: vec![],
             },
         ];
         let p = plan_host("h", &avail, &[], &[]);
@@ -279,6 +281,7 @@ mod tests {
             artifact_sha256: String::new(),
             signed_by: vec![],
             published_at: String::new(),
+            mirrors: vec![],
         };
         let releases = vec![
             release("1.0.0", "feature"),

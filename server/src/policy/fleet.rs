@@ -27,6 +27,7 @@ pub fn available_for(installed: &[InstalledItem], releases: &[ReleaseView]) -> V
                 notes: r.notes.clone(),
                 release_url: r.release_url.clone(),
                 delta: None,
+                mirrors: mirror_urls(r),
             });
         }
     }
@@ -101,9 +102,88 @@ pub fn newest<'a>(releases: &'a [ReleaseView], item: &str) -> Option<&'a Release
         .max_by(|a, b| a.version.cmp(&b.version))
 }
 
+/// Most mirrors a release may list.
+pub const MAX_MIRRORS: usize = 16;
+
+/// Checks and normalises mirror base URLs (http or https, no trailing `/`).
+pub fn mirror_bases(input: &[String]) -> Result<Vec<String>, String> {
+    if input.len() > MAX_MIRRORS {
+        return Err(format!(
+            "at most {MAX_MIRRORS} mirrors per release, not {}",
+            input.len()
+        ));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(input.len());
+    for m in input {
+        let base = m.trim_end_matches('/');
+        let rest = base
+            .strip_prefix("https://")
+            .or_else(|| base.strip_prefix("http://"));
+        let ok = rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+            && base.len() <= 2048
+            && !base.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !base.contains(['?', '#']);
+        if !ok {
+            return Err(format!(
+                "mirror {m:?} must be an http:// or https:// base URL without query, such as https://cdn.example.com/ferry"
+            ));
+        }
+        if !out.iter().any(|o| o == base) {
+            out.push(base.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Where each mirror serves the artifact.
+pub fn mirror_urls(release: &ReleaseView) -> Vec<String> {
+    release
+        .mirrors
+        .iter()
+        .map(|base| format!("{base}/{}", release.artifact_name))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirrors_are_http_base_urls_kept_in_order_once() {
+        let got = mirror_bases(&[
+            "https://cdn.example.com/ferry/".into(),
+            "http://127.0.0.1:9000/bucket".into(),
+            "https://cdn.example.com/ferry".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                "https://cdn.example.com/ferry",
+                "http://127.0.0.1:9000/bucket"
+            ]
+        );
+        for bad in [
+            "ftp://x/y",
+            "https://",
+            "cdn.example.com",
+            "https://x/a b",
+            "https://x/?a=1",
+        ] {
+            assert!(mirror_bases(&[bad.into()]).is_err(), "{bad}");
+        }
+        assert!(mirror_bases(&vec!["https://x".to_string(); MAX_MIRRORS + 1]).is_err());
+        let mut r = release("web", "1.0.0");
+        r.artifact_name = "web-1.0.0.tar.gz".into();
+        r.mirrors = got;
+        assert_eq!(
+            mirror_urls(&r),
+            [
+                "https://cdn.example.com/ferry/web-1.0.0.tar.gz",
+                "http://127.0.0.1:9000/bucket/web-1.0.0.tar.gz"
+            ]
+        );
+    }
 
     fn release(item: &str, version: &str) -> ReleaseView {
         ReleaseView {
@@ -120,6 +200,7 @@ mod tests {
             artifact_sha256: String::new(),
             signed_by: vec![],
             published_at: String::new(),
+            mirrors: vec![],
         }
     }
 

@@ -81,6 +81,12 @@ pub async fn check_in(
         if let Some(from) = installed(&j.item) {
             j.delta = delta_for(state, &j.item, &from, &j.version);
         }
+        if let Some(r) = releases
+            .iter()
+            .find(|r| r.item == j.item && r.version == j.version)
+        {
+            j.mirrors = fleet::mirror_urls(r);
+        }
     }
     let trust_root_version = state.trust_root_version().await?;
     Ok(CheckInResponse {
@@ -121,6 +127,7 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
             version: j.version,
             interactive: j.interactive,
             delta: None,
+            mirrors: vec![],
         })
         .collect())
 }

@@ -389,6 +389,9 @@ interface! {
     fn add_release(&self, r: &NewRelease) -> Result<bool>;
     /// Releases of one item or all, in semver order per item.
     fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>>;
+    /// Records the base URLs that also serve a release's artifact; false if there is no such
+    /// release.
+    fn set_mirrors(&self, item: &str, version: &str, mirrors: &[String]) -> Result<bool>;
     /// The signed envelope of a release, byte for byte as published.
     fn envelope(&self, item: &str, version: &str) -> Result<Option<String>>;
     fn artifact_in_use(&self, name: &str) -> Result<bool>;

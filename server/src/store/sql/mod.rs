@@ -89,14 +89,24 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../../migrations/sqlite/0017_fetched.sql"),
     ),
+    (
+        18,
+        include_str!("../../../migrations/sqlite/0018_release_mirrors.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
 /// to both lists under the same number.
-const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[(
-    17,
-    include_str!("../../../migrations/postgres/0017_initial.sql"),
-)];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        17,
+        include_str!("../../../migrations/postgres/0017_initial.sql"),
+    ),
+    (
+        18,
+        include_str!("../../../migrations/postgres/0018_release_mirrors.sql"),
+    ),
+];
 
 /// Where the two databases' SQL differs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@ use ferry_manifests::wire::ReleaseView;
 use sqlx::Row;
 
 use super::{parse_version, Sql};
-use crate::store::{NewRelease, Result};
+use crate::store::{NewRelease, Result, StoreError};
 
 impl Sql {
     /// Inserts a release; returns false when that item and version already exist.
@@ -37,7 +37,7 @@ impl Sql {
     pub async fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>> {
         let rows = sqlx::query(
             "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
-                artifact_sha256, signed_by, published_at, release_url
+                artifact_sha256, signed_by, published_at, release_url, mirrors
              FROM releases WHERE ($1 IS NULL OR item = $2)",
         )
         .bind(item)
@@ -65,11 +65,26 @@ impl Sql {
                     .map(str::to_string)
                     .collect(),
                 published_at: r.try_get("published_at")?,
+                mirrors: serde_json::from_str(&r.try_get::<String, _>("mirrors")?)
+                    .map_err(|e| StoreError::Corrupt(format!("mirrors: {e}")))?,
             });
         }
         // Semver order, not text order: 1.10.0 after 1.9.0.
         out.sort_by(|a, b| a.item.cmp(&b.item).then(a.version.cmp(&b.version)));
         Ok(out)
+    }
+
+    /// Records the mirrors of a release; false if there is no such release.
+    pub async fn set_mirrors(&self, item: &str, version: &str, mirrors: &[String]) -> Result<bool> {
+        let json =
+            serde_json::to_string(mirrors).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let done = sqlx::query("UPDATE releases SET mirrors = $1 WHERE item = $2 AND version = $3")
+            .bind(json)
+            .bind(item)
+            .bind(version)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub async fn envelope(&self, item: &str, version: &str) -> Result<Option<String>> {
