@@ -219,6 +219,7 @@ impl Device {
             source: None,
             interactive: false,
             delta,
+            mirrors: vec![],
             fetched: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
