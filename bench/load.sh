@@ -16,7 +16,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((DEVICES + 1000)) ]
     echo "the open-files limit $(ulimit -n) is too low for $DEVICES devices; raise the hard limit" >&2
     exit 1
 fi
-cargo build --release --locked -q -p ferry-server -p ferry-e2e --bins
+cargo build --release --locked -q -p ferry-server -p ferry-e2e -p ferryctl --bins
 BIN=$PWD/target/release
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-load.XXXXXX")
 server_pid=
@@ -43,8 +43,13 @@ mkdir -p "$work/payload" && echo x > "$work/payload/x"
     --operator-token "$(cat "$work/server/operator.token")" \
     --devices "$DEVICES" --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --item bench |
 while IFS= read -r line; do
-    if [ "$line" = "READY-FOR-RSS" ]; then
+    if [ "$line" = "READY-FOR-RSS-BEFORE" ]; then
+        rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
+        echo "server RSS before the long-polls: $(rss)"
+    elif [ "$line" = "READY-FOR-RSS" ]; then
+        rss_held=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
         echo "server RSS with every device long-polling: $(rss)"
+        echo "memory per held long-poll: $(( (rss_held - rss_before) * 1024 / DEVICES )) bytes"
     else
         echo "$line"
     fi

@@ -1,9 +1,11 @@
 //! ferry-loadgen: simulates a fleet against a ferry-server on loopback, for bench/load.sh.
 //!
 //! - `enrol`: enrols N devices (their credentials are kept in memory for the other phases);
+//! - the cold pass: every device checks in once, its first contact (its facts are stored, as
+//!   after enrolment or a server restart); prints first check-ins/s;
 //! - `checkin`: C workers check in as those devices for S seconds; prints check-ins/s and
-//!   p50/p99 latency; with `--baseline` the same load runs against a trivial axum handler
-//!   started in this process, for the loopback ceiling;
+//!   p50/p99 latency; then the same load runs against a trivial axum handler started in this
+//!   process, for the loopback ceiling;
 //! - `longpoll`: N devices hold long-poll check-ins open; prints how many are held; then
 //!   measures, a few times, how long a trigger takes to reach a waiting device.
 //!
@@ -19,9 +21,10 @@ use ferry_manifests::wire::{DeviceFacts, InstalledItem};
 
 #[derive(Parser)]
 struct Cli {
-    /// Server URL (loopback only).
-    #[arg(long)]
-    server: String,
+    /// Server URL (loopback only); repeat it for several instances of one fleet: workers
+    /// spread over them, and the trigger measurement waits on the last one.
+    #[arg(long, required = true)]
+    server: Vec<String>,
     /// Fleet enrolment token.
     #[arg(long)]
     enrol_token: String,
@@ -38,6 +41,9 @@ struct Cli {
     /// measurement).
     #[arg(long, default_value = "bench")]
     item: String,
+    /// Stop after the check-in figures (no long-poll or trigger measurement).
+    #[arg(long)]
+    checkins_only: bool,
 }
 
 fn facts(i: usize, item: &str) -> DeviceFacts {
@@ -67,24 +73,26 @@ fn percentile(sorted: &[u32], p: f64) -> f64 {
     sorted[idx] as f64 / 1000.0
 }
 
-/// Runs `concurrency` workers posting check-ins to `url` for `seconds`; returns
+/// Runs `concurrency` workers posting check-ins (worker k to `urls[k % urls.len()]`) for
+/// `seconds`, or with `once` until every device checked in exactly once; returns
 /// (requests/s, p50 ms, p99 ms, errors).
 async fn hammer(
     http: reqwest::Client,
-    url: String,
+    urls: Vec<String>,
     tokens: Arc<Vec<(String, serde_json::Value)>>,
     concurrency: usize,
     seconds: u64,
+    once: bool,
 ) -> (f64, f64, f64, usize) {
     let stop = Arc::new(AtomicBool::new(false));
     let next = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..concurrency {
+    for k in 0..concurrency {
         let (http, url, tokens, stop, next, errors) = (
             http.clone(),
-            url.clone(),
+            urls[k % urls.len()].clone(),
             Arc::clone(&tokens),
             Arc::clone(&stop),
             Arc::clone(&next),
@@ -97,7 +105,11 @@ async fn hammer(
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                let i = next.fetch_add(1, Ordering::Relaxed) % tokens.len();
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if once && i >= tokens.len() {
+                    break;
+                }
+                let i = i % tokens.len();
                 let (token, body) = &tokens[i];
                 let t = Instant::now();
                 match http.post(&url).bearer_auth(token).json(body).send().await {
@@ -113,8 +125,10 @@ async fn hammer(
             lat
         }));
     }
-    tokio::time::sleep(Duration::from_secs(seconds)).await;
-    stop.store(true, Ordering::Relaxed);
+    if !once {
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        stop.store(true, Ordering::Relaxed);
+    }
     let mut all = Vec::new();
     for w in workers {
         if let Ok(l) = w.await {
@@ -134,15 +148,26 @@ async fn hammer(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if !(cli.server.starts_with("http://127.0.0.1:") || cli.server.starts_with("http://[::1]:")) {
-        bail!("the load generator only talks to loopback");
+    for s in &cli.server {
+        if !(s.starts_with("http://127.0.0.1:") || s.starts_with("http://[::1]:")) {
+            bail!("the load generator only talks to loopback");
+        }
     }
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(cli.concurrency)
         .timeout(Duration::from_secs(120))
         .build()?;
-    let base = cli.server.trim_end_matches('/').to_string();
+    let bases: Vec<String> = cli
+        .server
+        .iter()
+        .map(|s| s.trim_end_matches('/').to_string())
+        .collect();
+    let base = bases[0].clone();
+    let checkin_urls: Vec<String> = bases
+        .iter()
+        .map(|b| format!("{b}/api/v1/device/checkin"))
+        .collect();
 
     // Enrol the fleet.
     let t = Instant::now();
@@ -184,27 +209,34 @@ async fn main() -> anyhow::Result<()> {
     );
     let tokens = Arc::new(tokens);
 
-    // Warm-up: every device checks in once (their facts are stored), then the measured run.
-    let _ = hammer(
+    // The cold pass: every device's first contact, each once (their facts are written).
+    let (cold, cp50, cp99, cerrors) = hammer(
         http.clone(),
-        format!("{base}/api/v1/device/checkin"),
-        Arc::clone(&tokens),
-        cli.concurrency,
-        2,
-    )
-    .await;
-    let (rate, p50, p99, errors) = hammer(
-        http.clone(),
-        format!("{base}/api/v1/device/checkin"),
+        checkin_urls.clone(),
         Arc::clone(&tokens),
         cli.concurrency,
         cli.seconds,
+        true,
     )
     .await;
     println!(
-        "ferry-server check-in: {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms, errors {errors} ({} devices, {} concurrent)",
+        "cold pass (each device's first check-in, facts written): {cold:.0}/s, p50 {cp50:.2} ms, p99 {cp99:.2} ms, errors {cerrors}"
+    );
+    // Warm: every device has checked in once; the measured run.
+    let (rate, p50, p99, errors) = hammer(
+        http.clone(),
+        checkin_urls.clone(),
+        Arc::clone(&tokens),
+        cli.concurrency,
+        cli.seconds,
+        false,
+    )
+    .await;
+    println!(
+        "ferry-server check-in (warm): {rate:.0}/s, p50 {p50:.2} ms, p99 {p99:.2} ms, errors {errors} ({} devices, {} concurrent, {} instance(s))",
         tokens.len(),
-        cli.concurrency
+        cli.concurrency,
+        bases.len()
     );
 
     // The loopback ceiling: a trivial axum handler under the same load.
@@ -221,10 +253,11 @@ async fn main() -> anyhow::Result<()> {
     });
     let (brate, bp50, bp99, berrors) = hammer(
         http.clone(),
-        trivial,
+        vec![trivial],
         Arc::clone(&tokens),
         cli.concurrency,
         cli.seconds,
+        false,
     )
     .await;
     println!(
@@ -232,11 +265,21 @@ async fn main() -> anyhow::Result<()> {
         100.0 * rate / brate.max(1.0)
     );
 
-    // Long-poll: every device holds a check-in open.
+    if cli.checkins_only {
+        return Ok(());
+    }
+    // Long-poll: every device holds a check-in open (the server's memory is read before and
+    // while they are held).
+    println!("READY-FOR-RSS-BEFORE");
+    tokio::time::sleep(Duration::from_secs(2)).await;
     let held = Arc::new(AtomicUsize::new(0));
     let mut polls = Vec::new();
-    for (token, body) in tokens.iter().cloned() {
-        let (http, base, held) = (http.clone(), base.clone(), Arc::clone(&held));
+    for (k, (token, body)) in tokens.iter().cloned().enumerate() {
+        let (http, base, held) = (
+            http.clone(),
+            bases[k % bases.len()].clone(),
+            Arc::clone(&held),
+        );
         polls.push(tokio::spawn(async move {
             let mut body = body;
             body["wait_secs"] = serde_json::json!(50);
@@ -266,7 +309,7 @@ async fn main() -> anyhow::Result<()> {
         let mut body = body;
         body["wait_secs"] = serde_json::json!(50);
         let poll = {
-            let (http, base) = (http.clone(), base.clone());
+            let (http, base) = (http.clone(), bases[bases.len() - 1].clone());
             tokio::spawn(async move {
                 let r: serde_json::Value = http
                     .post(format!("{base}/api/v1/device/checkin"))

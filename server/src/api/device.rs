@@ -81,7 +81,10 @@ pub async fn enrol(
         .store
         .create_host(&host, &hash_token(&device_token))
         .await?;
-    state.store.update_host(&host, &req.facts.installed).await?;
+    state
+        .store
+        .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs)
+        .await?;
     tracing::info!(host_id = %id, hostname = %host.facts.hostname, "host enrolled");
     Ok(Json(EnrolResponse {
         host_id: id,

@@ -2,7 +2,7 @@
 //! host's facts (only when they changed), lets it join campaigns, collects its jobs and
 //! cancellations, holds the answer open for a long-poll, and lists what is available to it.
 
-use ferry_manifests::wire::{CheckInRequest, CheckInResponse, Job};
+use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job};
 
 use crate::error::ApiResult;
 use crate::policy::fleet;
@@ -10,42 +10,17 @@ use crate::store::HostRow;
 use crate::Shared;
 
 /// Answers one check-in of `host` (facts already validated by the handler).
+///
+/// The work before and after the long-poll runs in futures of their own (boxed, freed when
+/// done), so a check-in held open keeps only this function's small state: a fleet's held
+/// long-polls cost little memory each (docs/performance.md).
 pub async fn check_in(
     state: &Shared,
     host: HostRow,
     req: CheckInRequest,
 ) -> ApiResult<CheckInResponse> {
     let host_id = host.id.clone();
-    // The database is written only when the facts changed; last-seen goes to the batch.
-    if state
-        .cache
-        .check_in(&host_id, &req.facts, host.last_seen.clone())
-    {
-        state.store.update_host(&host, &req.facts.installed).await?;
-        state.changed();
-        if let Some(offset) = req.facts.utc_offset_secs {
-            state.store.set_utc_offset(&host_id, offset).await?;
-        }
-    }
-    // Campaign membership is decided here, when the host checks in, never by scanning the
-    // fleet on a timer. The effective tags count (the operator's win).
-    let campaigns = if state.campaigns_active().await? {
-        let tags = state.store.host_tags(&host_id).await?;
-        super::campaigns::on_check_in(state, &host_id, &tags, &req.facts.installed).await?
-    } else {
-        Vec::new()
-    };
-    // Unless an update changed anywhere since this host last had no work, it still has none.
-    let epoch = state.store.updates_epoch();
-    let (cancelled_jobs, mut jobs) = if state.cache.idle_at(&host_id, epoch) {
-        (Vec::new(), Vec::new())
-    } else {
-        let cancelled = state.store.cancelled_updates(&host_id).await?;
-        let jobs = pending_jobs(state, &host_id).await?;
-        let idle = cancelled.is_empty() && jobs.is_empty();
-        state.cache.set_idle(&host_id, idle.then_some(epoch));
-        (cancelled, jobs)
-    };
+    let (campaigns, cancelled_jobs, mut jobs) = Box::pin(before_wait(state, host, &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     if jobs.is_empty() && wait > 0 {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
@@ -57,11 +32,72 @@ pub async fn check_in(
             .await;
         holding.finish(!woken);
         if woken {
-            jobs = pending_jobs(state, &host_id).await?;
+            jobs = Box::pin(pending_jobs(state, &host_id)).await?;
         }
     } else {
         state.presence.contact(&host_id, fleet::Contact::Other);
     }
+    Box::pin(answer(
+        state,
+        host_id,
+        &req,
+        campaigns,
+        cancelled_jobs,
+        jobs,
+    ))
+    .await
+}
+
+/// Records the check-in and collects what the host must hear: (campaign offers, cancelled
+/// jobs, jobs).
+async fn before_wait(
+    state: &Shared,
+    host: HostRow,
+    req: &CheckInRequest,
+) -> ApiResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
+    let host_id = host.id.clone();
+    // The database is written only when the facts changed; last-seen goes to the batch.
+    if state
+        .cache
+        .check_in(&host_id, &req.facts, host.last_seen.clone())
+    {
+        state
+            .store
+            .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs)
+            .await?;
+        state.changed();
+    }
+    // Campaign membership is decided here, when the host checks in, never by scanning the
+    // fleet on a timer. The effective tags count (the operator's win).
+    let campaigns = if state.campaigns_active().await? {
+        let tags = state.store.host_tags(&host_id).await?;
+        super::campaigns::on_check_in(state, &host_id, &tags, &req.facts.installed).await?
+    } else {
+        Vec::new()
+    };
+    // Unless an update changed anywhere since this host last had no work, it still has none.
+    let epoch = state.store.updates_epoch();
+    let (cancelled_jobs, jobs) = if state.cache.idle_at(&host_id, epoch) {
+        (Vec::new(), Vec::new())
+    } else {
+        let cancelled = state.store.cancelled_updates(&host_id).await?;
+        let jobs = pending_jobs(state, &host_id).await?;
+        let idle = cancelled.is_empty() && jobs.is_empty();
+        state.cache.set_idle(&host_id, idle.then_some(epoch));
+        (cancelled, jobs)
+    };
+    Ok((campaigns, cancelled_jobs, jobs))
+}
+
+/// The answer: the jobs with their deltas and mirrors, and what is available.
+async fn answer(
+    state: &Shared,
+    host_id: String,
+    req: &CheckInRequest,
+    campaigns: Vec<CampaignOffer>,
+    cancelled_jobs: Vec<String>,
+    mut jobs: Vec<Job>,
+) -> ApiResult<CheckInResponse> {
     let releases = state.releases().await?;
     let mut available = fleet::available_for(&req.facts.installed, &releases);
     // A delta from what the host has, where one is ready (or asked for, for next time).

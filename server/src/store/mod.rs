@@ -36,6 +36,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("{0}")]
     Config(String),
+    #[error("the database writer stopped")]
+    WriterStopped,
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -349,7 +351,7 @@ interface! {
     fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()>;
     fn host_by_token(&self, token_hash: &str) -> Result<Option<String>>;
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
-    fn update_host(&self, host: &HostRow, installed: &[InstalledItem]) -> Result<()>;
+    fn update_host(&self, host: &HostRow, installed: &[InstalledItem], utc_offset: Option<i32>) -> Result<()>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// Up to `limit` hosts with ids after `after`, in id order.
     fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
@@ -454,5 +456,4 @@ interface! {
     fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>>;
     /// Pending update ids of this host that were cancelled, for the device to drop.
     fn cancelled_updates(&self, host_id: &str) -> Result<Vec<String>>;
-    fn set_utc_offset(&self, host_id: &str, offset: i32) -> Result<()>;
 }

@@ -134,7 +134,7 @@ impl Sql {
             .bind(update_id)
             .bind(batch_id)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -144,7 +144,7 @@ impl Sql {
             .bind(reason)
             .bind(batch_id)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

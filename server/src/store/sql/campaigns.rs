@@ -63,7 +63,7 @@ impl Sql {
         .bind(c.status.as_str())
         .bind(&c.status_reason)
         .bind(&c.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -97,7 +97,7 @@ impl Sql {
             .bind(status.as_str())
             .bind(reason)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -115,7 +115,7 @@ impl Sql {
         .bind(c.baseline.finished as i64)
         .bind(c.baseline.failed as i64)
         .bind(&c.id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -132,7 +132,7 @@ impl Sql {
         .bind(wave as i64)
         .bind(campaign_id)
         .bind(host_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -145,7 +145,7 @@ impl Sql {
         )
         .bind(crate::now())
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -222,7 +222,7 @@ impl Sql {
         .bind(seq)
         .bind(wave as i64)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -239,7 +239,7 @@ impl Sql {
         .bind(update_id)
         .bind(campaign_id)
         .bind(host_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -252,7 +252,7 @@ impl Sql {
         .bind(crate::now())
         .bind(campaign_id)
         .bind(host_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -277,14 +277,5 @@ impl Sql {
         .bind(crate::policy::fleet::days_ago(7))
         .fetch_all(&self.pool)
         .await?)
-    }
-
-    pub async fn set_utc_offset(&self, host_id: &str, offset: i32) -> Result<()> {
-        sqlx::query("UPDATE hosts SET utc_offset_secs = $1 WHERE id = $2")
-            .bind(offset as i64)
-            .bind(host_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 }

@@ -138,11 +138,21 @@ impl Dialect {
 
 #[derive(Clone)]
 pub(super) struct Sql {
+    /// Reads (and on PostgreSQL, writes too).
     pool: AnyPool,
+    /// Writes. On SQLite one connection: writers queue here, in order, rather than contend
+    /// for the database's write lock (whose busy handler sleeps); readers never wait for them
+    /// (WAL). On PostgreSQL the same pool as reads.
+    writer: AnyPool,
     dialect: Dialect,
     /// PostgreSQL's URL, for the connection that listens to notices.
     url: Option<std::sync::Arc<str>>,
+    /// Check-ins to write, taken in batches by [`hosts::host_writer`].
+    host_writes: tokio::sync::mpsc::Sender<hosts::HostWrite>,
 }
+
+/// Check-ins queued for the writer at most; beyond, a check-in waits for room.
+const HOST_WRITE_QUEUE: usize = 10_000;
 
 impl Sql {
     /// Opens (creating if needed) a SQLite database file.
@@ -152,27 +162,36 @@ impl Sql {
             .filename(path)
             .create_if_missing(true)
             .to_url_lossy();
-        let pool = AnyPoolOptions::new()
-            .max_connections(8)
-            .after_connect(|conn, _| {
-                Box::pin(async move {
-                    // WAL + NORMAL: durable across application crashes; a power cut may lose
-                    // the last transactions but never corrupts the database.
-                    conn.execute(
-                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
-                    Ok(())
+        let options = AnyConnectOptions::from_url(&url)?;
+        let sqlite_pool = |connections: u32| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(std::time::Duration::from_secs(30))
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        // WAL + NORMAL: durable across application crashes; a power cut may
+                        // lose the last transactions but never corrupts the database.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                        )
+                        .await?;
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(AnyConnectOptions::from_url(&url)?)
-            .await?;
+        };
+        // The writer first: it creates the file and turns WAL on before readers open it.
+        let writer = sqlite_pool(1).connect_with(options.clone()).await?;
+        let pool = sqlite_pool(8).connect_with(options).await?;
+        let (host_writes, queue) = tokio::sync::mpsc::channel(HOST_WRITE_QUEUE);
         let db = Sql {
             pool,
+            writer,
             dialect: Dialect::Sqlite,
             url: None,
+            host_writes,
         };
+        tokio::spawn(hosts::host_writer(db.clone(), queue));
         db.migrate().await?;
         Ok(db)
     }
@@ -188,11 +207,15 @@ impl Sql {
             .acquire_timeout(std::time::Duration::from_secs(10))
             .connect_with(options)
             .await?;
+        let (host_writes, queue) = tokio::sync::mpsc::channel(HOST_WRITE_QUEUE);
         let db = Sql {
+            writer: pool.clone(),
             pool,
             dialect: Dialect::Postgres,
             url: Some(url.into()),
+            host_writes,
         };
+        tokio::spawn(hosts::host_writer(db.clone(), queue));
         db.migrate().await?;
         Ok(db)
     }
@@ -273,8 +296,8 @@ impl Sql {
     /// connection wrote in between (WAL mode), which concurrent reports hit.
     pub(super) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         Ok(match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.pool.begin().await?,
+            Dialect::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.writer.begin().await?,
         })
     }
 
@@ -296,7 +319,7 @@ impl Sql {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writer.acquire().await?;
         let (migrations, lock, unlock) = match self.dialect {
             Dialect::Sqlite => (SQLITE_MIGRATIONS, None, None),
             // Instances starting together migrate one at a time.

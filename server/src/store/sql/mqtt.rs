@@ -52,7 +52,7 @@ impl Sql {
         .bind(m.discovery.map(i64::from))
         .bind(&m.discovery_prefix)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -61,7 +61,7 @@ impl Sql {
     pub async fn remove_mqtt(&self, name: &str) -> Result<bool> {
         let done = sqlx::query("DELETE FROM mqtt_connections WHERE name = $1")
             .bind(name)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -29,7 +29,7 @@ impl Sql {
         .bind(&r.envelope)
         .bind(&v.published_at)
         .bind(&v.release_url)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -82,7 +82,7 @@ impl Sql {
             .bind(json)
             .bind(item)
             .bind(version)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }

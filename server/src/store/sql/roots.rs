@@ -38,7 +38,7 @@ impl Sql {
         .bind(version as i64)
         .bind(envelope)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }

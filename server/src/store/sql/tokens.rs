@@ -27,7 +27,7 @@ impl Sql {
         .bind(name)
         .bind(hash)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
@@ -58,7 +58,7 @@ impl Sql {
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(crate::now())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         Ok(done.rows_affected() == 1)
     }

@@ -39,7 +39,7 @@ impl Sql {
         .bind(item)
         .bind(actor)
         .bind(crate::now())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(id)
     }
