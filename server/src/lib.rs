@@ -270,7 +270,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         })
     };
     let app = api::router(Arc::clone(&state), ui::router());
-    let result = serve_app(app, tls, listen).await;
+    let result = serve_app(app, tls, listen, Arc::clone(&state)).await;
     let names: Vec<String> = state
         .bridges
         .lock()
@@ -291,6 +291,7 @@ async fn serve_app(
     app: axum::Router,
     tls: Option<(PathBuf, PathBuf)>,
     listen: SocketAddr,
+    state: Shared,
 ) -> anyhow::Result<()> {
     if let Some((cert, key)) = tls {
         let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
@@ -325,11 +326,60 @@ async fn serve_app(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr: SocketAddr = listener.local_addr()?;
     tracing::info!(%addr, "ferry-server listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    serve_http(listener, app, state).await;
     Ok(())
+}
+
+/// Largest read buffer of a connection: hyper's smallest. A held long-poll keeps it for its
+/// whole wait (docs/performance.md).
+const READ_BUFFER: usize = 8192;
+
+/// Serves plain HTTP/1.1 until SIGTERM or Ctrl-C, then lets requests under way finish (at
+/// most 10 s; held long-polls answer at once). Each connection shares the one router (no per-connection copy of it).
+async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, state: Shared) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(READ_BUFFER)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait, then take the next.
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = graceful.watch(
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    // Held long-polls answer now (their devices come back, to another instance if there is
+    // one) rather than keep the stop waiting.
+    state.waker.wake_all();
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::info!("requests still under way after 10 s; stopping anyway");
+        }
+    }
 }
 
 async fn shutdown_signal() {
