@@ -44,6 +44,30 @@ struct Cli {
     /// Stop after the check-in figures (no long-poll or trigger measurement).
     #[arg(long)]
     checkins_only: bool,
+    /// Only the long-poll and trigger measurements (no check-in figures).
+    #[arg(long)]
+    longpoll_only: bool,
+    /// How long each long-poll asks the server to hold it (the server caps it at its
+    /// `long_poll_max_secs`).
+    #[arg(long, default_value_t = 50)]
+    wait_secs: u64,
+    /// Spread the long-polls over local addresses 127.0.0.1 … 127.0.0.N (more connections
+    /// than one address has ports; inside a network namespace of the bench's own).
+    #[arg(long, default_value_t = 1)]
+    local_addresses: u8,
+    /// The server's process id: the long-polls count as held once its CPU time stops
+    /// growing (it has taken every check-in); without it, 5 s after the last is sent.
+    #[arg(long)]
+    server_pid: Option<u32>,
+}
+
+/// The CPU time (user + system, in clock ticks) of a process, from /proc.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command (which may hold spaces), from its closing parenthesis.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn facts(i: usize, item: &str) -> DeviceFacts {
@@ -156,7 +180,7 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(cli.concurrency)
-        .timeout(Duration::from_secs(120))
+        .timeout(Duration::from_secs(600))
         .build()?;
     let bases: Vec<String> = cli
         .server
@@ -209,11 +233,28 @@ async fn main() -> anyhow::Result<()> {
     );
     let tokens = Arc::new(tokens);
 
+    if !cli.longpoll_only {
+        checkin_figures(&cli, &http, &checkin_urls, &tokens, &bases).await?;
+    }
+    if cli.checkins_only {
+        return Ok(());
+    }
+    longpoll_figures(&cli, &http, &tokens, &bases).await
+}
+
+/// The cold pass, the warm run and the trivial handler's ceiling.
+async fn checkin_figures(
+    cli: &Cli,
+    http: &reqwest::Client,
+    checkin_urls: &[String],
+    tokens: &Arc<Vec<(String, serde_json::Value)>>,
+    bases: &[String],
+) -> anyhow::Result<()> {
     // The cold pass: every device's first contact, each once (their facts are written).
     let (cold, cp50, cp99, cerrors) = hammer(
         http.clone(),
-        checkin_urls.clone(),
-        Arc::clone(&tokens),
+        checkin_urls.to_vec(),
+        Arc::clone(tokens),
         cli.concurrency,
         cli.seconds,
         true,
@@ -225,8 +266,8 @@ async fn main() -> anyhow::Result<()> {
     // Warm: every device has checked in once; the measured run.
     let (rate, p50, p99, errors) = hammer(
         http.clone(),
-        checkin_urls.clone(),
-        Arc::clone(&tokens),
+        checkin_urls.to_vec(),
+        Arc::clone(tokens),
         cli.concurrency,
         cli.seconds,
         false,
@@ -254,7 +295,7 @@ async fn main() -> anyhow::Result<()> {
     let (brate, bp50, bp99, berrors) = hammer(
         http.clone(),
         vec![trivial],
-        Arc::clone(&tokens),
+        Arc::clone(tokens),
         cli.concurrency,
         cli.seconds,
         false,
@@ -265,24 +306,48 @@ async fn main() -> anyhow::Result<()> {
         100.0 * rate / brate.max(1.0)
     );
 
-    if cli.checkins_only {
-        return Ok(());
-    }
-    // Long-poll: every device holds a check-in open (the server's memory is read before and
-    // while they are held).
+    Ok(())
+}
+
+/// Every device holds a long-poll open (the server's memory is read before and while they
+/// are held); then how long a trigger takes to reach a waiting device.
+async fn longpoll_figures(
+    cli: &Cli,
+    http: &reqwest::Client,
+    tokens: &Arc<Vec<(String, serde_json::Value)>>,
+    bases: &[String],
+) -> anyhow::Result<()> {
+    let base = bases[0].clone();
     println!("READY-FOR-RSS-BEFORE");
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // One client per local address: each has its own ports.
+    let clients: Vec<reqwest::Client> = (1..=cli.local_addresses.max(1))
+        .map(|n| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+                .timeout(Duration::from_secs(600))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
     let held = Arc::new(AtomicUsize::new(0));
+    let answered_early = Arc::new(AtomicUsize::new(0));
     let mut polls = Vec::new();
+    let opened = Instant::now();
     for (k, (token, body)) in tokens.iter().cloned().enumerate() {
-        let (http, base, held) = (
-            http.clone(),
+        // Opened in steps, as a fleet's timers spread them, not all in one instant.
+        if k % 2000 == 1999 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (http, base, held, early) = (
+            clients[k % clients.len()].clone(),
             bases[k % bases.len()].clone(),
             Arc::clone(&held),
+            Arc::clone(&answered_early),
         );
+        let wait = cli.wait_secs;
         polls.push(tokio::spawn(async move {
             let mut body = body;
-            body["wait_secs"] = serde_json::json!(50);
+            body["wait_secs"] = serde_json::json!(wait);
             held.fetch_add(1, Ordering::Relaxed);
             let r = http
                 .post(format!("{base}/api/v1/device/checkin"))
@@ -291,13 +356,33 @@ async fn main() -> anyhow::Result<()> {
                 .send()
                 .await;
             held.fetch_sub(1, Ordering::Relaxed);
+            early.fetch_add(1, Ordering::Relaxed);
             r.map(|r| r.status().is_success()).unwrap_or(false)
         }));
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Bounded: until the server is idle (it has taken every check-in), at most 10 minutes.
+    match cli.server_pid {
+        Some(pid) => {
+            let mut last = cpu_ticks(pid);
+            for _ in 0..300 {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                let now = cpu_ticks(pid);
+                // Idle: under 2% of one core over the last 2 s.
+                if let (Some(a), Some(b)) = (last, now) {
+                    if b.saturating_sub(a) <= 4 {
+                        break;
+                    }
+                }
+                last = now;
+            }
+        }
+        None => tokio::time::sleep(Duration::from_secs(5)).await,
+    }
     println!(
-        "long-poll: {} check-ins held open; server RSS now: see below",
-        held.load(Ordering::Relaxed)
+        "long-poll: {} check-ins held open ({} answered or failed early), opened in {:.1} s; server RSS now: see below",
+        held.load(Ordering::Relaxed),
+        answered_early.load(Ordering::Relaxed),
+        opened.elapsed().as_secs_f64()
     );
     println!("READY-FOR-RSS");
     tokio::time::sleep(Duration::from_secs(3)).await;
