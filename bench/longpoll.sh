@@ -12,9 +12,17 @@ DEVICES=${1:-100000}
 [ "$(id -u)" -eq 0 ] || { echo "bench/longpoll.sh needs root (a network namespace, the open-files limit)" >&2; exit 1; }
 cargo build --release --locked -q -p ferry-server -p ferry-e2e -p ferryctl --bins
 BIN=$PWD/target/release
-# Two sockets per long-poll (one in each process), and room for the rest.
-fds=$((DEVICES * 2 + 10000))
+# One socket per long-poll in each process, and room for the rest. Where the hard limit
+# cannot be raised (no CAP_SYS_RESOURCE, as in some containers), as many devices as it allows
+# are measured and the figure for DEVICES projected from them.
+WANTED=$DEVICES
+fds=$((DEVICES + 2000))
 ulimit -Hn "$fds" 2>/dev/null || true
+if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$fds" ]; then
+    DEVICES=$(( $(ulimit -Hn) - 2000 ))
+    echo "the open-files hard limit is $(ulimit -Hn) and cannot be raised here: measuring $DEVICES devices, projecting $WANTED"
+    fds=$(ulimit -Hn)
+fi
 ulimit -n "$fds"
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-longpoll.XXXXXX")
 ns=ferry-bench-$$
@@ -38,6 +46,9 @@ FERRY_LOG=warn inns "$BIN/ferry-server" --listen 127.0.0.1:8080 --data-dir "$wor
     --config "$work/server.toml" > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do inns curl -fs http://127.0.0.1:8080/healthz >/dev/null && break; sleep 0.1; done
+# `ip netns exec` may run the server as its child: measure the server itself.
+child=$(pgrep -P "$server_pid" -x ferry-server || true)
+[ -n "$child" ] && server_pid=$child
 rss() { awk '/VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 echo "server RSS at start: $(( $(rss) / 1024 )) MiB"
 export FERRY_SERVER=http://127.0.0.1:8080 FERRY_TOKEN="@$work/server/operator.token"
@@ -61,7 +72,9 @@ while IFS= read -r line; do
     READY-FOR-RSS)
         held=$(rss)
         echo "server RSS with every device long-polling: $((held / 1024)) MiB"
-        echo "memory per held long-poll: $(( (held - before) * 1024 / DEVICES )) bytes ($DEVICES devices)" ;;
+        per=$(( (held - before) * 1024 / DEVICES ))
+        echo "memory per held long-poll: $per bytes ($DEVICES devices)"
+        echo "projected for $WANTED held long-polls: $(( per * WANTED / 1048576 )) MiB (plus $((before / 1024)) MiB before)" ;;
     *) echo "$line" ;;
     esac
 done
