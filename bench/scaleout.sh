@@ -15,9 +15,11 @@ BIN=$PWD/target/release
 work=$(mktemp -d "${TMPDIR:-/var/tmp}/ferry-scaleout.XXXXXX")
 pids=()
 stop_servers() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; pids=(); }
-cleanup() { stop_servers; scripts/postgres stop "$work/pg" >/dev/null 2>&1 || true; rm -rf "$work"; }
+# PostgreSQL's own directory: where its user can reach it (not under the private $work).
+pgdir=$(mktemp -d /tmp/ferry-scaleout-pg.XXXXXX)
+cleanup() { stop_servers; scripts/postgres stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
-pg=$(scripts/postgres start "$work/pg")
+pg=$(scripts/postgres start "$pgdir")
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

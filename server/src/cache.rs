@@ -5,9 +5,9 @@
 //! server loses at most [`SEEN_WRITE_INTERVAL`] of last-seen times (a clean stop writes them
 //! all).
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+
+use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, RwLock};
 
 use ferry_manifests::wire::{DeviceFacts, ReleaseView};
@@ -23,7 +23,7 @@ pub const SEEN_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_s
 pub struct Cache {
     seen: Mutex<HashMap<String, String>>,
     written: Mutex<HashMap<String, std::time::Instant>>,
-    facts: Mutex<HashMap<String, u64>>,
+    facts: Mutex<HashMap<String, i64>>,
     devices: RwLock<HashMap<String, String>>,
     releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
     root: RwLock<Option<Option<u64>>>,
@@ -38,22 +38,28 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub fn facts_hash(facts: &DeviceFacts) -> u64 {
-    let mut h = DefaultHasher::new();
-    serde_json::to_string(facts)
-        .unwrap_or_default()
-        .hash(&mut h);
-    h.finish()
+/// A digest of the facts, the same in every instance and version (it is stored: an instance
+/// that has not seen a host compares with it).
+pub fn facts_hash(facts: &DeviceFacts) -> i64 {
+    let json = serde_json::to_vec(facts).unwrap_or_default();
+    let digest = Sha256::digest(&json);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
 }
 
 impl Cache {
-    /// Records a check-in; returns true when the facts changed since the last stored ones
-    /// (so they must be written now).
-    pub fn check_in(&self, host_id: &str, facts: &DeviceFacts, now: String) -> bool {
-        let hash = facts_hash(facts);
-        let changed = lock(&self.facts).insert(host_id.to_string(), hash) != Some(hash);
+    /// Records a check-in with facts of digest `hash`; returns the digest this instance
+    /// last knew for the host (`None`: it has not seen the host since it started).
+    pub fn check_in(&self, host_id: &str, hash: i64, now: String) -> Option<i64> {
+        let before = lock(&self.facts).insert(host_id.to_string(), hash);
         lock(&self.seen).insert(host_id.to_string(), now);
-        changed
+        before
+    }
+
+    /// Forgets the facts digest of a host (its write failed: the next check-in writes again).
+    pub fn forget_facts(&self, host_id: &str) {
+        lock(&self.facts).remove(host_id);
     }
 
     /// Last-seen times due to be written: those of hosts not written for
@@ -184,12 +190,23 @@ mod tests {
         }
     }
 
+    /// The digest is stored and compared by other instances and later versions: it must not
+    /// change with the process (`DefaultHasher` may).
+    const GOLDEN_DIGEST: i64 = -4_419_311_099_789_954_688;
+
+    #[test]
+    fn the_facts_digest_is_fixed() {
+        assert_eq!(facts_hash(&facts("1")), GOLDEN_DIGEST);
+    }
+
     #[test]
     fn only_changed_facts_need_a_write_and_last_seen_is_buffered() {
         let c = Cache::default();
-        assert!(c.check_in("h", &facts("1"), "t1".into()));
-        assert!(!c.check_in("h", &facts("1"), "t2".into()));
-        assert!(c.check_in("h", &facts("2"), "t3".into()));
+        let (one, two) = (facts_hash(&facts("1")), facts_hash(&facts("2")));
+        assert_ne!(one, two);
+        assert_eq!(c.check_in("h", one, "t1".into()), None);
+        assert_eq!(c.check_in("h", one, "t2".into()), Some(one));
+        assert_eq!(c.check_in("h", two, "t3".into()), Some(one));
         assert_eq!(c.seen("h").as_deref(), Some("t3"));
         assert_eq!(
             c.take_seen(false),
@@ -207,9 +224,10 @@ mod tests {
         c.remember_device("hash", "h");
         c.forget_host("h");
         assert!(c.device("hash").is_none());
-        assert!(
-            c.check_in("h", &facts("2"), "t4".into()),
-            "forgotten facts are written again"
+        assert_eq!(
+            c.check_in("h", two, "t4".into()),
+            None,
+            "forgotten facts are compared with the database's again"
         );
     }
 }

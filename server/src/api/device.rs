@@ -83,7 +83,12 @@ pub async fn enrol(
         .await?;
     state
         .store
-        .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs)
+        .update_host(
+            &host,
+            &req.facts.installed,
+            req.facts.utc_offset_secs,
+            crate::cache::facts_hash(&req.facts),
+        )
         .await?;
     tracing::info!(host_id = %id, hostname = %host.facts.hostname, "host enrolled");
     Ok(Json(EnrolResponse {

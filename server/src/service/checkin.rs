@@ -56,15 +56,29 @@ async fn before_wait(
     req: &CheckInRequest,
 ) -> ApiResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
     let host_id = host.id.clone();
-    // The database is written only when the facts changed; last-seen goes to the batch.
-    if state
-        .cache
-        .check_in(&host_id, &req.facts, host.last_seen.clone())
-    {
-        state
+    // The database is written only when the facts changed; last-seen goes to the batch. An
+    // instance that has not seen the host yet (it started since, or the host last checked in
+    // with another instance) compares with the digest stored at the last write.
+    let hash = crate::cache::facts_hash(&req.facts);
+    let known = match state.cache.check_in(&host_id, hash, host.last_seen.clone()) {
+        Some(before) => Some(before),
+        None => match state.store.facts_hash(&host_id).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                state.cache.forget_facts(&host_id);
+                return Err(e.into());
+            }
+        },
+    };
+    if known != Some(hash) {
+        if let Err(e) = state
             .store
-            .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs)
-            .await?;
+            .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs, hash)
+            .await
+        {
+            state.cache.forget_facts(&host_id);
+            return Err(e.into());
+        }
         state.changed();
     }
     // Campaign membership is decided here, when the host checks in, never by scanning the

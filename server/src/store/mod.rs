@@ -351,7 +351,9 @@ interface! {
     fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()>;
     fn host_by_token(&self, token_hash: &str) -> Result<Option<String>>;
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
-    fn update_host(&self, host: &HostRow, installed: &[InstalledItem], utc_offset: Option<i32>) -> Result<()>;
+    fn update_host(&self, host: &HostRow, installed: &[InstalledItem], utc_offset: Option<i32>, facts_hash: i64) -> Result<()>;
+    /// The digest of the facts the host last reported, if stored.
+    fn facts_hash(&self, host_id: &str) -> Result<Option<i64>>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// Up to `limit` hosts with ids after `after`, in id order.
     fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;

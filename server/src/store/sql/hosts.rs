@@ -28,7 +28,7 @@ fn host_match(dialect: Dialect) -> String {
     format!("($1 IS NULL OR {text}) AND ($2 IS NULL OR {tag})")
 }
 
-/// Hosts per batched UPDATE (13 parameters each) and installed items per INSERT (3 each):
+/// Hosts per batched UPDATE (14 parameters each) and installed items per INSERT (3 each):
 /// well under SQLite's 32766 parameters and PostgreSQL's 65535.
 const HOSTS_PER_STATEMENT: usize = 200;
 const ITEMS_PER_STATEMENT: usize = 500;
@@ -40,6 +40,7 @@ pub(super) struct HostWrite {
     host: HostRow,
     installed: Vec<InstalledItem>,
     utc_offset: Option<i32>,
+    facts_hash: i64,
     done: tokio::sync::oneshot::Sender<Result<()>>,
 }
 
@@ -163,6 +164,17 @@ impl Sql {
         Ok(())
     }
 
+    /// The digest of the facts the host last reported, if any was stored.
+    pub async fn facts_hash(&self, host_id: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar::<_, Option<i64>>("SELECT facts_hash FROM hosts WHERE id = $1")
+                .bind(host_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
+    }
+
     pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>> {
         Ok(
             sqlx::query_scalar("SELECT id FROM hosts WHERE token_hash = $1")
@@ -181,12 +193,14 @@ impl Sql {
         host: &HostRow,
         installed: &[InstalledItem],
         utc_offset: Option<i32>,
+        facts_hash: i64,
     ) -> Result<()> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let write = HostWrite {
             host: host.clone(),
             installed: installed.to_vec(),
             utc_offset,
+            facts_hash,
             done,
         };
         self.host_writes
@@ -202,8 +216,8 @@ impl Sql {
         for chunk in batch.chunks(HOSTS_PER_STATEMENT) {
             let rows = (0..chunk.len())
                 .map(|r| {
-                    let p = |c: usize| format!("${}", r * 13 + c);
-                    format!("({})", (1..=13).map(p).collect::<Vec<_>>().join(", "))
+                    let p = |c: usize| format!("${}", r * 14 + c);
+                    format!("({})", (1..=14).map(p).collect::<Vec<_>>().join(", "))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -212,7 +226,8 @@ impl Sql {
                     arch = v.column5, agent_version = v.column6, device_class = v.column7,
                     last_seen = v.column8, newest_manifest_at = v.column9, device_tags = v.column10,
                     device_friendly_name = v.column11,
-                    utc_offset_secs = CASE WHEN v.column13 = 1 THEN v.column12 ELSE hosts.utc_offset_secs END
+                    utc_offset_secs = CASE WHEN v.column13 = 1 THEN v.column12 ELSE hosts.utc_offset_secs END,
+                    facts_hash = v.column14
                  FROM (VALUES {rows}) AS v WHERE hosts.id = v.column1"
             )));
             for w in chunk {
@@ -230,7 +245,8 @@ impl Sql {
                     .bind(h.device_tags.join(","))
                     .bind(&h.device_friendly_name)
                     .bind(i64::from(w.utc_offset.unwrap_or(0)))
-                    .bind(i64::from(w.utc_offset.is_some()));
+                    .bind(i64::from(w.utc_offset.is_some()))
+                    .bind(w.facts_hash);
             }
             q.execute(&mut *tx).await?;
         }
@@ -594,7 +610,10 @@ mod tests {
                 item: format!("item-{id}"),
                 version: Some("1.0.0".parse().unwrap()),
             }];
-            store.update_host(&h, &installed, Some(3600)).await.unwrap();
+            store
+                .update_host(&h, &installed, Some(3600), 7)
+                .await
+                .unwrap();
         }
         let mut seen = Vec::new();
         let mut after: Option<String> = None;

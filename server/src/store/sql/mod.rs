@@ -93,6 +93,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../../migrations/sqlite/0018_release_mirrors.sql"),
     ),
+    (
+        19,
+        include_str!("../../../migrations/sqlite/0019_facts_hash.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -105,6 +109,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         18,
         include_str!("../../../migrations/postgres/0018_release_mirrors.sql"),
+    ),
+    (
+        19,
+        include_str!("../../../migrations/postgres/0019_facts_hash.sql"),
     ),
 ];
 
