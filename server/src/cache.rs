@@ -52,8 +52,21 @@ impl Cache {
     /// Records a check-in with facts of digest `hash`; returns the digest this instance
     /// last knew for the host (`None`: it has not seen the host since it started).
     pub fn check_in(&self, host_id: &str, hash: i64, now: String) -> Option<i64> {
-        let before = lock(&self.facts).insert(host_id.to_string(), hash);
-        lock(&self.seen).insert(host_id.to_string(), now);
+        // A known host (nearly every check-in) updates in place: no key is allocated.
+        let before = {
+            let mut facts = lock(&self.facts);
+            match facts.get_mut(host_id) {
+                Some(h) => Some(std::mem::replace(h, hash)),
+                None => facts.insert(host_id.to_string(), hash),
+            }
+        };
+        let mut seen = lock(&self.seen);
+        match seen.get_mut(host_id) {
+            Some(at) => *at = now,
+            None => {
+                seen.insert(host_id.to_string(), now);
+            }
+        }
         before
     }
 

@@ -16,11 +16,13 @@ pub struct Presence {
 impl Presence {
     /// Records a contact and returns the one before it.
     pub fn contact(&self, host_id: &str, kind: Contact) -> Option<Contact> {
-        self.last
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(host_id.to_string(), (kind, OffsetDateTime::now_utc()))
-            .map(|(k, _)| k)
+        let now = (kind, OffsetDateTime::now_utc());
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        // A known host updates in place: no key is allocated.
+        match last.get_mut(host_id) {
+            Some(entry) => Some(std::mem::replace(entry, now).0),
+            None => last.insert(host_id.to_string(), now).map(|(k, _)| k),
+        }
     }
 
     pub fn get(&self, host_id: &str) -> Option<(Contact, OffsetDateTime)> {

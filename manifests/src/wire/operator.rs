@@ -430,8 +430,19 @@ pub struct ReleaseView {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MirrorsRequest {
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<MirrorBase>, max_items = 16))]
     pub mirrors: Vec<String>,
 }
+
+/// A mirror's base URL: `http://` or `https://`, a host, no query or fragment.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^https?://[^/\\s?#\\u0000-\\u001f\\u007f-\\u009f][^\\s?#\\u0000-\\u001f\\u007f-\\u009f]*$",
+    max_length = 2048
+)]
+pub struct MirrorBase(pub String);
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
