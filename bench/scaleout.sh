@@ -50,8 +50,8 @@ run() {
     echo "== $label"
     "$BIN/ferry-loadgen" "${servers[@]}" --enrol-token "$(cat "$data/enrol.token")" \
         --operator-token "$(cat "$data/operator.token")" --devices "$DEVICES" \
-        --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --item bench --checkins-only |
-        grep -E 'enrolled|cold pass|check-in \(warm\)|trivial'
+        --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --item bench --checkins-only --rounds 1 |
+        grep -E "enrolled|cold pass|check-in \(warm\)|trivial|share of"
 }
 
 start_instance "$work/sqlite"
