@@ -314,7 +314,7 @@ async fn checkin_figures(
     }
     shares.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "ferry-server as a share of the trivial handler: median {:.0}% of {} rounds (each {:.0}%)",
+        "ferry-server as a share of the trivial handler: median {:.0}% of {} rounds (each {}%)",
         shares[shares.len() / 2],
         shares.len(),
         shares
