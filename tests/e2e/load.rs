@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Barrier};
 
-use crate::util::{http, World};
+use crate::util::{http, Device, World};
 
 #[test]
 fn fifty_devices_reporting_at_once_are_all_stored_without_a_5xx() {
@@ -69,19 +69,7 @@ fn a_server_killed_while_a_fleet_installs_hears_of_every_install_exactly_once() 
     let devices: Vec<_> = (0..8)
         .map(|i| w.add_device(&format!("fleet-{i}"), ""))
         .collect();
-    for d in &devices {
-        d.run("check").ok();
-        w.ctl_json(&[
-            "update",
-            "trigger",
-            "--host",
-            &d.name,
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-        ]);
-    }
+    trigger_each(&w, &devices, "1.0.0");
     // The whole fleet installs at once; the server dies in the middle of it.
     let running: Vec<_> = devices.iter().map(|d| d.spawn("once")).collect();
     std::thread::sleep(std::time::Duration::from_millis(150));
@@ -95,8 +83,30 @@ fn a_server_killed_while_a_fleet_installs_hears_of_every_install_exactly_once() 
         d.run("once").ok();
         assert_eq!(d.current().as_deref(), Some("releases/1.0.0"), "{}", d.name);
     }
+    assert_each_installed_once(&w, &devices);
+}
+
+/// Each device checks in (it is known) and gets an install of `version`.
+pub(crate) fn trigger_each(w: &World, devices: &[Device], version: &str) {
+    for d in devices {
+        d.run("check").ok();
+        w.ctl_json(&[
+            "update",
+            "trigger",
+            "--host",
+            &d.name,
+            "--item",
+            "web",
+            "--version",
+            version,
+        ]);
+    }
+}
+
+/// The history holds exactly one entry per device, installed: no report lost, none twice.
+pub(crate) fn assert_each_installed_once(w: &World, devices: &[Device]) {
     let history = w.history();
-    for d in &devices {
+    for d in devices {
         let entries: Vec<_> = history
             .iter()
             .filter(|h| h["hostname"] == d.name.as_str())

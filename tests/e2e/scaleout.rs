@@ -213,19 +213,7 @@ fn an_instance_killed_while_a_fleet_installs_loses_no_report() {
             d
         })
         .collect();
-    for d in &devices {
-        d.run("check").ok();
-        w.ctl_json(&[
-            "update",
-            "trigger",
-            "--host",
-            &d.name,
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-        ]);
-    }
+    crate::load::trigger_each(&w, &devices, "1.0.0");
     // The whole fleet installs through the balancer; one instance dies in the middle.
     let running: Vec<_> = devices.iter().map(|d| d.spawn("once")).collect();
     std::thread::sleep(Duration::from_millis(150));
@@ -238,15 +226,7 @@ fn an_instance_killed_while_a_fleet_installs_loses_no_report() {
         d.run("once").ok();
         assert_eq!(d.current().as_deref(), Some("releases/1.0.0"), "{}", d.name);
     }
-    let history = w.history();
-    for d in &devices {
-        let entries: Vec<_> = history
-            .iter()
-            .filter(|h| h["hostname"] == d.name.as_str())
-            .collect();
-        assert_eq!(entries.len(), 1, "{}: {entries:#?}", d.name);
-        assert_eq!(entries[0]["status"], "installed", "{}", d.name);
-    }
+    crate::load::assert_each_installed_once(&w, &devices);
 }
 
 /// A simulated device: its credential, and the jobs it was ever handed.
