@@ -1,8 +1,8 @@
 //! ferry-loadgen: simulates a fleet against a ferry-server on loopback, for bench/load.sh.
 //!
 //! - `enrol`: enrols N devices (their credentials are kept in memory for the other phases);
-//! - the cold pass: every device checks in once, its first contact (its facts are stored, as
-//!   after enrolment or a server restart); prints first check-ins/s;
+//! - the cold pass: every device checks in once with facts that changed since it enrolled
+//!   (its agent was upgraded), so each check-in writes; prints these check-ins (writes)/s;
 //! - `checkin`: C workers check in as those devices for S seconds; prints check-ins/s and
 //!   p50/p99 latency; then the same load runs against a trivial axum handler started in this
 //!   process, for the loopback ceiling;
@@ -234,6 +234,11 @@ async fn main() -> anyhow::Result<()> {
         tokens.len(),
         t.elapsed().as_secs_f64()
     );
+    // The fleet's agents were upgraded since they enrolled: every first check-in brings new
+    // facts, so the cold pass writes every device (as after a fleet-wide agent update).
+    for (_, body) in &mut tokens {
+        body["facts"]["agent_version"] = serde_json::json!("0.1.1");
+    }
     let tokens = Arc::new(tokens);
 
     if !cli.longpoll_only {
@@ -264,7 +269,7 @@ async fn checkin_figures(
     )
     .await;
     println!(
-        "cold pass (each device's first check-in, facts written): {cold:.0}/s, p50 {cp50:.2} ms, p99 {cp99:.2} ms, errors {cerrors}"
+        "cold pass (each device's first check-in with new facts, written): {cold:.0}/s, p50 {cp50:.2} ms, p99 {cp99:.2} ms, errors {cerrors}"
     );
     // The loopback ceiling: a trivial axum handler under the same load, in this process.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

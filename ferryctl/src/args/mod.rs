@@ -214,7 +214,9 @@ pub enum ReleaseCommand {
     /// Record where else a published release's artifact is served, replacing what was
     /// recorded (no --mirror: none, devices use the server's copy).
     Mirrors {
+        /// The release's item.
         item: String,
+        /// The release's version.
         version: String,
         /// A base URL serving the artifact as BASE/ARTIFACT_NAME (repeatable, tried in order).
         #[arg(long = "mirror", value_name = "URL")]
