@@ -444,7 +444,12 @@ async fn longpoll_figures(
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "trigger to a long-polling device receiving the job: {} of 5 measured, median {:.1} ms, max {:.1} ms",
+        "trigger to a long-polling device receiving the job{}: {} of 5 measured, median {:.1} ms, max {:.1} ms",
+        if bases.len() > 1 {
+            " (trigger on the first instance, the device on the last)"
+        } else {
+            ""
+        },
         latencies.len(),
         latencies.get(latencies.len() / 2).copied().unwrap_or(f64::NAN),
         latencies.last().copied().unwrap_or(f64::NAN)
