@@ -70,6 +70,11 @@ impl Cache {
         before
     }
 
+    /// The digest of the facts just written for a host.
+    pub fn remember_facts(&self, host_id: &str, hash: i64) {
+        lock(&self.facts).insert(host_id.to_string(), hash);
+    }
+
     /// Forgets the facts digest of a host (its write failed: the next check-in writes again).
     pub fn forget_facts(&self, host_id: &str) {
         lock(&self.facts).remove(host_id);

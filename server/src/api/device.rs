@@ -81,15 +81,13 @@ pub async fn enrol(
         .store
         .create_host(&host, &hash_token(&device_token))
         .await?;
+    let hash = crate::cache::facts_hash(&req.facts);
     state
         .store
-        .update_host(
-            &host,
-            &req.facts.installed,
-            req.facts.utc_offset_secs,
-            crate::cache::facts_hash(&req.facts),
-        )
+        .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs, hash)
         .await?;
+    // Its first check-in compares with what it enrolled with, without a read.
+    state.cache.remember_facts(&id, hash);
     tracing::info!(host_id = %id, hostname = %host.facts.hostname, "host enrolled");
     Ok(Json(EnrolResponse {
         host_id: id,

@@ -94,8 +94,8 @@ async fn before_wait(
     let (cancelled_jobs, jobs) = if state.cache.idle_at(&host_id, epoch) {
         (Vec::new(), Vec::new())
     } else {
-        let cancelled = state.store.cancelled_updates(&host_id).await?;
-        let jobs = pending_jobs(state, &host_id).await?;
+        let (cancelled, pending) = state.store.host_work(&host_id).await?;
+        let jobs: Vec<Job> = pending.into_iter().map(job_of).collect();
         let idle = cancelled.is_empty() && jobs.is_empty();
         state.cache.set_idle(&host_id, idle.then_some(epoch));
         (cancelled, jobs)
@@ -170,14 +170,19 @@ async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
         .pending_jobs(host_id)
         .await?
         .into_iter()
-        .map(|j| Job {
-            manifest_path: fleet::manifest_path(&j.item, &j.version),
-            job_id: j.id,
-            item: j.item,
-            version: j.version,
-            interactive: j.interactive,
-            delta: None,
-            mirrors: vec![],
-        })
+        .map(job_of)
         .collect())
+}
+
+/// A pending update as the device's job (its delta and mirrors are added with the answer).
+fn job_of(j: crate::store::PendingJob) -> Job {
+    Job {
+        manifest_path: fleet::manifest_path(&j.item, &j.version),
+        job_id: j.id,
+        item: j.item,
+        version: j.version,
+        interactive: j.interactive,
+        delta: None,
+        mirrors: vec![],
+    }
 }

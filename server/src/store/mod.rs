@@ -456,6 +456,6 @@ interface! {
     fn accept(&self, campaign_id: &str, host_id: &str) -> Result<bool>;
     /// Campaigns an update belongs to.
     fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>>;
-    /// Pending update ids of this host that were cancelled, for the device to drop.
-    fn cancelled_updates(&self, host_id: &str) -> Result<Vec<String>>;
+    /// (cancelled, pending) of this host, in one read.
+    fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)>;
 }

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::Sql;
 use crate::policy::campaign::Baseline;
 use crate::policy::status::CampaignStatus;
-use crate::store::{Campaign, Member, Result, StoreError};
+use crate::store::{Campaign, Member, PendingJob, Result, StoreError};
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
 const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed";
@@ -268,14 +268,32 @@ impl Sql {
     }
 
     /// Pending update ids of this host that were cancelled, for the device to drop.
-    pub async fn cancelled_updates(&self, host_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM updates WHERE host_id = $1 AND status = 'cancelled' AND finished_at > $2",
+    /// A host's pending jobs and its recently cancelled ones, in one read: what a check-in
+    /// of a host that may have work needs.
+    pub async fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)> {
+        let rows = sqlx::query(
+            "SELECT id, item, version, interactive, status FROM updates
+             WHERE host_id = $1 AND (status = 'pending' OR (status = 'cancelled' AND finished_at > $2))
+             ORDER BY created_at",
         )
         .bind(host_id)
-        // Only recent cancellations: a device that was offline longer re-verifies anyway.
         .bind(crate::policy::fleet::days_ago(7))
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        let (mut cancelled, mut pending) = (Vec::new(), Vec::new());
+        for r in rows {
+            let id: String = r.try_get("id")?;
+            if r.try_get::<String, _>("status")? == "pending" {
+                pending.push(PendingJob {
+                    id,
+                    item: r.try_get("item")?,
+                    version: super::parse_version(&r.try_get::<String, _>("version")?)?,
+                    interactive: r.try_get::<i64, _>("interactive")? != 0,
+                });
+            } else {
+                cancelled.push(id);
+            }
+        }
+        Ok((cancelled, pending))
     }
 }
