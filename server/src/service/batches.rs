@@ -60,12 +60,14 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
         }
         let id = state
             .store
-            .create_update(host_id, &entry.item, &version, &entry.actor)
+            .create_update(
+                host_id,
+                &entry.item,
+                &version,
+                &entry.actor,
+                entry.interactive.then_some(true),
+            )
             .await?;
-        if entry.interactive {
-            // Before the device is woken: the job it takes says so.
-            state.store.set_interactive(&id, true).await?;
-        }
         state
             .store
             .mark_dispatched(batch_id, entry.state.seq, &id)

@@ -31,7 +31,7 @@ async fn dispatch_member(
     }
     let id = state
         .store
-        .create_update(&m.host_id, &c.item, &c.version, "campaign")
+        .create_update(&m.host_id, &c.item, &c.version, "campaign", None)
         .await?;
     state
         .store

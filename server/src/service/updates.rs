@@ -62,12 +62,14 @@ pub async fn trigger(
     }
     let id = state
         .store
-        .create_update(host_id, item, &release.version, actor)
+        .create_update(
+            host_id,
+            item,
+            &release.version,
+            actor,
+            interactive.map(|how| how.record_input),
+        )
         .await?;
-    if let Some(how) = interactive {
-        // Before the device is woken: the job it takes says so.
-        state.store.set_interactive(&id, how.record_input).await?;
-    }
     tracing::info!(%host_id, %item, version = %release.version, update = %id, %actor, "update triggered");
     state.wake(host_id);
     state.changed();

@@ -279,16 +279,19 @@ impl Store {
 
     // The methods that change updates also bump the epoch, whatever the backend.
 
+    /// Creates a pending update; `interactive: Some(record_input)` makes it an interactive one
+    /// (its hooks run in an operator's terminal; what they type is kept if `record_input`).
     pub async fn create_update(
         &self,
         host_id: &str,
         item: &str,
         version: &semver::Version,
         actor: &str,
+        interactive: Option<bool>,
     ) -> Result<String> {
         let id = self
             .backend
-            .create_update(host_id, item, version, actor)
+            .create_update(host_id, item, version, actor, interactive)
             .await?;
         self.bump_updates();
         Ok(id)
@@ -416,7 +419,6 @@ interface! {
     /// `len` characters of an update's stored output from character `offset`.
     fn output_slice(&self, update_id: &str, offset: i64, len: i64) -> Result<Option<String>>;
     fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>>;
-    fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()>;
     fn append_typed(&self, update_id: &str, line: &str) -> Result<()>;
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.

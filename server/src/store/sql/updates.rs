@@ -24,12 +24,15 @@ impl Sql {
         item: &str,
         version: &semver::Version,
         actor: &str,
+        interactive: Option<bool>,
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         // The version the host has now is where the update starts from, as the history shows.
+        // An interactive update is one from its first instant: a device checking in at that
+        // moment must not take it as a plain install.
         sqlx::query(
-            "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at)
-             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8)",
+            "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at, interactive, record_input)
+             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8, $9, $10)",
         )
         .bind(&id)
         .bind(host_id)
@@ -39,6 +42,8 @@ impl Sql {
         .bind(item)
         .bind(actor)
         .bind(crate::now())
+        .bind(i64::from(interactive.is_some()))
+        .bind(i64::from(interactive.unwrap_or(true)))
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -108,21 +113,6 @@ impl Sql {
                 })
             })
             .collect()
-    }
-
-    /// Marks a pending update interactive (its hooks run in an operator's terminal), keeping
-    /// what the operator types in its history unless `record_input` is false.
-    pub async fn set_interactive(&self, update_id: &str, record_input: bool) -> Result<()> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query(
-            "UPDATE updates SET interactive = 1, record_input = $1 WHERE id = $2 AND status = 'pending'",
-        )
-        .bind(i64::from(record_input))
-        .bind(update_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Adds to what the operator typed, if the update keeps it (bounded at 1 MiB).
