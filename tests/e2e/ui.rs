@@ -142,6 +142,20 @@ impl Browser {
             == serde_json::json!(true)
     }
 
+    /// Whether `js` comes to return true within 10 s (the page may still be drawing).
+    async fn comes_to_hold(&self, js: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.holds(js).await {
+                return true;
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn path(&self) -> String {
         self.client
             .current_url()
@@ -563,11 +577,13 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
             .expect("typing into the terminal");
         b.wait_text("#terminal .xterm-rows", "answered yes").await;
         b.wait_text("#status", "installed").await;
-        // The answer came back in colour: xterm.js draws it green.
+        // The answer came back in colour: xterm.js draws it green (once it has drawn it).
         assert!(
-            b.holds(
-                "return Array.from(document.querySelectorAll('#terminal .xterm-rows span'))
-                    .some(s => s.textContent.includes('answered yes') && /xterm-fg-2\\b/.test(s.className))"
+            b.comes_to_hold(
+                "return Array.from(document.querySelectorAll('#terminal .xterm-rows > div'))
+                    .some(row => row.textContent.includes('answered yes')
+                        && Array.from(row.querySelectorAll('span'))
+                            .some(s => /xterm-fg-2\\b/.test(s.className) && s.textContent.includes('answer')))"
             )
             .await,
             "the hook's colour reached the browser"
