@@ -111,10 +111,14 @@ fn following_a_failing_install_exits_non_zero() {
 fn json_with_follow_prints_one_event_a_line() {
     let w = World::new();
     let src = w.payload("1.0.0", None);
+    // A progress bar's carriage returns pass through the stream untouched.
     let out = w.build(
         "1.0.0",
         &src,
-        &["--post-install", "echo hello from the hook"],
+        &[
+            "--post-install",
+            "printf 'copying 50%%\\rcopying 100%%\\r\\n'; echo hello from the hook",
+        ],
     );
     w.publish(&out);
     w.agent("check").ok();
@@ -147,6 +151,10 @@ fn json_with_follow_prints_one_event_a_line() {
         .map(|e| e["text"].as_str().unwrap().to_string())
         .collect();
     assert!(text.contains("hello from the hook"), "{text}");
+    assert!(
+        text.contains("copying 50%\rcopying 100%\r\n"),
+        "the carriage returns were lost: {text:?}"
+    );
 
     // The commands that had no --json have it now.
     let checked = w.ctl_json(&["check", "--host", "device-1"]);

@@ -577,17 +577,26 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
             .expect("typing into the terminal");
         b.wait_text("#terminal .xterm-rows", "answered yes").await;
         b.wait_text("#status", "installed").await;
-        // The answer came back in colour: xterm.js draws it green (once it has drawn it).
-        assert!(
-            b.comes_to_hold(
+        // The answer came back in colour, at the start of its row (the terminal's carriage
+        // returns reached it): xterm.js draws it green (once it has drawn it).
+        let green = b
+            .comes_to_hold(
                 "return Array.from(document.querySelectorAll('#terminal .xterm-rows > div'))
-                    .some(row => row.textContent.includes('answered yes')
+                    .some(row => row.textContent.startsWith('answered yes')
                         && Array.from(row.querySelectorAll('span'))
-                            .some(s => /xterm-fg-2\\b/.test(s.className) && s.textContent.includes('answer')))"
+                            .some(s => /xterm-fg-2\\b/.test(s.className) && s.textContent.includes('answer')))",
             )
-            .await,
-            "the hook's colour reached the browser"
-        );
+            .await;
+        if !green {
+            let rows = b
+                .client
+                .execute(
+                    "return document.querySelector('#terminal .xterm-rows').innerHTML",
+                    vec![],
+                )
+                .await;
+            panic!("the hook's colour did not reach the browser; the terminal's rows: {rows:?}");
+        }
         b.screenshot("terminal").await;
         b.close().await;
     });

@@ -190,8 +190,17 @@ impl Client {
             } else if let Some(v) = line.strip_prefix("data:") {
                 data.push(v.strip_prefix(' ').unwrap_or(v).to_string());
             } else if line.is_empty() && !data.is_empty() {
-                let text = data.join("\n");
+                let joined = data.join("\n");
                 data.clear();
+                // An output event's data is its text as a JSON string (it may hold carriage
+                // returns, which an event's data cannot); the end event's is the status.
+                let text = if event == "end" {
+                    joined
+                } else {
+                    serde_json::from_str::<String>(&joined).with_context(|| {
+                        format!("the server sent output that is not a JSON string: {joined}")
+                    })?
+                };
                 if json {
                     let kind = if event == "end" { "end" } else { "output" };
                     let field = if event == "end" { "status" } else { "text" };

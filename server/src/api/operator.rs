@@ -347,10 +347,20 @@ pub async fn history(
     ))
 }
 
+/// One piece of output as a Server-Sent Event. Its data is a JSON string: an event's data
+/// cannot carry a carriage return (SSE ends a line at one), and terminal output is full of
+/// them (`\r\n` from a pseudo-terminal, `\r` from progress bars).
+fn output_event(text: &str) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("output")
+        .data(serde_json::Value::String(text.to_string()).to_string())
+}
+
 /// Server-Sent Events: the output so far (`event: output`), then each new piece as the device
-/// sends it, then `event: end` with the update's status (`data: installed`, …). Output is
-/// passed through untouched, ANSI colours included.
-#[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output, then end", content_type = "text/event-stream", body = String), crate::error::ClientErrors), security(("bearer" = [])))]
+/// sends it, then `event: end` with the update's status (`data: installed`, …). Each output
+/// event's data is the text as a JSON string, passed through untouched otherwise: ANSI colours
+/// and carriage returns included.
+#[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output (data: the text as a JSON string), then end (data: the status)", content_type = "text/event-stream", body = String), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn output_stream(
     State(state): State<Shared>,
     _op: Operator,
@@ -375,7 +385,7 @@ pub async fn output_stream(
     let seen = entry.output.chars().count() as i64;
     let mut first = Vec::new();
     if !entry.output.is_empty() {
-        first.push(Event::default().event("output").data(entry.output.clone()));
+        first.push(output_event(&entry.output));
     }
     let done = entry.status != UpdateStatus::Pending.as_str();
     if done {
@@ -397,7 +407,7 @@ pub async fn output_stream(
                     let end = offset + text.chars().count() as i64;
                     if let Some(rest) = crate::live::unseen(offset, &text, s.seen) {
                         s.seen = s.seen.max(end);
-                        return Some((Ok(Event::default().event("output").data(rest)), s));
+                        return Some((Ok(output_event(&rest)), s));
                     }
                 }
                 Ok(LiveEvent::End { status }) => {

@@ -61,7 +61,7 @@
     es.addEventListener("output", function (e) {
       // The stream starts with the whole output so far: it replaces what the page had.
       if (first) { pre.innerHTML = ""; first = false; }
-      pre.insertAdjacentHTML("beforeend", ansi.html(e.data));
+      pre.insertAdjacentHTML("beforeend", ansi.html(JSON.parse(e.data)));
       pre.scrollTop = pre.scrollHeight;
     });
     es.addEventListener("end", function (e) {
@@ -111,11 +111,27 @@
       post({ cols: term.cols, rows: term.rows });
       keepAlive = setInterval(function () { if (!done) post({}).catch(function () {}); }, 5000);
     }).catch(function (e) { say("Cannot attach: " + e.message); });
+    // Keystrokes go one request at a time, in the order typed: two requests in flight may
+    // reach the device in either order ("y" then Enter would become Enter then "y"). What is
+    // typed while one is in flight goes together in the next.
+    var typed = "", sending = false;
+    function send() {
+      if (sending || !typed || !lease || done) return;
+      var n = Math.min(typed.length, 16384);
+      if (n < typed.length && /[\uD800-\uDBFF]/.test(typed.charAt(n - 1))) n -= 1;
+      var text = typed.slice(0, n);
+      typed = typed.slice(n);
+      sending = true;
+      post({ text: text }).catch(function (e) { say(e.message); }).then(function () {
+        sending = false;
+        send();
+      });
+    }
     term.onData(function (d) {
-      if (lease && !done) post({ text: d }).catch(function (e) { say(e.message); });
+      if (lease && !done) { typed += d; send(); }
     });
     var es = new EventSource(div.getAttribute("data-follow"));
-    es.addEventListener("output", function (e) { term.write(e.data); });
+    es.addEventListener("output", function (e) { term.write(JSON.parse(e.data)); });
     es.addEventListener("end", function (e) {
       es.close();
       done = true;
