@@ -5,7 +5,7 @@
 //! server loses at most [`SEEN_WRITE_INTERVAL`] of last-seen times (a clean stop writes them
 //! all).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, RwLock};
@@ -30,6 +30,12 @@ pub struct Cache {
     campaigns: RwLock<Option<bool>>,
     /// Hosts that had no pending or cancelled job, at which updates epoch.
     idle: Mutex<HashMap<String, u64>>,
+    /// The whole fleet's answer to the same question, read in one query: at this updates
+    /// epoch, only these hosts had work. A host first seen since the server started needs no
+    /// read of its own while the epoch holds.
+    busy: RwLock<Option<(u64, Arc<HashSet<String>>)>>,
+    /// When the fleet was last read for `busy`, and whether a read is under way.
+    busy_read: Mutex<(Option<std::time::Instant>, bool)>,
     /// Each running campaign's open wave, as last decided (refreshed by every evaluation).
     open_waves: Mutex<HashMap<String, usize>>,
 }
@@ -121,9 +127,46 @@ impl Cache {
         };
     }
 
-    /// Whether the host had no work when the updates epoch was `epoch`.
+    /// Whether the host had no work when the updates epoch was `epoch`: from its own last
+    /// read, or from the fleet's.
     pub fn idle_at(&self, host_id: &str, epoch: u64) -> bool {
         lock(&self.idle).get(host_id) == Some(&epoch)
+            || self
+                .busy
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+                .is_some_and(|(e, busy)| *e == epoch && !busy.contains(host_id))
+    }
+
+    /// Whether the fleet should be read for `busy` now: its last read is of another epoch
+    /// than `epoch`, none is under way, and the last began at least `every` ago. A `true`
+    /// marks a read under way; [`Cache::set_busy`] ends it.
+    pub fn busy_read_due(&self, epoch: u64, every: std::time::Duration) -> bool {
+        let current = self
+            .busy
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|(e, _)| *e == epoch);
+        if current {
+            return false;
+        }
+        let mut read = lock(&self.busy_read);
+        let due = !read.1 && read.0.is_none_or(|at| at.elapsed() >= every);
+        if due {
+            *read = (Some(std::time::Instant::now()), true);
+        }
+        due
+    }
+
+    /// The fleet's hosts with work at `epoch` (`None`: the read failed).
+    pub fn set_busy(&self, epoch: u64, hosts: Option<Vec<String>>) {
+        if let Some(hosts) = hosts {
+            *self.busy.write().unwrap_or_else(|e| e.into_inner()) =
+                Some((epoch, Arc::new(hosts.into_iter().collect())));
+        }
+        lock(&self.busy_read).1 = false;
     }
 
     pub fn set_idle(&self, host_id: &str, epoch: Option<u64>) {
@@ -211,6 +254,26 @@ mod tests {
     /// The digest is stored and compared by other instances and later versions: it must not
     /// change with the process (`DefaultHasher` may).
     const GOLDEN_DIGEST: i64 = -4_419_311_099_789_954_688;
+
+    #[test]
+    fn the_fleets_work_answers_for_hosts_not_asked_about_until_updates_change() {
+        let c = Cache::default();
+        let every = std::time::Duration::from_secs(3600);
+        assert!(!c.idle_at("a", 1), "nothing is known before a read");
+        assert!(c.busy_read_due(1, every));
+        assert!(!c.busy_read_due(1, every), "one read at a time");
+        c.set_busy(1, Some(vec!["b".into()]));
+        assert!(c.idle_at("a", 1), "a host without work");
+        assert!(!c.idle_at("b", 1), "a host with work reads its own");
+        assert!(!c.idle_at("a", 2), "updates changed since the read");
+        assert!(!c.busy_read_due(1, every), "the read is of this epoch");
+        assert!(!c.busy_read_due(2, every), "too soon after the last");
+        assert!(c.busy_read_due(2, std::time::Duration::ZERO));
+        c.set_busy(2, None);
+        assert!(!c.idle_at("a", 2), "a failed read tells nothing");
+        c.set_idle("b", Some(2));
+        assert!(c.idle_at("b", 2), "the host's own read counts too");
+    }
 
     #[test]
     fn the_facts_digest_is_fixed() {

@@ -94,6 +94,7 @@ async fn before_wait(
     let (cancelled_jobs, jobs) = if state.cache.idle_at(&host_id, epoch) {
         (Vec::new(), Vec::new())
     } else {
+        read_fleet_work(state, epoch);
         let (cancelled, pending) = state.store.host_work(&host_id).await?;
         let jobs: Vec<Job> = pending.into_iter().map(job_of).collect();
         let idle = cancelled.is_empty() && jobs.is_empty();
@@ -101,6 +102,29 @@ async fn before_wait(
         (cancelled, jobs)
     };
     Ok((campaigns, cancelled_jobs, jobs))
+}
+
+/// How often at most the whole fleet's work is read again after updates changed.
+const FLEET_WORK_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads in the background which hosts of the whole fleet have work, when what is known is
+/// of an older updates epoch: then the hosts this instance has not asked about yet (all of
+/// them, after a start) skip their own read until updates change again.
+fn read_fleet_work(state: &Shared, epoch: u64) {
+    if !state.cache.busy_read_due(epoch, FLEET_WORK_EVERY) {
+        return;
+    }
+    let state = state.clone();
+    tokio::spawn(async move {
+        let hosts = match state.store.busy_hosts().await {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading which hosts have work");
+                None
+            }
+        };
+        state.cache.set_busy(epoch, hosts);
+    });
 }
 
 /// The answer: the jobs with their deltas and mirrors, and what is available.

@@ -460,4 +460,7 @@ interface! {
     fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>>;
     /// (cancelled, pending) of this host, in one read.
     fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)>;
+    /// The hosts that have work (what `host_work` would find for them): every other host has
+    /// none.
+    fn busy_hosts(&self) -> Result<Vec<String>>;
 }

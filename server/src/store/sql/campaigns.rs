@@ -296,4 +296,14 @@ impl Sql {
         }
         Ok((cancelled, pending))
     }
+
+    pub async fn busy_hosts(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT host_id FROM updates
+             WHERE status = 'pending' OR (status = 'cancelled' AND finished_at > $1)",
+        )
+        .bind(crate::policy::fleet::days_ago(7))
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }
