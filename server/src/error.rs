@@ -214,9 +214,15 @@ pub mod extract {
                     "the body must be a JSON object".into(),
                 ));
             }
-            axum::Json::<T>::from_bytes(&body)
-                .map(|axum::Json(v)| Json(v))
-                .map_err(|r| rejected(r.status(), r.body_text()))
+            // Plain serde_json first: axum's reader tracks the path of every field it reads,
+            // which only an error needs (a check-in paid for it every time). On an error it
+            // reads again, for the message that names the field.
+            match serde_json::from_slice::<T>(&body) {
+                Ok(v) => Ok(Json(v)),
+                Err(_) => axum::Json::<T>::from_bytes(&body)
+                    .map(|axum::Json(v)| Json(v))
+                    .map_err(|r| rejected(r.status(), r.body_text())),
+            }
         }
     }
 
