@@ -4,8 +4,8 @@
 //! - the cold pass: every device checks in once with facts that changed since it enrolled
 //!   (its agent was upgraded), so each check-in writes; prints these check-ins (writes)/s;
 //! - `checkin`: C workers check in as those devices for S seconds; prints check-ins/s and
-//!   p50/p99 latency; then the same load runs against a trivial axum handler started in this
-//!   process, for the loopback ceiling;
+//!   p50/p99 latency; then the same load runs against a trivial axum handler, for the
+//!   loopback ceiling: once in this process, once in a process of its own (`--serve-trivial`);
 //! - `longpoll`: N devices hold long-poll check-ins open; prints how many are held; then
 //!   measures, a few times, how long a trigger takes to reach a waiting device.
 //!
@@ -23,14 +23,18 @@ use ferry_manifests::wire::{DeviceFacts, InstalledItem};
 struct Cli {
     /// Server URL (loopback only); repeat it for several instances of one fleet: workers
     /// spread over them, and the trigger measurement waits on the last one.
-    #[arg(long, required = true)]
+    #[arg(long, required_unless_present = "serve_trivial")]
     server: Vec<String>,
     /// Fleet enrolment token.
-    #[arg(long)]
-    enrol_token: String,
+    #[arg(long, required_unless_present = "serve_trivial")]
+    enrol_token: Option<String>,
     /// Operator token (for the trigger-latency measurement).
+    #[arg(long, required_unless_present = "serve_trivial")]
+    operator_token: Option<String>,
+    /// Only serve the trivial handler on a free loopback port, print its address and run
+    /// until killed: the ceiling in a process of its own, as the server is.
     #[arg(long)]
-    operator_token: String,
+    serve_trivial: bool,
     #[arg(long, default_value_t = 10_000)]
     devices: usize,
     #[arg(long, default_value_t = 256)]
@@ -175,6 +179,12 @@ async fn hammer(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if cli.serve_trivial {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("{}", listener.local_addr()?);
+        serve_trivial(listener).await;
+        return Ok(());
+    }
     for s in &cli.server {
         if !(s.starts_with("http://127.0.0.1:") || s.starts_with("http://[::1]:")) {
             bail!("the load generator only talks to loopback");
@@ -205,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
             let (http, base, token, item) = (
                 http.clone(),
                 base.clone(),
-                cli.enrol_token.clone(),
+                cli.enrol_token.clone().unwrap_or_default(),
                 cli.item.clone(),
             );
             tasks.push(tokio::spawn(async move {
@@ -271,21 +281,17 @@ async fn checkin_figures(
     println!(
         "cold pass (each device's first check-in with new facts, written): {cold:.0}/s, p50 {cp50:.2} ms, p99 {cp99:.2} ms, errors {cerrors}"
     );
-    // The loopback ceiling: a trivial axum handler under the same load, in this process.
+    // The loopback ceiling: a trivial axum handler under the same load, in this process
+    // (its client and server tasks share one runtime) and in a process of its own (it pays
+    // the switches between processes, as the server does).
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let trivial = format!("http://{}/checkin", listener.local_addr()?);
-    tokio::spawn(async move {
-        let app = axum::Router::new().route(
-            "/checkin",
-            axum::routing::post(|| async {
-                axum::Json(serde_json::json!({"host_id": "x", "available": [], "jobs": []}))
-            }),
-        );
-        let _ = axum::serve(listener, app).await;
-    });
+    tokio::spawn(serve_trivial(listener));
+    let mut own = TrivialProcess::start()?;
+    let trivial_own = own.url.clone();
     // Warm (every device has checked in once), in turns with the ceiling: the machine's
     // speed drifts, so each pair is compared and the median pair reported.
-    let mut shares = Vec::new();
+    let (mut shares, mut own_shares) = (Vec::new(), Vec::new());
     for round in 1..=cli.rounds.max(1) {
         let (rate, p50, p99, errors) = hammer(
             http.clone(),
@@ -316,19 +322,96 @@ async fn checkin_figures(
             "trivial axum handler (same process as the load): {brate:.0}/s, p50 {bp50:.2} ms, p99 {bp99:.2} ms, errors {berrors}; round {round}: ferry reaches {share:.0}% of it"
         );
         shares.push(share);
+        let (orate, op50, op99, oerrors) = hammer(
+            http.clone(),
+            vec![trivial_own.clone()],
+            Arc::clone(tokens),
+            cli.concurrency,
+            cli.seconds,
+            false,
+        )
+        .await;
+        let share = 100.0 * rate / orate.max(1.0);
+        println!(
+            "trivial axum handler (a process of its own): {orate:.0}/s, p50 {op50:.2} ms, p99 {op99:.2} ms, errors {oerrors}; round {round}: ferry reaches {share:.0}% of it"
+        );
+        own_shares.push(share);
     }
-    shares.sort_by(|a, b| a.total_cmp(b));
+    own.stop();
     println!(
-        "ferry-server as a share of the trivial handler: median {:.0}% of {} rounds (each {}%)",
-        shares[shares.len() / 2],
+        "ferry-server as a share of the trivial handler: median {} (in the load's process), median {} (in a process of its own)",
+        median_of(&mut shares),
+        median_of(&mut own_shares)
+    );
+    Ok(())
+}
+
+/// "M% of N rounds (each A%, B%, …)".
+fn median_of(shares: &mut [f64]) -> String {
+    shares.sort_by(|a, b| a.total_cmp(b));
+    format!(
+        "{:.0}% of {} rounds (each {}%)",
+        shares.get(shares.len() / 2).copied().unwrap_or(0.0),
         shares.len(),
         shares
             .iter()
             .map(|s| format!("{s:.0}"))
             .collect::<Vec<_>>()
             .join("%, ")
+    )
+}
+
+/// The trivial handler: a fixed small JSON answer, nothing read.
+async fn serve_trivial(listener: tokio::net::TcpListener) {
+    let app = axum::Router::new().route(
+        "/checkin",
+        axum::routing::post(|| async {
+            axum::Json(serde_json::json!({"host_id": "x", "available": [], "jobs": []}))
+        }),
     );
-    Ok(())
+    let _ = axum::serve(listener, app).await;
+}
+
+/// This program again with `--serve-trivial`, killed when dropped.
+struct TrivialProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl TrivialProcess {
+    fn start() -> anyhow::Result<Self> {
+        use std::io::BufRead as _;
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .arg("--serve-trivial")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .context("starting the trivial handler's process")?;
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufReader::new(out).read_line(&mut line)?;
+        }
+        let addr = line.trim().to_string();
+        let mut p = TrivialProcess {
+            child,
+            url: format!("http://{addr}/checkin"),
+        };
+        if !addr.starts_with("127.0.0.1:") {
+            p.stop();
+            bail!("the trivial handler's process did not say where it listens");
+        }
+        Ok(p)
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for TrivialProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 /// Every device holds a long-poll open (the server's memory is read before and while they
@@ -432,7 +515,7 @@ async fn longpoll_figures(
         tokio::time::sleep(Duration::from_millis(300)).await;
         let t0 = Instant::now();
         http.post(format!("{base}/api/v1/updates"))
-            .bearer_auth(&cli.operator_token)
+            .bearer_auth(cli.operator_token.as_deref().unwrap_or_default())
             .json(&serde_json::json!({"host": format!("sim-{i:05}"), "item": cli.item}))
             .send()
             .await?
