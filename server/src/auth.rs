@@ -16,7 +16,12 @@ use crate::store::Store;
 use crate::Shared;
 
 pub fn hash_token(token: &str) -> String {
-    hex::encode(Sha256::digest(token.trim().as_bytes()))
+    hex::encode(token_digest(token))
+}
+
+/// The digest [`hash_token`] writes in hex (the in-memory credential cache keys by it).
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.trim().as_bytes()).into()
 }
 
 /// A new random token with a readable prefix (`fop_` operator, `fen_` enrolment, `fdv_`
@@ -110,13 +115,13 @@ impl FromRequestParts<Shared> for Device {
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
         })?;
-        let hash = hash_token(token);
-        if let Some(id) = state.cache.device(&hash) {
+        let digest = token_digest(token);
+        if let Some(id) = state.cache.device(&digest) {
             return Ok(Device(id));
         }
-        match state.store.host_by_token(&hash).await? {
+        match state.store.host_by_token(&hex::encode(digest)).await? {
             Some(id) => {
-                state.cache.remember_device(&hash, &id);
+                state.cache.remember_device(digest, &id);
                 Ok(Device(id))
             }
             None => Err(AppError::unauthorized(

@@ -5,7 +5,9 @@
 //! server loses at most [`SEEN_WRITE_INTERVAL`] of last-seen times (a clean stop writes them
 //! all).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use time::OffsetDateTime;
 
 use sha2::{Digest, Sha256};
 use std::sync::{Arc, Mutex, RwLock};
@@ -21,10 +23,11 @@ pub const SEEN_WRITE_INTERVAL: std::time::Duration = std::time::Duration::from_s
 
 #[derive(Default)]
 pub struct Cache {
-    seen: Mutex<HashMap<String, String>>,
+    seen: Mutex<HashMap<String, OffsetDateTime>>,
     written: Mutex<HashMap<String, std::time::Instant>>,
     facts: Mutex<HashMap<String, i64>>,
-    devices: RwLock<HashMap<String, String>>,
+    /// Device credentials by their digest ([`crate::auth::token_digest`]).
+    devices: RwLock<HashMap<[u8; 32], String>>,
     releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
     root: RwLock<Option<Option<u64>>>,
     campaigns: RwLock<Option<bool>>,
@@ -39,6 +42,11 @@ pub struct Cache {
     /// Each running campaign's open wave, as last decided (refreshed by every evaluation).
     open_waves: Mutex<HashMap<String, usize>>,
 }
+
+/// The maps a check-in looks up (several each time): keyed by host ids the server made and
+/// credential digests, not by what a client chooses, so a fast hash serves.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+use FastMap as HashMap;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -57,7 +65,7 @@ pub fn facts_hash(facts: &DeviceFacts) -> i64 {
 impl Cache {
     /// Records a check-in with facts of digest `hash`; returns the digest this instance
     /// last knew for the host (`None`: it has not seen the host since it started).
-    pub fn check_in(&self, host_id: &str, hash: i64, now: String) -> Option<i64> {
+    pub fn check_in(&self, host_id: &str, hash: i64, now: OffsetDateTime) -> Option<i64> {
         // A known host (nearly every check-in) updates in place: no key is allocated.
         let before = {
             let mut facts = lock(&self.facts);
@@ -99,7 +107,7 @@ impl Cache {
                 .is_some_and(|w| now.duration_since(*w) < SEEN_WRITE_INTERVAL);
             if all || !fresh {
                 written.insert(host.clone(), now);
-                due.push((host.clone(), at.clone()));
+                due.push((host.clone(), ferry_manifests::wire::timestamp(*at)));
             }
         }
         due
@@ -107,7 +115,9 @@ impl Cache {
 
     /// The buffered last-seen of a host, newer than the database's.
     pub fn seen(&self, host_id: &str) -> Option<String> {
-        lock(&self.seen).get(host_id).cloned()
+        lock(&self.seen)
+            .get(host_id)
+            .map(|at| ferry_manifests::wire::timestamp(*at))
     }
 
     pub fn open_wave(&self, campaign_id: &str) -> Option<usize> {
@@ -177,19 +187,19 @@ impl Cache {
         };
     }
 
-    pub fn device(&self, token_hash: &str) -> Option<String> {
+    pub fn device(&self, digest: &[u8; 32]) -> Option<String> {
         self.devices
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(token_hash)
+            .get(digest)
             .cloned()
     }
 
-    pub fn remember_device(&self, token_hash: &str, host_id: &str) {
+    pub fn remember_device(&self, digest: [u8; 32], host_id: &str) {
         self.devices
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(token_hash.to_string(), host_id.to_string());
+            .insert(digest, host_id.to_string());
     }
 
     pub fn forget_host(&self, host_id: &str) {
@@ -285,13 +295,14 @@ mod tests {
         let c = Cache::default();
         let (one, two) = (facts_hash(&facts("1")), facts_hash(&facts("2")));
         assert_ne!(one, two);
-        assert_eq!(c.check_in("h", one, "t1".into()), None);
-        assert_eq!(c.check_in("h", one, "t2".into()), Some(one));
-        assert_eq!(c.check_in("h", two, "t3".into()), Some(one));
-        assert_eq!(c.seen("h").as_deref(), Some("t3"));
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
+        assert_eq!(c.check_in("h", one, t(1)), None);
+        assert_eq!(c.check_in("h", one, t(2)), Some(one));
+        assert_eq!(c.check_in("h", two, t(3)), Some(one));
+        assert_eq!(c.seen("h").as_deref(), Some("2027-01-15T08:00:03.000Z"));
         assert_eq!(
             c.take_seen(false),
-            vec![("h".to_string(), "t3".to_string())]
+            vec![("h".to_string(), "2027-01-15T08:00:03.000Z".to_string())]
         );
         assert!(
             c.take_seen(false).is_empty(),
@@ -302,11 +313,12 @@ mod tests {
             1,
             "at shutdown everything is written"
         );
-        c.remember_device("hash", "h");
+        c.remember_device([7; 32], "h");
+        assert_eq!(c.device(&[7; 32]).as_deref(), Some("h"));
         c.forget_host("h");
-        assert!(c.device("hash").is_none());
+        assert!(c.device(&[7; 32]).is_none());
         assert_eq!(
-            c.check_in("h", two, "t4".into()),
+            c.check_in("h", two, t(4)),
             None,
             "forgotten facts are compared with the database's again"
         );

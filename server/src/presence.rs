@@ -1,7 +1,7 @@
 //! Which devices are here: how each last made contact, in memory (this instance only, since
 //! it started). `policy::fleet::is_present` decides from it.
 
-use std::collections::HashMap;
+use crate::cache::FastMap as HashMap;
 use std::sync::Mutex;
 
 use time::OffsetDateTime;

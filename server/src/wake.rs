@@ -5,7 +5,7 @@
 //! In-process; with several server instances on one database, `AppState::wake` also sends
 //! the wake to the others ([`crate::cluster`]), so it reaches the device wherever it polls.
 
-use std::collections::HashMap;
+use crate::cache::FastMap as HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

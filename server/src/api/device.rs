@@ -12,7 +12,6 @@ use crate::auth::{hash_token, new_token, Device};
 use crate::error::extract::Json as ApiJson;
 use crate::error::{ApiResult, AppError};
 use crate::service;
-use crate::store::HostRow;
 use crate::{now, Shared};
 
 /// Most reports accepted in one request.
@@ -41,24 +40,6 @@ fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
     Ok(())
 }
 
-fn host_row(id: String, facts: &DeviceFacts, enrolled_at: String) -> HostRow {
-    let t = now();
-    HostRow {
-        id,
-        facts: facts.host_facts(),
-        enrolled_at: if enrolled_at.is_empty() {
-            t.clone()
-        } else {
-            enrolled_at
-        },
-        last_seen: t,
-        device_tags: facts.tags.clone(),
-        device_friendly_name: facts.friendly_name.clone(),
-        operator_tags: None,
-        operator_friendly_name: None,
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/enrol", tag = "device", request_body = ferry_manifests::wire::EnrolRequest, responses((status = 200, body = ferry_manifests::wire::EnrolResponse), crate::error::ClientErrors))]
 pub async fn enrol(
     State(state): State<Shared>,
@@ -76,7 +57,8 @@ pub async fn enrol(
     validate_facts(&req.facts)?;
     let id = uuid::Uuid::new_v4().to_string();
     let device_token = new_token("fdv").map_err(AppError::Random)?;
-    let host = host_row(id.clone(), &req.facts, String::new());
+    let t = now();
+    let host = service::checkin::host_row(id.clone(), &req.facts, t.clone(), t);
     state
         .store
         .create_host(&host, &hash_token(&device_token))
@@ -102,8 +84,9 @@ pub async fn check_in(
     ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<CheckInResponse>> {
     validate_facts(&req.facts)?;
-    let host = host_row(host_id.clone(), &req.facts, String::from("-"));
-    Ok(Json(service::checkin::check_in(&state, host, req).await?))
+    Ok(Json(
+        service::checkin::check_in(&state, host_id, req).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/device/output", tag = "device", request_body = ferry_manifests::wire::OutputChunk, responses((status = 204, description = "stored and relayed"), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -16,11 +16,11 @@ use crate::Shared;
 /// long-polls cost little memory each (docs/performance.md).
 pub async fn check_in(
     state: &Shared,
-    host: HostRow,
+    host_id: String,
     req: CheckInRequest,
 ) -> ApiResult<CheckInResponse> {
-    let host_id = host.id.clone();
-    let (campaigns, cancelled_jobs, mut jobs) = Box::pin(before_wait(state, host, &req)).await?;
+    let (campaigns, cancelled_jobs, mut jobs) =
+        Box::pin(before_wait(state, host_id.clone(), &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     if jobs.is_empty() && wait > 0 {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
@@ -52,15 +52,15 @@ pub async fn check_in(
 /// jobs, jobs).
 async fn before_wait(
     state: &Shared,
-    host: HostRow,
+    host_id: String,
     req: &CheckInRequest,
 ) -> ApiResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
-    let host_id = host.id.clone();
     // The database is written only when the facts changed; last-seen goes to the batch. An
     // instance that has not seen the host yet (it started since, or the host last checked in
     // with another instance) compares with the digest stored at the last write.
     let hash = crate::cache::facts_hash(&req.facts);
-    let known = match state.cache.check_in(&host_id, hash, host.last_seen.clone()) {
+    let at = time::OffsetDateTime::now_utc();
+    let known = match state.cache.check_in(&host_id, hash, at) {
         Some(before) => Some(before),
         None => match state.store.facts_hash(&host_id).await {
             Ok(stored) => stored,
@@ -71,6 +71,12 @@ async fn before_wait(
         },
     };
     if known != Some(hash) {
+        let host = host_row(
+            host_id.clone(),
+            &req.facts,
+            String::from("-"),
+            ferry_manifests::wire::timestamp(at),
+        );
         if let Err(e) = state
             .store
             .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs, hash)
@@ -102,6 +108,25 @@ async fn before_wait(
         (cancelled, jobs)
     };
     Ok((campaigns, cancelled_jobs, jobs))
+}
+
+/// The host's row as its facts make it (`enrolled_at` is not written by a check-in).
+pub fn host_row(
+    id: String,
+    facts: &ferry_manifests::wire::DeviceFacts,
+    enrolled_at: String,
+    last_seen: String,
+) -> HostRow {
+    HostRow {
+        id,
+        facts: facts.host_facts(),
+        enrolled_at,
+        last_seen,
+        device_tags: facts.tags.clone(),
+        device_friendly_name: facts.friendly_name.clone(),
+        operator_tags: None,
+        operator_friendly_name: None,
+    }
 }
 
 /// How often at most the whole fleet's work is read again after updates changed.
