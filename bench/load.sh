@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Fleet load on loopback: enrols DEVICES simulated devices, measures sustained check-ins per
 # second with p50/p99 latency against ferry-server (SQLite) and, in the same run, against a
-# trivial axum handler (the loopback ceiling); then holds a long-poll open for every device and
-# reports the server's RSS; then measures trigger-to-device latency.
+# trivial axum handler (the loopback ceiling: in the load generator's process, and in a
+# process of its own); then holds a long-poll open for every device and reports the server's
+# RSS; then measures trigger-to-device latency.
 #
-#   bench/load.sh [DEVICES] [CONCURRENCY] [SECONDS]     (defaults: 10000, 256, 10)
+#   bench/load.sh [DEVICES] [CONCURRENCY] [SECONDS] [ROUNDS]   (defaults: 10000, 256, 10, 3)
+#
+# Each round runs the server and both ceilings for SECONDS each, in turn; the median round's
+# ratio is reported. On a machine whose speed drifts, shorter and more rounds pair better
+# (e.g. `bench/load.sh 10000 64 3 9`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICES=${1:-10000}
 CONCURRENCY=${2:-256}
 SECONDS_RUN=${3:-10}
+ROUNDS=${4:-3}
 # Each long-polling device holds a socket in this process and one in the server.
 ulimit -n "$(ulimit -Hn)"
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((DEVICES + 1000)) ]; then
@@ -41,7 +47,7 @@ mkdir -p "$work/payload" && echo x > "$work/payload/x"
 "$BIN/ferry-loadgen" --server "http://127.0.0.1:$port" \
     --enrol-token "$(cat "$work/server/enrol.token")" \
     --operator-token "$(cat "$work/server/operator.token")" \
-    --devices "$DEVICES" --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --item bench |
+    --devices "$DEVICES" --concurrency "$CONCURRENCY" --seconds "$SECONDS_RUN" --rounds "$ROUNDS" --item bench |
 while IFS= read -r line; do
     if [ "$line" = "READY-FOR-RSS-BEFORE" ]; then
         rss_before=$(awk '/VmRSS/ {print $2}' "/proc/$server_pid/status")
