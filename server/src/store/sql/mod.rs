@@ -97,6 +97,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../../migrations/sqlite/0019_facts_hash.sql"),
     ),
+    (
+        20,
+        include_str!("../../../migrations/sqlite/0020_open_updates_index.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -113,6 +117,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         19,
         include_str!("../../../migrations/postgres/0019_facts_hash.sql"),
+    ),
+    (
+        20,
+        include_str!("../../../migrations/postgres/0020_open_updates_index.sql"),
     ),
 ];
 
