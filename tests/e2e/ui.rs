@@ -31,10 +31,26 @@ fn find_binary(names: &[&str]) -> PathBuf {
         })
 }
 
+impl Drop for Browser {
+    /// A test that panicked never reached `close`: end chromedriver and Chromium with it.
+    fn drop(&mut self) {
+        if let Ok(None) = self.driver.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+                .status();
+            let _ = self.driver.wait();
+        }
+    }
+}
+
 impl Browser {
     async fn start(base: &str) -> Browser {
         let port = free_port();
+        // In a process group of its own with the browser it starts: a test that fails
+        // mid-way leaves neither running (see Drop).
+        use std::os::unix::process::CommandExt as _;
         let driver = Command::new(find_binary(&["/usr/bin/chromedriver"]))
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
