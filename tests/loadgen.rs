@@ -308,34 +308,26 @@ async fn checkin_figures(
             cli.concurrency,
             bases.len()
         );
-        let (brate, bp50, bp99, berrors) = hammer(
-            http.clone(),
-            vec![trivial.clone()],
-            Arc::clone(tokens),
-            cli.concurrency,
-            cli.seconds,
-            false,
-        )
-        .await;
-        let share = 100.0 * rate / brate.max(1.0);
-        println!(
-            "trivial axum handler (same process as the load): {brate:.0}/s, p50 {bp50:.2} ms, p99 {bp99:.2} ms, errors {berrors}; round {round}: ferry reaches {share:.0}% of it"
-        );
-        shares.push(share);
-        let (orate, op50, op99, oerrors) = hammer(
-            http.clone(),
-            vec![trivial_own.clone()],
-            Arc::clone(tokens),
-            cli.concurrency,
-            cli.seconds,
-            false,
-        )
-        .await;
-        let share = 100.0 * rate / orate.max(1.0);
-        println!(
-            "trivial axum handler (a process of its own): {orate:.0}/s, p50 {op50:.2} ms, p99 {op99:.2} ms, errors {oerrors}; round {round}: ferry reaches {share:.0}% of it"
-        );
-        own_shares.push(share);
+        let ceilings = [
+            ("same process as the load", &trivial, &mut shares),
+            ("a process of its own", &trivial_own, &mut own_shares),
+        ];
+        for (what, url, shares) in ceilings {
+            let (brate, bp50, bp99, berrors) = hammer(
+                http.clone(),
+                vec![url.clone()],
+                Arc::clone(tokens),
+                cli.concurrency,
+                cli.seconds,
+                false,
+            )
+            .await;
+            let share = 100.0 * rate / brate.max(1.0);
+            println!(
+                "trivial axum handler ({what}): {brate:.0}/s, p50 {bp50:.2} ms, p99 {bp99:.2} ms, errors {berrors}; round {round}: ferry reaches {share:.0}% of it"
+            );
+            shares.push(share);
+        }
     }
     own.stop();
     println!(
