@@ -386,15 +386,7 @@ fn a_release_is_served_from_a_mirror_and_from_the_server_when_the_mirror_is_down
         site.join("releases/web-1.0.0.tar.gz"),
     )
     .unwrap();
-    let published = w
-        .ctl(&[
-            "release",
-            "publish",
-            out.to_str().unwrap(),
-            "--mirror",
-            &format!("{}/", mirror.url),
-        ])
-        .ok();
+    let published = publish_with_mirror(&w, &out, &format!("{}/", mirror.url));
     assert!(
         published
             .stdout
@@ -419,15 +411,7 @@ fn a_release_is_served_from_a_mirror_and_from_the_server_when_the_mirror_is_down
     let src = w.payload("1.1.0", None);
     let out = w.build("1.1.0", &src, &[]);
     let dead = format!("http://127.0.0.1:{}", crate::util::free_port());
-    let published = w
-        .ctl(&[
-            "release",
-            "publish",
-            out.to_str().unwrap(),
-            "--mirror",
-            &dead,
-        ])
-        .ok();
+    let published = publish_with_mirror(&w, &out, &dead);
     assert!(published.stderr.contains("does not answer"), "{published}");
     w.trigger(Some("1.1.0"));
     w.agent("once").ok();
@@ -480,4 +464,16 @@ fn a_release_is_served_from_a_mirror_and_from_the_server_when_the_mirror_is_down
     );
     let cleared = w.ctl(&["release", "mirrors", "web", "1.1.0"]).ok();
     assert!(cleared.stdout.contains("no mirrors"), "{cleared}");
+}
+
+/// `ferryctl release publish OUT --mirror MIRROR`, which must succeed.
+fn publish_with_mirror(w: &World, out: &std::path::Path, mirror: &str) -> crate::util::Run {
+    w.ctl(&[
+        "release",
+        "publish",
+        out.to_str().unwrap(),
+        "--mirror",
+        mirror,
+    ])
+    .ok()
 }
