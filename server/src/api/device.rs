@@ -66,11 +66,11 @@ pub async fn enrol(
     let hash = crate::cache::facts_hash(&req.facts);
     state
         .store
-        .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs, hash)
+        .update_host(host, &req.facts.installed, req.facts.utc_offset_secs, hash)
         .await?;
     // Its first check-in compares with what it enrolled with, without a read.
     state.cache.remember_facts(&id, hash);
-    tracing::info!(host_id = %id, hostname = %host.facts.hostname, "host enrolled");
+    tracing::info!(host_id = %id, hostname = %req.facts.hostname, "host enrolled");
     Ok(Json(EnrolResponse {
         host_id: id,
         device_token,

@@ -79,7 +79,7 @@ async fn before_wait(
         );
         if let Err(e) = state
             .store
-            .update_host(&host, &req.facts.installed, req.facts.utc_offset_secs, hash)
+            .update_host(host, &req.facts.installed, req.facts.utc_offset_secs, hash)
             .await
         {
             state.cache.forget_facts(&host_id);

@@ -190,14 +190,14 @@ impl Sql {
     /// transaction each behind the database's single writer.
     pub async fn update_host(
         &self,
-        host: &HostRow,
+        host: HostRow,
         installed: &[InstalledItem],
         utc_offset: Option<i32>,
         facts_hash: i64,
     ) -> Result<()> {
         let (done, answer) = tokio::sync::oneshot::channel();
         let write = HostWrite {
-            host: host.clone(),
+            host,
             installed: installed.to_vec(),
             utc_offset,
             facts_hash,
@@ -611,7 +611,7 @@ mod tests {
                 version: Some("1.0.0".parse().unwrap()),
             }];
             store
-                .update_host(&h, &installed, Some(3600), 7)
+                .update_host(h, &installed, Some(3600), 7)
                 .await
                 .unwrap();
         }
