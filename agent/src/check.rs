@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use ferry_manifests::wire::{CheckInResponse, DeviceFacts, InstalledItem};
 use ferry_manifests::VerifiedManifest;
 
+use crate::agent::Agent;
 use crate::error::Error;
 use crate::policy::{self, Admission};
 use crate::report::{self, Attempt};
 use crate::state::ItemState;
 use crate::state::{DeviceCredential, Pending};
 use crate::verify;
-use crate::{now_rfc3339, Agent};
+use ferry_manifests::wire::now;
 
 #[derive(Debug, Default)]
 pub struct CheckSummary {
@@ -434,7 +435,8 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         };
         if agent.cfg.item(&item).is_none() {
             let attempt = Attempt::start(&item, &pending, None);
-            agent.finish(
+            report::finish(
+                agent,
                 attempt.refused(format!(
                     "item {item:?} is not configured on this device (no [[items]] entry in {})",
                     agent.cfg.path.display()
@@ -450,7 +452,8 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
                 // The server answered, but not with a manifest we can use (oversized,
                 // malformed, missing): refuse this install and say why.
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                agent.finish(
+                report::finish(
+                    agent,
                     attempt.refused(format!("cannot use the manifest: {e}")),
                     &pending,
                 )?;
@@ -461,7 +464,8 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             Ok((verified, Admission::AlreadyInstalled)) => {
                 agent.note_manifest(&verified);
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                agent.finish(
+                report::finish(
+                    agent,
                     attempt.with(
                         ferry_manifests::wire::Outcome::Installed,
                         format!("{item} {version} is already installed"),
@@ -480,11 +484,11 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             }
             Err(refusal) => {
                 let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                agent.finish(attempt.refused(refusal.to_string()), &pending)?;
+                report::finish(agent, attempt.refused(refusal.to_string()), &pending)?;
             }
         }
     }
-    agent.state.last_check = Some(now_rfc3339());
+    agent.state.last_check = Some(now());
     agent.dir.save_state(&agent.state)?;
     Ok(summary)
 }

@@ -331,3 +331,16 @@ pub fn check_status(url: &Url, resp: Response) -> Result<Response, Error> {
         message,
     })
 }
+
+/// `d` scaled by a random factor in `1 ± spread`.
+pub fn jittered(d: Duration, spread: f64) -> Duration {
+    let mut b = [0u8; 2];
+    let _ = getrandom_fill(&mut b);
+    let r = u16::from_le_bytes(b) as f64 / u16::MAX as f64; // 0..1
+    d.mul_f64(1.0 - spread + 2.0 * spread * r)
+}
+
+fn getrandom_fill(b: &mut [u8]) -> std::io::Result<()> {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")?.read_exact(b)
+}

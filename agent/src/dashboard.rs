@@ -9,8 +9,8 @@ use std::path::Path;
 use ferry_manifests::wire::Report;
 use serde::{Deserialize, Serialize};
 
-use crate::now_rfc3339;
 use crate::state::StateDir;
+use ferry_manifests::wire::now;
 
 /// How much of an install's log the last-outcome file keeps (its tail).
 pub const LOG_TAIL: usize = 64 * 1024;
@@ -71,7 +71,7 @@ pub fn record_check(dir: &StateDir, error: Option<String>) {
     write(
         &last_check_path(dir),
         &LastCheck {
-            at: now_rfc3339(),
+            at: now(),
             ok: error.is_none(),
             error,
         },
@@ -189,7 +189,7 @@ impl UnpackCount {
         progress.bytes_done = (progress.bytes_done + size).min(progress.bytes_total);
         let done = progress.files_done == progress.files_total;
         if throttle.due(done) {
-            progress.updated_at = now_rfc3339();
+            progress.updated_at = now();
             write(&self.path, progress);
         }
     }
@@ -250,8 +250,8 @@ mod tests {
             outcome: ferry_manifests::wire::Outcome::Installed,
             message: "installed".into(),
             output: format!("{}é{}", "a".repeat(LOG_TAIL), "z".repeat(LOG_TAIL - 1)),
-            started_at: now_rfc3339(),
-            finished_at: now_rfc3339(),
+            started_at: now(),
+            finished_at: now(),
             fetched: None,
         };
         record_outcome(&sd, &report);
@@ -295,7 +295,7 @@ mod tests {
             files_done: None,
             files_total: None,
             pid: std::process::id(),
-            updated_at: now_rfc3339(),
+            updated_at: now(),
         };
         let counting = UnpackCount::new(crate::fsops::for_run(), &sd, start, &files);
         let staging = dir.path().join("root/releases/.staging-1.0.0");

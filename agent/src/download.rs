@@ -13,12 +13,14 @@ use reqwest::header::{CONTENT_RANGE, RANGE};
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
 
+use crate::agent::Agent;
+use crate::client::jittered;
 use crate::client::{check_status, transport_error, Api};
 use crate::error::{io_err, Error, PathIo};
 use crate::fsops::free_space;
-use crate::report::Attempt;
+use crate::report::{self, Attempt};
 use crate::state::{fsync_dir, StateDir};
-use crate::{jittered, verify, Agent};
+use crate::verify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DownloadError {
@@ -70,7 +72,8 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         let verified = match verify::load_verified(agent, &name, &pending) {
             Ok(v) => v,
             Err(refusal) => {
-                agent.finish(
+                report::finish(
+                    agent,
                     Attempt::start(&name, &pending, installed).refused(refusal.to_string()),
                     &pending,
                 )?;
@@ -93,7 +96,8 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                 done += 1;
             }
             Err(DownloadError::Tampered(message)) => {
-                agent.finish(
+                report::finish(
+                    agent,
                     Attempt::start(&name, &pending, installed).refused(message.to_string()),
                     &pending,
                 )?;
@@ -402,7 +406,7 @@ fn download_one(
             files_done: None,
             files_total: None,
             pid: std::process::id(),
-            updated_at: crate::now_rfc3339(),
+            updated_at: ferry_manifests::wire::now(),
         };
         let mut body = resp;
         let mut buf = vec![0u8; 128 * 1024];

@@ -6,9 +6,11 @@ use std::fs;
 
 use ferry_manifests::wire::{Outcome, Report};
 
+use crate::agent::Agent;
+use crate::client::Api;
 use crate::error::{io_err, Error};
 use crate::state::{read_json, Pending, StateDir};
-use crate::{client::Api, now_rfc3339};
+use ferry_manifests::wire::now;
 
 /// Reports sent per request.
 const BATCH: usize = 50;
@@ -37,7 +39,7 @@ impl Attempt {
             item: item.to_string(),
             version: pending.version.clone(),
             from_version: installed,
-            started_at: now_rfc3339(),
+            started_at: now(),
             output: String::new(),
             fetched: pending.fetched.clone(),
         }
@@ -55,7 +57,7 @@ impl Attempt {
                 message,
                 output: self.output,
                 started_at: self.started_at,
-                finished_at: now_rfc3339(),
+                finished_at: now(),
                 fetched: self.fetched,
             },
         }
@@ -66,32 +68,45 @@ impl Attempt {
     }
 }
 
-/// The report of a journalled install; its id comes from the journal, so queueing it again
-/// during recovery replaces the same report rather than adding one.
-pub fn from_journal(
-    j: &crate::install::journal::Journal,
-    outcome: Outcome,
-    message: String,
-    output: String,
-) -> Report {
-    // A rollback by hand goes from the installed version to the previous one: the report
-    // says so (`1.3.0 -> 1.2.0 rolled_back`).
-    let version = match &j.phase {
-        crate::install::journal::Phase::ManualRollback { to, .. } => to.clone(),
-        _ => j.version.clone(),
-    };
-    Report {
-        report_id: j.report_id.clone(),
-        job_id: j.job_id.clone(),
-        item: j.item.clone(),
-        version,
-        from_version: j.from_version.clone(),
-        outcome,
-        message,
-        output,
-        started_at: j.started_at.clone(),
-        finished_at: now_rfc3339(),
-        fetched: j.fetched.clone(),
+/// Records an attempt that ended without touching the install root (a refusal, or a failure
+/// before staging): queue its report, clear the pending install, save state.
+/// Records an attempt that ended without touching the install root (a refusal, or a failure
+/// before staging): queue its report, clear the pending install, save state.
+pub fn finish(agent: &mut Agent, attempt: Finished, pending: &Pending) -> Result<Outcome, Error> {
+    let outcome = attempt.report.outcome;
+    log_outcome(agent, &attempt.report);
+    queue(&agent.dir, &attempt.report)?;
+    agent.outcomes.push(outcome);
+    if let Some(st) = agent.state.items.get_mut(&attempt.report.item) {
+        st.finish(pending, outcome == Outcome::Installed);
+    }
+    let _ = agent
+        .dir
+        .remove_file(&agent.dir.manifests().join(&pending.envelope));
+    agent.dir.save_state(&agent.state)?;
+    Ok(outcome)
+}
+
+/// Logs an attempt's outcome (and shows it on a terminal); the stage's progress ends.
+pub fn log_outcome(agent: &Agent, report: &ferry_manifests::wire::Report) {
+    // The stage is over, whatever its outcome.
+    crate::dashboard::clear_progress(&agent.dir);
+    match report.outcome {
+        Outcome::Installed => {
+            tracing::info!(item = %report.item, version = %report.version, "{}", report.message)
+        }
+        _ => {
+            tracing::warn!(item = %report.item, version = %report.version, outcome = report.outcome.as_str(), "{}", report.message)
+        }
+    }
+    if let Some(progress) = &agent.progress {
+        progress.line(&format!(
+            "{} {}: {} — {}",
+            report.item,
+            report.version,
+            report.outcome.as_str(),
+            report.message
+        ));
     }
 }
 

@@ -12,8 +12,8 @@ use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
+use crate::agent::Agent;
 use crate::error::{Error, RepoProblem};
-use crate::Agent;
 
 /// A file of the repository (which is flat: every file sits beside the index).
 fn file_url(repo: &Url, name: &str) -> Result<Url, Error> {

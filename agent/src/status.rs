@@ -2,10 +2,11 @@
 
 use std::fmt::Write as _;
 
+use crate::agent::Agent;
 use crate::error::Error;
 use crate::install::journal::Journal;
+use crate::report;
 use crate::state::read_json;
-use crate::{report, Agent};
 
 /// Outcomes of a device with no server that `--json` lists, newest first.
 const HISTORY_SHOWN: usize = 20;

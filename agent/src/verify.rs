@@ -9,10 +9,10 @@ use std::path::PathBuf;
 use ferry_manifests::root::RootError;
 use ferry_manifests::{Envelope, Manifest, ManifestError, VerifiedManifest};
 
+use crate::agent::Agent;
 use crate::error::Error;
 use crate::policy::{self, Admission};
 use crate::state::{read_json, Pending};
-use crate::Agent;
 
 /// Why a release was not admitted; each is reported as a refusal.
 #[derive(Debug, thiserror::Error)]

@@ -110,7 +110,7 @@ impl Device {
         // released can look held for a moment. A real agent is one process; wait it out here.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         loop {
-            match Agent::open_with(self.config(), false, fs.clone()) {
+            match ferry_agent::run::open_with(self.config(), false, fs.clone()) {
                 Err(ferry_agent::error::Error::Locked { .. })
                     if std::time::Instant::now() < deadline =>
                 {

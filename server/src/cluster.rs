@@ -6,8 +6,8 @@
 //! are dropped and every long-poll held here re-checks its host.
 
 use crate::live::LiveEvent;
+use crate::state::Shared;
 use crate::store::{Heard, Notice};
-use crate::Shared;
 
 /// Applies the other instances' notices until the server stops (returns at once on SQLite).
 pub async fn run(state: Shared) {

@@ -54,6 +54,27 @@ pub fn check_database_url(url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// One broker connection's publishing settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publishing {
+    /// Prefix of every state topic (default `ferry`).
+    pub prefix: String,
+    /// Whether Home Assistant discovery configs are published.
+    pub discovery: bool,
+    /// Home Assistant's discovery prefix (default `homeassistant`).
+    pub discovery_prefix: String,
+}
+
+impl Default for Publishing {
+    fn default() -> Self {
+        Publishing {
+            prefix: "ferry".into(),
+            discovery: true,
+            discovery_prefix: "homeassistant".into(),
+        }
+    }
+}
+
 /// One `[[mqtt]]` table of server.toml.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +107,7 @@ pub struct MqttConnection {
     /// Read from `password_file` at start; never logged.
     pub password: Option<String>,
     pub client_id: String,
-    pub publishing: crate::mqtt::model::Publishing,
+    pub publishing: Publishing,
     /// `mqtts://`: TLS, trusting `ca_file`'s certificates (PEM) when given, else the system's.
     pub tls: Option<Option<Vec<u8>>>,
 }
@@ -199,7 +220,7 @@ impl MqttConnection {
             port,
             username: spec.username.clone(),
             password,
-            publishing: crate::mqtt::model::Publishing {
+            publishing: Publishing {
                 prefix,
                 discovery: spec.discovery.unwrap_or(true),
                 discovery_prefix,

@@ -15,10 +15,8 @@ use std::sync::Mutex;
 use ferry_manifests::delta::{plan, DELTA_META};
 use ferry_manifests::manifest::Compression;
 use ferry_manifests::wire::DeltaOffer;
-use ferry_manifests::{Envelope, Manifest};
+use ferry_manifests::Manifest;
 use sha2::{Digest, Sha256};
-
-use crate::Shared;
 
 type Key = (String, semver::Version, semver::Version);
 
@@ -114,91 +112,43 @@ impl Deltas {
             .cloned()
     }
 
-    /// Builds the delta in the background unless it is ready, under way or failed before.
-    pub fn request(state: &Shared, item: &str, from: &semver::Version, to: &semver::Version) {
-        if state.config.delta_from_releases == 0 || from >= to {
-            return;
+    /// Claims the delta for a build: false when it is ready, under way or failed before.
+    pub fn claim(&self, item: &str, from: &semver::Version, to: &semver::Version) -> bool {
+        if self.offer(item, from, to).is_some() {
+            return false;
         }
-        let key = (item.to_string(), from.clone(), to.clone());
-        if state.deltas.offer(item, from, to).is_some() {
-            return;
-        }
-        if !state
-            .deltas
-            .tried
+        self.tried
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone())
-        {
-            return;
-        }
-        let state = state.clone();
-        tokio::spawn(async move {
-            let (item, from, to) = key;
-            let started = std::time::Instant::now();
-            match build(&state, &item, &from, &to).await {
-                Ok(offer) => {
-                    tracing::info!(%item, %from, %to, bytes = offer.size, ms = started.elapsed().as_millis() as u64, "delta built");
-                    state
-                        .deltas
-                        .ready
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert((item, from, to), offer);
-                }
-                Err(e) => tracing::warn!(%item, %from, %to, "cannot build a delta: {e}"),
-            }
-        });
+            .insert((item.to_string(), from.clone(), to.clone()))
     }
 
-    /// After `version` of `item` is published: deltas from its last N releases before it.
-    pub async fn after_publish(state: &Shared, item: &str, version: &semver::Version) {
-        let n = state.config.delta_from_releases;
-        let Ok(releases) = state.store.releases(Some(item)).await else {
-            return;
-        };
-        let mut older: Vec<&semver::Version> = releases
-            .iter()
-            .map(|r| &r.version)
-            .filter(|v| *v < version)
-            .collect();
-        older.sort();
-        for from in older.into_iter().rev().take(n) {
-            Deltas::request(state, item, from, version);
-        }
+    /// Records a delta built, ready to offer.
+    pub fn built(
+        &self,
+        item: &str,
+        from: &semver::Version,
+        to: &semver::Version,
+        offer: DeltaOffer,
+    ) {
+        self.ready
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((item.to_string(), from.clone(), to.clone()), offer);
     }
 }
 
-async fn manifest(
-    state: &Shared,
-    item: &str,
-    version: &semver::Version,
-) -> anyhow::Result<Manifest> {
-    let text = state
-        .store
-        .envelope(item, &version.to_string())
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("no release {item} {version}"))?;
-    let envelope = Envelope::parse(text.as_bytes())?;
-    Ok(Manifest::parse_unverified(&envelope)?)
-}
-
-async fn build(
-    state: &Shared,
-    item: &str,
-    from: &semver::Version,
-    to: &semver::Version,
+/// Builds the delta from release `a` to release `b` of one item into the data directory,
+/// from `b`'s artifact (blocking: run it off the async threads).
+pub fn build(
+    data_dir: &Path,
+    artifact: &Path,
+    a: &Manifest,
+    b: &Manifest,
 ) -> anyhow::Result<DeltaOffer> {
-    let a = manifest(state, item, from).await?;
-    let b = manifest(state, item, to).await?;
-    let artifact = state.artifacts_dir().join(&b.artifact.name);
-    let out_dir = dir(&state.config.data_dir, item);
-    let name = file_name(from, to);
-    let (size, sha256) = tokio::task::spawn_blocking({
-        let out_dir = out_dir.clone();
-        move || write_delta(&a, &b, &artifact, &out_dir, &name)
-    })
-    .await??;
+    let (item, from, to) = (&b.item, &a.version, &b.version);
+    let out_dir = dir(data_dir, item);
+    let (size, sha256) = write_delta(a, b, artifact, &out_dir, &file_name(from, to))?;
     Ok(DeltaOffer {
         from_version: from.clone(),
         path: url_path(item, from, to),

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use ferry_manifests::wire::{now, Outcome, Report};
 use serde::{Deserialize, Serialize};
 
 /// Where an install of one item stands. Each phase is recorded before its step starts.
@@ -81,6 +82,32 @@ pub struct Journal {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched: Option<ferry_manifests::wire::Fetched>,
     pub phase: Phase,
+}
+
+impl Journal {
+    /// The report of a journalled install; its id comes from the journal, so queueing it again
+    /// during recovery replaces the same report rather than adding one.
+    pub fn report(&self, outcome: Outcome, message: String, output: String) -> Report {
+        // A rollback by hand goes from the installed version to the previous one: the report
+        // says so (`1.3.0 -> 1.2.0 rolled_back`).
+        let version = match &self.phase {
+            Phase::ManualRollback { to, .. } => to.clone(),
+            _ => self.version.clone(),
+        };
+        Report {
+            report_id: self.report_id.clone(),
+            job_id: self.job_id.clone(),
+            item: self.item.clone(),
+            version,
+            from_version: self.from_version.clone(),
+            outcome,
+            message,
+            output,
+            started_at: self.started_at.clone(),
+            finished_at: now(),
+            fetched: self.fetched.clone(),
+        }
+    }
 }
 
 /// What recovery does with an interrupted install.

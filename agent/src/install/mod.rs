@@ -22,11 +22,13 @@ use self::journal::{Journal, Phase, Recovery, MAX_INTERRUPTED};
 use self::layout::{InstallLayout, StageError};
 use self::overlay::Overlay;
 use self::symlink::Symlink;
+use crate::agent::Agent;
 use crate::error::{io_err, Error, RootError};
 use crate::fsops::fault;
 use crate::report::{self, Attempt};
 use crate::state::{read_json, ItemState, Pending};
-use crate::{now_rfc3339, verify, Agent};
+use crate::verify;
+use ferry_manifests::wire::now;
 
 /// Installs every pending release whose artifact is downloaded. Returns the outcomes.
 pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
@@ -45,7 +47,8 @@ pub fn run(agent: &mut Agent) -> Result<Vec<Outcome>, Error> {
         let verified = match verify::load_verified(agent, &name, &pending) {
             Ok(v) => v,
             Err(refusal) => {
-                agent.finish(
+                report::finish(
+                    agent,
                     Attempt::start(&name, &pending, installed).refused(refusal.to_string()),
                     &pending,
                 )?;
@@ -98,8 +101,7 @@ fn install_one(
         Ok(p) => p,
         Err(e) => {
             let attempt = Attempt::start(name, pending, installed.clone());
-            return agent
-                .finish(attempt.with(Outcome::Failed, e.to_string()), pending)
+            return report::finish(agent, attempt.with(Outcome::Failed, e.to_string()), pending)
                 .map(|_| ());
         }
     };
@@ -109,7 +111,7 @@ fn install_one(
         version: verified.version.clone(),
         job_id: pending.job_id.clone(),
         report_id: uuid::Uuid::new_v4().to_string(),
-        started_at: now_rfc3339(),
+        started_at: now(),
         from_version: installed.clone(),
         previous_target: prepared.previous_target,
         envelope: pending.envelope.clone(),
@@ -146,7 +148,7 @@ fn install_one(
         files_done: Some(0),
         files_total: Some(verified.files.len() as u64),
         pid: std::process::id(),
-        updated_at: crate::now_rfc3339(),
+        updated_at: ferry_manifests::wire::now(),
     };
     crate::dashboard::record_progress(&agent.dir, &progress);
     // Staging counts the files it unpacks into the progress a dashboard reads.
@@ -210,7 +212,7 @@ fn install_one(
             Outcome::Failed
         };
         let attempt = Attempt::start(name, pending, j.from_version.clone());
-        agent.finish(attempt.with(outcome, e.to_string()), pending)?;
+        report::finish(agent, attempt.with(outcome, e.to_string()), pending)?;
         return cleanup(agent, &j);
     }
 
@@ -543,7 +545,7 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
         version: installed.clone(),
         job_id: None,
         report_id: uuid::Uuid::new_v4().to_string(),
-        started_at: now_rfc3339(),
+        started_at: now(),
         from_version: Some(installed),
         previous_target: to_target,
         envelope: String::new(),
@@ -570,8 +572,8 @@ fn queue(
     message: String,
     output: String,
 ) -> Result<(), Error> {
-    let report = report::from_journal(j, outcome, message, output);
-    log_outcome(agent, &report);
+    let report = j.report(outcome, message, output);
+    report::log_outcome(agent, &report);
     report::queue(&agent.dir, &report)?;
     agent.outcomes.push(outcome);
     Ok(())
@@ -639,49 +641,4 @@ fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
         String::new(),
     )?;
     cleanup(agent, j)
-}
-
-fn log_outcome(agent: &Agent, report: &ferry_manifests::wire::Report) {
-    // The stage is over, whatever its outcome.
-    crate::dashboard::clear_progress(&agent.dir);
-    match report.outcome {
-        Outcome::Installed => {
-            tracing::info!(item = %report.item, version = %report.version, "{}", report.message)
-        }
-        _ => {
-            tracing::warn!(item = %report.item, version = %report.version, outcome = report.outcome.as_str(), "{}", report.message)
-        }
-    }
-    if let Some(progress) = &agent.progress {
-        progress.line(&format!(
-            "{} {}: {} — {}",
-            report.item,
-            report.version,
-            report.outcome.as_str(),
-            report.message
-        ));
-    }
-}
-
-impl Agent {
-    /// Records an attempt that ended without touching the install root (a refusal, or a
-    /// failure before staging): queue its report, clear the pending install, save state.
-    pub(crate) fn finish(
-        &mut self,
-        attempt: report::Finished,
-        pending: &Pending,
-    ) -> Result<Outcome, Error> {
-        let outcome = attempt.report.outcome;
-        log_outcome(self, &attempt.report);
-        report::queue(&self.dir, &attempt.report)?;
-        self.outcomes.push(outcome);
-        if let Some(st) = self.state.items.get_mut(&attempt.report.item) {
-            st.finish(pending, outcome == Outcome::Installed);
-        }
-        let _ = self
-            .dir
-            .remove_file(&self.dir.manifests().join(&pending.envelope));
-        self.dir.save_state(&self.state)?;
-        Ok(outcome)
-    }
 }

@@ -15,10 +15,10 @@ use tokio::io::AsyncWriteExt as _;
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 
-use crate::auth::{Caller, Operator};
+use crate::auth::{Operator, OperatorOrDevice};
 use crate::error::extract::Path;
 use crate::error::{ApiResult, AppError};
-use crate::Shared;
+use crate::state::Shared;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
@@ -35,7 +35,7 @@ fn artifact_path(state: &Shared, name: &str) -> ApiResult<PathBuf> {
 #[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<Shared>,
-    _caller: Caller,
+    _caller: OperatorOrDevice,
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
@@ -147,7 +147,7 @@ pub async fn hash_file(path: &std::path::Path) -> ApiResult<(u64, String)> {
 #[utoipa::path(get, path = "/api/v1/deltas/{item}/{from}/{to}", tag = "artifacts", params(("item" = String, Path), ("from" = String, Path), ("to" = String, Path)), responses((status = 200, description = "the delta; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn delta(
     State(state): State<Shared>,
-    _caller: Caller,
+    _caller: OperatorOrDevice,
     Path((item, from, to)): Path<(String, String, String)>,
     req: Request,
 ) -> ApiResult<Response> {

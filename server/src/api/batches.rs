@@ -10,8 +10,8 @@ use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::batch::{self, Planned};
+use crate::state::Shared;
 use crate::store::{BatchRow, EntryRow};
-use crate::Shared;
 
 fn view(b: &BatchRow, entries: Vec<EntryRow>) -> BatchView {
     let states: Vec<batch::EntryState> = entries.iter().map(|e| e.state.clone()).collect();

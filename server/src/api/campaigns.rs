@@ -15,8 +15,8 @@ use crate::error::{ApiResult, AppError};
 use crate::policy::campaign::{self, Target};
 use crate::policy::status::CampaignStatus;
 use crate::service::campaigns::evaluate;
+use crate::state::Shared;
 use crate::store::Campaign;
-use crate::Shared;
 
 const DEFAULT_THRESHOLD: f64 = 0.5;
 
@@ -138,7 +138,7 @@ pub async fn create(
         window,
         status: CampaignStatus::Running,
         status_reason: String::new(),
-        created_at: crate::now(),
+        created_at: ferry_manifests::wire::now(),
         baseline: Default::default(),
     };
     state.store.create_campaign(&row).await?;

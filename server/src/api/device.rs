@@ -8,11 +8,12 @@ use ferry_manifests::wire::{
     ReportBatch,
 };
 
-use crate::auth::{hash_token, new_token, Device};
+use crate::auth::{hash_token, new_token, tokens, Device, TokenKind};
 use crate::error::extract::Json as ApiJson;
 use crate::error::{ApiResult, AppError};
 use crate::service;
-use crate::{now, Shared};
+use crate::state::Shared;
+use ferry_manifests::wire::now;
 
 /// Most reports accepted in one request.
 const MAX_REPORTS: usize = 100;
@@ -45,10 +46,12 @@ pub async fn enrol(
     State(state): State<Shared>,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
-    if !state
-        .store
-        .token_valid("enrol", &hash_token(&req.enrol_token))
-        .await?
+    if !tokens::valid(
+        &state.store,
+        TokenKind::Enrol,
+        &hash_token(&req.enrol_token),
+    )
+    .await?
     {
         return Err(AppError::unauthorized(
             "enrolment token is unknown or revoked; copy DATA_DIR/enrol.token from the server",
@@ -56,7 +59,7 @@ pub async fn enrol(
     }
     validate_facts(&req.facts)?;
     let id = uuid::Uuid::new_v4().to_string();
-    let device_token = new_token("fdv").map_err(AppError::Random)?;
+    let device_token = new_token(TokenKind::Device).map_err(AppError::Random)?;
     let t = now();
     let host = service::checkin::host_row(id.clone(), &req.facts, t.clone(), t);
     state

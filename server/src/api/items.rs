@@ -10,8 +10,8 @@ use ferry_manifests::wire::{validate_icon_url, ItemEdit, ItemView};
 use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
+use crate::state::Shared;
 use crate::store::ItemSettings;
-use crate::Shared;
 
 #[utoipa::path(get, path = "/api/v1/items", tag = "items", responses((status = 200, body = Vec<ferry_manifests::wire::ItemView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<ItemView>>> {

@@ -15,7 +15,7 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::trace::TraceLayer;
 
-use crate::Shared;
+use crate::state::Shared;
 
 /// The full id an operator meant: the id itself, or a unique prefix of one of at least four
 /// characters (as git takes commit ids). An id nothing starts with comes back as given, for

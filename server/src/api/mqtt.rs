@@ -11,8 +11,8 @@ use crate::auth::Operator;
 use crate::config::MqttConnection;
 use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
+use crate::state::Shared;
 use crate::store::StoredMqtt;
-use crate::Shared;
 
 #[utoipa::path(get, path = "/api/v1/mqtt", tag = "mqtt", responses((status = 200, body = Vec<ferry_manifests::wire::MqttConnectionView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(

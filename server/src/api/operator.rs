@@ -10,13 +10,14 @@ use ferry_manifests::{Envelope, Manifest};
 use serde::Deserialize;
 
 use crate::api::artifacts::hash_file;
-use crate::auth::{Caller, Operator};
+use crate::auth::{Operator, OperatorOrDevice};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::fleet;
 use crate::policy::status::UpdateStatus;
+use crate::state::Shared;
 use crate::store::NewRelease;
-use crate::{now, Shared};
+use ferry_manifests::wire::now;
 
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", responses((status = 200, body = Vec<ferry_manifests::wire::HostView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_hosts(
@@ -168,7 +169,7 @@ pub async fn publish(
     state.releases_changed();
     tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
     // Deltas from the item's previous releases, built in the background.
-    crate::deltas::Deltas::after_publish(&state, &manifest.item, &manifest.version).await;
+    crate::service::deltas::after_publish(&state, &manifest.item, &manifest.version).await;
     Ok(Json(PublishResponse {
         item: manifest.item,
         version: manifest.version,
@@ -204,7 +205,7 @@ pub async fn set_mirrors(
 #[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn manifest(
     State(state): State<Shared>,
-    _caller: Caller,
+    _caller: OperatorOrDevice,
     Path((item, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
     match state.store.envelope(&item, &version).await? {
@@ -234,7 +235,7 @@ pub(crate) async fn resolve_host(state: &Shared, host: &str) -> ApiResult<(Strin
 #[utoipa::path(patch, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), request_body = ferry_manifests::wire::HostEdit, responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit_host(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(host): Path<String>,
     ApiJson(edit): ApiJson<ferry_manifests::wire::HostEdit>,
 ) -> ApiResult<Json<HostView>> {
@@ -252,7 +253,7 @@ pub async fn edit_host(
             edit.friendly_name.as_deref(),
         )
         .await?;
-    let Json(hosts) = list_hosts(State(state), Operator).await?;
+    let Json(hosts) = list_hosts(State(state), op).await?;
     hosts
         .into_iter()
         .find(|h| h.id == host_id)

@@ -9,10 +9,10 @@ use axum::Json;
 use ferry_manifests::root::TrustRoot;
 use serde::Serialize;
 
-use crate::auth::{Caller, Operator};
+use crate::auth::{Operator, OperatorOrDevice};
 use crate::error::extract::Path;
 use crate::error::{ApiResult, AppError};
-use crate::Shared;
+use crate::state::Shared;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Published {
@@ -49,7 +49,7 @@ pub async fn publish(
 #[utoipa::path(get, path = "/api/v1/trust-roots/{version}", tag = "trust roots", params(("version" = u64, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<Shared>,
-    _caller: Caller,
+    _caller: OperatorOrDevice,
     Path(version): Path<u64>,
 ) -> ApiResult<impl IntoResponse> {
     match state.store.root(version).await? {

@@ -5,10 +5,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use ferry_manifests::wire::{TokenRequest, TokenView};
 
-use crate::auth::{hash_token, new_token, Operator};
+use crate::auth::{hash_token, new_token, Operator, TokenKind};
 use crate::error::extract::{Json as ApiJson, Path};
 use crate::error::{ApiResult, AppError};
-use crate::Shared;
+use crate::state::Shared;
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = ferry_manifests::wire::TokenRequest, responses((status = 200, body = ferry_manifests::wire::TokenView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
@@ -17,23 +17,19 @@ pub async fn create(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenView>> {
     let kind = req.kind.as_deref().unwrap_or("operator");
-    let prefix = match kind {
-        "operator" => "fop",
-        "enrol" => "fen",
-        other => {
-            return Err(AppError::bad_request(format!(
-                "token kind {other:?}: use operator or enrol"
-            )))
-        }
+    let Some(token_kind) = TokenKind::creatable(kind) else {
+        return Err(AppError::bad_request(format!(
+            "token kind {kind:?}: use operator or enrol"
+        )));
     };
     let name = req.name.trim();
     if name.is_empty() || name.chars().count() > 128 {
         return Err(AppError::bad_request("name must be 1-128 characters"));
     }
-    let token = new_token(prefix).map_err(AppError::Random)?;
+    let token = new_token(token_kind).map_err(AppError::Random)?;
     let id = state
         .store
-        .add_token(kind, name, &hash_token(&token))
+        .add_token(token_kind.as_str(), name, &hash_token(&token))
         .await?;
     tracing::info!(%id, %kind, %name, "token created");
     let mut view = state
@@ -65,9 +61,9 @@ pub async fn revoke(
     };
     let operators = tokens
         .iter()
-        .filter(|t| t.kind == "operator" && t.revoked_at.is_none())
+        .filter(|t| t.kind == TokenKind::Operator.as_str() && t.revoked_at.is_none())
         .count();
-    if t.kind == "operator" && operators == 1 {
+    if t.kind == TokenKind::Operator.as_str() && operators == 1 {
         return Err(AppError::conflict(
             "this is the last operator token; create another before revoking it",
         ));

@@ -14,7 +14,7 @@ use ferry_manifests::wire::MqttConnectionView;
 use super::model::Publishing;
 use super::topics::{self, Inbound, Message};
 use crate::config::MqttConnection;
-use crate::Shared;
+use crate::state::Shared;
 
 /// How often the state is rebuilt without a change signal (hosts going offline are a matter
 /// of time passing, not of an event).

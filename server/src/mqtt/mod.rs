@@ -14,8 +14,8 @@ pub mod snapshot;
 pub mod topics;
 
 use crate::config::{MqttConnection, MqttFileConfig};
+use crate::state::{Bridges, Shared};
 use crate::store::StoredMqtt;
-use crate::Shared;
 
 /// Starts the bridge of `conn`, replacing one of the same name.
 ///
@@ -46,9 +46,6 @@ fn forget(state: &Shared, bridges: &mut Bridges, name: &str) {
         .unwrap_or_else(|e| e.into_inner())
         .remove(name);
 }
-
-/// The running bridges by connection name.
-pub type Bridges = std::collections::BTreeMap<String, tokio::task::JoinHandle<()>>;
 
 /// A stored connection that cannot start (its secrets do not open, its settings are
 /// refused) is listed with the reason instead.

@@ -1,26 +1,7 @@
 //! The fleet as the bridge publishes it: a snapshot, built from the store, that the topic
 //! functions turn into messages. Plain data, no I/O.
 
-/// One broker connection's publishing settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Publishing {
-    /// Prefix of every state topic (default `ferry`).
-    pub prefix: String,
-    /// Whether Home Assistant discovery configs are published.
-    pub discovery: bool,
-    /// Home Assistant's discovery prefix (default `homeassistant`).
-    pub discovery_prefix: String,
-}
-
-impl Default for Publishing {
-    fn default() -> Self {
-        Publishing {
-            prefix: "ferry".into(),
-            discovery: true,
-            discovery_prefix: "homeassistant".into(),
-        }
-    }
-}
+pub use crate::config::Publishing;
 
 /// One host and what it has.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

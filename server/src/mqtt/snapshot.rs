@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::model::{HostState, ItemState, Snapshot};
 use crate::policy::fleet;
+use crate::state::Shared;
 use crate::store::StoreError;
-use crate::Shared;
 
 /// Hosts read and published per page: a large fleet never sits in memory as one snapshot,
 /// and the first hosts reach the broker before the last are read.

@@ -2,8 +2,8 @@
 
 use crate::error::{ApiResult, AppError};
 use crate::policy::batch;
+use crate::state::Shared;
 use crate::store::EntryRow;
-use crate::Shared;
 
 /// Dispatches the next batch entry on `host_id`, if the host is free.
 pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {

@@ -8,7 +8,7 @@ use time::OffsetDateTime;
 use crate::error::ApiResult;
 use crate::policy::campaign::{self, Campaign, Member};
 use crate::policy::status::{CampaignStatus, MemberStatus};
-use crate::Shared;
+use crate::state::Shared;
 
 /// Dispatches one member's install if the gate lets it through now; true if dispatched.
 async fn dispatch_member(

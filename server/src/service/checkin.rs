@@ -5,9 +5,9 @@
 use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job};
 
 use crate::error::ApiResult;
-use crate::policy::fleet;
+use crate::policy::fleet::{self, Contact};
+use crate::state::{AppState, Shared};
 use crate::store::HostRow;
-use crate::Shared;
 
 /// Answers one check-in of `host` (facts already validated by the handler).
 ///
@@ -25,7 +25,7 @@ pub async fn check_in(
     if jobs.is_empty() && wait > 0 {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
         // While it is open the host is present; if the device goes away, it is not.
-        let holding = crate::presence::Holding::open(state, &host_id);
+        let holding = Holding::open(state, &host_id);
         let woken = state
             .waker
             .wait(&host_id, std::time::Duration::from_secs(wait))
@@ -208,7 +208,7 @@ fn delta_for(
 ) -> Option<ferry_manifests::wire::DeltaOffer> {
     let offer = state.deltas.offer(item, from, to);
     if offer.is_none() {
-        crate::deltas::Deltas::request(state, item, from, to);
+        crate::service::deltas::request(state, item, from, to);
     }
     offer
 }
@@ -233,5 +233,52 @@ fn job_of(j: crate::store::PendingJob) -> Job {
         interactive: j.interactive,
         delta: None,
         mirrors: vec![],
+    }
+}
+
+/// An open long-poll: marks the host `Holding`, and `Dropped` if the device goes away before
+/// [`Holding::finish`] (the request's future is dropped with the connection).
+pub struct Holding<'a> {
+    state: &'a AppState,
+    host_id: String,
+    finished: bool,
+}
+
+impl<'a> Holding<'a> {
+    /// Time makes hosts go offline (the bridge's tick sees it); a device coming back from a
+    /// dropped long-poll shows online at once.
+    pub fn open(state: &'a AppState, host_id: &str) -> Holding<'a> {
+        if matches!(
+            state.presence.contact(host_id, Contact::Holding),
+            None | Some(Contact::Dropped)
+        ) {
+            state.changed();
+        }
+        Holding {
+            state,
+            host_id: host_id.to_string(),
+            finished: false,
+        }
+    }
+
+    /// The long-poll is answered: `ran_out` when it ended with nothing to do.
+    pub fn finish(mut self, ran_out: bool) {
+        self.finished = true;
+        let kind = if ran_out {
+            Contact::Waited
+        } else {
+            Contact::Other
+        };
+        self.state.presence.contact(&self.host_id, kind);
+    }
+}
+
+impl Drop for Holding<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.state.presence.contact(&self.host_id, Contact::Dropped);
+            tracing::debug!(host = %self.host_id, "the device closed its long-poll");
+            self.state.changed();
+        }
     }
 }

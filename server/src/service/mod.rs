@@ -7,9 +7,11 @@
 //! - [`campaigns`]: a campaign changed (created, resumed, a host joined or accepted).
 //! - [`batches`]: a host became free for its next batch entry.
 //! - [`updates`]: a person asked for an install (API or MQTT).
+//! - [`deltas`]: a delta is wanted (a release published, an older host checked in).
 
 pub mod batches;
 pub mod campaigns;
 pub mod checkin;
+pub mod deltas;
 pub mod report;
 pub mod updates;

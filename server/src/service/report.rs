@@ -6,8 +6,8 @@ use ferry_manifests::wire::Report;
 
 use crate::error::ApiResult;
 use crate::policy::status::UpdateStatus;
+use crate::state::Shared;
 use crate::store::ReportRecord;
-use crate::Shared;
 
 /// Output kept per report (the tail, if longer).
 const MAX_OUTPUT: usize = 1024 * 1024;

@@ -3,7 +3,7 @@
 
 use crate::error::{ApiResult, AppError};
 use crate::policy::fleet;
-use crate::Shared;
+use crate::state::Shared;
 
 /// Queues an install of `item` (the newest release, or `version`) on `host_id`, with `actor`
 /// in the history; returns the update's id. Refused (409) when the host does not manage the

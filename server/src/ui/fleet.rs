@@ -2,20 +2,19 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use ferry_manifests::wire::{BatchRequest, CheckRequest, HistoryView, HostView, TriggerRequest};
 use maud::html;
 use serde::Deserialize;
 
-use super::session::Signed;
 use super::{badge, csrf, done, encode, failed, page};
 use crate::api;
-use crate::auth::Operator;
+use crate::auth::{CsrfForm, SignedIn};
 use crate::error::extract::{Json as ApiJson, Query as ApiQuery};
 use crate::error::AppError;
 use crate::policy::fleet;
-use crate::Shared;
+use crate::state::Shared;
 
 /// Hosts per page of the hosts list.
 pub const PAGE: u32 = 50;
@@ -53,14 +52,14 @@ fn is_failure(status: &str) -> bool {
     matches!(status, "failed" | "rolled_back" | "refused")
 }
 
-pub async fn dashboard(State(state): State<Shared>, who: Signed) -> Response {
+pub async fn dashboard(State(state): State<Shared>, who: SignedIn) -> Response {
     match dashboard_body(&state, &who).await {
         Ok(body) => page("Dashboard", &who, body),
         Err(e) => failed(&who, e),
     }
 }
 
-async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, AppError> {
+async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, AppError> {
     let _ = who;
     let at = time::OffsetDateTime::now_utc();
     let seen = state.store.hosts_seen(None, None).await?;
@@ -77,7 +76,7 @@ async fn dashboard_body(state: &Shared, who: &Signed) -> Result<maud::Markup, Ap
     }
     let campaigns = api::campaigns::list(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiQuery(api::StatusQuery { status: None }),
     )
     .await?
@@ -139,7 +138,7 @@ pub struct HostsQuery {
 
 pub async fn hosts(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Query(q): Query<HostsQuery>,
 ) -> Response {
     match hosts_body(&state, &q).await {
@@ -262,7 +261,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
     })
 }
 
-pub async fn host(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
+pub async fn host(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
     match host_body(&state, &who, &id).await {
         Ok((title, body)) => page(&title, &who, body),
         Err(e) => failed(&who, e),
@@ -271,7 +270,7 @@ pub async fn host(State(state): State<Shared>, who: Signed, Path(id): Path<Strin
 
 async fn host_body(
     state: &Shared,
-    who: &Signed,
+    who: &SignedIn,
     id: &str,
 ) -> Result<(String, maud::Markup), AppError> {
     let (host_id, _) = api::operator::resolve_host(state, id).await?;
@@ -360,7 +359,6 @@ async fn host_body(
 
 #[derive(Deserialize)]
 pub struct ActionForm {
-    csrf: String,
     item: Option<String>,
     version: Option<String>,
     category: Option<String>,
@@ -370,16 +368,12 @@ pub struct ActionForm {
 
 pub async fn check(
     State(state): State<Shared>,
-    who: Signed,
     Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = api::operator::check_now(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiJson(CheckRequest {
             host: Some(id.clone()),
             item: None,
@@ -392,13 +386,9 @@ pub async fn check(
 
 pub async fn update(
     State(state): State<Shared>,
-    who: Signed,
     Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
+    CsrfForm(who, f): CsrfForm<ActionForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let to = format!("/hosts/{}", encode(&id));
     let interactive = f.interactive.is_some();
     let version = match f
@@ -420,7 +410,7 @@ pub async fn update(
     };
     let result = api::operator::trigger(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiJson(TriggerRequest {
             interactive,
             hide_input: false,
@@ -452,16 +442,12 @@ pub async fn update(
 
 pub async fn batch(
     State(state): State<Shared>,
-    who: Signed,
     Path(id): Path<String>,
-    Form(f): Form<ActionForm>,
+    CsrfForm(who, f): CsrfForm<ActionForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = api::batches::create(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiJson(BatchRequest::Host {
             interactive: false,
             host: id.clone(),

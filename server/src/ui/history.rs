@@ -7,12 +7,11 @@ use ferry_manifests::wire::HistoryView;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::session::Signed;
 use super::{badge, encode, failed, output, page};
 use crate::api;
-use crate::auth::Operator;
+use crate::auth::SignedIn;
 use crate::error::extract::Path as ApiPath;
-use crate::Shared;
+use crate::state::Shared;
 
 /// Entries per page of the history list.
 const PAGE: usize = 100;
@@ -44,7 +43,7 @@ pub struct HistoryFilter {
 
 pub async fn list(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Query(f): Query<HistoryFilter>,
 ) -> Response {
     let host = f.host.clone().filter(|h| !h.is_empty());
@@ -103,8 +102,10 @@ pub async fn list(
     page("Update history", &who, body)
 }
 
-pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
-    let e = match api::operator::history_entry(State(state.clone()), Operator, ApiPath(id)).await {
+pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
+    let e = match api::operator::history_entry(State(state.clone()), who.operator(), ApiPath(id))
+        .await
+    {
         Ok(e) => e.0,
         Err(e) => return failed(&who, e),
     };
@@ -134,7 +135,7 @@ pub async fn entry(State(state): State<Shared>, who: Signed, Path(id): Path<Stri
             div #terminal.terminal
                 data-terminal={"/history/" (e.id) "/terminal"}
                 data-follow={"/api/v1/update-history/" (e.id) "/output/stream"}
-                data-csrf=(who.csrf) {}
+                data-csrf=(who.csrf()) {}
         } @else {
         h2 { "Output" }
         @if running {
@@ -164,7 +165,7 @@ pub struct TerminalForm {
 /// session's CSRF token: the API's terminal endpoint for a signed-in operator.
 pub async fn terminal(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Path(id): Path<String>,
     axum::Json(f): axum::Json<TerminalForm>,
 ) -> Response {
@@ -174,7 +175,7 @@ pub async fn terminal(
     }
     match api::operator::terminal(
         State(state),
-        Operator,
+        who.operator(),
         ApiPath(id),
         crate::error::extract::Json(f.input),
     )

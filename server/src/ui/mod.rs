@@ -7,7 +7,6 @@ pub mod ansi;
 mod fleet;
 mod history;
 mod rollout;
-pub mod session;
 mod settings;
 
 use axum::extract::{Form, Query, State};
@@ -18,10 +17,10 @@ use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use crate::auth::hash_token;
+use crate::auth::session::{self, sign_in};
+use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
-use crate::Shared;
-use session::Signed;
+use crate::state::Shared;
 
 const CSS: &str = include_str!("assets/ui.css");
 const JS: &str = include_str!("assets/ui.js");
@@ -89,7 +88,7 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
 pub use session::encode;
 
 /// The frame of every signed-in page.
-pub fn page(title: &str, who: &Signed, body: Markup) -> Response {
+pub fn page(title: &str, who: &SignedIn, body: Markup) -> Response {
     let nav = [
         ("/", "Dashboard"),
         ("/hosts", "Hosts"),
@@ -133,8 +132,8 @@ pub fn page(title: &str, who: &Signed, body: Markup) -> Response {
 }
 
 /// The hidden CSRF field every form carries.
-pub fn csrf(who: &Signed) -> Markup {
-    html! { input type="hidden" name="csrf" value=(who.csrf); }
+pub fn csrf(who: &SignedIn) -> Markup {
+    html! { input type="hidden" name="csrf" value=(who.csrf()); }
 }
 
 /// The badge of a status, coloured by what it means.
@@ -156,7 +155,12 @@ pub fn badge(status: &str) -> Markup {
 }
 
 /// After a form: back to `to` with a message for the next page.
-pub fn done(state: &Shared, who: &Signed, to: &str, result: Result<String, AppError>) -> Response {
+pub fn done(
+    state: &Shared,
+    who: &SignedIn,
+    to: &str,
+    result: Result<String, AppError>,
+) -> Response {
     let message = match result {
         Ok(m) => m,
         Err(e) => format!("Refused: {}", e.message()),
@@ -166,7 +170,7 @@ pub fn done(state: &Shared, who: &Signed, to: &str, result: Result<String, AppEr
 }
 
 /// A page for a failed read (a missing host, a store error).
-pub fn failed(who: &Signed, e: AppError) -> Response {
+pub fn failed(who: &SignedIn, e: AppError) -> Response {
     let status = e.status();
     let mut r = page(
         "Not available",
@@ -238,14 +242,8 @@ pub struct LoginForm {
 
 async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
     let next = safe_next(f.next.as_deref());
-    let hash = hash_token(&f.token);
-    let valid = matches!(state.store.token_valid("operator", &hash).await, Ok(true));
-    if !valid {
-        tracing::warn!("web UI sign-in refused: not a valid operator token");
-        return Redirect::to(&format!("/login?failed=1&next={}", encode(&next))).into_response();
-    }
-    match state.sessions.start(hash) {
-        Ok(id) => (
+    match sign_in(state.as_ref(), &f.token).await {
+        Ok(Some(id)) => (
             StatusCode::SEE_OTHER,
             [
                 (
@@ -256,19 +254,19 @@ async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Respons
             ],
         )
             .into_response(),
-        Err(e) => AppError::Random(e).into_response(),
+        Ok(None) => {
+            tracing::warn!("web UI sign-in refused: not a valid operator token");
+            Redirect::to(&format!("/login?failed=1&next={}", encode(&next))).into_response()
+        }
+        Err(e) => e.into_response(),
     }
 }
 
+/// A form with nothing but its CSRF token (an action button).
 #[derive(Deserialize)]
-pub struct CsrfForm {
-    csrf: String,
-}
+pub struct NoFields {}
 
-async fn logout(State(state): State<Shared>, who: Signed, Form(f): Form<CsrfForm>) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
+async fn logout(State(state): State<Shared>, CsrfForm(who, _): CsrfForm<NoFields>) -> Response {
     state.sessions.end(&who.session);
     (
         StatusCode::SEE_OTHER,

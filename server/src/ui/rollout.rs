@@ -1,18 +1,17 @@
 //! Campaigns (create, watch per wave and host, pause, resume, cancel) and batches.
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use ferry_manifests::wire::{CampaignRequest, CampaignTarget, CampaignView};
 use maud::html;
 use serde::Deserialize;
 
-use super::session::Signed;
 use super::{badge, csrf, done, encode, failed, page};
 use crate::api;
-use crate::auth::Operator;
+use crate::auth::{CsrfForm, SignedIn};
 use crate::error::extract::{Json as ApiJson, Path as ApiPath, Query as ApiQuery};
 use crate::error::AppError;
-use crate::Shared;
+use crate::state::Shared;
 
 #[derive(Deserialize)]
 pub struct StatusFilter {
@@ -39,13 +38,14 @@ fn status_filter(action: &str, current: Option<&str>, statuses: &[&str]) -> maud
 
 pub async fn campaigns(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Query(f): Query<StatusFilter>,
 ) -> Response {
-    let list = match api::campaigns::list(State(state.clone()), Operator, status_query(&f)).await {
-        Ok(l) => l.0,
-        Err(e) => return failed(&who, e),
-    };
+    let list =
+        match api::campaigns::list(State(state.clone()), who.operator(), status_query(&f)).await {
+            Ok(l) => l.0,
+            Err(e) => return failed(&who, e),
+        };
     let releases = match state.releases().await {
         Ok(r) => r,
         Err(e) => return failed(&who, e.into()),
@@ -96,7 +96,6 @@ pub async fn campaigns(
 
 #[derive(Deserialize)]
 pub struct CampaignForm {
-    csrf: String,
     name: Option<String>,
     release: String,
     target: String,
@@ -155,14 +154,10 @@ fn campaign_request(f: CampaignForm) -> Result<CampaignRequest, AppError> {
 
 pub async fn create_campaign(
     State(state): State<Shared>,
-    who: Signed,
-    Form(f): Form<CampaignForm>,
+    CsrfForm(who, f): CsrfForm<CampaignForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let created = match campaign_request(f) {
-        Ok(req) => api::campaigns::create(State(state.clone()), Operator, ApiJson(req)).await,
+        Ok(req) => api::campaigns::create(State(state.clone()), who.operator(), ApiJson(req)).await,
         Err(e) => Err(e),
     };
     match created {
@@ -215,10 +210,10 @@ fn progress(c: &CampaignView) -> maud::Markup {
 
 pub async fn campaign(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match api::campaigns::show(State(state.clone()), Operator, ApiPath(id)).await {
+    let c = match api::campaigns::show(State(state.clone()), who.operator(), ApiPath(id)).await {
         Ok(c) => c.0,
         Err(e) => return failed(&who, e),
     };
@@ -251,23 +246,14 @@ pub async fn campaign(
     page(&format!("Campaign {}", c.name), &who, body)
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 pub async fn campaign_action(
     State(state): State<Shared>,
-    who: Signed,
     Path((id, action)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = api::campaigns::action(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiPath((id.clone(), action.clone())),
     )
     .await
@@ -277,13 +263,14 @@ pub async fn campaign_action(
 
 pub async fn batches(
     State(state): State<Shared>,
-    who: Signed,
+    who: SignedIn,
     Query(f): Query<StatusFilter>,
 ) -> Response {
-    let list = match api::batches::list(State(state.clone()), Operator, status_query(&f)).await {
-        Ok(l) => l.0,
-        Err(e) => return failed(&who, e),
-    };
+    let list =
+        match api::batches::list(State(state.clone()), who.operator(), status_query(&f)).await {
+            Ok(l) => l.0,
+            Err(e) => return failed(&who, e),
+        };
     let body = html! {
         (status_filter("/batches", f.status.as_deref(), &["running", "completed", "failed"]))
         div.table { table #batches {
@@ -300,8 +287,8 @@ pub async fn batches(
     page("Batches", &who, body)
 }
 
-pub async fn batch(State(state): State<Shared>, who: Signed, Path(id): Path<String>) -> Response {
-    let b = match api::batches::show(State(state.clone()), Operator, ApiPath(id)).await {
+pub async fn batch(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
+    let b = match api::batches::show(State(state.clone()), who.operator(), ApiPath(id)).await {
         Ok(b) => b.0,
         Err(e) => return failed(&who, e),
     };

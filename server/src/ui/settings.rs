@@ -1,22 +1,21 @@
 //! Software items and releases, and the settings: operator and enrolment tokens, MQTT
 //! connections.
 
-use axum::extract::{Form, Path, State};
+use axum::extract::{Path, State};
 use axum::response::Response;
 use ferry_manifests::wire::{ItemEdit, MqttConnectionRequest, TokenRequest};
 use maud::html;
 use serde::Deserialize;
 
-use super::session::Signed;
 use super::{csrf, done, encode, failed, page};
 use crate::api;
-use crate::auth::Operator;
+use crate::auth::{CsrfForm, SignedIn};
 use crate::error::extract::{Json as ApiJson, Path as ApiPath};
 use crate::error::AppError;
-use crate::Shared;
+use crate::state::Shared;
 
-pub async fn items(State(state): State<Shared>, who: Signed) -> Response {
-    let items = match api::items::list(State(state.clone()), Operator).await {
+pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
+    let items = match api::items::list(State(state.clone()), who.operator()).await {
         Ok(i) => i.0,
         Err(e) => return failed(&who, e),
     };
@@ -60,23 +59,18 @@ pub async fn items(State(state): State<Shared>, who: Signed) -> Response {
 
 #[derive(Deserialize)]
 pub struct ItemForm {
-    csrf: String,
     icon_url: Option<String>,
     featured: Option<String>,
 }
 
 pub async fn edit_item(
     State(state): State<Shared>,
-    who: Signed,
     Path(name): Path<String>,
-    Form(f): Form<ItemForm>,
+    CsrfForm(who, f): CsrfForm<ItemForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = api::items::edit(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiPath(name.clone()),
         ApiJson(ItemEdit {
             featured: Some(f.featured.is_some()),
@@ -89,12 +83,12 @@ pub async fn edit_item(
     done(&state, &who, "/items", result)
 }
 
-pub async fn settings(State(state): State<Shared>, who: Signed) -> Response {
-    let tokens = match api::tokens::list(State(state.clone()), Operator).await {
+pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
+    let tokens = match api::tokens::list(State(state.clone()), who.operator()).await {
         Ok(t) => t.0,
         Err(e) => return failed(&who, e),
     };
-    let mqtt = match api::mqtt::list(State(state.clone()), Operator).await {
+    let mqtt = match api::mqtt::list(State(state.clone()), who.operator()).await {
         Ok(m) => m.0,
         Err(e) => return failed(&who, e),
     };
@@ -167,22 +161,17 @@ pub async fn settings(State(state): State<Shared>, who: Signed) -> Response {
 
 #[derive(Deserialize)]
 pub struct TokenForm {
-    csrf: String,
     name: String,
     kind: String,
 }
 
 pub async fn create_token(
     State(state): State<Shared>,
-    who: Signed,
-    Form(f): Form<TokenForm>,
+    CsrfForm(who, f): CsrfForm<TokenForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = api::tokens::create(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiJson(TokenRequest {
             name: f.name,
             kind: Some(f.kind),
@@ -200,21 +189,12 @@ pub async fn create_token(
     done(&state, &who, "/settings", result)
 }
 
-#[derive(Deserialize)]
-pub struct CsrfOnly {
-    csrf: String,
-}
-
 pub async fn revoke_token(
     State(state): State<Shared>,
-    who: Signed,
     Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
-    let result = api::tokens::revoke(State(state.clone()), Operator, ApiPath(id))
+    let result = api::tokens::revoke(State(state.clone()), who.operator(), ApiPath(id))
         .await
         .map(|_| "Token revoked.".to_string());
     done(&state, &who, "/settings", result)
@@ -222,7 +202,6 @@ pub async fn revoke_token(
 
 #[derive(Deserialize)]
 pub struct MqttForm {
-    csrf: String,
     name: String,
     url: String,
     username: Option<String>,
@@ -234,16 +213,12 @@ pub struct MqttForm {
 
 pub async fn add_mqtt(
     State(state): State<Shared>,
-    who: Signed,
-    Form(f): Form<MqttForm>,
+    CsrfForm(who, f): CsrfForm<MqttForm>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
     let result = api::mqtt::add(
         State(state.clone()),
-        Operator,
+        who.operator(),
         ApiJson(MqttConnectionRequest {
             name: Some(f.name.trim().to_string()),
             url: Some(f.url.trim().to_string()),
@@ -263,18 +238,14 @@ pub async fn add_mqtt(
 
 pub async fn mqtt_action(
     State(state): State<Shared>,
-    who: Signed,
     Path((name, action)): Path<(String, String)>,
-    Form(f): Form<CsrfOnly>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    if let Some(r) = who.check_csrf(&f.csrf) {
-        return r;
-    }
     let result = match action.as_str() {
-        "remove" => api::mqtt::remove(State(state.clone()), Operator, ApiPath(name.clone()))
+        "remove" => api::mqtt::remove(State(state.clone()), who.operator(), ApiPath(name.clone()))
             .await
             .map(|_| format!("MQTT connection {name} removed.")),
-        "test" => api::mqtt::test(State(state.clone()), Operator, ApiPath(name.clone()))
+        "test" => api::mqtt::test(State(state.clone()), who.operator(), ApiPath(name.clone()))
             .await
             .map(|v| match (v.0.connected, v.0.last_error) {
                 (true, _) => format!("{name} is connected to {}.", v.0.url),

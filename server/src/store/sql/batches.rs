@@ -38,7 +38,7 @@ impl Sql {
         .bind(description)
         .bind(actor)
         .bind(i64::from(interactive))
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&mut *tx)
         .await?;
         for (seq, p) in planned.iter().enumerate() {

@@ -143,7 +143,7 @@ impl Sql {
             "UPDATE updates SET status = 'cancelled', message = 'campaign cancelled', finished_at = $1
              WHERE status = 'pending' AND id IN (SELECT update_id FROM campaign_members WHERE campaign_id = $2)",
         )
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .bind(id)
         .execute(&self.writer)
         .await?;
@@ -221,7 +221,7 @@ impl Sql {
         .bind(host_id)
         .bind(seq)
         .bind(wave as i64)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -249,7 +249,7 @@ impl Sql {
         let done = sqlx::query(
             "UPDATE campaign_members SET accepted_at = COALESCE(accepted_at, $1) WHERE campaign_id = $2 AND host_id = $3",
         )
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .bind(campaign_id)
         .bind(host_id)
         .execute(&self.writer)

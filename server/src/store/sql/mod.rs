@@ -382,7 +382,7 @@ impl Sql {
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)")
                 .bind(version)
-                .bind(crate::now())
+                .bind(ferry_manifests::wire::now())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;

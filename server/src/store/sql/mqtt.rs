@@ -51,7 +51,7 @@ impl Sql {
         .bind(&m.topic_prefix)
         .bind(m.discovery.map(i64::from))
         .bind(&m.discovery_prefix)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -37,7 +37,7 @@ impl Sql {
         )
         .bind(version as i64)
         .bind(envelope)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -26,7 +26,7 @@ impl Sql {
         .bind(kind)
         .bind(name)
         .bind(hash)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -56,7 +56,7 @@ impl Sql {
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
         let done =
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-                .bind(crate::now())
+                .bind(ferry_manifests::wire::now())
                 .bind(id)
                 .execute(&self.writer)
                 .await?;

@@ -41,7 +41,7 @@ impl Sql {
         .bind(host_id)
         .bind(item)
         .bind(actor)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .bind(i64::from(interactive.is_some()))
         .bind(i64::from(interactive.unwrap_or(true)))
         .execute(&self.writer)
@@ -227,7 +227,7 @@ impl Sql {
         .bind(&rec.report_id)
         .bind(&rec.host_id)
         .bind(&update_id)
-        .bind(crate::now())
+        .bind(ferry_manifests::wire::now())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

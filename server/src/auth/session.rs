@@ -1,18 +1,23 @@
 //! Web UI sessions: signing in with an operator token gives a random session id in a cookie
 //! (HttpOnly, SameSite=Strict, Secure over TLS). The session remembers the token's hash, so
 //! revoking the token ends its sessions at the next request. Every form carries the session's
-//! CSRF token. Sessions live in memory: a server restart signs everyone out.
+//! CSRF token, checked by [`CsrfForm`] before the form is read. Sessions live in memory: a
+//! server restart signs everyone out.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::FromRequestParts;
+use std::sync::Arc;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
+use serde::de::DeserializeOwned;
 
-use crate::Shared;
+use super::tokens::{self, hash_token, TokenKind};
+use super::{AuthContext, Operator};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ferry_session";
@@ -134,36 +139,53 @@ pub fn cookie(id: Option<&str>, secure: bool) -> String {
 }
 
 /// An operator signed in to the web UI. Pages that need one redirect to `/login` without.
-pub struct Signed {
+pub struct SignedIn {
     pub session: String,
-    pub csrf: String,
+    csrf: String,
     /// A message left for this page by the action before it.
     pub flash: Option<String>,
 }
 
-/// Whether the request carries a live session whose token is still valid.
-pub async fn signed(parts: &Parts, state: &Shared) -> Option<Signed> {
+/// Signs in with an operator token: the new session's id, or `None` when the token is not a
+/// live operator token.
+pub async fn sign_in<S: AuthContext>(
+    ctx: &S,
+    token: &str,
+) -> Result<Option<String>, crate::error::AppError> {
+    let hash = hash_token(token);
+    if !tokens::valid(ctx.store(), TokenKind::Operator, &hash).await? {
+        return Ok(None);
+    }
+    let id = ctx
+        .sessions()
+        .start(hash)
+        .map_err(crate::error::AppError::Random)?;
+    Ok(Some(id))
+}
+
+/// The request's session, if it is live and its token still valid.
+pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedIn> {
     let id = session_id(&parts.headers)?;
-    let (hash, csrf) = state.sessions.touch(&id)?;
-    match state.store.token_valid("operator", &hash).await {
+    let (hash, csrf) = ctx.sessions().touch(&id)?;
+    match tokens::valid(ctx.store(), TokenKind::Operator, &hash).await {
         Ok(true) => {}
         _ => {
-            state.sessions.end(&id);
+            ctx.sessions().end(&id);
             return None;
         }
     }
-    let flash = state.sessions.take_flash(&id);
-    Some(Signed {
+    let flash = ctx.sessions().take_flash(&id);
+    Some(SignedIn {
         session: id,
         csrf,
         flash,
     })
 }
 
-impl FromRequestParts<Shared> for Signed {
+impl<S: AuthContext> FromRequestParts<Arc<S>> for SignedIn {
     type Rejection = Response;
-    async fn from_request_parts(parts: &mut Parts, state: &Shared) -> Result<Self, Response> {
-        match signed(parts, state).await {
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
+        match signed_in(parts, state.as_ref()).await {
             Some(s) => Ok(s),
             None => {
                 let next = parts
@@ -177,8 +199,19 @@ impl FromRequestParts<Shared> for Signed {
     }
 }
 
-impl Signed {
-    /// The refusal of a form whose CSRF token is not this session's (`None`: it is).
+impl SignedIn {
+    /// The session's CSRF token, for the hidden field of a form.
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+
+    /// The operator this session proves (its token was checked on this request).
+    pub fn operator(&self) -> Operator {
+        Operator::proven()
+    }
+
+    /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms
+    /// are checked by [`CsrfForm`]; a JSON body (the terminal's keystrokes) calls this.
     pub fn check_csrf(&self, given: &str) -> Option<Response> {
         if subtle_eq(given.as_bytes(), self.csrf.as_bytes()) {
             None
@@ -191,6 +224,46 @@ impl Signed {
                     .into_response(),
             )
         }
+    }
+}
+
+/// A form posted from a signed-in page: the session (else a redirect to `/login`), then the
+/// form's `csrf` field checked against the session's (else 403), then the form itself.
+pub struct CsrfForm<T>(pub SignedIn, pub T);
+
+#[derive(serde::Deserialize)]
+struct CsrfField {
+    #[serde(default)]
+    csrf: String,
+}
+
+fn form_request(body: &axum::body::Bytes) -> Request {
+    let mut req = Request::new(axum::body::Body::from(body.clone()));
+    req.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    req
+}
+
+impl<S: AuthContext, T: DeserializeOwned + Send> FromRequest<Arc<S>> for CsrfForm<T> {
+    type Rejection = Response;
+    async fn from_request(req: Request, state: &Arc<S>) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let who = SignedIn::from_request_parts(&mut parts, state).await?;
+        let body = axum::body::Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let axum::Form(given) = axum::Form::<CsrfField>::from_request(form_request(&body), &())
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if let Some(refused) = who.check_csrf(&given.csrf) {
+            return Err(refused);
+        }
+        let axum::Form(form) = axum::Form::<T>::from_request(form_request(&body), &())
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(CsrfForm(who, form))
     }
 }
 

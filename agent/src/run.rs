@@ -1,0 +1,410 @@
+//! Running: the modes of `--running-mode`, one cycle (check, download, install, report)
+//! repeated while it finds work, and the long-running `full` loop with its long-poll.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::agent::{Agent, Mode};
+use crate::client::jittered;
+use crate::config::Config;
+use crate::error::{exit, Error};
+use crate::state::StateDir;
+use crate::{check, download, fsops, install, report, status};
+
+/// Opens the state directory with the given filesystem, takes the run lock at once (or
+/// fails with [`Error::Locked`]) and finishes or undoes any install that was interrupted.
+pub fn open_with(
+    cfg: Config,
+    progress: bool,
+    fs: std::sync::Arc<dyn fsops::Fs>,
+) -> Result<Agent, Error> {
+    let mut agent = Agent::unlocked(cfg, progress, fs)?;
+    lock(&mut agent, Mode::Once, Duration::ZERO)?;
+    Ok(agent)
+}
+
+/// Takes the run lock for `mode` (waiting up to `wait`), then finishes or undoes any install
+/// that was interrupted: every run that changes the state directory starts here.
+pub fn lock(agent: &mut Agent, mode: Mode, wait: Duration) -> Result<(), Error> {
+    agent.lock_run(mode, wait)?;
+    install::recover(agent)
+}
+
+/// Rounds of check, download and install one run makes while each round finds work: a queue
+/// of jobs is worked through at once instead of one per poll interval.
+pub const MAX_ROUNDS: usize = 10;
+
+/// One full cycle, repeated at once while it finds work (up to [`MAX_ROUNDS`]).
+pub fn run_once(agent: &mut Agent) -> Result<i32, Error> {
+    let mut code = exit::OK;
+    for round in 0..MAX_ROUNDS {
+        let before = agent.outcomes.len();
+        code = cycle(agent)?;
+        if agent.outcomes.len() == before || round + 1 == MAX_ROUNDS {
+            break;
+        }
+        agent.check_stop()?;
+    }
+    Ok(code)
+}
+
+/// Check, download, install, report. A server that cannot be reached does not stop the install
+/// of what is already downloaded; the exit code still says the server was unreachable.
+fn cycle(agent: &mut Agent) -> Result<i32, Error> {
+    let mut unreachable = None;
+    // A refused repository index: the other items go on; the run ends with the error.
+    let mut refused = None;
+    match check::run(agent) {
+        Ok(summary) => {
+            log_check(agent, &summary);
+            refused = summary.problems.into_iter().next();
+        }
+        Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+        Err(e) => return Err(e),
+    }
+    agent.check_stop()?;
+    if unreachable.is_none() {
+        match download::run(agent) {
+            Ok(_) => {}
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    agent.check_stop()?;
+    install::run(agent)?;
+    // A delta that could not be used leaves its release pending without a download: fetch
+    // the full artifact and install it in this cycle.
+    let fell_back = agent
+        .state
+        .items
+        .values()
+        .any(|s| s.pending.as_ref().is_some_and(|p| !p.downloaded));
+    if fell_back && unreachable.is_none() {
+        agent.check_stop()?;
+        match download::run(agent) {
+            Ok(_) => {
+                install::run(agent)?;
+            }
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    if agent.cfg.server_url.is_none() {
+        report::keep_local(&agent.dir)?;
+    } else if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
+        match report::flush(&agent.api, &agent.dir) {
+            Ok(_) => {}
+            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            // Queued on disk; sent again at the next contact, in the normal rhythm.
+            Err(e @ Error::Server { status: 500.., .. }) => {
+                tracing::warn!(
+                    "{e}; the reports stay queued and are sent again at the next contact"
+                )
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let code = exit::for_outcomes(&agent.outcomes);
+    let unreachable = unreachable.or(refused);
+    match unreachable {
+        Some(e) if code == exit::OK => Err(e),
+        Some(e) => {
+            tracing::warn!("{e}; reports stay queued");
+            Ok(code)
+        }
+        None => Ok(code),
+    }
+}
+
+/// Logs what a check found: at info only what changed (a newly offered version, a new
+/// pending install), so a cron run with nothing new prints nothing; the rest at debug.
+fn log_check(agent: &Agent, summary: &check::CheckSummary) {
+    let list = |v: &[(String, semver::Version)]| {
+        v.iter()
+            .map(|(i, v)| format!("{i} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if summary.newly_available.is_empty() {
+        if summary.available.is_empty() {
+            tracing::debug!("no updates available");
+        } else {
+            tracing::debug!("available: {}", list(&summary.available));
+        }
+    } else {
+        tracing::info!("newly available: {}", list(&summary.newly_available));
+    }
+    if let Some(p) = &agent.progress {
+        p.line(&if summary.available.is_empty() {
+            "no updates available".to_string()
+        } else {
+            format!("available: {}", list(&summary.available))
+        });
+        for (item, version) in &summary.newly_pending {
+            p.line(&format!("pending install: {item} {version}"));
+        }
+    }
+}
+
+pub fn run_mode(
+    mode: Mode,
+    item: Option<&str>,
+    campaign_id: Option<&str>,
+    agent: &mut Agent,
+) -> Result<i32, Error> {
+    // `status` only reads; `full` takes the lock for each cycle. Every other mode changes the
+    // state directory: it takes the lock for the whole run, waiting a while for a run that
+    // holds it (the service's cycle, say) to let go.
+    if !matches!(mode, Mode::Status | Mode::Full) {
+        lock(agent, mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
+    }
+    match mode {
+        Mode::CampaignCheck | Mode::CampaignAccept if agent.cfg.server_url.is_none() => {
+            Err(Error::NeedsServer {
+                what: "campaign acceptance",
+                config: agent.cfg.path.clone(),
+            })
+        }
+        Mode::CampaignCheck => {
+            check::run(agent)?;
+            if agent.campaigns.is_empty() {
+                println!("no campaigns need this device's acceptance");
+            }
+            for c in &agent.campaigns {
+                println!(
+                    "{}  {}  {} {}  {}",
+                    c.campaign_id,
+                    c.name,
+                    c.item,
+                    c.version,
+                    if c.accepted {
+                        "accepted"
+                    } else {
+                        "needs acceptance"
+                    }
+                );
+            }
+            Ok(exit::OK)
+        }
+        Mode::CampaignAccept => {
+            let Some(id) = campaign_id else {
+                return Err(Error::Usage(
+                    "--running-mode=campaign_accept needs --campaign-id ID".into(),
+                ));
+            };
+            check::ensure_enrolled(agent)?;
+            let offer = agent.api.accept_campaign(id)?;
+            println!(
+                "accepted campaign {} ({} {}); it installs in the next cycle",
+                offer.campaign_id, offer.item, offer.version
+            );
+            Ok(exit::OK)
+        }
+        Mode::Rollback => {
+            let Some(item) = item else {
+                return Err(Error::Usage(
+                    "--running-mode=rollback needs --item NAME".into(),
+                ));
+            };
+            install::rollback_by_hand(agent, item)?;
+            // Tell the server now if it can be reached; otherwise the report waits.
+            if let Err(e) = check::run(agent) {
+                tracing::warn!("rolled back; the server will hear of it at the next contact: {e}");
+            }
+            Ok(exit::OK)
+        }
+        Mode::Once => run_once(agent),
+        Mode::Check => {
+            let summary = check::run(agent)?;
+            log_check(agent, &summary);
+            ServicePid::wake(&agent.dir);
+            match summary.problems.into_iter().next() {
+                Some(refused) => Err(refused),
+                None => Ok(exit::for_outcomes(&agent.outcomes)),
+            }
+        }
+        Mode::Download => {
+            // Downloading needs the credential for the server's artifact endpoint.
+            check::ensure_enrolled(agent)?;
+            download::run(agent)?;
+            Ok(exit::for_outcomes(&agent.outcomes))
+        }
+        Mode::Install => {
+            if install::run(agent)?.is_empty() {
+                tracing::info!("nothing downloaded to install");
+            }
+            Ok(exit::for_outcomes(&agent.outcomes))
+        }
+        Mode::Status if agent.json => {
+            println!("{}", status::json(agent)?);
+            Ok(exit::OK)
+        }
+        Mode::Status => {
+            print!("{}", status::render(agent)?);
+            Ok(exit::OK)
+        }
+        Mode::Full => run_full(agent),
+    }
+}
+
+/// The long-running mode. A cycle runs under the run lock; between cycles the lock is free
+/// (so `status` and staged commands by hand work while the service runs) and the agent waits
+/// for the next one: with `long_poll_secs` in an open check-in that the server answers as soon
+/// as there is work, else for the poll interval (±10% jitter so a fleet restarted together
+/// spreads out). It backs off while the server is unreachable. SIGTERM ends the wait at once.
+fn run_full(agent: &mut Agent) -> Result<i32, Error> {
+    let _service = ServicePid::write(&agent.dir);
+    let stop = Arc::clone(&agent.stop);
+    let mut failures: u32 = 0;
+    let mut next_cycle = Instant::now();
+    while !stop.load(Ordering::SeqCst) {
+        let base = poll_interval(&agent.cfg, agent.suggested_poll_secs);
+        if Instant::now() >= next_cycle {
+            agent.outcomes.clear();
+            let wait = Duration::from_secs(agent.cfg.lock_wait_secs);
+            let result = lock(agent, Mode::Full, wait).and_then(|()| run_once(agent));
+            agent.unlock();
+            next_cycle = Instant::now()
+                + match result {
+                    Ok(_) => {
+                        failures = 0;
+                        jittered(base, 0.1)
+                    }
+                    Err(Error::Interrupted) => break,
+                    Err(e @ Error::Unreachable { .. }) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!("{e}");
+                        // 2^n seconds, at most the poll interval.
+                        jittered(base.min(Duration::from_secs(1u64 << failures.min(10))), 0.1)
+                    }
+                    Err(e) => {
+                        tracing::error!("{e}");
+                        jittered(base, 0.1)
+                    }
+                };
+        }
+        if agent.cfg.long_poll_secs > 0 && failures == 0 && agent.cfg.server_url.is_some() {
+            let started = Instant::now();
+            // Wait no longer than until the next cycle is due (at least a second).
+            let until_cycle = next_cycle.saturating_duration_since(started).as_secs();
+            let secs = agent.cfg.long_poll_secs.min(until_cycle).max(1);
+            match check::wait_for_work(agent, secs) {
+                Ok(check::Wait::Work) => next_cycle = Instant::now(),
+                Ok(check::Wait::Nothing) => {}
+                // The server answers at once (a job the device already has): long-polling
+                // is pointless until the next cycle.
+                Ok(check::Wait::Busy) => {
+                    if sleep_until(&stop, &agent.wake, next_cycle) {
+                        next_cycle = Instant::now();
+                    }
+                }
+                Err(Error::Interrupted) => break,
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    failures = 1;
+                    next_cycle = next_cycle.min(Instant::now() + Duration::from_secs(2));
+                }
+            }
+            // Never long-poll faster than once a second, whatever the server does.
+            if sleep_until(&stop, &agent.wake, started + Duration::from_secs(1)) {
+                next_cycle = Instant::now();
+            }
+        } else if sleep_until(&stop, &agent.wake, next_cycle) {
+            next_cycle = Instant::now();
+        }
+    }
+    tracing::info!("stopping on signal");
+    Ok(exit::OK)
+}
+
+/// `state/service.pid` while `full` mode runs: a `check` run by hand wakes that process
+/// (SIGUSR1) so it acts on what the check found at once.
+struct ServicePid(PathBuf);
+
+impl ServicePid {
+    fn path(dir: &StateDir) -> PathBuf {
+        dir.root().join("service.pid")
+    }
+
+    fn write(dir: &StateDir) -> ServicePid {
+        let path = Self::path(dir);
+        if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+            tracing::warn!(path = %path.display(), "cannot record the service's pid: {e}");
+        }
+        ServicePid(path)
+    }
+
+    /// Wakes the `full` mode run of this state directory, if one runs.
+    fn wake(dir: &StateDir) {
+        let Ok(text) = std::fs::read_to_string(Self::path(dir)) else {
+            return;
+        };
+        let Ok(pid) = text.trim().parse::<i32>() else {
+            return;
+        };
+        if pid as u32 == std::process::id() {
+            return;
+        }
+        // Only a ferry-agent: a stale file may name a pid some other program has now.
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if comm.trim() != "ferry-agent" {
+            return;
+        }
+        match nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGUSR1,
+        ) {
+            Ok(()) => tracing::info!(pid, "woke the running service to act on this check"),
+            Err(e) => tracing::debug!(pid, "cannot wake the running service: {e}"),
+        }
+    }
+}
+
+impl Drop for ServicePid {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Sleeps until `until`, a stop, or a wake (returned: true), whichever comes first.
+fn sleep_until(stop: &AtomicBool, wake: &AtomicBool, until: Instant) -> bool {
+    while Instant::now() < until && !stop.load(Ordering::SeqCst) {
+        if wake.swap(false, Ordering::SeqCst) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    }
+    false
+}
+
+/// The interval between cycles: the server's suggestion within the device's bounds, else the
+/// device's own `poll_interval_secs`.
+pub fn poll_interval(cfg: &Config, suggested: Option<u64>) -> Duration {
+    Duration::from_secs(match suggested {
+        Some(s) => s.clamp(cfg.poll_interval_min_secs, cfg.poll_interval_max_secs),
+        None => cfg.poll_interval_secs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_servers_poll_interval_is_kept_within_the_devices_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ferry_manifests::SigningKeyFile::from_seed([1; 32]);
+        std::fs::write(dir.path().join("k.pub"), key.public().to_file_string()).unwrap();
+        let cfg = Config::parse(
+            "server_url = \"http://127.0.0.1:1\"\ntrusted_keys = [\"k.pub\"]\npoll_interval_secs = 900\npoll_interval_min_secs = 60\npoll_interval_max_secs = 3600\n",
+            &dir.path().join("a.toml"),
+        )
+        .unwrap();
+        assert_eq!(poll_interval(&cfg, None), Duration::from_secs(900));
+        assert_eq!(poll_interval(&cfg, Some(5)), Duration::from_secs(60));
+        assert_eq!(poll_interval(&cfg, Some(300)), Duration::from_secs(300));
+        assert_eq!(poll_interval(&cfg, Some(99_999)), Duration::from_secs(3600));
+    }
+}

@@ -1,0 +1,122 @@
+//! Who is asking: the one owner of authentication. Operators present bearer tokens (or, in the
+//! web UI, a session cookie); a device presents the credential it got at enrolment. Token
+//! kinds, hashing and the first tokens are in [`tokens`]; web sessions, their cookie and the
+//! CSRF check of every form in [`session`].
+//!
+//! The extractors here are the only way to get an [`Operator`] or a [`Device`]: a handler that
+//! takes one is reached only by a caller who proved it. They read what they need through
+//! [`AuthContext`], which the server's state implements, so this module does not depend on it.
+
+pub mod session;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+
+use crate::cache::Cache;
+use crate::error::AppError;
+use crate::store::Store;
+
+pub use session::{CsrfForm, Sessions, SignedIn};
+pub use tokens::{bootstrap_tokens, hash_token, new_token, token_digest, TokenKind};
+
+/// What authentication reads: the store (tokens, hosts' credentials), the web sessions and
+/// the cache of device credentials.
+pub trait AuthContext: Send + Sync + 'static {
+    fn store(&self) -> &Store;
+    fn sessions(&self) -> &Sessions;
+    fn cache(&self) -> &Cache;
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+}
+
+/// An authenticated operator. Only authentication makes one (a valid operator token, or a
+/// signed-in web session through [`SignedIn::operator`]).
+pub struct Operator {
+    _proof: (),
+}
+
+impl Operator {
+    fn proven() -> Operator {
+        Operator { _proof: () }
+    }
+}
+
+/// An authenticated device, by host id.
+pub struct Device(pub String);
+
+/// An operator or a device (reading manifests, artifacts and trust roots).
+pub struct OperatorOrDevice;
+
+impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
+        // The web UI's session may read (its live output follows the SSE stream, which a
+        // browser cannot send a bearer token to); every change goes through the UI's forms
+        // and their CSRF check, or a bearer token.
+        if bearer(parts).is_none()
+            && parts.method == axum::http::Method::GET
+            && session::signed_in(parts, state.as_ref()).await.is_some()
+        {
+            return Ok(Operator::proven());
+        }
+        let token = bearer(parts).ok_or_else(|| {
+            AppError::unauthorized("missing operator token (Authorization: Bearer ...)")
+        })?;
+        if tokens::valid(state.store(), TokenKind::Operator, &hash_token(token)).await? {
+            Ok(Operator::proven())
+        } else {
+            Err(AppError::unauthorized(
+                "operator token is unknown or revoked",
+            ))
+        }
+    }
+}
+
+impl<S: AuthContext> FromRequestParts<Arc<S>> for Device {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
+        let token = bearer(parts).ok_or_else(|| {
+            AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
+        })?;
+        let digest = token_digest(token);
+        if let Some(id) = state.cache().device(&digest) {
+            return Ok(Device(id));
+        }
+        match state.store().host_by_token(&hex::encode(digest)).await? {
+            Some(id) => {
+                state.cache().remember_device(digest, &id);
+                Ok(Device(id))
+            }
+            None => Err(AppError::unauthorized(
+                "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
+            )),
+        }
+    }
+}
+
+impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
+        let token = bearer(parts)
+            .ok_or_else(|| AppError::unauthorized("missing token (Authorization: Bearer ...)"))?;
+        let hash = hash_token(token);
+        if state.store().host_by_token(&hash).await?.is_some()
+            || tokens::valid(state.store(), TokenKind::Operator, &hash).await?
+        {
+            Ok(OperatorOrDevice)
+        } else {
+            Err(AppError::unauthorized("token is unknown or revoked"))
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! Serving: opens the data directory and the store, builds the state, starts the MQTT
+//! bridges and the background tasks, and serves HTTP or HTTPS until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use crate::config::ServerConfig;
+use crate::state::{AppState, Shared};
+use crate::store::Store;
+use crate::{api, auth, cache, cluster, mqtt, ui};
+
+/// Opens the data directory and database, creates the first tokens, and serves until
+/// SIGTERM or Ctrl-C.
+pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    // The data directory holds the first tokens and the database: private to the server.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(config.data_dir.join("artifacts"))
+        .with_context(|| format!("cannot create data directory {}", config.data_dir.display()))?;
+    let store = match &config.database_url {
+        Some(url) => {
+            let store = Store::open_postgres(url, config.database_max_connections)
+                .await
+                .context("cannot open the PostgreSQL database (database_url)")?;
+            tracing::info!("database: PostgreSQL, shared with any other instance on it");
+            store
+        }
+        None => {
+            let db_path = config.data_dir.join("ferry.db");
+            Store::open_sqlite(&db_path)
+                .await
+                .with_context(|| format!("cannot open database {}", db_path.display()))?
+        }
+    };
+    auth::bootstrap_tokens(&store, &config.data_dir).await?;
+    let tls = config.tls.clone();
+    let listen = config.listen;
+    let state = Arc::new(AppState::new(config, store)?);
+    // One MQTT bridge per broker connection: server.toml's, then those added through the API.
+    for c in state.config.mqtt.clone() {
+        mqtt::run(&state, c);
+    }
+    for stored in state.store.mqtt_connections().await? {
+        match mqtt::from_stored(&state, &stored) {
+            Ok(c) => mqtt::run(&state, c),
+            Err(e) => mqtt::not_started(&state, &stored, e),
+        }
+    }
+    // Other instances on a shared database tell this one what changed.
+    let cluster = tokio::spawn(cluster::run(Arc::clone(&state)));
+    // Last-seen times are buffered in memory and written in batches.
+    let flusher = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(cache::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                state.flush_seen(false).await;
+            }
+        })
+    };
+    let app = api::router(Arc::clone(&state), ui::router());
+    let result = serve_app(app, tls, listen, Arc::clone(&state)).await;
+    let names: Vec<String> = state
+        .bridges
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .keys()
+        .cloned()
+        .collect();
+    for name in names {
+        mqtt::stop(&state, &name);
+    }
+    flusher.abort();
+    cluster.abort();
+    state.flush_seen(true).await;
+    result
+}
+
+async fn serve_app(
+    app: axum::Router,
+    tls: Option<(PathBuf, PathBuf)>,
+    listen: SocketAddr,
+    state: Shared,
+) -> anyhow::Result<()> {
+    if let Some((cert, key)) = tls {
+        let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot load the TLS certificate {} and key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+        let handle = axum_server::Handle::new();
+        let stopper = handle.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+        });
+        let listener = std::net::TcpListener::bind(listen)
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        listener.set_nonblocking(true)?;
+        let addr: SocketAddr = listener.local_addr()?;
+        tracing::info!(%addr, "ferry-server listening (HTTPS)");
+        axum_server::from_tcp_rustls(listener, tls_config)?
+            .handle(handle)
+            .serve(app.into_make_service())
+            .await
+            .context("server failed")?;
+        return Ok(());
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "ferry-server listening");
+    serve_http(listener, app, state).await;
+    Ok(())
+}
+
+/// Largest read buffer of a connection: hyper's smallest. A held long-poll keeps it for its
+/// whole wait (docs/performance.md).
+const READ_BUFFER: usize = 8192;
+
+/// Serves plain HTTP/1.1 until SIGTERM or Ctrl-C, then lets requests under way finish (at
+/// most 10 s; held long-polls answer at once). Each connection shares the one router (no per-connection copy of it).
+async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, state: Shared) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.max_buf_size(READ_BUFFER)
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(std::time::Duration::from_secs(30));
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // Out of file descriptors, most likely: wait, then take the next.
+                        tracing::warn!("cannot accept a connection: {e}");
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let conn = graceful.watch(
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!("connection ended: {e}");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    // Held long-polls answer now (their devices come back, to another instance if there is
+    // one) rather than keep the stop waiting.
+    state.waker.wake_all();
+    tokio::select! {
+        _ = graceful.shutdown() => {}
+        _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::info!("requests still under way after 10 s; stopping anyway");
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

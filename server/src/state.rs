@@ -1,0 +1,204 @@
+//! The server's shared context: the store, the configuration and what lives in memory
+//! beside them (caches, wake-ups, live output, terminals, sessions, presence, MQTT bridges).
+//! Every layer above takes it as [`Shared`]; it imports nothing above it.
+
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+use crate::store::{self, Store};
+use crate::{auth, cache, deltas, live, policy, presence, secrets, terminal, wake};
+
+pub struct AppState {
+    pub store: Store,
+    pub config: ServerConfig,
+    pub waker: wake::Waker,
+    pub live: live::Live,
+    /// Terminals of interactive installs under way.
+    pub terminals: terminal::Terminals,
+    /// File-level deltas ready to serve.
+    pub deltas: deltas::Deltas,
+    pub cache: cache::Cache,
+    /// Bumped whenever something the MQTT bridge publishes may have changed.
+    pub changes: tokio::sync::watch::Sender<u64>,
+    /// Web UI sessions.
+    pub sessions: auth::Sessions,
+    /// How each device last made contact (connectivity).
+    pub presence: presence::Presence,
+    /// Seals the secrets of MQTT connections added through the API.
+    pub secrets: secrets::Secrets,
+    /// The running MQTT bridges, by connection name.
+    pub bridges: std::sync::Mutex<Bridges>,
+    /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
+    pub mqtt_status: std::sync::Mutex<
+        std::collections::BTreeMap<String, ferry_manifests::wire::MqttConnectionView>,
+    >,
+}
+
+/// The running MQTT bridges by connection name (started and stopped by `mqtt`).
+pub type Bridges = std::collections::BTreeMap<String, tokio::task::JoinHandle<()>>;
+
+impl AppState {
+    /// The state over an open store: the secrets key and the deltas already built are read
+    /// from the data directory; everything else starts empty.
+    pub fn new(config: ServerConfig, store: Store) -> Result<AppState, secrets::SecretError> {
+        let secrets = secrets::Secrets::open(&config.data_dir)?;
+        let deltas = deltas::Deltas::load(&config.data_dir);
+        Ok(AppState {
+            store,
+            config,
+            waker: wake::Waker::default(),
+            live: live::Live::default(),
+            terminals: terminal::Terminals::default(),
+            deltas,
+            cache: cache::Cache::default(),
+            changes: tokio::sync::watch::channel(0).0,
+            mqtt_status: Default::default(),
+            secrets,
+            bridges: Default::default(),
+            presence: Default::default(),
+            sessions: Default::default(),
+        })
+    }
+
+    /// Tells the MQTT bridge to publish what changed, wherever it runs.
+    pub fn changed(&self) {
+        self.changed_here();
+        self.store.announce(store::Notice::Changed);
+    }
+
+    /// Tells this instance's MQTT bridges only (another instance told us).
+    pub fn changed_here(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Wakes the host's long-poll, on whichever instance holds it.
+    pub fn wake(&self, host_id: &str) {
+        self.waker.wake(host_id);
+        self.store.announce(store::Notice::Wake {
+            host: host_id.to_string(),
+        });
+    }
+
+    /// Relays live output (or the end of it) to its watchers, on every instance.
+    pub fn publish_live(&self, update_id: &str, event: live::LiveEvent) {
+        self.store.announce(match &event {
+            live::LiveEvent::Chunk { offset, text } => store::Notice::Output {
+                update: update_id.to_string(),
+                offset: *offset,
+                len: text.chars().count() as i64,
+                text: Some(text.clone()),
+            },
+            live::LiveEvent::End { status } => store::Notice::End {
+                update: update_id.to_string(),
+                status: status.clone(),
+            },
+        });
+        self.live.publish(update_id, event);
+    }
+
+    /// Releases or items changed: every instance reads them again.
+    pub fn releases_changed(&self) {
+        self.cache.set_releases(None);
+        self.store.announce(store::Notice::Releases);
+    }
+
+    /// A trust root was published: every instance reads it again.
+    pub fn root_changed(&self) {
+        self.cache.set_root(None);
+        self.store.announce(store::Notice::Root);
+    }
+
+    /// Campaigns were created or changed status: every instance reads them again.
+    pub fn campaigns_changed(&self) {
+        self.cache.set_campaigns_active(None);
+        self.store.announce(store::Notice::Campaigns);
+    }
+
+    /// A host was removed: every instance forgets its credential and wake-ups.
+    pub fn host_removed(&self, host_id: &str) {
+        self.waker.forget(host_id);
+        self.cache.forget_host(host_id);
+        self.presence.forget(host_id);
+        self.store.announce(store::Notice::HostRemoved {
+            host: host_id.to_string(),
+        });
+    }
+
+    /// All releases, from the cache (refilled after a publish).
+    pub async fn releases(
+        &self,
+    ) -> Result<Arc<Vec<ferry_manifests::wire::ReleaseView>>, store::StoreError> {
+        if let Some(r) = self.cache.releases() {
+            return Ok(r);
+        }
+        // Deactivated items are not offered.
+        let off: Vec<String> = self
+            .store
+            .item_settings()
+            .await?
+            .into_iter()
+            .filter(|s| s.deactivated)
+            .map(|s| s.name)
+            .collect();
+        let mut all = self.store.releases(None).await?;
+        all.retain(|r| !off.contains(&r.item));
+        let r = Arc::new(all);
+        self.cache.set_releases(Some(Arc::clone(&r)));
+        Ok(r)
+    }
+
+    pub async fn trust_root_version(&self) -> Result<Option<u64>, store::StoreError> {
+        if let Some(v) = self.cache.root() {
+            return Ok(v);
+        }
+        let v = self.store.latest_root().await?.map(|(v, _)| v);
+        self.cache.set_root(Some(v));
+        Ok(v)
+    }
+
+    /// Whether any campaign is running or paused (so check-ins must consider campaigns).
+    pub async fn campaigns_active(&self) -> Result<bool, store::StoreError> {
+        if let Some(v) = self.cache.campaigns_active() {
+            return Ok(v);
+        }
+        let v = self
+            .store
+            .campaigns()
+            .await?
+            .iter()
+            .any(|c| c.status != policy::status::CampaignStatus::Cancelled);
+        self.cache.set_campaigns_active(Some(v));
+        Ok(v)
+    }
+
+    /// Writes buffered last-seen times (those due, or `all` at shutdown).
+    pub async fn flush_seen(&self, all: bool) {
+        let seen = self.cache.take_seen(all);
+        if seen.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.touch_hosts(&seen).await {
+            tracing::error!("cannot record last-seen times: {e}");
+        }
+    }
+}
+
+impl AppState {
+    pub fn artifacts_dir(&self) -> std::path::PathBuf {
+        self.config.data_dir.join("artifacts")
+    }
+}
+
+pub type Shared = Arc<AppState>;
+
+impl auth::AuthContext for AppState {
+    fn store(&self) -> &Store {
+        &self.store
+    }
+    fn sessions(&self) -> &auth::Sessions {
+        &self.sessions
+    }
+    fn cache(&self) -> &cache::Cache {
+        &self.cache
+    }
+}
