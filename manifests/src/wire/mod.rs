@@ -1,15 +1,25 @@
 //! JSON wire types of the HTTP API (`/api/v1`), shared by ferry-agent, ferry-server and
 //! ferryctl. docs/protocol.md describes each endpoint that carries them. [`device`] is what a
-//! device sends and receives; [`operator`] what ferryctl and the web UI do. Both are
-//! re-exported here, so every type is `ferry_manifests::wire::Name`.
+//! device sends and receives; what ferryctl and the web UI do is one module per resource:
+//! [`fleet`] (hosts), [`releases`] (items and releases), [`updates`] (installs, history,
+//! terminals), [`rollout`] (batches and campaigns), [`admin`] (tokens, MQTT connections).
+//! All are re-exported here, so every type is `ferry_manifests::wire::Name`.
 
 use serde::{Deserialize, Serialize};
 
+pub mod admin;
 pub mod device;
-pub mod operator;
+pub mod fleet;
+pub mod releases;
+pub mod rollout;
+pub mod updates;
 
+pub use admin::*;
 pub use device::*;
-pub use operator::*;
+pub use fleet::*;
+pub use releases::*;
+pub use rollout::*;
+pub use updates::*;
 
 /// A tag, for the API document: 1-64 characters of a-z, 0-9, `.`, `_`, `-`, `:`.
 #[cfg(feature = "openapi")]
@@ -51,12 +61,12 @@ pub fn now() -> String {
 mod tests {
     #[test]
     fn icon_urls_are_https_and_bounded() {
-        assert!(super::operator::validate_icon_url("https://cdn.example.org/web.svg").is_ok());
-        assert!(super::operator::validate_icon_url("http://cdn.example.org/web.svg").is_err());
-        assert!(super::operator::validate_icon_url("javascript:alert(1)").is_err());
-        assert!(super::operator::validate_icon_url("https://").is_err());
+        assert!(super::releases::validate_icon_url("https://cdn.example.org/web.svg").is_ok());
+        assert!(super::releases::validate_icon_url("http://cdn.example.org/web.svg").is_err());
+        assert!(super::releases::validate_icon_url("javascript:alert(1)").is_err());
+        assert!(super::releases::validate_icon_url("https://").is_err());
         let long = format!("https://x.org/{}", "a".repeat(2040));
-        assert!(super::operator::validate_icon_url(&long).is_err());
+        assert!(super::releases::validate_icon_url(&long).is_err());
     }
 
     #[test]

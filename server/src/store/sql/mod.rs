@@ -6,6 +6,7 @@
 
 mod batches;
 mod campaigns;
+mod checkins;
 mod hosts;
 mod items;
 mod mqtt;
@@ -163,8 +164,8 @@ pub(super) struct Sql {
     dialect: Dialect,
     /// PostgreSQL's URL, for the connection that listens to notices.
     url: Option<std::sync::Arc<str>>,
-    /// Check-ins to write, taken in batches by [`hosts::host_writer`].
-    host_writes: tokio::sync::mpsc::Sender<hosts::HostWrite>,
+    /// Check-ins to write, taken in batches by [`checkins::host_writer`].
+    host_writes: tokio::sync::mpsc::Sender<checkins::HostWrite>,
 }
 
 /// Check-ins queued for the writer at most; beyond, a check-in waits for room.
@@ -207,7 +208,7 @@ impl Sql {
             url: None,
             host_writes,
         };
-        tokio::spawn(hosts::host_writer(db.clone(), queue));
+        tokio::spawn(checkins::host_writer(db.clone(), queue));
         db.migrate().await?;
         Ok(db)
     }
@@ -231,7 +232,7 @@ impl Sql {
             url: Some(url.into()),
             host_writes,
         };
-        tokio::spawn(hosts::host_writer(db.clone(), queue));
+        tokio::spawn(checkins::host_writer(db.clone(), queue));
         db.migrate().await?;
         Ok(db)
     }

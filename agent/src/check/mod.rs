@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_manifests::wire::{CheckInResponse, DeviceFacts, InstalledItem};
+use ferry_manifests::wire::{Available, CheckInResponse};
 use ferry_manifests::VerifiedManifest;
 
 use crate::agent::Agent;
@@ -14,8 +14,11 @@ use crate::error::Error;
 use crate::policy::{self, Admission};
 use crate::report::{self, Attempt};
 use crate::state::ItemState;
-use crate::state::{DeviceCredential, Pending};
+use crate::state::Pending;
 use crate::verify;
+
+mod enrol;
+pub use enrol::{ensure_enrolled, facts};
 use ferry_manifests::wire::now;
 
 #[derive(Debug, Default)]
@@ -26,126 +29,6 @@ pub struct CheckSummary {
     pub newly_pending: Vec<(String, semver::Version)>,
     /// Items whose repository index was refused (the others were checked as usual).
     pub problems: Vec<Error>,
-}
-
-pub fn facts(agent: &Agent) -> DeviceFacts {
-    let (os, os_version) = os_release();
-    DeviceFacts {
-        hostname: agent.cfg.hostname.clone().unwrap_or_else(hostname),
-        os,
-        os_version,
-        arch: std::env::consts::ARCH.to_string(),
-        agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        device_class: agent.cfg.device_class.clone(),
-        newest_manifest_at: agent.state.newest_manifest_at.clone(),
-        tags: agent.cfg.tags.clone(),
-        friendly_name: agent.cfg.friendly_name.clone(),
-        utc_offset_secs: agent.utc_offset_secs,
-        installed: agent
-            .cfg
-            .items
-            .iter()
-            .map(|i| InstalledItem {
-                item: i.name.clone(),
-                version: agent
-                    .state
-                    .items
-                    .get(&i.name)
-                    .and_then(|s| s.installed.clone()),
-            })
-            .collect(),
-    }
-}
-
-fn hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// `(NAME, VERSION_ID)` from /etc/os-release.
-fn os_release() -> (String, String) {
-    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    let field = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-            .map(|v| v.trim_matches('"').to_string())
-            .unwrap_or_default()
-    };
-    let name = field("NAME");
-    (
-        if name.is_empty() {
-            std::env::consts::OS.to_string()
-        } else {
-            name
-        },
-        field("VERSION_ID"),
-    )
-}
-
-/// Makes sure the API client carries this device's credential, enrolling if needed. A device
-/// keeps one identity per server: when `server_url` changes (127.0.0.1 to localhost, a new
-/// DNS name) the credential is tried first and kept if the server still accepts it.
-pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
-    let Some(server) = agent.cfg.server_url.as_ref().map(|u| u.to_string()) else {
-        return Ok(()); // a device with only a repository has no server to enrol with
-    };
-    if let Some(mut cred) = agent.dir.credential()? {
-        agent.api.set_token(cred.device_token.clone());
-        if cred.server_url == server {
-            return Ok(());
-        }
-        match agent.api.check_in(&facts(agent), 0) {
-            Ok(_) => {
-                tracing::info!(old = %cred.server_url, new = %server, "server_url changed; the server still knows this device");
-                cred.server_url = server;
-                return agent.dir.save_credential(&cred);
-            }
-            Err(Error::Server { status: 401, .. }) => {
-                tracing::info!(old = %cred.server_url, new = %server, "server_url changed to a server that does not know this device; enrolling")
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    enrol(agent)
-}
-
-/// Enrols with the configured enrolment token and stores the credential.
-fn enrol(agent: &mut Agent) -> Result<(), Error> {
-    let server = agent.api.base.to_string();
-    let Some(token) = agent.cfg.enrol_token.clone() else {
-        return Err(Error::NotEnrolled {
-            config: agent.cfg.path.clone(),
-        });
-    };
-    let token = token.read().map_err(|reason| Error::EnrolTokenUnreadable {
-        reason,
-        config: agent.cfg.path.clone(),
-    })?;
-    let facts = facts(agent);
-    let resp = match agent.api.enrol(&token, &facts) {
-        Err(Error::Server {
-            url,
-            status: 401,
-            message,
-        }) => {
-            return Err(Error::EnrolRefused {
-                url,
-                message,
-                config: agent.cfg.path.clone(),
-            })
-        }
-        other => other?,
-    };
-    tracing::info!(host_id = %resp.host_id, "enrolled with the server");
-    agent.dir.save_credential(&DeviceCredential {
-        host_id: resp.host_id,
-        device_token: resp.device_token.clone(),
-        server_url: server,
-    })?;
-    agent.api.set_token(resp.device_token);
-    Ok(())
 }
 
 /// What an idle long-poll between cycles found.
@@ -265,7 +148,7 @@ fn run_inner(agent: &mut Agent) -> Result<CheckSummary, Error> {
             tracing::warn!(
                 "the server does not know this device's credential (removed?); enrolling again"
             );
-            enrol(agent)?;
+            enrol::enrol(agent)?;
             check_in(agent)
         }
         Err(Error::Server {
@@ -323,8 +206,25 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     update_trust_root(agent, resp.trust_root_version)?;
 
     let configured: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
-    for name in &configured {
-        let offered = resp.available.iter().find(|a| &a.item == name);
+    record_available(agent, &resp.available, &configured, &mut summary);
+    verify_offered(agent, &resp.available, &configured)?;
+    for wanted in wanted(agent, &resp, &configured)? {
+        take_up(agent, wanted, &mut summary)?;
+    }
+    agent.state.last_check = Some(now());
+    agent.dir.save_state(&agent.state)?;
+    Ok(summary)
+}
+
+/// Records what the answer offers for each configured item, and what is new in it.
+fn record_available(
+    agent: &mut Agent,
+    available: &[Available],
+    configured: &[String],
+    summary: &mut CheckSummary,
+) {
+    for name in configured {
+        let offered = available.iter().find(|a| &a.item == name);
         let st = agent.state.items.entry(name.clone()).or_default();
         let before = st.available.take();
         st.available = offered.map(|a| a.version.clone());
@@ -338,11 +238,17 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             }
         }
     }
+}
 
-    // Verify each newly offered release once, so the device knows (and reports) how fresh
-    // the newest signed manifest it has seen is; a server that withholds releases (freeze)
-    // shows as a device whose newest manifest grows old.
-    for a in &resp.available {
+/// Verifies each newly offered release once, so the device knows (and reports) how fresh
+/// the newest signed manifest it has seen is; a server that withholds releases (freeze)
+/// shows as a device whose newest manifest grows old.
+fn verify_offered(
+    agent: &mut Agent,
+    available: &[Available],
+    configured: &[String],
+) -> Result<(), Error> {
+    for a in available {
         let seen = agent
             .state
             .items
@@ -370,7 +276,15 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
             .or_default()
             .available_seen = Some(a.version.clone());
     }
+    Ok(())
+}
 
+/// What to install now (`policy::wanted`), leaving out jobs already reported from here.
+fn wanted(
+    agent: &Agent,
+    resp: &CheckInResponse,
+    configured: &[String],
+) -> Result<Vec<policy::Wanted>, Error> {
     let states: BTreeMap<String, ItemState> = resp
         .available
         .iter()
@@ -388,14 +302,23 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         .filter(|j| !reported.contains(&j.job_id))
         .cloned()
         .collect();
-    let wanted = policy::wanted(
+    Ok(policy::wanted(
         &jobs,
         &resp.available,
         agent.cfg.auto_install,
-        &configured,
+        configured,
         &states,
-    );
-    for policy::Wanted {
+    ))
+}
+
+/// Takes up one wanted release: verified, its manifest kept and its install pending; or
+/// refused, reported and nothing else changed.
+fn take_up(
+    agent: &mut Agent,
+    wanted: policy::Wanted,
+    summary: &mut CheckSummary,
+) -> Result<(), Error> {
+    let policy::Wanted {
         item,
         version,
         job_id,
@@ -403,94 +326,90 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         interactive,
         delta,
         mirrors,
-    } in wanted
-    {
-        let st = agent.item_state(&item);
-        if let Some(p) = &st.pending {
-            if p.version == version && p.job_id == job_id {
-                // Already verified and recorded; a delta built since is taken up.
-                if !p.downloaded && p.delta != delta {
-                    if let Some(p) = agent
-                        .state
-                        .items
-                        .get_mut(&item)
-                        .and_then(|s| s.pending.as_mut())
-                    {
-                        p.delta = delta;
-                    }
+    } = wanted;
+    let st = agent.item_state(&item);
+    if let Some(p) = &st.pending {
+        if p.version == version && p.job_id == job_id {
+            // Already verified and recorded; a delta built since is taken up.
+            if !p.downloaded && p.delta != delta {
+                if let Some(p) = agent
+                    .state
+                    .items
+                    .get_mut(&item)
+                    .and_then(|s| s.pending.as_mut())
+                {
+                    p.delta = delta;
                 }
-                continue;
             }
-        }
-        let pending = Pending {
-            version: version.clone(),
-            job_id: job_id.clone(),
-            envelope: format!("{item}-{version}.json"),
-            downloaded: false,
-            source: crate::repository::source_of(&manifest_path),
-            interactive,
-            delta,
-            mirrors,
-            fetched: None,
-        };
-        if agent.cfg.item(&item).is_none() {
-            let attempt = Attempt::start(&item, &pending, None);
-            report::finish(
-                agent,
-                attempt.refused(format!(
-                    "item {item:?} is not configured on this device (no [[items]] entry in {})",
-                    agent.cfg.path.display()
-                )),
-                &pending,
-            )?;
-            continue;
-        }
-        let (envelope, bytes) = match agent.api.envelope(&manifest_path) {
-            Ok(fetched) => fetched,
-            Err(e @ Error::Unreachable { .. }) => return Err(e),
-            Err(e) => {
-                // The server answered, but not with a manifest we can use (oversized,
-                // malformed, missing): refuse this install and say why.
-                let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                report::finish(
-                    agent,
-                    attempt.refused(format!("cannot use the manifest: {e}")),
-                    &pending,
-                )?;
-                continue;
-            }
-        };
-        match verify::admit(agent, &item, &version, &envelope) {
-            Ok((verified, Admission::AlreadyInstalled)) => {
-                agent.note_manifest(&verified);
-                let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                report::finish(
-                    agent,
-                    attempt.with(
-                        ferry_manifests::wire::Outcome::Installed,
-                        format!("{item} {version} is already installed"),
-                    ),
-                    &pending,
-                )?;
-            }
-            Ok((verified, Admission::Install)) => {
-                agent.note_manifest(&verified);
-                agent
-                    .dir
-                    .write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
-                tracing::info!(%item, %version, job = job_id.as_deref().unwrap_or("auto_install"), "update verified and pending");
-                summary.newly_pending.push((item.clone(), version.clone()));
-                agent.state.items.entry(item).or_default().pending = Some(pending);
-            }
-            Err(refusal) => {
-                let attempt = Attempt::start(&item, &pending, st.installed.clone());
-                report::finish(agent, attempt.refused(refusal.to_string()), &pending)?;
-            }
+            return Ok(());
         }
     }
-    agent.state.last_check = Some(now());
-    agent.dir.save_state(&agent.state)?;
-    Ok(summary)
+    let pending = Pending {
+        version: version.clone(),
+        job_id: job_id.clone(),
+        envelope: format!("{item}-{version}.json"),
+        downloaded: false,
+        source: crate::repository::source_of(&manifest_path),
+        interactive,
+        delta,
+        mirrors,
+        fetched: None,
+    };
+    if agent.cfg.item(&item).is_none() {
+        let attempt = Attempt::start(&item, &pending, None);
+        report::finish(
+            agent,
+            attempt.refused(format!(
+                "item {item:?} is not configured on this device (no [[items]] entry in {})",
+                agent.cfg.path.display()
+            )),
+            &pending,
+        )?;
+        return Ok(());
+    }
+    let (envelope, bytes) = match agent.api.envelope(&manifest_path) {
+        Ok(fetched) => fetched,
+        Err(e @ Error::Unreachable { .. }) => return Err(e),
+        Err(e) => {
+            // The server answered, but not with a manifest we can use (oversized,
+            // malformed, missing): refuse this install and say why.
+            let attempt = Attempt::start(&item, &pending, st.installed.clone());
+            report::finish(
+                agent,
+                attempt.refused(format!("cannot use the manifest: {e}")),
+                &pending,
+            )?;
+            return Ok(());
+        }
+    };
+    match verify::admit(agent, &item, &version, &envelope) {
+        Ok((verified, Admission::AlreadyInstalled)) => {
+            agent.note_manifest(&verified);
+            let attempt = Attempt::start(&item, &pending, st.installed.clone());
+            report::finish(
+                agent,
+                attempt.with(
+                    ferry_manifests::wire::Outcome::Installed,
+                    format!("{item} {version} is already installed"),
+                ),
+                &pending,
+            )?;
+        }
+        Ok((verified, Admission::Install)) => {
+            agent.note_manifest(&verified);
+            agent
+                .dir
+                .write_atomic(&agent.dir.manifests().join(&pending.envelope), &bytes)?;
+            tracing::info!(%item, %version, job = job_id.as_deref().unwrap_or("auto_install"), "update verified and pending");
+            summary.newly_pending.push((item.clone(), version.clone()));
+            agent.state.items.entry(item).or_default().pending = Some(pending);
+        }
+        Err(refusal) => {
+            let attempt = Attempt::start(&item, &pending, st.installed.clone());
+            report::finish(agent, attempt.refused(refusal.to_string()), &pending)?;
+        }
+    }
+    Ok(())
 }
 
 /// A cancelled job that has not started installing is dropped, and not retried.

@@ -1,0 +1,87 @@
+//! The operator API: operator and enrolment tokens, and the MQTT bridge's broker connections.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/tokens`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "[^ \\t\\n\\u000b\\f\\r\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]"
+        )
+    )]
+    pub name: String,
+    /// `operator` (default) or `enrol`.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(operator|enrol)$"))]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TokenView {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    /// Only in the answer to its creation: the token itself, never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+/// `GET /api/v1/mqtt`: one broker connection of the MQTT bridge and how it is doing.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MqttConnectionView {
+    pub name: String,
+    /// `mqtt://HOST:PORT` (no credentials).
+    pub url: String,
+    pub connected: bool,
+    /// Another server instance on the shared database serves this connection; this one
+    /// takes over if that one stops.
+    #[serde(default)]
+    pub standby: bool,
+    /// The last connection or publishing error, if any since the last connect.
+    pub last_error: Option<String>,
+    /// Messages published since the server started.
+    pub published: u64,
+    pub topic_prefix: String,
+    pub discovery: bool,
+    pub discovery_prefix: String,
+    /// `server.toml` (read at start; change it there) or `api` (stored, secrets sealed).
+    #[serde(default)]
+    pub source: String,
+}
+
+/// `POST /api/v1/mqtt`: a broker connection to add; `PATCH /api/v1/mqtt/{name}` takes the
+/// same fields, each optional (an empty `password`, `username` or `ca_pem` removes it).
+/// Secrets are write-only: no answer ever carries them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MqttConnectionRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `mqtt://HOST[:PORT]` or `mqtts://HOST[:PORT]`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// PEM of the CA to trust for mqtts (instead of the system's roots).
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub topic_prefix: Option<String>,
+    #[serde(default)]
+    pub discovery: Option<bool>,
+    #[serde(default)]
+    pub discovery_prefix: Option<String>,
+}

@@ -1,0 +1,122 @@
+//! The operator API: hosts as the operator sees and edits them, and asking them to check in now.
+
+use serde::{Deserialize, Serialize};
+
+use super::device::{Available, DeviceFacts, InstalledItem};
+
+/// `PATCH /api/v1/hosts/{host}`: the operator's tags and friendly name, which win over the
+/// device's own. An empty list or name clears the operator's value (the device's shows again).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostEdit {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Vec<crate::wire::Tag>>, max_items = 32))]
+    pub tags: Option<Vec<String>>,
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
+    )]
+    pub friendly_name: Option<String>,
+}
+
+/// `POST /api/v1/check`: ask hosts to check in now (those long-polling answer at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CheckRequest {
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub item: Option<String>,
+}
+
+/// Exactly one of `host` or `item`, as the server requires.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for CheckRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let only = |field: &str, other: &str, description: &str| {
+            ObjectBuilder::new()
+                .property(
+                    field,
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .description(Some(description)),
+                )
+                .required(field)
+                .property(other, ObjectBuilder::new().schema_type(Type::Null))
+        };
+        OneOfBuilder::new()
+            .item(only(
+                "host",
+                "item",
+                "a host id (or unique prefix) or hostname",
+            ))
+            .item(only("item", "host", "every host that has this item"))
+            .description(Some("Give exactly one of `host` or `item`."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for CheckRequest {}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CheckAnswer {
+    /// How many hosts were asked.
+    pub hosts: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostView {
+    pub id: String,
+    #[serde(flatten)]
+    pub facts: HostFacts,
+    pub enrolled_at: String,
+    pub last_seen: String,
+    /// The connectivity rule (docs/mqtt.md): long-polling now, or keeping its rhythm.
+    pub online: bool,
+    /// A long-poll of this host is open on the server now: a check-now or a trigger reaches
+    /// it within a second.
+    #[serde(default)]
+    pub long_polling: bool,
+    /// Effective tags: the operator's if set, else the device's.
+    pub tags: Vec<String>,
+    /// Effective friendly name: the operator's if set, else the device's.
+    pub friendly_name: Option<String>,
+    pub installed: Vec<InstalledItem>,
+    /// Newer releases of the items this host has (deactivated items left out).
+    #[serde(default)]
+    pub available: Vec<Available>,
+}
+
+/// What a device reports about itself, as the server keeps and shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostFacts {
+    pub hostname: String,
+    pub os: String,
+    pub os_version: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub device_class: Option<String>,
+    /// Release date of the newest signed manifest the device has verified.
+    pub newest_manifest_at: Option<String>,
+}
+
+impl DeviceFacts {
+    /// The facts the server keeps of a check-in (labels and installed items go elsewhere).
+    pub fn host_facts(&self) -> HostFacts {
+        HostFacts {
+            hostname: self.hostname.clone(),
+            os: self.os.clone(),
+            os_version: self.os_version.clone(),
+            arch: self.arch.clone(),
+            agent_version: self.agent_version.clone(),
+            device_class: self.device_class.clone(),
+            newest_manifest_at: self.newest_manifest_at.clone(),
+        }
+    }
+}

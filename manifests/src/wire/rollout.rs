@@ -1,0 +1,211 @@
+//! The operator API: batch updates and campaigns.
+
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/update-batches`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum BatchRequest {
+    /// Every available update of one host.
+    Host {
+        host: String,
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(security|bugfix|feature|unknown)$"))]
+        category: Option<String>,
+        #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::wire::ItemName>))]
+        exclude: Vec<String>,
+        /// Run each install's hooks in a terminal an operator attaches to, one at a time.
+        #[serde(default)]
+        interactive: bool,
+    },
+    /// One item to one version, on every host that has it or on the listed hosts.
+    Item {
+        #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
+        item: String,
+        #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
+        to_version: semver::Version,
+        #[serde(default)]
+        hosts: Vec<String>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchEntryView {
+    pub host_id: String,
+    pub hostname: String,
+    pub item: String,
+    pub version: String,
+    /// queued, dispatched, skipped, installed, failed, rolled_back, refused
+    pub status: String,
+    pub update_id: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchView {
+    pub id: String,
+    pub kind: String,
+    pub description: String,
+    /// Who started it: `user` (API, ferryctl) or `mqtt` (a host's Install button).
+    #[serde(default)]
+    pub actor: String,
+    /// running, completed (every install succeeded or was skipped), failed
+    pub status: String,
+    pub created_at: String,
+    /// Entries per status.
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub entries: Vec<BatchEntryView>,
+}
+
+/// Which hosts a campaign targets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(
+    tag = "kind",
+    content = "values",
+    rename_all = "snake_case",
+    from = "TargetOnTheWire"
+)]
+pub enum CampaignTarget {
+    All,
+    /// Hosts with any of these tags.
+    Tags(Vec<String>),
+    /// These hosts (ids or hostnames in a request; ids once stored).
+    Hosts(Vec<String>),
+}
+
+/// How a target reads: `values` may stand beside `"kind": "all"` (and is ignored there).
+#[derive(Deserialize)]
+struct TargetOnTheWire {
+    kind: TargetKind,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TargetKind {
+    All,
+    Tags,
+    Hosts,
+}
+
+impl From<TargetOnTheWire> for CampaignTarget {
+    fn from(t: TargetOnTheWire) -> CampaignTarget {
+        match t.kind {
+            TargetKind::All => CampaignTarget::All,
+            TargetKind::Tags => CampaignTarget::Tags(t.values),
+            TargetKind::Hosts => CampaignTarget::Hosts(t.values),
+        }
+    }
+}
+
+/// `POST /api/v1/campaigns`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
+    pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"))]
+    pub version: semver::Version,
+    pub target: CampaignTarget,
+    #[serde(default)]
+    pub require_acceptance: bool,
+    /// Waves as cumulative shares or counts, e.g. `10%,50%,100%` (default: one wave).
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]+(\\.[0-9]+)?%?(,[0-9]+(\\.[0-9]+)?%?)*$")
+    )]
+    pub waves: Option<String>,
+    /// Share of a wave that must install before the next starts (default 0.5).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub success_threshold: Option<f64>,
+    /// Share of finished installs that may fail before the campaign pauses (default 0.5).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub max_failure_rate: Option<f64>,
+    /// Daily window in the device's local time, e.g. `02:00-04:00`.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
+    )]
+    pub window: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignMemberView {
+    pub host_id: String,
+    pub hostname: String,
+    pub wave: usize,
+    pub accepted: bool,
+    /// waiting (its wave has not started), awaiting_acceptance, outside_window, pending,
+    /// installed, failed, rolled_back, refused, cancelled
+    pub status: String,
+    pub update_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignView {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub version: semver::Version,
+    pub target: CampaignTarget,
+    pub require_acceptance: bool,
+    pub waves: usize,
+    pub success_threshold: f64,
+    pub max_failure_rate: f64,
+    pub window: Option<String>,
+    /// running, paused, cancelled, completed
+    pub status: String,
+    pub status_reason: String,
+    /// For a completed campaign: whether the share of hosts that installed reached the
+    /// success threshold.
+    #[serde(default)]
+    pub succeeded: Option<bool>,
+    /// Waves up to this one (0-based) may install.
+    pub open_wave: usize,
+    pub failure_share: f64,
+    pub counts: std::collections::BTreeMap<String, usize>,
+    pub members: Vec<CampaignMemberView>,
+    pub created_at: String,
+}
+
+/// `PATCH /api/v1/campaigns/{id}`: what may change while a campaign runs; each field
+/// optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignEdit {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub success_threshold: Option<f64>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub max_failure_rate: Option<f64>,
+    /// `02:00-04:00`, or empty to remove the window.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(|([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9])$")
+    )]
+    pub window: Option<String>,
+    /// All waves, as at creation; those already open must be given unchanged.
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]+(\\.[0-9]+)?%?(,[0-9]+(\\.[0-9]+)?%?)*$")
+    )]
+    pub waves: Option<String>,
+}

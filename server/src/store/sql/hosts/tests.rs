@@ -1,0 +1,83 @@
+use ferry_manifests::wire::{HostFacts, InstalledItem};
+
+use crate::store::{HostRow, Store};
+
+fn host(id: &str) -> HostRow {
+    HostRow {
+        id: id.into(),
+        facts: HostFacts {
+            hostname: format!("host-{id}"),
+            os: "debian".into(),
+            os_version: "12".into(),
+            arch: "x86_64".into(),
+            agent_version: "0.1.0".into(),
+            device_class: None,
+            newest_manifest_at: None,
+        },
+        enrolled_at: "2026-01-01T00:00:00Z".into(),
+        last_seen: "2026-01-01T00:00:00Z".into(),
+        device_tags: vec![],
+        device_friendly_name: None,
+        operator_tags: None,
+        operator_friendly_name: None,
+    }
+}
+
+/// Pages walk every host once, in id order, each with its own installed items.
+#[tokio::test]
+async fn pages_cover_every_host_once_with_its_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ferry.db"))
+        .await
+        .unwrap();
+    let ids = ["e", "a", "c", "b", "d"];
+    for id in ids {
+        let h = host(id);
+        store.create_host(&h, &format!("hash-{id}")).await.unwrap();
+        let installed = [InstalledItem {
+            item: format!("item-{id}"),
+            version: Some("1.0.0".parse().unwrap()),
+        }];
+        store
+            .update_host(h, &installed, Some(3600), 7)
+            .await
+            .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..10 {
+        let page = store.hosts_page(after.as_deref(), 2).await.unwrap();
+        let Some((last, _)) = page.last() else { break };
+        assert!(page.len() <= 2);
+        after = Some(last.id.clone());
+        for (h, installed) in page {
+            let items: Vec<String> = installed.into_iter().map(|i| i.item).collect();
+            assert_eq!(items, [format!("item-{}", h.id)]);
+            seen.push(h.id);
+        }
+    }
+    assert_eq!(seen, ["a", "b", "c", "d", "e"]);
+
+    // By id, in the order asked, the unknown left out.
+    let ids: Vec<String> = ["d", "nope", "a"].map(String::from).to_vec();
+    let got: Vec<String> = store
+        .hosts_by_ids(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(h, _)| h.id)
+        .collect();
+    assert_eq!(got, ["d", "a"]);
+    // Who has which version.
+    let which = [InstalledItem {
+        item: "item-c".into(),
+        version: Some("1.0.0".parse().unwrap()),
+    }];
+    assert_eq!(store.hosts_with_installed(&which).await.unwrap(), ["c"]);
+    let counts = store.installed_counts().await.unwrap();
+    assert_eq!(counts.len(), 5);
+    assert!(counts.iter().all(|(_, n)| *n == 1));
+    let seen = store.hosts_seen(Some("HOST-B"), None).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, "b");
+}
