@@ -177,7 +177,6 @@ impl Config {
                 base.join(p)
             }
         };
-
         let server_url = raw
             .server_url
             .as_deref()
@@ -196,176 +195,18 @@ impl Config {
             ));
         }
 
-        let enrol_token = match (raw.enrol_token, raw.enrol_token_file) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "set either `enrol_token` or `enrol_token_file`, not both".into(),
-                ))
-            }
-            (Some(token), None) if token.trim().is_empty() => {
-                return Err(invalid("key `enrol_token`: the token is empty".into()))
-            }
-            (Some(token), None) => Some(EnrolToken::Inline(token.trim().to_string())),
-            // Read only when the device enrols: the file may be provisioned after the image
-            // is built, and removed once the device has its own credential.
-            (None, Some(file)) => Some(EnrolToken::File(resolve(&file))),
-            (None, None) => None,
-        };
-
-        let trust_root = raw.trust_root.as_deref().map(resolve);
-        match (&trust_root, raw.trusted_keys.is_empty()) {
-            (None, true) => {
-                return Err(invalid(
-                    "key `trusted_keys`: list at least one release public key (.pub file), or set `trust_root`"
-                        .into(),
-                ))
-            }
-            (Some(_), false) => {
-                return Err(invalid(
-                    "set either `trusted_keys` or `trust_root`, not both (the trust root names the release keys)"
-                        .into(),
-                ))
-            }
-            _ => {}
-        }
-        if let Some(path) = &trust_root {
-            let bytes = std::fs::read(path).map_err(|e| {
-                invalid(format!(
-                    "key `trust_root`: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
-            ferry_manifests::root::TrustRoot::verify_initial(&bytes)
-                .map_err(|e| invalid(format!("key `trust_root`: {}: {e}", path.display())))?;
-            if raw.signature_threshold.is_some() {
-                return Err(invalid(
-                    "key `signature_threshold`: with `trust_root` the root sets the release threshold"
-                        .into(),
-                ));
-            }
-        }
-        let mut keys = Vec::new();
-        for key_path in &raw.trusted_keys {
-            let key = PublicKey::load(&resolve(key_path))
-                .map_err(|e| invalid(format!("key `trusted_keys`: {e}")))?;
-            keys.push(key);
-        }
-        let trusted = TrustedKeys::new(keys);
-        let signature_threshold = raw.signature_threshold.unwrap_or(1);
-        if trust_root.is_none() && (signature_threshold == 0 || signature_threshold > trusted.len())
-        {
-            return Err(invalid(format!(
-                "key `signature_threshold`: {signature_threshold} must be between 1 and the number of distinct trusted keys ({})",
-                trusted.len()
-            )));
-        }
-
-        let poll_interval_secs = raw.poll_interval_secs.unwrap_or(3600);
-        if !(1..=7 * 24 * 3600).contains(&poll_interval_secs) {
-            return Err(invalid(format!(
-                "key `poll_interval_secs`: {poll_interval_secs} must be between 1 and 604800"
-            )));
-        }
-        let interactive_timeout_secs = raw.interactive_timeout_secs.unwrap_or(300);
-        if !(1..=86_400).contains(&interactive_timeout_secs) {
-            return Err(invalid(
-                "key `interactive_timeout_secs`: must be 1 to 86400".into(),
-            ));
-        }
-        let hook_timeout_secs = raw.hook_timeout_secs.unwrap_or(300);
-        if hook_timeout_secs == 0 {
-            return Err(invalid(
-                "key `hook_timeout_secs`: must be at least 1".into(),
-            ));
-        }
-        let stop_grace_secs = raw.stop_grace_secs.unwrap_or(60);
-        if stop_grace_secs > 3600 {
-            return Err(invalid(format!(
-                "key `stop_grace_secs`: {stop_grace_secs} must be at most 3600"
-            )));
-        }
-        let keep_releases = raw.keep_releases.unwrap_or(2);
-        if keep_releases < 2 {
-            return Err(invalid(
-                "key `keep_releases`: must be at least 2 (the current release and its backup)"
-                    .into(),
-            ));
-        }
-
-        let connect_timeout_secs = raw.connect_timeout_secs.unwrap_or(10);
-        let read_timeout_secs = raw.read_timeout_secs.unwrap_or(30);
-        for (key, value) in [
-            ("connect_timeout_secs", connect_timeout_secs),
-            ("read_timeout_secs", read_timeout_secs),
-        ] {
-            if !(1..=3600).contains(&value) {
-                return Err(invalid(format!(
-                    "key `{key}`: {value} must be between 1 and 3600"
-                )));
-            }
-        }
-        let download_retries = raw.download_retries.unwrap_or(3);
-        if download_retries > 10 {
-            return Err(invalid(format!(
-                "key `download_retries`: {download_retries} must be at most 10"
-            )));
-        }
-
-        let server_ca = match &raw.server_ca {
-            Some(p) => {
-                let p = resolve(p);
-                let pem = std::fs::read(&p).map_err(|e| {
-                    invalid(format!("key `server_ca`: cannot read {}: {e}", p.display()))
-                })?;
-                reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                    invalid(format!(
-                        "key `server_ca`: {} is not a PEM certificate: {e}",
-                        p.display()
-                    ))
-                })?;
-                Some(pem)
-            }
-            None => None,
-        };
-        let long_poll_secs = raw.long_poll_secs.unwrap_or(30);
-        if raw.lock_wait_secs.is_some_and(|w| w > 3600) {
-            return Err(invalid("key `lock_wait_secs`: must be at most 3600".into()));
-        }
-        if long_poll_secs > 300 {
-            return Err(invalid(format!(
-                "key `long_poll_secs`: {long_poll_secs} must be at most 300"
-            )));
-        }
-        let poll_interval_min_secs = raw.poll_interval_min_secs.unwrap_or(60);
-        let poll_interval_max_secs = raw.poll_interval_max_secs.unwrap_or(86_400);
-        if poll_interval_min_secs == 0 || poll_interval_min_secs > poll_interval_max_secs {
-            return Err(invalid(format!(
-                "keys `poll_interval_min_secs` ({poll_interval_min_secs}) and `poll_interval_max_secs` ({poll_interval_max_secs}): need 1 <= min <= max"
-            )));
-        }
+        let enrol_token = enrol_token(
+            raw.enrol_token.clone(),
+            raw.enrol_token_file.clone(),
+            &resolve,
+        )
+        .map_err(invalid)?;
+        let (trusted, signature_threshold, trust_root) = trust(&raw, &resolve).map_err(invalid)?;
+        let n = Numbers::check(&raw).map_err(invalid)?;
+        let server_ca = server_ca(raw.server_ca.as_deref(), &resolve).map_err(invalid)?;
         ferry_manifests::wire::validate_labels(&raw.tags, raw.friendly_name.as_deref())
             .map_err(|e| invalid(format!("key `tags` or `friendly_name`: {e}")))?;
-
-        let mut names = BTreeSet::new();
-        let mut items = Vec::new();
-        for item in raw.items {
-            validate_item_name(&item.name)
-                .map_err(|e| invalid(format!("[[items]] `name`: {e}")))?;
-            if !names.insert(item.name.clone()) {
-                return Err(invalid(format!(
-                    "[[items]] `name`: item {:?} is listed twice",
-                    item.name
-                )));
-            }
-            if !item.root.is_absolute() {
-                return Err(invalid(format!(
-                    "[[items]] `root` of {:?}: {} must be an absolute path",
-                    item.name,
-                    item.root.display()
-                )));
-            }
-            items.push(item);
-        }
+        let items = items(raw.items).map_err(invalid)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -379,25 +220,25 @@ impl Config {
             trusted,
             signature_threshold,
             trust_root,
-            poll_interval_secs,
+            poll_interval_secs: n.poll_interval_secs,
             auto_install: raw.auto_install.unwrap_or(false),
             device_class: raw.device_class,
             hostname: raw.hostname,
-            hook_timeout_secs,
-            interactive_timeout_secs,
-            stop_grace_secs,
-            keep_releases,
-            connect_timeout_secs,
-            read_timeout_secs,
-            min_download_rate: raw.min_download_rate.unwrap_or(1024),
-            download_retries,
+            hook_timeout_secs: n.hook_timeout_secs,
+            interactive_timeout_secs: n.interactive_timeout_secs,
+            stop_grace_secs: n.stop_grace_secs,
+            keep_releases: n.keep_releases,
+            connect_timeout_secs: n.connect_timeout_secs,
+            read_timeout_secs: n.read_timeout_secs,
+            min_download_rate: n.min_download_rate,
+            download_retries: n.download_retries,
             tags: raw.tags,
             friendly_name: raw.friendly_name,
-            long_poll_secs,
-            lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
+            long_poll_secs: n.long_poll_secs,
+            lock_wait_secs: n.lock_wait_secs,
             server_ca,
-            poll_interval_min_secs,
-            poll_interval_max_secs,
+            poll_interval_min_secs: n.poll_interval_min_secs,
+            poll_interval_max_secs: n.poll_interval_max_secs,
             items,
         })
     }
@@ -447,6 +288,223 @@ fn parse_server_url(text: &str) -> Result<reqwest::Url, String> {
         url.set_path(&path);
     }
     Ok(url)
+}
+
+/// `enrol_token` or `enrol_token_file`, not both.
+fn enrol_token(
+    token: Option<String>,
+    file: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<EnrolToken>, String> {
+    Ok(match (token, file) {
+        (Some(_), Some(_)) => {
+            return Err("set either `enrol_token` or `enrol_token_file`, not both".into())
+        }
+        (Some(token), None) if token.trim().is_empty() => {
+            return Err("key `enrol_token`: the token is empty".into())
+        }
+        (Some(token), None) => Some(EnrolToken::Inline(token.trim().to_string())),
+        // Read only when the device enrols: the file may be provisioned after the image is
+        // built, and removed once the device has its own credential.
+        (None, Some(file)) => Some(EnrolToken::File(resolve(&file))),
+        (None, None) => None,
+    })
+}
+
+/// The keys manifests are verified against: pinned `trusted_keys` with their threshold, or
+/// a signed `trust_root` (checked here) that names them.
+fn trust(
+    raw: &RawConfig,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<(TrustedKeys, usize, Option<PathBuf>), String> {
+    let trust_root = raw.trust_root.as_deref().map(resolve);
+    match (&trust_root, raw.trusted_keys.is_empty()) {
+        (None, true) => {
+            return Err(
+                "key `trusted_keys`: list at least one release public key (.pub file), or set `trust_root`"
+                    .into()
+            )
+        }
+        (Some(_), false) => {
+            return Err(
+                "set either `trusted_keys` or `trust_root`, not both (the trust root names the release keys)"
+                    .into()
+            )
+        }
+        _ => {}
+    }
+    if let Some(path) = &trust_root {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("key `trust_root`: cannot read {}: {e}", path.display()))?;
+        ferry_manifests::root::TrustRoot::verify_initial(&bytes)
+            .map_err(|e| format!("key `trust_root`: {}: {e}", path.display()))?;
+        if raw.signature_threshold.is_some() {
+            return Err(
+                "key `signature_threshold`: with `trust_root` the root sets the release threshold"
+                    .into(),
+            );
+        }
+    }
+    let mut keys = Vec::new();
+    for key_path in &raw.trusted_keys {
+        let key =
+            PublicKey::load(&resolve(key_path)).map_err(|e| format!("key `trusted_keys`: {e}"))?;
+        keys.push(key);
+    }
+    let trusted = TrustedKeys::new(keys);
+    let signature_threshold = raw.signature_threshold.unwrap_or(1);
+    if trust_root.is_none() && (signature_threshold == 0 || signature_threshold > trusted.len()) {
+        return Err(format!(
+            "key `signature_threshold`: {signature_threshold} must be between 1 and the number of distinct trusted keys ({})",
+            trusted.len()
+        ));
+    }
+    Ok((trusted, signature_threshold, trust_root))
+}
+
+/// The PEM certificate(s) `server_ca` names, checked.
+fn server_ca(
+    file: Option<&Path>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<Vec<u8>>, String> {
+    let server_ca = match file {
+        Some(p) => {
+            let p = resolve(p);
+            let pem = std::fs::read(&p)
+                .map_err(|e| format!("key `server_ca`: cannot read {}: {e}", p.display()))?;
+            reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                format!(
+                    "key `server_ca`: {} is not a PEM certificate: {e}",
+                    p.display()
+                )
+            })?;
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(server_ca)
+}
+
+/// The `[[items]]`: names valid and unique, roots absolute.
+fn items(raw: Vec<ItemConfig>) -> Result<Vec<ItemConfig>, String> {
+    let mut names = BTreeSet::new();
+    let mut items = Vec::new();
+    for item in raw {
+        validate_item_name(&item.name).map_err(|e| format!("[[items]] `name`: {e}"))?;
+        if !names.insert(item.name.clone()) {
+            return Err(format!(
+                "[[items]] `name`: item {:?} is listed twice",
+                item.name
+            ));
+        }
+        if !item.root.is_absolute() {
+            return Err(format!(
+                "[[items]] `root` of {:?}: {} must be an absolute path",
+                item.name,
+                item.root.display()
+            ));
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// The numeric settings, defaults filled in and ranges checked.
+struct Numbers {
+    poll_interval_secs: u64,
+    interactive_timeout_secs: u64,
+    hook_timeout_secs: u64,
+    stop_grace_secs: u64,
+    keep_releases: usize,
+    connect_timeout_secs: u64,
+    read_timeout_secs: u64,
+    download_retries: u32,
+    min_download_rate: u64,
+    long_poll_secs: u64,
+    lock_wait_secs: u64,
+    poll_interval_min_secs: u64,
+    poll_interval_max_secs: u64,
+}
+
+impl Numbers {
+    fn check(raw: &RawConfig) -> Result<Numbers, String> {
+        let poll_interval_secs = raw.poll_interval_secs.unwrap_or(3600);
+        if !(1..=7 * 24 * 3600).contains(&poll_interval_secs) {
+            return Err(format!(
+                "key `poll_interval_secs`: {poll_interval_secs} must be between 1 and 604800"
+            ));
+        }
+        let interactive_timeout_secs = raw.interactive_timeout_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&interactive_timeout_secs) {
+            return Err("key `interactive_timeout_secs`: must be 1 to 86400".into());
+        }
+        let hook_timeout_secs = raw.hook_timeout_secs.unwrap_or(300);
+        if hook_timeout_secs == 0 {
+            return Err("key `hook_timeout_secs`: must be at least 1".into());
+        }
+        let stop_grace_secs = raw.stop_grace_secs.unwrap_or(60);
+        if stop_grace_secs > 3600 {
+            return Err(format!(
+                "key `stop_grace_secs`: {stop_grace_secs} must be at most 3600"
+            ));
+        }
+        let keep_releases = raw.keep_releases.unwrap_or(2);
+        if keep_releases < 2 {
+            return Err(
+                "key `keep_releases`: must be at least 2 (the current release and its backup)"
+                    .into(),
+            );
+        }
+
+        let connect_timeout_secs = raw.connect_timeout_secs.unwrap_or(10);
+        let read_timeout_secs = raw.read_timeout_secs.unwrap_or(30);
+        for (key, value) in [
+            ("connect_timeout_secs", connect_timeout_secs),
+            ("read_timeout_secs", read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(format!("key `{key}`: {value} must be between 1 and 3600"));
+            }
+        }
+        let download_retries = raw.download_retries.unwrap_or(3);
+        if download_retries > 10 {
+            return Err(format!(
+                "key `download_retries`: {download_retries} must be at most 10"
+            ));
+        }
+
+        let long_poll_secs = raw.long_poll_secs.unwrap_or(30);
+        if raw.lock_wait_secs.is_some_and(|w| w > 3600) {
+            return Err("key `lock_wait_secs`: must be at most 3600".into());
+        }
+        if long_poll_secs > 300 {
+            return Err(format!(
+                "key `long_poll_secs`: {long_poll_secs} must be at most 300"
+            ));
+        }
+        let poll_interval_min_secs = raw.poll_interval_min_secs.unwrap_or(60);
+        let poll_interval_max_secs = raw.poll_interval_max_secs.unwrap_or(86_400);
+        if poll_interval_min_secs == 0 || poll_interval_min_secs > poll_interval_max_secs {
+            return Err(format!(
+                "keys `poll_interval_min_secs` ({poll_interval_min_secs}) and `poll_interval_max_secs` ({poll_interval_max_secs}): need 1 <= min <= max"
+            ));
+        }
+        Ok(Numbers {
+            poll_interval_secs,
+            interactive_timeout_secs,
+            hook_timeout_secs,
+            stop_grace_secs,
+            keep_releases,
+            connect_timeout_secs,
+            read_timeout_secs,
+            download_retries,
+            min_download_rate: raw.min_download_rate.unwrap_or(1024),
+            long_poll_secs,
+            lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
+            poll_interval_min_secs,
+            poll_interval_max_secs,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -16,7 +16,8 @@ mod terminal;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
-    ListCommand, MqttCommand, ReleaseCommand, RootCommand, TokensCommand, UpdateCommand,
+    ListCommand, MqttCommand, ReleaseCommand, RootCommand, ServerArgs, TokensCommand,
+    UpdateCommand,
 };
 use clap::Parser;
 use client::Client;
@@ -58,276 +59,350 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let api = || Client::new(&server);
     match command {
         Command::Keygen { out } => release::keygen(&out),
-        Command::Release { command } => match command {
-            ReleaseCommand::Build(args) => release::build(&args),
-            ReleaseCommand::Publish {
-                outdir,
-                to_dir: Some(dir),
-                index,
-                mirrors,
-            } => {
-                if !mirrors.is_empty() {
-                    anyhow::bail!("--mirror records mirrors on a server; a static repository lists its artifact URLs in the signed manifests (`ferryctl release build --url`)");
-                }
-                repository::publish(&outdir, &dir, &index)
-            }
-            ReleaseCommand::Publish {
-                outdir,
-                index,
-                mirrors,
-                ..
-            } => {
-                if !index.key.is_empty() {
-                    anyhow::bail!("--key signs a repository's index: it needs --to-dir DIR (a server holds no keys)");
-                }
-                api()?.publish_dir(&outdir, &mirrors, json)
-            }
-            ReleaseCommand::Index { dir, index } => repository::reindex(&dir, &index),
-            ReleaseCommand::Mirrors {
-                item,
-                version,
-                mirrors,
-            } => api()?.record_mirrors(&item, &version, &mirrors, json),
-        },
-        Command::Root { command } => match command {
-            RootCommand::Init {
-                root_keys,
-                release_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            } => root::init(
-                &root_keys,
-                &release_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                &out,
-            ),
-            RootCommand::Update {
-                from,
-                sign_with,
-                add_release_keys,
-                remove_release_keys,
-                add_root_keys,
-                remove_root_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            } => root::update(&root::Changes {
-                from,
-                sign_with,
-                add_release_keys,
-                remove_release_keys,
-                add_root_keys,
-                remove_root_keys,
-                root_threshold,
-                release_threshold,
-                expires_in_days,
-                out,
-            }),
-            RootCommand::Show { file } => root::show(&file),
-            RootCommand::Publish { file } => api()?.publish_root(&file),
-        },
-        Command::Hosts { command } => match command {
-            HostsCommand::List => api()?.hosts(json),
-            HostsCommand::Edit {
-                host,
-                tags,
-                friendly_name,
-            } => api()?.edit_host(&host, tags, friendly_name, json),
-            HostsCommand::Remove { host } => api()?.remove_host(&host, json),
-        },
+        Command::Release { command } => release_commands(command, &server, json),
+        Command::Root { command } => root_commands(command, &server),
+        Command::Hosts { command } => hosts_commands(command, &server, json),
         Command::Releases {
             command: ListCommand::List,
         } => api()?.releases(json),
-        Command::History { command } => match command {
-            HistoryCommand::List { host, item } => {
-                api()?.history(host.as_deref(), item.as_deref(), json)
+        Command::History { command } => history_commands(command, &server, json),
+        Command::Items { command } => items_commands(command, &server, json),
+        Command::Mqtt { command } => mqtt_commands(command, &server, json),
+        Command::Tokens { command } => tokens_commands(command, &server, json),
+        Command::Campaigns { command } => campaigns_commands(command, &server, json),
+        Command::UpdateBatches { command } => update_batches_commands(command, &server, json),
+        Command::Update { command } => update_commands(command, &server, json),
+        Command::Check { host, item } => api()?.check_now(host, item, json),
+    }
+}
+
+/// `ferryctl release`: release build, publish, index and mirrors.
+fn release_commands(
+    command: ReleaseCommand,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        ReleaseCommand::Build(args) => release::build(&args),
+        ReleaseCommand::Publish {
+            outdir,
+            to_dir: Some(dir),
+            index,
+            mirrors,
+        } => {
+            if !mirrors.is_empty() {
+                anyhow::bail!("--mirror records mirrors on a server; a static repository lists its artifact URLs in the signed manifests (`ferryctl release build --url`)");
             }
-            HistoryCommand::Tail {
-                id,
-                follow,
-                timeout_secs,
-            } => api()?.tail(&id, follow, timeout_secs, json),
-            HistoryCommand::Show { id } => api()?.history_show(&id, json),
-        },
-        Command::Items { command } => match command {
-            ItemsCommand::List => api()?.items(json),
-            ItemsCommand::Edit {
-                name,
+            repository::publish(&outdir, &dir, &index)
+        }
+        ReleaseCommand::Publish {
+            outdir,
+            index,
+            mirrors,
+            ..
+        } => {
+            if !index.key.is_empty() {
+                anyhow::bail!("--key signs a repository's index: it needs --to-dir DIR (a server holds no keys)");
+            }
+            api()?.publish_dir(&outdir, &mirrors, json)
+        }
+        ReleaseCommand::Index { dir, index } => repository::reindex(&dir, &index),
+        ReleaseCommand::Mirrors {
+            item,
+            version,
+            mirrors,
+        } => api()?.record_mirrors(&item, &version, &mirrors, json),
+    }
+}
+
+/// `ferryctl root`: trust roots: init and update offline, show, publish.
+fn root_commands(command: RootCommand, server: &ServerArgs) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        RootCommand::Init {
+            root_keys,
+            release_keys,
+            root_threshold,
+            release_threshold,
+            expires_in_days,
+            out,
+        } => root::init(
+            &root_keys,
+            &release_keys,
+            root_threshold,
+            release_threshold,
+            expires_in_days,
+            &out,
+        ),
+        RootCommand::Update {
+            from,
+            sign_with,
+            add_release_keys,
+            remove_release_keys,
+            add_root_keys,
+            remove_root_keys,
+            root_threshold,
+            release_threshold,
+            expires_in_days,
+            out,
+        } => root::update(&root::Changes {
+            from,
+            sign_with,
+            add_release_keys,
+            remove_release_keys,
+            add_root_keys,
+            remove_root_keys,
+            root_threshold,
+            release_threshold,
+            expires_in_days,
+            out,
+        }),
+        RootCommand::Show { file } => root::show(&file),
+        RootCommand::Publish { file } => api()?.publish_root(&file),
+    }
+}
+
+/// `ferryctl hosts`: hosts.
+fn hosts_commands(command: HostsCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        HostsCommand::List => api()?.hosts(json),
+        HostsCommand::Edit {
+            host,
+            tags,
+            friendly_name,
+        } => api()?.edit_host(&host, tags, friendly_name, json),
+        HostsCommand::Remove { host } => api()?.remove_host(&host, json),
+    }
+}
+
+/// `ferryctl history`: update history and live output.
+fn history_commands(
+    command: HistoryCommand,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        HistoryCommand::List { host, item } => {
+            api()?.history(host.as_deref(), item.as_deref(), json)
+        }
+        HistoryCommand::Tail {
+            id,
+            follow,
+            timeout_secs,
+        } => api()?.tail(&id, follow, timeout_secs, json),
+        HistoryCommand::Show { id } => api()?.history_show(&id, json),
+    }
+}
+
+/// `ferryctl items`: items.
+fn items_commands(command: ItemsCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        ItemsCommand::List => api()?.items(json),
+        ItemsCommand::Edit {
+            name,
+            featured,
+            icon_url,
+            deactivate,
+            activate,
+        } => {
+            let deactivated = match (deactivate, activate) {
+                (true, _) => Some(true),
+                (false, true) => Some(false),
+                (false, false) => None,
+            };
+            let edit = ItemEdit {
                 featured,
                 icon_url,
-                deactivate,
-                activate,
-            } => {
-                let deactivated = match (deactivate, activate) {
-                    (true, _) => Some(true),
-                    (false, true) => Some(false),
-                    (false, false) => None,
-                };
-                let edit = ItemEdit {
-                    featured,
-                    icon_url,
-                    deactivated,
-                };
-                api()?.item_edit(&name, &edit, json)
+                deactivated,
+            };
+            api()?.item_edit(&name, &edit, json)
+        }
+    }
+}
+
+/// `ferryctl mqtt`: the MQTT bridge's broker connections.
+fn mqtt_commands(command: MqttCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        MqttCommand::List => api()?.mqtt(json),
+        MqttCommand::Add {
+            name,
+            url,
+            settings,
+        } => {
+            let mut req = client::mqtt_request(&settings)?;
+            req.name = Some(name);
+            req.url = Some(url);
+            api()?.mqtt_add(&req, json)
+        }
+        MqttCommand::Edit {
+            name,
+            url,
+            settings,
+            no_password,
+            no_ca,
+        } => {
+            let mut req = client::mqtt_request(&settings)?;
+            req.url = url;
+            if no_password {
+                req.password = Some(String::new());
             }
-        },
-        Command::Mqtt { command } => match command {
-            MqttCommand::List => api()?.mqtt(json),
-            MqttCommand::Add {
+            if no_ca {
+                req.ca_pem = Some(String::new());
+            }
+            api()?.mqtt_edit(&name, &req, json)
+        }
+        MqttCommand::Remove { name } => api()?.mqtt_remove(&name, json),
+        MqttCommand::Test { name } => api()?.mqtt_test(&name, json),
+    }
+}
+
+/// `ferryctl tokens`: operator and enrolment tokens.
+fn tokens_commands(command: TokensCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),
+        TokensCommand::List => api()?.tokens(json),
+        TokensCommand::Revoke { id } => api()?.token_revoke(&id),
+    }
+}
+
+/// `ferryctl campaigns`: campaigns.
+fn campaigns_commands(
+    command: CampaignsCommand,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        CampaignsCommand::Create {
+            item,
+            version,
+            all,
+            tags,
+            hosts,
+            require_acceptance,
+            waves,
+            max_failure_rate,
+            success_threshold,
+            window,
+            name,
+        } => {
+            let target = if all {
+                CampaignTarget::All
+            } else if !tags.is_empty() {
+                CampaignTarget::Tags(tags)
+            } else if !hosts.is_empty() {
+                CampaignTarget::Hosts(hosts)
+            } else {
+                anyhow::bail!("say which hosts: --all, --tag T,... or --host H,...");
+            };
+            let request = CampaignRequest {
                 name,
-                url,
-                settings,
-            } => {
-                let mut req = client::mqtt_request(&settings)?;
-                req.name = Some(name);
-                req.url = Some(url);
-                api()?.mqtt_add(&req, json)
-            }
-            MqttCommand::Edit {
-                name,
-                url,
-                settings,
-                no_password,
-                no_ca,
-            } => {
-                let mut req = client::mqtt_request(&settings)?;
-                req.url = url;
-                if no_password {
-                    req.password = Some(String::new());
-                }
-                if no_ca {
-                    req.ca_pem = Some(String::new());
-                }
-                api()?.mqtt_edit(&name, &req, json)
-            }
-            MqttCommand::Remove { name } => api()?.mqtt_remove(&name, json),
-            MqttCommand::Test { name } => api()?.mqtt_test(&name, json),
-        },
-        Command::Tokens { command } => match command {
-            TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),
-            TokensCommand::List => api()?.tokens(json),
-            TokensCommand::Revoke { id } => api()?.token_revoke(&id),
-        },
-        Command::Campaigns { command } => match command {
-            CampaignsCommand::Create {
                 item,
                 version,
-                all,
-                tags,
-                hosts,
+                target,
                 require_acceptance,
                 waves,
-                max_failure_rate,
                 success_threshold,
+                max_failure_rate,
                 window,
-                name,
-            } => {
-                let target = if all {
-                    CampaignTarget::All
-                } else if !tags.is_empty() {
-                    CampaignTarget::Tags(tags)
-                } else if !hosts.is_empty() {
-                    CampaignTarget::Hosts(hosts)
-                } else {
-                    anyhow::bail!("say which hosts: --all, --tag T,... or --host H,...");
-                };
-                let request = CampaignRequest {
-                    name,
-                    item,
-                    version,
-                    target,
-                    require_acceptance,
-                    waves,
-                    success_threshold,
-                    max_failure_rate,
-                    window,
-                };
-                api()?.campaign_create(&request, json)
-            }
-            CampaignsCommand::List { status } => api()?.campaigns(status.as_deref(), json),
-            CampaignsCommand::Show { id } => api()?.campaign_action(&id, None, json),
-            CampaignsCommand::Edit {
-                id,
+            };
+            api()?.campaign_create(&request, json)
+        }
+        CampaignsCommand::List { status } => api()?.campaigns(status.as_deref(), json),
+        CampaignsCommand::Show { id } => api()?.campaign_action(&id, None, json),
+        CampaignsCommand::Edit {
+            id,
+            success_threshold,
+            max_failure_rate,
+            window,
+            waves,
+        } => {
+            let edit = ferry_manifests::wire::CampaignEdit {
                 success_threshold,
                 max_failure_rate,
                 window,
                 waves,
-            } => {
-                let edit = ferry_manifests::wire::CampaignEdit {
-                    success_threshold,
-                    max_failure_rate,
-                    window,
-                    waves,
-                };
-                api()?.campaign_edit(&id, &edit, json)
-            }
-            CampaignsCommand::Pause { id } => api()?.campaign_action(&id, Some("pause"), json),
-            CampaignsCommand::Resume { id } => api()?.campaign_action(&id, Some("resume"), json),
-            CampaignsCommand::Cancel { id } => api()?.campaign_action(&id, Some("cancel"), json),
-        },
-        Command::UpdateBatches { command } => match command {
-            BatchesCommand::List { status } => api()?.batches(status.as_deref(), json),
-            BatchesCommand::Show { id } => api()?.batch_show(&id, json),
-            BatchesCommand::Follow { id, timeout_secs } => {
-                api()?.batch_follow(&id, timeout_secs, json)
-            }
-        },
-        Command::Update { command } => match command {
-            UpdateCommand::BatchHost {
+            };
+            api()?.campaign_edit(&id, &edit, json)
+        }
+        CampaignsCommand::Pause { id } => api()?.campaign_action(&id, Some("pause"), json),
+        CampaignsCommand::Resume { id } => api()?.campaign_action(&id, Some("resume"), json),
+        CampaignsCommand::Cancel { id } => api()?.campaign_action(&id, Some("cancel"), json),
+    }
+}
+
+/// `ferryctl update-batches`: batch updates.
+fn update_batches_commands(
+    command: BatchesCommand,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        BatchesCommand::List { status } => api()?.batches(status.as_deref(), json),
+        BatchesCommand::Show { id } => api()?.batch_show(&id, json),
+        BatchesCommand::Follow { id, timeout_secs } => api()?.batch_follow(&id, timeout_secs, json),
+    }
+}
+
+/// `ferryctl update`: installs: triggers, batches, attaching to a terminal.
+fn update_commands(command: UpdateCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        UpdateCommand::BatchHost {
+            host,
+            category,
+            exclude,
+            interactive,
+            follow,
+        } => {
+            let request = BatchRequest::Host {
                 host,
                 category,
                 exclude,
                 interactive,
-                follow,
-            } => {
-                let request = BatchRequest::Host {
-                    host,
-                    category,
-                    exclude,
-                    interactive,
-                };
-                api()?.batch_create(&request, &follow, json)
-            }
-            UpdateCommand::Attach { id } => api()?.attach(&id),
-            UpdateCommand::BatchItem {
+            };
+            api()?.batch_create(&request, &follow, json)
+        }
+        UpdateCommand::Attach { id } => api()?.attach(&id),
+        UpdateCommand::BatchItem {
+            item,
+            to_version,
+            hosts,
+            follow,
+        } => {
+            let request = BatchRequest::Item {
                 item,
                 to_version,
                 hosts,
-                follow,
-            } => {
-                let request = BatchRequest::Item {
-                    item,
-                    to_version,
-                    hosts,
-                };
-                api()?.batch_create(&request, &follow, json)
-            }
-            UpdateCommand::Trigger {
+            };
+            api()?.batch_create(&request, &follow, json)
+        }
+        UpdateCommand::Trigger {
+            host,
+            item,
+            version,
+            force,
+            follow,
+            interactive,
+            hide_input,
+        } => api()?.trigger(
+            &TriggerRequest {
                 host,
                 item,
                 version,
                 force,
-                follow,
                 interactive,
                 hide_input,
-            } => api()?.trigger(
-                &TriggerRequest {
-                    host,
-                    item,
-                    version,
-                    force,
-                    interactive,
-                    hide_input,
-                },
-                json,
-                follow,
-            ),
-        },
-        Command::Check { host, item } => api()?.check_now(host, item, json),
+            },
+            json,
+            follow,
+        ),
     }
 }
