@@ -31,6 +31,8 @@ pub mod service;
 pub mod state;
 pub mod store;
 pub mod terminal;
+#[cfg(test)]
+mod testing;
 pub mod ui;
 pub mod wake;
 

@@ -108,7 +108,7 @@ pub async fn create(
             to_version,
             hosts: only,
         } => {
-            super::items::ensure_active(&state, item).await?;
+            crate::service::items::ensure_active(&state, item).await?;
             let releases = state.store.releases(Some(item)).await?;
             if !releases.iter().any(|r| &r.version == to_version) {
                 return Err(AppError::not_found(format!(
@@ -131,9 +131,15 @@ pub async fn create(
             ("item", format!("{item} to {to_version}"), planned)
         }
     };
-    let id =
-        crate::service::batches::start(&state, kind, &description, "user", interactive, &planned)
-            .await?;
+    let id = crate::service::batches::start(
+        &state,
+        kind,
+        &description,
+        crate::service::Actor::Operator,
+        interactive,
+        &planned,
+    )
+    .await?;
     Ok(Json(load(&state, &id).await?))
 }
 

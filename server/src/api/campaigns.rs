@@ -88,7 +88,7 @@ pub async fn create(
     _op: Operator,
     ApiJson(req): ApiJson<CampaignRequest>,
 ) -> ApiResult<Json<CampaignView>> {
-    super::items::ensure_active(&state, &req.item).await?;
+    crate::service::items::ensure_active(&state, &req.item).await?;
     let releases = state.store.releases(Some(&req.item)).await?;
     if !releases.iter().any(|r| r.version == req.version) {
         return Err(AppError::not_found(format!(

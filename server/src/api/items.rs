@@ -82,19 +82,3 @@ pub async fn edit(
         .map(Json)
         .ok_or_else(|| AppError::Vanished("item"))
 }
-
-/// Refuses work on a deactivated item.
-pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
-    let deactivated = state
-        .store
-        .item_settings()
-        .await?
-        .into_iter()
-        .any(|s| s.name == item && s.deactivated);
-    if deactivated {
-        return Err(AppError::conflict(format!(
-            "item {item} is deactivated; activate it first (ferryctl items edit {item} --activate)"
-        )));
-    }
-    Ok(())
-}

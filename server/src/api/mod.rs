@@ -151,3 +151,6 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,6 +15,7 @@ use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::fleet;
 use crate::policy::status::UpdateStatus;
+use crate::service::{updates, Actor};
 use crate::state::Shared;
 use crate::store::NewRelease;
 use ferry_manifests::wire::now;
@@ -304,19 +305,17 @@ pub async fn trigger(
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
     let (host_id, _) = resolve_host(&state, &req.host).await?;
-    let id = crate::service::updates::trigger(
-        &state,
-        &host_id,
-        &req.item,
-        req.version.as_ref(),
-        req.force,
-        req.interactive
-            .then_some(crate::service::updates::Interactive {
-                record_input: !req.hide_input,
-            }),
-        "user",
-    )
-    .await?;
+    let install = updates::Install {
+        host_id: &host_id,
+        item: &req.item,
+        version: req.version.as_ref(),
+        force: req.force,
+        interactive: req.interactive.then_some(updates::Interactive {
+            record_input: !req.hide_input,
+        }),
+        actor: Actor::Operator,
+    };
+    let id = updates::trigger(&state, install).await?;
     let mut entry = state.store.history(None, None, Some(&id)).await?;
     entry
         .pop()

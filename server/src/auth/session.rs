@@ -238,7 +238,9 @@ struct CsrfField {
 }
 
 fn form_request(body: &axum::body::Bytes) -> Request {
+    // A POST, so that axum's `Form` reads the body (for a GET it reads the query string).
     let mut req = Request::new(axum::body::Body::from(body.clone()));
+    *req.method_mut() = axum::http::Method::POST;
     req.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
         axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),

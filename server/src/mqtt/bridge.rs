@@ -14,6 +14,7 @@ use ferry_manifests::wire::MqttConnectionView;
 use super::model::Publishing;
 use super::topics::{self, Inbound, Message};
 use crate::config::MqttConnection;
+use crate::service::{updates, Actor};
 use crate::state::Shared;
 
 /// How often the state is rebuilt without a change signal (hosts going offline are a matter
@@ -357,7 +358,15 @@ async fn handle_inbound(
             republish_discovery(state, client, p).await
         }
         Ok(Inbound::InstallItem { host_id, item }) => {
-            crate::service::updates::trigger(state, &host_id, &item, None, false, None, "mqtt")
+            let install = updates::Install {
+                host_id: &host_id,
+                item: &item,
+                version: None,
+                force: false,
+                interactive: None,
+                actor: Actor::Mqtt,
+            };
+            updates::trigger(state, install)
                 .await
                 .map(|id| tracing::info!(%host_id, %item, update = %id, "install asked over MQTT"))
                 .map_err(|e| format!("{topic}: install refused: {e}"))
@@ -411,8 +420,9 @@ async fn host_batch(
         Some(c) => format!("{c} packages of {host_id}, from MQTT"),
         None => format!("packages of {host_id}, from MQTT"),
     };
-    let id = crate::service::batches::start(state, "host", &description, "mqtt", false, &planned)
-        .await?;
+    let id =
+        crate::service::batches::start(state, "host", &description, Actor::Mqtt, false, &planned)
+            .await?;
     tracing::info!(%host_id, batch = %id, "batch asked over MQTT");
     Ok(())
 }

@@ -127,7 +127,7 @@ pub async fn start(
     state: &Shared,
     kind: &str,
     description: &str,
-    actor: &str,
+    actor: super::Actor,
     interactive: bool,
     planned: &[crate::policy::batch::Planned],
 ) -> ApiResult<String> {
@@ -138,7 +138,7 @@ pub async fn start(
     }
     let id = state
         .store
-        .create_batch(kind, description, actor, interactive, planned)
+        .create_batch(kind, description, actor.as_str(), interactive, planned)
         .await?;
     tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
     let mut hosts: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();

@@ -31,7 +31,13 @@ async fn dispatch_member(
     }
     let id = state
         .store
-        .create_update(&m.host_id, &c.item, &c.version, "campaign", None)
+        .create_update(
+            &m.host_id,
+            &c.item,
+            &c.version,
+            super::Actor::Campaign.as_str(),
+            None,
+        )
         .await?;
     state
         .store

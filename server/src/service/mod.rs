@@ -13,5 +13,32 @@ pub mod batches;
 pub mod campaigns;
 pub mod checkin;
 pub mod deltas;
+pub mod items;
 pub mod report;
 pub mod updates;
+
+/// Who asked for something, recorded with what it caused (an update's history entry, a
+/// batch). A type, never a string, so a new kind of actor is added in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// An operator, through the API, ferryctl or the web UI.
+    Operator,
+    /// Home Assistant (or another MQTT client) through the MQTT bridge.
+    Mqtt,
+    /// A campaign dispatching its members.
+    Campaign,
+}
+
+impl Actor {
+    /// How history stores and shows it (`initiated_by`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Actor::Operator => "user",
+            Actor::Mqtt => "mqtt",
+            Actor::Campaign => "campaign",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

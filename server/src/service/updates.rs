@@ -1,13 +1,11 @@
 //! An install asked for by a person: through the API (`ferryctl update trigger`), or by
 //! pressing Install in Home Assistant (the MQTT bridge). The same checks either way.
 
+use super::Actor;
 use crate::error::{ApiResult, AppError};
 use crate::policy::fleet;
 use crate::state::Shared;
 
-/// Queues an install of `item` (the newest release, or `version`) on `host_id`, with `actor`
-/// in the history; returns the update's id. Refused (409) when the host does not manage the
-/// item, already has that version (unless `force`) or has an update of it pending.
 /// An interactive install's options.
 #[derive(Debug, Clone, Copy)]
 pub struct Interactive {
@@ -15,16 +13,34 @@ pub struct Interactive {
     pub record_input: bool,
 }
 
-pub async fn trigger(
-    state: &Shared,
-    host_id: &str,
-    item: &str,
-    version: Option<&semver::Version>,
-    force: bool,
-    interactive: Option<Interactive>,
-    actor: &str,
-) -> ApiResult<String> {
-    crate::api::items::ensure_active(state, item).await?;
+/// An install asked for.
+#[derive(Debug, Clone)]
+pub struct Install<'a> {
+    pub host_id: &'a str,
+    pub item: &'a str,
+    /// `None`: the newest release.
+    pub version: Option<&'a semver::Version>,
+    /// Queue it even when the host already has that version.
+    pub force: bool,
+    /// Run its hooks in an operator's terminal.
+    pub interactive: Option<Interactive>,
+    pub actor: Actor,
+}
+
+/// Queues an install, with its actor in the history; returns the update's id. Refused (409)
+/// when the item is deactivated, the host does not manage it, already has that version
+/// (unless `force`) or has an update of it pending; 404 without such a host or release.
+pub async fn trigger(state: &Shared, install: Install<'_>) -> ApiResult<String> {
+    let Install {
+        host_id,
+        item,
+        version,
+        force,
+        interactive,
+        actor,
+    } = install;
+    let actor = actor.as_str();
+    super::items::ensure_active(state, item).await?;
     let releases = state.store.releases(Some(item)).await?;
     let release = match version {
         Some(v) => releases.iter().find(|r| &r.version == v),

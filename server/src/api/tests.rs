@@ -1,0 +1,181 @@
+//! The API in process (axum's `oneshot`, no socket), over a fresh SQLite database: who may
+//! call what, and the device round trip. The end-to-end suite remains the judge of behaviour
+//! with real processes.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt as _;
+
+use crate::testing::TestServer;
+
+/// Sends one request; returns the status and the body as JSON (`Null` when empty).
+async fn call(
+    server: &TestServer,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        req = req.header("authorization", format!("Bearer {token}"));
+    }
+    let req = match body {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(Body::from(b.to_string())),
+        None => req.body(Body::empty()),
+    }
+    .unwrap();
+    let resp = server.router().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+    };
+    (status, value)
+}
+
+#[tokio::test]
+async fn operator_endpoints_need_a_live_operator_token() {
+    let s = TestServer::start().await;
+    let (status, body) = call(&s, Method::GET, "/api/v1/hosts", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["code"], "unauthorized", "{body}");
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&s.enrol), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "the enrolment token is no operator's"
+    );
+    let (status, body) = call(&s, Method::GET, "/api/v1/hosts", Some(&s.operator), None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!([]));
+
+    // A second operator token works until it is revoked, then is refused at once.
+    let (status, created) = call(
+        &s,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&s.operator),
+        Some(json!({"name": "ci", "kind": "operator"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("fop_"), "{token}");
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let id = created["id"].as_str().unwrap();
+    let revoke = format!("/api/v1/tokens/{id}");
+    let (status, body) = call(&s, Method::DELETE, &revoke, Some(&s.operator), None).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&token), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // A kind the API does not make is refused by name.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/tokens",
+        Some(&s.operator),
+        Some(json!({"name": "x", "kind": "device"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("use operator or enrol"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_device_enrols_checks_in_and_shows_in_the_fleet() {
+    let s = TestServer::start().await;
+    let facts = TestServer::facts("pump-7", &[("web", Some("1.0.0"))]);
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(json!({"enrol_token": "fen_wrong", "facts": facts})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, enrolled) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(json!({"enrol_token": s.enrol, "facts": facts})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{enrolled}");
+    let device = enrolled["device_token"].as_str().unwrap().to_string();
+    assert!(device.starts_with("fdv_"));
+
+    // A device credential is no operator's, and an operator token is no device's.
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&device), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let checkin = json!({"facts": facts, "wait_secs": 0});
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/api/v1/device/checkin",
+        Some(&s.operator),
+        Some(checkin.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (status, answer) = call(
+        &s,
+        Method::POST,
+        "/api/v1/device/checkin",
+        Some(&device),
+        Some(checkin),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["host_id"], enrolled["host_id"]);
+    assert_eq!(answer["jobs"], json!([]), "nothing was asked of the device");
+
+    let (_, hosts) = call(&s, Method::GET, "/api/v1/hosts", Some(&s.operator), None).await;
+    let hosts = hosts.as_array().unwrap();
+    assert_eq!(hosts.len(), 1, "{hosts:?}");
+    assert_eq!(hosts[0]["hostname"], "pump-7");
+}
+
+#[tokio::test]
+async fn a_check_in_body_that_is_not_an_object_is_refused_with_its_reason() {
+    let s = TestServer::start().await;
+    let (status, enrolled) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(json!({"enrol_token": s.enrol, "facts": TestServer::facts("a", &[])})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let device = enrolled["device_token"].as_str().unwrap();
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/device/checkin",
+        Some(device),
+        Some(json!([1, 2])),
+    )
+    .await;
+    assert!(status.is_client_error(), "{status}");
+    assert!(!body["message"].as_str().unwrap_or("").is_empty(), "{body}");
+}

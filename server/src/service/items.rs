@@ -1,0 +1,20 @@
+//! Items: the rules every request about an item passes, whoever makes it.
+
+use crate::error::{ApiResult, AppError};
+use crate::state::Shared;
+
+/// Refuses (409) an install of a deactivated item.
+pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
+    let deactivated = state
+        .store
+        .item_settings()
+        .await?
+        .into_iter()
+        .any(|s| s.name == item && s.deactivated);
+    if deactivated {
+        return Err(AppError::conflict(format!(
+            "item {item} is deactivated; activate it first (ferryctl items edit {item} --activate)"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,106 @@
+//! The service layer in process, over a fresh SQLite database: a check-in's long-poll and
+//! its wake-up, and the rules an install asked for must pass, whoever asks.
+
+use std::time::{Duration, Instant};
+
+use ferry_manifests::wire::CheckInRequest;
+
+use super::updates::{trigger, Install};
+use super::{checkin, Actor};
+use crate::error::AppError;
+use crate::testing::TestServer;
+
+/// Enrols a host through the store as the enrol endpoint does; returns its id.
+async fn enrolled(s: &TestServer, hostname: &str, items: &[(&str, Option<&str>)]) -> String {
+    let facts = serde_json::from_value(TestServer::facts(hostname, items)).unwrap();
+    let req = CheckInRequest {
+        facts,
+        wait_secs: 0,
+    };
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = ferry_manifests::wire::now();
+    let row = checkin::host_row(id.clone(), &req.facts, now.clone(), now);
+    s.state.store.create_host(&row, &id).await.unwrap();
+    checkin::check_in(&s.state, id.clone(), req).await.unwrap();
+    id
+}
+
+fn install<'a>(host_id: &'a str, item: &'a str) -> Install<'a> {
+    Install {
+        host_id,
+        item,
+        version: None,
+        force: false,
+        interactive: None,
+        actor: Actor::Operator,
+    }
+}
+
+fn refusal(result: Result<String, AppError>) -> (u16, String) {
+    match result {
+        Ok(id) => panic!("queued update {id}; a refusal was expected"),
+        Err(e) => {
+            use axum::response::IntoResponse as _;
+            let message = e.to_string();
+            (e.into_response().status().as_u16(), message)
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_install_of_an_unknown_release_or_host_is_refused_and_nothing_is_queued() {
+    let s = TestServer::start().await;
+    let host = enrolled(&s, "pump-1", &[("web", Some("1.0.0"))]).await;
+    let (status, message) = refusal(trigger(&s.state, install(&host, "web")).await);
+    assert_eq!(status, 404);
+    assert!(message.contains("no release of web"), "{message}");
+    let (status, _) = refusal(trigger(&s.state, install("no-such-host", "web")).await);
+    assert_eq!(status, 404);
+    assert!(s
+        .state
+        .store
+        .history(None, None, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
+    let s = TestServer::start().await;
+    let host = enrolled(&s, "pump-2", &[]).await;
+    let facts = serde_json::from_value(TestServer::facts("pump-2", &[])).unwrap();
+    let started = Instant::now();
+    let waiting = tokio::spawn({
+        let state = s.state.clone();
+        let host = host.clone();
+        async move {
+            let req = CheckInRequest {
+                facts,
+                wait_secs: 20,
+            };
+            checkin::check_in(&state, host, req).await
+        }
+    });
+    // The long-poll is held until something wakes it.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !matches!(
+        s.state.presence.get(&host).map(|(c, _)| c),
+        Some(crate::policy::fleet::Contact::Holding)
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "the check-in never held its long-poll"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!waiting.is_finished());
+    s.state.wake(&host);
+    let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a wake-up answers the long-poll")
+        .unwrap()
+        .unwrap();
+    assert!(answer.jobs.is_empty());
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
