@@ -1,0 +1,226 @@
+//! The checks of the agent's configuration, a part at a time; each error names its key.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use ferry_manifests::manifest::validate_item_name;
+use ferry_manifests::{PublicKey, TrustedKeys};
+
+use super::{EnrolToken, ItemConfig, RawConfig};
+
+/// `enrol_token` or `enrol_token_file`, not both.
+pub(super) fn enrol_token(
+    token: Option<String>,
+    file: Option<PathBuf>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<EnrolToken>, String> {
+    Ok(match (token, file) {
+        (Some(_), Some(_)) => {
+            return Err("set either `enrol_token` or `enrol_token_file`, not both".into())
+        }
+        (Some(token), None) if token.trim().is_empty() => {
+            return Err("key `enrol_token`: the token is empty".into())
+        }
+        (Some(token), None) => Some(EnrolToken::Inline(token.trim().to_string())),
+        // Read only when the device enrols: the file may be provisioned after the image is
+        // built, and removed once the device has its own credential.
+        (None, Some(file)) => Some(EnrolToken::File(resolve(&file))),
+        (None, None) => None,
+    })
+}
+
+/// The keys manifests are verified against: pinned `trusted_keys` with their threshold, or
+/// a signed `trust_root` (checked here) that names them.
+pub(super) fn trust(
+    raw: &RawConfig,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<(TrustedKeys, usize, Option<PathBuf>), String> {
+    let trust_root = raw.trust_root.as_deref().map(resolve);
+    match (&trust_root, raw.trusted_keys.is_empty()) {
+        (None, true) => {
+            return Err(
+                "key `trusted_keys`: list at least one release public key (.pub file), or set `trust_root`"
+                    .into()
+            )
+        }
+        (Some(_), false) => {
+            return Err(
+                "set either `trusted_keys` or `trust_root`, not both (the trust root names the release keys)"
+                    .into()
+            )
+        }
+        _ => {}
+    }
+    if let Some(path) = &trust_root {
+        let bytes = std::fs::read(path)
+            .map_err(|e| format!("key `trust_root`: cannot read {}: {e}", path.display()))?;
+        ferry_manifests::root::TrustRoot::verify_initial(&bytes)
+            .map_err(|e| format!("key `trust_root`: {}: {e}", path.display()))?;
+        if raw.signature_threshold.is_some() {
+            return Err(
+                "key `signature_threshold`: with `trust_root` the root sets the release threshold"
+                    .into(),
+            );
+        }
+    }
+    let mut keys = Vec::new();
+    for key_path in &raw.trusted_keys {
+        let key =
+            PublicKey::load(&resolve(key_path)).map_err(|e| format!("key `trusted_keys`: {e}"))?;
+        keys.push(key);
+    }
+    let trusted = TrustedKeys::new(keys);
+    let signature_threshold = raw.signature_threshold.unwrap_or(1);
+    if trust_root.is_none() && (signature_threshold == 0 || signature_threshold > trusted.len()) {
+        return Err(format!(
+            "key `signature_threshold`: {signature_threshold} must be between 1 and the number of distinct trusted keys ({})",
+            trusted.len()
+        ));
+    }
+    Ok((trusted, signature_threshold, trust_root))
+}
+
+/// The PEM certificate(s) `server_ca` names, checked.
+pub(super) fn server_ca(
+    file: Option<&Path>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<Vec<u8>>, String> {
+    let server_ca = match file {
+        Some(p) => {
+            let p = resolve(p);
+            let pem = std::fs::read(&p)
+                .map_err(|e| format!("key `server_ca`: cannot read {}: {e}", p.display()))?;
+            reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                format!(
+                    "key `server_ca`: {} is not a PEM certificate: {e}",
+                    p.display()
+                )
+            })?;
+            Some(pem)
+        }
+        None => None,
+    };
+    Ok(server_ca)
+}
+
+/// The `[[items]]`: names valid and unique, roots absolute.
+pub(super) fn items(raw: Vec<ItemConfig>) -> Result<Vec<ItemConfig>, String> {
+    let mut names = BTreeSet::new();
+    let mut items = Vec::new();
+    for item in raw {
+        validate_item_name(&item.name).map_err(|e| format!("[[items]] `name`: {e}"))?;
+        if !names.insert(item.name.clone()) {
+            return Err(format!(
+                "[[items]] `name`: item {:?} is listed twice",
+                item.name
+            ));
+        }
+        if !item.root.is_absolute() {
+            return Err(format!(
+                "[[items]] `root` of {:?}: {} must be an absolute path",
+                item.name,
+                item.root.display()
+            ));
+        }
+        items.push(item);
+    }
+    Ok(items)
+}
+
+/// The numeric settings, defaults filled in and ranges checked.
+pub(super) struct Numbers {
+    pub(super) poll_interval_secs: u64,
+    pub(super) interactive_timeout_secs: u64,
+    pub(super) hook_timeout_secs: u64,
+    pub(super) stop_grace_secs: u64,
+    pub(super) keep_releases: usize,
+    pub(super) connect_timeout_secs: u64,
+    pub(super) read_timeout_secs: u64,
+    pub(super) download_retries: u32,
+    pub(super) min_download_rate: u64,
+    pub(super) long_poll_secs: u64,
+    pub(super) lock_wait_secs: u64,
+    pub(super) poll_interval_min_secs: u64,
+    pub(super) poll_interval_max_secs: u64,
+}
+
+impl Numbers {
+    pub(super) fn check(raw: &RawConfig) -> Result<Numbers, String> {
+        let poll_interval_secs = raw.poll_interval_secs.unwrap_or(3600);
+        if !(1..=7 * 24 * 3600).contains(&poll_interval_secs) {
+            return Err(format!(
+                "key `poll_interval_secs`: {poll_interval_secs} must be between 1 and 604800"
+            ));
+        }
+        let interactive_timeout_secs = raw.interactive_timeout_secs.unwrap_or(300);
+        if !(1..=86_400).contains(&interactive_timeout_secs) {
+            return Err("key `interactive_timeout_secs`: must be 1 to 86400".into());
+        }
+        let hook_timeout_secs = raw.hook_timeout_secs.unwrap_or(300);
+        if hook_timeout_secs == 0 {
+            return Err("key `hook_timeout_secs`: must be at least 1".into());
+        }
+        let stop_grace_secs = raw.stop_grace_secs.unwrap_or(60);
+        if stop_grace_secs > 3600 {
+            return Err(format!(
+                "key `stop_grace_secs`: {stop_grace_secs} must be at most 3600"
+            ));
+        }
+        let keep_releases = raw.keep_releases.unwrap_or(2);
+        if keep_releases < 2 {
+            return Err(
+                "key `keep_releases`: must be at least 2 (the current release and its backup)"
+                    .into(),
+            );
+        }
+
+        let connect_timeout_secs = raw.connect_timeout_secs.unwrap_or(10);
+        let read_timeout_secs = raw.read_timeout_secs.unwrap_or(30);
+        for (key, value) in [
+            ("connect_timeout_secs", connect_timeout_secs),
+            ("read_timeout_secs", read_timeout_secs),
+        ] {
+            if !(1..=3600).contains(&value) {
+                return Err(format!("key `{key}`: {value} must be between 1 and 3600"));
+            }
+        }
+        let download_retries = raw.download_retries.unwrap_or(3);
+        if download_retries > 10 {
+            return Err(format!(
+                "key `download_retries`: {download_retries} must be at most 10"
+            ));
+        }
+
+        let long_poll_secs = raw.long_poll_secs.unwrap_or(30);
+        if raw.lock_wait_secs.is_some_and(|w| w > 3600) {
+            return Err("key `lock_wait_secs`: must be at most 3600".into());
+        }
+        if long_poll_secs > 300 {
+            return Err(format!(
+                "key `long_poll_secs`: {long_poll_secs} must be at most 300"
+            ));
+        }
+        let poll_interval_min_secs = raw.poll_interval_min_secs.unwrap_or(60);
+        let poll_interval_max_secs = raw.poll_interval_max_secs.unwrap_or(86_400);
+        if poll_interval_min_secs == 0 || poll_interval_min_secs > poll_interval_max_secs {
+            return Err(format!(
+                "keys `poll_interval_min_secs` ({poll_interval_min_secs}) and `poll_interval_max_secs` ({poll_interval_max_secs}): need 1 <= min <= max"
+            ));
+        }
+        Ok(Numbers {
+            poll_interval_secs,
+            interactive_timeout_secs,
+            hook_timeout_secs,
+            stop_grace_secs,
+            keep_releases,
+            connect_timeout_secs,
+            read_timeout_secs,
+            download_retries,
+            min_download_rate: raw.min_download_rate.unwrap_or(1024),
+            long_poll_secs,
+            lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
+            poll_interval_min_secs,
+            poll_interval_max_secs,
+        })
+    }
+}
