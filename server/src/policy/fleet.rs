@@ -89,9 +89,13 @@ pub fn effective_labels(
     )
 }
 
-/// The wire timestamp of `days` days ago.
-pub fn days_ago(days: i64) -> String {
-    ferry_manifests::wire::timestamp(OffsetDateTime::now_utc() - time::Duration::days(days))
+/// How long a cancelled job is still told to its host (a device offline for a while still
+/// hears of it and drops it).
+pub const CANCELLED_TOLD_FOR: time::Duration = time::Duration::days(7);
+
+/// The wire timestamp after which a job cancelled is still told to its host, at `now`.
+pub fn cancelled_told_since(now: OffsetDateTime) -> String {
+    ferry_manifests::wire::timestamp(now - CANCELLED_TOLD_FOR)
 }
 
 /// The newest release of `item`.
@@ -147,6 +151,12 @@ pub fn mirror_urls(release: &ReleaseView) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cancelled_job_is_told_for_a_week_from_the_given_clock() {
+        let now = time::macros::datetime!(2026-03-10 12:00:00 UTC);
+        assert_eq!(cancelled_told_since(now), "2026-03-03T12:00:00.000Z");
+    }
 
     #[test]
     fn mirrors_are_http_base_urls_kept_in_order_once() {

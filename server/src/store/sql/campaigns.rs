@@ -267,7 +267,6 @@ impl Sql {
         )
     }
 
-    /// Pending update ids of this host that were cancelled, for the device to drop.
     /// A host's pending jobs and its recently cancelled ones, in one read: what a check-in
     /// of a host that may have work needs.
     pub async fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)> {
@@ -277,7 +276,7 @@ impl Sql {
              ORDER BY created_at",
         )
         .bind(host_id)
-        .bind(crate::policy::fleet::days_ago(7))
+        .bind(crate::policy::fleet::cancelled_told_since(time::OffsetDateTime::now_utc()))
         .fetch_all(&self.pool)
         .await?;
         let (mut cancelled, mut pending) = (Vec::new(), Vec::new());
@@ -302,7 +301,7 @@ impl Sql {
             "SELECT DISTINCT host_id FROM updates
              WHERE status = 'pending' OR (status = 'cancelled' AND finished_at > $1)",
         )
-        .bind(crate::policy::fleet::days_ago(7))
+        .bind(crate::policy::fleet::cancelled_told_since(time::OffsetDateTime::now_utc()))
         .fetch_all(&self.pool)
         .await?)
     }
