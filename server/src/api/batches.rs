@@ -85,7 +85,7 @@ pub async fn create(
             exclude,
             ..
         } => {
-            let (host_id, hostname) = super::operator::resolve_host(&state, host).await?;
+            let (host_id, hostname) = crate::service::hosts::resolve(&state, host).await?;
             let planned = crate::service::batches::plan_host(
                 &state,
                 &host_id,
@@ -117,7 +117,7 @@ pub async fn create(
             }
             let mut wanted = Vec::new();
             for h in only {
-                wanted.push(super::operator::resolve_host(&state, h).await?.0);
+                wanted.push(crate::service::hosts::resolve(&state, h).await?.0);
             }
             let mut candidates = Vec::new();
             for (h, installed) in &hosts {
@@ -175,6 +175,6 @@ pub async fn show(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<BatchView>> {
-    let id = super::full_id(&state, crate::store::IdKind::Batch, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Batch, &id).await?;
     Ok(Json(load(&state, &id).await?))
 }

@@ -100,7 +100,7 @@ pub async fn create(
         Target::Hosts(names) => {
             let mut ids = Vec::new();
             for n in &names {
-                ids.push(super::operator::resolve_host(&state, n).await?.0);
+                ids.push(crate::service::hosts::resolve(&state, n).await?.0);
             }
             Target::Hosts(ids)
         }
@@ -230,7 +230,7 @@ pub async fn show(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
-    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     Ok(Json(view(&state, c).await?))
 }
@@ -241,7 +241,7 @@ pub async fn action(
     _op: Operator,
     Path((id, action)): Path<(String, String)>,
 ) -> ApiResult<Json<CampaignView>> {
-    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load_open(&state, &id).await?;
     match action.as_str() {
         "pause" => {
@@ -281,7 +281,7 @@ pub async fn edit(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CampaignEdit>,
 ) -> ApiResult<Json<CampaignView>> {
-    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load_open(&state, &id).await?;
     let window = match req.window.as_deref().map(str::trim) {
         None => None,
@@ -315,7 +315,7 @@ pub async fn accept(
     Device(host_id): Device,
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignOffer>> {
-    let id = super::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Campaign, &id).await?;
     let c = load(&state, &id).await?;
     if !state.store.accept(&id, &host_id).await? {
         return Err(AppError::not_found(format!(

@@ -4,11 +4,13 @@ pub mod artifacts;
 pub mod batches;
 pub mod campaigns;
 pub mod device;
+pub mod hosts;
 pub mod items;
 pub mod mqtt;
-pub mod operator;
+pub mod releases;
 pub mod roots;
 pub mod tokens;
+pub mod updates;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -16,30 +18,6 @@ use axum::Router;
 use tower_http::trace::TraceLayer;
 
 use crate::state::Shared;
-
-/// The full id an operator meant: the id itself, or a unique prefix of one of at least four
-/// characters (as git takes commit ids). An id nothing starts with comes back as given, for
-/// the handler's own "no such …" answer.
-pub(crate) async fn full_id(
-    state: &Shared,
-    kind: crate::store::IdKind,
-    given: &str,
-) -> crate::error::ApiResult<String> {
-    let ids = state.store.ids_with_prefix(kind, given).await?;
-    if ids.iter().any(|i| i == given) {
-        return Ok(given.to_string());
-    }
-    match ids.as_slice() {
-        [] => Ok(given.to_string()),
-        [one] if given.len() >= 4 => Ok(one.clone()),
-        [_] => Err(crate::error::AppError::bad_request(format!(
-            "id prefix {given:?} is too short: give at least 4 characters"
-        ))),
-        _ => Err(crate::error::AppError::conflict(format!(
-            "id prefix {given:?} is ambiguous: give more characters"
-        ))),
-    }
-}
 
 /// `?status=` of the list endpoints.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -94,11 +72,11 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(artifacts::download, artifacts::upload))
         .routes(routes!(artifacts::delta))
         .routes(
-            routes!(operator::list_releases, operator::publish)
+            routes!(releases::list_releases, releases::publish)
                 .layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)),
         )
-        .routes(routes!(operator::manifest))
-        .routes(routes!(operator::set_mirrors))
+        .routes(routes!(releases::manifest))
+        .routes(routes!(releases::set_mirrors))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))
@@ -108,20 +86,20 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mqtt::test))
         .routes(routes!(items::list))
         .routes(routes!(items::edit))
-        .routes(routes!(operator::list_hosts))
-        .routes(routes!(operator::edit_host, operator::remove_host))
-        .routes(routes!(operator::trigger))
-        .routes(routes!(operator::check_now))
+        .routes(routes!(hosts::list_hosts))
+        .routes(routes!(hosts::edit_host, hosts::remove_host))
+        .routes(routes!(updates::trigger))
+        .routes(routes!(hosts::check_now))
         .routes(routes!(batches::list, batches::create))
         .routes(routes!(batches::show))
         .routes(routes!(campaigns::list, campaigns::create))
         .routes(routes!(campaigns::show, campaigns::edit))
         .routes(routes!(campaigns::action))
         .routes(routes!(campaigns::accept))
-        .routes(routes!(operator::history))
-        .routes(routes!(operator::history_entry))
-        .routes(routes!(operator::output_stream))
-        .routes(routes!(operator::terminal))
+        .routes(routes!(updates::history))
+        .routes(routes!(updates::history_entry))
+        .routes(routes!(updates::output_stream))
+        .routes(routes!(updates::terminal))
         .split_for_parts()
 }
 

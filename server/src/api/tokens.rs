@@ -54,7 +54,7 @@ pub async fn revoke(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let id = super::full_id(&state, crate::store::IdKind::Token, &id).await?;
+    let id = crate::service::full_id(&state, crate::store::IdKind::Token, &id).await?;
     let tokens = state.store.tokens().await?;
     let Some(t) = tokens.iter().find(|t| t.id == id && t.revoked_at.is_none()) else {
         return Err(AppError::not_found(format!("no active token {id}")));

@@ -1,12 +1,12 @@
 //! Batches at work: when a host is free, its next batch entry becomes an install.
 
-use crate::error::{ApiResult, AppError};
+use super::error::{ServiceError, ServiceResult};
 use crate::policy::batch;
 use crate::state::Shared;
 use crate::store::EntryRow;
 
 /// Dispatches the next batch entry on `host_id`, if the host is free.
-pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
+pub async fn dispatch(state: &Shared, host_id: &str) -> ServiceResult<()> {
     let entries: Vec<(String, EntryRow)> = state
         .store
         .batch_entries(None, Some(host_id))
@@ -38,7 +38,7 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ApiResult<()> {
             entry
                 .version
                 .parse()
-                .map_err(|source| AppError::StoredVersion {
+                .map_err(|source| ServiceError::StoredVersion {
                     text: entry.version.clone(),
                     source,
                 })?;
@@ -87,12 +87,12 @@ pub async fn plan_host(
     category: Option<&str>,
     exclude: &[String],
     only_plain: bool,
-) -> ApiResult<Vec<crate::policy::batch::Planned>> {
+) -> ServiceResult<Vec<crate::policy::batch::Planned>> {
     let (_, installed) = state
         .store
         .host(host_id)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("no host {host_id}")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("no host {host_id}")))?;
     let releases = state.releases().await?;
     let mut available = batch::available(&installed, &releases, category);
     if only_plain {
@@ -130,9 +130,9 @@ pub async fn start(
     actor: super::Actor,
     interactive: bool,
     planned: &[crate::policy::batch::Planned],
-) -> ApiResult<String> {
+) -> ServiceResult<String> {
     if planned.is_empty() {
-        return Err(AppError::bad_request(
+        return Err(ServiceError::invalid(
             "nothing to do: no host has an update matching this batch",
         ));
     }

@@ -5,7 +5,7 @@
 use ferry_manifests::wire::{CampaignOffer, InstalledItem};
 use time::OffsetDateTime;
 
-use crate::error::ApiResult;
+use super::error::{ServiceError, ServiceResult};
 use crate::policy::campaign::{self, Campaign, Member};
 use crate::policy::status::{CampaignStatus, MemberStatus};
 use crate::state::Shared;
@@ -16,7 +16,7 @@ async fn dispatch_member(
     c: &Campaign,
     m: &Member,
     open_wave: usize,
-) -> ApiResult<bool> {
+) -> ServiceResult<bool> {
     let now = OffsetDateTime::now_utc();
     if campaign::gate(c, m, open_wave, now) != MemberStatus::Dispatchable {
         return Ok(false);
@@ -52,14 +52,14 @@ async fn dispatch_member(
 /// dispatch what may go now, remember the open wave. Runs when something changed (created,
 /// resumed, a host joined or accepted, a report arrived), not on every check-in. One at a time
 /// per campaign, across every instance on the database.
-pub async fn evaluate(state: &Shared, campaign_id: &str) -> ApiResult<()> {
+pub async fn evaluate(state: &Shared, campaign_id: &str) -> ServiceResult<()> {
     let lock = state.store.lock_campaign(campaign_id).await?;
     let done = evaluate_locked(state, campaign_id).await;
     lock.release().await;
     done
 }
 
-async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ApiResult<()> {
+async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ServiceResult<()> {
     let Some(c) = state.store.campaign(campaign_id).await? else {
         return Ok(());
     };
@@ -131,7 +131,7 @@ pub async fn on_check_in(
     host_id: &str,
     tags: &[String],
     installed: &[InstalledItem],
-) -> ApiResult<Vec<CampaignOffer>> {
+) -> ServiceResult<Vec<CampaignOffer>> {
     let mut offers = Vec::new();
     for c in state.store.campaigns().await? {
         let running = c.status == CampaignStatus::Running;
@@ -192,7 +192,7 @@ async fn join_and_dispatch(
     host_id: &str,
     joins: bool,
     mut member: Option<Member>,
-) -> ApiResult<Option<(Member, bool)>> {
+) -> ServiceResult<Option<(Member, bool)>> {
     if joins && member.is_none() {
         let seq = state.store.member_count(&c.id).await? as u64;
         let wave = campaign::wave_for(&c.waves, seq, seq + 1);
@@ -224,7 +224,7 @@ async fn join_and_dispatch(
 
 /// `campaigns resume`: the failure threshold judges only what finishes from now on, so a
 /// campaign that paused itself goes on until new failures pass it again.
-pub async fn resume(state: &Shared, c: &Campaign) -> ApiResult<()> {
+pub async fn resume(state: &Shared, c: &Campaign) -> ServiceResult<()> {
     let members = state.store.members(&c.id).await?;
     let mut next = c.clone();
     next.baseline = campaign::baseline(c, &members);
@@ -237,11 +237,10 @@ pub async fn resume(state: &Shared, c: &Campaign) -> ApiResult<()> {
 }
 
 /// `campaigns edit`: new thresholds, window or later waves, then a fresh decision.
-pub async fn edit(state: &Shared, c: &Campaign, e: &campaign::Edit) -> ApiResult<()> {
+pub async fn edit(state: &Shared, c: &Campaign, e: &campaign::Edit) -> ServiceResult<()> {
     let members = state.store.members(&c.id).await?;
     let open_wave = campaign::decide(c, &members).open_wave;
-    let (next, moved) =
-        campaign::edit(c, &members, open_wave, e).map_err(crate::error::AppError::bad_request)?;
+    let (next, moved) = campaign::edit(c, &members, open_wave, e).map_err(ServiceError::invalid)?;
     state.store.update_campaign(&next).await?;
     for (host_id, wave) in moved {
         state.store.set_member_wave(&c.id, &host_id, wave).await?;
@@ -251,7 +250,7 @@ pub async fn edit(state: &Shared, c: &Campaign, e: &campaign::Edit) -> ApiResult
 }
 
 /// After a report: the campaigns of that update may open a wave or pause.
-pub async fn on_report(state: &Shared, update_id: &str) -> ApiResult<()> {
+pub async fn on_report(state: &Shared, update_id: &str) -> ServiceResult<()> {
     for id in state.store.campaigns_of_update(update_id).await? {
         evaluate(state, &id).await?;
     }

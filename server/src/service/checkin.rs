@@ -4,7 +4,7 @@
 
 use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job};
 
-use crate::error::ApiResult;
+use super::error::ServiceResult;
 use crate::policy::fleet::{self, Contact};
 use crate::state::{AppState, Shared};
 use crate::store::HostRow;
@@ -18,7 +18,7 @@ pub async fn check_in(
     state: &Shared,
     host_id: String,
     req: CheckInRequest,
-) -> ApiResult<CheckInResponse> {
+) -> ServiceResult<CheckInResponse> {
     let (campaigns, cancelled_jobs, mut jobs) =
         Box::pin(before_wait(state, host_id.clone(), &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
@@ -54,7 +54,7 @@ async fn before_wait(
     state: &Shared,
     host_id: String,
     req: &CheckInRequest,
-) -> ApiResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
+) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
     // The database is written only when the facts changed; last-seen goes to the batch. An
     // instance that has not seen the host yet (it started since, or the host last checked in
     // with another instance) compares with the digest stored at the last write.
@@ -160,7 +160,7 @@ async fn answer(
     campaigns: Vec<CampaignOffer>,
     cancelled_jobs: Vec<String>,
     mut jobs: Vec<Job>,
-) -> ApiResult<CheckInResponse> {
+) -> ServiceResult<CheckInResponse> {
     let releases = state.releases().await?;
     let mut available = fleet::available_for(&req.facts.installed, &releases);
     // A delta from what the host has, where one is ready (or asked for, for next time).
@@ -213,7 +213,7 @@ fn delta_for(
     offer
 }
 
-async fn pending_jobs(state: &Shared, host_id: &str) -> ApiResult<Vec<Job>> {
+async fn pending_jobs(state: &Shared, host_id: &str) -> ServiceResult<Vec<Job>> {
     Ok(state
         .store
         .pending_jobs(host_id)

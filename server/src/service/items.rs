@@ -1,10 +1,10 @@
 //! Items: the rules every request about an item passes, whoever makes it.
 
-use crate::error::{ApiResult, AppError};
+use super::error::{ServiceError, ServiceResult};
 use crate::state::Shared;
 
 /// Refuses (409) an install of a deactivated item.
-pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
+pub async fn ensure_active(state: &Shared, item: &str) -> ServiceResult<()> {
     let deactivated = state
         .store
         .item_settings()
@@ -12,7 +12,7 @@ pub async fn ensure_active(state: &Shared, item: &str) -> ApiResult<()> {
         .into_iter()
         .any(|s| s.name == item && s.deactivated);
     if deactivated {
-        return Err(AppError::conflict(format!(
+        return Err(ServiceError::conflict(format!(
             "item {item} is deactivated; activate it first (ferryctl items edit {item} --activate)"
         )));
     }

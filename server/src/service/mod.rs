@@ -13,7 +13,37 @@ pub mod batches;
 pub mod campaigns;
 pub mod checkin;
 pub mod deltas;
+pub mod error;
+pub mod hosts;
 pub mod items;
+
+pub use error::{ServiceError, ServiceResult};
+
+use crate::state::Shared;
+
+/// The full id an operator meant: the id itself, or a unique prefix of one of at least four
+/// characters (as git takes commit ids). An id nothing starts with comes back as given, for
+/// the handler's own "no such …" answer.
+pub async fn full_id(
+    state: &Shared,
+    kind: crate::store::IdKind,
+    given: &str,
+) -> ServiceResult<String> {
+    let ids = state.store.ids_with_prefix(kind, given).await?;
+    if ids.iter().any(|i| i == given) {
+        return Ok(given.to_string());
+    }
+    match ids.as_slice() {
+        [] => Ok(given.to_string()),
+        [one] if given.len() >= 4 => Ok(one.clone()),
+        [_] => Err(ServiceError::invalid(format!(
+            "id prefix {given:?} is too short: give at least 4 characters"
+        ))),
+        _ => Err(ServiceError::conflict(format!(
+            "id prefix {given:?} is ambiguous: give more characters"
+        ))),
+    }
+}
 pub mod report;
 pub mod updates;
 

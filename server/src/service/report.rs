@@ -4,7 +4,7 @@
 
 use ferry_manifests::wire::Report;
 
-use crate::error::ApiResult;
+use super::error::ServiceResult;
 use crate::policy::status::UpdateStatus;
 use crate::state::Shared;
 use crate::store::ReportRecord;
@@ -17,7 +17,7 @@ pub async fn reports_arrived(
     state: &Shared,
     host_id: &str,
     reports: Vec<Report>,
-) -> ApiResult<Vec<String>> {
+) -> ServiceResult<Vec<String>> {
     let mut acked = Vec::new();
     for r in reports {
         let mut output = r.output;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use ferry_manifests::wire::CheckInRequest;
 
 use super::updates::{trigger, Install};
+use super::ServiceError;
 use super::{checkin, Actor};
-use crate::error::AppError;
 use crate::testing::TestServer;
 
 /// Enrols a host through the store as the enrol endpoint does; returns its id.
@@ -36,14 +36,10 @@ fn install<'a>(host_id: &'a str, item: &'a str) -> Install<'a> {
     }
 }
 
-fn refusal(result: Result<String, AppError>) -> (u16, String) {
+fn refusal(result: Result<String, ServiceError>) -> ServiceError {
     match result {
         Ok(id) => panic!("queued update {id}; a refusal was expected"),
-        Err(e) => {
-            use axum::response::IntoResponse as _;
-            let message = e.to_string();
-            (e.into_response().status().as_u16(), message)
-        }
+        Err(e) => e,
     }
 }
 
@@ -51,11 +47,13 @@ fn refusal(result: Result<String, AppError>) -> (u16, String) {
 async fn an_install_of_an_unknown_release_or_host_is_refused_and_nothing_is_queued() {
     let s = TestServer::start().await;
     let host = enrolled(&s, "pump-1", &[("web", Some("1.0.0"))]).await;
-    let (status, message) = refusal(trigger(&s.state, install(&host, "web")).await);
-    assert_eq!(status, 404);
-    assert!(message.contains("no release of web"), "{message}");
-    let (status, _) = refusal(trigger(&s.state, install("no-such-host", "web")).await);
-    assert_eq!(status, 404);
+    let e = refusal(trigger(&s.state, install(&host, "web")).await);
+    assert!(
+        matches!(&e, ServiceError::NotFound(m) if m.contains("no release of web")),
+        "{e:?}"
+    );
+    let e = refusal(trigger(&s.state, install("no-such-host", "web")).await);
+    assert!(matches!(e, ServiceError::NotFound(_)), "{e:?}");
     assert!(s
         .state
         .store

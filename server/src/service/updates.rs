@@ -1,8 +1,8 @@
 //! An install asked for by a person: through the API (`ferryctl update trigger`), or by
 //! pressing Install in Home Assistant (the MQTT bridge). The same checks either way.
 
+use super::error::{ServiceError, ServiceResult};
 use super::Actor;
-use crate::error::{ApiResult, AppError};
 use crate::policy::fleet;
 use crate::state::Shared;
 
@@ -30,7 +30,7 @@ pub struct Install<'a> {
 /// Queues an install, with its actor in the history; returns the update's id. Refused (409)
 /// when the item is deactivated, the host does not manage it, already has that version
 /// (unless `force`) or has an update of it pending; 404 without such a host or release.
-pub async fn trigger(state: &Shared, install: Install<'_>) -> ApiResult<String> {
+pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<String> {
     let Install {
         host_id,
         item,
@@ -47,7 +47,7 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ApiResult<String> 
         None => fleet::newest(&releases, item),
     };
     let Some(release) = release else {
-        return Err(AppError::not_found(match version {
+        return Err(ServiceError::not_found(match version {
             Some(v) => format!("no release {item} {v}; see ferryctl releases list"),
             None => format!("no release of {item}; publish one first"),
         }));
@@ -56,23 +56,23 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ApiResult<String> 
         .store
         .host(host_id)
         .await?
-        .ok_or_else(|| AppError::not_found(format!("no host {host_id}")))?;
+        .ok_or_else(|| ServiceError::not_found(format!("no host {host_id}")))?;
     let Some(current) = installed.iter().find(|i| i.item == item) else {
         let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
-        return Err(AppError::conflict(format!(
+        return Err(ServiceError::conflict(format!(
             "{} does not manage {item} (its items: {}); add it to [[items]] in the device's agent config first",
             host.facts.hostname,
             if items.is_empty() { "none".to_string() } else { items.join(", ") }
         )));
     };
     if current.version.as_ref() == Some(&release.version) && !force {
-        return Err(AppError::conflict(format!(
+        return Err(ServiceError::conflict(format!(
             "{} already has {item} {}; pass --force (\"force\": true) to queue it anyway",
             host.facts.hostname, release.version
         )));
     }
     if let Some(existing) = state.store.active_update(host_id, item).await? {
-        return Err(AppError::conflict(format!(
+        return Err(ServiceError::conflict(format!(
             "host already has a pending update of {item} ({existing})"
         )));
     }

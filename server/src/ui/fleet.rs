@@ -65,7 +65,7 @@ async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, 
     let seen = state.store.hosts_seen(None, None).await?;
     let online = seen
         .iter()
-        .filter(|(id, last)| api::operator::connectivity(state, id, last, at).0)
+        .filter(|(id, last)| crate::service::hosts::connectivity(state, id, last, at).0)
         .count();
     let releases = state.releases().await?;
     let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
@@ -192,8 +192,8 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             let ids: Vec<String> = seen
                 .into_iter()
                 .filter(|(id, last)| match s {
-                    "online" => api::operator::connectivity(state, id, last, at).0,
-                    "offline" => !api::operator::connectivity(state, id, last, at).0,
+                    "online" => crate::service::hosts::connectivity(state, id, last, at).0,
+                    "offline" => !crate::service::hosts::connectivity(state, id, last, at).0,
                     "in_progress" => pending.contains_key(id),
                     "available" => outdated.contains(id),
                     "up_to_date" => !outdated.contains(id),
@@ -215,7 +215,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
     let shown: Vec<(HostView, &'static str)> = rows
         .into_iter()
         .map(|(h, installed)| {
-            let v = api::operator::host_view(state, h, installed, &releases, at);
+            let v = crate::service::hosts::view(state, h, installed, &releases, at);
             let p = !pending.get(&v.id).unwrap_or(&none).is_empty();
             let s = host_status(&v, p);
             (v, s)
@@ -273,14 +273,14 @@ async fn host_body(
     who: &SignedIn,
     id: &str,
 ) -> Result<(String, maud::Markup), AppError> {
-    let (host_id, _) = api::operator::resolve_host(state, id).await?;
+    let (host_id, _) = crate::service::hosts::resolve(state, id).await?;
     let (row, installed) = state
         .store
         .host(&host_id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("host {id} was removed")))?;
     let releases = state.releases().await?;
-    let h = api::operator::host_view(
+    let h = crate::service::hosts::view(
         state,
         row,
         installed,
@@ -371,7 +371,7 @@ pub async fn check(
     Path(id): Path<String>,
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    let result = api::operator::check_now(
+    let result = api::hosts::check_now(
         State(state.clone()),
         who.operator(),
         ApiJson(CheckRequest {
@@ -408,7 +408,7 @@ pub async fn update(
             )
         }
     };
-    let result = api::operator::trigger(
+    let result = api::updates::trigger(
         State(state.clone()),
         who.operator(),
         ApiJson(TriggerRequest {

@@ -50,7 +50,7 @@ pub async fn list(
     let item = f.item.clone().filter(|i| !i.is_empty());
     let status = f.status.clone().filter(|s| !s.is_empty());
     let host_id = match &host {
-        Some(h) => match api::operator::resolve_host(&state, h).await {
+        Some(h) => match crate::service::hosts::resolve(&state, h).await {
             Ok((id, _)) => Some(id),
             Err(e) => return failed(&who, e),
         },
@@ -70,7 +70,7 @@ pub async fn list(
         .await
     {
         Ok(p) => p,
-        Err(e) => return failed(&who, e.into()),
+        Err(e) => return failed(&who, e),
     };
     let pages = (total as usize).div_ceil(PAGE).max(1);
     let link = |p: usize| {
@@ -103,7 +103,7 @@ pub async fn list(
 }
 
 pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
-    let e = match api::operator::history_entry(State(state.clone()), who.operator(), ApiPath(id))
+    let e = match api::updates::history_entry(State(state.clone()), who.operator(), ApiPath(id))
         .await
     {
         Ok(e) => e.0,
@@ -173,7 +173,7 @@ pub async fn terminal(
     if let Some(r) = who.check_csrf(&f.csrf) {
         return r;
     }
-    match api::operator::terminal(
+    match api::updates::terminal(
         State(state),
         who.operator(),
         ApiPath(id),

@@ -170,7 +170,8 @@ pub fn done(
 }
 
 /// A page for a failed read (a missing host, a store error).
-pub fn failed(who: &SignedIn, e: AppError) -> Response {
+pub fn failed(who: &SignedIn, e: impl Into<AppError>) -> Response {
+    let e: AppError = e.into();
     let status = e.status();
     let mut r = page(
         "Not available",

@@ -48,7 +48,7 @@ pub async fn campaigns(
         };
     let releases = match state.releases().await {
         Ok(r) => r,
-        Err(e) => return failed(&who, e.into()),
+        Err(e) => return failed(&who, e),
     };
     let body = html! {
         (status_filter("/campaigns", f.status.as_deref(), &["running", "paused", "completed", "cancelled", "failed"]))

@@ -21,7 +21,7 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
     };
     let releases = match state.releases().await {
         Ok(r) => r,
-        Err(e) => return failed(&who, e.into()),
+        Err(e) => return failed(&who, e),
     };
     let body = html! {
         @for i in &items {

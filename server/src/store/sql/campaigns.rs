@@ -301,7 +301,9 @@ impl Sql {
             "SELECT DISTINCT host_id FROM updates
              WHERE status = 'pending' OR (status = 'cancelled' AND finished_at > $1)",
         )
-        .bind(crate::policy::fleet::cancelled_told_since(time::OffsetDateTime::now_utc()))
+        .bind(crate::policy::fleet::cancelled_told_since(
+            time::OffsetDateTime::now_utc(),
+        ))
         .fetch_all(&self.pool)
         .await?)
     }

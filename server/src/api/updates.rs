@@ -1,0 +1,214 @@
+//! Installs asked for, their history, live output and an interactive install's terminal.
+
+use axum::extract::State;
+use axum::Json;
+use ferry_manifests::wire::{HistoryView, TriggerRequest};
+use serde::Deserialize;
+
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Path, Query};
+use crate::error::{ApiResult, AppError};
+use crate::policy::status::UpdateStatus;
+use crate::service::hosts::resolve as resolve_host;
+use crate::service::{updates, Actor};
+use crate::state::Shared;
+
+#[utoipa::path(post, path = "/api/v1/updates", tag = "updates", request_body = ferry_manifests::wire::TriggerRequest, responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn trigger(
+    State(state): State<Shared>,
+    _op: Operator,
+    ApiJson(req): ApiJson<TriggerRequest>,
+) -> ApiResult<Json<HistoryView>> {
+    let (host_id, _) = resolve_host(&state, &req.host).await?;
+    let install = updates::Install {
+        host_id: &host_id,
+        item: &req.item,
+        version: req.version.as_ref(),
+        force: req.force,
+        interactive: req.interactive.then_some(updates::Interactive {
+            record_input: !req.hide_input,
+        }),
+        actor: Actor::Operator,
+    };
+    let id = updates::trigger(&state, install).await?;
+    let mut entry = state.store.history(None, None, Some(&id)).await?;
+    entry
+        .pop()
+        .map(Json)
+        .ok_or_else(|| AppError::Vanished("update"))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct HistoryQuery {
+    pub host: Option<String>,
+    pub item: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/v1/update-history", tag = "updates", params(HistoryQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HistoryView>), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn history(
+    State(state): State<Shared>,
+    _op: Operator,
+    Query(q): Query<HistoryQuery>,
+) -> ApiResult<Json<Vec<HistoryView>>> {
+    let host_id = match &q.host {
+        Some(h) => Some(resolve_host(&state, h).await?.0),
+        None => None,
+    };
+    Ok(Json(
+        state
+            .store
+            .history(host_id.as_deref(), q.item.as_deref(), None)
+            .await?,
+    ))
+}
+
+/// One piece of output as a Server-Sent Event. Its data is a JSON string: an event's data
+/// cannot carry a carriage return (SSE ends a line at one), and terminal output is full of
+/// them (`\r\n` from a pseudo-terminal, `\r` from progress bars).
+fn output_event(text: &str) -> axum::response::sse::Event {
+    axum::response::sse::Event::default()
+        .event("output")
+        .data(serde_json::Value::String(text.to_string()).to_string())
+}
+
+/// Server-Sent Events: the output so far (`event: output`), then each new piece as the device
+/// sends it, then `event: end` with the update's status (`data: installed`, …). Each output
+/// event's data is the text as a JSON string, passed through untouched otherwise: ANSI colours
+/// and carriage returns included.
+#[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output (data: the text as a JSON string), then end (data: the status)", content_type = "text/event-stream", body = String), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn output_stream(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<
+    axum::response::sse::Sse<
+        impl futures_util::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,
+    >,
+> {
+    let id = crate::service::full_id(&state, crate::store::IdKind::Update, &id).await?;
+    use crate::live::LiveEvent;
+    use axum::response::sse::{Event, KeepAlive, Sse};
+
+    // Subscribe before reading the store, so nothing falls between the two.
+    let rx = state.live.subscribe(&id);
+    let entry = state
+        .store
+        .history(None, None, Some(&id))
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::not_found(format!("no update {id}")))?;
+    let seen = entry.output.chars().count() as i64;
+    let mut first = Vec::new();
+    if !entry.output.is_empty() {
+        first.push(output_event(&entry.output));
+    }
+    let done = entry.status != UpdateStatus::Pending.as_str();
+    if done {
+        first.push(Event::default().event("end").data(entry.status.clone()));
+    }
+    struct S {
+        rx: tokio::sync::broadcast::Receiver<LiveEvent>,
+        seen: i64,
+        done: bool,
+    }
+    let head = futures_util::stream::iter(first.into_iter().map(Ok));
+    let tail = futures_util::stream::unfold(S { rx, seen, done }, |mut s| async move {
+        loop {
+            if s.done {
+                return None;
+            }
+            match s.rx.recv().await {
+                Ok(LiveEvent::Chunk { offset, text }) => {
+                    let end = offset + text.chars().count() as i64;
+                    if let Some(rest) = crate::live::unseen(offset, &text, s.seen) {
+                        s.seen = s.seen.max(end);
+                        return Some((Ok(output_event(&rest)), s));
+                    }
+                }
+                Ok(LiveEvent::End { status }) => {
+                    s.done = true;
+                    return Some((Ok(Event::default().event("end").data(status)), s));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Too slow a watcher: skip ahead; the full output is in the history.
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    use futures_util::StreamExt as _;
+    Ok(Sse::new(head.chain(tail)).keep_alive(KeepAlive::default()))
+}
+
+#[utoipa::path(get, path = "/api/v1/update-history/{id}", tag = "updates", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn history_entry(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HistoryView>> {
+    let id = crate::service::full_id(&state, crate::store::IdKind::Update, &id).await?;
+    state
+        .store
+        .history(None, None, Some(&id))
+        .await?
+        .pop()
+        .map(Json)
+        .ok_or_else(|| AppError::not_found(format!("no update {id}")))
+}
+
+/// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
+/// input, unless another operator's live lease does: then `holder` is false and the output
+/// stream is yours to watch only); with one, send keystrokes (`text`), a window size (`cols`
+/// and `rows`) or nothing (a keep-alive). The output comes from
+/// `/api/v1/update-history/{id}/output/stream`.
+#[utoipa::path(post, path = "/api/v1/update-history/{id}/terminal", tag = "updates", params(("id" = String, Path)), request_body = ferry_manifests::wire::TerminalInput, responses((status = 200, body = ferry_manifests::wire::TerminalLease), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn terminal(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::TerminalInput>,
+) -> ApiResult<Json<ferry_manifests::wire::TerminalLease>> {
+    let id = crate::service::full_id(&state, crate::store::IdKind::Update, &id).await?;
+    if state.store.interactive_host(&id).await?.is_none() {
+        return Err(AppError::conflict(format!(
+            "update {id} is not an interactive install under way (ferryctl update trigger --interactive starts one)"
+        )));
+    }
+    let size = match (req.cols, req.rows) {
+        (Some(c), Some(r)) if (1..=1000).contains(&c) && (1..=1000).contains(&r) => Some((c, r)),
+        (None, None) => None,
+        _ => {
+            return Err(AppError::bad_request(
+                "cols and rows go together, each 1 to 1000",
+            ))
+        }
+    };
+    if req.text.as_ref().is_some_and(|t| t.len() > 65536) {
+        return Err(AppError::bad_request("at most 64 KiB of input per request"));
+    }
+    match req.lease {
+        None => {
+            let (lease, holder) = state.terminals.attach(&id);
+            Ok(Json(ferry_manifests::wire::TerminalLease { lease, holder }))
+        }
+        Some(lease) => {
+            let typed = req.text.as_deref().map(crate::terminal::transcript_line);
+            state
+                .terminals
+                .input(&id, &lease, req.text, size)
+                .map_err(|_| {
+                    AppError::conflict(
+                        "this lease does not hold the terminal's input (another operator holds it, or it lapsed after 15 s unused): attach again",
+                    )
+                })?;
+            if let Some(line) = typed.filter(|l| !l.is_empty()) {
+                state.store.append_typed(&id, &line).await?;
+            }
+            Ok(Json(ferry_manifests::wire::TerminalLease {
+                lease,
+                holder: true,
+            }))
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! What the service layer refuses or fails with, in its own words. The API maps it to HTTP in
+//! one place (`From<ServiceError> for AppError`, below); the MQTT bridge and the web UI show
+//! its message.
+
+use crate::error::AppError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The request asks for something that cannot be (400).
+    #[error("{0}")]
+    Invalid(String),
+    /// What it names does not exist (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// It conflicts with the fleet as it is (409): an update pending, an item deactivated.
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A row the service just wrote or looked up is gone (deleted by another request).
+    #[error("{0} vanished while it was being used")]
+    Vanished(&'static str),
+    #[error("stored version {text:?} is not a semantic version: {source}")]
+    StoredVersion {
+        text: String,
+        #[source]
+        source: semver::Error,
+    },
+}
+
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+impl ServiceError {
+    pub fn invalid(message: impl std::fmt::Display) -> ServiceError {
+        ServiceError::Invalid(message.to_string())
+    }
+    pub fn not_found(message: impl std::fmt::Display) -> ServiceError {
+        ServiceError::NotFound(message.to_string())
+    }
+    pub fn conflict(message: impl std::fmt::Display) -> ServiceError {
+        ServiceError::Conflict(message.to_string())
+    }
+}
+
+impl From<ServiceError> for AppError {
+    fn from(e: ServiceError) -> AppError {
+        match e {
+            ServiceError::Invalid(m) => AppError::bad_request(m),
+            ServiceError::NotFound(m) => AppError::not_found(m),
+            ServiceError::Conflict(m) => AppError::conflict(m),
+            ServiceError::Store(e) => AppError::Store(e),
+            ServiceError::Vanished(what) => AppError::Vanished(what),
+            ServiceError::StoredVersion { text, source } => {
+                AppError::StoredVersion { text, source }
+            }
+        }
+    }
+}

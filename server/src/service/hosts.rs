@@ -1,0 +1,140 @@
+//! Hosts as operators see them: the fleet list with each host's connectivity and what is
+//! available to it, an operator's labels, removal, and asking hosts to check in now.
+
+use ferry_manifests::wire::{
+    CheckAnswer, CheckRequest, HostEdit, HostView, InstalledItem, ReleaseView,
+};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::policy::fleet;
+use crate::state::Shared;
+use crate::store::{HostRow, IdKind};
+
+/// (online, long-polling now) of a host whose last check-in the store has as `last_seen`.
+pub fn connectivity(
+    state: &Shared,
+    host_id: &str,
+    stored_seen: &str,
+    at: time::OffsetDateTime,
+) -> (bool, bool) {
+    let last_seen = state.cache.seen(host_id);
+    let contact = state.presence.get(host_id);
+    (
+        fleet::is_present(
+            contact,
+            last_seen.as_deref().unwrap_or(stored_seen),
+            at,
+            state.config.offline_after_secs,
+        ),
+        contact.is_some_and(|(c, _)| c == fleet::Contact::Holding),
+    )
+}
+
+/// A host as operators see it (the API's host list and the web UI).
+pub fn view(
+    state: &Shared,
+    h: HostRow,
+    installed: Vec<InstalledItem>,
+    releases: &[ReleaseView],
+    at: time::OffsetDateTime,
+) -> HostView {
+    let (tags, friendly_name) = fleet::effective_labels(
+        &h.device_tags,
+        h.device_friendly_name.as_deref(),
+        h.operator_tags.as_deref(),
+        h.operator_friendly_name.as_deref(),
+    );
+    let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
+    let (online, long_polling) = connectivity(state, &h.id, &last_seen, at);
+    HostView {
+        long_polling,
+        online,
+        id: h.id,
+        facts: h.facts,
+        enrolled_at: h.enrolled_at,
+        last_seen,
+        tags,
+        friendly_name,
+        available: fleet::available_for(&installed, releases),
+        installed,
+    }
+}
+
+/// Every host, as operators see it.
+pub async fn list(state: &Shared) -> ServiceResult<Vec<HostView>> {
+    let at = time::OffsetDateTime::now_utc();
+    let hosts = state.store.hosts().await?;
+    let releases = state.releases().await?;
+    Ok(hosts
+        .into_iter()
+        .map(|(h, installed)| view(state, h, installed, &releases, at))
+        .collect())
+}
+
+/// Resolves a host id, a unique prefix of one, or a hostname to exactly one (id, hostname).
+pub async fn resolve(state: &Shared, host: &str) -> ServiceResult<(String, String)> {
+    let mut found = state.store.find_hosts(host).await?;
+    if found.is_empty() {
+        let id = super::full_id(state, IdKind::Host, host).await?;
+        found = state.store.find_hosts(&id).await?;
+    }
+    match found.len() {
+        0 => Err(ServiceError::not_found(format!(
+            "no host with id or hostname {host:?}"
+        ))),
+        1 => Ok(found.remove(0)),
+        n => Err(ServiceError::conflict(format!(
+            "{n} hosts are named {host:?}; use the host id (ferryctl hosts list)"
+        ))),
+    }
+}
+
+/// Sets or clears the operator's tags and friendly name, which win over the device's.
+pub async fn edit(state: &Shared, host: &str, edit: &HostEdit) -> ServiceResult<HostView> {
+    let (host_id, _) = resolve(state, host).await?;
+    ferry_manifests::wire::validate_labels(
+        edit.tags.as_deref().unwrap_or_default(),
+        edit.friendly_name.as_deref(),
+    )
+    .map_err(ServiceError::invalid)?;
+    state
+        .store
+        .edit_host(
+            &host_id,
+            edit.tags.as_deref(),
+            edit.friendly_name.as_deref(),
+        )
+        .await?;
+    list(state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == host_id)
+        .ok_or_else(|| ServiceError::not_found(format!("host {host} was removed")))
+}
+
+/// Removes a host: its history goes with it, and every instance forgets its credential.
+pub async fn remove(state: &Shared, host: &str) -> ServiceResult<()> {
+    let (host_id, hostname) = resolve(state, host).await?;
+    state.store.remove_host(&host_id).await?;
+    state.host_removed(&host_id);
+    state.changed();
+    tracing::info!(%host_id, %hostname, "host removed");
+    Ok(())
+}
+
+/// Asks one host, or every host with an item, to check in now (a long-polling one answers
+/// at once).
+pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<CheckAnswer> {
+    if req.host.as_deref() == Some("") || req.item.as_deref() == Some("") {
+        return Err(ServiceError::invalid("host and item may not be empty"));
+    }
+    let hosts = match (&req.host, &req.item) {
+        (Some(host), None) => vec![resolve(state, host).await?.0],
+        (None, Some(item)) => state.store.hosts_with_item(item).await?,
+        _ => return Err(ServiceError::invalid("give exactly one of host or item")),
+    };
+    for h in &hosts {
+        state.wake(h);
+    }
+    Ok(CheckAnswer { hosts: hosts.len() })
+}
