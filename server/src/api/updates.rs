@@ -9,7 +9,6 @@ use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::status::UpdateStatus;
-use crate::service::hosts::resolve as resolve_host;
 use crate::service::{updates, Actor};
 use crate::state::Shared;
 
@@ -19,23 +18,7 @@ pub async fn trigger(
     _op: Operator,
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
-    let (host_id, _) = resolve_host(&state, &req.host).await?;
-    let install = updates::Install {
-        host_id: &host_id,
-        item: &req.item,
-        version: req.version.as_ref(),
-        force: req.force,
-        interactive: req.interactive.then_some(updates::Interactive {
-            record_input: !req.hide_input,
-        }),
-        actor: Actor::Operator,
-    };
-    let id = updates::trigger(&state, install).await?;
-    let mut entry = state.store.history(None, None, Some(&id)).await?;
-    entry
-        .pop()
-        .map(Json)
-        .ok_or_else(|| AppError::Vanished("update"))
+    Ok(Json(updates::ask(&state, &req, Actor::Operator).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -50,15 +33,8 @@ pub async fn history(
     _op: Operator,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryView>>> {
-    let host_id = match &q.host {
-        Some(h) => Some(resolve_host(&state, h).await?.0),
-        None => None,
-    };
     Ok(Json(
-        state
-            .store
-            .history(host_id.as_deref(), q.item.as_deref(), None)
-            .await?,
+        updates::history(&state, q.host.as_deref(), q.item.as_deref()).await?,
     ))
 }
 
@@ -147,14 +123,7 @@ pub async fn history_entry(
     _op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HistoryView>> {
-    let id = crate::service::full_id(&state, crate::store::IdKind::Update, &id).await?;
-    state
-        .store
-        .history(None, None, Some(&id))
-        .await?
-        .pop()
-        .map(Json)
-        .ok_or_else(|| AppError::not_found(format!("no update {id}")))
+    Ok(Json(updates::entry(&state, &id).await?))
 }
 
 /// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
@@ -169,46 +138,5 @@ pub async fn terminal(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ferry_manifests::wire::TerminalInput>,
 ) -> ApiResult<Json<ferry_manifests::wire::TerminalLease>> {
-    let id = crate::service::full_id(&state, crate::store::IdKind::Update, &id).await?;
-    if state.store.interactive_host(&id).await?.is_none() {
-        return Err(AppError::conflict(format!(
-            "update {id} is not an interactive install under way (ferryctl update trigger --interactive starts one)"
-        )));
-    }
-    let size = match (req.cols, req.rows) {
-        (Some(c), Some(r)) if (1..=1000).contains(&c) && (1..=1000).contains(&r) => Some((c, r)),
-        (None, None) => None,
-        _ => {
-            return Err(AppError::bad_request(
-                "cols and rows go together, each 1 to 1000",
-            ))
-        }
-    };
-    if req.text.as_ref().is_some_and(|t| t.len() > 65536) {
-        return Err(AppError::bad_request("at most 64 KiB of input per request"));
-    }
-    match req.lease {
-        None => {
-            let (lease, holder) = state.terminals.attach(&id);
-            Ok(Json(ferry_manifests::wire::TerminalLease { lease, holder }))
-        }
-        Some(lease) => {
-            let typed = req.text.as_deref().map(crate::terminal::transcript_line);
-            state
-                .terminals
-                .input(&id, &lease, req.text, size)
-                .map_err(|_| {
-                    AppError::conflict(
-                        "this lease does not hold the terminal's input (another operator holds it, or it lapsed after 15 s unused): attach again",
-                    )
-                })?;
-            if let Some(line) = typed.filter(|l| !l.is_empty()) {
-                state.store.append_typed(&id, &line).await?;
-            }
-            Ok(Json(ferry_manifests::wire::TerminalLease {
-                lease,
-                holder: true,
-            }))
-        }
-    }
+    Ok(Json(updates::terminal(&state, &id, req).await?))
 }

@@ -40,8 +40,8 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// An authenticated operator. Only authentication makes one (a valid operator token, or a
-/// signed-in web session through [`SignedIn::operator`]).
+/// An authenticated operator. Only authentication makes one: a valid operator token, or (for
+/// `GET`) a signed-in web session.
 pub struct Operator {
     _proof: (),
 }

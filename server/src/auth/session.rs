@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::de::DeserializeOwned;
 
 use super::tokens::{self, hash_token, TokenKind};
-use super::{AuthContext, Operator};
+use super::AuthContext;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "ferry_session";
@@ -203,11 +203,6 @@ impl SignedIn {
     /// The session's CSRF token, for the hidden field of a form.
     pub fn csrf(&self) -> &str {
         &self.csrf
-    }
-
-    /// The operator this session proves (its token was checked on this request).
-    pub fn operator(&self) -> Operator {
-        Operator::proven()
     }
 
     /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms

@@ -9,6 +9,7 @@
 //! - [`bridge`]: one broker connection (rumqttc), the thin shell around the rest.
 
 pub mod bridge;
+pub mod connections;
 pub mod model;
 pub mod snapshot;
 pub mod topics;

@@ -1,9 +1,15 @@
-//! Batches at work: when a host is free, its next batch entry becomes an install.
+//! Batches: planned from a request and stored; at work, a host that is free gets its next
+//! entry as an install.
+
+use std::collections::BTreeMap;
+
+use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
 
 use super::error::{ServiceError, ServiceResult};
-use crate::policy::batch;
+use super::Actor;
+use crate::policy::batch::{self, Planned};
 use crate::state::Shared;
-use crate::store::EntryRow;
+use crate::store::{BatchRow, EntryRow, IdKind};
 
 /// Dispatches the next batch entry on `host_id`, if the host is free.
 pub async fn dispatch(state: &Shared, host_id: &str) -> ServiceResult<()> {
@@ -148,4 +154,144 @@ pub async fn start(
     }
     state.changed();
     Ok(id)
+}
+
+fn view(b: &BatchRow, entries: Vec<EntryRow>) -> BatchView {
+    let states: Vec<batch::EntryState> = entries.iter().map(|e| e.state.clone()).collect();
+    let mut counts = BTreeMap::new();
+    for s in &states {
+        *counts.entry(s.status().as_str().to_string()).or_insert(0) += 1;
+    }
+    BatchView {
+        id: b.id.clone(),
+        kind: b.kind.clone(),
+        description: b.description.clone(),
+        actor: b.actor.clone(),
+        status: batch::batch_status(&states).to_string(),
+        created_at: b.created_at.clone(),
+        counts,
+        entries: entries
+            .into_iter()
+            .map(|e| BatchEntryView {
+                status: e.state.status().as_str().to_string(),
+                host_id: e.state.host_id,
+                hostname: e.hostname,
+                item: e.item,
+                version: e.version,
+                update_id: e.update_id,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
+async fn load(state: &Shared, id: &str) -> ServiceResult<BatchView> {
+    // `follow` polls this: one row, not every batch.
+    let b = state
+        .store
+        .batch(id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no update batch {id}")))?;
+    let entries = state
+        .store
+        .batch_entries(Some(id), None)
+        .await?
+        .into_iter()
+        .map(|(_, e)| e)
+        .collect();
+    Ok(view(&b, entries))
+}
+
+/// Plans a batch from a request (a host's updates, or an item to a version on every host
+/// that has it), stores it and starts it; the batch as it stands.
+pub async fn create(state: &Shared, req: BatchRequest, actor: Actor) -> ServiceResult<BatchView> {
+    let hosts = state.store.hosts().await?;
+    let interactive = matches!(
+        req,
+        BatchRequest::Host {
+            interactive: true,
+            ..
+        }
+    );
+    let active = |host_id: &str| {
+        let state = state.clone();
+        let host_id = host_id.to_string();
+        async move { state.store.pending_jobs(&host_id).await }
+    };
+    let (kind, description, planned): (&str, String, Vec<Planned>) = match &req {
+        BatchRequest::Host {
+            host,
+            category,
+            exclude,
+            ..
+        } => {
+            let (host_id, hostname) = super::hosts::resolve(state, host).await?;
+            let planned = plan_host(state, &host_id, category.as_deref(), exclude, false).await?;
+            let mut d = format!("all updates of {hostname}");
+            if let Some(c) = category {
+                d.push_str(&format!(", category {c}"));
+            }
+            if !exclude.is_empty() {
+                d.push_str(&format!(", except {}", exclude.join(",")));
+            }
+            ("host", d, planned)
+        }
+        BatchRequest::Item {
+            item,
+            to_version,
+            hosts: only,
+        } => {
+            super::items::ensure_active(state, item).await?;
+            let releases = state.store.releases(Some(item)).await?;
+            if !releases.iter().any(|r| &r.version == to_version) {
+                return Err(ServiceError::not_found(format!(
+                    "no release {item} {to_version}; see ferryctl releases list"
+                )));
+            }
+            let mut wanted = Vec::new();
+            for h in only {
+                wanted.push(super::hosts::resolve(state, h).await?.0);
+            }
+            let mut candidates = Vec::new();
+            for (h, installed) in &hosts {
+                if !wanted.is_empty() && !wanted.contains(&h.id) {
+                    continue;
+                }
+                let busy = active(&h.id).await?.iter().any(|j| &j.item == item);
+                candidates.push((h.id.clone(), installed.clone(), busy));
+            }
+            let planned = batch::plan_item(item, to_version, &candidates);
+            ("item", format!("{item} to {to_version}"), planned)
+        }
+    };
+    let id = start(state, kind, &description, actor, interactive, &planned).await?;
+    load(state, &id).await
+}
+
+/// Every batch, or those with `status`.
+pub async fn list(state: &Shared, status: Option<&str>) -> ServiceResult<Vec<BatchView>> {
+    let wanted = status.filter(|s| !s.is_empty());
+    if let Some(s) = wanted {
+        s.parse::<crate::policy::status::BatchStatus>()
+            .map_err(|e| ServiceError::invalid(format!("status {e}")))?;
+    }
+    let mut by_batch: BTreeMap<String, Vec<EntryRow>> = BTreeMap::new();
+    for (id, e) in state.store.batch_entries(None, None).await? {
+        by_batch.entry(id).or_default().push(e);
+    }
+    let mut out = Vec::new();
+    for b in state.store.batches().await? {
+        let entries = by_batch.remove(&b.id).unwrap_or_default();
+        let v = view(&b, entries);
+        if wanted.is_none_or(|s| s == v.status) {
+            out.push(v);
+        }
+    }
+    Ok(out)
+}
+
+/// One batch by id or unique id prefix.
+pub async fn show(state: &Shared, id: &str) -> ServiceResult<BatchView> {
+    let id = super::full_id(state, IdKind::Batch, id).await?;
+    load(state, &id).await
 }

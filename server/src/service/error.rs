@@ -21,6 +21,11 @@ pub enum ServiceError {
     /// A row the service just wrote or looked up is gone (deleted by another request).
     #[error("{0} vanished while it was being used")]
     Vanished(&'static str),
+    #[error("cannot draw random bytes for a token: {0}")]
+    Random(#[source] getrandom::Error),
+    /// Sealing or opening a stored secret failed.
+    #[error("{0}")]
+    Secrets(String),
     #[error("stored version {text:?} is not a semantic version: {source}")]
     StoredVersion {
         text: String,
@@ -51,6 +56,8 @@ impl From<ServiceError> for AppError {
             ServiceError::Conflict(m) => AppError::conflict(m),
             ServiceError::Store(e) => AppError::Store(e),
             ServiceError::Vanished(what) => AppError::Vanished(what),
+            ServiceError::Random(e) => AppError::Random(e),
+            ServiceError::Secrets(e) => AppError::Secrets(e),
             ServiceError::StoredVersion { text, source } => {
                 AppError::StoredVersion { text, source }
             }

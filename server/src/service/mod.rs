@@ -45,6 +45,7 @@ pub async fn full_id(
     }
 }
 pub mod report;
+pub mod tokens;
 pub mod updates;
 
 /// Who asked for something, recorded with what it caused (an update's history entry, a

@@ -2,9 +2,12 @@
 //! pressing Install in Home Assistant (the MQTT bridge). The same checks either way.
 
 use super::error::{ServiceError, ServiceResult};
+use ferry_manifests::wire::{HistoryView, TerminalInput, TerminalLease, TriggerRequest};
+
 use super::Actor;
 use crate::policy::fleet;
 use crate::state::Shared;
+use crate::store::IdKind;
 
 /// An interactive install's options.
 #[derive(Debug, Clone, Copy)]
@@ -90,4 +93,102 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
     state.wake(host_id);
     state.changed();
     Ok(id)
+}
+
+/// An install asked for through the API or the web UI: the host by id, id prefix or
+/// hostname; the new history entry.
+pub async fn ask(state: &Shared, req: &TriggerRequest, actor: Actor) -> ServiceResult<HistoryView> {
+    let (host_id, _) = super::hosts::resolve(state, &req.host).await?;
+    let install = Install {
+        host_id: &host_id,
+        item: &req.item,
+        version: req.version.as_ref(),
+        force: req.force,
+        interactive: req.interactive.then_some(Interactive {
+            record_input: !req.hide_input,
+        }),
+        actor,
+    };
+    let id = trigger(state, install).await?;
+    let mut entry = state.store.history(None, None, Some(&id)).await?;
+    entry.pop().ok_or(ServiceError::Vanished("update"))
+}
+
+/// The history, newest last: every update, or one host's (id, prefix or hostname), or one
+/// item's.
+pub async fn history(
+    state: &Shared,
+    host: Option<&str>,
+    item: Option<&str>,
+) -> ServiceResult<Vec<HistoryView>> {
+    let host_id = match host {
+        Some(h) => Some(super::hosts::resolve(state, h).await?.0),
+        None => None,
+    };
+    Ok(state.store.history(host_id.as_deref(), item, None).await?)
+}
+
+/// One history entry by id or unique id prefix.
+pub async fn entry(state: &Shared, id: &str) -> ServiceResult<HistoryView> {
+    let id = super::full_id(state, IdKind::Update, id).await?;
+    state
+        .store
+        .history(None, None, Some(&id))
+        .await?
+        .pop()
+        .ok_or_else(|| ServiceError::not_found(format!("no update {id}")))
+}
+
+/// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
+/// input, unless another operator's live lease does: then `holder` is false and the output
+/// stream is yours to watch only); with one, send keystrokes (`text`), a window size (`cols`
+/// and `rows`) or nothing (a keep-alive). The output comes from
+/// `/api/v1/update-history/{id}/output/stream`.
+pub async fn terminal(
+    state: &Shared,
+    id: &str,
+    req: TerminalInput,
+) -> ServiceResult<TerminalLease> {
+    let id = super::full_id(state, IdKind::Update, id).await?;
+    if state.store.interactive_host(&id).await?.is_none() {
+        return Err(ServiceError::conflict(format!(
+            "update {id} is not an interactive install under way (ferryctl update trigger --interactive starts one)"
+        )));
+    }
+    let size = match (req.cols, req.rows) {
+        (Some(c), Some(r)) if (1..=1000).contains(&c) && (1..=1000).contains(&r) => Some((c, r)),
+        (None, None) => None,
+        _ => {
+            return Err(ServiceError::invalid(
+                "cols and rows go together, each 1 to 1000",
+            ))
+        }
+    };
+    if req.text.as_ref().is_some_and(|t| t.len() > 65536) {
+        return Err(ServiceError::invalid("at most 64 KiB of input per request"));
+    }
+    match req.lease {
+        None => {
+            let (lease, holder) = state.terminals.attach(&id);
+            Ok(TerminalLease { lease, holder })
+        }
+        Some(lease) => {
+            let typed = req.text.as_deref().map(crate::terminal::transcript_line);
+            state
+                .terminals
+                .input(&id, &lease, req.text, size)
+                .map_err(|_| {
+                    ServiceError::conflict(
+                        "this lease does not hold the terminal's input (another operator holds it, or it lapsed after 15 s unused): attach again",
+                    )
+                })?;
+            if let Some(line) = typed.filter(|l| !l.is_empty()) {
+                state.store.append_typed(&id, &line).await?;
+            }
+            Ok(TerminalLease {
+                lease,
+                holder: true,
+            })
+        }
+    }
 }

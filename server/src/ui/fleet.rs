@@ -9,11 +9,10 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{badge, csrf, done, encode, failed, page};
-use crate::api;
 use crate::auth::{CsrfForm, SignedIn};
-use crate::error::extract::{Json as ApiJson, Query as ApiQuery};
 use crate::error::AppError;
 use crate::policy::fleet;
+use crate::service::{self, Actor};
 use crate::state::Shared;
 
 /// Hosts per page of the hosts list.
@@ -74,13 +73,7 @@ async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, 
             *by_category.entry(a.category).or_default() += n;
         }
     }
-    let campaigns = api::campaigns::list(
-        State(state.clone()),
-        who.operator(),
-        ApiQuery(api::StatusQuery { status: None }),
-    )
-    .await?
-    .0;
+    let campaigns = service::campaigns::requests::list(state, None).await?;
     let running: Vec<_> = campaigns
         .iter()
         .filter(|c| matches!(c.status.as_str(), "running" | "paused"))
@@ -371,16 +364,14 @@ pub async fn check(
     Path(id): Path<String>,
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    let result = api::hosts::check_now(
-        State(state.clone()),
-        who.operator(),
-        ApiJson(CheckRequest {
-            host: Some(id.clone()),
-            item: None,
-        }),
-    )
-    .await
-    .map(|_| "Asked the host to check in now.".to_string());
+    let req = CheckRequest {
+        host: Some(id.clone()),
+        item: None,
+    };
+    let result = service::hosts::check_now(&state, &req)
+        .await
+        .map(|_| "Asked the host to check in now.".to_string())
+        .map_err(AppError::from);
     done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
 }
 
@@ -408,22 +399,20 @@ pub async fn update(
             )
         }
     };
-    let result = api::updates::trigger(
-        State(state.clone()),
-        who.operator(),
-        ApiJson(TriggerRequest {
-            interactive,
-            hide_input: false,
-            host: id.clone(),
-            item: f.item.unwrap_or_default(),
-            version,
-            force: false,
-        }),
-    )
-    .await;
+    let req = TriggerRequest {
+        interactive,
+        hide_input: false,
+        host: id.clone(),
+        item: f.item.unwrap_or_default(),
+        version,
+        force: false,
+    };
+    let result = service::updates::ask(&state, &req, Actor::Operator)
+        .await
+        .map_err(AppError::from);
     // An interactive install: straight to its terminal.
     if let (true, Ok(e)) = (interactive, &result) {
-        let to = format!("/history/{}", e.0.id);
+        let to = format!("/history/{}", e.id);
         return done(
             &state,
             &who,
@@ -434,7 +423,7 @@ pub async fn update(
     let result = result.map(|e| {
         format!(
             "Update queued: {} {} (it starts at the host's next check-in).",
-            e.0.item, e.0.version
+            e.item, e.version
         )
     });
     done(&state, &who, &to, result)
@@ -445,27 +434,23 @@ pub async fn batch(
     Path(id): Path<String>,
     CsrfForm(who, f): CsrfForm<ActionForm>,
 ) -> Response {
-    let result = api::batches::create(
-        State(state.clone()),
-        who.operator(),
-        ApiJson(BatchRequest::Host {
-            interactive: false,
-            host: id.clone(),
-            category: f.category.filter(|c| !c.is_empty()),
-            exclude: vec![],
-        }),
-    )
-    .await;
-    match result {
+    let req = BatchRequest::Host {
+        interactive: false,
+        host: id.clone(),
+        category: f.category.filter(|c| !c.is_empty()),
+        exclude: vec![],
+    };
+    match service::batches::create(&state, req, Actor::Operator).await {
         Ok(b) => {
-            let to = format!("/batches/{}", b.0.id);
-            done(
-                &state,
-                &who,
-                &to,
-                Ok(format!("Batch started: {} updates.", b.0.entries.len())),
-            )
+            let to = format!("/batches/{}", b.id);
+            let started = format!("Batch started: {} updates.", b.entries.len());
+            done(&state, &who, &to, Ok(started))
         }
-        Err(e) => done(&state, &who, &format!("/hosts/{}", encode(&id)), Err(e)),
+        Err(e) => done(
+            &state,
+            &who,
+            &format!("/hosts/{}", encode(&id)),
+            Err(e.into()),
+        ),
     }
 }

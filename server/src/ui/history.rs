@@ -8,9 +8,9 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{badge, encode, failed, output, page};
-use crate::api;
 use crate::auth::SignedIn;
-use crate::error::extract::Path as ApiPath;
+use crate::error::AppError;
+use crate::service;
 use crate::state::Shared;
 
 /// Entries per page of the history list.
@@ -103,10 +103,8 @@ pub async fn list(
 }
 
 pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
-    let e = match api::updates::history_entry(State(state.clone()), who.operator(), ApiPath(id))
-        .await
-    {
-        Ok(e) => e.0,
+    let e = match service::updates::entry(&state, &id).await {
+        Ok(e) => e,
         Err(e) => return failed(&who, e),
     };
     let running = e.status == "pending";
@@ -173,15 +171,8 @@ pub async fn terminal(
     if let Some(r) = who.check_csrf(&f.csrf) {
         return r;
     }
-    match api::updates::terminal(
-        State(state),
-        who.operator(),
-        ApiPath(id),
-        crate::error::extract::Json(f.input),
-    )
-    .await
-    {
-        Ok(lease) => lease.into_response(),
-        Err(e) => e.into_response(),
+    match service::updates::terminal(&state, &id, f.input).await {
+        Ok(lease) => axum::Json(lease).into_response(),
+        Err(e) => AppError::from(e).into_response(),
     }
 }

@@ -7,10 +7,10 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{badge, csrf, done, encode, failed, page};
-use crate::api;
 use crate::auth::{CsrfForm, SignedIn};
-use crate::error::extract::{Json as ApiJson, Path as ApiPath, Query as ApiQuery};
 use crate::error::AppError;
+use crate::service::campaigns::requests as campaigns;
+use crate::service::{self};
 use crate::state::Shared;
 
 #[derive(Deserialize)]
@@ -18,10 +18,8 @@ pub struct StatusFilter {
     status: Option<String>,
 }
 
-fn status_query(f: &StatusFilter) -> ApiQuery<api::StatusQuery> {
-    ApiQuery(api::StatusQuery {
-        status: f.status.clone().filter(|s| !s.is_empty()),
-    })
+fn status(f: &StatusFilter) -> Option<&str> {
+    f.status.as_deref().filter(|s| !s.is_empty())
 }
 
 fn status_filter(action: &str, current: Option<&str>, statuses: &[&str]) -> maud::Markup {
@@ -41,11 +39,10 @@ pub async fn campaigns(
     who: SignedIn,
     Query(f): Query<StatusFilter>,
 ) -> Response {
-    let list =
-        match api::campaigns::list(State(state.clone()), who.operator(), status_query(&f)).await {
-            Ok(l) => l.0,
-            Err(e) => return failed(&who, e),
-        };
+    let list = match campaigns::list(&state, status(&f)).await {
+        Ok(l) => l,
+        Err(e) => return failed(&who, e),
+    };
     let releases = match state.releases().await {
         Ok(r) => r,
         Err(e) => return failed(&who, e),
@@ -157,17 +154,17 @@ pub async fn create_campaign(
     CsrfForm(who, f): CsrfForm<CampaignForm>,
 ) -> Response {
     let created = match campaign_request(f) {
-        Ok(req) => api::campaigns::create(State(state.clone()), who.operator(), ApiJson(req)).await,
+        Ok(req) => campaigns::create(&state, req).await.map_err(AppError::from),
         Err(e) => Err(e),
     };
     match created {
         Ok(c) => {
-            let to = format!("/campaigns/{}", c.0.id);
+            let to = format!("/campaigns/{}", c.id);
             done(
                 &state,
                 &who,
                 &to,
-                Ok(format!("Campaign {} created.", c.0.name)),
+                Ok(format!("Campaign {} created.", c.name)),
             )
         }
         Err(e) => done(&state, &who, "/campaigns", Err(e)),
@@ -213,8 +210,8 @@ pub async fn campaign(
     who: SignedIn,
     Path(id): Path<String>,
 ) -> Response {
-    let c = match api::campaigns::show(State(state.clone()), who.operator(), ApiPath(id)).await {
-        Ok(c) => c.0,
+    let c = match campaigns::show(&state, &id).await {
+        Ok(c) => c,
         Err(e) => return failed(&who, e),
     };
     let open = matches!(c.status.as_str(), "running" | "paused");
@@ -251,13 +248,10 @@ pub async fn campaign_action(
     Path((id, action)): Path<(String, String)>,
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    let result = api::campaigns::action(
-        State(state.clone()),
-        who.operator(),
-        ApiPath((id.clone(), action.clone())),
-    )
-    .await
-    .map(|c| format!("Campaign {}: {}.", c.0.name, c.0.status));
+    let result = campaigns::action(&state, &id, &action)
+        .await
+        .map(|c| format!("Campaign {}: {}.", c.name, c.status))
+        .map_err(AppError::from);
     done(&state, &who, &format!("/campaigns/{}", encode(&id)), result)
 }
 
@@ -266,11 +260,10 @@ pub async fn batches(
     who: SignedIn,
     Query(f): Query<StatusFilter>,
 ) -> Response {
-    let list =
-        match api::batches::list(State(state.clone()), who.operator(), status_query(&f)).await {
-            Ok(l) => l.0,
-            Err(e) => return failed(&who, e),
-        };
+    let list = match service::batches::list(&state, status(&f)).await {
+        Ok(l) => l,
+        Err(e) => return failed(&who, e),
+    };
     let body = html! {
         (status_filter("/batches", f.status.as_deref(), &["running", "completed", "failed"]))
         div.table { table #batches {
@@ -288,8 +281,8 @@ pub async fn batches(
 }
 
 pub async fn batch(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
-    let b = match api::batches::show(State(state.clone()), who.operator(), ApiPath(id)).await {
-        Ok(b) => b.0,
+    let b = match service::batches::show(&state, &id).await {
+        Ok(b) => b,
         Err(e) => return failed(&who, e),
     };
     let running = b.status == "running";

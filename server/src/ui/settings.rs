@@ -8,15 +8,15 @@ use maud::html;
 use serde::Deserialize;
 
 use super::{csrf, done, encode, failed, page};
-use crate::api;
 use crate::auth::{CsrfForm, SignedIn};
-use crate::error::extract::{Json as ApiJson, Path as ApiPath};
 use crate::error::AppError;
+use crate::mqtt::connections;
+use crate::service;
 use crate::state::Shared;
 
 pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
-    let items = match api::items::list(State(state.clone()), who.operator()).await {
-        Ok(i) => i.0,
+    let items = match service::items::list(&state).await {
+        Ok(i) => i,
         Err(e) => return failed(&who, e),
     };
     let releases = match state.releases().await {
@@ -68,30 +68,24 @@ pub async fn edit_item(
     Path(name): Path<String>,
     CsrfForm(who, f): CsrfForm<ItemForm>,
 ) -> Response {
-    let result = api::items::edit(
-        State(state.clone()),
-        who.operator(),
-        ApiPath(name.clone()),
-        ApiJson(ItemEdit {
-            featured: Some(f.featured.is_some()),
-            icon_url: Some(f.icon_url.unwrap_or_default().trim().to_string()),
-            deactivated: None,
-        }),
-    )
-    .await
-    .map(|i| format!("{} saved.", i.0.name));
+    let edit = ItemEdit {
+        featured: Some(f.featured.is_some()),
+        icon_url: Some(f.icon_url.unwrap_or_default().trim().to_string()),
+        deactivated: None,
+    };
+    let result = service::items::edit(&state, &name, &edit)
+        .await
+        .map(|i| format!("{} saved.", i.name))
+        .map_err(AppError::from);
     done(&state, &who, "/items", result)
 }
 
 pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
-    let tokens = match api::tokens::list(State(state.clone()), who.operator()).await {
-        Ok(t) => t.0,
+    let tokens = match service::tokens::list(&state).await {
+        Ok(t) => t,
         Err(e) => return failed(&who, e),
     };
-    let mqtt = match api::mqtt::list(State(state.clone()), who.operator()).await {
-        Ok(m) => m.0,
-        Err(e) => return failed(&who, e),
-    };
+    let mqtt = connections::list(&state);
     let body = html! {
         h2 { "Tokens" }
         p.muted { "Operators sign in and drive the API with an operator token; devices enrol with an enrolment token. A token is shown once, when it is created." }
@@ -169,24 +163,19 @@ pub async fn create_token(
     State(state): State<Shared>,
     CsrfForm(who, f): CsrfForm<TokenForm>,
 ) -> Response {
-    let result = api::tokens::create(
-        State(state.clone()),
-        who.operator(),
-        ApiJson(TokenRequest {
-            name: f.name,
-            kind: Some(f.kind),
-        }),
-    )
-    .await
-    .map(|t| {
+    let req = TokenRequest {
+        name: f.name,
+        kind: Some(f.kind),
+    };
+    let result = service::tokens::create(&state, &req).await.map(|t| {
         format!(
             "{} token {} created; copy it now, it is not shown again: {}",
-            t.0.kind,
-            t.0.name,
-            t.0.token.unwrap_or_default()
+            t.kind,
+            t.name,
+            t.token.unwrap_or_default()
         )
     });
-    done(&state, &who, "/settings", result)
+    done(&state, &who, "/settings", result.map_err(AppError::from))
 }
 
 pub async fn revoke_token(
@@ -194,9 +183,10 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    let result = api::tokens::revoke(State(state.clone()), who.operator(), ApiPath(id))
+    let result = service::tokens::revoke(&state, &id)
         .await
-        .map(|_| "Token revoked.".to_string());
+        .map(|_| "Token revoked.".to_string())
+        .map_err(AppError::from);
     done(&state, &who, "/settings", result)
 }
 
@@ -216,23 +206,21 @@ pub async fn add_mqtt(
     CsrfForm(who, f): CsrfForm<MqttForm>,
 ) -> Response {
     let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-    let result = api::mqtt::add(
-        State(state.clone()),
-        who.operator(),
-        ApiJson(MqttConnectionRequest {
-            name: Some(f.name.trim().to_string()),
-            url: Some(f.url.trim().to_string()),
-            username: text(f.username),
-            password: f.password.filter(|p| !p.is_empty()),
-            ca_pem: text(f.ca_pem),
-            client_id: None,
-            topic_prefix: text(f.topic_prefix),
-            discovery: Some(f.discovery.is_some()),
-            discovery_prefix: None,
-        }),
-    )
-    .await
-    .map(|c| format!("MQTT connection {} added.", c.0.name));
+    let req = MqttConnectionRequest {
+        name: Some(f.name.trim().to_string()),
+        url: Some(f.url.trim().to_string()),
+        username: text(f.username),
+        password: f.password.filter(|p| !p.is_empty()),
+        ca_pem: text(f.ca_pem),
+        client_id: None,
+        topic_prefix: text(f.topic_prefix),
+        discovery: Some(f.discovery.is_some()),
+        discovery_prefix: None,
+    };
+    let result = connections::add(&state, req)
+        .await
+        .map(|c| format!("MQTT connection {} added.", c.name))
+        .map_err(AppError::from);
     done(&state, &who, "/settings", result)
 }
 
@@ -242,13 +230,15 @@ pub async fn mqtt_action(
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
     let result = match action.as_str() {
-        "remove" => api::mqtt::remove(State(state.clone()), who.operator(), ApiPath(name.clone()))
+        "remove" => connections::remove(&state, &name)
             .await
-            .map(|_| format!("MQTT connection {name} removed.")),
-        "test" => api::mqtt::test(State(state.clone()), who.operator(), ApiPath(name.clone()))
+            .map(|_| format!("MQTT connection {name} removed."))
+            .map_err(AppError::from),
+        "test" => connections::test(&state, &name)
             .await
-            .map(|v| match (v.0.connected, v.0.last_error) {
-                (true, _) => format!("{name} is connected to {}.", v.0.url),
+            .map_err(AppError::from)
+            .map(|v| match (v.connected, v.last_error) {
+                (true, _) => format!("{name} is connected to {}.", v.url),
                 (false, Some(e)) => format!("{name} is not connected: {e}"),
                 (false, None) => format!("{name} is not connected yet."),
             }),

@@ -5,6 +5,8 @@
 use ferry_manifests::wire::{CampaignOffer, InstalledItem};
 use time::OffsetDateTime;
 
+pub mod requests;
+
 use super::error::{ServiceError, ServiceResult};
 use crate::policy::campaign::{self, Campaign, Member};
 use crate::policy::status::{CampaignStatus, MemberStatus};

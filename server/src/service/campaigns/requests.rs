@@ -1,0 +1,305 @@
+//! What operators (and devices, accepting) ask of campaigns: create, list, show, pause,
+//! resume, cancel, edit, accept. `policy::campaign` decides; the parent module carries out.
+
+use std::collections::BTreeMap;
+
+use ferry_manifests::wire::{
+    CampaignEdit, CampaignMemberView, CampaignOffer, CampaignRequest, CampaignView,
+};
+
+use super::super::error::{ServiceError, ServiceResult};
+use super::evaluate;
+use crate::policy::campaign::{self, Target};
+use crate::policy::status::CampaignStatus;
+use crate::state::Shared;
+use crate::store::{Campaign, IdKind};
+
+const DEFAULT_THRESHOLD: f64 = 0.5;
+
+async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
+    let members = state.store.members(&c.id).await?;
+    let d = campaign::decide(&c, &members);
+    let now = time::OffsetDateTime::now_utc();
+    let members: Vec<CampaignMemberView> = members
+        .iter()
+        .map(|m| CampaignMemberView {
+            host_id: m.host_id.clone(),
+            hostname: m.hostname.clone(),
+            wave: m.wave,
+            accepted: m.accepted,
+            status: campaign::gate(&c, m, d.open_wave, now).as_str().to_string(),
+            update_id: m.update_id.clone(),
+        })
+        .collect();
+    let mut counts = BTreeMap::new();
+    for m in &members {
+        *counts.entry(m.status.clone()).or_insert(0) += 1;
+    }
+    Ok(CampaignView {
+        id: c.id,
+        name: c.name,
+        item: c.item,
+        version: c.version,
+        target: c.target,
+        require_acceptance: c.require_acceptance,
+        waves: c.waves.len(),
+        success_threshold: c.success_threshold,
+        max_failure_rate: c.max_failure_rate,
+        window: c.window.map(|w| {
+            format!(
+                "{:02}:{:02}-{:02}:{:02}",
+                w.start_min / 60,
+                w.start_min % 60,
+                w.end_min / 60,
+                w.end_min % 60
+            )
+        }),
+        succeeded: (c.status == CampaignStatus::Completed)
+            .then_some(d.complete)
+            .flatten(),
+        status: c.status.as_str().to_string(),
+        status_reason: c.status_reason,
+        open_wave: d.open_wave,
+        failure_share: d.failure_share,
+        counts,
+        members,
+        created_at: c.created_at,
+    })
+}
+
+fn share(name: &str, v: Option<f64>) -> ServiceResult<f64> {
+    let v = v.unwrap_or(DEFAULT_THRESHOLD);
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(ServiceError::invalid(format!(
+            "{name} {v} must be between 0 and 1"
+        )))
+    }
+}
+
+/// Creates a campaign from a request: targeting, waves, thresholds and window checked;
+/// members placed; the first wave dispatched.
+pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<CampaignView> {
+    super::super::items::ensure_active(state, &req.item).await?;
+    let releases = state.store.releases(Some(&req.item)).await?;
+    if !releases.iter().any(|r| r.version == req.version) {
+        return Err(ServiceError::not_found(format!(
+            "no release {} {}; see ferryctl releases list",
+            req.item, req.version
+        )));
+    }
+    let target = match req.target {
+        Target::Hosts(names) => {
+            let mut ids = Vec::new();
+            for n in &names {
+                ids.push(super::super::hosts::resolve(state, n).await?.0);
+            }
+            Target::Hosts(ids)
+        }
+        Target::Tags(tags) => {
+            ferry_manifests::wire::validate_labels(&tags, None).map_err(ServiceError::invalid)?;
+            if tags.is_empty() {
+                return Err(ServiceError::invalid("give at least one tag"));
+            }
+            Target::Tags(tags)
+        }
+        Target::All => Target::All,
+    };
+    let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or("100%"))
+        .map_err(ServiceError::invalid)?;
+    let window = req
+        .window
+        .as_deref()
+        .map(campaign::parse_window)
+        .transpose()
+        .map_err(ServiceError::invalid)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let row = Campaign {
+        name: req
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{} {}", req.item, req.version)),
+        id: id.clone(),
+        item: req.item.clone(),
+        version: req.version.clone(),
+        target,
+        require_acceptance: req.require_acceptance,
+        waves,
+        success_threshold: share("success_threshold", req.success_threshold)?,
+        max_failure_rate: share("max_failure_rate", req.max_failure_rate)?,
+        window,
+        status: CampaignStatus::Running,
+        status_reason: String::new(),
+        created_at: ferry_manifests::wire::now(),
+        baseline: Default::default(),
+    };
+    state.store.create_campaign(&row).await?;
+    state.campaigns_changed();
+    tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
+    // Hosts known now join at once (in one pass, then one evaluation); later ones join when
+    // they check in.
+    let mut seq = 0u64;
+    let matching: Vec<String> = state
+        .store
+        .hosts()
+        .await?
+        .into_iter()
+        .filter(|(h, installed)| {
+            let (tags, _) = crate::policy::fleet::effective_labels(
+                &h.device_tags,
+                None,
+                h.operator_tags.as_deref(),
+                None,
+            );
+            installed.iter().any(|i| i.item == row.item)
+                && campaign::matches(&row.target, &h.id, &tags)
+        })
+        .map(|(h, _)| h.id)
+        .collect();
+    let total = matching.len() as u64;
+    for host_id in &matching {
+        let wave = campaign::wave_for(&row.waves, seq, total);
+        state
+            .store
+            .add_member(&id, host_id, seq as i64, wave)
+            .await?;
+        seq += 1;
+    }
+    evaluate(state, &id).await?;
+    let c = state
+        .store
+        .campaign(&id)
+        .await?
+        .ok_or_else(|| ServiceError::Vanished("campaign"))?;
+    view(state, c).await
+}
+
+/// Every campaign, or those with `status`.
+pub async fn list(state: &Shared, status: Option<&str>) -> ServiceResult<Vec<CampaignView>> {
+    let wanted = status
+        .filter(|s| !s.is_empty())
+        .map(str::parse::<CampaignStatus>)
+        .transpose()
+        .map_err(|e| ServiceError::invalid(format!("status {e}")))?;
+    let mut out = Vec::new();
+    for c in state.store.campaigns().await? {
+        if wanted.is_none_or(|s| s == c.status) {
+            out.push(view(state, c).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// One campaign by id or unique id prefix.
+pub async fn show(state: &Shared, id: &str) -> ServiceResult<CampaignView> {
+    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
+    let c = load(state, &id).await?;
+    view(state, c).await
+}
+
+/// Pauses, resumes or cancels a campaign that can still change.
+pub async fn action(state: &Shared, id: &str, action: &str) -> ServiceResult<CampaignView> {
+    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
+    let c = load_open(state, &id).await?;
+    match action {
+        "pause" => {
+            state
+                .store
+                .set_campaign_status(&id, CampaignStatus::Paused, "paused by an operator")
+                .await?
+        }
+        "resume" => super::resume(state, &c).await?,
+        "cancel" => {
+            state
+                .store
+                .set_campaign_status(&id, CampaignStatus::Cancelled, "cancelled by an operator")
+                .await?;
+            state.store.cancel_campaign_updates(&id).await?;
+            // Devices waiting on a long-poll hear of it now.
+            for m in state.store.members(&id).await? {
+                state.wake(&m.host_id);
+            }
+        }
+        other => {
+            return Err(ServiceError::not_found(format!(
+                "no campaign action {other:?}: use pause, resume or cancel"
+            )))
+        }
+    }
+    state.campaigns_changed();
+    tracing::info!(campaign = %id, %action, "campaign {action}");
+    let c = load(state, &id).await?;
+    view(state, c).await
+}
+
+/// Changes what may change while a campaign runs.
+pub async fn edit(state: &Shared, id: &str, req: CampaignEdit) -> ServiceResult<CampaignView> {
+    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
+    let c = load_open(state, &id).await?;
+    let window = match req.window.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(w) => Some(Some(
+            campaign::parse_window(w).map_err(ServiceError::invalid)?,
+        )),
+    };
+    let waves = req
+        .waves
+        .as_deref()
+        .map(campaign::parse_waves)
+        .transpose()
+        .map_err(ServiceError::invalid)?;
+    let e = campaign::Edit {
+        success_threshold: req.success_threshold,
+        max_failure_rate: req.max_failure_rate,
+        window,
+        waves,
+    };
+    super::edit(state, &c, &e).await?;
+    tracing::info!(campaign = %id, "campaign edited");
+    let c = load(state, &id).await?;
+    view(state, c).await
+}
+
+/// A device accepts a campaign that targets it; its install may then be dispatched.
+pub async fn accept(state: &Shared, host_id: &str, id: &str) -> ServiceResult<CampaignOffer> {
+    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
+    let c = load(state, &id).await?;
+    if !state.store.accept(&id, host_id).await? {
+        return Err(ServiceError::not_found(format!(
+            "campaign {id} does not target this device"
+        )));
+    }
+    evaluate(state, &id).await?;
+    Ok(CampaignOffer {
+        campaign_id: c.id,
+        name: c.name,
+        item: c.item,
+        version: c.version,
+        accepted: true,
+    })
+}
+
+/// A campaign that can still change: 409 for a cancelled or completed one.
+async fn load_open(state: &Shared, id: &str) -> ServiceResult<Campaign> {
+    let c = load(state, id).await?;
+    if matches!(
+        c.status,
+        CampaignStatus::Cancelled | CampaignStatus::Completed
+    ) {
+        return Err(ServiceError::conflict(format!(
+            "campaign {id} is {}",
+            c.status
+        )));
+    }
+    Ok(c)
+}
+
+async fn load(state: &Shared, id: &str) -> ServiceResult<Campaign> {
+    state
+        .store
+        .campaign(id)
+        .await?
+        .ok_or_else(|| ServiceError::not_found(format!("no campaign {id}")))
+}

@@ -1,0 +1,64 @@
+//! Operator and enrolment tokens: create (shown once), list, revoke. Only hashes are stored.
+
+use ferry_manifests::wire::{TokenRequest, TokenView};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::auth::{hash_token, new_token, TokenKind};
+use crate::state::Shared;
+use crate::store::IdKind;
+
+/// Creates an operator or enrolment token; the answer carries the token itself, shown
+/// only this once (only its hash is kept).
+pub async fn create(state: &Shared, req: &TokenRequest) -> ServiceResult<TokenView> {
+    let kind = req.kind.as_deref().unwrap_or("operator");
+    let Some(token_kind) = TokenKind::creatable(kind) else {
+        return Err(ServiceError::invalid(format!(
+            "token kind {kind:?}: use operator or enrol"
+        )));
+    };
+    let name = req.name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(ServiceError::invalid("name must be 1-128 characters"));
+    }
+    let token = new_token(token_kind).map_err(ServiceError::Random)?;
+    let id = state
+        .store
+        .add_token(token_kind.as_str(), name, &hash_token(&token))
+        .await?;
+    tracing::info!(%id, %kind, %name, "token created");
+    let mut view = state
+        .store
+        .tokens()
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or_else(|| ServiceError::Vanished("token"))?;
+    view.token = Some(token);
+    Ok(view)
+}
+
+/// Every token (hashes never leave the server).
+pub async fn list(state: &Shared) -> ServiceResult<Vec<TokenView>> {
+    Ok(state.store.tokens().await?)
+}
+
+/// Revokes a token (by id or unique id prefix); the last operator token is kept.
+pub async fn revoke(state: &Shared, id: &str) -> ServiceResult<()> {
+    let id = super::full_id(state, IdKind::Token, id).await?;
+    let tokens = state.store.tokens().await?;
+    let Some(t) = tokens.iter().find(|t| t.id == id && t.revoked_at.is_none()) else {
+        return Err(ServiceError::not_found(format!("no active token {id}")));
+    };
+    let operators = tokens
+        .iter()
+        .filter(|t| t.kind == TokenKind::Operator.as_str() && t.revoked_at.is_none())
+        .count();
+    if t.kind == TokenKind::Operator.as_str() && operators == 1 {
+        return Err(ServiceError::conflict(
+            "this is the last operator token; create another before revoking it",
+        ));
+    }
+    state.store.revoke_token(&id).await?;
+    tracing::info!(%id, kind = %t.kind, name = %t.name, "token revoked");
+    Ok(())
+}
