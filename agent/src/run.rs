@@ -167,54 +167,9 @@ pub fn run_mode(
                 config: agent.cfg.path.clone(),
             })
         }
-        Mode::CampaignCheck => {
-            check::run(agent)?;
-            if agent.campaigns.is_empty() {
-                println!("no campaigns need this device's acceptance");
-            }
-            for c in &agent.campaigns {
-                println!(
-                    "{}  {}  {} {}  {}",
-                    c.campaign_id,
-                    c.name,
-                    c.item,
-                    c.version,
-                    if c.accepted {
-                        "accepted"
-                    } else {
-                        "needs acceptance"
-                    }
-                );
-            }
-            Ok(exit::OK)
-        }
-        Mode::CampaignAccept => {
-            let Some(id) = campaign_id else {
-                return Err(Error::Usage(
-                    "--running-mode=campaign_accept needs --campaign-id ID".into(),
-                ));
-            };
-            check::ensure_enrolled(agent)?;
-            let offer = agent.api.accept_campaign(id)?;
-            println!(
-                "accepted campaign {} ({} {}); it installs in the next cycle",
-                offer.campaign_id, offer.item, offer.version
-            );
-            Ok(exit::OK)
-        }
-        Mode::Rollback => {
-            let Some(item) = item else {
-                return Err(Error::Usage(
-                    "--running-mode=rollback needs --item NAME".into(),
-                ));
-            };
-            install::rollback_by_hand(agent, item)?;
-            // Tell the server now if it can be reached; otherwise the report waits.
-            if let Err(e) = check::run(agent) {
-                tracing::warn!("rolled back; the server will hear of it at the next contact: {e}");
-            }
-            Ok(exit::OK)
-        }
+        Mode::CampaignCheck => campaign_check(agent),
+        Mode::CampaignAccept => campaign_accept(agent, campaign_id),
+        Mode::Rollback => rollback(agent, item),
         Mode::Once => run_once(agent),
         Mode::Check => {
             let summary = check::run(agent)?;
@@ -247,6 +202,61 @@ pub fn run_mode(
         }
         Mode::Full => run_full(agent),
     }
+}
+
+/// `campaign_check`: the campaigns that need this device's acceptance, with their ids.
+fn campaign_check(agent: &mut Agent) -> Result<i32, Error> {
+    check::run(agent)?;
+    if agent.campaigns.is_empty() {
+        println!("no campaigns need this device's acceptance");
+    }
+    for c in &agent.campaigns {
+        println!(
+            "{}  {}  {} {}  {}",
+            c.campaign_id,
+            c.name,
+            c.item,
+            c.version,
+            if c.accepted {
+                "accepted"
+            } else {
+                "needs acceptance"
+            }
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// `campaign_accept --campaign-id ID`: accepts the campaign; its update installs in the next
+/// cycle.
+fn campaign_accept(agent: &mut Agent, campaign_id: Option<&str>) -> Result<i32, Error> {
+    let Some(id) = campaign_id else {
+        return Err(Error::Usage(
+            "--running-mode=campaign_accept needs --campaign-id ID".into(),
+        ));
+    };
+    check::ensure_enrolled(agent)?;
+    let offer = agent.api.accept_campaign(id)?;
+    println!(
+        "accepted campaign {} ({} {}); it installs in the next cycle",
+        offer.campaign_id, offer.item, offer.version
+    );
+    Ok(exit::OK)
+}
+
+/// `rollback --item NAME`: the previous version back by hand, and the server told.
+fn rollback(agent: &mut Agent, item: Option<&str>) -> Result<i32, Error> {
+    let Some(item) = item else {
+        return Err(Error::Usage(
+            "--running-mode=rollback needs --item NAME".into(),
+        ));
+    };
+    install::rollback_by_hand(agent, item)?;
+    // Tell the server now if it can be reached; otherwise the report waits.
+    if let Err(e) = check::run(agent) {
+        tracing::warn!("rolled back; the server will hear of it at the next contact: {e}");
+    }
+    Ok(exit::OK)
 }
 
 /// The long-running mode. A cycle runs under the run lock; between cycles the lock is free

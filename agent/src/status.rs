@@ -43,6 +43,25 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
             );
         }
     }
+    reports_or_history(agent, &mut out)?;
+    // Read without the lock: every state file is replaced atomically, so this is a
+    // consistent picture even while the service works.
+    let _ = writeln!(
+        out,
+        "run:         {}",
+        match crate::lock::current_holder(&agent.dir.lock_path()) {
+            Some(h) => format!("{h} is working"),
+            None => "none under way".to_string(),
+        }
+    );
+    for item in &agent.cfg.items {
+        render_item(agent, item, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The reports waiting for the server or, with no server, the outcomes kept here.
+fn reports_or_history(agent: &Agent, out: &mut String) -> Result<(), Error> {
     if agent.cfg.server_url.is_some() {
         let _ = writeln!(out, "queued reports: {}", report::queued(&agent.dir)?.len());
     } else {
@@ -69,62 +88,60 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
             );
         }
     }
-    // Read without the lock: every state file is replaced atomically, so this is a
-    // consistent picture even while the service works.
+    Ok(())
+}
+
+/// One configured item: its versions, what is pending, kept configuration, an interrupted
+/// install.
+fn render_item(
+    agent: &Agent,
+    item: &crate::config::ItemConfig,
+    out: &mut String,
+) -> Result<(), Error> {
+    let st = agent.item_state(&item.name);
+    let v = |v: &Option<semver::Version>| v.as_ref().map_or("-".to_string(), |v| v.to_string());
+    let pending = match &st.pending {
+        Some(p) => format!(
+            "{}{}{}",
+            p.version,
+            if p.downloaded {
+                " (downloaded)"
+            } else {
+                " (not downloaded)"
+            },
+            p.job_id
+                .as_ref()
+                .map(|j| format!(" job {j}"))
+                .unwrap_or_default()
+        ),
+        None => "-".into(),
+    };
     let _ = writeln!(
         out,
-        "run:         {}",
-        match crate::lock::current_holder(&agent.dir.lock_path()) {
-            Some(h) => format!("{h} is working"),
-            None => "none under way".to_string(),
-        }
+        "\n[{}] root {}\n  installed: {}\n  previous:  {}\n  available: {}\n  pending:   {}",
+        item.name,
+        item.root.display(),
+        v(&st.installed),
+        v(&st.previous),
+        v(&st.available),
+        pending
     );
-    for item in &agent.cfg.items {
-        let st = agent.item_state(&item.name);
-        let v = |v: &Option<semver::Version>| v.as_ref().map_or("-".to_string(), |v| v.to_string());
-        let pending = match &st.pending {
-            Some(p) => format!(
-                "{}{}{}",
-                p.version,
-                if p.downloaded {
-                    " (downloaded)"
-                } else {
-                    " (not downloaded)"
-                },
-                p.job_id
-                    .as_ref()
-                    .map(|j| format!(" job {j}"))
-                    .unwrap_or_default()
-            ),
-            None => "-".into(),
-        };
+    for p in &st.kept_configs {
         let _ = writeln!(
             out,
-            "\n[{}] root {}\n  installed: {}\n  previous:  {}\n  available: {}\n  pending:   {}",
-            item.name,
-            item.root.display(),
-            v(&st.installed),
-            v(&st.previous),
-            v(&st.available),
-            pending
+            "  kept edited config: {p} (this version's is {p}.ferry-new)"
         );
-        for p in &st.kept_configs {
-            let _ = writeln!(
-                out,
-                "  kept edited config: {p} (this version's is {p}.ferry-new)"
-            );
-        }
-        let journal = agent.dir.journal().join(format!("{}.json", item.name));
-        if let Some(j) = read_json::<Journal>(&journal)? {
-            let _ = writeln!(
-                out,
-                "  install under way or interrupted: {} (phase {}); the next run finishes or undoes it",
-                j.version,
-                j.phase.name()
-            );
-        }
     }
-    Ok(out)
+    let journal = agent.dir.journal().join(format!("{}.json", item.name));
+    if let Some(j) = read_json::<Journal>(&journal)? {
+        let _ = writeln!(
+            out,
+            "  install under way or interrupted: {} (phase {}); the next run finishes or undoes it",
+            j.version,
+            j.phase.name()
+        );
+    }
+    Ok(())
 }
 
 /// The same picture as one JSON object, for a local dashboard (docs/dashboard.md). Read

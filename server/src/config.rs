@@ -265,15 +265,7 @@ impl ServerConfig {
         tls_cert: Option<PathBuf>,
         tls_key: Option<PathBuf>,
     ) -> anyhow::Result<ServerConfig> {
-        let fc: FileConfig = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
-                toml::from_str(&text)
-                    .map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let fc = FileConfig::read(file)?;
         let from_file = file.map(|p| p.display().to_string()).unwrap_or_default();
         // A flag wins over the file, but never silently.
         let overridden = |key: &str, flag: &Option<String>, file_value: &Option<String>| {
@@ -294,20 +286,7 @@ impl ServerConfig {
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = resolve_listen(&listen_text)?;
         let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
-            if range.contains(&value) {
-                Ok(value)
-            } else {
-                Err(anyhow::anyhow!(
-                    "{key} = {value} must be between {} and {}{}",
-                    range.start(),
-                    range.end(),
-                    if from_file.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (in {from_file})")
-                    }
-                ))
-            }
+            in_range(key, value, range, &from_file)
         };
         let offline_after_secs = in_range(
             "offline_after_secs",
@@ -346,16 +325,8 @@ impl ServerConfig {
             fc.database_max_connections.unwrap_or(16),
             1..=1000,
         )? as u32;
-        let mut mqtt = Vec::new();
-        for c in fc.mqtt {
-            let c = MqttConnection::from_file(c, &from_file)?;
-            if mqtt.iter().any(|m: &MqttConnection| m.name == c.name) {
-                anyhow::bail!("[[mqtt]] {:?} appears twice in {from_file}", c.name);
-            }
-            mqtt.push(c);
-        }
         Ok(ServerConfig {
-            mqtt,
+            mqtt: mqtt_connections(fc.mqtt, &from_file)?,
             database_url: fc.database_url,
             database_max_connections,
             tls,
@@ -385,6 +356,56 @@ fn resolve_listen(text: &str) -> anyhow::Result<SocketAddr> {
     addrs
         .next()
         .ok_or_else(|| anyhow::anyhow!("listen address {text:?} resolves to no address"))
+}
+
+impl FileConfig {
+    /// server.toml, or the defaults without one.
+    fn read(file: Option<&Path>) -> anyhow::Result<FileConfig> {
+        let Some(path) = file else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("invalid config {}: {e}", path.display()))
+    }
+}
+
+/// `value` when it is in `range`; else an error naming the key (and the file it came from).
+fn in_range(
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+    from_file: &str,
+) -> anyhow::Result<u64> {
+    if range.contains(&value) {
+        return Ok(value);
+    }
+    let place = if from_file.is_empty() {
+        String::new()
+    } else {
+        format!(" (in {from_file})")
+    };
+    Err(anyhow::anyhow!(
+        "{key} = {value} must be between {} and {}{place}",
+        range.start(),
+        range.end()
+    ))
+}
+
+/// The `[[mqtt]]` tables, each checked, names unique.
+fn mqtt_connections(
+    tables: Vec<MqttFileConfig>,
+    from_file: &str,
+) -> anyhow::Result<Vec<MqttConnection>> {
+    let mut mqtt: Vec<MqttConnection> = Vec::new();
+    for c in tables {
+        let c = MqttConnection::from_file(c, from_file)?;
+        if mqtt.iter().any(|m| m.name == c.name) {
+            anyhow::bail!("[[mqtt]] {:?} appears twice in {from_file}", c.name);
+        }
+        mqtt.push(c);
+    }
+    Ok(mqtt)
 }
 
 #[cfg(test)]

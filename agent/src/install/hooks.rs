@@ -146,6 +146,67 @@ pub fn run(
     stop: Option<&Stop<'_>>,
     sink: Sink<'_>,
 ) -> HookResult {
+    let failed = |status: String| HookResult {
+        success: false,
+        interrupted: false,
+        status,
+        output: String::new(),
+    };
+    let mut cmd = shell(command, env);
+    // Interactive: stdin and stdout on a pseudo-terminal; the agent keeps its master side.
+    let mut pty_master = match connect(&mut cmd, env) {
+        Ok(master) => master,
+        Err(e) => return failed(e),
+    };
+    let spawned = cmd.spawn();
+    // The hook holds the terminal's slave side now; ours must close, or the master never
+    // sees the end of its output.
+    drop(cmd);
+    let mut child = match spawned {
+        Ok(c) => c,
+        Err(e) => return failed(format!("could not start /bin/sh: {e}")),
+    };
+    let rx = read_output(&mut child, pty_master.as_ref());
+    let mut kept = Kept::default();
+    let (status, interrupted) = wait(
+        &mut child,
+        env,
+        pty_master.as_mut(),
+        &rx,
+        Limits { timeout, stop },
+        &mut kept,
+        sink,
+    );
+    kept.drain(&rx, sink);
+    let output = kept.into_text();
+    match status {
+        Ok(s) if s.success() => HookResult {
+            success: true,
+            interrupted,
+            status: "exited with 0".into(),
+            output,
+        },
+        Ok(s) => HookResult {
+            success: false,
+            interrupted,
+            status: match s.code() {
+                Some(code) => format!("exited with {code}"),
+                None => "was killed by a signal".into(),
+            },
+            output,
+        },
+        Err(status) => HookResult {
+            success: false,
+            interrupted,
+            status,
+            output,
+        },
+    }
+}
+
+/// `/bin/sh -c COMMAND` in its own session (so a timeout kills the whole group), in the
+/// release's directory, with the install's environment.
+fn shell(command: &str, env: &HookEnv<'_>) -> Command {
     // `exec 2>&1` merges stderr into stdout inside the shell, so the output keeps its order
     // without a second pipe and a second reader thread.
     let script = format!("exec 2>&1\n{command}");
@@ -175,43 +236,30 @@ pub fn run(
         .env("FERRY_ROOT", env.root)
         .env("FERRY_RELEASE_DIR", env.release_dir)
         .stderr(Stdio::null());
-    let failed = |status: String| HookResult {
-        success: false,
-        interrupted: false,
-        status,
-        output: String::new(),
-    };
-    // Interactive: stdin and stdout on a pseudo-terminal; the agent keeps its master side.
-    let mut pty_master = None;
-    match env.terminal {
-        Some(_) => {
-            let pty = match super::terminal::Pty::open(super::terminal::DEFAULT_SIZE)
-                .and_then(|p| Ok((p.slave.try_clone()?, p)))
-            {
-                Ok((stdin, pty)) => {
-                    cmd.stdin(Stdio::from(stdin))
-                        .stdout(Stdio::from(pty.slave))
-                        .env("TERM", "xterm-256color");
-                    pty.master
-                }
-                Err(e) => return failed(format!("could not open a pseudo-terminal: {e}")),
-            };
-            pty_master = Some(pty);
-        }
-        None => {
-            cmd.stdin(Stdio::null()).stdout(Stdio::piped());
-        }
+    cmd
+}
+
+/// The command's stdin and stdout: a pseudo-terminal for an interactive install (its master
+/// side returned), else no input and a pipe.
+fn connect(cmd: &mut Command, env: &HookEnv<'_>) -> Result<Option<std::fs::File>, String> {
+    if env.terminal.is_none() {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        return Ok(None);
     }
-    let spawned = cmd.spawn();
-    // The hook holds the terminal's slave side now; ours must close, or the master never
-    // sees the end of its output.
-    drop(cmd);
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => return failed(format!("could not start /bin/sh: {e}")),
-    };
+    let pty = super::terminal::Pty::open(super::terminal::DEFAULT_SIZE)
+        .and_then(|p| Ok((p.slave.try_clone()?, p)))
+        .map_err(|e| format!("could not open a pseudo-terminal: {e}"))?;
+    let (stdin, pty) = pty;
+    cmd.stdin(Stdio::from(stdin))
+        .stdout(Stdio::from(pty.slave))
+        .env("TERM", "xterm-256color");
+    Ok(Some(pty.master))
+}
+
+/// Reads the command's output on a thread of its own, chunk by chunk.
+fn read_output(child: &mut Child, pty_master: Option<&std::fs::File>) -> mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = mpsc::channel::<Vec<u8>>();
-    let reader: Option<Box<dyn Read + Send>> = match (&pty_master, child.stdout.take()) {
+    let reader: Option<Box<dyn Read + Send>> = match (pty_master, child.stdout.take()) {
         (Some(master), _) => master
             .try_clone()
             .ok()
@@ -230,107 +278,116 @@ pub fn run(
             }
         });
     }
-    let mut last_attached = Instant::now();
-    let mut kept: Vec<u8> = Vec::new();
-    let pass_on = |chunk: &[u8], kept: &mut Vec<u8>, sink: Sink<'_>| {
+    rx
+}
+
+/// The output kept for the report: the tail, at most [`MAX_OUTPUT`] bytes.
+#[derive(Default)]
+struct Kept(Vec<u8>);
+
+impl Kept {
+    /// Passes a chunk on to the sink and keeps it.
+    fn pass_on(&mut self, chunk: &[u8], sink: Sink<'_>) {
         sink(&String::from_utf8_lossy(chunk));
-        kept.extend_from_slice(chunk);
-        if kept.len() > 2 * MAX_OUTPUT {
-            kept.drain(..kept.len() - MAX_OUTPUT);
+        self.0.extend_from_slice(chunk);
+        if self.0.len() > 2 * MAX_OUTPUT {
+            self.0.drain(..self.0.len() - MAX_OUTPUT);
         }
-    };
+    }
+
+    /// The command has exited; collects what is left, but a background process that
+    /// inherited the pipe must not hold us for long.
+    fn drain(&mut self, rx: &mpsc::Receiver<Vec<u8>>, sink: Sink<'_>) {
+        let deadline = Instant::now() + DRAIN;
+        loop {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(chunk) => self.pass_on(&chunk, sink),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.pass_on(
+                        b"(output still open by a background process; not collected)\n",
+                        sink,
+                    );
+                    break;
+                }
+            }
+        }
+    }
+
+    fn into_text(mut self) -> String {
+        if self.0.len() > MAX_OUTPUT {
+            self.0.drain(..self.0.len() - MAX_OUTPUT);
+        }
+        String::from_utf8_lossy(&self.0).into_owned()
+    }
+}
+
+/// How long a command may run, and the stop that may cut it short.
+struct Limits<'a> {
+    timeout: Duration,
+    stop: Option<&'a Stop<'a>>,
+}
+
+/// Passes the output on while the command runs (and an operator's keystrokes in, for an
+/// interactive install) until it exits, times out, is left without an operator or is stopped.
+/// The exit status or why it was killed, and whether a stop killed it.
+fn wait(
+    child: &mut Child,
+    env: &HookEnv<'_>,
+    mut pty_master: Option<&mut std::fs::File>,
+    rx: &mpsc::Receiver<Vec<u8>>,
+    limits: Limits<'_>,
+    kept: &mut Kept,
+    sink: Sink<'_>,
+) -> (Result<std::process::ExitStatus, String>, bool) {
+    let mut last_attached = Instant::now();
     let started = Instant::now();
-    let mut interrupted = false;
-    let status = loop {
+    loop {
         while let Ok(chunk) = rx.try_recv() {
-            pass_on(&chunk, &mut kept, sink);
+            kept.pass_on(&chunk, sink);
         }
-        if let (Some(terminal), Some(master)) = (env.terminal, &mut pty_master) {
+        if let (Some(terminal), Some(master)) = (env.terminal, pty_master.as_deref_mut()) {
             if terminal.attached.load(Ordering::SeqCst) {
                 last_attached = Instant::now();
             }
             while let Ok(event) = terminal.events.try_recv() {
-                operate(&event, master, &child);
+                operate(&event, master, child);
             }
             if super::terminal::unattended_too_long(
                 last_attached,
                 Instant::now(),
                 terminal.unattended,
             ) {
-                kill_group(&mut child);
-                break Err(format!(
+                kill_group(child);
+                let why = format!(
                     "had no operator at its terminal for {} s and was killed",
                     terminal.unattended.as_secs()
-                ));
+                );
+                return (Err(why), false);
             }
         }
         match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if started.elapsed() >= timeout => {
-                kill_group(&mut child);
-                break Err(format!(
+            Ok(Some(status)) => return (Ok(status), false),
+            Ok(None) if started.elapsed() >= limits.timeout => {
+                kill_group(child);
+                let why = format!(
                     "timed out after {} s and was killed",
-                    timeout.as_secs()
-                ));
-            }
-            Ok(None) if stop.is_some_and(|s| s.expired(sink)) => {
-                kill_group(&mut child);
-                interrupted = true;
-                break Err(
-                    "was stopped: the agent was asked to stop and its grace time ran out".into(),
+                    limits.timeout.as_secs()
                 );
+                return (Err(why), false);
+            }
+            Ok(None) if limits.stop.is_some_and(|s| s.expired(sink)) => {
+                kill_group(child);
+                let why = "was stopped: the agent was asked to stop and its grace time ran out";
+                return (Err(why.into()), true);
             }
             Ok(None) => {
                 // Lets a live sink send what it holds back while the hook is quiet.
                 sink("");
                 std::thread::sleep(POLL);
             }
-            Err(e) => break Err(format!("could not wait for it: {e}")),
+            Err(e) => return (Err(format!("could not wait for it: {e}")), false),
         }
-    };
-    // The command has exited; collect what is left, but a background process that inherited
-    // the pipe must not hold us for long.
-    let deadline = Instant::now() + DRAIN;
-    loop {
-        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(chunk) => pass_on(&chunk, &mut kept, sink),
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                pass_on(
-                    b"(output still open by a background process; not collected)\n",
-                    &mut kept,
-                    sink,
-                );
-                break;
-            }
-        }
-    }
-    if kept.len() > MAX_OUTPUT {
-        kept.drain(..kept.len() - MAX_OUTPUT);
-    }
-    let output = String::from_utf8_lossy(&kept).into_owned();
-    match status {
-        Ok(s) if s.success() => HookResult {
-            success: true,
-            interrupted,
-            status: "exited with 0".into(),
-            output,
-        },
-        Ok(s) => HookResult {
-            success: false,
-            interrupted,
-            status: match s.code() {
-                Some(code) => format!("exited with {code}"),
-                None => "was killed by a signal".into(),
-            },
-            output,
-        },
-        Err(status) => HookResult {
-            success: false,
-            interrupted,
-            status,
-            output,
-        },
     }
 }
 
@@ -396,97 +453,4 @@ pub fn run_install_hooks(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(dir: &Path) -> HookEnv<'_> {
-        HookEnv {
-            item: "web",
-            version: "1.1.0",
-            previous_version: Some("1.0.0"),
-            root: dir,
-            release_dir: dir,
-            terminal: None,
-        }
-    }
-
-    #[test]
-    fn output_is_merged_passed_on_and_the_environment_is_set() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut streamed = String::new();
-        let r = run(
-            "echo out $FERRY_VERSION; echo err $FERRY_PREVIOUS_VERSION >&2",
-            &env(dir.path()),
-            Duration::from_secs(10),
-            None,
-            &mut |s| streamed.push_str(s),
-        );
-        assert!(r.success, "{r:?}");
-        assert_eq!(r.output, "out 1.1.0\nerr 1.0.0\n");
-        assert_eq!(streamed, r.output);
-    }
-
-    #[test]
-    fn failure_and_timeout_are_reported() {
-        let dir = tempfile::tempdir().unwrap();
-        let r = run(
-            "echo broken; exit 3",
-            &env(dir.path()),
-            Duration::from_secs(10),
-            None,
-            &mut |_| {},
-        );
-        assert!(!r.success);
-        assert_eq!(r.status, "exited with 3");
-        assert_eq!(r.output, "broken\n");
-        let r = run(
-            "sleep 5",
-            &env(dir.path()),
-            Duration::from_millis(200),
-            None,
-            &mut |_| {},
-        );
-        assert!(!r.success);
-        assert!(r.status.contains("timed out"), "{}", r.status);
-    }
-
-    #[test]
-    fn a_stop_lets_a_hook_run_out_its_grace_then_kills_its_whole_group() {
-        let dir = tempfile::tempdir().unwrap();
-        let flag = AtomicBool::new(true);
-        let stop = Stop {
-            flag: &flag,
-            grace: Duration::from_millis(300),
-            since: Cell::new(None),
-        };
-        let marker = dir.path().join("survived");
-        let started = Instant::now();
-        // A background child of the hook must die with it.
-        let r = run(
-            &format!("(sleep 2; touch {}) & sleep 30", marker.display()),
-            &env(dir.path()),
-            Duration::from_secs(60),
-            Some(&stop),
-            &mut |_| {},
-        );
-        assert!(!r.success && r.interrupted, "{r:?}");
-        assert!(started.elapsed() < Duration::from_secs(10));
-        std::thread::sleep(Duration::from_millis(2500));
-        assert!(!marker.exists(), "the hook's background child outlived it");
-
-        // Within its grace a hook finishes normally.
-        let stop = Stop {
-            flag: &flag,
-            grace: Duration::from_secs(30),
-            since: Cell::new(None),
-        };
-        let r = run(
-            "sleep 0.3; echo done",
-            &env(dir.path()),
-            Duration::from_secs(60),
-            Some(&stop),
-            &mut |_| {},
-        );
-        assert!(r.success && !r.interrupted, "{r:?}");
-    }
-}
+mod tests;

@@ -138,3 +138,22 @@ pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<Chec
     }
     Ok(CheckAnswer { hosts: hosts.len() })
 }
+
+/// The hosts that have an item with a newer release offered (no host is read whole).
+pub async fn with_updates(state: &Shared) -> ServiceResult<std::collections::HashSet<String>> {
+    let releases = state.releases().await?;
+    let which: Vec<_> = state
+        .store
+        .installed_counts()
+        .await?
+        .into_iter()
+        .map(|(i, _)| i)
+        .filter(|i| !fleet::available_for(std::slice::from_ref(i), &releases).is_empty())
+        .collect();
+    Ok(state
+        .store
+        .hosts_with_installed(&which)
+        .await?
+        .into_iter()
+        .collect())
+}

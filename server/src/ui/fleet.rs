@@ -158,50 +158,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         }
         // Statuses are not columns: pick the matching ids from a light read, then load the
         // page's hosts.
-        Some(s) => {
-            let seen = state.store.hosts_seen(text, tag).await?;
-            let outdated: std::collections::HashSet<String> =
-                if matches!(s, "available" | "up_to_date") {
-                    let releases = state.releases().await?;
-                    let which: Vec<_> = state
-                        .store
-                        .installed_counts()
-                        .await?
-                        .into_iter()
-                        .map(|(i, _)| i)
-                        .filter(|i| {
-                            !fleet::available_for(std::slice::from_ref(i), &releases).is_empty()
-                        })
-                        .collect();
-                    state
-                        .store
-                        .hosts_with_installed(&which)
-                        .await?
-                        .into_iter()
-                        .collect()
-                } else {
-                    Default::default()
-                };
-            let ids: Vec<String> = seen
-                .into_iter()
-                .filter(|(id, last)| match s {
-                    "online" => crate::service::hosts::connectivity(state, id, last, at).0,
-                    "offline" => !crate::service::hosts::connectivity(state, id, last, at).0,
-                    "in_progress" => pending.contains_key(id),
-                    "available" => outdated.contains(id),
-                    "up_to_date" => !outdated.contains(id),
-                    _ => false,
-                })
-                .map(|(id, _)| id)
-                .collect();
-            let page: Vec<String> = ids
-                .iter()
-                .skip(((page_no - 1) * PAGE) as usize)
-                .take(PAGE as usize)
-                .cloned()
-                .collect();
-            (state.store.hosts_by_ids(&page).await?, ids.len() as u64)
-        }
+        Some(s) => page_by_status(state, (text, tag), s, page_no, &pending, at).await?,
     };
     let releases = state.releases().await?;
     let none = Vec::new();
@@ -252,6 +209,51 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             @if page_no < pages { a href=(link(page_no + 1)) rel="next" { "Next →" } }
         }
     })
+}
+
+/// One page of the hosts (matching `text` and `tag`) whose status is `s`, and how many match.
+async fn page_by_status(
+    state: &Shared,
+    (text, tag): (Option<&str>, Option<&str>),
+    s: &str,
+    page_no: u32,
+    pending: &HashMap<String, Vec<String>>,
+    at: time::OffsetDateTime,
+) -> Result<
+    (
+        Vec<(
+            crate::store::HostRow,
+            Vec<ferry_manifests::wire::InstalledItem>,
+        )>,
+        u64,
+    ),
+    AppError,
+> {
+    let seen = state.store.hosts_seen(text, tag).await?;
+    let outdated = if matches!(s, "available" | "up_to_date") {
+        crate::service::hosts::with_updates(state).await?
+    } else {
+        Default::default()
+    };
+    let ids: Vec<String> = seen
+        .into_iter()
+        .filter(|(id, last)| match s {
+            "online" => crate::service::hosts::connectivity(state, id, last, at).0,
+            "offline" => !crate::service::hosts::connectivity(state, id, last, at).0,
+            "in_progress" => pending.contains_key(id),
+            "available" => outdated.contains(id),
+            "up_to_date" => !outdated.contains(id),
+            _ => false,
+        })
+        .map(|(id, _)| id)
+        .collect();
+    let page: Vec<String> = ids
+        .iter()
+        .skip(((page_no - 1) * PAGE) as usize)
+        .take(PAGE as usize)
+        .cloned()
+        .collect();
+    Ok((state.store.hosts_by_ids(&page).await?, ids.len() as u64))
 }
 
 pub async fn host(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
