@@ -199,6 +199,9 @@ impl crate::fsops::Fs for UnpackCount {
     fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
         self.inner.create_dir_all(path)
     }
+    fn create_private_dir(&self, path: &Path) -> std::io::Result<()> {
+        self.inner.create_private_dir(path)
+    }
     fn create_new(&self, path: &Path) -> std::io::Result<std::fs::File> {
         let file = self.inner.create_new(path)?;
         self.counted(path);

@@ -6,13 +6,16 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub trait Fs: Send + Sync {
     /// Creates a directory and its parents (mode 0755).
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Creates a directory only its owner may read (mode 0700, also when it was there
+    /// already), and its parents (mode 0755).
+    fn create_private_dir(&self, path: &Path) -> io::Result<()>;
     /// Creates a new file (`O_EXCL`, mode 0600) for the caller to fill.
     fn create_new(&self, path: &Path) -> io::Result<File>;
     /// Creates or truncates `path`, writes `bytes` and fsyncs the file.
@@ -49,6 +52,10 @@ impl Fs for RealFs {
             .recursive(true)
             .mode(0o755)
             .create(path)
+    }
+    fn create_private_dir(&self, path: &Path) -> io::Result<()> {
+        self.create_dir_all(path)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
     }
     fn create_new(&self, path: &Path) -> io::Result<File> {
         OpenOptions::new()
@@ -174,6 +181,10 @@ impl Fs for CrashFs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.gate()?;
         RealFs.create_dir_all(path)
+    }
+    fn create_private_dir(&self, path: &Path) -> io::Result<()> {
+        self.gate()?;
+        RealFs.create_private_dir(path)
     }
     fn create_new(&self, path: &Path) -> io::Result<File> {
         self.gate()?;

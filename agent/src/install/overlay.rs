@@ -188,10 +188,8 @@ pub fn stage(
     source: &super::delta::Source<'_>,
 ) -> Result<(), StageError> {
     let work = work_dir(root, item);
-    fs.create_dir_all(&work).map_err(at(&work))?;
     // Backups of files from a web root or /etc must not be readable by others.
-    std::fs::set_permissions(&work, std::os::unix::fs::PermissionsExt::from_mode(0o700))
-        .map_err(at(&work))?;
+    fs.create_private_dir(&work).map_err(at(&work))?;
     ensure_space(&work, manifest)?;
     let staging = staging(root, item, &manifest.version);
     fs.remove_dir_all(&staging).map_err(at(&staging))?;

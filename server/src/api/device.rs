@@ -69,7 +69,12 @@ pub async fn enrol(
     let hash = crate::cache::facts_hash(&req.facts);
     state
         .store
-        .update_host(host, &req.facts.installed, req.facts.utc_offset_secs, hash)
+        .update_host(
+            host.into(),
+            &req.facts.installed,
+            req.facts.utc_offset_secs,
+            hash,
+        )
         .await?;
     // Its first check-in compares with what it enrolled with, without a read.
     state.cache.remember_facts(&id, hash);

@@ -259,12 +259,41 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// Why talking to the broker, or reading the fleet for it, failed; or why a command from it
+/// was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    #[error("cannot publish {topic}: {source}")]
+    Publish {
+        topic: String,
+        #[source]
+        source: rumqttc::ClientError,
+    },
+    #[error("cannot subscribe to {filter}: {source}")]
+    Subscribe {
+        filter: String,
+        #[source]
+        source: rumqttc::ClientError,
+    },
+    #[error("cannot read the fleet for MQTT: {0}")]
+    Fleet(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Inbound(#[from] topics::InboundError),
+    #[error("{topic}: {what} refused: {source}")]
+    Refused {
+        topic: String,
+        what: &'static str,
+        #[source]
+        source: crate::service::ServiceError,
+    },
+}
+
 async fn on_connect(
     state: &Shared,
     client: &AsyncClient,
     p: &Publishing,
     published: &mut Published,
-) -> Result<(), String> {
+) -> Result<(), BridgeError> {
     publish(
         client,
         &Message {
@@ -278,12 +307,15 @@ async fn on_connect(
         client
             .subscribe(filter.clone(), QoS::AtLeastOnce)
             .await
-            .map_err(|e| format!("cannot subscribe to {filter}: {e}"))?;
+            .map_err(|source| BridgeError::Subscribe {
+                filter: filter.clone(),
+                source,
+            })?;
     }
     push(state, client, p, published, true).await
 }
 
-async fn publish(client: &AsyncClient, m: &Message) -> Result<(), String> {
+async fn publish(client: &AsyncClient, m: &Message) -> Result<(), BridgeError> {
     client
         .publish(
             m.topic.clone(),
@@ -292,7 +324,10 @@ async fn publish(client: &AsyncClient, m: &Message) -> Result<(), String> {
             m.payload.clone(),
         )
         .await
-        .map_err(|e| format!("cannot publish {}: {e}", m.topic))
+        .map_err(|source| BridgeError::Publish {
+            topic: m.topic.clone(),
+            source,
+        })
 }
 
 /// Publishes what differs from what was published (everything with `all`), and clears the
@@ -303,16 +338,13 @@ async fn push(
     p: &Publishing,
     published: &mut Published,
     all: bool,
-) -> Result<(), String> {
+) -> Result<(), BridgeError> {
     let started = std::time::Instant::now();
-    let unreadable = |e| format!("cannot read the fleet for MQTT: {e}");
     let before: std::collections::BTreeSet<String> = published.keys().cloned().collect();
     let mut current = std::collections::BTreeSet::new();
-    let mut reader = super::snapshot::Reader::open(state)
-        .await
-        .map_err(unreadable)?;
+    let mut reader = super::snapshot::Reader::open(state).await?;
     let (mut hosts, mut total, mut sent) = (0usize, 0usize, 0usize);
-    while let Some(page) = reader.next_page(state).await.map_err(unreadable)? {
+    while let Some(page) = reader.next_page(state).await? {
         hosts += page.hosts.len();
         let mut messages = topics::state_messages(p, &page);
         messages.extend(topics::discovery_messages(p, &page));
@@ -369,15 +401,29 @@ async fn handle_inbound(
             updates::trigger(state, install)
                 .await
                 .map(|id| tracing::info!(%host_id, %item, update = %id, "install asked over MQTT"))
-                .map_err(|e| format!("{topic}: install refused: {e}"))
+                .map_err(|source| BridgeError::Refused {
+                    topic: topic.to_string(),
+                    what: "install",
+                    source,
+                })
         }
-        Ok(Inbound::InstallAll { host_id }) => host_batch(state, &host_id, None)
-            .await
-            .map_err(|e| format!("{topic}: batch refused: {e}")),
+        Ok(Inbound::InstallAll { host_id }) => {
+            host_batch(state, &host_id, None)
+                .await
+                .map_err(|source| BridgeError::Refused {
+                    topic: topic.to_string(),
+                    what: "batch",
+                    source,
+                })
+        }
         Ok(Inbound::InstallSecurity { host_id }) => host_batch(state, &host_id, Some("security"))
             .await
-            .map_err(|e| format!("{topic}: batch refused: {e}")),
-        Err(e) => Err(e),
+            .map_err(|source| BridgeError::Refused {
+                topic: topic.to_string(),
+                what: "batch",
+                source,
+            }),
+        Err(e) => Err(e.into()),
     };
     match result {
         Ok(()) => {
@@ -395,12 +441,9 @@ async fn republish_discovery(
     state: &Shared,
     client: &AsyncClient,
     p: &Publishing,
-) -> Result<(), String> {
-    let unreadable = |e| format!("cannot read the fleet for MQTT: {e}");
-    let mut reader = super::snapshot::Reader::open(state)
-        .await
-        .map_err(unreadable)?;
-    while let Some(page) = reader.next_page(state).await.map_err(unreadable)? {
+) -> Result<(), BridgeError> {
+    let mut reader = super::snapshot::Reader::open(state).await?;
+    while let Some(page) = reader.next_page(state).await? {
         for m in topics::discovery_messages(p, &page) {
             publish(client, &m).await?;
         }
@@ -414,7 +457,7 @@ async fn host_batch(
     state: &Shared,
     host_id: &str,
     category: Option<&str>,
-) -> crate::error::ApiResult<()> {
+) -> crate::service::ServiceResult<()> {
     let planned = crate::service::batches::plan_host(state, host_id, category, &[], true).await?;
     let description = match category {
         Some(c) => format!("{c} packages of {host_id}, from MQTT"),

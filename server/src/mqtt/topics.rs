@@ -421,22 +421,43 @@ pub fn subscriptions(p: &Publishing) -> Vec<String> {
     out
 }
 
+/// Why an inbound message was not a command: the bridge logs it and goes on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundError {
+    #[error("{topic}: the payload is not text")]
+    NotText { topic: String },
+    #[error("{topic}: {text:?} is not a birth message")]
+    NotBirth { topic: String, text: String },
+    #[error("{topic}: not a command topic of this bridge")]
+    NotCommandTopic { topic: String },
+    #[error("{topic}: {text:?} is not a command (publish \"install\")")]
+    NotCommand { topic: String, text: String },
+}
+
 /// Reads one inbound message. Anything else (another payload than `install`, a topic the
-/// bridge does not own) is an error that says why; the bridge logs it and goes on.
-pub fn parse_inbound(p: &Publishing, topic: &str, payload: &[u8]) -> Result<Inbound, String> {
+/// bridge does not own) is an error that says why.
+pub fn parse_inbound(p: &Publishing, topic: &str, payload: &[u8]) -> Result<Inbound, InboundError> {
     let text = std::str::from_utf8(payload)
-        .map_err(|_| format!("{topic}: the payload is not text"))?
+        .map_err(|_| InboundError::NotText {
+            topic: topic.to_string(),
+        })?
         .trim();
     if p.discovery && topic == format!("{}/status", p.discovery_prefix) {
         return if text == "online" {
             Ok(Inbound::HomeAssistantOnline)
         } else {
-            Err(format!("{topic}: {text:?} is not a birth message"))
+            Err(InboundError::NotBirth {
+                topic: topic.to_string(),
+                text: text.to_string(),
+            })
         };
     }
+    let not_ours = || InboundError::NotCommandTopic {
+        topic: topic.to_string(),
+    };
     let rest = topic
         .strip_prefix(&format!("{}/hosts/", p.prefix))
-        .ok_or_else(|| format!("{topic}: not a command topic of this bridge"))?;
+        .ok_or_else(not_ours)?;
     let parts: Vec<&str> = rest.split('/').collect();
     let command = match parts.as_slice() {
         [host, "items", item, "set"] if !host.is_empty() && !item.is_empty() => {
@@ -451,12 +472,13 @@ pub fn parse_inbound(p: &Publishing, topic: &str, payload: &[u8]) -> Result<Inbo
         [host, "security", "set"] if !host.is_empty() => Inbound::InstallSecurity {
             host_id: host.to_string(),
         },
-        _ => return Err(format!("{topic}: not a command topic of this bridge")),
+        _ => return Err(not_ours()),
     };
     if text != "install" {
-        return Err(format!(
-            "{topic}: {text:?} is not a command (publish \"install\")"
-        ));
+        return Err(InboundError::NotCommand {
+            topic: topic.to_string(),
+            text: text.to_string(),
+        });
     }
     Ok(command)
 }

@@ -337,29 +337,42 @@ pub struct Window {
     pub end_min: u32,
 }
 
-pub fn parse_window(text: &str) -> Result<Window, String> {
-    let parse = |t: &str| -> Result<u32, String> {
-        let (h, m) = t
-            .split_once(':')
-            .ok_or_else(|| format!("{t:?} is not HH:MM"))?;
+/// Why the text of a maintenance window was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WindowError {
+    #[error("window {0:?} must look like 02:00-04:00")]
+    Shape(String),
+    #[error("{0:?} is not HH:MM")]
+    NotHoursMinutes(String),
+    #[error("{0:?} is not a time of day")]
+    NotATimeOfDay(String),
+    #[error("an empty window never opens")]
+    Empty,
+}
+
+/// `HH:MM-HH:MM`, in the device's local time.
+pub fn parse_window(text: &str) -> Result<Window, WindowError> {
+    let parse = |t: &str| -> Result<u32, WindowError> {
+        let not_hh_mm = || WindowError::NotHoursMinutes(t.to_string());
+        let (h, m) = t.split_once(':').ok_or_else(not_hh_mm)?;
         let (h, m): (u32, u32) = (
-            h.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
-            m.parse().map_err(|_| format!("{t:?} is not HH:MM"))?,
+            h.parse().map_err(|_| not_hh_mm())?,
+            m.parse().map_err(|_| not_hh_mm())?,
         );
         if h > 23 || m > 59 {
-            return Err(format!("{t:?} is not a time of day"));
+            return Err(WindowError::NotATimeOfDay(t.to_string()));
         }
         Ok(h * 60 + m)
     };
     let (a, b) = text
         .split_once('-')
-        .ok_or_else(|| format!("window {text:?} must look like 02:00-04:00"))?;
+        .ok_or_else(|| WindowError::Shape(text.to_string()))?;
     let w = Window {
         start_min: parse(a.trim())?,
         end_min: parse(b.trim())?,
     };
     if w.start_min == w.end_min {
-        return Err("an empty window never opens".into());
+        return Err(WindowError::Empty);
     }
     Ok(w)
 }

@@ -7,7 +7,7 @@ use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job}
 use super::error::ServiceResult;
 use crate::policy::fleet::{self, Contact};
 use crate::state::{AppState, Shared};
-use crate::store::HostRow;
+use crate::store::{HostCheckIn, HostRow};
 
 /// Answers one check-in of `host` (facts already validated by the handler).
 ///
@@ -71,12 +71,13 @@ async fn before_wait(
         },
     };
     if known != Some(hash) {
-        let host = host_row(
-            host_id.clone(),
-            &req.facts,
-            String::from("-"),
-            ferry_manifests::wire::timestamp(at),
-        );
+        let host = HostCheckIn {
+            id: host_id.clone(),
+            facts: req.facts.host_facts(),
+            last_seen: ferry_manifests::wire::timestamp(at),
+            device_tags: req.facts.tags.clone(),
+            device_friendly_name: req.facts.friendly_name.clone(),
+        };
         if let Err(e) = state
             .store
             .update_host(host, &req.facts.installed, req.facts.utc_offset_secs, hash)
@@ -110,7 +111,7 @@ async fn before_wait(
     Ok((campaigns, cancelled_jobs, jobs))
 }
 
-/// The host's row as its facts make it (`enrolled_at` is not written by a check-in).
+/// A new host's row as its facts make it, at enrolment.
 pub fn host_row(
     id: String,
     facts: &ferry_manifests::wire::DeviceFacts,

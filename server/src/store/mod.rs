@@ -16,8 +16,8 @@ mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
-    BatchRow, Campaign, EntryRow, HostRow, IdKind, ItemSettings, Member, NewRelease, PendingJob,
-    ReportRecord, StoredMqtt,
+    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, Member, NewRelease,
+    PendingJob, ReportRecord, StoredMqtt,
 };
 pub use notice::Notice;
 
@@ -354,7 +354,7 @@ interface! {
     fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()>;
     fn host_by_token(&self, token_hash: &str) -> Result<Option<String>>;
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
-    fn update_host(&self, host: HostRow, installed: &[InstalledItem], utc_offset: Option<i32>, facts_hash: i64) -> Result<()>;
+    fn update_host(&self, host: HostCheckIn, installed: &[InstalledItem], utc_offset: Option<i32>, facts_hash: i64) -> Result<()>;
     /// The digest of the facts the host last reported, if stored.
     fn facts_hash(&self, host_id: &str) -> Result<Option<i64>>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;

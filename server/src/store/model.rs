@@ -23,6 +23,29 @@ pub struct HostRow {
     pub operator_friendly_name: Option<String>,
 }
 
+/// What a check-in writes of a host: its facts, tags and name as the device reports them and
+/// when it was seen (its enrolment time and the operator's labels are left as they are).
+#[derive(Debug, Clone)]
+pub struct HostCheckIn {
+    pub id: String,
+    pub facts: HostFacts,
+    pub last_seen: String,
+    pub device_tags: Vec<String>,
+    pub device_friendly_name: Option<String>,
+}
+
+impl From<HostRow> for HostCheckIn {
+    fn from(h: HostRow) -> HostCheckIn {
+        HostCheckIn {
+            id: h.id,
+            facts: h.facts,
+            last_seen: h.last_seen,
+            device_tags: h.device_tags,
+            device_friendly_name: h.device_friendly_name,
+        }
+    }
+}
+
 /// An item's presentation and status, for items that have a row (others have the defaults).
 #[derive(Debug, Clone)]
 pub struct ItemSettings {

@@ -240,6 +240,7 @@ fn commands_are_read_and_garbage_is_refused_with_a_reason() {
     );
     assert!(parse_inbound(&p, "ferry/hosts/h1/set", b"reboot")
         .unwrap_err()
+        .to_string()
         .contains("not a command"));
     assert!(parse_inbound(&p, "ferry/hosts/h1/set", &[0xff, 0xfe]).is_err());
     assert!(parse_inbound(&p, "other/hosts/h1/set", b"install").is_err());

@@ -7,7 +7,7 @@ use ferry_manifests::wire::InstalledItem;
 use sqlx::AssertSqlSafe;
 
 use super::Sql;
-use crate::store::{HostRow, Result, StoreError};
+use crate::store::{HostCheckIn, Result, StoreError};
 
 /// Hosts per batched UPDATE (14 parameters each) and installed items per INSERT (3 each):
 /// well under SQLite's 32766 parameters and PostgreSQL's 65535.
@@ -18,7 +18,7 @@ const HOSTS_PER_BATCH: usize = 1000;
 
 /// A check-in waiting to be written, and who waits for the outcome.
 pub(super) struct HostWrite {
-    host: HostRow,
+    host: HostCheckIn,
     installed: Vec<InstalledItem>,
     utc_offset: Option<i32>,
     facts_hash: i64,
@@ -86,7 +86,7 @@ impl Sql {
     /// transaction each behind the database's single writer.
     pub async fn update_host(
         &self,
-        host: HostRow,
+        host: HostCheckIn,
         installed: &[InstalledItem],
         utc_offset: Option<i32>,
         facts_hash: i64,

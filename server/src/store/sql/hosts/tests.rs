@@ -39,7 +39,7 @@ async fn pages_cover_every_host_once_with_its_items() {
             version: Some("1.0.0".parse().unwrap()),
         }];
         store
-            .update_host(h, &installed, Some(3600), 7)
+            .update_host(h.into(), &installed, Some(3600), 7)
             .await
             .unwrap();
     }
