@@ -22,16 +22,7 @@ fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     let b = w.add_device("beta", "");
     a.run("check").ok();
     b.run("check").ok();
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
-        "1.0.0",
-        "--all",
-        "--require-acceptance",
-    ]);
+    let c = w.campaign("1.0.0", &["--all", "--require-acceptance"]);
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(member(&c, "alpha")["status"], "awaiting_acceptance");
 
@@ -80,19 +71,10 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
     for bad in ["h2", "h3"] {
         fs::write(w.path(&format!("device/{bad}-web.fail")), "").unwrap();
     }
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
+    let c = w.campaign(
         "1.0.0",
-        "--all",
-        "--waves",
-        "1",
-        "--max-failure-rate",
-        "0.4",
-    ]);
+        &["--all", "--waves", "1", "--max-failure-rate", "0.4"],
+    );
     let id = c["id"].as_str().unwrap().to_string();
     assert_eq!(c["waves"], 2);
     assert_eq!(member(&c, "h1")["wave"], 0);
@@ -134,16 +116,7 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
 fn a_tag_campaign_is_joined_by_a_host_that_appears_later() {
     let w = World::new();
     w.release("1.0.0", &[]);
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
-        "1.0.0",
-        "--tag",
-        "kiosk",
-    ]);
+    let c = w.campaign("1.0.0", &["--tag", "kiosk"]);
     assert_eq!(c["members"], serde_json::json!([]));
     let office = w.add_device("office", "tags = [\"office\"]");
     let kiosk = w.add_device("kiosk-1", "tags = [\"kiosk\"]");
@@ -159,16 +132,7 @@ fn a_cancel_reaches_the_device_and_stops_the_install() {
     w.release("1.0.0", &[]);
     let d = w.add_device("solo", "");
     d.run("check").ok();
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
-        "1.0.0",
-        "--host",
-        "solo",
-    ]);
+    let c = w.campaign("1.0.0", &["--host", "solo"]);
     let id = c["id"].as_str().unwrap().to_string();
     // The device takes the job but does not install yet.
     d.run("check").ok();
@@ -206,19 +170,10 @@ fn a_campaign_that_paused_itself_can_be_edited_resumed_and_completes() {
     }
     fs::create_dir_all(w.path("device")).unwrap();
     fs::write(w.path("device/h2-web.fail"), "").unwrap();
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
+    let c = w.campaign(
         "1.0.0",
-        "--all",
-        "--waves",
-        "2",
-        "--max-failure-rate",
-        "0.4",
-    ]);
+        &["--all", "--waves", "2", "--max-failure-rate", "0.4"],
+    );
     let id = c["id"].as_str().unwrap().to_string();
     devices[0].run("once").ok();
     let _ = devices[1].run("once");

@@ -12,12 +12,7 @@ use std::time::{Duration, Instant};
 use crate::util::World;
 
 fn status(w: &World) -> serde_json::Value {
-    let run = w
-        .device()
-        .run_args(&["--running-mode=status", "--json"])
-        .ok();
-    serde_json::from_str(&run.stdout)
-        .unwrap_or_else(|e| panic!("status --json is not JSON: {e}\n{run}"))
+    w.device().status_json()
 }
 
 /// A mirror on 127.0.0.1 that sends `file` in 16 KiB pieces, one every 60 ms.

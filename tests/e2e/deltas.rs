@@ -8,13 +8,6 @@ use std::time::{Duration, Instant};
 
 use crate::util::{http, World};
 
-fn operator_token(w: &World) -> String {
-    fs::read_to_string(w.server.data_dir.join("operator.token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// A payload of `n` files, each with its own content; `changed` of them differ by version.
 fn payload(
     w: &World,
@@ -53,7 +46,7 @@ fn wait_for_delta(w: &World, path: &str) -> Vec<u8> {
     loop {
         let resp = http()
             .get(format!("{}/{path}", w.server.url()))
-            .bearer_auth(operator_token(w))
+            .bearer_auth(w.operator_token())
             .send()
             .unwrap();
         if resp.status().is_success() {
@@ -128,7 +121,7 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
     // Range works, so a device resumes it.
     let part = http()
         .get(format!("{}/api/v1/deltas/web/1.0.0/1.1.0", w.server.url()))
-        .bearer_auth(operator_token(&w))
+        .bearer_auth(w.operator_token())
         .header("Range", "bytes=10-")
         .send()
         .unwrap();
@@ -138,7 +131,7 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
     // A device on another version gets no delta for a version it does not have.
     let none = http()
         .get(format!("{}/api/v1/deltas/web/0.9.0/1.1.0", w.server.url()))
-        .bearer_auth(operator_token(&w))
+        .bearer_auth(w.operator_token())
         .send()
         .unwrap();
     assert_eq!(none.status().as_u16(), 404);

@@ -342,16 +342,7 @@ fn ids_may_be_given_as_unique_prefixes() {
         .as_str()
         .unwrap()
         .to_string();
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
-        "1.0.0",
-        "--host",
-        &host[..6],
-    ]);
+    let c = w.campaign("1.0.0", &["--host", &host[..6]]);
     let cid = c["id"].as_str().unwrap().to_string();
     let paused = w.ctl_json(&["campaigns", "pause", &cid[..5]]);
     assert_eq!(paused["status"], "paused");

@@ -47,13 +47,6 @@ fn world(extra: &str) -> World {
     w
 }
 
-fn operator_token(w: &World) -> String {
-    std::fs::read_to_string(w.server.data_dir.join("operator.token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 fn wait_for_end(w: &World, limit: Duration) -> serde_json::Value {
     let deadline = Instant::now() + limit;
     loop {
@@ -112,7 +105,7 @@ fn an_operator_attaches_to_an_interactive_install_already_under_way() {
 fn trigger_interactive(w: &World) -> String {
     let resp = http()
         .post(format!("{}/api/v1/updates", w.server.url()))
-        .bearer_auth(operator_token(w))
+        .bearer_auth(w.operator_token())
         .json(&serde_json::json!({"host": "device-1", "item": "web", "interactive": true}))
         .send()
         .unwrap();
@@ -173,7 +166,7 @@ fn drive(w: &World, args: &[&str], reply: &str) -> (serde_json::Value, String) {
         .args(args)
         .current_dir(w.dir.path())
         .env("FERRY_SERVER", w.server.url())
-        .env("FERRY_TOKEN", operator_token(w))
+        .env("FERRY_TOKEN", w.operator_token())
         .env("REPLY", reply)
         .stdin(Stdio::null())
         .output()

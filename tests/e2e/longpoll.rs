@@ -4,19 +4,10 @@
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use crate::util::World;
+use crate::util::{eventually, World};
 
 fn full_mode(w: &World) -> Child {
     w.device().spawn("full")
-}
-
-/// Waits (bounded) until `done` holds.
-fn eventually(what: &str, limit: Duration, done: impl Fn() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn long_polling_world(extra: &str) -> World {

@@ -9,16 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::mqtt::{Broker, Watcher};
 use crate::util::balancer::Balancer;
-use crate::util::{http, new_postgres_database, Server, World};
-
-/// Waits (bounded) until `done` holds.
-fn eventually(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use crate::util::{eventually, http, new_postgres_database, Server, World};
 
 /// A world on a fresh PostgreSQL database, and `more` instances beside its server on the same
 /// database and data directory, each with a log of its own.
@@ -273,17 +264,7 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
         .collect();
     // Waves of 4, then 8, then the rest: each wave opens when the one before succeeded, and
     // the reports that complete a wave arrive on both instances at once.
-    let c = w.ctl_json(&[
-        "campaigns",
-        "create",
-        "--item",
-        "web",
-        "--version",
-        "1.0.0",
-        "--all",
-        "--waves",
-        "4,8",
-    ]);
+    let c = w.campaign("1.0.0", &["--all", "--waves", "4,8"]);
     let id = c["id"].as_str().unwrap().to_string();
 
     for round in 0..40 {

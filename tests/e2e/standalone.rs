@@ -100,11 +100,6 @@ fn add_to_repository(w: &World, repo: &Path, out: &Path) {
     .ok();
 }
 
-fn status(d: &Device) -> serde_json::Value {
-    let run = d.run_args(&["--running-mode=status", "--json"]).ok();
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON: {e}\n{run}"))
-}
-
 fn web_output(d: &Device) -> String {
     let out = Command::new(d.root.join("current/bin/web"))
         .output()
@@ -125,7 +120,7 @@ fn a_device_with_no_server_installs_upgrades_and_rolls_back_from_a_static_host()
     publish(&w, &repo, "1.1.0", &["--notes", "Faster."]);
     let checked = pi.run("check").ok();
     assert!(checked.stderr.contains("1.1.0"), "{checked}");
-    let s = status(&pi);
+    let s = pi.status_json();
     assert_eq!(s["items"][0]["available"]["version"], "1.1.0", "{s}");
     assert_eq!(s["items"][0]["available"]["notes"], "Faster.", "{s}");
     pi.run("once").ok();
@@ -135,7 +130,7 @@ fn a_device_with_no_server_installs_upgrades_and_rolls_back_from_a_static_host()
     publish(&w, &repo, "1.2.0", &["--health-check", "exit 3"]);
     pi.run("once").code(1);
     assert_eq!(web_output(&pi), "web 1.1.0");
-    let s = status(&pi);
+    let s = pi.status_json();
     assert_eq!(s["items"][0]["installed"], "1.1.0", "{s}");
     assert_eq!(
         s["items"][0]["last_install"]["outcome"], "rolled_back",
@@ -195,7 +190,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     let run = pi.run("check").code(1);
     assert!(run.stderr.contains("expired"), "{run}");
     assert!(run.stderr.contains("ferryctl release"), "{run}");
-    let s = status(&pi);
+    let s = pi.status_json();
     assert_eq!(s["last_check"]["ok"], false, "{s}");
     assert!(
         s["last_check"]["error"]
@@ -225,7 +220,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     let run = pi.run("once").code(1);
     assert!(run.stderr.contains("sha256"), "{run}");
     assert_eq!(pi.current(), None, "{run}");
-    let s = status(&pi);
+    let s = pi.status_json();
     assert_eq!(s["items"][0]["last_install"]["outcome"], "refused", "{s}");
 }
 
@@ -315,7 +310,7 @@ fn edited_config_survives_an_upgrade(layout: &str) {
         "an unedited configuration file is replaced"
     );
     assert!(!live.join("etc/other.conf.ferry-new").exists());
-    let s = status(&pi);
+    let s = pi.status_json();
     assert_eq!(
         s["items"][0]["kept_configs"][0]["path"], "etc/app.conf",
         "{s}"

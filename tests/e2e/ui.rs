@@ -226,13 +226,6 @@ fn block_on<F: std::future::Future>(f: F) -> F::Output {
         .block_on(f)
 }
 
-fn operator_token(w: &World) -> String {
-    std::fs::read_to_string(w.path("server-data/operator.token"))
-        .unwrap()
-        .trim()
-        .to_string()
-}
-
 /// A world whose device runs web 1.0.0.
 fn world_on_1_0_0() -> (World, crate::util::Device) {
     let w = World::new();
@@ -255,7 +248,7 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         "1.1.0",
         &["--post-install", SLOW_COLOURFUL_HOOK, "--notes", "Faster."],
     );
-    let token = operator_token(&w);
+    let token = w.operator_token();
     block_on(async {
         let b = Browser::start(&w.server.url()).await;
         b.sign_in(&token).await;
@@ -363,7 +356,7 @@ fn a_failed_update_shows_red_with_its_output() {
         ],
     );
     device.run("check").ok();
-    let token = operator_token(&w);
+    let token = w.operator_token();
     block_on(async {
         let b = Browser::start(&w.server.url()).await;
         b.sign_in(&token).await;
@@ -427,7 +420,7 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
     let r = no_redirect
         .post(format!("{}/login", w.server.url()))
         .form(&[
-            ("token", operator_token(&w).as_str()),
+            ("token", w.operator_token().as_str()),
             ("next", "//elsewhere.example/"),
         ])
         .send()
@@ -472,7 +465,7 @@ fn session_cookie(w: &World) -> String {
         .unwrap();
     let r = client
         .post(format!("{}/login", w.server.url()))
-        .form(&[("token", operator_token(w).as_str()), ("next", "/")])
+        .form(&[("token", w.operator_token().as_str()), ("next", "/")])
         .send()
         .unwrap();
     r.headers()["set-cookie"]
@@ -563,7 +556,7 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
     let device = w.device();
     device.run("check").ok();
     let mut agent = device.spawn("full");
-    let token = operator_token(&w);
+    let token = w.operator_token();
     block_on(async {
         let b = Browser::start(&w.server.url()).await;
         b.sign_in(&token).await;

@@ -40,6 +40,13 @@ impl Device {
     }
 
     /// Runs the agent with `args` to its end; a failure names the device.
+    /// `--running-mode=status --json`, parsed.
+    pub fn status_json(&self) -> serde_json::Value {
+        let run = self.run_args(&["--running-mode=status", "--json"]).ok();
+        serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("status --json is not JSON: {e}\n{run}"))
+    }
+
     pub fn run_args(&self, args: &[&str]) -> Run {
         let mut done = run(self.command(args));
         done.cmd = format!("[{}] {}", self.name, done.cmd);

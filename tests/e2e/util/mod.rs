@@ -315,6 +315,21 @@ root = "{root}"
     }
 
     /// Every path under `dir` with its kind and content, for comparing trees.
+    /// The first operator token, as the server wrote it into its data directory.
+    pub fn operator_token(&self) -> String {
+        fs::read_to_string(self.server.data_dir.join("operator.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// `ferryctl campaigns create --item web --version VERSION ARGS…`: the new campaign.
+    pub fn campaign(&self, version: &str, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["campaigns", "create", "--item", "web", "--version", version];
+        all.extend_from_slice(args);
+        self.ctl_json(&all)
+    }
+
     pub fn tree(dir: &Path) -> Vec<String> {
         let mut out = Vec::new();
         fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
@@ -367,6 +382,18 @@ impl Drop for World {
 }
 
 /// A blocking HTTP client for tests that call the API directly.
+/// Waits (bounded by `limit`) until `done` holds; fails naming `what` otherwise.
+pub fn eventually(what: &str, limit: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn http() -> reqwest::blocking::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::blocking::Client::new()
