@@ -202,6 +202,24 @@ fn random_sigkills_never_leave_a_mixed_tree() {
     assert_eq!(symlink.2 + overlay.2, 0);
 }
 
+/// FERRY_SOAK_SEED replays a run (every message of a random run names its seed); else one
+/// from the clock.
+fn soak_seed() -> u64 {
+    std::env::var("FERRY_SOAK_SEED")
+        .ok()
+        .map(|v| {
+            v.parse::<u64>()
+                .unwrap_or_else(|_| panic!("FERRY_SOAK_SEED={v:?} is not a number"))
+        })
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        })
+        | 1
+}
+
 /// Returns (ended old, ended new, mixed).
 fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
     let (old, new) = reference_trees("./bin/web", layout);
@@ -226,20 +244,7 @@ fn random_kills(layout: &str, kills: usize) -> (usize, usize, usize) {
     assert!(install().status().unwrap().success());
     let span = started.elapsed().as_micros().max(1000) as u64;
 
-    // FERRY_SOAK_SEED replays a run: every message below names the seed.
-    let seed = std::env::var("FERRY_SOAK_SEED")
-        .ok()
-        .map(|v| {
-            v.parse::<u64>()
-                .unwrap_or_else(|_| panic!("FERRY_SOAK_SEED={v:?} is not a number"))
-        })
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        })
-        | 1;
+    let seed = soak_seed();
     eprintln!("{layout}: random kills with FERRY_SOAK_SEED={seed}");
     let mut rng = Rng(seed);
     let (mut ended_old, mut ended_new, mut mixed, mut mid_install) = (0, 0, 0, 0);

@@ -3,163 +3,14 @@
 //! through a real agent, everything republished after a broker restart, discovery
 //! republished on Home Assistant's birth message, and a removed item's topics cleared.
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use rumqttc::QoS;
 
-use crate::util::{free_port, World};
-
-/// A Mosquitto broker for one test, on 127.0.0.1, without persistence.
-pub(crate) struct Broker {
-    child: Option<Child>,
-    pub(crate) port: u16,
-    config: PathBuf,
-}
-
-impl Broker {
-    pub(crate) fn start(dir: &Path) -> Broker {
-        Broker::start_with(dir, "")
-    }
-
-    /// With `listener_extra` lines after the listener (TLS settings).
-    fn start_with(dir: &Path, listener_extra: &str) -> Broker {
-        let port = free_port();
-        let config = dir.join("mosquitto.conf");
-        fs::write(
-            &config,
-            format!(
-                // `user root`: when the tests run as root, mosquitto would otherwise drop to
-                // its own user, who cannot read the test's private files.
-                "user root\nlistener {port} 127.0.0.1\n{listener_extra}{anonymous}persistence false\n",
-                anonymous = if listener_extra.contains("password_file") {
-                    "allow_anonymous false\n"
-                } else {
-                    "allow_anonymous true\n"
-                }
-            ),
-        )
-        .unwrap();
-        let mut b = Broker {
-            child: None,
-            port,
-            config,
-        };
-        b.launch();
-        b
-    }
-
-    fn launch(&mut self) {
-        let child = Command::new(mosquitto())
-            .arg("-c")
-            .arg(&self.config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto (the test command installs it)");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn restart(&mut self) {
-        self.stop();
-        self.launch();
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn mosquitto() -> &'static str {
-    ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .expect("mosquitto is not installed (apt-get install mosquitto)")
-}
-
-/// Watches every topic under the prefixes and keeps the last payload of each.
-pub(crate) struct Watcher {
-    seen: Arc<Mutex<BTreeMap<String, String>>>,
-    pub(crate) client: Client,
-}
-
-impl Watcher {
-    pub(crate) fn start(port: u16, name: &str) -> Watcher {
-        let mut o = MqttOptions::new(name, "127.0.0.1", port);
-        o.set_keep_alive(Duration::from_secs(5));
-        o.set_max_packet_size(1024 * 1024, 1024 * 1024);
-        let (client, mut connection) = Client::new(o, 100);
-        client.subscribe("ferry/#", QoS::AtLeastOnce).unwrap();
-        client
-            .subscribe("homeassistant/#", QoS::AtLeastOnce)
-            .unwrap();
-        let seen = Arc::new(Mutex::new(BTreeMap::new()));
-        let store = Arc::clone(&seen);
-        std::thread::spawn(move || {
-            for event in connection.iter() {
-                match event {
-                    Ok(Event::Incoming(Packet::Publish(p))) => {
-                        store.lock().unwrap().insert(
-                            p.topic.clone(),
-                            String::from_utf8_lossy(&p.payload).into_owned(),
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(200)),
-                }
-            }
-        });
-        Watcher { seen, client }
-    }
-
-    pub(crate) fn get(&self, topic: &str) -> Option<String> {
-        self.seen.lock().unwrap().get(topic).cloned()
-    }
-
-    /// Waits (bounded) until `topic` carries `payload`.
-    pub(crate) fn wait_for(&self, topic: &str, payload: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.get(topic).as_deref() != Some(payload) {
-            assert!(
-                Instant::now() < deadline,
-                "{topic} never became {payload:?}; it is {:?}; seen: {:#?}",
-                self.get(topic),
-                self.seen.lock().unwrap().keys().collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Waits (bounded) until `topic` has a non-empty payload, and returns it as JSON.
-    fn json(&self, topic: &str) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.get(topic).unwrap_or_default().is_empty() {
-            assert!(Instant::now() < deadline, "{topic} never arrived");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        serde_json::from_str(&self.get(topic).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("{topic} is not JSON: {e}"))
-    }
-}
+use crate::util::broker::{Broker, Watcher};
+use crate::util::World;
 
 #[test]
 fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart() {
@@ -180,60 +31,9 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     let item = format!("ferry/hosts/{host}/items/web");
     let watcher = Watcher::start(broker.port, "test-watcher");
 
-    // Enrolment and a check: identity, connectivity and the item's state, retained.
-    watcher.wait_for("ferry/status", "online");
-    watcher.wait_for(&format!("{item}/latest_version"), "1.0.0");
-    assert_eq!(watcher.get(&format!("{item}/state")).as_deref(), Some(""));
-    assert_eq!(
-        watcher
-            .get(&format!("ferry/hosts/{host}/hostname"))
-            .as_deref(),
-        Some("device-1")
-    );
-    watcher.wait_for(&format!("ferry/hosts/{host}/connectivity/state"), "online");
-    let json = watcher.json(&format!("{item}/json"));
-    assert_eq!(json["latest_version"], "1.0.0");
-    assert_eq!(json["in_progress"], false);
     let config = format!("homeassistant/update/ferry_{hh}_776562/config");
-    let c = watcher.json(&config);
-    assert_eq!(c["state_topic"], format!("{item}/json"));
-    assert_eq!(c["command_topic"], format!("{item}/set"));
-    assert_eq!(c["default_entity_id"], "update.ferry_device_1_web");
-    assert!(watcher
-        .get(&format!(
-            "homeassistant/binary_sensor/ferry_{hh}_conn/config"
-        ))
-        .is_some());
-
-    // Install pressed in Home Assistant: an update with actor mqtt, in progress at once,
-    // then through a real agent to the new state.
-    watcher
-        .client
-        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "install")
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while w.history().is_empty() {
-        assert!(Instant::now() < deadline, "the install was never queued");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(w.history()[0]["actor"], "mqtt");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while watcher.json(&format!("{item}/json"))["in_progress"] != true {
-        assert!(Instant::now() < deadline, "in_progress never showed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    w.agent("once").ok();
-    watcher.wait_for(&format!("{item}/state"), "1.0.0");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while watcher.json(&format!("{item}/json"))["in_progress"] != false {
-        assert!(Instant::now() < deadline, "in_progress never cleared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    // Garbage on a command topic is ignored; the bridge goes on.
-    watcher
-        .client
-        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "reboot now")
-        .unwrap();
+    enrolment_and_check_are_published(&watcher, &host, &item, &hh, &config);
+    install_pressed_in_home_assistant(&w, &watcher, &item);
 
     // The broker restarts empty: everything comes back.
     drop(watcher);
@@ -267,6 +67,71 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     watcher.wait_for(&format!("{item}/state"), "");
     watcher.wait_for(&config, "");
     assert!(!w.server.log_text().contains("panicked"));
+}
+
+/// Enrolment and a check: identity, connectivity and the item's state, retained, and its
+/// Home Assistant discovery config.
+fn enrolment_and_check_are_published(
+    watcher: &Watcher,
+    host: &str,
+    item: &str,
+    hh: &str,
+    config: &str,
+) {
+    watcher.wait_for("ferry/status", "online");
+    watcher.wait_for(&format!("{item}/latest_version"), "1.0.0");
+    assert_eq!(watcher.get(&format!("{item}/state")).as_deref(), Some(""));
+    assert_eq!(
+        watcher
+            .get(&format!("ferry/hosts/{host}/hostname"))
+            .as_deref(),
+        Some("device-1")
+    );
+    watcher.wait_for(&format!("ferry/hosts/{host}/connectivity/state"), "online");
+    let json = watcher.json(&format!("{item}/json"));
+    assert_eq!(json["latest_version"], "1.0.0");
+    assert_eq!(json["in_progress"], false);
+    let c = watcher.json(config);
+    assert_eq!(c["state_topic"], format!("{item}/json"));
+    assert_eq!(c["command_topic"], format!("{item}/set"));
+    assert_eq!(c["default_entity_id"], "update.ferry_device_1_web");
+    assert!(watcher
+        .get(&format!(
+            "homeassistant/binary_sensor/ferry_{hh}_conn/config"
+        ))
+        .is_some());
+}
+
+/// Install pressed in Home Assistant: an update with actor mqtt, in progress at once, then
+/// through a real agent to the new state; garbage on a command topic is ignored.
+fn install_pressed_in_home_assistant(w: &World, watcher: &Watcher, item: &str) {
+    watcher
+        .client
+        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "install")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.history().is_empty() {
+        assert!(Instant::now() < deadline, "the install was never queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(w.history()[0]["actor"], "mqtt");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.json(&format!("{item}/json"))["in_progress"] != true {
+        assert!(Instant::now() < deadline, "in_progress never showed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.agent("once").ok();
+    watcher.wait_for(&format!("{item}/state"), "1.0.0");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.json(&format!("{item}/json"))["in_progress"] != false {
+        assert!(Instant::now() < deadline, "in_progress never cleared");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Garbage on a command topic is ignored; the bridge goes on.
+    watcher
+        .client
+        .publish(format!("{item}/set"), QoS::AtLeastOnce, false, "reboot now")
+        .unwrap();
 }
 
 #[test]
@@ -403,13 +268,31 @@ fn connections_added_through_ferryctl_keep_their_password_secret() {
     let wrong = d.join("wrong");
     fs::write(&wrong, "not-it\n").unwrap();
 
+    password_refused_then_accepted(&w, &url, &wrong, &right);
+    taken_names_refused_and_kept_across_a_restart(&mut w, &url);
+    the_password_is_nowhere_to_be_read(&w, secret);
+    w.ctl(&["mqtt", "remove", "home"]).ok();
+    let left = w.ctl_json(&["mqtt", "list"]);
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["name"], "from-file");
+    assert_eq!(left[0]["source"], "server.toml");
+}
+
+/// A wrong password: stored, and `test` fails naming the refusal; the right one through
+/// edit: connected and publishing.
+fn password_refused_then_accepted(
+    w: &World,
+    url: &str,
+    wrong: &std::path::Path,
+    right: &std::path::Path,
+) {
     // A wrong password: stored, and `test` fails naming the refusal.
     w.ctl(&[
         "mqtt",
         "add",
         "home",
         "--url",
-        &url,
+        url,
         "--username",
         "ferry",
         "--password-file",
@@ -443,9 +326,11 @@ fn connections_added_through_ferryctl_keep_their_password_secret() {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["from-file", "home"], "{listed}");
+}
 
+fn taken_names_refused_and_kept_across_a_restart(w: &mut World, url: &str) {
     // A name taken, and server.toml's connection, are refused with what to do.
-    let taken = w.ctl(&["mqtt", "add", "from-file", "--url", &url]).code(1);
+    let taken = w.ctl(&["mqtt", "add", "from-file", "--url", url]).code(1);
     assert!(taken.stderr.contains("edit it instead"), "{}", taken.stderr);
     let file_owned = w.ctl(&["mqtt", "remove", "from-file"]).code(1);
     assert!(
@@ -472,7 +357,9 @@ fn connections_added_through_ferryctl_keep_their_password_secret() {
         assert!(Instant::now() < deadline, "home did not come back: {c}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
 
+fn the_password_is_nowhere_to_be_read(w: &World, secret: &str) {
     // The password is nowhere to be read.
     let answers = format!(
         "{}{}",
@@ -492,12 +379,6 @@ fn connections_added_through_ferryctl_keep_their_password_secret() {
             );
         }
     }
-
-    w.ctl(&["mqtt", "remove", "home"]).ok();
-    let left = w.ctl_json(&["mqtt", "list"]);
-    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
-    assert_eq!(left[0]["name"], "from-file");
-    assert_eq!(left[0]["source"], "server.toml");
 }
 
 /// Connectivity is live: online while the agent holds its long-poll, offline as soon as the

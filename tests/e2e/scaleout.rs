@@ -7,8 +7,8 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::mqtt::{Broker, Watcher};
 use crate::util::balancer::Balancer;
+use crate::util::broker::{Broker, Watcher};
 use crate::util::{eventually, http, new_postgres_database, Server, World};
 
 /// A world on a fresh PostgreSQL database, and `more` instances beside its server on the same
@@ -241,27 +241,7 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
     let (w, others) = cluster("", None, 1);
     let urls = [w.server.url(), others[0].url()];
     w.release("1.0.0", &[]);
-    let enrol = std::fs::read_to_string(w.server.data_dir.join("enrol.token")).unwrap();
-    let mut fleet: Vec<SimDevice> = (0..24)
-        .map(|i| {
-            let name = format!("race-{i:02}");
-            let body: serde_json::Value = http()
-                .post(format!("{}/api/v1/enrol", urls[i % 2]))
-                .json(
-                    &serde_json::json!({"enrol_token": enrol.trim(), "facts": facts(&name, None)}),
-                )
-                .send()
-                .and_then(|r| r.error_for_status())
-                .and_then(|r| r.json())
-                .unwrap();
-            SimDevice {
-                name,
-                token: body["device_token"].as_str().unwrap().to_string(),
-                jobs: Default::default(),
-                installed: false,
-            }
-        })
-        .collect();
+    let mut fleet = enrol_fleet(&w, &urls, 24);
     // Waves of 4, then 8, then the rest: each wave opens when the one before succeeded, and
     // the reports that complete a wave arrive on both instances at once.
     let c = w.campaign("1.0.0", &["--all", "--waves", "4,8"]);
@@ -270,30 +250,7 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
     for round in 0..40 {
         // Every device checks in at once, half on each instance; then every device with a job
         // reports it installed at once, on the other instance.
-        let start = std::sync::Arc::new(std::sync::Barrier::new(fleet.len()));
-        let answers: Vec<serde_json::Value> = std::thread::scope(|s| {
-            let handles: Vec<_> = fleet
-                .iter()
-                .enumerate()
-                .map(|(i, d)| {
-                    let start = std::sync::Arc::clone(&start);
-                    let url = &urls[(i + round) % 2];
-                    s.spawn(move || {
-                        let installed = d.installed.then_some("1.0.0");
-                        start.wait();
-                        http()
-                            .post(format!("{url}/api/v1/device/checkin"))
-                            .bearer_auth(&d.token)
-                            .json(&serde_json::json!({"facts": facts(&d.name, installed)}))
-                            .send()
-                            .and_then(|r| r.error_for_status())
-                            .and_then(|r| r.json())
-                            .unwrap()
-                    })
-                })
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let answers = check_in_all(&fleet, &urls, round);
         let mut reports = Vec::new();
         for (d, answer) in fleet.iter_mut().zip(&answers) {
             for job in answer["jobs"].as_array().unwrap() {
@@ -304,31 +261,7 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
                 }
             }
         }
-        let start = std::sync::Arc::new(std::sync::Barrier::new(reports.len().max(1)));
-        std::thread::scope(|s| {
-            for (i, (token, job)) in reports.iter().enumerate() {
-                let start = std::sync::Arc::clone(&start);
-                let url = &urls[(i + round + 1) % 2];
-                s.spawn(move || {
-                    let report = serde_json::json!({"reports": [{
-                        "report_id": format!("{job}-report"), "job_id": job, "item": "web",
-                        "version": "1.0.0", "from_version": null, "outcome": "installed",
-                        "message": "installed 1.0.0", "output": "",
-                        "started_at": "2026-01-01T00:00:00.000Z",
-                        "finished_at": "2026-01-01T00:00:01.000Z"
-                    }]});
-                    start.wait();
-                    let status = http()
-                        .post(format!("{url}/api/v1/device/reports"))
-                        .bearer_auth(token)
-                        .json(&report)
-                        .send()
-                        .unwrap()
-                        .status();
-                    assert!(status.is_success(), "{status}");
-                });
-            }
-        });
+        report_all(&reports, &urls, round);
         for d in fleet.iter_mut() {
             d.installed |= !d.jobs.is_empty();
         }
@@ -350,6 +283,90 @@ fn campaign_decisions_raced_on_two_instances_dispatch_each_member_once() {
         c["status_reason"].as_str().unwrap().contains("24 of 24"),
         "{c}"
     );
+}
+
+/// Enrols `n` simulated devices, alternately through each instance.
+fn enrol_fleet(w: &World, urls: &[String], n: usize) -> Vec<SimDevice> {
+    let enrol = std::fs::read_to_string(w.server.data_dir.join("enrol.token")).unwrap();
+    (0..n)
+        .map(|i| {
+            let name = format!("race-{i:02}");
+            let body: serde_json::Value = http()
+                .post(format!("{}/api/v1/enrol", urls[i % 2]))
+                .json(
+                    &serde_json::json!({"enrol_token": enrol.trim(), "facts": facts(&name, None)}),
+                )
+                .send()
+                .and_then(|r| r.error_for_status())
+                .and_then(|r| r.json())
+                .unwrap();
+            SimDevice {
+                name,
+                token: body["device_token"].as_str().unwrap().to_string(),
+                jobs: Default::default(),
+                installed: false,
+            }
+        })
+        .collect()
+}
+
+/// Every device checks in at once, alternately on each instance (shifted each round); the
+/// answers in fleet order.
+fn check_in_all(fleet: &[SimDevice], urls: &[String], round: usize) -> Vec<serde_json::Value> {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(fleet.len()));
+    std::thread::scope(|s| {
+        let handles: Vec<_> = fleet
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                let start = std::sync::Arc::clone(&start);
+                let url = &urls[(i + round) % 2];
+                s.spawn(move || {
+                    let installed = d.installed.then_some("1.0.0");
+                    start.wait();
+                    http()
+                        .post(format!("{url}/api/v1/device/checkin"))
+                        .bearer_auth(&d.token)
+                        .json(&serde_json::json!({"facts": facts(&d.name, installed)}))
+                        .send()
+                        .and_then(|r| r.error_for_status())
+                        .and_then(|r| r.json())
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Every (device token, job) reports its install at once, on the instance the device did not
+/// check in with.
+fn report_all(reports: &[(String, String)], urls: &[String], round: usize) {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(reports.len().max(1)));
+    std::thread::scope(|s| {
+        for (i, (token, job)) in reports.iter().enumerate() {
+            let start = std::sync::Arc::clone(&start);
+            let url = &urls[(i + round + 1) % 2];
+            s.spawn(move || {
+                let report = serde_json::json!({"reports": [{
+                    "report_id": format!("{job}-report"), "job_id": job, "item": "web",
+                    "version": "1.0.0", "from_version": null, "outcome": "installed",
+                    "message": "installed 1.0.0", "output": "",
+                    "started_at": "2026-01-01T00:00:00.000Z",
+                    "finished_at": "2026-01-01T00:00:01.000Z"
+                }]});
+                start.wait();
+                let status = http()
+                    .post(format!("{url}/api/v1/device/reports"))
+                    .bearer_auth(token)
+                    .json(&report)
+                    .send()
+                    .unwrap()
+                    .status();
+                assert!(status.is_success(), "{status}");
+            });
+        }
+    });
 }
 
 #[test]

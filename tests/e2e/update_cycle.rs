@@ -6,6 +6,19 @@ use crate::util::World;
 #[test]
 fn publish_trigger_install_and_upgrade() {
     let w = World::new();
+    let releases = publish_two_releases(&w);
+    first_contact_installs_nothing(&w, &releases);
+    install_of_1_0_0_by_version(&w);
+    upgrade_to_the_newest(&w);
+    history_and_status_after_the_upgrade(&w);
+    // A host with nothing to do exits 0 and changes nothing.
+    let before = World::tree(&w.root);
+    w.agent("once").ok();
+    assert_eq!(World::tree(&w.root), before);
+}
+
+/// 1.0.0 (with notes and a release URL) and 1.1.0 (with hooks), as the server lists them.
+fn publish_two_releases(w: &World) -> serde_json::Value {
     w.release(
         "1.0.0",
         &[
@@ -34,6 +47,10 @@ fn publish_trigger_install_and_upgrade() {
     assert_eq!(versions, ["1.0.0", "1.1.0"]);
     assert_eq!(releases[0]["release_url"], "https://example.org/web/1.0.0");
 
+    releases
+}
+
+fn first_contact_installs_nothing(w: &World, releases: &serde_json::Value) {
     // First contact enrols and reports; nothing is installed without an operator's word.
     w.agent("once").ok();
     assert!(!w.root.exists(), "installed without being asked");
@@ -58,7 +75,9 @@ fn publish_trigger_install_and_upgrade() {
     let released = releases[1]["released_at"].as_str().unwrap()[..19].to_string();
     let reported = hosts[0]["newest_manifest_at"].as_str().unwrap_or_default();
     assert!(reported.starts_with(&released), "{reported} vs {released}");
+}
 
+fn install_of_1_0_0_by_version(w: &World) {
     // Trigger the older release explicitly.
     let job = w.trigger(Some("1.0.0"));
     assert_eq!(job["status"], "pending");
@@ -77,7 +96,9 @@ fn publish_trigger_install_and_upgrade() {
         fs::read_to_string(w.root.join("current/static/index.html")).unwrap(),
         "<h1>1.0.0</h1>\n"
     );
+}
 
+fn upgrade_to_the_newest(w: &World) {
     // Trigger without a version: the newest. While pending, the history already says where
     // it starts from (the server knows what the host has).
     let job = w.trigger(None);
@@ -92,7 +113,9 @@ fn publish_trigger_install_and_upgrade() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "web 1.1.0\n");
+}
 
+fn history_and_status_after_the_upgrade(w: &World) {
     let history = w.history();
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0]["status"], "installed");
@@ -115,11 +138,6 @@ fn publish_trigger_install_and_upgrade() {
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("installed: 1.1.0"), "{status}");
     assert!(status.stdout.contains("previous:  1.0.0"), "{status}");
-
-    // A host with nothing to do exits 0 and changes nothing.
-    let before = World::tree(&w.root);
-    w.agent("once").ok();
-    assert_eq!(World::tree(&w.root), before);
 }
 
 #[test]

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 pub mod balancer;
+pub mod broker;
+pub mod browser;
 pub mod certs;
 mod device;
 mod server;
