@@ -311,6 +311,32 @@ fn wanted(
     ))
 }
 
+/// Whether this release is already verified and recorded as pending (for the same job); a
+/// delta built since is taken up.
+fn already_pending(
+    agent: &mut Agent,
+    item: &str,
+    version: &semver::Version,
+    job_id: Option<&str>,
+    delta: &Option<ferry_manifests::wire::DeltaOffer>,
+) -> bool {
+    let Some(p) = agent
+        .state
+        .items
+        .get_mut(item)
+        .and_then(|s| s.pending.as_mut())
+    else {
+        return false;
+    };
+    if &p.version != version || p.job_id.as_deref() != job_id {
+        return false;
+    }
+    if !p.downloaded && &p.delta != delta {
+        p.delta = delta.clone();
+    }
+    true
+}
+
 /// Takes up one wanted release: verified, its manifest kept and its install pending; or
 /// refused, reported and nothing else changed.
 fn take_up(
@@ -328,21 +354,8 @@ fn take_up(
         mirrors,
     } = wanted;
     let st = agent.item_state(&item);
-    if let Some(p) = &st.pending {
-        if p.version == version && p.job_id == job_id {
-            // Already verified and recorded; a delta built since is taken up.
-            if !p.downloaded && p.delta != delta {
-                if let Some(p) = agent
-                    .state
-                    .items
-                    .get_mut(&item)
-                    .and_then(|s| s.pending.as_mut())
-                {
-                    p.delta = delta;
-                }
-            }
-            return Ok(());
-        }
+    if already_pending(agent, &item, &version, job_id.as_deref(), &delta) {
+        return Ok(());
     }
     let pending = Pending {
         version: version.clone(),

@@ -77,7 +77,7 @@ pub async fn upload(
     };
     if tokio::fs::try_exists(&path).await.unwrap_or(false) {
         // Same name, same bytes: idempotent. Different bytes for a published release: refuse.
-        let existing = hash_file(&path).await?;
+        let existing = crate::service::releases::hash_file(&path).await?;
         if existing.1 != sha256 && state.store.artifact_in_use(&name).await? {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(AppError::conflict(format!(
@@ -128,18 +128,6 @@ async fn write_upload(
         .await
         .map_err(AppError::io("syncing", tmp))?;
     Ok((size, hex::encode(hasher.finalize())))
-}
-
-pub async fn hash_file(path: &std::path::Path) -> ApiResult<(u64, String)> {
-    let owned = path.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        let mut f = std::fs::File::open(&owned)?;
-        let mut hasher = Sha256::new();
-        let n = std::io::copy(&mut f, &mut hasher)?;
-        Ok::<_, std::io::Error>((n, hex::encode(hasher.finalize())))
-    })
-    .await?
-    .map_err(AppError::io("hashing", path))
 }
 
 /// A file-level delta between two releases (`ferry_manifests::delta`), as the check-in

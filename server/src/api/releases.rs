@@ -6,17 +6,13 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use axum::Json;
 use ferry_manifests::wire::{PublishResponse, ReleaseView};
-use ferry_manifests::{Envelope, Manifest};
 use serde::Deserialize;
 
-use crate::api::artifacts::hash_file;
 use crate::auth::{Operator, OperatorOrDevice};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
-use crate::policy::fleet;
+use crate::service::releases;
 use crate::state::Shared;
-use crate::store::NewRelease;
-use ferry_manifests::wire::now;
 
 #[derive(Deserialize, utoipa::IntoParams)]
 pub struct ReleaseQuery {
@@ -41,72 +37,7 @@ pub async fn publish(
     _op: Operator,
     crate::error::extract::Bytes(body): crate::error::extract::Bytes,
 ) -> ApiResult<Json<PublishResponse>> {
-    let envelope = Envelope::parse(&body).map_err(|e| AppError::bad_request(e.to_string()))?;
-    let manifest =
-        Manifest::parse_unverified(&envelope).map_err(|e| AppError::bad_request(e.to_string()))?;
-    if envelope.signatures.is_empty() {
-        return Err(AppError::bad_request("the manifest is not signed"));
-    }
-    let path = state.artifacts_dir().join(&manifest.artifact.name);
-    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
-        return Err(AppError::bad_request(format!(
-            "artifact {} has not been uploaded; PUT /api/v1/artifacts/{} first",
-            manifest.artifact.name, manifest.artifact.name
-        )));
-    }
-    let (size, sha) = hash_file(&path).await?;
-    if size != manifest.artifact.size || sha != manifest.artifact.sha256 {
-        return Err(AppError::bad_request(format!(
-            "stored artifact {} is {size} bytes with sha256 {sha}, the manifest says {} bytes with sha256 {}",
-            manifest.artifact.name, manifest.artifact.size, manifest.artifact.sha256
-        )));
-    }
-    let fmt = |t: time::OffsetDateTime| {
-        t.format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default()
-    };
-    let view = ReleaseView {
-        item: manifest.item.clone(),
-        version: manifest.version.clone(),
-        category: manifest.category.to_string(),
-        released_at: fmt(manifest.released_at),
-        expires_at: fmt(manifest.expires_at),
-        notes: manifest.notes.clone(),
-        release_url: manifest.release_url.clone(),
-        layout: manifest.install.layout.to_string(),
-        artifact_name: manifest.artifact.name.clone(),
-        artifact_size: manifest.artifact.size,
-        artifact_sha256: manifest.artifact.sha256.clone(),
-        signed_by: envelope
-            .signatures
-            .iter()
-            .map(|s| s.keyid.0.clone())
-            .collect(),
-        published_at: now(),
-        mirrors: Vec::new(),
-    };
-    let text = String::from_utf8_lossy(&body).into_owned();
-    if !state
-        .store
-        .add_release(&NewRelease {
-            view,
-            envelope: text,
-        })
-        .await?
-    {
-        return Err(AppError::conflict(format!(
-            "{} {} is already published; releases are immutable, publish a new version",
-            manifest.item, manifest.version
-        )));
-    }
-    state.releases_changed();
-    tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
-    // Deltas from the item's previous releases, built in the background.
-    crate::service::deltas::after_publish(&state, &manifest.item, &manifest.version).await;
-    Ok(Json(PublishResponse {
-        item: manifest.item,
-        version: manifest.version,
-    }))
+    Ok(Json(releases::publish(&state, &body).await?))
 }
 
 /// Records where else the release's artifact is served (mirrors, a CDN, an object store's
@@ -119,20 +50,9 @@ pub async fn set_mirrors(
     Path((item, version)): Path<(String, String)>,
     ApiJson(req): ApiJson<ferry_manifests::wire::MirrorsRequest>,
 ) -> ApiResult<Json<ReleaseView>> {
-    let mirrors = fleet::mirror_bases(&req.mirrors).map_err(AppError::bad_request)?;
-    if !state.store.set_mirrors(&item, &version, &mirrors).await? {
-        return Err(AppError::not_found(format!("no release {item} {version}")));
-    }
-    state.releases_changed();
-    tracing::info!(%item, %version, mirrors = mirrors.len(), "release mirrors recorded");
-    let view = state
-        .store
-        .releases(Some(&item))
-        .await?
-        .into_iter()
-        .find(|r| r.version.to_string() == version)
-        .ok_or_else(|| AppError::not_found(format!("no release {item} {version}")))?;
-    Ok(Json(view))
+    Ok(Json(
+        releases::set_mirrors(&state, &item, &version, &req.mirrors).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -21,6 +21,14 @@ pub enum ServiceError {
     /// A row the service just wrote or looked up is gone (deleted by another request).
     #[error("{0} vanished while it was being used")]
     Vanished(&'static str),
+    /// A file of the server's own (an artifact) could not be read or written.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot draw random bytes for a token: {0}")]
     Random(#[source] getrandom::Error),
     /// Sealing or opening a stored secret failed.
@@ -56,6 +64,15 @@ impl From<ServiceError> for AppError {
             ServiceError::Conflict(m) => AppError::conflict(m),
             ServiceError::Store(e) => AppError::Store(e),
             ServiceError::Vanished(what) => AppError::Vanished(what),
+            ServiceError::Io {
+                action,
+                path,
+                source,
+            } => AppError::Io {
+                action,
+                path,
+                source,
+            },
             ServiceError::Random(e) => AppError::Random(e),
             ServiceError::Secrets(e) => AppError::Secrets(e),
             ServiceError::StoredVersion { text, source } => {

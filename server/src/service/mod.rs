@@ -44,6 +44,7 @@ pub async fn full_id(
         ))),
     }
 }
+pub mod releases;
 pub mod report;
 pub mod tokens;
 pub mod updates;

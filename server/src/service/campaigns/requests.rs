@@ -89,23 +89,7 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
             req.item, req.version
         )));
     }
-    let target = match req.target {
-        Target::Hosts(names) => {
-            let mut ids = Vec::new();
-            for n in &names {
-                ids.push(super::super::hosts::resolve(state, n).await?.0);
-            }
-            Target::Hosts(ids)
-        }
-        Target::Tags(tags) => {
-            ferry_manifests::wire::validate_labels(&tags, None).map_err(ServiceError::invalid)?;
-            if tags.is_empty() {
-                return Err(ServiceError::invalid("give at least one tag"));
-            }
-            Target::Tags(tags)
-        }
-        Target::All => Target::All,
-    };
+    let target = resolve_target(state, req.target.clone()).await?;
     let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or("100%"))
         .map_err(ServiceError::invalid)?;
     let window = req
@@ -137,8 +121,40 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
     state.store.create_campaign(&row).await?;
     state.campaigns_changed();
     tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
-    // Hosts known now join at once (in one pass, then one evaluation); later ones join when
-    // they check in.
+    join_known_hosts(state, &row).await?;
+    evaluate(state, &id).await?;
+    let c = state
+        .store
+        .campaign(&id)
+        .await?
+        .ok_or_else(|| ServiceError::Vanished("campaign"))?;
+    view(state, c).await
+}
+
+/// The target with its host names resolved to ids and its tags checked.
+async fn resolve_target(state: &Shared, target: Target) -> ServiceResult<Target> {
+    Ok(match target {
+        Target::Hosts(names) => {
+            let mut ids = Vec::new();
+            for n in &names {
+                ids.push(super::super::hosts::resolve(state, n).await?.0);
+            }
+            Target::Hosts(ids)
+        }
+        Target::Tags(tags) => {
+            ferry_manifests::wire::validate_labels(&tags, None).map_err(ServiceError::invalid)?;
+            if tags.is_empty() {
+                return Err(ServiceError::invalid("give at least one tag"));
+            }
+            Target::Tags(tags)
+        }
+        Target::All => Target::All,
+    })
+}
+
+/// Hosts known now join at once (in one pass, then one evaluation); later ones join when
+/// they check in.
+async fn join_known_hosts(state: &Shared, row: &Campaign) -> ServiceResult<()> {
     let mut seq = 0u64;
     let matching: Vec<String> = state
         .store
@@ -162,17 +178,11 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
         let wave = campaign::wave_for(&row.waves, seq, total);
         state
             .store
-            .add_member(&id, host_id, seq as i64, wave)
+            .add_member(&row.id, host_id, seq as i64, wave)
             .await?;
         seq += 1;
     }
-    evaluate(state, &id).await?;
-    let c = state
-        .store
-        .campaign(&id)
-        .await?
-        .ok_or_else(|| ServiceError::Vanished("campaign"))?;
-    view(state, c).await
+    Ok(())
 }
 
 /// Every campaign, or those with `status`.

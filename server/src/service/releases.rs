@@ -1,0 +1,136 @@
+//! Releases: a signed release published (indexed without being trusted: devices verify),
+//! and the mirrors that serve its artifact.
+
+use std::path::Path;
+
+use ferry_manifests::wire::{now, PublishResponse, ReleaseView};
+use ferry_manifests::{Envelope, Manifest};
+use sha2::{Digest, Sha256};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::policy::fleet;
+use crate::state::Shared;
+use crate::store::NewRelease;
+
+/// Stores a signed release. The server indexes the manifest without trusting it (it holds no
+/// keys to decide trust; devices verify), but refuses an envelope whose artifact it does not
+/// hold with the exact size and hash, so a broken publish fails here rather than on devices.
+pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishResponse> {
+    let envelope = Envelope::parse(body).map_err(|e| ServiceError::invalid(e.to_string()))?;
+    let manifest =
+        Manifest::parse_unverified(&envelope).map_err(|e| ServiceError::invalid(e.to_string()))?;
+    if envelope.signatures.is_empty() {
+        return Err(ServiceError::invalid("the manifest is not signed"));
+    }
+    let path = state.artifacts_dir().join(&manifest.artifact.name);
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+        return Err(ServiceError::invalid(format!(
+            "artifact {} has not been uploaded; PUT /api/v1/artifacts/{} first",
+            manifest.artifact.name, manifest.artifact.name
+        )));
+    }
+    let (size, sha) = hash_file(&path).await?;
+    if size != manifest.artifact.size || sha != manifest.artifact.sha256 {
+        return Err(ServiceError::invalid(format!(
+            "stored artifact {} is {size} bytes with sha256 {sha}, the manifest says {} bytes with sha256 {}",
+            manifest.artifact.name, manifest.artifact.size, manifest.artifact.sha256
+        )));
+    }
+    let view = view_of(&manifest, &envelope);
+    let text = String::from_utf8_lossy(body).into_owned();
+    if !state
+        .store
+        .add_release(&NewRelease {
+            view,
+            envelope: text,
+        })
+        .await?
+    {
+        return Err(ServiceError::conflict(format!(
+            "{} {} is already published; releases are immutable, publish a new version",
+            manifest.item, manifest.version
+        )));
+    }
+    state.releases_changed();
+    tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
+    // Deltas from the item's previous releases, built in the background.
+    super::deltas::after_publish(state, &manifest.item, &manifest.version).await;
+    Ok(PublishResponse {
+        item: manifest.item,
+        version: manifest.version,
+    })
+}
+
+/// A release as the server lists it, from its manifest and envelope.
+fn view_of(manifest: &Manifest, envelope: &Envelope) -> ReleaseView {
+    let fmt = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    ReleaseView {
+        item: manifest.item.clone(),
+        version: manifest.version.clone(),
+        category: manifest.category.to_string(),
+        released_at: fmt(manifest.released_at),
+        expires_at: fmt(manifest.expires_at),
+        notes: manifest.notes.clone(),
+        release_url: manifest.release_url.clone(),
+        layout: manifest.install.layout.to_string(),
+        artifact_name: manifest.artifact.name.clone(),
+        artifact_size: manifest.artifact.size,
+        artifact_sha256: manifest.artifact.sha256.clone(),
+        signed_by: envelope
+            .signatures
+            .iter()
+            .map(|s| s.keyid.0.clone())
+            .collect(),
+        published_at: now(),
+        mirrors: Vec::new(),
+    }
+}
+
+/// Records where else the release's artifact is served (mirrors, a CDN, an object store's
+/// public URL): devices try `BASE/ARTIFACT_NAME` for each, in order, before the server's own
+/// copy. They are hints, not trust: the signed manifest's hash decides what is installed.
+pub async fn set_mirrors(
+    state: &Shared,
+    item: &str,
+    version: &str,
+    mirrors: &[String],
+) -> ServiceResult<ReleaseView> {
+    let mirrors = fleet::mirror_bases(mirrors).map_err(ServiceError::invalid)?;
+    if !state.store.set_mirrors(item, version, &mirrors).await? {
+        return Err(ServiceError::not_found(format!(
+            "no release {item} {version}"
+        )));
+    }
+    state.releases_changed();
+    tracing::info!(%item, %version, mirrors = mirrors.len(), "release mirrors recorded");
+    let view = state
+        .store
+        .releases(Some(item))
+        .await?
+        .into_iter()
+        .find(|r| r.version.to_string() == version)
+        .ok_or_else(|| ServiceError::not_found(format!("no release {item} {version}")))?;
+    Ok(view)
+}
+
+/// The size and sha256 of one of the server's files.
+pub async fn hash_file(path: &Path) -> ServiceResult<(u64, String)> {
+    let owned = path.to_path_buf();
+    let io = |source| ServiceError::Io {
+        action: "hashing",
+        path: path.to_path_buf(),
+        source,
+    };
+    tokio::task::spawn_blocking(move || {
+        let mut f = std::fs::File::open(&owned)?;
+        let mut hasher = Sha256::new();
+        let n = std::io::copy(&mut f, &mut hasher)?;
+        Ok::<_, std::io::Error>((n, hex::encode(hasher.finalize())))
+    })
+    .await
+    .map_err(|e| io(std::io::Error::other(e)))?
+    .map_err(io)
+}
