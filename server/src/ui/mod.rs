@@ -1,5 +1,5 @@
 //! The web UI (docs/web-ui.md): server-rendered pages (maud, checked at compile time) that
-//! read and act through the same handlers as the API, so every action here is one there
+//! read and act through the same services as the API, so every action here is one there
 //! too. Readable without JavaScript; `assets/ui.js` (a few KiB, no framework) adds only the
 //! live parts: hook output following the SSE stream, and refreshing progress.
 
