@@ -3,8 +3,8 @@
 //!
 //! The layers, top down; each imports only those below it (ARCHITECTURE.md):
 //! - [`serve`]: the process: data directory, store, state, background tasks, listening.
-//! - [`ui`]: the web UI, server-rendered; acts through [`service`] and reads the store.
-//! - [`api`]: axum handlers, thin: parse and validate, call the store or a service, answer.
+//! - [`ui`] and [`api`], side by side (neither imports the other): the web UI, server-rendered,
+//!   and the HTTP API's axum handlers; both authenticate, parse, call a service, answer.
 //! - [`mqtt`]: the MQTT bridge and Home Assistant discovery: topics and payloads as pure
 //!   functions, and one broker connection per `[[mqtt]]`.
 //! - [`service`]: what happens when a host checks in, reports arrive, a person asks for an

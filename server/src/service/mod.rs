@@ -1,13 +1,18 @@
-//! What happens when: the events a server reacts to, each owned by one module, so handlers
-//! stay thin and never call each other. Each gathers data from the store, asks `policy` what
-//! to do, and carries it out (store writes, wake-ups, live output).
+//! What happens when, in the server's own words (request structs, [`Actor`], [`ServiceError`];
+//! no HTTP): the events a server reacts to and what operators ask of it, each owned by one
+//! module, so handlers stay thin and never call each other, and the API and the web UI do the
+//! same thing the same way. Each gathers data from the store, asks `policy` what to do, and
+//! carries it out (store writes, wake-ups, live output).
 //!
 //! - [`checkin`]: a host checked in.
 //! - [`report`]: reports arrived.
-//! - [`campaigns`]: a campaign changed (created, resumed, a host joined or accepted).
-//! - [`batches`]: a host became free for its next batch entry.
-//! - [`updates`]: a person asked for an install (API or MQTT).
+//! - [`campaigns`]: campaigns at work (a host joined, a report arrived) and what operators
+//!   ask of them ([`campaigns::requests`]).
+//! - [`batches`]: a batch planned and started; a host free for its next entry.
+//! - [`updates`]: a person asked for an install (API, web UI or MQTT); the history; terminals.
 //! - [`deltas`]: a delta is wanted (a release published, an older host checked in).
+//! - [`hosts`], [`items`], [`releases`], [`tokens`]: the fleet's records as operators see and
+//!   change them.
 
 pub mod batches;
 pub mod campaigns;
@@ -16,6 +21,10 @@ pub mod deltas;
 pub mod error;
 pub mod hosts;
 pub mod items;
+pub mod releases;
+pub mod report;
+pub mod tokens;
+pub mod updates;
 
 pub use error::{ServiceError, ServiceResult};
 
@@ -44,10 +53,6 @@ pub async fn full_id(
         ))),
     }
 }
-pub mod releases;
-pub mod report;
-pub mod tokens;
-pub mod updates;
 
 /// Who asked for something, recorded with what it caused (an update's history entry, a
 /// batch). A type, never a string, so a new kind of actor is added in one place.
