@@ -12,7 +12,6 @@ mod release;
 mod repository;
 mod root;
 mod table;
-mod terminal;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,

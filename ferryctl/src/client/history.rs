@@ -129,12 +129,12 @@ impl Client {
             return self.tail(id, true, 24 * 3600, false);
         }
         eprintln!("attached to update {id}'s terminal (Ctrl-C interrupts the hook)");
-        let _raw = crate::terminal::RawMode::enter();
+        let _raw = super::terminal::RawMode::enter();
         let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let sender = {
             let (client, url, done) = (self.clone(), self.url(&path)?, done.clone());
             let lease = lease.lease.clone();
-            std::thread::spawn(move || crate::terminal::forward_input(&client, &url, &lease, &done))
+            std::thread::spawn(move || super::terminal::forward_input(&client, &url, &lease, &done))
         };
         let result = self.tail(id, true, 24 * 3600, false);
         done.store(true, std::sync::atomic::Ordering::SeqCst);

@@ -7,6 +7,7 @@ mod mqtt;
 pub use mqtt::request as mqtt_request;
 mod publish;
 mod rollout;
+mod terminal;
 
 use anyhow::{bail, Context as _};
 use ferry_manifests::wire::ApiError;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::client::Client;
+use super::Client;
 
 /// How often the window size is looked at, and the longest typed bytes wait to be sent.
 const TICK: Duration = Duration::from_millis(50);
