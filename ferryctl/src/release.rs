@@ -86,6 +86,10 @@ fn with_suffix(prefix: &Path, ext: &str) -> PathBuf {
 /// Packs `--from` into a deterministic tarball and writes the signed manifest beside it.
 pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     validate_item_name(&args.item).map_err(anyhow::Error::msg)?;
+    if let Some(url) = &args.release_url {
+        ferry_manifests::invalid::validate_release_url(url)
+            .map_err(|e| anyhow::anyhow!("--release-url: {e}"))?;
+    }
     let keys = args
         .key
         .iter()

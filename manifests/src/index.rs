@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::envelope::{Envelope, VerifyError};
-use crate::invalid::{validate_artifact_name, validate_item_name, Invalid};
+use crate::invalid::{validate_artifact_name, validate_item_name, validate_release_url, Invalid};
 use crate::keys::TrustedKeys;
 use crate::manifest::Category;
 
@@ -117,6 +117,9 @@ impl ReleaseIndex {
         let mut seen = std::collections::BTreeSet::new();
         for entry in &self.releases {
             validate_artifact_name(&entry.manifest)?;
+            if let Some(url) = &entry.release_url {
+                validate_release_url(url)?;
+            }
             if !seen.insert(&entry.version) {
                 return Err(IndexError::VersionTwice(
                     self.item.clone(),

@@ -20,6 +20,8 @@ pub enum Invalid {
     IconUrlScheme(String),
     #[error("icon URL {0:?} is not a valid https URL")]
     IconUrl(String),
+    #[error("release URL {0:?} must be an http:// or https:// URL of at most 2048 characters, without spaces or control characters")]
+    ReleaseUrl(String),
     #[error("item name {0:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit")]
     ItemName(String),
     #[error(
@@ -95,6 +97,25 @@ impl fmt::Display for KeyProblem {
             KeyProblem::NotEd25519(e) => write!(f, "not an ed25519 key: {e}"),
             KeyProblem::WrongId(id) => write!(f, "has id {id}"),
         }
+    }
+}
+
+/// A release's page (`release_url`): shown to operators as a link, so only http(s) — never
+/// `javascript:` or `data:` — at most 2048 characters, with a host, without spaces or control
+/// characters.
+pub fn validate_release_url(url: &str) -> Result<(), Invalid> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let ok = url.chars().count() <= 2048
+        && rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+        && !url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '\u{feff}');
+    if ok {
+        Ok(())
+    } else {
+        Err(Invalid::ReleaseUrl(url.to_string()))
     }
 }
 

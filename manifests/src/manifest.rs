@@ -14,6 +14,7 @@ use crate::envelope::{Envelope, VerifyError, MANIFEST_PAYLOAD_TYPE};
 use crate::invalid::Invalid;
 pub use crate::invalid::{
     check_relative_path, is_sha256_hex, validate_artifact_name, validate_item_name,
+    validate_release_url,
 };
 use crate::keys::TrustedKeys;
 
@@ -283,6 +284,9 @@ impl Manifest {
     /// Checks everything that can be checked without the artifact.
     pub fn validate(&self) -> Result<(), Invalid> {
         validate_item_name(&self.item)?;
+        if let Some(url) = &self.release_url {
+            validate_release_url(url)?;
+        }
         if !is_sha256_hex(&self.artifact.sha256) {
             return Err(Invalid::ArtifactSha256(self.artifact.sha256.clone()));
         }
@@ -388,6 +392,31 @@ pub(crate) mod tests {
                 config: false,
             }],
             install: Install::default(),
+        }
+    }
+
+    #[test]
+    fn a_release_url_is_an_http_link_or_the_manifest_is_refused() {
+        let now = OffsetDateTime::now_utc();
+        let mut m = sample(now);
+        for ok in ["https://example.org/web/1.1.0", "http://forge.local/r/1"] {
+            m.release_url = Some(ok.into());
+            assert_eq!(m.validate(), Ok(()), "{ok}");
+        }
+        for bad in [
+            "javascript:fetch('/settings')",
+            "JAVASCRIPT:alert(1)",
+            "data:text/html,<script>alert(1)</script>",
+            "https://",
+            "https:///path",
+            "https://example.org/a b",
+            "https://example.org/\u{7}",
+        ] {
+            m.release_url = Some(bad.into());
+            assert!(
+                matches!(m.validate(), Err(Invalid::ReleaseUrl(_))),
+                "{bad} was accepted"
+            );
         }
     }
 

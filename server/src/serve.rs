@@ -64,7 +64,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             }
         })
     };
-    let app = api::router(Arc::clone(&state), ui::router());
+    let app = api::router(Arc::clone(&state), ui::router(state.config.tls.is_some()));
     let result = serve_app(app, tls, listen, Arc::clone(&state)).await;
     let names: Vec<String> = state
         .bridges

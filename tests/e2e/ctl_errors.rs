@@ -56,3 +56,34 @@ fn key_file_mistakes_are_said_once_and_plainly() {
     let public = build("keys/release.pub");
     assert!(public.stderr.contains("this is the public key"), "{public}");
 }
+
+/// A release page that is not an http(s) link (`javascript:`, `data:`) would run in an
+/// operator's browser from the items page: ferryctl refuses to sign it, naming the rule.
+#[test]
+fn a_release_url_that_is_not_an_http_link_is_refused_at_build() {
+    let w = World::new();
+    let src = w.payload("1.0.0", None);
+    let run = w
+        .ctl(&[
+            "release",
+            "build",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+            "--from",
+            src.to_str().unwrap(),
+            "--key",
+            "keys/release.key",
+            "--release-url",
+            "javascript:fetch('/settings')",
+            "--out",
+            "out",
+        ])
+        .code(1);
+    assert!(run.stderr.contains("http:// or https://"), "{run}");
+    assert!(
+        !w.path("out").exists(),
+        "nothing is written for a refused release"
+    );
+}

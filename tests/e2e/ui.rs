@@ -213,6 +213,16 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
         .send()
         .unwrap();
     assert_eq!(r.headers()["location"], "/", "never sent off this server");
+    // A tab a browser drops from the URL (`/%09/elsewhere.example/`) sends nobody away either.
+    let r = no_redirect
+        .post(format!("{}/login", w.server.url()))
+        .form(&[
+            ("token", w.operator_token().as_str()),
+            ("next", "/\t/elsewhere.example/"),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/", "never sent off this server");
     let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
     for part in ["HttpOnly", "SameSite=Strict", "Path=/"] {
         assert!(cookie.contains(part), "{cookie}");
@@ -227,6 +237,39 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
         .unwrap();
     assert_eq!(r.status(), 403);
     assert!(!w.ctl(&["tokens", "list"]).stdout.contains("sneaky"));
+    // A page (it shows tokens and hook output) runs no script but this server's, cannot be
+    // framed, sniffed or cached.
+    let r = http
+        .get(format!("{}/settings", w.server.url()))
+        .header("cookie", &session)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let header = |name: &str| {
+        r.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let csp = header("content-security-policy");
+    let directive = |name: &str| {
+        csp.split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with(name))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(directive("script-src"), "script-src 'self'", "{csp}");
+    assert_eq!(
+        directive("frame-ancestors"),
+        "frame-ancestors 'none'",
+        "{csp}"
+    );
+    assert_eq!(directive("object-src"), "object-src 'none'", "{csp}");
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    assert_eq!(header("cache-control"), "no-store");
+    assert!(!header("referrer-policy").is_empty());
     // The session reads the API (the live output needs it) but cannot change it.
     let r = http
         .get(format!("{}/api/v1/hosts", w.server.url()))

@@ -46,7 +46,7 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                         td { (r.released_at) }
                         td {
                             (r.notes)
-                            @if let Some(u) = &r.release_url { " " a href=(u) rel="noreferrer" { "release page" } }
+                            @if let Some(u) = r.release_url.as_ref().filter(|u| ferry_manifests::invalid::validate_release_url(u).is_ok()) { " " a href=(u) rel="noreferrer" { "release page" } }
                         }
                     } } }
                 } }
