@@ -34,6 +34,9 @@ fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     a.run("once").ok();
     assert_eq!(a.current(), None, "installed without acceptance");
 
+    // A device names the campaign by its full id, never a prefix of one.
+    let prefix = a.run_args(&["--running-mode=campaign_accept", "--campaign-id", &id[..8]]);
+    assert_ne!(prefix.code, Some(0), "accepted by an id prefix: {prefix}");
     a.run_args(&["--running-mode=campaign_accept", "--campaign-id", &id])
         .ok();
     a.run("once").ok();

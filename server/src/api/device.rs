@@ -18,9 +18,39 @@ use ferry_manifests::wire::now;
 /// Most reports accepted in one request.
 const MAX_REPORTS: usize = 100;
 
+/// Longest text a device may report in one of its facts (os, arch, versions, device class).
+const MAX_FACT_CHARS: usize = 128;
+/// Longest installed version a device may report (semver allows any length; nothing Ferry
+/// publishes is near this).
+const MAX_VERSION_CHARS: usize = 128;
+
+/// What a device reports about itself, checked before anything of it is kept or logged: sizes
+/// bounded, no control characters (they would reach terminals and logs), each item once.
 fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
-    if facts.hostname.trim().is_empty() || facts.hostname.chars().count() > 255 {
-        return Err(AppError::bad_request("hostname must be 1-255 characters"));
+    let printable = |s: &str| !s.chars().any(char::is_control);
+    if facts.hostname.trim().is_empty()
+        || facts.hostname.chars().count() > 255
+        || !printable(&facts.hostname)
+    {
+        return Err(AppError::bad_request(
+            "hostname must be 1-255 characters, without control characters",
+        ));
+    }
+    let texts = [
+        ("os", Some(facts.os.as_str())),
+        ("os_version", Some(facts.os_version.as_str())),
+        ("arch", Some(facts.arch.as_str())),
+        ("agent_version", Some(facts.agent_version.as_str())),
+        ("device_class", facts.device_class.as_deref()),
+        ("newest_manifest_at", facts.newest_manifest_at.as_deref()),
+    ];
+    for (key, value) in texts {
+        if let Some(v) = value.filter(|v| v.chars().count() > MAX_FACT_CHARS || !printable(v)) {
+            return Err(AppError::bad_request(format!(
+                "{key} must be at most {MAX_FACT_CHARS} characters, without control characters ({} given)",
+                v.chars().count()
+            )));
+        }
     }
     if facts
         .utc_offset_secs
@@ -33,8 +63,24 @@ fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
     if facts.installed.len() > 1000 {
         return Err(AppError::bad_request("at most 1000 installed items"));
     }
+    let mut seen = std::collections::HashSet::new();
     for i in &facts.installed {
         validate_item_name(&i.item).map_err(AppError::bad_request)?;
+        if !seen.insert(i.item.as_str()) {
+            return Err(AppError::bad_request(format!(
+                "item {} is listed twice in installed",
+                i.item
+            )));
+        }
+        if let Some(v) = i.version.as_ref().map(|v| v.to_string()) {
+            if v.len() > MAX_VERSION_CHARS {
+                return Err(AppError::bad_request(format!(
+                    "installed version of {} is {} characters; at most {MAX_VERSION_CHARS}",
+                    i.item,
+                    v.len()
+                )));
+            }
+        }
     }
     ferry_manifests::wire::validate_labels(&facts.tags, facts.friendly_name.as_deref())
         .map_err(AppError::bad_request)?;

@@ -179,3 +179,69 @@ async fn a_check_in_body_that_is_not_an_object_is_refused_with_its_reason() {
     assert!(status.is_client_error(), "{status}");
     assert!(!body["message"].as_str().unwrap_or("").is_empty(), "{body}");
 }
+
+#[tokio::test]
+async fn facts_a_device_cannot_report_are_refused_with_a_reason_not_a_500() {
+    let s = TestServer::start().await;
+    let enrol = |facts: Value| json!({"enrol_token": s.enrol, "facts": facts});
+    let mut twice = TestServer::facts("pump-1", &[("web", Some("1.0.0")), ("web", None)]);
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(enrol(twice.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("listed twice"),
+        "{body}"
+    );
+
+    twice["hostname"] = json!("pump\u{0}\u{1b}[2J");
+    twice["installed"] = json!([]);
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(enrol(twice.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("control characters"),
+        "{body}"
+    );
+
+    twice["hostname"] = json!("pump-1");
+    twice["os"] = json!("x".repeat(1_000_000));
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(enrol(twice.clone())),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("os must be at most"),
+        "{body}"
+    );
+
+    let long = format!("0.0.1-{}", "a".repeat(4096));
+    let facts = TestServer::facts("pump-1", &[("web", Some(long.as_str()))]);
+    let (status, body) = call(&s, Method::POST, "/api/v1/enrol", None, Some(enrol(facts))).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+    let (_, hosts) = call(&s, Method::GET, "/api/v1/hosts", Some(&s.operator), None).await;
+    assert_eq!(hosts, json!([]), "no refused device was enrolled");
+}

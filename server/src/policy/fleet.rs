@@ -98,6 +98,21 @@ pub fn cancelled_told_since(now: OffsetDateTime) -> String {
     ferry_manifests::wire::timestamp(now - CANCELLED_TOLD_FOR)
 }
 
+/// Whether a delta from `from` to `to` of `item` may be built: only between two releases
+/// the server published, upward. A device names `from` (what it says it has), so anything
+/// else would let one device make the server try, and remember, deltas without end.
+pub fn delta_wanted(
+    releases: &[ReleaseView],
+    item: &str,
+    from: &semver::Version,
+    to: &semver::Version,
+) -> bool {
+    from < to
+        && releases
+            .iter()
+            .any(|r| r.item == item && &r.version == from)
+}
+
 /// The newest release of `item`.
 pub fn newest<'a>(releases: &'a [ReleaseView], item: &str) -> Option<&'a ReleaseView> {
     releases
@@ -151,6 +166,30 @@ pub fn mirror_urls(release: &ReleaseView) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deltas_are_built_only_upward_between_published_releases() {
+        let releases = [
+            release("web", "1.0.0"),
+            release("web", "1.1.0"),
+            release("db", "0.9.0"),
+        ];
+        let v = |s: &str| s.parse::<semver::Version>().unwrap();
+        assert!(delta_wanted(&releases, "web", &v("1.0.0"), &v("1.1.0")));
+        assert!(
+            !delta_wanted(&releases, "web", &v("1.1.0"), &v("1.0.0")),
+            "downward"
+        );
+        let claimed = format!("0.0.1-{}", "a".repeat(4096));
+        assert!(
+            !delta_wanted(&releases, "web", &v(&claimed), &v("1.1.0")),
+            "never published"
+        );
+        assert!(
+            !delta_wanted(&releases, "web", &v("0.9.0"), &v("1.1.0")),
+            "another item's version"
+        );
+    }
 
     #[test]
     fn a_cancelled_job_is_told_for_a_week_from_the_given_clock() {

@@ -174,12 +174,12 @@ async fn answer(
     };
     for a in &mut available {
         if let Some(from) = installed(&a.item) {
-            a.delta = delta_for(state, &a.item, &from, &a.version);
+            a.delta = delta_for(state, &releases, &a.item, &from, &a.version);
         }
     }
     for j in &mut jobs {
         if let Some(from) = installed(&j.item) {
-            j.delta = delta_for(state, &j.item, &from, &j.version);
+            j.delta = delta_for(state, &releases, &j.item, &from, &j.version);
         }
         if let Some(r) = releases
             .iter()
@@ -201,14 +201,17 @@ async fn answer(
     })
 }
 
+/// A ready delta from `from` to `to`; without one, a build is asked for, if `from` is a
+/// release the server published (`policy::fleet::delta_wanted`).
 fn delta_for(
     state: &Shared,
+    releases: &[ferry_manifests::wire::ReleaseView],
     item: &str,
     from: &semver::Version,
     to: &semver::Version,
 ) -> Option<ferry_manifests::wire::DeltaOffer> {
     let offer = state.deltas.offer(item, from, to);
-    if offer.is_none() {
+    if offer.is_none() && fleet::delta_wanted(releases, item, from, to) {
         crate::service::deltas::request(state, item, from, to);
     }
     offer

@@ -7,7 +7,7 @@ use ferry_manifests::wire::Report;
 use super::error::ServiceResult;
 use crate::policy::status::UpdateStatus;
 use crate::state::Shared;
-use crate::store::ReportRecord;
+use crate::store::{Recorded, ReportRecord};
 
 /// Output kept per report (the tail, if longer).
 const MAX_OUTPUT: usize = 1024 * 1024;
@@ -28,7 +28,7 @@ pub async fn reports_arrived(
             }
             output = output.split_off(cut);
         }
-        let new = state
+        let recorded = state
             .store
             .record_report(&ReportRecord {
                 report_id: r.report_id.clone(),
@@ -48,18 +48,20 @@ pub async fn reports_arrived(
                     .and_then(|f| serde_json::to_string(f).ok()),
             })
             .await?;
-        if new {
+        if recorded != Recorded::Again {
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
-            if let Some(job) = &r.job_id {
-                super::campaigns::on_report(state, job).await?;
-                state.terminals.close(job);
-                state.publish_live(
-                    job,
-                    crate::live::LiveEvent::End {
-                        status: r.outcome.as_str().to_string(),
-                    },
-                );
-            }
+        }
+        // Only a job of this host ends: another host's job id in a report touches nothing of
+        // that job (its live output, its terminal, its campaign).
+        if let Recorded::Job(job) = &recorded {
+            super::campaigns::on_report(state, job).await?;
+            state.terminals.close(job);
+            state.publish_live(
+                job,
+                crate::live::LiveEvent::End {
+                    status: r.outcome.as_str().to_string(),
+                },
+            );
         }
         acked.push(r.report_id);
     }

@@ -102,3 +102,41 @@ async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
     assert!(answer.jobs.is_empty());
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[tokio::test]
+async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
+    let s = TestServer::start().await;
+    let victim = enrolled(&s, "pump-a", &[("web", Some("1.0.0"))]).await;
+    let rogue = enrolled(&s, "pump-b", &[("web", Some("1.0.0"))]).await;
+    let version: semver::Version = "1.1.0".parse().unwrap();
+    let job = s
+        .state
+        .store
+        .create_update(&victim, "web", &version, Actor::Operator.as_str(), None)
+        .await
+        .unwrap();
+    let mut live = s.state.live.subscribe(&job);
+    let report: ferry_manifests::wire::Report = serde_json::from_value(serde_json::json!({
+        "report_id": "rogue-1", "job_id": job, "item": "web", "version": "1.1.0",
+        "outcome": "installed", "message": "installed 1.1.0", "output": "",
+        "started_at": "2026-01-01T00:00:00.000Z", "finished_at": "2026-01-01T00:00:01.000Z"
+    }))
+    .unwrap();
+    let acked = super::report::reports_arrived(&s.state, &rogue, vec![report])
+        .await
+        .unwrap();
+    assert_eq!(acked, ["rogue-1"], "the rogue's own report is still taken");
+    let entry = super::updates::entry(&s.state, &job).await.unwrap();
+    assert_eq!(
+        entry.status, "pending",
+        "another host's report finished the job"
+    );
+    assert!(
+        live.try_recv().is_err(),
+        "the job's live stream heard of it"
+    );
+    let rogue_history = super::updates::history(&s.state, Some(&rogue), None)
+        .await
+        .unwrap();
+    assert_eq!(rogue_history.len(), 1, "kept as the rogue's own entry");
+}

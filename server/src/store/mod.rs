@@ -17,7 +17,7 @@ mod sql;
 use crate::policy::status::CampaignStatus;
 pub use model::{
     BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, Member, NewRelease,
-    PendingJob, ReportRecord, StoredMqtt,
+    PendingJob, Recorded, ReportRecord, StoredMqtt,
 };
 pub use notice::Notice;
 
@@ -298,13 +298,13 @@ impl Store {
     }
 
     /// Stores a report once: a report id seen before changes nothing (the device retried after
-    /// a lost answer). Returns whether it was new.
-    pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
-        let new = self.backend.record_report(rec).await?;
-        if new {
+    /// a lost answer). A job id counts only if the job is the reporting host's.
+    pub async fn record_report(&self, rec: &ReportRecord) -> Result<Recorded> {
+        let recorded = self.backend.record_report(rec).await?;
+        if recorded != Recorded::Again {
             self.bump_updates();
         }
-        Ok(new)
+        Ok(recorded)
     }
 
     /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.

@@ -46,6 +46,17 @@ impl From<HostRow> for HostCheckIn {
     }
 }
 
+/// What storing a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The report id was seen before: nothing changed (the device resent it).
+    Again,
+    /// It finished this job of the reporting host.
+    Job(String),
+    /// It is a new history entry: no job, or a job that is not the reporting host's.
+    Entry,
+}
+
 /// An item's presentation and status, for items that have a row (others have the defaults).
 #[derive(Debug, Clone)]
 pub struct ItemSettings {

@@ -272,16 +272,17 @@ pub async fn edit(state: &Shared, id: &str, req: CampaignEdit) -> ServiceResult<
     view(state, c).await
 }
 
-/// A device accepts a campaign that targets it; its install may then be dispatched.
+/// A device accepts a campaign that targets it; its install may then be dispatched. A device
+/// names the campaign by its full id (as its check-in gave it): a prefix would let a device
+/// probe the ids of campaigns not meant for it.
 pub async fn accept(state: &Shared, host_id: &str, id: &str) -> ServiceResult<CampaignOffer> {
-    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
-    let c = load(state, &id).await?;
-    if !state.store.accept(&id, host_id).await? {
+    let c = load(state, id).await?;
+    if !state.store.accept(id, host_id).await? {
         return Err(ServiceError::not_found(format!(
             "campaign {id} does not target this device"
         )));
     }
-    evaluate(state, &id).await?;
+    evaluate(state, id).await?;
     Ok(CampaignOffer {
         campaign_id: c.id,
         name: c.name,

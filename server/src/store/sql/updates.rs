@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{opt_version, parse_version, Sql};
 use crate::policy::status::UpdateStatus;
-use crate::store::{PendingJob, ReportRecord, Result, StoreError};
+use crate::store::{PendingJob, Recorded, ReportRecord, Result, StoreError};
 
 impl Sql {
     pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
@@ -151,7 +151,7 @@ impl Sql {
 
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). Returns whether it was new.
-    pub async fn record_report(&self, rec: &ReportRecord) -> Result<bool> {
+    pub async fn record_report(&self, rec: &ReportRecord) -> Result<Recorded> {
         let mut tx = self.write_tx().await?;
         let seen: Option<String> =
             sqlx::query_scalar("SELECT report_id FROM reports WHERE report_id = $1")
@@ -159,7 +159,7 @@ impl Sql {
                 .fetch_optional(&mut *tx)
                 .await?;
         if seen.is_some() {
-            return Ok(false);
+            return Ok(Recorded::Again);
         }
         // A report for a job of this host updates that job; anything else is a new entry.
         let job: Option<String> = match &rec.job_id {
@@ -171,6 +171,10 @@ impl Sql {
                     .await?
             }
             None => None,
+        };
+        let recorded = match &job {
+            Some(id) => Recorded::Job(id.clone()),
+            None => Recorded::Entry,
         };
         let update_id = match job {
             Some(id) => {
@@ -231,7 +235,7 @@ impl Sql {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(recorded)
     }
 
     pub async fn history(
