@@ -388,3 +388,42 @@ fn a_release_of_thirty_thousand_files_publishes_and_a_too_large_body_is_json() {
     let body: serde_json::Value = resp.json().unwrap();
     assert_eq!(body["code"], "too_large", "{body}");
 }
+
+/// What a device reports is shown escaped: a report whose message holds terminal escapes
+/// (a clipboard write, a cleared screen, a forged line) reaches `ferryctl history` as text.
+#[test]
+fn escapes_in_what_a_device_reports_are_shown_as_text() {
+    let w = World::new();
+    w.agent("check").ok();
+    let cred: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(w.path("agent-state/device.json")).unwrap())
+            .unwrap();
+    let message = "done\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\r\nforged line";
+    let report = serde_json::json!({"reports": [{
+        "report_id": "escapes-1", "item": "web", "version": "1.0.0", "outcome": "installed",
+        "message": message, "output": "",
+        "started_at": "2026-01-01T00:00:00.000Z", "finished_at": "2026-01-01T00:00:01.000Z"
+    }]});
+    let status = crate::util::http()
+        .post(format!("{}/api/v1/device/reports", w.server.url()))
+        .bearer_auth(cred["device_token"].as_str().unwrap())
+        .json(&report)
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success(), "{status}");
+    let id = w.history()[0]["id"].as_str().unwrap().to_string();
+    for shown in [
+        w.ctl(&["history", "list"]).ok(),
+        w.ctl(&["history", "show", &id]).ok(),
+    ] {
+        assert!(
+            !shown.stdout.contains('\u{1b}') && !shown.stdout.contains('\u{7}'),
+            "{shown}"
+        );
+        assert!(
+            shown.stdout.contains("done\\u{1b}]52;c;ZXZpbA=="),
+            "{shown}"
+        );
+    }
+}

@@ -86,7 +86,7 @@ impl Client {
         }
         println!(
             "{} ({}): tags {}, friendly name {}",
-            h.facts.hostname,
+            table::printable(&h.facts.hostname),
             h.id,
             if h.tags.is_empty() {
                 "-".to_string()

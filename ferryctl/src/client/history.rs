@@ -65,7 +65,11 @@ impl Client {
             return print_json(&e);
         }
         println!("update    {}", e.id);
-        println!("host      {} ({})", e.hostname, e.host_id);
+        println!(
+            "host      {} ({})",
+            table::printable(&e.hostname),
+            e.host_id
+        );
         println!("item      {} {}", e.item, e.version);
         println!("status    {}", e.status);
         println!("actor     {}", e.actor);
@@ -74,7 +78,7 @@ impl Client {
         if let Some(f) = &e.fetched {
             println!("fetched   {f}");
         }
-        println!("message   {}", e.message);
+        println!("message   {}", table::printable(&e.message));
         if !e.output.is_empty() {
             println!("\n{}", e.output);
         }

@@ -12,6 +12,29 @@ use crate::store::{Recorded, ReportRecord};
 /// Output kept per report (the tail, if longer).
 const MAX_OUTPUT: usize = 1024 * 1024;
 
+/// Most characters of a device's text that go into one log line.
+const LOGGED_CHARS: usize = 200;
+
+/// A device's text as a log line may hold it: control characters escaped (a terminal
+/// reading the log would obey them), cut at [`LOGGED_CHARS`].
+fn loggable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(LOGGED_CHARS)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > LOGGED_CHARS {
+        out.push('…');
+    }
+    out
+}
+
 /// Stores `reports` of `host_id` (validated by the handler); returns the ids to acknowledge.
 pub async fn reports_arrived(
     state: &Shared,
@@ -49,7 +72,8 @@ pub async fn reports_arrived(
             })
             .await?;
         if recorded != Recorded::Again {
-            tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {}", r.message);
+            let message = loggable(&r.message);
+            tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {message}");
         }
         // Only a job of this host ends: another host's job id in a report touches nothing of
         // that job (its live output, its terminal, its campaign).
@@ -69,4 +93,18 @@ pub async fn reports_arrived(
     super::batches::dispatch(state, host_id).await?;
     state.changed();
     Ok(acked)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_devices_text_is_logged_escaped_and_bounded() {
+        assert_eq!(super::loggable("installed 1.0.0"), "installed 1.0.0");
+        assert_eq!(
+            super::loggable("a\u{1b}[2J\r\nforged"),
+            "a\\u{1b}[2J\\r\\nforged"
+        );
+        let long = super::loggable(&"x".repeat(8192));
+        assert_eq!(long.chars().count(), super::LOGGED_CHARS + 1);
+    }
 }
