@@ -32,6 +32,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         }
         None => {
             let db_path = config.data_dir.join("ferry.db");
+            private_files(&db_path)?;
             Store::open_sqlite(&db_path)
                 .await
                 .with_context(|| format!("cannot open database {}", db_path.display()))?
@@ -80,6 +81,41 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     cluster.abort();
     state.flush_seen(true).await;
     result
+}
+
+/// The database holds hook output and terminal transcripts: it and its WAL files are the
+/// server's alone (mode 0600), whatever the data directory's mode, which is warned about when
+/// others may read it (an existing directory keeps its mode).
+fn private_files(db_path: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    if let Some(dir) = db_path.parent() {
+        let mode = std::fs::metadata(dir)
+            .with_context(|| format!("cannot read {}", dir.display()))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                dir = %dir.display(),
+                "the data directory is readable by others (mode {:o}); chmod 700 it",
+                mode & 0o777
+            );
+        }
+    }
+    // SQLite gives its -wal and -shm files the database file's mode.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(db_path)
+        .with_context(|| format!("cannot create database {}", db_path.display()))?;
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", db_path.display()));
+        if path.exists() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 async fn serve_app(

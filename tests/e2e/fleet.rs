@@ -427,3 +427,33 @@ fn escapes_in_what_a_device_reports_are_shown_as_text() {
         );
     }
 }
+
+/// The database (hook output, terminal transcripts) is the server's alone even in a data
+/// directory others may read, which the server warns about.
+#[test]
+fn the_database_is_private_in_a_data_directory_others_can_read() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    fs::create_dir(&data).unwrap();
+    fs::set_permissions(&data, fs::Permissions::from_mode(0o755)).unwrap();
+    let server = crate::util::Server::start_on(&data, None, None);
+    let status = crate::util::http()
+        .get(format!("{}/healthz", server.url()))
+        .send()
+        .unwrap()
+        .status();
+    assert!(status.is_success());
+    for name in ["ferry.db", "ferry.db-wal"] {
+        let path = data.join(name);
+        if name == "ferry.db" || path.exists() {
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600, "{name} is {mode:o}");
+        }
+    }
+    assert!(
+        server.log_text().contains("readable by others"),
+        "{}",
+        server.log_text()
+    );
+}
