@@ -442,4 +442,7 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
     crate::util::signal(agent.id(), "TERM", false);
     let _ = agent.wait();
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    // What was typed is not kept unless the operator asked for it.
+    let entry = &w.history()[0];
+    assert!(entry.get("typed").is_none_or(|t| t == ""), "{entry}");
 }

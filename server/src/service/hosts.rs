@@ -72,11 +72,30 @@ pub async fn list(state: &Shared) -> ServiceResult<Vec<HostView>> {
 }
 
 /// Resolves a host id, a unique prefix of one, or a hostname to exactly one (id, hostname).
+/// A full id always wins: a device cannot take over another host's id by naming itself so.
+/// A text that is both a hostname and the start of another host's id is refused as ambiguous
+/// rather than guessed.
 pub async fn resolve(state: &Shared, host: &str) -> ServiceResult<(String, String)> {
     let mut found = state.store.find_hosts(host).await?;
+    if let Some(i) = found.iter().position(|(id, _)| id == host) {
+        return Ok(found.swap_remove(i));
+    }
+    if !found.is_empty() && host.len() >= 4 {
+        let by_prefix = state.store.ids_with_prefix(IdKind::Host, host).await?;
+        if let Some(other) = by_prefix
+            .iter()
+            .find(|id| !found.iter().any(|(f, _)| f == *id))
+        {
+            return Err(ServiceError::conflict(format!(
+                "{host:?} is a hostname and the start of host id {other}; use the full host id"
+            )));
+        }
+    }
     if found.is_empty() {
         let id = super::full_id(state, IdKind::Host, host).await?;
         found = state.store.find_hosts(&id).await?;
+        // Only the host with that id, not one that calls itself by it.
+        found.retain(|(f, _)| *f == id);
     }
     match found.len() {
         0 => Err(ServiceError::not_found(format!(

@@ -140,3 +140,27 @@ async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
         .unwrap();
     assert_eq!(rogue_history.len(), 1, "kept as the rogue's own entry");
 }
+
+#[tokio::test]
+async fn a_host_named_like_another_hosts_id_never_stands_in_for_it() {
+    let s = TestServer::start().await;
+    let victim = enrolled(&s, "pump-a", &[]).await;
+    let rogue = enrolled(&s, &victim, &[]).await;
+    let (id, _) = super::hosts::resolve(&s.state, &victim).await.unwrap();
+    assert_eq!(
+        id, victim,
+        "the full id went to the host calling itself by it"
+    );
+    // A prefix of the victim's id that is also the rogue's name is refused, not guessed.
+    let prefix = &victim[..8];
+    let impostor = enrolled(&s, prefix, &[]).await;
+    let e = super::hosts::resolve(&s.state, prefix).await.unwrap_err();
+    assert!(matches!(e, ServiceError::Conflict(_)), "{e:?}");
+    // Each is still reached by its own full id.
+    for host in [&victim, &rogue, &impostor] {
+        assert_eq!(
+            &super::hosts::resolve(&s.state, host).await.unwrap().0,
+            host
+        );
+    }
+}

@@ -340,6 +340,11 @@ async fn host_body(
                                 " Interactive"
                             }
                             " "
+                            label.check title="Keep what is typed into the terminal in the history (off: passwords typed there are not kept)" {
+                                input type="checkbox" name="keep_input";
+                                " Keep what is typed"
+                            }
+                            " "
                             button type="submit" disabled[pending.contains(&i.item)] { "Update to " (a.version) }
                         }
                     } }
@@ -359,6 +364,9 @@ pub struct ActionForm {
     category: Option<String>,
     /// "on" when the update's hooks should run in a terminal here.
     interactive: Option<String>,
+    /// "on" when what is typed into that terminal is kept in the history (off by default:
+    /// a password typed there is not kept).
+    keep_input: Option<String>,
 }
 
 pub async fn check(
@@ -403,7 +411,7 @@ pub async fn update(
     };
     let req = TriggerRequest {
         interactive,
-        hide_input: false,
+        hide_input: f.keep_input.is_none(),
         host: id.clone(),
         item: f.item.unwrap_or_default(),
         version,
