@@ -65,7 +65,9 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             }
         })
     };
-    let app = api::router(Arc::clone(&state), ui::router(state.config.tls.is_some()));
+    let app = api::router(Arc::clone(&state), ui::router(state.config.tls.is_some())).layer(
+        tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT),
+    );
     let result = serve_app(app, tls, listen, Arc::clone(&state)).await;
     let names: Vec<String> = state
         .bridges
@@ -145,8 +147,14 @@ async fn serve_app(
         listener.set_nonblocking(true)?;
         let addr: SocketAddr = listener.local_addr()?;
         tracing::info!(%addr, "ferry-server listening (HTTPS)");
-        axum_server::from_tcp_rustls(listener, tls_config)?
-            .handle(handle)
+        let mut server = axum_server::from_tcp_rustls(listener, tls_config)?.handle(handle);
+        // A client that never finishes its headers is dropped, as on the plain listener.
+        server
+            .http_builder()
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        server
             .serve(app.into_make_service())
             .await
             .context("server failed")?;
@@ -161,6 +169,12 @@ async fn serve_app(
     Ok(())
 }
 
+/// How long a client may take to send its request headers, on either listener.
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a request body may go without sending anything, on either listener: an upload
+/// streams on as long as bytes keep coming, a stalled one is dropped.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Largest read buffer of a connection: hyper's smallest. A held long-poll keeps it for its
 /// whole wait (docs/performance.md).
 const READ_BUFFER: usize = 8192;
@@ -172,7 +186,7 @@ async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, state:
     let mut http = hyper::server::conn::http1::Builder::new();
     http.max_buf_size(READ_BUFFER)
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(std::time::Duration::from_secs(30));
+        .header_read_timeout(HEADER_READ_TIMEOUT);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
