@@ -238,3 +238,35 @@ fn a_line_reaches_the_follower_while_the_hook_is_still_running() {
     );
     assert!(follower.wait().unwrap().success());
 }
+
+/// Revoking a token ends the live output streams open with it, within a second or so: a
+/// `history tail --follow` of a pending update stops.
+#[test]
+fn revoking_a_token_ends_the_live_output_it_follows() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    let id = w.trigger(Some("1.0.0"))["id"].as_str().unwrap().to_string();
+    let token = w.ctl_json(&["tokens", "create", "--name", "watcher"]);
+    let secret = token["token"].as_str().unwrap().to_string();
+    let mut follower = ferryctl(&w, &["history", "tail", &id, "--follow"])
+        .env("FERRY_TOKEN", &secret)
+        .spawn()
+        .unwrap();
+    // Following (the update stays pending: no device runs it).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "the follow ended by itself"
+    );
+    w.ctl(&["tokens", "revoke", token["id"].as_str().unwrap()])
+        .ok();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while follower.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = follower.kill();
+            panic!("the stream outlived its revoked token");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -47,6 +47,9 @@ fn output_event(text: &str) -> axum::response::sse::Event {
         .data(serde_json::Value::String(text.to_string()).to_string())
 }
 
+/// How often a live output stream asks whether its operator's token is still live.
+const STILL_VALID_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Server-Sent Events: the output so far (`event: output`), then each new piece as the device
 /// sends it, then `event: end` with the update's status (`data: installed`, …). Each output
 /// event's data is the text as a JSON string, passed through untouched otherwise: ANSI colours
@@ -54,7 +57,7 @@ fn output_event(text: &str) -> axum::response::sse::Event {
 #[utoipa::path(get, path = "/api/v1/update-history/{id}/output/stream", tag = "updates", params(("id" = String, Path)), responses((status = 200, description = "Server-Sent Events: output (data: the text as a JSON string), then end (data: the status)", content_type = "text/event-stream", body = String), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn output_stream(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<
     axum::response::sse::Sse<
@@ -86,14 +89,33 @@ pub async fn output_stream(
         rx: tokio::sync::broadcast::Receiver<LiveEvent>,
         seen: i64,
         done: bool,
+        op: Operator,
+        state: Shared,
     }
     let head = futures_util::stream::iter(first.into_iter().map(Ok));
-    let tail = futures_util::stream::unfold(S { rx, seen, done }, |mut s| async move {
+    let start = S {
+        rx,
+        seen,
+        done,
+        op,
+        state: state.clone(),
+    };
+    let tail = futures_util::stream::unfold(start, |mut s| async move {
         loop {
             if s.done {
                 return None;
             }
-            match s.rx.recv().await {
+            // A revoked token ends the stream within a second.
+            let event = tokio::select! {
+                event = s.rx.recv() => event,
+                _ = tokio::time::sleep(STILL_VALID_EVERY) => {
+                    if s.op.still_valid(s.state.as_ref()).await {
+                        continue;
+                    }
+                    return None;
+                }
+            };
+            match event {
                 Ok(LiveEvent::Chunk { offset, text }) => {
                     let end = offset + text.chars().count() as i64;
                     if let Some(rest) = crate::live::unseen(offset, &text, s.seen) {

@@ -43,12 +43,22 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// An authenticated operator. Only authentication makes one: a valid operator token, or (for
 /// `GET`) a signed-in web session.
 pub struct Operator {
-    _proof: (),
+    /// The hash of the token it proved itself with (for a web session, its token's).
+    token_hash: String,
 }
 
 impl Operator {
-    fn proven() -> Operator {
-        Operator { _proof: () }
+    fn proven(token_hash: String) -> Operator {
+        Operator { token_hash }
+    }
+
+    /// Whether the token this operator proved itself with is still live. What lasts (a live
+    /// output stream) asks again every second, so a revoked token ends it at once.
+    pub async fn still_valid<S: AuthContext>(&self, ctx: &S) -> bool {
+        matches!(
+            tokens::valid(ctx.store(), TokenKind::Operator, &self.token_hash).await,
+            Ok(true)
+        )
     }
 }
 
@@ -64,17 +74,17 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         // The web UI's session may read (its live output follows the SSE stream, which a
         // browser cannot send a bearer token to); every change goes through the UI's forms
         // and their CSRF check, or a bearer token.
-        if bearer(parts).is_none()
-            && parts.method == axum::http::Method::GET
-            && session::signed_in(parts, state.as_ref()).await.is_some()
-        {
-            return Ok(Operator::proven());
+        if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
+            if let Some(who) = session::signed_in(parts, state.as_ref()).await {
+                return Ok(Operator::proven(who.token_hash));
+            }
         }
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing operator token (Authorization: Bearer ...)")
         })?;
-        if tokens::valid(state.store(), TokenKind::Operator, &hash_token(token)).await? {
-            Ok(Operator::proven())
+        let hash = hash_token(token);
+        if tokens::valid(state.store(), TokenKind::Operator, &hash).await? {
+            Ok(Operator::proven(hash))
         } else {
             Err(AppError::unauthorized(
                 "operator token is unknown or revoked",

@@ -142,6 +142,8 @@ pub fn cookie(id: Option<&str>, secure: bool) -> String {
 pub struct SignedIn {
     pub session: String,
     csrf: String,
+    /// The hash of the operator token the session was signed in with.
+    pub(super) token_hash: String,
     /// A message left for this page by the action before it.
     pub flash: Option<String>,
 }
@@ -178,6 +180,7 @@ pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedI
     Some(SignedIn {
         session: id,
         csrf,
+        token_hash: hash,
         flash,
     })
 }
