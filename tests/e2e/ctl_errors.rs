@@ -30,23 +30,7 @@ fn connection_mistakes_are_named_with_the_fix() {
 fn key_file_mistakes_are_said_once_and_plainly() {
     let w = World::new();
     let src = w.payload("1.0.0", None);
-    let build = |key: &str| {
-        w.ctl(&[
-            "release",
-            "build",
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-            "--from",
-            src.to_str().unwrap(),
-            "--key",
-            key,
-            "--out",
-            "out",
-        ])
-        .code(1)
-    };
+    let build = |key: &str| release_build(&w, &src, key, &[]).code(1);
     let missing = build("keys/missing.key");
     assert_eq!(
         missing.stderr.matches("No such file or directory").count(),
@@ -63,27 +47,31 @@ fn key_file_mistakes_are_said_once_and_plainly() {
 fn a_release_url_that_is_not_an_http_link_is_refused_at_build() {
     let w = World::new();
     let src = w.payload("1.0.0", None);
-    let run = w
-        .ctl(&[
-            "release",
-            "build",
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-            "--from",
-            src.to_str().unwrap(),
-            "--key",
-            "keys/release.key",
-            "--release-url",
-            "javascript:fetch('/settings')",
-            "--out",
-            "out",
-        ])
-        .code(1);
+    let url = ["--release-url", "javascript:fetch('/settings')"];
+    let run = release_build(&w, &src, "keys/release.key", &url).code(1);
     assert!(run.stderr.contains("http:// or https://"), "{run}");
     assert!(
         !w.path("out").exists(),
         "nothing is written for a refused release"
     );
+}
+
+/// `ferryctl release build` of web 1.0.0 from `src` with `key` into `out`, and `extra`.
+fn release_build(w: &World, src: &std::path::Path, key: &str, extra: &[&str]) -> crate::util::Run {
+    let mut args = vec![
+        "release",
+        "build",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--from",
+        src.to_str().unwrap(),
+        "--key",
+        key,
+        "--out",
+        "out",
+    ];
+    args.extend_from_slice(extra);
+    w.ctl(&args)
 }
