@@ -22,6 +22,7 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
     if envelope.signatures.is_empty() {
         return Err(ServiceError::invalid("the manifest is not signed"));
     }
+    signed_as_the_trust_root_says(state, &envelope).await?;
     let path = state.artifacts_dir().join(&manifest.artifact.name);
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Err(ServiceError::invalid(format!(
@@ -59,6 +60,31 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
         item: manifest.item,
         version: manifest.version,
     })
+}
+
+/// With a trust root published here, a release must be signed as it says (a threshold of its
+/// release keys): devices that follow the root would refuse anything else, so publishing it
+/// would only make a release no device can install. Without one (devices pin their keys),
+/// the server cannot know the keys and leaves the check to the devices.
+async fn signed_as_the_trust_root_says(state: &Shared, envelope: &Envelope) -> ServiceResult<()> {
+    let Some((version, text)) = state.store.latest_root().await? else {
+        return Ok(());
+    };
+    let root = ferry_manifests::root::TrustRoot::verify_initial(text.as_bytes())
+        .map_err(|e| ServiceError::invalid(format!("the stored trust root {version}: {e}")))?;
+    envelope
+        .verify(
+            ferry_manifests::envelope::MANIFEST_PAYLOAD_TYPE,
+            &root.release_keyset(),
+            root.release_threshold,
+        )
+        .map_err(|e| {
+            ServiceError::invalid(format!(
+                "the manifest's signatures do not meet trust root {version} (its release keys, threshold {}): {e}",
+                root.release_threshold
+            ))
+        })?;
+    Ok(())
 }
 
 /// A release as the server lists it, from its manifest and envelope.
