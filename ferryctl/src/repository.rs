@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use ferry_manifests::index::{index_file, IndexEntry, ReleaseIndex};
+use ferry_manifests::manifest::Compression;
+use ferry_manifests::tarball::{check_tar, Discard};
 use ferry_manifests::{Envelope, Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
 
@@ -50,6 +52,8 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
                 manifest.artifact.sha256
             );
         }
+        holds_what_it_lists(&bytes, &manifest)
+            .with_context(|| format!("{} does not hold what {} lists, and every device would refuse it; build the release again", artifact.display(), path.display()))?;
         // The artifact first: an index never names a manifest whose artifact is missing.
         write_atomic(&dir.join(&manifest.artifact.name), &bytes)?;
         let name = path
@@ -68,6 +72,16 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
     for item in items {
         write_index(dir, &item, &keys, args.index_expires_in_days)?;
     }
+    Ok(())
+}
+
+/// Checks the artifact's tarball as devices will ([`ferry_manifests::tarball`]).
+fn holds_what_it_lists(bytes: &[u8], manifest: &Manifest) -> anyhow::Result<()> {
+    let stream: Box<dyn std::io::Read> = match manifest.artifact.compression {
+        Compression::Gzip => Box::new(flate2::read::GzDecoder::new(bytes)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(bytes)?),
+    };
+    check_tar(stream, &manifest.files, &mut Discard)?;
     Ok(())
 }
 

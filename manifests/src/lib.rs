@@ -5,6 +5,7 @@
 //!   and those bytes (DSSE-style), verified *before* the payload is parsed.
 //! - [`manifest`]: the release manifest inside the envelope.
 //! - [`delta`]: file-level deltas between releases (unsigned: checked against the manifest).
+//! - [`tarball`]: what a release's tarball may hold, checked by the agent and the server alike.
 //! - [`index`]: the signed, expiring release index of a static release repository.
 //! - [`wire`]: the JSON types of the HTTP API shared by the agent, the server and `ferryctl`.
 //!
@@ -17,6 +18,7 @@ pub mod invalid;
 pub mod keys;
 pub mod manifest;
 pub mod root;
+pub mod tarball;
 pub mod wire;
 
 pub use envelope::{Envelope, VerifyError};

@@ -13,10 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use ferry_manifests::delta::{plan, DELTA_META};
-use ferry_manifests::manifest::Compression;
+use ferry_manifests::manifest::FileEntry;
+use ferry_manifests::tarball::{check_tar, Discard, Sink, TarballError};
 use ferry_manifests::wire::DeltaOffer;
 use ferry_manifests::Manifest;
 use sha2::{Digest, Sha256};
+
+use crate::artifact::tar_stream;
 
 type Key = (String, semver::Version, semver::Version);
 
@@ -183,41 +186,25 @@ fn write_delta(
         header.set_mtime(0);
         header.set_entry_type(tar::EntryType::Regular);
         tar.append_data(&mut header, DELTA_META, json.as_slice())?;
-        let input: Box<dyn Read> = {
-            let f = std::io::BufReader::new(std::fs::File::open(artifact)?);
-            match b.artifact.compression {
-                Compression::Gzip => Box::new(flate2::read::GzDecoder::new(f)),
-                Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(f)?),
-            }
+        // The whole artifact is checked as devices check it while the carried files are
+        // copied, so a delta only ever comes from an artifact a device would install.
+        // Every listed file is in it (or the check fails), so the delta carries all it needs.
+        let mut sink = Carry {
+            tar: &mut tar,
+            carried: &carried,
         };
-        let mut archive = tar::Archive::new(input);
-        let mut written = 0;
-        for entry in archive.entries()? {
-            let mut entry = entry?;
-            if entry.header().entry_type() != tar::EntryType::Regular {
-                continue;
-            }
-            let path = entry.path()?.to_string_lossy().into_owned();
-            let path = path.strip_prefix("./").unwrap_or(&path).to_string();
-            if !carried.contains(path.as_str()) {
-                continue;
-            }
-            let mut header = tar::Header::new_gnu();
-            header.set_size(entry.header().size()?);
-            header.set_mode(0o644);
-            header.set_mtime(0);
-            header.set_entry_type(tar::EntryType::Regular);
-            tar.append_data(&mut header, &path, &mut entry)?;
-            written += 1;
-        }
-        if written != carried.len() {
-            anyhow::bail!(
-                "the artifact of {} {} holds {written} of the {} files the delta needs",
+        check_tar(
+            tar_stream(artifact, b.artifact.compression)?,
+            &b.files,
+            &mut sink,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "the artifact of {} {} is not what its manifest lists: {e}",
                 b.item,
-                b.version,
-                carried.len()
-            );
-        }
+                b.version
+            )
+        })?;
         let mut file = tar.into_inner()?.finish()?;
         file.flush()?;
         file.into_inner()
@@ -241,4 +228,131 @@ fn write_delta(
     std::fs::write(&side_tmp, side)?;
     std::fs::rename(&side_tmp, out_dir.join(format!("{name}.json")))?;
     Ok((size, sha256))
+}
+
+/// Copies the files a delta carries into it, each checked against the manifest as it goes.
+struct Carry<'a, W: Write> {
+    tar: &'a mut tar::Builder<W>,
+    carried: &'a HashSet<&'a str>,
+}
+
+impl<W: Write> Sink for Carry<'_, W> {
+    fn dir(&mut self, _rel: &str) -> Result<(), TarballError> {
+        Ok(())
+    }
+
+    fn file(&mut self, listed: &FileEntry, content: &mut dyn Read) -> Result<(), TarballError> {
+        if !self.carried.contains(listed.path.as_str()) {
+            return Discard.file(listed, content);
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_size(listed.size);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        header.set_entry_type(tar::EntryType::Regular);
+        let mut hashing = Hashing {
+            inner: content,
+            hasher: Sha256::new(),
+        };
+        self.tar
+            .append_data(&mut header, &listed.path, &mut hashing)
+            .map_err(|source| TarballError::Write {
+                path: listed.path.clone().into(),
+                source,
+            })?;
+        let sha = hex::encode(hashing.hasher.finalize());
+        if sha != listed.sha256 {
+            return Err(TarballError::Mismatch(format!(
+                "{} has sha256 {sha}, the manifest says {}",
+                listed.path, listed.sha256
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<'a> {
+    inner: &'a mut dyn Read,
+    hasher: Sha256,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(version: &str, files: &[(&str, &[u8])]) -> Manifest {
+        let mut m: Manifest = serde_json::from_str(include_str!(
+            "../../manifests/examples/web-1.1.0.payload.json"
+        ))
+        .unwrap();
+        m.version = version.parse().unwrap();
+        m.files = files
+            .iter()
+            .map(|(path, data)| FileEntry {
+                path: path.to_string(),
+                sha256: hex::encode(Sha256::digest(data)),
+                mode: 0o644,
+                size: data.len() as u64,
+                config: false,
+            })
+            .collect();
+        m
+    }
+
+    /// A gzip tarball of `files`, plus a symlink when `link` is set.
+    fn artifact(dir: &Path, files: &[(&str, &[u8])], link: bool) -> PathBuf {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            tar.append_data(&mut header, path, *data).unwrap();
+        }
+        if link {
+            let mut header = tar::Header::new_gnu();
+            header.set_entry_type(tar::EntryType::Symlink);
+            header.set_size(0);
+            tar.append_link(&mut header, "shadow", "/etc/shadow").unwrap();
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar.into_inner().unwrap()).unwrap();
+        let path = dir.join("artifact.tar.gz");
+        std::fs::write(&path, gz.finish().unwrap()).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_delta_comes_only_from_an_artifact_a_device_would_install() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = manifest("1.0.0", &[("keep", b"same"), ("old", b"1")]);
+        let files: &[(&str, &[u8])] = &[("keep", b"same"), ("new", b"2")];
+        let b = manifest("1.1.0", files);
+
+        let good = artifact(dir.path(), files, false);
+        let offer = build(dir.path(), &good, &a, &b).unwrap();
+        assert_eq!(offer.from_version, a.version);
+        let written = file(dir.path(), "web", "1.0.0", "1.1.0").unwrap();
+        assert_eq!(std::fs::metadata(written).unwrap().len(), offer.size);
+
+        // The same listed files, plus a symlink the manifest does not list: no delta.
+        let data = dir.path().join("data");
+        let bad = artifact(dir.path(), files, true);
+        let err = build(&data, &bad, &a, &b).unwrap_err().to_string();
+        assert!(err.contains("is not what its manifest lists"), "{err}");
+        assert!(err.contains("symlink"), "{err}");
+        assert!(!file(&data, "web", "1.0.0", "1.1.0").unwrap().exists());
+        let left: Vec<_> = std::fs::read_dir(data.join("deltas/web"))
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "left behind: {left:?}");
+    }
 }

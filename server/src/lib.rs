@@ -13,8 +13,11 @@
 //! - [`state`]: the shared context every layer above takes.
 //! - [`store`]: the store interface and its SQL backend (all SQL).
 //! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
+//! - [`artifact`] and [`deltas`]: stored artifacts checked as devices check them, and the
+//!   deltas built from them.
 
 pub mod api;
+pub mod artifact;
 pub mod auth;
 pub mod cache;
 pub mod cluster;

@@ -2,7 +2,6 @@
 //! server, and nothing on the device changes.
 
 use std::fs;
-use std::path::Path;
 
 use ferry_manifests::manifest::{Artifact, Compression, FileEntry, Install};
 use ferry_manifests::{Manifest, SigningKeyFile};
@@ -99,10 +98,9 @@ fn an_older_release_is_refused_as_a_rollback() {
     assert_refused(&w, &before, "1.0.0", "rollback refused");
 }
 
-/// A validly signed release whose tarball tries to write outside the staging root.
-#[test]
-fn a_tarball_entry_escaping_the_root_is_refused() {
-    let (w, before) = installed_world();
+/// Writes a validly signed release `web 1.1.0` into `w.path(dir)` whose tarball tries to
+/// write outside the staging root (`../../escaped`).
+pub(crate) fn escaping_release(w: &World, dir: &str) -> std::path::PathBuf {
     let evil = b"owned\n";
     let mut tar = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
@@ -117,7 +115,7 @@ fn a_tarball_entry_escaping_the_root_is_refused() {
     std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
     let tarball = gz.finish().unwrap();
 
-    let out = w.path("out-evil");
+    let out = w.path(dir);
     fs::create_dir_all(&out).unwrap();
     fs::write(out.join("web-1.1.0.tar.gz"), &tarball).unwrap();
     let now = time::OffsetDateTime::now_utc();
@@ -153,11 +151,26 @@ fn a_tarball_entry_escaping_the_root_is_refused() {
         manifest.sign(&[&key]).to_json(),
     )
     .unwrap();
-    w.publish(&out);
-    w.trigger(Some("1.1.0"));
-    assert_refused(&w, &before, "1.1.0", "unsafe tarball");
-    assert!(!w.root.join("escaped").exists());
+    out
+}
+
+/// The server refuses to publish what every device would refuse: a tarball whose entry
+/// escapes the root. Devices refusing it themselves: `standalone.rs`.
+#[test]
+fn a_tarball_entry_escaping_the_root_is_refused_at_publish() {
+    let (w, before) = installed_world();
+    let out = escaping_release(&w, "out-evil");
+    let run = w
+        .ctl(&["release", "publish", out.to_str().unwrap()])
+        .code(1);
+    assert!(run.stderr.contains("every device would refuse it"), "{run}");
+    assert!(run.stderr.contains("../../escaped"), "{run}");
+    let releases = w.ctl_json(&["releases", "list"]);
+    assert!(
+        !releases.to_string().contains("1.1.0"),
+        "the refused release is listed: {releases}"
+    );
+    w.agent("once").ok();
+    assert_eq!(World::tree(&w.root), before, "the device changed");
     assert!(!w.root.parent().unwrap().join("escaped").exists());
-    assert!(!Path::new(&w.root).join("releases/escaped").exists());
-    assert!(!w.root.join("releases/1.1.0").exists());
 }

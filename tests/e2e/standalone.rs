@@ -224,6 +224,51 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     assert_eq!(s["items"][0]["last_install"]["outcome"], "refused", "{s}");
 }
 
+/// A release whose tarball escapes the root: `ferryctl` will not add it to a repository, and a
+/// device that finds it there anyway (copied by hand and indexed) refuses it.
+#[test]
+fn a_tarball_entry_escaping_the_root_is_refused_by_ferryctl_and_the_device() {
+    let (w, _host, pi, repo) = standalone("");
+    publish(&w, &repo, "1.0.0", &[]);
+    pi.run("once").ok();
+    let installed = pi.current();
+    assert!(installed.is_some());
+    let out = crate::refusals::escaping_release(&w, "out-evil");
+    let args = [
+        "release",
+        "publish",
+        "--to-dir",
+        repo.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        out.to_str().unwrap(),
+    ];
+    let run = w.ctl(&args).code(1);
+    assert!(run.stderr.contains("every device would refuse it"), "{run}");
+    assert!(!repo.join("web-1.1.0.manifest.json").exists());
+
+    for name in ["web-1.1.0.tar.gz", "web-1.1.0.manifest.json"] {
+        fs::copy(out.join(name), repo.join(name)).unwrap();
+    }
+    w.ctl(&[
+        "release",
+        "index",
+        "--dir",
+        repo.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+    ])
+    .ok();
+    let run = pi.run("once").code(1);
+    assert!(run.stderr.contains("unsafe tarball"), "{run}");
+    assert_eq!(pi.current(), installed, "{run}");
+    assert!(!w.path("escaped").exists());
+    assert!(!w.path("device/escaped").exists());
+    assert!(!pi.root.join("escaped").exists());
+    let s = pi.status_json();
+    assert_eq!(s["items"][0]["last_install"]["outcome"], "refused", "{s}");
+}
+
 #[test]
 fn with_a_server_too_releases_come_from_the_repository_and_reports_go_to_the_server() {
     let (w, _host, pi, repo) = standalone("");

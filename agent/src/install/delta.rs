@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::unpack::{unpack_tar, write_file, UnpackError};
 use crate::error::io_err;
 use crate::fsops::Fs;
+use ferry_manifests::tarball::TarballError;
 
 /// Where a release's files come from when it is staged.
 pub enum Source<'a> {
@@ -61,7 +62,7 @@ pub fn usable(
 }
 
 fn mismatch(text: String) -> UnpackError {
-    UnpackError::Mismatch(format!("delta: {text}"))
+    TarballError::Mismatch(format!("delta: {text}")).into()
 }
 
 /// Reads the delta's first entry, its metadata.

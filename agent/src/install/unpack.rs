@@ -1,27 +1,22 @@
 //! Unpacking a verified artifact into a fresh staging directory.
 //!
 //! Only bytes whose sha256 matches the signed manifest reach the decompressor: the whole
-//! compressed artifact is hashed first. Then every tar entry is checked by hand rather than
-//! trusting `unpack_in`: plain relative paths only, regular files and directories only, each
-//! file listed in the manifest exactly once, written with `create_new` (so nothing already on
-//! disk is followed), hashed while it is written, its mode taken from the signed manifest.
+//! compressed artifact is hashed first. Then every tar entry is checked as the server checked
+//! it at publish ([`ferry_manifests::tarball`]), written with `create_new` (so nothing already
+//! on disk is followed), hashed while it is written, its mode taken from the signed manifest.
 
-use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use ferry_manifests::manifest::check_relative_path;
 use ferry_manifests::manifest::Compression;
+use ferry_manifests::tarball::{check_tar, copy_checked, Sink, TarballError};
 use ferry_manifests::{FileEntry, Manifest};
 use sha2::{Digest, Sha256};
 
 use crate::error::{io_err, PathIo};
 use crate::fsops::Fs;
-
-/// Directories a tarball may carry beyond the files it lists; bounds the entry count.
-pub const MAX_EXTRA_DIRS: usize = 10_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum UnpackError {
@@ -37,12 +32,10 @@ pub enum UnpackError {
         expected: String,
         actual: String,
     },
-    #[error("unsafe tarball: entry {entry:?} {reason}")]
-    Unsafe { entry: String, reason: String },
-    #[error("tarball does not match the manifest: {0}")]
-    Mismatch(String),
     #[error("cannot read the tarball: {0}")]
     Corrupt(String),
+    #[error(transparent)]
+    Tarball(#[from] TarballError),
     #[error(transparent)]
     Io(#[from] PathIo),
 }
@@ -50,7 +43,11 @@ pub enum UnpackError {
 impl UnpackError {
     /// Whether this is the release's fault (refused) rather than the device's (failed).
     pub fn is_refusal(&self) -> bool {
-        !matches!(self, UnpackError::Io(_))
+        match self {
+            UnpackError::Io(_) => false,
+            UnpackError::Tarball(e) => e.is_refusal(),
+            _ => true,
+        }
     }
 }
 
@@ -189,153 +186,84 @@ impl Read for Pipelined {
     }
 }
 
-/// Unpacks a tar stream, checking each entry against `files`.
+/// Unpacks a tar stream into `dest`, checking each entry against `files` as the server did at
+/// publish ([`ferry_manifests::tarball`]).
 pub fn unpack_tar(
     fs: &dyn Fs,
     reader: impl Read,
     files: &[FileEntry],
     dest: &Path,
 ) -> Result<(), UnpackError> {
-    let mut expected: HashMap<&str, &FileEntry> =
-        files.iter().map(|f| (f.path.as_str(), f)).collect();
-    let max_entries = files.len() + MAX_EXTRA_DIRS;
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| UnpackError::Corrupt(e.to_string()))?;
-    let mut buf = vec![0u8; 128 * 1024];
-    for (count, entry) in entries.enumerate() {
-        let mut entry = entry.map_err(|e| UnpackError::Corrupt(e.to_string()))?;
-        if count >= max_entries {
-            return Err(UnpackError::Mismatch(format!(
-                "more than {max_entries} entries"
-            )));
-        }
-        let raw_path = entry
-            .path()
-            .map_err(|e| UnpackError::Corrupt(format!("entry path: {e}")))?
-            .to_string_lossy()
-            .into_owned();
-        let unsafe_entry = |reason: &str| UnpackError::Unsafe {
-            entry: raw_path.clone(),
-            reason: reason.to_string(),
-        };
-        // `tar -C dir .` writes "./x" and a "./" root entry.
-        let rel = raw_path.trim_start_matches("./").trim_end_matches('/');
-        let kind = entry.header().entry_type();
-        if rel.is_empty() || rel == "." {
-            if kind.is_dir() {
-                continue;
-            }
-            return Err(unsafe_entry("has an empty path"));
-        }
-        check_relative_path(rel).map_err(|e| unsafe_entry(&e.to_string()))?;
-        let target = dest.join(rel);
-        match kind {
-            tar::EntryType::Directory => {
-                if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-                    return Err(unsafe_entry("is a directory over a file"));
-                }
-                fs.create_dir_all(&target).map_err(io_err(&target))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let Some(listed) = expected.remove(rel) else {
-                    return Err(if files.iter().any(|f| f.path == rel) {
-                        unsafe_entry("appears twice")
-                    } else {
-                        unsafe_entry("is not listed in the signed manifest")
-                    });
-                };
-                if entry.size() != listed.size {
-                    return Err(UnpackError::Mismatch(format!(
-                        "{rel} is {} bytes, the manifest says {}",
-                        entry.size(),
-                        listed.size
-                    )));
-                }
-                if let Some(parent) = target.parent() {
-                    if !parent.is_dir() {
-                        fs.create_dir_all(parent).map_err(io_err(parent))?;
-                    }
-                }
-                write_file(fs, &mut entry, &target, listed, &mut buf)?;
-            }
-            other => {
-                return Err(unsafe_entry(&format!(
-                    "is a {} (only regular files and directories are allowed)",
-                    entry_kind_name(other)
-                )))
-            }
-        }
-    }
-    if let Some(missing) = expected.keys().min() {
-        return Err(UnpackError::Mismatch(format!(
-            "{missing} is listed in the manifest but missing from the tarball ({} missing)",
-            expected.len()
-        )));
-    }
+    let mut sink = Staging {
+        fs,
+        dest,
+        buf: vec![0u8; 128 * 1024],
+    };
+    check_tar(reader, files, &mut sink)?;
     Ok(())
 }
 
+/// Writes checked entries under a staging directory.
+struct Staging<'a> {
+    fs: &'a dyn Fs,
+    dest: &'a Path,
+    buf: Vec<u8>,
+}
+
+impl Sink for Staging<'_> {
+    fn dir(&mut self, rel: &str) -> Result<(), TarballError> {
+        let target = self.dest.join(rel);
+        if target.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            return Err(TarballError::Unsafe {
+                entry: rel.to_string(),
+                reason: "is a directory over a file".into(),
+            });
+        }
+        self.fs.create_dir_all(&target).map_err(write_err(&target))
+    }
+
+    fn file(&mut self, listed: &FileEntry, content: &mut dyn Read) -> Result<(), TarballError> {
+        let target = self.dest.join(&listed.path);
+        if let Some(parent) = target.parent() {
+            if !parent.is_dir() {
+                self.fs.create_dir_all(parent).map_err(write_err(parent))?;
+            }
+        }
+        write_file(self.fs, content, &target, listed, &mut self.buf)
+    }
+}
+
+fn write_err(path: &Path) -> impl Fn(io::Error) -> TarballError + '_ {
+    move |source| TarballError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Writes one listed file at `target` (which must not exist), checked while it is written;
+/// its mode comes from the signed manifest.
 pub(crate) fn write_file(
     fs: &dyn Fs,
-    entry: &mut impl Read,
+    content: &mut dyn Read,
     target: &Path,
     listed: &FileEntry,
     buf: &mut [u8],
-) -> Result<(), UnpackError> {
+) -> Result<(), TarballError> {
     let mut out = fs.create_new(target).map_err(|e| {
         if e.kind() == io::ErrorKind::AlreadyExists {
-            UnpackError::Unsafe {
+            TarballError::Unsafe {
                 entry: listed.path.clone(),
                 reason: "appears twice".into(),
             }
         } else {
-            io_err(target)(e).into()
+            write_err(target)(e)
         }
     })?;
-    let mut hasher = Sha256::new();
-    let mut written = 0u64;
-    loop {
-        let n = entry
-            .read(buf)
-            .map_err(|e| UnpackError::Corrupt(format!("{}: {e}", listed.path)))?;
-        if n == 0 {
-            break;
-        }
-        written += n as u64;
-        if written > listed.size {
-            return Err(UnpackError::Mismatch(format!(
-                "{} is larger than the {} bytes the manifest says",
-                listed.path, listed.size
-            )));
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).map_err(io_err(target))?;
-    }
-    let sha = hex::encode(hasher.finalize());
-    if sha != listed.sha256 {
-        return Err(UnpackError::Mismatch(format!(
-            "{} has sha256 {sha}, the manifest says {}",
-            listed.path, listed.sha256
-        )));
-    }
+    copy_checked(content, listed, &mut out, buf, write_err(target))?;
     // The mode comes from the signed manifest, never from the tar header; set it explicitly
     // because the umask would strip bits at open.
     out.set_permissions(fs::Permissions::from_mode(listed.mode))
-        .map_err(io_err(target))?;
-    Ok(())
-}
-
-fn entry_kind_name(kind: tar::EntryType) -> &'static str {
-    match kind {
-        tar::EntryType::Symlink => "symlink",
-        tar::EntryType::Link => "hard link",
-        tar::EntryType::Char => "character device",
-        tar::EntryType::Block => "block device",
-        tar::EntryType::Fifo => "FIFO",
-        _ => "special entry",
-    }
+        .map_err(write_err(target))
 }
 
 #[cfg(test)]
@@ -402,7 +330,7 @@ mod tests {
     }
 
     #[test]
-    fn hostile_entries_are_refused_and_nothing_escapes() {
+    fn entries_that_would_escape_are_refused_and_nothing_is_written_outside() {
         let cases: Vec<(Vec<u8>, Vec<FileEntry>, &str)> = vec![
             (
                 tar_with(&[("../evil", tar::EntryType::Regular, b"x")]),
@@ -424,35 +352,6 @@ mod tests {
                 vec![],
                 "hard link",
             ),
-            (
-                tar_with(&[("dev", tar::EntryType::Char, b"")]),
-                vec![],
-                "character device",
-            ),
-            (
-                tar_with(&[("fifo", tar::EntryType::Fifo, b"")]),
-                vec![],
-                "FIFO",
-            ),
-            (
-                tar_with(&[("extra", tar::EntryType::Regular, b"x")]),
-                vec![],
-                "not listed",
-            ),
-            (
-                tar_with(&[
-                    ("a", tar::EntryType::Regular, b"x"),
-                    ("a", tar::EntryType::Regular, b"x"),
-                ]),
-                vec![entry("a", b"x", 0o644)],
-                "twice",
-            ),
-            (
-                tar_with(&[("a", tar::EntryType::Regular, b"y")]),
-                vec![entry("a", b"x", 0o644)],
-                "sha256",
-            ),
-            (tar_with(&[]), vec![entry("a", b"x", 0o644)], "missing"),
         ];
         for (tar, files, why) in cases {
             let dir = tempfile::tempdir().unwrap();

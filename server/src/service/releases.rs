@@ -37,6 +37,7 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
             manifest.artifact.name, manifest.artifact.size, manifest.artifact.sha256
         )));
     }
+    holds_what_it_lists(&path, &manifest).await?;
     let view = view_of(&manifest, &envelope);
     let text = String::from_utf8_lossy(body).into_owned();
     if !state
@@ -59,6 +60,26 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
     Ok(PublishResponse {
         item: manifest.item,
         version: manifest.version,
+    })
+}
+
+/// The artifact's tarball is checked as devices check it: an entry the manifest does not list
+/// (a link, a device node, a `../` path) would make every device refuse the release, and a
+/// delta built from it would install on some devices what the full artifact cannot.
+async fn holds_what_it_lists(path: &Path, manifest: &Manifest) -> ServiceResult<()> {
+    let (owned, check) = (path.to_path_buf(), manifest.clone());
+    let checked = tokio::task::spawn_blocking(move || crate::artifact::check(&owned, &check))
+        .await
+        .map_err(|e| ServiceError::Io {
+            action: "checking",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?;
+    checked.map_err(|e| {
+        ServiceError::invalid(format!(
+            "artifact {} does not hold what the signed manifest of {} {} lists, and every device would refuse it: {e}; rebuild the release with `ferryctl release build`",
+            manifest.artifact.name, manifest.item, manifest.version
+        ))
     })
 }
 
