@@ -321,7 +321,8 @@ mod tests {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
-            tar.append_link(&mut header, "shadow", "/etc/shadow").unwrap();
+            tar.append_link(&mut header, "shadow", "/etc/shadow")
+                .unwrap();
         }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         gz.write_all(&tar.into_inner().unwrap()).unwrap();

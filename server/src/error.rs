@@ -185,6 +185,40 @@ pub mod extract {
 
     pub struct Json<T>(pub T);
 
+    /// Rewrites every number written with a fraction of zero (`15.0`) as that integer; says
+    /// whether it changed any.
+    pub(crate) fn whole_numbers_as_integers(v: &mut serde_json::Value) -> bool {
+        use serde_json::Value;
+        match v {
+            Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+                let whole = n.as_f64().filter(|f| f.fract() == 0.0);
+                let as_int = whole.and_then(|f| {
+                    if f >= 0.0 && f < u64::MAX as f64 {
+                        Some(serde_json::Number::from(f as u64))
+                    } else if f < 0.0 && f >= i64::MIN as f64 {
+                        Some(serde_json::Number::from(f as i64))
+                    } else {
+                        None
+                    }
+                });
+                match as_int {
+                    Some(i) => {
+                        *n = i;
+                        true
+                    }
+                    None => false,
+                }
+            }
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, x| whole_numbers_as_integers(x) | changed),
+            Value::Object(fields) => fields
+                .values_mut()
+                .fold(false, |changed, x| whole_numbers_as_integers(x) | changed),
+            _ => false,
+        }
+    }
+
     impl<S, T> FromRequest<S> for Json<T>
     where
         T: serde::de::DeserializeOwned,
@@ -219,9 +253,19 @@ pub mod extract {
             // reads again, for the message that names the field.
             match serde_json::from_slice::<T>(&body) {
                 Ok(v) => Ok(Json(v)),
-                Err(_) => axum::Json::<T>::from_bytes(&body)
-                    .map(|axum::Json(v)| Json(v))
-                    .map_err(|r| rejected(r.status(), r.body_text())),
+                Err(_) => {
+                    // JSON Schema's `integer` allows `15.0`; serde's integers do not.
+                    if let Ok(mut tree) = serde_json::from_slice::<serde_json::Value>(&body) {
+                        if whole_numbers_as_integers(&mut tree) {
+                            if let Ok(v) = serde_json::from_value::<T>(tree) {
+                                return Ok(Json(v));
+                            }
+                        }
+                    }
+                    axum::Json::<T>::from_bytes(&body)
+                        .map(|axum::Json(v)| Json(v))
+                        .map_err(|r| rejected(r.status(), r.body_text()))
+                }
             }
         }
     }

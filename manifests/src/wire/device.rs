@@ -130,6 +130,20 @@ pub struct EnrolResponse {
     pub device_token: String,
 }
 
+/// Most seconds a check-in may ask to be held (the agent's `long_poll_secs` and the server's
+/// `long_poll_max_secs` have the same bound).
+pub const MAX_LONG_POLL_SECS: u64 = 300;
+
+fn long_poll_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let secs = u64::deserialize(d)?;
+    if secs > MAX_LONG_POLL_SECS {
+        return Err(serde::de::Error::custom(format!(
+            "wait_secs is {secs}; a check-in may be held at most {MAX_LONG_POLL_SECS} seconds"
+        )));
+    }
+    Ok(secs)
+}
+
 /// `POST /api/v1/device/checkin`
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -137,7 +151,8 @@ pub struct CheckInRequest {
     pub facts: DeviceFacts,
     /// Long-poll: when there is no job, wait up to this many seconds for one before answering
     /// (the server caps it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "long_poll_secs")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 300))]
     pub wait_secs: u64,
 }
 
@@ -327,7 +342,7 @@ pub struct Fetched {
     pub bytes: u64,
     /// The installed version a delta started from; absent: the full artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::wire::SemverText>))]
     pub delta_from: Option<semver::Version>,
     /// A delta was tried and could not be used; the full artifact was fetched after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

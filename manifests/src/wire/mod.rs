@@ -33,6 +33,15 @@ pub struct Tag(pub String);
 #[schema(value_type = String, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")]
 pub struct ItemName(pub String);
 
+/// A semantic version, for the API document.
+#[cfg(feature = "openapi")]
+#[derive(utoipa::ToSchema)]
+#[schema(
+    value_type = String,
+    pattern = "^(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})\\.(0|[1-9][0-9]{0,15})(-(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(\\.(0|[1-9][0-9]{0,15}|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*)?(\\+[0-9A-Za-z-]+(\\.[0-9A-Za-z-]+)*)?$"
+)]
+pub struct SemverText(pub String);
+
 /// Error body of every non-2xx API response.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -181,6 +181,42 @@ async fn a_check_in_body_that_is_not_an_object_is_refused_with_its_reason() {
 }
 
 #[tokio::test]
+async fn whole_numbers_written_as_floats_are_read_and_a_long_poll_is_bounded() {
+    let s = TestServer::start().await;
+    let facts = TestServer::facts("a", &[]);
+    let body = json!({"enrol_token": s.enrol, "facts": facts});
+    let (_, enrolled) = call(&s, Method::POST, "/api/v1/enrol", None, Some(body)).await;
+    let device = enrolled["device_token"].as_str().unwrap();
+    let checkin = |wait: Value| json!({"facts": facts, "wait_secs": wait});
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/device/checkin",
+        Some(device),
+        Some(checkin(json!(0.0))),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for (wait, why) in [
+        (json!(0.5), "wait_secs"),
+        (json!(301), "at most 300 seconds"),
+        (json!(9223372036854775808u64), "at most 300 seconds"),
+    ] {
+        let (status, body) = call(
+            &s,
+            Method::POST,
+            "/api/v1/device/checkin",
+            Some(device),
+            Some(checkin(wait.clone())),
+        )
+        .await;
+        assert!(status.is_client_error(), "{wait}: {status} {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "{wait}: {why:?} not in {body}");
+    }
+}
+
+#[tokio::test]
 async fn facts_a_device_cannot_report_are_refused_with_a_reason_not_a_500() {
     let s = TestServer::start().await;
     // Enrols with `facts`: must be a 400 whose message says `why`.
