@@ -30,7 +30,11 @@ cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$wor
 trap cleanup EXIT
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/server" > "$work/server.log" 2>&1 &
+# The simulated fleet enrols all at once and each simulated device checks in far more often
+# than an agent: budgets high enough never to refuse (their cost per request is measured).
+printf 'enrolments_per_minute = 1000000\ndevice_requests_per_sec = 10000\ndevice_request_burst = 100000\n' > "$work/server.toml"
+FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/server" \
+    --config "$work/server.toml" > "$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 rss() { awk '/VmRSS/ {printf "%.1f MiB", $2/1024}' "/proc/$server_pid/status"; }

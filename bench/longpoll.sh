@@ -41,7 +41,7 @@ inns sysctl -q -w net.core.somaxconn=65535
 inns sysctl -q -w net.ipv4.tcp_max_syn_backlog=65535
 
 # Long-polls held up to 5 minutes, so opening the whole fleet fits in one wait.
-printf 'long_poll_max_secs = 300\n' > "$work/server.toml"
+printf 'long_poll_max_secs = 300\nenrolments_per_minute = 1000000\n' > "$work/server.toml"
 FERRY_LOG=warn inns "$BIN/ferry-server" --listen 127.0.0.1:8080 --data-dir "$work/server" \
     --config "$work/server.toml" > "$work/server.log" 2>&1 &
 server_pid=$!

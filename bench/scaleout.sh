@@ -26,7 +26,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 # start_instance DATA_DIR [DATABASE_URL]: sets `url` once the instance answers.
 start_instance() {
     local port; port=$(free_port)
-    local args=(--listen "127.0.0.1:$port" --data-dir "$1")
+    # The simulated fleet enrols all at once: no enrolment budget.
+    printf 'enrolments_per_minute = 1000000\ndevice_requests_per_sec = 10000\ndevice_request_burst = 100000\n' > "$1.toml"
+    local args=(--listen "127.0.0.1:$port" --data-dir "$1" --config "$1.toml")
     [ -n "${2:-}" ] && args+=(--database "$2")
     FERRY_LOG=warn "$BIN/ferry-server" "${args[@]}" >> "$1.log" 2>&1 &
     pids+=($!)

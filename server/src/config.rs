@@ -17,6 +17,13 @@ pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 /// Longest a device's check-in may wait for work (long-poll), whatever it asks.
 pub const DEFAULT_LONG_POLL_MAX_SECS: u64 = 55;
 
+/// A device's request budget: a burst of this many, then this many a second. An agent makes
+/// a few requests per cycle and at most five a second while it streams live output.
+pub const DEFAULT_DEVICE_REQUEST_BURST: u64 = 120;
+pub const DEFAULT_DEVICE_REQUESTS_PER_SEC: u64 = 10;
+/// Enrolments per minute, fleet-wide: a fleet coming up at once enrols over a few minutes.
+pub const DEFAULT_ENROLMENTS_PER_MINUTE: u64 = 600;
+
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
@@ -39,6 +46,12 @@ pub struct ServerConfig {
     pub database_url: Option<String>,
     /// Connections each instance keeps to PostgreSQL.
     pub database_max_connections: u32,
+    /// Requests each device may make: a burst, then a steady rate (per instance).
+    pub device_requests: crate::budget::Rate,
+    /// Long-polls one device may hold at once; more are answered at once.
+    pub device_long_polls_max: u32,
+    /// Enrolments the whole fleet may make per minute (the burst too).
+    pub enrolments_per_minute: u32,
 }
 
 /// Checks a `--database`/`database_url` value: PostgreSQL's URL, whose password is never
@@ -243,6 +256,10 @@ pub struct FileConfig {
     pub tls_key: Option<PathBuf>,
     pub database_url: Option<String>,
     pub database_max_connections: Option<u64>,
+    pub device_requests_per_sec: Option<u64>,
+    pub device_request_burst: Option<u64>,
+    pub device_long_polls_max: Option<u64>,
+    pub enrolments_per_minute: Option<u64>,
     #[serde(default)]
     pub mqtt: Vec<MqttFileConfig>,
 }
@@ -325,7 +342,35 @@ impl ServerConfig {
             fc.database_max_connections.unwrap_or(16),
             1..=1000,
         )? as u32;
+        let device_requests = crate::budget::Rate {
+            burst: in_range(
+                "device_request_burst",
+                fc.device_request_burst
+                    .unwrap_or(DEFAULT_DEVICE_REQUEST_BURST),
+                1..=100_000,
+            )? as u32,
+            per_sec: in_range(
+                "device_requests_per_sec",
+                fc.device_requests_per_sec
+                    .unwrap_or(DEFAULT_DEVICE_REQUESTS_PER_SEC),
+                1..=10_000,
+            )? as f64,
+        };
+        let device_long_polls_max = in_range(
+            "device_long_polls_max",
+            fc.device_long_polls_max.unwrap_or(2),
+            1..=100,
+        )? as u32;
+        let enrolments_per_minute = in_range(
+            "enrolments_per_minute",
+            fc.enrolments_per_minute
+                .unwrap_or(DEFAULT_ENROLMENTS_PER_MINUTE),
+            1..=1_000_000,
+        )? as u32;
         Ok(ServerConfig {
+            device_requests,
+            device_long_polls_max,
+            enrolments_per_minute,
             mqtt: mqtt_connections(fc.mqtt, &from_file)?,
             database_url: fc.database_url,
             database_max_connections,

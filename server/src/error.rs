@@ -45,6 +45,12 @@ pub enum AppError {
     Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Secrets(String),
+    /// A budget ran out (429, with `Retry-After`).
+    #[error("{message}")]
+    Busy {
+        retry_after: std::time::Duration,
+        message: String,
+    },
 }
 
 impl AppError {
@@ -94,6 +100,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Client { status, .. } => *status,
+            AppError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -101,7 +108,7 @@ impl AppError {
     /// What a person is told: the refusal, or (for a server fault, logged here) where to look.
     pub fn message(&self) -> String {
         match self {
-            AppError::Client { message, .. } => message.clone(),
+            AppError::Client { message, .. } | AppError::Busy { message, .. } => message.clone(),
             other => {
                 tracing::error!("internal error: {other}");
                 "internal server error; see the server log".to_string()
@@ -116,16 +123,24 @@ impl IntoResponse for AppError {
         let message = self.message();
         let code = match &self {
             AppError::Client { code, .. } => code,
+            AppError::Busy { .. } => "too_many_requests",
             _ => "internal",
         };
-        (
+        let mut response = (
             status,
             Json(ApiError {
                 code: code.to_string(),
                 message,
             }),
         )
-            .into_response()
+            .into_response();
+        if let AppError::Busy { retry_after, .. } = &self {
+            let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 
@@ -144,6 +159,11 @@ pub enum ClientErrors {
     NotFound(ApiError),
     #[response(status = 409, description = "conflict")]
     Conflict(ApiError),
+    #[response(
+        status = 429,
+        description = "the caller's request budget ran out; retry after `Retry-After` seconds"
+    )]
+    TooManyRequests(ApiError),
     #[response(
         status = 413,
         description = "the body is larger than this endpoint accepts"

@@ -9,7 +9,8 @@
 //!   functions, and one broker connection per `[[mqtt]]`.
 //! - [`service`]: what happens when a host checks in, reports arrive, a person asks for an
 //!   install, and campaigns and batches at work.
-//! - [`auth`]: bearer tokens and web sessions; who is asking.
+//! - [`auth`]: bearer tokens and web sessions; who is asking, and ([`budget`]) how much it
+//!   may still ask.
 //! - [`state`]: the shared context every layer above takes.
 //! - [`store`]: the store interface and its SQL backend (all SQL).
 //! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
@@ -19,6 +20,7 @@
 pub mod api;
 pub mod artifact;
 pub mod auth;
+pub mod budget;
 pub mod cache;
 pub mod cluster;
 pub mod config;

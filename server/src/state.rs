@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::config::ServerConfig;
 use crate::store::{self, Store};
-use crate::{auth, cache, deltas, live, policy, presence, secrets, terminal, wake};
+use crate::{auth, budget, cache, deltas, live, policy, presence, secrets, terminal, wake};
 
 pub struct AppState {
     pub store: Store,
@@ -24,6 +24,8 @@ pub struct AppState {
     pub sessions: auth::Sessions,
     /// How each device last made contact (connectivity).
     pub presence: presence::Presence,
+    /// What each device, and enrolment, may still ask of this instance.
+    pub budgets: budget::Budgets,
     /// Seals the secrets of MQTT connections added through the API.
     pub secrets: secrets::Secrets,
     /// The running MQTT bridges, by connection name.
@@ -43,7 +45,17 @@ impl AppState {
     pub fn new(config: ServerConfig, store: Store) -> Result<AppState, secrets::SecretError> {
         let secrets = secrets::Secrets::open(&config.data_dir)?;
         let deltas = deltas::Deltas::load(&config.data_dir);
+        let enrol = config.enrolments_per_minute;
+        let budgets = budget::Budgets::new(
+            config.device_requests,
+            config.device_long_polls_max,
+            budget::Rate {
+                burst: enrol,
+                per_sec: f64::from(enrol) / 60.0,
+            },
+        );
         Ok(AppState {
+            budgets,
             store,
             config,
             waker: wake::Waker::default(),
@@ -119,6 +131,7 @@ impl AppState {
         self.waker.forget(host_id);
         self.cache.forget_host(host_id);
         self.presence.forget(host_id);
+        self.budgets.forget(host_id);
         self.store.announce(store::Notice::HostRemoved {
             host: host_id.to_string(),
         });
@@ -200,5 +213,8 @@ impl auth::AuthContext for AppState {
     }
     fn cache(&self) -> &cache::Cache {
         &self.cache
+    }
+    fn budgets(&self) -> &budget::Budgets {
+        &self.budgets
     }
 }

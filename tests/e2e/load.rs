@@ -5,30 +5,38 @@ use std::sync::{Arc, Barrier};
 
 use crate::util::{http, Device, World};
 
+/// The facts of a device `hostname` with `web` not installed.
+pub(crate) fn facts(hostname: &str) -> serde_json::Value {
+    serde_json::json!({
+        "hostname": hostname, "os": "linux", "os_version": "1",
+        "arch": "x86_64", "agent_version": "0", "device_class": null,
+        "installed": [{"item": "web", "version": null}]
+    })
+}
+
+/// Enrols a device over HTTP with the fleet's enrolment token: its device token, or the
+/// refusal (status and body).
+pub(crate) fn enrol_by_hand(w: &World, hostname: &str) -> Result<String, (u16, String)> {
+    let enrol = std::fs::read_to_string(w.server.data_dir.join("enrol.token")).unwrap();
+    let resp = http()
+        .post(format!("{}/api/v1/enrol", w.server.url()))
+        .json(&serde_json::json!({"enrol_token": enrol.trim(), "facts": facts(hostname)}))
+        .send()
+        .unwrap();
+    let status = resp.status().as_u16();
+    if status != 200 {
+        return Err((status, resp.text().unwrap_or_default()));
+    }
+    let body: serde_json::Value = resp.json().unwrap();
+    Ok(body["device_token"].as_str().unwrap().to_string())
+}
+
 #[test]
 fn fifty_devices_reporting_at_once_are_all_stored_without_a_5xx() {
     let w = World::new();
     let url = w.server.url();
-    let enrol = std::fs::read_to_string(w.server.data_dir.join("enrol.token")).unwrap();
-    let client = http();
     let devices: Vec<String> = (0..50)
-        .map(|i| {
-            let resp = client
-                .post(format!("{url}/api/v1/enrol"))
-                .json(&serde_json::json!({
-                    "enrol_token": enrol.trim(),
-                    "facts": {
-                        "hostname": format!("load-{i}"), "os": "linux", "os_version": "1",
-                        "arch": "x86_64", "agent_version": "0", "device_class": null,
-                        "installed": [{"item": "web", "version": null}]
-                    }
-                }))
-                .send()
-                .unwrap();
-            assert!(resp.status().is_success(), "{}", resp.status());
-            let body: serde_json::Value = resp.json().unwrap();
-            body["device_token"].as_str().unwrap().to_string()
-        })
+        .map(|i| enrol_by_hand(&w, &format!("load-{i}")).unwrap())
         .collect();
     let start = Arc::new(Barrier::new(devices.len()));
     let threads: Vec<_> = devices

@@ -4,6 +4,7 @@
 
 mod agent_cli;
 mod batches;
+mod budgets;
 mod campaigns;
 mod crash;
 mod ctl_errors;

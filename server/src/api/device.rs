@@ -103,6 +103,20 @@ pub async fn enrol(
             "enrolment token is unknown or revoked; copy DATA_DIR/enrol.token from the server",
         ));
     }
+    if let Err(refused) = state.budgets.enrolment() {
+        if refused.first {
+            tracing::warn!(
+                "more enrolments than `enrolments_per_minute` allows; refusing with 429 until they slow down"
+            );
+        }
+        return Err(AppError::Busy {
+            retry_after: refused.retry_after,
+            message: format!(
+                "too many devices are enrolling (`enrolments_per_minute`); retry in {} s",
+                refused.retry_after.as_secs().max(1)
+            ),
+        });
+    }
     validate_facts(&req.facts)?;
     let id = uuid::Uuid::new_v4().to_string();
     let device_token = new_token(TokenKind::Device).map_err(AppError::Random)?;

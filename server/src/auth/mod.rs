@@ -15,6 +15,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
+use crate::budget::Budgets;
 use crate::cache::Cache;
 use crate::error::AppError;
 use crate::store::Store;
@@ -28,6 +29,26 @@ pub trait AuthContext: Send + Sync + 'static {
     fn store(&self) -> &Store;
     fn sessions(&self) -> &Sessions;
     fn cache(&self) -> &Cache;
+    fn budgets(&self) -> &Budgets;
+}
+
+/// Spends one request of the device's budget.
+fn within_budget<S: AuthContext>(state: &S, host_id: String) -> Result<Device, AppError> {
+    match state.budgets().device_request(&host_id) {
+        Ok(()) => Ok(Device(host_id)),
+        Err(refused) => {
+            if refused.first {
+                tracing::warn!(host = %host_id, "device over its request budget; refusing with 429 until it slows down");
+            }
+            Err(AppError::Busy {
+                retry_after: refused.retry_after,
+                message: format!(
+                    "this device made more requests than its budget allows; retry in {} ms",
+                    refused.retry_after.as_millis()
+                ),
+            })
+        }
+    }
 }
 
 fn bearer(parts: &Parts) -> Option<&str> {
@@ -101,12 +122,12 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Device {
         })?;
         let digest = token_digest(token);
         if let Some(id) = state.cache().device(&digest) {
-            return Ok(Device(id));
+            return within_budget(state.as_ref(), id);
         }
         match state.store().host_by_token(&hex::encode(digest)).await? {
             Some(id) => {
                 state.cache().remember_device(digest, &id);
-                Ok(Device(id))
+                within_budget(state.as_ref(), id)
             }
             None => Err(AppError::unauthorized(
                 "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
@@ -121,9 +142,10 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
         let token = bearer(parts)
             .ok_or_else(|| AppError::unauthorized("missing token (Authorization: Bearer ...)"))?;
         let hash = hash_token(token);
-        if state.store().host_by_token(&hash).await?.is_some()
-            || tokens::valid(state.store(), TokenKind::Operator, &hash).await?
-        {
+        if let Some(host_id) = state.store().host_by_token(&hash).await? {
+            within_budget(state.as_ref(), host_id)?;
+            Ok(OperatorOrDevice)
+        } else if tokens::valid(state.store(), TokenKind::Operator, &hash).await? {
             Ok(OperatorOrDevice)
         } else {
             Err(AppError::unauthorized("token is unknown or revoked"))

@@ -22,7 +22,11 @@ pub async fn check_in(
     let (campaigns, cancelled_jobs, mut jobs) =
         Box::pin(before_wait(state, host_id.clone(), &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
-    if jobs.is_empty() && wait > 0 {
+    // A device holds at most `device_long_polls_max` at once; more are answered at once.
+    let room = (jobs.is_empty() && wait > 0)
+        .then(|| state.budgets.hold(&host_id))
+        .flatten();
+    if let Some(_room) = room {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
         // While it is open the host is present; if the device goes away, it is not.
         let holding = Holding::open(state, &host_id);
