@@ -52,6 +52,9 @@ pub struct ServerConfig {
     pub device_long_polls_max: u32,
     /// Enrolments the whole fleet may make per minute (the burst too).
     pub enrolments_per_minute: u32,
+    /// Whether a device's own tags (agent.toml) count for campaign targeting when the
+    /// operator has not tagged it. Off: devices cannot choose their campaigns.
+    pub trust_device_tags: bool,
 }
 
 /// Checks a `--database`/`database_url` value: PostgreSQL's URL, whose password is never
@@ -260,6 +263,7 @@ pub struct FileConfig {
     pub device_request_burst: Option<u64>,
     pub device_long_polls_max: Option<u64>,
     pub enrolments_per_minute: Option<u64>,
+    pub trust_device_tags: Option<bool>,
     #[serde(default)]
     pub mqtt: Vec<MqttFileConfig>,
 }
@@ -368,6 +372,7 @@ impl ServerConfig {
             1..=1_000_000,
         )? as u32;
         Ok(ServerConfig {
+            trust_device_tags: fc.trust_device_tags.unwrap_or(false),
             device_requests,
             device_long_polls_max,
             enrolments_per_minute,

@@ -116,17 +116,26 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
 }
 
 #[test]
-fn a_tag_campaign_is_joined_by_a_host_that_appears_later() {
+fn a_tag_campaign_is_joined_by_a_host_the_operator_tags_later_never_by_one_tagging_itself() {
     let w = World::new();
     w.release("1.0.0", &[]);
     let c = w.campaign("1.0.0", &["--tag", "kiosk"]);
     assert_eq!(c["members"], serde_json::json!([]));
-    let office = w.add_device("office", "tags = [\"office\"]");
-    let kiosk = w.add_device("kiosk-1", "tags = [\"kiosk\"]");
-    office.run("once").ok();
+    // A rogue device claims the tag in its own config; the real kiosk reports none.
+    let rogue = w.add_device("rogue", "tags = [\"kiosk\"]");
+    let kiosk = w.add_device("kiosk-1", "");
+    rogue.run("check").ok();
+    kiosk.run("check").ok();
+    w.ctl_json(&["hosts", "edit", "kiosk-1", "--tag", "kiosk"]);
+    rogue.run("once").ok();
     kiosk.run("once").ok();
     assert_eq!(kiosk.current().as_deref(), Some("releases/1.0.0"));
-    assert_eq!(office.current(), None);
+    assert_eq!(rogue.current(), None, "a device's own tags select nothing");
+    let id = c["id"].as_str().unwrap();
+    let shown = w.ctl_json(&["campaigns", "show", id]);
+    let members = shown["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1, "{shown}");
+    assert_eq!(members[0]["hostname"], "kiosk-1", "{shown}");
 }
 
 #[test]

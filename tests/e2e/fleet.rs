@@ -1,23 +1,28 @@
 //! The fleet model: tags and friendly names from the device and from the operator (whose word
-//! wins), and retiring a host.
+//! wins; only the operator's tags target campaigns), and retiring a host.
 
 use std::fs;
 
 use crate::util::{run, World};
 
 #[test]
-fn tags_and_names_come_from_the_device_and_the_operator_wins() {
+fn a_devices_tags_are_shown_as_reported_and_only_the_operators_count() {
     let w = World::with_agent_extra("tags = [\"lab\", \"eu\"]\nfriendly_name = \"Kiosk 1\"");
     w.agent("check").ok();
     let host = &w.ctl_json(&["hosts", "list"])[0];
-    assert_eq!(host["tags"], serde_json::json!(["lab", "eu"]));
+    assert_eq!(
+        host["tags"],
+        serde_json::json!([]),
+        "a device cannot tag itself"
+    );
+    assert_eq!(host["reported_tags"], serde_json::json!(["lab", "eu"]));
     assert_eq!(host["friendly_name"], "Kiosk 1");
 
     let edited = w.ctl_json(&[
         "hosts",
         "edit",
         "device-1",
-        "--tags",
+        "--tag",
         "prod,eu-west",
         "--friendly-name",
         "Front desk",
@@ -34,12 +39,11 @@ fn tags_and_names_come_from_the_device_and_the_operator_wins() {
         "{table}"
     );
 
-    // Clearing the operator's tags shows the device's again.
+    // Clearing the operator's tags leaves none; the device's are still shown as reported.
     w.ctl_json(&["hosts", "edit", "device-1", "--tags", ""]);
-    assert_eq!(
-        w.ctl_json(&["hosts", "list"])[0]["tags"],
-        serde_json::json!(["lab", "eu"])
-    );
+    let host = &w.ctl_json(&["hosts", "list"])[0];
+    assert_eq!(host["tags"], serde_json::json!([]));
+    assert_eq!(host["reported_tags"], serde_json::json!(["lab", "eu"]));
 
     let bad = w.ctl(&["hosts", "edit", "device-1", "--tags", "Has Space"]);
     assert_eq!(bad.code, Some(1), "{bad}");

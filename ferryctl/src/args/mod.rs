@@ -128,8 +128,8 @@ pub enum HostsCommand {
     Edit {
         /// Host id or hostname.
         host: String,
-        /// Comma-separated tags; an empty value clears the operator's tags.
-        #[arg(long)]
+        /// Comma-separated tags (campaigns target these); an empty value clears them.
+        #[arg(long, visible_alias = "tag")]
         tags: Option<String>,
         /// A name shown beside the hostname; an empty value clears the operator's name.
         #[arg(long)]

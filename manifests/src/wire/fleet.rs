@@ -82,8 +82,12 @@ pub struct HostView {
     /// it within a second.
     #[serde(default)]
     pub long_polling: bool,
-    /// Effective tags: the operator's if set, else the device's.
+    /// The tags campaigns target: the operator's (`ferryctl hosts edit --tag`); the device's
+    /// own only on a server with `trust_device_tags`.
     pub tags: Vec<String>,
+    /// The tags the device reports of itself (agent.toml `tags`), shown, never trusted.
+    #[serde(default)]
+    pub reported_tags: Vec<String>,
     /// Effective friendly name: the operator's if set, else the device's.
     pub friendly_name: Option<String>,
     pub installed: Vec<InstalledItem>,

@@ -81,6 +81,7 @@ impl Reader {
             host.device_friendly_name.as_deref(),
             host.operator_tags.as_deref(),
             host.operator_friendly_name.as_deref(),
+            state.config.trust_device_tags,
         );
         let available = fleet::available_for(installed, &self.releases);
         let mut items = Vec::new();

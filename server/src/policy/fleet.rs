@@ -76,17 +76,22 @@ pub fn is_present(
     }
 }
 
-/// The labels an operator sees: the operator's tags and name win over the device's own.
+/// A host's tags and name: the operator's win. The tags are what campaigns target, so a
+/// device's own tags count only where the server trusts devices to choose their campaigns
+/// (`trust_device_tags`); otherwise a host the operator has not tagged has none.
 pub fn effective_labels(
     device_tags: &[String],
     device_name: Option<&str>,
     operator_tags: Option<&[String]>,
     operator_name: Option<&str>,
+    trust_device_tags: bool,
 ) -> (Vec<String>, Option<String>) {
-    (
-        operator_tags.unwrap_or(device_tags).to_vec(),
-        operator_name.or(device_name).map(str::to_string),
-    )
+    let tags = match operator_tags {
+        Some(tags) => tags.to_vec(),
+        None if trust_device_tags => device_tags.to_vec(),
+        None => Vec::new(),
+    };
+    (tags, operator_name.or(device_name).map(str::to_string))
 }
 
 /// How long a cancelled job is still told to its host (a device offline for a while still
@@ -283,17 +288,30 @@ mod tests {
     }
 
     #[test]
-    fn the_operators_labels_win_over_the_devices() {
-        let device = vec!["lab".to_string()];
+    fn the_operators_labels_win_and_a_devices_tags_count_only_when_trusted() {
+        let device = vec!["prod".to_string()];
         let operator = vec!["prod".to_string(), "eu".to_string()];
         assert_eq!(
-            effective_labels(&device, Some("kiosk"), None, None),
-            (device.clone(), Some("kiosk".into()))
+            effective_labels(&device, Some("kiosk"), None, None, false),
+            (vec![], Some("kiosk".into())),
+            "a device cannot tag itself into a campaign"
         );
         assert_eq!(
-            effective_labels(&device, Some("kiosk"), Some(&operator), Some("Front desk")),
-            (operator, Some("Front desk".into()))
+            effective_labels(&device, Some("kiosk"), None, None, true),
+            (device.clone(), Some("kiosk".into()))
         );
+        for trusted in [false, true] {
+            assert_eq!(
+                effective_labels(
+                    &device,
+                    Some("kiosk"),
+                    Some(&operator),
+                    Some("Front desk"),
+                    trusted
+                ),
+                (operator.clone(), Some("Front desk".into()))
+            );
+        }
     }
 
     #[test]

@@ -93,9 +93,16 @@ async fn before_wait(
         state.changed();
     }
     // Campaign membership is decided here, when the host checks in, never by scanning the
-    // fleet on a timer. The effective tags count (the operator's win).
+    // fleet on a timer. The operator's tags count; the device's own only when trusted.
     let campaigns = if state.campaigns_active().await? {
-        let tags = state.store.host_tags(&host_id).await?;
+        let (device_tags, operator_tags) = state.store.host_tags(&host_id).await?;
+        let (tags, _) = fleet::effective_labels(
+            &device_tags,
+            None,
+            operator_tags.as_deref(),
+            None,
+            state.config.trust_device_tags,
+        );
         super::campaigns::on_check_in(state, &host_id, &tags, &req.facts.installed).await?
     } else {
         Vec::new()

@@ -43,6 +43,7 @@ pub fn view(
         h.device_friendly_name.as_deref(),
         h.operator_tags.as_deref(),
         h.operator_friendly_name.as_deref(),
+        state.config.trust_device_tags,
     );
     let last_seen = state.cache.seen(&h.id).unwrap_or(h.last_seen);
     let (online, long_polling) = connectivity(state, &h.id, &last_seen, at);
@@ -54,6 +55,7 @@ pub fn view(
         enrolled_at: h.enrolled_at,
         last_seen,
         tags,
+        reported_tags: h.device_tags,
         friendly_name,
         available: fleet::available_for(&installed, releases),
         installed,

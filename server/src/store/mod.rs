@@ -374,8 +374,8 @@ interface! {
     fn host(&self, id: &str) -> Result<Option<(HostRow, Vec<InstalledItem>)>>;
     /// Writes last-seen times in one transaction.
     fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()>;
-    /// A host's effective tags (the operator's if set, else the device's).
-    fn host_tags(&self, host_id: &str) -> Result<Vec<String>>;
+    /// A host's tags: (the device's own, the operator's if set).
+    fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>)>;
     /// Hosts that report having `item` (installed or not yet).
     fn hosts_with_item(&self, item: &str) -> Result<Vec<String>>;
     /// (id, hostname) of hosts whose id or hostname is `name`.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use ferry_manifests::wire::{BatchRequest, CheckRequest, HistoryView, HostView, TriggerRequest};
-use maud::html;
+use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{badge, csrf, done, encode, failed, page};
@@ -197,7 +197,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             tbody { @for (h, st) in &shown { tr {
                 td { a href={"/hosts/" (h.id)} { (h.facts.hostname) } }
                 td { (h.friendly_name.as_deref().unwrap_or("")) }
-                td { @for t in &h.tags { a.tag href={"/hosts?tag=" (encode(t))} { (t) } " " } }
+                td { @for t in &h.tags { a.tag href={"/hosts?tag=" (encode(t))} { (t) } " " } (reported(h)) }
                 td { @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" } }
                 td { (badge(st)) }
                 td { @for i in &h.installed { (i.item) " " (i.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) br; } }
@@ -209,6 +209,16 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             @if page_no < pages { a href=(link(page_no + 1)) rel="next" { "Next →" } }
         }
     })
+}
+
+/// The tags a device reports of itself that the operator has not given it: shown apart,
+/// because they select nothing.
+fn reported(h: &HostView) -> Markup {
+    html! {
+        @for t in h.reported_tags.iter().filter(|t| !h.tags.contains(t)) {
+            span.tag.reported title="reported by the device; campaigns target the operator's tags (ferryctl hosts edit --tag)" { (t) "?" } " "
+        }
+    }
 }
 
 /// One page of the hosts (matching `text` and `tag`) whose status is `s`, and how many match.
@@ -300,6 +310,7 @@ async fn host_body(
             " · " (h.facts.os) " " (h.facts.os_version) " · " (h.facts.arch) " · agent " (h.facts.agent_version)
             " · last seen " (h.last_seen)
             @for t in &h.tags { " " a.tag href={"/hosts?tag=" (encode(t))} { (t) } }
+            " " (reported(&h))
         }
         div.actions {
             form.inline method="post" action=(action("check")) { (csrf(who)) button type="submit" { "Check now" } }

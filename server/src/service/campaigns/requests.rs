@@ -167,6 +167,7 @@ async fn join_known_hosts(state: &Shared, row: &Campaign) -> ServiceResult<()> {
                 None,
                 h.operator_tags.as_deref(),
                 None,
+                state.config.trust_device_tags,
             );
             installed.iter().any(|i| i.item == row.item)
                 && campaign::matches(&row.target, &h.id, &tags)

@@ -14,15 +14,16 @@ const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name";
 
-/// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose effective
-/// tags include `$2`; either may be NULL.
+/// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
+/// operator's or the device's own: a display filter, it selects nothing) include `$2`;
+/// either may be NULL.
 fn host_match(dialect: Dialect) -> String {
     let text = dialect.contains(
         "lower(hostname || ' ' || id || ' ' || COALESCE(operator_friendly_name, device_friendly_name, ''))",
         "lower($1)",
     );
     let tag = dialect.contains(
-        "',' || COALESCE(operator_tags, device_tags) || ','",
+        "',' || COALESCE(operator_tags, '') || ',' || device_tags || ','",
         "',' || $2 || ','",
     );
     format!("($1 IS NULL OR {text}) AND ($2 IS NULL OR {tag})")
@@ -326,18 +327,20 @@ impl Sql {
         Ok(())
     }
 
-    /// A host's effective tags (the operator's if set, else the device's).
-    pub async fn host_tags(&self, host_id: &str) -> Result<Vec<String>> {
+    /// A host's tags: (the device's own, the operator's if set).
+    pub async fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>)> {
         let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = $1")
             .bind(host_id)
             .fetch_optional(&self.pool)
             .await?;
-        let Some(r) = row else { return Ok(Vec::new()) };
+        let Some(r) = row else {
+            return Ok((Vec::new(), None));
+        };
         let operator: Option<String> = r.try_get("operator_tags")?;
-        Ok(split_tags(&match operator {
-            Some(t) => t,
-            None => r.try_get("device_tags")?,
-        }))
+        Ok((
+            split_tags(&r.try_get::<String, _>("device_tags")?),
+            operator.map(|t| split_tags(&t)),
+        ))
     }
 
     /// Hosts that report having `item` (installed or not yet).
