@@ -21,7 +21,7 @@ use args::{
 use clap::Parser;
 use client::Client;
 use ferry_manifests::wire::{
-    BatchRequest, CampaignRequest, CampaignTarget, ItemEdit, TriggerRequest,
+    BatchRequest, CampaignRequest, CampaignTarget, ItemEdit, TokenRequest, TriggerRequest,
 };
 
 fn main() {
@@ -172,6 +172,7 @@ fn hosts_commands(command: HostsCommand, server: &ServerArgs, json: bool) -> any
             tags,
             friendly_name,
         } => api()?.edit_host(&host, tags, friendly_name, json),
+        HostsCommand::Accept { host } => api()?.accept_host(&host, json),
         HostsCommand::Remove { host } => api()?.remove_host(&host, json),
     }
 }
@@ -264,7 +265,22 @@ fn mqtt_commands(command: MqttCommand, server: &ServerArgs, json: bool) -> anyho
 fn tokens_commands(command: TokensCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
     let api = || Client::new(server);
     match command {
-        TokensCommand::Create { name, kind } => api()?.token_create(&name, &kind, json),
+        TokensCommand::Create {
+            name,
+            kind,
+            expires_in_days,
+            uses,
+            require_acceptance,
+        } => api()?.token_create(
+            &TokenRequest {
+                name,
+                kind: Some(kind),
+                expires_in_days,
+                uses,
+                needs_acceptance: require_acceptance,
+            },
+            json,
+        ),
         TokensCommand::List => api()?.tokens(json),
         TokensCommand::Revoke { id } => api()?.token_revoke(&id),
     }

@@ -108,6 +108,7 @@ fn check_in_response() {
                 accepted: false,
             }],
             cancelled_jobs: vec!["6f1c2a9e-0000-4000-8000-000000000004".into()],
+            awaiting_acceptance: false,
         },
     );
 }

@@ -10,6 +10,7 @@ mod crash;
 mod ctl_errors;
 mod dashboard;
 mod deltas;
+mod enrolment;
 mod fleet;
 mod hostile;
 mod interactive;

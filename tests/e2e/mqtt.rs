@@ -95,11 +95,15 @@ fn enrolment_and_check_are_published(
     assert_eq!(c["state_topic"], format!("{item}/json"));
     assert_eq!(c["command_topic"], format!("{item}/set"));
     assert_eq!(c["default_entity_id"], "update.ferry_device_1_web");
-    assert!(watcher
-        .get(&format!(
-            "homeassistant/binary_sensor/ferry_{hh}_conn/config"
-        ))
-        .is_some());
+    // Waited for, as every retained topic above: it may arrive after the item's.
+    let conn = watcher.json(&format!(
+        "homeassistant/binary_sensor/ferry_{hh}_conn/config"
+    ));
+    assert_eq!(
+        conn["state_topic"],
+        format!("ferry/hosts/{host}/connectivity/state"),
+        "{conn}"
+    );
 }
 
 /// Install pressed in Home Assistant: an update with actor mqtt, in progress at once, then

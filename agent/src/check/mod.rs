@@ -175,14 +175,17 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
             poll_interval_secs: None,
             campaigns: Vec::new(),
             cancelled_jobs: Vec::new(),
+            awaiting_acceptance: false,
         });
     }
     match report::flush(&agent.api, &agent.dir) {
         Ok(0) => {}
         Ok(sent) => tracing::info!(count = sent, "delivered queued reports"),
-        // The server failed to store them: they stay queued on disk and go with the next
-        // contact. That is no reason to skip the check-in and miss what the server offers.
-        Err(e @ Error::Server { status: 500.., .. }) => {
+        // The server failed to store them, or this host waits for an operator's acceptance:
+        // they stay queued on disk and go with the next contact. That is no reason to skip
+        // the check-in and miss what the server offers.
+        Err(e @ Error::Server { status: 500.., .. })
+        | Err(e @ Error::Server { status: 403, .. }) => {
             tracing::warn!("{e}; the reports stay queued and are sent again at the next contact")
         }
         Err(e) => return Err(e),
@@ -193,6 +196,12 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
 
 fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let mut resp = ask_server(agent)?;
+    if resp.awaiting_acceptance {
+        tracing::warn!(
+            "this host waits for an operator's acceptance on the server (`ferryctl hosts accept {}`); it is offered nothing until then",
+            resp.host_id
+        );
+    }
     let mut summary = CheckSummary::default();
     // With a repository, releases come from it; the server (if any) still hands out jobs.
     if let Some(repo) = agent.cfg.repository_url.clone() {

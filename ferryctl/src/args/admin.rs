@@ -106,6 +106,15 @@ pub enum TokensCommand {
         /// operator (drives the API) or enrol (lets devices enrol).
         #[arg(long, default_value = "operator", value_parser = ["operator", "enrol"])]
         kind: String,
+        /// Refused after this many days (1-3650); without it, until revoked.
+        #[arg(long, value_name = "D")]
+        expires_in_days: Option<u32>,
+        /// Enrolment tokens: how many devices it may enrol.
+        #[arg(long, value_name = "N")]
+        uses: Option<u32>,
+        /// Enrolment tokens: hosts it enrols are given nothing until `ferryctl hosts accept`.
+        #[arg(long)]
+        require_acceptance: bool,
     },
     /// List tokens (never the tokens themselves).
     List,

@@ -135,6 +135,12 @@ pub enum HostsCommand {
         #[arg(long)]
         friendly_name: Option<String>,
     },
+    /// Accept a host that enrolled with a token requiring acceptance: it is given updates,
+    /// campaigns and batches from now on.
+    Accept {
+        /// Host id or hostname.
+        host: String,
+    },
     /// Retire a host: its record and history go, and its credential stops working.
     Remove {
         /// Host id or hostname.

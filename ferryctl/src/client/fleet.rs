@@ -19,7 +19,14 @@ impl Client {
                     h.facts.hostname.clone(),
                     h.friendly_name.clone().unwrap_or_default(),
                     h.tags.join(","),
-                    if h.online { "online" } else { "offline" }.to_string(),
+                    if !h.accepted {
+                        "awaiting acceptance"
+                    } else if h.online {
+                        "online"
+                    } else {
+                        "offline"
+                    }
+                    .to_string(),
                     format!("{} {}", h.facts.os, h.facts.os_version)
                         .trim()
                         .to_string(),
@@ -131,14 +138,9 @@ impl Client {
         Ok(())
     }
 
-    pub fn token_create(&self, name: &str, kind: &str, json: bool) -> anyhow::Result<()> {
+    pub fn token_create(&self, req: &TokenRequest, json: bool) -> anyhow::Result<()> {
         let resp = self.send(
-            self.http
-                .post(self.url("api/v1/tokens")?)
-                .json(&ferry_manifests::wire::TokenRequest {
-                    name: name.to_string(),
-                    kind: Some(kind.to_string()),
-                }),
+            self.http.post(self.url("api/v1/tokens")?).json(req),
             "creating the token",
         )?;
         let t: ferry_manifests::wire::TokenView = resp.json()?;
@@ -167,13 +169,43 @@ impl Client {
                     t.kind.clone(),
                     t.name.clone(),
                     t.created_at.clone(),
+                    t.expires_at.clone().unwrap_or_else(|| "-".into()),
+                    t.uses_left.map_or("-".into(), |n| n.to_string()),
+                    if t.needs_acceptance { "yes" } else { "-" }.to_string(),
                     t.revoked_at.clone().unwrap_or_else(|| "-".into()),
                 ]
             })
             .collect::<Vec<_>>();
         print!(
             "{}",
-            table::render(&["ID", "KIND", "NAME", "CREATED", "REVOKED"], &rows)
+            table::render(
+                &[
+                    "ID",
+                    "KIND",
+                    "NAME",
+                    "CREATED",
+                    "EXPIRES",
+                    "USES LEFT",
+                    "ACCEPTANCE",
+                    "REVOKED"
+                ],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
+    pub fn accept_host(&self, host: &str, json: bool) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/hosts/{}/accept", path_segment(host)))?;
+        let resp = self.send(self.http.post(url), "accepting the host")?;
+        let h: HostView = resp.json()?;
+        if json {
+            return print_json(&h);
+        }
+        println!(
+            "accepted {} ({}); it is given updates from its next check-in",
+            table::printable(&h.facts.hostname),
+            h.id
         );
         Ok(())
     }

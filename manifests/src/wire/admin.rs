@@ -19,6 +19,18 @@ pub struct TokenRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^(operator|enrol)$"))]
     pub kind: Option<String>,
+    /// Refused after this many days; absent: until revoked.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 3650))]
+    pub expires_in_days: Option<u32>,
+    /// Enrolment tokens only: how many enrolments it allows; absent: no limit.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000))]
+    pub uses: Option<u32>,
+    /// Enrolment tokens only: hosts enrolled with it are given nothing until an operator
+    /// accepts them (`ferryctl hosts accept`).
+    #[serde(default)]
+    pub needs_acceptance: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +41,15 @@ pub struct TokenView {
     pub name: String,
     pub created_at: String,
     pub revoked_at: Option<String>,
+    /// After this it is refused (enrolment tokens given `expires_in_days`).
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    /// Enrolments it still allows (`uses`); absent: no limit.
+    #[serde(default)]
+    pub uses_left: Option<u64>,
+    /// Hosts enrolled with it wait for an operator's acceptance (`ferryctl hosts accept`).
+    #[serde(default)]
+    pub needs_acceptance: bool,
     /// Only in the answer to its creation: the token itself, never stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

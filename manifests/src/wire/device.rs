@@ -271,6 +271,10 @@ pub struct CheckInResponse {
     /// Jobs cancelled since they were handed out; the device drops them.
     #[serde(default)]
     pub cancelled_jobs: Vec<String>,
+    /// The host waits for an operator's acceptance (`ferryctl hosts accept`): it is given
+    /// nothing until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_acceptance: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

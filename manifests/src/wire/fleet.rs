@@ -88,6 +88,9 @@ pub struct HostView {
     /// The tags the device reports of itself (agent.toml `tags`), shown, never trusted.
     #[serde(default)]
     pub reported_tags: Vec<String>,
+    /// False while it waits for an operator's acceptance (`ferryctl hosts accept`).
+    #[serde(default = "accepted_by_default")]
+    pub accepted: bool,
     /// Effective friendly name: the operator's if set, else the device's.
     pub friendly_name: Option<String>,
     pub installed: Vec<InstalledItem>,
@@ -123,4 +126,8 @@ impl DeviceFacts {
             newest_manifest_at: self.newest_manifest_at.clone(),
         }
     }
+}
+
+fn accepted_by_default() -> bool {
+    true
 }

@@ -8,12 +8,11 @@ use ferry_manifests::wire::{
     ReportBatch,
 };
 
-use crate::auth::{hash_token, new_token, tokens, Device, TokenKind};
+use crate::auth::{CheckingIn, Device};
 use crate::error::extract::Json as ApiJson;
 use crate::error::{ApiResult, AppError};
 use crate::service;
 use crate::state::Shared;
-use ferry_manifests::wire::now;
 
 /// Most reports accepted in one request.
 const MAX_REPORTS: usize = 100;
@@ -92,68 +91,19 @@ pub async fn enrol(
     State(state): State<Shared>,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
-    if !tokens::valid(
-        &state.store,
-        TokenKind::Enrol,
-        &hash_token(&req.enrol_token),
-    )
-    .await?
-    {
-        return Err(AppError::unauthorized(
-            "enrolment token is unknown or revoked; copy DATA_DIR/enrol.token from the server",
-        ));
-    }
-    if let Err(refused) = state.budgets.enrolment() {
-        if refused.first {
-            tracing::warn!(
-                "more enrolments than `enrolments_per_minute` allows; refusing with 429 until they slow down"
-            );
-        }
-        return Err(AppError::Busy {
-            retry_after: refused.retry_after,
-            message: format!(
-                "too many devices are enrolling (`enrolments_per_minute`); retry in {} s",
-                refused.retry_after.as_secs().max(1)
-            ),
-        });
-    }
     validate_facts(&req.facts)?;
-    let id = uuid::Uuid::new_v4().to_string();
-    let device_token = new_token(TokenKind::Device).map_err(AppError::Random)?;
-    let t = now();
-    let host = service::checkin::host_row(id.clone(), &req.facts, t.clone(), t);
-    state
-        .store
-        .create_host(&host, &hash_token(&device_token))
-        .await?;
-    let hash = crate::cache::facts_hash(&req.facts);
-    state
-        .store
-        .update_host(
-            host.into(),
-            &req.facts.installed,
-            req.facts.utc_offset_secs,
-            hash,
-        )
-        .await?;
-    // Its first check-in compares with what it enrolled with, without a read.
-    state.cache.remember_facts(&id, hash);
-    tracing::info!(host_id = %id, hostname = %req.facts.hostname, "host enrolled");
-    Ok(Json(EnrolResponse {
-        host_id: id,
-        device_token,
-    }))
+    Ok(Json(service::enrol::enrol(&state, &req).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = ferry_manifests::wire::CheckInRequest, responses((status = 200, body = ferry_manifests::wire::CheckInResponse), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn check_in(
     State(state): State<Shared>,
-    Device(host_id): Device,
+    device: CheckingIn,
     ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<CheckInResponse>> {
     validate_facts(&req.facts)?;
     Ok(Json(
-        service::checkin::check_in(&state, host_id, req).await?,
+        service::checkin::check_in(&state, device.host_id, device.accepted, req).await?,
     ))
 }
 

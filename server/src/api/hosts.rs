@@ -1,4 +1,4 @@
-//! Hosts: the fleet list, an operator's labels, removal, and asking hosts to check in now
+//! Hosts: the fleet list, an operator's labels, acceptance, removal, and asking hosts to check in now
 //! (`service::hosts` does each).
 
 use axum::extract::State;
@@ -37,6 +37,15 @@ pub async fn remove_host(
 ) -> ApiResult<axum::http::StatusCode> {
     hosts::remove(&state, &host).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/hosts/{host}/accept", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn accept_host(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(host): Path<String>,
+) -> ApiResult<Json<HostView>> {
+    Ok(Json(hosts::accept(&state, &host).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/check", tag = "hosts", request_body = ferry_manifests::wire::CheckRequest, responses((status = 200, body = ferry_manifests::wire::CheckAnswer), crate::error::ClientErrors), security(("bearer" = [])))]

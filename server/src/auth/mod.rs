@@ -114,25 +114,61 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
     }
 }
 
+/// The device whose credential this is, accepted or not (only accepted ones are cached: a
+/// host waiting for acceptance is read each time, so its acceptance counts at once on every
+/// instance), its budget spent.
+async fn device_of<S: AuthContext>(parts: &Parts, state: &S) -> Result<CheckingIn, AppError> {
+    let token = bearer(parts).ok_or_else(|| {
+        AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
+    })?;
+    let digest = token_digest(token);
+    let (host_id, accepted) = match state.cache().device(&digest) {
+        Some(id) => (id, true),
+        None => match state.store().host_by_token(&hex::encode(digest)).await? {
+            Some((id, accepted)) => {
+                if accepted {
+                    state.cache().remember_device(digest, &id);
+                }
+                (id, accepted)
+            }
+            None => return Err(AppError::unauthorized(
+                "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
+            )),
+        },
+    };
+    let Device(host_id) = within_budget(state, host_id)?;
+    Ok(CheckingIn { host_id, accepted })
+}
+
+/// A device checking in: one waiting for acceptance may, and is told so.
+pub struct CheckingIn {
+    pub host_id: String,
+    pub accepted: bool,
+}
+
+impl<S: AuthContext> FromRequestParts<Arc<S>> for CheckingIn {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
+        device_of(parts, state.as_ref()).await
+    }
+}
+
 impl<S: AuthContext> FromRequestParts<Arc<S>> for Device {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
-        let token = bearer(parts).ok_or_else(|| {
-            AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
-        })?;
-        let digest = token_digest(token);
-        if let Some(id) = state.cache().device(&digest) {
-            return within_budget(state.as_ref(), id);
+        let device = device_of(parts, state.as_ref()).await?;
+        if !device.accepted {
+            return Err(awaiting_acceptance());
         }
-        match state.store().host_by_token(&hex::encode(digest)).await? {
-            Some(id) => {
-                state.cache().remember_device(digest, &id);
-                within_budget(state.as_ref(), id)
-            }
-            None => Err(AppError::unauthorized(
-                "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
-            )),
-        }
+        Ok(Device(device.host_id))
+    }
+}
+
+fn awaiting_acceptance() -> AppError {
+    AppError::Client {
+        status: axum::http::StatusCode::FORBIDDEN,
+        code: "awaiting_acceptance",
+        message: "this host waits for an operator's acceptance (ferryctl hosts accept HOST)".into(),
     }
 }
 
@@ -142,8 +178,11 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
         let token = bearer(parts)
             .ok_or_else(|| AppError::unauthorized("missing token (Authorization: Bearer ...)"))?;
         let hash = hash_token(token);
-        if let Some(host_id) = state.store().host_by_token(&hash).await? {
+        if let Some((host_id, accepted)) = state.store().host_by_token(&hash).await? {
             within_budget(state.as_ref(), host_id)?;
+            if !accepted {
+                return Err(awaiting_acceptance());
+            }
             Ok(OperatorOrDevice)
         } else if tokens::valid(state.store(), TokenKind::Operator, &hash).await? {
             Ok(OperatorOrDevice)

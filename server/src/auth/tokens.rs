@@ -90,7 +90,12 @@ pub async fn bootstrap_tokens(store: &Store, data_dir: &Path) -> anyhow::Result<
         writeln!(f, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
         f.sync_all()?;
         store
-            .add_token(kind.as_str(), "initial", &hash_token(&token))
+            .add_token(
+                kind.as_str(),
+                "initial",
+                &hash_token(&token),
+                &crate::store::TokenLimits::default(),
+            )
             .await?;
         tracing::info!(path = %path.display(), "created the first {} token", kind.as_str());
     }

@@ -94,11 +94,17 @@ pub async fn plan_host(
     exclude: &[String],
     only_plain: bool,
 ) -> ServiceResult<Vec<crate::policy::batch::Planned>> {
-    let (_, installed) = state
+    let (host, installed) = state
         .store
         .host(host_id)
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("no host {host_id}")))?;
+    if !host.accepted {
+        return Err(ServiceError::conflict(format!(
+            "{} waits for an operator's acceptance; accept it first (ferryctl hosts accept {host_id})",
+            host.facts.hostname
+        )));
+    }
     let releases = state.releases().await?;
     let mut available = batch::available(&installed, &releases, category);
     if only_plain {
@@ -254,7 +260,8 @@ pub async fn create(state: &Shared, req: BatchRequest, actor: Actor) -> ServiceR
             }
             let mut candidates = Vec::new();
             for (h, installed) in &hosts {
-                if !wanted.is_empty() && !wanted.contains(&h.id) {
+                // A host waiting for acceptance is given nothing.
+                if !h.accepted || (!wanted.is_empty() && !wanted.contains(&h.id)) {
                     continue;
                 }
                 let busy = active(&h.id).await?.iter().any(|j| &j.item == item);

@@ -17,8 +17,26 @@ use crate::store::{HostCheckIn, HostRow};
 pub async fn check_in(
     state: &Shared,
     host_id: String,
+    accepted: bool,
     req: CheckInRequest,
 ) -> ServiceResult<CheckInResponse> {
+    if !accepted {
+        // Waiting for an operator's acceptance: its facts are kept (so the operator sees what
+        // to accept), nothing is given, no campaign is joined.
+        Box::pin(record(state, &host_id, &req)).await?;
+        state.presence.contact(&host_id, fleet::Contact::Other);
+        return Ok(CheckInResponse {
+            host_id,
+            available: vec![],
+            jobs: vec![],
+            acked_reports: vec![],
+            trust_root_version: None,
+            poll_interval_secs: state.config.poll_interval_secs,
+            campaigns: vec![],
+            cancelled_jobs: vec![],
+            awaiting_acceptance: true,
+        });
+    }
     let (campaigns, cancelled_jobs, mut jobs) =
         Box::pin(before_wait(state, host_id.clone(), &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
@@ -52,31 +70,26 @@ pub async fn check_in(
     .await
 }
 
-/// Records the check-in and collects what the host must hear: (campaign offers, cancelled
-/// jobs, jobs).
-async fn before_wait(
-    state: &Shared,
-    host_id: String,
-    req: &CheckInRequest,
-) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
+/// Records what a check-in says of the host (written only when it changed).
+async fn record(state: &Shared, host_id: &str, req: &CheckInRequest) -> ServiceResult<()> {
     // The database is written only when the facts changed; last-seen goes to the batch. An
     // instance that has not seen the host yet (it started since, or the host last checked in
     // with another instance) compares with the digest stored at the last write.
     let hash = crate::cache::facts_hash(&req.facts);
     let at = time::OffsetDateTime::now_utc();
-    let known = match state.cache.check_in(&host_id, hash, at) {
+    let known = match state.cache.check_in(host_id, hash, at) {
         Some(before) => Some(before),
-        None => match state.store.facts_hash(&host_id).await {
+        None => match state.store.facts_hash(host_id).await {
             Ok(stored) => stored,
             Err(e) => {
-                state.cache.forget_facts(&host_id);
+                state.cache.forget_facts(host_id);
                 return Err(e.into());
             }
         },
     };
     if known != Some(hash) {
         let host = HostCheckIn {
-            id: host_id.clone(),
+            id: host_id.to_string(),
             facts: req.facts.host_facts(),
             last_seen: ferry_manifests::wire::timestamp(at),
             device_tags: req.facts.tags.clone(),
@@ -87,11 +100,22 @@ async fn before_wait(
             .update_host(host, &req.facts.installed, req.facts.utc_offset_secs, hash)
             .await
         {
-            state.cache.forget_facts(&host_id);
+            state.cache.forget_facts(host_id);
             return Err(e.into());
         }
         state.changed();
     }
+    Ok(())
+}
+
+/// Records the check-in and collects what the host must hear: (campaign offers, cancelled
+/// jobs, jobs).
+async fn before_wait(
+    state: &Shared,
+    host_id: String,
+    req: &CheckInRequest,
+) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
+    record(state, &host_id, req).await?;
     // Campaign membership is decided here, when the host checks in, never by scanning the
     // fleet on a timer. The operator's tags count; the device's own only when trusted.
     let campaigns = if state.campaigns_active().await? {
@@ -138,6 +162,7 @@ pub fn host_row(
         device_friendly_name: facts.friendly_name.clone(),
         operator_tags: None,
         operator_friendly_name: None,
+        accepted: true,
     }
 }
 
@@ -209,6 +234,7 @@ async fn answer(
         poll_interval_secs: state.config.poll_interval_secs,
         campaigns,
         cancelled_jobs,
+        awaiting_acceptance: false,
     })
 }
 

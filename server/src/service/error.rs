@@ -16,6 +16,15 @@ pub enum ServiceError {
     /// It conflicts with the fleet as it is (409): an update pending, an item deactivated.
     #[error("{0}")]
     Conflict(String),
+    /// The credential it came with does not allow it (401).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A budget ran out (429): retry after this long.
+    #[error("{message}")]
+    Busy {
+        retry_after: std::time::Duration,
+        message: String,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A row the service just wrote or looked up is gone (deleted by another request).
@@ -62,6 +71,14 @@ impl From<ServiceError> for AppError {
             ServiceError::Invalid(m) => AppError::bad_request(m),
             ServiceError::NotFound(m) => AppError::not_found(m),
             ServiceError::Conflict(m) => AppError::conflict(m),
+            ServiceError::Unauthorized(m) => AppError::unauthorized(m),
+            ServiceError::Busy {
+                retry_after,
+                message,
+            } => AppError::Busy {
+                retry_after,
+                message,
+            },
             ServiceError::Store(e) => AppError::Store(e),
             ServiceError::Vanished(what) => AppError::Vanished(what),
             ServiceError::Io {

@@ -56,6 +56,7 @@ pub fn view(
         last_seen,
         tags,
         reported_tags: h.device_tags,
+        accepted: h.accepted,
         friendly_name,
         available: fleet::available_for(&installed, releases),
         installed,
@@ -126,6 +127,25 @@ pub async fn edit(state: &Shared, host: &str, edit: &HostEdit) -> ServiceResult<
             edit.friendly_name.as_deref(),
         )
         .await?;
+    list(state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == host_id)
+        .ok_or_else(|| ServiceError::not_found(format!("host {host} was removed")))
+}
+
+/// Accepts a host that enrolled with a token requiring it: from its next check-in it is
+/// given updates and joins campaigns. Accepting an accepted host is a conflict.
+pub async fn accept(state: &Shared, host: &str) -> ServiceResult<HostView> {
+    let (host_id, hostname) = resolve(state, host).await?;
+    if !state.store.accept_host(&host_id).await? {
+        return Err(ServiceError::conflict(format!(
+            "host {hostname} ({host_id}) is accepted already"
+        )));
+    }
+    tracing::info!(%host_id, %hostname, "host accepted");
+    state.changed();
+    state.wake(&host_id);
     list(state)
         .await?
         .into_iter()

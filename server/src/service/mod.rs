@@ -18,6 +18,7 @@ pub mod batches;
 pub mod campaigns;
 pub mod checkin;
 pub mod deltas;
+pub mod enrol;
 pub mod error;
 pub mod hosts;
 pub mod items;
@@ -45,7 +46,9 @@ pub async fn full_id(
     match ids.as_slice() {
         [] => Ok(given.to_string()),
         [one] if given.len() >= 4 => Ok(one.clone()),
-        [_] => Err(ServiceError::invalid(format!(
+        // Short prefixes would soon name more than one: a conflict with the fleet as it
+        // grows, like an ambiguous one.
+        [_] => Err(ServiceError::conflict(format!(
             "id prefix {given:?} is too short: give at least 4 characters"
         ))),
         _ => Err(ServiceError::conflict(format!(

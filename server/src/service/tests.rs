@@ -21,7 +21,9 @@ async fn enrolled(s: &TestServer, hostname: &str, items: &[(&str, Option<&str>)]
     let now = ferry_manifests::wire::now();
     let row = checkin::host_row(id.clone(), &req.facts, now.clone(), now);
     s.state.store.create_host(&row, &id).await.unwrap();
-    checkin::check_in(&s.state, id.clone(), req).await.unwrap();
+    checkin::check_in(&s.state, id.clone(), true, req)
+        .await
+        .unwrap();
     id
 }
 
@@ -77,7 +79,7 @@ async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
                 facts,
                 wait_secs: 20,
             };
-            checkin::check_in(&state, host, req).await
+            checkin::check_in(&state, host, true, req).await
         }
     });
     // The long-poll is held until something wakes it.

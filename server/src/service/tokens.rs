@@ -5,7 +5,7 @@ use ferry_manifests::wire::{TokenRequest, TokenView};
 use super::error::{ServiceError, ServiceResult};
 use crate::auth::{hash_token, new_token, TokenKind};
 use crate::state::Shared;
-use crate::store::IdKind;
+use crate::store::{IdKind, TokenLimits};
 
 /// Creates an operator or enrolment token; the answer carries the token itself, shown
 /// only this once (only its hash is kept).
@@ -20,10 +20,11 @@ pub async fn create(state: &Shared, req: &TokenRequest) -> ServiceResult<TokenVi
     if name.is_empty() || name.chars().count() > 128 {
         return Err(ServiceError::invalid("name must be 1-128 characters"));
     }
+    let limits = limits(token_kind, req)?;
     let token = new_token(token_kind).map_err(ServiceError::Random)?;
     let id = state
         .store
-        .add_token(token_kind.as_str(), name, &hash_token(&token))
+        .add_token(token_kind.as_str(), name, &hash_token(&token), &limits)
         .await?;
     tracing::info!(%id, %kind, %name, "token created");
     let mut view = state
@@ -35,6 +36,34 @@ pub async fn create(state: &Shared, req: &TokenRequest) -> ServiceResult<TokenVi
         .ok_or_else(|| ServiceError::Vanished("token"))?;
     view.token = Some(token);
     Ok(view)
+}
+
+/// What a token is limited to, as asked.
+fn limits(kind: TokenKind, req: &TokenRequest) -> ServiceResult<TokenLimits> {
+    if kind != TokenKind::Enrol && (req.uses.is_some() || req.needs_acceptance) {
+        return Err(ServiceError::invalid(
+            "uses and needs_acceptance apply to enrolment tokens (kind enrol) only",
+        ));
+    }
+    let expires_at = match req.expires_in_days {
+        None => None,
+        Some(days @ 1..=3650) => Some(ferry_manifests::wire::timestamp(
+            time::OffsetDateTime::now_utc() + time::Duration::days(i64::from(days)),
+        )),
+        Some(other) => {
+            return Err(ServiceError::invalid(format!(
+                "expires_in_days is {other}: use 1 to 3650"
+            )))
+        }
+    };
+    if req.uses.is_some_and(|u| !(1..=1_000_000).contains(&u)) {
+        return Err(ServiceError::invalid("uses must be 1 to 1000000"));
+    }
+    Ok(TokenLimits {
+        expires_at,
+        uses: req.uses,
+        needs_acceptance: req.needs_acceptance,
+    })
 }
 
 /// Every token (hashes never leave the server).

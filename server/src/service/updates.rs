@@ -60,6 +60,12 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
         .host(host_id)
         .await?
         .ok_or_else(|| ServiceError::not_found(format!("no host {host_id}")))?;
+    if !host.accepted {
+        return Err(ServiceError::conflict(format!(
+            "{} waits for an operator's acceptance; accept it first (ferryctl hosts accept {host_id})",
+            host.facts.hostname
+        )));
+    }
     let Some(current) = installed.iter().find(|i| i.item == item) else {
         let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
         return Err(ServiceError::conflict(format!(

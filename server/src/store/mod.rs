@@ -17,7 +17,7 @@ mod sql;
 use crate::policy::status::CampaignStatus;
 pub use model::{
     BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, Member, NewRelease,
-    PendingJob, Recorded, ReportRecord, StoredMqtt,
+    PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
 };
 pub use notice::Notice;
 
@@ -344,15 +344,21 @@ interface! {
     // tokens
     fn has_token(&self, kind: &str) -> Result<bool>;
     /// Stores a token's hash; returns the token's id.
-    fn add_token(&self, kind: &str, name: &str, hash: &str) -> Result<String>;
+    fn add_token(&self, kind: &str, name: &str, hash: &str, limits: &TokenLimits) -> Result<String>;
     fn tokens(&self) -> Result<Vec<TokenView>>;
     /// Revokes a token; false if there is no such active token.
     fn revoke_token(&self, id: &str) -> Result<bool>;
     fn token_valid(&self, kind: &str, hash: &str) -> Result<bool>;
+    /// Spends one use of a live enrolment token: `None` if it is unknown, revoked, expired
+    /// or used up, else whether its hosts need an operator's acceptance.
+    fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<bool>>;
 
     // hosts
     fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()>;
-    fn host_by_token(&self, token_hash: &str) -> Result<Option<String>>;
+    /// The host holding this credential, and whether it is accepted.
+    fn host_by_token(&self, token_hash: &str) -> Result<Option<(String, bool)>>;
+    /// Accepts a host that waited for it; false if it was accepted already (or is gone).
+    fn accept_host(&self, host_id: &str) -> Result<bool>;
     /// Records a check-in: facts, last seen and what is installed, in one transaction.
     fn update_host(&self, host: HostCheckIn, installed: &[InstalledItem], utc_offset: Option<i32>, facts_hash: i64) -> Result<()>;
     /// The digest of the facts the host last reported, if stored.
@@ -376,7 +382,7 @@ interface! {
     fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()>;
     /// A host's tags: (the device's own, the operator's if set).
     fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>)>;
-    /// Hosts that report having `item` (installed or not yet).
+    /// Accepted hosts that report having `item` (installed or not yet).
     fn hosts_with_item(&self, item: &str) -> Result<Vec<String>>;
     /// (id, hostname) of hosts whose id or hostname is `name`.
     fn find_hosts(&self, name: &str) -> Result<Vec<(String, String)>>;

@@ -21,6 +21,18 @@ pub struct HostRow {
     /// Set by an operator; wins over the device's.
     pub operator_tags: Option<Vec<String>>,
     pub operator_friendly_name: Option<String>,
+    /// False while the host waits for an operator's acceptance (its enrolment token asked
+    /// for it): it checks in but is given nothing.
+    pub accepted: bool,
+}
+
+/// What an enrolment token allows beyond enrolling: until when, how many more times, and
+/// whether its hosts wait for an operator's acceptance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenLimits {
+    pub expires_at: Option<String>,
+    pub uses: Option<u32>,
+    pub needs_acceptance: bool,
 }
 
 /// What a check-in writes of a host: its facts, tags and name as the device reports them and

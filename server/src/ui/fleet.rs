@@ -198,7 +198,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
                 td { a href={"/hosts/" (h.id)} { (h.facts.hostname) } }
                 td { (h.friendly_name.as_deref().unwrap_or("")) }
                 td { @for t in &h.tags { a.tag href={"/hosts?tag=" (encode(t))} { (t) } " " } (reported(h)) }
-                td { @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" } }
+                td { @if !h.accepted { span.badge.avail { "awaiting acceptance" } " " } @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" } }
                 td { (badge(st)) }
                 td { @for i in &h.installed { (i.item) " " (i.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) br; } }
                 td { (h.last_seen) }
@@ -305,6 +305,7 @@ async fn host_body(
     let action = |what: &str| format!("/hosts/{}/{what}", h.id);
     let body = html! {
         p.muted {
+            @if !h.accepted { span.badge.avail { "awaiting acceptance" } " · " }
             @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" }
             @if h.long_polling { " · long-polling" }
             " · " (h.facts.os) " " (h.facts.os_version) " · " (h.facts.arch) " · agent " (h.facts.agent_version)
@@ -313,6 +314,9 @@ async fn host_body(
             " " (reported(&h))
         }
         div.actions {
+            @if !h.accepted {
+                form.inline method="post" action=(action("accept")) { (csrf(who)) button type="submit" { "Accept host" } }
+            }
             form.inline method="post" action=(action("check")) { (csrf(who)) button type="submit" { "Check now" } }
             form.inline method="post" action=(action("batch")) {
                 (csrf(who)) input type="hidden" name="category" value="";
@@ -392,6 +396,23 @@ pub async fn check(
     let result = service::hosts::check_now(&state, &req)
         .await
         .map(|_| "Asked the host to check in now.".to_string())
+        .map_err(AppError::from);
+    done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
+}
+
+pub async fn accept(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
+) -> Response {
+    let result = service::hosts::accept(&state, &id)
+        .await
+        .map(|h| {
+            format!(
+                "Accepted {}: it is given updates from its next check-in.",
+                h.facts.hostname
+            )
+        })
         .map_err(AppError::from);
     done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
 }

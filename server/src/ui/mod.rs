@@ -41,6 +41,7 @@ fn pages() -> Router<Shared> {
         .route("/hosts", get(fleet::hosts))
         .route("/hosts/{id}", get(fleet::host))
         .route("/hosts/{id}/check", post(fleet::check))
+        .route("/hosts/{id}/accept", post(fleet::accept))
         .route("/hosts/{id}/update", post(fleet::update))
         .route("/hosts/{id}/batch", post(fleet::batch))
         .route("/items", get(settings::items))

@@ -166,6 +166,9 @@ pub async fn create_token(
     let req = TokenRequest {
         name: f.name,
         kind: Some(f.kind),
+        expires_in_days: None,
+        uses: None,
+        needs_acceptance: false,
     };
     let result = service::tokens::create(&state, &req).await.map(|t| {
         format!(

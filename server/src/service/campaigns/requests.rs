@@ -169,7 +169,8 @@ async fn join_known_hosts(state: &Shared, row: &Campaign) -> ServiceResult<()> {
                 None,
                 state.config.trust_device_tags,
             );
-            installed.iter().any(|i| i.item == row.item)
+            h.accepted
+                && installed.iter().any(|i| i.item == row.item)
                 && campaign::matches(&row.target, &h.id, &tags)
         })
         .map(|(h, _)| h.id)

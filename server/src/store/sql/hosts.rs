@@ -12,7 +12,8 @@ use crate::store::{HostRow, Result, StoreError};
 /// The columns every host query reads, in the order `host_from` expects.
 const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
-    newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name";
+    newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name,
+    accepted";
 
 /// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
 /// operator's or the device's own: a display filter, it selects nothing) include `$2`;
@@ -71,14 +72,15 @@ fn host_from(r: &AnyRow) -> Result<HostRow> {
             .try_get::<Option<String>, _>("operator_tags")?
             .map(|t| split_tags(&t)),
         operator_friendly_name: r.try_get("operator_friendly_name")?,
+        accepted: r.try_get::<i64, _>("accepted")? != 0,
     })
 }
 
 impl Sql {
     pub async fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen, accepted)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&host.id)
         .bind(&host.facts.hostname)
@@ -90,9 +92,19 @@ impl Sql {
         .bind(&host.facts.device_class)
         .bind(&host.enrolled_at)
         .bind(&host.last_seen)
+        .bind(i64::from(host.accepted))
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Accepts a host that waited for it; false if it was accepted already (or is gone).
+    pub async fn accept_host(&self, host_id: &str) -> Result<bool> {
+        let done = sqlx::query("UPDATE hosts SET accepted = 1 WHERE id = $1 AND accepted = 0")
+            .bind(host_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// The digest of the facts the host last reported, if any was stored.
@@ -106,13 +118,14 @@ impl Sql {
         )
     }
 
-    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT id FROM hosts WHERE token_hash = $1")
-                .bind(token_hash)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
+    /// The host holding this credential, and whether it is accepted.
+    pub async fn host_by_token(&self, token_hash: &str) -> Result<Option<(String, bool)>> {
+        let row = sqlx::query("SELECT id, accepted FROM hosts WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get::<i64, _>("accepted")? != 0)))
+            .transpose()
     }
 
     pub async fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>> {
@@ -345,12 +358,13 @@ impl Sql {
 
     /// Hosts that report having `item` (installed or not yet).
     pub async fn hosts_with_item(&self, item: &str) -> Result<Vec<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT DISTINCT host_id FROM installed WHERE item = $1")
-                .bind(item)
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT i.host_id FROM installed i JOIN hosts h ON h.id = i.host_id
+                 WHERE i.item = $1 AND h.accepted = 1",
         )
+        .bind(item)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Host ids whose id or hostname is `name`.

@@ -102,6 +102,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../../../migrations/sqlite/0020_open_updates_index.sql"),
     ),
+    (
+        21,
+        include_str!("../../../migrations/sqlite/0021_enrolment_limits.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -122,6 +126,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         20,
         include_str!("../../../migrations/postgres/0020_open_updates_index.sql"),
+    ),
+    (
+        21,
+        include_str!("../../../migrations/postgres/0021_enrolment_limits.sql"),
     ),
 ];
 

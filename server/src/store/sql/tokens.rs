@@ -4,7 +4,7 @@ use ferry_manifests::wire::TokenView;
 use sqlx::Row;
 
 use super::Sql;
-use crate::store::Result;
+use crate::store::{Result, TokenLimits};
 
 impl Sql {
     pub async fn has_token(&self, kind: &str) -> Result<bool> {
@@ -17,24 +17,52 @@ impl Sql {
         Ok(n > 0)
     }
 
-    pub async fn add_token(&self, kind: &str, name: &str, hash: &str) -> Result<String> {
+    pub async fn add_token(
+        &self,
+        kind: &str,
+        name: &str,
+        hash: &str,
+        limits: &TokenLimits,
+    ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO tokens (id, kind, name, hash, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO tokens (id, kind, name, hash, created_at, expires_at, uses_left, needs_acceptance)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&id)
         .bind(kind)
         .bind(name)
         .bind(hash)
         .bind(ferry_manifests::wire::now())
+        .bind(&limits.expires_at)
+        .bind(limits.uses.map(i64::from))
+        .bind(i64::from(limits.needs_acceptance))
         .execute(&self.writer)
         .await?;
         Ok(id)
     }
 
+    /// Spends one use of a live enrolment token, in one statement (two enrolments at once
+    /// cannot both take its last use).
+    pub async fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<bool>> {
+        let needs: Option<i64> = sqlx::query_scalar(
+            "UPDATE tokens SET uses_left = uses_left - 1
+             WHERE kind = 'enrol' AND hash = $1 AND revoked_at IS NULL
+               AND (expires_at IS NULL OR expires_at > $2)
+               AND (uses_left IS NULL OR uses_left > 0)
+             RETURNING needs_acceptance",
+        )
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(needs.map(|n| n != 0))
+    }
+
     pub async fn tokens(&self) -> Result<Vec<TokenView>> {
         let rows = sqlx::query(
-            "SELECT id, kind, name, created_at, revoked_at FROM tokens ORDER BY created_at, id",
+            "SELECT id, kind, name, created_at, revoked_at, expires_at, uses_left, needs_acceptance
+             FROM tokens ORDER BY created_at, id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -46,6 +74,11 @@ impl Sql {
                     name: r.try_get("name")?,
                     created_at: r.try_get("created_at")?,
                     revoked_at: r.try_get("revoked_at")?,
+                    expires_at: r.try_get("expires_at")?,
+                    uses_left: r
+                        .try_get::<Option<i64>, _>("uses_left")?
+                        .map(|n| n.max(0) as u64),
+                    needs_acceptance: r.try_get::<i64, _>("needs_acceptance")? != 0,
                     token: None,
                 })
             })
@@ -65,10 +98,13 @@ impl Sql {
 
     pub async fn token_valid(&self, kind: &str, hash: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL",
+            "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL
+             AND (expires_at IS NULL OR expires_at > $3)
+             AND (uses_left IS NULL OR uses_left > 0)",
         )
         .bind(kind)
         .bind(hash)
+        .bind(ferry_manifests::wire::now())
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)

@@ -20,6 +20,7 @@ fn host(id: &str) -> HostRow {
         device_friendly_name: None,
         operator_tags: None,
         operator_friendly_name: None,
+        accepted: true,
     }
 }
 
@@ -80,4 +81,58 @@ async fn pages_cover_every_host_once_with_its_items() {
     let seen = store.hosts_seen(Some("HOST-B"), None).await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].0, "b");
+}
+
+/// An enrolment token is spent one use at a time, never past its last use or its expiry, and
+/// says whether its hosts wait for acceptance.
+#[tokio::test]
+async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
+    use crate::store::TokenLimits;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ferry.db"))
+        .await
+        .unwrap();
+    let now = "2026-06-01T00:00:00.000Z";
+    let limits = TokenLimits {
+        expires_at: Some("2026-06-02T00:00:00.000Z".into()),
+        uses: Some(2),
+        needs_acceptance: true,
+    };
+    store.add_token("enrol", "f", "h1", &limits).await.unwrap();
+    store
+        .add_token("enrol", "open", "h2", &TokenLimits::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend_enrol_token("h1", now).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.spend_enrol_token("h1", now).await.unwrap(),
+        Some(true)
+    );
+    assert_eq!(
+        store.spend_enrol_token("h1", now).await.unwrap(),
+        None,
+        "used up"
+    );
+    let later = "2026-06-03T00:00:00.000Z";
+    assert_eq!(
+        store.spend_enrol_token("h2", later).await.unwrap(),
+        Some(false)
+    );
+    store
+        .add_token("enrol", "short", "h3", &limits)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.spend_enrol_token("h3", later).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(store.spend_enrol_token("nope", now).await.unwrap(), None);
+    let views = store.tokens().await.unwrap();
+    let f = views.iter().find(|t| t.name == "f").unwrap();
+    assert_eq!(f.uses_left, Some(0));
+    assert!(f.needs_acceptance);
 }
