@@ -21,16 +21,19 @@ pub struct Rate {
 pub struct Bucket {
     tokens: f64,
     at: Instant,
-    /// Refused since the last request it allowed: a refusal is logged once per run of them.
-    refusing: bool,
+    /// When a refusal was last worth a log line (at most one a minute).
+    logged: Option<Instant>,
 }
+
+/// Least time between two log lines about one bucket's refusals.
+pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// A request refused for its budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
     /// When one request will be allowed again.
     pub retry_after: Duration,
-    /// The first refusal after an allowed request (the one worth a log line).
+    /// Worth a log line: the first refusal in [`LOG_EVERY`].
     pub first: bool,
 }
 
@@ -39,7 +42,7 @@ impl Bucket {
         Bucket {
             tokens: f64::from(rate.burst),
             at: now,
-            refusing: false,
+            logged: None,
         }
     }
 
@@ -54,11 +57,14 @@ impl Bucket {
         self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
-            self.refusing = false;
             return Ok(());
         }
-        let first = !self.refusing;
-        self.refusing = true;
+        let first = self
+            .logged
+            .is_none_or(|at| now.saturating_duration_since(at) >= LOG_EVERY);
+        if first {
+            self.logged = Some(now);
+        }
         let missing = 1.0 - self.tokens;
         let secs = if rate.per_sec > 0.0 {
             missing / rate.per_sec
@@ -211,11 +217,17 @@ mod tests {
         let refused = b.take(RATE, t0).unwrap_err();
         assert!(refused.first);
         assert_eq!(refused.retry_after, Duration::from_millis(500));
-        assert!(!b.take(RATE, t0).unwrap_err().first, "logged once per run");
-        // Half a second later, one more.
+        assert!(!b.take(RATE, t0).unwrap_err().first, "logged once a minute");
+        // Half a second later, one more; its next refusal is not logged again yet.
         let t1 = t0 + Duration::from_millis(500);
         assert!(b.take(RATE, t1).is_ok());
-        assert!(b.take(RATE, t1).unwrap_err().first);
+        assert!(!b.take(RATE, t1).unwrap_err().first);
+        let t1b = t0 + LOG_EVERY;
+        assert!(b.take(RATE, t1b).is_ok());
+        for _ in 0..2 {
+            b.take(RATE, t1b).ok();
+        }
+        assert!(b.take(RATE, t1b).unwrap_err().first, "a minute later, again");
         // A long pause refills to the burst, never beyond it.
         let t2 = t1 + Duration::from_secs(3600);
         for _ in 0..3 {

@@ -38,7 +38,7 @@ fn within_budget<S: AuthContext>(state: &S, host_id: String) -> Result<Device, A
         Ok(()) => Ok(Device(host_id)),
         Err(refused) => {
             if refused.first {
-                tracing::warn!(host = %host_id, "device over its request budget; refusing with 429 until it slows down");
+                tracing::warn!(host = %host_id, "device over its request budget; refusing with 429 until it slows down (logged at most once a minute)");
             }
             Err(AppError::Busy {
                 retry_after: refused.retry_after,
