@@ -83,6 +83,27 @@ pub fn is_upgrade(offered: &Version, item: &ItemState) -> bool {
     floor.is_none_or(|v| offered > v)
 }
 
+/// What a person's explicit install (`--running-mode=install` with nothing downloaded) takes
+/// up for an item: its offered upgrade, a version that failed here included (a person asking
+/// is the retry), where no one else approves installs (`auto_install`, or no server, whose
+/// jobs would be the approval). `None` when there is nothing to take.
+pub fn explicit_install<'a>(
+    offered: Option<&'a Available>,
+    item: &ItemState,
+    auto_install: bool,
+    has_server: bool,
+) -> Option<&'a Available> {
+    let offered = offered?;
+    if item.pending.is_some() || (has_server && !auto_install) {
+        return None;
+    }
+    let retry = ItemState {
+        last_failed: None,
+        ..item.clone()
+    };
+    is_upgrade(&offered.version, &retry).then_some(offered)
+}
+
 /// A release the check stage should verify and record as pending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted {
@@ -287,5 +308,42 @@ mod tests {
                 ("api", "0.1.0".into(), false)
             ]
         );
+    }
+
+    #[test]
+    fn a_person_asking_to_install_retries_a_failed_version_where_no_one_else_approves() {
+        let offered = Available {
+            item: "web".into(),
+            version: "1.1.0".parse().unwrap(),
+            category: "feature".into(),
+            manifest_path: "web-1.1.0.manifest.json".into(),
+            notes: String::new(),
+            release_url: None,
+            delta: None,
+            mirrors: vec![],
+        };
+        let failed = ItemState {
+            installed: Some("1.0.0".parse().unwrap()),
+            highest: Some("1.0.0".parse().unwrap()),
+            last_failed: Some("1.1.0".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(
+            !is_upgrade(&offered.version, &failed),
+            "not retried by itself"
+        );
+        assert!(explicit_install(Some(&offered), &failed, true, false).is_some());
+        assert!(explicit_install(Some(&offered), &failed, false, false).is_some());
+        assert!(
+            explicit_install(Some(&offered), &failed, false, true).is_none(),
+            "with a server and no auto_install, the server's jobs approve"
+        );
+        let current = ItemState {
+            installed: Some("1.1.0".parse().unwrap()),
+            highest: Some("1.1.0".parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(explicit_install(Some(&offered), &current, true, false).is_none());
+        assert!(explicit_install(None, &failed, true, false).is_none());
     }
 }

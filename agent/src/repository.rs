@@ -44,6 +44,15 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                 let Some(entry) = index.newest_for(agent.cfg.device_class.as_deref()) else {
                     continue;
                 };
+                // Offered only when newer than what is in place, as a server offers.
+                let installed = agent
+                    .state
+                    .items
+                    .get(&item)
+                    .and_then(|s| s.installed.clone());
+                if installed.is_some_and(|v| entry.version <= v) {
+                    continue;
+                }
                 available.push(Available {
                     item: item.clone(),
                     version: entry.version.clone(),

@@ -188,7 +188,22 @@ pub fn run_mode(
         }
         Mode::Install => {
             if install::run(agent)?.is_empty() {
-                tracing::info!("nothing downloaded to install");
+                // Nothing downloaded: a person asked, so what is pending, and the offered
+                // release (one that failed here included, `policy::explicit_install`), is
+                // fetched and installed.
+                check::take_up_offered(agent)?;
+                let undownloaded = agent
+                    .state
+                    .items
+                    .values()
+                    .any(|s| s.pending.as_ref().is_some_and(|p| !p.downloaded));
+                if undownloaded {
+                    check::ensure_enrolled(agent)?;
+                    download::run(agent)?;
+                    install::run(agent)?;
+                } else {
+                    tracing::info!("nothing downloaded or offered to install");
+                }
             }
             Ok(exit::for_outcomes(&agent.outcomes))
         }

@@ -227,7 +227,10 @@ mod tests {
         for _ in 0..2 {
             b.take(RATE, t1b).ok();
         }
-        assert!(b.take(RATE, t1b).unwrap_err().first, "a minute later, again");
+        assert!(
+            b.take(RATE, t1b).unwrap_err().first,
+            "a minute later, again"
+        );
         // A long pause refills to the burst, never beyond it.
         let t2 = t1 + Duration::from_secs(3600);
         for _ in 0..3 {

@@ -224,6 +224,48 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     assert_eq!(s["items"][0]["last_install"]["outcome"], "refused", "{s}");
 }
 
+/// Without a server: the installed version is not offered again; a version that failed is
+/// not retried by `once` (a rollback is not a retryable cause), but a person's explicit
+/// `--running-mode=install` (the dashboard's button) tries it again.
+#[test]
+fn a_failed_version_is_retried_when_a_person_asks_and_the_newest_is_not_offered_again() {
+    let (w, _host, pi, repo) = standalone("");
+    publish(&w, &repo, "1.0.0", &[]);
+    pi.run("once").ok();
+    let s = pi.status_json();
+    assert_eq!(s["items"][0]["installed"], "1.0.0", "{s}");
+    assert_eq!(s["items"][0]["available"], serde_json::Value::Null, "{s}");
+    let again = pi.run("once").ok();
+    assert!(!again.stderr.contains("newly available"), "{again}");
+
+    // 1.1.0 fails its health check while a marker exists.
+    let marker = format!("{}.fail", pi.root.display());
+    fs::write(&marker, "").unwrap();
+    publish(
+        &w,
+        &repo,
+        "1.1.0",
+        &["--health-check", "test ! -e \"$FERRY_ROOT.fail\""],
+    );
+    pi.run("once").code(1);
+    assert_eq!(pi.current().as_deref(), Some("releases/1.0.0"));
+    let s = pi.status_json();
+    assert_eq!(s["items"][0]["last_failed"], "1.1.0", "{s}");
+    // Not retried by itself.
+    pi.run("once").ok();
+    assert_eq!(pi.current().as_deref(), Some("releases/1.0.0"));
+
+    // The cause is fixed; a person asks: it installs.
+    fs::remove_file(&marker).unwrap();
+    let run = pi.run("install").ok();
+    assert!(run.stderr.contains("trying again"), "{run}");
+    assert_eq!(pi.current().as_deref(), Some("releases/1.1.0"), "{run}");
+    let s = pi.status_json();
+    assert_eq!(s["items"][0]["installed"], "1.1.0", "{s}");
+    assert_eq!(s["items"][0]["last_failed"], serde_json::Value::Null, "{s}");
+    assert_eq!(s["items"][0]["available"], serde_json::Value::Null, "{s}");
+}
+
 /// A release whose tarball escapes the root: `ferryctl` will not add it to a repository, and a
 /// device that finds it there anyway (copied by hand and indexed) refuses it.
 #[test]

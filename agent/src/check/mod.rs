@@ -225,6 +225,53 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     Ok(summary)
 }
 
+/// A person asked to install with nothing downloaded (`--running-mode=install`, the
+/// dashboard's button): each item's offered release that `policy::explicit_install` allows,
+/// a version that failed here included, is verified and recorded as pending. Returns how
+/// many were taken up.
+pub fn take_up_offered(agent: &mut Agent) -> Result<usize, Error> {
+    let mut summary = CheckSummary::default();
+    let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
+    let mut taken = 0;
+    for name in names {
+        let st = agent.item_state(&name);
+        let Some(offered) = policy::explicit_install(
+            st.offered.as_ref(),
+            &st,
+            agent.cfg.auto_install,
+            agent.cfg.server_url.is_some(),
+        )
+        .cloned() else {
+            continue;
+        };
+        if st.last_failed.as_ref() == Some(&offered.version) {
+            tracing::info!(item = %name, version = %offered.version, "trying again a version that failed here, as asked");
+            agent
+                .state
+                .items
+                .entry(name.clone())
+                .or_default()
+                .last_failed = None;
+        }
+        take_up(
+            agent,
+            policy::Wanted {
+                item: name,
+                version: offered.version.clone(),
+                job_id: None,
+                manifest_path: offered.manifest_path.clone(),
+                interactive: false,
+                delta: offered.delta.clone(),
+                mirrors: offered.mirrors.clone(),
+            },
+            &mut summary,
+        )?;
+        taken += 1;
+    }
+    agent.dir.save_state(&agent.state)?;
+    Ok(taken)
+}
+
 /// Records what the answer offers for each configured item, and what is new in it.
 fn record_available(
     agent: &mut Agent,
