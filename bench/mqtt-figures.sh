@@ -33,7 +33,9 @@ start_server() {
     pids+=($server_pid)
     for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 }
-start_server
+# The simulated fleet enrols all at once: no enrolment budget.
+printf 'enrolments_per_minute = 1000000\n' > "$work/enrol.toml"
+start_server --config "$work/enrol.toml"
 export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/data/operator.token"
 
 echo "publishing $ITEMS releases and enrolling $HOSTS hosts with $ITEMS items each"

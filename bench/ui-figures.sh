@@ -19,7 +19,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/data" >"$work/server.log" 2>&1 &
+# The simulated fleet enrols all at once, and its hosts report the tags the campaign targets.
+printf 'enrolments_per_minute = 1000000\ntrust_device_tags = true\n' > "$work/server.toml"
+FERRY_LOG=warn "$BIN/ferry-server" --listen "127.0.0.1:$port" --data-dir "$work/data" \
+    --config "$work/server.toml" >"$work/server.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 200); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.05; done
 export FERRY_SERVER="http://127.0.0.1:$port" FERRY_TOKEN="@$work/data/operator.token"

@@ -306,6 +306,7 @@ fn campaigns_commands(
             success_threshold,
             window,
             name,
+            allow_empty,
         } => {
             let target = if all {
                 CampaignTarget::All
@@ -326,6 +327,7 @@ fn campaigns_commands(
                 success_threshold,
                 max_failure_rate,
                 window,
+                allow_empty,
             };
             api()?.campaign_create(&request, json)
         }

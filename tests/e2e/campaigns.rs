@@ -119,7 +119,21 @@ fn waves_open_on_success_and_failures_pause_the_campaign() {
 fn a_tag_campaign_is_joined_by_a_host_the_operator_tags_later_never_by_one_tagging_itself() {
     let w = World::new();
     w.release("1.0.0", &[]);
-    let c = w.campaign("1.0.0", &["--tag", "kiosk"]);
+    // No host matches yet: refused, unless it is meant to wait for hosts.
+    let refused = w.ctl(&[
+        "campaigns",
+        "create",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--tag",
+        "kiosk",
+    ]);
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stderr.contains("no host matches"), "{refused}");
+    assert!(refused.stderr.contains("--allow-empty"), "{refused}");
+    let c = w.campaign("1.0.0", &["--tag", "kiosk", "--allow-empty"]);
     assert_eq!(c["members"], serde_json::json!([]));
     // A rogue device claims the tag in its own config; the real kiosk reports none.
     let rogue = w.add_device("rogue", "tags = [\"kiosk\"]");

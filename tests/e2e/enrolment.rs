@@ -59,7 +59,7 @@ fn hosts_of_a_token_requiring_acceptance_get_nothing_until_accepted_and_the_toke
         refused.stderr.contains("ferryctl hosts accept"),
         "{refused}"
     );
-    let campaign = w.campaign("1.0.0", &["--all"]);
+    let campaign = w.campaign("1.0.0", &["--all", "--allow-empty"]);
     assert_eq!(campaign["members"], serde_json::json!([]), "{campaign}");
     a.run("once").ok();
     assert_eq!(a.current(), None, "a waiting host installed something");

@@ -41,13 +41,29 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         b.sign_in(&token).await;
         b.screenshot("dashboard").await;
 
-        // Create the campaign with the form.
+        // Create the campaign with the form: no release is preselected, and the form is
+        // reviewed (hosts per wave) before it is created.
         b.goto("/campaigns").await;
+        assert!(
+            b.holds("return document.querySelector('select[name=release]').value === ''")
+                .await,
+            "a release is preselected"
+        );
         b.fill("input[name=name]", "web-rollout").await;
         b.click("select[name=release] option[value='web@1.1.0']")
             .await;
         b.click("input[name=target][value=all]").await;
         b.click("input[name=require_acceptance]").await;
+        b.click("form.stack button[type=submit]").await;
+        b.wait_text("h1", "Review the campaign").await;
+        assert_eq!(b.text("#review tbody tr td:nth-child(2)").await, "1");
+        assert!(
+            w.ctl_json(&["campaigns", "list"])
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "created before it was confirmed"
+        );
         b.click("form.stack button[type=submit]").await;
         let id = b
             .wait_path("/campaigns/")

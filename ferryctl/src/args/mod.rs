@@ -221,6 +221,9 @@ pub enum CampaignsCommand {
         /// A name for people (default "ITEM VERSION").
         #[arg(long)]
         name: Option<String>,
+        /// Create it even though no host matches now; hosts join as they check in.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// List campaigns.
     List {

@@ -139,6 +139,10 @@ pub struct CampaignRequest {
         schema(pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]-([01][0-9]|2[0-3]):[0-5][0-9]$")
     )]
     pub window: Option<String>,
+    /// Create it even though no host matches now (hosts join as they check in); without it
+    /// such a campaign is refused (409).
+    #[serde(default)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -67,6 +67,8 @@ pub async fn campaigns(
                 label { "Name " input type="text" name="name" placeholder="optional"; }
                 label { "Release "
                     select name="release" required {
+                        // Nothing preselected: a release is chosen, never defaulted.
+                        option value="" selected disabled { "Choose a release…" }
                         @for r in releases.iter().rev() {
                             option value={(r.item) "@" (r.version)} { (r.item) " " (r.version) " (" (r.category) ")" }
                         }
@@ -80,18 +82,56 @@ pub async fn campaigns(
                     input type="text" name="values" placeholder="tags or hostnames, comma-separated" aria-label="Tags or hosts";
                 }
                 label { input type="checkbox" name="require_acceptance" value="true"; " Each host must accept (on the device: --running-mode=campaign_accept)" }
-                label { "Waves " input type="text" name="waves" placeholder="e.g. 1,10%,100%"; }
+                label { "Waves " input type="text" name="waves" placeholder="default: one wave up to 5 hosts, else 1,10%,50%,100%"; }
                 label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default"; }
                 label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default"; }
                 label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00"; }
-                button type="submit" { "Create campaign" }
+                button type="submit" { "Review campaign" }
             }
         }
     };
     page("Campaigns", &who, body)
 }
 
-#[derive(Deserialize)]
+/// The campaign a form describes, and how many hosts each wave reaches, before it is
+/// created: the same form again, hidden, with a button that creates it.
+fn review(who: &SignedIn, f: &CampaignForm, per_wave: &[usize]) -> Response {
+    let total: usize = per_wave.iter().sum();
+    let hidden = |name: &'static str, value: &Option<String>| {
+        html! { @if let Some(v) = value { input type="hidden" name=(name) value=(v); } }
+    };
+    let body = html! {
+        p { "Release " strong { (f.release.replace('@', " ")) } }
+        @if total == 0 {
+            p.error { "No host matches this campaign now. Create it only if hosts will join as they check in (tag them with ferryctl hosts edit --tag, or on their pages)." }
+        } @else {
+            p { "It will reach " strong { (total) " " (if total == 1 { "host" } else { "hosts" }) } " now, in " (per_wave.len()) " " (if per_wave.len() == 1 { "wave" } else { "waves" }) ":" }
+            div.table { table #review {
+                thead { tr { th { "Wave" } th { "Hosts" } } }
+                tbody { @for (i, n) in per_wave.iter().enumerate() { tr { td { (i + 1) } td { (n) } } } }
+            } }
+        }
+        form.stack method="post" action="/campaigns" {
+            (csrf(who))
+            input type="hidden" name="release" value=(f.release);
+            input type="hidden" name="target" value=(f.target);
+            (hidden("name", &f.name))
+            (hidden("values", &f.values))
+            (hidden("require_acceptance", &f.require_acceptance))
+            (hidden("waves", &f.waves))
+            (hidden("max_failure_pct", &f.max_failure_pct))
+            (hidden("success_pct", &f.success_pct))
+            (hidden("window", &f.window))
+            input type="hidden" name="confirm" value="yes";
+            @if total == 0 { input type="hidden" name="allow_empty" value="true"; }
+            button type="submit" { "Create campaign" }
+            " " a href="/campaigns" { "Cancel" }
+        }
+    };
+    page("Review the campaign", who, body)
+}
+
+#[derive(Deserialize, Clone)]
 pub struct CampaignForm {
     name: Option<String>,
     release: String,
@@ -102,10 +142,14 @@ pub struct CampaignForm {
     max_failure_pct: Option<String>,
     success_pct: Option<String>,
     window: Option<String>,
+    /// Set by the review page's button: create it (without it the form is reviewed first).
+    confirm: Option<String>,
+    allow_empty: Option<String>,
 }
 
 /// The API request a campaign form makes (the checks are the API's).
-fn campaign_request(f: CampaignForm) -> Result<CampaignRequest, AppError> {
+fn campaign_request(f: &CampaignForm) -> Result<CampaignRequest, AppError> {
+    let f = f.clone();
     let (item, version) = f
         .release
         .split_once('@')
@@ -146,6 +190,7 @@ fn campaign_request(f: CampaignForm) -> Result<CampaignRequest, AppError> {
         success_threshold: share(f.success_pct, "success share")?,
         max_failure_rate: share(f.max_failure_pct, "failure share")?,
         window: text(f.window),
+        allow_empty: f.allow_empty.is_some(),
     })
 }
 
@@ -153,10 +198,17 @@ pub async fn create_campaign(
     State(state): State<Shared>,
     CsrfForm(who, f): CsrfForm<CampaignForm>,
 ) -> Response {
-    let created = match campaign_request(f) {
-        Ok(req) => campaigns::create(&state, req).await.map_err(AppError::from),
-        Err(e) => Err(e),
+    let req = match campaign_request(&f) {
+        Ok(req) => req,
+        Err(e) => return done(&state, &who, "/campaigns", Err(e)),
     };
+    if f.confirm.as_deref() != Some("yes") {
+        return match campaigns::preview(&state, &req).await {
+            Ok(per_wave) => review(&who, &f, &per_wave),
+            Err(e) => done(&state, &who, "/campaigns", Err(e.into())),
+        };
+    }
+    let created = campaigns::create(&state, req).await.map_err(AppError::from);
     match created {
         Ok(c) => {
             let to = format!("/campaigns/{}", c.id);

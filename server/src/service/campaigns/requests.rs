@@ -81,6 +81,49 @@ fn share(name: &str, v: Option<f64>) -> ServiceResult<f64> {
 /// Creates a campaign from a request: targeting, waves, thresholds and window checked;
 /// members placed; the first wave dispatched.
 pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<CampaignView> {
+    let (row, matching) = plan(state, &req).await?;
+    if matching.is_empty() && !req.allow_empty {
+        return Err(ServiceError::conflict(format!(
+            "no host matches this campaign now ({} with item {}); tag hosts first (ferryctl hosts edit --tag), or pass --allow-empty (\"allow_empty\": true) to create it and let hosts join as they check in",
+            describe(&row.target),
+            row.item
+        )));
+    }
+    let id = row.id.clone();
+    state.store.create_campaign(&row).await?;
+    state.campaigns_changed();
+    tracing::info!(campaign = %id, item = %req.item, version = %req.version, members = matching.len(), "campaign created");
+    join_known_hosts(state, &row, &matching).await?;
+    evaluate(state, &id).await?;
+    let c = state
+        .store
+        .campaign(&id)
+        .await?
+        .ok_or_else(|| ServiceError::Vanished("campaign"))?;
+    view(state, c).await
+}
+
+/// How many hosts each wave of the campaign `req` asks for would reach now (nothing is
+/// created): what a person confirms before creating it.
+pub async fn preview(state: &Shared, req: &CampaignRequest) -> ServiceResult<Vec<usize>> {
+    let (row, matching) = plan(state, req).await?;
+    let total = matching.len() as u64;
+    let mut per_wave = vec![0; row.waves.len()];
+    for seq in 0..total {
+        per_wave[campaign::wave_for(&row.waves, seq, total)] += 1;
+    }
+    Ok(per_wave)
+}
+
+/// Waves when a request names none: one wave for a few hosts; for more, one host first,
+/// then a tenth, half, and the rest, so a bad release stops at its first hosts.
+pub const DEFAULT_WAVES_FEW: &str = "100%";
+pub const DEFAULT_WAVES_MANY: &str = "1,10%,50%,100%";
+/// Hosts up to which one wave is the default.
+pub const FEW_HOSTS: usize = 5;
+
+/// The campaign a request describes, checked, with the hosts it would reach now.
+async fn plan(state: &Shared, req: &CampaignRequest) -> ServiceResult<(Campaign, Vec<String>)> {
     super::super::items::ensure_active(state, &req.item).await?;
     let releases = state.store.releases(Some(&req.item)).await?;
     if !releases.iter().any(|r| r.version == req.version) {
@@ -90,7 +133,7 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
         )));
     }
     let target = resolve_target(state, req.target.clone()).await?;
-    let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or("100%"))
+    let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or(DEFAULT_WAVES_FEW))
         .map_err(ServiceError::invalid)?;
     let window = req
         .window
@@ -118,17 +161,21 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
         created_at: ferry_manifests::wire::now(),
         baseline: Default::default(),
     };
-    state.store.create_campaign(&row).await?;
-    state.campaigns_changed();
-    tracing::info!(campaign = %id, item = %req.item, version = %req.version, "campaign created");
-    join_known_hosts(state, &row).await?;
-    evaluate(state, &id).await?;
-    let c = state
-        .store
-        .campaign(&id)
-        .await?
-        .ok_or_else(|| ServiceError::Vanished("campaign"))?;
-    view(state, c).await
+    let mut row = row;
+    let matching = matching_hosts(state, &row).await?;
+    if req.waves.is_none() && matching.len() > FEW_HOSTS {
+        row.waves = campaign::parse_waves(DEFAULT_WAVES_MANY).map_err(ServiceError::invalid)?;
+    }
+    Ok((row, matching))
+}
+
+/// A target in words, for a refusal.
+fn describe(target: &Target) -> String {
+    match target {
+        Target::All => "every host".into(),
+        Target::Tags(tags) => format!("hosts tagged {}", tags.join(" or ")),
+        Target::Hosts(ids) => format!("the {} named host(s)", ids.len()),
+    }
 }
 
 /// The target with its host names resolved to ids and its tags checked.
@@ -152,11 +199,9 @@ async fn resolve_target(state: &Shared, target: Target) -> ServiceResult<Target>
     })
 }
 
-/// Hosts known now join at once (in one pass, then one evaluation); later ones join when
-/// they check in.
-async fn join_known_hosts(state: &Shared, row: &Campaign) -> ServiceResult<()> {
-    let mut seq = 0u64;
-    let matching: Vec<String> = state
+/// The accepted hosts that match `row` now: they have its item and fit its target.
+async fn matching_hosts(state: &Shared, row: &Campaign) -> ServiceResult<Vec<String>> {
+    Ok(state
         .store
         .hosts()
         .await?
@@ -174,9 +219,19 @@ async fn join_known_hosts(state: &Shared, row: &Campaign) -> ServiceResult<()> {
                 && campaign::matches(&row.target, &h.id, &tags)
         })
         .map(|(h, _)| h.id)
-        .collect();
+        .collect())
+}
+
+/// Hosts known now join at once (in one pass, then one evaluation); later ones join when
+/// they check in.
+async fn join_known_hosts(
+    state: &Shared,
+    row: &Campaign,
+    matching: &[String],
+) -> ServiceResult<()> {
+    let mut seq = 0u64;
     let total = matching.len() as u64;
-    for host_id in &matching {
+    for host_id in matching {
         let wave = campaign::wave_for(&row.waves, seq, total);
         state
             .store
