@@ -229,15 +229,13 @@ async fn join_known_hosts(
     row: &Campaign,
     matching: &[String],
 ) -> ServiceResult<()> {
-    let mut seq = 0u64;
     let total = matching.len() as u64;
-    for host_id in matching {
+    for (seq, host_id) in (0u64..).zip(matching) {
         let wave = campaign::wave_for(&row.waves, seq, total);
         state
             .store
             .add_member(&row.id, host_id, seq as i64, wave)
             .await?;
-        seq += 1;
     }
     Ok(())
 }
