@@ -236,3 +236,22 @@ fn a_campaign_that_paused_itself_can_be_edited_resumed_and_completes() {
     let c = w.ctl_json(&["campaigns", "show", &id]);
     assert_eq!(c["members"].as_array().unwrap().len(), 4);
 }
+
+/// Without `--waves`, a campaign reaching more than five hosts starts with one of them.
+#[test]
+fn a_campaign_for_more_than_a_few_hosts_starts_with_one_by_default() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    for i in 0..6 {
+        crate::load::enrol_by_hand(&w, &format!("fleet-{i}")).unwrap();
+    }
+    let c = w.campaign("1.0.0", &["--all"]);
+    assert_eq!(c["waves"], 4, "{c}");
+    let members = c["members"].as_array().unwrap();
+    assert_eq!(members.len(), 6, "{c}");
+    let first: Vec<_> = members.iter().filter(|m| m["wave"] == 0).collect();
+    assert_eq!(first.len(), 1, "{c}");
+    // Asked for, one wave it is.
+    let one = w.campaign("1.0.0", &["--all", "--waves", "100%"]);
+    assert_eq!(one["waves"], 1, "{one}");
+}
