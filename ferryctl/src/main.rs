@@ -15,7 +15,7 @@ mod table;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
-    ListCommand, MqttCommand, ReleaseCommand, RootCommand, ServerArgs, TokensCommand,
+    MqttCommand, ReleaseCommand, ReleasesCommand, RootCommand, ServerArgs, TokensCommand,
     UpdateCommand,
 };
 use clap::Parser;
@@ -62,8 +62,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Root { command } => root_commands(command, &server),
         Command::Hosts { command } => hosts_commands(command, &server, json),
         Command::Releases {
-            command: ListCommand::List,
+            command: ReleasesCommand::List,
         } => api()?.releases(json),
+        Command::Releases {
+            command:
+                ReleasesCommand::Withdraw {
+                    item,
+                    version,
+                    reason,
+                },
+        } => api()?.withdraw(&item, &version, reason, json),
         Command::History { command } => history_commands(command, &server, json),
         Command::Items { command } => items_commands(command, &server, json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),

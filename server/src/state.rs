@@ -144,7 +144,7 @@ impl AppState {
         if let Some(r) = self.cache.releases() {
             return Ok(r);
         }
-        // Deactivated items are not offered.
+        // Deactivated items are not offered; nor are withdrawn releases.
         let off: Vec<String> = self
             .store
             .item_settings()
@@ -154,7 +154,8 @@ impl AppState {
             .map(|s| s.name)
             .collect();
         let mut all = self.store.releases(None).await?;
-        all.retain(|r| !off.contains(&r.item));
+        // Withdrawn releases are not offered, counted or advertised either.
+        all.retain(|r| !off.contains(&r.item) && r.withdrawn_at.is_none());
         let r = Arc::new(all);
         self.cache.set_releases(Some(Arc::clone(&r)));
         Ok(r)

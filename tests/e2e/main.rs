@@ -29,3 +29,4 @@ mod tls;
 mod ui;
 mod update_cycle;
 mod util;
+mod withdraw;

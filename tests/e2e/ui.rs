@@ -190,6 +190,20 @@ fn a_failed_update_shows_red_with_its_output() {
             .text("table.history .badge.fail")
             .await
             .contains("rolled back"));
+
+        // The bad release is withdrawn from the items page (two steps) and no longer offered.
+        b.goto("/items").await;
+        b.click("details.withdraw summary").await;
+        b.fill("details.withdraw input[name=reason]", "fails its health check")
+            .await;
+        b.click("details.withdraw button.danger").await;
+        b.wait_text(".flash", "Withdrew web 1.2.0").await;
+        b.wait_text("#item-web", "withdrawn").await;
+        b.goto("/hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        let items = b.text("#items").await;
+        assert!(!items.contains("Update available"), "{items}");
         b.close().await;
     });
 }

@@ -66,7 +66,7 @@ pub enum Command {
     /// Published releases.
     Releases {
         #[command(subcommand)]
-        command: ListCommand,
+        command: ReleasesCommand,
     },
     /// Update history.
     History {
@@ -149,9 +149,18 @@ pub enum HostsCommand {
 }
 
 #[derive(Subcommand)]
-pub enum ListCommand {
+pub enum ReleasesCommand {
     /// List them, newest first (with --json, every field).
     List,
+    /// Withdraw a bad release: it is no longer offered, counted or advertised; installs of it
+    /// not yet started and its campaigns are cancelled. Devices that installed it keep it.
+    Withdraw {
+        item: String,
+        version: semver::Version,
+        /// Why, shown with the release and on what it cancels.
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

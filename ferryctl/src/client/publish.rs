@@ -144,7 +144,13 @@ impl Client {
                     r.layout.clone(),
                     r.artifact_size.to_string(),
                     r.expires_at.clone(),
-                    r.notes.lines().next().unwrap_or("").to_string(),
+                    match &r.withdrawn_at {
+                        Some(at) => format!(
+                            "WITHDRAWN {at}: {}",
+                            r.withdrawn_reason.as_deref().unwrap_or_default()
+                        ),
+                        None => r.notes.lines().next().unwrap_or("").to_string(),
+                    },
                 ]
             })
             .collect::<Vec<_>>();
@@ -154,6 +160,35 @@ impl Client {
                 &["ITEM", "VERSION", "CATEGORY", "LAYOUT", "BYTES", "EXPIRES", "NOTES"],
                 &rows
             )
+        );
+        Ok(())
+    }
+
+    pub fn withdraw(
+        &self,
+        item: &str,
+        version: &semver::Version,
+        reason: Option<String>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!(
+            "api/v1/releases/{}/{}/withdraw",
+            path_segment(item),
+            path_segment(&version.to_string())
+        ))?;
+        let resp = self.send(
+            self.http
+                .post(url)
+                .json(&ferry_manifests::wire::WithdrawRequest { reason }),
+            "withdrawing the release",
+        )?;
+        let r: ReleaseView = resp.json()?;
+        if json {
+            return print_json(&r);
+        }
+        println!(
+            "withdrew {} {}: no longer offered; installs of it not yet started and its campaigns are cancelled",
+            r.item, r.version
         );
         Ok(())
     }

@@ -80,6 +80,12 @@ pub struct ReleaseView {
     /// the server's own copy (`ferryctl release publish --mirror`).
     #[serde(default)]
     pub mirrors: Vec<String>,
+    /// When an operator withdrew it (`ferryctl releases withdraw`): no longer offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_at: Option<String>,
+    /// Why it was withdrawn, as the operator said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn_reason: Option<String>,
 }
 
 /// `PUT /api/v1/releases/{item}/{version}/mirrors`: the base URLs that serve the release's
@@ -107,4 +113,17 @@ pub struct PublishResponse {
     pub item: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub version: semver::Version,
+}
+
+/// `POST /api/v1/releases/{item}/{version}/withdraw`: why (shown with the release, and on
+/// the installs and campaigns it cancels).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WithdrawRequest {
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(max_length = 512, pattern = "^[^\\u0000-\\u001f\\u007f]*$")
+    )]
+    pub reason: Option<String>,
 }

@@ -77,6 +77,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         )
         .routes(routes!(releases::manifest))
         .routes(routes!(releases::set_mirrors))
+        .routes(routes!(releases::withdraw))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))

@@ -55,6 +55,23 @@ pub async fn set_mirrors(
     ))
 }
 
+/// Withdraws a release: no longer offered, counted or advertised; installs of it not yet
+/// started and its campaigns are cancelled.
+#[utoipa::path(post, path = "/api/v1/releases/{item}/{version}/withdraw", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::WithdrawRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn withdraw(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path((item, version)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::WithdrawRequest>,
+) -> ApiResult<Json<ReleaseView>> {
+    let version: semver::Version = version
+        .parse()
+        .map_err(|e| crate::error::AppError::bad_request(format!("version {version:?}: {e}")))?;
+    Ok(Json(
+        releases::withdraw(&state, &item, &version, req.reason.as_deref().unwrap_or("")).await?,
+    ))
+}
+
 #[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn manifest(
     State(state): State<Shared>,

@@ -282,6 +282,8 @@ mod tests {
             signed_by: vec![],
             published_at: String::new(),
             mirrors: vec![],
+            withdrawn_at: None,
+            withdrawn_reason: None,
         };
         let releases = vec![
             release("1.0.0", "feature"),

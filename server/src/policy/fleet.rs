@@ -255,6 +255,8 @@ mod tests {
             signed_by: vec![],
             published_at: String::new(),
             mirrors: vec![],
+            withdrawn_at: None,
+            withdrawn_reason: None,
         }
     }
 

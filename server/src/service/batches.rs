@@ -248,12 +248,7 @@ pub async fn create(state: &Shared, req: BatchRequest, actor: Actor) -> ServiceR
             hosts: only,
         } => {
             super::items::ensure_active(state, item).await?;
-            let releases = state.store.releases(Some(item)).await?;
-            if !releases.iter().any(|r| &r.version == to_version) {
-                return Err(ServiceError::not_found(format!(
-                    "no release {item} {to_version}; see ferryctl releases list"
-                )));
-            }
+            super::releases::installable(state, item, Some(to_version)).await?;
             let mut wanted = Vec::new();
             for h in only {
                 wanted.push(super::hosts::resolve(state, h).await?.0);

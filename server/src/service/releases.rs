@@ -83,6 +83,97 @@ async fn holds_what_it_lists(path: &Path, manifest: &Manifest) -> ServiceResult<
     })
 }
 
+/// The release of `item` an install may take: `version`, or the newest; a withdrawn one is
+/// refused with when and why.
+pub async fn installable(
+    state: &Shared,
+    item: &str,
+    version: Option<&semver::Version>,
+) -> ServiceResult<ReleaseView> {
+    let releases = state.store.releases(Some(item)).await?;
+    let live: Vec<ReleaseView> = releases
+        .iter()
+        .filter(|r| r.withdrawn_at.is_none())
+        .cloned()
+        .collect();
+    let found = match version {
+        Some(v) => releases.iter().find(|r| &r.version == v),
+        None => fleet::newest(&live, item),
+    };
+    match found {
+        Some(r) if r.withdrawn_at.is_some() => Err(ServiceError::conflict(format!(
+            "{item} {} was withdrawn at {} ({}); publish a fixed version",
+            r.version,
+            r.withdrawn_at.as_deref().unwrap_or_default(),
+            r.withdrawn_reason.as_deref().unwrap_or("no reason given")
+        ))),
+        Some(r) => Ok(r.clone()),
+        None => Err(ServiceError::not_found(match version {
+            Some(v) => format!("no release {item} {v}; see ferryctl releases list"),
+            None => format!("no release of {item}; publish one first"),
+        })),
+    }
+}
+
+/// Withdraws a release: it is no longer offered, counted or advertised (MQTT), installs of it
+/// not yet started are cancelled (devices hear of it at check-in), and its campaigns are
+/// cancelled. The history that names it stays.
+pub async fn withdraw(
+    state: &Shared,
+    item: &str,
+    version: &semver::Version,
+    reason: &str,
+) -> ServiceResult<ReleaseView> {
+    let reason = reason.trim();
+    if reason.chars().count() > 512 || reason.chars().any(char::is_control) {
+        return Err(ServiceError::invalid(
+            "the reason is one line of at most 512 characters",
+        ));
+    }
+    let reason = if reason.is_empty() {
+        "withdrawn by an operator"
+    } else {
+        reason
+    };
+    let release = installable(state, item, Some(version)).await?;
+    if !state
+        .store
+        .withdraw_release(item, &version.to_string(), reason)
+        .await?
+    {
+        return Err(ServiceError::conflict(format!(
+            "{item} {version} is withdrawn already"
+        )));
+    }
+    for c in state.store.campaigns().await? {
+        let open = matches!(
+            c.status,
+            crate::policy::status::CampaignStatus::Running
+                | crate::policy::status::CampaignStatus::Paused
+        );
+        if open && c.item == item && &c.version == version {
+            state
+                .store
+                .set_campaign_status(
+                    &c.id,
+                    crate::policy::status::CampaignStatus::Cancelled,
+                    &format!("release withdrawn: {reason}"),
+                )
+                .await?;
+            state.store.cancel_campaign_updates(&c.id).await?;
+        }
+    }
+    state.releases_changed();
+    state.campaigns_changed();
+    state.changed();
+    tracing::warn!(%item, %version, %reason, "release withdrawn");
+    Ok(ReleaseView {
+        withdrawn_at: Some(now()),
+        withdrawn_reason: Some(reason.to_string()),
+        ..release
+    })
+}
+
 /// With a trust root published here, a release must be signed as it says (a threshold of its
 /// release keys): devices that follow the root would refuse anything else, so publishing it
 /// would only make a release no device can install. Without one (devices pin their keys),
@@ -133,6 +224,8 @@ fn view_of(manifest: &Manifest, envelope: &Envelope) -> ReleaseView {
             .collect(),
         published_at: now(),
         mirrors: Vec::new(),
+        withdrawn_at: None,
+        withdrawn_reason: None,
     }
 }
 

@@ -5,7 +5,6 @@ use super::error::{ServiceError, ServiceResult};
 use ferry_manifests::wire::{HistoryView, TerminalInput, TerminalLease, TriggerRequest};
 
 use super::Actor;
-use crate::policy::fleet;
 use crate::state::Shared;
 use crate::store::IdKind;
 
@@ -44,17 +43,8 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
     } = install;
     let actor = actor.as_str();
     super::items::ensure_active(state, item).await?;
-    let releases = state.store.releases(Some(item)).await?;
-    let release = match version {
-        Some(v) => releases.iter().find(|r| &r.version == v),
-        None => fleet::newest(&releases, item),
-    };
-    let Some(release) = release else {
-        return Err(ServiceError::not_found(match version {
-            Some(v) => format!("no release {item} {v}; see ferryctl releases list"),
-            None => format!("no release of {item}; publish one first"),
-        }));
-    };
+    let release = super::releases::installable(state, item, version).await?;
+    let release = &release;
     let (host, installed) = state
         .store
         .host(host_id)

@@ -307,6 +307,16 @@ impl Store {
         Ok(recorded)
     }
 
+    /// Withdraws a release and cancels its installs not yet started (the devices hear of it
+    /// at check-in); false if there is no such release not yet withdrawn.
+    pub async fn withdraw_release(&self, item: &str, version: &str, reason: &str) -> Result<bool> {
+        let done = self.backend.withdraw_release(item, version, reason).await?;
+        if done {
+            self.bump_updates();
+        }
+        Ok(done)
+    }
+
     /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.
     pub async fn cancel_campaign_updates(&self, id: &str) -> Result<()> {
         self.backend.cancel_campaign_updates(id).await?;

@@ -47,6 +47,10 @@ fn pages() -> Router<Shared> {
         .route("/items", get(settings::items))
         .route("/items/{name}", post(settings::edit_item))
         .route(
+            "/items/{name}/{version}/withdraw",
+            post(settings::withdraw_release),
+        )
+        .route(
             "/campaigns",
             get(rollout::campaigns).post(rollout::create_campaign),
         )

@@ -19,7 +19,8 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
         Ok(i) => i,
         Err(e) => return failed(&who, e),
     };
-    let releases = match state.releases().await {
+    // Every release, withdrawn ones too (marked), unlike what devices are offered.
+    let releases = match state.store.releases(None).await {
         Ok(r) => r,
         Err(e) => return failed(&who, e),
     };
@@ -39,15 +40,30 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                     button type="submit" { "Save" }
                 }
                 div.table { table {
-                    thead { tr { th { "Version" } th { "Category" } th { "Released" } th { "Notes" } } }
-                    tbody { @for r in releases.iter().filter(|r| r.item == i.name).rev() { tr {
+                    thead { tr { th { "Version" } th { "Category" } th { "Released" } th { "Notes" } th {} } }
+                    tbody { @for r in releases.iter().filter(|r| r.item == i.name).rev() { tr.withdrawn[r.withdrawn_at.is_some()] {
                         td { (r.version) }
                         td { (r.category) }
                         td { (r.released_at) }
                         td {
+                            @if let Some(at) = &r.withdrawn_at {
+                                span.badge.fail { "withdrawn" } " " (at) ": " (r.withdrawn_reason.as_deref().unwrap_or("")) br;
+                            }
                             (r.notes)
                             @if let Some(u) = r.release_url.as_ref().filter(|u| ferry_manifests::invalid::validate_release_url(u).is_ok()) { " " a href=(u) rel="noreferrer" { "release page" } }
                         }
+                        td { @if r.withdrawn_at.is_none() {
+                            // Two steps, no script: open, say why, confirm.
+                            details.withdraw {
+                                summary { "Withdraw…" }
+                                form.stack method="post" action={"/items/" (encode(&r.item)) "/" (r.version) "/withdraw"} {
+                                    (csrf(&who))
+                                    label { "Why " input type="text" name="reason" maxlength="512" placeholder="e.g. crashes on start"; }
+                                    p.muted { "It is no longer offered; installs of it not yet started and its campaigns are cancelled." }
+                                    button.danger type="submit" { "Withdraw " (r.item) " " (r.version) }
+                                }
+                            }
+                        } }
                     } } }
                 } }
             }
@@ -78,6 +94,36 @@ pub async fn edit_item(
         .map(|i| format!("{} saved.", i.name))
         .map_err(AppError::from);
     done(&state, &who, "/items", result)
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    reason: Option<String>,
+}
+
+pub async fn withdraw_release(
+    State(state): State<Shared>,
+    Path((item, version)): Path<(String, String)>,
+    CsrfForm(who, f): CsrfForm<WithdrawForm>,
+) -> Response {
+    let result = match version.parse::<semver::Version>() {
+        Ok(v) => service::releases::withdraw(&state, &item, &v, f.reason.as_deref().unwrap_or(""))
+            .await
+            .map(|r| {
+                format!(
+                    "Withdrew {} {}: it is no longer offered.",
+                    r.item, r.version
+                )
+            })
+            .map_err(AppError::from),
+        Err(e) => Err(AppError::bad_request(format!("version {version:?}: {e}"))),
+    };
+    done(
+        &state,
+        &who,
+        &format!("/items#item-{}", encode(&item)),
+        result,
+    )
 }
 
 pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {

@@ -125,13 +125,7 @@ pub const FEW_HOSTS: usize = 5;
 /// The campaign a request describes, checked, with the hosts it would reach now.
 async fn plan(state: &Shared, req: &CampaignRequest) -> ServiceResult<(Campaign, Vec<String>)> {
     super::super::items::ensure_active(state, &req.item).await?;
-    let releases = state.store.releases(Some(&req.item)).await?;
-    if !releases.iter().any(|r| r.version == req.version) {
-        return Err(ServiceError::not_found(format!(
-            "no release {} {}; see ferryctl releases list",
-            req.item, req.version
-        )));
-    }
+    super::super::releases::installable(state, &req.item, Some(&req.version)).await?;
     let target = resolve_target(state, req.target.clone()).await?;
     let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or(DEFAULT_WAVES_FEW))
         .map_err(ServiceError::invalid)?;

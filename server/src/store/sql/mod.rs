@@ -106,6 +106,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         21,
         include_str!("../../../migrations/sqlite/0021_enrolment_limits.sql"),
     ),
+    (
+        22,
+        include_str!("../../../migrations/sqlite/0022_withdrawn_releases.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -130,6 +134,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         21,
         include_str!("../../../migrations/postgres/0021_enrolment_limits.sql"),
+    ),
+    (
+        22,
+        include_str!("../../../migrations/postgres/0022_withdrawn_releases.sql"),
     ),
 ];
 

@@ -37,7 +37,7 @@ impl Sql {
     pub async fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>> {
         let rows = sqlx::query(
             "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
-                artifact_sha256, signed_by, published_at, release_url, mirrors
+                artifact_sha256, signed_by, published_at, release_url, mirrors, withdrawn_at, withdrawn_reason
              FROM releases WHERE ($1 IS NULL OR item = $2)",
         )
         .bind(item)
@@ -67,11 +67,44 @@ impl Sql {
                 published_at: r.try_get("published_at")?,
                 mirrors: serde_json::from_str(&r.try_get::<String, _>("mirrors")?)
                     .map_err(|e| StoreError::Corrupt(format!("mirrors: {e}")))?,
+                withdrawn_at: r.try_get("withdrawn_at")?,
+                withdrawn_reason: r.try_get("withdrawn_reason")?,
             });
         }
         // Semver order, not text order: 1.10.0 after 1.9.0.
         out.sort_by(|a, b| a.item.cmp(&b.item).then(a.version.cmp(&b.version)));
         Ok(out)
+    }
+
+    /// Withdraws a release, and cancels the installs of it not yet started (their devices hear
+    /// of it at check-in); false if there is no such release not yet withdrawn.
+    pub async fn withdraw_release(&self, item: &str, version: &str, reason: &str) -> Result<bool> {
+        let now = ferry_manifests::wire::now();
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE releases SET withdrawn_at = $1, withdrawn_reason = $2
+             WHERE item = $3 AND version = $4 AND withdrawn_at IS NULL",
+        )
+        .bind(&now)
+        .bind(reason)
+        .bind(item)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "UPDATE updates SET status = 'cancelled', message = $1, finished_at = $2
+                 WHERE status = 'pending' AND item = $3 AND version = $4",
+            )
+            .bind(format!("release withdrawn: {reason}"))
+            .bind(&now)
+            .bind(item)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Records the mirrors of a release; false if there is no such release.
