@@ -194,8 +194,11 @@ fn a_failed_update_shows_red_with_its_output() {
         // The bad release is withdrawn from the items page (two steps) and no longer offered.
         b.goto("/items").await;
         b.click("details.withdraw summary").await;
-        b.fill("details.withdraw input[name=reason]", "fails its health check")
-            .await;
+        b.fill(
+            "details.withdraw input[name=reason]",
+            "fails its health check",
+        )
+        .await;
         b.click("details.withdraw button.danger").await;
         b.wait_text(".flash", "Withdrew web 1.2.0").await;
         b.wait_text("#item-web", "withdrawn").await;

@@ -64,9 +64,10 @@ pub async fn withdraw(
     Path((item, version)): Path<(String, String)>,
     ApiJson(req): ApiJson<ferry_manifests::wire::WithdrawRequest>,
 ) -> ApiResult<Json<ReleaseView>> {
+    // As for the manifest: a version that does not parse names no release.
     let version: semver::Version = version
         .parse()
-        .map_err(|e| crate::error::AppError::bad_request(format!("version {version:?}: {e}")))?;
+        .map_err(|_| crate::error::AppError::not_found(format!("no release {item} {version}")))?;
     Ok(Json(
         releases::withdraw(&state, &item, &version, req.reason.as_deref().unwrap_or("")).await?,
     ))
