@@ -191,6 +191,14 @@ fn a_failed_update_shows_red_with_its_output() {
             .await
             .contains("rolled back"));
 
+        // The hosts list shows the failure (not "Update available") and filters by it.
+        b.goto("/hosts?status=failed").await;
+        let rows = b.text("#hosts").await;
+        assert!(rows.contains("device-1") && rows.contains("failed"), "{rows}");
+        assert!(!rows.contains("Update available"), "{rows}");
+        b.goto("/hosts?status=up_to_date").await;
+        assert!(!b.text("body").await.contains("device-1"));
+
         // The bad release is withdrawn from the items page (two steps) and no longer offered.
         b.goto("/items").await;
         b.click("details.withdraw summary").await;

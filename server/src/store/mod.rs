@@ -439,6 +439,8 @@ interface! {
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.
     fn pending_items(&self) -> Result<Vec<(String, String)>>;
+    /// Hosts whose last finished install of some item failed, was rolled back or refused.
+    fn hosts_last_failed(&self) -> Result<Vec<String>>;
     /// History entries, filtered by host, item or id, oldest first.
     fn history(&self, host_id: Option<&str>, item: Option<&str>, id: Option<&str>) -> Result<Vec<HistoryView>>;
     /// A page of entries, newest first, without output, and how many match.

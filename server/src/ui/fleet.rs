@@ -18,10 +18,14 @@ use crate::state::Shared;
 /// Hosts per page of the hosts list.
 pub const PAGE: u32 = 50;
 
-/// The overall badge of a host: in progress, update available, up to date.
-fn host_status(h: &HostView, pending: bool) -> &'static str {
+/// The overall badge of a host: in progress, failed (its last install of some item failed,
+/// rolled back or was refused: that outranks an update still being available), update
+/// available, up to date.
+fn host_status(h: &HostView, pending: bool, failed: bool) -> &'static str {
     if pending {
         "in_progress"
+    } else if failed {
+        "failed"
     } else if !h.available.is_empty() {
         "available"
     } else {
@@ -148,6 +152,8 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let page_no = q.page.unwrap_or(1).max(1);
     let pending = pending(state).await?;
+    let failed: std::collections::HashSet<String> =
+        state.store.hosts_last_failed().await?.into_iter().collect();
     let at = time::OffsetDateTime::now_utc();
     let (rows, total) = match status {
         None => {
@@ -158,7 +164,9 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         }
         // Statuses are not columns: pick the matching ids from a light read, then load the
         // page's hosts.
-        Some(s) => page_by_status(state, (text, tag), s, page_no, &pending, at).await?,
+        Some(s) => {
+            page_by_status(state, (text, tag), s, page_no, (&pending, &failed), at).await?
+        }
     };
     let releases = state.releases().await?;
     let none = Vec::new();
@@ -167,7 +175,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         .map(|(h, installed)| {
             let v = crate::service::hosts::view(state, h, installed, &releases, at);
             let p = !pending.get(&v.id).unwrap_or(&none).is_empty();
-            let s = host_status(&v, p);
+            let s = host_status(&v, p, failed.contains(&v.id));
             (v, s)
         })
         .collect();
@@ -185,7 +193,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             input type="search" name="q" value=(text.unwrap_or("")) placeholder="hostname, name or id" aria-label="Search";
             input type="text" name="tag" value=(tag.unwrap_or("")) placeholder="tag" aria-label="Tag";
             select name="status" aria-label="Status" {
-                @for (v, label) in [("", "any status"), ("online", "online"), ("offline", "offline"), ("available", "update available"), ("in_progress", "in progress"), ("up_to_date", "up to date")] {
+                @for (v, label) in [("", "any status"), ("online", "online"), ("offline", "offline"), ("failed", "last install failed"), ("available", "update available"), ("in_progress", "in progress"), ("up_to_date", "up to date")] {
                     option value=(v) selected[status.unwrap_or("") == v] { (label) }
                 }
             }
@@ -227,7 +235,10 @@ async fn page_by_status(
     (text, tag): (Option<&str>, Option<&str>),
     s: &str,
     page_no: u32,
-    pending: &HashMap<String, Vec<String>>,
+    (pending, failed): (
+        &HashMap<String, Vec<String>>,
+        &std::collections::HashSet<String>,
+    ),
     at: time::OffsetDateTime,
 ) -> Result<
     (
@@ -251,6 +262,7 @@ async fn page_by_status(
             "online" => crate::service::hosts::connectivity(state, id, last, at).0,
             "offline" => !crate::service::hosts::connectivity(state, id, last, at).0,
             "in_progress" => pending.contains_key(id),
+            "failed" => failed.contains(id),
             "available" => outdated.contains(id),
             "up_to_date" => !outdated.contains(id),
             _ => false,

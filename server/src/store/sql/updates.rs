@@ -149,6 +149,20 @@ impl Sql {
             .collect()
     }
 
+    /// Hosts whose last finished install of some item failed, was rolled back or refused (a
+    /// cancelled update does not count), fleet-wide, in one query.
+    pub async fn hosts_last_failed(&self) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT DISTINCT u.host_id FROM updates u
+             WHERE u.status IN ('failed', 'rolled_back', 'refused')
+               AND u.finished_at = (SELECT MAX(v.finished_at) FROM updates v
+                                    WHERE v.host_id = u.host_id AND v.item = u.item
+                                      AND v.finished_at IS NOT NULL AND v.status <> 'cancelled')",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). Returns whether it was new.
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<Recorded> {
