@@ -396,6 +396,7 @@ fn update_commands(command: UpdateCommand, server: &ServerArgs, json: bool) -> a
             api()?.batch_create(&request, &follow, json)
         }
         UpdateCommand::Attach { id } => api()?.attach(&id),
+        UpdateCommand::Cancel { id } => api()?.cancel_update(&id, json),
         UpdateCommand::BatchItem {
             item,
             to_version,

@@ -194,7 +194,10 @@ fn a_failed_update_shows_red_with_its_output() {
         // The hosts list shows the failure (not "Update available") and filters by it.
         b.goto("/hosts?status=failed").await;
         let rows = b.text("#hosts").await;
-        assert!(rows.contains("device-1") && rows.contains("failed"), "{rows}");
+        assert!(
+            rows.contains("device-1") && rows.contains("failed"),
+            "{rows}"
+        );
         assert!(!rows.contains("Update available"), "{rows}");
         b.goto("/hosts?status=up_to_date").await;
         assert!(!b.text("body").await.contains("device-1"));

@@ -101,3 +101,25 @@ fn a_withdrawn_release_is_not_offered_and_what_was_queued_for_it_is_cancelled() 
         "{fallback}"
     );
 }
+
+/// One queued install is cancelled by its id: the device drops it, and a finished one cannot
+/// be cancelled.
+#[test]
+fn a_single_queued_update_is_cancelled_and_the_device_drops_it() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let d = w.device();
+    d.run("check").ok();
+    let queued = w.trigger(Some("1.0.0"));
+    let id = queued["id"].as_str().unwrap().to_string();
+    let out = w.ctl(&["update", "cancel", &id[..8]]).ok();
+    assert!(out.stdout.contains("cancelled"), "{out}");
+    d.run("once").ok();
+    assert_eq!(d.current(), None, "the cancelled install ran");
+    let entry = &w.history()[0];
+    assert_eq!(entry["status"], "cancelled", "{entry}");
+    assert_eq!(entry["message"], "cancelled by an operator", "{entry}");
+    let again = w.ctl(&["update", "cancel", &id]);
+    assert_eq!(again.code, Some(1), "{again}");
+    assert!(again.stderr.contains("only a pending update"), "{again}");
+}

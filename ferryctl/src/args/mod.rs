@@ -332,6 +332,11 @@ pub enum UpdateCommand {
         #[command(flatten)]
         follow: FollowArgs,
     },
+    /// Cancel an install a host has not done yet; the device drops it at its next check-in.
+    Cancel {
+        /// The update's id, or a unique prefix of it.
+        id: String,
+    },
     /// Attach this terminal to an interactive install under way again (after a dropped
     /// connection, say), or watch it while another operator holds its input.
     Attach {

@@ -118,6 +118,26 @@ impl Client {
     /// Attaches this terminal to an interactive install: raw mode (restored on exit), what is
     /// typed goes to the hooks, the window size follows this terminal's, the output comes
     /// back from the live stream; exits with the update's outcome.
+    pub fn cancel_update(&self, id: &str, json: bool) -> anyhow::Result<()> {
+        let url = self.url(&format!(
+            "api/v1/update-history/{}/cancel",
+            path_segment(id)
+        ))?;
+        let resp = self.send(self.http.post(url), "cancelling the update")?;
+        let e: ferry_manifests::wire::HistoryView = resp.json()?;
+        if json {
+            return print_json(&e);
+        }
+        println!(
+            "cancelled {} ({} {} on {}); the device drops it at its next check-in",
+            e.id,
+            e.item,
+            e.version,
+            table::printable(&e.hostname)
+        );
+        Ok(())
+    }
+
     pub fn attach(&self, id: &str) -> anyhow::Result<()> {
         let path = format!("api/v1/update-history/{}/terminal", path_segment(id));
         let lease: ferry_manifests::wire::TerminalLease = self

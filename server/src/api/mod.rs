@@ -100,6 +100,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::accept))
         .routes(routes!(updates::history))
         .routes(routes!(updates::history_entry))
+        .routes(routes!(updates::cancel))
         .routes(routes!(updates::output_stream))
         .routes(routes!(updates::terminal))
         .split_for_parts()

@@ -148,6 +148,16 @@ pub async fn history_entry(
     Ok(Json(updates::entry(&state, &id).await?))
 }
 
+/// Cancels one pending update.
+#[utoipa::path(post, path = "/api/v1/update-history/{id}/cancel", tag = "updates", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<HistoryView>> {
+    Ok(Json(updates::cancel(&state, &id).await?))
+}
+
 /// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
 /// input, unless another operator's live lease does: then `holder` is false and the output
 /// stream is yours to watch only); with one, send keystrokes (`text`), a window size (`cols`

@@ -135,6 +135,33 @@ pub async fn entry(state: &Shared, id: &str) -> ServiceResult<HistoryView> {
         .ok_or_else(|| ServiceError::not_found(format!("no update {id}")))
 }
 
+/// Cancels one install the device has not finished: it drops the job at its next check-in
+/// (at once when it long-polls), or, if it is installing already, the install completes and
+/// its report is kept beside the cancellation. A finished update is a conflict.
+pub async fn cancel(state: &Shared, id: &str) -> ServiceResult<HistoryView> {
+    let entry = entry(state, id).await?;
+    if !state
+        .store
+        .cancel_update(&entry.id, "cancelled by an operator")
+        .await?
+    {
+        return Err(ServiceError::conflict(format!(
+            "update {} is {} already; only a pending update can be cancelled",
+            entry.id, entry.status
+        )));
+    }
+    state.live.publish(
+        &entry.id,
+        crate::live::LiveEvent::End {
+            status: "cancelled".into(),
+        },
+    );
+    state.wake(&entry.host_id);
+    state.changed();
+    tracing::info!(update = %entry.id, host = %entry.host_id, item = %entry.item, "update cancelled");
+    super::updates::entry(state, &entry.id).await
+}
+
 /// An interactive install's terminal: without a `lease`, attach (the answer's lease holds the
 /// input, unless another operator's live lease does: then `holder` is false and the output
 /// stream is yours to watch only); with one, send keystrokes (`text`), a window size (`cols`

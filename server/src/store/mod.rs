@@ -317,6 +317,16 @@ impl Store {
         Ok(done)
     }
 
+    /// Cancels one pending update (the device hears of it at check-in); false if it is not
+    /// pending.
+    pub async fn cancel_update(&self, id: &str, message: &str) -> Result<bool> {
+        let done = self.backend.cancel_update(id, message).await?;
+        if done {
+            self.bump_updates();
+        }
+        Ok(done)
+    }
+
     /// Marks the campaign's pending updates cancelled; the devices hear of it at check-in.
     pub async fn cancel_campaign_updates(&self, id: &str) -> Result<()> {
         self.backend.cancel_campaign_updates(id).await?;

@@ -164,9 +164,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         }
         // Statuses are not columns: pick the matching ids from a light read, then load the
         // page's hosts.
-        Some(s) => {
-            page_by_status(state, (text, tag), s, page_no, (&pending, &failed), at).await?
-        }
+        Some(s) => page_by_status(state, (text, tag), s, page_no, (&pending, &failed), at).await?,
     };
     let releases = state.releases().await?;
     let none = Vec::new();

@@ -7,8 +7,8 @@ use ferry_manifests::wire::HistoryView;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{badge, encode, failed, output, page};
-use crate::auth::SignedIn;
+use super::{badge, csrf, done, encode, failed, output, page};
+use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::service;
 use crate::state::Shared;
@@ -102,6 +102,18 @@ pub async fn list(
     page("Update history", &who, body)
 }
 
+pub async fn cancel(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
+) -> Response {
+    let result = service::updates::cancel(&state, &id)
+        .await
+        .map(|e| format!("Cancelled {} {} on {}.", e.item, e.version, e.hostname))
+        .map_err(AppError::from);
+    done(&state, &who, &format!("/history/{}", encode(&id)), result)
+}
+
 pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<String>) -> Response {
     let e = match service::updates::entry(&state, &id).await {
         Ok(e) => e,
@@ -115,6 +127,12 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
         p {
             span #status { (badge(&e.status)) }
             " " (e.message)
+        }
+        @if running {
+            form.inline method="post" action={"/history/" (e.id) "/cancel"} {
+                (csrf(&who))
+                button.danger type="submit" { "Cancel this update" }
+            }
         }
         dl.facts {
             dt { "Host" } dd { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
@@ -136,7 +154,9 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
                 data-csrf=(who.csrf()) {}
         } @else {
         h2 { "Output" }
-        @if running {
+        @if running && e.output.is_empty() {
+            p.muted #live-note { "Queued: the device has not started it yet; it takes it at its next check-in (at once when it long-polls). Its output shows here as it runs." }
+        } @else if running {
             p.muted #live-note { "Following the device's output as it runs." }
         }
         pre #output.output data-follow=[running.then(|| format!("/api/v1/update-history/{}/output/stream", e.id))] {

@@ -61,6 +61,7 @@ fn pages() -> Router<Shared> {
         .route("/history", get(history::list))
         .route("/history/{id}", get(history::entry))
         .route("/history/{id}/terminal", post(history::terminal))
+        .route("/history/{id}/cancel", post(history::cancel))
         .route("/settings", get(settings::settings))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))

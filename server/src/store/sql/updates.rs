@@ -149,6 +149,20 @@ impl Sql {
             .collect()
     }
 
+    /// Cancels one update the device has not reported on; false if it is not pending.
+    pub async fn cancel_update(&self, id: &str, message: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE updates SET status = 'cancelled', message = $1, finished_at = $2
+             WHERE id = $3 AND status = 'pending'",
+        )
+        .bind(message)
+        .bind(ferry_manifests::wire::now())
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Hosts whose last finished install of some item failed, was rolled back or refused (a
     /// cancelled update does not count), fleet-wide, in one query.
     pub async fn hosts_last_failed(&self) -> Result<Vec<String>> {
