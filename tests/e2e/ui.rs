@@ -218,6 +218,15 @@ fn a_failed_update_shows_red_with_its_output() {
         b.wait_path("/hosts/").await;
         let items = b.text("#items").await;
         assert!(!items.contains("Update available"), "{items}");
+
+        // A refused form says so in red, not in the colour of a success.
+        b.goto("/campaigns").await;
+        b.click("select[name=release] option[value='web@1.0.0']")
+            .await;
+        b.fill("input[name=window]", "25:00-26:00").await;
+        b.click("form.stack button[type=submit]").await;
+        let refused = b.wait_text(".flash.bad", "Refused").await;
+        assert!(refused.contains("time of day"), "{refused}");
         b.close().await;
     });
 }

@@ -28,7 +28,31 @@ struct Session {
     token_hash: String,
     csrf: String,
     last_used: Instant,
-    flash: Option<String>,
+    flash: Option<Flash>,
+}
+
+/// The message the next page shows once: what a form did, or why it was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    pub text: String,
+    /// A refusal or failure: shown as an error.
+    pub error: bool,
+}
+
+impl Flash {
+    pub fn done(text: impl Into<String>) -> Flash {
+        Flash {
+            text: text.into(),
+            error: false,
+        }
+    }
+
+    pub fn refused(text: impl Into<String>) -> Flash {
+        Flash {
+            text: text.into(),
+            error: true,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -81,7 +105,7 @@ impl Sessions {
     }
 
     /// A message for the next page the session sees ("update queued", an error).
-    pub fn flash(&self, id: &str, message: String) {
+    pub fn flash(&self, id: &str, message: Flash) {
         if let Some(s) = self
             .all
             .lock()
@@ -92,7 +116,7 @@ impl Sessions {
         }
     }
 
-    fn take_flash(&self, id: &str) -> Option<String> {
+    fn take_flash(&self, id: &str) -> Option<Flash> {
         self.all
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -145,7 +169,7 @@ pub struct SignedIn {
     /// The hash of the operator token the session was signed in with.
     pub(super) token_hash: String,
     /// A message left for this page by the action before it.
-    pub flash: Option<String>,
+    pub flash: Option<Flash>,
 }
 
 /// Signs in with an operator token: the new session's id, or `None` when the token is not a
@@ -299,8 +323,8 @@ mod tests {
         let (hash, csrf) = s.touch(&id).unwrap();
         assert_eq!(hash, "hash");
         assert_eq!(csrf.len(), 64);
-        s.flash(&id, "done".into());
-        assert_eq!(s.take_flash(&id).as_deref(), Some("done"));
+        s.flash(&id, Flash::done("done"));
+        assert_eq!(s.take_flash(&id), Some(Flash::done("done")));
         assert_eq!(s.take_flash(&id), None);
         s.end(&id);
         assert!(s.touch(&id).is_none());

@@ -17,7 +17,7 @@ use axum::Router;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use crate::auth::session::{self, sign_in};
+use crate::auth::session::{self, sign_in, Flash};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::state::Shared;
@@ -173,7 +173,10 @@ pub fn page(title: &str, who: &SignedIn, body: Markup) -> Response {
                         }
                     }
                     main {
-                        @if let Some(f) = &who.flash { p.flash role="status" { (f) } }
+                        @if let Some(f) = &who.flash {
+                            @if f.error { p.flash.bad role="alert" { (f.text) } }
+                            @else { p.flash role="status" { (f.text) } }
+                        }
                         h1 { (title) }
                         (body)
                     }
@@ -216,8 +219,8 @@ pub fn done(
     result: Result<String, AppError>,
 ) -> Response {
     let message = match result {
-        Ok(m) => m,
-        Err(e) => format!("Refused: {}", e.message()),
+        Ok(m) => Flash::done(m),
+        Err(e) => Flash::refused(format!("Refused: {}", e.message())),
     };
     state.sessions.flash(&who.session, message);
     Redirect::to(to).into_response()
