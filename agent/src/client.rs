@@ -176,6 +176,7 @@ impl Api {
         resp.take(MAX_ENVELOPE_BYTES as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| Error::Unreachable {
+                what: "server",
                 url: url.to_string(),
                 message: e.to_string(),
             })?;
@@ -310,6 +311,7 @@ pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
         );
     }
     Error::Unreachable {
+        what: "server",
         url: url.to_string(),
         message,
     }

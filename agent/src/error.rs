@@ -21,8 +21,13 @@ pub enum Error {
         holder: String,
         advice: String,
     },
-    #[error("server unreachable at {url}: {message}")]
-    Unreachable { url: String, message: String },
+    /// `what` is `server` or `repository` (a static release repository).
+    #[error("{what} unreachable at {url}: {message}")]
+    Unreachable {
+        what: &'static str,
+        url: String,
+        message: String,
+    },
     #[error("server answered {status} for {url}: {message}")]
     Server {
         url: String,

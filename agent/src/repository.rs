@@ -86,7 +86,13 @@ enum Fetch {
 fn read_index(agent: &mut Agent, item: &str, url: &Url) -> Result<ReleaseIndex, Fetch> {
     let envelope = match agent.api.envelope(url.as_str()) {
         Ok((envelope, _)) => envelope,
-        Err(e @ Error::Unreachable { .. }) => return Err(Fetch::Unreachable(e)),
+        Err(Error::Unreachable { url, message, .. }) => {
+            return Err(Fetch::Unreachable(Error::Unreachable {
+                what: "repository",
+                url,
+                message,
+            }))
+        }
         Err(Error::Server {
             status: 200,
             message,

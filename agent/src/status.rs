@@ -20,17 +20,39 @@ pub fn render(agent: &Agent) -> Result<String, Error> {
     if let Some(repo) = &agent.cfg.repository_url {
         let _ = writeln!(out, "repository:  {repo}");
     }
-    let _ = writeln!(
-        out,
-        "host id:     {}",
-        cred.map(|c| c.host_id)
-            .unwrap_or_else(|| "(not enrolled)".into())
-    );
-    let _ = writeln!(
-        out,
-        "last check:  {}",
-        agent.state.last_check.as_deref().unwrap_or("never")
-    );
+    if agent.cfg.server_url.is_some() {
+        let _ = writeln!(
+            out,
+            "host id:     {}",
+            cred.map(|c| c.host_id)
+                .unwrap_or_else(|| "(not enrolled)".into())
+        );
+    }
+    // The last attempt, failed or not (the same facts as `--json`), then the last success.
+    let last: Option<crate::dashboard::LastCheck> =
+        read_json(&crate::dashboard::last_check_path(&agent.dir))?;
+    match last.filter(|c| !c.ok) {
+        Some(failed) => {
+            let _ = writeln!(
+                out,
+                "last check:  FAILED at {}: {}",
+                failed.at,
+                failed.error.as_deref().unwrap_or("(no message)")
+            );
+            let _ = writeln!(
+                out,
+                "last good:   {}",
+                agent.state.last_check.as_deref().unwrap_or("never")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "last check:  {}",
+                agent.state.last_check.as_deref().unwrap_or("never")
+            );
+        }
+    }
     match agent.trust.root_version() {
         Some(v) => {
             let _ = writeln!(out, "trust root:  version {v}");

@@ -190,6 +190,12 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     let run = pi.run("check").code(1);
     assert!(run.stderr.contains("expired"), "{run}");
     assert!(run.stderr.contains("ferryctl release"), "{run}");
+    // The text status says the check failed and why, as --json does; no server, no host id.
+    let text = pi.run("status").ok();
+    assert!(text.stdout.contains("last check:  FAILED"), "{text}");
+    assert!(text.stdout.contains("expired"), "{text}");
+    assert!(text.stdout.contains("last good:"), "{text}");
+    assert!(!text.stdout.contains("not enrolled"), "{text}");
     let s = pi.status_json();
     assert_eq!(s["last_check"]["ok"], false, "{s}");
     assert!(

@@ -69,6 +69,7 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
                 return Err(Error::Unreachable {
+                    what: "server",
                     url: agent.api.base.to_string(),
                     message: "the check-in was abandoned".into(),
                 })

@@ -32,6 +32,7 @@ pub(super) fn download_one(
     }
     if p.have < size {
         return Err(DownloadError::Transient(Error::Unreachable {
+            what: "server",
             url: url.to_string(),
             message: format!(
                 "connection closed after {} of {size} bytes; will resume",
@@ -177,6 +178,7 @@ fn stream(
     let (mut window_start, mut window_bytes) = (Instant::now(), 0u64);
     loop {
         let n = body.read(&mut buf).map_err(|e| Error::Unreachable {
+            what: "server",
             url: url.to_string(),
             message: format!("download interrupted after {} bytes: {e}", p.have),
         })?;
@@ -203,6 +205,7 @@ fn stream(
             if agent.cfg.min_download_rate > 0 && rate < agent.cfg.min_download_rate as f64 {
                 p.file.sync_all().map_err(io_err(p.path))?;
                 return Err(DownloadError::Transient(Error::Unreachable {
+                    what: "server",
                     url: url.to_string(),
                     message: format!(
                         "too slow: {rate:.0} bytes/s over {} s, below min_download_rate {}; will resume",
