@@ -280,7 +280,7 @@ fn rollback(agent: &mut Agent, item: Option<&str>) -> Result<i32, Error> {
 /// as there is work, else for the poll interval (±10% jitter so a fleet restarted together
 /// spreads out). It backs off while the server is unreachable. SIGTERM ends the wait at once.
 fn run_full(agent: &mut Agent) -> Result<i32, Error> {
-    let _service = ServicePid::write(&agent.dir);
+    let _service = ServicePid::claim(&agent.dir)?;
     let stop = Arc::clone(&agent.stop);
     let mut failures: u32 = 0;
     let mut next_cycle = Instant::now();
@@ -346,19 +346,45 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
 
 /// `state/service.pid` while `full` mode runs: a `check` run by hand wakes that process
 /// (SIGUSR1) so it acts on what the check found at once.
-struct ServicePid(PathBuf);
+/// `STATE_DIR/service.pid`, held locked (fs2) for the life of a `full` run: a second one
+/// on the same state directory refuses to start, naming the first.
+struct ServicePid {
+    path: PathBuf,
+    /// Open while the run lasts: its lock is what a second run finds taken.
+    _held: std::fs::File,
+}
 
 impl ServicePid {
     fn path(dir: &StateDir) -> PathBuf {
         dir.root().join("service.pid")
     }
 
-    fn write(dir: &StateDir) -> ServicePid {
+    fn claim(dir: &StateDir) -> Result<ServicePid, Error> {
+        use fs2::FileExt as _;
+        use std::io::Write as _;
         let path = Self::path(dir);
-        if let Err(e) = std::fs::write(&path, std::process::id().to_string()) {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(crate::error::io_err(&path))?;
+        if file.try_lock_exclusive().is_err() {
+            let pid = std::fs::read_to_string(&path).unwrap_or_default();
+            return Err(Error::Locked {
+                path,
+                holder: format!("ferry-agent --running-mode=full (pid {})", pid.trim()),
+                advice: "one full-mode agent runs per state directory: stop that one (systemctl stop ferry-agent) or give this one its own state_dir".into(),
+            });
+        }
+        let written = file
+            .set_len(0)
+            .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()));
+        if let Err(e) = written {
             tracing::warn!(path = %path.display(), "cannot record the service's pid: {e}");
         }
-        ServicePid(path)
+        Ok(ServicePid { path, _held: file })
     }
 
     /// Wakes the `full` mode run of this state directory, if one runs.
@@ -389,7 +415,7 @@ impl ServicePid {
 
 impl Drop for ServicePid {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 

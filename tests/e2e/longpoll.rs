@@ -90,6 +90,17 @@ fn full_mode_long_polls_by_default_and_leaves_the_lock_free_between_cycles() {
         "{status}"
     );
     w.agent("check").ok();
+    // A second full-mode agent on the same state directory refuses to start, naming the first.
+    let second = w.agent("full").code(4);
+    assert!(
+        second.stderr.contains(&format!("pid {}", agent.id())),
+        "{second}"
+    );
+    assert!(second.stderr.contains("one full-mode agent"), "{second}");
+    assert!(
+        w.path("agent-state/service.pid").exists(),
+        "the first one's pid file went"
+    );
     w.trigger(None);
     eventually("the install", Duration::from_secs(20), || {
         w.current().is_some()
