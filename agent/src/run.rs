@@ -160,6 +160,26 @@ pub fn run_mode(
     if !matches!(mode, Mode::Status | Mode::Full) {
         lock(agent, mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
     }
+    let result = run_locked(mode, item, campaign_id, agent);
+    match result {
+        // Stopped after every install of this run finished well: that is a success; what is
+        // left waits for the next run.
+        Err(Error::Interrupted)
+            if !agent.outcomes.is_empty() && exit::for_outcomes(&agent.outcomes) == exit::OK =>
+        {
+            tracing::info!("stopped as asked, after the install finished; anything left waits for the next run");
+            Ok(exit::OK)
+        }
+        other => other,
+    }
+}
+
+fn run_locked(
+    mode: Mode,
+    item: Option<&str>,
+    campaign_id: Option<&str>,
+    agent: &mut Agent,
+) -> Result<i32, Error> {
     match mode {
         Mode::CampaignCheck | Mode::CampaignAccept if agent.cfg.server_url.is_none() => {
             Err(Error::NeedsServer {

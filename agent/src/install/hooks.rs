@@ -67,6 +67,10 @@ impl Stop<'_> {
             None => {
                 let now = Instant::now();
                 self.since.set(Some(now));
+                tracing::warn!(
+                    "stop asked: waiting up to {} s (stop_grace_secs) for the install's hooks to finish; if they do not, the previous version is restored and the install is retried at the next run",
+                    self.grace.as_secs()
+                );
                 sink(&format!(
                     "\n[ferry-agent: stop asked; the install may finish for up to {} s]\n",
                     self.grace.as_secs()
