@@ -115,6 +115,14 @@ pub enum Error {
         needed: u64,
         free: u64,
     },
+    #[error("{path} is not writable for this run ({source}); under systemd the agent's units allow writes only to their ReadWritePaths (ProtectSystem=strict): add it in a drop-in, `systemctl edit ferry-agent.service` and `systemctl edit ferry-agent-once.service` with [Service] ReadWritePaths={path} (docs/operations.md); {item} {version} stays pending and the next run installs it")]
+    RootNotWritable {
+        item: String,
+        version: semver::Version,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Why an item's root cannot take an install as it is.

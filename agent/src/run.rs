@@ -301,6 +301,12 @@ fn rollback(agent: &mut Agent, item: Option<&str>) -> Result<i32, Error> {
 /// spreads out). It backs off while the server is unreachable. SIGTERM ends the wait at once.
 fn run_full(agent: &mut Agent) -> Result<i32, Error> {
     let _service = ServicePid::claim(&agent.dir)?;
+    // Said at start, not first at the install it would break.
+    for item in &agent.cfg.items {
+        if let Err(e) = crate::install::writable(&item.root) {
+            tracing::warn!(item = %item.name, root = %item.root.display(), "the item's root is not writable for this service ({e}); installs will wait until it is: under systemd add ReadWritePaths={} in a drop-in (systemctl edit ferry-agent.service)", item.root.display());
+        }
+    }
     let stop = Arc::clone(&agent.stop);
     let mut failures: u32 = 0;
     let mut next_cycle = Instant::now();

@@ -120,3 +120,46 @@ fn no_room_to_unpack_keeps_the_update_pending_and_the_next_run_installs_it() {
     w.agent("install").ok();
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
 }
+
+/// A root this run may not write (a read-only mount, as systemd's ProtectSystem=strict makes
+/// of a path missing from ReadWritePaths): the install does not start, the run names the
+/// drop-in to add, nothing is reported as failed, and the next run with the root writable
+/// installs it.
+#[test]
+fn a_read_only_root_keeps_the_update_pending_and_names_the_unit_setting() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let d = w.device();
+    d.run("check").ok();
+    w.trigger(Some("1.0.0"));
+    std::fs::create_dir_all(&w.root).unwrap();
+    let inner = d.mode("once");
+    let root = w.root.display().to_string();
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--mount",
+        "sh",
+        "-c",
+        "mount --bind \"$1\" \"$1\" && mount -o remount,bind,ro \"$1\" && shift && exec \"$@\"",
+        "sh",
+        &root,
+    ])
+    .arg(inner.get_program())
+    .args(inner.get_args())
+    .envs(inner.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    if let Some(dir) = inner.get_current_dir() {
+        cmd.current_dir(dir);
+    }
+    let run = crate::util::run(cmd);
+    assert_eq!(run.code, Some(5), "{run}");
+    assert!(run.stderr.contains("ReadWritePaths="), "{run}");
+    assert!(run.stderr.contains("stays pending"), "{run}");
+    assert_eq!(w.current(), None);
+    let entry = &w.history()[0];
+    assert_eq!(entry["status"], "pending", "reported as failed: {entry}");
+    let s = d.status_json();
+    assert_eq!(s["items"][0]["last_failed"], serde_json::Value::Null, "{s}");
+
+    d.run("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+}

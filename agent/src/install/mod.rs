@@ -252,3 +252,34 @@ fn cleanup(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
     let _ = agent.dir.remove_file(&j.artifact);
     agent.dir.remove_file(&journal_path(agent, &j.item))
 }
+
+/// Whether this run may write in `root` (or, while it does not exist, in the directory that
+/// would hold it): a file is made there and removed. Only a refusal counts (read-only file
+/// system, permission); any other trouble is for the install to meet and report.
+pub fn writable(root: &std::path::Path) -> std::io::Result<()> {
+    let dir = root
+        .ancestors()
+        .find(|p| p.is_dir())
+        .unwrap_or(root)
+        .to_path_buf();
+    let probe = dir.join(format!(".ferry-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+            ) =>
+        {
+            Err(e)
+        }
+        Err(_) => Ok(()),
+    }
+}

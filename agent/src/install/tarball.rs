@@ -70,6 +70,16 @@ fn begin(
     verified: &VerifiedManifest,
 ) -> Result<Option<Begun>, Error> {
     let root = root_of(agent, name)?;
+    // Not the release's fault and not final (a unit's ReadWritePaths, a read-only mount):
+    // it stays pending, with nothing written.
+    if let Err(source) = super::writable(&root) {
+        return Err(Error::RootNotWritable {
+            item: name.to_string(),
+            version: verified.version.clone(),
+            path: root,
+            source,
+        });
+    }
     let st = agent.item_state(name);
     let installed = st.installed.clone();
     let full = agent.dir.artifact_path(name, &verified.artifact.sha256);
