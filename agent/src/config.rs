@@ -22,6 +22,9 @@ pub enum ConfigError {
     },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// Nothing to do yet: no server, no repository, no item (a package's fresh config).
+    #[error("not configured yet: set `server_url` or `repository_url`, and an [[items]] table, in {path} (docs/configuration.md); nothing to do until then")]
+    Unconfigured { path: PathBuf },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +193,11 @@ impl Config {
             .map(parse_server_url)
             .transpose()
             .map_err(|e| invalid(format!("key `repository_url`: {e}")))?;
+        if server_url.is_none() && repository_url.is_none() && raw.items.is_empty() {
+            return Err(ConfigError::Unconfigured {
+                path: path.to_path_buf(),
+            });
+        }
         if server_url.is_none() && repository_url.is_none() {
             return Err(invalid(
                 "set `server_url` (a ferry-server), `repository_url` (a static release repository made by `ferryctl release publish --to-dir`), or both".into(),

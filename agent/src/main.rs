@@ -57,6 +57,11 @@ fn main() {
 fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
     let cfg = match Config::load(&cli.config) {
         Ok(c) => c,
+        // A fresh install (the package's config): one line, and no failed unit.
+        Err(e @ ferry_agent::config::ConfigError::Unconfigured { .. }) => {
+            eprintln!("ferry-agent: {e}");
+            return 0;
+        }
         Err(e) => {
             let e = Error::from(e);
             eprintln!("ferry-agent: {e}");

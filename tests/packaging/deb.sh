@@ -91,6 +91,12 @@ in_root dpkg-query -W -f='${Conffiles}\n' ferry-server | grep -q '/etc/ferry/ser
 [ -L "$root/etc/systemd/system/multi-user.target.wants/ferry-server.service" ] \
     || fail "ferry-server.service is not enabled"
 
+echo "== the shipped agent config manages nothing, and says so without failing the unit"
+unconfigured="$(in_root ferry-agent --config /etc/ferry/agent.toml --running-mode=once 2>&1)" \
+    || fail "the shipped config fails the agent: $unconfigured"
+echo "$unconfigured" | grep -q "not configured yet" || fail "the shipped config says: $unconfigured"
+grep -q '^\[\[items\]\]' "$root/etc/ferry/agent.toml" && fail "the shipped config manages an item"
+
 echo "== one real update with the installed binaries"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin \

@@ -119,6 +119,18 @@ fn the_example_config_is_valid() {
     let text = include_str!("../../ferry-agent.example.toml")
         .replace("/etc/ferry/enrol.token", "enrol.token")
         .replace("/etc/ferry/release.pub", "release.pub");
+    // As shipped, it configures nothing: the agent says what to set and does nothing.
+    let err = Config::parse(&text, &path).unwrap_err();
+    assert!(
+        matches!(err, crate::config::ConfigError::Unconfigured { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("[[items]]"), "{err}");
+    // With its examples uncommented it is valid.
+    let text = text.replace("# server_url =", "server_url =").replace(
+        "# [[items]]\n# name = \"web\"\n# root = ",
+        "[[items]]\nname = \"web\"\nroot = ",
+    );
     let cfg = Config::parse(&text, &path).unwrap();
     assert_eq!(
         cfg.enrol_token.as_ref().map(|t| t.read()),
