@@ -167,12 +167,16 @@ fn a_failed_update_shows_red_with_its_output() {
         b.click("#hosts a").await;
         b.wait_path("/hosts/").await;
         b.wait_text("#items", "Update available").await;
-        // Update the item from its host page.
+        // Update the item from its host page: to the update's page, which follows it.
+        let host_page = b.path().await;
         b.click("#items form button").await;
+        b.wait_path("/history/").await;
         b.wait_text(".flash", "Update queued").await;
+        b.wait_text("#live-note", "has not started it yet").await;
+        b.goto(&host_page).await;
         b.wait_text("#items", "In progress").await;
         device.run("once").code(1);
-        b.goto(&b.path().await).await;
+        b.goto(&host_page).await;
         let badge = b.text("#items .badge.fail").await;
         assert!(badge.contains("rolled back"), "{badge}");
         b.screenshot("host").await;

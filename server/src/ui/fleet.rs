@@ -472,13 +472,19 @@ pub async fn update(
             Ok("Update queued: type into its terminal once the hooks run.".into()),
         );
     }
-    let result = result.map(|e| {
-        format!(
-            "Update queued: {} {} (it starts at the host's next check-in).",
-            e.item, e.version
-        )
-    });
-    done(&state, &who, &to, result)
+    // Queued: to its page, which follows the device's output as it runs.
+    match result {
+        Ok(e) => done(
+            &state,
+            &who,
+            &format!("/history/{}", e.id),
+            Ok(format!(
+                "Update queued: {} {} (it starts at the host's next check-in).",
+                e.item, e.version
+            )),
+        ),
+        Err(e) => done(&state, &who, &to, Err(e)),
+    }
 }
 
 pub async fn batch(
