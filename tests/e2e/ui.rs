@@ -41,6 +41,16 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         b.sign_in(&token).await;
         b.screenshot("dashboard").await;
 
+        // The token list marks the session's own token; revoking asks first and says so.
+        b.goto("/settings").await;
+        b.wait_text("#tokens", "this session").await;
+        assert!(
+            b.holds("return !document.querySelector('details.confirm').open")
+                .await
+        );
+        b.click("details.confirm summary").await;
+        b.wait_text("details.confirm", "signs you out").await;
+
         // Create the campaign with the form: no release is preselected, and the form is
         // reviewed (hosts per wave) before it is created.
         b.goto("/campaigns").await;

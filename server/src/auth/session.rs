@@ -232,6 +232,11 @@ impl SignedIn {
         &self.csrf
     }
 
+    /// The hash of the operator token this session signed in with.
+    pub fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+
     /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms
     /// are checked by [`CsrfForm`]; a JSON body (the terminal's keystrokes) calls this.
     pub fn check_csrf(&self, given: &str) -> Option<Response> {

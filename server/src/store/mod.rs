@@ -369,6 +369,8 @@ interface! {
     /// Revokes a token; false if there is no such active token.
     fn revoke_token(&self, id: &str) -> Result<bool>;
     fn token_valid(&self, kind: &str, hash: &str) -> Result<bool>;
+    /// The id of the token with this hash, if any.
+    fn token_id(&self, hash: &str) -> Result<Option<String>>;
     /// Spends one use of a live enrolment token: `None` if it is unknown, revoked, expired
     /// or used up, else whether its hosts need an operator's acceptance.
     fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<bool>>;

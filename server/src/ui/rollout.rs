@@ -286,7 +286,15 @@ pub async fn campaign(
                     } @else {
                         form.inline method="post" action=(action("resume")) { (csrf(&who)) button type="submit" { "Resume" } }
                     }
-                    form.inline method="post" action=(action("cancel")) { (csrf(&who)) button.danger type="submit" { "Cancel" } }
+                    // Two steps, no script: cancelling cannot be undone.
+                    details.confirm {
+                        summary { "Cancel…" }
+                        form.inline method="post" action=(action("cancel")) {
+                            (csrf(&who))
+                            span.muted { "Its installs not yet started are cancelled; it cannot be resumed. " }
+                            button.danger type="submit" { "Cancel the campaign" }
+                        }
+                    }
                 }
             }
             (progress(&c))

@@ -132,19 +132,29 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
         Err(e) => return failed(&who, e),
     };
     let mqtt = connections::list(&state);
+    // The token this session signed in with, marked in the list.
+    let mine = state.store.token_id(who.token_hash()).await.ok().flatten();
     let body = html! {
         h2 { "Tokens" }
         p.muted { "Operators sign in and drive the API with an operator token; devices enrol with an enrolment token. A token is shown once, when it is created." }
         div.table { table #tokens {
             thead { tr { th { "Name" } th { "Kind" } th { "Created" } th { "Revoked" } th {} } }
             tbody { @for t in &tokens { tr {
-                td { (t.name) }
+                td { (t.name) @if mine.as_deref() == Some(t.id.as_str()) { " " span.badge.prog { "this session" } } }
                 td { (t.kind) }
                 td { (t.created_at) }
                 td { (t.revoked_at.as_deref().unwrap_or("-")) }
                 td { @if t.revoked_at.is_none() {
-                    form.inline method="post" action={"/settings/tokens/" (t.id) "/revoke"} {
-                        (csrf(&who)) button.danger type="submit" { "Revoke" }
+                    // Two steps, no script: a revoked token is refused at once, everywhere.
+                    details.confirm {
+                        summary { "Revoke…" }
+                        form.inline method="post" action={"/settings/tokens/" (t.id) "/revoke"} {
+                            (csrf(&who))
+                            @if mine.as_deref() == Some(t.id.as_str()) {
+                                span.muted { "You are signed in with this token: revoking it signs you out. " }
+                            }
+                            button.danger type="submit" { "Revoke " (t.name) }
+                        }
                     }
                 } }
             } } }

@@ -96,6 +96,14 @@ impl Sql {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The id of the token with this hash, if any.
+    pub async fn token_id(&self, hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT id FROM tokens WHERE hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
     pub async fn token_valid(&self, kind: &str, hash: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL
