@@ -211,6 +211,21 @@ impl Api {
         self.json(&url, resp)
     }
 
+    /// Tells the server why a job waits (best effort: the next run tries again anyway).
+    pub fn note_waiting(&self, job_id: &str, message: &str) {
+        let sent = self.url("api/v1/device/waiting").and_then(|url| {
+            let body = ferry_manifests::wire::Waiting {
+                job_id: job_id.to_string(),
+                message: message.to_string(),
+            };
+            self.send(&url, self.http.post(url.clone()).json(&body))
+                .map(|_| ())
+        });
+        if let Err(e) = sent {
+            tracing::debug!("could not tell the server why the job waits: {e}");
+        }
+    }
+
     pub fn send_reports(&self, reports: Vec<Report>) -> Result<ReportAck, Error> {
         let url = self.url("api/v1/device/reports")?;
         let resp = self.send(

@@ -98,7 +98,12 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                     &pending,
                 )?;
             }
-            Err(DownloadError::Transient(e)) => return Err(e),
+            Err(DownloadError::Transient(e)) => {
+                if matches!(e, Error::NoSpace { .. }) {
+                    crate::report::waiting(agent, &pending, &e);
+                }
+                return Err(e);
+            }
         }
     }
     Ok(done)

@@ -195,3 +195,11 @@ pub fn flush(api: &Api, dir: &StateDir) -> Result<usize, Error> {
     }
     Ok(acked_total)
 }
+
+/// A job that cannot start yet for a cause that is not the release's (no space, a root this
+/// run may not write): the server hears why, and the job stays pending (best effort).
+pub fn waiting(agent: &Agent, pending: &Pending, why: &Error) {
+    if let (Some(job), true) = (&pending.job_id, agent.cfg.server_url.is_some()) {
+        agent.api.note_waiting(job, &format!("waiting: {why}"));
+    }
+}

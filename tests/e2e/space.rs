@@ -113,7 +113,14 @@ fn no_room_to_unpack_keeps_the_update_pending_and_the_next_run_installs_it() {
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("1.0.0 (downloaded)"), "{status}");
     let history = w.history();
-    assert_ne!(history[0]["status"], "failed", "{history:#?}");
+    assert_eq!(history[0]["status"], "pending", "{history:#?}");
+    // The operator reads what it waits for: the space needed and free.
+    let message = history[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("waiting: not enough space"),
+        "{message}"
+    );
+    assert!(message.contains("bytes needed"), "{message}");
 
     // Space freed: the next run installs it from the kept download, without the network.
     drop(small);
@@ -157,6 +164,10 @@ fn a_read_only_root_keeps_the_update_pending_and_names_the_unit_setting() {
     assert_eq!(w.current(), None);
     let entry = &w.history()[0];
     assert_eq!(entry["status"], "pending", "reported as failed: {entry}");
+    // The operator reads why it waits.
+    let message = entry["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("waiting: "), "{entry}");
+    assert!(message.contains("ReadWritePaths="), "{entry}");
     let s = d.status_json();
     assert_eq!(s["items"][0]["last_failed"], serde_json::Value::Null, "{s}");
 

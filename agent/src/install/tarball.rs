@@ -73,12 +73,14 @@ fn begin(
     // Not the release's fault and not final (a unit's ReadWritePaths, a read-only mount):
     // it stays pending, with nothing written.
     if let Err(source) = super::writable(&root) {
-        return Err(Error::RootNotWritable {
+        let e = Error::RootNotWritable {
             item: name.to_string(),
             version: verified.version.clone(),
             path: root,
             source,
-        });
+        };
+        report::waiting(agent, pending, &e);
+        return Err(e);
     }
     let st = agent.item_state(name);
     let installed = st.installed.clone();
@@ -251,13 +253,15 @@ fn staging_failed(
         // Not the release's fault and not final: keep it pending with its verified download,
         // so the next run installs it once space is freed.
         agent.dir.remove_file(&journal_path(agent, name))?;
-        return Err(Error::NoSpaceToInstall {
+        let e = Error::NoSpaceToInstall {
             item: name.to_string(),
             version: verified.version.clone(),
             path,
             needed,
             free,
-        });
+        };
+        report::waiting(agent, pending, &e);
+        return Err(e);
     }
     let outcome = if e.is_refusal() {
         Outcome::Refused

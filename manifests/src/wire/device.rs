@@ -311,6 +311,17 @@ pub struct OutputChunk {
     pub text: String,
 }
 
+/// `POST /api/v1/device/waiting`: a job the device cannot start yet, for a cause that is not
+/// the release's and not final (no disk space, a root it may not write): it stays pending and
+/// the operator reads why.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Waiting {
+    pub job_id: String,
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub message: String,
+}
+
 /// `POST /api/v1/device/reports`: the outcome of one install attempt. Reports are queued on
 /// the device and retried; `report_id` makes a retry idempotent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -142,6 +142,36 @@ pub async fn output(
     }
 }
 
+/// A job the device cannot start yet (no space, a root it may not write): its message says
+/// why, and it stays pending.
+#[utoipa::path(post, path = "/api/v1/device/waiting", tag = "device", request_body = ferry_manifests::wire::Waiting, responses((status = 204, description = "noted"), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn waiting(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    ApiJson(w): ApiJson<ferry_manifests::wire::Waiting>,
+) -> ApiResult<axum::http::StatusCode> {
+    // Shown to operators: one bounded line, no control characters.
+    let message: String = w
+        .message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1024)
+        .collect();
+    if state
+        .store
+        .note_update(&w.job_id, &host_id, &message)
+        .await?
+    {
+        state.changed();
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    } else {
+        Err(AppError::not_found(format!(
+            "no pending update {} on this host",
+            w.job_id
+        )))
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/device/reports", tag = "device", request_body = ferry_manifests::wire::ReportBatch, responses((status = 200, body = ferry_manifests::wire::ReportAck), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn reports(
     State(state): State<Shared>,

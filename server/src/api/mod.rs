@@ -68,6 +68,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         // A batch of reports carries hook output (up to 1 MiB kept per report).
         .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
         .routes(routes!(device::output))
+        .routes(routes!(device::waiting))
         .routes(routes!(device::terminal))
         .routes(routes!(artifacts::download, artifacts::upload))
         .routes(routes!(artifacts::delta))

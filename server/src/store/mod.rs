@@ -451,6 +451,8 @@ interface! {
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.
     fn pending_items(&self) -> Result<Vec<(String, String)>>;
+    /// Sets a pending update's message (why it waits); false if the host has no such one.
+    fn note_update(&self, id: &str, host_id: &str, message: &str) -> Result<bool>;
     /// Hosts whose last finished install of some item failed, was rolled back or refused.
     fn hosts_last_failed(&self) -> Result<Vec<String>>;
     /// History entries, filtered by host, item or id, oldest first.

@@ -149,6 +149,20 @@ impl Sql {
             .collect()
     }
 
+    /// Sets the message of one of the host's pending updates (why it waits); false if there
+    /// is no such pending update of this host.
+    pub async fn note_update(&self, id: &str, host_id: &str, message: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE updates SET message = $1 WHERE id = $2 AND host_id = $3 AND status = 'pending'",
+        )
+        .bind(message)
+        .bind(id)
+        .bind(host_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Cancels one update the device has not reported on; false if it is not pending.
     pub async fn cancel_update(&self, id: &str, message: &str) -> Result<bool> {
         let done = sqlx::query(
