@@ -107,8 +107,17 @@ impl PublicKey {
             path: path.to_path_buf(),
             reason,
         };
-        let file: PublicFile =
-            toml::from_str(text).map_err(|e| invalid(e.message().to_string()))?;
+        let file: PublicFile = toml::from_str(text).map_err(|e| {
+            // A private key where a public one belongs: say so, not "unknown field".
+            if toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("secret")) {
+                invalid(
+                    "this is a private release key (`ferryctl keygen` writes NAME.key and NAME.pub): give the .pub file here, and keep the .key off devices"
+                        .to_string(),
+                )
+            } else {
+                invalid(e.message().to_string())
+            }
+        })?;
         if file.format != PUBLIC_FORMAT {
             return Err(invalid(format!(
                 "format is {:?}, expected {PUBLIC_FORMAT:?} (is this a private key?)",
@@ -300,9 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn a_private_key_is_not_accepted_as_public() {
+    fn a_private_key_is_not_accepted_as_public_and_is_named_as_such() {
         let key = SigningKeyFile::from_seed([7; 32]);
-        let err = PublicKey::from_file_str(&key.to_file_string(), Path::new("x")).unwrap_err();
-        assert!(err.to_string().contains("unknown field"), "{err}");
+        let err = PublicKey::from_file_str(&key.to_file_string(), Path::new("x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("private release key"), "{err}");
+        assert!(err.contains(".pub"), "{err}");
     }
 }

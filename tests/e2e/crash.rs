@@ -31,11 +31,15 @@ fn ready_to_install(health_check: &str, layout: &str) -> World {
         fs::write(w.root.join("etc/unmanaged.conf"), "keep\n").unwrap();
     }
     let src1 = w.payload("1.0.0", None);
-    // The same in both versions: the delta takes it from the installed release.
-    fs::write(src1.join("static/logo.svg"), "<svg/>\n").unwrap();
+    // The same in both versions: the delta takes it from the installed release. Large and
+    // hard to compress, so the delta is smaller than the artifact (else none is offered).
+    let logo: String = (0..16_384u32)
+        .map(|i| format!("{:08x}", i.wrapping_mul(2_654_435_761)))
+        .collect();
+    fs::write(src1.join("static/logo.svg"), &logo).unwrap();
     w.publish(&w.build("1.0.0", &src1, &["--layout", layout]));
     let src = w.payload("2.0.0", None);
-    fs::write(src.join("static/logo.svg"), "<svg/>\n").unwrap();
+    fs::write(src.join("static/logo.svg"), &logo).unwrap();
     fs::write(src.join("static/added.css"), "body{}\n").unwrap();
     let check = if layout == "overlay" {
         format!("cd {} && {health_check}", w.root.display())

@@ -230,8 +230,9 @@ fn over_tls_the_bridge_trusts_its_ca_file() {
                 .unwrap_or_default()
         };
         let (good, bad) = (by("tls"), by("wrong-ca"));
-        if good["connected"] == true && !bad["last_error"].is_null() {
-            assert!(good["published"].as_u64().unwrap() > 0, "{c}");
+        // Connected comes a moment before the first publish is counted: wait for both.
+        let published = good["published"].as_u64().unwrap_or(0) > 0;
+        if good["connected"] == true && published && !bad["last_error"].is_null() {
             assert_eq!(bad["connected"], false, "{c}");
             assert!(
                 bad["last_error"]

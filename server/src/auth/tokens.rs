@@ -80,14 +80,17 @@ pub async fn bootstrap_tokens(store: &Store, data_dir: &Path) -> anyhow::Result<
         }
         let token = new_token(kind)?;
         let path = data_dir.join(file);
+        // Written aside first, stored, then put in place: whoever sees the file (a script
+        // waiting for the server's first start) finds the token already valid.
+        let aside = data_dir.join(format!(".{file}.new"));
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("cannot write {}", path.display()))?;
-        writeln!(f, "{token}").with_context(|| format!("cannot write {}", path.display()))?;
+            .open(&aside)
+            .with_context(|| format!("cannot write {}", aside.display()))?;
+        writeln!(f, "{token}").with_context(|| format!("cannot write {}", aside.display()))?;
         f.sync_all()?;
         store
             .add_token(
@@ -97,6 +100,8 @@ pub async fn bootstrap_tokens(store: &Store, data_dir: &Path) -> anyhow::Result<
                 &crate::store::TokenLimits::default(),
             )
             .await?;
+        std::fs::rename(&aside, &path)
+            .with_context(|| format!("cannot put {} in place", path.display()))?;
         tracing::info!(path = %path.display(), "created the first {} token", kind.as_str());
     }
     Ok(())

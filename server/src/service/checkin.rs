@@ -251,7 +251,12 @@ fn delta_for(
     if offer.is_none() && fleet::delta_wanted(releases, item, from, to) {
         crate::service::deltas::request(state, item, from, to);
     }
-    offer
+    // A delta no smaller than the artifact saves nothing: the artifact it is.
+    let artifact = releases
+        .iter()
+        .find(|r| r.item == item && &r.version == to)
+        .map(|r| r.artifact_size);
+    offer.filter(|d| artifact.is_none_or(|size| d.size < size))
 }
 
 async fn pending_jobs(state: &Shared, host_id: &str) -> ServiceResult<Vec<Job>> {
