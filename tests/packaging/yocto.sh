@@ -54,6 +54,7 @@ values = {
     "FERRY_SERVER_URL": "https://updates.example.org", "FERRY_REPOSITORY_URL": "",
     "FERRY_RELEASE_KEYS": "release.pub", "FERRY_ITEMS": "web:/srv/web app:/opt/app",
     "FERRY_AUTO_INSTALL": "true", "FERRY_DEVICE_CLASS": "raspberrypi4",
+    "FERRY_TRUST_ROOT": "", "FERRY_SIGNATURE_THRESHOLD": "1", "FERRY_POLL_INTERVAL": "600",
 }
 def sub(m):
     if m.group(1) not in values:
@@ -71,6 +72,11 @@ cfg="$work/image/etc/ferry/agent.toml"
 # image would have it.
 sed "s#/etc/ferry/keys/#$work/image/etc/ferry/keys/#; s#$work/var#$work/state#" "$cfg" > "$work/check.toml"
 grep -q 'device_class = "raspberrypi4"' "$work/check.toml" || fail "device_class is missing"
+grep -q 'poll_interval_secs = 600' "$work/check.toml" || fail "poll_interval_secs is missing"
+grep -q 'signature_threshold = 1' "$work/check.toml" || fail "signature_threshold is missing"
+# No key and no trust root: the recipe refuses to build (SkipRecipe, naming what to set).
+grep -q 'SkipRecipe("set FERRY_RELEASE_KEYS' "$layer/recipes-ferry/ferry-agent/ferry-agent_git.bb" \
+    || fail "the recipe builds an agent that trusts no key"
 status="$(target/debug/ferry-agent --config "$work/check.toml" --running-mode=status)" \
     || { cat "$cfg" >&2; fail "the agent refuses the recipe's agent.toml"; }
 echo "$status" | grep -q '\[web\] root /srv/web' || fail "item web is missing: $status"

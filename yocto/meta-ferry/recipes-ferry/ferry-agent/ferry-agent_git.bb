@@ -16,6 +16,13 @@ FERRY_REPOSITORY_URL ??= ""
 # - the release public keys the device trusts: file names (`ferryctl keygen` .pub files)
 #   that a .bbappend adds to SRC_URI; installed as /etc/ferry/keys/NAME;
 FERRY_RELEASE_KEYS ??= ""
+# - or a signed trust root (`ferryctl root init`): a file name the .bbappend adds to SRC_URI,
+#   installed as /etc/ferry/root.json, so release keys rotate through the server;
+FERRY_TRUST_ROOT ??= ""
+# - how many distinct trusted keys must sign a release (empty: the agent's default, 1);
+FERRY_SIGNATURE_THRESHOLD ??= ""
+# - seconds between cycles in the long-running mode (empty: the agent's default, 3600);
+FERRY_POLL_INTERVAL ??= ""
 # - the items it manages, as NAME:ROOT pairs ("web:/srv/web app:/opt/app");
 FERRY_ITEMS ??= ""
 # - whether it installs new releases without an operator, and its device class.
@@ -26,6 +33,17 @@ FERRY_DEVICE_CLASS ??= "${MACHINE}"
 FERRY_AGENT_UNIT ??= "ferry-agent.timer"
 
 CARGO_BUILD_FLAGS += "-p ferry-agent"
+
+# Scarthgap unpacks SRC_URI files into WORKDIR; styhead and later name UNPACKDIR (set by
+# bitbake.conf, which this does not override).
+UNPACKDIR ??= "${WORKDIR}"
+
+# An image whose agent trusts no key would refuse every release (the agent will not even
+# start): refuse to build it, and say what to set.
+python () {
+    if not d.getVar("FERRY_RELEASE_KEYS") and not d.getVar("FERRY_TRUST_ROOT"):
+        raise bb.parse.SkipRecipe("set FERRY_RELEASE_KEYS (release .pub files) or FERRY_TRUST_ROOT (a signed trust root) in your layer: an agent that trusts no key installs nothing (yocto/meta-ferry/README.md)")
+}
 
 inherit systemd
 
@@ -46,7 +64,14 @@ do_install:append() {
         [ -n "${FERRY_SERVER_URL}" ] && echo "enrol_token_file = \"${sysconfdir}/ferry/enrol.token\""
         [ -n "${FERRY_REPOSITORY_URL}" ] && echo "repository_url = \"${FERRY_REPOSITORY_URL}\""
         echo "state_dir = \"${localstatedir}/lib/ferry-agent\""
-        echo "trusted_keys = [${keys%, }]"
+        if [ -n "${FERRY_TRUST_ROOT}" ]; then
+            install -m 0644 ${UNPACKDIR}/${FERRY_TRUST_ROOT} ${D}${sysconfdir}/ferry/root.json
+            echo "trust_root = \"${sysconfdir}/ferry/root.json\""
+        else
+            echo "trusted_keys = [${keys%, }]"
+        fi
+        [ -n "${FERRY_SIGNATURE_THRESHOLD}" ] && echo "signature_threshold = ${FERRY_SIGNATURE_THRESHOLD}"
+        [ -n "${FERRY_POLL_INTERVAL}" ] && echo "poll_interval_secs = ${FERRY_POLL_INTERVAL}"
         echo "auto_install = ${FERRY_AUTO_INSTALL}"
         [ -n "${FERRY_DEVICE_CLASS}" ] && echo "device_class = \"${FERRY_DEVICE_CLASS}\""
         for pair in ${FERRY_ITEMS}; do
