@@ -83,7 +83,8 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         assert_eq!(b.text("h1").await, "Campaign web-rollout");
         b.wait_text("#status", "running").await;
         b.wait_text("#members", "awaiting acceptance").await;
-        // One wave, open, holding the one host.
+        // One wave, open, holding the one host: nothing waits for a next wave.
+        assert!(!b.holds("return !!document.querySelector('#waiting')").await);
         assert_eq!(b.text("#waves tbody tr td:nth-child(1)").await, "1 (open)");
         assert_eq!(b.text("#waves tbody tr td:nth-child(2)").await, "1");
 

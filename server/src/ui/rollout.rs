@@ -223,6 +223,37 @@ pub async fn create_campaign(
     }
 }
 
+/// What a running campaign waits for before its next wave opens, in words: the open wave's
+/// installs against `success_threshold`, acceptance, the window.
+fn waiting_for(c: &CampaignView) -> Option<String> {
+    if c.status != "running" || c.open_wave + 1 >= c.waves {
+        return None;
+    }
+    let wave: Vec<_> = c.members.iter().filter(|m| m.wave == c.open_wave).collect();
+    let installed = wave.iter().filter(|m| m.status == "installed").count();
+    let needed = (c.success_threshold * wave.len() as f64).ceil() as usize;
+    let mut why = format!(
+        "Wave {} opens once {} of the {} hosts of wave {} have installed (success threshold {:.0}%); {} have.",
+        c.open_wave + 2,
+        needed.max(1),
+        wave.len(),
+        c.open_wave + 1,
+        c.success_threshold * 100.0,
+        installed
+    );
+    let awaiting = wave
+        .iter()
+        .filter(|m| m.status == "awaiting_acceptance")
+        .count();
+    if awaiting > 0 {
+        why.push_str(&format!(" {awaiting} await their device's acceptance."));
+    }
+    if let Some(w) = &c.window {
+        why.push_str(&format!(" Installs start only within {w} (device time)."));
+    }
+    Some(why)
+}
+
 fn progress(c: &CampaignView) -> maud::Markup {
     let total = c.members.len().max(1);
     html! {
@@ -244,6 +275,7 @@ fn progress(c: &CampaignView) -> maud::Markup {
         } }
         p.muted { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) " installed; failure share "
             (format!("{:.0}%", c.failure_share * 100.0)) " (stops above " (format!("{:.0}%", c.max_failure_rate * 100.0)) ")" }
+        @if let Some(why) = waiting_for(c) { p #waiting { (why) } }
         progress value=(c.counts.get("installed").copied().unwrap_or(0)) max=(total) {}
         div.table { table #members {
             thead { tr { th { "Host" } th { "Wave" } th { "Accepted" } th { "Status" } } }
