@@ -30,23 +30,26 @@ pub enum Refused {
 pub struct Session {
     events: Vec<TerminalEvent>,
     next_seq: u64,
-    holder: Option<(String, Instant)>,
+    /// The live lease, when it was last used, and who holds it (an operator token's hash).
+    holder: Option<(String, Instant, String)>,
 }
 
 impl Session {
     fn holder_live(&self, now: Instant) -> Option<&str> {
         self.holder
             .as_ref()
-            .filter(|(_, used)| now.duration_since(*used) < LEASE_TTL)
-            .map(|(lease, _)| lease.as_str())
+            .filter(|(_, used, _)| now.duration_since(*used) < LEASE_TTL)
+            .map(|(lease, _, _)| lease.as_str())
     }
 
-    /// Attaches with a fresh lease: it holds the input unless a live lease does.
-    pub fn attach(&mut self, lease: String, now: Instant) -> bool {
-        if self.holder_live(now).is_some() {
+    /// Attaches with a fresh lease: it holds the input unless another operator's live lease
+    /// does. The holder attaching again (a reload of the page) takes the input back at once.
+    pub fn attach(&mut self, lease: String, owner: &str, now: Instant) -> bool {
+        let mine = self.holder.as_ref().is_some_and(|(_, _, o)| o == owner);
+        if self.holder_live(now).is_some() && !mine {
             return false;
         }
-        self.holder = Some((lease, now));
+        self.holder = Some((lease, now, owner.to_string()));
         true
     }
 
@@ -59,7 +62,7 @@ impl Session {
         now: Instant,
     ) -> Result<(), Refused> {
         match &mut self.holder {
-            Some((held, used)) if held == lease && now.duration_since(*used) < LEASE_TTL => {
+            Some((held, used, _)) if held == lease && now.duration_since(*used) < LEASE_TTL => {
                 *used = now
             }
             _ => return Err(Refused::NotHolder),
@@ -100,10 +103,10 @@ impl Terminals {
         f(session, notify)
     }
 
-    pub fn attach(&self, id: &str) -> (String, bool) {
+    pub fn attach(&self, id: &str, owner: &str) -> (String, bool) {
         let lease = uuid::Uuid::new_v4().to_string();
         let holder = self.with(id, |s, n| {
-            let holder = s.attach(lease.clone(), Instant::now());
+            let holder = s.attach(lease.clone(), owner, Instant::now());
             // The device learns that someone is attached.
             n.notify_waiters();
             holder
@@ -203,8 +206,8 @@ mod tests {
     fn one_operator_holds_the_input_until_its_lease_lapses() {
         let t0 = Instant::now();
         let mut s = Session::default();
-        assert!(s.attach("a".into(), t0));
-        assert!(!s.attach("b".into(), t0), "a holds it");
+        assert!(s.attach("a".into(), "alice", t0));
+        assert!(!s.attach("b".into(), "bob", t0), "alice holds it");
         assert_eq!(
             s.input("b", Some("x".into()), None, t0),
             Err(Refused::NotHolder),
@@ -222,7 +225,7 @@ mod tests {
         // a goes quiet: its lease lapses, b attaches, a can no longer type.
         let later = t0 + LEASE_TTL + Duration::from_secs(1);
         assert!(!s.poll(0, later).1, "nobody attached");
-        assert!(s.attach("b".into(), later));
+        assert!(s.attach("b".into(), "bob", later));
         assert_eq!(
             s.input("a", Some("z".into()), None, later),
             Err(Refused::NotHolder)
@@ -230,5 +233,23 @@ mod tests {
         // A keep-alive records nothing.
         s.input("b", None, None, later).unwrap();
         assert!(s.poll(2, later).0.is_empty());
+    }
+
+    #[test]
+    fn the_holder_attaching_again_takes_the_input_back_at_once() {
+        let t0 = Instant::now();
+        let mut s = Session::default();
+        assert!(s.attach("first".into(), "alice", t0));
+        // Alice reloads her page: a new lease, hers at once; the old one types no more.
+        assert!(s.attach("second".into(), "alice", t0));
+        assert_eq!(
+            s.input("first", Some("x".into()), None, t0),
+            Err(Refused::NotHolder)
+        );
+        s.input("second", Some("y".into()), None, t0).unwrap();
+        assert!(
+            !s.attach("third".into(), "bob", t0),
+            "bob still only watches"
+        );
     }
 }

@@ -466,7 +466,20 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
             .await;
         b.click("#items tr[data-item=web] button[type=submit]")
             .await;
-        b.wait_path("/history/").await;
+        let entry = b.wait_path("/history/").await;
+        b.wait_text("#terminal .xterm-rows", "Continue? [y/N]")
+            .await;
+        // A reload by the operator who holds the terminal takes it back at once.
+        assert!(
+            b.comes_to_hold("return document.querySelector('#terminal').getAttribute('data-attached') === 'yes'")
+                .await
+        );
+        b.goto(&entry).await;
+        assert!(
+            b.comes_to_hold("return document.querySelector('#terminal').getAttribute('data-attached') === 'yes'")
+                .await,
+            "after a reload the holder only watches"
+        );
         b.wait_text("#terminal .xterm-rows", "Continue? [y/N]")
             .await;
         // Type the answer into the terminal, as a person would: click it, press y, Enter.

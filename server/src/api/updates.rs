@@ -166,9 +166,11 @@ pub async fn cancel(
 #[utoipa::path(post, path = "/api/v1/update-history/{id}/terminal", tag = "updates", params(("id" = String, Path)), request_body = ferry_manifests::wire::TerminalInput, responses((status = 200, body = ferry_manifests::wire::TerminalLease), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn terminal(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ferry_manifests::wire::TerminalInput>,
 ) -> ApiResult<Json<ferry_manifests::wire::TerminalLease>> {
-    Ok(Json(updates::terminal(&state, &id, req).await?))
+    Ok(Json(
+        updates::terminal(&state, &id, req, op.token_hash()).await?,
+    ))
 }

@@ -73,6 +73,12 @@ impl Operator {
         Operator { token_hash }
     }
 
+    /// The hash of the token it proved itself with: who it is, for what it holds (a
+    /// terminal's input).
+    pub fn token_hash(&self) -> &str {
+        &self.token_hash
+    }
+
     /// Whether the token this operator proved itself with is still live. What lasts (a live
     /// output stream) asks again every second, so a revoked token ends it at once.
     pub async fn still_valid<S: AuthContext>(&self, ctx: &S) -> bool {

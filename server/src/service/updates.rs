@@ -171,6 +171,7 @@ pub async fn terminal(
     state: &Shared,
     id: &str,
     req: TerminalInput,
+    owner: &str,
 ) -> ServiceResult<TerminalLease> {
     let id = super::full_id(state, IdKind::Update, id).await?;
     if state.store.interactive_host(&id).await?.is_none() {
@@ -192,7 +193,7 @@ pub async fn terminal(
     }
     match req.lease {
         None => {
-            let (lease, holder) = state.terminals.attach(&id);
+            let (lease, holder) = state.terminals.attach(&id, owner);
             Ok(TerminalLease { lease, holder })
         }
         Some(lease) => {

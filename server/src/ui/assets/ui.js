@@ -90,7 +90,8 @@
     if (!window.Terminal || !window.EventSource) return;
     var url = div.getAttribute("data-terminal"), csrf = div.getAttribute("data-csrf");
     var note = document.getElementById("live-note");
-    var term = new window.Terminal({ cols: 100, rows: 30, cursorBlink: true });
+    // convertEol: the agent's own lines end in a bare LF; without it they draw as a staircase.
+    var term = new window.Terminal({ cols: 100, rows: 30, cursorBlink: true, convertEol: true });
     term.open(div);
     var lease = null, done = false, keepAlive = null;
     function post(body) {
@@ -104,13 +105,24 @@
       });
     }
     function say(text) { if (note) note.textContent = text; }
-    post({}).then(function (l) {
-      if (!l.holder) { say("Another operator holds this terminal: watching only."); return; }
-      lease = l.lease;
-      div.setAttribute("data-attached", "yes");
-      post({ cols: term.cols, rows: term.rows });
-      keepAlive = setInterval(function () { if (!done) post({}).catch(function () {}); }, 5000);
-    }).catch(function (e) { say("Cannot attach: " + e.message); });
+    // Attach; while another operator holds the input, watch and ask again every 5 s, so the
+    // input comes here once their lease lapses (a reload by the holder takes it back at once).
+    function attach() {
+      if (done) return;
+      post({}).then(function (l) {
+        if (!l.holder) {
+          say("Another operator holds this terminal: watching only (trying again every 5 s).");
+          setTimeout(attach, 5000);
+          return;
+        }
+        lease = l.lease;
+        say("");
+        div.setAttribute("data-attached", "yes");
+        post({ cols: term.cols, rows: term.rows });
+        keepAlive = setInterval(function () { if (!done) post({}).catch(function () {}); }, 5000);
+      }).catch(function (e) { say("Cannot attach: " + e.message); });
+    }
+    attach();
     // Keystrokes go one request at a time, in the order typed: two requests in flight may
     // reach the device in either order ("y" then Enter would become Enter then "y"). What is
     // typed while one is in flight goes together in the next.
