@@ -138,8 +138,8 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         // The host page says up to date.
         b.goto("/hosts").await;
         b.screenshot("hosts").await;
-        // The same page at a phone's width: the table scrolls inside its frame, the
-        // navigation wraps, nothing overflows the page.
+        // The same page at a phone's width: each host is a card, nothing scrolls sideways,
+        // not even inside the list, and its status badge is in view.
         b.client.set_window_size(390, 844).await.unwrap();
         b.goto("/hosts").await;
         assert!(
@@ -147,7 +147,26 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
                 .await,
             "the hosts page is wider than a phone"
         );
+        assert!(
+            b.holds("return Array.from(document.querySelectorAll('.table')).every(t => t.scrollWidth <= t.clientWidth + 1)")
+                .await,
+            "a list scrolls sideways on a phone"
+        );
+        assert!(
+            b.holds("return Array.from(document.querySelectorAll('#hosts .badge')).every(e => e.getBoundingClientRect().right <= window.innerWidth)")
+                .await,
+            "a status badge is cut off"
+        );
         b.screenshot("hosts-phone").await;
+        // A host's page too: its Update buttons are within the screen.
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        assert!(
+            b.holds("return Array.from(document.querySelectorAll('#items button')).every(e => e.getBoundingClientRect().right <= window.innerWidth)")
+                .await,
+            "an Update button is off-screen on a phone"
+        );
+        b.goto("/hosts").await;
         b.client.set_window_size(1280, 900).await.unwrap();
         b.click("#hosts a").await;
         b.wait_path("/hosts/").await;
