@@ -92,7 +92,14 @@ pub struct Budgets {
     held: Mutex<HashMap<String, u32>>,
     enrol_rate: Rate,
     enrol: Mutex<Bucket>,
+    sign_in: Mutex<Bucket>,
 }
+
+/// Web UI sign-in attempts, server-wide: a burst of 20, then one every 3 s.
+const SIGN_IN: Rate = Rate {
+    burst: 20,
+    per_sec: 1.0 / 3.0,
+};
 
 struct Devices {
     buckets: HashMap<String, Bucket>,
@@ -114,6 +121,7 @@ impl Budgets {
             held: Mutex::new(HashMap::default()),
             enrol_rate,
             enrol: Mutex::new(Bucket::full(enrol_rate, Instant::now())),
+            sign_in: Mutex::new(Bucket::full(SIGN_IN, Instant::now())),
         }
     }
 
@@ -144,6 +152,14 @@ impl Budgets {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take(self.enrol_rate, Instant::now())
+    }
+
+    /// One web UI sign-in attempt.
+    pub fn sign_in(&self) -> Result<(), Refused> {
+        self.sign_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(SIGN_IN, Instant::now())
     }
 
     /// Room for one more long-poll held for `host_id`, released when the guard drops;

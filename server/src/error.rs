@@ -146,6 +146,32 @@ impl IntoResponse for AppError {
 
 pub type ApiResult<T> = Result<T, AppError>;
 
+/// Whether a request asks for a page (a browser) rather than the API: unknown paths outside
+/// `/api/` get an HTML answer.
+pub fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+/// The answer to a path that names nothing: a page for a browser outside `/api/`, else the
+/// API's JSON error.
+pub async fn not_found(req: axum::extract::Request) -> axum::response::Response {
+    if !req.uri().path().starts_with("/api/") && wants_html(req.headers()) {
+        return (
+            StatusCode::NOT_FOUND,
+            axum::response::Html(
+                "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found · Ferry</title>\
+                 <link rel=\"stylesheet\" href=\"/ui/ui.css\"></head><body><main><h1>Not found</h1>\
+                 <p>There is no such page. <a href=\"/\">Back to the dashboard</a></p></main></body></html>",
+            ),
+        )
+            .into_response();
+    }
+    AppError::not_found("no such endpoint; see docs/protocol.md").into_response()
+}
+
 /// The client errors every endpoint may answer, for the OpenAPI document (one definition
 /// instead of a copy per handler).
 #[allow(dead_code)] // only its derived OpenAPI description is used

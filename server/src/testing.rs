@@ -46,6 +46,11 @@ impl TestServer {
         crate::api::router(Arc::clone(&self.state), axum::Router::new())
     }
 
+    /// The whole app as served: the API with the web UI.
+    pub fn app(&self) -> axum::Router {
+        crate::api::router(Arc::clone(&self.state), crate::ui::router(false))
+    }
+
     /// A device's facts as it reports them, managing `items` (installed version, if any).
     pub fn facts(hostname: &str, items: &[(&str, Option<&str>)]) -> serde_json::Value {
         let installed: Vec<serde_json::Value> = items

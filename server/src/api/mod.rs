@@ -120,9 +120,7 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
                 async move { axum::Json((*doc).clone()) }
             }),
         )
-        .fallback(|| async {
-            crate::error::AppError::not_found("no such endpoint; see docs/protocol.md")
-        })
+        .fallback(crate::error::not_found)
         .method_not_allowed_fallback(|| async {
             crate::error::AppError::Client {
                 status: axum::http::StatusCode::METHOD_NOT_ALLOWED,

@@ -247,3 +247,54 @@ async fn facts_a_device_cannot_report_are_refused_with_a_reason_not_a_500() {
     let (_, hosts) = call(&s, Method::GET, "/api/v1/hosts", Some(&s.operator), None).await;
     assert_eq!(hosts, json!([]), "no refused device was enrolled");
 }
+
+#[tokio::test]
+async fn a_mistyped_address_is_a_page_for_a_browser_and_json_for_the_api() {
+    let s = TestServer::start().await;
+    let get = |path: &'static str| {
+        let s = &s;
+        async move {
+            let req = Request::builder()
+                .uri(path)
+                .header("accept", "text/html,application/xhtml+xml")
+                .body(Body::empty())
+                .unwrap();
+            let resp = s.app().oneshot(req).await.unwrap();
+            let status = resp.status();
+            let kind = resp.headers()["content-type"].to_str().unwrap().to_string();
+            let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+                .await
+                .unwrap();
+            (status, kind, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, kind, body) = get("/hostz").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(body.contains("Back to the dashboard"), "{body}");
+    let (status, kind, body) = get("/api/v1/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(kind.starts_with("application/json"), "{kind}");
+    assert!(body.contains("no such endpoint"), "{body}");
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_limited() {
+    let s = TestServer::start().await;
+    let mut statuses = Vec::new();
+    for _ in 0..25 {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri("/login")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("token=fop_wrong&next=%2F"))
+            .unwrap();
+        statuses.push(s.app().oneshot(req).await.unwrap().status());
+    }
+    // A burst of 20 is answered (refused sign-ins go back to the form); then 429.
+    assert!(
+        statuses[..20].iter().all(|s| *s == StatusCode::SEE_OTHER),
+        "{statuses:?}"
+    );
+    assert_eq!(statuses[24], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+}

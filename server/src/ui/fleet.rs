@@ -197,7 +197,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             }
             button type="submit" { "Filter" }
         }
-        p.muted { (total) " hosts" @if pages > 1 { ", page " (page_no) " of " (pages) } }
+        p.muted { (total) (if total == 1 { " host" } else { " hosts" }) @if pages > 1 { ", page " (page_no) " of " (pages) } }
         div.table { table #hosts {
             thead { tr { th { "Host" } th { "Name" } th { "Tags" } th { "Connectivity" } th { "Status" } th { "Installed" } th { "Last seen" } } }
             tbody { @for (h, st) in &shown { tr {

@@ -139,7 +139,7 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
             dt { "From" } dd { (e.from_version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
             dt { "By" } dd { (e.actor) }
             dt { "Queued" } dd { (e.created_at) }
-            dt { "Finished" } dd { (e.finished_at.as_deref().unwrap_or("-")) }
+            dt { "Finished" } dd #finished { (e.finished_at.as_deref().unwrap_or("-")) }
             @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }
             dt { "Id" } dd { code { (e.id) } }
         }

@@ -10,7 +10,7 @@ mod rollout;
 mod settings;
 
 use axum::extract::{Form, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -198,7 +198,9 @@ pub fn badge(status: &str) -> Markup {
     let (class, text) = match status {
         "available" => ("avail", "Update available"),
         "pending" | "dispatched" | "queued" | "in_progress" => ("prog", "In progress"),
-        "running" | "paused" => ("prog", status),
+        "running" => ("prog", status),
+        // Stopped, waiting for a person: not the colour of something under way.
+        "paused" => ("avail", status),
         "failed" | "rolled_back" | "refused" => ("fail", status),
         "installed" | "up_to_date" | "completed" => ("ok", status),
         _ => ("", status),
@@ -310,6 +312,20 @@ pub struct LoginForm {
 
 async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
     let next = safe_next(f.next.as_deref());
+    // Sign-in attempts are budgeted for the whole server, as enrolment is.
+    if let Err(over) = state.budgets.sign_in() {
+        if over.first {
+            tracing::warn!("more web UI sign-in attempts than the server allows; refusing with 429 for a while");
+        }
+        return crate::error::AppError::Busy {
+            retry_after: over.retry_after,
+            message: format!(
+                "too many sign-in attempts; try again in {} s",
+                over.retry_after.as_secs().max(1)
+            ),
+        }
+        .into_response();
+    }
     match sign_in(state.as_ref(), &f.token).await {
         Ok(Some(id)) => (
             StatusCode::SEE_OTHER,
@@ -347,15 +363,6 @@ async fn logout(State(state): State<Shared>, CsrfForm(who, _): CsrfForm<NoFields
         ],
     )
         .into_response()
-}
-
-/// Whether a request asks for a page (a browser) rather than the API: unknown paths outside
-/// `/api/` get an HTML answer.
-pub fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("text/html"))
 }
 
 #[cfg(test)]

@@ -50,13 +50,15 @@ pub async fn campaigns(
     let body = html! {
         (status_filter("/campaigns", f.status.as_deref(), &["running", "paused", "completed", "cancelled", "failed"]))
         div.table { table #campaigns {
-            thead { tr { th { "Campaign" } th { "Release" } th { "Status" } th { "Wave" } th { "Installed" } th { "Created" } } }
+            thead { tr { th { "Campaign" } th { "Release" } th { "Status" } th { "Wave" } th { "Installed" } th { "Failed" } th { "Created" } } }
             tbody { @for c in list.iter().rev() { tr {
                 td { a href={"/campaigns/" (c.id)} { (c.name) } }
                 td { (c.item) " " (c.version) }
                 td { (badge(&c.status)) }
                 td { (c.open_wave + 1) " of " (c.waves) }
                 td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) }
+                td { @let failed = ["failed", "rolled_back", "refused"].iter().map(|s| c.counts.get(*s).copied().unwrap_or(0)).sum::<usize>();
+                     @if failed > 0 { span.badge.fail { (failed) } } @else { "0" } }
                 td { (c.created_at) }
             } } }
         } }

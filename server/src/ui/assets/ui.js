@@ -74,6 +74,9 @@
       }
       var note = document.getElementById("live-note");
       if (note) note.textContent = "Finished: " + e.data.replace(/_/g, " ") + ".";
+      // The facts above say it finished too (the exact time is the server's, on a reload).
+      var finished = document.getElementById("finished");
+      if (finished && finished.textContent === "-") finished.textContent = new Date().toISOString();
       pre.setAttribute("data-done", e.data);
     });
   }
