@@ -261,6 +261,25 @@ fn a_failed_update_shows_red_with_its_output() {
         b.click("form.stack button[type=submit]").await;
         let refused = b.wait_text(".flash.bad", "Refused").await;
         assert!(refused.contains("time of day"), "{refused}");
+
+        // The operator tags the host from its page (campaigns target these), then removes it,
+        // each behind a disclosure.
+        b.goto("/hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        b.click("details.labels summary").await;
+        b.fill("details.labels input[name=tags]", "prod,eu-west")
+            .await;
+        b.click("details.labels button").await;
+        b.wait_text(".flash", "Saved the tags").await;
+        assert_eq!(
+            w.ctl_json(&["hosts", "list"])[0]["tags"],
+            serde_json::json!(["prod", "eu-west"])
+        );
+        b.click("details.confirm summary").await;
+        b.click("details.confirm button.danger").await;
+        b.wait_text(".flash", "Host removed").await;
+        assert_eq!(w.ctl_json(&["hosts", "list"]), serde_json::json!([]));
         b.close().await;
     });
 }

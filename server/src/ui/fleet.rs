@@ -332,9 +332,30 @@ async fn host_body(
                 (csrf(who)) input type="hidden" name="category" value="";
                 button type="submit" disabled[h.available.is_empty()] { "Update all" }
             }
-            form.inline method="post" action=(action("batch")) {
-                (csrf(who)) input type="hidden" name="category" value="security";
-                button type="submit" disabled[!h.available.iter().any(|a| a.category == "security")] { "Security updates only" }
+            @for (cat, label) in [("security", "Security updates only"), ("bugfix", "Bug fixes only"), ("feature", "Features only")] {
+                @let none = !h.available.iter().any(|a| a.category == cat);
+                form.inline method="post" action=(action("batch")) {
+                    (csrf(who)) input type="hidden" name="category" value=(cat);
+                    button type="submit" disabled[none] title=[none.then(|| format!("no {cat} update is available for this host"))] { (label) }
+                }
+            }
+        }
+        details.labels {
+            summary { "Tags and name…" }
+            form.stack method="post" action=(action("edit")) {
+                (csrf(who))
+                label { "Tags (campaigns target these; comma-separated, empty clears) "
+                    input type="text" name="tags" value=(h.tags.join(",")) placeholder="e.g. prod,eu-west"; }
+                label { "Name " input type="text" name="friendly_name" value=(h.friendly_name.as_deref().unwrap_or("")); }
+                button type="submit" { "Save" }
+            }
+        }
+        details.confirm {
+            summary { "Remove host…" }
+            form.inline method="post" action=(action("remove")) {
+                (csrf(who))
+                span.muted { "Its record and history go and its credential stops working; the device must enrol again. " }
+                button.danger type="submit" { "Remove " (h.facts.hostname) }
             }
         }
         h2 { "Items" }
@@ -484,6 +505,49 @@ pub async fn update(
             )),
         ),
         Err(e) => done(&state, &who, &to, Err(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LabelsForm {
+    tags: Option<String>,
+    friendly_name: Option<String>,
+}
+
+pub async fn edit(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, f): CsrfForm<LabelsForm>,
+) -> Response {
+    let edit = ferry_manifests::wire::HostEdit {
+        tags: f.tags.map(|t| {
+            t.split(',')
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .collect()
+        }),
+        friendly_name: f.friendly_name.map(|n| n.trim().to_string()),
+    };
+    let result = service::hosts::edit(&state, &id, &edit)
+        .await
+        .map(|h| format!("Saved the tags and name of {}.", h.facts.hostname))
+        .map_err(AppError::from);
+    done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
+}
+
+pub async fn remove(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
+) -> Response {
+    match service::hosts::remove(&state, &id).await {
+        Ok(()) => done(&state, &who, "/hosts", Ok("Host removed.".into())),
+        Err(e) => done(
+            &state,
+            &who,
+            &format!("/hosts/{}", encode(&id)),
+            Err(e.into()),
+        ),
     }
 }
 

@@ -42,6 +42,8 @@ fn pages() -> Router<Shared> {
         .route("/hosts/{id}", get(fleet::host))
         .route("/hosts/{id}/check", post(fleet::check))
         .route("/hosts/{id}/accept", post(fleet::accept))
+        .route("/hosts/{id}/edit", post(fleet::edit))
+        .route("/hosts/{id}/remove", post(fleet::remove))
         .route("/hosts/{id}/update", post(fleet::update))
         .route("/hosts/{id}/batch", post(fleet::batch))
         .route("/items", get(settings::items))
