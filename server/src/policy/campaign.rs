@@ -68,6 +68,10 @@ pub fn gate(c: &Campaign, m: &Member, open_wave: usize, now: OffsetDateTime) -> 
     if let Some(s) = outcome(c, m) {
         return MemberStatus::Update(s);
     }
+    // A cancelled campaign holds nothing back any more: what was not dispatched is cancelled.
+    if c.status == super::status::CampaignStatus::Cancelled {
+        return MemberStatus::Update(UpdateStatus::Cancelled);
+    }
     let minute_utc = u32::from(now.hour()) * 60 + u32::from(now.minute());
     if m.wave > open_wave {
         MemberStatus::Waiting

@@ -127,6 +127,13 @@ fn the_gate_holds_a_member_for_its_wave_then_acceptance_then_the_window() {
         ..accepted.clone()
     };
     assert_eq!(gate(&c, &east, 1, at(1, 30)), MemberStatus::Dispatchable);
+    // Cancelled, nothing is held back any more: an unaccepted member reads cancelled.
+    let mut cancelled = c.clone();
+    cancelled.status = crate::policy::status::CampaignStatus::Cancelled;
+    assert_eq!(
+        gate(&cancelled, &member, 1, noon),
+        MemberStatus::Update(UpdateStatus::Cancelled)
+    );
     // Dispatched, or already on the version: its update's status, whatever the gate says.
     assert_eq!(
         gate(&c, &m(1, Some("pending")), 0, noon),
