@@ -465,6 +465,9 @@ fn the_hosts_page_searches_filters_by_tag_and_status() {
     assert_eq!(page("?tag=lab"), ["alpha", "beta"]);
     assert_eq!(page("?tag=edge&q=beta"), ["beta"]);
     assert_eq!(page("?status=available"), ["beta", "gamma"]);
+    // The dashboard's per-category cards lead to the hosts with an update of that category.
+    assert_eq!(page("?status=available_unknown"), ["beta", "gamma"]);
+    assert!(page("?status=available_security").is_empty());
     assert_eq!(page("?status=up_to_date"), ["alpha"]);
     assert_eq!(page("?tag=edge&status=available"), ["beta", "gamma"]);
     assert_eq!(page("?status=online"), ["alpha", "beta", "gamma"]);

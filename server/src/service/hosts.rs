@@ -181,8 +181,14 @@ pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<Chec
 }
 
 /// The hosts that have an item with a newer release offered (no host is read whole).
-pub async fn with_updates(state: &Shared) -> ServiceResult<std::collections::HashSet<String>> {
-    let releases = state.releases().await?;
+pub async fn with_updates(
+    state: &Shared,
+    category: Option<&str>,
+) -> ServiceResult<std::collections::HashSet<String>> {
+    let mut releases = state.releases().await?.as_ref().clone();
+    if let Some(c) = category {
+        releases.retain(|r| r.category == c);
+    }
     let which: Vec<_> = state
         .store
         .installed_counts()

@@ -91,7 +91,7 @@ async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, 
             a.card href="/hosts?status=online" { strong { (online) } " online" }
             a.card href="/hosts?status=offline" { strong { (seen.len() - online) } " offline" }
             @for (category, n) in &by_category {
-                a.card href="/hosts?status=available" { strong { (n) } " " (category) " updates available" }
+                a.card href={"/hosts?status=available_" (encode(category))} { strong { (n) } " " (category) " updates available" }
             }
             @if by_category.is_empty() { span.card { strong { "0" } " updates available" } }
         }
@@ -191,7 +191,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
             input type="search" name="q" value=(text.unwrap_or("")) placeholder="hostname, name or id" aria-label="Search";
             input type="text" name="tag" value=(tag.unwrap_or("")) placeholder="tag" aria-label="Tag";
             select name="status" aria-label="Status" {
-                @for (v, label) in [("", "any status"), ("online", "online"), ("offline", "offline"), ("failed", "last install failed"), ("available", "update available"), ("in_progress", "in progress"), ("up_to_date", "up to date")] {
+                @for (v, label) in [("", "any status"), ("online", "online"), ("offline", "offline"), ("failed", "last install failed"), ("available", "update available"), ("available_security", "security update available"), ("available_bugfix", "bug fix available"), ("available_feature", "feature update available"), ("in_progress", "in progress"), ("up_to_date", "up to date")] {
                     option value=(v) selected[status.unwrap_or("") == v] { (label) }
                 }
             }
@@ -249,8 +249,10 @@ async fn page_by_status(
     AppError,
 > {
     let seen = state.store.hosts_seen(text, tag).await?;
-    let outdated = if matches!(s, "available" | "up_to_date") {
-        crate::service::hosts::with_updates(state).await?
+    // `available_security` and the like: an update of that category available.
+    let category = s.strip_prefix("available_");
+    let outdated = if matches!(s, "available" | "up_to_date") || category.is_some() {
+        crate::service::hosts::with_updates(state, category).await?
     } else {
         Default::default()
     };
@@ -262,6 +264,7 @@ async fn page_by_status(
             "in_progress" => pending.contains_key(id),
             "failed" => failed.contains(id),
             "available" => outdated.contains(id),
+            _ if category.is_some() => outdated.contains(id),
             "up_to_date" => !outdated.contains(id),
             _ => false,
         })
