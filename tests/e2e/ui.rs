@@ -261,6 +261,12 @@ fn a_failed_update_shows_red_with_its_output() {
         b.click("form.stack button[type=submit]").await;
         let refused = b.wait_text(".flash.bad", "Refused").await;
         assert!(refused.contains("time of day"), "{refused}");
+        // What was typed is kept, to be corrected rather than typed again.
+        assert!(
+            b.holds("return document.querySelector('input[name=window]').value === '25:00-26:00' && document.querySelector('select[name=release]').value === 'web@1.0.0'")
+                .await,
+            "the refused form lost what was typed"
+        );
 
         // The operator tags the host from its page (campaigns target these), then removes it,
         // each behind a disclosure.

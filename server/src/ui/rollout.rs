@@ -39,7 +39,24 @@ pub async fn campaigns(
     who: SignedIn,
     Query(f): Query<StatusFilter>,
 ) -> Response {
-    let list = match campaigns::list(&state, status(&f)).await {
+    campaigns_page(&state, &who, &f, None).await
+}
+
+/// The campaigns page; with `refused`, the form as it was sent, its values kept, and why it
+/// was refused, in red.
+async fn campaigns_page(
+    state: &Shared,
+    who: &SignedIn,
+    f: &StatusFilter,
+    refused: Option<(&CampaignForm, String)>,
+) -> Response {
+    let sent = refused.as_ref().map(|(f, _)| *f);
+    let val = |pick: fn(&CampaignForm) -> &Option<String>| {
+        sent.and_then(|f| pick(f).clone()).unwrap_or_default()
+    };
+    let target = sent.map(|f| f.target.as_str()).unwrap_or("all");
+    let release = sent.map(|f| f.release.as_str()).unwrap_or("");
+    let list = match campaigns::list(state, status(f)).await {
         Ok(l) => l,
         Err(e) => return failed(&who, e),
     };
@@ -62,37 +79,39 @@ pub async fn campaigns(
                 td { (c.created_at) }
             } } }
         } }
-        details open[list.is_empty()] {
+        details #new-campaign open[list.is_empty() || sent.is_some()] {
             summary { h2.inline { "New campaign" } }
+            @if let Some((_, why)) = &refused { p.flash.bad role="alert" { (why) } }
             form.stack method="post" action="/campaigns" {
-                (csrf(&who))
-                label { "Name " input type="text" name="name" placeholder="optional"; }
+                (csrf(who))
+                label { "Name " input type="text" name="name" placeholder="optional" value=(val(|f| &f.name)); }
                 label { "Release "
                     select name="release" required {
                         // Nothing preselected: a release is chosen, never defaulted.
-                        option value="" selected disabled { "Choose a release…" }
+                        option value="" selected[release.is_empty()] disabled { "Choose a release…" }
                         @for r in releases.iter().rev() {
-                            option value={(r.item) "@" (r.version)} { (r.item) " " (r.version) " (" (r.category) ")" }
+                            @let v = format!("{}@{}", r.item, r.version);
+                            option value=(v) selected[release == v] { (r.item) " " (r.version) " (" (r.category) ")" }
                         }
                     }
                 }
                 fieldset {
                     legend { "Targets" }
-                    label { input type="radio" name="target" value="all" checked; " every host with the item" }
-                    label { input type="radio" name="target" value="tags"; " hosts with any of these tags" }
-                    label { input type="radio" name="target" value="hosts"; " these hosts" }
-                    input type="text" name="values" placeholder="tags or hostnames, comma-separated" aria-label="Tags or hosts";
+                    label { input type="radio" name="target" value="all" checked[target == "all"]; " every host with the item" }
+                    label { input type="radio" name="target" value="tags" checked[target == "tags"]; " hosts with any of these tags" }
+                    label { input type="radio" name="target" value="hosts" checked[target == "hosts"]; " these hosts" }
+                    input type="text" name="values" placeholder="tags or hostnames, comma-separated" aria-label="Tags or hosts" value=(val(|f| &f.values));
                 }
-                label { input type="checkbox" name="require_acceptance" value="true"; " Each host must accept (on the device: --running-mode=campaign_accept)" }
-                label { "Waves " input type="text" name="waves" placeholder="default: one wave up to 5 hosts, else 1,10%,50%,100%"; }
-                label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default"; }
-                label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default"; }
-                label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00"; }
+                label { input type="checkbox" name="require_acceptance" value="true" checked[sent.is_some_and(|f| f.require_acceptance.is_some())]; " Each host must accept (on the device: --running-mode=campaign_accept)" }
+                label { "Waves " input type="text" name="waves" placeholder="default: one wave up to 5 hosts, else 1,10%,50%,100%" value=(val(|f| &f.waves)); }
+                label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.max_failure_pct)); }
+                label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.success_pct)); }
+                label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00" value=(val(|f| &f.window)); }
                 button type="submit" { "Review campaign" }
             }
         }
     };
-    page("Campaigns", &who, body)
+    page("Campaigns", who, body)
 }
 
 /// The campaign a form describes, and how many hosts each wave reaches, before it is
@@ -200,14 +219,17 @@ pub async fn create_campaign(
     State(state): State<Shared>,
     CsrfForm(who, f): CsrfForm<CampaignForm>,
 ) -> Response {
+    // A refusal shows the form again as it was sent, with why.
+    let no_filter = StatusFilter { status: None };
+    let refused = |e: AppError| format!("Refused: {}", e.message());
     let req = match campaign_request(&f) {
         Ok(req) => req,
-        Err(e) => return done(&state, &who, "/campaigns", Err(e)),
+        Err(e) => return campaigns_page(&state, &who, &no_filter, Some((&f, refused(e)))).await,
     };
     if f.confirm.as_deref() != Some("yes") {
         return match campaigns::preview(&state, &req).await {
             Ok(per_wave) => review(&who, &f, &per_wave),
-            Err(e) => done(&state, &who, "/campaigns", Err(e.into())),
+            Err(e) => campaigns_page(&state, &who, &no_filter, Some((&f, refused(e.into())))).await,
         };
     }
     let created = campaigns::create(&state, req).await.map_err(AppError::from);
