@@ -58,11 +58,11 @@ async fn campaigns_page(
     let release = sent.map(|f| f.release.as_str()).unwrap_or("");
     let list = match campaigns::list(state, status(f)).await {
         Ok(l) => l,
-        Err(e) => return failed(&who, e),
+        Err(e) => return failed(who, e),
     };
     let releases = match state.releases().await {
         Ok(r) => r,
-        Err(e) => return failed(&who, e),
+        Err(e) => return failed(who, e),
     };
     let body = html! {
         (status_filter("/campaigns", f.status.as_deref(), &["running", "paused", "completed", "cancelled", "failed"]))
