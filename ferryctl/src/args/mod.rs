@@ -155,7 +155,9 @@ pub enum ReleasesCommand {
     /// Withdraw a bad release: it is no longer offered, counted or advertised; installs of it
     /// not yet started and its campaigns are cancelled. Devices that installed it keep it.
     Withdraw {
+        /// The software item.
         item: String,
+        /// The release to withdraw.
         version: semver::Version,
         /// Why, shown with the release and on what it cancels.
         #[arg(long)]
