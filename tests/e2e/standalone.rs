@@ -88,6 +88,11 @@ fn publish(w: &World, repo: &Path, version: &str, extra: &[&str]) {
 
 /// `ferryctl release publish --to-dir`, signing the index with the world's key.
 fn add_to_repository(w: &World, repo: &Path, out: &Path) {
+    try_adding(w, repo, out).ok();
+}
+
+/// As [`add_to_repository`], for a test that expects a refusal.
+fn try_adding(w: &World, repo: &Path, out: &Path) -> crate::util::Run {
     w.ctl(&[
         "release",
         "publish",
@@ -97,7 +102,6 @@ fn add_to_repository(w: &World, repo: &Path, out: &Path) {
         "keys/release.key",
         out.to_str().unwrap(),
     ])
-    .ok();
 }
 
 fn web_output(d: &Device) -> String {
@@ -282,16 +286,7 @@ fn a_tarball_entry_escaping_the_root_is_refused_by_ferryctl_and_the_device() {
     let installed = pi.current();
     assert!(installed.is_some());
     let out = crate::refusals::escaping_release(&w, "out-evil");
-    let args = [
-        "release",
-        "publish",
-        "--to-dir",
-        repo.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        out.to_str().unwrap(),
-    ];
-    let run = w.ctl(&args).code(1);
+    let run = try_adding(&w, &repo, &out).code(1);
     assert!(run.stderr.contains("every device would refuse it"), "{run}");
     assert!(!repo.join("web-1.1.0.manifest.json").exists());
 

@@ -152,15 +152,8 @@ pub async fn withdraw(
                 | crate::policy::status::CampaignStatus::Paused
         );
         if open && c.item == item && &c.version == version {
-            state
-                .store
-                .set_campaign_status(
-                    &c.id,
-                    crate::policy::status::CampaignStatus::Cancelled,
-                    &format!("release withdrawn: {reason}"),
-                )
-                .await?;
-            state.store.cancel_campaign_updates(&c.id).await?;
+            let why = format!("release withdrawn: {reason}");
+            super::campaigns::requests::cancel(state, &c.id, &why).await?;
         }
     }
     state.releases_changed();
