@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _};
 use ferry_manifests::manifest::{
     artifact_file_name, check_relative_path, validate_item_name, Artifact, Compression, FileEntry,
-    Install,
+    Install, LinkEntry,
 };
 use ferry_manifests::{Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
@@ -98,15 +98,15 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
     if !args.from.is_dir() {
         bail!("--from {} is not a directory", args.from.display());
     }
+    let mut entries = Vec::new();
+    walk(&args.from, &args.from, &mut entries)?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let name = artifact_file_name(&args.item, &args.version, args.compression);
     let tarball = args.out.join(&name);
     let tmp = args.out.join(format!(".{name}.tmp"));
 
-    let mut entries = Vec::new();
-    walk(&args.from, &args.from, &mut entries)?;
-    let mut files = write_tarball(&args.from, &entries, &tmp, args.compression)
+    let (mut files, links) = write_tarball(&args.from, &entries, &tmp, args.compression)
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     mark_config_files(&mut files, &args.config_files)?;
     fs::rename(&tmp, &tarball)?;
@@ -135,6 +135,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             compression: args.compression,
         },
         files,
+        links,
         install: Install {
             layout: args.layout,
             post_install: args.post_install.clone(),
@@ -150,8 +151,13 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .out
         .join(format!("{}-{}.manifest.json", args.item, args.version));
     fs::write(&manifest_path, envelope.to_json())?;
+    let links = match manifest.links.len() {
+        0 => String::new(),
+        1 => ", 1 link".to_string(),
+        n => format!(", {n} links"),
+    };
     println!(
-        "built {} ({} files, {} bytes, sha256 {})",
+        "built {} ({} files{links}, {} bytes, sha256 {})",
         tarball.display(),
         manifest.files.len(),
         size,
@@ -171,10 +177,12 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
 enum Entry {
     Dir(String),
     File(String, u32),
+    Link(String, String),
 }
 
-/// Collects directories and regular files under `dir`, sorted, so the tarball is
-/// deterministic. Symlinks and special files are refused: releases carry plain files.
+/// Collects directories, regular files and symlinks under `dir`, sorted, so the tarball is
+/// deterministic. A symlink is kept as a link (its target signed in the manifest) when its
+/// target is relative and stays inside `--from`; special files are refused.
 fn walk(base: &Path, dir: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
     let mut children: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot read {}", dir.display()))?
@@ -195,9 +203,22 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<Entry>) -> anyhow::Result<()> {
             walk(base, &path, out)?;
         } else if ft.is_file() {
             out.push(Entry::File(rel, meta.permissions().mode() & 0o7777));
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path)?;
+            let target = target
+                .to_str()
+                .with_context(|| format!("{}: its target is not valid UTF-8", path.display()))?
+                .to_string();
+            ferry_manifests::manifest::check_link_target(&rel, &target).map_err(|e| {
+                anyhow::anyhow!(
+                    "{} -> {target}: {e}; a release may only carry links that resolve inside it",
+                    path.display()
+                )
+            })?;
+            out.push(Entry::Link(rel, target));
         } else {
             bail!(
-                "{} is not a regular file or directory; releases carry plain files only",
+                "{} is not a regular file, directory or symlink; releases carry plain files and links",
                 path.display()
             );
         }
@@ -225,7 +246,7 @@ fn write_tarball(
     entries: &[Entry],
     out: &Path,
     compression: Compression,
-) -> anyhow::Result<Vec<FileEntry>> {
+) -> anyhow::Result<(Vec<FileEntry>, Vec<LinkEntry>)> {
     let file = BufWriter::with_capacity(256 * 1024, File::create(out)?);
     let encoder = match compression {
         Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
@@ -236,6 +257,7 @@ fn write_tarball(
     };
     let mut tar = tar::Builder::new(encoder);
     let mut files = Vec::new();
+    let mut links = Vec::new();
     for entry in entries {
         let mut header = tar::Header::new_gnu();
         header.set_mtime(0);
@@ -273,13 +295,23 @@ fn write_tarball(
                     config: false,
                 });
             }
+            Entry::Link(rel, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_mode(0o777);
+                header.set_size(0);
+                tar.append_link(&mut header, rel, target)?;
+                links.push(LinkEntry {
+                    path: rel.clone(),
+                    target: target.clone(),
+                });
+            }
         }
     }
     let file = tar.into_inner()?.finish()?;
     file.into_inner()
         .map_err(|e| anyhow::anyhow!("cannot flush the tarball: {e}"))?
         .sync_all()?;
-    Ok(files)
+    Ok((files, links))
 }
 
 /// The tarball's compressor, finished explicitly so a failed trailer write is an error.

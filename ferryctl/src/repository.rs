@@ -81,7 +81,7 @@ fn holds_what_it_lists(bytes: &[u8], manifest: &Manifest) -> anyhow::Result<()> 
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(bytes)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(bytes)?),
     };
-    check_tar(stream, &manifest.files, &mut Discard)?;
+    check_tar(stream, &manifest.files, &manifest.links, &mut Discard)?;
     Ok(())
 }
 

@@ -42,6 +42,16 @@ pub enum Invalid {
     FileSha256(String),
     #[error("file {path:?} has mode {mode:o} > 7777")]
     FileMode { path: String, mode: u32 },
+    #[error("link {path:?} -> {target:?}: {problem}")]
+    LinkTarget {
+        path: String,
+        target: String,
+        problem: LinkProblem,
+    },
+    #[error("{0:?} is listed twice (as a file and a link, or as two links)")]
+    LinkTwice(String),
+    #[error("{path:?} lies under the link {link:?}; nothing is installed through a link")]
+    UnderLink { path: String, link: String },
     #[error("key {keyid}: {problem}")]
     Key { keyid: String, problem: KeyProblem },
     #[error("{role} key {keyid} is listed twice")]
@@ -79,6 +89,67 @@ impl fmt::Display for PathProblem {
 }
 
 impl std::error::Error for PathProblem {}
+
+/// Why a symlink's target is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkProblem {
+    Empty,
+    TooLong,
+    Nul,
+    Absolute,
+    /// `.`, an empty component, or `..` after a named one.
+    NotPlain,
+    /// More `..` than the link's directory is deep: it leaves the release.
+    Escapes,
+}
+
+impl fmt::Display for LinkProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            LinkProblem::Empty => "the target is empty",
+            LinkProblem::TooLong => "the target is longer than 1024 bytes",
+            LinkProblem::Nul => "the target contains a NUL byte",
+            LinkProblem::Absolute => "the target is absolute; make it relative to the link's directory",
+            LinkProblem::NotPlain => "the target may only start with '..' components, then names (no '.', empty or later '..' components)",
+            LinkProblem::Escapes => "the target leaves the release's root",
+        })
+    }
+}
+
+impl std::error::Error for LinkProblem {}
+
+/// A symlink's target, relative to the directory of the link at `path` (a checked relative
+/// path): leading `..` components only, then plain names, and never above the release's root.
+/// Since no entry of a release lies under a link, resolving such a target stays inside the
+/// root however the release's links chain.
+pub fn check_link_target(path: &str, target: &str) -> Result<(), LinkProblem> {
+    if target.is_empty() {
+        return Err(LinkProblem::Empty);
+    }
+    if target.len() > 1024 {
+        return Err(LinkProblem::TooLong);
+    }
+    if target.contains('\0') {
+        return Err(LinkProblem::Nul);
+    }
+    if target.starts_with('/') {
+        return Err(LinkProblem::Absolute);
+    }
+    let depth = path.split('/').count() - 1;
+    let mut ups = 0;
+    let mut named = false;
+    for part in target.split('/') {
+        match part {
+            ".." if !named => ups += 1,
+            "" | "." | ".." => return Err(LinkProblem::NotPlain),
+            _ => named = true,
+        }
+    }
+    if ups > depth {
+        return Err(LinkProblem::Escapes);
+    }
+    Ok(())
+}
 
 /// Why a trust root's key entry is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,10 +23,11 @@ pub mod wire;
 
 pub use envelope::{Envelope, VerifyError};
 pub use index::{IndexEntry, IndexError, ReleaseIndex};
-pub use invalid::{Invalid, PathProblem};
+pub use invalid::{Invalid, LinkProblem, PathProblem};
 #[cfg(any(test, feature = "sign"))]
 pub use keys::SigningKeyFile;
 pub use keys::{KeyError, KeyId, PublicKey, TrustedKeys};
 pub use manifest::{
-    Artifact, Category, FileEntry, Install, Layout, Manifest, ManifestError, VerifiedManifest,
+    Artifact, Category, FileEntry, Install, Layout, LinkEntry, Manifest, ManifestError,
+    VerifiedManifest,
 };

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 use crate::envelope::{Envelope, VerifyError, MANIFEST_PAYLOAD_TYPE};
 use crate::invalid::Invalid;
 pub use crate::invalid::{
-    check_relative_path, is_sha256_hex, validate_artifact_name, validate_item_name,
-    validate_release_url,
+    check_link_target, check_relative_path, is_sha256_hex, validate_artifact_name,
+    validate_item_name, validate_release_url,
 };
 use crate::keys::TrustedKeys;
 
@@ -155,6 +155,19 @@ pub struct FileEntry {
     pub config: bool,
 }
 
+/// A symbolic link the release ships (a library's `.so` names, a virtual environment's
+/// `bin/python`). Its target is signed like a file's content; it is relative to the link's
+/// directory and resolves inside the release ([`check_link_target`]). The installer creates
+/// it; nothing is ever written through it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinkEntry {
+    /// Path of the link relative to the release root, like a file's.
+    pub path: String,
+    /// What the link points to, e.g. `libfoo.so.1.2` or `../lib/python3`.
+    pub target: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Install {
@@ -192,6 +205,10 @@ pub struct Manifest {
     pub allow_downgrade: bool,
     pub artifact: Artifact,
     pub files: Vec<FileEntry>,
+    /// Symbolic links, beside the files. Left out when there are none, so a release without
+    /// links reads the same to agents that predate them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<LinkEntry>,
     #[serde(default)]
     pub install: Install,
 }
@@ -294,9 +311,9 @@ impl Manifest {
             return Err(Invalid::NoArtifactUrls);
         }
         validate_artifact_name(&self.artifact.name)?;
-        if self.files.len() > MAX_FILES {
+        if self.files.len() + self.links.len() > MAX_FILES {
             return Err(Invalid::TooManyFiles {
-                count: self.files.len(),
+                count: self.files.len() + self.links.len(),
                 max: MAX_FILES,
             });
         }
@@ -317,6 +334,35 @@ impl Manifest {
                     path: file.path.clone(),
                     mode: file.mode,
                 });
+            }
+        }
+        for link in &self.links {
+            check_relative_path(&link.path).map_err(|problem| Invalid::FilePath {
+                path: link.path.clone(),
+                problem,
+            })?;
+            if !seen.insert(link.path.as_str()) {
+                return Err(Invalid::LinkTwice(link.path.clone()));
+            }
+            check_link_target(&link.path, &link.target).map_err(|problem| Invalid::LinkTarget {
+                path: link.path.clone(),
+                target: link.target.clone(),
+                problem,
+            })?;
+        }
+        // Nothing lies under a link: every entry's parent directories are real directories.
+        let links: BTreeSet<&str> = self.links.iter().map(|l| l.path.as_str()).collect();
+        for path in &seen {
+            let mut at = 0;
+            while let Some(i) = path[at..].find('/') {
+                let parent = &path[..at + i];
+                if links.contains(parent) {
+                    return Err(Invalid::UnderLink {
+                        path: path.to_string(),
+                        link: parent.to_string(),
+                    });
+                }
+                at += i + 1;
             }
         }
         Ok(())
@@ -363,6 +409,7 @@ pub fn artifact_file_name(
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::invalid::LinkProblem;
     use crate::keys::SigningKeyFile;
     use time::Duration;
 
@@ -391,8 +438,54 @@ pub(crate) mod tests {
                 size: 10,
                 config: false,
             }],
+            links: vec![],
             install: Install::default(),
         }
+    }
+
+    #[test]
+    fn links_resolve_inside_the_release_and_nothing_lies_under_one() {
+        let now = OffsetDateTime::now_utc();
+        let link = |path: &str, target: &str| LinkEntry {
+            path: path.into(),
+            target: target.into(),
+        };
+        for ok in [
+            link("lib/libfoo.so", "libfoo.so.1"),
+            link("venv/bin/python", "../../usr/bin/python3"),
+            link("venv/lib64", "lib"),
+            link("a/b/up", ".."),
+        ] {
+            let mut m = sample(now);
+            m.links = vec![ok.clone()];
+            assert_eq!(m.validate(), Ok(()), "{ok:?}");
+        }
+        for (bad, problem) in [
+            (link("x", "/etc/passwd"), LinkProblem::Absolute),
+            (link("x", ".."), LinkProblem::Escapes),
+            (link("a/x", "../../etc"), LinkProblem::Escapes),
+            (link("a/x", "b/../../.."), LinkProblem::NotPlain),
+            (link("a/x", "./b"), LinkProblem::NotPlain),
+            (link("a/x", "b//c"), LinkProblem::NotPlain),
+            (link("a/x", ""), LinkProblem::Empty),
+        ] {
+            let mut m = sample(now);
+            m.links = vec![bad.clone()];
+            match m.validate() {
+                Err(Invalid::LinkTarget { problem: p, .. }) => assert_eq!(p, problem, "{bad:?}"),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
+        let mut m = sample(now);
+        m.links = vec![link("bin", "sbin")];
+        assert!(matches!(m.validate(), Err(Invalid::UnderLink { .. })));
+        m.links = vec![link("bin/web", "other")];
+        assert!(matches!(m.validate(), Err(Invalid::LinkTwice(_))));
+        m.links = vec![link("../x", "y")];
+        assert!(matches!(m.validate(), Err(Invalid::FilePath { .. })));
+        // A release without links serialises as before.
+        let text = String::from_utf8(sample(now).to_payload()).unwrap();
+        assert!(!text.contains("links"));
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! as it unpacks, and by the server before it publishes a release or builds a delta from it.
 //!
 //! Every tar entry is checked by hand rather than trusting `unpack_in`: plain relative paths
-//! only, regular files and directories only, each file listed in the manifest exactly once,
-//! with the listed size and sha256. Where the checked entries go is the caller's [`Sink`]: the
-//! agent writes them to a staging directory, the server only reads them.
+//! only, regular files, directories and the manifest's signed symlinks only, each file listed
+//! in the manifest exactly once, with the listed size and sha256. Where the checked entries go
+//! is the caller's [`Sink`]: the agent writes them to a staging directory, the server only
+//! reads them. Symlinks never reach a sink: a symlink entry must be one the manifest lists,
+//! with the same target, and the agent creates the manifest's links itself once every file is
+//! in place ([`LinkEntry`]), so nothing is ever written through one.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -13,7 +16,7 @@ use std::path::PathBuf;
 use sha2::{Digest, Sha256};
 
 use crate::invalid::check_relative_path;
-use crate::manifest::FileEntry;
+use crate::manifest::{FileEntry, LinkEntry};
 
 /// Directories a tarball may carry beyond the files it lists; bounds the entry count.
 pub const MAX_EXTRA_DIRS: usize = 10_000;
@@ -77,16 +80,20 @@ impl Sink for Discard {
     }
 }
 
-/// Walks the tar stream `reader`, checking each entry against `files` (the signed manifest's
-/// list, or the part of it a delta carries), and hands each checked entry to `sink`.
+/// Walks the tar stream `reader`, checking each entry against `files` and `links` (the signed
+/// manifest's lists, or the part of them a delta carries), and hands each checked file and
+/// directory to `sink`.
 pub fn check_tar(
     reader: impl Read,
     files: &[FileEntry],
+    links: &[LinkEntry],
     sink: &mut dyn Sink,
 ) -> Result<(), TarballError> {
     let mut expected: HashMap<&str, &FileEntry> =
         files.iter().map(|f| (f.path.as_str(), f)).collect();
-    let max_entries = files.len() + MAX_EXTRA_DIRS;
+    let mut expected_links: HashMap<&str, &LinkEntry> =
+        links.iter().map(|l| (l.path.as_str(), l)).collect();
+    let max_entries = files.len() + links.len() + MAX_EXTRA_DIRS;
     let mut archive = tar::Archive::new(reader);
     let entries = archive
         .entries()
@@ -114,8 +121,41 @@ pub fn check_tar(
         }
         check_relative_path(rel)
             .map_err(|e| TarballError::unsafe_entry(&raw_path, e.to_string()))?;
+        if let Some(link) = links
+            .iter()
+            .find(|l| rel == l.path || rel.starts_with(&format!("{}/", l.path)))
+            .filter(|l| rel != l.path || kind != tar::EntryType::Symlink)
+        {
+            return Err(TarballError::unsafe_entry(
+                &raw_path,
+                format!("is in the place of the signed link {:?}", link.path),
+            ));
+        }
         match kind {
             tar::EntryType::Directory => sink.dir(rel)?,
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name()
+                    .map_err(|e| TarballError::Corrupt(format!("link target: {e}")))?
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let Some(listed) = expected_links.remove(rel) else {
+                    return Err(TarballError::unsafe_entry(
+                        &raw_path,
+                        if links.iter().any(|l| l.path == rel) {
+                            "appears twice".to_string()
+                        } else {
+                            format!("is a symlink to {target:?} the signed manifest does not list")
+                        },
+                    ));
+                };
+                if target != listed.target {
+                    return Err(TarballError::Mismatch(format!(
+                        "{rel} links to {target:?}, the manifest says {:?}",
+                        listed.target
+                    )));
+                }
+            }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 let Some(listed) = expected.remove(rel) else {
                     return Err(TarballError::unsafe_entry(
@@ -140,17 +180,17 @@ pub fn check_tar(
                 return Err(TarballError::unsafe_entry(
                     &raw_path,
                     format!(
-                        "is a {} (only regular files and directories are allowed)",
+                        "is a {} (only regular files, directories and signed symlinks are allowed)",
                         entry_kind_name(other)
                     ),
                 ))
             }
         }
     }
-    if let Some(missing) = expected.keys().min() {
+    if let Some(missing) = expected.keys().chain(expected_links.keys()).min() {
         return Err(TarballError::Mismatch(format!(
             "{missing} is listed in the manifest but missing from the tarball ({} missing)",
-            expected.len()
+            expected.len() + expected_links.len()
         )));
     }
     Ok(())
@@ -229,12 +269,20 @@ mod tests {
             header.set_entry_type(*kind);
             header.set_size(data.len() as u64);
             header.set_mode(0o644);
+            let mut data: &[u8] = data;
             if *kind == tar::EntryType::Symlink || *kind == tar::EntryType::Link {
-                header.set_link_name("/etc/passwd").unwrap();
+                // A link's data is its target.
+                let target = if data.is_empty() {
+                    "/etc/passwd"
+                } else {
+                    std::str::from_utf8(data).unwrap()
+                };
+                header.set_link_name(target).unwrap();
                 header.set_size(0);
+                data = b"";
             }
             header.set_cksum();
-            builder.append(&header, *data).unwrap();
+            builder.append(&header, data).unwrap();
         }
         builder.into_inner().unwrap()
     }
@@ -248,7 +296,75 @@ mod tests {
             ("./README", tar::EntryType::Regular, b"hello"),
         ]);
         let files = [entry("bin/app", b"#!/bin/sh\n"), entry("README", b"hello")];
-        check_tar(&tar[..], &files, &mut Discard).unwrap();
+        check_tar(&tar[..], &files, &[], &mut Discard).unwrap();
+    }
+
+    fn link(path: &str, target: &str) -> LinkEntry {
+        LinkEntry {
+            path: path.into(),
+            target: target.into(),
+        }
+    }
+
+    #[test]
+    fn only_the_signed_links_pass_with_their_signed_targets() {
+        let tar = tar_with(&[
+            ("lib/libfoo.so.1", tar::EntryType::Regular, b"elf"),
+            ("lib/libfoo.so", tar::EntryType::Symlink, b"libfoo.so.1"),
+        ]);
+        let files = [entry("lib/libfoo.so.1", b"elf")];
+        let links = [link("lib/libfoo.so", "libfoo.so.1")];
+        check_tar(&tar[..], &files, &links, &mut Discard).unwrap();
+
+        let cases: Vec<(Vec<u8>, &str)> = vec![
+            (
+                tar_with(&[
+                    ("lib/libfoo.so.1", tar::EntryType::Regular, b"elf"),
+                    ("lib/libfoo.so", tar::EntryType::Symlink, b"/etc/shadow"),
+                ]),
+                "the manifest says \"libfoo.so.1\"",
+            ),
+            (
+                tar_with(&[("lib/libfoo.so.1", tar::EntryType::Regular, b"elf")]),
+                "lib/libfoo.so is listed in the manifest but missing",
+            ),
+            (
+                tar_with(&[
+                    ("lib/libfoo.so.1", tar::EntryType::Regular, b"elf"),
+                    ("lib/libfoo.so", tar::EntryType::Directory, b""),
+                ]),
+                "in the place of the signed link",
+            ),
+            (
+                tar_with(&[
+                    ("lib/libfoo.so", tar::EntryType::Symlink, b"libfoo.so.1"),
+                    ("lib/libfoo.so/x", tar::EntryType::Regular, b"elf"),
+                ]),
+                "in the place of the signed link",
+            ),
+            (
+                tar_with(&[
+                    ("lib/libfoo.so.1", tar::EntryType::Regular, b"elf"),
+                    ("lib/libfoo.so", tar::EntryType::Symlink, b"libfoo.so.1"),
+                    ("lib/libfoo.so", tar::EntryType::Symlink, b"libfoo.so.1"),
+                ]),
+                "twice",
+            ),
+            (
+                tar_with(&[
+                    ("lib/libfoo.so.1", tar::EntryType::Regular, b"elf"),
+                    ("lib/libfoo.so", tar::EntryType::Symlink, b"libfoo.so.1"),
+                    ("lib/other", tar::EntryType::Symlink, b"libfoo.so.1"),
+                ]),
+                "does not list",
+            ),
+        ];
+        for (tar, why) in cases {
+            let err = check_tar(&tar[..], &files, &links, &mut Discard).unwrap_err();
+            assert!(err.is_refusal());
+            let err = err.to_string();
+            assert!(err.contains(why), "expected {why:?} in {err:?}");
+        }
     }
 
     #[test]
@@ -315,7 +431,7 @@ mod tests {
             ),
         ];
         for (tar, files, why) in cases {
-            let err = check_tar(&tar[..], &files, &mut Discard).unwrap_err();
+            let err = check_tar(&tar[..], &files, &[], &mut Discard).unwrap_err();
             assert!(err.is_refusal());
             let err = err.to_string();
             assert!(err.contains(why), "expected {why:?} in {err:?}");

@@ -17,10 +17,10 @@ pub fn tar_stream(artifact: &Path, compression: Compression) -> io::Result<Box<d
     })
 }
 
-/// Whether `artifact` holds exactly the files `manifest` lists, as a device would find when
+/// Whether `artifact` holds exactly the files and links `manifest` lists, as a device would find when
 /// it unpacks it (blocking: run it off the async threads).
 pub fn check(artifact: &Path, manifest: &Manifest) -> Result<(), TarballError> {
     let stream = tar_stream(artifact, manifest.artifact.compression)
         .map_err(|e| TarballError::Corrupt(e.to_string()))?;
-    check_tar(stream, &manifest.files, &mut Discard)
+    check_tar(stream, &manifest.files, &manifest.links, &mut Discard)
 }

@@ -188,7 +188,8 @@ fn write_delta(
         tar.append_data(&mut header, DELTA_META, json.as_slice())?;
         // The whole artifact is checked as devices check it while the carried files are
         // copied, so a delta only ever comes from an artifact a device would install.
-        // Every listed file is in it (or the check fails), so the delta carries all it needs.
+        // Every listed file is in it (or the check fails), so the delta carries all it needs;
+        // links are never carried, the device creates them from the signed manifest.
         let mut sink = Carry {
             tar: &mut tar,
             carried: &carried,
@@ -196,6 +197,7 @@ fn write_delta(
         check_tar(
             tar_stream(artifact, b.artifact.compression)?,
             &b.files,
+            &b.links,
             &mut sink,
         )
         .map_err(|e| {

@@ -1,5 +1,7 @@
 //! ferryctl's errors name what was wrong and what to do: connection settings, key files.
 
+use std::fs;
+
 use crate::util::World;
 
 #[test]
@@ -53,6 +55,43 @@ fn a_release_url_that_is_not_an_http_link_is_refused_at_build() {
     assert!(
         !w.path("out").exists(),
         "nothing is written for a refused release"
+    );
+}
+
+/// A symlink that leaves the release (absolute, or up past its root) would point at whatever
+/// the device has there: refused at build, naming the link; one inside it is signed.
+#[test]
+fn release_build_signs_links_inside_the_release_and_refuses_the_rest() {
+    let w = World::new();
+    for (target, why) in [
+        ("/etc/passwd", "the target is absolute"),
+        ("../../../etc", "leaves the release's root"),
+    ] {
+        let src = w.payload("1.0.0", None);
+        let _ = fs::remove_file(src.join("bin/escape"));
+        std::os::unix::fs::symlink(target, src.join("bin/escape")).unwrap();
+        let run = release_build(&w, &src, "keys/release.key", &[]).code(1);
+        assert!(
+            run.stderr.contains("bin/escape") && run.stderr.contains(why),
+            "{run}"
+        );
+        assert!(!w.path("out").exists(), "nothing is written: {run}");
+    }
+    let src = w.payload("1.0.0", None);
+    fs::remove_file(src.join("bin/escape")).unwrap();
+    std::os::unix::fs::symlink("../bin", src.join("bin/up")).unwrap();
+    let run = release_build(&w, &src, "keys/release.key", &[]).ok();
+    assert!(run.stdout.contains("1 link"), "{run}");
+    let envelope: ferry_manifests::Envelope =
+        serde_json::from_slice(&fs::read(w.path("out/web-1.0.0.manifest.json")).unwrap()).unwrap();
+    let manifest = ferry_manifests::Manifest::parse_unverified(&envelope).unwrap();
+    assert_eq!(manifest.links.len(), 1);
+    assert_eq!(
+        (
+            manifest.links[0].path.as_str(),
+            manifest.links[0].target.as_str()
+        ),
+        ("bin/up", "../bin")
     );
 }
 

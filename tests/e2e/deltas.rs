@@ -38,7 +38,28 @@ fn payload(
         };
         fs::write(dir.join(name), content).unwrap();
     }
+    // A library behind a link that moves with the version, and one that stays.
+    fs::create_dir_all(dir.join("lib")).unwrap();
+    fs::write(dir.join(format!("lib/libweb.so.{version}")), version).unwrap();
+    std::os::unix::fs::symlink(format!("libweb.so.{version}"), dir.join("lib/libweb.so")).unwrap();
+    std::os::unix::fs::symlink("files/f0", dir.join("first")).unwrap();
     dir
+}
+
+/// The links of `version`'s payload under `dir`.
+fn assert_links(dir: &std::path::Path, version: &str) {
+    assert_eq!(
+        fs::read_link(dir.join("lib/libweb.so")).unwrap(),
+        std::path::Path::new(&format!("libweb.so.{version}"))
+    );
+    assert_eq!(
+        fs::read_to_string(dir.join("lib/libweb.so")).unwrap(),
+        version
+    );
+    assert_eq!(
+        fs::read_link(dir.join("first")).unwrap(),
+        std::path::Path::new("files/f0")
+    );
 }
 
 fn wait_for_delta(w: &World, path: &str) -> Vec<u8> {
@@ -69,7 +90,8 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
     w.trigger(Some("1.0.0"));
     w.agent("once").ok();
 
-    // 1.1.0: one file of 100 changed, one moved (same content, new path).
+    // 1.1.0: one file of 100 changed, one moved (same content, new path), and the library
+    // its link points at renamed.
     let v2 = payload(&w, "1.1.0", 100, &[7], Some(42));
     let out = w.build("1.1.0", &v2, &[]);
     w.publish(&out);
@@ -89,8 +111,8 @@ fn a_published_release_gets_a_delta_holding_only_what_changed() {
     assert_eq!(names[0], "ferry-delta.json", "the metadata comes first");
     assert_eq!(
         &names[1..],
-        ["files/f7"],
-        "only the changed file is carried"
+        ["files/f7", "lib/libweb.so.1.1.0"],
+        "only the changed files are carried; links never are (the manifest signs them)"
     );
     let meta: serde_json::Value = serde_json::from_str(&meta).unwrap();
     assert!(
@@ -172,6 +194,7 @@ fn assert_installed_as(w: &World, src: &std::path::Path) {
         100,
         "nothing extra"
     );
+    assert_links(&w.root.join("releases/1.1.0"), "1.1.0");
 }
 
 #[test]
@@ -283,6 +306,7 @@ fn the_overlay_layout_writes_only_what_a_delta_changed() {
         !w.root.join("files/f42").exists(),
         "the moved file left its old path"
     );
+    assert_links(&w.root, "1.1.0");
     // A rollback by hand puts 1.0.0 back, the untouched file included.
     w.device()
         .run_args(&["--running-mode=rollback", "--item", "web"])
@@ -290,4 +314,6 @@ fn the_overlay_layout_writes_only_what_a_delta_changed() {
     assert!(w.root.join("files/f42").exists());
     assert!(!w.root.join("files/moved-42").exists());
     assert_eq!(inode("files/f5"), same);
+    assert_links(&w.root, "1.0.0");
+    assert!(!w.root.join("lib/libweb.so.1.1.0").exists());
 }

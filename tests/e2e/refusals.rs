@@ -143,6 +143,7 @@ pub(crate) fn escaping_release(w: &World, dir: &str) -> std::path::PathBuf {
             size: evil.len() as u64,
             config: false,
         }],
+        links: vec![],
         install: Install::default(),
     };
     let key = SigningKeyFile::load(&w.path("keys/release.key")).unwrap();

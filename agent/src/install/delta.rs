@@ -16,7 +16,7 @@ use ferry_manifests::wire::DeltaOffer;
 use ferry_manifests::{FileEntry, Manifest};
 use sha2::{Digest, Sha256};
 
-use super::unpack::{unpack_tar, write_file, UnpackError};
+use super::unpack::{place_links, unpack_tar, write_file, UnpackError};
 use crate::error::io_err;
 use crate::fsops::Fs;
 use ferry_manifests::tarball::TarballError;
@@ -154,7 +154,8 @@ pub fn assemble(
     });
     fs.create_dir_all(dest).map_err(io_err(dest))?;
     let f = File::open(file).map_err(io_err(file))?;
-    unpack_tar(fs, flate2::read::GzDecoder::new(f), &carried, dest)?;
+    // Links are not carried: they are created from the signed manifest at the end.
+    unpack_tar(fs, flate2::read::GzDecoder::new(f), &carried, &[], dest)?;
     let meta_path = dest.join(DELTA_META);
     fs.remove_file(&meta_path).map_err(io_err(&meta_path))?;
 
@@ -194,7 +195,7 @@ pub fn assemble(
             manifest.files.len()
         )));
     }
-    Ok(())
+    place_links(fs, &manifest.links, dest)
 }
 
 #[cfg(test)]

@@ -110,6 +110,11 @@ fn check_target(root: &Path, rel: &str) -> Result<bool, RootError> {
     Ok(false)
 }
 
+/// Whether anything (a file, a link, even a dangling one) is at `path`, without following it.
+fn present(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
 /// Works out what installing `manifest` over `old_files` changes under ROOT.
 pub fn plan(
     root: &Path,
@@ -120,20 +125,27 @@ pub fn plan(
 ) -> Result<Plan, RootError> {
     let mut entries = Vec::new();
     let mut new_dirs: Vec<String> = Vec::new();
-    for f in &manifest.files {
-        if unchanged.contains(&f.path) && !kept_configs.contains(&f.path) {
+    // Files and the release's signed links are placed alike: a link is renamed into place
+    // as a file is, and backed up the same way.
+    let paths = manifest
+        .files
+        .iter()
+        .map(|f| &f.path)
+        .chain(manifest.links.iter().map(|l| &l.path));
+    for rel in paths {
+        if unchanged.contains(rel) && !kept_configs.contains(rel) {
             entries.push(Entry {
-                path: f.path.clone(),
+                path: rel.to_string(),
                 action: Action::Keep,
                 existed: true,
                 from: None,
             });
             continue;
         }
-        let (path, from) = if kept_configs.contains(&f.path) {
-            (format!("{}.ferry-new", f.path), Some(f.path.clone()))
+        let (path, from) = if kept_configs.contains(rel) {
+            (format!("{rel}.ferry-new"), Some(rel.to_string()))
         } else {
-            (f.path.clone(), None)
+            (rel.to_string(), None)
         };
         let existed = check_target(root, &path)?;
         entries.push(Entry {
@@ -143,8 +155,7 @@ pub fn plan(
             from,
         });
         let mut dir = String::new();
-        for part in f
-            .path
+        for part in rel
             .split('/')
             .collect::<Vec<_>>()
             .split_last()
@@ -161,7 +172,9 @@ pub fn plan(
         }
     }
     for old in old_files {
-        if manifest.files.iter().any(|f| &f.path == old) {
+        if manifest.files.iter().any(|f| &f.path == old)
+            || manifest.links.iter().any(|l| &l.path == old)
+        {
             continue;
         }
         let existed = check_target(root, old)?;
@@ -230,17 +243,17 @@ pub fn swap(
         let saved = backup.join(&e.path);
         match e.action {
             Action::Place => {
-                if e.existed && !saved.exists() {
+                if e.existed && !present(&saved) {
                     ensure_parent(fs, &saved)?;
                     fs.hard_link(&target, &saved)?;
                 }
                 let staged = staging.join(e.from.as_deref().unwrap_or(&e.path));
-                if staged.exists() {
+                if present(&staged) {
                     fs.rename(&staged, &target)?;
                 }
             }
             Action::Remove => {
-                if e.existed && !saved.exists() && target.exists() {
+                if e.existed && !present(&saved) && present(&target) {
                     ensure_parent(fs, &saved)?;
                     fs.rename(&target, &saved)?;
                 }

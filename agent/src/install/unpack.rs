@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use ferry_manifests::manifest::Compression;
 use ferry_manifests::tarball::{check_tar, copy_checked, Sink, TarballError};
-use ferry_manifests::{FileEntry, Manifest};
+use ferry_manifests::{FileEntry, LinkEntry, Manifest};
 use sha2::{Digest, Sha256};
 
 use crate::error::{io_err, PathIo};
@@ -106,14 +106,39 @@ pub fn unpack_verified(
             fs,
             Pipelined::new(flate2::read::GzDecoder::new(input)),
             &manifest.files,
+            &manifest.links,
             dest,
-        ),
+        )?,
         Compression::Zstd => {
             let decoder = zstd::stream::read::Decoder::with_buffer(input)
                 .map_err(|e| UnpackError::Corrupt(format!("zstd: {e}")))?;
-            unpack_tar(fs, Pipelined::new(decoder), &manifest.files, dest)
+            unpack_tar(
+                fs,
+                Pipelined::new(decoder),
+                &manifest.files,
+                &manifest.links,
+                dest,
+            )?
         }
     }
+    place_links(fs, &manifest.links, dest)
+}
+
+/// Creates the release's signed symlinks under `dest`, once every file is in place. Their
+/// paths and targets were checked with the manifest; no file lies under one, and each is
+/// created new, so nothing is followed.
+pub fn place_links(fs: &dyn Fs, links: &[LinkEntry], dest: &Path) -> Result<(), UnpackError> {
+    for link in links {
+        let at = dest.join(&link.path);
+        if let Some(parent) = at.parent() {
+            if !parent.is_dir() {
+                fs.create_dir_all(parent).map_err(io_err(parent))?;
+            }
+        }
+        fs.symlink(Path::new(&link.target), &at)
+            .map_err(io_err(&at))?;
+    }
+    Ok(())
 }
 
 /// Chunks in flight between the decompressing thread and the unpacker.
@@ -186,12 +211,14 @@ impl Read for Pipelined {
     }
 }
 
-/// Unpacks a tar stream into `dest`, checking each entry against `files` as the server did at
-/// publish ([`ferry_manifests::tarball`]).
+/// Unpacks a tar stream into `dest`, checking each entry against `files` and `links` as the
+/// server did at publish ([`ferry_manifests::tarball`]). The links are checked, not created:
+/// [`place_links`] does that once every file is in place.
 pub fn unpack_tar(
     fs: &dyn Fs,
     reader: impl Read,
     files: &[FileEntry],
+    links: &[LinkEntry],
     dest: &Path,
 ) -> Result<(), UnpackError> {
     let mut sink = Staging {
@@ -199,7 +226,7 @@ pub fn unpack_tar(
         dest,
         buf: vec![0u8; 128 * 1024],
     };
-    check_tar(reader, files, &mut sink)?;
+    check_tar(reader, files, links, &mut sink)?;
     Ok(())
 }
 
@@ -320,7 +347,7 @@ mod tests {
             entry("bin/app", b"#!/bin/sh\n", 0o755),
             entry("README", b"hello", 0o644),
         ];
-        unpack_tar(&RealFs, &tar[..], &files, &dest).unwrap();
+        unpack_tar(&RealFs, &tar[..], &files, &[], &dest).unwrap();
         assert_eq!(fs::read(dest.join("README")).unwrap(), b"hello");
         let mode = fs::metadata(dest.join("bin/app"))
             .unwrap()
@@ -357,7 +384,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let dest = dir.path().join("stage");
             fs::create_dir(&dest).unwrap();
-            let err = unpack_tar(&RealFs, &tar[..], &files, &dest)
+            let err = unpack_tar(&RealFs, &tar[..], &files, &[], &dest)
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(why), "expected {why:?} in {err:?}");

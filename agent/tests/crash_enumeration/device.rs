@@ -10,7 +10,7 @@ use ferry_agent::config::Config;
 use ferry_agent::fsops::{Fs, RealFs};
 use ferry_agent::state::Pending;
 use ferry_agent::{install, Agent};
-use ferry_manifests::manifest::{Artifact, Compression, FileEntry, Install};
+use ferry_manifests::manifest::{Artifact, Compression, FileEntry, Install, LinkEntry};
 use ferry_manifests::wire::Report;
 use ferry_manifests::{Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,8 @@ pub struct Release {
     pub layout: ferry_manifests::Layout,
     pub version: &'static str,
     pub files: Vec<(String, String, u32)>,
+    /// Signed symlinks: path and target.
+    pub links: Vec<(String, String)>,
     pub health_check: Option<&'static str>,
     /// Installed from a delta against the release before it, not from its artifact.
     pub via_delta: bool,
@@ -55,10 +57,25 @@ pub fn release(
     }
     // The same in every version: a delta takes it from the installed release.
     files.push(("static/logo.svg".into(), "<svg/>\n".into(), 0o644));
+    // A library with its versioned name behind a link that moves, a link that stays, and
+    // one only the first version has.
+    files.push((
+        format!("lib/libweb.so.{version}"),
+        format!("elf {version}\n"),
+        0o755,
+    ));
+    let mut links = vec![
+        ("lib/libweb.so".to_string(), format!("libweb.so.{version}")),
+        ("bin/start".to_string(), "web".to_string()),
+    ];
+    if version == "1.0.0" {
+        links.push(("static/old".into(), "../only-in-1".into()));
+    }
     Release {
         layout,
         version,
         files,
+        links,
         health_check,
         via_delta: false,
     }
@@ -134,6 +151,12 @@ impl Device {
                 config: path.ends_with(".conf"),
             });
         }
+        for (path, target) in &r.links {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            tar.append_link(&mut h, path, target).unwrap();
+        }
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
         std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
         let tarball = gz.finish().unwrap();
@@ -157,6 +180,14 @@ impl Device {
                 compression: Compression::Gzip,
             },
             files: entries,
+            links: r
+                .links
+                .iter()
+                .map(|(path, target)| LinkEntry {
+                    path: path.clone(),
+                    target: target.clone(),
+                })
+                .collect(),
             install: Install {
                 post_install: vec!["echo post-install".into()],
                 health_check: r.health_check.map(str::to_string),

@@ -34,6 +34,15 @@ fn enumerate(next: Release, healthy: bool) -> (usize, usize) {
                 && t.iter().any(|l| l.contains("edited by hand"))
         };
         assert!(kept(&new), "the edited configuration is kept: {new:#?}");
+        let link = |t: &[String], l: &str| t.iter().any(|x| x.ends_with(l));
+        assert!(
+            link(&new, "lib/libweb.so -> libweb.so.2.0.0") && link(&new, "bin/start -> web"),
+            "the new release's links are in place: {new:#?}"
+        );
+        assert!(
+            link(&old, "static/old -> ../only-in-1"),
+            "the old release's links were in place: {old:#?}"
+        );
     }
     let total = count_ops(&next);
     assert!(total > 10, "suspiciously few operations: {total}");
@@ -195,9 +204,9 @@ mod property {
             crash_at in 1usize..60,
         ) {
             let layout = if overlay { Overlay } else { Symlink };
-            let first = Release { layout, version: "1.0.0", files: v1, health_check: None, via_delta: false };
+            let first = Release { layout, version: "1.0.0", files: v1, links: vec![], health_check: None, via_delta: false };
             let check = if healthy { Some("true") } else { Some("false") };
-            let next = Release { layout, version: "2.0.0", files: v2, health_check: check, via_delta: false };
+            let next = Release { layout, version: "2.0.0", files: v2, links: vec![], health_check: check, via_delta: false };
 
             let reference = device_at(&first, &next);
             let old = tree(&reference.root());

@@ -232,6 +232,73 @@ fn a_tarball_with_a_file_not_in_the_manifest_is_refused() {
     );
 }
 
+/// `bin/web` and a symlink `bin/start` pointing at `target`.
+fn tarball_with_link(target: &str) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(10);
+    h.set_mode(0o755);
+    h.set_entry_type(tar::EntryType::Regular);
+    tar.append_data(&mut h, "bin/web", &b"web 1.1.0\n"[..])
+        .unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    tar.append_link(&mut h, "bin/start", target).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar.into_inner().unwrap()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Symlinks: only the manifest's, with its signed targets, and none leaving the item root or
+/// standing where a file goes. Each case is refused and the device is left as it was.
+#[test]
+fn symlinks_other_than_the_signed_ones_are_refused() {
+    use ferry_manifests::LinkEntry;
+    let link = |path: &str, target: &str| LinkEntry {
+        path: path.into(),
+        target: target.into(),
+    };
+    let cases: Vec<(Vec<u8>, Vec<LinkEntry>, &str)> = vec![
+        // A link the manifest does not list, pointing out of the root.
+        (tarball_with_link("/etc/passwd"), vec![], "does not list"),
+        // A listed link whose tarball entry points elsewhere.
+        (
+            tarball_with_link("/etc/shadow"),
+            vec![link("bin/start", "web")],
+            "the manifest says \"web\"",
+        ),
+        // A signed link that leaves the root.
+        (
+            tarball_with_link("../../etc/passwd"),
+            vec![link("bin/start", "../../etc/passwd")],
+            "leaves the release's root",
+        ),
+        // A signed link at a directory a file goes under (written through, it would put the
+        // file wherever the link points).
+        (
+            tarball_with_link("web"),
+            vec![link("bin", "sbin")],
+            "nothing is installed through a link",
+        ),
+    ];
+    for (bytes, links, why) in cases {
+        let d = Device::new("");
+        let (mut m, _) = release("1.1.0");
+        m.artifact.size = bytes.len() as u64;
+        m.artifact.sha256 = hex::encode(Sha256::digest(&bytes));
+        m.links = links;
+        d.assert_refused(
+            Offer {
+                version: "1.1.0".into(),
+                envelope: signed(&d, &m),
+                artifact: Body::Bytes(bytes),
+            },
+            why,
+        );
+    }
+}
+
 /// Slow retrieval: the first mirror trickles bytes below the minimum rate; the agent gives
 /// it up and installs from the next one.
 #[test]

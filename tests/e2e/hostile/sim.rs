@@ -257,6 +257,7 @@ pub(super) fn release(version: &str) -> (Manifest, Vec<u8>) {
             compression: Compression::Gzip,
         },
         files,
+        links: vec![],
         install: Install::default(),
     };
     (manifest, bytes)
