@@ -188,6 +188,31 @@ impl Api {
         Ok((envelope, bytes))
     }
 
+    /// A small file at `url` (at most `max` bytes), or `None` when there is none (404).
+    pub fn small_file(&self, url: &Url, max: u64) -> Result<Option<Vec<u8>>, Error> {
+        let resp = match self.send(url, self.http.get(url.clone())) {
+            Err(Error::Server { status: 404, .. }) => return Ok(None),
+            other => other?,
+        };
+        let mut bytes = Vec::new();
+        use std::io::Read as _;
+        resp.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::Unreachable {
+                what: "repository",
+                url: url.to_string(),
+                message: e.to_string(),
+            })?;
+        if bytes.len() as u64 > max {
+            return Err(Error::Server {
+                url: url.to_string(),
+                status: 200,
+                message: format!("larger than {max} bytes"),
+            });
+        }
+        Ok(Some(bytes))
+    }
+
     /// What the operator's terminal sent to interactive job `job` after event `after`; the
     /// server holds the request up to 20 s when there is nothing yet.
     pub fn terminal_poll(

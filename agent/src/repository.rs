@@ -4,10 +4,12 @@
 //! with the same release keys as manifests, refused once expired, and never taken when older
 //! than one this device has already seen, so a stale mirror or a replayed index can hold a
 //! device back only until the index it replays expires. What the index names is then
-//! fetched, verified and installed exactly as a server's offer is.
+//! fetched, verified and installed exactly as a server's offer is, from a delta when the
+//! repository has one from the installed version.
 
+use ferry_manifests::delta::{repository_file, Sidecar, MAX_SIDECAR_BYTES};
 use ferry_manifests::index::{index_file, ReleaseIndex};
-use ferry_manifests::wire::Available;
+use ferry_manifests::wire::{Available, DeltaOffer};
 use reqwest::Url;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -50,9 +52,12 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     .items
                     .get(&item)
                     .and_then(|s| s.installed.clone());
-                if installed.is_some_and(|v| entry.version <= v) {
+                if installed.as_ref().is_some_and(|v| entry.version <= *v) {
                     continue;
                 }
+                let delta = installed
+                    .as_ref()
+                    .and_then(|from| delta_offer(agent, repo, &item, from, &entry.version));
                 available.push(Available {
                     item: item.clone(),
                     version: entry.version.clone(),
@@ -60,7 +65,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     manifest_path: file_url(repo, &entry.manifest)?.to_string(),
                     notes: entry.notes.clone(),
                     release_url: entry.release_url.clone(),
-                    delta: None,
+                    delta,
                     mirrors: vec![],
                 });
             }
@@ -75,6 +80,41 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
         }
     }
     Ok((available, problems))
+}
+
+/// The repository's delta from the installed `from` to `to`, when it has one
+/// (`ferryctl release publish --to-dir` writes them). Anything wrong with it only means the
+/// full artifact is fetched: the delta is checked against the signed manifest like a
+/// server's.
+fn delta_offer(
+    agent: &Agent,
+    repo: &Url,
+    item: &str,
+    from: &semver::Version,
+    to: &semver::Version,
+) -> Option<DeltaOffer> {
+    let name = repository_file(item, from, to);
+    let url = file_url(repo, &format!("{name}.json")).ok()?;
+    let side: Sidecar = match agent.api.small_file(&url, MAX_SIDECAR_BYTES) {
+        Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(side) => side,
+            Err(e) => {
+                tracing::warn!(%url, "the repository's delta description is unusable ({e}); the full artifact is fetched");
+                return None;
+            }
+        },
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::info!(%url, "no delta ({e}); the full artifact is fetched");
+            return None;
+        }
+    };
+    Some(DeltaOffer {
+        from_version: from.clone(),
+        path: file_url(repo, &format!("{name}.tar.gz")).ok()?.to_string(),
+        size: side.size,
+        sha256: side.sha256,
+    })
 }
 
 enum Fetch {

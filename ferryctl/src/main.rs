@@ -97,11 +97,12 @@ fn release_commands(
             to_dir: Some(dir),
             index,
             mirrors,
+            delta_from_releases,
         } => {
             if !mirrors.is_empty() {
                 anyhow::bail!("--mirror records mirrors on a server; a static repository lists its artifact URLs in the signed manifests (`ferryctl release build --url`)");
             }
-            repository::publish(&outdir, &dir, &index)
+            repository::publish(&outdir, &dir, &index, delta_from_releases)
         }
         ReleaseCommand::Publish {
             outdir,

@@ -7,6 +7,8 @@
 //! DIR/ITEM.index.json             signed release index (expires)
 //! DIR/ITEM-VERSION.manifest.json  signed manifest, as `ferryctl release build` wrote it
 //! DIR/ITEM-VERSION.tar.gz         the artifact
+//! DIR/ITEM-FROM-TO.delta.tar.gz   a delta from an earlier release (only where it is smaller)
+//! DIR/ITEM-FROM-TO.delta.json     its size and sha256
 //! ```
 
 use std::fs;
@@ -24,7 +26,12 @@ use crate::args::IndexArgs;
 
 /// Adds the releases built in `outdir` to the repository `dir` and signs each touched item's
 /// index again.
-pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()> {
+pub fn publish(
+    outdir: &Path,
+    dir: &Path,
+    args: &IndexArgs,
+    delta_from_releases: usize,
+) -> anyhow::Result<()> {
     let keys = load_keys(args)?;
     let manifests = manifest_files(outdir)?;
     if manifests.is_empty() {
@@ -67,6 +74,7 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
             manifest.version,
             dir.display()
         );
+        write_deltas(dir, &manifest, &bytes, delta_from_releases)?;
         items.insert(manifest.item);
     }
     for item in items {
@@ -75,13 +83,73 @@ pub fn publish(outdir: &Path, dir: &Path, args: &IndexArgs) -> anyhow::Result<()
     Ok(())
 }
 
-/// Checks the artifact's tarball as devices will ([`ferry_manifests::tarball`]).
-fn holds_what_it_lists(bytes: &[u8], manifest: &Manifest) -> anyhow::Result<()> {
-    let stream: Box<dyn std::io::Read> = match manifest.artifact.compression {
+/// Writes the deltas to `b` (its artifact `bytes`) from up to `count` earlier releases of its
+/// item in `dir`, newest first, each only where it is smaller than the artifact.
+fn write_deltas(dir: &Path, b: &Manifest, bytes: &[u8], count: usize) -> anyhow::Result<()> {
+    let mut earlier = Vec::new();
+    for path in manifest_files(dir)? {
+        let (a, _) = read_manifest(&path)?;
+        if a.item == b.item && a.version < b.version {
+            earlier.push(a);
+        }
+    }
+    earlier.sort_by(|x, y| y.version.cmp(&x.version));
+    for a in earlier.iter().take(count) {
+        let name = ferry_manifests::delta::repository_file(&b.item, &a.version, &b.version);
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let delta = ferry_manifests::delta::write(a, b, decompress(bytes, b)?, gz)
+            .with_context(|| format!("cannot write the delta {name}"))?
+            .finish()
+            .with_context(|| format!("cannot write the delta {name}"))?;
+        if delta.len() as u64 >= b.artifact.size {
+            println!(
+                "no delta from {} to {}: it would be {} bytes, the artifact is {}",
+                a.version,
+                b.version,
+                delta.len(),
+                b.artifact.size
+            );
+            continue;
+        }
+        let side = ferry_manifests::delta::Sidecar {
+            size: delta.len() as u64,
+            sha256: hex::encode(Sha256::digest(&delta)),
+        };
+        // The delta before its sidecar: a device only looks for a delta its sidecar names.
+        write_atomic(&dir.join(format!("{name}.tar.gz")), &delta)?;
+        write_atomic(
+            &dir.join(format!("{name}.json")),
+            &serde_json::to_vec(&side)?,
+        )?;
+        println!(
+            "delta from {} to {}: {} bytes ({}% of the artifact)",
+            a.version,
+            b.version,
+            delta.len(),
+            delta.len() as u64 * 100 / b.artifact.size.max(1)
+        );
+    }
+    Ok(())
+}
+
+fn decompress<'a>(
+    bytes: &'a [u8],
+    manifest: &Manifest,
+) -> anyhow::Result<Box<dyn std::io::Read + 'a>> {
+    Ok(match manifest.artifact.compression {
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(bytes)),
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(bytes)?),
-    };
-    check_tar(stream, &manifest.files, &manifest.links, &mut Discard)?;
+    })
+}
+
+/// Checks the artifact's tarball as devices will ([`ferry_manifests::tarball`]).
+fn holds_what_it_lists(bytes: &[u8], manifest: &Manifest) -> anyhow::Result<()> {
+    check_tar(
+        decompress(bytes, manifest)?,
+        &manifest.files,
+        &manifest.links,
+        &mut Discard,
+    )?;
     Ok(())
 }
 

@@ -5,16 +5,37 @@
 //! against B's signed manifest, and its size is bounded by what that manifest lists
 //! ([`max_size`]), so a bad delta can only fall back to the full artifact.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::manifest::Manifest;
+use crate::manifest::{FileEntry, Manifest};
+use crate::tarball::{check_tar, Discard, Sink, TarballError};
 
 /// Name of the delta's first entry.
 pub const DELTA_META: &str = "ferry-delta.json";
 /// Largest `ferry-delta.json` a device reads.
 pub const MAX_META_BYTES: u64 = 16 * 1024 * 1024;
+
+/// A built delta's size and sha256: the server keeps it beside each delta, a static
+/// repository publishes it as [`repository_file`]`.json` beside `.tar.gz`. Not signed: it
+/// only bounds and checks the transfer (every file is checked against the signed manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sidecar {
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// Largest sidecar a device reads.
+pub const MAX_SIDECAR_BYTES: u64 = 4096;
+
+/// The name, without suffix, of the delta from `from` to `to` of `item` in a static release
+/// repository: `ITEM-FROM-TO.delta` (`.tar.gz` the delta, `.json` its [`Sidecar`]).
+pub fn repository_file(item: &str, from: &semver::Version, to: &semver::Version) -> String {
+    format!("{item}-{from}-{to}.delta")
+}
 
 /// A file of B that is taken from A.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,6 +107,94 @@ pub fn max_size(a: &Manifest, b: &Manifest) -> u64 {
         + 1024;
     // gzip stored blocks: 5 bytes per 64 KiB block, plus header and trailer.
     tar + tar / 65_535 * 5 + 5 + 64
+}
+
+/// Writes the delta from `a` to `b` as an uncompressed tar stream into `out` (the caller
+/// compresses it with gzip): [`DELTA_META`] first, then the files of `b` that `a` lacks, taken
+/// from `artifact`, `b`'s tarball (decompressed). The whole artifact is checked as devices
+/// check it while the carried files are copied, so a delta only ever comes from an artifact a
+/// device would install; links are never carried, devices create them from the manifest.
+pub fn write<W: Write>(
+    a: &Manifest,
+    b: &Manifest,
+    artifact: impl Read,
+    out: W,
+) -> Result<W, TarballError> {
+    let meta = plan(a, b);
+    let carried: HashSet<&str> = meta.carried.iter().map(String::as_str).collect();
+    let write_err = |source| TarballError::Write {
+        path: DELTA_META.into(),
+        source,
+    };
+    let mut tar = tar::Builder::new(out);
+    let json = serde_json::to_vec_pretty(&meta).map_err(|e| write_err(e.into()))?;
+    tar.append_data(&mut header(json.len() as u64), DELTA_META, json.as_slice())
+        .map_err(write_err)?;
+    let mut sink = Carry {
+        tar: &mut tar,
+        carried: &carried,
+    };
+    check_tar(artifact, &b.files, &b.links, &mut sink)?;
+    tar.into_inner().map_err(write_err)
+}
+
+fn header(size: u64) -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_mtime(0);
+    header.set_entry_type(tar::EntryType::Regular);
+    header
+}
+
+/// Copies the files a delta carries into it, each checked against the manifest as it goes.
+struct Carry<'a, W: Write> {
+    tar: &'a mut tar::Builder<W>,
+    carried: &'a HashSet<&'a str>,
+}
+
+impl<W: Write> Sink for Carry<'_, W> {
+    fn dir(&mut self, _rel: &str) -> Result<(), TarballError> {
+        Ok(())
+    }
+
+    fn file(&mut self, listed: &FileEntry, content: &mut dyn Read) -> Result<(), TarballError> {
+        if !self.carried.contains(listed.path.as_str()) {
+            return Discard.file(listed, content);
+        }
+        let mut hashing = Hashing {
+            inner: content,
+            hasher: Sha256::new(),
+        };
+        self.tar
+            .append_data(&mut header(listed.size), &listed.path, &mut hashing)
+            .map_err(|source| TarballError::Write {
+                path: listed.path.clone().into(),
+                source,
+            })?;
+        let sha = hex::encode(hashing.hasher.finalize());
+        if sha != listed.sha256 {
+            return Err(TarballError::Mismatch(format!(
+                "{} has sha256 {sha}, the manifest says {}",
+                listed.path, listed.sha256
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<'a> {
+    inner: &'a mut dyn Read,
+    hasher: Sha256,
+}
+
+impl Read for Hashing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 #[cfg(test)]

@@ -8,13 +8,11 @@
 //! the state there is; what is ready is kept in memory, read back at start.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use ferry_manifests::delta::{plan, DELTA_META};
-use ferry_manifests::manifest::FileEntry;
-use ferry_manifests::tarball::{check_tar, Discard, Sink, TarballError};
+use ferry_manifests::delta::Sidecar;
 use ferry_manifests::wire::DeltaOffer;
 use ferry_manifests::Manifest;
 use sha2::{Digest, Sha256};
@@ -28,12 +26,6 @@ pub struct Deltas {
     ready: Mutex<HashMap<Key, DeltaOffer>>,
     /// Being built, or failed (not tried again until the server restarts).
     tried: Mutex<HashSet<Key>>,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Sidecar {
-    size: u64,
-    sha256: String,
 }
 
 fn dir(data_dir: &Path, item: &str) -> PathBuf {
@@ -169,45 +161,21 @@ fn write_delta(
     out_dir: &Path,
     name: &str,
 ) -> anyhow::Result<(u64, String)> {
-    let meta = plan(a, b);
-    let carried: HashSet<&str> = meta.carried.iter().map(String::as_str).collect();
     std::fs::create_dir_all(out_dir)?;
     let tmp = out_dir.join(format!(".{name}.{}.tmp", uuid::Uuid::new_v4()));
     let result = (|| -> anyhow::Result<()> {
         let file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-            file,
-            flate2::Compression::default(),
-        ));
-        let json = serde_json::to_vec_pretty(&meta)?;
-        let mut header = tar::Header::new_gnu();
-        header.set_size(json.len() as u64);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        tar.append_data(&mut header, DELTA_META, json.as_slice())?;
-        // The whole artifact is checked as devices check it while the carried files are
-        // copied, so a delta only ever comes from an artifact a device would install.
-        // Every listed file is in it (or the check fails), so the delta carries all it needs;
-        // links are never carried, the device creates them from the signed manifest.
-        let mut sink = Carry {
-            tar: &mut tar,
-            carried: &carried,
-        };
-        check_tar(
-            tar_stream(artifact, b.artifact.compression)?,
-            &b.files,
-            &b.links,
-            &mut sink,
-        )
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "the artifact of {} {} is not what its manifest lists: {e}",
-                b.item,
-                b.version
-            )
-        })?;
-        let mut file = tar.into_inner()?.finish()?;
+        let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
+        let gz =
+            ferry_manifests::delta::write(a, b, tar_stream(artifact, b.artifact.compression)?, gz)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "the artifact of {} {} is not what its manifest lists: {e}",
+                        b.item,
+                        b.version
+                    )
+                })?;
+        let mut file = gz.finish()?;
         file.flush()?;
         file.into_inner()
             .map_err(|e| anyhow::anyhow!("cannot flush the delta: {e}"))?
@@ -232,64 +200,10 @@ fn write_delta(
     Ok((size, sha256))
 }
 
-/// Copies the files a delta carries into it, each checked against the manifest as it goes.
-struct Carry<'a, W: Write> {
-    tar: &'a mut tar::Builder<W>,
-    carried: &'a HashSet<&'a str>,
-}
-
-impl<W: Write> Sink for Carry<'_, W> {
-    fn dir(&mut self, _rel: &str) -> Result<(), TarballError> {
-        Ok(())
-    }
-
-    fn file(&mut self, listed: &FileEntry, content: &mut dyn Read) -> Result<(), TarballError> {
-        if !self.carried.contains(listed.path.as_str()) {
-            return Discard.file(listed, content);
-        }
-        let mut header = tar::Header::new_gnu();
-        header.set_size(listed.size);
-        header.set_mode(0o644);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        let mut hashing = Hashing {
-            inner: content,
-            hasher: Sha256::new(),
-        };
-        self.tar
-            .append_data(&mut header, &listed.path, &mut hashing)
-            .map_err(|source| TarballError::Write {
-                path: listed.path.clone().into(),
-                source,
-            })?;
-        let sha = hex::encode(hashing.hasher.finalize());
-        if sha != listed.sha256 {
-            return Err(TarballError::Mismatch(format!(
-                "{} has sha256 {sha}, the manifest says {}",
-                listed.path, listed.sha256
-            )));
-        }
-        Ok(())
-    }
-}
-
-/// A reader that hashes what passes through it.
-struct Hashing<'a> {
-    inner: &'a mut dyn Read,
-    hasher: Sha256,
-}
-
-impl Read for Hashing<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferry_manifests::manifest::FileEntry;
 
     fn manifest(version: &str, files: &[(&str, &[u8])]) -> Manifest {
         let mut m: Manifest = serde_json::from_str(include_str!(

@@ -111,6 +111,58 @@ fn web_output(d: &Device) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `publish --to-dir` writes deltas from earlier releases; a device takes the one from its
+/// installed version. `python3 -m http.server` ignores Range: a resumed download starts over,
+/// and the agent says why.
+#[test]
+fn a_repository_serves_deltas_and_a_host_ignoring_range_is_named() {
+    let (w, _host, pi, repo) = standalone("");
+    // 256 KiB that do not compress and do not change between versions.
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    let big: Vec<u8> = (0..256 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    for version in ["1.0.0", "1.1.0"] {
+        let src = w.payload(version, None);
+        fs::write(src.join("static/big.bin"), &big).unwrap();
+        let out = w.build(version, &src, &[]);
+        let run = try_adding(&w, &repo, &out).ok();
+        if version == "1.1.0" {
+            assert!(run.stdout.contains("delta from 1.0.0 to 1.1.0"), "{run}");
+        } else {
+            pi.run("once").ok();
+            assert_eq!(web_output(&pi), "web 1.0.0");
+        }
+    }
+    let delta = fs::read(repo.join("web-1.0.0-1.1.0.delta.tar.gz")).unwrap();
+    let artifact = fs::metadata(repo.join("web-1.1.0.tar.gz")).unwrap().len();
+    assert!(
+        (delta.len() as u64) * 10 < artifact,
+        "{} of {artifact}",
+        delta.len()
+    );
+    // An interrupted earlier run left the start of the delta.
+    use sha2::Digest;
+    let sha = hex::encode(sha2::Sha256::digest(&delta));
+    let downloads = w.path("state-pi/downloads");
+    fs::create_dir_all(&downloads).unwrap();
+    fs::write(downloads.join(format!("web-{sha}.part")), &delta[..100]).unwrap();
+
+    let run = pi.run("once").ok();
+    assert!(run.stderr.contains("downloaded a delta"), "{run}");
+    assert!(run.stderr.contains("ignored the Range request"), "{run}");
+    assert_eq!(web_output(&pi), "web 1.1.0");
+    assert_eq!(
+        fs::read(pi.root.join("current/static/big.bin")).unwrap(),
+        big
+    );
+}
+
 #[test]
 fn a_device_with_no_server_installs_upgrades_and_rolls_back_from_a_static_host() {
     let (w, _host, pi, repo) = standalone("");
@@ -190,7 +242,29 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
         ])
         .ok();
     };
-    reindex("0");
+    // A zero-day expiry is refused at signing: it would sign an index already expired.
+    let zero = w.ctl(&[
+        "release",
+        "index",
+        "--dir",
+        repo.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        "--index-expires-in-days",
+        "0",
+    ]);
+    let zero = zero.code(2);
+    assert!(zero.stderr.contains("index-expires-in-days"), "{zero}");
+    // An index that expired a minute ago, signed with the release key, as a stale mirror
+    // would serve it.
+    let envelope = ferry_manifests::Envelope::parse(&old_index).unwrap();
+    let mut index: ferry_manifests::ReleaseIndex =
+        serde_json::from_slice(&envelope.unverified_payload().unwrap()).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    index.issued_at = now - time::Duration::minutes(2);
+    index.expires_at = now - time::Duration::minutes(1);
+    let key = ferry_manifests::SigningKeyFile::load(&w.path("keys/release.key")).unwrap();
+    fs::write(repo.join("web.index.json"), index.sign(&[&key]).to_json()).unwrap();
     let run = pi.run("check").code(1);
     assert!(run.stderr.contains("expired"), "{run}");
     assert!(run.stderr.contains("ferryctl release"), "{run}");

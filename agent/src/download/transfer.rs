@@ -124,7 +124,9 @@ fn ask(
     }
     let resp = check_status(url, resp)?;
     if have > 0 && resp.status() == StatusCode::OK {
-        // The server ignored the range: start over.
+        // The server ignored the range: start over, and say so (every interruption costs
+        // the whole file again from such a server).
+        tracing::warn!(%url, offset = have, "the server ignored the Range request and sends the whole file again; downloads from it cannot resume (serve the repository with a web server that honours Range, e.g. nginx, Apache or caddy)");
         p.reset()?;
     } else if resp.status() == StatusCode::PARTIAL_CONTENT {
         let expected_prefix = format!("bytes {have}-");

@@ -94,6 +94,10 @@ pub enum ReleaseCommand {
         /// artifacts there yourself (repeatable, tried in order).
         #[arg(long = "mirror", value_name = "URL")]
         mirrors: Vec<String>,
+        /// With --to-dir: write a delta to each new release from up to N earlier releases of
+        /// its item in DIR (0: none), kept only where it is smaller than the artifact.
+        #[arg(long, value_name = "N", default_value_t = 3)]
+        delta_from_releases: usize,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -124,8 +128,8 @@ pub struct IndexArgs {
     /// Private release key that signs the repository's index (with --to-dir; repeatable).
     #[arg(long = "key")]
     pub key: Vec<PathBuf>,
-    /// Days until devices refuse the index unless a fresher one is signed.
-    #[arg(long, default_value_t = 7)]
+    /// Days until devices refuse the index unless a fresher one is signed (at least 1).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u32).range(1..))]
     pub index_expires_in_days: u32,
 }
 
