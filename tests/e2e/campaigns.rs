@@ -49,6 +49,11 @@ fn a_campaign_needing_acceptance_installs_only_where_the_device_accepted() {
     assert_eq!(c["counts"]["installed"], 1);
     let history = w.history();
     assert_eq!(history[0]["actor"], "campaign");
+    assert_eq!(
+        history[0]["campaign"],
+        id.as_str(),
+        "the install names its campaign"
+    );
 
     let missing = a.run("campaign_accept").code(2);
     assert!(missing.stderr.contains("--campaign-id"), "{missing}");

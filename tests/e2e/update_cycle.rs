@@ -120,7 +120,8 @@ fn history_and_status_after_the_upgrade(w: &World) {
     assert_eq!(history.len(), 2, "{history:?}");
     assert_eq!(history[0]["status"], "installed");
     assert_eq!(history[0]["version"], "1.0.0");
-    assert_eq!(history[0]["actor"], "user");
+    // The operator, by the name of the token it used (the first one is `initial`).
+    assert_eq!(history[0]["actor"], "token:initial");
     assert_eq!(history[1]["status"], "installed");
     assert_eq!(history[1]["from_version"], "1.0.0");
     let output = history[1]["output"].as_str().unwrap();

@@ -73,6 +73,9 @@ impl Client {
         println!("item      {} {}", e.item, e.version);
         println!("status    {}", e.status);
         println!("actor     {}", e.actor);
+        if let Some(c) = &e.campaign {
+            println!("campaign  {c}");
+        }
         println!("created   {}", e.created_at);
         println!("finished  {}", e.finished_at.as_deref().unwrap_or("-"));
         if let Some(f) = &e.fetched {

@@ -86,7 +86,8 @@ pub struct HistoryView {
     pub from_version: Option<semver::Version>,
     /// pending, installed, failed, rolled_back, refused
     pub status: String,
-    /// Who asked: `user`, or `device` for an install the device chose (auto_install).
+    /// Who asked: `token:NAME` (an operator, by the name of the token it used), `mqtt`,
+    /// `campaign`, or `device` for an install the device chose (auto_install).
     pub actor: String,
     pub message: String,
     pub output: String,
@@ -100,4 +101,7 @@ pub struct HistoryView {
     pub fetched: Option<crate::wire::Fetched>,
     pub created_at: String,
     pub finished_at: Option<String>,
+    /// The campaign that dispatched it, if one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
 }

@@ -8,16 +8,16 @@ use ferry_manifests::wire::{BatchRequest, BatchView};
 use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::ApiResult;
-use crate::service::{batches, Actor};
+use crate::service::batches;
 use crate::state::Shared;
 
 #[utoipa::path(post, path = "/api/v1/update-batches", tag = "batches", request_body = ferry_manifests::wire::BatchRequest, responses((status = 200, body = ferry_manifests::wire::BatchView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<Json<BatchView>> {
-    Ok(Json(batches::create(&state, req, Actor::Operator).await?))
+    Ok(Json(batches::create(&state, req, op.actor()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/update-batches", tag = "batches", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::BatchView>), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -9,16 +9,16 @@ use crate::auth::Operator;
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::{ApiResult, AppError};
 use crate::policy::status::UpdateStatus;
-use crate::service::{updates, Actor};
+use crate::service::updates;
 use crate::state::Shared;
 
 #[utoipa::path(post, path = "/api/v1/updates", tag = "updates", request_body = ferry_manifests::wire::TriggerRequest, responses((status = 200, body = ferry_manifests::wire::HistoryView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn trigger(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
-    Ok(Json(updates::ask(&state, &req, Actor::Operator).await?))
+    Ok(Json(updates::ask(&state, &req, op.actor()).await?))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]

@@ -66,11 +66,18 @@ fn bearer(parts: &Parts) -> Option<&str> {
 pub struct Operator {
     /// The hash of the token it proved itself with (for a web session, its token's).
     token_hash: String,
+    /// That token's name.
+    name: String,
 }
 
 impl Operator {
-    fn proven(token_hash: String) -> Operator {
-        Operator { token_hash }
+    fn proven(token_hash: String, name: String) -> Operator {
+        Operator { token_hash, name }
+    }
+
+    /// Who this is in the history: the token's name.
+    pub fn actor(&self) -> crate::service::Actor {
+        crate::service::Actor::Operator(self.name.clone())
     }
 
     /// The hash of the token it proved itself with: who it is, for what it holds (a
@@ -103,19 +110,18 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         // and their CSRF check, or a bearer token.
         if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
             if let Some(who) = session::signed_in(parts, state.as_ref()).await {
-                return Ok(Operator::proven(who.token_hash));
+                return Ok(Operator::proven(who.token_hash, who.token_name));
             }
         }
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing operator token (Authorization: Bearer ...)")
         })?;
         let hash = hash_token(token);
-        if tokens::valid(state.store(), TokenKind::Operator, &hash).await? {
-            Ok(Operator::proven(hash))
-        } else {
-            Err(AppError::unauthorized(
+        match tokens::live_name(state.store(), TokenKind::Operator, &hash).await? {
+            Some(name) => Ok(Operator::proven(hash, name)),
+            None => Err(AppError::unauthorized(
                 "operator token is unknown or revoked",
-            ))
+            )),
         }
     }
 }

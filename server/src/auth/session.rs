@@ -168,6 +168,8 @@ pub struct SignedIn {
     csrf: String,
     /// The hash of the operator token the session was signed in with.
     pub(super) token_hash: String,
+    /// That token's name.
+    pub(super) token_name: String,
     /// A message left for this page by the action before it.
     pub flash: Option<Flash>,
 }
@@ -193,18 +195,19 @@ pub async fn sign_in<S: AuthContext>(
 pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedIn> {
     let id = session_id(&parts.headers)?;
     let (hash, csrf) = ctx.sessions().touch(&id)?;
-    match tokens::valid(ctx.store(), TokenKind::Operator, &hash).await {
-        Ok(true) => {}
+    let token_name = match tokens::live_name(ctx.store(), TokenKind::Operator, &hash).await {
+        Ok(Some(name)) => name,
         _ => {
             ctx.sessions().end(&id);
             return None;
         }
-    }
+    };
     let flash = ctx.sessions().take_flash(&id);
     Some(SignedIn {
         session: id,
         csrf,
         token_hash: hash,
+        token_name,
         flash,
     })
 }
@@ -235,6 +238,11 @@ impl SignedIn {
     /// The hash of the operator token this session signed in with.
     pub fn token_hash(&self) -> &str {
         &self.token_hash
+    }
+
+    /// Who this session is in the history: its token's name.
+    pub fn actor(&self) -> crate::service::Actor {
+        crate::service::Actor::Operator(self.token_name.clone())
     }
 
     /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms

@@ -113,7 +113,16 @@ pub async fn valid(
     kind: TokenKind,
     token_hash: &str,
 ) -> Result<bool, crate::store::StoreError> {
-    store.token_valid(kind.as_str(), token_hash).await
+    Ok(live_name(store, kind, token_hash).await?.is_some())
+}
+
+/// The name of the live token of `kind` with this hash: who acted, for the history.
+pub async fn live_name(
+    store: &Store,
+    kind: TokenKind,
+    token_hash: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    store.live_token_name(kind.as_str(), token_hash).await
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ pub async fn start(
     }
     let id = state
         .store
-        .create_batch(kind, description, actor.as_str(), interactive, planned)
+        .create_batch(kind, description, &actor.to_text(), interactive, planned)
         .await?;
     tracing::info!(batch = %id, %description, entries = planned.len(), "update batch created");
     let mut hosts: Vec<&str> = planned.iter().map(|p| p.host_id.as_str()).collect();

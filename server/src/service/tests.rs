@@ -34,7 +34,7 @@ fn install<'a>(host_id: &'a str, item: &'a str) -> Install<'a> {
         version: None,
         force: false,
         interactive: None,
-        actor: Actor::Operator,
+        actor: Actor::Operator("initial".into()),
     }
 }
 
@@ -114,7 +114,13 @@ async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
     let job = s
         .state
         .store
-        .create_update(&victim, "web", &version, Actor::Operator.as_str(), None)
+        .create_update(
+            &victim,
+            "web",
+            &version,
+            &Actor::Operator("initial".into()).to_text(),
+            None,
+        )
         .await
         .unwrap();
     let mut live = s.state.live.subscribe(&job);

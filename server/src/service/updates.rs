@@ -41,6 +41,7 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
         interactive,
         actor,
     } = install;
+    let actor = actor.to_text();
     let actor = actor.as_str();
     super::items::ensure_active(state, item).await?;
     let release = super::releases::installable(state, item, version).await?;

@@ -368,7 +368,8 @@ interface! {
     fn tokens(&self) -> Result<Vec<TokenView>>;
     /// Revokes a token; false if there is no such active token.
     fn revoke_token(&self, id: &str) -> Result<bool>;
-    fn token_valid(&self, kind: &str, hash: &str) -> Result<bool>;
+    /// The name of the live (unrevoked, unexpired) token of `kind` with this hash.
+    fn live_token_name(&self, kind: &str, hash: &str) -> Result<Option<String>>;
     /// The id of the token with this hash, if any.
     fn token_id(&self, hash: &str) -> Result<Option<String>>;
     /// Spends one use of a live enrolment token: `None` if it is unknown, revoked, expired

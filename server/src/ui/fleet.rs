@@ -12,7 +12,7 @@ use super::{badge, csrf, done, encode, failed, page};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::policy::fleet;
-use crate::service::{self, Actor};
+use crate::service;
 use crate::state::Shared;
 
 /// Hosts per page of the hosts list.
@@ -483,7 +483,7 @@ pub async fn update(
         version,
         force: false,
     };
-    let result = service::updates::ask(&state, &req, Actor::Operator)
+    let result = service::updates::ask(&state, &req, who.actor())
         .await
         .map_err(AppError::from);
     // An interactive install: straight to its terminal.
@@ -565,7 +565,7 @@ pub async fn batch(
         category: f.category.filter(|c| !c.is_empty()),
         exclude: vec![],
     };
-    match service::batches::create(&state, req, Actor::Operator).await {
+    match service::batches::create(&state, req, who.actor()).await {
         Ok(b) => {
             let to = format!("/batches/{}", b.id);
             let started = format!("Batch started: {} updates.", b.entries.len());

@@ -16,6 +16,17 @@ use crate::state::Shared;
 /// Entries per page of the history list.
 const PAGE: usize = 100;
 
+/// Who asked for an update: its campaign, linked, or the actor as recorded.
+fn actor(e: &HistoryView) -> Markup {
+    html! {
+        @if let Some(c) = &e.campaign {
+            a href={"/campaigns/" (c)} { "campaign " (c.get(..8).unwrap_or(c)) }
+        } @else {
+            (e.actor)
+        }
+    }
+}
+
 /// A table of history entries, newest first as given.
 pub fn table<'a>(entries: impl Iterator<Item = &'a HistoryView>) -> Markup {
     html! {
@@ -26,7 +37,7 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a HistoryView>) -> Markup {
                 td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
                 td { (e.item) " " @if let Some(f) = &e.from_version { (f) " → " } (e.version) }
                 td { (badge(&e.status)) }
-                td { (e.actor) }
+                td { (actor(e)) }
                 td { (e.message) }
             } } }
         } }
@@ -137,7 +148,7 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
         dl.facts {
             dt { "Host" } dd { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
             dt { "From" } dd { (e.from_version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
-            dt { "By" } dd { (e.actor) }
+            dt { "By" } dd { (actor(&e)) }
             dt { "Queued" } dd { (e.created_at) }
             dt { "Finished" } dd #finished { (e.finished_at.as_deref().unwrap_or("-")) }
             @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }

@@ -37,7 +37,7 @@ async fn dispatch_member(
             &m.host_id,
             &c.item,
             &c.version,
-            super::Actor::Campaign.as_str(),
+            &super::Actor::Campaign.to_text(),
             None,
         )
         .await?;

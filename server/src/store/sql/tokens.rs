@@ -104,17 +104,16 @@ impl Sql {
             .await?)
     }
 
-    pub async fn token_valid(&self, kind: &str, hash: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL
+    pub async fn live_token_name(&self, kind: &str, hash: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT name FROM tokens WHERE kind = $1 AND hash = $2 AND revoked_at IS NULL
              AND (expires_at IS NULL OR expires_at > $3)
              AND (uses_left IS NULL OR uses_left > 0)",
         )
         .bind(kind)
         .bind(hash)
         .bind(ferry_manifests::wire::now())
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(n > 0)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -357,7 +357,8 @@ impl Sql {
 
 /// The columns of a history entry but its output (`u` updates, `h` hosts).
 const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
-    u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched";
+    u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched,
+    (SELECT cm.campaign_id FROM campaign_members cm WHERE cm.update_id = u.id) AS campaign_id";
 
 fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView> {
     Ok(HistoryView {
@@ -385,5 +386,6 @@ fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView>
         fetched: r
             .try_get::<Option<String>, _>("fetched")?
             .and_then(|t| serde_json::from_str(&t).ok()),
+        campaign: r.try_get("campaign_id")?,
     })
 }
