@@ -290,6 +290,78 @@ fn a_failed_update_shows_red_with_its_output() {
     });
 }
 
+/// What ferryctl can do the browser can too: install any published version from a host's
+/// page (an older one marked), edit an open campaign, update every host with an item.
+#[test]
+fn any_version_campaign_edits_and_item_batches_from_the_browser() {
+    let (w, device) = world_on_1_0_0();
+    w.release("1.1.0", &[]);
+    w.release("1.2.0", &[]);
+    device.run("check").ok();
+    let token = w.operator_token();
+    block_on(async {
+        let b = Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+
+        // Not the newest: 1.1.0, chosen from the host's other versions.
+        b.goto("/hosts").await;
+        b.click("#hosts a").await;
+        b.wait_path("/hosts/").await;
+        let host_page = b.path().await;
+        b.click("#items details.versions summary").await;
+        b.click("#items details.versions option[value='1.1.0']")
+            .await;
+        b.click("#items details.versions button").await;
+        b.wait_path("/history/").await;
+        b.wait_text(".flash", "Update queued").await;
+        device.run("once").ok();
+        assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
+        b.goto(&host_page).await;
+        b.click("#items details.versions summary").await;
+        let others = b.text("#items details.versions").await;
+        assert!(
+            others.contains("1.0.0 (older)") && others.contains("allows a downgrade"),
+            "{others}"
+        );
+
+        // An open campaign's thresholds and window, edited on its page; a bad value refused.
+        let c = w.campaign("1.2.0", &["--all", "--require-acceptance"]);
+        let id = c["id"].as_str().unwrap().to_string();
+        b.goto(&format!("/campaigns/{id}")).await;
+        b.click("details.edit summary").await;
+        b.fill("details.edit input[name=success_threshold]", "50")
+            .await;
+        b.fill("details.edit input[name=window]", "02:00-04:00")
+            .await;
+        b.click("details.edit button").await;
+        b.wait_text(".flash", "saved").await;
+        let shown = w.ctl_json(&["campaigns", "show", &id]);
+        assert_eq!(shown["success_threshold"], 0.5, "{shown}");
+        assert_eq!(shown["window"], "02:00-04:00", "{shown}");
+        b.click("details.edit summary").await;
+        b.fill("details.edit input[name=window]", "25:00-26:00")
+            .await;
+        b.click("details.edit button").await;
+        let refused = b.wait_text(".flash.bad", "Refused").await;
+        assert!(refused.contains("time of day"), "{refused}");
+        w.ctl(&["campaigns", "cancel", &id]).ok();
+
+        // Every host with the item, to 1.2.0, from the items page (two steps).
+        b.goto("/items").await;
+        b.click("#item-web details.confirm summary").await;
+        b.click("#item-web details.confirm button").await;
+        b.wait_path("/batches/").await;
+        b.wait_text(".flash", "Batch started: 1 updates").await;
+        device.run("once").ok();
+        assert_eq!(w.current().as_deref(), Some("releases/1.2.0"));
+        let history = w.history();
+        let last = history.last().unwrap();
+        assert_eq!(last["version"], "1.2.0");
+        assert_eq!(last["actor"], "token:initial", "{last}");
+        b.close().await;
+    });
+}
+
 #[test]
 fn pages_need_a_session_and_forms_need_their_csrf_token() {
     let w = World::new();

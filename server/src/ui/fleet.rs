@@ -396,6 +396,26 @@ async fn host_body(
                             " "
                             button type="submit" disabled[pending.contains(&i.item)] { "Update to " (a.version) }
                         }
+                    }
+                    @let others = other_versions(&releases, &i.item, i.version.as_ref(), avail.map(|a| &a.version));
+                    @if !others.is_empty() {
+                        details.versions {
+                            summary { "Other versions…" }
+                            form.inline method="post" action=(action("update")) {
+                                (csrf(who))
+                                input type="hidden" name="item" value=(i.item);
+                                select name="version" aria-label={"Version of " (i.item) " to install"} {
+                                    @for (v, older) in &others {
+                                        option value=(v) { (v) @if *older { " (older)" } }
+                                    }
+                                }
+                                " "
+                                button type="submit" disabled[pending.contains(&i.item)] { "Install" }
+                            }
+                            @if others.iter().any(|(_, older)| *older) {
+                                p.muted { "An older version installs only where its release allows a downgrade (ferryctl release build --allow-downgrade); other devices refuse it." }
+                            }
+                        }
                     } }
                 }
             } }
@@ -404,6 +424,23 @@ async fn host_body(
         (super::history::table(history.iter().rev().take(20)))
     };
     Ok((title, body))
+}
+
+/// The published (not withdrawn) versions of `item` a host could be sent besides the one it
+/// has and the one offered to it, newest first, each marked when older than what it has.
+fn other_versions(
+    releases: &[ferry_manifests::wire::ReleaseView],
+    item: &str,
+    installed: Option<&semver::Version>,
+    offered: Option<&semver::Version>,
+) -> Vec<(semver::Version, bool)> {
+    let mut out: Vec<(semver::Version, bool)> = releases
+        .iter()
+        .filter(|r| r.item == item && Some(&r.version) != installed && Some(&r.version) != offered)
+        .map(|r| (r.version.clone(), installed.is_some_and(|i| r.version < *i)))
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
 }
 
 #[derive(Deserialize)]

@@ -52,11 +52,13 @@ fn pages() -> Router<Shared> {
             "/items/{name}/{version}/withdraw",
             post(settings::withdraw_release),
         )
+        .route("/items/{name}/{version}/batch", post(settings::batch_item))
         .route(
             "/campaigns",
             get(rollout::campaigns).post(rollout::create_campaign),
         )
         .route("/campaigns/{id}", get(rollout::campaign))
+        .route("/campaigns/{id}/edit", post(rollout::edit_campaign))
         .route("/campaigns/{id}/{action}", post(rollout::campaign_action))
         .route("/batches", get(rollout::batches))
         .route("/batches/{id}", get(rollout::batch))

@@ -288,8 +288,9 @@ fn progress(c: &CampaignView) -> maud::Markup {
                 @let members: Vec<_> = c.members.iter().filter(|m| m.wave == w).collect();
                 @let installed = members.iter().filter(|m| m.status == "installed").count();
                 @let failed = members.iter().filter(|m| matches!(m.status.as_str(), "failed" | "rolled_back" | "refused")).count();
-                tr class=[(w == c.open_wave).then_some("open")] {
-                    td { (w + 1) @if w == c.open_wave && c.status == "running" { " (open)" } }
+                // Every wave opened so far is marked, not only the newest.
+                tr class=[(w <= c.open_wave).then_some("open")] {
+                    td { (w + 1) @if w < c.open_wave { " (opened)" } @else if w == c.open_wave && c.status == "running" { " (open)" } }
                     td { (members.len()) }
                     td { (installed) }
                     td { (failed) }
@@ -342,6 +343,21 @@ pub async fn campaign(
                     } @else {
                         form.inline method="post" action=(action("resume")) { (csrf(&who)) button type="submit" { "Resume" } }
                     }
+                    details.edit {
+                        summary { "Edit…" }
+                        form.stack method="post" action=(action("edit")) {
+                            (csrf(&who))
+                            label { "Success threshold (% of a wave that must install before the next opens) "
+                                input type="number" name="success_threshold" min="0" max="100" step="any" value=(pct(c.success_threshold)); }
+                            label { "Failure threshold (% of installs since the last resume that may fail before it pauses) "
+                                input type="number" name="max_failure_rate" min="0" max="100" step="any" value=(pct(c.max_failure_rate)); }
+                            label { "Install window, device time (empty: any time) "
+                                input type="text" name="window" value=(c.window.as_deref().unwrap_or("")) placeholder="02:00-04:00"; }
+                            label { "Waves, all of them as at creation (empty: unchanged; those already open stay as they are) "
+                                input type="text" name="waves" placeholder="e.g. 1,10%,50%,100%"; }
+                            button type="submit" { "Save" }
+                        }
+                    }
                     // Two steps, no script: cancelling cannot be undone.
                     details.confirm {
                         summary { "Cancel…" }
@@ -357,6 +373,62 @@ pub async fn campaign(
         }
     };
     page(&format!("Campaign {}", c.name), &who, body)
+}
+
+/// A share shown as a percentage for a form.
+fn pct(share: f64) -> String {
+    let p = share * 100.0;
+    if p.fract() == 0.0 {
+        format!("{p:.0}")
+    } else {
+        format!("{p}")
+    }
+}
+
+#[derive(Deserialize)]
+pub struct EditForm {
+    success_threshold: Option<String>,
+    max_failure_rate: Option<String>,
+    window: Option<String>,
+    waves: Option<String>,
+}
+
+/// A percentage typed into the edit form as a share; empty leaves it unchanged.
+fn share(field: &str, text: Option<&str>) -> Result<Option<f64>, AppError> {
+    let Some(text) = text.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    match text.trim_end_matches('%').trim().parse::<f64>() {
+        Ok(p) if (0.0..=100.0).contains(&p) => Ok(Some(p / 100.0)),
+        _ => Err(AppError::bad_request(format!(
+            "{field} {text:?} must be a percentage from 0 to 100"
+        ))),
+    }
+}
+
+/// `ferryctl campaigns edit`: thresholds, window and waves of an open campaign.
+pub async fn edit_campaign(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, f): CsrfForm<EditForm>,
+) -> Response {
+    let back = format!("/campaigns/{}", encode(&id));
+    let req = share("success threshold", f.success_threshold.as_deref()).and_then(|s| {
+        Ok(ferry_manifests::wire::CampaignEdit {
+            success_threshold: s,
+            max_failure_rate: share("failure threshold", f.max_failure_rate.as_deref())?,
+            window: Some(f.window.unwrap_or_default()),
+            waves: f.waves.filter(|w| !w.trim().is_empty()),
+        })
+    });
+    let result = match req {
+        Ok(req) => campaigns::edit(&state, &id, req)
+            .await
+            .map(|c| format!("Campaign {} saved.", c.name))
+            .map_err(AppError::from),
+        Err(e) => Err(e),
+    };
+    done(&state, &who, &back, result)
 }
 
 pub async fn campaign_action(
@@ -418,4 +490,23 @@ pub async fn batch(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
         }
     };
     page(&format!("Batch: {}", b.description), &who, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_percentage_typed_into_the_edit_form_is_a_share_or_refused() {
+        assert_eq!(share("t", Some("50")).unwrap(), Some(0.5));
+        assert_eq!(share("t", Some(" 12.5% ")).unwrap(), Some(0.125));
+        assert_eq!(share("t", Some("")).unwrap(), None);
+        assert_eq!(share("t", None).unwrap(), None);
+        for bad in ["150", "-1", "half"] {
+            let e = share("failure threshold", Some(bad)).unwrap_err();
+            assert!(e.message().contains("percentage from 0 to 100"), "{bad}");
+        }
+        assert_eq!(pct(0.5), "50");
+        assert_eq!(pct(0.125), "12.5");
+    }
 }

@@ -53,6 +53,15 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                             @if let Some(u) = r.release_url.as_ref().filter(|u| ferry_manifests::invalid::validate_release_url(u).is_ok()) { " " a href=(u) rel="noreferrer" { "release page" } }
                         }
                         td { @if r.withdrawn_at.is_none() {
+                            // Two steps, no script: open, confirm.
+                            details.confirm {
+                                summary { "Update every host…" }
+                                form.inline method="post" action={"/items/" (encode(&r.item)) "/" (r.version) "/batch"} {
+                                    (csrf(&who))
+                                    span.muted { "Every host with " (r.item) " not at " (r.version) " gets it now, all at once (for waves and a failure threshold, start a " a href="/campaigns" { "campaign" } "). " }
+                                    button type="submit" { "Update every host to " (r.version) }
+                                }
+                            }
                             // Two steps, no script: open, say why, confirm.
                             details.withdraw {
                                 summary { "Withdraw…" }
@@ -124,6 +133,34 @@ pub async fn withdraw_release(
         &format!("/items#item-{}", encode(&item)),
         result,
     )
+}
+
+/// `ferryctl update batch-item`: every host with the item to this version.
+pub async fn batch_item(
+    State(state): State<Shared>,
+    Path((item, version)): Path<(String, String)>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
+) -> Response {
+    let back = format!("/items#item-{}", encode(&item));
+    let to_version = match version.parse::<semver::Version>() {
+        Ok(v) => v,
+        Err(e) => {
+            let e = AppError::bad_request(format!("version {version:?}: {e}"));
+            return done(&state, &who, &back, Err(e));
+        }
+    };
+    let req = ferry_manifests::wire::BatchRequest::Item {
+        item,
+        to_version,
+        hosts: vec![],
+    };
+    match service::batches::create(&state, req, who.actor()).await {
+        Ok(b) => {
+            let started = format!("Batch started: {} updates.", b.entries.len());
+            done(&state, &who, &format!("/batches/{}", b.id), Ok(started))
+        }
+        Err(e) => done(&state, &who, &back, Err(e.into())),
+    }
 }
 
 pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
