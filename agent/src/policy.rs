@@ -76,7 +76,7 @@ pub fn admit(
 
 /// Whether an offered version is worth installing without being asked (auto_install).
 pub fn is_upgrade(offered: &Version, item: &ItemState) -> bool {
-    if item.last_failed.as_ref() == Some(offered) {
+    if item.held_back(offered) {
         return false;
     }
     let floor = item.highest.as_ref().or(item.installed.as_ref());
@@ -97,10 +97,8 @@ pub fn explicit_install<'a>(
     if item.pending.is_some() || (has_server && !auto_install) {
         return None;
     }
-    let retry = ItemState {
-        last_failed: None,
-        ..item.clone()
-    };
+    let mut retry = item.clone();
+    retry.release_hold(&offered.version);
     is_upgrade(&offered.version, &retry).then_some(offered)
 }
 

@@ -50,6 +50,10 @@ pub struct ItemState {
     /// retry it (an operator's job still can).
     #[serde(default)]
     pub last_failed: Option<semver::Version>,
+    /// The version a person rolled back from by hand (`--running-mode=rollback`): not a
+    /// failure, but `auto_install` does not bring it back either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_by_hand: Option<semver::Version>,
     /// Files of the installed version, for the `overlay` layout (what the next version must
     /// remove if it no longer has them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -105,6 +109,9 @@ impl ItemState {
         if self.last_failed.as_ref() == Some(version) {
             self.last_failed = None;
         }
+        if self.rolled_back_by_hand.as_ref() == Some(version) {
+            self.rolled_back_by_hand = None;
+        }
         if let Some(files) = files {
             self.files = files;
         }
@@ -127,9 +134,29 @@ impl ItemState {
             if let Some(files) = files {
                 self.files = files;
             }
+            self.rolled_back_by_hand = Some(version.clone());
+        } else {
+            self.last_failed = Some(version.clone());
         }
-        self.last_failed = Some(version.clone());
         self.interrupted = 0;
+    }
+
+    /// Whether `auto_install` leaves `version` alone: it failed here, or a person rolled back
+    /// from it.
+    pub fn held_back(&self, version: &semver::Version) -> bool {
+        self.last_failed.as_ref() == Some(version)
+            || self.rolled_back_by_hand.as_ref() == Some(version)
+    }
+
+    /// A person asks for `version` again: neither a failure nor a rollback by hand holds it
+    /// back any more.
+    pub fn release_hold(&mut self, version: &semver::Version) {
+        if self.last_failed.as_ref() == Some(version) {
+            self.last_failed = None;
+        }
+        if self.rolled_back_by_hand.as_ref() == Some(version) {
+            self.rolled_back_by_hand = None;
+        }
     }
 
     /// An install of `version` was interrupted while staging. After `limit` interruptions the

@@ -200,6 +200,7 @@ pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
                 "job_id": p.job_id,
             })),
             "last_failed": v(&st.last_failed),
+            "rolled_back_by_hand": v(&st.rolled_back_by_hand),
             "kept_configs": st.kept_configs.iter().map(|p| json!({
                 "path": p,
                 "new_version": format!("{p}.ferry-new"),

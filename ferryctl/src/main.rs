@@ -18,7 +18,7 @@ use args::{
     MqttCommand, ReleaseCommand, ReleasesCommand, RootCommand, ServerArgs, TokensCommand,
     UpdateCommand,
 };
-use clap::Parser;
+
 use client::Client;
 use ferry_manifests::wire::{
     BatchRequest, CampaignRequest, CampaignTarget, ItemEdit, TokenRequest, TriggerRequest,
@@ -26,7 +26,7 @@ use ferry_manifests::wire::{
 
 fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let cli = Cli::parse();
+    let cli = args::parse();
     if let Err(e) = run(cli) {
         eprintln!("ferryctl: {}", message(&e));
         std::process::exit(1);

@@ -355,6 +355,10 @@ fn rollback_by_hand_restores_the_previous_version_and_is_reported() {
     assert_eq!(World::tree(&w.root), at_1_0);
     let status = w.agent("status").ok();
     assert!(status.stdout.contains("installed: 1.0.0"), "{status}");
+    // A person's rollback is not a failure; it is held back from auto_install all the same.
+    let s = w.device().status_json();
+    assert_eq!(s["items"][0]["last_failed"], serde_json::Value::Null, "{s}");
+    assert_eq!(s["items"][0]["rolled_back_by_hand"], "1.1.0", "{s}");
 
     let history = w.history();
     let last = history.last().unwrap();

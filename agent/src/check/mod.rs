@@ -245,14 +245,14 @@ pub fn take_up_offered(agent: &mut Agent) -> Result<usize, Error> {
         .cloned() else {
             continue;
         };
-        if st.last_failed.as_ref() == Some(&offered.version) {
-            tracing::info!(item = %name, version = %offered.version, "trying again a version that failed here, as asked");
+        if st.held_back(&offered.version) {
+            tracing::info!(item = %name, version = %offered.version, "trying again a version that failed or was rolled back here, as asked");
             agent
                 .state
                 .items
                 .entry(name.clone())
                 .or_default()
-                .last_failed = None;
+                .release_hold(&offered.version);
         }
         take_up(
             agent,

@@ -121,7 +121,11 @@ fn a_rollback_marks_the_version_failed_and_a_rollback_by_hand_moves_installed_ba
         "anti-rollback keeps the highest"
     );
     assert_eq!(st.files, vec!["old".to_string()]);
-    assert_eq!(st.last_failed, Some(v("1.1.0")));
+    assert_eq!(st.last_failed, None, "a rollback by hand is not a failure");
+    assert_eq!(st.rolled_back_by_hand, Some(v("1.1.0")));
+    assert!(st.held_back(&v("1.1.0")), "auto_install leaves it alone");
+    st.release_hold(&v("1.1.0"));
+    assert!(!st.held_back(&v("1.1.0")));
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod admin;
 mod release;
@@ -391,3 +391,67 @@ pub enum UpdateCommand {
 
 #[cfg(test)]
 mod tests;
+
+/// Commands that never talk to a server: their help leaves the connection flags out (they
+/// are accepted and ignored, so a shell with FERRY_SERVER set still runs them).
+const OFFLINE: &[&[&str]] = &[
+    &["keygen"],
+    &["release", "build"],
+    &["release", "index"],
+    &["root", "init"],
+    &["root", "update"],
+    &["root", "show"],
+];
+
+/// The command line as its help shows it: the connection flags hidden from offline commands.
+/// Only for rendering help: a command modified once built no longer parses those flags.
+pub fn command() -> clap::Command {
+    fn hide_connection(cmd: clap::Command, path: &[&str]) -> clap::Command {
+        match path.split_first() {
+            Some((first, rest)) => cmd.mut_subcommand(*first, |sc| hide_connection(sc, rest)),
+            None => ["server", "token", "ca_cert"]
+                .into_iter()
+                .fold(cmd, |c, id| c.mut_arg(id, |a| a.hide(true))),
+        }
+    }
+    let mut cmd = Cli::command();
+    // Propagates the global flags into every subcommand, where they can be hidden.
+    cmd.build();
+    OFFLINE.iter().fold(cmd, |c, path| hide_connection(c, path))
+}
+
+/// Parses the process's arguments (exits with clap's message and code 2 on a mistake); help
+/// is shown from [`command`].
+pub fn parse() -> Cli {
+    use clap::error::ErrorKind;
+    match Cli::command().try_get_matches() {
+        Ok(matches) => Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit()),
+        Err(e) if e.kind() == ErrorKind::DisplayHelp => {
+            let args: Vec<String> = std::env::args().skip(1).collect();
+            print!("{}", help_for(&args));
+            std::process::exit(0)
+        }
+        Err(e) => e.exit(),
+    }
+}
+
+/// The help `--help` (long) or `-h` (short) asks for, of the subcommand the words in `args`
+/// name, from [`command`].
+fn help_for(args: &[String]) -> String {
+    fn render(cmd: &mut clap::Command, words: &[&String], long: bool) -> String {
+        if let Some((first, rest)) = words.split_first() {
+            // A word that is not a subcommand is a flag's value or an argument: skipped.
+            if let Some(sub) = cmd.find_subcommand_mut(first.as_str()) {
+                return render(sub, rest, long);
+            }
+            return render(cmd, rest, long);
+        }
+        if long {
+            cmd.render_long_help().to_string()
+        } else {
+            cmd.render_help().to_string()
+        }
+    }
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    render(&mut command(), &words, args.iter().any(|a| a == "--help"))
+}

@@ -24,3 +24,29 @@ fn every_command_flag_and_argument_is_described() {
     walk(&super::Cli::command(), "ferryctl", &mut missing);
     assert!(missing.is_empty(), "undescribed:\n{}", missing.join("\n"));
 }
+
+/// Offline commands do not offer the connection flags they would ignore; server commands do.
+#[test]
+fn offline_commands_leave_the_connection_flags_out_of_their_help() {
+    let help = |path: &[&str]| {
+        let mut args: Vec<String> = path.iter().map(|p| p.to_string()).collect();
+        args.push("--help".into());
+        let text = super::help_for(&args);
+        assert!(
+            text.contains(&format!("ferryctl {}", path.join(" "))),
+            "{text}"
+        );
+        text
+    };
+    for path in super::OFFLINE {
+        let text = help(path);
+        for flag in ["--server", "--token", "--ca-cert"] {
+            assert!(!text.contains(flag), "{path:?} offers {flag}:\n{text}");
+        }
+    }
+    assert!(help(&["hosts", "list"]).contains("--server"));
+    // Still accepted: a shell with FERRY_SERVER set runs them all the same.
+    let cli = super::Cli::command()
+        .try_get_matches_from(["ferryctl", "keygen", "--out", "k", "--server", "http://x"]);
+    assert!(cli.is_ok(), "{:?}", cli.err().map(|e| e.to_string()));
+}
