@@ -29,6 +29,20 @@ pub(super) fn enrol_token(
     })
 }
 
+/// A path from the config as written, and where it resolved when that differs (a relative
+/// path is taken from the config file's directory).
+fn as_written(written: &Path, resolved: &Path) -> String {
+    if written == resolved {
+        format!("{:?}", written.display().to_string())
+    } else {
+        format!(
+            "{:?} (relative to the config file: {})",
+            written.display().to_string(),
+            resolved.display()
+        )
+    }
+}
+
 /// The keys manifests are verified against: pinned `trusted_keys` with their threshold, or
 /// a signed `trust_root` (checked here) that names them.
 pub(super) fn trust(
@@ -51,11 +65,12 @@ pub(super) fn trust(
         }
         _ => {}
     }
-    if let Some(path) = &trust_root {
+    if let (Some(path), Some(written)) = (&trust_root, &raw.trust_root) {
+        let key = format!("key `trust_root` = {}", as_written(written, path));
         let bytes = std::fs::read(path)
-            .map_err(|e| format!("key `trust_root`: cannot read {}: {e}", path.display()))?;
+            .map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
         ferry_manifests::root::TrustRoot::verify_initial(&bytes)
-            .map_err(|e| format!("key `trust_root`: {}: {e}", path.display()))?;
+            .map_err(|e| format!("{key}: {}: {e}", path.display()))?;
         if raw.signature_threshold.is_some() {
             return Err(
                 "key `signature_threshold`: with `trust_root` the root sets the release threshold"
@@ -65,8 +80,13 @@ pub(super) fn trust(
     }
     let mut keys = Vec::new();
     for key_path in &raw.trusted_keys {
-        let key =
-            PublicKey::load(&resolve(key_path)).map_err(|e| format!("key `trusted_keys`: {e}"))?;
+        let path = resolve(key_path);
+        let key = PublicKey::load(&path).map_err(|e| {
+            format!(
+                "key `trusted_keys` entry {}: {e}",
+                as_written(key_path, &path)
+            )
+        })?;
         keys.push(key);
     }
     let trusted = TrustedKeys::new(keys);
@@ -86,16 +106,12 @@ pub(super) fn server_ca(
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<Option<Vec<u8>>, String> {
     let server_ca = match file {
-        Some(p) => {
-            let p = resolve(p);
-            let pem = std::fs::read(&p)
-                .map_err(|e| format!("key `server_ca`: cannot read {}: {e}", p.display()))?;
-            reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                format!(
-                    "key `server_ca`: {} is not a PEM certificate: {e}",
-                    p.display()
-                )
-            })?;
+        Some(written) => {
+            let p = resolve(written);
+            let key = format!("key `server_ca` = {}", as_written(written, &p));
+            let pem = std::fs::read(&p).map_err(|e| format!("{key}: cannot read it: {e}"))?;
+            reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("{key}: not a PEM certificate: {e}"))?;
             Some(pem)
         }
         None => None,

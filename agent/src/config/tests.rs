@@ -113,6 +113,19 @@ fn bad_values_name_their_key() {
 }
 
 #[test]
+fn a_key_path_is_named_as_written_and_where_it_resolved() {
+    let (dir, path) = dir_with_key();
+    let err = Config::parse(&GOOD.replace("release.pub", "keys/missing.pub"), &path)
+        .unwrap_err()
+        .to_string();
+    let resolved = dir.path().join("keys/missing.pub");
+    assert!(
+        err.contains("\"keys/missing.pub\"") && err.contains(&resolved.display().to_string()),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_example_config_is_valid() {
     let (dir, path) = dir_with_key();
     std::fs::write(dir.path().join("enrol.token"), "fen_x\n").unwrap();
