@@ -358,6 +358,20 @@ fn any_version_campaign_edits_and_item_batches_from_the_browser() {
         let last = history.last().unwrap();
         assert_eq!(last["version"], "1.2.0");
         assert_eq!(last["actor"], "token:initial", "{last}");
+
+        // Times read as relative, local ones, the exact instant on hover; By names the token.
+        b.goto("/history").await;
+        let shown = b.text("table.history tbody tr time").await;
+        assert!(
+            shown.contains("ago") || shown == "just now",
+            "not a relative time: {shown}"
+        );
+        assert!(
+            b.holds("const t = document.querySelector('table.history time'); return t.title.includes(t.getAttribute('datetime'))")
+                .await,
+            "no exact time on hover"
+        );
+        assert!(b.text("table.history").await.contains("token:initial"));
         b.close().await;
     });
 }

@@ -8,7 +8,7 @@ use ferry_manifests::wire::{BatchRequest, CheckRequest, HistoryView, HostView, T
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{badge, csrf, done, encode, failed, page};
+use super::{badge, csrf, done, encode, failed, page, when};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::policy::fleet;
@@ -115,7 +115,7 @@ async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, 
             div.table { table {
                 thead { tr { th { "When" } th { "Host" } th { "Update" } th { "Outcome" } } }
                 tbody { @for e in &failures { tr {
-                    td { a href={"/history/" (e.id)} { (e.created_at) } }
+                    td { a href={"/history/" (e.id)} { (when(&e.created_at)) } }
                     td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
                     td { (e.item) " " (e.version) }
                     td { (badge(&e.status)) " " (e.message) }
@@ -207,7 +207,7 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
                 td { @if !h.accepted { span.badge.avail { "awaiting acceptance" } " " } @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" } }
                 td { (badge(st)) }
                 td { @for i in &h.installed { (i.item) " " (i.version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) br; } }
-                td { (h.last_seen) }
+                td { (when(&h.last_seen)) }
             } } }
         } }
         nav.pages {
@@ -322,7 +322,7 @@ async fn host_body(
             @if h.online { span.dot.on {} "online" } @else { span.dot {} "offline" }
             @if h.long_polling { " · long-polling" }
             " · " (h.facts.os) " " (h.facts.os_version) " · " (h.facts.arch) " · agent " (h.facts.agent_version)
-            " · last seen " (h.last_seen)
+            " · last seen " (when(&h.last_seen))
             @for t in &h.tags { " " a.tag href={"/hosts?tag=" (encode(t))} { (t) } }
             " " (reported(&h))
         }

@@ -7,7 +7,7 @@ use ferry_manifests::wire::HistoryView;
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{badge, csrf, done, encode, failed, output, page};
+use super::{badge, csrf, done, encode, failed, output, page, when};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::service;
@@ -33,7 +33,7 @@ pub fn table<'a>(entries: impl Iterator<Item = &'a HistoryView>) -> Markup {
         div.table { table.history {
             thead { tr { th { "When" } th { "Host" } th { "Update" } th { "Status" } th { "By" } th { "Message" } } }
             tbody { @for e in entries { tr class={"st-" (e.status)} {
-                td { a href={"/history/" (e.id)} { (e.created_at) } }
+                td { a href={"/history/" (e.id)} { (when(&e.created_at)) } }
                 td { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
                 td { (e.item) " " @if let Some(f) = &e.from_version { (f) " → " } (e.version) }
                 td { (badge(&e.status)) }
@@ -149,8 +149,8 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
             dt { "Host" } dd { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
             dt { "From" } dd { (e.from_version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
             dt { "By" } dd { (actor(&e)) }
-            dt { "Queued" } dd { (e.created_at) }
-            dt { "Finished" } dd #finished { (e.finished_at.as_deref().unwrap_or("-")) }
+            dt { "Queued" } dd { (when(&e.created_at)) }
+            dt { "Finished" } dd #finished { (when(e.finished_at.as_deref().unwrap_or("-"))) }
             @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }
             dt { "Id" } dd { code { (e.id) } }
         }

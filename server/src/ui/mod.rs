@@ -232,6 +232,19 @@ pub fn done(
     Redirect::to(to).into_response()
 }
 
+/// An instant the server recorded (RFC 3339, UTC): shown to the second in UTC without the
+/// script, and by `ui.js` as a relative time with the exact local time on hover.
+pub fn when(t: &str) -> maud::Markup {
+    let plain = match t.split_once('T') {
+        Some((day, rest)) => {
+            let clock = rest.split(['.', 'Z', '+']).next().unwrap_or(rest);
+            format!("{day} {clock} UTC")
+        }
+        None => return html! { (t) },
+    };
+    html! { time datetime=(t) title=(t) { (plain) } }
+}
+
 /// A page for a failed read (a missing host, a store error).
 pub fn failed(who: &SignedIn, e: impl Into<AppError>) -> Response {
     let e: AppError = e.into();
@@ -372,6 +385,16 @@ async fn logout(State(state): State<Shared>, CsrfForm(who, _): CsrfForm<NoFields
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instant_reads_to_the_second_in_utc_without_the_script() {
+        let t = when("2026-12-05T10:00:01.123Z").into_string();
+        assert_eq!(
+            t,
+            r#"<time datetime="2026-12-05T10:00:01.123Z" title="2026-12-05T10:00:01.123Z">2026-12-05 10:00:01 UTC</time>"#
+        );
+        assert_eq!(when("-").into_string(), "-");
+    }
 
     #[test]
     fn sign_in_only_returns_to_a_path_on_this_server() {

@@ -6,7 +6,7 @@ use ferry_manifests::wire::{CampaignRequest, CampaignTarget, CampaignView};
 use maud::html;
 use serde::Deserialize;
 
-use super::{badge, csrf, done, encode, failed, page};
+use super::{badge, csrf, done, encode, failed, page, when};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::service::campaigns::requests as campaigns;
@@ -76,7 +76,7 @@ async fn campaigns_page(
                 td { (c.counts.get("installed").copied().unwrap_or(0)) " of " (c.members.len()) }
                 td { @let failed = ["failed", "rolled_back", "refused"].iter().map(|s| c.counts.get(*s).copied().unwrap_or(0)).sum::<usize>();
                      @if failed > 0 { span.badge.fail { (failed) } } @else { "0" } }
-                td { (c.created_at) }
+                td { (when(&c.created_at)) }
             } } }
         } }
         details #new-campaign open[list.is_empty() || sent.is_some()] {
@@ -461,7 +461,7 @@ pub async fn batches(
                 td { (badge(&b.status)) }
                 td { @for (s, n) in &b.counts { (n) " " (s.replace('_', " ")) " " } }
                 td { (b.actor) }
-                td { (b.created_at) }
+                td { (when(&b.created_at)) }
             } } }
         } }
     };
@@ -476,7 +476,7 @@ pub async fn batch(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
     let running = b.status == "running";
     let body = html! {
         section #live data-refresh=[running.then_some("2")] {
-            p { (badge(&b.status)) " started by " (b.actor) " at " (b.created_at) }
+            p { (badge(&b.status)) " started by " (b.actor) " at " (when(&b.created_at)) }
             div.table { table #entries {
                 thead { tr { th { "Host" } th { "Item" } th { "Version" } th { "Status" } th { "Message" } } }
                 tbody { @for e in &b.entries { tr {

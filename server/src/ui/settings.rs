@@ -7,7 +7,7 @@ use ferry_manifests::wire::{ItemEdit, MqttConnectionRequest, TokenRequest};
 use maud::html;
 use serde::Deserialize;
 
-use super::{csrf, done, encode, failed, page};
+use super::{csrf, done, encode, failed, page, when};
 use crate::auth::{CsrfForm, SignedIn};
 use crate::error::AppError;
 use crate::mqtt::connections;
@@ -44,10 +44,10 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                     tbody { @for r in releases.iter().filter(|r| r.item == i.name).rev() { tr.withdrawn[r.withdrawn_at.is_some()] {
                         td { (r.version) }
                         td { (r.category) }
-                        td { (r.released_at) }
+                        td { (when(&r.released_at)) }
                         td {
                             @if let Some(at) = &r.withdrawn_at {
-                                span.badge.fail { "withdrawn" } " " (at) ": " (r.withdrawn_reason.as_deref().unwrap_or("")) br;
+                                span.badge.fail { "withdrawn" } " " (when(at)) ": " (r.withdrawn_reason.as_deref().unwrap_or("")) br;
                             }
                             (r.notes)
                             @if let Some(u) = r.release_url.as_ref().filter(|u| ferry_manifests::invalid::validate_release_url(u).is_ok()) { " " a href=(u) rel="noreferrer" { "release page" } }
@@ -179,7 +179,7 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
             tbody { @for t in &tokens { tr {
                 td { (t.name) @if mine.as_deref() == Some(t.id.as_str()) { " " span.badge.prog { "this session" } } }
                 td { (t.kind) }
-                td { (t.created_at) }
+                td { (when(&t.created_at)) }
                 td { (t.revoked_at.as_deref().unwrap_or("-")) }
                 td { @if t.revoked_at.is_none() {
                     // Two steps, no script: a revoked token is refused at once, everywhere.

@@ -6,6 +6,8 @@
 // - <div data-terminal="URL" data-follow="URL" data-csrf="TOKEN">: an interactive install's
 //   terminal (xterm.js): attaches, sends what is typed and the window size, keeps the lease
 //   alive, and writes the output stream into it until the update ends.
+// - <time datetime="RFC 3339">: shown relative ("3 min ago"), or as a local date beyond a
+//   week, with the exact local time and the UTC one on hover.
 "use strict";
 (function () {
   function esc(s) {
@@ -54,6 +56,25 @@
     return out;
   };
 
+  function relative(d) {
+    var s = Math.round((Date.now() - d.getTime()) / 1000), ago = s >= 0, a = Math.abs(s);
+    var text;
+    if (a < 45) return ago ? "just now" : "in a moment";
+    if (a < 3600) text = Math.round(a / 60) + " min";
+    else if (a < 86400) text = Math.round(a / 3600) + " h";
+    else if (a < 7 * 86400) text = Math.round(a / 86400) + (Math.round(a / 86400) === 1 ? " day" : " days");
+    else return d.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+    return ago ? text + " ago" : "in " + text;
+  }
+  function localTimes(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (el) {
+      var d = new Date(el.getAttribute("datetime"));
+      if (isNaN(d.getTime())) return;
+      el.textContent = relative(d);
+      el.title = d.toLocaleString(undefined, { dateStyle: "full", timeStyle: "long" }) + " (" + el.getAttribute("datetime") + ")";
+    });
+  }
+
   function follow(pre) {
     if (!window.EventSource) return;
     var ansi = new Ansi(), first = true;
@@ -76,7 +97,10 @@
       if (note) note.textContent = "Finished: " + e.data.replace(/_/g, " ") + ".";
       // The facts above say it finished too (the exact time is the server's, on a reload).
       var finished = document.getElementById("finished");
-      if (finished && finished.textContent === "-") finished.textContent = new Date().toISOString();
+      if (finished && finished.textContent === "-") {
+        finished.innerHTML = '<time datetime="' + new Date().toISOString() + '"></time>';
+        localTimes(finished);
+      }
       pre.setAttribute("data-done", e.data);
     });
   }
@@ -170,6 +194,7 @@
           var fresh = doc.getElementById("live");
           if (!fresh) return;
           section.replaceWith(fresh);
+          localTimes(fresh);
           if (fresh.getAttribute("data-refresh")) refresh(fresh);
         })
         .catch(function () { refresh(section); });
@@ -177,6 +202,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    localTimes(document);
     document.querySelectorAll("pre[data-follow]").forEach(follow);
     document.querySelectorAll("div[data-terminal]").forEach(terminal);
     var live = document.getElementById("live");
