@@ -35,6 +35,27 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
     enrolment_and_check_are_published(&watcher, &host, &item, &hh, &config);
     install_pressed_in_home_assistant(&w, &watcher, &item);
 
+    // A release that rolls back on the host is still what is published, and Home Assistant
+    // is told it failed there: in the entity's attributes and at the head of its summary.
+    w.release("1.1.0", &["--health-check", "false", "--notes", "Faster."]);
+    w.agent("check").ok();
+    w.trigger(Some("1.1.0"));
+    w.agent("once").code(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while watcher.json(&format!("{item}/attributes"))["last_failure"]["outcome"] != "rolled_back" {
+        assert!(
+            Instant::now() < deadline,
+            "the rollback never reached the attributes"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let json = watcher.json(&format!("{item}/json"));
+    let summary = json["release_summary"].as_str().unwrap_or_default();
+    assert!(
+        summary.starts_with("1.1.0 rolled back on this host") && summary.ends_with("Faster."),
+        "{json}"
+    );
+
     // The broker restarts empty: everything comes back.
     drop(watcher);
     broker.restart();

@@ -54,6 +54,8 @@ pub struct ItemState {
     pub in_progress: bool,
     /// When the host last reported what it has installed.
     pub last_checked_at: Option<String>,
+    /// The offered release (`latest`) already failed here: (outcome, message).
+    pub failed_here: Option<(String, String)>,
 }
 
 impl ItemState {

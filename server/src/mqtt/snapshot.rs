@@ -17,6 +17,8 @@ pub struct Reader {
     settings: BTreeMap<String, crate::store::ItemSettings>,
     releases: std::sync::Arc<Vec<ferry_manifests::wire::ReleaseView>>,
     pending: HashMap<String, Vec<String>>,
+    /// The last failed install per (host, item).
+    failures: HashMap<(String, String), crate::store::LastFailure>,
     now: time::OffsetDateTime,
     after: Option<String>,
     done: bool,
@@ -35,10 +37,18 @@ impl Reader {
         for (host, item) in state.store.pending_items().await? {
             pending.entry(host).or_default().push(item);
         }
+        let failures = state
+            .store
+            .last_failures()
+            .await?
+            .into_iter()
+            .map(|f| ((f.host_id.clone(), f.item.clone()), f))
+            .collect();
         Ok(Reader {
             settings,
             releases: state.releases().await?,
             pending,
+            failures,
             now: time::OffsetDateTime::now_utc(),
             after: None,
             done: false,
@@ -108,6 +118,12 @@ impl Reader {
                 notes: release.map(|r| r.notes.clone()).unwrap_or_default(),
                 in_progress: pending.contains(&i.item),
                 last_checked_at: Some(last_seen.clone()),
+                failed_here: newer.and_then(|a| {
+                    self.failures
+                        .get(&(host.id.clone(), i.item.clone()))
+                        .filter(|f| f.version == a.version)
+                        .map(|f| (f.status.clone(), f.message.clone()))
+                }),
             });
         }
         let batch_in_progress = items.iter().any(|i| !i.featured && i.in_progress);

@@ -120,6 +120,12 @@ pub fn item_attributes(item: &ItemState) -> Value {
     if let Some(t) = &item.last_checked_at {
         a.insert("last_checked_at".into(), json!(t));
     }
+    if let (Some((outcome, message)), Some(latest)) = (&item.failed_here, &item.latest) {
+        a.insert(
+            "last_failure".into(),
+            json!({"version": latest, "outcome": outcome, "message": message}),
+        );
+    }
     Value::Object(a)
 }
 
@@ -137,8 +143,17 @@ pub fn item_json_state(item: &ItemState) -> Value {
     );
     a.insert("in_progress".into(), json!(item.in_progress));
     a.insert("title".into(), json!(item.name));
-    if !item.notes.trim().is_empty() {
-        a.insert("release_summary".into(), json!(summary(&item.notes)));
+    let failed = match (&item.failed_here, &item.latest) {
+        (Some((outcome, message)), Some(latest)) => format!(
+            "{latest} {} on this host: {}. ",
+            outcome.replace('_', " "),
+            message.trim().trim_end_matches('.')
+        ),
+        _ => String::new(),
+    };
+    let text = format!("{failed}{}", item.notes.trim());
+    if !text.trim().is_empty() {
+        a.insert("release_summary".into(), json!(summary(&text)));
     }
     if let Some(u) = &item.release_url {
         a.insert("release_url".into(), json!(u));

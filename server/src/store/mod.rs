@@ -16,8 +16,8 @@ mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
-    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, Member, NewRelease,
-    PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
+    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, LastFailure, Member,
+    NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
 };
 pub use notice::Notice;
 
@@ -454,8 +454,8 @@ interface! {
     fn pending_items(&self) -> Result<Vec<(String, String)>>;
     /// Sets a pending update's message (why it waits); false if the host has no such one.
     fn note_update(&self, id: &str, host_id: &str, message: &str) -> Result<bool>;
-    /// Hosts whose last finished install of some item failed, was rolled back or refused.
-    fn hosts_last_failed(&self) -> Result<Vec<String>>;
+    /// Each (host, item) whose last finished install failed, was rolled back or refused.
+    fn last_failures(&self) -> Result<Vec<LastFailure>>;
     /// History entries, filtered by host, item or id, oldest first.
     fn history(&self, host_id: Option<&str>, item: Option<&str>, id: Option<&str>) -> Result<Vec<HistoryView>>;
     /// A page of entries, newest first, without output, and how many match.

@@ -69,6 +69,18 @@ pub enum Recorded {
     Entry,
 }
 
+/// The last finished install of an item on a host, when it failed, was rolled back or
+/// refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastFailure {
+    pub host_id: String,
+    pub item: String,
+    pub version: semver::Version,
+    /// `failed`, `rolled_back` or `refused`.
+    pub status: String,
+    pub message: String,
+}
+
 /// An item's presentation and status, for items that have a row (others have the defaults).
 #[derive(Debug, Clone)]
 pub struct ItemSettings {

@@ -152,8 +152,13 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
     let status = q.status.as_deref().filter(|s| !s.is_empty());
     let page_no = q.page.unwrap_or(1).max(1);
     let pending = pending(state).await?;
-    let failed: std::collections::HashSet<String> =
-        state.store.hosts_last_failed().await?.into_iter().collect();
+    let failed: std::collections::HashSet<String> = state
+        .store
+        .last_failures()
+        .await?
+        .into_iter()
+        .map(|f| f.host_id)
+        .collect();
     let at = time::OffsetDateTime::now_utc();
     let (rows, total) = match status {
         None => {

@@ -25,6 +25,7 @@ fn host() -> HostState {
                 notes: "Fixes a bug.".into(),
                 in_progress: false,
                 last_checked_at: Some("2026-01-02T03:04:05.000Z".into()),
+                failed_here: None,
             },
             ItemState {
                 name: "libfoo".into(),
@@ -49,6 +50,25 @@ fn find<'a>(messages: &'a [Message], topic: &str) -> &'a str {
         .find(|m| m.topic == topic)
         .unwrap_or_else(|| panic!("no {topic} in {messages:#?}"))
         .payload
+}
+
+/// A release that already failed on the host still shows as its latest (it is what is
+/// published), and its entity says so: in the attributes and at the head of the summary.
+#[test]
+fn a_release_that_failed_on_the_host_says_so() {
+    let mut h = host();
+    h.items[0].failed_here = Some(("rolled_back".into(), "health check failed.".into()));
+    let p = Publishing::default();
+    let m = state_messages(&p, &Snapshot { hosts: vec![h] });
+    let json_of = |topic: &str| serde_json::from_str::<Value>(find(&m, topic)).unwrap();
+    assert_eq!(
+        json_of("ferry/hosts/0b6f-42/items/web/attributes")["last_failure"],
+        json!({"version": "1.1.0", "outcome": "rolled_back", "message": "health check failed."})
+    );
+    assert_eq!(
+        json_of("ferry/hosts/0b6f-42/items/web/json")["release_summary"],
+        "1.1.0 rolled back on this host: health check failed. Fixes a bug."
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ use sqlx::{AssertSqlSafe, Row};
 
 use super::{opt_version, parse_version, Sql};
 use crate::policy::status::UpdateStatus;
-use crate::store::{PendingJob, Recorded, ReportRecord, Result, StoreError};
+use crate::store::{LastFailure, PendingJob, Recorded, ReportRecord, Result, StoreError};
 
 impl Sql {
     pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
@@ -179,16 +179,27 @@ impl Sql {
 
     /// Hosts whose last finished install of some item failed, was rolled back or refused (a
     /// cancelled update does not count), fleet-wide, in one query.
-    pub async fn hosts_last_failed(&self) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT u.host_id FROM updates u
+    pub async fn last_failures(&self) -> Result<Vec<LastFailure>> {
+        let rows = sqlx::query(
+            "SELECT u.host_id, u.item, u.version, u.status, u.message FROM updates u
              WHERE u.status IN ('failed', 'rolled_back', 'refused')
                AND u.finished_at = (SELECT MAX(v.finished_at) FROM updates v
                                     WHERE v.host_id = u.host_id AND v.item = u.item
                                       AND v.finished_at IS NOT NULL AND v.status <> 'cancelled')",
         )
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LastFailure {
+                    host_id: r.try_get("host_id")?,
+                    item: r.try_get("item")?,
+                    version: parse_version(&r.try_get::<String, _>("version")?)?,
+                    status: r.try_get("status")?,
+                    message: r.try_get("message")?,
+                })
+            })
+            .collect()
     }
 
     /// Stores a report once: a report id seen before changes nothing (the device retried after
