@@ -34,6 +34,10 @@ struct Cli {
     /// With `--running-mode=status`: one JSON object for a dashboard (docs/dashboard.md).
     #[arg(long)]
     json: bool,
+    /// Print the directories the agent writes besides its state directory (each item's
+    /// root), one a line, and exit: for a service manager's sandbox (ReadWritePaths).
+    #[arg(long)]
+    print_write_paths: bool,
 }
 
 fn main() {
@@ -68,6 +72,12 @@ fn run(cli: Cli, utc_offset: Option<i32>) -> i32 {
             return e.exit_code();
         }
     };
+    if cli.print_write_paths {
+        for item in &cfg.items {
+            println!("{}", item.root.display());
+        }
+        return 0;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {

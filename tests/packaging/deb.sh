@@ -92,6 +92,10 @@ in_root dpkg-query -W -f='${Conffiles}\n' ferry-server | grep -q '/etc/ferry/ser
     || fail "ferry-server.service is not enabled"
 
 echo "== the shipped agent config manages nothing, and says so without failing the unit"
+gen=/lib/systemd/system-generators/ferry-agent-generator
+expect_stat "root:root 755" $gen
+in_root $gen /tmp/gen-empty || fail "the generator fails on the shipped config"
+[ ! -e "$root/tmp/gen-empty/ferry-agent.service.d" ] || fail "the generator wrote a drop-in for no item"
 unconfigured="$(in_root ferry-agent --config /etc/ferry/agent.toml --running-mode=once 2>&1)" \
     || fail "the shipped config fails the agent: $unconfigured"
 echo "$unconfigured" | grep -q "not configured yet" || fail "the shipped config says: $unconfigured"
@@ -133,6 +137,12 @@ auto_install = true
 name = "web"
 root = "/srv/web"
 TOML
+# The generator opens the units' sandbox to the configured root, for both agent units.
+in_root $gen /tmp/gen || fail "the generator failed"
+for unit in ferry-agent.service ferry-agent-once.service; do
+    grep -qx 'ReadWritePaths="-/srv/web"' "$root/tmp/gen/$unit.d/50-ferry-roots.conf" \
+        || fail "the generator did not open /srv/web for $unit"
+done
 in_root ferry-agent --config /etc/ferry/agent.toml --running-mode=once \
     || fail "the installed agent's update failed"
 [ "$(in_root /srv/web/current/bin/web)" = "web 1.0.0" ] || fail "web 1.0.0 is not in place"

@@ -81,4 +81,11 @@ status="$(target/debug/ferry-agent --config "$work/check.toml" --running-mode=st
     || { cat "$cfg" >&2; fail "the agent refuses the recipe's agent.toml"; }
 echo "$status" | grep -q '\[web\] root /srv/web' || fail "item web is missing: $status"
 echo "$status" | grep -q '\[app\] root /opt/app' || fail "item app is missing: $status"
+# The units' sandbox is opened to each item's root, for both agent units.
+for unit in ferry-agent.service ferry-agent-once.service; do
+    dropin="$work/image/lib/systemd/system/$unit.d/50-ferry-roots.conf"
+    [ -f "$dropin" ] || fail "no ReadWritePaths drop-in for $unit"
+    grep -qx 'ReadWritePaths=-/srv/web' "$dropin" && grep -qx 'ReadWritePaths=-/opt/app' "$dropin" \
+        || { cat "$dropin" >&2; fail "the $unit drop-in does not open the item roots"; }
+done
 echo "yocto: ok"

@@ -83,6 +83,20 @@ do_install:append() {
     for unit in ferry-agent.service ferry-agent-once.service ferry-agent.timer; do
         install -m 0644 ${S}/systemd/$unit ${D}${systemd_system_unitdir}/$unit
     done
+    # The units' sandbox opens the usual roots only: open each configured item's root too.
+    if [ -n "${FERRY_ITEMS}" ]; then
+        for unit in ferry-agent.service ferry-agent-once.service; do
+            install -d ${D}${systemd_system_unitdir}/$unit.d
+            {
+                echo "# Written by meta-ferry from FERRY_ITEMS: the item roots the agent writes."
+                echo "[Service]"
+                for pair in ${FERRY_ITEMS}; do
+                    echo "ReadWritePaths=-${pair#*:}"
+                done
+            } > ${D}${systemd_system_unitdir}/$unit.d/50-ferry-roots.conf
+            chmod 0644 ${D}${systemd_system_unitdir}/$unit.d/50-ferry-roots.conf
+        done
+    fi
     install -d -m 0700 ${D}${localstatedir}/lib/ferry-agent
 }
 
