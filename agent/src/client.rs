@@ -117,10 +117,21 @@ impl Api {
     }
 
     fn json<T: DeserializeOwned>(&self, url: &Url, resp: Response) -> Result<T, Error> {
-        resp.json().map_err(|e| Error::Server {
-            url: url.to_string(),
-            status: 200,
-            message: format!("unexpected response body: {e}"),
+        resp.json().map_err(|e| {
+            // A body cut off or stalled is the network's doing, not a strange answer.
+            if e.is_body() || e.is_timeout() || e.is_request() {
+                Error::Unreachable {
+                    what: "server",
+                    url: url.to_string(),
+                    message: format!("the answer was cut off: {e}"),
+                }
+            } else {
+                Error::Server {
+                    url: url.to_string(),
+                    status: 200,
+                    message: format!("unexpected response body: {e}"),
+                }
+            }
         })
     }
 

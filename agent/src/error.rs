@@ -188,7 +188,8 @@ pub mod exit {
     pub const UPDATE_FAILED: i32 = 1;
     /// Bad command line or configuration.
     pub const BAD_CONFIG: i32 = 2;
-    /// The server could not be reached; nothing was lost, retry later.
+    /// The server could not be reached, cut the transfer off or is unavailable for now
+    /// (5xx, 429); nothing was lost, retry later.
     pub const UNREACHABLE: i32 = 3;
     /// Another run holds the state-directory lock.
     pub const LOCKED: i32 = 4;
@@ -209,7 +210,20 @@ pub mod exit {
 }
 
 impl Error {
+    /// Trouble that passes by itself: the server or repository cannot be reached, cut a
+    /// transfer off, or says it is unavailable for now (5xx, 429, 408). Retried soon, exit 3.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } | Error::DownloadRestarted { .. } => true,
+            Error::Server { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            _ => false,
+        }
+    }
+
     pub fn exit_code(&self) -> i32 {
+        if self.is_transient() {
+            return exit::UNREACHABLE;
+        }
         match self {
             Error::Config(_)
             | Error::Usage(_)
@@ -242,6 +256,17 @@ mod tests {
         assert_eq!(locked.exit_code(), exit::LOCKED);
         assert_eq!(Error::Interrupted.exit_code(), exit::INTERRUPTED);
         assert_eq!(Error::NoArtifactUrl.exit_code(), exit::ERROR);
+        let server = |status| Error::Server {
+            url: "u".into(),
+            status,
+            message: "m".into(),
+        };
+        // A database outage behind the server, a budget: retry. A refusal: investigate.
+        assert_eq!(server(503).exit_code(), exit::UNREACHABLE);
+        assert_eq!(server(500).exit_code(), exit::UNREACHABLE);
+        assert_eq!(server(429).exit_code(), exit::UNREACHABLE);
+        assert_eq!(server(400).exit_code(), exit::ERROR);
+        assert_eq!(server(200).exit_code(), exit::ERROR);
         assert_eq!(exit::for_outcomes(&[]), exit::OK);
         assert_eq!(
             exit::for_outcomes(&[Outcome::Installed, Outcome::RolledBack]),

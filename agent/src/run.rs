@@ -61,14 +61,14 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
             log_check(agent, &summary);
             refused = summary.problems.into_iter().next();
         }
-        Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+        Err(e) if e.is_transient() => unreachable = Some(e),
         Err(e) => return Err(e),
     }
     agent.check_stop()?;
     if unreachable.is_none() {
         match download::run(agent) {
             Ok(_) => {}
-            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) if e.is_transient() => unreachable = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -87,22 +87,18 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
             Ok(_) => {
                 install::run(agent)?;
             }
-            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
+            Err(e) if e.is_transient() => unreachable = Some(e),
             Err(e) => return Err(e),
         }
     }
     if agent.cfg.server_url.is_none() {
         report::keep_local(&agent.dir)?;
     } else if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
+        // Queued on disk until the server takes them: a `full` run tries again within
+        // seconds (`next_wait`), cron at its next run.
         match report::flush(&agent.api, &agent.dir) {
             Ok(_) => {}
-            Err(e @ Error::Unreachable { .. }) => unreachable = Some(e),
-            // Queued on disk; sent again at the next contact, in the normal rhythm.
-            Err(e @ Error::Server { status: 500.., .. }) => {
-                tracing::warn!(
-                    "{e}; the reports stay queued and are sent again at the next contact"
-                )
-            }
+            Err(e) if e.is_transient() => unreachable = Some(e),
             Err(e) => return Err(e),
         }
     }
@@ -317,24 +313,29 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
             let wait = Duration::from_secs(agent.cfg.lock_wait_secs);
             let result = lock(agent, Mode::Full, wait).and_then(|()| run_once(agent));
             agent.unlock();
-            next_cycle = Instant::now()
-                + match result {
-                    Ok(_) => {
-                        failures = 0;
-                        jittered(base, 0.1)
-                    }
-                    Err(Error::Interrupted) => break,
-                    Err(e @ Error::Unreachable { .. }) => {
-                        failures = failures.saturating_add(1);
-                        tracing::warn!("{e}");
-                        // 2^n seconds, at most the poll interval.
-                        jittered(base.min(Duration::from_secs(1u64 << failures.min(10))), 0.1)
-                    }
-                    Err(e) => {
-                        tracing::error!("{e}");
-                        jittered(base, 0.1)
-                    }
-                };
+            let ended = match result {
+                Err(Error::Interrupted) => break,
+                Err(e) if e.is_transient() => {
+                    tracing::warn!("{e}; trying again shortly");
+                    Ended::Retry
+                }
+                Err(e) => {
+                    tracing::error!("{e}");
+                    Ended::Done
+                }
+                // Reports the server has not taken yet (it answered the check-in, then not
+                // the reports): sent again within seconds, not a poll interval later.
+                Ok(_)
+                    if agent.cfg.server_url.is_some()
+                        && report::queued(&agent.dir).is_ok_and(|q| !q.is_empty()) =>
+                {
+                    Ended::Retry
+                }
+                Ok(_) => Ended::Done,
+            };
+            let (wait, f) = next_wait(base, failures, ended);
+            failures = f;
+            next_cycle = Instant::now() + wait;
         }
         if agent.cfg.long_poll_secs > 0 && failures == 0 && agent.cfg.server_url.is_some() {
             let started = Instant::now();
@@ -445,6 +446,34 @@ impl Drop for ServicePid {
     }
 }
 
+/// How a `full`-mode cycle ended, for when the next one is due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// Done, or failed in a way only a person fixes: the next cycle in a poll interval.
+    Done,
+    /// Transient trouble (unreachable, 5xx, 429, a cut transfer) or reports still queued.
+    Retry,
+}
+
+/// The longest a device waits between retries after transient trouble, whatever its poll
+/// interval: a short server or database outage delays its reports by about this much.
+pub const RETRY_CAP: Duration = Duration::from_secs(60);
+
+/// The wait before the next cycle and the count of consecutive retries: after transient
+/// trouble 2, 4, 8 … s (at most [`RETRY_CAP`] or the poll interval) with ±50% jitter, so a
+/// fleet that lost its server together does not come back together; else the poll interval
+/// ±10%.
+pub fn next_wait(base: Duration, failures: u32, ended: Ended) -> (Duration, u32) {
+    match ended {
+        Ended::Done => (jittered(base, 0.1), 0),
+        Ended::Retry => {
+            let failures = failures.saturating_add(1);
+            let backoff = Duration::from_secs(1u64 << failures.min(10));
+            (jittered(backoff.min(RETRY_CAP).min(base), 0.5), failures)
+        }
+    }
+}
+
 /// Sleeps until `until`, a stop, or a wake (returned: true), whichever comes first.
 fn sleep_until(stop: &AtomicBool, wake: &AtomicBool, until: Instant) -> bool {
     while Instant::now() < until && !stop.load(Ordering::SeqCst) {
@@ -468,6 +497,31 @@ pub fn poll_interval(cfg: &Config, suggested: Option<u64>) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transient_trouble_is_retried_within_a_minute_whatever_the_poll_interval() {
+        let hour = Duration::from_secs(3600);
+        let mut failures = 0;
+        let mut waits = Vec::new();
+        for _ in 0..12 {
+            let (wait, f) = next_wait(hour, failures, Ended::Retry);
+            failures = f;
+            waits.push(wait);
+        }
+        assert!(waits[0] >= Duration::from_secs(1) && waits[0] <= Duration::from_secs(3));
+        assert!(
+            waits.iter().all(|w| *w <= RETRY_CAP.mul_f64(1.5)),
+            "{waits:?}"
+        );
+        assert!(waits[11] >= RETRY_CAP / 2, "it backs off: {waits:?}");
+        // Back to the rhythm once a cycle went through.
+        let (wait, failures) = next_wait(hour, failures, Ended::Done);
+        assert_eq!(failures, 0);
+        assert!(wait >= hour.mul_f64(0.9));
+        // A short poll interval caps the retries too.
+        let (wait, _) = next_wait(Duration::from_secs(5), 9, Ended::Retry);
+        assert!(wait <= Duration::from_secs(8), "{wait:?}");
+    }
 
     #[test]
     fn the_servers_poll_interval_is_kept_within_the_devices_bounds() {

@@ -23,6 +23,8 @@ pub const DEFAULT_DEVICE_REQUEST_BURST: u64 = 120;
 pub const DEFAULT_DEVICE_REQUESTS_PER_SEC: u64 = 10;
 /// Enrolments per minute, fleet-wide: a fleet coming up at once enrols over a few minutes.
 pub const DEFAULT_ENROLMENTS_PER_MINUTE: u64 = 600;
+/// Free space the data directory keeps (MiB): deltas that would leave less are skipped.
+pub const DEFAULT_MIN_FREE_DISK_MB: u64 = 512;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -36,6 +38,9 @@ pub struct ServerConfig {
     /// Deltas built when a release is published: from this many of the item's previous
     /// releases (0: no deltas at all).
     pub delta_from_releases: usize,
+    /// Free space (bytes) the data directory keeps: deltas that would leave less are not
+    /// built (`min_free_disk_mb`).
+    pub min_free_disk_bytes: u64,
     /// Serve HTTPS with this certificate chain and key (PEM), so a small deployment needs no
     /// proxy.
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -255,6 +260,7 @@ pub struct FileConfig {
     pub poll_interval_secs: Option<u64>,
     pub long_poll_max_secs: Option<u64>,
     pub delta_from_releases: Option<u64>,
+    pub min_free_disk_mb: Option<u64>,
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub database_url: Option<String>,
@@ -328,6 +334,12 @@ impl ServerConfig {
             fc.delta_from_releases.unwrap_or(3),
             0..=100,
         )? as usize;
+        let min_free_disk_bytes = in_range(
+            "min_free_disk_mb",
+            fc.min_free_disk_mb.unwrap_or(DEFAULT_MIN_FREE_DISK_MB),
+            0..=u64::MAX / (1024 * 1024),
+        )? * 1024
+            * 1024;
         let max_artifact_bytes = in_range(
             "max_artifact_bytes",
             fc.max_artifact_bytes.unwrap_or(DEFAULT_MAX_ARTIFACT_BYTES),
@@ -389,6 +401,7 @@ impl ServerConfig {
             poll_interval_secs,
             long_poll_max_secs,
             delta_from_releases,
+            min_free_disk_bytes,
         })
     }
 }

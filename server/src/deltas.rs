@@ -140,8 +140,22 @@ pub fn build(
     artifact: &Path,
     a: &Manifest,
     b: &Manifest,
+    reserve: u64,
 ) -> anyhow::Result<DeltaOffer> {
     let (item, from, to) = (&b.item, &a.version, &b.version);
+    // A delta is an optimisation: never one that would fill the disk devices' reports and
+    // the database need.
+    let bound = ferry_manifests::delta::max_size(a, b);
+    let free = fs2::available_space(data_dir)?;
+    if free < bound.saturating_add(reserve) {
+        anyhow::bail!(
+            "skipped: it may take {} MiB and {} has {} MiB free, below min_free_disk_mb = {} MiB; devices fetch the full artifact",
+            bound.div_ceil(1 << 20),
+            data_dir.display(),
+            free >> 20,
+            reserve >> 20
+        );
+    }
     let out_dir = dir(data_dir, item);
     let (size, sha256) = write_delta(a, b, artifact, &out_dir, &file_name(from, to))?;
     Ok(DeltaOffer {
@@ -255,7 +269,7 @@ mod tests {
         let b = manifest("1.1.0", files);
 
         let good = artifact(dir.path(), files, false);
-        let offer = build(dir.path(), &good, &a, &b).unwrap();
+        let offer = build(dir.path(), &good, &a, &b, 0).unwrap();
         assert_eq!(offer.from_version, a.version);
         let written = file(dir.path(), "web", "1.0.0", "1.1.0").unwrap();
         assert_eq!(std::fs::metadata(written).unwrap().len(), offer.size);
@@ -263,7 +277,7 @@ mod tests {
         // The same listed files, plus a symlink the manifest does not list: no delta.
         let data = dir.path().join("data");
         let bad = artifact(dir.path(), files, true);
-        let err = build(&data, &bad, &a, &b).unwrap_err().to_string();
+        let err = build(&data, &bad, &a, &b, 0).unwrap_err().to_string();
         assert!(err.contains("is not what its manifest lists"), "{err}");
         assert!(err.contains("symlink"), "{err}");
         assert!(!file(&data, "web", "1.0.0", "1.1.0").unwrap().exists());

@@ -101,6 +101,11 @@ impl AppError {
         match self {
             AppError::Client { status, .. } => *status,
             AppError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Store(e) if e.unavailable() => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(e) if e.disk_full() => StatusCode::INSUFFICIENT_STORAGE,
+            AppError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
+                StatusCode::INSUFFICIENT_STORAGE
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -109,6 +114,25 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             AppError::Client { message, .. } | AppError::Busy { message, .. } => message.clone(),
+            AppError::Store(e) if e.unavailable() => {
+                tracing::warn!("database unavailable: {e}");
+                format!("the server's database is unavailable ({e}); try again shortly")
+            }
+            AppError::Store(e) if e.disk_full() => {
+                tracing::error!("database disk full: {e}");
+                "the server's disk is full (its database cannot write): free space where the database lives (the data directory for SQLite)".to_string()
+            }
+            AppError::Io {
+                source,
+                action,
+                path,
+            } if source.kind() == std::io::ErrorKind::StorageFull => {
+                tracing::error!("disk full: {action} {}: {source}", path.display());
+                format!(
+                    "the server's disk is full: cannot {action} {}; free space there",
+                    path.display()
+                )
+            }
             other => {
                 tracing::error!("internal error: {other}");
                 "internal server error; see the server log".to_string()
@@ -124,6 +148,8 @@ impl IntoResponse for AppError {
         let code = match &self {
             AppError::Client { code, .. } => code,
             AppError::Busy { .. } => "too_many_requests",
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            _ if status == StatusCode::INSUFFICIENT_STORAGE => "disk_full",
             _ => "internal",
         };
         let mut response = (
@@ -134,6 +160,11 @@ impl IntoResponse for AppError {
             }),
         )
             .into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, 5u64.into());
+        }
         if let AppError::Busy { retry_after, .. } = &self {
             let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
             response

@@ -321,7 +321,7 @@ fn verify_offered(
                     tracing::warn!(item = %a.item, version = %a.version, "offered release does not verify: {e}")
                 }
             },
-            Err(e @ Error::Unreachable { .. }) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 tracing::warn!(item = %a.item, version = %a.version, "cannot fetch the offered manifest: {e}")
             }
@@ -439,7 +439,7 @@ fn take_up(
     }
     let (envelope, bytes) = match agent.api.envelope(&manifest_path) {
         Ok(fetched) => fetched,
-        Err(e @ Error::Unreachable { .. }) => return Err(e),
+        Err(e) if e.is_transient() => return Err(e),
         Err(e) => {
             // The server answered, but not with a manifest we can use (oversized,
             // malformed, missing): refuse this install and say why.
@@ -508,7 +508,7 @@ fn update_trust_root(agent: &mut Agent, latest: Option<u64>) -> Result<(), Error
     for version in (current + 1)..=latest.min(current + crate::trust::MAX_ROOT_STEPS) {
         let bytes = match agent.api.envelope(&format!("api/v1/trust-roots/{version}")) {
             Ok((_, bytes)) => bytes,
-            Err(e @ Error::Unreachable { .. }) => return Err(e),
+            Err(e) if e.is_transient() => return Err(e),
             Err(e) => {
                 tracing::error!("cannot fetch trust root {version}: {e}");
                 break;

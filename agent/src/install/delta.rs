@@ -51,6 +51,12 @@ pub fn usable(
             offer.from_version
         ));
     };
+    if offer.size >= new.artifact.size {
+        return Err(format!(
+            "it is {} bytes, no smaller than the {}-byte artifact",
+            offer.size, new.artifact.size
+        ));
+    }
     let cap = ferry_manifests::delta::max_size(old, new);
     if offer.size > cap {
         return Err(format!(
@@ -233,7 +239,8 @@ mod tests {
     #[test]
     fn a_delta_is_used_only_from_the_installed_version_and_within_its_cap() {
         let a = manifest("1.0.0", &[("x", b"one"), ("y", b"two")]);
-        let b = manifest("1.1.0", &[("x", b"one"), ("y", b"three")]);
+        let mut b = manifest("1.1.0", &[("x", b"one"), ("y", b"three")]);
+        b.artifact.size = 1 << 40;
         let v = |s: &str| s.parse::<semver::Version>().unwrap();
         assert!(usable(&offer("1.0.0", 600), Some(&v("1.0.0")), Some(&a), &b).is_ok());
         let other = usable(&offer("0.9.0", 600), Some(&v("1.0.0")), Some(&a), &b);
@@ -241,5 +248,12 @@ mod tests {
         assert!(usable(&offer("1.0.0", 600), Some(&v("1.0.0")), None, &b).is_err());
         let big = usable(&offer("1.0.0", 1 << 30), Some(&v("1.0.0")), Some(&a), &b);
         assert!(big.unwrap_err().contains("refused"), "a delta past its cap");
+        // No smaller than the artifact: the artifact it is.
+        b.artifact.size = 600;
+        let same = usable(&offer("1.0.0", 600), Some(&v("1.0.0")), Some(&a), &b);
+        assert!(
+            same.unwrap_err().contains("no smaller"),
+            "a delta as big as the artifact"
+        );
     }
 }

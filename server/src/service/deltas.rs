@@ -69,5 +69,7 @@ async fn build(
     let b = manifest(state, item, to).await?;
     let artifact = state.artifacts_dir().join(&b.artifact.name);
     let data_dir = state.config.data_dir.clone();
-    tokio::task::spawn_blocking(move || crate::deltas::build(&data_dir, &artifact, &a, &b)).await?
+    let reserve = state.config.min_free_disk_bytes;
+    tokio::task::spawn_blocking(move || crate::deltas::build(&data_dir, &artifact, &a, &b, reserve))
+        .await?
 }

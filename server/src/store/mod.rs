@@ -42,6 +42,36 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+impl StoreError {
+    /// The database cannot be reached or is shutting down: passes by itself (503).
+    pub fn unavailable(&self) -> bool {
+        match self {
+            StoreError::Db(e) => match e {
+                sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+                sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+                    // PostgreSQL: connection exceptions, admin or crash shutdown, cannot
+                    // connect now.
+                    c.starts_with("08") || c == "57P01" || c == "57P02" || c == "57P03"
+                }),
+                _ => false,
+            },
+            StoreError::WriterStopped => false,
+            _ => false,
+        }
+    }
+
+    /// The database's disk is full (SQLite's SQLITE_FULL, PostgreSQL's 53100) (507).
+    pub fn disk_full(&self) -> bool {
+        match self {
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                d.code().is_some_and(|c| c == "13" || c == "53100")
+                    || d.message().contains("database or disk is full")
+            }
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     backend: sql::Sql,
@@ -351,6 +381,9 @@ macro_rules! interface {
 }
 
 interface! {
+    /// A round trip to the database (readiness).
+    fn ping(&self) -> Result<()>;
+
     // MQTT connections added through the API
     fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>>;
     /// Adds or replaces a connection.

@@ -187,7 +187,15 @@ pub(super) struct Sql {
 /// Check-ins queued for the writer at most; beyond, a check-in waits for room.
 const HOST_WRITE_QUEUE: usize = 10_000;
 
+/// How long a PostgreSQL request waits for a connection before it answers 503.
+const PG_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 impl Sql {
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) a SQLite database file.
     pub(super) async fn open_sqlite(path: &Path) -> Result<Sql> {
         sqlx::any::install_default_drivers();
@@ -235,9 +243,11 @@ impl Sql {
         let options: AnyConnectOptions = url
             .parse()
             .map_err(|e| StoreError::Config(format!("database URL: {e}")))?;
+        // Short: with the database away, a request fails within seconds with a 503 that says
+        // so, rather than hanging (docs/operations.md, *Faults*).
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(std::time::Duration::from_secs(10))
+            .acquire_timeout(PG_ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         let (host_writes, queue) = tokio::sync::mpsc::channel(HOST_WRITE_QUEUE);
