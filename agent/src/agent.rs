@@ -67,6 +67,9 @@ pub struct Agent {
     pub suggested_poll_secs: Option<u64>,
     /// This device's offset from UTC, read at start-up (for maintenance windows).
     pub utc_offset_secs: Option<i32>,
+    /// How far this device's clock is ahead of the server's (negative: behind), from the
+    /// last check-in's `server_time`.
+    pub clock_skew_secs: Option<i64>,
     /// Campaigns needing this device's acceptance, from the last check-in.
     pub campaigns: Vec<ferry_manifests::wire::CampaignOffer>,
     /// `status` prints one JSON object instead of text (`--json`).
@@ -119,6 +122,7 @@ impl Agent {
             json: false,
             wake: Arc::new(AtomicBool::new(false)),
             utc_offset_secs: None,
+            clock_skew_secs: None,
         };
         Ok(agent)
     }
@@ -157,5 +161,106 @@ impl Agent {
 
     pub fn item_state(&self, item: &str) -> ItemState {
         self.state.items.get(item).cloned().unwrap_or_default()
+    }
+}
+
+/// A clock difference beyond this is worth saying (seconds).
+const SKEW_WORTH_SAYING_SECS: i64 = 300;
+
+impl Agent {
+    /// The time expiry is checked against: this device's clock, but never earlier than the
+    /// newest signed release date it has verified nor the server's time at the last
+    /// check-in. A clock that is behind (no RTC, a dead battery) cannot revive an expired
+    /// manifest or index.
+    pub fn trusted_now(&self) -> time::OffsetDateTime {
+        trusted_time(
+            time::OffsetDateTime::now_utc(),
+            &[
+                self.state.newest_manifest_at.as_deref(),
+                self.state.server_time.as_deref(),
+            ],
+        )
+    }
+
+    /// Records the server's clock from a check-in: the floor of [`Agent::trusted_now`], and
+    /// how far this device's clock is from it.
+    pub fn note_server_time(&mut self, server_time: Option<&str>) {
+        let Some(server) = server_time.and_then(ferry_manifests::wire::parse_timestamp) else {
+            return;
+        };
+        let skew = (time::OffsetDateTime::now_utc() - server).whole_seconds();
+        if skew.abs() > SKEW_WORTH_SAYING_SECS && self.clock_skew_secs.is_none() {
+            tracing::warn!("{}", clock_words(skew));
+        }
+        self.clock_skew_secs = Some(skew);
+        let seen = self
+            .state
+            .server_time
+            .as_deref()
+            .and_then(ferry_manifests::wire::parse_timestamp);
+        if seen.is_none_or(|s| server > s) {
+            self.state.server_time = Some(ferry_manifests::wire::timestamp(server));
+        }
+    }
+
+    /// `; this device's clock is … the server's …` when the last check-in showed them apart,
+    /// for a refusal the clock may have caused; empty otherwise.
+    pub fn clock_note(&self) -> String {
+        match self.clock_skew_secs {
+            Some(skew) if skew.abs() > SKEW_WORTH_SAYING_SECS => format!("; {}", clock_words(skew)),
+            _ => String::new(),
+        }
+    }
+}
+
+/// `now`, or the latest of `floors` (wire timestamps) when that is later.
+fn trusted_time(now: time::OffsetDateTime, floors: &[Option<&str>]) -> time::OffsetDateTime {
+    floors
+        .iter()
+        .flatten()
+        .filter_map(|t| ferry_manifests::wire::parse_timestamp(t))
+        .fold(now, |a, b| a.max(b))
+}
+
+fn clock_words(skew: i64) -> String {
+    let a = skew.unsigned_abs();
+    let amount = if a >= 2 * 86_400 {
+        format!("{} days", a / 86_400)
+    } else if a >= 2 * 3600 {
+        format!("{} hours", a / 3600)
+    } else {
+        format!("{} minutes", a / 60)
+    };
+    format!(
+        "this device's clock is {amount} {} the server's: set it right (NTP, timedatectl) and what it refused for expiry is tried again",
+        if skew > 0 { "ahead of" } else { "behind" }
+    )
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::*;
+
+    #[test]
+    fn a_clock_behind_is_lifted_to_the_newest_time_it_trusts() {
+        let t = |s: &str| ferry_manifests::wire::parse_timestamp(s).unwrap();
+        let behind = t("2024-12-05T00:00:00Z");
+        let server = "2026-12-05T10:00:00.000Z";
+        let signed = "2026-11-30T00:00:00.000Z";
+        assert_eq!(
+            trusted_time(behind, &[Some(signed), Some(server)]),
+            t(server)
+        );
+        // A clock ahead keeps its own time; nothing known, the clock.
+        let ahead = t("2027-01-01T00:00:00Z");
+        assert_eq!(trusted_time(ahead, &[Some(signed), Some(server)]), ahead);
+        assert_eq!(trusted_time(behind, &[None, Some("garbage")]), behind);
+    }
+
+    #[test]
+    fn a_clock_difference_is_said_in_the_unit_that_reads_best() {
+        assert!(clock_words(2 * 86_400 + 5).contains("2 days ahead of the server's"));
+        assert!(clock_words(-3 * 3600).contains("3 hours behind"));
+        assert!(clock_words(600).contains("10 minutes ahead"));
     }
 }

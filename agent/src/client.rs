@@ -117,21 +117,26 @@ impl Api {
     }
 
     fn json<T: DeserializeOwned>(&self, url: &Url, resp: Response) -> Result<T, Error> {
-        resp.json().map_err(|e| {
-            // A body cut off or stalled is the network's doing, not a strange answer.
-            if e.is_body() || e.is_timeout() || e.is_request() {
-                Error::Unreachable {
-                    what: "server",
-                    url: url.to_string(),
-                    message: format!("the answer was cut off: {e}"),
-                }
-            } else {
-                Error::Server {
-                    url: url.to_string(),
-                    status: 200,
-                    message: format!("unexpected response body: {e}"),
-                }
-            }
+        // A body cut off or stalled is the network's doing (try again), not a strange answer
+        // (investigate).
+        let cut = |message: String| Error::Unreachable {
+            what: "server",
+            url: url.to_string(),
+            message: format!("the answer was cut off: {message}"),
+        };
+        let announced = resp.content_length();
+        let bytes = resp.bytes().map_err(|e| cut(e.to_string()))?;
+        if announced.is_some_and(|n| (bytes.len() as u64) < n) {
+            return Err(cut(format!(
+                "{} of {} bytes arrived",
+                bytes.len(),
+                announced.unwrap_or_default()
+            )));
+        }
+        serde_json::from_slice(&bytes).map_err(|e| Error::Server {
+            url: url.to_string(),
+            status: 200,
+            message: format!("unexpected response body: {e}"),
         })
     }
 
@@ -266,7 +271,10 @@ impl Api {
         let url = self.url("api/v1/device/reports")?;
         let resp = self.send(
             &url,
-            self.http.post(url.clone()).json(&ReportBatch { reports }),
+            self.http.post(url.clone()).json(&ReportBatch {
+                reports,
+                sent_at: Some(ferry_manifests::wire::now()),
+            }),
         )?;
         self.json(&url, resp)
     }

@@ -151,7 +151,7 @@ fn read_index(agent: &mut Agent, item: &str, url: &Url) -> Result<ReleaseIndex, 
         &envelope,
         &agent.trust.keys,
         agent.trust.threshold,
-        OffsetDateTime::now_utc(),
+        agent.trusted_now(),
     )
     .map_err(|e| Fetch::Problem(e.into()))?;
     if index.item != item {

@@ -98,7 +98,10 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
         // seconds (`next_wait`), cron at its next run.
         match report::flush(&agent.api, &agent.dir) {
             Ok(_) => {}
-            Err(e) if e.is_transient() => unreachable = Some(e),
+            Err(e) if e.is_transient() => {
+                tracing::warn!("{e}; the reports stay queued and are sent again shortly");
+                unreachable = Some(e);
+            }
             Err(e) => return Err(e),
         }
     }
@@ -457,7 +460,7 @@ pub enum Ended {
 
 /// The longest a device waits between retries after transient trouble, whatever its poll
 /// interval: a short server or database outage delays its reports by about this much.
-pub const RETRY_CAP: Duration = Duration::from_secs(60);
+pub const RETRY_CAP: Duration = Duration::from_secs(30);
 
 /// The wait before the next cycle and the count of consecutive retries: after transient
 /// trouble 2, 4, 8 … s (at most [`RETRY_CAP`] or the poll interval) with ±50% jitter, so a

@@ -222,6 +222,10 @@ pub struct State {
     /// device that is being starved of updates.
     #[serde(default)]
     pub newest_manifest_at: Option<String>,
+    /// The server's clock at the newest check-in: expiry is never checked against an earlier
+    /// time, whatever this device's clock says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -71,10 +71,11 @@ impl Trust {
         self.root.as_ref().map(|r| r.version)
     }
 
-    /// Manifests may be verified only against a root that has not expired.
-    pub fn check_fresh(&self) -> Result<(), RootError> {
+    /// Manifests may be verified only against a root that has not expired at `now` (the
+    /// agent's trusted time).
+    pub fn check_fresh(&self, now: OffsetDateTime) -> Result<(), RootError> {
         match &self.root {
-            Some(root) => root.check_fresh(OffsetDateTime::now_utc()),
+            Some(root) => root.check_fresh(now),
             None => Ok(()),
         }
     }

@@ -30,6 +30,18 @@ pub enum Refused {
     Missing { path: PathBuf },
 }
 
+impl Refused {
+    /// A refusal the device's clock may have caused (expiry): it can pass once the clock is
+    /// right or the release is signed again, so it is not remembered as a failure.
+    pub fn clock_dependent(&self) -> bool {
+        matches!(
+            self,
+            Refused::Manifest(ManifestError::Expired { .. })
+                | Refused::StaleRoot(RootError::Expired { .. })
+        )
+    }
+}
+
 /// Verifies an envelope offered for `item`/`version` and applies the device's policy.
 pub fn admit(
     agent: &Agent,
@@ -37,12 +49,12 @@ pub fn admit(
     version: &semver::Version,
     envelope: &Envelope,
 ) -> Result<(VerifiedManifest, Admission), Refused> {
-    agent.trust.check_fresh()?;
+    agent.trust.check_fresh(agent.trusted_now())?;
     let verified = Manifest::verify(
         envelope,
         &agent.trust.keys,
         agent.trust.threshold,
-        time::OffsetDateTime::now_utc(),
+        agent.trusted_now(),
     )?;
     let admission = policy::admit(
         &verified,

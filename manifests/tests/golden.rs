@@ -109,6 +109,7 @@ fn check_in_response() {
             }],
             cancelled_jobs: vec!["6f1c2a9e-0000-4000-8000-000000000004".into()],
             awaiting_acceptance: false,
+            server_time: Some("2026-12-05T10:00:00.000Z".into()),
         },
     );
 }
@@ -146,6 +147,7 @@ fn report_batch() {
                     fetched: None,
                 },
             ],
+            sent_at: Some("2026-11-01T10:02:00.000Z".into()),
         },
     );
 }

@@ -11,6 +11,7 @@ mod ctl_errors;
 mod dashboard;
 mod deltas;
 mod enrolment;
+mod faults;
 mod fleet;
 mod hostile;
 mod interactive;

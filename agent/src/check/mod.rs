@@ -177,6 +177,7 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
             campaigns: Vec::new(),
             cancelled_jobs: Vec::new(),
             awaiting_acceptance: false,
+            server_time: None,
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -197,6 +198,7 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
 
 fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let mut resp = ask_server(agent)?;
+    agent.note_server_time(resp.server_time.as_deref());
     if resp.awaiting_acceptance {
         tracing::warn!(
             "this host waits for an operator's acceptance on the server (`ferryctl hosts accept {}`); it is offered nothing until then",
@@ -473,6 +475,24 @@ fn take_up(
             tracing::info!(%item, %version, job = job_id.as_deref().unwrap_or("auto_install"), "update verified and pending");
             summary.newly_pending.push((item.clone(), version.clone()));
             agent.state.items.entry(item).or_default().pending = Some(pending);
+        }
+        Err(refusal) if refusal.clock_dependent() => {
+            // Not remembered as a failure: it installs once the clock is right or the
+            // release is signed again. An operator's job hears why; an upgrade auto_install
+            // found is only logged (no report every cycle).
+            let message = format!("{refusal}{}", agent.clock_note());
+            if job_id.is_some() {
+                let attempt = Attempt::start(&item, &pending, st.installed.clone());
+                report::finish(agent, attempt.refused(message), &pending)?;
+                if let Some(st) = agent.state.items.get_mut(&item) {
+                    if st.last_failed.as_ref() == Some(&version) {
+                        st.last_failed = None;
+                    }
+                }
+                agent.dir.save_state(&agent.state)?;
+            } else {
+                tracing::warn!(%item, %version, "not installed for now: {message}");
+            }
         }
         Err(refusal) => {
             let attempt = Attempt::start(&item, &pending, st.installed.clone());

@@ -166,8 +166,8 @@ pub struct BuildArgs {
     /// Command that must exit 0 after post-install, or the install rolls back.
     #[arg(long)]
     pub health_check: Option<String>,
-    /// Days until devices refuse this manifest.
-    #[arg(long, default_value_t = 365)]
+    /// Days until devices refuse this manifest (at least 1).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
     pub expires_in_days: u32,
     /// Release notes.
     #[arg(long, default_value = "")]

@@ -78,6 +78,9 @@ impl Client {
         }
         println!("created   {}", e.created_at);
         println!("finished  {}", e.finished_at.as_deref().unwrap_or("-"));
+        if let Some(d) = &e.device_finished_at {
+            println!("          (the device's clock read {d}: it is off)");
+        }
         if let Some(f) = &e.fetched {
             println!("fetched   {f}");
         }

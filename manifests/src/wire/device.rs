@@ -275,6 +275,10 @@ pub struct CheckInResponse {
     /// nothing until then.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub awaiting_acceptance: bool,
+    /// The server's clock when it answered: the device keeps the time it trusts no earlier,
+    /// and says when its own clock disagrees.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_time: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -382,6 +386,10 @@ impl std::fmt::Display for Fetched {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportBatch {
     pub reports: Vec<Report>,
+    /// The device's clock when it sent the batch: the server moves the reports' times by
+    /// how far that is from its own, so history reads in the server's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -66,6 +66,11 @@ pub fn now() -> String {
     timestamp(time::OffsetDateTime::now_utc())
 }
 
+/// A wire timestamp (or any RFC 3339 instant) read back; `None` when it is not one.
+pub fn parse_timestamp(text: &str) -> Option<time::OffsetDateTime> {
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -104,4 +104,8 @@ pub struct HistoryView {
     /// The campaign that dispatched it, if one did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
+    /// The device's own reading of `finished_at` when its clock disagreed with the server's
+    /// by more than a minute (`finished_at` is then the server's time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_finished_at: Option<String>,
 }

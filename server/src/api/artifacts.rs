@@ -55,9 +55,36 @@ pub async fn upload(
     State(state): State<Shared>,
     _op: Operator,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Uploaded>> {
     let path = artifact_path(&state, &name)?;
+    // Refused on its declared length before a byte is stored: too large, or no room.
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared {
+        let refusal = if len > state.config.max_artifact_bytes {
+            Some(too_large(&state))
+        } else {
+            let free = fs2::available_space(state.artifacts_dir()).unwrap_or(u64::MAX);
+            (free < len.saturating_add(state.config.min_free_disk_bytes)).then(|| AppError::Client {
+                status: axum::http::StatusCode::INSUFFICIENT_STORAGE,
+                code: "disk_full",
+                message: format!(
+                    "no room for a {len}-byte artifact: {} has {} MiB free and keeps min_free_disk_mb = {} MiB; free space on the server",
+                    state.artifacts_dir().display(),
+                    free >> 20,
+                    state.config.min_free_disk_bytes >> 20
+                ),
+            })
+        };
+        if let Some(e) = refusal {
+            drain(body).await;
+            return Err(e);
+        }
+    }
     let tmp = state
         .artifacts_dir()
         .join(format!(".upload-{}", uuid::Uuid::new_v4()));
@@ -92,6 +119,37 @@ pub async fn upload(
     Ok(Json(Uploaded { name, size, sha256 }))
 }
 
+fn too_large(state: &Shared) -> AppError {
+    AppError::Client {
+        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: format!(
+            "artifact larger than max_artifact_bytes ({}); raise it in server.toml or ship a smaller release",
+            state.config.max_artifact_bytes
+        ),
+    }
+}
+
+/// The most of a refused upload read (and thrown away) so the client, still sending, reads
+/// the refusal instead of a reset connection; beyond it the connection is closed.
+const DRAIN_MAX_BYTES: u64 = 256 * 1024 * 1024;
+const DRAIN_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads the rest of a refused body and throws it away, bounded in bytes and time.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0u64;
+    let _ = tokio::time::timeout(DRAIN_MAX_TIME, async {
+        while let Ok(Some(chunk)) = stream.try_next().await {
+            read += chunk.len() as u64;
+            if read > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 async fn write_upload(
     state: &Shared,
     tmp: &std::path::Path,
@@ -110,19 +168,15 @@ async fn write_upload(
     {
         size += chunk.len() as u64;
         if size > state.config.max_artifact_bytes {
-            return Err(AppError::Client {
-                status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                code: "too_large",
-                message: format!(
-                    "artifact larger than max_artifact_bytes ({})",
-                    state.config.max_artifact_bytes
-                ),
-            });
+            drain(Body::from_stream(stream)).await;
+            return Err(too_large(state));
         }
         hasher.update(&chunk);
-        file.write_all(&chunk)
-            .await
-            .map_err(AppError::io("writing", tmp))?;
+        if let Err(e) = file.write_all(&chunk).await {
+            // A full disk: the client hears it (507) rather than a reset connection.
+            drain(Body::from_stream(stream)).await;
+            return Err(AppError::io("writing", tmp)(e));
+        }
     }
     file.sync_all()
         .await

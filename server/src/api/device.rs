@@ -192,7 +192,9 @@ pub async fn reports(
     state
         .presence
         .contact(&host_id, crate::policy::fleet::Contact::Other);
-    let acked = service::report::reports_arrived(&state, &host_id, batch.reports).await?;
+    let acked =
+        service::report::reports_arrived(&state, &host_id, batch.reports, batch.sent_at.as_deref())
+            .await?;
     Ok(Json(ReportAck { acked }))
 }
 

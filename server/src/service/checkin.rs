@@ -35,6 +35,7 @@ pub async fn check_in(
             campaigns: vec![],
             cancelled_jobs: vec![],
             awaiting_acceptance: true,
+            server_time: Some(ferry_manifests::wire::now()),
         });
     }
     let (campaigns, cancelled_jobs, mut jobs) =
@@ -235,6 +236,7 @@ async fn answer(
         campaigns,
         cancelled_jobs,
         awaiting_acceptance: false,
+        server_time: Some(ferry_manifests::wire::now()),
     })
 }
 

@@ -23,6 +23,14 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
         return Err(ServiceError::invalid("the manifest is not signed"));
     }
     signed_as_the_trust_root_says(state, &envelope).await?;
+    if manifest.expires_at <= time::OffsetDateTime::now_utc() {
+        return Err(ServiceError::invalid(format!(
+            "{} {} expired at {}: every device would refuse it; build it again with a later expiry (ferryctl release build --expires-in-days DAYS)",
+            manifest.item,
+            manifest.version,
+            ferry_manifests::wire::timestamp(manifest.expires_at)
+        )));
+    }
     let path = state.artifacts_dir().join(&manifest.artifact.name);
     if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
         return Err(ServiceError::invalid(format!(
@@ -83,6 +91,12 @@ async fn holds_what_it_lists(path: &Path, manifest: &Manifest) -> ServiceResult<
     })
 }
 
+/// Whether a release's signed expiry has passed by the server's clock.
+fn expired(expires_at: &str) -> bool {
+    ferry_manifests::wire::parse_timestamp(expires_at)
+        .is_some_and(|t| t <= time::OffsetDateTime::now_utc())
+}
+
 /// The release of `item` an install may take: `version`, or the newest; a withdrawn one is
 /// refused with when and why.
 pub async fn installable(
@@ -106,6 +120,10 @@ pub async fn installable(
             r.version,
             r.withdrawn_at.as_deref().unwrap_or_default(),
             r.withdrawn_reason.as_deref().unwrap_or("no reason given")
+        ))),
+        Some(r) if expired(&r.expires_at) => Err(ServiceError::conflict(format!(
+            "{item} {} expired at {}: every device would refuse it; publish a freshly signed release",
+            r.version, r.expires_at
         ))),
         Some(r) => Ok(r.clone()),
         None => Err(ServiceError::not_found(match version {

@@ -3,6 +3,7 @@
 //! campaigns of its update, and frees the host for its next batch entry.
 
 use ferry_manifests::wire::Report;
+use time::OffsetDateTime;
 
 use super::error::ServiceResult;
 use crate::policy::status::UpdateStatus;
@@ -35,12 +36,35 @@ fn loggable(text: &str) -> String {
     out
 }
 
-/// Stores `reports` of `host_id` (validated by the handler); returns the ids to acknowledge.
+/// How far a device's clock is from the server's: the device's reading when it sent
+/// (`sent_at`) against the server's when it received; `None` within a minute (or unreadable),
+/// where the device's times are kept as they are.
+pub fn clock_offset(sent_at: &str, received: OffsetDateTime) -> Option<time::Duration> {
+    let sent = ferry_manifests::wire::parse_timestamp(sent_at)?;
+    let offset = received - sent;
+    (offset.abs() > time::Duration::minutes(1)).then_some(offset)
+}
+
+/// A device's time moved by `offset` into the server's; the text unchanged when unreadable.
+fn moved(device_time: &str, offset: time::Duration) -> String {
+    ferry_manifests::wire::parse_timestamp(device_time)
+        .map(|t| ferry_manifests::wire::timestamp(t + offset))
+        .unwrap_or_else(|| device_time.to_string())
+}
+
+/// Stores `reports` of `host_id` (validated by the handler), their times moved into the
+/// server's when the device's clock (at `sent_at`) disagreed; returns the ids to
+/// acknowledge.
 pub async fn reports_arrived(
     state: &Shared,
     host_id: &str,
     reports: Vec<Report>,
+    sent_at: Option<&str>,
 ) -> ServiceResult<Vec<String>> {
+    let offset = sent_at.and_then(|s| clock_offset(s, OffsetDateTime::now_utc()));
+    if let Some(o) = offset {
+        tracing::info!(host = %host_id, seconds = o.whole_seconds(), "the device's clock is off; its report times are moved to the server's");
+    }
     let mut acked = Vec::new();
     for r in reports {
         let mut output = r.output;
@@ -63,8 +87,11 @@ pub async fn reports_arrived(
                 status: UpdateStatus::from_outcome(r.outcome),
                 message: r.message.clone(),
                 output,
-                started_at: r.started_at,
-                finished_at: r.finished_at,
+                started_at: offset
+                    .map_or_else(|| r.started_at.clone(), |o| moved(&r.started_at, o)),
+                finished_at: offset
+                    .map_or_else(|| r.finished_at.clone(), |o| moved(&r.finished_at, o)),
+                device_finished_at: offset.map(|_| r.finished_at.clone()),
                 fetched: r
                     .fetched
                     .as_ref()
@@ -106,5 +133,21 @@ mod tests {
         );
         let long = super::loggable(&"x".repeat(8192));
         assert_eq!(long.chars().count(), super::LOGGED_CHARS + 1);
+    }
+
+    #[test]
+    fn a_device_clock_years_off_is_moved_into_the_servers_time() {
+        use super::{clock_offset, moved};
+        let received = ferry_manifests::wire::parse_timestamp("2026-12-05T10:00:30.000Z").unwrap();
+        // Two years behind: its report of a minute ago reads in 2024.
+        let offset = clock_offset("2024-12-05T10:00:00.000Z", received).unwrap();
+        assert_eq!(
+            moved("2024-12-05T09:59:00.000Z", offset),
+            "2026-12-05T09:59:30.000Z"
+        );
+        // Within a minute: kept as it is.
+        assert_eq!(clock_offset("2026-12-05T10:00:00.000Z", received), None);
+        assert_eq!(clock_offset("not a time", received), None);
+        assert_eq!(moved("garbage", offset), "garbage");
     }
 }

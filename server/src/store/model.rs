@@ -119,6 +119,9 @@ pub struct ReportRecord {
     pub output: String,
     pub started_at: String,
     pub finished_at: String,
+    /// The device's own `finished_at`, when its clock disagreed with the server's (and
+    /// `finished_at` was moved to the server's time).
+    pub device_finished_at: Option<String>,
     /// What the device downloaded for it, as JSON.
     pub fetched: Option<String>,
 }

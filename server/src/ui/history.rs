@@ -151,6 +151,9 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
             dt { "By" } dd { (actor(&e)) }
             dt { "Queued" } dd { (when(&e.created_at)) }
             dt { "Finished" } dd #finished { (when(e.finished_at.as_deref().unwrap_or("-"))) }
+            @if let Some(d) = &e.device_finished_at {
+                dt { "Device's clock" } dd.muted { "read " (d) " at the end (it is off; the times here are the server's)" }
+            }
             @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }
             dt { "Id" } dd { code { (e.id) } }
         }

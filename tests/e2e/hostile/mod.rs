@@ -421,7 +421,8 @@ fn a_5xx_for_reports_does_not_stop_the_device_checking_in() {
         envelope: signed(&d, &m),
         artifact: Body::Bytes(bytes),
     });
-    let run = d.agent().ok();
+    // Installed, its report queued: exit 3, try again later (nothing was lost).
+    let run = d.agent().code(3);
     assert!(run.stderr.contains("stay queued"), "{run}");
     assert_eq!(
         fs::read_link(d.root().join("current")).unwrap(),
@@ -435,7 +436,7 @@ fn a_5xx_for_reports_does_not_stop_the_device_checking_in() {
         artifact: Body::Bytes(bytes),
     });
     let checkins = d.server.behaviour.lock().unwrap().checkins;
-    d.agent().ok();
+    d.agent().code(3);
     assert!(d.server.behaviour.lock().unwrap().checkins > checkins);
     assert_eq!(
         fs::read_link(d.root().join("current")).unwrap(),
@@ -450,4 +451,45 @@ fn a_5xx_for_reports_does_not_stop_the_device_checking_in() {
         .map(|r| r.version.to_string())
         .collect();
     assert_eq!(versions, vec!["1.1.0", "1.2.0"], "{versions:?}");
+}
+
+/// A check-in answer cut off mid-body is the network's doing: exit 3 (try again), not 5
+/// (investigate), and the next run goes on.
+#[test]
+fn an_answer_cut_off_mid_body_is_a_network_error() {
+    let d = Device::new("");
+    d.install_v1();
+    d.server.behaviour.lock().unwrap().cut_checkins = 1;
+    let run = d.agent().code(3);
+    assert!(run.stderr.contains("cut off"), "{run}");
+    d.agent().ok();
+}
+
+/// A device whose clock is two years behind (no RTC, a dead battery) still refuses a
+/// manifest that expired yesterday: it never trusts a time earlier than the newest signed
+/// date it has verified.
+#[test]
+fn a_clock_behind_does_not_revive_an_expired_manifest() {
+    let d = Device::new("");
+    let before = d.install_v1();
+    let (mut m, bytes) = release("1.1.0");
+    let now = time::OffsetDateTime::now_utc();
+    m.released_at = now - time::Duration::days(10);
+    m.expires_at = now - time::Duration::days(1);
+    d.server.offer(Offer {
+        version: "1.1.0".into(),
+        envelope: signed(&d, &m),
+        artifact: Body::Bytes(bytes),
+    });
+    let mut cmd = std::process::Command::new("faketime");
+    cmd.args(["-f", "-730d"])
+        .arg(crate::util::bin("ferry-agent"))
+        .arg("--config")
+        .arg(d.dir.path().join("agent.toml"))
+        .arg("--running-mode=once")
+        .env("FERRY_LOG", "info")
+        .stdin(std::process::Stdio::null());
+    let run = crate::util::run(cmd).code(1);
+    assert!(run.stderr.contains("expired"), "{run}");
+    assert_eq!(crate::util::World::tree(&d.root()), before, "{run}");
 }

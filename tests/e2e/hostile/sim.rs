@@ -41,6 +41,8 @@ pub(super) struct Behaviour {
     pub(super) fail_reports: usize,
     /// Check-ins answered so far.
     pub(super) checkins: usize,
+    /// Cut this many check-in answers off halfway through their body (a flaky link).
+    pub(super) cut_checkins: usize,
 }
 
 pub(super) struct Hostile {
@@ -165,6 +167,21 @@ pub(super) fn serve(mut stream: TcpStream, shared: &Mutex<Behaviour>) -> std::io
             None => "[]".into(),
         };
         let body = format!(r#"{{"host_id":"h1","available":[],"jobs":{jobs},"acked_reports":[]}}"#);
+        let cut = {
+            let mut b = shared.lock().unwrap();
+            let cut = b.cut_checkins > 0;
+            b.cut_checkins = b.cut_checkins.saturating_sub(1);
+            cut
+        };
+        if cut {
+            // The whole length announced, half of it sent, the connection closed.
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            return stream.write_all(&body.as_bytes()[..body.len() / 2]);
+        }
         return respond(&mut stream, "200 OK", body.as_bytes());
     }
     if path == "/api/v1/device/reports" {

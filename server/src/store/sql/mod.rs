@@ -110,6 +110,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../../migrations/sqlite/0022_withdrawn_releases.sql"),
     ),
+    (
+        23,
+        include_str!("../../../migrations/sqlite/0023_device_times.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -138,6 +142,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         22,
         include_str!("../../../migrations/postgres/0022_withdrawn_releases.sql"),
+    ),
+    (
+        23,
+        include_str!("../../../migrations/postgres/0023_device_times.sql"),
     ),
 ];
 

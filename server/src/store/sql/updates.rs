@@ -232,7 +232,7 @@ impl Sql {
         let update_id = match job {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE updates SET status = $1, from_version = $2, message = $3, output = $4, finished_at = $5, fetched = $6 WHERE id = $7",
+                    "UPDATE updates SET status = $1, from_version = $2, message = $3, output = $4, finished_at = $5, fetched = $6, device_finished_at = $7 WHERE id = $8",
                 )
                 .bind(rec.status.as_str())
                 .bind(&rec.from_version)
@@ -240,6 +240,7 @@ impl Sql {
                 .bind(&rec.output)
                 .bind(&rec.finished_at)
                 .bind(&rec.fetched)
+                .bind(&rec.device_finished_at)
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
@@ -248,8 +249,8 @@ impl Sql {
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
-                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9, $10, $11)",
+                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched, device_finished_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9, $10, $11, $12)",
                 )
                 .bind(&id)
                 .bind(&rec.host_id)
@@ -262,6 +263,7 @@ impl Sql {
                 .bind(&rec.started_at)
                 .bind(&rec.finished_at)
                 .bind(&rec.fetched)
+                .bind(&rec.device_finished_at)
                 .execute(&mut *tx)
                 .await?;
                 id
@@ -368,7 +370,7 @@ impl Sql {
 
 /// The columns of a history entry but its output (`u` updates, `h` hosts).
 const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
-    u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched,
+    u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched, u.device_finished_at,
     (SELECT cm.campaign_id FROM campaign_members cm WHERE cm.update_id = u.id) AS campaign_id";
 
 fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView> {
@@ -398,5 +400,6 @@ fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView>
             .try_get::<Option<String>, _>("fetched")?
             .and_then(|t| serde_json::from_str(&t).ok()),
         campaign: r.try_get("campaign_id")?,
+        device_finished_at: r.try_get("device_finished_at")?,
     })
 }
