@@ -6,7 +6,9 @@
 # history, and the slowest device.
 #
 #   bench/db-outage.sh [DEVICES] [OUTAGES...]   (defaults: 20, then 10 and 60)
+#   POLL=120 bench/db-outage.sh …                 (the devices' poll_interval_secs; 3600)
 set -euo pipefail
+POLL=${POLL:-3600}
 cd "$(dirname "$0")/.."
 DEVICES=${1:-20}
 shift || true
@@ -30,7 +32,7 @@ pids=()
 for i in $(seq 1 "$DEVICES"); do
     bench_device "d$i"
     # Among the top-level keys, before the item's table.
-    sed -i 's/^\(hostname = .*\)$/\1\npoll_interval_secs = 3600/' "$work/d$i.toml"
+    sed -i "s/^\\(hostname = .*\\)\$/\\1\\npoll_interval_secs = $POLL/" "$work/d$i.toml"
 done
 
 version=0
@@ -71,7 +73,7 @@ print(sum(1 for e in json.load(sys.stdin) if e['version'] == '1.0.$version' and 
         sleep 0.2
     done
     [ -n "$delivered" ] || { echo "outage ${outage} s: not every report arrived within 600 s" >&2; exit 1; }
-    echo "outage ${outage} s, ${DEVICES} devices, poll interval 3600 s: every report delivered $(( (delivered - back) )) ms after the database came back"
+    echo "outage ${outage} s, ${DEVICES} devices, poll interval ${POLL} s: every report delivered $(( (delivered - back) )) ms after the database came back"
 done
 kill ${pids[@]} 2>/dev/null || true
 agent_pid=

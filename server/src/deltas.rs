@@ -146,7 +146,9 @@ pub fn build(
     // A delta is an optimisation: never one that would fill the disk devices' reports and
     // the database need.
     let bound = ferry_manifests::delta::max_size(a, b);
-    let free = fs2::available_space(data_dir)?;
+    let out_dir = dir(data_dir, item);
+    std::fs::create_dir_all(&out_dir)?;
+    let free = fs2::available_space(&out_dir)?;
     if free < bound.saturating_add(reserve) {
         anyhow::bail!(
             "skipped: it may take {} MiB and {} has {} MiB free, below min_free_disk_mb = {} MiB; devices fetch the full artifact",
@@ -156,7 +158,6 @@ pub fn build(
             reserve >> 20
         );
     }
-    let out_dir = dir(data_dir, item);
     let (size, sha256) = write_delta(a, b, artifact, &out_dir, &file_name(from, to))?;
     Ok(DeltaOffer {
         from_version: from.clone(),
@@ -285,5 +286,23 @@ mod tests {
             .map(|d| d.flatten().map(|e| e.file_name()).collect())
             .unwrap_or_default();
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_delta_that_would_eat_the_disk_reserve_is_skipped_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = manifest("1.0.0", &[("old", b"1")]);
+        let files: &[(&str, &[u8])] = &[("new", b"2")];
+        let b = manifest("1.1.0", files);
+        let good = artifact(dir.path(), files, false);
+        // A reserve no disk here has free.
+        let err = build(dir.path(), &good, &a, &b, u64::MAX / 4)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("skipped") && err.contains("min_free_disk_mb"),
+            "{err}"
+        );
+        assert!(!file(dir.path(), "web", "1.0.0", "1.1.0").unwrap().exists());
     }
 }

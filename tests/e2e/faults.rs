@@ -262,3 +262,129 @@ fn wrong_clocks_are_named_and_do_not_stick() {
     assert_eq!(year(&entry["finished_at"]), this_year, "{entry}");
     assert_ne!(year(&entry["device_finished_at"]), this_year, "{entry}");
 }
+
+/// A tmpfs mounted for one test (the server's data directory on a small disk); unmounted on
+/// drop. Mounting needs root, as the rest of the suite does (the package tests).
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(path: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&path).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .output()
+            .expect("mount");
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs for the full-disk test needs root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk { path }
+    }
+
+    /// Writes a file until the disk is full, to the last byte.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5au8; 64 * 1024];
+        for _ in 0..10_000 {
+            if f.write_all(&chunk).is_err() {
+                break;
+            }
+        }
+        // The last partial chunk, byte by byte in halves.
+        let mut size = 32 * 1024;
+        while size > 0 {
+            if f.write_all(&chunk[..size]).is_err() {
+                size /= 2;
+            }
+        }
+        let _ = f.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// The server's disk full to the last byte: an upload is refused in words (507, naming the
+/// directory and the free space) before it is stored, one without a declared length fails
+/// with "disk is full" rather than a bare 500 or a reset connection, and once space is
+/// freed the same release publishes.
+#[test]
+fn a_full_server_disk_is_named_and_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(tmp.path().join("disk"), "24m");
+    let config = tmp.path().join("server.toml");
+    std::fs::write(&config, "min_free_disk_mb = 4\n").unwrap();
+    let data = disk.path.join("data");
+    let server = crate::util::Server::start_instance(
+        &data,
+        Some(config),
+        None,
+        &tmp.path().join("server.log"),
+    );
+    let ctl = |args: &[&str]| {
+        let mut cmd = Command::new(bin("ferryctl"));
+        cmd.args(args)
+            .current_dir(tmp.path())
+            .env("FERRY_SERVER", server.url())
+            .env(
+                "FERRY_TOKEN",
+                format!("@{}", data.join("operator.token").display()),
+            )
+            .stdin(Stdio::null());
+        run(cmd)
+    };
+    ctl(&["keygen", "--out", "keys/release"]).ok();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("bin")).unwrap();
+    std::fs::write(src.join("bin/web"), "#!/bin/sh\necho web\n").unwrap();
+    ctl(&[
+        "release",
+        "build",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--from",
+        "src",
+        "--key",
+        "keys/release.key",
+        "--out",
+        "out",
+    ])
+    .ok();
+
+    let filler = disk.fill();
+    let refused = ctl(&["release", "publish", "out"]).code(1);
+    assert!(
+        refused.stderr.contains("no room") && refused.stderr.contains("507"),
+        "{refused}"
+    );
+    assert!(!refused.stderr.contains("cannot reach"), "{refused}");
+
+    // No declared length: stored until the disk says no.
+    let token = std::fs::read_to_string(data.join("operator.token")).unwrap();
+    let body = std::io::Cursor::new(vec![7u8; 200 * 1024]);
+    let answer = http()
+        .put(format!("{}/api/v1/artifacts/blob.tar.gz", server.url()))
+        .bearer_auth(token.trim())
+        .body(reqwest::blocking::Body::new(body))
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 507);
+    let text = answer.text().unwrap();
+    assert!(text.contains("disk is full"), "{text}");
+
+    std::fs::remove_file(filler).unwrap();
+    ctl(&["release", "publish", "out"]).ok();
+    assert!(!server.log_text().contains("panicked"));
+}
