@@ -80,14 +80,7 @@ fn status_json_shows_versions_outcomes_and_download_progress() {
 
     // 1.1.0: big enough to take a while from a slow mirror, and a hook that logs.
     let src = w.payload("1.1.0", None);
-    let mut noise = Vec::with_capacity(400 * 1024);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    while noise.len() < 400 * 1024 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        noise.extend_from_slice(&x.to_le_bytes());
-    }
+    let noise = crate::util::noise(0x9e37_79b9_7f4a_7c15, 400 * 1024);
     fs::write(src.join("static/noise.bin"), &noise).unwrap();
     let port = slow_mirror(w.path("out-1.1.0/web-1.1.0.tar.gz"));
     let out = w.build(

@@ -20,15 +20,8 @@ fn payload(
     fs::create_dir_all(dir.join("files")).unwrap();
     for i in 0..n {
         // 4 KiB that do not compress, the same in every version unless changed.
-        let mut x = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        let mut content: Vec<u8> = (0..4096)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect();
+        let mut content =
+            crate::util::noise((i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15), 4096);
         if changed.contains(&i) {
             content.extend_from_slice(format!("file {i} of {version}\n").as_bytes());
         }

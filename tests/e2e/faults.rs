@@ -180,15 +180,7 @@ fn a_database_outage_delays_reports_by_seconds_not_a_poll_interval() {
 fn an_upload_over_the_limit_is_refused_in_the_servers_words() {
     let w = World::with_server_config("max_artifact_bytes = 100000\n");
     let src = w.payload("1.0.0", None);
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    let noise: Vec<u8> = (0..600_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let noise = crate::util::noise(0x2545_F491_4F6C_DD1D, 600_000);
     std::fs::write(src.join("static/noise.bin"), noise).unwrap();
     let out = w.build("1.0.0", &src, &[]);
     let refused = w

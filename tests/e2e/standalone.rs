@@ -118,15 +118,7 @@ fn web_output(d: &Device) -> String {
 fn a_repository_serves_deltas_and_a_host_ignoring_range_is_named() {
     let (w, _host, pi, repo) = standalone("");
     // 256 KiB that do not compress and do not change between versions.
-    let mut x = 0x9E37_79B9_7F4A_7C15u64;
-    let big: Vec<u8> = (0..256 * 1024)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = crate::util::noise(0x9E37_79B9_7F4A_7C15, 256 * 1024);
     for version in ["1.0.0", "1.1.0"] {
         let src = w.payload(version, None);
         fs::write(src.join("static/big.bin"), &big).unwrap();
@@ -229,7 +221,7 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
     let old_index = fs::read(repo.join("web.index.json")).unwrap();
 
     // An index signed to expire at once: refused, and the check says why and what to do.
-    let reindex = |days: &str| {
+    let sign_index = |days: &str| {
         w.ctl(&[
             "release",
             "index",
@@ -240,20 +232,12 @@ fn an_expired_or_replayed_index_and_a_tampered_artifact_are_refused() {
             "--index-expires-in-days",
             days,
         ])
-        .ok();
+    };
+    let reindex = |days: &str| {
+        sign_index(days).ok();
     };
     // A zero-day expiry is refused at signing: it would sign an index already expired.
-    let zero = w.ctl(&[
-        "release",
-        "index",
-        "--dir",
-        repo.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        "--index-expires-in-days",
-        "0",
-    ]);
-    let zero = zero.code(2);
+    let zero = sign_index("0").code(2);
     assert!(zero.stderr.contains("index-expires-in-days"), "{zero}");
     // An index that expired a minute ago, signed with the release key, as a stale mirror
     // would serve it.

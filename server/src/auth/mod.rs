@@ -76,8 +76,8 @@ impl Operator {
     }
 
     /// Who this is in the history: the token's name.
-    pub fn actor(&self) -> crate::service::Actor {
-        crate::service::Actor::Operator(self.name.clone())
+    pub fn actor(&self) -> Actor {
+        Actor::Operator(self.name.clone())
     }
 
     /// The hash of the token it proved itself with: who it is, for what it holds (a
@@ -200,6 +200,30 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
             Ok(OperatorOrDevice)
         } else {
             Err(AppError::unauthorized("token is unknown or revoked"))
+        }
+    }
+}
+
+/// Who asked for something, recorded with what it caused (an update's history entry, a
+/// batch). A type, never a string, so a new kind of actor is added in one place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// An operator, through the API, ferryctl or the web UI, by the name of the operator
+    /// token it used (`ferryctl tokens create --name`; the first one is `initial`).
+    Operator(String),
+    /// Home Assistant (or another MQTT client) through the MQTT bridge.
+    Mqtt,
+    /// A campaign dispatching its members.
+    Campaign,
+}
+
+impl Actor {
+    /// How history stores and shows it: `token:NAME`, `mqtt` or `campaign`.
+    pub fn to_text(&self) -> String {
+        match self {
+            Actor::Operator(name) => format!("token:{name}"),
+            Actor::Mqtt => "mqtt".into(),
+            Actor::Campaign => "campaign".into(),
         }
     }
 }

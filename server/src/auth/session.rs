@@ -241,8 +241,8 @@ impl SignedIn {
     }
 
     /// Who this session is in the history: its token's name.
-    pub fn actor(&self) -> crate::service::Actor {
-        crate::service::Actor::Operator(self.token_name.clone())
+    pub fn actor(&self) -> super::Actor {
+        super::Actor::Operator(self.token_name.clone())
     }
 
     /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms

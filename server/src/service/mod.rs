@@ -57,29 +57,9 @@ pub async fn full_id(
     }
 }
 
-/// Who asked for something, recorded with what it caused (an update's history entry, a
-/// batch). A type, never a string, so a new kind of actor is added in one place.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Actor {
-    /// An operator, through the API, ferryctl or the web UI, by the name of the operator
-    /// token it used (`ferryctl tokens create --name`; the first one is `initial`).
-    Operator(String),
-    /// Home Assistant (or another MQTT client) through the MQTT bridge.
-    Mqtt,
-    /// A campaign dispatching its members.
-    Campaign,
-}
-
-impl Actor {
-    /// How history stores and shows it: `token:NAME`, `mqtt` or `campaign`.
-    pub fn to_text(&self) -> String {
-        match self {
-            Actor::Operator(name) => format!("token:{name}"),
-            Actor::Mqtt => "mqtt".into(),
-            Actor::Campaign => "campaign".into(),
-        }
-    }
-}
+/// Who asked for something (an operator by token name, MQTT, a campaign): authentication
+/// makes it, so it lives with `auth`.
+pub use crate::auth::Actor;
 
 #[cfg(test)]
 mod tests;

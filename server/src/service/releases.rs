@@ -171,7 +171,7 @@ pub async fn withdraw(
         );
         if open && c.item == item && &c.version == version {
             let why = format!("release withdrawn: {reason}");
-            super::campaigns::requests::cancel(state, &c.id, &why).await?;
+            super::campaigns::cancel(state, &c.id, &why).await?;
         }
     }
     state.releases_changed();

@@ -258,3 +258,17 @@ pub async fn on_report(state: &Shared, update_id: &str) -> ServiceResult<()> {
     }
     Ok(())
 }
+
+/// Cancels a campaign: its installs not yet started are cancelled, and its members waiting on
+/// a long-poll hear of it now.
+pub(crate) async fn cancel(state: &Shared, id: &str, reason: &str) -> ServiceResult<()> {
+    state
+        .store
+        .set_campaign_status(id, CampaignStatus::Cancelled, reason)
+        .await?;
+    state.store.cancel_campaign_updates(id).await?;
+    for m in state.store.members(id).await? {
+        state.wake(&m.host_id);
+    }
+    Ok(())
+}

@@ -257,20 +257,6 @@ pub async fn show(state: &Shared, id: &str) -> ServiceResult<CampaignView> {
     view(state, c).await
 }
 
-/// Cancels a campaign: its installs not yet started are cancelled, and its members waiting on
-/// a long-poll hear of it now.
-pub(crate) async fn cancel(state: &Shared, id: &str, reason: &str) -> ServiceResult<()> {
-    state
-        .store
-        .set_campaign_status(id, CampaignStatus::Cancelled, reason)
-        .await?;
-    state.store.cancel_campaign_updates(id).await?;
-    for m in state.store.members(id).await? {
-        state.wake(&m.host_id);
-    }
-    Ok(())
-}
-
 /// Pauses, resumes or cancels a campaign that can still change.
 pub async fn action(state: &Shared, id: &str, action: &str) -> ServiceResult<CampaignView> {
     let id = super::super::full_id(state, IdKind::Campaign, id).await?;
@@ -283,7 +269,7 @@ pub async fn action(state: &Shared, id: &str, action: &str) -> ServiceResult<Cam
                 .await?
         }
         "resume" => super::resume(state, &c).await?,
-        "cancel" => cancel(state, &id, "cancelled by an operator").await?,
+        "cancel" => super::cancel(state, &id, "cancelled by an operator").await?,
         other => {
             return Err(ServiceError::not_found(format!(
                 "no campaign action {other:?}: use pause, resume or cancel"
