@@ -172,3 +172,54 @@ async fn a_host_named_like_another_hosts_id_never_stands_in_for_it() {
         );
     }
 }
+
+/// A release whose signed expiry passed after it was published is not sent to a host: every
+/// device would refuse it. The trigger says so, in the server's words, and queues nothing.
+#[tokio::test]
+async fn an_install_of_a_release_that_has_expired_is_refused() {
+    let s = TestServer::start().await;
+    let host = enrolled(&s, "pump-e", &[("web", Some("1.0.0"))]).await;
+    let day = |d: i64| {
+        ferry_manifests::wire::timestamp(time::OffsetDateTime::now_utc() + time::Duration::days(d))
+    };
+    let view = ferry_manifests::wire::ReleaseView {
+        item: "web".into(),
+        version: "1.1.0".parse().unwrap(),
+        category: "bugfix".into(),
+        released_at: day(-30),
+        expires_at: day(-1),
+        notes: String::new(),
+        release_url: None,
+        layout: "symlink".into(),
+        artifact_name: "web-1.1.0.tar.gz".into(),
+        artifact_size: 10,
+        artifact_sha256: "a".repeat(64),
+        signed_by: vec![],
+        published_at: day(-30),
+        mirrors: vec![],
+        withdrawn_at: None,
+        withdrawn_reason: None,
+    };
+    assert!(s
+        .state
+        .store
+        .add_release(&crate::store::NewRelease {
+            view,
+            envelope: "{}".into(),
+        })
+        .await
+        .unwrap());
+    s.state.releases_changed();
+    let e = refusal(trigger(&s.state, install(&host, "web")).await);
+    assert!(
+        matches!(&e, ServiceError::Conflict(m) if m.contains("expired at") && m.contains("freshly signed")),
+        "{e:?}"
+    );
+    assert!(s
+        .state
+        .store
+        .history(None, None, None)
+        .await
+        .unwrap()
+        .is_empty());
+}
