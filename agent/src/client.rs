@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
 use ferry_manifests::wire::{
-    ApiError, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, Report,
-    ReportAck, ReportBatch,
+    ApiError, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse,
+    InventoryUpload, Report, ReportAck, ReportBatch,
 };
 use ferry_manifests::Envelope;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -151,11 +151,18 @@ impl Api {
     }
 
     /// Checks in; with `wait_secs` > 0 the server may hold the answer that long (long-poll).
-    pub fn check_in(&self, facts: &DeviceFacts, wait_secs: u64) -> Result<CheckInResponse, Error> {
+    /// `inventory_digest`: the digest of what the device's sources found, if it has any.
+    pub fn check_in(
+        &self,
+        facts: &DeviceFacts,
+        wait_secs: u64,
+        inventory_digest: Option<String>,
+    ) -> Result<CheckInResponse, Error> {
         let url = self.url("api/v1/device/checkin")?;
         let body = CheckInRequest {
             facts: facts.clone(),
             wait_secs,
+            inventory_digest,
         };
         let req = self.http.post(url.clone()).json(&body);
         let resp = if wait_secs > 0 {
@@ -202,6 +209,13 @@ impl Api {
             message: e.to_string(),
         })?;
         Ok((envelope, bytes))
+    }
+
+    /// Sends the whole inventory (the server asked for it at check-in).
+    pub fn send_inventory(&self, upload: &InventoryUpload) -> Result<(), Error> {
+        let url = self.url("api/v1/device/inventory")?;
+        self.send(&url, self.http.post(url.clone()).json(upload))?;
+        Ok(())
     }
 
     /// A small file at `url` (at most `max` bytes), or `None` when there is none (404).

@@ -61,6 +61,24 @@ struct RawConfig {
     poll_interval_max_secs: Option<u64>,
     #[serde(default)]
     items: Vec<ItemConfig>,
+    #[serde(default)]
+    sources: Vec<RawSource>,
+}
+
+/// `[[sources]]`: where the agent finds software installed by other means than Ferry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: String,
+    /// `apt`: the dpkg status database to read.
+    dpkg_status: Option<PathBuf>,
+}
+
+/// A configured source of installed software (docs/sources.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// The host's Debian packages, from the dpkg status database.
+    Apt { dpkg_status: PathBuf },
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -154,6 +172,28 @@ pub struct Config {
     pub poll_interval_min_secs: u64,
     pub poll_interval_max_secs: u64,
     pub items: Vec<ItemConfig>,
+    /// Where installed software besides Ferry's items is found (`[[sources]]`).
+    pub sources: Vec<SourceConfig>,
+}
+
+/// The `[[sources]]` tables, checked.
+fn sources(
+    raw: Vec<RawSource>,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Vec<SourceConfig>, String> {
+    raw.into_iter()
+        .map(|s| match s.kind.as_str() {
+            "apt" => Ok(SourceConfig::Apt {
+                dpkg_status: s
+                    .dpkg_status
+                    .map(|p| resolve(&p))
+                    .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg/status")),
+            }),
+            other => Err(format!(
+                "[[sources]] `kind` {other:?}: this agent knows `apt` (docs/sources.md)"
+            )),
+        })
+        .collect()
 }
 
 impl Config {
@@ -216,6 +256,7 @@ impl Config {
         ferry_manifests::wire::validate_labels(&raw.tags, raw.friendly_name.as_deref())
             .map_err(|e| invalid(format!("key `tags` or `friendly_name`: {e}")))?;
         let items = items(raw.items).map_err(invalid)?;
+        let sources = sources(raw.sources, &resolve).map_err(invalid)?;
 
         Ok(Config {
             path: path.to_path_buf(),
@@ -249,6 +290,7 @@ impl Config {
             poll_interval_min_secs: n.poll_interval_min_secs,
             poll_interval_max_secs: n.poll_interval_max_secs,
             items,
+            sources,
         })
     }
 

@@ -15,6 +15,7 @@ pub mod download;
 pub mod error;
 pub mod fsops;
 pub mod install;
+pub mod inventory;
 pub mod lock;
 pub mod policy;
 pub mod progress;

@@ -15,8 +15,8 @@ mod table;
 
 use args::{
     BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
-    MqttCommand, ReleaseCommand, ReleasesCommand, RootCommand, ServerArgs, TokensCommand,
-    UpdateCommand,
+    MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand, RootCommand, ServerArgs,
+    TokensCommand, UpdateCommand,
 };
 
 use client::Client;
@@ -74,6 +74,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => api()?.withdraw(&item, &version, reason, json),
         Command::History { command } => history_commands(command, &server, json),
         Command::Items { command } => items_commands(command, &server, json),
+        Command::Packages {
+            command: PackagesCommand::Search { name, older_than },
+        } => Client::new(&server)?.packages_search(&name, older_than.as_deref(), json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Campaigns { command } => campaigns_commands(command, &server, json),

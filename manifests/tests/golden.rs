@@ -68,6 +68,7 @@ fn check_in_request() {
                 ],
             },
             wait_secs: 30,
+            inventory_digest: None,
         },
     );
 }
@@ -110,6 +111,7 @@ fn check_in_response() {
             cancelled_jobs: vec!["6f1c2a9e-0000-4000-8000-000000000004".into()],
             awaiting_acceptance: false,
             server_time: Some("2026-12-05T10:00:00.000Z".into()),
+            inventory_wanted: false,
         },
     );
 }

@@ -24,6 +24,7 @@ mod refusals;
 mod scaleout;
 mod signals;
 mod signer;
+mod sources;
 mod space;
 mod standalone;
 mod tls;

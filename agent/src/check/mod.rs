@@ -56,7 +56,7 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     let (tx, rx) = std::sync::mpsc::channel();
     let started = std::time::Instant::now();
     std::thread::spawn(move || {
-        let _ = tx.send(api.check_in(&facts, secs));
+        let _ = tx.send(api.check_in(&facts, secs, None));
     });
     let resp = loop {
         agent.check_stop()?;
@@ -164,7 +164,10 @@ fn run_inner(agent: &mut Agent) -> Result<CheckSummary, Error> {
 
 /// With a server: send queued reports and check in. With none: keep the outcomes on the
 /// device and start from an empty answer, which the repository fills.
-fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
+fn ask_server(
+    agent: &mut Agent,
+    inventory_digest: Option<String>,
+) -> Result<CheckInResponse, Error> {
     if agent.cfg.server_url.is_none() {
         report::keep_local(&agent.dir)?;
         return Ok(CheckInResponse {
@@ -178,6 +181,7 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
             cancelled_jobs: Vec::new(),
             awaiting_acceptance: false,
             server_time: None,
+            inventory_wanted: false,
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -193,12 +197,42 @@ fn ask_server(agent: &mut Agent) -> Result<CheckInResponse, Error> {
         Err(e) => return Err(e),
     }
     let facts = facts(agent);
-    agent.api.check_in(&facts, 0)
+    agent.api.check_in(&facts, 0, inventory_digest)
+}
+
+/// What the configured sources find; a source that cannot be read is logged and reported
+/// nothing this time (it never holds back updates).
+fn inventory(agent: &Agent) -> Option<Vec<ferry_manifests::wire::InventoryPackage>> {
+    match crate::inventory::collect(&agent.cfg.sources) {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(
+                "cannot read the installed software ({e}); it is reported again at the next check"
+            );
+            None
+        }
+    }
 }
 
 fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
-    let mut resp = ask_server(agent)?;
+    let inventory = inventory(agent);
+    let digest = inventory
+        .as_deref()
+        .map(ferry_manifests::wire::inventory_digest);
+    let mut resp = ask_server(agent, digest)?;
     agent.note_server_time(resp.server_time.as_deref());
+    if let (true, Some(packages)) = (resp.inventory_wanted, inventory) {
+        let count = packages.len();
+        match agent
+            .api
+            .send_inventory(&ferry_manifests::wire::InventoryUpload { packages })
+        {
+            Ok(()) => tracing::info!(count, "sent the installed software to the server"),
+            Err(e) => tracing::warn!(
+                "cannot send the installed software ({e}); it goes at the next check"
+            ),
+        }
+    }
     if resp.awaiting_acceptance {
         tracing::warn!(
             "this host waits for an operator's acceptance on the server (`ferryctl hosts accept {}`); it is offered nothing until then",

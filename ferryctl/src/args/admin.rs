@@ -5,6 +5,19 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 #[derive(Subcommand)]
+pub enum PackagesCommand {
+    /// The hosts that have a package (found by their agents' `[[sources]]`), with its
+    /// version, e.g. `ferryctl packages search openssl --older-than 3.0.15`.
+    Search {
+        /// The package's name, exactly (`openssl`, `libc6:i386`).
+        name: String,
+        /// Only hosts whose version sorts before this one (as dpkg compares versions).
+        #[arg(long, value_name = "VERSION")]
+        older_than: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum ItemsCommand {
     /// List items with their releases, newest version and presentation.
     List,

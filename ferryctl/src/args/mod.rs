@@ -7,7 +7,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod admin;
 mod release;
-pub use admin::{ItemsCommand, MqttCommand, MqttSettings, TokensCommand};
+pub use admin::{ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand};
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
 #[derive(Parser)]
@@ -87,6 +87,11 @@ pub enum Command {
     Items {
         #[command(subcommand)]
         command: ItemsCommand,
+    },
+    /// Software on the hosts besides Ferry's items, as their agents' sources found it.
+    Packages {
+        #[command(subcommand)]
+        command: PackagesCommand,
     },
     /// Operator and enrolment tokens.
     Tokens {

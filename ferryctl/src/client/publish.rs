@@ -193,6 +193,52 @@ impl Client {
         Ok(())
     }
 
+    /// `packages search NAME [--older-than V]`: the hosts that have it.
+    pub fn packages_search(
+        &self,
+        name: &str,
+        older_than: Option<&str>,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/packages")?;
+        url.query_pairs_mut().append_pair("name", name);
+        if let Some(v) = older_than {
+            url.query_pairs_mut().append_pair("older_than", v);
+        }
+        let hits: Vec<ferry_manifests::wire::PackageHit> = self
+            .send(self.http.get(url), "searching packages")?
+            .json()?;
+        if json {
+            return print_json(&hits);
+        }
+        if hits.is_empty() {
+            println!(
+                "no host has {name}{}",
+                older_than
+                    .map(|v| format!(" older than {v}"))
+                    .unwrap_or_default()
+            );
+            return Ok(());
+        }
+        let rows = hits
+            .iter()
+            .map(|h| {
+                vec![
+                    h.hostname.clone(),
+                    h.host_id.clone(),
+                    h.source.clone(),
+                    h.name.clone(),
+                    h.version.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["HOST", "ID", "SOURCE", "NAME", "VERSION"], &rows)
+        );
+        Ok(())
+    }
+
     pub fn items(&self, json: bool) -> anyhow::Result<()> {
         let list: Vec<ferry_manifests::wire::ItemView> =
             self.get("api/v1/items", "listing items")?;

@@ -154,6 +154,71 @@ pub struct CheckInRequest {
     #[serde(default, deserialize_with = "long_poll_secs")]
     #[cfg_attr(feature = "openapi", schema(maximum = 300))]
     pub wait_secs: u64,
+    /// The digest of the software the device's sources found ([`inventory_digest`]); the
+    /// server asks for the list (`inventory_wanted`) only when it differs from what it has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub inventory_digest: Option<String>,
+}
+
+/// One piece of software a device's source found installed (`[[sources]]` in agent.toml).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InventoryPackage {
+    /// The source that found it: `apt`.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z]{1,16}$"))]
+    pub source: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub name: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub version: String,
+}
+
+/// Most packages one device may report.
+pub const MAX_INVENTORY: usize = 50_000;
+
+/// `POST /api/v1/device/inventory`: the whole list, when the server asked for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InventoryUpload {
+    #[cfg_attr(feature = "openapi", schema(max_items = 50000))]
+    pub packages: Vec<InventoryPackage>,
+}
+
+/// The answer to an inventory upload: how many packages the server stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InventoryAck {
+    pub stored: usize,
+}
+
+/// The digest a device sends with each check-in: sha256 over the packages in order, each as
+/// `source NUL name NUL version LF`. The list must be sorted ([`InventoryPackage`]'s order).
+pub fn inventory_digest(packages: &[InventoryPackage]) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in packages {
+        h.update(p.source.as_bytes());
+        h.update([0]);
+        h.update(p.name.as_bytes());
+        h.update([0]);
+        h.update(p.version.as_bytes());
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+/// `GET /api/v1/packages?name=…&older_than=…`: a host that has the package.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageHit {
+    pub host_id: String,
+    pub hostname: String,
+    pub source: String,
+    pub name: String,
+    pub version: String,
 }
 
 /// A newer signed release of an item the device manages.
@@ -279,6 +344,10 @@ pub struct CheckInResponse {
     /// and says when its own clock disagrees.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_time: Option<String>,
+    /// The server's copy of the device's software differs from the digest it sent: the
+    /// device posts the list (`POST /api/v1/device/inventory`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inventory_wanted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

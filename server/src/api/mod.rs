@@ -7,6 +7,7 @@ pub mod device;
 pub mod hosts;
 pub mod items;
 pub mod mqtt;
+pub mod packages;
 pub mod releases;
 pub mod roots;
 pub mod tokens;
@@ -56,6 +57,8 @@ impl utoipa::Modify for BearerAuth {
 pub const ENVELOPE_BODY_LIMIT: usize = ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
 /// Largest body of `POST /api/v1/device/reports`.
 pub const REPORTS_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// An inventory upload: 50,000 packages of up to 2 × 256 characters each, with room.
+pub const INVENTORY_BODY_LIMIT: usize = 32 * 1024 * 1024;
 
 /// The API routes and their OpenAPI document.
 pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
@@ -67,6 +70,8 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::check_in))
         // A batch of reports carries hook output (up to 1 MiB kept per report).
         .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
+        .routes(routes!(device::inventory).layer(DefaultBodyLimit::max(INVENTORY_BODY_LIMIT)))
+        .routes(routes!(packages::search))
         .routes(routes!(device::output))
         .routes(routes!(device::waiting))
         .routes(routes!(device::terminal))

@@ -36,6 +36,7 @@ pub async fn check_in(
             cancelled_jobs: vec![],
             awaiting_acceptance: true,
             server_time: Some(ferry_manifests::wire::now()),
+            inventory_wanted: false,
         });
     }
     let (campaigns, cancelled_jobs, mut jobs) =
@@ -226,6 +227,11 @@ async fn answer(
         }
     }
     let trust_root_version = state.trust_root_version().await?;
+    // The device's software list is asked for only when its digest differs from ours.
+    let inventory_wanted = match &req.inventory_digest {
+        Some(digest) => state.store.inventory_digest(&host_id).await?.as_ref() != Some(digest),
+        None => false,
+    };
     Ok(CheckInResponse {
         host_id,
         available,
@@ -237,6 +243,7 @@ async fn answer(
         cancelled_jobs,
         awaiting_acceptance: false,
         server_time: Some(ferry_manifests::wire::now()),
+        inventory_wanted,
     })
 }
 

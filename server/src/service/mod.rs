@@ -22,6 +22,7 @@ pub mod enrol;
 pub mod error;
 pub mod hosts;
 pub mod items;
+pub mod packages;
 pub mod releases;
 pub mod report;
 pub mod tokens;

@@ -16,6 +16,7 @@ async fn enrolled(s: &TestServer, hostname: &str, items: &[(&str, Option<&str>)]
     let req = CheckInRequest {
         facts,
         wait_secs: 0,
+        inventory_digest: None,
     };
     let id = uuid::Uuid::new_v4().to_string();
     let now = ferry_manifests::wire::now();
@@ -78,6 +79,7 @@ async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
             let req = CheckInRequest {
                 facts,
                 wait_secs: 20,
+                inventory_digest: None,
             };
             checkin::check_in(&state, host, true, req).await
         }

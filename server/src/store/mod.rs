@@ -384,6 +384,14 @@ interface! {
     /// A round trip to the database (readiness).
     fn ping(&self) -> Result<()>;
 
+    // software the devices' sources found
+    /// The digest of the inventory stored for a host, if any.
+    fn inventory_digest(&self, host_id: &str) -> Result<Option<String>>;
+    /// Replaces a host's inventory (and its digest) in one transaction.
+    fn set_inventory(&self, host_id: &str, digest: &str, packages: &[ferry_manifests::wire::InventoryPackage]) -> Result<()>;
+    /// Every host that has a package of this name.
+    fn packages_named(&self, name: &str) -> Result<Vec<ferry_manifests::wire::PackageHit>>;
+
     // MQTT connections added through the API
     fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>>;
     /// Adds or replaces a connection.

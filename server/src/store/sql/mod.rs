@@ -10,6 +10,7 @@ mod checkins;
 mod hosts;
 mod items;
 mod mqtt;
+mod packages;
 mod releases;
 mod roots;
 mod tokens;
@@ -114,6 +115,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../../../migrations/sqlite/0023_device_times.sql"),
     ),
+    (
+        24,
+        include_str!("../../../migrations/sqlite/0024_host_packages.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -146,6 +151,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         23,
         include_str!("../../../migrations/postgres/0023_device_times.sql"),
+    ),
+    (
+        24,
+        include_str!("../../../migrations/postgres/0024_host_packages.sql"),
     ),
 ];
 

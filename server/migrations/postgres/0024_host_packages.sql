@@ -1,0 +1,11 @@
+-- Software a device's sources found installed (`[[sources]]` in agent.toml), replaced whole
+-- when the device's digest changes; searched by name across the fleet.
+CREATE TABLE host_packages (
+    host_id  TEXT NOT NULL REFERENCES hosts (id) ON DELETE CASCADE,
+    source   TEXT NOT NULL,
+    name     TEXT NOT NULL,
+    version  TEXT NOT NULL
+);
+CREATE INDEX host_packages_name ON host_packages (name);
+CREATE INDEX host_packages_host ON host_packages (host_id);
+ALTER TABLE hosts ADD COLUMN inventory_digest TEXT;

@@ -1,0 +1,102 @@
+//! Software the devices' sources found installed (docs/sources.md): stored per host when a
+//! device sends its list, and searched across the fleet.
+
+use std::cmp::Ordering;
+
+use ferry_manifests::wire::{inventory_digest, InventoryPackage, PackageHit, MAX_INVENTORY};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::state::Shared;
+
+/// Stores a host's list as it sent it, after checking each entry.
+pub async fn store(
+    state: &Shared,
+    host_id: &str,
+    mut packages: Vec<InventoryPackage>,
+) -> ServiceResult<usize> {
+    if packages.len() > MAX_INVENTORY {
+        return Err(ServiceError::invalid(format!(
+            "{} packages; at most {MAX_INVENTORY}",
+            packages.len()
+        )));
+    }
+    for p in &packages {
+        check(p).map_err(ServiceError::invalid)?;
+    }
+    packages.sort();
+    packages.dedup();
+    let digest = inventory_digest(&packages);
+    state
+        .store
+        .set_inventory(host_id, &digest, &packages)
+        .await?;
+    Ok(packages.len())
+}
+
+/// A source is a short lowercase word; a name and a version are 1–256 printable characters.
+fn check(p: &InventoryPackage) -> Result<(), String> {
+    let printable = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control);
+    if p.source.is_empty()
+        || p.source.len() > 16
+        || !p.source.bytes().all(|b| b.is_ascii_lowercase())
+    {
+        return Err(format!(
+            "source {:?} must be 1-16 lowercase letters",
+            p.source
+        ));
+    }
+    if !printable(&p.name) || !printable(&p.version) {
+        return Err(format!(
+            "package {:?} {:?}: a name and a version are 1-256 characters without control characters",
+            p.name, p.version
+        ));
+    }
+    Ok(())
+}
+
+/// The hosts that have `name`, those older than `older_than` only when given (versions
+/// compared as dpkg compares them, which also orders plain dotted versions).
+pub async fn search(
+    state: &Shared,
+    name: &str,
+    older_than: Option<&str>,
+) -> ServiceResult<Vec<PackageHit>> {
+    let hits = state.store.packages_named(name).await?;
+    Ok(hits
+        .into_iter()
+        .filter(|h| older_than.is_none_or(|v| older(&h.version, v)))
+        .collect())
+}
+
+/// Whether `version` sorts before `than` as dpkg sorts versions.
+pub fn older(version: &str, than: &str) -> bool {
+    deb_version::compare_versions(version, than) == Ordering::Less
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_dpkg_compares_them() {
+        assert!(older("3.0.14-1~deb12u2", "3.0.15"));
+        assert!(!older("3.0.15-1~deb12u1", "3.0.15"));
+        assert!(older("1.0~rc1", "1.0"));
+        assert!(older("1:0.9", "2:0.1"));
+        assert!(!older("2.10", "2.9"));
+    }
+
+    #[test]
+    fn a_package_entry_is_checked() {
+        let p = |source: &str, name: &str, version: &str| InventoryPackage {
+            source: source.into(),
+            name: name.into(),
+            version: version.into(),
+        };
+        assert!(check(&p("apt", "openssl", "3.0.15-1")).is_ok());
+        assert!(check(&p("APT", "openssl", "1")).is_err());
+        assert!(check(&p("apt", "", "1")).is_err());
+        assert!(check(&p("apt", "x", "1\n2")).is_err());
+        assert!(check(&p("apt", &"x".repeat(300), "1")).is_err());
+    }
+}

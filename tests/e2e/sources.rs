@@ -1,0 +1,60 @@
+//! Software on the host besides Ferry's items: the agent reads this machine's real dpkg
+//! database (`[[sources]] kind = "apt"`), sends it once, and the fleet can be asked which
+//! hosts have a package, and which have it older than a version.
+
+use std::process::Command;
+
+use crate::util::World;
+
+/// This machine's installed version of `package`, as dpkg says it.
+fn dpkg_version(package: &str) -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .expect("dpkg-query (a Debian system)");
+    assert!(out.status.success(), "dpkg-query {package}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn the_hosts_debian_packages_are_searchable_fleet_wide() {
+    let w = World::new();
+    let d = w.add_device("deb-host", "[[sources]]\nkind = \"apt\"\n");
+    let first = d.run("check").ok();
+    assert!(
+        first.stderr.contains("sent the installed software"),
+        "{first}"
+    );
+    // Unchanged: only the digest goes again.
+    let again = d.run("check").ok();
+    assert!(
+        !again.stderr.contains("sent the installed software"),
+        "{again}"
+    );
+
+    let version = dpkg_version("dpkg");
+    let hits = w.ctl_json(&["packages", "search", "dpkg"]);
+    let hit = &hits[0];
+    assert_eq!(hit["hostname"], "deb-host", "{hits}");
+    assert_eq!(hit["source"], "apt");
+    assert_eq!(hit["version"], version.as_str());
+    // Older than a far newer version: listed; older than an ancient one: not.
+    let newer = w.ctl_json(&["packages", "search", "dpkg", "--older-than", "999"]);
+    assert_eq!(newer.as_array().unwrap().len(), 1, "{newer}");
+    let older = w.ctl_json(&["packages", "search", "dpkg", "--older-than", "0.1"]);
+    assert_eq!(older, serde_json::json!([]));
+    let text = w.ctl(&["packages", "search", "no-such-package"]).ok();
+    assert!(
+        text.stdout.contains("no host has no-such-package"),
+        "{text}"
+    );
+    // A host without sources reports none.
+    w.agent("check").ok();
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "dpkg"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
