@@ -102,6 +102,13 @@ pub async fn check_in(
     ApiJson(req): ApiJson<CheckInRequest>,
 ) -> ApiResult<Json<CheckInResponse>> {
     validate_facts(&req.facts)?;
+    if let Some(d) = &req.inventory_digest {
+        if !ferry_manifests::manifest::is_sha256_hex(d) {
+            return Err(AppError::bad_request(
+                "inventory_digest must be 64 lowercase hex digits",
+            ));
+        }
+    }
     Ok(Json(
         service::checkin::check_in(&state, device.host_id, device.accepted, req).await?,
     ))

@@ -11,8 +11,10 @@ use crate::service::packages;
 use crate::state::Shared;
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PackageQuery {
     /// The package's name, exactly (`openssl`, `libc6:i386`).
+    #[param(min_length = 1, max_length = 256)]
     pub name: String,
     /// Only hosts whose version sorts before this one (as dpkg compares versions).
     #[serde(default)]
