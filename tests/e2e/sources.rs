@@ -57,4 +57,21 @@ fn the_hosts_debian_packages_are_searchable_fleet_wide() {
             .len(),
         1
     );
+
+    // The same question in the browser.
+    let token = w.operator_token();
+    crate::util::browser::block_on(async {
+        let b = crate::util::browser::Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.goto("/packages").await;
+        b.fill("input[name=name]", "dpkg").await;
+        b.click("form.filters button").await;
+        b.wait_text("#packages", "deb-host").await;
+        assert!(b.text("#packages").await.contains(&version));
+        b.fill("input[name=older_than]", "0.1").await;
+        b.click("form.filters button").await;
+        b.wait_text("#no-hits", "No host has dpkg older than 0.1")
+            .await;
+        b.close().await;
+    });
 }

@@ -47,6 +47,7 @@ fn pages() -> Router<Shared> {
         .route("/hosts/{id}/update", post(fleet::update))
         .route("/hosts/{id}/batch", post(fleet::batch))
         .route("/items", get(settings::items))
+        .route("/packages", get(settings::packages))
         .route("/items/{name}", post(settings::edit_item))
         .route(
             "/items/{name}/{version}/withdraw",
@@ -154,6 +155,7 @@ pub fn page(title: &str, who: &SignedIn, body: Markup) -> Response {
         ("/batches", "Batches"),
         ("/history", "History"),
         ("/items", "Items"),
+        ("/packages", "Packages"),
         ("/settings", "Settings"),
     ];
     Html(

@@ -14,6 +14,59 @@ use crate::mqtt::connections;
 use crate::service;
 use crate::state::Shared;
 
+#[derive(Deserialize)]
+pub struct PackagesQuery {
+    name: Option<String>,
+    older_than: Option<String>,
+}
+
+/// The hosts that have a package (found by their agents' `[[sources]]`), older than a
+/// version if given: `ferryctl packages search` in the browser.
+pub async fn packages(
+    State(state): State<Shared>,
+    who: SignedIn,
+    axum::extract::Query(q): axum::extract::Query<PackagesQuery>,
+) -> Response {
+    let name = q.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let older = q
+        .older_than
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty());
+    let hits = match name {
+        Some(n) if n.len() <= 256 => match service::packages::search(&state, n, older).await {
+            Ok(h) => Some(h),
+            Err(e) => return failed(&who, e),
+        },
+        _ => None,
+    };
+    let body = html! {
+        form.filters method="get" action="/packages" {
+            input type="search" name="name" value=(name.unwrap_or("")) placeholder="package, e.g. openssl" aria-label="Package name";
+            input type="text" name="older_than" value=(older.unwrap_or("")) placeholder="older than, e.g. 3.0.15" aria-label="Older than version";
+            button type="submit" { "Search" }
+        }
+        p.muted { "Software the agents' " code { "[[sources]]" } " found on their hosts (docs/sources.md); versions compare as dpkg compares them." }
+        @if let (Some(hits), Some(n)) = (&hits, name) {
+            @if hits.is_empty() {
+                p #no-hits { "No host has " (n) @if let Some(v) = older { " older than " (v) } "." }
+            } @else {
+                p { (hits.len()) @if hits.len() == 1 { " host" } @else { " hosts" } }
+                div.table { table #packages {
+                    thead { tr { th { "Host" } th { "Source" } th { "Package" } th { "Version" } } }
+                    tbody { @for h in hits { tr {
+                        td { a href={"/hosts/" (h.host_id)} { (h.hostname) } }
+                        td { (h.source) }
+                        td { (h.name) }
+                        td { (h.version) }
+                    } } }
+                } }
+            }
+        }
+    };
+    page("Packages", &who, body)
+}
+
 pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
     let items = match service::items::list(&state).await {
         Ok(i) => i,
