@@ -75,3 +75,44 @@ fn the_hosts_debian_packages_are_searchable_fleet_wide() {
         b.close().await;
     });
 }
+
+/// A package purged on the device (gone from its dpkg database) is gone from the server at
+/// the next check: the list is replaced whole when its digest changes.
+#[test]
+fn a_purged_package_disappears_from_the_server() {
+    let w = World::new();
+    let status = w.path("dpkg-status");
+    let real = std::fs::read_to_string("/var/lib/dpkg/status").expect("a Debian system");
+    std::fs::write(&status, &real).unwrap();
+    let d = w.add_device(
+        "purging",
+        &format!(
+            "[[sources]]\nkind = \"apt\"\ndpkg_status = \"{}\"\n",
+            status.display()
+        ),
+    );
+    d.run("check").ok();
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "dpkg"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // dpkg's own paragraph removed, as a purge removes a package's.
+    let kept: Vec<&str> = real
+        .split("\n\n")
+        .filter(|p| !p.lines().any(|l| l == "Package: dpkg"))
+        .collect();
+    std::fs::write(&status, kept.join("\n\n")).unwrap();
+    let run = d.run("check").ok();
+    assert!(run.stderr.contains("sent the installed software"), "{run}");
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "dpkg"]),
+        serde_json::json!([])
+    );
+    // The rest is still there.
+    let version = dpkg_version("apt");
+    let apt = w.ctl_json(&["packages", "search", "apt"]);
+    assert_eq!(apt[0]["version"], version.as_str(), "{apt}");
+}
