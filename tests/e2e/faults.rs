@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{bin, http, run, Device, World};
+use crate::util::{bin, http, run, World};
 
 /// A PostgreSQL server of this test's own (`scripts/postgres`), so stopping it harms no
 /// other test; stopped and removed on drop.
@@ -193,19 +193,6 @@ fn an_upload_over_the_limit_is_refused_in_the_servers_words() {
     assert!(!refused.stderr.contains("cannot reach"), "{refused}");
 }
 
-/// `faketime -f OFFSET ferry-agent …`: the device's clock moved by OFFSET.
-fn agent_at(d: &Device, offset: &str, mode: &str) -> crate::util::Run {
-    let mut cmd = Command::new("faketime");
-    cmd.args(["-f", offset])
-        .arg(bin("ferry-agent"))
-        .arg("--config")
-        .arg(&d.cfg)
-        .arg(format!("--running-mode={mode}"))
-        .env("FERRY_LOG", "info")
-        .stdin(Stdio::null());
-    run(cmd)
-}
-
 /// Clocks: a release that expired is refused at publish; a device two days ahead refuses a
 /// release expiring tomorrow and says its clock is off, and installs it once the clock is
 /// right (not remembered as failed); a device two years behind installs a valid release and
@@ -231,7 +218,7 @@ fn wrong_clocks_are_named_and_do_not_stick() {
 
     w.release("1.0.0", &["--expires-in-days", "1"]);
     let d = w.add_device("ahead", "auto_install = true");
-    let run = agent_at(&d, "+2d", "once");
+    let run = d.run_at("+2d", "once");
     assert!(
         run.stderr.contains("expired") && run.stderr.contains("2 days ahead of the server's"),
         "{run}"
@@ -242,7 +229,7 @@ fn wrong_clocks_are_named_and_do_not_stick() {
     assert_eq!(d.current().as_deref(), Some("releases/1.0.0"));
 
     let behind = w.add_device("behind", "auto_install = true");
-    agent_at(&behind, "-730d", "once").ok();
+    behind.run_at("-730d", "once").ok();
     assert_eq!(behind.current().as_deref(), Some("releases/1.0.0"));
     let history = w.history();
     let entry = history

@@ -481,15 +481,7 @@ fn a_clock_behind_does_not_revive_an_expired_manifest() {
         envelope: signed(&d, &m),
         artifact: Body::Bytes(bytes),
     });
-    let mut cmd = std::process::Command::new("faketime");
-    cmd.args(["-f", "-730d"])
-        .arg(crate::util::bin("ferry-agent"))
-        .arg("--config")
-        .arg(d.dir.path().join("agent.toml"))
-        .arg("--running-mode=once")
-        .env("FERRY_LOG", "info")
-        .stdin(std::process::Stdio::null());
-    let run = crate::util::run(cmd).code(1);
+    let run = d.device().run_at("-730d", "once").code(1);
     assert!(run.stderr.contains("expired"), "{run}");
     assert_eq!(crate::util::World::tree(&d.root()), before, "{run}");
 }

@@ -39,7 +39,21 @@ impl Device {
         self.run_args(&[&format!("--running-mode={mode}")])
     }
 
-    /// Runs the agent with `args` to its end; a failure names the device.
+    /// Runs the agent in `mode` with its clock moved by `offset` (`faketime -f`, e.g. `+2d`,
+    /// `-730d`).
+    pub fn run_at(&self, offset: &str, mode: &str) -> Run {
+        let agent = self.command(&[&format!("--running-mode={mode}")]);
+        let mut cmd = Command::new("faketime");
+        cmd.args(["-f", offset])
+            .arg(agent.get_program())
+            .args(agent.get_args())
+            .env("FERRY_LOG", "info")
+            .stdin(Stdio::null());
+        let mut done = run(cmd);
+        done.cmd = format!("[{}] {}", self.name, done.cmd);
+        done
+    }
+
     /// `--running-mode=status --json`, parsed.
     pub fn status_json(&self) -> serde_json::Value {
         let run = self.run_args(&["--running-mode=status", "--json"]).ok();
