@@ -254,32 +254,17 @@ fn cleanup(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
 }
 
 /// Whether this run may write in `root` (or, while it does not exist, in the directory that
-/// would hold it): a file is made there and removed. Only a refusal counts (read-only file
+/// would hold it), asked of the kernel (`access(2)`, which also answers for a read-only mount)
+/// so that nothing is ever left behind, even by a kill. Only a refusal counts (read-only file
 /// system, permission); any other trouble is for the install to meet and report.
 pub fn writable(root: &std::path::Path) -> std::io::Result<()> {
-    let dir = root
-        .ancestors()
-        .find(|p| p.is_dir())
-        .unwrap_or(root)
-        .to_path_buf();
-    let probe = dir.join(format!(".ferry-probe-{}", std::process::id()));
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-    {
-        Ok(_) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
-        }
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
-            ) =>
-        {
-            Err(e)
-        }
+    use nix::unistd::{access, AccessFlags};
+    let dir = root.ancestors().find(|p| p.is_dir()).unwrap_or(root);
+    match access(dir, AccessFlags::W_OK) {
+        Ok(()) => Ok(()),
+        Err(
+            e @ (nix::errno::Errno::EROFS | nix::errno::Errno::EACCES | nix::errno::Errno::EPERM),
+        ) => Err(std::io::Error::from(e)),
         Err(_) => Ok(()),
     }
 }
