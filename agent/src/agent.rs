@@ -77,6 +77,9 @@ pub struct Agent {
     /// Set by SIGUSR1 (a `check` run by hand while the service runs): `full` mode starts a
     /// cycle now instead of waiting out its long-poll or poll interval.
     pub wake: Arc<AtomicBool>,
+    /// A person asked for this check (`--running-mode=check`): sources refresh what they
+    /// know (APT's lists) before they are read.
+    pub manual_check: bool,
 }
 
 impl Agent {
@@ -121,6 +124,7 @@ impl Agent {
             campaigns: Vec::new(),
             json: false,
             wake: Arc::new(AtomicBool::new(false)),
+            manual_check: false,
             utc_offset_secs: None,
             clock_skew_secs: None,
         };

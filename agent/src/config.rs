@@ -72,14 +72,34 @@ struct RawSource {
     kind: String,
     /// `apt`: the dpkg status database to read.
     dpkg_status: Option<PathBuf>,
+    /// `apt`: APT's package lists (`Dir::State::lists`).
+    lists_dir: Option<PathBuf>,
+    /// `apt`: how often the agent refreshes the lists (`apt-get update`); 0 leaves it to the
+    /// host.
+    refresh_interval_secs: Option<u64>,
 }
 
 /// A configured source of installed software (docs/sources.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceConfig {
-    /// The host's Debian packages, from the dpkg status database.
-    Apt { dpkg_status: PathBuf },
+    /// The host's Debian packages and the upgrades APT offers for them.
+    Apt(AptSource),
 }
+
+/// `[[sources]] kind = "apt"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptSource {
+    /// The dpkg status database (`/var/lib/dpkg/status`).
+    pub dpkg_status: PathBuf,
+    /// APT's package lists (`/var/lib/apt/lists`).
+    pub lists_dir: PathBuf,
+    /// Seconds between the agent's own `apt-get update` runs (a manual check always
+    /// refreshes); 0: never, the host refreshes its lists itself.
+    pub refresh_interval_secs: u64,
+}
+
+/// Default seconds between refreshes of APT's lists: a day, as Debian's apt-daily.timer.
+pub const APT_REFRESH_SECS: u64 = 86_400;
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -183,12 +203,17 @@ fn sources(
 ) -> Result<Vec<SourceConfig>, String> {
     raw.into_iter()
         .map(|s| match s.kind.as_str() {
-            "apt" => Ok(SourceConfig::Apt {
+            "apt" => Ok(SourceConfig::Apt(AptSource {
                 dpkg_status: s
                     .dpkg_status
                     .map(|p| resolve(&p))
                     .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg/status")),
-            }),
+                lists_dir: s
+                    .lists_dir
+                    .map(|p| resolve(&p))
+                    .unwrap_or_else(|| PathBuf::from("/var/lib/apt/lists")),
+                refresh_interval_secs: s.refresh_interval_secs.unwrap_or(APT_REFRESH_SECS),
+            })),
             other => Err(format!(
                 "[[sources]] `kind` {other:?}: this agent knows `apt` (docs/sources.md)"
             )),

@@ -191,6 +191,7 @@ fn run_locked(
         Mode::Rollback => rollback(agent, item),
         Mode::Once => run_once(agent),
         Mode::Check => {
+            agent.manual_check = true;
             let summary = check::run(agent)?;
             log_check(agent, &summary);
             ServicePid::wake(&agent.dir);

@@ -75,8 +75,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::History { command } => history_commands(command, &server, json),
         Command::Items { command } => items_commands(command, &server, json),
         Command::Packages {
-            command: PackagesCommand::Search { name, older_than },
-        } => Client::new(&server)?.packages_search(&name, older_than.as_deref(), json),
+            command:
+                PackagesCommand::Search {
+                    name,
+                    older_than,
+                    pending,
+                    category,
+                },
+        } => Client::new(&server)?.packages_search(
+            &client::PackageSearch {
+                name: name.as_deref(),
+                older_than: older_than.as_deref(),
+                pending,
+                category: category.as_deref(),
+            },
+            json,
+        ),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Campaigns { command } => campaigns_commands(command, &server, json),

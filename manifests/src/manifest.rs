@@ -21,7 +21,11 @@ use crate::keys::TrustedKeys;
 /// Most files one release may list; bounds the work a manifest can ask of a device.
 pub const MAX_FILES: usize = 100_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// What an update is. Ordered gravest first, so the least of several is the one to show.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Security,

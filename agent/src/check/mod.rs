@@ -203,7 +203,7 @@ fn ask_server(
 /// What the configured sources find; a source that cannot be read is logged and reported
 /// nothing this time (it never holds back updates).
 fn inventory(agent: &Agent) -> Option<Vec<ferry_manifests::wire::InventoryPackage>> {
-    match crate::inventory::collect(&agent.cfg.sources) {
+    match crate::inventory::collect(&agent.cfg.sources, agent.dir.root(), agent.manual_check) {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(

@@ -7,13 +7,22 @@ use clap::{Args, Subcommand};
 #[derive(Subcommand)]
 pub enum PackagesCommand {
     /// The hosts that have a package (found by their agents' `[[sources]]`), with its
-    /// version, e.g. `ferryctl packages search openssl --older-than 3.0.15`.
+    /// version and any upgrade offered, e.g. `ferryctl packages search openssl --older-than
+    /// 3.0.15`; without a name, every upgrade pending: `ferryctl packages search --category
+    /// security`.
     Search {
         /// The package's name, exactly (`openssl`, `libc6:i386`).
-        name: String,
+        #[arg(required_unless_present_any = ["pending", "category"])]
+        name: Option<String>,
         /// Only hosts whose version sorts before this one (as dpkg compares versions).
         #[arg(long, value_name = "VERSION")]
         older_than: Option<String>,
+        /// Only packages with an upgrade offered.
+        #[arg(long)]
+        pending: bool,
+        /// Only upgrades of this category (security, bugfix, feature, unknown).
+        #[arg(long, value_name = "CATEGORY", value_parser = ["security", "bugfix", "feature", "unknown"])]
+        category: Option<String>,
     },
 }
 

@@ -16,6 +16,14 @@ use serde::de::DeserializeOwned;
 
 use crate::args::ServerArgs;
 
+/// `ferryctl packages search`'s question.
+pub struct PackageSearch<'a> {
+    pub name: Option<&'a str>,
+    pub older_than: Option<&'a str>,
+    pub pending: bool,
+    pub category: Option<&'a str>,
+}
+
 #[derive(Clone)]
 pub struct Client {
     base: reqwest::Url,

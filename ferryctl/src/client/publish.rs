@@ -193,17 +193,24 @@ impl Client {
         Ok(())
     }
 
-    /// `packages search NAME [--older-than V]`: the hosts that have it.
-    pub fn packages_search(
-        &self,
-        name: &str,
-        older_than: Option<&str>,
-        json: bool,
-    ) -> anyhow::Result<()> {
+    /// `packages search [NAME] [--older-than V] [--pending] [--category C]`: the hosts that
+    /// have it, or every upgrade pending.
+    pub fn packages_search(&self, q: &super::PackageSearch<'_>, json: bool) -> anyhow::Result<()> {
         let mut url = self.url("api/v1/packages")?;
-        url.query_pairs_mut().append_pair("name", name);
-        if let Some(v) = older_than {
-            url.query_pairs_mut().append_pair("older_than", v);
+        {
+            let mut pairs = url.query_pairs_mut();
+            if let Some(n) = q.name {
+                pairs.append_pair("name", n);
+            }
+            if let Some(v) = q.older_than {
+                pairs.append_pair("older_than", v);
+            }
+            if q.pending {
+                pairs.append_pair("pending", "true");
+            }
+            if let Some(c) = q.category {
+                pairs.append_pair("category", c);
+            }
         }
         let hits: Vec<ferry_manifests::wire::PackageHit> = self
             .send(self.http.get(url), "searching packages")?
@@ -213,10 +220,16 @@ impl Client {
         }
         if hits.is_empty() {
             println!(
-                "no host has {name}{}",
-                older_than
+                "no host has {}{}{}",
+                q.name.unwrap_or("any package"),
+                q.older_than
                     .map(|v| format!(" older than {v}"))
-                    .unwrap_or_default()
+                    .unwrap_or_default(),
+                match (q.category, q.pending) {
+                    (Some(c), _) => format!(" with a {c} upgrade pending"),
+                    (None, true) => " with an upgrade pending".to_string(),
+                    (None, false) => String::new(),
+                }
             );
             return Ok(());
         }
@@ -229,12 +242,17 @@ impl Client {
                     h.source.clone(),
                     h.name.clone(),
                     h.version.clone(),
+                    h.latest.clone().unwrap_or_default(),
+                    h.category.map(|c| c.to_string()).unwrap_or_default(),
                 ]
             })
             .collect::<Vec<_>>();
         print!(
             "{}",
-            table::render(&["HOST", "ID", "SOURCE", "NAME", "VERSION"], &rows)
+            table::render(
+                &["HOST", "ID", "SOURCE", "NAME", "VERSION", "UPGRADE", "CATEGORY"],
+                &rows
+            )
         );
         Ok(())
     }

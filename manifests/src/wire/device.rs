@@ -171,8 +171,17 @@ pub struct InventoryPackage {
     pub source: String,
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub name: String,
+    /// The installed version.
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
     pub version: String,
+    /// The newer version the source offers, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub latest: Option<String>,
+    /// What the upgrade is, from where it comes (an APT suite ending in `-security` is
+    /// `security`); with `latest` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<crate::manifest::Category>,
 }
 
 /// Most packages one device may report.
@@ -195,7 +204,8 @@ pub struct InventoryAck {
 }
 
 /// The digest a device sends with each check-in: sha256 over the packages in order, each as
-/// `source NUL name NUL version LF`. The list must be sorted ([`InventoryPackage`]'s order).
+/// `source NUL name NUL version NUL latest NUL category LF` (an absent field empty). The list
+/// must be sorted ([`InventoryPackage`]'s order).
 pub fn inventory_digest(packages: &[InventoryPackage]) -> String {
     use sha2::Digest as _;
     let mut h = sha2::Sha256::new();
@@ -205,6 +215,10 @@ pub fn inventory_digest(packages: &[InventoryPackage]) -> String {
         h.update(p.name.as_bytes());
         h.update([0]);
         h.update(p.version.as_bytes());
+        h.update([0]);
+        h.update(p.latest.as_deref().unwrap_or("").as_bytes());
+        h.update([0]);
+        h.update(p.category.map_or("", |c| c.as_str()).as_bytes());
         h.update(b"\n");
     }
     hex::encode(h.finalize())
@@ -219,6 +233,11 @@ pub struct PackageHit {
     pub source: String,
     pub name: String,
     pub version: String,
+    /// The upgrade the host's source offers, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<crate::manifest::Category>,
 }
 
 /// A newer signed release of an item the device manages.

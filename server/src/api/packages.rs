@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::Json;
+use ferry_manifests::manifest::Category;
 use ferry_manifests::wire::PackageHit;
 
 use crate::auth::Operator;
@@ -13,26 +14,51 @@ use crate::state::Shared;
 #[derive(serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PackageQuery {
-    /// The package's name, exactly (`openssl`, `libc6:i386`).
+    /// The package's name, exactly (`openssl`, `libc6:i386`). Without it, every package with
+    /// an upgrade offered (`pending` or `category` is then required).
+    #[serde(default)]
     #[param(min_length = 1, max_length = 256)]
-    pub name: String,
+    pub name: Option<String>,
     /// Only hosts whose version sorts before this one (as dpkg compares versions).
     #[serde(default)]
     pub older_than: Option<String>,
+    /// Only packages with an upgrade offered.
+    #[serde(default)]
+    pub pending: Option<bool>,
+    /// Only upgrades of this category: `security`, `bugfix`, `feature`, `unknown`.
+    #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(security|bugfix|feature|unknown)$")]
+    pub category: Option<String>,
 }
 
-/// The hosts that have a package, with its version: "which hosts have openssl older than
-/// 3.0.15".
+/// The hosts that have a package, with its version and any upgrade offered: "which hosts
+/// have openssl older than 3.0.15", "which hosts have security updates pending"
+/// (`?category=security`, at most 100,000 rows).
 #[utoipa::path(get, path = "/api/v1/packages", tag = "packages", params(PackageQuery), responses((status = 200, body = Vec<ferry_manifests::wire::PackageHit>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<Shared>,
     _op: Operator,
     Query(q): Query<PackageQuery>,
 ) -> ApiResult<Json<Vec<PackageHit>>> {
-    if q.name.is_empty() || q.name.len() > 256 {
+    if q.name
+        .as_ref()
+        .is_some_and(|n| n.is_empty() || n.len() > 256)
+    {
         return Err(AppError::bad_request("name must be 1-256 characters"));
     }
-    Ok(Json(
-        packages::search(&state, &q.name, q.older_than.as_deref()).await?,
-    ))
+    let category = match q.category.as_deref() {
+        None => None,
+        Some(c) => Some(c.parse::<Category>().map_err(|_| {
+            AppError::bad_request(format!(
+                "category {c:?}: one of security, bugfix, feature, unknown"
+            ))
+        })?),
+    };
+    let search = packages::Search {
+        name: q.name.as_deref(),
+        older_than: q.older_than.as_deref(),
+        pending: q.pending.unwrap_or(false),
+        category,
+    };
+    Ok(Json(packages::search(&state, &search).await?))
 }

@@ -3,6 +3,7 @@
 
 use std::cmp::Ordering;
 
+use ferry_manifests::manifest::Category;
 use ferry_manifests::wire::{inventory_digest, InventoryPackage, PackageHit, MAX_INVENTORY};
 
 use super::error::{ServiceError, ServiceResult};
@@ -45,26 +46,55 @@ fn check(p: &InventoryPackage) -> Result<(), String> {
             p.source
         ));
     }
-    if !printable(&p.name) || !printable(&p.version) {
+    if !printable(&p.name) || !printable(&p.version) || !p.latest.as_deref().is_none_or(printable) {
         return Err(format!(
-            "package {:?} {:?}: a name and a version are 1-256 characters without control characters",
+            "package {:?} {:?}: a name and versions are 1-256 characters without control characters",
             p.name, p.version
+        ));
+    }
+    if p.category.is_some() && p.latest.is_none() {
+        return Err(format!(
+            "package {:?}: a category belongs to an offered upgrade (`latest`)",
+            p.name
         ));
     }
     Ok(())
 }
 
-/// The hosts that have `name`, those older than `older_than` only when given (versions
-/// compared as dpkg compares them, which also orders plain dotted versions).
-pub async fn search(
-    state: &Shared,
-    name: &str,
-    older_than: Option<&str>,
-) -> ServiceResult<Vec<PackageHit>> {
-    let hits = state.store.packages_named(name).await?;
+/// Most rows a fleet-wide search returns.
+pub const MAX_HITS: i64 = 100_000;
+
+/// A fleet-wide question about installed software.
+#[derive(Debug, Clone, Default)]
+pub struct Search<'a> {
+    /// Hosts with this package; without it, every package with an upgrade offered.
+    pub name: Option<&'a str>,
+    /// Only versions that sort before this one.
+    pub older_than: Option<&'a str>,
+    /// Only packages with an upgrade offered.
+    pub pending: bool,
+    /// Only upgrades of this category (implies `pending`).
+    pub category: Option<Category>,
+}
+
+/// The hosts that have `name` (or, without a name, every pending upgrade), filtered as asked
+/// (versions compared as dpkg compares them, which also orders plain dotted versions).
+pub async fn search(state: &Shared, q: &Search<'_>) -> ServiceResult<Vec<PackageHit>> {
+    let pending = q.pending || q.category.is_some();
+    let hits = match q.name {
+        Some(name) => state.store.packages_named(name).await?,
+        None if pending => state.store.packages_pending(q.category, MAX_HITS).await?,
+        None => {
+            return Err(ServiceError::invalid(
+                "name a package, or ask for pending upgrades (pending=true or a category)",
+            ))
+        }
+    };
     Ok(hits
         .into_iter()
-        .filter(|h| older_than.is_none_or(|v| older(&h.version, v)))
+        .filter(|h| q.older_than.is_none_or(|v| older(&h.version, v)))
+        .filter(|h| !pending || h.latest.is_some())
+        .filter(|h| q.category.is_none_or(|c| h.category == Some(c)))
         .collect())
 }
 
@@ -92,11 +122,29 @@ mod tests {
             source: source.into(),
             name: name.into(),
             version: version.into(),
+            latest: None,
+            category: None,
         };
         assert!(check(&p("apt", "openssl", "3.0.15-1")).is_ok());
         assert!(check(&p("APT", "openssl", "1")).is_err());
         assert!(check(&p("apt", "", "1")).is_err());
         assert!(check(&p("apt", "x", "1\n2")).is_err());
         assert!(check(&p("apt", &"x".repeat(300), "1")).is_err());
+        let upgrade = InventoryPackage {
+            latest: Some("3.0.16-1".into()),
+            category: Some(Category::Security),
+            ..p("apt", "openssl", "3.0.15-1")
+        };
+        assert!(check(&upgrade).is_ok());
+        let no_latest = InventoryPackage {
+            latest: None,
+            ..upgrade.clone()
+        };
+        assert!(check(&no_latest).is_err());
+        let bad_latest = InventoryPackage {
+            latest: Some("".into()),
+            ..upgrade
+        };
+        assert!(check(&bad_latest).is_err());
     }
 }

@@ -20,6 +20,7 @@ pub use model::{
     NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
 };
 pub use notice::Notice;
+pub use sql::PackageCounts;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -391,6 +392,10 @@ interface! {
     fn set_inventory(&self, host_id: &str, digest: &str, packages: &[ferry_manifests::wire::InventoryPackage]) -> Result<()>;
     /// Every host that has a package of this name.
     fn packages_named(&self, name: &str) -> Result<Vec<ferry_manifests::wire::PackageHit>>;
+    /// Software with an upgrade offered (of one category when given), by host, at most `limit` rows.
+    fn packages_pending(&self, category: Option<ferry_manifests::manifest::Category>, limit: i64) -> Result<Vec<ferry_manifests::wire::PackageHit>>;
+    /// Per host: packages found, with an upgrade, and per category.
+    fn package_counts(&self) -> Result<Vec<PackageCounts>>;
 
     // MQTT connections added through the API
     fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>>;

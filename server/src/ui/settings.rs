@@ -3,6 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::response::Response;
+use ferry_manifests::manifest::Category;
 use ferry_manifests::wire::{ItemEdit, MqttConnectionRequest, TokenRequest};
 use maud::html;
 use serde::Deserialize;
@@ -18,47 +19,89 @@ use crate::state::Shared;
 pub struct PackagesQuery {
     name: Option<String>,
     older_than: Option<String>,
+    /// `""` any; `pending`: with an upgrade offered; or a category of upgrade.
+    upgrade: Option<String>,
 }
 
 /// The hosts that have a package (found by their agents' `[[sources]]`), older than a
-/// version if given: `ferryctl packages search` in the browser.
+/// version if given, or every upgrade pending (of a category): `ferryctl packages search`
+/// in the browser.
 pub async fn packages(
     State(state): State<Shared>,
     who: SignedIn,
     axum::extract::Query(q): axum::extract::Query<PackagesQuery>,
 ) -> Response {
-    let name = q.name.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    let name = q
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty() && n.len() <= 256);
     let older = q
         .older_than
         .as_deref()
         .map(str::trim)
         .filter(|v| !v.is_empty());
-    let hits = match name {
-        Some(n) if n.len() <= 256 => match service::packages::search(&state, n, older).await {
+    let upgrade = q.upgrade.as_deref().unwrap_or("");
+    let category = upgrade.parse::<Category>().ok();
+    let search = service::packages::Search {
+        name,
+        older_than: older,
+        pending: upgrade == "pending",
+        category,
+    };
+    let asked = name.is_some() || search.pending || category.is_some();
+    let hits = if asked {
+        match service::packages::search(&state, &search).await {
             Ok(h) => Some(h),
             Err(e) => return failed(&who, e),
-        },
-        _ => None,
+        }
+    } else {
+        None
     };
+    let hosts = hits.as_ref().map(|h| {
+        h.iter()
+            .map(|h| h.host_id.as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    });
+    let choices = [
+        ("", "any version"),
+        ("pending", "with an upgrade pending"),
+        ("security", "with a security upgrade pending"),
+        ("bugfix", "with a bugfix upgrade pending"),
+    ];
     let body = html! {
         form.filters method="get" action="/packages" {
             input type="search" name="name" value=(name.unwrap_or("")) placeholder="package, e.g. openssl" aria-label="Package name";
             input type="text" name="older_than" value=(older.unwrap_or("")) placeholder="older than, e.g. 3.0.15" aria-label="Older than version";
+            select name="upgrade" aria-label="Upgrades" {
+                @for (value, label) in choices { option value=(value) selected[value == upgrade] { (label) } }
+            }
             button type="submit" { "Search" }
         }
-        p.muted { "Software the agents' " code { "[[sources]]" } " found on their hosts (docs/sources.md); versions compare as dpkg compares them." }
-        @if let (Some(hits), Some(n)) = (&hits, name) {
+        p.muted { "Software the agents' " code { "[[sources]]" } " found on their hosts, with the upgrade each host's own source offers (docs/sources.md); versions compare as dpkg compares them." }
+        @if let (Some(hits), Some(hosts)) = (&hits, hosts) {
             @if hits.is_empty() {
-                p #no-hits { "No host has " (n) @if let Some(v) = older { " older than " (v) } "." }
+                p #no-hits {
+                    "No host has "
+                    @match name { Some(n) => { (n) }, None => { "any package" } }
+                    @if let Some(v) = older { " older than " (v) }
+                    @if let Some(c) = category { " with a " (c) " upgrade pending" } @else if search.pending { " with an upgrade pending" }
+                    "."
+                }
             } @else {
-                p { (hits.len()) @if hits.len() == 1 { " host" } @else { " hosts" } }
+                p { (hosts) @if hosts == 1 { " host" } @else { " hosts" } @if name.is_none() { ", " (hits.len()) " packages" } }
                 div.table { table #packages {
-                    thead { tr { th { "Host" } th { "Source" } th { "Package" } th { "Version" } } }
+                    thead { tr { th { "Host" } th { "Source" } th { "Package" } th { "Version" } th { "Upgrade" } } }
                     tbody { @for h in hits { tr {
                         td { a href={"/hosts/" (h.host_id)} { (h.hostname) } }
                         td { (h.source) }
                         td { (h.name) }
                         td { (h.version) }
+                        td { @if let Some(l) = &h.latest {
+                            (l)
+                            @if let Some(c) = h.category { " " span.badge.fail[c == Category::Security] { (c) } }
+                        } }
                     } } }
                 } }
             }

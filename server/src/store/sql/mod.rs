@@ -11,6 +11,7 @@ mod hosts;
 mod items;
 mod mqtt;
 mod packages;
+pub use packages::PackageCounts;
 mod releases;
 mod roots;
 mod tokens;

@@ -1,6 +1,7 @@
 //! Software the devices' sources found installed: replaced whole per host when its digest
 //! changes, searched by name across the fleet.
 
+use ferry_manifests::manifest::Category;
 use ferry_manifests::wire::{InventoryPackage, PackageHit};
 use sqlx::Row;
 
@@ -38,12 +39,20 @@ impl Sql {
         for chunk in packages.chunks(CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = i * 4;
-                    format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4)
+                    let b = i * 6;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    )
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO host_packages (host_id, source, name, version) VALUES {}",
+                "INSERT INTO host_packages (host_id, source, name, version, latest, category) VALUES {}",
                 values.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -52,7 +61,9 @@ impl Sql {
                     .bind(host_id)
                     .bind(&p.source)
                     .bind(&p.name)
-                    .bind(&p.version);
+                    .bind(&p.version)
+                    .bind(&p.latest)
+                    .bind(p.category.map(|c| c.as_str()));
             }
             q.execute(&mut *tx).await?;
         }
@@ -65,26 +76,87 @@ impl Sql {
         Ok(())
     }
 
-    /// Every host that has a package named `name`, with its version.
+    /// Every host that has a package named `name`, with its version and any upgrade.
     pub async fn packages_named(&self, name: &str) -> Result<Vec<PackageHit>> {
         let rows = sqlx::query(
-            "SELECT p.host_id, h.hostname, p.source, p.name, p.version
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
              FROM host_packages p JOIN hosts h ON h.id = p.host_id
              WHERE p.name = $1 ORDER BY h.hostname, p.host_id",
         )
         .bind(name)
         .fetch_all(&self.pool)
         .await?;
+        rows.iter().map(hit).collect()
+    }
+
+    /// Installed software with an upgrade offered, of `category` when given, across the
+    /// fleet (at most `limit` rows), by host.
+    pub async fn packages_pending(
+        &self,
+        category: Option<Category>,
+        limit: i64,
+    ) -> Result<Vec<PackageHit>> {
+        let rows = sqlx::query(
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
+             FROM host_packages p JOIN hosts h ON h.id = p.host_id
+             WHERE p.latest IS NOT NULL AND ($1 IS NULL OR p.category = $1)
+             ORDER BY h.hostname, p.host_id, p.name LIMIT $2",
+        )
+        .bind(category.map(|c| c.as_str()))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hit).collect()
+    }
+
+    /// Per host: how many packages its sources found, how many have an upgrade, and of
+    /// those how many per category.
+    pub async fn package_counts(&self) -> Result<Vec<PackageCounts>> {
+        let rows = sqlx::query(
+            "SELECT host_id, COUNT(*) AS total,
+                    COUNT(latest) AS pending,
+                    SUM(CASE WHEN latest IS NOT NULL AND category = 'security' THEN 1 ELSE 0 END) AS security,
+                    SUM(CASE WHEN latest IS NOT NULL AND category = 'bugfix' THEN 1 ELSE 0 END) AS bugfix,
+                    SUM(CASE WHEN latest IS NOT NULL AND category = 'feature' THEN 1 ELSE 0 END) AS feature
+             FROM host_packages GROUP BY host_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| {
-                Ok(PackageHit {
+                Ok(PackageCounts {
                     host_id: r.try_get("host_id")?,
-                    hostname: r.try_get("hostname")?,
-                    source: r.try_get("source")?,
-                    name: r.try_get("name")?,
-                    version: r.try_get("version")?,
+                    total: r.try_get("total")?,
+                    pending: r.try_get("pending")?,
+                    security: r.try_get::<Option<i64>, _>("security")?.unwrap_or(0),
+                    bugfix: r.try_get::<Option<i64>, _>("bugfix")?.unwrap_or(0),
+                    feature: r.try_get::<Option<i64>, _>("feature")?.unwrap_or(0),
                 })
             })
             .collect()
     }
+}
+
+/// A host's software in numbers ([`Sql::package_counts`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackageCounts {
+    pub host_id: String,
+    pub total: i64,
+    pub pending: i64,
+    pub security: i64,
+    pub bugfix: i64,
+    pub feature: i64,
+}
+
+fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
+    let category: Option<String> = r.try_get("category")?;
+    Ok(PackageHit {
+        host_id: r.try_get("host_id")?,
+        hostname: r.try_get("hostname")?,
+        source: r.try_get("source")?,
+        name: r.try_get("name")?,
+        version: r.try_get("version")?,
+        latest: r.try_get("latest")?,
+        category: category.and_then(|c| c.parse().ok()),
+    })
 }

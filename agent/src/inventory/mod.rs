@@ -1,0 +1,219 @@
+//! Software installed by other means than Ferry, as the configured `[[sources]]` find it
+//! (docs/sources.md), with the upgrade each source offers, reported to the server so
+//! fleet-wide questions ("which hosts have openssl older than 3.0.15", "which hosts have
+//! security updates pending") have an answer. A check-in carries only the list's digest; the
+//! list itself goes when the server's copy differs.
+
+pub mod apt;
+
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use ferry_manifests::wire::{InventoryPackage, MAX_INVENTORY};
+
+use crate::config::SourceConfig;
+use crate::error::Error;
+
+/// Longest an `apt-get update` may run before it is killed (the old lists are used).
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// What every configured source finds, sorted (the digest's order); `None` without sources.
+/// `manual`: a person asked for this check, so each source refreshes what it knows first.
+pub fn collect(
+    sources: &[SourceConfig],
+    state_dir: &Path,
+    manual: bool,
+) -> Result<Option<Vec<InventoryPackage>>, Error> {
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    for source in sources {
+        match source {
+            SourceConfig::Apt(apt) => {
+                let stamp = state_dir.join("apt-refreshed");
+                let last = std::fs::metadata(&stamp).and_then(|m| m.modified()).ok();
+                if refresh_due(last, SystemTime::now(), apt.refresh_interval_secs, manual) {
+                    refresh_apt(&stamp);
+                }
+                all.extend(apt::read(apt)?)
+            }
+        }
+    }
+    all.sort();
+    all.dedup();
+    all.truncate(MAX_INVENTORY);
+    Ok(Some(all))
+}
+
+/// Whether a source's lists are refreshed now: on a person's check, or once `interval_secs`
+/// have passed since the last refresh (never when 0: the host refreshes them itself).
+pub fn refresh_due(
+    last: Option<SystemTime>,
+    now: SystemTime,
+    interval_secs: u64,
+    manual: bool,
+) -> bool {
+    if interval_secs == 0 {
+        return false;
+    }
+    manual
+        || last.is_none_or(|last| {
+            // A stamp in the future (the clock went back) counts as due.
+            now.duration_since(last)
+                .map_or(true, |age| age >= Duration::from_secs(interval_secs))
+        })
+}
+
+/// `apt-get update`, bounded in time; a failure is logged and the lists it left are used.
+/// The stamp records the attempt, so a broken mirror is not retried at every run.
+fn refresh_apt(stamp: &Path) {
+    tracing::info!("refreshing APT's package lists (apt-get update)");
+    let result = run_bounded(
+        std::process::Command::new("apt-get").args(["update", "-q"]),
+        REFRESH_TIMEOUT,
+    );
+    match result {
+        Ok(out) if out.ok => tracing::debug!(output = %out.text, "apt-get update done"),
+        Ok(out) => tracing::warn!(
+            "apt-get update failed ({}); the upgrades shown come from the lists it had: {}",
+            out.status,
+            out.text
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" / ")
+        ),
+        Err(e) => tracing::warn!("cannot run apt-get update ({e}); the lists it had are used"),
+    }
+    if let Err(e) = std::fs::write(stamp, b"") {
+        tracing::warn!("cannot record the refresh in {} ({e})", stamp.display());
+    }
+}
+
+/// How a bounded command ended.
+pub struct Ran {
+    pub ok: bool,
+    /// The exit status, or why it was killed.
+    pub status: String,
+    /// stdout and stderr together, the last 64 KiB.
+    pub text: String,
+}
+
+/// Runs `cmd` with stdin closed and its output in a temporary file (no pipe to fill), in its
+/// own process group, killed with the group after `timeout`.
+pub fn run_bounded(cmd: &mut std::process::Command, timeout: Duration) -> std::io::Result<Ran> {
+    use std::io::{Read, Seek};
+    use std::os::unix::process::CommandExt;
+    let mut out = tempfile::tempfile()?;
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out.try_clone()?)
+        .process_group(0);
+    let mut child = cmd.spawn()?;
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Ok(status);
+        }
+        if started.elapsed() >= timeout {
+            let pgid = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(pgid, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
+            break Err(format!(
+                "timed out after {} s and was killed",
+                timeout.as_secs()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let len = out.seek(std::io::SeekFrom::End(0))?;
+    out.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+    let mut bytes = Vec::new();
+    out.read_to_end(&mut bytes)?;
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(match status {
+        Ok(s) => Ran {
+            ok: s.success(),
+            status: s.to_string(),
+            text,
+        },
+        Err(why) => Ran {
+            ok: false,
+            status: why,
+            text,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AptSource;
+
+    fn source(dir: &Path) -> SourceConfig {
+        SourceConfig::Apt(AptSource {
+            dpkg_status: dir.join("status"),
+            lists_dir: dir.join("lists"),
+            refresh_interval_secs: 0,
+        })
+    }
+
+    #[test]
+    fn the_digest_changes_with_the_list_and_only_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status");
+        std::fs::write(&path, apt::tests::STATUS).unwrap();
+        let sources = [source(dir.path())];
+        let a = collect(&sources, dir.path(), false).unwrap().unwrap();
+        let digest = ferry_manifests::wire::inventory_digest(&a);
+        let again = collect(&sources, dir.path(), false).unwrap().unwrap();
+        assert_eq!(digest, ferry_manifests::wire::inventory_digest(&again));
+        std::fs::write(
+            &path,
+            apt::tests::STATUS.replace("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"),
+        )
+        .unwrap();
+        let b = collect(&sources, dir.path(), false).unwrap().unwrap();
+        assert_ne!(digest, ferry_manifests::wire::inventory_digest(&b));
+        assert_eq!(collect(&[], dir.path(), false).unwrap(), None);
+        std::fs::remove_file(&path).unwrap();
+        let missing = collect(&sources, dir.path(), false)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("status"), "{missing}");
+    }
+
+    #[test]
+    fn lists_are_refreshed_on_a_manual_check_and_after_the_interval() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let ago = |s: u64| Some(now - Duration::from_secs(s));
+        assert!(refresh_due(None, now, 86_400, false));
+        assert!(!refresh_due(ago(3_600), now, 86_400, false));
+        assert!(refresh_due(ago(3_600), now, 86_400, true));
+        assert!(refresh_due(ago(90_000), now, 86_400, false));
+        assert!(refresh_due(
+            Some(now + Duration::from_secs(60)),
+            now,
+            86_400,
+            false
+        ));
+        // 0: the host refreshes its lists itself, even on a manual check.
+        assert!(!refresh_due(None, now, 0, true));
+    }
+
+    #[test]
+    fn a_bounded_command_is_killed_at_its_timeout_with_what_it_printed() {
+        let started = std::time::Instant::now();
+        let ran = run_bounded(
+            std::process::Command::new("sh").args(["-c", "echo begun; sleep 30 & wait"]),
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert!(!ran.ok);
+        assert!(ran.status.contains("timed out"), "{}", ran.status);
+        assert_eq!(ran.text, "begun\n");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+}
