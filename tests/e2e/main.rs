@@ -3,6 +3,7 @@
 //! files on the device, the exit codes, and what the server reports.
 
 mod agent_cli;
+mod apt;
 mod batches;
 mod budgets;
 mod campaigns;

@@ -11,6 +11,7 @@ pub mod balancer;
 pub mod broker;
 pub mod browser;
 pub mod certs;
+pub mod debian;
 mod device;
 mod server;
 

@@ -1,0 +1,119 @@
+//! The `apt` source on a real Debian system: a bookworm root (chroot, its own overlay) whose
+//! APT points at a real repository on loopback with a `bookworm` and a `bookworm-security`
+//! suite, signed with a throw-away key. The agent runs inside it.
+
+use std::path::Path;
+
+use crate::util::debian::{build_deb, AptRepo, Debian};
+use crate::util::{bin, World};
+
+/// A Debian system with foo 1.0 and bar 2.0 installed, whose repository offers foo 1.1 from
+/// `bookworm-security` and bar 2.1 from `bookworm`; and a device inside it.
+struct Host {
+    debian: Debian,
+    _repo: AptRepo,
+    device: crate::util::Device,
+}
+
+fn host(w: &World, extra: &str) -> Host {
+    let debs = w.path("debs");
+    std::fs::create_dir_all(&debs).unwrap();
+    let foo10 = build_deb(&debs, "foo", "1.0");
+    let foo11 = build_deb(&debs, "foo", "1.1");
+    let bar20 = build_deb(&debs, "bar", "2.0");
+    let bar21 = build_deb(&debs, "bar", "2.1");
+    let repo = AptRepo::new(
+        w.dir.path(),
+        &[
+            ("bookworm", &[&foo10, &bar20, &bar21]),
+            ("bookworm-security", &[&foo11]),
+        ],
+    );
+    let agent_dir = bin("ferry-agent");
+    let debian = Debian::new(
+        w.dir.path(),
+        &[w.dir.path(), agent_dir.parent().unwrap_or(Path::new("/"))],
+    );
+    repo.configure(&debian, &["bookworm", "bookworm-security"]);
+    debian.sh(&format!(
+        "dpkg -i {} {} >/dev/null",
+        foo10.display(),
+        bar20.display()
+    ));
+    let device = w.add_device("debian", &format!("[[sources]]\nkind = \"apt\"\n{extra}"));
+    Host {
+        debian,
+        _repo: repo,
+        device,
+    }
+}
+
+impl Host {
+    fn agent(&self, mode: &str) -> crate::util::Run {
+        crate::util::run(self.debian.command(&self.device.mode(mode)))
+    }
+}
+
+#[test]
+fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
+    let w = World::new();
+    let h = host(&w, "");
+    // A check by hand refreshes APT's lists (apt-get update inside the system) first.
+    let run = h.agent("check");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stderr.contains("apt-get update"), "{run}");
+    assert!(run.stderr.contains("sent the installed software"), "{run}");
+
+    let foo = w.ctl_json(&["packages", "search", "foo"]);
+    assert_eq!(foo[0]["hostname"], "debian", "{foo}");
+    assert_eq!(foo[0]["version"], "1.0", "{foo}");
+    assert_eq!(foo[0]["latest"], "1.1", "{foo}");
+    assert_eq!(foo[0]["category"], "security", "{foo}");
+    let bar = w.ctl_json(&["packages", "search", "bar"]);
+    assert_eq!(bar[0]["latest"], "2.1", "{bar}");
+    assert_eq!(bar[0]["category"], "unknown", "{bar}");
+
+    // "Which hosts have security updates pending": foo only.
+    let security = w.ctl_json(&["packages", "search", "--category", "security"]);
+    let names: Vec<&str> = security
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["foo"], "{security}");
+    let text = w
+        .ctl(&["packages", "search", "--category", "security"])
+        .ok();
+    assert!(text.stdout.contains("1.1"), "{text}");
+    assert!(text.stdout.contains("security"), "{text}");
+
+    // Upgraded on the device by other means: nothing pending any more, at the next check.
+    h.debian
+        .sh("apt-get install -y -qq --only-upgrade foo >/dev/null");
+    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
+    let run = h.agent("once");
+    assert!(run.stderr.contains("sent the installed software"), "{run}");
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "--category", "security"]),
+        serde_json::json!([])
+    );
+    let foo = w.ctl_json(&["packages", "search", "foo"]);
+    assert_eq!(foo[0]["version"], "1.1", "{foo}");
+    assert_eq!(foo[0].get("latest"), None, "{foo}");
+}
+
+/// The agent's own refreshes follow `refresh_interval_secs`: a timed run within the interval
+/// reads the lists as they are.
+#[test]
+fn timed_runs_refresh_apt_lists_only_once_per_interval() {
+    let w = World::new();
+    let h = host(&w, "refresh_interval_secs = 3600\n");
+    let first = h.agent("once");
+    assert!(first.stderr.contains("apt-get update"), "{first}");
+    let second = h.agent("once");
+    assert!(!second.stderr.contains("apt-get update"), "{second}");
+    // Refreshed once: the upgrades are known.
+    let bar = w.ctl_json(&["packages", "search", "bar"]);
+    assert_eq!(bar[0]["latest"], "2.1", "{bar}");
+}
