@@ -15,7 +15,7 @@ use crate::state::Shared;
 #[into_params(parameter_in = Query)]
 pub struct PackageQuery {
     /// The package's name, exactly (`openssl`, `libc6:i386`). Without it, every package with
-    /// an upgrade offered (`pending` or `category` is then required).
+    /// an upgrade offered.
     #[serde(default)]
     #[param(min_length = 1, max_length = 256)]
     pub name: Option<String>,

@@ -67,7 +67,8 @@ pub const MAX_HITS: i64 = 100_000;
 /// A fleet-wide question about installed software.
 #[derive(Debug, Clone, Default)]
 pub struct Search<'a> {
-    /// Hosts with this package; without it, every package with an upgrade offered.
+    /// Hosts with this package; without it, every package with an upgrade offered (as if
+    /// `pending`).
     pub name: Option<&'a str>,
     /// Only versions that sort before this one.
     pub older_than: Option<&'a str>,
@@ -80,15 +81,10 @@ pub struct Search<'a> {
 /// The hosts that have `name` (or, without a name, every pending upgrade), filtered as asked
 /// (versions compared as dpkg compares them, which also orders plain dotted versions).
 pub async fn search(state: &Shared, q: &Search<'_>) -> ServiceResult<Vec<PackageHit>> {
-    let pending = q.pending || q.category.is_some();
+    let pending = q.pending || q.category.is_some() || q.name.is_none();
     let hits = match q.name {
         Some(name) => state.store.packages_named(name).await?,
-        None if pending => state.store.packages_pending(q.category, MAX_HITS).await?,
-        None => {
-            return Err(ServiceError::invalid(
-                "name a package, or ask for pending upgrades (pending=true or a category)",
-            ))
-        }
+        None => state.store.packages_pending(q.category, MAX_HITS).await?,
     };
     Ok(hits
         .into_iter()
