@@ -3,7 +3,9 @@
 //! suite, signed with a throw-away key. The agent runs inside it.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
+use crate::util::broker::{Broker, Watcher};
 use crate::util::debian::{build_deb, AptRepo, Debian};
 use crate::util::{bin, World};
 
@@ -54,9 +56,34 @@ impl Host {
     }
 }
 
+/// Waits (bounded) until the host's security summary on the broker counts `n` pending.
+fn security_pending(watcher: &Watcher, host: &str, n: u64) {
+    let topic = format!("ferry/hosts/{host}/security/attributes");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now: Option<serde_json::Value> = watcher
+            .get(&topic)
+            .and_then(|p| serde_json::from_str(&p).ok());
+        if now.as_ref().is_some_and(|a| a["pending_count"] == n) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{topic}: pending_count never became {n}: {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
-    let w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
+        broker.port
+    ));
+    let watcher = Watcher::start(broker.port, "apt-watcher");
     let h = host(&w, "");
     // A check by hand refreshes APT's lists (apt-get update inside the system) first.
     let run = h.agent("check");
@@ -87,6 +114,13 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         .ok();
     assert!(text.stdout.contains("1.1"), "{text}");
     assert!(text.stdout.contains("security"), "{text}");
+    // Home Assistant's "security updates" entity of the host counts it.
+    let host_id = foo[0]["host_id"].as_str().unwrap().to_string();
+    security_pending(&watcher, &host_id, 1);
+    watcher.wait_for(
+        &format!("ferry/hosts/{host_id}/security/latest_version"),
+        "1 available",
+    );
 
     // Upgraded on the device by other means: nothing pending any more, at the next check.
     h.debian
@@ -101,6 +135,11 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
     let foo = w.ctl_json(&["packages", "search", "foo"]);
     assert_eq!(foo[0]["version"], "1.1", "{foo}");
     assert_eq!(foo[0].get("latest"), None, "{foo}");
+    security_pending(&watcher, &host_id, 0);
+    watcher.wait_for(
+        &format!("ferry/hosts/{host_id}/security/state"),
+        "up-to-date",
+    );
 }
 
 /// The agent's own refreshes follow `refresh_interval_secs`: a timed run within the interval

@@ -13,3 +13,13 @@ CREATE INDEX host_packages_name ON host_packages (name);
 CREATE INDEX host_packages_host ON host_packages (host_id);
 CREATE INDEX host_packages_pending ON host_packages (category) WHERE latest IS NOT NULL;
 ALTER TABLE hosts ADD COLUMN inventory_digest TEXT;
+-- Each host's list in numbers, written with the list: the MQTT bridge's host summaries read
+-- one row per host instead of counting every package.
+CREATE TABLE host_package_counts (
+    host_id  TEXT PRIMARY KEY REFERENCES hosts (id) ON DELETE CASCADE,
+    total    INTEGER NOT NULL,
+    pending  INTEGER NOT NULL,
+    security INTEGER NOT NULL,
+    bugfix   INTEGER NOT NULL,
+    feature  INTEGER NOT NULL
+);

@@ -21,6 +21,19 @@ pub struct HostState {
     pub items: Vec<ItemState>,
     /// A batch update of this host is pending or running.
     pub batch_in_progress: bool,
+    /// What the host's `[[sources]]` found (docs/sources.md), in numbers, if it reported any.
+    pub software: Option<SoftwareCounts>,
+}
+
+/// A host's discovered software in numbers: all of it, with an upgrade offered, and those
+/// upgrades per category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SoftwareCounts {
+    pub total: usize,
+    pub pending: usize,
+    pub security: usize,
+    pub bugfix: usize,
+    pub feature: usize,
 }
 
 impl HostState {

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::model::{HostState, ItemState, Snapshot};
+use super::model::{HostState, ItemState, Snapshot, SoftwareCounts};
 use crate::policy::fleet;
 use crate::state::Shared;
 use crate::store::StoreError;
@@ -19,6 +19,8 @@ pub struct Reader {
     pending: HashMap<String, Vec<String>>,
     /// The last failed install per (host, item).
     failures: HashMap<(String, String), crate::store::LastFailure>,
+    /// What each host's sources found, in numbers.
+    software: HashMap<String, SoftwareCounts>,
     now: time::OffsetDateTime,
     after: Option<String>,
     done: bool,
@@ -44,7 +46,25 @@ impl Reader {
             .into_iter()
             .map(|f| ((f.host_id.clone(), f.item.clone()), f))
             .collect();
+        let software = state
+            .store
+            .package_counts()
+            .await?
+            .into_iter()
+            .map(|c| {
+                let n = |v: i64| usize::try_from(v).unwrap_or(0);
+                let counts = SoftwareCounts {
+                    total: n(c.total),
+                    pending: n(c.pending),
+                    security: n(c.security),
+                    bugfix: n(c.bugfix),
+                    feature: n(c.feature),
+                };
+                (c.host_id, counts)
+            })
+            .collect();
         Ok(Reader {
+            software,
             settings,
             releases: state.releases().await?,
             pending,
@@ -128,6 +148,7 @@ impl Reader {
         }
         let batch_in_progress = items.iter().any(|i| !i.featured && i.in_progress);
         HostState {
+            software: self.software.get(&host.id).copied(),
             online: fleet::is_present(
                 state.presence.get(&host.id),
                 &last_seen,

@@ -193,7 +193,8 @@ fn item_messages(p: &Publishing, h: &HostState, item: &ItemState) -> Vec<Message
     ]
 }
 
-/// Counts of a host's non-featured items, for its two summary entities.
+/// Counts of a host's non-featured items and the software its sources found, for its two
+/// summary entities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Summary {
     pub total: usize,
@@ -203,9 +204,11 @@ pub struct Summary {
     pub feature: usize,
 }
 
+/// The host's summary: its items that are not featured, and everything its sources found
+/// (an APT package is never featured); `None` when it has neither.
 pub fn summarise(h: &HostState) -> Option<Summary> {
     let plain: Vec<&ItemState> = h.items.iter().filter(|i| !i.featured).collect();
-    if plain.is_empty() {
+    if plain.is_empty() && h.software.is_none() {
         return None;
     }
     let pending: Vec<&&ItemState> = plain.iter().filter(|i| i.outdated()).collect();
@@ -215,12 +218,13 @@ pub fn summarise(h: &HostState) -> Option<Summary> {
             .filter(|i| i.category.as_deref() == Some(c))
             .count()
     };
+    let sw = h.software.unwrap_or_default();
     Some(Summary {
-        total: plain.len(),
-        pending: pending.len(),
-        security: count("security"),
-        bugfix: count("bugfix"),
-        feature: count("feature"),
+        total: plain.len() + sw.total,
+        pending: pending.len() + sw.pending,
+        security: count("security") + sw.security,
+        bugfix: count("bugfix") + sw.bugfix,
+        feature: count("feature") + sw.feature,
     })
 }
 

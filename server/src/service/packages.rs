@@ -31,6 +31,8 @@ pub async fn store(
         .store
         .set_inventory(host_id, &digest, &packages)
         .await?;
+    // The host's summaries on the MQTT bridge count this list.
+    state.changed();
     Ok(packages.len())
 }
 

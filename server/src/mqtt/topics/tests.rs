@@ -1,4 +1,5 @@
 use super::*;
+use crate::mqtt::model::SoftwareCounts;
 
 fn host() -> HostState {
     HostState {
@@ -41,6 +42,7 @@ fn host() -> HostState {
             },
         ],
         batch_in_progress: false,
+        software: None,
     }
 }
 
@@ -138,6 +140,56 @@ fn state_topics_follow_the_reference_layout() {
         find(&m, "ferry/hosts/0b6f-42/security/latest_version"),
         "1 available"
     );
+}
+
+#[test]
+fn the_host_summary_counts_the_software_its_sources_found() {
+    let mut h = host();
+    let items = summarise(&h).unwrap();
+    h.software = Some(SoftwareCounts {
+        total: 900,
+        pending: 12,
+        security: 3,
+        bugfix: 7,
+        feature: 0,
+    });
+    let s = summarise(&h).unwrap();
+    assert_eq!(s.total, items.total + 900);
+    assert_eq!(s.pending, items.pending + 12);
+    assert_eq!(s.security, items.security + 3);
+    assert_eq!(s.bugfix, items.bugfix + 7);
+    // A host with only an APT source still has its summaries.
+    let bare = HostState {
+        items: Vec::new(),
+        software: Some(SoftwareCounts {
+            total: 5,
+            pending: 1,
+            security: 1,
+            ..Default::default()
+        }),
+        ..host()
+    };
+    let s = summarise(&bare).unwrap();
+    assert_eq!((s.total, s.pending, s.security), (5, 1, 1));
+    let m = state_messages(
+        &Publishing::default(),
+        &Snapshot {
+            hosts: vec![bare.clone()],
+        },
+    );
+    let attributes: serde_json::Value =
+        serde_json::from_str(find(&m, "ferry/hosts/0b6f-42/security/attributes")).unwrap();
+    assert_eq!(attributes["pending_count"], 1);
+    assert_eq!(
+        find(&m, "ferry/hosts/0b6f-42/security/latest_version"),
+        "1 available"
+    );
+    let nothing = HostState {
+        items: Vec::new(),
+        software: None,
+        ..host()
+    };
+    assert_eq!(summarise(&nothing), None);
 }
 
 #[test]

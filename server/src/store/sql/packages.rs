@@ -67,6 +67,23 @@ impl Sql {
             }
             q.execute(&mut *tx).await?;
         }
+        let c = PackageCounts::of(host_id, packages);
+        sqlx::query("DELETE FROM host_package_counts WHERE host_id = $1")
+            .bind(host_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO host_package_counts (host_id, total, pending, security, bugfix, feature)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(host_id)
+        .bind(c.total)
+        .bind(c.pending)
+        .bind(c.security)
+        .bind(c.bugfix)
+        .bind(c.feature)
+        .execute(&mut *tx)
+        .await?;
         sqlx::query("UPDATE hosts SET inventory_digest = $1 WHERE id = $2")
             .bind(digest)
             .bind(host_id)
@@ -110,15 +127,10 @@ impl Sql {
     }
 
     /// Per host: how many packages its sources found, how many have an upgrade, and of
-    /// those how many per category.
+    /// those how many per category (kept with each list, one row per host).
     pub async fn package_counts(&self) -> Result<Vec<PackageCounts>> {
         let rows = sqlx::query(
-            "SELECT host_id, COUNT(*) AS total,
-                    COUNT(latest) AS pending,
-                    SUM(CASE WHEN latest IS NOT NULL AND category = 'security' THEN 1 ELSE 0 END) AS security,
-                    SUM(CASE WHEN latest IS NOT NULL AND category = 'bugfix' THEN 1 ELSE 0 END) AS bugfix,
-                    SUM(CASE WHEN latest IS NOT NULL AND category = 'feature' THEN 1 ELSE 0 END) AS feature
-             FROM host_packages GROUP BY host_id",
+            "SELECT host_id, total, pending, security, bugfix, feature FROM host_package_counts",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -128,9 +140,9 @@ impl Sql {
                     host_id: r.try_get("host_id")?,
                     total: r.try_get("total")?,
                     pending: r.try_get("pending")?,
-                    security: r.try_get::<Option<i64>, _>("security")?.unwrap_or(0),
-                    bugfix: r.try_get::<Option<i64>, _>("bugfix")?.unwrap_or(0),
-                    feature: r.try_get::<Option<i64>, _>("feature")?.unwrap_or(0),
+                    security: r.try_get("security")?,
+                    bugfix: r.try_get("bugfix")?,
+                    feature: r.try_get("feature")?,
                 })
             })
             .collect()
@@ -146,6 +158,26 @@ pub struct PackageCounts {
     pub security: i64,
     pub bugfix: i64,
     pub feature: i64,
+}
+
+impl PackageCounts {
+    /// The numbers of a host's list.
+    pub fn of(host_id: &str, packages: &[InventoryPackage]) -> PackageCounts {
+        let pending = |c: Option<Category>| {
+            packages
+                .iter()
+                .filter(|p| p.latest.is_some() && (c.is_none() || p.category == c))
+                .count() as i64
+        };
+        PackageCounts {
+            host_id: host_id.to_string(),
+            total: packages.len() as i64,
+            pending: pending(None),
+            security: pending(Some(Category::Security)),
+            bugfix: pending(Some(Category::Bugfix)),
+            feature: pending(Some(Category::Feature)),
+        }
+    }
 }
 
 fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
