@@ -65,18 +65,28 @@ struct RawConfig {
     sources: Vec<RawSource>,
 }
 
-/// `[[sources]]`: where the agent finds software installed by other means than Ferry.
+/// `[[sources]]`: where the agent finds software installed by other means than Ferry; each
+/// kind takes only its own keys.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    kind: String,
-    /// `apt`: the dpkg status database to read.
-    dpkg_status: Option<PathBuf>,
-    /// `apt`: APT's package lists (`Dir::State::lists`).
-    lists_dir: Option<PathBuf>,
-    /// `apt`: how often the agent refreshes the lists (`apt-get update`); 0 leaves it to the
-    /// host.
-    refresh_interval_secs: Option<u64>,
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+enum RawSource {
+    Apt {
+        /// The dpkg status database to read.
+        dpkg_status: Option<PathBuf>,
+        /// APT's package lists (`Dir::State::lists`).
+        lists_dir: Option<PathBuf>,
+        /// How often the agent refreshes the lists (`apt-get update`); 0 leaves it to the
+        /// host.
+        refresh_interval_secs: Option<u64>,
+    },
+    Command {
+        /// The source's name as the fleet sees it (`npm`, `pip`).
+        name: String,
+        /// A shell command printing the software as JSON.
+        check: String,
+        /// How long `check` may run.
+        timeout_secs: Option<u64>,
+    },
 }
 
 /// A configured source of installed software (docs/sources.md).
@@ -84,7 +94,22 @@ struct RawSource {
 pub enum SourceConfig {
     /// The host's Debian packages and the upgrades APT offers for them.
     Apt(AptSource),
+    /// Whatever a command prints as JSON (npm globals, pip, flatpak, a vendor tool).
+    Command(CommandSource),
 }
+
+/// `[[sources]] kind = "command"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandSource {
+    /// 1–16 lowercase letters: the source's name in the fleet (`npm`).
+    pub name: String,
+    /// Run with `/bin/sh -c`; prints a JSON array (docs/sources.md).
+    pub check: String,
+    pub timeout: std::time::Duration,
+}
+
+/// Default seconds a command source's check may run.
+pub const COMMAND_TIMEOUT_SECS: u64 = 60;
 
 /// `[[sources]] kind = "apt"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,22 +226,58 @@ fn sources(
     raw: Vec<RawSource>,
     resolve: &dyn Fn(&Path) -> PathBuf,
 ) -> Result<Vec<SourceConfig>, String> {
+    let mut names = std::collections::BTreeSet::new();
     raw.into_iter()
-        .map(|s| match s.kind.as_str() {
-            "apt" => Ok(SourceConfig::Apt(AptSource {
-                dpkg_status: s
-                    .dpkg_status
+        .map(|s| match s {
+            RawSource::Apt {
+                dpkg_status,
+                lists_dir,
+                refresh_interval_secs,
+            } => Ok(SourceConfig::Apt(AptSource {
+                dpkg_status: dpkg_status
                     .map(|p| resolve(&p))
                     .unwrap_or_else(|| PathBuf::from("/var/lib/dpkg/status")),
-                lists_dir: s
-                    .lists_dir
+                lists_dir: lists_dir
                     .map(|p| resolve(&p))
                     .unwrap_or_else(|| PathBuf::from("/var/lib/apt/lists")),
-                refresh_interval_secs: s.refresh_interval_secs.unwrap_or(APT_REFRESH_SECS),
+                refresh_interval_secs: refresh_interval_secs.unwrap_or(APT_REFRESH_SECS),
             })),
-            other => Err(format!(
-                "[[sources]] `kind` {other:?}: this agent knows `apt` (docs/sources.md)"
-            )),
+            RawSource::Command {
+                name,
+                check,
+                timeout_secs,
+            } => {
+                if name.is_empty()
+                    || name.len() > 16
+                    || !name.bytes().all(|b| b.is_ascii_lowercase())
+                    || name == "apt"
+                {
+                    return Err(format!(
+                        "[[sources]] kind = \"command\": `name` {name:?} must be 1-16 lowercase letters, not `apt` (it names the source in the fleet, e.g. \"npm\")"
+                    ));
+                }
+                if !names.insert(name.clone()) {
+                    return Err(format!(
+                        "[[sources]]: two command sources are named {name:?}; give each its own `name`"
+                    ));
+                }
+                if check.trim().is_empty() {
+                    return Err(format!(
+                        "[[sources]] {name:?}: `check` is empty; give the command that prints the software as JSON"
+                    ));
+                }
+                let secs = timeout_secs.unwrap_or(COMMAND_TIMEOUT_SECS);
+                if !(1..=3600).contains(&secs) {
+                    return Err(format!(
+                        "[[sources]] {name:?}: `timeout_secs` is {secs}; give 1 to 3600"
+                    ));
+                }
+                Ok(SourceConfig::Command(CommandSource {
+                    name,
+                    check,
+                    timeout: std::time::Duration::from_secs(secs),
+                }))
+            }
         })
         .collect()
 }

@@ -72,6 +72,9 @@ pub enum Error {
     },
     #[error("{what} needs a ferry-server: set `server_url` in {config}")]
     NeedsServer { what: &'static str, config: PathBuf },
+    /// A `[[sources]]` entry could not say what is installed.
+    #[error("[[sources]] {name:?}: {why}")]
+    Source { name: String, why: String },
     #[error("not enough space in {path} to download: {needed} bytes needed, {free} free")]
     NoSpace {
         path: PathBuf,

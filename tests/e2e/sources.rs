@@ -120,3 +120,53 @@ fn a_purged_package_disappears_from_the_server() {
     let apt = w.ctl_json(&["packages", "search", "apt"]);
     assert_eq!(apt[0]["version"], version.as_str(), "{apt}");
 }
+
+/// A `command` source: what its check prints is the host's software of that source; a check
+/// that prints garbage or hangs is named in the log, and the server keeps the list it had.
+#[test]
+fn a_command_source_reports_what_its_check_prints_and_bad_output_loses_nothing() {
+    let w = World::new();
+    let out = w.path("npm.json");
+    std::fs::write(
+        &out,
+        r#"[{"name": "typescript", "installed": "5.4.5", "latest": "5.6.2", "category": "feature"},
+            {"name": "npm", "installed": "10.8.1"}]"#,
+    )
+    .unwrap();
+    let script = w.path("npm-check.sh");
+    std::fs::write(&script, format!("cat {}\n", out.display())).unwrap();
+    let d = w.add_device(
+        "node-host",
+        &format!(
+            "[[sources]]\nkind = \"command\"\nname = \"npm\"\ncheck = \"sh {}\"\ntimeout_secs = 2\n",
+            script.display()
+        ),
+    );
+    d.run("check").ok();
+    let ts = w.ctl_json(&["packages", "search", "typescript"]);
+    assert_eq!(ts[0]["source"], "npm", "{ts}");
+    assert_eq!(ts[0]["version"], "5.4.5", "{ts}");
+    assert_eq!(ts[0]["latest"], "5.6.2", "{ts}");
+    assert_eq!(ts[0]["category"], "feature", "{ts}");
+
+    // Garbage: the run says which source and what it printed; nothing is lost on the server.
+    std::fs::write(&out, "npm ERR! code ENOTFOUND\n").unwrap();
+    let bad = d.run("check").ok();
+    assert!(bad.stderr.contains("\"npm\""), "{bad}");
+    assert!(bad.stderr.contains("npm ERR! code ENOTFOUND"), "{bad}");
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "typescript"])[0]["version"],
+        "5.4.5"
+    );
+
+    // A check that hangs is killed at its timeout; the run goes on and ends.
+    std::fs::write(&script, "sleep 60\n").unwrap();
+    let started = std::time::Instant::now();
+    let hung = d.run("check").ok();
+    assert!(hung.stderr.contains("timed out after 2 s"), "{hung}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "npm"])[0]["version"],
+        "10.8.1"
+    );
+}

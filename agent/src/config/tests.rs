@@ -172,3 +172,34 @@ fn a_mistyped_key_gets_a_suggestion_not_the_whole_list() {
     );
     assert!(err.contains("docs/configuration.md"), "{err}");
 }
+
+#[test]
+fn sources_take_only_their_own_keys_and_a_command_source_is_checked() {
+    let (_dir, cfg) = dir_with_key();
+    let parse = |extra: &str| Config::parse(&format!("{GOOD}\n{extra}"), &cfg);
+    let ok = parse(
+        "[[sources]]\nkind = \"apt\"\n\n[[sources]]\nkind = \"command\"\nname = \"npm\"\ncheck = \"npm ls -g --json\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.sources.len(), 2);
+    assert!(
+        matches!(&ok.sources[1], SourceConfig::Command(c) if c.name == "npm"
+        && c.timeout == std::time::Duration::from_secs(COMMAND_TIMEOUT_SECS))
+    );
+    let err = |extra: &str| parse(extra).unwrap_err().to_string();
+    // A key of another kind.
+    let e = err("[[sources]]\nkind = \"apt\"\ncheck = \"x\"\n");
+    assert!(e.contains("check"), "{e}");
+    let e = err("[[sources]]\nkind = \"flatpak\"\n");
+    assert!(e.contains("flatpak") && e.contains("command"), "{e}");
+    let e = err("[[sources]]\nkind = \"command\"\nname = \"NPM\"\ncheck = \"x\"\n");
+    assert!(e.contains("lowercase"), "{e}");
+    let e = err("[[sources]]\nkind = \"command\"\nname = \"npm\"\n");
+    assert!(e.contains("check"), "{e}");
+    let e =
+        err("[[sources]]\nkind = \"command\"\nname = \"npm\"\ncheck = \"x\"\ntimeout_secs = 0\n");
+    assert!(e.contains("timeout_secs"), "{e}");
+    let twice = "[[sources]]\nkind = \"command\"\nname = \"npm\"\ncheck = \"x\"\n";
+    let e = err(&format!("{twice}\n{twice}"));
+    assert!(e.contains("two command sources"), "{e}");
+}

@@ -5,6 +5,7 @@
 //! list itself goes when the server's copy differs.
 
 pub mod apt;
+pub mod command;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -38,6 +39,7 @@ pub fn collect(
                 }
                 all.extend(apt::read(apt)?)
             }
+            SourceConfig::Command(c) => all.extend(command::read(c)?),
         }
     }
     all.sort();
