@@ -80,6 +80,9 @@ pub struct Agent {
     /// A person asked for this check (`--running-mode=check`): sources refresh what they
     /// know (APT's lists) before they are read.
     pub manual_check: bool,
+    /// The server asked for a check now (`ferryctl hosts check`) in a long-poll's answer:
+    /// the next cycle's check behaves as one run by hand.
+    pub check_asked: AtomicBool,
 }
 
 impl Agent {
@@ -125,6 +128,7 @@ impl Agent {
             json: false,
             wake: Arc::new(AtomicBool::new(false)),
             manual_check: false,
+            check_asked: AtomicBool::new(false),
             utc_offset_secs: None,
             clock_skew_secs: None,
         };

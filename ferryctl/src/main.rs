@@ -14,9 +14,9 @@ mod root;
 mod table;
 
 use args::{
-    BatchesCommand, CampaignsCommand, Cli, Command, HistoryCommand, HostsCommand, ItemsCommand,
-    MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand, RootCommand, ServerArgs,
-    TokensCommand, UpdateCommand,
+    BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand, HostsCommand,
+    ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand, RootCommand,
+    ServerArgs, TokensCommand, UpdateCommand,
 };
 
 use client::Client;
@@ -96,7 +96,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Campaigns { command } => campaigns_commands(command, &server, json),
         Command::UpdateBatches { command } => update_batches_commands(command, &server, json),
         Command::Update { command } => update_commands(command, &server, json),
-        Command::Check { host, item } => api()?.check_now(host, item, json),
+        Command::Check {
+            what: Some(CheckCommand::Item { item, host }),
+            ..
+        } => api()?.check_now(Some(host), Some(item), json),
+        Command::Check {
+            what: None,
+            host,
+            item,
+        } => api()?.check_now(host, item, json),
     }
 }
 
@@ -193,6 +201,7 @@ fn hosts_commands(command: HostsCommand, server: &ServerArgs, json: bool) -> any
     let api = || Client::new(server);
     match command {
         HostsCommand::List => api()?.hosts(json),
+        HostsCommand::Check { host } => api()?.check_now(Some(host), None, json),
         HostsCommand::Edit {
             host,
             tags,

@@ -112,6 +112,7 @@ fn check_in_response() {
             awaiting_acceptance: false,
             server_time: Some("2026-12-05T10:00:00.000Z".into()),
             inventory_wanted: false,
+            check_requested: false,
         },
     );
 }

@@ -42,6 +42,10 @@ pub async fn run(state: Shared) {
 async fn apply(state: &Shared, notice: Notice) {
     match notice {
         Notice::Wake { host } => state.waker.wake(&host),
+        Notice::Check { host } => {
+            state.check_requests.ask(&host);
+            state.waker.wake(&host);
+        }
         Notice::Updates => state.store.updates_changed_elsewhere(),
         Notice::Releases => state.cache.set_releases(None),
         Notice::Root => state.cache.set_root(None),

@@ -12,6 +12,8 @@ pub struct AppState {
     pub store: Store,
     pub config: ServerConfig,
     pub waker: wake::Waker,
+    /// Hosts asked for a check now, until their next check-in answer says so.
+    pub check_requests: wake::CheckRequests,
     pub live: live::Live,
     /// Terminals of interactive installs under way.
     pub terminals: terminal::Terminals,
@@ -59,6 +61,7 @@ impl AppState {
             store,
             config,
             waker: wake::Waker::default(),
+            check_requests: wake::CheckRequests::default(),
             live: live::Live::default(),
             terminals: terminal::Terminals::default(),
             deltas,
@@ -87,6 +90,16 @@ impl AppState {
     pub fn wake(&self, host_id: &str) {
         self.waker.wake(host_id);
         self.store.announce(store::Notice::Wake {
+            host: host_id.to_string(),
+        });
+    }
+
+    /// Asks the host for a check now, on whichever instance it reaches next: its long-poll
+    /// (if any) ends at once and the answer says a check was asked.
+    pub fn ask_check(&self, host_id: &str) {
+        self.check_requests.ask(host_id);
+        self.waker.wake(host_id);
+        self.store.announce(store::Notice::Check {
             host: host_id.to_string(),
         });
     }

@@ -119,3 +119,52 @@ mod tests {
         assert!(waiter.await.unwrap());
     }
 }
+
+/// Hosts an operator asked for a check now (`ferryctl hosts check`): the next check-in
+/// answer of each says so once, and the device refreshes what its sources know (APT's lists)
+/// before it reports. Kept in memory on every instance (a notice spreads them); a request
+/// nobody collected for a day is dropped.
+#[derive(Default)]
+pub struct CheckRequests {
+    hosts: Mutex<HashMap<String, std::time::Instant>>,
+}
+
+/// How long an uncollected check request is kept.
+const CHECK_REQUEST_TTL: Duration = Duration::from_secs(86_400);
+
+impl CheckRequests {
+    pub fn ask(&self, host_id: &str) {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let now = std::time::Instant::now();
+        if hosts.len() >= 100_000 {
+            hosts.retain(|_, at| now.duration_since(*at) < CHECK_REQUEST_TTL);
+        }
+        hosts.insert(host_id.to_string(), now);
+    }
+
+    /// Whether a check was asked of the host (and not yet told): true once.
+    pub fn take(&self, host_id: &str) -> bool {
+        let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
+        if hosts.is_empty() {
+            return false;
+        }
+        hosts
+            .remove(host_id)
+            .is_some_and(|at| at.elapsed() < CHECK_REQUEST_TTL)
+    }
+}
+
+#[cfg(test)]
+mod check_tests {
+    use super::*;
+
+    #[test]
+    fn a_check_request_is_told_once() {
+        let c = CheckRequests::default();
+        assert!(!c.take("h1"));
+        c.ask("h1");
+        assert!(!c.take("h2"));
+        assert!(c.take("h1"));
+        assert!(!c.take("h1"));
+    }
+}

@@ -13,11 +13,13 @@ use crate::util::{bin, World};
 /// `bookworm-security` and bar 2.1 from `bookworm`; and a device inside it.
 struct Host {
     debian: Debian,
-    _repo: AptRepo,
+    repo: AptRepo,
     device: crate::util::Device,
+    debs: std::path::PathBuf,
 }
 
-fn host(w: &World, extra: &str) -> Host {
+/// `top` goes among the config's top-level keys, `source` into the `[[sources]]` table.
+fn host(w: &World, top: &str, source: &str) -> Host {
     let debs = w.path("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let foo10 = build_deb(&debs, "foo", "1.0");
@@ -42,11 +44,15 @@ fn host(w: &World, extra: &str) -> Host {
         foo10.display(),
         bar20.display()
     ));
-    let device = w.add_device("debian", &format!("[[sources]]\nkind = \"apt\"\n{extra}"));
+    let device = w.add_device(
+        "debian",
+        &format!("{top}\n[[sources]]\nkind = \"apt\"\n{source}"),
+    );
     Host {
         debian,
-        _repo: repo,
+        repo,
         device,
+        debs,
     }
 }
 
@@ -84,18 +90,18 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         broker.port
     ));
     let watcher = Watcher::start(broker.port, "apt-watcher");
-    let h = host(&w, "");
+    let h = host(&w, "", "");
     // A check by hand refreshes APT's lists (apt-get update inside the system) first.
     let run = h.agent("check");
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stderr.contains("apt-get update"), "{run}");
     assert!(run.stderr.contains("sent the installed software"), "{run}");
 
-    let foo = w.ctl_json(&["packages", "search", "foo"]);
-    assert_eq!(foo[0]["hostname"], "debian", "{foo}");
-    assert_eq!(foo[0]["version"], "1.0", "{foo}");
-    assert_eq!(foo[0]["latest"], "1.1", "{foo}");
-    assert_eq!(foo[0]["category"], "security", "{foo}");
+    let hits = w.ctl_json(&["packages", "search", "foo"]);
+    assert_eq!(hits[0]["hostname"], "debian", "{hits}");
+    assert_eq!(hits[0]["version"], "1.0", "{hits}");
+    assert_eq!(hits[0]["latest"], "1.1", "{hits}");
+    assert_eq!(hits[0]["category"], "security", "{hits}");
     let bar = w.ctl_json(&["packages", "search", "bar"]);
     assert_eq!(bar[0]["latest"], "2.1", "{bar}");
     assert_eq!(bar[0]["category"], "unknown", "{bar}");
@@ -115,7 +121,7 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
     assert!(text.stdout.contains("1.1"), "{text}");
     assert!(text.stdout.contains("security"), "{text}");
     // Home Assistant's "security updates" entity of the host counts it.
-    let host_id = foo[0]["host_id"].as_str().unwrap().to_string();
+    let host_id = hits[0]["host_id"].as_str().unwrap().to_string();
     security_pending(&watcher, &host_id, 1);
     watcher.wait_for(
         &format!("ferry/hosts/{host_id}/security/latest_version"),
@@ -132,9 +138,9 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         w.ctl_json(&["packages", "search", "--category", "security"]),
         serde_json::json!([])
     );
-    let foo = w.ctl_json(&["packages", "search", "foo"]);
-    assert_eq!(foo[0]["version"], "1.1", "{foo}");
-    assert_eq!(foo[0].get("latest"), None, "{foo}");
+    let hits = w.ctl_json(&["packages", "search", "foo"]);
+    assert_eq!(hits[0]["version"], "1.1", "{hits}");
+    assert_eq!(hits[0].get("latest"), None, "{hits}");
     security_pending(&watcher, &host_id, 0);
     watcher.wait_for(
         &format!("ferry/hosts/{host_id}/security/state"),
@@ -147,7 +153,7 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
 #[test]
 fn timed_runs_refresh_apt_lists_only_once_per_interval() {
     let w = World::new();
-    let h = host(&w, "refresh_interval_secs = 3600\n");
+    let h = host(&w, "", "refresh_interval_secs = 3600\n");
     let first = h.agent("once");
     assert!(first.stderr.contains("apt-get update"), "{first}");
     let second = h.agent("once");
@@ -155,4 +161,61 @@ fn timed_runs_refresh_apt_lists_only_once_per_interval() {
     // Refreshed once: the upgrades are known.
     let bar = w.ctl_json(&["packages", "search", "bar"]);
     assert_eq!(bar[0]["latest"], "2.1", "{bar}");
+}
+
+/// Waits (bounded) until the server says `foo`'s offered upgrade is `latest`.
+fn foo_latest(w: &World, latest: &str, agent_log: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hits = w.ctl_json(&["packages", "search", "foo"]);
+        if hits[0]["latest"] == latest {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "foo's upgrade never became {latest}: {hits}\nagent log:\n{}",
+            std::fs::read_to_string(agent_log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `ferryctl hosts check` reaches a long-polling device within a second, and it refreshes
+/// APT's lists first although its own interval is far off: a fix published a minute ago is
+/// on the server at once. `check item` asks about one item and refuses one the host lacks.
+#[test]
+fn a_check_asked_from_the_server_refreshes_the_lists_of_a_long_polling_device() {
+    let w = World::new();
+    let h = host(&w, "long_poll_secs = 30\npoll_interval_secs = 3600\n", "");
+    let log = w.path("debian-full.log");
+    let mut cmd = h.debian.command(&h.device.mode("full"));
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut agent = cmd.spawn().unwrap();
+    // The first cycle refreshes (never refreshed before).
+    foo_latest(&w, "1.1", &log);
+
+    // A newer security fix lands; the device's own refresh is a day away.
+    let foo12 = build_deb(&h.debs, "foo", "1.2");
+    h.repo.publish("bookworm-security", &[&foo12]);
+    let asked = w.ctl(&["hosts", "check", "debian"]).ok();
+    assert!(asked.stdout.contains("asked 1 host"), "{asked}");
+    foo_latest(&w, "1.2", &log);
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("apt-get update")
+            .count()
+            >= 2
+    );
+
+    w.ctl(&["check", "item", "foo", "--host", "debian"]).ok();
+    let missing = w.ctl(&["check", "item", "no-such-thing", "--host", "debian"]);
+    assert_ne!(missing.code, Some(0), "{missing}");
+    assert!(
+        missing.stderr.contains("no item or software named"),
+        "{missing}"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
 }

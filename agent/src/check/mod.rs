@@ -101,8 +101,14 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
         });
     let early = started.elapsed() + std::time::Duration::from_secs(1)
         < std::time::Duration::from_secs(secs);
+    if resp.check_requested {
+        agent
+            .check_asked
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
     Ok(
-        if resp.jobs.iter().any(|j| !known(j))
+        if resp.check_requested
+            || resp.jobs.iter().any(|j| !known(j))
             || !resp.cancelled_jobs.is_empty()
             || new_release
             || resp.campaigns != agent.campaigns
@@ -182,6 +188,7 @@ fn ask_server(
             awaiting_acceptance: false,
             server_time: None,
             inventory_wanted: false,
+            check_requested: false,
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -202,8 +209,8 @@ fn ask_server(
 
 /// What the configured sources find; a source that cannot be read is logged and reported
 /// nothing this time (it never holds back updates).
-fn inventory(agent: &Agent) -> Option<Vec<ferry_manifests::wire::InventoryPackage>> {
-    match crate::inventory::collect(&agent.cfg.sources, agent.dir.root(), agent.manual_check) {
+fn inventory(agent: &Agent, manual: bool) -> Option<Vec<ferry_manifests::wire::InventoryPackage>> {
+    match crate::inventory::collect(&agent.cfg.sources, agent.dir.root(), manual) {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(
@@ -215,13 +222,28 @@ fn inventory(agent: &Agent) -> Option<Vec<ferry_manifests::wire::InventoryPackag
 }
 
 fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
-    let inventory = inventory(agent);
+    // Asked for in a long-poll's answer: this check is as one run by hand.
+    let asked = agent
+        .check_asked
+        .swap(false, std::sync::atomic::Ordering::SeqCst);
+    let mut inventory = inventory(agent, agent.manual_check || asked);
     let digest = inventory
         .as_deref()
         .map(ferry_manifests::wire::inventory_digest);
-    let mut resp = ask_server(agent, digest)?;
+    let mut resp = ask_server(agent, digest.clone())?;
     agent.note_server_time(resp.server_time.as_deref());
-    if let (true, Some(packages)) = (resp.inventory_wanted, inventory) {
+    let mut send_list = resp.inventory_wanted;
+    if resp.check_requested && !(agent.manual_check || asked) {
+        // Asked for in this answer (a device without a long-poll): refresh the sources now
+        // and send what changed, rather than at the next run.
+        tracing::info!("the server asked for a check now");
+        inventory = self::inventory(agent, true);
+        let fresh = inventory
+            .as_deref()
+            .map(ferry_manifests::wire::inventory_digest);
+        send_list |= fresh.is_some() && fresh != digest;
+    }
+    if let (true, Some(packages)) = (send_list, inventory) {
         let count = packages.len();
         match agent
             .api

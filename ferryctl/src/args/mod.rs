@@ -109,8 +109,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BatchesCommand,
     },
-    /// Ask hosts to check in now (hosts that long-poll answer within a second).
+    /// Ask hosts for a check now (hosts that long-poll answer within a second, refreshing
+    /// what their sources know; the others at their next run).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Check {
+        #[command(subcommand)]
+        what: Option<CheckCommand>,
         /// Host id or hostname.
         #[arg(long, conflicts_with = "item", required_unless_present = "item")]
         host: Option<String>,
@@ -126,9 +130,28 @@ pub enum Command {
 }
 
 #[derive(Subcommand)]
+pub enum CheckCommand {
+    /// Ask one host for a version check of one item now: a Ferry item, or software its
+    /// sources found (`ferryctl check item openssl --host kiosk-1`).
+    Item {
+        /// The item, or the software's name as `ferryctl packages search` shows it.
+        item: String,
+        /// Host id or hostname.
+        #[arg(long)]
+        host: String,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum HostsCommand {
     /// List hosts: online or not, what each has installed and what is available to it.
     List,
+    /// Ask a host for a version check now: of its items and of the software its sources find
+    /// (`apt-get update` first); a long-polling host within a second, another at its next run.
+    Check {
+        /// Host id or hostname.
+        host: String,
+    },
     /// Set a host's tags and friendly name (the operator's word wins over the device's).
     Edit {
         /// Host id or hostname.

@@ -122,7 +122,7 @@ impl Client {
             return print_json(&answer);
         }
         println!(
-            "asked {} host(s) to check in; those long-polling answer at once, the others at their next poll",
+            "asked {} host(s) for a check; those long-polling check within a second (refreshing what their sources know), the others at their next run",
             answer.hosts
         );
         Ok(())

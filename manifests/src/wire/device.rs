@@ -367,6 +367,10 @@ pub struct CheckInResponse {
     /// device posts the list (`POST /api/v1/device/inventory`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inventory_wanted: bool,
+    /// An operator asked for a check now (`ferryctl hosts check`): the device refreshes what
+    /// its sources know (APT's lists) and reports at once, as a check run by hand does.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check_requested: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

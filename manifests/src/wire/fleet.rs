@@ -20,7 +20,8 @@ pub struct HostEdit {
     pub friendly_name: Option<String>,
 }
 
-/// `POST /api/v1/check`: ask hosts to check in now (those long-polling answer at once).
+/// `POST /api/v1/check`: ask hosts for a check now (those long-polling answer at once):
+/// one host, every host with an item, or one host about one of its items.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CheckRequest {
     #[serde(default)]
@@ -29,7 +30,7 @@ pub struct CheckRequest {
     pub item: Option<String>,
 }
 
-/// Exactly one of `host` or `item`, as the server requires.
+/// `host`, `item`, or both, as the server requires.
 #[cfg(feature = "openapi")]
 impl utoipa::PartialSchema for CheckRequest {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -53,7 +54,30 @@ impl utoipa::PartialSchema for CheckRequest {
                 "a host id (or unique prefix) or hostname",
             ))
             .item(only("item", "host", "every host that has this item"))
-            .description(Some("Give exactly one of `host` or `item`."))
+            .item(
+                ObjectBuilder::new()
+                    .property(
+                        "host",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .description(Some("a host id (or unique prefix) or hostname")),
+                    )
+                    .property(
+                        "item",
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .min_length(Some(1))
+                            .description(Some(
+                                "one of the host's items, or software its sources found",
+                            )),
+                    )
+                    .required("host")
+                    .required("item"),
+            )
+            .description(Some(
+                "Give `host`, `item` (every host that has it), or both (the host, about that item).",
+            ))
             .into()
     }
 }

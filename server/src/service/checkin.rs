@@ -37,6 +37,7 @@ pub async fn check_in(
             awaiting_acceptance: true,
             server_time: Some(ferry_manifests::wire::now()),
             inventory_wanted: false,
+            check_requested: false,
         });
     }
     let (campaigns, cancelled_jobs, mut jobs) =
@@ -227,6 +228,8 @@ async fn answer(
         }
     }
     let trust_root_version = state.trust_root_version().await?;
+    // Told once: a long-poll's answer carries it to the device's next cycle.
+    let check_requested = state.check_requests.take(&host_id);
     // The device's software list is asked for only when its digest differs from ours.
     let inventory_wanted = match &req.inventory_digest {
         Some(digest) => state.store.inventory_digest(&host_id).await?.as_ref() != Some(digest),
@@ -244,6 +247,7 @@ async fn answer(
         awaiting_acceptance: false,
         server_time: Some(ferry_manifests::wire::now()),
         inventory_wanted,
+        check_requested,
     })
 }
 

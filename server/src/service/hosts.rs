@@ -163,8 +163,9 @@ pub async fn remove(state: &Shared, host: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// Asks one host, or every host with an item, to check in now (a long-polling one answers
-/// at once).
+/// Asks one host, every host with an item, or one host about one of its items (a Ferry
+/// item or software its sources found), for a check now: a long-polling device checks within
+/// a second, refreshing what its sources know; another at its next run.
 pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<CheckAnswer> {
     if req.host.as_deref() == Some("") || req.item.as_deref() == Some("") {
         return Err(ServiceError::invalid("host and item may not be empty"));
@@ -172,10 +173,27 @@ pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<Chec
     let hosts = match (&req.host, &req.item) {
         (Some(host), None) => vec![resolve(state, host).await?.0],
         (None, Some(item)) => state.store.hosts_with_item(item).await?,
-        _ => return Err(ServiceError::invalid("give exactly one of host or item")),
+        (Some(host), Some(item)) => {
+            let (id, hostname) = resolve(state, host).await?;
+            let has_item = state.store.hosts_with_item(item).await?.contains(&id)
+                || state
+                    .store
+                    .packages_named(item)
+                    .await?
+                    .iter()
+                    .any(|p| p.host_id == id);
+            if !has_item {
+                return Err(ServiceError::not_found(format!(
+                    "{} has no item or software named {item:?} (`ferryctl hosts show {}`)",
+                    hostname, hostname
+                )));
+            }
+            vec![id]
+        }
+        (None, None) => return Err(ServiceError::invalid("give a host, an item, or both")),
     };
     for h in &hosts {
-        state.wake(h);
+        state.ask_check(h);
     }
     Ok(CheckAnswer { hosts: hosts.len() })
 }

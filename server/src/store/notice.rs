@@ -19,6 +19,8 @@ const MAX_PAYLOAD: usize = 7900;
 pub enum Notice {
     /// Work for this host: end its long-poll.
     Wake { host: String },
+    /// An operator asked this host for a check now.
+    Check { host: String },
     /// Updates were created, finished or cancelled somewhere in the fleet.
     Updates,
     /// Releases or items changed (published, deactivated).
@@ -94,6 +96,7 @@ mod tests {
     fn notices_round_trip_with_their_sender() {
         for n in [
             Notice::Wake { host: "h1".into() },
+            Notice::Check { host: "h1".into() },
             Notice::Updates,
             Notice::Changed,
             Notice::End {

@@ -170,82 +170,20 @@ pub struct AptRepo {
     keyring: PathBuf,
     server: Child,
     gnupg: PathBuf,
+    repo: PathBuf,
 }
 
 impl AptRepo {
     pub fn new(dir: &Path, suites: &[(&str, &[&Path])]) -> AptRepo {
         let repo = dir.join("apt-repo");
+        std::fs::create_dir_all(&repo).unwrap();
         // GnuPG's socket paths must stay short: its home is not under the test's directory.
         let gnupg = tempfile::Builder::new()
             .prefix("ferry-gpg")
             .tempdir_in("/tmp")
             .unwrap()
             .keep();
-        let gpg = |args: &[&str]| {
-            let mut c = Command::new("gpg");
-            c.arg("--homedir")
-                .arg(&gnupg)
-                .args([
-                    "--batch",
-                    "--quiet",
-                    "--pinentry-mode",
-                    "loopback",
-                    "--passphrase",
-                    "",
-                ])
-                .args(args);
-            let r = run(c);
-            assert_eq!(r.code, Some(0), "gpg {args:?}: {r}");
-            r
-        };
-        gpg(&[
-            "--quick-gen-key",
-            "Ferry Tests <tests@ferry.invalid>",
-            "ed25519",
-            "sign",
-            "never",
-        ]);
-        for (suite, debs) in suites {
-            let pool = repo.join("pool").join(suite);
-            std::fs::create_dir_all(&pool).unwrap();
-            for deb in *debs {
-                std::fs::copy(deb, pool.join(deb.file_name().unwrap())).unwrap();
-            }
-            let dists = repo.join("dists").join(suite);
-            let bin = dists.join("main/binary-amd64");
-            std::fs::create_dir_all(&bin).unwrap();
-            let packages = ftparchive(&repo, &["packages", &format!("pool/{suite}")]);
-            std::fs::write(bin.join("Packages"), packages).unwrap();
-            let release = ftparchive(
-                &repo,
-                &[
-                    "-o",
-                    &format!("APT::FTPArchive::Release::Suite={suite}"),
-                    "-o",
-                    &format!("APT::FTPArchive::Release::Codename={suite}"),
-                    "-o",
-                    "APT::FTPArchive::Release::Origin=Ferry Tests",
-                    "-o",
-                    "APT::FTPArchive::Release::Architectures=amd64 all",
-                    "-o",
-                    "APT::FTPArchive::Release::Components=main",
-                    "release",
-                    &format!("dists/{suite}"),
-                ],
-            );
-            std::fs::write(dists.join("Release"), release).unwrap();
-            let inrelease = dists.join("InRelease");
-            let release = dists.join("Release");
-            gpg(&[
-                "--yes",
-                "--clearsign",
-                "-o",
-                inrelease.to_str().unwrap(),
-                release.to_str().unwrap(),
-            ]);
-        }
         let keyring = dir.join("apt-repo.gpg");
-        gpg(&["--yes", "-o", keyring.to_str().unwrap(), "--export"]);
         let mut server = Command::new("python3")
             .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
             .current_dir(&repo)
@@ -265,12 +203,78 @@ impl AptRepo {
             .nth(1)
             .unwrap_or_else(|| panic!("http.server said {line:?}"))
             .to_string();
-        AptRepo {
+        let r = AptRepo {
             url: format!("http://127.0.0.1:{port}/"),
             keyring,
             server,
             gnupg,
+            repo,
+        };
+        r.gpg(&[
+            "--quick-gen-key",
+            "Ferry Tests <tests@ferry.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        r.gpg(&["--yes", "-o", r.keyring.to_str().unwrap(), "--export"]);
+        for (suite, debs) in suites {
+            r.publish(suite, debs);
         }
+        r
+    }
+
+    fn gpg(&self, args: &[&str]) {
+        let mut c = Command::new("gpg");
+        c.arg("--homedir")
+            .arg(&self.gnupg)
+            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args(args);
+        let r = run(c);
+        assert_eq!(r.code, Some(0), "gpg {args:?}: {r}");
+    }
+
+    /// Adds `debs` to `suite` and writes its indices again, signed (`InRelease`).
+    pub fn publish(&self, suite: &str, debs: &[&Path]) {
+        let pool = self.repo.join("pool").join(suite);
+        std::fs::create_dir_all(&pool).unwrap();
+        for deb in debs {
+            std::fs::copy(deb, pool.join(deb.file_name().unwrap())).unwrap();
+        }
+        let dists = self.repo.join("dists").join(suite);
+        let bin = dists.join("main/binary-amd64");
+        std::fs::create_dir_all(&bin).unwrap();
+        let packages = ftparchive(&self.repo, &["packages", &format!("pool/{suite}")]);
+        std::fs::write(bin.join("Packages"), packages).unwrap();
+        let _ = std::fs::remove_file(dists.join("Release"));
+        let _ = std::fs::remove_file(dists.join("InRelease"));
+        let release = ftparchive(
+            &self.repo,
+            &[
+                "-o",
+                &format!("APT::FTPArchive::Release::Suite={suite}"),
+                "-o",
+                &format!("APT::FTPArchive::Release::Codename={suite}"),
+                "-o",
+                "APT::FTPArchive::Release::Origin=Ferry Tests",
+                "-o",
+                "APT::FTPArchive::Release::Architectures=amd64 all",
+                "-o",
+                "APT::FTPArchive::Release::Components=main",
+                "release",
+                &format!("dists/{suite}"),
+            ],
+        );
+        std::fs::write(dists.join("Release"), release).unwrap();
+        let inrelease = dists.join("InRelease");
+        let release = dists.join("Release");
+        self.gpg(&[
+            "--yes",
+            "--clearsign",
+            "-o",
+            inrelease.to_str().unwrap(),
+            release.to_str().unwrap(),
+        ]);
     }
 
     /// Points `debian`'s APT at this repository's `suites` only, trusting only its key.
