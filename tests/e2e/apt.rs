@@ -127,6 +127,27 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         &format!("ferry/hosts/{host_id}/security/latest_version"),
         "1 available",
     );
+    // The host page lists its upgrades, security first; the Packages page answers "which
+    // hosts have security updates pending".
+    let token = w.operator_token();
+    crate::util::browser::block_on(async {
+        let b = crate::util::browser::Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.goto(&format!("/hosts/{host_id}")).await;
+        b.wait_text("#software-summary", "1 security").await;
+        let rows = b.text("#upgrades").await;
+        let foo_at = rows.find("foo").expect("foo listed");
+        let bar_at = rows.find("bar").expect("bar listed");
+        assert!(foo_at < bar_at, "security first: {rows}");
+        b.goto("/packages?upgrade=security").await;
+        b.wait_text("#packages", "debian").await;
+        let listed = b.text("#packages").await;
+        assert!(
+            listed.contains("foo") && !listed.contains("bar"),
+            "{listed}"
+        );
+        b.close().await;
+    });
 
     // Upgraded on the device by other means: nothing pending any more, at the next check.
     h.debian

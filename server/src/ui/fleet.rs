@@ -311,6 +311,7 @@ async fn host_body(
         time::OffsetDateTime::now_utc(),
     );
     let history = state.store.history(Some(&host_id), None, None).await?;
+    let (software, upgrades) = state.store.host_software(&host_id).await?;
     let last = last_outcomes(&history);
     let pending = pending(state).await?;
     let none = Vec::new();
@@ -425,6 +426,29 @@ async fn host_body(
                 }
             } }
         } }
+        @if let Some(c) = &software {
+            h2 { "Software" }
+            p.muted #software-summary {
+                (c.total) " packages found by its " code { "[[sources]]" } "; "
+                (c.pending) " with an upgrade"
+                @if c.security > 0 { ", " span.badge.fail { (c.security) " security" } }
+                @if c.bugfix > 0 { ", " (c.bugfix) " bug fixes" }
+                ". " a href={"/packages?upgrade=pending"} { "Every host's upgrades" }
+                " · Check now refreshes them (" code { "apt-get update" } ")."
+            }
+            @if !upgrades.is_empty() {
+                div.table { table #upgrades {
+                    thead { tr { th { "Source" } th { "Package" } th { "Installed" } th { "Upgrade" } th { "Category" } } }
+                    tbody { @for u in &upgrades { tr {
+                        td { (u.source) }
+                        td { (u.name) }
+                        td { (u.version) }
+                        td { (u.latest.as_deref().unwrap_or("")) }
+                        td { @if let Some(cat) = u.category { span.badge.fail[cat == ferry_manifests::manifest::Category::Security] { (cat) } } }
+                    } } }
+                } }
+            }
+        }
         h2 { "History" }
         (super::history::table(history.iter().rev().take(20)))
     };

@@ -228,7 +228,14 @@ impl AptRepo {
         let mut c = Command::new("gpg");
         c.arg("--homedir")
             .arg(&self.gnupg)
-            .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""])
+            .args([
+                "--batch",
+                "--quiet",
+                "--pinentry-mode",
+                "loopback",
+                "--passphrase",
+                "",
+            ])
             .args(args);
         let r = run(c);
         assert_eq!(r.code, Some(0), "gpg {args:?}: {r}");

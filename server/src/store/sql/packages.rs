@@ -126,6 +126,34 @@ impl Sql {
         rows.iter().map(hit).collect()
     }
 
+    /// One host's software in numbers (if it sent a list) and its packages with an upgrade
+    /// offered, security first.
+    pub async fn host_software(
+        &self,
+        host_id: &str,
+    ) -> Result<(Option<PackageCounts>, Vec<PackageHit>)> {
+        let counts = sqlx::query(
+            "SELECT host_id, total, pending, security, bugfix, feature FROM host_package_counts
+             WHERE host_id = $1",
+        )
+        .bind(host_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .map(|r| counts_from(&r))
+        .transpose()?;
+        let rows = sqlx::query(
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
+             FROM host_packages p JOIN hosts h ON h.id = p.host_id
+             WHERE p.host_id = $1 AND p.latest IS NOT NULL
+             ORDER BY CASE p.category WHEN 'security' THEN 0 WHEN 'bugfix' THEN 1
+                      WHEN 'feature' THEN 2 ELSE 3 END, p.source, p.name",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok((counts, rows.iter().map(hit).collect::<Result<_>>()?))
+    }
+
     /// Per host: how many packages its sources found, how many have an upgrade, and of
     /// those how many per category (kept with each list, one row per host).
     pub async fn package_counts(&self) -> Result<Vec<PackageCounts>> {
@@ -134,18 +162,7 @@ impl Sql {
         )
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PackageCounts {
-                    host_id: r.try_get("host_id")?,
-                    total: r.try_get("total")?,
-                    pending: r.try_get("pending")?,
-                    security: r.try_get("security")?,
-                    bugfix: r.try_get("bugfix")?,
-                    feature: r.try_get("feature")?,
-                })
-            })
-            .collect()
+        rows.iter().map(counts_from).collect()
     }
 }
 
@@ -178,6 +195,17 @@ impl PackageCounts {
             feature: pending(Some(Category::Feature)),
         }
     }
+}
+
+fn counts_from(r: &sqlx::any::AnyRow) -> Result<PackageCounts> {
+    Ok(PackageCounts {
+        host_id: r.try_get("host_id")?,
+        total: r.try_get("total")?,
+        pending: r.try_get("pending")?,
+        security: r.try_get("security")?,
+        bugfix: r.try_get("bugfix")?,
+        feature: r.try_get("feature")?,
+    })
 }
 
 fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
