@@ -267,6 +267,36 @@ fn scan_list(
     Ok(())
 }
 
+/// What `read` depends on, in a few bytes: the size and time of change of the status
+/// database and of every file in the lists directory (APT replaces a list whole, dpkg its
+/// status). Equal fingerprints read the same.
+pub fn fingerprint(source: &AptSource) -> std::io::Result<String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let stamp =
+        |m: &std::fs::Metadata| format!("{}.{}.{}.{}", m.ino(), m.len(), m.mtime(), m.mtime_nsec());
+    let mut parts = vec![format!(
+        "{}={}",
+        source.dpkg_status.display(),
+        stamp(&std::fs::metadata(&source.dpkg_status)?)
+    )];
+    match std::fs::read_dir(&source.lists_dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                if let Some(m) = e.metadata().ok().filter(|m| m.is_file()) {
+                    parts.push(format!("{}={}", e.file_name().to_string_lossy(), stamp(&m)));
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    parts.sort();
+    use sha2::Digest as _;
+    Ok(hex::encode(sha2::Sha256::digest(
+        parts.join("\n").as_bytes(),
+    )))
+}
+
 /// The installed packages, each with the upgrade the lists offer (if any) and its category.
 pub fn read(source: &AptSource) -> Result<Vec<InventoryPackage>, Error> {
     let status =

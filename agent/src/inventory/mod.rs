@@ -37,7 +37,7 @@ pub fn collect(
                 if refresh_due(last, SystemTime::now(), apt.refresh_interval_secs, manual) {
                     refresh_apt(&stamp);
                 }
-                all.extend(apt::read(apt)?)
+                all.extend(read_apt_cached(apt, &state_dir.join("apt-inventory.json"))?)
             }
             SourceConfig::Command(c) => all.extend(command::read(c)?),
         }
@@ -46,6 +46,52 @@ pub fn collect(
     all.dedup();
     all.truncate(MAX_INVENTORY);
     Ok(Some(all))
+}
+
+/// What the apt source read last, with the fingerprint of the files it read.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AptCache {
+    fingerprint: String,
+    packages: Vec<InventoryPackage>,
+}
+
+/// The apt source's packages, read again only when the status database or a list changed:
+/// a full set of Debian lists is tens of megabytes (a quarter of a second on a fast machine),
+/// the cache a few hundred kilobytes. A cache that cannot be read or written is ignored.
+fn read_apt_cached(
+    source: &crate::config::AptSource,
+    cache: &Path,
+) -> Result<Vec<InventoryPackage>, Error> {
+    let fingerprint = apt::fingerprint(source).ok();
+    if let Some(fp) = &fingerprint {
+        let cached = std::fs::read(cache)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<AptCache>(&b).ok())
+            .filter(|c| &c.fingerprint == fp);
+        if let Some(c) = cached {
+            return Ok(c.packages);
+        }
+    }
+    let packages = apt::read(source)?;
+    if let Some(fingerprint) = fingerprint {
+        let entry = AptCache {
+            fingerprint,
+            packages,
+        };
+        let tmp = cache.with_extension("json.tmp");
+        let written = serde_json::to_vec(&entry)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, cache));
+        if let Err(e) = written {
+            tracing::debug!(
+                "cannot keep the apt source's list in {} ({e})",
+                cache.display()
+            );
+        }
+        return Ok(entry.packages);
+    }
+    Ok(packages)
 }
 
 /// Whether a source's lists are refreshed now: on a person's check, or once `interval_secs`
@@ -185,6 +231,45 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(missing.contains("status"), "{missing}");
+    }
+
+    #[test]
+    fn the_apt_source_is_read_again_only_when_its_files_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let status = dir.path().join("status");
+        std::fs::write(&status, apt::tests::STATUS).unwrap();
+        let SourceConfig::Apt(source) = source(dir.path()) else {
+            unreachable!()
+        };
+        let cache = dir.path().join("apt-inventory.json");
+        let first = read_apt_cached(&source, &cache).unwrap();
+        assert!(first.iter().any(|p| p.name == "openssl"));
+        // Unchanged files: the cache answers (marked here so it shows).
+        let mut kept: AptCache = serde_json::from_slice(&std::fs::read(&cache).unwrap()).unwrap();
+        kept.packages.truncate(1);
+        std::fs::write(&cache, serde_json::to_vec(&kept).unwrap()).unwrap();
+        assert_eq!(read_apt_cached(&source, &cache).unwrap().len(), 1);
+        // dpkg replaces its status file: read again.
+        let new = dir.path().join("status.new");
+        std::fs::write(
+            &new,
+            apt::tests::STATUS.replace("Package: openssl", "Package: libssl3"),
+        )
+        .unwrap();
+        std::fs::rename(&new, &status).unwrap();
+        let again = read_apt_cached(&source, &cache).unwrap();
+        assert!(again.iter().any(|p| p.name == "libssl3"), "{again:?}");
+        // A new list: read again.
+        std::fs::create_dir_all(dir.path().join("lists")).unwrap();
+        std::fs::write(
+            dir.path()
+                .join("lists/x_dists_y_main_binary-amd64_Packages"),
+            "Package: libssl3\nVersion: 9\nArchitecture: amd64\n",
+        )
+        .unwrap();
+        let upgraded = read_apt_cached(&source, &cache).unwrap();
+        let libssl = upgraded.iter().find(|p| p.name == "libssl3").unwrap();
+        assert_eq!(libssl.latest.as_deref(), Some("9"));
     }
 
     #[test]
