@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What hosts' software lists (`[[sources]]`, docs/sources.md) cost the server. HOSTS devices
 # enrol and upload a list of PACKAGES packages each (one of them openssl at a version between
-# 3.0.11 and 3.0.17); then the script reports the size of one upload, the upload time, the
-# fleet-wide search "openssl older than 3.0.15" (median of 7), and the check-in rate and p99
+# 3.0.11 and 3.0.17; one in ten with an upgrade offered, a third of those security); then the
+# script reports the size of one upload, the upload time, the fleet-wide searches "openssl older
+# than 3.0.15" and "security upgrades pending" (median of 7), and the check-in rate and p99
 # of WORKERS connections for SECONDS, with and without an inventory digest in each check-in.
 #
 #   bench/inventory-figures.sh [HOSTS] [PACKAGES] [SECONDS] [WORKERS]   (10000 200 10 16)
@@ -42,14 +43,21 @@ def call(method, path, body=None, token=None):
     return json.loads(out) if out else None
 def inventory(i):
     rnd = random.Random(i)
-    pk = [{"source": "apt", "name": f"lib{n:05d}", "version": f"1.{rnd.randint(0, 9)}-{rnd.randint(1, 3)}"} for n in range(packages - 1)]
+    pk = []
+    for n in range(packages - 1):
+        p = {"source": "apt", "name": f"lib{n:05d}", "version": f"1.{rnd.randint(0, 9)}-{rnd.randint(1, 3)}"}
+        if rnd.random() < 0.1:
+            p["latest"] = p["version"] + "+deb12u1"
+            p["category"] = rnd.choice(["security", "bugfix", "unknown"])
+        pk.append(p)
     pk.append({"source": "apt", "name": "openssl", "version": f"3.0.{rnd.randint(11, 17)}-1~deb12u1"})
     pk.sort(key=lambda p: (p["source"], p["name"], p["version"]))
     return pk
 def digest(pk):
     h = hashlib.sha256()
     for p in pk:
-        h.update(p["source"].encode() + b"\0" + p["name"].encode() + b"\0" + p["version"].encode() + b"\n")
+        fields = [p["source"], p["name"], p["version"], p.get("latest", ""), p.get("category", "")]
+        h.update(b"\0".join(f.encode() for f in fields) + b"\n")
     return h.hexdigest()
 facts = lambda i: {"hostname": f"h{i:05d}", "os": "Debian", "arch": "x86_64", "agent_version": "0", "installed": []}
 tokens, upload_ms, lock = [None] * hosts, [], threading.Lock()
@@ -76,6 +84,12 @@ for _ in range(7):
     hits = call("GET", "/api/v1/packages?name=openssl&older_than=3.0.15", token=op_token)
     times.append((time.monotonic() - s) * 1000)
 print(f"search openssl older than 3.0.15 over {hosts} hosts: {len(hits)} hits, median {statistics.median(times):.0f} ms")
+times = []
+for _ in range(7):
+    s = time.monotonic()
+    hits = call("GET", "/api/v1/packages?category=security", token=op_token)
+    times.append((time.monotonic() - s) * 1000)
+print(f"search security upgrades pending over {hosts} hosts: {len(hits)} hits on {len({h['host_id'] for h in hits})} hosts, median {statistics.median(times):.0f} ms")
 def rate(with_digest):
     lat, deadline = [], time.monotonic() + secs
     def run(idx):

@@ -91,6 +91,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             },
             json,
         ),
+        Command::Packages {
+            command: PackagesCommand::Hosts { category },
+        } => Client::new(&server)?.packages_hosts(category.as_deref(), json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Campaigns { command } => campaigns_commands(command, &server, json),

@@ -115,6 +115,11 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         .map(|h| h["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["foo"], "{security}");
+    // The same question per host, in numbers.
+    let hosts = w.ctl_json(&["packages", "hosts", "--category", "security"]);
+    assert_eq!(hosts[0]["hostname"], "debian", "{hosts}");
+    assert_eq!(hosts[0]["security"], 1, "{hosts}");
+    assert_eq!(hosts[0]["pending"], 2, "{hosts}");
     let text = w
         .ctl(&["packages", "search", "--category", "security"])
         .ok();
@@ -140,12 +145,10 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         let bar_at = rows.find("bar").expect("bar listed");
         assert!(foo_at < bar_at, "security first: {rows}");
         b.goto("/packages?upgrade=security").await;
+        b.wait_text("#pending-hosts", "debian").await;
+        b.goto("/packages?name=foo&upgrade=security").await;
         b.wait_text("#packages", "debian").await;
-        let listed = b.text("#packages").await;
-        assert!(
-            listed.contains("foo") && !listed.contains("bar"),
-            "{listed}"
-        );
+        assert!(b.text("#packages").await.contains("1.1"));
         b.close().await;
     });
 
@@ -158,6 +161,16 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
     assert_eq!(
         w.ctl_json(&["packages", "search", "--category", "security"]),
         serde_json::json!([])
+    );
+    assert_eq!(
+        w.ctl_json(&["packages", "hosts", "--category", "security"]),
+        serde_json::json!([])
+    );
+    let text = w.ctl(&["packages", "hosts", "--category", "security"]).ok();
+    assert!(
+        text.stdout
+            .contains("no host has security upgrades pending"),
+        "{text}"
     );
     let hits = w.ctl_json(&["packages", "search", "foo"]);
     assert_eq!(hits[0]["version"], "1.1", "{hits}");

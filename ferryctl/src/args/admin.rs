@@ -24,6 +24,13 @@ pub enum PackagesCommand {
         #[arg(long, value_name = "CATEGORY", value_parser = ["security", "bugfix", "feature", "unknown"])]
         category: Option<String>,
     },
+    /// The hosts with upgrades pending, in numbers: "which hosts have security updates
+    /// pending" (`ferryctl packages hosts --category security`).
+    Hosts {
+        /// Only upgrades of this category (security, bugfix, feature, unknown).
+        #[arg(long, value_name = "CATEGORY", value_parser = ["security", "bugfix", "feature", "unknown"])]
+        category: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]

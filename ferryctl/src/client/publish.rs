@@ -257,6 +257,46 @@ impl Client {
         Ok(())
     }
 
+    /// `packages hosts [--category C]`: the hosts with upgrades pending, in numbers.
+    pub fn packages_hosts(&self, category: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/packages/hosts")?;
+        if let Some(c) = category {
+            url.query_pairs_mut().append_pair("category", c);
+        }
+        let hosts: Vec<ferry_manifests::wire::HostPending> = self
+            .send(self.http.get(url), "listing hosts with upgrades pending")?
+            .json()?;
+        if json {
+            return print_json(&hosts);
+        }
+        if hosts.is_empty() {
+            println!("no host has {} upgrades pending", category.unwrap_or("any"));
+            return Ok(());
+        }
+        let rows = hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    h.hostname.clone(),
+                    h.host_id.clone(),
+                    h.pending.to_string(),
+                    h.security.to_string(),
+                    h.bugfix.to_string(),
+                    h.feature.to_string(),
+                    h.total.to_string(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["HOST", "ID", "PENDING", "SECURITY", "BUGFIX", "FEATURE", "PACKAGES"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
     pub fn items(&self, json: bool) -> anyhow::Result<()> {
         let list: Vec<ferry_manifests::wire::ItemView> =
             self.get("api/v1/items", "listing items")?;

@@ -240,6 +240,21 @@ pub struct PackageHit {
     pub category: Option<crate::manifest::Category>,
 }
 
+/// `GET /api/v1/packages/hosts?category=…`: a host with upgrades pending, in numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostPending {
+    pub host_id: String,
+    pub hostname: String,
+    /// Packages its sources found.
+    pub total: u64,
+    /// Of those, with an upgrade offered.
+    pub pending: u64,
+    pub security: u64,
+    pub bugfix: u64,
+    pub feature: u64,
+}
+
 /// A newer signed release of an item the device manages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -72,6 +72,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
         .routes(routes!(device::inventory).layer(DefaultBodyLimit::max(INVENTORY_BODY_LIMIT)))
         .routes(routes!(packages::search))
+        .routes(routes!(packages::hosts))
         .routes(routes!(device::output))
         .routes(routes!(device::waiting))
         .routes(routes!(device::terminal))

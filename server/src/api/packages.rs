@@ -46,14 +46,7 @@ pub async fn search(
     {
         return Err(AppError::bad_request("name must be 1-256 characters"));
     }
-    let category = match q.category.as_deref() {
-        None => None,
-        Some(c) => Some(c.parse::<Category>().map_err(|_| {
-            AppError::bad_request(format!(
-                "category {c:?}: one of security, bugfix, feature, unknown"
-            ))
-        })?),
-    };
+    let category = category(q.category.as_deref())?;
     let search = packages::Search {
         name: q.name.as_deref(),
         older_than: q.older_than.as_deref(),
@@ -61,4 +54,36 @@ pub async fn search(
         category,
     };
     Ok(Json(packages::search(&state, &search).await?))
+}
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HostsPendingQuery {
+    /// Only upgrades of this category: `security`, `bugfix`, `feature`, `unknown`.
+    #[serde(default)]
+    #[param(value_type = Option<String>, pattern = "^(security|bugfix|feature|unknown)$")]
+    pub category: Option<String>,
+}
+
+/// "Which hosts have security updates pending": every host with upgrades pending (of a
+/// category when given), in numbers, from the counts kept with each host's list.
+#[utoipa::path(get, path = "/api/v1/packages/hosts", tag = "packages", params(HostsPendingQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HostPending>), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn hosts(
+    State(state): State<Shared>,
+    _op: Operator,
+    Query(q): Query<HostsPendingQuery>,
+) -> ApiResult<Json<Vec<ferry_manifests::wire::HostPending>>> {
+    let category = category(q.category.as_deref())?;
+    Ok(Json(state.store.hosts_pending(category).await?))
+}
+
+fn category(c: Option<&str>) -> Result<Option<Category>, AppError> {
+    c.map(|c| {
+        c.parse::<Category>().map_err(|_| {
+            AppError::bad_request(format!(
+                "category {c:?}: one of security, bugfix, feature, unknown"
+            ))
+        })
+    })
+    .transpose()
 }

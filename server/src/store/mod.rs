@@ -396,6 +396,8 @@ interface! {
     fn packages_pending(&self, category: Option<ferry_manifests::manifest::Category>, limit: i64) -> Result<Vec<ferry_manifests::wire::PackageHit>>;
     /// Per host: packages found, with an upgrade, and per category.
     fn package_counts(&self) -> Result<Vec<PackageCounts>>;
+    /// Hosts with upgrades pending (of a category when given), in numbers.
+    fn hosts_pending(&self, category: Option<ferry_manifests::manifest::Category>) -> Result<Vec<ferry_manifests::wire::HostPending>>;
     /// One host's software in numbers, and its packages with an upgrade offered.
     fn host_software(&self, host_id: &str) -> Result<(Option<PackageCounts>, Vec<ferry_manifests::wire::PackageHit>)>;
 

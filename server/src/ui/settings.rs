@@ -49,8 +49,16 @@ pub async fn packages(
         pending: upgrade == "pending",
         category,
     };
-    let asked = name.is_some() || search.pending || category.is_some();
-    let hits = if asked {
+    // Without a name, "which hosts have (security) upgrades pending": hosts in numbers.
+    let by_host = if name.is_none() && (search.pending || category.is_some()) {
+        match state.store.hosts_pending(category).await {
+            Ok(h) => Some(h),
+            Err(e) => return failed(&who, e),
+        }
+    } else {
+        None
+    };
+    let hits = if name.is_some() {
         match service::packages::search(&state, &search).await {
             Ok(h) => Some(h),
             Err(e) => return failed(&who, e),
@@ -79,7 +87,25 @@ pub async fn packages(
             }
             button type="submit" { "Search" }
         }
-        p.muted { "Software the agents' " code { "[[sources]]" } " found on their hosts, with the upgrade each host's own source offers (docs/sources.md); versions compare as dpkg compares them." }
+        p.muted { "Software the agents' " code { "[[sources]]" } " found on their hosts, with the upgrade each host's own source offers (docs/sources.md); versions compare as dpkg compares them. Without a name: the hosts with upgrades pending." }
+        @if let Some(hosts) = &by_host {
+            @if hosts.is_empty() {
+                p #no-hits { "No host has " @if let Some(c) = category { (c) " " } "upgrades pending." }
+            } @else {
+                p { (hosts.len()) @if hosts.len() == 1 { " host" } @else { " hosts" } }
+                div.table { table #pending-hosts {
+                    thead { tr { th { "Host" } th { "Pending" } th { "Security" } th { "Bug fixes" } th { "Features" } th { "Packages" } } }
+                    tbody { @for h in hosts { tr {
+                        td { a href={"/hosts/" (h.host_id)} { (h.hostname) } }
+                        td { (h.pending) }
+                        td { @if h.security > 0 { span.badge.fail { (h.security) } } @else { "0" } }
+                        td { (h.bugfix) }
+                        td { (h.feature) }
+                        td { (h.total) }
+                    } } }
+                } }
+            }
+        }
         @if let (Some(hits), Some(hosts)) = (&hits, hosts) {
             @if hits.is_empty() {
                 p #no-hits {

@@ -2,7 +2,7 @@
 //! changes, searched by name across the fleet.
 
 use ferry_manifests::manifest::Category;
-use ferry_manifests::wire::{InventoryPackage, PackageHit};
+use ferry_manifests::wire::{HostPending, InventoryPackage, PackageHit};
 use sqlx::Row;
 
 use super::Sql;
@@ -113,17 +113,69 @@ impl Sql {
         category: Option<Category>,
         limit: i64,
     ) -> Result<Vec<PackageHit>> {
-        let rows = sqlx::query(
+        // Two statements, so each uses the partial index of pending upgrades (an `$1 IS NULL
+        // OR` would read every package of the fleet).
+        let select =
             "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
-             FROM host_packages p JOIN hosts h ON h.id = p.host_id
-             WHERE p.latest IS NOT NULL AND ($1 IS NULL OR p.category = $1)
-             ORDER BY h.hostname, p.host_id, p.name LIMIT $2",
-        )
-        .bind(category.map(|c| c.as_str()))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+             FROM host_packages p JOIN hosts h ON h.id = p.host_id";
+        let order = "ORDER BY h.hostname, p.host_id, p.name";
+        let rows = match category {
+            Some(c) => {
+                let sql = format!(
+                    "{select} WHERE p.category = $1 AND p.latest IS NOT NULL {order} LIMIT $2"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(c.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!("{select} WHERE p.latest IS NOT NULL {order} LIMIT $1");
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
         rows.iter().map(hit).collect()
+    }
+
+    /// The hosts with upgrades pending (of `category` when given), in numbers, by hostname:
+    /// one row per host from the counts kept with each list.
+    pub async fn hosts_pending(&self, category: Option<Category>) -> Result<Vec<HostPending>> {
+        let column = match category {
+            None => "c.pending",
+            Some(Category::Security) => "c.security",
+            Some(Category::Bugfix) => "c.bugfix",
+            Some(Category::Feature) => "c.feature",
+            // Not counted on its own: what is pending and of no other category.
+            Some(Category::Unknown) => "(c.pending - c.security - c.bugfix - c.feature)",
+        };
+        let sql = format!(
+            "SELECT c.host_id, h.hostname, c.total, c.pending, c.security, c.bugfix, c.feature
+             FROM host_package_counts c JOIN hosts h ON h.id = c.host_id
+             WHERE {column} > 0 ORDER BY h.hostname, c.host_id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let n = |k: &str| -> Result<u64> {
+                    Ok(u64::try_from(r.try_get::<i64, _>(k)?).unwrap_or(0))
+                };
+                Ok(HostPending {
+                    host_id: r.try_get("host_id")?,
+                    hostname: r.try_get("hostname")?,
+                    total: n("total")?,
+                    pending: n("pending")?,
+                    security: n("security")?,
+                    bugfix: n("bugfix")?,
+                    feature: n("feature")?,
+                })
+            })
+            .collect()
     }
 
     /// One host's software in numbers (if it sent a list) and its packages with an upgrade
