@@ -3,7 +3,8 @@
 # enrol and upload a list of PACKAGES packages each (one of them openssl at a version between
 # 3.0.11 and 3.0.17; one in ten with an upgrade offered, a third of those security); then the
 # script reports the size of one upload, the upload time, the fleet-wide searches "openssl older
-# than 3.0.15" and "security upgrades pending" (median of 7), and the check-in rate and p99
+# than 3.0.15", "security upgrades pending" (every package) and "hosts with security upgrades
+# pending" (per host) (median of 7), and the check-in rate and p99
 # of WORKERS connections for SECONDS, with and without an inventory digest in each check-in.
 #
 #   bench/inventory-figures.sh [HOSTS] [PACKAGES] [SECONDS] [WORKERS]   (10000 200 10 16)
@@ -90,6 +91,12 @@ for _ in range(7):
     hits = call("GET", "/api/v1/packages?category=security", token=op_token)
     times.append((time.monotonic() - s) * 1000)
 print(f"search security upgrades pending over {hosts} hosts: {len(hits)} hits on {len({h['host_id'] for h in hits})} hosts, median {statistics.median(times):.0f} ms")
+times = []
+for _ in range(7):
+    s = time.monotonic()
+    hits = call("GET", "/api/v1/packages/hosts?category=security", token=op_token)
+    times.append((time.monotonic() - s) * 1000)
+print(f"hosts with security upgrades pending over {hosts} hosts: {len(hits)} hosts, median {statistics.median(times):.0f} ms")
 def rate(with_digest):
     lat, deadline = [], time.monotonic() + secs
     def run(idx):
