@@ -171,6 +171,8 @@ pub struct AptRepo {
     server: Child,
     gnupg: PathBuf,
     repo: PathBuf,
+    /// When the indices were last written (whole seconds since the epoch).
+    published_at: std::cell::Cell<u64>,
 }
 
 impl AptRepo {
@@ -209,6 +211,7 @@ impl AptRepo {
             server,
             gnupg,
             repo,
+            published_at: std::cell::Cell::new(0),
         };
         r.gpg(&[
             "--quick-gen-key",
@@ -241,8 +244,24 @@ impl AptRepo {
         assert_eq!(r.code, Some(0), "gpg {args:?}: {r}");
     }
 
-    /// Adds `debs` to `suite` and writes its indices again, signed (`InRelease`).
+    /// Adds `debs` to `suite` and writes its indices again, signed (`InRelease`). The HTTP
+    /// server's `Last-Modified` counts whole seconds: indices rewritten within the second APT
+    /// last fetched them would answer its `If-Modified-Since` with 304, so a republish waits
+    /// for the next second (as a real mirror's pulses are far apart).
     pub fn publish(&self, suite: &str, debs: &[&Path]) {
+        let secs = || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        };
+        let last = self.published_at.get();
+        for _ in 0..30 {
+            if secs() > last {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
         let pool = self.repo.join("pool").join(suite);
         std::fs::create_dir_all(&pool).unwrap();
         for deb in debs {
@@ -282,6 +301,7 @@ impl AptRepo {
             inrelease.to_str().unwrap(),
             release.to_str().unwrap(),
         ]);
+        self.published_at.set(secs());
     }
 
     /// Points `debian`'s APT at this repository's `suites` only, trusting only its key.
