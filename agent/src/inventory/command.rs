@@ -21,13 +21,23 @@ struct Entry {
     category: Option<Category>,
 }
 
+/// Most a check may print: 50,000 entries of a few hundred bytes.
+pub const MAX_OUTPUT: u64 = 32 * 1024 * 1024;
+
 /// Runs the source's check and reads what it printed.
 pub fn read(source: &CommandSource) -> Result<Vec<InventoryPackage>, Error> {
     let ran = super::run_bounded(
         std::process::Command::new("/bin/sh").args(["-c", &source.check]),
         source.timeout,
+        MAX_OUTPUT,
     )
     .map_err(|e| failed(source, format!("cannot run its check: {e}")))?;
+    if ran.ok && ran.len > MAX_OUTPUT {
+        return Err(failed(
+            source,
+            format!("its check printed {} bytes; at most {MAX_OUTPUT}", ran.len),
+        ));
+    }
     if !ran.ok {
         return Err(failed(
             source,
@@ -182,5 +192,12 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(ok.len(), 1);
+        // Far more than a pipe or a log excerpt holds: read whole.
+        let many = read(&source(
+            r#"printf '['; i=0; while [ $i -lt 3000 ]; do printf '{"name": "package-number-%d", "installed": "1.0.%d"},' $i $i; i=$((i+1)); done; printf '{"name": "last", "installed": "1"}]'"#,
+            Duration::from_secs(30),
+        ))
+        .unwrap();
+        assert_eq!(many.len(), 3001);
     }
 }

@@ -120,6 +120,7 @@ fn refresh_apt(stamp: &Path) {
     let result = run_bounded(
         std::process::Command::new("apt-get").args(["update", "-q"]),
         REFRESH_TIMEOUT,
+        64 * 1024,
     );
     match result {
         Ok(out) if out.ok => tracing::debug!(output = %out.text, "apt-get update done"),
@@ -145,13 +146,20 @@ pub struct Ran {
     pub ok: bool,
     /// The exit status, or why it was killed.
     pub status: String,
-    /// stdout and stderr together, the last 64 KiB.
+    /// stdout and stderr together: the last `max_bytes` of it, or all of it when it fits.
     pub text: String,
+    /// How many bytes it printed.
+    pub len: u64,
 }
 
 /// Runs `cmd` with stdin closed and its output in a temporary file (no pipe to fill), in its
-/// own process group, killed with the group after `timeout`.
-pub fn run_bounded(cmd: &mut std::process::Command, timeout: Duration) -> std::io::Result<Ran> {
+/// own process group, killed with the group after `timeout`; keeps the last `max_bytes` of
+/// what it printed in memory.
+pub fn run_bounded(
+    cmd: &mut std::process::Command,
+    timeout: Duration,
+    max_bytes: u64,
+) -> std::io::Result<Ran> {
     use std::io::{Read, Seek};
     use std::os::unix::process::CommandExt;
     let mut out = tempfile::tempfile()?;
@@ -177,7 +185,7 @@ pub fn run_bounded(cmd: &mut std::process::Command, timeout: Duration) -> std::i
         std::thread::sleep(Duration::from_millis(50));
     };
     let len = out.seek(std::io::SeekFrom::End(0))?;
-    out.seek(std::io::SeekFrom::Start(len.saturating_sub(64 * 1024)))?;
+    out.seek(std::io::SeekFrom::Start(len.saturating_sub(max_bytes)))?;
     let mut bytes = Vec::new();
     out.read_to_end(&mut bytes)?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
@@ -186,11 +194,13 @@ pub fn run_bounded(cmd: &mut std::process::Command, timeout: Duration) -> std::i
             ok: s.success(),
             status: s.to_string(),
             text,
+            len,
         },
         Err(why) => Ran {
             ok: false,
             status: why,
             text,
+            len,
         },
     })
 }
@@ -296,6 +306,7 @@ mod tests {
         let ran = run_bounded(
             std::process::Command::new("sh").args(["-c", "echo begun; sleep 30 & wait"]),
             Duration::from_millis(300),
+            1024,
         )
         .unwrap();
         assert!(!ran.ok);
