@@ -83,6 +83,12 @@ pub struct Agent {
     /// The server asked for a check now (`ferryctl hosts check`) in a long-poll's answer:
     /// the next cycle's check behaves as one run by hand.
     pub check_asked: AtomicBool,
+    /// Upgrades of the sources' packages the last check-in handed out, for the install
+    /// stage.
+    pub package_jobs: Vec<ferry_manifests::wire::PackageJob>,
+    /// Package upgrades that waited for the package manager's lock in this process: a
+    /// long-poll that hands them out again is no reason for a cycle at once.
+    pub packages_waiting: Vec<String>,
 }
 
 impl Agent {
@@ -129,6 +135,8 @@ impl Agent {
             wake: Arc::new(AtomicBool::new(false)),
             manual_check: false,
             check_asked: AtomicBool::new(false),
+            package_jobs: Vec::new(),
+            packages_waiting: Vec::new(),
             utc_offset_secs: None,
             clock_skew_secs: None,
         };

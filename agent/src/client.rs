@@ -281,12 +281,17 @@ impl Api {
         }
     }
 
-    pub fn send_reports(&self, reports: Vec<Report>) -> Result<ReportAck, Error> {
+    pub fn send_reports(
+        &self,
+        reports: Vec<Report>,
+        package_reports: Vec<ferry_manifests::wire::PackageReport>,
+    ) -> Result<ReportAck, Error> {
         let url = self.url("api/v1/device/reports")?;
         let resp = self.send(
             &url,
             self.http.post(url.clone()).json(&ReportBatch {
                 reports,
+                package_reports,
                 sent_at: Some(ferry_manifests::wire::now()),
             }),
         )?;

@@ -86,6 +86,8 @@ enum RawSource {
         check: String,
         /// How long `check` may run.
         timeout_secs: Option<u64>,
+        /// A shell command that upgrades the packages named as its arguments.
+        install: Option<String>,
     },
 }
 
@@ -106,6 +108,9 @@ pub struct CommandSource {
     /// Run with `/bin/sh -c`; prints a JSON array (docs/sources.md).
     pub check: String,
     pub timeout: std::time::Duration,
+    /// Run with `/bin/sh -c`, the package names as its arguments (`"$@"`); without it, the
+    /// source's software is tracked but not upgraded through Ferry.
+    pub install: Option<String>,
 }
 
 /// Default seconds a command source's check may run.
@@ -246,6 +251,7 @@ fn sources(
                 name,
                 check,
                 timeout_secs,
+                install,
             } => {
                 if name.is_empty()
                     || name.len() > 16
@@ -272,10 +278,16 @@ fn sources(
                         "[[sources]] {name:?}: `timeout_secs` is {secs}; give 1 to 3600"
                     ));
                 }
+                if install.as_deref().is_some_and(|i| i.trim().is_empty()) {
+                    return Err(format!(
+                        "[[sources]] {name:?}: `install` is empty; give the command that upgrades the packages named as its arguments, or leave it out"
+                    ));
+                }
                 Ok(SourceConfig::Command(CommandSource {
                     name,
                     check,
                     timeout: std::time::Duration::from_secs(secs),
+                    install,
                 }))
             }
         })

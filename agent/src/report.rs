@@ -4,7 +4,7 @@
 
 use std::fs;
 
-use ferry_manifests::wire::{Outcome, Report};
+use ferry_manifests::wire::{Outcome, PackageReport, Report};
 
 use crate::agent::Agent;
 use crate::client::Api;
@@ -183,17 +183,62 @@ pub fn flush(api: &Api, dir: &StateDir) -> Result<usize, Error> {
     let reports = queued(dir)?;
     let mut acked_total = 0;
     for chunk in reports.chunks(BATCH) {
-        let ack = api.send_reports(chunk.to_vec())?;
-        for id in &ack.acked {
-            // Ids come from the server: only remove files we sent under that id.
-            if chunk.iter().any(|r| &r.report_id == id) {
-                let path = dir.reports().join(format!("{id}.json"));
-                let _ = fs::remove_file(&path);
-                acked_total += 1;
+        let ack = api.send_reports(chunk.to_vec(), Vec::new())?;
+        acked_total += remove_acked(&dir.reports(), &ack.acked, |id| {
+            chunk.iter().any(|r| r.report_id == id)
+        });
+    }
+    for chunk in queued_packages(dir)?.chunks(BATCH) {
+        let ack = api.send_reports(Vec::new(), chunk.to_vec())?;
+        acked_total += remove_acked(&dir.package_reports(), &ack.acked, |id| {
+            chunk.iter().any(|r| r.report_id == id)
+        });
+    }
+    Ok(acked_total)
+}
+
+/// Removes the acknowledged reports of `queue`: ids come from the server, so only those
+/// this batch `sent` under that id. Returns how many.
+fn remove_acked(queue: &std::path::Path, acked: &[String], sent: impl Fn(&str) -> bool) -> usize {
+    let mut removed = 0;
+    for id in acked {
+        if sent(id) {
+            let _ = fs::remove_file(queue.join(format!("{id}.json")));
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Queues the outcome of a package upgrade.
+pub fn queue_packages(dir: &StateDir, report: &PackageReport) -> Result<(), Error> {
+    dir.write_json(
+        &dir.package_reports()
+            .join(format!("{}.json", report.report_id)),
+        report,
+    )
+}
+
+/// The queued outcomes of package upgrades.
+pub fn queued_packages(dir: &StateDir) -> Result<Vec<PackageReport>, Error> {
+    let queue = dir.package_reports();
+    let mut out = Vec::new();
+    for entry in fs::read_dir(&queue).map_err(io_err(&queue))? {
+        let path = entry.map_err(io_err(&queue))?.path();
+        if path.extension().is_some_and(|e| e == "json")
+            && !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            match read_json::<PackageReport>(&path) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("skipping unreadable queued package report: {e}"),
             }
         }
     }
-    Ok(acked_total)
+    out.sort_by(|a, b| a.finished_at.cmp(&b.finished_at));
+    Ok(out)
 }
 
 /// A job that cannot start yet for a cause that is not the release's (no space, a root this

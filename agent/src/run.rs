@@ -74,6 +74,8 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     }
     agent.check_stop()?;
     install::run(agent)?;
+    // Upgrades of the sources' packages the server asked for, after Ferry's own items.
+    install::packages::run(agent)?;
     // A delta that could not be used leaves its release pending without a download: fetch
     // the full artifact and install it in this cycle.
     let fell_back = agent
@@ -93,7 +95,10 @@ fn cycle(agent: &mut Agent) -> Result<i32, Error> {
     }
     if agent.cfg.server_url.is_none() {
         report::keep_local(&agent.dir)?;
-    } else if unreachable.is_none() && !report::queued(&agent.dir)?.is_empty() {
+    } else if unreachable.is_none()
+        && !(report::queued(&agent.dir)?.is_empty()
+            && report::queued_packages(&agent.dir)?.is_empty())
+    {
         // Queued on disk until the server takes them: a `full` run tries again within
         // seconds (`next_wait`), cron at its next run.
         match report::flush(&agent.api, &agent.dir) {

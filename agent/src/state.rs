@@ -251,6 +251,7 @@ impl StateDir {
             "manifests",
             "downloads",
             "reports",
+            "package-reports",
             "journal",
             "history",
         ] {
@@ -284,7 +285,7 @@ impl StateDir {
     /// Removes the `.NAME.tmp` files an interrupted atomic write leaves behind; the lock is
     /// held, so no other run is writing them.
     fn clear_temp_files(&self) {
-        for sub in ["", "journal", "reports", "manifests"] {
+        for sub in ["", "journal", "reports", "package-reports", "manifests"] {
             let Ok(entries) = fs::read_dir(self.root.join(sub)) else {
                 continue;
             };
@@ -311,6 +312,11 @@ impl StateDir {
 
     pub fn reports(&self) -> PathBuf {
         self.root.join("reports")
+    }
+
+    /// Outcomes of package upgrades, queued like [`StateDir::reports`].
+    pub fn package_reports(&self) -> PathBuf {
+        self.root.join("package-reports")
     }
 
     pub fn journal(&self) -> PathBuf {

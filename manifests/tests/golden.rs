@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use ferry_manifests::wire::{
     Available, CampaignOffer, CheckInRequest, CheckInResponse, DeviceFacts, InstalledItem, Job,
-    Outcome, Report, ReportBatch,
+    Outcome, PackageChange, PackageJob, PackageReport, Report, ReportBatch,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -113,6 +113,12 @@ fn check_in_response() {
             server_time: Some("2026-12-05T10:00:00.000Z".into()),
             inventory_wanted: false,
             check_requested: false,
+            package_jobs: vec![PackageJob {
+                job_id: "6f1c2a9e-0000-4000-8000-000000000005".into(),
+                source: "apt".into(),
+                packages: vec!["openssl".into(), "libssl3".into()],
+                interactive: false,
+            }],
         },
     );
 }
@@ -150,6 +156,21 @@ fn report_batch() {
                     fetched: None,
                 },
             ],
+            package_reports: vec![PackageReport {
+                report_id: "r-3".into(),
+                job_id: "6f1c2a9e-0000-4000-8000-000000000005".into(),
+                source: "apt".into(),
+                outcome: Outcome::Installed,
+                message: "upgraded openssl 3.0.14-1~deb12u1 → 3.0.15-1~deb12u1".into(),
+                output: "Setting up openssl (3.0.15-1~deb12u1) ...\n".into(),
+                changes: vec![PackageChange {
+                    name: "openssl".into(),
+                    from: Some("3.0.14-1~deb12u1".into()),
+                    to: Some("3.0.15-1~deb12u1".into()),
+                }],
+                started_at: "2026-11-01T10:02:00Z".into(),
+                finished_at: "2026-11-01T10:02:40Z".into(),
+            }],
             sent_at: Some("2026-11-01T10:02:00.000Z".into()),
         },
     );

@@ -3,6 +3,7 @@
 //! suite, signed with a throw-away key. The agent runs inside it.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::broker::{Broker, Watcher};
@@ -152,25 +153,50 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         b.close().await;
     });
 
-    // Upgraded on the device by other means: nothing pending any more, at the next check.
-    h.debian
-        .sh("apt-get install -y -qq --only-upgrade foo >/dev/null");
-    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
+    // The host's security upgrades as one group: foo only, in one apt-get run at the
+    // device's next run.
+    let batch = w
+        .ctl(&["update", "batch-host", "debian", "--category", "security"])
+        .ok();
+    assert!(batch.stdout.contains("apt packages"), "{batch}");
     let run = h.agent("once");
-    assert!(run.stderr.contains("sent the installed software"), "{run}");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
+    assert_eq!(
+        h.debian.read("/usr/share/bar/version"),
+        "2.0",
+        "bar is not security"
+    );
+    let history = w.ctl_json(&["history", "list", "--host", "debian"]);
+    let entry = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["item"] == "apt packages")
+        .unwrap_or_else(|| panic!("no apt entry: {history}"))
+        .clone();
+    assert_eq!(entry["status"], "installed", "{entry}");
+    assert_eq!(entry["version"], "1 package", "{entry}");
+    assert_eq!(entry["message"], "upgraded foo 1.0 → 1.1", "{entry}");
+    let shown = w.ctl_json(&["history", "show", entry["id"].as_str().unwrap()]);
+    assert_eq!(
+        shown["packages"],
+        serde_json::json!([{"name": "foo", "from": "1.0", "to": "1.1"}]),
+        "{shown}"
+    );
+    let output = shown["output"].as_str().unwrap_or("");
+    assert!(
+        output.contains("Setting up foo (1.1)"),
+        "apt's output: {output}"
+    );
+    assert!(
+        output.contains("apt-get install --only-upgrade"),
+        "{output}"
+    );
+    // Nothing pending any more: the second round of the run sent the new list.
     assert_eq!(
         w.ctl_json(&["packages", "search", "--category", "security"]),
         serde_json::json!([])
-    );
-    assert_eq!(
-        w.ctl_json(&["packages", "hosts", "--category", "security"]),
-        serde_json::json!([])
-    );
-    let text = w.ctl(&["packages", "hosts", "--category", "security"]).ok();
-    assert!(
-        text.stdout
-            .contains("no host has security upgrades pending"),
-        "{text}"
     );
     let hits = w.ctl_json(&["packages", "search", "foo"]);
     assert_eq!(hits[0]["version"], "1.1", "{hits}");
@@ -252,4 +278,164 @@ fn a_check_asked_from_the_server_refreshes_the_lists_of_a_long_polling_device() 
     );
     let _ = agent.kill();
     let _ = agent.wait();
+}
+
+/// Home Assistant's Install on the host's security entity upgrades the security packages
+/// only. While another apt-get holds APT's lock, the upgrade waits (the operator reads why)
+/// with nothing recorded, and goes at the next run once the lock is free.
+#[test]
+fn a_held_apt_lock_keeps_the_security_upgrade_pending_until_it_is_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
+        broker.port
+    ));
+    let watcher = Watcher::start(broker.port, "apt-lock-watcher");
+    let h = host(&w, "", "");
+    assert_eq!(h.agent("check").code, Some(0));
+    let host_id = w.ctl_json(&["packages", "search", "foo"])[0]["host_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    security_pending(&watcher, &host_id, 1);
+    watcher
+        .client
+        .publish(
+            format!("ferry/hosts/{host_id}/security/set"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            "install",
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let entry = loop {
+        let history = w.ctl_json(&["history", "list", "--host", "debian"]);
+        if let Some(e) = history
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["item"] == "apt packages")
+        {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "no upgrade queued: {history}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(entry["actor"], "mqtt", "{entry}");
+    let id = entry["id"].as_str().unwrap().to_string();
+
+    // Another apt-get holds the lock (its pre-invoke hook sleeps) while the agent runs.
+    let agent = h.device.mode("once");
+    let mut script = Command::new("/bin/sh");
+    script.arg("-c").arg(
+        "apt-get install -y -qq --reinstall bar=2.0 -o 'DPkg::Pre-Invoke::=touch /tmp/held; sleep 20' >/dev/null 2>&1 &\n\
+         for _ in $(seq 200); do [ -e /tmp/held ] && break; sleep 0.1; done\n\
+         \"$@\"; code=$?; kill %1 2>/dev/null; exit $code",
+    );
+    script
+        .arg("sh")
+        .arg(Path::new(agent.get_program()).canonicalize().unwrap())
+        .args(agent.get_args());
+    for (k, v) in agent.get_envs() {
+        script.env(k, v.unwrap_or_default());
+    }
+    let held = crate::util::run(h.debian.command(&script));
+    assert!(held.stderr.contains("is held by process"), "{held}");
+    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.0");
+    let waiting = w.ctl_json(&["history", "show", &id]);
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    let message = waiting["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("APT lock") && message.contains("tried again"),
+        "the operator reads why: {waiting}"
+    );
+    assert_eq!(waiting["output"], "", "nothing half-recorded: {waiting}");
+
+    // The lock is free: the next run upgrades foo, and only foo.
+    let run = h.agent("once");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
+    assert_eq!(h.debian.read("/usr/share/bar/version"), "2.0");
+    let done = w.ctl_json(&["history", "show", &id]);
+    assert_eq!(done["status"], "installed", "{done}");
+    security_pending(&watcher, &host_id, 0);
+}
+
+/// With `--interactive`, dpkg's question about a configuration file the device edited
+/// reaches the operator's terminal through ferryctl, and their answer decides; without it,
+/// the device's edit is kept and nothing is asked.
+#[test]
+fn dpkgs_conffile_question_reaches_the_operators_terminal() {
+    let w = World::new();
+    let h = host(&w, "long_poll_secs = 30\n", "");
+    assert_eq!(h.agent("check").code, Some(0));
+    h.debian.write("/etc/foo.conf", "edited on the device\n");
+    let log = w.path("debian-full.log");
+    let mut cmd = h.debian.command(&h.device.mode("full"));
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut agent = cmd.spawn().unwrap();
+    let run = Command::new("python3")
+        .arg("-c")
+        .arg(crate::interactive::DRIVER)
+        .arg(bin("ferryctl"))
+        .args([
+            "update",
+            "batch-host",
+            "debian",
+            "--category",
+            "security",
+            "--interactive",
+        ])
+        .env("FERRY_SERVER", w.server.url())
+        .env("FERRY_TOKEN", w.operator_token())
+        .env("PROMPT", "(Y/I/N/O/D/Z)")
+        .env("REPLY", "Y\r")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("python3");
+    let _ = agent.kill();
+    let _ = agent.wait();
+    let text = String::from_utf8_lossy(&run.stdout);
+    let result: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "driver said {text:?} ({e}); agent log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        )
+    });
+    let shown = result["output"].as_str().unwrap_or("");
+    assert_eq!(result["answered"], true, "dpkg never asked: {shown}");
+    assert!(shown.contains("/etc/foo.conf"), "{shown}");
+    assert_eq!(result["code"], 0, "{shown}");
+    // "Y": the package's version of the file replaced the device's edit.
+    assert!(
+        h.debian.read("/etc/foo.conf").contains("setting = 1.1"),
+        "{}",
+        h.debian.read("/etc/foo.conf")
+    );
+    assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
+    let history = w.ctl_json(&["history", "list", "--host", "debian"]);
+    let entry = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["item"] == "apt packages")
+        .unwrap()
+        .clone();
+    let shown = w.ctl_json(&["history", "show", entry["id"].as_str().unwrap()]);
+    assert_eq!(shown["status"], "installed", "{shown}");
+    assert!(
+        shown["typed"].as_str().unwrap_or("").contains("Y"),
+        "{shown}"
+    );
+
+    // Without --interactive: bar's conffile, edited on the device, is kept and nothing asks.
+    h.debian
+        .write("/etc/bar.conf", "bar edited on the device\n");
+    w.ctl(&["update", "batch-host", "debian"]).ok();
+    let run = h.agent("once");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(h.debian.read("/usr/share/bar/version"), "2.1");
+    assert_eq!(h.debian.read("/etc/bar.conf"), "bar edited on the device\n");
 }

@@ -12,10 +12,10 @@ use crate::util::{bin, http, signal, World};
 /// the answer; the default (no terminal, end-of-file) is "no".
 pub(crate) const HOOK: &str = r#"printf 'Continue? [y/N] '; read answer < /dev/tty || answer=; if [ "$answer" = y ]; then printf '\033[32manswered yes\033[0m\n'; else echo "answered no"; fi"#;
 
-/// Runs ARGV in a pseudo-terminal, answers the first "Continue?" with $REPLY (default `y`
-/// and Enter), and prints what the terminal showed and the exit code as JSON. Bounded to
-/// 90 s.
-const DRIVER: &str = r#"
+/// Runs ARGV in a pseudo-terminal, answers the first $PROMPT (default "Continue?") with
+/// $REPLY (default `y` and Enter), and prints what the terminal showed and the exit code as
+/// JSON. Bounded to 90 s.
+pub(crate) const DRIVER: &str = r#"
 import json, os, pty, select, sys, time
 pid, fd = pty.fork()
 if pid == 0:
@@ -31,7 +31,7 @@ while time.time() < deadline:
         if not data:
             break
         out += data
-        if not answered and b"Continue?" in out:
+        if not answered and os.environ.get("PROMPT", "Continue?").encode() in out:
             os.write(fd, os.environ.get("REPLY", "y\r").encode())
             answered = True
 _, status = os.waitpid(pid, 0)

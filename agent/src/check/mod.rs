@@ -101,6 +101,16 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
         });
     let early = started.elapsed() + std::time::Duration::from_secs(1)
         < std::time::Duration::from_secs(secs);
+    // Package upgrades in hand: reported, or waiting here for the package manager's lock.
+    let packages_reported: Vec<String> = report::queued_packages(&agent.dir)?
+        .into_iter()
+        .map(|r| r.job_id)
+        .chain(agent.packages_waiting.iter().cloned())
+        .collect();
+    let new_package_job = resp
+        .package_jobs
+        .iter()
+        .any(|j| !packages_reported.contains(&j.job_id));
     if resp.check_requested {
         agent
             .check_asked
@@ -109,12 +119,13 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     Ok(
         if resp.check_requested
             || resp.jobs.iter().any(|j| !known(j))
+            || new_package_job
             || !resp.cancelled_jobs.is_empty()
             || new_release
             || resp.campaigns != agent.campaigns
         {
             Wait::Work
-        } else if early && !resp.jobs.is_empty() {
+        } else if early && !(resp.jobs.is_empty() && resp.package_jobs.is_empty()) {
             Wait::Busy
         } else if early {
             Wait::Work
@@ -189,6 +200,7 @@ fn ask_server(
             server_time: None,
             inventory_wanted: false,
             check_requested: false,
+            package_jobs: Vec::new(),
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -270,6 +282,16 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     }
     agent.suggested_poll_secs = resp.poll_interval_secs;
     agent.campaigns = resp.campaigns.clone();
+    // A package upgrade whose outcome is already queued here is done (its report is on its
+    // way); the rest wait for the install stage.
+    let reported: std::collections::BTreeSet<String> = report::queued_packages(&agent.dir)?
+        .into_iter()
+        .map(|r| r.job_id)
+        .collect();
+    agent.package_jobs = std::mem::take(&mut resp.package_jobs)
+        .into_iter()
+        .filter(|j| !reported.contains(&j.job_id))
+        .collect();
     drop_cancelled(agent, &resp.cancelled_jobs)?;
     update_trust_root(agent, resp.trust_root_version)?;
 

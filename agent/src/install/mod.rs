@@ -9,6 +9,7 @@ pub mod hooks;
 pub mod journal;
 pub mod layout;
 pub mod overlay;
+pub mod packages;
 mod prepare;
 mod recover;
 pub mod symlink;

@@ -166,6 +166,7 @@ mod tests {
 
     fn source(check: &str, timeout: Duration) -> CommandSource {
         CommandSource {
+            install: None,
             name: "tool".into(),
             check: check.into(),
             timeout,

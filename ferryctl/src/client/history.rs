@@ -85,6 +85,23 @@ impl Client {
             println!("fetched   {f}");
         }
         println!("message   {}", table::printable(&e.message));
+        if !e.packages.is_empty() {
+            let rows: Vec<Vec<String>> = e
+                .packages
+                .iter()
+                .map(|p| {
+                    vec![
+                        table::printable(&p.name),
+                        table::printable(p.from.as_deref().unwrap_or("-")),
+                        table::printable(p.to.as_deref().unwrap_or("-")),
+                    ]
+                })
+                .collect();
+            print!(
+                "\n{}",
+                table::render(&["PACKAGE", "BEFORE", "AFTER"], &rows)
+            );
+        }
         if !e.output.is_empty() {
             println!("\n{}", e.output);
         }

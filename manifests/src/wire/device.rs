@@ -319,6 +319,65 @@ pub struct Job {
     pub mirrors: Vec<String>,
 }
 
+/// An upgrade of software a device's source found (`ferryctl update batch-host HOST
+/// --category security`): one run of that source's installer for all of the packages (for
+/// `apt`, one `apt-get install --only-upgrade`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageJob {
+    pub job_id: String,
+    /// The source (`apt`, or a command source's name).
+    pub source: String,
+    /// The packages to upgrade to what the source offers now.
+    pub packages: Vec<String>,
+    /// Run the installer in a terminal an operator attaches to, so a prompt (dpkg's
+    /// conffile question) reaches them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub interactive: bool,
+}
+
+/// The item name the history shows for a source's package upgrades: `apt packages` (an item
+/// name never holds a space, so it names no Ferry item).
+pub fn packages_item(source: &str) -> String {
+    format!("{source} packages")
+}
+
+/// One package of a [`PackageJob`]: its version before and after (absent: not installed).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageChange {
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 256))]
+    pub to: Option<String>,
+}
+
+/// The outcome of a [`PackageJob`], queued and retried like a [`Report`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PackageReport {
+    pub report_id: String,
+    pub job_id: String,
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z]{1,16}$"))]
+    pub source: String,
+    /// `installed` (the installer succeeded) or `failed`; nothing is rolled back.
+    pub outcome: Outcome,
+    pub message: String,
+    /// The installer's output.
+    #[serde(default)]
+    pub output: String,
+    /// Each package's version before and after.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50000))]
+    pub changes: Vec<PackageChange>,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
 /// One thing an operator's terminal sent to an interactive install: keystrokes, or a new
 /// window size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +445,9 @@ pub struct CheckInResponse {
     /// its sources know (APT's lists) and reports at once, as a check run by hand does.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check_requested: bool,
+    /// Upgrades of software the device's sources found, asked by an operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_jobs: Vec<PackageJob>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -493,6 +555,9 @@ impl std::fmt::Display for Fetched {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportBatch {
     pub reports: Vec<Report>,
+    /// Outcomes of package upgrades ([`PackageJob`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub package_reports: Vec<PackageReport>,
     /// The device's clock when it sent the batch: the server moves the reports' times by
     /// how far that is from its own, so history reads in the server's time.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -79,11 +79,16 @@ pub struct HistoryView {
     pub id: String,
     pub host_id: String,
     pub hostname: String,
+    /// The item, or for an upgrade of a source's packages `SOURCE packages` (`apt
+    /// packages`).
     pub item: String,
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub version: semver::Version,
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
-    pub from_version: Option<semver::Version>,
+    /// The release's version, or for packages how many (`2 packages`).
+    pub version: String,
+    pub from_version: Option<String>,
+    /// For packages: each one's version before and after (as planned until the device
+    /// reports).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<crate::wire::PackageChange>,
     /// pending, installed, failed, rolled_back, refused
     pub status: String,
     /// Who asked: `token:NAME` (an operator, by the name of the token it used), `mqtt`,

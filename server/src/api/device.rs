@@ -197,7 +197,7 @@ pub async fn reports(
     Device(host_id): Device,
     ApiJson(batch): ApiJson<ReportBatch>,
 ) -> ApiResult<Json<ReportAck>> {
-    if batch.reports.len() > MAX_REPORTS {
+    if batch.reports.len() + batch.package_reports.len() > MAX_REPORTS {
         return Err(AppError::bad_request(format!(
             "at most {MAX_REPORTS} reports per request"
         )));
@@ -208,12 +208,34 @@ pub async fn reports(
             return Err(AppError::bad_request("report_id must be 1-64 characters"));
         }
     }
+    for r in &batch.package_reports {
+        if r.report_id.is_empty() || r.report_id.len() > 64 {
+            return Err(AppError::bad_request("report_id must be 1-64 characters"));
+        }
+        if !crate::service::packages::valid_source(&r.source) {
+            return Err(AppError::bad_request(format!(
+                "source {:?}: 1-16 lowercase letters",
+                r.source
+            )));
+        }
+        if r.changes.len() > ferry_manifests::wire::MAX_INVENTORY {
+            return Err(AppError::bad_request(format!(
+                "at most {} packages per report",
+                ferry_manifests::wire::MAX_INVENTORY
+            )));
+        }
+    }
     state
         .presence
         .contact(&host_id, crate::policy::fleet::Contact::Other);
-    let acked =
-        service::report::reports_arrived(&state, &host_id, batch.reports, batch.sent_at.as_deref())
-            .await?;
+    let acked = service::report::reports_arrived(
+        &state,
+        &host_id,
+        batch.reports,
+        batch.package_reports,
+        batch.sent_at.as_deref(),
+    )
+    .await?;
     Ok(Json(ReportAck { acked }))
 }
 

@@ -3,7 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use ferry_manifests::wire::{Available, InstalledItem, ReleaseView};
+use ferry_manifests::manifest::Category;
+use ferry_manifests::wire::{
+    packages_item, Available, InstalledItem, PackageChange, PackageHit, ReleaseView,
+};
 
 use super::status::{BatchStatus, EntryStatus, UpdateStatus};
 
@@ -11,10 +14,81 @@ use super::status::{BatchStatus, EntryStatus, UpdateStatus};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Planned {
     pub host_id: String,
+    /// The item, or `SOURCE packages` for an upgrade of a source's packages.
     pub item: String,
-    pub version: semver::Version,
+    pub target: Target,
     /// Soft-skipped at planning time, with the reason.
     pub skip: Option<String>,
+}
+
+/// What a planned entry installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A release of a Ferry item.
+    Release(semver::Version),
+    /// Upgrades of packages a host's source found (name, installed, offered), in one run of
+    /// the source's installer.
+    Packages {
+        source: String,
+        packages: Vec<PackageChange>,
+    },
+}
+
+impl Target {
+    /// The version column of the entry: the release's version, or how many packages.
+    pub fn version_text(&self) -> String {
+        match self {
+            Target::Release(v) => v.to_string(),
+            Target::Packages { packages, .. } if packages.len() == 1 => "1 package".into(),
+            Target::Packages { packages, .. } => format!("{} packages", packages.len()),
+        }
+    }
+}
+
+/// `batch-host` for the software a host's sources found: one entry per source with every
+/// offered upgrade of `category` (any if `None`) not in `exclude` (package names); a source
+/// with an upgrade already under way is soft-skipped.
+pub fn plan_packages(
+    host_id: &str,
+    upgrades: &[PackageHit],
+    category: Option<Category>,
+    exclude: &[String],
+    active_sources: &[String],
+) -> Vec<Planned> {
+    let mut by_source: BTreeMap<&str, Vec<PackageChange>> = BTreeMap::new();
+    for u in upgrades {
+        let Some(latest) = &u.latest else { continue };
+        if category.is_some_and(|c| u.category != Some(c)) || exclude.contains(&u.name) {
+            continue;
+        }
+        by_source
+            .entry(u.source.as_str())
+            .or_default()
+            .push(PackageChange {
+                name: u.name.clone(),
+                from: Some(u.version.clone()),
+                to: Some(latest.clone()),
+            });
+    }
+    by_source
+        .into_iter()
+        .map(|(source, mut packages)| {
+            packages.sort_by(|a, b| a.name.cmp(&b.name));
+            let item = packages_item(source);
+            Planned {
+                host_id: host_id.to_string(),
+                skip: active_sources
+                    .iter()
+                    .any(|s| s == source)
+                    .then(|| format!("an upgrade of {item} is already active")),
+                item,
+                target: Target::Packages {
+                    source: source.to_string(),
+                    packages,
+                },
+            }
+        })
+        .collect()
 }
 
 /// `batch-host`: every item with a newer release for this host, filtered by category and
@@ -31,7 +105,7 @@ pub fn plan_host(
         .map(|a| Planned {
             host_id: host_id.to_string(),
             item: a.item.clone(),
-            version: a.version.clone(),
+            target: Target::Release(a.version.clone()),
             skip: active_items
                 .contains(&a.item)
                 .then(|| format!("an update of {} is already active", a.item)),
@@ -62,7 +136,7 @@ pub fn plan_item(
             Some(Planned {
                 host_id: host_id.clone(),
                 item: item.to_string(),
-                version: to.clone(),
+                target: Target::Release(to.clone()),
                 skip,
             })
         })
@@ -304,5 +378,56 @@ mod tests {
             version: Some("1.1.0".parse().unwrap()),
         }];
         assert!(available(&up_to_date, &releases, Some("security")).is_empty());
+    }
+
+    #[test]
+    fn packages_are_planned_one_entry_per_source_by_category_and_exclusion() {
+        use super::{plan_packages, Target};
+        use ferry_manifests::manifest::Category;
+        let hit = |source: &str, name: &str, latest: Option<&str>, c: Option<Category>| {
+            ferry_manifests::wire::PackageHit {
+                host_id: "h".into(),
+                hostname: "h".into(),
+                source: source.into(),
+                name: name.into(),
+                version: "1".into(),
+                latest: latest.map(Into::into),
+                category: c,
+            }
+        };
+        let upgrades = vec![
+            hit("apt", "openssl", Some("2"), Some(Category::Security)),
+            hit("apt", "curl", Some("2"), Some(Category::Security)),
+            hit("apt", "bar", Some("2"), Some(Category::Unknown)),
+            hit("apt", "kept", None, None),
+            hit("npm", "left-pad", Some("2"), Some(Category::Security)),
+        ];
+        let security = plan_packages(
+            "h",
+            &upgrades,
+            Some(Category::Security),
+            &["curl".to_string()],
+            &["npm".to_string()],
+        );
+        assert_eq!(security.len(), 2);
+        assert_eq!(security[0].item, "apt packages");
+        let Target::Packages { source, packages } = &security[0].target else {
+            panic!("{security:?}")
+        };
+        assert_eq!(source, "apt");
+        let names: Vec<&str> = packages.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["openssl"]);
+        assert_eq!(packages[0].to.as_deref(), Some("2"));
+        assert_eq!(security[0].skip, None);
+        // A source with an upgrade under way is soft-skipped.
+        assert!(security[1]
+            .skip
+            .as_deref()
+            .unwrap()
+            .contains("npm packages"));
+        // Without a category: every offered upgrade but the excluded.
+        let all = plan_packages("h", &upgrades, None, &[], &[]);
+        assert_eq!(all[0].target.version_text(), "3 packages");
+        assert!(plan_packages("h", &upgrades, Some(Category::Feature), &[], &[]).is_empty());
     }
 }

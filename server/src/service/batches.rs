@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use ferry_manifests::manifest::Category;
 use ferry_manifests::wire::{BatchEntryView, BatchRequest, BatchView};
 
 use super::error::{ServiceError, ServiceResult};
@@ -40,14 +41,6 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ServiceResult<()> {
         .collect();
     for next in batch::next_to_dispatch(&states, &busy) {
         let (batch_id, entry) = &entries[next.seq as usize];
-        let version: semver::Version =
-            entry
-                .version
-                .parse()
-                .map_err(|source| ServiceError::StoredVersion {
-                    text: entry.version.clone(),
-                    source,
-                })?;
         if state
             .store
             .active_update(host_id, &entry.item)
@@ -64,16 +57,32 @@ pub async fn dispatch(state: &Shared, host_id: &str) -> ServiceResult<()> {
                 .await?;
             continue;
         }
-        let id = state
-            .store
-            .create_update(
-                host_id,
-                &entry.item,
-                &version,
-                &entry.actor,
-                entry.interactive.then_some(true),
-            )
-            .await?;
+        let interactive = entry.interactive.then_some(true);
+        let (id, version) = match &entry.packages {
+            Some(packages) => {
+                let source = entry.item.trim_end_matches(" packages");
+                let id = state
+                    .store
+                    .create_package_update(host_id, source, packages, &entry.actor, interactive)
+                    .await?;
+                (id, entry.version.clone())
+            }
+            None => {
+                let version: semver::Version =
+                    entry
+                        .version
+                        .parse()
+                        .map_err(|source| ServiceError::StoredVersion {
+                            text: entry.version.clone(),
+                            source,
+                        })?;
+                let id = state
+                    .store
+                    .create_update(host_id, &entry.item, &version, &entry.actor, interactive)
+                    .await?;
+                (id, version.to_string())
+            }
+        };
         state
             .store
             .mark_dispatched(batch_id, entry.state.seq, &id)
@@ -125,12 +134,28 @@ pub async fn plan_host(
         .into_iter()
         .map(|j| j.item)
         .collect();
-    Ok(batch::plan_host(
+    let mut planned = batch::plan_host(host_id, &available, exclude, &active_items);
+    // The software the host's sources found: the operator's category, one run per source.
+    let category = category
+        .map(|c| c.parse::<Category>())
+        .transpose()
+        .map_err(ServiceError::invalid)?;
+    let (_, upgrades) = state.store.host_software(host_id).await?;
+    let active_sources: Vec<String> = state
+        .store
+        .pending_package_jobs(host_id)
+        .await?
+        .into_iter()
+        .map(|j| j.source)
+        .collect();
+    planned.extend(batch::plan_packages(
         host_id,
-        &available,
+        &upgrades,
+        category,
         exclude,
-        &active_items,
-    ))
+        &active_sources,
+    ));
+    Ok(planned)
 }
 
 /// Creates a planned batch and dispatches the first entry of each of its hosts; returns its

@@ -2,7 +2,7 @@
 //! host's facts (only when they changed), lets it join campaigns, collects its jobs and
 //! cancellations, holds the answer open for a long-poll, and lists what is available to it.
 
-use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job};
+use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job, PackageJob};
 
 use super::error::ServiceResult;
 use crate::policy::fleet::{self, Contact};
@@ -38,13 +38,14 @@ pub async fn check_in(
             server_time: Some(ferry_manifests::wire::now()),
             inventory_wanted: false,
             check_requested: false,
+            package_jobs: vec![],
         });
     }
-    let (campaigns, cancelled_jobs, mut jobs) =
+    let (campaigns, cancelled_jobs, mut work) =
         Box::pin(before_wait(state, host_id.clone(), &req)).await?;
     let wait = req.wait_secs.min(state.config.long_poll_max_secs);
     // A device holds at most `device_long_polls_max` at once; more are answered at once.
-    let room = (jobs.is_empty() && wait > 0)
+    let room = (work.is_empty() && wait > 0)
         .then(|| state.budgets.hold(&host_id))
         .flatten();
     if let Some(_room) = room {
@@ -57,7 +58,7 @@ pub async fn check_in(
             .await;
         holding.finish(!woken);
         if woken {
-            jobs = Box::pin(pending_jobs(state, &host_id)).await?;
+            work = Box::pin(pending_work(state, &host_id)).await?;
         }
     } else {
         state.presence.contact(&host_id, fleet::Contact::Other);
@@ -68,9 +69,22 @@ pub async fn check_in(
         &req,
         campaigns,
         cancelled_jobs,
-        jobs,
+        work,
     ))
     .await
+}
+
+/// A host's pending jobs: Ferry releases, and upgrades of its sources' packages.
+#[derive(Default)]
+struct Work {
+    jobs: Vec<Job>,
+    package_jobs: Vec<PackageJob>,
+}
+
+impl Work {
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.package_jobs.is_empty()
+    }
 }
 
 /// Records what a check-in says of the host (written only when it changed).
@@ -117,7 +131,7 @@ async fn before_wait(
     state: &Shared,
     host_id: String,
     req: &CheckInRequest,
-) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Vec<Job>)> {
+) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Work)> {
     record(state, &host_id, req).await?;
     // Campaign membership is decided here, when the host checks in, never by scanning the
     // fleet on a timer. The operator's tags count; the device's own only when trusted.
@@ -136,17 +150,20 @@ async fn before_wait(
     };
     // Unless an update changed anywhere since this host last had no work, it still has none.
     let epoch = state.store.updates_epoch();
-    let (cancelled_jobs, jobs) = if state.cache.idle_at(&host_id, epoch) {
-        (Vec::new(), Vec::new())
+    let (cancelled_jobs, work) = if state.cache.idle_at(&host_id, epoch) {
+        (Vec::new(), Work::default())
     } else {
         read_fleet_work(state, epoch);
-        let (cancelled, pending) = state.store.host_work(&host_id).await?;
-        let jobs: Vec<Job> = pending.into_iter().map(job_of).collect();
-        let idle = cancelled.is_empty() && jobs.is_empty();
+        let (cancelled, pending, package_jobs) = state.store.host_work(&host_id).await?;
+        let work = Work {
+            jobs: pending.into_iter().map(job_of).collect(),
+            package_jobs,
+        };
+        let idle = cancelled.is_empty() && work.is_empty();
         state.cache.set_idle(&host_id, idle.then_some(epoch));
-        (cancelled, jobs)
+        (cancelled, work)
     };
-    Ok((campaigns, cancelled_jobs, jobs))
+    Ok((campaigns, cancelled_jobs, work))
 }
 
 /// A new host's row as its facts make it, at enrolment.
@@ -199,8 +216,12 @@ async fn answer(
     req: &CheckInRequest,
     campaigns: Vec<CampaignOffer>,
     cancelled_jobs: Vec<String>,
-    mut jobs: Vec<Job>,
+    work: Work,
 ) -> ServiceResult<CheckInResponse> {
+    let Work {
+        mut jobs,
+        package_jobs,
+    } = work;
     let releases = state.releases().await?;
     let mut available = fleet::available_for(&req.facts.installed, &releases);
     // A delta from what the host has, where one is ready (or asked for, for next time).
@@ -248,6 +269,7 @@ async fn answer(
         server_time: Some(ferry_manifests::wire::now()),
         inventory_wanted,
         check_requested,
+        package_jobs,
     })
 }
 
@@ -272,14 +294,17 @@ fn delta_for(
     offer.filter(|d| artifact.is_none_or(|size| d.size < size))
 }
 
-async fn pending_jobs(state: &Shared, host_id: &str) -> ServiceResult<Vec<Job>> {
-    Ok(state
-        .store
-        .pending_jobs(host_id)
-        .await?
-        .into_iter()
-        .map(job_of)
-        .collect())
+async fn pending_work(state: &Shared, host_id: &str) -> ServiceResult<Work> {
+    Ok(Work {
+        jobs: state
+            .store
+            .pending_jobs(host_id)
+            .await?
+            .into_iter()
+            .map(job_of)
+            .collect(),
+        package_jobs: state.store.pending_package_jobs(host_id).await?,
+    })
 }
 
 /// A pending update as the device's job (its delta and mirrors are added with the answer).

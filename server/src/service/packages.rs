@@ -36,13 +36,15 @@ pub async fn store(
     Ok(packages.len())
 }
 
+/// A source's name is a short lowercase word (`apt`).
+pub fn valid_source(source: &str) -> bool {
+    !source.is_empty() && source.len() <= 16 && source.bytes().all(|b| b.is_ascii_lowercase())
+}
+
 /// A source is a short lowercase word; a name and a version are 1–256 printable characters.
 fn check(p: &InventoryPackage) -> Result<(), String> {
     let printable = |s: &str| !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control);
-    if p.source.is_empty()
-        || p.source.len() > 16
-        || !p.source.bytes().all(|b| b.is_ascii_lowercase())
-    {
+    if !valid_source(&p.source) {
         return Err(format!(
             "source {:?} must be 1-16 lowercase letters",
             p.source

@@ -2,7 +2,7 @@
 //! stored once (a resend changes nothing), ends the live output of its job, re-decides the
 //! campaigns of its update, and frees the host for its next batch entry.
 
-use ferry_manifests::wire::Report;
+use ferry_manifests::wire::{PackageReport, Report};
 use time::OffsetDateTime;
 
 use super::error::ServiceResult;
@@ -59,6 +59,7 @@ pub async fn reports_arrived(
     state: &Shared,
     host_id: &str,
     reports: Vec<Report>,
+    package_reports: Vec<PackageReport>,
     sent_at: Option<&str>,
 ) -> ServiceResult<Vec<String>> {
     let offset = sent_at.and_then(|s| clock_offset(s, OffsetDateTime::now_utc()));
@@ -66,15 +67,9 @@ pub async fn reports_arrived(
         tracing::info!(host = %host_id, seconds = o.whole_seconds(), "the device's clock is off; its report times are moved to the server's");
     }
     let mut acked = Vec::new();
+    let at = |t: &str| offset.map_or_else(|| t.to_string(), |o| moved(t, o));
     for r in reports {
-        let mut output = r.output;
-        if output.len() > MAX_OUTPUT {
-            let mut cut = output.len() - MAX_OUTPUT;
-            while !output.is_char_boundary(cut) {
-                cut += 1;
-            }
-            output = output.split_off(cut);
-        }
+        let output = tail(r.output);
         let recorded = state
             .store
             .record_report(&ReportRecord {
@@ -87,15 +82,14 @@ pub async fn reports_arrived(
                 status: UpdateStatus::from_outcome(r.outcome),
                 message: r.message.clone(),
                 output,
-                started_at: offset
-                    .map_or_else(|| r.started_at.clone(), |o| moved(&r.started_at, o)),
-                finished_at: offset
-                    .map_or_else(|| r.finished_at.clone(), |o| moved(&r.finished_at, o)),
+                started_at: at(&r.started_at),
+                finished_at: at(&r.finished_at),
                 device_finished_at: offset.map(|_| r.finished_at.clone()),
                 fetched: r
                     .fetched
                     .as_ref()
                     .and_then(|f| serde_json::to_string(f).ok()),
+                packages: None,
             })
             .await?;
         if recorded != Recorded::Again {
@@ -106,13 +100,40 @@ pub async fn reports_arrived(
         // that job (its live output, its terminal, its campaign).
         if let Recorded::Job(job) = &recorded {
             super::campaigns::on_report(state, job).await?;
-            state.terminals.close(job);
-            state.publish_live(
-                job,
-                crate::live::LiveEvent::End {
-                    status: r.outcome.as_str().to_string(),
+            job_ended(state, job, r.outcome);
+        }
+        acked.push(r.report_id);
+    }
+    for r in package_reports {
+        let item = ferry_manifests::wire::packages_item(&r.source);
+        let recorded = state
+            .store
+            .record_report(&ReportRecord {
+                report_id: r.report_id.clone(),
+                host_id: host_id.to_string(),
+                job_id: Some(r.job_id.clone()),
+                version: match r.changes.len() {
+                    1 => "1 package".to_string(),
+                    n => format!("{n} packages"),
                 },
-            );
+                item: item.clone(),
+                from_version: None,
+                status: UpdateStatus::from_outcome(r.outcome),
+                message: r.message.clone(),
+                output: tail(r.output),
+                started_at: at(&r.started_at),
+                finished_at: at(&r.finished_at),
+                device_finished_at: offset.map(|_| r.finished_at.clone()),
+                fetched: None,
+                packages: serde_json::to_string(&r.changes).ok(),
+            })
+            .await?;
+        if recorded != Recorded::Again {
+            let message = loggable(&r.message);
+            tracing::info!(%host_id, %item, outcome = r.outcome.as_str(), "report: {message}");
+        }
+        if let Recorded::Job(job) = &recorded {
+            job_ended(state, job, r.outcome);
         }
         acked.push(r.report_id);
     }
@@ -120,6 +141,29 @@ pub async fn reports_arrived(
     super::batches::dispatch(state, host_id).await?;
     state.changed();
     Ok(acked)
+}
+
+/// The last [`MAX_OUTPUT`] bytes of a report's output.
+fn tail(mut output: String) -> String {
+    if output.len() > MAX_OUTPUT {
+        let mut cut = output.len() - MAX_OUTPUT;
+        while !output.is_char_boundary(cut) {
+            cut += 1;
+        }
+        output = output.split_off(cut);
+    }
+    output
+}
+
+/// A job ended: its terminal closes, its live output ends.
+fn job_ended(state: &Shared, job: &str, outcome: ferry_manifests::wire::Outcome) {
+    state.terminals.close(job);
+    state.publish_live(
+        job,
+        crate::live::LiveEvent::End {
+            status: outcome.as_str().to_string(),
+        },
+    );
 }
 
 #[cfg(test)]

@@ -132,7 +132,7 @@ async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
         "started_at": "2026-01-01T00:00:00.000Z", "finished_at": "2026-01-01T00:00:01.000Z"
     }))
     .unwrap();
-    let acked = super::report::reports_arrived(&s.state, &rogue, vec![report], None)
+    let acked = super::report::reports_arrived(&s.state, &rogue, vec![report], vec![], None)
         .await
         .unwrap();
     assert_eq!(acked, ["rogue-1"], "the rogue's own report is still taken");

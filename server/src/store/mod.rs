@@ -328,6 +328,23 @@ impl Store {
         Ok(id)
     }
 
+    /// Creates a pending upgrade of a host's `packages` from its `source`.
+    pub async fn create_package_update(
+        &self,
+        host_id: &str,
+        source: &str,
+        packages: &[ferry_manifests::wire::PackageChange],
+        actor: &str,
+        interactive: Option<bool>,
+    ) -> Result<String> {
+        let id = self
+            .backend
+            .create_package_update(host_id, source, packages, actor, interactive)
+            .await?;
+        self.bump_updates();
+        Ok(id)
+    }
+
     /// Stores a report once: a report id seen before changes nothing (the device retried after
     /// a lost answer). A job id counts only if the job is the reporting host's.
     pub async fn record_report(&self, rec: &ReportRecord) -> Result<Recorded> {
@@ -498,6 +515,8 @@ interface! {
     /// `len` characters of an update's stored output from character `offset`.
     fn output_slice(&self, update_id: &str, offset: i64, len: i64) -> Result<Option<String>>;
     fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>>;
+    /// The host's pending package upgrades, oldest first.
+    fn pending_package_jobs(&self, host_id: &str) -> Result<Vec<ferry_manifests::wire::PackageJob>>;
     fn append_typed(&self, update_id: &str, line: &str) -> Result<()>;
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.
@@ -542,7 +561,7 @@ interface! {
     /// Campaigns an update belongs to.
     fn campaigns_of_update(&self, update_id: &str) -> Result<Vec<String>>;
     /// (cancelled, pending) of this host, in one read.
-    fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)>;
+    fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>, Vec<ferry_manifests::wire::PackageJob>)>;
     /// The hosts that have work (what `host_work` would find for them): every other host has
     /// none.
     fn busy_hosts(&self) -> Result<Vec<String>>;

@@ -124,6 +124,8 @@ pub struct ReportRecord {
     pub device_finished_at: Option<String>,
     /// What the device downloaded for it, as JSON.
     pub fetched: Option<String>,
+    /// For a package upgrade: each package's versions before and after, as JSON.
+    pub packages: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +144,8 @@ pub struct EntryRow {
     pub hostname: String,
     pub item: String,
     pub version: String,
+    /// For an upgrade of a source's packages: which (name, installed, offered).
+    pub packages: Option<Vec<ferry_manifests::wire::PackageChange>>,
     pub update_id: Option<String>,
     /// The batch's actor.
     pub actor: String,

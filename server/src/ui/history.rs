@@ -147,7 +147,9 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
         }
         dl.facts {
             dt { "Host" } dd { a href={"/hosts/" (e.host_id)} { (e.hostname) } }
-            dt { "From" } dd { (e.from_version.as_ref().map(|v| v.to_string()).unwrap_or_else(|| "-".into())) }
+            @if e.packages.is_empty() {
+                dt { "From" } dd { (e.from_version.as_deref().unwrap_or("-")) }
+            }
             dt { "By" } dd { (actor(&e)) }
             dt { "Queued" } dd { (when(&e.created_at)) }
             dt { "Finished" } dd #finished { (when(e.finished_at.as_deref().unwrap_or("-"))) }
@@ -156,6 +158,22 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
             }
             @if let Some(f) = &e.fetched { dt { "Fetched" } dd #fetched { (f.to_string()) } }
             dt { "Id" } dd { code { (e.id) } }
+        }
+        @if !e.packages.is_empty() {
+            h2 { "Packages" }
+            p.muted { @if running { "As planned: what the host's source offered." } @else { "Versions before and after, as the device read them. Nothing here is rolled back." } }
+            table #changed-packages {
+                thead { tr { th { "Package" } th { "Before" } th { "After" } } }
+                tbody {
+                    @for p in &e.packages {
+                        tr {
+                            td { (p.name) }
+                            td { (p.from.as_deref().unwrap_or("-")) }
+                            td { (p.to.as_deref().unwrap_or("-")) }
+                        }
+                    }
+                }
+            }
         }
         @if interactive {
             h2 { "Terminal" }

@@ -3,7 +3,7 @@
 use sqlx::{AssertSqlSafe, Row};
 
 use super::Sql;
-use crate::policy::batch::{EntryState, Planned};
+use crate::policy::batch::{EntryState, Planned, Target};
 use crate::store::{BatchRow, EntryRow, Result, StoreError};
 
 /// The columns every batch query reads, in the order `batch_from` expects.
@@ -43,14 +43,21 @@ impl Sql {
         .await?;
         for (seq, p) in planned.iter().enumerate() {
             sqlx::query(
-                "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO batch_entries (batch_id, seq, host_id, item, version, skip_reason, packages) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&id)
             .bind(seq as i64)
             .bind(&p.host_id)
             .bind(&p.item)
-            .bind(p.version.to_string())
+            .bind(p.target.version_text())
             .bind(&p.skip)
+            .bind(match &p.target {
+                Target::Packages { packages, .. } => Some(
+                    serde_json::to_string(packages)
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                ),
+                Target::Release(_) => None,
+            })
             .execute(&mut *tx)
             .await?;
         }
@@ -84,7 +91,7 @@ impl Sql {
         host_id: Option<&str>,
     ) -> Result<Vec<(String, EntryRow)>> {
         let rows = sqlx::query(
-            "SELECT e.batch_id, e.seq, e.host_id, h.hostname, e.item, e.version, e.update_id, e.skip_reason,
+            "SELECT e.batch_id, e.seq, e.host_id, h.hostname, e.item, e.version, e.packages, e.update_id, e.skip_reason,
                     u.status AS update_status, u.message AS update_message, b.actor, b.interactive
              FROM batch_entries e JOIN hosts h ON h.id = e.host_id
              JOIN batches b ON b.id = e.batch_id
@@ -119,6 +126,11 @@ impl Sql {
                         hostname: r.try_get("hostname")?,
                         item: r.try_get("item")?,
                         version: r.try_get("version")?,
+                        packages: r
+                            .try_get::<Option<String>, _>("packages")?
+                            .map(|t| serde_json::from_str(&t))
+                            .transpose()
+                            .map_err(|e| StoreError::Corrupt(format!("batch packages: {e}")))?,
                         update_id: r.try_get("update_id")?,
                         actor: r.try_get("actor")?,
                         interactive: r.try_get::<i64, _>("interactive")? != 0,

@@ -6,6 +6,7 @@ use super::Sql;
 use crate::policy::campaign::Baseline;
 use crate::policy::status::CampaignStatus;
 use crate::store::{Campaign, Member, PendingJob, Result, StoreError};
+use ferry_manifests::wire::PackageJob;
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
 const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed";
@@ -269,9 +270,12 @@ impl Sql {
 
     /// A host's pending jobs and its recently cancelled ones, in one read: what a check-in
     /// of a host that may have work needs.
-    pub async fn host_work(&self, host_id: &str) -> Result<(Vec<String>, Vec<PendingJob>)> {
+    pub async fn host_work(
+        &self,
+        host_id: &str,
+    ) -> Result<(Vec<String>, Vec<PendingJob>, Vec<PackageJob>)> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive, status FROM updates
+            "SELECT id, item, version, interactive, status, packages FROM updates
              WHERE host_id = $1 AND (status = 'pending' OR (status = 'cancelled' AND finished_at > $2))
              ORDER BY created_at",
         )
@@ -279,21 +283,36 @@ impl Sql {
         .bind(crate::policy::fleet::cancelled_told_since(time::OffsetDateTime::now_utc()))
         .fetch_all(&self.pool)
         .await?;
-        let (mut cancelled, mut pending) = (Vec::new(), Vec::new());
+        let (mut cancelled, mut pending, mut packages) = (Vec::new(), Vec::new(), Vec::new());
         for r in rows {
             let id: String = r.try_get("id")?;
-            if r.try_get::<String, _>("status")? == "pending" {
-                pending.push(PendingJob {
-                    id,
-                    item: r.try_get("item")?,
-                    version: super::parse_version(&r.try_get::<String, _>("version")?)?,
-                    interactive: r.try_get::<i64, _>("interactive")? != 0,
-                });
-            } else {
+            if r.try_get::<String, _>("status")? != "pending" {
                 cancelled.push(id);
+                continue;
+            }
+            let item: String = r.try_get("item")?;
+            let interactive = r.try_get::<i64, _>("interactive")? != 0;
+            match r.try_get::<Option<String>, _>("packages")? {
+                Some(text) => {
+                    let planned: Vec<ferry_manifests::wire::PackageChange> =
+                        serde_json::from_str(&text)
+                            .map_err(|e| StoreError::Corrupt(format!("packages: {e}")))?;
+                    packages.push(PackageJob {
+                        job_id: id,
+                        source: item.trim_end_matches(" packages").to_string(),
+                        packages: planned.into_iter().map(|p| p.name).collect(),
+                        interactive,
+                    });
+                }
+                None => pending.push(PendingJob {
+                    id,
+                    item,
+                    version: super::parse_version(&r.try_get::<String, _>("version")?)?,
+                    interactive,
+                }),
             }
         }
-        Ok((cancelled, pending))
+        Ok((cancelled, pending, packages))
     }
 
     pub async fn busy_hosts(&self) -> Result<Vec<String>> {

@@ -120,6 +120,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         24,
         include_str!("../../../migrations/sqlite/0024_host_packages.sql"),
     ),
+    (
+        25,
+        include_str!("../../../migrations/sqlite/0025_package_updates.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -156,6 +160,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         24,
         include_str!("../../../migrations/postgres/0024_host_packages.sql"),
+    ),
+    (
+        25,
+        include_str!("../../../migrations/postgres/0025_package_updates.sql"),
     ),
 ];
 

@@ -1,9 +1,9 @@
 //! Updates: jobs, their live output, reports and the history they make.
 
-use ferry_manifests::wire::HistoryView;
+use ferry_manifests::wire::{HistoryView, PackageChange, PackageJob};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{opt_version, parse_version, Sql};
+use super::{parse_version, Sql};
 use crate::policy::status::UpdateStatus;
 use crate::store::{LastFailure, PendingJob, Recorded, ReportRecord, Result, StoreError};
 
@@ -44,6 +44,36 @@ impl Sql {
         .bind(ferry_manifests::wire::now())
         .bind(i64::from(interactive.is_some()))
         .bind(i64::from(interactive.unwrap_or(true)))
+        .execute(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    /// A pending upgrade of `packages` (name, installed, offered) of a host's `source`.
+    pub async fn create_package_update(
+        &self,
+        host_id: &str,
+        source: &str,
+        packages: &[PackageChange],
+        actor: &str,
+        interactive: Option<bool>,
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let planned =
+            serde_json::to_string(packages).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        sqlx::query(
+            "INSERT INTO updates (id, host_id, item, version, status, actor, created_at, interactive, record_input, packages)
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9)",
+        )
+        .bind(&id)
+        .bind(host_id)
+        .bind(ferry_manifests::wire::packages_item(source))
+        .bind(packages_version(packages.len()))
+        .bind(actor)
+        .bind(ferry_manifests::wire::now())
+        .bind(i64::from(interactive.is_some()))
+        .bind(i64::from(interactive.unwrap_or(true)))
+        .bind(planned)
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -98,7 +128,7 @@ impl Sql {
 
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive FROM updates WHERE host_id = $1 AND status = 'pending' ORDER BY created_at",
+            "SELECT id, item, version, interactive FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NULL ORDER BY created_at",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -109,6 +139,28 @@ impl Sql {
                     id: r.try_get("id")?,
                     item: r.try_get("item")?,
                     version: parse_version(&r.try_get::<String, _>("version")?)?,
+                    interactive: r.try_get::<i64, _>("interactive")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// The host's pending package upgrades, oldest first.
+    pub async fn pending_package_jobs(&self, host_id: &str) -> Result<Vec<PackageJob>> {
+        let rows = sqlx::query(
+            "SELECT id, item, interactive, packages FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NOT NULL ORDER BY created_at",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let item: String = r.try_get("item")?;
+                let planned = parse_packages(r.try_get("packages")?)?;
+                Ok(PackageJob {
+                    job_id: r.try_get("id")?,
+                    source: item.trim_end_matches(" packages").to_string(),
+                    packages: planned.into_iter().map(|p| p.name).collect(),
                     interactive: r.try_get::<i64, _>("interactive")? != 0,
                 })
             })
@@ -232,7 +284,8 @@ impl Sql {
         let update_id = match job {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE updates SET status = $1, from_version = $2, message = $3, output = $4, finished_at = $5, fetched = $6, device_finished_at = $7 WHERE id = $8",
+                    "UPDATE updates SET status = $1, from_version = $2, message = $3, output = $4, finished_at = $5, fetched = $6, device_finished_at = $7,
+                     packages = COALESCE($8, packages) WHERE id = $9",
                 )
                 .bind(rec.status.as_str())
                 .bind(&rec.from_version)
@@ -241,6 +294,7 @@ impl Sql {
                 .bind(&rec.finished_at)
                 .bind(&rec.fetched)
                 .bind(&rec.device_finished_at)
+                .bind(&rec.packages)
                 .bind(&id)
                 .execute(&mut *tx)
                 .await?;
@@ -249,8 +303,8 @@ impl Sql {
             None => {
                 let id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
-                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched, device_finished_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9, $10, $11, $12)",
+                    "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, message, output, created_at, finished_at, fetched, device_finished_at, packages)
+                     VALUES ($1, $2, $3, $4, $5, $6, 'device', $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&id)
                 .bind(&rec.host_id)
@@ -264,12 +318,14 @@ impl Sql {
                 .bind(&rec.finished_at)
                 .bind(&rec.fetched)
                 .bind(&rec.device_finished_at)
+                .bind(&rec.packages)
                 .execute(&mut *tx)
                 .await?;
                 id
             }
         };
-        if rec.status == UpdateStatus::Installed {
+        // Packages are the source's business: only a Ferry item's version is "installed".
+        if rec.status == UpdateStatus::Installed && rec.packages.is_none() {
             sqlx::query(
                 "INSERT INTO installed (host_id, item, version) VALUES ($1, $2, $3)
                  ON CONFLICT (host_id, item) DO UPDATE SET version = excluded.version",
@@ -371,7 +427,7 @@ impl Sql {
 /// The columns of a history entry but its output (`u` updates, `h` hosts).
 const HISTORY_COLUMNS: &str = "u.id, u.host_id, h.hostname, u.item, u.version, u.from_version,
     u.status, u.actor, u.message, u.created_at, u.finished_at, u.fetched, u.device_finished_at,
-    (SELECT cm.campaign_id FROM campaign_members cm WHERE cm.update_id = u.id) AS campaign_id";
+    u.packages, (SELECT cm.campaign_id FROM campaign_members cm WHERE cm.update_id = u.id) AS campaign_id";
 
 fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView> {
     Ok(HistoryView {
@@ -379,8 +435,9 @@ fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView>
         host_id: r.try_get("host_id")?,
         hostname: r.try_get("hostname")?,
         item: r.try_get("item")?,
-        version: parse_version(&r.try_get::<String, _>("version")?)?,
-        from_version: opt_version(r.try_get("from_version")?)?,
+        version: r.try_get("version")?,
+        from_version: r.try_get("from_version")?,
+        packages: parse_packages(r.try_get("packages")?)?,
         status: r.try_get("status")?,
         actor: r.try_get("actor")?,
         message: r.try_get("message")?,
@@ -401,5 +458,21 @@ fn history_from(r: &sqlx::any::AnyRow, with_output: bool) -> Result<HistoryView>
             .and_then(|t| serde_json::from_str(&t).ok()),
         campaign: r.try_get("campaign_id")?,
         device_finished_at: r.try_get("device_finished_at")?,
+    })
+}
+
+/// What the history's version column says of a package upgrade.
+fn packages_version(n: usize) -> String {
+    if n == 1 {
+        "1 package".into()
+    } else {
+        format!("{n} packages")
+    }
+}
+
+/// The `packages` column: each package's versions before and after, as JSON.
+fn parse_packages(text: Option<String>) -> Result<Vec<PackageChange>> {
+    text.map_or(Ok(Vec::new()), |t| {
+        serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(format!("packages: {e}")))
     })
 }
