@@ -170,3 +170,123 @@ fn a_command_source_reports_what_its_check_prints_and_bad_output_loses_nothing()
         "10.8.1"
     );
 }
+
+/// A `command` source with an `install`: `batch-host` runs it once with the packages of the
+/// chosen category as its arguments, and the history keeps its output and the versions its
+/// check read before and after. A source without `install` is reported failed, saying so.
+#[test]
+fn a_command_sources_install_upgrades_the_packages_named_and_records_the_versions() {
+    let w = World::new();
+    let state = w.path("pip");
+    std::fs::create_dir_all(&state).unwrap();
+    for (name, version) in [("requests", "2.31.0"), ("flask", "3.0.0")] {
+        std::fs::write(state.join(name), version).unwrap();
+    }
+    // The check prints what is installed, and the upgrade each package has.
+    let check = w.path("pip-check.sh");
+    std::fs::write(
+        &check,
+        format!(
+            r#"cd {dir}; printf '['; sep=
+for p in *; do v=$(cat "$p"); case "$p" in
+  requests) l=2.32.3; c=security;; flask) l=3.1.0; c=feature;; *) l=; c=;; esac
+  if [ -n "$l" ] && [ "$l" != "$v" ]; then printf '%s{{"name":"%s","installed":"%s","latest":"%s","category":"%s"}}' "$sep" "$p" "$v" "$l" "$c"
+  else printf '%s{{"name":"%s","installed":"%s"}}' "$sep" "$p" "$v"; fi; sep=,
+done; printf ']'
+"#,
+            dir = state.display()
+        ),
+    )
+    .unwrap();
+    let install = w.path("pip-install.sh");
+    std::fs::write(
+        &install,
+        format!(
+            r#"cd {dir}; for p in "$@"; do echo "upgrading $p"; case "$p" in requests) echo 2.32.3 > requests;; flask) echo 3.1.0 > flask;; esac; done
+"#,
+            dir = state.display()
+        ),
+    )
+    .unwrap();
+    let d = w.add_device(
+        "py-host",
+        &format!(
+            "[[sources]]\nkind = \"command\"\nname = \"pip\"\ncheck = \"sh {}\"\ninstall = 'sh {} \"$@\"'\n",
+            check.display(),
+            install.display()
+        ),
+    );
+    d.run("check").ok();
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "requests"])[0]["latest"],
+        "2.32.3"
+    );
+    w.ctl(&["update", "batch-host", "py-host", "--category", "security"])
+        .ok();
+    let run = d.run("once");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(
+        std::fs::read_to_string(state.join("requests"))
+            .unwrap()
+            .trim(),
+        "2.32.3"
+    );
+    assert_eq!(
+        std::fs::read_to_string(state.join("flask")).unwrap().trim(),
+        "3.0.0",
+        "flask's upgrade is a feature, not security"
+    );
+    let history = w.ctl_json(&["history", "list", "--host", "py-host"]);
+    let entry = &history[0];
+    assert_eq!(entry["item"], "pip packages", "{history}");
+    assert_eq!(entry["status"], "installed", "{history}");
+    let shown = w.ctl_json(&["history", "show", entry["id"].as_str().unwrap()]);
+    assert_eq!(
+        shown["packages"],
+        serde_json::json!([{"name": "requests", "from": "2.31.0", "to": "2.32.3"}]),
+        "{shown}"
+    );
+    assert!(
+        shown["output"]
+            .as_str()
+            .unwrap()
+            .contains("upgrading requests"),
+        "{shown}"
+    );
+    // The text view lists the versions.
+    let text = w
+        .ctl(&["history", "show", entry["id"].as_str().unwrap()])
+        .ok();
+    assert!(text.stdout.contains("requests"), "{text}");
+    assert!(text.stdout.contains("2.31.0"), "{text}");
+
+    // A source without `install`: tracked, not upgraded, and the history says why.
+    let other = w.add_device(
+        "py-host-2",
+        &format!(
+            "[[sources]]\nkind = \"command\"\nname = \"pip\"\ncheck = \"sh {}\"\n",
+            check.display()
+        ),
+    );
+    std::fs::write(state.join("requests"), "2.31.0").unwrap();
+    other.run("check").ok();
+    w.ctl(&[
+        "update",
+        "batch-host",
+        "py-host-2",
+        "--category",
+        "security",
+    ])
+    .ok();
+    let failed = other.run("once");
+    assert_ne!(failed.code, Some(0), "{failed}");
+    let history = w.ctl_json(&["history", "list", "--host", "py-host-2"]);
+    assert_eq!(history[0]["status"], "failed", "{history}");
+    assert!(
+        history[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no `install` command"),
+        "{history}"
+    );
+}

@@ -152,6 +152,52 @@ async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
 }
 
 #[tokio::test]
+async fn a_package_report_for_another_hosts_upgrade_records_nothing() {
+    let s = TestServer::start().await;
+    let victim = enrolled(&s, "pump-a", &[]).await;
+    let rogue = enrolled(&s, "pump-b", &[]).await;
+    let planned = vec![ferry_manifests::wire::PackageChange {
+        name: "openssl".into(),
+        from: Some("3.0.14".into()),
+        to: Some("3.0.15".into()),
+    }];
+    let job = s
+        .state
+        .store
+        .create_package_update(&victim, "apt", &planned, "mqtt", None)
+        .await
+        .unwrap();
+    let report: ferry_manifests::wire::PackageReport = serde_json::from_value(serde_json::json!({
+        "report_id": "rogue-apt", "job_id": job, "source": "apt", "outcome": "failed",
+        "message": "forged", "output": "", "changes": [],
+        "started_at": "2026-01-01T00:00:00.000Z", "finished_at": "2026-01-01T00:00:01.000Z"
+    }))
+    .unwrap();
+    let acked = super::report::reports_arrived(&s.state, &rogue, vec![], vec![report], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        acked,
+        ["rogue-apt"],
+        "acknowledged, so the rogue stops resending"
+    );
+    let entry = super::updates::entry(&s.state, &job).await.unwrap();
+    assert_eq!(entry.status, "pending");
+    assert_eq!(entry.item, "apt packages");
+    assert_eq!(
+        entry.packages, planned,
+        "the plan shows until the device reports"
+    );
+    let rogue_history = super::updates::history(&s.state, Some(&rogue), None)
+        .await
+        .unwrap();
+    assert!(
+        rogue_history.is_empty(),
+        "no entry made up: {rogue_history:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_host_named_like_another_hosts_id_never_stands_in_for_it() {
     let s = TestServer::start().await;
     let victim = enrolled(&s, "pump-a", &[]).await;

@@ -277,6 +277,10 @@ impl Sql {
             }
             None => None,
         };
+        // A package upgrade is always a job: one that is not this host's records nothing.
+        if job.is_none() && rec.packages.is_some() {
+            return Ok(Recorded::Again);
+        }
         let recorded = match &job {
             Some(id) => Recorded::Job(id.clone()),
             None => Recorded::Entry,
