@@ -89,6 +89,16 @@ enum RawSource {
         /// A shell command that upgrades the packages named as its arguments.
         install: Option<String>,
     },
+    Containers {
+        /// `podman` (the default) or `docker`.
+        engine: Option<String>,
+        /// Registries spoken to over plain HTTP (`127.0.0.1:5000`), as the engine's own
+        /// insecure registries.
+        #[serde(default)]
+        insecure_registries: Vec<String>,
+        /// How often the registries are asked for newer tags; 0: only on a manual check.
+        refresh_interval_secs: Option<u64>,
+    },
 }
 
 /// A configured source of installed software (docs/sources.md).
@@ -98,7 +108,21 @@ pub enum SourceConfig {
     Apt(AptSource),
     /// Whatever a command prints as JSON (npm globals, pip, flatpak, a vendor tool).
     Command(CommandSource),
+    /// Running containers and the newer tags their registries offer.
+    Containers(ContainersSource),
 }
+
+/// `[[sources]] kind = "containers"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainersSource {
+    /// The engine's command: `podman` or `docker`.
+    pub engine: String,
+    pub insecure_registries: Vec<String>,
+    pub refresh_interval_secs: u64,
+}
+
+/// Default seconds between asking registries for newer tags: six hours.
+pub const CONTAINERS_REFRESH_SECS: u64 = 21_600;
 
 /// `[[sources]] kind = "command"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -257,9 +281,10 @@ fn sources(
                     || name.len() > 16
                     || !name.bytes().all(|b| b.is_ascii_lowercase())
                     || name == "apt"
+                    || name == "containers"
                 {
                     return Err(format!(
-                        "[[sources]] kind = \"command\": `name` {name:?} must be 1-16 lowercase letters, not `apt` (it names the source in the fleet, e.g. \"npm\")"
+                        "[[sources]] kind = \"command\": `name` {name:?} must be 1-16 lowercase letters, not `apt` or `containers` (it names the source in the fleet, e.g. \"npm\")"
                     ));
                 }
                 if !names.insert(name.clone()) {
@@ -288,6 +313,29 @@ fn sources(
                     check,
                     timeout: std::time::Duration::from_secs(secs),
                     install,
+                }))
+            }
+            RawSource::Containers {
+                engine,
+                insecure_registries,
+                refresh_interval_secs,
+            } => {
+                let engine = engine.unwrap_or_else(|| "podman".into());
+                if engine != "podman" && engine != "docker" {
+                    return Err(format!(
+                        "[[sources]] kind = \"containers\": `engine` is {engine:?}; give \"podman\" or \"docker\""
+                    ));
+                }
+                if !names.insert("containers".into()) {
+                    return Err(
+                        "[[sources]]: two `containers` sources; one lists every running container of its engine".into(),
+                    );
+                }
+                Ok(SourceConfig::Containers(ContainersSource {
+                    engine,
+                    insecure_registries,
+                    refresh_interval_secs: refresh_interval_secs
+                        .unwrap_or(CONTAINERS_REFRESH_SECS),
                 }))
             }
         })

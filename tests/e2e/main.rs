@@ -7,6 +7,7 @@ mod apt;
 mod batches;
 mod budgets;
 mod campaigns;
+mod containers;
 mod crash;
 mod ctl_errors;
 mod dashboard;

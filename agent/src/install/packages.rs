@@ -16,8 +16,10 @@ use ferry_manifests::wire::{now, Outcome, PackageChange, PackageJob, PackageRepo
 use super::hooks;
 use super::terminal;
 use crate::agent::Agent;
-use crate::config::{AptSource, CommandSource, SourceConfig};
+use crate::config::{AptSource, CommandSource, ContainersSource, SourceConfig};
 use crate::error::{io_err, Error};
+use crate::inventory::containers;
+use crate::inventory::shell_quote;
 
 /// How long one upgrade run may take before it is killed.
 pub const UPGRADE_TIMEOUT: Duration = Duration::from_secs(3600);
@@ -32,11 +34,13 @@ pub fn run(agent: &mut Agent) -> Result<(), Error> {
         let source = agent.cfg.sources.iter().find(|s| match s {
             SourceConfig::Apt(_) => job.source == "apt",
             SourceConfig::Command(c) => c.name == job.source,
+            SourceConfig::Containers(_) => job.source == containers::SOURCE,
         });
         let started_at = now();
         let ended = match source.cloned() {
             Some(SourceConfig::Apt(apt)) => upgrade_apt(agent, &job, &apt),
             Some(SourceConfig::Command(c)) => upgrade_command(agent, &job, &c),
+            Some(SourceConfig::Containers(c)) => upgrade_containers(agent, &job, &c),
             None => Ended::Failed {
                 message: format!(
                     "this device has no source named {:?} in its agent.toml ([[sources]])",
@@ -134,7 +138,7 @@ fn upgrade_apt(agent: &Agent, job: &PackageJob, apt: &AptSource) -> Ended {
         Ok(v) => v,
         Err(e) => return failed(format!("cannot read the installed packages: {e}")),
     };
-    let result = run_installer(agent, job, &command);
+    let result = run_installer(agent, job, &command, &command);
     if !result.success && apt_lock_refused(&result.output) {
         return Ended::Waiting(format!(
             "another process took the APT lock first ({}); the upgrade is tried again at the next run",
@@ -171,16 +175,83 @@ fn upgrade_command(agent: &Agent, job: &PackageJob, source: &CommandSource) -> E
         quoted.join(" ")
     });
     command.push('\n');
-    let result = run_installer(agent, job, &command);
+    let result = run_installer(agent, job, &command, install);
     let after = crate::inventory::command::read(source)
         .map(versions)
         .unwrap_or_default();
     ended(job, &result, &before, &after, "its install command")
 }
 
+/// Containers move to the newest tag the registry offered at the last check: one script
+/// pulls and recreates each in turn (Podman; the old container comes back when the new one
+/// does not start). Docker has no way to recreate a container with its settings and a new
+/// image, so a Docker host's containers are tracked, not upgraded.
+fn upgrade_containers(agent: &Agent, job: &PackageJob, source: &ContainersSource) -> Ended {
+    let failed = |message: String| Ended::Failed {
+        message,
+        output: String::new(),
+        changes: Vec::new(),
+    };
+    if source.engine != "podman" {
+        return failed(format!(
+            "upgrading {} containers is not built (Podman's are); use a command source with the host's own compose commands",
+            source.engine
+        ));
+    }
+    let versions = |running: &[containers::Running]| {
+        containers::inventory(running, &containers::TagCache::default())
+            .into_iter()
+            .map(|p| (p.name, p.version))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let running = match containers::running(source) {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string()),
+    };
+    let before = versions(&running);
+    let cache = containers::TagCache::load(&agent.dir.root().join("containers-tags.json"));
+    let mut script = String::from("status=0\n");
+    for name in &job.packages {
+        let Some(image) = running
+            .iter()
+            .find(|r| &r.name == name)
+            .and_then(|r| containers::parse_ref(&r.image))
+        else {
+            return failed(format!("no running container is named {name:?}"));
+        };
+        if !containers::valid_name(name) {
+            return failed(format!("{name:?} is not a container name; nothing was run"));
+        }
+        let newest = image.tag.as_deref().and_then(|tag| {
+            cache
+                .tags
+                .get(&image.name())
+                .and_then(|tags| containers::newest_tag(tag, tags))
+        });
+        let Some(newest) = newest else {
+            return failed(format!(
+                "no newer tag of {} is known for {name}; check again first",
+                image.name()
+            ));
+        };
+        let insecure = source.insecure_registries.contains(&image.registry);
+        script.push_str(&format!(
+            "( {} ) || status=1\n",
+            containers::recreate_script(name, &format!("{}:{newest}", image.name()), insecure)
+        ));
+    }
+    script.push_str("exit $status\n");
+    let shown = format!("podman: pull and recreate {}", job.packages.join(", "));
+    let result = run_installer(agent, job, &script, &shown);
+    let after = containers::running(source)
+        .map(|r| versions(&r))
+        .unwrap_or_default();
+    ended(job, &result, &before, &after, "podman")
+}
+
 /// Runs the installer with the job's live output and, for an interactive job, the
 /// operator's terminal.
-fn run_installer(agent: &Agent, job: &PackageJob, command: &str) -> hooks::HookResult {
+fn run_installer(agent: &Agent, job: &PackageJob, command: &str, shown: &str) -> hooks::HookResult {
     let mut live = crate::client::LiveOutput::new(&agent.api, Some(&job.job_id));
     let terminal = match (job.interactive, agent.cfg.server_url.is_some()) {
         (true, true) => {
@@ -208,7 +279,6 @@ fn run_installer(agent: &Agent, job: &PackageJob, command: &str) -> hooks::HookR
         grace: Duration::from_secs(agent.cfg.stop_grace_secs),
         since: std::cell::Cell::new(None),
     };
-    let shown = command.lines().last().unwrap_or(command);
     live.push(&format!("$ {shown}\n"));
     let mut result = hooks::run(command, &env, UPGRADE_TIMEOUT, Some(&stop), &mut |text| {
         live.push(text)
@@ -298,11 +368,6 @@ fn debian_name(name: &str) -> bool {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     });
     package_ok && arch_ok
-}
-
-/// `'text'` for `/bin/sh`, a single quote inside written `'\''`.
-pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// Whether apt-get stopped because another process holds the dpkg or APT lock.

@@ -6,6 +6,7 @@
 
 pub mod apt;
 pub mod command;
+pub mod containers;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -40,6 +41,7 @@ pub fn collect(
                 all.extend(read_apt_cached(apt, &state_dir.join("apt-inventory.json"))?)
             }
             SourceConfig::Command(c) => all.extend(command::read(c)?),
+            SourceConfig::Containers(c) => all.extend(containers::read(c, state_dir, manual)?),
         }
     }
     all.sort();
@@ -139,6 +141,11 @@ fn refresh_apt(stamp: &Path) {
     if let Err(e) = std::fs::write(stamp, b"") {
         tracing::warn!("cannot record the refresh in {} ({e})", stamp.display());
     }
+}
+
+/// `'text'` for `/bin/sh`, a single quote inside written `'\''`.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// How a bounded command ended.
