@@ -99,6 +99,24 @@ enum RawSource {
         /// How often the registries are asked for newer tags; 0: only on a manual check.
         refresh_interval_secs: Option<u64>,
     },
+    Forge {
+        /// The software's name in the fleet (`zigbee2mqtt`).
+        name: String,
+        /// `github`, `gitea` or `forgejo`.
+        api: String,
+        /// The forge's address; GitHub's API by default.
+        url: Option<String>,
+        /// `OWNER/NAME`.
+        repo: String,
+        /// A shell command printing the installed version (`/opt/tool/bin/tool --version`).
+        installed: Option<String>,
+        /// Or the Ferry item whose installed version it is.
+        item: Option<String>,
+        /// How often the forge is asked; 0: only on a manual check.
+        refresh_interval_secs: Option<u64>,
+        /// A file holding an API token (a private repository, or GitHub's rate limit).
+        token_file: Option<PathBuf>,
+    },
 }
 
 /// A configured source of installed software (docs/sources.md).
@@ -110,6 +128,31 @@ pub enum SourceConfig {
     Command(CommandSource),
     /// Running containers and the newer tags their registries offer.
     Containers(ContainersSource),
+    /// An upstream project's releases on a forge.
+    Forge(ForgeSource),
+}
+
+/// `[[sources]] kind = "forge"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForgeSource {
+    pub name: String,
+    /// Whether the forge speaks GitHub's API (else Gitea's, which Forgejo keeps).
+    pub github: bool,
+    /// The API's base: `https://api.github.com`, or `URL/api/v1` for Gitea and Forgejo.
+    pub api_base: String,
+    pub repo: String,
+    pub installed: ForgeInstalled,
+    pub refresh_interval_secs: u64,
+    pub token_file: Option<PathBuf>,
+}
+
+/// Where a forge source's installed version comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForgeInstalled {
+    /// A shell command's output (its first version-like word).
+    Command(String),
+    /// A Ferry item of this device.
+    Item(String),
 }
 
 /// `[[sources]] kind = "containers"`.
@@ -313,6 +356,79 @@ fn sources(
                     check,
                     timeout: std::time::Duration::from_secs(secs),
                     install,
+                }))
+            }
+            RawSource::Forge {
+                name,
+                api,
+                url,
+                repo,
+                installed,
+                item,
+                refresh_interval_secs,
+                token_file,
+            } => {
+                let at = format!("[[sources]] kind = \"forge\" {name:?}");
+                if name.is_empty()
+                    || name.len() > 256
+                    || name.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
+                    return Err(format!(
+                        "{at}: `name` must be 1-256 characters without spaces (the software's name in the fleet)"
+                    ));
+                }
+                if !names.insert(format!("forge:{name}")) {
+                    return Err(format!("{at}: two forge sources are named {name:?}"));
+                }
+                let parts: Vec<&str> = repo.split('/').collect();
+                if parts.len() != 2
+                    || parts.iter().any(|p| {
+                        p.is_empty()
+                            || !p
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                    })
+                {
+                    return Err(format!("{at}: `repo` is {repo:?}; give OWNER/NAME"));
+                }
+                let (github, api_base) = match (api.as_str(), url) {
+                    ("github", None) => (true, "https://api.github.com".to_string()),
+                    ("github", Some(u)) => (true, u.trim_end_matches('/').to_string()),
+                    ("gitea" | "forgejo", Some(u)) => {
+                        (false, format!("{}/api/v1", u.trim_end_matches('/')))
+                    }
+                    ("gitea" | "forgejo", None) => {
+                        return Err(format!(
+                            "{at}: `url` is required for {api} (the forge's address, https://git.example.org)"
+                        ))
+                    }
+                    (other, _) => {
+                        return Err(format!(
+                            "{at}: `api` is {other:?}; give \"github\", \"gitea\" or \"forgejo\""
+                        ))
+                    }
+                };
+                if !(api_base.starts_with("https://") || api_base.starts_with("http://")) {
+                    return Err(format!("{at}: `url` must be an http(s) address"));
+                }
+                let installed = match (installed, item) {
+                    (Some(c), None) if !c.trim().is_empty() => ForgeInstalled::Command(c),
+                    (None, Some(i)) => ForgeInstalled::Item(i),
+                    _ => {
+                        return Err(format!(
+                            "{at}: give one of `installed` (a command printing the installed version) or `item` (the Ferry item it is)"
+                        ))
+                    }
+                };
+                Ok(SourceConfig::Forge(ForgeSource {
+                    name,
+                    github,
+                    api_base,
+                    repo,
+                    installed,
+                    refresh_interval_secs: refresh_interval_secs
+                        .unwrap_or(CONTAINERS_REFRESH_SECS),
+                    token_file: token_file.map(|p| resolve(&p)),
                 }))
             }
             RawSource::Containers {

@@ -290,3 +290,96 @@ done; printf ']'
         "{history}"
     );
 }
+
+/// `forge` sources against a server that answers as Gitea's and GitHub's release APIs do
+/// (static files of their documented `releases/latest` answers; no Gitea or Forgejo can be
+/// built on this machine): the newer release is reported with its page, date and the start
+/// of its notes; an installed version already at the newest reports no upgrade; a repository
+/// the forge does not know (404) is named in the log and reports no upgrade; a batch never
+/// plans a forge's release.
+#[test]
+fn a_forges_newest_release_is_reported_with_its_page_and_notes() {
+    let w = World::new();
+    let site = w.path("forge");
+    let answer = |path: &str, tag: &str, body: &str| {
+        let file = site.join(path);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(
+            &file,
+            serde_json::json!({
+                "id": 7, "tag_name": tag, "name": tag, "draft": false, "prerelease": false,
+                "html_url": format!("https://git.example.org/{path}"),
+                "published_at": "2026-11-30T12:00:00Z",
+                "body": body,
+            })
+            .to_string(),
+        )
+        .unwrap();
+    };
+    answer(
+        "api/v1/repos/acme/tool/releases/latest",
+        "v1.5.0",
+        &format!("## Fixes\n- the crash on start\n{}", "more ".repeat(200)),
+    );
+    answer("repos/acme/gh-tool/releases/latest", "2.0.0", "same");
+    let mut server = std::process::Command::new("python3")
+        .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+        .current_dir(&site)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let port = line
+        .split_whitespace()
+        .skip_while(|w| *w != "port")
+        .nth(1)
+        .unwrap()
+        .to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    let d = w.add_device(
+        "forge-host",
+        &format!(
+            "[[sources]]\nkind = \"forge\"\nname = \"tool\"\napi = \"gitea\"\nurl = \"{base}\"\nrepo = \"acme/tool\"\ninstalled = \"echo tool version v1.4.2\"\n\n\
+             [[sources]]\nkind = \"forge\"\nname = \"gh-tool\"\napi = \"github\"\nurl = \"{base}\"\nrepo = \"acme/gh-tool\"\ninstalled = \"echo 2.0.0\"\n\n\
+             [[sources]]\nkind = \"forge\"\nname = \"gone\"\napi = \"forgejo\"\nurl = \"{base}\"\nrepo = \"acme/renamed\"\ninstalled = \"echo 0.9\"\n"
+        ),
+    );
+    let run = d.run("check").ok();
+    assert!(
+        run.stderr.contains("404") && run.stderr.contains("acme/renamed"),
+        "{run}"
+    );
+    let tool = w.ctl_json(&["packages", "search", "tool"]);
+    assert_eq!(tool[0]["source"], "forge", "{tool}");
+    assert_eq!(tool[0]["version"], "1.4.2", "{tool}");
+    assert_eq!(tool[0]["latest"], "1.5.0", "{tool}");
+    let release = &tool[0]["release"];
+    assert_eq!(
+        release["url"],
+        "https://git.example.org/api/v1/repos/acme/tool/releases/latest"
+    );
+    assert_eq!(release["published_at"], "2026-11-30T12:00:00Z");
+    let summary = release["summary"].as_str().unwrap();
+    assert!(summary.starts_with("## Fixes\n- the crash on start"), "{summary}");
+    assert!(summary.chars().count() <= 500, "{summary}");
+    let gh = w.ctl_json(&["packages", "search", "gh-tool"]);
+    assert_eq!(gh[0]["version"], "2.0.0");
+    assert_eq!(gh[0].get("latest"), None, "already the newest: {gh}");
+    let gone = w.ctl_json(&["packages", "search", "gone"]);
+    assert_eq!(gone[0]["version"], "0.9");
+    assert_eq!(gone[0].get("latest"), None, "{gone}");
+
+    // News of upstream, not an install: a host batch has nothing to do.
+    let batch = w.ctl(&["update", "batch-host", "forge-host"]);
+    assert_ne!(batch.code, Some(0), "{batch}");
+    assert!(batch.stderr.contains("nothing to do"), "{batch}");
+    let _ = server.kill();
+    let _ = server.wait();
+}

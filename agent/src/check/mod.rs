@@ -222,7 +222,13 @@ fn ask_server(
 /// What the configured sources find; a source that cannot be read is logged and reported
 /// nothing this time (it never holds back updates).
 fn inventory(agent: &Agent, manual: bool) -> Option<Vec<ferry_manifests::wire::InventoryPackage>> {
-    match crate::inventory::collect(&agent.cfg.sources, agent.dir.root(), manual) {
+    let items: BTreeMap<String, String> = agent
+        .state
+        .items
+        .iter()
+        .filter_map(|(name, st)| st.installed.as_ref().map(|v| (name.clone(), v.to_string())))
+        .collect();
+    match crate::inventory::collect(&agent.cfg.sources, agent.dir.root(), manual, &items) {
         Ok(found) => found,
         Err(e) => {
             tracing::warn!(

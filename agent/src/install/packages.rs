@@ -35,12 +35,18 @@ pub fn run(agent: &mut Agent) -> Result<(), Error> {
             SourceConfig::Apt(_) => job.source == "apt",
             SourceConfig::Command(c) => c.name == job.source,
             SourceConfig::Containers(_) => job.source == containers::SOURCE,
+            SourceConfig::Forge(_) => job.source == crate::inventory::forge::SOURCE,
         });
         let started_at = now();
         let ended = match source.cloned() {
             Some(SourceConfig::Apt(apt)) => upgrade_apt(agent, &job, &apt),
             Some(SourceConfig::Command(c)) => upgrade_command(agent, &job, &c),
             Some(SourceConfig::Containers(c)) => upgrade_containers(agent, &job, &c),
+            Some(SourceConfig::Forge(_)) => Ended::Failed {
+                message: "a forge's releases are tracked, not installed by Ferry: install them by their own means, or publish them as a Ferry item's release".into(),
+                output: String::new(),
+                changes: Vec::new(),
+            },
             None => Ended::Failed {
                 message: format!(
                     "this device has no source named {:?} in its agent.toml ([[sources]])",

@@ -344,6 +344,7 @@ fn offers(
                 version: p.version,
                 latest: upgrade.map(|c| c.version.clone()),
                 category: upgrade.map(|c| c.category),
+                release: None,
             }
         })
         .collect()

@@ -106,6 +106,7 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<InventoryPackage>, String> 
                 name: e.name,
                 version: e.installed,
                 latest,
+                release: None,
             })
         })
         .collect()

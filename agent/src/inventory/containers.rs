@@ -268,6 +268,7 @@ pub fn inventory(running: &[Running], cache: &TagCache) -> Vec<InventoryPackage>
                 name: r.name.clone(),
                 version: tag,
                 category: latest.as_ref().map(|_| Category::Unknown),
+                release: None,
                 latest,
             }
         })

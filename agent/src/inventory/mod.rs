@@ -7,6 +7,7 @@
 pub mod apt;
 pub mod command;
 pub mod containers;
+pub mod forge;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime};
@@ -21,10 +22,12 @@ const REFRESH_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// What every configured source finds, sorted (the digest's order); `None` without sources.
 /// `manual`: a person asked for this check, so each source refreshes what it knows first.
+/// `items`: the versions of Ferry's items installed here (a forge source may follow one).
 pub fn collect(
     sources: &[SourceConfig],
     state_dir: &Path,
     manual: bool,
+    items: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<Vec<InventoryPackage>>, Error> {
     if sources.is_empty() {
         return Ok(None);
@@ -42,6 +45,7 @@ pub fn collect(
             }
             SourceConfig::Command(c) => all.extend(command::read(c)?),
             SourceConfig::Containers(c) => all.extend(containers::read(c, state_dir, manual)?),
+            SourceConfig::Forge(f) => all.extend(forge::read(f, state_dir, items, manual)?),
         }
     }
     all.sort();
@@ -231,20 +235,29 @@ mod tests {
         let path = dir.path().join("status");
         std::fs::write(&path, apt::tests::STATUS).unwrap();
         let sources = [source(dir.path())];
-        let a = collect(&sources, dir.path(), false).unwrap().unwrap();
+        let a = collect(&sources, dir.path(), false, &Default::default())
+            .unwrap()
+            .unwrap();
         let digest = ferry_manifests::wire::inventory_digest(&a);
-        let again = collect(&sources, dir.path(), false).unwrap().unwrap();
+        let again = collect(&sources, dir.path(), false, &Default::default())
+            .unwrap()
+            .unwrap();
         assert_eq!(digest, ferry_manifests::wire::inventory_digest(&again));
         std::fs::write(
             &path,
             apt::tests::STATUS.replace("3.0.15-1~deb12u1", "3.0.16-1~deb12u1"),
         )
         .unwrap();
-        let b = collect(&sources, dir.path(), false).unwrap().unwrap();
+        let b = collect(&sources, dir.path(), false, &Default::default())
+            .unwrap()
+            .unwrap();
         assert_ne!(digest, ferry_manifests::wire::inventory_digest(&b));
-        assert_eq!(collect(&[], dir.path(), false).unwrap(), None);
+        assert_eq!(
+            collect(&[], dir.path(), false, &Default::default()).unwrap(),
+            None
+        );
         std::fs::remove_file(&path).unwrap();
-        let missing = collect(&sources, dir.path(), false)
+        let missing = collect(&sources, dir.path(), false, &Default::default())
             .unwrap_err()
             .to_string();
         assert!(missing.contains("status"), "{missing}");

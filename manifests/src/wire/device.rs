@@ -182,7 +182,32 @@ pub struct InventoryPackage {
     /// `security`); with `latest` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<crate::manifest::Category>,
+    /// The upstream release `latest` is, where the source is a forge's releases; with
+    /// `latest` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<UpstreamRelease>,
 }
+
+/// An upstream project's release as its forge (GitHub, Gitea, Forgejo) publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamRelease {
+    /// The release's page.
+    #[cfg_attr(feature = "openapi", schema(max_length = 2048))]
+    pub url: String,
+    /// When it was published, as the forge says (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub published_at: Option<String>,
+    /// The start of its notes: at most [`MAX_RELEASE_SUMMARY`] characters.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 500))]
+    pub summary: String,
+}
+
+/// Most characters of a release's notes a device reports.
+pub const MAX_RELEASE_SUMMARY: usize = 500;
 
 /// Most packages one device may report.
 pub const MAX_INVENTORY: usize = 50_000;
@@ -204,7 +229,8 @@ pub struct InventoryAck {
 }
 
 /// The digest a device sends with each check-in: sha256 over the packages in order, each as
-/// `source NUL name NUL version NUL latest NUL category LF` (an absent field empty). The list
+/// `source NUL name NUL version NUL latest NUL category LF` (an absent field empty; a package
+/// with an upstream `release` has `NUL` and the release as JSON before the `LF`). The list
 /// must be sorted ([`InventoryPackage`]'s order).
 pub fn inventory_digest(packages: &[InventoryPackage]) -> String {
     use sha2::Digest as _;
@@ -219,6 +245,12 @@ pub fn inventory_digest(packages: &[InventoryPackage]) -> String {
         h.update(p.latest.as_deref().unwrap_or("").as_bytes());
         h.update([0]);
         h.update(p.category.map_or("", |c| c.as_str()).as_bytes());
+        // Only software with an upstream release adds it (as JSON, which escapes newlines):
+        // a list without one digests as it always did.
+        if let Some(r) = &p.release {
+            h.update([0]);
+            h.update(serde_json::to_string(r).unwrap_or_default().as_bytes());
+        }
         h.update(b"\n");
     }
     hex::encode(h.finalize())
@@ -238,6 +270,9 @@ pub struct PackageHit {
     pub latest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub category: Option<crate::manifest::Category>,
+    /// The upstream release the upgrade is, where the source is a forge's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<UpstreamRelease>,
 }
 
 /// `GET /api/v1/packages/hosts?category=…`: a host with upgrades pending, in numbers.

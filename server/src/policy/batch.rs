@@ -45,9 +45,13 @@ impl Target {
     }
 }
 
+/// The source of upstream releases (docs/sources.md): tracked, never installed by a batch.
+pub const FORGE: &str = "forge";
+
 /// `batch-host` for the software a host's sources found: one entry per source with every
 /// offered upgrade of `category` (any if `None`) not in `exclude` (package names); a source
-/// with an upgrade already under way is soft-skipped.
+/// with an upgrade already under way is soft-skipped. A forge's releases (`forge`) are news
+/// of upstream, not something Ferry installs: they are never planned.
 pub fn plan_packages(
     host_id: &str,
     upgrades: &[PackageHit],
@@ -58,6 +62,9 @@ pub fn plan_packages(
     let mut by_source: BTreeMap<&str, Vec<PackageChange>> = BTreeMap::new();
     for u in upgrades {
         let Some(latest) = &u.latest else { continue };
+        if u.source == FORGE {
+            continue;
+        }
         if category.is_some_and(|c| u.category != Some(c)) || exclude.contains(&u.name) {
             continue;
         }
@@ -393,6 +400,7 @@ mod tests {
                 version: "1".into(),
                 latest: latest.map(Into::into),
                 category: c,
+                release: None,
             }
         };
         let upgrades = vec![
@@ -401,6 +409,7 @@ mod tests {
             hit("apt", "bar", Some("2"), Some(Category::Unknown)),
             hit("apt", "kept", None, None),
             hit("npm", "left-pad", Some("2"), Some(Category::Security)),
+            hit("forge", "zigbee2mqtt", Some("2"), Some(Category::Security)),
         ];
         let security = plan_packages(
             "h",

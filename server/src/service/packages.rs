@@ -56,6 +56,30 @@ fn check(p: &InventoryPackage) -> Result<(), String> {
             p.name, p.version
         ));
     }
+    if let Some(r) = &p.release {
+        let summary_ok = r.summary.chars().count() <= ferry_manifests::wire::MAX_RELEASE_SUMMARY
+            && !r
+                .summary
+                .chars()
+                .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'));
+        let url_ok = r.url.len() <= 2048
+            && (r.url.starts_with("https://") || r.url.starts_with("http://"))
+            && !r.url.chars().any(|c| c.is_control() || c.is_whitespace());
+        if p.latest.is_none()
+            || !url_ok
+            || !summary_ok
+            || !r
+                .published_at
+                .as_deref()
+                .is_none_or(|t| t.len() <= 64 && !t.chars().any(char::is_control))
+        {
+            return Err(format!(
+                "package {:?}: a release goes with an offered upgrade (`latest`), its url is http(s) (at most 2048 bytes), its summary at most {} characters",
+                p.name,
+                ferry_manifests::wire::MAX_RELEASE_SUMMARY
+            ));
+        }
+    }
     if p.category.is_some() && p.latest.is_none() {
         return Err(format!(
             "package {:?}: a category belongs to an offered upgrade (`latest`)",
@@ -124,6 +148,7 @@ mod tests {
             version: version.into(),
             latest: None,
             category: None,
+            release: None,
         };
         assert!(check(&p("apt", "openssl", "3.0.15-1")).is_ok());
         assert!(check(&p("APT", "openssl", "1")).is_err());
@@ -143,8 +168,29 @@ mod tests {
         assert!(check(&no_latest).is_err());
         let bad_latest = InventoryPackage {
             latest: Some("".into()),
-            ..upgrade
+            ..upgrade.clone()
         };
         assert!(check(&bad_latest).is_err());
+        // An upstream release: an http(s) page, notes within 500 characters, only with an
+        // upgrade.
+        let release = |url: &str, summary: String| ferry_manifests::wire::UpstreamRelease {
+            url: url.into(),
+            published_at: Some("2026-11-30T12:00:00Z".into()),
+            summary,
+        };
+        let with = |r| InventoryPackage {
+            release: Some(r),
+            ..upgrade.clone()
+        };
+        assert!(check(&with(release("https://x/r", "## Fixes\n- a".into()))).is_ok());
+        assert!(check(&with(release("javascript:alert(1)", String::new()))).is_err());
+        assert!(check(&with(release("https://x/r", "x".repeat(501)))).is_err());
+        assert!(check(&with(release("https://x/r", "\u{1b}[2J".into()))).is_err());
+        let orphan = InventoryPackage {
+            latest: None,
+            category: None,
+            ..with(release("https://x/r", String::new()))
+        };
+        assert!(check(&orphan).is_err());
     }
 }

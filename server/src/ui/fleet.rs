@@ -443,7 +443,13 @@ async fn host_body(
                         td { (u.source) }
                         td { (u.name) }
                         td { (u.version) }
-                        td { (u.latest.as_deref().unwrap_or("")) }
+                        td {
+                            (u.latest.as_deref().unwrap_or(""))
+                            @if let Some(r) = &u.release {
+                                " " a.release href=(r.url) rel="noopener noreferrer" title=(r.summary) { "release notes" }
+                                @if let Some(at) = &r.published_at { " " span.muted { (at.get(..10).unwrap_or(at)) } }
+                            }
+                        }
                         td { @if let Some(cat) = u.category { span.badge.fail[cat == ferry_manifests::manifest::Category::Security] { (cat) } } }
                     } } }
                 } }

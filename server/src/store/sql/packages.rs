@@ -39,20 +39,21 @@ impl Sql {
         for chunk in packages.chunks(CHUNK) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let b = i * 6;
+                    let b = i * 7;
                     format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${})",
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                         b + 1,
                         b + 2,
                         b + 3,
                         b + 4,
                         b + 5,
-                        b + 6
+                        b + 6,
+                        b + 7
                     )
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO host_packages (host_id, source, name, version, latest, category) VALUES {}",
+                "INSERT INTO host_packages (host_id, source, name, version, latest, category, release) VALUES {}",
                 values.join(", ")
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -63,7 +64,12 @@ impl Sql {
                     .bind(&p.name)
                     .bind(&p.version)
                     .bind(&p.latest)
-                    .bind(p.category.map(|c| c.as_str()));
+                    .bind(p.category.map(|c| c.as_str()))
+                    .bind(
+                        p.release
+                            .as_ref()
+                            .and_then(|r| serde_json::to_string(r).ok()),
+                    );
             }
             q.execute(&mut *tx).await?;
         }
@@ -96,7 +102,7 @@ impl Sql {
     /// Every host that has a package named `name`, with its version and any upgrade.
     pub async fn packages_named(&self, name: &str) -> Result<Vec<PackageHit>> {
         let rows = sqlx::query(
-            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category, p.release
              FROM host_packages p JOIN hosts h ON h.id = p.host_id
              WHERE p.name = $1 ORDER BY h.hostname, p.host_id",
         )
@@ -116,7 +122,7 @@ impl Sql {
         // Two statements, so each uses the partial index of pending upgrades (an `$1 IS NULL
         // OR` would read every package of the fleet).
         let select =
-            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category, p.release
              FROM host_packages p JOIN hosts h ON h.id = p.host_id";
         let order = "ORDER BY h.hostname, p.host_id, p.name";
         let rows = match category {
@@ -194,7 +200,7 @@ impl Sql {
         .map(|r| counts_from(&r))
         .transpose()?;
         let rows = sqlx::query(
-            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category, p.release
              FROM host_packages p JOIN hosts h ON h.id = p.host_id
              WHERE p.host_id = $1 AND p.latest IS NOT NULL
              ORDER BY CASE p.category WHEN 'security' THEN 0 WHEN 'bugfix' THEN 1
@@ -270,5 +276,8 @@ fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
         version: r.try_get("version")?,
         latest: r.try_get("latest")?,
         category: category.and_then(|c| c.parse().ok()),
+        release: r
+            .try_get::<Option<String>, _>("release")?
+            .and_then(|t| serde_json::from_str(&t).ok()),
     })
 }
