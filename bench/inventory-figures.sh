@@ -2,7 +2,7 @@
 # What hosts' software lists (`[[sources]]`, docs/sources.md) cost the server. HOSTS devices
 # enrol and upload a list of PACKAGES packages each (one of them openssl at a version between
 # 3.0.11 and 3.0.17; one in ten with an upgrade offered, a third of those security); then the
-# script reports the size of one upload, the upload time, the fleet-wide searches "openssl older
+# script reports the size of one upload, the upload time, a delta's size and time, the fleet-wide searches "openssl older
 # than 3.0.15", "security upgrades pending" (every package) and "hosts with security upgrades
 # pending" (per host) (median of 7), and the check-in rate and p99
 # of WORKERS connections for SECONDS, with and without an inventory digest in each check-in.
@@ -79,6 +79,24 @@ size = len(json.dumps({"packages": inventory(0)}).encode())
 size2000 = len(json.dumps({"packages": [{"source": "apt", "name": f"lib{n:05d}", "version": "1.2.3-1+deb12u1"} for n in range(2000)]}).encode())
 print(f"seeded {hosts} hosts x {packages} packages in {time.monotonic() - started:.0f} s; upload median {statistics.median(upload_ms):.1f} ms")
 print(f"one upload: {size} bytes for {packages} packages; {size2000} bytes ({size2000 / 1024:.0f} KiB) for 2,000 (JSON, uncompressed)")
+# What changed since the list the server has, as the agent sends it: host 0 upgrades
+# openssl, loses one package and gains one.
+old = inventory(0)
+new = [dict(p) for p in old if p["name"] != "lib00001"]
+for p in new:
+    if p["name"] == "openssl":
+        p["version"] = "3.0.17-1~deb12u1"
+new.append({"source": "apt", "name": "newcomer", "version": "0.1-1"})
+new.sort(key=lambda p: (p["source"], p["name"], p["version"]))
+before = {(p["source"], p["name"]): p for p in old}
+changed = [p for p in new if before.get((p["source"], p["name"])) != p]
+gone = [{"source": k[0], "name": k[1]} for k in before if k not in {(p["source"], p["name"]) for p in new}]
+delta = {"packages": changed, "base": digest(old), "removed": gone, "digest": digest(new)}
+s0 = time.monotonic()
+stored = call("POST", "/api/v1/device/inventory", delta, tokens[0])["stored"]
+delta_ms = (time.monotonic() - s0) * 1000
+assert stored == len(new), stored
+print(f"a delta of {len(changed)} changed and {len(gone)} gone of {packages}: {len(json.dumps(delta).encode())} bytes (the whole list: {size}), stored in {delta_ms:.1f} ms")
 def timed(path):
     """The answer to GET path and the median of 7 round trips, in ms."""
     times = []

@@ -112,6 +112,7 @@ fn check_in_response() {
             awaiting_acceptance: false,
             server_time: Some("2026-12-05T10:00:00.000Z".into()),
             inventory_wanted: false,
+            inventory_base: None,
             check_requested: false,
             package_jobs: vec![PackageJob {
                 job_id: "6f1c2a9e-0000-4000-8000-000000000005".into(),

@@ -367,7 +367,10 @@ fn a_forges_newest_release_is_reported_with_its_page_and_notes() {
     );
     assert_eq!(release["published_at"], "2026-11-30T12:00:00Z");
     let summary = release["summary"].as_str().unwrap();
-    assert!(summary.starts_with("## Fixes\n- the crash on start"), "{summary}");
+    assert!(
+        summary.starts_with("## Fixes\n- the crash on start"),
+        "{summary}"
+    );
     assert!(summary.chars().count() <= 500, "{summary}");
     let gh = w.ctl_json(&["packages", "search", "gh-tool"]);
     assert_eq!(gh[0]["version"], "2.0.0");
@@ -382,4 +385,72 @@ fn a_forges_newest_release_is_reported_with_its_page_and_notes() {
     assert!(batch.stderr.contains("nothing to do"), "{batch}");
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// After the first whole list, a device sends only what changed (a delta against the list the
+/// server has), and the server's list is what the device has.
+#[test]
+fn a_changed_list_goes_as_a_delta() {
+    let w = World::new();
+    let out = w.path("many.json");
+    let write = |changed: &str| {
+        let mut entries: Vec<serde_json::Value> = (0..2000)
+            .map(|i| serde_json::json!({"name": format!("pkg{i:04}"), "installed": "1.0"}))
+            .collect();
+        entries[7] = serde_json::json!({"name": "pkg0007", "installed": changed});
+        entries.pop();
+        std::fs::write(&out, serde_json::Value::Array(entries).to_string()).unwrap();
+    };
+    write("1.0");
+    let script = w.path("many.sh");
+    std::fs::write(&script, format!("cat {}\n", out.display())).unwrap();
+    let d = w.add_device(
+        "many-host",
+        &format!(
+            "[[sources]]\nkind = \"command\"\nname = \"pip\"\ncheck = \"sh {}\"\n",
+            script.display()
+        ),
+    );
+    let first = d.run("check").ok();
+    assert!(
+        first.stderr.contains("sent the installed software"),
+        "{first}"
+    );
+    assert!(
+        !first.stderr.contains("what changed"),
+        "the first list goes whole: {first}"
+    );
+    // One package upgraded, one gone, one new.
+    write("2.0");
+    let mut list: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    list.as_array_mut().unwrap().remove(0);
+    list.as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"name": "newcomer", "installed": "0.1"}));
+    std::fs::write(&out, list.to_string()).unwrap();
+    let second = d.run("check").ok();
+    assert!(second.stderr.contains("what changed"), "{second}");
+    assert!(second.stderr.contains("changed=2"), "{second}");
+    assert!(second.stderr.contains("removed=1"), "{second}");
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "pkg0007"])[0]["version"],
+        "2.0"
+    );
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "pkg0000"]),
+        serde_json::json!([])
+    );
+    assert_eq!(
+        w.ctl_json(&["packages", "search", "newcomer"])[0]["version"],
+        "0.1"
+    );
+    let hosts = w.ctl_json(&["packages", "search", "pkg1998"]);
+    assert_eq!(hosts[0]["hostname"], "many-host", "{hosts}");
+    // Nothing changed: nothing is sent.
+    let third = d.run("check").ok();
+    assert!(
+        !third.stderr.contains("sent the installed software"),
+        "{third}"
+    );
 }

@@ -135,6 +135,97 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     )
 }
 
+/// The list the server last stored from this device (`inventory-sent.json`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SentInventory {
+    digest: String,
+    packages: Vec<ferry_manifests::wire::InventoryPackage>,
+}
+
+/// Sends the software list: only what changed when the server still has the list this
+/// device sent last (`base`), else the whole list (also when the server refuses the delta).
+/// A failure is logged; the list goes at the next check.
+fn send_inventory(
+    agent: &Agent,
+    packages: Vec<ferry_manifests::wire::InventoryPackage>,
+    base: Option<&str>,
+) {
+    use ferry_manifests::wire::{inventory_delta, inventory_digest, InventoryUpload};
+    let path = agent.dir.root().join("inventory-sent.json");
+    let sent: Option<SentInventory> = crate::state::read_json(&path).ok().flatten();
+    let digest = inventory_digest(&packages);
+    let delta = match (sent, base) {
+        (Some(prev), Some(base)) if prev.digest == base => {
+            let (changed, removed) = inventory_delta(&prev.packages, &packages);
+            Some((
+                InventoryUpload {
+                    packages: changed,
+                    base: Some(base.to_string()),
+                    removed,
+                    digest: Some(digest.clone()),
+                },
+                base,
+            ))
+        }
+        _ => None,
+    };
+    let count = packages.len();
+    let result = match delta {
+        Some((upload, _)) => {
+            let (changed, removed) = (upload.packages.len(), upload.removed.len());
+            match agent.api.send_inventory(&upload) {
+                Ok(()) => {
+                    tracing::info!(
+                        count,
+                        changed,
+                        removed,
+                        "sent the installed software to the server: what changed"
+                    );
+                    Ok(())
+                }
+                Err(Error::Server { status: 409, .. }) => {
+                    tracing::info!(
+                        "the server no longer has the list this device sent; sending it whole"
+                    );
+                    send_whole(agent, &packages)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        None => send_whole(agent, &packages),
+    };
+    match result {
+        Ok(()) => {
+            let record = SentInventory { digest, packages };
+            if let Err(e) = agent.dir.write_json(&path, &record) {
+                tracing::warn!("cannot keep the list sent ({e}); the next change goes whole");
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot send the installed software ({e}); it goes at the next check")
+        }
+    }
+}
+
+fn send_whole(
+    agent: &Agent,
+    packages: &[ferry_manifests::wire::InventoryPackage],
+) -> Result<(), Error> {
+    agent
+        .api
+        .send_inventory(&ferry_manifests::wire::InventoryUpload {
+            packages: packages.to_vec(),
+            base: None,
+            removed: Vec::new(),
+            digest: None,
+        })?;
+    tracing::info!(
+        count = packages.len(),
+        "sent the installed software to the server"
+    );
+    Ok(())
+}
+
 /// Checks, and records the result for a local dashboard (`dashboard::record_check`).
 pub fn run(agent: &mut Agent) -> Result<CheckSummary, Error> {
     let result = run_inner(agent);
@@ -199,6 +290,7 @@ fn ask_server(
             awaiting_acceptance: false,
             server_time: None,
             inventory_wanted: false,
+            inventory_base: None,
             check_requested: false,
             package_jobs: Vec::new(),
         });
@@ -262,16 +354,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         send_list |= fresh.is_some() && fresh != digest;
     }
     if let (true, Some(packages)) = (send_list, inventory) {
-        let count = packages.len();
-        match agent
-            .api
-            .send_inventory(&ferry_manifests::wire::InventoryUpload { packages })
-        {
-            Ok(()) => tracing::info!(count, "sent the installed software to the server"),
-            Err(e) => tracing::warn!(
-                "cannot send the installed software ({e}); it goes at the next check"
-            ),
-        }
+        send_inventory(agent, packages, resp.inventory_base.as_deref());
     }
     if resp.awaiting_acceptance {
         tracing::warn!(

@@ -212,13 +212,92 @@ pub const MAX_RELEASE_SUMMARY: usize = 500;
 /// Most packages one device may report.
 pub const MAX_INVENTORY: usize = 50_000;
 
-/// `POST /api/v1/device/inventory`: the whole list, when the server asked for it.
+/// `POST /api/v1/device/inventory`, when the server asked for it: the whole list, or (with
+/// `base`) what changed since the list the server has.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InventoryUpload {
+    /// The whole list; with `base`, the packages that are new or changed since it.
+    #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_items = 50000))]
     pub packages: Vec<InventoryPackage>,
+    /// A delta: the digest of the list it applies to (the server's, from the check-in's
+    /// `inventory_base`). The server refuses it with 409 when it no longer has that list;
+    /// the device then sends the whole list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub base: Option<String>,
+    /// With `base`: the packages gone since it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 50000))]
+    pub removed: Vec<PackageKey>,
+    /// With `base`: the digest of the list after the delta, which the server checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
+    pub digest: Option<String>,
+}
+
+/// Which package: a source's package is one per name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PackageKey {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z]{1,16}$"))]
+    pub source: String,
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 256))]
+    pub name: String,
+}
+
+impl InventoryPackage {
+    pub fn key(&self) -> PackageKey {
+        PackageKey {
+            source: self.source.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What changed from the list `old` to `new` (each sorted): the packages new or different in
+/// `new`, and the keys of those gone.
+pub fn inventory_delta(
+    old: &[InventoryPackage],
+    new: &[InventoryPackage],
+) -> (Vec<InventoryPackage>, Vec<PackageKey>) {
+    let before: std::collections::BTreeMap<PackageKey, &InventoryPackage> =
+        old.iter().map(|p| (p.key(), p)).collect();
+    let after: std::collections::BTreeSet<PackageKey> = new.iter().map(|p| p.key()).collect();
+    let changed = new
+        .iter()
+        .filter(|p| before.get(&p.key()) != Some(p))
+        .cloned()
+        .collect();
+    let removed = before
+        .keys()
+        .filter(|k| !after.contains(*k))
+        .cloned()
+        .collect();
+    (changed, removed)
+}
+
+/// `list` with a delta applied: `removed` taken out, `changed` put in place of the package of
+/// the same key (or added); sorted.
+pub fn apply_inventory_delta(
+    list: Vec<InventoryPackage>,
+    changed: &[InventoryPackage],
+    removed: &[PackageKey],
+) -> Vec<InventoryPackage> {
+    let mut by_key: std::collections::BTreeMap<PackageKey, InventoryPackage> =
+        list.into_iter().map(|p| (p.key(), p)).collect();
+    for k in removed {
+        by_key.remove(k);
+    }
+    for p in changed {
+        by_key.insert(p.key(), p.clone());
+    }
+    let mut out: Vec<InventoryPackage> = by_key.into_values().collect();
+    out.sort();
+    out
 }
 
 /// The answer to an inventory upload: how many packages the server stored.
@@ -476,6 +555,10 @@ pub struct CheckInResponse {
     /// device posts the list (`POST /api/v1/device/inventory`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inventory_wanted: bool,
+    /// With `inventory_wanted`: the digest of the list the server has, when it has one; a
+    /// device that sent that list may send only what changed since (`base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory_base: Option<String>,
     /// An operator asked for a check now (`ferryctl hosts check`): the device refreshes what
     /// its sources know (APT's lists) and reports at once, as a check run by hand does.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -603,4 +686,51 @@ pub struct ReportBatch {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportAck {
     pub acked: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pkg(name: &str, version: &str, latest: Option<&str>) -> InventoryPackage {
+        InventoryPackage {
+            source: "apt".into(),
+            name: name.into(),
+            version: version.into(),
+            latest: latest.map(Into::into),
+            category: latest.map(|_| crate::manifest::Category::Security),
+            release: None,
+        }
+    }
+
+    #[test]
+    fn a_delta_applied_to_the_old_list_gives_the_new_one() {
+        let old = vec![
+            pkg("bar", "2.0", None),
+            pkg("foo", "1.0", Some("1.1")),
+            pkg("gone", "1", None),
+        ];
+        let new = vec![
+            pkg("bar", "2.0", None),
+            pkg("baz", "0.1", None),
+            pkg("foo", "1.1", None),
+        ];
+        let (changed, removed) = inventory_delta(&old, &new);
+        assert_eq!(
+            changed,
+            vec![pkg("baz", "0.1", None), pkg("foo", "1.1", None)]
+        );
+        assert_eq!(
+            removed,
+            vec![PackageKey {
+                source: "apt".into(),
+                name: "gone".into()
+            }]
+        );
+        let rebuilt = apply_inventory_delta(old.clone(), &changed, &removed);
+        assert_eq!(rebuilt, new);
+        assert_eq!(inventory_digest(&rebuilt), inventory_digest(&new));
+        // Nothing changed: an empty delta.
+        assert_eq!(inventory_delta(&new, &new), (vec![], vec![]));
+    }
 }

@@ -179,15 +179,16 @@ pub async fn waiting(
     }
 }
 
-/// The software the device's sources found, sent whole when the check-in asked for it
-/// (`inventory_wanted`); it replaces what the server had for this host.
+/// The software the device's sources found, sent when the check-in asked for it
+/// (`inventory_wanted`): whole, or what changed since the list the server has (`base`; 409
+/// when the server no longer has that list). It replaces what the server had for this host.
 #[utoipa::path(post, path = "/api/v1/device/inventory", tag = "device", request_body = ferry_manifests::wire::InventoryUpload, responses((status = 200, body = ferry_manifests::wire::InventoryAck), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn inventory(
     State(state): State<Shared>,
     Device(host_id): Device,
     ApiJson(upload): ApiJson<ferry_manifests::wire::InventoryUpload>,
 ) -> ApiResult<Json<ferry_manifests::wire::InventoryAck>> {
-    let stored = service::packages::store(&state, &host_id, upload.packages).await?;
+    let stored = service::packages::store(&state, &host_id, upload).await?;
     Ok(Json(ferry_manifests::wire::InventoryAck { stored }))
 }
 

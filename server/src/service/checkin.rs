@@ -37,6 +37,7 @@ pub async fn check_in(
             awaiting_acceptance: true,
             server_time: Some(ferry_manifests::wire::now()),
             inventory_wanted: false,
+            inventory_base: None,
             check_requested: false,
             package_jobs: vec![],
         });
@@ -252,9 +253,12 @@ async fn answer(
     // Told once: a long-poll's answer carries it to the device's next cycle.
     let check_requested = state.check_requests.take(&host_id);
     // The device's software list is asked for only when its digest differs from ours.
-    let inventory_wanted = match &req.inventory_digest {
-        Some(digest) => state.store.inventory_digest(&host_id).await?.as_ref() != Some(digest),
-        None => false,
+    let (inventory_wanted, inventory_base) = match &req.inventory_digest {
+        Some(digest) => {
+            let stored = state.store.inventory_digest(&host_id).await?;
+            (stored.as_ref() != Some(digest), stored)
+        }
+        None => (false, None),
     };
     Ok(CheckInResponse {
         host_id,
@@ -267,6 +271,7 @@ async fn answer(
         cancelled_jobs,
         awaiting_acceptance: false,
         server_time: Some(ferry_manifests::wire::now()),
+        inventory_base: inventory_base.filter(|_| inventory_wanted),
         inventory_wanted,
         check_requested,
         package_jobs,

@@ -4,25 +4,64 @@
 use std::cmp::Ordering;
 
 use ferry_manifests::manifest::Category;
-use ferry_manifests::wire::{inventory_digest, InventoryPackage, PackageHit, MAX_INVENTORY};
+use ferry_manifests::wire::{
+    apply_inventory_delta, inventory_digest, InventoryPackage, InventoryUpload, PackageHit,
+    MAX_INVENTORY,
+};
 
 use super::error::{ServiceError, ServiceResult};
 use crate::state::Shared;
 
-/// Stores a host's list as it sent it, after checking each entry.
-pub async fn store(
-    state: &Shared,
-    host_id: &str,
-    mut packages: Vec<InventoryPackage>,
-) -> ServiceResult<usize> {
+/// Stores a host's list as it sent it (whole, or a delta against the list the server has),
+/// after checking each entry; returns how many packages the host has now.
+pub async fn store(state: &Shared, host_id: &str, upload: InventoryUpload) -> ServiceResult<usize> {
+    let InventoryUpload {
+        packages,
+        base,
+        removed,
+        digest,
+    } = upload;
+    if packages.len() > MAX_INVENTORY || removed.len() > MAX_INVENTORY {
+        return Err(ServiceError::invalid(format!(
+            "{} packages; at most {MAX_INVENTORY}",
+            packages.len().max(removed.len())
+        )));
+    }
+    for p in &packages {
+        check(p).map_err(ServiceError::invalid)?;
+    }
+    let mut packages = match &base {
+        None => {
+            if !removed.is_empty() || digest.is_some() {
+                return Err(ServiceError::invalid(
+                    "`removed` and `digest` belong to a delta (with `base`)",
+                ));
+            }
+            packages
+        }
+        Some(base) => {
+            // A delta applies only to the list it was made against: anything else (another
+            // instance stored a newer list, the host was reset) asks for the whole list.
+            if state.store.inventory_digest(host_id).await?.as_ref() != Some(base) {
+                return Err(ServiceError::conflict(
+                    "the server no longer has the list this delta applies to; send the whole list",
+                ));
+            }
+            let current = state.store.inventory(host_id).await?;
+            let list = apply_inventory_delta(current, &packages, &removed);
+            if digest.as_deref() != Some(inventory_digest(&list).as_str()) {
+                return Err(ServiceError::conflict(
+                    "the list after this delta does not match its digest; send the whole list",
+                ));
+            }
+            list
+        }
+    };
     if packages.len() > MAX_INVENTORY {
         return Err(ServiceError::invalid(format!(
             "{} packages; at most {MAX_INVENTORY}",
             packages.len()
         )));
-    }
-    for p in &packages {
-        check(p).map_err(ServiceError::invalid)?;
     }
     packages.sort();
     packages.dedup();

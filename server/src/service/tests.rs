@@ -271,3 +271,84 @@ async fn an_install_of_a_release_that_has_expired_is_refused() {
         .unwrap()
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_delta_applies_only_to_the_list_it_was_made_against() {
+    use ferry_manifests::wire::{inventory_digest, InventoryPackage, InventoryUpload, PackageKey};
+    let s = TestServer::start().await;
+    let host = enrolled(&s, "pump-a", &[]).await;
+    let pkg = |name: &str, version: &str| InventoryPackage {
+        source: "apt".into(),
+        name: name.into(),
+        version: version.into(),
+        latest: None,
+        category: None,
+        release: None,
+    };
+    let whole = vec![pkg("bar", "2.0"), pkg("foo", "1.0")];
+    let upload = |packages, base: Option<String>, removed, digest| InventoryUpload {
+        packages,
+        base,
+        removed,
+        digest,
+    };
+    super::packages::store(&s.state, &host, upload(whole.clone(), None, vec![], None))
+        .await
+        .unwrap();
+    let base = inventory_digest(&whole);
+    let after = vec![pkg("foo", "1.1")];
+    let good = inventory_digest(&after);
+    let gone = vec![PackageKey {
+        source: "apt".into(),
+        name: "bar".into(),
+    }];
+    // Made against another list: refused, nothing changed.
+    let stale = super::packages::store(
+        &s.state,
+        &host,
+        upload(
+            vec![pkg("foo", "1.1")],
+            Some("0".repeat(64)),
+            gone.clone(),
+            Some(good.clone()),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(stale, Err(ref e) if e.to_string().contains("send the whole list")),
+        "{stale:?}"
+    );
+    // A digest that does not match the result: refused.
+    let wrong = super::packages::store(
+        &s.state,
+        &host,
+        upload(
+            vec![pkg("foo", "1.1")],
+            Some(base.clone()),
+            vec![],
+            Some(good.clone()),
+        ),
+    )
+    .await;
+    assert!(wrong.is_err(), "{wrong:?}");
+    assert_eq!(s.state.store.inventory(&host).await.unwrap(), whole);
+    // Right: applied.
+    let stored = super::packages::store(
+        &s.state,
+        &host,
+        upload(
+            vec![pkg("foo", "1.1")],
+            Some(base),
+            gone,
+            Some(good.clone()),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(stored, 1);
+    assert_eq!(s.state.store.inventory(&host).await.unwrap(), after);
+    assert_eq!(
+        s.state.store.inventory_digest(&host).await.unwrap(),
+        Some(good)
+    );
+}

@@ -405,6 +405,8 @@ interface! {
     // software the devices' sources found
     /// The digest of the inventory stored for a host, if any.
     fn inventory_digest(&self, host_id: &str) -> Result<Option<String>>;
+    /// The host's list as stored, sorted.
+    fn inventory(&self, host_id: &str) -> Result<Vec<ferry_manifests::wire::InventoryPackage>>;
     /// Replaces a host's inventory (and its digest) in one transaction.
     fn set_inventory(&self, host_id: &str, digest: &str, packages: &[ferry_manifests::wire::InventoryPackage]) -> Result<()>;
     /// Every host that has a package of this name.

@@ -23,6 +23,34 @@ impl Sql {
         )
     }
 
+    /// The host's list as stored, sorted.
+    pub async fn inventory(&self, host_id: &str) -> Result<Vec<InventoryPackage>> {
+        let rows = sqlx::query(
+            "SELECT source, name, version, latest, category, release FROM host_packages WHERE host_id = $1",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                let category: Option<String> = r.try_get("category")?;
+                Ok(InventoryPackage {
+                    source: r.try_get("source")?,
+                    name: r.try_get("name")?,
+                    version: r.try_get("version")?,
+                    latest: r.try_get("latest")?,
+                    category: category.and_then(|c| c.parse().ok()),
+                    release: r
+                        .try_get::<Option<String>, _>("release")?
+                        .and_then(|t| serde_json::from_str(&t).ok()),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort();
+        Ok(out)
+    }
+
     /// Replaces the host's inventory with `packages` and records their `digest`, in one
     /// transaction.
     pub async fn set_inventory(
