@@ -33,8 +33,8 @@ pub async fn store(state: &Shared, host_id: &str, upload: InventoryUpload) -> Se
     let mut packages = match &base {
         None => {
             if !removed.is_empty() || digest.is_some() {
-                return Err(ServiceError::invalid(
-                    "`removed` and `digest` belong to a delta (with `base`)",
+                return Err(ServiceError::conflict(
+                    "`removed` and `digest` belong to a delta, which names its `base`; send the delta with it, or the whole list",
                 ));
             }
             packages
