@@ -63,6 +63,18 @@ impl Host {
     }
 }
 
+/// A world whose server bridges to a real Mosquitto, and a watcher of its topics.
+fn bridged(watcher: &str) -> ((tempfile::TempDir, Broker), World, Watcher) {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
+        broker.port
+    ));
+    let watcher = Watcher::start(broker.port, watcher);
+    ((dir, broker), w, watcher)
+}
+
 /// Waits (bounded) until the host's security summary on the broker counts `n` pending.
 fn security_pending(watcher: &Watcher, host: &str, n: u64) {
     let topic = format!("ferry/hosts/{host}/security/attributes");
@@ -84,13 +96,7 @@ fn security_pending(watcher: &Watcher, host: &str, n: u64) {
 
 #[test]
 fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let w = World::with_server_config(&format!(
-        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
-        broker.port
-    ));
-    let watcher = Watcher::start(broker.port, "apt-watcher");
+    let (_broker, w, watcher) = bridged("apt-watcher");
     let h = host(&w, "", "");
     // A check by hand refreshes APT's lists (apt-get update inside the system) first.
     let run = h.agent("check");
@@ -285,13 +291,7 @@ fn a_check_asked_from_the_server_refreshes_the_lists_of_a_long_polling_device() 
 /// with nothing recorded, and goes at the next run once the lock is free.
 #[test]
 fn a_held_apt_lock_keeps_the_security_upgrade_pending_until_it_is_free() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(dir.path());
-    let w = World::with_server_config(&format!(
-        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
-        broker.port
-    ));
-    let watcher = Watcher::start(broker.port, "apt-lock-watcher");
+    let (_broker, w, watcher) = bridged("apt-lock-watcher");
     let h = host(&w, "", "");
     assert_eq!(h.agent("check").code, Some(0));
     let host_id = w.ctl_json(&["packages", "search", "foo"])[0]["host_id"]

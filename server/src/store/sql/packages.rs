@@ -31,22 +31,7 @@ impl Sql {
         .bind(host_id)
         .fetch_all(&self.pool)
         .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                let category: Option<String> = r.try_get("category")?;
-                Ok(InventoryPackage {
-                    source: r.try_get("source")?,
-                    name: r.try_get("name")?,
-                    version: r.try_get("version")?,
-                    latest: r.try_get("latest")?,
-                    category: category.and_then(|c| c.parse().ok()),
-                    release: r
-                        .try_get::<Option<String>, _>("release")?
-                        .and_then(|t| serde_json::from_str(&t).ok()),
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = rows.iter().map(package).collect::<Result<Vec<_>>>()?;
         out.sort();
         Ok(out)
     }
@@ -294,11 +279,10 @@ fn counts_from(r: &sqlx::any::AnyRow) -> Result<PackageCounts> {
     })
 }
 
-fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
+/// A `host_packages` row as the device sent it.
+fn package(r: &sqlx::any::AnyRow) -> Result<InventoryPackage> {
     let category: Option<String> = r.try_get("category")?;
-    Ok(PackageHit {
-        host_id: r.try_get("host_id")?,
-        hostname: r.try_get("hostname")?,
+    Ok(InventoryPackage {
         source: r.try_get("source")?,
         name: r.try_get("name")?,
         version: r.try_get("version")?,
@@ -307,5 +291,19 @@ fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
         release: r
             .try_get::<Option<String>, _>("release")?
             .and_then(|t| serde_json::from_str(&t).ok()),
+    })
+}
+
+fn hit(r: &sqlx::any::AnyRow) -> Result<PackageHit> {
+    let p = package(r)?;
+    Ok(PackageHit {
+        host_id: r.try_get("host_id")?,
+        hostname: r.try_get("hostname")?,
+        source: p.source,
+        name: p.name,
+        version: p.version,
+        latest: p.latest,
+        category: p.category,
+        release: p.release,
     })
 }
