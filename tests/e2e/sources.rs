@@ -454,3 +454,92 @@ fn a_changed_list_goes_as_a_delta() {
         "{third}"
     );
 }
+
+/// Software a host's source found, featured by an operator, is an update entity of its own in
+/// Home Assistant (installed, the upgrade offered); Install on it upgrades that package
+/// through the source; when the host no longer has it, its entity is cleared from the broker.
+#[test]
+fn featured_software_is_an_entity_of_its_own_with_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::util::broker::Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\ntopic_prefix = \"ferry\"\n",
+        broker.port
+    ));
+    let watcher = crate::util::broker::Watcher::start(broker.port, "featured-watcher");
+    let state = w.path("npm");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(state.join("typescript"), "5.4.5").unwrap();
+    let check = w.path("npm-check.sh");
+    std::fs::write(
+        &check,
+        format!(
+            "cd {}; [ -e typescript ] || {{ echo '[]'; exit 0; }}; v=$(cat typescript); if [ \"$v\" = 5.6.2 ]; then echo '[{{\"name\":\"typescript\",\"installed\":\"5.6.2\"}}]'; else echo \"[{{\\\"name\\\":\\\"typescript\\\",\\\"installed\\\":\\\"$v\\\",\\\"latest\\\":\\\"5.6.2\\\",\\\"category\\\":\\\"feature\\\"}}]\"; fi\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let install = w.path("npm-install.sh");
+    std::fs::write(
+        &install,
+        format!(
+            "cd {}; echo \"installing $*\"; echo 5.6.2 > typescript\n",
+            state.display()
+        ),
+    )
+    .unwrap();
+    let d = w.add_device(
+        "node-host",
+        &format!(
+            "[[sources]]\nkind = \"command\"\nname = \"npm\"\ncheck = \"sh {}\"\ninstall = 'sh {} \"$@\"'\n",
+            check.display(),
+            install.display()
+        ),
+    );
+    d.run("check").ok();
+    w.ctl(&["items", "edit", "typescript", "--featured", "true"])
+        .ok();
+    let host = w.ctl_json(&["packages", "search", "typescript"])[0]["host_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let item = format!("ferry/hosts/{host}/items/typescript");
+    watcher.wait_for(&format!("{item}/state"), "5.4.5");
+    watcher.wait_for(&format!("{item}/latest_version"), "5.6.2");
+    let hh = host.replace('-', "");
+    let hex: String = "typescript".bytes().map(|b| format!("{b:02x}")).collect();
+    let config_topic = format!("homeassistant/update/ferry_{hh}_{hex}/config");
+    let config = watcher.json(&config_topic);
+    assert_eq!(config["command_topic"], format!("{item}/set"), "{config}");
+
+    // Install pressed: an upgrade of that one package, run by the device's source.
+    watcher
+        .client
+        .publish(
+            format!("{item}/set"),
+            rumqttc::QoS::AtLeastOnce,
+            false,
+            "install",
+        )
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let entry = loop {
+        let history = w.ctl_json(&["history", "list", "--host", "node-host"]);
+        if let Some(e) = history.as_array().unwrap().first() {
+            break e.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no upgrade queued");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(entry["item"], "npm packages", "{entry}");
+    assert_eq!(entry["actor"], "mqtt", "{entry}");
+    let ran = d.run("once");
+    assert_eq!(ran.code, Some(0), "{ran}");
+    watcher.wait_for(&format!("{item}/state"), "5.6.2");
+    watcher.wait_for(&format!("{item}/latest_version"), "5.6.2");
+
+    // Gone from the host: its entity is cleared.
+    std::fs::remove_file(state.join("typescript")).unwrap();
+    d.run("check").ok();
+    watcher.wait_for(&config_topic, "");
+}

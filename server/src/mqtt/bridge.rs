@@ -389,7 +389,23 @@ async fn handle_inbound(
             // Home Assistant restarted: it needs the discovery configs again.
             republish_discovery(state, client, p).await
         }
-        Ok(Inbound::InstallItem { host_id, item }) => {
+        Ok(Inbound::InstallItem { host_id, item }) => 'install: {
+            // Featured software the host's sources found (no Ferry release has its name):
+            // its source upgrades it.
+            let is_release = match state.releases().await {
+                Ok(r) => r.iter().any(|r| r.item == item),
+                Err(e) => break 'install Err(e.into()),
+            };
+            if !is_release {
+                break 'install crate::service::packages::upgrade_one(state, &host_id, &item, Actor::Mqtt)
+                    .await
+                    .map(|id| tracing::info!(%host_id, package = %item, update = %id, "upgrade asked over MQTT"))
+                    .map_err(|source| BridgeError::Refused {
+                        topic: topic.to_string(),
+                        what: "upgrade",
+                        source,
+                    });
+            }
             let install = updates::Install {
                 host_id: &host_id,
                 item: &item,

@@ -21,6 +21,9 @@ pub struct Reader {
     failures: HashMap<(String, String), crate::store::LastFailure>,
     /// What each host's sources found, in numbers.
     software: HashMap<String, SoftwareCounts>,
+    /// Per host, its software an operator featured (`ferryctl items edit NAME --featured`):
+    /// an entity each, as a featured item.
+    featured_software: HashMap<String, Vec<ferry_manifests::wire::PackageHit>>,
     now: time::OffsetDateTime,
     after: Option<String>,
     done: bool,
@@ -63,8 +66,24 @@ impl Reader {
                 (c.host_id, counts)
             })
             .collect();
+        let featured: Vec<String> = state
+            .store
+            .item_settings()
+            .await?
+            .into_iter()
+            .filter(|s| s.featured && !s.deactivated)
+            .map(|s| s.name)
+            .collect();
+        let mut featured_software: HashMap<String, Vec<_>> = HashMap::new();
+        for hit in state.store.packages_named_any(&featured).await? {
+            featured_software
+                .entry(hit.host_id.clone())
+                .or_default()
+                .push(hit);
+        }
         Ok(Reader {
             software,
+            featured_software,
             settings,
             releases: state.releases().await?,
             pending,
@@ -146,6 +165,19 @@ impl Reader {
                 }),
             });
         }
+        // Featured software the host's sources found, unless a Ferry item has the name.
+        for hit in self.featured_software.get(&host.id).unwrap_or(&Vec::new()) {
+            if items.iter().any(|i| i.name == hit.name) {
+                continue;
+            }
+            let setting = self.settings.get(&hit.name);
+            items.push(software_item(
+                hit,
+                setting.and_then(|s| s.icon_url.clone()),
+                pending.contains(&ferry_manifests::wire::packages_item(&hit.source)),
+                &last_seen,
+            ));
+        }
         let batch_in_progress = items.iter().any(|i| !i.featured && i.in_progress);
         HostState {
             software: self.software.get(&host.id).copied(),
@@ -167,5 +199,35 @@ impl Reader {
             items,
             batch_in_progress,
         }
+    }
+}
+
+/// A featured piece of discovered software as an item of its host: installed, the upgrade
+/// its source offers, and for a forge's release its page, date and notes.
+fn software_item(
+    hit: &ferry_manifests::wire::PackageHit,
+    icon_url: Option<String>,
+    in_progress: bool,
+    last_seen: &str,
+) -> ItemState {
+    let release = hit.release.as_ref().filter(|_| hit.latest.is_some());
+    ItemState {
+        name: hit.name.clone(),
+        featured: true,
+        icon_url,
+        installed: Some(hit.version.clone()),
+        latest: hit.latest.clone(),
+        category: hit
+            .latest
+            .as_ref()
+            .map(|_| hit.category.unwrap_or_default().to_string()),
+        release_date: release
+            .and_then(|r| r.published_at.as_ref())
+            .map(|t| t.chars().take(10).collect()),
+        release_url: release.map(|r| r.url.clone()),
+        notes: release.map(|r| r.summary.clone()).unwrap_or_default(),
+        in_progress,
+        last_checked_at: Some(last_seen.to_string()),
+        failed_here: None,
     }
 }

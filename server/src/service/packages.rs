@@ -75,6 +75,45 @@ pub async fn store(state: &Shared, host_id: &str, upload: InventoryUpload) -> Se
     Ok(packages.len())
 }
 
+/// Upgrades one piece of a host's software to what its source offers (Home Assistant's
+/// Install on a featured package): a package update of that one package; returns its id.
+pub async fn upgrade_one(
+    state: &Shared,
+    host_id: &str,
+    name: &str,
+    actor: super::Actor,
+) -> ServiceResult<String> {
+    let (_, upgrades) = state.store.host_software(host_id).await?;
+    let Some(hit) = upgrades.iter().find(|u| u.name == name) else {
+        return Err(ServiceError::not_found(format!(
+            "the host has no upgrade of {name} offered"
+        )));
+    };
+    if hit.source == crate::policy::batch::FORGE {
+        return Err(ServiceError::conflict(format!(
+            "{name}'s upgrade is an upstream release: Ferry does not install it"
+        )));
+    }
+    let item = ferry_manifests::wire::packages_item(&hit.source);
+    if state.store.active_update(host_id, &item).await?.is_some() {
+        return Err(ServiceError::conflict(format!(
+            "an upgrade of {item} is already under way on this host"
+        )));
+    }
+    let change = ferry_manifests::wire::PackageChange {
+        name: hit.name.clone(),
+        from: Some(hit.version.clone()),
+        to: hit.latest.clone(),
+    };
+    let id = state
+        .store
+        .create_package_update(host_id, &hit.source, &[change], &actor.to_text(), None)
+        .await?;
+    state.wake(host_id);
+    state.changed();
+    Ok(id)
+}
+
 /// A source's name is a short lowercase word (`apt`).
 pub fn valid_source(source: &str) -> bool {
     !source.is_empty() && source.len() <= 16 && source.bytes().all(|b| b.is_ascii_lowercase())

@@ -405,6 +405,8 @@ interface! {
     // software the devices' sources found
     /// The digest of the inventory stored for a host, if any.
     fn inventory_digest(&self, host_id: &str) -> Result<Option<String>>;
+    /// Every host's packages named any of `names` (the operator's featured software).
+    fn packages_named_any(&self, names: &[String]) -> Result<Vec<ferry_manifests::wire::PackageHit>>;
     /// The host's list as stored, sorted.
     fn inventory(&self, host_id: &str) -> Result<Vec<ferry_manifests::wire::InventoryPackage>>;
     /// Replaces a host's inventory (and its digest) in one transaction.

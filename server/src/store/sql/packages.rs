@@ -125,6 +125,25 @@ impl Sql {
         rows.iter().map(hit).collect()
     }
 
+    /// Every host's packages named any of `names` (the operator's featured software).
+    pub async fn packages_named_any(&self, names: &[String]) -> Result<Vec<PackageHit>> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names = serde_json::to_string(names)
+            .map_err(|e| crate::store::StoreError::Corrupt(e.to_string()))?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT p.host_id, h.hostname, p.source, p.name, p.version, p.latest, p.category, p.release
+             FROM host_packages p JOIN hosts h ON h.id = p.host_id
+             WHERE p.name IN {} ORDER BY p.host_id, p.name",
+            self.dialect().json_texts("$1")
+        )))
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(hit).collect()
+    }
+
     /// Installed software with an upgrade offered, of `category` when given, across the
     /// fleet (at most `limit` rows), by host.
     pub async fn packages_pending(
