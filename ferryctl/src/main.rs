@@ -16,7 +16,7 @@ mod table;
 use args::{
     BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand, HostsCommand,
     ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand, RootCommand,
-    ServerArgs, TokensCommand, UpdateCommand,
+    ServerArgs, TokensCommand, UpdateCommand, UsersCommand,
 };
 
 use client::Client;
@@ -96,6 +96,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => Client::new(&server)?.packages_hosts(category.as_deref(), json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
+        Command::Users { command } => users_commands(command, &server, json),
         Command::Campaigns { command } => campaigns_commands(command, &server, json),
         Command::UpdateBatches { command } => update_batches_commands(command, &server, json),
         Command::Update { command } => update_commands(command, &server, json),
@@ -299,6 +300,22 @@ fn mqtt_commands(command: MqttCommand, server: &ServerArgs, json: bool) -> anyho
     }
 }
 
+/// `ferryctl users`: users and their roles.
+fn users_commands(command: UsersCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
+    let api = || Client::new(server);
+    match command {
+        UsersCommand::Add { name, role, tag } => api()?.user_add(
+            &ferry_manifests::wire::UserRequest { name, role, tag },
+            json,
+        ),
+        UsersCommand::List => api()?.users(json),
+        UsersCommand::Edit { name, role, tag } => {
+            api()?.user_edit(&name, &ferry_manifests::wire::UserEdit { role, tag }, json)
+        }
+        UsersCommand::Remove { name } => api()?.user_remove(&name),
+    }
+}
+
 /// `ferryctl tokens`: operator and enrolment tokens.
 fn tokens_commands(command: TokensCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
     let api = || Client::new(server);
@@ -309,6 +326,7 @@ fn tokens_commands(command: TokensCommand, server: &ServerArgs, json: bool) -> a
             expires_in_days,
             uses,
             require_acceptance,
+            user,
         } => api()?.token_create(
             &TokenRequest {
                 name,
@@ -316,6 +334,7 @@ fn tokens_commands(command: TokensCommand, server: &ServerArgs, json: bool) -> a
                 expires_in_days,
                 uses,
                 needs_acceptance: require_acceptance,
+                user,
             },
             json,
         ),

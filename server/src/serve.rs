@@ -39,6 +39,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         }
     };
     auth::bootstrap_tokens(&store, &config.data_dir).await?;
+    // The first user, holding the tokens made before users existed.
+    store.ensure_admin().await?;
     let tls = config.tls.clone();
     let listen = config.listen;
     let state = Arc::new(AppState::new(config, store)?);

@@ -27,6 +27,7 @@ impl TestServer {
         crate::auth::bootstrap_tokens(&store, dir.path())
             .await
             .unwrap();
+        store.ensure_admin().await.expect("the admin user");
         let read = |name: &str| {
             std::fs::read_to_string(dir.path().join(name))
                 .unwrap()

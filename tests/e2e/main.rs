@@ -32,5 +32,6 @@ mod standalone;
 mod tls;
 mod ui;
 mod update_cycle;
+mod users;
 mod util;
 mod withdraw;

@@ -357,7 +357,7 @@ fn any_version_campaign_edits_and_item_batches_from_the_browser() {
         let history = w.history();
         let last = history.last().unwrap();
         assert_eq!(last["version"], "1.2.0");
-        assert_eq!(last["actor"], "token:initial", "{last}");
+        assert_eq!(last["actor"], "user:admin", "{last}");
 
         // Times read as relative, local ones, the exact instant on hover; By names the token.
         b.goto("/history").await;
@@ -371,7 +371,7 @@ fn any_version_campaign_edits_and_item_batches_from_the_browser() {
                 .await,
             "no exact time on hover"
         );
-        assert!(b.text("table.history").await.contains("token:initial"));
+        assert!(b.text("table.history").await.contains("user:admin"));
         b.close().await;
     });
 }

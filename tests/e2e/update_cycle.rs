@@ -121,7 +121,7 @@ fn history_and_status_after_the_upgrade(w: &World) {
     assert_eq!(history[0]["status"], "installed");
     assert_eq!(history[0]["version"], "1.0.0");
     // The operator, by the name of the token it used (the first one is `initial`).
-    assert_eq!(history[0]["actor"], "token:initial");
+    assert_eq!(history[0]["actor"], "user:admin");
     assert_eq!(history[1]["status"], "installed");
     assert_eq!(history[1]["from_version"], "1.0.0");
     let output = history[1]["output"].as_str().unwrap();

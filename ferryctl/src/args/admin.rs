@@ -126,6 +126,33 @@ pub struct MqttSettings {
 }
 
 #[derive(Subcommand)]
+pub enum UsersCommand {
+    /// Add a user with a role (docs/users.md); then give them a token with `ferryctl tokens
+    /// create --user NAME --name N`.
+    Add {
+        name: String,
+        /// viewer, operator, publisher, approver or admin.
+        #[arg(long, value_parser = ["viewer", "operator", "publisher", "approver", "admin"])]
+        role: String,
+        /// Limit the user to hosts with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// List users and their roles.
+    List,
+    /// Change a user's role (or tag; an empty tag clears it).
+    Edit {
+        name: String,
+        #[arg(long, value_parser = ["viewer", "operator", "publisher", "approver", "admin"])]
+        role: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+    },
+    /// Remove a user; their tokens are refused from the next request.
+    Remove { name: String },
+}
+
+#[derive(Subcommand)]
 pub enum TokensCommand {
     /// Create a token; it is printed once and only its hash is stored.
     Create {
@@ -144,6 +171,9 @@ pub enum TokensCommand {
         /// Enrolment tokens: hosts it enrols are given nothing until `ferryctl hosts accept`.
         #[arg(long)]
         require_acceptance: bool,
+        /// Operator tokens: the user it belongs to (default: yours).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
     },
     /// List tokens (never the tokens themselves).
     List,

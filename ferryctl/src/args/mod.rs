@@ -7,7 +7,9 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod admin;
 mod release;
-pub use admin::{ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand};
+pub use admin::{
+    ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand, UsersCommand,
+};
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
 #[derive(Parser)]
@@ -92,6 +94,11 @@ pub enum Command {
     Packages {
         #[command(subcommand)]
         command: PackagesCommand,
+    },
+    /// Users and their roles (docs/users.md).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Operator and enrolment tokens.
     Tokens {

@@ -168,6 +168,7 @@ impl Client {
                     t.id.clone(),
                     t.kind.clone(),
                     t.name.clone(),
+                    t.user.clone().unwrap_or_else(|| "-".into()),
                     t.created_at.clone(),
                     t.expires_at.clone().unwrap_or_else(|| "-".into()),
                     t.uses_left.map_or("-".into(), |n| n.to_string()),
@@ -183,6 +184,7 @@ impl Client {
                     "ID",
                     "KIND",
                     "NAME",
+                    "USER",
                     "CREATED",
                     "EXPIRES",
                     "USES LEFT",
@@ -207,6 +209,81 @@ impl Client {
             table::printable(&h.facts.hostname),
             h.id
         );
+        Ok(())
+    }
+
+    pub fn user_add(
+        &self,
+        req: &ferry_manifests::wire::UserRequest,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http.post(self.url("api/v1/users")?).json(req),
+            "adding the user",
+        )?;
+        self.show_user(resp.json()?, json, "added")
+    }
+
+    pub fn user_edit(
+        &self,
+        name: &str,
+        edit: &ferry_manifests::wire::UserEdit,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/users/{}", path_segment(name)))?;
+        let resp = self.send(self.http.patch(url).json(edit), "changing the user")?;
+        self.show_user(resp.json()?, json, "changed")
+    }
+
+    fn show_user(
+        &self,
+        u: ferry_manifests::wire::UserView,
+        json: bool,
+        done: &str,
+    ) -> anyhow::Result<()> {
+        if json {
+            return print_json(&u);
+        }
+        println!(
+            "{done} user {} ({}{}); give them a token with `ferryctl tokens create --user {} --name NAME`",
+            u.name,
+            u.role,
+            u.tag.as_deref().map(|t| format!(", hosts tagged {t}")).unwrap_or_default(),
+            u.name
+        );
+        Ok(())
+    }
+
+    pub fn users(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::UserView> =
+            self.get("api/v1/users", "listing users")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|u| {
+                vec![
+                    u.name.clone(),
+                    u.role.clone(),
+                    u.tag.clone().unwrap_or_else(|| "-".into()),
+                    u.tokens.to_string(),
+                    u.created_at.clone(),
+                    u.id.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(&["NAME", "ROLE", "TAG", "TOKENS", "CREATED", "ID"], &rows)
+        );
+        Ok(())
+    }
+
+    pub fn user_remove(&self, name: &str) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/users/{}", path_segment(name)))?;
+        self.send(self.http.delete(url), "removing the user")?;
+        println!("removed user {name} and their tokens");
         Ok(())
     }
 

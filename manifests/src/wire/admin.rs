@@ -31,6 +31,59 @@ pub struct TokenRequest {
     /// accepts them (`ferryctl hosts accept`).
     #[serde(default)]
     pub needs_acceptance: bool,
+    /// Operator tokens only: the user it belongs to, by name; absent: the caller.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub user: Option<String>,
+}
+
+/// `GET /api/v1/users`: a user (docs/users.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct UserView {
+    pub id: String,
+    pub name: String,
+    /// `viewer`, `operator`, `publisher`, `approver` or `admin`.
+    pub role: String,
+    /// Limited to hosts with this tag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    pub created_at: String,
+    /// Live tokens it holds.
+    pub tokens: u64,
+}
+
+/// `POST /api/v1/users`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
+    pub name: String,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(viewer|operator|publisher|approver|admin)$")
+    )]
+    pub role: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
+    pub tag: Option<String>,
+}
+
+/// `PATCH /api/v1/users/{name}`: what is given changes (an empty tag clears it).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UserEdit {
+    #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(viewer|operator|publisher|approver|admin)$")
+    )]
+    pub role: Option<String>,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub tag: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -50,6 +103,9 @@ pub struct TokenView {
     /// Hosts enrolled with it wait for an operator's acceptance (`ferryctl hosts accept`).
     #[serde(default)]
     pub needs_acceptance: bool,
+    /// An operator token's user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Only in the answer to its creation: the token itself, never stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,

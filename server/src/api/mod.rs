@@ -12,6 +12,7 @@ pub mod releases;
 pub mod roots;
 pub mod tokens;
 pub mod updates;
+pub mod users;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -87,6 +88,8 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(releases::withdraw))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(users::list, users::add))
+        .routes(routes!(users::edit, users::remove))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))
         .routes(routes!(roots::get))
         .routes(routes!(mqtt::list, mqtt::add))

@@ -298,3 +298,149 @@ async fn sign_in_attempts_are_limited() {
     );
     assert_eq!(statuses[24], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
 }
+
+/// Every operator route of the OpenAPI document has an entry in the role table: a route
+/// added without one fails here (and is refused to everyone until it has one).
+#[test]
+fn every_operator_route_has_a_role() {
+    let (_, doc) = super::routes();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for (path, item) in &doc.paths.paths {
+        if path.starts_with("/api/v1/device/") || path == "/api/v1/enrol" {
+            continue;
+        }
+        for (method, op) in [
+            ("GET", &item.get),
+            ("POST", &item.post),
+            ("PUT", &item.put),
+            ("PATCH", &item.patch),
+            ("DELETE", &item.delete),
+        ] {
+            if op.is_some() {
+                checked += 1;
+                if crate::policy::roles::need(method, path).is_none() {
+                    missing.push(format!("{method} {path}"));
+                }
+            }
+        }
+    }
+    assert!(checked > 30, "only {checked} operations read");
+    assert!(missing.is_empty(), "routes without a role: {missing:?}");
+}
+
+/// A role does what the table says, over the API: a viewer reads and is refused a trigger
+/// in words that name the role it needs; a publisher publishes but does not trigger or
+/// manage tokens; an admin makes users and their tokens; a removed user's token is refused
+/// at once.
+#[tokio::test]
+async fn each_role_is_held_to_its_table() {
+    let s = TestServer::start().await;
+    let admin = Some(s.operator.as_str());
+    let token_for = |user: &'static str, role: &'static str| {
+        let s = &s;
+        async move {
+            let (status, body) = call(
+                s,
+                Method::POST,
+                "/api/v1/users",
+                admin,
+                Some(json!({"name": user, "role": role})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            assert_eq!(body["role"], role, "{body}");
+            let (status, created) = call(
+                s,
+                Method::POST,
+                "/api/v1/tokens",
+                admin,
+                Some(json!({"name": format!("{user}-cli"), "user": user})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{created}");
+            created["token"].as_str().unwrap().to_string()
+        }
+    };
+    let viewer = token_for("vera", "viewer").await;
+    let publisher = token_for("ci", "publisher").await;
+
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let trigger = json!({"host": "nobody", "item": "web"});
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/updates",
+        Some(&viewer),
+        Some(trigger.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("needs the operator role (or admin)"),
+        "{message}"
+    );
+    assert!(message.contains("vera is a viewer"), "{message}");
+    let (status, body) = call(&s, Method::GET, "/api/v1/tokens", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("the admin role"),
+        "{body}"
+    );
+
+    // The publisher: past the role check for a publish (refused only for its content),
+    // refused a trigger and the users.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/releases",
+        Some(&publisher),
+        Some(json!({})),
+    )
+    .await;
+    assert_ne!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_ne!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = call(
+        &s,
+        Method::POST,
+        "/api/v1/updates",
+        Some(&publisher),
+        Some(trigger),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = call(&s, Method::GET, "/api/v1/users", Some(&publisher), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // The history names the user, not the token.
+    let (status, users) = call(&s, Method::GET, "/api/v1/users", admin, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["admin", "ci", "vera"], "{users}");
+    assert_eq!(users[0]["role"], "admin");
+
+    // Removed: its token is refused on the next request.
+    let (status, _) = call(&s, Method::DELETE, "/api/v1/users/vera", admin, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&s, Method::GET, "/api/v1/hosts", Some(&viewer), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    // The last admin stays.
+    let (status, body) = call(&s, Method::DELETE, "/api/v1/users/admin", admin, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = call(
+        &s,
+        Method::PATCH,
+        "/api/v1/users/admin",
+        admin,
+        Some(json!({"role": "viewer"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}

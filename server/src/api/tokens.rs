@@ -14,10 +14,10 @@ use crate::state::Shared;
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = ferry_manifests::wire::TokenRequest, responses((status = 200, body = ferry_manifests::wire::TokenView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenView>> {
-    Ok(Json(tokens::create(&state, &req).await?))
+    Ok(Json(tokens::create(&state, &req, op.user_id()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ferry_manifests::wire::TokenView>), crate::error::ClientErrors), security(("bearer" = [])))]

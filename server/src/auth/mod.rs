@@ -18,7 +18,7 @@ use axum::http::request::Parts;
 use crate::budget::Budgets;
 use crate::cache::Cache;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::store::{LiveOperator, Store};
 
 pub use session::{CsrfForm, Sessions, SignedIn};
 pub use tokens::{bootstrap_tokens, hash_token, new_token, token_digest, TokenKind};
@@ -61,23 +61,24 @@ fn bearer(parts: &Parts) -> Option<&str> {
         .map(str::trim)
 }
 
-/// An authenticated operator. Only authentication makes one: a valid operator token, or (for
-/// `GET`) a signed-in web session.
+/// An authenticated operator: a user, by a live token of theirs, whose role allows the
+/// route asked for. Only authentication makes one: a valid operator token, or (for `GET`) a
+/// signed-in web session.
 pub struct Operator {
     /// The hash of the token it proved itself with (for a web session, its token's).
     token_hash: String,
-    /// That token's name.
-    name: String,
+    /// The user, and the token's name.
+    user: LiveOperator,
 }
 
 impl Operator {
-    fn proven(token_hash: String, name: String) -> Operator {
-        Operator { token_hash, name }
+    fn proven(token_hash: String, user: LiveOperator) -> Operator {
+        Operator { token_hash, user }
     }
 
-    /// Who this is in the history: the token's name.
+    /// Who this is in the history: the user.
     pub fn actor(&self) -> Actor {
-        Actor::Operator(self.name.clone())
+        Actor::User(self.user.user_name.clone())
     }
 
     /// The hash of the token it proved itself with: who it is, for what it holds (a
@@ -86,14 +87,60 @@ impl Operator {
         &self.token_hash
     }
 
-    /// Whether the token this operator proved itself with is still live. What lasts (a live
-    /// output stream) asks again every second, so a revoked token ends it at once.
+    /// The user's id.
+    pub fn user_id(&self) -> &str {
+        &self.user.user_id
+    }
+
+    /// Whether the token this operator proved itself with is still live (and its user
+    /// still there). What lasts (a live output stream) asks again every second, so a revoked
+    /// token or a removed user ends it at once.
     pub async fn still_valid<S: AuthContext>(&self, ctx: &S) -> bool {
         matches!(
-            tokens::valid(ctx.store(), TokenKind::Operator, &self.token_hash).await,
-            Ok(true)
+            ctx.store().live_operator(&self.token_hash).await,
+            Ok(Some(_))
         )
     }
+}
+
+/// Whether `user` may call `method` on `route` (as routed): the role table
+/// ([`crate::policy::roles::need`]); a route missing from it is refused to everyone.
+pub fn permit(method: &str, route: &str, user: &LiveOperator) -> Result<(), AppError> {
+    use crate::policy::roles::{need, Role};
+    let role: Role = user.role.parse().map_err(|e: String| AppError::Client {
+        status: axum::http::StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message: format!(
+            "user {} has a role this server does not know ({e})",
+            user.user_name
+        ),
+    })?;
+    match need(method, route) {
+        Some(n) if role.allows(n) => Ok(()),
+        Some(n) => Err(AppError::Client {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: format!(
+                "{method} {route} needs {}; user {} is a {role}",
+                n.roles(),
+                user.user_name
+            ),
+        }),
+        None => Err(AppError::Client {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: format!("{method} {route} is not an operator's"),
+        }),
+    }
+}
+
+/// The route a request was routed to (`/api/v1/hosts/{host}`), else its path.
+fn route_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| parts.uri.path().to_string())
 }
 
 /// An authenticated device, by host id.
@@ -110,17 +157,21 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         // and their CSRF check, or a bearer token.
         if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
             if let Some(who) = session::signed_in(parts, state.as_ref()).await {
-                return Ok(Operator::proven(who.token_hash, who.token_name));
+                permit(parts.method.as_str(), &route_of(parts), &who.user)?;
+                return Ok(Operator::proven(who.token_hash, who.user));
             }
         }
         let token = bearer(parts).ok_or_else(|| {
             AppError::unauthorized("missing operator token (Authorization: Bearer ...)")
         })?;
         let hash = hash_token(token);
-        match tokens::live_name(state.store(), TokenKind::Operator, &hash).await? {
-            Some(name) => Ok(Operator::proven(hash, name)),
+        match state.store().live_operator(&hash).await? {
+            Some(user) => {
+                permit(parts.method.as_str(), &route_of(parts), &user)?;
+                Ok(Operator::proven(hash, user))
+            }
             None => Err(AppError::unauthorized(
-                "operator token is unknown or revoked",
+                "operator token is unknown or revoked (or its user was removed)",
             )),
         }
     }
@@ -196,7 +247,8 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
                 return Err(awaiting_acceptance());
             }
             Ok(OperatorOrDevice)
-        } else if tokens::valid(state.store(), TokenKind::Operator, &hash).await? {
+        } else if state.store().live_operator(&hash).await?.is_some() {
+            // Every role may read.
             Ok(OperatorOrDevice)
         } else {
             Err(AppError::unauthorized("token is unknown or revoked"))
@@ -208,9 +260,9 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
 /// batch). A type, never a string, so a new kind of actor is added in one place.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
-    /// An operator, through the API, ferryctl or the web UI, by the name of the operator
-    /// token it used (`ferryctl tokens create --name`; the first one is `initial`).
-    Operator(String),
+    /// A user, through the API, ferryctl or the web UI, by name (`ferryctl users`; the first
+    /// one is `admin`).
+    User(String),
     /// Home Assistant (or another MQTT client) through the MQTT bridge.
     Mqtt,
     /// A campaign dispatching its members.
@@ -218,10 +270,10 @@ pub enum Actor {
 }
 
 impl Actor {
-    /// How history stores and shows it: `token:NAME`, `mqtt` or `campaign`.
+    /// How history stores and shows it: `user:NAME`, `mqtt` or `campaign`.
     pub fn to_text(&self) -> String {
         match self {
-            Actor::Operator(name) => format!("token:{name}"),
+            Actor::User(name) => format!("user:{name}"),
             Actor::Mqtt => "mqtt".into(),
             Actor::Campaign => "campaign".into(),
         }

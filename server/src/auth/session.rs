@@ -168,8 +168,8 @@ pub struct SignedIn {
     csrf: String,
     /// The hash of the operator token the session was signed in with.
     pub(super) token_hash: String,
-    /// That token's name.
-    pub(super) token_name: String,
+    /// That token's user.
+    pub(super) user: crate::store::LiveOperator,
     /// A message left for this page by the action before it.
     pub flash: Option<Flash>,
 }
@@ -195,8 +195,8 @@ pub async fn sign_in<S: AuthContext>(
 pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedIn> {
     let id = session_id(&parts.headers)?;
     let (hash, csrf) = ctx.sessions().touch(&id)?;
-    let token_name = match tokens::live_name(ctx.store(), TokenKind::Operator, &hash).await {
-        Ok(Some(name)) => name,
+    let user = match ctx.store().live_operator(&hash).await {
+        Ok(Some(user)) => user,
         _ => {
             ctx.sessions().end(&id);
             return None;
@@ -207,7 +207,7 @@ pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedI
         session: id,
         csrf,
         token_hash: hash,
-        token_name,
+        user,
         flash,
     })
 }
@@ -216,7 +216,12 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for SignedIn {
     type Rejection = Response;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
         match signed_in(parts, state.as_ref()).await {
-            Some(s) => Ok(s),
+            // Each page and form asks what its route needs of the session's user.
+            Some(s) => match super::permit(parts.method.as_str(), &super::route_of(parts), &s.user)
+            {
+                Ok(()) => Ok(s),
+                Err(refused) => Err(refused.into_response()),
+            },
             None => {
                 let next = parts
                     .uri
@@ -240,9 +245,14 @@ impl SignedIn {
         &self.token_hash
     }
 
-    /// Who this session is in the history: its token's name.
+    /// The session's user's id.
+    pub fn user_id(&self) -> &str {
+        &self.user.user_id
+    }
+
+    /// Who this session is in the history: its user.
     pub fn actor(&self) -> super::Actor {
-        super::Actor::Operator(self.token_name.clone())
+        super::Actor::User(self.user.user_name.clone())
     }
 
     /// The refusal of a request whose CSRF token is not this session's (`None`: it is). Forms

@@ -7,8 +7,10 @@
 //!   campaign pauses itself, maintenance windows.
 //! - [`batch`]: batch planning, which entry goes next per host, batch status.
 //! - [`fleet`]: what is available to a host, the online rule, effective labels.
+//! - [`roles`]: the roles, what each may do, what each operator route needs.
 
 pub mod batch;
 pub mod campaign;
 pub mod fleet;
+pub mod roles;
 pub mod status;

@@ -27,6 +27,7 @@ pub mod releases;
 pub mod report;
 pub mod tokens;
 pub mod updates;
+pub mod users;
 
 pub use error::{ServiceError, ServiceResult};
 

@@ -35,7 +35,7 @@ fn install<'a>(host_id: &'a str, item: &'a str) -> Install<'a> {
         version: None,
         force: false,
         interactive: None,
-        actor: Actor::Operator("initial".into()),
+        actor: Actor::User("admin".into()),
     }
 }
 
@@ -120,7 +120,7 @@ async fn a_report_naming_another_hosts_job_touches_nothing_of_that_job() {
             &victim,
             "web",
             &version,
-            &Actor::Operator("initial".into()).to_text(),
+            &Actor::User("admin".into()).to_text(),
             None,
         )
         .await

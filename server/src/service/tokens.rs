@@ -8,8 +8,9 @@ use crate::state::Shared;
 use crate::store::{IdKind, TokenLimits};
 
 /// Creates an operator or enrolment token; the answer carries the token itself, shown
-/// only this once (only its hash is kept).
-pub async fn create(state: &Shared, req: &TokenRequest) -> ServiceResult<TokenView> {
+/// only this once (only its hash is kept). An operator token belongs to the user named in
+/// the request, else to `caller` (the user asking).
+pub async fn create(state: &Shared, req: &TokenRequest, caller: &str) -> ServiceResult<TokenView> {
     let kind = req.kind.as_deref().unwrap_or("operator");
     let Some(token_kind) = TokenKind::creatable(kind) else {
         return Err(ServiceError::invalid(format!(
@@ -20,7 +21,17 @@ pub async fn create(state: &Shared, req: &TokenRequest) -> ServiceResult<TokenVi
     if name.is_empty() || name.chars().count() > 128 {
         return Err(ServiceError::invalid("name must be 1-128 characters"));
     }
-    let limits = limits(token_kind, req)?;
+    let mut limits = limits(token_kind, req)?;
+    if token_kind == TokenKind::Operator {
+        limits.user_id = Some(match &req.user {
+            Some(name) => super::users::id_of(state, name).await?,
+            None => caller.to_string(),
+        });
+    } else if req.user.is_some() {
+        return Err(ServiceError::invalid(
+            "user applies to operator tokens only; an enrolment token belongs to the fleet",
+        ));
+    }
     let token = new_token(token_kind).map_err(ServiceError::Random)?;
     let id = state
         .store
@@ -63,6 +74,7 @@ fn limits(kind: TokenKind, req: &TokenRequest) -> ServiceResult<TokenLimits> {
         expires_at,
         uses: req.uses,
         needs_acceptance: req.needs_acceptance,
+        user_id: None,
     })
 }
 

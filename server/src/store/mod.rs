@@ -16,8 +16,9 @@ mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
-    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, LastFailure, Member,
-    NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
+    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, LastFailure,
+    LiveOperator, Member, NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
+    UserRow,
 };
 pub use notice::Notice;
 pub use sql::PackageCounts;
@@ -441,6 +442,19 @@ interface! {
     fn revoke_token(&self, id: &str) -> Result<bool>;
     /// The name of the live (unrevoked, unexpired) token of `kind` with this hash.
     fn live_token_name(&self, kind: &str, hash: &str) -> Result<Option<String>>;
+
+    // users
+    /// Makes the `admin` user when there is none yet; gives it the tokens of nobody.
+    fn ensure_admin(&self) -> Result<()>;
+    fn add_user(&self, name: &str, role: &str, tag: Option<&str>) -> Result<String>;
+    /// Every user, by name.
+    fn users(&self) -> Result<Vec<UserRow>>;
+    /// Changes what is `Some`; false when there is no such user.
+    fn edit_user(&self, name: &str, role: Option<&str>, tag: Option<&str>) -> Result<bool>;
+    /// Removes a user and its tokens; false when there is no such user.
+    fn remove_user(&self, name: &str) -> Result<bool>;
+    /// The live operator token with this hash, and its user.
+    fn live_operator(&self, hash: &str) -> Result<Option<LiveOperator>>;
     /// The id of the token with this hash, if any.
     fn token_id(&self, hash: &str) -> Result<Option<String>>;
     /// Spends one use of a live enrolment token: `None` if it is unknown, revoked, expired

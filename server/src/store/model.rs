@@ -33,6 +33,31 @@ pub struct TokenLimits {
     pub expires_at: Option<String>,
     pub uses: Option<u32>,
     pub needs_acceptance: bool,
+    /// The user an operator token belongs to.
+    pub user_id: Option<String>,
+}
+
+/// A user (docs/users.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    /// Limited to hosts with this tag.
+    pub tag: Option<String>,
+    pub created_at: String,
+    /// Live tokens it holds.
+    pub tokens: i64,
+}
+
+/// A live operator token and the user it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveOperator {
+    pub token_name: String,
+    pub user_id: String,
+    pub user_name: String,
+    pub role: String,
+    pub tag: Option<String>,
 }
 
 /// What a check-in writes of a host: its facts, tags and name as the device reports them and

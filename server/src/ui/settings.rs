@@ -384,15 +384,18 @@ pub async fn create_token(
         expires_in_days: None,
         uses: None,
         needs_acceptance: false,
+        user: None,
     };
-    let result = service::tokens::create(&state, &req).await.map(|t| {
-        format!(
-            "{} token {} created; copy it now, it is not shown again: {}",
-            t.kind,
-            t.name,
-            t.token.unwrap_or_default()
-        )
-    });
+    let result = service::tokens::create(&state, &req, who.user_id())
+        .await
+        .map(|t| {
+            format!(
+                "{} token {} created; copy it now, it is not shown again: {}",
+                t.kind,
+                t.name,
+                t.token.unwrap_or_default()
+            )
+        });
     done(&state, &who, "/settings", result.map_err(AppError::from))
 }
 

@@ -16,6 +16,7 @@ mod releases;
 mod roots;
 mod tokens;
 mod updates;
+mod users;
 
 use std::path::Path;
 
@@ -124,6 +125,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         25,
         include_str!("../../../migrations/sqlite/0025_package_updates.sql"),
     ),
+    (
+        26,
+        include_str!("../../../migrations/sqlite/0026_users.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -164,6 +169,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         25,
         include_str!("../../../migrations/postgres/0025_package_updates.sql"),
+    ),
+    (
+        26,
+        include_str!("../../../migrations/postgres/0026_users.sql"),
     ),
 ];
 

@@ -26,8 +26,8 @@ impl Sql {
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO tokens (id, kind, name, hash, created_at, expires_at, uses_left, needs_acceptance)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO tokens (id, kind, name, hash, created_at, expires_at, uses_left, needs_acceptance, user_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&id)
         .bind(kind)
@@ -37,6 +37,7 @@ impl Sql {
         .bind(&limits.expires_at)
         .bind(limits.uses.map(i64::from))
         .bind(i64::from(limits.needs_acceptance))
+        .bind(&limits.user_id)
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -61,8 +62,9 @@ impl Sql {
 
     pub async fn tokens(&self) -> Result<Vec<TokenView>> {
         let rows = sqlx::query(
-            "SELECT id, kind, name, created_at, revoked_at, expires_at, uses_left, needs_acceptance
-             FROM tokens ORDER BY created_at, id",
+            "SELECT t.id, t.kind, t.name, t.created_at, t.revoked_at, t.expires_at, t.uses_left, t.needs_acceptance,
+                    u.name AS user_name
+             FROM tokens t LEFT JOIN users u ON u.id = t.user_id ORDER BY t.created_at, t.id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -79,6 +81,7 @@ impl Sql {
                         .try_get::<Option<i64>, _>("uses_left")?
                         .map(|n| n.max(0) as u64),
                     needs_acceptance: r.try_get::<i64, _>("needs_acceptance")? != 0,
+                    user: r.try_get("user_name")?,
                     token: None,
                 })
             })

@@ -97,6 +97,7 @@ async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
         expires_at: Some("2026-06-02T00:00:00.000Z".into()),
         uses: Some(2),
         needs_acceptance: true,
+        user_id: None,
     };
     store.add_token("enrol", "f", "h1", &limits).await.unwrap();
     store

@@ -1,0 +1,46 @@
+//! Users: list, add, edit, remove (`service::users`); the admin's (`policy::roles`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use ferry_manifests::wire::{UserEdit, UserRequest, UserView};
+
+use crate::auth::Operator;
+use crate::error::extract::{Json as ApiJson, Path};
+use crate::error::ApiResult;
+use crate::service::users;
+use crate::state::Shared;
+
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", responses((status = 200, body = Vec<ferry_manifests::wire::UserView>), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<UserView>>> {
+    Ok(Json(users::list(&state).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = ferry_manifests::wire::UserRequest, responses((status = 200, body = ferry_manifests::wire::UserView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn add(
+    State(state): State<Shared>,
+    _op: Operator,
+    ApiJson(req): ApiJson<UserRequest>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(users::add(&state, &req).await?))
+}
+
+#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users", params(("name" = String, Path)), request_body = ferry_manifests::wire::UserEdit, responses((status = 200, body = ferry_manifests::wire::UserView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn edit(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(name): Path<String>,
+    ApiJson(edit): ApiJson<UserEdit>,
+) -> ApiResult<Json<UserView>> {
+    Ok(Json(users::edit(&state, &name, &edit).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users", params(("name" = String, Path)), responses((status = 204, description = "removed, with its tokens"), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn remove(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    users::remove(&state, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

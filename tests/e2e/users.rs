@@ -1,0 +1,101 @@
+//! Users and roles through ferryctl against a real server: the first start's `admin` holds
+//! the operator token; an admin adds users and gives them tokens; each role is held to its
+//! table, and a refusal exits non-zero with the server's words naming the role it needs.
+
+use crate::util::{run, World};
+
+/// ferryctl with another user's token.
+fn ctl_as(w: &World, token: &str, args: &[&str]) -> crate::util::Run {
+    let mut cmd = w.ctl_command(args);
+    cmd.env("FERRY_TOKEN", token);
+    run(cmd)
+}
+
+#[test]
+fn each_user_does_what_their_role_allows() {
+    let w = World::new();
+    // The operator token of the first start is the admin's.
+    let users = w.ctl_json(&["users", "list"]);
+    assert_eq!(users[0]["name"], "admin", "{users}");
+    assert_eq!(users[0]["role"], "admin", "{users}");
+    assert_eq!(users[0]["tokens"], 1, "{users}");
+
+    w.ctl(&["users", "add", "vera", "--role", "viewer"]).ok();
+    w.ctl(&["users", "add", "ci", "--role", "publisher"]).ok();
+    let token = |user: &str| {
+        let r = w
+            .ctl(&[
+                "tokens",
+                "create",
+                "--user",
+                user,
+                "--name",
+                &format!("{user}-laptop"),
+                "--expires-in-days",
+                "30",
+            ])
+            .ok();
+        r.stdout.trim().to_string()
+    };
+    let vera = token("vera");
+    let ci = token("ci");
+    let listed = w.ctl(&["tokens", "list"]).ok();
+    assert!(
+        listed.stdout.contains("vera-laptop") && listed.stdout.contains("vera"),
+        "{listed}"
+    );
+
+    // A viewer reads, and is refused a change in words naming the role it needs.
+    let hosts = ctl_as(&w, &vera, &["hosts", "list"]);
+    assert_eq!(hosts.code, Some(0), "{hosts}");
+    let refused = ctl_as(
+        &w,
+        &vera,
+        &["update", "trigger", "--host", "device-1", "--item", "web"],
+    );
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("needs the operator role (or admin)")
+            && refused.stderr.contains("vera is a viewer"),
+        "{refused}"
+    );
+    let refused = ctl_as(&w, &vera, &["users", "list"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("the admin role"), "{refused}");
+
+    // The publisher publishes (what a CI pipeline needs) and triggers nothing.
+    let src = w.payload("1.0.0", None);
+    let out = w.build("1.0.0", &src, &[]);
+    let published = ctl_as(&w, &ci, &["release", "publish", out.to_str().unwrap()]);
+    assert_eq!(published.code, Some(0), "{published}");
+    w.agent("check").ok();
+    let refused = ctl_as(
+        &w,
+        &ci,
+        &["update", "trigger", "--host", "device-1", "--item", "web"],
+    );
+    assert_ne!(refused.code, Some(0), "{refused}");
+
+    // An operator change: the history names the user who asked.
+    w.ctl(&["users", "edit", "vera", "--role", "operator"]).ok();
+    let asked = ctl_as(
+        &w,
+        &vera,
+        &["update", "trigger", "--host", "device-1", "--item", "web"],
+    );
+    assert_eq!(asked.code, Some(0), "{asked}");
+    let history = w.ctl_json(&["history", "list"]);
+    assert_eq!(history[0]["actor"], "user:vera", "{history}");
+
+    // Removed: their token is refused at once.
+    w.ctl(&["users", "remove", "vera"]).ok();
+    let gone = ctl_as(&w, &vera, &["hosts", "list"]);
+    assert_ne!(gone.code, Some(0), "{gone}");
+    assert!(gone.stderr.contains("unknown or revoked"), "{gone}");
+    // The last admin stays.
+    let last = w.ctl(&["users", "remove", "admin"]);
+    assert_ne!(last.code, Some(0), "{last}");
+    assert!(last.stderr.contains("last admin"), "{last}");
+}
