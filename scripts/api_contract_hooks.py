@@ -1,10 +1,11 @@
 """Schemathesis hooks for scripts/api-contract.
 
 The run's stateful phase follows the API's links, so it can revoke the operator token it
-runs with, or remove the host whose device token it uses for the device routes; every
-operation after that would be tested only for 401. Those two calls are pointed at an id that
-names nothing instead (a 404 the contract documents), so the credentials last the whole run.
-Tokens and hosts the run creates itself may be revoked and removed as usual.
+runs with, remove the host whose device token it uses for the device routes, or remove or
+demote the `admin` user that token belongs to; every operation after that would be tested
+only for 401 or 403. Those calls are pointed at a name that names nothing instead (a 404 the
+contract documents), so the credentials last the whole run. Tokens, hosts and users the run
+creates itself may be revoked, removed and changed as usual.
 """
 
 import os
@@ -23,11 +24,22 @@ def names_one_of(given, kept):
 
 
 KEPT = {"/tokens/{id}": ("id", KEPT_TOKENS), "/hosts/{host}": ("host", KEPT_HOSTS)}
+# The user the run's operator token belongs to: neither removed nor changed.
+KEPT_USER = "admin"
 
 
 @schemathesis.hook
 def before_call(context, case, kwargs):
-    if case.method.upper() != "DELETE" or not case.path_parameters:
+    if not case.path_parameters:
+        return
+    if (
+        case.method.upper() in ("DELETE", "PATCH")
+        and case.path.endswith("/users/{name}")
+        and case.path_parameters.get("name") == KEPT_USER
+    ):
+        case.path_parameters["name"] = NOTHING
+        return
+    if case.method.upper() != "DELETE":
         return
     for suffix, (param, kept) in KEPT.items():
         given = case.path_parameters.get(param)

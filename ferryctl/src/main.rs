@@ -14,9 +14,9 @@ mod root;
 mod table;
 
 use args::{
-    BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand, HostsCommand,
-    ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand, RootCommand,
-    ServerArgs, TokensCommand, UpdateCommand, UsersCommand,
+    AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand,
+    HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand,
+    RootCommand, ServerArgs, TokensCommand, UpdateCommand, UsersCommand,
 };
 
 use client::Client;
@@ -97,6 +97,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Users { command } => users_commands(command, &server, json),
+        Command::Audit {
+            command: AuditCommand::List { user, since },
+        } => Client::new(&server)?.audit(user.as_deref(), since.as_deref(), json),
         Command::Campaigns { command } => campaigns_commands(command, &server, json),
         Command::UpdateBatches { command } => update_batches_commands(command, &server, json),
         Command::Update { command } => update_commands(command, &server, json),

@@ -157,7 +157,7 @@ async fn serve_app(
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT);
         server
-            .serve(app.into_make_service())
+            .serve(app.into_make_service_with_connect_info::<SocketAddr>())
             .await
             .context("server failed")?;
         return Ok(());
@@ -194,8 +194,8 @@ async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, state:
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match accepted {
+                    Ok(accepted) => accepted,
                     Err(e) => {
                         // Out of file descriptors, most likely: wait, then take the next.
                         tracing::warn!("cannot accept a connection: {e}");
@@ -204,7 +204,13 @@ async fn serve_http(listener: tokio::net::TcpListener, app: axum::Router, state:
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                // The peer's address, for the audit log.
+                let service = hyper_util::service::TowerToHyperService::new(
+                    tower::Layer::layer(
+                        &axum::Extension(axum::extract::ConnectInfo(peer)),
+                        app.clone(),
+                    ),
+                );
                 let conn = graceful.watch(
                     http.serve_connection(hyper_util::rt::TokioIo::new(stream), service),
                 );

@@ -98,4 +98,49 @@ fn each_user_does_what_their_role_allows() {
     let last = w.ctl(&["users", "remove", "admin"]);
     assert_ne!(last.code, Some(0), "{last}");
     assert!(last.stderr.contains("last admin"), "{last}");
+
+    // The audit log has every change asked for, refused or not, with who and from where;
+    // reads are not in it.
+    let audit = w.ctl_json(&["audit", "list"]);
+    let lines: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["user"].as_str().unwrap(),
+                e["method"].as_str().unwrap(),
+                e["path"].as_str().unwrap(),
+                e["status"]
+            )
+        })
+        .collect();
+    for want in [
+        "admin POST /api/v1/users 200",
+        "vera POST /api/v1/updates 403",
+        "ci POST /api/v1/releases 200",
+        "vera POST /api/v1/updates 200",
+        "admin DELETE /api/v1/users/vera 204",
+        "admin DELETE /api/v1/users/admin 409",
+    ] {
+        assert!(
+            lines.iter().any(|l| l == want),
+            "{want} missing from {lines:#?}"
+        );
+    }
+    assert!(!lines.iter().any(|l| l.contains(" GET ")), "{lines:#?}");
+    assert_eq!(audit[0]["address"], "127.0.0.1", "{audit}");
+    let vera_only = w.ctl_json(&["audit", "list", "--user", "vera"]);
+    assert!(
+        vera_only
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["user"] == "vera"),
+        "{vera_only}"
+    );
+    assert_eq!(vera_only.as_array().unwrap().len(), 2, "{vera_only}");
+    let text = w.ctl(&["audit", "list"]).ok();
+    assert!(text.stdout.contains("/api/v1/users/vera"), "{text}");
 }

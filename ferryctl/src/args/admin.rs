@@ -126,6 +126,19 @@ pub struct MqttSettings {
 }
 
 #[derive(Subcommand)]
+pub enum AuditCommand {
+    /// The changes operators asked for, refused or not, oldest first (the newest 10,000).
+    List {
+        /// Only this user's.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only those at or after this time (2026-12-06T08:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum UsersCommand {
     /// Add a user with a role (docs/users.md); then give them a token with `ferryctl tokens
     /// create --user NAME --name N`.

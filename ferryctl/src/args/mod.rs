@@ -8,7 +8,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod admin;
 mod release;
 pub use admin::{
-    ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand, UsersCommand,
+    AuditCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand,
+    UsersCommand,
 };
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
@@ -94,6 +95,11 @@ pub enum Command {
     Packages {
         #[command(subcommand)]
         command: PackagesCommand,
+    },
+    /// The audit log: every change an operator asked for (docs/users.md).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
     },
     /// Users and their roles (docs/users.md).
     Users {

@@ -280,6 +280,46 @@ impl Client {
         Ok(())
     }
 
+    pub fn audit(&self, user: Option<&str>, since: Option<&str>, json: bool) -> anyhow::Result<()> {
+        let mut url = self.url("api/v1/audit")?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(u) = user {
+                q.append_pair("user", u);
+            }
+            if let Some(s) = since {
+                q.append_pair("since", s);
+            }
+        }
+        let resp = self.send(self.http.get(url), "reading the audit log")?;
+        let list: Vec<ferry_manifests::wire::AuditEntry> = resp.json()?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|e| {
+                vec![
+                    e.at.clone(),
+                    table::printable(&e.user),
+                    e.method.clone(),
+                    table::printable(&e.path),
+                    e.status.to_string(),
+                    e.address.clone().unwrap_or_else(|| "-".into()),
+                    e.request_id.clone(),
+                ]
+            })
+            .collect::<Vec<_>>();
+        print!(
+            "{}",
+            table::render(
+                &["AT", "USER", "METHOD", "PATH", "STATUS", "FROM", "REQUEST"],
+                &rows
+            )
+        );
+        Ok(())
+    }
+
     pub fn user_remove(&self, name: &str) -> anyhow::Result<()> {
         let url = self.url(&format!("api/v1/users/{}", path_segment(name)))?;
         self.send(self.http.delete(url), "removing the user")?;

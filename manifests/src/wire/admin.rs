@@ -162,3 +162,26 @@ pub struct MqttConnectionRequest {
     #[serde(default)]
     pub discovery_prefix: Option<String>,
 }
+
+/// `GET /api/v1/audit`: one change an operator asked for, refused or not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditEntry {
+    /// Its place in the log (increasing).
+    pub seq: i64,
+    pub at: String,
+    /// The user's id (absent for entries of a token that belonged to nobody).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The user's name.
+    pub user: String,
+    pub method: String,
+    pub path: String,
+    /// The answer's HTTP status: 2xx done, 403 refused, …
+    pub status: u16,
+    /// The address the request came from (the proxy's, behind one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// Also sent back as the answer's `x-request-id`.
+    pub request_id: String,
+}

@@ -1,6 +1,7 @@
 //! The HTTP API. docs/protocol.md documents every route.
 
 pub mod artifacts;
+pub mod audit;
 pub mod batches;
 pub mod campaigns;
 pub mod device;
@@ -90,6 +91,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::revoke))
         .routes(routes!(users::list, users::add))
         .routes(routes!(users::edit, users::remove))
+        .routes(routes!(audit::list))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))
         .routes(routes!(roots::get))
         .routes(routes!(mqtt::list, mqtt::add))
@@ -138,6 +140,10 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
                 message: "this endpoint does not take that method".into(),
             }
         })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -326,6 +326,15 @@ fn every_operator_route_has_a_role() {
         }
     }
     assert!(checked > 30, "only {checked} operations read");
+    // The audit log is read only: no operation changes or removes an entry.
+    let audit = &doc.paths.paths["/api/v1/audit"];
+    assert!(audit.get.is_some());
+    assert!(
+        audit.post.is_none()
+            && audit.put.is_none()
+            && audit.patch.is_none()
+            && audit.delete.is_none()
+    );
     assert!(missing.is_empty(), "routes without a role: {missing:?}");
 }
 

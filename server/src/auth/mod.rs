@@ -134,6 +134,26 @@ pub fn permit(method: &str, route: &str, user: &LiveOperator) -> Result<(), AppE
     }
 }
 
+/// The user behind a request's operator token or web session, if any (no role check): who
+/// the audit log names.
+pub async fn operator_of<S: AuthContext>(
+    headers: &axum::http::HeaderMap,
+    ctx: &S,
+) -> Option<LiveOperator> {
+    let hash = match headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+    {
+        Some(token) => hash_token(token),
+        None => {
+            let id = session::session_id(headers)?;
+            ctx.sessions().touch(&id)?.0
+        }
+    };
+    ctx.store().live_operator(&hash).await.ok().flatten()
+}
+
 /// The route a request was routed to (`/api/v1/hosts/{host}`), else its path.
 fn route_of(parts: &Parts) -> String {
     parts

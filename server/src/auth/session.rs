@@ -93,7 +93,7 @@ impl Sessions {
     }
 
     /// (token hash, CSRF token) of a live session, marking it used.
-    fn touch(&self, id: &str) -> Option<(String, String)> {
+    pub(super) fn touch(&self, id: &str) -> Option<(String, String)> {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
         let s = all.get_mut(id)?;
         if s.last_used.elapsed() >= IDLE {

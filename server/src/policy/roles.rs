@@ -104,6 +104,7 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
     let need = match (method, route) {
         // Users, tokens and the MQTT bridge are the admin's; so is who may do what.
         (_, "/api/v1/users" | "/api/v1/users/{name}") => Admin,
+        ("GET", "/api/v1/audit" | "/audit") => Admin,
         (_, "/api/v1/tokens" | "/api/v1/tokens/{id}") => Admin,
         (_, "/api/v1/mqtt" | "/api/v1/mqtt/{name}" | "/api/v1/mqtt/{name}/test") => Admin,
         ("POST", "/settings/tokens" | "/settings/tokens/{id}/revoke") => Admin,
@@ -144,9 +145,10 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
             | "/batches"
             | "/batches/{id}"
             | "/history"
-            | "/history/{id}"
-            | "/settings",
+            | "/history/{id}",
         ) => Read,
+        // Tokens and broker connections are listed there.
+        ("GET", "/settings") => Admin,
         ("POST", "/logout") => Read,
         // Changing what devices do.
         ("POST", "/api/v1/updates" | "/api/v1/check" | "/api/v1/update-batches") => Operate,

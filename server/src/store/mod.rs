@@ -443,6 +443,12 @@ interface! {
     /// The name of the live (unrevoked, unexpired) token of `kind` with this hash.
     fn live_token_name(&self, kind: &str, hash: &str) -> Result<Option<String>>;
 
+    // audit
+    /// Appends one entry to the audit log.
+    fn add_audit(&self, e: &ferry_manifests::wire::AuditEntry) -> Result<()>;
+    /// The newest `limit` entries (of a user, since a time), oldest first.
+    fn audit(&self, user: Option<&str>, since: Option<&str>, limit: i64) -> Result<Vec<ferry_manifests::wire::AuditEntry>>;
+
     // users
     /// Makes the `admin` user when there is none yet; gives it the tokens of nobody.
     fn ensure_admin(&self) -> Result<()>;

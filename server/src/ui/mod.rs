@@ -68,6 +68,7 @@ fn pages() -> Router<Shared> {
         .route("/history/{id}/terminal", post(history::terminal))
         .route("/history/{id}/cancel", post(history::cancel))
         .route("/settings", get(settings::settings))
+        .route("/audit", get(settings::audit))
         .route("/settings/tokens", post(settings::create_token))
         .route("/settings/tokens/{id}/revoke", post(settings::revoke_token))
         .route("/settings/mqtt", post(settings::add_mqtt))

@@ -285,6 +285,28 @@ pub async fn batch_item(
     }
 }
 
+/// The audit log, newest last (the admin's).
+pub async fn audit(State(state): State<Shared>, who: SignedIn) -> Response {
+    let entries = match state.store.audit(None, None, 500).await {
+        Ok(e) => e,
+        Err(e) => return failed(&who, e),
+    };
+    let body = html! {
+        p.muted { "Every change an operator asked for, refused or not: the newest 500. " code { "ferryctl audit list" } " reads them all." }
+        div.table { table #audit {
+            thead { tr { th { "When" } th { "User" } th { "Request" } th { "Status" } th { "From" } } }
+            tbody { @for e in &entries { tr {
+                td { (when(&e.at)) }
+                td { (e.user) }
+                td { code { (e.method) " " (e.path) } }
+                td { (e.status) }
+                td { (e.address.as_deref().unwrap_or("-")) }
+            } } }
+        } }
+    };
+    page("Audit log", &who, body)
+}
+
 pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
     let tokens = match service::tokens::list(&state).await {
         Ok(t) => t,

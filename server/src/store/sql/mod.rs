@@ -4,6 +4,7 @@
 //! the few places they differ go through [`Dialect`]. One module per table or aggregate;
 //! migrations under `server/migrations/sqlite/` and `server/migrations/postgres/`.
 
+mod audit;
 mod batches;
 mod campaigns;
 mod checkins;
@@ -129,6 +130,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         26,
         include_str!("../../../migrations/sqlite/0026_users.sql"),
     ),
+    (
+        27,
+        include_str!("../../../migrations/sqlite/0027_audit.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -173,6 +178,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         26,
         include_str!("../../../migrations/postgres/0026_users.sql"),
+    ),
+    (
+        27,
+        include_str!("../../../migrations/postgres/0027_audit.sql"),
     ),
 ];
 

@@ -1,0 +1,67 @@
+//! The audit log: appended to, read; never changed.
+
+use ferry_manifests::wire::AuditEntry;
+use sqlx::Row;
+
+use super::Sql;
+use crate::store::Result;
+
+impl Sql {
+    /// Appends one entry.
+    pub async fn add_audit(&self, e: &AuditEntry) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit (at, user_id, user_name, method, path, status, address, request_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&e.at)
+        .bind(&e.user_id)
+        .bind(&e.user)
+        .bind(&e.method)
+        .bind(&e.path)
+        .bind(i64::from(e.status))
+        .bind(&e.address)
+        .bind(&e.request_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries (of `user`, at or after `since`, when given), oldest first.
+    pub async fn audit(
+        &self,
+        user: Option<&str>,
+        since: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, user_id, user_name, method, path, status, address, request_id FROM audit
+             WHERE ($1 IS NULL OR user_name = $2) AND ($3 IS NULL OR at >= $4)
+             ORDER BY seq DESC LIMIT $5",
+        )
+        .bind(user)
+        .bind(user)
+        .bind(since)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| {
+                Ok(AuditEntry {
+                    seq: r.try_get("seq")?,
+                    at: r.try_get("at")?,
+                    user_id: r.try_get("user_id")?,
+                    user: r.try_get("user_name")?,
+                    method: r.try_get("method")?,
+                    path: r.try_get("path")?,
+                    status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
+                    address: r.try_get("address")?,
+                    request_id: r.try_get("request_id")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.reverse();
+        Ok(out)
+    }
+}
