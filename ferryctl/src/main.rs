@@ -367,6 +367,7 @@ fn campaigns_commands(
             window,
             name,
             allow_empty,
+            require_approval,
         } => {
             let target = if all {
                 CampaignTarget::All
@@ -388,6 +389,7 @@ fn campaigns_commands(
                 max_failure_rate,
                 window,
                 allow_empty,
+                require_approval,
             };
             api()?.campaign_create(&request, json)
         }
@@ -409,6 +411,7 @@ fn campaigns_commands(
             api()?.campaign_edit(&id, &edit, json)
         }
         CampaignsCommand::Pause { id } => api()?.campaign_action(&id, Some("pause"), json),
+        CampaignsCommand::Approve { id } => api()?.campaign_action(&id, Some("approval"), json),
         CampaignsCommand::Resume { id } => api()?.campaign_action(&id, Some("resume"), json),
         CampaignsCommand::Cancel { id } => api()?.campaign_action(&id, Some("cancel"), json),
     }

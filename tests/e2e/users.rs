@@ -144,3 +144,64 @@ fn each_user_does_what_their_role_allows() {
     let text = w.ctl(&["audit", "list"]).ok();
     assert!(text.stdout.contains("/api/v1/users/vera"), "{text}");
 }
+
+/// A campaign that needs approval waits, paused, until a user with the approver role other
+/// than its creator approves it; then it runs and the device installs. The creator cannot
+/// approve it (not even as an admin), an operator cannot, and resuming it does not bypass it.
+#[test]
+fn a_campaign_waits_for_a_second_users_approval() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    w.ctl(&["users", "add", "abe", "--role", "approver"]).ok();
+    w.ctl(&["users", "add", "olga", "--role", "operator"]).ok();
+    let token = |user: &str| {
+        w.ctl(&["tokens", "create", "--user", user, "--name", user])
+            .ok()
+            .stdout
+            .trim()
+            .to_string()
+    };
+    let abe = token("abe");
+    let olga = token("olga");
+
+    // The admin creates it: paused, waiting, and the device is given nothing.
+    let c = w.campaign("1.0.0", &["--all", "--require-approval"]);
+    let id = c["id"].as_str().unwrap().to_string();
+    assert_eq!(c["status"], "paused", "{c}");
+    assert!(
+        c["status_reason"]
+            .as_str()
+            .unwrap()
+            .contains("waits for approval"),
+        "{c}"
+    );
+    assert_eq!(c["approval"]["created_by"], "admin", "{c}");
+    w.agent("once").ok();
+    assert_eq!(w.current(), None, "nothing installs before approval");
+
+    let resumed = w.ctl(&["campaigns", "resume", &id]);
+    assert_ne!(resumed.code, Some(0), "{resumed}");
+    assert!(resumed.stderr.contains("waits for approval"), "{resumed}");
+    let own = w.ctl(&["campaigns", "approve", &id]);
+    assert_ne!(own.code, Some(0), "{own}");
+    assert!(own.stderr.contains("cannot approve it"), "{own}");
+    let operator = ctl_as(&w, &olga, &["campaigns", "approve", &id]);
+    assert_ne!(operator.code, Some(0), "{operator}");
+    assert!(
+        operator
+            .stderr
+            .contains("needs the approver role (or admin)"),
+        "{operator}"
+    );
+
+    let approved = ctl_as(&w, &abe, &["campaigns", "approve", &id, "--json"]);
+    assert_eq!(approved.code, Some(0), "{approved}");
+    let shown = w.ctl_json(&["campaigns", "show", &id]);
+    assert_eq!(shown["status"], "running", "{shown}");
+    assert_eq!(shown["approval"]["approved_by"], "abe", "{shown}");
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    let again = ctl_as(&w, &abe, &["campaigns", "approve", &id]);
+    assert_ne!(again.code, Some(0), "{again}");
+}

@@ -276,6 +276,15 @@ pub enum CampaignsCommand {
         /// Create it even though no host matches now; hosts join as they check in.
         #[arg(long)]
         allow_empty: bool,
+        /// Start it paused, until a user with the approver (or admin) role other than you
+        /// approves it (`ferryctl campaigns approve`).
+        #[arg(long)]
+        require_approval: bool,
+    },
+    /// Approve a campaign that waits for approval, which starts it (not one you created).
+    Approve {
+        /// The campaign\'s id, or a unique prefix of it.
+        id: String,
     },
     /// List campaigns.
     List {

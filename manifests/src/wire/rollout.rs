@@ -143,6 +143,11 @@ pub struct CampaignRequest {
     /// such a campaign is refused (409).
     #[serde(default)]
     pub allow_empty: bool,
+    /// Its first wave opens only once a user with the approver (or admin) role other than
+    /// its creator approves it (`POST /api/v1/campaigns/{id}/approval`); until then it is
+    /// paused.
+    #[serde(default)]
+    pub require_approval: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -185,6 +190,20 @@ pub struct CampaignView {
     pub counts: std::collections::BTreeMap<String, usize>,
     pub members: Vec<CampaignMemberView>,
     pub created_at: String,
+    /// Who must not approve it (its creator), and who did, when it needs approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<CampaignApproval>,
+}
+
+/// A campaign's approval (`require_approval`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CampaignApproval {
+    pub created_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_at: Option<String>,
 }
 
 /// `PATCH /api/v1/campaigns/{id}`: what may change while a campaign runs; each field

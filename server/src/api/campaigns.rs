@@ -15,10 +15,10 @@ use crate::state::Shared;
 #[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = ferry_manifests::wire::CampaignRequest, responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn create(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     ApiJson(req): ApiJson<CampaignRequest>,
 ) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(requests::create(&state, req).await?))
+    Ok(Json(requests::create(&state, req, op.user_name()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::CampaignView>), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -66,4 +66,13 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignOffer>> {
     Ok(Json(requests::accept(&state, &host_id, &id).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/campaigns/{id}/approval", tag = "campaigns", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn approve(
+    State(state): State<Shared>,
+    op: Operator,
+    Path(id): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(requests::approve(&state, &id, op.user_name()).await?))
 }

@@ -109,6 +109,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(campaigns::list, campaigns::create))
         .routes(routes!(campaigns::show, campaigns::edit))
         .routes(routes!(campaigns::action))
+        .routes(routes!(campaigns::approve))
         .routes(routes!(campaigns::accept))
         .routes(routes!(updates::history))
         .routes(routes!(updates::history_entry))

@@ -92,6 +92,11 @@ impl Operator {
         &self.user.user_id
     }
 
+    /// The user's name.
+    pub fn user_name(&self) -> &str {
+        &self.user.user_name
+    }
+
     /// Whether the token this operator proved itself with is still live (and its user
     /// still there). What lasts (a live output stream) asks again every second, so a revoked
     /// token or a removed user ends it at once.

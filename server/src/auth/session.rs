@@ -250,6 +250,11 @@ impl SignedIn {
         &self.user.user_id
     }
 
+    /// The session's user's name.
+    pub fn user_name(&self) -> &str {
+        &self.user.user_name
+    }
+
     /// Who this session is in the history: its user.
     pub fn actor(&self) -> super::Actor {
         super::Actor::User(self.user.user_name.clone())

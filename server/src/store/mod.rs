@@ -443,6 +443,14 @@ interface! {
     /// The name of the live (unrevoked, unexpired) token of `kind` with this hash.
     fn live_token_name(&self, kind: &str, hash: &str) -> Result<Option<String>>;
 
+    // campaign approval
+    /// Records that a campaign waits for approval; its creator may not give it.
+    fn require_approval(&self, id: &str, created_by: &str) -> Result<()>;
+    /// (created by, approved by, approved at) of a campaign that needs approval.
+    fn approval(&self, id: &str) -> Result<Option<(String, Option<String>, Option<String>)>>;
+    /// Approves a campaign waiting for it, once; false when approved already.
+    fn approve(&self, id: &str, by: &str) -> Result<bool>;
+
     // audit
     /// Appends one entry to the audit log.
     fn add_audit(&self, e: &ferry_manifests::wire::AuditEntry) -> Result<()>;

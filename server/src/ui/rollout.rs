@@ -212,6 +212,7 @@ fn campaign_request(f: &CampaignForm) -> Result<CampaignRequest, AppError> {
         max_failure_rate: share(f.max_failure_pct, "failure share")?,
         window: text(f.window),
         allow_empty: f.allow_empty.is_some(),
+        require_approval: false,
     })
 }
 
@@ -232,7 +233,9 @@ pub async fn create_campaign(
             Err(e) => campaigns_page(&state, &who, &no_filter, Some((&f, refused(e.into())))).await,
         };
     }
-    let created = campaigns::create(&state, req).await.map_err(AppError::from);
+    let created = campaigns::create(&state, req, who.user_name())
+        .await
+        .map_err(AppError::from);
     match created {
         Ok(c) => {
             let to = format!("/campaigns/{}", c.id);

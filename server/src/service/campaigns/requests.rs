@@ -18,6 +18,18 @@ const DEFAULT_THRESHOLD: f64 = 0.5;
 
 async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
     let members = state.store.members(&c.id).await?;
+    let approval =
+        state
+            .store
+            .approval(&c.id)
+            .await?
+            .map(|(created_by, approved_by, approved_at)| {
+                ferry_manifests::wire::CampaignApproval {
+                    created_by,
+                    approved_by,
+                    approved_at,
+                }
+            });
     let d = campaign::decide(&c, &members);
     let now = time::OffsetDateTime::now_utc();
     let members: Vec<CampaignMemberView> = members
@@ -64,6 +76,7 @@ async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
         counts,
         members,
         created_at: c.created_at,
+        approval,
     })
 }
 
@@ -80,8 +93,21 @@ fn share(name: &str, v: Option<f64>) -> ServiceResult<f64> {
 
 /// Creates a campaign from a request: targeting, waves, thresholds and window checked;
 /// members placed; the first wave dispatched.
-pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<CampaignView> {
-    let (row, matching) = plan(state, &req).await?;
+/// Creates a campaign for `creator` (a user's name); one that needs approval starts
+/// paused, and waits for another user's.
+pub async fn create(
+    state: &Shared,
+    req: CampaignRequest,
+    creator: &str,
+) -> ServiceResult<CampaignView> {
+    let (mut row, matching) = plan(state, &req).await?;
+    if req.require_approval {
+        row.status = CampaignStatus::Paused;
+        row.status_reason = format!(
+            "waits for approval by an approver other than {creator} (ferryctl campaigns approve {})",
+            &row.id[..8.min(row.id.len())]
+        );
+    }
     if matching.is_empty() && !req.allow_empty {
         return Err(ServiceError::conflict(format!(
             "no host matches this campaign now ({} with item {}); tag hosts first (ferryctl hosts edit --tag), or pass --allow-empty (\"allow_empty\": true) to create it and let hosts join as they check in",
@@ -91,6 +117,9 @@ pub async fn create(state: &Shared, req: CampaignRequest) -> ServiceResult<Campa
     }
     let id = row.id.clone();
     state.store.create_campaign(&row).await?;
+    if req.require_approval {
+        state.store.require_approval(&id, creator).await?;
+    }
     state.campaigns_changed();
     tracing::info!(campaign = %id, item = %req.item, version = %req.version, members = matching.len(), "campaign created");
     join_known_hosts(state, &row, &matching).await?;
@@ -268,7 +297,14 @@ pub async fn action(state: &Shared, id: &str, action: &str) -> ServiceResult<Cam
                 .set_campaign_status(&id, CampaignStatus::Paused, "paused by an operator")
                 .await?
         }
-        "resume" => super::resume(state, &c).await?,
+        "resume" => {
+            if let Some((_, None, _)) = state.store.approval(&id).await? {
+                return Err(ServiceError::conflict(
+                    "this campaign waits for approval; an approver other than its creator approves it (ferryctl campaigns approve), which also starts it",
+                ));
+            }
+            super::resume(state, &c).await?
+        }
         "cancel" => super::cancel(state, &id, "cancelled by an operator").await?,
         other => {
             return Err(ServiceError::not_found(format!(
@@ -278,6 +314,39 @@ pub async fn action(state: &Shared, id: &str, action: &str) -> ServiceResult<Cam
     }
     state.campaigns_changed();
     tracing::info!(campaign = %id, %action, "campaign {action}");
+    let c = load(state, &id).await?;
+    view(state, c).await
+}
+
+/// Approves a campaign that waits for it, by `approver` (a user's name, not its creator's),
+/// and starts it.
+pub async fn approve(state: &Shared, id: &str, approver: &str) -> ServiceResult<CampaignView> {
+    let id = super::super::full_id(state, IdKind::Campaign, id).await?;
+    let c = load_open(state, &id).await?;
+    match state.store.approval(&id).await? {
+        None => {
+            return Err(ServiceError::conflict(
+                "this campaign does not need approval",
+            ))
+        }
+        Some((_, Some(by), _)) => {
+            return Err(ServiceError::conflict(format!(
+                "this campaign was approved already, by {by}"
+            )))
+        }
+        Some((creator, None, _)) if creator == approver => {
+            return Err(ServiceError::conflict(format!(
+                "{approver} created this campaign and cannot approve it: another user with the approver (or admin) role does"
+            )))
+        }
+        Some(_) => {}
+    }
+    if !state.store.approve(&id, approver).await? {
+        return Err(ServiceError::conflict("this campaign was approved already"));
+    }
+    super::resume(state, &c).await?;
+    state.campaigns_changed();
+    tracing::info!(campaign = %id, %approver, "campaign approved and started");
     let c = load(state, &id).await?;
     view(state, c).await
 }

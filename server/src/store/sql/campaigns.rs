@@ -326,4 +326,49 @@ impl Sql {
         .fetch_all(&self.pool)
         .await?)
     }
+
+    /// Records that campaign `id` waits for approval; `created_by` may not give it.
+    pub async fn require_approval(&self, id: &str, created_by: &str) -> Result<()> {
+        sqlx::query("INSERT INTO campaign_approvals (campaign_id, created_by) VALUES ($1, $2)")
+            .bind(id)
+            .bind(created_by)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// (created by, approved by, approved at) of a campaign that needs approval.
+    pub async fn approval(
+        &self,
+        id: &str,
+    ) -> Result<Option<(String, Option<String>, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT created_by, approved_by, approved_at FROM campaign_approvals WHERE campaign_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok((
+                r.try_get("created_by")?,
+                r.try_get("approved_by")?,
+                r.try_get("approved_at")?,
+            ))
+        })
+        .transpose()
+    }
+
+    /// Approves a campaign waiting for it, once; false when it was approved already.
+    pub async fn approve(&self, id: &str, by: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE campaign_approvals SET approved_by = $1, approved_at = $2
+             WHERE campaign_id = $3 AND approved_by IS NULL",
+        )
+        .bind(by)
+        .bind(ferry_manifests::wire::now())
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
 }

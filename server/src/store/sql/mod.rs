@@ -134,6 +134,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         27,
         include_str!("../../../migrations/sqlite/0027_audit.sql"),
     ),
+    (
+        28,
+        include_str!("../../../migrations/sqlite/0028_campaign_approvals.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -182,6 +186,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         27,
         include_str!("../../../migrations/postgres/0027_audit.sql"),
+    ),
+    (
+        28,
+        include_str!("../../../migrations/postgres/0028_campaign_approvals.sql"),
     ),
 ];
 
