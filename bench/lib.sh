@@ -15,6 +15,18 @@ trap bench_cleanup EXIT
 ms() { date +%s%3N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
+# Starts the server for a fleet of simulated devices (enrolment and request budgets out of
+# the way), logging at level $1; sets port and server_pid.
+bench_fleet_server() {
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    printf 'enrolments_per_minute = 1000000\ndevice_request_burst = 100000\ndevice_requests_per_sec = 10000\n' > "$work/server.toml"
+    FERRY_LOG=$1 "$BIN/ferry-server" --config "$work/server.toml" --listen "127.0.0.1:$port" \
+        --data-dir "$work/data" > "$work/server.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do [ -f "$work/data/operator.token" ] && break; sleep 0.1; done
+    [ -f "$work/data/operator.token" ] || { echo "ferry-server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+}
+
 # Starts the server (data in $work/data, log in $work/server.log) and makes a release key.
 bench_server() {
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

@@ -14,12 +14,7 @@ SECONDS_RUN=${3:-10}
 WORKERS=${4:-16}
 ulimit -n "$(ulimit -Hn)"
 source bench/lib.sh
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'enrolments_per_minute = 1000000\ndevice_request_burst = 100000\ndevice_requests_per_sec = 10000\n' > "$work/server.toml"
-FERRY_LOG=info "$BIN/ferry-server" --config "$work/server.toml" --listen "127.0.0.1:$port" \
-    --data-dir "$work/data" > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 100); do [ -f "$work/data/operator.token" ] && break; sleep 0.1; done
+bench_fleet_server info
 python3 - "$port" "$work/data/enrol.token" "$work/data/operator.token" "$ACTIONS" "$DEVICES" "$SECONDS_RUN" "$WORKERS" "$work/server.log" <<'PY'
 import http.client, json, re, statistics, sys, threading, time
 port, enrol_file, op_file = int(sys.argv[1]), sys.argv[2], sys.argv[3]

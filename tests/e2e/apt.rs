@@ -63,6 +63,18 @@ impl Host {
     }
 }
 
+/// The host's history entry of its APT upgrade.
+fn apt_entry(w: &World) -> serde_json::Value {
+    let history = w.ctl_json(&["history", "list", "--host", "debian"]);
+    history
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["item"] == "apt packages")
+        .unwrap_or_else(|| panic!("no apt entry: {history}"))
+        .clone()
+}
+
 /// A world whose server bridges to a real Mosquitto, and a watcher of its topics.
 fn bridged(watcher: &str) -> ((tempfile::TempDir, Broker), World, Watcher) {
     let dir = tempfile::tempdir().unwrap();
@@ -173,14 +185,7 @@ fn apt_upgrades_are_reported_with_the_category_of_their_suite() {
         "2.0",
         "bar is not security"
     );
-    let history = w.ctl_json(&["history", "list", "--host", "debian"]);
-    let entry = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["item"] == "apt packages")
-        .unwrap_or_else(|| panic!("no apt entry: {history}"))
-        .clone();
+    let entry = apt_entry(&w);
     assert_eq!(entry["status"], "installed", "{entry}");
     assert_eq!(entry["version"], "1 package", "{entry}");
     assert_eq!(entry["message"], "upgraded foo 1.0 → 1.1", "{entry}");
@@ -415,14 +420,7 @@ fn dpkgs_conffile_question_reaches_the_operators_terminal() {
         h.debian.read("/etc/foo.conf")
     );
     assert_eq!(h.debian.read("/usr/share/foo/version"), "1.1");
-    let history = w.ctl_json(&["history", "list", "--host", "debian"]);
-    let entry = history
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["item"] == "apt packages")
-        .unwrap()
-        .clone();
+    let entry = apt_entry(&w);
     let shown = w.ctl_json(&["history", "show", entry["id"].as_str().unwrap()]);
     assert_eq!(shown["status"], "installed", "{shown}");
     assert!(

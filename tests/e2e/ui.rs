@@ -45,11 +45,12 @@ fn a_campaign_from_the_browser_with_acceptance_live_output_pause_and_resume() {
         b.goto("/settings").await;
         b.wait_text("#tokens", "this session").await;
         assert!(
-            b.holds("return !document.querySelector('details.confirm').open")
+            b.holds("return !document.querySelector('tr.mine details.confirm').open")
                 .await
         );
-        b.click("details.confirm summary").await;
-        b.wait_text("details.confirm", "signs you out").await;
+        b.click("tr.mine details.confirm summary").await;
+        b.wait_text("tr.mine details.confirm", "signs you out")
+            .await;
 
         // Create the campaign with the form: no release is preselected, and the form is
         // reviewed (hosts per wave) before it is created.

@@ -320,7 +320,7 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
         p.muted { "Operators sign in and drive the API with an operator token; devices enrol with an enrolment token. A token is shown once, when it is created." }
         div.table { table #tokens {
             thead { tr { th { "Name" } th { "Kind" } th { "Created" } th { "Revoked" } th {} } }
-            tbody { @for t in &tokens { tr {
+            tbody { @for t in &tokens { tr.mine[mine.as_deref() == Some(t.id.as_str())] {
                 td { (t.name) @if mine.as_deref() == Some(t.id.as_str()) { " " span.badge.prog { "this session" } } }
                 td { (t.kind) }
                 td { (when(&t.created_at)) }
