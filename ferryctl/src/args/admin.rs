@@ -143,6 +143,7 @@ pub enum UsersCommand {
     /// Add a user with a role (docs/users.md); then give them a token with `ferryctl tokens
     /// create --user NAME --name N`.
     Add {
+        /// The user's name (a-z 0-9 . _ -).
         name: String,
         /// viewer, operator, publisher, approver or admin.
         #[arg(long, value_parser = ["viewer", "operator", "publisher", "approver", "admin"])]
@@ -155,14 +156,20 @@ pub enum UsersCommand {
     List,
     /// Change a user's role (or tag; an empty tag clears it).
     Edit {
+        /// The user's name.
         name: String,
+        /// The new role: viewer, operator, publisher, approver or admin.
         #[arg(long, value_parser = ["viewer", "operator", "publisher", "approver", "admin"])]
         role: Option<String>,
+        /// The new tag; "" clears it.
         #[arg(long)]
         tag: Option<String>,
     },
     /// Remove a user; their tokens are refused from the next request.
-    Remove { name: String },
+    Remove {
+        /// The user's name.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
