@@ -225,6 +225,18 @@ pub async fn reports(
                 ferry_manifests::wire::MAX_INVENTORY
             )));
         }
+        // Shown escaped wherever a person reads them; bounded here, as the schema says.
+        let long = |t: &str| t.chars().count() > 256;
+        if r.changes.iter().any(|c| {
+            c.name.is_empty()
+                || long(&c.name)
+                || c.from.as_deref().is_some_and(long)
+                || c.to.as_deref().is_some_and(long)
+        }) {
+            return Err(AppError::bad_request(
+                "a package's name is 1-256 characters and its versions at most 256",
+            ));
+        }
     }
     state
         .presence
