@@ -87,13 +87,22 @@ impl Bucket {
 /// The budgets of one server instance.
 pub struct Budgets {
     device_rate: Rate,
-    devices: Mutex<Devices>,
+    devices: Mutex<Keyed>,
     max_held: u32,
     held: Mutex<HashMap<String, u32>>,
     enrol_rate: Rate,
     enrol: Mutex<Bucket>,
     sign_in: Mutex<Bucket>,
+    passwords: Mutex<Keyed>,
 }
+
+/// Password sign-ins of one user name: a burst of 5, then one a minute, whether the password
+/// was right or not (a guesser gets five tries, then one a minute, whatever the server-wide
+/// budget leaves).
+pub const PASSWORD: Rate = Rate {
+    burst: 5,
+    per_sec: 1.0 / 60.0,
+};
 
 /// Web UI sign-in attempts, server-wide: a burst of 20, then one every 3 s.
 const SIGN_IN: Rate = Rate {
@@ -101,10 +110,34 @@ const SIGN_IN: Rate = Rate {
     per_sec: 1.0 / 3.0,
 };
 
-struct Devices {
+/// A bucket per key (a device, a user name), kept only while it is not full.
+struct Keyed {
     buckets: HashMap<String, Bucket>,
     /// Size at which idle (full) buckets are dropped.
     prune_at: usize,
+}
+
+impl Keyed {
+    fn new() -> Keyed {
+        Keyed {
+            buckets: HashMap::default(),
+            prune_at: PRUNE_AT_LEAST,
+        }
+    }
+
+    fn take(&mut self, key: &str, rate: Rate, now: Instant) -> Result<(), Refused> {
+        if let Some(bucket) = self.buckets.get_mut(key) {
+            return bucket.take(rate, now);
+        }
+        if self.buckets.len() >= self.prune_at {
+            self.buckets.retain(|_, b| !b.is_full(rate, now));
+            self.prune_at = (self.buckets.len() * 2).max(PRUNE_AT_LEAST);
+        }
+        let mut bucket = Bucket::full(rate, now);
+        let taken = bucket.take(rate, now);
+        self.buckets.insert(key.to_string(), bucket);
+        taken
+    }
 }
 
 const PRUNE_AT_LEAST: usize = 1024;
@@ -113,15 +146,13 @@ impl Budgets {
     pub fn new(device_rate: Rate, max_held: u32, enrol_rate: Rate) -> Budgets {
         Budgets {
             device_rate,
-            devices: Mutex::new(Devices {
-                buckets: HashMap::default(),
-                prune_at: PRUNE_AT_LEAST,
-            }),
+            devices: Mutex::new(Keyed::new()),
             max_held,
             held: Mutex::new(HashMap::default()),
             enrol_rate,
             enrol: Mutex::new(Bucket::full(enrol_rate, Instant::now())),
             sign_in: Mutex::new(Bucket::full(SIGN_IN, Instant::now())),
+            passwords: Mutex::new(Keyed::new()),
         }
     }
 
@@ -131,19 +162,18 @@ impl Budgets {
     }
 
     fn device_request_at(&self, host_id: &str, now: Instant) -> Result<(), Refused> {
-        let rate = self.device_rate;
-        let mut devices = self.devices.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(bucket) = devices.buckets.get_mut(host_id) {
-            return bucket.take(rate, now);
-        }
-        if devices.buckets.len() >= devices.prune_at {
-            devices.buckets.retain(|_, b| !b.is_full(rate, now));
-            devices.prune_at = (devices.buckets.len() * 2).max(PRUNE_AT_LEAST);
-        }
-        let mut bucket = Bucket::full(rate, now);
-        let taken = bucket.take(rate, now);
-        devices.buckets.insert(host_id.to_string(), bucket);
-        taken
+        self.devices
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(host_id, self.device_rate, now)
+    }
+
+    /// One password sign-in as the user `name` (right or wrong).
+    pub fn password(&self, name: &str) -> Result<(), Refused> {
+        self.passwords
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(name, PASSWORD, Instant::now())
     }
 
     /// One enrolment (all devices share the fleet's enrolment token, so the budget is one).

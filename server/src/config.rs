@@ -60,6 +60,8 @@ pub struct ServerConfig {
     /// Whether a device's own tags (agent.toml) count for campaign targeting when the
     /// operator has not tagged it. Off: devices cannot choose their campaigns.
     pub trust_device_tags: bool,
+    /// Single sign-on to the web UI (`[oidc]`).
+    pub oidc: Option<crate::auth::oidc::OidcConfig>,
 }
 
 /// Checks a `--database`/`database_url` value: PostgreSQL's URL, whose password is never
@@ -272,6 +274,8 @@ pub struct FileConfig {
     pub trust_device_tags: Option<bool>,
     #[serde(default)]
     pub mqtt: Vec<MqttFileConfig>,
+    #[serde(default)]
+    pub oidc: Option<crate::auth::oidc::OidcFileConfig>,
 }
 
 impl ServerConfig {
@@ -383,7 +387,12 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_ENROLMENTS_PER_MINUTE),
             1..=1_000_000,
         )? as u32;
+        let oidc = fc
+            .oidc
+            .map(|c| crate::auth::oidc::OidcConfig::from_file(c, &from_file))
+            .transpose()?;
         Ok(ServerConfig {
+            oidc,
             trust_device_tags: fc.trust_device_tags.unwrap_or(false),
             device_requests,
             device_long_polls_max,

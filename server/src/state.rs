@@ -30,6 +30,8 @@ pub struct AppState {
     pub budgets: budget::Budgets,
     /// Seals the secrets of MQTT connections added through the API.
     pub secrets: secrets::Secrets,
+    /// Single sign-on to the web UI, when `[oidc]` is set.
+    pub oidc: Option<auth::oidc::Oidc>,
     /// The running MQTT bridges, by connection name.
     pub bridges: std::sync::Mutex<Bridges>,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
@@ -44,8 +46,13 @@ pub type Bridges = std::collections::BTreeMap<String, tokio::task::JoinHandle<()
 impl AppState {
     /// The state over an open store: the secrets key and the deltas already built are read
     /// from the data directory; everything else starts empty.
-    pub fn new(config: ServerConfig, store: Store) -> Result<AppState, secrets::SecretError> {
+    pub fn new(config: ServerConfig, store: Store) -> anyhow::Result<AppState> {
         let secrets = secrets::Secrets::open(&config.data_dir)?;
+        let oidc = config
+            .oidc
+            .clone()
+            .map(auth::oidc::Oidc::new)
+            .transpose()?;
         let deltas = deltas::Deltas::load(&config.data_dir);
         let enrol = config.enrolments_per_minute;
         let budgets = budget::Budgets::new(
@@ -57,6 +64,7 @@ impl AppState {
             },
         );
         Ok(AppState {
+            oidc,
             budgets,
             store,
             config,

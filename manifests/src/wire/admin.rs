@@ -51,6 +51,13 @@ pub struct UserView {
     pub created_at: String,
     /// Live tokens it holds.
     pub tokens: u64,
+    /// Whether they may sign in to the web UI with a password.
+    #[serde(default)]
+    pub password: bool,
+    /// Whether they signed in through the OpenID Connect provider (their role follows its
+    /// groups at each sign-in).
+    #[serde(default)]
+    pub single_sign_on: bool,
 }
 
 /// `POST /api/v1/users`
@@ -68,6 +75,10 @@ pub struct UserRequest {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 64))]
     pub tag: Option<String>,
+    /// A password for the web UI (12 characters or more), kept only as an argon2id hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 12, max_length = 256))]
+    pub password: Option<String>,
 }
 
 /// `PATCH /api/v1/users/{name}`: what is given changes (an empty tag clears it).
@@ -84,6 +95,10 @@ pub struct UserEdit {
     #[serde(default)]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub tag: Option<String>,
+    /// A new password for the web UI (12 characters or more); the user's sessions end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_length = 12, max_length = 256))]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -171,6 +171,6 @@ pub async fn terminal(
     ApiJson(req): ApiJson<ferry_manifests::wire::TerminalInput>,
 ) -> ApiResult<Json<ferry_manifests::wire::TerminalLease>> {
     Ok(Json(
-        updates::terminal(&state, &id, req, op.token_hash()).await?,
+        updates::terminal(&state, &id, req, &op.owner()).await?,
     ))
 }

@@ -7,6 +7,8 @@
 //! takes one is reached only by a caller who proved it. They read what they need through
 //! [`AuthContext`], which the server's state implements, so this module does not depend on it.
 
+pub mod oidc;
+pub mod passwords;
 pub mod session;
 pub mod tokens;
 
@@ -65,15 +67,23 @@ fn bearer(parts: &Parts) -> Option<&str> {
 /// route asked for. Only authentication makes one: a valid operator token, or (for `GET`) a
 /// signed-in web session.
 pub struct Operator {
-    /// The hash of the token it proved itself with (for a web session, its token's).
-    token_hash: String,
+    /// How it proved itself.
+    proof: Proof,
     /// The user, and the token's name.
     user: LiveOperator,
 }
 
+/// What an operator proved itself with.
+enum Proof {
+    /// A bearer token, by hash.
+    Token(String),
+    /// A web session (a `GET`: the UI's live output), by id, and who it signed in as.
+    Session(String, session::Principal),
+}
+
 impl Operator {
-    fn proven(token_hash: String, user: LiveOperator) -> Operator {
-        Operator { token_hash, user }
+    fn proven(proof: Proof, user: LiveOperator) -> Operator {
+        Operator { proof, user }
     }
 
     /// Who this is in the history: the user.
@@ -81,10 +91,13 @@ impl Operator {
         Actor::User(self.user.user_name.clone())
     }
 
-    /// The hash of the token it proved itself with: who it is, for what it holds (a
-    /// terminal's input).
-    pub fn token_hash(&self) -> &str {
-        &self.token_hash
+    /// Who it is, for what it holds (a terminal's input): its token's hash, or its web
+    /// session's token or user.
+    pub fn owner(&self) -> String {
+        match &self.proof {
+            Proof::Token(hash) => hash.clone(),
+            Proof::Session(_, principal) => session::owner(principal),
+        }
     }
 
     /// The user's id.
@@ -97,14 +110,15 @@ impl Operator {
         &self.user.user_name
     }
 
-    /// Whether the token this operator proved itself with is still live (and its user
-    /// still there). What lasts (a live output stream) asks again every second, so a revoked
-    /// token or a removed user ends it at once.
+    /// Whether the token or session this operator proved itself with is still live (and
+    /// its user still there, with the same role for a user's session). What lasts (a live
+    /// output stream) asks again every second, so a revoked token or a removed user ends it
+    /// at once.
     pub async fn still_valid<S: AuthContext>(&self, ctx: &S) -> bool {
-        matches!(
-            ctx.store().live_operator(&self.token_hash).await,
-            Ok(Some(_))
-        )
+        match &self.proof {
+            Proof::Token(hash) => matches!(ctx.store().live_operator(hash).await, Ok(Some(_))),
+            Proof::Session(id, _) => session::live(ctx, id).await.is_some(),
+        }
     }
 }
 
@@ -153,7 +167,7 @@ pub async fn operator_of<S: AuthContext>(
         Some(token) => hash_token(token),
         None => {
             let id = session::session_id(headers)?;
-            ctx.sessions().touch(&id)?.0
+            return session::live(ctx, &id).await.map(|(_, _, user)| user);
         }
     };
     ctx.store().live_operator(&hash).await.ok().flatten()
@@ -183,7 +197,10 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
             if let Some(who) = session::signed_in(parts, state.as_ref()).await {
                 permit(parts.method.as_str(), &route_of(parts), &who.user)?;
-                return Ok(Operator::proven(who.token_hash, who.user));
+                return Ok(Operator::proven(
+                    Proof::Session(who.session, who.principal),
+                    who.user,
+                ));
             }
         }
         let token = bearer(parts).ok_or_else(|| {
@@ -193,7 +210,7 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         match state.store().live_operator(&hash).await? {
             Some(user) => {
                 permit(parts.method.as_str(), &route_of(parts), &user)?;
-                Ok(Operator::proven(hash, user))
+                Ok(Operator::proven(Proof::Token(hash), user))
             }
             None => Err(AppError::unauthorized(
                 "operator token is unknown or revoked (or its user was removed)",

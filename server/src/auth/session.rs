@@ -1,6 +1,8 @@
-//! Web UI sessions: signing in with an operator token gives a random session id in a cookie
-//! (HttpOnly, SameSite=Strict, Secure over TLS). The session remembers the token's hash, so
-//! revoking the token ends its sessions at the next request. Every form carries the session's
+//! Web UI sessions: signing in (with an operator token, a user's password or single sign-on)
+//! gives a random session id in a cookie (HttpOnly, SameSite=Strict, Secure over TLS). A
+//! session signed in with a token remembers the token's hash, so revoking the token ends its
+//! sessions at the next request; one signed in as a user remembers the user and the role and
+//! tag they had, so removing the user or changing either ends it at the next request. Every form carries the session's
 //! CSRF token, checked by [`CsrfForm`] before the form is read. Sessions live in memory: a
 //! server restart signs everyone out.
 
@@ -24,8 +26,33 @@ pub const COOKIE: &str = "ferry_session";
 /// How long a session lasts without use.
 pub const IDLE: Duration = Duration::from_secs(12 * 3600);
 
+/// Who a session was signed in as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An operator token, by hash: the session lives while the token does.
+    Token(String),
+    /// A user, by password or single sign-on: the session lives while the user does, with
+    /// the role and tag they had at sign-in.
+    User {
+        id: String,
+        role: String,
+        tag: Option<String>,
+    },
+}
+
+impl Principal {
+    /// A user's session as they are now.
+    pub fn user(user: &crate::store::LiveOperator) -> Principal {
+        Principal::User {
+            id: user.user_id.clone(),
+            role: user.role.clone(),
+            tag: user.tag.clone(),
+        }
+    }
+}
+
 struct Session {
-    token_hash: String,
+    principal: Principal,
     csrf: String,
     last_used: Instant,
     flash: Option<Flash>,
@@ -67,8 +94,8 @@ fn random_hex() -> Result<String, getrandom::Error> {
 }
 
 impl Sessions {
-    /// A new session for a checked operator token; returns its id.
-    pub fn start(&self, token_hash: String) -> Result<String, getrandom::Error> {
+    /// A new session for a checked principal; returns its id.
+    pub fn start(&self, principal: Principal) -> Result<String, getrandom::Error> {
         let id = random_hex()?;
         let csrf = random_hex()?;
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,7 +103,7 @@ impl Sessions {
         all.insert(
             id.clone(),
             Session {
-                token_hash,
+                principal,
                 csrf,
                 last_used: Instant::now(),
                 flash: None,
@@ -92,8 +119,28 @@ impl Sessions {
             .remove(id);
     }
 
-    /// (token hash, CSRF token) of a live session, marking it used.
-    pub(super) fn touch(&self, id: &str) -> Option<(String, String)> {
+    /// Ends every session signed in as the user `user_id`.
+    pub fn end_user(&self, user_id: &str) {
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| !matches!(&s.principal, Principal::User { id, .. } if id == user_id));
+    }
+
+    /// Ends the sessions of the user `user_id` that were signed in as another principal
+    /// than `now` (another role or tag).
+    pub fn end_user_unless(&self, user_id: &str, now: &Principal) {
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, s| {
+                !matches!(&s.principal, Principal::User { id, .. } if id == user_id)
+                    || &s.principal == now
+            });
+    }
+
+    /// (principal, CSRF token) of a live session, marking it used.
+    pub(super) fn touch(&self, id: &str) -> Option<(Principal, String)> {
         let mut all = self.all.lock().unwrap_or_else(|e| e.into_inner());
         let s = all.get_mut(id)?;
         if s.last_used.elapsed() >= IDLE {
@@ -101,7 +148,7 @@ impl Sessions {
             return None;
         }
         s.last_used = Instant::now();
-        Some((s.token_hash.clone(), s.csrf.clone()))
+        Some((s.principal.clone(), s.csrf.clone()))
     }
 
     /// A message for the next page the session sees ("update queued", an error).
@@ -166,9 +213,9 @@ pub fn cookie(id: Option<&str>, secure: bool) -> String {
 pub struct SignedIn {
     pub session: String,
     csrf: String,
-    /// The hash of the operator token the session was signed in with.
-    pub(super) token_hash: String,
-    /// That token's user.
+    /// Who the session was signed in as.
+    pub(super) principal: Principal,
+    /// The session's user.
     pub(super) user: crate::store::LiveOperator,
     /// A message left for this page by the action before it.
     pub flash: Option<Flash>,
@@ -186,27 +233,81 @@ pub async fn sign_in<S: AuthContext>(
     }
     let id = ctx
         .sessions()
-        .start(hash)
+        .start(Principal::Token(hash))
         .map_err(crate::error::AppError::Random)?;
     Ok(Some(id))
 }
 
-/// The request's session, if it is live and its token still valid.
+/// A hash no password matches, checked when the name is unknown or has no password, so a
+/// refusal takes as long whether the user exists or not.
+static DECOY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Signs in as the user `name` with their password: the new session's id, or `None` when
+/// there is no such user, they have no password, or it is not theirs.
+pub async fn sign_in_password<S: AuthContext>(
+    ctx: &S,
+    name: &str,
+    password: &str,
+) -> Result<Option<String>, crate::error::AppError> {
+    let found = ctx.store().password_user(name).await?;
+    let (user, phc) = match found {
+        Some((user, Some(phc))) => (Some(user), phc),
+        _ => (
+            None,
+            DECOY
+                .get_or_init(|| super::passwords::hash("no password is this one").ok())
+                .clone()
+                .unwrap_or_default(),
+        ),
+    };
+    let password = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || super::passwords::verify(&password, &phc))
+        .await
+        .unwrap_or(false);
+    let Some(user) = user.filter(|_| matches) else {
+        return Ok(None);
+    };
+    let id = ctx
+        .sessions()
+        .start(Principal::user(&user))
+        .map_err(crate::error::AppError::Random)?;
+    tracing::info!(user = %user.user_name, "signed in to the web UI with a password");
+    Ok(Some(id))
+}
+
+/// A live session's principal, CSRF token and user; `None` (and the session ended) when
+/// its token was revoked, or its user removed or given another role or tag.
+pub(super) async fn live<S: AuthContext>(
+    ctx: &S,
+    id: &str,
+) -> Option<(Principal, String, crate::store::LiveOperator)> {
+    let (principal, csrf) = ctx.sessions().touch(id)?;
+    let user = match &principal {
+        Principal::Token(hash) => ctx.store().live_operator(hash).await,
+        Principal::User { id, .. } => ctx.store().live_user(id).await,
+    };
+    match user {
+        Ok(Some(user))
+            if matches!(principal, Principal::Token(_)) || Principal::user(&user) == principal =>
+        {
+            Some((principal, csrf, user))
+        }
+        _ => {
+            ctx.sessions().end(id);
+            None
+        }
+    }
+}
+
+/// The request's session, if it is live and its token or user still as signed in.
 pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedIn> {
     let id = session_id(&parts.headers)?;
-    let (hash, csrf) = ctx.sessions().touch(&id)?;
-    let user = match ctx.store().live_operator(&hash).await {
-        Ok(Some(user)) => user,
-        _ => {
-            ctx.sessions().end(&id);
-            return None;
-        }
-    };
+    let (principal, csrf, user) = live(ctx, &id).await?;
     let flash = ctx.sessions().take_flash(&id);
     Some(SignedIn {
         session: id,
         csrf,
-        token_hash: hash,
+        principal,
         user,
         flash,
     })
@@ -240,9 +341,18 @@ impl SignedIn {
         &self.csrf
     }
 
-    /// The hash of the operator token this session signed in with.
-    pub fn token_hash(&self) -> &str {
-        &self.token_hash
+    /// The hash of the operator token this session signed in with (`None`: it signed in
+    /// as a user, by password or single sign-on).
+    pub fn token_hash(&self) -> Option<&str> {
+        match &self.principal {
+            Principal::Token(hash) => Some(hash),
+            Principal::User { .. } => None,
+        }
+    }
+
+    /// Who holds what this session takes (a terminal's input): its token, else its user.
+    pub fn owner(&self) -> String {
+        owner(&self.principal)
     }
 
     /// The session's user's id.
@@ -319,6 +429,14 @@ impl<S: AuthContext, T: DeserializeOwned + Send> FromRequest<Arc<S>> for CsrfFor
     }
 }
 
+/// Who holds what a principal takes: a token by its hash, a user by `user:ID`.
+pub(super) fn owner(principal: &Principal) -> String {
+    match principal {
+        Principal::Token(hash) => hash.clone(),
+        Principal::User { id, .. } => format!("user:{id}"),
+    }
+}
+
 /// Compares without stopping at the first difference.
 fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -347,9 +465,9 @@ mod tests {
     #[test]
     fn sessions_keep_their_csrf_token_and_end() {
         let s = Sessions::default();
-        let id = s.start("hash".into()).unwrap();
-        let (hash, csrf) = s.touch(&id).unwrap();
-        assert_eq!(hash, "hash");
+        let id = s.start(Principal::Token("hash".into())).unwrap();
+        let (principal, csrf) = s.touch(&id).unwrap();
+        assert_eq!(principal, Principal::Token("hash".into()));
         assert_eq!(csrf.len(), 64);
         s.flash(&id, Flash::done("done"));
         assert_eq!(s.take_flash(&id), Some(Flash::done("done")));

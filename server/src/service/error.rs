@@ -43,6 +43,9 @@ pub enum ServiceError {
     /// Sealing or opening a stored secret failed.
     #[error("{0}")]
     Secrets(String),
+    /// Hashing a password failed (not for the password's sake: that is `Invalid`).
+    #[error("{0}")]
+    Password(String),
     #[error("stored version {text:?} is not a semantic version: {source}")]
     StoredVersion {
         text: String,
@@ -91,7 +94,7 @@ impl From<ServiceError> for AppError {
                 source,
             },
             ServiceError::Random(e) => AppError::Random(e),
-            ServiceError::Secrets(e) => AppError::Secrets(e),
+            ServiceError::Secrets(e) | ServiceError::Password(e) => AppError::Secrets(e),
             ServiceError::StoredVersion { text, source } => {
                 AppError::StoredVersion { text, source }
             }

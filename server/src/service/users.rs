@@ -4,6 +4,7 @@
 use ferry_manifests::wire::{UserEdit, UserRequest, UserView};
 
 use super::error::{ServiceError, ServiceResult};
+use crate::auth::passwords::PasswordError;
 use crate::policy::roles::Role;
 use crate::state::Shared;
 use crate::store::UserRow;
@@ -16,6 +17,8 @@ fn view(u: UserRow) -> UserView {
         tag: u.tag,
         created_at: u.created_at,
         tokens: u64::try_from(u.tokens).unwrap_or(0),
+        password: u.password,
+        single_sign_on: u.single_sign_on,
     }
 }
 
@@ -64,9 +67,13 @@ pub async fn add(state: &Shared, req: &UserRequest) -> ServiceResult<UserView> {
             req.name
         )));
     }
+    let hash = match &req.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
     state
         .store
-        .add_user(&req.name, role.as_str(), req.tag.as_deref())
+        .add_user(&req.name, role.as_str(), req.tag.as_deref(), hash.as_deref())
         .await?;
     tracing::info!(user = %req.name, %role, "user added");
     one(state, &req.name).await
@@ -97,12 +104,34 @@ pub async fn edit(state: &Shared, name: &str, edit: &UserEdit) -> ServiceResult<
             "{name} is the last admin; make another user admin first"
         )));
     }
+    let hash = match &edit.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
     state
         .store
         .edit_user(name, role.map(Role::as_str), edit.tag.as_deref())
         .await?;
-    tracing::info!(user = %name, role = ?role, "user edited");
+    if let Some(hash) = &hash {
+        state.store.set_password(name, Some(hash)).await?;
+    }
+    // A new role, tag or password ends the user's web sessions (a role or tag change would
+    // at their next request anyway).
+    state.sessions.end_user(&user.id);
+    tracing::info!(user = %name, role = ?role, password = hash.is_some(), "user edited");
     one(state, name).await
+}
+
+/// The argon2id hash of a new password (in a blocking thread: it costs by design).
+async fn hash_password(password: &str) -> ServiceResult<String> {
+    let password = password.to_string();
+    tokio::task::spawn_blocking(move || crate::auth::passwords::hash(&password))
+        .await
+        .map_err(|e| ServiceError::Password(format!("hashing a password: {e}")))?
+        .map_err(|e| match e {
+            PasswordError::TooShort | PasswordError::TooLong => ServiceError::invalid(e.to_string()),
+            other => ServiceError::Password(other.to_string()),
+        })
 }
 
 fn last_admin(users: &[UserRow]) -> bool {
@@ -121,6 +150,7 @@ pub async fn remove(state: &Shared, name: &str) -> ServiceResult<()> {
         )));
     }
     state.store.remove_user(name).await?;
+    state.sessions.end_user(&user.id);
     tracing::info!(user = %name, "user removed, with its tokens");
     Ok(())
 }

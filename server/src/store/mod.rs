@@ -460,13 +460,22 @@ interface! {
     // users
     /// Makes the `admin` user when there is none yet; gives it the tokens of nobody.
     fn ensure_admin(&self) -> Result<()>;
-    fn add_user(&self, name: &str, role: &str, tag: Option<&str>) -> Result<String>;
+    fn add_user(&self, name: &str, role: &str, tag: Option<&str>, password_hash: Option<&str>) -> Result<String>;
     /// Every user, by name.
     fn users(&self) -> Result<Vec<UserRow>>;
     /// Changes what is `Some`; false when there is no such user.
     fn edit_user(&self, name: &str, role: Option<&str>, tag: Option<&str>) -> Result<bool>;
     /// Removes a user and its tokens; false when there is no such user.
     fn remove_user(&self, name: &str) -> Result<bool>;
+    /// Sets (or clears) a user's password hash; false when there is no such user.
+    fn set_password(&self, name: &str, hash: Option<&str>) -> Result<bool>;
+    /// A user by name, with their password hash.
+    fn password_user(&self, name: &str) -> Result<Option<(LiveOperator, Option<String>)>>;
+    /// A user by id.
+    fn live_user(&self, id: &str) -> Result<Option<LiveOperator>>;
+    /// The user an OpenID Connect identity signs in as (made at its first sign-in; its
+    /// role follows the provider's groups); `Err(name)` when that name is another user's.
+    fn oidc_user(&self, subject: &str, name: &str, role: &str) -> Result<std::result::Result<LiveOperator, String>>;
     /// The live operator token with this hash, and its user.
     fn live_operator(&self, hash: &str) -> Result<Option<LiveOperator>>;
     /// The id of the token with this hash, if any.

@@ -48,6 +48,10 @@ pub struct UserRow {
     pub created_at: String,
     /// Live tokens it holds.
     pub tokens: i64,
+    /// Whether they have a password.
+    pub password: bool,
+    /// Whether they came from the OpenID Connect provider.
+    pub single_sign_on: bool,
 }
 
 /// A live operator token and the user it belongs to.

@@ -223,7 +223,7 @@ pub async fn terminal(
     if let Some(r) = who.check_csrf(&f.csrf) {
         return r;
     }
-    match service::updates::terminal(&state, &id, f.input, who.token_hash()).await {
+    match service::updates::terminal(&state, &id, f.input, &who.owner()).await {
         Ok(lease) => axum::Json(lease).into_response(),
         Err(e) => AppError::from(e).into_response(),
     }

@@ -37,6 +37,8 @@ fn pages() -> Router<Shared> {
     Router::new()
         .route("/", get(fleet::dashboard))
         .route("/login", get(login_form).post(login))
+        .route("/login/sso", get(sso_begin))
+        .route("/login/sso/callback", get(sso_callback))
         .route("/logout", post(logout))
         .route("/hosts", get(fleet::hosts))
         .route("/hosts/{id}", get(fleet::host))
@@ -290,8 +292,15 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-async fn login_form(Query(q): Query<LoginQuery>) -> Response {
+async fn login_form(State(state): State<Shared>, Query(q): Query<LoginQuery>) -> Response {
     let next = safe_next(q.next.as_deref());
+    let sso = state.oidc.is_some();
+    let refusal = match q.failed.as_deref() {
+        None => None,
+        Some("password") => Some("That name and password do not match a user who may sign in with a password."),
+        Some("sso") => Some("Single sign-on did not complete; try again, or ask an admin."),
+        Some(_) => Some("That token is not a valid operator token."),
+    };
     Html(
         html! {
             (DOCTYPE)
@@ -305,15 +314,29 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Response {
                 body.login {
                     main {
                         h1 { "Ferry" }
-                        @if q.failed.is_some() {
-                            p.flash.bad role="alert" { "That token is not a valid operator token." }
+                        @if let Some(text) = refusal {
+                            p.flash.bad role="alert" { (text) }
                         }
-                        form method="post" action="/login" {
+                        @if sso {
+                            p { a #sso.button href={ "/login/sso?next=" (encode(&next)) } { "Sign in with single sign-on" } }
+                        }
+                        form #password-form method="post" action="/login" {
                             input type="hidden" name="next" value=(next);
-                            label for="token" { "Operator token" }
-                            input #token type="password" name="token" autocomplete="current-password" required autofocus;
-                            p.hint { "From DATA_DIR/operator.token, or " code { "ferryctl tokens create --kind operator" } "." }
+                            label for="name" { "User" }
+                            input #name type="text" name="name" autocomplete="username" required autofocus[!sso];
+                            label for="password" { "Password" }
+                            input #password type="password" name="password" autocomplete="current-password" required;
                             button type="submit" { "Sign in" }
+                        }
+                        details {
+                            summary { "Sign in with an operator token" }
+                            form #token-form method="post" action="/login" {
+                                input type="hidden" name="next" value=(next);
+                                label for="token" { "Operator token" }
+                                input #token type="password" name="token" autocomplete="off" required;
+                                p.hint { "From DATA_DIR/operator.token, or " code { "ferryctl tokens create --user NAME --name N" } "." }
+                                button type="submit" { "Sign in with the token" }
+                            }
                         }
                     }
                 }
@@ -326,8 +349,40 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Response {
 
 #[derive(Deserialize)]
 pub struct LoginForm {
-    token: String,
+    #[serde(default)]
+    token: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
     next: Option<String>,
+}
+
+/// A 429 for a spent sign-in budget.
+fn too_many(over: crate::budget::Refused, what: &str) -> Response {
+    crate::error::AppError::Busy {
+        retry_after: over.retry_after,
+        message: format!(
+            "too many sign-in attempts{what}; try again in {} s",
+            over.retry_after.as_secs().max(1)
+        ),
+    }
+    .into_response()
+}
+
+/// The answer to a sign-in that made session `id`: its cookie, and back to `next`.
+fn signed_in_to(state: &Shared, id: &str, next: String) -> Response {
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (
+                header::SET_COOKIE,
+                session::cookie(Some(id), state.config.tls.is_some()),
+            ),
+            (header::LOCATION, next),
+        ],
+    )
+        .into_response()
 }
 
 async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Response {
@@ -337,33 +392,196 @@ async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Respons
         if over.first {
             tracing::warn!("more web UI sign-in attempts than the server allows; refusing with 429 for a while");
         }
-        return crate::error::AppError::Busy {
-            retry_after: over.retry_after,
-            message: format!(
-                "too many sign-in attempts; try again in {} s",
-                over.retry_after.as_secs().max(1)
-            ),
-        }
-        .into_response();
+        return too_many(over, "");
     }
-    match sign_in(state.as_ref(), &f.token).await {
-        Ok(Some(id)) => (
+    if let Some(token) = f.token.as_deref().filter(|t| !t.is_empty()) {
+        return match sign_in(state.as_ref(), token).await {
+            Ok(Some(id)) => signed_in_to(&state, &id, next),
+            Ok(None) => {
+                tracing::warn!("web UI sign-in refused: not a valid operator token");
+                Redirect::to(&format!("/login?failed=token&next={}", encode(&next)))
+                    .into_response()
+            }
+            Err(e) => e.into_response(),
+        };
+    }
+    let (name, password) = (
+        f.name.unwrap_or_default(),
+        f.password.unwrap_or_default(),
+    );
+    // And each user name on its own: a guesser gets a few tries, then one a minute.
+    if let Err(over) = state.budgets.password(&name) {
+        if over.first {
+            tracing::warn!(user = %name.chars().take(64).collect::<String>(), "password sign-ins for this name over their budget; refusing with 429 for a while");
+        }
+        return too_many(over, " for this user");
+    }
+    match session::sign_in_password(state.as_ref(), &name, &password).await {
+        Ok(Some(id)) => signed_in_to(&state, &id, next),
+        Ok(None) => {
+            tracing::warn!(user = %name.chars().take(64).collect::<String>(), "web UI password sign-in refused");
+            Redirect::to(&format!("/login?failed=password&next={}", encode(&next)))
+                .into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The cookie that binds a single sign-on under way to the browser that started it: sent
+/// back on the provider's redirect (a top-level navigation, hence `SameSite=Lax`).
+const SSO_COOKIE: &str = "ferry_sso";
+
+fn sso_cookie(state: Option<&str>, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    match state {
+        Some(s) => format!(
+            "{SSO_COOKIE}={s}; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
+        ),
+        None => format!("{SSO_COOKIE}=; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+    }
+}
+
+/// Starts a single sign-on: to the provider, with this browser's `state` in a cookie.
+async fn sso_begin(State(state): State<Shared>, Query(q): Query<LoginQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    let Some(oidc) = &state.oidc else {
+        return crate::error::AppError::not_found(
+            "single sign-on is not set up on this server ([oidc] in server.toml, docs/users.md)",
+        )
+        .into_response();
+    };
+    if let Err(over) = state.budgets.sign_in() {
+        return too_many(over, "");
+    }
+    match oidc.begin(next.clone()).await {
+        Ok((url, sso_state)) => (
             StatusCode::SEE_OTHER,
             [
                 (
                     header::SET_COOKIE,
-                    session::cookie(Some(&id), state.config.tls.is_some()),
+                    sso_cookie(Some(&sso_state), state.config.tls.is_some()),
                 ),
-                (header::LOCATION, next),
+                (header::LOCATION, url),
             ],
         )
             .into_response(),
-        Ok(None) => {
-            tracing::warn!("web UI sign-in refused: not a valid operator token");
-            Redirect::to(&format!("/login?failed=1&next={}", encode(&next))).into_response()
+        Err(e) => {
+            tracing::warn!("single sign-on could not start: {e}");
+            Redirect::to(&format!("/login?failed=sso&next={}", encode(&next))).into_response()
         }
-        Err(e) => e.into_response(),
     }
+}
+
+#[derive(Deserialize)]
+pub struct SsoCallback {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// The cookie named `name`, from the request's cookies.
+fn cookie_value(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The provider sent the browser back: check it, make or update the user, start a session.
+async fn sso_callback(
+    State(state): State<Shared>,
+    headers: axum::http::HeaderMap,
+    Query(q): Query<SsoCallback>,
+) -> Response {
+    let secure = state.config.tls.is_some();
+    let failed = |why: String| {
+        tracing::warn!("single sign-on refused: {why}");
+        (
+            StatusCode::SEE_OTHER,
+            [
+                (header::SET_COOKIE, sso_cookie(None, secure)),
+                (header::LOCATION, "/login?failed=sso".to_string()),
+            ],
+        )
+            .into_response()
+    };
+    let Some(oidc) = &state.oidc else {
+        return failed("single sign-on is not set up on this server".into());
+    };
+    if let Some(e) = q.error {
+        return failed(format!(
+            "the provider answered {e}: {}",
+            q.error_description.unwrap_or_default()
+        ));
+    }
+    let (Some(code), Some(sso_state)) = (q.code, q.state) else {
+        return failed("the provider's answer has no code or state".into());
+    };
+    // The state must be the one this browser started with: else another site's sign-in
+    // would sign this browser in as someone else.
+    if cookie_value(&headers, SSO_COOKIE).as_deref() != Some(sso_state.as_str()) {
+        return failed("the sign-in was not started by this browser (no or another ferry_sso cookie)".into());
+    }
+    let who = match oidc.finish(&sso_state, &code).await {
+        Ok(who) => who,
+        Err(e) => return failed(e.to_string()),
+    };
+    let user = match state
+        .store
+        .oidc_user(&who.subject, &who.name, who.role.as_str())
+        .await
+    {
+        Ok(Ok(user)) => user,
+        Ok(Err(name)) => {
+            return failed(format!(
+                "a user named {name} already exists who does not sign in through the provider; \
+                 rename or remove them (ferryctl users) to let the provider's {name} in"
+            ))
+        }
+        Err(e) => return crate::error::AppError::from(e).into_response(),
+    };
+    // A role that changed at the provider ends the user's other sessions.
+    state
+        .sessions
+        .end_user_unless(&user.user_id, &session::Principal::user(&user));
+    let id = match state.sessions.start(session::Principal::user(&user)) {
+        Ok(id) => id,
+        Err(e) => return crate::error::AppError::Random(e).into_response(),
+    };
+    tracing::info!(user = %user.user_name, role = %user.role, "signed in to the web UI through single sign-on");
+    // A page, not a redirect: the session cookie is SameSite=Strict, and a browser does not
+    // send it on a redirect that began at the provider's site; a step from this page does.
+    let next = who.next;
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta http-equiv="refresh" content={ "0;url=" (next) };
+                title { "Signed in · Ferry" }
+                link rel="stylesheet" href="/ui/ui.css";
+            }
+            body.login { main { p { "Signed in. " a href=(next) { "Continue" } } } }
+        }
+    };
+    (
+        StatusCode::OK,
+        axum::response::AppendHeaders([
+            (header::SET_COOKIE, session::cookie(Some(&id), secure)),
+            (header::SET_COOKIE, sso_cookie(None, secure)),
+        ]),
+        Html(page.into_string()),
+    )
+        .into_response()
 }
 
 /// A form with nothing but its CSRF token (an action button).

@@ -314,7 +314,10 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
     };
     let mqtt = connections::list(&state);
     // The token this session signed in with, marked in the list.
-    let mine = state.store.token_id(who.token_hash()).await.ok().flatten();
+    let mine = match who.token_hash() {
+        Some(hash) => state.store.token_id(hash).await.ok().flatten(),
+        None => None,
+    };
     let body = html! {
         h2 { "Tokens" }
         p.muted { "Operators sign in and drive the API with an operator token; devices enrol with an enrolment token. A token is shown once, when it is created." }

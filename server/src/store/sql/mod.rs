@@ -138,6 +138,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         28,
         include_str!("../../../migrations/sqlite/0028_campaign_approvals.sql"),
     ),
+    (
+        29,
+        include_str!("../../../migrations/sqlite/0029_sign_in.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -190,6 +194,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         28,
         include_str!("../../../migrations/postgres/0028_campaign_approvals.sql"),
+    ),
+    (
+        29,
+        include_str!("../../../migrations/postgres/0029_sign_in.sql"),
     ),
 ];
 

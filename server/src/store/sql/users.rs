@@ -37,15 +37,22 @@ impl Sql {
         Ok(())
     }
 
-    pub async fn add_user(&self, name: &str, role: &str, tag: Option<&str>) -> Result<String> {
+    pub async fn add_user(
+        &self,
+        name: &str,
+        role: &str,
+        tag: Option<&str>,
+        password_hash: Option<&str>,
+    ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO users (id, name, role, tag, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO users (id, name, role, tag, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(name)
         .bind(role)
         .bind(tag)
+        .bind(password_hash)
         .bind(ferry_manifests::wire::now())
         .execute(&self.writer)
         .await?;
@@ -56,6 +63,8 @@ impl Sql {
     pub async fn users(&self) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
             "SELECT u.id, u.name, u.role, u.tag, u.created_at,
+                    CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS password,
+                    CASE WHEN u.oidc_subject IS NULL THEN 0 ELSE 1 END AS sso,
                     (SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokens
              FROM users u ORDER BY u.name",
         )
@@ -70,6 +79,8 @@ impl Sql {
                     tag: r.try_get("tag")?,
                     created_at: r.try_get("created_at")?,
                     tokens: r.try_get::<i64, _>("tokens")?,
+                    password: r.try_get::<i32, _>("password")? != 0,
+                    single_sign_on: r.try_get::<i32, _>("sso")? != 0,
                 })
             })
             .collect()
@@ -112,6 +123,91 @@ impl Sql {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Sets (or with `None` clears) a user's password hash; false when there is no such user.
+    pub async fn set_password(&self, name: &str, hash: Option<&str>) -> Result<bool> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE name = $2")
+            .bind(hash)
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// A user by name with their password hash (`None`: they have no password).
+    pub async fn password_user(&self, name: &str) -> Result<Option<(LiveOperator, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT id, name, role, tag, password_hash FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((user_of(&r)?, r.try_get("password_hash")?)))
+            .transpose()
+    }
+
+    /// A user by id, as a web session signed in with a password or single sign-on sees them.
+    pub async fn live_user(&self, id: &str) -> Result<Option<LiveOperator>> {
+        let row = sqlx::query("SELECT id, name, role, tag FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| user_of(&r)).transpose()
+    }
+
+    /// The user an OpenID Connect identity signs in as: the one with this subject, its
+    /// role set to what the provider's groups give now; else a new user named `name`.
+    /// `Err(name)` when a user of that name exists who did not sign in through the provider
+    /// (a password or token user): the provider does not take them over.
+    pub async fn oidc_user(
+        &self,
+        subject: &str,
+        name: &str,
+        role: &str,
+    ) -> Result<std::result::Result<LiveOperator, String>> {
+        let mut tx = self.write_tx().await?;
+        let known: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE oidc_subject = $1")
+            .bind(subject)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match known {
+            Some(id) => {
+                sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+                    .bind(role)
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                let taken: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if taken > 0 {
+                    return Ok(Err(name.to_string()));
+                }
+                let id = uuid::Uuid::new_v4().to_string();
+                sqlx::query(
+                    "INSERT INTO users (id, name, role, oidc_subject, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&id)
+                .bind(name)
+                .bind(role)
+                .bind(subject)
+                .bind(ferry_manifests::wire::now())
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+        };
+        let row = sqlx::query("SELECT id, name, role, tag FROM users WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(user_of(&row)?))
+    }
+
     /// The live operator token with this hash, and its user.
     pub async fn live_operator(&self, hash: &str) -> Result<Option<LiveOperator>> {
         let row = sqlx::query(
@@ -135,4 +231,15 @@ impl Sql {
         })
         .transpose()
     }
+}
+
+/// A user row (`id, name, role, tag`) as a signed-in web session's user: no token.
+fn user_of(r: &sqlx::any::AnyRow) -> Result<LiveOperator> {
+    Ok(LiveOperator {
+        token_name: String::new(),
+        user_id: r.try_get("id")?,
+        user_name: r.try_get("name")?,
+        role: r.try_get("role")?,
+        tag: r.try_get("tag")?,
+    })
 }
