@@ -13,6 +13,7 @@ mod repository;
 mod root;
 mod table;
 
+use anyhow::Context as _;
 use args::{
     AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand,
     HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand,
@@ -307,16 +308,57 @@ fn mqtt_commands(command: MqttCommand, server: &ServerArgs, json: bool) -> anyho
 fn users_commands(command: UsersCommand, server: &ServerArgs, json: bool) -> anyhow::Result<()> {
     let api = || Client::new(server);
     match command {
-        UsersCommand::Add { name, role, tag } => api()?.user_add(
-            &ferry_manifests::wire::UserRequest { name, role, tag },
+        UsersCommand::Add {
+            name,
+            role,
+            tag,
+            password_file,
+        } => api()?.user_add(
+            &ferry_manifests::wire::UserRequest {
+                name,
+                role,
+                tag,
+                password: read_password(password_file.as_deref())?,
+            },
             json,
         ),
         UsersCommand::List => api()?.users(json),
-        UsersCommand::Edit { name, role, tag } => {
-            api()?.user_edit(&name, &ferry_manifests::wire::UserEdit { role, tag }, json)
-        }
+        UsersCommand::Edit {
+            name,
+            role,
+            tag,
+            password_file,
+        } => api()?.user_edit(
+            &name,
+            &ferry_manifests::wire::UserEdit {
+                role,
+                tag,
+                password: read_password(password_file.as_deref())?,
+            },
+            json,
+        ),
         UsersCommand::Remove { name } => api()?.user_remove(&name),
     }
+}
+
+/// A password from `--password-file`: its first line (`-`: standard input).
+fn read_password(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let Some(file) = file else { return Ok(None) };
+    let text = if file == std::path::Path::new("-") {
+        std::io::read_to_string(std::io::stdin())
+            .context("reading the password from standard input")?
+    } else {
+        std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read --password-file {}", file.display()))?
+    };
+    let password = text.lines().next().unwrap_or("").to_string();
+    if password.is_empty() {
+        anyhow::bail!(
+            "--password-file {} holds no password on its first line",
+            file.display()
+        );
+    }
+    Ok(Some(password))
 }
 
 /// `ferryctl tokens`: operator and enrolment tokens.

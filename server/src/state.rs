@@ -48,11 +48,7 @@ impl AppState {
     /// from the data directory; everything else starts empty.
     pub fn new(config: ServerConfig, store: Store) -> anyhow::Result<AppState> {
         let secrets = secrets::Secrets::open(&config.data_dir)?;
-        let oidc = config
-            .oidc
-            .clone()
-            .map(auth::oidc::Oidc::new)
-            .transpose()?;
+        let oidc = config.oidc.clone().map(auth::oidc::Oidc::new).transpose()?;
         let deltas = deltas::Deltas::load(&config.data_dir);
         let enrol = config.enrolments_per_minute;
         let budgets = budget::Budgets::new(

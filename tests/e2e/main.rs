@@ -24,6 +24,7 @@ mod longpoll;
 mod mqtt;
 mod refusals;
 mod scaleout;
+mod sign_in;
 mod signals;
 mod signer;
 mod sources;

@@ -401,7 +401,7 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
     assert!(r.headers()["location"]
         .to_str()
         .unwrap()
-        .starts_with("/login?failed=1"));
+        .starts_with("/login?failed=token"));
     // The right one gives a safe cookie.
     let r = no_redirect
         .post(format!("{}/login", w.server.url()))

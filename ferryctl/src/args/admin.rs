@@ -151,6 +151,9 @@ pub enum UsersCommand {
         /// Limit the user to hosts with this tag.
         #[arg(long)]
         tag: Option<String>,
+        /// A file holding the user's web UI password (12 characters or more; its first line).
+        #[arg(long, value_name = "F")]
+        password_file: Option<std::path::PathBuf>,
     },
     /// List users and their roles.
     List,
@@ -164,6 +167,9 @@ pub enum UsersCommand {
         /// The new tag; "" clears it.
         #[arg(long)]
         tag: Option<String>,
+        /// A file holding the user's new web UI password (their web sessions end).
+        #[arg(long, value_name = "F")]
+        password_file: Option<std::path::PathBuf>,
     },
     /// Remove a user; their tokens are refused from the next request.
     Remove {

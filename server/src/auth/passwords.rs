@@ -7,14 +7,14 @@ use argon2::Argon2;
 
 /// The fewest characters a password may have.
 pub const MIN_CHARS: usize = 12;
-/// The most bytes a password may have (hashing has a cost; nobody types more).
-pub const MAX_BYTES: usize = 1024;
+/// The most characters a password may have (hashing has a cost; nobody types more).
+pub const MAX_CHARS: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("a password needs at least {MIN_CHARS} characters")]
     TooShort,
-    #[error("a password may have at most {MAX_BYTES} bytes")]
+    #[error("a password may have at most {MAX_CHARS} characters")]
     TooLong,
     #[error("no randomness for a salt: {0}")]
     Random(#[from] getrandom::Error),
@@ -25,10 +25,11 @@ pub enum PasswordError {
 /// Whether a password is one a user may choose (length only: a passphrase of common words
 /// is a good password).
 pub fn check(password: &str) -> Result<(), PasswordError> {
-    if password.len() > MAX_BYTES {
+    let chars = password.chars().count();
+    if chars > MAX_CHARS {
         return Err(PasswordError::TooLong);
     }
-    if password.chars().count() < MIN_CHARS {
+    if chars < MIN_CHARS {
         return Err(PasswordError::TooShort);
     }
     Ok(())
@@ -48,7 +49,7 @@ pub fn hash(password: &str) -> Result<String, PasswordError> {
 
 /// Whether `password` is the one `phc` was made from (false for a hash that does not parse).
 pub fn verify(password: &str, phc: &str) -> bool {
-    if password.len() > MAX_BYTES {
+    if password.len() > 4 * MAX_CHARS {
         return false;
     }
     match PasswordHash::new(phc) {
@@ -81,7 +82,10 @@ mod tests {
             hash("short").unwrap_err().to_string(),
             "a password needs at least 12 characters"
         );
-        assert!(matches!(check(&"x".repeat(2000)), Err(PasswordError::TooLong)));
+        assert!(matches!(
+            check(&"x".repeat(2000)),
+            Err(PasswordError::TooLong)
+        ));
         assert!(check("twelve chars").is_ok());
     }
 }

@@ -355,6 +355,17 @@ impl SignedIn {
         owner(&self.principal)
     }
 
+    /// Whether the session's user may `method` `route` (as routed, `/hosts/{id}/check`): a
+    /// page shows only the buttons its user may press.
+    pub fn may(&self, method: &str, route: &str) -> bool {
+        super::permit(method, route, &self.user).is_ok()
+    }
+
+    /// The session's user's role.
+    pub fn role(&self) -> &str {
+        &self.user.role
+    }
+
     /// The session's user's id.
     pub fn user_id(&self) -> &str {
         &self.user.user_id

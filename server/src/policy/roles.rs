@@ -117,7 +117,7 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
         ("POST", "/api/v1/releases/{item}/{version}/withdraw") => Publish,
         ("POST", "/items/{name}/{version}/withdraw") => Publish,
         // A second person's approval of a campaign.
-        ("POST", "/api/v1/campaigns/{id}/approval") => Approve,
+        ("POST", "/api/v1/campaigns/{id}/approval" | "/campaigns/{id}/approve") => Approve,
         // Reading, by a token (the API) or a session (the web UI).
         (
             "GET",

@@ -73,7 +73,12 @@ pub async fn add(state: &Shared, req: &UserRequest) -> ServiceResult<UserView> {
     };
     state
         .store
-        .add_user(&req.name, role.as_str(), req.tag.as_deref(), hash.as_deref())
+        .add_user(
+            &req.name,
+            role.as_str(),
+            req.tag.as_deref(),
+            hash.as_deref(),
+        )
         .await?;
     tracing::info!(user = %req.name, %role, "user added");
     one(state, &req.name).await
@@ -129,7 +134,9 @@ async fn hash_password(password: &str) -> ServiceResult<String> {
         .await
         .map_err(|e| ServiceError::Password(format!("hashing a password: {e}")))?
         .map_err(|e| match e {
-            PasswordError::TooShort | PasswordError::TooLong => ServiceError::invalid(e.to_string()),
+            PasswordError::TooShort | PasswordError::TooLong => {
+                ServiceError::invalid(e.to_string())
+            }
             other => ServiceError::Password(other.to_string()),
         })
 }

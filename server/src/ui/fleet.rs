@@ -322,6 +322,7 @@ async fn host_body(
         .map(|n| format!("{n} ({})", h.facts.hostname))
         .unwrap_or_else(|| h.facts.hostname.clone());
     let action = |what: &str| format!("/hosts/{}/{what}", h.id);
+    let operate = who.may("POST", "/hosts/{id}/update");
     let body = html! {
         p.muted {
             @if !h.accepted { span.badge.avail { "awaiting acceptance" } " · " }
@@ -332,6 +333,8 @@ async fn host_body(
             @for t in &h.tags { " " a.tag href={"/hosts?tag=" (encode(t))} { (t) } }
             " " (reported(&h))
         }
+        // Only what the user's role may do is offered.
+        @if operate {
         div.actions {
             @if !h.accepted {
                 form.inline method="post" action=(action("accept")) { (csrf(who)) button type="submit" { "Accept host" } }
@@ -367,6 +370,7 @@ async fn host_body(
                 button.danger type="submit" { "Remove " (h.facts.hostname) }
             }
         }
+        }
         h2 { "Items" }
         div.table { table #items {
             thead { tr { th { "Item" } th { "Installed" } th { "Available" } th { "Status" } th {} } }
@@ -385,7 +389,7 @@ async fn host_body(
                             @if let Some(e) = outcome { a href={"/history/" (e.id)} { (badge(&e.status)) } }
                         } @else { (badge(status)) }
                     }
-                    td { @if let Some(a) = avail {
+                    td { @if let (Some(a), true) = (avail, operate) {
                         form.inline method="post" action=(action("update")) {
                             (csrf(who))
                             input type="hidden" name="item" value=(i.item);
@@ -404,7 +408,7 @@ async fn host_body(
                         }
                     }
                     @let others = other_versions(&releases, &i.item, i.version.as_ref(), avail.map(|a| &a.version));
-                    @if !others.is_empty() {
+                    @if operate && !others.is_empty() {
                         details.versions {
                             summary { "Other versions…" }
                             form.inline method="post" action=(action("update")) {

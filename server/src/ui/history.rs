@@ -139,7 +139,7 @@ pub async fn entry(State(state): State<Shared>, who: SignedIn, Path(id): Path<St
             span #status { (badge(&e.status)) }
             " " (e.message)
         }
-        @if running {
+        @if running && who.may("POST", "/history/{id}/cancel") {
             form.inline method="post" action={"/history/" (e.id) "/cancel"} {
                 (csrf(&who))
                 button.danger type="submit" { "Cancel this update" }

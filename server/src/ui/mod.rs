@@ -62,6 +62,7 @@ fn pages() -> Router<Shared> {
         )
         .route("/campaigns/{id}", get(rollout::campaign))
         .route("/campaigns/{id}/edit", post(rollout::edit_campaign))
+        .route("/campaigns/{id}/approve", post(rollout::approve_campaign))
         .route("/campaigns/{id}/{action}", post(rollout::campaign_action))
         .route("/batches", get(rollout::batches))
         .route("/batches/{id}", get(rollout::batch))
@@ -159,6 +160,7 @@ pub fn page(title: &str, who: &SignedIn, body: Markup) -> Response {
         ("/history", "History"),
         ("/items", "Items"),
         ("/packages", "Packages"),
+        ("/audit", "Audit"),
         ("/settings", "Settings"),
     ];
     Html(
@@ -175,7 +177,9 @@ pub fn page(title: &str, who: &SignedIn, body: Markup) -> Response {
                 body {
                     header {
                         a.brand href="/" { "Ferry" }
-                        nav { @for (href, label) in nav { a href=(href) { (label) } } }
+                        // Only the pages the user may open.
+                        nav { @for (href, label) in nav { @if who.may("GET", href) { a href=(href) { (label) } } } }
+                        span #who.muted { (who.user_name()) " (" (who.role()) ")" }
                         form.inline method="post" action="/logout" {
                             (csrf(who))
                             button.link type="submit" { "Sign out" }
@@ -297,7 +301,9 @@ async fn login_form(State(state): State<Shared>, Query(q): Query<LoginQuery>) ->
     let sso = state.oidc.is_some();
     let refusal = match q.failed.as_deref() {
         None => None,
-        Some("password") => Some("That name and password do not match a user who may sign in with a password."),
+        Some("password") => {
+            Some("That name and password do not match a user who may sign in with a password.")
+        }
         Some("sso") => Some("Single sign-on did not complete; try again, or ask an admin."),
         Some(_) => Some("That token is not a valid operator token."),
     };
@@ -399,16 +405,12 @@ async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Respons
             Ok(Some(id)) => signed_in_to(&state, &id, next),
             Ok(None) => {
                 tracing::warn!("web UI sign-in refused: not a valid operator token");
-                Redirect::to(&format!("/login?failed=token&next={}", encode(&next)))
-                    .into_response()
+                Redirect::to(&format!("/login?failed=token&next={}", encode(&next))).into_response()
             }
             Err(e) => e.into_response(),
         };
     }
-    let (name, password) = (
-        f.name.unwrap_or_default(),
-        f.password.unwrap_or_default(),
-    );
+    let (name, password) = (f.name.unwrap_or_default(), f.password.unwrap_or_default());
     // And each user name on its own: a guesser gets a few tries, then one a minute.
     if let Err(over) = state.budgets.password(&name) {
         if over.first {
@@ -420,8 +422,7 @@ async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Respons
         Ok(Some(id)) => signed_in_to(&state, &id, next),
         Ok(None) => {
             tracing::warn!(user = %name.chars().take(64).collect::<String>(), "web UI password sign-in refused");
-            Redirect::to(&format!("/login?failed=password&next={}", encode(&next)))
-                .into_response()
+            Redirect::to(&format!("/login?failed=password&next={}", encode(&next))).into_response()
         }
         Err(e) => e.into_response(),
     }
@@ -437,7 +438,9 @@ fn sso_cookie(state: Option<&str>, secure: bool) -> String {
         Some(s) => format!(
             "{SSO_COOKIE}={s}; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age=600{secure}"
         ),
-        None => format!("{SSO_COOKIE}=; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age=0{secure}"),
+        None => {
+            format!("{SSO_COOKIE}=; Path=/login/sso; HttpOnly; SameSite=Lax; Max-Age=0{secure}")
+        }
     }
 }
 
@@ -529,7 +532,9 @@ async fn sso_callback(
     // The state must be the one this browser started with: else another site's sign-in
     // would sign this browser in as someone else.
     if cookie_value(&headers, SSO_COOKIE).as_deref() != Some(sso_state.as_str()) {
-        return failed("the sign-in was not started by this browser (no or another ferry_sso cookie)".into());
+        return failed(
+            "the sign-in was not started by this browser (no or another ferry_sso cookie)".into(),
+        );
     }
     let who = match oidc.finish(&sso_state, &code).await {
         Ok(who) => who,

@@ -79,7 +79,7 @@ async fn campaigns_page(
                 td { (when(&c.created_at)) }
             } } }
         } }
-        details #new-campaign open[list.is_empty() || sent.is_some()] {
+        @if who.may("POST", "/campaigns") { details #new-campaign open[list.is_empty() || sent.is_some()] {
             summary { h2.inline { "New campaign" } }
             @if let Some((_, why)) = &refused { p.flash.bad role="alert" { (why) } }
             form.stack method="post" action="/campaigns" {
@@ -103,13 +103,14 @@ async fn campaigns_page(
                     input type="text" name="values" placeholder="tags or hostnames, comma-separated" aria-label="Tags or hosts" value=(val(|f| &f.values));
                 }
                 label { input type="checkbox" name="require_acceptance" value="true" checked[sent.is_some_and(|f| f.require_acceptance.is_some())]; " Each host must accept (on the device: --running-mode=campaign_accept)" }
+                label { input type="checkbox" name="require_approval" value="true" checked[sent.is_some_and(|f| f.require_approval.is_some())]; " Another user with the approver role must approve it before its first wave opens" }
                 label { "Waves " input type="text" name="waves" placeholder="default: one wave up to 5 hosts, else 1,10%,50%,100%" value=(val(|f| &f.waves)); }
                 label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.max_failure_pct)); }
                 label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.success_pct)); }
                 label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00" value=(val(|f| &f.window)); }
                 button type="submit" { "Review campaign" }
             }
-        }
+        } }
     };
     page("Campaigns", who, body)
 }
@@ -139,6 +140,7 @@ fn review(who: &SignedIn, f: &CampaignForm, per_wave: &[usize]) -> Response {
             (hidden("name", &f.name))
             (hidden("values", &f.values))
             (hidden("require_acceptance", &f.require_acceptance))
+            (hidden("require_approval", &f.require_approval))
             (hidden("waves", &f.waves))
             (hidden("max_failure_pct", &f.max_failure_pct))
             (hidden("success_pct", &f.success_pct))
@@ -159,6 +161,7 @@ pub struct CampaignForm {
     target: String,
     values: Option<String>,
     require_acceptance: Option<String>,
+    require_approval: Option<String>,
     waves: Option<String>,
     max_failure_pct: Option<String>,
     success_pct: Option<String>,
@@ -212,8 +215,22 @@ fn campaign_request(f: &CampaignForm) -> Result<CampaignRequest, AppError> {
         max_failure_rate: share(f.max_failure_pct, "failure share")?,
         window: text(f.window),
         allow_empty: f.allow_empty.is_some(),
-        require_approval: false,
+        require_approval: f.require_approval.is_some(),
     })
+}
+
+/// An approver approves a campaign that waits for it: its first wave opens.
+pub async fn approve_campaign(
+    State(state): State<Shared>,
+    Path(id): Path<String>,
+    CsrfForm(who, _): CsrfForm<super::NoFields>,
+) -> Response {
+    let to = format!("/campaigns/{id}");
+    let approved = crate::service::campaigns::requests::approve(&state, &id, who.user_name())
+        .await
+        .map(|c| format!("Campaign {} approved; its first wave is open.", c.name))
+        .map_err(AppError::from);
+    done(&state, &who, &to, approved)
 }
 
 pub async fn create_campaign(
@@ -339,11 +356,23 @@ pub async fn campaign(
             p.muted { (c.item) " " (c.version) " · " (target)
                 @if c.require_acceptance { " · acceptance required" }
                 @if let Some(w) = &c.window { " · window " (w) } }
-            @if open {
+            @if let Some(a) = &c.approval {
+                p #approval {
+                    @if let Some(by) = &a.approved_by {
+                        "Approved by " (by) @if let Some(at) = &a.approved_at { " at " (when(at)) } "."
+                    } @else {
+                        "Waits for approval by another user than " (a.created_by) " (the approver or admin role)."
+                    }
+                }
+                @if open && a.approved_by.is_none() && a.created_by != who.user_name() && who.may("POST", "/campaigns/{id}/approve") {
+                    form.inline #approve method="post" action=(action("approve")) { (csrf(&who)) button type="submit" { "Approve" } }
+                }
+            }
+            @if open && who.may("POST", "/campaigns/{id}/{action}") {
                 div.actions {
                     @if c.status == "running" {
                         form.inline method="post" action=(action("pause")) { (csrf(&who)) button type="submit" { "Pause" } }
-                    } @else {
+                    } @else if c.approval.as_ref().is_none_or(|a| a.approved_by.is_some()) {
                         form.inline method="post" action=(action("resume")) { (csrf(&who)) button type="submit" { "Resume" } }
                     }
                     details.edit {

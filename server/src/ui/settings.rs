@@ -155,12 +155,12 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                     @if i.featured { " " span.badge.prog { "featured" } }
                     @if i.deactivated { " " span.badge.fail { "deactivated" } }
                 }
-                form.inline method="post" action={"/items/" (encode(&i.name))} {
+                @if who.may("POST", "/items/{name}") { form.inline method="post" action={"/items/" (encode(&i.name))} {
                     (csrf(&who))
                     label { "Icon URL " input type="url" name="icon_url" value=(i.icon_url.as_deref().unwrap_or("")) placeholder="https://…"; }
                     label { input type="checkbox" name="featured" value="true" checked[i.featured]; " featured" }
                     button type="submit" { "Save" }
-                }
+                } }
                 div.table { table {
                     thead { tr { th { "Version" } th { "Category" } th { "Released" } th { "Notes" } th {} } }
                     tbody { @for r in releases.iter().filter(|r| r.item == i.name).rev() { tr.withdrawn[r.withdrawn_at.is_some()] {
@@ -176,16 +176,16 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                         }
                         td { @if r.withdrawn_at.is_none() {
                             // Two steps, no script: open, confirm.
-                            details.confirm {
+                            @if who.may("POST", "/items/{name}/{version}/batch") { details.confirm {
                                 summary { "Update every host…" }
                                 form.inline method="post" action={"/items/" (encode(&r.item)) "/" (r.version) "/batch"} {
                                     (csrf(&who))
                                     span.muted { "Every host with " (r.item) " not at " (r.version) " gets it now, all at once (for waves and a failure threshold, start a " a href="/campaigns" { "campaign" } "). " }
                                     button type="submit" { "Update every host to " (r.version) }
                                 }
-                            }
+                            } }
                             // Two steps, no script: open, say why, confirm.
-                            details.withdraw {
+                            @if who.may("POST", "/items/{name}/{version}/withdraw") { details.withdraw {
                                 summary { "Withdraw…" }
                                 form.stack method="post" action={"/items/" (encode(&r.item)) "/" (r.version) "/withdraw"} {
                                     (csrf(&who))
@@ -193,7 +193,7 @@ pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
                                     p.muted { "It is no longer offered; installs of it not yet started and its campaigns are cancelled." }
                                     button.danger type="submit" { "Withdraw " (r.item) " " (r.version) }
                                 }
-                            }
+                            } }
                         } }
                     } } }
                 } }

@@ -191,12 +191,43 @@ impl Browser {
         }
     }
 
+    /// Signs in with an operator token (the sign-in page's folded second form).
     pub async fn sign_in(&self, token: &str) {
         self.goto("/login?next=/").await;
-        self.fill("input[name=token]", token).await;
-        self.click("form button[type=submit]").await;
+        self.click("details summary").await;
+        self.fill("#token-form input[name=token]", token).await;
+        self.click("#token-form button[type=submit]").await;
         self.wait_text("h1", "Dashboard").await;
         assert_eq!(self.path().await, "/", "signing in lands on the dashboard");
+    }
+
+    /// Signs in as a user with their password; lands on `next`.
+    pub async fn sign_in_password(&self, name: &str, password: &str, next: &str) {
+        self.goto(&format!("/login?next={next}")).await;
+        self.fill("#password-form input[name=name]", name).await;
+        self.fill("#password-form input[name=password]", password)
+            .await;
+        self.click("#password-form button[type=submit]").await;
+        self.wait_path(next).await;
+    }
+
+    /// Signs out (the header's button).
+    pub async fn sign_out(&self) {
+        self.click("header form[action='/logout'] button").await;
+        self.wait_path("/login").await;
+    }
+
+    /// The `action` of every form on the page that posts.
+    pub async fn post_forms(&self) -> Vec<String> {
+        let v = self
+            .client
+            .execute(
+                "return [...document.querySelectorAll('form')].filter(f => f.method === 'post').map(f => f.getAttribute('action'))",
+                vec![],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("list forms: {e}"));
+        serde_json::from_value(v).unwrap_or_default()
     }
 
     /// Saves a screenshot of the page when FERRY_UI_SCREENSHOTS names a directory.

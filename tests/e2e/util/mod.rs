@@ -13,6 +13,7 @@ pub mod browser;
 pub mod certs;
 pub mod debian;
 mod device;
+pub mod oidc;
 mod server;
 
 pub use device::{signal, Device};

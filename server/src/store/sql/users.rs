@@ -134,13 +134,15 @@ impl Sql {
     }
 
     /// A user by name with their password hash (`None`: they have no password).
-    pub async fn password_user(&self, name: &str) -> Result<Option<(LiveOperator, Option<String>)>> {
-        let row = sqlx::query(
-            "SELECT id, name, role, tag, password_hash FROM users WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+    pub async fn password_user(
+        &self,
+        name: &str,
+    ) -> Result<Option<(LiveOperator, Option<String>)>> {
+        let row =
+            sqlx::query("SELECT id, name, role, tag, password_hash FROM users WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?;
         row.map(|r| Ok((user_of(&r)?, r.try_get("password_hash")?)))
             .transpose()
     }
@@ -165,10 +167,11 @@ impl Sql {
         role: &str,
     ) -> Result<std::result::Result<LiveOperator, String>> {
         let mut tx = self.write_tx().await?;
-        let known: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE oidc_subject = $1")
-            .bind(subject)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let known: Option<String> =
+            sqlx::query_scalar("SELECT id FROM users WHERE oidc_subject = $1")
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
         let id = match known {
             Some(id) => {
                 sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
