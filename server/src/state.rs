@@ -235,4 +235,16 @@ impl auth::AuthContext for AppState {
     fn budgets(&self) -> &budget::Budgets {
         &self.budgets
     }
+    fn within_scope(
+        self: &Arc<Self>,
+        scope: &crate::policy::scope::Scope,
+        what: &crate::policy::scope::Addressed,
+    ) -> impl std::future::Future<Output = Result<bool, crate::error::AppError>> + Send {
+        let (state, scope, what) = (self.clone(), scope.clone(), what.clone());
+        async move {
+            crate::service::scope::within(&state, &scope, &what)
+                .await
+                .map_err(crate::error::AppError::from)
+        }
+    }
 }

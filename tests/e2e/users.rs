@@ -205,3 +205,140 @@ fn a_campaign_waits_for_a_second_users_approval() {
     let again = ctl_as(&w, &abe, &["campaigns", "approve", &id]);
     assert_ne!(again.code, Some(0), "{again}");
 }
+
+#[test]
+fn a_user_limited_to_a_tag_sees_and_acts_on_those_hosts_only() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let mine = w.add_device("kiosk-a", "");
+    let theirs = w.add_device("kiosk-b", "");
+    mine.run("check").ok();
+    theirs.run("check").ok();
+    w.ctl(&["hosts", "edit", "kiosk-a", "--tag", "site-a"]).ok();
+    w.ctl(&[
+        "users", "add", "sam", "--role", "operator", "--tag", "site-a",
+    ])
+    .ok();
+    let sam = w
+        .ctl(&["tokens", "create", "--user", "sam", "--name", "sam-laptop"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let theirs_id = w
+        .ctl_json(&["hosts", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["hostname"] == "kiosk-b")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Sam sees the hosts tagged site-a, and nothing of the others: not in lists, not by id.
+    let mut cmd = w.ctl_command(&["hosts", "list", "--json"]);
+    cmd.env("FERRY_TOKEN", &sam);
+    let listed = run(cmd);
+    assert_eq!(listed.code, Some(0), "{listed}");
+    let hosts: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let names: Vec<_> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hostname"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, vec!["kiosk-a"], "{hosts}");
+    for args in [
+        vec!["hosts", "edit", "kiosk-b", "--tag", "site-a"],
+        vec!["hosts", "edit", theirs_id.as_str(), "--tag", "site-a"],
+        vec!["update", "trigger", "--host", "kiosk-b", "--item", "web"],
+        vec!["hosts", "remove", "kiosk-b"],
+    ] {
+        let refused = ctl_as(&w, &sam, &args);
+        assert_ne!(refused.code, Some(0), "{args:?}: {refused}");
+        assert!(refused.stderr.contains("no host"), "{args:?}: {refused}");
+    }
+    // kiosk-b is untouched.
+    let b = w
+        .ctl_json(&["hosts", "list"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["id"] == theirs_id.as_str())
+        .cloned()
+        .unwrap();
+    assert!(b["tags"].as_array().unwrap().is_empty(), "{b}");
+
+    // Sam acts on their own host; the history sam reads holds only it.
+    let asked = ctl_as(
+        &w,
+        &sam,
+        &["update", "trigger", "--host", "kiosk-a", "--item", "web"],
+    );
+    assert_eq!(asked.code, Some(0), "{asked}");
+    w.ctl(&["update", "trigger", "--host", "kiosk-b", "--item", "web"])
+        .ok();
+    let mut cmd = w.ctl_command(&["history", "list", "--json"]);
+    cmd.env("FERRY_TOKEN", &sam);
+    let history: serde_json::Value = serde_json::from_str(&run(cmd).ok().stdout).unwrap();
+    assert!(
+        history
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["hostname"] == "kiosk-a"),
+        "{history}"
+    );
+    assert!(!history.as_array().unwrap().is_empty(), "{history}");
+
+    // Campaigns: only of site-a; the admin's campaign of every host is not sam's to see.
+    w.campaign("1.0.0", &["--all", "--allow-empty"]);
+    let refused = ctl_as(
+        &w,
+        &sam,
+        &[
+            "campaigns",
+            "create",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+            "--all",
+        ],
+    );
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused
+            .stderr
+            .contains("user sam is limited to hosts tagged site-a"),
+        "{refused}"
+    );
+    let made = ctl_as(
+        &w,
+        &sam,
+        &[
+            "campaigns",
+            "create",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+            "--tag",
+            "site-a",
+        ],
+    );
+    assert_eq!(made.code, Some(0), "{made}");
+    let mut cmd = w.ctl_command(&["campaigns", "list", "--json"]);
+    cmd.env("FERRY_TOKEN", &sam);
+    let campaigns: serde_json::Value = serde_json::from_str(&run(cmd).ok().stdout).unwrap();
+    assert_eq!(campaigns.as_array().unwrap().len(), 1, "{campaigns}");
+    assert_eq!(campaigns[0]["target"]["values"][0], "site-a", "{campaigns}");
+    // An item's settings reach every host: refused in words.
+    let refused = ctl_as(&w, &sam, &["items", "edit", "web", "--featured", "true"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("limited to hosts tagged site-a"),
+        "{refused}"
+    );
+}

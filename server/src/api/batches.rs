@@ -17,16 +17,19 @@ pub async fn create(
     op: Operator,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<Json<BatchView>> {
+    crate::service::scope::check_batch(&state, &op.scope(), op.user_name(), &req).await?;
     Ok(Json(batches::create(&state, req, op.actor()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/update-batches", tag = "batches", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::BatchView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<BatchView>>> {
-    Ok(Json(batches::list(&state, q.status.as_deref()).await?))
+    let mut list = batches::list(&state, q.status.as_deref()).await?;
+    crate::service::scope::keep_batches(&state, &op.scope(), &mut list).await?;
+    Ok(Json(list))
 }
 
 #[utoipa::path(get, path = "/api/v1/update-batches/{id}", tag = "batches", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::BatchView), crate::error::ClientErrors), security(("bearer" = [])))]

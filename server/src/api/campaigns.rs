@@ -18,16 +18,19 @@ pub async fn create(
     op: Operator,
     ApiJson(req): ApiJson<CampaignRequest>,
 ) -> ApiResult<Json<CampaignView>> {
+    crate::service::scope::check_target(&state, &op.scope(), op.user_name(), &req.target).await?;
     Ok(Json(requests::create(&state, req, op.user_name()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::CampaignView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<super::StatusQuery>,
 ) -> ApiResult<Json<Vec<CampaignView>>> {
-    Ok(Json(requests::list(&state, q.status.as_deref()).await?))
+    let mut list = requests::list(&state, q.status.as_deref()).await?;
+    crate::service::scope::keep_campaigns(&state, &op.scope(), &mut list).await?;
+    Ok(Json(list))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]

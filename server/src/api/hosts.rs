@@ -14,9 +14,11 @@ use crate::state::Shared;
 #[utoipa::path(get, path = "/api/v1/hosts", tag = "hosts", responses((status = 200, body = Vec<ferry_manifests::wire::HostView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_hosts(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
 ) -> ApiResult<Json<Vec<HostView>>> {
-    Ok(Json(hosts::list(&state).await?))
+    let mut list = hosts::list(&state).await?;
+    list.retain(|h| op.scope().sees(&h.tags));
+    Ok(Json(list))
 }
 
 #[utoipa::path(patch, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), request_body = ferry_manifests::wire::HostEdit, responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -51,8 +53,8 @@ pub async fn accept_host(
 #[utoipa::path(post, path = "/api/v1/check", tag = "hosts", request_body = ferry_manifests::wire::CheckRequest, responses((status = 200, body = ferry_manifests::wire::CheckAnswer), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn check_now(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     ApiJson(req): ApiJson<CheckRequest>,
 ) -> ApiResult<Json<CheckAnswer>> {
-    Ok(Json(hosts::check_now(&state, &req).await?))
+    Ok(Json(hosts::check_now(&state, &req, &op.scope()).await?))
 }

@@ -37,7 +37,7 @@ pub struct PackageQuery {
 #[utoipa::path(get, path = "/api/v1/packages", tag = "packages", params(PackageQuery), responses((status = 200, body = Vec<ferry_manifests::wire::PackageHit>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn search(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<PackageQuery>,
 ) -> ApiResult<Json<Vec<PackageHit>>> {
     if q.name
@@ -53,7 +53,9 @@ pub async fn search(
         pending: q.pending.unwrap_or(false),
         category,
     };
-    Ok(Json(packages::search(&state, &search).await?))
+    let mut hits = packages::search(&state, &search).await?;
+    crate::service::scope::keep_visible(&state, &op.scope(), &mut hits, |h| &h.host_id).await?;
+    Ok(Json(hits))
 }
 
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -70,11 +72,13 @@ pub struct HostsPendingQuery {
 #[utoipa::path(get, path = "/api/v1/packages/hosts", tag = "packages", params(HostsPendingQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HostPending>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn hosts(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<HostsPendingQuery>,
 ) -> ApiResult<Json<Vec<ferry_manifests::wire::HostPending>>> {
     let category = category(q.category.as_deref())?;
-    Ok(Json(state.store.hosts_pending(category).await?))
+    let mut list = state.store.hosts_pending(category).await?;
+    crate::service::scope::keep_visible(&state, &op.scope(), &mut list, |h| &h.host_id).await?;
+    Ok(Json(list))
 }
 
 fn category(c: Option<&str>) -> Result<Option<Category>, AppError> {

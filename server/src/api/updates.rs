@@ -18,6 +18,7 @@ pub async fn trigger(
     op: Operator,
     ApiJson(req): ApiJson<TriggerRequest>,
 ) -> ApiResult<Json<HistoryView>> {
+    crate::service::scope::require_host(&state, &op.scope(), &req.host).await?;
     Ok(Json(updates::ask(&state, &req, op.actor()).await?))
 }
 
@@ -30,12 +31,12 @@ pub struct HistoryQuery {
 #[utoipa::path(get, path = "/api/v1/update-history", tag = "updates", params(HistoryQuery), responses((status = 200, body = Vec<ferry_manifests::wire::HistoryView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn history(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<HistoryQuery>,
 ) -> ApiResult<Json<Vec<HistoryView>>> {
-    Ok(Json(
-        updates::history(&state, q.host.as_deref(), q.item.as_deref()).await?,
-    ))
+    let mut list = updates::history(&state, q.host.as_deref(), q.item.as_deref()).await?;
+    crate::service::scope::keep_visible(&state, &op.scope(), &mut list, |e| &e.host_id).await?;
+    Ok(Json(list))
 }
 
 /// One piece of output as a Server-Sent Event. Its data is a JSON string: an event's data

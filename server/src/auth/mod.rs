@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use crate::budget::Budgets;
 use crate::cache::Cache;
 use crate::error::AppError;
+use crate::policy::scope::{Addressed, Scope};
 use crate::store::{LiveOperator, Store};
 
 pub use session::{CsrfForm, Sessions, SignedIn};
@@ -32,6 +33,58 @@ pub trait AuthContext: Send + Sync + 'static {
     fn sessions(&self) -> &Sessions;
     fn cache(&self) -> &Cache;
     fn budgets(&self) -> &Budgets;
+    /// Whether what a request addresses is within the reach of a user limited to hosts
+    /// with a tag (`policy::scope`).
+    fn within_scope(
+        self: &Arc<Self>,
+        scope: &Scope,
+        what: &Addressed,
+    ) -> impl std::future::Future<Output = Result<bool, AppError>> + Send;
+}
+
+/// Refuses a request that reaches beyond the hosts its user is limited to: what its route
+/// addresses out of reach is answered as not found (nothing of other hosts shows), and
+/// something of the whole fleet as forbidden, in words. Lists and request bodies are the
+/// service layer's to filter and check.
+async fn check_scope<S: AuthContext>(
+    parts: &mut Parts,
+    state: &Arc<S>,
+    user: &LiveOperator,
+) -> Result<(), AppError> {
+    let scope = Scope::of(user.tag.as_deref());
+    if scope.is_all() {
+        return Ok(());
+    }
+    let params: Vec<(String, String)> =
+        match axum::extract::RawPathParams::from_request_parts(parts, &()).await {
+            Ok(p) => p
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+    let what = crate::policy::scope::addressed(parts.method.as_str(), &route_of(parts), &params);
+    match what {
+        Addressed::Nothing => Ok(()),
+        Addressed::FleetWide => Err(AppError::Client {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "forbidden",
+            message: scope.refusal(&user.user_name, "this"),
+        }),
+        other => {
+            if state.within_scope(&scope, &other).await? {
+                Ok(())
+            } else {
+                Err(AppError::not_found(match other {
+                    Addressed::Host(h) => format!("no host with id or hostname {h:?}"),
+                    Addressed::Update(u) => format!("no update {u}"),
+                    Addressed::Campaign(c) => format!("no campaign {c}"),
+                    Addressed::Batch(b) => format!("no batch {b}"),
+                    _ => "not found".to_string(),
+                }))
+            }
+        }
+    }
 }
 
 /// Spends one request of the device's budget.
@@ -108,6 +161,11 @@ impl Operator {
     /// The user's name.
     pub fn user_name(&self) -> &str {
         &self.user.user_name
+    }
+
+    /// The hosts the user may see and act on.
+    pub fn scope(&self) -> Scope {
+        Scope::of(self.user.tag.as_deref())
     }
 
     /// Whether the token or session this operator proved itself with is still live (and
@@ -197,6 +255,7 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
             if let Some(who) = session::signed_in(parts, state.as_ref()).await {
                 permit(parts.method.as_str(), &route_of(parts), &who.user)?;
+                check_scope(parts, state, &who.user).await?;
                 return Ok(Operator::proven(
                     Proof::Session(who.session, who.principal),
                     who.user,
@@ -210,6 +269,7 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         match state.store().live_operator(&hash).await? {
             Some(user) => {
                 permit(parts.method.as_str(), &route_of(parts), &user)?;
+                check_scope(parts, state, &user).await?;
                 Ok(Operator::proven(Proof::Token(hash), user))
             }
             None => Err(AppError::unauthorized(

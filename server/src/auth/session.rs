@@ -318,11 +318,17 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for SignedIn {
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, Response> {
         match signed_in(parts, state.as_ref()).await {
             // Each page and form asks what its route needs of the session's user.
-            Some(s) => match super::permit(parts.method.as_str(), &super::route_of(parts), &s.user)
-            {
-                Ok(()) => Ok(s),
-                Err(refused) => Err(refused.into_response()),
-            },
+            Some(s) => {
+                let allowed =
+                    match super::permit(parts.method.as_str(), &super::route_of(parts), &s.user) {
+                        Ok(()) => super::check_scope(parts, state, &s.user).await,
+                        Err(refused) => Err(refused),
+                    };
+                match allowed {
+                    Ok(()) => Ok(s),
+                    Err(refused) => Err(refused.into_response()),
+                }
+            }
             None => {
                 let next = parts
                     .uri
@@ -359,6 +365,11 @@ impl SignedIn {
     /// page shows only the buttons its user may press.
     pub fn may(&self, method: &str, route: &str) -> bool {
         super::permit(method, route, &self.user).is_ok()
+    }
+
+    /// The hosts the session's user may see and act on.
+    pub fn scope(&self) -> crate::policy::scope::Scope {
+        crate::policy::scope::Scope::of(self.user.tag.as_deref())
     }
 
     /// The session's user's role.

@@ -13,4 +13,5 @@ pub mod batch;
 pub mod campaign;
 pub mod fleet;
 pub mod roles;
+pub mod scope;
 pub mod status;

@@ -16,6 +16,9 @@ pub enum ServiceError {
     /// It conflicts with the fleet as it is (409): an update pending, an item deactivated.
     #[error("{0}")]
     Conflict(String),
+    /// The user may not do this (403): it reaches beyond the hosts they are limited to.
+    #[error("{0}")]
+    Forbidden(String),
     /// The credential it came with does not allow it (401).
     #[error("{0}")]
     Unauthorized(String),
@@ -75,6 +78,11 @@ impl From<ServiceError> for AppError {
             ServiceError::NotFound(m) => AppError::not_found(m),
             ServiceError::Conflict(m) => AppError::conflict(m),
             ServiceError::Unauthorized(m) => AppError::unauthorized(m),
+            ServiceError::Forbidden(m) => AppError::Client {
+                status: axum::http::StatusCode::FORBIDDEN,
+                code: "forbidden",
+                message: m,
+            },
             ServiceError::Busy {
                 retry_after,
                 message,

@@ -166,15 +166,19 @@ pub async fn remove(state: &Shared, host: &str) -> ServiceResult<()> {
 /// Asks one host, every host with an item, or one host about one of its items (a Ferry
 /// item or software its sources found), for a check now: a long-polling device checks within
 /// a second, refreshing what its sources know; another at its next run.
-pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<CheckAnswer> {
+pub async fn check_now(
+    state: &Shared,
+    req: &CheckRequest,
+    scope: &crate::policy::scope::Scope,
+) -> ServiceResult<CheckAnswer> {
     if req.host.as_deref() == Some("") || req.item.as_deref() == Some("") {
         return Err(ServiceError::invalid("host and item may not be empty"));
     }
-    let hosts = match (&req.host, &req.item) {
-        (Some(host), None) => vec![resolve(state, host).await?.0],
+    let mut hosts = match (&req.host, &req.item) {
+        (Some(host), None) => vec![super::scope::require_host(state, scope, host).await?.0],
         (None, Some(item)) => state.store.hosts_with_item(item).await?,
         (Some(host), Some(item)) => {
-            let (id, hostname) = resolve(state, host).await?;
+            let (id, hostname) = super::scope::require_host(state, scope, host).await?;
             let has_item = state.store.hosts_with_item(item).await?.contains(&id)
                 || state
                     .store
@@ -192,6 +196,8 @@ pub async fn check_now(state: &Shared, req: &CheckRequest) -> ServiceResult<Chec
         }
         (None, None) => return Err(ServiceError::invalid("give a host, an item, or both")),
     };
+    // An item's hosts: those within the user's reach.
+    super::scope::keep_visible(state, scope, &mut hosts, |h| h.as_str()).await?;
     for h in &hosts {
         state.ask_check(h);
     }

@@ -25,6 +25,7 @@ pub mod items;
 pub mod packages;
 pub mod releases;
 pub mod report;
+pub mod scope;
 pub mod tokens;
 pub mod updates;
 pub mod users;

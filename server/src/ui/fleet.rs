@@ -63,29 +63,55 @@ pub async fn dashboard(State(state): State<Shared>, who: SignedIn) -> Response {
 }
 
 async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, AppError> {
-    let _ = who;
     let at = time::OffsetDateTime::now_utc();
-    let seen = state.store.hosts_seen(None, None).await?;
+    let scope = who.scope();
+    // A user limited to a tag sees their hosts' figures only.
+    let visible = service::scope::visible_hosts(state, &scope).await?;
+    let mut seen = state.store.hosts_seen(None, None).await?;
+    if let Some(v) = &visible {
+        seen.retain(|(id, _)| v.contains(id));
+    }
     let online = seen
         .iter()
         .filter(|(id, last)| crate::service::hosts::connectivity(state, id, last, at).0)
         .count();
     let releases = state.releases().await?;
     let mut by_category: BTreeMap<String, u64> = BTreeMap::new();
-    for (installed, n) in state.store.installed_counts().await? {
-        for a in fleet::available_for(std::slice::from_ref(&installed), &releases) {
-            *by_category.entry(a.category).or_default() += n;
+    if visible.is_none() {
+        for (installed, n) in state.store.installed_counts().await? {
+            for a in fleet::available_for(std::slice::from_ref(&installed), &releases) {
+                *by_category.entry(a.category).or_default() += n;
+            }
+        }
+    } else {
+        for h in service::hosts::list(state).await? {
+            if scope.sees(&h.tags) {
+                for a in h.available {
+                    *by_category.entry(a.category).or_default() += 1;
+                }
+            }
         }
     }
-    let campaigns = service::campaigns::requests::list(state, None).await?;
+    let mut campaigns = service::campaigns::requests::list(state, None).await?;
+    service::scope::keep_campaigns(state, &scope, &mut campaigns).await?;
     let running: Vec<_> = campaigns
         .iter()
         .filter(|c| matches!(c.status.as_str(), "running" | "paused"))
         .collect();
-    let (failures, _) = state
+    let (mut failures, _) = state
         .store
-        .history_page(None, None, &["failed", "rolled_back", "refused"], 0, 10)
+        .history_page(
+            None,
+            None,
+            &["failed", "rolled_back", "refused"],
+            0,
+            if visible.is_some() { 500 } else { 10 },
+        )
         .await?;
+    if let Some(v) = &visible {
+        failures.retain(|e| v.contains(&e.host_id));
+        failures.truncate(10);
+    }
     Ok(html! {
         section.cards {
             a.card href="/hosts?status=online" { strong { (online) } " online" }
@@ -138,7 +164,7 @@ pub async fn hosts(
     who: SignedIn,
     Query(q): Query<HostsQuery>,
 ) -> Response {
-    match hosts_body(&state, &q).await {
+    match hosts_body(&state, &q, &who.scope()).await {
         Ok(body) => page("Hosts", &who, body),
         Err(e) => failed(&who, e),
     }
@@ -146,7 +172,13 @@ pub async fn hosts(
 
 /// One page of hosts. Text and tag are filtered by the database; a status filter is applied
 /// to what they match (so a page may hold fewer than [`PAGE`] hosts).
-pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, AppError> {
+pub async fn hosts_body(
+    state: &Shared,
+    q: &HostsQuery,
+    scope: &crate::policy::scope::Scope,
+) -> Result<maud::Markup, AppError> {
+    // A user limited to a tag sees only hosts with it.
+    let visible = service::scope::visible_hosts(state, scope).await?;
     let text = q.q.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let tag = q.tag.as_deref().map(str::trim).filter(|t| !t.is_empty());
     let status = q.status.as_deref().filter(|s| !s.is_empty());
@@ -160,8 +192,8 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         .map(|f| f.host_id)
         .collect();
     let at = time::OffsetDateTime::now_utc();
-    let (rows, total) = match status {
-        None => {
+    let (rows, total) = match (status, &visible) {
+        (None, None) => {
             state
                 .store
                 .hosts_search(text, tag, (page_no - 1) * PAGE, PAGE)
@@ -169,7 +201,17 @@ pub async fn hosts_body(state: &Shared, q: &HostsQuery) -> Result<maud::Markup, 
         }
         // Statuses are not columns: pick the matching ids from a light read, then load the
         // page's hosts.
-        Some(s) => page_by_status(state, (text, tag), s, page_no, (&pending, &failed), at).await?,
+        (s, _) => {
+            page_by_status(
+                state,
+                (text, tag),
+                (s.unwrap_or("any"), visible.as_ref()),
+                page_no,
+                (&pending, &failed),
+                at,
+            )
+            .await?
+        }
     };
     let releases = state.releases().await?;
     let none = Vec::new();
@@ -236,7 +278,7 @@ fn reported(h: &HostView) -> Markup {
 async fn page_by_status(
     state: &Shared,
     (text, tag): (Option<&str>, Option<&str>),
-    s: &str,
+    (s, visible): (&str, Option<&std::collections::HashSet<String>>),
     page_no: u32,
     (pending, failed): (
         &HashMap<String, Vec<String>>,
@@ -263,7 +305,9 @@ async fn page_by_status(
     };
     let ids: Vec<String> = seen
         .into_iter()
+        .filter(|(id, _)| visible.is_none_or(|v| v.contains(id)))
         .filter(|(id, last)| match s {
+            "any" => true,
             "online" => crate::service::hosts::connectivity(state, id, last, at).0,
             "offline" => !crate::service::hosts::connectivity(state, id, last, at).0,
             "in_progress" => pending.contains_key(id),
@@ -503,7 +547,7 @@ pub async fn check(
         host: Some(id.clone()),
         item: None,
     };
-    let result = service::hosts::check_now(&state, &req)
+    let result = service::hosts::check_now(&state, &req, &who.scope())
         .await
         .map(|_| "Asked the host to check in now.".to_string())
         .map_err(AppError::from);

@@ -60,8 +60,9 @@ pub async fn list(
     let host = f.host.clone().filter(|h| !h.is_empty());
     let item = f.item.clone().filter(|i| !i.is_empty());
     let status = f.status.clone().filter(|s| !s.is_empty());
+    let scope = who.scope();
     let host_id = match &host {
-        Some(h) => match crate::service::hosts::resolve(&state, h).await {
+        Some(h) => match service::scope::require_host(&state, &scope, h).await {
             Ok((id, _)) => Some(id),
             Err(e) => return failed(&who, e),
         },
@@ -69,19 +70,45 @@ pub async fn list(
     };
     let page_no = f.page.unwrap_or(1).max(1);
     let statuses: Vec<&str> = status.as_deref().into_iter().collect();
+    let visible = match service::scope::visible_hosts(&state, &scope).await {
+        Ok(v) => v,
+        Err(e) => return failed(&who, e),
+    };
+    // A user limited to a tag: the newest entries (at most 10,000), theirs only, paged here.
+    let (offset, limit) = match &visible {
+        None => (((page_no - 1) * PAGE) as u32, PAGE as u32),
+        Some(_) => (0, 10_000),
+    };
     let (entries, total) = match state
         .store
         .history_page(
             host_id.as_deref(),
             item.as_deref(),
             &statuses,
-            ((page_no - 1) * PAGE) as u32,
-            PAGE as u32,
+            offset,
+            limit,
         )
         .await
     {
         Ok(p) => p,
         Err(e) => return failed(&who, e),
+    };
+    let (entries, total) = match &visible {
+        None => (entries, total),
+        Some(v) => {
+            let mine: Vec<_> = entries
+                .into_iter()
+                .filter(|e| v.contains(&e.host_id))
+                .collect();
+            let total = mine.len() as u64;
+            (
+                mine.into_iter()
+                    .skip((page_no - 1) * PAGE)
+                    .take(PAGE)
+                    .collect(),
+                total,
+            )
+        }
     };
     let pages = (total as usize).div_ceil(PAGE).max(1);
     let link = |p: usize| {

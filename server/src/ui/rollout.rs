@@ -57,7 +57,13 @@ async fn campaigns_page(
     let target = sent.map(|f| f.target.as_str()).unwrap_or("all");
     let release = sent.map(|f| f.release.as_str()).unwrap_or("");
     let list = match campaigns::list(state, status(f)).await {
-        Ok(l) => l,
+        Ok(mut l) => {
+            if let Err(e) = crate::service::scope::keep_campaigns(state, &who.scope(), &mut l).await
+            {
+                return failed(who, e);
+            }
+            l
+        }
         Err(e) => return failed(who, e),
     };
     let releases = match state.releases().await {
@@ -244,6 +250,13 @@ pub async fn create_campaign(
         Ok(req) => req,
         Err(e) => return campaigns_page(&state, &who, &no_filter, Some((&f, refused(e)))).await,
     };
+    // A user limited to a tag targets only their hosts.
+    if let Err(e) =
+        crate::service::scope::check_target(&state, &who.scope(), who.user_name(), &req.target)
+            .await
+    {
+        return campaigns_page(&state, &who, &no_filter, Some((&f, refused(e.into())))).await;
+    }
     if f.confirm.as_deref() != Some("yes") {
         return match campaigns::preview(&state, &req).await {
             Ok(per_wave) => review(&who, &f, &per_wave),
@@ -481,7 +494,12 @@ pub async fn batches(
     Query(f): Query<StatusFilter>,
 ) -> Response {
     let list = match service::batches::list(&state, status(&f)).await {
-        Ok(l) => l,
+        Ok(mut l) => {
+            if let Err(e) = service::scope::keep_batches(&state, &who.scope(), &mut l).await {
+                return failed(&who, e);
+            }
+            l
+        }
         Err(e) => return failed(&who, e),
     };
     let body = html! {

@@ -50,9 +50,17 @@ pub async fn packages(
         category,
     };
     // Without a name, "which hosts have (security) upgrades pending": hosts in numbers.
+    let scope = who.scope();
     let by_host = if name.is_none() && (search.pending || category.is_some()) {
         match state.store.hosts_pending(category).await {
-            Ok(h) => Some(h),
+            Ok(mut h) => {
+                if let Err(e) =
+                    service::scope::keep_visible(&state, &scope, &mut h, |h| &h.host_id).await
+                {
+                    return failed(&who, e);
+                }
+                Some(h)
+            }
             Err(e) => return failed(&who, e),
         }
     } else {
@@ -60,7 +68,14 @@ pub async fn packages(
     };
     let hits = if name.is_some() {
         match service::packages::search(&state, &search).await {
-            Ok(h) => Some(h),
+            Ok(mut h) => {
+                if let Err(e) =
+                    service::scope::keep_visible(&state, &scope, &mut h, |h| &h.host_id).await
+                {
+                    return failed(&who, e);
+                }
+                Some(h)
+            }
             Err(e) => return failed(&who, e),
         }
     } else {

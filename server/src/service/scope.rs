@@ -1,0 +1,218 @@
+//! A user limited to hosts with a tag (`policy::scope`), carried out: whether what a request
+//! addresses is within their reach, and which hosts a list may show them.
+
+use std::collections::HashSet;
+
+use ferry_manifests::wire::{BatchRequest, BatchView, CampaignTarget, CampaignView};
+
+use super::error::{ServiceError, ServiceResult};
+use crate::policy::fleet;
+use crate::policy::scope::{Addressed, Scope};
+use crate::state::Shared;
+use crate::store::IdKind;
+
+/// A host's tags as campaigns (and scopes) see them.
+pub async fn host_tags(state: &Shared, host_id: &str) -> ServiceResult<Vec<String>> {
+    let (device, operator) = state.store.host_tags(host_id).await?;
+    Ok(fleet::effective_labels(
+        &device,
+        None,
+        operator.as_deref(),
+        None,
+        state.config.trust_device_tags,
+    )
+    .0)
+}
+
+/// Whether the host with this id is within reach.
+pub async fn sees_host(state: &Shared, scope: &Scope, host_id: &str) -> ServiceResult<bool> {
+    if scope.is_all() {
+        return Ok(true);
+    }
+    Ok(scope.sees(&host_tags(state, host_id).await?))
+}
+
+/// The ids of the hosts within reach (`None`: every host).
+pub async fn visible_hosts(
+    state: &Shared,
+    scope: &Scope,
+) -> ServiceResult<Option<HashSet<String>>> {
+    if scope.is_all() {
+        return Ok(None);
+    }
+    Ok(Some(
+        super::hosts::list(state)
+            .await?
+            .into_iter()
+            .filter(|h| scope.sees(&h.tags))
+            .map(|h| h.id)
+            .collect(),
+    ))
+}
+
+/// Whether what a route addresses is within reach. Something that does not exist is, so
+/// that its handler says so in its own words; something out of reach is answered as if it did
+/// not exist (the caller's 404), so a limited user learns nothing of other hosts.
+pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceResult<bool> {
+    if scope.is_all() {
+        return Ok(true);
+    }
+    match what {
+        Addressed::Nothing => Ok(true),
+        Addressed::FleetWide => Ok(false),
+        Addressed::Host(given) => match super::hosts::resolve(state, given).await {
+            Ok((id, _)) => sees_host(state, scope, &id).await,
+            Err(_) => Ok(true),
+        },
+        Addressed::Update(given) => {
+            let id = super::full_id(state, IdKind::Update, given).await?;
+            match state.store.history(None, None, Some(&id)).await?.first() {
+                Some(e) => sees_host(state, scope, &e.host_id).await,
+                None => Ok(true),
+            }
+        }
+        Addressed::Campaign(given) => {
+            let id = super::full_id(state, IdKind::Campaign, given).await?;
+            let Some(c) = state.store.campaign(&id).await? else {
+                return Ok(true);
+            };
+            target_within(state, scope, &c.target).await
+        }
+        Addressed::Batch(given) => {
+            let Ok(b) = super::batches::show(state, given).await else {
+                return Ok(true);
+            };
+            for e in &b.entries {
+                if !sees_host(state, scope, &e.host_id).await? {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+    }
+}
+
+/// Whether a campaign target (host ids or names) stays within reach.
+pub async fn target_within(
+    state: &Shared,
+    scope: &Scope,
+    target: &CampaignTarget,
+) -> ServiceResult<bool> {
+    let mut seen = HashSet::new();
+    if let CampaignTarget::Hosts(hosts) = target {
+        for h in hosts {
+            if let Ok((id, _)) = super::hosts::resolve(state, h).await {
+                if sees_host(state, scope, &id).await? {
+                    seen.insert(h.clone());
+                }
+            }
+        }
+    }
+    Ok(scope.allows_target(target, |h| seen.contains(h)))
+}
+
+/// A host a request's body names, resolved, when it is within reach (else as if it did not
+/// exist).
+pub async fn require_host(
+    state: &Shared,
+    scope: &Scope,
+    host: &str,
+) -> ServiceResult<(String, String)> {
+    let (id, name) = super::hosts::resolve(state, host).await?;
+    if !sees_host(state, scope, &id).await? {
+        return Err(ServiceError::not_found(format!(
+            "no host with id or hostname {host:?}"
+        )));
+    }
+    Ok((id, name))
+}
+
+/// The refusal of something that reaches beyond a limited user's hosts.
+pub fn refuse(scope: &Scope, user: &str, what: &str) -> ServiceError {
+    ServiceError::Forbidden(scope.refusal(user, what))
+}
+
+/// Keeps what is about a host within reach (`host` gives each one's host id).
+pub async fn keep_visible<T>(
+    state: &Shared,
+    scope: &Scope,
+    list: &mut Vec<T>,
+    host: impl Fn(&T) -> &str,
+) -> ServiceResult<()> {
+    if let Some(visible) = visible_hosts(state, scope).await? {
+        list.retain(|x| visible.contains(host(x)));
+    }
+    Ok(())
+}
+
+/// A batch request stays within a limited user's hosts: a host's batch of a host within
+/// reach, an item's batch only on listed hosts within reach (every host's is refused).
+pub async fn check_batch(
+    state: &Shared,
+    scope: &Scope,
+    user: &str,
+    req: &BatchRequest,
+) -> ServiceResult<()> {
+    if scope.is_all() {
+        return Ok(());
+    }
+    match req {
+        BatchRequest::Host { host, .. } => {
+            require_host(state, scope, host).await?;
+        }
+        BatchRequest::Item { hosts, .. } if hosts.is_empty() => {
+            return Err(refuse(scope, user, "a batch of every host with the item"));
+        }
+        BatchRequest::Item { hosts, .. } => {
+            for h in hosts {
+                require_host(state, scope, h).await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A campaign target stays within a limited user's hosts.
+pub async fn check_target(
+    state: &Shared,
+    scope: &Scope,
+    user: &str,
+    target: &CampaignTarget,
+) -> ServiceResult<()> {
+    if target_within(state, scope, target).await? {
+        Ok(())
+    } else {
+        Err(refuse(scope, user, "this campaign's target"))
+    }
+}
+
+/// Keeps the batches whose every host is within reach.
+pub async fn keep_batches(
+    state: &Shared,
+    scope: &Scope,
+    list: &mut Vec<BatchView>,
+) -> ServiceResult<()> {
+    if let Some(visible) = visible_hosts(state, scope).await? {
+        list.retain(|b| b.entries.iter().all(|e| visible.contains(&e.host_id)));
+    }
+    Ok(())
+}
+
+/// Keeps the campaigns whose target is within reach.
+pub async fn keep_campaigns(
+    state: &Shared,
+    scope: &Scope,
+    list: &mut Vec<CampaignView>,
+) -> ServiceResult<()> {
+    if scope.is_all() {
+        return Ok(());
+    }
+    let mut kept = Vec::with_capacity(list.len());
+    for c in list.drain(..) {
+        if target_within(state, scope, &c.target).await? {
+            kept.push(c);
+        }
+    }
+    *list = kept;
+    Ok(())
+}
