@@ -130,6 +130,30 @@ fn each_user_does_what_their_role_allows() {
         );
     }
     assert!(!lines.iter().any(|l| l.contains(" GET ")), "{lines:#?}");
+    // An edit keeps what it changed, before and after; a removal the record it took away.
+    let entries = audit.as_array().unwrap();
+    let edit = entries
+        .iter()
+        .find(|e| e["method"] == "PATCH" && e["path"] == "/api/v1/users/vera")
+        .unwrap_or_else(|| panic!("no edit of vera: {audit}"));
+    assert_eq!(
+        edit["before"],
+        serde_json::json!({"role": "viewer"}),
+        "{edit}"
+    );
+    assert_eq!(
+        edit["after"],
+        serde_json::json!({"role": "operator"}),
+        "{edit}"
+    );
+    let removal = entries
+        .iter()
+        .find(|e| e["method"] == "DELETE" && e["path"] == "/api/v1/users/vera")
+        .unwrap();
+    assert_eq!(removal["before"]["name"], "vera", "{removal}");
+    assert!(removal.get("after").is_none(), "{removal}");
+    let table = w.ctl(&["audit", "list"]).ok();
+    assert!(table.stdout.contains("role viewer→operator"), "{table}");
     assert_eq!(audit[0]["address"], "127.0.0.1", "{audit}");
     let vera_only = w.ctl_json(&["audit", "list", "--user", "vera"]);
     assert!(

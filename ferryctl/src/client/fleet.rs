@@ -322,6 +322,7 @@ impl Client {
                     table::printable(&e.path),
                     e.status.to_string(),
                     e.address.clone().unwrap_or_else(|| "-".into()),
+                    table::printable(&change_text(e.before.as_ref(), e.after.as_ref())),
                     e.request_id.clone(),
                 ]
             })
@@ -329,7 +330,7 @@ impl Client {
         print!(
             "{}",
             table::render(
-                &["AT", "USER", "METHOD", "PATH", "STATUS", "FROM", "REQUEST"],
+                &["AT", "USER", "METHOD", "PATH", "STATUS", "FROM", "CHANGE", "REQUEST"],
                 &rows
             )
         );
@@ -348,5 +349,46 @@ impl Client {
         self.send(self.http.delete(url), "revoking the token")?;
         println!("revoked {id}");
         Ok(())
+    }
+}
+
+/// An audit entry's change in one line: `role viewer→operator, tag -→site-a`; a removal's
+/// record as `removed {…}`; `-` when the entry has none.
+fn change_text(before: Option<&serde_json::Value>, after: Option<&serde_json::Value>) -> String {
+    let show = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "-".to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    match (before, after) {
+        (Some(serde_json::Value::Object(b)), Some(serde_json::Value::Object(a))) => {
+            let fields: Vec<String> = a
+                .keys()
+                .map(|k| format!("{k} {}→{}", show(b.get(k)), show(a.get(k))))
+                .collect();
+            if fields.is_empty() {
+                "-".into()
+            } else {
+                fields.join(", ")
+            }
+        }
+        (Some(b), None) => format!("removed {b}"),
+        (None, Some(a)) => format!("made {a}"),
+        _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod change_tests {
+    #[test]
+    fn a_change_reads_as_field_before_and_after() {
+        let b = serde_json::json!({"role": "viewer", "tag": null});
+        let a = serde_json::json!({"role": "operator", "tag": "site-a"});
+        assert_eq!(
+            super::change_text(Some(&b), Some(&a)),
+            "role viewer→operator, tag -→site-a"
+        );
+        assert_eq!(super::change_text(None, None), "-");
+        assert!(super::change_text(Some(&b), None).starts_with("removed "));
     }
 }

@@ -199,4 +199,13 @@ pub struct AuditEntry {
     pub address: Option<String>,
     /// Also sent back as the answer's `x-request-id`.
     pub request_id: String,
+    /// Where it fits (an edit, a removal): the fields of the record that differed before
+    /// the change (a removal: the whole record)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub before: Option<serde_json::Value>,
+    /// …and after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub after: Option<serde_json::Value>,
 }

@@ -50,7 +50,14 @@ pub async fn record(State(state): State<Shared>, req: Request, next: Next) -> Re
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
+    let change = resp
+        .extensions()
+        .get::<crate::policy::audit::Change>()
+        .cloned();
+    let (before, after) = change.map(|c| c.values()).unwrap_or_default();
     let entry = AuditEntry {
+        before,
+        after,
         seq: 0,
         at: ferry_manifests::wire::now(),
         user_id: Some(user.user_id),

@@ -47,8 +47,19 @@ pub async fn action(
     State(state): State<Shared>,
     _op: Operator,
     Path((id, action)): Path<(String, String)>,
-) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(requests::action(&state, &id, &action).await?))
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    Json<CampaignView>,
+)> {
+    let before = requests::show(&state, &id)
+        .await
+        .ok()
+        .map(|c| settings_of(&c));
+    let after = requests::action(&state, &id, &action).await?;
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), Some(&settings_of(&after))),
+        Json(after),
+    ))
 }
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), request_body = ferry_manifests::wire::CampaignEdit, responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -57,8 +68,19 @@ pub async fn edit(
     _op: Operator,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CampaignEdit>,
-) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(requests::edit(&state, &id, req).await?))
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    Json<CampaignView>,
+)> {
+    let before = requests::show(&state, &id)
+        .await
+        .ok()
+        .map(|c| settings_of(&c));
+    let after = requests::edit(&state, &id, req).await?;
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), Some(&settings_of(&after))),
+        Json(after),
+    ))
 }
 
 /// `POST /api/v1/device/campaigns/{id}/accept`
@@ -78,4 +100,16 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
     Ok(Json(requests::approve(&state, &id, op.user_name()).await?))
+}
+
+/// What an operator changes of a campaign, as the audit log keeps it (not its members'
+/// progress, which moves on its own).
+fn settings_of(c: &CampaignView) -> serde_json::Value {
+    serde_json::json!({
+        "status": c.status,
+        "success_threshold": c.success_threshold,
+        "max_failure_rate": c.max_failure_rate,
+        "window": c.window,
+        "waves": c.waves,
+    })
 }

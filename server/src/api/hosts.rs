@@ -27,8 +27,17 @@ pub async fn edit_host(
     _op: Operator,
     Path(host): Path<String>,
     ApiJson(edit): ApiJson<HostEdit>,
-) -> ApiResult<Json<HostView>> {
-    Ok(Json(hosts::edit(&state, &host, &edit).await?))
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    Json<HostView>,
+)> {
+    let before = hosts::labels(&state, &host).await;
+    let after = hosts::edit(&state, &host, &edit).await?;
+    let now = hosts::labels(&state, &after.id).await;
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), now.as_ref()),
+        Json(after),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 204, description = "removed"), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -36,9 +45,19 @@ pub async fn remove_host(
     State(state): State<Shared>,
     _op: Operator,
     Path(host): Path<String>,
-) -> ApiResult<axum::http::StatusCode> {
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    axum::http::StatusCode,
+)> {
+    let before = match hosts::resolve(&state, &host).await {
+        Ok((id, hostname)) => Some(serde_json::json!({"id": id, "hostname": hostname})),
+        Err(_) => None,
+    };
     hosts::remove(&state, &host).await?;
-    Ok(axum::http::StatusCode::NO_CONTENT)
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), None::<&()>),
+        axum::http::StatusCode::NO_CONTENT,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/hosts/{host}/accept", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]

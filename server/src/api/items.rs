@@ -21,6 +21,17 @@ pub async fn edit(
     _op: Operator,
     Path(name): Path<String>,
     ApiJson(edit): ApiJson<ItemEdit>,
-) -> ApiResult<Json<ItemView>> {
-    Ok(Json(items::edit(&state, &name, &edit).await?))
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    Json<ItemView>,
+)> {
+    let before = items::list(&state)
+        .await?
+        .into_iter()
+        .find(|i| i.name == name);
+    let after = items::edit(&state, &name, &edit).await?;
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), Some(&after)),
+        Json(after),
+    ))
 }

@@ -31,8 +31,19 @@ pub async fn edit(
     _op: Operator,
     Path(name): Path<String>,
     ApiJson(edit): ApiJson<UserEdit>,
-) -> ApiResult<Json<UserView>> {
-    Ok(Json(users::edit(&state, &name, &edit).await?))
+) -> ApiResult<(
+    axum::Extension<crate::policy::audit::Change>,
+    Json<UserView>,
+)> {
+    let before = users::list(&state)
+        .await?
+        .into_iter()
+        .find(|u| u.name == name);
+    let after = users::edit(&state, &name, &edit).await?;
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), Some(&after)),
+        Json(after),
+    ))
 }
 
 #[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users", params(("name" = String, Path)), responses((status = 204, description = "removed, with its tokens"), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -40,7 +51,14 @@ pub async fn remove(
     State(state): State<Shared>,
     _op: Operator,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(axum::Extension<crate::policy::audit::Change>, StatusCode)> {
+    let before = users::list(&state)
+        .await?
+        .into_iter()
+        .find(|u| u.name == name);
     users::remove(&state, &name).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        crate::policy::audit::Change::of(before.as_ref(), None::<&()>),
+        StatusCode::NO_CONTENT,
+    ))
 }

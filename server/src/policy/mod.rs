@@ -9,6 +9,7 @@
 //! - [`fleet`]: what is available to a host, the online rule, effective labels.
 //! - [`roles`]: the roles, what each may do, what each operator route needs.
 
+pub mod audit;
 pub mod batch;
 pub mod campaign;
 pub mod fleet;

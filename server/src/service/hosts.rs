@@ -134,6 +134,13 @@ pub async fn edit(state: &Shared, host: &str, edit: &HostEdit) -> ServiceResult<
         .ok_or_else(|| ServiceError::not_found(format!("host {host} was removed")))
 }
 
+/// What an operator edits of a host (its tags and name), as the audit log keeps it.
+pub async fn labels(state: &Shared, host: &str) -> Option<serde_json::Value> {
+    let (id, _) = resolve(state, host).await.ok()?;
+    let h = list(state).await.ok()?.into_iter().find(|h| h.id == id)?;
+    Some(serde_json::json!({"tags": h.tags, "friendly_name": h.friendly_name}))
+}
+
 /// Accepts a host that enrolled with a token requiring it: from its next check-in it is
 /// given updates and joins campaigns. Accepting an accepted host is a conflict.
 pub async fn accept(state: &Shared, host: &str) -> ServiceResult<HostView> {

@@ -651,11 +651,16 @@ pub async fn edit(
         }),
         friendly_name: f.friendly_name.map(|n| n.trim().to_string()),
     };
+    let before = service::hosts::labels(&state, &id).await;
     let result = service::hosts::edit(&state, &id, &edit)
         .await
         .map(|h| format!("Saved the tags and name of {}.", h.facts.hostname))
         .map_err(AppError::from);
-    done(&state, &who, &format!("/hosts/{}", encode(&id)), result)
+    let after = service::hosts::labels(&state, &id).await;
+    let mut answer = done(&state, &who, &format!("/hosts/{}", encode(&id)), result);
+    let axum::Extension(change) = crate::policy::audit::Change::of(before.as_ref(), after.as_ref());
+    answer.extensions_mut().insert(change);
+    answer
 }
 
 pub async fn remove(

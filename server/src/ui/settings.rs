@@ -309,13 +309,15 @@ pub async fn audit(State(state): State<Shared>, who: SignedIn) -> Response {
     let body = html! {
         p.muted { "Every change an operator asked for, refused or not: the newest 500. " code { "ferryctl audit list" } " reads them all." }
         div.table { table #audit {
-            thead { tr { th { "When" } th { "User" } th { "Request" } th { "Status" } th { "From" } } }
+            thead { tr { th { "When" } th { "User" } th { "Request" } th { "Status" } th { "From" } th { "Before" } th { "After" } } }
             tbody { @for e in &entries { tr {
                 td { (when(&e.at)) }
                 td { (e.user) }
                 td { code { (e.method) " " (e.path) } }
                 td { (e.status) }
                 td { (e.address.as_deref().unwrap_or("-")) }
+                td { @if let Some(b) = &e.before { code { (b.to_string()) } } }
+                td { @if let Some(a) = &e.after { code { (a.to_string()) } } }
             } } }
         } }
     };

@@ -10,8 +10,8 @@ impl Sql {
     /// Appends one entry.
     pub async fn add_audit(&self, e: &AuditEntry) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit (at, user_id, user_name, method, path, status, address, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO audit (at, user_id, user_name, method, path, status, address, request_id, before_value, after_value)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&e.at)
         .bind(&e.user_id)
@@ -21,6 +21,8 @@ impl Sql {
         .bind(i64::from(e.status))
         .bind(&e.address)
         .bind(&e.request_id)
+        .bind(e.before.as_ref().map(|v| v.to_string()))
+        .bind(e.after.as_ref().map(|v| v.to_string()))
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -34,7 +36,7 @@ impl Sql {
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
-            "SELECT seq, at, user_id, user_name, method, path, status, address, request_id FROM audit
+            "SELECT seq, at, user_id, user_name, method, path, status, address, request_id, before_value, after_value FROM audit
              WHERE ($1 IS NULL OR user_name = $2) AND ($3 IS NULL OR at >= $4)
              ORDER BY seq DESC LIMIT $5",
         )
@@ -58,10 +60,17 @@ impl Sql {
                     status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or(0),
                     address: r.try_get("address")?,
                     request_id: r.try_get("request_id")?,
+                    before: json_of(r.try_get("before_value")?),
+                    after: json_of(r.try_get("after_value")?),
                 })
             })
             .collect::<Result<Vec<_>>>()?;
         out.reverse();
         Ok(out)
     }
+}
+
+/// A stored JSON value (text that does not parse reads as absent: the entry stays listed).
+fn json_of(text: Option<String>) -> Option<serde_json::Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
 }

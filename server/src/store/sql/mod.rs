@@ -12,6 +12,8 @@ mod hosts;
 mod items;
 mod mqtt;
 mod packages;
+#[cfg(test)]
+mod upgrade_tests;
 pub use packages::PackageCounts;
 mod releases;
 mod roots;
@@ -142,6 +144,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         29,
         include_str!("../../../migrations/sqlite/0029_sign_in.sql"),
     ),
+    (
+        30,
+        include_str!("../../../migrations/sqlite/0030_audit_changes.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -198,6 +204,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         29,
         include_str!("../../../migrations/postgres/0029_sign_in.sql"),
+    ),
+    (
+        30,
+        include_str!("../../../migrations/postgres/0030_audit_changes.sql"),
     ),
 ];
 
