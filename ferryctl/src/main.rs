@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use args::{
     AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand,
     HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand,
-    RootCommand, ServerArgs, TokensCommand, UpdateCommand, UsersCommand,
+    RootCommand, ServerArgs, TenantsCommand, TokensCommand, UpdateCommand, UsersCommand,
 };
 
 use client::Client;
@@ -98,6 +98,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Users { command } => users_commands(command, &server, json),
+        Command::Tenants { command } => match command {
+            TenantsCommand::Add { name } => Client::new(&server)?.tenant_add(&name, json),
+            TenantsCommand::List => Client::new(&server)?.tenants(json),
+        },
         Command::Audit {
             command: AuditCommand::List { user, since },
         } => Client::new(&server)?.audit(user.as_deref(), since.as_deref(), json),
@@ -313,12 +317,14 @@ fn users_commands(command: UsersCommand, server: &ServerArgs, json: bool) -> any
             role,
             tag,
             password_file,
+            tenant,
         } => api()?.user_add(
             &ferry_manifests::wire::UserRequest {
                 name,
                 role,
                 tag,
                 password: read_password(password_file.as_deref())?,
+                tenant,
             },
             json,
         ),

@@ -366,3 +366,155 @@ fn a_user_limited_to_a_tag_sees_and_acts_on_those_hosts_only() {
         "{refused}"
     );
 }
+
+/// ferryctl as `token`, its JSON answer.
+fn json_as(w: &World, token: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let r = ctl_as(w, token, &all);
+    assert_eq!(r.code, Some(0), "{r}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r}"))
+}
+
+fn names(list: &serde_json::Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x[key].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    let home = w.device();
+    home.run("check").ok();
+    // A single-tenant install names no tenant anywhere; its users are the default tenant's.
+    assert_eq!(w.ctl_json(&["users", "list"])[0]["tenant"], "default");
+
+    w.ctl(&["tenants", "add", "acme"]).ok();
+    w.ctl(&["users", "add", "ada", "--role", "admin", "--tenant", "acme"])
+        .ok();
+    let ada = w
+        .ctl(&["tokens", "create", "--user", "ada", "--name", "ada-laptop"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    // Ada's enrolment token enrols into acme.
+    let enrol = ctl_as(
+        &w,
+        &ada,
+        &[
+            "tokens",
+            "create",
+            "--kind",
+            "enrol",
+            "--name",
+            "acme-fleet",
+        ],
+    );
+    assert_eq!(enrol.code, Some(0), "{enrol}");
+    std::fs::write(w.path("acme.token"), enrol.stdout.trim()).unwrap();
+    let acme = w.add_device("acme-1", "");
+    let cfg = std::fs::read_to_string(&acme.cfg)
+        .unwrap()
+        .replace("server-data/enrol.token", "acme.token");
+    std::fs::write(&acme.cfg, cfg).unwrap();
+    acme.run("check").ok();
+
+    // Each sees their own tenant's hosts, users, tokens and tenants only.
+    assert_eq!(
+        names(&w.ctl_json(&["hosts", "list"]), "hostname"),
+        vec!["device-1"]
+    );
+    assert_eq!(
+        names(&json_as(&w, &ada, &["hosts", "list"]), "hostname"),
+        vec!["acme-1"]
+    );
+    assert_eq!(
+        names(&json_as(&w, &ada, &["users", "list"]), "name"),
+        vec!["ada"]
+    );
+    assert!(!names(&w.ctl_json(&["users", "list"]), "name").contains(&"ada".to_string()));
+    let ada_tokens = names(&json_as(&w, &ada, &["tokens", "list"]), "name");
+    assert_eq!(
+        ada_tokens,
+        vec!["ada-laptop", "acme-fleet"],
+        "{ada_tokens:?}"
+    );
+    assert!(!names(&w.ctl_json(&["tokens", "list"]), "name").contains(&"acme-fleet".to_string()));
+    assert_eq!(
+        names(&json_as(&w, &ada, &["tenants", "list"]), "name"),
+        vec!["acme"]
+    );
+    assert_eq!(
+        names(&w.ctl_json(&["tenants", "list"]), "name"),
+        vec!["acme", "default"]
+    );
+
+    // Another tenant's host does not exist for ada, by name or by id.
+    let home_id = w.ctl_json(&["hosts", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for args in [
+        vec!["hosts", "edit", "device-1", "--tag", "x"],
+        vec!["hosts", "edit", home_id.as_str(), "--tag", "x"],
+        vec!["update", "trigger", "--host", "device-1", "--item", "web"],
+    ] {
+        let refused = ctl_as(&w, &ada, &args);
+        assert_ne!(refused.code, Some(0), "{args:?}: {refused}");
+        assert!(refused.stderr.contains("no host"), "{args:?}: {refused}");
+    }
+    // What the whole install shares is not a tenant's to change; tenants are the install
+    // admin's to add.
+    let src = w.payload("1.1.0", None);
+    let out = w.build("1.1.0", &src, &[]);
+    let refused = ctl_as(&w, &ada, &["release", "publish", out.to_str().unwrap()]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("shared by the whole install"),
+        "{refused}"
+    );
+    let refused = ctl_as(&w, &ada, &["tenants", "add", "evil"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+
+    // A campaign of every host reaches its tenant's hosts only, and only its tenant sees it.
+    let made = json_as(
+        &w,
+        &ada,
+        &[
+            "campaigns",
+            "create",
+            "--item",
+            "web",
+            "--version",
+            "1.0.0",
+            "--all",
+        ],
+    );
+    let members = names(&made["members"], "hostname");
+    assert_eq!(members, vec!["acme-1"], "{made}");
+    home.run("check").ok();
+    let seen = w.ctl_json(&["campaigns", "list"]);
+    assert!(seen.as_array().unwrap().is_empty(), "{seen}");
+    let theirs = w.ctl(&["campaigns", "show", made["id"].as_str().unwrap()]);
+    assert_ne!(theirs.code, Some(0), "{theirs}");
+    assert!(w
+        .ctl_json(&["history", "list"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+
+    // Each tenant's audit log holds its own users' changes.
+    let audit = json_as(&w, &ada, &["audit", "list"]);
+    assert!(names(&audit, "user").iter().all(|u| u == "ada"), "{audit}");
+    assert!(!audit.as_array().unwrap().is_empty());
+    let home_audit = w.ctl_json(&["audit", "list"]);
+    assert!(
+        !names(&home_audit, "user").contains(&"ada".to_string()),
+        "{home_audit}"
+    );
+}

@@ -154,6 +154,9 @@ pub enum UsersCommand {
         /// A file holding the user's web UI password (12 characters or more; its first line).
         #[arg(long, value_name = "F")]
         password_file: Option<std::path::PathBuf>,
+        /// Add them to this tenant (an admin of the default tenant only; default: yours).
+        #[arg(long)]
+        tenant: Option<String>,
     },
     /// List users and their roles.
     List,
@@ -208,4 +211,16 @@ pub enum TokensCommand {
         /// The token's id (from the list), or a unique prefix of it.
         id: String,
     },
+}
+
+#[derive(Subcommand)]
+pub enum TenantsCommand {
+    /// Add a tenant (an admin of the default tenant only); then give it its first admin:
+    /// `ferryctl users add NAME --role admin --tenant T`.
+    Add {
+        /// The tenant's name (a-z 0-9 . _ -).
+        name: String,
+    },
+    /// List tenants (yours, unless you are an admin of the default tenant).
+    List,
 }

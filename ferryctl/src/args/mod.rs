@@ -8,8 +8,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod admin;
 mod release;
 pub use admin::{
-    AuditCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TokensCommand,
-    UsersCommand,
+    AuditCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TenantsCommand,
+    TokensCommand, UsersCommand,
 };
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
@@ -105,6 +105,11 @@ pub enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Tenants: separate fleets in one install (docs/users.md).
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
     },
     /// Operator and enrolment tokens.
     Tokens {

@@ -212,6 +212,38 @@ impl Client {
         Ok(())
     }
 
+    pub fn tenant_add(&self, name: &str, json: bool) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/tenants")?)
+                .json(&ferry_manifests::wire::TenantRequest { name: name.into() }),
+            "adding the tenant",
+        )?;
+        let t: ferry_manifests::wire::TenantView = resp.json()?;
+        if json {
+            return print_json(&t);
+        }
+        println!(
+            "added tenant {} ({}); give it its first admin with `ferryctl users add NAME --role admin --tenant {}`",
+            t.name, t.id, t.name
+        );
+        Ok(())
+    }
+
+    pub fn tenants(&self, json: bool) -> anyhow::Result<()> {
+        let list: Vec<ferry_manifests::wire::TenantView> =
+            self.get("api/v1/tenants", "listing tenants")?;
+        if json {
+            return print_json(&list);
+        }
+        let rows = list
+            .iter()
+            .map(|t| vec![t.name.clone(), t.id.clone()])
+            .collect::<Vec<_>>();
+        print!("{}", table::render(&["NAME", "ID"], &rows));
+        Ok(())
+    }
+
     pub fn user_add(
         &self,
         req: &ferry_manifests::wire::UserRequest,

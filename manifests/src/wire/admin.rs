@@ -58,6 +58,26 @@ pub struct UserView {
     /// groups at each sign-in).
     #[serde(default)]
     pub single_sign_on: bool,
+    /// Their tenant (`default` in a single-tenant install).
+    #[serde(default)]
+    pub tenant: String,
+}
+
+/// `GET /api/v1/tenants`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TenantView {
+    pub id: String,
+    pub name: String,
+}
+
+/// `POST /api/v1/tenants`
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct TenantRequest {
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
+    pub name: String,
 }
 
 /// `POST /api/v1/users`
@@ -79,6 +99,11 @@ pub struct UserRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(min_length = 12, max_length = 256))]
     pub password: Option<String>,
+    /// Another tenant than the caller's (an admin of the default tenant only: how a tenant
+    /// gets its first admin).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[a-z0-9][a-z0-9._-]{0,63}$"))]
+    pub tenant: Option<String>,
 }
 
 /// `PATCH /api/v1/users/{name}`: what is given changes (an empty tag clears it).

@@ -39,6 +39,7 @@ pub async fn record(State(state): State<Shared>, req: Request, next: Next) -> Re
     let Some(user) = crate::auth::operator_of(req.headers(), state.as_ref()).await else {
         return next.run(req).await;
     };
+    let tenant_id = user.tenant_id.clone();
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let address = req
@@ -69,7 +70,7 @@ pub async fn record(State(state): State<Shared>, req: Request, next: Next) -> Re
         request_id,
     };
     let started = std::time::Instant::now();
-    match state.store.add_audit(&entry).await {
+    match state.store.add_audit(&entry, &tenant_id).await {
         Ok(()) => tracing::info!(
             target: "ferry_audit",
             user = %entry.user,
@@ -108,10 +109,15 @@ pub struct AuditQuery {
 #[utoipa::path(get, path = "/api/v1/audit", tag = "users", params(AuditQuery), responses((status = 200, body = Vec<ferry_manifests::wire::AuditEntry>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult<Json<Vec<AuditEntry>>> {
     let user = q.user.as_deref().filter(|u| !u.is_empty());
     let since = q.since.as_deref().filter(|s| !s.is_empty());
-    Ok(Json(state.store.audit(user, since, MAX_LISTED).await?))
+    Ok(Json(
+        state
+            .store
+            .audit(&op.user().tenant_id, user, since, MAX_LISTED)
+            .await?,
+    ))
 }

@@ -19,7 +19,7 @@ pub async fn create(
     ApiJson(req): ApiJson<CampaignRequest>,
 ) -> ApiResult<Json<CampaignView>> {
     crate::service::scope::check_target(&state, &op.scope(), op.user_name(), &req.target).await?;
-    Ok(Json(requests::create(&state, req, op.user_name()).await?))
+    Ok(Json(requests::create(&state, req, op.user()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/campaigns", tag = "campaigns", params(super::StatusQuery), responses((status = 200, body = Vec<ferry_manifests::wire::CampaignView>), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -17,7 +17,7 @@ pub async fn list_hosts(
     op: Operator,
 ) -> ApiResult<Json<Vec<HostView>>> {
     let mut list = hosts::list(&state).await?;
-    list.retain(|h| op.scope().sees(&h.tags));
+    crate::service::scope::keep_visible(&state, &op.scope(), &mut list, |h| &h.id).await?;
     Ok(Json(list))
 }
 

@@ -11,6 +11,7 @@ pub mod mqtt;
 pub mod packages;
 pub mod releases;
 pub mod roots;
+pub mod tenants;
 pub mod tokens;
 pub mod updates;
 pub mod users;
@@ -90,6 +91,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))
         .routes(routes!(users::list, users::add))
+        .routes(routes!(tenants::list, tenants::add))
         .routes(routes!(users::edit, users::remove))
         .routes(routes!(audit::list))
         .routes(routes!(roots::publish).layer(DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)))

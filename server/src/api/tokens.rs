@@ -17,20 +17,20 @@ pub async fn create(
     op: Operator,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> ApiResult<Json<TokenView>> {
-    Ok(Json(tokens::create(&state, &req, op.user_id()).await?))
+    Ok(Json(tokens::create(&state, &req, op.user()).await?))
 }
 
 #[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", responses((status = 200, body = Vec<ferry_manifests::wire::TokenView>), crate::error::ClientErrors), security(("bearer" = [])))]
-pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<TokenView>>> {
-    Ok(Json(tokens::list(&state).await?))
+pub async fn list(State(state): State<Shared>, op: Operator) -> ApiResult<Json<Vec<TokenView>>> {
+    Ok(Json(tokens::list(&state, &op.user().tenant_id).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens", params(("id" = String, Path)), responses((status = 204, description = "revoked"), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn revoke(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    tokens::revoke(&state, &id).await?;
+    tokens::revoke(&state, &op.user().tenant_id, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

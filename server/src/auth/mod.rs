@@ -50,10 +50,10 @@ async fn check_scope<S: AuthContext>(
     parts: &mut Parts,
     state: &Arc<S>,
     user: &LiveOperator,
-) -> Result<(), AppError> {
-    let scope = Scope::of(user.tag.as_deref());
+) -> Result<Scope, AppError> {
+    let scope = scope_of(state.as_ref(), user).await?;
     if scope.is_all() {
-        return Ok(());
+        return Ok(scope);
     }
     let params: Vec<(String, String)> =
         match axum::extract::RawPathParams::from_request_parts(parts, &()).await {
@@ -64,16 +64,24 @@ async fn check_scope<S: AuthContext>(
             Err(_) => Vec::new(),
         };
     let what = crate::policy::scope::addressed(parts.method.as_str(), &route_of(parts), &params);
+    let forbidden = |message: String| AppError::Client {
+        status: axum::http::StatusCode::FORBIDDEN,
+        code: "forbidden",
+        message,
+    };
     match what {
-        Addressed::Nothing => Ok(()),
-        Addressed::FleetWide => Err(AppError::Client {
-            status: axum::http::StatusCode::FORBIDDEN,
-            code: "forbidden",
-            message: scope.refusal(&user.user_name, "this"),
-        }),
+        Addressed::Nothing => Ok(scope),
+        Addressed::FleetWide if scope.tag().is_some() || scope.is_guest() => {
+            Err(forbidden(scope.refusal(&user.user_name, "this")))
+        }
+        Addressed::Shared if scope.is_guest() => Err(forbidden(format!(
+            "user {} belongs to a tenant; this is shared by the whole install (an admin of the default tenant does it)",
+            user.user_name
+        ))),
+        Addressed::FleetWide | Addressed::Shared => Ok(scope),
         other => {
             if state.within_scope(&scope, &other).await? {
-                Ok(())
+                Ok(scope)
             } else {
                 Err(AppError::not_found(match other {
                     Addressed::Host(h) => format!("no host with id or hostname {h:?}"),
@@ -85,6 +93,25 @@ async fn check_scope<S: AuthContext>(
             }
         }
     }
+}
+
+/// A user's reach: their tenant's hosts when the install has several tenants, and of those
+/// the ones with their tag.
+pub async fn scope_of<S: AuthContext>(state: &S, user: &LiveOperator) -> Result<Scope, AppError> {
+    let tenants = state.store().tenants().await?;
+    if tenants.len() <= 1 {
+        return Ok(Scope::of(None, user.tag.as_deref()));
+    }
+    let scope = Scope::of(Some(&user.tenant_id), user.tag.as_deref());
+    let default = tenants
+        .iter()
+        .find(|(_, name)| name == "default")
+        .map(|(id, _)| id);
+    Ok(if default == Some(&user.tenant_id) {
+        scope
+    } else {
+        scope.guest()
+    })
 }
 
 /// Spends one request of the device's budget.
@@ -124,6 +151,8 @@ pub struct Operator {
     proof: Proof,
     /// The user, and the token's name.
     user: LiveOperator,
+    /// The hosts the user reaches.
+    scope: Scope,
 }
 
 /// What an operator proved itself with.
@@ -135,8 +164,8 @@ enum Proof {
 }
 
 impl Operator {
-    fn proven(proof: Proof, user: LiveOperator) -> Operator {
-        Operator { proof, user }
+    fn proven(proof: Proof, user: LiveOperator, scope: Scope) -> Operator {
+        Operator { proof, user, scope }
     }
 
     /// Who this is in the history: the user.
@@ -163,9 +192,14 @@ impl Operator {
         &self.user.user_name
     }
 
+    /// The user as authenticated (role, tag, tenant).
+    pub fn user(&self) -> &LiveOperator {
+        &self.user
+    }
+
     /// The hosts the user may see and act on.
     pub fn scope(&self) -> Scope {
-        Scope::of(self.user.tag.as_deref())
+        self.scope.clone()
     }
 
     /// Whether the token or session this operator proved itself with is still live (and
@@ -255,10 +289,11 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         if bearer(parts).is_none() && parts.method == axum::http::Method::GET {
             if let Some(who) = session::signed_in(parts, state.as_ref()).await {
                 permit(parts.method.as_str(), &route_of(parts), &who.user)?;
-                check_scope(parts, state, &who.user).await?;
+                let scope = check_scope(parts, state, &who.user).await?;
                 return Ok(Operator::proven(
                     Proof::Session(who.session, who.principal),
                     who.user,
+                    scope,
                 ));
             }
         }
@@ -269,8 +304,8 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
         match state.store().live_operator(&hash).await? {
             Some(user) => {
                 permit(parts.method.as_str(), &route_of(parts), &user)?;
-                check_scope(parts, state, &user).await?;
-                Ok(Operator::proven(Proof::Token(hash), user))
+                let scope = check_scope(parts, state, &user).await?;
+                Ok(Operator::proven(Proof::Token(hash), user, scope))
             }
             None => Err(AppError::unauthorized(
                 "operator token is unknown or revoked (or its user was removed)",

@@ -217,6 +217,8 @@ pub struct SignedIn {
     pub(super) principal: Principal,
     /// The session's user.
     pub(super) user: crate::store::LiveOperator,
+    /// The hosts the user reaches (set once the route is known).
+    scope: crate::policy::scope::Scope,
     /// A message left for this page by the action before it.
     pub flash: Option<Flash>,
 }
@@ -310,6 +312,7 @@ pub async fn signed_in<S: AuthContext>(parts: &Parts, ctx: &S) -> Option<SignedI
         principal,
         user,
         flash,
+        scope: crate::policy::scope::Scope::all(),
     })
 }
 
@@ -325,7 +328,7 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for SignedIn {
                         Err(refused) => Err(refused),
                     };
                 match allowed {
-                    Ok(()) => Ok(s),
+                    Ok(scope) => Ok(SignedIn { scope, ..s }),
                     Err(refused) => Err(refused.into_response()),
                 }
             }
@@ -364,12 +367,23 @@ impl SignedIn {
     /// Whether the session's user may `method` `route` (as routed, `/hosts/{id}/check`): a
     /// page shows only the buttons its user may press.
     pub fn may(&self, method: &str, route: &str) -> bool {
-        super::permit(method, route, &self.user).is_ok()
+        use crate::policy::scope::{addressed, Addressed};
+        let reach = match addressed(method, route, &[]) {
+            Addressed::FleetWide => self.scope.tag().is_none() && !self.scope.is_guest(),
+            Addressed::Shared => !self.scope.is_guest(),
+            _ => true,
+        };
+        reach && super::permit(method, route, &self.user).is_ok()
     }
 
     /// The hosts the session's user may see and act on.
     pub fn scope(&self) -> crate::policy::scope::Scope {
-        crate::policy::scope::Scope::of(self.user.tag.as_deref())
+        self.scope.clone()
+    }
+
+    /// The session's user as authenticated (role, tag, tenant).
+    pub fn user(&self) -> &crate::store::LiveOperator {
+        &self.user
     }
 
     /// The session's user's role.

@@ -27,6 +27,8 @@ pub struct Campaign {
     /// Finished and failed installs when the campaign was last resumed: the failure threshold
     /// judges only what happened since, so a campaign that paused itself can go on.
     pub baseline: Baseline,
+    /// The tenant it belongs to: only its hosts join (`None`: the default tenant).
+    pub tenant_id: Option<String>,
 }
 
 /// Counts of finished and failed member installs at a moment (a resume).

@@ -103,7 +103,7 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
     use Need::*;
     let need = match (method, route) {
         // Users, tokens and the MQTT bridge are the admin's; so is who may do what.
-        (_, "/api/v1/users" | "/api/v1/users/{name}") => Admin,
+        (_, "/api/v1/users" | "/api/v1/users/{name}" | "/api/v1/tenants") => Admin,
         ("GET", "/api/v1/audit" | "/audit") => Admin,
         (_, "/api/v1/tokens" | "/api/v1/tokens/{id}") => Admin,
         (_, "/api/v1/mqtt" | "/api/v1/mqtt/{name}" | "/api/v1/mqtt/{name}/test") => Admin,

@@ -1,5 +1,6 @@
-//! Which hosts a user may see and act on: every host, or (a user limited with `--tag`) the
-//! hosts with that tag, as campaigns see tags (`fleet::effective_labels`). Plain code over
+//! Which hosts a user may see and act on: in an install of several tenants, their tenant's
+//! only; and of those, for a user limited with `--tag`, the hosts with that tag, as campaigns
+//! see tags (`fleet::effective_labels`). Plain code over
 //! data: what a route addresses, and whether a tag set or a campaign target is within scope.
 //! `auth` asks it of every path-addressed request; lists and body-addressed requests ask it
 //! in the service layer.
@@ -7,55 +8,99 @@
 use ferry_manifests::wire::CampaignTarget;
 
 /// A user's reach over the fleet.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every host.
-    All,
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scope {
+    /// Only hosts of this tenant (`None`: of every tenant: a single-tenant install, or the
+    /// server itself).
+    tenant: Option<String>,
     /// Only hosts with this tag.
-    Tag(String),
+    tag: Option<String>,
+    /// Not of the install's default tenant: what the whole install shares (its releases,
+    /// trust roots and MQTT connections) is not theirs to change.
+    guest: bool,
 }
 
 impl Scope {
-    /// The scope of a user with this tag (none: every host).
-    pub fn of(tag: Option<&str>) -> Scope {
-        match tag {
-            Some(t) if !t.is_empty() => Scope::Tag(t.to_string()),
-            _ => Scope::All,
+    /// Every host: what the server itself (campaigns, the MQTT bridge) acts with.
+    pub fn all() -> Scope {
+        Scope::default()
+    }
+
+    /// The scope of a user of `tenant` (`None`: the install has one) with this tag (none:
+    /// every host of the tenant).
+    pub fn of(tenant: Option<&str>, tag: Option<&str>) -> Scope {
+        Scope {
+            tenant: tenant.map(str::to_string),
+            tag: tag.filter(|t| !t.is_empty()).map(str::to_string),
+            guest: false,
         }
     }
 
-    /// Whether a host with these (effective) tags is within reach.
-    pub fn sees(&self, tags: &[String]) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Tag(t) => tags.iter().any(|have| have == t),
-        }
+    /// The same, for a user of a tenant other than the install's default one.
+    pub fn guest(mut self) -> Scope {
+        self.guest = true;
+        self
+    }
+
+    /// Whether what the whole install shares (releases, trust roots, MQTT connections) is
+    /// beyond reach.
+    pub fn is_guest(&self) -> bool {
+        self.guest
+    }
+
+    /// Whether a host of this tenant with these (effective) tags is within reach.
+    pub fn sees(&self, tenant: Option<&str>, tags: &[String]) -> bool {
+        let tenant_ok = match &self.tenant {
+            None => true,
+            Some(t) => tenant == Some(t.as_str()),
+        };
+        let tag_ok = match &self.tag {
+            None => true,
+            Some(t) => tags.iter().any(|have| have == t),
+        };
+        tenant_ok && tag_ok
     }
 
     pub fn is_all(&self) -> bool {
-        matches!(self, Scope::All)
+        self.tenant.is_none() && self.tag.is_none()
+    }
+
+    /// The tenant a user is limited to, in an install of several.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+
+    /// The tag a user is limited to.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
     }
 
     /// Whether a campaign with this target stays within reach: for a limited user, only a
     /// target of their tag alone, or of hosts each within reach (`host_seen`).
+    /// (A tenant's campaign only ever reaches the tenant's hosts: its membership says so.)
     pub fn allows_target(&self, target: &CampaignTarget, host_seen: impl Fn(&str) -> bool) -> bool {
-        match (self, target) {
-            (Scope::All, _) => true,
-            (Scope::Tag(_), CampaignTarget::All) => false,
-            (Scope::Tag(t), CampaignTarget::Tags(tags)) => {
-                tags.iter().all(|x| x == t) && !tags.is_empty()
+        match (&self.tag, target) {
+            (_, CampaignTarget::Hosts(hosts)) => {
+                self.is_all() || hosts.iter().all(|h| host_seen(h))
             }
-            (Scope::Tag(_), CampaignTarget::Hosts(hosts)) => hosts.iter().all(|h| host_seen(h)),
+            (None, _) => true,
+            (Some(_), CampaignTarget::All) => false,
+            (Some(t), CampaignTarget::Tags(tags)) => {
+                !tags.is_empty() && tags.iter().all(|x| x == t)
+            }
         }
     }
 
     /// Why a limited user is refused something that reaches beyond their hosts.
     pub fn refusal(&self, user: &str, what: &str) -> String {
-        match self {
-            Scope::All => format!("{what} is refused"),
-            Scope::Tag(t) => format!(
+        match (&self.tag, &self.tenant) {
+            (Some(t), _) => format!(
                 "user {user} is limited to hosts tagged {t}; {what} reaches other hosts (target tag {t}, or hosts tagged {t})"
             ),
+            (None, Some(_)) => format!(
+                "user {user} belongs to a tenant; {what} reaches the whole install (an admin of the default tenant does it)"
+            ),
+            (None, None) => format!("{what} is refused"),
         }
     }
 }
@@ -71,8 +116,11 @@ pub enum Addressed {
     Campaign(String),
     /// A batch, by id or prefix.
     Batch(String),
-    /// Something of the whole fleet (an item's settings, every host's batch of an item).
+    /// Something of the whole fleet (an item's settings, every host's batch of an item, a
+    /// release withdrawn).
     FleetWide,
+    /// What the whole install shares: releases, artifacts, trust roots, MQTT connections.
+    Shared,
     /// Nothing host-bound: a list (filtered by its handler), a release, a user.
     Nothing,
 }
@@ -103,7 +151,17 @@ pub fn addressed(method: &str, route: &str, params: &[(String, String)]) -> Addr
     }
     match (method, route) {
         ("PATCH", "/api/v1/items/{name}")
-        | ("POST", "/items/{name}" | "/items/{name}/{version}/batch") => Addressed::FleetWide,
+        | (
+            "POST",
+            "/items/{name}"
+            | "/items/{name}/{version}/batch"
+            | "/items/{name}/{version}/withdraw"
+            | "/api/v1/releases/{item}/{version}/withdraw",
+        ) => Addressed::FleetWide,
+        ("POST", "/api/v1/releases" | "/api/v1/trust-roots")
+        | ("PUT", "/api/v1/artifacts/{name}" | "/api/v1/releases/{item}/{version}/mirrors")
+        | ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Addressed::Shared,
+        (_, r) if r.starts_with("/api/v1/mqtt") => Addressed::Shared,
         _ => Addressed::Nothing,
     }
 }
@@ -117,18 +175,26 @@ mod tests {
     }
 
     #[test]
-    fn a_tag_scope_sees_only_hosts_with_its_tag() {
-        let s = Scope::of(Some("site-a"));
-        assert!(s.sees(&["x".into(), "site-a".into()]));
-        assert!(!s.sees(&["site-b".into()]));
-        assert!(!s.sees(&[]));
-        assert!(Scope::of(None).sees(&[]));
-        assert_eq!(Scope::of(Some("")), Scope::All);
+    fn a_scope_sees_its_tenants_hosts_with_its_tag() {
+        let s = Scope::of(None, Some("site-a"));
+        assert!(s.sees(None, &["x".into(), "site-a".into()]));
+        assert!(!s.sees(None, &["site-b".into()]));
+        assert!(!s.sees(None, &[]));
+        assert!(Scope::of(None, None).sees(Some("t2"), &[]));
+        assert_eq!(Scope::of(None, Some("")), Scope::all());
+        let t = Scope::of(Some("t1"), None);
+        assert!(t.sees(Some("t1"), &[]));
+        assert!(!t.sees(Some("t2"), &[]));
+        assert!(!t.sees(None, &[]));
+        let both = Scope::of(Some("t1"), Some("a"));
+        assert!(both.sees(Some("t1"), &["a".into()]));
+        assert!(!both.sees(Some("t2"), &["a".into()]));
+        assert!(!both.sees(Some("t1"), &["b".into()]));
     }
 
     #[test]
     fn a_limited_user_targets_only_their_tag_or_their_hosts() {
-        let s = Scope::Tag("site-a".into());
+        let s = Scope::of(None, Some("site-a"));
         let mine = |h: &str| h == "h1";
         assert!(!s.allows_target(&CampaignTarget::All, mine));
         assert!(s.allows_target(&CampaignTarget::Tags(vec!["site-a".into()]), mine));
@@ -139,7 +205,11 @@ mod tests {
         assert!(!s.allows_target(&CampaignTarget::Tags(vec![]), mine));
         assert!(s.allows_target(&CampaignTarget::Hosts(vec!["h1".into()]), mine));
         assert!(!s.allows_target(&CampaignTarget::Hosts(vec!["h1".into(), "h2".into()]), mine));
-        assert!(Scope::All.allows_target(&CampaignTarget::All, mine));
+        assert!(Scope::all().allows_target(&CampaignTarget::All, mine));
+        // A tenant's user targets anything: their campaign reaches their tenant only.
+        assert!(Scope::of(Some("t1"), None).allows_target(&CampaignTarget::All, mine));
+        assert!(!Scope::of(Some("t1"), None)
+            .allows_target(&CampaignTarget::Hosts(vec!["h2".into()]), mine));
     }
 
     #[test]
@@ -173,6 +243,11 @@ mod tests {
             Addressed::FleetWide
         );
         assert_eq!(addressed("GET", "/api/v1/hosts", &[]), Addressed::Nothing);
+        assert_eq!(
+            addressed("POST", "/api/v1/releases", &[]),
+            Addressed::Shared
+        );
+        assert_eq!(addressed("GET", "/api/v1/mqtt", &[]), Addressed::Shared);
         assert_eq!(addressed("GET", "/api/v1/items", &[]), Addressed::Nothing);
     }
 }

@@ -137,7 +137,7 @@ async fn before_wait(
     // Campaign membership is decided here, when the host checks in, never by scanning the
     // fleet on a timer. The operator's tags count; the device's own only when trusted.
     let campaigns = if state.campaigns_active().await? {
-        let (device_tags, operator_tags) = state.store.host_tags(&host_id).await?;
+        let (device_tags, operator_tags, tenant) = state.store.host_tags(&host_id).await?;
         let (tags, _) = fleet::effective_labels(
             &device_tags,
             None,
@@ -145,7 +145,13 @@ async fn before_wait(
             None,
             state.config.trust_device_tags,
         );
-        super::campaigns::on_check_in(state, &host_id, &tags, &req.facts.installed).await?
+        super::campaigns::on_check_in(
+            state,
+            &host_id,
+            (&tags, tenant.as_deref()),
+            &req.facts.installed,
+        )
+        .await?
     } else {
         Vec::new()
     };
@@ -184,6 +190,7 @@ pub fn host_row(
         operator_tags: None,
         operator_friendly_name: None,
         accepted: true,
+        tenant_id: None,
     }
 }
 

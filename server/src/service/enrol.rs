@@ -36,13 +36,17 @@ pub async fn enrol(state: &Shared, req: &EnrolRequest) -> ServiceResult<EnrolRes
     }
     let t = now();
     // One use spent in one statement: two enrolments cannot both take its last use.
-    let Some(needs_acceptance) = state.store.spend_enrol_token(&token_hash, &t).await? else {
+    let Some((needs_acceptance, tenant_id)) =
+        state.store.spend_enrol_token(&token_hash, &t).await?
+    else {
         return Err(refused());
     };
     let id = uuid::Uuid::new_v4().to_string();
     let device_token = new_token(TokenKind::Device).map_err(ServiceError::Random)?;
     let mut host = super::checkin::host_row(id.clone(), &req.facts, t.clone(), t);
     host.accepted = !needs_acceptance;
+    // The host joins the enrolment token's tenant.
+    host.tenant_id = tenant_id;
     state
         .store
         .create_host(&host, &hash_token(&device_token))

@@ -26,6 +26,7 @@ pub mod packages;
 pub mod releases;
 pub mod report;
 pub mod scope;
+pub mod tenants;
 pub mod tokens;
 pub mod updates;
 pub mod users;

@@ -9,27 +9,40 @@ use super::error::{ServiceError, ServiceResult};
 use crate::policy::fleet;
 use crate::policy::scope::{Addressed, Scope};
 use crate::state::Shared;
-use crate::store::IdKind;
+use crate::store::{HostRow, IdKind};
 
-/// A host's tags as campaigns (and scopes) see them.
-pub async fn host_tags(state: &Shared, host_id: &str) -> ServiceResult<Vec<String>> {
-    let (device, operator) = state.store.host_tags(host_id).await?;
-    Ok(fleet::effective_labels(
-        &device,
-        None,
-        operator.as_deref(),
-        None,
-        state.config.trust_device_tags,
-    )
-    .0)
+/// A host's tenant and tags as campaigns (and scopes) see them; `None`: no such host.
+async fn host_reach(
+    state: &Shared,
+    host_id: &str,
+) -> ServiceResult<Option<(Option<String>, Vec<String>)>> {
+    Ok(state
+        .store
+        .host(host_id)
+        .await?
+        .map(|(h, _)| reach_of(state, &h)))
 }
 
-/// Whether the host with this id is within reach.
+fn reach_of(state: &Shared, h: &HostRow) -> (Option<String>, Vec<String>) {
+    let (tags, _) = fleet::effective_labels(
+        &h.device_tags,
+        None,
+        h.operator_tags.as_deref(),
+        None,
+        state.config.trust_device_tags,
+    );
+    (h.tenant_id.clone(), tags)
+}
+
+/// Whether the host with this id is within reach (a host that is gone is not).
 pub async fn sees_host(state: &Shared, scope: &Scope, host_id: &str) -> ServiceResult<bool> {
     if scope.is_all() {
         return Ok(true);
     }
-    Ok(scope.sees(&host_tags(state, host_id).await?))
+    Ok(match host_reach(state, host_id).await? {
+        Some((tenant, tags)) => scope.sees(tenant.as_deref(), &tags),
+        None => false,
+    })
 }
 
 /// The ids of the hosts within reach (`None`: every host).
@@ -41,13 +54,23 @@ pub async fn visible_hosts(
         return Ok(None);
     }
     Ok(Some(
-        super::hosts::list(state)
+        state
+            .store
+            .hosts()
             .await?
             .into_iter()
-            .filter(|h| scope.sees(&h.tags))
-            .map(|h| h.id)
+            .filter(|(h, _)| {
+                let (tenant, tags) = reach_of(state, h);
+                scope.sees(tenant.as_deref(), &tags)
+            })
+            .map(|(h, _)| h.id)
             .collect(),
     ))
+}
+
+/// Whether a campaign of this tenant is one the scope's tenant may see.
+fn same_tenant(scope: &Scope, tenant: Option<&str>) -> bool {
+    scope.tenant().is_none_or(|t| Some(t) == tenant)
 }
 
 /// Whether what a route addresses is within reach. Something that does not exist is, so
@@ -58,7 +81,7 @@ pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceR
         return Ok(true);
     }
     match what {
-        Addressed::Nothing => Ok(true),
+        Addressed::Nothing | Addressed::Shared => Ok(true),
         Addressed::FleetWide => Ok(false),
         Addressed::Host(given) => match super::hosts::resolve(state, given).await {
             Ok((id, _)) => sees_host(state, scope, &id).await,
@@ -76,12 +99,16 @@ pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceR
             let Some(c) = state.store.campaign(&id).await? else {
                 return Ok(true);
             };
-            target_within(state, scope, &c.target).await
+            Ok(same_tenant(scope, c.tenant_id.as_deref())
+                && target_within(state, scope, &c.target).await?)
         }
         Addressed::Batch(given) => {
             let Ok(b) = super::batches::show(state, given).await else {
                 return Ok(true);
             };
+            if b.entries.is_empty() {
+                return Ok(false);
+            }
             for e in &b.entries {
                 if !sees_host(state, scope, &e.host_id).await? {
                     return Ok(false);
@@ -193,7 +220,9 @@ pub async fn keep_batches(
     list: &mut Vec<BatchView>,
 ) -> ServiceResult<()> {
     if let Some(visible) = visible_hosts(state, scope).await? {
-        list.retain(|b| b.entries.iter().all(|e| visible.contains(&e.host_id)));
+        list.retain(|b| {
+            !b.entries.is_empty() && b.entries.iter().all(|e| visible.contains(&e.host_id))
+        });
     }
     Ok(())
 }
@@ -207,9 +236,17 @@ pub async fn keep_campaigns(
     if scope.is_all() {
         return Ok(());
     }
+    let tenants: std::collections::HashMap<String, Option<String>> = state
+        .store
+        .campaigns()
+        .await?
+        .into_iter()
+        .map(|c| (c.id, c.tenant_id))
+        .collect();
     let mut kept = Vec::with_capacity(list.len());
     for c in list.drain(..) {
-        if target_within(state, scope, &c.target).await? {
+        let tenant = tenants.get(&c.id).cloned().flatten();
+        if same_tenant(scope, tenant.as_deref()) && target_within(state, scope, &c.target).await? {
             kept.push(c);
         }
     }

@@ -5,12 +5,16 @@ use ferry_manifests::wire::{TokenRequest, TokenView};
 use super::error::{ServiceError, ServiceResult};
 use crate::auth::{hash_token, new_token, TokenKind};
 use crate::state::Shared;
-use crate::store::{IdKind, TokenLimits};
+use crate::store::{IdKind, LiveOperator, TokenLimits};
 
 /// Creates an operator or enrolment token; the answer carries the token itself, shown
 /// only this once (only its hash is kept). An operator token belongs to the user named in
 /// the request, else to `caller` (the user asking).
-pub async fn create(state: &Shared, req: &TokenRequest, caller: &str) -> ServiceResult<TokenView> {
+pub async fn create(
+    state: &Shared,
+    req: &TokenRequest,
+    caller: &LiveOperator,
+) -> ServiceResult<TokenView> {
     let kind = req.kind.as_deref().unwrap_or("operator");
     let Some(token_kind) = TokenKind::creatable(kind) else {
         return Err(ServiceError::invalid(format!(
@@ -23,14 +27,21 @@ pub async fn create(state: &Shared, req: &TokenRequest, caller: &str) -> Service
     }
     let mut limits = limits(token_kind, req)?;
     if token_kind == TokenKind::Operator {
-        limits.user_id = Some(match &req.user {
-            Some(name) => super::users::id_of(state, name).await?,
-            None => caller.to_string(),
-        });
+        let (user_id, tenant_id) = match &req.user {
+            Some(name) => user_for_token(state, caller, name).await?,
+            None => (caller.user_id.clone(), caller.tenant_id.clone()),
+        };
+        limits.user_id = Some(user_id);
+        limits.tenant_id = Some(tenant_id);
     } else if req.user.is_some() {
         return Err(ServiceError::invalid(
             "user applies to operator tokens only; an enrolment token belongs to the fleet",
         ));
+    }
+    // A token is its user's tenant's; an enrolment token its caller's, and enrols hosts
+    // into it.
+    if limits.tenant_id.is_none() {
+        limits.tenant_id = Some(caller.tenant_id.clone());
     }
     let token = new_token(token_kind).map_err(ServiceError::Random)?;
     let id = state
@@ -40,13 +51,32 @@ pub async fn create(state: &Shared, req: &TokenRequest, caller: &str) -> Service
     tracing::info!(%id, %kind, %name, "token created");
     let mut view = state
         .store
-        .tokens()
+        .tokens(limits.tenant_id.as_deref().unwrap_or(&caller.tenant_id))
         .await?
         .into_iter()
         .find(|t| t.id == id)
         .ok_or_else(|| ServiceError::Vanished("token"))?;
     view.token = Some(token);
     Ok(view)
+}
+
+/// The (user id, tenant id) an operator token for the user `name` belongs to: a user of the
+/// caller's tenant, or (the install's admin, giving a new tenant its first credential) of
+/// any.
+async fn user_for_token(
+    state: &Shared,
+    caller: &LiveOperator,
+    name: &str,
+) -> ServiceResult<(String, String)> {
+    let users = state.store.users().await?;
+    let found = users.iter().find(|u| u.name == name);
+    match found {
+        Some(u) if u.tenant_id == caller.tenant_id => Ok((u.id.clone(), u.tenant_id.clone())),
+        Some(u) if super::tenants::is_install_admin(state, caller).await? => {
+            Ok((u.id.clone(), u.tenant_id.clone()))
+        }
+        _ => Err(ServiceError::not_found(format!("no user {name}"))),
+    }
 }
 
 /// What a token is limited to, as asked.
@@ -75,18 +105,20 @@ fn limits(kind: TokenKind, req: &TokenRequest) -> ServiceResult<TokenLimits> {
         uses: req.uses,
         needs_acceptance: req.needs_acceptance,
         user_id: None,
+        tenant_id: None,
     })
 }
 
-/// Every token (hashes never leave the server).
-pub async fn list(state: &Shared) -> ServiceResult<Vec<TokenView>> {
-    Ok(state.store.tokens().await?)
+/// Every token of a tenant (hashes never leave the server).
+pub async fn list(state: &Shared, tenant_id: &str) -> ServiceResult<Vec<TokenView>> {
+    Ok(state.store.tokens(tenant_id).await?)
 }
 
-/// Revokes a token (by id or unique id prefix); the last operator token is kept.
-pub async fn revoke(state: &Shared, id: &str) -> ServiceResult<()> {
+/// Revokes a token of the tenant (by id or unique id prefix); its last operator token is
+/// kept.
+pub async fn revoke(state: &Shared, tenant_id: &str, id: &str) -> ServiceResult<()> {
     let id = super::full_id(state, IdKind::Token, id).await?;
-    let tokens = state.store.tokens().await?;
+    let tokens = state.store.tokens(tenant_id).await?;
     let Some(t) = tokens.iter().find(|t| t.id == id && t.revoked_at.is_none()) else {
         return Err(ServiceError::not_found(format!("no active token {id}")));
     };

@@ -7,7 +7,7 @@ use super::error::{ServiceError, ServiceResult};
 use crate::auth::passwords::PasswordError;
 use crate::policy::roles::Role;
 use crate::state::Shared;
-use crate::store::UserRow;
+use crate::store::{LiveOperator, UserRow};
 
 fn view(u: UserRow) -> UserView {
     UserView {
@@ -19,6 +19,7 @@ fn view(u: UserRow) -> UserView {
         tokens: u64::try_from(u.tokens).unwrap_or(0),
         password: u.password,
         single_sign_on: u.single_sign_on,
+        tenant: u.tenant,
     }
 }
 
@@ -30,19 +31,48 @@ fn valid_tag(tag: &str) -> bool {
     !tag.is_empty() && tag.len() <= 64 && !tag.chars().any(|c| c.is_control() || c == ',')
 }
 
-pub async fn list(state: &Shared) -> ServiceResult<Vec<UserView>> {
-    Ok(state.store.users().await?.into_iter().map(view).collect())
+/// The users of a tenant (their names are the install's: unique across tenants).
+pub async fn list(state: &Shared, tenant_id: &str) -> ServiceResult<Vec<UserView>> {
+    Ok(rows(state, tenant_id)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect())
 }
 
-async fn one(state: &Shared, name: &str) -> ServiceResult<UserView> {
-    list(state)
+async fn rows(state: &Shared, tenant_id: &str) -> ServiceResult<Vec<UserRow>> {
+    let mut all = state.store.users().await?;
+    all.retain(|u| u.tenant_id == tenant_id);
+    Ok(all)
+}
+
+async fn one(state: &Shared, name: &str, tenant_id: &str) -> ServiceResult<UserView> {
+    list(state, tenant_id)
         .await?
         .into_iter()
         .find(|u| u.name == name)
         .ok_or_else(|| ServiceError::not_found(format!("no user {name}")))
 }
 
-pub async fn add(state: &Shared, req: &UserRequest) -> ServiceResult<UserView> {
+/// Adds a user to the caller's tenant, or (the install's admin) to the one named.
+pub async fn add(
+    state: &Shared,
+    caller: &LiveOperator,
+    req: &UserRequest,
+) -> ServiceResult<UserView> {
+    let tenant_id = match req.tenant.as_deref() {
+        None => caller.tenant_id.clone(),
+        Some(name) => {
+            let id = super::tenants::id_of(state, name).await?;
+            if id != caller.tenant_id && !super::tenants::is_install_admin(state, caller).await? {
+                return Err(ServiceError::Forbidden(format!(
+                    "only an admin of the default tenant adds users to another tenant; user {} is not",
+                    caller.user_name
+                )));
+            }
+            id
+        }
+    };
     if !valid_name(&req.name) {
         return Err(ServiceError::invalid(format!(
             "user name {:?}: 1-64 of a-z 0-9 . _ -, starting with a letter or digit",
@@ -78,13 +108,20 @@ pub async fn add(state: &Shared, req: &UserRequest) -> ServiceResult<UserView> {
             role.as_str(),
             req.tag.as_deref(),
             hash.as_deref(),
+            &tenant_id,
         )
         .await?;
     tracing::info!(user = %req.name, %role, "user added");
-    one(state, &req.name).await
+    one(state, &req.name, &tenant_id).await
 }
 
-pub async fn edit(state: &Shared, name: &str, edit: &UserEdit) -> ServiceResult<UserView> {
+/// Edits a user of the caller's tenant.
+pub async fn edit(
+    state: &Shared,
+    caller: &LiveOperator,
+    name: &str,
+    edit: &UserEdit,
+) -> ServiceResult<UserView> {
     let role = edit
         .role
         .as_deref()
@@ -100,7 +137,7 @@ pub async fn edit(state: &Shared, name: &str, edit: &UserEdit) -> ServiceResult<
             "tag {t:?}: 1-64 characters, no commas"
         )));
     }
-    let users = state.store.users().await?;
+    let users = rows(state, &caller.tenant_id).await?;
     let Some(user) = users.iter().find(|u| u.name == name) else {
         return Err(ServiceError::not_found(format!("no user {name}")));
     };
@@ -124,7 +161,7 @@ pub async fn edit(state: &Shared, name: &str, edit: &UserEdit) -> ServiceResult<
     // at their next request anyway).
     state.sessions.end_user(&user.id);
     tracing::info!(user = %name, role = ?role, password = hash.is_some(), "user edited");
-    one(state, name).await
+    one(state, name, &caller.tenant_id).await
 }
 
 /// The argon2id hash of a new password (in a blocking thread: it costs by design).
@@ -145,9 +182,10 @@ fn last_admin(users: &[UserRow]) -> bool {
     users.iter().filter(|u| u.role == "admin").count() == 1
 }
 
-/// Removes a user; its tokens go with it (refused on the next request).
-pub async fn remove(state: &Shared, name: &str) -> ServiceResult<()> {
-    let users = state.store.users().await?;
+/// Removes a user of the caller's tenant; its tokens go with it (refused on the next
+/// request). A tenant keeps its last admin.
+pub async fn remove(state: &Shared, caller: &LiveOperator, name: &str) -> ServiceResult<()> {
+    let users = rows(state, &caller.tenant_id).await?;
     let Some(user) = users.iter().find(|u| u.name == name) else {
         return Err(ServiceError::not_found(format!("no user {name}")));
     };
@@ -162,7 +200,7 @@ pub async fn remove(state: &Shared, name: &str) -> ServiceResult<()> {
     Ok(())
 }
 
-/// The id of the user named `name`.
-pub async fn id_of(state: &Shared, name: &str) -> ServiceResult<String> {
-    Ok(one(state, name).await?.id)
+/// The id of the user named `name` in the tenant.
+pub async fn id_of(state: &Shared, name: &str, tenant_id: &str) -> ServiceResult<String> {
+    Ok(one(state, name, tenant_id).await?.id)
 }

@@ -437,7 +437,7 @@ interface! {
     fn has_token(&self, kind: &str) -> Result<bool>;
     /// Stores a token's hash; returns the token's id.
     fn add_token(&self, kind: &str, name: &str, hash: &str, limits: &TokenLimits) -> Result<String>;
-    fn tokens(&self) -> Result<Vec<TokenView>>;
+    fn tokens(&self, tenant_id: &str) -> Result<Vec<TokenView>>;
     /// Revokes a token; false if there is no such active token.
     fn revoke_token(&self, id: &str) -> Result<bool>;
     /// The name of the live (unrevoked, unexpired) token of `kind` with this hash.
@@ -453,14 +453,20 @@ interface! {
 
     // audit
     /// Appends one entry to the audit log.
-    fn add_audit(&self, e: &ferry_manifests::wire::AuditEntry) -> Result<()>;
+    fn add_audit(&self, e: &ferry_manifests::wire::AuditEntry, tenant_id: &str) -> Result<()>;
     /// The newest `limit` entries (of a user, since a time), oldest first.
-    fn audit(&self, user: Option<&str>, since: Option<&str>, limit: i64) -> Result<Vec<ferry_manifests::wire::AuditEntry>>;
+    fn audit(&self, tenant_id: &str, user: Option<&str>, since: Option<&str>, limit: i64) -> Result<Vec<ferry_manifests::wire::AuditEntry>>;
 
     // users
     /// Makes the `admin` user when there is none yet; gives it the tokens of nobody.
     fn ensure_admin(&self) -> Result<()>;
-    fn add_user(&self, name: &str, role: &str, tag: Option<&str>, password_hash: Option<&str>) -> Result<String>;
+    fn add_user(&self, name: &str, role: &str, tag: Option<&str>, password_hash: Option<&str>, tenant_id: &str) -> Result<String>;
+    /// Every tenant: (id, name).
+    fn tenants(&self) -> Result<Vec<(String, String)>>;
+    /// A new tenant; its id.
+    fn add_tenant(&self, name: &str) -> Result<String>;
+    /// How many tenants there are.
+    fn tenant_count(&self) -> Result<i64>;
     /// Every user, by name.
     fn users(&self) -> Result<Vec<UserRow>>;
     /// Changes what is `Some`; false when there is no such user.
@@ -482,7 +488,7 @@ interface! {
     fn token_id(&self, hash: &str) -> Result<Option<String>>;
     /// Spends one use of a live enrolment token: `None` if it is unknown, revoked, expired
     /// or used up, else whether its hosts need an operator's acceptance.
-    fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<bool>>;
+    fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<(bool, Option<String>)>>;
 
     // hosts
     fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()>;
@@ -512,7 +518,7 @@ interface! {
     /// Writes last-seen times in one transaction.
     fn touch_hosts(&self, seen: &[(String, String)]) -> Result<()>;
     /// A host's tags: (the device's own, the operator's if set).
-    fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>)>;
+    fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>, Option<String>)>;
     /// Accepted hosts that report having `item` (installed or not yet).
     fn hosts_with_item(&self, item: &str) -> Result<Vec<String>>;
     /// (id, hostname) of hosts whose id or hostname is `name`.

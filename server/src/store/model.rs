@@ -24,6 +24,8 @@ pub struct HostRow {
     /// False while the host waits for an operator's acceptance (its enrolment token asked
     /// for it): it checks in but is given nothing.
     pub accepted: bool,
+    /// The tenant it belongs to (`None`: the default tenant).
+    pub tenant_id: Option<String>,
 }
 
 /// What an enrolment token allows beyond enrolling: until when, how many more times, and
@@ -35,6 +37,8 @@ pub struct TokenLimits {
     pub needs_acceptance: bool,
     /// The user an operator token belongs to.
     pub user_id: Option<String>,
+    /// The tenant it belongs to (`None`: the default tenant).
+    pub tenant_id: Option<String>,
 }
 
 /// A user (docs/users.md).
@@ -52,6 +56,9 @@ pub struct UserRow {
     pub password: bool,
     /// Whether they came from the OpenID Connect provider.
     pub single_sign_on: bool,
+    /// Their tenant's id and name.
+    pub tenant_id: String,
+    pub tenant: String,
 }
 
 /// A live operator token and the user it belongs to.
@@ -62,6 +69,8 @@ pub struct LiveOperator {
     pub user_name: String,
     pub role: String,
     pub tag: Option<String>,
+    /// The user's tenant.
+    pub tenant_id: String,
 }
 
 /// What a check-in writes of a host: its facts, tags and name as the device reports them and

@@ -83,9 +83,9 @@ async fn dashboard_body(state: &Shared, who: &SignedIn) -> Result<maud::Markup, 
                 *by_category.entry(a.category).or_default() += n;
             }
         }
-    } else {
+    } else if let Some(v) = &visible {
         for h in service::hosts::list(state).await? {
-            if scope.sees(&h.tags) {
+            if v.contains(&h.id) {
                 for a in h.available {
                     *by_category.entry(a.category).or_default() += 1;
                 }

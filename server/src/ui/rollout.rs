@@ -258,12 +258,12 @@ pub async fn create_campaign(
         return campaigns_page(&state, &who, &no_filter, Some((&f, refused(e.into())))).await;
     }
     if f.confirm.as_deref() != Some("yes") {
-        return match campaigns::preview(&state, &req).await {
+        return match campaigns::preview(&state, &req, &who.user().tenant_id).await {
             Ok(per_wave) => review(&who, &f, &per_wave),
             Err(e) => campaigns_page(&state, &who, &no_filter, Some((&f, refused(e.into())))).await,
         };
     }
-    let created = campaigns::create(&state, req, who.user_name())
+    let created = campaigns::create(&state, req, who.user())
         .await
         .map_err(AppError::from);
     match created {

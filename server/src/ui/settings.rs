@@ -302,7 +302,11 @@ pub async fn batch_item(
 
 /// The audit log, newest last (the admin's).
 pub async fn audit(State(state): State<Shared>, who: SignedIn) -> Response {
-    let entries = match state.store.audit(None, None, 500).await {
+    let entries = match state
+        .store
+        .audit(&who.user().tenant_id, None, None, 500)
+        .await
+    {
         Ok(e) => e,
         Err(e) => return failed(&who, e),
     };
@@ -325,7 +329,7 @@ pub async fn audit(State(state): State<Shared>, who: SignedIn) -> Response {
 }
 
 pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
-    let tokens = match service::tokens::list(&state).await {
+    let tokens = match service::tokens::list(&state, &who.user().tenant_id).await {
         Ok(t) => t,
         Err(e) => return failed(&who, e),
     };
@@ -369,6 +373,8 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
             }
             button type="submit" { "Create token" }
         }
+        // The install's broker connections: not a tenant's to see or change.
+        @if who.may("POST", "/settings/mqtt") {
         h2 { "MQTT connections" }
         div.table { table #mqtt {
             thead { tr { th { "Name" } th { "Broker" } th { "State" } th { "Published" } th { "From" } th { "Last error" } th {} } }
@@ -406,6 +412,7 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
                 button type="submit" { "Add connection" }
             }
         }
+        }
     };
     page("Settings", &who, body)
 }
@@ -428,7 +435,7 @@ pub async fn create_token(
         needs_acceptance: false,
         user: None,
     };
-    let result = service::tokens::create(&state, &req, who.user_id())
+    let result = service::tokens::create(&state, &req, who.user())
         .await
         .map(|t| {
             format!(
@@ -446,7 +453,7 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
-    let result = service::tokens::revoke(&state, &id)
+    let result = service::tokens::revoke(&state, &who.user().tenant_id, &id)
         .await
         .map(|_| "Token revoked.".to_string())
         .map_err(AppError::from);

@@ -18,6 +18,7 @@ fn campaign(waves: usize, success: f64, max_failure: f64) -> Campaign {
         status_reason: String::new(),
         created_at: String::new(),
         baseline: Baseline::default(),
+        tenant_id: None,
     }
 }
 

@@ -131,7 +131,7 @@ async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ServiceResult<()>
 pub async fn on_check_in(
     state: &Shared,
     host_id: &str,
-    tags: &[String],
+    (tags, tenant): (&[String], Option<&str>),
     installed: &[InstalledItem],
 ) -> ServiceResult<Vec<CampaignOffer>> {
     let mut offers = Vec::new();
@@ -149,6 +149,8 @@ pub async fn on_check_in(
         let joins = member.is_none()
             && running
             && installed.iter().any(|i| i.item == c.item)
+            // Only a host of the campaign's tenant joins it.
+            && c.tenant_id.as_deref() == tenant
             && campaign::matches(&c.target, host_id, tags);
         let may_dispatch = member.as_ref().is_some_and(|m| {
             running

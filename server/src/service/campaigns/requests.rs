@@ -12,6 +12,7 @@ use super::evaluate;
 use crate::policy::campaign::{self, Target};
 use crate::policy::status::CampaignStatus;
 use crate::state::Shared;
+use crate::store::LiveOperator;
 use crate::store::{Campaign, IdKind};
 
 const DEFAULT_THRESHOLD: f64 = 0.5;
@@ -98,9 +99,10 @@ fn share(name: &str, v: Option<f64>) -> ServiceResult<f64> {
 pub async fn create(
     state: &Shared,
     req: CampaignRequest,
-    creator: &str,
+    creator: &LiveOperator,
 ) -> ServiceResult<CampaignView> {
-    let (mut row, matching) = plan(state, &req).await?;
+    let (mut row, matching) = plan(state, &req, &creator.tenant_id).await?;
+    let creator = creator.user_name.as_str();
     if req.require_approval {
         row.status = CampaignStatus::Paused;
         row.status_reason = format!(
@@ -134,8 +136,12 @@ pub async fn create(
 
 /// How many hosts each wave of the campaign `req` asks for would reach now (nothing is
 /// created): what a person confirms before creating it.
-pub async fn preview(state: &Shared, req: &CampaignRequest) -> ServiceResult<Vec<usize>> {
-    let (row, matching) = plan(state, req).await?;
+pub async fn preview(
+    state: &Shared,
+    req: &CampaignRequest,
+    tenant_id: &str,
+) -> ServiceResult<Vec<usize>> {
+    let (row, matching) = plan(state, req, tenant_id).await?;
     let total = matching.len() as u64;
     let mut per_wave = vec![0; row.waves.len()];
     for seq in 0..total {
@@ -152,7 +158,12 @@ pub const DEFAULT_WAVES_MANY: &str = "1,10%,50%,100%";
 pub const FEW_HOSTS: usize = 5;
 
 /// The campaign a request describes, checked, with the hosts it would reach now.
-async fn plan(state: &Shared, req: &CampaignRequest) -> ServiceResult<(Campaign, Vec<String>)> {
+/// It belongs to `tenant_id`, and reaches that tenant's hosts only.
+async fn plan(
+    state: &Shared,
+    req: &CampaignRequest,
+    tenant_id: &str,
+) -> ServiceResult<(Campaign, Vec<String>)> {
     super::super::items::ensure_active(state, &req.item).await?;
     super::super::releases::installable(state, &req.item, Some(&req.version)).await?;
     let target = resolve_target(state, req.target.clone()).await?;
@@ -183,6 +194,7 @@ async fn plan(state: &Shared, req: &CampaignRequest) -> ServiceResult<(Campaign,
         status_reason: String::new(),
         created_at: ferry_manifests::wire::now(),
         baseline: Default::default(),
+        tenant_id: Some(tenant_id.to_string()),
     };
     let mut row = row;
     let matching = matching_hosts(state, &row).await?;
@@ -238,6 +250,7 @@ async fn matching_hosts(state: &Shared, row: &Campaign) -> ServiceResult<Vec<Str
                 state.config.trust_device_tags,
             );
             h.accepted
+                && h.tenant_id == row.tenant_id
                 && installed.iter().any(|i| i.item == row.item)
                 && campaign::matches(&row.target, &h.id, &tags)
         })

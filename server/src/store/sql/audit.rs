@@ -8,10 +8,10 @@ use crate::store::Result;
 
 impl Sql {
     /// Appends one entry.
-    pub async fn add_audit(&self, e: &AuditEntry) -> Result<()> {
+    pub async fn add_audit(&self, e: &AuditEntry, tenant_id: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO audit (at, user_id, user_name, method, path, status, address, request_id, before_value, after_value)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO audit (at, user_id, user_name, method, path, status, address, request_id, before_value, after_value, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&e.at)
         .bind(&e.user_id)
@@ -23,6 +23,7 @@ impl Sql {
         .bind(&e.request_id)
         .bind(e.before.as_ref().map(|v| v.to_string()))
         .bind(e.after.as_ref().map(|v| v.to_string()))
+        .bind(tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -31,13 +32,14 @@ impl Sql {
     /// The newest `limit` entries (of `user`, at or after `since`, when given), oldest first.
     pub async fn audit(
         &self,
+        tenant_id: &str,
         user: Option<&str>,
         since: Option<&str>,
         limit: i64,
     ) -> Result<Vec<AuditEntry>> {
         let rows = sqlx::query(
             "SELECT seq, at, user_id, user_name, method, path, status, address, request_id, before_value, after_value FROM audit
-             WHERE ($1 IS NULL OR user_name = $2) AND ($3 IS NULL OR at >= $4)
+             WHERE ($1 IS NULL OR user_name = $2) AND ($3 IS NULL OR at >= $4) AND tenant_id = $6
              ORDER BY seq DESC LIMIT $5",
         )
         .bind(user)
@@ -45,6 +47,7 @@ impl Sql {
         .bind(since)
         .bind(since)
         .bind(limit)
+        .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?;
         let mut out = rows

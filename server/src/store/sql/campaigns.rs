@@ -9,7 +9,7 @@ use crate::store::{Campaign, Member, PendingJob, Result, StoreError};
 use ferry_manifests::wire::PackageJob;
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
-const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed";
+const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed, tenant_id";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -41,6 +41,7 @@ fn campaign_from(r: &sqlx::any::AnyRow) -> Result<Campaign> {
             finished: r.try_get::<i64, _>("baseline_finished")? as usize,
             failed: r.try_get::<i64, _>("baseline_failed")? as usize,
         },
+        tenant_id: r.try_get("tenant_id")?,
     })
 }
 
@@ -48,8 +49,9 @@ impl Sql {
     pub async fn create_campaign(&self, c: &Campaign) -> Result<()> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
-                max_failure_rate, \"window\", status, status_reason, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                max_failure_rate, \"window\", status, status_reason, created_at, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                     COALESCE($14, (SELECT id FROM tenants WHERE name = 'default')))",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -64,6 +66,7 @@ impl Sql {
         .bind(c.status.as_str())
         .bind(&c.status_reason)
         .bind(&c.created_at)
+        .bind(&c.tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(())

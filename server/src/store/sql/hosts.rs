@@ -13,7 +13,7 @@ use crate::store::{HostRow, Result, StoreError};
 const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name,
-    accepted";
+    accepted, tenant_id";
 
 /// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
 /// operator's or the device's own: a display filter, it selects nothing) include `$2`;
@@ -73,14 +73,16 @@ fn host_from(r: &AnyRow) -> Result<HostRow> {
             .map(|t| split_tags(&t)),
         operator_friendly_name: r.try_get("operator_friendly_name")?,
         accepted: r.try_get::<i64, _>("accepted")? != 0,
+        tenant_id: r.try_get("tenant_id")?,
     })
 }
 
 impl Sql {
     pub async fn create_host(&self, host: &HostRow, token_hash: &str) -> Result<()> {
         sqlx::query(
-            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen, accepted)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen, accepted, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                     COALESCE($12, (SELECT id FROM tenants WHERE name = 'default')))",
         )
         .bind(&host.id)
         .bind(&host.facts.hostname)
@@ -93,6 +95,7 @@ impl Sql {
         .bind(&host.enrolled_at)
         .bind(&host.last_seen)
         .bind(i64::from(host.accepted))
+        .bind(&host.tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -341,18 +344,23 @@ impl Sql {
     }
 
     /// A host's tags: (the device's own, the operator's if set).
-    pub async fn host_tags(&self, host_id: &str) -> Result<(Vec<String>, Option<Vec<String>>)> {
-        let row = sqlx::query("SELECT device_tags, operator_tags FROM hosts WHERE id = $1")
-            .bind(host_id)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn host_tags(
+        &self,
+        host_id: &str,
+    ) -> Result<(Vec<String>, Option<Vec<String>>, Option<String>)> {
+        let row =
+            sqlx::query("SELECT device_tags, operator_tags, tenant_id FROM hosts WHERE id = $1")
+                .bind(host_id)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(r) = row else {
-            return Ok((Vec::new(), None));
+            return Ok((Vec::new(), None, None));
         };
         let operator: Option<String> = r.try_get("operator_tags")?;
         Ok((
             split_tags(&r.try_get::<String, _>("device_tags")?),
             operator.map(|t| split_tags(&t)),
+            r.try_get("tenant_id")?,
         ))
     }
 

@@ -148,6 +148,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         30,
         include_str!("../../../migrations/sqlite/0030_audit_changes.sql"),
     ),
+    (
+        31,
+        include_str!("../../../migrations/sqlite/0031_tenants.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -208,6 +212,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         30,
         include_str!("../../../migrations/postgres/0030_audit_changes.sql"),
+    ),
+    (
+        31,
+        include_str!("../../../migrations/postgres/0031_tenants.sql"),
     ),
 ];
 

@@ -26,8 +26,9 @@ impl Sql {
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO tokens (id, kind, name, hash, created_at, expires_at, uses_left, needs_acceptance, user_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO tokens (id, kind, name, hash, created_at, expires_at, uses_left, needs_acceptance, user_id, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,
+                     COALESCE($10, (SELECT id FROM tenants WHERE name = 'default')))",
         )
         .bind(&id)
         .bind(kind)
@@ -38,6 +39,7 @@ impl Sql {
         .bind(limits.uses.map(i64::from))
         .bind(i64::from(limits.needs_acceptance))
         .bind(&limits.user_id)
+        .bind(&limits.tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -45,27 +47,40 @@ impl Sql {
 
     /// Spends one use of a live enrolment token, in one statement (two enrolments at once
     /// cannot both take its last use).
-    pub async fn spend_enrol_token(&self, hash: &str, now: &str) -> Result<Option<bool>> {
-        let needs: Option<i64> = sqlx::query_scalar(
+    pub async fn spend_enrol_token(
+        &self,
+        hash: &str,
+        now: &str,
+    ) -> Result<Option<(bool, Option<String>)>> {
+        let row = sqlx::query(
             "UPDATE tokens SET uses_left = uses_left - 1
              WHERE kind = 'enrol' AND hash = $1 AND revoked_at IS NULL
                AND (expires_at IS NULL OR expires_at > $2)
                AND (uses_left IS NULL OR uses_left > 0)
-             RETURNING needs_acceptance",
+             RETURNING needs_acceptance, tenant_id",
         )
         .bind(hash)
         .bind(now)
         .fetch_optional(&self.writer)
         .await?;
-        Ok(needs.map(|n| n != 0))
+        row.map(|r| {
+            Ok((
+                r.try_get::<i64, _>("needs_acceptance")? != 0,
+                r.try_get::<Option<String>, _>("tenant_id")?,
+            ))
+        })
+        .transpose()
     }
 
-    pub async fn tokens(&self) -> Result<Vec<TokenView>> {
+    /// The tokens of a tenant.
+    pub async fn tokens(&self, tenant_id: &str) -> Result<Vec<TokenView>> {
         let rows = sqlx::query(
             "SELECT t.id, t.kind, t.name, t.created_at, t.revoked_at, t.expires_at, t.uses_left, t.needs_acceptance,
                     u.name AS user_name
-             FROM tokens t LEFT JOIN users u ON u.id = t.user_id ORDER BY t.created_at, t.id",
+             FROM tokens t LEFT JOIN users u ON u.id = t.user_id
+             WHERE t.tenant_id = $1 ORDER BY t.created_at, t.id",
         )
+        .bind(tenant_id)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -7,6 +7,8 @@ use crate::store::{LiveOperator, Result, UserRow};
 
 /// The user every install has from its first start on users.
 pub const ADMIN: &str = "admin";
+/// The tenant every install has from its first start on tenants.
+pub const DEFAULT_TENANT: &str = "default";
 
 impl Sql {
     /// Makes the `admin` user when there is no user yet, and gives it every operator token
@@ -14,16 +16,35 @@ impl Sql {
     /// operator token keeps working, as the admin's.
     pub async fn ensure_admin(&self) -> Result<()> {
         let mut tx = self.write_tx().await?;
+        // The default tenant, and everything that belongs to none given to it.
+        sqlx::query(
+            "INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(uuid::Uuid::new_v4().simple().to_string())
+        .bind(DEFAULT_TENANT)
+        .bind(ferry_manifests::wire::now())
+        .execute(&mut *tx)
+        .await?;
+        for table in ["users", "tokens", "hosts", "campaigns", "audit"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE {table} SET tenant_id = (SELECT id FROM tenants WHERE name = $1) WHERE tenant_id IS NULL"
+            )))
+            .bind(DEFAULT_TENANT)
+            .execute(&mut *tx)
+            .await?;
+        }
         let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
             .fetch_one(&mut *tx)
             .await?;
         if users == 0 {
             sqlx::query(
-                "INSERT INTO users (id, name, role, created_at) VALUES ($1, $2, 'admin', $3)",
+                "INSERT INTO users (id, name, role, created_at, tenant_id)
+                 VALUES ($1, $2, 'admin', $3, (SELECT id FROM tenants WHERE name = $4))",
             )
             .bind(uuid::Uuid::new_v4().to_string())
             .bind(ADMIN)
             .bind(ferry_manifests::wire::now())
+            .bind(DEFAULT_TENANT)
             .execute(&mut *tx)
             .await?;
         }
@@ -43,10 +64,11 @@ impl Sql {
         role: &str,
         tag: Option<&str>,
         password_hash: Option<&str>,
+        tenant_id: &str,
     ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query(
-            "INSERT INTO users (id, name, role, tag, password_hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO users (id, name, role, tag, password_hash, created_at, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&id)
         .bind(name)
@@ -54,6 +76,7 @@ impl Sql {
         .bind(tag)
         .bind(password_hash)
         .bind(ferry_manifests::wire::now())
+        .bind(tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(id)
@@ -62,7 +85,8 @@ impl Sql {
     /// Every user, by name, with how many live tokens each holds.
     pub async fn users(&self) -> Result<Vec<UserRow>> {
         let rows = sqlx::query(
-            "SELECT u.id, u.name, u.role, u.tag, u.created_at,
+            "SELECT u.id, u.name, u.role, u.tag, u.created_at, u.tenant_id,
+                    (SELECT name FROM tenants n WHERE n.id = u.tenant_id) AS tenant,
                     CASE WHEN u.password_hash IS NULL THEN 0 ELSE 1 END AS password,
                     CASE WHEN u.oidc_subject IS NULL THEN 0 ELSE 1 END AS sso,
                     (SELECT COUNT(*) FROM tokens t WHERE t.user_id = u.id AND t.revoked_at IS NULL) AS tokens
@@ -81,6 +105,12 @@ impl Sql {
                     tokens: r.try_get::<i64, _>("tokens")?,
                     password: r.try_get::<i32, _>("password")? != 0,
                     single_sign_on: r.try_get::<i32, _>("sso")? != 0,
+                    tenant_id: r
+                        .try_get::<Option<String>, _>("tenant_id")?
+                        .unwrap_or_default(),
+                    tenant: r
+                        .try_get::<Option<String>, _>("tenant")?
+                        .unwrap_or_default(),
                 })
             })
             .collect()
@@ -138,18 +168,19 @@ impl Sql {
         &self,
         name: &str,
     ) -> Result<Option<(LiveOperator, Option<String>)>> {
-        let row =
-            sqlx::query("SELECT id, name, role, tag, password_hash FROM users WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row = sqlx::query(
+            "SELECT id, name, role, tag, tenant_id, password_hash FROM users WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| Ok((user_of(&r)?, r.try_get("password_hash")?)))
             .transpose()
     }
 
     /// A user by id, as a web session signed in with a password or single sign-on sees them.
     pub async fn live_user(&self, id: &str) -> Result<Option<LiveOperator>> {
-        let row = sqlx::query("SELECT id, name, role, tag FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, role, tag, tenant_id FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -191,19 +222,21 @@ impl Sql {
                 }
                 let id = uuid::Uuid::new_v4().to_string();
                 sqlx::query(
-                    "INSERT INTO users (id, name, role, oidc_subject, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    "INSERT INTO users (id, name, role, oidc_subject, created_at, tenant_id)
+                     VALUES ($1, $2, $3, $4, $5, (SELECT id FROM tenants WHERE name = $6))",
                 )
                 .bind(&id)
                 .bind(name)
                 .bind(role)
                 .bind(subject)
                 .bind(ferry_manifests::wire::now())
+                .bind(DEFAULT_TENANT)
                 .execute(&mut *tx)
                 .await?;
                 id
             }
         };
-        let row = sqlx::query("SELECT id, name, role, tag FROM users WHERE id = $1")
+        let row = sqlx::query("SELECT id, name, role, tag, tenant_id FROM users WHERE id = $1")
             .bind(&id)
             .fetch_one(&mut *tx)
             .await?;
@@ -214,7 +247,7 @@ impl Sql {
     /// The live operator token with this hash, and its user.
     pub async fn live_operator(&self, hash: &str) -> Result<Option<LiveOperator>> {
         let row = sqlx::query(
-            "SELECT t.name AS token_name, u.id AS user_id, u.name AS user_name, u.role, u.tag
+            "SELECT t.name AS token_name, u.id AS user_id, u.name AS user_name, u.role, u.tag, u.tenant_id
              FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.kind = 'operator' AND t.hash = $1 AND t.revoked_at IS NULL
                AND (t.expires_at IS NULL OR t.expires_at > $2)",
@@ -230,6 +263,9 @@ impl Sql {
                 user_name: r.try_get("user_name")?,
                 role: r.try_get("role")?,
                 tag: r.try_get("tag")?,
+                tenant_id: r
+                    .try_get::<Option<String>, _>("tenant_id")?
+                    .unwrap_or_default(),
             })
         })
         .transpose()
@@ -244,5 +280,39 @@ fn user_of(r: &sqlx::any::AnyRow) -> Result<LiveOperator> {
         user_name: r.try_get("name")?,
         role: r.try_get("role")?,
         tag: r.try_get("tag")?,
+        tenant_id: r
+            .try_get::<Option<String>, _>("tenant_id")?
+            .unwrap_or_default(),
     })
+}
+
+impl Sql {
+    /// Every tenant: (id, name), by name.
+    pub async fn tenants(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT id, name FROM tenants ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("name")?)))
+            .collect()
+    }
+
+    /// A new tenant; its id.
+    pub async fn add_tenant(&self, name: &str) -> Result<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        sqlx::query("INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)")
+            .bind(&id)
+            .bind(name)
+            .bind(ferry_manifests::wire::now())
+            .execute(&self.writer)
+            .await?;
+        Ok(id)
+    }
+
+    /// How many tenants there are (one: the install is single-tenant).
+    pub async fn tenant_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM tenants")
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }

@@ -21,6 +21,7 @@ fn host(id: &str) -> HostRow {
         operator_tags: None,
         operator_friendly_name: None,
         accepted: true,
+        tenant_id: None,
     }
 }
 
@@ -98,6 +99,7 @@ async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
         uses: Some(2),
         needs_acceptance: true,
         user_id: None,
+        tenant_id: None,
     };
     store.add_token("enrol", "f", "h1", &limits).await.unwrap();
     store
@@ -105,21 +107,37 @@ async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
         .await
         .unwrap();
     assert_eq!(
-        store.spend_enrol_token("h1", now).await.unwrap(),
+        store
+            .spend_enrol_token("h1", now)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
         Some(true)
     );
     assert_eq!(
-        store.spend_enrol_token("h1", now).await.unwrap(),
+        store
+            .spend_enrol_token("h1", now)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
         Some(true)
     );
     assert_eq!(
-        store.spend_enrol_token("h1", now).await.unwrap(),
+        store
+            .spend_enrol_token("h1", now)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
         None,
         "used up"
     );
     let later = "2026-06-03T00:00:00.000Z";
     assert_eq!(
-        store.spend_enrol_token("h2", later).await.unwrap(),
+        store
+            .spend_enrol_token("h2", later)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
         Some(false)
     );
     store
@@ -127,12 +145,25 @@ async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
         .await
         .unwrap();
     assert_eq!(
-        store.spend_enrol_token("h3", later).await.unwrap(),
+        store
+            .spend_enrol_token("h3", later)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
         None,
         "expired"
     );
-    assert_eq!(store.spend_enrol_token("nope", now).await.unwrap(), None);
-    let views = store.tokens().await.unwrap();
+    assert_eq!(
+        store
+            .spend_enrol_token("nope", now)
+            .await
+            .unwrap()
+            .map(|(n, _)| n),
+        None
+    );
+    store.ensure_admin().await.unwrap();
+    let tenant = store.tenants().await.unwrap().remove(0).0;
+    let views = store.tokens(&tenant).await.unwrap();
     let f = views.iter().find(|t| t.name == "f").unwrap();
     assert_eq!(f.uses_left, Some(0));
     assert!(f.needs_acceptance);
