@@ -453,3 +453,163 @@ async fn each_role_is_held_to_its_table() {
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
+
+/// The role × route × tenant matrix, from the served OpenAPI document: every operator route,
+/// called by a user of each role, answers as the role table says (refused in words naming
+/// the role it needs, or past the check); called by an admin of another tenant with the id
+/// of this tenant's host, it finds nothing, and its lists hold nothing of this tenant. A new
+/// route without a role fails `every_operator_route_has_a_role`; one that leaks another
+/// tenant's host fails here.
+#[tokio::test]
+async fn every_route_answers_each_role_and_another_tenant_as_the_tables_say() {
+    use crate::policy::roles::{need, Role};
+    let s = TestServer::start().await;
+    let admin = Some(s.operator.as_str());
+    // A host of the default tenant.
+    let facts = TestServer::facts("home-1", &[("web", Some("1.0.0"))]);
+    let (status, enrolled) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(json!({"enrol_token": s.enrol, "facts": facts})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{enrolled}");
+    let host_id = enrolled["host_id"].as_str().unwrap().to_string();
+    let token_for = |user: String, role: &'static str, tenant: Option<&'static str>| {
+        let s = &s;
+        async move {
+            let mut req = json!({"name": user, "role": role});
+            if let Some(t) = tenant {
+                req["tenant"] = json!(t);
+            }
+            let (status, body) = call(s, Method::POST, "/api/v1/users", admin, Some(req)).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let (status, created) = call(
+                s,
+                Method::POST,
+                "/api/v1/tokens",
+                admin,
+                Some(json!({"name": format!("{user}-cli"), "user": user})),
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK, "{created}");
+            created["token"].as_str().unwrap().to_string()
+        }
+    };
+    let roles = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Publisher,
+        Role::Approver,
+        Role::Admin,
+    ];
+    let mut tokens = Vec::new();
+    for role in roles {
+        tokens.push((
+            role,
+            token_for(format!("u-{role}"), role.as_str(), None).await,
+        ));
+    }
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/tenants",
+        admin,
+        Some(json!({"name": "other"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let otto = token_for("otto".into(), "admin", Some("other")).await;
+
+    let (_, doc) = super::routes();
+    let mut checked = 0;
+    let mut wrong = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        if path.starts_with("/api/v1/device/") || path == "/api/v1/enrol" {
+            continue;
+        }
+        for (method, op) in [
+            (Method::GET, &item.get),
+            (Method::POST, &item.post),
+            (Method::PUT, &item.put),
+            (Method::PATCH, &item.patch),
+            (Method::DELETE, &item.delete),
+        ] {
+            if op.is_none() {
+                continue;
+            }
+            // Each parameter filled with something that names nothing; a host's with this
+            // tenant's host.
+            let concrete = path
+                .replace("{host}", &host_id)
+                .replace("{id}", "0000dead")
+                .replace("{name}", "no-such-name")
+                .replace("{item}", "no-such-item")
+                .replace("{version}", "9.9.9")
+                .replace("{from}", "1.0.0")
+                .replace("{to}", "9.9.9")
+                .replace("{action}", "pause");
+            let body = (method != Method::GET).then(|| json!({}));
+            let Some(needs) = need(method.as_str(), path) else {
+                wrong.push(format!("{method} {path}: no role"));
+                continue;
+            };
+            // Deleting the host would leave the others nothing to find: last.
+            let removes_host = method == Method::DELETE && path.contains("{host}");
+            for (role, token) in tokens.iter().filter(|_| !removes_host) {
+                checked += 1;
+                let (status, answer) =
+                    call(&s, method.clone(), &concrete, Some(token), body.clone()).await;
+                let refused_for_role = status == StatusCode::FORBIDDEN
+                    && answer["message"].as_str().unwrap_or("").contains("needs");
+                if role.allows(needs) == refused_for_role {
+                    wrong.push(format!(
+                        "{method} {path} as {role}: {status} {answer} (table: {})",
+                        if role.allows(needs) {
+                            "allowed"
+                        } else {
+                            "refused"
+                        }
+                    ));
+                }
+            }
+            // Another tenant's admin never reaches this tenant's host.
+            if path.contains("{host}") {
+                let (status, answer) =
+                    call(&s, method.clone(), &concrete, Some(&otto), body.clone()).await;
+                if status != StatusCode::NOT_FOUND {
+                    wrong.push(format!(
+                        "{method} {path} as another tenant: {status} {answer}"
+                    ));
+                }
+            }
+            if method == Method::GET && !path.contains('{') {
+                let (status, answer) = call(&s, Method::GET, path, Some(&otto), None).await;
+                let text = answer.to_string();
+                if status == StatusCode::OK && (text.contains(&host_id) || text.contains("home-1"))
+                {
+                    wrong.push(format!(
+                        "GET {path} as another tenant shows this tenant's host: {text}"
+                    ));
+                }
+                if text.contains("u-viewer") || text.contains("u-admin-cli") {
+                    wrong.push(format!(
+                        "GET {path} as another tenant shows this tenant's users: {text}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 150, "only {checked} calls made");
+    assert!(
+        wrong.is_empty(),
+        "{} routes answer against the tables:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // The host is still there, untouched by the other tenant.
+    let (_, hosts) = call(&s, Method::GET, "/api/v1/hosts", admin, None).await;
+    assert_eq!(hosts[0]["id"], host_id.as_str(), "{hosts}");
+}
