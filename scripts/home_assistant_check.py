@@ -134,7 +134,7 @@ async def main(args):
             await ws.send_json({"id": 1, "type": "config/entity_registry/list"})
             reg = (await ws.receive_json())["result"]
         by_unique = {e["unique_id"]: e for e in reg if e["platform"] == "mqtt"}
-        hh = args.host_id.replace("-", "")
+        hh = args.tenant_id + "_" + args.host_id.replace("-", "")
         web_unique = f"ferry_{hh}_" + "web".encode().hex()
         check(by_unique.get(web_unique, {}).get("entity_id") == ENTITY, f"{web_unique} is {ENTITY}")
         check(by_unique.get(f"ferry_{hh}_conn", {}).get("entity_id") == SENSOR, f"ferry_{hh}_conn is {SENSOR}")
@@ -175,6 +175,7 @@ if __name__ == "__main__":
     p.add_argument("--ha", required=True)
     p.add_argument("--broker-port", type=int, required=True)
     p.add_argument("--host-id", required=True)
+    p.add_argument("--tenant-id", required=True)
     try:
         asyncio.run(main(p.parse_args()))
     except Failed as e:

@@ -27,7 +27,13 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
         .as_str()
         .unwrap()
         .to_string();
-    let hh = host.replace('-', "");
+    // Identifiers name the tenant: `ferry_{tenant_hex}_{host_hex}_…`.
+    let tenant = w.ctl_json(&["tenants", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let old_hh = host.replace('-', "");
+    let hh = format!("{tenant}_{old_hh}");
     let item = format!("ferry/hosts/{host}/items/web");
     let watcher = Watcher::start(broker.port, "test-watcher");
 
@@ -67,12 +73,20 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
         format!("ferry_{hh}_776562")
     );
 
-    // Home Assistant's birth message brings the discovery configs again.
+    // Home Assistant's birth message brings the discovery configs again, and clears a
+    // config of the identifiers before tenants (as an older server left it), so Home
+    // Assistant keeps no ghost entity.
     watcher
         .client
         .publish(config.clone(), QoS::AtLeastOnce, true, "")
         .unwrap();
     watcher.wait_for(&config, "");
+    let ghost = format!("homeassistant/update/ferry_{old_hh}_776562/config");
+    watcher
+        .client
+        .publish(ghost.clone(), QoS::AtLeastOnce, true, r#"{"name":"web"}"#)
+        .unwrap();
+    watcher.wait_for(&ghost, r#"{"name":"web"}"#);
     watcher
         .client
         .publish("homeassistant/status", QoS::AtLeastOnce, false, "online")
@@ -82,6 +96,7 @@ fn the_bridge_publishes_the_fleet_takes_installs_and_survives_a_broker_restart()
         assert!(Instant::now() < deadline, "discovery was not republished");
         std::thread::sleep(Duration::from_millis(50));
     }
+    watcher.wait_for(&ghost, "");
 
     // The item goes away (deactivated): its topics are cleared.
     w.ctl(&["items", "edit", "web", "--deactivate"]).ok();
@@ -183,7 +198,11 @@ fn the_host_install_button_starts_a_batch_of_its_packages() {
         &format!("ferry/hosts/{host}/security/latest_version"),
         "1 available",
     );
-    let hh = host.replace('-', "");
+    let tenant = w.ctl_json(&["tenants", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hh = format!("{tenant}_{}", host.replace('-', ""));
     let pkgs = watcher.json(&format!("homeassistant/update/ferry_{hh}_pkgs/config"));
     assert_eq!(pkgs["enabled_by_default"], false);
     watcher

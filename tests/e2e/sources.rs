@@ -506,7 +506,11 @@ fn featured_software_is_an_entity_of_its_own_with_install() {
     let item = format!("ferry/hosts/{host}/items/typescript");
     watcher.wait_for(&format!("{item}/state"), "5.4.5");
     watcher.wait_for(&format!("{item}/latest_version"), "5.6.2");
-    let hh = host.replace('-', "");
+    let tenant = w.ctl_json(&["tenants", "list"])[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hh = format!("{tenant}_{}", host.replace('-', ""));
     let hex: String = "typescript".bytes().map(|b| format!("{b:02x}")).collect();
     let config_topic = format!("homeassistant/update/ferry_{hh}_{hex}/config");
     let config = watcher.json(&config_topic);

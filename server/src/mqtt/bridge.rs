@@ -346,6 +346,12 @@ async fn push(
     let (mut hosts, mut total, mut sent) = (0usize, 0usize, 0usize);
     while let Some(page) = reader.next_page(state).await? {
         hosts += page.hosts.len();
+        // A full publish first clears what the identifiers before tenants left behind.
+        if all {
+            for m in topics::legacy_cleared(p, &page) {
+                publish(client, &m).await?;
+            }
+        }
         let mut messages = topics::state_messages(p, &page);
         messages.extend(topics::discovery_messages(p, &page));
         total += messages.len();
@@ -460,7 +466,10 @@ async fn republish_discovery(
 ) -> Result<(), BridgeError> {
     let mut reader = super::snapshot::Reader::open(state).await?;
     while let Some(page) = reader.next_page(state).await? {
-        for m in topics::discovery_messages(p, &page) {
+        for m in topics::legacy_cleared(p, &page)
+            .into_iter()
+            .chain(topics::discovery_messages(p, &page))
+        {
             publish(client, &m).await?;
         }
     }

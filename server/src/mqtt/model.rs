@@ -7,6 +7,8 @@ pub use crate::config::Publishing;
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct HostState {
     pub id: String,
+    /// The id of the host's tenant (hex).
+    pub tenant: String,
     pub hostname: String,
     /// The effective friendly name (the operator's, else the device's), if any.
     pub friendly_name: Option<String>,

@@ -187,6 +187,7 @@ impl Reader {
                 self.now,
                 state.config.offline_after_secs,
             ),
+            tenant: host.tenant_id.unwrap_or_default(),
             id: host.id,
             hostname: host.facts.hostname,
             friendly_name,

@@ -2,10 +2,12 @@
 //! cleanup of stale retained topics and the parsing of commands: pure functions of a
 //! [`Snapshot`] and a connection's [`Publishing`] settings.
 //!
-//! Identifiers follow the reference layout without its tenant part: the device is
-//! `ferry_host_{host_hex}`, entities are `ferry_{host_hex}_{item_hex}`, `ferry_{host_hex}_pkgs`,
-//! `ferry_{host_hex}_sec` and `ferry_{host_hex}_conn`, where `host_hex` is the host id without
-//! dashes and `item_hex` the item's name in hex (names are Ferry's item ids).
+//! Identifiers follow the reference layout: the device is `ferry_{tenant_hex}_{host_hex}`,
+//! entities are `ferry_{tenant_hex}_{host_hex}_{item_hex}`, `…_pkgs`, `…_sec` and `…_conn`,
+//! where `tenant_hex` is the host's tenant id, `host_hex` the host id without dashes and
+//! `item_hex` the item's name in hex (names are Ferry's item ids). The identifiers before
+//! tenants (`ferry_{host_hex}_…`, device `ferry_host_{host_hex}`) are cleared on every full
+//! publish ([`legacy_cleared`]), so Home Assistant keeps no ghost of them.
 
 use std::collections::BTreeSet;
 
@@ -35,6 +37,16 @@ fn retained(topic: String, payload: impl Into<String>) -> Message {
 /// A host id without dashes.
 pub fn host_hex(id: &str) -> String {
     id.chars().filter(|c| *c != '-').collect()
+}
+
+/// A host's identifier prefix: `ferry_{tenant_hex}_{host_hex}`.
+pub fn host_uid(h: &HostState) -> String {
+    let tenant: String = h.tenant.chars().filter(char::is_ascii_hexdigit).collect();
+    format!(
+        "ferry_{}_{}",
+        if tenant.is_empty() { "0" } else { &tenant },
+        host_hex(&h.id)
+    )
 }
 
 /// An item name in hex, so any name gives a stable, unique identifier.
@@ -290,7 +302,7 @@ fn summary_messages(p: &Publishing, h: &HostState) -> Vec<Message> {
 
 fn device(h: &HostState) -> Value {
     json!({
-        "identifiers": [format!("ferry_host_{}", host_hex(&h.id))],
+        "identifiers": [host_uid(h)],
         "name": h.display_name(),
     })
 }
@@ -317,10 +329,10 @@ pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
     }
     let mut out = Vec::new();
     for h in &s.hosts {
-        let hh = host_hex(&h.id);
+        let hh = host_uid(h);
         let fn_slug = slug(h.display_name());
         for item in h.items.iter().filter(|i| i.featured) {
-            let unique_id = format!("ferry_{hh}_{}", item_hex(&item.name));
+            let unique_id = format!("{hh}_{}", item_hex(&item.name));
             let object_id = format!("ferry_{fn_slug}_{}", slug(&item.name));
             let mut c = json!({
                 "name": item.name,
@@ -355,7 +367,7 @@ pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
                 ("pkgs", "", "packages", "packages"),
                 ("sec", "security/", "security updates", "security_updates"),
             ] {
-                let unique_id = format!("ferry_{hh}_{suffix}");
+                let unique_id = format!("{hh}_{suffix}");
                 let object_id = format!("ferry_{fn_slug}_{slug_suffix}");
                 let c = json!({
                     "name": format!("{} {name_suffix}", h.display_name()),
@@ -377,7 +389,7 @@ pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
                 ));
             }
         }
-        let unique_id = format!("ferry_{hh}_conn");
+        let unique_id = format!("{hh}_conn");
         let object_id = format!("ferry_{fn_slug}_agent");
         let c = json!({
             "name": format!("{} agent", h.display_name()),
@@ -399,6 +411,36 @@ pub fn discovery_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
         out.push(retained(
             config_topic(p, "binary_sensor", &unique_id),
             c.to_string(),
+        ));
+    }
+    out
+}
+
+/// Empty retained payloads for the discovery configs the identifiers before tenants named
+/// (`ferry_{host_hex}_…`): sent before the configs of a full publish, so that Home Assistant
+/// drops the old entities (and their devices) first and the new ones keep their entity ids.
+pub fn legacy_cleared(p: &Publishing, s: &Snapshot) -> Vec<Message> {
+    if !p.discovery {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for h in &s.hosts {
+        let hh = host_hex(&h.id);
+        for item in &h.items {
+            out.push(retained(
+                config_topic(p, "update", &format!("ferry_{hh}_{}", item_hex(&item.name))),
+                "",
+            ));
+        }
+        for suffix in ["pkgs", "sec"] {
+            out.push(retained(
+                config_topic(p, "update", &format!("ferry_{hh}_{suffix}")),
+                "",
+            ));
+        }
+        out.push(retained(
+            config_topic(p, "binary_sensor", &format!("ferry_{hh}_conn")),
+            "",
         ));
     }
     out

@@ -4,6 +4,7 @@ use crate::mqtt::model::SoftwareCounts;
 fn host() -> HostState {
     HostState {
         id: "0b6f-42".into(),
+        tenant: "7e57".into(),
         hostname: "kiosk-1".into(),
         friendly_name: Some("Kiosk 1 (Hall)".into()),
         os: "Debian GNU/Linux".into(),
@@ -201,8 +202,11 @@ fn discovery_configs_group_a_host_under_one_device_with_dual_availability() {
             hosts: vec![host()],
         },
     );
-    let web: Value =
-        serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_776562/config")).unwrap();
+    let web: Value = serde_json::from_str(find(
+        &m,
+        "homeassistant/update/ferry_7e57_0b6f42_776562/config",
+    ))
+    .unwrap();
     assert_eq!(web["default_entity_id"], "update.ferry_kiosk_1_hall_web");
     assert_eq!(web["object_id"], "ferry_kiosk_1_hall_web");
     assert_eq!(web["state_topic"], "ferry/hosts/0b6f-42/items/web/json");
@@ -211,22 +215,29 @@ fn discovery_configs_group_a_host_under_one_device_with_dual_availability() {
         web["availability"][1]["topic"],
         "ferry/hosts/0b6f-42/connectivity/state"
     );
-    assert_eq!(web["device"]["identifiers"][0], "ferry_host_0b6f42");
+    assert_eq!(web["device"]["identifiers"][0], "ferry_7e57_0b6f42");
+    assert_eq!(web["unique_id"], "ferry_7e57_0b6f42_776562");
     assert_eq!(web["device"]["name"], "Kiosk 1 (Hall)");
     assert_eq!(web["entity_picture"], "https://cdn.example.org/web.svg");
-    let pkgs: Value =
-        serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_pkgs/config")).unwrap();
+    let pkgs: Value = serde_json::from_str(find(
+        &m,
+        "homeassistant/update/ferry_7e57_0b6f42_pkgs/config",
+    ))
+    .unwrap();
     assert_eq!(pkgs["enabled_by_default"], false);
     assert_eq!(pkgs["name"], "Kiosk 1 (Hall) packages");
-    let sec: Value =
-        serde_json::from_str(find(&m, "homeassistant/update/ferry_0b6f42_sec/config")).unwrap();
+    let sec: Value = serde_json::from_str(find(
+        &m,
+        "homeassistant/update/ferry_7e57_0b6f42_sec/config",
+    ))
+    .unwrap();
     assert_eq!(
         sec["default_entity_id"],
         "update.ferry_kiosk_1_hall_security_updates"
     );
     let conn: Value = serde_json::from_str(find(
         &m,
-        "homeassistant/binary_sensor/ferry_0b6f42_conn/config",
+        "homeassistant/binary_sensor/ferry_7e57_0b6f42_conn/config",
     ))
     .unwrap();
     assert_eq!(conn["enabled_by_default"], true);
@@ -318,4 +329,35 @@ fn commands_are_read_and_garbage_is_refused_with_a_reason() {
     assert!(parse_inbound(&p, "other/hosts/h1/set", b"install").is_err());
     assert!(parse_inbound(&p, "ferry/hosts//set", b"install").is_err());
     assert_eq!(subscriptions(&p).len(), 4);
+}
+
+#[test]
+fn a_full_publish_clears_the_identifiers_from_before_tenants_and_never_the_new_ones() {
+    let p = Publishing::default();
+    let s = Snapshot {
+        hosts: vec![host()],
+    };
+    let old = legacy_cleared(&p, &s);
+    let topics: Vec<&str> = old.iter().map(|m| m.topic.as_str()).collect();
+    assert!(
+        topics.contains(&"homeassistant/update/ferry_0b6f42_776562/config"),
+        "{topics:?}"
+    );
+    assert!(topics.contains(&"homeassistant/update/ferry_0b6f42_pkgs/config"));
+    assert!(topics.contains(&"homeassistant/update/ferry_0b6f42_sec/config"));
+    assert!(topics.contains(&"homeassistant/binary_sensor/ferry_0b6f42_conn/config"));
+    assert!(old.iter().all(|m| m.payload.is_empty() && m.retain));
+    let new: Vec<String> = discovery_messages(&p, &s)
+        .into_iter()
+        .map(|m| m.topic)
+        .collect();
+    assert!(
+        topics.iter().all(|t| !new.iter().any(|n| n == t)),
+        "{topics:?} {new:?}"
+    );
+    let off = Publishing {
+        discovery: false,
+        ..Publishing::default()
+    };
+    assert!(legacy_cleared(&off, &s).is_empty());
 }
