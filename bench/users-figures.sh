@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What users, roles and the audit log cost (docs/users.md): the time an operator change
 # takes end to end and the audit write inside it (median and p99 of ACTIONS changes, the write
-# as the server logs it), and the check-in rate and p99 of WORKERS connections for SECONDS
+# as the server logs it), a password sign-in to the web UI, and the check-in rate and p99 of WORKERS connections for SECONDS
 # over DEVICES devices (devices pass the audit without a lookup; compare with
 # bench/inventory-figures.sh's rate before users existed).
 #
@@ -50,6 +50,21 @@ print(f"an operator change (POST /api/v1/check), {actions} in a row: median {sta
 print(f"its audit write: median {statistics.median(writes)} us, p99 {writes[int(len(writes) * 0.99) - 1]} us")
 audit = call("GET", "/api/v1/audit", token=op_token)
 print(f"audit entries: {len(audit)}")
+# A web UI sign-in with a password (argon2id): one per user (each name's budget is five).
+signins = []
+for i in range(10):
+    call("POST", "/api/v1/users", {"name": f"bench{i}", "role": "viewer", "password": "a bench passphrase"}, op_token)
+for i in range(10):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    s = time.monotonic()
+    c.request("POST", "/login", f"name=bench{i}&password=a+bench+passphrase&next=/",
+              {"Content-Type": "application/x-www-form-urlencoded"})
+    r = c.getresponse(); r.read()
+    signins.append((time.monotonic() - s) * 1000)
+    if r.status != 303 or "ferry_session" not in (r.getheader("Set-Cookie") or ""):
+        raise SystemExit(f"password sign-in of bench{i}: {r.status}")
+signins.sort()
+print(f"a password sign-in (argon2id verify), 10 users: median {statistics.median(signins):.1f} ms, max {signins[-1]:.1f} ms")
 def rate():
     out, deadline, lock = [], time.monotonic() + secs, threading.Lock()
     def run(k):

@@ -318,19 +318,12 @@ fn a_user_limited_to_a_tag_sees_and_acts_on_those_hosts_only() {
 
     // Campaigns: only of site-a; the admin's campaign of every host is not sam's to see.
     w.campaign("1.0.0", &["--all", "--allow-empty"]);
-    let refused = ctl_as(
-        &w,
-        &sam,
-        &[
-            "campaigns",
-            "create",
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-            "--all",
-        ],
-    );
+    let campaign_as_sam = |target: &[&str]| {
+        let mut args = vec!["campaigns", "create", "--item", "web", "--version", "1.0.0"];
+        args.extend_from_slice(target);
+        ctl_as(&w, &sam, &args)
+    };
+    let refused = campaign_as_sam(&["--all"]);
     assert_ne!(refused.code, Some(0), "{refused}");
     assert!(
         refused
@@ -338,20 +331,7 @@ fn a_user_limited_to_a_tag_sees_and_acts_on_those_hosts_only() {
             .contains("user sam is limited to hosts tagged site-a"),
         "{refused}"
     );
-    let made = ctl_as(
-        &w,
-        &sam,
-        &[
-            "campaigns",
-            "create",
-            "--item",
-            "web",
-            "--version",
-            "1.0.0",
-            "--tag",
-            "site-a",
-        ],
-    );
+    let made = campaign_as_sam(&["--tag", "site-a"]);
     assert_eq!(made.code, Some(0), "{made}");
     let mut cmd = w.ctl_command(&["campaigns", "list", "--json"]);
     cmd.env("FERRY_TOKEN", &sam);

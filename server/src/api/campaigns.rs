@@ -9,6 +9,7 @@ use ferry_manifests::wire::{CampaignEdit, CampaignOffer, CampaignRequest, Campai
 use crate::auth::{Device, Operator};
 use crate::error::extract::{Json as ApiJson, Path, Query};
 use crate::error::ApiResult;
+use crate::policy::audit::Change;
 use crate::service::campaigns::requests;
 use crate::state::Shared;
 
@@ -47,19 +48,8 @@ pub async fn action(
     State(state): State<Shared>,
     _op: Operator,
     Path((id, action)): Path<(String, String)>,
-) -> ApiResult<(
-    axum::Extension<crate::policy::audit::Change>,
-    Json<CampaignView>,
-)> {
-    let before = requests::show(&state, &id)
-        .await
-        .ok()
-        .map(|c| settings_of(&c));
-    let after = requests::action(&state, &id, &action).await?;
-    Ok((
-        crate::policy::audit::Change::of(before.as_ref(), Some(&settings_of(&after))),
-        Json(after),
-    ))
+) -> ApiResult<(axum::Extension<Change>, Json<CampaignView>)> {
+    audited(&state, &id, requests::action(&state, &id, &action)).await
 }
 
 #[utoipa::path(patch, path = "/api/v1/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), request_body = ferry_manifests::wire::CampaignEdit, responses((status = 200, body = ferry_manifests::wire::CampaignView), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -68,19 +58,8 @@ pub async fn edit(
     _op: Operator,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<CampaignEdit>,
-) -> ApiResult<(
-    axum::Extension<crate::policy::audit::Change>,
-    Json<CampaignView>,
-)> {
-    let before = requests::show(&state, &id)
-        .await
-        .ok()
-        .map(|c| settings_of(&c));
-    let after = requests::edit(&state, &id, req).await?;
-    Ok((
-        crate::policy::audit::Change::of(before.as_ref(), Some(&settings_of(&after))),
-        Json(after),
-    ))
+) -> ApiResult<(axum::Extension<Change>, Json<CampaignView>)> {
+    audited(&state, &id, requests::edit(&state, &id, req)).await
 }
 
 /// `POST /api/v1/device/campaigns/{id}/accept`
@@ -100,6 +79,23 @@ pub async fn approve(
     Path(id): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
     Ok(Json(requests::approve(&state, &id, op.user_name()).await?))
+}
+
+/// A change of campaign `id` made by `change`, with what it changed for the audit log.
+async fn audited(
+    state: &Shared,
+    id: &str,
+    change: impl std::future::Future<Output = crate::service::ServiceResult<CampaignView>>,
+) -> ApiResult<(axum::Extension<Change>, Json<CampaignView>)> {
+    let before = requests::show(state, id)
+        .await
+        .ok()
+        .map(|c| settings_of(&c));
+    let after = change.await?;
+    Ok((
+        Change::of(before.as_ref(), Some(&settings_of(&after))),
+        Json(after),
+    ))
 }
 
 /// What an operator changes of a campaign, as the audit log keeps it (not its members'

@@ -45,6 +45,9 @@ pub struct OidcFileConfig {
     /// Group to role, the first that matches wins.
     #[serde(default)]
     pub roles: Vec<GroupRole>,
+    /// The tenant users who sign in through this provider belong to (default `default`).
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -67,6 +70,8 @@ pub struct OidcConfig {
     pub groups_claim: String,
     pub ca_pem: Option<Vec<u8>>,
     pub roles: Vec<(String, Role)>,
+    /// The tenant, by name, its users belong to.
+    pub tenant: String,
 }
 
 impl OidcConfig {
@@ -134,6 +139,7 @@ impl OidcConfig {
             groups_claim: c.groups_claim.unwrap_or_else(|| "groups".into()),
             ca_pem,
             roles,
+            tenant: c.tenant.unwrap_or_else(|| "default".into()),
         })
     }
 }
@@ -641,6 +647,7 @@ mod tests {
             groups_claim: None,
             ca_file: None,
             roles,
+            tenant: None,
         };
         let admins = vec![GroupRole {
             group: "ferry-admins".into(),

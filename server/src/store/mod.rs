@@ -481,7 +481,7 @@ interface! {
     fn live_user(&self, id: &str) -> Result<Option<LiveOperator>>;
     /// The user an OpenID Connect identity signs in as (made at its first sign-in; its
     /// role follows the provider's groups); `Err(name)` when that name is another user's.
-    fn oidc_user(&self, subject: &str, name: &str, role: &str) -> Result<std::result::Result<LiveOperator, String>>;
+    fn oidc_user(&self, subject: &str, name: &str, role: &str, tenant: &str) -> Result<std::result::Result<LiveOperator, String>>;
     /// The live operator token with this hash, and its user.
     fn live_operator(&self, hash: &str) -> Result<Option<LiveOperator>>;
     /// The id of the token with this hash, if any.

@@ -540,9 +540,23 @@ async fn sso_callback(
         Ok(who) => who,
         Err(e) => return failed(e.to_string()),
     };
+    if crate::service::tenants::id_of(&state, &oidc.config.tenant)
+        .await
+        .is_err()
+    {
+        return failed(format!(
+            "[oidc] tenant {:?} does not exist; add it (ferryctl tenants add {}) or name another",
+            oidc.config.tenant, oidc.config.tenant
+        ));
+    }
     let user = match state
         .store
-        .oidc_user(&who.subject, &who.name, who.role.as_str())
+        .oidc_user(
+            &who.subject,
+            &who.name,
+            who.role.as_str(),
+            &oidc.config.tenant,
+        )
         .await
     {
         Ok(Ok(user)) => user,

@@ -196,6 +196,7 @@ impl Sql {
         subject: &str,
         name: &str,
         role: &str,
+        tenant: &str,
     ) -> Result<std::result::Result<LiveOperator, String>> {
         let mut tx = self.write_tx().await?;
         let known: Option<String> =
@@ -230,7 +231,7 @@ impl Sql {
                 .bind(role)
                 .bind(subject)
                 .bind(ferry_manifests::wire::now())
-                .bind(DEFAULT_TENANT)
+                .bind(tenant)
                 .execute(&mut *tx)
                 .await?;
                 id
