@@ -212,6 +212,11 @@ pub enum ClientErrors {
     BadRequest(ApiError),
     #[response(status = 401, description = "missing or unknown token")]
     Unauthorized(ApiError),
+    #[response(
+        status = 403,
+        description = "the caller's role, tag or tenant does not allow it (the message says what it needs)"
+    )]
+    Forbidden(ApiError),
     #[response(status = 404, description = "not found")]
     NotFound(ApiError),
     #[response(status = 409, description = "conflict")]

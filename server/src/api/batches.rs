@@ -17,7 +17,7 @@ pub async fn create(
     op: Operator,
     ApiJson(req): ApiJson<BatchRequest>,
 ) -> ApiResult<Json<BatchView>> {
-    crate::service::scope::check_batch(&state, &op.scope(), op.user_name(), &req).await?;
+    let req = crate::service::scope::check_batch(&state, &op.scope(), op.user_name(), req).await?;
     Ok(Json(batches::create(&state, req, op.actor()).await?))
 }
 

@@ -172,31 +172,61 @@ pub async fn keep_visible<T>(
     Ok(())
 }
 
-/// A batch request stays within a limited user's hosts: a host's batch of a host within
-/// reach, an item's batch only on listed hosts within reach (every host's is refused).
+/// A batch request kept within a user's hosts: a host's batch of a host within reach; an
+/// item's batch on listed hosts within reach, and "every host with the item" made the hosts
+/// of the user's tenant (refused to a user limited to a tag: name the hosts).
 pub async fn check_batch(
     state: &Shared,
     scope: &Scope,
     user: &str,
-    req: &BatchRequest,
-) -> ServiceResult<()> {
+    req: BatchRequest,
+) -> ServiceResult<BatchRequest> {
     if scope.is_all() {
-        return Ok(());
+        return Ok(req);
     }
     match req {
-        BatchRequest::Host { host, .. } => {
+        BatchRequest::Host { ref host, .. } => {
             require_host(state, scope, host).await?;
+            Ok(req)
         }
-        BatchRequest::Item { hosts, .. } if hosts.is_empty() => {
-            return Err(refuse(scope, user, "a batch of every host with the item"));
+        BatchRequest::Item { .. }
+            if scope.tag().is_some()
+                && matches!(&req, BatchRequest::Item { hosts, .. } if hosts.is_empty()) =>
+        {
+            Err(refuse(scope, user, "a batch of every host with the item"))
         }
-        BatchRequest::Item { hosts, .. } => {
+        BatchRequest::Item {
+            item,
+            to_version,
+            hosts,
+        } if hosts.is_empty() => {
+            let visible = visible_hosts(state, scope).await?.unwrap_or_default();
+            let mut mine: Vec<String> = state
+                .store
+                .hosts_with_item(&item)
+                .await?
+                .into_iter()
+                .filter(|h| visible.contains(h))
+                .collect();
+            mine.sort();
+            if mine.is_empty() {
+                return Err(ServiceError::conflict(format!(
+                    "no host of yours has {item}"
+                )));
+            }
+            Ok(BatchRequest::Item {
+                item,
+                to_version,
+                hosts: mine,
+            })
+        }
+        BatchRequest::Item { ref hosts, .. } => {
             for h in hosts {
                 require_host(state, scope, h).await?;
             }
+            Ok(req)
         }
     }
-    Ok(())
 }
 
 /// A campaign target stays within a limited user's hosts.
@@ -206,6 +236,21 @@ pub async fn check_target(
     user: &str,
     target: &CampaignTarget,
 ) -> ServiceResult<()> {
+    // Named hosts out of reach do not exist for the user (the campaign's own checks name the
+    // ones that do not exist at all).
+    if let CampaignTarget::Hosts(hosts) = target {
+        for h in hosts {
+            match super::hosts::resolve(state, h).await {
+                Ok((id, _)) if !sees_host(state, scope, &id).await? => {
+                    return Err(ServiceError::not_found(format!(
+                        "no host with id or hostname {h:?}"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        return Ok(());
+    }
     if target_within(state, scope, target).await? {
         Ok(())
     } else {

@@ -291,6 +291,11 @@ pub async fn batch_item(
         to_version,
         hosts: vec![],
     };
+    // Every host of the user's tenant, in an install of several.
+    let req = match service::scope::check_batch(&state, &who.scope(), who.user_name(), req).await {
+        Ok(req) => req,
+        Err(e) => return done(&state, &who, &back, Err(e.into())),
+    };
     match service::batches::create(&state, req, who.actor()).await {
         Ok(b) => {
             let started = format!("Batch started: {} updates.", b.entries.len());
