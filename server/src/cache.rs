@@ -29,6 +29,10 @@ pub struct Cache {
     /// Device credentials by their digest ([`crate::auth::token_digest`]).
     devices: RwLock<HashMap<[u8; 32], String>>,
     releases: RwLock<Option<Arc<Vec<ReleaseView>>>>,
+    /// The releases split by tenant (dropped with `releases`).
+    catalog: RwLock<Option<Arc<Catalog>>>,
+    /// Each host's tenant, once read (a host never moves).
+    host_tenants: Mutex<HashMap<String, Option<String>>>,
     root: RwLock<Option<Option<u64>>>,
     campaigns: RwLock<Option<bool>>,
     /// Hosts that had no pending or cancelled job, at which updates epoch.
@@ -92,6 +96,7 @@ impl Cache {
     /// Forgets the facts digest of a host (its write failed: the next check-in writes again).
     pub fn forget_facts(&self, host_id: &str) {
         lock(&self.facts).remove(host_id);
+        lock(&self.host_tenants).remove(host_id);
     }
 
     /// Last-seen times due to be written: those of hosts not written for
@@ -222,6 +227,27 @@ impl Cache {
 
     pub fn set_releases(&self, r: Option<Arc<Vec<ReleaseView>>>) {
         *self.releases.write().unwrap_or_else(|e| e.into_inner()) = r;
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub fn catalog(&self) -> Option<Arc<Catalog>> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn set_catalog(&self, c: Arc<Catalog>) {
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Some(c);
+    }
+
+    /// A host's tenant, if read before (`Some(None)`: it has none recorded).
+    pub fn host_tenant(&self, host_id: &str) -> Option<Option<String>> {
+        lock(&self.host_tenants).get(host_id).cloned()
+    }
+
+    pub fn remember_host_tenant(&self, host_id: &str, tenant: Option<String>) {
+        lock(&self.host_tenants).insert(host_id.to_string(), tenant);
     }
 
     pub fn root(&self) -> Option<Option<u64>> {
@@ -238,6 +264,75 @@ impl Cache {
 
     pub fn set_campaigns_active(&self, v: Option<bool>) {
         *self.campaigns.write().unwrap_or_else(|e| e.into_inner()) = v;
+    }
+}
+
+/// The install's releases as each tenant's hosts are offered them: with one tenant, all of
+/// them; with several, each tenant's own items' (an item belongs to the tenant that first
+/// published it; those published before tenants, to the default tenant).
+pub struct Catalog {
+    pub all: Arc<Vec<ReleaseView>>,
+    /// Several tenants: each has its own.
+    pub several: bool,
+    pub default_id: String,
+    /// Items claimed by a tenant.
+    owners: std::collections::HashMap<String, String>,
+    per_tenant: Mutex<std::collections::HashMap<String, Arc<Vec<ReleaseView>>>>,
+}
+
+impl Catalog {
+    pub fn new(
+        all: Arc<Vec<ReleaseView>>,
+        several: bool,
+        default_id: String,
+        owners: std::collections::HashMap<String, String>,
+    ) -> Catalog {
+        Catalog {
+            all,
+            several,
+            default_id,
+            owners,
+            per_tenant: Mutex::default(),
+        }
+    }
+
+    /// The tenant an item belongs to.
+    pub fn owner(&self, item: &str) -> &str {
+        self.owners
+            .get(item)
+            .map(String::as_str)
+            .unwrap_or(&self.default_id)
+    }
+
+    /// Whether a tenant claimed the item.
+    pub fn claimed(&self, item: &str) -> bool {
+        self.owners.contains_key(item)
+    }
+
+    /// Whether an item is the tenant's (always, with one tenant).
+    pub fn is_of(&self, item: &str, tenant: Option<&str>) -> bool {
+        !self.several || self.owner(item) == tenant.unwrap_or(&self.default_id)
+    }
+
+    /// The releases a tenant's hosts are offered.
+    pub fn for_tenant(&self, tenant: Option<&str>) -> Arc<Vec<ReleaseView>> {
+        if !self.several {
+            return Arc::clone(&self.all);
+        }
+        let tenant = tenant.unwrap_or(&self.default_id);
+        let mut cached = lock(&self.per_tenant);
+        if let Some(r) = cached.get(tenant) {
+            return Arc::clone(r);
+        }
+        let mine: Arc<Vec<ReleaseView>> = Arc::new(
+            self.all
+                .iter()
+                .filter(|r| self.owner(&r.item) == tenant)
+                .cloned()
+                .collect(),
+        );
+        cached.insert(tenant.to_string(), Arc::clone(&mine));
+        mine
     }
 }
 

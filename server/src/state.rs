@@ -178,6 +178,61 @@ impl AppState {
         Ok(r)
     }
 
+    /// The releases split by tenant ([`cache::Catalog`]).
+    pub async fn catalog(&self) -> Result<Arc<cache::Catalog>, store::StoreError> {
+        if let Some(c) = self.cache.catalog() {
+            return Ok(c);
+        }
+        let all = self.releases().await?;
+        let tenants = self.store.tenants().await?;
+        let default_id = tenants
+            .iter()
+            .find(|(_, name)| name == "default")
+            .map(|(id, _)| id.clone())
+            .unwrap_or_default();
+        let owners = self.store.item_owners().await?.into_iter().collect();
+        let c = Arc::new(cache::Catalog::new(
+            all,
+            tenants.len() > 1,
+            default_id,
+            owners,
+        ));
+        self.cache.set_catalog(Arc::clone(&c));
+        Ok(c)
+    }
+
+    /// The releases a tenant's hosts are offered.
+    pub async fn releases_for(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Arc<Vec<ferry_manifests::wire::ReleaseView>>, store::StoreError> {
+        Ok(self.catalog().await?.for_tenant(tenant))
+    }
+
+    /// A host's tenant (read once, then remembered).
+    pub async fn host_tenant(&self, host_id: &str) -> Result<Option<String>, store::StoreError> {
+        if let Some(t) = self.cache.host_tenant(host_id) {
+            return Ok(t);
+        }
+        let t = self.store.host_tags(host_id).await?.2;
+        self.cache.remember_host_tenant(host_id, t.clone());
+        Ok(t)
+    }
+
+    /// The releases a host is offered: its tenant's (all of them with one tenant, without
+    /// a read).
+    pub async fn host_releases(
+        &self,
+        host_id: &str,
+    ) -> Result<Arc<Vec<ferry_manifests::wire::ReleaseView>>, store::StoreError> {
+        let c = self.catalog().await?;
+        if !c.several {
+            return Ok(Arc::clone(&c.all));
+        }
+        let tenant = self.host_tenant(host_id).await?;
+        Ok(c.for_tenant(tenant.as_deref()))
+    }
+
     pub async fn trust_root_version(&self) -> Result<Option<u64>, store::StoreError> {
         if let Some(v) = self.cache.root() {
             return Ok(v);

@@ -448,21 +448,40 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
         assert_ne!(refused.code, Some(0), "{args:?}: {refused}");
         assert!(refused.stderr.contains("no host"), "{args:?}: {refused}");
     }
-    // What the whole install shares is not a tenant's to change; tenants are the install
-    // admin's to add.
+    // Each tenant publishes its own items; another tenant's item is not theirs to publish, and
+    // trust roots and tenants are the install admin's.
+    let src = w.payload("1.0.0", None);
+    let own = w.build_with("acme-app", "1.0.0", &src, "keys/release.key", &[]);
+    let published = ctl_as(&w, &ada, &["release", "publish", own.to_str().unwrap()]);
+    assert_eq!(published.code, Some(0), "{published}");
     let src = w.payload("1.1.0", None);
     let out = w.build("1.1.0", &src, &[]);
     let refused = ctl_as(&w, &ada, &["release", "publish", out.to_str().unwrap()]);
     assert_ne!(refused.code, Some(0), "{refused}");
     assert!(
-        refused.stderr.contains("shared by the whole install"),
+        refused.stderr.contains("the item web is another tenant's"),
         "{refused}"
     );
     let refused = ctl_as(&w, &ada, &["tenants", "add", "evil"]);
     assert_ne!(refused.code, Some(0), "{refused}");
-
-    // A campaign of every host reaches its tenant's hosts only, and only its tenant sees it.
-    let made = json_as(
+    // Each sees its own catalog; a host is offered its tenant's releases only.
+    assert_eq!(
+        names(&json_as(&w, &ada, &["releases", "list"]), "item"),
+        vec!["acme-app"]
+    );
+    assert_eq!(
+        names(&w.ctl_json(&["releases", "list"]), "item"),
+        vec!["web"]
+    );
+    acme.run("check").ok();
+    let acme_host = &json_as(&w, &ada, &["hosts", "list"])[0];
+    assert!(
+        acme_host["available"].as_array().unwrap().is_empty(),
+        "{acme_host}"
+    );
+    let home_host = &w.ctl_json(&["hosts", "list"])[0];
+    assert_eq!(home_host["available"][0]["item"], "web", "{home_host}");
+    let refused = ctl_as(
         &w,
         &ada,
         &[
@@ -475,9 +494,24 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
             "--all",
         ],
     );
-    let members = names(&made["members"], "hostname");
-    assert_eq!(members, vec!["acme-1"], "{made}");
-    home.run("check").ok();
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("no release of web"), "{refused}");
+
+    // A tenant's campaign is its own: the other tenant neither lists nor finds it.
+    let made = json_as(
+        &w,
+        &ada,
+        &[
+            "campaigns",
+            "create",
+            "--item",
+            "acme-app",
+            "--version",
+            "1.0.0",
+            "--all",
+            "--allow-empty",
+        ],
+    );
     let seen = w.ctl_json(&["campaigns", "list"]);
     assert!(seen.as_array().unwrap().is_empty(), "{seen}");
     let theirs = w.ctl(&["campaigns", "show", made["id"].as_str().unwrap()]);

@@ -35,12 +35,15 @@ fn artifact_path(state: &Shared, name: &str) -> ApiResult<PathBuf> {
 #[utoipa::path(get, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), responses((status = 200, description = "the artifact; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn download(
     State(state): State<Shared>,
-    _caller: OperatorOrDevice,
+    caller: OperatorOrDevice,
     Path(name): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
     let path = artifact_path(&state, &name)?;
-    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+    if !tokio::fs::try_exists(&path).await.unwrap_or(false)
+        || !crate::service::releases::artifact_is_of(&state, &name, caller.tenant.as_deref())
+            .await?
+    {
         return Err(AppError::not_found(format!("no artifact named {name}")));
     }
     // ServeFile implements Range, If-Range and conditional requests.
@@ -53,12 +56,20 @@ pub async fn download(
 #[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn upload(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(name): Path<String>,
     headers: axum::http::HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Uploaded>> {
     let path = artifact_path(&state, &name)?;
+    // In an install of several tenants, a name is its first uploader's tenant's.
+    let exists = tokio::fs::try_exists(&path).await.unwrap_or(false);
+    if let Err(e) =
+        crate::service::releases::claim_artifact(&state, &name, &op.user().tenant_id, exists).await
+    {
+        drain(body).await;
+        return Err(e.into());
+    }
     // Refused on its declared length before a byte is stored: too large, or no room.
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -189,10 +200,19 @@ async fn write_upload(
 #[utoipa::path(get, path = "/api/v1/deltas/{item}/{from}/{to}", tag = "artifacts", params(("item" = String, Path), ("from" = String, Path), ("to" = String, Path)), responses((status = 200, description = "the delta; Range supported", content_type = "application/octet-stream", body = Vec<u8>), (status = 206, description = "a range of it", content_type = "application/octet-stream", body = Vec<u8>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn delta(
     State(state): State<Shared>,
-    _caller: OperatorOrDevice,
+    caller: OperatorOrDevice,
     Path((item, from, to)): Path<(String, String, String)>,
     req: Request,
 ) -> ApiResult<Response> {
+    if !state
+        .catalog()
+        .await?
+        .is_of(&item, caller.tenant.as_deref())
+    {
+        return Err(AppError::not_found(format!(
+            "no delta of {item} from {from} to {to}"
+        )));
+    }
     let path = crate::deltas::file(&state.config.data_dir, &item, &from, &to)
         .filter(|p| p.exists())
         .ok_or_else(|| AppError::not_found(format!("no delta of {item} from {from} to {to}")))?;

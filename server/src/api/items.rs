@@ -11,8 +11,11 @@ use crate::service::items;
 use crate::state::Shared;
 
 #[utoipa::path(get, path = "/api/v1/items", tag = "items", responses((status = 200, body = Vec<ferry_manifests::wire::ItemView>), crate::error::ClientErrors), security(("bearer" = [])))]
-pub async fn list(State(state): State<Shared>, _op: Operator) -> ApiResult<Json<Vec<ItemView>>> {
-    Ok(Json(items::list(&state).await?))
+pub async fn list(State(state): State<Shared>, op: Operator) -> ApiResult<Json<Vec<ItemView>>> {
+    let mut list = items::list(&state).await?;
+    let catalog = state.catalog().await?;
+    list.retain(|i| catalog.is_of(&i.name, Some(&op.user().tenant_id)));
+    Ok(Json(list))
 }
 
 #[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), crate::error::ClientErrors), security(("bearer" = [])))]

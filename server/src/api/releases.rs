@@ -22,10 +22,14 @@ pub struct ReleaseQuery {
 #[utoipa::path(get, path = "/api/v1/releases", tag = "releases", params(ReleaseQuery), responses((status = 200, body = Vec<ferry_manifests::wire::ReleaseView>), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn list_releases(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Query(q): Query<ReleaseQuery>,
 ) -> ApiResult<Json<Vec<ReleaseView>>> {
-    Ok(Json(state.store.releases(q.item.as_deref()).await?))
+    let mut list = state.store.releases(q.item.as_deref()).await?;
+    // The caller's tenant's (every release with one tenant).
+    let catalog = state.catalog().await?;
+    list.retain(|r| catalog.is_of(&r.item, Some(&op.user().tenant_id)));
+    Ok(Json(list))
 }
 
 /// Stores a signed release. The server indexes the manifest without trusting it (it holds no
@@ -34,10 +38,12 @@ pub async fn list_releases(
 #[utoipa::path(post, path = "/api/v1/releases", tag = "releases", request_body = ferry_manifests::Envelope, responses((status = 200, body = ferry_manifests::wire::PublishResponse), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     crate::error::extract::Bytes(body): crate::error::extract::Bytes,
 ) -> ApiResult<Json<PublishResponse>> {
-    Ok(Json(releases::publish(&state, &body).await?))
+    Ok(Json(
+        releases::publish(&state, &body, &op.user().tenant_id).await?,
+    ))
 }
 
 /// Records where else the release's artifact is served (mirrors, a CDN, an object store's
@@ -46,10 +52,11 @@ pub async fn publish(
 #[utoipa::path(put, path = "/api/v1/releases/{item}/{version}/mirrors", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::MirrorsRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn set_mirrors(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path((item, version)): Path<(String, String)>,
     ApiJson(req): ApiJson<ferry_manifests::wire::MirrorsRequest>,
 ) -> ApiResult<Json<ReleaseView>> {
+    releases::require_item_of(&state, &item, Some(&op.user().tenant_id)).await?;
     Ok(Json(
         releases::set_mirrors(&state, &item, &version, &req.mirrors).await?,
     ))
@@ -60,10 +67,11 @@ pub async fn set_mirrors(
 #[utoipa::path(post, path = "/api/v1/releases/{item}/{version}/withdraw", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::WithdrawRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn withdraw(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path((item, version)): Path<(String, String)>,
     ApiJson(req): ApiJson<ferry_manifests::wire::WithdrawRequest>,
 ) -> ApiResult<Json<ReleaseView>> {
+    releases::require_item_of(&state, &item, Some(&op.user().tenant_id)).await?;
     // As for the manifest: a version that does not parse names no release.
     let version: semver::Version = version
         .parse()
@@ -76,9 +84,17 @@ pub async fn withdraw(
 #[utoipa::path(get, path = "/api/v1/releases/{item}/{version}/manifest", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn manifest(
     State(state): State<Shared>,
-    _caller: OperatorOrDevice,
+    caller: OperatorOrDevice,
     Path((item, version)): Path<(String, String)>,
 ) -> ApiResult<impl IntoResponse> {
+    // Another tenant's release does not exist for the caller.
+    if !state
+        .catalog()
+        .await?
+        .is_of(&item, caller.tenant.as_deref())
+    {
+        return Err(AppError::not_found(format!("no release {item} {version}")));
+    }
     match state.store.envelope(&item, &version).await? {
         Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text)),
         None => Err(AppError::not_found(format!("no release {item} {version}"))),

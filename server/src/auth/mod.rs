@@ -277,8 +277,11 @@ fn route_of(parts: &Parts) -> String {
 /// An authenticated device, by host id.
 pub struct Device(pub String);
 
-/// An operator or a device (reading manifests, artifacts and trust roots).
-pub struct OperatorOrDevice;
+/// An operator or a device (reading manifests, artifacts and trust roots), with the tenant it
+/// belongs to (`None`: none recorded, the default tenant's).
+pub struct OperatorOrDevice {
+    pub tenant: Option<String>,
+}
 
 impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
     type Rejection = AppError;
@@ -379,14 +382,17 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
             .ok_or_else(|| AppError::unauthorized("missing token (Authorization: Bearer ...)"))?;
         let hash = hash_token(token);
         if let Some((host_id, accepted)) = state.store().host_by_token(&hash).await? {
-            within_budget(state.as_ref(), host_id)?;
+            let Device(host_id) = within_budget(state.as_ref(), host_id)?;
             if !accepted {
                 return Err(awaiting_acceptance());
             }
-            Ok(OperatorOrDevice)
-        } else if state.store().live_operator(&hash).await?.is_some() {
+            let tenant = state.store().host_tags(&host_id).await?.2;
+            Ok(OperatorOrDevice { tenant })
+        } else if let Some(user) = state.store().live_operator(&hash).await? {
             // Every role may read.
-            Ok(OperatorOrDevice)
+            Ok(OperatorOrDevice {
+                tenant: Some(user.tenant_id),
+            })
         } else {
             Err(AppError::unauthorized("token is unknown or revoked"))
         }

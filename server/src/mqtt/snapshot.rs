@@ -15,7 +15,7 @@ pub const PAGE: u32 = 500;
 /// releases, pending updates) is read once.
 pub struct Reader {
     settings: BTreeMap<String, crate::store::ItemSettings>,
-    releases: std::sync::Arc<Vec<ferry_manifests::wire::ReleaseView>>,
+    catalog: std::sync::Arc<crate::cache::Catalog>,
     pending: HashMap<String, Vec<String>>,
     /// The last failed install per (host, item).
     failures: HashMap<(String, String), crate::store::LastFailure>,
@@ -85,7 +85,7 @@ impl Reader {
             software,
             featured_software,
             settings,
-            releases: state.releases().await?,
+            catalog: state.catalog().await?,
             pending,
             failures,
             now: time::OffsetDateTime::now_utc(),
@@ -132,7 +132,9 @@ impl Reader {
             host.operator_friendly_name.as_deref(),
             state.config.trust_device_tags,
         );
-        let available = fleet::available_for(installed, &self.releases);
+        // The host's tenant's releases.
+        let releases = self.catalog.for_tenant(host.tenant_id.as_deref());
+        let available = fleet::available_for(installed, &releases);
         let mut items = Vec::new();
         for i in installed {
             let setting = self.settings.get(&i.item);
@@ -141,7 +143,7 @@ impl Reader {
             }
             let newer = available.iter().find(|a| a.item == i.item);
             let release = newer.and_then(|a| {
-                self.releases
+                releases
                     .iter()
                     .find(|r| r.item == a.item && r.version == a.version)
             });

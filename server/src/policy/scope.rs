@@ -116,10 +116,9 @@ pub enum Addressed {
     Campaign(String),
     /// A batch, by id or prefix.
     Batch(String),
-    /// Something of the whole fleet (an item's settings, every host's batch of an item, a
-    /// release withdrawn).
+    /// Something of the whole fleet (an item's settings, every host's batch of an item).
     FleetWide,
-    /// What the whole install shares: releases, artifacts, trust roots, MQTT connections.
+    /// What the whole install shares: trust roots, MQTT connections.
     Shared,
     /// Nothing host-bound: a list (filtered by its handler), a release, a user.
     Nothing,
@@ -151,15 +150,8 @@ pub fn addressed(method: &str, route: &str, params: &[(String, String)]) -> Addr
     }
     match (method, route) {
         ("PATCH", "/api/v1/items/{name}")
-        | (
-            "POST",
-            "/items/{name}"
-            | "/items/{name}/{version}/batch"
-            | "/items/{name}/{version}/withdraw"
-            | "/api/v1/releases/{item}/{version}/withdraw",
-        ) => Addressed::FleetWide,
-        ("POST", "/api/v1/releases" | "/api/v1/trust-roots")
-        | ("PUT", "/api/v1/artifacts/{name}" | "/api/v1/releases/{item}/{version}/mirrors")
+        | ("POST", "/items/{name}" | "/items/{name}/{version}/batch") => Addressed::FleetWide,
+        ("POST", "/api/v1/trust-roots")
         | ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Addressed::Shared,
         (_, r) if r.starts_with("/api/v1/mqtt") => Addressed::Shared,
         _ => Addressed::Nothing,
@@ -245,6 +237,10 @@ mod tests {
         assert_eq!(addressed("GET", "/api/v1/hosts", &[]), Addressed::Nothing);
         assert_eq!(
             addressed("POST", "/api/v1/releases", &[]),
+            Addressed::Nothing
+        );
+        assert_eq!(
+            addressed("POST", "/api/v1/trust-roots", &[]),
             Addressed::Shared
         );
         assert_eq!(addressed("GET", "/api/v1/mqtt", &[]), Addressed::Shared);

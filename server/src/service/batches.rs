@@ -114,7 +114,7 @@ pub async fn plan_host(
             host.facts.hostname
         )));
     }
-    let releases = state.releases().await?;
+    let releases = state.releases_for(host.tenant_id.as_deref()).await?;
     let mut available = batch::available(&installed, &releases, category);
     if only_plain {
         let featured: Vec<String> = state

@@ -230,7 +230,8 @@ async fn answer(
         mut jobs,
         package_jobs,
     } = work;
-    let releases = state.releases().await?;
+    // Its tenant's releases (all of them in a single-tenant install).
+    let releases = state.host_releases(&host_id).await?;
     let mut available = fleet::available_for(&req.facts.installed, &releases);
     // A delta from what the host has, where one is ready (or asked for, for next time).
     let installed = |item: &str| {

@@ -67,10 +67,13 @@ pub fn view(
 pub async fn list(state: &Shared) -> ServiceResult<Vec<HostView>> {
     let at = time::OffsetDateTime::now_utc();
     let hosts = state.store.hosts().await?;
-    let releases = state.releases().await?;
+    let catalog = state.catalog().await?;
     Ok(hosts
         .into_iter()
-        .map(|(h, installed)| view(state, h, installed, &releases, at))
+        .map(|(h, installed)| {
+            let releases = catalog.for_tenant(h.tenant_id.as_deref());
+            view(state, h, installed, &releases, at)
+        })
         .collect())
 }
 

@@ -11,11 +11,14 @@ use super::error::{ServiceError, ServiceResult};
 use crate::policy::fleet;
 use crate::state::Shared;
 use crate::store::NewRelease;
+use crate::store::OwnedKind;
 
 /// Stores a signed release. The server indexes the manifest without trusting it (it holds no
 /// keys to decide trust; devices verify), but refuses an envelope whose artifact it does not
 /// hold with the exact size and hash, so a broken publish fails here rather than on devices.
-pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishResponse> {
+/// Publishes a release for `tenant` (the publisher's): in an install of several tenants, its
+/// item and artifact must be the tenant's (an item is the tenant's that first published it).
+pub async fn publish(state: &Shared, body: &[u8], tenant: &str) -> ServiceResult<PublishResponse> {
     let envelope = Envelope::parse(body).map_err(|e| ServiceError::invalid(e.to_string()))?;
     let manifest =
         Manifest::parse_unverified(&envelope).map_err(|e| ServiceError::invalid(e.to_string()))?;
@@ -46,6 +49,7 @@ pub async fn publish(state: &Shared, body: &[u8]) -> ServiceResult<PublishRespon
         )));
     }
     holds_what_it_lists(&path, &manifest).await?;
+    claim_item(state, &manifest.item, &manifest.artifact.name, tenant).await?;
     let view = view_of(&manifest, &envelope);
     let text = String::from_utf8_lossy(body).into_owned();
     if !state
@@ -95,6 +99,93 @@ async fn holds_what_it_lists(path: &Path, manifest: &Manifest) -> ServiceResult<
 fn expired(expires_at: &str) -> bool {
     ferry_manifests::wire::parse_timestamp(expires_at)
         .is_some_and(|t| t <= time::OffsetDateTime::now_utc())
+}
+
+/// Refuses an item that is not `tenant`'s (in an install of several tenants, each has its own
+/// items), in the words of one that does not exist.
+pub async fn require_item_of(
+    state: &Shared,
+    item: &str,
+    tenant: Option<&str>,
+) -> ServiceResult<()> {
+    if state.catalog().await?.is_of(item, tenant) {
+        Ok(())
+    } else {
+        Err(ServiceError::not_found(format!(
+            "no release of {item}; see ferryctl releases list"
+        )))
+    }
+}
+
+/// Claims an item for `tenant` at its first publish (one published before tenants, or while
+/// there was one, is the default tenant's), and checks the artifact is the tenant's too.
+async fn claim_item(state: &Shared, item: &str, artifact: &str, tenant: &str) -> ServiceResult<()> {
+    let c = state.catalog().await?;
+    if !c.several {
+        return Ok(());
+    }
+    let claimant = if c.claimed(item) || state.store.releases(Some(item)).await?.is_empty() {
+        tenant.to_string()
+    } else {
+        c.default_id.clone()
+    };
+    let owner = state.store.claim(OwnedKind::Item, item, &claimant).await?;
+    if owner != tenant {
+        return Err(ServiceError::conflict(format!(
+            "the item {item} is another tenant's; publish yours under another name"
+        )));
+    }
+    if !artifact_is_of(state, artifact, Some(tenant)).await? {
+        return Err(ServiceError::conflict(format!(
+            "the artifact {artifact} is another tenant's; upload yours under another name"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether an artifact file is `tenant`'s to read (always, with one tenant; a name no tenant
+/// claimed is the default tenant's).
+pub async fn artifact_is_of(
+    state: &Shared,
+    name: &str,
+    tenant: Option<&str>,
+) -> ServiceResult<bool> {
+    let c = state.catalog().await?;
+    if !c.several {
+        return Ok(true);
+    }
+    let owner = state.store.artifact_owner(name).await?;
+    Ok(owner.as_deref().unwrap_or(&c.default_id) == tenant.unwrap_or(&c.default_id))
+}
+
+/// Claims an artifact name for `tenant` before its upload, in an install of several
+/// tenants: a name another tenant holds (or a file uploaded before tenants, the default
+/// tenant's) is refused.
+pub async fn claim_artifact(
+    state: &Shared,
+    name: &str,
+    tenant: &str,
+    exists: bool,
+) -> ServiceResult<()> {
+    let c = state.catalog().await?;
+    if !c.several {
+        return Ok(());
+    }
+    let claimant = match state.store.artifact_owner(name).await? {
+        Some(owner) => owner,
+        None if exists => c.default_id.clone(),
+        None => tenant.to_string(),
+    };
+    let owner = state
+        .store
+        .claim(OwnedKind::Artifact, name, &claimant)
+        .await?;
+    if owner != tenant {
+        return Err(ServiceError::conflict(format!(
+            "the artifact name {name} is another tenant's; name yours differently"
+        )));
+    }
+    Ok(())
 }
 
 /// The release of `item` an install may take: `version`, or the newest; a withdrawn one is

@@ -184,6 +184,9 @@ pub async fn check_batch(
     if scope.is_all() {
         return Ok(req);
     }
+    if let BatchRequest::Item { item, .. } = &req {
+        super::releases::require_item_of(state, item, scope.tenant()).await?;
+    }
     match req {
         BatchRequest::Host { ref host, .. } => {
             require_host(state, scope, host).await?;

@@ -72,6 +72,8 @@ pub async fn add(
         )));
     }
     let id = state.store.add_tenant(&req.name).await?;
+    // Catalogs split by tenant from now on, on every instance.
+    state.releases_changed();
     tracing::info!(tenant = %req.name, "tenant added");
     Ok(TenantView {
         id,

@@ -57,6 +57,8 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
             host.facts.hostname
         )));
     }
+    // Only its tenant's items.
+    super::releases::require_item_of(state, item, host.tenant_id.as_deref()).await?;
     let Some(current) = installed.iter().find(|i| i.item == item) else {
         let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
         return Err(ServiceError::conflict(format!(

@@ -21,7 +21,7 @@ pub use model::{
     UserRow,
 };
 pub use notice::Notice;
-pub use sql::PackageCounts;
+pub use sql::{OwnedKind, PackageCounts};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -467,6 +467,12 @@ interface! {
     fn add_tenant(&self, name: &str) -> Result<String>;
     /// How many tenants there are.
     fn tenant_count(&self) -> Result<i64>;
+    /// Every item a tenant claimed: (item, tenant id).
+    fn item_owners(&self) -> Result<Vec<(String, String)>>;
+    /// Claims an item or artifact name for a tenant unless held; the tenant holding it.
+    fn claim(&self, kind: OwnedKind, name: &str, tenant_id: &str) -> Result<String>;
+    /// The tenant that claimed an artifact name, if any.
+    fn artifact_owner(&self, name: &str) -> Result<Option<String>>;
     /// Every user, by name.
     fn users(&self) -> Result<Vec<UserRow>>;
     /// Changes what is `Some`; false when there is no such user.

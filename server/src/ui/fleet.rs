@@ -213,11 +213,12 @@ pub async fn hosts_body(
             .await?
         }
     };
-    let releases = state.releases().await?;
+    let catalog = state.catalog().await?;
     let none = Vec::new();
     let shown: Vec<(HostView, &'static str)> = rows
         .into_iter()
         .map(|(h, installed)| {
+            let releases = catalog.for_tenant(h.tenant_id.as_deref());
             let v = crate::service::hosts::view(state, h, installed, &releases, at);
             let p = !pending.get(&v.id).unwrap_or(&none).is_empty();
             let s = host_status(&v, p, failed.contains(&v.id));
@@ -346,7 +347,7 @@ async fn host_body(
         .host(&host_id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("host {id} was removed")))?;
-    let releases = state.releases().await?;
+    let releases = state.releases_for(row.tenant_id.as_deref()).await?;
     let h = crate::service::hosts::view(
         state,
         row,

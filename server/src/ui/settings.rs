@@ -152,8 +152,17 @@ pub async fn packages(
 }
 
 pub async fn items(State(state): State<Shared>, who: SignedIn) -> Response {
+    let catalog = match state.catalog().await {
+        Ok(c) => c,
+        Err(e) => return failed(&who, e),
+    };
+    let tenant = who.user().tenant_id.clone();
     let items = match service::items::list(&state).await {
-        Ok(i) => i,
+        Ok(mut i) => {
+            // The user's tenant's items (all of them with one tenant).
+            i.retain(|i| catalog.is_of(&i.name, Some(&tenant)));
+            i
+        }
         Err(e) => return failed(&who, e),
     };
     // Every release, withdrawn ones too (marked), unlike what devices are offered.
@@ -252,17 +261,21 @@ pub async fn withdraw_release(
     Path((item, version)): Path<(String, String)>,
     CsrfForm(who, f): CsrfForm<WithdrawForm>,
 ) -> Response {
-    let result = match version.parse::<semver::Version>() {
-        Ok(v) => service::releases::withdraw(&state, &item, &v, f.reason.as_deref().unwrap_or(""))
-            .await
-            .map(|r| {
-                format!(
-                    "Withdrew {} {}: it is no longer offered.",
-                    r.item, r.version
-                )
-            })
-            .map_err(AppError::from),
-        Err(e) => Err(AppError::bad_request(format!("version {version:?}: {e}"))),
+    let mine = service::releases::require_item_of(&state, &item, Some(&who.user().tenant_id)).await;
+    let result = match (mine, version.parse::<semver::Version>()) {
+        (Err(e), _) => Err(e.into()),
+        (Ok(()), Ok(v)) => {
+            service::releases::withdraw(&state, &item, &v, f.reason.as_deref().unwrap_or(""))
+                .await
+                .map(|r| {
+                    format!(
+                        "Withdrew {} {}: it is no longer offered.",
+                        r.item, r.version
+                    )
+                })
+                .map_err(AppError::from)
+        }
+        (Ok(()), Err(e)) => Err(AppError::bad_request(format!("version {version:?}: {e}"))),
     };
     done(
         &state,

@@ -165,6 +165,7 @@ async fn plan(
     tenant_id: &str,
 ) -> ServiceResult<(Campaign, Vec<String>)> {
     super::super::items::ensure_active(state, &req.item).await?;
+    super::super::releases::require_item_of(state, &req.item, Some(tenant_id)).await?;
     super::super::releases::installable(state, &req.item, Some(&req.version)).await?;
     let target = resolve_target(state, req.target.clone()).await?;
     let waves = campaign::parse_waves(req.waves.as_deref().unwrap_or(DEFAULT_WAVES_FEW))

@@ -15,6 +15,7 @@ mod packages;
 #[cfg(test)]
 mod upgrade_tests;
 pub use packages::PackageCounts;
+pub use users::OwnedKind;
 mod releases;
 mod roots;
 mod tokens;
@@ -152,6 +153,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         31,
         include_str!("../../../migrations/sqlite/0031_tenants.sql"),
     ),
+    (
+        32,
+        include_str!("../../../migrations/sqlite/0032_catalogs.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -216,6 +221,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         31,
         include_str!("../../../migrations/postgres/0031_tenants.sql"),
+    ),
+    (
+        32,
+        include_str!("../../../migrations/postgres/0032_catalogs.sql"),
     ),
 ];
 

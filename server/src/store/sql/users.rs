@@ -317,3 +317,55 @@ impl Sql {
             .await?)
     }
 }
+
+impl Sql {
+    /// Every item a tenant claimed: (item, tenant id). Items with none are the default
+    /// tenant's.
+    pub async fn item_owners(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query("SELECT item, tenant_id FROM item_owners")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("item")?, r.try_get("tenant_id")?)))
+            .collect()
+    }
+
+    /// Claims `name` in `table` (`item_owners` or `artifact_owners`) for `tenant_id` unless
+    /// someone holds it; the tenant that holds it now.
+    pub async fn claim(&self, table: OwnedKind, name: &str, tenant_id: &str) -> Result<String> {
+        let (table, key) = match table {
+            OwnedKind::Item => ("item_owners", "item"),
+            OwnedKind::Artifact => ("artifact_owners", "name"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} ({key}, tenant_id) VALUES ($1, $2) ON CONFLICT ({key}) DO NOTHING"
+        )))
+        .bind(name)
+        .bind(tenant_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT tenant_id FROM {table} WHERE {key} = $1"
+        )))
+        .bind(name)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    /// The tenant that holds an artifact file's name, if one claimed it.
+    pub async fn artifact_owner(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT tenant_id FROM artifact_owners WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+}
+
+/// What a tenant may hold by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnedKind {
+    Item,
+    Artifact,
+}
