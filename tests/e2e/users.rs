@@ -464,6 +464,12 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
     );
     let refused = ctl_as(&w, &ada, &["tenants", "add", "evil"]);
     assert_ne!(refused.code, Some(0), "{refused}");
+    // Its own items' settings are its own; another tenant's item is not there for it.
+    let featured = ctl_as(&w, &ada, &["items", "edit", "acme-app", "--featured", "true"]);
+    assert_eq!(featured.code, Some(0), "{featured}");
+    let refused = ctl_as(&w, &ada, &["items", "edit", "web", "--deactivate"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("no release of web"), "{refused}");
     // Each sees its own catalog; a host is offered its tenant's releases only.
     assert_eq!(
         names(&json_as(&w, &ada, &["releases", "list"]), "item"),

@@ -21,13 +21,15 @@ pub async fn list(State(state): State<Shared>, op: Operator) -> ApiResult<Json<V
 #[utoipa::path(patch, path = "/api/v1/items/{name}", tag = "items", params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,63}$")), request_body = ferry_manifests::wire::ItemEdit, responses((status = 200, body = ferry_manifests::wire::ItemView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     Path(name): Path<String>,
     ApiJson(edit): ApiJson<ItemEdit>,
 ) -> ApiResult<(
     axum::Extension<crate::policy::audit::Change>,
     Json<ItemView>,
 )> {
+    // Another tenant's item is not the caller's to change.
+    crate::service::releases::require_item_of(&state, &name, Some(&op.user().tenant_id)).await?;
     let before = items::list(&state)
         .await?
         .into_iter()

@@ -71,7 +71,9 @@ async fn check_scope<S: AuthContext>(
     };
     match what {
         Addressed::Nothing => Ok(scope),
-        Addressed::FleetWide if scope.tag().is_some() || scope.is_guest() => {
+        // A tenant's own items and hosts are its own to change: what reaches every host of
+        // it is refused only to a user limited to a tag.
+        Addressed::FleetWide if scope.tag().is_some() => {
             Err(forbidden(scope.refusal(&user.user_name, "this")))
         }
         Addressed::Shared if scope.is_guest() => Err(forbidden(format!(

@@ -369,7 +369,7 @@ impl SignedIn {
     pub fn may(&self, method: &str, route: &str) -> bool {
         use crate::policy::scope::{addressed, Addressed};
         let reach = match addressed(method, route, &[]) {
-            Addressed::FleetWide => self.scope.tag().is_none() && !self.scope.is_guest(),
+            Addressed::FleetWide => self.scope.tag().is_none(),
             Addressed::Shared => !self.scope.is_guest(),
             _ => true,
         };

@@ -244,10 +244,19 @@ pub async fn edit_item(
         icon_url: Some(f.icon_url.unwrap_or_default().trim().to_string()),
         deactivated: None,
     };
-    let result = service::items::edit(&state, &name, &edit)
-        .await
-        .map(|i| format!("{} saved.", i.name))
-        .map_err(AppError::from);
+    let result = match service::releases::require_item_of(
+        &state,
+        &name,
+        Some(&who.user().tenant_id),
+    )
+    .await
+    {
+        Ok(()) => service::items::edit(&state, &name, &edit)
+            .await
+            .map(|i| format!("{} saved.", i.name))
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
     done(&state, &who, "/items", result)
 }
 
