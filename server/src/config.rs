@@ -86,6 +86,8 @@ pub struct Publishing {
     pub discovery: bool,
     /// Home Assistant's discovery prefix (default `homeassistant`).
     pub discovery_prefix: String,
+    /// Only this tenant's hosts (a connection a tenant added); `None`: every host.
+    pub tenant: Option<String>,
 }
 
 impl Default for Publishing {
@@ -94,6 +96,7 @@ impl Default for Publishing {
             prefix: "ferry".into(),
             discovery: true,
             discovery_prefix: "homeassistant".into(),
+            tenant: None,
         }
     }
 }
@@ -247,6 +250,7 @@ impl MqttConnection {
                 prefix,
                 discovery: spec.discovery.unwrap_or(true),
                 discovery_prefix,
+                tenant: None,
             },
         })
     }

@@ -476,3 +476,81 @@ fn connectivity_follows_the_agents_long_poll() {
         assert_eq!(h["online"], false, "{h}");
     }
 }
+
+/// ferryctl as another user (`FERRY_TOKEN`).
+fn ctl_as(w: &World, token: &str, args: &[&str]) -> crate::util::Run {
+    let mut cmd = w.ctl_command(args);
+    cmd.env("FERRY_TOKEN", token);
+    crate::util::run(cmd)
+}
+
+#[test]
+fn a_tenants_connection_publishes_its_own_hosts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(dir.path());
+    let w = World::new();
+    w.release("1.0.0", &[]);
+    w.agent("check").ok();
+    w.ctl(&["tenants", "add", "acme"]).ok();
+    w.ctl(&["users", "add", "ada", "--role", "admin", "--tenant", "acme"])
+        .ok();
+    let ada = w
+        .ctl(&["tokens", "create", "--user", "ada", "--name", "ada"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let enrol = ctl_as(
+        &w,
+        &ada,
+        &["tokens", "create", "--kind", "enrol", "--name", "acme"],
+    );
+    fs::write(w.path("acme.token"), enrol.ok().stdout.trim()).unwrap();
+    let acme = w.add_device("acme-1", "");
+    let cfg = fs::read_to_string(&acme.cfg)
+        .unwrap()
+        .replace("server-data/enrol.token", "acme.token");
+    fs::write(&acme.cfg, cfg).unwrap();
+    acme.run("check").ok();
+    let id_of = |list: serde_json::Value| list[0]["id"].as_str().unwrap().to_string();
+    let home = id_of(w.ctl_json(&["hosts", "list"]));
+    let mut cmd = w.ctl_command(&["hosts", "list", "--json"]);
+    cmd.env("FERRY_TOKEN", &ada);
+    let theirs = id_of(serde_json::from_str(&crate::util::run(cmd).ok().stdout).unwrap());
+
+    // Ada's connection: acme's hosts, nothing of the default tenant's.
+    let url = format!("mqtt://127.0.0.1:{}", broker.port);
+    let added = ctl_as(&w, &ada, &["mqtt", "add", "acme-broker", "--url", &url]);
+    assert_eq!(added.code, Some(0), "{added}");
+    let watcher = Watcher::start(broker.port, "tenant-watcher");
+    watcher.wait_for(&format!("ferry/hosts/{theirs}/hostname"), "acme-1");
+    watcher.wait_for("ferry/status", "online");
+    assert_eq!(watcher.get(&format!("ferry/hosts/{home}/hostname")), None);
+    // The default tenant lists none of acme's connections; acme none of the install's.
+    let listed = w.ctl_json(&["mqtt", "list"]);
+    assert!(listed.as_array().unwrap().is_empty(), "{listed}");
+    let refused = w.ctl(&["mqtt", "remove", "acme-broker"]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    // A command for another tenant's host through acme's broker does nothing.
+    watcher
+        .client
+        .publish(
+            format!("ferry/hosts/{home}/items/web/set"),
+            QoS::AtLeastOnce,
+            false,
+            "install",
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        w.ctl_json(&["history", "list"])
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "a tenant's broker installed on another tenant's host"
+    );
+    assert!(w
+        .server
+        .log_text()
+        .contains("MQTT command for a host of another tenant"));
+}

@@ -465,7 +465,11 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
     let refused = ctl_as(&w, &ada, &["tenants", "add", "evil"]);
     assert_ne!(refused.code, Some(0), "{refused}");
     // Its own items' settings are its own; another tenant's item is not there for it.
-    let featured = ctl_as(&w, &ada, &["items", "edit", "acme-app", "--featured", "true"]);
+    let featured = ctl_as(
+        &w,
+        &ada,
+        &["items", "edit", "acme-app", "--featured", "true"],
+    );
     assert_eq!(featured.code, Some(0), "{featured}");
     let refused = ctl_as(&w, &ada, &["items", "edit", "web", "--deactivate"]);
     assert_ne!(refused.code, Some(0), "{refused}");

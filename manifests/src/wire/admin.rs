@@ -173,6 +173,9 @@ pub struct MqttConnectionView {
     /// `server.toml` (read at start; change it there) or `api` (stored, secrets sealed).
     #[serde(default)]
     pub source: String,
+    /// The tenant whose hosts it publishes (its id); absent: every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// `POST /api/v1/mqtt`: a broker connection to add; `PATCH /api/v1/mqtt/{name}` takes the

@@ -136,6 +136,7 @@ fn status(state: &Shared, conn: &MqttConnection, f: impl FnOnce(&mut MqttConnect
             topic_prefix: conn.publishing.prefix.clone(),
             discovery: conn.publishing.discovery,
             discovery_prefix: conn.publishing.discovery_prefix.clone(),
+            tenant: conn.publishing.tenant.clone(),
             source: if state.config.mqtt.iter().any(|m| m.name == conn.name) {
                 "server.toml".into()
             } else {
@@ -342,7 +343,7 @@ async fn push(
     let started = std::time::Instant::now();
     let before: std::collections::BTreeSet<String> = published.keys().cloned().collect();
     let mut current = std::collections::BTreeSet::new();
-    let mut reader = super::snapshot::Reader::open(state).await?;
+    let mut reader = super::snapshot::Reader::open(state, p.tenant.clone()).await?;
     let (mut hosts, mut total, mut sent) = (0usize, 0usize, 0usize);
     while let Some(page) = reader.next_page(state).await? {
         hosts += page.hosts.len();
@@ -390,7 +391,24 @@ async fn handle_inbound(
     payload: &[u8],
     published: &mut Published,
 ) {
-    let result = match topics::parse_inbound(p, topic, payload) {
+    let parsed = topics::parse_inbound(p, topic, payload);
+    // A tenant's connection acts on its tenant's hosts only.
+    if let (
+        Some(tenant),
+        Ok(
+            Inbound::InstallItem { host_id, .. }
+            | Inbound::InstallAll { host_id }
+            | Inbound::InstallSecurity { host_id },
+        ),
+    ) = (&p.tenant, &parsed)
+    {
+        let theirs = matches!(state.host_tenant(host_id).await, Ok(Some(t)) if &t == tenant);
+        if !theirs {
+            tracing::warn!(%topic, "MQTT command for a host of another tenant (or none) ignored");
+            return;
+        }
+    }
+    let result = match parsed {
         Ok(Inbound::HomeAssistantOnline) => {
             // Home Assistant restarted: it needs the discovery configs again.
             republish_discovery(state, client, p).await
@@ -464,7 +482,7 @@ async fn republish_discovery(
     client: &AsyncClient,
     p: &Publishing,
 ) -> Result<(), BridgeError> {
-    let mut reader = super::snapshot::Reader::open(state).await?;
+    let mut reader = super::snapshot::Reader::open(state, p.tenant.clone()).await?;
     while let Some(page) = reader.next_page(state).await? {
         for m in topics::legacy_cleared(p, &page)
             .into_iter()

@@ -7,17 +7,33 @@ use ferry_manifests::wire::{MqttConnectionRequest, MqttConnectionView};
 use crate::config::MqttConnection;
 use crate::service::{ServiceError, ServiceResult};
 use crate::state::Shared;
-use crate::store::StoredMqtt;
+use crate::store::{LiveOperator, StoredMqtt};
 
-/// How each broker connection is doing.
-pub fn list(state: &Shared) -> Vec<MqttConnectionView> {
-    state
+/// Whether `caller` may see and manage a connection of `tenant`: their tenant's, or (an
+/// install-wide one, `None`) the default tenant's users.
+async fn mine(state: &Shared, caller: &LiveOperator, tenant: Option<&str>) -> ServiceResult<bool> {
+    Ok(match tenant {
+        Some(t) => t == caller.tenant_id,
+        None => caller.tenant_id == crate::service::tenants::default_id(state).await?,
+    })
+}
+
+/// How each of the caller's broker connections is doing.
+pub async fn list(state: &Shared, caller: &LiveOperator) -> ServiceResult<Vec<MqttConnectionView>> {
+    let all: Vec<MqttConnectionView> = state
         .mqtt_status
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .values()
         .cloned()
-        .collect()
+        .collect();
+    let mut out = Vec::new();
+    for v in all {
+        if mine(state, caller, v.tenant.as_deref()).await? {
+            out.push(v);
+        }
+    }
+    Ok(out)
 }
 
 fn view(state: &Shared, c: &MqttConnection) -> MqttConnectionView {
@@ -39,6 +55,7 @@ fn view(state: &Shared, c: &MqttConnection) -> MqttConnectionView {
             discovery: c.publishing.discovery,
             discovery_prefix: c.publishing.discovery_prefix.clone(),
             source: "api".into(),
+            tenant: c.publishing.tenant.clone(),
             ..Default::default()
         })
 }
@@ -67,8 +84,13 @@ async fn save_and_run(state: &Shared, stored: StoredMqtt) -> ServiceResult<MqttC
     Ok(view(state, &conn))
 }
 
-/// Adds a broker connection (its secrets sealed) and starts its bridge.
-pub async fn add(state: &Shared, req: MqttConnectionRequest) -> ServiceResult<MqttConnectionView> {
+/// Adds a broker connection of the caller's tenant (its secrets sealed; it publishes that
+/// tenant's hosts) and starts its bridge.
+pub async fn add(
+    state: &Shared,
+    caller: &LiveOperator,
+    req: MqttConnectionRequest,
+) -> ServiceResult<MqttConnectionView> {
     let (Some(name), Some(url)) = (req.name.clone(), req.url.clone()) else {
         return Err(ServiceError::invalid("give the connection's name and url"));
     };
@@ -94,33 +116,40 @@ pub async fn add(state: &Shared, req: MqttConnectionRequest) -> ServiceResult<Mq
         topic_prefix: req.topic_prefix,
         discovery: req.discovery,
         discovery_prefix: req.discovery_prefix,
+        tenant_id: Some(caller.tenant_id.clone()),
     };
     save_and_run(state, stored).await
 }
 
-async fn stored(state: &Shared, name: &str) -> ServiceResult<StoredMqtt> {
-    if from_file(state, name) {
+async fn stored(state: &Shared, caller: &LiveOperator, name: &str) -> ServiceResult<StoredMqtt> {
+    if from_file(state, name) && mine(state, caller, None).await? {
         return Err(ServiceError::conflict(format!(
             "the MQTT connection {name} is defined in server.toml; change it there"
         )));
     }
-    state
+    let found = state
         .store
         .mqtt_connections()
         .await?
         .into_iter()
-        .find(|m| m.name == name)
-        .ok_or_else(|| ServiceError::not_found(format!("no MQTT connection named {name}")))
+        .find(|m| m.name == name);
+    match found {
+        Some(m) if mine(state, caller, m.tenant_id.as_deref()).await? => Ok(m),
+        _ => Err(ServiceError::not_found(format!(
+            "no MQTT connection named {name}"
+        ))),
+    }
 }
 
 /// Changes a connection added through the API (server.toml's are changed there) and restarts
 /// its bridge.
 pub async fn edit(
     state: &Shared,
+    caller: &LiveOperator,
     name: &str,
     req: MqttConnectionRequest,
 ) -> ServiceResult<MqttConnectionView> {
-    let mut m = stored(state, name).await?;
+    let mut m = stored(state, caller, name).await?;
     if let Some(url) = req.url {
         m.url = url;
     }
@@ -149,8 +178,8 @@ pub async fn edit(
 }
 
 /// Removes a connection added through the API and stops its bridge.
-pub async fn remove(state: &Shared, name: &str) -> ServiceResult<()> {
-    stored(state, name).await?;
+pub async fn remove(state: &Shared, caller: &LiveOperator, name: &str) -> ServiceResult<()> {
+    stored(state, caller, name).await?;
     state.store.remove_mqtt(name).await?;
     super::stop(state, name);
     tracing::info!(connection = %name, "MQTT connection removed");
@@ -158,7 +187,23 @@ pub async fn remove(state: &Shared, name: &str) -> ServiceResult<()> {
 }
 
 /// Waits up to 5 s for the connection to be up, and says how it is.
-pub async fn test(state: &Shared, name: &str) -> ServiceResult<MqttConnectionView> {
+pub async fn test(
+    state: &Shared,
+    caller: &LiveOperator,
+    name: &str,
+) -> ServiceResult<MqttConnectionView> {
+    let theirs = list(state, caller).await?.iter().any(|v| v.name == name)
+        || state
+            .bridges
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+            && stored(state, caller, name).await.is_ok();
+    if !theirs {
+        return Err(ServiceError::not_found(format!(
+            "no MQTT connection named {name}"
+        )));
+    }
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let now = state

@@ -63,6 +63,7 @@ pub fn not_started(state: &Shared, m: &StoredMqtt, reason: String) {
                 url: m.url.clone(),
                 last_error: Some(format!("not started: {reason}")),
                 source: "api".into(),
+                tenant: m.tenant_id.clone(),
                 ..Default::default()
             },
         );
@@ -80,7 +81,9 @@ pub fn from_stored(state: &Shared, m: &StoredMqtt) -> Result<MqttConnection, Str
         .map(|p| String::from_utf8(p).map_err(|_| "the stored password is not text".to_string()))
         .transpose()?;
     let ca = open(&m.ca_sealed)?;
-    MqttConnection::check(&spec_of(m), password, ca)
+    let mut conn = MqttConnection::check(&spec_of(m), password, ca)?;
+    conn.publishing.tenant = m.tenant_id.clone();
+    Ok(conn)
 }
 
 /// The non-secret settings of a stored connection.

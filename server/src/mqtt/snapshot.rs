@@ -27,10 +27,13 @@ pub struct Reader {
     now: time::OffsetDateTime,
     after: Option<String>,
     done: bool,
+    /// Only this tenant's hosts (a tenant's connection).
+    tenant: Option<String>,
 }
 
 impl Reader {
-    pub async fn open(state: &Shared) -> Result<Reader, StoreError> {
+    /// A reader of every host, or (`tenant`) of one tenant's.
+    pub async fn open(state: &Shared, tenant: Option<String>) -> Result<Reader, StoreError> {
         let settings = state
             .store
             .item_settings()
@@ -91,6 +94,7 @@ impl Reader {
             now: time::OffsetDateTime::now_utc(),
             after: None,
             done: false,
+            tenant,
         })
     }
 
@@ -107,6 +111,9 @@ impl Reader {
         self.after = Some(last.id.clone());
         let hosts = rows
             .into_iter()
+            .filter(|(host, _)| {
+                self.tenant.is_none() || host.tenant_id.as_deref() == self.tenant.as_deref()
+            })
             .map(|(host, installed)| self.host(state, host, &installed))
             .collect();
         Ok(Some(Snapshot { hosts }))

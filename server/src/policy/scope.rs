@@ -118,7 +118,7 @@ pub enum Addressed {
     Batch(String),
     /// Something of the whole fleet (an item's settings, every host's batch of an item).
     FleetWide,
-    /// What the whole install shares: trust roots, MQTT connections.
+    /// What the whole install shares: the trust root chain.
     Shared,
     /// Nothing host-bound: a list (filtered by its handler), a release, a user.
     Nothing,
@@ -151,9 +151,7 @@ pub fn addressed(method: &str, route: &str, params: &[(String, String)]) -> Addr
     match (method, route) {
         ("PATCH", "/api/v1/items/{name}")
         | ("POST", "/items/{name}" | "/items/{name}/{version}/batch") => Addressed::FleetWide,
-        ("POST", "/api/v1/trust-roots")
-        | ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Addressed::Shared,
-        (_, r) if r.starts_with("/api/v1/mqtt") => Addressed::Shared,
+        ("POST", "/api/v1/trust-roots") => Addressed::Shared,
         _ => Addressed::Nothing,
     }
 }
@@ -243,7 +241,7 @@ mod tests {
             addressed("POST", "/api/v1/trust-roots", &[]),
             Addressed::Shared
         );
-        assert_eq!(addressed("GET", "/api/v1/mqtt", &[]), Addressed::Shared);
+        assert_eq!(addressed("GET", "/api/v1/mqtt", &[]), Addressed::Nothing);
         assert_eq!(addressed("GET", "/api/v1/items", &[]), Addressed::Nothing);
     }
 }

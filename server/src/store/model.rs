@@ -227,4 +227,6 @@ pub struct StoredMqtt {
     pub topic_prefix: Option<String>,
     pub discovery: Option<bool>,
     pub discovery_prefix: Option<String>,
+    /// The tenant whose hosts it publishes (`None`: every host).
+    pub tenant_id: Option<String>,
 }

@@ -360,7 +360,10 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
         Ok(t) => t,
         Err(e) => return failed(&who, e),
     };
-    let mqtt = connections::list(&state);
+    let mqtt = match connections::list(&state, who.user()).await {
+        Ok(m) => m,
+        Err(e) => return failed(&who, e),
+    };
     // The token this session signed in with, marked in the list.
     let mine = match who.token_hash() {
         Some(hash) => state.store.token_id(hash).await.ok().flatten(),
@@ -400,7 +403,7 @@ pub async fn settings(State(state): State<Shared>, who: SignedIn) -> Response {
             }
             button type="submit" { "Create token" }
         }
-        // The install's broker connections: not a tenant's to see or change.
+        // The user's tenant's broker connections.
         @if who.may("POST", "/settings/mqtt") {
         h2 { "MQTT connections" }
         div.table { table #mqtt {
@@ -514,7 +517,7 @@ pub async fn add_mqtt(
         discovery: Some(f.discovery.is_some()),
         discovery_prefix: None,
     };
-    let result = connections::add(&state, req)
+    let result = connections::add(&state, who.user(), req)
         .await
         .map(|c| format!("MQTT connection {} added.", c.name))
         .map_err(AppError::from);
@@ -527,11 +530,11 @@ pub async fn mqtt_action(
     CsrfForm(who, _): CsrfForm<super::NoFields>,
 ) -> Response {
     let result = match action.as_str() {
-        "remove" => connections::remove(&state, &name)
+        "remove" => connections::remove(&state, who.user(), &name)
             .await
             .map(|_| format!("MQTT connection {name} removed."))
             .map_err(AppError::from),
-        "test" => connections::test(&state, &name)
+        "test" => connections::test(&state, who.user(), &name)
             .await
             .map_err(AppError::from)
             .map(|v| match (v.connected, v.last_error) {

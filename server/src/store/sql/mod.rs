@@ -157,6 +157,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         32,
         include_str!("../../../migrations/sqlite/0032_catalogs.sql"),
     ),
+    (
+        33,
+        include_str!("../../../migrations/sqlite/0033_mqtt_tenants.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -225,6 +229,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         32,
         include_str!("../../../migrations/postgres/0032_catalogs.sql"),
+    ),
+    (
+        33,
+        include_str!("../../../migrations/postgres/0033_mqtt_tenants.sql"),
     ),
 ];
 

@@ -9,7 +9,7 @@ impl Sql {
     pub async fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>> {
         let rows = sqlx::query(
             "SELECT name, url, username, password_sealed, ca_sealed, client_id, topic_prefix,
-                discovery, discovery_prefix FROM mqtt_connections ORDER BY name",
+                discovery, discovery_prefix, tenant_id FROM mqtt_connections ORDER BY name",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -25,6 +25,7 @@ impl Sql {
                     topic_prefix: r.try_get("topic_prefix")?,
                     discovery: r.try_get::<Option<i64>, _>("discovery")?.map(|d| d != 0),
                     discovery_prefix: r.try_get("discovery_prefix")?,
+                    tenant_id: r.try_get("tenant_id")?,
                 })
             })
             .collect()
@@ -34,8 +35,8 @@ impl Sql {
     pub async fn put_mqtt(&self, m: &StoredMqtt) -> Result<()> {
         sqlx::query(
             "INSERT INTO mqtt_connections (name, url, username, password_sealed, ca_sealed,
-                client_id, topic_prefix, discovery, discovery_prefix, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                client_id, topic_prefix, discovery, discovery_prefix, created_at, tenant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT (name) DO UPDATE SET url = excluded.url, username = excluded.username,
                 password_sealed = excluded.password_sealed, ca_sealed = excluded.ca_sealed,
                 client_id = excluded.client_id, topic_prefix = excluded.topic_prefix,
@@ -52,6 +53,7 @@ impl Sql {
         .bind(m.discovery.map(i64::from))
         .bind(&m.discovery_prefix)
         .bind(ferry_manifests::wire::now())
+        .bind(&m.tenant_id)
         .execute(&self.writer)
         .await?;
         Ok(())
