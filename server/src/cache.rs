@@ -34,6 +34,8 @@ pub struct Cache {
     /// Each host's tenant, once read (a host never moves).
     host_tenants: Mutex<HashMap<String, Option<String>>>,
     root: RwLock<Option<Option<u64>>>,
+    /// Each other tenant's newest trust root version (dropped with `root`).
+    guest_roots: Mutex<HashMap<String, Option<u64>>>,
     campaigns: RwLock<Option<bool>>,
     /// Hosts that had no pending or cancelled job, at which updates epoch.
     idle: Mutex<HashMap<String, u64>>,
@@ -256,6 +258,15 @@ impl Cache {
 
     pub fn set_root(&self, r: Option<Option<u64>>) {
         *self.root.write().unwrap_or_else(|e| e.into_inner()) = r;
+        lock(&self.guest_roots).clear();
+    }
+
+    pub fn guest_root(&self, tenant: &str) -> Option<Option<u64>> {
+        lock(&self.guest_roots).get(tenant).copied()
+    }
+
+    pub fn set_guest_root(&self, tenant: &str, v: Option<u64>) {
+        lock(&self.guest_roots).insert(tenant.to_string(), v);
     }
 
     pub fn campaigns_active(&self) -> Option<bool> {

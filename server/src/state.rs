@@ -233,13 +233,43 @@ impl AppState {
         Ok(c.for_tenant(tenant.as_deref()))
     }
 
+    /// The tenant whose own trust root chain applies, for something of `tenant`: `None` for
+    /// the install's (the default tenant, or a single-tenant install).
+    pub async fn guest(&self, tenant: Option<&str>) -> Result<Option<String>, store::StoreError> {
+        let c = self.catalog().await?;
+        Ok(match tenant {
+            Some(t) if c.several && t != c.default_id => Some(t.to_string()),
+            _ => None,
+        })
+    }
+
+    /// The newest trust root version of the install's chain.
     pub async fn trust_root_version(&self) -> Result<Option<u64>, store::StoreError> {
         if let Some(v) = self.cache.root() {
             return Ok(v);
         }
-        let v = self.store.latest_root().await?.map(|(v, _)| v);
+        let v = self.store.latest_root(None).await?.map(|(v, _)| v);
         self.cache.set_root(Some(v));
         Ok(v)
+    }
+
+    /// The newest trust root version a host follows: its tenant's chain.
+    pub async fn host_root_version(&self, host_id: &str) -> Result<Option<u64>, store::StoreError> {
+        if !self.catalog().await?.several {
+            return self.trust_root_version().await;
+        }
+        let tenant = self.host_tenant(host_id).await?;
+        match self.guest(tenant.as_deref()).await? {
+            None => self.trust_root_version().await,
+            Some(g) => {
+                if let Some(v) = self.cache.guest_root(&g) {
+                    return Ok(v);
+                }
+                let v = self.store.latest_root(Some(&g)).await?.map(|(v, _)| v);
+                self.cache.set_guest_root(&g, v);
+                Ok(v)
+            }
+        }
     }
 
     /// Whether any campaign is running or paused (so check-ins must consider campaigns).

@@ -448,8 +448,32 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
         assert_ne!(refused.code, Some(0), "{args:?}: {refused}");
         assert!(refused.stderr.contains("no host"), "{args:?}: {refused}");
     }
-    // Each tenant publishes its own items; another tenant's item is not theirs to publish, and
-    // trust roots and tenants are the install admin's.
+    // Each tenant has its own trust root chain: the install's, over another release key,
+    // does not judge acme's releases; acme publishes its own version 1.
+    let root_of = |name: &str, release_pub: &str| {
+        w.ctl(&["keygen", "--out", &format!("keys/{name}")]).ok();
+        w.ctl(&[
+            "root",
+            "init",
+            "--root-key",
+            &format!("keys/{name}.key"),
+            "--release-key",
+            release_pub,
+            "--out",
+            &format!("{name}.json"),
+        ])
+        .ok();
+        format!("{name}.json")
+    };
+    w.ctl(&["keygen", "--out", "keys/other-release"]).ok();
+    let install_root = root_of("install-root", "keys/other-release.pub");
+    w.ctl(&["root", "publish", &install_root]).ok();
+    let acme_root = root_of("acme-root", "keys/release.pub");
+    let rooted = ctl_as(&w, &ada, &["root", "publish", &acme_root]);
+    assert_eq!(rooted.code, Some(0), "{rooted}");
+
+    // Each tenant publishes its own items; another tenant's item is not theirs to publish,
+    // and tenants are the install admin's to add.
     let src = w.payload("1.0.0", None);
     let own = w.build_with("acme-app", "1.0.0", &src, "keys/release.key", &[]);
     let published = ctl_as(&w, &ada, &["release", "publish", own.to_str().unwrap()]);

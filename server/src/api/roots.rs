@@ -22,10 +22,12 @@ pub struct Published {
 #[utoipa::path(post, path = "/api/v1/trust-roots", tag = "trust roots", request_body = ferry_manifests::Envelope, responses((status = 200, body = Published), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn publish(
     State(state): State<Shared>,
-    _op: Operator,
+    op: Operator,
     crate::error::extract::Bytes(body): crate::error::extract::Bytes,
 ) -> ApiResult<Json<Published>> {
-    let verified = match state.store.latest_root().await? {
+    // The publisher's tenant's chain (the install's for the default tenant).
+    let guest = state.guest(Some(&op.user().tenant_id)).await?;
+    let verified = match state.store.latest_root(guest.as_deref()).await? {
         None => TrustRoot::verify_initial(&body),
         Some((_, previous)) => TrustRoot::verify_initial(previous.as_bytes())
             .map_err(AppError::StoredRoot)?
@@ -33,7 +35,11 @@ pub async fn publish(
     }
     .map_err(|e| AppError::bad_request(e.to_string()))?;
     let text = String::from_utf8_lossy(&body).into_owned();
-    if !state.store.add_root(verified.version, &text).await? {
+    if !state
+        .store
+        .add_root(guest.as_deref(), verified.version, &text)
+        .await?
+    {
         return Err(AppError::conflict(format!(
             "trust root version {} already exists",
             verified.version
@@ -49,10 +55,11 @@ pub async fn publish(
 #[utoipa::path(get, path = "/api/v1/trust-roots/{version}", tag = "trust roots", params(("version" = u64, Path)), responses((status = 200, body = ferry_manifests::Envelope), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn get(
     State(state): State<Shared>,
-    _caller: OperatorOrDevice,
+    caller: OperatorOrDevice,
     Path(version): Path<u64>,
 ) -> ApiResult<impl IntoResponse> {
-    match state.store.root(version).await? {
+    let guest = state.guest(caller.tenant.as_deref()).await?;
+    match state.store.root(guest.as_deref(), version).await? {
         Some(text) => Ok(([(header::CONTENT_TYPE, "application/json")], text)),
         None => Err(AppError::not_found(format!(
             "no trust root version {version}"

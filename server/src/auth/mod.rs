@@ -76,11 +76,7 @@ async fn check_scope<S: AuthContext>(
         Addressed::FleetWide if scope.tag().is_some() => {
             Err(forbidden(scope.refusal(&user.user_name, "this")))
         }
-        Addressed::Shared if scope.is_guest() => Err(forbidden(format!(
-            "user {} belongs to a tenant; this is shared by the whole install (an admin of the default tenant does it)",
-            user.user_name
-        ))),
-        Addressed::FleetWide | Addressed::Shared => Ok(scope),
+        Addressed::FleetWide => Ok(scope),
         other => {
             if state.within_scope(&scope, &other).await? {
                 Ok(scope)
@@ -104,16 +100,7 @@ pub async fn scope_of<S: AuthContext>(state: &S, user: &LiveOperator) -> Result<
     if tenants.len() <= 1 {
         return Ok(Scope::of(None, user.tag.as_deref()));
     }
-    let scope = Scope::of(Some(&user.tenant_id), user.tag.as_deref());
-    let default = tenants
-        .iter()
-        .find(|(_, name)| name == "default")
-        .map(|(id, _)| id);
-    Ok(if default == Some(&user.tenant_id) {
-        scope
-    } else {
-        scope.guest()
-    })
+    Ok(Scope::of(Some(&user.tenant_id), user.tag.as_deref()))
 }
 
 /// Spends one request of the device's budget.

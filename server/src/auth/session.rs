@@ -370,7 +370,6 @@ impl SignedIn {
         use crate::policy::scope::{addressed, Addressed};
         let reach = match addressed(method, route, &[]) {
             Addressed::FleetWide => self.scope.tag().is_none(),
-            Addressed::Shared => !self.scope.is_guest(),
             _ => true,
         };
         reach && super::permit(method, route, &self.user).is_ok()

@@ -15,9 +15,6 @@ pub struct Scope {
     tenant: Option<String>,
     /// Only hosts with this tag.
     tag: Option<String>,
-    /// Not of the install's default tenant: what the whole install shares (its releases,
-    /// trust roots and MQTT connections) is not theirs to change.
-    guest: bool,
 }
 
 impl Scope {
@@ -32,20 +29,7 @@ impl Scope {
         Scope {
             tenant: tenant.map(str::to_string),
             tag: tag.filter(|t| !t.is_empty()).map(str::to_string),
-            guest: false,
         }
-    }
-
-    /// The same, for a user of a tenant other than the install's default one.
-    pub fn guest(mut self) -> Scope {
-        self.guest = true;
-        self
-    }
-
-    /// Whether what the whole install shares (releases, trust roots, MQTT connections) is
-    /// beyond reach.
-    pub fn is_guest(&self) -> bool {
-        self.guest
     }
 
     /// Whether a host of this tenant with these (effective) tags is within reach.
@@ -93,14 +77,11 @@ impl Scope {
 
     /// Why a limited user is refused something that reaches beyond their hosts.
     pub fn refusal(&self, user: &str, what: &str) -> String {
-        match (&self.tag, &self.tenant) {
-            (Some(t), _) => format!(
+        match &self.tag {
+            Some(t) => format!(
                 "user {user} is limited to hosts tagged {t}; {what} reaches other hosts (target tag {t}, or hosts tagged {t})"
             ),
-            (None, Some(_)) => format!(
-                "user {user} belongs to a tenant; {what} reaches the whole install (an admin of the default tenant does it)"
-            ),
-            (None, None) => format!("{what} is refused"),
+            None => format!("{what} is refused"),
         }
     }
 }
@@ -116,10 +97,8 @@ pub enum Addressed {
     Campaign(String),
     /// A batch, by id or prefix.
     Batch(String),
-    /// Something of the whole fleet (an item's settings, every host's batch of an item).
+    /// Something of every host (an item's settings, every host's batch of an item).
     FleetWide,
-    /// What the whole install shares: the trust root chain.
-    Shared,
     /// Nothing host-bound: a list (filtered by its handler), a release, a user.
     Nothing,
 }
@@ -151,7 +130,6 @@ pub fn addressed(method: &str, route: &str, params: &[(String, String)]) -> Addr
     match (method, route) {
         ("PATCH", "/api/v1/items/{name}")
         | ("POST", "/items/{name}" | "/items/{name}/{version}/batch") => Addressed::FleetWide,
-        ("POST", "/api/v1/trust-roots") => Addressed::Shared,
         _ => Addressed::Nothing,
     }
 }
@@ -239,7 +217,7 @@ mod tests {
         );
         assert_eq!(
             addressed("POST", "/api/v1/trust-roots", &[]),
-            Addressed::Shared
+            Addressed::Nothing
         );
         assert_eq!(addressed("GET", "/api/v1/mqtt", &[]), Addressed::Nothing);
         assert_eq!(addressed("GET", "/api/v1/items", &[]), Addressed::Nothing);

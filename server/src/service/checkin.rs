@@ -257,7 +257,7 @@ async fn answer(
             j.mirrors = fleet::mirror_urls(r);
         }
     }
-    let trust_root_version = state.trust_root_version().await?;
+    let trust_root_version = state.host_root_version(&host_id).await?;
     // Told once: a long-poll's answer carries it to the device's next cycle.
     let check_requested = state.check_requests.take(&host_id);
     // The device's software list is asked for only when its digest differs from ours.

@@ -25,7 +25,7 @@ pub async fn publish(state: &Shared, body: &[u8], tenant: &str) -> ServiceResult
     if envelope.signatures.is_empty() {
         return Err(ServiceError::invalid("the manifest is not signed"));
     }
-    signed_as_the_trust_root_says(state, &envelope).await?;
+    signed_as_the_trust_root_says(state, &envelope, tenant).await?;
     if manifest.expires_at <= time::OffsetDateTime::now_utc() {
         return Err(ServiceError::invalid(format!(
             "{} {} expired at {}: every device would refuse it; build it again with a later expiry (ferryctl release build --expires-in-days DAYS)",
@@ -280,8 +280,14 @@ pub async fn withdraw(
 /// release keys): devices that follow the root would refuse anything else, so publishing it
 /// would only make a release no device can install. Without one (devices pin their keys),
 /// the server cannot know the keys and leaves the check to the devices.
-async fn signed_as_the_trust_root_says(state: &Shared, envelope: &Envelope) -> ServiceResult<()> {
-    let Some((version, text)) = state.store.latest_root().await? else {
+async fn signed_as_the_trust_root_says(
+    state: &Shared,
+    envelope: &Envelope,
+    tenant: &str,
+) -> ServiceResult<()> {
+    // The publisher's tenant's chain.
+    let guest = state.guest(Some(tenant)).await?;
+    let Some((version, text)) = state.store.latest_root(guest.as_deref()).await? else {
         return Ok(());
     };
     let root = ferry_manifests::root::TrustRoot::verify_initial(text.as_bytes())

@@ -81,7 +81,7 @@ pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceR
         return Ok(true);
     }
     match what {
-        Addressed::Nothing | Addressed::Shared => Ok(true),
+        Addressed::Nothing => Ok(true),
         Addressed::FleetWide => Ok(false),
         Addressed::Host(given) => match super::hosts::resolve(state, given).await {
             Ok((id, _)) => sees_host(state, scope, &id).await,

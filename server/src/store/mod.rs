@@ -554,10 +554,10 @@ interface! {
 
     // trust roots
     /// The newest trust root: (version, envelope).
-    fn latest_root(&self) -> Result<Option<(u64, String)>>;
-    fn root(&self, version: u64) -> Result<Option<String>>;
+    fn latest_root(&self, guest: Option<&str>) -> Result<Option<(u64, String)>>;
+    fn root(&self, guest: Option<&str>, version: u64) -> Result<Option<String>>;
     /// Stores a root; false if that version exists.
-    fn add_root(&self, version: u64, envelope: &str) -> Result<bool>;
+    fn add_root(&self, guest: Option<&str>, version: u64, envelope: &str) -> Result<bool>;
 
     // updates: jobs, live output, history
     /// The pending update of this host and item, if any.

@@ -161,6 +161,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         33,
         include_str!("../../../migrations/sqlite/0033_mqtt_tenants.sql"),
     ),
+    (
+        34,
+        include_str!("../../../migrations/sqlite/0034_tenant_trust_roots.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -233,6 +237,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         33,
         include_str!("../../../migrations/postgres/0033_mqtt_tenants.sql"),
+    ),
+    (
+        34,
+        include_str!("../../../migrations/postgres/0034_tenant_trust_roots.sql"),
     ),
 ];
 
