@@ -491,27 +491,7 @@ fn a_tenants_connection_publishes_its_own_hosts_only() {
     let w = World::new();
     w.release("1.0.0", &[]);
     w.agent("check").ok();
-    w.ctl(&["tenants", "add", "acme"]).ok();
-    w.ctl(&["users", "add", "ada", "--role", "admin", "--tenant", "acme"])
-        .ok();
-    let ada = w
-        .ctl(&["tokens", "create", "--user", "ada", "--name", "ada"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
-    let enrol = ctl_as(
-        &w,
-        &ada,
-        &["tokens", "create", "--kind", "enrol", "--name", "acme"],
-    );
-    fs::write(w.path("acme.token"), enrol.ok().stdout.trim()).unwrap();
-    let acme = w.add_device("acme-1", "");
-    let cfg = fs::read_to_string(&acme.cfg)
-        .unwrap()
-        .replace("server-data/enrol.token", "acme.token");
-    fs::write(&acme.cfg, cfg).unwrap();
-    acme.run("check").ok();
+    let (ada, _acme) = w.second_tenant("acme", "ada", "acme-1");
     let id_of = |list: serde_json::Value| list[0]["id"].as_str().unwrap().to_string();
     let home = id_of(w.ctl_json(&["hosts", "list"]));
     let mut cmd = w.ctl_command(&["hosts", "list", "--json"]);

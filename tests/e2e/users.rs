@@ -373,36 +373,8 @@ fn tenants_keep_their_hosts_users_tokens_campaigns_and_audit_apart() {
     // A single-tenant install names no tenant anywhere; its users are the default tenant's.
     assert_eq!(w.ctl_json(&["users", "list"])[0]["tenant"], "default");
 
-    w.ctl(&["tenants", "add", "acme"]).ok();
-    w.ctl(&["users", "add", "ada", "--role", "admin", "--tenant", "acme"])
-        .ok();
-    let ada = w
-        .ctl(&["tokens", "create", "--user", "ada", "--name", "ada-laptop"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
     // Ada's enrolment token enrols into acme.
-    let enrol = ctl_as(
-        &w,
-        &ada,
-        &[
-            "tokens",
-            "create",
-            "--kind",
-            "enrol",
-            "--name",
-            "acme-fleet",
-        ],
-    );
-    assert_eq!(enrol.code, Some(0), "{enrol}");
-    std::fs::write(w.path("acme.token"), enrol.stdout.trim()).unwrap();
-    let acme = w.add_device("acme-1", "");
-    let cfg = std::fs::read_to_string(&acme.cfg)
-        .unwrap()
-        .replace("server-data/enrol.token", "acme.token");
-    std::fs::write(&acme.cfg, cfg).unwrap();
-    acme.run("check").ok();
+    let (ada, acme) = w.second_tenant("acme", "ada", "acme-1");
 
     // Each sees their own tenant's hosts, users, tokens and tenants only.
     assert_eq!(

@@ -223,6 +223,47 @@ root = "{root}"
         device
     }
 
+    /// Another tenant, `tenant`, with its admin `admin` (whose operator token,
+    /// `ADMIN-laptop`, comes back) and a device `hostname` enrolled into it with the tenant's
+    /// own enrolment token (`TENANT-fleet`), checked in once.
+    pub fn second_tenant(&self, tenant: &str, admin: &str, hostname: &str) -> (String, Device) {
+        self.ctl(&["tenants", "add", tenant]).ok();
+        self.ctl(&["users", "add", admin, "--role", "admin", "--tenant", tenant])
+            .ok();
+        let token = self
+            .ctl(&[
+                "tokens",
+                "create",
+                "--user",
+                admin,
+                "--name",
+                &format!("{admin}-laptop"),
+            ])
+            .ok()
+            .stdout
+            .trim()
+            .to_string();
+        let mut cmd = self.ctl_command(&[
+            "tokens",
+            "create",
+            "--kind",
+            "enrol",
+            "--name",
+            &format!("{tenant}-fleet"),
+        ]);
+        cmd.env("FERRY_TOKEN", &token);
+        let enrol = run(cmd).ok();
+        let file = format!("{tenant}.token");
+        fs::write(self.path(&file), enrol.stdout.trim()).expect("write the enrolment token");
+        let device = self.add_device(hostname, "");
+        let cfg = fs::read_to_string(&device.cfg)
+            .expect("device config")
+            .replace("server-data/enrol.token", &file);
+        fs::write(&device.cfg, cfg).expect("write device config");
+        device.run("check").ok();
+        (token, device)
+    }
+
     pub fn agent(&self, mode: &str) -> Run {
         self.device().run(mode)
     }
