@@ -306,30 +306,3 @@ impl AppState {
 }
 
 pub type Shared = Arc<AppState>;
-
-impl auth::AuthContext for AppState {
-    fn store(&self) -> &Store {
-        &self.store
-    }
-    fn sessions(&self) -> &auth::Sessions {
-        &self.sessions
-    }
-    fn cache(&self) -> &cache::Cache {
-        &self.cache
-    }
-    fn budgets(&self) -> &budget::Budgets {
-        &self.budgets
-    }
-    fn within_scope(
-        self: &Arc<Self>,
-        scope: &crate::policy::scope::Scope,
-        what: &crate::policy::scope::Addressed,
-    ) -> impl std::future::Future<Output = Result<bool, crate::error::AppError>> + Send {
-        let (state, scope, what) = (self.clone(), scope.clone(), what.clone());
-        async move {
-            crate::service::scope::within(&state, &scope, &what)
-                .await
-                .map_err(crate::error::AppError::from)
-        }
-    }
-}

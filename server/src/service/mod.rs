@@ -67,3 +67,43 @@ pub use crate::auth::Actor;
 
 #[cfg(test)]
 mod tests;
+
+/// Resolves a host id, a unique prefix of one, or a hostname to exactly one (id, hostname).
+/// A full id always wins: a device cannot take over another host's id by naming itself so.
+/// A text that is both a hostname and the start of another host's id is refused as ambiguous
+/// rather than guessed.
+pub async fn resolve_host(state: &Shared, host: &str) -> ServiceResult<(String, String)> {
+    let mut found = state.store.find_hosts(host).await?;
+    if let Some(i) = found.iter().position(|(id, _)| id == host) {
+        return Ok(found.swap_remove(i));
+    }
+    if !found.is_empty() && host.len() >= 4 {
+        let by_prefix = state
+            .store
+            .ids_with_prefix(crate::store::IdKind::Host, host)
+            .await?;
+        if let Some(other) = by_prefix
+            .iter()
+            .find(|id| !found.iter().any(|(f, _)| f == *id))
+        {
+            return Err(ServiceError::conflict(format!(
+                "{host:?} is a hostname and the start of host id {other}; use the full host id"
+            )));
+        }
+    }
+    if found.is_empty() {
+        let id = full_id(state, crate::store::IdKind::Host, host).await?;
+        found = state.store.find_hosts(&id).await?;
+        // Only the host with that id, not one that calls itself by it.
+        found.retain(|(f, _)| *f == id);
+    }
+    match found.len() {
+        0 => Err(ServiceError::not_found(format!(
+            "no host with id or hostname {host:?}"
+        ))),
+        1 => Ok(found.remove(0)),
+        n => Err(ServiceError::conflict(format!(
+            "{n} hosts are named {host:?}; use the host id (ferryctl hosts list)"
+        ))),
+    }
+}

@@ -83,7 +83,7 @@ pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceR
     match what {
         Addressed::Nothing => Ok(true),
         Addressed::FleetWide => Ok(false),
-        Addressed::Host(given) => match super::hosts::resolve(state, given).await {
+        Addressed::Host(given) => match super::resolve_host(state, given).await {
             Ok((id, _)) => sees_host(state, scope, &id).await,
             Err(_) => Ok(true),
         },
@@ -103,14 +103,16 @@ pub async fn within(state: &Shared, scope: &Scope, what: &Addressed) -> ServiceR
                 && target_within(state, scope, &c.target).await?)
         }
         Addressed::Batch(given) => {
-            let Ok(b) = super::batches::show(state, given).await else {
+            let id = super::full_id(state, IdKind::Batch, given).await?;
+            if state.store.batch(&id).await?.is_none() {
                 return Ok(true);
-            };
-            if b.entries.is_empty() {
+            }
+            let entries = state.store.batch_entries(Some(&id), None).await?;
+            if entries.is_empty() {
                 return Ok(false);
             }
-            for e in &b.entries {
-                if !sees_host(state, scope, &e.host_id).await? {
+            for (_, e) in &entries {
+                if !sees_host(state, scope, &e.state.host_id).await? {
                     return Ok(false);
                 }
             }
@@ -128,7 +130,7 @@ pub async fn target_within(
     let mut seen = HashSet::new();
     if let CampaignTarget::Hosts(hosts) = target {
         for h in hosts {
-            if let Ok((id, _)) = super::hosts::resolve(state, h).await {
+            if let Ok((id, _)) = super::resolve_host(state, h).await {
                 if sees_host(state, scope, &id).await? {
                     seen.insert(h.clone());
                 }
@@ -145,7 +147,7 @@ pub async fn require_host(
     scope: &Scope,
     host: &str,
 ) -> ServiceResult<(String, String)> {
-    let (id, name) = super::hosts::resolve(state, host).await?;
+    let (id, name) = super::resolve_host(state, host).await?;
     if !sees_host(state, scope, &id).await? {
         return Err(ServiceError::not_found(format!(
             "no host with id or hostname {host:?}"
@@ -243,7 +245,7 @@ pub async fn check_target(
     // ones that do not exist at all).
     if let CampaignTarget::Hosts(hosts) = target {
         for h in hosts {
-            match super::hosts::resolve(state, h).await {
+            match super::resolve_host(state, h).await {
                 Ok((id, _)) if !sees_host(state, scope, &id).await? => {
                     return Err(ServiceError::not_found(format!(
                         "no host with id or hostname {h:?}"
@@ -300,4 +302,33 @@ pub async fn keep_campaigns(
     }
     *list = kept;
     Ok(())
+}
+
+/// Authentication reads through the state; what a limited user reaches is this module's to
+/// say (here, so the state needs nothing of the service layer).
+impl crate::auth::AuthContext for crate::state::AppState {
+    fn store(&self) -> &crate::store::Store {
+        &self.store
+    }
+    fn sessions(&self) -> &crate::auth::Sessions {
+        &self.sessions
+    }
+    fn cache(&self) -> &crate::cache::Cache {
+        &self.cache
+    }
+    fn budgets(&self) -> &crate::budget::Budgets {
+        &self.budgets
+    }
+    fn within_scope(
+        self: &std::sync::Arc<Self>,
+        scope: &crate::policy::scope::Scope,
+        what: &crate::policy::scope::Addressed,
+    ) -> impl std::future::Future<Output = Result<bool, crate::error::AppError>> + Send {
+        let (state, scope, what) = (self.clone(), scope.clone(), what.clone());
+        async move {
+            within(&state, &scope, &what)
+                .await
+                .map_err(crate::error::AppError::from)
+        }
+    }
 }
