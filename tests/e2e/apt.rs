@@ -327,7 +327,7 @@ fn a_held_apt_lock_keeps_the_security_upgrade_pending_until_it_is_free() {
         assert!(Instant::now() < deadline, "no upgrade queued: {history}");
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!(entry["actor"], "mqtt", "{entry}");
+    assert_eq!(entry["actor"], "mqtt:test", "{entry}");
     let id = entry["id"].as_str().unwrap().to_string();
 
     // Another apt-get holds the lock (its pre-invoke hook sleeps) while the agent runs.

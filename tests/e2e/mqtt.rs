@@ -157,7 +157,7 @@ fn install_pressed_in_home_assistant(w: &World, watcher: &Watcher, item: &str) {
         assert!(Instant::now() < deadline, "the install was never queued");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(w.history()[0]["actor"], "mqtt");
+    assert_eq!(w.history()[0]["actor"], "mqtt:test");
     let deadline = Instant::now() + Duration::from_secs(20);
     while watcher.json(&format!("{item}/json"))["in_progress"] != true {
         assert!(Instant::now() < deadline, "in_progress never showed");
@@ -230,10 +230,10 @@ fn the_host_install_button_starts_a_batch_of_its_packages() {
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
     // The batch and its install say who pressed the button.
     let batches = w.ctl_json(&["update-batches", "list"]);
-    assert_eq!(batches[0]["actor"], "mqtt", "{batches}");
+    assert_eq!(batches[0]["actor"], "mqtt:test", "{batches}");
     let history = w.history();
     assert_eq!(history.len(), 1, "{history:?}");
-    assert_eq!(history[0]["actor"], "mqtt", "{history:?}");
+    assert_eq!(history[0]["actor"], "mqtt:test", "{history:?}");
 }
 
 #[test]

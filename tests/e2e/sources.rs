@@ -536,7 +536,7 @@ fn featured_software_is_an_entity_of_its_own_with_install() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     };
     assert_eq!(entry["item"], "npm packages", "{entry}");
-    assert_eq!(entry["actor"], "mqtt", "{entry}");
+    assert_eq!(entry["actor"], "mqtt:test", "{entry}");
     let ran = d.run("once");
     assert_eq!(ran.code, Some(0), "{ran}");
     watcher.wait_for(&format!("{item}/state"), "5.6.2");

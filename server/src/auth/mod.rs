@@ -395,18 +395,19 @@ pub enum Actor {
     /// A user, through the API, ferryctl or the web UI, by name (`ferryctl users`; the first
     /// one is `admin`).
     User(String),
-    /// Home Assistant (or another MQTT client) through the MQTT bridge.
-    Mqtt,
+    /// Home Assistant (or another MQTT client) through the MQTT bridge, by the broker
+    /// connection's name.
+    Mqtt(String),
     /// A campaign dispatching its members.
     Campaign,
 }
 
 impl Actor {
-    /// How history stores and shows it: `user:NAME`, `mqtt` or `campaign`.
+    /// How history stores and shows it: `user:NAME`, `mqtt:CONNECTION` or `campaign`.
     pub fn to_text(&self) -> String {
         match self {
             Actor::User(name) => format!("user:{name}"),
-            Actor::Mqtt => "mqtt".into(),
+            Actor::Mqtt(connection) => format!("mqtt:{connection}"),
             Actor::Campaign => "campaign".into(),
         }
     }

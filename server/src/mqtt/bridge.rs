@@ -212,7 +212,7 @@ async fn run(state: Shared, conn: MqttConnection, mut own: crate::store::MqttOwn
                     }
                 }
                 Some(Happened::Command(message)) => {
-                    handle_inbound(&state, &client, &p, &message.topic, &message.payload, &mut published).await;
+                    handle_inbound(&state, &client, (&p, &conn.name), &message.topic, &message.payload, &mut published).await;
                 }
                 Some(Happened::Failed(e)) => {
                     status(&state, &conn, |s| {
@@ -386,7 +386,7 @@ async fn push(
 async fn handle_inbound(
     state: &Shared,
     client: &AsyncClient,
-    p: &Publishing,
+    (p, connection): (&Publishing, &str),
     topic: &str,
     payload: &[u8],
     published: &mut Published,
@@ -421,7 +421,7 @@ async fn handle_inbound(
                 Err(e) => break 'install Err(e.into()),
             };
             if !is_release {
-                break 'install crate::service::packages::upgrade_one(state, &host_id, &item, Actor::Mqtt)
+                break 'install crate::service::packages::upgrade_one(state, &host_id, &item, Actor::Mqtt(connection.to_string()))
                     .await
                     .map(|id| tracing::info!(%host_id, package = %item, update = %id, "upgrade asked over MQTT"))
                     .map_err(|source| BridgeError::Refused {
@@ -436,7 +436,7 @@ async fn handle_inbound(
                 version: None,
                 force: false,
                 interactive: None,
-                actor: Actor::Mqtt,
+                actor: Actor::Mqtt(connection.to_string()),
             };
             updates::trigger(state, install)
                 .await
@@ -447,8 +447,15 @@ async fn handle_inbound(
                     source,
                 })
         }
-        Ok(Inbound::InstallAll { host_id }) => {
-            host_batch(state, &host_id, None)
+        Ok(Inbound::InstallAll { host_id }) => host_batch(state, &host_id, None, connection)
+            .await
+            .map_err(|source| BridgeError::Refused {
+                topic: topic.to_string(),
+                what: "batch",
+                source,
+            }),
+        Ok(Inbound::InstallSecurity { host_id }) => {
+            host_batch(state, &host_id, Some("security"), connection)
                 .await
                 .map_err(|source| BridgeError::Refused {
                     topic: topic.to_string(),
@@ -456,13 +463,6 @@ async fn handle_inbound(
                     source,
                 })
         }
-        Ok(Inbound::InstallSecurity { host_id }) => host_batch(state, &host_id, Some("security"))
-            .await
-            .map_err(|source| BridgeError::Refused {
-                topic: topic.to_string(),
-                what: "batch",
-                source,
-            }),
         Err(e) => Err(e.into()),
     };
     match result {
@@ -500,15 +500,22 @@ async fn host_batch(
     state: &Shared,
     host_id: &str,
     category: Option<&str>,
+    connection: &str,
 ) -> crate::service::ServiceResult<()> {
     let planned = crate::service::batches::plan_host(state, host_id, category, &[], true).await?;
     let description = match category {
         Some(c) => format!("{c} packages of {host_id}, from MQTT"),
         None => format!("packages of {host_id}, from MQTT"),
     };
-    let id =
-        crate::service::batches::start(state, "host", &description, Actor::Mqtt, false, &planned)
-            .await?;
+    let id = crate::service::batches::start(
+        state,
+        "host",
+        &description,
+        Actor::Mqtt(connection.to_string()),
+        false,
+        &planned,
+    )
+    .await?;
     tracing::info!(%host_id, batch = %id, "batch asked over MQTT");
     Ok(())
 }
