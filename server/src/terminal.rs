@@ -53,6 +53,19 @@ impl Session {
         true
     }
 
+    /// Who holds the input now (a live lease), if anyone.
+    pub fn holder_owner(&self, now: Instant) -> Option<&str> {
+        self.holder_live(now)?;
+        self.holder.as_ref().map(|(_, _, owner)| owner.as_str())
+    }
+
+    /// Gives up the input of `owner` (their credential is gone).
+    pub fn release(&mut self, owner: &str) {
+        if self.holder.as_ref().is_some_and(|(_, _, o)| o == owner) {
+            self.holder = None;
+        }
+    }
+
     /// Records what the holder sent (and keeps its lease alive); nothing from anyone else.
     pub fn input(
         &mut self,
@@ -101,6 +114,18 @@ impl Terminals {
         let mut map = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let (session, notify) = map.entry(id.to_string()).or_default();
         f(session, notify)
+    }
+
+    /// Who holds the input of `id`'s terminal now, if anyone.
+    pub fn holder(&self, id: &str) -> Option<String> {
+        self.with(id, |s, _| {
+            s.holder_owner(Instant::now()).map(str::to_string)
+        })
+    }
+
+    /// Takes the input from `owner`, whose credential is gone.
+    pub fn release(&self, id: &str, owner: &str) {
+        self.with(id, |s, _| s.release(owner));
     }
 
     pub fn attach(&self, id: &str, owner: &str) -> (String, bool) {
@@ -250,6 +275,18 @@ mod tests {
         assert!(
             !s.attach("third".into(), "bob", t0),
             "bob still only watches"
+        );
+        // Alice's credential goes: releasing it as someone else's does nothing; as hers,
+        // bob takes the input.
+        assert_eq!(s.holder_owner(t0), Some("alice"));
+        s.release("bob");
+        assert_eq!(s.holder_owner(t0), Some("alice"));
+        s.release("alice");
+        assert_eq!(s.holder_owner(t0), None);
+        assert!(s.attach("fourth".into(), "bob", t0));
+        assert_eq!(
+            s.input("second", Some("z".into()), None, t0),
+            Err(Refused::NotHolder)
         );
     }
 }

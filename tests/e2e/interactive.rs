@@ -223,3 +223,39 @@ fn a_plain_install_of_the_same_hook_reads_end_of_file_and_takes_its_default() {
         "{entry}"
     );
 }
+
+/// A revoked token loses the terminal it holds at once: its keystrokes are refused, and
+/// another operator who attaches takes the input without waiting for its lease to run out.
+#[test]
+fn a_revoked_token_loses_the_terminal_it_holds() {
+    let w = world("");
+    let id = trigger_interactive(&w);
+    let token = w.ctl_json(&["tokens", "create", "--name", "holder"]);
+    let secret = token["token"].as_str().unwrap().to_string();
+    let terminal = format!("{}/api/v1/update-history/{id}/terminal", w.server.url());
+    let send = |token: &str, body: serde_json::Value| {
+        http()
+            .post(&terminal)
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .unwrap()
+    };
+    let attached: serde_json::Value = send(&secret, serde_json::json!({})).json().unwrap();
+    assert_eq!(attached["holder"], true, "{attached}");
+    let lease = attached["lease"].as_str().unwrap().to_string();
+    let typed = send(&secret, serde_json::json!({"lease": lease, "text": "y"}));
+    assert!(typed.status().is_success(), "{:?}", typed.text());
+
+    w.ctl(&["tokens", "revoke", token["id"].as_str().unwrap()])
+        .ok();
+    let refused = send(&secret, serde_json::json!({"lease": lease, "text": "n"}));
+    assert_eq!(refused.status().as_u16(), 401);
+    let other: serde_json::Value = send(&w.operator_token(), serde_json::json!({}))
+        .json()
+        .unwrap();
+    assert_eq!(
+        other["holder"], true,
+        "the revoked token still holds the input: {other}"
+    );
+}

@@ -196,6 +196,16 @@ pub async fn terminal(
     }
     match req.lease {
         None => {
+            // A holder whose token was revoked (or whose user was removed) holds nothing.
+            if let Some(held_by) = state.terminals.holder(&id).filter(|h| h != owner) {
+                let live = match held_by.strip_prefix("user:") {
+                    Some(user_id) => state.store.live_user(user_id).await?.is_some(),
+                    None => state.store.live_operator(&held_by).await?.is_some(),
+                };
+                if !live {
+                    state.terminals.release(&id, &held_by);
+                }
+            }
             let (lease, holder) = state.terminals.attach(&id, owner);
             Ok(TerminalLease { lease, holder })
         }
