@@ -20,20 +20,18 @@ async fn mine(state: &Shared, caller: &LiveOperator, tenant: Option<&str>) -> Se
 
 /// How each of the caller's broker connections is doing.
 pub async fn list(state: &Shared, caller: &LiveOperator) -> ServiceResult<Vec<MqttConnectionView>> {
-    let all: Vec<MqttConnectionView> = state
+    let of_default = caller.tenant_id == crate::service::tenants::default_id(state).await?;
+    Ok(state
         .mqtt_status
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .values()
+        .filter(|v| match &v.tenant {
+            Some(t) => *t == caller.tenant_id,
+            None => of_default,
+        })
         .cloned()
-        .collect();
-    let mut out = Vec::new();
-    for v in all {
-        if mine(state, caller, v.tenant.as_deref()).await? {
-            out.push(v);
-        }
-    }
-    Ok(out)
+        .collect())
 }
 
 fn view(state: &Shared, c: &MqttConnection) -> MqttConnectionView {

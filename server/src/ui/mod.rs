@@ -412,7 +412,9 @@ async fn login(State(state): State<Shared>, Form(f): Form<LoginForm>) -> Respons
     }
     let (name, password) = (f.name.unwrap_or_default(), f.password.unwrap_or_default());
     // And each user name on its own: a guesser gets a few tries, then one a minute.
-    if let Err(over) = state.budgets.password(&name) {
+    // Keyed by at most a user name's length: what a guesser sends does not grow the budgets.
+    let key: String = name.chars().take(64).collect();
+    if let Err(over) = state.budgets.password(&key) {
         if over.first {
             tracing::warn!(user = %name.chars().take(64).collect::<String>(), "password sign-ins for this name over their budget; refusing with 429 for a while");
         }
