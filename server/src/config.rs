@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub trust_device_tags: bool,
     /// Single sign-on to the web UI (`[oidc]`).
     pub oidc: Option<crate::auth::oidc::OidcConfig>,
+    /// How devices prove who they are: certificates, tokens, the CAs (docs/security.md).
+    pub identity: crate::identity::IdentityConfig,
 }
 
 /// Checks a `--database`/`database_url` value: PostgreSQL's URL, whose password is never
@@ -280,6 +282,15 @@ pub struct FileConfig {
     pub mqtt: Vec<MqttFileConfig>,
     #[serde(default)]
     pub oidc: Option<crate::auth::oidc::OidcFileConfig>,
+    pub device_auth: Option<crate::identity::DeviceAuth>,
+    pub device_ca_file: Option<PathBuf>,
+    pub factory_devices: Option<crate::identity::FactoryDevices>,
+    pub device_ca_cert: Option<PathBuf>,
+    pub device_ca_key: Option<PathBuf>,
+    pub device_certificate_lifetime_secs: Option<u64>,
+    pub client_cert_header: Option<String>,
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl ServerConfig {
@@ -302,6 +313,7 @@ impl ServerConfig {
     ) -> anyhow::Result<ServerConfig> {
         let fc = FileConfig::read(file)?;
         let from_file = file.map(|p| p.display().to_string()).unwrap_or_default();
+        let identity = identity_config(&fc, &from_file)?;
         // A flag wins over the file, but never silently.
         let overridden = |key: &str, flag: &Option<String>, file_value: &Option<String>| {
             if let (Some(f), Some(v)) = (flag, file_value) {
@@ -396,6 +408,7 @@ impl ServerConfig {
             .map(|c| crate::auth::oidc::OidcConfig::from_file(c, &from_file))
             .transpose()?;
         Ok(ServerConfig {
+            identity,
             oidc,
             trust_device_tags: fc.trust_device_tags.unwrap_or(false),
             device_requests,
@@ -417,6 +430,53 @@ impl ServerConfig {
             min_free_disk_bytes,
         })
     }
+}
+
+/// The device identity keys of server.toml, checked.
+fn identity_config(
+    fc: &FileConfig,
+    from_file: &str,
+) -> anyhow::Result<crate::identity::IdentityConfig> {
+    let mut c = crate::identity::IdentityConfig::default();
+    if let Some(mode) = fc.device_auth {
+        c.device_auth = mode;
+    }
+    c.device_ca_file = fc.device_ca_file.clone();
+    if let Some(f) = fc.factory_devices {
+        c.factory_devices = f;
+    }
+    c.issuing_ca = match (&fc.device_ca_cert, &fc.device_ca_key) {
+        (Some(cert), Some(key)) => Some((cert.clone(), key.clone())),
+        (None, None) => None,
+        _ => anyhow::bail!(
+            "give both device_ca_cert and device_ca_key (the CA that issues devices' certificates), or neither (in {from_file})"
+        ),
+    };
+    if let Some(secs) = fc.device_certificate_lifetime_secs {
+        let secs = in_range(
+            "device_certificate_lifetime_secs",
+            secs,
+            10..=3650 * 24 * 3600,
+            from_file,
+        )?;
+        c.certificate_lifetime = time::Duration::seconds(secs as i64);
+    }
+    if let Some(h) = &fc.client_cert_header {
+        c.client_cert_header = Some(h.parse().map_err(|_| {
+            anyhow::anyhow!("client_cert_header {h:?} is not an HTTP header name (in {from_file})")
+        })?);
+        if fc.trusted_proxies.is_empty() {
+            anyhow::bail!(
+                "client_cert_header needs trusted_proxies: the addresses of the proxies allowed to send it (in {from_file})"
+            );
+        }
+    }
+    for p in &fc.trusted_proxies {
+        c.trusted_proxies.push(p.parse().map_err(|_| {
+            anyhow::anyhow!("trusted_proxies: {p:?} is not an IP address (in {from_file})")
+        })?);
+    }
+    Ok(c)
 }
 
 /// `HOST:PORT`, with HOST an address or a name (`localhost:8080`); a name resolves to its

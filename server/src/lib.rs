@@ -11,6 +11,8 @@
 //!   install, and campaigns and batches at work.
 //! - [`auth`]: bearer tokens and web sessions; who is asking, and ([`budget`]) how much it
 //!   may still ask.
+//! - [`identity`]: device identity: the device CA, the factory CA, client certificates from
+//!   the TLS handshake or a trusted proxy.
 //! - [`state`]: the shared context every layer above takes.
 //! - [`store`]: the store interface and its SQL backend (all SQL).
 //! - [`policy`]: decisions as plain code over data (campaigns, batches, the fleet).
@@ -26,6 +28,7 @@ pub mod cluster;
 pub mod config;
 pub mod deltas;
 pub mod error;
+pub mod identity;
 pub mod live;
 pub mod mqtt;
 pub mod policy;

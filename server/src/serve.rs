@@ -129,8 +129,13 @@ async fn serve_app(
     state: Shared,
 ) -> anyhow::Result<()> {
     if let Some((cert, key)) = tls {
-        let tls_config = axum_server::tls_rustls::RustlsConfig::from_pem_file(&cert, &key)
-            .await
+        // Client certificates are asked for (not required) when devices may present them.
+        let roots = if state.identity.config.device_auth == crate::identity::DeviceAuth::Token {
+            Vec::new()
+        } else {
+            state.identity.client_roots()
+        };
+        let tls_config = crate::identity::tls::server_config(&cert, &key, &roots)
             .with_context(|| {
                 format!(
                     "cannot load the TLS certificate {} and key {}",
@@ -138,6 +143,8 @@ async fn serve_app(
                     key.display()
                 )
             })?;
+        let tls_config =
+            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {

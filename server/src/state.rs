@@ -32,6 +32,8 @@ pub struct AppState {
     pub secrets: secrets::Secrets,
     /// Single sign-on to the web UI, when `[oidc]` is set.
     pub oidc: Option<auth::oidc::Oidc>,
+    /// Device identity: the device CA, the factory CA, how devices may prove themselves.
+    pub identity: crate::identity::Identity,
     /// The running MQTT bridges, by connection name.
     pub bridges: std::sync::Mutex<Bridges>,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
@@ -50,6 +52,11 @@ impl AppState {
         let secrets = secrets::Secrets::open(&config.data_dir)?;
         let oidc = config.oidc.clone().map(auth::oidc::Oidc::new).transpose()?;
         let deltas = deltas::Deltas::load(&config.data_dir);
+        let identity = crate::identity::Identity::open(
+            config.identity.clone(),
+            &config.data_dir,
+            config.tls.is_some(),
+        )?;
         let enrol = config.enrolments_per_minute;
         let budgets = budget::Budgets::new(
             config.device_requests,
@@ -60,6 +67,7 @@ impl AppState {
             },
         );
         Ok(AppState {
+            identity,
             oidc,
             budgets,
             store,

@@ -118,16 +118,49 @@ pub struct CampaignOffer {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolRequest {
+    /// The fleet's enrolment token; empty for a device with a factory certificate, which
+    /// proves itself with that certificate instead.
+    #[serde(default)]
     pub enrol_token: String,
     pub facts: DeviceFacts,
+    /// A certificate signing request (PEM) for the key the device made: the server's device
+    /// CA certifies it, bound to the new host's id (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EnrolResponse {
     pub host_id: String,
-    /// The device's own credential; sent as `Authorization: Bearer` from now on.
+    /// The device's own bearer credential, sent as `Authorization: Bearer` from now on;
+    /// empty when the device authenticates by certificate.
+    #[serde(default)]
     pub device_token: String,
+    /// The device's certificate (PEM), issued for its CSR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// When the certificate expires (RFC 3339, the server's clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<String>,
+}
+
+/// `POST /api/v1/device/certificate`: a certificate for the device's key, to renew the one it
+/// has or to move from a bearer token to a certificate.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CertificateRequest {
+    /// A certificate signing request (PEM).
+    pub csr: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CertificateResponse {
+    /// The new certificate (PEM).
+    pub certificate: String,
+    /// When it expires (RFC 3339, the server's clock).
+    pub not_after: String,
 }
 
 /// Most seconds a check-in may ask to be held (the agent's `long_poll_secs` and the server's

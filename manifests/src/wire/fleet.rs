@@ -121,6 +121,17 @@ pub struct HostView {
     /// Newer releases of the items this host has (deactivated items left out).
     #[serde(default)]
     pub available: Vec<Available>,
+    /// How the device proves who it is: `certificate` (a client certificate) or `token` (a
+    /// bearer token).
+    #[serde(default = "token_auth")]
+    pub auth: String,
+    /// When two devices last used this host's identity at once, and from where.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clone_seen: Option<String>,
+}
+
+fn token_auth() -> String {
+    "token".into()
 }
 
 /// What a device reports about itself, as the server keeps and shows it.

@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::Json;
 use ferry_manifests::manifest::validate_item_name;
 use ferry_manifests::wire::{
-    CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, ReportAck,
+    CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, ReportAck,
     ReportBatch,
 };
 
-use crate::auth::{CheckingIn, Device};
+use crate::auth::{CheckingIn, ClientCertificate, Device};
 use crate::error::extract::Json as ApiJson;
 use crate::error::{ApiResult, AppError};
 use crate::service;
@@ -89,10 +89,26 @@ fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
 #[utoipa::path(post, path = "/api/v1/enrol", tag = "device", request_body = ferry_manifests::wire::EnrolRequest, responses((status = 200, body = ferry_manifests::wire::EnrolResponse), crate::error::ClientErrors))]
 pub async fn enrol(
     State(state): State<Shared>,
+    ClientCertificate(presented): ClientCertificate,
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
     validate_facts(&req.facts)?;
-    Ok(Json(service::enrol::enrol(&state, &req).await?))
+    Ok(Json(
+        service::enrol::enrol(&state, &req, presented).await?,
+    ))
+}
+
+/// A certificate for the device's key: to renew the one it has before it expires, or to
+/// move from a bearer token to a certificate (docs/security.md).
+#[utoipa::path(post, path = "/api/v1/device/certificate", tag = "device", request_body = ferry_manifests::wire::CertificateRequest, responses((status = 200, body = ferry_manifests::wire::CertificateResponse), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn certificate(
+    State(state): State<Shared>,
+    Device(host_id): Device,
+    ApiJson(req): ApiJson<CertificateRequest>,
+) -> ApiResult<Json<CertificateResponse>> {
+    Ok(Json(
+        service::enrol::certificate(&state, &host_id, &req.csr).await?,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/device/checkin", tag = "device", request_body = ferry_manifests::wire::CheckInRequest, responses((status = 200, body = ferry_manifests::wire::CheckInResponse), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -71,6 +71,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(device::enrol))
         .routes(routes!(device::check_in))
+        .routes(routes!(device::certificate))
         // A batch of reports carries hook output (up to 1 MiB kept per report).
         .routes(routes!(device::reports).layer(DefaultBodyLimit::max(REPORTS_BODY_LIMIT)))
         .routes(routes!(device::inventory).layer(DefaultBodyLimit::max(INVENTORY_BODY_LIMIT)))

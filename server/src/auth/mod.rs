@@ -33,6 +33,8 @@ pub trait AuthContext: Send + Sync + 'static {
     fn sessions(&self) -> &Sessions;
     fn cache(&self) -> &Cache;
     fn budgets(&self) -> &Budgets;
+    /// Device identity: how devices may prove themselves, the CAs.
+    fn identity(&self) -> &crate::identity::Identity;
     /// Whether what a request addresses is within the reach of a user limited to hosts
     /// with a tag (`policy::scope`).
     fn within_scope(
@@ -306,36 +308,140 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
     }
 }
 
-/// The device whose credential this is, accepted or not (only accepted ones are cached: a
-/// host waiting for acceptance is read each time, so its acceptance counts at once on every
-/// instance), its budget spent.
-async fn device_of<S: AuthContext>(parts: &Parts, state: &S) -> Result<CheckingIn, AppError> {
-    let token = bearer(parts).ok_or_else(|| {
-        AppError::unauthorized("missing device credential (Authorization: Bearer ...)")
-    })?;
+/// The client certificate a request presented (from the TLS handshake or a trusted
+/// proxy), or the refusal of a proxy header from anyone else.
+fn presented<S: AuthContext>(
+    parts: &Parts,
+    state: &S,
+) -> Result<Option<crate::identity::Presented>, AppError> {
+    state.identity().presented(parts).map_err(|message| {
+        tracing::warn!("{message}");
+        AppError::Client {
+            status: axum::http::StatusCode::FORBIDDEN,
+            code: "untrusted_proxy",
+            message,
+        }
+    })
+}
+
+/// The host a device certificate belongs to, and whether it is accepted: one the device CA
+/// issued or a factory certificate taken at enrolment, not revoked, not expired.
+async fn host_by_certificate<S: AuthContext>(
+    state: &S,
+    p: &crate::identity::Presented,
+) -> Result<(String, bool), AppError> {
+    use sha2::Digest as _;
+    let digest: [u8; 32] = sha2::Sha256::digest(&p.der).into();
+    if let Some(id) = state.cache().device(&digest) {
+        return Ok((id, true));
+    }
+    let Some(holder) = state.store().certificate(&hex::encode(digest)).await? else {
+        return Err(AppError::unauthorized(
+            "the client certificate is not one this server issued or accepted; a device with a factory certificate enrols first (ferry-agent does so when it has no device.json)",
+        ));
+    };
+    let Some(accepted) = holder.accepted.filter(|_| holder.certificate.revoked_at.is_none())
+    else {
+        return Err(AppError::unauthorized(
+            "this device's certificate was revoked (its host was removed); it is never accepted again: give the device a new key and enrol it",
+        ));
+    };
+    // The handshake checked validity; a proxy's word is checked against what was recorded.
+    if p.via == crate::identity::Via::Proxy {
+        let expired = time::OffsetDateTime::parse(
+            &holder.certificate.not_after,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .map(|t| t <= time::OffsetDateTime::now_utc())
+        .unwrap_or(true);
+        if expired {
+            return Err(AppError::unauthorized(format!(
+                "this device's certificate expired at {}; enrol the device again",
+                holder.certificate.not_after
+            )));
+        }
+    }
+    if accepted {
+        state.cache().remember_device(digest, &holder.certificate.host_id);
+    }
+    Ok((holder.certificate.host_id, accepted))
+}
+
+/// The host a device bearer token belongs to, and whether it is accepted.
+async fn host_by_bearer<S: AuthContext>(
+    state: &S,
+    token: &str,
+) -> Result<(String, bool), AppError> {
     let digest = token_digest(token);
-    let (host_id, accepted) = match state.cache().device(&digest) {
-        Some(id) => (id, true),
-        None => match state.store().host_by_token(&hex::encode(digest)).await? {
-            Some((id, accepted)) => {
-                if accepted {
-                    state.cache().remember_device(digest, &id);
-                }
-                (id, accepted)
+    if let Some(id) = state.cache().device(&digest) {
+        return Ok((id, true));
+    }
+    match state.store().host_by_token(&hex::encode(digest)).await? {
+        Some((id, accepted)) => {
+            if accepted {
+                state.cache().remember_device(digest, &id);
             }
-            None => return Err(AppError::unauthorized(
-                "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
-            )),
-        },
+            Ok((id, accepted))
+        }
+        None => Err(AppError::unauthorized(
+            "device credential is unknown (host removed?); delete the agent's device.json to enrol again",
+        )),
+    }
+}
+
+/// The device whose credential this is (a client certificate or a bearer token, as
+/// `device_auth` allows), accepted or not (only accepted ones are cached: a host waiting for
+/// acceptance is read each time, so its acceptance counts at once on every instance), its
+/// budget spent.
+async fn device_of<S: AuthContext>(parts: &Parts, state: &S) -> Result<CheckingIn, AppError> {
+    use crate::policy::identity::{proof, Proof};
+    let mode = state.identity().config.device_auth;
+    let certificate = if mode == crate::identity::DeviceAuth::Token {
+        None
+    } else {
+        presented(parts, state)?
+    };
+    let token = bearer(parts);
+    let how = proof(mode, certificate.is_some(), token.is_some()).map_err(AppError::unauthorized)?;
+    let (host_id, accepted) = match (how, &certificate, token) {
+        (Proof::Certificate, Some(p), _) => host_by_certificate(state, p).await?,
+        (Proof::Token, _, Some(t)) => host_by_bearer(state, t).await?,
+        _ => return Err(AppError::unauthorized("missing device credential")),
     };
     let Device(host_id) = within_budget(state, host_id)?;
-    Ok(CheckingIn { host_id, accepted })
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    Ok(CheckingIn {
+        host_id,
+        accepted,
+        by_certificate: how == Proof::Certificate,
+        peer,
+    })
+}
+
+/// The client certificate of a request, when device identity looks at certificates.
+pub struct ClientCertificate(pub Option<crate::identity::Presented>);
+
+impl<S: AuthContext> FromRequestParts<Arc<S>> for ClientCertificate {
+    type Rejection = AppError;
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
+        if state.identity().config.device_auth == crate::identity::DeviceAuth::Token {
+            return Ok(ClientCertificate(None));
+        }
+        Ok(ClientCertificate(presented(parts, state.as_ref())?))
+    }
 }
 
 /// A device checking in: one waiting for acceptance may, and is told so.
 pub struct CheckingIn {
     pub host_id: String,
     pub accepted: bool,
+    /// Whether it proved itself with a client certificate.
+    pub by_certificate: bool,
+    /// The address it came from (a proxy's, behind one).
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl<S: AuthContext> FromRequestParts<Arc<S>> for CheckingIn {
@@ -367,24 +473,52 @@ fn awaiting_acceptance() -> AppError {
 impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &Arc<S>) -> Result<Self, AppError> {
-        let token = bearer(parts)
-            .ok_or_else(|| AppError::unauthorized("missing token (Authorization: Bearer ...)"))?;
-        let hash = hash_token(token);
-        if let Some((host_id, accepted)) = state.store().host_by_token(&hash).await? {
-            let Device(host_id) = within_budget(state.as_ref(), host_id)?;
-            if !accepted {
-                return Err(awaiting_acceptance());
-            }
-            let tenant = state.store().host_tags(&host_id).await?.2;
-            Ok(OperatorOrDevice { tenant })
-        } else if let Some(user) = state.store().live_operator(&hash).await? {
-            // Every role may read.
-            Ok(OperatorOrDevice {
-                tenant: Some(user.tenant_id),
-            })
+        let mode = state.identity().config.device_auth;
+        let certificate = if mode == crate::identity::DeviceAuth::Token {
+            None
         } else {
-            Err(AppError::unauthorized("token is unknown or revoked"))
+            presented(parts, state.as_ref())?
+        };
+        // A device by certificate; an operator (or a device) by bearer token.
+        let device = match (&certificate, bearer(parts)) {
+            (Some(p), _) => Some(host_by_certificate(state.as_ref(), p).await?),
+            (None, Some(token)) => {
+                let hash = hash_token(token);
+                if let Some(user) = state.store().live_operator(&hash).await? {
+                    // Every role may read.
+                    return Ok(OperatorOrDevice {
+                        tenant: Some(user.tenant_id),
+                    });
+                }
+                match state.store().host_by_token(&hash).await? {
+                    Some(found) => {
+                        if mode == crate::identity::DeviceAuth::Certificate {
+                            return Err(AppError::unauthorized(
+                                crate::policy::identity::proof(mode, false, true)
+                                    .err()
+                                    .unwrap_or_default(),
+                            ));
+                        }
+                        Some(found)
+                    }
+                    None => None,
+                }
+            }
+            (None, None) => {
+                return Err(AppError::unauthorized(
+                    "missing token (Authorization: Bearer ...) or client certificate",
+                ))
+            }
+        };
+        let Some((host_id, accepted)) = device else {
+            return Err(AppError::unauthorized("token is unknown or revoked"));
+        };
+        let Device(host_id) = within_budget(state.as_ref(), host_id)?;
+        if !accepted {
+            return Err(awaiting_acceptance());
         }
+        let tenant = state.store().host_tags(&host_id).await?.2;
+        Ok(OperatorOrDevice { tenant })
     }
 }
 

@@ -27,6 +27,14 @@ struct Cli {
     /// [default: SQLite in the data directory].
     #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL")]
     database: Option<String>,
+    /// Trust device certificates from this factory CA (PEM): such devices join on first
+    /// contact, without an enrolment token.
+    #[arg(long, value_name = "FILE")]
+    device_ca_file: Option<PathBuf>,
+    /// How devices may prove who they are: `certificate` (client certificates only),
+    /// `token` (bearer tokens only) or `both` [default: both].
+    #[arg(long, value_name = "MODE")]
+    device_auth: Option<ferry_server::identity::DeviceAuth>,
 }
 
 #[tokio::main]
@@ -48,7 +56,14 @@ async fn main() {
         cli.tls_cert,
         cli.tls_key,
     ) {
-        Ok(mut config) => match cli.database {
+        Ok(mut config) => {
+            if let Some(file) = cli.device_ca_file {
+                config.identity.device_ca_file = Some(file);
+            }
+            if let Some(mode) = cli.device_auth {
+                config.identity.device_auth = mode;
+            }
+            match cli.database {
             Some(url) => match ferry_server::config::check_database_url(&url) {
                 Ok(()) => {
                     config.database_url = Some(url);
@@ -57,7 +72,8 @@ async fn main() {
                 Err(e) => Err(e),
             },
             None => ferry_server::serve(config).await,
-        },
+        }
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = result {

@@ -7,12 +7,15 @@
 //!   campaign pauses itself, maintenance windows.
 //! - [`batch`]: batch planning, which entry goes next per host, batch status.
 //! - [`fleet`]: what is available to a host, the online rule, effective labels.
+//! - [`identity`]: which proof a device's request is judged by, the proxy's certificate
+//!   header, clones.
 //! - [`roles`]: the roles, what each may do, what each operator route needs.
 
 pub mod audit;
 pub mod batch;
 pub mod campaign;
 pub mod fleet;
+pub mod identity;
 pub mod roles;
 pub mod scope;
 pub mod status;

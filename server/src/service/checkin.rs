@@ -191,6 +191,8 @@ pub fn host_row(
         operator_friendly_name: None,
         accepted: true,
         tenant_id: None,
+        auth: "token".into(),
+        clone_seen: None,
     }
 }
 

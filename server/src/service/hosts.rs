@@ -60,6 +60,8 @@ pub fn view(
         friendly_name,
         available: fleet::available_for(&installed, releases),
         installed,
+        auth: h.auth,
+        clone_seen: h.clone_seen,
     }
 }
 

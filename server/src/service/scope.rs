@@ -319,6 +319,9 @@ impl crate::auth::AuthContext for crate::state::AppState {
     fn budgets(&self) -> &crate::budget::Budgets {
         &self.budgets
     }
+    fn identity(&self) -> &crate::identity::Identity {
+        &self.identity
+    }
     fn within_scope(
         self: &std::sync::Arc<Self>,
         scope: &crate::policy::scope::Scope,

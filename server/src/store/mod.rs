@@ -16,6 +16,7 @@ mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
+    CertificateHolder, CertificateRow,
     BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, LastFailure,
     LiveOperator, Member, NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
     UserRow,
@@ -533,6 +534,18 @@ interface! {
     fn edit_host(&self, host_id: &str, tags: Option<&[String]>, friendly_name: Option<&str>) -> Result<()>;
     /// Retires a host: its record, history and credential go; the device must enrol again.
     fn remove_host(&self, host_id: &str) -> Result<bool>;
+
+    // device certificates
+    /// Records a certificate of a host, which from now on authenticates by certificate.
+    fn add_certificate(&self, c: &CertificateRow) -> Result<()>;
+    /// The certificate with this fingerprint, and whether its host is still there, accepted.
+    fn certificate(&self, fingerprint: &str) -> Result<Option<CertificateHolder>>;
+    /// A host's certificates, newest first.
+    fn host_certificates(&self, host_id: &str) -> Result<Vec<CertificateRow>>;
+    /// Records that two devices used the host's identity at once.
+    fn record_clone(&self, host_id: &str, what: &str) -> Result<()>;
+    /// (how the host authenticates, the last clone seen) of a host.
+    fn host_identity(&self, host_id: &str) -> Result<Option<(String, Option<String>)>>;
 
     // items
     /// Presentation and status of items that have a row (items without one are defaults).

@@ -26,6 +26,10 @@ pub struct HostRow {
     pub accepted: bool,
     /// The tenant it belongs to (`None`: the default tenant).
     pub tenant_id: Option<String>,
+    /// How it proves itself: `token` or `certificate`.
+    pub auth: String,
+    /// When two devices last used its identity at once, and from where.
+    pub clone_seen: Option<String>,
 }
 
 /// What an enrolment token allows beyond enrolling: until when, how many more times, and
@@ -229,4 +233,28 @@ pub struct StoredMqtt {
     pub discovery_prefix: Option<String>,
     /// The tenant whose hosts it publishes (`None`: every host).
     pub tenant_id: Option<String>,
+}
+
+/// A certificate a device authenticates with (docs/security.md): issued by the server's
+/// device CA (`source` `issued`) or made in the factory (`factory`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateRow {
+    /// SHA-256 of its DER, hex.
+    pub fingerprint: String,
+    pub host_id: String,
+    /// Its serial number, hex.
+    pub serial: String,
+    pub source: String,
+    pub not_after: String,
+    pub issued_at: String,
+    /// When it stopped counting (its host was removed).
+    pub revoked_at: Option<String>,
+}
+
+/// A certificate and what became of its host: `None` when the host is gone.
+#[derive(Debug, Clone)]
+pub struct CertificateHolder {
+    pub certificate: CertificateRow,
+    /// Whether the host is accepted; `None`: removed.
+    pub accepted: Option<bool>,
 }

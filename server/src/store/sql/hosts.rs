@@ -13,7 +13,7 @@ use crate::store::{HostRow, Result, StoreError};
 const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name,
-    accepted, tenant_id";
+    accepted, tenant_id, auth, clone_seen";
 
 /// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
 /// operator's or the device's own: a display filter, it selects nothing) include `$2`;
@@ -74,6 +74,8 @@ fn host_from(r: &AnyRow) -> Result<HostRow> {
         operator_friendly_name: r.try_get("operator_friendly_name")?,
         accepted: r.try_get::<i64, _>("accepted")? != 0,
         tenant_id: r.try_get("tenant_id")?,
+        auth: r.try_get("auth")?,
+        clone_seen: r.try_get("clone_seen")?,
     })
 }
 
@@ -414,11 +416,21 @@ impl Sql {
     }
 
     /// Retires a host: its record, history and credential go; the device must enrol again.
+    /// Its certificates stay, revoked, so they are never accepted again.
     pub async fn remove_host(&self, host_id: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM hosts WHERE id = $1")
             .bind(host_id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "UPDATE device_certificates SET revoked_at = $1 WHERE host_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(ferry_manifests::wire::now())
+        .bind(host_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 }

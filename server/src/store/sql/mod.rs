@@ -7,6 +7,7 @@
 mod audit;
 mod batches;
 mod campaigns;
+mod certificates;
 mod checkins;
 mod hosts;
 mod items;
@@ -165,6 +166,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         34,
         include_str!("../../../migrations/sqlite/0034_tenant_trust_roots.sql"),
     ),
+    (
+        35,
+        include_str!("../../../migrations/sqlite/0035_device_certificates.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -241,6 +246,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         34,
         include_str!("../../../migrations/postgres/0034_tenant_trust_roots.sql"),
+    ),
+    (
+        35,
+        include_str!("../../../migrations/postgres/0035_device_certificates.sql"),
     ),
 ];
 

@@ -22,6 +22,8 @@ fn host(id: &str) -> HostRow {
         operator_friendly_name: None,
         accepted: true,
         tenant_id: None,
+        auth: "token".into(),
+        clone_seen: None,
     }
 }
 
