@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
 use ferry_manifests::wire::{
-    ApiError, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse,
+    ApiError, CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse,
     InventoryUpload, Report, ReportAck, ReportBatch,
 };
 use ferry_manifests::Envelope;
@@ -24,6 +24,12 @@ pub struct Api {
     pub base: Url,
     http: Client,
     token: Option<String>,
+    /// What the client was built with, to build it again with a client certificate.
+    connect: Duration,
+    read: Duration,
+    server_ca: Option<Vec<u8>>,
+    /// Whether requests carry a client certificate.
+    has_identity: bool,
 }
 
 impl Api {
@@ -34,41 +40,40 @@ impl Api {
         read: Duration,
         server_ca: Option<&[u8]>,
     ) -> Result<Api, Error> {
-        // rustls needs a process-wide crypto provider; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder = || {
-            Client::builder()
-                .connect_timeout(connect)
-                // In the blocking client this bounds each wait: connect, headers, every body read.
-                .timeout(read)
-                .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
-        };
-        let http = match server_ca {
-            Some(pem) => {
-                let ca = reqwest::Certificate::from_pem(pem).map_err(Error::ServerCa)?;
-                builder().tls_certs_only([ca]).build()
-            }
-            None => builder().build().or_else(|e| {
-                if base.scheme() != "http" {
-                    return Err(e);
-                }
-                // No CA certificates on this device: a plain-http server needs none, but an
-                // https mirror will fail until they are installed.
-                let _ = e;
-                tracing::warn!("cannot load this system's CA certificates; https downloads will fail until they are installed (ca-certificates)");
-                builder().tls_certs_only([]).build()
-            }),
-        }
-        .map_err(Error::HttpClient)?;
+        let http = build(&base, connect, read, server_ca, None)?;
         Ok(Api {
             base,
             http,
             token: None,
+            connect,
+            read,
+            server_ca: server_ca.map(<[u8]>::to_vec),
+            has_identity: false,
         })
     }
 
+    /// From now on, connections present this client certificate and key (PEM) to servers
+    /// that ask for one (the fleet server; mirrors do not ask).
+    pub fn set_identity(&mut self, pem: &[u8]) -> Result<(), Error> {
+        self.http = build(
+            &self.base,
+            self.connect,
+            self.read,
+            self.server_ca.as_deref(),
+            Some(pem),
+        )?;
+        self.has_identity = true;
+        Ok(())
+    }
+
+    /// Whether requests carry a client certificate.
+    pub fn has_identity(&self) -> bool {
+        self.has_identity
+    }
+
+    /// The bearer credential (empty: none).
     pub fn set_token(&mut self, token: String) {
-        self.token = Some(token);
+        self.token = (!token.is_empty()).then_some(token);
     }
 
     pub fn has_token(&self) -> bool {
@@ -140,12 +145,28 @@ impl Api {
         })
     }
 
-    pub fn enrol(&self, enrol_token: &str, facts: &DeviceFacts) -> Result<EnrolResponse, Error> {
+    /// Enrols with an enrolment token (and a CSR for the device's key), or with none when
+    /// the connection presents a factory certificate.
+    pub fn enrol(
+        &self,
+        enrol_token: &str,
+        facts: &DeviceFacts,
+        csr: Option<String>,
+    ) -> Result<EnrolResponse, Error> {
         let url = self.url("api/v1/enrol")?;
         let body = EnrolRequest {
             enrol_token: enrol_token.to_string(),
             facts: facts.clone(),
+            csr,
         };
+        let resp = self.send(&url, self.http.post(url.clone()).json(&body))?;
+        self.json(&url, resp)
+    }
+
+    /// A certificate for the device's key (to renew, or to move from a bearer token).
+    pub fn certificate(&self, csr: String) -> Result<CertificateResponse, Error> {
+        let url = self.url("api/v1/device/certificate")?;
+        let body = CertificateRequest { csr };
         let resp = self.send(&url, self.http.post(url.clone()).json(&body))?;
         self.json(&url, resp)
     }
@@ -374,6 +395,53 @@ impl<'a> LiveOutput<'a> {
     }
 }
 
+/// The HTTP client: the pinned CA or the system's, and the client certificate if any.
+fn build(
+    base: &Url,
+    connect: Duration,
+    read: Duration,
+    server_ca: Option<&[u8]>,
+    identity: Option<&[u8]>,
+) -> Result<Client, Error> {
+    // rustls needs a process-wide crypto provider; installing it twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let identity = identity
+        .map(|pem| {
+            reqwest::Identity::from_pem(pem).map_err(|e| {
+                Error::Identity(format!("the device certificate and key are not usable: {e}"))
+            })
+        })
+        .transpose()?;
+    let builder = || {
+        let b = Client::builder()
+            .connect_timeout(connect)
+            // In the blocking client this bounds each wait: connect, headers, every body read.
+            .timeout(read)
+            .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")));
+        match &identity {
+            Some(id) => b.identity(id.clone()),
+            None => b,
+        }
+    };
+    match server_ca {
+        Some(pem) => {
+            let ca = reqwest::Certificate::from_pem(pem).map_err(Error::ServerCa)?;
+            builder().tls_certs_only([ca]).build()
+        }
+        None => builder().build().or_else(|e| {
+            if base.scheme() != "http" {
+                return Err(e);
+            }
+            // No CA certificates on this device: a plain-http server needs none, but an
+            // https mirror will fail until they are installed.
+            let _ = e;
+            tracing::warn!("cannot load this system's CA certificates; https downloads will fail until they are installed (ca-certificates)");
+            builder().tls_certs_only([]).build()
+        }),
+    }
+    .map_err(Error::HttpClient)
+}
+
 pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
     // The URL is in the error already; reqwest's text would repeat it.
     let e = e.without_url();
@@ -382,6 +450,14 @@ pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
     while let Some(s) = source {
         message = format!("{message}: {s}");
         source = s.source();
+    }
+    if ["UnknownCA", "BadCertificate", "CertificateUnknown", "CertificateRequired", "CertificateRevoked", "CertificateExpired"]
+        .iter()
+        .any(|a| message.contains(&format!("received fatal alert: {a}")))
+    {
+        message.push_str(
+            "; the server refused this device's certificate: it is not from the server's device CA or a factory CA the server trusts (device_ca_file), or it expired",
+        );
     }
     if message.contains("InvalidContentType") || message.contains("corrupt message") {
         message.push_str(

@@ -57,6 +57,9 @@ struct RawConfig {
     long_poll_secs: Option<u64>,
     lock_wait_secs: Option<u64>,
     server_ca: Option<PathBuf>,
+    key: Option<String>,
+    key_type: Option<String>,
+    certificate: Option<PathBuf>,
     poll_interval_min_secs: Option<u64>,
     poll_interval_max_secs: Option<u64>,
     #[serde(default)]
@@ -285,6 +288,8 @@ pub struct Config {
     /// PEM of the CA that must have signed the server's certificate (pinned: the system's
     /// roots are then not used).
     pub server_ca: Option<Vec<u8>>,
+    /// This device's key and certificate for talking to the server over https.
+    pub identity: crate::identity::IdentityConfig,
     /// Bounds on the poll interval the server may suggest.
     pub poll_interval_min_secs: u64,
     pub poll_interval_max_secs: u64,
@@ -515,6 +520,13 @@ impl Config {
         let (trusted, signature_threshold, trust_root) = trust(&raw, &resolve).map_err(invalid)?;
         let n = Numbers::check(&raw).map_err(invalid)?;
         let server_ca = server_ca(raw.server_ca.as_deref(), &resolve).map_err(invalid)?;
+        let identity = crate::identity::IdentityConfig::check(
+            raw.key.as_deref(),
+            raw.key_type.as_deref(),
+            raw.certificate.as_deref(),
+            &resolve,
+        )
+        .map_err(invalid)?;
         ferry_manifests::wire::validate_labels(&raw.tags, raw.friendly_name.as_deref())
             .map_err(|e| invalid(format!("key `tags` or `friendly_name`: {e}")))?;
         let items = items(raw.items).map_err(invalid)?;
@@ -549,6 +561,7 @@ impl Config {
             long_poll_secs: n.long_poll_secs,
             lock_wait_secs: n.lock_wait_secs,
             server_ca,
+            identity,
             poll_interval_min_secs: n.poll_interval_min_secs,
             poll_interval_max_secs: n.poll_interval_max_secs,
             items,

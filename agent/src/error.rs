@@ -52,6 +52,9 @@ pub enum Error {
     },
     #[error("the server at {url} does not know this device's credential (was the host removed?); set `enrol_token` or `enrol_token_file` in {config} and it enrols again")]
     CredentialRefused { url: String, config: PathBuf },
+    /// This device's key or certificate (device identity) could not be made, read or used.
+    #[error("device identity: {0}")]
+    Identity(String),
     #[error("server_ca is not a PEM certificate: {0}")]
     ServerCa(#[source] reqwest::Error),
     #[error("cannot build the HTTP client: {0}; without `server_ca` the system's CA certificates are used: install them (ca-certificates) or set `server_ca`")]
@@ -234,7 +237,8 @@ impl Error {
             | Error::CredentialRefused { .. }
             | Error::NotConfigured(_)
             | Error::NeedsServer { .. }
-            | Error::EnrolTokenUnreadable { .. } => exit::BAD_CONFIG,
+            | Error::EnrolTokenUnreadable { .. }
+            | Error::Identity(_) => exit::BAD_CONFIG,
             Error::Repository { .. } => exit::UPDATE_FAILED,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,

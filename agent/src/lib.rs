@@ -14,6 +14,7 @@ pub mod dashboard;
 pub mod download;
 pub mod error;
 pub mod fsops;
+pub mod identity;
 pub mod install;
 pub mod inventory;
 pub mod lock;

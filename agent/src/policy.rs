@@ -345,3 +345,37 @@ mod tests {
         assert!(explicit_install(None, &failed, true, false).is_none());
     }
 }
+
+/// Whether a certificate received at `received` and expiring at `not_after` is due for
+/// renewal at `now` (all the server's clock): after two thirds of its life, so a device that
+/// is off for a while still renews before it expires.
+pub fn renewal_due(
+    received: time::OffsetDateTime,
+    not_after: time::OffsetDateTime,
+    now: time::OffsetDateTime,
+) -> bool {
+    let life = not_after - received;
+    now >= received + life * 2 / 3
+}
+
+#[cfg(test)]
+mod renewal_tests {
+    use super::renewal_due;
+    use time::macros::datetime;
+
+    #[test]
+    fn a_certificate_renews_after_two_thirds_of_its_life() {
+        let got = datetime!(2026-01-01 00:00 UTC);
+        let ends = datetime!(2026-04-01 00:00 UTC); // 90 days
+        for (now, due) in [
+            (datetime!(2026-01-02 00:00 UTC), false),
+            (datetime!(2026-02-28 23:00 UTC), false),
+            (datetime!(2026-03-01 00:00 UTC), true),
+            (datetime!(2026-03-31 23:59 UTC), true),
+            // Expired already: due (the server will say whether it still may).
+            (datetime!(2026-05-01 00:00 UTC), true),
+        ] {
+            assert_eq!(renewal_due(got, ends, now), due, "{now}");
+        }
+    }
+}

@@ -231,8 +231,18 @@ pub struct State {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceCredential {
     pub host_id: String,
+    /// The bearer token; empty for a device that authenticates by certificate.
+    #[serde(default)]
     pub device_token: String,
     pub server_url: String,
+    /// The certificate the server's device CA issued for this device's key (PEM).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// When it expires, and when it was received (the server's clock, RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_not_after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_received_at: Option<String>,
 }
 
 /// The state directory. Changing it needs the run lock ([`StateDir::lock`]); reading does not,

@@ -5,6 +5,7 @@ use ferry_manifests::wire::{DeviceFacts, InstalledItem};
 
 use crate::agent::Agent;
 use crate::error::Error;
+use crate::identity;
 use crate::state::DeviceCredential;
 
 /// What this device tells the server about itself at each check-in.
@@ -64,15 +65,34 @@ fn os_release() -> (String, String) {
     )
 }
 
-/// Makes sure the API client carries this device's credential, enrolling if needed. A device
-/// keeps one identity per server: when `server_url` changes (127.0.0.1 to localhost, a new
-/// DNS name) the credential is tried first and kept if the server still accepts it.
+/// Whether the agent talks to its server over https, where it presents its certificate.
+fn https(agent: &Agent) -> bool {
+    agent.api.base.scheme() == "https"
+}
+
+/// The server's clock, as well as this device knows it.
+fn server_now(agent: &Agent) -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc() - time::Duration::seconds(agent.clock_skew_secs.unwrap_or(0))
+}
+
+/// Makes sure the API client carries this device's credential, enrolling if needed: its
+/// client certificate over https (a factory one, or the one the server issued), and its
+/// bearer token if it has one. A device keeps one identity per server: when `server_url`
+/// changes (127.0.0.1 to localhost, a new DNS name) the credential is tried first and kept
+/// if the server still accepts it.
 pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
     let Some(server) = agent.cfg.server_url.as_ref().map(|u| u.to_string()) else {
         return Ok(()); // a device with only a repository has no server to enrol with
     };
+    // A factory certificate is presented from the first request on.
+    if https(agent) && !agent.api.has_identity() {
+        if let Some(cert) = identity::factory_certificate(&agent.cfg.identity)? {
+            let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
+            agent.api.set_identity(&identity::client_pem(&cert, &key))?;
+        }
+    }
     if let Some(mut cred) = agent.dir.credential()? {
-        agent.api.set_token(cred.device_token.clone());
+        present(agent, &cred)?;
         if cred.server_url == server {
             return Ok(());
         }
@@ -91,9 +111,53 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
     enrol(agent)
 }
 
-/// Enrols with the configured enrolment token and stores the credential.
+/// Makes the client present what the stored credential holds.
+fn present(agent: &mut Agent, cred: &DeviceCredential) -> Result<(), Error> {
+    agent.api.set_token(cred.device_token.clone());
+    if let (true, false, Some(cert)) = (
+        https(agent),
+        agent.api.has_identity(),
+        cred.certificate.as_deref(),
+    ) {
+        let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
+        agent.api.set_identity(&identity::client_pem(cert, &key))?;
+    }
+    Ok(())
+}
+
+/// Enrols and stores the credential: with a factory certificate and no token, or with the
+/// enrolment token and (over https) a certificate request for this device's key.
 pub(super) fn enrol(agent: &mut Agent) -> Result<(), Error> {
     let server = agent.api.base.to_string();
+    let factory = https(agent) && agent.cfg.identity.certificate.is_some();
+    let refused = |agent: &Agent, e: Error| match e {
+        Error::Server {
+            url,
+            status: 401,
+            message,
+        } => Error::EnrolRefused {
+            url,
+            message,
+            config: agent.cfg.path.clone(),
+        },
+        other => other,
+    };
+    if factory {
+        let resp = agent
+            .api
+            .enrol("", &facts(agent), None)
+            .map_err(|e| refused(agent, e))?;
+        tracing::info!(host_id = %resp.host_id, "joined the fleet with the factory certificate");
+        agent.api.set_token(String::new());
+        return agent.dir.save_credential(&DeviceCredential {
+            host_id: resp.host_id,
+            device_token: String::new(),
+            server_url: server,
+            certificate: None,
+            certificate_not_after: None,
+            certificate_received_at: None,
+        });
+    }
     let Some(token) = agent.cfg.enrol_token.clone() else {
         return Err(Error::NotEnrolled {
             config: agent.cfg.path.clone(),
@@ -103,27 +167,85 @@ pub(super) fn enrol(agent: &mut Agent) -> Result<(), Error> {
         reason,
         config: agent.cfg.path.clone(),
     })?;
-    let facts = facts(agent);
-    let resp = match agent.api.enrol(&token, &facts) {
-        Err(Error::Server {
-            url,
-            status: 401,
-            message,
-        }) => {
-            return Err(Error::EnrolRefused {
-                url,
-                message,
-                config: agent.cfg.path.clone(),
-            })
-        }
-        other => other?,
+    let key = if https(agent) {
+        Some(identity::key_pem(&agent.cfg.identity, &agent.dir)?)
+    } else {
+        None
     };
-    tracing::info!(host_id = %resp.host_id, "enrolled with the server");
+    let csr = key.as_deref().map(identity::csr).transpose()?;
+    let facts = facts(agent);
+    let resp = agent
+        .api
+        .enrol(&token, &facts, csr)
+        .map_err(|e| refused(agent, e))?;
+    tracing::info!(host_id = %resp.host_id, certificate = resp.certificate.is_some(), "enrolled with the server");
+    let received = resp
+        .certificate
+        .as_ref()
+        .map(|_| ferry_manifests::wire::timestamp(server_now(agent)));
+    // Saved before it is used: a crash in between finds it at the next run.
     agent.dir.save_credential(&DeviceCredential {
         host_id: resp.host_id,
         device_token: resp.device_token.clone(),
         server_url: server,
+        certificate: resp.certificate.clone(),
+        certificate_not_after: resp.certificate_not_after,
+        certificate_received_at: received,
     })?;
     agent.api.set_token(resp.device_token);
+    if let (Some(cert), Some(key)) = (resp.certificate, key) {
+        agent.api.set_identity(&identity::client_pem(&cert, &key))?;
+    }
+    Ok(())
+}
+
+/// Over https, to a server that issues certificates: takes one when this device has none
+/// (it moves from its bearer token), and renews it after two thirds of its life, over the
+/// connection it has. A failure is logged and tried again at the next check-in; it never
+/// fails the check.
+pub fn keep_certificate(agent: &mut Agent, server_issues: bool) -> Result<(), Error> {
+    if !server_issues || !https(agent) || agent.cfg.identity.certificate.is_some() {
+        return Ok(());
+    }
+    let Some(mut cred) = agent.dir.credential()? else {
+        return Ok(());
+    };
+    let now = server_now(agent);
+    let parse = |t: &Option<String>| t.as_deref().and_then(ferry_manifests::wire::parse_timestamp);
+    let due = match (
+        &cred.certificate,
+        parse(&cred.certificate_received_at),
+        parse(&cred.certificate_not_after),
+    ) {
+        (Some(_), Some(received), Some(not_after)) => {
+            crate::policy::renewal_due(received, not_after, now)
+        }
+        _ => true,
+    };
+    if !due {
+        return Ok(());
+    }
+    let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
+    let csr = identity::csr(&key)?;
+    let renewing = cred.certificate.is_some();
+    match agent.api.certificate(csr) {
+        Ok(resp) => {
+            cred.certificate = Some(resp.certificate.clone());
+            cred.certificate_not_after = Some(resp.not_after.clone());
+            cred.certificate_received_at = Some(ferry_manifests::wire::timestamp(now));
+            agent.dir.save_credential(&cred)?;
+            agent
+                .api
+                .set_identity(&identity::client_pem(&resp.certificate, &key))?;
+            if renewing {
+                tracing::info!(not_after = %resp.not_after, "renewed this device's certificate");
+            } else {
+                tracing::info!(not_after = %resp.not_after, "this device now authenticates with a certificate");
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot get a device certificate ({e}); it is asked for again at the next check-in")
+        }
+    }
     Ok(())
 }

@@ -47,7 +47,7 @@ pub enum Wait {
 /// on the device) and says whether a cycle has work. A stop ends it at once: the request runs
 /// on its own thread and is abandoned.
 pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
-    if !agent.api.has_token() {
+    if !agent.api.has_token() && !agent.api.has_identity() {
         // Not enrolled yet: the next cycle enrols.
         return Ok(Wait::Nothing);
     }
@@ -293,6 +293,7 @@ fn ask_server(
             inventory_base: None,
             check_requested: false,
             package_jobs: Vec::new(),
+            issues_certificates: false,
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -342,6 +343,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         .map(ferry_manifests::wire::inventory_digest);
     let mut resp = ask_server(agent, digest.clone())?;
     agent.note_server_time(resp.server_time.as_deref());
+    enrol::keep_certificate(agent, resp.issues_certificates)?;
     let mut send_list = resp.inventory_wanted;
     if resp.check_requested && !(agent.manual_check || asked) {
         // Asked for in this answer (a device without a long-poll): refresh the sources now

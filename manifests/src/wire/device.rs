@@ -599,6 +599,10 @@ pub struct CheckInResponse {
     /// Upgrades of software the device's sources found, asked by an operator.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub package_jobs: Vec<PackageJob>,
+    /// The server's device CA issues certificates (`POST /api/v1/device/certificate`): a
+    /// device talking https takes one, and renews it before it expires.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub issues_certificates: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -40,6 +40,7 @@ pub async fn check_in(
             inventory_base: None,
             check_requested: false,
             package_jobs: vec![],
+            issues_certificates: state.identity.ca.is_some(),
         });
     }
     let (campaigns, cancelled_jobs, mut work) =
@@ -285,6 +286,7 @@ async fn answer(
         inventory_wanted,
         check_requested,
         package_jobs,
+        issues_certificates: state.identity.ca.is_some(),
     })
 }
 
