@@ -15,6 +15,7 @@ mod deltas;
 mod enrolment;
 mod faults;
 mod fleet;
+mod identity;
 mod hostile;
 mod interactive;
 mod keys;

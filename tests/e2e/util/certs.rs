@@ -79,3 +79,75 @@ pub fn issue(d: &Path) {
         ],
     );
 }
+
+/// Writes a certificate authority `NAME.pem`/`NAME.key` into `d` (a factory's CA, or a
+/// rogue one).
+pub fn ca(d: &Path, name: &str) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+        ],
+    );
+}
+
+/// Writes a device's key `NAME.key` and client certificate `NAME.pem` (subject CN `cn`),
+/// signed by the CA `ca` in `d`: what a factory puts on a device.
+pub fn client(d: &Path, ca: &str, name: &str, cn: &str) {
+    openssl(
+        d,
+        &[
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={cn}"),
+        ],
+    );
+    fs::write(
+        d.join(format!("{name}.cnf")),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            &format!("{ca}.pem"),
+            "-CAkey",
+            &format!("{ca}.key"),
+            "-CAcreateserial",
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-extfile",
+            &format!("{name}.cnf"),
+        ],
+    );
+}

@@ -1,0 +1,262 @@
+//! Device identity: devices hold their own key and authenticate to the server with a client
+//! certificate (mutual TLS), issued by the server's device CA at enrolment and renewed
+//! before it expires, or made in a factory by a CA the operator trusts. Real ferry-server,
+//! ferry-agent and ferryctl processes; CAs made with openssl.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{bin, free_port, run, Device, Run};
+
+/// A ferry-server over HTTPS in a directory of its own, started and restarted with flags.
+struct Fleet {
+    dir: tempfile::TempDir,
+    addr: String,
+    server: Option<Child>,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        crate::util::certs::issue(dir.path());
+        Fleet {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir,
+            server: None,
+        }
+    }
+
+    fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts the server with `args` and server.toml `toml`.
+    fn start(&mut self, args: &[&str], toml: &str) {
+        self.stop();
+        let d = self.d().to_path_buf();
+        fs::write(d.join("server.toml"), toml).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("server.log"))
+            .unwrap();
+        let child = Command::new(bin("ferry-server"))
+            .args(["--listen", &self.addr, "--data-dir"])
+            .arg(d.join("data"))
+            .arg("--config")
+            .arg(d.join("server.toml"))
+            .arg("--tls-cert")
+            .arg(d.join("server.pem"))
+            .arg("--tls-key")
+            .arg(d.join("server.key"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.server = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&self.addr).is_err() || !d.join("data/enrol.token").exists() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not start:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.server.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(self.d().join("server.log")).unwrap_or_default()
+    }
+
+    /// A device whose agent talks https to the server, pinning the test CA; `extra` is more
+    /// agent.toml.
+    fn device(&self, name: &str, extra: &str) -> Device {
+        let d = self.d();
+        let key = ferry_manifests::SigningKeyFile::from_seed([5; 32]);
+        fs::write(d.join("release.pub"), key.public().to_file_string()).unwrap();
+        let cfg = d.join(format!("{name}.toml"));
+        fs::write(
+            &cfg,
+            format!(
+                "server_url = \"https://{}\"\nstate_dir = \"state-{name}\"\ntrusted_keys = [\"release.pub\"]\nserver_ca = \"ca.pem\"\nhostname = \"{name}\"\ndownload_retries = 0\nconnect_timeout_secs = 5\n{extra}\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
+                self.addr,
+                d.join(format!("root-{name}")).display()
+            ),
+        )
+        .unwrap();
+        Device {
+            name: name.to_string(),
+            cfg,
+            root: d.join(format!("root-{name}")),
+        }
+    }
+
+    fn ctl(&self, args: &[&str]) -> Run {
+        let mut ctl = Command::new(bin("ferryctl"));
+        ctl.args(args)
+            .args(["--server", &format!("https://{}", self.addr)])
+            .arg("--ca-cert")
+            .arg(self.d().join("ca.pem"))
+            .env(
+                "FERRY_TOKEN",
+                format!("@{}", self.d().join("data/operator.token").display()),
+            );
+        run(ctl)
+    }
+
+    fn hosts(&self) -> Vec<serde_json::Value> {
+        let out = self.ctl(&["hosts", "list", "--json"]).ok();
+        serde_json::from_str::<serde_json::Value>(&out.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn host(&self, hostname: &str) -> serde_json::Value {
+        self.hosts()
+            .into_iter()
+            .find(|h| h["hostname"] == hostname)
+            .unwrap_or_else(|| panic!("no host {hostname}:\n{:#?}", self.hosts()))
+    }
+
+    fn credential(&self, name: &str) -> serde_json::Value {
+        let text = fs::read_to_string(self.d().join(format!("state-{name}/device.json"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// An HTTPS client pinning the test CA, presenting `identity` (certificate and key PEM).
+    fn client(&self, identity: Option<Vec<u8>>) -> reqwest::blocking::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = reqwest::Certificate::from_pem(&fs::read(self.d().join("ca.pem")).unwrap())
+            .unwrap();
+        let mut b = reqwest::blocking::Client::builder()
+            .tls_certs_only([ca])
+            .timeout(Duration::from_secs(60));
+        if let Some(pem) = identity {
+            b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
+        }
+        b.build().unwrap()
+    }
+
+    /// A device's certificate and key, as it presents them.
+    fn identity_of(&self, name: &str) -> Vec<u8> {
+        let cred = self.credential(name);
+        let mut pem = cred["certificate"].as_str().unwrap().as_bytes().to_vec();
+        pem.extend(fs::read(self.d().join(format!("state-{name}/device.key"))).unwrap());
+        pem
+    }
+
+    fn checkin(
+        &self,
+        client: &reqwest::blocking::Client,
+        token: Option<&str>,
+        wait: u64,
+    ) -> reqwest::blocking::Response {
+        let mut req = client
+            .post(format!("https://{}/api/v1/device/checkin", self.addr))
+            .json(&serde_json::json!({
+                "facts": {"hostname": "probe", "os": "linux", "os_version": "", "arch": "x86_64",
+                          "agent_version": "0", "installed": []},
+                "wait_secs": wait,
+            }));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().unwrap()
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn enrol_token(d: &Path) -> String {
+    format!(
+        "enrol_token_file = \"{}\"\n",
+        d.join("data/enrol.token").display()
+    )
+}
+
+#[test]
+fn a_device_enrols_with_its_own_key_authenticates_by_certificate_and_renews_it_before_expiry() {
+    let mut f = Fleet::new();
+    // Certificates live 12 s here, so renewal (after 8 s) and expiry are seen in a test.
+    f.start(&[], "device_certificate_lifetime_secs = 12\n");
+    let device = f.device("cert-1", &enrol_token(f.d()));
+    device.run("check").ok();
+
+    // The key was made on the device, private to the agent; the credential is a certificate.
+    let key = f.d().join("state-cert-1/device.key");
+    let mode = fs::metadata(&key).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let key_text = fs::read_to_string(&key).unwrap();
+    let cred = f.credential("cert-1");
+    assert_eq!(cred["device_token"], "", "{cred:#}");
+    let first = cred["certificate"].as_str().unwrap().to_string();
+    assert!(first.contains("BEGIN CERTIFICATE"));
+    assert!(
+        !f.log().contains(key_text.lines().nth(1).unwrap()),
+        "the private key reached the server's log"
+    );
+    let host = f.host("cert-1");
+    assert_eq!(host["auth"], "certificate", "{host:#}");
+
+    // Without the certificate, a device route is refused; with it, answered.
+    let anonymous = f.checkin(&f.client(None), None, 0);
+    assert_eq!(anonymous.status(), 401);
+    let ok = f.checkin(&f.client(Some(f.identity_of("cert-1"))), None, 0);
+    assert_eq!(ok.status(), 200);
+    let body: serde_json::Value = ok.json().unwrap();
+    assert_eq!(body["host_id"], host["id"]);
+    assert_eq!(body["issues_certificates"], true);
+
+    // Two thirds into its life, the next check renews it over the same identity.
+    std::thread::sleep(Duration::from_millis(8_500));
+    let renewing = device.run("check").ok();
+    let second = f.credential("cert-1")["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(first, second, "not renewed:\n{renewing}");
+    assert!(
+        renewing.stderr.contains("renewed this device's certificate"),
+        "{renewing}"
+    );
+    // Past the first certificate's expiry, the device carries on with the new one.
+    std::thread::sleep(Duration::from_millis(4_000));
+    device.run("check").ok();
+    let old = {
+        let mut pem = first.into_bytes();
+        pem.extend(key_text.as_bytes());
+        pem
+    };
+    let expired = f
+        .client(Some(old))
+        .post(format!("https://{}/api/v1/device/checkin", f.addr))
+        .json(&serde_json::json!({}))
+        .send();
+    assert!(
+        expired.is_err() || expired.as_ref().is_ok_and(|r| r.status() == 401),
+        "an expired certificate was accepted: {expired:?}"
+    );
+    assert_eq!(f.hosts().len(), 1, "renewal made another host");
+}
