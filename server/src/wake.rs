@@ -73,10 +73,14 @@ impl Waker {
         }
     }
 
-    /// Drops the host's slot (host removed).
+    /// Drops the host's slot (host removed), waking its held long-polls first: they answer
+    /// that the host is gone.
     pub fn forget(&self, host_id: &str) {
         let mut hosts = self.hosts.lock().unwrap_or_else(|e| e.into_inner());
-        hosts.remove(host_id);
+        if let Some(slot) = hosts.remove(host_id) {
+            slot.generation.fetch_add(1, Ordering::SeqCst);
+            slot.notify.notify_waiters();
+        }
     }
 }
 

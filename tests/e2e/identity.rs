@@ -260,3 +260,126 @@ fn a_device_enrols_with_its_own_key_authenticates_by_certificate_and_renews_it_b
     );
     assert_eq!(f.hosts().len(), 1, "renewal made another host");
 }
+
+#[test]
+fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed_hosts_are_refused(
+) {
+    let mut f = Fleet::new();
+    let d = f.d().to_path_buf();
+    crate::util::certs::ca(&d, "factory-ca");
+    crate::util::certs::client(&d, "factory-ca", "made-1", "line-7-unit-0042");
+    crate::util::certs::ca(&d, "rogue-ca");
+    crate::util::certs::client(&d, "rogue-ca", "rogue-1", "rogue");
+
+    // A fleet of bearer-token devices.
+    f.start(&["--device-auth", "token"], "");
+    let old = f.device("old-1", &enrol_token(&d));
+    old.run("check").ok();
+    let token = f.credential("old-1")["device_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!token.is_empty());
+    assert_eq!(f.host("old-1")["auth"], "token");
+    assert!(f.credential("old-1")["certificate"].is_null());
+
+    // The operator allows certificates: at its next check the device takes one, in place.
+    f.start(&["--device-auth", "both"], "");
+    let moved = old.run("check").ok();
+    assert!(
+        moved
+            .stderr
+            .contains("this device now authenticates with a certificate"),
+        "{moved}"
+    );
+    assert_eq!(f.host("old-1")["auth"], "certificate");
+    assert_eq!(f.hosts().len(), 1);
+
+    // Certificates only, and a factory CA trusted.
+    let factory = d.join("factory-ca.pem");
+    f.start(
+        &[
+            "--device-auth",
+            "certificate",
+            "--device-ca-file",
+            factory.to_str().unwrap(),
+        ],
+        "",
+    );
+    old.run("check").ok();
+    let replayed = f.checkin(&f.client(None), Some(&token), 0);
+    assert_eq!(replayed.status(), 401);
+    let why = replayed.text().unwrap();
+    assert!(why.contains("certificate only"), "{why}");
+
+    // A device made in the factory joins on first contact, without a token, named by its
+    // certificate's subject.
+    let made = f.device(
+        "made-1",
+        &format!(
+            "key = \"{}\"\ncertificate = \"{}\"\n",
+            d.join("made-1.key").display(),
+            d.join("made-1.pem").display()
+        ),
+    );
+    made.run("check").ok();
+    let joined = f.host("line-7-unit-0042");
+    assert_eq!(joined["auth"], "certificate");
+    assert_eq!(joined["accepted"], true);
+    assert!(f.credential("made-1")["device_token"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+
+    // A certificate from another CA does not get through the handshake, and the agent says
+    // why.
+    let rogue = f.device(
+        "rogue-1",
+        &format!(
+            "key = \"{}\"\ncertificate = \"{}\"\n",
+            d.join("rogue-1.key").display(),
+            d.join("rogue-1.pem").display()
+        ),
+    );
+    let refused = rogue.run("check");
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(
+        refused.stderr.contains("refused this device's certificate"),
+        "{refused}"
+    );
+    assert_eq!(f.hosts().len(), 2);
+
+    // A removed host is refused in the middle of its long-poll, and its certificate for
+    // good: the factory device cannot join again with it.
+    let client = f.client(Some(f.identity_of("old-1")));
+    let addr = f.addr.clone();
+    let held = std::thread::spawn(move || {
+        let started = Instant::now();
+        let resp = client
+            .post(format!("https://{addr}/api/v1/device/checkin"))
+            .json(&serde_json::json!({
+                "facts": {"hostname": "old-1", "os": "linux", "os_version": "", "arch": "x86_64",
+                          "agent_version": "0", "installed": []},
+                "wait_secs": 50,
+            }))
+            .send()
+            .unwrap();
+        (resp.status().as_u16(), resp.text().unwrap(), started.elapsed())
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while f.host("old-1")["long_polling"] != true {
+        assert!(Instant::now() < deadline, "the long-poll was not held");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f.ctl(&["hosts", "remove", "old-1"]).ok();
+    let (status, body, took) = held.join().unwrap();
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("removed"), "{body}");
+    assert!(took < Duration::from_secs(20), "answered after {took:?}");
+    f.ctl(&["hosts", "remove", "line-7-unit-0042"]).ok();
+    fs::remove_file(d.join("state-made-1/device.json")).unwrap();
+    let again = made.run("check");
+    assert_ne!(again.code, Some(0), "{again}");
+    assert!(again.stderr.contains("revoked"), "{again}");
+    assert!(f.hosts().is_empty(), "{:#?}", f.hosts());
+}

@@ -60,6 +60,12 @@ pub async fn check_in(
             .await;
         holding.finish(!woken);
         if woken {
+            // Removed while it waited: its credential (token or certificate) counts no more.
+            if state.store.host_identity(&host_id).await?.is_none() {
+                return Err(super::error::ServiceError::Unauthorized(
+                    "this host was removed while its check-in waited; its credential no longer counts".into(),
+                ));
+            }
             work = Box::pin(pending_work(state, &host_id)).await?;
         }
     } else {
