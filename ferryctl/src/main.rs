@@ -219,6 +219,7 @@ fn hosts_commands(command: HostsCommand, server: &ServerArgs, json: bool) -> any
             tags,
             friendly_name,
         } => api()?.edit_host(&host, tags, friendly_name, json),
+        HostsCommand::Show { host } => api()?.show_host(&host, json),
         HostsCommand::Accept { host } => api()?.accept_host(&host, json),
         HostsCommand::Remove { host } => api()?.remove_host(&host, json),
     }

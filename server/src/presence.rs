@@ -11,6 +11,9 @@ use crate::policy::fleet::Contact;
 #[derive(Default)]
 pub struct Presence {
     last: Mutex<HashMap<String, (Contact, OffsetDateTime)>>,
+    /// The addresses each host's held long-polls came from: one agent holds one at a time,
+    /// so two addresses at once are two devices with one identity.
+    holding_from: Mutex<HashMap<String, Vec<std::net::IpAddr>>>,
 }
 
 impl Presence {
@@ -31,6 +34,32 @@ impl Presence {
             .unwrap_or_else(|e| e.into_inner())
             .get(host_id)
             .copied()
+    }
+
+    /// A long-poll of the host from `addr` is held; the address of another device holding
+    /// one with the same identity, if there is one (`policy::identity::clone_at`).
+    pub fn hold_from(&self, host_id: &str, addr: std::net::IpAddr) -> Option<std::net::IpAddr> {
+        let mut held = self.holding_from.lock().unwrap_or_else(|e| e.into_inner());
+        let list = match held.get_mut(host_id) {
+            Some(l) => l,
+            None => held.entry(host_id.to_string()).or_default(),
+        };
+        let other = crate::policy::identity::clone_at(list, addr);
+        list.push(addr);
+        other
+    }
+
+    /// A long-poll from `addr` was answered or dropped.
+    pub fn release_from(&self, host_id: &str, addr: std::net::IpAddr) {
+        let mut held = self.holding_from.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(list) = held.get_mut(host_id) {
+            if let Some(i) = list.iter().position(|a| *a == addr) {
+                list.swap_remove(i);
+            }
+            if list.is_empty() {
+                held.remove(host_id);
+            }
+        }
     }
 
     /// Forgets a removed host.

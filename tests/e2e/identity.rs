@@ -349,33 +349,70 @@ fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed
     );
     assert_eq!(f.hosts().len(), 2);
 
-    // A removed host is refused in the middle of its long-poll, and its certificate for
-    // good: the factory device cannot join again with it.
-    let client = f.client(Some(f.identity_of("old-1")));
-    let addr = f.addr.clone();
-    let held = std::thread::spawn(move || {
-        let started = Instant::now();
-        let resp = client
-            .post(format!("https://{addr}/api/v1/device/checkin"))
-            .json(&serde_json::json!({
-                "facts": {"hostname": "old-1", "os": "linux", "os_version": "", "arch": "x86_64",
-                          "agent_version": "0", "installed": []},
-                "wait_secs": 50,
-            }))
-            .send()
+    // The device's certificate and key copied to a second device: both hold long-polls at
+    // once, from two addresses, and the server says so.
+    let hold = |from: &str| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = reqwest::Certificate::from_pem(&fs::read(d.join("ca.pem")).unwrap()).unwrap();
+        let client = reqwest::blocking::Client::builder()
+            .tls_certs_only([ca])
+            .identity(reqwest::Identity::from_pem(&f.identity_of("old-1")).unwrap())
+            .local_address(Some(from.parse().unwrap()))
+            .timeout(Duration::from_secs(60))
+            .build()
             .unwrap();
-        (resp.status().as_u16(), resp.text().unwrap(), started.elapsed())
-    });
+        let addr = f.addr.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            let resp = client
+                .post(format!("https://{addr}/api/v1/device/checkin"))
+                .json(&serde_json::json!({
+                    "facts": {"hostname": "old-1", "os": "linux", "os_version": "", "arch": "x86_64",
+                              "agent_version": "0", "installed": []},
+                    "wait_secs": 50,
+                }))
+                .send()
+                .unwrap();
+            (resp.status().as_u16(), resp.text().unwrap(), started.elapsed())
+        })
+    };
+    let real = hold("127.0.0.1");
     let deadline = Instant::now() + Duration::from_secs(10);
     while f.host("old-1")["long_polling"] != true {
         assert!(Instant::now() < deadline, "the long-poll was not held");
         std::thread::sleep(Duration::from_millis(100));
     }
+    let cloned = hold("127.0.0.2");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let shown = loop {
+        let shown = f.ctl(&["hosts", "show", "old-1", "--json"]).ok();
+        let v: serde_json::Value = serde_json::from_str(&shown.stdout).unwrap();
+        if !v["clone_seen"].is_null() {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no clone seen:\n{v:#}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let clone = shown["clone_seen"].as_str().unwrap();
+    assert!(
+        clone.contains("127.0.0.1") && clone.contains("127.0.0.2"),
+        "{clone}"
+    );
+    assert_eq!(shown["certificates"][0]["source"], "issued", "{shown:#}");
+    let text = f.ctl(&["hosts", "show", "old-1"]).ok().stdout;
+    assert!(text.contains("CLONE"), "{text}");
+    let audit = f.ctl(&["audit", "list", "--json"]).ok().stdout;
+    assert!(audit.contains("suspected_clone"), "{audit}");
+
+    // A removed host is refused in the middle of its long-polls, and its certificate for
+    // good: the factory device cannot join again with it.
     f.ctl(&["hosts", "remove", "old-1"]).ok();
-    let (status, body, took) = held.join().unwrap();
-    assert_eq!(status, 401, "{body}");
-    assert!(body.contains("removed"), "{body}");
-    assert!(took < Duration::from_secs(20), "answered after {took:?}");
+    for held in [real, cloned] {
+        let (status, body, took) = held.join().unwrap();
+        assert_eq!(status, 401, "{body}");
+        assert!(body.contains("removed"), "{body}");
+        assert!(took < Duration::from_secs(20), "answered after {took:?}");
+    }
     f.ctl(&["hosts", "remove", "line-7-unit-0042"]).ok();
     fs::remove_file(d.join("state-made-1/device.json")).unwrap();
     let again = made.run("check");

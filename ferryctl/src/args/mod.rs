@@ -181,6 +181,12 @@ pub enum HostsCommand {
         #[arg(long)]
         friendly_name: Option<String>,
     },
+    /// Show one host: its facts, how it authenticates, its certificates, and whether two
+    /// devices were seen using its identity at once.
+    Show {
+        /// Host id or hostname.
+        host: String,
+    },
     /// Accept a host that enrolled with a token requiring acceptance: it is given updates,
     /// campaigns and batches from now on.
     Accept {

@@ -32,6 +32,7 @@ impl Client {
                         .to_string(),
                     h.facts.arch.clone(),
                     h.facts.agent_version.clone(),
+                    h.auth.clone(),
                     h.last_seen.clone(),
                     h.installed
                         .iter()
@@ -59,6 +60,7 @@ impl Client {
                     "OS",
                     "ARCH",
                     "AGENT",
+                    "AUTH",
                     "LAST SEEN",
                     "INSTALLED"
                 ],
@@ -125,6 +127,77 @@ impl Client {
             "asked {} host(s) for a check; those long-polling check within a second (refreshing what their sources know), the others at their next run",
             answer.hosts
         );
+        Ok(())
+    }
+
+    pub fn show_host(&self, host: &str, json: bool) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/hosts/{}", path_segment(host)))?;
+        let resp = self.send(self.http.get(url), "reading the host")?;
+        let d: HostDetail = resp.json()?;
+        if json {
+            return print_json(&d);
+        }
+        let h = &d.host;
+        let line = |k: &str, v: &str| println!("{k:<12} {}", table::printable(v));
+        line("host", &h.facts.hostname);
+        line("id", &h.id);
+        line("name", h.friendly_name.as_deref().unwrap_or("-"));
+        line("tags", &h.tags.join(","));
+        line(
+            "state",
+            if !h.accepted {
+                "awaiting acceptance"
+            } else if h.online {
+                "online"
+            } else {
+                "offline"
+            },
+        );
+        line(
+            "os",
+            &format!("{} {} ({})", h.facts.os, h.facts.os_version, h.facts.arch),
+        );
+        line("agent", &h.facts.agent_version);
+        line("enrolled", &h.enrolled_at);
+        line("last seen", &h.last_seen);
+        line("auth", &h.auth);
+        if let Some(clone) = &h.clone_seen {
+            line("CLONE", clone);
+        }
+        for i in &h.installed {
+            line(
+                "installed",
+                &format!(
+                    "{} {}",
+                    i.item,
+                    i.version.as_ref().map_or("-".into(), |v| v.to_string())
+                ),
+            );
+        }
+        if !d.certificates.is_empty() {
+            println!();
+            let rows: Vec<Vec<String>> = d
+                .certificates
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.source.clone(),
+                        c.serial.clone(),
+                        c.issued_at.clone(),
+                        c.not_after.clone(),
+                        c.revoked_at.clone().unwrap_or_else(|| "-".into()),
+                        c.fingerprint.clone(),
+                    ]
+                })
+                .collect();
+            print!(
+                "{}",
+                table::render(
+                    &["CERTIFICATE", "SERIAL", "ISSUED", "EXPIRES", "REVOKED", "SHA-256"],
+                    &rows
+                )
+            );
+        }
         Ok(())
     }
 

@@ -134,6 +134,34 @@ fn token_auth() -> String {
     "token".into()
 }
 
+/// `GET /api/v1/hosts/{host}`: a host and how it proves who it is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HostDetail {
+    #[serde(flatten)]
+    pub host: HostView,
+    /// Its certificates, newest first: issued by the server's device CA, or made in the
+    /// factory.
+    #[serde(default)]
+    pub certificates: Vec<CertificateView>,
+}
+
+/// A device certificate as the server keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CertificateView {
+    /// SHA-256 of its DER, hex.
+    pub fingerprint: String,
+    pub serial: String,
+    /// `issued` (by the server's device CA) or `factory`.
+    pub source: String,
+    pub issued_at: String,
+    pub not_after: String,
+    /// When it stopped counting (its host was removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at: Option<String>,
+}
+
 /// What a device reports about itself, as the server keeps and shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

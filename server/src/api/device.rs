@@ -126,7 +126,8 @@ pub async fn check_in(
         }
     }
     Ok(Json(
-        service::checkin::check_in(&state, device.host_id, device.accepted, req).await?,
+        service::checkin::check_in(&state, device.host_id, device.accepted, device.peer, req)
+            .await?,
     ))
 }
 

@@ -21,6 +21,15 @@ pub async fn list_hosts(
     Ok(Json(list))
 }
 
+#[utoipa::path(get, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), responses((status = 200, body = ferry_manifests::wire::HostDetail), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn show_host(
+    State(state): State<Shared>,
+    _op: Operator,
+    Path(host): Path<String>,
+) -> ApiResult<Json<ferry_manifests::wire::HostDetail>> {
+    Ok(Json(hosts::show(&state, &host).await?))
+}
+
 #[utoipa::path(patch, path = "/api/v1/hosts/{host}", tag = "hosts", params(("host" = String, Path, description = "host id or hostname")), request_body = ferry_manifests::wire::HostEdit, responses((status = 200, body = ferry_manifests::wire::HostView), crate::error::ClientErrors), security(("bearer" = [])))]
 pub async fn edit_host(
     State(state): State<Shared>,

@@ -122,6 +122,7 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
         (
             "GET",
             "/api/v1/hosts"
+            | "/api/v1/hosts/{host}"
             | "/api/v1/items"
             | "/api/v1/packages"
             | "/api/v1/packages/hosts"

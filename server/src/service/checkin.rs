@@ -18,6 +18,7 @@ pub async fn check_in(
     state: &Shared,
     host_id: String,
     accepted: bool,
+    peer: Option<std::net::IpAddr>,
     req: CheckInRequest,
 ) -> ServiceResult<CheckInResponse> {
     if !accepted {
@@ -53,7 +54,10 @@ pub async fn check_in(
     if let Some(_room) = room {
         // Long-poll: answer as soon as there is work (or a `ferryctl check`), else at the end.
         // While it is open the host is present; if the device goes away, it is not.
-        let holding = Holding::open(state, &host_id);
+        let mut holding = Holding::open(state, &host_id);
+        if let Some(other) = holding.from(peer) {
+            Box::pin(clone_seen(state, &host_id, other, peer)).await;
+        }
         let woken = state
             .waker
             .wait(&host_id, std::time::Duration::from_secs(wait))
@@ -80,6 +84,56 @@ pub async fn check_in(
         work,
     ))
     .await
+}
+
+/// Two devices hold long-polls with one identity, from `first` and `second`: a cloned
+/// device (its credential copied). Recorded on the host (`ferryctl hosts show`) and in the
+/// audit log, and logged; nothing is refused, since which of the two is the real one is the
+/// operator's to find out (remove the host, and enrol the real device again).
+async fn clone_seen(
+    state: &Shared,
+    host_id: &str,
+    first: std::net::IpAddr,
+    second: Option<std::net::IpAddr>,
+) {
+    let second = second.map(|a| a.to_canonical().to_string()).unwrap_or_default();
+    let first = first.to_canonical().to_string();
+    let at = ferry_manifests::wire::now();
+    let what = format!("{at}: from {first} and {second} at once");
+    tracing::warn!(host = %host_id, %first, %second, "two devices are using this host's identity at once (a cloned device?); see `ferryctl hosts show`");
+    if let Err(e) = state.store.record_clone(host_id, &what).await {
+        tracing::warn!(host = %host_id, "cannot record the clone: {e}");
+    }
+    let tenant = match state.store.host_tags(host_id).await {
+        Ok((_, _, Some(t))) => t,
+        _ => match state.store.tenants().await {
+            Ok(t) => t
+                .into_iter()
+                .find(|(_, name)| name == "default")
+                .map(|(id, _)| id)
+                .unwrap_or_default(),
+            Err(_) => String::new(),
+        },
+    };
+    let entry = ferry_manifests::wire::AuditEntry {
+        seq: 0,
+        at,
+        user_id: None,
+        user: format!("device:{host_id}"),
+        method: "POST".into(),
+        path: "/api/v1/device/checkin".into(),
+        status: 200,
+        address: Some(second.clone()),
+        request_id: uuid::Uuid::new_v4().to_string(),
+        before: None,
+        after: Some(serde_json::json!({
+            "suspected_clone": {"host_id": host_id, "addresses": [first, second]}
+        })),
+    };
+    if let Err(e) = state.store.add_audit(&entry, &tenant).await {
+        tracing::warn!(host = %host_id, "cannot write the clone to the audit log: {e}");
+    }
+    state.changed();
 }
 
 /// A host's pending jobs: Ferry releases, and upgrades of its sources' packages.
@@ -349,6 +403,8 @@ pub struct Holding<'a> {
     state: &'a AppState,
     host_id: String,
     finished: bool,
+    /// Where it came from, while held.
+    peer: Option<std::net::IpAddr>,
 }
 
 impl<'a> Holding<'a> {
@@ -365,7 +421,16 @@ impl<'a> Holding<'a> {
             state,
             host_id: host_id.to_string(),
             finished: false,
+            peer: None,
         }
+    }
+
+    /// Held from `peer`: the address of another device holding one with the same identity
+    /// at the same time, if any.
+    pub fn from(&mut self, peer: Option<std::net::IpAddr>) -> Option<std::net::IpAddr> {
+        let peer = peer?;
+        self.peer = Some(peer);
+        self.state.presence.hold_from(&self.host_id, peer)
     }
 
     /// The long-poll is answered: `ran_out` when it ended with nothing to do.
@@ -382,6 +447,9 @@ impl<'a> Holding<'a> {
 
 impl Drop for Holding<'_> {
     fn drop(&mut self) {
+        if let Some(peer) = self.peer {
+            self.state.presence.release_from(&self.host_id, peer);
+        }
         if !self.finished {
             self.state.presence.contact(&self.host_id, Contact::Dropped);
             tracing::debug!(host = %self.host_id, "the device closed its long-poll");

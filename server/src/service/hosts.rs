@@ -130,6 +130,34 @@ pub async fn accept(state: &Shared, host: &str) -> ServiceResult<HostView> {
         .ok_or_else(|| ServiceError::not_found(format!("host {host} was removed")))
 }
 
+/// One host, with its certificates.
+pub async fn show(state: &Shared, host: &str) -> ServiceResult<ferry_manifests::wire::HostDetail> {
+    let (host_id, _) = resolve(state, host).await?;
+    let view = list(state)
+        .await?
+        .into_iter()
+        .find(|h| h.id == host_id)
+        .ok_or_else(|| ServiceError::not_found(format!("host {host} was removed")))?;
+    let certificates = state
+        .store
+        .host_certificates(&host_id)
+        .await?
+        .into_iter()
+        .map(|c| ferry_manifests::wire::CertificateView {
+            fingerprint: c.fingerprint,
+            serial: c.serial,
+            source: c.source,
+            issued_at: c.issued_at,
+            not_after: c.not_after,
+            revoked_at: c.revoked_at,
+        })
+        .collect();
+    Ok(ferry_manifests::wire::HostDetail {
+        host: view,
+        certificates,
+    })
+}
+
 /// Removes a host: its history goes with it, and every instance forgets its credential.
 pub async fn remove(state: &Shared, host: &str) -> ServiceResult<()> {
     let (host_id, hostname) = resolve(state, host).await?;

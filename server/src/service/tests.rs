@@ -22,7 +22,7 @@ async fn enrolled(s: &TestServer, hostname: &str, items: &[(&str, Option<&str>)]
     let now = ferry_manifests::wire::now();
     let row = checkin::host_row(id.clone(), &req.facts, now.clone(), now);
     s.state.store.create_host(&row, &id).await.unwrap();
-    checkin::check_in(&s.state, id.clone(), true, req)
+    checkin::check_in(&s.state, id.clone(), true, None, req)
         .await
         .unwrap();
     id
@@ -81,7 +81,7 @@ async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
                 wait_secs: 20,
                 inventory_digest: None,
             };
-            checkin::check_in(&state, host, true, req).await
+            checkin::check_in(&state, host, true, None, req).await
         }
     });
     // The long-poll is held until something wakes it.
