@@ -16,16 +16,23 @@ struct Fleet {
     dir: tempfile::TempDir,
     addr: String,
     server: Option<Child>,
+    /// Whether the server itself speaks TLS (else a proxy in front does).
+    tls: bool,
+    /// Where devices reach the server: the server, or the proxy in front of it.
+    device_url: String,
 }
 
 impl Fleet {
     fn new() -> Fleet {
         let dir = tempfile::tempdir().unwrap();
         crate::util::certs::issue(dir.path());
+        let addr = format!("127.0.0.1:{}", free_port());
         Fleet {
-            addr: format!("127.0.0.1:{}", free_port()),
+            device_url: format!("https://{addr}"),
+            addr,
             dir,
             server: None,
+            tls: true,
         }
     }
 
@@ -48,10 +55,16 @@ impl Fleet {
             .arg(d.join("data"))
             .arg("--config")
             .arg(d.join("server.toml"))
-            .arg("--tls-cert")
-            .arg(d.join("server.pem"))
-            .arg("--tls-key")
-            .arg(d.join("server.key"))
+            .args(if self.tls {
+                vec![
+                    "--tls-cert".into(),
+                    d.join("server.pem").into_os_string(),
+                    "--tls-key".into(),
+                    d.join("server.key").into_os_string(),
+                ]
+            } else {
+                vec![]
+            })
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -91,8 +104,8 @@ impl Fleet {
         fs::write(
             &cfg,
             format!(
-                "server_url = \"https://{}\"\nstate_dir = \"state-{name}\"\ntrusted_keys = [\"release.pub\"]\nserver_ca = \"ca.pem\"\nhostname = \"{name}\"\ndownload_retries = 0\nconnect_timeout_secs = 5\n{extra}\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
-                self.addr,
+                "server_url = \"{}\"\nstate_dir = \"state-{name}\"\ntrusted_keys = [\"release.pub\"]\nserver_ca = \"ca.pem\"\nhostname = \"{name}\"\ndownload_retries = 0\nconnect_timeout_secs = 5\n{extra}\n[[items]]\nname = \"web\"\nroot = \"{}\"\n",
+                self.device_url,
                 d.join(format!("root-{name}")).display()
             ),
         )
@@ -106,11 +119,15 @@ impl Fleet {
 
     fn ctl(&self, args: &[&str]) -> Run {
         let mut ctl = Command::new(bin("ferryctl"));
-        ctl.args(args)
-            .args(["--server", &format!("https://{}", self.addr)])
-            .arg("--ca-cert")
-            .arg(self.d().join("ca.pem"))
-            .env(
+        ctl.args(args);
+        if self.tls {
+            ctl.args(["--server", &format!("https://{}", self.addr)])
+                .arg("--ca-cert")
+                .arg(self.d().join("ca.pem"));
+        } else {
+            ctl.args(["--server", &format!("http://{}", self.addr)]);
+        }
+        ctl.env(
                 "FERRY_TOKEN",
                 format!("@{}", self.d().join("data/operator.token").display()),
             );
@@ -167,7 +184,7 @@ impl Fleet {
         wait: u64,
     ) -> reqwest::blocking::Response {
         let mut req = client
-            .post(format!("https://{}/api/v1/device/checkin", self.addr))
+            .post(format!("{}/api/v1/device/checkin", self.device_url))
             .json(&serde_json::json!({
                 "facts": {"hostname": "probe", "os": "linux", "os_version": "", "arch": "x86_64",
                           "agent_version": "0", "installed": []},
@@ -419,4 +436,124 @@ fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed
     assert_ne!(again.code, Some(0), "{again}");
     assert!(again.stderr.contains("revoked"), "{again}");
     assert!(f.hosts().is_empty(), "{:#?}", f.hosts());
+}
+
+/// nginx terminating TLS in front of the server, verifying device certificates against the
+/// server's device CA and passing them on in `X-Client-Cert`, from 127.0.0.2.
+struct Nginx {
+    child: Child,
+}
+
+impl Nginx {
+    fn start(d: &Path, port: u16, upstream: &str) -> Nginx {
+        let dir = d.join("nginx");
+        fs::create_dir_all(&dir).unwrap();
+        let p = |name: &str| dir.join(name).display().to_string();
+        let conf = format!(
+            "daemon off;\nuser root;\npid {pid};\nerror_log {err} info;\nevents {{ worker_connections 64; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n  fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    ssl_certificate {cert};\n    ssl_certificate_key {key};\n    ssl_client_certificate {ca};\n    ssl_verify_client optional;\n    location / {{\n      proxy_pass http://{upstream};\n      proxy_bind 127.0.0.2;\n      proxy_http_version 1.1;\n      proxy_read_timeout 120s;\n      proxy_set_header X-Client-Cert $ssl_client_escaped_cert;\n    }}\n  }}\n}}\n",
+            pid = p("nginx.pid"),
+            err = p("error.log"),
+            t = dir.display(),
+            cert = d.join("server.pem").display(),
+            key = d.join("server.key").display(),
+            ca = d.join("data/device-ca.pem").display(),
+        );
+        fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let child = Command::new("nginx")
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx is needed for the proxy test (apt-get install nginx-light)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not start:\n{}",
+                fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Nginx { child }
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers, then itself (SIGKILL would leave them).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn behind_a_tls_terminating_proxy_the_certificate_header_counts_from_the_proxy_only() {
+    let mut f = Fleet::new();
+    f.tls = false;
+    let nginx_port = free_port();
+    f.device_url = format!("https://127.0.0.1:{nginx_port}");
+    f.start(
+        &[],
+        "client_cert_header = \"X-Client-Cert\"\ntrusted_proxies = [\"127.0.0.2\"]\n",
+    );
+    let d = f.d().to_path_buf();
+    assert!(
+        d.join("data/device-ca.pem").exists(),
+        "the device CA was not made"
+    );
+    let _nginx = Nginx::start(&d, nginx_port, &f.addr);
+
+    let device = f.device("proxied-1", &enrol_token(&d));
+    device.run("check").ok();
+    device.run("check").ok();
+    let host = f.host("proxied-1");
+    assert_eq!(host["auth"], "certificate", "{host:#}");
+    assert_eq!(f.credential("proxied-1")["device_token"], "");
+
+    // Through the proxy: with the certificate answered, without refused.
+    let through = f.checkin(&f.client(Some(f.identity_of("proxied-1"))), None, 0);
+    assert_eq!(through.status(), 200);
+    assert_eq!(through.json::<serde_json::Value>().unwrap()["host_id"], host["id"]);
+    assert_eq!(f.checkin(&f.client(None), None, 0).status(), 401);
+
+    // The header straight to the server, from an address that is not the proxy's: refused,
+    // in words, whatever certificate it names.
+    let cert = f.credential("proxied-1")["certificate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let forged = reqwest::blocking::Client::new()
+        .post(format!("http://{}/api/v1/device/checkin", f.addr))
+        .header("X-Client-Cert", cert.replace('\n', "\t"))
+        .json(&serde_json::json!({
+            "facts": {"hostname": "forged", "os": "linux", "os_version": "", "arch": "x86_64",
+                      "agent_version": "0", "installed": []},
+            "wait_secs": 0,
+        }))
+        .send()
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    let why = forged.text().unwrap();
+    assert!(why.contains("trusted_proxies"), "{why}");
+
+    // Removed, its certificate is refused through the proxy too.
+    // (The probe check-ins renamed it: by id.)
+    f.ctl(&["hosts", "remove", host["id"].as_str().unwrap()]).ok();
+    let gone = f.checkin(&f.client(Some(f.identity_of("proxied-1"))), None, 0);
+    assert_eq!(gone.status(), 401);
+    assert!(gone.text().unwrap().contains("revoked"));
 }
