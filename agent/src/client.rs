@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use ferry_manifests::envelope::MAX_ENVELOPE_BYTES;
 use ferry_manifests::wire::{
-    ApiError, CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse,
-    InventoryUpload, Report, ReportAck, ReportBatch,
+    ApiError, CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse,
+    DeviceFacts, EnrolRequest, EnrolResponse, InventoryUpload, Report, ReportAck, ReportBatch,
 };
 use ferry_manifests::Envelope;
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -408,7 +408,9 @@ fn build(
     let identity = identity
         .map(|pem| {
             reqwest::Identity::from_pem(pem).map_err(|e| {
-                Error::Identity(format!("the device certificate and key are not usable: {e}"))
+                Error::Identity(format!(
+                    "the device certificate and key are not usable: {e}"
+                ))
             })
         })
         .transpose()?;
@@ -451,9 +453,16 @@ pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
         message = format!("{message}: {s}");
         source = s.source();
     }
-    if ["UnknownCA", "BadCertificate", "CertificateUnknown", "CertificateRequired", "CertificateRevoked", "CertificateExpired"]
-        .iter()
-        .any(|a| message.contains(&format!("received fatal alert: {a}")))
+    if [
+        "UnknownCA",
+        "BadCertificate",
+        "CertificateUnknown",
+        "CertificateRequired",
+        "CertificateRevoked",
+        "CertificateExpired",
+    ]
+    .iter()
+    .any(|a| message.contains(&format!("received fatal alert: {a}")))
     {
         message.push_str(
             "; the server refused this device's certificate: it is not from the server's device CA or a factory CA the server trusts (device_ca_file), or it expired",

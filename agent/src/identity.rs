@@ -80,11 +80,13 @@ impl IdentityConfig {
                     c.display()
                 ));
             }
-            let pem = std::fs::read(c).map_err(|e| {
-                format!("key `certificate` = {}: cannot read it: {e}", c.display())
-            })?;
+            let pem = std::fs::read(c)
+                .map_err(|e| format!("key `certificate` = {}: cannot read it: {e}", c.display()))?;
             reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                format!("key `certificate` = {}: not a PEM certificate: {e}", c.display())
+                format!(
+                    "key `certificate` = {}: not a PEM certificate: {e}",
+                    c.display()
+                )
             })?;
         }
         Ok(IdentityConfig {
@@ -129,7 +131,9 @@ pub fn key_pem(cfg: &IdentityConfig, dir: &StateDir) -> Result<String, Error> {
 /// subject is the server's to choose.
 pub fn csr(key_pem: &str) -> Result<String, Error> {
     let key = KeyPair::from_pem(key_pem).map_err(|e| {
-        Error::Identity(format!("the device key cannot sign a certificate request: {e}"))
+        Error::Identity(format!(
+            "the device key cannot sign a certificate request: {e}"
+        ))
     })?;
     let mut params = CertificateParams::default();
     params

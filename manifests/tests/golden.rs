@@ -120,6 +120,7 @@ fn check_in_response() {
                 packages: vec!["openssl".into(), "libssl3".into()],
                 interactive: false,
             }],
+            issues_certificates: true,
         },
     );
 }

@@ -135,16 +135,15 @@ async fn serve_app(
         } else {
             state.identity.client_roots()
         };
-        let tls_config = crate::identity::tls::server_config(&cert, &key, &roots)
-            .with_context(|| {
+        let tls_config =
+            crate::identity::tls::server_config(&cert, &key, &roots).with_context(|| {
                 format!(
                     "cannot load the TLS certificate {} and key {}",
                     cert.display(),
                     key.display()
                 )
             })?;
-        let tls_config =
-            axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
+        let tls_config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config));
         let handle = axum_server::Handle::new();
         let stopper = handle.clone();
         tokio::spawn(async move {

@@ -128,9 +128,9 @@ impl Fleet {
             ctl.args(["--server", &format!("http://{}", self.addr)]);
         }
         ctl.env(
-                "FERRY_TOKEN",
-                format!("@{}", self.d().join("data/operator.token").display()),
-            );
+            "FERRY_TOKEN",
+            format!("@{}", self.d().join("data/operator.token").display()),
+        );
         run(ctl)
     }
 
@@ -158,8 +158,8 @@ impl Fleet {
     /// An HTTPS client pinning the test CA, presenting `identity` (certificate and key PEM).
     fn client(&self, identity: Option<Vec<u8>>) -> reqwest::blocking::Client {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = reqwest::Certificate::from_pem(&fs::read(self.d().join("ca.pem")).unwrap())
-            .unwrap();
+        let ca =
+            reqwest::Certificate::from_pem(&fs::read(self.d().join("ca.pem")).unwrap()).unwrap();
         let mut b = reqwest::blocking::Client::builder()
             .tls_certs_only([ca])
             .timeout(Duration::from_secs(60));
@@ -255,7 +255,9 @@ fn a_device_enrols_with_its_own_key_authenticates_by_certificate_and_renews_it_b
         .to_string();
     assert_ne!(first, second, "not renewed:\n{renewing}");
     assert!(
-        renewing.stderr.contains("renewed this device's certificate"),
+        renewing
+            .stderr
+            .contains("renewed this device's certificate"),
         "{renewing}"
     );
     // Past the first certificate's expiry, the device carries on with the new one.
@@ -279,8 +281,8 @@ fn a_device_enrols_with_its_own_key_authenticates_by_certificate_and_renews_it_b
 }
 
 #[test]
-fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed_hosts_are_refused(
-) {
+fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed_hosts_are_refused()
+{
     let mut f = Fleet::new();
     let d = f.d().to_path_buf();
     crate::util::certs::ca(&d, "factory-ca");
@@ -390,7 +392,11 @@ fn token_devices_move_to_certificates_in_place_then_tokens_other_cas_and_removed
                 }))
                 .send()
                 .unwrap();
-            (resp.status().as_u16(), resp.text().unwrap(), started.elapsed())
+            (
+                resp.status().as_u16(),
+                resp.text().unwrap(),
+                started.elapsed(),
+            )
         })
     };
     let real = hold("127.0.0.1");
@@ -527,7 +533,10 @@ fn behind_a_tls_terminating_proxy_the_certificate_header_counts_from_the_proxy_o
     // Through the proxy: with the certificate answered, without refused.
     let through = f.checkin(&f.client(Some(f.identity_of("proxied-1"))), None, 0);
     assert_eq!(through.status(), 200);
-    assert_eq!(through.json::<serde_json::Value>().unwrap()["host_id"], host["id"]);
+    assert_eq!(
+        through.json::<serde_json::Value>().unwrap()["host_id"],
+        host["id"]
+    );
     assert_eq!(f.checkin(&f.client(None), None, 0).status(), 401);
 
     // The header straight to the server, from an address that is not the proxy's: refused,
@@ -552,7 +561,8 @@ fn behind_a_tls_terminating_proxy_the_certificate_header_counts_from_the_proxy_o
 
     // Removed, its certificate is refused through the proxy too.
     // (The probe check-ins renamed it: by id.)
-    f.ctl(&["hosts", "remove", host["id"].as_str().unwrap()]).ok();
+    f.ctl(&["hosts", "remove", host["id"].as_str().unwrap()])
+        .ok();
     let gone = f.checkin(&f.client(Some(f.identity_of("proxied-1"))), None, 0);
     assert_eq!(gone.status(), 401);
     assert!(gone.text().unwrap().contains("revoked"));

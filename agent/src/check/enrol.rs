@@ -211,7 +211,10 @@ pub fn keep_certificate(agent: &mut Agent, server_issues: bool) -> Result<(), Er
         return Ok(());
     };
     let now = server_now(agent);
-    let parse = |t: &Option<String>| t.as_deref().and_then(ferry_manifests::wire::parse_timestamp);
+    let parse = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(ferry_manifests::wire::parse_timestamp)
+    };
     let due = match (
         &cred.certificate,
         parse(&cred.certificate_received_at),
@@ -244,7 +247,9 @@ pub fn keep_certificate(agent: &mut Agent, server_issues: bool) -> Result<(), Er
             }
         }
         Err(e) => {
-            tracing::warn!("cannot get a device certificate ({e}); it is asked for again at the next check-in")
+            tracing::warn!(
+                "cannot get a device certificate ({e}); it is asked for again at the next check-in"
+            )
         }
     }
     Ok(())

@@ -193,7 +193,14 @@ impl Client {
             print!(
                 "{}",
                 table::render(
-                    &["CERTIFICATE", "SERIAL", "ISSUED", "EXPIRES", "REVOKED", "SHA-256"],
+                    &[
+                        "CERTIFICATE",
+                        "SERIAL",
+                        "ISSUED",
+                        "EXPIRES",
+                        "REVOKED",
+                        "SHA-256"
+                    ],
                     &rows
                 )
             );

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::Json;
 use ferry_manifests::manifest::validate_item_name;
 use ferry_manifests::wire::{
-    CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse, DeviceFacts, EnrolRequest, EnrolResponse, ReportAck,
-    ReportBatch,
+    CertificateRequest, CertificateResponse, CheckInRequest, CheckInResponse, DeviceFacts,
+    EnrolRequest, EnrolResponse, ReportAck, ReportBatch,
 };
 
 use crate::auth::{CheckingIn, ClientCertificate, Device};
@@ -93,9 +93,7 @@ pub async fn enrol(
     ApiJson(req): ApiJson<EnrolRequest>,
 ) -> ApiResult<Json<EnrolResponse>> {
     validate_facts(&req.facts)?;
-    Ok(Json(
-        service::enrol::enrol(&state, &req, presented).await?,
-    ))
+    Ok(Json(service::enrol::enrol(&state, &req, presented).await?))
 }
 
 /// A certificate for the device's key: to renew the one it has before it expires, or to

@@ -103,7 +103,11 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(items::list))
         .routes(routes!(items::edit))
         .routes(routes!(hosts::list_hosts))
-        .routes(routes!(hosts::show_host, hosts::edit_host, hosts::remove_host))
+        .routes(routes!(
+            hosts::show_host,
+            hosts::edit_host,
+            hosts::remove_host
+        ))
         .routes(routes!(hosts::accept_host))
         .routes(routes!(updates::trigger))
         .routes(routes!(hosts::check_now))

@@ -340,7 +340,9 @@ async fn host_by_certificate<S: AuthContext>(
             "the client certificate is not one this server issued or accepted; a device with a factory certificate enrols first (ferry-agent does so when it has no device.json)",
         ));
     };
-    let Some(accepted) = holder.accepted.filter(|_| holder.certificate.revoked_at.is_none())
+    let Some(accepted) = holder
+        .accepted
+        .filter(|_| holder.certificate.revoked_at.is_none())
     else {
         return Err(AppError::unauthorized(
             "this device's certificate was revoked (its host was removed); it is never accepted again: give the device a new key and enrol it",
@@ -362,7 +364,9 @@ async fn host_by_certificate<S: AuthContext>(
         }
     }
     if accepted {
-        state.cache().remember_device(digest, &holder.certificate.host_id);
+        state
+            .cache()
+            .remember_device(digest, &holder.certificate.host_id);
     }
     Ok((holder.certificate.host_id, accepted))
 }
@@ -402,7 +406,8 @@ async fn device_of<S: AuthContext>(parts: &Parts, state: &S) -> Result<CheckingI
         presented(parts, state)?
     };
     let token = bearer(parts);
-    let how = proof(mode, certificate.is_some(), token.is_some()).map_err(AppError::unauthorized)?;
+    let how =
+        proof(mode, certificate.is_some(), token.is_some()).map_err(AppError::unauthorized)?;
     let (host_id, accepted) = match (how, &certificate, token) {
         (Proof::Certificate, Some(p), _) => host_by_certificate(state, p).await?,
         (Proof::Token, _, Some(t)) => host_by_bearer(state, t).await?,

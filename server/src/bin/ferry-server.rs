@@ -64,15 +64,15 @@ async fn main() {
                 config.identity.device_auth = mode;
             }
             match cli.database {
-            Some(url) => match ferry_server::config::check_database_url(&url) {
-                Ok(()) => {
-                    config.database_url = Some(url);
-                    ferry_server::serve(config).await
-                }
-                Err(e) => Err(e),
-            },
-            None => ferry_server::serve(config).await,
-        }
+                Some(url) => match ferry_server::config::check_database_url(&url) {
+                    Ok(()) => {
+                        config.database_url = Some(url);
+                        ferry_server::serve(config).await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => ferry_server::serve(config).await,
+            }
         }
         Err(e) => Err(e),
     };

@@ -45,7 +45,10 @@ pub fn fingerprint(der: &[u8]) -> String {
 
 impl DeviceCa {
     /// The external CA's certificate and key, or the one in `data_dir` (made if missing).
-    pub fn open(data_dir: &Path, external: Option<&(PathBuf, PathBuf)>) -> Result<Self, IdentityError> {
+    pub fn open(
+        data_dir: &Path,
+        external: Option<&(PathBuf, PathBuf)>,
+    ) -> Result<Self, IdentityError> {
         let (cert_path, key_path) = match external {
             Some((c, k)) => (c.clone(), k.clone()),
             None => {

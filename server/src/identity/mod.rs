@@ -169,11 +169,11 @@ impl Identity {
     /// The client certificate of a request: from this server's TLS handshake, or from the
     /// proxy header when the request came from a trusted proxy. The header from anyone
     /// else is refused, in words.
-    pub fn presented(&self, parts: &axum::http::request::Parts) -> Result<Option<Presented>, String> {
-        if let Some(info) = parts
-            .extensions
-            .get::<Arc<axum_server::tls::TlsInfo>>()
-        {
+    pub fn presented(
+        &self,
+        parts: &axum::http::request::Parts,
+    ) -> Result<Option<Presented>, String> {
+        if let Some(info) = parts.extensions.get::<Arc<axum_server::tls::TlsInfo>>() {
             if let Some((end, rest)) = info.peer_certificates.split_first() {
                 return Ok(Some(Presented {
                     der: end.clone(),
@@ -194,7 +194,10 @@ impl Identity {
             .map(|c| c.0.ip());
         let trusted = peer.is_some_and(|ip| {
             let ip = ip.to_canonical();
-            self.config.trusted_proxies.iter().any(|t| t.to_canonical() == ip)
+            self.config
+                .trusted_proxies
+                .iter()
+                .any(|t| t.to_canonical() == ip)
         });
         if !trusted {
             return Err(format!(

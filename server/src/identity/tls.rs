@@ -98,8 +98,9 @@ pub fn subject(der: &[u8]) -> Result<Subject, String> {
         .next()
         .and_then(|c| c.as_str().ok())
         .map(str::to_string);
-    let not_after = time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
-        .map_err(|e| format!("its expiry is out of range ({e})"))?;
+    let not_after =
+        time::OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp())
+            .map_err(|e| format!("its expiry is out of range ({e})"))?;
     Ok(Subject {
         common_name,
         serial: hex::encode(cert.raw_serial()),

@@ -53,9 +53,9 @@ pub enum Proof {
 pub fn proof(mode: DeviceAuth, certificate: bool, token: bool) -> Result<Proof, String> {
     match (mode, certificate, token) {
         (DeviceAuth::Token, _, true) => Ok(Proof::Token),
-        (DeviceAuth::Token, _, false) => Err(
-            "missing device credential (Authorization: Bearer ...)".into(),
-        ),
+        (DeviceAuth::Token, _, false) => {
+            Err("missing device credential (Authorization: Bearer ...)".into())
+        }
         (_, true, _) => Ok(Proof::Certificate),
         (DeviceAuth::Both, false, true) => Ok(Proof::Token),
         (DeviceAuth::Certificate, false, true) => Err(
@@ -104,9 +104,7 @@ pub fn decode_header_certificate(value: &str) -> Result<Vec<u8>, String> {
 /// reconnecting before its old connection timed out).
 pub fn clone_at(held: &[IpAddr], new: IpAddr) -> Option<IpAddr> {
     let new = new.to_canonical();
-    held.iter()
-        .map(|a| a.to_canonical())
-        .find(|a| *a != new)
+    held.iter().map(|a| a.to_canonical()).find(|a| *a != new)
 }
 
 #[cfg(test)]

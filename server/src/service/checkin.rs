@@ -96,7 +96,9 @@ async fn clone_seen(
     first: std::net::IpAddr,
     second: Option<std::net::IpAddr>,
 ) {
-    let second = second.map(|a| a.to_canonical().to_string()).unwrap_or_default();
+    let second = second
+        .map(|a| a.to_canonical().to_string())
+        .unwrap_or_default();
     let first = first.to_canonical().to_string();
     let at = ferry_manifests::wire::now();
     let what = format!("{at}: from {first} and {second} at once");

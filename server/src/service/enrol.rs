@@ -78,7 +78,15 @@ pub async fn enrol(
     let (certificate, not_after) = match issued {
         Some(issued) => {
             let not_after = ferry_manifests::wire::timestamp(issued.not_after);
-            record(state, &id, &issued.fingerprint, &issued.serial, "issued", &not_after).await?;
+            record(
+                state,
+                &id,
+                &issued.fingerprint,
+                &issued.serial,
+                "issued",
+                &not_after,
+            )
+            .await?;
             (Some(issued.pem), Some(not_after))
         }
         None => (None, None),
@@ -165,11 +173,7 @@ async fn record(
 /// A device with a factory certificate: the host it already is (it lost its state
 /// directory), or a new one named by the certificate's subject, accepted or held as
 /// `factory_devices` says. A certificate whose host was removed is refused for good.
-async fn factory(
-    state: &Shared,
-    req: &EnrolRequest,
-    p: Presented,
-) -> ServiceResult<EnrolResponse> {
+async fn factory(state: &Shared, req: &EnrolRequest, p: Presented) -> ServiceResult<EnrolResponse> {
     let fingerprint = ca::fingerprint(&p.der);
     if let Some(holder) = state.store.certificate(&fingerprint).await? {
         if holder.certificate.revoked_at.is_some() || holder.accepted.is_none() {
@@ -258,7 +262,15 @@ pub async fn certificate(
         .issue(csr, host_id, now_t, lifetime)
         .map_err(|e| ServiceError::invalid(e.to_string()))?;
     let not_after = ferry_manifests::wire::timestamp(issued.not_after);
-    record(state, host_id, &issued.fingerprint, &issued.serial, "issued", &not_after).await?;
+    record(
+        state,
+        host_id,
+        &issued.fingerprint,
+        &issued.serial,
+        "issued",
+        &not_after,
+    )
+    .await?;
     state.changed();
     tracing::info!(%host_id, %not_after, "device certificate issued");
     Ok(CertificateResponse {

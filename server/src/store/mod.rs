@@ -16,10 +16,9 @@ mod sql;
 
 use crate::policy::status::CampaignStatus;
 pub use model::{
-    CertificateHolder, CertificateRow,
-    BatchRow, Campaign, EntryRow, HostCheckIn, HostRow, IdKind, ItemSettings, LastFailure,
-    LiveOperator, Member, NewRelease, PendingJob, Recorded, ReportRecord, StoredMqtt, TokenLimits,
-    UserRow,
+    BatchRow, Campaign, CertificateHolder, CertificateRow, EntryRow, HostCheckIn, HostRow, IdKind,
+    ItemSettings, LastFailure, LiveOperator, Member, NewRelease, PendingJob, Recorded,
+    ReportRecord, StoredMqtt, TokenLimits, UserRow,
 };
 pub use notice::Notice;
 pub use sql::{OwnedKind, PackageCounts};
