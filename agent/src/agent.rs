@@ -70,6 +70,8 @@ pub struct Agent {
     /// How far this device's clock is ahead of the server's (negative: behind), from the
     /// last check-in's `server_time`.
     pub clock_skew_secs: Option<i64>,
+    /// This device's key, once loaded (a token's session stays open for the run).
+    device_key: Option<crate::identity::DeviceKey>,
     /// Campaigns needing this device's acceptance, from the last check-in.
     pub campaigns: Vec<ferry_manifests::wire::CampaignOffer>,
     /// `status` prints one JSON object instead of text (`--json`).
@@ -139,6 +141,7 @@ impl Agent {
             packages_waiting: Vec::new(),
             utc_offset_secs: None,
             clock_skew_secs: None,
+            device_key: None,
         };
         Ok(agent)
     }
@@ -167,6 +170,16 @@ impl Agent {
     }
 
     /// Fails with [`Error::Interrupted`] once a stop was asked for.
+    /// This device's key for its certificate: loaded (and made, on first use) once per run.
+    pub fn device_key(&mut self) -> Result<crate::identity::DeviceKey, Error> {
+        if let Some(key) = &self.device_key {
+            return Ok(key.clone());
+        }
+        let key = crate::identity::DeviceKey::load(&self.cfg.identity, &self.dir)?;
+        self.device_key = Some(key.clone());
+        Ok(key)
+    }
+
     pub fn check_stop(&self) -> Result<(), Error> {
         if self.stop.load(Ordering::SeqCst) {
             Err(Error::Interrupted)

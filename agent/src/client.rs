@@ -9,6 +9,8 @@ use ferry_manifests::wire::{
     DeviceFacts, EnrolRequest, EnrolResponse, InventoryUpload, Report, ReportAck, ReportBatch,
 };
 use ferry_manifests::Envelope;
+
+use crate::identity::ClientAuth;
 use reqwest::blocking::{Client, RequestBuilder, Response};
 use reqwest::Url;
 use serde::de::DeserializeOwned;
@@ -54,13 +56,13 @@ impl Api {
 
     /// From now on, connections present this client certificate and key (PEM) to servers
     /// that ask for one (the fleet server; mirrors do not ask).
-    pub fn set_identity(&mut self, pem: &[u8]) -> Result<(), Error> {
+    pub fn set_identity(&mut self, auth: &crate::identity::ClientAuth) -> Result<(), Error> {
         self.http = build(
             &self.base,
             self.connect,
             self.read,
             self.server_ca.as_deref(),
-            Some(pem),
+            Some(auth),
         )?;
         self.has_identity = true;
         Ok(())
@@ -401,29 +403,37 @@ fn build(
     connect: Duration,
     read: Duration,
     server_ca: Option<&[u8]>,
-    identity: Option<&[u8]>,
+    identity: Option<&ClientAuth>,
 ) -> Result<Client, Error> {
     // rustls needs a process-wide crypto provider; installing it twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let identity = identity
-        .map(|pem| {
-            reqwest::Identity::from_pem(pem).map_err(|e| {
-                Error::Identity(format!(
-                    "the device certificate and key are not usable: {e}"
-                ))
-            })
-        })
-        .transpose()?;
-    let builder = || {
-        let b = Client::builder()
+    let base_builder = || {
+        Client::builder()
             .connect_timeout(connect)
             // In the blocking client this bounds each wait: connect, headers, every body read.
             .timeout(read)
-            .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")));
-        match &identity {
-            Some(id) => b.identity(id.clone()),
-            None => b,
+            .user_agent(concat!("ferry-agent/", env!("CARGO_PKG_VERSION")))
+    };
+    let pem_identity = match identity {
+        None => None,
+        Some(ClientAuth::Pem(pem)) => Some(reqwest::Identity::from_pem(pem).map_err(|e| {
+            Error::Identity(format!(
+                "the device certificate and key are not usable: {e}"
+            ))
+        })?),
+        // The handshake is signed in the token: reqwest takes a rustls configuration made
+        // here, with the same server verification it would make itself.
+        Some(ClientAuth::Token(key)) => {
+            let config = token_tls(server_ca, key.clone())?;
+            return base_builder()
+                .tls_backend_preconfigured(config)
+                .build()
+                .map_err(Error::HttpClient);
         }
+    };
+    let builder = || match &pem_identity {
+        Some(id) => base_builder().identity(id.clone()),
+        None => base_builder(),
     };
     match server_ca {
         Some(pem) => {
@@ -436,12 +446,40 @@ fn build(
             }
             // No CA certificates on this device: a plain-http server needs none, but an
             // https mirror will fail until they are installed.
-            let _ = e;
             tracing::warn!("cannot load this system's CA certificates; https downloads will fail until they are installed (ca-certificates)");
             builder().tls_certs_only([]).build()
         }),
     }
     .map_err(Error::HttpClient)
+}
+
+/// rustls for a key in a token: the pinned CA or the system's verifier, and the certificate.
+fn token_tls(
+    server_ca: Option<&[u8]>,
+    key: std::sync::Arc<rustls::sign::CertifiedKey>,
+) -> Result<rustls::ClientConfig, Error> {
+    use rustls::pki_types::pem::PemObject;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = |e: rustls::Error| Error::Identity(format!("cannot set up TLS: {e}"));
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(tls)?;
+    let builder = match server_ca {
+        Some(pem) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in rustls::pki_types::CertificateDer::pem_slice_iter(pem) {
+                let cert = cert.map_err(|e| Error::Identity(format!("server_ca: {e}")))?;
+                roots.add(cert).map_err(tls)?;
+            }
+            builder.with_root_certificates(roots)
+        }
+        None => builder
+            .dangerous()
+            .with_custom_certificate_verifier(std::sync::Arc::new(
+                rustls_platform_verifier::Verifier::new(provider).map_err(tls)?,
+            )),
+    };
+    Ok(builder.with_client_cert_resolver(std::sync::Arc::new(crate::identity::Present(key))))
 }
 
 pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {

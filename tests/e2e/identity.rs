@@ -567,3 +567,164 @@ fn behind_a_tls_terminating_proxy_the_certificate_header_counts_from_the_proxy_o
     assert_eq!(gone.status(), 401);
     assert!(gone.text().unwrap().contains("revoked"));
 }
+
+/// A TPM 2.0 simulated by swtpm, reached by tpm2-pkcs11 through its swtpm TCTI, with one
+/// initialised token (`ferry`, user PIN 1234) and no key yet.
+struct Tpm {
+    child: Child,
+    env: Vec<(String, String)>,
+}
+
+const TPM2_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/libtpm2_pkcs11.so";
+
+impl Tpm {
+    fn start(d: &Path) -> Tpm {
+        let state = d.join("tpm-state");
+        let store = d.join("tpm-store");
+        fs::create_dir_all(&state).unwrap();
+        fs::create_dir_all(&store).unwrap();
+        // The swtpm TCTI finds the control channel at the next port.
+        let (port, ctrl) = (0..100)
+            .map(|_| free_port())
+            .find(|p| std::net::TcpListener::bind(("127.0.0.1", p + 1)).is_ok())
+            .map(|p| (p, p + 1))
+            .expect("no two free ports in a row");
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--flags", "not-need-init,startup-clear"])
+            .arg("--server")
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={ctrl},bindaddr=127.0.0.1"))
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("swtpm is needed for the TPM test (apt-get install swtpm)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "swtpm did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let tpm = Tpm {
+            child,
+            env: vec![
+                (
+                    "TPM2_PKCS11_TCTI".into(),
+                    format!("swtpm:host=127.0.0.1,port={port}"),
+                ),
+                ("TPM2_PKCS11_STORE".into(), store.display().to_string()),
+            ],
+        };
+        tpm.tool(&["--init-token", "--label", "ferry", "--so-pin", "12345678"])
+            .ok();
+        tpm.tool(&[
+            "--token-label",
+            "ferry",
+            "--login",
+            "--login-type",
+            "so",
+            "--so-pin",
+            "12345678",
+            "--init-pin",
+            "--pin",
+            "1234",
+        ])
+        .ok();
+        tpm
+    }
+
+    /// pkcs11-tool on the token.
+    fn tool(&self, args: &[&str]) -> Run {
+        let mut cmd = Command::new("pkcs11-tool");
+        cmd.args(["--module", TPM2_PKCS11]).args(args);
+        cmd.envs(self.env.iter().cloned());
+        run(cmd)
+    }
+}
+
+impl Drop for Tpm {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_key_made_in_a_tpm_signs_the_request_and_every_handshake_and_never_leaves_it() {
+    let mut f = Fleet::new();
+    f.start(&[], "device_certificate_lifetime_secs = 12\n");
+    let tpm = Tpm::start(f.d());
+    let pin = f.d().join("tpm.pin");
+    fs::write(&pin, "1234\n").unwrap();
+    let device = f.device(
+        "tpm-1",
+        &format!(
+            "{}key = \"pkcs11:token=ferry;object=device?module-path={TPM2_PKCS11}&pin-source={}\"\n",
+            enrol_token(f.d()),
+            pin.display()
+        ),
+    );
+    let agent = |mode: &str| {
+        let mut cmd = device.mode(mode);
+        cmd.envs(tpm.env.iter().cloned());
+        run(cmd)
+    };
+    let first = agent("check").ok();
+    assert!(
+        first
+            .stderr
+            .contains("made this device's key pair in the token"),
+        "{first}"
+    );
+    // The key is in the token, not the state directory, and the token will not give it out.
+    assert!(!f.d().join("state-tpm-1/device.key").exists());
+    let objects = tpm
+        .tool(&["--token-label", "ferry", "--login", "--pin", "1234", "-O"])
+        .ok();
+    assert!(
+        objects.stdout.contains("Private Key Object; EC"),
+        "{objects}"
+    );
+    let private = objects
+        .stdout
+        .split("Private Key Object")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        private.contains("sensitive") && private.contains("never extractable"),
+        "{objects}"
+    );
+
+    // The server certified the token's key and the device authenticates with it.
+    let host = f.host("tpm-1");
+    assert_eq!(host["auth"], "certificate", "{host:#}");
+    assert_eq!(f.credential("tpm-1")["device_token"], "");
+    agent("check").ok();
+
+    // Renewal: a new request signed in the token, then handshakes with the new certificate.
+    let before = f.credential("tpm-1")["certificate"].clone();
+    std::thread::sleep(Duration::from_millis(8_500));
+    let renewing = agent("check").ok();
+    assert!(
+        renewing
+            .stderr
+            .contains("renewed this device's certificate"),
+        "{renewing}"
+    );
+    assert_ne!(f.credential("tpm-1")["certificate"], before);
+    agent("check").ok();
+    assert_eq!(f.hosts().len(), 1, "{:#?}", f.hosts());
+
+    // A wrong PIN is a clear configuration error, not a network one.
+    fs::write(&pin, "9999\n").unwrap();
+    let wrong = agent("check");
+    assert_eq!(wrong.code, Some(2), "{wrong}");
+    assert!(
+        wrong
+            .stderr
+            .contains("cannot log in (is the user PIN right?)"),
+        "{wrong}"
+    );
+}

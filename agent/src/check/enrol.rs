@@ -87,8 +87,10 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
     // A factory certificate is presented from the first request on.
     if https(agent) && !agent.api.has_identity() {
         if let Some(cert) = identity::factory_certificate(&agent.cfg.identity)? {
-            let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
-            agent.api.set_identity(&identity::client_pem(&cert, &key))?;
+            let key = agent.device_key()?;
+            agent
+                .api
+                .set_identity(&identity::ClientAuth::new(&cert, &key)?)?;
         }
     }
     if let Some(mut cred) = agent.dir.credential()? {
@@ -119,8 +121,10 @@ fn present(agent: &mut Agent, cred: &DeviceCredential) -> Result<(), Error> {
         agent.api.has_identity(),
         cred.certificate.as_deref(),
     ) {
-        let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
-        agent.api.set_identity(&identity::client_pem(cert, &key))?;
+        let key = agent.device_key()?;
+        agent
+            .api
+            .set_identity(&identity::ClientAuth::new(cert, &key)?)?;
     }
     Ok(())
 }
@@ -168,11 +172,11 @@ pub(super) fn enrol(agent: &mut Agent) -> Result<(), Error> {
         config: agent.cfg.path.clone(),
     })?;
     let key = if https(agent) {
-        Some(identity::key_pem(&agent.cfg.identity, &agent.dir)?)
+        Some(agent.device_key()?)
     } else {
         None
     };
-    let csr = key.as_deref().map(identity::csr).transpose()?;
+    let csr = key.as_ref().map(identity::DeviceKey::csr).transpose()?;
     let facts = facts(agent);
     let resp = agent
         .api
@@ -194,7 +198,9 @@ pub(super) fn enrol(agent: &mut Agent) -> Result<(), Error> {
     })?;
     agent.api.set_token(resp.device_token);
     if let (Some(cert), Some(key)) = (resp.certificate, key) {
-        agent.api.set_identity(&identity::client_pem(&cert, &key))?;
+        agent
+            .api
+            .set_identity(&identity::ClientAuth::new(&cert, &key)?)?;
     }
     Ok(())
 }
@@ -228,8 +234,8 @@ pub fn keep_certificate(agent: &mut Agent, server_issues: bool) -> Result<(), Er
     if !due {
         return Ok(());
     }
-    let key = identity::key_pem(&agent.cfg.identity, &agent.dir)?;
-    let csr = identity::csr(&key)?;
+    let key = agent.device_key()?;
+    let csr = key.csr()?;
     let renewing = cred.certificate.is_some();
     match agent.api.certificate(csr) {
         Ok(resp) => {
@@ -239,7 +245,7 @@ pub fn keep_certificate(agent: &mut Agent, server_issues: bool) -> Result<(), Er
             agent.dir.save_credential(&cred)?;
             agent
                 .api
-                .set_identity(&identity::client_pem(&resp.certificate, &key))?;
+                .set_identity(&identity::ClientAuth::new(&resp.certificate, &key)?)?;
             if renewing {
                 tracing::info!(not_after = %resp.not_after, "renewed this device's certificate");
             } else {
