@@ -55,6 +55,8 @@ values = {
     "FERRY_RELEASE_KEYS": "release.pub", "FERRY_ITEMS": "web:/srv/web app:/opt/app",
     "FERRY_AUTO_INSTALL": "true", "FERRY_DEVICE_CLASS": "raspberrypi4",
     "FERRY_TRUST_ROOT": "", "FERRY_SIGNATURE_THRESHOLD": "1", "FERRY_POLL_INTERVAL": "600",
+    "FERRY_DEVICE_KEY": "pkcs11:token=ferry;object=device?module-path=/bin/true",
+    "FERRY_DEVICE_CERTIFICATE": "", "FERRY_SERVER_CA": "",
 }
 def sub(m):
     if m.group(1) not in values:
@@ -87,5 +89,11 @@ for unit in ferry-agent.service ferry-agent-once.service; do
     [ -f "$dropin" ] || fail "no ReadWritePaths drop-in for $unit"
     grep -qx 'ReadWritePaths=-/srv/web' "$dropin" && grep -qx 'ReadWritePaths=-/opt/app' "$dropin" \
         || { cat "$dropin" >&2; fail "the $unit drop-in does not open the item roots"; }
+done
+# A key in the TPM: the units may reach /dev/tpmrm0 and tpm2-pkcs11 keeps its store in the state directory.
+grep -q '^key = "pkcs11:token=ferry;object=device' "$cfg" || fail "key (FERRY_DEVICE_KEY) is missing"
+for unit in ferry-agent.service ferry-agent-once.service; do
+    dropin="$work/image/lib/systemd/system/$unit.d/50-ferry-tpm.conf"
+    grep -qx 'DeviceAllow=/dev/tpmrm0 rw' "$dropin" || fail "no TPM drop-in for $unit"
 done
 echo "yocto: ok"

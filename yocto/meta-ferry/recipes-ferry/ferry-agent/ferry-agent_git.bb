@@ -28,6 +28,14 @@ FERRY_ITEMS ??= ""
 # - whether it installs new releases without an operator, and its device class.
 FERRY_AUTO_INSTALL ??= "false"
 FERRY_DEVICE_CLASS ??= "${MACHINE}"
+# - device identity (docs/install.md, "Factory provisioning"): where the factory writes each
+#   device's own key and certificate (paths on the device, never files in the image: every
+#   device has its own), or a PKCS#11 URI for a key in the TPM ("pkcs11:token=ferry;object=device?pin-source=/etc/ferry/tpm.pin");
+FERRY_DEVICE_KEY ??= ""
+FERRY_DEVICE_CERTIFICATE ??= ""
+# - the CA that signed the server's certificate: a file name the .bbappend adds to SRC_URI,
+#   installed as /etc/ferry/server-ca.pem and pinned (empty: the system's roots).
+FERRY_SERVER_CA ??= ""
 # One of the two is enabled: the timer (one cycle an hour, the default) or the long-running
 # `full` mode, ferry-agent.service. Both units are installed either way.
 FERRY_AGENT_UNIT ??= "ferry-agent.timer"
@@ -74,6 +82,12 @@ do_install:append() {
         [ -n "${FERRY_POLL_INTERVAL}" ] && echo "poll_interval_secs = ${FERRY_POLL_INTERVAL}"
         echo "auto_install = ${FERRY_AUTO_INSTALL}"
         [ -n "${FERRY_DEVICE_CLASS}" ] && echo "device_class = \"${FERRY_DEVICE_CLASS}\""
+        [ -n "${FERRY_DEVICE_KEY}" ] && echo "key = \"${FERRY_DEVICE_KEY}\""
+        [ -n "${FERRY_DEVICE_CERTIFICATE}" ] && echo "certificate = \"${FERRY_DEVICE_CERTIFICATE}\""
+        if [ -n "${FERRY_SERVER_CA}" ]; then
+            install -m 0644 ${UNPACKDIR}/${FERRY_SERVER_CA} ${D}${sysconfdir}/ferry/server-ca.pem
+            echo "server_ca = \"${sysconfdir}/ferry/server-ca.pem\""
+        fi
         for pair in ${FERRY_ITEMS}; do
             printf '\n[[items]]\nname = "%s"\nroot = "%s"\n' "${pair%%:*}" "${pair#*:}"
         done
@@ -97,6 +111,24 @@ do_install:append() {
             chmod 0644 ${D}${systemd_system_unitdir}/$unit.d/50-ferry-roots.conf
         done
     fi
+    # A key in the TPM: the units' sandbox lets the agent reach the TPM's resource manager,
+    # and tpm2-pkcs11 keeps its store in the state directory.
+    case "${FERRY_DEVICE_KEY}" in
+    pkcs11:*)
+        for unit in ferry-agent.service ferry-agent-once.service; do
+            install -d ${D}${systemd_system_unitdir}/$unit.d
+            {
+                echo "# Written by meta-ferry: the device key is in the TPM (FERRY_DEVICE_KEY)."
+                echo "[Service]"
+                echo "PrivateDevices=false"
+                echo "DevicePolicy=closed"
+                echo "DeviceAllow=/dev/tpmrm0 rw"
+                echo "Environment=TPM2_PKCS11_STORE=${localstatedir}/lib/ferry-agent/tpm2-pkcs11"
+            } > ${D}${systemd_system_unitdir}/$unit.d/50-ferry-tpm.conf
+            chmod 0644 ${D}${systemd_system_unitdir}/$unit.d/50-ferry-tpm.conf
+        done
+        ;;
+    esac
     install -d -m 0700 ${D}${localstatedir}/lib/ferry-agent
 }
 
