@@ -38,6 +38,11 @@ struct Cli {
     /// Long-polls held per case.
     #[arg(long, default_value_t = 1000)]
     held: usize,
+    /// One part only: `checkins`, `held-token` or `held-certificate` (memory is best
+    /// measured on a fresh server each: freed memory a server keeps would flatter the
+    /// second case).
+    #[arg(long)]
+    only: Option<String>,
 }
 
 /// A device as the bench knows it: a bearer token or a certificate and key.
@@ -240,9 +245,26 @@ fn main() -> anyhow::Result<()> {
         .timeout(Duration::from_secs(30))
         .build()?;
 
+    let part = |p: &str| cli.only.as_deref().is_none_or(|o| o == p);
+    if part("checkins") {
+        checkins(&cli, &http, &roots)?;
+    }
+    for (certificate, p) in [(false, "held-token"), (true, "held-certificate")] {
+        if part(p) {
+            held(&cli, &http, &roots, certificate)?;
+        }
+    }
+    Ok(())
+}
+
+fn checkins(
+    cli: &Cli,
+    http: &reqwest::blocking::Client,
+    roots: &rustls::RootCertStore,
+) -> anyhow::Result<()> {
     println!("== per check-in ({} each, server CPU and wall time)", cli.checkins);
-    let token = enrol(&http, &cli, "bench-token", false)?;
-    let cert = enrol(&http, &cli, "bench-cert", true)?;
+    let token = enrol(http, cli, "bench-token", false)?;
+    let cert = enrol(http, cli, "bench-cert", true)?;
     println!(
         "{:<44} {:>14} {:>12} {:>8}",
         "case", "server CPU µs", "wall ms", "resumed"
@@ -255,24 +277,32 @@ fn main() -> anyhow::Result<()> {
         ("client certificate, new connection, full", &cert, false, false),
         ("client certificate, new connection, resumed", &cert, true, false),
     ] {
-        let (wall, server, resumed) = per_checkin(&cli, &roots, device, resume, keep)
+        let (wall, server, resumed) = per_checkin(cli, roots, device, resume, keep)
             .with_context(|| name.to_string())?;
         println!("{name:<44} {server:>14.0} {wall:>12.2} {resumed:>8}");
     }
+    Ok(())
+}
 
-    println!("== memory per held long-poll ({} devices each)", cli.held);
-    for certificate in [false, true] {
+/// Memory per held long-poll: `cli.held` devices each hold a check-in open.
+fn held(
+    cli: &Cli,
+    http: &reqwest::blocking::Client,
+    roots: &rustls::RootCertStore,
+    certificate: bool,
+) -> anyhow::Result<()> {
+    {
         let what = if certificate {
             "client certificate"
         } else {
             "bearer token"
         };
         let devices = (0..cli.held)
-            .map(|i| enrol(&http, &cli, &format!("held-{certificate}-{i}"), certificate))
+            .map(|i| enrol(http, cli, &format!("held-{certificate}-{i}"), certificate))
             .collect::<anyhow::Result<Vec<_>>>()?;
         let configs = devices
             .iter()
-            .map(|d| tls_config(&roots, d, false))
+            .map(|d| tls_config(roots, d, false))
             .collect::<anyhow::Result<Vec<_>>>()?;
         std::thread::sleep(Duration::from_secs(1));
         let before = rss_kib(cli.server_pid)?;

@@ -20,63 +20,13 @@ fn openssl(dir: &Path, args: &[&str]) {
 /// Writes `ca.pem`/`ca.key` and `server.pem`/`server.key` (for IP 127.0.0.1, signed by the
 /// CA) into `d`.
 pub fn issue(d: &Path) {
-    openssl(
+    ca(d, "ca");
+    signed(
         d,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ferry test CA",
-        ],
-    );
-    openssl(
-        d,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-    );
-    fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n").unwrap();
-    openssl(
-        d,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "server.pem",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
+        "ca",
+        "server",
+        "127.0.0.1",
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
     );
 }
 
@@ -108,6 +58,18 @@ pub fn ca(d: &Path, name: &str) {
 /// Writes a device's key `NAME.key` and client certificate `NAME.pem` (subject CN `cn`),
 /// signed by the CA `ca` in `d`: what a factory puts on a device.
 pub fn client(d: &Path, ca: &str, name: &str, cn: &str) {
+    signed(
+        d,
+        ca,
+        name,
+        cn,
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    );
+}
+
+/// A new P-256 key `NAME.key` and its certificate `NAME.pem` (subject CN `cn`, extensions
+/// `ext`), signed by the CA `ca` in `d`.
+fn signed(d: &Path, ca: &str, name: &str, cn: &str, ext: &str) {
     openssl(
         d,
         &[
@@ -125,11 +87,7 @@ pub fn client(d: &Path, ca: &str, name: &str, cn: &str) {
             &format!("/CN={cn}"),
         ],
     );
-    fs::write(
-        d.join(format!("{name}.cnf")),
-        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
-    )
-    .unwrap();
+    fs::write(d.join(format!("{name}.cnf")), ext).unwrap();
     openssl(
         d,
         &[
