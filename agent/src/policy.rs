@@ -369,8 +369,9 @@ mod renewal_tests {
         let ends = datetime!(2026-04-01 00:00 UTC); // 90 days
         for (now, due) in [
             (datetime!(2026-01-02 00:00 UTC), false),
-            (datetime!(2026-02-28 23:00 UTC), false),
-            (datetime!(2026-03-01 00:00 UTC), true),
+            // Sixty days in: 1 March is the 59th.
+            (datetime!(2026-03-01 23:59 UTC), false),
+            (datetime!(2026-03-02 00:00 UTC), true),
             (datetime!(2026-03-31 23:59 UTC), true),
             // Expired already: due (the server will say whether it still may).
             (datetime!(2026-05-01 00:00 UTC), true),
