@@ -74,7 +74,9 @@ fn enrol(
     };
     let resp = http
         .post(format!("https://{}/api/v1/enrol", cli.addr))
-        .json(&serde_json::json!({"enrol_token": cli.enrol_token, "facts": facts(name), "csr": csr}))
+        .json(
+            &serde_json::json!({"enrol_token": cli.enrol_token, "facts": facts(name), "csr": csr}),
+        )
         .send()?;
     if !resp.status().is_success() {
         bail!("enrolment of {name}: {} {}", resp.status(), resp.text()?);
@@ -92,7 +94,12 @@ fn enrol(
         })
     } else {
         Ok(Device {
-            token: Some(body["device_token"].as_str().unwrap_or_default().to_string()),
+            token: Some(
+                body["device_token"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
             identity: None,
         })
     }
@@ -262,7 +269,10 @@ fn checkins(
     http: &reqwest::blocking::Client,
     roots: &rustls::RootCertStore,
 ) -> anyhow::Result<()> {
-    println!("== per check-in ({} each, server CPU and wall time)", cli.checkins);
+    println!(
+        "== per check-in ({} each, server CPU and wall time)",
+        cli.checkins
+    );
     let token = enrol(http, cli, "bench-token", false)?;
     let cert = enrol(http, cli, "bench-cert", true)?;
     println!(
@@ -271,14 +281,34 @@ fn checkins(
     );
     for (name, device, resume, keep) in [
         ("bearer token, kept-alive connection", &token, true, true),
-        ("client certificate, kept-alive connection", &cert, true, true),
-        ("bearer token, new connection, full handshake", &token, false, false),
+        (
+            "client certificate, kept-alive connection",
+            &cert,
+            true,
+            true,
+        ),
+        (
+            "bearer token, new connection, full handshake",
+            &token,
+            false,
+            false,
+        ),
         ("bearer token, new connection, resumed", &token, true, false),
-        ("client certificate, new connection, full", &cert, false, false),
-        ("client certificate, new connection, resumed", &cert, true, false),
+        (
+            "client certificate, new connection, full",
+            &cert,
+            false,
+            false,
+        ),
+        (
+            "client certificate, new connection, resumed",
+            &cert,
+            true,
+            false,
+        ),
     ] {
-        let (wall, server, resumed) = per_checkin(cli, roots, device, resume, keep)
-            .with_context(|| name.to_string())?;
+        let (wall, server, resumed) =
+            per_checkin(cli, roots, device, resume, keep).with_context(|| name.to_string())?;
         println!("{name:<44} {server:>14.0} {wall:>12.2} {resumed:>8}");
     }
     Ok(())
@@ -325,7 +355,10 @@ fn held(
             }
         }
         if answered > 0 {
-            bail!("{answered} of {} long-polls were answered instead of held", cli.held);
+            bail!(
+                "{answered} of {} long-polls were answered instead of held",
+                cli.held
+            );
         }
         println!(
             "{what}: server RSS {} → {} MiB, {} bytes per held long-poll",

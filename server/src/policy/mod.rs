@@ -16,6 +16,7 @@ pub mod batch;
 pub mod campaign;
 pub mod fleet;
 pub mod identity;
+pub mod observation;
 pub mod roles;
 pub mod scope;
 pub mod status;
