@@ -180,12 +180,14 @@ impl Api {
         facts: &DeviceFacts,
         wait_secs: u64,
         inventory_digest: Option<String>,
+        health: Vec<ferry_manifests::wire::HealthSample>,
     ) -> Result<CheckInResponse, Error> {
         let url = self.url("api/v1/device/checkin")?;
         let body = CheckInRequest {
             facts: facts.clone(),
             wait_secs,
             inventory_digest,
+            health,
         };
         let req = self.http.post(url.clone()).json(&body);
         let resp = if wait_secs > 0 {

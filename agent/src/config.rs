@@ -60,6 +60,7 @@ struct RawConfig {
     key: Option<String>,
     key_type: Option<String>,
     certificate: Option<PathBuf>,
+    health_probe: Option<String>,
     poll_interval_min_secs: Option<u64>,
     poll_interval_max_secs: Option<u64>,
     #[serde(default)]
@@ -290,6 +291,9 @@ pub struct Config {
     pub server_ca: Option<Vec<u8>>,
     /// This device's key and certificate for talking to the server over https.
     pub identity: crate::identity::IdentityConfig,
+    /// A shell command that exits 0 while the device is healthy, run with every health
+    /// sample a campaign's observation window asks for.
+    pub health_probe: Option<String>,
     /// Bounds on the poll interval the server may suggest.
     pub poll_interval_min_secs: u64,
     pub poll_interval_max_secs: u64,
@@ -549,6 +553,7 @@ impl Config {
             device_class: raw.device_class,
             hostname: raw.hostname,
             hook_timeout_secs: n.hook_timeout_secs,
+            health_probe: raw.health_probe.clone().filter(|c| !c.trim().is_empty()),
             interactive_timeout_secs: n.interactive_timeout_secs,
             stop_grace_secs: n.stop_grace_secs,
             keep_releases: n.keep_releases,

@@ -209,7 +209,7 @@ pub fn with_offered_mirrors(urls: &[String], offered: &[String]) -> Vec<String> 
 }
 
 /// The manifest of `item`'s installed release, as kept at its install.
-fn installed_manifest(agent: &Agent, item: &str) -> Option<Manifest> {
+pub(crate) fn installed_manifest(agent: &Agent, item: &str) -> Option<Manifest> {
     let text = fs::read(agent.dir.installed_manifest(item)).ok()?;
     let envelope = ferry_manifests::Envelope::parse(&text).ok()?;
     Manifest::parse_unverified(&envelope).ok()

@@ -269,6 +269,7 @@ mod tests {
             interactive: false,
             delta: None,
             mirrors: vec![],
+            rollback: None,
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),

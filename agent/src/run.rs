@@ -345,6 +345,10 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
             let (wait, f) = next_wait(base, failures, ended);
             failures = f;
             next_cycle = Instant::now() + wait;
+            // A campaign watching this device wants its samples on time.
+            if let Some(due) = crate::observe::wait(agent) {
+                next_cycle = next_cycle.min(Instant::now() + due.max(Duration::from_secs(1)));
+            }
         }
         if agent.cfg.long_poll_secs > 0 && failures == 0 && agent.cfg.server_url.is_some() {
             let started = Instant::now();

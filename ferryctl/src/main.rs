@@ -417,6 +417,11 @@ fn campaigns_commands(
             name,
             allow_empty,
             require_approval,
+            observe,
+            rollback_on_regression,
+            regression_max_share,
+            regression_max_excess,
+            regression_min_hosts,
         } => {
             let target = if all {
                 CampaignTarget::All
@@ -439,6 +444,11 @@ fn campaigns_commands(
                 window,
                 allow_empty,
                 require_approval,
+                observe_secs: observe,
+                rollback_on_regression,
+                regression_max_share,
+                regression_max_excess,
+                regression_min_hosts,
             };
             api()?.campaign_create(&request, json)
         }

@@ -140,6 +140,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             layout: args.layout,
             post_install: args.post_install.clone(),
             health_check: args.health_check.clone(),
+            units: args.units.clone(),
         },
     };
     manifest

@@ -8,6 +8,8 @@ use std::path::{Component, Path};
 /// A value that breaks one of Ferry's format rules. The message says what the rule is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Invalid {
+    #[error("unit {0:?} must be a systemd unit name (letters, digits, ':', '_', '.', '@', '-', with a suffix such as .service), at most 256 characters; at most 16 units")]
+    Unit(String),
     #[error("tag {0:?} must be 1-64 characters of a-z, 0-9, '.', '_', '-', ':'")]
     Tag(String),
     #[error("{0} tags; at most 32")]

@@ -183,6 +183,10 @@ pub struct Install {
     /// A shell command that must exit 0 after post-install, or the install rolls back.
     #[serde(default)]
     pub health_check: Option<String>,
+    /// systemd units this release runs (`web.service`): during a campaign's observation
+    /// window the device watches that each stays active and does not restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +309,17 @@ impl Manifest {
     /// Checks everything that can be checked without the artifact.
     pub fn validate(&self) -> Result<(), Invalid> {
         validate_item_name(&self.item)?;
+        for unit in &self.install.units {
+            let ok = (1..=256).contains(&unit.len())
+                && !unit.starts_with('-')
+                && unit.contains('.')
+                && unit
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ":_.@-".contains(c));
+            if !ok || self.install.units.len() > 16 {
+                return Err(Invalid::Unit(unit.clone()));
+            }
+        }
         if let Some(url) = &self.release_url {
             validate_release_url(url)?;
         }

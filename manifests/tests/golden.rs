@@ -8,8 +8,9 @@
 use std::path::PathBuf;
 
 use ferry_manifests::wire::{
-    Available, CampaignOffer, CheckInRequest, CheckInResponse, DeviceFacts, InstalledItem, Job,
-    Outcome, PackageChange, PackageJob, PackageReport, Report, ReportBatch,
+    Available, CampaignOffer, CheckInRequest, CheckInResponse, DeviceFacts, HealthSample,
+    InstalledItem, Job, ObserveOrder, Outcome, PackageChange, PackageJob, PackageReport, Report,
+    ReportBatch,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -69,6 +70,11 @@ fn check_in_request() {
             },
             wait_secs: 30,
             inventory_digest: None,
+            health: vec![HealthSample {
+                campaign_id: "6f1c2a9e-0000-4000-8000-000000000009".into(),
+                at: "2026-11-01T10:05:00.000Z".into(),
+                failed: vec!["unit:web.service".into()],
+            }],
         },
     );
 }
@@ -97,6 +103,7 @@ fn check_in_response() {
                 interactive: false,
                 delta: None,
                 mirrors: vec![],
+                rollback: None,
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),
@@ -121,6 +128,13 @@ fn check_in_response() {
                 interactive: false,
             }],
             issues_certificates: true,
+            observe: vec![ObserveOrder {
+                campaign_id: "6f1c2a9e-0000-4000-8000-000000000009".into(),
+                item: "web".into(),
+                until: "2026-11-01T10:30:00.000Z".into(),
+                interval_secs: 180,
+                control: false,
+            }],
         },
     );
 }

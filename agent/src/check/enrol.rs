@@ -98,7 +98,7 @@ pub fn ensure_enrolled(agent: &mut Agent) -> Result<(), Error> {
         if cred.server_url == server {
             return Ok(());
         }
-        match agent.api.check_in(&facts(agent), 0, None) {
+        match agent.api.check_in(&facts(agent), 0, None, Vec::new()) {
             Ok(_) => {
                 tracing::info!(old = %cred.server_url, new = %server, "server_url changed; the server still knows this device");
                 cred.server_url = server;

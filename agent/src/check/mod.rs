@@ -56,7 +56,7 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
     let (tx, rx) = std::sync::mpsc::channel();
     let started = std::time::Instant::now();
     std::thread::spawn(move || {
-        let _ = tx.send(api.check_in(&facts, secs, None));
+        let _ = tx.send(api.check_in(&facts, secs, None, Vec::new()));
     });
     let resp = loop {
         agent.check_stop()?;
@@ -123,6 +123,7 @@ pub fn wait_for_work(agent: &Agent, secs: u64) -> Result<Wait, Error> {
             || !resp.cancelled_jobs.is_empty()
             || new_release
             || resp.campaigns != agent.campaigns
+            || crate::observe::new_orders(agent, &resp.observe)
         {
             Wait::Work
         } else if early && !(resp.jobs.is_empty() && resp.package_jobs.is_empty()) {
@@ -294,6 +295,7 @@ fn ask_server(
             check_requested: false,
             package_jobs: Vec::new(),
             issues_certificates: false,
+            observe: Vec::new(),
         });
     }
     match report::flush(&agent.api, &agent.dir) {
@@ -309,7 +311,13 @@ fn ask_server(
         Err(e) => return Err(e),
     }
     let facts = facts(agent);
-    agent.api.check_in(&facts, 0, inventory_digest)
+    // Health samples for the campaigns watching this device: kept until the server has them.
+    let health = crate::observe::take(agent)?;
+    let resp = agent
+        .api
+        .check_in(&facts, 0, inventory_digest, health.clone())?;
+    crate::observe::delivered(agent, &health, &resp.observe)?;
+    Ok(resp)
 }
 
 /// What the configured sources find; a source that cannot be read is logged and reported
@@ -384,6 +392,7 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
         .filter(|j| !reported.contains(&j.job_id))
         .collect();
     drop_cancelled(agent, &resp.cancelled_jobs)?;
+    roll_back_asked(agent, &mut resp)?;
     update_trust_root(agent, resp.trust_root_version)?;
 
     let configured: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
@@ -395,6 +404,27 @@ fn check_in(agent: &mut Agent) -> Result<CheckSummary, Error> {
     agent.state.last_check = Some(now());
     agent.dir.save_state(&agent.state)?;
     Ok(summary)
+}
+
+/// Rollbacks the server asked for (a campaign's wave regressed) are done now, from the backup
+/// kept here; they leave the jobs the install stage takes.
+fn roll_back_asked(agent: &mut Agent, resp: &mut CheckInResponse) -> Result<(), Error> {
+    let reported: Vec<String> = report::queued(&agent.dir)?
+        .into_iter()
+        .filter_map(|r| r.job_id)
+        .collect();
+    let (rollbacks, jobs): (Vec<_>, Vec<_>) = std::mem::take(&mut resp.jobs)
+        .into_iter()
+        .partition(|j| j.rollback.is_some());
+    resp.jobs = jobs;
+    for job in rollbacks {
+        if reported.contains(&job.job_id) || !agent.cfg.items.iter().any(|i| i.name == job.item) {
+            continue;
+        }
+        tracing::warn!(item = %job.item, to = %job.version, reason = %job.rollback.as_deref().unwrap_or(""), "the server asks to roll back");
+        crate::install::rollback_job(agent, &job)?;
+    }
+    Ok(())
 }
 
 /// A person asked to install with nothing downloaded (`--running-mode=install`, the

@@ -17,7 +17,7 @@ mod tarball;
 pub mod terminal;
 pub mod unpack;
 
-pub use recover::{recover, rollback_by_hand};
+pub use recover::{recover, rollback_by_hand, rollback_job};
 pub use tarball::Tarball;
 
 use std::path::{Path, PathBuf};

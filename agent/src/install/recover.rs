@@ -72,6 +72,51 @@ fn undo(agent: &mut Agent, j: &Journal) -> Result<(), Error> {
 
 /// `--running-mode=rollback --item NAME`: restores the previous version of an item by hand.
 pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
+    restore_previous(agent, item, None)
+}
+
+/// A rollback the server asked for (a campaign's wave regressed: `job.rollback` says why):
+/// the previous version is restored from the backup kept here, and the outcome reported on
+/// the job. A device whose backup is not `job.version` reports that it cannot.
+pub fn rollback_job(agent: &mut Agent, job: &ferry_manifests::wire::Job) -> Result<(), Error> {
+    let st = agent.item_state(&job.item);
+    let reason = job.rollback.clone().unwrap_or_default();
+    let refused = match (&st.installed, &st.previous) {
+        (Some(_), Some(previous)) if *previous == job.version => None,
+        (Some(installed), Some(previous)) if *installed == job.version => Some(format!(
+            "{} is installed already (the backup kept is {previous})",
+            job.version
+        )),
+        (_, Some(previous)) => Some(format!(
+            "the backup kept here is {previous}, not {}",
+            job.version
+        )),
+        (_, None) => Some("no earlier release is kept here".to_string()),
+    };
+    if let Some(why) = refused {
+        let report = ferry_manifests::wire::Report {
+            report_id: uuid::Uuid::new_v4().to_string(),
+            job_id: Some(job.job_id.clone()),
+            item: job.item.clone(),
+            version: job.version.clone(),
+            from_version: st.installed.clone(),
+            outcome: Outcome::Failed,
+            message: format!("cannot roll back to {}: {why}", job.version),
+            output: String::new(),
+            started_at: now(),
+            finished_at: now(),
+            fetched: None,
+        };
+        crate::report::log_outcome(agent, &report);
+        crate::report::queue(&agent.dir, &report)?;
+        agent.outcomes.push(Outcome::Failed);
+        return Ok(());
+    }
+    restore_previous(agent, &job.item, Some((&job.job_id, &reason)))
+}
+
+/// Restores an item's previous version: by hand, or for a job with its reason.
+fn restore_previous(agent: &mut Agent, item: &str, job: Option<(&str, &str)>) -> Result<(), Error> {
     let root = root_of(agent, item)?;
     let st = agent.item_state(item);
     let (Some(installed), Some(previous)) = (st.installed.clone(), st.previous.clone()) else {
@@ -106,11 +151,16 @@ pub fn rollback_by_hand(agent: &mut Agent, item: &str) -> Result<(), Error> {
         }
         (Layout::Symlink, None, Some(to_target))
     };
-    let message = format!("rolled back by hand from {installed} to {previous}");
+    let message = match job {
+        None => format!("rolled back by hand from {installed} to {previous}"),
+        Some((_, reason)) => {
+            format!("rolled back from {installed} to {previous} by the campaign: {reason}")
+        }
+    };
     let j = Journal {
         item: item.to_string(),
         version: installed.clone(),
-        job_id: None,
+        job_id: job.map(|(id, _)| id.to_string()),
         report_id: uuid::Uuid::new_v4().to_string(),
         started_at: now(),
         from_version: Some(installed),

@@ -191,6 +191,7 @@ impl Device {
             install: Install {
                 post_install: vec!["echo post-install".into()],
                 health_check: r.health_check.map(str::to_string),
+                units: vec![],
                 layout: r.layout,
             },
         };

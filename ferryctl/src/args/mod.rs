@@ -291,6 +291,24 @@ pub enum CampaignsCommand {
         /// approves it (`ferryctl campaigns approve`).
         #[arg(long)]
         require_approval: bool,
+        /// Watch each wave's health for this long after its installs (90s, 30m, 2h) before
+        /// the next opens; a wave that regresses against the hosts not yet updated pauses the
+        /// campaign (docs/campaigns.md).
+        #[arg(long, value_parser = parse_duration)]
+        observe: Option<u64>,
+        /// With --observe: a wave that regresses is rolled back to the release each host had.
+        #[arg(long, requires = "observe")]
+        rollback_on_regression: bool,
+        /// With --observe: a wave regresses when more than this share of its hosts fail
+        /// (default 0.2)…
+        #[arg(long, requires = "observe")]
+        regression_max_share: Option<f64>,
+        /// …and that share exceeds the not-yet-updated hosts' by more than this (default 0.2).
+        #[arg(long, requires = "observe")]
+        regression_max_excess: Option<f64>,
+        /// With --observe: hosts of a wave that must report for a verdict (default 1).
+        #[arg(long, requires = "observe")]
+        regression_min_hosts: Option<u64>,
     },
     /// Approve a campaign that waits for approval, which starts it (not one you created).
     Approve {
@@ -515,4 +533,9 @@ fn help_for(args: &[String]) -> String {
     }
     let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     render(&mut command(), &words, args.iter().any(|a| a == "--help"))
+}
+
+/// `--observe 30m`: a duration in seconds.
+fn parse_duration(text: &str) -> Result<u64, String> {
+    ferry_manifests::wire::parse_duration_secs(text)
 }

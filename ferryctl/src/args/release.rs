@@ -166,6 +166,10 @@ pub struct BuildArgs {
     /// Command that must exit 0 after post-install, or the install rolls back.
     #[arg(long)]
     pub health_check: Option<String>,
+    /// A systemd unit this release runs (repeatable): during a campaign's observation window
+    /// devices watch that it stays active and does not restart.
+    #[arg(long = "unit")]
+    pub units: Vec<String>,
     /// Days until devices refuse this manifest (at least 1).
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..))]
     pub expires_in_days: u32,

@@ -192,6 +192,42 @@ pub struct CheckInRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-f]{64}$"))]
     pub inventory_digest: Option<String>,
+    /// Health samples taken since the last check-in, for the campaigns observing this device
+    /// (`observe` in the answer); none outside a window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 100))]
+    pub health: Vec<HealthSample>,
+}
+
+/// One look at a device's health during a campaign's observation window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthSample {
+    pub campaign_id: String,
+    /// When it was taken (the device's clock, moved into the server's by the check-in's
+    /// clock skew).
+    pub at: String,
+    /// The probes that failed: `health` (the release's health check), `unit:NAME` (a unit
+    /// not active, or restarted), `reboot` (the boot id changed), `probe` (agent.toml's
+    /// `health_probe`). Empty: healthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
+    pub failed: Vec<String>,
+}
+
+/// A campaign asks the device to watch itself until `until` and send samples every
+/// `interval_secs`: after installing the campaign's release, or as part of its control group
+/// (`control`: a member that has not installed; the probes that do not depend on the release).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ObserveOrder {
+    pub campaign_id: String,
+    pub item: String,
+    /// The end of the window, in the server's time.
+    pub until: String,
+    pub interval_secs: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub control: bool,
 }
 
 /// One piece of software a device's source found installed (`[[sources]]` in agent.toml).
@@ -464,6 +500,10 @@ pub struct Job {
     /// signed hash decides what is accepted, wherever the bytes come from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// A rollback to `version` from the backup the device kept, with the reason (a campaign
+    /// whose wave regressed); nothing is downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<String>,
 }
 
 /// An upgrade of software a device's source found (`ferryctl update batch-host HOST
@@ -603,6 +643,10 @@ pub struct CheckInResponse {
     /// device talking https takes one, and renews it before it expires.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub issues_certificates: bool,
+    /// Campaigns observing this device now: it samples its health and sends the samples
+    /// with its check-ins until each window ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observe: Vec<ObserveOrder>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

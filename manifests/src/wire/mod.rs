@@ -66,6 +66,31 @@ pub fn now() -> String {
     timestamp(time::OffsetDateTime::now_utc())
 }
 
+/// A duration as operators write it: `90s`, `30m`, `2h`, `1d`, or plain seconds (`600`).
+pub fn parse_duration_secs(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 90s, 30m, 2h or 1d"))?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a duration such as 90s, 30m, 2h or 1d"
+            ))
+        }
+    };
+    n.checked_mul(unit)
+        .ok_or_else(|| format!("{text:?} is too long"))
+}
+
 /// A wire timestamp (or any RFC 3339 instant) read back; `None` when it is not one.
 pub fn parse_timestamp(text: &str) -> Option<time::OffsetDateTime> {
     time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
@@ -89,5 +114,24 @@ mod tests {
         assert_eq!(super::timestamp(t), "2026-01-02T03:04:05.000Z");
         let later = t + time::Duration::milliseconds(500);
         assert!(super::timestamp(later) > super::timestamp(t));
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    #[test]
+    fn durations_read_as_operators_write_them() {
+        for (text, secs) in [
+            ("90s", 90),
+            ("30m", 1800),
+            ("2h", 7200),
+            ("1d", 86400),
+            ("600", 600),
+        ] {
+            assert_eq!(super::parse_duration_secs(text), Ok(secs), "{text}");
+        }
+        for bad in ["", "m", "30x", "3.5h", "-1m"] {
+            assert!(super::parse_duration_secs(bad).is_err(), "{bad}");
+        }
     }
 }

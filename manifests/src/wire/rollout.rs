@@ -148,6 +148,26 @@ pub struct CampaignRequest {
     /// paused.
     #[serde(default)]
     pub require_approval: bool,
+    /// Watch each wave's health for this many seconds after its installs before the next
+    /// opens (docs/campaigns.md, "Observation"); 0 or absent: off.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2592000))]
+    pub observe_secs: Option<u64>,
+    /// A wave that regresses in its window is rolled back to the release each host had.
+    #[serde(default)]
+    pub rollback_on_regression: bool,
+    /// A wave fails its window when more than this share of its hosts failed (default 0.2)…
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub regression_max_share: Option<f64>,
+    /// …and that share exceeds the control group's by more than this (default 0.2).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 1.0))]
+    pub regression_max_excess: Option<f64>,
+    /// Hosts of a wave that must report for a verdict (default 1).
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100000))]
+    pub regression_min_hosts: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -193,6 +213,53 @@ pub struct CampaignView {
     /// Who must not approve it (its creator), and who did, when it needs approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<CampaignApproval>,
+    /// The observation window after each wave, in seconds (0: off).
+    #[serde(default)]
+    pub observe_secs: u64,
+    #[serde(default)]
+    pub rollback_on_regression: bool,
+    /// The watch over the current wave, while there is one (and the last verdict).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observation: Option<ObservationView>,
+}
+
+/// A wave under observation: its hosts against the control group (members that have not
+/// installed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ObservationView {
+    /// The wave watched (0-based, as `open_wave`).
+    pub wave: usize,
+    pub started_at: String,
+    pub ends_at: String,
+    pub left_secs: u64,
+    /// observing, healthy, regressed, too_few
+    pub verdict: String,
+    pub wave_hosts: usize,
+    pub wave_share: f64,
+    pub control_hosts: usize,
+    pub control_share: f64,
+    /// Failing hosts of the wave, with the probes that failed.
+    pub failing: Vec<FailingHost>,
+    /// The probes failing in the wave, most common first: `health (2), reboot (1)`.
+    pub probes: String,
+    /// The two failure shares over the window so far, for a chart.
+    pub series: Vec<SharePoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FailingHost {
+    pub hostname: String,
+    pub probes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SharePoint {
+    pub at: String,
+    pub wave: f64,
+    pub control: f64,
 }
 
 /// A campaign's approval (`require_approval`).

@@ -29,6 +29,23 @@ pub struct Campaign {
     pub baseline: Baseline,
     /// The tenant it belongs to: only its hosts join (`None`: the default tenant).
     pub tenant_id: Option<String>,
+    /// Watching each wave's health after its installs (off unless `observe.secs` > 0).
+    pub observe: Observe,
+}
+
+/// A campaign's observation of its waves (docs/campaigns.md, "Observation").
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observe {
+    /// The window after each wave's installs, in seconds; 0: waves are judged on their
+    /// installs alone.
+    pub secs: u64,
+    /// A wave that regresses is rolled back to the release each host had.
+    pub rollback: bool,
+    pub thresholds: super::observation::Thresholds,
+    /// The wave being watched, and since when (RFC 3339).
+    pub watching: Option<(usize, String)>,
+    /// Waves before this one passed their window.
+    pub passed: usize,
 }
 
 /// Counts of finished and failed member installs at a moment (a resume).
@@ -198,6 +215,9 @@ pub struct Decision {
     /// Every member has a final outcome: `Some(succeeded)`, where succeeded means the share
     /// that installed reached `success_threshold`.
     pub complete: Option<bool>,
+    /// This wave's installs are done and it must pass its observation window before the
+    /// next wave opens (or, for the last wave, before the campaign completes).
+    pub observe_wave: Option<usize>,
 }
 
 /// Finished and failed member installs now: the baseline a resume records.
@@ -244,7 +264,16 @@ pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
             .count();
         installed as f64 / members.len() as f64 >= c.success_threshold
     });
+    let observing = c.observe.secs > 0;
+    // A wave's installs are done when each of its members has a final outcome.
+    let wave_done = |wave: usize| {
+        outcomes
+            .iter()
+            .filter(|(w, _)| *w == wave)
+            .all(|(_, s)| s.is_some_and(|s| s != UpdateStatus::Pending))
+    };
     let mut open_wave = 0;
+    let mut observe_wave = None;
     while open_wave + 1 < c.waves.len() {
         let in_wave: Vec<Option<UpdateStatus>> = outcomes
             .iter()
@@ -260,10 +289,25 @@ pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
             .iter()
             .filter(|s| **s == Some(UpdateStatus::Installed))
             .count();
-        if (installed as f64) / (in_wave.len() as f64) >= c.success_threshold {
-            open_wave += 1;
-        } else {
+        if (installed as f64) / (in_wave.len() as f64) < c.success_threshold {
             break;
+        }
+        if observing && open_wave >= c.observe.passed {
+            // Installed enough: now it is watched, once all its installs are done.
+            if wave_done(open_wave) {
+                observe_wave = Some(open_wave);
+            }
+            break;
+        }
+        open_wave += 1;
+    }
+    // The last wave is watched too before the campaign completes.
+    let last = outcomes.iter().map(|(w, _)| *w).max();
+    let mut complete = complete;
+    if let (true, Some(true), Some(last)) = (observing, complete, last) {
+        if last >= c.observe.passed {
+            complete = None;
+            observe_wave = Some(last);
         }
     }
     Decision {
@@ -271,6 +315,7 @@ pub fn decide(c: &Campaign, members: &[Member]) -> Decision {
         pause: complete.is_none() && failure_share > c.max_failure_rate,
         failure_share,
         complete,
+        observe_wave,
     }
 }
 

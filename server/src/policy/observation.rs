@@ -209,6 +209,37 @@ pub fn judge(
     }
 }
 
+/// The two failure shares over time, at `points` moments from `from` to `to`: at each, the
+/// hosts that had failed by then among those that had reported by then.
+pub fn series(
+    wave: &[HostHealth],
+    control: &[HostHealth],
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    points: usize,
+) -> Vec<(OffsetDateTime, f64, f64)> {
+    let share = |hosts: &[HostHealth], t: OffsetDateTime| {
+        let seen: Vec<&HostHealth> = hosts.iter().filter(|h| h.first_at <= t).collect();
+        if seen.is_empty() {
+            return 0.0;
+        }
+        let failed = seen
+            .iter()
+            .filter(|h| h.failed_at.is_some_and(|f| f <= t))
+            .count();
+        failed as f64 / seen.len() as f64
+    };
+    if to <= from || points < 2 {
+        return vec![(to, share(wave, to), share(control, to))];
+    }
+    (0..points)
+        .map(|i| {
+            let t = from + (to - from) * (i as f64 / (points - 1) as f64);
+            (t, share(wave, t), share(control, t))
+        })
+        .collect()
+}
+
 /// The probes failing in a group, most common first, as `probe (n)`.
 pub fn probe_summary(g: &Group) -> String {
     let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();

@@ -2,7 +2,9 @@
 //! host's facts (only when they changed), lets it join campaigns, collects its jobs and
 //! cancellations, holds the answer open for a long-poll, and lists what is available to it.
 
-use ferry_manifests::wire::{CampaignOffer, CheckInRequest, CheckInResponse, Job, PackageJob};
+use ferry_manifests::wire::{
+    CampaignOffer, CheckInRequest, CheckInResponse, Job, ObserveOrder, PackageJob,
+};
 
 use super::error::ServiceResult;
 use crate::policy::fleet::{self, Contact};
@@ -42,6 +44,7 @@ pub async fn check_in(
             check_requested: false,
             package_jobs: vec![],
             issues_certificates: state.identity.ca.is_some(),
+            observe: vec![],
         });
     }
     let (campaigns, cancelled_jobs, mut work) =
@@ -189,13 +192,17 @@ async fn record(state: &Shared, host_id: &str, req: &CheckInRequest) -> ServiceR
     Ok(())
 }
 
-/// Records the check-in and collects what the host must hear: (campaign offers, cancelled
+/// What a host hears of its campaigns: offers needing its acceptance, and the observation
+/// windows it is in.
+type CampaignNews = (Vec<CampaignOffer>, Vec<ObserveOrder>);
+
+/// Records the check-in and collects what the host must hear: (campaign news, cancelled
 /// jobs, jobs).
 async fn before_wait(
     state: &Shared,
     host_id: String,
     req: &CheckInRequest,
-) -> ServiceResult<(Vec<CampaignOffer>, Vec<String>, Work)> {
+) -> ServiceResult<(CampaignNews, Vec<String>, Work)> {
     record(state, &host_id, req).await?;
     // Campaign membership is decided here, when the host checks in, never by scanning the
     // fleet on a timer. The operator's tags count; the device's own only when trusted.
@@ -213,10 +220,11 @@ async fn before_wait(
             &host_id,
             (&tags, tenant.as_deref()),
             &req.facts.installed,
+            &req.health,
         )
         .await?
     } else {
-        Vec::new()
+        Default::default()
     };
     // Unless an update changed anywhere since this host last had no work, it still has none.
     let epoch = state.store.updates_epoch();
@@ -287,7 +295,7 @@ async fn answer(
     state: &Shared,
     host_id: String,
     req: &CheckInRequest,
-    campaigns: Vec<CampaignOffer>,
+    (campaigns, observe): CampaignNews,
     cancelled_jobs: Vec<String>,
     work: Work,
 ) -> ServiceResult<CheckInResponse> {
@@ -349,6 +357,7 @@ async fn answer(
         check_requested,
         package_jobs,
         issues_certificates: state.identity.ca.is_some(),
+        observe,
     })
 }
 
@@ -396,6 +405,7 @@ fn job_of(j: crate::store::PendingJob) -> Job {
         interactive: j.interactive,
         delta: None,
         mirrors: vec![],
+        rollback: j.rollback,
     }
 }
 

@@ -17,6 +17,7 @@ async fn enrolled(s: &TestServer, hostname: &str, items: &[(&str, Option<&str>)]
         facts,
         wait_secs: 0,
         inventory_digest: None,
+        health: vec![],
     };
     let id = uuid::Uuid::new_v4().to_string();
     let now = ferry_manifests::wire::now();
@@ -80,6 +81,7 @@ async fn a_long_poll_waits_for_work_and_a_wake_up_ends_it_at_once() {
                 facts,
                 wait_secs: 20,
                 inventory_digest: None,
+                health: vec![],
             };
             checkin::check_in(&state, host, true, None, req).await
         }

@@ -311,6 +311,23 @@ impl Store {
 
     // The methods that change updates also bump the epoch, whatever the backend.
 
+    /// Creates a pending rollback of a host's item to `version` from its kept backup.
+    pub async fn create_rollback(
+        &self,
+        host_id: &str,
+        item: &str,
+        version: &semver::Version,
+        actor: &str,
+        reason: &str,
+    ) -> Result<String> {
+        let id = self
+            .backend
+            .create_rollback(host_id, item, version, actor, reason)
+            .await?;
+        self.bump_updates();
+        Ok(id)
+    }
+
     /// Creates a pending update; `interactive: Some(record_input)` makes it an interactive one
     /// (its hooks run in an operator's terminal; what they type is kept if `record_input`).
     pub async fn create_update(
@@ -611,6 +628,14 @@ interface! {
     fn campaigns(&self) -> Result<Vec<Campaign>>;
     fn campaign(&self, id: &str) -> Result<Option<Campaign>>;
     fn set_campaign_status(&self, id: &str, status: CampaignStatus, reason: &str) -> Result<()>;
+    /// The wave a campaign watches now (and since when), and how many waves passed.
+    fn set_observation(&self, id: &str, watching: Option<(usize, &str)>, passed: usize) -> Result<()>;
+    /// Adds a host's health sample to what its campaign's window over `wave` knows.
+    fn record_health(&self, campaign_id: &str, wave: usize, host_id: &str, at: &str, failed: &[String]) -> Result<()>;
+    /// What the hosts' samples said during a campaign's window over `wave`.
+    fn campaign_health(&self, campaign_id: &str, wave: usize) -> Result<Vec<crate::policy::observation::HostHealth>>;
+    /// The version an update started from, as recorded.
+    fn update_from_version(&self, id: &str) -> Result<Option<String>>;
     /// Stores the thresholds, window, waves and baseline of a campaign under way.
     fn update_campaign(&self, c: &Campaign) -> Result<()>;
     fn set_member_wave(&self, campaign_id: &str, host_id: &str, wave: usize) -> Result<()>;

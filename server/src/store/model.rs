@@ -145,6 +145,8 @@ pub struct PendingJob {
     pub version: semver::Version,
     /// Its hooks run in a terminal an operator attaches to.
     pub interactive: bool,
+    /// A rollback to the kept backup, with its reason.
+    pub rollback: Option<String>,
 }
 
 /// What a report changes in the history.

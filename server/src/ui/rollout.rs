@@ -114,6 +114,8 @@ async fn campaigns_page(
                 label { "Stop when more than this share fails (%) " input type="number" name="max_failure_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.max_failure_pct)); }
                 label { "Succeed at this share installed (%) " input type="number" name="success_pct" min="0" max="100" step="any" placeholder="default" value=(val(|f| &f.success_pct)); }
                 label { "Window (device's local time) " input type="text" name="window" placeholder="e.g. 02:00-05:00" value=(val(|f| &f.window)); }
+                label { "Watch each wave's health for " input type="text" name="observe" placeholder="e.g. 30m (default: off)" value=(val(|f| &f.observe)); }
+                label { input type="checkbox" name="rollback_on_regression" value="true" checked[sent.is_some_and(|f| f.rollback_on_regression.is_some())]; " Roll a wave that regresses back to the release each host had" }
                 button type="submit" { "Review campaign" }
             }
         } }
@@ -151,6 +153,8 @@ fn review(who: &SignedIn, f: &CampaignForm, per_wave: &[usize]) -> Response {
             (hidden("max_failure_pct", &f.max_failure_pct))
             (hidden("success_pct", &f.success_pct))
             (hidden("window", &f.window))
+            (hidden("observe", &f.observe))
+            (hidden("rollback_on_regression", &f.rollback_on_regression))
             input type="hidden" name="confirm" value="yes";
             @if total == 0 { input type="hidden" name="allow_empty" value="true"; }
             button type="submit" { "Create campaign" }
@@ -172,6 +176,9 @@ pub struct CampaignForm {
     max_failure_pct: Option<String>,
     success_pct: Option<String>,
     window: Option<String>,
+    /// The observation window after each wave (`30m`).
+    observe: Option<String>,
+    rollback_on_regression: Option<String>,
     /// Set by the review page's button: create it (without it the form is reviewed first).
     confirm: Option<String>,
     allow_empty: Option<String>,
@@ -222,6 +229,14 @@ fn campaign_request(f: &CampaignForm) -> Result<CampaignRequest, AppError> {
         window: text(f.window),
         allow_empty: f.allow_empty.is_some(),
         require_approval: f.require_approval.is_some(),
+        observe_secs: text(f.observe)
+            .map(|o| ferry_manifests::wire::parse_duration_secs(&o))
+            .transpose()
+            .map_err(|e| AppError::bad_request(format!("watch each wave: {e}")))?,
+        rollback_on_regression: f.rollback_on_regression.is_some(),
+        regression_max_share: None,
+        regression_max_excess: None,
+        regression_min_hosts: None,
     })
 }
 

@@ -19,6 +19,7 @@ fn campaign(waves: usize, success: f64, max_failure: f64) -> Campaign {
         created_at: String::new(),
         baseline: Baseline::default(),
         tenant_id: None,
+        observe: Observe::default(),
     }
 }
 

@@ -242,3 +242,17 @@ fn samples_come_ten_times_a_window_within_bounds() {
     assert_eq!(sample_interval(Duration::seconds(20)), Duration::seconds(5));
     assert_eq!(sample_interval(Duration::days(1)), Duration::minutes(5));
 }
+
+#[test]
+fn the_series_follows_failures_as_they_came() {
+    let wave = vec![h("w1", 5, 90, Some((40, "health"))), h("w2", 5, 90, None)];
+    let control = vec![h("c1", 5, 90, None)];
+    let s = series(&wave, &control, at(0), at(80), 5);
+    let shares: Vec<(f64, f64)> = s.iter().map(|(_, w, c)| (*w, *c)).collect();
+    assert_eq!(
+        shares,
+        vec![(0.0, 0.0), (0.0, 0.0), (0.5, 0.0), (0.5, 0.0), (0.5, 0.0)]
+    );
+    assert_eq!(s[0].0, at(0));
+    assert_eq!(s[4].0, at(80));
+}

@@ -2,9 +2,10 @@
 //! them through, and a report re-decides the campaigns of its update. The rules themselves are
 //! in `policy::campaign`; this is the shell that loads, decides and stores.
 
-use ferry_manifests::wire::{CampaignOffer, InstalledItem};
+use ferry_manifests::wire::{CampaignOffer, HealthSample, InstalledItem, ObserveOrder};
 use time::OffsetDateTime;
 
+pub mod observe;
 pub mod requests;
 
 use super::error::{ServiceError, ServiceResult};
@@ -70,7 +71,22 @@ async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ServiceResult<()>
         return Ok(());
     }
     let members = state.store.members(campaign_id).await?;
-    let d = campaign::decide(&c, &members);
+    let mut c = c;
+    let mut d = campaign::decide(&c, &members);
+    // A wave that must be watched first: start its window or judge it; each wave that
+    // passes lets the next one be decided (bounded by the number of waves).
+    for _ in 0..=c.waves.len() {
+        let Some(wave) = d.observe_wave else { break };
+        match observe::step(state, &c, &members, wave).await? {
+            observe::Step::Passed => {
+                c.observe.passed = wave + 1;
+                c.observe.watching = None;
+                d = campaign::decide(&c, &members);
+            }
+            observe::Step::Watching => break,
+            observe::Step::Stopped => return Ok(()),
+        }
+    }
     if let Some(succeeded) = d.complete {
         let installed = members
             .iter()
@@ -126,15 +142,18 @@ async fn evaluate_locked(state: &Shared, campaign_id: &str) -> ServiceResult<()>
 
 /// At check-in: the host joins running campaigns it matches (if it has the item), and its own
 /// membership may be dispatched. The cost does not grow with the campaign's size: one
-/// membership lookup per campaign, and the open wave from the last evaluation. Returns the
-/// offers needing the host's acceptance.
+/// membership lookup per campaign, and the open wave from the last evaluation. The host's
+/// health samples go to the campaigns watching it. Returns the offers needing the host's
+/// acceptance, and the observation windows it is in.
 pub async fn on_check_in(
     state: &Shared,
     host_id: &str,
     (tags, tenant): (&[String], Option<&str>),
     installed: &[InstalledItem],
-) -> ServiceResult<Vec<CampaignOffer>> {
+    health: &[HealthSample],
+) -> ServiceResult<(Vec<CampaignOffer>, Vec<ObserveOrder>)> {
     let mut offers = Vec::new();
+    let mut orders = Vec::new();
     for c in state.store.campaigns().await? {
         let running = c.status == CampaignStatus::Running;
         if matches!(
@@ -175,6 +194,11 @@ pub async fn on_check_in(
         let Some((member, dispatched)) = joined? else {
             continue;
         };
+        let (order, judge) = observe::on_check_in(state, &c, &member, health).await?;
+        orders.extend(order);
+        if judge {
+            evaluate(state, &c.id).await?;
+        }
         if c.require_acceptance && running && !dispatched {
             offers.push(CampaignOffer {
                 campaign_id: c.id.clone(),
@@ -185,7 +209,7 @@ pub async fn on_check_in(
             });
         }
     }
-    Ok(offers)
+    Ok((offers, orders))
 }
 
 /// The host joins the campaign if it matches, and its membership is dispatched if the gate
@@ -233,6 +257,11 @@ pub async fn resume(state: &Shared, c: &Campaign) -> ServiceResult<()> {
     let mut next = c.clone();
     next.baseline = campaign::baseline(c, &members);
     state.store.update_campaign(&next).await?;
+    // A wave stopped by its observation (a regression, too few hosts) counts as passed:
+    // resuming is the operator's decision to go on.
+    if let Some((wave, _)) = &c.observe.watching {
+        state.store.set_observation(&c.id, None, wave + 1).await?;
+    }
     state
         .store
         .set_campaign_status(&c.id, CampaignStatus::Running, "")

@@ -17,6 +17,79 @@ use crate::store::{Campaign, IdKind};
 
 const DEFAULT_THRESHOLD: f64 = 0.5;
 
+/// The wave watched now (or the last one judged, once the campaign stopped on it).
+async fn observation_view(
+    state: &Shared,
+    c: &Campaign,
+    members: &[campaign::Member],
+    now: time::OffsetDateTime,
+) -> ServiceResult<Option<ferry_manifests::wire::ObservationView>> {
+    use crate::policy::observation::{self, Verdict};
+    use ferry_manifests::wire::{FailingHost, ObservationView, SharePoint};
+    let Some((wave, since)) = &c.observe.watching else {
+        return Ok(None);
+    };
+    let Some(w) = super::observe::window(c, since) else {
+        return Ok(None);
+    };
+    let o = super::observe::judge(state, c, members, *wave, &w, now).await?;
+    let health = state.store.campaign_health(&c.id, *wave).await?;
+    let of = |role| -> Vec<observation::HostHealth> {
+        health
+            .iter()
+            .filter(|h| {
+                members.iter().any(|m| {
+                    m.host_id == h.host_id && super::observe::role(c, m, *wave) == Some(role)
+                })
+            })
+            .cloned()
+            .collect()
+    };
+    let to = now.min(w.ends_at());
+    let series = observation::series(
+        &of(super::observe::Role::Updated),
+        &of(super::observe::Role::Control),
+        w.started_at,
+        to,
+        20,
+    );
+    Ok(Some(ObservationView {
+        wave: *wave,
+        started_at: since.clone(),
+        ends_at: ferry_manifests::wire::timestamp(w.ends_at()),
+        left_secs: o.left.whole_seconds().max(0) as u64,
+        verdict: match o.verdict {
+            Verdict::Observing => "observing",
+            Verdict::Healthy => "healthy",
+            Verdict::Regressed => "regressed",
+            Verdict::TooFew => "too_few",
+        }
+        .into(),
+        wave_hosts: o.wave.counted,
+        wave_share: o.wave.share,
+        control_hosts: o.control.counted,
+        control_share: o.control.share,
+        probes: observation::probe_summary(&o.wave),
+        failing: o
+            .wave
+            .failing
+            .iter()
+            .map(|(hostname, probes)| FailingHost {
+                hostname: hostname.clone(),
+                probes: probes.clone(),
+            })
+            .collect(),
+        series: series
+            .into_iter()
+            .map(|(at, wave, control)| SharePoint {
+                at: ferry_manifests::wire::timestamp(at),
+                wave,
+                control,
+            })
+            .collect(),
+    }))
+}
+
 async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
     let members = state.store.members(&c.id).await?;
     let approval =
@@ -33,6 +106,7 @@ async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
             });
     let d = campaign::decide(&c, &members);
     let now = time::OffsetDateTime::now_utc();
+    let observation = observation_view(state, &c, &members, now).await?;
     let members: Vec<CampaignMemberView> = members
         .iter()
         .map(|m| CampaignMemberView {
@@ -49,6 +123,9 @@ async fn view(state: &Shared, c: Campaign) -> ServiceResult<CampaignView> {
         *counts.entry(m.status.clone()).or_insert(0) += 1;
     }
     Ok(CampaignView {
+        observe_secs: c.observe.secs,
+        rollback_on_regression: c.observe.rollback,
+        observation,
         id: c.id,
         name: c.name,
         item: c.item,
@@ -196,6 +273,7 @@ async fn plan(
         created_at: ferry_manifests::wire::now(),
         baseline: Default::default(),
         tenant_id: Some(tenant_id.to_string()),
+        observe: observe_of(req)?,
     };
     let mut row = row;
     let matching = matching_hosts(state, &row).await?;
@@ -203,6 +281,47 @@ async fn plan(
         row.waves = campaign::parse_waves(DEFAULT_WAVES_MANY).map_err(ServiceError::invalid)?;
     }
     Ok((row, matching))
+}
+
+/// The observation a request asks for, checked.
+fn observe_of(req: &CampaignRequest) -> ServiceResult<campaign::Observe> {
+    let secs = req.observe_secs.unwrap_or(0);
+    if secs > 30 * 24 * 3600 {
+        return Err(ServiceError::invalid(
+            "observe_secs must be at most 2592000 (30 days)",
+        ));
+    }
+    if req.rollback_on_regression && secs == 0 {
+        return Err(ServiceError::invalid(
+            "rollback_on_regression needs an observation window (observe_secs, `--observe 30m`)",
+        ));
+    }
+    let defaults = crate::policy::observation::Thresholds::default();
+    let min_hosts = req
+        .regression_min_hosts
+        .unwrap_or(defaults.min_hosts as u64);
+    if !(1..=100_000).contains(&min_hosts) {
+        return Err(ServiceError::invalid(
+            "regression_min_hosts must be between 1 and 100000",
+        ));
+    }
+    Ok(campaign::Observe {
+        secs,
+        rollback: req.rollback_on_regression,
+        thresholds: crate::policy::observation::Thresholds {
+            max_share: match req.regression_max_share {
+                Some(v) => share("regression_max_share", Some(v))?,
+                None => defaults.max_share,
+            },
+            max_excess: match req.regression_max_excess {
+                Some(v) => share("regression_max_excess", Some(v))?,
+                None => defaults.max_excess,
+            },
+            min_hosts: min_hosts as usize,
+        },
+        watching: None,
+        passed: 0,
+    })
 }
 
 /// A target in words, for a refusal.

@@ -9,7 +9,7 @@ use crate::store::{Campaign, Member, PendingJob, Result, StoreError};
 use ferry_manifests::wire::PackageJob;
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
-const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed, tenant_id";
+const CAMPAIGN_COLUMNS: &str = "id, name, item, version, target, require_acceptance, waves, success_threshold, max_failure_rate, \"window\", status, status_reason, created_at, baseline_finished, baseline_failed, tenant_id, observe_secs, rollback_on_regression, regression_max_share, regression_max_excess, regression_min_hosts, observing_wave, observing_since, observed_waves";
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
@@ -42,6 +42,23 @@ fn campaign_from(r: &sqlx::any::AnyRow) -> Result<Campaign> {
             failed: r.try_get::<i64, _>("baseline_failed")? as usize,
         },
         tenant_id: r.try_get("tenant_id")?,
+        observe: crate::policy::campaign::Observe {
+            secs: r.try_get::<i64, _>("observe_secs")?.max(0) as u64,
+            rollback: r.try_get::<i64, _>("rollback_on_regression")? != 0,
+            thresholds: crate::policy::observation::Thresholds {
+                max_share: r.try_get("regression_max_share")?,
+                max_excess: r.try_get("regression_max_excess")?,
+                min_hosts: r.try_get::<i64, _>("regression_min_hosts")?.max(1) as usize,
+            },
+            watching: match (
+                r.try_get::<Option<i64>, _>("observing_wave")?,
+                r.try_get::<Option<String>, _>("observing_since")?,
+            ) {
+                (Some(w), Some(since)) => Some((w.max(0) as usize, since)),
+                _ => None,
+            },
+            passed: r.try_get::<i64, _>("observed_waves")?.max(0) as usize,
+        },
     })
 }
 
@@ -49,9 +66,10 @@ impl Sql {
     pub async fn create_campaign(&self, c: &Campaign) -> Result<()> {
         sqlx::query(
             "INSERT INTO campaigns (id, name, item, version, target, require_acceptance, waves, success_threshold,
-                max_failure_rate, \"window\", status, status_reason, created_at, tenant_id)
+                max_failure_rate, \"window\", status, status_reason, created_at, tenant_id,
+                observe_secs, rollback_on_regression, regression_max_share, regression_max_excess, regression_min_hosts)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                     COALESCE($14, (SELECT id FROM tenants WHERE name = 'default')))",
+                     COALESCE($14, (SELECT id FROM tenants WHERE name = 'default')), $15, $16, $17, $18, $19)",
         )
         .bind(&c.id)
         .bind(&c.name)
@@ -67,9 +85,152 @@ impl Sql {
         .bind(&c.status_reason)
         .bind(&c.created_at)
         .bind(&c.tenant_id)
+        .bind(c.observe.secs as i64)
+        .bind(i64::from(c.observe.rollback))
+        .bind(c.observe.thresholds.max_share)
+        .bind(c.observe.thresholds.max_excess)
+        .bind(c.observe.thresholds.min_hosts as i64)
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// The wave a campaign watches now (and since when), and how many passed.
+    pub async fn set_observation(
+        &self,
+        id: &str,
+        watching: Option<(usize, &str)>,
+        passed: usize,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE campaigns SET observing_wave = $1, observing_since = $2, observed_waves = $3 WHERE id = $4",
+        )
+        .bind(watching.map(|(w, _)| w as i64))
+        .bind(watching.map(|(_, since)| since.to_string()))
+        .bind(passed as i64)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Adds a host's health sample to what its campaign's window over `wave` knows.
+    pub async fn record_health(
+        &self,
+        campaign_id: &str,
+        wave: usize,
+        host_id: &str,
+        at: &str,
+        failed: &[String],
+    ) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let row = sqlx::query(
+            "SELECT first_at, last_at, failed_at, probes FROM campaign_health
+             WHERE campaign_id = $1 AND wave = $2 AND host_id = $3",
+        )
+        .bind(campaign_id)
+        .bind(wave as i64)
+        .bind(host_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let failed_at = (!failed.is_empty()).then(|| at.to_string());
+        match row {
+            None => {
+                sqlx::query(
+                    "INSERT INTO campaign_health (campaign_id, wave, host_id, first_at, last_at, failed_at, probes, samples)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 1)",
+                )
+                .bind(campaign_id)
+                .bind(wave as i64)
+                .bind(host_id)
+                .bind(at)
+                .bind(at)
+                .bind(&failed_at)
+                .bind(failed.join(","))
+                .execute(&mut *tx)
+                .await?;
+            }
+            Some(r) => {
+                let first: String = r.try_get("first_at")?;
+                let last: String = r.try_get("last_at")?;
+                let was_failed: Option<String> = r.try_get("failed_at")?;
+                let mut probes: Vec<String> = r
+                    .try_get::<String, _>("probes")?
+                    .split(',')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                for p in failed {
+                    if !probes.contains(p) && probes.len() < 20 {
+                        probes.push(p.clone());
+                    }
+                }
+                // RFC 3339 in UTC with fixed digits: text order is time order.
+                let first = first.min(at.to_string());
+                let last = last.max(at.to_string());
+                let failed_at = match (was_failed, failed_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                sqlx::query(
+                    "UPDATE campaign_health SET first_at = $1, last_at = $2, failed_at = $3, probes = $4,
+                        samples = samples + 1
+                     WHERE campaign_id = $5 AND wave = $6 AND host_id = $7",
+                )
+                .bind(first)
+                .bind(last)
+                .bind(failed_at)
+                .bind(probes.join(","))
+                .bind(campaign_id)
+                .bind(wave as i64)
+                .bind(host_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// What the hosts' samples said during a campaign's window over `wave`.
+    pub async fn campaign_health(
+        &self,
+        campaign_id: &str,
+        wave: usize,
+    ) -> Result<Vec<crate::policy::observation::HostHealth>> {
+        let rows = sqlx::query(
+            "SELECT g.host_id, h.hostname, g.first_at, g.last_at, g.failed_at, g.probes
+             FROM campaign_health g JOIN hosts h ON h.id = g.host_id
+             WHERE g.campaign_id = $1 AND g.wave = $2",
+        )
+        .bind(campaign_id)
+        .bind(wave as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let time = |t: String| {
+            time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+                .map_err(corrupt)
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(crate::policy::observation::HostHealth {
+                    host_id: r.try_get("host_id")?,
+                    hostname: r.try_get("hostname")?,
+                    first_at: time(r.try_get("first_at")?)?,
+                    last_at: time(r.try_get("last_at")?)?,
+                    failed_at: r
+                        .try_get::<Option<String>, _>("failed_at")?
+                        .map(time)
+                        .transpose()?,
+                    probes: r
+                        .try_get::<String, _>("probes")?
+                        .split(',')
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                })
+            })
+            .collect()
     }
 
     pub async fn campaigns(&self) -> Result<Vec<Campaign>> {
@@ -278,7 +439,7 @@ impl Sql {
         host_id: &str,
     ) -> Result<(Vec<String>, Vec<PendingJob>, Vec<PackageJob>)> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive, status, packages FROM updates
+            "SELECT id, item, version, interactive, status, packages, rollback_reason FROM updates
              WHERE host_id = $1 AND (status = 'pending' OR (status = 'cancelled' AND finished_at > $2))
              ORDER BY created_at",
         )
@@ -312,6 +473,7 @@ impl Sql {
                     item,
                     version: super::parse_version(&r.try_get::<String, _>("version")?)?,
                     interactive,
+                    rollback: r.try_get("rollback_reason")?,
                 }),
             }
         }

@@ -170,6 +170,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         35,
         include_str!("../../../migrations/sqlite/0035_device_certificates.sql"),
     ),
+    (
+        36,
+        include_str!("../../../migrations/sqlite/0036_campaign_observation.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -250,6 +254,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         35,
         include_str!("../../../migrations/postgres/0035_device_certificates.sql"),
+    ),
+    (
+        36,
+        include_str!("../../../migrations/postgres/0036_campaign_observation.sql"),
     ),
 ];
 

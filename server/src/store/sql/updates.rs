@@ -49,6 +49,46 @@ impl Sql {
         Ok(id)
     }
 
+    /// A rollback of a host's `item` to `version`, the release it had, from the backup the
+    /// device kept (a campaign's wave regressed: `reason`).
+    pub async fn create_rollback(
+        &self,
+        host_id: &str,
+        item: &str,
+        version: &semver::Version,
+        actor: &str,
+        reason: &str,
+    ) -> Result<String> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at, interactive, record_input, rollback_reason)
+             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8, 0, 1, $9)",
+        )
+        .bind(&id)
+        .bind(host_id)
+        .bind(item)
+        .bind(version.to_string())
+        .bind(host_id)
+        .bind(item)
+        .bind(actor)
+        .bind(ferry_manifests::wire::now())
+        .bind(reason)
+        .execute(&self.writer)
+        .await?;
+        Ok(id)
+    }
+
+    /// The version an update started from, as recorded.
+    pub async fn update_from_version(&self, id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT from_version FROM updates WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
     /// A pending upgrade of `packages` (name, installed, offered) of a host's `source`.
     pub async fn create_package_update(
         &self,
@@ -128,7 +168,7 @@ impl Sql {
 
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NULL ORDER BY created_at",
+            "SELECT id, item, version, interactive, rollback_reason FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NULL ORDER BY created_at",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -140,6 +180,7 @@ impl Sql {
                     item: r.try_get("item")?,
                     version: parse_version(&r.try_get::<String, _>("version")?)?,
                     interactive: r.try_get::<i64, _>("interactive")? != 0,
+                    rollback: r.try_get("rollback_reason")?,
                 })
             })
             .collect()
