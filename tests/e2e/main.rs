@@ -23,6 +23,7 @@ mod live;
 mod load;
 mod longpoll;
 mod mqtt;
+mod observation;
 mod refusals;
 mod scaleout;
 mod sign_in;

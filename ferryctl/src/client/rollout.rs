@@ -297,6 +297,44 @@ fn print_campaign(c: &CampaignView) {
             "not required"
         }
     );
+    if let Some(o) = &c.observation {
+        println!(
+            "observation of wave {}: {}{}; {} updated host(s) failing {:.0}%, {} in the control group failing {:.0}%{}",
+            o.wave + 1,
+            o.verdict,
+            if o.left_secs > 0 {
+                format!(", {} s left", o.left_secs)
+            } else {
+                String::new()
+            },
+            o.wave_hosts,
+            o.wave_share * 100.0,
+            o.control_hosts,
+            o.control_share * 100.0,
+            if o.probes.is_empty() {
+                String::new()
+            } else {
+                format!("; failed: {}", o.probes)
+            }
+        );
+        for f in &o.failing {
+            println!(
+                "  {}: {}",
+                table::printable(&f.hostname),
+                f.probes.join(", ")
+            );
+        }
+    } else if c.observe_secs > 0 {
+        println!(
+            "each wave is watched for {} s after its installs{}",
+            c.observe_secs,
+            if c.rollback_on_regression {
+                "; a wave that regresses is rolled back"
+            } else {
+                ""
+            }
+        );
+    }
     let rows = c
         .members
         .iter()

@@ -9,9 +9,10 @@
 //!   a reboot, the custom probe), or once it falls silent: no sample for three intervals;
 //! - an updated host that never reports counts as silent three intervals into the window (it
 //!   reported its install just before); a control host counts only once it has reported;
-//! - failures are compared up to the moment every reporting host has reported past
-//!   (`compared_to`), so a wave host's failure is not judged before the control hosts had
-//!   their chance to report the same storm;
+//! - a wave's failures are judged only once every host still reporting has reported since
+//!   them (`compared_to`), and each control host has reported once or had three intervals
+//!   to, so a wave host's failure is not judged before the control hosts had their chance to
+//!   report the same storm;
 //! - the wave *regressed* when its failure share passes `max_share` and exceeds the control's
 //!   by more than `max_excess`, as soon as that is so; it is *healthy* when the window has
 //!   passed without that; with fewer than `min_hosts` wave hosts reporting, it is *too few* to
@@ -74,11 +75,11 @@ impl Window {
     }
 }
 
-/// How often devices sample over a window of `length`: ten samples a window, between 5 s and
+/// How often devices sample over a window of `length`: ten samples a window, between 1 s and
 /// 5 min apart.
 pub fn sample_interval(length: Duration) -> Duration {
     let tenth: Duration = length / 10;
-    tenth.clamp(Duration::seconds(5), Duration::minutes(5))
+    tenth.clamp(Duration::seconds(1), Duration::minutes(5))
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -108,7 +109,7 @@ pub struct Observation {
     pub verdict: Verdict,
     pub wave: Group,
     pub control: Group,
-    /// Failures are counted up to this moment (every reporting host has reported past it).
+    /// Every host still reporting has reported past this moment.
     pub compared_to: OffsetDateTime,
     /// Until the window ends (zero once it has).
     pub left: Duration,
@@ -135,6 +136,9 @@ pub fn judge(
         .iter()
         .filter_map(|(id, name)| samples(id).map(|h| (*name, h)))
         .collect();
+    // Until each control host has reported once (or had the time to), nothing is compared:
+    // a storm would reach the wave's reports before the control's.
+    let control_pending = now < first_due && control_h.len() < control.len();
     // Compared up to the moment every host still reporting has reported past.
     let compared_to = wave_h
         .iter()
@@ -145,6 +149,11 @@ pub fn judge(
         .min()
         .unwrap_or(now)
         .min(now);
+    let compared_to = if control_pending {
+        compared_to.min(window.started_at)
+    } else {
+        compared_to
+    };
     let failing = |h: &HostHealth| -> Option<Vec<String>> {
         if h.last_at < silent_before {
             let mut p = h.probes.clone();
@@ -152,9 +161,18 @@ pub fn judge(
             return Some(p);
         }
         h.failed_at
-            .filter(|at| *at <= compared_to)
+            .filter(|at| *at <= now)
             .map(|_| h.probes.clone())
     };
+    // A wave's failures are judged once every host still reporting has reported since them:
+    // the control group's hosts then had their chance to report the same storm.
+    let latest_wave_failure = wave_h
+        .iter()
+        .filter_map(|(_, h)| h.as_ref())
+        .filter(|h| h.last_at >= silent_before)
+        .filter_map(|h| h.failed_at)
+        .max();
+    let ready = latest_wave_failure.is_none_or(|f| compared_to >= f);
     let mut w = Group::default();
     for (name, h) in &wave_h {
         match h {
@@ -189,8 +207,10 @@ pub fn judge(
     // The window is over once everyone still reporting has reported past its end, or the
     // laggards have had time to fall silent.
     let over = now >= ends && (compared_to >= ends || now >= ends + window.silence());
-    let regressed =
-        w.counted >= t.min_hosts && w.share > t.max_share && w.share - c.share > t.max_excess;
+    let regressed = ready
+        && w.counted >= t.min_hosts
+        && w.share > t.max_share
+        && w.share - c.share > t.max_excess;
     let verdict = if regressed {
         Verdict::Regressed
     } else if !over {

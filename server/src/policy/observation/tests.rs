@@ -87,7 +87,7 @@ fn a_storm_over_the_whole_fleet_does_not_count_against_the_wave() {
         Thresholds::default(),
     );
     assert_eq!(early.verdict, Verdict::Observing, "{early:#?}");
-    assert!(early.wave.failing.is_empty());
+    assert_eq!(early.wave.share, 0.5);
     assert_eq!(early.compared_to, at(16));
     // Everyone reported the storm: half of the wave, two thirds of the control.
     let mid = run(
@@ -239,7 +239,8 @@ fn thresholds_decide_how_much_worse_than_the_control_is_too_much() {
 #[test]
 fn samples_come_ten_times_a_window_within_bounds() {
     assert_eq!(sample_interval(Duration::minutes(30)), Duration::minutes(3));
-    assert_eq!(sample_interval(Duration::seconds(20)), Duration::seconds(5));
+    assert_eq!(sample_interval(Duration::seconds(20)), Duration::seconds(2));
+    assert_eq!(sample_interval(Duration::seconds(5)), Duration::seconds(1));
     assert_eq!(sample_interval(Duration::days(1)), Duration::minutes(5));
 }
 
@@ -255,4 +256,71 @@ fn the_series_follows_failures_as_they_came() {
     );
     assert_eq!(s[0].0, at(0));
     assert_eq!(s[4].0, at(80));
+}
+
+#[test]
+fn nothing_is_judged_before_the_control_group_had_its_chance_to_report() {
+    // The wave's host fails at once; two control hosts have not reported yet.
+    let samples = vec![h("w1", 2, 5, Some((5, "reboot"))), h("c1", 3, 4, None)];
+    let o = run(
+        &["w1"],
+        &["c1", "c2"],
+        samples.clone(),
+        6,
+        Thresholds::default(),
+    );
+    assert_eq!(o.verdict, Verdict::Observing, "{o:#?}");
+    assert_eq!(o.compared_to, at(0), "not compared while c2 may still report");
+    // Three intervals in, c2 never reported: it does not count, and the wave is judged.
+    let mut later = samples;
+    later[0].last_at = at(31);
+    later[1].last_at = at(31);
+    let o = run(&["w1"], &["c1", "c2"], later, 31, Thresholds::default());
+    assert_eq!(o.verdict, Verdict::Regressed, "{o:#?}");
+    assert_eq!(o.control.counted, 1);
+}
+
+#[test]
+fn a_storm_the_control_reports_after_the_wave_is_judged_with_it() {
+    // The wave's host reports the reboot first; the control hosts report theirs after it.
+    let samples = |c2_last: i64, c2_failed: Option<(i64, &'static str)>| {
+        vec![
+            h("w1", 5, 20, Some((20, "reboot"))),
+            h("c1", 6, 21, Some((21, "reboot"))),
+            h("c2", 7, c2_last, c2_failed),
+        ]
+    };
+    let waiting = run(
+        &["w1"],
+        &["c1", "c2"],
+        samples(18, None),
+        21,
+        Thresholds::default(),
+    );
+    assert_eq!(
+        waiting.verdict,
+        Verdict::Observing,
+        "c2 has not reported since: {waiting:#?}"
+    );
+    let storm = run(
+        &["w1"],
+        &["c1", "c2"],
+        samples(22, Some((22, "reboot"))),
+        22,
+        Thresholds::default(),
+    );
+    assert_eq!(storm.verdict, Verdict::Observing, "{storm:#?}");
+    assert_eq!((storm.wave.share, storm.control.share), (1.0, 1.0));
+    let alone = run(
+        &["w1"],
+        &["c1", "c2"],
+        vec![
+            h("w1", 5, 20, Some((20, "health"))),
+            h("c1", 6, 21, None),
+            h("c2", 7, 22, None),
+        ],
+        22,
+        Thresholds::default(),
+    );
+    assert_eq!(alone.verdict, Verdict::Regressed, "{alone:#?}");
 }
