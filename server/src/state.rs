@@ -149,6 +149,8 @@ impl AppState {
     pub fn campaigns_changed(&self) {
         self.cache.set_campaigns_active(None);
         self.store.announce(store::Notice::Campaigns);
+        // The bridges publish campaigns' states too.
+        self.changed();
     }
 
     /// A host was removed: every instance forgets its credential and wake-ups.

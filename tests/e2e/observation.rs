@@ -83,7 +83,14 @@ fn rounds(
 
 #[test]
 fn a_release_that_fails_after_it_starts_stops_after_its_first_wave_and_is_rolled_back() {
-    let w = World::new();
+    // The campaign's state reaches MQTT too.
+    let dir = tempfile::tempdir().unwrap();
+    let broker = crate::util::broker::Broker::start(dir.path());
+    let w = World::with_server_config(&format!(
+        "[[mqtt]]\nname = \"test\"\nurl = \"mqtt://127.0.0.1:{}\"\n",
+        broker.port
+    ));
+    let watcher = crate::util::broker::Watcher::start(broker.port, "campaign-watcher");
     let devices = fleet(&w);
     failing_after(&w, "1.1.0", 3);
     let c = w.campaign(
@@ -111,6 +118,7 @@ fn a_release_that_fails_after_it_starts_stops_after_its_first_wave_and_is_rolled
         .collect();
     assert_eq!(updated.len(), 1, "more than the first wave installed");
     let first = updated[0].name.clone();
+    watcher.wait_for(&format!("ferry/campaigns/{id}/state"), "observing");
     // Three seconds later its service fails: the campaign stops and rolls the wave back.
     rounds(&w, &devices, "once", Duration::from_secs(40), || {
         show(&w, &id)["status"] == "paused"
@@ -123,6 +131,7 @@ fn a_release_that_fails_after_it_starts_stops_after_its_first_wave_and_is_rolled
         "{c:#}"
     );
     assert!(reason.contains("rolling back 1 host"), "{c:#}");
+    watcher.wait_for(&format!("ferry/campaigns/{id}/state"), "regressed");
     assert_eq!(c["observation"]["verdict"], "regressed", "{c:#}");
     assert_eq!(c["observation"]["wave_share"], 1.0, "{c:#}");
     assert_eq!(c["observation"]["control_share"], 0.0, "{c:#}");

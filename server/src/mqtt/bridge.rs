@@ -365,6 +365,14 @@ async fn push(
             }
         }
     }
+    let campaigns = super::snapshot::campaigns(state, p.tenant.as_deref()).await?;
+    for m in topics::campaign_messages(p, &campaigns) {
+        current.insert(m.topic.clone());
+        if all || published.get(&m.topic) != Some(&m.payload) {
+            publish(client, &m).await?;
+            published.insert(m.topic, m.payload);
+        }
+    }
     // Only once every page was read: what is not there now went away.
     for m in topics::cleared(&before, &current) {
         publish(client, &m).await?;

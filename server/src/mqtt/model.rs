@@ -89,3 +89,17 @@ impl ItemState {
 pub struct Snapshot {
     pub hosts: Vec<HostState>,
 }
+
+/// A campaign as the bridge publishes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignState {
+    pub id: String,
+    pub name: String,
+    pub item: String,
+    pub version: String,
+    /// running, observing, paused, regressed, cancelled, completed
+    pub state: String,
+    pub reason: String,
+    /// The wave being watched (1-based) and when its window ends.
+    pub observing: Option<(usize, String)>,
+}

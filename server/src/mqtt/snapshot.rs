@@ -241,3 +241,35 @@ fn software_item(
         failed_here: None,
     }
 }
+
+/// The campaigns a connection publishes (its tenant's, or all), as their topics say them.
+pub async fn campaigns(
+    state: &Shared,
+    tenant: Option<&str>,
+) -> Result<Vec<super::model::CampaignState>, StoreError> {
+    let mut out = Vec::new();
+    for c in state.store.campaigns().await? {
+        if tenant.is_some() && c.tenant_id.as_deref() != tenant {
+            continue;
+        }
+        let observing = c.observe.watching.as_ref().and_then(|(wave, since)| {
+            let ends = crate::service::campaigns::observe::window(&c, since)?.ends_at();
+            Some((wave + 1, ferry_manifests::wire::timestamp(ends)))
+        });
+        out.push(super::model::CampaignState {
+            state: super::topics::campaign_state(
+                c.status.as_str(),
+                &c.status_reason,
+                observing.is_some(),
+            )
+            .to_string(),
+            id: c.id,
+            name: c.name,
+            item: c.item,
+            version: c.version.to_string(),
+            reason: c.status_reason,
+            observing,
+        });
+    }
+    Ok(out)
+}

@@ -93,6 +93,45 @@ pub fn state_messages(p: &Publishing, s: &Snapshot) -> Vec<Message> {
     out
 }
 
+/// A campaign's state as its topic says it: `observing` while a wave's window is open,
+/// `regressed` once a wave's regression paused it, else its status.
+pub fn campaign_state(status: &str, reason: &str, watching: bool) -> &'static str {
+    match status {
+        "running" if watching => "observing",
+        "running" => "running",
+        "paused" if reason.starts_with("regressed") => "regressed",
+        "paused" => "paused",
+        "cancelled" => "cancelled",
+        _ => "completed",
+    }
+}
+
+/// `{prefix}/campaigns/{id}/state` and `…/attributes` of each campaign.
+pub fn campaign_messages(
+    p: &Publishing,
+    campaigns: &[super::model::CampaignState],
+) -> Vec<Message> {
+    campaigns
+        .iter()
+        .flat_map(|c| {
+            let base = format!("{}/campaigns/{}", p.prefix, c.id);
+            let mut attributes = json!({
+                "name": c.name,
+                "item": c.item,
+                "version": c.version,
+                "reason": c.reason,
+            });
+            if let Some((wave, ends_at)) = &c.observing {
+                attributes["observing"] = json!({"wave": wave, "ends_at": ends_at});
+            }
+            [
+                retained(format!("{base}/state"), c.state.clone()),
+                retained(format!("{base}/attributes"), attributes.to_string()),
+            ]
+        })
+        .collect()
+}
+
 fn host_messages(p: &Publishing, h: &HostState) -> Vec<Message> {
     let agent = json!({"last_seen": h.last_seen, "version": h.agent_version}).to_string();
     vec![

@@ -361,3 +361,38 @@ fn a_full_publish_clears_the_identifiers_from_before_tenants_and_never_the_new_o
     };
     assert!(legacy_cleared(&off, &s).is_empty());
 }
+
+#[test]
+fn a_campaign_topic_says_observing_while_a_window_is_open_and_regressed_when_one_stopped_it() {
+    assert_eq!(campaign_state("running", "", true), "observing");
+    assert_eq!(campaign_state("running", "", false), "running");
+    assert_eq!(
+        campaign_state(
+            "paused",
+            "regressed in wave 1: 1 of 1 updated hosts failing",
+            true
+        ),
+        "regressed"
+    );
+    assert_eq!(campaign_state("paused", "paused by alice", false), "paused");
+    assert_eq!(campaign_state("completed", "succeeded", false), "completed");
+    let p = Publishing::default();
+    let m = campaign_messages(
+        &p,
+        &[crate::mqtt::model::CampaignState {
+            id: "c1".into(),
+            name: "web 1.1.0".into(),
+            item: "web".into(),
+            version: "1.1.0".into(),
+            state: "observing".into(),
+            reason: String::new(),
+            observing: Some((1, "2026-01-02T03:34:05.000Z".into())),
+        }],
+    );
+    assert_eq!(find(&m, "ferry/campaigns/c1/state"), "observing");
+    let attributes: Value =
+        serde_json::from_str(find(&m, "ferry/campaigns/c1/attributes")).unwrap();
+    assert_eq!(attributes["observing"]["wave"], 1);
+    assert_eq!(attributes["version"], "1.1.0");
+    assert!(m.iter().all(|m| m.retain));
+}

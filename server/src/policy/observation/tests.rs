@@ -270,7 +270,11 @@ fn nothing_is_judged_before_the_control_group_had_its_chance_to_report() {
         Thresholds::default(),
     );
     assert_eq!(o.verdict, Verdict::Observing, "{o:#?}");
-    assert_eq!(o.compared_to, at(0), "not compared while c2 may still report");
+    assert_eq!(
+        o.compared_to,
+        at(0),
+        "not compared while c2 may still report"
+    );
     // Three intervals in, c2 never reported: it does not count, and the wave is judged.
     let mut later = samples;
     later[0].last_at = at(31);
