@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::util::{run, Device, Run, World};
 
 /// The release's "service" starts at its install and fails its health check `secs` after.
-fn failing_after(w: &World, version: &str, secs: u64) {
+pub fn failing_after(w: &World, version: &str, secs: u64) {
     let src = w.payload(version, None);
     let out = w.build(
         version,
@@ -56,12 +56,12 @@ fn agent(w: &World, d: &Device, mode: &str) -> Run {
     run(cmd)
 }
 
-fn show(w: &World, id: &str) -> serde_json::Value {
+pub fn show(w: &World, id: &str) -> serde_json::Value {
     w.ctl_json(&["campaigns", "show", id])
 }
 
 /// Runs every device's `mode` about once a second until `done` says so (at most `limit`).
-fn rounds(
+pub fn rounds(
     w: &World,
     devices: &[Device],
     mode: &str,

@@ -661,3 +661,70 @@ fn an_interactive_update_is_answered_in_the_browsers_terminal() {
     let entry = &w.history()[0];
     assert!(entry.get("typed").is_none_or(|t| t == ""), "{entry}");
 }
+
+/// A campaign that watches its waves, created in the browser: its page shows the wave's
+/// regression against the control group, the failing host and the chart of the two shares.
+#[test]
+fn a_watched_campaign_shows_its_regression_and_chart_in_the_browser() {
+    let (w, device) = world_on_1_0_0();
+    let other = w.add_device("h2", "");
+    other.run("check").ok();
+    w.ctl_json(&[
+        "update",
+        "trigger",
+        "--host",
+        "h2",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+    ]);
+    other.run("once").ok();
+    crate::observation::failing_after(&w, "1.1.0", 2);
+    let token = w.operator_token();
+    block_on(async {
+        let b = Browser::start(&w.server.url()).await;
+        b.sign_in(&token).await;
+        b.goto("/campaigns").await;
+        b.fill("input[name=name]", "watched").await;
+        b.click("select[name=release] option[value='web@1.1.0']")
+            .await;
+        b.click("input[name=target][value=all]").await;
+        b.fill("input[name=waves]", "1,100%").await;
+        b.fill("input[name=observe]", "6s").await;
+        b.click("input[name=rollback_on_regression]").await;
+        b.click("form.stack button[type=submit]").await;
+        b.wait_text("h1", "Review the campaign").await;
+        b.click("form.stack button[type=submit]").await;
+        let id = b
+            .wait_path("/campaigns/")
+            .await
+            .trim_start_matches("/campaigns/")
+            .to_string();
+        b.wait_text("#observation", "watched for 6 s").await;
+        let copy = |d: &crate::util::Device| crate::util::Device {
+            name: d.name.clone(),
+            cfg: d.cfg.clone(),
+            root: d.root.clone(),
+        };
+        let devices = [copy(&device), copy(&other)];
+        crate::observation::rounds(
+            &w,
+            &devices,
+            "once",
+            std::time::Duration::from_secs(60),
+            || crate::observation::show(&w, &id)["status"] == "paused",
+        );
+        b.goto(&format!("/campaigns/{id}")).await;
+        b.wait_text("#observation", "regressed").await;
+        let failing = b.text("#failing").await;
+        assert!(failing.contains("health"), "{failing}");
+        assert!(
+            b.holds("return document.querySelector('#observation-chart polyline.wave').getAttribute('points').split(' ').length >= 2")
+                .await,
+            "no chart"
+        );
+        b.screenshot("campaign-observation").await;
+        b.close().await;
+    });
+}

@@ -326,6 +326,56 @@ fn waiting_for(c: &CampaignView) -> Option<String> {
     Some(why)
 }
 
+/// The watched wave against the control group: the verdict, the two failure shares, the
+/// failing hosts, and the shares over the window as a small chart.
+fn observation(c: &CampaignView) -> maud::Markup {
+    let Some(o) = &c.observation else {
+        return html! {
+            @if c.observe_secs > 0 {
+                p.muted #observation { "Each wave is watched for " (c.observe_secs) " s after its installs"
+                    @if c.rollback_on_regression { "; a wave that regresses is rolled back" } "." }
+            }
+        };
+    };
+    let n = o.series.len().max(2) - 1;
+    let points = |share: &dyn Fn(&ferry_manifests::wire::SharePoint) -> f64| {
+        o.series
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 * 300.0 / n as f64 + 10.0,
+                    110.0 - share(p) * 100.0
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let pct = |v: f64| format!("{:.0}%", v * 100.0);
+    html! {
+        section #observation {
+            h2 { "Observation of wave " (o.wave + 1) }
+            p { (badge(&o.verdict)) " "
+                @if o.left_secs > 0 { (o.left_secs) " s left · " }
+                (o.wave_hosts) " updated " (if o.wave_hosts == 1 { "host" } else { "hosts" }) ", " (pct(o.wave_share)) " failing · "
+                (o.control_hosts) " in the control group, " (pct(o.control_share)) " failing" }
+            @if !o.probes.is_empty() { p { "Failed: " (o.probes) } }
+            svg #observation-chart viewBox="0 0 320 120" width="320" height="120" role="img"
+                aria-label={"Failure share over the window: wave " (pct(o.wave_share)) ", control group " (pct(o.control_share))} {
+                line x1="10" y1="110" x2="310" y2="110" stroke="currentColor" stroke-opacity="0.4" {}
+                line x1="10" y1="10" x2="310" y2="10" stroke="currentColor" stroke-opacity="0.15" {}
+                polyline.wave points=(points(&|p| p.wave)) fill="none" stroke="#c0392b" stroke-width="2" {}
+                polyline.control points=(points(&|p| p.control)) fill="none" stroke="#2471a3" stroke-width="2" stroke-dasharray="5 3" {}
+            }
+            p.muted { "Failing share from the window's start (left) to now: red, the updated hosts; blue, dashed, the control group (hosts not yet updated). The top line is 100%." }
+            @if !o.failing.is_empty() {
+                ul #failing { @for f in &o.failing { li { (f.hostname) ": " (f.probes.join(", ")) } } }
+            }
+        }
+    }
+}
+
 fn progress(c: &CampaignView) -> maud::Markup {
     let total = c.members.len().max(1);
     html! {
@@ -430,6 +480,7 @@ pub async fn campaign(
                 }
             }
             (progress(&c))
+            (observation(&c))
         }
     };
     page(&format!("Campaign {}", c.name), &who, body)
