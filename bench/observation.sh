@@ -66,8 +66,9 @@ def check_in(data):
 plain, sampled = body(False), body(True)
 answer = json.loads(check_in(plain))
 order = json.dumps(answer.get("observe", []), separators=(",", ":"))
+key = len(',"observe":')
 print(f"check-in request: {len(plain)} bytes; with one health sample: {len(sampled)} (+{len(sampled) - len(plain)})")
-print(f"the window's order in the answer: +{len(order) + len(',\"observe\":')} bytes (absent outside a window)")
+print(f"the window's order in the answer: +{len(order) + key} bytes (absent outside a window)")
 PY
 
 for _ in $(seq 1 $((WINDOW * 10))); do

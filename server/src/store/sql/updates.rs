@@ -26,27 +26,8 @@ impl Sql {
         actor: &str,
         interactive: Option<bool>,
     ) -> Result<String> {
-        let id = uuid::Uuid::new_v4().to_string();
-        // The version the host has now is where the update starts from, as the history shows.
-        // An interactive update is one from its first instant: a device checking in at that
-        // moment must not take it as a plain install.
-        sqlx::query(
-            "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at, interactive, record_input)
-             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8, $9, $10)",
-        )
-        .bind(&id)
-        .bind(host_id)
-        .bind(item)
-        .bind(version.to_string())
-        .bind(host_id)
-        .bind(item)
-        .bind(actor)
-        .bind(ferry_manifests::wire::now())
-        .bind(i64::from(interactive.is_some()))
-        .bind(i64::from(interactive.unwrap_or(true)))
-        .execute(&self.writer)
-        .await?;
-        Ok(id)
+        self.insert_update(host_id, item, version, actor, interactive, None)
+            .await
     }
 
     /// A rollback of a host's `item` to `version`, the release it had, from the backup the
@@ -59,10 +40,26 @@ impl Sql {
         actor: &str,
         reason: &str,
     ) -> Result<String> {
+        self.insert_update(host_id, item, version, actor, None, Some(reason))
+            .await
+    }
+
+    async fn insert_update(
+        &self,
+        host_id: &str,
+        item: &str,
+        version: &semver::Version,
+        actor: &str,
+        interactive: Option<bool>,
+        rollback: Option<&str>,
+    ) -> Result<String> {
         let id = uuid::Uuid::new_v4().to_string();
+        // The version the host has now is where the update starts from, as the history shows.
+        // An interactive update is one from its first instant: a device checking in at that
+        // moment must not take it as a plain install.
         sqlx::query(
             "INSERT INTO updates (id, host_id, item, version, from_version, status, actor, created_at, interactive, record_input, rollback_reason)
-             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8, 0, 1, $9)",
+             VALUES ($1, $2, $3, $4, (SELECT version FROM installed WHERE host_id = $5 AND item = $6), 'pending', $7, $8, $9, $10, $11)",
         )
         .bind(&id)
         .bind(host_id)
@@ -72,7 +69,9 @@ impl Sql {
         .bind(item)
         .bind(actor)
         .bind(ferry_manifests::wire::now())
-        .bind(reason)
+        .bind(i64::from(interactive.is_some()))
+        .bind(i64::from(interactive.unwrap_or(true)))
+        .bind(rollback)
         .execute(&self.writer)
         .await?;
         Ok(id)
