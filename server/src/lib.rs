@@ -22,6 +22,7 @@
 pub mod api;
 pub mod artifact;
 pub mod auth;
+pub mod backup;
 pub mod budget;
 pub mod cache;
 pub mod cluster;

@@ -4,6 +4,7 @@
 
 mod agent_cli;
 mod apt;
+mod backup;
 mod batches;
 mod budgets;
 mod campaigns;

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use ferry_server::config::ServerConfig;
 
 #[derive(Parser)]
@@ -12,10 +12,10 @@ struct Cli {
     #[arg(long, env = "FERRY_LISTEN")]
     listen: Option<String>,
     /// Directory for the database, artifacts and first tokens [default: ./ferry-data].
-    #[arg(long, env = "FERRY_DATA_DIR")]
+    #[arg(long, env = "FERRY_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
     /// Optional server.toml (flags win over it).
-    #[arg(long)]
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     /// Serve HTTPS: certificate chain (PEM).
     #[arg(long, requires = "tls_key")]
@@ -25,7 +25,7 @@ struct Cli {
     tls_key: Option<PathBuf>,
     /// PostgreSQL database shared by several instances (postgres://USER[:PASSWORD]@HOST:PORT/NAME)
     /// [default: SQLite in the data directory].
-    #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL")]
+    #[arg(long, env = "FERRY_DATABASE_URL", value_name = "URL", global = true)]
     database: Option<String>,
     /// Trust device certificates from this factory CA (PEM): such devices join on first
     /// contact, without an enrolment token.
@@ -35,6 +35,30 @@ struct Cli {
     /// `token` (bearer tokens only) or `both` [default: both].
     #[arg(long, value_name = "MODE")]
     device_auth: Option<ferry_server::identity::DeviceAuth>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Copy the data directory of a server, running or not, into one file: a consistent
+    /// copy of its SQLite database (taken while it serves), the secrets key, the device CA,
+    /// the first tokens and the artifacts (docs/operations.md, "Backups").
+    Backup {
+        /// The backup file to write (replaced atomically, mode 0600).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+        /// Leave the artifacts out (kept elsewhere, or too large to copy each time).
+        #[arg(long)]
+        without_artifacts: bool,
+    },
+    /// Make a new data directory from a backup (the directory must not exist or be empty);
+    /// then start ferry-server on it.
+    Restore {
+        /// The backup file (`ferry-server backup --to FILE`).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
 }
 
 #[tokio::main]
@@ -47,8 +71,15 @@ async fn main() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(command) = cli.command.take() {
+        if let Err(e) = run_command(command, &cli).await {
+            eprintln!("ferry-server: {e:#}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let result = match ServerConfig::build_with_tls(
         cli.config.as_deref(),
         cli.listen,
@@ -80,4 +111,50 @@ async fn main() {
         eprintln!("ferry-server: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// `backup` and `restore`.
+async fn run_command(command: Command, cli: &Cli) -> anyhow::Result<()> {
+    let config = ServerConfig::build_with_tls(
+        cli.config.as_deref(),
+        None,
+        cli.data_dir.clone(),
+        None,
+        None,
+    )?;
+    let postgres = cli.database.is_some() || config.database_url.is_some();
+    match command {
+        Command::Backup {
+            to,
+            without_artifacts,
+        } => {
+            let s =
+                ferry_server::backup::backup(&config.data_dir, !postgres, !without_artifacts, &to)
+                    .await?;
+            println!(
+                "wrote {}: {}{} files, {} bytes",
+                to.display(),
+                if s.database { "the database and " } else { "" },
+                s.files,
+                s.bytes
+            );
+            if postgres {
+                println!(
+                    "the database is on PostgreSQL: back it up with pg_dump (docs/operations.md)"
+                );
+            }
+        }
+        Command::Restore { from } => {
+            let s = ferry_server::backup::restore(&from, &config.data_dir)?;
+            println!(
+                "restored {} into {}: {}{} files; start ferry-server with --data-dir {}",
+                from.display(),
+                config.data_dir.display(),
+                if s.database { "the database and " } else { "" },
+                s.files,
+                config.data_dir.display()
+            );
+        }
+    }
+    Ok(())
 }
