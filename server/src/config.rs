@@ -291,6 +291,22 @@ pub struct FileConfig {
     pub client_cert_header: Option<String>,
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+/// How log lines are written: text for people and journald, or one JSON object a line for
+/// log shippers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// `log_format` of server.toml, read before anything else is (logging starts first).
+pub fn log_format(file: Option<&Path>) -> anyhow::Result<LogFormat> {
+    Ok(FileConfig::read(file)?.log_format.unwrap_or_default())
 }
 
 impl ServerConfig {

@@ -157,6 +157,8 @@ impl IntoResponse for AppError {
             Json(ApiError {
                 code: code.to_string(),
                 message,
+                // Added on the way out, with the request's id (`api::request_id`).
+                request_id: None,
             }),
         )
             .into_response();

@@ -22,6 +22,7 @@ mod interactive;
 mod keys;
 mod live;
 mod load;
+mod logs;
 mod longpoll;
 mod mqtt;
 mod observation;

@@ -133,6 +133,11 @@ impl Client {
             Ok(e) if status == reqwest::StatusCode::NOT_FOUND && e.message.starts_with("no such endpoint") => {
                 bail!("{what}: {url} does not exist on the server ({status}); is --server the server's base URL?")
             }
+            // The server's own trouble: its log has the details under the request's id.
+            Ok(e) if status.is_server_error() => match &e.request_id {
+                Some(id) => bail!("{what}: {} ({status}; request {id} in the server's log)", e.message),
+                None => bail!("{what}: {} ({status})", e.message),
+            },
             Ok(e) => bail!("{what}: {} ({status})", e.message),
             Err(_) => bail!("{what}: {url} answered {status}, not Ferry's API; is --server the server's base URL?"),
         }

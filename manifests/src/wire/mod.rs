@@ -48,6 +48,9 @@ pub struct SemverText(pub String);
 pub struct ApiError {
     pub code: String,
     pub message: String,
+    /// The request's id, as in the `x-request-id` header and the server's log lines of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Formats an instant the way every wire timestamp is written: RFC 3339 UTC with exactly

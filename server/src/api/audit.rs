@@ -46,7 +46,12 @@ pub async fn record(State(state): State<Shared>, req: Request, next: Next) -> Re
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string());
-    let request_id = uuid::Uuid::new_v4().to_string();
+    // The request's id (`request_id::assign`), in its log lines and its answer.
+    let request_id = req
+        .extensions()
+        .get::<super::request_id::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let mut resp = next.run(req).await;
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);

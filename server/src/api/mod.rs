@@ -10,6 +10,7 @@ pub mod items;
 pub mod mqtt;
 pub mod packages;
 pub mod releases;
+pub mod request_id;
 pub mod roots;
 pub mod tenants;
 pub mod tokens;
@@ -152,6 +153,7 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
             state.clone(),
             audit::record,
         ))
+        .layer(axum::middleware::from_fn(request_id::assign))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use ferry_server::config::ServerConfig;
+use ferry_server::config::{LogFormat, ServerConfig};
 
 #[derive(Parser)]
 #[command(name = "ferry-server", version, about = "Ferry's fleet update server")]
@@ -35,6 +35,10 @@ struct Cli {
     /// `token` (bearer tokens only) or `both` [default: both].
     #[arg(long, value_name = "MODE")]
     device_auth: Option<ferry_server::identity::DeviceAuth>,
+    /// Log lines as text (the default) or one JSON object a line (`log_format` in
+    /// server.toml).
+    #[arg(long, value_name = "FORMAT", env = "FERRY_LOG_FORMAT")]
+    log_format: Option<LogFormat>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -63,15 +67,32 @@ enum Command {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let mut cli = Cli::parse();
+    let format = match cli.log_format {
+        Some(f) => f,
+        None => match ferry_server::config::log_format(cli.config.as_deref()) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("ferry-server: {e:#}");
+                std::process::exit(1);
+            }
+        },
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let _ = rustls::crypto::ring::default_provider().install_default();
     if let Some(command) = cli.command.take() {
         if let Err(e) = run_command(command, &cli).await {
