@@ -8,6 +8,7 @@ use ferry_manifests::TrustedKeys;
 use serde::Deserialize;
 
 mod checks;
+pub mod identity;
 use checks::{enrol_token, items, server_ca, trust, Numbers};
 
 /// Default path of the config file.
@@ -290,7 +291,7 @@ pub struct Config {
     /// roots are then not used).
     pub server_ca: Option<Vec<u8>>,
     /// This device's key and certificate for talking to the server over https.
-    pub identity: crate::identity::IdentityConfig,
+    pub identity: identity::IdentityConfig,
     /// A shell command that exits 0 while the device is healthy, run with every health
     /// sample a campaign's observation window asks for.
     pub health_probe: Option<String>,
@@ -524,7 +525,7 @@ impl Config {
         let (trusted, signature_threshold, trust_root) = trust(&raw, &resolve).map_err(invalid)?;
         let n = Numbers::check(&raw).map_err(invalid)?;
         let server_ca = server_ca(raw.server_ca.as_deref(), &resolve).map_err(invalid)?;
-        let identity = crate::identity::IdentityConfig::check(
+        let identity = identity::IdentityConfig::check(
             raw.key.as_deref(),
             raw.key_type.as_deref(),
             raw.certificate.as_deref(),

@@ -7,7 +7,8 @@
 
 mod token;
 
-use std::path::{Path, PathBuf};
+pub use crate::config::identity::{IdentityConfig, KeySource, KeyType};
+
 use std::sync::Arc;
 
 use rcgen::{CertificateParams, DnType, KeyPair};
@@ -18,105 +19,6 @@ use rustls::{SignatureAlgorithm, SignatureScheme};
 
 use crate::error::Error;
 use crate::state::StateDir;
-
-/// The kind of key the agent makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    Ed25519,
-    P256,
-}
-
-/// Where the device key is, when not in the state directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    /// A private key file (PEM).
-    File(PathBuf),
-    /// A key in a TPM or other PKCS#11 token.
-    Token(token::KeyUri),
-}
-
-/// `key`, `key_type` and `certificate` of agent.toml, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IdentityConfig {
-    /// A key to use instead of making one in the state directory.
-    pub key: Option<KeySource>,
-    pub key_type: KeyType,
-    /// A factory certificate (PEM) for `key`.
-    pub certificate: Option<PathBuf>,
-}
-
-impl Default for IdentityConfig {
-    fn default() -> Self {
-        IdentityConfig {
-            key: None,
-            key_type: KeyType::Ed25519,
-            certificate: None,
-        }
-    }
-}
-
-impl IdentityConfig {
-    pub fn check(
-        key: Option<&str>,
-        key_type: Option<&str>,
-        certificate: Option<&Path>,
-        resolve: &dyn Fn(&Path) -> PathBuf,
-    ) -> Result<IdentityConfig, String> {
-        let key_type_given = key_type;
-        let key_type = match key_type {
-            None | Some("ed25519") => KeyType::Ed25519,
-            Some("p256") => KeyType::P256,
-            Some(other) => {
-                return Err(format!(
-                    "key `key_type` = {other:?}: use \"ed25519\" (the default) or \"p256\""
-                ))
-            }
-        };
-        let key = match key {
-            None => None,
-            Some(k) if k.starts_with("pkcs11:") => {
-                if key_type_given == Some("ed25519") {
-                    return Err("key `key_type` = \"ed25519\": a key in a token (`key` = \"pkcs11:…\") is P-256; leave `key_type` out or set \"p256\"".into());
-                }
-                Some(KeySource::Token(token::KeyUri::parse(k, resolve)?))
-            }
-            Some(k) => {
-                let k = resolve(Path::new(k));
-                let pem = std::fs::read(&k)
-                    .map_err(|e| format!("key `key` = {}: cannot read it: {e}", k.display()))?;
-                if !String::from_utf8_lossy(&pem).contains("PRIVATE KEY-----") {
-                    return Err(format!(
-                        "key `key` = {}: not a PEM private key",
-                        k.display()
-                    ));
-                }
-                Some(KeySource::File(k))
-            }
-        };
-        let certificate = certificate.map(resolve);
-        if let Some(c) = &certificate {
-            if key.is_none() {
-                return Err(format!(
-                    "key `certificate` = {} needs `key`: the factory certificate's private key",
-                    c.display()
-                ));
-            }
-            let pem = std::fs::read(c)
-                .map_err(|e| format!("key `certificate` = {}: cannot read it: {e}", c.display()))?;
-            reqwest::Certificate::from_pem(&pem).map_err(|e| {
-                format!(
-                    "key `certificate` = {}: not a PEM certificate: {e}",
-                    c.display()
-                )
-            })?;
-        }
-        Ok(IdentityConfig {
-            key,
-            key_type,
-            certificate,
-        })
-    }
-}
 
 /// The device's private key: a PEM key (the configured file, else `STATE_DIR/device.key`,
 /// made on first use) or a key in a token.
