@@ -118,6 +118,25 @@ pub struct Observation {
 /// The probe a silent host is listed with.
 pub const SILENT: &str = "silent";
 
+/// Samples of one campaign taken from one check-in, and probes kept per host.
+pub const MAX_SAMPLES: usize = 100;
+pub const MAX_PROBES: usize = 20;
+
+/// A probe's name as a device reported it, kept only if it looks like one (`health`,
+/// `unit:web.service`, `reboot`, `probe`): at most 128 of `A-Z a-z 0-9 : . _ @ -`; anything
+/// else is still a failure, named `unknown`.
+pub fn probe_name(raw: &str) -> String {
+    let ok = (1..=128).contains(&raw.len())
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":._@-".contains(c));
+    if ok {
+        raw.to_string()
+    } else {
+        "unknown".to_string()
+    }
+}
+
 /// Judges a wave: `wave` are the hosts that installed in it (by id and name) and `control`
 /// the members that have not installed, each with what the server kept of their samples.
 pub fn judge(

@@ -328,3 +328,13 @@ fn a_storm_the_control_reports_after_the_wave_is_judged_with_it() {
     );
     assert_eq!(alone.verdict, Verdict::Regressed, "{alone:#?}");
 }
+
+#[test]
+fn a_probe_name_is_kept_only_when_it_looks_like_one() {
+    for ok in ["health", "unit:web@1.service", "reboot", "probe"] {
+        assert_eq!(probe_name(ok), ok);
+    }
+    for bad in ["", "x\u{1b}[2J", "a b", &"p".repeat(129), "<script>"] {
+        assert_eq!(probe_name(bad), "unknown", "{bad:?}");
+    }
+}

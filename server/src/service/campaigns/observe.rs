@@ -253,7 +253,18 @@ pub async fn on_check_in(
     };
     let now = OffsetDateTime::now_utc();
     let mut judge_now = now >= w.ends_at();
-    for s in health.iter().filter(|s| s.campaign_id == c.id) {
+    // What a device sends is folded before it is stored: the first and last sample, and the
+    // first failing one with every probe that failed, so however many samples a check-in
+    // carries, it costs at most three writes.
+    let mut first: Option<time::OffsetDateTime> = None;
+    let mut last: Option<time::OffsetDateTime> = None;
+    let mut first_failed: Option<time::OffsetDateTime> = None;
+    let mut probes: Vec<String> = Vec::new();
+    for s in health
+        .iter()
+        .filter(|s| s.campaign_id == c.id)
+        .take(observation::MAX_SAMPLES)
+    {
         let Some(at) = ferry_manifests::wire::parse_timestamp(&s.at) else {
             continue;
         };
@@ -261,18 +272,31 @@ pub async fn on_check_in(
         if at < w.started_at {
             continue;
         }
-        let at = ferry_manifests::wire::timestamp(at.min(now));
-        let failed: Vec<String> = s
-            .failed
-            .iter()
-            .take(20)
-            .map(|p| p.chars().take(128).collect())
-            .collect();
+        let at = at.min(now);
+        first = Some(first.map_or(at, |f| f.min(at)));
+        last = Some(last.map_or(at, |l| l.max(at)));
+        if !s.failed.is_empty() {
+            first_failed = Some(first_failed.map_or(at, |f| f.min(at)));
+            for p in s.failed.iter().take(observation::MAX_PROBES) {
+                let p = observation::probe_name(p);
+                if !probes.contains(&p) && probes.len() < observation::MAX_PROBES {
+                    probes.push(p);
+                }
+            }
+        }
+    }
+    let stamp = ferry_manifests::wire::timestamp;
+    for (at, failed) in [
+        (first, Vec::new()),
+        (first_failed, probes),
+        (last, Vec::new()),
+    ] {
+        let Some(at) = at else { continue };
+        judge_now |= !failed.is_empty();
         state
             .store
-            .record_health(&c.id, *wave, &m.host_id, &at, &failed)
+            .record_health(&c.id, *wave, &m.host_id, &stamp(at), &failed)
             .await?;
-        judge_now |= !failed.is_empty();
     }
     // Orders go out until laggards would count as silent anyway.
     let order = (now < w.ends_at() + w.silence()).then(|| ObserveOrder {
