@@ -90,6 +90,8 @@ pub struct Budgets {
     devices: Mutex<Keyed>,
     max_held: u32,
     held: Mutex<HashMap<String, u32>>,
+    /// Long-polls held, every device.
+    held_total: std::sync::atomic::AtomicU64,
     enrol_rate: Rate,
     enrol: Mutex<Bucket>,
     sign_in: Mutex<Bucket>,
@@ -149,6 +151,7 @@ impl Budgets {
             devices: Mutex::new(Keyed::new()),
             max_held,
             held: Mutex::new(HashMap::default()),
+            held_total: Default::default(),
             enrol_rate,
             enrol: Mutex::new(Bucket::full(enrol_rate, Instant::now())),
             sign_in: Mutex::new(Bucket::full(SIGN_IN, Instant::now())),
@@ -201,10 +204,17 @@ impl Budgets {
             return None;
         }
         *count += 1;
+        self.held_total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(Held {
             budgets: self,
             host_id: host_id.to_string(),
         })
+    }
+
+    /// Long-polls held now, every device.
+    pub fn held(&self) -> u64 {
+        self.held_total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Forgets a removed host.
@@ -237,6 +247,9 @@ impl Drop for Held<'_> {
         let mut held = self.budgets.held.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(count) = held.get_mut(&self.host_id) {
             *count = count.saturating_sub(1);
+            self.budgets
+                .held_total
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             if *count == 0 {
                 held.remove(&self.host_id);
             }
@@ -315,11 +328,13 @@ mod tests {
         let first = budgets.hold("a").unwrap();
         let second = budgets.hold("a").unwrap();
         assert!(budgets.hold("a").is_none());
+        assert_eq!(budgets.held(), 2);
         assert!(budgets.hold("b").is_some(), "b is not a");
         drop(first);
         let third = budgets.hold("a");
         assert!(third.is_some());
         drop((second, third));
         assert!(budgets.held.lock().unwrap().is_empty());
+        assert_eq!(budgets.held(), 0);
     }
 }

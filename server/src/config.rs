@@ -29,6 +29,8 @@ pub const DEFAULT_MIN_FREE_DISK_MB: u64 = 512;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// A second listener serving only `GET /metrics`, without a token (`metrics_listen`).
+    pub metrics_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub offline_after_secs: u64,
     pub max_artifact_bytes: u64,
@@ -262,6 +264,7 @@ impl MqttConnection {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub listen: Option<String>,
+    pub metrics_listen: Option<String>,
     pub data_dir: Option<PathBuf>,
     pub offline_after_secs: Option<u64>,
     pub max_artifact_bytes: Option<u64>,
@@ -348,6 +351,19 @@ impl ServerConfig {
             .or(fc.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_string());
         let listen = resolve_listen(&listen_text)?;
+        let metrics_listen = fc
+            .metrics_listen
+            .as_deref()
+            .map(|m| {
+                resolve_listen(m)
+                    .map_err(|e| anyhow::anyhow!("metrics_listen: {e} (in {from_file})"))
+            })
+            .transpose()?;
+        if metrics_listen == Some(listen) {
+            anyhow::bail!(
+                "metrics_listen is the same address as listen ({listen}): give it another port, or leave it out to serve /metrics on the listener (in {from_file})"
+            );
+        }
         let in_range = |key: &str, value: u64, range: std::ops::RangeInclusive<u64>| {
             in_range(key, value, range, &from_file)
         };
@@ -435,6 +451,7 @@ impl ServerConfig {
             database_max_connections,
             tls,
             listen,
+            metrics_listen,
             data_dir: data_dir
                 .or(fc.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),

@@ -31,6 +31,7 @@ pub mod deltas;
 pub mod error;
 pub mod identity;
 pub mod live;
+pub mod metrics;
 pub mod mqtt;
 pub mod policy;
 pub mod presence;

@@ -67,6 +67,10 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             }
         })
     };
+    let metrics = match state.config.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, Arc::clone(&state)).await?),
+        None => None,
+    };
     let app = api::router(Arc::clone(&state), ui::router(state.config.tls.is_some())).layer(
         tower_http::timeout::RequestBodyTimeoutLayer::new(BODY_IDLE_TIMEOUT),
     );
@@ -83,8 +87,31 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     flusher.abort();
     cluster.abort();
+    if let Some(m) = metrics {
+        m.abort();
+    }
     state.flush_seen(true).await;
     result
+}
+
+/// `GET /metrics` alone, without a token, on `addr` (`metrics_listen`): a private address
+/// Prometheus scrapes.
+async fn serve_metrics(
+    addr: SocketAddr,
+    state: Shared,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (metrics_listen)"))?;
+    tracing::info!(addr = %listener.local_addr()?, "metrics on /metrics");
+    let app = axum::Router::new()
+        .route("/metrics", axum::routing::get(api::metrics::scrape_open))
+        .with_state(state);
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("the metrics listener stopped: {e}");
+        }
+    }))
 }
 
 /// The database holds hook output and terminal transcripts: it and its WAL files are the

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::config::ServerConfig;
 use crate::store::{self, Store};
-use crate::{auth, budget, cache, deltas, live, policy, presence, secrets, terminal, wake};
+use crate::{
+    auth, budget, cache, deltas, live, metrics, policy, presence, secrets, terminal, wake,
+};
 
 pub struct AppState {
     pub store: Store,
@@ -36,6 +38,8 @@ pub struct AppState {
     pub identity: crate::identity::Identity,
     /// The running MQTT bridges, by connection name.
     pub bridges: std::sync::Mutex<Bridges>,
+    /// Counters and gauges served at `GET /metrics`.
+    pub metrics: metrics::Metrics,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
     pub mqtt_status: std::sync::Mutex<
         std::collections::BTreeMap<String, ferry_manifests::wire::MqttConnectionView>,
@@ -66,7 +70,13 @@ impl AppState {
                 per_sec: f64::from(enrol) / 60.0,
             },
         );
+        let backend = if config.database_url.is_some() {
+            "postgresql"
+        } else {
+            "sqlite"
+        };
         Ok(AppState {
+            metrics: metrics::Metrics::new(store.latency(), backend),
             identity,
             oidc,
             budgets,

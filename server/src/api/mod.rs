@@ -7,6 +7,7 @@ pub mod campaigns;
 pub mod device;
 pub mod hosts;
 pub mod items;
+pub mod metrics;
 pub mod mqtt;
 pub mod packages;
 pub mod releases;
@@ -134,6 +135,7 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
     api.merge(pages)
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::scrape))
         .route(
             "/api/v1/openapi.json",
             get(move || {
@@ -152,6 +154,10 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             audit::record,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::observe,
         ))
         .layer(axum::middleware::from_fn(request_id::assign))
         .layer(TraceLayer::new_for_http())

@@ -613,3 +613,92 @@ async fn every_route_answers_each_role_and_another_tenant_as_the_tables_say() {
     let (_, hosts) = call(&s, Method::GET, "/api/v1/hosts", admin, None).await;
     assert_eq!(hosts[0]["id"], host_id.as_str(), "{hosts}");
 }
+
+/// `GET /metrics`: counts a user who sees the whole server reads, in the OpenMetrics text
+/// format, with check-ins counted by result and nothing of a host's or a token's in them.
+#[tokio::test]
+async fn metrics_count_check_ins_by_result_for_an_operator_who_sees_the_whole_server() {
+    let s = TestServer::start().await;
+    let facts = TestServer::facts("pump-secret-name", &[("web", Some("1.0.0"))]);
+    let (status, enrolled) = call(
+        &s,
+        Method::POST,
+        "/api/v1/enrol",
+        None,
+        Some(json!({"enrol_token": s.enrol, "facts": facts})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{enrolled}");
+    let device = enrolled["device_token"].as_str().unwrap().to_string();
+    let checkin = json!({"facts": facts, "wait_secs": 0});
+    for token in [device.as_str(), device.as_str(), "fdv_forged"] {
+        call(
+            &s,
+            Method::POST,
+            "/api/v1/device/checkin",
+            Some(token),
+            Some(checkin.clone()),
+        )
+        .await;
+    }
+
+    let (status, _) = call(&s, Method::GET, "/metrics", None, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let resp = s
+        .router()
+        .oneshot(
+            Request::get("/metrics")
+                .header("authorization", format!("Bearer {}", s.operator))
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        resp.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    let text = String::from_utf8(
+        axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    for line in [
+        "ferry_checkins_total{result=\"ok\"} 2",
+        "ferry_checkins_total{result=\"refused\"} 1",
+        "ferry_hosts 1",
+        "ferry_long_polls_held 0",
+        "ferry_build_info{version=",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("ferry_database_query_duration_seconds_count ") && !l.ends_with(" 0")
+        ),
+        "{text}"
+    );
+    for secret in ["pump-secret-name", &device, &s.operator, "fdv_forged"] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+
+    // Once the server has several tenants, its counts are no tenant's to read here.
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/api/v1/tenants",
+        Some(&s.operator),
+        Some(json!({"name": "other"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(&s, Method::GET, "/metrics", Some(&s.operator), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("metrics_listen"),
+        "{body}"
+    );
+}

@@ -148,7 +148,8 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
             | "/batches"
             | "/batches/{id}"
             | "/history"
-            | "/history/{id}",
+            | "/history/{id}"
+            | "/metrics",
         ) => Read,
         // Tokens and broker connections are listed there.
         ("GET", "/settings") => Admin,

@@ -95,6 +95,7 @@ pub async fn reports_arrived(
         if recorded != Recorded::Again {
             let message = loggable(&r.message);
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {message}");
+            state.metrics.install(r.outcome.as_str(), "release");
         }
         // Only a job of this host ends: another host's job id in a report touches nothing of
         // that job (its live output, its terminal, its campaign).
@@ -131,6 +132,7 @@ pub async fn reports_arrived(
         if recorded != Recorded::Again {
             let message = loggable(&r.message);
             tracing::info!(%host_id, %item, outcome = r.outcome.as_str(), "report: {message}");
+            state.metrics.install(r.outcome.as_str(), "packages");
         }
         if let Recorded::Job(job) = &recorded {
             job_ended(state, job, r.outcome);

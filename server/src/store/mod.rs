@@ -88,6 +88,8 @@ pub struct Store {
     /// Per campaign, the lock tasks of this instance take before the database's.
     campaign_locks:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// How long each call to the database takes (`ferry_database_query_duration_seconds`).
+    latency: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// Advisory lock spaces on PostgreSQL.
@@ -197,6 +199,7 @@ impl Store {
             notices: None,
             instance: uuid::Uuid::new_v4().to_string().into(),
             campaign_locks: Default::default(),
+            latency: crate::metrics::database_histogram(),
         })
     }
 
@@ -232,7 +235,13 @@ impl Store {
             notices: Some(tx),
             instance,
             campaign_locks: Default::default(),
+            latency: crate::metrics::database_histogram(),
         })
+    }
+
+    /// The histogram of database call times, to register with the server's metrics.
+    pub fn latency(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.latency.clone()
     }
 
     /// Waits for the campaign's lock (see [`CampaignLock`]).
@@ -409,7 +418,10 @@ macro_rules! interface {
             $(
                 $(#[$meta])*
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.backend.$name($($arg),*).await
+                    let started = std::time::Instant::now();
+                    let result = self.backend.$name($($arg),*).await;
+                    self.latency.observe(started.elapsed().as_secs_f64());
+                    result
                 }
             )*
         }
@@ -484,6 +496,8 @@ interface! {
     fn add_tenant(&self, name: &str) -> Result<String>;
     /// How many tenants there are.
     fn tenant_count(&self) -> Result<i64>;
+    /// How many hosts there are, every tenant.
+    fn host_total(&self) -> Result<i64>;
     /// Every item a tenant claimed: (item, tenant id).
     fn item_owners(&self) -> Result<Vec<(String, String)>>;
     /// Claims an item or artifact name for a tenant unless held; the tenant holding it.
@@ -615,6 +629,8 @@ interface! {
     // batches
     fn create_batch(&self, kind: &str, description: &str, actor: &str, interactive: bool, planned: &[Planned]) -> Result<String>;
     fn batches(&self) -> Result<Vec<BatchRow>>;
+    /// Each batch's entry states, one of each kind (its status, for metrics).
+    fn batch_entry_kinds(&self) -> Result<Vec<(String, Vec<crate::policy::batch::EntryState>)>>;
     fn batch(&self, id: &str) -> Result<Option<BatchRow>>;
     /// Entries of one batch, or of every batch with an entry on `host_id`.
     fn batch_entries(&self, batch_id: Option<&str>, host_id: Option<&str>) -> Result<Vec<(String, EntryRow)>>;

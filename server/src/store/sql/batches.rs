@@ -65,6 +65,39 @@ impl Sql {
         Ok(id)
     }
 
+    /// Each batch's entries as the states they hold, one of each kind (not one per entry):
+    /// enough to tell a batch's status, read in one grouped query.
+    pub async fn batch_entry_kinds(&self) -> Result<Vec<(String, Vec<EntryState>)>> {
+        let rows = sqlx::query(
+            "SELECT e.batch_id, e.skip_reason, u.status AS update_status
+             FROM batch_entries e LEFT JOIN updates u ON u.id = e.update_id
+             GROUP BY e.batch_id, e.skip_reason, u.status
+             ORDER BY e.batch_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<(String, Vec<EntryState>)> = Vec::new();
+        for r in &rows {
+            let batch: String = r.try_get("batch_id")?;
+            let skip: Option<String> = r.try_get("skip_reason")?;
+            let entry = EntryState {
+                seq: 0,
+                host_id: String::new(),
+                skipped: skip.is_some(),
+                update_status: r
+                    .try_get::<Option<String>, _>("update_status")?
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(StoreError::Corrupt)?,
+            };
+            match out.last_mut() {
+                Some((b, entries)) if *b == batch => entries.push(entry),
+                _ => out.push((batch, vec![entry])),
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn batches(&self) -> Result<Vec<BatchRow>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {BATCH_COLUMNS} FROM batches ORDER BY created_at, id"

@@ -316,6 +316,12 @@ impl Sql {
             .fetch_one(&self.pool)
             .await?)
     }
+
+    pub async fn host_total(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM hosts")
+            .fetch_one(&self.pool)
+            .await?)
+    }
 }
 
 impl Sql {
