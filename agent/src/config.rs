@@ -62,6 +62,7 @@ struct RawConfig {
     key_type: Option<String>,
     certificate: Option<PathBuf>,
     health_probe: Option<String>,
+    metrics_file: Option<PathBuf>,
     poll_interval_min_secs: Option<u64>,
     poll_interval_max_secs: Option<u64>,
     #[serde(default)]
@@ -295,6 +296,9 @@ pub struct Config {
     /// A shell command that exits 0 while the device is healthy, run with every health
     /// sample a campaign's observation window asks for.
     pub health_probe: Option<String>,
+    /// The agent's state as Prometheus text, rewritten after every run for node_exporter's
+    /// textfile collector (`metrics_file`, a `.prom` file in its directory).
+    pub metrics_file: Option<PathBuf>,
     /// Bounds on the poll interval the server may suggest.
     pub poll_interval_min_secs: u64,
     pub poll_interval_max_secs: u64,
@@ -555,6 +559,7 @@ impl Config {
             hostname: raw.hostname,
             hook_timeout_secs: n.hook_timeout_secs,
             health_probe: raw.health_probe.clone().filter(|c| !c.trim().is_empty()),
+            metrics_file: raw.metrics_file.as_deref().map(&resolve),
             interactive_timeout_secs: n.interactive_timeout_secs,
             stop_grace_secs: n.stop_grace_secs,
             keep_releases: n.keep_releases,

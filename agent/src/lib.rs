@@ -18,6 +18,7 @@ pub mod identity;
 pub mod install;
 pub mod inventory;
 pub mod lock;
+pub mod metrics;
 pub mod observe;
 pub mod policy;
 pub mod progress;

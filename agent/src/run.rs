@@ -165,6 +165,9 @@ pub fn run_mode(
         lock(agent, mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
     }
     let result = run_locked(mode, item, campaign_id, agent);
+    if !matches!(mode, Mode::Status | Mode::Full) {
+        crate::metrics::write(agent);
+    }
     match result {
         // Stopped after every install of this run finished well: that is a success; what is
         // left waits for the next run.
@@ -321,6 +324,7 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
             agent.outcomes.clear();
             let wait = Duration::from_secs(agent.cfg.lock_wait_secs);
             let result = lock(agent, Mode::Full, wait).and_then(|()| run_once(agent));
+            crate::metrics::write(agent);
             agent.unlock();
             let ended = match result {
                 Err(Error::Interrupted) => break,

@@ -1,22 +1,16 @@
 //! The server's metrics (`GET /metrics`, docs/operations.md): counters the request paths bump,
-//! gauges set from plain data when scraped, and the OpenMetrics text they are served as.
+//! gauges set from plain data when scraped, and the Prometheus text they are served as.
 //!
 //! Labels name kinds, never hosts, users, tokens or anything a device sent: every label value
 //! here is one of a fixed set, so a fleet of any size makes the same few series.
 
-use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::metrics::info::Info;
-use prometheus_client::registry::Registry;
+use prometheus::{
+    exponential_buckets, Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
-/// One label, both parts fixed strings.
-type Label = [(&'static str, &'static str); 1];
-
-/// The content type of the answer (OpenMetrics 1.0, which Prometheus asks for and reads).
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the answer: Prometheus's text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What a check-in's answer status counts as.
 pub const CHECKIN_RESULTS: [&str; 5] = ["ok", "refused", "invalid", "busy", "error"];
@@ -33,94 +27,110 @@ pub const CAMPAIGN_STATES: [&str; 6] = [
 pub const BATCH_STATES: [&str; 3] = ["running", "completed", "failed"];
 /// How an MQTT connection is doing.
 pub const MQTT_STATES: [&str; 3] = ["connected", "disconnected", "standby"];
+/// Install outcomes as devices report them.
+pub const OUTCOMES: [&str; 4] = ["installed", "failed", "rolled_back", "refused"];
 
 pub struct Metrics {
     registry: Registry,
-    checkins: Family<Label, Counter>,
-    installs: Family<[(&'static str, &'static str); 2], Counter>,
+    checkins: IntCounterVec,
+    installs: IntCounterVec,
     reports: Histogram,
-    artifact_bytes: Family<Label, Counter>,
-    long_polls: Gauge,
-    hosts: Gauge,
-    campaigns: Family<Label, Gauge>,
-    batches: Family<Label, Gauge>,
-    mqtt: Family<Label, Gauge>,
-    mqtt_published: Counter,
+    artifact_bytes: IntCounterVec,
+    long_polls: IntGauge,
+    hosts: IntGauge,
+    campaigns: IntGaugeVec,
+    batches: IntGaugeVec,
+    mqtt: IntGaugeVec,
+    mqtt_published: IntCounter,
 }
 
 impl Metrics {
-    /// The server's metrics; `database` is the store's latency histogram, `backend` which
-    /// database it is (`sqlite`, `postgresql`).
-    pub fn new(database: Histogram, backend: &'static str) -> Metrics {
-        let mut registry = Registry::with_prefix("ferry");
-        registry.register(
-            "build",
-            "The server's version and database",
-            Info::new([
-                ("version", env!("CARGO_PKG_VERSION")),
-                ("database", backend),
-            ]),
-        );
-        let checkins = Family::<Label, Counter>::default();
-        registry.register(
-            "checkins",
-            "Device check-ins answered, by result (ok, refused: unknown or revoked credential, invalid, busy: over budget, error)",
-            checkins.clone(),
-        );
+    /// The server's metrics, `backend` the database (`sqlite`, `postgresql`); the store's calls
+    /// are timed into `ferry_database_query_duration_seconds` from now on.
+    pub fn new(store: &crate::store::Store, backend: &str) -> prometheus::Result<Metrics> {
+        let registry = Registry::new_custom(Some("ferry".into()), None)?;
+        let add = |c: Box<dyn prometheus::core::Collector>| registry.register(c);
+        let build = IntGaugeVec::new(
+            Opts::new("build_info", "The server's version and database (always 1)"),
+            &["version", "database"],
+        )?;
+        build
+            .with_label_values(&[env!("CARGO_PKG_VERSION"), backend])
+            .set(1);
+        add(Box::new(build))?;
+        let checkins = IntCounterVec::new(
+            Opts::new(
+                "checkins_total",
+                "Device check-ins answered, by result (ok; refused: unknown or revoked credential; invalid; busy: over budget; error)",
+            ),
+            &["result"],
+        )?;
         for r in CHECKIN_RESULTS {
-            let _ = checkins.get_or_create(&[("result", r)]);
+            checkins.with_label_values(&[r]);
         }
-        let installs = Family::default();
-        registry.register(
-            "installs",
-            "Installs reported by devices, by outcome and kind (release, packages)",
-            installs.clone(),
-        );
-        let reports = Histogram::new(exponential_buckets(0.001, 2.0, 14));
-        registry.register(
-            "report_duration_seconds",
-            "Time to store one batch of device reports",
-            reports.clone(),
-        );
-        registry.register(
-            "database_query_duration_seconds",
-            "Time of each database call the server makes",
-            database,
-        );
-        let artifact_bytes = Family::<Label, Counter>::default();
-        registry.register(
-            "artifact_bytes_served",
-            "Bytes of artifacts and deltas sent to devices, by kind (artifact, delta)",
-            artifact_bytes.clone(),
-        );
+        add(Box::new(checkins.clone()))?;
+        let installs = IntCounterVec::new(
+            Opts::new(
+                "installs_total",
+                "Installs devices reported, by outcome and kind (release, packages)",
+            ),
+            &["outcome", "kind"],
+        )?;
+        for o in OUTCOMES {
+            installs.with_label_values(&[o, "release"]);
+        }
+        add(Box::new(installs.clone()))?;
+        let reports = Histogram::with_opts(
+            HistogramOpts::new(
+                "report_duration_seconds",
+                "Time to store one batch of device reports",
+            )
+            .buckets(exponential_buckets(0.001, 2.0, 14)?),
+        )?;
+        add(Box::new(reports.clone()))?;
+        let database = Histogram::with_opts(
+            HistogramOpts::new(
+                "database_query_duration_seconds",
+                "Time of each database call the server makes",
+            )
+            .buckets(exponential_buckets(0.0001, 2.0, 17)?),
+        )?;
+        add(Box::new(database.clone()))?;
+        store.time_into(database);
+        let artifact_bytes = IntCounterVec::new(
+            Opts::new(
+                "artifact_bytes_served_total",
+                "Bytes of artifacts and deltas sent to devices, by kind (artifact, delta)",
+            ),
+            &["kind"],
+        )?;
         for k in ["artifact", "delta"] {
-            let _ = artifact_bytes.get_or_create(&[("kind", k)]);
+            artifact_bytes.with_label_values(&[k]);
         }
-        let long_polls = Gauge::default();
-        registry.register(
+        add(Box::new(artifact_bytes.clone()))?;
+        let long_polls = IntGauge::new(
             "long_polls_held",
             "Device long-polls this instance holds open",
-            long_polls.clone(),
-        );
-        let hosts = Gauge::default();
-        registry.register("hosts", "Hosts in the fleet, every tenant", hosts.clone());
-        let campaigns = Family::<Label, Gauge>::default();
-        registry.register("campaigns", "Campaigns by state", campaigns.clone());
-        let batches = Family::<Label, Gauge>::default();
-        registry.register("batches", "Update batches by state", batches.clone());
-        let mqtt = Family::<Label, Gauge>::default();
-        registry.register(
+        )?;
+        add(Box::new(long_polls.clone()))?;
+        let hosts = IntGauge::new("hosts", "Hosts in the fleet, every tenant")?;
+        add(Box::new(hosts.clone()))?;
+        let states = |name: &str, help: &str| IntGaugeVec::new(Opts::new(name, help), &["state"]);
+        let campaigns = states("campaigns", "Campaigns by state")?;
+        add(Box::new(campaigns.clone()))?;
+        let batches = states("batches", "Update batches by state")?;
+        add(Box::new(batches.clone()))?;
+        let mqtt = states(
             "mqtt_connections",
             "MQTT broker connections of this instance by state",
-            mqtt.clone(),
-        );
-        let mqtt_published = Counter::default();
-        registry.register(
-            "mqtt_messages_published",
+        )?;
+        add(Box::new(mqtt.clone()))?;
+        let mqtt_published = IntCounter::new(
+            "mqtt_messages_published_total",
             "MQTT messages this instance published",
-            mqtt_published.clone(),
-        );
-        Metrics {
+        )?;
+        add(Box::new(mqtt_published.clone()))?;
+        Ok(Metrics {
             registry,
             checkins,
             installs,
@@ -132,21 +142,19 @@ impl Metrics {
             batches,
             mqtt,
             mqtt_published,
-        }
+        })
     }
 
     /// A check-in answered with `status`.
     pub fn checkin(&self, status: u16) {
         self.checkins
-            .get_or_create(&[("result", checkin_result(status))])
+            .with_label_values(&[checkin_result(status)])
             .inc();
     }
 
     /// An install a device reported, `outcome` one of the wire's outcomes.
     pub fn install(&self, outcome: &'static str, kind: &'static str) {
-        self.installs
-            .get_or_create(&[("outcome", outcome), ("kind", kind)])
-            .inc();
+        self.installs.with_label_values(&[outcome, kind]).inc();
     }
 
     /// A batch of reports stored in `seconds`.
@@ -156,14 +164,15 @@ impl Metrics {
 
     /// The counter of bytes sent of `kind` (`artifact`, `delta`), for a body to bump as it
     /// streams.
-    pub fn served(&self, kind: &'static str) -> Counter {
-        self.artifact_bytes.get_or_create_owned(&[("kind", kind)])
+    pub fn served(&self, kind: &'static str) -> IntCounter {
+        self.artifact_bytes.with_label_values(&[kind])
     }
 
     /// What is read when scraped.
     pub fn set(&self, now: &Scraped) {
-        self.long_polls.set(now.long_polls as i64);
-        self.hosts.set(now.hosts as i64);
+        self.long_polls
+            .set(i64::try_from(now.long_polls).unwrap_or(i64::MAX));
+        self.hosts.set(i64::try_from(now.hosts).unwrap_or(i64::MAX));
         set_states(&self.campaigns, &CAMPAIGN_STATES, &now.campaigns);
         set_states(&self.batches, &BATCH_STATES, &now.batches);
         set_states(&self.mqtt, &MQTT_STATES, &now.mqtt);
@@ -173,12 +182,13 @@ impl Metrics {
         }
     }
 
-    /// The OpenMetrics text of every metric.
+    /// The text of every metric.
     pub fn encode(&self) -> String {
-        let mut out = String::new();
-        // Writing to a String cannot fail.
-        let _ = encode(&mut out, &self.registry);
-        out
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            tracing::warn!("cannot encode the metrics: {e}");
+        }
+        String::from_utf8_lossy(&out).into_owned()
     }
 }
 
@@ -187,7 +197,7 @@ impl Metrics {
 pub struct Scraped {
     pub long_polls: u64,
     pub hosts: u64,
-    /// States by name, each counted; a name outside the known set is dropped.
+    /// States, one entry per campaign (batch, connection).
     pub campaigns: Vec<&'static str>,
     pub batches: Vec<&'static str>,
     pub mqtt: Vec<&'static str>,
@@ -196,10 +206,12 @@ pub struct Scraped {
 
 /// Every known state set to how often it occurs in `seen` (zero included, so a dashboard's
 /// series never vanish).
-fn set_states(family: &Family<Label, Gauge>, known: &[&'static str], seen: &[&'static str]) {
+fn set_states(family: &IntGaugeVec, known: &[&'static str], seen: &[&'static str]) {
     for k in known {
         let n = seen.iter().filter(|s| *s == k).count();
-        family.get_or_create(&[("state", *k)]).set(n as i64);
+        family
+            .with_label_values(&[*k])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 }
 
@@ -219,11 +231,6 @@ pub fn checkin_result(status: u16) -> &'static str {
     }
 }
 
-/// The histogram the store times its calls with: 100 µs to about 6.5 s.
-pub fn database_histogram() -> Histogram {
-    Histogram::new(exponential_buckets(0.0001, 2.0, 17))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,9 +246,14 @@ mod tests {
         assert_eq!(checkin_result(500), "error");
     }
 
-    #[test]
-    fn the_text_has_every_family_with_zeroes_and_only_known_states() {
-        let m = Metrics::new(database_histogram(), "sqlite");
+    #[tokio::test]
+    async fn the_text_has_every_family_with_zeroes_and_only_known_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open_sqlite(&dir.path().join("m.db"))
+            .await
+            .unwrap();
+        let m = Metrics::new(&store, "sqlite").unwrap();
+        store.ping().await.unwrap();
         m.checkin(200);
         m.checkin(401);
         m.install("installed", "release");
@@ -257,22 +269,24 @@ mod tests {
         });
         let text = m.encode();
         for line in [
-            "ferry_build_info{version=\"",
+            "ferry_build_info{database=\"sqlite\",version=\"",
             "ferry_checkins_total{result=\"ok\"} 1",
             "ferry_checkins_total{result=\"refused\"} 1",
             "ferry_checkins_total{result=\"error\"} 0",
-            "ferry_installs_total{outcome=\"installed\",kind=\"release\"} 1",
+            "ferry_installs_total{kind=\"release\",outcome=\"installed\"} 1",
+            "ferry_installs_total{kind=\"release\",outcome=\"refused\"} 0",
             "ferry_report_duration_seconds_count 1",
             "ferry_artifact_bytes_served_total{kind=\"artifact\"} 1000",
             "ferry_artifact_bytes_served_total{kind=\"delta\"} 0",
             "ferry_long_polls_held 3",
             "ferry_hosts 7",
+            "ferry_database_query_duration_seconds_count 1",
             "ferry_campaigns{state=\"running\"} 2",
             "ferry_campaigns{state=\"cancelled\"} 0",
             "ferry_batches{state=\"completed\"} 1",
             "ferry_mqtt_connections{state=\"connected\"} 1",
             "ferry_mqtt_messages_published_total 12",
-            "# EOF",
+            "# TYPE ferry_checkins_total counter",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -76,7 +76,7 @@ impl AppState {
             "sqlite"
         };
         Ok(AppState {
-            metrics: metrics::Metrics::new(store.latency(), backend),
+            metrics: metrics::Metrics::new(&store, backend)?,
             identity,
             oidc,
             budgets,

@@ -24,6 +24,7 @@ mod live;
 mod load;
 mod logs;
 mod longpoll;
+mod metrics;
 mod mqtt;
 mod observation;
 mod refusals;

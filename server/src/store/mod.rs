@@ -88,8 +88,9 @@ pub struct Store {
     /// Per campaign, the lock tasks of this instance take before the database's.
     campaign_locks:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
-    /// How long each call to the database takes (`ferry_database_query_duration_seconds`).
-    latency: prometheus_client::metrics::histogram::Histogram,
+    /// How long each call to the database takes (`ferry_database_query_duration_seconds`),
+    /// once the server's metrics are made.
+    latency: Arc<std::sync::OnceLock<prometheus::Histogram>>,
 }
 
 /// Advisory lock spaces on PostgreSQL.
@@ -199,7 +200,7 @@ impl Store {
             notices: None,
             instance: uuid::Uuid::new_v4().to_string().into(),
             campaign_locks: Default::default(),
-            latency: crate::metrics::database_histogram(),
+            latency: Default::default(),
         })
     }
 
@@ -235,13 +236,13 @@ impl Store {
             notices: Some(tx),
             instance,
             campaign_locks: Default::default(),
-            latency: crate::metrics::database_histogram(),
+            latency: Default::default(),
         })
     }
 
-    /// The histogram of database call times, to register with the server's metrics.
-    pub fn latency(&self) -> prometheus_client::metrics::histogram::Histogram {
-        self.latency.clone()
+    /// Times every database call into `histogram` from now on (the first given stays).
+    pub fn time_into(&self, histogram: prometheus::Histogram) {
+        let _ = self.latency.set(histogram);
     }
 
     /// Waits for the campaign's lock (see [`CampaignLock`]).
@@ -420,7 +421,9 @@ macro_rules! interface {
                 pub async fn $name(&self $(, $arg: $ty)*) -> $ret {
                     let started = std::time::Instant::now();
                     let result = self.backend.$name($($arg),*).await;
-                    self.latency.observe(started.elapsed().as_secs_f64());
+                    if let Some(h) = self.latency.get() {
+                        h.observe(started.elapsed().as_secs_f64());
+                    }
                     result
                 }
             )*
