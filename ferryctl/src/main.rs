@@ -18,6 +18,7 @@ use args::{
     AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand,
     HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand,
     RootCommand, ServerArgs, TenantsCommand, TokensCommand, UpdateCommand, UsersCommand,
+    WebhooksCommand,
 };
 
 use client::Client;
@@ -96,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             command: PackagesCommand::Hosts { category },
         } => Client::new(&server)?.packages_hosts(category.as_deref(), json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
+        Command::Webhooks { command } => webhooks_commands(command, &server, json),
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Users { command } => users_commands(command, &server, json),
         Command::Tenants { command } => match command {
@@ -269,6 +271,34 @@ fn items_commands(command: ItemsCommand, server: &ServerArgs, json: bool) -> any
             };
             api()?.item_edit(&name, &edit, json)
         }
+    }
+}
+
+/// `ferryctl webhooks`: endpoints told of events, and their deliveries.
+fn webhooks_commands(
+    command: WebhooksCommand,
+    server: &ServerArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let api = Client::new(server)?;
+    match command {
+        WebhooksCommand::List => api.webhooks(json),
+        WebhooksCommand::Add {
+            url,
+            events,
+            secret_file,
+            description,
+        } => {
+            let req = ferry_manifests::wire::WebhookRequest {
+                url: Some(url),
+                events,
+                secret: Some(client::read_secret(&secret_file, "secret")?),
+                description,
+            };
+            api.webhook_add(&req, json)
+        }
+        WebhooksCommand::Remove { id } => api.webhook_remove(&id, json),
+        WebhooksCommand::Deliveries { failing } => api.webhook_deliveries(failing, json),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// A second listener serving only `GET /metrics`, without a token (`metrics_listen`).
     pub metrics_listen: Option<SocketAddr>,
+    /// How long one webhook delivery may take before it counts as failed.
+    pub webhook_timeout: std::time::Duration,
     pub data_dir: PathBuf,
     pub offline_after_secs: u64,
     pub max_artifact_bytes: u64,
@@ -265,6 +267,7 @@ impl MqttConnection {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
+    pub webhook_timeout_secs: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub offline_after_secs: Option<u64>,
     pub max_artifact_bytes: Option<u64>,
@@ -435,6 +438,11 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_ENROLMENTS_PER_MINUTE),
             1..=1_000_000,
         )? as u32;
+        let webhook_timeout = std::time::Duration::from_secs(in_range(
+            "webhook_timeout_secs",
+            fc.webhook_timeout_secs.unwrap_or(10),
+            1..=60,
+        )?);
         let oidc = fc
             .oidc
             .map(|c| crate::auth::oidc::OidcConfig::from_file(c, &from_file))
@@ -452,6 +460,7 @@ impl ServerConfig {
             tls,
             listen,
             metrics_listen,
+            webhook_timeout,
             data_dir: data_dir
                 .or(fc.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),

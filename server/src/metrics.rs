@@ -42,6 +42,7 @@ pub struct Metrics {
     batches: IntGaugeVec,
     mqtt: IntGaugeVec,
     mqtt_published: IntCounter,
+    webhooks: IntCounterVec,
 }
 
 impl Metrics {
@@ -130,6 +131,17 @@ impl Metrics {
             "MQTT messages this instance published",
         )?;
         add(Box::new(mqtt_published.clone()))?;
+        let webhooks = IntCounterVec::new(
+            Opts::new(
+                "webhook_attempts_total",
+                "Webhook delivery attempts this instance made, by result (delivered, failed)",
+            ),
+            &["result"],
+        )?;
+        for r in ["delivered", "failed"] {
+            webhooks.with_label_values(&[r]);
+        }
+        add(Box::new(webhooks.clone()))?;
         Ok(Metrics {
             registry,
             checkins,
@@ -142,6 +154,7 @@ impl Metrics {
             batches,
             mqtt,
             mqtt_published,
+            webhooks,
         })
     }
 
@@ -155,6 +168,12 @@ impl Metrics {
     /// An install a device reported, `outcome` one of the wire's outcomes.
     pub fn install(&self, outcome: &'static str, kind: &'static str) {
         self.installs.with_label_values(&[outcome, kind]).inc();
+    }
+
+    /// A webhook delivery attempt.
+    pub fn webhook(&self, delivered: bool) {
+        let result = if delivered { "delivered" } else { "failed" };
+        self.webhooks.with_label_values(&[result]).inc();
     }
 
     /// A batch of reports stored in `seconds`.

@@ -54,6 +54,8 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
             Err(e) => mqtt::not_started(&state, &stored, e),
         }
     }
+    // Webhooks: the deliveries due, from whichever instance claims them first.
+    let webhooks = tokio::spawn(crate::service::webhooks::run(Arc::clone(&state)));
     // Other instances on a shared database tell this one what changed.
     let cluster = tokio::spawn(cluster::run(Arc::clone(&state)));
     // Last-seen times are buffered in memory and written in batches.
@@ -87,6 +89,7 @@ pub async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     }
     flusher.abort();
     cluster.abort();
+    webhooks.abort();
     if let Some(m) = metrics {
         m.abort();
     }

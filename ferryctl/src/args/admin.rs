@@ -98,6 +98,40 @@ pub enum MqttCommand {
     },
 }
 
+#[derive(Subcommand)]
+pub enum WebhooksCommand {
+    /// List this tenant's webhooks.
+    List,
+    /// Send events to URL, signed (Standard Webhooks: webhook-id, webhook-timestamp,
+    /// webhook-signature).
+    Add {
+        /// http(s)://HOST[:PORT]/PATH the events are POSTed to.
+        url: String,
+        /// Event types, comma-separated: install.finished, campaign.paused, campaign.resumed,
+        /// campaign.completed, campaign.cancelled, release.published, release.withdrawn; or all.
+        #[arg(long, value_delimiter = ',', required = true)]
+        events: Vec<String>,
+        /// File holding the signing secret: whsec_ and base64 of 24 to 64 random bytes
+        /// (echo "whsec_$(openssl rand -base64 32)" > F). Sent once, stored encrypted.
+        #[arg(long)]
+        secret_file: PathBuf,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a webhook, with what it had still to deliver.
+    Remove {
+        /// The webhook's id.
+        id: String,
+    },
+    /// Deliveries, newest first: delivered, pending (tried again later) or failed (given up).
+    Deliveries {
+        /// Only those not delivered: pending retries and failures.
+        #[arg(long)]
+        failing: bool,
+    },
+}
+
 #[derive(Args)]
 pub struct MqttSettings {
     /// User name for the broker.

@@ -9,7 +9,7 @@ mod admin;
 mod release;
 pub use admin::{
     AuditCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TenantsCommand,
-    TokensCommand, UsersCommand,
+    TokensCommand, UsersCommand, WebhooksCommand,
 };
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
@@ -120,6 +120,11 @@ pub enum Command {
     Mqtt {
         #[command(subcommand)]
         command: MqttCommand,
+    },
+    /// Webhooks: other systems told of installs, campaigns and releases as they happen.
+    Webhooks {
+        #[command(subcommand)]
+        command: WebhooksCommand,
     },
     /// Update batches: list, show, follow.
     #[command(name = "update-batches")]

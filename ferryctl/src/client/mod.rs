@@ -4,10 +4,11 @@
 mod fleet;
 mod history;
 mod mqtt;
-pub use mqtt::request as mqtt_request;
+pub use mqtt::{read_secret, request as mqtt_request};
 mod publish;
 mod rollout;
 mod terminal;
+mod webhooks;
 
 use anyhow::{bail, Context as _};
 use ferry_manifests::wire::ApiError;

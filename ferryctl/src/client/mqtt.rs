@@ -10,7 +10,7 @@ use crate::args::MqttSettings;
 use crate::table;
 
 /// A secret read from a file, with one trailing newline dropped (as `echo` writes it).
-fn read_secret(path: &Path, what: &str) -> anyhow::Result<String> {
+pub fn read_secret(path: &Path, what: &str) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading the {what} file {}", path.display()))?;
     let text = text

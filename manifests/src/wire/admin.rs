@@ -237,3 +237,61 @@ pub struct AuditEntry {
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub after: Option<serde_json::Value>,
 }
+
+/// `POST /api/v1/webhooks`: an endpoint that receives events of the caller's tenant, signed
+/// with `secret` (Standard Webhooks: `whsec_` and base64). The secret is write-only.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookRequest {
+    /// `http(s)://HOST[:PORT]/PATH`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Event types (`install.finished`, `campaign.paused`, …) or `all`.
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub secret: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `GET /api/v1/webhooks`: one endpoint (never its secret).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookView {
+    pub id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// `GET /api/v1/webhooks/deliveries`: one endpoint's delivery of one event.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookDeliveryView {
+    /// The event's id, sent as `webhook-id`: the same on every attempt.
+    pub event_id: String,
+    /// Its type (`install.finished`, …).
+    pub event: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// `pending` (tried again at `next_attempt_at`), `delivered` or `failed` (given up).
+    pub state: String,
+    pub attempts: u32,
+    pub created_at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempt_at: Option<String>,
+    /// The receiver's HTTP status at the last attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_status: Option<u16>,
+    /// Why the last attempt failed (connection refused, timed out, HTTP 500).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+}

@@ -17,6 +17,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod updates;
 pub mod users;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -102,6 +103,9 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(mqtt::list, mqtt::add))
         .routes(routes!(mqtt::edit, mqtt::remove))
         .routes(routes!(mqtt::test))
+        .routes(routes!(webhooks::list, webhooks::add))
+        .routes(routes!(webhooks::remove))
+        .routes(routes!(webhooks::deliveries))
         .routes(routes!(items::list))
         .routes(routes!(items::edit))
         .routes(routes!(hosts::list_hosts))

@@ -20,3 +20,4 @@ pub mod observation;
 pub mod roles;
 pub mod scope;
 pub mod status;
+pub mod webhooks;

@@ -107,6 +107,7 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
         ("GET", "/api/v1/audit" | "/audit") => Admin,
         (_, "/api/v1/tokens" | "/api/v1/tokens/{id}") => Admin,
         (_, "/api/v1/mqtt" | "/api/v1/mqtt/{name}" | "/api/v1/mqtt/{name}/test") => Admin,
+        (_, "/api/v1/webhooks" | "/api/v1/webhooks/{id}" | "/api/v1/webhooks/deliveries") => Admin,
         ("POST", "/settings/tokens" | "/settings/tokens/{id}/revoke") => Admin,
         ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Admin,
         // Releases: what a CI pipeline does.

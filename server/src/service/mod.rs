@@ -30,6 +30,7 @@ pub mod tenants;
 pub mod tokens;
 pub mod updates;
 pub mod users;
+pub mod webhooks;
 
 pub use error::{ServiceError, ServiceResult};
 

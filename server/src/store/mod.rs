@@ -20,6 +20,7 @@ pub use model::{
     ItemSettings, LastFailure, LiveOperator, Member, NewRelease, PendingJob, Recorded,
     ReportRecord, StoredMqtt, TokenLimits, UserRow,
 };
+pub use model::{ClaimedDelivery, DeliveryRow, StoredWebhook, WebhookEvent};
 pub use notice::Notice;
 pub use sql::{OwnedKind, PackageCounts};
 
@@ -454,6 +455,21 @@ interface! {
     fn hosts_pending(&self, category: Option<ferry_manifests::manifest::Category>) -> Result<Vec<ferry_manifests::wire::HostPending>>;
     /// One host's software in numbers, and its packages with an upgrade offered.
     fn host_software(&self, host_id: &str) -> Result<(Option<PackageCounts>, Vec<ferry_manifests::wire::PackageHit>)>;
+
+    // webhooks (docs/operations.md, "Webhooks")
+    fn add_webhook(&self, w: &StoredWebhook) -> Result<()>;
+    /// A tenant's webhooks (every tenant's: `None`), oldest first.
+    fn webhooks(&self, tenant_id: Option<&str>) -> Result<Vec<StoredWebhook>>;
+    /// Removes a tenant's webhook and what it had still to deliver; false if there was none.
+    fn remove_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// Claims up to `limit` deliveries due at `now` until `until`, counting this attempt.
+    fn claim_deliveries(&self, now: &str, until: &str, limit: i64) -> Result<Vec<ClaimedDelivery>>;
+    /// An attempt's end: delivered, tried again at `retry_at`, or given up (`None`).
+    fn finish_delivery(&self, event_id: &str, webhook_id: &str, delivered: bool, status: Option<i64>, error: Option<&str>, retry_at: Option<&str>) -> Result<()>;
+    /// A tenant's deliveries, newest first; only those not delivered with `failing`.
+    fn deliveries(&self, tenant_id: &str, failing: bool, limit: i64) -> Result<Vec<DeliveryRow>>;
+    /// Forgets events older than `before` whose deliveries are over; how many.
+    fn prune_webhook_events(&self, before: &str) -> Result<u64>;
 
     // MQTT connections added through the API
     fn mqtt_connections(&self) -> Result<Vec<StoredMqtt>>;

@@ -260,3 +260,56 @@ pub struct CertificateHolder {
     /// Whether the host is accepted; `None`: removed.
     pub accepted: Option<bool>,
 }
+
+/// A webhook endpoint a tenant's admin added (docs/operations.md, "Webhooks").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredWebhook {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    /// The event types it receives.
+    pub events: Vec<String>,
+    /// The signing secret, sealed with the secrets key.
+    pub secret_sealed: Vec<u8>,
+    pub description: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// An event told to the webhooks that want it, written in the transaction of what it tells
+/// of, to the webhooks of the tenant it concerns.
+#[derive(Debug, Clone)]
+pub struct WebhookEvent {
+    pub kind: &'static str,
+    pub data: serde_json::Value,
+}
+
+/// One endpoint's delivery of one event, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryRow {
+    pub event_id: String,
+    pub event_type: String,
+    pub webhook_id: String,
+    pub url: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub state: String,
+    pub attempts: i64,
+    pub created_at: String,
+    pub next_attempt_at: String,
+    pub last_attempt_at: Option<String>,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// A delivery this instance claimed to send now.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub event_id: String,
+    pub webhook_id: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub url: String,
+    pub secret_sealed: Vec<u8>,
+    pub payload: String,
+}

@@ -2,10 +2,11 @@
 
 use sqlx::{AssertSqlSafe, Row};
 
+use super::webhooks::{self, Owner};
 use super::Sql;
 use crate::policy::campaign::Baseline;
 use crate::policy::status::CampaignStatus;
-use crate::store::{Campaign, Member, PendingJob, Result, StoreError};
+use crate::store::{Campaign, Member, PendingJob, Result, StoreError, WebhookEvent};
 use ferry_manifests::wire::PackageJob;
 
 /// The columns every campaign query reads, in the order `campaign_from` expects.
@@ -258,12 +259,55 @@ impl Sql {
         status: CampaignStatus,
         reason: &str,
     ) -> Result<()> {
-        sqlx::query("UPDATE campaigns SET status = $1, status_reason = $2 WHERE id = $3")
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(id)
-            .execute(&self.writer)
-            .await?;
+        let mut tx = self.write_tx().await?;
+        let changed = sqlx::query(
+            "UPDATE campaigns SET status = $1, status_reason = $2 WHERE id = $3 AND status <> $4",
+        )
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(id)
+        .bind(status.as_str())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if changed == 0 {
+            // Already so (or gone): its reason may still change; no event.
+            sqlx::query("UPDATE campaigns SET status_reason = $1 WHERE id = $2")
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        } else {
+            let kind = match status {
+                CampaignStatus::Running => "campaign.resumed",
+                CampaignStatus::Paused => "campaign.paused",
+                CampaignStatus::Completed => "campaign.completed",
+                CampaignStatus::Cancelled => "campaign.cancelled",
+            };
+            let tenant = webhooks::tenant_of(&mut tx, Owner::Campaign(id)).await?;
+            if webhooks::wanted(&mut tx, tenant.as_deref(), kind).await? {
+                let (name, item, version): (String, String, String) =
+                    sqlx::query_as("SELECT name, item, version FROM campaigns WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .unwrap_or_default();
+                let event = WebhookEvent {
+                    kind,
+                    data: serde_json::json!({
+                        "campaign_id": id,
+                        "name": name,
+                        "item": item,
+                        "version": version,
+                        "status": status.as_str(),
+                        "reason": reason,
+                        "regressed": reason.starts_with("regressed"),
+                    }),
+                };
+                webhooks::emit(&mut tx, tenant.as_deref(), &event).await?;
+            }
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -22,6 +22,7 @@ mod roots;
 mod tokens;
 mod updates;
 mod users;
+mod webhooks;
 
 use std::path::Path;
 
@@ -174,6 +175,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         36,
         include_str!("../../../migrations/sqlite/0036_campaign_observation.sql"),
     ),
+    (
+        37,
+        include_str!("../../../migrations/sqlite/0037_webhooks.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -258,6 +263,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         36,
         include_str!("../../../migrations/postgres/0036_campaign_observation.sql"),
+    ),
+    (
+        37,
+        include_str!("../../../migrations/postgres/0037_webhooks.sql"),
     ),
 ];
 

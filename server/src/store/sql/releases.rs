@@ -3,13 +3,15 @@
 use ferry_manifests::wire::ReleaseView;
 use sqlx::Row;
 
+use super::webhooks::{self, Owner};
 use super::{parse_version, Sql};
-use crate::store::{NewRelease, Result, StoreError};
+use crate::store::{NewRelease, Result, StoreError, WebhookEvent};
 
 impl Sql {
     /// Inserts a release; returns false when that item and version already exist.
     pub async fn add_release(&self, r: &NewRelease) -> Result<bool> {
         let v = &r.view;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO releases (item, version, category, released_at, expires_at, notes, layout, artifact_name,
                 artifact_size, artifact_sha256, signed_by, envelope, published_at, release_url)
@@ -29,8 +31,25 @@ impl Sql {
         .bind(&r.envelope)
         .bind(&v.published_at)
         .bind(&v.release_url)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 1 {
+            let event = WebhookEvent {
+                kind: "release.published",
+                data: serde_json::json!({
+                    "item": v.item,
+                    "version": v.version.to_string(),
+                    "category": v.category,
+                    "notes": v.notes,
+                    "release_url": v.release_url,
+                    "artifact_sha256": v.artifact_sha256,
+                    "signed_by": v.signed_by,
+                }),
+            };
+            let tenant = webhooks::tenant_of(&mut tx, Owner::Item(&v.item)).await?;
+            webhooks::emit(&mut tx, tenant.as_deref(), &event).await?;
+        }
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -102,6 +121,12 @@ impl Sql {
             .bind(version)
             .execute(&mut *tx)
             .await?;
+            let event = WebhookEvent {
+                kind: "release.withdrawn",
+                data: serde_json::json!({"item": item, "version": version, "reason": reason}),
+            };
+            let tenant = webhooks::tenant_of(&mut tx, Owner::Item(item)).await?;
+            webhooks::emit(&mut tx, tenant.as_deref(), &event).await?;
         }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

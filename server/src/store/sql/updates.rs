@@ -3,9 +3,12 @@
 use ferry_manifests::wire::{HistoryView, PackageChange, PackageJob};
 use sqlx::{AssertSqlSafe, Row};
 
+use super::webhooks::{self, Owner};
 use super::{parse_version, Sql};
 use crate::policy::status::UpdateStatus;
-use crate::store::{LastFailure, PendingJob, Recorded, ReportRecord, Result, StoreError};
+use crate::store::{
+    LastFailure, PendingJob, Recorded, ReportRecord, Result, StoreError, WebhookEvent,
+};
 
 impl Sql {
     pub async fn active_update(&self, host_id: &str, item: &str) -> Result<Option<String>> {
@@ -389,6 +392,36 @@ impl Sql {
         .bind(ferry_manifests::wire::now())
         .execute(&mut *tx)
         .await?;
+        // Webhooks hear of it in the same transaction (the outbox).
+        let tenant = webhooks::tenant_of(&mut tx, Owner::Host(&rec.host_id)).await?;
+        if webhooks::wanted(&mut tx, tenant.as_deref(), "install.finished").await? {
+            let (hostname, campaign): (String, Option<String>) = sqlx::query_as(
+                "SELECT h.hostname, m.campaign_id FROM hosts h
+                 LEFT JOIN campaign_members m ON m.update_id = $1 WHERE h.id = $2",
+            )
+            .bind(&update_id)
+            .bind(&rec.host_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_default();
+            let event = WebhookEvent {
+                kind: "install.finished",
+                data: serde_json::json!({
+                    "update_id": update_id,
+                    "host_id": rec.host_id,
+                    "hostname": hostname,
+                    "item": rec.item,
+                    "version": rec.version,
+                    "from_version": rec.from_version,
+                    "outcome": rec.status.as_str(),
+                    "message": rec.message,
+                    "finished_at": rec.finished_at,
+                    "campaign_id": campaign,
+                    "packages": rec.packages.is_some(),
+                }),
+            };
+            webhooks::emit(&mut tx, tenant.as_deref(), &event).await?;
+        }
         tx.commit().await?;
         Ok(recorded)
     }
