@@ -40,4 +40,5 @@ mod ui;
 mod update_cycle;
 mod users;
 mod util;
+mod webhooks;
 mod withdraw;
