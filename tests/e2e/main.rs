@@ -18,6 +18,7 @@ mod faults;
 mod fleet;
 mod hostile;
 mod identity;
+mod image;
 mod interactive;
 mod keys;
 mod live;

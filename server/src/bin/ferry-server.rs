@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use ferry_server::config::{LogFormat, ServerConfig};
 
@@ -62,6 +63,12 @@ enum Command {
         /// The backup file (`ferry-server backup --to FILE`).
         #[arg(long, value_name = "FILE")]
         from: PathBuf,
+    },
+    /// Exit 0 when the server at URL is ready (its database answers), else 1 saying why: a
+    /// container's HEALTHCHECK, which has no curl.
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:8080/readyz")]
+        url: String,
     },
 }
 
@@ -134,8 +141,11 @@ async fn main() {
     }
 }
 
-/// `backup` and `restore`.
+/// `backup`, `restore` and `healthcheck`.
 async fn run_command(command: Command, cli: &Cli) -> anyhow::Result<()> {
+    if let Command::Healthcheck { url } = &command {
+        return healthcheck(url).await;
+    }
     let config = ServerConfig::build_with_tls(
         cli.config.as_deref(),
         None,
@@ -165,6 +175,7 @@ async fn run_command(command: Command, cli: &Cli) -> anyhow::Result<()> {
                 );
             }
         }
+        Command::Healthcheck { .. } => {}
         Command::Restore { from } => {
             let s = ferry_server::backup::restore(&from, &config.data_dir)?;
             println!(
@@ -178,4 +189,23 @@ async fn run_command(command: Command, cli: &Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn healthcheck(url: &str) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .with_context(|| format!("no answer from {url}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    if status.is_success() {
+        println!("ready: {}", body.trim());
+        Ok(())
+    } else {
+        anyhow::bail!("{url} answered {status}: {}", body.trim())
+    }
 }

@@ -14,6 +14,7 @@ pub mod certs;
 pub mod debian;
 mod device;
 pub mod oidc;
+pub mod podman;
 pub mod receiver;
 mod server;
 
