@@ -65,6 +65,7 @@ fn skipped(rel: &Path, artifacts: bool) -> bool {
         "ferry.db" | "ferry.db-wal" | "ferry.db-shm" | "deltas"
     ) || (first == "artifacts" && !artifacts)
         || name.ends_with(".part")
+        || name.ends_with(".fetching")
         || name.starts_with(".tmp")
 }
 

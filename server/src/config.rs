@@ -33,6 +33,12 @@ pub struct ServerConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// How long one webhook delivery may take before it counts as failed.
     pub webhook_timeout: std::time::Duration,
+    /// Artifacts and deltas in S3-compatible object storage (`artifact_store`, `[s3]`);
+    /// `None`: in the data directory.
+    pub artifact_store: Option<crate::artifact_store::ObjectStoreConfig>,
+    /// The secrets key from this file (or `FERRY_SECRETS_KEY`) instead of
+    /// `DATA_DIR/secrets.key`.
+    pub secrets_key_file: Option<PathBuf>,
     pub data_dir: PathBuf,
     pub offline_after_secs: u64,
     pub max_artifact_bytes: u64,
@@ -268,6 +274,10 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub metrics_listen: Option<String>,
     pub webhook_timeout_secs: Option<u64>,
+    pub artifact_store: Option<String>,
+    #[serde(default)]
+    pub s3: Option<S3FileConfig>,
+    pub secrets_key_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub offline_after_secs: Option<u64>,
     pub max_artifact_bytes: Option<u64>,
@@ -298,6 +308,86 @@ pub struct FileConfig {
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
     pub log_format: Option<LogFormat>,
+}
+
+/// `[s3]`: how the server reaches the object storage of `artifact_store`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct S3FileConfig {
+    /// An S3-compatible service (`http://127.0.0.1:9000`); none: AWS S3.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// `access_key_id = "…"`, `secret_access_key = "…"` (`session_token`): else the
+    /// environment's `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY`.
+    pub credentials_file: Option<PathBuf>,
+    /// Devices download from URLs of the store signed for this long (60 … 604800); none:
+    /// through the server.
+    pub presigned_url_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialsFile {
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+}
+
+/// `artifact_store` and `[s3]`, checked.
+fn object_store_config(
+    fc: &FileConfig,
+    from_file: &str,
+) -> anyhow::Result<Option<crate::artifact_store::ObjectStoreConfig>> {
+    let Some(url) = &fc.artifact_store else {
+        if fc.s3.is_some() {
+            anyhow::bail!("[s3] is set but artifact_store is not: give artifact_store = \"s3://BUCKET/PREFIX\" (in {from_file})");
+        }
+        return Ok(None);
+    };
+    let (bucket, prefix) = crate::artifact_store::parse_url(url)
+        .map_err(|e| anyhow::anyhow!("{e} (in {from_file})"))?;
+    let s3 = fc.s3.as_ref();
+    let credentials = match s3.and_then(|s| s.credentials_file.as_ref()) {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the S3 credentials file {}: {e}",
+                    path.display()
+                )
+            })?;
+            let c: CredentialsFile = toml::from_str(&text).map_err(|e| {
+                anyhow::anyhow!(
+                    "the S3 credentials file {} is not access_key_id = \"…\" and secret_access_key = \"…\": {}",
+                    path.display(),
+                    e.message()
+                )
+            })?;
+            Some(crate::artifact_store::Credentials {
+                access_key_id: c.access_key_id,
+                secret_access_key: c.secret_access_key,
+                session_token: c.session_token,
+            })
+        }
+        None => None,
+    };
+    let presign = s3
+        .and_then(|s| s.presigned_url_secs)
+        .map(|secs| in_range("presigned_url_secs", secs, 60..=7 * 24 * 3600, from_file))
+        .transpose()?
+        .map(std::time::Duration::from_secs);
+    if let Some(e) = s3.and_then(|s| s.endpoint.as_ref()) {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            anyhow::bail!("[s3] endpoint {e:?} is not an http(s):// URL (in {from_file})");
+        }
+    }
+    Ok(Some(crate::artifact_store::ObjectStoreConfig {
+        bucket,
+        prefix,
+        endpoint: s3.and_then(|s| s.endpoint.clone()),
+        region: s3.and_then(|s| s.region.clone()),
+        credentials,
+        presign,
+    }))
 }
 
 /// How log lines are written: text for people and journald, or one JSON object a line for
@@ -336,6 +426,7 @@ impl ServerConfig {
         let fc = FileConfig::read(file)?;
         let from_file = file.map(|p| p.display().to_string()).unwrap_or_default();
         let identity = identity_config(&fc, &from_file)?;
+        let artifact_store = object_store_config(&fc, &from_file)?;
         // A flag wins over the file, but never silently.
         let overridden = |key: &str, flag: &Option<String>, file_value: &Option<String>| {
             if let (Some(f), Some(v)) = (flag, file_value) {
@@ -461,6 +552,8 @@ impl ServerConfig {
             listen,
             metrics_listen,
             webhook_timeout,
+            artifact_store,
+            secrets_key_file: fc.secrets_key_file,
             data_dir: data_dir
                 .or(fc.data_dir)
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
@@ -633,6 +726,74 @@ mod tests {
             .to_string();
         assert!(
             err.contains("lisen") && err.contains("server.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_object_store_and_its_credentials_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("server.toml");
+        let creds = dir.path().join("s3.toml");
+        std::fs::write(
+            &creds,
+            "access_key_id = \"AKIA1\"\nsecret_access_key = \"s3cret\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "artifact_store = \"s3://fleet/prod/\"\n[s3]\nendpoint = \"http://127.0.0.1:9000\"\ncredentials_file = \"{}\"\npresigned_url_secs = 300\n",
+                creds.display()
+            ),
+        )
+        .unwrap();
+        let c = ServerConfig::build(Some(&p), None, None).unwrap();
+        let store = c.artifact_store.unwrap();
+        assert_eq!(
+            (store.bucket.as_str(), store.prefix.as_str()),
+            ("fleet", "prod")
+        );
+        assert_eq!(store.credentials.unwrap().access_key_id, "AKIA1");
+        assert_eq!(store.presign, Some(std::time::Duration::from_secs(300)));
+        for (text, says) in [
+            ("artifact_store = \"/srv/artifacts\"\n", "s3://"),
+            ("[s3]\nregion = \"eu-west-1\"\n", "artifact_store"),
+            (
+                "artifact_store = \"s3://b\"\n[s3]\nendpoint = \"127.0.0.1:9000\"\n",
+                "http",
+            ),
+            (
+                "artifact_store = \"s3://b\"\n[s3]\npresigned_url_secs = 5\n",
+                "presigned_url_secs",
+            ),
+            (
+                "artifact_store = \"s3://b\"\n[s3]\ncredentials_file = \"/nonexistent/s3.toml\"\n",
+                "/nonexistent/s3.toml",
+            ),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = format!(
+                "{:#}",
+                ServerConfig::build(Some(&p), None, None).unwrap_err()
+            );
+            assert!(err.contains(says), "{text}: {err}");
+        }
+        std::fs::write(&creds, "access_key = \"x\"\n").unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "artifact_store = \"s3://b\"\n[s3]\ncredentials_file = \"{}\"\n",
+                creds.display()
+            ),
+        )
+        .unwrap();
+        let err = format!(
+            "{:#}",
+            ServerConfig::build(Some(&p), None, None).unwrap_err()
+        );
+        assert!(
+            err.contains("secret_access_key") && !err.contains("\"x\""),
             "{err}"
         );
     }

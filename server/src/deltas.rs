@@ -41,6 +41,32 @@ pub fn url_path(item: &str, from: &semver::Version, to: &semver::Version) -> Str
     format!("api/v1/deltas/{item}/{from}/{to}")
 }
 
+/// A delta's two files, as keys under the data directory (and in object storage):
+/// `deltas/ITEM/FROM-TO.tar.gz` and its sidecar `….json`.
+pub fn keys(item: &str, from: &semver::Version, to: &semver::Version) -> (String, String) {
+    let name = file_name(from, to);
+    (
+        format!("deltas/{item}/{name}.tar.gz"),
+        format!("deltas/{item}/{name}.json"),
+    )
+}
+
+/// The offer of a delta whose sidecar (`FROM-TO.json`) says `text`.
+pub fn offer_of(
+    item: &str,
+    from: &semver::Version,
+    to: &semver::Version,
+    text: &[u8],
+) -> anyhow::Result<DeltaOffer> {
+    let side: Sidecar = serde_json::from_slice(text)?;
+    Ok(DeltaOffer {
+        path: url_path(item, from, to),
+        from_version: from.clone(),
+        size: side.size,
+        sha256: side.sha256,
+    })
+}
+
 /// The file of a delta, if `item`, `from` and `to` name one safely.
 pub fn file(data_dir: &Path, item: &str, from: &str, to: &str) -> Option<PathBuf> {
     ferry_manifests::invalid::validate_item_name(item).ok()?;

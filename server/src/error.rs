@@ -45,6 +45,9 @@ pub enum AppError {
     Task(#[from] tokio::task::JoinError),
     #[error("{0}")]
     Secrets(String),
+    /// The object storage of `artifact_store` failed (503).
+    #[error(transparent)]
+    Objects(#[from] crate::artifact_store::StoreError),
     /// A budget ran out (429, with `Retry-After`).
     #[error("{message}")]
     Busy {
@@ -101,6 +104,7 @@ impl AppError {
         match self {
             AppError::Client { status, .. } => *status,
             AppError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Objects(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(e) if e.unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(e) if e.disk_full() => StatusCode::INSUFFICIENT_STORAGE,
             AppError::Io { source, .. } if source.kind() == std::io::ErrorKind::StorageFull => {
@@ -114,6 +118,10 @@ impl AppError {
     pub fn message(&self) -> String {
         match self {
             AppError::Client { message, .. } | AppError::Busy { message, .. } => message.clone(),
+            AppError::Objects(e) => {
+                tracing::warn!("{e}");
+                format!("the artifact store is unavailable ({e}); try again shortly")
+            }
             AppError::Store(e) if e.unavailable() => {
                 tracing::warn!("database unavailable: {e}");
                 format!("the server's database is unavailable ({e}); try again shortly")

@@ -21,6 +21,7 @@
 
 pub mod api;
 pub mod artifact;
+pub mod artifact_store;
 pub mod auth;
 pub mod backup;
 pub mod budget;

@@ -18,7 +18,7 @@ pub enum SecretError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the secrets key {0} is not 32 bytes; restore it from the backup")]
+    #[error("the secrets key {0} is not 32 bytes (base64 in the environment); restore it from the backup")]
     BadKey(PathBuf),
     #[error("cannot draw random bytes: {0}")]
     Random(#[source] getrandom::Error),
@@ -31,7 +31,41 @@ pub struct Secrets {
     path: PathBuf,
 }
 
+/// The environment variable that may hold the key, base64 (instances that share no disk).
+pub const KEY_ENV: &str = "FERRY_SECRETS_KEY";
+
 impl Secrets {
+    /// The key of `from_env` (`FERRY_SECRETS_KEY`'s value: base64 of 32 bytes), else of
+    /// `key_file` (32 bytes, as `secrets.key` is), else `data_dir`'s, created on first start.
+    pub fn open_from(
+        data_dir: &Path,
+        key_file: Option<&Path>,
+        from_env: Option<&str>,
+    ) -> Result<Secrets, SecretError> {
+        if let Some(text) = from_env {
+            use base64::Engine as _;
+            let path = PathBuf::from(format!("${KEY_ENV}"));
+            let key = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .map_err(|_| SecretError::BadKey(path.clone()))?;
+            return Secrets::with_key(&key, path);
+        }
+        if let Some(file) = key_file {
+            let key = std::fs::read(file).map_err(|source| SecretError::Key {
+                path: file.to_path_buf(),
+                source,
+            })?;
+            return Secrets::with_key(&key, file.to_path_buf());
+        }
+        Secrets::open(data_dir)
+    }
+
+    fn with_key(key: &[u8], path: PathBuf) -> Result<Secrets, SecretError> {
+        let cipher =
+            Aes256Gcm::new_from_slice(key).map_err(|_| SecretError::BadKey(path.clone()))?;
+        Ok(Secrets { cipher, path })
+    }
+
     /// Opens the key in `data_dir`, creating it on first start.
     pub fn open(data_dir: &Path) -> Result<Secrets, SecretError> {
         let path = data_dir.join("secrets.key");
@@ -119,5 +153,29 @@ mod tests {
         let last = bad.len() - 1;
         bad[last] ^= 1;
         assert!(again.open_sealed(&bad).is_err());
+    }
+
+    #[test]
+    fn the_key_may_come_from_the_environment_or_a_file_instead_of_the_data_directory() {
+        use base64::Engine as _;
+        let dir = tempfile::tempdir().unwrap();
+        let key = [7u8; 32];
+        let file = dir.path().join("shared.key");
+        std::fs::write(&file, key).unwrap();
+        let from_file = Secrets::open_from(dir.path(), Some(&file), None).unwrap();
+        let env = base64::engine::general_purpose::STANDARD.encode(key);
+        let from_env = Secrets::open_from(dir.path(), None, Some(&env)).unwrap();
+        // The same key either way, and no key file made in the data directory.
+        let sealed = from_file.seal(b"broker password").unwrap();
+        assert_eq!(from_env.open_sealed(&sealed).unwrap(), b"broker password");
+        assert!(!dir.path().join("secrets.key").exists());
+        // A key that is not 32 bytes, or not base64, is refused, naming where it came from.
+        let short = Secrets::open_from(dir.path(), None, Some("c2hvcnQ="));
+        assert!(
+            matches!(short, Err(SecretError::BadKey(p)) if p.display().to_string() == "$FERRY_SECRETS_KEY")
+        );
+        assert!(Secrets::open_from(dir.path(), None, Some("not base64!")).is_err());
+        std::fs::write(&file, b"short").unwrap();
+        assert!(Secrets::open_from(dir.path(), Some(&file), None).is_err());
     }
 }

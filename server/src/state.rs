@@ -38,6 +38,9 @@ pub struct AppState {
     pub identity: crate::identity::Identity,
     /// The running MQTT bridges, by connection name.
     pub bridges: std::sync::Mutex<Bridges>,
+    /// Where artifacts and deltas are kept: the data directory, or object storage with the
+    /// data directory as this instance's cache.
+    pub artifact_store: crate::artifact_store::ArtifactStore,
     /// Counters and gauges served at `GET /metrics`.
     pub metrics: metrics::Metrics,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
@@ -53,7 +56,13 @@ impl AppState {
     /// The state over an open store: the secrets key and the deltas already built are read
     /// from the data directory; everything else starts empty.
     pub fn new(config: ServerConfig, store: Store) -> anyhow::Result<AppState> {
-        let secrets = secrets::Secrets::open(&config.data_dir)?;
+        let secrets = secrets::Secrets::open_from(
+            &config.data_dir,
+            config.secrets_key_file.as_deref(),
+            std::env::var(secrets::KEY_ENV).ok().as_deref(),
+        )?;
+        let artifact_store =
+            crate::artifact_store::ArtifactStore::open(config.artifact_store.as_ref())?;
         let oidc = config.oidc.clone().map(auth::oidc::Oidc::new).transpose()?;
         let deltas = deltas::Deltas::load(&config.data_dir);
         let identity = crate::identity::Identity::open(
@@ -77,6 +86,7 @@ impl AppState {
         };
         Ok(AppState {
             metrics: metrics::Metrics::new(&store, backend)?,
+            artifact_store,
             identity,
             oidc,
             budgets,

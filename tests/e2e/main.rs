@@ -27,6 +27,7 @@ mod logs;
 mod longpoll;
 mod metrics;
 mod mqtt;
+mod objects;
 mod observation;
 mod refusals;
 mod scaleout;

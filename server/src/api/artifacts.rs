@@ -40,10 +40,21 @@ pub async fn download(
     req: Request,
 ) -> ApiResult<Response> {
     let path = artifact_path(&state, &name)?;
-    if !tokio::fs::try_exists(&path).await.unwrap_or(false)
-        || !crate::service::releases::artifact_is_of(&state, &name, caller.tenant.as_deref())
-            .await?
-    {
+    if !crate::service::releases::artifact_is_of(&state, &name, caller.tenant.as_deref()).await? {
+        return Err(AppError::not_found(format!("no artifact named {name}")));
+    }
+    let key = format!("artifacts/{name}");
+    // A device may fetch it from the store itself, on a URL signed for a short while.
+    if caller.is_device() {
+        if let Some(url) = state.artifact_store.presigned(&key).await? {
+            return Ok((
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [(axum::http::header::LOCATION, url)],
+            )
+                .into_response());
+        }
+    }
+    if !state.artifact_store.fetch(&key, &path).await? {
         return Err(AppError::not_found(format!("no artifact named {name}")));
     }
     // ServeFile implements Range, If-Range and conditional requests.
@@ -113,7 +124,8 @@ pub async fn upload(
             return Err(e);
         }
     };
-    if tokio::fs::try_exists(&path).await.unwrap_or(false) {
+    let key = format!("artifacts/{name}");
+    if state.artifact_store.fetch(&key, &path).await? {
         // Same name, same bytes: idempotent. Different bytes for a published release: refuse.
         let existing = crate::service::releases::hash_file(&path).await?;
         if existing.1 != sha256 && state.store.artifact_in_use(&name).await? {
@@ -126,6 +138,8 @@ pub async fn upload(
     tokio::fs::rename(&tmp, &path)
         .await
         .map_err(AppError::io("storing", &path))?;
+    // In object storage too, for every other instance (this one keeps its copy as a cache).
+    state.artifact_store.put(&key, &path).await?;
     tracing::info!(%name, size, %sha256, "artifact stored");
     Ok(Json(Uploaded { name, size, sha256 }))
 }

@@ -272,6 +272,14 @@ pub struct Device(pub String);
 /// belongs to (`None`: none recorded, the default tenant's).
 pub struct OperatorOrDevice {
     pub tenant: Option<String>,
+    /// The host, when a device asked.
+    pub host: Option<String>,
+}
+
+impl OperatorOrDevice {
+    pub fn is_device(&self) -> bool {
+        self.host.is_some()
+    }
 }
 
 impl<S: AuthContext> FromRequestParts<Arc<S>> for Operator {
@@ -493,6 +501,7 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
                     // Every role may read.
                     return Ok(OperatorOrDevice {
                         tenant: Some(user.tenant_id),
+                        host: None,
                     });
                 }
                 match state.store().host_by_token(&hash).await? {
@@ -523,7 +532,10 @@ impl<S: AuthContext> FromRequestParts<Arc<S>> for OperatorOrDevice {
             return Err(awaiting_acceptance());
         }
         let tenant = state.store().host_tags(&host_id).await?.2;
-        Ok(OperatorOrDevice { tenant })
+        Ok(OperatorOrDevice {
+            tenant,
+            host: Some(host_id),
+        })
     }
 }
 

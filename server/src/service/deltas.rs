@@ -19,8 +19,12 @@ pub fn request(state: &Shared, item: &str, from: &semver::Version, to: &semver::
     tokio::spawn(async move {
         let started = std::time::Instant::now();
         match build(&state, &item, &from, &to).await {
-            Ok(offer) => {
+            Ok((offer, Made::Built)) => {
                 tracing::info!(%item, %from, %to, bytes = offer.size, ms = started.elapsed().as_millis() as u64, "delta built");
+                state.deltas.built(&item, &from, &to, offer);
+            }
+            Ok((offer, Made::Fetched)) => {
+                tracing::info!(%item, %from, %to, bytes = offer.size, "delta taken from the artifact store (another instance built it)");
                 state.deltas.built(&item, &from, &to, offer);
             }
             Err(e) => tracing::warn!(%item, %from, %to, "cannot build a delta: {e}"),
@@ -59,17 +63,51 @@ async fn manifest(
     Ok(Manifest::parse_unverified(&envelope)?)
 }
 
+/// Where a ready delta came from.
+enum Made {
+    Built,
+    Fetched,
+}
+
 async fn build(
     state: &Shared,
     item: &str,
     from: &semver::Version,
     to: &semver::Version,
-) -> anyhow::Result<ferry_manifests::wire::DeltaOffer> {
+) -> anyhow::Result<(ferry_manifests::wire::DeltaOffer, Made)> {
+    let data_dir = state.config.data_dir.clone();
+    // Built once fleet-wide: another instance's delta, in object storage, is taken as it is.
+    let (tarball, sidecar) = crate::deltas::keys(item, from, to);
+    let store = &state.artifact_store;
+    if store.is_object_store()
+        && store.fetch(&sidecar, &data_dir.join(&sidecar)).await?
+        && store.fetch(&tarball, &data_dir.join(&tarball)).await?
+    {
+        let text = tokio::fs::read(data_dir.join(&sidecar)).await?;
+        return Ok((
+            crate::deltas::offer_of(item, from, to, &text)?,
+            Made::Fetched,
+        ));
+    }
     let a = manifest(state, item, from).await?;
     let b = manifest(state, item, to).await?;
     let artifact = state.artifacts_dir().join(&b.artifact.name);
-    let data_dir = state.config.data_dir.clone();
-    let reserve = state.config.min_free_disk_bytes;
-    tokio::task::spawn_blocking(move || crate::deltas::build(&data_dir, &artifact, &a, &b, reserve))
+    if !store
+        .fetch(&format!("artifacts/{}", b.artifact.name), &artifact)
         .await?
+    {
+        anyhow::bail!("the artifact {} is in no store", b.artifact.name);
+    }
+    let reserve = state.config.min_free_disk_bytes;
+    let built = {
+        let data_dir = data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::deltas::build(&data_dir, &artifact, &a, &b, reserve)
+        })
+        .await??
+    };
+    // The tarball first: an instance that finds the sidecar finds the delta whole.
+    store.put(&tarball, &data_dir.join(&tarball)).await?;
+    store.put(&sidecar, &data_dir.join(&sidecar)).await?;
+    Ok((built, Made::Built))
 }

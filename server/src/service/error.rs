@@ -55,6 +55,9 @@ pub enum ServiceError {
         #[source]
         source: semver::Error,
     },
+    /// The object storage of `artifact_store` failed.
+    #[error(transparent)]
+    Objects(#[from] crate::artifact_store::StoreError),
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -106,6 +109,7 @@ impl From<ServiceError> for AppError {
             ServiceError::StoredVersion { text, source } => {
                 AppError::StoredVersion { text, source }
             }
+            ServiceError::Objects(e) => AppError::Objects(e),
         }
     }
 }

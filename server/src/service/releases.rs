@@ -35,7 +35,8 @@ pub async fn publish(state: &Shared, body: &[u8], tenant: &str) -> ServiceResult
         )));
     }
     let path = state.artifacts_dir().join(&manifest.artifact.name);
-    if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+    let key = format!("artifacts/{}", manifest.artifact.name);
+    if !state.artifact_store.fetch(&key, &path).await? {
         return Err(ServiceError::invalid(format!(
             "artifact {} has not been uploaded; PUT /api/v1/artifacts/{} first",
             manifest.artifact.name, manifest.artifact.name
