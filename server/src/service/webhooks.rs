@@ -15,9 +15,9 @@ use crate::store::{ClaimedDelivery, LiveOperator, StoredWebhook};
 
 /// Deliveries in flight at once on one instance.
 const MAX_IN_FLIGHT: usize = 32;
-/// How often the sender looks for deliveries due (it also looks at once when something
-/// changed here).
-const TICK: Duration = Duration::from_secs(1);
+/// How often the sender looks for deliveries due (a read; it also looks at once when
+/// something changed here): the most an event waits before its first attempt.
+const TICK: Duration = Duration::from_millis(250);
 /// Events whose deliveries are over are forgotten after this long.
 const KEEP_EVENTS: time::Duration = time::Duration::days(30);
 /// Most deliveries one listing shows.
@@ -160,6 +160,18 @@ pub async fn run(state: Shared) {
             continue;
         }
         let now = time::OffsetDateTime::now_utc();
+        match state
+            .store
+            .deliveries_due(&ferry_manifests::wire::timestamp(now))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => continue,
+            Err(e) => {
+                tracing::warn!("cannot read the webhook deliveries due: {e}");
+                continue;
+            }
+        }
         // Held past the longest an attempt may take, so no other instance sends it meanwhile.
         let until = now + state.config.webhook_timeout + time::Duration::seconds(30);
         let claimed = match state

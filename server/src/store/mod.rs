@@ -462,6 +462,8 @@ interface! {
     fn webhooks(&self, tenant_id: Option<&str>) -> Result<Vec<StoredWebhook>>;
     /// Removes a tenant's webhook and what it had still to deliver; false if there was none.
     fn remove_webhook(&self, tenant_id: &str, id: &str) -> Result<bool>;
+    /// Whether any delivery is due at `now`.
+    fn deliveries_due(&self, now: &str) -> Result<bool>;
     /// Claims up to `limit` deliveries due at `now` until `until`, counting this attempt.
     fn claim_deliveries(&self, now: &str, until: &str, limit: i64) -> Result<Vec<ClaimedDelivery>>;
     /// An attempt's end: delivered, tried again at `retry_at`, or given up (`None`).

@@ -167,6 +167,19 @@ impl Sql {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether any delivery is due at `now` (a read, before a claim takes the writer).
+    pub async fn deliveries_due(&self, now: &str) -> Result<bool> {
+        let due: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM webhook_deliveries WHERE state = 'pending' AND next_attempt_at <= $1
+               AND (claimed_until IS NULL OR claimed_until < $2) LIMIT 1",
+        )
+        .bind(now)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(due.is_some())
+    }
+
     /// Claims up to `limit` deliveries due at `now` until `until`, counting the attempt about
     /// to be made: no other instance takes them meanwhile.
     pub async fn claim_deliveries(
