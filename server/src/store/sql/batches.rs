@@ -9,6 +9,14 @@ use crate::store::{BatchRow, EntryRow, Result, StoreError};
 /// The columns every batch query reads, in the order `batch_from` expects.
 const BATCH_COLUMNS: &str = "id, kind, description, actor, created_at";
 
+/// The `update_status` column: the status of an entry's update, once dispatched.
+fn update_status(r: &sqlx::any::AnyRow) -> Result<Option<crate::policy::status::UpdateStatus>> {
+    r.try_get::<Option<String>, _>("update_status")?
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(StoreError::Corrupt)
+}
+
 fn batch_from(r: &sqlx::any::AnyRow) -> Result<BatchRow> {
     Ok(BatchRow {
         id: r.try_get("id")?,
@@ -84,11 +92,7 @@ impl Sql {
                 seq: 0,
                 host_id: String::new(),
                 skipped: skip.is_some(),
-                update_status: r
-                    .try_get::<Option<String>, _>("update_status")?
-                    .map(|s| s.parse())
-                    .transpose()
-                    .map_err(StoreError::Corrupt)?,
+                update_status: update_status(r)?,
             };
             match out.last_mut() {
                 Some((b, entries)) if *b == batch => entries.push(entry),
@@ -150,11 +154,7 @@ impl Sql {
                             seq: r.try_get("seq")?,
                             host_id: r.try_get("host_id")?,
                             skipped: skip.is_some(),
-                            update_status: r
-                                .try_get::<Option<String>, _>("update_status")?
-                                .map(|s| s.parse())
-                                .transpose()
-                                .map_err(StoreError::Corrupt)?,
+                            update_status: update_status(r)?,
                         },
                         hostname: r.try_get("hostname")?,
                         item: r.try_get("item")?,
