@@ -507,6 +507,17 @@ pub fn transport_error(url: &Url, e: reqwest::Error) -> Error {
         message.push_str(
             "; the server refused this device's certificate: it is not from the server's device CA or a factory CA the server trusts (device_ca_file), or it expired",
         );
+    } else if url.scheme() == "https"
+        && ["connection closed", "connection reset", "broken pipe"]
+            .iter()
+            .any(|m| message.to_lowercase().contains(m))
+    {
+        // With TLS 1.3 a server checks the client's certificate after the client has sent
+        // its request; its refusal (an alert) may be lost when it closes the connection on
+        // the unread request.
+        message.push_str(
+            "; the server closed the connection as the request began: if this repeats, it may have refused this device's certificate (not from the server's device CA or a factory CA it trusts, or expired), or it was stopping",
+        );
     }
     if message.contains("InvalidContentType") || message.contains("corrupt message") {
         message.push_str(
