@@ -37,10 +37,10 @@ pub async fn remove(
 }
 
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeliveriesQuery {
     /// Only deliveries not (yet) delivered: pending retries and those given up.
-    #[serde(default)]
-    pub failing: bool,
+    pub failing: Option<bool>,
 }
 
 #[utoipa::path(get, path = "/api/v1/webhooks/deliveries", tag = "webhooks", params(DeliveriesQuery), responses((status = 200, body = Vec<ferry_manifests::wire::WebhookDeliveryView>), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -50,6 +50,6 @@ pub async fn deliveries(
     Query(q): Query<DeliveriesQuery>,
 ) -> ApiResult<Json<Vec<WebhookDeliveryView>>> {
     Ok(Json(
-        webhooks::deliveries(&state, op.user(), q.failing).await?,
+        webhooks::deliveries(&state, op.user(), q.failing.unwrap_or(false)).await?,
     ))
 }
