@@ -15,10 +15,10 @@ mod table;
 
 use anyhow::Context as _;
 use args::{
-    AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, HistoryCommand,
-    HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand, ReleasesCommand,
-    RootCommand, ServerArgs, TenantsCommand, TokensCommand, UpdateCommand, UsersCommand,
-    WebhooksCommand,
+    AuditCommand, BatchesCommand, CampaignsCommand, CheckCommand, Cli, Command, DdiCommand,
+    HistoryCommand, HostsCommand, ItemsCommand, MqttCommand, PackagesCommand, ReleaseCommand,
+    ReleasesCommand, RootCommand, ServerArgs, TenantsCommand, TokensCommand, UpdateCommand,
+    UsersCommand, WebhooksCommand,
 };
 
 use client::Client;
@@ -98,6 +98,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => Client::new(&server)?.packages_hosts(category.as_deref(), json),
         Command::Mqtt { command } => mqtt_commands(command, &server, json),
         Command::Webhooks { command } => webhooks_commands(command, &server, json),
+        Command::Ddi { command } => {
+            let api = Client::new(&server)?;
+            match command {
+                DdiCommand::Token { host } => api.ddi_token(&host, json),
+                DdiCommand::GatewayToken { rotate } => api.ddi_gateway_token(rotate, json),
+            }
+        }
         Command::Tokens { command } => tokens_commands(command, &server, json),
         Command::Users { command } => users_commands(command, &server, json),
         Command::Tenants { command } => match command {

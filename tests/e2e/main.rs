@@ -12,6 +12,7 @@ mod containers;
 mod crash;
 mod ctl_errors;
 mod dashboard;
+mod ddi;
 mod deltas;
 mod enrolment;
 mod faults;

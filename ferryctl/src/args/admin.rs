@@ -99,6 +99,23 @@ pub enum MqttCommand {
 }
 
 #[derive(Subcommand)]
+pub enum DdiCommand {
+    /// Print the target token of the DDI device HOST (its controller id), adding the host
+    /// when there is none: the device sends it as `Authorization: TargetToken …`.
+    Token {
+        /// The device's controller id (its host name in the fleet).
+        host: String,
+    },
+    /// Print this tenant's gateway token, with which any DDI device joins under its own
+    /// controller id (`Authorization: GatewayToken …`).
+    GatewayToken {
+        /// Make a new one; devices configured with the old one are refused from then on.
+        #[arg(long)]
+        rotate: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum WebhooksCommand {
     /// List this tenant's webhooks.
     List,

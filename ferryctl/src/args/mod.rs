@@ -8,8 +8,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod admin;
 mod release;
 pub use admin::{
-    AuditCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand, TenantsCommand,
-    TokensCommand, UsersCommand, WebhooksCommand,
+    AuditCommand, DdiCommand, ItemsCommand, MqttCommand, MqttSettings, PackagesCommand,
+    TenantsCommand, TokensCommand, UsersCommand, WebhooksCommand,
 };
 pub use release::{BuildArgs, IndexArgs, ReleaseCommand, RootCommand};
 
@@ -120,6 +120,11 @@ pub enum Command {
     Mqtt {
         #[command(subcommand)]
         command: MqttCommand,
+    },
+    /// Devices that run a hawkBit DDI client (SWUpdate, rauc-hawkbit-updater): their tokens.
+    Ddi {
+        #[command(subcommand)]
+        command: DdiCommand,
     },
     /// Webhooks: other systems told of installs, campaigns and releases as they happen.
     Webhooks {

@@ -1,7 +1,9 @@
 //! Webhooks: list, add, remove, and their deliveries.
 
 use anyhow::Context as _;
-use ferry_manifests::wire::{WebhookDeliveryView, WebhookRequest, WebhookView};
+use ferry_manifests::wire::{
+    DdiGatewayRequest, DdiTokenView, WebhookDeliveryView, WebhookRequest, WebhookView,
+};
 
 use super::{path_segment, print_json, Client};
 use crate::table;
@@ -96,6 +98,39 @@ impl Client {
                 &rows
             )
         );
+        Ok(())
+    }
+
+    /// `ddi token HOST`: the token alone on stdout (for scripts), what was made on stderr.
+    pub fn ddi_token(&self, host: &str, json: bool) -> anyhow::Result<()> {
+        let url = self.url(&format!("api/v1/ddi/tokens/{}", path_segment(host)))?;
+        let resp = self.send(self.http.post(url), "getting the DDI target token")?;
+        let view: DdiTokenView = resp.json().context("getting the DDI target token")?;
+        if json {
+            return print_json(&view);
+        }
+        if view.created {
+            eprintln!("added DDI device {host}");
+        }
+        println!("{}", view.token);
+        Ok(())
+    }
+
+    pub fn ddi_gateway_token(&self, rotate: bool, json: bool) -> anyhow::Result<()> {
+        let resp = self.send(
+            self.http
+                .post(self.url("api/v1/ddi/gateway-token")?)
+                .json(&DdiGatewayRequest { rotate }),
+            "getting the DDI gateway token",
+        )?;
+        let view: DdiTokenView = resp.json().context("getting the DDI gateway token")?;
+        if json {
+            return print_json(&view);
+        }
+        if rotate {
+            eprintln!("the previous gateway token is refused from now on");
+        }
+        println!("{}", view.token);
         Ok(())
     }
 }

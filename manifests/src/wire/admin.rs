@@ -295,3 +295,27 @@ pub struct WebhookDeliveryView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivered_at: Option<String>,
 }
+
+/// `POST /api/v1/ddi/tokens/{name}` and `POST /api/v1/ddi/gateway-token`: a DDI token, shown
+/// to the operator to configure the device (`Authorization: TargetToken …` or
+/// `GatewayToken …`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DdiTokenView {
+    pub token: String,
+    /// The host it belongs to (a target token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_id: Option<String>,
+    /// Made now (the host too, for a target token), rather than shown again.
+    #[serde(default)]
+    pub created: bool,
+}
+
+/// `POST /api/v1/ddi/gateway-token`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DdiGatewayRequest {
+    /// Replace the token: devices configured with the old one are refused from then on.
+    #[serde(default)]
+    pub rotate: bool,
+}

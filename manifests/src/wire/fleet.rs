@@ -128,10 +128,21 @@ pub struct HostView {
     /// When two devices last used this host's identity at once, and from where.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clone_seen: Option<String>,
+    /// What updates it: `agent` (the Ferry agent) or `ddi` (a hawkBit DDI client such as
+    /// SWUpdate or rauc-hawkbit-updater; docs/ddi.md).
+    #[serde(default = "agent_kind")]
+    pub kind: String,
+    /// The attributes a DDI client sent of itself (`configData`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 fn token_auth() -> String {
     "token".into()
+}
+
+fn agent_kind() -> String {
+    "agent".into()
 }
 
 /// `GET /api/v1/hosts/{host}`: a host and how it proves who it is.

@@ -4,6 +4,7 @@ pub mod artifacts;
 pub mod audit;
 pub mod batches;
 pub mod campaigns;
+pub mod ddi;
 pub mod device;
 pub mod hosts;
 pub mod items;
@@ -106,6 +107,8 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         .routes(routes!(webhooks::list, webhooks::add))
         .routes(routes!(webhooks::remove))
         .routes(routes!(webhooks::deliveries))
+        .routes(routes!(ddi::target_token))
+        .routes(routes!(ddi::gateway_token))
         .routes(routes!(items::list))
         .routes(routes!(items::edit))
         .routes(routes!(hosts::list_hosts))
@@ -140,6 +143,12 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::scrape))
+        // hawkBit's DDI API, at the root as its clients expect (docs/ddi.md).
+        .route("/{tenant}/controller/v1/{controller}", get(ddi::poll))
+        .route(
+            "/{tenant}/controller/v1/{controller}/configData",
+            axum::routing::put(ddi::config_data),
+        )
         .route(
             "/api/v1/openapi.json",
             get(move || {

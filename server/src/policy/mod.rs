@@ -14,6 +14,7 @@
 pub mod audit;
 pub mod batch;
 pub mod campaign;
+pub mod ddi;
 pub mod fleet;
 pub mod identity;
 pub mod observation;

@@ -108,6 +108,10 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
         (_, "/api/v1/tokens" | "/api/v1/tokens/{id}") => Admin,
         (_, "/api/v1/mqtt" | "/api/v1/mqtt/{name}" | "/api/v1/mqtt/{name}/test") => Admin,
         (_, "/api/v1/webhooks" | "/api/v1/webhooks/{id}" | "/api/v1/webhooks/deliveries") => Admin,
+        // A DDI device's own token is what adding a device is; the tenant's gateway token
+        // lets any device join.
+        ("POST", "/api/v1/ddi/gateway-token") => Admin,
+        ("POST", "/api/v1/ddi/tokens/{name}") => Operate,
         ("POST", "/settings/tokens" | "/settings/tokens/{id}/revoke") => Admin,
         ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Admin,
         // Releases: what a CI pipeline does.

@@ -264,6 +264,8 @@ pub fn host_row(
         tenant_id: None,
         auth: "token".into(),
         clone_seen: None,
+        kind: "agent".into(),
+        attributes: Default::default(),
     }
 }
 

@@ -62,6 +62,8 @@ pub fn view(
         installed,
         auth: h.auth,
         clone_seen: h.clone_seen,
+        kind: h.kind,
+        attributes: h.attributes,
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod batches;
 pub mod campaigns;
 pub mod checkin;
+pub mod ddi;
 pub mod deltas;
 pub mod enrol;
 pub mod error;

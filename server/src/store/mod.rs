@@ -456,6 +456,21 @@ interface! {
     /// One host's software in numbers, and its packages with an upgrade offered.
     fn host_software(&self, host_id: &str) -> Result<(Option<PackageCounts>, Vec<ferry_manifests::wire::PackageHit>)>;
 
+    // hawkBit DDI clients (docs/ddi.md)
+    /// The sealed token of a host (`Some`) or the tenant's gateway token (`None`).
+    fn ddi_token(&self, tenant_id: &str, host_id: Option<&str>) -> Result<Option<Vec<u8>>>;
+    /// Replaces the token of a host (`Some`) or the tenant's gateway token (`None`).
+    fn set_ddi_token(&self, tenant_id: &str, host_id: Option<&str>, hash: &str, sealed: &[u8]) -> Result<()>;
+    /// Whose DDI token this is: (tenant id, host id; `None`: the gateway token).
+    fn ddi_token_owner(&self, hash: &str) -> Result<Option<(String, Option<String>)>>;
+    /// The host a tenant knows by `name`, and its kind (`agent`, `ddi`).
+    fn host_named(&self, tenant_id: &str, name: &str) -> Result<Option<(String, String)>>;
+    /// A new accepted DDI host of a tenant, named by its controller id.
+    fn create_ddi_host(&self, id: &str, tenant_id: &str, controller_id: &str) -> Result<()>;
+    /// The attributes a DDI host sent (JSON), if any.
+    fn ddi_attributes(&self, host_id: &str) -> Result<Option<String>>;
+    fn set_ddi_attributes(&self, host_id: &str, json: &str) -> Result<()>;
+
     // webhooks (docs/operations.md, "Webhooks")
     fn add_webhook(&self, w: &StoredWebhook) -> Result<()>;
     /// A tenant's webhooks (every tenant's: `None`), oldest first.

@@ -30,6 +30,10 @@ pub struct HostRow {
     pub auth: String,
     /// When two devices last used its identity at once, and from where.
     pub clone_seen: Option<String>,
+    /// `agent` (the Ferry agent) or `ddi` (a hawkBit DDI client).
+    pub kind: String,
+    /// What a DDI client sent of itself (`configData`).
+    pub attributes: std::collections::BTreeMap<String, String>,
 }
 
 /// What an enrolment token allows beyond enrolling: until when, how many more times, and

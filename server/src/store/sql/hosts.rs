@@ -13,7 +13,7 @@ use crate::store::{HostRow, Result, StoreError};
 const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name,
-    accepted, tenant_id, auth, clone_seen";
+    accepted, tenant_id, auth, clone_seen, kind, ddi_attributes";
 
 /// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
 /// operator's or the device's own: a display filter, it selects nothing) include `$2`;
@@ -76,6 +76,11 @@ fn host_from(r: &AnyRow) -> Result<HostRow> {
         tenant_id: r.try_get("tenant_id")?,
         auth: r.try_get("auth")?,
         clone_seen: r.try_get("clone_seen")?,
+        kind: r.try_get("kind")?,
+        attributes: r
+            .try_get::<Option<String>, _>("ddi_attributes")?
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
     })
 }
 

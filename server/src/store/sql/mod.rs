@@ -9,6 +9,7 @@ mod batches;
 mod campaigns;
 mod certificates;
 mod checkins;
+mod ddi;
 mod hosts;
 mod items;
 mod mqtt;
@@ -179,6 +180,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         37,
         include_str!("../../../migrations/sqlite/0037_webhooks.sql"),
     ),
+    (38, include_str!("../../../migrations/sqlite/0038_ddi.sql")),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -267,6 +269,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         37,
         include_str!("../../../migrations/postgres/0037_webhooks.sql"),
+    ),
+    (
+        38,
+        include_str!("../../../migrations/postgres/0038_ddi.sql"),
     ),
 ];
 

@@ -24,6 +24,8 @@ fn host(id: &str) -> HostRow {
         tenant_id: None,
         auth: "token".into(),
         clone_seen: None,
+        kind: "agent".into(),
+        attributes: Default::default(),
     }
 }
 

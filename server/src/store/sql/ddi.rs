@@ -1,0 +1,133 @@
+//! hawkBit DDI clients: their hosts (kind `ddi`, found by tenant and controller id, which is
+//! their host name), tokens and attributes.
+
+use sqlx::Row;
+
+use super::Sql;
+use crate::store::Result;
+
+impl Sql {
+    /// The sealed token of a host (`Some(host_id)`) or the tenant's gateway token (`None`).
+    pub async fn ddi_token(
+        &self,
+        tenant_id: &str,
+        host_id: Option<&str>,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT sealed FROM ddi_tokens WHERE tenant_id = $1
+               AND (($2 IS NULL AND host_id IS NULL) OR host_id = $3)",
+        )
+        .bind(tenant_id)
+        .bind(host_id)
+        .bind(host_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Replaces the token of a host (`Some`) or the tenant's gateway token (`None`).
+    pub async fn set_ddi_token(
+        &self,
+        tenant_id: &str,
+        host_id: Option<&str>,
+        hash: &str,
+        sealed: &[u8],
+    ) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "DELETE FROM ddi_tokens WHERE tenant_id = $1
+               AND (($2 IS NULL AND host_id IS NULL) OR host_id = $3)",
+        )
+        .bind(tenant_id)
+        .bind(host_id)
+        .bind(host_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO ddi_tokens (token_hash, tenant_id, host_id, sealed, created_at)
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hash)
+        .bind(tenant_id)
+        .bind(host_id)
+        .bind(sealed)
+        .bind(ferry_manifests::wire::now())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whose token this is: (tenant id, host id; `None` for a gateway token).
+    pub async fn ddi_token_owner(&self, hash: &str) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query("SELECT tenant_id, host_id FROM ddi_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("tenant_id")?, r.try_get("host_id")?)))
+            .transpose()
+    }
+
+    /// The host a tenant knows by `name` (a DDI controller id, or an agent's host name), with
+    /// its kind.
+    pub async fn host_named(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> Result<Option<(String, String)>> {
+        let row = sqlx::query(
+            "SELECT id, kind FROM hosts WHERE tenant_id = $1 AND hostname = $2
+             ORDER BY CASE WHEN kind = 'ddi' THEN 0 ELSE 1 END, enrolled_at LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| Ok((r.try_get("id")?, r.try_get("kind")?)))
+            .transpose()
+    }
+
+    /// A new DDI host of a tenant, accepted, named by its controller id. Its agent credential
+    /// is a hash no token has: it authenticates with DDI tokens only.
+    pub async fn create_ddi_host(
+        &self,
+        id: &str,
+        tenant_id: &str,
+        controller_id: &str,
+    ) -> Result<()> {
+        let now = ferry_manifests::wire::now();
+        sqlx::query(
+            "INSERT INTO hosts (id, hostname, token_hash, os, os_version, arch, agent_version, device_class,
+                                enrolled_at, last_seen, accepted, tenant_id, kind)
+             VALUES ($1, $2, $3, '', '', '', '', NULL, $4, $5, 1, $6, 'ddi')",
+        )
+        .bind(id)
+        .bind(controller_id)
+        .bind(format!("ddi:{id}"))
+        .bind(&now)
+        .bind(&now)
+        .bind(tenant_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The attributes a DDI host sent (JSON), if any.
+    pub async fn ddi_attributes(&self, host_id: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar::<_, Option<String>>(
+            "SELECT ddi_attributes FROM hosts WHERE id = $1",
+        )
+        .bind(host_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .flatten())
+    }
+
+    pub async fn set_ddi_attributes(&self, host_id: &str, json: &str) -> Result<()> {
+        sqlx::query("UPDATE hosts SET ddi_attributes = $1 WHERE id = $2")
+            .bind(json)
+            .bind(host_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
