@@ -29,6 +29,8 @@ pub enum Refusal {
         compatible: Vec<String>,
         device: Option<String>,
     },
+    #[error("release is a {0} bundle for devices that update through a hawkBit client; the Ferry agent installs tarball releases (publish one built with --from)")]
+    Bundle(&'static str),
     #[error("release {offered} is older than {highest}, the highest version installed here; rollback refused (sign a manifest with allow_downgrade to permit it)")]
     Downgrade { offered: Version, highest: Version },
 }
@@ -51,6 +53,9 @@ pub fn admit(
             expected: offered_version.clone(),
             found: manifest.version.clone(),
         });
+    }
+    if let Some(bundle) = manifest.artifact.bundle {
+        return Err(Refusal::Bundle(bundle.as_str()));
     }
     if !manifest.compatible.is_empty()
         && !device_class.is_some_and(|c| manifest.compatible.iter().any(|m| m == c))
@@ -235,6 +240,12 @@ mod tests {
             admit(&m, "web", &v("1.2.0"), &st, None),
             Err(Refusal::WrongVersion { .. })
         ));
+        m.artifact.bundle = Some(ferry_manifests::manifest::Bundle::Swupdate);
+        assert!(matches!(
+            admit(&m, "web", &m.version.clone(), &ItemState::default(), None),
+            Err(Refusal::Bundle("swupdate"))
+        ));
+        m.artifact.bundle = None;
         m.compatible = vec!["rpi4".into()];
         assert!(admit(&m, "web", &v("1.1.0"), &st, Some("rpi4")).is_ok());
         assert!(matches!(

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _};
 use ferry_manifests::manifest::{
-    artifact_file_name, check_relative_path, validate_item_name, Artifact, Compression, FileEntry,
-    Install, LinkEntry,
+    artifact_file_name, check_relative_path, validate_item_name, Artifact, Bundle, Compression,
+    FileEntry, Install, Layout, LinkEntry,
 };
 use ferry_manifests::{Manifest, SigningKeyFile};
 use sha2::{Digest, Sha256};
@@ -95,21 +95,36 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| SigningKeyFile::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    if !args.from.is_dir() {
-        bail!("--from {} is not a directory", args.from.display());
-    }
-    let mut entries = Vec::new();
-    walk(&args.from, &args.from, &mut entries)?;
     fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let name = artifact_file_name(&args.item, &args.version, args.compression);
-    let tarball = args.out.join(&name);
-    let tmp = args.out.join(format!(".{name}.tmp"));
-
-    let (mut files, links) = write_tarball(&args.from, &entries, &tmp, args.compression)
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    mark_config_files(&mut files, &args.config_files)?;
-    fs::rename(&tmp, &tarball)?;
+    let (name, tarball, bundle, files, links) = match (&args.from, &args.artifact) {
+        (Some(from), _) => {
+            if !from.is_dir() {
+                bail!("--from {} is not a directory", from.display());
+            }
+            let mut entries = Vec::new();
+            walk(from, from, &mut entries)?;
+            let name = artifact_file_name(&args.item, &args.version, args.compression);
+            let tarball = args.out.join(&name);
+            let tmp = args.out.join(format!(".{name}.tmp"));
+            let (mut files, links) = write_tarball(from, &entries, &tmp, args.compression)
+                .with_context(|| format!("cannot write {}", tmp.display()))?;
+            mark_config_files(&mut files, &args.config_files)?;
+            fs::rename(&tmp, &tarball)?;
+            (name, tarball, None, files, links)
+        }
+        (None, Some(path)) => {
+            let (name, bundle) = copy_bundle(args, path)?;
+            (
+                name.clone(),
+                args.out.join(name),
+                Some(bundle),
+                vec![],
+                vec![],
+            )
+        }
+        (None, None) => bail!("give --from DIR (a tarball release) or --artifact BUNDLE"),
+    };
 
     let mut hasher = Sha256::new();
     let size = std::io::copy(&mut File::open(&tarball)?, &mut hasher)?;
@@ -133,6 +148,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             sha256: hex::encode(hasher.finalize()),
             urls,
             compression: args.compression,
+            bundle,
         },
         files,
         links,
@@ -157,13 +173,22 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         1 => ", 1 link".to_string(),
         n => format!(", {n} links"),
     };
-    println!(
-        "built {} ({} files{links}, {} bytes, sha256 {})",
-        tarball.display(),
-        manifest.files.len(),
-        size,
-        manifest.artifact.sha256
-    );
+    match bundle {
+        Some(b) => println!(
+            "copied the {} bundle to {} ({} bytes, sha256 {}); it goes to DDI devices only",
+            b.as_str(),
+            tarball.display(),
+            size,
+            manifest.artifact.sha256
+        ),
+        None => println!(
+            "built {} ({} files{links}, {} bytes, sha256 {})",
+            tarball.display(),
+            manifest.files.len(),
+            size,
+            manifest.artifact.sha256
+        ),
+    }
     println!(
         "signed {} with {}",
         manifest_path.display(),
@@ -173,6 +198,39 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             .join(", ")
     );
     Ok(())
+}
+
+/// Copies the bundle at `path` into `--out` as `ITEM-VERSION.swu` (or `.raucb`); a bundle
+/// carries no tarball options.
+fn copy_bundle(args: &BuildArgs, path: &Path) -> anyhow::Result<(String, Bundle)> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    let Some(bundle) = Bundle::of_file_name(file_name) else {
+        bail!(
+            "--artifact {}: a bundle is a SWUpdate image named *.swu or a RAUC bundle named *.raucb",
+            path.display()
+        );
+    };
+    if !args.post_install.is_empty()
+        || args.health_check.is_some()
+        || !args.units.is_empty()
+        || !args.config_files.is_empty()
+        || args.layout != Layout::Symlink
+    {
+        bail!("--artifact: the bundle's installer does the installing; --post-install, --health-check, --unit, --config-file and --layout are for tarball releases");
+    }
+    let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    if !meta.is_file() || meta.len() == 0 {
+        bail!("--artifact {} is not a non-empty file", path.display());
+    }
+    let name = format!("{}-{}.{}", args.item, args.version, bundle.suffix());
+    let tmp = args.out.join(format!(".{name}.tmp"));
+    fs::copy(path, &tmp)
+        .with_context(|| format!("cannot copy {} to {}", path.display(), tmp.display()))?;
+    fs::rename(&tmp, args.out.join(&name))?;
+    Ok((name, bundle))
 }
 
 enum Entry {

@@ -34,6 +34,10 @@ pub enum Invalid {
     ArtifactSha256(String),
     #[error("artifact.urls is empty")]
     NoArtifactUrls,
+    #[error("a bundle release lists no files, links, hooks or units, and its artifact is named ITEM-VERSION.{0}")]
+    Bundle(&'static str),
+    #[error("artifact {0:?} is named as an installer's bundle (.swu, .raucb) but the manifest does not say it is one; build it with `ferryctl release build --artifact`")]
+    NotBundle(String),
     #[error("lists {count} files, more than {max}")]
     TooManyFiles { count: usize, max: usize },
     #[error("file path {path:?}: {problem}")]

@@ -116,6 +116,42 @@ impl Compression {
     }
 }
 
+/// An installer's own bundle carried as the artifact, for devices that update through a
+/// hawkBit DDI client instead of the Ferry agent (docs/ddi.md). The installer checks the
+/// bundle's own signature; the Ferry manifest signs its hash as for any release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Bundle {
+    /// A SWUpdate image (`.swu`): a CPIO archive led by a signed `sw-description`.
+    Swupdate,
+    /// A RAUC bundle (`.raucb`), CMS-signed.
+    Rauc,
+}
+
+impl Bundle {
+    /// The file name suffix of such a bundle.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Bundle::Swupdate => "swu",
+            Bundle::Rauc => "raucb",
+        }
+    }
+
+    /// The bundle kind a file name says (`.swu` or `.raucb`).
+    pub fn of_file_name(name: &str) -> Option<Bundle> {
+        [Bundle::Swupdate, Bundle::Rauc]
+            .into_iter()
+            .find(|b| name.ends_with(&format!(".{}", b.suffix())))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Bundle::Swupdate => "swupdate",
+            Bundle::Rauc => "rauc",
+        }
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -139,6 +175,11 @@ pub struct Artifact {
     pub urls: Vec<String>,
     #[serde(default)]
     pub compression: Compression,
+    /// Set when the artifact is an installer's bundle rather than a tarball: such a release
+    /// lists no files and goes only to DDI devices. Left out otherwise, so tarball releases
+    /// read the same to agents that predate it (and those refuse a bundle's manifest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Bundle>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +371,17 @@ impl Manifest {
             return Err(Invalid::NoArtifactUrls);
         }
         validate_artifact_name(&self.artifact.name)?;
+        if self.artifact.bundle.is_none() && Bundle::of_file_name(&self.artifact.name).is_some() {
+            return Err(Invalid::NotBundle(self.artifact.name.clone()));
+        }
+        if let Some(bundle) = self.artifact.bundle {
+            let plain = self.files.is_empty()
+                && self.links.is_empty()
+                && self.install == Install::default();
+            if !plain || Bundle::of_file_name(&self.artifact.name) != Some(bundle) {
+                return Err(Invalid::Bundle(bundle.suffix()));
+            }
+        }
         if self.files.len() + self.links.len() > MAX_FILES {
             return Err(Invalid::TooManyFiles {
                 count: self.files.len() + self.links.len(),
@@ -449,6 +501,7 @@ pub(crate) mod tests {
                 sha256: "a".repeat(64),
                 urls: vec!["web-1.1.0.tar.gz".into()],
                 compression: Compression::Gzip,
+                bundle: None,
             },
             files: vec![FileEntry {
                 path: "bin/web".into(),
@@ -460,6 +513,28 @@ pub(crate) mod tests {
             links: vec![],
             install: Install::default(),
         }
+    }
+
+    #[test]
+    fn a_bundle_release_is_a_plain_named_bundle_and_a_tarball_is_not_named_as_one() {
+        let now = OffsetDateTime::now_utc();
+        let mut m = sample(now);
+        m.artifact.name = "web-1.1.0.swu".into();
+        assert!(matches!(m.validate(), Err(Invalid::NotBundle(_))));
+        m.artifact.bundle = Some(Bundle::Swupdate);
+        // It lists files: refused.
+        assert!(matches!(m.validate(), Err(Invalid::Bundle("swu"))));
+        m.files.clear();
+        m.links.clear();
+        m.install = Install::default();
+        assert_eq!(m.validate(), Ok(()));
+        m.artifact.bundle = Some(Bundle::Rauc);
+        assert!(matches!(m.validate(), Err(Invalid::Bundle("raucb"))));
+        m.artifact.name = "web-1.1.0.raucb".into();
+        assert_eq!(m.validate(), Ok(()));
+        // An agent that predates bundles refuses the manifest (unknown field), as it must.
+        let text = String::from_utf8(m.to_payload()).unwrap();
+        assert!(text.contains("\"bundle\": \"rauc\""), "{text}");
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub const DEFAULT_OFFLINE_AFTER_SECS: u64 = 2 * 3600 + 60;
 /// Largest artifact accepted on upload.
 pub const DEFAULT_MAX_ARTIFACT_BYTES: u64 = 8 * 1024 * 1024 * 1024;
 
+/// What a DDI client is told to sleep between polls, unless `ddi_poll_secs` or
+/// `poll_interval_secs` says otherwise.
+const DEFAULT_DDI_POLL_SECS: u64 = 300;
+
 /// Longest a device's check-in may wait for work (long-poll), whatever it asks.
 pub const DEFAULT_LONG_POLL_MAX_SECS: u64 = 55;
 
@@ -44,6 +48,8 @@ pub struct ServerConfig {
     pub max_artifact_bytes: u64,
     /// The poll interval the server suggests to devices (they clamp it to their own bounds).
     pub poll_interval_secs: Option<u64>,
+    /// The sleep a DDI client is told between polls (`config.polling.sleep`).
+    pub ddi_poll_secs: u64,
     pub long_poll_max_secs: u64,
     /// Deltas built when a release is published: from this many of the item's previous
     /// releases (0: no deltas at all).
@@ -282,6 +288,7 @@ pub struct FileConfig {
     pub offline_after_secs: Option<u64>,
     pub max_artifact_bytes: Option<u64>,
     pub poll_interval_secs: Option<u64>,
+    pub ddi_poll_secs: Option<u64>,
     pub long_poll_max_secs: Option<u64>,
     pub delta_from_releases: Option<u64>,
     pub min_free_disk_mb: Option<u64>,
@@ -470,6 +477,14 @@ impl ServerConfig {
             .poll_interval_secs
             .map(|v| in_range("poll_interval_secs", v, 10..=7 * 24 * 3600))
             .transpose()?;
+        // DDI clients cannot long-poll: their sleep is what makes an install start soon.
+        let ddi_poll_secs = in_range(
+            "ddi_poll_secs",
+            fc.ddi_poll_secs
+                .or(poll_interval_secs)
+                .unwrap_or(DEFAULT_DDI_POLL_SECS),
+            1..=7 * 24 * 3600,
+        )?;
         let long_poll_max_secs = in_range(
             "long_poll_max_secs",
             fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
@@ -560,6 +575,7 @@ impl ServerConfig {
             offline_after_secs,
             max_artifact_bytes,
             poll_interval_secs,
+            ddi_poll_secs,
             long_poll_max_secs,
             delta_from_releases,
             min_free_disk_bytes,

@@ -1,7 +1,11 @@
 //! Devices that speak hawkBit's DDI API join the fleet, tested with the real client: Debian's
 //! `swupdate` (its suricatta daemon) polls with its target token (`ferryctl ddi token`) and
 //! sends its attributes once, and a second one joins with the tenant's gateway token
-//! (`ferryctl ddi gateway-token`); a wrong, replaced or missing token is refused.
+//! (`ferryctl ddi gateway-token`); a wrong, replaced or missing token is refused. A `.swu`
+//! made with SWUpdate's format (a CPIO archive led by a CMS-signed `sw-description`) is
+//! released with `ferryctl release build --artifact`, rolled out by a campaign and installed
+//! by swupdate into a file the test reads; its feedback is the update's live output, a
+//! restart confirms it, a repeat is skipped, a cancelled action is answered.
 
 use std::fs;
 use std::path::Path;
@@ -10,31 +14,23 @@ use std::time::Duration;
 
 use crate::util::{eventually, http, World};
 
-/// A running `swupdate -u …` (suricatta), stopped with the test.
-struct Swupdate(Child);
+/// A running `swupdate -u …` (suricatta), stopped with the test (its log printed if the test
+/// failed).
+struct Swupdate(Child, std::path::PathBuf);
 
 impl Swupdate {
     /// Runs swupdate with `suricatta` settings (libconfig) and the device's `identify`
-    /// attributes, its sockets in `dir`.
+    /// attributes, its sockets in `dir`; `extra` goes to suricatta's command line.
     fn start(dir: &Path, name: &str, suricatta: &str) -> Swupdate {
+        Swupdate::start_with(dir, name, suricatta, "")
+    }
+
+    fn start_with(dir: &Path, name: &str, suricatta: &str, extra: &str) -> Swupdate {
         let home = dir.join(format!("swupdate-{name}"));
         fs::create_dir_all(&home).unwrap();
         // Debian's swupdate accepts only signed images: it wants the signer's certificate
         // even to start.
-        let signer = home.join("signer.pem");
-        let made = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", "/CN=swu signer"])
-            .arg("-keyout")
-            .arg(home.join("signer.key"))
-            .arg("-out")
-            .arg(&signer)
-            .args(["-addext", "extendedKeyUsage=emailProtection"])
-            .output()
-            .expect("openssl");
-        assert!(made.status.success(), "{made:?}");
+        let signer = signer(dir);
         let cfg = home.join("swupdate.cfg");
         fs::write(
             &cfg,
@@ -43,20 +39,24 @@ impl Swupdate {
             ),
         )
         .unwrap();
-        let log = fs::File::create(home.join("swupdate.log")).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(home.join("swupdate.log"))
+            .unwrap();
         let child = Command::new("swupdate")
             .arg("-f")
             .arg(&cfg)
             .arg("-k")
             .arg(&signer)
-            .args(["-H", "board:1.0", "-u", ""])
+            .args(["-H", "board:1.0", "-u", extra])
             .env("TMPDIR", &home)
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("swupdate (Debian's package; scripts/test installs it)");
-        Swupdate(child)
+        Swupdate(child, home.join("swupdate.log"))
     }
 }
 
@@ -64,7 +64,90 @@ impl Drop for Swupdate {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if std::thread::panicking() {
+            let log = fs::read_to_string(&self.1).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let from = lines.len().saturating_sub(120);
+            eprintln!("--- {} ---\n{}", self.1.display(), lines[from..].join("\n"));
+        }
     }
+}
+
+/// The bundle signer's certificate (made once per test directory) for `swupdate -k`.
+fn signer(dir: &Path) -> std::path::PathBuf {
+    let pem = dir.join("swu-signer.pem");
+    if !pem.exists() {
+        let made = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=swu signer"])
+            .arg("-keyout")
+            .arg(dir.join("swu-signer.key"))
+            .arg("-out")
+            .arg(&pem)
+            .args(["-addext", "extendedKeyUsage=emailProtection"])
+            .output()
+            .expect("openssl");
+        assert!(made.status.success(), "{made:?}");
+    }
+    pem
+}
+
+/// A `.swu` as SWUpdate's documentation makes one: `sw-description` (writing `image` raw
+/// to `target`), its CMS signature, the image, in a CPIO archive (`crc` format).
+fn swu(dir: &Path, version: &str, image: &[u8], target: &Path) -> std::path::PathBuf {
+    let work = dir.join(format!("swu-{version}"));
+    fs::create_dir_all(&work).unwrap();
+    fs::write(work.join("rootfs.img"), image).unwrap();
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(image))
+    };
+    fs::write(
+        work.join("sw-description"),
+        format!(
+            "software = {{\n  version = \"{version}\";\n  hardware-compatibility: [ \"1.0\" ];\n  images: ( {{\n    filename = \"rootfs.img\";\n    device = \"{}\";\n    type = \"raw\";\n    sha256 = \"{sha}\";\n  }} );\n}}\n",
+            target.display()
+        ),
+    )
+    .unwrap();
+    let pem = signer(dir);
+    let signed = Command::new("openssl")
+        .args([
+            "cms",
+            "-sign",
+            "-in",
+            "sw-description",
+            "-out",
+            "sw-description.sig",
+        ])
+        .arg("-signer")
+        .arg(&pem)
+        .arg("-inkey")
+        .arg(dir.join("swu-signer.key"))
+        .args(["-outform", "DER", "-nosmimecap", "-binary"])
+        .current_dir(&work)
+        .output()
+        .expect("openssl");
+    assert!(signed.status.success(), "{signed:?}");
+    let out = dir.join(format!("os-{version}.swu"));
+    let mut cpio = Command::new("cpio")
+        .args(["-o", "-H", "crc"])
+        .current_dir(&work)
+        .stdin(Stdio::piped())
+        .stdout(fs::File::create(&out).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cpio (scripts/test installs it)");
+    use std::io::Write as _;
+    cpio.stdin
+        .take()
+        .unwrap()
+        .write_all(b"sw-description\nsw-description.sig\nrootfs.img\n")
+        .unwrap();
+    assert!(cpio.wait().unwrap().success());
+    out
 }
 
 fn host<'a>(hosts: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::Value> {
@@ -182,4 +265,139 @@ fn swupdate_devices_join_with_a_target_or_a_gateway_token_and_send_their_attribu
         200
     );
     assert_eq!(status("ddi-1", Some(format!("TargetToken {token}"))), 200);
+}
+
+/// The history entries of `host`, newest first.
+fn history_of(w: &World, host: &str) -> Vec<serde_json::Value> {
+    w.history()
+        .into_iter()
+        .filter(|h| h["hostname"] == host)
+        .collect()
+}
+
+#[test]
+fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_history() {
+    // The poll's sleep is the server's to say; clients follow it over their own.
+    let w = World::with_server_config("ddi_poll_secs = 1\n");
+    let url = w.server.url();
+    let target = w.path("target.img");
+    fs::write(&target, b"").unwrap();
+    let image: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let bundle = swu(w.dir.path(), "1.1.0", &image, &target);
+    let out = w.path("out-os-1.1.0");
+    let built = w.ctl(&[
+        "release",
+        "build",
+        "--item",
+        "os",
+        "--version",
+        "1.1.0",
+        "--artifact",
+        bundle.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let built = built.ok();
+    assert!(built.stdout.contains("swupdate bundle"), "{built}");
+    w.publish(&out);
+    let releases = w.ctl_json(&["releases", "list"]);
+    let os = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["item"] == "os")
+        .expect("the bundle release is listed");
+    assert_eq!(os["bundle"], "swupdate", "{os}");
+
+    // An agent cannot be given it, and the DDI device cannot be given a tarball.
+    w.release("1.0.0", &[]);
+    w.agent("once").ok();
+    let refused = w.ctl(&[
+        "update",
+        "trigger",
+        "--host",
+        "device-1",
+        "--item",
+        "os",
+        "--version",
+        "1.1.0",
+    ]);
+    assert_ne!(refused.code, Some(0), "{refused}");
+    assert!(refused.stderr.contains("hawkBit client"), "{refused}");
+    let token = w
+        .ctl(&["ddi", "token", "ddi-1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let refused = w.ctl(&["update", "trigger", "--host", "ddi-1", "--item", "web"]);
+    assert!(
+        refused.stderr.contains("SWUpdate or RAUC bundles"),
+        "{refused}"
+    );
+
+    let suricatta = format!(
+        "tenant = \"default\"; id = \"ddi-1\"; url = \"{url}\"; targettoken = \"{token}\";"
+    );
+    let device = Swupdate::start(w.dir.path(), "ddi-1", &suricatta);
+    let campaign = w.ctl_json(&[
+        "campaigns",
+        "create",
+        "--item",
+        "os",
+        "--version",
+        "1.1.0",
+        "--all",
+        "--allow-empty",
+    ]);
+    eventually("swupdate wrote the image", Duration::from_secs(60), || {
+        fs::read(&target).is_ok_and(|t| t == image)
+    });
+    // Its feedback is the update's output; installed, it waits to be confirmed after the
+    // device's restart, as SWUpdate does.
+    eventually(
+        "the feedback is in the history",
+        Duration::from_secs(30),
+        || {
+            history_of(&w, "ddi-1").first().is_some_and(|h| {
+                h["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("All Chunks Installed"))
+            })
+        },
+    );
+    let entry = history_of(&w, "ddi-1")[0].clone();
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert!(
+        entry["output"]
+            .as_str()
+            .unwrap()
+            .contains("[proceeding] Installing Update Chunk Artifacts"),
+        "{entry}"
+    );
+    drop(device);
+    let _restarted = Swupdate::start_with(w.dir.path(), "ddi-1", &suricatta, "-c 2");
+    eventually("the restart confirmed it", Duration::from_secs(30), || {
+        history_of(&w, "ddi-1")
+            .first()
+            .is_some_and(|h| h["status"] == "installed")
+    });
+    let entry = history_of(&w, "ddi-1")[0].clone();
+    assert_eq!(entry["version"], "1.1.0", "{entry}");
+    assert!(
+        entry["output"].as_str().unwrap().contains("[closed]"),
+        "{entry}"
+    );
+    let id = campaign["id"].as_str().unwrap().to_string();
+    eventually("the campaign completed", Duration::from_secs(30), || {
+        w.ctl_json(&["campaigns", "show", &id])["status"] == "completed"
+    });
+    let hosts = w.ctl_json(&["hosts", "list"]);
+    let ddi = host(&hosts, "ddi-1").unwrap();
+    assert!(
+        ddi.to_string().contains("1.1.0"),
+        "the host has os 1.1.0: {ddi}"
+    );
 }

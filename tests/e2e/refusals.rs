@@ -155,6 +155,7 @@ pub(crate) fn escaping_release(w: &World, dir: &str) -> std::path::PathBuf {
             sha256: hex::encode(Sha256::digest(&tarball)),
             urls: vec!["web-1.1.0.tar.gz".into()],
             compression: Compression::Gzip,
+            bundle: None,
         },
         files: vec![FileEntry {
             path: "escaped".into(),

@@ -178,6 +178,7 @@ impl Device {
                 sha256: sha.clone(),
                 urls: vec!["x".into()],
                 compression: Compression::Gzip,
+                bundle: None,
             },
             files: entries,
             links: r

@@ -142,8 +142,16 @@ pub struct BuildArgs {
     #[arg(long)]
     pub version: semver::Version,
     /// Directory whose contents become the release.
-    #[arg(long)]
-    pub from: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "artifact",
+        conflicts_with = "artifact"
+    )]
+    pub from: Option<PathBuf>,
+    /// An installer's bundle (a SWUpdate `.swu` or a RAUC `.raucb`) to release as it is, for
+    /// devices that update through a hawkBit DDI client (docs/ddi.md) instead of --from.
+    #[arg(long, value_name = "BUNDLE")]
+    pub artifact: Option<PathBuf>,
     /// Private release key (from `ferryctl keygen`); repeat to sign with several keys.
     #[arg(long, required = true)]
     pub key: Vec<PathBuf>,

@@ -86,6 +86,10 @@ pub struct ReleaseView {
     /// Why it was withdrawn, as the operator said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub withdrawn_reason: Option<String>,
+    /// `swupdate` or `rauc` when the artifact is that installer's bundle: offered to DDI
+    /// devices only (docs/ddi.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<String>,
 }
 
 /// `PUT /api/v1/releases/{item}/{version}/mirrors`: the base URLs that serve the release's

@@ -80,3 +80,85 @@ pub async fn config_data(
     // Every DDI answer is 200 with a body: SWUpdate takes 204 for an error.
     Ok(Json(serde_json::json!({})))
 }
+
+/// A DDI request's path: tenant, controller id and action id.
+type ActionPath = Path<(String, String, String)>;
+
+/// An action id as the path gives it: a positive 32-bit number (SWUpdate reads no more).
+fn action_id(text: &str) -> ApiResult<i64> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(i64::from)
+        .ok_or_else(|| AppError::not_found(format!("no action {text:?}")))
+}
+
+/// `GET …/deploymentBase/{actionId}`: what to install.
+pub async fn deployment_base(
+    State(state): State<Shared>,
+    Path((tenant, controller, action)): ActionPath,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let base = base(&state, &headers, &tenant, &controller);
+    Ok(Json(
+        ddi::deployment_base(&state, &host, &base, action_id(&action)?).await?,
+    ))
+}
+
+/// `POST …/deploymentBase/{actionId}/feedback`: progress and the result.
+pub async fn deployment_feedback(
+    State(state): State<Shared>,
+    Path((tenant, controller, action)): ActionPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    ddi::feedback(&state, &host, action_id(&action)?, &body, false).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+/// `GET …/cancelAction/{actionId}`: the action to stop.
+pub async fn cancel_action(
+    State(state): State<Shared>,
+    Path((tenant, controller, action)): ActionPath,
+    headers: HeaderMap,
+) -> ApiResult<Json<serde_json::Value>> {
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    Ok(Json(
+        ddi::cancel_action(&state, &host, action_id(&action)?).await?,
+    ))
+}
+
+/// `POST …/cancelAction/{actionId}/feedback`: the device's answer to a cancellation.
+pub async fn cancel_feedback(
+    State(state): State<Shared>,
+    Path((tenant, controller, action)): ActionPath,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    ddi::feedback(&state, &host, action_id(&action)?, &body, true).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
+/// `GET|HEAD …/softwaremodules/{actionId}/artifacts/{filename}`: the bundle, with Range (a
+/// range past the end is answered 416, which rauc-hawkbit-updater takes as complete).
+pub async fn download(
+    State(state): State<Shared>,
+    Path((tenant, controller, action, filename)): Path<(String, String, String, String)>,
+    req: axum::extract::Request,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+    let headers = req.headers().clone();
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let path = ddi::download(&state, &host, action_id(&action)?, &filename).await?;
+    match tower_http::services::ServeFile::new(path)
+        .oneshot(req)
+        .await
+    {
+        Ok(resp) => Ok(resp.map(axum::body::Body::new).into_response()),
+        Err(never) => match never {},
+    }
+}

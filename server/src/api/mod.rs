@@ -150,6 +150,27 @@ pub fn router(state: Shared, pages: Router<Shared>) -> Router {
             axum::routing::put(ddi::config_data),
         )
         .route(
+            "/{tenant}/controller/v1/{controller}/deploymentBase/{action}",
+            get(ddi::deployment_base),
+        )
+        .route(
+            "/{tenant}/controller/v1/{controller}/deploymentBase/{action}/feedback",
+            axum::routing::post(ddi::deployment_feedback),
+        )
+        .route(
+            "/{tenant}/controller/v1/{controller}/cancelAction/{action}",
+            get(ddi::cancel_action),
+        )
+        .route(
+            "/{tenant}/controller/v1/{controller}/cancelAction/{action}/feedback",
+            axum::routing::post(ddi::cancel_feedback),
+        )
+        // GET answers HEAD too (without the body).
+        .route(
+            "/{tenant}/controller/v1/{controller}/softwaremodules/{action}/artifacts/{filename}",
+            get(ddi::download),
+        )
+        .route(
             "/api/v1/openapi.json",
             get(move || {
                 let doc = std::sync::Arc::clone(&doc);

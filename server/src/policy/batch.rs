@@ -365,6 +365,7 @@ mod tests {
             mirrors: vec![],
             withdrawn_at: None,
             withdrawn_reason: None,
+            bundle: None,
         };
         let releases = vec![
             release("1.0.0", "feature"),

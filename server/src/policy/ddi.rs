@@ -1,6 +1,7 @@
 //! hawkBit's DDI API as plain code (docs/ddi.md): how a DDI client proves itself, what a
 //! controller id may be, the poll interval as hawkBit writes it, and the attributes a client
-//! sends (`configData`) merged as its `mode` says.
+//! sends (`configData`) merged as its `mode` says, what its feedback on an action means,
+//! and which items a DDI device takes.
 
 use std::collections::BTreeMap;
 
@@ -104,10 +105,218 @@ pub fn merge_attributes(
     Ok(out)
 }
 
+/// What a client's feedback on an action says (`status.execution`, `status.result`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Feedback {
+    /// Still at work (`proceeding`, `scheduled`, `resumed`, `download`, `downloaded`): a line
+    /// for the live output.
+    Progress(String),
+    /// `closed`: installed unless its result is `failure` (as hawkBit takes it).
+    Closed { success: bool, text: String },
+    /// `rejected`: the device will not take it.
+    Rejected(String),
+    /// `canceled`: the device stopped it.
+    Canceled(String),
+}
+
+/// Most detail lines of one feedback kept, and their length.
+const MAX_DETAILS: usize = 64;
+const MAX_DETAIL: usize = 4096;
+
+/// Reads a feedback body. Lenient where clients are sloppy: SWUpdate may put raw newlines
+/// inside its detail strings, which strict JSON refuses.
+pub fn feedback(body: &[u8]) -> Result<Feedback, String> {
+    let value = lenient_json(body)?;
+    let status = &value["status"];
+    let execution = status["execution"]
+        .as_str()
+        .ok_or("the feedback has no status.execution")?;
+    let finished = status["result"]["finished"].as_str().unwrap_or("none");
+    let mut lines: Vec<String> = status["details"]
+        .as_array()
+        .map(|d| {
+            d.iter()
+                .take(MAX_DETAILS)
+                .filter_map(|l| l.as_str())
+                .map(|l| bounded(l.trim_end()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let progress = &status["result"]["progress"];
+    if let (Some(cnt), Some(of)) = (progress["cnt"].as_u64(), progress["of"].as_u64()) {
+        lines.push(format!("({cnt} of {of})"));
+    }
+    let text = format!("[{execution}] {}", lines.join("\n"));
+    Ok(match execution {
+        "closed" => Feedback::Closed {
+            success: finished != "failure",
+            text,
+        },
+        "rejected" => Feedback::Rejected(text),
+        "canceled" => Feedback::Canceled(text),
+        "proceeding" | "scheduled" | "resumed" | "download" | "downloaded" => {
+            Feedback::Progress(text)
+        }
+        other => return Err(format!(
+            "unknown status.execution {other:?}: closed, proceeding, canceled, scheduled, rejected, resumed, download or downloaded"
+        )),
+    })
+}
+
+fn bounded(line: &str) -> String {
+    let mut end = line.len().min(MAX_DETAIL);
+    while !line.is_char_boundary(end) {
+        end -= 1;
+    }
+    line[..end]
+        .chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect()
+}
+
+/// JSON, with control characters inside strings taken as their escapes.
+fn lenient_json(body: &[u8]) -> Result<serde_json::Value, String> {
+    let first = match serde_json::from_slice(body) {
+        Ok(v) => return Ok(v),
+        Err(e) => e,
+    };
+    let mut fixed = Vec::with_capacity(body.len() + 16);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in body {
+        if !in_string {
+            in_string = b == b'"';
+            fixed.push(b);
+            continue;
+        }
+        match b {
+            _ if escaped => {
+                escaped = false;
+                fixed.push(b);
+            }
+            b'\\' => {
+                escaped = true;
+                fixed.push(b);
+            }
+            b'"' => {
+                in_string = false;
+                fixed.push(b);
+            }
+            c if c < 0x20 => fixed.extend_from_slice(format!("\\u{c:04x}").as_bytes()),
+            _ => fixed.push(b),
+        }
+    }
+    serde_json::from_slice(&fixed).map_err(|_| format!("the feedback is not JSON: {first}"))
+}
+
+/// What a DDI device takes: every bundle item of its catalog (`releases`), at the version it
+/// last installed through this server (none before). Tarball items are the agent's.
+pub fn managed(
+    installed: &[ferry_manifests::wire::InstalledItem],
+    releases: &[ferry_manifests::wire::ReleaseView],
+) -> Vec<ferry_manifests::wire::InstalledItem> {
+    let mut items: Vec<&str> = releases
+        .iter()
+        .filter(|r| r.bundle.is_some())
+        .map(|r| r.item.as_str())
+        .collect();
+    items.sort_unstable();
+    items.dedup();
+    items
+        .into_iter()
+        .map(|item| ferry_manifests::wire::InstalledItem {
+            item: item.to_string(),
+            version: installed
+                .iter()
+                .find(|i| i.item == item)
+                .and_then(|i| i.version.clone()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn feedback_is_read_as_clients_send_it() {
+        // SWUpdate's detail with a raw newline inside the string.
+        let raw = b"{\"id\":\"3\",\"status\":{\"result\":{\"finished\":\"none\",\"progress\":{\"cnt\":0,\"of\":1}},\"execution\":\"proceeding\",\"details\":[\"Installing\nchunk\"]}}";
+        assert_eq!(
+            feedback(raw),
+            Ok(Feedback::Progress(
+                "[proceeding] Installing\nchunk\n(0 of 1)".into()
+            ))
+        );
+        let closed = |finished: &str| {
+            feedback(
+                json!({"status": {"execution": "closed", "result": {"finished": finished}, "details": ["done"]}})
+                    .to_string()
+                    .as_bytes(),
+            )
+        };
+        assert_eq!(
+            closed("success"),
+            Ok(Feedback::Closed {
+                success: true,
+                text: "[closed] done".into()
+            })
+        );
+        assert!(matches!(
+            closed("failure"),
+            Ok(Feedback::Closed { success: false, .. })
+        ));
+        // hawkBit takes `closed` without a result as finished.
+        assert!(matches!(
+            closed("none"),
+            Ok(Feedback::Closed { success: true, .. })
+        ));
+        let rejected = json!({"status": {"execution": "rejected", "result": {"finished": "none"}}});
+        assert!(matches!(
+            feedback(rejected.to_string().as_bytes()),
+            Ok(Feedback::Rejected(_))
+        ));
+        assert!(feedback(b"{\"status\":{}}").is_err());
+        assert!(feedback(b"{\"status\":{\"execution\":\"exploded\"}}").is_err());
+        assert!(feedback(b"not json").unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn a_ddi_device_takes_the_bundle_items_of_its_catalog() {
+        let release = |item: &str, bundle: Option<&str>| ferry_manifests::wire::ReleaseView {
+            item: item.into(),
+            version: semver::Version::new(1, 0, 0),
+            category: "unknown".into(),
+            released_at: String::new(),
+            expires_at: String::new(),
+            notes: String::new(),
+            release_url: None,
+            layout: "symlink".into(),
+            artifact_name: format!("{item}-1.0.0.swu"),
+            artifact_size: 1,
+            artifact_sha256: String::new(),
+            signed_by: vec![],
+            published_at: String::new(),
+            mirrors: vec![],
+            withdrawn_at: None,
+            withdrawn_reason: None,
+            bundle: bundle.map(str::to_string),
+        };
+        let releases = [
+            release("os", Some("swupdate")),
+            release("os", Some("swupdate")),
+            release("web", None),
+        ];
+        let had = [ferry_manifests::wire::InstalledItem {
+            item: "os".into(),
+            version: Some(semver::Version::new(1, 0, 0)),
+        }];
+        let managed_now = managed(&had, &releases);
+        assert_eq!(managed_now.len(), 1);
+        assert_eq!(managed_now[0].item, "os");
+        assert_eq!(managed_now[0].version, Some(semver::Version::new(1, 0, 0)));
+        assert_eq!(managed(&[], &releases)[0].version, None);
+    }
 
     #[test]
     fn the_two_token_schemes_are_read_and_anything_else_is_refused_with_the_way_in() {

@@ -257,6 +257,7 @@ mod tests {
             mirrors: vec![],
             withdrawn_at: None,
             withdrawn_reason: None,
+            bundle: None,
         }
     }
 

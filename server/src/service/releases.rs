@@ -49,8 +49,11 @@ pub async fn publish(state: &Shared, body: &[u8], tenant: &str) -> ServiceResult
             manifest.artifact.name, manifest.artifact.size, manifest.artifact.sha256
         )));
     }
-    holds_what_it_lists(&path, &manifest).await?;
+    if manifest.artifact.bundle.is_none() {
+        holds_what_it_lists(&path, &manifest).await?;
+    }
     claim_item(state, &manifest.item, &manifest.artifact.name, tenant).await?;
+    one_kind_per_item(state, &manifest).await?;
     let view = view_of(&manifest, &envelope);
     let text = String::from_utf8_lossy(body).into_owned();
     if !state
@@ -68,8 +71,11 @@ pub async fn publish(state: &Shared, body: &[u8], tenant: &str) -> ServiceResult
     }
     state.releases_changed();
     tracing::info!(item = %manifest.item, version = %manifest.version, "release published");
-    // Deltas from the item's previous releases, built in the background.
-    super::deltas::after_publish(state, &manifest.item, &manifest.version).await;
+    // Deltas from the item's previous releases, built in the background (a bundle has its
+    // installer's own ways).
+    if manifest.artifact.bundle.is_none() {
+        super::deltas::after_publish(state, &manifest.item, &manifest.version).await;
+    }
     Ok(PublishResponse {
         item: manifest.item,
         version: manifest.version,
@@ -94,6 +100,27 @@ async fn holds_what_it_lists(path: &Path, manifest: &Manifest) -> ServiceResult<
             manifest.artifact.name, manifest.item, manifest.version
         ))
     })
+}
+
+/// An item is released as tarballs (for agents) or as one installer's bundles (for DDI
+/// devices), never both: a host of the one kind could not install the other's versions.
+async fn one_kind_per_item(state: &Shared, manifest: &Manifest) -> ServiceResult<()> {
+    let kind = manifest.artifact.bundle.map(|b| b.as_str());
+    let existing = state.store.releases(Some(&manifest.item)).await?;
+    if let Some(other) = existing.iter().find(|r| r.bundle.as_deref() != kind) {
+        let what = |k: Option<&str>| match k {
+            Some(b) => format!("{b} bundles"),
+            None => "tarballs".to_string(),
+        };
+        return Err(ServiceError::conflict(format!(
+            "{} is released as {} ({} is), this release is one of {}: give it another item name",
+            manifest.item,
+            what(other.bundle.as_deref()),
+            other.version,
+            what(kind)
+        )));
+    }
+    Ok(())
 }
 
 /// Whether a release's signed expiry has passed by the server's clock.
@@ -322,7 +349,10 @@ fn view_of(manifest: &Manifest, envelope: &Envelope) -> ReleaseView {
         expires_at: fmt(manifest.expires_at),
         notes: manifest.notes.clone(),
         release_url: manifest.release_url.clone(),
-        layout: manifest.install.layout.to_string(),
+        layout: match manifest.artifact.bundle {
+            Some(b) => b.as_str().to_string(),
+            None => manifest.install.layout.to_string(),
+        },
         artifact_name: manifest.artifact.name.clone(),
         artifact_size: manifest.artifact.size,
         artifact_sha256: manifest.artifact.sha256.clone(),
@@ -335,6 +365,7 @@ fn view_of(manifest: &Manifest, envelope: &Envelope) -> ReleaseView {
         mirrors: Vec::new(),
         withdrawn_at: None,
         withdrawn_reason: None,
+        bundle: manifest.artifact.bundle.map(|b| b.as_str().to_string()),
     }
 }
 

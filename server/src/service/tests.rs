@@ -249,6 +249,7 @@ async fn an_install_of_a_release_that_has_expired_is_refused() {
         mirrors: vec![],
         withdrawn_at: None,
         withdrawn_reason: None,
+        bundle: None,
     };
     assert!(s
         .state

@@ -59,6 +59,23 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
     }
     // Only its tenant's items.
     super::releases::require_item_of(state, item, host.tenant_id.as_deref()).await?;
+    // A DDI device takes bundles, an agent tarballs.
+    let installed = match (host.kind.as_str(), &release.bundle) {
+        ("ddi", Some(_)) => super::ddi::managed(state, host_id, &installed).await?,
+        ("ddi", None) => {
+            return Err(ServiceError::conflict(format!(
+                "{} updates through a hawkBit client and takes SWUpdate or RAUC bundles; {item} is released as tarballs for the Ferry agent",
+                host.facts.hostname
+            )))
+        }
+        (_, Some(bundle)) => {
+            return Err(ServiceError::conflict(format!(
+                "{item} is released as {bundle} bundles for devices with a hawkBit client; {} runs the Ferry agent",
+                host.facts.hostname
+            )))
+        }
+        _ => installed,
+    };
     let Some(current) = installed.iter().find(|i| i.item == item) else {
         let items: Vec<&str> = installed.iter().map(|i| i.item.as_str()).collect();
         return Err(ServiceError::conflict(format!(

@@ -20,7 +20,7 @@ pub use model::{
     ItemSettings, LastFailure, LiveOperator, Member, NewRelease, PendingJob, Recorded,
     ReportRecord, StoredMqtt, TokenLimits, UserRow,
 };
-pub use model::{ClaimedDelivery, DeliveryRow, StoredWebhook, WebhookEvent};
+pub use model::{ClaimedDelivery, DdiAction, DeliveryRow, StoredWebhook, WebhookEvent};
 pub use notice::Notice;
 pub use sql::{OwnedKind, PackageCounts};
 
@@ -470,6 +470,14 @@ interface! {
     /// The attributes a DDI host sent (JSON), if any.
     fn ddi_attributes(&self, host_id: &str) -> Result<Option<String>>;
     fn set_ddi_attributes(&self, host_id: &str, json: &str) -> Result<()>;
+    /// The action number of a host's update, made when it is first offered.
+    fn ddi_action_for(&self, update_id: &str, host_id: &str) -> Result<i64>;
+    /// A host's action, with its update.
+    fn ddi_action(&self, host_id: &str, id: i64) -> Result<Option<DdiAction>>;
+    /// A host's actions cancelled while its client had them, not yet answered.
+    fn ddi_cancels(&self, host_id: &str) -> Result<Vec<i64>>;
+    /// The client closed the action.
+    fn close_ddi_action(&self, id: i64) -> Result<()>;
 
     // webhooks (docs/operations.md, "Webhooks")
     fn add_webhook(&self, w: &StoredWebhook) -> Result<()>;

@@ -317,3 +317,16 @@ pub struct ClaimedDelivery {
     pub secret_sealed: Vec<u8>,
     pub payload: String,
 }
+
+/// A hawkBit DDI action: the number a DDI client knows one of its host's updates by.
+#[derive(Debug, Clone)]
+pub struct DdiAction {
+    pub id: i64,
+    pub update_id: String,
+    /// The client closed it (finished, or answered its cancellation).
+    pub closed: bool,
+    pub item: String,
+    pub version: String,
+    /// The update's status (`pending`, `installed`, `cancelled`, …).
+    pub status: String,
+}

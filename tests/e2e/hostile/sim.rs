@@ -272,6 +272,7 @@ pub(super) fn release(version: &str) -> (Manifest, Vec<u8>) {
             sha256: hex::encode(Sha256::digest(&bytes)),
             urls: vec![format!("web-{version}.tar.gz")],
             compression: Compression::Gzip,
+            bundle: None,
         },
         files,
         links: vec![],

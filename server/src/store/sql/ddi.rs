@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::Sql;
-use crate::store::Result;
+use crate::store::{DdiAction, Result};
 
 impl Sql {
     /// The sealed token of a host (`Some(host_id)`) or the tenant's gateway token (`None`).
@@ -126,6 +126,68 @@ impl Sql {
         sqlx::query("UPDATE hosts SET ddi_attributes = $1 WHERE id = $2")
             .bind(json)
             .bind(host_id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// The action number of a host's update, made when it is first offered.
+    pub async fn ddi_action_for(&self, update_id: &str, host_id: &str) -> Result<i64> {
+        sqlx::query(
+            "INSERT INTO ddi_actions (update_id, host_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (update_id) DO NOTHING",
+        )
+        .bind(update_id)
+        .bind(host_id)
+        .bind(ferry_manifests::wire::now())
+        .execute(&self.writer)
+        .await?;
+        Ok(
+            sqlx::query_scalar("SELECT id FROM ddi_actions WHERE update_id = $1")
+                .bind(update_id)
+                .fetch_one(&self.writer)
+                .await?,
+        )
+    }
+
+    /// A host's action `id`, with its update.
+    pub async fn ddi_action(&self, host_id: &str, id: i64) -> Result<Option<DdiAction>> {
+        let row = sqlx::query(
+            "SELECT a.id, a.update_id, a.state, u.item, u.version, u.status FROM ddi_actions a
+             JOIN updates u ON u.id = a.update_id WHERE a.host_id = $1 AND a.id = $2",
+        )
+        .bind(host_id)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|r| {
+            Ok(DdiAction {
+                id: r.try_get("id")?,
+                update_id: r.try_get("update_id")?,
+                closed: r.try_get::<String, _>("state")? == "closed",
+                item: r.try_get("item")?,
+                version: r.try_get("version")?,
+                status: r.try_get("status")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// A host's actions whose update was cancelled while the client had it, not yet answered.
+    pub async fn ddi_cancels(&self, host_id: &str) -> Result<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.id FROM ddi_actions a JOIN updates u ON u.id = a.update_id
+             WHERE a.host_id = $1 AND a.state <> 'closed' AND u.status = 'cancelled' ORDER BY a.id",
+        )
+        .bind(host_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The client closed the action (finished, or answered its cancellation).
+    pub async fn close_ddi_action(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE ddi_actions SET state = 'closed' WHERE id = $1")
+            .bind(id)
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -181,6 +181,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../../migrations/sqlite/0037_webhooks.sql"),
     ),
     (38, include_str!("../../../migrations/sqlite/0038_ddi.sql")),
+    (
+        39,
+        include_str!("../../../migrations/sqlite/0039_ddi_actions.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -273,6 +277,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         38,
         include_str!("../../../migrations/postgres/0038_ddi.sql"),
+    ),
+    (
+        39,
+        include_str!("../../../migrations/postgres/0039_ddi_actions.sql"),
     ),
 ];
 

@@ -88,7 +88,12 @@ impl Sql {
                     .map_err(|e| StoreError::Corrupt(format!("mirrors: {e}")))?,
                 withdrawn_at: r.try_get("withdrawn_at")?,
                 withdrawn_reason: r.try_get("withdrawn_reason")?,
+                bundle: None,
             });
+            if let Some(last) = out.last_mut() {
+                last.bundle = ferry_manifests::manifest::Bundle::of_file_name(&last.artifact_name)
+                    .map(|b| b.as_str().to_string());
+            }
         }
         // Semver order, not text order: 1.10.0 after 1.9.0.
         out.sort_by(|a, b| a.item.cmp(&b.item).then(a.version.cmp(&b.version)));
