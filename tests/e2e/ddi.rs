@@ -267,12 +267,17 @@ fn swupdate_devices_join_with_a_target_or_a_gateway_token_and_send_their_attribu
     assert_eq!(status("ddi-1", Some(format!("TargetToken {token}"))), 200);
 }
 
-/// The history entries of `host`, newest first.
+/// The history entries of `host`.
 fn history_of(w: &World, host: &str) -> Vec<serde_json::Value> {
     w.history()
         .into_iter()
         .filter(|h| h["hostname"] == host)
         .collect()
+}
+
+/// The history entry of the update `queued` (as `update trigger --json` printed it).
+fn entry_of(w: &World, queued: &serde_json::Value) -> Option<serde_json::Value> {
+    w.history().into_iter().find(|h| h["id"] == queued["id"])
 }
 
 #[test]
@@ -378,7 +383,7 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
         "{entry}"
     );
     drop(device);
-    let _restarted = Swupdate::start_with(w.dir.path(), "ddi-1", &suricatta, "-c 2");
+    let restarted = Swupdate::start_with(w.dir.path(), "ddi-1", &suricatta, "-c 2");
     eventually("the restart confirmed it", Duration::from_secs(30), || {
         history_of(&w, "ddi-1")
             .first()
@@ -400,4 +405,158 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
         ddi.to_string().contains("1.1.0"),
         "the host has os 1.1.0: {ddi}"
     );
+
+    // Asked again for the version it has: `update: skip`, which SWUpdate closes as done
+    // without installing.
+    fs::write(&target, b"untouched").unwrap();
+    let repeat = w.ctl_json(&[
+        "update",
+        "trigger",
+        "--host",
+        "ddi-1",
+        "--item",
+        "os",
+        "--version",
+        "1.1.0",
+        "--force",
+    ]);
+    eventually("the repeat was skipped", Duration::from_secs(30), || {
+        entry_of(&w, &repeat).is_some_and(|h| {
+            h["status"] == "installed"
+                && h["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("Skipped Update"))
+        })
+    });
+    assert_eq!(fs::read(&target).unwrap(), b"untouched");
+
+    // The download as the device makes it: HEAD, a range, a range past the end (416), and
+    // only with the device's token, only while the action is open.
+    drop(restarted);
+    let image2: Vec<u8> = (0..2_000_000u32).map(|i| (i * 13 % 241) as u8).collect();
+    let bundle2 = swu(w.dir.path(), "1.2.0", &image2, &target);
+    let out2 = w.path("out-os-1.2.0");
+    w.ctl(&[
+        "release",
+        "build",
+        "--item",
+        "os",
+        "--version",
+        "1.2.0",
+        "--artifact",
+        bundle2.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        "--out",
+        out2.to_str().unwrap(),
+    ])
+    .ok();
+    w.publish(&out2);
+    let queued = w.ctl_json(&[
+        "update",
+        "trigger",
+        "--host",
+        "ddi-1",
+        "--item",
+        "os",
+        "--version",
+        "1.2.0",
+    ]);
+    let auth = format!("TargetToken {token}");
+    let as_device = |path: &str| {
+        http()
+            .get(format!("{url}/default/controller/v1/ddi-1{path}"))
+            .header("Authorization", &auth)
+            .send()
+            .unwrap()
+    };
+    let poll: serde_json::Value = as_device("").json().unwrap();
+    let href = poll["_links"]["deploymentBase"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no deploymentBase offered: {poll}"))
+        .to_string();
+    let action_id = href.rsplit('/').next().unwrap().to_string();
+    assert!(action_id.parse::<i32>().is_ok_and(|n| n > 0), "{href}");
+    let base: serde_json::Value = http()
+        .get(&href)
+        .header("Authorization", &auth)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(base["id"], action_id.as_str(), "{base}");
+    let artifact = &base["deployment"]["chunks"][0]["artifacts"][0];
+    let bytes = fs::read(&bundle2).unwrap();
+    let sha1 = {
+        let out = Command::new("sha1sum").arg(&bundle2).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)[..40].to_string()
+    };
+    assert_eq!(artifact["hashes"]["sha1"], sha1.as_str(), "{base}");
+    assert_eq!(artifact["size"], bytes.len() as u64, "{base}");
+    let download = artifact["_links"]["download-http"]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let head = http()
+        .head(&download)
+        .header("Authorization", &auth)
+        .send()
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"].to_str().unwrap(),
+        bytes.len().to_string()
+    );
+    let part = http()
+        .get(&download)
+        .header("Authorization", &auth)
+        .header("Range", "bytes=100-199")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().unwrap().as_ref(), &bytes[100..200]);
+    let past = http()
+        .get(&download)
+        .header("Authorization", &auth)
+        .header("Range", format!("bytes={}-", bytes.len()))
+        .send()
+        .unwrap();
+    assert_eq!(past.status(), 416);
+    let stranger = http().get(&download).send().unwrap();
+    assert_eq!(stranger.status(), 401);
+
+    // Cancelled after it was offered: the poll offers cancelAction until the device answers,
+    // and the device installs nothing.
+    let id = queued["id"].as_str().unwrap().to_string();
+    w.ctl(&["update", "cancel", &id]).ok();
+    let poll: serde_json::Value = as_device("").json().unwrap();
+    assert!(poll["_links"]["deploymentBase"].is_null(), "{poll}");
+    assert!(
+        poll["_links"]["cancelAction"]["href"]
+            .as_str()
+            .is_some_and(|h| h.ends_with(&format!("/cancelAction/{action_id}"))),
+        "{poll}"
+    );
+    assert_eq!(
+        http()
+            .get(&download)
+            .header("Authorization", &auth)
+            .send()
+            .unwrap()
+            .status(),
+        404,
+        "a cancelled action's bundle is not served"
+    );
+    let _again = Swupdate::start(w.dir.path(), "ddi-1", &suricatta);
+    eventually(
+        "the device confirmed the cancel",
+        Duration::from_secs(30),
+        || {
+            let poll: serde_json::Value = as_device("").json().unwrap();
+            poll["_links"]["cancelAction"].is_null()
+        },
+    );
+    let entry = entry_of(&w, &queued).unwrap();
+    assert_eq!(entry["status"], "cancelled", "{entry}");
+    assert_eq!(fs::read(&target).unwrap(), b"untouched");
 }

@@ -482,7 +482,7 @@ pub async fn feedback(
     output(state, host_id, &action.update_id, &text).await?;
     let so_far = state
         .store
-        .output_slice(&action.update_id, 0, i64::from(u32::MAX))
+        .output_slice(&action.update_id, 0, i64::from(i32::MAX))
         .await?
         .unwrap_or_default();
     let version: semver::Version =

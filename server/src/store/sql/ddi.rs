@@ -133,6 +133,16 @@ impl Sql {
 
     /// The action number of a host's update, made when it is first offered.
     pub async fn ddi_action_for(&self, update_id: &str, host_id: &str) -> Result<i64> {
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM ddi_actions WHERE update_id = $1")
+                .bind(update_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        if let Some(id) = known {
+            return Ok(id);
+        }
+        // Numbers are not spent on polls: a sequence would burn one per conflicting insert,
+        // and clients read no more than 2^31 of them.
         sqlx::query(
             "INSERT INTO ddi_actions (update_id, host_id, created_at) VALUES ($1, $2, $3)
              ON CONFLICT (update_id) DO NOTHING",

@@ -159,7 +159,10 @@ impl Sql {
         len: i64,
     ) -> Result<Option<String>> {
         Ok(
-            sqlx::query_scalar("SELECT substr(output, $1, $2) FROM updates WHERE id = $3")
+            // PostgreSQL has substr(text, integer, integer) only: the casts serve both.
+            sqlx::query_scalar(
+                "SELECT substr(output, CAST($1 AS INTEGER), CAST($2 AS INTEGER)) FROM updates WHERE id = $3",
+            )
                 .bind(offset + 1)
                 .bind(len)
                 .bind(update_id)
