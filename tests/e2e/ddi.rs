@@ -560,3 +560,111 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
     assert_eq!(entry["status"], "cancelled", "{entry}");
     assert_eq!(fs::read(&target).unwrap(), b"untouched");
 }
+
+/// A relay to the server that cuts, once, the connection whose answer passes `cut_after`
+/// bytes (a download: polls and feedback are small), as a flaky uplink would.
+fn cutting_relay(server: &str, cut_after: usize) -> String {
+    use std::io::{Read as _, Write as _};
+    use std::net::{Shutdown, TcpListener, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = server.trim_start_matches("http://").to_string();
+    let cut = Arc::new(AtomicBool::new(false));
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten().take(10_000) {
+            let Ok(upstream) = TcpStream::connect(&server) else {
+                continue;
+            };
+            let (mut c_in, mut u_out) =
+                (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_in, &mut u_out);
+                let _ = u_out.shutdown(Shutdown::Write);
+            });
+            let cut = Arc::clone(&cut);
+            let (mut u_in, mut c_out) = (upstream, client);
+            std::thread::spawn(move || {
+                let (mut sent, mut buf) = (0usize, vec![0u8; 16 * 1024]);
+                loop {
+                    let n = match u_in.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    sent += n;
+                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
+                        let _ = c_out.shutdown(Shutdown::Both);
+                        let _ = u_in.shutdown(Shutdown::Both);
+                        return;
+                    }
+                    if c_out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = c_out.shutdown(Shutdown::Write);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn a_download_cut_midway_is_resumed_and_the_bundle_installs() {
+    let w = World::with_server_config("ddi_poll_secs = 1\n");
+    let target = w.path("target.img");
+    fs::write(&target, b"").unwrap();
+    let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 11 % 239) as u8).collect();
+    let bundle = swu(w.dir.path(), "2.0.0", &image, &target);
+    let out = w.path("out-os-2.0.0");
+    w.ctl(&[
+        "release",
+        "build",
+        "--item",
+        "os",
+        "--version",
+        "2.0.0",
+        "--artifact",
+        bundle.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    w.publish(&out);
+    let token = w
+        .ctl(&["ddi", "token", "cut-1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let queued = w.ctl_json(&["update", "trigger", "--host", "cut-1", "--item", "os"]);
+    let relay = cutting_relay(&w.server.url(), 1_000_000);
+    let _device = Swupdate::start(
+        w.dir.path(),
+        "cut-1",
+        &format!(
+            "tenant = \"default\"; id = \"cut-1\"; url = \"{relay}\"; targettoken = \"{token}\"; retrywait = 1;"
+        ),
+    );
+    eventually(
+        "swupdate wrote the whole image",
+        Duration::from_secs(60),
+        || fs::read(&target).is_ok_and(|t| t == image),
+    );
+    eventually("its feedback arrived", Duration::from_secs(30), || {
+        entry_of(&w, &queued).is_some_and(|h| {
+            h["output"]
+                .as_str()
+                .is_some_and(|o| o.contains("All Chunks Installed"))
+        })
+    });
+    // It went on from where the cut left it: a range of the bundle was asked for.
+    let log = w.server.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("softwaremodules") && l.contains("status=206")),
+        "no resumed (206) download in the server log"
+    );
+}
