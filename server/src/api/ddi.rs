@@ -61,9 +61,9 @@ pub async fn poll(
     Path((tenant, controller)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let device = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
     let base = base(&state, &headers, &tenant, &controller);
-    Ok(Json(ddi::poll(&state, &host, &base).await?))
+    Ok(Json(ddi::poll(&state, &device, &base).await?))
 }
 
 /// `PUT /{tenant}/controller/v1/{controllerId}/configData`: the device's attributes.
@@ -73,7 +73,9 @@ pub async fn config_data(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     let value: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("configData is not JSON: {e}")))?;
     ddi::config_data(&state, &host, &value).await?;
@@ -99,7 +101,9 @@ pub async fn deployment_base(
     Path((tenant, controller, action)): ActionPath,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     let base = base(&state, &headers, &tenant, &controller);
     Ok(Json(
         ddi::deployment_base(&state, &host, &base, action_id(&action)?).await?,
@@ -113,7 +117,9 @@ pub async fn deployment_feedback(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     ddi::feedback(&state, &host, action_id(&action)?, &body, false).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -124,7 +130,9 @@ pub async fn cancel_action(
     Path((tenant, controller, action)): ActionPath,
     headers: HeaderMap,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     Ok(Json(
         ddi::cancel_action(&state, &host, action_id(&action)?).await?,
     ))
@@ -137,7 +145,9 @@ pub async fn cancel_feedback(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     ddi::feedback(&state, &host, action_id(&action)?, &body, true).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -152,7 +162,9 @@ pub async fn download(
     use axum::response::IntoResponse as _;
     use tower::ServiceExt as _;
     let headers = req.headers().clone();
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers)).await?;
+    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
+        .await?
+        .host_id;
     let path = ddi::download(&state, &host, action_id(&action)?, &filename).await?;
     match tower_http::services::ServeFile::new(path)
         .oneshot(req)

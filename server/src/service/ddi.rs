@@ -111,73 +111,91 @@ pub async fn gateway_token(
     })
 }
 
+/// The host a DDI request speaks for, as `authenticate` found it.
+pub struct DdiDevice {
+    pub host_id: String,
+    /// It has sent its attributes (`configData` is no longer asked for).
+    pub attributes_sent: bool,
+}
+
 /// The host a DDI request of `controller_id` in tenant `tenant_name` speaks for: its target
 /// token's, or any controller id with the tenant's gateway token (a new host on first
-/// contact). Marks it seen.
+/// contact). Marks it seen. One read of the database for a device already known.
 pub async fn authenticate(
     state: &Shared,
     tenant_name: &str,
     controller_id: &str,
     authorization: Option<&str>,
-) -> ServiceResult<String> {
+) -> ServiceResult<DdiDevice> {
     let auth = policy::authorization(authorization).map_err(ServiceError::Unauthorized)?;
     policy::check_controller_id(controller_id).map_err(ServiceError::Invalid)?;
-    let tenant = super::tenants::id_of(state, tenant_name).await?;
     let (DdiAuth::Target(token) | DdiAuth::Gateway(token)) = auth;
-    let owner = state
+    let hash = crate::auth::tokens::hash_token(token);
+    let Some(caller) = state
         .store
-        .ddi_token_owner(&crate::auth::tokens::hash_token(token))
-        .await?;
+        .ddi_caller(&hash, tenant_name, controller_id)
+        .await?
+    else {
+        // Unknown token, or one of another tenant: say which when the tenant is unknown.
+        super::tenants::id_of(state, tenant_name).await?;
+        return Err(ServiceError::Unauthorized(
+            "the DDI token is unknown or was replaced".into(),
+        ));
+    };
     let refused = || ServiceError::Unauthorized("the DDI token is unknown or was replaced".into());
-    let host_id = match (auth, owner) {
-        (DdiAuth::Target(_), Some((t, Some(host)))) if t == tenant => {
-            match state.store.host_named(&tenant, controller_id).await? {
-                Some((id, _)) if id == host => host,
-                _ => {
-                    return Err(ServiceError::Unauthorized(format!(
-                        "this target token is not {controller_id}'s"
-                    )))
-                }
-            }
+    let (host_id, attributes_sent) = match (auth, &caller.token_host, &caller.host) {
+        (DdiAuth::Target(_), Some(owner), Some((id, _))) if owner == id => {
+            (id.clone(), caller.attributes_sent)
         }
-        (DdiAuth::Gateway(_), Some((t, None))) if t == tenant => {
-            match state.store.host_named(&tenant, controller_id).await? {
-                Some((id, kind)) if kind == "ddi" => id,
-                Some(_) => {
-                    return Err(ServiceError::conflict(format!(
-                        "{controller_id} is a host with the Ferry agent: a DDI device needs another controller id"
-                    )))
-                }
-                None => {
-                    let id = uuid::Uuid::new_v4().to_string();
-                    state
-                        .store
-                        .create_ddi_host(&id, &tenant, controller_id)
-                        .await?;
-                    tracing::info!(host = %id, controller = %controller_id, "DDI device joined with the gateway token");
-                    state.changed();
-                    id
-                }
-            }
+        (DdiAuth::Target(_), Some(_), _) => {
+            return Err(ServiceError::Unauthorized(format!(
+                "this target token is not {controller_id}'s"
+            )))
+        }
+        (DdiAuth::Gateway(_), None, Some((id, kind))) if kind == "ddi" => {
+            (id.clone(), caller.attributes_sent)
+        }
+        (DdiAuth::Gateway(_), None, Some(_)) => {
+            return Err(ServiceError::conflict(format!(
+                "{controller_id} is a host with the Ferry agent: a DDI device needs another controller id"
+            )))
+        }
+        (DdiAuth::Gateway(_), None, None) => {
+            let id = uuid::Uuid::new_v4().to_string();
+            state
+                .store
+                .create_ddi_host(&id, &caller.tenant_id, controller_id)
+                .await?;
+            tracing::info!(host = %id, controller = %controller_id, "DDI device joined with the gateway token");
+            state.changed();
+            (id, false)
         }
         _ => return Err(refused()),
     };
     state
         .cache
         .check_in(&host_id, 0, time::OffsetDateTime::now_utc());
-    Ok(host_id)
+    Ok(DdiDevice {
+        host_id,
+        attributes_sent,
+    })
 }
 
 /// The poll's answer: the interval, and the links to what the device should do (`base`: the
 /// absolute URL of this controller). The device joins the campaigns it matches, as an
 /// agent does at check-in.
-pub async fn poll(state: &Shared, host_id: &str, base: &str) -> ServiceResult<serde_json::Value> {
+pub async fn poll(
+    state: &Shared,
+    device: &DdiDevice,
+    base: &str,
+) -> ServiceResult<serde_json::Value> {
+    let host_id = device.host_id.as_str();
     let secs = state.config.ddi_poll_secs;
     join_campaigns(state, host_id).await?;
     let mut links = serde_json::Map::new();
     // Asked for until the device sent its attributes once: SWUpdate installs nothing while
     // the link is offered.
-    if state.store.ddi_attributes(host_id).await?.is_none() {
+    if !device.attributes_sent {
         links.insert(
             "configData".into(),
             serde_json::json!({ "href": format!("{base}/configData") }),

@@ -20,7 +20,7 @@ pub use model::{
     ItemSettings, LastFailure, LiveOperator, Member, NewRelease, PendingJob, Recorded,
     ReportRecord, StoredMqtt, TokenLimits, UserRow,
 };
-pub use model::{ClaimedDelivery, DdiAction, DeliveryRow, StoredWebhook, WebhookEvent};
+pub use model::{ClaimedDelivery, DdiAction, DdiCaller, DeliveryRow, StoredWebhook, WebhookEvent};
 pub use notice::Notice;
 pub use sql::{OwnedKind, PackageCounts};
 
@@ -461,8 +461,8 @@ interface! {
     fn ddi_token(&self, tenant_id: &str, host_id: Option<&str>) -> Result<Option<Vec<u8>>>;
     /// Replaces the token of a host (`Some`) or the tenant's gateway token (`None`).
     fn set_ddi_token(&self, tenant_id: &str, host_id: Option<&str>, hash: &str, sealed: &[u8]) -> Result<()>;
-    /// Whose DDI token this is: (tenant id, host id; `None`: the gateway token).
-    fn ddi_token_owner(&self, hash: &str) -> Result<Option<(String, Option<String>)>>;
+    /// A DDI request's token (of the tenant named `tenant`) and the host its path names.
+    fn ddi_caller(&self, hash: &str, tenant: &str, controller_id: &str) -> Result<Option<DdiCaller>>;
     /// The host a tenant knows by `name`, and its kind (`agent`, `ddi`).
     fn host_named(&self, tenant_id: &str, name: &str) -> Result<Option<(String, String)>>;
     /// A new accepted DDI host of a tenant, named by its controller id.

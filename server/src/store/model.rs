@@ -330,3 +330,15 @@ pub struct DdiAction {
     /// The update's status (`pending`, `installed`, `cancelled`, …).
     pub status: String,
 }
+
+/// What a DDI request's token and path say, read at once (`Store::ddi_caller`).
+#[derive(Debug, Clone)]
+pub struct DdiCaller {
+    pub tenant_id: String,
+    /// The host a target token is for; `None`: the tenant's gateway token.
+    pub token_host: Option<String>,
+    /// The tenant's host named by the controller id: its id and kind.
+    pub host: Option<(String, String)>,
+    /// That host sent its attributes (`configData`).
+    pub attributes_sent: bool,
+}

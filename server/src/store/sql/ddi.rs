@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::Sql;
-use crate::store::{DdiAction, Result};
+use crate::store::{DdiAction, DdiCaller, Result};
 
 impl Sql {
     /// The sealed token of a host (`Some(host_id)`) or the tenant's gateway token (`None`).
@@ -57,14 +57,42 @@ impl Sql {
         Ok(())
     }
 
-    /// Whose token this is: (tenant id, host id; `None` for a gateway token).
-    pub async fn ddi_token_owner(&self, hash: &str) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT tenant_id, host_id FROM ddi_tokens WHERE token_hash = $1")
-            .bind(hash)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| Ok((r.try_get("tenant_id")?, r.try_get("host_id")?)))
-            .transpose()
+    /// Everything a DDI request's token and path decide, in one read: the token's tenant
+    /// (if it is of the tenant named `tenant`), the host it is for (`None`: a gateway
+    /// token), and the tenant's host named `controller_id` with its kind and whether it
+    /// sent its attributes.
+    pub async fn ddi_caller(
+        &self,
+        hash: &str,
+        tenant: &str,
+        controller_id: &str,
+    ) -> Result<Option<DdiCaller>> {
+        let row = sqlx::query(
+            "SELECT t.tenant_id, t.host_id AS token_host, h.id AS host_id, h.kind,
+                    CAST(CASE WHEN h.ddi_attributes IS NULL THEN 0 ELSE 1 END AS BIGINT) AS attributes
+             FROM ddi_tokens t
+             JOIN tenants n ON n.id = t.tenant_id AND n.name = $1
+             LEFT JOIN hosts h ON h.id = (
+                 SELECT id FROM hosts WHERE tenant_id = t.tenant_id AND hostname = $2
+                 ORDER BY CASE WHEN kind = 'ddi' THEN 0 ELSE 1 END, enrolled_at LIMIT 1)
+             WHERE t.token_hash = $3",
+        )
+        .bind(tenant)
+        .bind(controller_id)
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let host: Option<String> = r.try_get("host_id")?;
+            let kind: Option<String> = r.try_get("kind")?;
+            Ok(DdiCaller {
+                tenant_id: r.try_get("tenant_id")?,
+                token_host: r.try_get("token_host")?,
+                host: host.zip(kind),
+                attributes_sent: r.try_get::<i64, _>("attributes")? != 0,
+            })
+        })
+        .transpose()
     }
 
     /// The host a tenant knows by `name` (a DDI controller id, or an agent's host name), with
