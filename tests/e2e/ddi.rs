@@ -668,3 +668,184 @@ fn a_download_cut_midway_is_resumed_and_the_bundle_installs() {
         "no resumed (206) download in the server log"
     );
 }
+
+/// A RAUC bundle made with Debian's `rauc` goes out the same way. rauc-hawkbit-updater cannot
+/// be built here (its source is on GitHub, and Debian has it only in unstable, whose pool this
+/// machine cannot reach), so the test makes the calls it makes, in its order
+/// (`src/hawkbit-client.c`): poll, `deploymentBase`, download resumed after a cut with a
+/// range, a range past the end (416, taken as complete), then `rauc info --keyring` checks
+/// the bundle's CMS signature as `rauc install` would, and `closed` feedback ends the update.
+#[test]
+fn a_rauc_bundle_goes_to_a_ddi_device_and_verifies_with_raucs_own_keyring() {
+    let w = World::new();
+    let url = w.server.url();
+    let dir = w.path("rauc");
+    fs::create_dir_all(dir.join("in")).unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=rauc signer",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("openssl");
+    assert!(made.status.success(), "{made:?}");
+    let image: Vec<u8> = (0..500_000u32).map(|i| (i * 5 % 233) as u8).collect();
+    fs::write(dir.join("in/rootfs.img"), &image).unwrap();
+    fs::write(
+        dir.join("in/manifest.raucm"),
+        "[update]\ncompatible=pump\nversion=3.0.0\n\n[image.rootfs]\nfilename=rootfs.img\n",
+    )
+    .unwrap();
+    let bundled = Command::new("rauc")
+        .args([
+            "bundle",
+            "--cert",
+            "cert.pem",
+            "--key",
+            "key.pem",
+            "in",
+            "pump.raucb",
+        ])
+        .current_dir(&dir)
+        .output()
+        .expect("rauc (scripts/test installs it)");
+    assert!(bundled.status.success(), "{bundled:?}");
+    let out = w.path("out-pump-3.0.0");
+    let built = w
+        .ctl(&[
+            "release",
+            "build",
+            "--item",
+            "pump-os",
+            "--version",
+            "3.0.0",
+            "--artifact",
+            dir.join("pump.raucb").to_str().unwrap(),
+            "--key",
+            "keys/release.key",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+    assert!(built.stdout.contains("rauc bundle"), "{built}");
+    w.publish(&out);
+    let token = w
+        .ctl(&["ddi", "token", "pump-1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let queued = w.ctl_json(&["update", "trigger", "--host", "pump-1", "--item", "pump-os"]);
+    let auth = format!("TargetToken {token}");
+    let get = |u: &str, range: Option<String>| {
+        let mut r = http().get(u).header("Authorization", &auth);
+        if let Some(range) = range {
+            r = r.header("Range", range);
+        }
+        r.send().unwrap()
+    };
+    let poll: serde_json::Value = get(&format!("{url}/default/controller/v1/pump-1"), None)
+        .json()
+        .unwrap();
+    let base_url = poll["_links"]["deploymentBase"]["href"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{poll}"))
+        .to_string();
+    let base: serde_json::Value = get(&base_url, None).json().unwrap();
+    // rauc-hawkbit-updater wants the id as a string, and checks sha1 before installing.
+    assert!(base["id"].is_string(), "{base}");
+    let artifact = &base["deployment"]["chunks"][0]["artifacts"][0];
+    assert_eq!(artifact["filename"], "pump-os-3.0.0.raucb", "{base}");
+    let size = artifact["size"].as_u64().unwrap() as usize;
+    let href = artifact["_links"]["download"]["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The first half, then the rest from where it stopped, then past the end.
+    let mut bundle = get(&href, Some(format!("bytes=0-{}", size / 2 - 1)))
+        .bytes()
+        .unwrap()
+        .to_vec();
+    let rest = get(&href, Some(format!("bytes={}-", bundle.len())));
+    assert_eq!(rest.status(), 206);
+    bundle.extend_from_slice(&rest.bytes().unwrap());
+    assert_eq!(bundle.len(), size);
+    assert_eq!(get(&href, Some(format!("bytes={size}-"))).status(), 416);
+    let fetched = dir.join("fetched.raucb");
+    fs::write(&fetched, &bundle).unwrap();
+    let sha1 = Command::new("sha1sum").arg(&fetched).output().unwrap();
+    assert_eq!(
+        artifact["hashes"]["sha1"],
+        &String::from_utf8_lossy(&sha1.stdout)[..40],
+        "{base}"
+    );
+    let info = Command::new("rauc")
+        .args(["info", "--keyring", "cert.pem", "fetched.raucb"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(info.status.success(), "RAUC refused the bundle: {info:?}");
+    assert!(
+        String::from_utf8_lossy(&info.stdout).contains("3.0.0"),
+        "{info:?}"
+    );
+    // A bundle whose bytes changed on the way is refused by RAUC itself.
+    let mut bad = bundle.clone();
+    bad[100] ^= 0xff;
+    fs::write(dir.join("bad.raucb"), &bad).unwrap();
+    let refused = Command::new("rauc")
+        .args(["info", "--keyring", "cert.pem", "bad.raucb"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "RAUC took a tampered bundle");
+
+    let feedback = |execution: &str, finished: &str, detail: &str| {
+        http()
+            .post(format!("{base_url}/feedback"))
+            .header("Authorization", &auth)
+            .header("Content-Type", "application/json")
+            .body(format!(
+                "{{\"id\":\"{}\",\"status\":{{\"execution\":\"{execution}\",\"result\":{{\"finished\":\"{finished}\"}},\"details\":[\"{detail}\"]}}}}",
+                base["id"].as_str().unwrap()
+            ))
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(feedback("proceeding", "none", "Installing: 50%"), 200);
+    assert_eq!(
+        feedback(
+            "closed",
+            "success",
+            "Software bundle installed successfully."
+        ),
+        200
+    );
+    let entry = entry_of(&w, &queued).unwrap();
+    assert_eq!(entry["status"], "installed", "{entry}");
+    assert!(
+        entry["output"]
+            .as_str()
+            .unwrap()
+            .contains("[proceeding] Installing: 50%"),
+        "{entry}"
+    );
+    // The action is closed: nothing more is offered or served, feedback again changes nothing.
+    let poll: serde_json::Value = get(&format!("{url}/default/controller/v1/pump-1"), None)
+        .json()
+        .unwrap();
+    assert!(poll["_links"]["deploymentBase"].is_null(), "{poll}");
+    assert_eq!(get(&href, None).status(), 404);
+    assert_eq!(feedback("closed", "failure", "again"), 200);
+    assert_eq!(entry_of(&w, &queued).unwrap()["status"], "installed");
+}
