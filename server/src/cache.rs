@@ -47,7 +47,16 @@ pub struct Cache {
     busy_read: Mutex<(Option<std::time::Instant>, bool)>,
     /// Each running campaign's open wave, as last decided (refreshed by every evaluation).
     open_waves: Mutex<HashMap<String, usize>>,
+    /// DDI requests resolved: (token digest, tenant name, controller id) to host id. The
+    /// controller id is the client's: a keyed hash (the standard map's) guards the table.
+    ddi_devices: RwLock<std::collections::HashMap<DdiKey, String>>,
+    /// DDI hosts that sent their attributes (once sent, they stay).
+    ddi_attributes: RwLock<HashSet<String>>,
 }
+
+/// What a DDI request is resolved by: its token's digest, the tenant and controller id of
+/// its path.
+pub type DdiKey = ([u8; 32], String, String);
 
 /// The maps a check-in looks up (several each time): keyed by host ids the server made and
 /// credential digests, not by what a client chooses, so a fast hash serves.
@@ -214,10 +223,59 @@ impl Cache {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|_, h| h != host_id);
+        self.ddi_devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, h| h != host_id);
+        self.ddi_attributes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host_id);
         lock(&self.facts).remove(host_id);
         lock(&self.seen).remove(host_id);
         lock(&self.idle).remove(host_id);
         lock(&self.written).remove(host_id);
+    }
+
+    /// The host a DDI request resolved to before, and whether it sent its attributes.
+    pub fn ddi_device(&self, key: &DdiKey) -> Option<(String, bool)> {
+        let host = self
+            .ddi_devices
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()?;
+        let sent = self
+            .ddi_attributes
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&host);
+        Some((host, sent))
+    }
+
+    pub fn remember_ddi_device(&self, key: DdiKey, host_id: &str, attributes_sent: bool) {
+        self.ddi_devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, host_id.to_string());
+        if attributes_sent {
+            self.ddi_attributes_sent(host_id);
+        }
+    }
+
+    pub fn ddi_attributes_sent(&self, host_id: &str) {
+        self.ddi_attributes
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host_id.to_string());
+    }
+
+    /// A DDI token was made or replaced: every resolution is read again.
+    pub fn forget_ddi_tokens(&self) {
+        self.ddi_devices
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     pub fn releases(&self) -> Option<Arc<Vec<ReleaseView>>> {
@@ -350,6 +408,27 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ddi_resolution_is_forgotten_with_its_host_or_a_token_change() {
+        let c = Cache::default();
+        let key = |n: u8| ([n; 32], "default".to_string(), format!("pump-{n}"));
+        c.remember_ddi_device(key(1), "h1", false);
+        c.remember_ddi_device(key(2), "h2", true);
+        assert_eq!(c.ddi_device(&key(1)), Some(("h1".into(), false)));
+        c.ddi_attributes_sent("h1");
+        assert_eq!(c.ddi_device(&key(1)), Some(("h1".into(), true)));
+        // Another controller id with the same token is another resolution.
+        assert_eq!(
+            c.ddi_device(&([1; 32], "default".into(), "pump-9".into())),
+            None
+        );
+        c.forget_host("h1");
+        assert_eq!(c.ddi_device(&key(1)), None);
+        assert_eq!(c.ddi_device(&key(2)), Some(("h2".into(), true)));
+        c.forget_ddi_tokens();
+        assert_eq!(c.ddi_device(&key(2)), None);
+    }
 
     fn facts(version: &str) -> DeviceFacts {
         DeviceFacts {

@@ -53,6 +53,7 @@ async fn apply(state: &Shared, notice: Notice) {
             state.cache.set_campaigns_active(None);
             state.cache.clear_open_waves();
         }
+        Notice::DdiTokens => state.cache.forget_ddi_tokens(),
         Notice::HostRemoved { host } => {
             state.waker.forget(&host);
             state.cache.forget_host(&host);

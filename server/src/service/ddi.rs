@@ -45,6 +45,8 @@ async fn store_token(
             &sealed,
         )
         .await?;
+    state.cache.forget_ddi_tokens();
+    state.store.announce(crate::store::Notice::DdiTokens);
     Ok(())
 }
 
@@ -130,6 +132,20 @@ pub async fn authenticate(
     let auth = policy::authorization(authorization).map_err(ServiceError::Unauthorized)?;
     policy::check_controller_id(controller_id).map_err(ServiceError::Invalid)?;
     let (DdiAuth::Target(token) | DdiAuth::Gateway(token)) = auth;
+    let key = (
+        crate::auth::tokens::token_digest(token),
+        tenant_name.to_string(),
+        controller_id.to_string(),
+    );
+    if let Some((host_id, attributes_sent)) = state.cache.ddi_device(&key) {
+        state
+            .cache
+            .check_in(&host_id, 0, time::OffsetDateTime::now_utc());
+        return Ok(DdiDevice {
+            host_id,
+            attributes_sent,
+        });
+    }
     let hash = crate::auth::tokens::hash_token(token);
     let Some(caller) = state
         .store
@@ -175,6 +191,9 @@ pub async fn authenticate(
     state
         .cache
         .check_in(&host_id, 0, time::OffsetDateTime::now_utc());
+    state
+        .cache
+        .remember_ddi_device(key, &host_id, attributes_sent);
     Ok(DdiDevice {
         host_id,
         attributes_sent,
@@ -595,6 +614,7 @@ pub async fn config_data(
     let text = serde_json::to_string(&merged)
         .map_err(|e| ServiceError::invalid(format!("the attributes cannot be kept: {e}")))?;
     state.store.set_ddi_attributes(host_id, &text).await?;
+    state.cache.ddi_attributes_sent(host_id);
     state.changed();
     Ok(())
 }

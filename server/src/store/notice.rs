@@ -31,6 +31,8 @@ pub enum Notice {
     Campaigns,
     /// A host was removed: forget its credential.
     HostRemoved { host: String },
+    /// A DDI token was made or replaced: forget the DDI credentials resolved.
+    DdiTokens,
     /// Something the MQTT bridge publishes may have changed.
     Changed,
     /// Live output of an update: `len` characters at `offset`, with the text when it fits.
