@@ -561,9 +561,18 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
     assert_eq!(fs::read(&target).unwrap(), b"untouched");
 }
 
-/// A relay to the server that cuts, once, the connection whose answer passes `cut_after`
-/// bytes (a download: polls and feedback are small), as a flaky uplink would.
-fn cutting_relay(server: &str, cut_after: usize) -> String {
+/// How the test's relay to the server treats answers.
+#[derive(Clone, Copy)]
+enum Link {
+    /// Cuts, once, the connection whose answer passes this many bytes (a download: polls and
+    /// feedback are small), as a flaky uplink would.
+    CutAfter(usize),
+    /// Passes this many bytes a second on each connection, as a slow uplink would.
+    Slow(usize),
+}
+
+/// A relay on a free loopback port to the server, behaving as `link` says.
+fn relay(server: &str, link: Link) -> String {
     use std::io::{Read as _, Write as _};
     use std::net::{Shutdown, TcpListener, TcpStream};
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -593,10 +602,18 @@ fn cutting_relay(server: &str, cut_after: usize) -> String {
                         Ok(n) => n,
                     };
                     sent += n;
-                    if sent > cut_after && !cut.swap(true, Ordering::SeqCst) {
-                        let _ = c_out.shutdown(Shutdown::Both);
-                        let _ = u_in.shutdown(Shutdown::Both);
-                        return;
+                    match link {
+                        Link::CutAfter(limit)
+                            if sent > limit && !cut.swap(true, Ordering::SeqCst) =>
+                        {
+                            let _ = c_out.shutdown(Shutdown::Both);
+                            let _ = u_in.shutdown(Shutdown::Both);
+                            return;
+                        }
+                        Link::Slow(rate) => {
+                            std::thread::sleep(Duration::from_secs_f64(n as f64 / rate as f64))
+                        }
+                        _ => {}
                     }
                     if c_out.write_all(&buf[..n]).is_err() {
                         break;
@@ -607,6 +624,80 @@ fn cutting_relay(server: &str, cut_after: usize) -> String {
         }
     });
     format!("http://{addr}")
+}
+
+/// Builds and publishes `os` `version` from the bundle at `bundle`.
+fn publish_bundle(w: &World, version: &str, bundle: &Path) {
+    let out = w.path(&format!("out-os-{version}"));
+    w.ctl(&[
+        "release",
+        "build",
+        "--item",
+        "os",
+        "--version",
+        version,
+        "--artifact",
+        bundle.to_str().unwrap(),
+        "--key",
+        "keys/release.key",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .ok();
+    w.publish(&out);
+}
+
+#[test]
+fn a_download_cancelled_midway_stops_and_the_device_confirms() {
+    let w = World::with_server_config("ddi_poll_secs = 1\n");
+    let target = w.path("target.img");
+    fs::write(&target, b"before").unwrap();
+    let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 3 % 227) as u8).collect();
+    publish_bundle(&w, "3.0.0", &swu(w.dir.path(), "3.0.0", &image, &target));
+    let token = w
+        .ctl(&["ddi", "token", "slow-1"])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
+    let queued = w.ctl_json(&["update", "trigger", "--host", "slow-1", "--item", "os"]);
+    // 4 MB at 200 kB/s: about 20 s to download, time enough to cancel it on the way.
+    let slow = relay(&w.server.url(), Link::Slow(200_000));
+    let _device = Swupdate::start(
+        w.dir.path(),
+        "slow-1",
+        &format!(
+            "tenant = \"default\"; id = \"slow-1\"; url = \"{slow}\"; targettoken = \"{token}\";"
+        ),
+    );
+    eventually("the download began", Duration::from_secs(30), || {
+        w.server
+            .log_text()
+            .lines()
+            .any(|l| l.contains("softwaremodules") && l.contains("started processing"))
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let id = queued["id"].as_str().unwrap().to_string();
+    w.ctl(&["update", "cancel", &id]).ok();
+    eventually(
+        "the device confirmed the cancel",
+        Duration::from_secs(30),
+        || {
+            entry_of(&w, &queued).is_some_and(|h| {
+                h["output"]
+                    .as_str()
+                    .is_some_and(|o| o.contains("cancellation confirmed by the device"))
+            })
+        },
+    );
+    let entry = entry_of(&w, &queued).unwrap();
+    assert_eq!(entry["status"], "cancelled", "{entry}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_ne!(
+        fs::read(&target).unwrap(),
+        image,
+        "the cancelled image was installed"
+    );
 }
 
 #[test]
@@ -640,7 +731,7 @@ fn a_download_cut_midway_is_resumed_and_the_bundle_installs() {
         .trim()
         .to_string();
     let queued = w.ctl_json(&["update", "trigger", "--host", "cut-1", "--item", "os"]);
-    let relay = cutting_relay(&w.server.url(), 1_000_000);
+    let relay = relay(&w.server.url(), Link::CutAfter(1_000_000));
     let _device = Swupdate::start(
         w.dir.path(),
         "cut-1",

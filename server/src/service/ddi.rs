@@ -486,8 +486,8 @@ pub async fn feedback(
                 format!("cancellation confirmed by the device: {text}")
             }
         };
-        state.store.close_ddi_action(action_id).await?;
-        output(state, host_id, &action.update_id, &text).await?;
+        // The update is cancelled already: the answer ends its output all the same.
+        state.store.close_ddi_action(action_id, Some(&text)).await?;
         state.changed();
         return Ok(());
     }
@@ -506,8 +506,8 @@ pub async fn feedback(
         } => (Outcome::Failed, text),
         Feedback::Rejected(text) => (Outcome::Refused, text),
         Feedback::Canceled(text) => {
-            state.store.close_ddi_action(action_id).await?;
             output(state, host_id, &action.update_id, &text).await?;
+            state.store.close_ddi_action(action_id, None).await?;
             state
                 .store
                 .cancel_update(&action.update_id, "cancelled by the device")
@@ -560,7 +560,7 @@ pub async fn feedback(
         finished_at: at,
         fetched: None,
     };
-    state.store.close_ddi_action(action_id).await?;
+    state.store.close_ddi_action(action_id, None).await?;
     super::report::reports_arrived(state, host_id, vec![report], vec![], None).await?;
     Ok(())
 }

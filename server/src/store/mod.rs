@@ -476,8 +476,8 @@ interface! {
     fn ddi_action(&self, host_id: &str, id: i64) -> Result<Option<DdiAction>>;
     /// A host's actions cancelled while its client had them, not yet answered.
     fn ddi_cancels(&self, host_id: &str) -> Result<Vec<i64>>;
-    /// The client closed the action.
-    fn close_ddi_action(&self, id: i64) -> Result<()>;
+    /// The client closed the action; `note` ends its update's output.
+    fn close_ddi_action(&self, id: i64, note: Option<&str>) -> Result<()>;
 
     // webhooks (docs/operations.md, "Webhooks")
     fn add_webhook(&self, w: &StoredWebhook) -> Result<()>;

@@ -222,12 +222,25 @@ impl Sql {
         .await?)
     }
 
-    /// The client closed the action (finished, or answered its cancellation).
-    pub async fn close_ddi_action(&self, id: i64) -> Result<()> {
+    /// The client closed the action (finished, or answered its cancellation); `note`, if
+    /// any, ends its update's output whatever the update's status (a cancelled one's too).
+    pub async fn close_ddi_action(&self, id: i64, note: Option<&str>) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query("UPDATE ddi_actions SET state = 'closed' WHERE id = $1")
             .bind(id)
-            .execute(&self.writer)
+            .execute(&mut *tx)
             .await?;
+        if let Some(note) = note {
+            sqlx::query(
+                "UPDATE updates SET output = output || $1
+                 WHERE id = (SELECT update_id FROM ddi_actions WHERE id = $2)",
+            )
+            .bind(format!("{note}\n"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 }
