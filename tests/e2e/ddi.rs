@@ -158,12 +158,7 @@ fn host<'a>(hosts: &'a serde_json::Value, name: &str) -> Option<&'a serde_json::
 fn swupdate_devices_join_with_a_target_or_a_gateway_token_and_send_their_attributes() {
     let w = World::new();
     let url = w.server.url();
-    let token = w
-        .ctl(&["ddi", "token", "ddi-1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = target_token(&w, "ddi-1");
     assert!(token.starts_with("fdt_"), "{token}");
     // Asked again: the same token, the same host.
     assert_eq!(w.ctl(&["ddi", "token", "ddi-1"]).ok().stdout.trim(), token);
@@ -288,25 +283,8 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
     let target = w.path("target.img");
     fs::write(&target, b"").unwrap();
     let image: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let bundle = swu(w.dir.path(), "1.1.0", &image, &target);
-    let out = w.path("out-os-1.1.0");
-    let built = w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "os",
-        "--version",
-        "1.1.0",
-        "--artifact",
-        bundle.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    let built = built.ok();
-    assert!(built.stdout.contains("swupdate bundle"), "{built}");
-    w.publish(&out);
+    let built = publish_bundle(&w, "1.1.0", &swu(w.dir.path(), "1.1.0", &image, &target));
+    assert!(built.contains("swupdate bundle"), "{built}");
     let releases = w.ctl_json(&["releases", "list"]);
     let os = releases
         .as_array()
@@ -331,12 +309,7 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
     ]);
     assert_ne!(refused.code, Some(0), "{refused}");
     assert!(refused.stderr.contains("hawkBit client"), "{refused}");
-    let token = w
-        .ctl(&["ddi", "token", "ddi-1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = target_token(&w, "ddi-1");
     let refused = w.ctl(&["update", "trigger", "--host", "ddi-1", "--item", "web"]);
     assert!(
         refused.stderr.contains("SWUpdate or RAUC bundles"),
@@ -435,23 +408,7 @@ fn a_campaign_installs_a_swu_bundle_through_swupdate_and_its_feedback_is_the_his
     drop(restarted);
     let image2: Vec<u8> = (0..2_000_000u32).map(|i| (i * 13 % 241) as u8).collect();
     let bundle2 = swu(w.dir.path(), "1.2.0", &image2, &target);
-    let out2 = w.path("out-os-1.2.0");
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "os",
-        "--version",
-        "1.2.0",
-        "--artifact",
-        bundle2.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        "--out",
-        out2.to_str().unwrap(),
-    ])
-    .ok();
-    w.publish(&out2);
+    publish_bundle(&w, "1.2.0", &bundle2);
     let queued = w.ctl_json(&[
         "update",
         "trigger",
@@ -626,25 +583,36 @@ fn relay(server: &str, link: Link) -> String {
     format!("http://{addr}")
 }
 
-/// Builds and publishes `os` `version` from the bundle at `bundle`.
-fn publish_bundle(w: &World, version: &str, bundle: &Path) {
+/// The target token of DDI device `name` (`ferryctl ddi token`).
+fn target_token(w: &World, name: &str) -> String {
+    w.ctl(&["ddi", "token", name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// Builds and publishes `os` `version` from the bundle at `bundle`; what the build said.
+fn publish_bundle(w: &World, version: &str, bundle: &Path) -> String {
     let out = w.path(&format!("out-os-{version}"));
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "os",
-        "--version",
-        version,
-        "--artifact",
-        bundle.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .ok();
+    let built = w
+        .ctl(&[
+            "release",
+            "build",
+            "--item",
+            "os",
+            "--version",
+            version,
+            "--artifact",
+            bundle.to_str().unwrap(),
+            "--key",
+            "keys/release.key",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .ok();
     w.publish(&out);
+    built.stdout
 }
 
 #[test]
@@ -654,12 +622,7 @@ fn a_download_cancelled_midway_stops_and_the_device_confirms() {
     fs::write(&target, b"before").unwrap();
     let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 3 % 227) as u8).collect();
     publish_bundle(&w, "3.0.0", &swu(w.dir.path(), "3.0.0", &image, &target));
-    let token = w
-        .ctl(&["ddi", "token", "slow-1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = target_token(&w, "slow-1");
     let queued = w.ctl_json(&["update", "trigger", "--host", "slow-1", "--item", "os"]);
     // 4 MB at 200 kB/s: about 20 s to download, time enough to cancel it on the way.
     let slow = relay(&w.server.url(), Link::Slow(200_000));
@@ -706,30 +669,8 @@ fn a_download_cut_midway_is_resumed_and_the_bundle_installs() {
     let target = w.path("target.img");
     fs::write(&target, b"").unwrap();
     let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 11 % 239) as u8).collect();
-    let bundle = swu(w.dir.path(), "2.0.0", &image, &target);
-    let out = w.path("out-os-2.0.0");
-    w.ctl(&[
-        "release",
-        "build",
-        "--item",
-        "os",
-        "--version",
-        "2.0.0",
-        "--artifact",
-        bundle.to_str().unwrap(),
-        "--key",
-        "keys/release.key",
-        "--out",
-        out.to_str().unwrap(),
-    ])
-    .ok();
-    w.publish(&out);
-    let token = w
-        .ctl(&["ddi", "token", "cut-1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    publish_bundle(&w, "2.0.0", &swu(w.dir.path(), "2.0.0", &image, &target));
+    let token = target_token(&w, "cut-1");
     let queued = w.ctl_json(&["update", "trigger", "--host", "cut-1", "--item", "os"]);
     let relay = relay(&w.server.url(), Link::CutAfter(1_000_000));
     let _device = Swupdate::start(
@@ -828,12 +769,7 @@ fn a_rauc_bundle_goes_to_a_ddi_device_and_verifies_with_raucs_own_keyring() {
         .ok();
     assert!(built.stdout.contains("rauc bundle"), "{built}");
     w.publish(&out);
-    let token = w
-        .ctl(&["ddi", "token", "pump-1"])
-        .ok()
-        .stdout
-        .trim()
-        .to_string();
+    let token = target_token(&w, "pump-1");
     let queued = w.ctl_json(&["update", "trigger", "--host", "pump-1", "--item", "pump-os"]);
     let auth = format!("TargetToken {token}");
     let get = |u: &str, range: Option<String>| {

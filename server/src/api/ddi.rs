@@ -110,18 +110,29 @@ pub async fn deployment_base(
     ))
 }
 
+/// A feedback of the device (`cancel`: on a cancellation), answered `200 {}`.
+async fn feedback(
+    state: &Shared,
+    (tenant, controller, action): (String, String, String),
+    headers: &HeaderMap,
+    body: &[u8],
+    cancel: bool,
+) -> ApiResult<Json<serde_json::Value>> {
+    let host = ddi::authenticate(state, &tenant, &controller, authorization(headers))
+        .await?
+        .host_id;
+    ddi::feedback(state, &host, action_id(&action)?, body, cancel).await?;
+    Ok(Json(serde_json::json!({})))
+}
+
 /// `POST …/deploymentBase/{actionId}/feedback`: progress and the result.
 pub async fn deployment_feedback(
     State(state): State<Shared>,
-    Path((tenant, controller, action)): ActionPath,
+    Path(path): ActionPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
-        .await?
-        .host_id;
-    ddi::feedback(&state, &host, action_id(&action)?, &body, false).await?;
-    Ok(Json(serde_json::json!({})))
+    feedback(&state, path, &headers, &body, false).await
 }
 
 /// `GET …/cancelAction/{actionId}`: the action to stop.
@@ -141,15 +152,11 @@ pub async fn cancel_action(
 /// `POST …/cancelAction/{actionId}/feedback`: the device's answer to a cancellation.
 pub async fn cancel_feedback(
     State(state): State<Shared>,
-    Path((tenant, controller, action)): ActionPath,
+    Path(path): ActionPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
-        .await?
-        .host_id;
-    ddi::feedback(&state, &host, action_id(&action)?, &body, true).await?;
-    Ok(Json(serde_json::json!({})))
+    feedback(&state, path, &headers, &body, true).await
 }
 
 /// `GET|HEAD …/softwaremodules/{actionId}/artifacts/{filename}`: the bundle, with Range (a
