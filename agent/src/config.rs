@@ -51,6 +51,8 @@ struct RawConfig {
     connect_timeout_secs: Option<u64>,
     read_timeout_secs: Option<u64>,
     min_download_rate: Option<u64>,
+    max_download_rate: Option<String>,
+    download_window: Option<String>,
     download_retries: Option<u32>,
     #[serde(default)]
     tags: Vec<String>,
@@ -276,6 +278,11 @@ pub struct Config {
     pub read_timeout_secs: u64,
     /// Bytes per second below which a download is abandoned for the next mirror (0: off).
     pub min_download_rate: u64,
+    /// The most a download takes of the link (`max_download_rate = "200KiB/s"`).
+    pub max_download_rate: Option<crate::delivery::Rate>,
+    /// Local hours in which downloads may run (`download_window = "01:00-05:00"`); outside
+    /// them a job waits, and the server hears why.
+    pub download_window: Option<crate::delivery::Window>,
     /// Further passes over the mirror list after a network failure, with exponential backoff.
     pub download_retries: u32,
     /// Tags this device reports (an operator's tags on the server win over them).
@@ -566,6 +573,8 @@ impl Config {
             connect_timeout_secs: n.connect_timeout_secs,
             read_timeout_secs: n.read_timeout_secs,
             min_download_rate: n.min_download_rate,
+            max_download_rate: n.max_download_rate,
+            download_window: n.download_window,
             download_retries: n.download_retries,
             tags: raw.tags,
             friendly_name: raw.friendly_name,

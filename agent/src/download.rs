@@ -64,6 +64,22 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         if pending.downloaded {
             continue;
         }
+        // A link that costs money: downloads wait for their window (the server hears why).
+        if let Some(window) = agent.cfg.download_window {
+            let minute = crate::delivery::local_minute(
+                time::OffsetDateTime::now_utc(),
+                agent.utc_offset_secs,
+            );
+            if !window.contains(minute) {
+                let why = Error::DownloadWindow {
+                    window: window.to_string(),
+                    opens_in_min: window.opens_in(minute),
+                };
+                tracing::info!(item = %name, version = %pending.version, "{why}");
+                crate::report::waiting(agent, &pending, &why);
+                continue;
+            }
+        }
         let installed = agent.item_state(&name).installed.clone();
         let verified = match verify::load_verified(agent, &name, &pending) {
             Ok(v) => v,

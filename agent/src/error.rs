@@ -84,6 +84,8 @@ pub enum Error {
         needed: u64,
         free: u64,
     },
+    #[error("outside the download window {window} (local time; it opens in {opens_in_min} min); the download waits for it (download_window in the agent's config)")]
+    DownloadWindow { window: String, opens_in_min: u16 },
     #[error("{url}: {reason}; the download will start over")]
     DownloadRestarted { url: String, reason: &'static str },
     #[error("trust root {path}: {source}")]

@@ -11,6 +11,7 @@ pub mod check;
 pub mod client;
 pub mod config;
 pub mod dashboard;
+pub mod delivery;
 pub mod download;
 pub mod error;
 pub mod fsops;

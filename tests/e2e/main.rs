@@ -13,6 +13,7 @@ mod crash;
 mod ctl_errors;
 mod dashboard;
 mod ddi;
+mod delivery;
 mod deltas;
 mod enrolment;
 mod faults;

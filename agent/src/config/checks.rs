@@ -154,6 +154,8 @@ pub(super) struct Numbers {
     pub(super) read_timeout_secs: u64,
     pub(super) download_retries: u32,
     pub(super) min_download_rate: u64,
+    pub(super) max_download_rate: Option<crate::delivery::Rate>,
+    pub(super) download_window: Option<crate::delivery::Window>,
     pub(super) long_poll_secs: u64,
     pub(super) lock_wait_secs: u64,
     pub(super) poll_interval_min_secs: u64,
@@ -223,6 +225,26 @@ impl Numbers {
                 "keys `poll_interval_min_secs` ({poll_interval_min_secs}) and `poll_interval_max_secs` ({poll_interval_max_secs}): need 1 <= min <= max"
             ));
         }
+        let min_download_rate = raw.min_download_rate.unwrap_or(1024);
+        let max_download_rate = raw
+            .max_download_rate
+            .as_deref()
+            .map(str::parse::<crate::delivery::Rate>)
+            .transpose()
+            .map_err(|e| format!("key `max_download_rate`: {e}"))?;
+        if let Some(cap) = max_download_rate {
+            if min_download_rate >= cap.0 {
+                return Err(format!(
+                    "key `max_download_rate`: {cap} is not above `min_download_rate` ({min_download_rate} bytes/s), so every capped download would be abandoned as too slow; lower min_download_rate (0 turns it off)"
+                ));
+            }
+        }
+        let download_window = raw
+            .download_window
+            .as_deref()
+            .map(str::parse::<crate::delivery::Window>)
+            .transpose()
+            .map_err(|e| format!("key `download_window`: {e}"))?;
         Ok(Numbers {
             poll_interval_secs,
             interactive_timeout_secs,
@@ -232,7 +254,9 @@ impl Numbers {
             connect_timeout_secs,
             read_timeout_secs,
             download_retries,
-            min_download_rate: raw.min_download_rate.unwrap_or(1024),
+            min_download_rate,
+            max_download_rate,
+            download_window,
             long_poll_secs,
             lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
             poll_interval_min_secs,

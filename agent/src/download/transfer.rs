@@ -173,7 +173,10 @@ fn stream(
         pid: std::process::id(),
         updated_at: ferry_manifests::wire::now(),
     };
-    let mut buf = vec![0u8; 128 * 1024];
+    // With a rate cap, reads are small enough that each pause is short (a stop is heard).
+    let cap = agent.cfg.max_download_rate;
+    let mut buf = vec![0u8; cap.map_or(128 * 1024, |c| c.read_size(128 * 1024))];
+    let (began, mut taken) = (Instant::now(), 0u64);
     // Slow retrieval: over each window of read_timeout_secs the transfer must average
     // min_download_rate, or it is abandoned for the next mirror (the part is kept).
     let window = Duration::from_secs(agent.cfg.read_timeout_secs);
@@ -200,6 +203,10 @@ fn stream(
         p.hasher.update(&buf[..n]);
         p.file.write_all(&buf[..n]).map_err(io_err(p.path))?;
         p.have += n as u64;
+        if let Some(cap) = cap {
+            taken += n as u64;
+            std::thread::sleep(cap.pause(taken, began.elapsed()));
+        }
         window_bytes += n as u64;
         let elapsed = window_start.elapsed();
         if elapsed >= window {

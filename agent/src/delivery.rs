@@ -1,0 +1,185 @@
+//! Links that cost money, as plain code (docs/delivery.md): a download rate cap
+//! (`max_download_rate = "200KiB/s"`), the pace that keeps a transfer under it, and a
+//! download window in local time (`download_window = "01:00-05:00"`).
+
+use std::fmt;
+use std::time::Duration;
+
+/// A rate in bytes per second, written as `NUMBER[UNIT][/s]`: `B`, `KB` (1000), `KiB`
+/// (1024), `MB`, `MiB`, `GB`, `GiB`; no unit means bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate(pub u64);
+
+impl std::str::FromStr for Rate {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Rate, String> {
+        let hint = || {
+            format!("{text:?} is not a rate: write e.g. \"200KiB/s\", \"1MB/s\" or \"50000\" (bytes per second)")
+        };
+        let t = text.trim();
+        let t = t.strip_suffix("/s").unwrap_or(t).trim();
+        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (number, unit) = t.split_at(split);
+        let number: u64 = number.parse().map_err(|_| hint())?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KB" | "kB" => 1_000,
+            "KiB" => 1 << 10,
+            "MB" => 1_000_000,
+            "MiB" => 1 << 20,
+            "GB" => 1_000_000_000,
+            "GiB" => 1 << 30,
+            _ => return Err(hint()),
+        };
+        match number.checked_mul(scale) {
+            Some(0) | None => Err(format!("{text:?}: a rate is at least 1 byte per second")),
+            Some(r) => Ok(Rate(r)),
+        }
+    }
+}
+
+impl fmt::Display for Rate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} bytes/s", self.0)
+    }
+}
+
+impl Rate {
+    /// How long to wait before going on, `done` bytes after a transfer began `elapsed` ago,
+    /// so it averages no more than this rate.
+    pub fn pause(self, done: u64, elapsed: Duration) -> Duration {
+        let due = Duration::from_secs_f64(done as f64 / self.0 as f64);
+        due.saturating_sub(elapsed)
+    }
+
+    /// A read size that keeps each pause short (about a tenth of a second), between 1 KiB
+    /// and `most`.
+    pub fn read_size(self, most: usize) -> usize {
+        usize::try_from(self.0 / 10)
+            .unwrap_or(most)
+            .clamp(1024, most.max(1024))
+    }
+}
+
+/// A daily window of local time, `HH:MM-HH:MM`; one that ends before it starts runs past
+/// midnight (`22:00-06:00`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// Minutes after midnight.
+    start: u16,
+    end: u16,
+}
+
+impl std::str::FromStr for Window {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Window, String> {
+        let hint = || {
+            format!("{text:?} is not a window: write \"HH:MM-HH:MM\" in local time, e.g. \"01:00-05:00\" (or \"22:00-06:00\" across midnight)")
+        };
+        let (a, b) = text.trim().split_once('-').ok_or_else(hint)?;
+        let minutes = |s: &str| -> Option<u16> {
+            let (h, m) = s.trim().split_once(':')?;
+            let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+            (h < 24 && m < 60).then_some(h * 60 + m)
+        };
+        let (start, end) = (minutes(a).ok_or_else(hint)?, minutes(b).ok_or_else(hint)?);
+        if start == end {
+            return Err(format!(
+                "{text:?}: the window is empty (it starts where it ends)"
+            ));
+        }
+        Ok(Window { start, end })
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hm = |m: u16| format!("{:02}:{:02}", m / 60, m % 60);
+        write!(f, "{}-{}", hm(self.start), hm(self.end))
+    }
+}
+
+impl Window {
+    /// Whether `minute` (after local midnight) is inside; the end is not.
+    pub fn contains(self, minute: u16) -> bool {
+        if self.start < self.end {
+            (self.start..self.end).contains(&minute)
+        } else {
+            minute >= self.start || minute < self.end
+        }
+    }
+
+    /// Minutes from `minute` until the window opens (0 inside it).
+    pub fn opens_in(self, minute: u16) -> u16 {
+        if self.contains(minute) {
+            0
+        } else {
+            (self.start + 24 * 60 - minute) % (24 * 60)
+        }
+    }
+}
+
+/// The minute of the local day at `now`, with the device's offset from UTC (UTC when it is
+/// not known).
+pub fn local_minute(now: time::OffsetDateTime, utc_offset_secs: Option<i32>) -> u16 {
+    let offset = time::UtcOffset::from_whole_seconds(utc_offset_secs.unwrap_or(0))
+        .unwrap_or(time::UtcOffset::UTC);
+    let local = now.to_offset(offset);
+    u16::from(local.hour()) * 60 + u16::from(local.minute())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_read_with_their_units() {
+        assert_eq!("200KiB/s".parse(), Ok(Rate(204_800)));
+        assert_eq!("1MB/s".parse(), Ok(Rate(1_000_000)));
+        assert_eq!("2 MiB".parse(), Ok(Rate(2 << 20)));
+        assert_eq!("50000".parse(), Ok(Rate(50_000)));
+        assert!("0KiB/s".parse::<Rate>().is_err());
+        assert!("fast".parse::<Rate>().unwrap_err().contains("200KiB/s"));
+        assert!("10 furlongs/s".parse::<Rate>().is_err());
+    }
+
+    #[test]
+    fn the_pace_keeps_the_average_under_the_cap() {
+        let r = Rate(100_000);
+        // 50 kB after 0.2 s at 100 kB/s: 0.3 s early.
+        assert_eq!(
+            r.pause(50_000, Duration::from_millis(200)),
+            Duration::from_millis(300)
+        );
+        // Behind the pace already: no pause.
+        assert_eq!(r.pause(50_000, Duration::from_secs(1)), Duration::ZERO);
+        // Every pause stays short.
+        assert_eq!(Rate(204_800).read_size(128 * 1024), 20_480);
+        assert_eq!(Rate(100).read_size(128 * 1024), 1024);
+        assert_eq!(Rate(1 << 30).read_size(128 * 1024), 128 * 1024);
+    }
+
+    #[test]
+    fn windows_hold_their_minutes_and_may_cross_midnight() {
+        let night: Window = "01:00-05:00".parse().unwrap();
+        assert!(night.contains(60) && night.contains(4 * 60 + 59));
+        assert!(!night.contains(5 * 60) && !night.contains(0));
+        assert_eq!(night.opens_in(23 * 60), 120);
+        assert_eq!(night.opens_in(2 * 60), 0);
+        let across: Window = "22:00-06:00".parse().unwrap();
+        assert!(across.contains(23 * 60) && across.contains(0) && across.contains(5 * 60));
+        assert!(!across.contains(12 * 60));
+        assert_eq!(across.to_string(), "22:00-06:00");
+        for bad in ["1-5", "25:00-01:00", "01:00-01:00", "01:00", "01:60-02:00"] {
+            assert!(bad.parse::<Window>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_local_minute_uses_the_devices_offset() {
+        let noon = time::macros::datetime!(2026-12-06 12:30 UTC);
+        assert_eq!(local_minute(noon, None), 12 * 60 + 30);
+        assert_eq!(local_minute(noon, Some(3600)), 13 * 60 + 30);
+        assert_eq!(local_minute(noon, Some(-13 * 3600)), 23 * 60 + 30);
+    }
+}
