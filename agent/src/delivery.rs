@@ -5,60 +5,21 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A rate in bytes per second, written as `NUMBER[UNIT][/s]`: `B`, `KB` (1000), `KiB`
-/// (1024), `MB`, `MiB`, `GB`, `GiB`; no unit means bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate(pub u64);
+pub use ferry_manifests::rate::Rate;
 
-impl std::str::FromStr for Rate {
-    type Err = String;
-    fn from_str(text: &str) -> Result<Rate, String> {
-        let hint = || {
-            format!("{text:?} is not a rate: write e.g. \"200KiB/s\", \"1MB/s\" or \"50000\" (bytes per second)")
-        };
-        let t = text.trim();
-        let t = t.strip_suffix("/s").unwrap_or(t).trim();
-        let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-        let (number, unit) = t.split_at(split);
-        let number: u64 = number.parse().map_err(|_| hint())?;
-        let scale: u64 = match unit.trim() {
-            "" | "B" => 1,
-            "KB" | "kB" => 1_000,
-            "KiB" => 1 << 10,
-            "MB" => 1_000_000,
-            "MiB" => 1 << 20,
-            "GB" => 1_000_000_000,
-            "GiB" => 1 << 30,
-            _ => return Err(hint()),
-        };
-        match number.checked_mul(scale) {
-            Some(0) | None => Err(format!("{text:?}: a rate is at least 1 byte per second")),
-            Some(r) => Ok(Rate(r)),
-        }
-    }
+/// How long to wait before going on, `done` bytes after a transfer began `elapsed` ago, so
+/// it averages no more than `rate`.
+pub fn pause(rate: Rate, done: u64, elapsed: Duration) -> Duration {
+    let due = Duration::from_secs_f64(done as f64 / rate.0 as f64);
+    due.saturating_sub(elapsed)
 }
 
-impl fmt::Display for Rate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} bytes/s", self.0)
-    }
-}
-
-impl Rate {
-    /// How long to wait before going on, `done` bytes after a transfer began `elapsed` ago,
-    /// so it averages no more than this rate.
-    pub fn pause(self, done: u64, elapsed: Duration) -> Duration {
-        let due = Duration::from_secs_f64(done as f64 / self.0 as f64);
-        due.saturating_sub(elapsed)
-    }
-
-    /// A read size that keeps each pause short (about a tenth of a second), between 1 KiB
-    /// and `most`.
-    pub fn read_size(self, most: usize) -> usize {
-        usize::try_from(self.0 / 10)
-            .unwrap_or(most)
-            .clamp(1024, most.max(1024))
-    }
+/// A read size that keeps each pause short (about a tenth of a second), between 1 KiB and
+/// `most`.
+pub fn read_size(rate: Rate, most: usize) -> usize {
+    usize::try_from(rate.0 / 10)
+        .unwrap_or(most)
+        .clamp(1024, most.max(1024))
 }
 
 /// A daily window of local time, `HH:MM-HH:MM`; one that ends before it starts runs past
@@ -133,30 +94,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn rates_are_read_with_their_units() {
-        assert_eq!("200KiB/s".parse(), Ok(Rate(204_800)));
-        assert_eq!("1MB/s".parse(), Ok(Rate(1_000_000)));
-        assert_eq!("2 MiB".parse(), Ok(Rate(2 << 20)));
-        assert_eq!("50000".parse(), Ok(Rate(50_000)));
-        assert!("0KiB/s".parse::<Rate>().is_err());
-        assert!("fast".parse::<Rate>().unwrap_err().contains("200KiB/s"));
-        assert!("10 furlongs/s".parse::<Rate>().is_err());
-    }
-
-    #[test]
     fn the_pace_keeps_the_average_under_the_cap() {
         let r = Rate(100_000);
         // 50 kB after 0.2 s at 100 kB/s: 0.3 s early.
         assert_eq!(
-            r.pause(50_000, Duration::from_millis(200)),
+            pause(r, 50_000, Duration::from_millis(200)),
             Duration::from_millis(300)
         );
         // Behind the pace already: no pause.
-        assert_eq!(r.pause(50_000, Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(pause(r, 50_000, Duration::from_secs(1)), Duration::ZERO);
         // Every pause stays short.
-        assert_eq!(Rate(204_800).read_size(128 * 1024), 20_480);
-        assert_eq!(Rate(100).read_size(128 * 1024), 1024);
-        assert_eq!(Rate(1 << 30).read_size(128 * 1024), 128 * 1024);
+        assert_eq!(read_size(Rate(204_800), 128 * 1024), 20_480);
+        assert_eq!(read_size(Rate(100), 128 * 1024), 1024);
+        assert_eq!(read_size(Rate(1 << 30), 128 * 1024), 128 * 1024);
     }
 
     #[test]

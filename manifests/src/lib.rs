@@ -17,6 +17,7 @@ pub mod index;
 pub mod invalid;
 pub mod keys;
 pub mod manifest;
+pub mod rate;
 pub mod root;
 pub mod tarball;
 pub mod wire;

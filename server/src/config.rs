@@ -50,6 +50,9 @@ pub struct ServerConfig {
     pub poll_interval_secs: Option<u64>,
     /// The sleep a DDI client is told between polls (`config.polling.sleep`).
     pub ddi_poll_secs: u64,
+    /// Artifact and delta bytes per second the server sends in all, and per download.
+    pub max_egress_rate: Option<u64>,
+    pub max_egress_rate_per_device: Option<u64>,
     pub long_poll_max_secs: u64,
     /// Deltas built when a release is published: from this many of the item's previous
     /// releases (0: no deltas at all).
@@ -289,6 +292,8 @@ pub struct FileConfig {
     pub max_artifact_bytes: Option<u64>,
     pub poll_interval_secs: Option<u64>,
     pub ddi_poll_secs: Option<u64>,
+    pub max_egress_rate: Option<String>,
+    pub max_egress_rate_per_device: Option<String>,
     pub long_poll_max_secs: Option<u64>,
     pub delta_from_releases: Option<u64>,
     pub min_free_disk_mb: Option<u64>,
@@ -485,6 +490,18 @@ impl ServerConfig {
                 .unwrap_or(DEFAULT_DDI_POLL_SECS),
             1..=7 * 24 * 3600,
         )?;
+        let rate = |key: &str, text: &Option<String>| -> anyhow::Result<Option<u64>> {
+            text.as_deref()
+                .map(|t| {
+                    t.parse::<ferry_manifests::rate::Rate>()
+                        .map(|r| r.0)
+                        .map_err(|e| anyhow::anyhow!("{key}: {e} (in {from_file})"))
+                })
+                .transpose()
+        };
+        let max_egress_rate = rate("max_egress_rate", &fc.max_egress_rate)?;
+        let max_egress_rate_per_device =
+            rate("max_egress_rate_per_device", &fc.max_egress_rate_per_device)?;
         let long_poll_max_secs = in_range(
             "long_poll_max_secs",
             fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
@@ -576,6 +593,8 @@ impl ServerConfig {
             max_artifact_bytes,
             poll_interval_secs,
             ddi_poll_secs,
+            max_egress_rate,
+            max_egress_rate_per_device,
             long_poll_max_secs,
             delta_from_releases,
             min_free_disk_bytes,

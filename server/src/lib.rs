@@ -29,6 +29,7 @@ pub mod cache;
 pub mod cluster;
 pub mod config;
 pub mod deltas;
+pub mod egress;
 pub mod error;
 pub mod identity;
 pub mod live;

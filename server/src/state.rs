@@ -43,6 +43,8 @@ pub struct AppState {
     pub artifact_store: crate::artifact_store::ArtifactStore,
     /// Counters and gauges served at `GET /metrics`.
     pub metrics: metrics::Metrics,
+    /// The caps on artifact and delta bytes sent (`max_egress_rate`, per device).
+    pub egress: crate::egress::Egress,
     /// How each MQTT connection is doing, by name (`GET /api/v1/mqtt`).
     pub mqtt_status: std::sync::Mutex<
         std::collections::BTreeMap<String, ferry_manifests::wire::MqttConnectionView>,
@@ -86,6 +88,10 @@ impl AppState {
         };
         Ok(AppState {
             metrics: metrics::Metrics::new(&store, backend)?,
+            egress: crate::egress::Egress::new(
+                config.max_egress_rate,
+                config.max_egress_rate_per_device,
+            ),
             artifact_store,
             identity,
             oidc,

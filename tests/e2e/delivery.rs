@@ -107,3 +107,58 @@ fn a_bad_rate_or_window_is_refused_with_how_to_write_it() {
     let run = w.agent("once");
     assert!(run.stderr.contains("min_download_rate"), "{run}");
 }
+
+#[test]
+fn twenty_downloads_share_the_servers_egress_cap_and_check_ins_still_answer() {
+    let w = World::with_server_config("max_egress_rate = \"4MiB/s\"\n");
+    big_release(&w, "1.0.0", 1 << 20);
+    w.agent("once").ok();
+    let releases = w.ctl_json(&["releases", "list"]);
+    let name = releases[0]["artifact_name"].as_str().unwrap().to_string();
+    let size = releases[0]["artifact_size"].as_u64().unwrap();
+    let url = format!("{}/api/v1/artifacts/{name}", w.server.url());
+    let token = w.operator_token();
+    let began = Instant::now();
+    let downloads: Vec<_> = (0..20)
+        .map(|_| {
+            let (url, token) = (url.clone(), token.clone());
+            std::thread::spawn(move || {
+                let body = crate::util::http()
+                    .get(&url)
+                    .bearer_auth(token)
+                    .send()
+                    .unwrap()
+                    .bytes()
+                    .unwrap();
+                (body.len() as u64, began.elapsed().as_secs_f64())
+            })
+        })
+        .collect();
+    // While they are held, a device's check-in answers at once.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let check = Instant::now();
+    w.agent("check").ok();
+    let check_took = check.elapsed().as_secs_f64();
+    let ends: Vec<(u64, f64)> = downloads.into_iter().map(|d| d.join().unwrap()).collect();
+    let last = ends.iter().map(|e| e.1).fold(0.0, f64::max);
+    let first = ends.iter().map(|e| e.1).fold(f64::MAX, f64::min);
+    assert!(
+        ends.iter().all(|e| e.0 == size),
+        "a download came back short"
+    );
+    // 20 MiB at 4 MiB/s is 5 s at least.
+    let total = (20 * size) as f64 / (4 << 20) as f64;
+    assert!(
+        last >= total * 0.95,
+        "20 downloads ended after {last:.2} s, the cap allows {total:.2} s at least"
+    );
+    // Shared fairly: none was served first while the others waited.
+    assert!(
+        first >= last * 0.6,
+        "the first download ended at {first:.2} s, the last at {last:.2} s"
+    );
+    assert!(
+        check_took < last - 0.5,
+        "the check-in took {check_took:.2} s while the downloads ran to {last:.2} s"
+    );
+}

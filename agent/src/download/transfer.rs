@@ -175,7 +175,7 @@ fn stream(
     };
     // With a rate cap, reads are small enough that each pause is short (a stop is heard).
     let cap = agent.cfg.max_download_rate;
-    let mut buf = vec![0u8; cap.map_or(128 * 1024, |c| c.read_size(128 * 1024))];
+    let mut buf = vec![0u8; cap.map_or(128 * 1024, |c| crate::delivery::read_size(c, 128 * 1024))];
     let (began, mut taken) = (Instant::now(), 0u64);
     // Slow retrieval: over each window of read_timeout_secs the transfer must average
     // min_download_rate, or it is abandoned for the next mirror (the part is kept).
@@ -205,7 +205,7 @@ fn stream(
         p.have += n as u64;
         if let Some(cap) = cap {
             taken += n as u64;
-            std::thread::sleep(cap.pause(taken, began.elapsed()));
+            std::thread::sleep(crate::delivery::pause(cap, taken, began.elapsed()));
         }
         window_bytes += n as u64;
         let elapsed = window_start.elapsed();

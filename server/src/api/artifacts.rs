@@ -57,11 +57,7 @@ pub async fn download(
     if !state.artifact_store.fetch(&key, &path).await? {
         return Err(AppError::not_found(format!("no artifact named {name}")));
     }
-    // ServeFile implements Range, If-Range and conditional requests.
-    match ServeFile::new(path).oneshot(req).await {
-        Ok(resp) => Ok(resp.map(Body::new).into_response()),
-        Err(never) => match never {},
-    }
+    serve_file(&state, path, req).await
 }
 
 #[utoipa::path(put, path = "/api/v1/artifacts/{name}", tag = "artifacts", params(("name" = String, Path, description = "artifact file name", pattern = "^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,199}$")), request_body(content = Vec<u8>, content_type = "application/octet-stream"), responses((status = 200, body = Uploaded), crate::error::ClientErrors), security(("bearer" = [])))]
@@ -230,8 +226,16 @@ pub async fn delta(
     let path = crate::deltas::file(&state.config.data_dir, &item, &from, &to)
         .filter(|p| p.exists())
         .ok_or_else(|| AppError::not_found(format!("no delta of {item} from {from} to {to}")))?;
+    serve_file(&state, path, req).await
+}
+
+/// A file as a download: Range, If-Range and conditional requests (ServeFile), its body
+/// paced under the egress caps.
+pub async fn serve_file(state: &Shared, path: PathBuf, req: Request) -> ApiResult<Response> {
     match ServeFile::new(path).oneshot(req).await {
-        Ok(resp) => Ok(resp.map(Body::new).into_response()),
+        Ok(resp) => Ok(resp
+            .map(|body| state.egress.shape(Body::new(body)))
+            .into_response()),
         Err(never) => match never {},
     }
 }

@@ -166,18 +166,10 @@ pub async fn download(
     Path((tenant, controller, action, filename)): Path<(String, String, String, String)>,
     req: axum::extract::Request,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse as _;
-    use tower::ServiceExt as _;
     let headers = req.headers().clone();
     let host = ddi::authenticate(&state, &tenant, &controller, authorization(&headers))
         .await?
         .host_id;
     let path = ddi::download(&state, &host, action_id(&action)?, &filename).await?;
-    match tower_http::services::ServeFile::new(path)
-        .oneshot(req)
-        .await
-    {
-        Ok(resp) => Ok(resp.map(axum::body::Body::new).into_response()),
-        Err(never) => match never {},
-    }
+    super::artifacts::serve_file(&state, path, req).await
 }
