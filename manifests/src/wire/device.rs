@@ -33,25 +33,29 @@ pub struct DeviceFacts {
     pub os_version: String,
     pub arch: String,
     pub agent_version: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_class: Option<String>,
     /// Release date of the newest validly signed manifest the device has seen (freeze
     /// detection: a device whose newest manifest is old is not hearing of new releases).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub newest_manifest_at: Option<String>,
     /// Tags from the device's config (`tags = [...]`); an operator's tags replace them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<crate::wire::Tag>, max_items = 32))]
     pub tags: Vec<String>,
     /// A friendly name from the device's config; an operator's name replaces it.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "openapi",
         schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
     )]
     pub friendly_name: Option<String>,
     /// The device's offset from UTC, for maintenance windows in its local time.
-    #[serde(default, deserialize_with = "whole_number")]
+    #[serde(
+        default,
+        deserialize_with = "whole_number",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "openapi", schema(minimum = -86400, maximum = 86400))]
     pub utc_offset_secs: Option<i32>,
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
@@ -601,20 +605,20 @@ pub struct CheckInResponse {
     pub available: Vec<Available>,
     pub jobs: Vec<Job>,
     /// Report ids the server has stored; the device may drop them from its queue.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acked_reports: Vec<String>,
     /// The newest trust root version the server holds; a device on an older one fetches
     /// `api/v1/trust-roots/{version}` for each version after its own.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trust_root_version: Option<u64>,
     /// The poll interval the server suggests; the device keeps it within its own bounds.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub poll_interval_secs: Option<u64>,
     /// Campaigns that target this device and need its acceptance.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub campaigns: Vec<CampaignOffer>,
     /// Jobs cancelled since they were handed out; the device drops them.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cancelled_jobs: Vec<String>,
     /// The host waits for an operator's acceptance (`ferryctl hosts accept`): it is given
     /// nothing until then.
