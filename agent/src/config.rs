@@ -53,6 +53,7 @@ struct RawConfig {
     min_download_rate: Option<u64>,
     max_download_rate: Option<String>,
     download_window: Option<String>,
+    metered: Option<toml::Value>,
     download_retries: Option<u32>,
     #[serde(default)]
     tags: Vec<String>,
@@ -283,6 +284,8 @@ pub struct Config {
     /// Local hours in which downloads may run (`download_window = "01:00-05:00"`); outside
     /// them a job waits, and the server hears why.
     pub download_window: Option<crate::delivery::Window>,
+    /// Whether the link costs money: then only installs allowed on a metered link download.
+    pub metered: crate::delivery::Metered,
     /// Further passes over the mirror list after a network failure, with exponential backoff.
     pub download_retries: u32,
     /// Tags this device reports (an operator's tags on the server win over them).
@@ -575,6 +578,7 @@ impl Config {
             min_download_rate: n.min_download_rate,
             max_download_rate: n.max_download_rate,
             download_window: n.download_window,
+            metered: n.metered,
             download_retries: n.download_retries,
             tags: raw.tags,
             friendly_name: raw.friendly_name,

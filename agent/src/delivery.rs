@@ -22,6 +22,35 @@ pub fn read_size(rate: Rate, most: usize) -> usize {
         .clamp(1024, most.max(1024))
 }
 
+/// Whether the device's link costs money (`metered = "auto" | true | false`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Metered {
+    /// NetworkManager's view where it runs (its `Metered` property over D-Bus), else not.
+    #[default]
+    Auto,
+    Fixed(bool),
+}
+
+impl Metered {
+    /// `metered` as the config file has it: `true`, `false` or `"auto"`.
+    pub fn from_toml(value: &toml::Value) -> Result<Metered, String> {
+        match value {
+            toml::Value::Boolean(b) => Ok(Metered::Fixed(*b)),
+            toml::Value::String(s) if s == "auto" => Ok(Metered::Auto),
+            other => Err(format!(
+                "{other} is not true, false or \"auto\" (NetworkManager's view where it runs)"
+            )),
+        }
+    }
+}
+
+/// NetworkManager's `Metered` property as `busctl get-property` prints it (`u 1`): yes (1)
+/// and guess-yes (3) are metered; no (2), guess-no (4) and unknown (0) are not.
+pub fn networkmanager_metered(busctl: &str) -> Option<bool> {
+    let value: u32 = busctl.trim().strip_prefix("u ")?.trim().parse().ok()?;
+    Some(matches!(value, 1 | 3))
+}
+
 /// A daily window of local time, `HH:MM-HH:MM`; one that ends before it starts runs past
 /// midnight (`22:00-06:00`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +152,24 @@ mod tests {
         for bad in ["1-5", "25:00-01:00", "01:00-01:00", "01:00", "01:60-02:00"] {
             assert!(bad.parse::<Window>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn metered_is_read_from_the_config_and_networkmanager() {
+        assert_eq!(
+            Metered::from_toml(&toml::Value::Boolean(true)),
+            Ok(Metered::Fixed(true))
+        );
+        assert_eq!(
+            Metered::from_toml(&toml::Value::String("auto".into())),
+            Ok(Metered::Auto)
+        );
+        assert!(Metered::from_toml(&toml::Value::String("yes".into())).is_err());
+        assert_eq!(networkmanager_metered("u 1\n"), Some(true));
+        assert_eq!(networkmanager_metered("u 3"), Some(true));
+        assert_eq!(networkmanager_metered("u 4"), Some(false));
+        assert_eq!(networkmanager_metered("u 0"), Some(false));
+        assert_eq!(networkmanager_metered("Failed to get property"), None);
     }
 
     #[test]

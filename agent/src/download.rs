@@ -56,6 +56,8 @@ pub fn run(agent: &mut Agent) -> Result<usize, Error> {
 
 fn run_items(agent: &mut Agent) -> Result<usize, Error> {
     let mut done = 0;
+    // Asked once a run, and only when something is to be downloaded.
+    let mut metered: Option<Option<&'static str>> = None;
     let names: Vec<String> = agent.cfg.items.iter().map(|i| i.name.clone()).collect();
     for name in names {
         let Some(pending) = agent.item_state(&name).pending.clone() else {
@@ -75,6 +77,15 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                     window: window.to_string(),
                     opens_in_min: window.opens_in(minute),
                 };
+                tracing::info!(item = %name, version = %pending.version, "{why}");
+                crate::report::waiting(agent, &pending, &why);
+                continue;
+            }
+        }
+        if !pending.metered_allowed {
+            let how = *metered.get_or_insert_with(|| metered_link(agent.cfg.metered));
+            if let Some(how) = how {
+                let why = Error::Metered { how };
                 tracing::info!(item = %name, version = %pending.version, "{why}");
                 crate::report::waiting(agent, &pending, &why);
                 continue;
@@ -123,6 +134,46 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         }
     }
     Ok(done)
+}
+
+/// Whether the link is metered now, and why it is taken to be: `metered = true` in the
+/// config, or NetworkManager's view (`metered = "auto"`, the default, where it runs).
+fn metered_link(setting: crate::delivery::Metered) -> Option<&'static str> {
+    use crate::delivery::Metered;
+    match setting {
+        Metered::Fixed(true) => Some("metered = true"),
+        Metered::Fixed(false) => None,
+        // NetworkManager keeps its runtime directory while it runs; without it, no question.
+        Metered::Auto if !Path::new("/run/NetworkManager").is_dir() => None,
+        Metered::Auto => {
+            let out = std::process::Command::new("busctl")
+                .args([
+                    "--system",
+                    "--timeout=2",
+                    "get-property",
+                    "org.freedesktop.NetworkManager",
+                    "/org/freedesktop/NetworkManager",
+                    "org.freedesktop.NetworkManager",
+                    "Metered",
+                ])
+                .output();
+            match out {
+                Ok(o) if o.status.success() => {
+                    crate::delivery::networkmanager_metered(&String::from_utf8_lossy(&o.stdout))
+                        .filter(|m| *m)
+                        .map(|_| "NetworkManager says so")
+                }
+                Ok(o) => {
+                    tracing::debug!(stderr = %String::from_utf8_lossy(&o.stderr).trim(), "cannot ask NetworkManager whether the link is metered; taken as not metered");
+                    None
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "busctl is not there to ask NetworkManager whether the link is metered; taken as not metered");
+                    None
+                }
+            }
+        }
+    }
 }
 
 /// The pending release's delta when it is usable here (`install::delta::usable`), else its

@@ -84,6 +84,8 @@ pub enum Error {
         needed: u64,
         free: u64,
     },
+    #[error("the link is metered ({how}); the download waits for an unmetered link, or for an install an operator allows on one (ferryctl update trigger --metered-allowed)")]
+    Metered { how: &'static str },
     #[error("outside the download window {window} (local time; it opens in {opens_in_min} min); the download waits for it (download_window in the agent's config)")]
     DownloadWindow { window: String, opens_in_min: u16 },
     #[error("{url}: {reason}; the download will start over")]

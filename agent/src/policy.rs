@@ -122,6 +122,8 @@ pub struct Wanted {
     pub delta: Option<ferry_manifests::wire::DeltaOffer>,
     /// More places serving the artifact, offered by the server.
     pub mirrors: Vec<String>,
+    /// It may download over a metered link.
+    pub metered_allowed: bool,
 }
 
 /// What to install after a check-in: every job, in the server's order; then, with
@@ -143,6 +145,7 @@ pub fn wanted(
             interactive: j.interactive,
             delta: j.delta.clone(),
             mirrors: j.mirrors.clone(),
+            metered_allowed: j.metered_allowed,
         })
         .collect();
     if !auto_install {
@@ -164,6 +167,7 @@ pub fn wanted(
                 interactive: false,
                 delta: a.delta.clone(),
                 mirrors: a.mirrors.clone(),
+                metered_allowed: false,
             });
         }
     }
@@ -281,6 +285,7 @@ mod tests {
             delta: None,
             mirrors: vec![],
             rollback: None,
+            metered_allowed: false,
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),

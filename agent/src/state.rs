@@ -210,6 +210,9 @@ pub struct Pending {
     /// What the download stage fetched for it, for the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched: Option<ferry_manifests::wire::Fetched>,
+    /// The server let it download over a metered link.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metered_allowed: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

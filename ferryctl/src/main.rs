@@ -569,6 +569,7 @@ fn update_commands(command: UpdateCommand, server: &ServerArgs, json: bool) -> a
             follow,
             interactive,
             hide_input,
+            metered_allowed,
         } => api()?.trigger(
             &TriggerRequest {
                 host,
@@ -577,6 +578,7 @@ fn update_commands(command: UpdateCommand, server: &ServerArgs, json: bool) -> a
                 force,
                 interactive,
                 hide_input,
+                metered_allowed,
             },
             json,
             follow,

@@ -162,3 +162,41 @@ fn twenty_downloads_share_the_servers_egress_cap_and_check_ins_still_answer() {
         "the check-in took {check_took:.2} s while the downloads ran to {last:.2} s"
     );
 }
+
+#[test]
+fn on_a_metered_link_only_an_install_allowed_there_downloads() {
+    let w = World::with_agent_extra("metered = true\n");
+    w.release("1.0.0", &[]);
+    w.agent("once").ok();
+    let queued = w.trigger(Some("1.0.0"));
+    w.agent("once").ok();
+    assert_eq!(w.current(), None, "downloaded over a metered link");
+    let entry = &w.history()[0];
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert!(
+        entry["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the link is metered (metered = true)"),
+        "{entry}"
+    );
+    // An urgent fix is let through.
+    w.ctl(&["update", "cancel", queued["id"].as_str().unwrap()])
+        .ok();
+    w.ctl(&[
+        "update",
+        "trigger",
+        "--host",
+        "device-1",
+        "--item",
+        "web",
+        "--version",
+        "1.0.0",
+        "--metered-allowed",
+    ])
+    .ok();
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    let bad = World::with_agent_extra("metered = \"sometimes\"\n").agent("once");
+    assert!(bad.stderr.contains("key `metered`"), "{bad}");
+}

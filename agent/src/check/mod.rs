@@ -465,6 +465,7 @@ pub fn take_up_offered(agent: &mut Agent) -> Result<usize, Error> {
                 interactive: false,
                 delta: offered.delta.clone(),
                 mirrors: offered.mirrors.clone(),
+                metered_allowed: false,
             },
             &mut summary,
         )?;
@@ -610,6 +611,7 @@ fn take_up(
         interactive,
         delta,
         mirrors,
+        metered_allowed,
     } = wanted;
     let st = agent.item_state(&item);
     if already_pending(agent, &item, &version, job_id.as_deref(), &delta) {
@@ -625,6 +627,7 @@ fn take_up(
         delta,
         mirrors,
         fetched: None,
+        metered_allowed,
     };
     if agent.cfg.item(&item).is_none() {
         let attempt = Attempt::start(&item, &pending, None);

@@ -156,6 +156,7 @@ pub(super) struct Numbers {
     pub(super) min_download_rate: u64,
     pub(super) max_download_rate: Option<crate::delivery::Rate>,
     pub(super) download_window: Option<crate::delivery::Window>,
+    pub(super) metered: crate::delivery::Metered,
     pub(super) long_poll_secs: u64,
     pub(super) lock_wait_secs: u64,
     pub(super) poll_interval_min_secs: u64,
@@ -245,6 +246,13 @@ impl Numbers {
             .map(str::parse::<crate::delivery::Window>)
             .transpose()
             .map_err(|e| format!("key `download_window`: {e}"))?;
+        let metered = raw
+            .metered
+            .as_ref()
+            .map(crate::delivery::Metered::from_toml)
+            .transpose()
+            .map_err(|e| format!("key `metered`: {e}"))?
+            .unwrap_or_default();
         Ok(Numbers {
             poll_interval_secs,
             interactive_timeout_secs,
@@ -257,6 +265,7 @@ impl Numbers {
             min_download_rate,
             max_download_rate,
             download_window,
+            metered,
             long_poll_secs,
             lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
             poll_interval_min_secs,

@@ -53,6 +53,7 @@ fn pending(version: &str) -> Pending {
         delta: None,
         mirrors: vec![],
         fetched: None,
+        metered_allowed: false,
     }
 }
 

@@ -249,6 +249,7 @@ impl Device {
             delta,
             mirrors: vec![],
             fetched: None,
+            metered_allowed: false,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

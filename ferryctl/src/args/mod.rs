@@ -475,6 +475,10 @@ pub enum UpdateCommand {
         /// passwords); the terminal's echo, if the hook leaves it on, stays in the output.
         #[arg(long, requires = "interactive")]
         hide_input: bool,
+        /// The device may download it over a metered link (an urgent fix): other installs
+        /// wait there for an unmetered one (the device's `metered` setting).
+        #[arg(long)]
+        metered_allowed: bool,
     },
 }
 

@@ -508,6 +508,10 @@ pub struct Job {
     /// whose wave regressed); nothing is downloaded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback: Option<String>,
+    /// May download over a metered link (`ferryctl update trigger --metered-allowed`: an
+    /// urgent fix); other jobs wait on such a link (docs/delivery.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metered_allowed: bool,
 }
 
 /// An upgrade of software a device's source found (`ferryctl update batch-host HOST

@@ -27,6 +27,9 @@ pub struct TriggerRequest {
     /// The terminal's own echo, if the hook leaves it on, is still part of the output.
     #[serde(default)]
     pub hide_input: bool,
+    /// The device may download it over a metered link (an urgent fix).
+    #[serde(default)]
+    pub metered_allowed: bool,
 }
 
 /// `POST /api/v1/update-history/{id}/terminal`: attach to an interactive install's terminal,

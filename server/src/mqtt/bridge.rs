@@ -445,6 +445,7 @@ async fn handle_inbound(
                 force: false,
                 interactive: None,
                 actor: Actor::Mqtt(connection.to_string()),
+                metered_allowed: false,
             };
             updates::trigger(state, install)
                 .await

@@ -408,6 +408,7 @@ fn job_of(j: crate::store::PendingJob) -> Job {
         delta: None,
         mirrors: vec![],
         rollback: j.rollback,
+        metered_allowed: j.metered_allowed,
     }
 }
 

@@ -37,6 +37,7 @@ fn install<'a>(host_id: &'a str, item: &'a str) -> Install<'a> {
         force: false,
         interactive: None,
         actor: Actor::User("admin".into()),
+        metered_allowed: false,
     }
 }
 

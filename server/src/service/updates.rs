@@ -27,6 +27,8 @@ pub struct Install<'a> {
     /// Run its hooks in an operator's terminal.
     pub interactive: Option<Interactive>,
     pub actor: Actor,
+    /// It may download over a metered link.
+    pub metered_allowed: bool,
 }
 
 /// Queues an install, with its actor in the history; returns the update's id. Refused (409)
@@ -40,6 +42,7 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
         force,
         interactive,
         actor,
+        metered_allowed,
     } = install;
     let actor = actor.to_text();
     let actor = actor.as_str();
@@ -105,6 +108,10 @@ pub async fn trigger(state: &Shared, install: Install<'_>) -> ServiceResult<Stri
             interactive.map(|how| how.record_input),
         )
         .await?;
+    // Before the device hears of it.
+    if metered_allowed {
+        state.store.allow_metered(&id).await?;
+    }
     tracing::info!(%host_id, %item, version = %release.version, update = %id, %actor, "update triggered");
     state.wake(host_id);
     state.changed();
@@ -124,6 +131,7 @@ pub async fn ask(state: &Shared, req: &TriggerRequest, actor: Actor) -> ServiceR
             record_input: !req.hide_input,
         }),
         actor,
+        metered_allowed: req.metered_allowed,
     };
     let id = trigger(state, install).await?;
     let mut entry = state.store.history(None, None, Some(&id)).await?;

@@ -661,6 +661,8 @@ interface! {
     fn interactive_host(&self, update_id: &str) -> Result<Option<String>>;
     /// (host id, item) of every pending update.
     fn pending_items(&self) -> Result<Vec<(String, String)>>;
+    /// Lets a pending update download over a metered link.
+    fn allow_metered(&self, id: &str) -> Result<()>;
     /// Sets a pending update's message (why it waits); false if the host has no such one.
     fn note_update(&self, id: &str, host_id: &str, message: &str) -> Result<bool>;
     /// Each (host, item) whose last finished install failed, was rolled back or refused.

@@ -151,6 +151,8 @@ pub struct PendingJob {
     pub interactive: bool,
     /// A rollback to the kept backup, with its reason.
     pub rollback: Option<String>,
+    /// It may download over a metered link.
+    pub metered_allowed: bool,
 }
 
 /// What a report changes in the history.

@@ -603,6 +603,7 @@ pub async fn update(
         item: f.item.unwrap_or_default(),
         version,
         force: false,
+        metered_allowed: false,
     };
     let result = service::updates::ask(&state, &req, who.actor())
         .await

@@ -483,7 +483,7 @@ impl Sql {
         host_id: &str,
     ) -> Result<(Vec<String>, Vec<PendingJob>, Vec<PackageJob>)> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive, status, packages, rollback_reason FROM updates
+            "SELECT id, item, version, interactive, status, packages, rollback_reason, metered_allowed FROM updates
              WHERE host_id = $1 AND (status = 'pending' OR (status = 'cancelled' AND finished_at > $2))
              ORDER BY created_at",
         )
@@ -518,6 +518,7 @@ impl Sql {
                     version: super::parse_version(&r.try_get::<String, _>("version")?)?,
                     interactive,
                     rollback: r.try_get("rollback_reason")?,
+                    metered_allowed: r.try_get::<i64, _>("metered_allowed")? != 0,
                 }),
             }
         }

@@ -185,6 +185,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         39,
         include_str!("../../../migrations/sqlite/0039_ddi_actions.sql"),
     ),
+    (
+        40,
+        include_str!("../../../migrations/sqlite/0040_metered_allowed.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -281,6 +285,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         39,
         include_str!("../../../migrations/postgres/0039_ddi_actions.sql"),
+    ),
+    (
+        40,
+        include_str!("../../../migrations/postgres/0040_metered_allowed.sql"),
     ),
 ];
 

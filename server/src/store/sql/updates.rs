@@ -173,7 +173,7 @@ impl Sql {
 
     pub async fn pending_jobs(&self, host_id: &str) -> Result<Vec<PendingJob>> {
         let rows = sqlx::query(
-            "SELECT id, item, version, interactive, rollback_reason FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NULL ORDER BY created_at",
+            "SELECT id, item, version, interactive, rollback_reason, metered_allowed FROM updates WHERE host_id = $1 AND status = 'pending' AND packages IS NULL ORDER BY created_at",
         )
         .bind(host_id)
         .fetch_all(&self.pool)
@@ -186,6 +186,7 @@ impl Sql {
                     version: parse_version(&r.try_get::<String, _>("version")?)?,
                     interactive: r.try_get::<i64, _>("interactive")? != 0,
                     rollback: r.try_get("rollback_reason")?,
+                    metered_allowed: r.try_get::<i64, _>("metered_allowed")? != 0,
                 })
             })
             .collect()
@@ -245,6 +246,15 @@ impl Sql {
         rows.iter()
             .map(|r| Ok((r.try_get("host_id")?, r.try_get("item")?)))
             .collect()
+    }
+
+    /// Lets a pending update download over a metered link.
+    pub async fn allow_metered(&self, id: &str) -> Result<()> {
+        sqlx::query("UPDATE updates SET metered_allowed = 1 WHERE id = $1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Sets the message of one of the host's pending updates (why it waits); false if there
