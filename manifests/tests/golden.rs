@@ -104,6 +104,7 @@ fn check_in_response() {
                 delta: None,
                 mirrors: vec![],
                 rollback: None,
+                metered_allowed: false,
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),
