@@ -95,8 +95,11 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
         .iter()
         .map(|p| SigningKeyFile::load(p))
         .collect::<Result<Vec<_>, _>>()?;
-    fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    // Nothing is written until the input is known to be good.
+    let make_out = || {
+        fs::create_dir_all(&args.out)
+            .with_context(|| format!("cannot create {}", args.out.display()))
+    };
     let (name, tarball, bundle, files, links) = match (&args.from, &args.artifact) {
         (Some(from), _) => {
             if !from.is_dir() {
@@ -104,6 +107,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             }
             let mut entries = Vec::new();
             walk(from, from, &mut entries)?;
+            make_out()?;
             let name = artifact_file_name(&args.item, &args.version, args.compression);
             let tarball = args.out.join(&name);
             let tmp = args.out.join(format!(".{name}.tmp"));
@@ -114,7 +118,7 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
             (name, tarball, None, files, links)
         }
         (None, Some(path)) => {
-            let (name, bundle) = copy_bundle(args, path)?;
+            let (name, bundle) = copy_bundle(args, path, make_out)?;
             (
                 name.clone(),
                 args.out.join(name),
@@ -202,7 +206,11 @@ pub fn build(args: &BuildArgs) -> anyhow::Result<()> {
 
 /// Copies the bundle at `path` into `--out` as `ITEM-VERSION.swu` (or `.raucb`); a bundle
 /// carries no tarball options.
-fn copy_bundle(args: &BuildArgs, path: &Path) -> anyhow::Result<(String, Bundle)> {
+fn copy_bundle(
+    args: &BuildArgs,
+    path: &Path,
+    make_out: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<(String, Bundle)> {
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -225,6 +233,7 @@ fn copy_bundle(args: &BuildArgs, path: &Path) -> anyhow::Result<(String, Bundle)
     if !meta.is_file() || meta.len() == 0 {
         bail!("--artifact {} is not a non-empty file", path.display());
     }
+    make_out()?;
     let name = format!("{}-{}.{}", args.item, args.version, bundle.suffix());
     let tmp = args.out.join(format!(".{name}.tmp"));
     fs::copy(path, &tmp)

@@ -615,24 +615,47 @@ fn publish_bundle(w: &World, version: &str, bundle: &Path) -> String {
     built.stdout
 }
 
-#[test]
-fn a_download_cancelled_midway_stops_and_the_device_confirms() {
+/// A DDI device `name` behind a relay that treats its link as `link`, with a pending install
+/// of a 4 MB `.swu` of `version` it writes to `target`: the world, the image, the queued
+/// update and the running swupdate.
+struct Behind {
+    w: World,
+    target: std::path::PathBuf,
+    image: Vec<u8>,
+    queued: serde_json::Value,
+    _device: Swupdate,
+}
+
+fn device_behind(name: &str, version: &str, link: Link, seed: u32) -> Behind {
     let w = World::with_server_config("ddi_poll_secs = 1\n");
     let target = w.path("target.img");
     fs::write(&target, b"before").unwrap();
-    let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 3 % 227) as u8).collect();
-    publish_bundle(&w, "3.0.0", &swu(w.dir.path(), "3.0.0", &image, &target));
-    let token = target_token(&w, "slow-1");
-    let queued = w.ctl_json(&["update", "trigger", "--host", "slow-1", "--item", "os"]);
-    // 4 MB at 200 kB/s: about 20 s to download, time enough to cancel it on the way.
-    let slow = relay(&w.server.url(), Link::Slow(200_000));
-    let _device = Swupdate::start(
+    let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * seed % 227) as u8).collect();
+    publish_bundle(&w, version, &swu(w.dir.path(), version, &image, &target));
+    let token = target_token(&w, name);
+    let queued = w.ctl_json(&["update", "trigger", "--host", name, "--item", "os"]);
+    let relay = relay(&w.server.url(), link);
+    let device = Swupdate::start(
         w.dir.path(),
-        "slow-1",
+        name,
         &format!(
-            "tenant = \"default\"; id = \"slow-1\"; url = \"{slow}\"; targettoken = \"{token}\";"
+            "tenant = \"default\"; id = \"{name}\"; url = \"{relay}\"; targettoken = \"{token}\"; retrywait = 1;"
         ),
     );
+    Behind {
+        w,
+        target,
+        image,
+        queued,
+        _device: device,
+    }
+}
+
+#[test]
+fn a_download_cancelled_midway_stops_and_the_device_confirms() {
+    // 4 MB at 200 kB/s: about 20 s to download, time enough to cancel it on the way.
+    let b = device_behind("slow-1", "3.0.0", Link::Slow(200_000), 3);
+    let w = &b.w;
     eventually("the download began", Duration::from_secs(30), || {
         w.server
             .log_text()
@@ -640,53 +663,40 @@ fn a_download_cancelled_midway_stops_and_the_device_confirms() {
             .any(|l| l.contains("softwaremodules") && l.contains("started processing"))
     });
     std::thread::sleep(Duration::from_secs(2));
-    let id = queued["id"].as_str().unwrap().to_string();
-    w.ctl(&["update", "cancel", &id]).ok();
+    w.ctl(&["update", "cancel", b.queued["id"].as_str().unwrap()])
+        .ok();
     eventually(
         "the device confirmed the cancel",
         Duration::from_secs(30),
         || {
-            entry_of(&w, &queued).is_some_and(|h| {
+            entry_of(w, &b.queued).is_some_and(|h| {
                 h["output"]
                     .as_str()
                     .is_some_and(|o| o.contains("cancellation confirmed by the device"))
             })
         },
     );
-    let entry = entry_of(&w, &queued).unwrap();
+    let entry = entry_of(w, &b.queued).unwrap();
     assert_eq!(entry["status"], "cancelled", "{entry}");
     std::thread::sleep(Duration::from_secs(2));
     assert_ne!(
-        fs::read(&target).unwrap(),
-        image,
+        fs::read(&b.target).unwrap(),
+        b.image,
         "the cancelled image was installed"
     );
 }
 
 #[test]
 fn a_download_cut_midway_is_resumed_and_the_bundle_installs() {
-    let w = World::with_server_config("ddi_poll_secs = 1\n");
-    let target = w.path("target.img");
-    fs::write(&target, b"").unwrap();
-    let image: Vec<u8> = (0..4_000_000u32).map(|i| (i * 11 % 239) as u8).collect();
-    publish_bundle(&w, "2.0.0", &swu(w.dir.path(), "2.0.0", &image, &target));
-    let token = target_token(&w, "cut-1");
-    let queued = w.ctl_json(&["update", "trigger", "--host", "cut-1", "--item", "os"]);
-    let relay = relay(&w.server.url(), Link::CutAfter(1_000_000));
-    let _device = Swupdate::start(
-        w.dir.path(),
-        "cut-1",
-        &format!(
-            "tenant = \"default\"; id = \"cut-1\"; url = \"{relay}\"; targettoken = \"{token}\"; retrywait = 1;"
-        ),
-    );
+    let b = device_behind("cut-1", "2.0.0", Link::CutAfter(1_000_000), 11);
+    let w = &b.w;
     eventually(
         "swupdate wrote the whole image",
         Duration::from_secs(60),
-        || fs::read(&target).is_ok_and(|t| t == image),
+        || fs::read(&b.target).is_ok_and(|t| t == b.image),
     );
     eventually("its feedback arrived", Duration::from_secs(30), || {
-        entry_of(&w, &queued).is_some_and(|h| {
+        entry_of(w, &b.queued).is_some_and(|h| {
             h["output"]
                 .as_str()
                 .is_some_and(|o| o.contains("All Chunks Installed"))
