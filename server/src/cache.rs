@@ -67,10 +67,41 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The facts as their digest reads them: every field, in this order, none left out. Its own
+/// type, so the digest does not follow the wire's serialization (which leaves out what is
+/// empty).
+#[derive(serde::Serialize)]
+struct Digested<'a> {
+    hostname: &'a str,
+    os: &'a str,
+    os_version: &'a str,
+    arch: &'a str,
+    agent_version: &'a str,
+    device_class: &'a Option<String>,
+    newest_manifest_at: &'a Option<String>,
+    tags: &'a [String],
+    friendly_name: &'a Option<String>,
+    utc_offset_secs: Option<i32>,
+    installed: &'a [ferry_manifests::wire::InstalledItem],
+}
+
 /// A digest of the facts, the same in every instance and version (it is stored: an instance
 /// that has not seen a host compares with it).
 pub fn facts_hash(facts: &DeviceFacts) -> i64 {
-    let json = serde_json::to_vec(facts).unwrap_or_default();
+    let digested = Digested {
+        hostname: &facts.hostname,
+        os: &facts.os,
+        os_version: &facts.os_version,
+        arch: &facts.arch,
+        agent_version: &facts.agent_version,
+        device_class: &facts.device_class,
+        newest_manifest_at: &facts.newest_manifest_at,
+        tags: &facts.tags,
+        friendly_name: &facts.friendly_name,
+        utc_offset_secs: facts.utc_offset_secs,
+        installed: &facts.installed,
+    };
+    let json = serde_json::to_vec(&digested).unwrap_or_default();
     let digest = Sha256::digest(&json);
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
