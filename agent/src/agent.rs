@@ -37,6 +37,9 @@ pub enum Mode {
     CampaignCheck,
     /// Accept the campaign `--campaign-id`; its update then becomes installable.
     CampaignAccept,
+    /// Serve the verified artifacts this device keeps to its site's peers (`share_listen`)
+    /// until SIGTERM; `full` does this itself.
+    Share,
 }
 
 impl Mode {

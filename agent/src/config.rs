@@ -54,6 +54,8 @@ struct RawConfig {
     max_download_rate: Option<String>,
     download_window: Option<String>,
     metered: Option<toml::Value>,
+    share_listen: Option<String>,
+    site: Option<String>,
     download_retries: Option<u32>,
     #[serde(default)]
     tags: Vec<String>,
@@ -286,6 +288,11 @@ pub struct Config {
     pub download_window: Option<crate::delivery::Window>,
     /// Whether the link costs money: then only installs allowed on a metered link download.
     pub metered: crate::delivery::Metered,
+    /// Where to serve the verified artifacts this device keeps to its site's peers
+    /// (`share_listen = "0.0.0.0:8089"`; off when absent).
+    pub share_listen: Option<std::net::SocketAddr>,
+    /// The site this device is at (`site = "NAME"`); absent: named after the default gateway.
+    pub site: Option<String>,
     /// Further passes over the mirror list after a network failure, with exponential backoff.
     pub download_retries: u32,
     /// Tags this device reports (an operator's tags on the server win over them).
@@ -579,6 +586,8 @@ impl Config {
             max_download_rate: n.max_download_rate,
             download_window: n.download_window,
             metered: n.metered,
+            share_listen: n.share_listen,
+            site: raw.site,
             download_retries: n.download_retries,
             tags: raw.tags,
             friendly_name: raw.friendly_name,

@@ -189,7 +189,9 @@ fn fetch(
     // Bytes already fetched for this install: a delta that could not be used.
     let before = pending.fetched.as_ref().map_or(0, |f| f.bytes);
     let mut fell_back = pending.fetched.is_some();
-    let usable = pending.delta.as_ref().filter(|d| {
+    // Peers at the site hold the full artifact: taking it from them costs the uplink
+    // nothing, where even a delta comes from the server.
+    let usable = pending.delta.as_ref().filter(|_| pending.peers.is_empty()).filter(|d| {
         let old = installed_manifest(agent, item);
         match crate::install::delta::usable(d, installed.as_ref(), old.as_ref(), verified) {
             Ok(()) => true,
@@ -209,13 +211,15 @@ fn fetch(
             .url(&d.path)
             .map_err(DownloadError::Transient)?
             .to_string()];
-        match fetch_artifact(agent, &m, None) {
-            Ok(path) => {
+        match fetch_artifact(agent, &m, None, &[]) {
+            Ok((path, _)) => {
                 tracing::info!(%item, version = %verified.version, from = %d.from_version, bytes = d.size, "downloaded a delta");
                 let fetched = Fetched {
                     bytes: before + d.size,
                     delta_from: Some(d.from_version.clone()),
                     fell_back: false,
+                    from_peers: 0,
+                    bad_peers: vec![],
                 };
                 return Ok((path, fetched));
             }
@@ -249,15 +253,98 @@ fn fetch(
         offered = m;
         &offered
     };
-    let path = fetch_artifact(agent, manifest, pending.source.as_deref())?;
+    let peers = peer_urls(&agent.api, &pending.peers);
+    let (path, tally) = fetch_artifact(agent, manifest, pending.source.as_deref(), &peers)?;
     Ok((
         path,
         Fetched {
             bytes: before + verified.artifact.size,
             delta_from: None,
             fell_back,
+            from_peers: tally.from_peers,
+            bad_peers: tally.bad,
         },
     ))
+}
+
+/// The peers the server offered that may be asked: plain `http://` URLs (integrity comes
+/// from the signed hash), never the server itself (a peer gets no credential).
+fn peer_urls(api: &Api, offered: &[String]) -> Vec<reqwest::Url> {
+    offered
+        .iter()
+        .filter_map(|u| reqwest::Url::parse(u).ok())
+        .filter(|u| u.scheme() == "http" && !api.same_origin(u))
+        .collect()
+}
+
+/// Where a download's bytes came from, when some came from peers: what the report counts,
+/// and what tells a peer that served bad bytes from one that did not.
+#[derive(Debug, Default)]
+struct Sources {
+    /// Ranges of the part file each peer wrote since it last started over.
+    live: Vec<(reqwest::Url, u64, u64)>,
+    /// Ranges peers wrote into a part that then failed the signed hash, with the sha256 the
+    /// bytes there had: compared with the good file once there is one.
+    suspects: Vec<(reqwest::Url, u64, u64, [u8; 32])>,
+}
+
+/// What peers gave a finished download.
+#[derive(Debug, Default)]
+struct PeerTally {
+    from_peers: u64,
+    /// Share addresses (`http://IP:PORT`) of peers whose bytes were wrong.
+    bad: Vec<String>,
+}
+
+impl Sources {
+    /// `url` wrote `start..end` of the part (`start` 0: it started the part over).
+    fn wrote(&mut self, url: &reqwest::Url, peer: bool, start: u64, end: u64) {
+        if start == 0 || end < start {
+            self.live.clear();
+        }
+        if peer && end > start {
+            self.live.push((url.clone(), start, end));
+        }
+    }
+
+    /// The part failed the hash: what each peer wrote in it becomes suspect.
+    fn failed(&mut self, part: &Path) {
+        for (url, start, end) in std::mem::take(&mut self.live) {
+            if let Ok(digest) = range_digest(part, start, end) {
+                self.suspects.push((url, start, end, digest));
+            }
+        }
+    }
+
+    fn suspect(&self, url: &reqwest::Url) -> bool {
+        self.suspects.iter().any(|(u, ..)| u == url)
+    }
+
+    /// The good file is in `path`: the peers whose suspect bytes differ from it were bad.
+    fn tally(self, path: &Path) -> PeerTally {
+        let from_peers = self.live.iter().map(|(_, s, e)| e - s).sum();
+        let mut bad: Vec<String> = Vec::new();
+        for (url, start, end, digest) in &self.suspects {
+            let share = url.origin().ascii_serialization();
+            if !bad.contains(&share) && range_digest(path, *start, *end).is_ok_and(|d| &d != digest)
+            {
+                tracing::warn!(peer = %share, "a peer at this site served bytes that fail the signed hash; the server is told, and no longer offers it");
+                bad.push(share);
+            }
+        }
+        PeerTally { from_peers, bad }
+    }
+}
+
+/// The sha256 of bytes `start..end` of a file.
+fn range_digest(path: &Path, start: u64, end: u64) -> std::io::Result<[u8; 32]> {
+    use sha2::Digest;
+    use std::io::{Read, Seek};
+    let mut file = fs::File::open(path)?;
+    file.seek(std::io::SeekFrom::Start(start))?;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file.take(end.saturating_sub(start)), &mut hasher)?;
+    Ok(hasher.finalize().into())
 }
 
 /// The URLs to try, in order: the signed manifest's absolute ones (its publisher's mirrors),
@@ -282,17 +369,20 @@ pub(crate) fn installed_manifest(agent: &Agent, item: &str) -> Option<Manifest> 
     Manifest::parse_unverified(&envelope).ok()
 }
 
-/// Tries each artifact URL in order; returns the path of the verified artifact.
+/// Tries each peer, then each artifact URL, in order; returns the path of the verified
+/// artifact and what peers gave.
 fn fetch_artifact(
     agent: &Agent,
     manifest: &Manifest,
     source: Option<&str>,
-) -> Result<PathBuf, DownloadError> {
+    peers: &[reqwest::Url],
+) -> Result<(PathBuf, PeerTally), DownloadError> {
     let artifact = &manifest.artifact;
     let final_path = agent.dir.artifact_path(&manifest.item, &artifact.sha256);
     if final_path.exists() {
-        return Ok(final_path);
+        return Ok((final_path, PeerTally::default()));
     }
+    let mut sources = Sources::default();
     preflight_space(&agent.dir, artifact.size)?;
     let part = agent.dir.partial_path(&manifest.item, &artifact.sha256);
     let mut last_error = None;
@@ -303,11 +393,12 @@ fn fetch_artifact(
             tracing::info!(pass, "retrying the download in {:.1} s", wait.as_secs_f64());
             std::thread::sleep(wait);
         }
-        match try_mirrors(agent, manifest, &part, source) {
+        match try_mirrors(agent, manifest, &part, source, peers, &mut sources) {
             Ok(()) => {
                 fs::rename(&part, &final_path).map_err(io_err(&final_path))?;
                 fsync_dir(&agent.dir.downloads())?;
-                return Ok(final_path);
+                let tally = sources.tally(&final_path);
+                return Ok((final_path, tally));
             }
             Err(DownloadError::Tampered(m)) => return Err(DownloadError::Tampered(m)),
             Err(DownloadError::Transient(Error::Interrupted)) => {
@@ -321,26 +412,46 @@ fn fetch_artifact(
     ))
 }
 
-/// One pass over the artifact's URLs, in order.
+/// One pass over the peers, then the artifact's URLs, in order.
 fn try_mirrors(
     agent: &Agent,
     manifest: &Manifest,
     part: &Path,
     source: Option<&str>,
+    peers: &[reqwest::Url],
+    sources: &mut Sources,
 ) -> Result<(), DownloadError> {
     let mut last_error = None;
     let mut tampered = None;
+    let mut urls: Vec<(reqwest::Url, bool)> = peers
+        .iter()
+        .filter(|u| !sources.suspect(u))
+        .map(|u| (u.clone(), true))
+        .collect();
     for url in &manifest.artifact.urls {
         let url = resolve_url(&agent.api, url, source).map_err(DownloadError::Transient)?;
+        urls.push((url, false));
+    }
+    for (url, peer) in urls {
         // A resumed download whose hash fails may have started from a bad local partial file:
         // retry that URL once from zero before blaming it.
         for _attempt in 0..2 {
             let resumed = fs::metadata(part).is_ok_and(|m| m.len() > 0);
-            match download_one(agent, &url, part, manifest) {
+            let mut start = 0;
+            let result = download_one(agent, &url, part, manifest, &mut start);
+            let end = fs::metadata(part).map_or(0, |m| m.len());
+            sources.wrote(&url, peer, start, end);
+            match result {
                 Ok(()) => return Ok(()),
                 Err(DownloadError::Tampered(m)) => {
+                    sources.failed(part);
                     let _ = fs::remove_file(part);
                     tracing::warn!(%url, "{m}");
+                    if peer {
+                        // The next source starts over; the server hears of a bad peer only
+                        // once a good file shows whose bytes were wrong.
+                        break;
+                    }
                     tampered = Some(m);
                     if resumed {
                         continue;
@@ -352,14 +463,17 @@ fn try_mirrors(
                 }
                 Err(DownloadError::Transient(e)) => {
                     tracing::warn!(%url, "download failed: {e}");
-                    last_error = Some(e);
+                    if !peer {
+                        last_error = Some(e);
+                    }
                     break;
                 }
             }
         }
     }
     // Every mirror failed. If some only failed to answer, try again (one of them may serve
-    // good bytes); if every one served bad bytes, refuse the release.
+    // good bytes); if every one served bad bytes, refuse the release. Peers do not decide:
+    // bad bytes from a peer alone never refuse a release, and a peer gone is no outage.
     if let (Some(m), None) = (tampered, &last_error) {
         return Err(DownloadError::Tampered(m));
     }

@@ -84,6 +84,11 @@ pub enum Error {
         needed: u64,
         free: u64,
     },
+    #[error("cannot share artifacts with peers on {listen} (share_listen): {message}; free the port or change share_listen")]
+    ShareListen {
+        listen: std::net::SocketAddr,
+        message: String,
+    },
     #[error("the link is metered ({how}); the download waits for an unmetered link, or for an install an operator allows on one (ferryctl update trigger --metered-allowed)")]
     Metered { how: &'static str },
     #[error("outside the download window {window} (local time; it opens in {opens_in_min} min); the download waits for it (download_window in the agent's config)")]
@@ -242,7 +247,8 @@ impl Error {
             | Error::NotConfigured(_)
             | Error::NeedsServer { .. }
             | Error::EnrolTokenUnreadable { .. }
-            | Error::Identity(_) => exit::BAD_CONFIG,
+            | Error::Identity(_)
+            | Error::ShareListen { .. } => exit::BAD_CONFIG,
             Error::Repository { .. } => exit::UPDATE_FAILED,
             Error::Locked { .. } => exit::LOCKED,
             Error::Unreachable { .. } => exit::UNREACHABLE,

@@ -26,6 +26,7 @@ pub mod progress;
 pub mod report;
 pub mod repository;
 pub mod run;
+pub mod share;
 pub mod state;
 pub mod status;
 pub mod trust;

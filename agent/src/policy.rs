@@ -124,6 +124,8 @@ pub struct Wanted {
     pub mirrors: Vec<String>,
     /// It may download over a metered link.
     pub metered_allowed: bool,
+    /// Devices at this device's site that hold the artifact, nearest first.
+    pub peers: Vec<String>,
 }
 
 /// What to install after a check-in: every job, in the server's order; then, with
@@ -146,6 +148,7 @@ pub fn wanted(
             delta: j.delta.clone(),
             mirrors: j.mirrors.clone(),
             metered_allowed: j.metered_allowed,
+            peers: j.peers.clone(),
         })
         .collect();
     if !auto_install {
@@ -168,6 +171,7 @@ pub fn wanted(
                 delta: a.delta.clone(),
                 mirrors: a.mirrors.clone(),
                 metered_allowed: false,
+                peers: vec![],
             });
         }
     }
@@ -286,6 +290,7 @@ mod tests {
             mirrors: vec![],
             rollback: None,
             metered_allowed: false,
+            peers: vec![],
         };
         let offer = |item: &str, version: &str| Available {
             item: item.into(),

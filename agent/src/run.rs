@@ -161,11 +161,11 @@ pub fn run_mode(
     // `status` only reads; `full` takes the lock for each cycle. Every other mode changes the
     // state directory: it takes the lock for the whole run, waiting a while for a run that
     // holds it (the service's cycle, say) to let go.
-    if !matches!(mode, Mode::Status | Mode::Full) {
+    if !matches!(mode, Mode::Status | Mode::Full | Mode::Share) {
         lock(agent, mode, Duration::from_secs(agent.cfg.lock_wait_secs))?;
     }
     let result = run_locked(mode, item, campaign_id, agent);
-    if !matches!(mode, Mode::Status | Mode::Full) {
+    if !matches!(mode, Mode::Status | Mode::Full | Mode::Share) {
         crate::metrics::write(agent);
     }
     match result {
@@ -244,6 +244,16 @@ fn run_locked(
             Ok(exit::OK)
         }
         Mode::Full => run_full(agent),
+        Mode::Share => {
+            let Some(listen) = agent.cfg.share_listen else {
+                return Err(Error::Usage(format!(
+                    "--running-mode=share needs share_listen in {}",
+                    agent.cfg.path.display()
+                )));
+            };
+            crate::share::serve(listen, agent.dir.shared(), Arc::clone(&agent.stop))?;
+            Ok(exit::OK)
+        }
     }
 }
 
@@ -316,6 +326,14 @@ fn run_full(agent: &mut Agent) -> Result<i32, Error> {
         }
     }
     let stop = Arc::clone(&agent.stop);
+    if let Some(listen) = agent.cfg.share_listen {
+        let (shared, stop) = (agent.dir.shared(), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            if let Err(e) = crate::share::serve(listen, shared, stop) {
+                tracing::error!("{e}");
+            }
+        });
+    }
     let mut failures: u32 = 0;
     let mut next_cycle = Instant::now();
     while !stop.load(Ordering::SeqCst) {

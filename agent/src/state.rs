@@ -213,6 +213,10 @@ pub struct Pending {
     /// The server let it download over a metered link.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub metered_allowed: bool,
+    /// Devices at this site holding the artifact (`http://IP:PORT/artifacts/SHA256`), nearest
+    /// first: tried before the mirrors and the server, with no credential.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -321,6 +325,12 @@ impl StateDir {
 
     pub fn downloads(&self) -> PathBuf {
         self.root.join("downloads")
+    }
+
+    /// Verified artifacts of installed releases, named by sha256, served to the site's peers
+    /// (`share_listen`).
+    pub fn shared(&self) -> PathBuf {
+        self.root.join("shared")
     }
 
     pub fn reports(&self) -> PathBuf {

@@ -16,6 +16,12 @@ pub enum Invalid {
     TooManyTags(usize),
     #[error("friendly name must be at most 128 characters, without control characters")]
     FriendlyName,
+    #[error("site {0:?} must be 1-64 characters of letters, digits, '.', '_', ':', '-', starting with a letter or digit")]
+    Site(String),
+    #[error("share address {0:?} must be http://IP:PORT (an IP address and a port, no path)")]
+    ShareUrl(String),
+    #[error("{0} shared artifacts listed; at most 64")]
+    TooManyHeld(usize),
     #[error("icon URL is {0} characters; at most 2048")]
     IconUrlLength(usize),
     #[error("icon URL {0:?} must start with https://")]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use ferry_manifests::wire::{
     Available, CampaignOffer, CheckInRequest, CheckInResponse, DeviceFacts, HealthSample,
     InstalledItem, Job, ObserveOrder, Outcome, PackageChange, PackageJob, PackageReport, Report,
-    ReportBatch,
+    ReportBatch, Site,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -67,6 +67,11 @@ fn check_in_request() {
                         version: None,
                     },
                 ],
+                site: Some(Site {
+                    name: "shop-12".into(),
+                    share: Some("http://192.168.7.20:8089".into()),
+                    holds: vec!["ab".repeat(32)],
+                }),
             },
             wait_secs: 30,
             inventory_digest: None,
@@ -105,6 +110,10 @@ fn check_in_response() {
                 mirrors: vec![],
                 rollback: None,
                 metered_allowed: false,
+                peers: vec![format!(
+                    "http://192.168.7.21:8089/artifacts/{}",
+                    "ab".repeat(32)
+                )],
             }],
             acked_reports: vec![],
             trust_root_version: Some(2),

@@ -83,6 +83,9 @@ struct Digested<'a> {
     friendly_name: &'a Option<String>,
     utc_offset_secs: Option<i32>,
     installed: &'a [ferry_manifests::wire::InstalledItem],
+    /// Left out when absent, so the digest of facts without a site is as it always was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    site: &'a Option<ferry_manifests::wire::Site>,
 }
 
 /// A digest of the facts, the same in every instance and version (it is stored: an instance
@@ -100,6 +103,7 @@ pub fn facts_hash(facts: &DeviceFacts) -> i64 {
         friendly_name: &facts.friendly_name,
         utc_offset_secs: facts.utc_offset_secs,
         installed: &facts.installed,
+        site: &facts.site,
     };
     let json = serde_json::to_vec(&digested).unwrap_or_default();
     let digest = Sha256::digest(&json);
@@ -474,6 +478,7 @@ mod tests {
             friendly_name: None,
             utc_offset_secs: None,
             installed: vec![],
+            site: None,
         }
     }
 

@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// Artifact and delta bytes per second the server sends in all, and per download.
     pub max_egress_rate: Option<u64>,
     pub max_egress_rate_per_device: Option<u64>,
+    /// Devices of one site that fetch a release from the server at once while the site's
+    /// others wait to take it from them (0: no limit; docs/delivery.md).
+    pub site_max_downloads: u32,
     pub long_poll_max_secs: u64,
     /// Deltas built when a release is published: from this many of the item's previous
     /// releases (0: no deltas at all).
@@ -294,6 +297,7 @@ pub struct FileConfig {
     pub ddi_poll_secs: Option<u64>,
     pub max_egress_rate: Option<String>,
     pub max_egress_rate_per_device: Option<String>,
+    pub site_max_downloads: Option<u64>,
     pub long_poll_max_secs: Option<u64>,
     pub delta_from_releases: Option<u64>,
     pub min_free_disk_mb: Option<u64>,
@@ -502,6 +506,11 @@ impl ServerConfig {
         let max_egress_rate = rate("max_egress_rate", &fc.max_egress_rate)?;
         let max_egress_rate_per_device =
             rate("max_egress_rate_per_device", &fc.max_egress_rate_per_device)?;
+        let site_max_downloads = in_range(
+            "site_max_downloads",
+            fc.site_max_downloads.unwrap_or(1),
+            0..=10_000,
+        )? as u32;
         let long_poll_max_secs = in_range(
             "long_poll_max_secs",
             fc.long_poll_max_secs.unwrap_or(DEFAULT_LONG_POLL_MAX_SECS),
@@ -595,6 +604,7 @@ impl ServerConfig {
             ddi_poll_secs,
             max_egress_rate,
             max_egress_rate_per_device,
+            site_max_downloads,
             long_poll_max_secs,
             delta_from_releases,
             min_free_disk_bytes,

@@ -36,6 +36,7 @@ pub struct Metrics {
     installs: IntCounterVec,
     reports: Histogram,
     artifact_bytes: IntCounterVec,
+    peer_bytes: IntCounter,
     long_polls: IntGauge,
     hosts: IntGauge,
     campaigns: IntGaugeVec,
@@ -109,6 +110,11 @@ impl Metrics {
             artifact_bytes.with_label_values(&[k]);
         }
         add(Box::new(artifact_bytes.clone()))?;
+        let peer_bytes = IntCounter::new(
+            "peer_bytes_total",
+            "Artifact bytes devices reported taking from peers at their site instead of a server",
+        )?;
+        add(Box::new(peer_bytes.clone()))?;
         let long_polls = IntGauge::new(
             "long_polls_held",
             "Device long-polls this instance holds open",
@@ -148,6 +154,7 @@ impl Metrics {
             installs,
             reports,
             artifact_bytes,
+            peer_bytes,
             long_polls,
             hosts,
             campaigns,
@@ -179,6 +186,11 @@ impl Metrics {
     /// A batch of reports stored in `seconds`.
     pub fn report(&self, seconds: f64) {
         self.reports.observe(seconds);
+    }
+
+    /// A device reported taking `bytes` from peers at its site.
+    pub fn from_peers(&self, bytes: u64) {
+        self.peer_bytes.inc_by(bytes);
     }
 
     /// The counter of bytes sent of `kind` (`artifact`, `delta`), for a body to bump as it

@@ -200,3 +200,207 @@ fn on_a_metered_link_only_an_install_allowed_there_downloads() {
     let bad = World::with_agent_extra("metered = \"sometimes\"\n").agent("once");
     assert!(bad.stderr.contains("key `metered`"), "{bad}");
 }
+
+/// The site's share processes (`--running-mode=share`), stopped with the test.
+struct Sharing(Vec<(String, std::process::Child)>);
+
+impl Sharing {
+    fn stop(&mut self, name: &str) {
+        for (n, child) in &mut self.0 {
+            if n == name {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Drop for Sharing {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The history entry of `host`'s install of `version`.
+fn entry_of(w: &World, host: &str, version: &str) -> serde_json::Value {
+    let history = w.ctl_json(&["history", "list", "--host", host]);
+    history
+        .as_array()
+        .and_then(|a| a.iter().find(|e| e["version"] == version).cloned())
+        .unwrap_or_else(|| panic!("no {version} in the history of {host}: {history}"))
+}
+
+fn trigger_on(w: &World, host: &str, version: &str) {
+    w.ctl(&[
+        "update",
+        "trigger",
+        "--host",
+        host,
+        "--item",
+        "web",
+        "--version",
+        version,
+    ])
+    .ok();
+}
+
+/// The artifact size of `web` `version`, as the server lists it.
+fn artifact_size(w: &World, version: &str) -> u64 {
+    let releases = w.ctl_json(&["releases", "list"]);
+    releases
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["version"] == version))
+        .and_then(|r| r["artifact_size"].as_u64())
+        .unwrap_or_else(|| panic!("no web {version} in {releases}"))
+}
+
+/// Runs each device's agent once, all at the same time.
+fn once_together(devices: &[&crate::util::Device]) {
+    std::thread::scope(|s| {
+        for d in devices {
+            s.spawn(move || d.run("once"));
+        }
+    });
+}
+
+#[test]
+fn a_site_of_ten_takes_a_release_from_the_server_about_once_and_survives_bad_and_dying_peers() {
+    const SIZE: usize = 4 << 20;
+    let w = World::with_server_config("site_max_downloads = 1\n");
+    big_release(&w, "1.0.0", SIZE);
+    let share = |i: usize| format!("127.0.0.{}:{}", 20 + i, crate::util::free_port());
+    let addresses: Vec<String> = (0..10).map(share).collect();
+    let extra = |i: usize| format!("site = \"shop-12\"\nshare_listen = \"{}\"\n", addresses[i]);
+    let devices: Vec<crate::util::Device> = (0..10)
+        .map(|i| w.add_device(&format!("site-{i}"), &extra(i)))
+        .collect();
+    let mut sharing = Sharing(
+        devices
+            .iter()
+            .map(|d| (d.name.clone(), d.spawn("share")))
+            .collect(),
+    );
+    for d in &devices {
+        d.run("check").ok();
+        trigger_on(&w, &d.name, "1.0.0");
+    }
+    let served = || w.metric("ferry_artifact_bytes_served_total{kind=\"artifact\"}");
+    let artifact = artifact_size(&w, "1.0.0");
+    let before = served();
+
+    // A wave over the site: one device fetches from the server, the others wait for it.
+    let all: Vec<&crate::util::Device> = devices.iter().collect();
+    once_together(&all);
+    let first: Vec<&crate::util::Device> = devices
+        .iter()
+        .filter(|d| d.current().as_deref() == Some("releases/1.0.0"))
+        .collect();
+    assert!(
+        (1..=2).contains(&first.len()),
+        "{} of 10 fetched from the server at once under site_max_downloads = 1",
+        first.len()
+    );
+    let waiting = devices
+        .iter()
+        .find(|d| d.current().is_none())
+        .expect("a device that waited");
+    let entry = entry_of(&w, &waiting.name, "1.0.0");
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert!(
+        entry["message"].as_str().is_some_and(
+            |m| m.contains("site shop-12") && m.contains("fetching this release first")
+        ),
+        "{entry}"
+    );
+    // The first ones tell the server what they hold at their next check-in; the rest take it
+    // from them.
+    for d in &first {
+        d.run("check").ok();
+    }
+    once_together(&all);
+    for d in &devices {
+        assert_eq!(d.current().as_deref(), Some("releases/1.0.0"), "{}", d.name);
+    }
+    let from_server = served() - before;
+    assert!(
+        from_server <= (first.len() as u64 * artifact) as f64,
+        "the server sent {from_server} bytes of a {artifact}-byte artifact to a site of 10"
+    );
+    let from_peers = devices
+        .iter()
+        .filter(|d| entry_of(&w, &d.name, "1.0.0")["fetched"]["from_peers"] == artifact)
+        .count();
+    assert_eq!(from_peers, 10 - first.len(), "took the release from peers");
+    assert_eq!(
+        w.metric("ferry_peer_bytes_total"),
+        (from_peers as u64 * artifact) as f64
+    );
+
+    // A peer serving tampered bytes: the device falls back, installs the right release and
+    // names the peer, which is offered no more.
+    // Larger than what the kernel's socket buffers hold on loopback (a peer killed mid-way
+    // must leave bytes untaken).
+    big_release(&w, "2.0.0", 4 * SIZE);
+    let (a, b, c, d) = (&devices[0], &devices[1], &devices[2], &devices[3]);
+    trigger_on(&w, &a.name, "2.0.0");
+    a.run("once").ok();
+    a.run("check").ok();
+    // Only the installed release's artifact is kept: 1.0.0's left at the 2.0.0 install.
+    let kept: Vec<_> = fs::read_dir(w.path("state-site-0/shared"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    let file = &kept[0];
+    let mut bytes = fs::read(file).unwrap();
+    let keep = bytes.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    fs::write(file, &bytes).unwrap();
+    trigger_on(&w, &b.name, "2.0.0");
+    b.run("once").ok();
+    assert_eq!(b.current().as_deref(), Some("releases/2.0.0"));
+    let entry = entry_of(&w, &b.name, "2.0.0");
+    assert_eq!(
+        entry["fetched"]["bad_peers"],
+        serde_json::json!([format!("http://{}", addresses[0])]),
+        "{entry}"
+    );
+    fs::write(file, &keep).unwrap();
+    b.run("check").ok();
+    // The next device is offered b, not a.
+    trigger_on(&w, &c.name, "2.0.0");
+    c.run("once").ok();
+    assert_eq!(c.current().as_deref(), Some("releases/2.0.0"));
+    let entry = entry_of(&w, &c.name, "2.0.0");
+    assert_eq!(
+        entry["fetched"]["from_peers"],
+        artifact_size(&w, "2.0.0"),
+        "{entry}"
+    );
+    assert!(entry["fetched"].get("bad_peers").is_none(), "{entry}");
+
+    // A peer that dies mid-transfer: the download resumes from the next source.
+    sharing.stop(&c.name);
+    let slow = w.add_device(
+        &d.name,
+        &format!("{}max_download_rate = \"4MiB/s\"\n", extra(3)),
+    );
+    trigger_on(&w, &slow.name, "2.0.0");
+    let run = slow.spawn("once");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    sharing.stop(&b.name);
+    let out = run.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(slow.current().as_deref(), Some("releases/2.0.0"), "{log}");
+    let entry = entry_of(&w, &slow.name, "2.0.0");
+    let peer_bytes = entry["fetched"]["from_peers"].as_u64().unwrap_or(0);
+    assert!(
+        peer_bytes > 0 && peer_bytes < artifact_size(&w, "2.0.0"),
+        "{entry}: part from the peer that died, the rest from the server\n{log}"
+    );
+}

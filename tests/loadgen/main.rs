@@ -95,6 +95,7 @@ fn facts(i: usize, item: &str) -> DeviceFacts {
             item: item.to_string(),
             version: Some(semver::Version::new(0, 1, 0)),
         }],
+        site: None,
     }
 }
 

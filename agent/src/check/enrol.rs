@@ -35,6 +35,7 @@ pub fn facts(agent: &Agent) -> DeviceFacts {
                     .and_then(|s| s.installed.clone()),
             })
             .collect(),
+        site: crate::share::site(agent),
     }
 }
 

@@ -466,6 +466,7 @@ pub fn take_up_offered(agent: &mut Agent) -> Result<usize, Error> {
                 delta: offered.delta.clone(),
                 mirrors: offered.mirrors.clone(),
                 metered_allowed: false,
+                peers: vec![],
             },
             &mut summary,
         )?;
@@ -578,6 +579,7 @@ fn already_pending(
     version: &semver::Version,
     job_id: Option<&str>,
     delta: &Option<ferry_manifests::wire::DeltaOffer>,
+    peers: &[String],
 ) -> bool {
     let Some(p) = agent
         .state
@@ -592,6 +594,10 @@ fn already_pending(
     }
     if !p.downloaded && &p.delta != delta {
         p.delta = delta.clone();
+    }
+    // The site's peers change as its devices fetch: the newest list is the one to try.
+    if !p.downloaded && p.peers != peers {
+        p.peers = peers.to_vec();
     }
     true
 }
@@ -612,9 +618,10 @@ fn take_up(
         delta,
         mirrors,
         metered_allowed,
+        peers,
     } = wanted;
     let st = agent.item_state(&item);
-    if already_pending(agent, &item, &version, job_id.as_deref(), &delta) {
+    if already_pending(agent, &item, &version, job_id.as_deref(), &delta, &peers) {
         return Ok(());
     }
     let pending = Pending {
@@ -628,6 +635,7 @@ fn take_up(
         mirrors,
         fetched: None,
         metered_allowed,
+        peers,
     };
     if agent.cfg.item(&item).is_none() {
         let attempt = Attempt::start(&item, &pending, None);

@@ -157,6 +157,7 @@ pub(super) struct Numbers {
     pub(super) max_download_rate: Option<crate::delivery::Rate>,
     pub(super) download_window: Option<crate::delivery::Window>,
     pub(super) metered: crate::delivery::Metered,
+    pub(super) share_listen: Option<std::net::SocketAddr>,
     pub(super) long_poll_secs: u64,
     pub(super) lock_wait_secs: u64,
     pub(super) poll_interval_min_secs: u64,
@@ -253,6 +254,23 @@ impl Numbers {
             .transpose()
             .map_err(|e| format!("key `metered`: {e}"))?
             .unwrap_or_default();
+        let share_listen = raw
+            .share_listen
+            .as_deref()
+            .map(|s| {
+                s.parse::<std::net::SocketAddr>().map_err(|_| {
+                    format!("key `share_listen`: {s:?} must be ADDRESS:PORT, e.g. \"0.0.0.0:8089\" (every address) or \"192.168.1.20:8089\"")
+                })
+            })
+            .transpose()?;
+        if let Some(site) = &raw.site {
+            let probe = ferry_manifests::wire::Site {
+                name: site.clone(),
+                share: None,
+                holds: vec![],
+            };
+            ferry_manifests::wire::validate_site(&probe).map_err(|e| format!("key `site`: {e}"))?;
+        }
         Ok(Numbers {
             poll_interval_secs,
             interactive_timeout_secs,
@@ -266,6 +284,7 @@ impl Numbers {
             max_download_rate,
             download_window,
             metered,
+            share_listen,
             long_poll_secs,
             lock_wait_secs: raw.lock_wait_secs.unwrap_or(60),
             poll_interval_min_secs,

@@ -17,16 +17,21 @@ use crate::agent::Agent;
 use crate::client::{check_status, transport_error};
 use crate::error::{io_err, Error};
 
+/// `start` is set to the offset this answer's bytes were written from (0 when it started the
+/// part over), so the caller knows which range came from `url`.
 pub(super) fn download_one(
     agent: &Agent,
     url: &reqwest::Url,
     part: &Path,
     manifest: &Manifest,
+    start: &mut u64,
 ) -> Result<(), DownloadError> {
     let size = manifest.artifact.size;
     let mut p = Part::open(part, size)?;
+    *start = p.have;
     if p.have < size {
         let resp = ask(agent, url, &mut p)?;
+        *start = p.have;
         stream(agent, url, manifest, resp, &mut p)?;
         p.file.sync_all().map_err(io_err(part))?;
     }

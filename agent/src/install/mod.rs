@@ -194,6 +194,7 @@ fn commit(agent: &mut Agent, j: &Journal, message: String, output: String) -> Re
         agent.cfg.keep_releases,
     );
     pruned.map_err(io_err(&root))?;
+    crate::share::keep(agent, &j.item, &j.artifact);
     cleanup(agent, j)
 }
 

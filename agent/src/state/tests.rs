@@ -54,6 +54,7 @@ fn pending(version: &str) -> Pending {
         mirrors: vec![],
         fetched: None,
         metered_allowed: false,
+        peers: vec![],
     }
 }
 

@@ -250,6 +250,7 @@ impl Device {
             mirrors: vec![],
             fetched: None,
             metered_allowed: false,
+            peers: vec![],
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

@@ -60,6 +60,75 @@ pub struct DeviceFacts {
     pub utc_offset_secs: Option<i32>,
     #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
     pub installed: Vec<InstalledItem>,
+    /// Where the device sits and what it shares with the devices beside it (docs/delivery.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Site>,
+}
+
+/// A device's site: devices of one site may take artifacts from each other (peers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Site {
+    /// `site` in agent.toml, or `gateway-MAC` of the device's default gateway.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    )]
+    pub name: String,
+    /// Where the device serves the verified artifacts it keeps (`share_listen`):
+    /// `http://ADDRESS:PORT`, an IP address, no path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
+    pub share: Option<String>,
+    /// The sha256 of each artifact it serves there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 64))]
+    pub holds: Vec<String>,
+}
+
+/// At most this many artifacts are listed as held by one device.
+pub const MAX_HELD: usize = 64;
+
+/// Checks a site's name (1-64 of letters, digits, '.', '_', ':', '-'), its share address
+/// (`http://IP:PORT`) and what it holds (at most [`MAX_HELD`] sha256 digests).
+pub fn validate_site(site: &Site) -> Result<(), Invalid> {
+    let n = &site.name;
+    let name_ok = !n.is_empty()
+        && n.len() <= 64
+        && n.as_bytes()[0].is_ascii_alphanumeric()
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if !name_ok {
+        return Err(Invalid::Site(n.clone()));
+    }
+    if let Some(url) = &site.share {
+        if share_address(url).is_none() {
+            return Err(Invalid::ShareUrl(url.clone()));
+        }
+    }
+    if site.holds.len() > MAX_HELD {
+        return Err(Invalid::TooManyHeld(site.holds.len()));
+    }
+    if let Some(h) = site
+        .holds
+        .iter()
+        .find(|h| !crate::invalid::is_sha256_hex(h))
+    {
+        return Err(Invalid::ArtifactSha256(h.clone()));
+    }
+    Ok(())
+}
+
+/// The socket address of a share URL `http://IP:PORT` (nothing else is one).
+pub fn share_address(url: &str) -> Option<std::net::SocketAddr> {
+    let rest = url.strip_prefix("http://")?;
+    let addr: std::net::SocketAddr = rest.parse().ok()?;
+    (addr.port() != 0 && !addr.ip().is_unspecified()).then_some(addr)
+}
+
+/// Where a peer serves the artifact of digest `sha256`.
+pub fn peer_artifact_url(share: &str, sha256: &str) -> String {
+    format!("{share}/artifacts/{sha256}")
 }
 
 /// An optional integer that may also be written as a number with no fraction (`855.0`), as
@@ -512,6 +581,10 @@ pub struct Job {
     /// urgent fix); other jobs wait on such a link (docs/delivery.md).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub metered_allowed: bool,
+    /// Devices of this device's site that hold the artifact, nearest first
+    /// (`http://IP:PORT/artifacts/SHA256`): tried before anything else, with no credential.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 /// An upgrade of software a device's source found (`ferryctl update batch-host HOST
@@ -742,6 +815,17 @@ pub struct Fetched {
     /// A delta was tried and could not be used; the full artifact was fetched after it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub fell_back: bool,
+    /// Of `bytes`, how many came from peers at the device's site.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub from_peers: u64,
+    /// Peers whose bytes failed the signed hash (their share URLs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 16))]
+    pub bad_peers: Vec<String>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::fmt::Display for Fetched {
@@ -754,7 +838,18 @@ impl std::fmt::Display for Fetched {
                 self.bytes
             ),
             (None, false) => write!(f, "{} bytes, the full artifact", self.bytes),
+        }?;
+        if self.from_peers > 0 {
+            write!(f, " ({} from peers at its site)", self.from_peers)?;
         }
+        if !self.bad_peers.is_empty() {
+            write!(
+                f,
+                "; bad bytes from {} (no longer offered)",
+                self.bad_peers.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 

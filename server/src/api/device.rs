@@ -83,6 +83,9 @@ fn validate_facts(facts: &DeviceFacts) -> ApiResult<()> {
     }
     ferry_manifests::wire::validate_labels(&facts.tags, facts.friendly_name.as_deref())
         .map_err(AppError::bad_request)?;
+    if let Some(site) = &facts.site {
+        ferry_manifests::wire::validate_site(site).map_err(AppError::bad_request)?;
+    }
     Ok(())
 }
 
@@ -222,6 +225,17 @@ pub async fn reports(
         validate_item_name(&r.item).map_err(AppError::bad_request)?;
         if r.report_id.is_empty() || r.report_id.len() > 64 {
             return Err(AppError::bad_request("report_id must be 1-64 characters"));
+        }
+        if let Some(f) = &r.fetched {
+            if f.bad_peers.len() > 16
+                || f.bad_peers
+                    .iter()
+                    .any(|p| ferry_manifests::wire::share_address(p).is_none())
+            {
+                return Err(AppError::bad_request(
+                    "fetched.bad_peers: at most 16 share addresses, each http://IP:PORT",
+                ));
+            }
         }
     }
     for r in &batch.package_reports {

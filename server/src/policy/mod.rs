@@ -20,5 +20,6 @@ pub mod identity;
 pub mod observation;
 pub mod roles;
 pub mod scope;
+pub mod sites;
 pub mod status;
 pub mod webhooks;

@@ -74,6 +74,7 @@ pub async fn check_in(
                 ));
             }
             work = Box::pin(pending_work(state, &host_id)).await?;
+            work = Box::pin(at_site(state, &host_id, &req, work)).await?;
         }
     } else {
         state.presence.contact(&host_id, fleet::Contact::Other);
@@ -146,6 +147,9 @@ async fn clone_seen(
 struct Work {
     jobs: Vec<Job>,
     package_jobs: Vec<PackageJob>,
+    /// Jobs whose device fetches for its site first: offered no delta, so it keeps the full
+    /// artifact its peers then take from it.
+    whole: Vec<String>,
 }
 
 impl Work {
@@ -178,6 +182,7 @@ async fn record(state: &Shared, host_id: &str, req: &CheckInRequest) -> ServiceR
             last_seen: ferry_manifests::wire::timestamp(at),
             device_tags: req.facts.tags.clone(),
             device_friendly_name: req.facts.friendly_name.clone(),
+            site: req.facts.site.clone(),
         };
         if let Err(e) = state
             .store
@@ -188,8 +193,25 @@ async fn record(state: &Shared, host_id: &str, req: &CheckInRequest) -> ServiceR
             return Err(e.into());
         }
         state.changed();
+        if let Some(site) = &req.facts.site {
+            super::sites::sharing(state, host_id, site).await?;
+        }
     }
     Ok(())
+}
+
+/// A host at a site: its jobs with the site's peers, or held while one of the site's sharing
+/// devices fetches the release first (`service::sites`).
+async fn at_site(
+    state: &Shared,
+    host_id: &str,
+    req: &CheckInRequest,
+    mut work: Work,
+) -> ServiceResult<Work> {
+    if let (Some(site), false) = (&req.facts.site, work.jobs.is_empty()) {
+        (work.jobs, work.whole) = super::sites::offers(state, host_id, site, work.jobs).await?;
+    }
+    Ok(work)
 }
 
 /// What a host hears of its campaigns: offers needing its acceptance, and the observation
@@ -236,10 +258,11 @@ async fn before_wait(
         let work = Work {
             jobs: pending.into_iter().map(job_of).collect(),
             package_jobs,
+            whole: vec![],
         };
         let idle = cancelled.is_empty() && work.is_empty();
         state.cache.set_idle(&host_id, idle.then_some(epoch));
-        (cancelled, work)
+        (cancelled, at_site(state, &host_id, req, work).await?)
     };
     Ok((campaigns, cancelled_jobs, work))
 }
@@ -304,6 +327,7 @@ async fn answer(
     let Work {
         mut jobs,
         package_jobs,
+        whole,
     } = work;
     // Its tenant's releases (all of them in a single-tenant install).
     let releases = state.host_releases(&host_id).await?;
@@ -322,7 +346,7 @@ async fn answer(
         }
     }
     for j in &mut jobs {
-        if let Some(from) = installed(&j.item) {
+        if let Some(from) = installed(&j.item).filter(|_| !whole.contains(&j.job_id)) {
             j.delta = delta_for(state, &releases, &j.item, &from, &j.version);
         }
         if let Some(r) = releases
@@ -394,6 +418,7 @@ async fn pending_work(state: &Shared, host_id: &str) -> ServiceResult<Work> {
             .map(job_of)
             .collect(),
         package_jobs: state.store.pending_package_jobs(host_id).await?,
+        whole: vec![],
     })
 }
 
@@ -409,6 +434,7 @@ fn job_of(j: crate::store::PendingJob) -> Job {
         mirrors: vec![],
         rollback: j.rollback,
         metered_allowed: j.metered_allowed,
+        peers: vec![],
     }
 }
 

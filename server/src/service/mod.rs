@@ -27,6 +27,7 @@ pub mod packages;
 pub mod releases;
 pub mod report;
 pub mod scope;
+pub mod sites;
 pub mod tenants;
 pub mod tokens;
 pub mod updates;

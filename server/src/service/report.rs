@@ -96,6 +96,11 @@ pub async fn reports_arrived(
             let message = loggable(&r.message);
             tracing::info!(%host_id, item = %r.item, version = %r.version, outcome = r.outcome.as_str(), "report: {message}");
             state.metrics.install(r.outcome.as_str(), "release");
+            if let Some(f) = &r.fetched {
+                state.metrics.from_peers(f.from_peers);
+                let what = format!("{} {}", r.item, r.version);
+                super::sites::bad_peers(state, host_id, f, &what).await?;
+            }
         }
         // Only a job of this host ends: another host's job id in a report touches nothing of
         // that job (its live output, its terminal, its campaign).

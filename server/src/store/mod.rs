@@ -581,6 +581,19 @@ interface! {
     fn update_host(&self, host: HostCheckIn, installed: &[InstalledItem], utc_offset: Option<i32>, facts_hash: i64) -> Result<()>;
     /// The digest of the facts the host last reported, if stored.
     fn facts_hash(&self, host_id: &str) -> Result<Option<i64>>;
+
+    // sites (docs/delivery.md)
+    /// Share addresses of devices at the host's site holding an artifact, newest seen first.
+    fn site_peers(&self, host_id: &str, site: &str, sha256: &str) -> Result<Vec<String>>;
+    /// Whether an update holds a place to fetch from the server, and how many others of its
+    /// release at the site do.
+    fn site_fetches(&self, host_id: &str, update_id: &str, site: &str, release: (&str, &str), since: &str) -> Result<(bool, i64)>;
+    /// Gives an update a place to fetch from the server if one of `cap` is free.
+    fn take_site_fetch(&self, host_id: &str, update_id: &str, site: &str, release: (&str, &str), times: (&str, &str), cap: u32) -> Result<bool>;
+    /// Other hosts at the site with pending updates.
+    fn site_waiting(&self, host_id: &str, site: &str) -> Result<Vec<String>>;
+    /// Marks the site's peer at `share` as having served bad bytes; its host id.
+    fn share_fault(&self, reporter: &str, share: &str, note: &str) -> Result<Option<String>>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;
     /// Up to `limit` hosts with ids after `after`, in id order.
     fn hosts_page(&self, after: Option<&str>, limit: u32) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;

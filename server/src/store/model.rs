@@ -90,6 +90,8 @@ pub struct HostCheckIn {
     pub last_seen: String,
     pub device_tags: Vec<String>,
     pub device_friendly_name: Option<String>,
+    /// Its site, where it shares and what (docs/delivery.md).
+    pub site: Option<ferry_manifests::wire::Site>,
 }
 
 impl From<HostRow> for HostCheckIn {
@@ -100,6 +102,7 @@ impl From<HostRow> for HostCheckIn {
             last_seen: h.last_seen,
             device_tags: h.device_tags,
             device_friendly_name: h.device_friendly_name,
+            site: None,
         }
     }
 }

@@ -370,6 +370,19 @@ root = "{root}"
             .to_string()
     }
 
+    /// One sample of the server's metrics as it is exposed (`name{labels}`); -1 when absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        let text = http()
+            .get(format!("{}/metrics", self.server.url()))
+            .bearer_auth(self.operator_token())
+            .send()
+            .and_then(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(-1.0)
+    }
+
     /// `ferryctl campaigns create --item web --version VERSION ARGS…`: the new campaign.
     pub fn campaign(&self, version: &str, args: &[&str]) -> serde_json::Value {
         let mut all = vec!["campaigns", "create", "--item", "web", "--version", version];

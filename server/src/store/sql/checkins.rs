@@ -112,8 +112,8 @@ impl Sql {
         for chunk in batch.chunks(HOSTS_PER_STATEMENT) {
             let rows = (0..chunk.len())
                 .map(|r| {
-                    let p = |c: usize| format!("${}", r * 14 + c);
-                    format!("({})", (1..=14).map(p).collect::<Vec<_>>().join(", "))
+                    let p = |c: usize| format!("${}", r * 17 + c);
+                    format!("({})", (1..=17).map(p).collect::<Vec<_>>().join(", "))
                 })
                 .collect::<Vec<_>>()
                 .join(", ");
@@ -123,7 +123,8 @@ impl Sql {
                     last_seen = v.column8, newest_manifest_at = v.column9, device_tags = v.column10,
                     device_friendly_name = v.column11,
                     utc_offset_secs = CASE WHEN v.column13 = 1 THEN v.column12 ELSE hosts.utc_offset_secs END,
-                    facts_hash = v.column14
+                    facts_hash = v.column14, site = v.column15, share_url = v.column16,
+                    share_holds = v.column17
                  FROM (VALUES {rows}) AS v WHERE hosts.id = v.column1"
             )));
             for w in chunk {
@@ -142,7 +143,10 @@ impl Sql {
                     .bind(&h.device_friendly_name)
                     .bind(i64::from(w.utc_offset.unwrap_or(0)))
                     .bind(i64::from(w.utc_offset.is_some()))
-                    .bind(w.facts_hash);
+                    .bind(w.facts_hash)
+                    .bind(h.site.as_ref().map(|s| s.name.clone()))
+                    .bind(h.site.as_ref().and_then(|s| s.share.clone()))
+                    .bind(h.site.as_ref().map_or(String::new(), |s| s.holds.join(" ")));
             }
             q.execute(&mut *tx).await?;
         }

@@ -20,6 +20,7 @@ pub use packages::PackageCounts;
 pub use users::OwnedKind;
 mod releases;
 mod roots;
+mod sites;
 mod tokens;
 mod updates;
 mod users;
@@ -189,6 +190,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         40,
         include_str!("../../../migrations/sqlite/0040_metered_allowed.sql"),
     ),
+    (
+        41,
+        include_str!("../../../migrations/sqlite/0041_sites.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -289,6 +294,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         40,
         include_str!("../../../migrations/postgres/0040_metered_allowed.sql"),
+    ),
+    (
+        41,
+        include_str!("../../../migrations/postgres/0041_sites.sql"),
     ),
 ];
 

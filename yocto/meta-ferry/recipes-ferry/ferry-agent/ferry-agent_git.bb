@@ -94,7 +94,7 @@ do_install:append() {
     } > $cfg
     chmod 0600 $cfg
     install -d ${D}${systemd_system_unitdir}
-    for unit in ferry-agent.service ferry-agent-once.service ferry-agent.timer; do
+    for unit in ferry-agent.service ferry-agent-once.service ferry-agent-share.service ferry-agent.timer; do
         install -m 0644 ${S}/systemd/$unit ${D}${systemd_system_unitdir}/$unit
     done
     # The units' sandbox opens the usual roots only: open each configured item's root too.
