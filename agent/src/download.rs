@@ -78,7 +78,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                     opens_in_min: window.opens_in(minute),
                 };
                 tracing::info!(item = %name, version = %pending.version, "{why}");
-                crate::report::waiting(agent, &pending, &why);
+                hold(agent, &name, &pending, &why)?;
                 continue;
             }
         }
@@ -87,7 +87,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
             if let Some(how) = how {
                 let why = Error::Metered { how };
                 tracing::info!(item = %name, version = %pending.version, "{why}");
-                crate::report::waiting(agent, &pending, &why);
+                hold(agent, &name, &pending, &why)?;
                 continue;
             }
         }
@@ -114,6 +114,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
                 {
                     p.downloaded = true;
                     p.fetched = Some(fetched);
+                    p.waiting = None;
                 }
                 agent.dir.save_state(&agent.state)?;
                 done += 1;
@@ -134,6 +135,31 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         }
     }
     Ok(done)
+}
+
+/// A download that waits: the server hears why, and `status` shows it (kept in the state
+/// only when it changed, so a run that waits again writes nothing).
+fn hold(
+    agent: &mut Agent,
+    item: &str,
+    pending: &crate::state::Pending,
+    why: &Error,
+) -> Result<(), Error> {
+    crate::report::waiting(agent, pending, why);
+    let text = why.to_string();
+    let Some(p) = agent
+        .state
+        .items
+        .get_mut(item)
+        .and_then(|s| s.pending.as_mut())
+    else {
+        return Ok(());
+    };
+    if p.waiting.as_deref() != Some(text.as_str()) {
+        p.waiting = Some(text);
+        agent.dir.save_state(&agent.state)?;
+    }
+    Ok(())
 }
 
 /// Whether the link is metered now, and why it is taken to be: `metered = true` in the

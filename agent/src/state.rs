@@ -217,6 +217,10 @@ pub struct Pending {
     /// first: tried before the mirrors and the server, with no credential.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub peers: Vec<String>,
+    /// Why its download waits (outside the download window, a metered link), as the server
+    /// was told; cleared once it is downloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

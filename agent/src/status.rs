@@ -148,6 +148,9 @@ fn render_item(
         v(&st.available),
         pending
     );
+    if let Some(why) = st.pending.as_ref().and_then(|p| p.waiting.as_ref()) {
+        let _ = writeln!(out, "  waiting:   {why}");
+    }
     for p in &st.kept_configs {
         let _ = writeln!(
             out,
@@ -198,6 +201,7 @@ pub fn json(agent: &Agent) -> Result<serde_json::Value, Error> {
                 "version": p.version.to_string(),
                 "downloaded": p.downloaded,
                 "job_id": p.job_id,
+                "waiting": p.waiting,
             })),
             "last_failed": v(&st.last_failed),
             "rolled_back_by_hand": v(&st.rolled_back_by_hand),

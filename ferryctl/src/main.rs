@@ -144,7 +144,11 @@ fn release_commands(
             index,
             mirrors,
             delta_from_releases,
+            metered_allowed,
         } => {
+            if metered_allowed {
+                anyhow::bail!("--metered-allowed is kept by a server; a static repository has no such setting (devices of a repository decide with their own `metered`)");
+            }
             if !mirrors.is_empty() {
                 anyhow::bail!("--mirror records mirrors on a server; a static repository lists its artifact URLs in the signed manifests (`ferryctl release build --url`)");
             }
@@ -154,12 +158,13 @@ fn release_commands(
             outdir,
             index,
             mirrors,
+            metered_allowed,
             ..
         } => {
             if !index.key.is_empty() {
                 anyhow::bail!("--key signs a repository's index: it needs --to-dir DIR (a server holds no keys)");
             }
-            api()?.publish_dir(&outdir, &mirrors, json)
+            api()?.publish_dir(&outdir, &mirrors, metered_allowed, json)
         }
         ReleaseCommand::Index { dir, index } => repository::reindex(&dir, &index),
         ReleaseCommand::Mirrors {
@@ -167,6 +172,9 @@ fn release_commands(
             version,
             mirrors,
         } => api()?.record_mirrors(&item, &version, &mirrors, json),
+        ReleaseCommand::MeteredAllowed { item, version, off } => {
+            api()?.metered_allowed(&item, &version, !off, json)
+        }
     }
 }
 

@@ -79,6 +79,19 @@ fn a_download_waits_for_its_window_and_the_server_hears_why() {
         message.contains(&format!("outside the download window {closed}")),
         "{entry}"
     );
+    // The device's own status says so too.
+    let status = w.device().run("status").ok();
+    assert!(
+        status
+            .stdout
+            .contains(&format!("waiting:   outside the download window {closed}")),
+        "{status}"
+    );
+    let json = w.device().status_json();
+    let why = json["items"][0]["pending"]["waiting"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(why.starts_with("outside the download window"), "{json}");
     // Inside its window, it goes ahead.
     let open = format!("{}-{}", hm(now + 24 * 60 - 60), hm(now + 60));
     w.write_agent_config(&format!("download_window = \"{open}\"\n"));
@@ -197,6 +210,24 @@ fn on_a_metered_link_only_an_install_allowed_there_downloads() {
     .ok();
     w.agent("once").ok();
     assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    // A release allowed on metered links (an urgent fix): any job of it downloads there.
+    w.release("1.1.0", &[]);
+    w.trigger(Some("1.1.0"));
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.0.0"));
+    let allowed = w.ctl(&["release", "metered-allowed", "web", "1.1.0"]).ok();
+    assert!(allowed.stdout.contains("metered links too"), "{allowed}");
+    let listed = w.ctl_json(&["releases", "list"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["version"] == "1.1.0" && r["metered_allowed"] == true),
+        "{listed}"
+    );
+    w.agent("once").ok();
+    assert_eq!(w.current().as_deref(), Some("releases/1.1.0"));
     let bad = World::with_agent_extra("metered = \"sometimes\"\n").agent("once");
     assert!(bad.stderr.contains("key `metered`"), "{bad}");
 }

@@ -578,8 +578,7 @@ fn already_pending(
     item: &str,
     version: &semver::Version,
     job_id: Option<&str>,
-    delta: &Option<ferry_manifests::wire::DeltaOffer>,
-    peers: &[String],
+    (delta, peers, metered_allowed): (&Option<ferry_manifests::wire::DeltaOffer>, &[String], bool),
 ) -> bool {
     let Some(p) = agent
         .state
@@ -598,6 +597,10 @@ fn already_pending(
     // The site's peers change as its devices fetch: the newest list is the one to try.
     if !p.downloaded && p.peers != peers {
         p.peers = peers.to_vec();
+    }
+    // An operator may allow the release on metered links after the job was first offered.
+    if !p.downloaded {
+        p.metered_allowed = metered_allowed;
     }
     true
 }
@@ -621,7 +624,13 @@ fn take_up(
         peers,
     } = wanted;
     let st = agent.item_state(&item);
-    if already_pending(agent, &item, &version, job_id.as_deref(), &delta, &peers) {
+    if already_pending(
+        agent,
+        &item,
+        &version,
+        job_id.as_deref(),
+        (&delta, &peers, metered_allowed),
+    ) {
         return Ok(());
     }
     let pending = Pending {
@@ -636,6 +645,7 @@ fn take_up(
         fetched: None,
         metered_allowed,
         peers,
+        waiting: None,
     };
     if agent.cfg.item(&item).is_none() {
         let attempt = Attempt::start(&item, &pending, None);

@@ -55,6 +55,7 @@ fn pending(version: &str) -> Pending {
         fetched: None,
         metered_allowed: false,
         peers: vec![],
+        waiting: None,
     }
 }
 

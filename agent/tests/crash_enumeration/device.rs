@@ -251,6 +251,7 @@ impl Device {
             fetched: None,
             metered_allowed: false,
             peers: vec![],
+            waiting: None,
         });
         agent.dir.save_state(&agent.state).unwrap();
     }

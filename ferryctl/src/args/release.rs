@@ -94,6 +94,10 @@ pub enum ReleaseCommand {
         /// artifacts there yourself (repeatable, tried in order).
         #[arg(long = "mirror", value_name = "URL")]
         mirrors: Vec<String>,
+        /// Installs of this release may download over a metered link (an urgent fix); other
+        /// jobs wait for an unmetered one.
+        #[arg(long)]
+        metered_allowed: bool,
         /// With --to-dir: write a delta to each new release from up to N earlier releases of
         /// its item in DIR (0: none), kept only where it is smaller than the artifact.
         #[arg(long, value_name = "N", default_value_t = 3)]
@@ -111,6 +115,17 @@ pub enum ReleaseCommand {
         /// A base URL serving the artifact as BASE/ARTIFACT_NAME (repeatable, tried in order).
         #[arg(long = "mirror", value_name = "URL")]
         mirrors: Vec<String>,
+    },
+    /// Let installs of a published release download over a metered link (an urgent fix), or
+    /// with --off not again.
+    MeteredAllowed {
+        /// The release's item.
+        item: String,
+        /// The release's version.
+        version: String,
+        /// Installs of it wait for an unmetered link again.
+        #[arg(long)]
+        off: bool,
     },
     /// Sign the release index of every item in a static release repository again, with a new
     /// expiry (run it before the index expires: devices refuse an expired index).

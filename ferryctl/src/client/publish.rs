@@ -11,7 +11,13 @@ use super::{path_segment, print_json, Client};
 use crate::table;
 
 impl Client {
-    pub fn publish_dir(&self, outdir: &Path, mirrors: &[String], json: bool) -> anyhow::Result<()> {
+    pub fn publish_dir(
+        &self,
+        outdir: &Path,
+        mirrors: &[String],
+        metered_allowed: bool,
+        json: bool,
+    ) -> anyhow::Result<()> {
         // Checked before anything is uploaded: a refused mirror must not leave a release
         // published without it.
         for m in mirrors {
@@ -63,6 +69,10 @@ impl Client {
             if !mirrors.is_empty() {
                 self.record_mirrors(&manifest.item, &manifest.version.to_string(), mirrors, json)?;
             }
+            if metered_allowed {
+                let version = manifest.version.to_string();
+                self.metered_allowed(&manifest.item, &version, true, json)?;
+            }
             published.push(answer);
         }
         if json {
@@ -110,6 +120,36 @@ impl Client {
             } else if !json {
                 println!("  mirror {url}");
             }
+        }
+        Ok(())
+    }
+
+    /// Lets installs of a published release download over a metered link, or not.
+    pub fn metered_allowed(
+        &self,
+        item: &str,
+        version: &str,
+        allowed: bool,
+        json: bool,
+    ) -> anyhow::Result<()> {
+        let path = format!("api/v1/releases/{item}/{version}/metered-allowed");
+        let view: ReleaseView = self
+            .send(
+                self.http
+                    .put(self.url(&path)?)
+                    .json(&MeteredAllowedRequest {
+                        metered_allowed: allowed,
+                    }),
+                &format!("setting whether {item} {version} may download on metered links"),
+            )?
+            .json()?;
+        if json {
+            return print_json(&view);
+        }
+        if view.metered_allowed {
+            println!("{item} {version}: its installs download on metered links too");
+        } else {
+            println!("{item} {version}: its installs wait for an unmetered link (unless triggered with --metered-allowed)");
         }
         Ok(())
     }

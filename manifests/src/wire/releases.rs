@@ -90,6 +90,10 @@ pub struct ReleaseView {
     /// devices only (docs/ddi.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<String>,
+    /// Installs of it may download over a metered link (`ferryctl release metered-allowed`:
+    /// an urgent fix); other jobs wait on such a link (docs/delivery.md).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub metered_allowed: bool,
 }
 
 /// `PUT /api/v1/releases/{item}/{version}/mirrors`: the base URLs that serve the release's
@@ -99,6 +103,14 @@ pub struct ReleaseView {
 pub struct MirrorsRequest {
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<MirrorBase>, max_items = 16))]
     pub mirrors: Vec<String>,
+}
+
+/// `PUT /api/v1/releases/{item}/{version}/metered-allowed`: whether installs of the release
+/// may download over a metered link.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct MeteredAllowedRequest {
+    pub metered_allowed: bool,
 }
 
 /// A mirror's base URL: `http://` or `https://`, a host, no query or fragment.

@@ -92,6 +92,7 @@ pub fn routes() -> (Router<Shared>, utoipa::openapi::OpenApi) {
         )
         .routes(routes!(releases::manifest))
         .routes(routes!(releases::set_mirrors))
+        .routes(routes!(releases::set_metered_allowed))
         .routes(routes!(releases::withdraw))
         .routes(routes!(tokens::list, tokens::create))
         .routes(routes!(tokens::revoke))

@@ -62,6 +62,21 @@ pub async fn set_mirrors(
     ))
 }
 
+/// Lets installs of the release download over a metered link (an urgent fix), or not again;
+/// other jobs wait on such a link (docs/delivery.md).
+#[utoipa::path(put, path = "/api/v1/releases/{item}/{version}/metered-allowed", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::MeteredAllowedRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]
+pub async fn set_metered_allowed(
+    State(state): State<Shared>,
+    op: Operator,
+    Path((item, version)): Path<(String, String)>,
+    ApiJson(req): ApiJson<ferry_manifests::wire::MeteredAllowedRequest>,
+) -> ApiResult<Json<ReleaseView>> {
+    releases::require_item_of(&state, &item, Some(&op.user().tenant_id)).await?;
+    Ok(Json(
+        releases::set_metered_allowed(&state, &item, &version, req.metered_allowed).await?,
+    ))
+}
+
 /// Withdraws a release: no longer offered, counted or advertised; installs of it not yet
 /// started and its campaigns are cancelled.
 #[utoipa::path(post, path = "/api/v1/releases/{item}/{version}/withdraw", tag = "releases", params(("item" = String, Path), ("version" = String, Path)), request_body = ferry_manifests::wire::WithdrawRequest, responses((status = 200, body = ferry_manifests::wire::ReleaseView), crate::error::ClientErrors), security(("bearer" = [])))]

@@ -366,6 +366,7 @@ mod tests {
             withdrawn_at: None,
             withdrawn_reason: None,
             bundle: None,
+            metered_allowed: false,
         };
         let releases = vec![
             release("1.0.0", "feature"),

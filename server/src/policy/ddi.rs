@@ -301,6 +301,7 @@ mod tests {
             withdrawn_at: None,
             withdrawn_reason: None,
             bundle: bundle.map(str::to_string),
+            metered_allowed: false,
         };
         let releases = [
             release("os", Some("swupdate")),

@@ -258,6 +258,7 @@ mod tests {
             withdrawn_at: None,
             withdrawn_reason: None,
             bundle: None,
+            metered_allowed: false,
         }
     }
 

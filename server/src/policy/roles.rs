@@ -116,9 +116,12 @@ pub fn need(method: &str, route: &str) -> Option<Need> {
         ("POST", "/settings/mqtt" | "/settings/mqtt/{name}/{action}") => Admin,
         // Releases: what a CI pipeline does.
         ("POST", "/api/v1/releases" | "/api/v1/trust-roots") => Publish,
-        ("PUT", "/api/v1/artifacts/{name}" | "/api/v1/releases/{item}/{version}/mirrors") => {
-            Publish
-        }
+        (
+            "PUT",
+            "/api/v1/artifacts/{name}"
+            | "/api/v1/releases/{item}/{version}/mirrors"
+            | "/api/v1/releases/{item}/{version}/metered-allowed",
+        ) => Publish,
         ("POST", "/api/v1/releases/{item}/{version}/withdraw") => Publish,
         ("POST", "/items/{name}/{version}/withdraw") => Publish,
         // A second person's approval of a campaign.

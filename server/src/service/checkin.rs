@@ -354,6 +354,7 @@ async fn answer(
             .find(|r| r.item == j.item && r.version == j.version)
         {
             j.mirrors = fleet::mirror_urls(r);
+            j.metered_allowed |= r.metered_allowed;
         }
     }
     let trust_root_version = state.host_root_version(&host_id).await?;

@@ -366,7 +366,36 @@ fn view_of(manifest: &Manifest, envelope: &Envelope) -> ReleaseView {
         withdrawn_at: None,
         withdrawn_reason: None,
         bundle: manifest.artifact.bundle.map(|b| b.as_str().to_string()),
+        metered_allowed: false,
     }
+}
+
+/// Lets installs of a release download over a metered link (an urgent fix), or not: a
+/// device's job for it carries `metered_allowed` from its next check-in on.
+pub async fn set_metered_allowed(
+    state: &Shared,
+    item: &str,
+    version: &str,
+    allowed: bool,
+) -> ServiceResult<ReleaseView> {
+    if !state
+        .store
+        .set_metered_allowed(item, version, allowed)
+        .await?
+    {
+        return Err(ServiceError::not_found(format!(
+            "no release {item} {version}"
+        )));
+    }
+    state.releases_changed();
+    tracing::info!(%item, %version, allowed, "release allowed on metered links: {allowed}");
+    state
+        .store
+        .releases(Some(item))
+        .await?
+        .into_iter()
+        .find(|r| r.version.to_string() == version)
+        .ok_or_else(|| ServiceError::not_found(format!("no release {item} {version}")))
 }
 
 /// Records where else the release's artifact is served (mirrors, a CDN, an object store's

@@ -251,6 +251,7 @@ async fn an_install_of_a_release_that_has_expired_is_refused() {
         withdrawn_at: None,
         withdrawn_reason: None,
         bundle: None,
+        metered_allowed: false,
     };
     assert!(s
         .state

@@ -648,6 +648,8 @@ interface! {
     /// Records the base URLs that also serve a release's artifact; false if there is no such
     /// release.
     fn set_mirrors(&self, item: &str, version: &str, mirrors: &[String]) -> Result<bool>;
+    /// Lets installs of a release download over a metered link, or not.
+    fn set_metered_allowed(&self, item: &str, version: &str, allowed: bool) -> Result<bool>;
     /// The signed envelope of a release, byte for byte as published.
     fn envelope(&self, item: &str, version: &str) -> Result<Option<String>>;
     fn artifact_in_use(&self, name: &str) -> Result<bool>;

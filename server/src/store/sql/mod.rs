@@ -194,6 +194,10 @@ const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         41,
         include_str!("../../../migrations/sqlite/0041_sites.sql"),
     ),
+    (
+        42,
+        include_str!("../../../migrations/sqlite/0042_release_metered_allowed.sql"),
+    ),
 ];
 
 /// PostgreSQL's schema starts at SQLite's version 17, in one step; later versions are added
@@ -298,6 +302,10 @@ const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (
         41,
         include_str!("../../../migrations/postgres/0041_sites.sql"),
+    ),
+    (
+        42,
+        include_str!("../../../migrations/postgres/0042_release_metered_allowed.sql"),
     ),
 ];
 

@@ -56,7 +56,8 @@ impl Sql {
     pub async fn releases(&self, item: Option<&str>) -> Result<Vec<ReleaseView>> {
         let rows = sqlx::query(
             "SELECT item, version, category, released_at, expires_at, notes, layout, artifact_name, artifact_size,
-                artifact_sha256, signed_by, published_at, release_url, mirrors, withdrawn_at, withdrawn_reason
+                artifact_sha256, signed_by, published_at, release_url, mirrors, withdrawn_at, withdrawn_reason,
+                metered_allowed
              FROM releases WHERE ($1 IS NULL OR item = $2)",
         )
         .bind(item)
@@ -89,6 +90,7 @@ impl Sql {
                 withdrawn_at: r.try_get("withdrawn_at")?,
                 withdrawn_reason: r.try_get("withdrawn_reason")?,
                 bundle: None,
+                metered_allowed: r.try_get::<i64, _>("metered_allowed")? != 0,
             });
             if let Some(last) = out.last_mut() {
                 last.bundle = ferry_manifests::manifest::Bundle::of_file_name(&last.artifact_name)
@@ -147,6 +149,25 @@ impl Sql {
             .bind(version)
             .execute(&self.writer)
             .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Whether installs of a release may download over a metered link; false if there is no
+    /// such release.
+    pub async fn set_metered_allowed(
+        &self,
+        item: &str,
+        version: &str,
+        allowed: bool,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE releases SET metered_allowed = $1 WHERE item = $2 AND version = $3",
+        )
+        .bind(i64::from(allowed))
+        .bind(item)
+        .bind(version)
+        .execute(&self.writer)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
