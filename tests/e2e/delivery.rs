@@ -92,6 +92,22 @@ fn a_download_waits_for_its_window_and_the_server_hears_why() {
         .as_str()
         .unwrap_or_default();
     assert!(why.starts_with("outside the download window"), "{json}");
+    // And the host's page in the web UI, beside the item's status.
+    let page = crate::util::http()
+        .get(format!(
+            "{}/hosts/{}",
+            w.server.url(),
+            entry["host_id"].as_str().unwrap()
+        ))
+        .header("cookie", w.session_cookie())
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        page.contains(&format!("waiting: outside the download window {closed}")),
+        "{page}"
+    );
     // Inside its window, it goes ahead.
     let open = format!("{}-{}", hm(now + 24 * 60 - 60), hm(now + 60));
     w.write_agent_config(&format!("download_window = \"{open}\"\n"));

@@ -485,27 +485,6 @@ fn pages_need_a_session_and_forms_need_their_csrf_token() {
     assert_eq!(r.status(), 401);
 }
 
-/// Signs in over plain HTTP and returns the session cookie (`ferry_session=…`).
-fn session_cookie(w: &World) -> String {
-    let _ = crate::util::http(); // installs the TLS crypto provider reqwest needs
-    let client = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = client
-        .post(format!("{}/login", w.server.url()))
-        .form(&[("token", w.operator_token().as_str()), ("next", "/")])
-        .send()
-        .unwrap();
-    r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn the_hosts_page_searches_filters_by_tag_and_status() {
     let w = World::new();
@@ -528,7 +507,7 @@ fn the_hosts_page_searches_filters_by_tag_and_status() {
         "1.0.0",
     ]);
     alpha.run("once").ok();
-    let cookie = session_cookie(&w);
+    let cookie = w.session_cookie();
     let http = crate::util::http();
     let page = |query: &str| {
         let body = http

@@ -422,6 +422,10 @@ async fn host_body(
             tbody { @for i in &h.installed {
                 @let avail = h.available.iter().find(|a| a.item == i.item);
                 @let outcome = last.get(&(h.id.as_str(), i.item.as_str()));
+                // Why its download waits (a window, a metered link, its site's first fetch),
+                // as the device or the server said.
+                @let waits = history.iter().find(|e| e.item == i.item && e.status == "pending")
+                    .map(|e| e.message.as_str()).filter(|m| m.starts_with("waiting: "));
                 @let status = if pending.contains(&i.item) { "in_progress" }
                     else if outcome.is_some_and(|e| is_failure(&e.status) && avail.is_some()) { "failed" }
                     else if avail.is_some() { "available" } else { "up_to_date" };
@@ -433,6 +437,9 @@ async fn host_body(
                         @if status == "failed" {
                             @if let Some(e) = outcome { a href={"/history/" (e.id)} { (badge(&e.status)) } }
                         } @else { (badge(status)) }
+                        @if let (Some(why), "in_progress") = (waits, status) {
+                            br; small.muted.waits { (why) }
+                        }
                     }
                     td { @if let (Some(a), true) = (avail, operate) {
                         form.inline method="post" action=(action("update")) {

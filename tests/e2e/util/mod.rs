@@ -370,6 +370,28 @@ root = "{root}"
             .to_string()
     }
 
+    /// Signs in to the web UI over plain HTTP and returns the session cookie
+    /// (`ferry_session=…`).
+    pub fn session_cookie(&self) -> String {
+        let _ = http(); // installs the TLS crypto provider reqwest needs
+        let client = reqwest::blocking::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/login", self.server.url()))
+            .form(&[("token", self.operator_token().as_str()), ("next", "/")])
+            .send()
+            .unwrap();
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
     /// One sample of the server's metrics as it is exposed (`name{labels}`); -1 when absent.
     pub fn metric(&self, sample: &str) -> f64 {
         let text = http()
