@@ -22,7 +22,7 @@ struct Cli {
     #[arg(long, short, default_value = DEFAULT_CONFIG, env = "FERRY_AGENT_CONFIG")]
     config: PathBuf,
     /// What to do: once, full, check, download, install, status, rollback, campaign_check,
-    /// campaign_accept.
+    /// campaign_accept, share.
     #[arg(long = "running-mode", value_enum, default_value = "full")]
     running_mode: Mode,
     /// The item for `--running-mode=rollback`.

@@ -187,7 +187,10 @@ pub fn serve(
                     let shared = shared.clone();
                     async move { answer(&shared, req).await }
                 });
+                // A peer that opens a connection and says nothing gives its place up soon.
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(10))
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 // A peer that stalls is dropped: no transfer of one artifact takes a day.
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(86_400), conn).await;
@@ -205,31 +208,15 @@ async fn answer(
     req: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<Body>, std::convert::Infallible> {
     use tower::ServiceExt;
+    // Only a file named by a sha256 is ever served; anything else asks for a name no file
+    // in `shared/` has (`keep` writes sha256 names only), so it answers 404.
     let file = req
         .uri()
         .path()
         .strip_prefix("/artifacts/")
         .filter(|sha| ferry_manifests::invalid::is_sha256_hex(sha))
-        .map(|sha| shared.join(sha));
-    let Some(file) = file else {
-        // An empty directory answers 404 for anything.
-        return not_found(req).await;
-    };
+        .map_or_else(|| shared.join("-"), |sha| shared.join(sha));
     match tower_http::services::ServeFile::new(file)
-        .oneshot(req)
-        .await
-    {
-        Ok(resp) => Ok(resp),
-        Err(never) => match never {},
-    }
-}
-
-async fn not_found(
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<Body>, std::convert::Infallible> {
-    use tower::ServiceExt;
-    let nowhere = PathBuf::from("/nonexistent/ferry-share");
-    match tower_http::services::ServeDir::new(nowhere)
         .oneshot(req)
         .await
     {

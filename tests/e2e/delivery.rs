@@ -294,6 +294,11 @@ fn trigger_on(w: &World, host: &str, version: &str) {
     .ok();
 }
 
+/// Where `device` is in `devices`.
+fn first_index(devices: &[crate::util::Device], device: &crate::util::Device) -> usize {
+    devices.iter().position(|d| d.name == device.name).unwrap()
+}
+
 /// The artifact size of `web` `version`, as the server lists it.
 fn artifact_size(w: &World, version: &str) -> u64 {
     let releases = w.ctl_json(&["releases", "list"]);
@@ -385,6 +390,29 @@ fn a_site_of_ten_takes_a_release_from_the_server_about_once_and_survives_bad_and
         w.metric("ferry_peer_bytes_total"),
         (from_peers as u64 * artifact) as f64
     );
+
+    // What a peer serves: the artifact by its sha256, with Range; nothing else.
+    let releases = w.ctl_json(&["releases", "list"]);
+    let sha = releases[0]["artifact_sha256"].as_str().unwrap().to_string();
+    let peer = format!("http://{}", addresses[first_index(&devices, first[0])]);
+    let http = crate::util::http();
+    let part = http
+        .get(format!("{peer}/artifacts/{sha}"))
+        .header("range", "bytes=10-19")
+        .send()
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().unwrap().len(), 10);
+    for path in [
+        format!("/artifacts/{}", "0".repeat(64)),
+        "/artifacts/..%2Fstate.json".to_string(),
+        "/state.json".to_string(),
+    ] {
+        let r = http.get(format!("{peer}{path}")).send().unwrap();
+        assert_eq!(r.status(), 404, "{path}");
+    }
+    let r = http.post(format!("{peer}/artifacts/{sha}")).send().unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
 
     // A peer serving tampered bytes: the device falls back, installs the right release and
     // names the peer, which is offered no more.
