@@ -349,24 +349,8 @@ mod tests {
     #[test]
     fn a_category_picks_the_newest_release_of_it_the_host_lacks() {
         let release = |version: &str, category: &str| ReleaseView {
-            item: "web".into(),
-            version: version.parse().unwrap(),
             category: category.into(),
-            released_at: String::new(),
-            expires_at: String::new(),
-            notes: String::new(),
-            release_url: None,
-            layout: "symlink".into(),
-            artifact_name: String::new(),
-            artifact_size: 0,
-            artifact_sha256: String::new(),
-            signed_by: vec![],
-            published_at: String::new(),
-            mirrors: vec![],
-            withdrawn_at: None,
-            withdrawn_reason: None,
-            bundle: None,
-            metered_allowed: false,
+            ..crate::policy::testing::release("web", version)
         };
         let releases = vec![
             release("1.0.0", "feature"),

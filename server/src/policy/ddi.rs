@@ -284,24 +284,11 @@ mod tests {
     #[test]
     fn a_ddi_device_takes_the_bundle_items_of_its_catalog() {
         let release = |item: &str, bundle: Option<&str>| ferry_manifests::wire::ReleaseView {
-            item: item.into(),
-            version: semver::Version::new(1, 0, 0),
             category: "unknown".into(),
-            released_at: String::new(),
-            expires_at: String::new(),
-            notes: String::new(),
-            release_url: None,
-            layout: "symlink".into(),
             artifact_name: format!("{item}-1.0.0.swu"),
             artifact_size: 1,
-            artifact_sha256: String::new(),
-            signed_by: vec![],
-            published_at: String::new(),
-            mirrors: vec![],
-            withdrawn_at: None,
-            withdrawn_reason: None,
             bundle: bundle.map(str::to_string),
-            metered_allowed: false,
+            ..crate::policy::testing::release(item, "1.0.0")
         };
         let releases = [
             release("os", Some("swupdate")),

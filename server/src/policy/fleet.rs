@@ -171,6 +171,7 @@ pub fn mirror_urls(release: &ReleaseView) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::testing::release;
 
     #[test]
     fn deltas_are_built_only_upward_between_published_releases() {
@@ -237,29 +238,6 @@ mod tests {
                 "http://127.0.0.1:9000/bucket/web-1.0.0.tar.gz"
             ]
         );
-    }
-
-    fn release(item: &str, version: &str) -> ReleaseView {
-        ReleaseView {
-            item: item.into(),
-            version: version.parse().unwrap(),
-            category: "feature".into(),
-            released_at: String::new(),
-            expires_at: String::new(),
-            notes: String::new(),
-            release_url: None,
-            layout: "symlink".into(),
-            artifact_name: String::new(),
-            artifact_size: 0,
-            artifact_sha256: String::new(),
-            signed_by: vec![],
-            published_at: String::new(),
-            mirrors: vec![],
-            withdrawn_at: None,
-            withdrawn_reason: None,
-            bundle: None,
-            metered_allowed: false,
-        }
     }
 
     #[test]

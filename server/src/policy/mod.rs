@@ -22,4 +22,6 @@ pub mod roles;
 pub mod scope;
 pub mod sites;
 pub mod status;
+#[cfg(test)]
+pub(crate) mod testing;
 pub mod webhooks;
