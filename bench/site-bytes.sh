@@ -51,7 +51,7 @@ name = "app"
 root = "$dir/root-$i"
 EOT
         "$BIN/ferry-agent" --config "$dir/d$i.toml" --running-mode=check > /dev/null 2>&1
-        "$BIN/ferryctl" update trigger --host "d$i" --item app --version 1.0.0 >/dev/null
+        "$BIN/ferryctl" update trigger --host "d$i" --item app --version 1.0.0 >/dev/null 2>&1
         if [ "$mode" = peers ]; then
             "$BIN/ferry-agent" --config "$dir/d$i.toml" --running-mode=share > "$dir/share-$i.log" 2>&1 &
             pids+=($!)
@@ -73,11 +73,13 @@ EOT
     local after
     after=$(served "$dir" "$port")
     [ "$left" -eq 0 ] || { echo "$mode: $left devices did not install in $rounds rounds" >&2; exit 1; }
-    echo "$mode: $(( (${after%.*} - ${before%.*}) / 1024 / 1024 )) MiB sent by the server for $DEVICES devices, $rounds rounds of runs"
+    local sent=$(( ${after%.*} - ${before%.*} ))
+    echo "$mode: the server sent $sent bytes ($(( sent / 1024 / 1024 )) MiB, $(awk -v s="$sent" -v a="$artifact" 'BEGIN {printf "%.2f", s / a}') artifacts) to $DEVICES devices in $rounds rounds of runs"
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     kill "$server_pid"; wait "$server_pid" 2>/dev/null || true
     server_pid=
 }
-echo "release: ${SIZE_MB} MiB of random bytes; artifact $(stat -c %s "$work"/out/*.tar.gz) bytes; a site of $DEVICES devices"
+artifact=$(stat -c %s "$work"/out/*.tar.gz)
+echo "release: ${SIZE_MB} MiB of random bytes; artifact $artifact bytes; a site of $DEVICES devices"
 site alone
 site peers
