@@ -479,3 +479,65 @@ fn a_site_of_ten_takes_a_release_from_the_server_about_once_and_survives_bad_and
         "{entry}: part from the peer that died, the rest from the server\n{log}"
     );
 }
+
+#[test]
+fn a_device_waiting_for_its_site_is_woken_when_a_neighbour_starts_sharing() {
+    let w = World::with_server_config("site_max_downloads = 1\n");
+    big_release(&w, "1.0.0", 2 << 20);
+    let size = artifact_size(&w, "1.0.0");
+    let extra = |i: usize| {
+        format!(
+            "site = \"deck-3\"\nshare_listen = \"127.0.0.{}:{}\"\nlong_poll_secs = 300\nmax_download_rate = \"512KiB/s\"\n",
+            60 + i,
+            crate::util::free_port()
+        )
+    };
+    let devices: Vec<crate::util::Device> = (0..2)
+        .map(|i| w.add_device(&format!("deck-{i}"), &extra(i)))
+        .collect();
+    for d in &devices {
+        d.run("check").ok();
+        trigger_on(&w, &d.name, "1.0.0");
+    }
+    // Both run the service (`full`, long-polls of 5 minutes between cycles, the server's
+    // 55 s at most): the first downloads for 4 s at its 512 KiB/s while the other holds a
+    // long-poll; that one is woken by its neighbour's first check-in holding the release,
+    // well within the 40 s given here (unwoken, it would hear only when its long-poll ends).
+    let mut running = Sharing(
+        devices
+            .iter()
+            .map(|d| (d.name.clone(), d.spawn("full")))
+            .collect(),
+    );
+    let began = Instant::now();
+    while began.elapsed().as_secs() < 40
+        && !devices
+            .iter()
+            .all(|d| d.current().as_deref() == Some("releases/1.0.0"))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let took = began.elapsed().as_secs_f64();
+    running.stop("deck-0");
+    running.stop("deck-1");
+    for d in &devices {
+        assert_eq!(
+            d.current().as_deref(),
+            Some("releases/1.0.0"),
+            "{} after {took:.1} s",
+            d.name
+        );
+    }
+    let from_peers: Vec<u64> = devices
+        .iter()
+        .map(|d| {
+            entry_of(&w, &d.name, "1.0.0")["fetched"]["from_peers"]
+                .as_u64()
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        from_peers.contains(&0) && from_peers.contains(&size),
+        "{from_peers:?}"
+    );
+}
