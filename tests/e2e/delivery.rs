@@ -445,6 +445,15 @@ fn a_site_of_ten_takes_a_release_from_the_server_about_once_and_survives_bad_and
         "{entry}"
     );
     fs::write(file, &keep).unwrap();
+    let shown = w.ctl_json(&["hosts", "show", &a.name]);
+    assert_eq!(shown["site"], "shop-12", "{shown}");
+    assert_eq!(
+        shown["share"],
+        format!("http://{}", addresses[0]),
+        "{shown}"
+    );
+    let fault = shown["share_fault"].as_str().unwrap_or_default();
+    assert!(fault.contains("failed the signed hash"), "{shown}");
     b.run("check").ok();
     // The next device is offered b, not a.
     trigger_on(&w, &c.name, "2.0.0");
@@ -478,6 +487,10 @@ fn a_site_of_ten_takes_a_release_from_the_server_about_once_and_survives_bad_and
         peer_bytes > 0 && peer_bytes < artifact_size(&w, "2.0.0"),
         "{entry}: part from the peer that died, the rest from the server\n{log}"
     );
+    // Looked into, the operator offers the faulted peer again.
+    w.ctl(&["hosts", "edit", &a.name, "--share-ok"]).ok();
+    let shown = w.ctl_json(&["hosts", "show", &a.name]);
+    assert!(shown.get("share_fault").is_none(), "{shown}");
 }
 
 #[test]

@@ -190,6 +190,10 @@ pub enum HostsCommand {
         /// A name shown beside the hostname; an empty value clears the operator's name.
         #[arg(long)]
         friendly_name: Option<String>,
+        /// Offer the host to its site's devices as a peer again, after a report of bad bytes
+        /// from it was looked into (docs/delivery.md).
+        #[arg(long)]
+        share_ok: bool,
     },
     /// Show one host: its facts, how it authenticates, its certificates, and whether two
     /// devices were seen using its identity at once.

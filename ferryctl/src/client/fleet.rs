@@ -73,11 +73,11 @@ impl Client {
     pub fn edit_host(
         &self,
         host: &str,
-        tags: Option<String>,
-        friendly_name: Option<String>,
+        (tags, friendly_name, share_ok): (Option<String>, Option<String>, bool),
         json: bool,
     ) -> anyhow::Result<()> {
         let edit = ferry_manifests::wire::HostEdit {
+            share_ok,
             tags: tags.map(|t| {
                 t.split(',')
                     .map(str::trim)
@@ -163,6 +163,18 @@ impl Client {
         line("auth", &h.auth);
         if let Some(clone) = &h.clone_seen {
             line("CLONE", clone);
+        }
+        if let Some(site) = &h.site {
+            line("site", site);
+        }
+        if let Some(share) = &h.share {
+            line("shares at", share);
+        }
+        if let Some(fault) = &h.share_fault {
+            line(
+                "SHARE FAULT",
+                &format!("{fault}; offered to its site no more (ferryctl hosts edit HOST --share-ok offers it again)"),
+            );
         }
         for i in &h.installed {
             line(

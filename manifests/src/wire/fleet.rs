@@ -18,6 +18,10 @@ pub struct HostEdit {
         schema(max_length = 128, pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$")
     )]
     pub friendly_name: Option<String>,
+    /// Offer the host to its site's devices as a peer again, after a bad-bytes report
+    /// (`share_fault`) was looked into.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub share_ok: bool,
 }
 
 /// `POST /api/v1/check`: ask hosts for a check now (those long-polling answer at once):
@@ -135,6 +139,16 @@ pub struct HostView {
     /// The attributes a DDI client sent of itself (`configData`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// The site it reports (docs/delivery.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<String>,
+    /// Where it shares verified artifacts with its site (`share_listen`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<String>,
+    /// Why it is offered to its site's devices no more (it served bytes that failed the
+    /// signed hash); `ferryctl hosts edit HOST --share-ok` clears it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share_fault: Option<String>,
 }
 
 fn token_auth() -> String {

@@ -289,6 +289,9 @@ pub fn host_row(
         clone_seen: None,
         kind: "agent".into(),
         attributes: Default::default(),
+        site: None,
+        share_url: None,
+        share_fault: None,
     }
 }
 

@@ -64,6 +64,9 @@ pub fn view(
         clone_seen: h.clone_seen,
         kind: h.kind,
         attributes: h.attributes,
+        site: h.site,
+        share: h.share_url,
+        share_fault: h.share_fault,
     }
 }
 
@@ -99,6 +102,10 @@ pub async fn edit(state: &Shared, host: &str, edit: &HostEdit) -> ServiceResult<
             edit.friendly_name.as_deref(),
         )
         .await?;
+    if edit.share_ok && state.store.clear_share_fault(&host_id).await? {
+        tracing::info!(%host_id, "offered to its site as a peer again");
+        state.changed();
+    }
     list(state)
         .await?
         .into_iter()

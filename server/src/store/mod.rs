@@ -592,6 +592,8 @@ interface! {
     fn take_site_fetch(&self, host_id: &str, update_id: &str, site: &str, release: (&str, &str), times: (&str, &str), cap: u32) -> Result<bool>;
     /// Other hosts at the site with pending updates.
     fn site_waiting(&self, host_id: &str, site: &str) -> Result<Vec<String>>;
+    /// Offers a host to its site as a peer again.
+    fn clear_share_fault(&self, host_id: &str) -> Result<bool>;
     /// Marks the site's peer at `share` as having served bad bytes; its host id.
     fn share_fault(&self, reporter: &str, share: &str, note: &str) -> Result<Option<String>>;
     fn hosts(&self) -> Result<Vec<(HostRow, Vec<InstalledItem>)>>;

@@ -34,6 +34,11 @@ pub struct HostRow {
     pub kind: String,
     /// What a DDI client sent of itself (`configData`).
     pub attributes: std::collections::BTreeMap<String, String>,
+    /// Its site, where it shares artifacts with the site's devices, and why it is no longer
+    /// offered to them (docs/delivery.md).
+    pub site: Option<String>,
+    pub share_url: Option<String>,
+    pub share_fault: Option<String>,
 }
 
 /// What an enrolment token allows beyond enrolling: until when, how many more times, and

@@ -659,6 +659,7 @@ pub async fn edit(
                 .collect()
         }),
         friendly_name: f.friendly_name.map(|n| n.trim().to_string()),
+        share_ok: false,
     };
     let before = service::hosts::labels(&state, &id).await;
     let result = service::hosts::edit(&state, &id, &edit)

@@ -13,7 +13,7 @@ use crate::store::{HostRow, Result, StoreError};
 const HOST_COLUMNS: &str =
     "id, hostname, os, os_version, arch, agent_version, device_class, enrolled_at, last_seen,
     newest_manifest_at, device_tags, device_friendly_name, operator_tags, operator_friendly_name,
-    accepted, tenant_id, auth, clone_seen, kind, ddi_attributes";
+    accepted, tenant_id, auth, clone_seen, kind, ddi_attributes, site, share_url, share_fault";
 
 /// Hosts whose hostname, friendly name or id contains `$1` (any case) and whose tags (the
 /// operator's or the device's own: a display filter, it selects nothing) include `$2`;
@@ -81,6 +81,9 @@ fn host_from(r: &AnyRow) -> Result<HostRow> {
             .try_get::<Option<String>, _>("ddi_attributes")?
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default(),
+        site: r.try_get("site")?,
+        share_url: r.try_get("share_url")?,
+        share_fault: r.try_get("share_fault")?,
     })
 }
 

@@ -106,6 +106,19 @@ impl Sql {
         .await?)
     }
 
+    /// Offers the host to its site as a peer again; false if it had no fault.
+    pub async fn clear_share_fault(&self, host_id: &str) -> Result<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE hosts SET share_fault = NULL WHERE id = $1 AND share_fault IS NOT NULL",
+        )
+        .bind(host_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// A device of `reporter`'s site and tenant serving at `share` sent bytes that failed the
     /// signed hash: it is offered no more, and `note` says why. Returns its host id.
     pub async fn share_fault(

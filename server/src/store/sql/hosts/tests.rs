@@ -26,6 +26,9 @@ fn host(id: &str) -> HostRow {
         clone_seen: None,
         kind: "agent".into(),
         attributes: Default::default(),
+        site: None,
+        share_url: None,
+        share_fault: None,
     }
 }
 
