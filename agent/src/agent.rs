@@ -194,6 +194,14 @@ impl Agent {
     pub fn item_state(&self, item: &str) -> ItemState {
         self.state.items.get(item).cloned().unwrap_or_default()
     }
+
+    /// The pending install of `item`, to change in place.
+    pub fn pending_mut(&mut self, item: &str) -> Option<&mut crate::state::Pending> {
+        self.state
+            .items
+            .get_mut(item)
+            .and_then(|s| s.pending.as_mut())
+    }
 }
 
 /// A clock difference beyond this is worth saying (seconds).

@@ -106,12 +106,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         match fetch(agent, &name, &pending, &verified) {
             Ok((path, fetched)) => {
                 tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
-                if let Some(p) = agent
-                    .state
-                    .items
-                    .get_mut(&name)
-                    .and_then(|s| s.pending.as_mut())
-                {
+                if let Some(p) = agent.pending_mut(&name) {
                     p.downloaded = true;
                     p.fetched = Some(fetched);
                     p.waiting = None;
@@ -147,12 +142,7 @@ fn hold(
 ) -> Result<(), Error> {
     crate::report::waiting(agent, pending, why);
     let text = why.to_string();
-    let Some(p) = agent
-        .state
-        .items
-        .get_mut(item)
-        .and_then(|s| s.pending.as_mut())
-    else {
+    let Some(p) = agent.pending_mut(item) else {
         return Ok(());
     };
     if p.waiting.as_deref() != Some(text.as_str()) {
@@ -218,7 +208,7 @@ fn fetch(
     // Peers at the site hold the full artifact: taking it from them costs the uplink
     // nothing, where even a delta comes from the server.
     let usable = pending.delta.as_ref().filter(|_| pending.peers.is_empty()).filter(|d| {
-        let old = installed_manifest(agent, item);
+        let old = agent.dir.installed_release(item);
         match crate::install::delta::usable(d, installed.as_ref(), old.as_ref(), verified) {
             Ok(()) => true,
             Err(why) => {
@@ -260,12 +250,7 @@ fn fetch(
     }
     if pending.delta.is_some() {
         // Not used: the install must not look for it.
-        if let Some(p) = agent
-            .state
-            .items
-            .get_mut(item)
-            .and_then(|s| s.pending.as_mut())
-        {
+        if let Some(p) = agent.pending_mut(item) {
             p.delta = None;
         }
     }
@@ -386,13 +371,6 @@ pub fn with_offered_mirrors(urls: &[String], offered: &[String]) -> Vec<String> 
     }
     out.extend(urls.iter().filter(|u| !absolute(u)).cloned());
     out
-}
-
-/// The manifest of `item`'s installed release, as kept at its install.
-pub(crate) fn installed_manifest(agent: &Agent, item: &str) -> Option<Manifest> {
-    let text = fs::read(agent.dir.installed_manifest(item)).ok()?;
-    let envelope = ferry_manifests::Envelope::parse(&text).ok()?;
-    Manifest::parse_unverified(&envelope).ok()
 }
 
 /// Tries each peer, then each artifact URL, in order; returns the path of the verified

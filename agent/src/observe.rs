@@ -285,7 +285,7 @@ fn boot_id() -> Option<String> {
 
 /// One look at the device for window `w`.
 fn look(agent: &Agent, w: &Watch) -> Look {
-    let manifest = crate::download::installed_manifest(agent, &w.item);
+    let manifest = agent.dir.installed_release(&w.item);
     let root = agent
         .cfg
         .items

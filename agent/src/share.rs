@@ -113,13 +113,15 @@ pub fn keep(agent: &Agent, item: &str, artifact: &Path) {
             .cfg
             .items
             .iter()
-            .filter_map(|i| crate::download::installed_manifest(agent, &i.name))
+            .filter_map(|i| agent.dir.installed_release(&i.name))
             .map(|m| m.artifact.sha256)
             .collect()
     } else {
         Vec::new()
     };
-    if let Some(m) = crate::download::installed_manifest(agent, item)
+    if let Some(m) = agent
+        .dir
+        .installed_release(item)
         .filter(|m| installed.contains(&m.artifact.sha256))
         .filter(|m| agent.dir.artifact_path(item, &m.artifact.sha256) == artifact)
     {

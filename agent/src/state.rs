@@ -398,6 +398,13 @@ impl StateDir {
         self.manifests().join(format!("installed-{item}.json"))
     }
 
+    /// The manifest of `item`'s installed release, as kept at its install (verified then).
+    pub fn installed_release(&self, item: &str) -> Option<ferry_manifests::Manifest> {
+        let text = fs::read(self.installed_manifest(item)).ok()?;
+        let envelope = ferry_manifests::Envelope::parse(&text).ok()?;
+        ferry_manifests::Manifest::parse_unverified(&envelope).ok()
+    }
+
     /// Path of the partial download of that artifact.
     pub fn partial_path(&self, item: &str, sha256: &str) -> PathBuf {
         self.downloads().join(format!("{item}-{sha256}.part"))

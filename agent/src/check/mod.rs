@@ -580,12 +580,7 @@ fn already_pending(
     job_id: Option<&str>,
     (delta, peers, metered_allowed): (&Option<ferry_manifests::wire::DeltaOffer>, &[String], bool),
 ) -> bool {
-    let Some(p) = agent
-        .state
-        .items
-        .get_mut(item)
-        .and_then(|s| s.pending.as_mut())
-    else {
+    let Some(p) = agent.pending_mut(item) else {
         return false;
     };
     if &p.version != version || p.job_id.as_deref() != job_id {

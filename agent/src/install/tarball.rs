@@ -238,12 +238,7 @@ fn staging_failed(
         tracing::warn!(item = %name, version = %verified.version, "the delta cannot be used ({e}); fetching the full artifact");
         agent.dir.remove_file(&journal_path(agent, name))?;
         let _ = agent.dir.remove_file(file);
-        if let Some(p) = agent
-            .state
-            .items
-            .get_mut(name)
-            .and_then(|s| s.pending.as_mut())
-        {
+        if let Some(p) = agent.pending_mut(name) {
             p.delta = None;
             p.downloaded = false;
         }
