@@ -77,7 +77,20 @@ fn advertised(listen: SocketAddr, server: Option<&reqwest::Url>) -> Option<Socke
         return Some(listen);
     }
     let server = server?;
-    let target = server.socket_addrs(|| None).ok()?.into_iter().next()?;
+    // The server's address is looked up at most every ten minutes (a long-polling device
+    // checks in every half minute; a DNS query each time would cost its link for nothing).
+    static KNOWN: std::sync::Mutex<Option<(std::time::Instant, SocketAddr)>> =
+        std::sync::Mutex::new(None);
+    let mut known = KNOWN.lock().unwrap_or_else(|e| e.into_inner());
+    let target = match *known {
+        Some((at, addr)) if at.elapsed() < std::time::Duration::from_secs(600) => addr,
+        _ => {
+            let addr = server.socket_addrs(|| None).ok()?.into_iter().next()?;
+            *known = Some((std::time::Instant::now(), addr));
+            addr
+        }
+    };
+    drop(known);
     let local: IpAddr = if target.is_ipv4() {
         Ipv4Addr::UNSPECIFIED.into()
     } else {

@@ -554,3 +554,79 @@ fn a_device_waiting_for_its_site_is_woken_when_a_neighbour_starts_sharing() {
         "{from_peers:?}"
     );
 }
+
+#[test]
+fn a_peer_is_asked_with_no_credential_and_a_peer_that_fails_costs_only_a_fallback() {
+    let w = World::with_server_config("site_max_downloads = 1\n");
+    big_release(&w, "1.0.0", 1 << 20);
+    let sha = w.ctl_json(&["releases", "list"])[0]["artifact_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A device that says it holds the artifact, whose share address is the test's listener:
+    // it records what a peer is sent, and has nothing to give.
+    let listener = std::net::TcpListener::bind("127.0.0.70:0").unwrap();
+    let fake = listener.local_addr().unwrap();
+    let holder = w.add_device(
+        "holder",
+        &format!("site = \"quay-9\"\nshare_listen = \"{fake}\"\n"),
+    );
+    fs::create_dir_all(w.path("state-holder/shared")).unwrap();
+    fs::write(w.path(&format!("state-holder/shared/{sha}")), b"not it").unwrap();
+    // What it said at enrolment is kept (its first check-in, the same, writes nothing).
+    holder.run("check").ok();
+    let shown = w.ctl_json(&["hosts", "show", "holder"]);
+    assert_eq!(shown["site"], "quay-9", "{shown}");
+    let asked = std::thread::spawn(move || {
+        use std::io::{BufRead, BufReader};
+        // Bounded: no ask within 30 s is an empty head (and a failed assertion).
+        listener.set_nonblocking(true).unwrap();
+        let mut accepted = None;
+        for _ in 0..300 {
+            if let Ok((stream, _)) = listener.accept() {
+                accepted = Some(stream);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let Some(stream) = accepted else {
+            return Vec::new();
+        };
+        stream.set_nonblocking(false).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = Vec::new();
+        for _ in 0..100 {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                break;
+            }
+            head.push(line.trim_end().to_string());
+        }
+        let mut out = stream;
+        let _ = out.write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+        head
+    });
+    let taker = w.add_device("taker", "site = \"quay-9\"\n");
+    taker.run("check").ok();
+    trigger_on(&w, "taker", "1.0.0");
+    taker.run("once").ok();
+    assert_eq!(taker.current().as_deref(), Some("releases/1.0.0"));
+    let head = asked.join().unwrap();
+    assert!(!head.is_empty(), "the peer was never asked");
+    assert_eq!(
+        head[0],
+        format!("GET /artifacts/{sha} HTTP/1.1"),
+        "{head:?}"
+    );
+    assert!(
+        !head
+            .iter()
+            .any(|h| h.to_ascii_lowercase().starts_with("authorization")),
+        "a peer was sent a credential: {head:?}"
+    );
+    let entry = entry_of(&w, "taker", "1.0.0");
+    assert!(entry["fetched"].get("from_peers").is_none(), "{entry}");
+}

@@ -138,9 +138,13 @@ async fn create(
     let id = host.id.clone();
     state.store.create_host(&host, token_hash).await?;
     let hash = crate::cache::facts_hash(facts);
+    let written = crate::store::HostCheckIn {
+        site: facts.site.clone(),
+        ..host.into()
+    };
     state
         .store
-        .update_host(host.into(), &facts.installed, facts.utc_offset_secs, hash)
+        .update_host(written, &facts.installed, facts.utc_offset_secs, hash)
         .await?;
     // Its first check-in compares with what it enrolled with, without a read.
     state.cache.remember_facts(&id, hash);
