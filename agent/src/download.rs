@@ -105,7 +105,7 @@ fn run_items(agent: &mut Agent) -> Result<usize, Error> {
         };
         match fetch(agent, &name, &pending, &verified) {
             Ok((path, fetched)) => {
-                tracing::info!(item = %name, version = %pending.version, path = %path.display(), "downloaded and verified");
+                tracing::info!(item = %name, version = %pending.version, path = %path.display(), bytes = fetched.bytes, from_peers = fetched.from_peers, "downloaded and verified");
                 if let Some(p) = agent.pending_mut(&name) {
                     p.downloaded = true;
                     p.fetched = Some(fetched);

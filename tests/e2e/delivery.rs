@@ -4,6 +4,7 @@
 
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
 use std::process::Command;
 use std::time::Instant;
 
@@ -516,19 +517,50 @@ fn a_device_waiting_for_its_site_is_woken_when_a_neighbour_starts_sharing() {
     // 55 s at most): the first downloads for 4 s at its 512 KiB/s while the other holds a
     // long-poll; that one is woken by its neighbour's first check-in holding the release,
     // well within the 40 s given here (unwoken, it would hear only when its long-poll ends).
+    // Their logs go to files, shown if the test fails.
+    let log = |d: &crate::util::Device| w.path(&format!("{}.log", d.name));
     let mut running = Sharing(
         devices
             .iter()
-            .map(|d| (d.name.clone(), d.spawn("full")))
+            .map(|d| {
+                let file = fs::File::create(log(d)).unwrap();
+                let child = d
+                    .mode("full")
+                    .process_group(0)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(file)
+                    .spawn()
+                    .unwrap();
+                (d.name.clone(), child)
+            })
             .collect(),
     );
-    let began = Instant::now();
-    while began.elapsed().as_secs() < 40
-        && !devices
+    let logs = || {
+        devices
             .iter()
-            .all(|d| d.current().as_deref() == Some("releases/1.0.0"))
-    {
-        std::thread::sleep(std::time::Duration::from_millis(200));
+            .map(|d| {
+                format!(
+                    "{}:\n{}",
+                    d.name,
+                    fs::read_to_string(log(d)).unwrap_or_default()
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    // Until both installed and said so (the report follows the switch of `current`).
+    let reported = || {
+        let history = w.ctl_json(&["history", "list"]);
+        history.as_array().is_some_and(|a| {
+            a.iter()
+                .filter(|e| e["version"] == "1.0.0" && e["status"] == "installed")
+                .count()
+                == 2
+        })
+    };
+    let began = Instant::now();
+    while began.elapsed().as_secs() < 40 && !reported() {
+        std::thread::sleep(std::time::Duration::from_millis(300));
     }
     let took = began.elapsed().as_secs_f64();
     running.stop("deck-0");
@@ -537,8 +569,9 @@ fn a_device_waiting_for_its_site_is_woken_when_a_neighbour_starts_sharing() {
         assert_eq!(
             d.current().as_deref(),
             Some("releases/1.0.0"),
-            "{} after {took:.1} s",
-            d.name
+            "{} after {took:.1} s\n{}",
+            d.name,
+            logs()
         );
     }
     let from_peers: Vec<u64> = devices
@@ -551,7 +584,9 @@ fn a_device_waiting_for_its_site_is_woken_when_a_neighbour_starts_sharing() {
         .collect();
     assert!(
         from_peers.contains(&0) && from_peers.contains(&size),
-        "{from_peers:?}"
+        "bytes from peers {from_peers:?} of {size}\n{}\n{}",
+        w.ctl(&["history", "list"]).stdout,
+        logs()
     );
 }
 
