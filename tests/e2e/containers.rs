@@ -139,7 +139,7 @@ fn a_containers_newer_tag_is_reported_and_batch_host_recreates_it() {
     let isolated = format!("ferry-broken-{suffix}");
     start(&isolated, &broken, &[]);
     let cleanup = Cleanup {
-        bin: bin.clone(),
+        bin: bin.to_path_buf(),
         names: vec![
             container.clone(),
             format!("{container}-ferry-previous"),
