@@ -258,17 +258,29 @@ impl Sql {
     }
 
     /// Sets the message of one of the host's pending updates (why it waits); false if there
-    /// is no such pending update of this host.
+    /// is no such pending update of this host. The same message again writes nothing (a
+    /// device held back for its site hears why at every check-in).
     pub async fn note_update(&self, id: &str, host_id: &str, message: &str) -> Result<bool> {
         let done = sqlx::query(
-            "UPDATE updates SET message = $1 WHERE id = $2 AND host_id = $3 AND status = 'pending'",
+            "UPDATE updates SET message = $1
+             WHERE id = $2 AND host_id = $3 AND status = 'pending' AND COALESCE(message, '') <> $1",
         )
         .bind(message)
         .bind(id)
         .bind(host_id)
         .execute(&self.writer)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        let pending: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM updates WHERE id = $1 AND host_id = $2 AND status = 'pending'",
+        )
+        .bind(id)
+        .bind(host_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(pending > 0)
     }
 
     /// Cancels one update the device has not reported on; false if it is not pending.

@@ -175,3 +175,37 @@ async fn an_enrolment_token_is_spent_within_its_uses_and_time() {
     assert_eq!(f.uses_left, Some(0));
     assert!(f.needs_acceptance);
 }
+
+/// Why a pending update waits is noted on it; the same reason again still finds it; an
+/// update of another host or one no longer pending is not found.
+#[tokio::test]
+async fn a_waiting_reason_is_noted_on_the_hosts_pending_update_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("ferry.db"))
+        .await
+        .unwrap();
+    for id in ["a", "b"] {
+        store.create_host(&host(id), &format!("hash-{id}")).await.unwrap();
+    }
+    let version: semver::Version = "1.0.0".parse().unwrap();
+    let update = store
+        .create_update("a", "web", &version, "user:admin", None)
+        .await
+        .unwrap();
+    let message = |store: Store, update: String| async move {
+        store.history(None, None, Some(&update)).await.unwrap()[0]
+            .message
+            .clone()
+    };
+    let why = "waiting: 1 device(s) at site s are fetching this release first";
+    assert!(store.note_update(&update, "a", why).await.unwrap());
+    assert!(
+        store.note_update(&update, "a", why).await.unwrap(),
+        "the same again"
+    );
+    assert_eq!(message(store.clone(), update.clone()).await, why);
+    assert!(!store.note_update(&update, "b", "not mine").await.unwrap());
+    assert_eq!(message(store.clone(), update.clone()).await, why);
+    assert!(store.cancel_update(&update, "cancelled").await.unwrap());
+    assert!(!store.note_update(&update, "a", why).await.unwrap());
+}
