@@ -171,7 +171,7 @@ pub fn wanted(
                 delta: a.delta.clone(),
                 mirrors: a.mirrors.clone(),
                 metered_allowed: false,
-                peers: vec![],
+                peers: a.peers.clone(),
             });
         }
     }
@@ -301,6 +301,7 @@ mod tests {
             release_url: None,
             delta: None,
             mirrors: vec![],
+            peers: vec![],
         };
         let configured = vec!["web".to_string(), "db".to_string(), "api".to_string()];
         let mut states = BTreeMap::new();
@@ -341,6 +342,7 @@ mod tests {
             release_url: None,
             delta: None,
             mirrors: vec![],
+            peers: vec![],
         };
         let failed = ItemState {
             installed: Some("1.0.0".parse().unwrap()),

@@ -67,6 +67,7 @@ pub fn offers(agent: &mut Agent, repo: &Url) -> Result<(Vec<Available>, Vec<Erro
                     release_url: entry.release_url.clone(),
                     delta,
                     mirrors: vec![],
+                    peers: vec![],
                 });
             }
             Err(Fetch::Unreachable(e)) => return Err(e),

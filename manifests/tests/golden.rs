@@ -99,6 +99,7 @@ fn check_in_response() {
                 release_url: Some("https://example.org/web/1.3.0".into()),
                 delta: None,
                 mirrors: vec![],
+                peers: vec![],
             }],
             jobs: vec![Job {
                 job_id: "6f1c2a9e-0000-4000-8000-000000000002".into(),

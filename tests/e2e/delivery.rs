@@ -665,3 +665,35 @@ fn a_peer_is_asked_with_no_credential_and_a_peer_that_fails_costs_only_a_fallbac
     let entry = entry_of(&w, "taker", "1.0.0");
     assert!(entry["fetched"].get("from_peers").is_none(), "{entry}");
 }
+
+#[test]
+fn an_upgrade_a_device_takes_by_itself_comes_from_its_sites_peers() {
+    let w = World::with_server_config("site_max_downloads = 1\n");
+    big_release(&w, "1.0.0", 1 << 20);
+    let size = artifact_size(&w, "1.0.0");
+    let share = format!("127.0.0.72:{}", crate::util::free_port());
+    let holder = w.add_device(
+        "holder",
+        &format!("site = \"quay-7\"\nshare_listen = \"{share}\"\n"),
+    );
+    holder.run("check").ok();
+    trigger_on(&w, "holder", "1.0.0");
+    holder.run("once").ok();
+    assert_eq!(holder.current().as_deref(), Some("releases/1.0.0"));
+    // It serves what it keeps (the timer's companion service) and says it holds it.
+    let _serving = Sharing(vec![("holder".into(), holder.spawn("share"))]);
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&share).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    holder.run("check").ok();
+    // A device with no job that takes upgrades by itself (`auto_install`) and shares nothing.
+    let taker = w.add_device("taker", "site = \"quay-7\"\nauto_install = true\n");
+    taker.run("once").ok();
+    assert_eq!(taker.current().as_deref(), Some("releases/1.0.0"));
+    let entry = entry_of(&w, "taker", "1.0.0");
+    assert_eq!(entry["fetched"]["from_peers"], size, "{entry}");
+    assert_eq!(entry["fetched"]["bytes"], size, "{entry}");
+}

@@ -535,6 +535,10 @@ pub struct Available {
     /// signed hash decides what is accepted, wherever the bytes come from.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mirrors: Vec<String>,
+    /// Devices of this device's site that hold the artifact, nearest first
+    /// (`http://IP:PORT/artifacts/SHA256`): tried before anything else, with no credential.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peers: Vec<String>,
 }
 
 /// A file-level delta from the installed version (`ferry_manifests::delta`): unsigned, used

@@ -305,6 +305,7 @@ mod tests {
                 release_url: None,
                 delta: None,
                 mirrors: vec![],
+                peers: vec![],
             },
             Available {
                 item: "api".into(),
@@ -315,6 +316,7 @@ mod tests {
                 release_url: None,
                 delta: None,
                 mirrors: vec![],
+                peers: vec![],
             },
         ];
         let p = plan_host("h", &avail, &[], &[]);

@@ -28,6 +28,7 @@ pub fn available_for(installed: &[InstalledItem], releases: &[ReleaseView]) -> V
                 release_url: r.release_url.clone(),
                 delta: None,
                 mirrors: mirror_urls(r),
+                peers: vec![],
             });
         }
     }

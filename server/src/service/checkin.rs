@@ -335,6 +335,9 @@ async fn answer(
     // Its tenant's releases (all of them in a single-tenant install).
     let releases = state.host_releases(&host_id).await?;
     let mut available = fleet::available_for(&req.facts.installed, &releases);
+    if let (Some(site), false) = (&req.facts.site, available.is_empty()) {
+        super::sites::available_peers(state, &host_id, site, &releases, &mut available).await?;
+    }
     // A delta from what the host has, where one is ready (or asked for, for next time).
     let installed = |item: &str| {
         req.facts

@@ -3,7 +3,7 @@
 //! device that starts sharing wakes the site's waiting devices; a peer reported for bad bytes
 //! is offered no more.
 
-use ferry_manifests::wire::{Fetched, Job, ReleaseView, Site};
+use ferry_manifests::wire::{Available, Fetched, Job, ReleaseView, Site};
 
 use super::error::ServiceResult;
 use crate::policy::sites::{self, Offer, SiteNow};
@@ -19,17 +19,14 @@ pub async fn offers(
     jobs: Vec<Job>,
 ) -> ServiceResult<(Vec<Job>, Vec<String>)> {
     let releases = state.host_releases(host_id).await?;
-    let own = site
-        .share
-        .as_deref()
-        .and_then(ferry_manifests::wire::share_address)
-        .map(|a| a.ip());
+    let own = own_address(site);
     let now = time::OffsetDateTime::now_utc();
     let since = ferry_manifests::wire::timestamp(now - sites::FETCH_HOLD);
     let mut out = Vec::with_capacity(jobs.len());
     let mut whole = Vec::new();
     for mut job in jobs {
-        let artifact = release_of(&releases, &job).map(|r| r.artifact_sha256.clone());
+        let artifact =
+            release_of(&releases, &job.item, &job.version).map(|r| r.artifact_sha256.clone());
         // A rollback downloads nothing; a release unknown here is the device's to refuse.
         let Some(sha256) = artifact.filter(|_| job.rollback.is_none()) else {
             out.push(job);
@@ -114,10 +111,47 @@ pub async fn offers(
     Ok((out, whole))
 }
 
-fn release_of<'a>(releases: &'a [ReleaseView], job: &Job) -> Option<&'a ReleaseView> {
+/// Upgrades a host at `site` may take by itself (`auto_install`): each with the site's peers
+/// that hold its artifact. Nothing is held back for them (no job, no place to take).
+pub async fn available_peers(
+    state: &Shared,
+    host_id: &str,
+    site: &Site,
+    releases: &[ReleaseView],
+    available: &mut [Available],
+) -> ServiceResult<()> {
+    let own = own_address(site);
+    for a in available {
+        let Some(release) = release_of(releases, &a.item, &a.version) else {
+            continue;
+        };
+        let sha256 = &release.artifact_sha256;
+        let peers = state.store.site_peers(host_id, &site.name, sha256).await?;
+        a.peers = sites::nearest_first(own, peers)
+            .iter()
+            .map(|p| ferry_manifests::wire::peer_artifact_url(p, sha256))
+            .collect();
+    }
+    Ok(())
+}
+
+/// The address the device shares from, to rank its peers by.
+fn own_address(site: &Site) -> Option<std::net::IpAddr> {
+    site.share
+        .as_deref()
+        .and_then(ferry_manifests::wire::share_address)
+        .map(|a| a.ip())
+}
+
+/// The plain (not bundle) release `item` `version`.
+fn release_of<'a>(
+    releases: &'a [ReleaseView],
+    item: &str,
+    version: &semver::Version,
+) -> Option<&'a ReleaseView> {
     releases
         .iter()
-        .find(|r| r.item == job.item && r.version == job.version && r.bundle.is_none())
+        .find(|r| r.item == item && &r.version == version && r.bundle.is_none())
 }
 
 /// A host at `site` now says it holds artifacts: the site's devices waiting for a peer are
