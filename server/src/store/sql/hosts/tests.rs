@@ -185,7 +185,10 @@ async fn a_waiting_reason_is_noted_on_the_hosts_pending_update_only() {
         .await
         .unwrap();
     for id in ["a", "b"] {
-        store.create_host(&host(id), &format!("hash-{id}")).await.unwrap();
+        store
+            .create_host(&host(id), &format!("hash-{id}"))
+            .await
+            .unwrap();
     }
     let version: semver::Version = "1.0.0".parse().unwrap();
     let update = store
